@@ -1,0 +1,56 @@
+"""The one loader of kernels/*.cu: finds the sources, prepends #defines, compiles through cupy.RawModule, caches.
+
+Sources are found in the checkout's top-level kernels/ or, when installed, in the package cugraphllm.kernels
+(setup.cfg maps one onto the other). CuPy caches the compiled cubin on disk (CUPY_CACHE_DIR), so a second start
+pays only the module load. Import of this module touches no GPU library.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+_CHECKOUT_KERNELS = Path(__file__).resolve().parents[2] / "kernels"
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+# -std=c++17 is CuPy's default; no fast-math: RoPE and softmax keep IEEE expf/sincosf accuracy.
+COMPILE_OPTIONS = ("-lineinfo",)
+
+
+def kernel_dir() -> Path:
+    if (_CHECKOUT_KERNELS / "common.cuh").exists():
+        return _CHECKOUT_KERNELS
+    from importlib import resources
+    return Path(str(resources.files("cugraphllm.kernels")))
+
+
+def kernel_sources() -> list[Path]:
+    """Every .cu file we ship (CI compiles each for sm_90 and sm_80)."""
+    return sorted(kernel_dir().glob("*.cu"))
+
+
+def read_source(name: str, defines: dict | None = None) -> str:
+    """Source of kernels/<name>, local "#include"s inlined (NVRTC has no include path to our folder)."""
+    seen: set[str] = set()
+
+    def inline(fname: str) -> str:
+        if fname in seen:
+            return ""
+        seen.add(fname)
+        text = (kernel_dir() / fname).read_text()
+        return _INCLUDE_RE.sub(lambda m: inline(m.group(1)) if (kernel_dir() / m.group(1)).exists()
+                               else m.group(0), text)
+
+    head = "".join(f"#define {k} {v}\n" for k, v in sorted((defines or {}).items()))
+    return head + inline(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _module(name: str, defines: tuple, options: tuple):
+    import cupy as cp
+    return cp.RawModule(code=read_source(name, dict(defines)), options=COMPILE_OPTIONS + options)
+
+
+def get_function(file: str, kernel: str, defines: dict | None = None, options: tuple = ()):
+    """cupy RawKernel-like function `kernel` from kernels/<file>, compiled once per (defines, options)."""
+    return _module(file, tuple(sorted((defines or {}).items())), tuple(options)).get_function(kernel)
