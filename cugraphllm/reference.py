@@ -1,0 +1,196 @@
+"""NumPy reference: the ops of a LLaMA-2 forward pass, the whole-model forward over a KV cache, and `NumpyEngine`.
+
+This is the oracle every GPU kernel test compares against and the CPU backend of the library and the CLI.
+Every op is dtype-preserving: float32 in gives float32 out, float64 in gives float64 out (weights of another
+dtype are promoted per matmul, never stored twice). Conventions are DESIGN.md's: matrices [out, in], interleaved
+RoPE pairs, query head h reads KV head h // n_rep, scores scaled by 1/sqrt(head_dim).
+
+KV cache layout (as the GPU's): one array [n_layers, 2, S, n_kv_heads, head_dim]; kv[l, 0] keys, kv[l, 1] values.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import ConfigError, ContextLimitError
+from .weights import Weights
+
+
+# ---- ops -----------------------------------------------------------------------------------------------------
+def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    """x [..., D] / sqrt(mean(x^2) + eps) * w [D], in x's dtype."""
+    ms = np.mean(x * x, axis=-1, keepdims=True)
+    return (x / np.sqrt(ms + eps) * w).astype(x.dtype, copy=False)
+
+
+def rope_table(max_seq: int, head_dim: int, theta: float) -> np.ndarray:
+    """float64 [max_seq, head_dim//2, 2] = (cos, sin) of pos * theta**(-2i/head_dim); GPU kernels read it as f32."""
+    inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)   # [hd/2]
+    angles = np.arange(max_seq, dtype=np.float64)[:, None] * inv_freq[None, :]      # [S, hd/2]
+    return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _rope_cached(max_seq: int, head_dim: int, theta: float) -> np.ndarray:
+    table = rope_table(max_seq, head_dim, theta)
+    table.setflags(write=False)
+    return table
+
+
+def apply_rope(x: np.ndarray, positions: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Rotate interleaved pairs (x[2i], x[2i+1]) of each head. x [M, n, hd], positions [M] absolute."""
+    cs = table[np.asarray(positions)].astype(x.dtype, copy=False)      # [M, hd/2, 2]
+    cos, sin = cs[:, None, :, 0], cs[:, None, :, 1]                    # [M, 1, hd/2]
+    a, b = x[..., 0::2], x[..., 1::2]                                  # [M, n, hd/2]
+    out = np.empty_like(x)
+    out[..., 0::2] = a * cos - b * sin
+    out[..., 1::2] = a * sin + b * cos
+    return out
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(x); exp(-x) may overflow to inf for very negative x, which correctly gives -0."""
+    with np.errstate(over="ignore"):
+        return (x / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Causal GQA attention. q [M, H, hd]; k, v [L, KVH, hd] (cache rows 0..L-1); positions [M] absolute.
+
+    The query at position p attends keys 0..p; query head h reads KV head h // (H // KVH). Returns [M, H, hd].
+    """
+    M, H, hd = q.shape
+    KVH = k.shape[1]
+    n_rep = H // KVH
+    positions = np.asarray(positions)
+    L = int(positions.max()) + 1                                        # no key beyond the last query is read
+    kh = k[:L].transpose(1, 0, 2)                                       # [KVH, L, hd]
+    vh = v[:L].transpose(1, 0, 2)
+    # group the n_rep query heads that share a KV head: [KVH, n_rep*M, hd]
+    qg = q.reshape(M, KVH, n_rep, hd).transpose(1, 2, 0, 3).reshape(KVH, n_rep * M, hd)
+    scores = (qg @ kh.transpose(0, 2, 1)) * q.dtype.type(1.0 / np.sqrt(hd))   # [KVH, n_rep*M, L]
+    future = np.arange(L)[None, :] > positions[:, None]                 # [M, L]
+    scores = np.where(future, -np.inf, scores.reshape(KVH, n_rep, M, L)).astype(q.dtype, copy=False)
+    p = softmax(scores, axis=-1).reshape(KVH, n_rep * M, L)
+    out = (p @ vh).reshape(KVH, n_rep, M, hd).transpose(2, 0, 1, 3)     # [M, KVH, n_rep, hd]
+    return np.ascontiguousarray(out.reshape(M, H, hd)).astype(q.dtype, copy=False)
+
+
+def _linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """y = x @ w.T in x's dtype (w [out, in] may be stored narrower, e.g. float16)."""
+    return (x @ w.T).astype(x.dtype, copy=False)
+
+
+# ---- whole model ---------------------------------------------------------------------------------------------
+def new_kv_cache(config: ModelConfig, max_seq: int, dtype=np.float32) -> np.ndarray:
+    """Zeroed [n_layers, 2, max_seq, n_kv_heads, head_dim] (np.zeros pages in lazily, so a big S is cheap)."""
+    return np.zeros((config.n_layers, 2, max_seq, config.n_kv_heads, config.head_dim), dtype=dtype)
+
+
+def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_pos: int,
+                  kv: np.ndarray) -> np.ndarray:
+    """Run the layers on tokens at positions start_pos.. ; writes their K/V into kv; returns the final-normed
+    residual [M, D] in kv's dtype (float32 or float64)."""
+    c = config
+    tokens = np.asarray(tokens, dtype=np.int64)
+    M = len(tokens)
+    positions = np.arange(start_pos, start_pos + M)
+    table = _rope_cached(kv.shape[2], c.head_dim, float(c.rope_theta))
+    x = weights.tok_embeddings[tokens].astype(kv.dtype)                 # [M, D] residual stream
+    end = start_pos + M
+    for l, lw in enumerate(weights.layers):
+        qkv = _linear(rmsnorm(x, lw.attention_norm, c.norm_eps), lw.wqkv)    # [M, D + 2*kv_dim]
+        q = apply_rope(qkv[:, :c.dim].reshape(M, c.n_heads, c.head_dim), positions, table)
+        k = apply_rope(qkv[:, c.dim:c.dim + c.kv_dim].reshape(M, c.n_kv_heads, c.head_dim), positions, table)
+        kv[l, 0, start_pos:end] = k
+        kv[l, 1, start_pos:end] = qkv[:, c.dim + c.kv_dim:].reshape(M, c.n_kv_heads, c.head_dim)
+        att = attention(q, kv[l, 0, :end], kv[l, 1, :end], positions)
+        x = x + _linear(att.reshape(M, c.dim), lw.wo)
+        h13 = _linear(rmsnorm(x, lw.ffn_norm, c.norm_eps), lw.w13)        # [M, 2F]: gate then up
+        x = x + _linear(silu(h13[:, :c.hidden_dim]) * h13[:, c.hidden_dim:], lw.w2)
+    return rmsnorm(x, weights.norm, c.norm_eps)
+
+
+def forward(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_pos: int = 0,
+            kv: np.ndarray | None = None) -> np.ndarray:
+    """Logits [M, V] for tokens at positions start_pos..start_pos+M-1, appending their K/V to kv.
+
+    kv None: a fresh float32 cache just big enough (start_pos must then be 0). Compute dtype = kv's dtype.
+    """
+    if kv is None:
+        if start_pos:
+            raise ConfigError("forward: start_pos > 0 needs the kv cache that holds the earlier positions")
+        kv = new_kv_cache(config, len(tokens))
+    if start_pos + len(tokens) > kv.shape[2]:
+        raise ContextLimitError(f"forward: positions up to {start_pos + len(tokens)} exceed the cache of "
+                                f"{kv.shape[2]}")
+    return _linear(hidden_states(config, weights, tokens, start_pos, kv), weights.output)
+
+
+# ---- engine --------------------------------------------------------------------------------------------------
+class NumpyEngine:
+    """DESIGN.md's Engine protocol on the NumPy reference (float32 activations and KV cache)."""
+
+    def __init__(self, config: ModelConfig, weights: Weights, max_seq_len: int | None = None):
+        self.config = config
+        self.weights = weights
+        self.max_seq_len = min(max_seq_len or config.max_seq_len, config.max_seq_len)
+        self.kv = new_kv_cache(config, self.max_seq_len)
+        self.tokens: list[int] = []
+        self._logits: np.ndarray | None = None   # f32 [V]: prediction for position len(tokens)
+
+    def reset(self) -> None:
+        self.tokens = []
+        self._logits = None
+
+    def truncate(self, n: int) -> None:
+        if not 0 <= n <= len(self.tokens):
+            raise ConfigError(f"truncate: n={n} is outside 0..{len(self.tokens)}")
+        if n < len(self.tokens):
+            self.tokens = self.tokens[:n]
+            self._logits = None
+
+    def _feed(self, new_tokens: Sequence[int]) -> None:
+        """Prefill new_tokens after the cached ones; `tokens` grows only once the step is complete, so an
+        interrupted step leaves the engine consistent (cache rows past len(tokens) are dead)."""
+        x = hidden_states(self.config, self.weights, new_tokens, len(self.tokens), self.kv)
+        self._logits = _linear(x[-1:], self.weights.output)[0]
+        self.tokens = self.tokens + [int(t) for t in new_tokens]
+
+    def generate(self, new_tokens: Sequence[int], params, max_new_tokens: int) -> Iterator[int]:
+        """Prefill new_tokens, then yield up to max_new_tokens sampled ids (see DESIGN.md's Engine protocol)."""
+        new_tokens = [int(t) for t in new_tokens]
+        total = len(self.tokens) + len(new_tokens)
+        if total > self.max_seq_len:
+            raise ContextLimitError(f"prompt of {total} tokens does not fit the context of {self.max_seq_len}")
+        if not new_tokens and not self.tokens:
+            raise ConfigError("generate: nothing to condition on (empty prompt and empty cache)")
+        if max_new_tokens < 0:
+            raise ConfigError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if not new_tokens and self._logits is None:
+            # no stored prediction for the next position: recompute it from the last cached token
+            new_tokens = [self.tokens[-1]]
+            self.truncate(len(self.tokens) - 1)
+        return self._steps(new_tokens, params, max_new_tokens)
+
+    def _steps(self, new_tokens, params, max_new_tokens) -> Iterator[int]:
+        from .sampling import sample
+        if max_new_tokens == 0:
+            return
+        if new_tokens:
+            self._feed(new_tokens)
+        for i in range(max_new_tokens):
+            token = sample(self._logits, params, self.tokens, len(self.tokens))
+            yield token
+            # the consumer asked for more: commit `token` unless it was the last one or the context is full
+            if i + 1 == max_new_tokens or len(self.tokens) >= self.max_seq_len:
+                return
+            self._feed([token])
