@@ -70,7 +70,21 @@ class ModelConfig:
 
     @classmethod
     def from_hf_config(cls, cfg: dict, source: str = "config.json") -> "ModelConfig":
-        """From a Hugging Face LlamaForCausalLM config.json dict."""
+        """From a Hugging Face LlamaForCausalLM config.json dict. Errors name `source`."""
+        try:
+            return cls._from_hf_config(cfg, source)
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(source) else f"{source}: {msg.removeprefix('config: ')}") \
+                from None
+        except (TypeError, ValueError) as e:  # e.g. "rms_norm_eps": "abc", or "hidden_size": null
+            raise ConfigError(f"{source}: invalid value ({e})") from None
+
+    @classmethod
+    def _from_hf_config(cls, cfg: dict, source: str) -> "ModelConfig":
+        if cfg.get("model_type", "llama") != "llama" or cfg.get("hidden_act", "silu") != "silu":
+            raise ConfigError(f"{source}: model_type {cfg.get('model_type')!r} / hidden_act "
+                              f"{cfg.get('hidden_act')!r} is not a LLaMA model (llama / silu)")
         try:
             dim = cfg["hidden_size"]
             n_heads = cfg["num_attention_heads"]
@@ -105,6 +119,8 @@ class ModelConfig:
             cfg = json.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: not found") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(cfg, dict):

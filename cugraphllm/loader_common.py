@@ -1,0 +1,136 @@
+"""Format-independent half of loading: expected shapes, fusion into wqkv/w13, dtype, progress.
+
+A format loader (loader_hf, loader_llama2c) supplies `get(name, layer) -> Tensor` for the internal
+names below; `build_weights` checks each shape against the config, then copies layer by layer into the
+fused arrays. Memory: sources are mmap views; the only new allocations are the fused matrices (and
+any matrix whose dtype changes), written chunk by chunk, so a checkpoint never exists twice in RAM.
+A matrix whose stored dtype already equals the requested one and needs no fusion or permutation
+(tok_embeddings, wo, w2, output, fp32 norms) is returned as the read-only mmap view itself.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import CheckpointError
+from .weights import LayerWeights, Weights
+
+LAYER_NAMES = ("attention_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w1", "w2", "w3")
+GLOBAL_NAMES = ("tok_embeddings", "norm", "output")
+_CHUNK_BYTES = 64 << 20  # rows converted per step: bounds the temporary of a dtype change
+
+
+def expected_shape(cfg: ModelConfig, name: str) -> tuple:
+    D, F, V, KV = cfg.dim, cfg.hidden_dim, cfg.vocab_size, cfg.kv_dim
+    return {"tok_embeddings": (V, D), "output": (V, D), "norm": (D,), "attention_norm": (D,),
+            "ffn_norm": (D,), "wq": (D, D), "wk": (KV, D), "wv": (KV, D), "wo": (D, D),
+            "w1": (F, D), "w3": (F, D), "w2": (D, F)}[name]
+
+
+@dataclass
+class Tensor:
+    """A stored tensor: `raw` is the mmap view in its storage dtype; `decode` widens a slice of it
+    to a NumPy float dtype (identity except for bfloat16 bits)."""
+    raw: np.ndarray
+    where: str                       # "<file>: tensor '<name>'" for error messages
+    decode: Callable[[np.ndarray], np.ndarray] = np.asarray
+    native: bool = True              # raw is already a NumPy float dtype
+
+
+def _check(cfg: ModelConfig, name: str, t: Tensor) -> None:
+    want = expected_shape(cfg, name)
+    if tuple(t.raw.shape) != want:
+        raise CheckpointError(f"{t.where}: shape {list(t.raw.shape)} does not match the config, which "
+                              f"expects {list(want)}")
+
+
+def _copy_rows(out: np.ndarray, t: Tensor, perm_heads: int = 0) -> None:
+    """out[:] = decode(t.raw), in row chunks; perm_heads > 0 un-permutes rotate-half rows per head
+    (HF stores head rows as [re_0..re_{h/2-1}, im_0..]; we want interleaved [re_0, im_0, re_1, ...])."""
+    rows, cols = t.raw.shape if t.raw.ndim == 2 else (t.raw.shape[0], 1)
+    step = max(1, _CHUNK_BYTES // max(1, cols * 4))
+    hd = rows // perm_heads if perm_heads else 1
+    step = max(hd, step // hd * hd)  # whole heads per chunk
+    for a in range(0, rows, step):
+        src = t.decode(t.raw[a:a + step])
+        if perm_heads:
+            k = src.shape[0] // hd
+            # [k, 2, hd/2, cols] (half, pair) -> [k, hd/2, 2, cols] (pair, half)
+            out[a:a + step].reshape(k, hd // 2, 2, cols)[...] = \
+                src.reshape(k, 2, hd // 2, cols).transpose(0, 2, 1, 3)
+        else:
+            out[a:a + step] = src
+
+
+def fuse(parts: list, dtype: np.dtype) -> np.ndarray:
+    """Concatenate [(Tensor, perm_heads)] along rows into a new `dtype` array, or return the single
+    part's mmap view when nothing needs to change."""
+    (t0, p0) = parts[0]
+    if len(parts) == 1 and not p0 and t0.native and t0.raw.dtype == dtype:
+        return t0.raw
+    rows = sum(t.raw.shape[0] for t, _ in parts)
+    out = np.empty((rows,) + tuple(t0.raw.shape[1:]), dtype=dtype)
+    r = 0
+    for t, perm in parts:
+        n = t.raw.shape[0]
+        _copy_rows(out[r:r + n], t, perm)
+        r += n
+    return out
+
+
+class Progress:
+    """'loading <src>: layer i/n' lines on stderr, when enabled."""
+
+    def __init__(self, enabled: bool, source: str, n_layers: int):
+        self.enabled, self.source, self.n = enabled, source, n_layers
+        self.t0 = time.perf_counter()
+
+    def layer(self, i: int) -> None:
+        if self.enabled:
+            print(f"loading {self.source}: layer {i + 1}/{self.n} ...", file=sys.stderr, flush=True)
+
+    def done(self, nbytes: int) -> None:
+        if self.enabled:
+            dt = time.perf_counter() - self.t0
+            print(f"loaded {self.source}: {nbytes / 1e9:.2f} GB in {dt:.1f} s", file=sys.stderr, flush=True)
+
+
+def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dtype: str,
+                  progress: Progress, permuted: bool) -> Weights:
+    """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order."""
+    mat = np.dtype(dtype)
+    f32 = np.dtype(np.float32)
+
+    def one(name, layer=None, dt=mat, perm=0):
+        t = get(name, layer)
+        _check(cfg, name, t)
+        return fuse([(t, perm)], dt)
+
+    def fused(names, layer, perms):
+        ts = [get(n, layer) for n in names]
+        for n, t in zip(names, ts):
+            _check(cfg, n, t)
+        return fuse(list(zip(ts, perms)), mat)
+
+    qk = (cfg.n_heads, cfg.n_kv_heads, 0) if permuted else (0, 0, 0)
+    tok = one("tok_embeddings")
+    layers = []
+    for i in range(cfg.n_layers):
+        progress.layer(i)
+        layers.append(LayerWeights(
+            attention_norm=one("attention_norm", i, f32),
+            wqkv=fused(("wq", "wk", "wv"), i, qk),
+            wo=one("wo", i),
+            ffn_norm=one("ffn_norm", i, f32),
+            w13=fused(("w1", "w3"), i, (0, 0)),
+            w2=one("w2", i)))
+    norm = one("norm", None, f32)
+    output = tok if cfg.tie_embeddings else one("output")
+    w = Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output)
+    progress.done(w.nbytes())
+    return w
