@@ -1,0 +1,189 @@
+"""CudaEngine: the `cuda` backend. It owns one non-blocking stream, the weights, the KV cache, the scratch
+buffers, the attention kernels and the graph runtime, and implements the Engine protocol of docs/DESIGN.md.
+
+Decode is pipelined one step ahead: step i+1 is queued before the host waits for token i, and token i is read
+from pinned memory that the sampler wrote directly, so reading it never stalls the GPU.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..config import ModelConfig, RuntimeConfig
+from ..errors import BackendError, ContextLimitError
+from ..sampling import SamplingParams
+from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, upload_weights
+
+
+def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int) -> None:
+    try:
+        import cupy as cp
+        ok = cp.cuda.is_available()
+    except Exception as exc:
+        raise BackendError(f"cuda backend: CuPy is not usable here ({exc}); use --backend numpy") from None
+    if not ok:
+        raise BackendError("cuda backend: no CUDA GPU is visible; use --backend numpy")
+    S = runtime.context(config)
+    kv = 2 * config.n_layers * S * config.kv_dim * 2
+    need = weight_bytes + kv + (256 << 20)
+    free = cp.cuda.runtime.memGetInfo()[0]
+    if need > free:
+        raise BackendError(f"cuda backend: out of GPU memory: the model needs {need / 2**30:.2f} GiB "
+                           f"(weights {weight_bytes / 2**30:.2f}, KV cache {kv / 2**30:.2f}) but "
+                           f"{free / 2**30:.2f} GiB are free")
+
+
+class CudaEngine:
+    def __init__(self, config: ModelConfig, weights, runtime: RuntimeConfig | None = None, *,
+                 _device_weights=None, progress=None):
+        import cupy as cp
+        from .attention import Attention
+        from .runtime import GraphRuntime
+        t0 = time.perf_counter()
+        self.config, self.runtime = config, runtime or RuntimeConfig(backend="cuda")
+        self.max_seq_len = self.runtime.context(config)
+        if _device_weights is None:
+            _check_gpu(config, self.runtime, 2 * config.n_params())
+        dtype = storage_dtype(self.runtime.dtype)
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        with self.stream:
+            self.w = _device_weights or upload_weights(weights, dtype, progress)
+            self.kv = KVCache(config, self.max_seq_len, dtype)
+            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
+            rows = max(self.attn.prefill_buckets)
+            self.s = Scratch(config, self.max_seq_len, rows, dtype)
+        self.rt = GraphRuntime(self, self.runtime.mode)
+        self.tokens: list[int] = []
+        self.load_s = time.perf_counter() - t0
+        self._warmup()
+        self.startup_s = time.perf_counter() - t0
+
+    @classmethod
+    def dummy(cls, config: ModelConfig, runtime: RuntimeConfig | None = None, seed: int = 0):
+        runtime = runtime or RuntimeConfig(backend="cuda")
+        _check_gpu(config, runtime, 2 * config.n_params())
+        return cls(config, None, runtime, _device_weights=dummy_device_weights(
+            config, storage_dtype(runtime.dtype), seed))
+
+    # ---- start-up ---------------------------------------------------------------------------------------
+    def _warmup(self) -> None:
+        """Compile and load every kernel (generic attention synchronously, specialized buckets in the
+        background), run each step shape once eagerly (kernels must run before capture), capture what the
+        first request needs."""
+        t0 = time.perf_counter()
+        a = self.attn
+        a.prepare("decode", None)
+        a.prepare("prefill", None)
+        if self.runtime.mode != "graph":
+            a.prepare("decode", a.decode_buckets[0])
+            for b in a.prefill_buckets:
+                a.prepare("prefill", b)
+            for b in a.decode_buckets[1:]:
+                a.prepare("decode", b, background=True)
+        self.compile_s = time.perf_counter() - t0
+        self._set_sampling(SamplingParams(temperature=1.0))
+        for rows in [1] + list(a.prefill_buckets):
+            self._set_step(pos=0, n=1 if rows == 1 else rows)
+            for greedy in (True, False):
+                self.rt.step("decode" if rows == 1 else "prefill", rows, greedy)
+        self.stream.synchronize()
+        if self.runtime.mode != "eager":
+            for greedy in (True, False):
+                for key in [("decode", None, greedy)] + self.rt.wanted("decode", 1, greedy):
+                    self.rt.capture(key)
+                for b in a.prefill_buckets:
+                    self.rt.capture(("prefill", b, greedy))
+        self.reset()
+
+    # ---- Engine protocol --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.tokens = []
+
+    def truncate(self, n: int) -> None:
+        del self.tokens[max(0, n):]
+
+    def sync(self) -> None:
+        self.stream.synchronize()
+
+    def _set_step(self, pos: int, n: int, prompt=None) -> None:
+        s = self.s
+        s.pos.set(np.array([pos], np.int32), stream=self.stream)
+        s.n_tokens.set(np.array([n], np.int32), stream=self.stream)
+        if prompt is not None:
+            buf = np.zeros(s.prompt.shape[0], np.int32)
+            buf[:len(prompt)] = prompt
+            s.prompt.set(buf, stream=self.stream)
+
+    def _set_sampling(self, p: SamplingParams) -> None:
+        self.s.params.set(np.array([p.temperature, p.top_p, p.repetition_penalty, p.top_k], np.float32),
+                          stream=self.stream)
+        self.s.seed.set(np.array([p.seed], np.uint64), stream=self.stream)
+
+    def _prefill(self, new: list[int], greedy: bool) -> None:
+        """Append `new` to the cache in chunks of the largest prefill bucket; the last chunk samples."""
+        rows = max(self.attn.prefill_buckets)
+        hist = self.s.hist_host
+        hist[len(self.tokens):len(self.tokens) + len(new)] = new  # repetition penalty sees the prompt
+        start = len(self.tokens)
+        for i in range(0, len(new), rows):
+            chunk = new[i:i + rows]
+            if len(chunk) == 1:
+                self._set_step(start + i, 1)
+                self.s.token.set(np.array(chunk, np.int32), stream=self.stream)
+                self.rt.step("decode", start + i + 1, greedy)
+            else:
+                self._set_step(start + i, len(chunk), chunk)
+                self.rt.step("prefill", len(chunk), greedy)
+            if i + rows < len(new):  # a non-final chunk's sampler overwrote hist at the chunk edge
+                self.stream.synchronize()
+                hist[start:start + len(new)] = new
+
+    def generate(self, new_tokens, params: SamplingParams, max_new_tokens: int):
+        import cupy as cp
+        new = [int(t) for t in new_tokens]
+        if not new:
+            raise ValueError("generate needs at least one new token")
+        n0 = len(self.tokens)
+        total = n0 + len(new)
+        if total > self.max_seq_len:
+            raise ContextLimitError(f"prompt of {total} tokens does not fit the context of {self.max_seq_len}")
+        budget = min(max_new_tokens, self.max_seq_len - total + 1)  # token i needs position total+i-1 < S
+        if budget <= 0:
+            return
+        greedy = params.temperature == 0.0
+        ev = [cp.cuda.Event(disable_timing=True) for _ in range(3)]
+        try:
+            self._set_sampling(params)
+            self._prefill(new, greedy)
+            ev[0].record(self.stream)
+            self.tokens.extend(new)
+            for i in range(budget):
+                pos = total + i  # position of token i (the one being yielded)
+                if i + 1 < budget:  # queue the step that feeds token i back before waiting for it
+                    self.rt.step("decode", pos + 1, greedy)
+                    ev[(i + 1) % 3].record(self.stream)
+                    self.rt.poll("decode", pos + 1, greedy)
+                ev[i % 3].synchronize()
+                yield int(self.s.hist_host[pos])
+                self.tokens.append(int(self.s.hist_host[pos]))
+        finally:
+            self.stream.synchronize()  # Ctrl-C or early stop: nothing in flight, cache consistent with tokens
+
+    # ---- reports ---------------------------------------------------------------------------------------
+    def memory_report(self) -> dict:
+        w = self.w.nbytes()
+        return {"weights": w, "kv_cache": self.kv.nbytes, "scratch": self.s.nbytes,
+                "attention_scratch": getattr(self.attn, "nbytes", 0), "graphs": self.rt.graph_bytes,
+                "n_graphs": len(self.rt.graphs)}
+
+    def describe(self) -> str:
+        m = self.memory_report()
+        return (f"cuda engine: {self.runtime.mode} mode, {self.runtime.dtype}, context {self.max_seq_len}, "
+                f"weights {m['weights'] / 2**30:.2f} GiB, KV {m['kv_cache'] / 2**30:.2f} GiB, "
+                f"{m['n_graphs']} graphs {m['graphs'] / 2**20:.1f} MiB, ready in {self.startup_s:.2f} s")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
