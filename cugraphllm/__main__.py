@@ -1,0 +1,4 @@
+"""`python -m cugraphllm ...`: see cugraphllm/cli.py."""
+from .cli import main
+
+raise SystemExit(main())

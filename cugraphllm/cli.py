@@ -1,0 +1,259 @@
+"""`python -m cugraphllm generate|chat|bench`: the command line.
+
+Text goes to stdout (flushed per chunk); status, prompts and timings go to stderr, so stdout can be piped.
+Every user error (CugraphError, bad flag) is one line "error: ..." on stderr and exit code 2, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import math
+import os
+import sys
+import time
+
+from .errors import CugraphError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the default prints the whole usage first)."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _checked(kind, ok, what):
+    """An argparse `type` that parses with `kind` and rejects values where ok(v) is false."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+def _finite(v):
+    return math.isfinite(v)
+
+
+NONNEG_INT = _checked(int, lambda v: v >= 0, "an integer >= 0")
+POS_INT = _checked(int, lambda v: v > 0, "an integer > 0")
+SEED = _checked(int, lambda v: 0 <= v < 2 ** 64, "an integer in [0, 2**64)")
+TEMPERATURE = _checked(float, lambda v: _finite(v) and v >= 0, "a number >= 0")
+TOP_P = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+PENALTY = _checked(float, lambda v: _finite(v) and v > 0, "a number > 0")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, metavar="PATH",
+                   help="a Hugging Face model folder (config.json + *.safetensors), a llama2.c .bin file, "
+                        "or dummy:<preset> for seeded random weights (llama-2-7b, llama-2-13b, llama-2-70b, tiny)")
+    g.add_argument("--tokenizer", metavar="PATH",
+                   help="sentencepiece tokenizer.model (default: tokenizer.model beside the model)")
+    g.add_argument("--backend", choices=("auto", "numpy", "cuda"), default="auto",
+                   help="auto: cuda when CuPy sees a GPU, else numpy (float32 reference on the CPU)")
+    g.add_argument("--mode", choices=("eager", "graph", "hybrid"), default="hybrid",
+                   help="cuda only: eager launches, CUDA graphs, or graphs for the static parts with per-bucket "
+                        "attention (default hybrid)")
+    g.add_argument("--dtype", choices=("float16", "bfloat16"), default="float16",
+                   help="cuda only: weight and KV-cache storage dtype (math is float32; numpy is always float32)")
+    g.add_argument("--max-seq-len", type=POS_INT, metavar="N",
+                   help="context to allocate, in tokens (default and maximum: the model's)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no status lines or timings on stderr")
+
+
+def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: float, top_p: float) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--max-new-tokens", type=NONNEG_INT, default=max_new, metavar="N",
+                   help=f"stop after N new tokens (default {max_new}); generation also stops at EOS, at a "
+                        "--stop string and when the context is full")
+    g.add_argument("--temperature", type=TEMPERATURE, default=temperature, metavar="T",
+                   help=f"softmax temperature; 0 = greedy argmax (default {temperature})")
+    g.add_argument("--top-k", type=NONNEG_INT, default=0, metavar="K",
+                   help="sample among the K most likely tokens only; 0 = no limit (default 0)")
+    g.add_argument("--top-p", type=TOP_P, default=top_p, metavar="P",
+                   help=f"nucleus sampling: the smallest set of tokens with probability >= P (default {top_p})")
+    g.add_argument("--repetition-penalty", type=PENALTY, default=1.0, metavar="R",
+                   help="divide the logits of tokens already seen by R (> 1 discourages repeats; default 1.0)")
+    g.add_argument("--seed", type=SEED, default=0, metavar="S",
+                   help="random seed; the same seed gives the same text (default 0)")
+    g.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="stop when TEXT appears (not printed); repeat the flag for several stop strings")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="cugraphllm", description="Low-latency LLaMA-2 inference: CUDA graphs + Numba "
+                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench}",
+                             parser_class=_Parser)
+    gen = sub.add_parser("generate", help="complete a prompt, streamed to stdout",
+                         description="Complete --prompt and stream the text to stdout; tokens/s on stderr.")
+    _add_model_flags(gen)
+    gen.add_argument("--prompt", required=True, metavar="TEXT", help="the text to complete (BOS is prepended)")
+    gen.add_argument("--no-echo", action="store_true", help="print only the completion, not the prompt first")
+    _add_sampling_flags(gen, max_new=256, temperature=0.0, top_p=1.0)
+    chat = sub.add_parser("chat", help="interactive LLaMA-2 chat (REPL)",
+                          description="Chat with a LLaMA-2 chat model. Type a message and press Enter. "
+                                      "/reset starts a new conversation, /exit (or end of input) quits. Ctrl-C "
+                                      "stops the current reply; Ctrl-C twice at the prompt quits. Works with "
+                                      "piped stdin: one message per line, replies on stdout.")
+    _add_model_flags(chat)
+    chat.add_argument("--system", metavar="TEXT", help="system prompt for the conversation (<<SYS>> block)")
+    _add_sampling_flags(chat, max_new=512, temperature=0.6, top_p=0.9)
+    sub.add_parser("bench", add_help=False, help="benchmarks (python -m cugraphllm bench --help)")
+    return top
+
+
+# ---- helpers --------------------------------------------------------------------------------------------------
+def _status(args, text: str) -> None:
+    if not args.quiet:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _load(args):
+    from .api import LLM
+    t0 = time.perf_counter()  # no "loading" line first: a bad path must give exactly one line on stderr
+    llm = LLM.load(args.model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
+                   max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet)
+    c = llm.config
+    _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
+                  f"{c.n_heads}/{c.n_kv_heads} heads, vocab {c.vocab_size}; backend {llm.runtime.backend}, "
+                  f"context {llm.engine.max_seq_len}")
+    return llm
+
+
+def _sampling(args) -> dict:
+    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed, stop=args.stop)
+
+
+def _write_stream(chunks) -> None:
+    """Print chunks as they come; close the iterator whatever happens (keeps the engine consistent)."""
+    try:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    finally:
+        chunks.close()
+
+
+def _report(args, stats) -> None:
+    if stats is None:
+        return
+    if stats.finish_reason == "context":
+        sys.stderr.write(f"[{stats.message}]\n")
+    _status(args, f"[{stats.prompt_tokens} prompt + {stats.new_tokens} new tokens in {stats.total_s:.2f} s; "
+                  f"first token {stats.first_token_s * 1e3:.0f} ms; decode {stats.decode_tokens_per_s:.1f} "
+                  f"tokens/s; finish: {stats.finish_reason}]")
+
+
+# ---- commands -------------------------------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    llm = _load(args)
+    chunks = llm.generate(args.prompt, stream=True, **_sampling(args))
+    if not args.no_echo:
+        sys.stdout.write(args.prompt)
+    try:
+        _write_stream(chunks)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        _report(args, llm.last)
+        return EXIT_INTERRUPTED
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    _report(args, llm.last)
+    return 0
+
+
+def _read_line(interactive: bool) -> str | None:
+    """One line of input, prompt on stderr; None at end of input. Raises KeyboardInterrupt on Ctrl-C."""
+    if interactive:
+        sys.stderr.write("\n>>> ")
+        sys.stderr.flush()
+    line = sys.stdin.readline()
+    return None if line == "" else line.rstrip("\r\n")
+
+
+def _chat_turn(args, session, text: str) -> None:
+    try:
+        _write_stream(session.send(text, stream=True, **_sampling(args)))
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        _status(args, "[reply interrupted]")
+        return
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    stats = session.llm.last
+    if stats is not None and stats.finish_reason == "context":
+        sys.stderr.write(f"[{stats.message}; /reset to start a new conversation]\n")
+
+
+def cmd_chat(args) -> int:
+    session = _load(args).chat(system=args.system)
+    interactive = sys.stdin.isatty()
+    _status(args, "chat: /reset starts over, /exit quits" + (", Ctrl-C stops a reply" if interactive else ""))
+    armed = False  # a first Ctrl-C at the prompt arms, the second exits
+    while True:
+        try:
+            line = _read_line(interactive)
+        except KeyboardInterrupt:
+            if armed:
+                sys.stderr.write("\n")
+                return 0
+            armed = True
+            sys.stderr.write("\n(Ctrl-C again or /exit to quit)")
+            continue
+        armed = False
+        if line is None or line.strip() in ("/exit", "/quit"):
+            return 0
+        if line.strip() == "/reset":
+            session.reset()
+            _status(args, "[conversation reset]")
+        elif line.strip():
+            try:
+                _chat_turn(args, session, line)
+            except CugraphError as err:  # e.g. the dialog no longer fits: say so, keep the REPL
+                sys.stderr.write(f"error: {_one_line(err)}\n")
+
+
+def cmd_bench(argv: list[str]) -> int:
+    if importlib.util.find_spec("cugraphllm.bench") is None:
+        sys.stderr.write("error: bench: the benchmark module cugraphllm.bench is not part of this build\n")
+        return EXIT_USAGE
+    return int(importlib.import_module("cugraphllm.bench").main(argv) or 0)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    try:
+        if argv[:1] == ["bench"]:
+            return cmd_bench(argv[1:])
+        args = build_parser().parse_args(argv)
+        return {"generate": cmd_generate, "chat": cmd_chat}[args.command](args)
+    except CugraphError as err:
+        sys.stderr.write(f"error: {_one_line(err)}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (| head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
