@@ -1,0 +1,189 @@
+"""SentencePiece tokenizer (LLaMA-2 / llama2.c `tokenizer.model`) and streaming detokenization.
+
+`Tokenizer` is a thin wrapper: sentencepiece itself does BPE with byte fallback, the dummy-prefix space, and the
+decoding of byte pieces (`<0xE6>`) into UTF-8, where each byte that does not complete a valid character becomes
+U+FFFD. `StreamDecoder` turns a token stream into text chunks whose concatenation equals `decode(all ids)`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from .errors import TokenizerError
+
+# Lead byte -> length of the UTF-8 sequence it starts, as sentencepiece's decoder reads it (C0..F7 are leads;
+# it rejects overlong, surrogate and > U+10FFFF forms later, byte by byte, which only makes us more cautious).
+_LEAD_LEN = {b: 2 for b in range(0xC0, 0xE0)} | {b: 3 for b in range(0xE0, 0xF0)} | {b: 4 for b in range(0xF0, 0xF8)}
+
+
+def _is_trail(byte: int) -> bool:
+    return 0x80 <= byte <= 0xBF
+
+
+class Tokenizer:
+    """Encode text to ids and back. `bos_id`/`eos_id` are -1 when the model has none."""
+
+    def __init__(self, processor, path: Path | None = None):
+        self.sp = processor
+        self.path = path
+        self.vocab_size: int = processor.vocab_size()
+        self.bos_id: int = processor.bos_id()
+        self.eos_id: int = processor.eos_id()
+        # byte value of each byte-fallback piece (id -> 0..255); the streaming decoder needs them
+        self.byte_of: dict[int, int] = {
+            i: int(processor.id_to_piece(i)[3:5], 16) for i in range(self.vocab_size) if processor.is_byte(i)}
+
+    @classmethod
+    def load(cls, path) -> "Tokenizer":
+        """Load a sentencepiece `tokenizer.model` (or a folder holding one)."""
+        import sentencepiece as spm
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.model"
+        if not path.is_file():
+            raise TokenizerError(f"tokenizer {path}: file not found")
+        data = path.read_bytes()
+        hint = " (llama2.c tokenizer.bin is not read; pass the sentencepiece tokenizer.model)" if path.suffix == ".bin" else ""
+        try:
+            if not data:
+                raise ValueError("empty file")
+            proc = spm.SentencePieceProcessor(model_proto=data)
+        except Exception as err:  # sentencepiece raises RuntimeError/OSError with multi-line text
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TokenizerError(f"tokenizer {path}: not a sentencepiece model{hint}: {reason}") from None
+        if proc.vocab_size() <= 0:
+            raise TokenizerError(f"tokenizer {path}: the model has no pieces")
+        return cls(proc, path)
+
+    def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
+        if not isinstance(text, str):
+            raise TokenizerError(f"tokenizer: can only encode str, got {type(text).__name__}")
+        ids = list(self.sp.encode(text, out_type=int))
+        if bos:
+            ids.insert(0, self._special(self.bos_id, "BOS"))
+        if eos:
+            ids.append(self._special(self.eos_id, "EOS"))
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of `ids`; BOS/EOS print nothing, the first piece loses its dummy-prefix space."""
+        ids = [int(i) for i in ids]
+        for i in ids:
+            if not 0 <= i < self.vocab_size:
+                raise TokenizerError(f"tokenizer: token id {i} is outside the vocabulary [0, {self.vocab_size})")
+        return self.sp.decode(ids)
+
+    def is_control(self, token_id: int) -> bool:
+        return bool(self.sp.is_control(token_id))
+
+    def _special(self, token_id: int, name: str) -> int:
+        if token_id < 0:
+            raise TokenizerError(f"tokenizer {self.path}: the model defines no {name} token")
+        return token_id
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
+
+
+class StreamDecoder:
+    """Incremental detokenizer: `"".join(push(t) for t in ids) + flush() == tokenizer.decode(ids)`.
+
+    It decodes a short window of recent ids and prints the part of its text that can no longer change. Text can
+    change only at the end: a trailing U+FFFD may be the first bytes of a character still arriving, so trailing
+    U+FFFD are held back. Once a prefix of the window is printed and ends at a safe boundary (not inside a UTF-8
+    sequence of byte pieces), the window restarts there. A restarted window is decoded behind a fixed context
+    piece, so its first piece keeps its leading space (sentencepiece strips it only from the first piece of all).
+    Cost per token: one decode of at most `max_window` ids.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_window: int = 8):
+        self.tok = tokenizer
+        self.max_window = max(2, max_window)
+        self._ctx = _context_piece(tokenizer)
+        self._ctx_len = len(tokenizer.sp.decode([self._ctx]))
+        self.reset()
+
+    def reset(self) -> None:
+        self._window: list[int] = []   # ids not yet behind the anchor
+        self._printed = 0              # chars of the window's text already returned
+        self._anchored = False         # True once the window starts after the first non-control piece
+
+    def push(self, token_id: int) -> str:
+        token_id = int(token_id)
+        if not 0 <= token_id < self.tok.vocab_size:
+            raise TokenizerError(f"tokenizer: token id {token_id} is outside the vocabulary [0, {self.tok.vocab_size})")
+        self._window.append(token_id)
+        text = self._text(self._window)
+        # at most 3 trailing U+FFFD (the bytes of an unfinished character) can still change
+        stable = len(text) - min(3, len(text) - len(text.rstrip("\ufffd")))
+        out = text[self._printed:stable]
+        self._printed = max(self._printed, stable)
+        if len(self._window) >= self.max_window:
+            self._advance()
+        return out
+
+    def flush(self) -> str:
+        """Whatever is still held back (trailing U+FFFD of an unfinished character); the next push starts a new text."""
+        out = self._text(self._window)[self._printed:]
+        self.reset()
+        return out
+
+    def _text(self, ids: list[int]) -> str:
+        if not self._anchored:
+            return self.tok.sp.decode(ids)
+        return self.tok.sp.decode([self._ctx] + ids)[self._ctx_len:]
+
+    def _advance(self) -> None:
+        """Move the anchor to the latest safe boundary whose text is all printed."""
+        w = self._window
+        if not self._anchored:  # leading BOS/EOS print nothing and do not count as the first piece: drop them
+            while w and self.tok.is_control(w[0]):
+                w.pop(0)
+        seen = self._anchored
+        first_piece = next((i for i, t in enumerate(w) if not self.tok.is_control(t)), None)
+        for b in range(len(w), 0, -1):
+            if not seen and (first_piece is None or first_piece >= b):
+                return  # the dummy-prefix rule still applies to a piece in w[b:]
+            if not self._safe_boundary(b):
+                continue
+            head = len(self._text(w[:b]))
+            if head <= self._printed:
+                self._window = w[b:]
+                self._printed -= head
+                self._anchored = True
+                return
+
+    def _safe_boundary(self, b: int) -> bool:
+        """True unless a UTF-8 sequence of byte pieces may span w[b-1] | w[b] (then splitting would change text)."""
+        w, byte_of = self._window, self.tok.byte_of
+        before = []  # the byte run ending at w[b-1]: its last 3 bytes at most
+        for t in reversed(w[max(0, b - 3):b]):
+            if t not in byte_of:
+                break  # any other piece, control ones included, ends a run
+            before.insert(0, byte_of[t])
+        for j, lead in enumerate(before):
+            missing = _LEAD_LEN.get(lead, 1) - (len(before) - j)
+            if missing > 0 and all(_is_trail(x) for x in before[j + 1:]) and not self._breaks(w[b:b + missing]):
+                return False
+        return True
+
+    def _breaks(self, following: list[int]) -> bool:
+        """True when these `missing` ids after a boundary surely do not complete a sequence begun before it."""
+        for t in following:
+            byte = self.tok.byte_of.get(t)
+            if byte is None or not _is_trail(byte):
+                return True  # the run ends, or a non-continuation byte: the lead is an error either way
+        return False  # all continuation bytes so far (or none known yet): the sequence may be completed
+
+
+def _context_piece(tokenizer: Tokenizer) -> int:
+    """A normal piece with non-empty text: decoded in front of a restarted window to absorb the first-piece rule."""
+    sp = tokenizer.sp
+    for i in range(tokenizer.vocab_size - 1, -1, -1):
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i):
+            continue
+        text = sp.decode([i])
+        if text and "\ufffd" not in text:
+            return i
+    raise TokenizerError(f"tokenizer {tokenizer.path}: no printable piece in the vocabulary")
