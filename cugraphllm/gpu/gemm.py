@@ -1,0 +1,170 @@
+"""Prefill GEMM launchers (M > 1 rows), the ops of DESIGN.md's table with the same argument lists.
+
+Two implementations, picked per call by `_use_own(M, ...)`:
+- "own":    kernels/gemm.cu, swap-AB mma.sync streaming the weights, epilogue fused (M <= OWN_MAX_M);
+- "cublas": cuBLAS GemmEx through ctypes (gpu/cublas.py) into a scratch buffer, then our epilogue kernel;
+            matmul_residual needs no scratch: GemmEx accumulates into the f32 residual itself (beta = 1).
+Everything runs on the current CuPy stream with no host sync and no allocation once `prepare` has run (or a
+first eager call has grown the scratch), so every op can be captured in a cupy.cuda.Graph. Anything that
+changes per step (pos, n_tokens) is a device scalar.
+Shapes: M rows (the padded bucket), D dim, F hidden_dim, S context, KVH kv heads, hd head_dim.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BackendError
+from .cuda_kernels import get_function
+
+OWN_MAX_M = 64          # own kernel up to 8 token tiles of 8
+# (WM, WK) per op: row tiles of 16 per block and warps along K. Tuned on the H100 (benchmarks/results/).
+OWN_CONFIG = {"residual": (2, 4), "silu": (2, 4), "qkv": (2, 4)}
+_EPI_THREADS = 256
+
+
+def _dtype(name):
+    """numpy dtype of a name or dtype ("bfloat16" through ml_dtypes, as CuPy 14 does)."""
+    if str(name) == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _is_bf16(dtype) -> bool:
+    return str(dtype) == "bfloat16"
+
+
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4):
+    defines = {"NT": nt, "WM": wm, "WK": wk}
+    if _is_bf16(dtype):
+        defines["CG_BF16"] = 1
+    return get_function("gemm.cu", name, defines)
+
+
+def _check(cond: bool, what: str) -> None:
+    if not cond:
+        raise BackendError(f"gemm: {what}")
+
+
+def _contig(*arrays) -> None:
+    for a in arrays:
+        _check(a.flags.c_contiguous, f"array of shape {a.shape} is not C-contiguous")
+
+
+def _own_ok(M: int, K: int, *arrays) -> bool:
+    """Own kernel: M <= OWN_MAX_M, K % 8 == 0 and 16-byte aligned operands (its loads are 16 bytes wide)."""
+    return 1 < M <= OWN_MAX_M and K % 8 == 0 and all(a.data.ptr % 16 == 0 for a in arrays)
+
+
+def _use_own(impl: str, M: int, K: int, *arrays) -> bool:
+    if impl == "own":
+        _check(_own_ok(M, K, *arrays), f"own kernel cannot run M={M} K={K} (M <= {OWN_MAX_M}, K % 8 == 0)")
+        return True
+    if impl == "cublas":
+        return False
+    _check(impl == "auto", f"impl must be auto|own|cublas, got {impl!r}")
+    return _own_ok(M, K, *arrays)
+
+
+def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> None:
+    import cupy as cp
+    wm, wk = OWN_CONFIG[op]
+    nt = (M + 7) // 8
+    rows_per_block = 16 * (wm // 2 if op == "silu" else wm)
+    grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
+    _fn(kernel, dtype, nt, wm, wk)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
+
+
+def _epi_launch(kernel: str, dtype, n_threads: int, args) -> None:
+    import cupy as cp
+    grid = ((n_threads + _EPI_THREADS - 1) // _EPI_THREADS,)
+    _fn(kernel, dtype)(grid, (_EPI_THREADS,), args, stream=cp.cuda.get_current_stream())
+
+
+# ---- scratch for the cuBLAS path ------------------------------------------------------------------------
+_SCRATCH: dict = {}
+
+
+def prepare(max_tokens: int, max_cols: int, dtype="float16") -> None:
+    """Create the cuBLAS handle and workspace and a scratch of max_tokens x max_cols elements of `dtype`
+    (max_cols = max(qkv_dim, 2 * hidden_dim)). Call before capturing any graph that uses the cuBLAS path."""
+    from . import cublas
+    cublas.handle()
+    _scratch(max_tokens * max_cols, dtype)
+
+
+def _scratch(n: int, dtype):
+    """A flat device buffer of at least n elements; grows only outside capture (addresses freeze in graphs)."""
+    import cupy as cp
+    key = (cp.cuda.Device().id, str(dtype))
+    buf = _SCRATCH.get(key)
+    if buf is None or buf.size < n:
+        _check(not cp.cuda.get_current_stream().is_capturing(),
+               f"cuBLAS scratch of {n} elements needed inside capture: call gemm.prepare() before capture")
+        buf = cp.empty(max(n, 0 if buf is None else buf.size), dtype=_dtype(dtype))
+        _SCRATCH[key] = buf  # the old buffer stays alive only while graphs captured on it hold no reference:
+        # growing happens only in eager warm-up, before any capture
+    return buf
+
+
+def _cublas_into(c, a, w) -> None:
+    from . import cublas
+    cublas.handle().gemm_nt(c, a, w)
+
+
+# ---- the ops ------------------------------------------------------------------------------------------------
+def matmul_residual(x, a, w, *, impl: str = "auto") -> None:
+    """x f32 [M, N] += a T[M, K] @ w T[N, K].T"""
+    M, K = a.shape
+    N = w.shape[0]
+    _check(x.shape == (M, N) and w.shape[1] == K and str(x.dtype) == "float32" and a.dtype == w.dtype,
+           f"matmul_residual: x{x.shape} {x.dtype}, a{a.shape} {a.dtype}, w{w.shape} {w.dtype}")
+    _contig(x, a, w)
+    if _use_own(impl, M, K, a, w):
+        _launch_own("gemm_residual", "residual", a.dtype, M, N,
+                    (x, a, w, np.int32(M), np.int32(N), np.int32(K)))
+    else:
+        from . import cublas
+        cublas.handle().gemm_nt(x, a, w, accumulate=True)
+
+
+def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:
+    """h T[M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T[2F, D]"""
+    M, K = xn.shape
+    F = h.shape[1]
+    _check(h.shape[0] == M and w13.shape == (2 * F, K) and h.dtype == xn.dtype == w13.dtype,
+           f"matmul_silu: h{h.shape} {h.dtype}, xn{xn.shape} {xn.dtype}, w13{w13.shape} {w13.dtype}")
+    _contig(h, xn, w13)
+    if _use_own(impl, M, K, xn, w13):
+        _launch_own("gemm_silu", "silu", xn.dtype, M, F, (h, xn, w13, np.int32(M), np.int32(F), np.int32(K)))
+        return
+    g = _scratch(M * 2 * F, xn.dtype)[: M * 2 * F].reshape(M, 2 * F)
+    _cublas_into(g, xn, w13)
+    _epi_launch("silu_mul_rows", xn.dtype, M * F, (h, g, np.int32(M), np.int32(F)))
+
+
+def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto") -> None:
+    """q T[M, D] = roped (xn @ wq.T); k/v rows -> k_cache/v_cache T[S, KVH, hd] at pos[0] + m for real rows.
+
+    Rows m >= n_tokens[0] (padding) and positions >= S never touch the cache; their q rows are written roped at a
+    clamped position (finite, ignored downstream). rope_cs f32 [>= S, hd/2, 2] (cos, sin).
+    """
+    M, D = xn.shape
+    S, KVH, hd = k_cache.shape
+    kvd = KVH * hd
+    NQ = D + 2 * kvd
+    _check(q.shape == (M, D) and wqkv.shape == (NQ, D) and v_cache.shape == k_cache.shape
+           and q.dtype == xn.dtype == wqkv.dtype == k_cache.dtype == v_cache.dtype and D % hd == 0
+           and hd % 2 == 0 and str(rope_cs.dtype) == "float32" and rope_cs.shape[0] >= S
+           and rope_cs.shape[1:] == (hd // 2, 2) and str(pos.dtype) == "int32" and str(n_tokens.dtype) == "int32",
+           f"qkv_rope: q{q.shape}, xn{xn.shape}, wqkv{wqkv.shape}, cache{k_cache.shape}, rope{rope_cs.shape}")
+    _contig(q, xn, wqkv, rope_cs, k_cache, v_cache)
+    tail = (np.int32(M), np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
+    if _use_own(impl, M, D, xn, wqkv):
+        _launch_own("gemm_qkv_rope", "qkv", xn.dtype, M, NQ,
+                    (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)
+        return
+    g = _scratch(M * NQ, xn.dtype)[: M * NQ].reshape(M, NQ)
+    _cublas_into(g, xn, wqkv)
+    _epi_launch("qkv_rope_rows", xn.dtype, M * NQ // 2,
+                (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)

@@ -1,0 +1,240 @@
+// Prefill GEMM (M = 2..64 tokens) on tensor cores, "swap AB" form, with the fused epilogues of DESIGN.md,
+// plus the stand-alone epilogues that follow a cuBLAS GEMM for larger M.
+//
+// Swap AB: the weight rows are the MMA's M dimension (16 rows per warp tile) and the tokens its N dimension
+// (NT tiles of 8), so each warp streams W[16 rows, K] straight from global memory into mma.sync m16n8k16
+// fragments. The K order inside a 64-column chunk is permuted (same permutation for W and X, so the dot
+// product is unchanged) so that each thread's A/B fragments come from two 16-byte loads per row:
+// thread (g = lane/4, t = lane%4) loads columns [t*8, t*8+8) and [32+t*8, 32+t*8+8) of row g and g+8;
+// its 8 32-bit words w0..w7 feed k-step s as (w[2s], w[2s+1]).
+// Block: WM row tiles x WK warps along K (chunks interleaved); partial sums are reduced through shared
+// memory, then the whole block applies the epilogue in fp32 and rounds once.
+//
+// Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK. Storage dtype T from common.cuh (CG_BF16).
+#include "common.cuh"
+
+#ifndef NT
+#define NT 2
+#endif
+#ifndef WM
+#define WM 2
+#endif
+#ifndef WK
+#define WK 4
+#endif
+#define NTOK (NT * 8)
+#define NTHREADS (WM * WK * 32)
+
+__device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+#if __CUDA_ARCH__ >= 800
+#ifdef CG_BF16
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+#endif
+}
+
+// Weights are read once: stream them past L1 so that L1 keeps the activations every warp re-reads.
+__device__ __forceinline__ uint4 ld_stream(const T* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ unsigned word(const uint4& lo, const uint4& hi, int w) {
+    const uint4& v = w < 4 ? lo : hi;
+    int i = w & 3;
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// One chunk of operands held by a thread: rows g and g+8 of the warp's W tile, token g of each token tile.
+struct Chunk {
+    uint4 w[2][2];
+    uint4 x[NT][2];
+};
+
+__device__ __forceinline__ void load_chunk(Chunk& c, const T* w0, const T* w1, bool r0, bool r1,
+                                           const T* x, int K, int M, int g, int col, int kt) {
+    const uint4 z = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        int cc = col + 32 * h;
+        bool ok = cc + kt < K;  // K % 8 == 0, so a 16-byte piece is all in or all out
+        c.w[0][h] = (r0 && ok) ? ld_stream(w0 + cc) : z;
+        c.w[1][h] = (r1 && ok) ? ld_stream(w1 + cc) : z;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            int n = j * 8 + g;
+            c.x[j][h] = (ok && n < M) ? __ldg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
+        }
+    }
+}
+
+__device__ __forceinline__ void mma_chunk(float (&acc)[NT][4], const Chunk& c) {
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+        unsigned a[4] = {word(c.w[0][0], c.w[0][1], 2 * s), word(c.w[1][0], c.w[1][1], 2 * s),
+                         word(c.w[0][0], c.w[0][1], 2 * s + 1), word(c.w[1][0], c.w[1][1], 2 * s + 1)};
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+            mma16816(acc[j], a, word(c.x[j][0], c.x[j][1], 2 * s), word(c.x[j][0], c.x[j][1], 2 * s + 1));
+    }
+}
+
+// red[tile][token][row]: the block's sums. The WK warps of a tile add their partial sums in the fixed order
+// kk = 0, 1, ... (one barrier each), so results are bitwise reproducible (no atomics).
+struct Red {
+    float v[WM][NTOK][16];
+};
+
+// Main loop of one warp: rows [row0, row0+16) of W (rows >= nrows read as zero), all M tokens of x [M, K],
+// chunks kk, kk+WK, ... of 64 columns. Adds its partial sums into red (all threads must call this).
+__device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, const T* __restrict__ w,
+                                          int row0, int nrows, int M, int K) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int tile = warp % WM, kk = warp / WM, g = lane >> 2, t = lane & 3;
+    const bool r0 = row0 + g < nrows, r1 = row0 + g + 8 < nrows;
+    const T* w0 = w + (size_t)(row0 + g) * K + t * 8;
+    const T* w1 = w0 + (size_t)8 * K;
+    const T* xt = x + t * 8;
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    Chunk cur, nxt;
+    int col = kk * 64;
+    load_chunk(cur, w0, w1, r0, r1, xt, K, M, g, col, t * 8);
+    for (; col < K; col += 64 * WK) {
+        load_chunk(nxt, w0, w1, r0, r1, xt, K, M, g, col + 64 * WK, t * 8);  // prefetch: the next chunk's bytes in flight
+        mma_chunk(acc, cur);
+        cur = nxt;
+    }
+    for (int turn = 0; turn < WK; ++turn) {
+        if (turn == kk) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                float* v0 = &red.v[tile][j * 8 + 2 * t][0];
+                float* v1 = v0 + 16;
+                if (turn == 0) {
+                    v0[g] = acc[j][0]; v1[g] = acc[j][1]; v0[g + 8] = acc[j][2]; v1[g + 8] = acc[j][3];
+                } else {
+                    v0[g] += acc[j][0]; v1[g] += acc[j][1]; v0[g + 8] += acc[j][2]; v1[g + 8] += acc[j][3];
+                }
+            }
+        }
+        __syncthreads();
+    }
+}
+
+__device__ __forceinline__ float block_val(const Red& red, int tile, int n, int r) { return red.v[tile][n][r]; }
+
+__device__ __forceinline__ float silu_mul(float a, float b) { return a / (1.f + expf(-a)) * b; }
+
+// RoPE on one interleaved pair (x0, x1) at table row p, pair index i: rope_cs [S, hd/2, 2] = (cos, sin).
+__device__ __forceinline__ float2 rope_pair(float x0, float x1, const float* rope_cs, int p, int i, int hd) {
+    const float2 cs = *reinterpret_cast<const float2*>(rope_cs + ((size_t)p * (hd / 2) + i) * 2);
+    return make_float2(x0 * cs.x - x1 * cs.y, x0 * cs.y + x1 * cs.x);
+}
+
+// Writes the qkv pair at columns (o, o+1) of token n: q always (padded rows at a clamped position, so they
+// stay finite), k/v only for real tokens inside the cache.
+__device__ __forceinline__ void qkv_store(T* q, T* kc, T* vc, const float* rope_cs, float x0, float x1,
+                                          int o, int n, int p0, int ntok, int D, int kvd, int hd, int S) {
+    const int p = p0 + n;
+    if (o < D) {
+        const int pc = p < S ? (p < 0 ? 0 : p) : S - 1;
+        float2 r = rope_pair(x0, x1, rope_cs, pc, (o % hd) >> 1, hd);
+        q[(size_t)n * D + o] = from_f(r.x);
+        q[(size_t)n * D + o + 1] = from_f(r.y);
+        return;
+    }
+    if (n >= ntok || p >= S || p < 0) return;  // padded rows never touch the cache
+    o -= D;
+    if (o < kvd) {
+        float2 r = rope_pair(x0, x1, rope_cs, p, (o % hd) >> 1, hd);
+        kc[(size_t)p * kvd + o] = from_f(r.x);
+        kc[(size_t)p * kvd + o + 1] = from_f(r.y);
+    } else {
+        o -= kvd;
+        vc[(size_t)p * kvd + o] = from_f(x0);
+        vc[(size_t)p * kvd + o + 1] = from_f(x1);
+    }
+}
+
+// x f32 [M, N] += a [M, K] @ w[N, K].T
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+gemm_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restrict__ w, int M, int N, int K) {
+    __shared__ Red red;
+    const int row0 = blockIdx.x * 16 * WM;
+    warp_gemm(red, a, w, row0 + 16 * ((threadIdx.x >> 5) % WM), N, M, K);
+    for (int e = threadIdx.x; e < WM * 16 * NTOK; e += NTHREADS) {
+        int n = e / (WM * 16), rr = e % (WM * 16), o = row0 + rr;
+        if (n < M && o < N) x[(size_t)n * N + o] += block_val(red, rr >> 4, n, rr & 15);
+    }
+}
+
+// h [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] [2F, K]. Tiles 0..WM/2-1 hold w1 rows, the rest the
+// matching w3 rows.
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+gemm_silu(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ w13, int M, int F, int K) {
+    __shared__ Red red;
+    constexpr int HT = WM / 2;
+    const int f0 = blockIdx.x * 16 * HT, tile = (threadIdx.x >> 5) % WM;
+    const int fr = f0 + 16 * (tile % HT);
+    // a w1 tile past F must not read w3 rows: clamp its row count to F (w3 tiles end at 2F anyway)
+    warp_gemm(red, xn, w13 + (tile >= HT ? (size_t)F * K : 0), fr, F, M, K);
+    for (int e = threadIdx.x; e < HT * 16 * NTOK; e += NTHREADS) {
+        int n = e / (HT * 16), rr = e % (HT * 16), f = f0 + rr;
+        if (n < M && f < F)
+            h[(size_t)n * F + f] = from_f(silu_mul(block_val(red, rr >> 4, n, rr & 15),
+                                                   block_val(red, HT + (rr >> 4), n, rr & 15)));
+    }
+}
+
+// qkv = xn [M, D] @ wqkv[D + 2*kvd, D].T, RoPE at positions pos[0] + m, q -> q [M, D], k/v -> caches [S, kvd].
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+gemm_qkv_rope(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__ wqkv,
+              const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
+              const int* __restrict__ pos, const int* __restrict__ n_tokens,
+              int M, int D, int kvd, int hd, int S) {
+    __shared__ Red red;
+    const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * WM;
+    warp_gemm(red, xn, wqkv, row0 + 16 * ((threadIdx.x >> 5) % WM), NQ, M, D);
+    const int p0 = pos[0], ntok = n_tokens[0];
+    for (int e = threadIdx.x; e < WM * 8 * NTOK; e += NTHREADS) {  // one (even row, odd row) pair each
+        int n = e / (WM * 8), rr = 2 * (e % (WM * 8)), o = row0 + rr;
+        if (n < M && o < NQ)
+            qkv_store(q, kc, vc, rope_cs, block_val(red, rr >> 4, n, rr & 15),
+                      block_val(red, rr >> 4, n, (rr & 15) + 1), o, n, p0, ntok, D, kvd, hd, S);
+    }
+}
+
+// ---- stand-alone epilogues after a cuBLAS GEMM (large M) ------------------------------------------------
+
+// h [M, F] = silu(g[:, :F]) * g[:, F:], g [M, 2F]
+extern "C" __global__ void silu_mul_rows(T* __restrict__ h, const T* __restrict__ g, int M, int F) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)M * F) return;
+    size_t n = e / F, f = e % F;
+    h[e] = from_f(silu_mul(to_f(g[n * 2 * F + f]), to_f(g[n * 2 * F + F + f])));
+}
+
+// qkv [M, D + 2*kvd] -> q (roped), k (roped) and v into the caches; one thread per column pair.
+extern "C" __global__ void qkv_rope_rows(T* __restrict__ q, const T* __restrict__ qkv,
+                                         const float* __restrict__ rope_cs, T* __restrict__ kc,
+                                         T* __restrict__ vc, const int* __restrict__ pos,
+                                         const int* __restrict__ n_tokens, int M, int D, int kvd, int hd, int S) {
+    const int NQ = D + 2 * kvd, half = NQ / 2;
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)M * half) return;
+    int n = (int)(e / half), o = 2 * (int)(e % half);
+    float2 v = to_f2(*reinterpret_cast<const T2*>(qkv + (size_t)n * NQ + o));
+    qkv_store(q, kc, vc, rope_cs, v.x, v.y, o, n, pos[0], n_tokens[0], D, kvd, hd, S);
+}

@@ -1,0 +1,177 @@
+"""Prefill GEMM benchmark: per 7B shape and M, our kernel (+fused epilogue), cuBLAS (ctypes) + our epilogue,
+cuBLAS GemmEx alone (ctypes, T output), and cupy.matmul (eager) as the reference rate.
+
+Timing: the op is captured R times into one CUDA graph over rotating weight copies (> L2, as successive layers
+are), CUDA events around each replay, median / R. cupy.matmul cannot be captured: it is timed eagerly (R calls
+between two events, median of the batches), so at small M it may include host launch overhead.
+Usage: python scripts/bench_gemm.py [--out benchmarks/results/gemm_<date>.json] [--tune]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MS = (16, 32, 64, 128, 256, 512)
+# name: (op, K, N)  N = GEMM output columns
+SHAPES = {"wqkv": ("qkv", 4096, 12288), "wo": ("residual", 4096, 4096),
+          "w13": ("silu", 4096, 22016), "w2": ("residual", 11008, 4096)}
+R, REPS = 20, 25
+
+
+def _median_ms(run, reps=REPS):
+    import cupy as cp
+    times = []
+    for _ in range(reps):
+        a, b = cp.cuda.Event(), cp.cuda.Event()
+        a.record()
+        run()
+        b.record()
+        b.synchronize()
+        times.append(cp.cuda.get_elapsed_time(a, b))
+    return float(np.median(times))
+
+
+def _graph_time_us(stream, fn, n_copies):
+    """Capture R calls fn(i % n_copies) into a graph; median time per call in us."""
+    with stream:
+        for i in range(n_copies):
+            fn(i)  # warm-up: compile, cuBLAS heuristics, scratch
+        stream.begin_capture()
+        for i in range(R):
+            fn(i % n_copies)
+        g = stream.end_capture()
+        g.launch()
+        stream.synchronize()
+        return _median_ms(g.launch) * 1000 / R
+
+
+def _operands(op, M, K, N, dtype):
+    """Activations, weight copies (together > 2x L2) and outputs of one op."""
+    import cupy as cp
+    rng = cp.random.default_rng(0)
+    n_copies = max(2, int(np.ceil(200e6 / (N * K * 2))))
+    a = (rng.standard_normal((M, K), dtype=cp.float32)).astype(dtype)
+    ws = [(rng.standard_normal((N, K), dtype=cp.float32) * np.float32(K ** -0.5)).astype(dtype)
+          for _ in range(n_copies)]
+    d = dict(a=a, ws=ws, n=n_copies, c=cp.empty((M, N), dtype))
+    if op == "residual":
+        d["x"] = rng.standard_normal((M, N), dtype=cp.float32)
+    elif op == "silu":
+        d["h"] = cp.empty((M, N // 2), dtype)
+    else:
+        S, hd = 4096, 128
+        kvd = (N - K) // 2
+        from cugraphllm.reference import rope_table
+        d.update(q=cp.empty((M, K), dtype), kc=cp.zeros((S, kvd // hd, hd), dtype),
+                 vc=cp.zeros((S, kvd // hd, hd), dtype), rope=cp.asarray(rope_table(S, hd, 1e4).astype(np.float32)),
+                 pos=cp.asarray([100], cp.int32), nt=cp.asarray([M], cp.int32))
+    return d
+
+
+def _op_call(op, d, impl):
+    from cugraphllm.gpu import gemm
+    if op == "residual":
+        return lambda i: gemm.matmul_residual(d["x"], d["a"], d["ws"][i], impl=impl)
+    if op == "silu":
+        return lambda i: gemm.matmul_silu(d["h"], d["a"], d["ws"][i], impl=impl)
+    return lambda i: gemm.qkv_rope(d["q"], d["a"], d["ws"][i], d["rope"], d["kc"], d["vc"], d["pos"], d["nt"],
+                                   impl=impl)
+
+
+def _rates(us, M, K, N, out_bytes):
+    flops = 2.0 * M * N * K
+    nbytes = N * K * 2 + M * K * 2 + out_bytes
+    return {"us": round(us, 2), "tflops": round(flops / us / 1e6, 1), "gbps": round(nbytes / us / 1e3, 1)}
+
+
+def bench_shape(name, M, dtype, stream, tune):
+    import cupy as cp
+    from cugraphllm.gpu import cublas, gemm
+    op, K, N = SHAPES[name]
+    d = _operands(op, M, K, N, dtype)
+    out_bytes = M * N * {"residual": 8, "silu": 1, "qkv": 2}[op]  # residual reads+writes f32 x; h is [M, N/2]
+    row = {"shape": name, "op": op, "M": M, "K": K, "N": N}
+    gemm_only = lambda i: cublas.handle().gemm_nt(d["c"], d["a"], d["ws"][i])  # noqa: E731
+    row["cublas_gemm"] = _rates(_graph_time_us(stream, gemm_only, d["n"]), M, K, N, M * N * 2)
+    row["cublas_epi"] = _rates(_graph_time_us(stream, _op_call(op, d, "cublas"), d["n"]), M, K, N, out_bytes)
+    if M <= gemm.OWN_MAX_M:
+        row["own"] = _rates(_graph_time_us(stream, _op_call(op, d, "own"), d["n"]), M, K, N, out_bytes)
+        if tune:
+            row["own_configs"] = _tune(op, d, stream, M, K, N, out_bytes)
+    with stream:
+        wt = [w.T for w in d["ws"]]
+        cp.matmul(d["a"], wt[0], out=d["c"])
+        k = [0]
+
+        def eager():
+            for _ in range(R):
+                k[0] = (k[0] + 1) % d["n"]
+                cp.matmul(d["a"], wt[k[0]], out=d["c"])
+        row["cupy_matmul"] = _rates(_median_ms(eager, 10) * 1000 / R, M, K, N, M * N * 2)
+    return row
+
+
+def _tune(op, d, stream, M, K, N, out_bytes):
+    from cugraphllm.gpu import gemm
+    saved, out = dict(gemm.OWN_CONFIG), {}
+    for wm, wk in ((2, 4), (2, 8), (4, 2), (4, 4), (2, 2)):
+        gemm.OWN_CONFIG[op] = (wm, wk)
+        try:
+            out[f"{wm}x{wk}"] = _rates(_graph_time_us(stream, _op_call(op, d, "own"), d["n"]), M, K, N, out_bytes)["us"]
+        except Exception as exc:  # e.g. too many registers for the block size
+            out[f"{wm}x{wk}"] = f"error: {exc}"[:120]
+    gemm.OWN_CONFIG.update(saved)
+    return out
+
+
+def copy_bandwidth():
+    import cupy as cp
+    a = cp.ones(1 << 29, cp.uint8)
+    b = cp.empty_like(a)
+    ms = _median_ms(lambda: cp.copyto(b, a), 10)
+    return round(2 * a.nbytes / ms / 1e6, 1)  # GB/s, bytes read + written
+
+
+def environment():
+    import cupy as cp
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    return {"device": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
+            "sms": props["multiProcessorCount"], "driver": cp.cuda.runtime.driverGetVersion(),
+            "runtime": cp.cuda.runtime.runtimeGetVersion(), "cupy": cp.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=f"benchmarks/results/gemm_{datetime.date.today().isoformat()}.json")
+    ap.add_argument("--tune", action="store_true", help="also time other (WM, WK) configs of our kernel")
+    ap.add_argument("--dtype", default="float16")
+    args = ap.parse_args()
+    import cupy as cp
+    stream = cp.cuda.Stream(non_blocking=True)
+    res = {"env": environment(), "dtype": args.dtype, "copy_gbps": copy_bandwidth(), "rows": []}
+    print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
+    for M in MS:
+        for name in SHAPES:
+            row = bench_shape(name, M, args.dtype, stream, args.tune)
+            res["rows"].append(row)
+            own = row.get("own", {})
+            print(f"M={M:4d} {name:5s} own {own.get('us', '-'):>8} us  cublas+epi {row['cublas_epi']['us']:8.1f} "
+                  f"gemm {row['cublas_gemm']['us']:8.1f} ({row['cublas_gemm']['tflops']:6.1f} TF) "
+                  f"cupy {row['cupy_matmul']['us']:8.1f}  tune {row.get('own_configs', '')}", flush=True)
+            cp.get_default_memory_pool().free_all_blocks()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()

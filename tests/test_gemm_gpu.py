@@ -1,0 +1,239 @@
+"""Prefill GEMM ops (cugraphllm/gpu/gemm.py) against NumPy float64 references, both implementations.
+
+Fresh random inputs per test (seed printed on failure), outputs poisoned with NaN before each run, cache rows
+outside [pos, pos + n_tokens) ∩ [0, S) must keep their old bits. Large shapes are checked on a random sample of
+output rows/heads (the float64 reference of a 70B w13 would take minutes on the host).
+Tolerance: ||out - ref|| / ||ref|| < TOL[dtype]; T outputs round once or twice (cuBLAS path rounds the GEMM
+result to T before its epilogue): fp16 3e-3, bf16 2e-2; f32 residual outputs 1e-3 for both.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from cugraphllm import reference as ref
+
+cp = pytest.importorskip("cupy")
+pytestmark = pytest.mark.gpu
+
+TOL = {"float16": 3e-3, "bfloat16": 2e-2}
+TOL_F32 = 1e-3
+NAN_BITS = {"float16": 0x7E00, "bfloat16": 0x7FC0}
+
+
+def _dtypes():
+    out = ["float16"]
+    try:
+        import ml_dtypes  # noqa: F401  (CuPy's bfloat16 dtype)
+        out.append("bfloat16")
+    except ImportError:
+        pass
+    return out
+
+
+def _np_dtype(name):
+    if name == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def rng_seed():
+    seed = int.from_bytes(os.urandom(4), "little")
+    return np.random.default_rng(seed), seed
+
+
+def dev_random(shape, dtype, scale, seed):
+    """Device array of N(0, scale^2) values stored as dtype (bf16 by truncating float32 bits)."""
+    r = cp.random.default_rng(seed).standard_normal(shape, dtype=cp.float32) * np.float32(scale)
+    if dtype == "bfloat16":
+        return (r.view(cp.uint32) >> 16).astype(cp.uint16).view(_np_dtype(dtype))
+    return r.astype(dtype)
+
+
+def host64(a):
+    """float64 host copy of a device T/f32 array."""
+    if str(a.dtype) == "bfloat16":
+        u = a.view(cp.uint16).get().astype(np.uint32) << 16
+        return u.view(np.float32).astype(np.float64)
+    return a.get().astype(np.float64)
+
+
+def poison(a):
+    if str(a.dtype) == "float32":
+        a.fill(np.nan)
+    else:
+        a.view(cp.uint16).fill(NAN_BITS[str(a.dtype)])
+
+
+def relerr(out, want):
+    assert np.all(np.isfinite(out)), "non-finite output (unwritten or overflow)"
+    return np.linalg.norm(out - want) / max(np.linalg.norm(want), 1e-30)
+
+
+def impls(M):
+    return ["own", "cublas"] if M <= 64 else ["cublas"]
+
+
+def _sample(n, k, rng):
+    return np.arange(n) if n <= k else np.sort(rng.choice(n, k, replace=False))
+
+
+# ---- matmul_residual -------------------------------------------------------------------------------------
+RES_CASES = [(2, 100, 200), (7, 96, 72), (16, 4096, 4096), (33, 4096, 11008), (128, 12288, 4096),
+             (512, 4096, 4096), (16, 8192, 28672), (64, 5120, 13824)]
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("M,N,K", RES_CASES)
+def test_matmul_residual(M, N, K, dtype):
+    from cugraphllm.gpu import gemm
+    rng, seed = rng_seed()
+    a, w = dev_random((M, K), dtype, 1.0, seed), dev_random((N, K), dtype, K ** -0.5, seed + 1)
+    x0 = dev_random((M, N), "float32", 1.0, seed + 2)
+    cols = _sample(N, 512, rng)
+    want = host64(x0)[:, cols] + host64(a) @ host64(w[cp.asarray(cols)]).T
+    for impl in impls(M):
+        x = x0.copy()
+        gemm.matmul_residual(x, a, w, impl=impl)
+        err = relerr(host64(x)[:, cols], want)
+        assert err < TOL_F32, f"{impl} M={M} N={N} K={K} {dtype} seed={seed}: rel err {err:.2e}"
+
+
+# ---- matmul_silu -----------------------------------------------------------------------------------------
+SILU_CASES = [(2, 40, 136), (7, 48, 96), (16, 11008, 4096), (33, 13824, 5120), (128, 11008, 4096),
+              (512, 11008, 4096), (16, 28672, 8192)]
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("M,F,K", SILU_CASES)
+def test_matmul_silu(M, F, K, dtype):
+    from cugraphllm.gpu import gemm
+    rng, seed = rng_seed()
+    xn, w13 = dev_random((M, K), dtype, 1.0, seed), dev_random((2 * F, K), dtype, 2 * K ** -0.5, seed + 1)
+    fs = _sample(F, 512, rng)
+    x64 = host64(xn)
+    g1 = x64 @ host64(w13[cp.asarray(fs)]).T
+    g3 = x64 @ host64(w13[cp.asarray(fs + F)]).T
+    want = ref.silu(g1) * g3
+    h = cp.empty((M, F), dtype=_np_dtype(dtype))
+    for impl in impls(M):
+        poison(h)
+        gemm.matmul_silu(h, xn, w13, impl=impl)
+        assert np.all(np.isfinite(host64(h))), f"{impl}: unwritten h"
+        err = relerr(host64(h)[:, fs], want)
+        assert err < TOL[dtype], f"{impl} M={M} F={F} K={K} {dtype} seed={seed}: rel err {err:.2e}"
+
+
+# ---- qkv_rope --------------------------------------------------------------------------------------------
+# (M, n_tokens, n_heads, n_kv_heads, head_dim, S, pos)
+QKV_CASES = [(2, 1, 3, 1, 32, 64, 0), (7, 5, 4, 2, 24, 600, 1), (16, 10, 32, 32, 128, 1024, 511),
+             (33, 30, 4, 2, 32, 100, 80), (128, 100, 40, 40, 128, 4096, 0), (512, 500, 32, 32, 128, 4096, 511),
+             (16, 7, 64, 8, 128, 4096, 4090), (64, 64, 64, 8, 128, 4096, 4032), (512, 300, 64, 8, 128, 4096, 3900)]
+
+
+def _qkv_reference(xn64, wsel, hq, hk, D, kvd, hd, ntok, pos, table):
+    """float64 q of heads hq (all M rows, clamped positions) and k/v of kv heads hk (real rows)."""
+    M = xn64.shape[0]
+    y = xn64 @ wsel.T
+    nq, nk = len(hq) * hd, len(hk) * hd
+    S = table.shape[0]
+    p = np.clip(pos + np.arange(M), 0, S - 1)
+    q = ref.apply_rope(y[:, :nq].reshape(M, len(hq), hd), p, table)
+    k = ref.apply_rope(y[:, nq:nq + nk].reshape(M, len(hk), hd), p, table)
+    v = y[:, nq + nk:].reshape(M, len(hk), hd)
+    return q, k, v
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("M,ntok,H,KVH,hd,S,pos", QKV_CASES)
+def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype):
+    from cugraphllm.gpu import gemm
+    rng, seed = rng_seed()
+    D, kvd = H * hd, KVH * hd
+    xn = dev_random((M, D), dtype, 1.0, seed)
+    wqkv = dev_random((D + 2 * kvd, D), dtype, D ** -0.5, seed + 1)
+    table = ref.rope_table(S, hd, 10000.0)
+    rope = cp.asarray(table.astype(np.float32))
+    hq, hk = _sample(H, 6, rng), _sample(KVH, 4, rng)
+    rows = np.concatenate([(hq[:, None] * hd + np.arange(hd)).ravel(),
+                           D + (hk[:, None] * hd + np.arange(hd)).ravel(),
+                           D + kvd + (hk[:, None] * hd + np.arange(hd)).ravel()])
+    q_ref, k_ref, v_ref = _qkv_reference(host64(xn), host64(wqkv[cp.asarray(rows)]), hq, hk, D, kvd, hd, ntok,
+                                         pos, table.astype(np.float32).astype(np.float64))
+    lo, hi = pos, min(pos + ntok, S)          # cache rows that must be written
+    pos_d, nt_d = cp.asarray([pos], dtype=cp.int32), cp.asarray([ntok], dtype=cp.int32)
+    kc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 2)
+    vc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 3)
+    q = cp.empty((M, D), dtype=_np_dtype(dtype))
+    for impl in impls(M):
+        kc, vc = kc0.copy(), vc0.copy()
+        poison(q)
+        kc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
+        vc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
+        gemm.qkv_rope(q, xn, wqkv, rope, kc, vc, pos_d, nt_d, impl=impl)
+        tag = f"{impl} M={M} ntok={ntok} H={H} KVH={KVH} S={S} pos={pos} {dtype} seed={seed}"
+        q64 = host64(q).reshape(M, H, hd)
+        assert np.all(np.isfinite(q64)), f"{tag}: q not fully written"
+        n_real = hi - lo
+        err = relerr(q64[:n_real, hq], q_ref[:n_real])
+        assert err < TOL[dtype], f"{tag}: q rel err {err:.2e}"
+        for name, c, c0, want in (("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)):
+            cu, c0u = c.view(cp.uint16).get(), c0.view(cp.uint16).get()
+            assert np.array_equal(cu[:lo], c0u[:lo]) and np.array_equal(cu[hi:], c0u[hi:]), \
+                f"{tag}: {name} cache touched outside [{lo}, {hi})"
+            got = host64(c)[lo:hi]
+            assert np.all(np.isfinite(got)), f"{tag}: {name} cache rows not written"
+            err = relerr(got[:, hk], want[:n_real])
+            assert err < TOL[dtype], f"{tag}: {name} rel err {err:.2e}"
+
+
+# ---- capture ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("M", [16, 128])
+def test_graph_replay_matches_eager(M):
+    """All three ops captured on a non-blocking stream; replay at two positions == eager at those positions."""
+    from cugraphllm.gpu import gemm
+    dtype, D, H, KVH, hd, F, S = "float16", 512, 8, 4, 64, 688, 256
+    kvd = KVH * hd
+    seed = int.from_bytes(os.urandom(4), "little")
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        xn = dev_random((M, D), dtype, 1.0, seed)
+        wqkv = dev_random((D + 2 * kvd, D), dtype, D ** -0.5, seed + 1)
+        w13 = dev_random((2 * F, D), dtype, D ** -0.5, seed + 2)
+        w2 = dev_random((D, F), dtype, F ** -0.5, seed + 3)
+        rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
+        x0 = dev_random((M, D), "float32", 1.0, seed + 4)
+        kc0, vc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 5), dev_random((S, KVH, hd), dtype, 1.0, seed + 6)
+        bufs = dict(q=cp.empty((M, D), dtype), h=cp.empty((M, F), dtype), x=x0.copy(), kc=kc0.copy(), vc=vc0.copy())
+        pos, ntok = cp.zeros(1, cp.int32), cp.asarray([M - 3], cp.int32)
+        gemm.prepare(M, max(D + 2 * kvd, 2 * F), dtype)
+
+        def step():
+            b = bufs
+            gemm.qkv_rope(b["q"], xn, wqkv, rope, b["kc"], b["vc"], pos, ntok)
+            gemm.matmul_silu(b["h"], xn, w13)
+            gemm.matmul_residual(b["x"], b["h"], w2)
+
+        def reset(p):
+            for k in ("q", "h"):
+                poison(bufs[k])
+            bufs["x"][...] = x0
+            bufs["kc"][...] = kc0
+            bufs["vc"][...] = vc0
+            pos.fill(p)
+
+        results = {}
+        for p in (3, 100):
+            reset(p)
+            step()
+            results[p] = {k: v.copy() for k, v in bufs.items()}
+        s.begin_capture()
+        step()
+        graph = s.end_capture()
+        for p in (3, 100):
+            reset(p)
+            graph.launch()
+            for k, v in bufs.items():
+                assert cp.array_equal(v.view(cp.uint8), results[p][k].view(cp.uint8)), f"{k} differs at pos {p}"
+        s.synchronize()
