@@ -108,11 +108,11 @@ def _tensor(f: SafetensorsFile, name: str) -> Tensor:
 
 
 def load_hf(folder: Path, dtype: str, progress: bool | None) -> tuple[ModelConfig, object]:
+    located = _locate(folder)  # first: "no weights here" is the more useful message for a bare folder
     try:
         cfg = ModelConfig.from_hf_json(folder / "config.json")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-    located = _locate(folder)
     if "lm_head.weight" not in located and not cfg.tie_embeddings:
         cfg = cfg.with_(tie_embeddings=True)  # absent classifier: HF would tie it to the embedding
     _check_names(cfg, located)

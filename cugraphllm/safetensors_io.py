@@ -63,6 +63,7 @@ class SafetensorsFile:
         if size < 8:
             raise CheckpointError(f"{self.path}: {size} bytes is too short for a safetensors file "
                                   "(truncated or not safetensors)")
+        f.seek(0)
         (n,) = struct.unpack("<Q", f.read(8))
         if n > _MAX_HEADER or 8 + n > size:
             raise CheckpointError(f"{self.path}: header length {n} exceeds the file size {size} "
