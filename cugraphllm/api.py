@@ -206,7 +206,9 @@ class LLM:
                     stats.text += text
                     yield text
         finally:
-            tokens.close()
+            close = getattr(tokens, "close", None)  # an engine may return any iterator
+            if close is not None:
+                close()
             stats.finish_reason = reason
             stats.total_s = time.perf_counter() - stats._t0
             if on_done is not None:

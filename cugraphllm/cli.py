@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from .errors import CugraphError
+from .errors import ContextLimitError, CugraphError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -224,7 +224,9 @@ def cmd_chat(args) -> int:
         elif line.strip():
             try:
                 _chat_turn(args, session, line)
-            except CugraphError as err:  # e.g. the dialog no longer fits: say so, keep the REPL
+            except ContextLimitError as err:  # the dialog no longer fits: say so, keep the REPL
+                sys.stderr.write(f"error: {_one_line(err)}; /reset starts a new conversation\n")
+            except CugraphError as err:
                 sys.stderr.write(f"error: {_one_line(err)}\n")
 
 
