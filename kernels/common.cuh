@@ -29,3 +29,40 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+
+// ---- additions for the norm / GEMV / sampling families -------------------------------------------------------
+
+// 16-byte weight load that bypasses L1 (each weight byte is read once per step; keep L1 for activations).
+__device__ __forceinline__ uint4 ld_stream16(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+// fp32 dot product of two 8-element T vectors packed in uint4 (16 bytes each), accumulated into acc.
+__device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
+    const unsigned* wp = reinterpret_cast<const unsigned*>(&w);
+    const unsigned* xp = reinterpret_cast<const unsigned*>(&x);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        unsigned wb = wp[i], xb = xp[i];
+        float2 wf = to_f2(*reinterpret_cast<const T2*>(&wb));
+        float2 xf = to_f2(*reinterpret_cast<const T2*>(&xb));
+        acc = fmaf(wf.x, xf.x, acc);
+        acc = fmaf(wf.y, xf.y, acc);
+    }
+    return acc;
+}
+
+// Block-wide sum with a fixed reduction order (deterministic for a given blockDim). scratch: >= 32 floats.
+// Every thread gets the result. Must be called by all threads of the block.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float t = lane < nwarps ? scratch[lane] : 0.0f;
+    return warp_sum(t);
+}

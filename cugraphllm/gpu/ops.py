@@ -1,0 +1,263 @@
+"""One launcher per RawKernel of kernels/*.cu: the ops table of docs/DESIGN.md.
+
+Each launcher checks shapes, dtypes and contiguity (ValueError), computes the grid and launches on the current
+CuPy stream. None allocates, none synchronizes, and everything that changes between steps (pos, n_tokens,
+token ids) is read from device memory, so every launcher is capturable in a cupy.cuda.Graph and one graph serves
+every step. M == 1 matmuls run our GEMV kernels (kernels/gemv.cu); M > 1 goes to gemm.py (the prefill path).
+Storage dtype T (float16 / bfloat16) is taken from the arrays; kernels compile once per dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .cuda_kernels import get_function
+
+GEMV_WARPS = 4      # warps per block; each warp computes two weight rows (see kernels/gemv.cu)
+GEMV_UNROLL = 4     # 16-byte weight loads in flight per row per lane
+SAMPLE_THREADS = 1024
+_SMEM_DEFAULT = 48 * 1024
+_cache: dict = {}
+_smem_set: dict = {}
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+def _tname(name, a) -> str:
+    n = a.dtype.name
+    if n not in ("float16", "bfloat16"):
+        raise ValueError(f"{name}: storage dtype must be float16 or bfloat16, got {n}")
+    return n
+
+
+def _fn(file: str, kernel: str, tname: str, **defines):
+    key = (file, kernel, tname, tuple(sorted(defines.items())))
+    f = _cache.get(key)
+    if f is None:
+        d = dict(defines)
+        if tname == "bfloat16":
+            d["CG_BF16"] = 1
+        f = _cache[key] = get_function(file, kernel, defines=d)
+    return f
+
+
+def _need_smem(fn, nbytes: int) -> None:
+    """Raise the kernel's dynamic shared-memory limit once (outside capture: warmup() calls this first)."""
+    if nbytes > _SMEM_DEFAULT and _smem_set.get(id(fn), 0) < nbytes:
+        fn.max_dynamic_shared_size_bytes = nbytes
+        _smem_set[id(fn)] = nbytes
+
+
+def _check(name, a, shape=None, dtype=None, align=0):
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
+    if dtype is not None and a.dtype.name != dtype:
+        raise ValueError(f"{name}: expected dtype {dtype}, got {a.dtype.name}")
+    if align and a.data.ptr % align:
+        raise ValueError(f"{name}: data must be {align}-byte aligned")
+
+
+def _rows(name, a, ndim=2):
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(a.shape)}")
+    return a.shape
+
+
+def _scalar(name, a, dtype="int32"):
+    _check(name, a, shape=(1,), dtype=dtype)
+
+
+def _norm_threads(D: int) -> int:
+    per = (D + 3) // 4
+    return max(32, min(1024, (per + 31) // 32 * 32))
+
+
+# ---- embedding and norms -----------------------------------------------------------------------------------
+def embedding(x, table, tokens):
+    """x f32 [M, D] = table T [V, D][tokens int32 [>= M]]."""
+    M, D = _rows("x", x)
+    V, Dt = _rows("table", table)
+    t = _tname("table", table)
+    _check("x", x, dtype="float32", align=16)
+    _check("table", table, shape=(V, D), align=16 if D % 8 == 0 else 0)
+    if tokens.ndim != 1 or tokens.size < M:
+        raise ValueError(f"tokens: expected int32 [>= {M}], got shape {tuple(tokens.shape)}")
+    _check("tokens", tokens, dtype="int32")
+    threads = 128
+    grid = ((-(-D // 8) + threads - 1) // threads, M)
+    _fn("embedding.cu", "embedding", t)(grid, (threads,), (x, table, tokens, np.int32(V), np.int32(D)))
+
+
+def _norm_common(out, x, w):
+    M, D = _rows("x", x)
+    t = _tname("out", out)
+    _check("x", x, dtype="float32", align=16 if D % 4 == 0 else 0)
+    _check("w", w, shape=(D,), dtype="float32", align=16 if D % 4 == 0 else 0)
+    return M, D, t
+
+
+def rmsnorm(out, x, w, eps):
+    """out T [M, D] = rmsnorm(x f32 [M, D]) * w f32 [D]."""
+    M, D, t = _norm_common(out, x, w)
+    _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
+    _fn("rmsnorm.cu", "rmsnorm", t)((M,), (_norm_threads(D),), (out, x, w, np.float32(eps), np.int32(D)))
+
+
+def add_rmsnorm(x, r, out, w, eps):
+    """x f32 [M, D] += r f32 [M, D]; out T [M, D] = rmsnorm(x) * w, in one pass."""
+    M, D, t = _norm_common(out, x, w)
+    _check("r", r, shape=(M, D), dtype="float32", align=16 if D % 4 == 0 else 0)
+    _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
+    _fn("rmsnorm.cu", "add_rmsnorm", t)((M,), (_norm_threads(D),), (x, r, out, w, np.float32(eps), np.int32(D)))
+
+
+def rmsnorm_last(out, x, w, eps, n_tokens):
+    """out T [1, D] = rmsnorm(x[n_tokens[0] - 1]) * w; the row is read on the device."""
+    M, D, t = _norm_common(out, x, w)
+    _check("out", out, shape=(1, D), align=8 if D % 4 == 0 else 0)
+    _scalar("n_tokens", n_tokens)
+    _fn("rmsnorm.cu", "rmsnorm_last", t)(
+        (1,), (_norm_threads(D),), (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
+
+
+# ---- GEMV (M == 1) with epilogues --------------------------------------------------------------------------
+def _gemv_fn(kernel: str, t: str, K: int):
+    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=GEMV_WARPS, GEMV_UNROLL=GEMV_UNROLL)
+    smem = (2 * K + 15) // 16 * 16
+    _need_smem(fn, smem)
+    return fn, smem
+
+
+def _gemv_check(a_name, a, w_name, w, n_rows):
+    M, K = _rows(a_name, a)
+    t = _tname(w_name, w)
+    al = 16 if K % 8 == 0 else 0
+    _check(a_name, a, dtype=t, align=al)
+    _check(w_name, w, shape=(n_rows, K), align=al)
+    return M, K, t
+
+
+def _launch_gemv(kernel, t, K, n_pairs, args):
+    fn, smem = _gemv_fn(kernel, t, K)
+    grid = (-(-n_pairs // GEMV_WARPS),)
+    fn(grid, (32 * GEMV_WARPS,), args, shared_mem=smem)
+
+
+def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    """q T [M, D], k/v rows into the caches T [S, KVH, Dh] at pos+m (< S, m < n_tokens), RoPE on q and k."""
+    M, D = _rows("q", q)
+    S, KVH, hd = _rows("k_cache", k_cache, 3)
+    kvd = KVH * hd
+    Mx, K, t = _gemv_check("xn", xn, "wqkv", wqkv, D + 2 * kvd)
+    if Mx != M or D % hd or hd % 2:
+        raise ValueError(f"qkv_rope: xn rows {Mx} vs q rows {M}, dim {D}, head_dim {hd}")
+    _check("q", q, dtype=t)
+    _check("k_cache", k_cache, dtype=t)
+    _check("v_cache", v_cache, shape=(S, KVH, hd), dtype=t)
+    if rope_cs.ndim != 3 or rope_cs.shape[0] < S or tuple(rope_cs.shape[1:]) != (hd // 2, 2):
+        raise ValueError(f"rope_cs: expected float32 [>= {S}, {hd // 2}, 2], got {tuple(rope_cs.shape)}")
+    _check("rope_cs", rope_cs, dtype="float32")
+    _scalar("pos", pos)
+    _scalar("n_tokens", n_tokens)
+    if M > 1:
+        from . import gemm
+        return gemm.qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    args = (q, k_cache, v_cache, xn, wqkv, rope_cs, pos, n_tokens,
+            np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S), np.int32(K))
+    _launch_gemv("gemv_qkv_rope", t, K, (D + 2 * kvd) // 2, args)
+
+
+def matmul_residual(x, a, w):
+    """x f32 [M, N] += a T [M, K] @ w T [N, K].T"""
+    M, N = _rows("x", x)
+    Ma, K, t = _gemv_check("a", a, "w", w, N)
+    if Ma != M:
+        raise ValueError(f"matmul_residual: a has {Ma} rows, x has {M}")
+    _check("x", x, dtype="float32")
+    if M > 1:
+        from . import gemm
+        return gemm.matmul_residual(x, a, w)
+    _launch_gemv("gemv_residual", t, K, (N + 1) // 2, (x, a, w, np.int32(N), np.int32(K)))
+
+
+def matmul_silu(h, xn, w13):
+    """h T [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T [2F, K]."""
+    M, F = _rows("h", h)
+    Mx, K, t = _gemv_check("xn", xn, "w13", w13, 2 * F)
+    if Mx != M:
+        raise ValueError(f"matmul_silu: xn has {Mx} rows, h has {M}")
+    _check("h", h, dtype=t)
+    if M > 1:
+        from . import gemm
+        return gemm.matmul_silu(h, xn, w13)
+    _launch_gemv("gemv_silu", t, K, F, (h, xn, w13, np.int32(F), np.int32(K)))
+
+
+def matmul_logits(logits, xn, w):
+    """logits f32 [1, V] = xn T [1, K] @ w T [V, K].T"""
+    _, V = _rows("logits", logits)
+    _check("logits", logits, shape=(1, V), dtype="float32")
+    M, K, t = _gemv_check("xn", xn, "w", w, V)
+    if M != 1:
+        raise ValueError(f"matmul_logits: xn must have 1 row (use rmsnorm_last in prefill), got {M}")
+    _launch_gemv("gemv_logits", t, K, (V + 1) // 2, (logits, xn, w, np.int32(V), np.int32(K)))
+
+
+# ---- token selection ---------------------------------------------------------------------------------------
+def _select_check(token, hist, pos, n_tokens, logits):
+    _scalar("token", token)
+    _scalar("pos", pos)
+    _scalar("n_tokens", n_tokens)
+    if hist.ndim != 1:
+        raise ValueError(f"hist: expected int32 [S + 1], got shape {tuple(hist.shape)}")
+    _check("hist", hist, dtype="int32")
+    if logits.ndim not in (1, 2) or (logits.ndim == 2 and logits.shape[0] != 1):
+        raise ValueError(f"logits: expected float32 [1, V], got shape {tuple(logits.shape)}")
+    _check("logits", logits, dtype="float32")
+    return logits.shape[-1]
+
+
+def argmax(token, hist, pos, n_tokens, logits):
+    """Greedy: token[0] = argmax(logits), hist[pos + n_tokens] = token, pos += n_tokens."""
+    V = _select_check(token, hist, pos, n_tokens, logits)
+    _fn("sampling.cu", "argmax", "float16")(
+        (1,), (SAMPLE_THREADS,), (token, hist, pos, n_tokens, logits, np.int32(V), np.int32(hist.size)))
+
+
+def _sample_smem(V: int) -> int:
+    return 4 * V + 4 * ((V + 31) // 32)
+
+
+def sample(token, hist, pos, n_tokens, logits, params, seed):
+    """SamplingParams on the device; params f32 [4] = (temperature, top_p, repetition_penalty, top_k),
+    seed uint64 [1]. Writes like argmax."""
+    V = _select_check(token, hist, pos, n_tokens, logits)
+    _check("params", params, shape=(4,), dtype="float32")
+    _scalar("seed", seed, dtype="uint64")
+    fn = _fn("sampling.cu", "sample", "float16")
+    smem = _sample_smem(V)
+    _need_smem(fn, smem)
+    fn((1,), (SAMPLE_THREADS,), (token, hist, pos, n_tokens, logits, params, seed, np.int32(V),
+                                 np.int32(hist.size)), shared_mem=smem)
+
+
+def sampling_params_array(params) -> np.ndarray:
+    """Host float32 [4] for `sample` from a SamplingParams (copy it into the device `params` buffer)."""
+    return np.array([params.temperature, params.top_p, params.repetition_penalty, params.top_k], np.float32)
+
+
+# ---- warm-up -----------------------------------------------------------------------------------------------
+def warmup(config, dtype: str = "float16") -> None:
+    """Compile and load every decode kernel for this model and dtype, and raise shared-memory limits, so that
+    nothing compiles or sets attributes during graph capture. Allocates nothing on the GPU."""
+    t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
+    fns = [_fn("embedding.cu", "embedding", t)]
+    fns += [_fn("rmsnorm.cu", k, t) for k in ("rmsnorm", "add_rmsnorm", "rmsnorm_last")]
+    for kernel, K in (("gemv_qkv_rope", config.dim), ("gemv_residual", config.dim),
+                      ("gemv_residual", config.hidden_dim), ("gemv_silu", config.dim),
+                      ("gemv_logits", config.dim)):
+        fns.append(_gemv_fn(kernel, t, K)[0])
+    fns += [_fn("sampling.cu", "argmax", "float16"), _fn("sampling.cu", "sample", "float16")]
+    _need_smem(fns[-1], _sample_smem(config.vocab_size))
+    for f in fns:
+        f.attributes  # forces NVRTC compile + module load now

@@ -1,0 +1,82 @@
+// RMSNorm family (LLaMA): out[m, i] = T( x[m, i] / sqrt(mean_j x[m, j]^2 + eps) * w[i] ), math in fp32.
+//
+// Layout: residual stream x f32 [M, D] row-major, norm weight w f32 [D], normed output out T [M, D].
+// Grid: one block per row (blockIdx.x = m); blockDim.x is a multiple of 32 (<= 1024) chosen by the launcher.
+// Each thread owns the columns i = threadIdx.x + k * blockDim.x (float4 columns when D % 4 == 0), reads them
+// once for the sum of squares and once more (from L1/L2) to scale; the block sum has a fixed order, so the
+// result is bit-identical from run to run.
+#include "common.cuh"
+
+// sum of squares of one row (optionally adding r into x first, which writes the new x back).
+__device__ __forceinline__ float row_sumsq(float* x, const float* r, int D) {
+    float ss = 0.0f;
+    if ((D & 3) == 0) {
+        float4* x4 = reinterpret_cast<float4*>(x);            // [D/4]
+        const float4* r4 = reinterpret_cast<const float4*>(r);
+        for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) {
+            float4 v = x4[i];
+            if (r4) {
+                float4 a = r4[i];
+                v.x += a.x; v.y += a.y; v.z += a.z; v.w += a.w;
+                x4[i] = v;
+            }
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = threadIdx.x; i < D; i += blockDim.x) {
+            float v = x[i];
+            if (r) { v += r[i]; x[i] = v; }
+            ss += v * v;
+        }
+    }
+    return ss;
+}
+
+// out[i] = T(x[i] * inv * w[i]) for one row.
+__device__ __forceinline__ void row_scale(T* out, const float* x, const float* w, float inv, int D) {
+    if ((D & 3) == 0) {
+        const float4* x4 = reinterpret_cast<const float4*>(x);
+        const float4* w4 = reinterpret_cast<const float4*>(w);
+        for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) {
+            float4 v = x4[i], g = w4[i];
+            T2 lo, hi;
+            lo.x = from_f(v.x * inv * g.x); lo.y = from_f(v.y * inv * g.y);
+            hi.x = from_f(v.z * inv * g.z); hi.y = from_f(v.w * inv * g.w);
+            T2* o2 = reinterpret_cast<T2*>(out) + 2 * i;
+            o2[0] = lo;
+            o2[1] = hi;
+        }
+    } else {
+        for (int i = threadIdx.x; i < D; i += blockDim.x) out[i] = from_f(x[i] * inv * w[i]);
+    }
+}
+
+__device__ __forceinline__ void norm_row(T* out, float* x, const float* r, const float* w, float eps, int D) {
+    __shared__ float scratch[32];
+    float ss = block_sum(row_sumsq(x, r, D), scratch);
+    float inv = rsqrtf(ss / (float)D + eps);
+    row_scale(out, x, w, inv, D);
+}
+
+// out T [M, D] = rmsnorm(x f32 [M, D]) * w f32 [D]; grid (M,)
+extern "C" __global__ void rmsnorm(T* __restrict__ out, const float* __restrict__ x, const float* __restrict__ w,
+                                   float eps, int D) {
+    const size_t row = blockIdx.x;
+    norm_row(out + row * D, const_cast<float*>(x) + row * D, nullptr, w, eps, D);
+}
+
+// x f32 [M, D] += r f32 [M, D]; out T [M, D] = rmsnorm(new x) * w; grid (M,)
+extern "C" __global__ void add_rmsnorm(float* __restrict__ x, const float* __restrict__ r, T* __restrict__ out,
+                                       const float* __restrict__ w, float eps, int D) {
+    const size_t row = blockIdx.x;
+    norm_row(out + row * D, x + row * D, r + row * D, w, eps, D);
+}
+
+// out T [1, D] = rmsnorm(x f32 [M, D] row n_tokens[0]-1) * w; the row index is read on the device (prefill
+// graphs serve every prompt length of a bucket). Clamped into [0, M) so a bad count never reads out of bounds.
+extern "C" __global__ void rmsnorm_last(T* __restrict__ out, const float* __restrict__ x,
+                                        const float* __restrict__ w, const int* __restrict__ n_tokens,
+                                        float eps, int D, int M) {
+    int row = min(max(n_tokens[0] - 1, 0), M - 1);
+    norm_row(out, const_cast<float*>(x) + (size_t)row * D, nullptr, w, eps, D);
+}
