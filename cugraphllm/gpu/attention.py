@@ -1,0 +1,199 @@
+"""Attention, the dynamic part: Numba kernels specialized per bucket, compiled off the token path, launched by CuPy.
+
+Specializations (see attention_kernels.py for the kernels):
+- decode, per sequence-length bucket L: split-K over `n_split` blocks per KV head of `chunk` keys each, chosen so
+  the grid covers the GPU (about 4 blocks per SM); the true length pos[0]+1 comes from device memory. The last
+  block of each KV head combines the partials (atomic ticket), so decode is ONE launch per layer.
+- prefill: one kernel per (head_dim, n_rep, dtype); the query bucket M only sets the grid, so every prefill
+  bucket shares one compiled entry.
+A compile runs in a child process (never in this one: Numba holds the GIL) and lands in the disk cache; this
+process only loads cubins with cupy.cuda.function.Module and launches them like RawKernels (capturable).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..config import ModelConfig
+from ..errors import BackendError, ConfigError
+from . import jit_cache
+
+N_WARPS = 4
+BLOCKS_PER_SM = 4
+
+
+def _pow2ceil(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+def lane_geometry(head_dim: int, n_rep: int) -> dict:
+    """Word width (elements per load) and lanes per key row: about 8 elements per lane (4 when n_rep > 4, to
+    bound registers: each lane keeps q and acc for all n_rep heads)."""
+    vec = 4 if head_dim % 4 == 0 else 2
+    per_lane = 8 if n_rep <= 4 else 4
+    g = min(32, _pow2ceil(-(-head_dim // per_lane)))
+    return {"vec": vec, "g": g}
+
+
+def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132) -> dict:
+    geo = lane_geometry(config.head_dim, config.n_rep)
+    step = N_WARPS * (32 // geo["g"])  # keys a block consumes per iteration
+    want = -(-BLOCKS_PER_SM * n_sm // config.n_kv_heads)
+    n_split = max(1, min(want, -(-lmax // max(32, step))))
+    chunk = -(-lmax // n_split)
+    chunk = -(-chunk // step) * step
+    n_split = -(-lmax // chunk)
+    return {"kind": "decode", "head_dim": config.head_dim, "n_rep": config.n_rep, "n_kv_heads": config.n_kv_heads,
+            "dtype": dtype, "n_warps": N_WARPS, "lmax": lmax, "chunk": chunk, "n_split": n_split, **geo}
+
+
+def plan_prefill(config: ModelConfig, dtype: str, max_seq_len: int) -> dict:
+    return {"kind": "prefill", "head_dim": config.head_dim, "n_rep": config.n_rep,
+            "n_kv_heads": config.n_kv_heads, "dtype": dtype, "n_warps": N_WARPS, "lmax": max_seq_len,
+            **lane_geometry(config.head_dim, config.n_rep)}
+
+
+def make_buckets(max_seq_len: int) -> tuple[list[int], list[int]]:
+    decode = [b for b in (64 << i for i in range(16)) if b < max_seq_len] + [max_seq_len]
+    prefill = [b for b in (16 << i for i in range(6)) if b < max_seq_len]
+    prefill = prefill + [min(512, max_seq_len)] if not prefill or prefill[-1] < min(512, max_seq_len) else prefill
+    return decode, prefill
+
+
+class Attention:
+    def __init__(self, config: ModelConfig, max_seq_len: int, dtype: str = "float16", cache_dir=None):
+        import cupy as cp
+        if dtype not in ("float16", "bfloat16"):
+            raise ConfigError(f"attention dtype must be float16 or bfloat16, got {dtype!r}")
+        if config.head_dim > 256:
+            raise ConfigError(f"attention supports head_dim <= 256, got {config.head_dim}")
+        self.config, self.max_seq_len, self.dtype = config, int(max_seq_len), dtype
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else jit_cache.default_cache_dir()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        dev = cp.cuda.Device()
+        self.cc = str(dev.compute_capability)  # CuPy gives "90"
+        self.n_sm = dev.attributes["MultiProcessorCount"]
+        self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len)
+        self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm) for b in self.decode_buckets}
+        self._specs[("prefill", None)] = plan_prefill(config, dtype, self.max_seq_len)
+        max_split = max(s["n_split"] for k, s in self._specs.items() if k[0] == "decode")
+        # split-K scratch at fixed addresses: partial (acc[hd], m, l) per head and split; ticket counters
+        self._part = cp.zeros(config.n_heads * max_split * (config.head_dim + 2), dtype=cp.float32)
+        self._cnt = cp.zeros(config.n_kv_heads, dtype=cp.int32)
+        self._loaded: dict[str, tuple] = {}   # cache key -> (module, function)
+        self._pending: dict[str, object] = {}  # cache key -> compile Popen
+        self.compiles = 0  # specializations this object sent to a compile process (0 on a warm cache)
+        self.errors: list[str] = []
+
+    # ---- specializations ----------------------------------------------------------------------------------------
+    def bucket_for(self, length: int, kind: str) -> int:
+        buckets = self.decode_buckets if kind == "decode" else self.prefill_buckets
+        for b in buckets:
+            if length <= b:
+                return b
+        raise ConfigError(f"{kind} length {length} exceeds the largest bucket {buckets[-1]}")
+
+    def spec(self, kind: str, bucket: int | None) -> dict:
+        if kind == "prefill":
+            if bucket is not None and bucket not in self.prefill_buckets:
+                raise ConfigError(f"no prefill bucket {bucket}; buckets: {self.prefill_buckets}")
+            return self._specs[("prefill", None)]
+        if kind != "decode":
+            raise ConfigError(f"attention kind must be 'decode' or 'prefill', got {kind!r}")
+        b = self.max_seq_len if bucket is None else bucket
+        if ("decode", b) not in self._specs:
+            raise ConfigError(f"no decode bucket {bucket}; buckets: {self.decode_buckets}")
+        return self._specs[("decode", b)]
+
+    def _key(self, kind, bucket) -> str:
+        return jit_cache.cache_key(self.spec(kind, bucket), self.cc)
+
+    def _load(self, key: str) -> bool:
+        import cupy as cp
+        hit = jit_cache.lookup(self.cache_dir, key)
+        if hit is None:
+            return False
+        image, meta = hit
+        mod = cp.cuda.function.Module()
+        mod.load(image)
+        self._loaded[key] = (mod, mod.get_function(meta["name"]))
+        return True
+
+    def prepare(self, kind: str, bucket: int | None, background: bool = False) -> None:
+        self.prepare_many([(kind, bucket)], background=background)
+
+    def prepare_many(self, items, background: bool = False, jobs: int | None = None) -> None:
+        """prepare() for several (kind, bucket) at once, compiling the missing ones in up to `jobs` processes."""
+        import os
+        missing = {}
+        for kind, bucket in items:
+            key = self._key(kind, bucket)
+            if key in self._loaded or key in missing or self._load(key):
+                continue
+            if key not in self._pending:
+                missing[key] = self.spec(kind, bucket)
+        if missing:
+            jobs = max(1, min(jobs or max(1, (os.cpu_count() or 2) // 2), len(missing)))
+            keys = list(missing)
+            for i in range(jobs):
+                part = keys[i::jobs]
+                proc = jit_cache.start_compile([missing[k] for k in part], self.cc, self.cache_dir)
+                self.compiles += len(part)
+                for k in part:
+                    self._pending[k] = proc
+        if not background:
+            for kind, bucket in items:
+                self._finish(self._key(kind, bucket), wait=True)
+
+    def _finish(self, key: str, wait: bool) -> bool:
+        proc = self._pending.get(key)
+        if proc is not None:
+            if not wait and proc.poll() is None:
+                return False
+            try:
+                jit_cache.wait_compile(proc)
+            except BackendError as e:
+                self.errors.append(str(e))
+                if wait:
+                    raise
+            finally:
+                for k in [k for k, p in self._pending.items() if p is proc]:
+                    del self._pending[k]
+        return key in self._loaded or self._load(key)
+
+    def ready(self, kind: str, bucket: int | None) -> bool:
+        """Compiled AND loaded (loading a finished compile's cubin here takes well under a millisecond)."""
+        key = self._key(kind, bucket)
+        return key in self._loaded or self._finish(key, wait=False)
+
+    def _function(self, kind, bucket):
+        fn = self._loaded.get(self._key(kind, bucket))
+        if fn is None:
+            raise BackendError(f"attention {kind} bucket {bucket} is not prepared (call prepare() first)")
+        return fn[1]
+
+    # ---- launches (current CuPy stream; no allocation, no sync) --------------------------------------------------
+    def _check(self, att, q, k, v, rows):
+        c = self.config
+        if att.shape != (rows, c.dim) or q.shape != (rows, c.dim) or att.dtype.itemsize != 2:
+            raise ConfigError(f"attention: q/att must be 2-byte [{rows}, {c.dim}], got {q.shape}/{att.shape}")
+        if k.shape != (self.max_seq_len, c.n_kv_heads, c.head_dim) or k.shape != v.shape:
+            raise ConfigError(f"attention: k/v must be [{self.max_seq_len}, {c.n_kv_heads}, {c.head_dim}]")
+        if (k.data.ptr | v.data.ptr) % 8 or not (k.flags.c_contiguous and v.flags.c_contiguous):
+            raise ConfigError("attention: k/v views must be contiguous and 8-byte aligned")
+
+    def decode(self, att, q, k, v, pos, bucket=None) -> None:
+        self._check(att, q, k, v, 1)
+        spec = self.spec("decode", bucket)
+        fn = self._function("decode", bucket)
+        fn((self.config.n_kv_heads, spec["n_split"]), (32 * N_WARPS,),
+           (att, q, k, v, pos, self._part, self._cnt))
+
+    def prefill(self, att, q, k, v, pos, n_tokens, bucket=None) -> None:
+        rows = q.shape[0]
+        self._check(att, q, k, v, rows)
+        fn = self._function("prefill", bucket)
+        fn((-(-rows // N_WARPS), self.config.n_kv_heads), (32 * N_WARPS,), (att, q, k, v, pos, n_tokens))
+
+    def workspace_bytes(self) -> int:
+        return self._part.nbytes + self._cnt.nbytes

@@ -1,0 +1,367 @@
+"""Numba CUDA attention kernels, generated per specialization and compiled to a cubin (no GPU needed).
+
+Imported only by the compile subprocess (`python -m cugraphllm.gpu.jit_cache`): the serving process never imports
+Numba, it loads the cached cubin through CuPy. Every kernel argument is a raw pointer (`CPointer`), so the PTX entry
+takes one .u64 per argument and a CuPy launch passes the arrays themselves.
+
+Storage type T (float16 or bfloat16) travels as int16 bits; K/V rows are read as words of VEC elements (int64 = 4
+halves, or int32 = 2 when head_dim % 4 != 0) and unpacked in registers, so every load is 8 (or 4) bytes wide and a
+group of G lanes reads one key row coalesced. Math is fp32; scores are kept in log2 units (q is pre-scaled by
+log2(e)/sqrt(head_dim)) so the softmax uses exp2.
+
+Work layout, shared by both kernels: a warp holds R = n_rep query heads (one KV head, so K/V loads are shared by the
+group) and walks keys KPS = 32/G at a time, one key per lane group, with an online softmax per lane group; the
+groups are then merged with shuffles (log-sum-exp). Decode splits the keys over blocks (flash-decoding) and the
+last block of each KV head, found with an atomic ticket, combines the partials: one launch per layer.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import cuda, types
+from numba.core.extending import intrinsic
+
+F32 = np.float32
+NEG_INF = np.float32(-np.inf)
+FULL = 0xFFFFFFFF
+
+
+def _low16(builder, x):
+    return x if x.type.width == 16 else builder.trunc(x, ir.IntType(16))
+
+
+# ---- bit-level conversions (LLVM IR: cvt.f32.f16 / cvt.rn.f16.f32 / shifts for bf16) ---------------------------
+@intrinsic
+def _f16_to_f32(typingctx, x):
+    def codegen(context, builder, sig, args):
+        h = builder.bitcast(_low16(builder, args[0]), ir.HalfType())
+        return builder.fpext(h, ir.FloatType())
+    return types.float32(x), codegen
+
+
+@intrinsic
+def _bf16_to_f32(typingctx, x):
+    def codegen(context, builder, sig, args):
+        b = builder.zext(_low16(builder, args[0]), ir.IntType(32))
+        return builder.bitcast(builder.shl(b, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
+    return types.float32(x), codegen
+
+
+@intrinsic
+def _f32_to_f16(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+    return types.int16(x), codegen
+
+
+@intrinsic
+def _f32_to_bf16(typingctx, x):
+    # round to nearest even on the bits (inputs are finite: softmax-weighted means of finite values)
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        b = builder.bitcast(args[0], i32)
+        odd = builder.and_(builder.lshr(b, ir.Constant(i32, 16)), ir.Constant(i32, 1))
+        b = builder.add(b, builder.add(odd, ir.Constant(i32, 0x7FFF)))
+        return builder.trunc(builder.lshr(b, ir.Constant(i32, 16)), ir.IntType(16))
+    return types.int16(x), codegen
+
+
+@intrinsic
+def _atomic_add_i32(typingctx, ptr, idx, val):
+    """Returns the old value of ptr[idx] (relaxed atomic; ordering comes from cuda.threadfence)."""
+    def codegen(context, builder, sig, args):
+        p = builder.gep(args[0], [args[1]])
+        v = context.cast(builder, args[2], sig.args[2], types.int32)
+        return builder.atomic_rmw("add", p, v, "monotonic")
+    return types.int32(ptr, idx, val), codegen
+
+
+def _geometry(spec):
+    hd, r, vec, g = spec["head_dim"], spec["n_rep"], spec["vec"], spec["g"]
+    w = hd // vec
+    return hd, r, vec, g, w, -(-w // g), 32 // g, spec["n_kv_heads"]
+
+
+def _make_warp_attend(spec):
+    """Device functions shared by decode and prefill: load q, walk keys, merge lane groups within a warp."""
+    HD, R, VEC, G, W, NV, KPS, KVH = _geometry(spec)
+    E = NV * VEC  # elements per lane per head
+    ROW = KVH * W  # words per sequence position
+    SCALE = np.float32(math.log2(math.e) / math.sqrt(HD))
+    to_f32 = _bf16_to_f32 if spec["dtype"] == "bfloat16" else _f16_to_f32
+
+    @cuda.jit(device=True, forceinline=True)
+    def load_q(q, qoff, kvh, g, qr):
+        # qr[r*E + i*VEC + e] = q[head kvh*R+r, word g+G*i, elem e] * SCALE (0 for words past the row)
+        for r in range(R):
+            for i in range(NV):
+                w = g + G * i
+                for e in range(VEC):
+                    x = F32(0.0)
+                    if w < W:
+                        x = to_f32(q[qoff + (kvh * R + r) * HD + w * VEC + e]) * SCALE
+                    qr[r * E + i * VEC + e] = x
+
+    @cuda.jit(device=True, forceinline=True)
+    def step(k, v, j, valid, kvh, g, qr, m, l, acc, kw, vw, s):
+        # one key j per lane group: score (group reduction), then online-softmax update of (m, l, acc)
+        for i in range(NV):
+            w = g + G * i
+            kw[i] = 0
+            vw[i] = 0
+            if valid and w < W:
+                kw[i] = k[j * ROW + kvh * W + w]
+                vw[i] = v[j * ROW + kvh * W + w]
+        for r in range(R):
+            s[r] = F32(0.0)
+        for i in range(NV):
+            for e in range(VEC):
+                kf = to_f32(kw[i] >> (16 * e))
+                for r in range(R):
+                    s[r] += qr[r * E + i * VEC + e] * kf
+        off = G >> 1
+        while off > 0:
+            for r in range(R):
+                s[r] += cuda.shfl_xor_sync(FULL, s[r], off)
+            off >>= 1
+        if valid:
+            for r in range(R):
+                m_new = max(m[r], s[r])
+                c = math.exp2(m[r] - m_new)
+                p = math.exp2(s[r] - m_new)
+                m[r] = m_new
+                l[r] = l[r] * c + p
+                for i in range(NV):
+                    for e in range(VEC):
+                        idx = r * E + i * VEC + e
+                        acc[idx] = acc[idx] * c + p * to_f32(vw[i] >> (16 * e))
+
+    @cuda.jit(device=True, forceinline=True)
+    def merge_groups(m, l, acc):
+        # log-sum-exp merge of the KPS lane groups of a warp (lanes g, g+G, g+2G, ...); all lanes get the result
+        off = G
+        while off < 32:
+            for r in range(R):
+                mo = cuda.shfl_xor_sync(FULL, m[r], off)
+                lo = cuda.shfl_xor_sync(FULL, l[r], off)
+                mm = max(m[r], mo)
+                c1 = F32(0.0)
+                c2 = F32(0.0)
+                if mm != NEG_INF:
+                    c1 = math.exp2(m[r] - mm)
+                    c2 = math.exp2(mo - mm)
+                m[r] = mm
+                l[r] = l[r] * c1 + lo * c2
+                for t in range(E):
+                    ao = cuda.shfl_xor_sync(FULL, acc[r * E + t], off)
+                    acc[r * E + t] = acc[r * E + t] * c1 + ao * c2
+            off <<= 1
+
+    @cuda.jit(device=True, forceinline=True)
+    def init_state(m, l, acc):
+        for r in range(R):
+            m[r] = NEG_INF
+            l[r] = F32(0.0)
+        for t in range(R * E):
+            acc[t] = F32(0.0)
+
+    return load_q, step, merge_groups, init_state
+
+
+def _word_type(spec):
+    return types.int64 if spec["vec"] == 4 else types.int32
+
+
+def _out_conv(spec):
+    return _f32_to_bf16 if spec["dtype"] == "bfloat16" else _f32_to_f16
+
+
+def make_decode(spec):
+    """Split-K decode kernel for one bucket: grid (n_kv_heads, n_split), block 32*n_warps.
+
+    args: att int16[H*HD] out, q int16[H*HD], k/v words[S*KVH*W], pos int32[1], part f32[H, n_split, HD+2],
+    cnt int32[KVH] (zero between launches; the combining block resets it).
+    """
+    HD, R, VEC, G, W, NV, KPS, KVH = _geometry(spec)
+    E = NV * VEC
+    NW, C, NS, LMAX = spec["n_warps"], spec["chunk"], spec["n_split"], spec["lmax"]
+    NT = 32 * NW
+    PW = HD + 2  # partial record: acc[HD], m, l
+    NWR, NWRHD, RE = NW * R, NW * R * HD, R * E  # array shapes must be constants
+    WT = _word_type(spec)
+    load_q, step, merge_groups, init_state = _make_warp_attend(spec)
+    to_t = _out_conv(spec)
+
+    def decode(att, q, k, v, pos, part, cnt):
+        kvh = cuda.blockIdx.x
+        split = cuda.blockIdx.y
+        tid = cuda.threadIdx.x
+        lane = tid & 31
+        warp = tid >> 5
+        g = lane % G
+        n = min(pos[0] + 1, LMAX)
+        start = split * C
+        end = min(start + C, n)
+        sm_m = cuda.shared.array(NWR, types.float32)
+        sm_l = cuda.shared.array(NWR, types.float32)
+        sm_acc = cuda.shared.array(NWRHD, types.float32)
+        flag = cuda.shared.array(1, types.int32)
+        if start < n:
+            qr = cuda.local.array(RE, types.float32)
+            m = cuda.local.array(R, types.float32)
+            l = cuda.local.array(R, types.float32)
+            acc = cuda.local.array(RE, types.float32)
+            kw = cuda.local.array(NV, WT)
+            vw = cuda.local.array(NV, WT)
+            s = cuda.local.array(R, types.float32)
+            load_q(q, 0, kvh, g, qr)
+            init_state(m, l, acc)
+            for base in range(start + warp * KPS, end, NW * KPS):
+                j = base + lane // G
+                step(k, v, j, j < end, kvh, g, qr, m, l, acc, kw, vw, s)
+            merge_groups(m, l, acc)
+            if lane < G:
+                for r in range(R):
+                    if lane == 0:
+                        sm_m[warp * R + r] = m[r]
+                        sm_l[warp * R + r] = l[r]
+                    for i in range(NV):
+                        w = g + G * i
+                        if w < W:
+                            for e in range(VEC):
+                                sm_acc[(warp * R + r) * HD + w * VEC + e] = acc[r * E + i * VEC + e]
+            cuda.syncthreads()
+            for t in range(tid, R * HD, NT):
+                r = t // HD
+                d = t - r * HD
+                mm = NEG_INF
+                for w2 in range(NW):
+                    mm = max(mm, sm_m[w2 * R + r])
+                ll = F32(0.0)
+                aa = F32(0.0)
+                for w2 in range(NW):
+                    c = math.exp2(sm_m[w2 * R + r] - mm)
+                    ll += sm_l[w2 * R + r] * c
+                    aa += sm_acc[(w2 * R + r) * HD + d] * c
+                h = kvh * R + r
+                if NS == 1:
+                    att[h * HD + d] = to_t(aa / ll)
+                else:
+                    rec = (h * NS + split) * PW
+                    part[rec + d] = aa
+                    if d == 0:
+                        part[rec + HD] = mm
+                        part[rec + HD + 1] = ll
+        if NS == 1:
+            return
+        # ticket: the last block of this KV head to finish combines the n_valid splits
+        cuda.threadfence()
+        cuda.syncthreads()
+        if tid == 0:
+            flag[0] = 1 if _atomic_add_i32(cnt, kvh, 1) == NS - 1 else 0
+        cuda.syncthreads()
+        if flag[0] == 0:
+            return
+        cuda.threadfence()
+        if tid == 0:
+            cnt[kvh] = 0
+        n_valid = (n + C - 1) // C
+        for t in range(tid, R * HD, NT):
+            r = t // HD
+            d = t - r * HD
+            h = kvh * R + r
+            mm = NEG_INF
+            for sp in range(n_valid):
+                mm = max(mm, part[(h * NS + sp) * PW + HD])
+            ll = F32(0.0)
+            aa = F32(0.0)
+            for sp in range(n_valid):
+                rec = (h * NS + sp) * PW
+                c = math.exp2(part[rec + HD] - mm)
+                ll += part[rec + HD + 1] * c
+                aa += part[rec + d] * c
+            att[h * HD + d] = to_t(aa / ll)
+
+    wt = _word_type(spec)
+    P = types.CPointer
+    sig = (P(types.int16), P(types.int16), P(wt), P(wt), P(types.int32), P(types.float32), P(types.int32))
+    return decode, sig
+
+
+def make_prefill(spec):
+    """Causal prefill kernel: grid (ceil(M / n_warps), n_kv_heads), block 32*n_warps; one warp per query row.
+
+    args: att int16[M, H*HD] out, q int16[M, H*HD], k/v words[S*KVH*W], pos int32[1], n_tokens int32[1].
+    M (the query bucket) is the grid, not a compile-time constant; rows m >= n_tokens[0] get zeros.
+    """
+    HD, R, VEC, G, W, NV, KPS, KVH = _geometry(spec)
+    E = NV * VEC
+    NW, LMAX = spec["n_warps"], spec["lmax"]
+    H = KVH * R
+    load_q, step, merge_groups, init_state = _make_warp_attend(spec)
+    to_t = _out_conv(spec)
+    ZERO_T = np.int16(0)
+    RE = R * E
+    WT = _word_type(spec)
+
+    def prefill(att, q, k, v, pos, n_tokens):
+        kvh = cuda.blockIdx.y
+        lane = cuda.threadIdx.x & 31
+        row = cuda.blockIdx.x * NW + (cuda.threadIdx.x >> 5)
+        g = lane % G
+        qoff = row * H * HD
+        if row >= n_tokens[0]:
+            for t in range(lane, R * HD, 32):
+                att[qoff + kvh * R * HD + t] = ZERO_T
+            return
+        n = min(pos[0] + row + 1, LMAX)
+        qr = cuda.local.array(RE, types.float32)
+        m = cuda.local.array(R, types.float32)
+        l = cuda.local.array(R, types.float32)
+        acc = cuda.local.array(RE, types.float32)
+        kw = cuda.local.array(NV, WT)
+        vw = cuda.local.array(NV, WT)
+        s = cuda.local.array(R, types.float32)
+        load_q(q, qoff, kvh, g, qr)
+        init_state(m, l, acc)
+        for base in range(0, n, KPS):
+            j = base + lane // G
+            step(k, v, j, j < n, kvh, g, qr, m, l, acc, kw, vw, s)
+        merge_groups(m, l, acc)
+        if lane < G:
+            for r in range(R):
+                inv = F32(1.0) / l[r]
+                for i in range(NV):
+                    w = g + G * i
+                    if w < W:
+                        for e in range(VEC):
+                            att[qoff + (kvh * R + r) * HD + w * VEC + e] = to_t(acc[r * E + i * VEC + e] * inv)
+
+    wt = _word_type(spec)
+    P = types.CPointer
+    sig = (P(types.int16), P(types.int16), P(wt), P(wt), P(types.int32), P(types.int32))
+    return prefill, sig
+
+
+def _pin_device_cc(cc):
+    """Numba compiles device functions for the *current device's* cc, which needs a GPU and a context. The
+    compile process targets `cc` explicitly, so answer that instead (works on a GPU-less build machine too)."""
+    from numba.cuda import dispatcher
+
+    class _Target:
+        compute_capability = tuple(cc)
+
+    dispatcher.get_current_device = lambda: _Target
+
+
+def compile_ptx(spec, cc: tuple[int, int]) -> tuple[str, str]:
+    """(ptx text, entry name) of one specialization; needs libNVVM, not a GPU."""
+    import re
+    _pin_device_cc(cc)
+    make = make_decode if spec["kind"] == "decode" else make_prefill
+    fn, sig = make(spec)
+    ptx, _ = cuda.compile_ptx(fn, sig, cc=cc)
+    name = re.search(r"\.visible\s+\.entry\s+(\S+?)\s*\(", ptx).group(1)
+    return ptx, name

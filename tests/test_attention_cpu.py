@@ -1,0 +1,99 @@
+"""Attention planning, PTX generation and the disk-cache compiler, all without a GPU (needs numba-cuda + libNVVM
+for the PTX tests; skipped cleanly otherwise)."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from cugraphllm.config import ModelConfig
+from cugraphllm.gpu import attention as A
+from cugraphllm.gpu import jit_cache
+
+
+def cfg(n_heads, n_kv_heads, head_dim):
+    return ModelConfig(dim=n_heads * head_dim, n_layers=1, n_heads=n_heads, n_kv_heads=n_kv_heads,
+                       vocab_size=32, hidden_dim=64, max_seq_len=4096)
+
+
+def test_buckets_cover_context():
+    assert A.make_buckets(4096) == ([64, 128, 256, 512, 1024, 2048, 4096], [16, 32, 64, 128, 256, 512])
+    assert A.make_buckets(600) == ([64, 128, 256, 512, 600], [16, 32, 64, 128, 256, 512])
+    assert A.make_buckets(100) == ([64, 100], [16, 32, 64, 100])
+    assert A.make_buckets(8) == ([8], [8])
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 128), (64, 8, 128), (16, 8, 64), (6, 3, 72), (4, 2, 6), (8, 8, 8)])
+@pytest.mark.parametrize("lmax", [1, 63, 64, 600, 4096])
+def test_decode_plan_covers_every_key_once(shape, lmax):
+    c = cfg(*shape)
+    p = A.plan_decode(c, "float16", lmax)
+    step = A.N_WARPS * 32 // p["g"]
+    assert p["chunk"] % step == 0
+    assert p["n_split"] * p["chunk"] >= lmax > (p["n_split"] - 1) * p["chunk"]  # no split is always empty
+    assert p["n_split"] * c.n_kv_heads <= max(4 * 132 + c.n_kv_heads, c.n_kv_heads)
+    words = c.head_dim // p["vec"]
+    assert p["g"] * -(-words // p["g"]) >= words and p["g"] in (1, 2, 4, 8, 16, 32)
+
+
+def test_cache_key_depends_on_spec_and_cc():
+    s = A.plan_decode(cfg(32, 32, 128), "float16", 512)
+    assert jit_cache.cache_key(s, "90") == jit_cache.cache_key(dict(s), "90")
+    assert jit_cache.cache_key(s, "90") != jit_cache.cache_key(s, "80")
+    assert jit_cache.cache_key(s, "90") != jit_cache.cache_key({**s, "dtype": "bfloat16"}, "90")
+
+
+def test_import_touches_no_gpu_library():
+    code = "import sys, cugraphllm.gpu.attention, cugraphllm.gpu.jit_cache; print('numba' in sys.modules, 'cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+SPECS = [  # (config shape, dtype, lmax): fast paths 64/128, GQA, bf16, the 2-element word path
+    ((32, 32, 128), "float16", 4096),
+    ((32, 4, 128), "bfloat16", 512),
+    ((16, 8, 64), "float16", 64),
+    ((4, 2, 6), "bfloat16", 600),
+]
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    pytest.importorskip("numba.cuda")
+    try:
+        from cugraphllm.gpu import attention_kernels
+        attention_kernels.compile_ptx(A.plan_prefill(cfg(8, 8, 8), "float16", 64), (9, 0))
+    except Exception as e:  # no libNVVM here
+        pytest.skip(f"numba-cuda cannot compile here: {type(e).__name__}: {e}")
+    return attention_kernels
+
+
+@pytest.mark.parametrize("shape,dtype,lmax", SPECS)
+@pytest.mark.parametrize("kind", ["decode", "prefill"])
+def test_ptx_abi_and_code_quality(kernels, kind, shape, dtype, lmax):
+    c = cfg(*shape)
+    spec = A.plan_decode(c, dtype, lmax) if kind == "decode" else A.plan_prefill(c, dtype, lmax)
+    ptx, name = kernels.compile_ptx(spec, (9, 0))
+    params = re.search(re.escape(name) + r"\((.*?)\)", ptx, re.S).group(1)
+    assert params.count(".param .u64") == (7 if kind == "decode" else 6)  # one pointer per argument
+    assert not re.search(r"\.f64\b", ptx), "accidental float64 math"
+    assert ".local" not in ptx, "register arrays spilled to local memory"
+    assert ("ld.global.u64" in ptx) == (c.head_dim % 4 == 0)  # 8-byte K/V words
+    if kind == "decode" and spec["n_split"] > 1:
+        assert "atom" in ptx  # split-K ticket
+    if dtype == "float16":
+        assert "cvt.f32.f16" in ptx and "cvt.rn.f16.f32" in ptx
+
+
+def test_compile_subprocess_fills_cache_once(kernels, tmp_path):
+    spec = A.plan_decode(cfg(8, 4, 16), "float16", 128)
+    cmd = [sys.executable, "-m", "cugraphllm.gpu.jit_cache", "--cc", "90", "--cache-dir", str(tmp_path),
+           json.dumps(spec)]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert len(first.stdout.strip().splitlines()) == 1
+    hit = jit_cache.lookup(tmp_path, jit_cache.cache_key(spec, "90"))
+    assert hit is not None and hit[1]["format"] in ("cubin", "ptx") and len(hit[0]) > 1000
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert second.stdout.strip() == ""  # cache hit: nothing compiled
