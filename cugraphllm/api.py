@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 from .config import ModelConfig, RuntimeConfig
-from .errors import BackendError, ConfigError, TokenizerError
+from .errors import BackendError, ConfigError, ContextLimitError, TokenizerError
 
 FINISH_MESSAGES = {
     "eos": "end of sequence",
@@ -168,20 +168,24 @@ class LLM:
 
     def _run(self, ids: list[int], params, max_new_tokens: int, stop, on_done=None) -> Iterator[str]:
         """Reuse the cached prefix of `ids`, start the engine (errors raise here), return the text iterator."""
+        from .sampling import StopChecker
+
         _check_max_new(max_new_tokens)
-        stop = (stop,) if isinstance(stop, str) else tuple(stop)
+        stopper = StopChecker(stop)
+        if len(ids) > self.engine.max_seq_len:  # checked here too: an engine may raise only when iterated
+            raise ContextLimitError(f"prompt of {len(ids)} tokens does not fit the context of "
+                                    f"{self.engine.max_seq_len}")
         keep = min(_common_prefix(self.engine.tokens, ids), len(ids) - 1)  # prefill at least one token
         self.engine.truncate(keep)
         stats = GenerationStats(prompt_tokens=len(ids), context=self.engine.max_seq_len)
         tokens = self.engine.generate(ids[keep:], params, max_new_tokens)
         self.last = stats
-        return self._texts(tokens, stats, max_new_tokens, stop, on_done)
+        return self._texts(tokens, stats, max_new_tokens, stopper, on_done)
 
-    def _texts(self, tokens, stats: GenerationStats, max_new_tokens: int, stop, on_done) -> Iterator[str]:
-        from .sampling import StopChecker
+    def _texts(self, tokens, stats: GenerationStats, max_new_tokens: int, stopper, on_done) -> Iterator[str]:
         from .tokenizer import StreamDecoder
 
-        decoder, stopper = StreamDecoder(self.tokenizer), StopChecker(stop)
+        decoder = StreamDecoder(self.tokenizer)
         reason, hit = "interrupted", False
         try:
             for token in tokens:

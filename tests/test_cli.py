@@ -125,6 +125,7 @@ def bad_cases(tmp):
         ["MODEL", "--prompt", "x", "--max-seq-len", "0"],
         ["MODEL", "--prompt", "x", "--backend", "tpu"],
         ["MODEL", "--prompt", "x", "--dtype", "int4"],
+        ["MODEL", "--prompt", "x", "--stop", ""],
         ["MODEL"],
         ["MODEL", "--prompt", "x", "--no-such-flag"],
     ]
