@@ -51,6 +51,7 @@ SEED = _checked(int, lambda v: 0 <= v < 2 ** 64, "an integer in [0, 2**64)")
 TEMPERATURE = _checked(float, lambda v: _finite(v) and v >= 0, "a number >= 0")
 TOP_P = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 PENALTY = _checked(float, lambda v: _finite(v) and v > 0, "a number > 0")
+STOP_TEXT = _checked(str, lambda v: v != "", "a non-empty string")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -87,7 +88,7 @@ def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: f
                    help="divide the logits of tokens already seen by R (> 1 discourages repeats; default 1.0)")
     g.add_argument("--seed", type=SEED, default=0, metavar="S",
                    help="random seed; the same seed gives the same text (default 0)")
-    g.add_argument("--stop", action="append", default=[], metavar="TEXT",
+    g.add_argument("--stop", action="append", default=[], type=STOP_TEXT, metavar="TEXT",
                    help="stop when TEXT appears (not printed); repeat the flag for several stop strings")
 
 
