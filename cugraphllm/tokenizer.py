@@ -44,7 +44,7 @@ class Tokenizer:
         if not path.is_file():
             raise TokenizerError(f"tokenizer {path}: file not found")
         data = path.read_bytes()
-        hint = " (llama2.c tokenizer.bin is not read; pass the sentencepiece tokenizer.model)" if path.suffix == ".bin" else ""
+        hint = " (a llama2.c tokenizer.bin; pass the sentencepiece tokenizer.model)" if path.suffix == ".bin" else ""
         try:
             if not data:
                 raise ValueError("empty file")
