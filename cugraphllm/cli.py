@@ -179,11 +179,15 @@ def cmd_generate(args) -> int:
 
 def _read_line(interactive: bool) -> str | None:
     """One line of input, prompt on stderr; None at end of input. Raises KeyboardInterrupt on Ctrl-C."""
-    if interactive:
-        sys.stderr.write("\n>>> ")
-        sys.stderr.flush()
-    line = sys.stdin.readline()
-    return None if line == "" else line.rstrip("\r\n")
+    if not interactive:
+        line = sys.stdin.readline()
+        return None if line == "" else line.rstrip("\r\n")
+    sys.stderr.write("\n>>> ")  # on stderr, so stdout holds replies only
+    sys.stderr.flush()
+    try:
+        return input()  # line editing through readline when it is available
+    except EOFError:
+        return None
 
 
 def _chat_turn(args, session, text: str) -> None:
@@ -204,6 +208,11 @@ def _chat_turn(args, session, text: str) -> None:
 def cmd_chat(args) -> int:
     session = _load(args).chat(system=args.system)
     interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401  (arrow keys and history for input())
+        except ImportError:
+            pass
     _status(args, "chat: /reset starts over, /exit quits" + (", Ctrl-C stops a reply" if interactive else ""))
     armed = False  # a first Ctrl-C at the prompt arms, the second exits
     while True:
