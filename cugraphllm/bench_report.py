@@ -143,7 +143,9 @@ def _f(v, fmt="{:.2f}") -> str:
 def to_markdown(doc: dict) -> str:
     dev, model = doc["device"], doc["model"]
     copy = dev.get("copy_gbps")
-    lines = [f"**{model['name']}** ({model['dtype']}, {model['weight_bytes'] / 1e9:.2f} GB of weights), batch 1, "
+    wb = model["weight_bytes"]
+    size = f"{wb / 1e9:.2f} GB" if wb >= 1e8 else f"{wb / 1e6:.2f} MB"
+    lines = [f"**{model['name']}** ({model['dtype']}, {size} of weights), batch 1, "
              f"on {dev['name']} (driver {dev['driver']}, measured copy {_f(copy, '{:.0f}')} GB/s), {doc['date']}.",
              "", "| system | prompt | TTFT median ms | TTFT P99 ms | TPOT ms | ITL P50 / P90 / P99 ms | tok/s "
              "| GB/s (% copy) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

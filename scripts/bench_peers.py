@@ -2,7 +2,9 @@
 forced length, warm-up discarded, host wall clock with a device sync per token (what a streaming user sees).
 
 Systems (LLaMA-2-7B shapes, random fp16 weights, nothing downloaded):
-  gptfast     a minimal gpt-fast-style model (scripts/peers_gptfast.py), decode under torch.compile reduce-overhead
+  gptfast     a minimal gpt-fast-style model (scripts/peers_gptfast.py), decode under torch.compile reduce-overhead,
+              prefill eager (gpt-fast --compile)
+  gptfast-prefill  the same with prefill compiled too, dynamic shapes (gpt-fast --compile --compile_prefill)
   hf-eager    Hugging Face transformers LlamaForCausalLM.generate, dynamic cache, eager
   hf-compile  the same with cache_implementation="static", which makes generate compile the decode step
 Needs torch and transformers (the GPU image has them; cugraphllm never does). Writes the cugraphllm-bench/1 JSON
@@ -29,7 +31,7 @@ import torch  # noqa: E402
 from cugraphllm import bench_report as br  # noqa: E402
 from cugraphllm.config import ModelConfig  # noqa: E402
 
-SYSTEMS = ("gptfast", "hf-eager", "hf-compile")
+SYSTEMS = ("gptfast", "gptfast-prefill", "hf-eager", "hf-compile")
 T0 = time.perf_counter()
 
 
@@ -172,10 +174,12 @@ def run_system(name: str, cfg: ModelConfig, args, state: dict) -> dict:
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
     extra = {}
-    if name == "gptfast":
+    if name.startswith("gptfast"):
         from peers_gptfast import GptFastRunner
-        runner = GptFastRunner(cfg, max_seq=_round_up(max(args.prompt_lens) + args.new_tokens, 8))
-        extra["design"] = "static KV cache, fused wqkv/w13, device-side position, decode torch.compile reduce-overhead"
+        cp = name == "gptfast-prefill"
+        runner = GptFastRunner(cfg, max_seq=_round_up(max(args.prompt_lens) + args.new_tokens, 8), compile_prefill=cp)
+        extra["design"] = ("static KV cache, fused wqkv/w13, device-side position, decode torch.compile "
+                           "reduce-overhead, prefill " + ("torch.compile dynamic=True" if cp else "eager"))
     else:
         if state.get("hf") is None:
             state["hf"] = build_hf(cfg)
@@ -207,7 +211,7 @@ def parse_args(argv=None):
     p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (>= reps)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--paper", action="store_true", help="paper lengths 10..500, 128 new tokens, 100 TTFT reps")
-    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument("--systems", default="gptfast,gptfast-prefill,hf-eager,hf-compile")
     p.add_argument("--preset", default="llama-2-7b")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=520.0, help="skip remaining lengths after this many seconds")
@@ -244,7 +248,7 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 - one broken peer must not lose the others' figures
             traceback.print_exc()
             notes.append(f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-        if name == "gptfast":
+        if name.startswith("gptfast"):
             torch._dynamo.reset()  # drops the compiled decode and its CUDA graphs, which hold the model
             gc.collect()
             torch.cuda.empty_cache()

@@ -129,6 +129,11 @@ def decode_one_token(model, cur, input_pos):
     return logits[:, -1].argmax(dim=-1, keepdim=True)
 
 
+def prefill(model, prompt, input_pos):
+    # prompt [1, L] int64, input_pos [L] -> first token [1, 1]
+    return model(prompt, input_pos)[:, -1].argmax(dim=-1, keepdim=True)
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -137,7 +142,8 @@ def _sync(device) -> None:
 class GptFastRunner:
     """Drives prefill (eager) + compiled decode for exactly n tokens; host clock, sync per token."""
 
-    def __init__(self, cfg, max_seq: int, compile_decode: bool = True, seed: int = 0, device: str = "cuda"):
+    def __init__(self, cfg, max_seq: int, compile_decode: bool = True, compile_prefill: bool = False, seed: int = 0,
+                 device: str = "cuda"):
         torch.manual_seed(seed)
         torch.set_default_dtype(torch.float16)  # initialize in fp16 directly: no fp32 copy of 7B on the GPU
         try:
@@ -149,6 +155,8 @@ class GptFastRunner:
         self.decode, self.compiled = decode_one_token, compile_decode
         if compile_decode:
             self.decode = torch.compile(decode_one_token, mode="reduce-overhead", fullgraph=True)
+        # gpt-fast's --compile_prefill: one dynamic-shape compile serves every prompt length (no CUDA graph)
+        self.prefill = torch.compile(prefill, fullgraph=True, dynamic=True) if compile_prefill else prefill
 
     @torch.inference_mode()
     def run(self, prompt, n: int):
@@ -156,8 +164,7 @@ class GptFastRunner:
         L = prompt.shape[1]
         _sync(prompt.device)
         t0 = time.perf_counter()
-        logits = self.model(prompt, torch.arange(L, device=prompt.device))
-        tok = logits[:, -1].argmax(dim=-1, keepdim=True)
+        tok = self.prefill(self.model, prompt, torch.arange(L, device=prompt.device))
         tok.item()  # the host has the first token
         times = [time.perf_counter()]
         pos = torch.tensor([L], device=prompt.device, dtype=torch.int64)  # device-side position

@@ -1,0 +1,297 @@
+"""`python -m cugraphllm bench`: the paper's batch-1 latency protocol on our engines.
+
+Per mode (eager, graph, hybrid on the cuda backend; one system on numpy) and prompt length: random prompt ids
+(seeded, the same prompts for every mode), greedy, exactly --new-tokens tokens (the engine's generate iterator is
+driven directly, so EOS never stops it), warm-up runs discarded. Host wall clock: TTFT is the time from the
+generate call to the first yielded token (what a user sees), inter-token latencies are the times between yields.
+Writes <out>/<stem>.json (schema cugraphllm-bench/1, shared with scripts/bench_peers.py), .md and .png.
+Progress goes to stderr. `--merge A.json B.json ...` only merges documents (e.g. ours with the torch peers).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import bench_report as br
+from .config import MODES, PRESETS, ModelConfig, RuntimeConfig
+from .errors import ConfigError, ContextLimitError, CugraphError
+
+PAPER_LENS = "10,25,50,100,128,200,300,500"
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.perf_counter() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- timing one generation ----------------------------------------------------------------------
+def time_generation(engine, prompt: list[int], n: int, params) -> tuple[float, list[float]]:
+    """Reset, then drive engine.generate for exactly n tokens. Returns (ttft_s, the n-1 inter-token intervals)."""
+    engine.reset()
+    if hasattr(engine, "sync"):
+        engine.sync()
+    t0 = time.perf_counter()
+    it = engine.generate(prompt, params, n)
+    times = []
+    try:
+        for _ in range(n):
+            next(it)
+            times.append(time.perf_counter())
+    except StopIteration:
+        raise ContextLimitError(f"bench: the engine stopped after {len(times)} of {n} tokens "
+                                f"(prompt {len(prompt)}, context {engine.max_seq_len})") from None
+    finally:
+        it.close()
+    return times[0] - t0, [b - a for a, b in zip(times, times[1:])]
+
+
+def prompts_for(length: int, count: int, vocab: int, seed: int) -> list[list[int]]:
+    """`count` random prompts of `length` ids in [3, vocab) (above llama's unk/bos/eos); keyed by (seed, length)
+    so every mode and every run of the bench sees the same prompts."""
+    rng = np.random.default_rng([seed, length])
+    lo = 3 if vocab > 3 else 0
+    return [rng.integers(lo, vocab, size=length).tolist() for _ in range(count)]
+
+
+def bench_length(engine, length: int, args, config: ModelConfig, itemsize: int, params) -> dict:
+    """Timed runs at one prompt length: the first `reps` run the full length, the rest (up to ttft_reps) stop
+    after the first token."""
+    total = max(args.reps, args.ttft_reps)
+    ttft, itl_runs = [], []
+    for r, prompt in enumerate(prompts_for(length, total, config.vocab_size, args.seed)):
+        full = r < args.reps
+        t, itl = time_generation(engine, prompt, args.new_tokens if full else 1, params)
+        ttft.append(t)
+        if full:
+            itl_runs.append(itl)
+    return br.result_entry(length, args.new_tokens, ttft, itl_runs, config, itemsize)
+
+
+def bench_engine(engine, args, config: ModelConfig, itemsize: int) -> list[dict]:
+    """Warm-up at every length (largest first, so buffers and graphs are sized once; its first TTFT is kept as
+    cold_ttft_ms), then the timed runs, shortest length first."""
+    from .sampling import SamplingParams
+    params = SamplingParams()  # greedy
+    cold = {}
+    for length in sorted(args.prompt_lens, reverse=True):
+        for w, prompt in enumerate(prompts_for(length, args.warmup, config.vocab_size, args.seed + 1)):
+            t, _ = time_generation(engine, prompt, args.new_tokens, params)
+            cold.setdefault(length, 1e3 * t)
+        log(f"  warm-up L={length} done")
+    rows = []
+    for length in sorted(args.prompt_lens):
+        row = bench_length(engine, length, args, config, itemsize, params)
+        row["cold_ttft_ms"] = cold.get(length)
+        tp = row["tpot_ms"]
+        log(f"  L={length}: TTFT median {row['ttft_ms']['median']:.2f} ms, P99 {row['ttft_ms']['p99']:.2f} ms"
+            + ("" if tp is None else f", TPOT {tp:.3f} ms ({row['tokens_per_s']:.1f} tok/s)"))
+        rows.append(row)
+    return rows
+
+
+# ---- engines ------------------------------------------------------------------------------------
+def resolve_backend(name: str) -> str:
+    if name != "auto":
+        return name
+    try:
+        import cupy
+        return "cuda" if cupy.cuda.is_available() else "numpy"
+    except Exception:  # noqa: BLE001 - no CuPy or no driver: the CPU reference
+        return "numpy"
+
+
+def load_source(args, backend: str):
+    """A Checkpoint (from --model) or a ModelConfig (the preset, meaning seeded dummy weights)."""
+    if args.model is None:
+        return ModelConfig.from_preset(args.preset), args.preset + " (random weights)"
+    from .loader import load_checkpoint, parse_model_arg
+    kind, what = parse_model_arg(args.model)
+    if kind == "dummy":
+        return ModelConfig.from_preset(what), what + " (random weights)"
+    dtype = "float16" if backend == "cuda" and args.dtype == "float16" else "float32"
+    t = time.perf_counter()
+    ckpt = load_checkpoint(what, dtype=dtype, progress=False)
+    log(f"loaded {what} in {time.perf_counter() - t:.1f} s")
+    return ckpt, Path(what).name
+
+
+def make_engine(source, backend: str, mode: str, args, max_seq: int):
+    from .api import _make_engine
+    runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed)
+    t = time.perf_counter()
+    engine = _make_engine(source, runtime)
+    wall = time.perf_counter() - t
+    return engine, float(getattr(engine, "startup_s", None) or wall)
+
+
+def memory_bytes(engine, backend: str):
+    """(total bytes, report) from engine.memory_report() (byte entries only), else CuPy's pool, else None."""
+    report = engine.memory_report() if hasattr(engine, "memory_report") else None
+    if report:
+        return sum(v for k, v in report.items() if not k.startswith("n_")), report
+    if backend == "cuda":
+        import cupy
+        return cupy.get_default_memory_pool().used_bytes(), None
+    return None, None
+
+
+def free_memory(backend: str) -> None:
+    """After the caller dropped its engine: collect it and give CuPy's cached blocks back to the device."""
+    gc.collect()
+    if backend == "cuda":
+        import cupy
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+# ---- device facts -------------------------------------------------------------------------------
+def cuda_copy_gbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
+    """Device-to-device copy rate (bytes read + written), timed with CUDA events."""
+    import cupy
+    a = cupy.random.randint(0, 255, size=nbytes, dtype=cupy.uint8)
+    b = cupy.empty_like(a)
+    b.data.copy_from_device(a.data, nbytes)
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(reps):
+        b.data.copy_from_device_async(a.data, nbytes)
+    end.record()
+    end.synchronize()
+    ms = cupy.cuda.get_elapsed_time(start, end)
+    del a, b
+    cupy.get_default_memory_pool().free_all_blocks()
+    return 2 * nbytes * reps / (ms * 1e-3) / 1e9
+
+
+def device_info(backend: str) -> dict:
+    if backend != "cuda":
+        return {"name": f"CPU ({platform.processor() or platform.machine()}, NumPy)", "driver": "-",
+                "copy_gbps": None}
+    import subprocess
+
+    import cupy
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        driver = out.stdout.strip().splitlines()[0]
+    except Exception:  # noqa: BLE001 - informational; fall back to the CUDA driver API version
+        driver = f"CUDA {cupy.cuda.runtime.driverGetVersion()}"
+    return {"name": name, "driver": driver, "copy_gbps": cuda_copy_gbps()}
+
+
+def versions(backend: str) -> dict:
+    from importlib import metadata
+
+    from . import __version__
+    v = {"cugraphllm": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    if backend == "cuda":
+        import cupy
+        v["cupy"] = cupy.__version__
+        v["cuda_runtime"] = str(cupy.cuda.runtime.runtimeGetVersion())
+        for pkg in ("numba-cuda", "numba"):
+            try:
+                v[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                pass
+    return v
+
+
+# ---- command line -------------------------------------------------------------------------------
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="cugraphllm bench", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, help="checkpoint path (or dummy:<preset>)")
+    src.add_argument("--preset", default="llama-2-7b", choices=sorted(PRESETS), help="dummy weights of a preset")
+    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"))
+    p.add_argument("--modes", default=",".join(MODES), help="cuda modes, comma-separated")
+    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"))
+    p.add_argument("--prompt-lens", default=PAPER_LENS)
+    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")
+    p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (at least --reps)")
+    p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
+    p.add_argument("--paper", action="store_true", help="the paper's protocol: 100 TTFT repetitions per length")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--stem", default=None, help="output file stem (default bench_<backend>_<date>)")
+    p.add_argument("--peers", nargs="*", default=[], metavar="JSON", help="peer results to show alongside")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only merge these result files")
+    p.add_argument("--no-plot", action="store_true")
+    a = p.parse_args(argv)
+    a.ttft_reps = max(a.ttft_reps, 100 if a.paper else 0)
+    try:
+        a.prompt_lens = sorted({int(x) for x in a.prompt_lens.split(",") if x.strip()})
+    except ValueError:
+        p.error(f"--prompt-lens: expected comma-separated integers, got {a.prompt_lens!r}")
+    a.modes = [m for m in a.modes.split(",") if m]
+    for bad, what in ((not a.prompt_lens or min(a.prompt_lens) < 1, "--prompt-lens must be >= 1"),
+                      (a.new_tokens < 1 or a.reps < 1 or a.warmup < 0, "--new-tokens and --reps must be >= 1"),
+                      (any(m not in MODES for m in a.modes), f"--modes must be among {MODES}")):
+        if bad:
+            p.error(what)
+    return a
+
+
+def run(args) -> tuple[dict, str]:
+    backend = resolve_backend(args.backend)
+    source, name = load_source(args, backend)
+    config = source if isinstance(source, ModelConfig) else source.config
+    max_seq = max(args.prompt_lens) + args.new_tokens
+    if max_seq > config.max_seq_len:
+        raise ConfigError(f"bench: prompt {max(args.prompt_lens)} + {args.new_tokens} new tokens exceed the "
+                          f"model's context of {config.max_seq_len}")
+    itemsize = 2 if backend == "cuda" else 4
+    device = device_info(backend)
+    log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"
+        + ("" if device["copy_gbps"] is None else f", copy {device['copy_gbps']:.0f} GB/s"))
+    systems = []
+    for mode in (args.modes if backend == "cuda" else ["reference"]):
+        sysname = f"cugraphllm-{mode if backend == 'cuda' else 'numpy'}"
+        log(f"{sysname}: starting the engine")
+        engine, startup = make_engine(source, backend, mode if backend == "cuda" else "hybrid", args, max_seq)
+        rows = bench_engine(engine, args, config, itemsize)
+        total, report = memory_bytes(engine, backend)
+        systems.append(br.system_entry(sysname, startup, total, rows, memory=report))
+        if hasattr(engine, "close"):
+            engine.close()
+        engine = None
+        free_memory(backend)
+    model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
+             "weight_bytes": config.n_params() * itemsize}
+    notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
+             f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
+             f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]
+    return br.make_doc(device, versions(backend), model, systems, notes), backend
+
+
+def main(argv=None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    today = dt.date.today().isoformat()
+    if args.merge:
+        doc = br.merge([br.load(p) for p in args.merge])
+        stem = args.stem or f"merged_{today}"
+    else:
+        doc, backend = run(args)
+        if args.peers:
+            doc = br.merge([doc] + [br.load(p) for p in args.peers])
+        stem = args.stem or f"bench_{backend}_{today}"
+    paths = br.write_outputs(doc, Path(args.out), stem, png=not args.no_plot, log=log)
+    sys.stdout.write(br.to_markdown(doc))
+    log("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except CugraphError as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)
