@@ -19,6 +19,7 @@
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
+#define NEG_INF __int_as_float(0xff800000)  // NVRTC has no <math.h> INFINITY
 typedef unsigned long long u64;
 
 __device__ __forceinline__ void commit_token(int t, int* token, int* hist, int* pos, const int* n_tokens,
@@ -45,7 +46,7 @@ __device__ __forceinline__ int block_argmax(float v, int i, float* sv, int* si) 
     __syncthreads();
     if (lane == 0) { sv[warp] = v; si[warp] = i; }
     __syncthreads();
-    v = lane < (blockDim.x >> 5) ? sv[lane] : -INFINITY;
+    v = lane < (blockDim.x >> 5) ? sv[lane] : NEG_INF;
     i = lane < (blockDim.x >> 5) ? si[lane] : 0x7fffffff;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -62,7 +63,7 @@ argmax(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, c
        const float* __restrict__ logits, int V, int hist_len) {
     __shared__ float sv[32];
     __shared__ int si[32];
-    float bv = -INFINITY;
+    float bv = NEG_INF;
     int bi = 0x7fffffff;
     for (int i = threadIdx.x; i < V; i += blockDim.x) {  // ascending per thread: first max kept
         float v = logits[i];
@@ -223,11 +224,11 @@ __device__ int prepare_logits(float* s, unsigned* bits, const float* logits, con
             if (id >= 0 && id < V) atomicOr(&bits[id >> 5], 1u << (id & 31));
         }
     __syncthreads();
-    float bv = -INFINITY;
+    float bv = NEG_INF;
     int bi = 0x7fffffff;
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
         float l = logits[i];
-        if (l != l) l = -INFINITY;
+        if (l != l) l = NEG_INF;
         if (pen && ((bits[i >> 5] >> (i & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
         if (temp > 0.0f) l = l / temp;
         s[i] = l;
@@ -254,7 +255,7 @@ sample(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, c
     const int best = prepare_logits(s, bits, logits, hist, min(max(P, 0), hist_len), V, temp, rep, sv, si);
     __syncthreads();
     const float m = s[best < V ? best : 0];
-    if (temp <= 0.0f || top_k == 1 || best >= V || !(m > -INFINITY)) {
+    if (temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF)) {
         if (threadIdx.x == 0) commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
         return;
     }
