@@ -101,6 +101,7 @@ def bench_shape(name, M, dtype, stream, tune):
     row = {"shape": name, "op": op, "M": M, "K": K, "N": N}
     gemm_only = lambda i: cublas.handle().gemm_nt(d["c"], d["a"], d["ws"][i])  # noqa: E731
     row["cublas_gemm"] = _rates(_graph_time_us(stream, gemm_only, d["n"]), M, K, N, M * N * 2)
+    row["auto"] = _rates(_graph_time_us(stream, _op_call(op, d, "auto"), d["n"]), M, K, N, out_bytes)
     row["cublas_epi"] = _rates(_graph_time_us(stream, _op_call(op, d, "cublas"), d["n"]), M, K, N, out_bytes)
     if M <= gemm.OWN_MAX_M:
         row["own"] = _rates(_graph_time_us(stream, _op_call(op, d, "own"), d["n"]), M, K, N, out_bytes)
@@ -122,12 +123,16 @@ def bench_shape(name, M, dtype, stream, tune):
 def _tune(op, d, stream, M, K, N, out_bytes):
     from cugraphllm.gpu import gemm
     saved, out = dict(gemm.OWN_CONFIG), {}
-    for wm, wk in ((2, 4), (2, 8), (4, 2), (4, 4), (2, 2)):
-        gemm.OWN_CONFIG[op] = (wm, wk)
+    nt = (M + 7) // 8
+    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (2, 4, 3), (2, 8, 3), (2, 2, 3),
+                       (4, 2, 3)):
+        gemm.OWN_CONFIG[(op, nt)] = (wm, wk, st)
         try:
-            out[f"{wm}x{wk}"] = _rates(_graph_time_us(stream, _op_call(op, d, "own"), d["n"]), M, K, N, out_bytes)["us"]
+            us = _graph_time_us(stream, _op_call(op, d, "own"), d["n"])
+            out[f"{wm}x{wk}x{st}"] = round(us, 2)
         except Exception as exc:  # e.g. too many registers for the block size
-            out[f"{wm}x{wk}"] = f"error: {exc}"[:120]
+            out[f"{wm}x{wk}x{st}"] = f"error: {exc}"[:120]
+    gemm.OWN_CONFIG.clear()
     gemm.OWN_CONFIG.update(saved)
     return out
 
@@ -149,6 +154,18 @@ def environment():
             "python": platform.python_version(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
+def _summary(res, M):
+    """7B layer = wqkv + wo + w13 + w2 at this M: gemm.py's pick (auto) against cuBLAS GEMM alone, x32 layers."""
+    rows = [r for r in res["rows"] if r["M"] == M]
+    auto = sum(r["auto"]["us"] for r in rows)
+    gemm_only = sum(r["cublas_gemm"]["us"] for r in rows)
+    s = {"M": M, "layer_auto_us": round(auto, 1), "layer_cublas_gemm_us": round(gemm_only, 1),
+         "model_32_layers_ms": round(32 * auto / 1000, 2),
+         "auto_vs_cublas_gemm": {r["shape"]: round(r["cublas_gemm"]["us"] / r["auto"]["us"], 3) for r in rows}}
+    res.setdefault("summary", []).append(s)
+    print("  summary", json.dumps(s), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/gemm_{datetime.date.today().isoformat()}.json")
@@ -164,10 +181,11 @@ def main():
             row = bench_shape(name, M, args.dtype, stream, args.tune)
             res["rows"].append(row)
             own = row.get("own", {})
-            print(f"M={M:4d} {name:5s} own {own.get('us', '-'):>8} us  cublas+epi {row['cublas_epi']['us']:8.1f} "
+            print(f"M={M:4d} {name:5s} auto {row['auto']['us']:8.1f} own {own.get('us', '-'):>8} us  cublas+epi {row['cublas_epi']['us']:8.1f} "
                   f"gemm {row['cublas_gemm']['us']:8.1f} ({row['cublas_gemm']['tflops']:6.1f} TF) "
                   f"cupy {row['cupy_matmul']['us']:8.1f}  tune {row.get('own_configs', '')}", flush=True)
             cp.get_default_memory_pool().free_all_blocks()
+        _summary(res, M)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     print("wrote", args.out)

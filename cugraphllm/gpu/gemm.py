@@ -17,9 +17,9 @@ from ..errors import BackendError
 from .cuda_kernels import get_function
 
 OWN_MAX_M = 64          # own kernel up to 8 token tiles of 8
-# (WM, WK) per op: row tiles of 16 per block and warps along K. Tuned on the H100 (benchmarks/results/).
-OWN_CONFIG = {"residual": (2, 4), "silu": (2, 4), "qkv": (2, 4)}
-_EPI_THREADS = 256
+# (WM, WK, STAGES) per op: row tiles of 16 per block, warps along K, register pipeline depth. Tuned on the H100 (benchmarks/results/).
+OWN_CONFIG = {"residual": (2, 4, 2), "silu": (2, 4, 2), "qkv": (2, 4, 2)}  # (op, NT) keys override
+_EPI_THREADS = 128
 
 
 def _dtype(name):
@@ -34,8 +34,8 @@ def _is_bf16(dtype) -> bool:
     return str(dtype) == "bfloat16"
 
 
-def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4):
-    defines = {"NT": nt, "WM": wm, "WK": wk}
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2):
+    defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
     if _is_bf16(dtype):
         defines["CG_BF16"] = 1
     return get_function("gemm.cu", name, defines)
@@ -68,16 +68,17 @@ def _use_own(impl: str, M: int, K: int, *arrays) -> bool:
 
 def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> None:
     import cupy as cp
-    wm, wk = OWN_CONFIG[op]
     nt = (M + 7) // 8
+    wm, wk, stages = OWN_CONFIG[(op, nt)] if (op, nt) in OWN_CONFIG else OWN_CONFIG[op]
     rows_per_block = 16 * (wm // 2 if op == "silu" else wm)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    _fn(kernel, dtype, nt, wm, wk)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
+    _fn(kernel, dtype, nt, wm, wk, stages)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
 
 
-def _epi_launch(kernel: str, dtype, n_threads: int, args) -> None:
+def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
+    """Stand-alone epilogue over [M, cols] output columns, 8 columns per thread, one grid row per token."""
     import cupy as cp
-    grid = ((n_threads + _EPI_THREADS - 1) // _EPI_THREADS,)
+    grid = ((cols + 8 * _EPI_THREADS - 1) // (8 * _EPI_THREADS), M)
     _fn(kernel, dtype)(grid, (_EPI_THREADS,), args, stream=cp.cuda.get_current_stream())
 
 
@@ -140,7 +141,7 @@ def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:
         return
     g = _scratch(M * 2 * F, xn.dtype)[: M * 2 * F].reshape(M, 2 * F)
     _cublas_into(g, xn, w13)
-    _epi_launch("silu_mul_rows", xn.dtype, M * F, (h, g, np.int32(M), np.int32(F)))
+    _epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
 
 
 def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto") -> None:
@@ -166,5 +167,6 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str
         return
     g = _scratch(M * NQ, xn.dtype)[: M * NQ].reshape(M, NQ)
     _cublas_into(g, xn, wqkv)
-    _epi_launch("qkv_rope_rows", xn.dtype, M * NQ // 2,
-                (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)
+    vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0
+    _epi_launch("qkv_rope_rows", xn.dtype, M, NQ,
+                (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + tail[1:] + (np.int32(vec),))
