@@ -101,6 +101,13 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def _end_reason(ids: list, eos_id: int, max_new_tokens: int) -> str:
+    """Why the token stream ended, no stop string having matched."""
+    if ids and ids[-1] == eos_id:
+        return "eos"
+    return "length" if len(ids) >= max_new_tokens else "context"
+
+
 def _check_max_new(n) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"max_new_tokens must be an integer >= 0, got {n!r}")
@@ -200,9 +207,8 @@ class LLM:
                     yield text
                 if hit:
                     break
-            reason = "stop" if hit else "eos" if stats.ids and stats.ids[-1] == self.tokenizer.eos_id else \
-                "length" if len(stats.ids) >= max_new_tokens else "context"
-            if not hit:
+            reason = "stop" if hit else _end_reason(stats.ids, self.tokenizer.eos_id, max_new_tokens)
+            if not hit:  # the decoder and the stopper may still hold the end of the text
                 text, hit = stopper.push(decoder.flush())
                 text += "" if hit else stopper.flush()
                 reason = "stop" if hit else reason
