@@ -31,6 +31,10 @@ class Checkpoint:
     tokenizer_path: Path | None
     source: str  # "hf" | "llama2c" | "dummy"
 
+    def __iter__(self):
+        """`config, weights, tokenizer_path = load_checkpoint(...)` (DESIGN.md's tuple form)."""
+        return iter((self.config, self.weights, self.tokenizer_path))
+
 
 def parse_model_arg(s: str | Path) -> tuple[str, object]:
     """"dummy:<preset>" -> ("dummy", preset); anything else -> ("path", Path)."""

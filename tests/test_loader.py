@@ -53,6 +53,7 @@ def test_llama2c_stories260k(bin_ck, bin_path, stories_dir):
     assert cfg == ModelConfig.from_llama2c_header(HEADER_260K)
     assert bin_ck.source == "llama2c" and bin_ck.tokenizer_path == stories_dir / "tok512.model"
     assert w.output is w.tok_embeddings and len(w.layers) == 5
+    assert tuple(bin_ck) == (cfg, w, bin_ck.tokenizer_path)
     for k, a in _arrays(w).items():
         assert a.dtype == np.float32, k
     # independent offsets (README section 3): wk of layer 3 and w3 of layer 4 straight from the file
