@@ -205,7 +205,7 @@ class LLM:
                 if text:
                     stats.text += text
                     yield text
-                if hit:
+                if hit or len(stats.ids) >= max_new_tokens:  # never ask the engine for a token past the budget
                     break
             reason = "stop" if hit else _end_reason(stats.ids, self.tokenizer.eos_id, max_new_tokens)
             if not hit:  # the decoder and the stopper may still hold the end of the text
