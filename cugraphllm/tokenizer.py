@@ -93,7 +93,9 @@ class StreamDecoder:
     change only at the end: a trailing U+FFFD may be the first bytes of a character still arriving, so trailing
     U+FFFD are held back. Once a prefix of the window is printed and ends at a safe boundary (not inside a UTF-8
     sequence of byte pieces), the window restarts there. A restarted window is decoded behind a fixed context
-    piece, so its first piece keeps its leading space (sentencepiece strips it only from the first piece of all).
+    piece, so its first piece keeps its leading space: sentencepiece strips the dummy-prefix space only at the
+    start of the text (LLaMA-2: from the first piece; tok512, with remove_extra_whitespaces: every leading space
+    piece), so the window restarts only once some text is out.
     Cost per token: one decode of at most `max_window` ids.
     """
 
@@ -129,8 +131,9 @@ class StreamDecoder:
         self.reset()
         return out
 
-    def _text(self, ids: list[int]) -> str:
-        if not self._anchored:
+    def _text(self, ids: list[int], behind_ctx: bool | None = None) -> str:
+        """Text of `ids` at the start of the stream, or (anchored) as they print after earlier text."""
+        if not (self._anchored if behind_ctx is None else behind_ctx):
             return self.tok.sp.decode(ids)
         return self.tok.sp.decode([self._ctx] + ids)[self._ctx_len:]
 
@@ -140,19 +143,20 @@ class StreamDecoder:
         if not self._anchored:  # leading BOS/EOS print nothing and do not count as the first piece: drop them
             while w and self.tok.is_control(w[0]):
                 w.pop(0)
-        seen = self._anchored
-        first_piece = next((i for i, t in enumerate(w) if not self.tok.is_control(t)), None)
+        full = self._text(w)
         for b in range(len(w), 0, -1):
-            if not seen and (first_piece is None or first_piece >= b):
-                return  # the dummy-prefix rule still applies to a piece in w[b:]
             if not self._safe_boundary(b):
                 continue
-            head = len(self._text(w[:b]))
-            if head <= self._printed:
-                self._window = w[b:]
-                self._printed -= head
-                self._anchored = True
-                return
+            head = self._text(w[:b])
+            if len(head) > self._printed:
+                continue
+            if not self._anchored and not head:
+                return  # nothing printed yet: the start-of-text space rules may still apply to w[b:]
+            if head + self._text(w[b:], behind_ctx=True) != full:  # a decoder rule we do not model
+                continue
+            self._window, self._anchored = w[b:], True
+            self._printed -= len(head)
+            return
 
     def _safe_boundary(self, b: int) -> bool:
         """True unless a UTF-8 sequence of byte pieces may span w[b-1] | w[b] (then splitting would change text)."""

@@ -1,5 +1,6 @@
 """Tokenizer: golden encodings of both shared tokenizers, clear load errors, and streaming detokenization that
 prints exactly what a whole decode prints."""
+import functools
 import json
 import random
 
@@ -150,6 +151,16 @@ def test_stream_leading_space_pieces(llama2):
     assert "".join(_stream(llama2, [29871, 29871, 8236])) == "  leading"
 
 
+def test_stream_leading_spaces_tok512(tok512):
+    # tok512 (remove_extra_whitespaces) drops every space piece at the start of the text, LLaMA-2 only the first
+    sp = tok512.sp.piece_to_id("\u2581")
+    nam = tok512.sp.piece_to_id("\u2581nam")
+    for ids in ([1, sp, nam], [sp, sp, sp, nam, sp, nam], [1, sp, 1, sp, nam] + [sp] * 12 + [nam]):
+        for w in (2, 3, 8):
+            assert "".join(_stream(tok512, ids, w)) == tok512.decode(ids)
+    assert tok512.decode([sp, sp, nam]) == "nam"
+
+
 def test_stream_holds_split_characters(tok):
     ids = [3 + b for b in "😀é".encode()]  # 4 + 2 byte pieces
     chunks = _stream(tok, [1] + ids + [2])
@@ -175,20 +186,29 @@ def test_stream_never_changes_printed_text(tok):
     assert printed + dec.flush() == full
 
 
-def _random_ids(rng, vocab, n):
-    """Ids biased to the hard cases: byte pieces (UTF-8 leads/continuations), BOS/EOS/unk, and any piece."""
+@functools.lru_cache(maxsize=None)
+def _space_pieces(tok):
+    return [i for i in range(tok.vocab_size) if set(tok.sp.id_to_piece(i)) == {"\u2581"}]  # "▁", "▁▁", ...
+
+
+def _random_ids(rng, tok, n):
+    """Ids biased to the hard cases: byte pieces (UTF-8 leads/continuations), BOS/EOS/unk, space-only pieces
+    (start-of-text rules), and any piece."""
     leads = [0xC3, 0xE6, 0xF0, 0xED, 0xC0, 0xFF, 0x9F, 0x97, 0x80, 0xA9, 0x41, 0x20, 0x0A]
+    spaces = _space_pieces(tok)
     out = []
     for _ in range(n):
         r = rng.random()
-        if r < 0.35:
+        if r < 0.3:
             out.append(3 + rng.choice(leads))
-        elif r < 0.5:
+        elif r < 0.45:
             out.append(3 + rng.randrange(256))
-        elif r < 0.6:
+        elif r < 0.55:
             out.append(rng.choice([0, 1, 2]))
+        elif r < 0.65:
+            out.append(rng.choice(spaces))
         else:
-            out.append(rng.randrange(vocab))
+            out.append(rng.randrange(tok.vocab_size))
     return out
 
 
@@ -196,7 +216,7 @@ def _random_ids(rng, vocab, n):
 def test_stream_random_seeded(tok, max_window):
     rng = random.Random(1234 + max_window)
     for _ in range(400):
-        ids = _random_ids(rng, tok.vocab_size, rng.randrange(0, 70))
+        ids = _random_ids(rng, tok, rng.randrange(0, 70))
         assert "".join(_stream(tok, ids, max_window)) == tok.decode(ids), ids
 
 
@@ -204,9 +224,9 @@ def test_stream_random_seeded(tok, max_window):
 @given(data=st.data())
 def test_stream_random_hypothesis(llama2, tok512, data):
     tok = data.draw(st.sampled_from([llama2, tok512]))
-    byte_ids = st.integers(3, 258)
-    any_ids = st.integers(0, tok.vocab_size - 1)
-    ids = data.draw(st.lists(st.one_of(byte_ids, any_ids), max_size=60))
+    special = st.sampled_from([0, 1, 2] + _space_pieces(tok))
+    ids = data.draw(st.lists(st.one_of(st.integers(3, 258), st.integers(0, tok.vocab_size - 1), special),
+                             max_size=60))
     assert "".join(_stream(tok, ids, data.draw(st.integers(2, 12)))) == tok.decode(ids)
 
 
