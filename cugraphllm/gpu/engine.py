@@ -54,6 +54,8 @@ class CudaEngine:
             self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
             rows = max(self.attn.prefill_buckets)
             self.s = Scratch(config, self.max_seq_len, rows, dtype)
+            from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
+            gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
         self.rt = GraphRuntime(self, self.runtime.mode)
         self.tokens: list[int] = []
         self.load_s = time.perf_counter() - t0
@@ -175,7 +177,7 @@ class CudaEngine:
     def memory_report(self) -> dict:
         w = self.w.nbytes()
         return {"weights": w, "kv_cache": self.kv.nbytes, "scratch": self.s.nbytes,
-                "attention_scratch": getattr(self.attn, "nbytes", 0), "graphs": self.rt.graph_bytes,
+                "attention_scratch": self.attn.workspace_bytes(), "graphs": self.rt.graph_bytes,
                 "n_graphs": len(self.rt.graphs)}
 
     def describe(self) -> str:
