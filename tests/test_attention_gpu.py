@@ -68,14 +68,15 @@ def cache_dir(tmp_path_factory):
 _ATTN = {}
 
 
-def attention_for(name, dtype, cache_dir):
+def attention_for(name, dtype, cache_dir, **kw):
     from cugraphllm.gpu.attention import Attention
-    if (name, dtype) not in _ATTN:
+    key = (name, dtype, tuple(sorted(kw.items())))
+    if key not in _ATTN:
         config, ctx = CONFIGS[name]
-        a = Attention(config, ctx, dtype=dtype, cache_dir=cache_dir)
+        a = Attention(config, ctx, dtype=dtype, cache_dir=cache_dir, **kw)
         a.prepare_many([("decode", b) for b in a.decode_buckets] + [("prefill", b) for b in a.prefill_buckets])
-        _ATTN[(name, dtype)] = a
-    return _ATTN[(name, dtype)]
+        _ATTN[key] = a
+    return _ATTN[key]
 
 
 class Case:
@@ -111,8 +112,8 @@ class Case:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_decode_bucket_edges(name, dtype, cache_dir):
-    attn = attention_for(name, dtype, cache_dir)
+def test_decode_bucket_edges(name, dtype, cache_dir, blocks_per_sm=None):
+    attn = attention_for(name, dtype, cache_dir, **({"blocks_per_sm": blocks_per_sm} if blocks_per_sm else {}))
     case = Case(attn, 1, seed=len(name) * 7 + len(dtype))
     for length in [n for n in EDGES if n <= attn.max_seq_len] + [attn.max_seq_len]:
         ref = ref_attention(case.q, case.k[:length], case.v[:length], np.array([length - 1]))
@@ -122,6 +123,11 @@ def test_decode_bucket_edges(name, dtype, cache_dir):
             attn.decode(case.att, case.qd, case.kd, case.vd, case.pos, bucket=bucket)
             assert_close(case.result(), ref, dtype, f"{name} {dtype} length {length} bucket {bucket}")
         assert int(attn._cnt.sum()) == 0  # tickets reset for the next launch
+
+
+@pytest.mark.parametrize("blocks_per_sm", [2, 8])
+def test_decode_other_split_plans(blocks_per_sm, cache_dir):
+    test_decode_bucket_edges("7b", "float16", cache_dir, blocks_per_sm)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

@@ -35,10 +35,10 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
     return {"vec": vec, "g": g}
 
 
-def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132) -> dict:
+def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blocks_per_sm: int = BLOCKS_PER_SM) -> dict:
     geo = lane_geometry(config.head_dim, config.n_rep)
     step = N_WARPS * (32 // geo["g"])  # keys a block consumes per iteration
-    want = -(-BLOCKS_PER_SM * n_sm // config.n_kv_heads)
+    want = -(-blocks_per_sm * n_sm // config.n_kv_heads)
     n_split = max(1, min(want, -(-lmax // max(32, step))))
     chunk = -(-lmax // n_split)
     chunk = -(-chunk // step) * step
@@ -61,7 +61,8 @@ def make_buckets(max_seq_len: int) -> tuple[list[int], list[int]]:
 
 
 class Attention:
-    def __init__(self, config: ModelConfig, max_seq_len: int, dtype: str = "float16", cache_dir=None):
+    def __init__(self, config: ModelConfig, max_seq_len: int, dtype: str = "float16", cache_dir=None,
+                 blocks_per_sm: int = BLOCKS_PER_SM):
         import cupy as cp
         if dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"attention dtype must be float16 or bfloat16, got {dtype!r}")
@@ -70,11 +71,13 @@ class Attention:
         self.config, self.max_seq_len, self.dtype = config, int(max_seq_len), dtype
         self.cache_dir = Path(cache_dir) if cache_dir is not None else jit_cache.default_cache_dir()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._kv_shape = (self.max_seq_len, config.n_kv_heads, config.head_dim)
         dev = cp.cuda.Device()
         self.cc = str(dev.compute_capability)  # CuPy gives "90"
         self.n_sm = dev.attributes["MultiProcessorCount"]
         self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len)
-        self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm) for b in self.decode_buckets}
+        self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm)
+                       for b in self.decode_buckets}
         self._specs[("prefill", None)] = plan_prefill(config, dtype, self.max_seq_len)
         max_split = max(s["n_split"] for k, s in self._specs.items() if k[0] == "decode")
         # split-K scratch at fixed addresses: partial (acc[hd], m, l) per head and split; ticket counters
@@ -82,6 +85,8 @@ class Attention:
         self._cnt = cp.zeros(config.n_kv_heads, dtype=cp.int32)
         self._loaded: dict[str, tuple] = {}   # cache key -> (module, function)
         self._pending: dict[str, object] = {}  # cache key -> compile Popen
+        self._launch: dict = {}  # (kind, bucket) -> (function, grid-y); filled on first use, keeps launches cheap
+        self._keys: dict = {}
         self.compiles = 0  # specializations this object sent to a compile process (0 on a warm cache)
         self.errors: list[str] = []
 
@@ -106,7 +111,10 @@ class Attention:
         return self._specs[("decode", b)]
 
     def _key(self, kind, bucket) -> str:
-        return jit_cache.cache_key(self.spec(kind, bucket), self.cc)
+        key = self._keys.get((kind, bucket))
+        if key is None:
+            key = self._keys[(kind, bucket)] = jit_cache.cache_key(self.spec(kind, bucket), self.cc)
+        return key
 
     def _load(self, key: str) -> bool:
         import cupy as cp
@@ -114,6 +122,8 @@ class Attention:
         if hit is None:
             return False
         image, meta = hit
+        if meta["format"] == "ptx":
+            image += b"\0"  # cuModuleLoadData reads PTX as a C string
         mod = cp.cuda.function.Module()
         mod.load(image)
         self._loaded[key] = (mod, mod.get_function(meta["name"]))
@@ -167,33 +177,35 @@ class Attention:
         return key in self._loaded or self._finish(key, wait=False)
 
     def _function(self, kind, bucket):
-        fn = self._loaded.get(self._key(kind, bucket))
-        if fn is None:
-            raise BackendError(f"attention {kind} bucket {bucket} is not prepared (call prepare() first)")
-        return fn[1]
+        hit = self._launch.get((kind, bucket))
+        if hit is None:
+            fn = self._loaded.get(self._key(kind, bucket))
+            if fn is None:
+                raise BackendError(f"attention {kind} bucket {bucket} is not prepared (call prepare() first)")
+            hit = self._launch[(kind, bucket)] = (fn[1], self.spec(kind, bucket).get("n_split", 1))
+        return hit
 
     # ---- launches (current CuPy stream; no allocation, no sync) --------------------------------------------------
     def _check(self, att, q, k, v, rows):
+        # cheap checks only (this runs per layer per token in eager mode); a failed one then explains itself
         c = self.config
         if att.shape != (rows, c.dim) or q.shape != (rows, c.dim) or att.dtype.itemsize != 2:
             raise ConfigError(f"attention: q/att must be 2-byte [{rows}, {c.dim}], got {q.shape}/{att.shape}")
-        if k.shape != (self.max_seq_len, c.n_kv_heads, c.head_dim) or k.shape != v.shape:
-            raise ConfigError(f"attention: k/v must be [{self.max_seq_len}, {c.n_kv_heads}, {c.head_dim}]")
-        if (k.data.ptr | v.data.ptr) % 8 or not (k.flags.c_contiguous and v.flags.c_contiguous):
-            raise ConfigError("attention: k/v views must be contiguous and 8-byte aligned")
+        if k.shape != self._kv_shape or v.shape != self._kv_shape or (k.data.ptr | v.data.ptr) & 7:
+            raise ConfigError(f"attention: k/v must be 8-byte aligned [{self.max_seq_len}, {c.n_kv_heads}, "
+                              f"{c.head_dim}] layer views of a contiguous cache")
 
     def decode(self, att, q, k, v, pos, bucket=None) -> None:
         self._check(att, q, k, v, 1)
-        spec = self.spec("decode", bucket)
-        fn = self._function("decode", bucket)
-        fn((self.config.n_kv_heads, spec["n_split"]), (32 * N_WARPS,),
-           (att, q, k, v, pos, self._part, self._cnt))
+        fn, n_split = self._function("decode", bucket)
+        fn((self.config.n_kv_heads, n_split), (32 * N_WARPS,), (att, q, k, v, pos, self._part, self._cnt))
 
     def prefill(self, att, q, k, v, pos, n_tokens, bucket=None) -> None:
         rows = q.shape[0]
         self._check(att, q, k, v, rows)
-        fn = self._function("prefill", bucket)
-        fn((-(-rows // N_WARPS), self.config.n_kv_heads), (32 * N_WARPS,), (att, q, k, v, pos, n_tokens))
+        fn = self._function("prefill", bucket)[0]
+        warps = N_WARPS if rows % N_WARPS == 0 else 1  # the kernel has no row bound: the grid must be exact
+        fn((rows // warps, self.config.n_kv_heads), (32 * warps,), (att, q, k, v, pos, n_tokens))
 
     def workspace_bytes(self) -> int:
         return self._part.nbytes + self._cnt.nbytes

@@ -1,0 +1,206 @@
+"""Benchmark the attention kernels on LLaMA-2-7B shapes (32 heads, head_dim 128, fp16) and write JSON.
+
+    python scripts/bench_attention.py --out benchmarks/results/attention_$(date +%F).json
+
+Decode/prefill times come from CUDA graphs of one launch per layer over 32 distinct layer views of a 2 GiB KV cache
+(so L2 does not hold the keys), replayed and timed with events. Also: K/V read bandwidth against a device copy,
+generic vs bucket kernel, host cost of an eager launch (CuPy-loaded cubin vs a Numba dispatcher launch), and cold
+vs warm prepare (fresh cache directory, then a second Attention on the same directory).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cugraphllm.config import ModelConfig  # noqa: E402
+from cugraphllm.gpu import attention as attn_mod  # noqa: E402
+from cugraphllm.gpu.attention import Attention  # noqa: E402
+
+LAYERS = 32
+
+
+def graph_time_us(stream, launch, reps=20):
+    """Mean device time of one `launch(layer)` measured over a graph of LAYERS launches."""
+    import cupy as cp
+    with stream:
+        for layer in range(LAYERS):
+            launch(layer)
+        stream.begin_capture()
+        for layer in range(LAYERS):
+            launch(layer)
+        g = stream.end_capture()
+        g.launch(stream)
+        t0, t1 = cp.cuda.Event(), cp.cuda.Event()
+        t0.record(stream)
+        for _ in range(reps):
+            g.launch(stream)
+        t1.record(stream)
+        t1.synchronize()
+    return cp.cuda.get_elapsed_time(t0, t1) * 1e3 / (reps * LAYERS)
+
+
+def copy_bandwidth(nbytes=1 << 30):
+    import cupy as cp
+    a = cp.ones(nbytes // 2, dtype=cp.float16)
+    b = cp.empty_like(a)
+    b[...] = a
+    t0, t1 = cp.cuda.Event(), cp.cuda.Event()
+    t0.record()
+    for _ in range(10):
+        b[...] = a
+    t1.record()
+    t1.synchronize()
+    s = cp.cuda.get_elapsed_time(t0, t1) / 1e3 / 10
+    return {"bytes": nbytes, "read_GBps": nbytes / s / 1e9, "read_plus_write_GBps": 2 * nbytes / s / 1e9}
+
+
+def bench_prepare(config, ctx):
+    items = lambda a: [("decode", b) for b in a.decode_buckets] + [("prefill", None)]  # noqa: E731
+    d = tempfile.mkdtemp(prefix="attn_cache_")
+    if True:
+        t = time.perf_counter()
+        cold = Attention(config, ctx, cache_dir=d)
+        cold.prepare_many(items(cold))
+        cold_s = time.perf_counter() - t
+        metas = [json.loads(p.read_text()) for p in Path(d).glob("*.json")]
+        t = time.perf_counter()
+        warm = Attention(config, ctx, cache_dir=d)
+        warm.prepare_many(items(warm))
+        warm_s = time.perf_counter() - t
+    return d, {"specs": len(metas), "cold_s": cold_s, "warm_s": warm_s, "warm_compiles": warm.compiles,
+            "per_spec_ptx_s": sorted(m["ptx_s"] for m in metas), "per_spec_link_s": sorted(m["link_s"] for m in metas),
+            "formats": sorted({m["format"] for m in metas})}
+
+
+def launch_overhead(attn, att, q, k, v, pos, n=3000):
+    """Host microseconds per eager launch (kernel at length 64, shorter than the host cost)."""
+    import cupy as cp
+    out = {}
+    pos.fill(63)
+    for name, call in (("cupy_attention_decode", lambda: attn.decode(att, q, k, v, pos, bucket=64)),
+                       ("cupy_raw_function", _raw_call(attn, att, q, k, v, pos))):
+        call()
+        cp.cuda.Device().synchronize()
+        t = time.perf_counter()
+        for _ in range(n):
+            call()
+        out[name + "_us"] = (time.perf_counter() - t) / n * 1e6
+        cp.cuda.Device().synchronize()
+    try:
+        out.update(_numba_launch(att, q, k, v, pos, n))
+    except Exception as e:  # report, do not fail the benchmark
+        out["numba_error"] = f"{type(e).__name__}: {e}"[:300]
+    return out
+
+
+def _raw_call(attn, att, q, k, v, pos):
+    fn = attn._function("decode", 64)
+    grid, block = (attn.config.n_kv_heads, attn.spec("decode", 64)["n_split"]), (128,)
+    args = (att, q, k, v, pos, attn._part, attn._cnt)
+    return lambda: fn(grid, block, args)
+
+
+def _numba_launch(att, q, k, v, pos, n):
+    """A Numba dispatcher launch with 7 CuPy array arguments on the current CuPy stream (what the engine would pay
+    without the cubin path); the kernel body is trivial so this is host cost."""
+    import cupy as cp
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda
+
+    @cuda.jit
+    def touch(a, b, c, d, p, e, f):
+        if cuda.grid(1) == 0:
+            p[0] = p[0]
+
+    stream = cuda.external_stream(cp.cuda.get_current_stream().ptr)
+    extra = cp.zeros(4, cp.float32), cp.zeros(4, cp.int32)
+    touch[1, 32, stream](att, q, k, v, pos, *extra)
+    cp.cuda.Device().synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        touch[1, 32, stream](att, q, k, v, pos, *extra)
+    dt = (time.perf_counter() - t) / n * 1e6
+    cp.cuda.Device().synchronize()
+    return {"numba_dispatcher_7_arrays_us": dt}
+
+
+def bench_kernels(attn, config, alt=None):
+    import cupy as cp
+    S, KVH, hd = attn.max_seq_len, config.n_kv_heads, config.head_dim
+    cache = cp.random.standard_normal((LAYERS, 2, S, KVH, hd), dtype=cp.float32).astype(cp.float16)
+    q = cp.random.standard_normal((512, config.dim), dtype=cp.float32).astype(cp.float16)
+    att = cp.empty_like(q)
+    pos, ntok = cp.zeros(1, cp.int32), cp.zeros(1, cp.int32)
+    stream = cp.cuda.Stream(non_blocking=True)
+    rows = []
+    for length in [64, 128, 256, 512, 1024, 2048, 4096]:
+        pos.fill(length - 1)
+        row = {"length": length, "kv_bytes": 2 * length * KVH * hd * 2}
+        runs = [("bucket", attn, attn.bucket_for(length, "decode")), ("generic", attn, None)]
+        if alt is not None:
+            runs.append(("bucket_bps%d" % alt[0], alt[1], alt[1].bucket_for(length, "decode")))
+        for label, a, bucket in runs:
+            us = graph_time_us(stream, lambda l: a.decode(att[:1], q[:1], cache[l, 0], cache[l, 1], pos, bucket))
+            row[label + "_us"] = us
+            row[label + "_GBps"] = row["kv_bytes"] / us / 1e3
+        rows.append(row)
+    prefill = []
+    for m in attn.prefill_buckets:
+        pos.fill(0)
+        ntok.fill(m)
+        us = graph_time_us(stream, lambda l: attn.prefill(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok, m))
+        prefill.append({"M": m, "pos": 0, "us_per_layer": us, "ms_32_layers": us * LAYERS / 1e3})
+    overhead = launch_overhead(attn, att[:1], q[:1], cache[0, 0], cache[0, 1], pos)
+    return rows, prefill, overhead
+
+
+def versions():
+    import cupy as cp
+    from importlib import metadata
+    v = {"python": platform.python_version(), "cupy": cp.__version__, "numpy": np.__version__,
+         "driver": cp.cuda.runtime.driverGetVersion()}
+    for dist in ("numba-cuda", "numba", "nvidia-nvvm", "nvidia-nvjitlink", "cuda-core"):
+        try:
+            v[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            v[dist] = None
+    return v
+
+
+def main():
+    import cupy as cp
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=f"benchmarks/results/attention_{datetime.date.today()}.json")
+    args = ap.parse_args()
+    config = ModelConfig.from_preset("llama-2-7b")
+    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "versions": versions(),
+              "shapes": "llama-2-7b: 32 heads, 32 kv heads, head_dim 128, fp16, context 4096",
+              "command": " ".join(sys.argv)}
+    cache_dir, result["prepare"] = bench_prepare(config, 4096)
+    print(json.dumps(result["prepare"]), flush=True)
+    attn = Attention(config, 4096, cache_dir=cache_dir)
+    attn.prepare_many([("decode", b) for b in attn.decode_buckets] + [("prefill", None)])
+    result["copy"] = copy_bandwidth()
+    other = 8 if attn_mod.BLOCKS_PER_SM != 8 else 4
+    alt = Attention(config, 4096, cache_dir=cache_dir, blocks_per_sm=other)
+    alt.prepare_many([("decode", b) for b in alt.decode_buckets])
+    result["blocks_per_sm"] = {"default": attn_mod.BLOCKS_PER_SM, "alternative": other}
+    result["decode"], result["prefill"], result["launch_overhead"] = bench_kernels(attn, config, (other, alt))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
