@@ -109,7 +109,7 @@ class StreamDecoder:
     def reset(self) -> None:
         self._window: list[int] = []   # ids not yet behind the anchor
         self._printed = 0              # chars of the window's text already returned
-        self._anchored = False         # True once the window starts after the first non-control piece
+        self._anchored = False         # True once the window starts after printed text (behind _ctx)
 
     def push(self, token_id: int) -> str:
         token_id = int(token_id)
@@ -182,12 +182,14 @@ class StreamDecoder:
 
 
 def _context_piece(tokenizer: Tokenizer) -> int:
-    """A normal piece with non-empty text: decoded in front of a restarted window to absorb the first-piece rule."""
+    """A normal piece with visible text (a letter if there is one), decoded in front of a restarted window so that
+    the window's first piece prints as it does after earlier text."""
     sp = tokenizer.sp
-    for i in range(tokenizer.vocab_size - 1, -1, -1):
+    letters = [sp.piece_to_id(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+    for i in letters + list(range(tokenizer.vocab_size - 1, -1, -1)):
         if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i):
             continue
         text = sp.decode([i])
-        if text and "\ufffd" not in text:
+        if text.strip() and "\ufffd" not in text:
             return i
     raise TokenizerError(f"tokenizer {tokenizer.path}: no printable piece in the vocabulary")
