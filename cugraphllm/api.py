@@ -139,8 +139,9 @@ class LLM:
         if kind == "dummy":
             source, tok_path = ModelConfig.from_preset(arg), tokenizer
         else:
-            # numpy computes in float32; the GPU engine converts float16 host copies to its storage dtype
-            storage = "float32" if runtime.backend == "numpy" else "float16"
+            # numpy computes in float32; cuda float16 takes float16 host copies; bfloat16 converts from float32
+            # (a float16 detour would flush bf16 values below fp16's normal range)
+            storage = "float16" if runtime.backend == "cuda" and runtime.dtype == "float16" else "float32"
             source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False)
             tok_path = source.tokenizer_path
         if tok_path is None:
