@@ -143,17 +143,21 @@ class CudaEngine:
                 hist[start:start + len(new)] = new
 
     def generate(self, new_tokens, params: SamplingParams, max_new_tokens: int):
-        import cupy as cp
+        """Checks the context now (before any GPU work), then returns the token iterator."""
         new = [int(t) for t in new_tokens]
         if not new:
-            raise ValueError("generate needs at least one new token")
-        n0 = len(self.tokens)
-        total = n0 + len(new)
+            raise ContextLimitError("generate needs at least one new token to condition on")
+        total = len(self.tokens) + len(new)
         if total > self.max_seq_len:
             raise ContextLimitError(f"prompt of {total} tokens does not fit the context of {self.max_seq_len}")
         budget = min(max_new_tokens, self.max_seq_len - total + 1)  # token i needs position total+i-1 < S
+        return self._generate(new, params, budget)
+
+    def _generate(self, new, params, budget):
+        import cupy as cp
         if budget <= 0:
             return
+        total = len(self.tokens) + len(new)
         greedy = params.temperature == 0.0
         ev = [cp.cuda.Event(disable_timing=True) for _ in range(3)]
         try:
@@ -163,13 +167,16 @@ class CudaEngine:
             self.tokens.extend(new)
             for i in range(budget):
                 pos = total + i  # position of token i (the one being yielded)
-                if i + 1 < budget:  # queue the step that feeds token i back before waiting for it
+                more = i + 1 < budget
+                if more:  # queue the step that feeds token i back before waiting for it
                     self.rt.step("decode", pos + 1, greedy)
                     ev[(i + 1) % 3].record(self.stream)
                     self.rt.poll("decode", pos + 1, greedy)
                 ev[i % 3].synchronize()
-                yield int(self.s.hist_host[pos])
-                self.tokens.append(int(self.s.hist_host[pos]))
+                tok = int(self.s.hist_host[pos])
+                yield tok
+                if more:  # the consumer asked for the next token: token i's K/V is (being) written
+                    self.tokens.append(tok)
         finally:
             self.stream.synchronize()  # Ctrl-C or early stop: nothing in flight, cache consistent with tokens
 
