@@ -132,7 +132,9 @@ def merge(docs: Sequence[dict]) -> dict:
     versions = {}
     for d in docs:
         versions.update(d.get("versions", {}))
-    return make_doc(base["device"], versions, base["model"], list(systems.values()), notes)
+    doc = make_doc(base["device"], versions, base["model"], list(systems.values()), list(dict.fromkeys(notes)))
+    doc["date"] = base["date"]  # when the first document was measured
+    return doc
 
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -159,7 +161,8 @@ def to_markdown(doc: dict) -> str:
                          f"{r['ttft_ms']['p99']:.2f} | {_f(r.get('tpot_ms'))} | {itl_s} | "
                          f"{_f(r.get('tokens_per_s'), '{:.1f}')} | {gb_s} |")
     lines += ["", "| system | start-up s | GPU memory GiB |", "| --- | ---: | ---: |"]
-    lines += [f"| {s['system']} | {_f(s.get('startup_s'))} | {_f(s.get('gpu_mem_gib'))} |" for s in doc["systems"]]
+    lines += [f"| {s['system']} | {_f(s.get('startup_s'))} | {_f(s.get('gpu_mem_gib'), '{:.3g}')} |"
+              for s in doc["systems"]]
     if doc.get("notes"):
         lines += [""] + [f"- {n}" for n in doc["notes"]]
     return "\n".join(lines) + "\n"
