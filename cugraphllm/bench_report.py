@@ -149,15 +149,15 @@ def to_markdown(doc: dict) -> str:
     size = f"{wb / 1e9:.2f} GB" if wb >= 1e8 else f"{wb / 1e6:.2f} MB"
     lines = [f"**{model['name']}** ({model['dtype']}, {size} of weights), batch 1, "
              f"on {dev['name']} (driver {dev['driver']}, measured copy {_f(copy, '{:.0f}')} GB/s), {doc['date']}.",
-             "", "| system | prompt | TTFT median ms | TTFT P99 ms | TPOT ms | ITL P50 / P90 / P99 ms | tok/s "
-             "| GB/s (% copy) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "", "| system | prompt | new | TTFT median ms | TTFT P99 ms | TPOT ms | ITL P50 / P90 / P99 ms | tok/s "
+             "| GB/s (% copy) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in doc["systems"]:
         for r in s["results"]:
             itl = r.get("itl_ms")
             itl_s = "-" if not itl else f"{itl['p50']:.2f} / {itl['p90']:.2f} / {itl['p99']:.2f}"
             gb = r.get("gbps")
             gb_s = "-" if gb is None else f"{gb:.0f}" + (f" ({100 * gb / copy:.0f}%)" if copy else "")
-            lines.append(f"| {s['system']} | {r['prompt_len']} | {r['ttft_ms']['median']:.2f} | "
+            lines.append(f"| {s['system']} | {r['prompt_len']} | {r['new_tokens']} | {r['ttft_ms']['median']:.2f} | "
                          f"{r['ttft_ms']['p99']:.2f} | {_f(r.get('tpot_ms'))} | {itl_s} | "
                          f"{_f(r.get('tokens_per_s'), '{:.1f}')} | {gb_s} |")
     lines += ["", "| system | start-up s | GPU memory GiB |", "| --- | ---: | ---: |"]
@@ -194,7 +194,8 @@ def plot(doc: dict, path: Path) -> str | None:
     if itl_data:
         ax2.boxplot(itl_data, showfliers=True, whis=(1, 99))
         ax2.set_xticks(range(1, len(itl_names) + 1), itl_names, rotation=20, fontsize=8)
-    ax2.set(ylabel="inter-token latency ms (whiskers P1-P99)", title="Inter-token latency, all lengths")
+        ax2.set_yscale("log")
+    ax2.set(ylabel="inter-token latency ms, log (whiskers P1-P99)", title="Inter-token latency, all lengths")
     ax2.grid(alpha=0.3)
     fig.suptitle(f"{doc['model']['name']} {doc['model']['dtype']}, batch 1, {doc['device']['name']}")
     fig.tight_layout()

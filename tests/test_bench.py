@@ -145,7 +145,7 @@ def test_end_to_end_tiny_dummy(tmp_path):
     assert doc["systems"][0]["results"][0]["reps"] == 3
     assert doc["model"]["weight_bytes"] == ModelConfig.from_preset("tiny").n_params() * 4
     md = (tmp_path / "t.md").read_text()
-    assert "| cugraphllm-numpy | 12 |" in md and "TTFT median ms" in md
+    assert "| cugraphllm-numpy | 12 | 4 |" in md and "TTFT median ms" in md
 
 
 def test_end_to_end_stories(tmp_path, stories_dir):
@@ -187,7 +187,7 @@ def test_merge_and_markdown(tmp_path):
     assert bench.main(["--merge", str(tmp_path / "0.json"), str(tmp_path / "1.json"), "--out", str(tmp_path),
                        "--stem", "m", "--no-plot"]) == 0
     md = (tmp_path / "m.md").read_text()
-    assert "| ours | 10 |" in md and "| peer | 10 |" in md and "(1%)" in md  # ~0.6 GB/s of 100
+    assert "| ours | 10 | 3 |" in md and "| peer | 10 | 3 |" in md and "(1%)" in md  # ~0.6 GB/s of 100
 
 
 def test_load_rejects_other_documents(tmp_path):
