@@ -31,7 +31,9 @@ _MAX_HEADER = 100 << 20  # the reference implementation refuses headers above 10
 
 def bf16_to_f32(bits: np.ndarray) -> np.ndarray:
     """uint16 bfloat16 bits -> float32 (exact: bf16 is the top half of an f32)."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)
+    wide = bits.astype(np.uint32)
+    wide <<= 16  # in place: one temporary, not two
+    return wide.view(np.float32)
 
 
 def f32_to_bf16(x: np.ndarray) -> np.ndarray:

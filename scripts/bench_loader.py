@@ -33,15 +33,17 @@ def main():
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
     ap.add_argument("--load-dtype", default="float16", choices=["float32", "float16"])
     ap.add_argument("--shards", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=None, help="override n_layers (a smaller run of the same shapes)")
     ap.add_argument("--dir", default="/tmp/bench-loader-hf")
     args = ap.parse_args()
     cfg = ModelConfig.from_preset(args.preset)
+    cfg = cfg.with_(n_layers=args.layers) if args.layers else cfg
     out = Path(args.dir)
 
     t = time.perf_counter()
     w = dummy_weights(cfg, seed=0, dtype="float16")
     dt = time.perf_counter() - t
-    print(f"dummy {args.preset} float16: {w.nbytes() / 1e9:.2f} GB in {dt:.1f} s ({w.nbytes() / dt / 1e9:.2f} GB/s)")
+    print(f"dummy {args.preset} ({cfg.n_layers} layers) float16: {w.nbytes() / 1e9:.2f} GB in {dt:.1f} s ({w.nbytes() / dt / 1e9:.2f} GB/s)")
     t = time.perf_counter()
     write_hf(out, cfg, w, dtype=args.dtype, shards=args.shards)
     size = sum(p.stat().st_size for p in out.glob("*.safetensors"))
