@@ -79,8 +79,13 @@ def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    path = _resolve(Path(path).expanduser())
-    if path.is_file() and path.suffix in (".safetensors", ".json") and is_hf_dir(path.parent):
+    kind, arg = parse_model_arg(path)
+    if kind == "dummy":
+        return dummy_checkpoint(arg, dtype=dtype)
+    path = _resolve(arg)
+    if path.is_file() and path.suffix in (".safetensors", ".json"):
+        if not is_hf_dir(path.parent):
+            raise CheckpointError(f"{path}: no config.json beside it (a Hugging Face folder needs one)")
         path = path.parent  # a file inside a Hugging Face folder: load the folder
     if is_hf_dir(path):
         cfg, weights = load_hf(path, dtype, progress)

@@ -293,6 +293,9 @@ def test_dummy_seeded():
     _assert_weights(a, b, _exact)
     assert not np.array_equal(a.layers[0].wqkv, c.layers[0].wqkv)
     assert dummy_checkpoint("tiny", dtype="float32").weights.layers[1].w2.dtype == np.float32
+    d = load_checkpoint("dummy:tiny", dtype="float16")
+    assert d.source == "dummy" and d.config == ModelConfig.from_preset("tiny")
+    _assert_weights(d.weights, dummy_checkpoint("tiny", seed=0).weights, _exact)
 
 
 def test_parse_model_arg(tmp_path):

@@ -57,6 +57,11 @@ def test_folder_without_weights(tmp_path):
     _raises(tmp_path, tmp_path, "model.safetensors", "pytorch_model.bin", exc=CheckpointError)
 
 
+def test_safetensors_without_config(hf):
+    (hf / "config.json").unlink()
+    _raises(hf / "model.safetensors", hf / "model.safetensors", "no config.json", exc=CheckpointError)
+
+
 def test_bad_arguments(hf):
     _raises(hf, "dtype", exc=ConfigError, dtype="bfloat16")
     _raises(hf, "absent.model", exc=TokenizerError, tokenizer=hf / "absent.model")
