@@ -103,7 +103,7 @@ def launch_overhead(attn, att, q, k, v, pos, n=3000):
 
 
 def _raw_call(attn, att, q, k, v, pos):
-    fn = attn._function("decode", 64)
+    fn = attn._function("decode", 64)[0]
     grid, block = (attn.config.n_kv_heads, attn.spec("decode", 64)["n_split"]), (128,)
     args = (att, q, k, v, pos, attn._part, attn._cnt)
     return lambda: fn(grid, block, args)
