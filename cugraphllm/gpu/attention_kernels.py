@@ -291,14 +291,14 @@ def make_decode(spec):
 
 
 def make_prefill(spec):
-    """Causal prefill kernel: grid (ceil(M / n_warps), n_kv_heads), block 32*n_warps; one warp per query row.
+    """Causal prefill kernel: grid (M / warps, n_kv_heads), block 32*warps (warps divides M); one warp per query row.
 
     args: att int16[M, H*HD] out, q int16[M, H*HD], k/v words[S*KVH*W], pos int32[1], n_tokens int32[1].
     M (the query bucket) is the grid, not a compile-time constant; rows m >= n_tokens[0] get zeros.
     """
     HD, R, VEC, G, W, NV, KPS, KVH = _geometry(spec)
     E = NV * VEC
-    NW, LMAX = spec["n_warps"], spec["lmax"]
+    LMAX = spec["lmax"]
     H = KVH * R
     load_q, step, merge_groups, init_state = _make_warp_attend(spec)
     to_t = _out_conv(spec)
@@ -309,7 +309,7 @@ def make_prefill(spec):
     def prefill(att, q, k, v, pos, n_tokens):
         kvh = cuda.blockIdx.y
         lane = cuda.threadIdx.x & 31
-        row = cuda.blockIdx.x * NW + (cuda.threadIdx.x >> 5)
+        row = cuda.blockIdx.x * (cuda.blockDim.x >> 5) + (cuda.threadIdx.x >> 5)  # exact grid: M % warps == 0
         g = lane % G
         qoff = row * H * HD
         if row >= n_tokens[0]:
