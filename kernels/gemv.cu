@@ -8,17 +8,27 @@
 // there are >= 2048 pairs, i.e. >= 15 warps per SM of an H100 in one wave, so no split-K is needed and each
 // output is reduced by exactly one warp in a fixed order: results are bit-identical run to run.
 // Bandwidth: each lane issues 2 * GEMV_UNROLL independent 16-byte weight loads (L1 bypassed) before it uses
-// them; the first batch is issued before the block stages `a` into shared memory, so the staging latency hides
-// under the first weight fetch. The warp sum is a shuffle butterfly. K % 8 != 0 falls back to scalar loads.
+// them. The activation is read through L1 (GEMV_XSMEM 0: every warp of an SM reads the same K * 2 bytes) or
+// staged in shared memory (GEMV_XSMEM 1, after the first weight batch is in flight). For short matrices (wo,
+// w2: 2048 row pairs) GEMV_KSPLIT warps of one block share a row pair over interleaved K chunks and their
+// partial sums are added in a fixed order through shared memory: more loads in flight, still deterministic.
+// The warp sum is a shuffle butterfly. K % 8 != 0 falls back to scalar loads.
 #include "common.cuh"
 
 #ifndef GEMV_WARPS
-#define GEMV_WARPS 4
+#define GEMV_WARPS 4      // warps per block
 #endif
 #ifndef GEMV_UNROLL
-#define GEMV_UNROLL 4
+#define GEMV_UNROLL 4     // 16-byte loads per row per lane in flight
+#endif
+#ifndef GEMV_KSPLIT
+#define GEMV_KSPLIT 1     // warps of one block sharing a row pair (interleaved K chunks, fixed-order sum)
+#endif
+#ifndef GEMV_XSMEM
+#define GEMV_XSMEM 0      // 1: stage `a` in shared memory; 0: read it through L1 (no barrier, no staging)
 #endif
 #define GEMV_THREADS (GEMV_WARPS * 32)
+#define GEMV_PAIRS (GEMV_WARPS / GEMV_KSPLIT)  // row pairs per block
 
 // Copy a T [K] into shared memory xs T [K] (16-byte chunks when K % 8 == 0).
 __device__ __forceinline__ void stage_x(T* xs, const T* __restrict__ a, int K) {
@@ -42,40 +52,50 @@ __device__ __forceinline__ void load_chunk(uint4 (&b0)[GEMV_UNROLL], uint4 (&b1)
     }
 }
 
-// y0 = W[r0, :] . a and y1 = W[r1, :] . a, in every lane of the warp. All threads of the block must call this
-// (it stages `a` and has a barrier); inactive warps pass active = false and get zeros.
-__device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, size_t r1, bool active,
-                                            const T* __restrict__ a, T* xs, int K) {
+// This warp's partial sums of rows r0, r1 over its K chunks (chunk c of 32 * GEMV_UNROLL vectors belongs to
+// split ks = c % GEMV_KSPLIT), reduced over the warp.
+__device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r0, size_t r1, bool active,
+                                               const T* __restrict__ a, T* xs, int K, int ks) {
     const int lane = threadIdx.x & 31;
     const int nvec = K >> 3;
     const bool vec = (K & 7) == 0;
     const uint4* w0 = reinterpret_cast<const uint4*>(W + r0 * K);  // [nvec]
     const uint4* w1 = reinterpret_cast<const uint4*>(W + r1 * K);
+    const int step = 32 * GEMV_UNROLL * GEMV_KSPLIT;
     uint4 b0[GEMV_UNROLL], b1[GEMV_UNROLL];
-    if (vec && active) load_chunk(b0, b1, w0, w1, 0, nvec);  // in flight while `a` is staged
+    if (vec && active) load_chunk(b0, b1, w0, w1, ks * 32 * GEMV_UNROLL, nvec);  // before any staging
+#if GEMV_XSMEM
     stage_x(xs, a, K);
     __syncthreads();
+    const uint4* x4 = reinterpret_cast<const uint4*>(xs);
+    const T* xv_s = xs;
+#else
+    const uint4* x4 = reinterpret_cast<const uint4*>(a);
+    const T* xv_s = a;
+#endif
     float acc0 = 0.0f, acc1 = 0.0f;
-    if (!active) return make_float2(0.0f, 0.0f);
-    if (vec) {
-        const uint4* x4 = reinterpret_cast<const uint4*>(xs);
-        for (int base = 0; base < nvec; base += 32 * GEMV_UNROLL) {
-            if (base > 0) load_chunk(b0, b1, w0, w1, base, nvec);
+    if (active && vec) {
+        for (int base = ks * 32 * GEMV_UNROLL; base < nvec; base += step) {
+            if (base != ks * 32 * GEMV_UNROLL) load_chunk(b0, b1, w0, w1, base, nvec);
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; ++u) {
                 int idx = base + u * 32 + lane;
                 if (idx < nvec) {
+#if GEMV_XSMEM
                     uint4 xv = x4[idx];
+#else
+                    uint4 xv = __ldg(x4 + idx);
+#endif
                     acc0 = dot8(b0[u], xv, acc0);
                     acc1 = dot8(b1[u], xv, acc1);
                 }
             }
         }
-    } else {
+    } else if (active) {
         const T* p0 = W + r0 * K;
         const T* p1 = W + r1 * K;
-        for (int k = lane; k < K; k += 32) {
-            float xv = to_f(xs[k]);
+        for (int k = ks * 32 + lane; k < K; k += 32 * GEMV_KSPLIT) {
+            float xv = to_f(xv_s[k]);
             acc0 = fmaf(to_f(p0[k]), xv, acc0);
             acc1 = fmaf(to_f(p1[k]), xv, acc1);
         }
@@ -83,11 +103,35 @@ __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, 
     return make_float2(warp_sum(acc0), warp_sum(acc1));
 }
 
+// y0 = W[r0, :] . a and y1 = W[r1, :] . a, valid in split 0's warp (every lane). All threads of the block call
+// this (it may hold barriers); inactive warps pass active = false.
+__device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, size_t r1, bool active,
+                                            const T* __restrict__ a, T* xs, int K) {
+    const int ks = (threadIdx.x >> 5) % GEMV_KSPLIT;
+    float2 y = warp_partial(W, r0, r1, active, a, xs, K, ks);
+#if GEMV_KSPLIT > 1
+    __shared__ float2 red[GEMV_WARPS];
+    const int warp = threadIdx.x >> 5;
+    if ((threadIdx.x & 31) == 0) red[warp] = y;
+    __syncthreads();
+    if (ks == 0) {  // fixed order: split 0, 1, ... -> deterministic
+        y = red[warp];
+#pragma unroll
+        for (int j = 1; j < GEMV_KSPLIT; ++j) {
+            y.x += red[warp + j].x;
+            y.y += red[warp + j].y;
+        }
+    }
+#endif
+    return y;
+}
+
 #define GEMV_PROLOGUE                                              \
     extern __shared__ uint4 gemv_smem[];                           \
     T* xs = reinterpret_cast<T*>(gemv_smem); /* [K] */             \
     const int lane = threadIdx.x & 31;                             \
-    const int gw = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    const bool lead = (threadIdx.x >> 5) % GEMV_KSPLIT == 0;       \
+    const int gw = blockIdx.x * GEMV_PAIRS + (threadIdx.x >> 5) / GEMV_KSPLIT;
 
 // logits f32 [N] = W T [N, K] . a T [K]   (LM head). Warp gw: rows 2gw, 2gw+1.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
@@ -96,7 +140,7 @@ gemv_logits(float* __restrict__ out, const T* __restrict__ a, const T* __restric
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
     float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K);
-    if (!active) return;
+    if (!active || !lead) return;
     if (lane == 0) out[r0] = y.x;
     if (lane == 1 && has1) out[r0 + 1] = y.y;
 }
@@ -108,7 +152,7 @@ gemv_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restric
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
     float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K);
-    if (!active) return;
+    if (!active || !lead) return;
     if (lane == 0) x[r0] += y.x;
     if (lane == 1 && has1) x[r0 + 1] += y.y;
 }
@@ -121,7 +165,7 @@ gemv_silu(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, i
     const size_t j = gw;
     const bool active = j < (size_t)F;
     float2 y = gemv_pair(W, j, j + F, active, a, xs, K);
-    if (!active || lane != 0) return;
+    if (!active || !lead || lane != 0) return;
     float g = y.x;
     h[j] = from_f(g / (1.0f + expf(-g)) * y.y);
 }
@@ -139,7 +183,7 @@ gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cach
     const int j = 2 * gw;
     const bool active = j < D + 2 * KVD;
     float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K);
-    if (!active || lane != 0) return;
+    if (!active || !lead || lane != 0) return;
     const int p = pos[0];
     if (j < D + KVD) {
         const int pr = min(max(p, 0), S - 1);  // table row; the clamp matters only for a position past S

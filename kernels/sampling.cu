@@ -65,9 +65,21 @@ argmax(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, c
     __shared__ int si[32];
     float bv = NEG_INF;
     int bi = 0x7fffffff;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {  // ascending per thread: first max kept
-        float v = logits[i];
-        if (v > bv) { bv = v; bi = i; }
+    if ((V & 3) == 0) {  // float4 loads, 8 in flight per thread; ascending ids per thread: first max kept
+        const float4* l4 = reinterpret_cast<const float4*>(logits);  // [V/4]
+#pragma unroll 8
+        for (int i = threadIdx.x; i < (V >> 2); i += blockDim.x) {
+            float4 v = l4[i];
+            if (v.x > bv) { bv = v.x; bi = 4 * i; }
+            if (v.y > bv) { bv = v.y; bi = 4 * i + 1; }
+            if (v.z > bv) { bv = v.z; bi = 4 * i + 2; }
+            if (v.w > bv) { bv = v.w; bi = 4 * i + 3; }
+        }
+    } else {
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            float v = logits[i];
+            if (v > bv) { bv = v; bi = i; }
+        }
     }
     int best = block_argmax(bv, bi, sv, si);
     if (threadIdx.x == 0) commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
@@ -151,13 +163,18 @@ __device__ void fill_bins(SelectState& st, const float* s, int V, float m, bool 
             ok = c >= cut && (c & pmask) == prefix;
             if (ok) wgt = mass ? mass_of(s[i], m) : 1ull;
         }
+        if (!__any_sync(0xffffffffu, ok)) continue;  // after the first levels most chunks have no candidate
         const unsigned digit = ok ? (unsigned)(c >> shift) & 255u : 256u;
         const unsigned peers = __match_any_sync(0xffffffffu, digit);
         if (ok) {
-            unsigned lo = __reduce_add_sync(peers, (unsigned)(wgt & 0xFFFFu));
-            unsigned hi = __reduce_add_sync(peers, (unsigned)(wgt >> 16));
+            u64 sum = (u64)__popc(peers);
+            if (mass) {
+                unsigned lo = __reduce_add_sync(peers, (unsigned)(wgt & 0xFFFFu));
+                unsigned hi = __reduce_add_sync(peers, (unsigned)(wgt >> 16));
+                sum = ((u64)hi << 16) + lo;
+            }
             if (lane == __ffs(peers) - 1) {
-                atomicAdd(&st.binm[digit], ((u64)hi << 16) + lo);
+                atomicAdd(&st.binm[digit], sum);
                 atomicAdd(&st.binc[digit], (unsigned)__popc(peers));
             }
         }

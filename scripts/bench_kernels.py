@@ -33,7 +33,9 @@ L2_BYTES = 50 << 20
 GEMV_7B = {"wqkv": ("qkv_rope", 12288, 4096), "wo": ("matmul_residual", 4096, 4096),
            "w13": ("matmul_silu", 22016, 4096), "w2": ("matmul_residual", 4096, 11008),
            "logits": ("matmul_logits", 32000, 4096)}
-SWEEP = [(2, 4), (4, 2), (4, 4), (4, 8), (8, 2), (8, 4), (8, 8), (16, 4)]  # (GEMV_WARPS, GEMV_UNROLL)
+# (GEMV_WARPS, GEMV_UNROLL, GEMV_KSPLIT, GEMV_XSMEM)
+SWEEP = [(4, 4, 1, 1), (4, 4, 1, 0), (8, 4, 1, 0), (8, 2, 1, 0), (8, 8, 1, 0), (4, 4, 2, 0), (8, 4, 2, 0),
+         (8, 2, 2, 0), (8, 4, 4, 0), (8, 8, 2, 0), (16, 4, 4, 0), (8, 4, 2, 1)]
 
 
 def _cp():
@@ -200,15 +202,19 @@ def bench_small(stream, dtype: str) -> list[dict]:
 
 def sweep(stream, dtype: str, copy: float) -> list[dict]:
     from cugraphllm.gpu import ops
-    keep = (ops.GEMV_WARPS, ops.GEMV_UNROLL)
+    names = ("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM")
+    keep = [getattr(ops, n) for n in names]
     rows = []
     try:
-        for wps, unroll in SWEEP:
-            ops.GEMV_WARPS, ops.GEMV_UNROLL = wps, unroll
+        for cfg in SWEEP:
+            for n, v in zip(names, cfg):
+                setattr(ops, n, v)
             for r in bench_gemv(stream, dtype, copy, with_cublas=False):
-                rows.append(dict(warps=wps, unroll=unroll, name=r["name"], us=r["us"], GBps=r["GBps"]))
+                rows.append(dict(zip(("warps", "unroll", "ksplit", "xsmem"), cfg), name=r["name"], us=r["us"],
+                                 GBps=r["GBps"]))
     finally:
-        ops.GEMV_WARPS, ops.GEMV_UNROLL = keep
+        for n, v in zip(names, keep):
+            setattr(ops, n, v)
     return rows
 
 
@@ -247,8 +253,8 @@ def run(dtypes=("float16",), do_sweep=False) -> dict:
     for dt in dtypes:
         doc["gemv"] += bench_gemv(stream, dt, doc["copy_GBps"])
         doc["small"] += bench_small(stream, dt)
-        if do_sweep:
-            doc["sweep"] += [dict(r, dtype=dt) for r in sweep(stream, dt, doc["copy_GBps"])]
+    if do_sweep:  # launch configurations behave alike in both dtypes: sweep the first only
+        doc["sweep"] = [dict(r, dtype=dtypes[0]) for r in sweep(stream, dtypes[0], doc["copy_GBps"])]
     return doc
 
 
@@ -267,8 +273,8 @@ def print_table(doc: dict) -> None:
     for r in doc["small"]:
         print(f"{r['name']:22} {r['dtype']:9} {r['us']:7.2f} us")
     for r in doc["sweep"]:
-        print(f"sweep {r['dtype']:9} warps={r['warps']:2} unroll={r['unroll']} {r['name']:7} {r['us']:7.2f} us "
-              f"{r['GBps']:6.0f} GB/s")
+        print(f"sweep {r['dtype']:9} w={r['warps']:2} u={r['unroll']} ks={r['ksplit']} xs={r['xsmem']} "
+              f"{r['name']:7} {r['us']:7.2f} us {r['GBps']:6.0f} GB/s")
 
 
 def main(argv=None) -> int:

@@ -354,7 +354,7 @@ def test_launchers_reject_bad_inputs(cp, ops):
         lambda: ops.matmul_residual(cp.zeros((1, 63), cp.float32), a, w),            # rows
         lambda: ops.matmul_logits(cp.zeros((1, 64), cp.float32), a, w.astype(cp.float32)),  # weight dtype
         lambda: ops.matmul_logits(cp.zeros((1, 64), cp.float32), a, cp.asfortranarray(w)),  # layout
-        lambda: ops.matmul_silu(cp.zeros((1, 32), cp.float16), a, w),               # F rows vs 2F
+        lambda: ops.matmul_silu(cp.zeros((1, 31), cp.float16), a, w),               # 2F != rows
         lambda: ops.rmsnorm(cp.zeros((2, 32), cp.float16), cp.zeros((2, 32), cp.float32),
                             cp.ones(31, cp.float32), 1e-5),
         lambda: ops.argmax(cp.zeros(1, cp.int64), cp.zeros(9, cp.int32), cp.zeros(1, cp.int32),

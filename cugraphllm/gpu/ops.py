@@ -12,8 +12,10 @@ import numpy as np
 
 from .cuda_kernels import get_function
 
-GEMV_WARPS = 4      # warps per block; each warp computes two weight rows (see kernels/gemv.cu)
+GEMV_WARPS = 4      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
 GEMV_UNROLL = 4     # 16-byte weight loads in flight per row per lane
+GEMV_XSMEM = 0      # 1: stage the activation in shared memory; 0: read it through L1
+GEMV_KSPLIT = None  # None: chosen by the number of row pairs (gemv_ksplit)
 SAMPLE_THREADS = 1024
 _SMEM_DEFAULT = 48 * 1024
 _cache: dict = {}
@@ -121,11 +123,21 @@ def rmsnorm_last(out, x, w, eps, n_tokens):
 
 
 # ---- GEMV (M == 1) with epilogues --------------------------------------------------------------------------
-def _gemv_fn(kernel: str, t: str, K: int):
-    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=GEMV_WARPS, GEMV_UNROLL=GEMV_UNROLL)
-    smem = (2 * K + 15) // 16 * 16
+def gemv_ksplit(n_pairs: int) -> int:
+    """Warps per row pair: split K when the pairs alone would leave SMs short of warps (wo, w2: 2048 pairs)."""
+    if GEMV_KSPLIT is not None:
+        return GEMV_KSPLIT
+    ks = 1 if n_pairs >= 4096 else 2 if n_pairs >= 1024 else 4
+    return min(ks, GEMV_WARPS)
+
+
+def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
+    ks = gemv_ksplit(n_pairs)
+    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=GEMV_WARPS, GEMV_UNROLL=GEMV_UNROLL, GEMV_KSPLIT=ks,
+             GEMV_XSMEM=GEMV_XSMEM)
+    smem = (2 * K + 15) // 16 * 16 if GEMV_XSMEM else 0
     _need_smem(fn, smem)
-    return fn, smem
+    return fn, smem, -(-n_pairs // (GEMV_WARPS // ks))
 
 
 def _gemv_check(a_name, a, w_name, w, n_rows):
@@ -138,9 +150,8 @@ def _gemv_check(a_name, a, w_name, w, n_rows):
 
 
 def _launch_gemv(kernel, t, K, n_pairs, args):
-    fn, smem = _gemv_fn(kernel, t, K)
-    grid = (-(-n_pairs // GEMV_WARPS),)
-    fn(grid, (32 * GEMV_WARPS,), args, shared_mem=smem)
+    fn, smem, blocks = _gemv_fn(kernel, t, K, n_pairs)
+    fn((blocks,), (32 * GEMV_WARPS,), args, shared_mem=smem)
 
 
 def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
@@ -253,10 +264,11 @@ def warmup(config, dtype: str = "float16") -> None:
     t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
     fns = [_fn("embedding.cu", "embedding", t)]
     fns += [_fn("rmsnorm.cu", k, t) for k in ("rmsnorm", "add_rmsnorm", "rmsnorm_last")]
-    for kernel, K in (("gemv_qkv_rope", config.dim), ("gemv_residual", config.dim),
-                      ("gemv_residual", config.hidden_dim), ("gemv_silu", config.dim),
-                      ("gemv_logits", config.dim)):
-        fns.append(_gemv_fn(kernel, t, K)[0])
+    c = config
+    for kernel, K, pairs in (("gemv_qkv_rope", c.dim, c.qkv_dim // 2), ("gemv_residual", c.dim, (c.dim + 1) // 2),
+                             ("gemv_residual", c.hidden_dim, (c.dim + 1) // 2), ("gemv_silu", c.dim, c.hidden_dim),
+                             ("gemv_logits", c.dim, (c.vocab_size + 1) // 2)):
+        fns.append(_gemv_fn(kernel, t, K, pairs)[0])
     fns += [_fn("sampling.cu", "argmax", "float16"), _fn("sampling.cu", "sample", "float16")]
     _need_smem(fns[-1], _sample_smem(config.vocab_size))
     for f in fns:
