@@ -190,7 +190,7 @@ gemm_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restric
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 gemm_silu(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ w13, int M, int F, int K) {
     __shared__ Red red;
-    constexpr int HT = WM / 2;
+    constexpr int HT = WM >= 2 ? WM / 2 : 1;  // WM must be even (checked by the launcher); 1 keeps WM = 1 builds valid
     const int f0 = blockIdx.x * 16 * HT, tile = (threadIdx.x >> 5) % WM;
     const int fr = f0 + 16 * (tile % HT);
     // a w1 tile past F must not read w3 rows: clamp its row count to F (w3 tiles end at 2F anyway)
@@ -259,8 +259,10 @@ extern "C" __global__ void qkv_rope_rows(T* __restrict__ q, const T* __restrict_
                                          const int* __restrict__ n_tokens, int D, int kvd, int hd, int S, int vec) {
     const int NQ = D + 2 * kvd, n = blockIdx.y, o0 = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
     if (o0 >= NQ) return;
-    const int p0 = pos[0], ntok = n_tokens[0];
     const T* row = qkv + (size_t)n * NQ;
+    Pack8 in, out;
+    if (vec) in.u = *reinterpret_cast<const uint4*>(row + o0);  // issued before pos[0]/n_tokens[0] are known
+    const int p0 = pos[0], ntok = n_tokens[0];
     if (!vec) {
         for (int o = o0; o < o0 + 8 && o < NQ; o += 2)
             qkv_store(q, kc, vc, rope_cs, to_f(row[o]), to_f(row[o + 1]), o, n, p0, ntok, D, kvd, hd, S);
@@ -278,8 +280,6 @@ extern "C" __global__ void qkv_rope_rows(T* __restrict__ q, const T* __restrict_
         o -= D;
         dst = (o < kvd ? kc : vc) + (size_t)p * kvd + (o < kvd ? o : o - kvd);
     }
-    Pack8 in, out;
-    in.u = *reinterpret_cast<const uint4*>(row + o0);
     if (o0 >= D + kvd) {  // v: copy as is
         *reinterpret_cast<uint4*>(dst) = in.u;
         return;

@@ -124,8 +124,9 @@ def _tune(op, d, stream, M, K, N, out_bytes):
     from cugraphllm.gpu import gemm
     saved, out = dict(gemm.OWN_CONFIG), {}
     nt = (M + 7) // 8
-    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (2, 4, 3), (2, 8, 3), (2, 2, 3),
-                       (4, 2, 3)):
+    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3)):
+        if op == "silu" and wm % 2:
+            continue
         gemm.OWN_CONFIG[(op, nt)] = (wm, wk, st)
         try:
             us = _graph_time_us(stream, _op_call(op, d, "own"), d["n"])

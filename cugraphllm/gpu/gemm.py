@@ -16,9 +16,16 @@ import numpy as np
 from ..errors import BackendError
 from .cuda_kernels import get_function
 
-OWN_MAX_M = 64          # own kernel up to 8 token tiles of 8
-# (WM, WK, STAGES) per op: row tiles of 16 per block, warps along K, register pipeline depth. Tuned on the H100 (benchmarks/results/).
-OWN_CONFIG = {"residual": (2, 4, 2), "silu": (2, 4, 2), "qkv": (2, 4, 2)}  # (op, NT) keys override
+OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="own")
+# impl="auto" takes the own kernel up to AUTO_OWN_MAX_M[op] rows (and, for residual, K <= AUTO_RESIDUAL_MAX_K),
+# cuBLAS + epilogue above. H100, benchmarks/results/gemm_2026-11-23.json: the own kernel is 2-3% faster at
+# M = 16 on wqkv/w13, ties on wo, loses on w2 (K = 11008) and loses 15-50% at M = 32, 64 (its activation
+# re-reads from L2 grow with M), where cuBLAS already streams the weights at ~2.7 TB/s.
+AUTO_OWN_MAX_M = {"qkv": 16, "silu": 16, "residual": 16}
+AUTO_RESIDUAL_MAX_K = 4096
+# (WM, WK, STAGES): row tiles of 16 per block, warps along K, register pipeline depth; (op, NT) keys override.
+# silu needs WM even (w1 and w3 tiles pair up).
+OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}
 _EPI_THREADS = 128
 
 
@@ -56,13 +63,15 @@ def _own_ok(M: int, K: int, *arrays) -> bool:
     return 1 < M <= OWN_MAX_M and K % 8 == 0 and all(a.data.ptr % 16 == 0 for a in arrays)
 
 
-def _use_own(impl: str, M: int, K: int, *arrays) -> bool:
+def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
     if impl == "own":
         _check(_own_ok(M, K, *arrays), f"own kernel cannot run M={M} K={K} (M <= {OWN_MAX_M}, K % 8 == 0)")
         return True
     if impl == "cublas":
         return False
     _check(impl == "auto", f"impl must be auto|own|cublas, got {impl!r}")
+    if M > AUTO_OWN_MAX_M[op] or (op == "residual" and K > AUTO_RESIDUAL_MAX_K):
+        return False
     return _own_ok(M, K, *arrays)
 
 
@@ -70,6 +79,7 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> Non
     import cupy as cp
     nt = (M + 7) // 8
     wm, wk, stages = OWN_CONFIG[(op, nt)] if (op, nt) in OWN_CONFIG else OWN_CONFIG[op]
+    _check(op != "silu" or wm % 2 == 0, "matmul_silu needs an even WM")
     rows_per_block = 16 * (wm // 2 if op == "silu" else wm)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
     _fn(kernel, dtype, nt, wm, wk, stages)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
@@ -121,7 +131,7 @@ def matmul_residual(x, a, w, *, impl: str = "auto") -> None:
     _check(x.shape == (M, N) and w.shape[1] == K and str(x.dtype) == "float32" and a.dtype == w.dtype,
            f"matmul_residual: x{x.shape} {x.dtype}, a{a.shape} {a.dtype}, w{w.shape} {w.dtype}")
     _contig(x, a, w)
-    if _use_own(impl, M, K, a, w):
+    if _use_own(impl, "residual", M, K, a, w):
         _launch_own("gemm_residual", "residual", a.dtype, M, N,
                     (x, a, w, np.int32(M), np.int32(N), np.int32(K)))
     else:
@@ -136,7 +146,7 @@ def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:
     _check(h.shape[0] == M and w13.shape == (2 * F, K) and h.dtype == xn.dtype == w13.dtype,
            f"matmul_silu: h{h.shape} {h.dtype}, xn{xn.shape} {xn.dtype}, w13{w13.shape} {w13.dtype}")
     _contig(h, xn, w13)
-    if _use_own(impl, M, K, xn, w13):
+    if _use_own(impl, "silu", M, K, xn, w13):
         _launch_own("gemm_silu", "silu", xn.dtype, M, F, (h, xn, w13, np.int32(M), np.int32(F), np.int32(K)))
         return
     g = _scratch(M * 2 * F, xn.dtype)[: M * 2 * F].reshape(M, 2 * F)
@@ -161,7 +171,7 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str
            f"qkv_rope: q{q.shape}, xn{xn.shape}, wqkv{wqkv.shape}, cache{k_cache.shape}, rope{rope_cs.shape}")
     _contig(q, xn, wqkv, rope_cs, k_cache, v_cache)
     tail = (np.int32(M), np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
-    if _use_own(impl, M, D, xn, wqkv):
+    if _use_own(impl, "qkv", M, D, xn, wqkv):
         _launch_own("gemm_qkv_rope", "qkv", xn.dtype, M, NQ,
                     (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)
         return
