@@ -9,7 +9,7 @@
 //   are fixed point, w_i = round(exp(l_i - max) * 2^31) (uint64 sums, so every sum is exact and
 //   order-free: the result is bit-identical run to run). Top-k, top-p and the draw are one primitive,
 //   `radix_select`: the first element in that order whose inclusive cumulative weight exceeds a target,
-//   found by 8-bit radix descent over comp (histograms in shared memory, warp-aggregated atomics), stopping
+//   found by 8-bit radix descent over comp (warp-private histograms in registers, then shared), stopping
 //   as soon as the chosen bucket holds one element.
 //   Draw: u = uniform(seed, P) (splitmix64, sampling.uniform), pick the first kept id whose cumulative mass
 //   exceeds u * total (the integer floor(u24 * total / 2^24), exact through a 128-bit product).
@@ -150,10 +150,17 @@ __device__ void pick_digit(SelectState& st, bool mass, int shift) {
     }
 }
 
-// Histogram of this level over elements with comp >= cut matching the prefix so far.
+// Histogram of this level over elements with comp >= cut matching the prefix so far. Each warp first
+// aggregates lanes with equal digits (match_any), then adds the group sums into a warp-private histogram held
+// in registers (lane L owns digits L + 32k), and flushes it with one atomic per non-empty bin at the end: the
+// first levels put nearly every element into one or two bins, where per-group shared atomics would serialize.
 __device__ void fill_bins(SelectState& st, const float* s, int V, float m, bool mass, u64 cut, int shift) {
     const int lane = threadIdx.x & 31;
     const u64 prefix = st.prefix, pmask = st.pmask;
+    u64 accm[8];
+    unsigned accc[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) { accm[k] = 0ull; accc[k] = 0u; }
     for (int base = threadIdx.x - lane; base < V; base += blockDim.x) {
         const int i = base + lane;
         bool ok = false;
@@ -166,19 +173,35 @@ __device__ void fill_bins(SelectState& st, const float* s, int V, float m, bool 
         if (!__any_sync(0xffffffffu, ok)) continue;  // after the first levels most chunks have no candidate
         const unsigned digit = ok ? (unsigned)(c >> shift) & 255u : 256u;
         const unsigned peers = __match_any_sync(0xffffffffu, digit);
+        u64 sum = 0;
         if (ok) {
-            u64 sum = (u64)__popc(peers);
+            sum = (u64)__popc(peers);
             if (mass) {
                 unsigned lo = __reduce_add_sync(peers, (unsigned)(wgt & 0xFFFFu));
                 unsigned hi = __reduce_add_sync(peers, (unsigned)(wgt >> 16));
                 sum = ((u64)hi << 16) + lo;
             }
-            if (lane == __ffs(peers) - 1) {
-                atomicAdd(&st.binm[digit], sum);
-                atomicAdd(&st.binc[digit], (unsigned)__popc(peers));
+        }
+        unsigned leaders = __ballot_sync(0xffffffffu, ok && lane == __ffs(peers) - 1);
+        while (leaders) {
+            const int src = __ffs(leaders) - 1;
+            leaders &= leaders - 1;
+            const unsigned d = __shfl_sync(0xffffffffu, digit, src);
+            const u64 sm = __shfl_sync(0xffffffffu, sum, src);
+            const unsigned cnt = (unsigned)__popc(__shfl_sync(0xffffffffu, peers, src));
+            if ((int)(d & 31u) == lane) {
+#pragma unroll
+                for (int k = 0; k < 8; ++k)
+                    if ((int)(d >> 5) == k) { accm[k] += sm; accc[k] += cnt; }
             }
         }
     }
+#pragma unroll
+    for (int k = 0; k < 8; ++k)
+        if (accc[k]) {
+            atomicAdd(&st.binm[lane + 32 * k], accm[k]);
+            atomicAdd(&st.binc[lane + 32 * k], accc[k]);
+        }
 }
 
 // First element (descending comp, among comp >= cut) whose inclusive cumulative weight exceeds target

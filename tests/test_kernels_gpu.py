@@ -136,6 +136,31 @@ def test_matmul_residual(cp, ops, dtype, N, K):
     assert cp.array_equal(x, x2), "GEMV is not deterministic"
 
 
+@pytest.mark.parametrize("cfg", [(4, 4, 1, 1), (8, 2, 2, 0), (8, 4, 4, 1), (16, 2, 4, 0), (2, 8, 1, 0)])
+def test_gemv_launch_options(cp, ops, monkeypatch, cfg):
+    """Every launch configuration the benchmark sweeps computes the same function (residual and qkv paths)."""
+    for name, v in zip(("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM"), cfg):
+        monkeypatch.setattr(ops, name, v)
+    N, K = 4096, 11008
+    w = rand_t(cp, (N, K), "float16", seed=sum(cfg), scale=K ** -0.5)
+    a = rand_t(cp, (1, K), "float16", seed=7)
+    x = cp.zeros((1, N), cp.float32) + cp.float32(0.5)
+    ops.matmul_residual(x, a, w)
+    assert rel_err(x.get()[0], 0.5 + matvec64(w, host64(a)[0])) < TOL_F32
+    D, H = 8192, 64
+    hd, kvd = D // H, 8 * (D // H)
+    table = ref.rope_table(S, hd, 10000.0)
+    wqkv = rand_t(cp, (D + 2 * kvd, D), "float16", seed=3, scale=D ** -0.5)
+    xn = rand_t(cp, (1, D), "float16", seed=4)
+    q = poison(cp, (1, D), cp.float16)
+    kc, vc = rand_t(cp, (S, 8, hd), "float16", 5), rand_t(cp, (S, 8, hd), "float16", 6)
+    ops.qkv_rope(q, xn, wqkv, cp.asarray(table.astype(np.float32)), kc, vc, cp.asarray([511], dtype=cp.int32),
+                 cp.ones(1, cp.int32))
+    qr, kr, vr = qkv_reference(wqkv, xn, table, D, kvd, H, 8, hd, 511)
+    assert rel_err(host64(q)[0], qr) < TOL_T["float16"]
+    assert rel_err(host64(kc[511]).reshape(kvd), kr) < TOL_T["float16"]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("V,K", [(769, 200), (32000, 4096), (32000, 5120), (32000, 8192)])
 def test_matmul_logits(cp, ops, dtype, V, K):
