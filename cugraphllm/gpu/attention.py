@@ -135,6 +135,7 @@ class Attention:
     def prepare_many(self, items, background: bool = False, jobs: int | None = None) -> None:
         """prepare() for several (kind, bucket) at once, compiling the missing ones in up to `jobs` processes."""
         import os
+        items = self._prepare_fast_prefill(items)
         missing = {}
         for kind, bucket in items:
             key = self._key(kind, bucket)
@@ -173,6 +174,9 @@ class Attention:
 
     def ready(self, kind: str, bucket: int | None) -> bool:
         """Compiled AND loaded (loading a finished compile's cubin here takes well under a millisecond)."""
+        if kind == "prefill" and self._fast_prefill_shape():
+            self.spec(kind, bucket)  # validates the bucket
+            return self._fast_prefill is not None
         key = self._key(kind, bucket)
         return key in self._loaded or self._finish(key, wait=False)
 
@@ -200,9 +204,35 @@ class Attention:
         fn, n_split = self._function("decode", bucket)
         fn((self.config.n_kv_heads, n_split), (32 * N_WARPS,), (att, q, k, v, pos, self._part, self._cnt))
 
+    # ---- prefill: tensor-core kernel (attention_prefill.cu) for head_dim 64/128, else the Numba kernel --------------
+    prefill_impl = "auto"  # "numba" forces the Numba kernel (benchmarks); set before prepare()
+    _fast_prefill = None   # attention_prefill.PrefillKernel once prepared
+
+    def _fast_prefill_shape(self) -> bool:
+        from . import attention_prefill
+        return self.prefill_impl == "auto" and attention_prefill.supported(self.config.head_dim)
+
+    def _prepare_fast_prefill(self, items):
+        """Compile/load the tensor-core prefill module (NVRTC, disk-cached by CuPy) when prefill is asked for and
+        this shape has it; returns the items left for the Numba path."""
+        items = list(items)
+        if not self._fast_prefill_shape():
+            return items
+        rest = [(kind, b) for kind, b in items if kind != "prefill"]
+        for kind, b in items:
+            if kind == "prefill":
+                self.spec(kind, b)  # validates the bucket
+        if len(rest) < len(items) and self._fast_prefill is None:
+            from .attention_prefill import PrefillKernel
+            self._fast_prefill = PrefillKernel.for_config(self.config, self.dtype, self.max_seq_len)
+        return rest
+
     def prefill(self, att, q, k, v, pos, n_tokens, bucket=None) -> None:
         rows = q.shape[0]
         self._check(att, q, k, v, rows)
+        if self._fast_prefill is not None and self.prefill_impl == "auto":
+            self._fast_prefill.launch(att, q, k, v, pos, n_tokens)
+            return
         fn = self._function("prefill", bucket)[0]
         warps = N_WARPS if rows % N_WARPS == 0 else 1  # the kernel has no row bound: the grid must be exact
         fn((rows // warps, self.config.n_kv_heads), (32 * warps,), (att, q, k, v, pos, n_tokens))

@@ -1,0 +1,78 @@
+"""Launcher of the tensor-core causal prefill attention (kernels/attention_prefill.cu).
+
+One module per (head_dim, n_rep, dtype), compiled through NVRTC by cuda_kernels.get_function (CuPy keeps the cubin
+on disk, so a second start only loads it); the query bucket M only sets the grid. Launches go on the current CuPy
+stream with no allocation and no sync, so a launch is capturable and one graph serves every (pos, n_tokens).
+Head dims other than HEAD_DIMS stay on the Numba prefill kernel (gpu/attention.py decides).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from .cuda_kernels import get_function
+
+HEAD_DIMS = (64, 128)
+BM = 64          # query rows per block (kernel constant)
+BN = 64          # keys per K/V tile (kernel constant)
+NTHREADS = 128
+
+
+def supported(head_dim: int) -> bool:
+    return head_dim in HEAD_DIMS
+
+
+def smem_bytes(head_dim: int) -> int:
+    """Q tile + double-buffered K and V tiles, storage dtype (2 bytes)."""
+    return (BM + 4 * BN) * head_dim * 2
+
+
+def _check(cond: bool, what: str) -> None:
+    if not cond:
+        raise ConfigError(f"attention_prefill: {what}")
+
+
+class PrefillKernel:
+    """Compiled kernel for one (n_heads, n_kv_heads, head_dim, dtype, max_seq_len); call `launch` per layer."""
+
+    def __init__(self, n_heads: int, n_kv_heads: int, head_dim: int, dtype: str, max_seq_len: int):
+        _check(supported(head_dim), f"head_dim must be one of {HEAD_DIMS}, got {head_dim}")
+        _check(dtype in ("float16", "bfloat16"), f"dtype must be float16 or bfloat16, got {dtype!r}")
+        _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
+        self.dtype, self.max_seq_len = dtype, int(max_seq_len)
+        defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads}
+        if dtype == "bfloat16":
+            defines["CG_BF16"] = 1
+        self.fn = get_function("attention_prefill.cu", "attention_prefill", defines)
+        self.smem = smem_bytes(head_dim)
+        if self.smem > 48 * 1024:
+            self.fn.max_dynamic_shared_size_bytes = self.smem
+        self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
+        self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
+
+    @classmethod
+    def for_config(cls, config, dtype: str, max_seq_len: int) -> "PrefillKernel":
+        return cls(config.n_heads, config.n_kv_heads, config.head_dim, dtype, max_seq_len)
+
+    def _shapes(self, M: int):
+        hit = self._q_shape.get(M)
+        if hit is None:
+            _check(M >= 1, f"no query rows (M = {M})")
+            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim), (self.n_heads, -(-M // BM)))
+        return hit
+
+    def launch(self, att, q, k, v, pos, n_tokens) -> None:
+        """att, q T[M, H*Dh]; k, v T[S, KVH, Dh] contiguous layer views; pos, n_tokens int32[1] on the device."""
+        M = q.shape[0]
+        shape, grid = self._shapes(M)
+        _check(q.shape == shape and att.shape == shape, f"q/att must be [{M}, {shape[1]}], got {q.shape}/{att.shape}")
+        _check(q.dtype.itemsize == 2 and att.dtype.itemsize == 2, "q/att must have a 2-byte storage dtype")
+        _check(k.shape == self._kv_shape and v.shape == self._kv_shape and k.dtype.itemsize == 2
+               and v.dtype.itemsize == 2, f"k/v must be 2-byte {list(self._kv_shape)}, got {k.shape}/{v.shape}")
+        _check(q.flags.c_contiguous and att.flags.c_contiguous and k.flags.c_contiguous and v.flags.c_contiguous
+               and not ((q.data.ptr | att.data.ptr | k.data.ptr | v.data.ptr) & 15),
+               "q/att/k/v must be contiguous and 16-byte aligned")
+        _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
+        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
+                shared_mem=self.smem)
