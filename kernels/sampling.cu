@@ -9,7 +9,7 @@
 //   are fixed point, w_i = round(exp(l_i - max) * 2^31) (uint64 sums, so every sum is exact and
 //   order-free: the result is bit-identical run to run). Top-k, top-p and the draw are one primitive,
 //   `radix_select`: the first element in that order whose inclusive cumulative weight exceeds a target,
-//   found by 8-bit radix descent over comp (warp-private histograms in registers, then shared), stopping
+//   found by 8-bit radix descent over comp (histograms in shared memory, warp-aggregated atomics), stopping
 //   as soon as the chosen bucket holds one element.
 //   Draw: u = uniform(seed, P) (splitmix64, sampling.uniform), pick the first kept id whose cumulative mass
 //   exceeds u * total (the integer floor(u24 * total / 2^24), exact through a 128-bit product).
@@ -87,9 +87,13 @@ argmax(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, c
 
 // ---- sample ------------------------------------------------------------------------------------------------
 
-struct SelectState {          // shared between the threads of the block
-    u64 binm[256];            // weight per digit
-    unsigned binc[256];       // element count per digit
+#ifndef SAMPLE_HCOPIES
+#define SAMPLE_HCOPIES 8      // histogram copies (contention spreading), a power of two <= 32
+#endif
+
+struct SelectState {                    // shared between the threads of the block
+    u64 binm[SAMPLE_HCOPIES][256];      // weight per digit, per copy
+    unsigned binc[SAMPLE_HCOPIES][256]; // element count per digit, per copy
     u64 prefix, pmask, rem, above, result, cum;
     int done;
 };
@@ -110,12 +114,20 @@ __device__ __forceinline__ u64 mass_of(float l, float m) {  // <= 2^31
 __device__ void pick_digit(SelectState& st, bool mass, int shift) {
     const int lane = threadIdx.x & 31;
     u64 w[8], sum = 0;
+    unsigned cnt[8];
 #pragma unroll
-    for (int k = 0; k < 8; ++k) {
+    for (int k = 0; k < 8; ++k) {  // fold the copies into copy 0
         int d = 255 - 8 * lane - k;
-        w[k] = mass ? st.binm[d] : (u64)st.binc[d];
+        u64 bm = 0;
+        unsigned bc = 0;
+        for (int c = 0; c < SAMPLE_HCOPIES; ++c) { bm += st.binm[c][d]; bc += st.binc[c][d]; }
+        st.binm[0][d] = bm;
+        st.binc[0][d] = bc;
+        cnt[k] = bc;
+        w[k] = mass ? bm : (u64)bc;
         sum += w[k];
     }
+    __syncwarp();
     u64 incl = sum;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
@@ -138,29 +150,26 @@ __device__ void pick_digit(SelectState& st, bool mass, int shift) {
     } else {
         unsigned nz = 0;
 #pragma unroll
-        for (int k = 0; k < 8; ++k) nz |= (st.binc[255 - 8 * lane - k] != 0u) << k;
+        for (int k = 0; k < 8; ++k) nz |= (cnt[k] != 0u) << k;
         unsigned lanes = __ballot_sync(0xffffffffu, nz != 0u);
         if (lanes && lane == 31 - __clz(lanes)) d = 255 - 8 * lane - (31 - __clz(nz));
     }
     if (d >= 0) {
         st.prefix |= (u64)d << shift;
         st.pmask |= (u64)0xFF << shift;
-        st.done = st.binc[d] == 1u;
-        st.cum = st.above + st.binm[d];
+        st.done = st.binc[0][d] == 1u;
+        st.cum = st.above + st.binm[0][d];
     }
 }
 
-// Histogram of this level over elements with comp >= cut matching the prefix so far. Each warp first
-// aggregates lanes with equal digits (match_any), then adds the group sums into a warp-private histogram held
-// in registers (lane L owns digits L + 32k), and flushes it with one atomic per non-empty bin at the end: the
-// first levels put nearly every element into one or two bins, where per-group shared atomics would serialize.
+// Histogram of this level over elements with comp >= cut matching the prefix so far. Lanes with equal digits
+// are aggregated first (match_any), then one atomic per group goes into histogram copy warp % SAMPLE_HCOPIES:
+// the first levels put nearly every element into one or two bins, and spreading the warps over several copies
+// divides the contention on those addresses (pick_digit adds the copies).
 __device__ void fill_bins(SelectState& st, const float* s, int V, float m, bool mass, u64 cut, int shift) {
     const int lane = threadIdx.x & 31;
+    const int copy = (threadIdx.x >> 5) % SAMPLE_HCOPIES;
     const u64 prefix = st.prefix, pmask = st.pmask;
-    u64 accm[8];
-    unsigned accc[8];
-#pragma unroll
-    for (int k = 0; k < 8; ++k) { accm[k] = 0ull; accc[k] = 0u; }
     for (int base = threadIdx.x - lane; base < V; base += blockDim.x) {
         const int i = base + lane;
         bool ok = false;
@@ -173,35 +182,19 @@ __device__ void fill_bins(SelectState& st, const float* s, int V, float m, bool 
         if (!__any_sync(0xffffffffu, ok)) continue;  // after the first levels most chunks have no candidate
         const unsigned digit = ok ? (unsigned)(c >> shift) & 255u : 256u;
         const unsigned peers = __match_any_sync(0xffffffffu, digit);
-        u64 sum = 0;
         if (ok) {
-            sum = (u64)__popc(peers);
+            u64 sum = (u64)__popc(peers);
             if (mass) {
                 unsigned lo = __reduce_add_sync(peers, (unsigned)(wgt & 0xFFFFu));
                 unsigned hi = __reduce_add_sync(peers, (unsigned)(wgt >> 16));
                 sum = ((u64)hi << 16) + lo;
             }
-        }
-        unsigned leaders = __ballot_sync(0xffffffffu, ok && lane == __ffs(peers) - 1);
-        while (leaders) {
-            const int src = __ffs(leaders) - 1;
-            leaders &= leaders - 1;
-            const unsigned d = __shfl_sync(0xffffffffu, digit, src);
-            const u64 sm = __shfl_sync(0xffffffffu, sum, src);
-            const unsigned cnt = (unsigned)__popc(__shfl_sync(0xffffffffu, peers, src));
-            if ((int)(d & 31u) == lane) {
-#pragma unroll
-                for (int k = 0; k < 8; ++k)
-                    if ((int)(d >> 5) == k) { accm[k] += sm; accc[k] += cnt; }
+            if (lane == __ffs(peers) - 1) {
+                atomicAdd(&st.binm[copy][digit], sum);
+                atomicAdd(&st.binc[copy][digit], (unsigned)__popc(peers));
             }
         }
     }
-#pragma unroll
-    for (int k = 0; k < 8; ++k)
-        if (accc[k]) {
-            atomicAdd(&st.binm[lane + 32 * k], accm[k]);
-            atomicAdd(&st.binc[lane + 32 * k], accc[k]);
-        }
 }
 
 // First element (descending comp, among comp >= cut) whose inclusive cumulative weight exceeds target
@@ -210,7 +203,10 @@ __device__ u64 radix_select(SelectState& st, const float* s, int V, float m, boo
                             u64* cum) {
     if (threadIdx.x == 0) { st.prefix = 0; st.pmask = 0; st.rem = target; st.above = 0; st.done = 0; }
     for (int shift = 56; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) { st.binm[b] = 0; st.binc[b] = 0; }
+        for (int b = threadIdx.x; b < 256 * SAMPLE_HCOPIES; b += blockDim.x) {
+            (&st.binm[0][0])[b] = 0;
+            (&st.binc[0][0])[b] = 0;
+        }
         __syncthreads();
         fill_bins(st, s, V, m, mass, cut, shift);
         __syncthreads();

@@ -197,6 +197,17 @@ def bench_small(stream, dtype: str) -> list[dict]:
         "sample_topp0.95": lambda i: ops.sample(tok, hist, pos, n0, logits, p_topp, seed),
     }
     del n1
+
+    def one_copy(f):  # the sampler with a single shared histogram (SAMPLE_HCOPIES=1), for comparison
+        def g(i):
+            keep, ops.SAMPLE_HCOPIES = ops.SAMPLE_HCOPIES, 1
+            try:
+                f(i)
+            finally:
+                ops.SAMPLE_HCOPIES = keep
+        return g
+    cases["sample_topk40_topp0.9_hcopies1"] = one_copy(cases["sample_topk40_topp0.9"])
+    cases["sample_topp0.95_hcopies1"] = one_copy(cases["sample_topp0.95"])
     return [dict(name=k, dtype=dtype, us=graph_us(stream, f, 1)) for k, f in cases.items()]
 
 
@@ -271,7 +282,7 @@ def print_table(doc: dict) -> None:
               f"{r['TFLOPs']:7.3f} {_fmt(r.get('cublas_graph_GBps'), '13.0f')} "
               f"{_fmt(r.get('cupy_matmul_GBps'), '11.0f')}")
     for r in doc["small"]:
-        print(f"{r['name']:22} {r['dtype']:9} {r['us']:7.2f} us")
+        print(f"{r['name']:32} {r['dtype']:9} {r['us']:7.2f} us")
     for r in doc["sweep"]:
         print(f"sweep {r['dtype']:9} w={r['warps']:2} u={r['unroll']} ks={r['ksplit']} xs={r['xsmem']} "
               f"{r['name']:7} {r['us']:7.2f} us {r['GBps']:6.0f} GB/s")

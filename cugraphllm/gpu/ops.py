@@ -18,6 +18,7 @@ GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
 GEMV_XSMEM = 0      # 1: stage the activation in shared memory; 0: read it through L1
 GEMV_KSPLIT = None  # None: chosen by the number of row pairs (gemv_ksplit)
 SAMPLE_THREADS = 1024
+SAMPLE_HCOPIES = 8  # sampler histogram copies (kernels/sampling.cu); 1 = one shared histogram
 _SMEM_DEFAULT = 48 * 1024
 _cache: dict = {}
 _smem_set: dict = {}
@@ -247,7 +248,7 @@ def sample(token, hist, pos, n_tokens, logits, params, seed):
     V = _select_check(token, hist, pos, n_tokens, logits)
     _check("params", params, shape=(4,), dtype="float32")
     _scalar("seed", seed, dtype="uint64")
-    fn = _fn("sampling.cu", "sample", "float16")
+    fn = _fn("sampling.cu", "sample", "float16", SAMPLE_HCOPIES=SAMPLE_HCOPIES)
     smem = _sample_smem(V)
     _need_smem(fn, smem)
     fn((1,), (SAMPLE_THREADS,), (token, hist, pos, n_tokens, logits, params, seed, np.int32(V),
@@ -271,7 +272,8 @@ def warmup(config, dtype: str = "float16") -> None:
                              ("gemv_residual", c.hidden_dim, (c.dim + 1) // 2), ("gemv_silu", c.dim, c.hidden_dim),
                              ("gemv_logits", c.dim, (c.vocab_size + 1) // 2)):
         fns.append(_gemv_fn(kernel, t, K, pairs)[0])
-    fns += [_fn("sampling.cu", "argmax", "float16"), _fn("sampling.cu", "sample", "float16")]
+    fns += [_fn("sampling.cu", "argmax", "float16"),
+            _fn("sampling.cu", "sample", "float16", SAMPLE_HCOPIES=SAMPLE_HCOPIES)]
     _need_smem(fns[-1], _sample_smem(config.vocab_size))
     for f in fns:
         f.attributes  # forces NVRTC compile + module load now
