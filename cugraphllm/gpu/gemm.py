@@ -1,6 +1,6 @@
 """Prefill GEMM launchers (M > 1 rows), the ops of DESIGN.md's table with the same argument lists.
 
-Two implementations, picked per call by `_use_own(M, ...)`:
+Two implementations, picked per call by `_use_own(impl, op, M, K, ...)` (impl="auto" by default):
 - "own":    kernels/gemm.cu, swap-AB mma.sync streaming the weights, epilogue fused (M <= OWN_MAX_M);
 - "cublas": cuBLAS GemmEx through ctypes (gpu/cublas.py) into a scratch buffer, then our epilogue kernel;
             matmul_residual needs no scratch: GemmEx accumulates into the f32 residual itself (beta = 1).
@@ -18,9 +18,9 @@ from .cuda_kernels import get_function
 
 OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="own")
 # impl="auto" takes the own kernel up to AUTO_OWN_MAX_M[op] rows (and, for residual, K <= AUTO_RESIDUAL_MAX_K),
-# cuBLAS + epilogue above. H100, benchmarks/results/gemm_2026-11-23.json: the own kernel is 2-3% faster at
-# M = 16 on wqkv/w13, ties on wo, loses on w2 (K = 11008) and loses 15-50% at M = 32, 64 (its activation
-# re-reads from L2 grow with M), where cuBLAS already streams the weights at ~2.7 TB/s.
+# cuBLAS + epilogue above. H100, benchmarks/results/gemm_2026-11-23.json: at M = 16 the own kernel is 2-4%
+# faster than cuBLAS + epilogue on wqkv/wo/w13, 9% slower on w2 (K = 11008); at M = 32, 64 it is 15-90% slower
+# (its activation re-reads from L2 grow with M) while cuBLAS already streams the weights at ~2.4-2.7 TB/s.
 AUTO_OWN_MAX_M = {"qkv": 16, "silu": 16, "residual": 16}
 AUTO_RESIDUAL_MAX_K = 4096
 # (WM, WK, STAGES): row tiles of 16 per block, warps along K, register pipeline depth; (op, NT) keys override.
@@ -96,9 +96,10 @@ def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
 _SCRATCH: dict = {}
 
 
-def prepare(max_tokens: int, max_cols: int, dtype="float16") -> None:
-    """Create the cuBLAS handle and workspace and a scratch of max_tokens x max_cols elements of `dtype`
-    (max_cols = max(qkv_dim, 2 * hidden_dim)). Call before capturing any graph that uses the cuBLAS path."""
+def prepare(max_tokens: int, max_cols: int = 0, dtype="float16") -> None:
+    """Create the cuBLAS handle and its 32 MiB workspace and a scratch of max_tokens x max_cols elements of
+    `dtype` (max_cols = max(qkv_dim, 2 * hidden_dim)). Call before capturing any graph that uses the cuBLAS path;
+    an eager warm-up call of every op at the largest bucket has the same effect."""
     from . import cublas
     cublas.handle()
     _scratch(max_tokens * max_cols, dtype)
