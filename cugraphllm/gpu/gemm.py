@@ -94,6 +94,7 @@ def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
 
 # ---- scratch for the cuBLAS path ------------------------------------------------------------------------
 _SCRATCH: dict = {}
+_RETIRED: list = []
 
 
 def prepare(max_tokens: int, max_cols: int = 0, dtype="float16") -> None:
@@ -113,9 +114,10 @@ def _scratch(n: int, dtype):
     if buf is None or buf.size < n:
         _check(not cp.cuda.get_current_stream().is_capturing(),
                f"cuBLAS scratch of {n} elements needed inside capture: call gemm.prepare() before capture")
+        if buf is not None:
+            _RETIRED.append(buf)  # graphs captured earlier (smaller buckets) still point at it: never free
         buf = cp.empty(max(n, 0 if buf is None else buf.size), dtype=_dtype(dtype))
-        _SCRATCH[key] = buf  # the old buffer stays alive only while graphs captured on it hold no reference:
-        # growing happens only in eager warm-up, before any capture
+        _SCRATCH[key] = buf
     return buf
 
 
