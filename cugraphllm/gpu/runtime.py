@@ -69,6 +69,8 @@ class GraphRuntime:
         if key in self.graphs or key in self.failed:
             return key in self.graphs
         kind, b, greedy = key
+        if self.mode == "hybrid" and b is not None and not self.e.attn.ready(kind, b):
+            return False  # its specialized kernel is still compiling: not a failure, try again later
         rows = 1 if kind == "decode" else b
         attn_bucket = None if self.mode == "graph" or kind == "decode" and b is None else b
         t0 = time.perf_counter()
