@@ -106,6 +106,10 @@ class CudaEngine:
     def truncate(self, n: int) -> None:
         del self.tokens[max(0, n):]
 
+    def wait_ready(self) -> None:
+        """Block until every bucket is compiled and every graph captured (start-up normally does not wait)."""
+        self.rt.capture_all()
+
     def sync(self) -> None:
         self.stream.synchronize()
 

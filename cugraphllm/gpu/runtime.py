@@ -26,6 +26,7 @@ class GraphRuntime:
         self.failed: set = set()
         self.graph_bytes = 0
         self.capture_s = 0.0
+        self._requested: set = set()
         self._capture_stream = cp.cuda.Stream(non_blocking=True)
 
     # ---- keys -----------------------------------------------------------------------------------------
@@ -113,7 +114,25 @@ class GraphRuntime:
                 continue
             b = key[1]
             if self.mode == "hybrid" and b is not None and not self.e.attn.ready(key[0], b):
-                self.e.attn.prepare(key[0], b, background=True)
+                if key[:2] not in self._requested:  # start its compile once; ready() polls it cheaply
+                    self._requested.add(key[:2])
+                    self.e.attn.prepare(key[0], b, background=True)
                 continue
             self.capture(key)
             return
+
+    def capture_all(self) -> None:
+        """Compile every bucket (waiting) and capture every graph the mode uses: for benchmarks and tests that
+        must not depend on how far the background compiles got."""
+        a = self.e.attn
+        if self.mode == "eager":
+            a.prepare_many([("decode", b) for b in a.decode_buckets] + [("prefill", b) for b in a.prefill_buckets])
+            return
+        decode = a.decode_buckets if self.mode == "hybrid" else [None]
+        if self.mode == "hybrid":
+            a.prepare_many([("decode", b) for b in decode] + [("prefill", b) for b in a.prefill_buckets])
+        for greedy in (True, False):
+            for b in decode:
+                self.capture(("decode", b, greedy))
+            for b in a.prefill_buckets:
+                self.capture(("prefill", b, greedy))
