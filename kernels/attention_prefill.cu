@@ -6,12 +6,8 @@
 // serves every step; M (the query bucket) and S (max_seq_len) are launch constants.
 //
 // Layout: q, att T[M, H*HD]; k, v T[S, KVH, HD] (layer views of the KV cache, KVH = H / N_REP).
-// Grid: (H, ceil(M / BM), nz); blockIdx.x = query head h, blockIdx.y = query tile counted from the LAST one, so
-// the tiles with the most keys start first; blockIdx.z = key split. Block: 4 warps; warp w owns query rows
-// m0 + 16w .. m0 + 16w + 15. Split over keys (flash-decoding, for short prompts after a long context, where
-// H * tiles blocks would leave most SMs idle): the tile's keys are cut on the device (pos is device data) into
-// n_used <= nz runs of >= MIN_SPLIT_TILES tiles; with n_used == 1 the block writes att directly, else each
-// split writes (o, m, l) to `part` and the last to finish (atomic ticket) combines them: still one launch.
+// Grid: (H, ceil(M / BM)); blockIdx.x = query head h, blockIdx.y = query tile counted from the LAST one, so the
+// tiles with the most keys start first. Block: 4 warps; warp w owns query rows m0 + 16w .. m0 + 16w + 15.
 // Per KV tile of BN keys: S = Q K^T with mma.sync m16n8k16 (Q fragments stay in registers, K through ldmatrix),
 // online softmax in registers (scores in log2 units, exp2), then O += P V (P re-packed from the S accumulators
 // as the A operand, V through ldmatrix.trans). K/V tiles are double-buffered in shared memory with cp.async;
@@ -33,12 +29,6 @@
 #define NTHREADS 128
 #define CH (HD / 8)    // 16-byte chunks per row
 #define NEG_INF __int_as_float(0xff800000)
-#ifndef MIN_SPLIT_TILES
-#define MIN_SPLIT_TILES 4  // a key split walks at least this many tiles (a prompt at pos 0 needs M > 256 to split)
-#endif
-#ifndef MAX_SPLIT
-#define MAX_SPLIT 8  // most key splits (gridDim.z); the launcher's MAX_SPLIT
-#endif
 
 #if HD % 16 != 0 || HD > 256 || (BN * HD / 8) % NTHREADS != 0
 #error "HD must be a multiple of 16, at most 256"
@@ -186,30 +176,25 @@ __device__ __forceinline__ void accumulate_pv(RowState& st, float (*s)[4], const
     }
 }
 
-// quad-reduce the row sums (the 4 threads of a row each summed a quarter of its columns)
-__device__ __forceinline__ void reduce_rowsum(RowState& st) {
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 1);
-        st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 2);
-    }
-}
-
 // Normalize this warp's 16 rows, stage them in its own rows of sq (swizzled), then write 16-byte chunks;
 // rows >= nvalid (padding) get zeros, rows >= nrows do not exist.
 __device__ __forceinline__ void store_rows(T* att, T* sq, RowState& st, bool active, int r0, int m0, int nvalid,
                                            int nrows, int stride, int lane) {
     if (active) {
-        reduce_rowsum(st);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 1);
+            st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 2);
+            st.l[i] = st.l[i] > 0.0f ? 1.0f / st.l[i] : 0.0f;
+        }
         __syncwarp();
 #pragma unroll
         for (int d = 0; d < HD / 8; ++d) {
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
-                const float inv = st.l[i] > 0.0f ? 1.0f / st.l[i] : 0.0f;
                 const int r = r0 + (lane >> 2) + 8 * i;
                 *reinterpret_cast<unsigned*>(sq + swz(r, d) + 2 * (lane & 3)) =
-                    pack2(st.o[d][2 * i] * inv, st.o[d][2 * i + 1] * inv);
+                    pack2(st.o[d][2 * i] * st.l[i], st.o[d][2 * i + 1] * st.l[i]);
             }
         }
         __syncwarp();
@@ -223,126 +208,6 @@ __device__ __forceinline__ void store_rows(T* att, T* sq, RowState& st, bool act
     }
 }
 
-// ---- split over keys (grid z): partial (o unnormalized, m, l) per split, combined by the last block to finish ------
-// part: float [nz][M][H][HD] partial o, then float2 [nz][M][H] (m, l); nz = gridDim.z.
-__device__ __forceinline__ void store_partial(float* part, RowState& st, int z, int h, int r0, int m0, int nvalid,
-                                              int M, int lane) {
-    const int H = gridDim.x;
-    reduce_rowsum(st);
-    float2* ml = reinterpret_cast<float2*>(part + (size_t)gridDim.z * M * H * HD);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const int r = r0 + (lane >> 2) + 8 * i;
-        if (r >= nvalid) continue;
-        const size_t row = ((size_t)z * M + m0 + r) * H + h;
-#pragma unroll
-        for (int d = 0; d < HD / 8; ++d)
-            *reinterpret_cast<float2*>(part + row * HD + d * 8 + 2 * (lane & 3)) =
-                make_float2(st.o[d][2 * i], st.o[d][2 * i + 1]);
-        if ((lane & 3) == 0) ml[row] = make_float2(st.m[i], st.l[i]);
-    }
-}
-
-// true in the block that arrives last of n (the ticket is reset for the next launch); block-uniform
-__device__ __forceinline__ bool last_arrival(int* ticket, int n) {
-    __shared__ int last;
-    __threadfence();  // this block's partials are visible before its ticket
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(ticket, 1) == n - 1;
-        if (last) *ticket = 0;
-    }
-    __syncthreads();
-    if (last) __threadfence();
-    return last;
-}
-
-// out row = sum_s w_s o_s / sum_s w_s l_s, w_s = exp2(m_s - max m); padded rows get zeros. First one thread per
-// row folds the (m, l) of the splits into weights (wts: [BM][MAX_SPLIT] floats of free shared memory), then each
-// thread combines 4 dims of a row with all its split loads in flight at once.
-__device__ __forceinline__ void combine(T* att, const float* part, float* wts, int n, int h, int m0, int nvalid,
-                                       int nrows, int M, int stride) {
-    const int H = gridDim.x;
-    const float2* ml = reinterpret_cast<const float2*>(part + (size_t)gridDim.z * M * H * HD);
-    for (int r = threadIdx.x; r < nvalid; r += NTHREADS) {
-        float2 p[MAX_SPLIT];
-        float mx = NEG_INF, l = 0.0f;
-#pragma unroll
-        for (int s = 0; s < MAX_SPLIT; ++s) {
-            p[s] = s < n ? __ldcg(ml + ((size_t)s * M + m0 + r) * H + h) : make_float2(NEG_INF, 0.0f);
-            mx = fmaxf(mx, p[s].x);
-        }
-#pragma unroll
-        for (int s = 0; s < MAX_SPLIT; ++s) {
-            p[s].x = p[s].y > 0.0f ? exp2f(p[s].x - mx) : 0.0f;  // a split that saw no visible key wrote no o
-            l += p[s].x * p[s].y;
-        }
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-        for (int s = 0; s < MAX_SPLIT; ++s) wts[r * MAX_SPLIT + s] = p[s].x * inv;
-    }
-    __syncthreads();
-#pragma unroll 2
-    for (int i = threadIdx.x; i < nrows * (HD / 4); i += NTHREADS) {
-        const int r = i / (HD / 4), c = (i % (HD / 4)) * 4;
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (r < nvalid) {
-            float4 o[MAX_SPLIT];
-#pragma unroll
-            for (int s = 0; s < MAX_SPLIT; ++s) {
-                const size_t row = ((size_t)s * M + m0 + r) * H + h;
-                o[s] = wts[r * MAX_SPLIT + s] != 0.0f ? __ldcg(reinterpret_cast<const float4*>(part + row * HD + c))
-                                                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            }
-#pragma unroll
-            for (int s = 0; s < MAX_SPLIT; ++s) {
-                const float w = wts[r * MAX_SPLIT + s];
-                acc.x += w * o[s].x; acc.y += w * o[s].y; acc.z += w * o[s].z; acc.w += w * o[s].w;
-            }
-        }
-        *reinterpret_cast<uint2*>(att + (size_t)(m0 + r) * stride + c) = make_uint2(pack2(acc.x, acc.y), pack2(acc.z, acc.w));
-    }
-}
-
-// Q tile + key tiles [t0, t1) (double-buffered) through the online softmax; leaves st unnormalized.
-__device__ __forceinline__ void attend(RowState& st, T* sq, T* sk, T* sv, const T* q, const T* k, const T* v,
-                                       int t0, int t1, int kend, int nvalid, int qstride, int kvstride,
-                                       bool active, int qpos0, int r0, int lane) {
-#pragma unroll
-    for (int it = 0; it < BM * CH / NTHREADS; ++it) {
-        const int i = threadIdx.x + it * NTHREADS, r = i / CH, c = i % CH;
-        cp_async16(sq + swz(r, c), q + (size_t)(r < nvalid ? r : 0) * qstride + c * 8, r < nvalid);
-    }
-    load_kv_tile(sk, k, t0 * BN, kend, kvstride);
-    load_kv_tile(sv, v, t0 * BN, kend, kvstride);
-    cp_async_commit();
-    st.m[0] = st.m[1] = NEG_INF;
-    st.l[0] = st.l[1] = 0.0f;
-#pragma unroll
-    for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
-    for (int t = t0; t < t1; ++t) {
-        const int buf = ((t - t0) & 1) * BN * HD;
-        if (t + 1 < t1) {  // prefetch the next tile into the other buffer
-            load_kv_tile(sk + (BN * HD - buf), k, (t + 1) * BN, kend, kvstride);
-            load_kv_tile(sv + (BN * HD - buf), v, (t + 1) * BN, kend, kvstride);
-        }
-        cp_async_commit();  // possibly empty: keeps "wait for all but the newest group" uniform
-        cp_async_wait<1>();
-        __syncthreads();
-        if (active) {
-            if (t == t0) {
-#pragma unroll
-                for (int kk = 0; kk < HD / 16; ++kk) ldsm4(st.qf[kk], sq + swz(r0 + (lane & 15), kk * 2 + (lane >> 4)));
-            }
-            float s[BN / 8][4];
-            scores(s, st, sk + buf, lane);
-            softmax_step(s, st, t * BN, qpos0, t * BN + BN - 1 > qpos0, lane);
-            accumulate_pv(st, s, sv + buf, lane);
-        }
-        __syncthreads();
-    }
-}
-
 extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
 attention_prefill(T* __restrict__ att,            // [M, H*HD] out
                   const T* __restrict__ q,        // [M, H*HD]
@@ -350,39 +215,61 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
                   const T* __restrict__ v,        // [S, KVH, HD]
                   const int* __restrict__ pos_p,  // [1] absolute position of query row 0
                   const int* __restrict__ ntok_p, // [1] real rows (<= M)
-                  int M, int S,
-                  float* __restrict__ part,       // [nz*M*H*(HD+2)] split partials (unused when nz == 1)
-                  int* __restrict__ tickets) {    // [H * gridDim.y] zeros between launches (unused when nz == 1)
+                  int M, int S) {
     extern __shared__ __align__(16) unsigned char smem[];
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
     T* sk = sq + BM * HD;                // [2][BN][HD]
     T* sv = sk + 2 * BN * HD;            // [2][BN][HD]
-    const int h = blockIdx.x, H = gridDim.x, z = blockIdx.z;
+    const int h = blockIdx.x, H = gridDim.x;
     const int qstride = H * HD, kvstride = (H / N_REP) * HD;
     const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
     const int pos = *pos_p, nrows = min(BM, M - m0);
     const int nvalid = max(0, min(nrows, min(*ntok_p, M) - m0));  // real rows in this tile
     const int lane = threadIdx.x & 31, r0 = (threadIdx.x >> 5) * 16;
-    const bool active = r0 < nvalid;
     att += h * HD;
     RowState st;
-    if (nvalid <= 0) {  // padding only: split 0 writes the zeros
-        if (z == 0) store_rows(att, sq, st, false, r0, m0, nvalid, nrows, qstride, lane);
-        return;
+    const bool active = r0 < nvalid;
+    if (nvalid > 0) {
+        q += (size_t)m0 * qstride + h * HD;
+        k += (h / N_REP) * HD;
+        v += (h / N_REP) * HD;
+        const int kend = min(pos + m0 + nvalid, S);  // keys [0, kend) are visible to some real row
+        const int ntiles = (kend + BN - 1) / BN;
+#pragma unroll
+        for (int it = 0; it < BM * CH / NTHREADS; ++it) {
+            const int i = threadIdx.x + it * NTHREADS, r = i / CH, c = i % CH;
+            cp_async16(sq + swz(r, c), q + (size_t)(r < nvalid ? r : 0) * qstride + c * 8, r < nvalid);
+        }
+        load_kv_tile(sk, k, 0, kend, kvstride);
+        load_kv_tile(sv, v, 0, kend, kvstride);
+        cp_async_commit();
+        st.m[0] = st.m[1] = NEG_INF;
+        st.l[0] = st.l[1] = 0.0f;
+#pragma unroll
+        for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
+        for (int t = 0; t < ntiles; ++t) {
+            const int buf = (t & 1) * BN * HD;
+            if (t + 1 < ntiles) {  // prefetch the next tile into the other buffer
+                load_kv_tile(sk + (BN * HD - buf), k, (t + 1) * BN, kend, kvstride);
+                load_kv_tile(sv + (BN * HD - buf), v, (t + 1) * BN, kend, kvstride);
+            }
+            cp_async_commit();  // possibly empty: keeps "wait for all but the newest group" uniform
+            cp_async_wait<1>();
+            __syncthreads();
+            if (active) {
+                if (t == 0) {
+#pragma unroll
+                    for (int kk = 0; kk < HD / 16; ++kk)
+                        ldsm4(st.qf[kk], sq + swz(r0 + (lane & 15), kk * 2 + (lane >> 4)));
+                }
+                float s[BN / 8][4];
+                scores(s, st, sk + buf, lane);
+                const int qpos0 = pos + m0 + r0;  // position of this warp's first row
+                softmax_step(s, st, t * BN, qpos0, t * BN + BN - 1 > qpos0, lane);
+                accumulate_pv(st, s, sv + buf, lane);
+            }
+            __syncthreads();
+        }
     }
-    const int kend = min(pos + m0 + nvalid, S);  // keys [0, kend) are visible to some real row
-    const int ntiles = (kend + BN - 1) / BN;
-    // splits of at least MIN_SPLIT_TILES tiles; every block of this (h, tile) computes the same n_used
-    const int per = max((ntiles + gridDim.z - 1) / gridDim.z, MIN_SPLIT_TILES);
-    const int n_used = (ntiles + per - 1) / per;
-    if (z >= n_used) return;
-    attend(st, sq, sk, sv, q + (size_t)m0 * qstride + h * HD, k + (h / N_REP) * HD, v + (h / N_REP) * HD,
-           z * per, min(ntiles, (z + 1) * per), kend, nvalid, qstride, kvstride, active, pos + m0 + r0, r0, lane);
-    if (n_used == 1) {
-        store_rows(att, sq, st, active, r0, m0, nvalid, nrows, qstride, lane);
-        return;
-    }
-    if (active) store_partial(part, st, z, h, r0, m0, nvalid, M, lane);
-    if (last_arrival(tickets + h * gridDim.y + blockIdx.y, n_used))
-        combine(att, part, reinterpret_cast<float*>(sk), n_used, h, m0, nvalid, nrows, M, qstride);
+    store_rows(att, sq, st, active, r0, m0, nvalid, nrows, qstride, lane);
 }

@@ -3,11 +3,6 @@
 One module per (head_dim, n_rep, dtype), compiled through NVRTC by cuda_kernels.get_function (CuPy keeps the cubin
 on disk, so a second start only loads it); the query bucket M only sets the grid. Launches go on the current CuPy
 stream with no allocation and no sync, so a launch is capturable and one graph serves every (pos, n_tokens).
-When the grid of H * ceil(M/64) blocks would leave SMs idle (short prompts), the launch adds a key-split grid axis
-(flash-decoding) of n_split(M) blocks; the kernel decides on the device, from pos, how many of them have work (a
-short causal range is never split), and combines the partials in the same launch. The split workspace (partials
-and ticket counters) is allocated once, here, for buckets up to `max_rows`, so one instance serves one stream at
-a time (like the Numba decode scratch).
 Head dims other than HEAD_DIMS stay on the Numba prefill kernel (gpu/attention.py decides).
 """
 from __future__ import annotations
@@ -21,8 +16,6 @@ HEAD_DIMS = (64, 128)
 BM = 64          # query rows per block (kernel constant)
 BN = 64          # keys per K/V tile (kernel constant)
 NTHREADS = 128
-MAX_SPLIT = 8
-BLOCKS_PER_SM = 2  # resident blocks per SM (80 KiB of shared memory and ~230 registers per thread at head_dim 128)
 
 
 def supported(head_dim: int) -> bool:
@@ -34,11 +27,6 @@ def smem_bytes(head_dim: int) -> int:
     return (BM + 4 * BN) * head_dim * 2
 
 
-def n_split(M: int, n_heads: int, n_sm: int, max_split: int = MAX_SPLIT) -> int:
-    """Key splits for bucket M: enough blocks to fill the GPU once (1 when the query tiles already do)."""
-    return max(1, min(max_split, (BLOCKS_PER_SM * n_sm) // (n_heads * -(-M // BM))))
-
-
 def _check(cond: bool, what: str) -> None:
     if not cond:
         raise ConfigError(f"attention_prefill: {what}")
@@ -47,8 +35,7 @@ def _check(cond: bool, what: str) -> None:
 class PrefillKernel:
     """Compiled kernel for one (n_heads, n_kv_heads, head_dim, dtype, max_seq_len); call `launch` per layer."""
 
-    def __init__(self, n_heads: int, n_kv_heads: int, head_dim: int, dtype: str, max_seq_len: int,
-                 max_rows: int = 512, max_split: int = MAX_SPLIT):
+    def __init__(self, n_heads: int, n_kv_heads: int, head_dim: int, dtype: str, max_seq_len: int):
         _check(supported(head_dim), f"head_dim must be one of {HEAD_DIMS}, got {head_dim}")
         _check(dtype in ("float16", "bfloat16"), f"dtype must be float16 or bfloat16, got {dtype!r}")
         _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
@@ -63,30 +50,16 @@ class PrefillKernel:
             self.fn.max_dynamic_shared_size_bytes = self.smem
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
         self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
-        self._workspace(max_rows, max_split)
-
-    def _workspace(self, max_rows: int, max_split: int) -> None:
-        import cupy as cp
-        self.max_rows, self.max_split = int(max_rows), int(max_split)
-        self.n_sm = cp.cuda.Device().attributes["MultiProcessorCount"]
-        self._splits = {m: n_split(m, self.n_heads, self.n_sm, self.max_split) for m in range(1, self.max_rows + 1)}
-        rows = max((nz * m for m, nz in self._splits.items() if nz > 1), default=0)
-        self._part = cp.zeros(max(1, rows * self.n_heads * (self.head_dim + 2)), dtype=cp.float32)
-        self._tickets = cp.zeros(self.n_heads * -(-self.max_rows // BM), dtype=cp.int32)
-
-    def workspace_bytes(self) -> int:
-        return self._part.nbytes + self._tickets.nbytes
 
     @classmethod
-    def for_config(cls, config, dtype: str, max_seq_len: int, max_rows: int = 512) -> "PrefillKernel":
-        return cls(config.n_heads, config.n_kv_heads, config.head_dim, dtype, max_seq_len, max_rows)
+    def for_config(cls, config, dtype: str, max_seq_len: int) -> "PrefillKernel":
+        return cls(config.n_heads, config.n_kv_heads, config.head_dim, dtype, max_seq_len)
 
     def _shapes(self, M: int):
         hit = self._q_shape.get(M)
         if hit is None:
-            _check(1 <= M <= self.max_rows, f"query rows M = {M} outside 1..{self.max_rows}")
-            grid = (self.n_heads, -(-M // BM), self._splits[M])
-            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim), grid)
+            _check(M >= 1, f"no query rows (M = {M})")
+            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim), (self.n_heads, -(-M // BM)))
         return hit
 
     def launch(self, att, q, k, v, pos, n_tokens) -> None:
@@ -101,6 +74,5 @@ class PrefillKernel:
                and not ((q.data.ptr | att.data.ptr | k.data.ptr | v.data.ptr) & 15),
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
-        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len),
-                                     self._part, self._tickets),
+        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
                 shared_mem=self.smem)
