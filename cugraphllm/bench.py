@@ -128,6 +128,8 @@ def make_engine(source, backend: str, mode: str, args, max_seq: int):
     t = time.perf_counter()
     engine = _make_engine(source, runtime)
     wall = time.perf_counter() - t
+    if hasattr(engine, "wait_ready"):  # measure steady state: every bucket compiled, every graph captured
+        engine.wait_ready()
     return engine, float(getattr(engine, "startup_s", None) or wall)
 
 
@@ -210,21 +212,26 @@ def parse_args(argv):
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, help="checkpoint path (or dummy:<preset>)")
     src.add_argument("--preset", default="llama-2-7b", choices=sorted(PRESETS), help="dummy weights of a preset")
-    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"))
-    p.add_argument("--modes", default=",".join(MODES), help="cuda modes, comma-separated")
-    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"))
-    p.add_argument("--prompt-lens", default=PAPER_LENS)
-    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"),
+                   help="engine backend; auto = cuda when CuPy and a GPU are present, else numpy")
+    p.add_argument("--modes", default=",".join(MODES),
+                   help="cuda runtime modes to measure, comma-separated (eager, graph, hybrid)")
+    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"),
+                   help="GPU storage dtype of weights, activations and KV cache")
+    p.add_argument("--prompt-lens", default=PAPER_LENS,
+                   help=f"comma-separated prompt lengths in tokens (default: the paper's {PAPER_LENS})")
+    p.add_argument("--new-tokens", type=int, default=128,
+                   help="tokens generated per run (forced: EOS is ignored)")
     p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")
     p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (at least --reps)")
     p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
     p.add_argument("--paper", action="store_true", help="the paper's protocol: 100 TTFT repetitions per length")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random prompt ids")
+    p.add_argument("--out", default="benchmarks/results", help="folder for the JSON, Markdown and PNG outputs")
     p.add_argument("--stem", default=None, help="output file stem (default bench_<backend>_<date>)")
     p.add_argument("--peers", nargs="*", default=[], metavar="JSON", help="peer results to show alongside")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only merge these result files")
-    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (needs matplotlib otherwise)")
     a = p.parse_args(argv)
     a.ttft_reps = max(a.ttft_reps, 100 if a.paper else 0)
     try:
