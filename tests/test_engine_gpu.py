@@ -156,3 +156,34 @@ def test_context_limit_and_interrupt_recovery():
     assert gpu.tokens == [1, 2, 3] + partial[:-1]
     gpu.reset()
     assert list(gpu.generate([1, 2, 3], GREEDY, 30)) == fresh
+
+
+def test_sampling_same_seed_same_tokens_all_modes(stories):
+    p = SamplingParams(temperature=0.9, top_k=50, top_p=0.95, repetition_penalty=1.05, seed=77)
+    outs = []
+    for mode in ("eager", "graph", "hybrid"):
+        gpu, _ = _engines(stories.config, stories.weights, mode)
+        gpu.wait_ready()
+        outs.append(list(gpu.generate([1, 403, 407, 261, 378], p, 100)))
+        gpu.reset()
+        outs.append(list(gpu.generate([1, 403, 407, 261, 378], p, 100)))  # same engine, second run
+    assert all(o == outs[0] for o in outs)
+    assert outs[0] != list(_engines(stories.config, stories.weights, "hybrid")[0].generate(
+        [1, 403, 407, 261, 378], SamplingParams(temperature=0.9, top_k=50, top_p=0.95, seed=78), 100))
+
+
+def test_memory_report_and_no_growth():
+    """Graphs, KV cache and scratch are allocated once: many generations with resets leave CuPy's pool as is."""
+    import cupy as cp
+    cfg = ModelConfig.from_preset("tiny")
+    gpu, _ = _engines(cfg, _random_weights(cfg, seed=11), "hybrid", max_seq_len=256)
+    gpu.wait_ready()
+    rep = gpu.memory_report()
+    assert rep["kv_cache"] == 2 * cfg.n_layers * 256 * cfg.kv_dim * 2 and rep["n_graphs"] > 0
+    pool = cp.get_default_memory_pool()
+    list(gpu.generate([1, 2, 3], SamplingParams(temperature=0.7, seed=1), 200))
+    before = (pool.used_bytes(), pool.total_bytes())
+    for i in range(20):
+        gpu.reset()
+        list(gpu.generate([1, 2, 3 + i], SamplingParams(temperature=0.7 * (i % 2), seed=i), 200))
+    assert (pool.used_bytes(), pool.total_bytes()) == before
