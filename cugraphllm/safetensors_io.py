@@ -12,6 +12,7 @@ bfloat16 is stored as raw uint16 (NumPy has no bfloat16); `bf16_to_f32` widens i
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
 from pathlib import Path
@@ -60,6 +61,7 @@ class SafetensorsFile:
         header = self._parse_json(bytes(self._mm[8:8 + self._n]))
         self.metadata = header.pop("__metadata__", None) or {}
         self.tensors = {name: self._check_entry(name, info) for name, info in header.items()}
+        self._check_layout()
 
     def _check_prefix(self, f, size: int) -> None:
         if size < 8:
@@ -75,7 +77,7 @@ class SafetensorsFile:
     def _parse_json(self, raw: bytes) -> dict:
         try:
             header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # deep nesting: RecursionError
             raise CheckpointError(f"{self.path}: safetensors header is not valid JSON ({e})") from None
         if not isinstance(header, dict):
             raise CheckpointError(f"{self.path}: safetensors header is not a JSON object")
@@ -87,12 +89,12 @@ class SafetensorsFile:
             dtype, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise CheckpointError(f"{where}: malformed header entry {info!r}") from None
-        if dtype not in ITEMSIZE:
+        if not isinstance(dtype, str) or dtype not in ITEMSIZE:
             raise CheckpointError(f"{where}: unknown dtype {dtype!r}")
         if not all(type(d) is int and d >= 0 for d in shape) or not all(
                 type(o) is int for o in (begin, end)) or not 0 <= begin <= end:
             raise CheckpointError(f"{where}: malformed shape {list(shape)} or data_offsets {[begin, end]}")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * ITEMSIZE[dtype]
+        nbytes = math.prod(shape) * ITEMSIZE[dtype]  # Python ints: a lying shape cannot wrap around int64
         if end - begin != nbytes:
             raise CheckpointError(f"{where}: data_offsets span {end - begin} bytes but shape "
                                   f"{list(shape)} of {dtype} needs {nbytes}")
@@ -101,6 +103,17 @@ class SafetensorsFile:
             raise CheckpointError(f"{where}: data ends at byte {end} but the file holds only {data_size} "
                                   "bytes of data (truncated)")
         return dtype, shape, 8 + self._n + begin, 8 + self._n + end
+
+    def _check_layout(self) -> None:
+        """The tensors must tile the data region from byte 0 without overlap or gap (as the reference reader
+        requires): offsets that overlap would silently load one tensor's bytes as another's."""
+        at = 8 + self._n
+        for name, (_, _, start, end) in sorted(self.tensors.items(), key=lambda kv: kv[1][2:]):
+            if start != at:
+                what = "overlaps the previous tensor" if start < at else "leaves a gap after the previous tensor"
+                raise CheckpointError(f"{self.path}: tensor {name!r}: data_offsets [{start - 8 - self._n}, "
+                                      f"{end - 8 - self._n}] {what} (corrupt header)")
+            at = end
 
     def dtype(self, name: str) -> str:
         return self.tensors[name][0]
