@@ -59,7 +59,11 @@ class Tokenizer:
     def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
         if not isinstance(text, str):
             raise TokenizerError(f"tokenizer: can only encode str, got {type(text).__name__}")
-        ids = list(self.sp.encode(text, out_type=int))
+        try:
+            ids = list(self.sp.encode(text, out_type=int))
+        except RuntimeError:  # pybind11 cannot cast a str with lone surrogates (e.g. argv bytes that were not UTF-8)
+            _check_utf8(text)
+            raise
         if bos:
             ids.insert(0, self._special(self.bos_id, "BOS"))
         if eos:
@@ -179,6 +183,14 @@ class StreamDecoder:
             if byte is None or not _is_trail(byte):
                 return True  # the run ends, or a non-continuation byte: the lead is an error either way
         return False  # all continuation bytes so far (or none known yet): the sequence may be completed
+
+
+def _check_utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TokenizerError(f"tokenizer: the text is not valid Unicode: U+{ord(text[e.start]):04X} at index "
+                             f"{e.start} is a lone surrogate (input bytes that were not UTF-8?)") from None
 
 
 def _context_piece(tokenizer: Tokenizer) -> int:
