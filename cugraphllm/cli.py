@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")
+    if hasattr(sys.stdin, "reconfigure"):  # a UTF-8 locale reads stdin strictly: bad bytes would be a traceback
+        sys.stdin.reconfigure(errors="replace")
     try:
         if argv[:1] == ["bench"]:
             return cmd_bench(argv[1:])
