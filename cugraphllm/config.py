@@ -6,7 +6,9 @@ sizes only, with derived fields. `RuntimeConfig` holds how we run it (backend, d
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
+from numbers import Real
 from pathlib import Path
 
 from .errors import ConfigError
@@ -42,8 +44,9 @@ class ModelConfig:
         head_dim = self.dim // self.n_heads
         if head_dim % 2:
             raise ConfigError(f"config: head_dim {head_dim} must be even for RoPE")
-        if not (self.norm_eps > 0) or not (self.rope_theta > 0):
-            raise ConfigError("config: norm_eps and rope_theta must be positive")
+        if not all(isinstance(v, Real) and 0 < v < math.inf for v in (self.norm_eps, self.rope_theta)):
+            raise ConfigError(f"config: norm_eps and rope_theta must be positive and finite, got "
+                              f"{self.norm_eps!r} and {self.rope_theta!r}")
         object.__setattr__(self, "head_dim", head_dim)
         object.__setattr__(self, "kv_dim", self.n_kv_heads * head_dim)
         object.__setattr__(self, "n_rep", self.n_heads // self.n_kv_heads)
@@ -77,7 +80,7 @@ class ModelConfig:
             msg = str(e)
             raise ConfigError(msg if msg.startswith(source) else f"{source}: {msg.removeprefix('config: ')}") \
                 from None
-        except (TypeError, ValueError) as e:  # e.g. "rms_norm_eps": "abc", or "hidden_size": null
+        except (TypeError, ValueError, OverflowError) as e:  # "rms_norm_eps": "abc", "hidden_size": null, 1e999
             raise ConfigError(f"{source}: invalid value ({e})") from None
 
     @classmethod
@@ -171,8 +174,9 @@ class RuntimeConfig:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"dtype must be float16 or bfloat16, got {self.dtype!r}")
-        if self.max_seq_len is not None and self.max_seq_len <= 0:
-            raise ConfigError(f"max_seq_len must be positive, got {self.max_seq_len}")
+        m = self.max_seq_len
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m <= 0):
+            raise ConfigError(f"max_seq_len must be a positive integer, got {m!r}")
 
     def context(self, model: ModelConfig) -> int:
         return min(self.max_seq_len or model.max_seq_len, model.max_seq_len)
