@@ -28,3 +28,27 @@ extern "C" __global__ void embedding(float* __restrict__ x, const T* __restrict_
         for (int i = 8 * g; i < min(8 * g + 8, D); ++i) dst[i] = to_f(src[i]);
     }
 }
+
+// Decode embedding that also feeds the fused norm of the first qkv GEMV (kernels/gemv.cu, "Fused RMSNorm"):
+// x f32 [D] = table[tokens[0]], xh T [D] = the same values in T (exact), ss[j] = sum of x^2 over rows
+// [j*C, (j+1)*C) ∩ [0, D), in the chunking of gemv_residual_ss (C = its rows per block). One warp per chunk,
+// so ss[j] has a fixed summation order. Grid: ceil(ceil(D / C) / (blockDim.x / 32)).
+extern "C" __global__ void embedding_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss,
+                                        const T* __restrict__ table, const int* __restrict__ tokens, int V,
+                                        int D, int C) {
+    const int j = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (j * C >= D) return;  // whole warps only: warp_sum below needs every lane
+    const int tok = min(max(tokens[0], 0), V - 1);
+    const T* src = table + (size_t)tok * D;  // [D]
+    const int end = min(j * C + C, D);
+    float s = 0.0f;
+    for (int i = j * C + lane; i < end; i += 32) {
+        const T t = src[i];
+        const float v = to_f(t);
+        x[i] = v;
+        xh[i] = t;
+        s += v * v;
+    }
+    s = warp_sum(s);
+    if (lane == 0) ss[j] = s;
+}

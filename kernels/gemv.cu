@@ -13,6 +13,13 @@
 // w2: 2048 row pairs) GEMV_KSPLIT warps of one block share a row pair over interleaved K chunks and their
 // partial sums are added in a fixed order through shared memory: more loads in flight, still deterministic.
 // The warp sum is a shuffle butterfly. K % 8 != 0 falls back to scalar loads.
+//
+// Fused RMSNorm (decode): the gain is folded into the consumer's weight columns at load time (state.py), so
+// rmsnorm(x) @ W.T = inv_rms * (T(x) @ W'.T). The producer of x (embedding_ss, gemv_residual_ss) writes T(x)
+// and per-block partial sums of squares ss[j] (rows [j*C, (j+1)*C), C = its rows per block); the consumer
+// (the *_norm kernels) sums ss in a fixed order (each thread a strided slice, then block_sum) right after its
+// first weight loads are in flight, and scales its fp32 dot products by inv_rms = rsqrt(sum/K + eps) in the
+// epilogue. No atomics: every block computes the same inv_rms, bit-identical run to run.
 #include "common.cuh"
 
 #ifndef GEMV_WARPS
@@ -41,6 +48,22 @@ __device__ __forceinline__ void stage_x(T* xs, const T* __restrict__ a, int K) {
     }
 }
 
+// Input of a fused norm: ss f32 [n] partial sums of squares of x (ss == nullptr: no norm), eps.
+struct NormIn {
+    const float* ss;
+    int n;
+    float eps;
+};
+
+// inv_rms = rsqrt(sum(ss) / K + eps); fixed summation order for a given blockDim. All threads must call it.
+__device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
+    __shared__ float nscratch[32];
+    float s = 0.0f;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < nm.n; i += blockDim.x) s += nm.ss[i];
+    return rsqrtf(block_sum(s, nscratch) / (float)K + nm.eps);
+}
+
 __device__ __forceinline__ void load_chunk(uint4 (&b0)[GEMV_UNROLL], uint4 (&b1)[GEMV_UNROLL],
                                            const uint4* w0, const uint4* w1, int base, int nvec) {
     const int lane = threadIdx.x & 31;
@@ -55,7 +78,8 @@ __device__ __forceinline__ void load_chunk(uint4 (&b0)[GEMV_UNROLL], uint4 (&b1)
 // This warp's partial sums of rows r0, r1 over its K chunks (chunk c of 32 * GEMV_UNROLL vectors belongs to
 // split ks = c % GEMV_KSPLIT), reduced over the warp.
 __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r0, size_t r1, bool active,
-                                               const T* __restrict__ a, T* xs, int K, int ks) {
+                                               const T* __restrict__ a, T* xs, int K, int ks,
+                                               const NormIn& nm, float& inv) {
     const int lane = threadIdx.x & 31;
     const int nvec = K >> 3;
     const bool vec = (K & 7) == 0;
@@ -64,6 +88,7 @@ __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r
     const int step = 32 * GEMV_UNROLL * GEMV_KSPLIT;
     uint4 b0[GEMV_UNROLL], b1[GEMV_UNROLL];
     if (vec && active) load_chunk(b0, b1, w0, w1, ks * 32 * GEMV_UNROLL, nvec);  // before any staging
+    if (nm.ss) inv = norm_inv(nm, K);  // L2 hits, shorter than the weight loads already in flight
 #if GEMV_XSMEM
     stage_x(xs, a, K);
     __syncthreads();
@@ -103,12 +128,13 @@ __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r
     return make_float2(warp_sum(acc0), warp_sum(acc1));
 }
 
-// y0 = W[r0, :] . a and y1 = W[r1, :] . a, valid in split 0's warp (every lane). All threads of the block call
-// this (it may hold barriers); inactive warps pass active = false.
+// y0 = W[r0, :] . a and y1 = W[r1, :] . a (times inv_rms when nm.ss), valid in split 0's warp (every lane).
+// All threads of the block call this (it may hold barriers); inactive warps pass active = false.
 __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, size_t r1, bool active,
-                                            const T* __restrict__ a, T* xs, int K) {
+                                            const T* __restrict__ a, T* xs, int K, const NormIn& nm) {
     const int ks = (threadIdx.x >> 5) % GEMV_KSPLIT;
-    float2 y = warp_partial(W, r0, r1, active, a, xs, K, ks);
+    float inv = 1.0f;
+    float2 y = warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv);
 #if GEMV_KSPLIT > 1
     __shared__ float2 red[GEMV_WARPS];
     const int warp = threadIdx.x >> 5;
@@ -123,6 +149,10 @@ __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, 
         }
     }
 #endif
+    if (nm.ss) {
+        y.x *= inv;
+        y.y *= inv;
+    }
     return y;
 }
 
@@ -130,44 +160,117 @@ __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, 
     extern __shared__ uint4 gemv_smem[];                           \
     T* xs = reinterpret_cast<T*>(gemv_smem); /* [K] */             \
     const int lane = threadIdx.x & 31;                             \
+    const int pair = (threadIdx.x >> 5) / GEMV_KSPLIT;             \
     const bool lead = (threadIdx.x >> 5) % GEMV_KSPLIT == 0;       \
-    const int gw = blockIdx.x * GEMV_PAIRS + (threadIdx.x >> 5) / GEMV_KSPLIT;
+    const int gw = blockIdx.x * GEMV_PAIRS + pair;                 \
+    (void)lane;
+
+#define NO_NORM NormIn{nullptr, 0, 0.0f}
 
 // logits f32 [N] = W T [N, K] . a T [K]   (LM head). Warp gw: rows 2gw, 2gw+1.
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-gemv_logits(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
+__device__ __forceinline__ void logits_body(float* __restrict__ out, const T* __restrict__ a,
+                                            const T* __restrict__ W, int N, int K, const NormIn& nm) {
     GEMV_PROLOGUE
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
-    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K);
+    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, nm);
     if (!active || !lead) return;
     if (lane == 0) out[r0] = y.x;
     if (lane == 1 && has1) out[r0 + 1] = y.y;
 }
 
-// x f32 [N] += W T [N, K] . a T [K]   (wo and w2 with the residual add). Warp gw: rows 2gw, 2gw+1.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-gemv_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
+gemv_logits(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
+    logits_body(out, a, W, N, K, NO_NORM);
+}
+
+// Fused final norm: a = T(x) and ss as written by the producer of x; W has the norm gain folded in.
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_logits_norm(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K,
+                 const float* __restrict__ ss, int n_ss, float eps) {
+    logits_body(out, a, W, N, K, NormIn{ss, n_ss, eps});
+}
+
+// x f32 [N] += W T [N, K] . a T [K]   (wo and w2 with the residual add). Warp gw: rows 2gw, 2gw+1.
+// With ss: also xh T [N] = T(new x) and ss[blockIdx.x] = sum of new x^2 over this block's 2 * GEMV_PAIRS rows
+// (pairs added in order), the input of the next fused norm.
+__device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss,
+                                              const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
     GEMV_PROLOGUE
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
-    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K);
-    if (!active || !lead) return;
-    if (lane == 0) x[r0] += y.x;
-    if (lane == 1 && has1) x[r0 + 1] += y.y;
+    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM);
+    float sq = 0.0f;
+    if (active && lead && lane == 0) {
+        if (has1) {
+            float2* x2 = reinterpret_cast<float2*>(x + r0);  // r0 even: 8-byte aligned
+            float2 v = *x2;
+            v.x += y.x;
+            v.y += y.y;
+            *x2 = v;
+            if (ss) {
+                T2 t;
+                t.x = from_f(v.x);
+                t.y = from_f(v.y);
+                *reinterpret_cast<T2*>(xh + r0) = t;
+                sq = v.x * v.x + v.y * v.y;
+            }
+        } else {
+            float v = x[r0] + y.x;
+            x[r0] = v;
+            if (ss) {
+                xh[r0] = from_f(v);
+                sq = v * v;
+            }
+        }
+    }
+    if (ss) {
+        __shared__ float bsq[GEMV_PAIRS];
+        if (lead && lane == 0) bsq[pair] = sq;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float t = 0.0f;
+#pragma unroll
+            for (int p = 0; p < GEMV_PAIRS; ++p) t += bsq[p];
+            ss[blockIdx.x] = t;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
+    residual_body(x, nullptr, nullptr, a, W, N, K);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss, const T* __restrict__ a,
+                 const T* __restrict__ W, int N, int K) {
+    residual_body(x, xh, ss, a, W, N, K);
 }
 
 // h T [F] = silu(g) * u with g = w13[j] . a (gate rows 0..F-1) and u = w13[F + j] . a (up rows F..2F-1);
 // w13 T [2F, K]. Warp gw = j.
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-gemv_silu(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K) {
+__device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W,
+                                          int F, int K, const NormIn& nm) {
     GEMV_PROLOGUE
     const size_t j = gw;
     const bool active = j < (size_t)F;
-    float2 y = gemv_pair(W, j, j + F, active, a, xs, K);
+    float2 y = gemv_pair(W, j, j + F, active, a, xs, K, nm);
     if (!active || !lead || lane != 0) return;
     float g = y.x;
     h[j] = from_f(g / (1.0f + expf(-g)) * y.y);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_silu(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K) {
+    silu_body(h, a, W, F, K, NO_NORM);
+}
+
+// Fused ffn norm: a = T(x), ss from the producer of x, w13 with ffn_norm folded in.
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K,
+               const float* __restrict__ ss, int n_ss, float eps) {
+    silu_body(h, a, W, F, K, NormIn{ss, n_ss, eps});
 }
 
 // qkv = wqkv T [D + 2*KVD, K] . a T [K]; warp gw: rows j = 2gw, 2gw + 1 (one RoPE pair).
@@ -175,14 +278,15 @@ gemv_silu(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, i
 // k rows (D <= j < D + KVD): rotated, written to k_cache T [S, KVD] at row pos[0].
 // v rows: written to v_cache T [S, KVD] at row pos[0]. Cache writes only when n_tokens[0] > 0 and
 // 0 <= pos < S (never out of bounds). rope_cs f32 [S, hd/2, 2] = (cos, sin) of pos * theta^(-2i/hd).
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
-              const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
-              const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K) {
+__device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
+                                         const T* __restrict__ a, const T* __restrict__ W,
+                                         const float* __restrict__ rope_cs, const int* __restrict__ pos,
+                                         const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K,
+                                         const NormIn& nm) {
     GEMV_PROLOGUE
     const int j = 2 * gw;
     const bool active = j < D + 2 * KVD;
-    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K);
+    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm);
     if (!active || !lead || lane != 0) return;
     const int p = pos[0];
     if (j < D + KVD) {
@@ -199,4 +303,20 @@ gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cach
         T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;  // row pos of [S, KVD]
         reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
     }
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
+              const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
+              const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K) {
+    qkv_body(q, k_cache, v_cache, a, W, rope_cs, pos, n_tokens, D, KVD, hd, S, K, NO_NORM);
+}
+
+// Fused attention norm: a = T(x), ss from the producer of x, wqkv with attention_norm folded in.
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gemv_qkv_rope_norm(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
+                   const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
+                   const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K,
+                   const float* __restrict__ ss, int n_ss, float eps) {
+    qkv_body(q, k_cache, v_cache, a, W, rope_cs, pos, n_tokens, D, KVD, hd, S, K, NormIn{ss, n_ss, eps});
 }

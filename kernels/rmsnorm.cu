@@ -32,13 +32,13 @@ __device__ __forceinline__ float row_sumsq(float* x, const float* r, int D) {
     return ss;
 }
 
-// out[i] = T(x[i] * inv * w[i]) for one row.
+// out[i] = T(x[i] * inv * w[i]) for one row; w == nullptr: unit gain (T(x[i] * inv), the same bits as w = 1).
 __device__ __forceinline__ void row_scale(T* out, const float* x, const float* w, float inv, int D) {
     if ((D & 3) == 0) {
         const float4* x4 = reinterpret_cast<const float4*>(x);
         const float4* w4 = reinterpret_cast<const float4*>(w);
         for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) {
-            float4 v = x4[i], g = w4[i];
+            float4 v = x4[i], g = w4 ? w4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
             T2 lo, hi;
             lo.x = from_f(v.x * inv * g.x); lo.y = from_f(v.y * inv * g.y);
             hi.x = from_f(v.z * inv * g.z); hi.y = from_f(v.w * inv * g.w);
@@ -47,7 +47,7 @@ __device__ __forceinline__ void row_scale(T* out, const float* x, const float* w
             o2[1] = hi;
         }
     } else {
-        for (int i = threadIdx.x; i < D; i += blockDim.x) out[i] = from_f(x[i] * inv * w[i]);
+        for (int i = threadIdx.x; i < D; i += blockDim.x) out[i] = from_f(x[i] * inv * (w ? w[i] : 1.0f));
     }
 }
 
@@ -79,4 +79,17 @@ extern "C" __global__ void rmsnorm_last(T* __restrict__ out, const float* __rest
                                         float eps, int D, int M) {
     int row = min(max(n_tokens[0] - 1, 0), M - 1);
     norm_row(out, const_cast<float*>(x) + (size_t)row * D, nullptr, w, eps, D);
+}
+
+// Unit-gain variants for weights whose norm gain is folded into the consumer's columns (state.py): the prefill
+// path (M > 1) of the fused-norm ops.
+extern "C" __global__ void rmsnorm_unit(T* __restrict__ out, const float* __restrict__ x, float eps, int D) {
+    const size_t row = blockIdx.x;
+    norm_row(out + row * D, const_cast<float*>(x) + row * D, nullptr, nullptr, eps, D);
+}
+
+extern "C" __global__ void rmsnorm_last_unit(T* __restrict__ out, const float* __restrict__ x,
+                                             const int* __restrict__ n_tokens, float eps, int D, int M) {
+    int row = min(max(n_tokens[0] - 1, 0), M - 1);
+    norm_row(out, const_cast<float*>(x) + (size_t)row * D, nullptr, nullptr, eps, D);
 }

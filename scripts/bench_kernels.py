@@ -33,6 +33,11 @@ L2_BYTES = 50 << 20
 GEMV_7B = {"wqkv": ("qkv_rope", 12288, 4096), "wo": ("matmul_residual", 4096, 4096),
            "w13": ("matmul_silu", 22016, 4096), "w2": ("matmul_residual", 4096, 11008),
            "logits": ("matmul_logits", 32000, 4096)}
+# The same GEMVs as the decode step runs them, RMSNorm fused (consumers) or partial sums of squares written
+# (residual producers); compare with the rows above plus 2 us per separate rmsnorm kernel.
+FUSED_7B = {"wqkv+norm": ("norm_qkv_rope", 12288, 4096), "wo+ss": ("matmul_residual_ss", 4096, 4096),
+            "w13+norm": ("norm_matmul_silu", 22016, 4096), "w2+ss": ("matmul_residual_ss", 4096, 11008),
+            "logits+norm": ("norm_matmul_logits", 32000, 4096)}
 # (GEMV_WARPS, GEMV_UNROLL, GEMV_KSPLIT, GEMV_XSMEM)
 SWEEP = [(4, 4, 1, 1), (4, 4, 1, 0), (8, 4, 1, 0), (8, 2, 1, 0), (8, 8, 1, 0), (4, 4, 2, 0), (8, 4, 2, 0),
          (8, 2, 2, 0), (8, 4, 4, 0), (8, 8, 2, 0), (16, 4, 4, 0), (8, 4, 2, 1)]
@@ -113,26 +118,41 @@ def gemv_case(op: str, N: int, K: int, dtype: str):
     ws = [_rand((N, K), T, i, K ** -0.5) for i in range(n_copies)]
     a = _rand((1, K), T, 99)
     wbytes, abytes = N * K * 2, K * 2
-    if op == "qkv_rope":
+    # fused-norm variants (decode path of gpu/model.py): a stands for T(x), xs for x, ss for the partial sums
+    xs, ss, eps = _rand((1, K), cp.float32, 98), cp.ones(max(N, K), cp.float32), 1e-5
+    if op in ("qkv_rope", "norm_qkv_rope"):
         D, hd, S = K, 128, 4096
         kvd = (N - D) // 2
         q = cp.empty((1, D), T)
         kc, vc = cp.zeros((S, kvd // hd, hd), T), cp.zeros((S, kvd // hd, hd), T)
         rope = cp.asarray(rope_table(S, hd, 10000.0).astype(np.float32))
         pos, n = cp.asarray([1000], dtype=cp.int32), cp.ones(1, cp.int32)
-        fn = lambda i: ops.qkv_rope(q, a, ws[i], rope, kc, vc, pos, n)  # noqa: E731
+        if op == "qkv_rope":
+            fn = lambda i: ops.qkv_rope(q, a, ws[i], rope, kc, vc, pos, n)  # noqa: E731
+        else:
+            fn = lambda i: ops.norm_qkv_rope(q, a, xs, ss, eps, ws[i], rope, kc, vc, pos, n)  # noqa: E731
         out_bytes = N * 2 + (D // 2) * 8
-    elif op == "matmul_residual":
-        x = cp.zeros((1, N), cp.float32)
-        fn = lambda i: ops.matmul_residual(x, a, ws[i])  # noqa: E731
-        out_bytes = 2 * N * 4
-    elif op == "matmul_silu":
+    elif op in ("matmul_residual", "matmul_residual_ss"):
+        x, xh = cp.zeros((1, N), cp.float32), cp.empty((1, N), T)
+        if op == "matmul_residual":
+            fn = lambda i: ops.matmul_residual(x, a, ws[i])  # noqa: E731
+            out_bytes = 2 * N * 4
+        else:
+            fn = lambda i: ops.matmul_residual(x, a, ws[i], xh, ss)  # noqa: E731
+            out_bytes = 2 * N * 4 + N * 2
+    elif op in ("matmul_silu", "norm_matmul_silu"):
         h = cp.empty((1, N // 2), T)
-        fn = lambda i: ops.matmul_silu(h, a, ws[i])  # noqa: E731
+        if op == "matmul_silu":
+            fn = lambda i: ops.matmul_silu(h, a, ws[i])  # noqa: E731
+        else:
+            fn = lambda i: ops.norm_matmul_silu(h, a, xs, ss, eps, ws[i])  # noqa: E731
         out_bytes = N // 2 * 2
     else:
-        logits = cp.empty((1, N), cp.float32)
-        fn = lambda i: ops.matmul_logits(logits, a, ws[i])  # noqa: E731
+        logits, n = cp.empty((1, N), cp.float32), cp.ones(1, cp.int32)
+        if op == "matmul_logits":
+            fn = lambda i: ops.matmul_logits(logits, a, ws[i])  # noqa: E731
+        else:
+            fn = lambda i: ops.norm_matmul_logits(logits, a, xs, ss, eps, ws[i], n)  # noqa: E731
         out_bytes = N * 4
     return fn, n_copies, wbytes + abytes + out_bytes, (ws, a)
 
@@ -159,12 +179,12 @@ def cublas_times(stream, operands, N, K):
 
 def bench_gemv(stream, dtype: str, copy: float, with_cublas=True) -> list[dict]:
     rows = []
-    for name, (op, N, K) in GEMV_7B.items():
+    for name, (op, N, K) in list(GEMV_7B.items()) + list(FUSED_7B.items()):
         fn, n_copies, nbytes, operands = gemv_case(op, N, K, dtype)
         us = graph_us(stream, fn, n_copies)
         row = dict(name=name, op=op, dtype=dtype, N=N, K=K, bytes=nbytes, us=us,
                    GBps=nbytes / us / 1e3, TFLOPs=2 * N * K / us / 1e6, frac_of_copy=nbytes / us / 1e3 / copy)
-        if with_cublas:
+        if with_cublas and name in GEMV_7B:
             for k, v in cublas_times(stream, operands, N, K).items():
                 row[k] = v
                 if k.endswith("_us") and v:
@@ -180,7 +200,7 @@ def bench_small(stream, dtype: str) -> list[dict]:
     from cugraphllm.gpu import ops
     T, D, V, S = _dtype(dtype), 4096, 32000, 4096
     x, r = _rand((1, D), cp.float32, 1), _rand((1, D), cp.float32, 2)
-    w, out = cp.ones(D, cp.float32), cp.empty((1, D), T)
+    w, out, ss = cp.ones(D, cp.float32), cp.empty((1, D), T), cp.zeros(D, cp.float32)
     table = _rand((V, D), T, 3)
     logits = _rand((1, V), cp.float32, 4) * np.float32(3)
     tok, hist = cp.asarray([7], dtype=cp.int32), cp.zeros(S + 1, cp.int32)
@@ -190,7 +210,9 @@ def bench_small(stream, dtype: str) -> list[dict]:
     p_topp = cp.asarray(np.array([1.0, 0.95, 1.0, 0], np.float32))
     cases = {  # n_tokens = 0 keeps pos fixed across calls
         "embedding": lambda i: ops.embedding(x, table, tok),
+        "embedding_ss": lambda i: ops.embedding(x, table, tok, out, ss),
         "rmsnorm": lambda i: ops.rmsnorm(out, x, w, 1e-5),
+        "rmsnorm_unit": lambda i: ops.rmsnorm(out, x, None, 1e-5),
         "add_rmsnorm": lambda i: ops.add_rmsnorm(x, r, out, w, 1e-5),
         "argmax": lambda i: ops.argmax(tok, hist, pos, n0, logits),
         "sample_topk40_topp0.9": lambda i: ops.sample(tok, hist, pos, n0, logits, p_topk, seed),
@@ -275,17 +297,17 @@ def _fmt(v, spec):
 
 def print_table(doc: dict) -> None:
     print(f"{doc['device']}  copy {doc['copy_GBps']:.0f} GB/s  driver {doc.get('driver')}  cupy {doc['cupy']}")
-    print(f"{'gemv':8} {'dtype':9} {'us':>7} {'GB/s':>6} {'%copy':>6} {'TFLOP/s':>7} {'cuBLAS(graph)':>13} "
+    print(f"{'gemv':11} {'dtype':9} {'us':>7} {'GB/s':>6} {'%copy':>6} {'TFLOP/s':>7} {'cuBLAS(graph)':>13} "
           f"{'cupy.matmul':>11}")
     for r in doc["gemv"]:
-        print(f"{r['name']:8} {r['dtype']:9} {r['us']:7.2f} {r['GBps']:6.0f} {100 * r['frac_of_copy']:5.1f}% "
+        print(f"{r['name']:11} {r['dtype']:9} {r['us']:7.2f} {r['GBps']:6.0f} {100 * r['frac_of_copy']:5.1f}% "
               f"{r['TFLOPs']:7.3f} {_fmt(r.get('cublas_graph_GBps'), '13.0f')} "
               f"{_fmt(r.get('cupy_matmul_GBps'), '11.0f')}")
     for r in doc["small"]:
         print(f"{r['name']:32} {r['dtype']:9} {r['us']:7.2f} us")
     for r in doc["sweep"]:
         print(f"sweep {r['dtype']:9} w={r['warps']:2} u={r['unroll']} ks={r['ksplit']} xs={r['xsmem']} "
-              f"{r['name']:7} {r['us']:7.2f} us {r['GBps']:6.0f} GB/s")
+              f"{r['name']:11} {r['us']:7.2f} us {r['GBps']:6.0f} GB/s")
 
 
 def main(argv=None) -> int:

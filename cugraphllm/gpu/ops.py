@@ -5,6 +5,11 @@ CuPy stream. None allocates, none synchronizes, and everything that changes betw
 token ids) is read from device memory, so every launcher is capturable in a cupy.cuda.Graph and one graph serves
 every step. M == 1 matmuls run our GEMV kernels (kernels/gemv.cu); M > 1 goes to gemm.py (the prefill path).
 Storage dtype T (float16 / bfloat16) is taken from the arrays; kernels compile once per dtype.
+
+Fused RMSNorm (decode): the `norm_*` ops take the residual stream x with the norm gain folded into their weights
+(state.py). In decode (M == 1) the producer of x (`embedding` / `matmul_residual` called with xh=xn, ss=ss) also
+writes xn = T(x) and ss = per-block sums of squares of x, and the consumer GEMV turns them into inv_rms itself
+(kernels/gemv.cu): no separate norm kernel. In prefill (M > 1) they run a unit-gain `rmsnorm` into xn first.
 """
 from __future__ import annotations
 
@@ -77,8 +82,9 @@ def _norm_threads(D: int) -> int:
 
 
 # ---- embedding and norms -----------------------------------------------------------------------------------
-def embedding(x, table, tokens):
-    """x f32 [M, D] = table T [V, D][tokens int32 [>= M]]."""
+def embedding(x, table, tokens, xh=None, ss=None):
+    """x f32 [M, D] = table T [V, D][tokens int32 [>= M]]. Decode (M == 1) with ss: also xh T [1, D] = T(x) and
+    ss f32 [>= norm_partials(D)] = the partial sums of squares that the norm_* ops read."""
     M, D = _rows("x", x)
     V, Dt = _rows("table", table)
     t = _tname("table", table)
@@ -87,6 +93,12 @@ def embedding(x, table, tokens):
     if tokens.ndim != 1 or tokens.size < M:
         raise ValueError(f"tokens: expected int32 [>= {M}], got shape {tuple(tokens.shape)}")
     _check("tokens", tokens, dtype="int32")
+    if M == 1 and ss is not None:
+        _check_stats(xh, ss, D, t)
+        n, chunk = norm_partials(D), norm_chunk(D)
+        _fn("embedding.cu", "embedding_ss", t)((-(-n // 4),), (128,), (x, xh, ss, table, tokens, np.int32(V),
+                                                                         np.int32(D), np.int32(chunk)))
+        return
     threads = 128
     grid = ((-(-D // 8) + threads - 1) // threads, M)
     _fn("embedding.cu", "embedding", t)(grid, (threads,), (x, table, tokens, np.int32(V), np.int32(D)))
@@ -96,14 +108,18 @@ def _norm_common(out, x, w):
     M, D = _rows("x", x)
     t = _tname("out", out)
     _check("x", x, dtype="float32", align=16 if D % 4 == 0 else 0)
-    _check("w", w, shape=(D,), dtype="float32", align=16 if D % 4 == 0 else 0)
+    if w is not None:
+        _check("w", w, shape=(D,), dtype="float32", align=16 if D % 4 == 0 else 0)
     return M, D, t
 
 
 def rmsnorm(out, x, w, eps):
-    """out T [M, D] = rmsnorm(x f32 [M, D]) * w f32 [D]."""
+    """out T [M, D] = rmsnorm(x f32 [M, D]) * w f32 [D]; w None: unit gain (folded into the next matrix)."""
     M, D, t = _norm_common(out, x, w)
     _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
+    if w is None:
+        _fn("rmsnorm.cu", "rmsnorm_unit", t)((M,), (_norm_threads(D),), (out, x, np.float32(eps), np.int32(D)))
+        return
     _fn("rmsnorm.cu", "rmsnorm", t)((M,), (_norm_threads(D),), (out, x, w, np.float32(eps), np.int32(D)))
 
 
@@ -116,10 +132,14 @@ def add_rmsnorm(x, r, out, w, eps):
 
 
 def rmsnorm_last(out, x, w, eps, n_tokens):
-    """out T [1, D] = rmsnorm(x[n_tokens[0] - 1]) * w; the row is read on the device."""
+    """out T [1, D] = rmsnorm(x[n_tokens[0] - 1]) * w (w None: unit gain); the row is read on the device."""
     M, D, t = _norm_common(out, x, w)
     _check("out", out, shape=(1, D), align=8 if D % 4 == 0 else 0)
     _scalar("n_tokens", n_tokens)
+    if w is None:
+        _fn("rmsnorm.cu", "rmsnorm_last_unit", t)(
+            (1,), (_norm_threads(D),), (out, x, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
+        return
     _fn("rmsnorm.cu", "rmsnorm_last", t)(
         (1,), (_norm_threads(D),), (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
 
@@ -132,6 +152,35 @@ def gemv_ksplit(n_pairs: int) -> int:
         return GEMV_KSPLIT
     ks = 2 if n_pairs >= 1024 else 4
     return min(ks, GEMV_WARPS)
+
+
+def norm_chunk(D: int) -> int:
+    """Rows of x per partial sum of squares: the rows of one gemv_residual_ss block for N = D."""
+    return 2 * (GEMV_WARPS // gemv_ksplit((D + 1) // 2))
+
+
+def norm_partials(D: int) -> int:
+    """Length of the ss vector that producers write and norm_* ops read (size Scratch.ss to >= (D + 1) // 2)."""
+    return -(-D // norm_chunk(D))
+
+
+def _check_stats(xh, ss, D: int, t: str) -> None:
+    if xh is None or ss is None:
+        raise ValueError("xh and ss go together (the fused norm needs both)")
+    _check("xh", xh, shape=(1, D), dtype=t)
+    if ss.ndim != 1 or ss.size < norm_partials(D):
+        raise ValueError(f"ss: expected float32 [>= {norm_partials(D)}], got shape {tuple(ss.shape)}")
+    _check("ss", ss, dtype="float32")
+
+
+def _norm_args(xn, x, ss, eps):
+    """Checks of a norm_* op's inputs; returns (M, D, the GEMV's extra arguments)."""
+    M, D = _rows("x", x)
+    _check("x", x, dtype="float32")
+    _check("xn", xn, shape=(M, D))
+    if M == 1:
+        _check_stats(xn, ss, D, _tname("xn", xn))
+    return M, D, (ss, np.int32(norm_partials(D)), np.float32(eps))
 
 
 def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
@@ -157,8 +206,7 @@ def _launch_gemv(kernel, t, K, n_pairs, args):
     fn((blocks,), (32 * GEMV_WARPS,), args, shared_mem=smem)
 
 
-def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
-    """q T [M, D], k/v rows into the caches T [S, KVH, Dh] at pos+m (< S, m < n_tokens), RoPE on q and k."""
+def _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     M, D = _rows("q", q)
     S, KVH, hd = _rows("k_cache", k_cache, 3)
     kvd = KVH * hd
@@ -173,48 +221,101 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     _check("rope_cs", rope_cs, dtype="float32")
     _scalar("pos", pos)
     _scalar("n_tokens", n_tokens)
+    args = (q, k_cache, v_cache, xn, wqkv, rope_cs, pos, n_tokens,
+            np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S), np.int32(K))
+    return M, K, t, (D + 2 * kvd) // 2, args
+
+
+def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    """q T [M, D], k/v rows into the caches T [S, KVH, Dh] at pos+m (< S, m < n_tokens), RoPE on q and k."""
+    M, K, t, pairs, args = _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     if M > 1:
         from . import gemm
         return gemm.qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
-    args = (q, k_cache, v_cache, xn, wqkv, rope_cs, pos, n_tokens,
-            np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S), np.int32(K))
-    _launch_gemv("gemv_qkv_rope", t, K, (D + 2 * kvd) // 2, args)
+    _launch_gemv("gemv_qkv_rope", t, K, pairs, args)
 
 
-def matmul_residual(x, a, w):
-    """x f32 [M, N] += a T [M, K] @ w T [N, K].T"""
+def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    """qkv_rope of rmsnorm(x f32 [M, D]) with attention_norm folded into wqkv. Decode: xn and ss as written by
+    the producer of x (read only); prefill: xn T [M, D] receives the unit-gain norm of x."""
+    M, D, extra = _norm_args(xn, x, ss, eps)
+    if M > 1:
+        rmsnorm(xn, x, None, eps)
+        return qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    _, K, t, pairs, args = _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    _launch_gemv("gemv_qkv_rope_norm", t, K, pairs, args + extra)
+
+
+def matmul_residual(x, a, w, xh=None, ss=None):
+    """x f32 [M, N] += a T [M, K] @ w T [N, K].T. Decode (M == 1) with ss: also xh T [1, N] = T(new x) and ss,
+    the partial sums of squares of the new x that the next norm_* op reads (N = D)."""
     M, N = _rows("x", x)
     Ma, K, t = _gemv_check("a", a, "w", w, N)
     if Ma != M:
         raise ValueError(f"matmul_residual: a has {Ma} rows, x has {M}")
-    _check("x", x, dtype="float32")
+    _check("x", x, dtype="float32", align=8)
     if M > 1:
         from . import gemm
         return gemm.matmul_residual(x, a, w)
+    if ss is not None:
+        _check_stats(xh, ss, N, t)
+        return _launch_gemv("gemv_residual_ss", t, K, (N + 1) // 2, (x, xh, ss, a, w, np.int32(N), np.int32(K)))
     _launch_gemv("gemv_residual", t, K, (N + 1) // 2, (x, a, w, np.int32(N), np.int32(K)))
 
 
-def matmul_silu(h, xn, w13):
-    """h T [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T [2F, K]."""
+def _silu_check(h, xn, w13):
     M, F = _rows("h", h)
     Mx, K, t = _gemv_check("xn", xn, "w13", w13, 2 * F)
     if Mx != M:
         raise ValueError(f"matmul_silu: xn has {Mx} rows, h has {M}")
     _check("h", h, dtype=t)
+    return M, F, K, t
+
+
+def matmul_silu(h, xn, w13):
+    """h T [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T [2F, K]."""
+    M, F, K, t = _silu_check(h, xn, w13)
     if M > 1:
         from . import gemm
         return gemm.matmul_silu(h, xn, w13)
     _launch_gemv("gemv_silu", t, K, F, (h, xn, w13, np.int32(F), np.int32(K)))
 
 
-def matmul_logits(logits, xn, w):
-    """logits f32 [1, V] = xn T [1, K] @ w T [V, K].T"""
+def norm_matmul_silu(h, xn, x, ss, eps, w13):
+    """matmul_silu of rmsnorm(x f32 [M, D]) with ffn_norm folded into w13; xn and ss as in norm_qkv_rope."""
+    M, D, extra = _norm_args(xn, x, ss, eps)
+    if M > 1:
+        rmsnorm(xn, x, None, eps)
+        return matmul_silu(h, xn, w13)
+    _, F, K, t = _silu_check(h, xn, w13)
+    _launch_gemv("gemv_silu_norm", t, K, F, (h, xn, w13, np.int32(F), np.int32(K)) + extra)
+
+
+def _logits_check(logits, xn, w):
     _, V = _rows("logits", logits)
     _check("logits", logits, shape=(1, V), dtype="float32")
     M, K, t = _gemv_check("xn", xn, "w", w, V)
     if M != 1:
         raise ValueError(f"matmul_logits: xn must have 1 row (use rmsnorm_last in prefill), got {M}")
+    return V, K, t
+
+
+def matmul_logits(logits, xn, w):
+    """logits f32 [1, V] = xn T [1, K] @ w T [V, K].T"""
+    V, K, t = _logits_check(logits, xn, w)
     _launch_gemv("gemv_logits", t, K, (V + 1) // 2, (logits, xn, w, np.int32(V), np.int32(K)))
+
+
+def norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens):
+    """logits f32 [1, V] = rmsnorm(x[n_tokens - 1]) @ w.T with the final norm folded into w. Decode: xn and ss
+    as in norm_qkv_rope; prefill: xn[0] receives the unit-gain norm of row n_tokens[0] - 1 of x f32 [M, D]."""
+    M, D, extra = _norm_args(xn, x, ss, eps)
+    if M > 1:
+        rmsnorm_last(xn[:1], x, None, eps, n_tokens)
+        return matmul_logits(logits, xn[:1], w)
+    _scalar("n_tokens", n_tokens)
+    V, K, t = _logits_check(logits, xn, w)
+    _launch_gemv("gemv_logits_norm", t, K, (V + 1) // 2, (logits, xn, w, np.int32(V), np.int32(K)) + extra)
 
 
 # ---- token selection ---------------------------------------------------------------------------------------
@@ -265,13 +366,15 @@ def warmup(config, dtype: str = "float16") -> None:
     """Compile and load every decode kernel for this model and dtype, and raise shared-memory limits, so that
     nothing compiles or sets attributes during graph capture. Allocates nothing on the GPU."""
     t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
-    fns = [_fn("embedding.cu", "embedding", t)]
-    fns += [_fn("rmsnorm.cu", k, t) for k in ("rmsnorm", "add_rmsnorm", "rmsnorm_last")]
+    fns = [_fn("embedding.cu", k, t) for k in ("embedding", "embedding_ss")]
+    fns += [_fn("rmsnorm.cu", k, t) for k in ("rmsnorm", "add_rmsnorm", "rmsnorm_last", "rmsnorm_unit",
+                                              "rmsnorm_last_unit")]
     c = config
     for kernel, K, pairs in (("gemv_qkv_rope", c.dim, c.qkv_dim // 2), ("gemv_residual", c.dim, (c.dim + 1) // 2),
                              ("gemv_residual", c.hidden_dim, (c.dim + 1) // 2), ("gemv_silu", c.dim, c.hidden_dim),
                              ("gemv_logits", c.dim, (c.vocab_size + 1) // 2)):
-        fns.append(_gemv_fn(kernel, t, K, pairs)[0])
+        for k in (kernel, {"gemv_residual": "gemv_residual_ss"}.get(kernel, kernel + "_norm")):
+            fns.append(_gemv_fn(k, t, K, pairs)[0])
     fns += [_fn("sampling.cu", "argmax", "float16"),
             _fn("sampling.cu", "sample", "float16", SAMPLE_HCOPIES=SAMPLE_HCOPIES)]
     _need_smem(fns[-1], _sample_smem(config.vocab_size))

@@ -1,6 +1,11 @@
 """Everything the CUDA engine keeps on the device, allocated once at fixed addresses (graphs bake addresses in).
 
-- `DeviceWeights`: the model's weights as CuPy arrays (matrices in the storage dtype, norms in float32).
+- Device weights: a `Weights` of CuPy arrays (matrices in the storage dtype, norms in float32) with every RMSNorm
+  gain FOLDED into the columns of the matrix that consumes it: wqkv' = wqkv * attention_norm[None, :],
+  w13' = w13 * ffn_norm[None, :], output' = output * norm[None, :] (each product in fp32, rounded once to T;
+  output is untied from tok_embeddings when it is folded), and the three gain fields then hold one shared
+  unit vector. rmsnorm(x, g) @ W.T == rmsnorm(x, 1) @ W'.T, so the decode GEMVs apply the norm themselves
+  (kernels/gemv.cu, "Fused RMSNorm") and prefill runs a unit-gain rmsnorm.
 - `KVCache`: one array [n_layers, 2, S, n_kv_heads, head_dim]; per-layer views.
 - `Scratch`: llama2.c's "wave of activations" plus the device scalars (pos, n_tokens, token) and the sampling
   inputs. Rows are sized for the largest prefill bucket; a decode step uses row 0.
@@ -34,24 +39,41 @@ def to_device(a: np.ndarray, dtype):
     return cp.asarray(np.ascontiguousarray(a, dtype=np.float32)).astype(dtype)
 
 
-def upload_weights(weights: Weights, dtype, progress=None) -> Weights:
-    n = len(weights.layers)
+def fold_columns(m, gain, dtype=None, rows: int = 4096):
+    """T [N, K] = T(m [N, K] * gain [K]): each product in fp32, rounded once to T (default: m's dtype). m is a
+    host (numpy) or device (CuPy) matrix; it is converted in row chunks, so no full fp32 copy is ever made."""
+    import cupy as cp
+    g = cp.asarray(np.asarray(gain, dtype=np.float32) if isinstance(gain, np.ndarray) else gain,
+                   dtype=cp.float32)
+    out = cp.empty(m.shape, dtype=dtype or m.dtype)
+    for i in range(0, m.shape[0], rows):
+        part = m[i:i + rows]
+        part = cp.asarray(np.ascontiguousarray(part)) if isinstance(part, np.ndarray) else part
+        out[i:i + rows] = (part.astype(cp.float32) * g).astype(out.dtype)
+    return out
 
-    def up(a):
-        return to_device(a, dtype)
-    emb = up(weights.tok_embeddings)
+
+def upload_weights(weights: Weights, dtype, progress=None) -> Weights:
+    """Host Weights -> device Weights with the norm gains folded into wqkv, w13 and output (module docstring)."""
+    import cupy as cp
+    n, dim = len(weights.layers), weights.norm.shape[0]
+    unit = cp.ones(dim, dtype=cp.float32)
+    emb = to_device(weights.tok_embeddings, dtype)
     layers = []
     for i, lw in enumerate(weights.layers):
-        layers.append(LayerWeights(**{k: up(v) for k, v in vars(lw).items()}))
+        layers.append(LayerWeights(attention_norm=unit, wqkv=fold_columns(lw.wqkv, lw.attention_norm, dtype),
+                                   wo=to_device(lw.wo, dtype), ffn_norm=unit,
+                                   w13=fold_columns(lw.w13, lw.ffn_norm, dtype), w2=to_device(lw.w2, dtype)))
         if progress:
             progress(f"uploading layer {i + 1}/{n}")
-    tied = weights.output is weights.tok_embeddings
-    return Weights(tok_embeddings=emb, layers=layers, norm=up(weights.norm),
-                   output=emb if tied else up(weights.output))
+    # untied when folded: the embedding gather must keep the unscaled rows
+    return Weights(tok_embeddings=emb, layers=layers, norm=unit,
+                   output=fold_columns(weights.output, weights.norm, dtype))
 
 
 def dummy_device_weights(config: ModelConfig, dtype, seed: int = 0, scale: float = 0.02) -> Weights:
-    """Seeded random weights of the config's exact shapes, made on the GPU (vLLM's --load-format dummy)."""
+    """Seeded random weights of the config's exact shapes, made on the GPU (vLLM's --load-format dummy). The gains
+    are ones, so these are already in folded form (module docstring)."""
     import cupy as cp
     rng = cp.random.RandomState(seed)
 
@@ -99,11 +121,11 @@ class Scratch:
         import cupy as cp
         c, m = config, max_rows
         self.x = cp.zeros((m, c.dim), cp.float32)        # residual stream
-        self.xn = cp.zeros((m, c.dim), dtype)            # normed activations
+        self.xn = cp.zeros((m, c.dim), dtype)            # decode: T(x); prefill: normed x (ops.norm_*)
+        self.ss = cp.zeros((c.dim + 1) // 2, cp.float32)  # decode: partial sums of squares of x (ops.norm_*)
         self.q = cp.zeros((m, c.dim), dtype)             # roped queries
         self.att = cp.zeros((m, c.dim), dtype)           # attention output (heads concatenated)
         self.h = cp.zeros((m, c.hidden_dim), dtype)      # silu(gate) * up
-        self.xn_last = cp.zeros((1, c.dim), dtype)       # normed last real row, input of the LM head
         self.logits = cp.zeros((1, c.vocab_size), cp.float32)
         self.prompt = cp.zeros(m, cp.int32)              # token ids of a prefill step (padded)
         self.pos = cp.zeros(1, cp.int32)                 # absolute position of the step's first token
