@@ -6,11 +6,14 @@ fused arrays. Memory: sources are mmap views; the only new allocations are the f
 any matrix whose dtype changes), written chunk by chunk, so a checkpoint never exists twice in RAM.
 A matrix whose stored dtype already equals the requested one and needs no fusion or permutation
 (tok_embeddings, wo, w2, output, fp32 norms) is returned as the read-only mmap view itself.
+Every tensor is scanned for NaN/Inf chunk by chunk as it is converted (or, for a view, read once): a
+`warnings.warn` names the file and the tensor, since such weights give garbage text, not an error.
 """
 from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,6 +52,30 @@ def _check(cfg: ModelConfig, name: str, t: Tensor) -> None:
                               f"expects {list(want)}")
 
 
+def _nonfinite(chunk: np.ndarray) -> int:
+    """NaN/Inf count of a float32/float16 chunk; one fast pass when there are none (float16 by its bits:
+    np.isfinite on float16 is 15x slower)."""
+    if chunk.dtype == np.float16:
+        exp = np.bitwise_and(chunk.view(np.uint16), 0x7FFF)
+        return 0 if exp.max(initial=0) < 0x7C00 else int(np.count_nonzero(exp >= 0x7C00))
+    ok = np.isfinite(chunk)
+    return 0 if ok.all() else int(ok.size - np.count_nonzero(ok))
+
+
+def _warn_nonfinite(t: Tensor, bad: int, into: np.dtype | None = None) -> None:
+    if bad:
+        narrowed = into == np.float16 and t.raw.dtype != np.float16
+        warnings.warn(f"{t.where}: {bad} of {t.raw.size} values are NaN or Inf"
+                      f"{' (or beyond the float16 range, 65504)' if narrowed else ''}; the model will produce "
+                      "garbage", stacklevel=2)
+
+
+def _scan(t: Tensor) -> None:
+    """Warn about NaN/Inf in a tensor returned as its mmap view (no conversion pass to piggyback on)."""
+    step = max(1, _CHUNK_BYTES // max(1, t.raw[:1].nbytes))
+    _warn_nonfinite(t, sum(_nonfinite(t.raw[a:a + step]) for a in range(0, t.raw.shape[0], step)))
+
+
 def _copy_rows(out: np.ndarray, t: Tensor, perm_heads: int = 0) -> None:
     """out[:] = decode(t.raw), in row chunks; perm_heads > 0 un-permutes rotate-half rows per head
     (HF stores head rows as [re_0..re_{h/2-1}, im_0..]; we want interleaved [re_0, im_0, re_1, ...])."""
@@ -56,15 +83,19 @@ def _copy_rows(out: np.ndarray, t: Tensor, perm_heads: int = 0) -> None:
     step = max(1, _CHUNK_BYTES // max(1, cols * 4))
     hd = rows // perm_heads if perm_heads else 1
     step = max(hd, step // hd * hd)  # whole heads per chunk
+    bad = 0  # counted in the output chunk while it is in cache: catches overflow to float16 Inf too
     for a in range(0, rows, step):
         src = t.decode(t.raw[a:a + step])
-        if perm_heads:
-            k = src.shape[0] // hd
-            # [k, 2, hd/2, cols] (half, pair) -> [k, hd/2, 2, cols] (pair, half)
-            out[a:a + step].reshape(k, hd // 2, 2, cols)[...] = \
-                src.reshape(k, 2, hd // 2, cols).transpose(0, 2, 1, 3)
-        else:
-            out[a:a + step] = src
+        with np.errstate(over="ignore"):  # float16 overflow is counted below, with the tensor's name
+            if perm_heads:
+                k = src.shape[0] // hd
+                # [k, 2, hd/2, cols] (half, pair) -> [k, hd/2, 2, cols] (pair, half)
+                out[a:a + step].reshape(k, hd // 2, 2, cols)[...] = \
+                    src.reshape(k, 2, hd // 2, cols).transpose(0, 2, 1, 3)
+            else:
+                out[a:a + step] = src
+        bad += _nonfinite(out[a:a + step])
+    _warn_nonfinite(t, bad, out.dtype)
 
 
 def fuse(parts: list, dtype: np.dtype) -> np.ndarray:
@@ -72,6 +103,7 @@ def fuse(parts: list, dtype: np.dtype) -> np.ndarray:
     part's mmap view when nothing needs to change."""
     (t0, p0) = parts[0]
     if len(parts) == 1 and not p0 and t0.native and t0.raw.dtype == dtype:
+        _scan(t0)
         return t0.raw
     rows = sum(t.raw.shape[0] for t, _ in parts)
     out = np.empty((rows,) + tuple(t0.raw.shape[1:]), dtype=dtype)
