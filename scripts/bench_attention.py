@@ -4,8 +4,9 @@
 
 Decode/prefill times come from CUDA graphs of one launch per layer over 32 distinct layer views of a 2 GiB KV cache
 (so L2 does not hold the keys), replayed and timed with events. Also: K/V read bandwidth against a device copy,
-generic vs bucket kernel, host cost of an eager launch (CuPy-loaded cubin vs a Numba dispatcher launch), and cold
-vs warm prepare (fresh cache directory, then a second Attention on the same directory).
+generic vs bucket kernel, other decode plans of the same kernel (VARIANTS: grid size, key/dim split, unroll, warps,
+word width), host cost of an eager launch (CuPy-loaded cubin vs a Numba dispatcher launch), and cold vs warm prepare
+(fresh cache directory, then a second Attention on the same directory).
 """
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ from cugraphllm.gpu import attention as attn_mod  # noqa: E402
 from cugraphllm.gpu.attention import Attention  # noqa: E402
 
 LAYERS = 32
+LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096]
+VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECODE_KNOBS with BLOCKS_PER_SM
+    "bps2": (2, {}), "bps8": (8, {}),
+    "split_always": (None, {"short_iters": 0}), "split_always_d2": (None, {"short_iters": 0, "n_dsplit": 2}),
+    "nosplit_d2": (None, {"short_iters": 99, "max_dsplit": 2}), "nosplit_d4": (None, {"short_iters": 99}),
+    "nosplit_d8": (None, {"short_iters": 99, "n_dsplit": 8}), "short4": (None, {"short_iters": 4}),
+    "unroll2": (None, {"unroll": 2}), "unroll8": (None, {"unroll": 8}), "warps4": (None, {"n_warps": 4}),
+    "warps4_unroll8": (None, {"n_warps": 4, "unroll": 8}), "narrow_8byte": (None, {"wide": False}),
+}
 
 
 def graph_time_us(stream, launch, reps=20):
@@ -103,8 +113,7 @@ def launch_overhead(attn, att, q, k, v, pos, n=3000):
 
 
 def _raw_call(attn, att, q, k, v, pos):
-    fn = attn._function("decode", 64)[0]
-    grid, block = (attn.config.n_kv_heads, attn.spec("decode", 64)["n_split"]), (128,)
+    fn, grid, block, _ = attn._function("decode", 64)
     args = (att, q, k, v, pos, attn._part, attn._cnt)
     return lambda: fn(grid, block, args)
 
@@ -134,7 +143,12 @@ def _numba_launch(att, q, k, v, pos, n):
     return {"numba_dispatcher_7_arrays_us": dt}
 
 
-def bench_kernels(attn, config, alt=None):
+def _plan(a, bucket):
+    sp = a.spec("decode", bucket)
+    return {k: sp[k] for k in ("vec", "n_warps", "unroll", "chunk", "n_split", "n_dsplit")}
+
+
+def bench_kernels(attn, config, variants):
     import cupy as cp
     S, KVH, hd = attn.max_seq_len, config.n_kv_heads, config.head_dim
     cache = cp.random.standard_normal((LAYERS, 2, S, KVH, hd), dtype=cp.float32).astype(cp.float16)
@@ -143,16 +157,17 @@ def bench_kernels(attn, config, alt=None):
     pos, ntok = cp.zeros(1, cp.int32), cp.zeros(1, cp.int32)
     stream = cp.cuda.Stream(non_blocking=True)
     rows = []
-    for length in [64, 128, 256, 512, 1024, 2048, 4096]:
+    for length in LENGTHS:
         pos.fill(length - 1)
-        row = {"length": length, "kv_bytes": 2 * length * KVH * hd * 2}
-        runs = [("bucket", attn, attn.bucket_for(length, "decode")), ("generic", attn, None)]
-        if alt is not None:
-            runs.append(("bucket_bps%d" % alt[0], alt[1], alt[1].bucket_for(length, "decode")))
+        bucket = attn.bucket_for(length, "decode")
+        row = {"length": length, "kv_bytes": 2 * length * KVH * hd * 2, "plan": _plan(attn, bucket)}
+        runs = [("bucket", attn, bucket), ("generic", attn, None)]
+        runs += [("v_" + name, a, a.bucket_for(length, "decode")) for name, a in variants.items()]
         for label, a, bucket in runs:
             us = graph_time_us(stream, lambda l: a.decode(att[:1], q[:1], cache[l, 0], cache[l, 1], pos, bucket))
             row[label + "_us"] = us
-            row[label + "_GBps"] = row["kv_bytes"] / us / 1e3
+            if not label.startswith("v_"):
+                row[label + "_GBps"] = row["kv_bytes"] / us / 1e3
         rows.append(row)
     prefill = []
     for m in attn.prefill_buckets:
@@ -162,6 +177,19 @@ def bench_kernels(attn, config, alt=None):
         prefill.append({"M": m, "pos": 0, "us_per_layer": us, "ms_32_layers": us * LAYERS / 1e3})
     overhead = launch_overhead(attn, att[:1], q[:1], cache[0, 0], cache[0, 1], pos)
     return rows, prefill, overhead
+
+
+def make_variants(config, cache_dir):
+    """Attention objects for VARIANTS, compiled together (2 processes each) into the shared cache."""
+    out = {}
+    for name, (bps, knobs) in VARIANTS.items():
+        a = Attention(config, 4096, cache_dir=cache_dir, blocks_per_sm=bps or attn_mod.BLOCKS_PER_SM,
+                      decode_knobs=knobs)
+        a.prepare_many([("decode", b) for b in a.decode_buckets], background=True, jobs=2)
+        out[name] = a
+    for a in out.values():
+        a.prepare_many([("decode", b) for b in a.decode_buckets])
+    return out
 
 
 def versions():
@@ -181,6 +209,7 @@ def main():
     import cupy as cp
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/attention_{datetime.date.today()}.json")
+    ap.add_argument("--no-variants", action="store_true", help="time only the default plans")
     args = ap.parse_args()
     config = ModelConfig.from_preset("llama-2-7b")
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -192,11 +221,13 @@ def main():
     attn = Attention(config, 4096, cache_dir=cache_dir)
     attn.prepare_many([("decode", b) for b in attn.decode_buckets] + [("prefill", None)])
     result["copy"] = copy_bandwidth()
-    other = 8 if attn_mod.BLOCKS_PER_SM != 8 else 4
-    alt = Attention(config, 4096, cache_dir=cache_dir, blocks_per_sm=other)
-    alt.prepare_many([("decode", b) for b in alt.decode_buckets])
-    result["blocks_per_sm"] = {"default": attn_mod.BLOCKS_PER_SM, "alternative": other}
-    result["decode"], result["prefill"], result["launch_overhead"] = bench_kernels(attn, config, (other, alt))
+    result["decode_knobs"] = {"blocks_per_sm": attn_mod.BLOCKS_PER_SM, **attn_mod.DECODE_KNOBS}
+    result["variants"] = {name: {"blocks_per_sm": bps or attn_mod.BLOCKS_PER_SM, **knobs}
+                          for name, (bps, knobs) in VARIANTS.items()}
+    variants = {} if args.no_variants else make_variants(config, cache_dir)
+    result["decode"], result["prefill"], result["launch_overhead"] = bench_kernels(attn, config, variants)
+    result["decode_best"] = [min(((k[:-3], v) for k, v in r.items() if k.endswith("_us") and k != "generic_us"),
+                                 key=lambda kv: kv[1]) for r in result["decode"]]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

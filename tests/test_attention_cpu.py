@@ -24,17 +24,30 @@ def test_buckets_cover_context():
     assert A.make_buckets(8) == ([8], [8])
 
 
-@pytest.mark.parametrize("shape", [(32, 32, 128), (64, 8, 128), (16, 8, 64), (6, 3, 72), (4, 2, 6), (8, 8, 8)])
-@pytest.mark.parametrize("lmax", [1, 63, 64, 600, 4096])
-def test_decode_plan_covers_every_key_once(shape, lmax):
+@pytest.mark.parametrize("shape", [(32, 32, 128), (64, 8, 128), (16, 8, 64), (6, 3, 72), (4, 2, 6), (8, 8, 8),
+                                   (32, 4, 256)])
+@pytest.mark.parametrize("lmax", [1, 63, 64, 200, 600, 4096])
+@pytest.mark.parametrize("knobs", [{}, {"short_iters": 0}, {"short_iters": 99}, {"unroll": 8, "n_warps": 4}])
+def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
     c = cfg(*shape)
-    p = A.plan_decode(c, "float16", lmax)
-    step = A.N_WARPS * 32 // p["g"]
+    p = A.plan_decode(c, "float16", lmax, **knobs)
+    step = p["n_warps"] * p["unroll"] * 32 // p["g"]  # keys per block per loop trip
     assert p["chunk"] % step == 0
     assert p["n_split"] * p["chunk"] >= lmax > (p["n_split"] - 1) * p["chunk"]  # no split is always empty
     assert p["n_split"] * c.n_kv_heads <= max(4 * 132 + c.n_kv_heads, c.n_kv_heads)
     words = c.head_dim // p["vec"]
     assert p["g"] * -(-words // p["g"]) >= words and p["g"] in (1, 2, 4, 8, 16, 32)
+    assert words % p["n_dsplit"] == 0 and (p["n_dsplit"] == 1 or p["n_split"] == 1 or "n_dsplit" in knobs)
+    assert p["n_warps"] * c.n_rep * c.head_dim * 4 <= 32768 and 32 * p["n_warps"] <= 256  # smem, launchable
+    assert (p["vec"] == 8) == (c.head_dim % 8 == 0 and c.n_rep <= 4)
+
+
+def test_decode_plan_short_buckets_skip_the_combine():
+    c = cfg(32, 32, 128)  # 7B: 64 and 128 keys in <= 2 trips of one block -> 4 blocks per head, no key split
+    for lmax in (64, 128):
+        p = A.plan_decode(c, "float16", lmax)
+        assert (p["n_split"], p["n_dsplit"], p["vec"]) == (1, 4, 8)
+    assert A.plan_decode(c, "float16", 4096)["n_split"] > 1
 
 
 def test_cache_key_depends_on_spec_and_cc():
@@ -50,8 +63,9 @@ def test_import_touches_no_gpu_library():
     assert out.split() == ["False", "False"]
 
 
-SPECS = [  # (config shape, dtype, lmax): fast paths 64/128, GQA, bf16, the 2-element word path
+SPECS = [  # (config shape, dtype, lmax): fast paths 64/128, GQA, bf16, the 2-element word path, short + long plans
     ((32, 32, 128), "float16", 4096),
+    ((32, 32, 128), "float16", 64),
     ((32, 4, 128), "bfloat16", 512),
     ((16, 8, 64), "float16", 64),
     ((4, 2, 6), "bfloat16", 600),
@@ -79,7 +93,9 @@ def test_ptx_abi_and_code_quality(kernels, kind, shape, dtype, lmax):
     assert params.count(".param .u64") == (7 if kind == "decode" else 6)  # one pointer per argument
     assert not re.search(r"\.f64\b", ptx), "accidental float64 math"
     assert ".local" not in ptx, "register arrays spilled to local memory"
-    assert ("ld.global.u64" in ptx) == (c.head_dim % 4 == 0)  # 8-byte K/V words
+    wide = spec["vec"] == 8  # decode: 16-byte K/V words; else 8-byte words when head_dim % 4 == 0
+    assert ("ld.global.nc.v2.u64" in ptx) == wide
+    assert wide or ("ld.global.u64" in ptx) == (c.head_dim % 4 == 0)
     if kind == "decode" and spec["n_split"] > 1:
         assert "atom" in ptx  # split-K ticket
     if dtype == "float16":
@@ -97,3 +113,28 @@ def test_compile_subprocess_fills_cache_once(kernels, tmp_path):
     assert hit is not None and hit[1]["format"] in ("cubin", "ptx") and len(hit[0]) > 1000
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert second.stdout.strip() == ""  # cache hit: nothing compiled
+
+
+SIM_CASES = [  # [n_heads, n_kv_heads, head_dim, dtype, lmax, knobs]: small enough for the CPU simulator
+    [4, 2, 16, "float16", 64, {}],  # 16-byte words, dim split 2, no key split
+    [4, 2, 16, "bfloat16", 64, {"n_split": 4, "n_dsplit": 2, "unroll": 1, "n_warps": 1}],  # both splits + ticket
+    [2, 1, 12, "float16", 40, {"n_warps": 2, "unroll": 2}],  # 8-byte words, 2 per lane, 3 per row
+    [4, 2, 6, "float16", 50, {"n_warps": 1, "unroll": 1, "n_split": 2}],  # 4-byte words, key split
+    [8, 1, 16, "float16", 33, {"n_warps": 2, "unroll": 2}],  # n_rep 8 -> 8-byte words
+    [2, 1, 8, "bfloat16", 70, {"n_warps": 1, "unroll": 2, "n_split": 2}],  # one lane per key
+]
+
+
+@pytest.mark.parametrize("cases", [SIM_CASES[0::2], SIM_CASES[1::2]])
+def test_decode_kernel_on_cuda_simulator(kernels, cases):
+    """The decode kernel body, run by Numba's CPU simulator (tests/decode_sim.py), matches the float64 reference
+    for lengths at every chunk edge; K/V rows past the length are NaN."""
+    from pathlib import Path
+    import os
+    script = Path(__file__).with_name("decode_sim.py")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    r = subprocess.run([sys.executable, str(script), json.dumps(cases)], capture_output=True, text=True, env=env,
+                       timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for case, res in zip(cases, json.loads(r.stdout.strip().splitlines()[-1])):
+        assert res["worst"] <= 0, f"{case}: {res}"

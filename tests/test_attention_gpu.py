@@ -5,6 +5,7 @@ error left is fp32 accumulation + exp2.approx + one rounding of the output: tole
 with fp16 (1e-3, 4e-3) and bf16 (4e-3, 1.6e-2) (bf16 output ulp is 2^-8 relative). Outputs, split-K scratch and
 every cache row past the attended range are poisoned with NaN, so a stray read or an unwritten output fails.
 """
+import json
 import os
 import subprocess
 import sys
@@ -68,15 +69,32 @@ def cache_dir(tmp_path_factory):
 _ATTN = {}
 
 
-def attention_for(name, dtype, cache_dir, **kw):
+def _items(a):
+    return [("decode", b) for b in a.decode_buckets] + [("prefill", b) for b in a.prefill_buckets]
+
+
+def attention_for(name, dtype, cache_dir, background=False, **kw):
     from cugraphllm.gpu.attention import Attention
-    key = (name, dtype, tuple(sorted(kw.items())))
+    key = (name, dtype, json.dumps(kw, sort_keys=True))
     if key not in _ATTN:
         config, ctx = CONFIGS[name]
-        a = Attention(config, ctx, dtype=dtype, cache_dir=cache_dir, **kw)
-        a.prepare_many([("decode", b) for b in a.decode_buckets] + [("prefill", b) for b in a.prefill_buckets])
-        _ATTN[key] = a
+        a = _ATTN[key] = Attention(config, ctx, dtype=dtype, cache_dir=cache_dir, **kw)
+        a.prepare_many(_items(a), background=True, jobs=2)
+    if not background:
+        _ATTN[key].prepare_many(_items(_ATTN[key]))  # waits for its compiles
     return _ATTN[key]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_all_at_once(cache_dir):
+    """Start every compile this module needs together (the device has many cores; one by one takes minutes)."""
+    for name in CONFIGS:
+        for dtype in ("float16", "bfloat16"):
+            attention_for(name, dtype, cache_dir, background=True)
+    for kw in PLANS:
+        attention_for("7b", "float16", cache_dir, background=True, **kw)
+    for name, knobs in GQA_PLANS:
+        attention_for(name, "bfloat16", cache_dir, background=True, decode_knobs=knobs)
 
 
 class Case:
@@ -112,8 +130,8 @@ class Case:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_decode_bucket_edges(name, dtype, cache_dir, blocks_per_sm=None):
-    attn = attention_for(name, dtype, cache_dir, **({"blocks_per_sm": blocks_per_sm} if blocks_per_sm else {}))
+def test_decode_bucket_edges(name, dtype, cache_dir, kw=None):
+    attn = attention_for(name, dtype, cache_dir, **(kw or {}))
     case = Case(attn, 1, seed=len(name) * 7 + len(dtype))
     for length in [n for n in EDGES if n <= attn.max_seq_len] + [attn.max_seq_len]:
         ref = ref_attention(case.q, case.k[:length], case.v[:length], np.array([length - 1]))
@@ -121,13 +139,43 @@ def test_decode_bucket_edges(name, dtype, cache_dir, blocks_per_sm=None):
             case.poison(length)
             case.pos.fill(length - 1)
             attn.decode(case.att, case.qd, case.kd, case.vd, case.pos, bucket=bucket)
-            assert_close(case.result(), ref, dtype, f"{name} {dtype} length {length} bucket {bucket}")
+            first = case.att.get()
+            assert_close(case.result(), ref, dtype, f"{name} {dtype} length {length} bucket {bucket} {kw}")
+            attn.decode(case.att, case.qd, case.kd, case.vd, case.pos, bucket=bucket)
+            assert np.array_equal(case.att.get(), first), "decode is not deterministic"
         assert int(attn._cnt.sum()) == 0  # tickets reset for the next launch
 
 
-@pytest.mark.parametrize("blocks_per_sm", [2, 8])
-def test_decode_other_split_plans(blocks_per_sm, cache_dir):
-    test_decode_bucket_edges("7b", "float16", cache_dir, blocks_per_sm)
+# other plans of the same kernel on every bucket: split-K everywhere, dim split everywhere (no key split), both at
+# once, 8-byte words, other unroll/warp counts, other grid sizes
+PLANS = [{"blocks_per_sm": 2}, {"blocks_per_sm": 8}, {"decode_knobs": {"short_iters": 0}},
+         {"decode_knobs": {"short_iters": 99, "n_dsplit": 8}}, {"decode_knobs": {"n_split": 3, "n_dsplit": 2}},
+         {"decode_knobs": {"wide": False, "unroll": 2}}, {"decode_knobs": {"n_warps": 4, "unroll": 8}}]
+
+
+@pytest.mark.parametrize("kw", PLANS, ids=lambda kw: json.dumps(kw, sort_keys=True))
+def test_decode_other_plans(kw, cache_dir):
+    test_decode_bucket_edges("7b", "float16", cache_dir, kw)
+
+
+GQA_PLANS = [("r8_hd128", {"n_split": 2, "n_dsplit": 2}), ("r2_hd64", {"n_split": 2, "n_dsplit": 4}),
+             ("r2_hd72", {"n_split": 2, "n_dsplit": 3}), ("r2_hd6", {"n_dsplit": 3})]  # 3: slices of 3 or 1 words
+
+
+@pytest.mark.parametrize("name,knobs", GQA_PLANS)
+def test_decode_gqa_split_plans(name, knobs, cache_dir):
+    test_decode_bucket_edges(name, "bfloat16", cache_dir, {"decode_knobs": knobs})
+
+
+def test_decode_rejects_misaligned_cache(cache_dir):
+    import cupy as cp
+    from cugraphllm.errors import ConfigError
+    attn = attention_for("7b", "float16", cache_dir)
+    case = Case(attn, 1, seed=3)
+    flat = cp.empty(case.kd.size + 4, dtype=cp.uint16)
+    k = flat[4:].reshape(case.kd.shape)  # 8-byte aligned, not 16: the 16-byte loads need 16
+    with pytest.raises(ConfigError):
+        attn.decode(case.att, case.qd, k, case.vd, case.pos, bucket=64)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

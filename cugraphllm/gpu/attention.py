@@ -1,9 +1,10 @@
 """Attention, the dynamic part: Numba kernels specialized per bucket, compiled off the token path, launched by CuPy.
 
-Specializations (see attention_kernels.py for the kernels):
-- decode, per sequence-length bucket L: split-K over `n_split` blocks per KV head of `chunk` keys each, chosen so
-  the grid covers the GPU (about 4 blocks per SM); the true length pos[0]+1 comes from device memory. The last
-  block of each KV head combines the partials (atomic ticket), so decode is ONE launch per layer.
+Specializations (kernels: decode_kernels.py, attention_kernels.py):
+- decode, per sequence-length bucket L (plan_decode): ONE launch per layer; the true length pos[0]+1 comes from
+  device memory. Short buckets: one block per (KV head, slice of head_dim), all keys in one or two loop trips with
+  every load in flight, no combine. Long buckets: split-K over `n_split` blocks per KV head of `chunk` keys each
+  (about 4 blocks per SM); the last block of each KV head combines the partials (atomic ticket).
 - prefill: one kernel per (head_dim, n_rep, dtype); the query bucket M only sets the grid, so every prefill
   bucket shares one compiled entry.
 A compile runs in a child process (never in this one: Numba holds the GIL) and lands in the disk cache; this
@@ -35,16 +36,55 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
     return {"vec": vec, "g": g}
 
 
-def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blocks_per_sm: int = BLOCKS_PER_SM) -> dict:
-    geo = lane_geometry(config.head_dim, config.n_rep)
-    step = N_WARPS * (32 // geo["g"])  # keys a block consumes per iteration
-    want = -(-blocks_per_sm * n_sm // config.n_kv_heads)
-    n_split = max(1, min(want, -(-lmax // max(32, step))))
-    chunk = -(-lmax // n_split)
-    chunk = -(-chunk // step) * step
+# decode plan defaults (H100 sweep, benchmarks/results/attention_*.json): 8 warps, 4 key steps in flight per lane,
+# no key split while a block needs <= 2 loop trips (the dim split spreads those blocks instead, up to 4 per KV head)
+DECODE_KNOBS = {"n_warps": 8, "unroll": 4, "wide": True, "short_iters": 2, "max_dsplit": 4,
+                "n_split": None, "n_dsplit": None}
+
+
+def decode_geometry(head_dim: int, n_rep: int, wide: bool = True) -> dict:
+    """16-byte words (8 elements, one word per lane) when head_dim % 8 == 0 and n_rep <= 4; else lane_geometry's
+    8/4-byte words (n_rep > 4: fewer elements per lane bound the registers for q and acc of all n_rep heads)."""
+    if wide and head_dim % 8 == 0 and n_rep <= 4:
+        return {"vec": 8, "g": min(32, _pow2ceil(head_dim // 8))}
+    return lane_geometry(head_dim, n_rep)
+
+
+def _dim_split(words: int, n_kv_heads: int, n_sm: int, limit: int) -> int:
+    d = 1
+    while 2 * d <= limit and words % (2 * d) == 0 and 2 * d * n_kv_heads <= n_sm:
+        d *= 2
+    return d
+
+
+def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blocks_per_sm: int = BLOCKS_PER_SM,
+                **knobs) -> dict:
+    """Launch plan of the decode kernel for keys 0..lmax-1 (decode_kernels.py): block of n_warps warps that loads
+    `unroll` key steps per lane before using them; short buckets: one block per (KV head, V slice), no combine;
+    long buckets: split-K over about blocks_per_sm*n_sm blocks, combined by the last block (atomic ticket)."""
+    kn = {**DECODE_KNOBS, **knobs}
+    hd, r, kvh = config.head_dim, config.n_rep, config.n_kv_heads
+    geo = decode_geometry(hd, r, kn["wide"])
+    kps, nw, u = 32 // geo["g"], kn["n_warps"], kn["unroll"]
+    while nw > 1 and nw * r * hd * 4 > 32768:  # per-warp partials in shared memory
+        nw //= 2
+    while u > 1 and nw * kps * u >= 2 * lmax:  # tiny buckets: do not load far past the end
+        u //= 2
+    while nw > 1 and nw * kps * u >= 2 * lmax:
+        nw //= 2
+    step = nw * kps * u  # keys a block consumes per loop trip
+    n_split = kn["n_split"]
+    if n_split is None:
+        trips = -(-lmax // step)
+        n_split = 1 if trips <= kn["short_iters"] else min(trips, -(-blocks_per_sm * n_sm // kvh))
+    chunk = -(-(-(-lmax // n_split)) // step) * step
     n_split = -(-lmax // chunk)
-    return {"kind": "decode", "head_dim": config.head_dim, "n_rep": config.n_rep, "n_kv_heads": config.n_kv_heads,
-            "dtype": dtype, "n_warps": N_WARPS, "lmax": lmax, "chunk": chunk, "n_split": n_split, **geo}
+    words = hd // geo["vec"]
+    d = kn["n_dsplit"] or (_dim_split(words, kvh, n_sm, kn["max_dsplit"]) if n_split == 1 else 1)
+    if words % d:
+        raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
+    return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
+            "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d, **geo}
 
 
 def plan_prefill(config: ModelConfig, dtype: str, max_seq_len: int) -> dict:
@@ -62,7 +102,7 @@ def make_buckets(max_seq_len: int) -> tuple[list[int], list[int]]:
 
 class Attention:
     def __init__(self, config: ModelConfig, max_seq_len: int, dtype: str = "float16", cache_dir=None,
-                 blocks_per_sm: int = BLOCKS_PER_SM):
+                 blocks_per_sm: int = BLOCKS_PER_SM, decode_knobs: dict | None = None):
         import cupy as cp
         if dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"attention dtype must be float16 or bfloat16, got {dtype!r}")
@@ -76,7 +116,8 @@ class Attention:
         self.cc = str(dev.compute_capability)  # CuPy gives "90"
         self.n_sm = dev.attributes["MultiProcessorCount"]
         self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len)
-        self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm)
+        knobs = decode_knobs or {}
+        self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm, **knobs)
                        for b in self.decode_buckets}
         self._specs[("prefill", None)] = plan_prefill(config, dtype, self.max_seq_len)
         max_split = max(s["n_split"] for k, s in self._specs.items() if k[0] == "decode")
@@ -85,7 +126,7 @@ class Attention:
         self._cnt = cp.zeros(config.n_kv_heads, dtype=cp.int32)
         self._loaded: dict[str, tuple] = {}   # cache key -> (module, function)
         self._pending: dict[str, object] = {}  # cache key -> compile Popen
-        self._launch: dict = {}  # (kind, bucket) -> (function, grid-y); filled on first use, keeps launches cheap
+        self._launch: dict = {}  # (kind, bucket) -> (function, grid, block, k/v alignment mask); filled on first use
         self._keys: dict = {}
         self.compiles = 0  # specializations this object sent to a compile process (0 on a warm cache)
         self.errors: list[str] = []
@@ -186,7 +227,9 @@ class Attention:
             fn = self._loaded.get(self._key(kind, bucket))
             if fn is None:
                 raise BackendError(f"attention {kind} bucket {bucket} is not prepared (call prepare() first)")
-            hit = self._launch[(kind, bucket)] = (fn[1], self.spec(kind, bucket).get("n_split", 1))
+            s = self.spec(kind, bucket)
+            grid = (self.config.n_kv_heads, s.get("n_split", 1), s.get("n_dsplit", 1))
+            hit = self._launch[(kind, bucket)] = (fn[1], grid, (32 * s["n_warps"],), 15 if s["vec"] == 8 else 7)
         return hit
 
     # ---- launches (current CuPy stream; no allocation, no sync) --------------------------------------------------
@@ -201,8 +244,10 @@ class Attention:
 
     def decode(self, att, q, k, v, pos, bucket=None) -> None:
         self._check(att, q, k, v, 1)
-        fn, n_split = self._function("decode", bucket)
-        fn((self.config.n_kv_heads, n_split), (32 * N_WARPS,), (att, q, k, v, pos, self._part, self._cnt))
+        fn, grid, block, align = self._function("decode", bucket)
+        if (k.data.ptr | v.data.ptr) & align:
+            raise ConfigError(f"attention decode: k/v must be {align + 1}-byte aligned")
+        fn(grid, block, (att, q, k, v, pos, self._part, self._cnt))
 
     # ---- prefill: tensor-core kernel (attention_prefill.cu) for head_dim 64/128, else the Numba kernel --------------
     prefill_impl = "auto"  # "numba" forces the Numba kernel (benchmarks); set before prepare()

@@ -5,14 +5,14 @@ Numba, it loads the cached cubin through CuPy. Every kernel argument is a raw po
 takes one .u64 per argument and a CuPy launch passes the arrays themselves.
 
 Storage type T (float16 or bfloat16) travels as int16 bits; K/V rows are read as words of VEC elements (int64 = 4
-halves, or int32 = 2 when head_dim % 4 != 0) and unpacked in registers, so every load is 8 (or 4) bytes wide and a
-group of G lanes reads one key row coalesced. Math is fp32; scores are kept in log2 units (q is pre-scaled by
-log2(e)/sqrt(head_dim)) so the softmax uses exp2.
+halves, or int32 = 2 when head_dim % 4 != 0; decode also reads 16-byte words of 8, see decode_kernels.py) and
+unpacked in registers, so a group of G lanes reads one key row coalesced. Math is fp32; scores are kept in log2
+units (q is pre-scaled by log2(e)/sqrt(head_dim)) so the softmax uses exp2.
 
 Work layout, shared by both kernels: a warp holds R = n_rep query heads (one KV head, so K/V loads are shared by the
 group) and walks keys KPS = 32/G at a time, one key per lane group, with an online softmax per lane group; the
-groups are then merged with shuffles (log-sum-exp). Decode splits the keys over blocks (flash-decoding) and the
-last block of each KV head, found with an atomic ticket, combines the partials: one launch per layer.
+groups are then merged with shuffles (log-sum-exp). The decode kernel lives in decode_kernels.py (it shares the
+conversions and the geometry defined here).
 """
 from __future__ import annotations
 
@@ -76,6 +76,21 @@ def _atomic_add_i32(typingctx, ptr, idx, val):
         v = context.cast(builder, args[2], sig.args[2], types.int32)
         return builder.atomic_rmw("add", p, v, "monotonic")
     return types.int32(ptr, idx, val), codegen
+
+
+@intrinsic
+def _ldg16(typingctx, ptr, idx):
+    """(lo, hi) int64 halves of the 16-byte word idx of ptr: one ld.global.nc.v2.u64 (read-only path; K/V are not
+    written during the kernel). ptr must be 16-byte aligned."""
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        off = builder.mul(context.cast(builder, args[1], sig.args[1], types.int64), ir.Constant(i64, 16))
+        addr = builder.add(builder.ptrtoint(args[0], i64), off)
+        fnty = ir.FunctionType(ir.LiteralStructType([i64, i64]), [i64])
+        pair = builder.asm(fnty, "ld.global.nc.v2.u64 {$0, $1}, [$2];", "=l,=l,l", [addr], False)
+        halves = [builder.extract_value(pair, 0), builder.extract_value(pair, 1)]
+        return context.make_tuple(builder, sig.return_type, halves)
+    return types.UniTuple(types.int64, 2)(ptr, idx), codegen
 
 
 def _geometry(spec):
@@ -171,123 +186,11 @@ def _make_warp_attend(spec):
 
 
 def _word_type(spec):
-    return types.int64 if spec["vec"] == 4 else types.int32
+    return types.int32 if spec["vec"] == 2 else types.int64  # vec 8 (decode) reads int64 pairs
 
 
 def _out_conv(spec):
     return _f32_to_bf16 if spec["dtype"] == "bfloat16" else _f32_to_f16
-
-
-def make_decode(spec):
-    """Split-K decode kernel for one bucket: grid (n_kv_heads, n_split), block 32*n_warps.
-
-    args: att int16[H*HD] out, q int16[H*HD], k/v words[S*KVH*W], pos int32[1], part f32[H, n_split, HD+2],
-    cnt int32[KVH] (zero between launches; the combining block resets it).
-    """
-    HD, R, VEC, G, W, NV, KPS, KVH = _geometry(spec)
-    E = NV * VEC
-    NW, C, NS, LMAX = spec["n_warps"], spec["chunk"], spec["n_split"], spec["lmax"]
-    NT = 32 * NW
-    PW = HD + 2  # partial record: acc[HD], m, l
-    NWR, NWRHD, RE = NW * R, NW * R * HD, R * E  # array shapes must be constants
-    WT = _word_type(spec)
-    load_q, step, merge_groups, init_state = _make_warp_attend(spec)
-    to_t = _out_conv(spec)
-
-    def decode(att, q, k, v, pos, part, cnt):
-        kvh = cuda.blockIdx.x
-        split = cuda.blockIdx.y
-        tid = cuda.threadIdx.x
-        lane = tid & 31
-        warp = tid >> 5
-        g = lane % G
-        n = min(pos[0] + 1, LMAX)
-        start = split * C
-        end = min(start + C, n)
-        sm_m = cuda.shared.array(NWR, types.float32)
-        sm_l = cuda.shared.array(NWR, types.float32)
-        sm_acc = cuda.shared.array(NWRHD, types.float32)
-        flag = cuda.shared.array(1, types.int32)
-        if start < n:
-            qr = cuda.local.array(RE, types.float32)
-            m = cuda.local.array(R, types.float32)
-            l = cuda.local.array(R, types.float32)
-            acc = cuda.local.array(RE, types.float32)
-            kw = cuda.local.array(NV, WT)
-            vw = cuda.local.array(NV, WT)
-            s = cuda.local.array(R, types.float32)
-            load_q(q, 0, kvh, g, qr)
-            init_state(m, l, acc)
-            for base in range(start + warp * KPS, end, NW * KPS):
-                j = base + lane // G
-                step(k, v, j, j < end, kvh, g, qr, m, l, acc, kw, vw, s)
-            merge_groups(m, l, acc)
-            if lane < G:
-                for r in range(R):
-                    if lane == 0:
-                        sm_m[warp * R + r] = m[r]
-                        sm_l[warp * R + r] = l[r]
-                    for i in range(NV):
-                        w = g + G * i
-                        if w < W:
-                            for e in range(VEC):
-                                sm_acc[(warp * R + r) * HD + w * VEC + e] = acc[r * E + i * VEC + e]
-            cuda.syncthreads()
-            for t in range(tid, R * HD, NT):
-                r = t // HD
-                d = t - r * HD
-                mm = NEG_INF
-                for w2 in range(NW):
-                    mm = max(mm, sm_m[w2 * R + r])
-                ll = F32(0.0)
-                aa = F32(0.0)
-                for w2 in range(NW):
-                    c = math.exp2(sm_m[w2 * R + r] - mm)
-                    ll += sm_l[w2 * R + r] * c
-                    aa += sm_acc[(w2 * R + r) * HD + d] * c
-                h = kvh * R + r
-                if NS == 1:
-                    att[h * HD + d] = to_t(aa / ll)
-                else:
-                    rec = (h * NS + split) * PW
-                    part[rec + d] = aa
-                    if d == 0:
-                        part[rec + HD] = mm
-                        part[rec + HD + 1] = ll
-        if NS == 1:
-            return
-        # ticket: the last block of this KV head to finish combines the n_valid splits
-        cuda.threadfence()
-        cuda.syncthreads()
-        if tid == 0:
-            flag[0] = 1 if _atomic_add_i32(cnt, kvh, 1) == NS - 1 else 0
-        cuda.syncthreads()
-        if flag[0] == 0:
-            return
-        cuda.threadfence()
-        if tid == 0:
-            cnt[kvh] = 0
-        n_valid = (n + C - 1) // C
-        for t in range(tid, R * HD, NT):
-            r = t // HD
-            d = t - r * HD
-            h = kvh * R + r
-            mm = NEG_INF
-            for sp in range(n_valid):
-                mm = max(mm, part[(h * NS + sp) * PW + HD])
-            ll = F32(0.0)
-            aa = F32(0.0)
-            for sp in range(n_valid):
-                rec = (h * NS + sp) * PW
-                c = math.exp2(part[rec + HD] - mm)
-                ll += part[rec + HD + 1] * c
-                aa += part[rec + d] * c
-            att[h * HD + d] = to_t(aa / ll)
-
-    wt = _word_type(spec)
-    P = types.CPointer
-    sig = (P(types.int16), P(types.int16), P(wt), P(wt), P(types.int32), P(types.float32), P(types.int32))
-    return decode, sig
 
 
 def make_prefill(spec):
@@ -360,8 +263,11 @@ def compile_ptx(spec, cc: tuple[int, int]) -> tuple[str, str]:
     """(ptx text, entry name) of one specialization; needs libNVVM, not a GPU."""
     import re
     _pin_device_cc(cc)
-    make = make_decode if spec["kind"] == "decode" else make_prefill
-    fn, sig = make(spec)
+    if spec["kind"] == "decode":
+        from .decode_kernels import make_decode
+        fn, sig = make_decode(spec)
+    else:
+        fn, sig = make_prefill(spec)
     ptx, _ = cuda.compile_ptx(fn, sig, cc=cc)
     name = re.search(r"\.visible\s+\.entry\s+(\S+?)\s*\(", ptx).group(1)
     return ptx, name

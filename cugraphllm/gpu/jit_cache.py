@@ -1,6 +1,6 @@
 """Disk cache of compiled attention kernels, and the subprocess that fills it.
 
-An entry is keyed by sha256(kernel source text + specialization + numba-cuda version + compute capability) and
+An entry is keyed by sha256(kernel sources' text + specialization + numba-cuda version + compute capability) and
 holds `<key>.cubin` (or `.ptx` when no linker is found) plus `<key>.json` (entry name, format). The json is written
 last, atomically, so its presence means the entry is complete. Compiling happens only in a child process
 (`python -m cugraphllm.gpu.jit_cache --cc 90 --cache-dir D SPEC_JSON...`): Numba holds the GIL for the whole
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-_KERNEL_SOURCE = Path(__file__).with_name("attention_kernels.py")
+_KERNEL_SOURCES = [Path(__file__).with_name(n) for n in ("attention_kernels.py", "decode_kernels.py")]
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
 
 
@@ -42,7 +42,7 @@ def _toolchain_tag() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _source_digest() -> bytes:
-    return hashlib.sha256(_KERNEL_SOURCE.read_bytes() + Path(__file__).read_bytes()).digest()
+    return hashlib.sha256(b"".join(p.read_bytes() for p in _KERNEL_SOURCES) + Path(__file__).read_bytes()).digest()
 
 
 def cache_key(spec: dict, cc: str) -> str:

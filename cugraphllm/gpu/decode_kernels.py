@@ -1,0 +1,289 @@
+"""Numba CUDA decode attention (one query row), generated per bucket plan (attention.plan_decode).
+
+Grid (n_kv_heads, n_split, n_dsplit), block 32*n_warps; args att/q int16 bits, k/v words, pos int32[1],
+part f32[H, n_split, HD+2], cnt int32[KVH] (zero between launches; the combining block resets it).
+
+- A lane group of G lanes holds one key row: lane g has words g, g+G, ... of VEC elements (VEC 8: one 16-byte
+  ld.global.nc.v2 per word). A warp covers KPS = 32/G keys per step and issues the loads of UNROLL steps (K and V)
+  before it uses any, so 2*UNROLL loads per lane are in flight instead of 2. Keys past the end are clamped to the
+  last valid row (always in bounds and finite) and masked out of the softmax.
+- Key split (n_split > 1, long buckets, flash-decoding): each block walks `chunk` keys and writes a partial
+  (acc, max, sum); the last block of a KV head to finish (atomic ticket) merges them: one launch per layer.
+- Dim split (n_dsplit = D > 1, short buckets): the D blocks of a (KV head, key split) all compute the scores (each
+  reads all of K; the repeats hit L2) but accumulate only their 1/D slice of V and of the output. A short bucket
+  then spreads over D times more SMs with no combine step, no atomic and no fence.
+Scores are in log2 units (q pre-scaled by log2(e)/sqrt(head_dim)); all math fp32, fixed order (deterministic).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, types
+
+from . import attention_kernels as ak
+
+F32, NEG_INF, FULL = ak.F32, ak.NEG_INF, ak.FULL
+
+
+def default_ops(spec):
+    """Device primitives, passed in so the CPU simulator can run the same kernel body with Python versions."""
+    bf = spec["dtype"] == "bfloat16"
+    return {"to_f32": ak._bf16_to_f32 if bf else ak._f16_to_f32, "to_t": ak._f32_to_bf16 if bf else ak._f32_to_f16,
+            "ldg16": ak._ldg16, "ticket": ak._atomic_add_i32}
+
+
+def _make_loads(spec, ops):
+    """load_rows: K and V words of UNROLL key steps into registers; elem: element e of a loaded word as f32."""
+    HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
+    U, D = spec["unroll"], spec["n_dsplit"]
+    VW = W // D  # V words in this block's slice
+    NVV = -(-VW // G)
+    EPP = min(VEC, 4)  # elements per register part: int64 holds 4 halves, int32 holds 2
+    NP = VEC // EPP
+    ROW = KVH * W
+    ldg16, to_f32 = ops["ldg16"], ops["to_f32"]
+
+    if NP == 2:
+        @cuda.jit(device=True, forceinline=True)
+        def load(ptr, widx, buf, off):
+            t = ldg16(ptr, widx)
+            buf[off] = t[0]
+            buf[off + 1] = t[1]
+    else:
+        @cuda.jit(device=True, forceinline=True)
+        def load(ptr, widx, buf, off):
+            buf[off] = ptr[widx]
+
+    @cuda.jit(device=True, forceinline=True)
+    def load_rows(k, v, j0, n, kvh, g, ds, kb, vb):
+        # kb[(u*NV + i)*NP + p]: part p of K word g+G*i of key j0+u*KPS; vb likewise for V slice word g%VW+G*i
+        for u in range(U):
+            row = min(j0 + u * KPS, n - 1) * ROW + kvh * W
+            for i in range(NV):
+                w = g + G * i
+                if w < W:
+                    load(k, row + w, kb, (u * NV + i) * NP)
+                else:
+                    for p in range(NP):
+                        kb[(u * NV + i) * NP + p] = 0
+            for i in range(NVV):
+                w = g % VW + G * i
+                if w < VW:
+                    load(v, row + ds * VW + w, vb, (u * NVV + i) * NP)
+                else:
+                    for p in range(NP):
+                        vb[(u * NVV + i) * NP + p] = 0
+
+    @cuda.jit(device=True, forceinline=True)
+    def elem(buf, word, e):
+        return to_f32(buf[word * NP + e // EPP] >> (16 * (e % EPP)))
+
+    return load_rows, elem
+
+
+def _make_softmax(spec, ops, elem):
+    """scores (lane-group dot products), update (online softmax over UNROLL keys at once), merge (lane groups)."""
+    HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
+    U, D = spec["unroll"], spec["n_dsplit"]
+    NVV = -(-(W // D) // G)
+    E, EV = NV * VEC, NVV * VEC
+
+    @cuda.jit(device=True, forceinline=True)
+    def scores(qr, kb, s):
+        for t in range(U * R):
+            s[t] = F32(0.0)
+        for u in range(U):
+            for i in range(NV):
+                for e in range(VEC):
+                    kf = elem(kb, u * NV + i, e)
+                    for r in range(R):
+                        s[u * R + r] += qr[r * E + i * VEC + e] * kf
+        off = G >> 1
+        while off > 0:
+            for t in range(U * R):
+                s[t] += cuda.shfl_xor_sync(FULL, s[t], off)
+            off >>= 1
+
+    @cuda.jit(device=True, forceinline=True)
+    def update(j0, end, s, vb, m, l, acc):
+        for u in range(U):
+            if j0 + u * KPS >= end:
+                for r in range(R):
+                    s[u * R + r] = NEG_INF
+        for r in range(R):
+            mx = m[r]
+            for u in range(U):
+                mx = max(mx, s[u * R + r])
+            mb = mx if mx != NEG_INF else F32(0.0)  # nothing valid yet: c and p come out 0, state stays 0
+            c = math.exp2(m[r] - mb)
+            m[r] = mx
+            lsum = l[r] * c
+            for t in range(EV):
+                acc[r * EV + t] *= c
+            for u in range(U):
+                p = math.exp2(s[u * R + r] - mb)
+                lsum += p
+                for i in range(NVV):
+                    for e in range(VEC):
+                        acc[r * EV + i * VEC + e] += p * elem(vb, u * NVV + i, e)
+            l[r] = lsum
+
+    @cuda.jit(device=True, forceinline=True)
+    def merge(m, l, acc):
+        # log-sum-exp merge of the KPS lane groups of a warp (lanes g, g+G, ...); every lane gets the result
+        off = G
+        while off < 32:
+            for r in range(R):
+                mo = cuda.shfl_xor_sync(FULL, m[r], off)
+                lo = cuda.shfl_xor_sync(FULL, l[r], off)
+                mm = max(m[r], mo)
+                c1 = F32(0.0)
+                c2 = F32(0.0)
+                if mm != NEG_INF:
+                    c1 = math.exp2(m[r] - mm)
+                    c2 = math.exp2(mo - mm)
+                m[r] = mm
+                l[r] = l[r] * c1 + lo * c2
+                for t in range(EV):
+                    ao = cuda.shfl_xor_sync(FULL, acc[r * EV + t], off)
+                    acc[r * EV + t] = acc[r * EV + t] * c1 + ao * c2
+            off <<= 1
+
+    return scores, update, merge
+
+
+def _make_walk(spec, ops):
+    """walk: one block's keys [start, end) -> per-warp (m, l, acc slice) in shared memory."""
+    HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
+    U, NW, D = spec["unroll"], spec["n_warps"], spec["n_dsplit"]
+    VW = W // D
+    NVV = -(-VW // G)
+    E, EV, VSL = NV * VEC, NVV * VEC, VW * VEC
+    NP = VEC // min(VEC, 4)
+    RE, REV, UR, UNV, UNVV = R * E, R * EV, U * R, U * NV * NP, U * NVV * NP  # array shapes must be constants
+    SCALE = np.float32(math.log2(math.e) / math.sqrt(HD))
+    WT = ak._word_type(spec)
+    to_f32 = ops["to_f32"]
+    load_rows, elem = _make_loads(spec, ops)
+    scores, update, merge = _make_softmax(spec, ops, elem)
+
+    @cuda.jit(device=True, forceinline=True)
+    def walk(q, k, v, kvh, ds, lane, warp, start, end, n, sm_m, sm_l, sm_acc):
+        g = lane % G
+        kl = lane // G
+        qr = cuda.local.array(RE, types.float32)
+        m = cuda.local.array(R, types.float32)
+        l = cuda.local.array(R, types.float32)
+        acc = cuda.local.array(REV, types.float32)
+        kb = cuda.local.array(UNV, WT)
+        vb = cuda.local.array(UNVV, WT)
+        s = cuda.local.array(UR, types.float32)
+        for r in range(R):  # qr[r*E + i*VEC + e] = q[head kvh*R+r, word g+G*i, elem e] * SCALE (0 past the row)
+            m[r] = NEG_INF
+            l[r] = F32(0.0)
+            for i in range(NV):
+                w = g + G * i
+                for e in range(VEC):
+                    x = F32(0.0)
+                    if w < W:
+                        x = to_f32(q[(kvh * R + r) * HD + w * VEC + e]) * SCALE
+                    qr[r * E + i * VEC + e] = x
+        for t in range(REV):
+            acc[t] = F32(0.0)
+        for base in range(start + warp * (KPS * U), end, NW * KPS * U):
+            load_rows(k, v, base + kl, n, kvh, g, ds, kb, vb)
+            scores(qr, kb, s)
+            update(base + kl, end, s, vb, m, l, acc)
+        merge(m, l, acc)
+        if lane < G and g < VW:  # key slot 0 holds the merged warp; duplicate V lanes (g >= VW) write nothing
+            for r in range(R):
+                if lane == 0:
+                    sm_m[warp * R + r] = m[r]
+                    sm_l[warp * R + r] = l[r]
+                for i in range(NVV):
+                    w = g + G * i
+                    if w < VW:
+                        for e in range(VEC):
+                            sm_acc[(warp * R + r) * VSL + w * VEC + e] = acc[r * EV + i * VEC + e]
+
+    return walk
+
+
+def make_decode(spec, ops=None):
+    """(kernel function, signature) of one decode plan; `ops` overrides the device primitives (simulator)."""
+    ops = ops or default_ops(spec)
+    HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
+    NW, C, NS, D, LMAX = spec["n_warps"], spec["chunk"], spec["n_split"], spec["n_dsplit"], spec["lmax"]
+    NT, PW, VSL, ARRIVALS = 32 * NW, HD + 2, HD // D, spec["n_split"] * spec["n_dsplit"]
+    NWR, NWRV = NW * R, NW * R * (HD // D)
+    walk = _make_walk(spec, ops)
+    to_t, ticket = ops["to_t"], ops["ticket"]
+
+    def decode(att, q, k, v, pos, part, cnt):
+        kvh, split, ds = cuda.blockIdx.x, cuda.blockIdx.y, cuda.blockIdx.z
+        tid = cuda.threadIdx.x
+        n = min(pos[0] + 1, LMAX)
+        start = split * C
+        sm_m = cuda.shared.array(NWR, types.float32)
+        sm_l = cuda.shared.array(NWR, types.float32)
+        sm_acc = cuda.shared.array(NWRV, types.float32)
+        flag = cuda.shared.array(1, types.int32)
+        if start < n:  # block-uniform
+            walk(q, k, v, kvh, ds, tid & 31, tid >> 5, start, min(start + C, n), n, sm_m, sm_l, sm_acc)
+            cuda.syncthreads()
+            for t in range(tid, R * VSL, NT):  # merge the warps (fixed order), write output or partial
+                r = t // VSL
+                d = ds * VSL + t - r * VSL
+                mm = NEG_INF
+                for w2 in range(NW):
+                    mm = max(mm, sm_m[w2 * R + r])
+                ll = F32(0.0)
+                aa = F32(0.0)
+                for w2 in range(NW):  # warp 0 always had a key, so mm is finite; empty warps weigh 0
+                    c = math.exp2(sm_m[w2 * R + r] - mm)
+                    ll += sm_l[w2 * R + r] * c
+                    aa += sm_acc[(w2 * R + r) * VSL + t - r * VSL] * c
+                h = kvh * R + r
+                if NS == 1:
+                    att[h * HD + d] = to_t(aa / ll)
+                else:
+                    rec = (h * NS + split) * PW
+                    part[rec + d] = aa
+                    if d == 0:  # m and l are the same in every dim slice: slice 0 writes them
+                        part[rec + HD] = mm
+                        part[rec + HD + 1] = ll
+        if NS == 1:
+            return
+        # ticket: the last of the NS*D blocks of this KV head to finish combines the valid splits
+        cuda.threadfence()
+        cuda.syncthreads()
+        if tid == 0:
+            flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
+        cuda.syncthreads()
+        if flag[0] == 0:
+            return
+        cuda.threadfence()
+        if tid == 0:
+            cnt[kvh] = 0
+        n_valid = (n + C - 1) // C
+        for t in range(tid, R * HD, NT):
+            r = t // HD
+            d = t - r * HD
+            h = kvh * R + r
+            mm = NEG_INF
+            for sp in range(n_valid):
+                mm = max(mm, part[(h * NS + sp) * PW + HD])
+            ll = F32(0.0)
+            aa = F32(0.0)
+            for sp in range(n_valid):
+                rec = (h * NS + sp) * PW
+                c = math.exp2(part[rec + HD] - mm)
+                ll += part[rec + HD + 1] * c
+                aa += part[rec + d] * c
+            att[h * HD + d] = to_t(aa / ll)
+
+    wt = ak._word_type(spec)
+    P = types.CPointer
+    sig = (P(types.int16), P(types.int16), P(wt), P(wt), P(types.int32), P(types.float32), P(types.int32))
+    return decode, sig
