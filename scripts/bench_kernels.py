@@ -9,8 +9,8 @@ GemmEx through ctypes captured the same way (cugraphllm.gpu.cublas, the capturab
 eagerly (it cannot be captured; CALLS calls between two events, so host launch cost may show).
 GB/s counts the bytes an op must move (weights + activations + outputs, each once); TFLOP/s = 2*N*K / time.
 
-Usage: python scripts/bench_kernels.py [--dtype float16|bfloat16|both] [--sweep] [--out FILE]
-As a function: `run(dtypes=("float16",), sweep=False) -> dict` (the JSON document).
+Usage: python scripts/bench_kernels.py [--dtype float16|bfloat16|both] [--sweep] [--no-cublas] [--out FILE]
+As a function: `run(dtypes=("float16",), do_sweep=False, with_cublas=True) -> dict` (the JSON document).
 The "gemm" key of the document is left for the prefill GEMM rows (scripts/bench_gemm.py).
 """
 from __future__ import annotations
@@ -276,7 +276,7 @@ def environment() -> dict:
     return env
 
 
-def run(dtypes=("float16",), do_sweep=False) -> dict:
+def run(dtypes=("float16",), do_sweep=False, with_cublas=True) -> dict:
     cp = _cp()
     stream = cp.cuda.Stream(non_blocking=True)
     doc = environment()
@@ -284,7 +284,7 @@ def run(dtypes=("float16",), do_sweep=False) -> dict:
     doc["copy_GBps"] = copy_gbps(stream)
     doc["gemv"], doc["small"], doc["sweep"], doc["gemm"] = [], [], [], []
     for dt in dtypes:
-        doc["gemv"] += bench_gemv(stream, dt, doc["copy_GBps"])
+        doc["gemv"] += bench_gemv(stream, dt, doc["copy_GBps"], with_cublas)
         doc["small"] += bench_small(stream, dt)
     if do_sweep:  # launch configurations behave alike in both dtypes: sweep the first only
         doc["sweep"] = [dict(r, dtype=dtypes[0]) for r in sweep(stream, dtypes[0], doc["copy_GBps"])]
@@ -314,10 +314,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dtype", default="both", choices=("float16", "bfloat16", "both"))
     ap.add_argument("--sweep", action="store_true", help="also time GEMV launch configurations")
+    ap.add_argument("--no-cublas", action="store_true", help="skip the cuBLAS comparison rows")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/kernels_<date>.json)")
     args = ap.parse_args(argv)
     dtypes = ("float16", "bfloat16") if args.dtype == "both" else (args.dtype,)
-    doc = run(dtypes, args.sweep)
+    doc = run(dtypes, args.sweep, not args.no_cublas)
     out = Path(args.out or Path(__file__).resolve().parents[1] / "benchmarks" / "results"
                / f"kernels_{datetime.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

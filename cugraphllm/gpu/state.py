@@ -129,7 +129,8 @@ class Scratch:
         self.logits = cp.zeros((1, c.vocab_size), cp.float32)
         self.prompt = cp.zeros(m, cp.int32)              # token ids of a prefill step (padded)
         self.pos = cp.zeros(1, cp.int32)                 # absolute position of the step's first token
-        self.n_tokens = cp.ones(1, cp.int32)             # real tokens in the step
+        self.n_tokens = cp.ones(1, cp.int32)             # real tokens in the step (prefill)
+        self.one = cp.ones(1, cp.int32)                  # n_tokens of every decode step (never written)
         self.token = cp.zeros(1, cp.int32)               # last sampled token (decode input)
         self.params = cp.zeros(4, cp.float32)            # temperature, top_p, repetition_penalty, top_k
         self.seed = cp.zeros(1, cp.uint64)
