@@ -29,12 +29,12 @@ from cugraphllm.gpu.attention import Attention  # noqa: E402
 LAYERS = 32
 LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096]
 VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECODE_KNOBS with BLOCKS_PER_SM
-    "bps2": (2, {}), "bps8": (8, {}),
-    "split_always": (None, {"short_iters": 0}), "split_always_d2": (None, {"short_iters": 0, "n_dsplit": 2}),
-    "nosplit_d2": (None, {"short_iters": 99, "max_dsplit": 2}), "nosplit_d4": (None, {"short_iters": 99}),
-    "nosplit_d8": (None, {"short_iters": 99, "n_dsplit": 8}), "short4": (None, {"short_iters": 4}),
-    "unroll2": (None, {"unroll": 2}), "unroll8": (None, {"unroll": 8}), "warps4": (None, {"n_warps": 4}),
-    "warps4_unroll8": (None, {"n_warps": 4, "unroll": 8}), "narrow_8byte": (None, {"wide": False}),
+    "first_try": (4, {"unroll": 4, "dsplit_keys": 0}),  # the first sweep's default (attention_2026-11-23_decode1)
+    "bps3": (3, {}), "bps4": (4, {}), "unroll4": (None, {"unroll": 4}), "warps4": (None, {"n_warps": 4}),
+    "dsplit_max2": (None, {"max_dsplit": 2}), "dsplit_keys16": (None, {"dsplit_keys": 16}),
+    "dsplit_keys64": (None, {"dsplit_keys": 64}), "short1": (None, {"short_iters": 1}),
+    "short4": (None, {"short_iters": 4}), "split_always": (None, {"short_iters": 0}),
+    "narrow_8byte": (None, {"wide": False}),
 }
 
 

@@ -27,7 +27,8 @@ def test_buckets_cover_context():
 @pytest.mark.parametrize("shape", [(32, 32, 128), (64, 8, 128), (16, 8, 64), (6, 3, 72), (4, 2, 6), (8, 8, 8),
                                    (32, 4, 256)])
 @pytest.mark.parametrize("lmax", [1, 63, 64, 200, 600, 4096])
-@pytest.mark.parametrize("knobs", [{}, {"short_iters": 0}, {"short_iters": 99}, {"unroll": 8, "n_warps": 4}])
+@pytest.mark.parametrize("knobs", [{}, {"short_iters": 0}, {"short_iters": 99}, {"unroll": 4, "n_warps": 4},
+                                   {"dsplit_keys": 0}])
 def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
     c = cfg(*shape)
     p = A.plan_decode(c, "float16", lmax, **knobs)
@@ -40,14 +41,15 @@ def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
     assert words % p["n_dsplit"] == 0 and (p["n_dsplit"] == 1 or p["n_split"] == 1 or "n_dsplit" in knobs)
     assert p["n_warps"] * c.n_rep * c.head_dim * 4 <= 32768 and 32 * p["n_warps"] <= 256  # smem, launchable
     assert (p["vec"] == 8) == (c.head_dim % 8 == 0 and c.n_rep <= 4)
+    assert p["unroll"] * c.n_rep * -(-words // p["g"]) * p["vec"] <= A.UNROLLED_FMAS or p["unroll"] == 1
 
 
 def test_decode_plan_short_buckets_skip_the_combine():
-    c = cfg(32, 32, 128)  # 7B: 64 and 128 keys in <= 2 trips of one block -> 4 blocks per head, no key split
-    for lmax in (64, 128):
+    c = cfg(32, 32, 128)  # 7B: up to 256 keys in <= 2 trips of one block -> 2-4 blocks per head, no key split
+    for lmax, d in ((64, 2), (128, 4), (256, 4)):
         p = A.plan_decode(c, "float16", lmax)
-        assert (p["n_split"], p["n_dsplit"], p["vec"]) == (1, 4, 8)
-    assert A.plan_decode(c, "float16", 4096)["n_split"] > 1
+        assert (p["n_split"], p["n_dsplit"], p["vec"]) == (1, d, 8)
+    assert A.plan_decode(c, "float16", 512)["n_split"] > 1
 
 
 def test_cache_key_depends_on_spec_and_cc():

@@ -19,8 +19,8 @@ from ..config import ModelConfig
 from ..errors import BackendError, ConfigError
 from . import jit_cache
 
-N_WARPS = 4
-BLOCKS_PER_SM = 4
+N_WARPS = 4  # prefill (Numba kernel)
+BLOCKS_PER_SM = 2  # decode split-K: about 2 blocks of 8 warps per SM (H100 sweep: 4 and 8 were slower at 1K-4K)
 
 
 def _pow2ceil(x: int) -> int:
@@ -36,10 +36,12 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
     return {"vec": vec, "g": g}
 
 
-# decode plan defaults (H100 sweep, benchmarks/results/attention_*.json): 8 warps, 4 key steps in flight per lane,
-# no key split while a block needs <= 2 loop trips (the dim split spreads those blocks instead, up to 4 per KV head)
-DECODE_KNOBS = {"n_warps": 8, "unroll": 4, "wide": True, "short_iters": 2, "max_dsplit": 4,
+# decode plan defaults (H100 sweep, benchmarks/results/attention_2026-11-23_decode*.json): 8 warps, up to 8 key
+# steps in flight per lane, no key split while a block needs <= 2 loop trips; those short buckets use the dim split
+# instead (up to 4 blocks per KV head, at least 32 keys per block's V slice: at 64 keys 2 beat 4)
+DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 4, "dsplit_keys": 32,
                 "n_split": None, "n_dsplit": None}
+UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
 def decode_geometry(head_dim: int, n_rep: int, wide: bool = True) -> dict:
@@ -66,8 +68,11 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     hd, r, kvh = config.head_dim, config.n_rep, config.n_kv_heads
     geo = decode_geometry(hd, r, kn["wide"])
     kps, nw, u = 32 // geo["g"], kn["n_warps"], kn["unroll"]
+    words = hd // geo["vec"]
     while nw > 1 and nw * r * hd * 4 > 32768:  # per-warp partials in shared memory
         nw //= 2
+    while u > 1 and u * r * -(-words // geo["g"]) * geo["vec"] > UNROLLED_FMAS:
+        u //= 2
     while u > 1 and nw * kps * u >= 2 * lmax:  # tiny buckets: do not load far past the end
         u //= 2
     while nw > 1 and nw * kps * u >= 2 * lmax:
@@ -79,8 +84,8 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
         n_split = 1 if trips <= kn["short_iters"] else min(trips, -(-blocks_per_sm * n_sm // kvh))
     chunk = -(-(-(-lmax // n_split)) // step) * step
     n_split = -(-lmax // chunk)
-    words = hd // geo["vec"]
-    d = kn["n_dsplit"] or (_dim_split(words, kvh, n_sm, kn["max_dsplit"]) if n_split == 1 else 1)
+    limit = min(kn["max_dsplit"], max(1, lmax // kn["dsplit_keys"])) if kn["dsplit_keys"] else kn["max_dsplit"]
+    d = kn["n_dsplit"] or (_dim_split(words, kvh, n_sm, limit) if n_split == 1 else 1)
     if words % d:
         raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
     return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
