@@ -34,7 +34,7 @@ class GraphRuntime:
         """length: keys attended (decode) or real prompt tokens (prefill)."""
         a = self.e.attn
         if kind == "decode":
-            bucket = a.bucket_for(length, "decode") if self.mode == "hybrid" else None
+            bucket = a.bucket_for(length, "decode") if self.mode != "graph" else None  # eager: same kernels as hybrid
             return ("decode", bucket, greedy)
         return ("prefill", a.bucket_for(length, "prefill"), greedy)
 
