@@ -8,7 +8,6 @@ tests search around them. Example counts are sized to keep the file well under 3
 import contextlib
 import io
 import json
-import os
 import struct
 import tempfile
 import warnings
@@ -16,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cugraphllm import api, cli
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.convert import hf_config, hf_tensors
-from cugraphllm.errors import CheckpointError, ConfigError, CugraphError, TokenizerError
+from cugraphllm.errors import CheckpointError, ConfigError, TokenizerError
 from cugraphllm.loader import dummy_weights, load_checkpoint
 from cugraphllm.loader_llama2c import HEADER, _layout
 from cugraphllm.safetensors_io import write_safetensors
