@@ -31,7 +31,7 @@ LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096]
 VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECODE_KNOBS with BLOCKS_PER_SM
     "first_try": (4, {"unroll": 4, "dsplit_keys": 0}),  # the first sweep's default (attention_2026-11-23_decode1)
     "bps3": (3, {}), "bps4": (4, {}), "unroll4": (None, {"unroll": 4}), "warps4": (None, {"n_warps": 4}),
-    "dsplit_max2": (None, {"max_dsplit": 2}), "dsplit_keys16": (None, {"dsplit_keys": 16}),
+    "dsplit_max4": (None, {"max_dsplit": 4}), "dsplit_keys16": (None, {"dsplit_keys": 16, "max_dsplit": 4}),
     "dsplit_keys64": (None, {"dsplit_keys": 64}), "short1": (None, {"short_iters": 1}),
     "short4": (None, {"short_iters": 4}), "split_always": (None, {"short_iters": 0}),
     "narrow_8byte": (None, {"wide": False}),

@@ -45,8 +45,8 @@ def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
 
 
 def test_decode_plan_short_buckets_skip_the_combine():
-    c = cfg(32, 32, 128)  # 7B: up to 256 keys in <= 2 trips of one block -> 2-4 blocks per head, no key split
-    for lmax, d in ((64, 2), (128, 4), (256, 4)):
+    c = cfg(32, 32, 128)  # 7B: up to 256 keys in <= 2 trips of one block -> 2 blocks per head, no key split
+    for lmax, d in ((64, 2), (128, 2), (256, 2)):
         p = A.plan_decode(c, "float16", lmax)
         assert (p["n_split"], p["n_dsplit"], p["vec"]) == (1, d, 8)
     assert A.plan_decode(c, "float16", 512)["n_split"] > 1

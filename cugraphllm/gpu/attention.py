@@ -36,10 +36,10 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
     return {"vec": vec, "g": g}
 
 
-# decode plan defaults (H100 sweep, benchmarks/results/attention_2026-11-23_decode*.json): 8 warps, up to 8 key
+# decode plan defaults (H100 sweeps, benchmarks/results/attention_2026-11-23_decode*.json): 8 warps, up to 8 key
 # steps in flight per lane, no key split while a block needs <= 2 loop trips; those short buckets use the dim split
-# instead (up to 4 blocks per KV head, at least 32 keys per block's V slice: at 64 keys 2 beat 4)
-DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 4, "dsplit_keys": 32,
+# instead (2 blocks per KV head beat 4 and 8 at 64-256 keys; no split below 32 keys per block)
+DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
                 "n_split": None, "n_dsplit": None}
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
