@@ -14,6 +14,7 @@ import sys
 import time
 
 from .errors import ContextLimitError, CugraphError
+from .sampling import TOP_K_MAX, penalty_ok, temperature_ok
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -48,9 +49,10 @@ def _finite(v):
 NONNEG_INT = _checked(int, lambda v: v >= 0, "an integer >= 0")
 POS_INT = _checked(int, lambda v: v > 0, "an integer > 0")
 SEED = _checked(int, lambda v: 0 <= v < 2 ** 64, "an integer in [0, 2**64)")
-TEMPERATURE = _checked(float, lambda v: _finite(v) and v >= 0, "a number >= 0")
+TEMPERATURE = _checked(float, lambda v: _finite(v) and temperature_ok(v), "0 (greedy) or a number in [0.001, 1000]")
 TOP_P = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
-PENALTY = _checked(float, lambda v: _finite(v) and v > 0, "a number > 0")
+PENALTY = _checked(float, lambda v: _finite(v) and penalty_ok(v), "a number in [0.001, 1000]")
+TOP_K = _checked(int, lambda v: 0 <= v <= TOP_K_MAX, f"an integer in [0, {TOP_K_MAX}]")
 STOP_TEXT = _checked(str, lambda v: v != "", "a non-empty string")
 
 
@@ -80,7 +82,7 @@ def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: f
                         "--stop string and when the context is full")
     g.add_argument("--temperature", type=TEMPERATURE, default=temperature, metavar="T",
                    help=f"softmax temperature; 0 = greedy argmax (default {temperature})")
-    g.add_argument("--top-k", type=NONNEG_INT, default=0, metavar="K",
+    g.add_argument("--top-k", type=TOP_K, default=0, metavar="K",
                    help="sample among the K most likely tokens only; 0 = no limit (default 0)")
     g.add_argument("--top-p", type=TOP_P, default=top_p, metavar="P",
                    help=f"nucleus sampling: the smallest set of tokens with probability >= P (default {top_p})")

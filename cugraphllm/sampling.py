@@ -23,6 +23,20 @@ _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment: 2**64 / golden ratio
 
 
+# bounds keep logits / temperature and the float32 device copies finite (1/1e-3 * |logit| < 3.4e38)
+TEMPERATURE_RANGE = (1e-3, 1e3)   # or exactly 0 (greedy)
+PENALTY_RANGE = (1e-3, 1e3)
+TOP_K_MAX = 2 ** 31 - 1
+
+
+def temperature_ok(v: float) -> bool:
+    return v == 0 or TEMPERATURE_RANGE[0] <= v <= TEMPERATURE_RANGE[1]
+
+
+def penalty_ok(v: float) -> bool:
+    return PENALTY_RANGE[0] <= v <= PENALTY_RANGE[1]
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.0   # 0 = greedy
@@ -32,11 +46,12 @@ class SamplingParams:
     seed: int = 0
 
     def __post_init__(self):
-        _set(self, "temperature", _real("temperature", self.temperature, lambda v: v >= 0, ">= 0"))
+        _set(self, "temperature", _real("temperature", self.temperature, temperature_ok,
+                                        "0 (greedy) or in [0.001, 1000]"))
         _set(self, "top_p", _real("top_p", self.top_p, lambda v: 0 < v <= 1, "in (0, 1]"))
         _set(self, "repetition_penalty",
-             _real("repetition_penalty", self.repetition_penalty, lambda v: v > 0, "> 0"))
-        _set(self, "top_k", _integer("top_k", self.top_k, 0, None))
+             _real("repetition_penalty", self.repetition_penalty, penalty_ok, "in [0.001, 1000]"))
+        _set(self, "top_k", _integer("top_k", self.top_k, 0, TOP_K_MAX))
         _set(self, "seed", _integer("seed", self.seed, 0, _MASK64))
 
     @property

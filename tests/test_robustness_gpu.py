@@ -109,8 +109,6 @@ def test_out_of_memory_at_load_is_one_clear_line():
     assert used1 == used0 and abs(free1 - free0) < 64 << 20         # nothing left allocated
 
 
-@pytest.mark.xfail(strict=False, reason="the engine checks an estimate first (test above) but does not turn a "
-                   "cupy OutOfMemoryError raised past that check into a BackendError; reported")
 def test_out_of_memory_past_the_estimate_is_a_backend_error(monkeypatch):
     import cupy as cp
     import cugraphllm.gpu.engine as engine_mod

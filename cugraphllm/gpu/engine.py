@@ -35,11 +35,31 @@ def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int) -
                            f"{free / 2**30:.2f} GiB are free")
 
 
+def _out_of_memory(fn) -> str:
+    """Run fn; return CuPy's out-of-memory message instead of raising it (so no traceback keeps the partial
+    allocations alive), or "" when it succeeded."""
+    import cupy as cp
+    try:
+        fn()
+    except cp.cuda.memory.OutOfMemoryError as exc:
+        return str(exc)
+    return ""
+
+
+def _release_and_raise(msg: str) -> None:
+    import gc
+
+    import cupy as cp
+    gc.collect()
+    cp.get_default_memory_pool().free_all_blocks()
+    raise BackendError(f"cuda backend: out of GPU memory while allocating the engine ({msg}); "
+                       "try a smaller --max-seq-len or a smaller model")
+
+
 class CudaEngine:
     def __init__(self, config: ModelConfig, weights, runtime: RuntimeConfig | None = None, *,
                  _device_weights=None, progress=None):
         import cupy as cp
-        from .attention import Attention
         from .runtime import GraphRuntime
         t0 = time.perf_counter()
         self.config, self.runtime = config, runtime or RuntimeConfig(backend="cuda")
@@ -48,26 +68,36 @@ class CudaEngine:
             _check_gpu(config, self.runtime, 2 * config.n_params())
         dtype = storage_dtype(self.runtime.dtype)
         self.stream = cp.cuda.Stream(non_blocking=True)
-        with self.stream:
-            self.w = _device_weights or upload_weights(weights, dtype, progress)
-            self.kv = KVCache(config, self.max_seq_len, dtype)
-            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
-            rows = max(self.attn.prefill_buckets)
-            self.s = Scratch(config, self.max_seq_len, rows, dtype)
-            from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
-            gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
+        oom = _out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))
+        if oom:
+            self.__dict__.clear()
+            _release_and_raise(oom)
         self.rt = GraphRuntime(self, self.runtime.mode)
         self.tokens: list[int] = []
         self.load_s = time.perf_counter() - t0
         self._warmup()
         self.startup_s = time.perf_counter() - t0
 
+    def _allocate(self, config, weights, device_weights, dtype, progress) -> None:
+        from .attention import Attention
+        with self.stream:
+            self.w = device_weights or upload_weights(weights, dtype, progress)
+            self.kv = KVCache(config, self.max_seq_len, dtype)
+            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
+            rows = max(self.attn.prefill_buckets)
+            self.s = Scratch(config, self.max_seq_len, rows, dtype)
+            from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
+            gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
+
     @classmethod
     def dummy(cls, config: ModelConfig, runtime: RuntimeConfig | None = None, seed: int = 0):
         runtime = runtime or RuntimeConfig(backend="cuda")
         _check_gpu(config, runtime, 2 * config.n_params())
-        return cls(config, None, runtime, _device_weights=dummy_device_weights(
-            config, storage_dtype(runtime.dtype), seed))
+        box = []
+        oom = _out_of_memory(lambda: box.append(dummy_device_weights(config, storage_dtype(runtime.dtype), seed)))
+        if oom:
+            _release_and_raise(oom)
+        return cls(config, None, runtime, _device_weights=box.pop())
 
     # ---- start-up ---------------------------------------------------------------------------------------
     def _warmup(self) -> None:
@@ -104,7 +134,9 @@ class CudaEngine:
         self.tokens = []
 
     def truncate(self, n: int) -> None:
-        del self.tokens[max(0, n):]
+        if not 0 <= n <= len(self.tokens):
+            raise ValueError(f"truncate({n}): the cache holds {len(self.tokens)} tokens")
+        del self.tokens[n:]
 
     def wait_ready(self) -> None:
         """Block until every bucket is compiled and every graph captured (start-up normally does not wait)."""

@@ -79,11 +79,13 @@ class GraphRuntime:
         st = self._capture_stream
         try:
             with st:
-                st.begin_capture()
-                try:
+                try:  # begin inside the try: an interrupt right after it must still end the capture
+                    st.begin_capture()
                     self._forward(rows, attn_bucket, greedy)
                 finally:
-                    g = st.end_capture()
+                    g = st.end_capture() if st.is_capturing() else None
+                if g is None:
+                    raise RuntimeError("capture did not start")
                 g.upload(st)
             st.synchronize()
         except Exception as exc:  # a failed capture must not take the runtime down: eager still works
