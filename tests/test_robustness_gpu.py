@@ -200,7 +200,10 @@ def test_failed_capture_falls_back_to_eager_with_a_warning(stories, monkeypatch,
     with pytest.warns(UserWarning, match="capture failed"):
         eng = cuda_engine(stories, mode)
         eng.wait_ready()
-    got = [list(eng.generate(PROMPT, p, 100)) for p in (GREEDY, SAMPLED)]
+    got = []
+    for p in (GREEDY, SAMPLED):
+        eng.reset()
+        got.append(list(eng.generate(PROMPT, p, 100)))
     assert not eng.rt.graphs and eng.rt.failed                    # every step ran eagerly
     if inject is fail_inside:
         assert not eng.rt._capture_stream.is_capturing()          # the failed capture was ended

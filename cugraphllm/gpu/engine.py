@@ -52,8 +52,10 @@ def _release_and_raise(msg: str) -> None:
     import cupy as cp
     gc.collect()
     cp.get_default_memory_pool().free_all_blocks()
+    free, total = cp.cuda.runtime.memGetInfo()
+    msg = " ".join(msg.split())  # CuPy's message spans lines; ours is one
     raise BackendError(f"cuda backend: out of GPU memory while allocating the engine ({msg}); "
-                       "try a smaller --max-seq-len or a smaller model")
+                       f"{free / 2**30:.2f} of {total / 2**30:.2f} GiB free; try a smaller --max-seq-len or model")
 
 
 class CudaEngine:
