@@ -32,6 +32,16 @@ def log(msg: str) -> None:
 
 
 # ---- timing one generation ----------------------------------------------------------------------
+def gpu_times(engine):
+    """(prefill ms, decode ms per step or None) from the engine's CUDA events, when it has them (cuda backend)."""
+    get = getattr(engine, "last_gpu_times", None)
+    t = get() if get is not None else None
+    if t is None:
+        return None
+    prefill_ms, decode_ms, steps = t
+    return prefill_ms, (decode_ms / steps if steps else None)
+
+
 def time_generation(engine, prompt: list[int], n: int, params) -> tuple[float, list[float]]:
     """Reset, then drive engine.generate for exactly n tokens. Returns (ttft_s, the n-1 inter-token intervals)."""
     engine.reset()
@@ -64,14 +74,23 @@ def bench_length(engine, length: int, args, config: ModelConfig, itemsize: int, 
     """Timed runs at one prompt length: the first `reps` run the full length, the rest (up to ttft_reps) stop
     after the first token."""
     total = max(args.reps, args.ttft_reps)
-    ttft, itl_runs = [], []
+    ttft, itl_runs, gpu_prefill, gpu_step = [], [], [], []
     for r, prompt in enumerate(prompts_for(length, total, config.vocab_size, args.seed)):
         full = r < args.reps
         t, itl = time_generation(engine, prompt, args.new_tokens if full else 1, params)
         ttft.append(t)
+        g = gpu_times(engine)
+        if g is not None:
+            gpu_prefill.append(g[0])
+            if full and g[1] is not None:
+                gpu_step.append(g[1])
         if full:
             itl_runs.append(itl)
-    return br.result_entry(length, args.new_tokens, ttft, itl_runs, config, itemsize)
+    row = br.result_entry(length, args.new_tokens, ttft, itl_runs, config, itemsize)
+    if gpu_prefill:  # CUDA events around the device work: prefill (incl. first sample) and per decode step
+        row["gpu_prefill_ms"] = br.ttft_stats(gpu_prefill)
+        row["gpu_tpot_ms"] = float(np.median(gpu_step)) if gpu_step else None
+    return row
 
 
 def bench_engine(engine, args, config: ModelConfig, itemsize: int) -> list[dict]:

@@ -163,6 +163,12 @@ def to_markdown(doc: dict) -> str:
     lines += ["", "| system | start-up s | GPU memory GiB |", "| --- | ---: | ---: |"]
     lines += [f"| {s['system']} | {_f(s.get('startup_s'))} | {_f(s.get('gpu_mem_gib'), '{:.3g}')} |"
               for s in doc["systems"]]
+    gpu = [(s["system"], r) for s in doc["systems"] for r in s["results"] if r.get("gpu_prefill_ms")]
+    if gpu:  # device time from CUDA events, beside the host wall clock above
+        lines += ["", "| system | prompt | GPU prefill median / P99 ms | GPU ms per decode step |",
+                  "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {r['prompt_len']} | {r['gpu_prefill_ms']['median']:.2f} / "
+                  f"{r['gpu_prefill_ms']['p99']:.2f} | {_f(r.get('gpu_tpot_ms'), '{:.3f}')} |" for name, r in gpu]
     if doc.get("notes"):
         lines += [""] + [f"- {n}" for n in doc["notes"]]
     return "\n".join(lines) + "\n"

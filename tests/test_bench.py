@@ -201,3 +201,41 @@ def test_plot_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     assert br.plot(br.merge([_doc("a"), _doc("b")]), tmp_path / "p.png") is None
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+class _TimedEngine:
+    """A stand-in for the cuda engine's CUDA-event hook: fixed device times per generation."""
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def generate(self, new, params, n):
+        self._n = n
+        return self.inner.generate(new, params, n)
+
+    def last_gpu_times(self):
+        return (4.0, 0.5 * (self._n - 1), self._n - 1)
+
+
+def test_gpu_event_times_reported(tmp_path):
+    """Engines with last_gpu_times() get gpu_prefill_ms / gpu_tpot_ms rows, in the JSON and the Markdown."""
+    import argparse
+    from cugraphllm import bench, bench_report as br
+    from cugraphllm.config import ModelConfig
+    from cugraphllm.loader import dummy_checkpoint
+    from cugraphllm.reference import NumpyEngine
+    from cugraphllm.sampling import SamplingParams
+    cfg = ModelConfig.from_preset("tiny").with_(n_layers=1, max_seq_len=64)
+    eng = _TimedEngine(NumpyEngine(cfg, dummy_checkpoint(cfg, seed=1, dtype="float32").weights))
+    args = argparse.Namespace(reps=2, ttft_reps=3, new_tokens=5, seed=0)
+    row = bench.bench_length(eng, 7, args, cfg, 4, SamplingParams())
+    assert row["gpu_prefill_ms"]["median"] == 4.0 and row["gpu_tpot_ms"] == 0.5
+    doc = br.make_doc({"name": "cpu", "driver": "-", "copy_gbps": None}, {}, {"name": "tiny", "dtype": "float32",
+                      "weight_bytes": 1}, [br.system_entry("timed", 0.0, None, [row])])
+    md = br.to_markdown(doc)
+    assert "GPU prefill median / P99 ms" in md and "| timed | 7 | 4.00 / 4.00 | 0.500 |" in md
+    plain = bench.bench_length(NumpyEngine(cfg, dummy_checkpoint(cfg, seed=1, dtype="float32").weights), 7, args,
+                               cfg, 4, SamplingParams())
+    assert "gpu_prefill_ms" not in plain

@@ -12,7 +12,6 @@ process only loads cubins with cupy.cuda.function.Module and launches them like 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..config import ModelConfig

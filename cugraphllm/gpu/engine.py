@@ -198,16 +198,21 @@ class CudaEngine:
         total = len(self.tokens) + len(new)
         greedy = params.temperature == 0.0
         ev = [cp.cuda.Event(disable_timing=True) for _ in range(3)]
+        timing = [cp.cuda.Event() for _ in range(3)]  # GPU time: start, after prefill, after the last step
+        self._timing, self._timing_steps = None, 0
         try:
+            timing[0].record(self.stream)
             self._set_sampling(params)
             self._prefill(new, greedy)
             ev[0].record(self.stream)
+            timing[1].record(self.stream)
             self.tokens.extend(new)
             for i in range(budget):
                 pos = total + i  # position of token i (the one being yielded)
                 more = i + 1 < budget
                 if more:  # queue the step that feeds token i back before waiting for it
                     self.rt.step("decode", pos + 1, greedy)
+                    self._timing_steps += 1
                     ev[(i + 1) % 3].record(self.stream)
                     self.rt.poll("decode", pos + 1, greedy)
                 ev[i % 3].synchronize()
@@ -216,7 +221,17 @@ class CudaEngine:
                 if more:  # the consumer asked for the next token: token i's K/V is (being) written
                     self.tokens.append(tok)
         finally:
+            timing[2].record(self.stream)
             self.stream.synchronize()  # Ctrl-C or early stop: nothing in flight, cache consistent with tokens
+            self._timing = timing
+
+    def last_gpu_times(self):
+        """CUDA-event times of the last generation: (prefill ms, decode ms, decode steps), or None."""
+        import cupy as cp
+        t = getattr(self, "_timing", None)
+        if t is None:
+            return None
+        return (cp.cuda.get_elapsed_time(t[0], t[1]), cp.cuda.get_elapsed_time(t[1], t[2]), self._timing_steps)
 
     # ---- reports ---------------------------------------------------------------------------------------
     def memory_report(self) -> dict:
