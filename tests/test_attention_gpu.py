@@ -16,8 +16,9 @@ import pytest
 from cugraphllm.config import ModelConfig
 from cugraphllm.reference import attention as ref_attention
 
+from attention_helpers import assert_close, from_bits, to_bits  # tolerances: attention_helpers.TOL
+
 pytestmark = pytest.mark.gpu
-TOL = {"float16": (1e-3, 4e-3), "bfloat16": (4e-3, 1.6e-2)}
 NAN_BITS = {"float16": 0x7E00, "bfloat16": 0x7FC0}
 EDGES = [1, 63, 64, 65, 127, 128, 129, 511, 512, 513, 4095, 4096]
 
@@ -36,29 +37,6 @@ CONFIGS = {  # name: (config, context)
     "r2_hd6": (cfg(4, 2, 6), 600),
     "hd8_stories": (cfg(8, 8, 8), 600),
 }
-
-
-def to_bits(x, dtype):
-    """float64 array -> (uint16 storage bits, float64 value of the rounded storage)."""
-    if dtype == "float16":
-        h = x.astype(np.float16)
-        return h.view(np.uint16), h.astype(np.float64)
-    b = x.astype(np.float32).view(np.uint32)
-    b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
-    return b, (b.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-
-
-def from_bits(bits, dtype):
-    if dtype == "float16":
-        return bits.view(np.float16).astype(np.float64)
-    return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-
-
-def assert_close(out, ref, dtype, what):
-    atol, rtol = TOL[dtype]
-    err = np.abs(out - ref)
-    bad = ~(err <= atol + rtol * np.abs(ref))
-    assert not bad.any(), f"{what}: {bad.sum()} bad of {bad.size}, max err {np.nanmax(err):.3g}"
 
 
 @pytest.fixture(scope="module")

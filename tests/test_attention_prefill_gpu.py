@@ -12,8 +12,9 @@ import pytest
 from cugraphllm.config import ModelConfig
 from cugraphllm.reference import attention as ref_attention
 
+from attention_helpers import assert_close, from_bits, to_bits  # tolerances: attention_helpers.TOL
+
 pytestmark = pytest.mark.gpu
-TOL = {"float16": (1e-3, 4e-3), "bfloat16": (4e-3, 1.6e-2)}
 NAN_BITS = {"float16": 0x7E00, "bfloat16": 0x7FC0}
 S = 1024  # cache rows: room for pos 300 + 512 queries
 SHAPES = {  # name: (n_heads, n_kv_heads, head_dim)
@@ -24,29 +25,6 @@ SHAPES = {  # name: (n_heads, n_kv_heads, head_dim)
 }
 # (M bucket, n_tokens, pos): padding everywhere, pos 0 and pos > 0 with prior keys, a single token, a full bucket
 CASES = [(16, 13, 0), (16, 1, 300), (64, 61, 0), (64, 64, 300), (128, 100, 300), (512, 509, 0), (512, 437, 300)]
-
-
-def to_bits(x, dtype):
-    """float64 array -> (uint16 storage bits, float64 value of the rounded storage)."""
-    if dtype == "float16":
-        h = x.astype(np.float16)
-        return h.view(np.uint16), h.astype(np.float64)
-    b = x.astype(np.float32).view(np.uint32)
-    b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
-    return b, (b.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-
-
-def from_bits(bits, dtype):
-    if dtype == "float16":
-        return bits.view(np.float16).astype(np.float64)
-    return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-
-
-def assert_close(out, ref, dtype, what):
-    atol, rtol = TOL[dtype]
-    err = np.abs(out - ref)
-    bad = ~(err <= atol + rtol * np.abs(ref))
-    assert not bad.any(), f"{what}: {bad.sum()} bad of {bad.size}, max err {np.nanmax(err):.3g}"
 
 
 class Case:

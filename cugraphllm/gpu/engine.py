@@ -6,7 +6,6 @@ from pinned memory that the sampler wrote directly, so reading it never stalls t
 """
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -246,6 +245,3 @@ class CudaEngine:
                 f"weights {m['weights'] / 2**30:.2f} GiB, KV {m['kv_cache'] / 2**30:.2f} GiB, "
                 f"{m['n_graphs']} graphs {m['graphs'] / 2**20:.1f} MiB, ready in {self.startup_s:.2f} s")
 
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
