@@ -2,7 +2,9 @@
 cuBLAS GemmEx alone (ctypes, T output), and cupy.matmul (eager) as the reference rate.
 
 Timing: the op is captured R times into one CUDA graph over rotating weight copies (> L2, as successive layers
-are), CUDA events around each replay, median / R. cupy.matmul cannot be captured: it is timed eagerly (R calls
+are), CUDA events around each replay, median / R. The variants of one shape are timed in interleaved rounds
+(ROUNDS x one replay of each), so that clock drift under tensor-core load (M = 512 GEMMs vary by ~10% from one
+minute to the next on the H100) falls on all of them alike and their ratio holds. cupy.matmul cannot be captured: it is timed eagerly (R calls
 between two events, median of the batches), so at small M it may include host launch overhead.
 Usage: python scripts/bench_gemm.py [--out benchmarks/results/gemm_<date>.json] [--tune]
 """
@@ -23,7 +25,7 @@ MS = (16, 32, 64, 128, 256, 512)
 # name: (op, K, N)  N = GEMM output columns
 SHAPES = {"wqkv": ("qkv", 4096, 12288), "wo": ("residual", 4096, 4096),
           "w13": ("silu", 4096, 22016), "w2": ("residual", 11008, 4096)}
-R, REPS = 20, 25
+R, REPS, ROUNDS = 20, 25, 15
 
 
 def _median_ms(run, reps=REPS):
@@ -39,8 +41,10 @@ def _median_ms(run, reps=REPS):
     return float(np.median(times))
 
 
-def _graph_time_us(stream, fn, n_copies):
-    """Capture R calls fn(i % n_copies) into a graph; median time per call in us."""
+def _graph(stream, fn, n_copies):
+    """Capture R calls fn(i % n_copies) into a graph (after a warm-up call on each copy)."""
+    import cupy as cp
+    cp.cuda.Device().synchronize()  # operands made on the legacy stream, which `stream` does not wait for
     with stream:
         for i in range(n_copies):
             fn(i)  # warm-up: compile, cuBLAS heuristics, scratch
@@ -50,7 +54,24 @@ def _graph_time_us(stream, fn, n_copies):
         g = stream.end_capture()
         g.launch()
         stream.synchronize()
+    return g
+
+
+def _graph_time_us(stream, fn, n_copies):
+    """Median time per call in us of R captured calls."""
+    g = _graph(stream, fn, n_copies)
+    with stream:
         return _median_ms(g.launch) * 1000 / R
+
+
+def _interleaved_us(stream, graphs: dict) -> dict:
+    """{name: median us per call} over ROUNDS rounds that replay every graph in turn."""
+    times = {k: [] for k in graphs}
+    with stream:
+        for _ in range(ROUNDS):
+            for k, g in graphs.items():
+                times[k].append(_median_ms(g.launch, 3) * 1000 / R)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _operands(op, M, K, N, dtype):
@@ -100,13 +121,15 @@ def bench_shape(name, M, dtype, stream, tune):
     out_bytes = M * N * {"residual": 8, "silu": 1, "qkv": 2}[op]  # residual reads+writes f32 x; h is [M, N/2]
     row = {"shape": name, "op": op, "M": M, "K": K, "N": N}
     gemm_only = lambda i: cublas.handle().gemm_nt(d["c"], d["a"], d["ws"][i])  # noqa: E731
-    row["cublas_gemm"] = _rates(_graph_time_us(stream, gemm_only, d["n"]), M, K, N, M * N * 2)
-    row["auto"] = _rates(_graph_time_us(stream, _op_call(op, d, "auto"), d["n"]), M, K, N, out_bytes)
-    row["cublas_epi"] = _rates(_graph_time_us(stream, _op_call(op, d, "cublas"), d["n"]), M, K, N, out_bytes)
+    graphs = {"cublas_gemm": _graph(stream, gemm_only, d["n"]),
+              "auto": _graph(stream, _op_call(op, d, "auto"), d["n"]),
+              "cublas_epi": _graph(stream, _op_call(op, d, "cublas"), d["n"])}
     if M <= gemm.OWN_MAX_M:
-        row["own"] = _rates(_graph_time_us(stream, _op_call(op, d, "own"), d["n"]), M, K, N, out_bytes)
-        if tune:
-            row["own_configs"] = _tune(op, d, stream, M, K, N, out_bytes)
+        graphs["own"] = _graph(stream, _op_call(op, d, "own"), d["n"])
+    for k, us in _interleaved_us(stream, graphs).items():
+        row[k] = _rates(us, M, K, N, M * N * 2 if k == "cublas_gemm" else out_bytes)
+    if M <= gemm.OWN_MAX_M and tune:
+        row["own_configs"] = _tune(op, d, stream, M, K, N, out_bytes)
     with stream:
         wt = [w.T for w in d["ws"]]
         cp.matmul(d["a"], wt[0], out=d["c"])

@@ -8,6 +8,8 @@ uses of a copy); CUDA events around each replay; median over REPS replays / CALL
 GemmEx through ctypes captured the same way (cugraphllm.gpu.cublas, the capturable path), and cupy.matmul
 eagerly (it cannot be captured; CALLS calls between two events, so host launch cost may show).
 GB/s counts the bytes an op must move (weights + activations + outputs, each once); TFLOP/s = 2*N*K / time.
+read_us: a bare streaming read of the same weight bytes (READ_SRC, timed the same way): the floor for a kernel
+of that size, ramp-up and tail included, which the whole-device copy rate does not show for 30-MB matrices.
 
 Usage: python scripts/bench_kernels.py [--dtype float16|bfloat16|both] [--sweep] [--no-cublas] [--out FILE]
 As a function: `run(dtypes=("float16",), do_sweep=False, with_cublas=True) -> dict` (the JSON document).
@@ -43,6 +45,33 @@ SWEEP = [(4, 4, 1, 1), (4, 4, 1, 0), (8, 4, 1, 0), (8, 2, 1, 0), (8, 8, 1, 0), (
          (8, 2, 2, 0), (8, 4, 4, 0), (8, 8, 2, 0), (16, 4, 4, 0), (8, 4, 2, 1)]
 
 
+# Bench-only reference (not a library kernel): XOR-reduce n 16-byte vectors, grid-stride, 4 loads in flight.
+READ_SRC = r"""
+extern "C" __global__ void read_floor(const uint4* __restrict__ w, unsigned* __restrict__ sink, long long n) {
+    unsigned acc = 0;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    for (; i + 3 * stride < n; i += 4 * stride) {
+        uint4 a = __ldg(w + i), b = __ldg(w + i + stride), c = __ldg(w + i + 2 * stride), d = __ldg(w + i + 3 * stride);
+        acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+    }
+    for (; i < n; i += stride) { uint4 a = __ldg(w + i); acc ^= a.x ^ a.y ^ a.z ^ a.w; }
+    if (acc == 0x9e3779b9u) sink[0] = acc;  // keeps the loads alive; practically never taken
+}
+"""
+
+
+def read_floor_us(stream, ws) -> float:
+    """Graph-timed bare read of each weight copy (same copies, same CALLS) in us per call."""
+    cp = _cp()
+    fn = cp.RawKernel(READ_SRC, "read_floor")
+    sink = cp.zeros(1, cp.uint32)
+    n = ws[0].nbytes // 16
+    sms = cp.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
+    grid = (min(sms * 8, -(-n // 1024)),)
+    return graph_us(stream, lambda i: fn(grid, (256,), (ws[i], sink, np.int64(n))), len(ws))
+
+
 def _cp():
     import cupy
     return cupy
@@ -63,6 +92,7 @@ def _median_ms(stream, launch) -> float:
 
 def graph_us(stream, fn, n_copies: int) -> float:
     """Median microseconds per call of fn(i) over a captured graph of CALLS calls, i cycling over copies."""
+    _cp().cuda.Device().synchronize()  # operands made on the legacy stream, which `stream` does not wait for
     with stream:
         for i in range(n_copies):
             fn(i)  # compile, load, set attributes before capture
@@ -185,6 +215,8 @@ def bench_gemv(stream, dtype: str, copy: float, with_cublas=True) -> list[dict]:
         row = dict(name=name, op=op, dtype=dtype, N=N, K=K, bytes=nbytes, us=us,
                    GBps=nbytes / us / 1e3, TFLOPs=2 * N * K / us / 1e6, frac_of_copy=nbytes / us / 1e3 / copy)
         if with_cublas and name in GEMV_7B:
+            row["read_us"] = read_floor_us(stream, operands[0])
+            row["frac_of_read"] = row["read_us"] / us
             for k, v in cublas_times(stream, operands, N, K).items():
                 row[k] = v
                 if k.endswith("_us") and v:
@@ -297,11 +329,11 @@ def _fmt(v, spec):
 
 def print_table(doc: dict) -> None:
     print(f"{doc['device']}  copy {doc['copy_GBps']:.0f} GB/s  driver {doc.get('driver')}  cupy {doc['cupy']}")
-    print(f"{'gemv':11} {'dtype':9} {'us':>7} {'GB/s':>6} {'%copy':>6} {'TFLOP/s':>7} {'cuBLAS(graph)':>13} "
-          f"{'cupy.matmul':>11}")
+    print(f"{'gemv':11} {'dtype':9} {'us':>7} {'GB/s':>6} {'%copy':>6} {'TFLOP/s':>7} {'read us':>7} "
+          f"{'cuBLAS(graph)':>13} {'cupy.matmul':>11}")
     for r in doc["gemv"]:
         print(f"{r['name']:11} {r['dtype']:9} {r['us']:7.2f} {r['GBps']:6.0f} {100 * r['frac_of_copy']:5.1f}% "
-              f"{r['TFLOPs']:7.3f} {_fmt(r.get('cublas_graph_GBps'), '13.0f')} "
+              f"{r['TFLOPs']:7.3f} {_fmt(r.get('read_us'), '7.2f')} {_fmt(r.get('cublas_graph_GBps'), '13.0f')} "
               f"{_fmt(r.get('cupy_matmul_GBps'), '11.0f')}")
     for r in doc["small"]:
         print(f"{r['name']:32} {r['dtype']:9} {r['us']:7.2f} us")

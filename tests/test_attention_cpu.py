@@ -19,8 +19,9 @@ def cfg(n_heads, n_kv_heads, head_dim):
 
 
 def test_buckets_cover_context():
-    assert A.make_buckets(4096) == ([64, 128, 256, 512, 1024, 2048, 4096], [16, 32, 64, 128, 256, 512])
-    assert A.make_buckets(600) == ([64, 128, 256, 512, 600], [16, 32, 64, 128, 256, 512])
+    assert A.make_buckets(4096) == ([64, 128, 256, 512, 1024, 2048, 4096], [16, 32, 64, 128, 192, 256, 384, 512])
+    assert A.make_buckets(600) == ([64, 128, 256, 512, 600], [16, 32, 64, 128, 192, 256, 384, 512])
+    assert A.make_buckets(300) == ([64, 128, 256, 300], [16, 32, 64, 128, 192, 256, 300])
     assert A.make_buckets(100) == ([64, 100], [16, 32, 64, 100])
     assert A.make_buckets(8) == ([8], [8])
 

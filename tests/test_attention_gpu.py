@@ -177,6 +177,7 @@ def test_decode_graph_capture_replay(cache_dir):
     attn = attention_for("r2_hd64", "float16", cache_dir)
     case = Case(attn, 1, seed=7)
     case.poison(attn.max_seq_len)
+    cp.cuda.Device().synchronize()  # inputs were made on the legacy stream; the non-blocking one won't wait
     stream = cp.cuda.Stream(non_blocking=True)
     graphs = {}
     with stream:

@@ -86,6 +86,7 @@ def test_graph_replay_with_changed_pos_equals_eager():
     import cupy as cp
     kern = kernel("70b_gqa8", "float16")
     case = Case(SHAPES["70b_gqa8"], "float16", 128, seed=11)
+    cp.cuda.Device().synchronize()  # inputs were made on the legacy stream; the non-blocking one won't wait
     stream = cp.cuda.Stream(non_blocking=True)
     with stream:
         case.poison(0, 128)

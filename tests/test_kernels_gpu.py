@@ -548,6 +548,9 @@ def tiny_step_state(cp, S2=64):
         token=cp.zeros(1, cp.int32), pos=cp.zeros(1, cp.int32), n=cp.ones(1, cp.int32),
         params=cp.asarray(np.array([0.9, 0.95, 1.1, 20], np.float32)), seed=cp.asarray([77], dtype=cp.uint64))
     st["kc"], st["vc"], st["hist"] = st["kc0"].copy(), st["vc0"].copy(), st["hist0"].copy()
+    # Made on the legacy default stream, which a non-blocking stream does not wait for: without this, a step on
+    # such a stream can read weights that are still being generated behind an earlier test's queued work.
+    cp.cuda.Device().synchronize()
     return st
 
 

@@ -214,3 +214,23 @@ def test_failed_capture_falls_back_to_eager_with_a_warning(stories, monkeypatch,
         ref.reset()
         want.append(list(ref.generate(PROMPT, p, 100)))
     assert got == want
+
+
+def test_generation_pauses_the_garbage_collector_and_restores_it(stories):
+    import gc
+    eng = cuda_engine(stories, "hybrid")
+    assert gc.isenabled()
+    it = eng.generate(PROMPT, GREEDY, 20)
+    first = next(it)
+    assert not gc.isenabled()               # paused while the request's tokens flow
+    it.close()                               # early stop (the consumer broke off)
+    assert gc.isenabled() and isinstance(first, int)
+    eng.reset()
+    assert len(list(eng.generate(PROMPT, GREEDY, 5))) == 5 and gc.isenabled()
+    gc.disable()                             # a caller that runs with the collector off keeps it off
+    try:
+        eng.reset()
+        list(eng.generate(PROMPT, GREEDY, 3))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -6,6 +6,7 @@ from pinned memory that the sampler wrote directly, so reading it never stalls t
 """
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -73,6 +74,9 @@ class CudaEngine:
         if oom:
             self.__dict__.clear()
             _release_and_raise(oom)
+        # Weights made or uploaded on another stream (dummy() uses the legacy default stream, which our
+        # non-blocking stream does not wait for) must be complete before the first step reads them.
+        cp.cuda.Device().synchronize()
         self.rt = GraphRuntime(self, self.runtime.mode)
         self.tokens: list[int] = []
         self.load_s = time.perf_counter() - t0
@@ -199,6 +203,8 @@ class CudaEngine:
         ev = [cp.cuda.Event(disable_timing=True) for _ in range(3)]
         timing = [cp.cuda.Event() for _ in range(3)]  # GPU time: start, after prefill, after the last step
         self._timing, self._timing_steps = None, 0
+        gc_on = gc.isenabled()
+        gc.disable()  # a collector pass costs the host up to ~1 ms: none while this request's tokens flow
         try:
             timing[0].record(self.stream)
             self._set_sampling(params)
@@ -223,6 +229,8 @@ class CudaEngine:
             timing[2].record(self.stream)
             self.stream.synchronize()  # Ctrl-C or early stop: nothing in flight, cache consistent with tokens
             self._timing = timing
+            if gc_on:
+                gc.enable()
 
     def last_gpu_times(self):
         """CUDA-event times of the last generation: (prefill ms, decode ms, decode steps), or None."""
