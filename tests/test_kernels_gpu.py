@@ -139,7 +139,8 @@ def test_matmul_residual(cp, ops, dtype, N, K):
     assert cp.array_equal(x, x2), "GEMV is not deterministic"
 
 
-@pytest.mark.parametrize("cfg", [(4, 4, 1, 1), (8, 2, 2, 0), (8, 4, 4, 1), (16, 2, 4, 0), (2, 8, 1, 0)])
+@pytest.mark.parametrize("cfg", [(4, 4, 1, 1), (8, 2, 2, 0), (8, 4, 4, 1), (16, 2, 4, 0), (2, 8, 1, 0),
+                                 (16, 1, 8, 0), (16, 1, 4, 0)])
 def test_gemv_launch_options(cp, ops, monkeypatch, cfg):
     """Every launch configuration the benchmark sweeps computes the same function (residual and qkv paths)."""
     for name, v in zip(("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM"), cfg):
@@ -375,7 +376,7 @@ def test_norm_qkv_rope(cp, ops, state, size, dtype):
     assert rel_err(host64(vc[pos]).reshape(kvd), vr) < TOL_T[dtype]
 
 
-@pytest.mark.parametrize("cfg", [(4, 4, 1, 1), (8, 4, 4, 1), (2, 8, 1, 0)])
+@pytest.mark.parametrize("cfg", [(4, 4, 1, 1), (8, 4, 4, 1), (2, 8, 1, 0), (16, 1, 8, 0)])
 def test_fused_norm_launch_options(cp, ops, state, monkeypatch, cfg):
     """Other GEMV launch configurations change the ss chunking; producer and consumer still agree."""
     for name, v in zip(("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM"), cfg):

@@ -22,6 +22,15 @@ GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT 
 GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
 GEMV_XSMEM = 0      # 1: stage the activation in shared memory; 0: read it through L1
 GEMV_KSPLIT = None  # None: chosen by the number of row pairs (gemv_ksplit)
+# (warps, unroll, ksplit) overrides from the H100 sweeps (benchmarks/results/gemv_sweep_*_2026-11-23.json).
+# Wide: the big matrices whose GEMV writes no ss (wqkv, w13, LM head, plain or fused-norm): 16 warps, one
+# 16-byte load per row per lane, 8 warps per row pair: wqkv+norm 35.9 -> 34.7 us, w13+norm 61.3 -> 59.1,
+# logits+norm 87.2 -> 84.9. Long K (w2, K = 11008): 32.7 vs 33.5 us. A residual GEMV's block shape sets the
+# ss chunking (norm_chunk), so its override keeps the default's rows per block (checked in _gemv_config).
+GEMV_WIDE = (16, 1, 8)
+GEMV_WIDE_MIN_PAIRS = 4096
+GEMV_LONG_K = (16, 1, 4)
+GEMV_LONG_K_MIN = 8192
 SAMPLE_THREADS = 1024
 SAMPLE_HCOPIES = 8  # sampler histogram copies (kernels/sampling.cu); 1 = one shared histogram
 _SMEM_DEFAULT = 48 * 1024
@@ -183,13 +192,25 @@ def _norm_args(xn, x, ss, eps):
     return M, D, (ss, np.int32(norm_partials(D)), np.float32(eps))
 
 
+def _gemv_config(kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
+    """(warps, unroll, ksplit) of one GEMV launch; explicit GEMV_KSPLIT (tests, sweeps) applies to every kernel."""
+    default = (GEMV_WARPS, GEMV_UNROLL, gemv_ksplit(n_pairs))
+    if GEMV_KSPLIT is not None:
+        return default
+    if kernel.startswith("gemv_residual"):
+        w, _, ks = GEMV_LONG_K
+        same_chunk = w // ks == default[0] // default[2]
+        return GEMV_LONG_K if K >= GEMV_LONG_K_MIN and n_pairs >= 1024 and same_chunk else default
+    return GEMV_WIDE if n_pairs >= GEMV_WIDE_MIN_PAIRS else default
+
+
 def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
-    ks = gemv_ksplit(n_pairs)
-    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=GEMV_WARPS, GEMV_UNROLL=GEMV_UNROLL, GEMV_KSPLIT=ks,
-             GEMV_XSMEM=GEMV_XSMEM)
+    """(function, dynamic smem bytes, blocks, threads) of one GEMV launch."""
+    warps, unroll, ks = _gemv_config(kernel, K, n_pairs)
+    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=warps, GEMV_UNROLL=unroll, GEMV_KSPLIT=ks, GEMV_XSMEM=GEMV_XSMEM)
     smem = (2 * K + 15) // 16 * 16 if GEMV_XSMEM else 0
     _need_smem(fn, smem)
-    return fn, smem, -(-n_pairs // (GEMV_WARPS // ks))
+    return fn, smem, -(-n_pairs // (warps // ks)), 32 * warps
 
 
 def _gemv_check(a_name, a, w_name, w, n_rows):
@@ -202,8 +223,8 @@ def _gemv_check(a_name, a, w_name, w, n_rows):
 
 
 def _launch_gemv(kernel, t, K, n_pairs, args):
-    fn, smem, blocks = _gemv_fn(kernel, t, K, n_pairs)
-    fn((blocks,), (32 * GEMV_WARPS,), args, shared_mem=smem)
+    fn, smem, blocks, threads = _gemv_fn(kernel, t, K, n_pairs)
+    fn((blocks,), (threads,), args, shared_mem=smem)
 
 
 def _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
