@@ -197,10 +197,11 @@ def _gemv_config(kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
     default = (GEMV_WARPS, GEMV_UNROLL, gemv_ksplit(n_pairs))
     if GEMV_KSPLIT is not None:
         return default
-    if kernel.startswith("gemv_residual"):
+    if kernel.startswith("gemv_residual"):  # long K: measured on the ss form only (the one decode runs)
         w, _, ks = GEMV_LONG_K
         same_chunk = w // ks == default[0] // default[2]
-        return GEMV_LONG_K if K >= GEMV_LONG_K_MIN and n_pairs >= 1024 and same_chunk else default
+        long_k = kernel == "gemv_residual_ss" and K >= GEMV_LONG_K_MIN and n_pairs >= 1024
+        return GEMV_LONG_K if long_k and same_chunk else default
     return GEMV_WIDE if n_pairs >= GEMV_WIDE_MIN_PAIRS else default
 
 
