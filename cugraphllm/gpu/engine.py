@@ -109,14 +109,19 @@ class CudaEngine:
         """Compile and load every kernel (generic attention synchronously, specialized buckets in the
         background), run each step shape once eagerly (kernels must run before capture), capture what the
         first request needs."""
+        from . import gemm, ops
         t0 = time.perf_counter()
         a = self.attn
-        a.prepare("decode", None)
-        a.prepare("prefill", None)
+        decode, prefill = [("decode", None)], [("prefill", None)]
         if self.runtime.mode != "graph":
-            a.prepare("decode", a.decode_buckets[0])
-            for b in a.prefill_buckets:
-                a.prepare("prefill", b)
+            decode.append(("decode", a.decode_buckets[0]))
+            prefill += [("prefill", b) for b in a.prefill_buckets]
+        a.prepare_many(decode, background=True)  # Numba compiles start in other processes ...
+        a.prepare_many(prefill, background=True)
+        ops.warmup(self.config, self.runtime.dtype)  # ... while this process compiles the RawKernels (NVRTC)
+        gemm.warmup(self.runtime.dtype, a.prefill_buckets)  # "float16" | "bfloat16"
+        a.prepare_many(decode + prefill)  # then waits for what the first request needs
+        if self.runtime.mode != "graph":
             for b in a.decode_buckets[1:]:
                 a.prepare("decode", b, background=True)
         self.compile_s = time.perf_counter() - t0

@@ -92,6 +92,19 @@ def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
     _fn(kernel, dtype)(grid, (_EPI_THREADS,), args, stream=cp.cuda.get_current_stream())
 
 
+def warmup(dtype, rows) -> None:
+    """Compile and load (NVRTC, disk-cached by CuPy) every gemm.cu module that prefill at these row counts
+    launches with impl="auto", so that start-up can do it while the Numba compiles run in other processes."""
+    fns = [_fn("silu_mul_rows", dtype)]  # the stand-alone epilogues (one module)
+    for M in rows:
+        for op, kernel in (("qkv", "gemm_qkv_rope"), ("silu", "gemm_silu"), ("residual", "gemm_residual")):
+            if 1 < M <= AUTO_OWN_MAX_M[op]:
+                nt = (M + 7) // 8
+                fns.append(_fn(kernel, dtype, nt, *OWN_CONFIG.get((op, nt), OWN_CONFIG[op])))
+    for f in fns:
+        f.attributes  # forces the compile and module load now
+
+
 # ---- scratch for the cuBLAS path ------------------------------------------------------------------------
 _SCRATCH: dict = {}
 _RETIRED: list = []
