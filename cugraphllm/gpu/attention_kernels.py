@@ -99,6 +99,32 @@ def _geometry(spec):
     return hd, r, vec, g, w, -(-w // g), 32 // g, spec["n_kv_heads"]
 
 
+def lane_merge(G: int, R: int, E: int):
+    """Device function merge(m, l, acc): log-sum-exp merge of a warp's 32/G lane groups (lanes g, g+G, g+2G, ...)
+    holding R heads' online-softmax state (max m[R], sum l[R], acc[R*E]); every lane gets the merged state.
+    Shared by the prefill walk here and the decode kernel (decode_kernels.py)."""
+    @cuda.jit(device=True, forceinline=True)
+    def merge(m, l, acc):
+        off = G
+        while off < 32:
+            for r in range(R):
+                mo = cuda.shfl_xor_sync(FULL, m[r], off)
+                lo = cuda.shfl_xor_sync(FULL, l[r], off)
+                mm = max(m[r], mo)
+                c1 = F32(0.0)
+                c2 = F32(0.0)
+                if mm != NEG_INF:
+                    c1 = math.exp2(m[r] - mm)
+                    c2 = math.exp2(mo - mm)
+                m[r] = mm
+                l[r] = l[r] * c1 + lo * c2
+                for t in range(E):
+                    ao = cuda.shfl_xor_sync(FULL, acc[r * E + t], off)
+                    acc[r * E + t] = acc[r * E + t] * c1 + ao * c2
+            off <<= 1
+    return merge
+
+
 def _make_warp_attend(spec):
     """Device functions shared by decode and prefill: load q, walk keys, merge lane groups within a warp."""
     HD, R, VEC, G, W, NV, KPS, KVH = _geometry(spec)
@@ -153,26 +179,7 @@ def _make_warp_attend(spec):
                         idx = r * E + i * VEC + e
                         acc[idx] = acc[idx] * c + p * to_f32(vw[i] >> (16 * e))
 
-    @cuda.jit(device=True, forceinline=True)
-    def merge_groups(m, l, acc):
-        # log-sum-exp merge of the KPS lane groups of a warp (lanes g, g+G, g+2G, ...); all lanes get the result
-        off = G
-        while off < 32:
-            for r in range(R):
-                mo = cuda.shfl_xor_sync(FULL, m[r], off)
-                lo = cuda.shfl_xor_sync(FULL, l[r], off)
-                mm = max(m[r], mo)
-                c1 = F32(0.0)
-                c2 = F32(0.0)
-                if mm != NEG_INF:
-                    c1 = math.exp2(m[r] - mm)
-                    c2 = math.exp2(mo - mm)
-                m[r] = mm
-                l[r] = l[r] * c1 + lo * c2
-                for t in range(E):
-                    ao = cuda.shfl_xor_sync(FULL, acc[r * E + t], off)
-                    acc[r * E + t] = acc[r * E + t] * c1 + ao * c2
-            off <<= 1
+    merge_groups = lane_merge(G, R, E)
 
     @cuda.jit(device=True, forceinline=True)
     def init_state(m, l, acc):

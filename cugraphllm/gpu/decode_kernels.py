@@ -129,26 +129,7 @@ def _make_softmax(spec, ops, elem):
                         acc[r * EV + i * VEC + e] += p * elem(vb, u * NVV + i, e)
             l[r] = lsum
 
-    @cuda.jit(device=True, forceinline=True)
-    def merge(m, l, acc):
-        # log-sum-exp merge of the KPS lane groups of a warp (lanes g, g+G, ...); every lane gets the result
-        off = G
-        while off < 32:
-            for r in range(R):
-                mo = cuda.shfl_xor_sync(FULL, m[r], off)
-                lo = cuda.shfl_xor_sync(FULL, l[r], off)
-                mm = max(m[r], mo)
-                c1 = F32(0.0)
-                c2 = F32(0.0)
-                if mm != NEG_INF:
-                    c1 = math.exp2(m[r] - mm)
-                    c2 = math.exp2(mo - mm)
-                m[r] = mm
-                l[r] = l[r] * c1 + lo * c2
-                for t in range(EV):
-                    ao = cuda.shfl_xor_sync(FULL, acc[r * EV + t], off)
-                    acc[r * EV + t] = acc[r * EV + t] * c1 + ao * c2
-            off <<= 1
+    merge = ak.lane_merge(G, R, EV)
 
     return scores, update, merge
 
