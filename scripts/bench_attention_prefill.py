@@ -24,28 +24,15 @@ from cugraphllm.config import ModelConfig  # noqa: E402
 from cugraphllm.gpu.attention import Attention  # noqa: E402
 from cugraphllm.gpu.attention_prefill import PrefillKernel  # noqa: E402
 
-LAYERS = 32
-BUCKETS = (16, 32, 64, 128, 256, 512)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_attention import LAYERS, graph_time_us  # noqa: E402  (one graph-timing harness for both)
+
+BUCKETS = (16, 32, 64, 128, 192, 256, 384, 512)
 
 
 def graph_ms(stream, launch, reps):
     """Device milliseconds of one replay of a graph holding `launch(layer)` for every layer."""
-    import cupy as cp
-    with stream:
-        for layer in range(LAYERS):
-            launch(layer)
-        stream.begin_capture()
-        for layer in range(LAYERS):
-            launch(layer)
-        g = stream.end_capture()
-        g.launch(stream)
-        t0, t1 = cp.cuda.Event(), cp.cuda.Event()
-        t0.record(stream)
-        for _ in range(reps):
-            g.launch(stream)
-        t1.record(stream)
-        t1.synchronize()
-    return cp.cuda.get_elapsed_time(t0, t1) / reps
+    return graph_time_us(stream, launch, reps) * LAYERS / 1e3
 
 
 def versions():
