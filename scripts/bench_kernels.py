@@ -266,20 +266,20 @@ def bench_small(stream, dtype: str) -> list[dict]:
 
 
 def sweep(stream, dtype: str, copy: float) -> list[dict]:
-    from cugraphllm.gpu import ops
+    from cugraphllm.gpu import gemv_plan  # the launch options ops.py reads at every launch
     names = ("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM")
-    keep = [getattr(ops, n) for n in names]
+    keep = [getattr(gemv_plan, n) for n in names]
     rows = []
     try:
         for cfg in SWEEP:
             for n, v in zip(names, cfg):
-                setattr(ops, n, v)
+                setattr(gemv_plan, n, v)
             for r in bench_gemv(stream, dtype, copy, with_cublas=False):
                 rows.append(dict(zip(("warps", "unroll", "ksplit", "xsmem"), cfg), name=r["name"], us=r["us"],
                                  GBps=r["GBps"]))
     finally:
         for n, v in zip(names, keep):
-            setattr(ops, n, v)
+            setattr(gemv_plan, n, v)
     return rows
 
 

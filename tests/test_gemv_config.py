@@ -1,4 +1,4 @@
-"""GEMV launch-config rules of gpu/ops.py (no GPU needed): a residual GEMV's block shape fixes the chunking of the
+"""GEMV launch-config rules of gpu/plan.py (no GPU needed): a residual GEMV's block shape fixes the chunking of the
 partial sums of squares (ss) that the next fused norm reads, so every override must keep norm_chunk; and every
 configuration the rules can pick compiles for sm_90."""
 import shutil
@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from cugraphllm.config import ModelConfig
-from cugraphllm.gpu import ops
+from cugraphllm.gpu import gemv_plan as plan
 from cugraphllm.gpu.cuda_kernels import kernel_dir
 
 NVCC = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
@@ -24,28 +24,28 @@ def shapes():
 def test_residual_overrides_keep_the_ss_chunking(dim, hidden):
     pairs = (dim + 1) // 2
     for K in (dim, hidden):  # wo (K = dim) and w2 (K = hidden) both write ss for the next fused norm
-        warps, unroll, ks = ops._gemv_config("gemv_residual_ss", K, pairs)
+        warps, unroll, ks = plan.gemv_config("gemv_residual_ss", K, pairs)
         assert warps % ks == 0 and unroll >= 1
-        assert 2 * (warps // ks) == ops.norm_chunk(dim), (dim, K, (warps, unroll, ks))
-        assert -(-dim // (2 * (warps // ks))) == ops.norm_partials(dim)
+        assert 2 * (warps // ks) == plan.norm_chunk(dim), (dim, K, (warps, unroll, ks))
+        assert -(-dim // (2 * (warps // ks))) == plan.norm_partials(dim)
 
 
 def test_rules_pick_the_swept_configs_on_7b():
     c = ModelConfig.from_preset("llama-2-7b")
-    assert ops._gemv_config("gemv_qkv_rope_norm", c.dim, c.qkv_dim // 2) == ops.GEMV_WIDE
-    assert ops._gemv_config("gemv_silu_norm", c.dim, c.hidden_dim) == ops.GEMV_WIDE
-    assert ops._gemv_config("gemv_logits_norm", c.dim, c.vocab_size // 2) == ops.GEMV_WIDE
-    assert ops._gemv_config("gemv_residual_ss", c.hidden_dim, c.dim // 2) == ops.GEMV_LONG_K
-    assert ops._gemv_config("gemv_residual_ss", c.dim, c.dim // 2) == (ops.GEMV_WARPS, ops.GEMV_UNROLL, 2)
+    assert plan.gemv_config("gemv_qkv_rope_norm", c.dim, c.qkv_dim // 2) == plan.GEMV_WIDE
+    assert plan.gemv_config("gemv_silu_norm", c.dim, c.hidden_dim) == plan.GEMV_WIDE
+    assert plan.gemv_config("gemv_logits_norm", c.dim, c.vocab_size // 2) == plan.GEMV_WIDE
+    assert plan.gemv_config("gemv_residual_ss", c.hidden_dim, c.dim // 2) == plan.GEMV_LONG_K
+    assert plan.gemv_config("gemv_residual_ss", c.dim, c.dim // 2) == (plan.GEMV_WARPS, plan.GEMV_UNROLL, 2)
 
 
 def test_explicit_ksplit_applies_to_every_kernel(monkeypatch):
-    monkeypatch.setattr(ops, "GEMV_KSPLIT", 4)
+    monkeypatch.setattr(plan, "GEMV_KSPLIT", 4)
     for k in ("gemv_qkv_rope", "gemv_residual_ss", "gemv_logits"):
-        assert ops._gemv_config(k, 11008, 16000) == (ops.GEMV_WARPS, ops.GEMV_UNROLL, 4)
+        assert plan.gemv_config(k, 11008, 16000) == (plan.GEMV_WARPS, plan.GEMV_UNROLL, 4)
 
 
-@pytest.mark.parametrize("cfg", sorted({ops.GEMV_WIDE, ops.GEMV_LONG_K}))
+@pytest.mark.parametrize("cfg", sorted({plan.GEMV_WIDE, plan.GEMV_LONG_K}))
 def test_override_configs_compile(cfg, tmp_path):
     if NVCC is None:
         pytest.skip("nvcc not installed")

@@ -143,8 +143,9 @@ def test_matmul_residual(cp, ops, dtype, N, K):
                                  (16, 1, 8, 0), (16, 1, 4, 0)])
 def test_gemv_launch_options(cp, ops, monkeypatch, cfg):
     """Every launch configuration the benchmark sweeps computes the same function (residual and qkv paths)."""
+    from cugraphllm.gpu import gemv_plan
     for name, v in zip(("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM"), cfg):
-        monkeypatch.setattr(ops, name, v)
+        monkeypatch.setattr(gemv_plan, name, v)
     N, K = 4096, 11008
     w = rand_t(cp, (N, K), "float16", seed=sum(cfg), scale=K ** -0.5)
     a = rand_t(cp, (1, K), "float16", seed=7)
@@ -379,8 +380,9 @@ def test_norm_qkv_rope(cp, ops, state, size, dtype):
 @pytest.mark.parametrize("cfg", [(4, 4, 1, 1), (8, 4, 4, 1), (2, 8, 1, 0), (16, 1, 8, 0)])
 def test_fused_norm_launch_options(cp, ops, state, monkeypatch, cfg):
     """Other GEMV launch configurations change the ss chunking; producer and consumer still agree."""
+    from cugraphllm.gpu import gemv_plan
     for name, v in zip(("GEMV_WARPS", "GEMV_UNROLL", "GEMV_KSPLIT", "GEMV_XSMEM"), cfg):
-        monkeypatch.setattr(ops, name, v)
+        monkeypatch.setattr(gemv_plan, name, v)
     D, F = 4096, 11008
     w2 = rand_t(cp, (D, F), "float16", seed=1, scale=F ** -0.5)
     hin = rand_t(cp, (1, F), "float16", seed=2)

@@ -4,7 +4,8 @@ Each launcher checks shapes, dtypes and contiguity (ValueError), computes the gr
 CuPy stream. None allocates, none synchronizes, and everything that changes between steps (pos, n_tokens,
 token ids) is read from device memory, so every launcher is capturable in a cupy.cuda.Graph and one graph serves
 every step. M == 1 matmuls run our GEMV kernels (kernels/gemv.cu); M > 1 goes to gemm.py (the prefill path).
-Storage dtype T (float16 / bfloat16) is taken from the arrays; kernels compile once per dtype.
+Storage dtype T (float16 / bfloat16) is taken from the arrays; kernels compile once per dtype. GEMV launch shapes
+(warps, unroll, ksplit per matrix) and the ss chunking come from gpu/gemv_plan.py.
 
 Fused RMSNorm (decode): the `norm_*` ops take the residual stream x with the norm gain folded into their weights
 (state.py). In decode (M == 1) the producer of x (`embedding` / `matmul_residual` called with xh=xn, ss=ss) also
@@ -15,22 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import gemv_plan as plan
 from .cuda_kernels import get_function
+from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
 
-# GEMV launch options, from the H100 sweep of scripts/bench_kernels.py --sweep (benchmarks/results/kernels_*.json)
-GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
-GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
-GEMV_XSMEM = 0      # 1: stage the activation in shared memory; 0: read it through L1
-GEMV_KSPLIT = None  # None: chosen by the number of row pairs (gemv_ksplit)
-# (warps, unroll, ksplit) overrides from the H100 sweeps (benchmarks/results/gemv_sweep_*_2026-11-23.json).
-# Wide: the big matrices whose GEMV writes no ss (wqkv, w13, LM head, plain or fused-norm): 16 warps, one
-# 16-byte load per row per lane, 8 warps per row pair: wqkv+norm 35.9 -> 34.7 us, w13+norm 61.3 -> 59.1,
-# logits+norm 87.2 -> 84.9. Long K (w2, K = 11008): 32.7 vs 33.5 us. A residual GEMV's block shape sets the
-# ss chunking (norm_chunk), so its override keeps the default's rows per block (checked in _gemv_config).
-GEMV_WIDE = (16, 1, 8)
-GEMV_WIDE_MIN_PAIRS = 4096
-GEMV_LONG_K = (16, 1, 4)
-GEMV_LONG_K_MIN = 8192
 SAMPLE_THREADS = 1024
 SAMPLE_HCOPIES = 8  # sampler histogram copies (kernels/sampling.cu); 1 = one shared histogram
 _SMEM_DEFAULT = 48 * 1024
@@ -154,25 +143,6 @@ def rmsnorm_last(out, x, w, eps, n_tokens):
 
 
 # ---- GEMV (M == 1) with epilogues --------------------------------------------------------------------------
-def gemv_ksplit(n_pairs: int) -> int:
-    """Warps per row pair: 2 on every 7B shape (the sweep's best: +3% on wqkv, +10% on wo and w2 over 1);
-    4 for small matrices, whose pairs alone leave SMs short of warps."""
-    if GEMV_KSPLIT is not None:
-        return GEMV_KSPLIT
-    ks = 2 if n_pairs >= 1024 else 4
-    return min(ks, GEMV_WARPS)
-
-
-def norm_chunk(D: int) -> int:
-    """Rows of x per partial sum of squares: the rows of one gemv_residual_ss block for N = D."""
-    return 2 * (GEMV_WARPS // gemv_ksplit((D + 1) // 2))
-
-
-def norm_partials(D: int) -> int:
-    """Length of the ss vector that producers write and norm_* ops read (size Scratch.ss to >= (D + 1) // 2)."""
-    return -(-D // norm_chunk(D))
-
-
 def _check_stats(xh, ss, D: int, t: str) -> None:
     if xh is None or ss is None:
         raise ValueError("xh and ss go together (the fused norm needs both)")
@@ -192,24 +162,12 @@ def _norm_args(xn, x, ss, eps):
     return M, D, (ss, np.int32(norm_partials(D)), np.float32(eps))
 
 
-def _gemv_config(kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
-    """(warps, unroll, ksplit) of one GEMV launch; explicit GEMV_KSPLIT (tests, sweeps) applies to every kernel."""
-    default = (GEMV_WARPS, GEMV_UNROLL, gemv_ksplit(n_pairs))
-    if GEMV_KSPLIT is not None:
-        return default
-    if kernel.startswith("gemv_residual"):  # long K: measured on the ss form only (the one decode runs)
-        w, _, ks = GEMV_LONG_K
-        same_chunk = w // ks == default[0] // default[2]
-        long_k = kernel == "gemv_residual_ss" and K >= GEMV_LONG_K_MIN and n_pairs >= 1024
-        return GEMV_LONG_K if long_k and same_chunk else default
-    return GEMV_WIDE if n_pairs >= GEMV_WIDE_MIN_PAIRS else default
-
-
 def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
     """(function, dynamic smem bytes, blocks, threads) of one GEMV launch."""
-    warps, unroll, ks = _gemv_config(kernel, K, n_pairs)
-    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=warps, GEMV_UNROLL=unroll, GEMV_KSPLIT=ks, GEMV_XSMEM=GEMV_XSMEM)
-    smem = (2 * K + 15) // 16 * 16 if GEMV_XSMEM else 0
+    warps, unroll, ks = plan.gemv_config(kernel, K, n_pairs)
+    xsmem = plan.GEMV_XSMEM
+    fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=warps, GEMV_UNROLL=unroll, GEMV_KSPLIT=ks, GEMV_XSMEM=xsmem)
+    smem = (2 * K + 15) // 16 * 16 if xsmem else 0
     _need_smem(fn, smem)
     return fn, smem, -(-n_pairs // (warps // ks)), 32 * warps
 
