@@ -4,8 +4,9 @@ cuBLAS GemmEx alone (ctypes, T output), and cupy.matmul (eager) as the reference
 Timing: the op is captured R times into one CUDA graph over rotating weight copies (> L2, as successive layers
 are), CUDA events around each replay, median / R. The variants of one shape are timed in interleaved rounds
 (ROUNDS x one replay of each), so that clock drift under tensor-core load (M = 512 GEMMs vary by ~10% from one
-minute to the next on the H100) falls on all of them alike and their ratio holds. cupy.matmul cannot be captured: it is timed eagerly (R calls
-between two events, median of the batches), so at small M it may include host launch overhead.
+minute to the next on the H100) falls on all of them alike and their ratio holds. cupy.matmul cannot be captured:
+it is timed eagerly (R calls between two events, median of the batches), so at small M it may include host
+launch overhead.
 Usage: python scripts/bench_gemm.py [--out benchmarks/results/gemm_<date>.json] [--tune]
 """
 from __future__ import annotations

@@ -1,5 +1,10 @@
-"""Shared fixtures: the ../shared test models, and the `gpu` marker (skipped without CuPy and a GPU)."""
+"""Shared fixtures: the ../shared test models and their tokenizers, the `gpu` marker (skipped without CuPy and a
+GPU), and a Ctrl-C runner for the CLI."""
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +48,29 @@ def stories_dir() -> Path:
 @pytest.fixture(scope="session")
 def llama2_tokenizer_dir() -> Path:
     return _shared("llama2-tokenizer")
+
+
+@pytest.fixture(scope="module")
+def llama2(llama2_tokenizer_dir):
+    from cugraphllm.tokenizer import Tokenizer
+    return Tokenizer.load(llama2_tokenizer_dir / "tokenizer.model")
+
+
+@pytest.fixture(scope="module")
+def tok512(stories_dir):
+    from cugraphllm.tokenizer import Tokenizer
+    return Tokenizer.load(stories_dir / "tok512.model")
+
+
+def interrupt_cli(args, wait_s: float, timeout: float):
+    """Run `python -m cugraphllm ARGS`, send SIGINT `wait_s` after its first byte of output; (returncode, stderr)."""
+    p = subprocess.Popen([sys.executable, "-m", "cugraphllm", *map(str, args)], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.read(1)                                   # decoding has started
+        time.sleep(wait_s)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=timeout)
+    finally:
+        p.kill()
+    return p.returncode, err.decode()

@@ -25,7 +25,7 @@ from cugraphllm.loader import dummy_weights, load_checkpoint
 from cugraphllm.loader_llama2c import HEADER, _layout
 from cugraphllm.safetensors_io import write_safetensors
 from cugraphllm.sampling import SamplingParams
-from cugraphllm.tokenizer import StreamDecoder, Tokenizer
+from cugraphllm.tokenizer import StreamDecoder
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CFG = ModelConfig(dim=32, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=50, hidden_dim=40, max_seq_len=64)
@@ -43,16 +43,6 @@ def one_line(err) -> str:
 
 
 # ---- tokenizer ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def llama2(llama2_tokenizer_dir):
-    return Tokenizer.load(llama2_tokenizer_dir / "tokenizer.model")
-
-
-@pytest.fixture(scope="module")
-def tok512(stories_dir):
-    return Tokenizer.load(stories_dir / "tok512.model")
-
-
 @settings(max_examples=300, deadline=None)
 @given(text=st.one_of(TEXT, st.text()))
 def test_llama2_roundtrip_is_exact(llama2, text):

@@ -8,10 +8,8 @@ replies (test_cli.py); the GPU versions of what is here are in test_robustness_g
 import gc
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 from unittest import mock
 
@@ -20,7 +18,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import cugraphllm.reference as R
-from conftest import REPO
+from conftest import REPO, interrupt_cli
 from cugraphllm.api import LLM
 from cugraphllm.config import ModelConfig
 from cugraphllm.errors import ContextLimitError
@@ -169,18 +167,9 @@ def test_ctrl_c_anywhere_keeps_the_numpy_engine_valid(model_paths):
 
 
 def test_cli_generate_ctrl_c_exits_130(model_paths):
-    p = subprocess.Popen([sys.executable, "-m", "cugraphllm", "generate", "--model", "dummy:tiny", "--tokenizer",
-                          str(model_paths["tokenizer"]), "--backend", "numpy", "--prompt", "Once",
-                          "--max-new-tokens", "1000"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert p.stdout.read(1)                                   # decoding has started
-        time.sleep(0.3)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-    finally:
-        p.kill()
-    err = err.decode()
-    assert p.returncode == 130 and "Traceback" not in err and "finish: interrupted" in err, err
+    code, err = interrupt_cli(["generate", "--model", "dummy:tiny", "--tokenizer", model_paths["tokenizer"],
+                               "--backend", "numpy", "--prompt", "Once", "--max-new-tokens", "1000"], 0.3, 60)
+    assert code == 130 and "Traceback" not in err and "finish: interrupted" in err, err
 
 
 # ---- soak ----------------------------------------------------------------------------------------------------------

@@ -7,15 +7,11 @@ many generations (test_engine_gpu.py); the 10,000-token soak with P50/P99 latenc
 the device by the integrator. The CPU counterparts are in test_robustness.py."""
 import gc
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import interrupt_cli
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.errors import BackendError, ContextLimitError
 from cugraphllm.sampling import SamplingParams
@@ -135,18 +131,10 @@ def test_ctrl_c_anywhere_keeps_the_cuda_engine_valid(stories_dir, mode):
 
 
 def test_cli_generate_ctrl_c_on_cuda_exits_130(llama2_tokenizer_dir):
-    p = subprocess.Popen([sys.executable, "-m", "cugraphllm", "generate", "--model", "dummy:llama-2-7b",
-                          "--tokenizer", str(llama2_tokenizer_dir / "tokenizer.model"), "--backend", "cuda", "--prompt", "Once",
-                          "--max-new-tokens", "4000"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert p.stdout.read(1)                                   # decoding has started
-        time.sleep(1.0)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
-    finally:
-        p.kill()
-    err = err.decode()
-    assert p.returncode == 130 and "Traceback" not in err and "finish: interrupted" in err, err
+    code, err = interrupt_cli(["generate", "--model", "dummy:llama-2-7b", "--tokenizer",
+                               llama2_tokenizer_dir / "tokenizer.model", "--backend", "cuda", "--prompt", "Once",
+                               "--max-new-tokens", "4000"], 1.0, 120)
+    assert code == 130 and "Traceback" not in err and "finish: interrupted" in err, err
 
 
 # ---- failed capture ------------------------------------------------------------------------------------------------

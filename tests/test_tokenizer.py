@@ -13,16 +13,6 @@ from cugraphllm.tokenizer import StreamDecoder, Tokenizer
 TOKENIZERS = ["llama2", "tok512"]
 
 
-@pytest.fixture(scope="module")
-def llama2(llama2_tokenizer_dir):
-    return Tokenizer.load(llama2_tokenizer_dir / "tokenizer.model")
-
-
-@pytest.fixture(scope="module")
-def tok512(stories_dir):
-    return Tokenizer.load(stories_dir / "tok512.model")
-
-
 @pytest.fixture(params=TOKENIZERS)
 def tok(request):
     return request.getfixturevalue(request.param)

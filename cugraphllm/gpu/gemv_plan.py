@@ -7,7 +7,6 @@ forces one configuration on every kernel). Figures: H100 sweeps of scripts/bench
 """
 from __future__ import annotations
 
-# GEMV launch options, from the H100 sweep of scripts/bench_kernels.py --sweep (benchmarks/results/kernels_*.json)
 GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
 GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
 GEMV_XSMEM = 0      # 1: stage the activation in shared memory; 0: read it through L1
