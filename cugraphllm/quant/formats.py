@@ -1,0 +1,153 @@
+"""Packed weight formats of one linear layer y = W @ x, W [N, K] ([out, in], our convention). Pure NumPy.
+
+The layouts below are the contract every producer (quantize at load, GPTQ / AWQ repack, our safetensors folder) and
+every consumer (NumPy backend, CUDA kernels) follows:
+
+- fp8:  qweight uint8 [N, K], e4m3fn bits (1 sign, 4 exponent with bias 7, 3 mantissa; 0x7f / 0xff are NaN, max 448);
+        scales float32 [N].                      W[n, k] = e4m3(qweight[n, k]) * scales[n]
+- int8: qweight int8 [N, K], symmetric in [-127, 127]; scales float32 [N].
+                                                 W[n, k] = qweight[n, k] * scales[n]
+- int4: qweight uint32 [N, K // 8]; element k of row n is the unsigned nibble at bits 4 * (k % 8) of word k // 8;
+        groups of `group_size` consecutive k (group_size divides K; a whole row when it equals K);
+        scales float16 [N, K // group_size], zeros float16 [N, K // group_size] (integers 0..15).
+                                                 W[n, k] = scales[n, g] * (q[n, k] - zeros[n, g]),  g = k // group_size
+
+Two optional per-layer vectors, both in packed column order j (absent: identity / ones):
+- perm  int32 [K]: packed column j multiplies activation element perm[j] (GPTQ desc_act, made group-contiguous at load);
+- gain  float32 [K]: activation scale applied before the product (an RMSNorm gain that could not be folded into W).
+So y[n] = sum_j Wq[n, j] * gain[j] * x[perm[j]], with Wq the dequantized packed matrix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FORMATS = ("fp8", "int8", "int4")
+FP8_MAX = 448.0
+Array = Any  # numpy or cupy
+
+
+@dataclass
+class QuantLinear:
+    fmt: str                  # one of FORMATS
+    qweight: Array            # layout above
+    scales: Array
+    shape: tuple              # (N, K) of the unpacked matrix
+    zeros: Array = None       # int4 only
+    group_size: int = 0       # int4 only: columns per group (K for one group per row)
+    perm: Array = None        # int32 [K] or None
+    gain: Array = None        # float32 [K] or None
+
+    @property
+    def nbytes(self) -> int:
+        parts = (self.qweight, self.scales, self.zeros, self.perm, self.gain)
+        return int(sum(a.nbytes for a in parts if a is not None))
+
+    def map(self, fn) -> "QuantLinear":
+        """The same layer with fn applied to every array (e.g. upload to the GPU)."""
+        f = lambda a: None if a is None else fn(a)  # noqa: E731
+        return QuantLinear(self.fmt, fn(self.qweight), fn(self.scales), tuple(self.shape), f(self.zeros),
+                           self.group_size, f(self.perm), f(self.gain))
+
+
+# ---- fp8 e4m3fn ----------------------------------------------------------------------------------------------
+def _e4m3_table() -> np.ndarray:
+    b = np.arange(256)
+    sign = np.where(b & 0x80, -1.0, 1.0)
+    e, m = (b >> 3) & 0xF, b & 0x7
+    val = np.where(e == 0, m / 8.0 * 2.0 ** -6, (1 + m / 8.0) * 2.0 ** (e - 7.0))
+    val = sign * val
+    val[(b & 0x7F) == 0x7F] = np.nan
+    return val
+
+
+_E4M3 = _e4m3_table()
+_POS = _E4M3[:0x7F]  # 0x00..0x7e: the finite non-negative codes, increasing
+
+
+def fp8_e4m3_decode(q: np.ndarray) -> np.ndarray:
+    """float64 values of e4m3fn bytes."""
+    return _E4M3[np.asarray(q, dtype=np.uint8)]
+
+
+def fp8_e4m3_encode(x: np.ndarray) -> np.ndarray:
+    """uint8 e4m3fn codes of x: round to nearest, ties to even mantissa, saturating at +-448 (cvt.rn.satfinite)."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.minimum(np.abs(x), FP8_MAX)
+    hi = np.clip(np.searchsorted(_POS, a, side="left"), 0, len(_POS) - 1)
+    lo = np.maximum(hi - 1, 0)
+    d_lo, d_hi = a - _POS[lo], _POS[hi] - a
+    pick_hi = (d_hi < d_lo) | ((d_hi == d_lo) & (hi % 2 == 0))
+    code = np.where(pick_hi, hi, lo).astype(np.uint8)
+    return np.where(np.signbit(x), code | 0x80, code).astype(np.uint8)
+
+
+# ---- quantize (round to nearest) -----------------------------------------------------------------------------
+def _row_scale(w: np.ndarray, qmax: float) -> np.ndarray:
+    amax = np.abs(w).max(axis=1)
+    return np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+
+
+def pack_int4(q: np.ndarray) -> np.ndarray:
+    """uint8-valued [N, K] (0..15) -> uint32 [N, K // 8], element k at bits 4 * (k % 8) of word k // 8."""
+    N, K = q.shape
+    q = q.astype(np.uint32).reshape(N, K // 8, 8)
+    return np.bitwise_or.reduce(q << (4 * np.arange(8, dtype=np.uint32)), axis=2).astype(np.uint32)
+
+
+def unpack_int4(packed: np.ndarray) -> np.ndarray:
+    """uint32 [N, K // 8] -> uint8 [N, K]; the inverse of pack_int4."""
+    N, W = packed.shape
+    shifts = 4 * np.arange(8, dtype=np.uint32)
+    return ((packed[:, :, None] >> shifts) & 0xF).astype(np.uint8).reshape(N, W * 8)
+
+
+def quantize(w: np.ndarray, fmt: str, group_size: int = 128) -> QuantLinear:
+    """Round-to-nearest quantization of a float matrix W [N, K] (int4: asymmetric per group; -1 = one group a row)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported quantization format {fmt!r}; supported: {', '.join(FORMATS)}")
+    w = np.asarray(w, dtype=np.float32)
+    N, K = w.shape
+    if fmt == "fp8":
+        s = _row_scale(w, FP8_MAX)
+        return QuantLinear("fp8", fp8_e4m3_encode(w / s[:, None]), s, (N, K))
+    if fmt == "int8":
+        s = _row_scale(w, 127.0)
+        q = np.clip(np.rint(w / s[:, None]), -127, 127).astype(np.int8)
+        return QuantLinear("int8", q, s, (N, K))
+    g = K if group_size in (-1, 0) else int(group_size)
+    if K % 8 or K % g or g % 8:
+        raise ValueError(f"int4: group size {g} must divide the input dimension {K}, and both be multiples of 8")
+    wg = w.reshape(N, K // g, g)
+    lo, hi = np.minimum(wg.min(axis=2), 0), np.maximum(wg.max(axis=2), 0)
+    s = ((hi - lo) / 15.0).astype(np.float16)
+    s = np.where(s > 0, s, np.float16(1.0)).astype(np.float16)  # an all-zero group: any scale, zero point 0
+    z = np.clip(np.rint(-lo / s.astype(np.float32)), 0, 15).astype(np.float16)
+    q = np.clip(np.rint(wg / s[..., None].astype(np.float32)) + z[..., None], 0, 15).astype(np.uint8)
+    return QuantLinear("int4", pack_int4(q.reshape(N, K)), s, (N, K), zeros=z, group_size=g)
+
+
+def dequantize(ql: QuantLinear, original_order: bool = True) -> np.ndarray:
+    """float64 [N, K] effective matrix: gain applied, and (original_order) columns put back through perm, so that
+    y = dequantize(ql) @ x. With original_order=False: the packed-order matrix Wq * gain."""
+    N, K = ql.shape
+    if ql.fmt == "fp8":
+        w = fp8_e4m3_decode(np.asarray(ql.qweight)) * np.asarray(ql.scales, np.float64)[:, None]
+    elif ql.fmt == "int8":
+        w = np.asarray(ql.qweight, np.float64) * np.asarray(ql.scales, np.float64)[:, None]
+    elif ql.fmt == "int4":
+        q = unpack_int4(np.asarray(ql.qweight)).astype(np.float64).reshape(N, -1, ql.group_size)
+        s = np.asarray(ql.scales, np.float64)[..., None]
+        z = np.asarray(ql.zeros, np.float64)[..., None]
+        w = (s * (q - z)).reshape(N, K)
+    else:
+        raise ValueError(f"unsupported quantization format {ql.fmt!r}")
+    if ql.gain is not None:
+        w = w * np.asarray(ql.gain, np.float64)[None, :]
+    if original_order and ql.perm is not None:
+        out = np.empty_like(w)
+        out[:, np.asarray(ql.perm)] = w
+        w = out
+    return w
