@@ -27,6 +27,7 @@
 #endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
+#include "gemm_common.cuh"
 
 
 // Weights are read once: stream them past L1 so that L1 keeps the activations every warp re-reads.
@@ -35,12 +36,6 @@ __device__ __forceinline__ uint4 ld_stream(const T* p) {
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
-}
-
-__device__ __forceinline__ unsigned word(const uint4& lo, const uint4& hi, int w) {
-    const uint4& v = w < 4 ? lo : hi;
-    int i = w & 3;
-    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
 // One chunk of operands held by a thread: rows g and g+8 of the warp's W tile, token g of each token tile.
@@ -76,12 +71,6 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[NT][4], const Chunk& c) {
             mma16816(acc[j], a, word(c.x[j][0], c.x[j][1], 2 * s), word(c.x[j][0], c.x[j][1], 2 * s + 1));
     }
 }
-
-// red[tile][token][row]: the block's sums. The WK warps of a tile add their partial sums in the fixed order
-// kk = 0, 1, ... (one barrier each), so results are bitwise reproducible (no atomics).
-struct Red {
-    float v[WM][NTOK][16];
-};
 
 // Main loop of one warp: rows [row0, row0+16) of W (rows >= nrows read as zero), all M tokens of x [M, K],
 // chunks kk, kk+WK, ... of 64 columns. Adds its partial sums into red (all threads must call this).
@@ -120,41 +109,6 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
             }
         }
         __syncthreads();
-    }
-}
-
-__device__ __forceinline__ float block_val(const Red& red, int tile, int n, int r) { return red.v[tile][n][r]; }
-
-__device__ __forceinline__ float silu_mul(float a, float b) { return a / (1.f + expf(-a)) * b; }
-
-// RoPE on one interleaved pair (x0, x1) at table row p, pair index i: rope_cs [S, hd/2, 2] = (cos, sin).
-__device__ __forceinline__ float2 rope_pair(float x0, float x1, const float* rope_cs, int p, int i, int hd) {
-    const float2 cs = *reinterpret_cast<const float2*>(rope_cs + ((size_t)p * (hd / 2) + i) * 2);
-    return make_float2(x0 * cs.x - x1 * cs.y, x0 * cs.y + x1 * cs.x);
-}
-
-// Writes the qkv pair at columns (o, o+1) of token n: q always (padded rows at a clamped position, so they
-// stay finite), k/v only for real tokens inside the cache.
-__device__ __forceinline__ void qkv_store(T* q, T* kc, T* vc, const float* rope_cs, float x0, float x1,
-                                          int o, int n, int p0, int ntok, int D, int kvd, int hd, int S) {
-    const int p = p0 + n;
-    if (o < D) {
-        const int pc = p < S ? (p < 0 ? 0 : p) : S - 1;
-        float2 r = rope_pair(x0, x1, rope_cs, pc, (o % hd) >> 1, hd);
-        q[(size_t)n * D + o] = from_f(r.x);
-        q[(size_t)n * D + o + 1] = from_f(r.y);
-        return;
-    }
-    if (n >= ntok || p >= S || p < 0) return;  // padded rows never touch the cache
-    o -= D;
-    if (o < kvd) {
-        float2 r = rope_pair(x0, x1, rope_cs, p, (o % hd) >> 1, hd);
-        kc[(size_t)p * kvd + o] = from_f(r.x);
-        kc[(size_t)p * kvd + o + 1] = from_f(r.y);
-    } else {
-        o -= kvd;
-        vc[(size_t)p * kvd + o] = from_f(x0);
-        vc[(size_t)p * kvd + o + 1] = from_f(x1);
     }
 }
 
@@ -209,11 +163,6 @@ gemm_qkv_rope(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__
 // ---- stand-alone epilogues after a cuBLAS GEMM (large M) ------------------------------------------------
 // Grid (column groups of 8, M rows): one thread per 8 columns of one row, 16-byte loads/stores when `vec`
 // (host-checked: widths % 8 == 0), else a scalar loop. No 64-bit division: row from blockIdx.y.
-
-union Pack8 {
-    uint4 u;
-    T2 h[4];
-};
 
 // h [M, F] = silu(g[:, :F]) * g[:, F:], g [M, 2F]
 extern "C" __global__ void silu_mul_rows(T* __restrict__ h, const T* __restrict__ g, int F, int vec) {

@@ -33,3 +33,18 @@ def test_compiles(src, arch, bf16, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
     assert (tmp_path / "k.cubin").stat().st_size > 0
+
+
+@pytest.mark.parametrize("arch,bf16", [("sm_90", False), ("sm_80", True)], ids=["sm_90-fp16", "sm_80-bf16"])
+@pytest.mark.parametrize("qfmt", [0, 1], ids=["fp8", "int8"])
+def test_gemm_quant_formats_compile(qfmt, arch, bf16, tmp_path):
+    """gemm_quant.cu's other weight formats (QFMT 2, int4, is its default and compiles in all four above); two
+    arch / dtype pairs each keep the suite's compile time down."""
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={qfmt}",
+           "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemm_quant.cu")] + (["-DCG_BF16"] if bf16 else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"

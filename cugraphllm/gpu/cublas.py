@@ -75,22 +75,25 @@ class Handle:
         _check(self.lib.cublasSetWorkspace_v2(self.h, ctypes.c_void_p(self.workspace.data.ptr),
                                               self.workspace.nbytes), "cublasSetWorkspace")
 
-    def gemm_nt(self, c, a, w, accumulate: bool = False, m: int | None = None) -> None:
-        """c[:m] (=|+=) a[:m] @ w.T on the current CuPy stream; a [M, K], w [N, K] fp16/bf16, c [M, N] f32/fp16/bf16.
+    def gemm_nt(self, c, a, w, accumulate: bool = False, m: int | None = None, col0: int = 0) -> None:
+        """c[:m, col0:col0+N] (=|+=) a[:m] @ w.T on the current CuPy stream; a [M, K], w [N, K] fp16/bf16,
+        c [M, >= col0 + N] f32/fp16/bf16 (col0 > 0: a column slab of c, e.g. one slab of dequantized weight rows).
 
-        Row-major C = A W^T is column-major C^T = W^T... i.e. GemmEx(op(W)=T, op(A)=N, m=N, n=M, k=K).
+        Row-major C = A W^T is column-major C^T = W^T... i.e. GemmEx(op(W)=T, op(A)=N, m=N, n=M, k=K), ldc = c's width.
         """
         import cupy as cp
         m = a.shape[0] if m is None else m
         n, k = w.shape
         ab, cb = _dtype_code(a.dtype), _dtype_code(c.dtype)
-        if _dtype_code(w.dtype) != ab or a.shape[1] != k or c.shape[1] != n or c.shape[0] < m:
-            raise CublasError(f"cuBLAS: bad shapes/dtypes c{c.shape} a{a.shape} w{w.shape}")
+        if (_dtype_code(w.dtype) != ab or a.shape[1] != k or c.shape[1] < col0 + n or c.shape[0] < m
+                or not c.flags.c_contiguous):
+            raise CublasError(f"cuBLAS: bad shapes/dtypes c{c.shape} a{a.shape} w{w.shape} col0={col0}")
         self._bind(cp.cuda.get_current_stream().ptr)
         beta = self._one if accumulate else self._zero
+        ldc = c.shape[1]
         _check(self.lib.cublasGemmEx(
             self.h, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, ctypes.byref(self._one),
-            w.data.ptr, ab, k, a.data.ptr, ab, k, ctypes.byref(beta), c.data.ptr, cb, n,
+            w.data.ptr, ab, k, a.data.ptr, ab, k, ctypes.byref(beta), c.data.ptr + col0 * c.itemsize, cb, ldc,
             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT_TENSOR_OP), "cublasGemmEx")
 
 

@@ -1,0 +1,308 @@
+"""Prefill (M > 1) ops for quantized weights: gemm.py's qkv_rope / matmul_residual / matmul_silu with a QuantLinear
+(quant/formats.py layouts, CuPy arrays) as the weight; same epilogues, same results as gemm.py on the dequantized
+weight within the format's tolerance. Kernels: kernels/gemm_quant.cu. Three paths, picked per call (`impl`):
+- "own":     swap-AB mma.sync kernel dequantizing the weight tiles on load, epilogue fused (M <= OWN_MAX_M, K % 8 == 0);
+- "lt":      fp8 only, sm_89+ (K % 16 == 0): W8A8. Activations quantized per token on the device (amax -> e4m3),
+             cuBLASLt FP8 GEMM into an f32 scratch (gpu/cublaslt.py), then an epilogue applies the token and row
+             scales with the residual / SiLU*up / RoPE;
+- "dequant": int8 / int4 (and fp8 where "lt" cannot run): slabs of weight rows dequantized into a reused 16-bit
+             scratch of at most SLAB_BYTES, cuBLAS GemmEx per slab into the output columns, then gemm.cu's epilogues.
+"auto" takes "own" up to AUTO_OWN_MAX_M rows, then "lt" (fp8) or "dequant". perm / gain: the activations are
+gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does it while it
+quantizes.
+
+Workspace (graphs bake addresses in; nothing allocates inside a capture). The engine calls, at start-up:
+    nbytes = workspace_bytes(config, fmt, max_tokens, dtype)   # for its memory estimate
+    allocate(config, fmt, max_tokens, dtype)                    # buffers, cuBLAS / cuBLASLt handles and workspaces
+    warmup(fmt, dtype, rows, shapes)                            # optional: compiles, cuBLASLt plans per (N, M, K)
+An eager call outside capture grows a missing buffer (as gemm.py's scratch does); inside capture it raises.
+Shapes: M rows (the padded bucket), N output rows of W, K input columns, D dim, F hidden_dim, S context.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BackendError
+from ..quant.formats import FORMATS, QuantLinear
+from . import gemm
+from .cuda_kernels import get_function
+
+OWN_MAX_M = 64
+AUTO_OWN_MAX_M = {"qkv": 32, "silu": 32, "residual": 32}  # to be tuned with scripts/bench_quant_prefill.py
+OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}  # (WM, WK, STAGES) as gemm.OWN_CONFIG
+SLAB_BYTES = 64 << 20
+_QFMT = {"fp8": 0, "int8": 1, "int4": 2}
+_THREADS = 256
+
+
+def _check(cond: bool, what: str) -> None:
+    if not cond:
+        raise BackendError(f"gemm_quant: {what}")
+
+
+def _fn(name: str, fmt: str, dtype, cfg: tuple = ()):
+    defines = {"QFMT": _QFMT[fmt]}
+    if cfg:
+        defines.update(NT=cfg[0], WM=cfg[1], WK=cfg[2], STAGES=cfg[3])
+    if gemm._is_bf16(dtype):
+        defines["CG_BF16"] = 1
+    return get_function("gemm_quant.cu", name, defines)
+
+
+def _launch(name, fmt, dtype, grid, block, args, cfg=()):
+    import cupy as cp
+    _fn(name, fmt, dtype, cfg)(grid, (block,), args, stream=cp.cuda.get_current_stream())
+
+
+# ---- workspace --------------------------------------------------------------------------------------------
+_WS: dict = {}
+_RETIRED: list = []
+
+
+def _sizes(config, fmt: str, max_tokens: int, dtype) -> dict:
+    """Bytes of each buffer for a model: act/aq per token row, g/d the widest GEMM output, slab <= SLAB_BYTES."""
+    K = max(config.dim, config.hidden_dim)
+    mats = [(config.qkv_dim, config.dim), (config.dim, config.dim), (2 * config.hidden_dim, config.dim),
+            (config.dim, config.hidden_dim)]
+    cols = max(n for n, _ in mats)
+    t = gemm._dtype(dtype).itemsize
+    out = {"act": max_tokens * K * t, "g": max_tokens * cols * t,
+           "slab": max(_slab_rows(n, k, t) * k * t for n, k in mats)}
+    if fmt == "fp8":
+        out.update(aq=max_tokens * K, sa=max_tokens * 4, d=max_tokens * cols * 4)
+    return out
+
+
+def workspace_bytes(config, fmt: str, max_tokens: int, dtype="float16") -> int:
+    """Device bytes allocate() takes for a model (ModelConfig), format and largest prefill bucket, handles'
+    workspaces included (cuBLAS 32 MiB is shared with gemm.py; cuBLASLt 32 MiB for fp8)."""
+    from . import cublas, cublaslt
+    _check(fmt in FORMATS, f"unsupported format {fmt!r}; supported: {', '.join(FORMATS)}")
+    extra = cublaslt.WORKSPACE_BYTES if fmt == "fp8" else 0
+    return sum(_sizes(config, fmt, max_tokens, dtype).values()) + cublas.WORKSPACE_BYTES + extra
+
+
+def allocate(config, fmt: str, max_tokens: int, dtype="float16") -> None:
+    """Allocate every buffer (and the cuBLAS / cuBLASLt handles) of this format for buckets up to max_tokens rows.
+    Call before capturing any graph that runs these ops."""
+    from . import cublas, cublaslt
+    _check(fmt in FORMATS, f"unsupported format {fmt!r}; supported: {', '.join(FORMATS)}")
+    cublas.handle()
+    if fmt == "fp8" and cublaslt.fp8_supported():
+        cublaslt.handle()
+    for name, nbytes in _sizes(config, fmt, max_tokens, dtype).items():
+        _buf(name, nbytes)
+
+
+def _buf(name: str, nbytes: int):
+    """A flat uint8 device buffer of at least nbytes; grows only outside capture (graphs keep old addresses)."""
+    import cupy as cp
+    key = (cp.cuda.Device().id, name)
+    buf = _WS.get(key)
+    if buf is None or buf.nbytes < nbytes:
+        _check(not cp.cuda.get_current_stream().is_capturing(),
+               f"buffer {name!r} of {nbytes} bytes needed inside capture: call gemm_quant.allocate() first")
+        if buf is not None:
+            _RETIRED.append(buf)  # graphs captured earlier may still point at it: never free
+        buf = cp.empty(max(nbytes, 0 if buf is None else buf.nbytes), dtype=cp.uint8)
+        _WS[key] = buf
+    return buf
+
+
+def _view(name: str, shape: tuple, dtype):
+    dt = gemm._dtype(dtype)
+    n = int(np.prod(shape)) * dt.itemsize
+    return _buf(name, n)[:n].view(dt).reshape(shape)
+
+
+def _slab_rows(N: int, K: int, itemsize: int) -> int:
+    """Weight rows per dequantized slab: a multiple of 128 (tile-friendly for cuBLAS), at most N."""
+    return min(N, max(128, SLAB_BYTES // (K * itemsize) // 128 * 128))
+
+
+def warmup(fmt: str, dtype, rows, shapes=()) -> None:
+    """Compile the modules these ops launch at the given row counts and make the cuBLASLt plans for (N, K) in
+    shapes (fp8), so that nothing compiles or queries heuristics during capture."""
+    from . import cublaslt
+    fns = [_fn("prep_act", fmt, dtype)]
+    for M in rows:
+        if M <= OWN_MAX_M:
+            for op, kernel in (("qkv", "qgemm_qkv_rope"), ("silu", "qgemm_silu"), ("residual", "qgemm_residual")):
+                fns.append(_fn(kernel, fmt, dtype, _own_cfg(op, M)))
+        elif fmt == "fp8" and cublaslt.fp8_supported():
+            for N, K in shapes:
+                cublaslt.handle().plan(N, M, K)
+    for f in fns:
+        f.attributes  # forces the compile and module load now
+
+
+# ---- operand checks and path choice ---------------------------------------------------------------------
+def _check_weight(w: QuantLinear, N: int, K: int, op: str) -> None:
+    _check(isinstance(w, QuantLinear) and w.fmt in FORMATS, f"{op}: weight must be a QuantLinear ({FORMATS})")
+    _check(tuple(w.shape) == (N, K), f"{op}: weight shape {tuple(w.shape)}, expected {(N, K)}")
+    q, s = w.qweight, w.scales
+    if w.fmt == "int4":
+        gs = w.group_size
+        _check(gs > 0 and gs % 8 == 0 and K % gs == 0, f"{op}: int4 group size {gs} must divide K={K}, % 8 == 0")
+        _check(q.shape == (N, K // 8) and str(q.dtype) == "uint32", f"{op}: int4 qweight {q.shape} {q.dtype}")
+        for a in (s, w.zeros):
+            _check(a is not None and a.shape == (N, K // gs) and str(a.dtype) == "float16",
+                   f"{op}: int4 scales / zeros must be float16 [{N}, {K // gs}]")
+    else:
+        qdt = "uint8" if w.fmt == "fp8" else "int8"
+        _check(q.shape == (N, K) and str(q.dtype) == qdt, f"{op}: {w.fmt} qweight {q.shape} {q.dtype}")
+        _check(s.shape == (N,) and str(s.dtype) == "float32", f"{op}: {w.fmt} scales must be float32 [{N}]")
+    _check(w.perm is None or (w.perm.shape == (K,) and str(w.perm.dtype) == "int32"), f"{op}: perm int32 [{K}]")
+    _check(w.gain is None or (w.gain.shape == (K,) and str(w.gain.dtype) == "float32"), f"{op}: gain float32 [{K}]")
+    gemm._contig(*(a for a in (q, s, w.zeros, w.perm, w.gain) if a is not None))
+
+
+def _path(impl: str, op: str, w: QuantLinear, a) -> str:
+    """The path of one call; own needs 16-byte aligned operands (its activation loads are 16 bytes wide)."""
+    from . import cublaslt
+    M, K = a.shape
+    N = w.shape[0]
+    own_ok = M <= OWN_MAX_M and K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
+    lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
+    if impl == "auto":
+        if own_ok and M <= AUTO_OWN_MAX_M[op]:
+            return "own"
+        return "lt" if lt_ok else "dequant"
+    _check(impl in ("own", "lt", "dequant"), f"impl must be auto|own|lt|dequant, got {impl!r}")
+    _check(impl != "own" or own_ok, f"own kernel cannot run M={M} K={K} (M <= {OWN_MAX_M}, K % 8 == 0)")
+    _check(impl != "lt" or lt_ok, f"lt needs fp8 weights, N and K % 16 == 0, sm_89+ (N={N} K={K} {w.fmt})")
+    return impl
+
+
+def _own_cfg(op: str, M: int) -> tuple:
+    nt = (M + 7) // 8
+    wm, wk, stages = OWN_CONFIG.get((op, nt), OWN_CONFIG[op])
+    return (nt, wm, wk, stages)
+
+
+def _wargs(w: QuantLinear, K: int) -> tuple:
+    """(q, row scales, group scales, zeros, gs) kernel arguments; unused pointers repeat the scales."""
+    if w.fmt == "int4":
+        return (w.qweight, w.scales, w.scales, w.zeros, np.int32(w.group_size))
+    return (w.qweight, w.scales, w.scales, w.scales, np.int32(K))
+
+
+def _prep(a, w: QuantLinear):
+    """a' = T(gain * a[:, perm]) in the act buffer, or a itself when the layer has neither."""
+    if w.perm is None and w.gain is None:
+        return a
+    M, K = a.shape
+    out = _view("act", (M, K), a.dtype)
+    perm = w.perm if w.perm is not None else w.scales  # unused pointers (flags 0)
+    gain = w.gain if w.gain is not None else w.scales
+    _launch("prep_act", w.fmt, a.dtype, ((K + _THREADS - 1) // _THREADS, M), _THREADS,
+            (out, a, perm, gain, np.int32(K), np.int32(w.perm is not None), np.int32(w.gain is not None)))
+    return out
+
+
+def _lt_product(a, w: QuantLinear):
+    """(d f32 [M, N] unscaled, sa f32 [M]) of the W8A8 product: per-token e4m3 activations x e4m3 weights."""
+    from . import cublaslt
+    M, K = a.shape
+    N = w.shape[0]
+    aq, sa, d = _view("aq", (M, K), "uint8"), _view("sa", (M,), "float32"), _view("d", (M, N), "float32")
+    perm = w.perm if w.perm is not None else w.scales
+    gain = w.gain if w.gain is not None else w.scales
+    _launch("quant_act_fp8", "fp8", a.dtype, (M,), _THREADS,
+            (aq, sa, a, perm, gain, np.int32(K), np.int32(w.perm is not None), np.int32(w.gain is not None)))
+    cublaslt.handle().fp8_matmul(d, aq, w.qweight)
+    return d, sa
+
+
+def _dequant_gemm(c, a, w: QuantLinear, accumulate: bool) -> None:
+    """c[:, :N] (=|+=) a' @ W.T, slab by slab of dequantized rows (c [M, N] f32 or T)."""
+    from . import cublas
+    a = _prep(a, w)
+    N, K = w.shape
+    R = _slab_rows(N, K, a.dtype.itemsize)
+    slab = _view("slab", (R, K), a.dtype)
+    vec = np.int32(K % 8 == 0)
+    for r0 in range(0, N, R):
+        n = min(R, N - r0)
+        _launch("dequant_rows", w.fmt, a.dtype, ((K + 8 * 128 - 1) // (8 * 128), n), 128,
+                (slab, *_wargs(w, K)[:4], np.int32(r0), np.int32(K), _wargs(w, K)[4], vec))
+        cublas.handle().gemm_nt(c, a, slab[:n], accumulate=accumulate, col0=r0)
+
+
+# ---- the ops ------------------------------------------------------------------------------------------------
+def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
+    """x f32 [M, N] += a T[M, K] @ W.T, W = the dequantized [N, K] of w"""
+    M, K = a.shape
+    N = x.shape[1]
+    _check(x.shape == (M, N) and str(x.dtype) == "float32", f"matmul_residual: x{x.shape} {x.dtype}, a{a.shape}")
+    _check_weight(w, N, K, "matmul_residual")
+    gemm._contig(x, a)
+    path = _path(impl, "residual", w, a)
+    if path == "own":
+        cfg = _own_cfg("residual", M)
+        grid = ((N + 16 * cfg[1] - 1) // (16 * cfg[1]),)
+        _launch("qgemm_residual", w.fmt, a.dtype, grid, 32 * cfg[1] * cfg[2],
+                (x, _prep(a, w), *_wargs(w, K)[:4], np.int32(M), np.int32(N), np.int32(K), _wargs(w, K)[4]), cfg)
+    elif path == "lt":
+        d, sa = _lt_product(a, w)
+        _launch("w8a8_residual_rows", "fp8", a.dtype, ((N + _THREADS - 1) // _THREADS, M), _THREADS,
+                (x, d, sa, w.scales, np.int32(N)))
+    else:
+        _dequant_gemm(x, a, w, accumulate=True)
+
+
+def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
+    """h T[M, F] = silu(xn @ W1.T) * (xn @ W3.T), W13 = [W1; W3] the dequantized [2F, D] of w13"""
+    M, K = xn.shape
+    F = h.shape[1]
+    _check(h.shape[0] == M and h.dtype == xn.dtype, f"matmul_silu: h{h.shape} {h.dtype}, xn{xn.shape} {xn.dtype}")
+    _check_weight(w13, 2 * F, K, "matmul_silu")
+    gemm._contig(h, xn)
+    path = _path(impl, "silu", w13, xn)
+    if path == "own":
+        cfg = _own_cfg("silu", M)
+        _check(cfg[1] % 2 == 0, "matmul_silu needs an even WM")
+        rows = 16 * (cfg[1] // 2)
+        _launch("qgemm_silu", w13.fmt, xn.dtype, ((F + rows - 1) // rows,), 32 * cfg[1] * cfg[2],
+                (h, _prep(xn, w13), *_wargs(w13, K)[:4], np.int32(M), np.int32(F), np.int32(K), _wargs(w13, K)[4]),
+                cfg)
+    elif path == "lt":
+        d, sa = _lt_product(xn, w13)
+        _launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
+                (h, d, sa, w13.scales, np.int32(F)))
+    else:
+        g = _view("g", (M, 2 * F), xn.dtype)
+        _dequant_gemm(g, xn, w13, accumulate=False)
+        gemm._epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
+
+
+def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto") -> None:
+    """gemm.qkv_rope with the dequantized [D + 2*kvd, D] of wqkv: q T[M, D] roped; k/v rows of real tokens to the
+    caches T[S, KVH, hd] at pos[0] + m (padding rows and positions >= S never touch the cache)."""
+    M, D = xn.shape
+    S, KVH, hd = k_cache.shape
+    kvd = KVH * hd
+    NQ = D + 2 * kvd
+    _check(q.shape == (M, D) and v_cache.shape == k_cache.shape and q.dtype == xn.dtype == k_cache.dtype
+           == v_cache.dtype and D % hd == 0 and hd % 2 == 0 and str(rope_cs.dtype) == "float32"
+           and rope_cs.shape[0] >= S and rope_cs.shape[1:] == (hd // 2, 2) and str(pos.dtype) == "int32"
+           and str(n_tokens.dtype) == "int32", f"qkv_rope: q{q.shape}, xn{xn.shape}, cache{k_cache.shape}")
+    _check_weight(wqkv, NQ, D, "qkv_rope")
+    gemm._contig(q, xn, rope_cs, k_cache, v_cache)
+    path = _path(impl, "qkv", wqkv, xn)
+    geo = (np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
+    if path == "own":
+        cfg = _own_cfg("qkv", M)
+        _launch("qgemm_qkv_rope", wqkv.fmt, xn.dtype, ((NQ + 16 * cfg[1] - 1) // (16 * cfg[1]),),
+                32 * cfg[1] * cfg[2], (q, _prep(xn, wqkv), *_wargs(wqkv, D)[:4], rope_cs, k_cache, v_cache, pos,
+                                       n_tokens, np.int32(M)) + geo + (_wargs(wqkv, D)[4],), cfg)
+    elif path == "lt":
+        d, sa = _lt_product(xn, wqkv)
+        _launch("w8a8_qkv_rope_rows", "fp8", xn.dtype, ((NQ // 2 + _THREADS - 1) // _THREADS, M), _THREADS,
+                (q, d, sa, wqkv.scales, rope_cs, k_cache, v_cache, pos, n_tokens) + geo)
+    else:
+        g = _view("g", (M, NQ), xn.dtype)
+        _dequant_gemm(g, xn, wqkv, accumulate=False)
+        vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0
+        gemm._epi_launch("qkv_rope_rows", xn.dtype, M, NQ,
+                         (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + geo + (np.int32(vec),))
