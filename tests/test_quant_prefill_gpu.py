@@ -18,7 +18,8 @@ from cugraphllm import reference as ref
 from cugraphllm.quant import formats
 
 cp = pytest.importorskip("cupy")
-from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, dev_random, host64, poison, relerr, rng_seed  # noqa: E402,E501
+from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, dev_random, host64, poison  # noqa: E402
+from test_gemm_gpu import relerr, rng_seed  # noqa: E402
 
 gpu = pytest.mark.gpu
 TOL = {"float16": 4e-3, "bfloat16": 2.5e-2}

@@ -29,7 +29,9 @@ from .cuda_kernels import get_function
 
 OWN_MAX_M = 64
 AUTO_OWN_MAX_M = {"qkv": 32, "silu": 32, "residual": 32}  # to be tuned with scripts/bench_quant_prefill.py
-OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}  # (WM, WK, STAGES) as gemm.OWN_CONFIG
+# (WM, WK, STAGES) as gemm.OWN_CONFIG, (op, NT) keys override; 512 threads at NT > 4 would spill (128 registers)
+OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
+              **{("residual", nt): (2, 4, 2) for nt in (5, 6, 7, 8)}}
 SLAB_BYTES = 64 << 20
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
 _THREADS = 256
