@@ -258,17 +258,18 @@ qgemm_silu(T* __restrict__ h, const T* __restrict__ xn, const unsigned char* __r
     }
 }
 
-// qkv = xn [M, D] @ Wqkv[D + 2*kvd, D].T, RoPE at positions pos[0] + m, q -> q [M, D], k/v -> caches [S, kvd].
+// qkv = xn [M, D] @ Wqkv[D + 2*kvd, D].T, RoPE at positions pos[0] + m0 + m, q -> q [M, D], k/v -> caches
+// [S, kvd]; q and xn point at row m0 of the step's arrays (the launcher splits M > 8 * NT into chunks).
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 qgemm_qkv_rope(T* __restrict__ qo, const T* __restrict__ xn, const unsigned char* __restrict__ q,
                const float* __restrict__ rs, const unsigned short* s, const unsigned short* z,
                const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
                const int* __restrict__ pos, const int* __restrict__ n_tokens,
-               int M, int D, int kvd, int hd, int S, int gs) {
+               int M, int D, int kvd, int hd, int S, int gs, int m0) {
     __shared__ Red red;
     const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * WM;
     qwarp_gemm(red, xn, q, s, z, row0 + 16 * ((threadIdx.x >> 5) % WM), NQ, M, D, gs);
-    const int p0 = pos[0], ntok = n_tokens[0];
+    const int p0 = pos[0] + m0, ntok = n_tokens[0] - m0;  // a chunk of rows starting at row m0 of the step
     for (int e = threadIdx.x; e < WM * 8 * NTOK; e += NTHREADS) {
         int n = e / (WM * 8), rr = 2 * (e % (WM * 8)), o = row0 + rr;
         if (n < M && o < NQ)

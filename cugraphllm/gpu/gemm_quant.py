@@ -1,7 +1,8 @@
 """Prefill (M > 1) ops for quantized weights: gemm.py's qkv_rope / matmul_residual / matmul_silu with a QuantLinear
 (quant/formats.py layouts, CuPy arrays) as the weight; same epilogues, same results as gemm.py on the dequantized
 weight within the format's tolerance. Kernels: kernels/gemm_quant.cu. Three paths, picked per call (`impl`):
-- "own":     swap-AB mma.sync kernel dequantizing the weight tiles on load, epilogue fused (M <= OWN_MAX_M, K % 8 == 0);
+- "own":     swap-AB mma.sync kernel dequantizing the weight tiles on load, epilogue fused (K % 8 == 0); one launch
+             per OWN_MAX_M rows (each re-streams the weights, so it pays at small M only);
 - "lt":      fp8 only, sm_89+ (K % 16 == 0): W8A8. Activations quantized per token on the device (amax -> e4m3),
              cuBLASLt FP8 GEMM into an f32 scratch (gpu/cublaslt.py), then an epilogue applies the token and row
              scales with the residual / SiLU*up / RoPE;
@@ -128,10 +129,9 @@ def warmup(fmt: str, dtype, rows, shapes=()) -> None:
     from . import cublaslt
     fns = [_fn("prep_act", fmt, dtype)]
     for M in rows:
-        if M <= OWN_MAX_M:
-            for op, kernel in (("qkv", "qgemm_qkv_rope"), ("silu", "qgemm_silu"), ("residual", "qgemm_residual")):
-                fns.append(_fn(kernel, fmt, dtype, _own_cfg(op, M)))
-        elif fmt == "fp8" and cublaslt.fp8_supported():
+        for op, kernel in (("qkv", "qgemm_qkv_rope"), ("silu", "qgemm_silu"), ("residual", "qgemm_residual")):
+            fns.append(_fn(kernel, fmt, dtype, _own_cfg(op, min(M, OWN_MAX_M))))
+        if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
             for N, K in shapes:
                 cublaslt.handle().plan(N, M, K)
     for f in fns:
@@ -164,16 +164,27 @@ def _path(impl: str, op: str, w: QuantLinear, a) -> str:
     from . import cublaslt
     M, K = a.shape
     N = w.shape[0]
-    own_ok = M <= OWN_MAX_M and K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
+    own_ok = K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
     if impl == "auto":
         if own_ok and M <= AUTO_OWN_MAX_M[op]:
             return "own"
         return "lt" if lt_ok else "dequant"
     _check(impl in ("own", "lt", "dequant"), f"impl must be auto|own|lt|dequant, got {impl!r}")
-    _check(impl != "own" or own_ok, f"own kernel cannot run M={M} K={K} (M <= {OWN_MAX_M}, K % 8 == 0)")
+    _check(impl != "own" or own_ok, f"own kernel cannot run K={K} (K % 8 == 0, 16-byte aligned operands)")
     _check(impl != "lt" or lt_ok, f"lt needs fp8 weights, N and K % 16 == 0, sm_89+ (N={N} K={K} {w.fmt})")
     return impl
+
+
+def _own(kernel: str, op: str, w: QuantLinear, a, out_rows: int, args) -> None:
+    """The own kernel over row chunks [m0, m0 + mc) of at most OWN_MAX_M rows; args(m0, mc) -> kernel args."""
+    M = a.shape[0]
+    for m0 in range(0, M, OWN_MAX_M):
+        mc = min(OWN_MAX_M, M - m0)
+        cfg = _own_cfg(op, mc)
+        _check(op != "silu" or cfg[1] % 2 == 0, "matmul_silu needs an even WM (w1 and w3 tiles pair up)")
+        rows = 16 * (cfg[1] // 2 if op == "silu" else cfg[1])
+        _launch(kernel, w.fmt, a.dtype, ((out_rows + rows - 1) // rows,), 32 * cfg[1] * cfg[2], args(m0, mc), cfg)
 
 
 def _own_cfg(op: str, M: int) -> tuple:
@@ -241,10 +252,9 @@ def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
     gemm._contig(x, a)
     path = _path(impl, "residual", w, a)
     if path == "own":
-        cfg = _own_cfg("residual", M)
-        grid = ((N + 16 * cfg[1] - 1) // (16 * cfg[1]),)
-        _launch("qgemm_residual", w.fmt, a.dtype, grid, 32 * cfg[1] * cfg[2],
-                (x, _prep(a, w), *_wargs(w, K)[:4], np.int32(M), np.int32(N), np.int32(K), _wargs(w, K)[4]), cfg)
+        ap, wa = _prep(a, w), _wargs(w, K)
+        _own("qgemm_residual", "residual", w, a, N, lambda m0, mc: (
+            x[m0:m0 + mc], ap[m0:m0 + mc], *wa[:4], np.int32(mc), np.int32(N), np.int32(K), wa[4]))
     elif path == "lt":
         d, sa = _lt_product(a, w)
         _launch("w8a8_residual_rows", "fp8", a.dtype, ((N + _THREADS - 1) // _THREADS, M), _THREADS,
@@ -262,12 +272,9 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
     gemm._contig(h, xn)
     path = _path(impl, "silu", w13, xn)
     if path == "own":
-        cfg = _own_cfg("silu", M)
-        _check(cfg[1] % 2 == 0, "matmul_silu needs an even WM")
-        rows = 16 * (cfg[1] // 2)
-        _launch("qgemm_silu", w13.fmt, xn.dtype, ((F + rows - 1) // rows,), 32 * cfg[1] * cfg[2],
-                (h, _prep(xn, w13), *_wargs(w13, K)[:4], np.int32(M), np.int32(F), np.int32(K), _wargs(w13, K)[4]),
-                cfg)
+        ap, wa = _prep(xn, w13), _wargs(w13, K)
+        _own("qgemm_silu", "silu", w13, xn, F, lambda m0, mc: (
+            h[m0:m0 + mc], ap[m0:m0 + mc], *wa[:4], np.int32(mc), np.int32(F), np.int32(K), wa[4]))
     elif path == "lt":
         d, sa = _lt_product(xn, w13)
         _launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
@@ -294,10 +301,10 @@ def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens,
     path = _path(impl, "qkv", wqkv, xn)
     geo = (np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
     if path == "own":
-        cfg = _own_cfg("qkv", M)
-        _launch("qgemm_qkv_rope", wqkv.fmt, xn.dtype, ((NQ + 16 * cfg[1] - 1) // (16 * cfg[1]),),
-                32 * cfg[1] * cfg[2], (q, _prep(xn, wqkv), *_wargs(wqkv, D)[:4], rope_cs, k_cache, v_cache, pos,
-                                       n_tokens, np.int32(M)) + geo + (_wargs(wqkv, D)[4],), cfg)
+        ap, wa = _prep(xn, wqkv), _wargs(wqkv, D)
+        _own("qgemm_qkv_rope", "qkv", wqkv, xn, NQ, lambda m0, mc: (
+            q[m0:m0 + mc], ap[m0:m0 + mc], *wa[:4], rope_cs, k_cache, v_cache, pos, n_tokens, np.int32(mc))
+            + geo + (wa[4], np.int32(m0)))
     elif path == "lt":
         d, sa = _lt_product(xn, wqkv)
         _launch("w8a8_qkv_rope_rows", "fp8", xn.dtype, ((NQ // 2 + _THREADS - 1) // _THREADS, M), _THREADS,
