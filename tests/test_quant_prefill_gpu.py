@@ -296,3 +296,31 @@ def test_workspace_bytes():
     assert gemm_quant.workspace_bytes(cfg, "fp8", 512) > gemm_quant.workspace_bytes(cfg, "int8", 512)
     with pytest.raises(BackendError, match="supported"):
         gemm_quant.workspace_bytes(cfg, "nf4", 512)
+
+
+# ---- bad weights: one-line BackendError before any launch (host arrays suffice, no GPU) -------------------------
+def _bad_weights():
+    N, K = 64, 256
+    good = {f: formats.quantize(np.random.default_rng(1).standard_normal((N, K)).astype(np.float32), f, 64)
+            for f in FMTS}
+    import dataclasses as dc
+    return [
+        ("shape", dc.replace(good["int8"], shape=(N, K + 8))),
+        ("int8 qweight", dc.replace(good["int8"], qweight=good["int8"].qweight.astype(np.uint8))),
+        ("float32", dc.replace(good["fp8"], scales=good["fp8"].scales.astype(np.float16))),
+        ("group size", dc.replace(good["int4"], group_size=48)),
+        ("float16", dc.replace(good["int4"], zeros=good["int4"].zeros[:, :2])),
+        ("perm", dc.replace(good["fp8"], perm=np.arange(K, dtype=np.int64))),
+        ("gain", dc.replace(good["int8"], gain=np.ones(K - 1, np.float32))),
+        ("QuantLinear", dc.replace(good["int8"], fmt="nf4")),
+    ]
+
+
+@pytest.mark.parametrize("what,w", _bad_weights(), ids=[b[0] for b in _bad_weights()])
+def test_bad_weight_is_one_line_error(what, w):
+    from cugraphllm.errors import BackendError
+    from cugraphllm.gpu import gemm_quant
+    x, a = np.zeros((4, 64), np.float32), np.zeros((4, 256), np.float16)
+    with pytest.raises(BackendError, match=what) as e:
+        gemm_quant.matmul_residual(x, a, w)
+    assert "\n" not in str(e.value)
