@@ -122,7 +122,8 @@ def prepare(max_tokens: int, max_cols: int = 0, dtype="float16") -> None:
 def _scratch(n: int, dtype):
     """A flat device buffer of at least n elements; grows only outside capture (addresses freeze in graphs)."""
     import cupy as cp
-    key = (cp.cuda.Device().id, str(dtype))
+    from .cuda_kernels import device_id
+    key = (device_id(), str(dtype))
     buf = _SCRATCH.get(key)
     if buf is None or buf.size < n:
         _check(not cp.cuda.get_current_stream().is_capturing(),
