@@ -1,7 +1,8 @@
 // Weights on the device without temporaries (gpu/state.py): the staged upload's conversion into the storage dtype T
 // with the norm gain folded in, and seeded dummy weights made in place.
 //
-// convert_rows: one staged chunk of rows [n = rows * K] in the host dtype S (float16, or float32 with -DSRC_F32)
+// convert_rows: one staged chunk of rows [n = rows * K] in the source dtype S (float16; float32 with -DSRC_F32;
+//   bfloat16 with -DSRC_BF16)
 //   -> out T [n]: out[i] = T(float(in[i]) * gain[i % K]), the product in fp32 and rounded once (round to nearest
 //   even, as CuPy's astype); gain == nullptr means unit gain (a pure conversion).
 // fill_normal: out T [n] = T(scale * z_i), z_i ~ N(0, 1) from a counter-based hash of (key, i): splitmix64 of
@@ -10,9 +11,12 @@
 // Both are grid-stride loops over 64-bit indices (a 70B w13 has 470M elements).
 #include "common.cuh"
 
-#ifdef SRC_F32
+#if defined(SRC_F32)
 typedef float S;
 __device__ __forceinline__ float src_f(S x) { return x; }
+#elif defined(SRC_BF16)
+typedef __nv_bfloat16 S;
+__device__ __forceinline__ float src_f(S x) { return __bfloat162float(x); }
 #else
 typedef __half S;
 __device__ __forceinline__ float src_f(S x) { return __half2float(x); }
