@@ -3,7 +3,7 @@
 `estimate(...)` counts, for a context S: the weights, the KV cache, the Scratch buffers (sized for the largest
 prefill bucket), the cuBLAS workspace and GEMM scratch (gemm.prepare), the attention split-K workspace, the
 captured graphs (nodes per graph times a per-node cost measured on H100: 22 graphs of LLaMA-2-7B held 14 MiB,
-about 4 KiB per node; we count 6 KiB) and a fixed reserve for loaded modules and CuPy's small blocks; while
+about 4 KiB per node; we count 6 KiB, and at least GRAPH_MIN_BYTES per graph) and a fixed reserve for loaded modules and CuPy's small blocks; while
 weights are uploaded the two device staging slots (gpu/state.py Stager) exist instead of everything but the
 weights, so the peak is weights + max(staging, the rest). `largest_context` is the biggest S whose estimate fits.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..config import ModelConfig
 
 GRAPH_NODE_BYTES = 6 << 10
+GRAPH_MIN_BYTES = 512 << 10  # per graph, however small (the driver's allocations for an executable graph)
 RESERVE_BYTES = 256 << 20  # compiled modules (NVRTC and Numba), CuPy pool rounding, small allocations
 CUBLAS_WORKSPACE = 32 << 20  # gpu/cublas.py WORKSPACE_BYTES
 _ALIGN = 512  # CuPy's pool rounds every allocation up to this
@@ -43,8 +44,9 @@ def graph_bytes(c: ModelConfig, S: int, mode: str) -> int:
         return 0
     decode, prefill = make_buckets(S)
     n_decode = 1 + (len(decode) if mode == "hybrid" else 0)  # the generic graph, plus one per bucket
-    nodes = 2 * (n_decode * (8 + 6 * c.n_layers) + len(prefill) * (8 + 10 * c.n_layers))
-    return nodes * GRAPH_NODE_BYTES
+    per = [max(GRAPH_MIN_BYTES, GRAPH_NODE_BYTES * nodes) for nodes in
+           [8 + 6 * c.n_layers] * n_decode + [8 + 10 * c.n_layers] * len(prefill)]
+    return 2 * sum(per)
 
 
 def estimate(c: ModelConfig, S: int, mode: str = "hybrid", weight_bytes: int | None = None, t: int = 2,

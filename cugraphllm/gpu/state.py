@@ -79,11 +79,11 @@ class Stager:
     is copied straight into its rows of the output; otherwise it lands in a device slot and kernels/weights.cu
     convert_rows writes out = T(chunk * gain) (fp32 product, rounded once). No fp32 or full-size temporary."""
 
-    def __init__(self, slot_bytes: int = STAGE_BYTES):
+    def __init__(self, slot_bytes: int | None = None):
         import cupy as cp
-        self.slot_bytes, self.stream = slot_bytes, cp.cuda.get_current_stream()
-        self.pinned = [cp.cuda.alloc_pinned_memory(slot_bytes) for _ in range(2)]
-        self.dev = [cp.cuda.alloc(slot_bytes) for _ in range(2)]
+        self.slot_bytes, self.stream = slot_bytes or STAGE_BYTES, cp.cuda.get_current_stream()
+        self.pinned = [cp.cuda.alloc_pinned_memory(self.slot_bytes) for _ in range(2)]
+        self.dev = [cp.cuda.alloc(self.slot_bytes) for _ in range(2)]
         self.done = [None, None]  # event after the last GPU read of each slot
         self.i = 0
 
