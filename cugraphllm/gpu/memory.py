@@ -3,8 +3,8 @@
 `estimate(...)` counts, for a context S: the weights, the KV cache, the Scratch buffers (sized for the largest
 prefill bucket), the cuBLAS workspace and GEMM scratch (gemm.prepare), the attention split-K workspace, the
 captured graphs (nodes per graph times a per-node cost measured on H100: 22 graphs of LLaMA-2-7B held 14 MiB,
-about 4 KiB per node; we count 6 KiB, and at least GRAPH_MIN_BYTES per graph) and a fixed reserve for loaded modules and CuPy's small blocks; while
-weights are uploaded the two device staging slots (gpu/state.py Stager) exist instead of everything but the
+about 4 KiB per node; we count 6 KiB, and at least GRAPH_MIN_BYTES per graph) and a fixed reserve for loaded
+modules and CuPy's small blocks; while weights are uploaded the two device staging slots (gpu/state.py Stager) exist instead of everything but the
 weights, so the peak is weights + max(staging, the rest). `largest_context` is the biggest S whose estimate fits.
 """
 from __future__ import annotations
