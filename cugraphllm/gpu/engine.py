@@ -20,7 +20,6 @@ from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, trim_p
 def _free_bytes() -> int:
     """Free device memory once CuPy's cached blocks are given back (tests monkeypatch it)."""
     import cupy as cp
-    from .state import trim_pool
     trim_pool()
     return cp.cuda.runtime.memGetInfo()[0]
 
