@@ -51,9 +51,12 @@ def release_pages(mm: mmap.mmap, view: np.ndarray) -> None:
     resident set, so that streaming a checkpoint once does not grow RSS by its size. No-op where unsupported."""
     if not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED") or view.nbytes == 0:
         return
-    start = view.__array_interface__["data"][0] - np.frombuffer(mm, np.uint8, count=1).__array_interface__["data"][0]
-    lo = start // mmap.PAGESIZE * mmap.PAGESIZE
-    hi = min(len(mm), -(-(start + view.nbytes) // mmap.PAGESIZE) * mmap.PAGESIZE)
+    base = np.frombuffer(mm, np.uint8, count=1).__array_interface__["data"][0]
+    start = view.__array_interface__["data"][0] - base  # the byte span (a column slice is strided)
+    first = start + sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st < 0)
+    last = start + sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st > 0) + view.itemsize
+    lo = first // mmap.PAGESIZE * mmap.PAGESIZE
+    hi = min(len(mm), -(-last // mmap.PAGESIZE) * mmap.PAGESIZE)
     if 0 <= lo < hi:
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
