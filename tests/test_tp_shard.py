@@ -10,7 +10,7 @@ from cugraphllm.config import ModelConfig
 from cugraphllm.errors import ConfigError
 from cugraphllm.gpu import tp_shard as tp
 from cugraphllm.loader import dummy_weights, load_checkpoint
-from cugraphllm.weights import LayerWeights, Weights
+from cugraphllm.weights import LayerWeights
 
 L70 = ModelConfig.from_preset("llama-2-70b")
 
