@@ -81,7 +81,7 @@ class CudaEngine:
         self.max_seq_len = self.runtime.context(config)
         if _device_weights is None:
             from .state import STAGE_BYTES
-            _check_gpu(config, self.runtime, 2 * config.n_params(), staging=2 * STAGE_BYTES)
+            _check_gpu(config, self.runtime, 2 * config.n_params(), 2 * STAGE_BYTES)  # + the upload's slots
         dtype = storage_dtype(self.runtime.dtype)
         self.stream = cp.cuda.Stream(non_blocking=True)
         oom = _out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))

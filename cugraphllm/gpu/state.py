@@ -84,31 +84,41 @@ class Stager:
         self.slot_bytes, self.stream = slot_bytes or STAGE_BYTES, cp.cuda.get_current_stream()
         self.pinned = [cp.cuda.alloc_pinned_memory(self.slot_bytes) for _ in range(2)]
         self.dev = [cp.cuda.alloc(self.slot_bytes) for _ in range(2)]
-        self.done = [None, None]  # event after the last GPU read of each slot
+        self.done = [None, None]  # event after the last copy out of each pinned slot
         self.i = 0
 
     def upload(self, src, dtype, gain=None):
         """T [N, K] on the device from a host [N, K] array or LazyMatrix (float16 or float32); gain [K] folded in."""
         import cupy as cp
+        out = cp.empty(src.shape, dtype=dtype)
+        direct = gain is None and np.dtype(src.dtype) == np.dtype(dtype)
+        g = cp.ones(src.shape[1], cp.float32) if gain is None else cp.asarray(gain, dtype=cp.float32)
+        for a, b, chunk in self.chunks(src, out if direct else None):
+            if not direct:
+                _convert(out[a:b], chunk, g)
+        return out
+
+    def chunks(self, src, into=None):
+        """Rows of a host matrix on the device, chunk by chunk: yields (a, b, rows [a, b) in the host dtype), the
+        rows in a device slot (valid until the next chunk is asked for) or, with `into`, copied straight into
+        into[a:b]. Kernels that consume a chunk go on self.stream (the current stream) before the next request."""
+        import cupy as cp
         from ..loader_common import read_rows, row_chunks
-        host = np.dtype(src.dtype)
+        host, cols = np.dtype(src.dtype), src.shape[1]
         if host not in (np.float16, np.float32):
             raise ValueError(f"upload: host dtype must be float16 or float32, got {host}")
-        rows, cols = src.shape
-        out = cp.empty((rows, cols), dtype=dtype)
-        direct = gain is None and host == np.dtype(dtype)
-        g = cp.ones(cols, cp.float32) if gain is None else cp.asarray(gain, dtype=cp.float32)
+        if cols * host.itemsize * getattr(src, "row_align", 1) > self.slot_bytes:
+            raise ValueError(f"upload: one row group of {cols} columns does not fit a {self.slot_bytes}-byte slot")
         for a, b in row_chunks(src, self.slot_bytes, host.itemsize):
-            n = (b - a) * cols
-            slot = self._next()
+            n, slot = (b - a) * cols, self._next()
             read_rows(src, a, b, np.frombuffer(self.pinned[slot], host, n).reshape(b - a, cols))
-            dst = out[a:b].data.ptr if direct else self.dev[slot].ptr
-            cp.cuda.runtime.memcpyAsync(dst, self.pinned[slot].ptr, n * host.itemsize,
+            dst = into[a:b] if into is not None else cp.ndarray((b - a, cols), host, memptr=self.dev[slot])
+            cp.cuda.runtime.memcpyAsync(dst.data.ptr, self.pinned[slot].ptr, n * host.itemsize,
                                         cp.cuda.runtime.memcpyHostToDevice, self.stream.ptr)
-            if not direct:
-                _convert(out[a:b], cp.ndarray((n,), host, memptr=self.dev[slot]), g)
+            # the pinned slot is free again once its copy is done; the device slot's next copy is queued on the
+            # same stream after the consumer's kernels, so it never overwrites rows still being read
             self.done[slot] = self.stream.record()
-        return out
+            yield a, b, dst
 
     def _next(self) -> int:
         """The slot to fill next, once the GPU has finished reading it."""
@@ -191,8 +201,10 @@ def dummy_device_weights(config: ModelConfig, dtype, seed: int = 0, scale: float
     """Seeded random weights of the config's exact shapes (vLLM's --load-format dummy), each matrix allocated in
     the storage dtype and filled in place (fill_normal, key dummy_key(seed, index)): no temporaries. The gains are
     ones, so these are already in folded form (module docstring)."""
+    import itertools
+
     import cupy as cp
-    keys = iter(range(1 << 30))
+    keys = itertools.count()  # matrix index: each matrix its own random stream
 
     def mat(rows, cols):
         return fill_normal(cp.empty((rows, cols), dtype=dtype), dummy_key(seed, next(keys)), scale)
