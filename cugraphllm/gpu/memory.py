@@ -23,9 +23,11 @@ def _r(n: int) -> int:
 
 
 def scratch_bytes(c: ModelConfig, S: int, rows: int, t: int = 2) -> int:
-    """gpu/state.py Scratch on the device (hist is pinned host memory)."""
+    """gpu/state.py Scratch: x, xn, ss, q, att, h, logits, prompt, 4 scalars, params, seed, rope table, and hist
+    (pinned host memory mapped for the GPU, counted as Scratch.nbytes counts it)."""
     arrays = [rows * c.dim * 4, rows * c.dim * t, (c.dim + 1) // 2 * 4, rows * c.dim * t, rows * c.dim * t,
-              rows * c.hidden_dim * t, c.vocab_size * 4, rows * 4, 4, 4, 4, 4, 16, 8, S * c.head_dim * 4]
+              rows * c.hidden_dim * t, c.vocab_size * 4, rows * 4, 4, 4, 4, 4, 16, 8, S * c.head_dim * 4,
+              (S + 1) * 4]
     return sum(_r(n) for n in arrays)
 
 
