@@ -73,8 +73,9 @@ def resolve_backend(backend: str) -> str:
     return "cuda" if gpu else "numpy"
 
 
-def _make_engine(source, runtime: RuntimeConfig):
-    """An Engine for a loaded Checkpoint, or for a ModelConfig meaning seeded dummy weights of that shape."""
+def _make_engine(source, runtime: RuntimeConfig, progress=None):
+    """An Engine for a loaded Checkpoint, or for a ModelConfig meaning seeded dummy weights of that shape.
+    progress: None or a callable taking one status line (the GPU upload's per-layer lines)."""
     dummy = isinstance(source, ModelConfig)
     config = source if dummy else source.config
     if runtime.backend == "numpy":
@@ -89,7 +90,12 @@ def _make_engine(source, runtime: RuntimeConfig):
         raise BackendError(f"backend cuda: cannot import the GPU engine ({err})") from None
     if dummy:
         return CudaEngine.dummy(config, runtime, runtime.seed)
-    return CudaEngine(config, source.weights, runtime)
+    return CudaEngine(config, source.weights, runtime, progress=progress)
+
+
+def _stderr_line(text: str) -> None:
+    import sys
+    print(text, file=sys.stderr, flush=True)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -142,7 +148,9 @@ class LLM:
             # numpy computes in float32; cuda float16 takes float16 host copies; bfloat16 converts from float32
             # (a float16 detour would flush bf16 values below fp16's normal range)
             storage = "float16" if runtime.backend == "cuda" and runtime.dtype == "float16" else "float32"
-            source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False)
+            # cuda: matrices stream from the memory map straight into the upload (host RAM bounded by a chunk)
+            source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False,
+                                     lazy=runtime.backend == "cuda")
             tok_path = source.tokenizer_path
         if tok_path is None:
             raise TokenizerError(f"{model}: no tokenizer found beside the model; pass tokenizer= "
@@ -152,7 +160,8 @@ class LLM:
         if tok.vocab_size > config.vocab_size:
             raise TokenizerError(f"tokenizer {tok_path}: {tok.vocab_size} pieces, more than the model's "
                                  f"vocabulary of {config.vocab_size}")
-        return cls(_make_engine(source, runtime), tok, runtime, name=str(model))
+        big = kind != "dummy" and progress and source.weights.nbytes() > (1 << 30)
+        return cls(_make_engine(source, runtime, _stderr_line if big else None), tok, runtime, name=str(model))
 
     def params(self, temperature=0.0, top_k=0, top_p=1.0, repetition_penalty=1.0, seed=None):
         from .sampling import SamplingParams

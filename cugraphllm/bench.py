@@ -136,7 +136,7 @@ def load_source(args, backend: str):
         return ModelConfig.from_preset(what), what + " (random weights)"
     dtype = "float16" if backend == "cuda" and args.dtype == "float16" else "float32"
     t = time.perf_counter()
-    ckpt = load_checkpoint(what, dtype=dtype, progress=False)
+    ckpt = load_checkpoint(what, dtype=dtype, progress=False, lazy=backend == "cuda")  # streamed at each upload
     log(f"loaded {what} in {time.perf_counter() - t:.1f} s")
     return ckpt, Path(what).name
 
@@ -241,6 +241,8 @@ def parse_args(argv):
                    help=f"comma-separated prompt lengths in tokens (default: the paper's {PAPER_LENS})")
     p.add_argument("--new-tokens", type=int, default=128,
                    help="tokens generated per run (forced: EOS is ignored)")
+    p.add_argument("--max-seq-len", type=int, default=None, metavar="N",
+                   help="context to allocate (KV cache, buckets); default: the longest prompt + --new-tokens")
     p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")
     p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (at least --reps)")
     p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
@@ -260,6 +262,8 @@ def parse_args(argv):
     a.modes = [m for m in a.modes.split(",") if m]
     for bad, what in ((not a.prompt_lens or min(a.prompt_lens) < 1, "--prompt-lens must be >= 1"),
                       (a.new_tokens < 1 or a.reps < 1 or a.warmup < 0, "--new-tokens and --reps must be >= 1"),
+                      (a.max_seq_len is not None and a.max_seq_len < max(a.prompt_lens or [1]) + a.new_tokens,
+                       "--max-seq-len must hold the longest prompt plus --new-tokens"),
                       (any(m not in MODES for m in a.modes), f"--modes must be among {MODES}")):
         if bad:
             p.error(what)
@@ -270,10 +274,10 @@ def run(args) -> tuple[dict, str]:
     backend = resolve_backend(args.backend)
     source, name = load_source(args, backend)
     config = source if isinstance(source, ModelConfig) else source.config
-    max_seq = max(args.prompt_lens) + args.new_tokens
+    max_seq = args.max_seq_len or max(args.prompt_lens) + args.new_tokens
     if max_seq > config.max_seq_len:
-        raise ConfigError(f"bench: prompt {max(args.prompt_lens)} + {args.new_tokens} new tokens exceed the "
-                          f"model's context of {config.max_seq_len}")
+        raise ConfigError(f"bench: a context of {max_seq} tokens (prompt {max(args.prompt_lens)} + {args.new_tokens} "
+                          f"new, or --max-seq-len) exceeds the model's context of {config.max_seq_len}")
     itemsize = 2 if backend == "cuda" else 4
     device = device_info(backend)
     log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"

@@ -72,10 +72,13 @@ def _find_tokenizer(tokenizer, near: Path) -> Path | None:
     return models[0] if len(models) == 1 else None
 
 
-def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool | None = None) -> Checkpoint:
+def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool | None = None,
+                    lazy: bool = False) -> Checkpoint:
     """Load a Hugging Face folder or a llama2.c .bin (a file, or a folder holding one).
 
     progress: True/False, or None = only for checkpoints above 1 GB (lines on stderr).
+    lazy: matrices are loader_common.LazyMatrix objects, read from the memory map chunk by chunk when consumed
+    (the GPU upload streams them; host RAM stays bounded by a chunk). dummy: ignored (arrays).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -88,7 +91,7 @@ def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool
             raise CheckpointError(f"{path}: no config.json beside it (a Hugging Face folder needs one)")
         path = path.parent  # a file inside a Hugging Face folder: load the folder
     if is_hf_dir(path):
-        cfg, weights = load_hf(path, dtype, progress)
+        cfg, weights = load_hf(path, dtype, progress, lazy)
         return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path), "hf")
     if path.is_dir():
         bins = [p for p in sorted(path.glob("*.bin")) if looks_like_llama2c(p)]
@@ -96,7 +99,7 @@ def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool
             what = "no config.json and no" if not bins else f"{len(bins)} llama2.c files and no"
             raise CheckpointError(f"{path}: {what} llama2.c .bin checkpoint (folder without weights)")
         path = bins[0]
-    cfg, weights = load_llama2c(path, dtype, progress)
+    cfg, weights = load_llama2c(path, dtype, progress, lazy)
     return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path.parent), "llama2c")
 
 

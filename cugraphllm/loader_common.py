@@ -8,9 +8,14 @@ A matrix whose stored dtype already equals the requested one and needs no fusion
 (tok_embeddings, wo, w2, output, fp32 norms) is returned as the read-only mmap view itself.
 Every tensor is scanned for NaN/Inf chunk by chunk as it is converted (or, for a view, read once): a
 `warnings.warn` names the file and the tensor, since such weights give garbage text, not an error.
+
+Streaming (`lazy=True`, the GPU path): matrices stay `LazyMatrix` objects that read rows [a, b) from the memory map
+into the caller's buffer (a pinned staging slot) only when asked, and drop the pages just read from this process
+(`Tensor.release`), so loading never holds more of the checkpoint in host RAM than one chunk.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -43,6 +48,7 @@ class Tensor:
     where: str                       # "<file>: tensor '<name>'" for error messages
     decode: Callable[[np.ndarray], np.ndarray] = np.asarray
     native: bool = True              # raw is already a NumPy float dtype
+    release: Callable[[np.ndarray], None] | None = None  # drop the pages of a slice of raw once read (mmap)
 
 
 def _check(cfg: ModelConfig, name: str, t: Tensor) -> None:
@@ -76,7 +82,7 @@ def _scan(t: Tensor) -> None:
     _warn_nonfinite(t, sum(_nonfinite(t.raw[a:a + step]) for a in range(0, t.raw.shape[0], step)))
 
 
-def _copy_rows(out: np.ndarray, t: Tensor, perm_heads: int = 0) -> None:
+def _copy_rows(out: np.ndarray, t: Tensor, perm_heads: int = 0, warn: bool = True) -> int:
     """out[:] = decode(t.raw), in row chunks; perm_heads > 0 un-permutes rotate-half rows per head
     (HF stores head rows as [re_0..re_{h/2-1}, im_0..]; we want interleaved [re_0, im_0, re_1, ...])."""
     rows, cols = t.raw.shape if t.raw.ndim == 2 else (t.raw.shape[0], 1)
@@ -95,7 +101,9 @@ def _copy_rows(out: np.ndarray, t: Tensor, perm_heads: int = 0) -> None:
             else:
                 out[a:a + step] = src
         bad += _nonfinite(out[a:a + step])
-    _warn_nonfinite(t, bad, out.dtype)
+    if warn:
+        _warn_nonfinite(t, bad, out.dtype)
+    return bad
 
 
 def fuse(parts: list, dtype: np.dtype) -> np.ndarray:
@@ -113,6 +121,65 @@ def fuse(parts: list, dtype: np.dtype) -> np.ndarray:
         _copy_rows(out[r:r + n], t, perm)
         r += n
     return out
+
+
+class LazyMatrix:
+    """The rows of `parts` [(Tensor, perm_heads)] concatenated and converted to `dtype`, read only when asked:
+    `read_rows(a, b, out)` fills out [b - a, cols] (row bounds multiples of `row_align`, so that no RoPE head is
+    split); `np.asarray(m)` materializes it (the eager loader's array, bit for bit)."""
+
+    ndim = 2
+
+    def __init__(self, parts: list, dtype):
+        self.parts, self.dtype = parts, np.dtype(dtype)
+        self.shape = (sum(t.raw.shape[0] for t, _ in parts), parts[0][0].raw.shape[1])
+        self.row_align = math.lcm(*[t.raw.shape[0] // p if p else 1 for t, p in parts])
+        self._bad = [0] * len(parts)
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+    def read_rows(self, a: int, b: int, out: np.ndarray) -> None:
+        r0 = 0
+        for i, (t, perm) in enumerate(self.parts):
+            n = t.raw.shape[0]
+            lo, hi = max(a, r0), min(b, r0 + n)
+            if lo < hi:
+                src = t.raw[lo - r0:hi - r0]
+                heads = perm * (hi - lo) // n if perm else 0
+                if perm and heads * n != perm * (hi - lo):
+                    raise ValueError(f"read_rows({a}, {b}) splits a head of {t.where} (row_align {self.row_align})")
+                self._bad[i] += _copy_rows(out[lo - a:hi - a], Tensor(src, t.where, t.decode, t.native),
+                                           heads, warn=False)
+                if t.release is not None:
+                    t.release(src)
+                if hi == r0 + n:  # the part's last rows: one warning for the whole tensor
+                    _warn_nonfinite(t, self._bad[i], self.dtype)
+                    self._bad[i] = 0
+            r0 += n
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, self.dtype)
+        self.read_rows(0, self.shape[0], out)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def row_chunks(src, max_bytes: int, itemsize: int | None = None):
+    """(a, b) row ranges covering a 2-D array or LazyMatrix, each at most max_bytes (of `itemsize`-byte elements,
+    default the source's) and a multiple of the source's row_align (at least one aligned group)."""
+    rows, cols = src.shape
+    align = getattr(src, "row_align", 1)
+    step = max(1, max_bytes // (cols * (itemsize or src.dtype.itemsize)) // align) * align
+    return [(a, min(a + step, rows)) for a in range(0, rows, step)]
+
+
+def read_rows(src, a: int, b: int, out: np.ndarray) -> None:
+    """out[:] = rows [a, b) of a NumPy array (e.g. an mmap view) or a LazyMatrix, converted to out's dtype."""
+    if isinstance(src, LazyMatrix):
+        src.read_rows(a, b, out)
+    else:
+        np.copyto(out, src[a:b], casting="same_kind")
 
 
 class Progress:
@@ -133,27 +200,29 @@ class Progress:
 
 
 def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dtype: str,
-                  progress: Progress, permuted: bool) -> Weights:
-    """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order."""
+                  progress: Progress, permuted: bool, lazy: bool = False) -> Weights:
+    """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order; `lazy`: matrices
+    are LazyMatrix objects (nothing is read yet; norms, 1-D, are read now)."""
     mat = np.dtype(dtype)
     f32 = np.dtype(np.float32)
 
     def one(name, layer=None, dt=mat, perm=0):
         t = get(name, layer)
         _check(cfg, name, t)
-        return fuse([(t, perm)], dt)
+        return LazyMatrix([(t, perm)], dt) if lazy and t.raw.ndim == 2 else fuse([(t, perm)], dt)
 
     def fused(names, layer, perms):
         ts = [get(n, layer) for n in names]
         for n, t in zip(names, ts):
             _check(cfg, n, t)
-        return fuse(list(zip(ts, perms)), mat)
+        return LazyMatrix(list(zip(ts, perms)), mat) if lazy else fuse(list(zip(ts, perms)), mat)
 
     qk = (cfg.n_heads, cfg.n_kv_heads, 0) if permuted else (0, 0, 0)
     tok = one("tok_embeddings")
     layers = []
     for i in range(cfg.n_layers):
-        progress.layer(i)
+        if not lazy:
+            progress.layer(i)
         layers.append(LayerWeights(
             attention_norm=one("attention_norm", i, f32),
             wqkv=fused(("wq", "wk", "wv"), i, qk),
@@ -164,5 +233,6 @@ def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dt
     norm = one("norm", None, f32)
     output = tok if cfg.tie_embeddings else one("output")
     w = Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output)
-    progress.done(w.nbytes())
+    if not lazy:  # a lazy load reads at upload time, which reports its own progress
+        progress.done(w.nbytes())
     return w

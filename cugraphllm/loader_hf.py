@@ -103,11 +103,11 @@ def _tensor(f: SafetensorsFile, name: str) -> Tensor:
     where = f"{f.path}: tensor {name!r}"
     raw = f.raw(name)
     if f.dtype(name) == "BF16":
-        return Tensor(raw, where, decode=bf16_to_f32, native=False)
-    return Tensor(raw, where)
+        return Tensor(raw, where, decode=bf16_to_f32, native=False, release=f.release)
+    return Tensor(raw, where, release=f.release)
 
 
-def load_hf(folder: Path, dtype: str, progress: bool | None) -> tuple[ModelConfig, object]:
+def load_hf(folder: Path, dtype: str, progress: bool | None, lazy: bool = False) -> tuple[ModelConfig, object]:
     located = _locate(folder)  # first: "no weights here" is the more useful message for a bare folder
     try:
         cfg = ModelConfig.from_hf_json(folder / "config.json")
@@ -127,7 +127,7 @@ def load_hf(folder: Path, dtype: str, progress: bool | None) -> tuple[ModelConfi
 
     total = sum(f.size for f in {id(f): f for f in located.values()}.values())
     show = progress if progress is not None else total > (1 << 30)
-    weights = build_weights(cfg, get, dtype, Progress(show, str(folder), cfg.n_layers), permuted=True)
+    weights = build_weights(cfg, get, dtype, Progress(show, str(folder), cfg.n_layers), permuted=True, lazy=lazy)
     return cfg, weights
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .loader_common import Progress, Tensor, build_weights
+from .safetensors_io import release_pages
 
 HEADER = struct.Struct("<7i")
 _MAGIC_V1 = 0x616B3432  # "ak42": newer llama2.c exports (v1 fp32, v2 int8), a different layout
@@ -66,7 +67,7 @@ def _layout(cfg: ModelConfig) -> list[tuple[str, tuple]]:
     return items
 
 
-def load_llama2c(path: Path, dtype: str, progress: bool | None) -> tuple[ModelConfig, object]:
+def load_llama2c(path: Path, dtype: str, progress: bool | None, lazy: bool = False) -> tuple[ModelConfig, object]:
     cfg, size = read_header(path)
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -80,8 +81,8 @@ def load_llama2c(path: Path, dtype: str, progress: bool | None) -> tuple[ModelCo
     def get(name: str, layer: int | None) -> Tensor:
         arr = tensors[name] if layer is None else tensors[name][layer]
         suffix = "" if layer is None else f"[{layer}]"
-        return Tensor(arr, f"{path}: tensor '{name}{suffix}'")
+        return Tensor(arr, f"{path}: tensor '{name}{suffix}'", release=lambda view: release_pages(mm, view))
 
     show = progress if progress is not None else size > (1 << 30)
-    weights = build_weights(cfg, get, dtype, Progress(show, str(path), cfg.n_layers), permuted=False)
+    weights = build_weights(cfg, get, dtype, Progress(show, str(path), cfg.n_layers), permuted=False, lazy=lazy)
     return cfg, weights

@@ -45,6 +45,22 @@ def f32_to_bf16(x: np.ndarray) -> np.ndarray:
     return np.where(nan, np.uint16(0x7FC0), rounded.astype(np.uint16))
 
 
+def release_pages(mm: mmap.mmap, view: np.ndarray) -> None:
+    """Drop the pages behind `view` (a slice of an np.frombuffer over mm) from this process: MADV_DONTNEED on a
+    read-only file map keeps them in the page cache (a later read faults them back in) but takes them out of the
+    resident set, so that streaming a checkpoint once does not grow RSS by its size. No-op where unsupported."""
+    if not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED") or view.nbytes == 0:
+        return
+    base = np.frombuffer(mm, np.uint8, count=1).__array_interface__["data"][0]
+    start = view.__array_interface__["data"][0] - base  # the byte span (a column slice is strided)
+    first = start + sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st < 0)
+    last = start + sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st > 0) + view.itemsize
+    lo = first // mmap.PAGESIZE * mmap.PAGESIZE
+    hi = min(len(mm), -(-last // mmap.PAGESIZE) * mmap.PAGESIZE)
+    if 0 <= lo < hi:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
 class SafetensorsFile:
     """One .safetensors file: validated header plus a read-only mmap of the whole file."""
 
@@ -117,6 +133,10 @@ class SafetensorsFile:
 
     def dtype(self, name: str) -> str:
         return self.tensors[name][0]
+
+    def release(self, view: np.ndarray) -> None:
+        """A slice of raw() has been read: drop its pages from this process (release_pages)."""
+        release_pages(self._mm, view)
 
     def shape(self, name: str) -> tuple:
         return self.tensors[name][1]

@@ -239,3 +239,22 @@ def test_gpu_event_times_reported(tmp_path):
     plain = bench.bench_length(NumpyEngine(cfg, dummy_checkpoint(cfg, seed=1, dtype="float32").weights), 7, args,
                                cfg, 4, SamplingParams())
     assert "gpu_prefill_ms" not in plain
+
+
+def test_max_seq_len_sets_the_context(tmp_path, monkeypatch):
+    seen = []
+    real = bench.make_engine
+
+    def spy(source, backend, mode, args, max_seq):
+        engine, startup = real(source, backend, mode, args, max_seq)
+        seen.append(engine.max_seq_len)
+        return engine, startup
+    monkeypatch.setattr(bench, "make_engine", spy)
+    _run(tmp_path, "--preset", "tiny", "--max-seq-len", "333")
+    _run(tmp_path, "--preset", "tiny")
+    assert seen == [333, 12 + 4]
+    with pytest.raises(SystemExit):  # must hold the longest prompt and the new tokens
+        bench.parse_args(["--prompt-lens", "5,12", "--new-tokens", "4", "--max-seq-len", "15"])
+    from cugraphllm.errors import ConfigError
+    with pytest.raises(ConfigError, match="exceeds the model's context of 1024"):
+        _run(tmp_path, "--preset", "tiny", "--max-seq-len", "1025")

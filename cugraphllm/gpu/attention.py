@@ -119,6 +119,7 @@ class Attention:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._kv_shape = (self.max_seq_len, config.n_kv_heads, config.head_dim)
         dev = cp.cuda.Device()
+        self.device = dev.id  # modules load here and launches must run here (split-K scratch, cubins are per device)
         self.cc = str(dev.compute_capability)  # CuPy gives "90"
         self.n_sm = dev.attributes["MultiProcessorCount"]
         self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len)
@@ -172,7 +173,8 @@ class Attention:
         if meta["format"] == "ptx":
             image += b"\0"  # cuModuleLoadData reads PTX as a C string
         mod = cp.cuda.function.Module()
-        mod.load(image)
+        with cp.cuda.Device(self.device):  # a CUmodule belongs to the context it was loaded in
+            mod.load(image)
         self._loaded[key] = (mod, mod.get_function(meta["name"]))
         return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .cuda_kernels import get_function
+from .cuda_kernels import device_id, get_function, raise_smem_limit
 
 HEAD_DIMS = (64, 128)
 BM = 64          # query rows per block (kernel constant)
@@ -46,8 +46,8 @@ class PrefillKernel:
             defines["CG_BF16"] = 1
         self.fn = get_function("attention_prefill.cu", "attention_prefill", defines)
         self.smem = smem_bytes(head_dim)
-        if self.smem > 48 * 1024:
-            self.fn.max_dynamic_shared_size_bytes = self.smem
+        self.device = device_id()  # launches run here: the limit below is raised on this device only
+        raise_smem_limit(self.fn, self.smem)
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
         self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
 

@@ -111,8 +111,8 @@ _HANDLES: dict[int, Handle] = {}
 def handle() -> Handle:
     """The process-wide handle of the current device (created, with its workspace, on first use: call this
     before any capture)."""
-    import cupy as cp
-    dev = cp.cuda.Device().id
+    from .cuda_kernels import device_id
+    dev = device_id()
     if dev not in _HANDLES:
         _HANDLES[dev] = Handle()
     return _HANDLES[dev]

@@ -3,6 +3,11 @@
 Sources are found in the checkout's top-level kernels/ or, when installed, in the package cugraphllm.kernels
 (setup.cfg maps one onto the other). CuPy caches the compiled cubin on disk (CUPY_CACHE_DIR), so a second start
 pays only the module load. Import of this module touches no GPU library.
+
+Devices: a CuPy RawKernel loads its module per device by itself, but a function ATTRIBUTE (the dynamic shared-memory
+limit) is set on the current device only. Every per-kernel or per-handle cache of the gpu package is therefore keyed
+by `device_id()` (ops, gemm scratch, cuBLAS handles, `raise_smem_limit` here); objects that own device memory
+(Attention, PrefillKernel, GraphRuntime, the engine) belong to the device current when they were made.
 """
 from __future__ import annotations
 
@@ -49,6 +54,28 @@ def read_source(name: str, defines: dict | None = None) -> str:
 def _module(name: str, defines: tuple, options: tuple):
     import cupy as cp
     return cp.RawModule(code=read_source(name, dict(defines)), options=COMPILE_OPTIONS + options)
+
+
+def device_id() -> int:
+    """The current CUDA device: the key of every per-device cache (tests monkeypatch it)."""
+    import cupy as cp
+    return cp.cuda.runtime.getDevice()
+
+
+SMEM_DEFAULT = 48 * 1024
+_smem_set: dict = {}  # (device, CUfunction handle) -> dynamic shared-memory limit raised so far
+
+
+def raise_smem_limit(fn, nbytes: int) -> None:
+    """Raise a RawKernel's dynamic shared-memory limit to nbytes on the CURRENT device, once per (device, function);
+    call it outside graph capture (warm-up). The key is the device's CUfunction handle (`fn.kernel.ptr`), where the
+    attribute lives: a Python id could be reused by another kernel once the first is collected."""
+    if nbytes <= SMEM_DEFAULT:
+        return
+    key = (device_id(), fn.kernel.ptr)
+    if _smem_set.get(key, 0) < nbytes:
+        fn.max_dynamic_shared_size_bytes = nbytes
+        _smem_set[key] = nbytes
 
 
 def get_function(file: str, kernel: str, defines: dict | None = None, options: tuple = ()):

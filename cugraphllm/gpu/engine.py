@@ -14,10 +14,19 @@ import numpy as np
 from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ContextLimitError
 from ..sampling import SamplingParams
-from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, upload_weights
+from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, trim_pool, upload_weights
 
 
-def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int) -> None:
+def _free_bytes() -> int:
+    """Free device memory once CuPy's cached blocks are given back (tests monkeypatch it)."""
+    import cupy as cp
+    trim_pool()
+    return cp.cuda.runtime.memGetInfo()[0]
+
+
+def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int, staging: int = 0) -> None:
+    """Pre-flight: gpu/memory.py's estimate of everything the engine will allocate against the free memory; the
+    error names the largest --max-seq-len that fits."""
     try:
         import cupy as cp
         ok = cp.cuda.is_available()
@@ -25,14 +34,18 @@ def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int) -
         raise BackendError(f"cuda backend: CuPy is not usable here ({exc}); use --backend numpy") from None
     if not ok:
         raise BackendError("cuda backend: no CUDA GPU is visible; use --backend numpy")
+    from . import memory
     S = runtime.context(config)
-    kv = 2 * config.n_layers * S * config.kv_dim * 2
-    need = weight_bytes + kv + (256 << 20)
-    free = cp.cuda.runtime.memGetInfo()[0]
-    if need > free:
-        raise BackendError(f"cuda backend: out of GPU memory: the model needs {need / 2**30:.2f} GiB "
-                           f"(weights {weight_bytes / 2**30:.2f}, KV cache {kv / 2**30:.2f}) but "
-                           f"{free / 2**30:.2f} GiB are free")
+    kw = dict(mode=runtime.mode, weight_bytes=weight_bytes, staging=staging,
+              n_sm=cp.cuda.Device().attributes["MultiProcessorCount"])
+    need, free = memory.estimate(config, S, **kw), _free_bytes()
+    if need["total"] <= free:
+        return
+    fit = memory.largest_context(config, free, S, **kw)
+    hint = (f"the largest --max-seq-len that fits is {fit}" if fit else
+            "not even --max-seq-len 1 fits: use a smaller model or a GPU with more memory")
+    raise BackendError(f"cuda backend: out of GPU memory: context {S} needs {need['total'] / 2**30:.2f} GiB "
+                       f"({memory.describe(need)}) but {free / 2**30:.2f} GiB are free; {hint}")
 
 
 def _out_of_memory(fn) -> str:
@@ -67,7 +80,8 @@ class CudaEngine:
         self.config, self.runtime = config, runtime or RuntimeConfig(backend="cuda")
         self.max_seq_len = self.runtime.context(config)
         if _device_weights is None:
-            _check_gpu(config, self.runtime, 2 * config.n_params())
+            from .state import STAGE_BYTES
+            _check_gpu(config, self.runtime, 2 * config.n_params(), 2 * STAGE_BYTES)  # + the upload's slots
         dtype = storage_dtype(self.runtime.dtype)
         self.stream = cp.cuda.Stream(non_blocking=True)
         oom = _out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))
@@ -87,6 +101,7 @@ class CudaEngine:
         from .attention import Attention
         with self.stream:
             self.w = device_weights or upload_weights(weights, dtype, progress)
+            trim_pool()  # nothing of the load stays cached: the KV cache and scratch get that memory
             self.kv = KVCache(config, self.max_seq_len, dtype)
             self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
             rows = max(self.attn.prefill_buckets)
@@ -247,10 +262,11 @@ class CudaEngine:
 
     # ---- reports ---------------------------------------------------------------------------------------
     def memory_report(self) -> dict:
+        from . import gemm
         w = self.w.nbytes()
         return {"weights": w, "kv_cache": self.kv.nbytes, "scratch": self.s.nbytes,
-                "attention_scratch": self.attn.workspace_bytes(), "graphs": self.rt.graph_bytes,
-                "n_graphs": len(self.rt.graphs)}
+                "gemm_workspace": gemm.workspace_bytes(), "attention_scratch": self.attn.workspace_bytes(),
+                "graphs": self.rt.graph_bytes, "n_graphs": len(self.rt.graphs)}
 
     def describe(self) -> str:
         m = self.memory_report()

@@ -119,10 +119,21 @@ def prepare(max_tokens: int, max_cols: int = 0, dtype="float16") -> None:
     _scratch(max_tokens * max_cols, dtype)
 
 
+def workspace_bytes() -> int:
+    """Device bytes of the current device's cuBLAS workspace and GEMM scratch (retired scratch included)."""
+    from . import cublas
+    from .cuda_kernels import device_id
+    dev = device_id()
+    h = cublas._HANDLES.get(dev)
+    return ((h.workspace.nbytes if h is not None else 0) + sum(b.nbytes for k, b in _SCRATCH.items() if k[0] == dev)
+            + sum(b.nbytes for b in _RETIRED if b.device.id == dev))
+
+
 def _scratch(n: int, dtype):
     """A flat device buffer of at least n elements; grows only outside capture (addresses freeze in graphs)."""
     import cupy as cp
-    key = (cp.cuda.Device().id, str(dtype))
+    from .cuda_kernels import device_id
+    key = (device_id(), str(dtype))
     buf = _SCRATCH.get(key)
     if buf is None or buf.size < n:
         _check(not cp.cuda.get_current_stream().is_capturing(),

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import cuda_kernels as ck
 from . import gemv_plan as plan
-from .cuda_kernels import get_function
 from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
 
 SAMPLE_THREADS = 1024
 SAMPLE_HCOPIES = 8  # sampler histogram copies (kernels/sampling.cu); 1 = one shared histogram
-_SMEM_DEFAULT = 48 * 1024
-_cache: dict = {}
-_smem_set: dict = {}
+_cache: dict = {}  # (device, file, kernel, dtype, defines) -> RawKernel
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -36,21 +34,20 @@ def _tname(name, a) -> str:
 
 
 def _fn(file: str, kernel: str, tname: str, **defines):
-    key = (file, kernel, tname, tuple(sorted(defines.items())))
+    key = (ck.device_id(), file, kernel, tname, tuple(sorted(defines.items())))
     f = _cache.get(key)
     if f is None:
         d = dict(defines)
         if tname == "bfloat16":
             d["CG_BF16"] = 1
-        f = _cache[key] = get_function(file, kernel, defines=d)
+        f = _cache[key] = ck.get_function(file, kernel, defines=d)
     return f
 
 
 def _need_smem(fn, nbytes: int) -> None:
-    """Raise the kernel's dynamic shared-memory limit once (outside capture: warmup() calls this first)."""
-    if nbytes > _SMEM_DEFAULT and _smem_set.get(id(fn), 0) < nbytes:
-        fn.max_dynamic_shared_size_bytes = nbytes
-        _smem_set[id(fn)] = nbytes
+    """Raise the kernel's dynamic shared-memory limit on the current device once (outside capture: warmup() calls
+    this first, under each device it will run on)."""
+    ck.raise_smem_limit(fn, nbytes)
 
 
 def _check(name, a, shape=None, dtype=None, align=0):

@@ -1,5 +1,8 @@
 """Everything the CUDA engine keeps on the device, allocated once at fixed addresses (graphs bake addresses in).
 
+- Upload: `Stager` moves host matrices (arrays or streamed LazyMatrix) through one reused pair of pinned and
+  device slots, converting and folding on the device (kernels/weights.cu); dummy weights are filled in place.
+  Neither leaves an fp32 or full-size temporary, and the pool is trimmed after load.
 - Device weights: a `Weights` of CuPy arrays (matrices in the storage dtype, norms in float32) with every RMSNorm
   gain FOLDED into the columns of the matrix that consumes it: wqkv' = wqkv * attention_norm[None, :],
   w13' = w13 * ffn_norm[None, :], output' = output * norm[None, :] (each product in fp32, rounded once to T;
@@ -29,66 +32,191 @@ def storage_dtype(name: str):
     return ml_dtypes.bfloat16
 
 
-def to_device(a: np.ndarray, dtype):
-    """Upload one host array; 1-D arrays (norm gains) stay float32."""
-    import cupy as cp
-    if a.ndim == 1:
-        return cp.asarray(np.asarray(a, dtype=np.float32))
-    if np.dtype(dtype) == np.float16:
-        return cp.asarray(np.ascontiguousarray(a, dtype=np.float16))
-    return cp.asarray(np.ascontiguousarray(a, dtype=np.float32)).astype(dtype)
+STAGE_BYTES = 32 << 20  # one staging slot; two pinned host slots + two device slots = 128 MiB of extra memory, peak
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
 
 
-def fold_columns(m, gain, dtype=None, rows: int = 4096):
-    """T [N, K] = T(m [N, K] * gain [K]): each product in fp32, rounded once to T (default: m's dtype). m is a
-    host (numpy) or device (CuPy) matrix; it is converted in row chunks, so no full fp32 copy is ever made."""
+def _mix64(z: int) -> int:
+    """splitmix64's finalizer (kernels/weights.cu mix64), on Python ints."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def dummy_key(seed: int, index: int) -> int:
+    """The fill_normal key of the index-th dummy matrix of a seed: independent streams per matrix and seed."""
+    return _mix64((_mix64(seed & _MASK) + (index + 1) * _GOLDEN) & _MASK)
+
+
+_SRC = {"float16": {}, "float32": {"SRC_F32": 1}, "bfloat16": {"SRC_BF16": 1}}
+
+
+def _kernel(name: str, dtype, src="float16"):
+    """A kernels/weights.cu function writing storage dtype `dtype` (convert_rows: from source dtype `src`)."""
+    from .cuda_kernels import get_function
+    defines = dict(_SRC[np.dtype(src).name])
+    if np.dtype(dtype).name == "bfloat16":
+        defines["CG_BF16"] = 1
+    return get_function("weights.cu", name, defines)
+
+
+def _convert(out, src, gain) -> None:
+    """out T [rows, cols] = T(src * gain): src a contiguous device array of out.size elements (float16, float32 or
+    bfloat16), gain f32 [cols] on the device (ones for a plain conversion: x * 1.0f is exact)."""
+    n, cols = out.size, out.shape[-1]
+    _kernel("convert_rows", out.dtype, src.dtype)(*_grid(n), (out, src, gain, np.int64(n), np.int32(cols)))
+
+
+def _grid(n: int) -> tuple:
+    return (min(-(-n // 256), 8192),), (256,)
+
+
+class Stager:
+    """Host matrices -> device, tensor by tensor, through one reused pair of pinned host slots and device slots on
+    the current stream: the host fills one slot (rows read from the memory map or array, loader_common.read_rows)
+    while the other one's copy and conversion run. A chunk whose host dtype is the storage dtype and needs no gain
+    is copied straight into its rows of the output; otherwise it lands in a device slot and kernels/weights.cu
+    convert_rows writes out = T(chunk * gain) (fp32 product, rounded once). No fp32 or full-size temporary."""
+
+    def __init__(self, slot_bytes: int | None = None):
+        import cupy as cp
+        self.slot_bytes, self.stream = slot_bytes or STAGE_BYTES, cp.cuda.get_current_stream()
+        self.pinned = [cp.cuda.alloc_pinned_memory(self.slot_bytes) for _ in range(2)]
+        self.dev = [cp.cuda.alloc(self.slot_bytes) for _ in range(2)]
+        self.done = [None, None]  # event after the last copy out of each pinned slot
+        self.i = 0
+
+    def upload(self, src, dtype, gain=None):
+        """T [N, K] on the device from a host [N, K] array or LazyMatrix (float16 or float32); gain [K] folded in."""
+        import cupy as cp
+        out = cp.empty(src.shape, dtype=dtype)
+        direct = gain is None and np.dtype(src.dtype) == np.dtype(dtype)
+        g = cp.ones(src.shape[1], cp.float32) if gain is None else cp.asarray(gain, dtype=cp.float32)
+        for a, b, chunk in self.chunks(src, out if direct else None):
+            if not direct:
+                _convert(out[a:b], chunk, g)
+        return out
+
+    def chunks(self, src, into=None):
+        """Rows of a host matrix on the device, chunk by chunk: yields (a, b, rows [a, b) in the host dtype), the
+        rows in a device slot (valid until the next chunk is asked for) or, with `into`, copied straight into
+        into[a:b]. Kernels that consume a chunk go on self.stream (the current stream) before the next request."""
+        import cupy as cp
+        from ..loader_common import read_rows, row_chunks
+        host, cols = np.dtype(src.dtype), src.shape[1]
+        if host not in (np.float16, np.float32):
+            raise ValueError(f"upload: host dtype must be float16 or float32, got {host}")
+        if cols * host.itemsize * getattr(src, "row_align", 1) > self.slot_bytes:
+            raise ValueError(f"upload: one row group of {cols} columns does not fit a {self.slot_bytes}-byte slot")
+        for a, b in row_chunks(src, self.slot_bytes, host.itemsize):
+            n, slot = (b - a) * cols, self._next()
+            read_rows(src, a, b, np.frombuffer(self.pinned[slot], host, n).reshape(b - a, cols))
+            dst = into[a:b] if into is not None else cp.ndarray((b - a, cols), host, memptr=self.dev[slot])
+            cp.cuda.runtime.memcpyAsync(dst.data.ptr, self.pinned[slot].ptr, n * host.itemsize,
+                                        cp.cuda.runtime.memcpyHostToDevice, self.stream.ptr)
+            # the pinned slot is free again once its copy is done; the device slot's next copy is queued on the
+            # same stream after the consumer's kernels, so it never overwrites rows still being read
+            self.done[slot] = self.stream.record()
+            yield a, b, dst
+
+    def _next(self) -> int:
+        """The slot to fill next, once the GPU has finished reading it."""
+        slot, self.i = self.i, self.i ^ 1
+        if self.done[slot] is not None:
+            self.done[slot].synchronize()
+        return slot
+
+    def close(self) -> None:
+        self.stream.synchronize()  # no copy may still read the pinned slots when they are freed
+        self.pinned = self.dev = None
+        trim_pool()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def trim_pool() -> None:
+    """Give every cached, unused block of CuPy's device and pinned pools back (after load: the staging slots)."""
     import cupy as cp
-    g = cp.asarray(np.asarray(gain, dtype=np.float32) if isinstance(gain, np.ndarray) else gain,
-                   dtype=cp.float32)
-    out = cp.empty(m.shape, dtype=dtype or m.dtype)
-    for i in range(0, m.shape[0], rows):
-        part = m[i:i + rows]
-        part = cp.asarray(np.ascontiguousarray(part)) if isinstance(part, np.ndarray) else part
-        out[i:i + rows] = (part.astype(cp.float32) * g).astype(out.dtype)
+    cp.get_default_memory_pool().free_all_blocks()
+    cp.get_default_pinned_memory_pool().free_all_blocks()
+
+
+def fold_columns(m, gain, dtype=None):
+    """T [N, K] = T(m [N, K] * gain [K]): each product in fp32, rounded once to T (default: m's dtype). m is a host
+    matrix (staged upload) or a contiguous device one (one convert_rows pass, no temporary)."""
+    import cupy as cp
+    dtype = dtype or m.dtype
+    if not isinstance(m, cp.ndarray):
+        with Stager() as st:
+            return st.upload(m, dtype, gain)
+    out = cp.empty(m.shape, dtype=dtype)
+    _convert(out, cp.ascontiguousarray(m), cp.asarray(gain, dtype=cp.float32))
     return out
 
 
+def to_device(a: np.ndarray, dtype, stager: Stager | None = None):
+    """Upload one host array: 1-D arrays (norm gains) stay float32; matrices go through a Stager."""
+    import cupy as cp
+    if a.ndim == 1:
+        return cp.asarray(np.asarray(a, dtype=np.float32))
+    if stager is not None:
+        return stager.upload(a, dtype)
+    with Stager() as st:
+        return st.upload(a, dtype)
+
+
 def upload_weights(weights: Weights, dtype, progress=None) -> Weights:
-    """Host Weights -> device Weights with the norm gains folded into wqkv, w13 and output (module docstring)."""
+    """Host Weights (arrays or LazyMatrix) -> device Weights with the norm gains folded into wqkv, w13 and output
+    (module docstring), tensor by tensor through one Stager; the pool is trimmed afterwards."""
     import cupy as cp
     n, dim = len(weights.layers), weights.norm.shape[0]
     unit = cp.ones(dim, dtype=cp.float32)
-    emb = to_device(weights.tok_embeddings, dtype)
-    layers = []
-    for i, lw in enumerate(weights.layers):
-        layers.append(LayerWeights(attention_norm=unit, wqkv=fold_columns(lw.wqkv, lw.attention_norm, dtype),
-                                   wo=to_device(lw.wo, dtype), ffn_norm=unit,
-                                   w13=fold_columns(lw.w13, lw.ffn_norm, dtype), w2=to_device(lw.w2, dtype)))
-        if progress:
-            progress(f"uploading layer {i + 1}/{n}")
-    # untied when folded: the embedding gather must keep the unscaled rows
-    return Weights(tok_embeddings=emb, layers=layers, norm=unit,
-                   output=fold_columns(weights.output, weights.norm, dtype))
+    with Stager() as st:
+        emb = st.upload(weights.tok_embeddings, dtype)
+        layers = []
+        for i, lw in enumerate(weights.layers):
+            layers.append(LayerWeights(attention_norm=unit, wqkv=st.upload(lw.wqkv, dtype, lw.attention_norm),
+                                       wo=st.upload(lw.wo, dtype), ffn_norm=unit,
+                                       w13=st.upload(lw.w13, dtype, lw.ffn_norm), w2=st.upload(lw.w2, dtype)))
+            if progress:
+                progress(f"uploading layer {i + 1}/{n}")
+        # untied when folded: the embedding gather must keep the unscaled rows
+        output = st.upload(weights.output, dtype, weights.norm)
+    return Weights(tok_embeddings=emb, layers=layers, norm=unit, output=output)
+
+
+def fill_normal(out, key: int, scale: float):
+    """out (T, contiguous) = T(scale * N(0, 1)) from the counter-based hash of (key, element index), in place."""
+    n = out.size
+    _kernel("fill_normal", out.dtype)(*_grid(n), (out, np.int64(n), np.uint64(key), np.float32(scale)))
+    return out
 
 
 def dummy_device_weights(config: ModelConfig, dtype, seed: int = 0, scale: float = 0.02) -> Weights:
-    """Seeded random weights of the config's exact shapes, made on the GPU (vLLM's --load-format dummy). The gains
-    are ones, so these are already in folded form (module docstring)."""
+    """Seeded random weights of the config's exact shapes (vLLM's --load-format dummy), each matrix allocated in
+    the storage dtype and filled in place (fill_normal, key dummy_key(seed, index)): no temporaries. The gains are
+    ones, so these are already in folded form (module docstring)."""
+    import itertools
+
     import cupy as cp
-    rng = cp.random.RandomState(seed)
+    keys = itertools.count()  # matrix index: each matrix its own random stream
 
     def mat(rows, cols):
-        return (rng.standard_normal((rows, cols), dtype=cp.float32) * scale).astype(dtype)
+        return fill_normal(cp.empty((rows, cols), dtype=dtype), dummy_key(seed, next(keys)), scale)
 
-    def gain():
-        return cp.ones(config.dim, dtype=cp.float32)
+    unit = cp.ones(config.dim, dtype=cp.float32)
     d, f = config.dim, config.hidden_dim
-    layers = [LayerWeights(attention_norm=gain(), wqkv=mat(config.qkv_dim, d), wo=mat(d, d),
-                           ffn_norm=gain(), w13=mat(2 * f, d), w2=mat(d, f))
-              for _ in range(config.n_layers)]
     emb = mat(config.vocab_size, d)
+    layers = [LayerWeights(attention_norm=unit, wqkv=mat(config.qkv_dim, d), wo=mat(d, d),
+                           ffn_norm=unit, w13=mat(2 * f, d), w2=mat(d, f))
+              for _ in range(config.n_layers)]
     out = emb if config.tie_embeddings else mat(config.vocab_size, d)
-    return Weights(tok_embeddings=emb, layers=layers, norm=gain(), output=out)
+    return Weights(tok_embeddings=emb, layers=layers, norm=unit, output=out)
 
 
 class KVCache:
