@@ -128,8 +128,12 @@ def resolve_backend(name: str) -> str:
 
 def load_source(args, backend: str):
     """A Checkpoint (from --model) or a ModelConfig (the preset, meaning seeded dummy weights)."""
+    if args.model is None and args.preset is None and backend == "numpy":  # the packaged model
+        from .models import default_model
+        args.model = str(default_model(None, log))
     if args.model is None:
-        return ModelConfig.from_preset(args.preset), args.preset + " (random weights)"
+        preset = args.preset or "llama-2-7b"
+        return ModelConfig.from_preset(preset), preset + " (random weights)"
     from .loader import load_checkpoint, parse_model_arg
     kind, what = parse_model_arg(args.model)
     if kind == "dummy":
@@ -230,7 +234,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="cugraphllm bench", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, help="checkpoint path (or dummy:<preset>)")
-    src.add_argument("--preset", default="llama-2-7b", choices=sorted(PRESETS), help="dummy weights of a preset")
+    src.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                     help="dummy weights of a preset (default llama-2-7b; on numpy the packaged stories260K)")
     p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"),
                    help="engine backend; auto = cuda when CuPy and a GPU are present, else numpy")
     p.add_argument("--modes", default=",".join(MODES),
