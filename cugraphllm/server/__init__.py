@@ -8,6 +8,7 @@ request validation and the OpenAI response shapes, metrics.py the Prometheus cou
 """
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -79,5 +80,9 @@ def serve(llm, args, status) -> int:
     status(f"serving {name!r} on http://{host}:{port}/v1 (OpenAI API; max queue {args.max_queue}"
            f"{', API key required' if args.api_key else ''}); Ctrl-C or SIGTERM stops after the streams in flight")
     sys.stderr.flush()
+    # uvicorn handles SIGTERM (stop accepting, finish the streams in flight), then restores the previous handler
+    # and raises the signal again: a no-op handler here makes that a clean exit 0 instead of death by signal
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.Server(config).run(sockets=[sock])
+    status("server stopped")
     return 0
