@@ -128,7 +128,8 @@ def resolve_backend(name: str) -> str:
 
 def load_source(args, backend: str):
     """A Checkpoint (from --model) or a ModelConfig (the preset, meaning seeded dummy weights)."""
-    if args.model is None and args.preset is None and backend == "numpy":  # the packaged model
+    args.packaged = args.model is None and args.preset is None and backend == "numpy"
+    if args.packaged:  # the model that ships in the package
         from .models import default_model
         args.model = str(default_model(None, log))
     if args.model is None:
@@ -275,6 +276,8 @@ def run(args) -> tuple[dict, str]:
     backend = resolve_backend(args.backend)
     source, name = load_source(args, backend)
     config = source if isinstance(source, ModelConfig) else source.config
+    if args.packaged and args.prompt_lens == [int(x) for x in PAPER_LENS.split(",")]:  # the lengths that fit it
+        args.prompt_lens = [n for n in args.prompt_lens if n + args.new_tokens <= config.max_seq_len] or [1]
     max_seq = max(args.prompt_lens) + args.new_tokens
     if max_seq > config.max_seq_len:
         raise ConfigError(f"bench: prompt {max(args.prompt_lens)} + {args.new_tokens} new tokens exceed the "

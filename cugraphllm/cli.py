@@ -138,7 +138,8 @@ def _load(args):
     from .api import LLM
     from .models import default_model
     t0 = time.perf_counter()  # no "loading" line first: a bad path must give exactly one line on stderr
-    llm = LLM.load(default_model(args.model, lambda text: _status(args, text)), tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
+    model = default_model(args.model, lambda text: _status(args, text))
+    llm = LLM.load(model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
                    max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet)
     c = llm.config
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "

@@ -123,6 +123,23 @@ def start_server(args, model_flags: list[str]):
     raise SystemExit(f"the server did not start:\n{Path(log.name).read_text()[-2000:]}")
 
 
+def compare(lens, library: dict, server: dict, prompt_tokens: dict) -> list[dict]:
+    """One row per prompt length: both sides and what HTTP adds (TTFT ms, ITL %), printed as it goes."""
+    rows = []
+    for n in lens:
+        lib, srv = library[n], server[n]
+        ttft_add = srv["ttft_ms"]["median"] - lib["ttft_ms"]["median"]
+        itl_pct = 100 * (srv["itl_ms"]["median"] / lib["itl_ms"]["median"] - 1) if lib["itl_ms"]["n"] else None
+        rows.append({"prompt_len": n, "prompt_tokens_mean": prompt_tokens[n], "library": lib, "server": srv,
+                     "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct,
+                     "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
+        print(f"prompt {n:4d}: TTFT median library {lib['ttft_ms']['median']:.3f} ms, server "
+              f"{srv['ttft_ms']['median']:.3f} ms (+{ttft_add:.3f}); ITL median {lib['itl_ms'].get('median', 0):.3f}"
+              f" / {srv['itl_ms'].get('median', 0):.3f} ms ({itl_pct if itl_pct is None else round(itl_pct, 2)}%)",
+              file=sys.stderr)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="checkpoint or dummy:<preset> (default: packaged stories260K)")
@@ -167,18 +184,7 @@ def main(argv=None) -> int:
         proc.wait(60)
         os.unlink(log)
 
-    rows = []
-    for n in lens:
-        lib, srv = library[n], server[n]
-        ttft_add = srv["ttft_ms"]["median"] - lib["ttft_ms"]["median"]
-        itl_pct = 100 * (srv["itl_ms"]["median"] / lib["itl_ms"]["median"] - 1) if lib["itl_ms"]["n"] else None
-        rows.append({"prompt_len": n, "prompt_tokens_mean": prompt_tokens[n], "library": lib, "server": srv,
-                     "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct,
-                     "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
-        print(f"prompt {n:4d}: TTFT median library {lib['ttft_ms']['median']:.3f} ms, server "
-              f"{srv['ttft_ms']['median']:.3f} ms (+{ttft_add:.3f}); ITL median {lib['itl_ms'].get('median', 0):.3f}"
-              f" / {srv['itl_ms'].get('median', 0):.3f} ms ({itl_pct if itl_pct is None else round(itl_pct, 2)}%)",
-              file=sys.stderr)
+    rows = compare(lens, library, server, prompt_tokens)
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,

@@ -16,10 +16,10 @@ KEY = "test-key"
 class ServerProc:
     """Starts the server (port 0: the OS picks a free one, read back from its status line); stderr to a file."""
 
-    def __init__(self, log_path, *flags, timeout=60.0):
+    def __init__(self, log_path, *flags, backend="numpy", timeout=60.0):
         self.log_path = log_path
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "cugraphllm", "serve", "--port", "0", "--backend", "numpy",
+        self.proc = subprocess.Popen([sys.executable, "-m", "cugraphllm", "serve", "--port", "0", "--backend", backend,
                                       "--api-key", KEY, *map(str, flags)], cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=self.log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

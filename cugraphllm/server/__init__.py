@@ -83,6 +83,9 @@ def serve(llm, args, status) -> int:
     # uvicorn handles SIGTERM (stop accepting, finish the streams in flight), then restores the previous handler
     # and raises the signal again: a no-op handler here makes that a clean exit 0 instead of death by signal
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # the engine thread holds the GIL while it launches work; a 0.5 ms switch interval (default 5 ms) bounds how
+    # long the event loop waits to send a token that is ready
+    sys.setswitchinterval(5e-4)
     uvicorn.Server(config).run(sockets=[sock])
     status("server stopped")
     return 0

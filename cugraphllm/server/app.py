@@ -23,6 +23,7 @@ from .metrics import Metrics
 from .worker import Job, Worker
 
 MAX_BODY = 8 << 20   # bytes of a request body
+LONG_TEXT = 1 << 16  # characters of prompt text above which tokenization leaves the event loop
 
 
 def _error(err: P.ApiError) -> JSONResponse:
@@ -91,7 +92,10 @@ class Server:
         try:
             self._auth(request)
             req = P.parse(await self._body(request), kind, self.name, self.llm.tokenizer.vocab_size)
-            req.ids = self._ids(req)
+            # a long text is tokenized off the loop (other streams keep flowing); a short one here (no thread hop)
+            chars = len(req.prompt) if isinstance(req.prompt, str) else sum(
+                len(m["content"]) for m in req.prompt if isinstance(m, dict))
+            req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
             job = Job(req, asyncio.get_running_loop())
             self.worker.submit(job)
             event, value = await self._next(request, job)
