@@ -201,3 +201,21 @@ def test_fuzzed_bodies_never_500(server, route, body):
         assert set(payload["error"]) == {"message", "type", "param", "code"}
     elif body.get("stream") is True:
         assert payload.rstrip().endswith("data: [DONE]")
+
+
+def test_serve_usage_errors_are_one_line(server, monkeypatch):
+    import sys
+
+    from conftest import REPO
+    from cugraphllm.errors import CugraphError
+    from cugraphllm.server import check_installed
+    r = subprocess.run([sys.executable, "-m", "cugraphllm", "serve", "--port", str(server.port), "-q"],
+                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: serve: cannot listen on 127.0.0.1:")
+    assert r.stderr.count("\n") == 1
+    r = subprocess.run([sys.executable, "-m", "cugraphllm", "serve", "--port", "70000"], capture_output=True,
+                       text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--port" in r.stderr
+    monkeypatch.setitem(sys.modules, "uvicorn", None)   # as if the [serve] extra were not installed
+    with pytest.raises(CugraphError, match=r"\[serve\] extra"):
+        check_installed()

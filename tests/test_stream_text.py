@@ -60,8 +60,11 @@ def test_cli_generate(llm):
     ids = llm.tokenizer.encode("Once", bos=True)
     want = llm.generate("Once", max_new_tokens=5)
     r = subprocess.run([sys.executable, "-m", "cugraphllm", "generate", "--prompt", "Once", "--max-new-tokens", "5",
-                        "--backend", "numpy", "-q"], capture_output=True, text=True, cwd=REPO, timeout=60)
+                        "--backend", "numpy"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0, r.stderr
+    # no --model: the packaged stories260K, said in one status line
+    assert [ln for ln in r.stderr.splitlines() if "packaged stories260K" in ln][0].startswith("no --model given")
+    assert r.stderr.count("stories260K") == 1
     assert r.stdout == "Once" + want + "\n" == "Once" + expected(llm.tokenizer, ids, llm.last.ids) + "\n"
     assert r.stdout.startswith("Once upon")
 
