@@ -145,3 +145,26 @@ def test_sigterm_finishes_the_stream_in_flight(tmp_path, llm):
     assert rest.endswith("data: [DONE]\n\n") and text_of(events) == want
     t0 = time.monotonic()
     assert s.stop(timeout=20) == 0 and time.monotonic() - t0 < 20
+
+
+def test_a_queued_job_whose_client_left_frees_its_place(llm):
+    import asyncio
+
+    from cugraphllm.server.metrics import Metrics
+    from cugraphllm.server.protocol import ApiError, GenRequest
+    from cugraphllm.server.worker import Job, Worker
+    loop = asyncio.new_event_loop()
+    try:
+        w = Worker(llm, Metrics("m"), max_queue=2)   # not started: jobs stay queued
+        jobs = [Job(GenRequest(kind="completion", model="m", ids=[1, 2]), loop) for _ in range(2)]
+        for j in jobs:
+            w.submit(j)
+        with pytest.raises(ApiError) as err:
+            w.submit(Job(GenRequest(kind="completion", model="m", ids=[1]), loop))
+        assert err.value.status == 503 and err.value.headers == {"Retry-After": "1"}
+        w.discard(jobs[0])
+        assert w.waiting == 1 and w.metrics.waiting == 1 and w.metrics.finished["abort"] == 1
+        w.submit(Job(GenRequest(kind="completion", model="m", ids=[1]), loop))   # its place is free again
+        assert w.waiting == 2 and jobs[0].cancelled.is_set() and not jobs[1].cancelled.is_set()
+    finally:
+        loop.close()

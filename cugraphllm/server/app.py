@@ -88,7 +88,7 @@ class Server:
         return await self._generate(request, "chat", "/v1/chat/completions")
 
     async def _generate(self, request: Request, kind: str, route: str) -> Response:
-        job = None
+        job, arrived = None, time.perf_counter()   # TTFT counts parsing and tokenization too
         try:
             self._auth(request)
             req = P.parse(await self._body(request), kind, self.name, self.llm.tokenizer.vocab_size)
@@ -96,7 +96,7 @@ class Server:
             chars = len(req.prompt) if isinstance(req.prompt, str) else sum(
                 len(m["content"]) for m in req.prompt if isinstance(m, dict))
             req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
-            job = Job(req, asyncio.get_running_loop())
+            job = Job(req, asyncio.get_running_loop(), arrived=arrived)
             self.worker.submit(job)
             event, value = await self._next(request, job)
             if event == "error":
@@ -111,7 +111,7 @@ class Server:
             return _error(P.ApiError(400, str(err), code="context_length_exceeded"))
         except asyncio.CancelledError:  # the client left while queued or before the first token
             if job is not None:
-                job.cancel()
+                self.worker.discard(job)
             raise
         self.metrics.request(route, 200)
         if req.stream:
@@ -138,7 +138,7 @@ class Server:
                 get.cancel()
         if get in done:
             return get.result()
-        job.cancel()
+        self.worker.discard(job)
         return "gone", None
 
     async def _collect(self, request: Request, job: Job):
@@ -175,7 +175,7 @@ class Server:
                     break
             yield "data: [DONE]\n\n"
         finally:
-            job.cancel()
+            self.worker.discard(job)
 
     async def models(self, request: Request) -> Response:
         try:

@@ -83,6 +83,15 @@ class Worker:
             self.metrics.add(waiting=1)
             self._cv.notify()
 
+    def discard(self, job: Job) -> None:
+        """Cancel `job`; one still waiting leaves the queue now (its client is gone: it holds no place)."""
+        job.cancel()
+        with self._cv:
+            if job in self._jobs:
+                self._jobs.remove(job)
+                self.metrics.add(waiting=-1)
+                self.metrics.finish("abort")
+
     def _loop(self) -> None:
         while True:
             with self._cv:
