@@ -119,6 +119,8 @@ class Server:
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
             text, outcome = await self._collect(request, job)
+        except Exception as err:  # noqa: BLE001 - the engine failed mid-generation: an error body, not a traceback
+            return _error(P.ApiError(500, " ".join(str(err).split()) or type(err).__name__, kind="server_error"))
         finally:
             job.cancel()
         if outcome is None:

@@ -49,8 +49,8 @@ class GenRequest:
 # neutral values of the fields we accept only when they ask for nothing
 NEUTRAL = {"n": (1,), "echo": (False,), "logprobs": (None, False, 0), "top_logprobs": (None, 0), "best_of": (None, 1),
            "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "logit_bias": (None, {}),
-           "suffix": (None, ""), "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []),
-           "function_call": (None, "none"), "parallel_tool_calls": (None, False), "response_format": (None,),
+           "suffix": (None, ""), "tools": (None, []), "tool_choice": (None, "none", "auto"), "functions": (None, []),
+           "function_call": (None, "none"), "parallel_tool_calls": (None, False), "response_format": (None, {"type": "text"}),
            "service_tier": (None, "auto", "default"), "store": (None, False), "metadata": (None, {}),
            "prediction": (None,), "modalities": (None, ["text"]), "audio": (None,), "reasoning_effort": (None,),
            "web_search_options": (None,)}
