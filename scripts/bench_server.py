@@ -11,6 +11,8 @@ subprocess (`python -m cugraphllm serve`, same model flags and context), timed b
 sending the request to each `data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks.
 Target (issue 12): HTTP adds <= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the
 packaged stories260K; a dummy model takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
+uvicorn picks uvloop and httptools when they are installed (`pip install uvloop httptools`); the JSON's versions
+say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU contention.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +170,11 @@ def main(argv=None) -> int:
     print(f"library: {model}, backend {backend}, lengths {lens}", file=sys.stderr)
     library = measure(lambda t, n: stamps_library(llm, t, n), texts, args.new_tokens, args.warmup)
     device, versions = bench.device_info(backend), bench.versions(backend)
+    for pkg in ("starlette", "uvicorn", "h11", "uvloop", "httptools"):  # uvicorn uses the last two if present
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
     del llm
     gc.collect()
     if backend == "cuda":
