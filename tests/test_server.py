@@ -140,6 +140,7 @@ BAD = [  # (body or raw bytes, status, param)
     ({"prompt": "x", "repetition_penalty": 0}, 400, "repetition_penalty"),
     ({"prompt": "\ud800"}, 400, "prompt"), ({"prompt": LONG}, 400, "prompt"),
     ({"prompt": "x", "model": "gpt-4"}, 404, "model"), ({"prompt": "x", "model": 7}, 400, "model"),
+    (b'{"prompt": "x", "\\ud800": 1}', 400, "\\ud800"), ({"prompt": "x", "max_tokens": 1e400}, 400, "max_tokens"),
 ]
 BAD_CHAT = [({"messages": []}, 400, "messages"), ({"messages": "hi"}, 400, "messages"),
             ({"messages": [{"role": "tool", "content": "x"}]}, 400, "messages[0]"),
@@ -191,7 +192,7 @@ FIELDS = ["prompt", "messages", "max_tokens", "temperature", "top_p", "top_k", "
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=st.sampled_from(["/v1/completions", "/v1/chat/completions"]),
-       body=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=5))
+       body=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), json_values, max_size=5))
 def test_fuzzed_bodies_never_500(server, route, body):
     body = {**body, "max_tokens": 2} if "max_tokens" not in body else body
     raw = json.dumps(body, allow_nan=True).encode()
