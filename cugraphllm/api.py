@@ -183,8 +183,9 @@ class LLM:
     def chat(self, system: str | None = None) -> "ChatSession":
         return ChatSession(self, system)
 
-    def _run(self, ids: list[int], params, max_new_tokens: int, stop, on_done=None) -> Iterator[str]:
-        """Reuse the cached prefix of `ids`, start the engine (errors raise here), return the text iterator."""
+    def _run(self, ids: list[int], params, max_new_tokens: int, stop, on_done=None, on_token=None) -> Iterator[str]:
+        """Reuse the cached prefix of `ids`, start the engine (errors raise here), return the text iterator.
+        on_token(id) is called as each token arrives; a true result ends the text there (finish: interrupted)."""
         from .sampling import StopChecker
 
         _check_max_new(max_new_tokens)
@@ -197,18 +198,22 @@ class LLM:
         stats = GenerationStats(prompt_tokens=len(ids), context=self.engine.max_seq_len)
         tokens = self.engine.generate(ids[keep:], params, max_new_tokens)
         self.last = stats
-        return self._texts(tokens, stats, max_new_tokens, stopper, on_done)
+        return self._texts(ids, tokens, stats, max_new_tokens, stopper, on_done, on_token)
 
-    def _texts(self, tokens, stats: GenerationStats, max_new_tokens: int, stopper, on_done) -> Iterator[str]:
+    def _texts(self, ids, tokens, stats: GenerationStats, max_new_tokens: int, stopper, on_done,
+               on_token=None) -> Iterator[str]:
         from .tokenizer import StreamDecoder
 
         decoder = StreamDecoder(self.tokenizer)
+        decoder.prime(ids)  # the text is decode(ids + new) - decode(ids): the first word keeps its space
         reason, hit = "interrupted", False
         try:
             for token in tokens:
                 if not stats.ids:
                     stats.first_token_s = time.perf_counter() - stats._t0
                 stats.ids.append(token)
+                if on_token is not None and on_token(token):
+                    return  # the consumer is gone (a server's client): no more tokens
                 if token == self.tokenizer.eos_id:
                     break
                 text, hit = stopper.push(decoder.push(token))

@@ -128,8 +128,13 @@ def resolve_backend(name: str) -> str:
 
 def load_source(args, backend: str):
     """A Checkpoint (from --model) or a ModelConfig (the preset, meaning seeded dummy weights)."""
+    args.packaged = args.model is None and args.preset is None and backend == "numpy"
+    if args.packaged:  # the model that ships in the package
+        from .models import default_model
+        args.model = str(default_model(None, log))
     if args.model is None:
-        return ModelConfig.from_preset(args.preset), args.preset + " (random weights)"
+        preset = args.preset or "llama-2-7b"
+        return ModelConfig.from_preset(preset), preset + " (random weights)"
     from .loader import load_checkpoint, parse_model_arg
     kind, what = parse_model_arg(args.model)
     if kind == "dummy":
@@ -230,7 +235,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="cugraphllm bench", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, help="checkpoint path (or dummy:<preset>)")
-    src.add_argument("--preset", default="llama-2-7b", choices=sorted(PRESETS), help="dummy weights of a preset")
+    src.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                     help="dummy weights of a preset (default llama-2-7b; on numpy the packaged stories260K)")
     p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"),
                    help="engine backend; auto = cuda when CuPy and a GPU are present, else numpy")
     p.add_argument("--modes", default=",".join(MODES),
@@ -274,6 +280,8 @@ def run(args) -> tuple[dict, str]:
     backend = resolve_backend(args.backend)
     source, name = load_source(args, backend)
     config = source if isinstance(source, ModelConfig) else source.config
+    if args.packaged and args.prompt_lens == [int(x) for x in PAPER_LENS.split(",")]:  # the lengths that fit it
+        args.prompt_lens = [n for n in args.prompt_lens if n + args.new_tokens <= config.max_seq_len] or [1]
     max_seq = args.max_seq_len or max(args.prompt_lens) + args.new_tokens
     if max_seq > config.max_seq_len:
         raise ConfigError(f"bench: a context of {max_seq} tokens (prompt {max(args.prompt_lens)} + {args.new_tokens} "

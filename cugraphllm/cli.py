@@ -58,9 +58,10 @@ STOP_TEXT = _checked(str, lambda v: v != "", "a non-empty string")
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, metavar="PATH",
+    g.add_argument("--model", metavar="PATH",
                    help="a Hugging Face model folder (config.json + *.safetensors), a llama2.c .bin file, "
-                        "or dummy:<preset> for seeded random weights (llama-2-7b, llama-2-13b, llama-2-70b, tiny)")
+                        "or dummy:<preset> for seeded random weights (llama-2-7b, llama-2-13b, llama-2-70b, tiny); "
+                        "default: the packaged 260K-parameter TinyStories model")
     g.add_argument("--tokenizer", metavar="PATH",
                    help="sentencepiece tokenizer.model (default: tokenizer.model beside the model)")
     g.add_argument("--backend", choices=("auto", "numpy", "cuda"), default="auto",
@@ -96,8 +97,8 @@ def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: f
 
 def build_parser() -> argparse.ArgumentParser:
     top = _Parser(prog="cugraphllm", description="Low-latency LLaMA-2 inference: CUDA graphs + Numba "
-                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench.")
-    sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench}",
+                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench, serve.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench,serve}",
                              parser_class=_Parser)
     gen = sub.add_parser("generate", help="complete a prompt, streamed to stdout",
                          description="Complete --prompt and stream the text to stdout; tokens/s on stderr.")
@@ -114,7 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", metavar="TEXT", help="system prompt for the conversation (<<SYS>> block)")
     _add_sampling_flags(chat, max_new=512, temperature=0.6, top_p=0.9)
     sub.add_parser("bench", add_help=False, help="benchmarks (python -m cugraphllm bench --help)")
+    _add_serve_parser(sub)
     return top
+
+
+def _add_serve_parser(sub) -> None:
+    from .server import SERVE_DESCRIPTION, add_server_flags
+    serve = sub.add_parser("serve", help="OpenAI-compatible HTTP server (needs the [serve] extra)",
+                           description=SERVE_DESCRIPTION)
+    _add_model_flags(serve)
+    add_server_flags(serve, _checked)
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------
@@ -126,8 +136,10 @@ def _status(args, text: str) -> None:
 
 def _load(args):
     from .api import LLM
+    from .models import default_model
     t0 = time.perf_counter()  # no "loading" line first: a bad path must give exactly one line on stderr
-    llm = LLM.load(args.model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
+    model = default_model(args.model, lambda text: _status(args, text))
+    llm = LLM.load(model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
                    max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet)
     c = llm.config
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
@@ -242,6 +254,12 @@ def cmd_chat(args) -> int:
                 sys.stderr.write(f"error: {_one_line(err)}\n")
 
 
+def cmd_serve(args) -> int:
+    from .server import check_installed, serve
+    check_installed()  # before loading a model
+    return serve(_load(args), args, lambda text: _status(args, text))
+
+
 def cmd_bench(argv: list[str]) -> int:
     if importlib.util.find_spec("cugraphllm.bench") is None:
         sys.stderr.write("error: bench: the benchmark module cugraphllm.bench is not part of this build\n")
@@ -263,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["bench"]:
             return cmd_bench(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"generate": cmd_generate, "chat": cmd_chat}[args.command](args)
+        return {"generate": cmd_generate, "chat": cmd_chat, "serve": cmd_serve}[args.command](args)
     except CugraphError as err:
         sys.stderr.write(f"error: {_one_line(err)}\n")
         return EXIT_USAGE

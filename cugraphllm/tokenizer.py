@@ -129,6 +129,21 @@ class StreamDecoder:
             self._advance()
         return out
 
+    def prime(self, ids) -> None:
+        """Start after `ids` (a prompt) as if their text were already printed, so that the pushed text is
+        decode(ids + new) minus decode(ids): the first new word keeps its space. A character left unfinished by
+        the prompt's last byte pieces prints whole once the new ids complete it."""
+        ids = [int(i) for i in ids]
+        cut = max(0, len(ids) - (self.max_window - 1))
+        head, tail = ids[:cut], ids[cut:]
+        self.reset()
+        # behind the anchor when text precedes the tail (the start-of-text space rules no longer apply); the last
+        # 64 ids almost always answer that, the whole head only when they print nothing
+        self._anchored = bool(head) and bool(self.tok.sp.decode(head[-64:]) or self.tok.sp.decode(head))
+        self._window = tail
+        text = self._text(tail)
+        self._printed = len(text) - min(3, len(text) - len(text.rstrip("\ufffd")))
+
     def flush(self) -> str:
         """Whatever is still held back (trailing U+FFFD of an unfinished character); the next push starts a new text."""
         out = self._text(self._window)[self._printed:]

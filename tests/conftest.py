@@ -1,5 +1,6 @@
-"""Shared fixtures: the ../shared test models and their tokenizers, the `gpu` marker (skipped without CuPy and a
+"""Shared fixtures: the packaged stories260K, the ../shared test models and their tokenizers, the `gpu` marker (skipped without CuPy and a
 GPU), and a Ctrl-C runner for the CLI."""
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+STORIES_GOLDEN = REPO / "tests" / "data" / "stories260K_golden_greedy.json"
 SHARED = Path(os.environ.get("CUGRAPHLLM_SHARED", REPO.parent / "shared")) / "models"
 
 
@@ -42,7 +44,20 @@ def _shared(*parts) -> Path:
 
 @pytest.fixture(scope="session")
 def stories_dir() -> Path:
+    """The packaged stories260K (stories260K.bin, tok512.model): no ../shared needed."""
+    from cugraphllm.models import DEFAULT_DIR
+    return DEFAULT_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_stories_dir() -> Path:
+    """../shared/models/stories260K: also golden_encode.json and the llama2.c tok512.bin."""
     return _shared("stories260K")
+
+
+def stories_golden() -> dict:
+    """../shared's golden_greedy.json for stories260K, kept in tests/data (written for this project)."""
+    return json.loads(STORIES_GOLDEN.read_text())
 
 
 @pytest.fixture(scope="session")

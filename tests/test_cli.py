@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GPU, REPO
+from conftest import GPU, REPO, stories_golden
 
 GENERATE_FLAGS = ["--model", "--tokenizer", "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
                   "--repetition-penalty", "--seed", "--backend", "--mode", "--dtype", "--max-seq-len", "--stop",
@@ -29,7 +29,7 @@ def model_args(stories_dir):
 
 
 def test_generate_golden(stories_dir, model_args):
-    golden = json.loads((stories_dir / "golden_greedy.json").read_text())
+    golden = stories_golden()
     r = cli("generate", *model_args, "--prompt", "Once upon a time", "--max-new-tokens", 60, "--temperature", 0)
     assert r.returncode == 0, r.stderr
     assert r.stdout == golden["text"] + "\n"

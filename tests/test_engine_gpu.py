@@ -5,6 +5,7 @@ Tolerances (logits, ||gpu - ref|| / ||ref|| per step): float16 storage 2e-2 (wei
 """
 import numpy as np
 import pytest
+from conftest import stories_golden
 
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
@@ -62,7 +63,7 @@ def stories(stories_dir):
 @pytest.mark.parametrize("mode", ["eager", "graph", "hybrid"])
 def test_stories_golden_greedy(stories, stories_dir, mode):
     import json
-    golden = json.loads((stories_dir / "golden_greedy.json").read_text())
+    golden = stories_golden()
     gpu, _ = _engines(stories.config, stories.weights, mode)
     prompt, want = golden["prompt_ids"], golden["generated_ids"]
     got = list(gpu.generate(prompt, GREEDY, len(want)))

@@ -6,6 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import stories_golden
 
 from cugraphllm.config import ModelConfig
 from cugraphllm.convert import convert_llama2c_to_hf, permute_rows, write_hf
@@ -211,7 +212,7 @@ def _greedy(cfg, w, prompt, n):
 
 
 def test_both_formats_give_golden_tokens(tmp_path, stories_dir, bin_path, bin_ck):
-    golden = json.loads((stories_dir / "golden_greedy.json").read_text())
+    golden = stories_golden()
     prompt, want = golden["prompt_ids"], golden["generated_ids"]
     assert _greedy(bin_ck.config, bin_ck.weights, prompt, len(want)) == want
     for shards, tie in ((1, None), (3, False)):
@@ -222,7 +223,7 @@ def test_both_formats_give_golden_tokens(tmp_path, stories_dir, bin_path, bin_ck
 
 def test_unpermute_is_needed(tmp_path, bin_path, bin_ck, stories_dir):
     """A folder whose q/k were NOT permuted loads with scrambled RoPE and other tokens: the test can fail."""
-    golden = json.loads((stories_dir / "golden_greedy.json").read_text())
+    golden = stories_golden()
     import cugraphllm.convert as conv
     orig = conv.permute_rows
     try:

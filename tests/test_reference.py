@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import stories_golden
 
 from cugraphllm import reference as R
 from cugraphllm.config import ModelConfig
@@ -188,7 +189,7 @@ def test_engine_context_limit():
 def test_stories260k_golden(stories_dir):
     from cugraphllm.loader import load_checkpoint
     from cugraphllm.tokenizer import Tokenizer
-    golden = json.loads((stories_dir / "golden_greedy.json").read_text())
+    golden = stories_golden()
     ckpt = load_checkpoint(stories_dir / "stories260K.bin", tokenizer=stories_dir / "tok512.model")
     tok = Tokenizer.load(ckpt.tokenizer_path)
     prompt = tok.encode(golden["prompt"], bos=True)

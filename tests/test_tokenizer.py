@@ -37,10 +37,10 @@ def test_llama2_golden_encodings(llama2, llama2_tokenizer_dir):
         assert llama2.decode(case["ids_with_bos"]) == case["text"]
 
 
-def test_tok512_golden_encodings(tok512, stories_dir):
+def test_tok512_golden_encodings(tok512, shared_stories_dir):
     # tok512 normalizes whitespace (remove_extra_whitespaces true): we reproduce sentencepiece, not llama2.c's
     # encoder, which differs exactly on the cases marked "same": false.
-    cases = json.loads((stories_dir / "golden_encode.json").read_text())["cases"]
+    cases = json.loads((shared_stories_dir / "golden_encode.json").read_text())["cases"]
     assert any(not c["same"] for c in cases)
     for case in cases:
         assert tok512.encode(case["text"]) == case["sentencepiece_ids_with_bos"], case["text"]
@@ -111,9 +111,9 @@ def test_truncated_model(tmp_path, llama2_tokenizer_dir):
     assert "not a sentencepiece model" in _one_line(err)
 
 
-def test_llama2c_bin_gets_a_hint(stories_dir):
+def test_llama2c_bin_gets_a_hint(shared_stories_dir):
     with pytest.raises(TokenizerError) as err:
-        Tokenizer.load(stories_dir / "tok512.bin")
+        Tokenizer.load(shared_stories_dir / "tok512.bin")
     assert "tokenizer.model" in _one_line(err)
 
 

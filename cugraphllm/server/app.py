@@ -1,0 +1,233 @@
+"""The Starlette application: OpenAI routes, SSE streaming, API key, errors as {"error": {...}}, /health, /metrics.
+
+Routes: GET /v1/models (and /v1/models/{id}), POST /v1/completions, POST /v1/chat/completions, GET /health,
+GET /metrics. Tokenization and validation run on the event loop; generation runs on the engine thread (worker.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..chat import dialog_tokens
+from ..errors import ContextLimitError, CugraphError
+from . import protocol as P
+from .metrics import Metrics
+from .worker import Job, Worker
+
+MAX_BODY = 8 << 20   # bytes of a request body
+LONG_TEXT = 1 << 16  # characters of prompt text above which tokenization leaves the event loop
+
+
+def _error(err: P.ApiError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def _sse(obj) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+class Server:
+    """State shared by the routes: the LLM (used only by the worker), its name, the key, the metrics."""
+
+    def __init__(self, llm, name: str, api_key: str | None = None, max_queue: int = 64, log=None):
+        self.llm, self.name, self.api_key = llm, name, api_key
+        self.metrics = Metrics(name)
+        self.worker = Worker(llm, self.metrics, max_queue, log)
+        self.created = int(time.time())
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+    def _auth(self, request: Request) -> None:
+        if self.api_key is None:
+            return
+        got = request.headers.get("authorization", "")
+        if not hmac.compare_digest(got.encode(), f"Bearer {self.api_key}".encode()):
+            raise P.ApiError(401, "invalid or missing API key (send Authorization: Bearer <key>)",
+                             code="invalid_api_key")
+
+    async def _body(self, request: Request):
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            raise P.ApiError(413, f"the request body exceeds {MAX_BODY} bytes", code="request_too_large")
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise P.ApiError(413, f"the request body exceeds {MAX_BODY} bytes", code="request_too_large")
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as err:  # bad JSON, bad UTF-8, absurd nesting
+            raise P.ApiError(400, f"the body is not valid JSON: {' '.join(str(err).split())[:200]}",
+                             code="invalid_json") from None
+
+    def _ids(self, req: P.GenRequest) -> list[int]:
+        tok, context = self.llm.tokenizer, self.llm.engine.max_seq_len
+        param = "prompt" if req.kind == "completion" else "messages"
+        try:
+            if req.kind == "chat":
+                ids = dialog_tokens(tok, req.prompt)
+            else:
+                ids = tok.encode(req.prompt, bos=True) if isinstance(req.prompt, str) else req.prompt
+        except CugraphError as err:
+            raise P.ApiError(400, f"{param}: {' '.join(str(err).split())}", param=param) from None
+        if len(ids) >= context:
+            raise P.ApiError(400, f"{param}: {len(ids)} prompt tokens do not fit the context of {context} tokens "
+                                  f"(at most {context - 1}, leaving room for one new token)", param=param,
+                             code="context_length_exceeded")
+        return ids
+
+    # ---- routes -------------------------------------------------------------------------------------------------
+    async def completions(self, request: Request) -> Response:
+        return await self._generate(request, "completion", "/v1/completions")
+
+    async def chat(self, request: Request) -> Response:
+        return await self._generate(request, "chat", "/v1/chat/completions")
+
+    async def _generate(self, request: Request, kind: str, route: str) -> Response:
+        job, arrived = None, time.perf_counter()   # TTFT counts parsing and tokenization too
+        try:
+            self._auth(request)
+            req = P.parse(await self._body(request), kind, self.name, self.llm.tokenizer.vocab_size)
+            # a long text is tokenized off the loop (other streams keep flowing); a short one here (no thread hop)
+            chars = len(req.prompt) if isinstance(req.prompt, str) else sum(
+                len(m["content"]) for m in req.prompt if isinstance(m, dict))
+            req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
+            job = Job(req, asyncio.get_running_loop(), arrived=arrived)
+            self.worker.submit(job)
+            event, value = await self._next(request, job)
+            if event == "error":
+                raise value
+            if event == "gone":
+                return Response(status_code=499)   # the client left while queued; nobody reads this
+        except P.ApiError as err:
+            self.metrics.request(route, err.status)
+            return _error(err)
+        except ContextLimitError as err:
+            self.metrics.request(route, 400)
+            return _error(P.ApiError(400, str(err), code="context_length_exceeded"))
+        except asyncio.CancelledError:  # the client left while queued or before the first token
+            if job is not None:
+                self.worker.discard(job)
+            raise
+        self.metrics.request(route, 200)
+        if req.stream:
+            return StreamingResponse(self._stream(job), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        try:
+            text, outcome = await self._collect(request, job)
+        except Exception as err:  # noqa: BLE001 - the engine failed mid-generation: an error body, not a traceback
+            return _error(P.ApiError(500, " ".join(str(err).split()) or type(err).__name__, kind="server_error"))
+        finally:
+            job.cancel()
+        if outcome is None:
+            return Response(status_code=499)   # the client is gone; nobody reads this
+        usage = P.usage(outcome.prompt_tokens, outcome.completion_tokens, outcome.cached_tokens)
+        return JSONResponse(P.envelope(req, [P.choice(req, text, P.finish_reason(outcome.finish_reason))], usage))
+
+    async def _next(self, request: Request, job: Job):
+        """The job's next event, or ("gone", None) once the client disconnects (the job is then cancelled)."""
+        get = asyncio.ensure_future(job.events.get())
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            done, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not get.done():
+                get.cancel()
+        if get in done:
+            return get.result()
+        self.worker.discard(job)
+        return "gone", None
+
+    async def _collect(self, request: Request, job: Job):
+        parts = []
+        while True:
+            event, value = await self._next(request, job)
+            if event == "text":
+                parts.append(value)
+            elif event == "done":
+                return "".join(parts), value
+            elif event == "gone":
+                return None, None
+            elif event == "error":
+                raise value
+
+    async def _stream(self, job: Job):
+        """SSE chunks; Starlette cancels this generator when the client disconnects, which cancels the job."""
+        req = job.req
+        try:
+            if req.kind == "chat":   # OpenAI's first chat chunk carries the role
+                yield _sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))
+            while True:
+                event, value = await job.events.get()
+                if event == "text":
+                    yield _sse(P.envelope(req, [P.choice(req, value, None)], None))
+                elif event == "error":
+                    yield _sse(P.ApiError(500, " ".join(str(value).split()), kind="server_error").body())
+                    break
+                elif event == "done":
+                    yield _sse(P.envelope(req, [P.choice(req, None, P.finish_reason(value.finish_reason))], None))
+                    if req.include_usage:
+                        usage = P.usage(value.prompt_tokens, value.completion_tokens, value.cached_tokens)
+                        yield _sse(P.envelope(req, [], usage))
+                    break
+            yield "data: [DONE]\n\n"
+        finally:
+            self.worker.discard(job)
+
+    async def models(self, request: Request) -> Response:
+        try:
+            self._auth(request)
+        except P.ApiError as err:
+            return _error(err)
+        card = {"id": self.name, "object": "model", "created": self.created, "owned_by": "cugraphllm",
+                "max_model_len": self.llm.engine.max_seq_len}
+        if "model" in request.path_params:
+            if request.path_params["model"] != self.name:
+                return _error(P.ApiError(404, f"the model {request.path_params['model']!r:.80} does not exist",
+                                         param="model", code="model_not_found"))
+            return JSONResponse(card)
+        return JSONResponse({"object": "list", "data": [card]})
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": self.name, "queue_length": self.worker.waiting})
+
+    async def prometheus(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.text(), media_type="text/plain; version=0.0.4")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has disconnected (the body has been read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    kind = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else None
+    return _error(P.ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=kind))
+
+
+def create_app(server: Server) -> Starlette:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):
+        server.worker.start()
+        try:
+            yield
+        finally:   # uvicorn has let the streams in flight finish (SIGTERM): the queue is empty
+            await asyncio.get_running_loop().run_in_executor(None, server.worker.close)
+
+    routes = [Route("/v1/completions", server.completions, methods=["POST"]),
+              Route("/v1/chat/completions", server.chat, methods=["POST"]),
+              Route("/v1/models", server.models, methods=["GET"]),
+              Route("/v1/models/{model:path}", server.models, methods=["GET"]),
+              Route("/health", server.health, methods=["GET"]),
+              Route("/metrics", server.prometheus, methods=["GET"])]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})

@@ -1,0 +1,153 @@
+"""The engine thread: batch 1 on purpose. One LLM serves one request at a time, the rest wait in a FIFO queue.
+
+The event loop never touches the engine. A `Job` carries a validated request in and its events out:
+("start", cached_prefix_tokens), ("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the
+loop with call_soon_threadsafe. A job whose client went away is cancelled: its generation stops at the next
+token (LLM._run's on_token), or it is skipped if it has not started.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..api import _common_prefix
+from ..errors import CugraphError
+from .metrics import Metrics
+from .protocol import ApiError, GenRequest
+
+
+@dataclass
+class Outcome:
+    finish_reason: str        # the engine's: eos, stop, length, context, interrupted
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    ttft_s: float             # request arrival to first token, queueing included
+    queue_s: float
+
+
+@dataclass
+class Job:
+    req: GenRequest
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    arrived: float = field(default_factory=time.perf_counter)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def emit(self, kind: str, value) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is closed: nobody listens any more
+            self.cancel()
+
+
+class Worker:
+    def __init__(self, llm, metrics: Metrics, max_queue: int, log=None):
+        self.llm, self.metrics, self.max_queue, self.log = llm, metrics, max_queue, log
+        self._jobs: deque[Job] = deque()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="cugraphllm-engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the job in flight and whatever is queued, then stop the thread."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, job: Job) -> None:
+        """Queue `job`; a full queue is a 503 with Retry-After."""
+        with self._cv:
+            if self._closed:
+                raise ApiError(503, "the server is shutting down", code="shutting_down", kind="server_error")
+            if len(self._jobs) >= self.max_queue:
+                raise ApiError(503, f"the server is busy: {len(self._jobs)} requests are waiting (--max-queue "
+                                    f"{self.max_queue}); retry later", code="queue_full", kind="server_error",
+                               headers={"Retry-After": "1"})
+            self._jobs.append(job)
+            self.metrics.add(waiting=1)
+            self._cv.notify()
+
+    def discard(self, job: Job) -> None:
+        """Cancel `job`; one still waiting leaves the queue now (its client is gone: it holds no place)."""
+        job.cancel()
+        with self._cv:
+            if job in self._jobs:
+                self._jobs.remove(job)
+                self.metrics.add(waiting=-1)
+                self.metrics.finish("abort")
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs and not self._closed:
+                    self._cv.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+                self.metrics.add(waiting=-1)
+            if job.cancelled.is_set():
+                self.metrics.finish("abort")
+                continue
+            self.metrics.add(running=1)
+            try:
+                self._generate(job)
+            except CugraphError as err:  # e.g. the prompt does not fit: the app answers 400
+                self.metrics.finish("error")
+                job.emit("error", err)
+            except Exception as err:  # noqa: BLE001 - a bug must not kill the engine thread
+                traceback.print_exc()
+                self.metrics.finish("error")
+                job.emit("error", err)
+            finally:
+                self.metrics.add(running=-1)
+
+    def _generate(self, job: Job) -> None:
+        req, llm, m = job.req, self.llm, self.metrics
+        started = time.perf_counter()
+        cached = min(_common_prefix(llm.engine.tokens, req.ids), len(req.ids) - 1)
+        last = []   # arrival time of the previous token
+
+        def on_token(_token) -> bool:
+            now = time.perf_counter()
+            if last:
+                m.observe(itl=now - last[0])
+            else:
+                m.observe(ttft=now - job.arrived)
+            last[:] = [now]
+            return job.cancelled.is_set()
+
+        max_new = req.max_tokens or llm.engine.max_seq_len
+        chunks = llm._run(req.ids, llm.params(**req.sampling), max_new, req.stop, on_token=on_token)
+        stats = llm.last
+        job.emit("start", cached)
+        try:
+            for text in chunks:
+                job.emit("text", text)
+        finally:
+            chunks.close()
+        reason = "abort" if stats.finish_reason == "interrupted" else stats.finish_reason
+        out = Outcome(reason, len(req.ids), stats.new_tokens, cached,
+                      stats.first_token_s + started - job.arrived, started - job.arrived)
+        m.add(prompt_tokens=len(req.ids), cached_tokens=cached, generation_tokens=stats.new_tokens)
+        m.finish(reason)
+        job.emit("done", out)
+        if self.log is not None:
+            self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
+                     f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
+                     f"{stats.decode_tokens_per_s:.1f} tokens/s; finish {reason}")

@@ -1,0 +1,208 @@
+"""HTTP overhead of `cugraphllm serve`: TTFT and inter-token latency through SSE streaming on loopback, next to
+the library's own (LLM.generate, streamed) on the same prompts, in one run.
+
+    python scripts/bench_server.py --model dummy:llama-2-7b --backend cuda --out benchmarks/results/server_7b.json
+    python scripts/bench_server.py --backend numpy --prompt-lens 10,100 --new-tokens 32 --out /tmp/server.json
+
+Both sides see the same prompt texts (random vocabulary pieces, one per repetition, so no two share more than
+BOS: no prefix reuse on either side), greedy, `--new-tokens` per request. The library side times the chunks of
+`LLM.generate(prompt, stream=True)` in this process; its model is then freed and the server runs in a
+subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a stdlib HTTP client here, from
+sending the request to each `data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks.
+Target (issue 12): HTTP adds <= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the
+packaged stories260K; a dummy model takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
+uvicorn picks uvloop and httptools when they are installed (`pip install uvloop httptools`); the JSON's versions
+say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU contention.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from cugraphllm import bench  # noqa: E402
+from cugraphllm.api import LLM  # noqa: E402
+from cugraphllm.models import DEFAULT_MODEL  # noqa: E402
+
+SHARED_TOKENIZER = REPO.parent / "shared" / "models" / "llama2-tokenizer" / "tokenizer.model"
+
+
+def prompts(tok, length: int, reps: int, seed: int) -> list[str]:
+    """`reps` texts of about `length` tokens (BOS included), each starting with a different piece."""
+    rng = np.random.default_rng(seed + length)
+    normal = [i for i in range(tok.vocab_size) if not (tok.sp.is_control(i) or tok.sp.is_byte(i)
+                                                       or tok.sp.is_unknown(i) or tok.sp.is_unused(i))]
+    out = []
+    for r in range(reps):
+        ids = [normal[(r * 7919) % len(normal)]] + list(rng.choice(normal, size=max(0, length - 2)))
+        text = tok.decode(ids)
+        while len(tok.encode(text)) > length and len(ids) > 1:   # decode/encode may merge or split pieces
+            ids = ids[:-1]
+            text = tok.decode(ids)
+        out.append(text)
+    return out
+
+
+def summary(xs) -> dict:
+    a = np.asarray(xs, dtype=np.float64) * 1e3
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "median": float(np.median(a)), "mean": float(a.mean()),
+            "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "min": float(a.min())}
+
+
+def stamps_library(llm, text: str, n: int) -> list[float]:
+    t0 = time.perf_counter()
+    out = []
+    for chunk in llm.generate(text, max_new_tokens=n, temperature=0.0, stream=True):
+        if chunk:
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def stamps_server(port: int, text: str, n: int) -> list[float]:
+    body = json.dumps({"prompt": text, "max_tokens": n, "temperature": 0, "stream": True}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    t0 = time.perf_counter()
+    c.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    if r.status != 200:
+        raise SystemExit(f"server answered {r.status}: {r.read()[:300]!r}")
+    out = []
+    while True:
+        line = r.readline()
+        if not line or line == b"data: [DONE]\n":
+            break
+        if line.startswith(b"data: {"):
+            now = time.perf_counter() - t0
+            if json.loads(line[6:])["choices"][0]["text"]:
+                out.append(now)
+    c.close()
+    return out
+
+
+def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
+    rows = {}
+    for length, texts in texts_by_len.items():
+        for text in texts[:warmup]:
+            stamp(text, n)
+        ttft, itl, chunks = [], [], []
+        for text in texts[warmup:]:
+            s = stamp(text, n)
+            ttft.append(s[0])
+            itl += list(np.diff(s))
+            chunks.append(len(s))
+        rows[length] = {"ttft_ms": summary(ttft), "itl_ms": summary(itl), "chunks_per_request": float(np.mean(chunks))}
+    return rows
+
+
+def start_server(args, model_flags: list[str]):
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "cugraphllm", "serve", "--port", "0", *model_flags], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + args.start_timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", Path(log.name).read_text())
+        if m:
+            return proc, int(m.group(1)), log.name
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the server did not start:\n{Path(log.name).read_text()[-2000:]}")
+
+
+def compare(lens, library: dict, server: dict, prompt_tokens: dict) -> list[dict]:
+    """One row per prompt length: both sides and what HTTP adds (TTFT ms, ITL %), printed as it goes."""
+    rows = []
+    for n in lens:
+        lib, srv = library[n], server[n]
+        ttft_add = srv["ttft_ms"]["median"] - lib["ttft_ms"]["median"]
+        itl_pct = 100 * (srv["itl_ms"]["median"] / lib["itl_ms"]["median"] - 1) if lib["itl_ms"]["n"] else None
+        rows.append({"prompt_len": n, "prompt_tokens_mean": prompt_tokens[n], "library": lib, "server": srv,
+                     "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct,
+                     "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
+        print(f"prompt {n:4d}: TTFT median library {lib['ttft_ms']['median']:.3f} ms, server "
+              f"{srv['ttft_ms']['median']:.3f} ms (+{ttft_add:.3f}); ITL median {lib['itl_ms'].get('median', 0):.3f}"
+              f" / {srv['itl_ms'].get('median', 0):.3f} ms ({itl_pct if itl_pct is None else round(itl_pct, 2)}%)",
+              file=sys.stderr)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="checkpoint or dummy:<preset> (default: packaged stories260K)")
+    ap.add_argument("--tokenizer", default=None, help="tokenizer.model (dummy models: default ../shared's LLaMA-2)")
+    ap.add_argument("--backend", default="auto", choices=("auto", "numpy", "cuda"))
+    ap.add_argument("--mode", default="hybrid", choices=("eager", "graph", "hybrid"))
+    ap.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"))
+    ap.add_argument("--prompt-lens", default="10,128,500", help="prompt lengths in tokens, comma-separated")
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=20, help="measured requests per prompt length and side")
+    ap.add_argument("--warmup", type=int, default=3, help="discarded requests per prompt length and side")
+    ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
+    ap.add_argument("--out", required=True, help="JSON output path")
+    args = ap.parse_args(argv)
+    model = args.model or str(DEFAULT_MODEL)
+    tokenizer = args.tokenizer or (str(SHARED_TOKENIZER) if model.startswith("dummy:") else None)
+    lens = sorted({int(x) for x in args.prompt_lens.split(",") if x.strip()})
+    max_seq = max(lens) + args.new_tokens + 8
+
+    llm = LLM.load(model, tokenizer=tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
+                   max_seq_len=max_seq, progress=False)
+    backend = llm.runtime.backend
+    texts = {n: prompts(llm.tokenizer, n, args.warmup + args.reps, seed=0) for n in lens}
+    prompt_tokens = {n: float(np.mean([len(llm.tokenizer.encode(t)) for t in ts])) for n, ts in texts.items()}
+    print(f"library: {model}, backend {backend}, lengths {lens}", file=sys.stderr)
+    library = measure(lambda t, n: stamps_library(llm, t, n), texts, args.new_tokens, args.warmup)
+    device, versions = bench.device_info(backend), bench.versions(backend)
+    for pkg in ("starlette", "uvicorn", "h11", "uvloop", "httptools"):  # uvicorn uses the last two if present
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    del llm
+    gc.collect()
+    if backend == "cuda":
+        import cupy
+        cupy.get_default_memory_pool().free_all_blocks()
+
+    flags = ["--model", model, "--backend", backend, "--mode", args.mode, "--dtype", args.dtype,
+             "--max-seq-len", str(max_seq)] + (["--tokenizer", tokenizer] if tokenizer else [])
+    proc, port, log = start_server(args, flags)
+    try:
+        print(f"server: port {port}", file=sys.stderr)
+        server = measure(lambda t, n: stamps_server(port, t, n), texts, args.new_tokens, args.warmup)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        os.unlink(log)
+
+    rows = compare(lens, library, server, prompt_tokens)
+    doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
+           "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
+           .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
+           "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0},
+           "results": rows, "meets_target": all(r["meets_target"] for r in rows)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
