@@ -1,7 +1,7 @@
 """The library API: load a model, generate text, chat.
 
     from cugraphllm import LLM
-    llm = LLM.load("weights/llama-2-7b-chat")                 # backend="auto": cuda if CuPy sees a GPU
+    llm = LLM.load("weights/llama-2-7b-chat-hf")              # backend="auto": cuda if CuPy sees a GPU
     print(llm.generate("The capital of France is", max_new_tokens=20))
     for chunk in llm.generate("Once upon a time", stream=True):
         print(chunk, end="", flush=True)

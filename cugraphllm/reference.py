@@ -96,15 +96,15 @@ def new_kv_cache(config: ModelConfig, max_seq: int, dtype=np.float32) -> np.ndar
         return np.zeros((config.n_layers, 2, max_seq, config.n_kv_heads, config.head_dim), dtype=dtype)
     except (MemoryError, ValueError):  # ValueError: more bytes than an address space holds
         raise BackendError(f"numpy backend: cannot allocate the KV cache of {max_seq} tokens "
-                           f"({_gib(kv_bytes_per_token(config) * max_seq)} GiB); pass a smaller --max-seq-len") from None
+                           f"({_size(kv_bytes_per_token(config) * max_seq)}); pass a smaller --max-seq-len") from None
 
 
 # ---- memory: checked before allocating, so that a model that cannot fit is one line, not a MemoryError ------------
 _RESERVE = 256 << 20  # bytes left for Python, activations and the tokenizer
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2 ** 30:.2f}"
+def _size(n: int) -> str:
+    return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.1f} MiB"
 
 
 def available_memory() -> int | None:
@@ -124,7 +124,7 @@ def available_memory() -> int | None:
 
 
 def kv_bytes_per_token(config: ModelConfig) -> int:
-    """float32 K and V of every layer, plus the float64 RoPE row of a position."""
+    """float32 K and V of every layer, plus the float64 RoPE row of a position (tables grow with the text)."""
     return config.n_layers * 2 * config.kv_dim * 4 + config.head_dim * 8
 
 
@@ -140,20 +140,20 @@ def numpy_context(config: ModelConfig, requested: int | None, weights_in_memory:
     per_token = kv_bytes_per_token(config)
     room = avail - weights - _RESERVE
     if room < per_token * min(ctx, 256):
-        raise BackendError(f"numpy backend: out of memory: the model needs {_gib(weights + per_token * ctx)} GiB "
-                           f"in float32 (weights {_gib(weights)}, KV cache of {ctx} tokens "
-                           f"{_gib(per_token * ctx)}) but {_gib(avail)} GiB are available; use a smaller model, "
+        raise BackendError(f"numpy backend: out of memory: the model needs {_size(weights + per_token * ctx)} "
+                           f"in float32 (weights {_size(weights)}, KV cache of {ctx} tokens "
+                           f"{_size(per_token * ctx)}) but {_size(avail)} are available; use a smaller model, "
                            "a smaller --max-seq-len or the cuda backend")
     if per_token * ctx <= room:
         return ctx, ""
     if requested is not None:
-        raise BackendError(f"numpy backend: out of memory: a context of {ctx} tokens needs {_gib(per_token * ctx)} "
-                           f"GiB of KV cache but {_gib(max(room, 0))} GiB are available after the weights; pass "
+        raise BackendError(f"numpy backend: out of memory: a context of {ctx} tokens needs {_size(per_token * ctx)} "
+                           f"of KV cache but {_size(max(room, 0))} are available after the weights; pass "
                            f"--max-seq-len {room // per_token} or less")
     fit = room // 2 // per_token
     fit = fit - fit % 256 if fit >= 512 else fit
-    return fit, (f"context {fit} tokens: the model's {config.max_seq_len} would need {_gib(per_token * ctx)} GiB "
-                 f"of KV cache, {_gib(avail)} GiB are available (--max-seq-len N to choose)")
+    return fit, (f"context {fit} tokens: the model's {config.max_seq_len} would need {_size(per_token * ctx)} "
+                 f"of KV cache, {_size(avail)} are available (--max-seq-len N to choose)")
 
 
 def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_pos: int,
@@ -164,9 +164,11 @@ def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], 
     tokens = np.asarray(tokens, dtype=np.int64)
     M = len(tokens)
     positions = np.arange(start_pos, start_pos + M)
-    table = _rope_cached(kv.shape[2], c.head_dim, float(c.rope_theta))
-    x = weights.tok_embeddings[tokens].astype(kv.dtype)                 # [M, D] residual stream
     end = start_pos + M
+    # rows up to a power of two past `end`, not the whole cache: a context of millions stays cheap; rows do not
+    # depend on the table's length
+    table = _rope_cached(max(256, 1 << (end - 1).bit_length()), c.head_dim, float(c.rope_theta))
+    x = weights.tok_embeddings[tokens].astype(kv.dtype)                 # [M, D] residual stream
     for l, lw in enumerate(weights.layers):
         qkv = _linear(rmsnorm(x, lw.attention_norm, c.norm_eps), lw.wqkv)    # [M, D + 2*kv_dim]
         q = apply_rope(qkv[:, :c.dim].reshape(M, c.n_heads, c.head_dim), positions, table)
