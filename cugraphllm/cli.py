@@ -14,7 +14,7 @@ import sys
 import time
 
 from . import __version__
-from .errors import ConfigError, ContextLimitError, CugraphError
+from .errors import ConfigError, CugraphError
 from .sampling import TOP_K_MAX, penalty_ok, temperature_ok
 
 EXIT_USAGE = 2
@@ -215,49 +215,6 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _read_line(interactive: bool) -> str | None:
-    """One line of input, prompt on stderr; None at end of input. Raises KeyboardInterrupt on Ctrl-C."""
-    if not interactive:
-        line = sys.stdin.readline()
-        return None if line == "" else line.rstrip("\r\n")
-    sys.stderr.write("\n>>> ")  # on stderr, so stdout holds replies only
-    sys.stderr.flush()
-    try:
-        return input()  # line editing through readline when it is available
-    except EOFError:
-        return None
-
-
-CHAT_HELP = ("commands: /help this list; /reset start a new conversation (the system prompt stays); /exit or "
-             "/quit (or end of input) quit. Ctrl-C stops a reply; twice at the prompt quits. Old exchanges are "
-             "dropped when the context is full.")
-
-
-def _chat_turn(args, session, text: str) -> None:
-    chunks = session.send(text, stream=True, **_sampling(args))
-    if session.dropped:  # before the reply: the model no longer sees those exchanges
-        sys.stderr.write(f"[context full: dropped the oldest {session.dropped} exchange"
-                         f"{'s' if session.dropped > 1 else ''}; the system prompt is kept]\n")
-    try:
-        _write_stream(chunks)
-    except KeyboardInterrupt:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-        _status(args, "[reply interrupted]")
-        return
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    _report(args, session.llm.last, chat=True)
-
-
-def _too_long(session, err: ContextLimitError) -> str:
-    """The error of a message that does not fit even without history (history is dropped as needed)."""
-    llm, what = session.llm, "the message" + (" or the system prompt" if session.system else "")
-    more = (f", or pass a larger --max-seq-len (the model allows {llm.config.max_seq_len})"
-            if llm.engine.max_seq_len < llm.config.max_seq_len else "")
-    return f"error: {_one_line(err)}; shorten {what}{more}"
-
-
 def cmd_chat(args) -> int:
     llm = _load(args)
     session = llm.chat(system=args.system)
@@ -272,42 +229,8 @@ def cmd_chat(args) -> int:
                       "(no 'chat' in its name): it may continue the text rather than answer")
     _status(args, "chat: /help lists commands, /reset starts over, /exit quits"
             + (", Ctrl-C stops a reply" if interactive else ""))
-    return _chat_loop(args, session, interactive)
-
-
-def _chat_loop(args, session, interactive: bool) -> int:
-    """The REPL; exit code 0, or EXIT_USAGE when every message sent failed."""
-    armed = False  # a first Ctrl-C at the prompt arms, the second exits
-    sent = failed = 0
-    while True:
-        try:
-            line = _read_line(interactive)
-        except KeyboardInterrupt:
-            if armed:
-                sys.stderr.write("\n")
-                return 0
-            armed = True
-            sys.stderr.write("\n(Ctrl-C again or /exit to quit)")
-            continue
-        armed = False
-        command = line.strip() if line is not None else "/exit"
-        if command in ("/exit", "/quit"):
-            return EXIT_USAGE if sent and failed == sent else 0
-        if command == "/reset":
-            session.reset()
-            _status(args, "[conversation reset]")
-        elif command in ("/help", "/?"):
-            sys.stderr.write(CHAT_HELP + "\n")
-        elif command:
-            sent += 1
-            try:
-                _chat_turn(args, session, line)
-            except ContextLimitError as err:  # too long even alone: history is dropped as needed
-                failed += 1
-                sys.stderr.write(_too_long(session, err) + "\n")
-            except CugraphError as err:
-                failed += 1
-                sys.stderr.write(f"error: {_one_line(err)}\n")
+    from .repl import chat_loop
+    return chat_loop(args, session, interactive)
 
 
 def cmd_bench(argv: list[str]) -> int:
