@@ -172,3 +172,39 @@ def test_readmes_agree_on_the_download_and_the_folder():
     assert used and set(used) == {folder}, used
     for text in (main, weights):
         assert "hf auth login" in text and "huggingface-cli login" in text
+
+
+def test_interactive_chat_in_a_pty(model_args):
+    """On a terminal: the >>> prompt, /help, a reply with its stats line, end of input (Ctrl-D) exits 0."""
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "cugraphllm", "chat", *map(str, model_args), "--max-new-tokens", "8",
+                          "--temperature", "0"], cwd=REPO, stdin=slave, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    os.close(slave)
+    err = b""
+
+    def wait_for_prompt(count):
+        nonlocal err
+        deadline = time.time() + 60
+        while err.count(b">>> ") < count and time.time() < deadline:
+            if select.select([p.stderr], [], [], 0.5)[0]:
+                err += os.read(p.stderr.fileno(), 4096)
+        assert err.count(b">>> ") >= count, err
+
+    try:
+        for n, line in enumerate([b"/help\n", b"Tell me a story.\n", b"\x04"], start=1):
+            wait_for_prompt(n)
+            os.write(master, line)
+        out, rest = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        os.close(master)
+    err = (err + rest).decode()
+    assert p.returncode == 0 and "Traceback" not in err
+    assert "commands: /help" in err and "reused from the cache" in err and "Ctrl-C stops a reply" in err
+    assert out.decode().strip()                                   # the reply, on stdout
