@@ -163,7 +163,9 @@ class LLM:
     def load(cls, model, tokenizer=None, backend: str = "auto", mode: str = "hybrid", dtype: str = "float16",
              max_seq_len: int | None = None, seed: int = 0, progress: bool = True) -> "LLM":
         """model: a Hugging Face folder, a llama2.c .bin, or "dummy:<preset>" (seeded random weights).
-        tokenizer: a sentencepiece tokenizer.model; default: the one beside the model."""
+        tokenizer: a sentencepiece tokenizer.model (or its folder); default: the one beside the model. It may have
+        up to tokenizer.MAX_PADDING fewer pieces than the model's vocabulary (padding ids print nothing).
+        `llm.notes` says what was adjusted: a max_seq_len above the model's, a numpy context bounded by memory."""
         from .loader import checkpoint_config, load_checkpoint, parse_model_arg
 
         runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed)
