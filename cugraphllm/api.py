@@ -122,7 +122,38 @@ def _plan_context(config: ModelConfig, runtime: RuntimeConfig) -> tuple[RuntimeC
         from .reference import numpy_context
         want, note = numpy_context(config, want, weights_in_memory=False)
         notes += [note] if note else []
+    elif want is None:
+        want, note = _cuda_default_context(config, runtime.dtype)
+        notes += [note] if note else []
     return replace(runtime, max_seq_len=want), notes
+
+
+def _gpu_free_bytes() -> int:
+    import cupy
+    return int(cupy.cuda.runtime.memGetInfo()[0])
+
+
+_CUDA_DEFAULT_MAX = 1 << 18  # a default context above this is a bogus max_position_embeddings (LLaMA-2: 4096)
+
+
+def _cuda_default_context(config: ModelConfig, dtype: str) -> tuple[int | None, str]:
+    """The model's context, or (a huge max_position_embeddings) what half the GPU memory left after the weights
+    holds, at most _CUDA_DEFAULT_MAX (the RoPE table and the token history are also built on the host), with a
+    note; None leaves the decision (and any out-of-memory error) to the engine."""
+    # per position: float16/bfloat16 K and V of every layer, the float32 RoPE row, the int32 history slot
+    per_token = 2 * config.n_layers * config.kv_dim * 2 + config.head_dim * 4 + 4
+    try:
+        free = _gpu_free_bytes()
+    except Exception:  # noqa: BLE001 - the engine's own check reports a GPU that cannot be used
+        return None, ""
+    room = free - config.n_params() * 2 - (256 << 20)
+    fit = min(max(room, 0) // 2 // per_token, _CUDA_DEFAULT_MAX)
+    fit = fit - fit % 256 if fit >= 512 else fit
+    if fit < 1 or config.max_seq_len <= fit:
+        return None, ""
+    return fit, (f"context {fit} tokens: the model's {config.max_seq_len} would need "
+                 f"{per_token * config.max_seq_len / 2 ** 30:.2f} GiB of {dtype} KV cache and tables, "
+                 f"{free / 2 ** 30:.2f} GiB of GPU memory are free (--max-seq-len N to choose)")
 
 
 def _tokenizer_for(path, vocab_size: int):

@@ -194,3 +194,21 @@ def test_chat_reports_the_reused_prefix(stories):
     assert first_prompt <= stories.last.cached_tokens < stories.last.prompt_tokens   # turn 1's prompt was reused
     with pytest.raises(ContextLimitError):
         chat.send("story " * 600, max_new_tokens=4)
+
+
+def test_cuda_default_context_is_bounded_by_gpu_memory(monkeypatch):
+    """The planning step only (no GPU here): free GPU memory is what the engine would ask CuPy for."""
+    import cugraphllm.api as A
+    from cugraphllm.config import RuntimeConfig
+    cfg = SMALL.with_(max_seq_len=10 ** 12)
+    per_token = 2 * cfg.n_layers * cfg.kv_dim * 2 + cfg.head_dim * 4 + 4      # KV, RoPE row, history slot
+    free = cfg.n_params() * 2 + (256 << 20) + 5000 * per_token
+    monkeypatch.setattr(A, "_gpu_free_bytes", lambda: free)
+    runtime, notes = A._plan_context(cfg, RuntimeConfig(backend="cuda"))
+    assert runtime.max_seq_len == 2304 and len(notes) == 1 and "--max-seq-len" in notes[0]  # 2500 -> multiple of 256
+    free = 10 ** 15                                                 # a vast GPU: still a sane default
+    assert A._plan_context(cfg, RuntimeConfig(backend="cuda"))[0].max_seq_len == 1 << 18
+    runtime, notes = A._plan_context(SMALL, RuntimeConfig(backend="cuda"))          # fits: untouched
+    assert runtime.max_seq_len is None and notes == []
+    runtime, notes = A._plan_context(cfg, RuntimeConfig(backend="cuda", max_seq_len=10 ** 6))
+    assert runtime.max_seq_len == 10 ** 6 and notes == []         # asked for: the engine says if it fits

@@ -35,3 +35,13 @@ def test_chat_drops_the_oldest_exchanges_on_cuda(stories):
     fresh.messages = chat.messages[:-2]                           # the same dialog on an emptied cache
     stories.engine.reset()
     assert fresh.send(sent[-1], stream=False, max_new_tokens=24, temperature=0) == chat.messages[-1]["content"]
+
+
+def test_huge_max_position_embeddings_on_cuda(tmp_path, stories_dir):
+    from test_ux import SMALL, hf_model
+    folder = hf_model(tmp_path / "huge", stories_dir, max_positions=1e12)
+    llm = LLM.load(folder, backend="cuda", progress=False)
+    assert llm.engine.max_seq_len < 10 ** 12 and len(llm.notes) == 1 and "--max-seq-len" in llm.notes[0]
+    want = LLM.load(hf_model(tmp_path / "small", stories_dir, max_positions=SMALL.max_seq_len), backend="cuda",
+                    progress=False).generate("Once upon a time", max_new_tokens=12)
+    assert llm.generate("Once upon a time", max_new_tokens=12) == want
