@@ -289,6 +289,9 @@ def run(args) -> tuple[dict, str]:
     if max_seq > config.max_seq_len:
         raise ConfigError(f"bench: prompt {max(args.prompt_lens)} + {args.new_tokens} new tokens exceed the "
                           f"model's context of {config.max_seq_len}")
+    if backend == "numpy":  # before any work: a model too big for memory is one line
+        from .reference import numpy_context
+        numpy_context(config, max_seq, weights_in_memory=not isinstance(source, ModelConfig))
     itemsize = 2 if backend == "cuda" else 4
     device = device_info(backend)
     log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"

@@ -85,6 +85,8 @@ def test_numpy_model_too_big_for_memory_is_one_line(stories_dir):
     r = cli("generate", "--model", "dummy:llama-2-70b", "--tokenizer", stories_dir / "tok512.model",
             "--backend", "numpy", "--prompt", "x")
     assert_one_line_error(r, "out of memory", "GiB are available", "needs")
+    r = cli("bench", "--backend", "numpy", "--preset", "llama-2-70b", "--no-plot", "--prompt-lens", "4")
+    assert_one_line_error(r, "out of memory", "GiB are available", "needs")
 
 
 def test_tokenizer_far_smaller_than_the_vocabulary(tmp_path, stories_dir):
