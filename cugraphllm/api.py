@@ -1,7 +1,7 @@
 """The library API: load a model, generate text, chat.
 
     from cugraphllm import LLM
-    llm = LLM.load("weights/llama-2-7b-chat")                 # backend="auto": cuda if CuPy sees a GPU
+    llm = LLM.load("weights/llama-2-7b-chat-hf")              # backend="auto": cuda if CuPy sees a GPU
     print(llm.generate("The capital of France is", max_new_tokens=20))
     for chunk in llm.generate("Once upon a time", stream=True):
         print(chunk, end="", flush=True)
@@ -40,6 +40,7 @@ class GenerationStats:
     finish_reason: str = ""                   # eos | stop | length | context | interrupted
     first_token_s: float = 0.0
     total_s: float = 0.0
+    cached_tokens: int = 0                    # prompt tokens whose KV was already in the cache (not prefilled)
     _t0: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -79,7 +80,8 @@ def _make_engine(source, runtime: RuntimeConfig, progress=None):
     dummy = isinstance(source, ModelConfig)
     config = source if dummy else source.config
     if runtime.backend == "numpy":
-        from .reference import NumpyEngine
+        from .reference import NumpyEngine, numpy_context
+        numpy_context(config, runtime.max_seq_len, weights_in_memory=not dummy)  # raises before allocating
         if dummy:
             from .loader import dummy_checkpoint
             source = dummy_checkpoint(config, seed=runtime.seed, dtype="float32")
@@ -107,11 +109,71 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _end_reason(ids: list, eos_id: int, max_new_tokens: int) -> str:
+def _end_reason(ids: list, end_ids, max_new_tokens: int) -> str:
     """Why the token stream ended, no stop string having matched."""
-    if ids and ids[-1] == eos_id:
+    if ids and ids[-1] in end_ids:
         return "eos"
     return "length" if len(ids) >= max_new_tokens else "context"
+
+
+def _plan_context(config: ModelConfig, runtime: RuntimeConfig) -> tuple[RuntimeConfig, list[str]]:
+    """The context to allocate, with a note for each adjustment: a request above the model's context is clamped;
+    on numpy the default is bounded by memory (and a model that cannot fit is refused before loading)."""
+    notes, want = [], runtime.max_seq_len
+    if want is not None and want > config.max_seq_len:
+        notes.append(f"max_seq_len {want} is above the model's context of {config.max_seq_len} tokens; "
+                     f"using {config.max_seq_len}")
+        want = config.max_seq_len
+    if runtime.backend == "numpy":
+        from .reference import numpy_context
+        want, note = numpy_context(config, want, weights_in_memory=False)
+        notes += [note] if note else []
+    elif want is None:
+        want, note = _cuda_default_context(config, runtime.dtype)
+        notes += [note] if note else []
+    return replace(runtime, max_seq_len=want), notes
+
+
+def _gpu_free_bytes() -> int:
+    import cupy
+    return int(cupy.cuda.runtime.memGetInfo()[0])
+
+
+_CUDA_DEFAULT_MAX = 1 << 18  # a default context above this is a bogus max_position_embeddings (LLaMA-2: 4096)
+
+
+def _cuda_default_context(config: ModelConfig, dtype: str) -> tuple[int | None, str]:
+    """The model's context, or (a huge max_position_embeddings) what half the GPU memory left after the weights
+    holds, at most _CUDA_DEFAULT_MAX (the RoPE table and the token history are also built on the host), with a
+    note; None leaves the decision (and any out-of-memory error) to the engine."""
+    # per position: float16/bfloat16 K and V of every layer, the float32 RoPE row, the int32 history slot
+    per_token = 2 * config.n_layers * config.kv_dim * 2 + config.head_dim * 4 + 4
+    try:
+        free = _gpu_free_bytes()
+    except Exception:  # noqa: BLE001 - the engine's own check reports a GPU that cannot be used
+        return None, ""
+    room = free - config.n_params() * 2 - (256 << 20)
+    fit = min(max(room, 0) // 2 // per_token, _CUDA_DEFAULT_MAX)
+    fit = fit - fit % 256 if fit >= 512 else fit
+    if fit < 1 or config.max_seq_len <= fit:
+        return None, ""
+    return fit, (f"context {fit} tokens: the model's {config.max_seq_len} would need "
+                 f"{per_token * config.max_seq_len / 2 ** 30:.2f} GiB of {dtype} KV cache and tables, "
+                 f"{free / 2 ** 30:.2f} GiB of GPU memory are free (--max-seq-len N to choose)")
+
+
+def _tokenizer_for(path, vocab_size: int):
+    """The tokenizer, padded to the model's vocabulary (see tokenizer.py); refused when it cannot match."""
+    from .tokenizer import MAX_PADDING, Tokenizer
+    tok = Tokenizer.load(path)
+    if tok.vocab_size > vocab_size:
+        raise TokenizerError(f"tokenizer {path}: {tok.vocab_size} pieces, more than the model's "
+                             f"vocabulary of {vocab_size}")
+    if vocab_size - tok.vocab_size > MAX_PADDING:
+        raise TokenizerError(f"tokenizer {path}: {tok.vocab_size} pieces for a model vocabulary of {vocab_size} "
+                             f"(padding of at most {MAX_PADDING} ids is accepted): the wrong tokenizer?")
+    tok.pad_to(vocab_size)
+    return tok
 
 
 def _check_max_new(n) -> int:
@@ -123,25 +185,31 @@ def _check_max_new(n) -> int:
 class LLM:
     """A model, its tokenizer and an engine (NumPy or CUDA) with its KV cache."""
 
-    def __init__(self, engine, tokenizer, runtime: RuntimeConfig, name: str = ""):
+    def __init__(self, engine, tokenizer, runtime: RuntimeConfig, name: str = "", end_ids=None, notes=()):
         self.engine = engine
         self.tokenizer = tokenizer
         self.runtime = runtime
         self.name = name
         self.config: ModelConfig = engine.config
         self.last: GenerationStats | None = None
+        # ids that end a text: EOS; llama2.c models also stop at BOS, which separates their stories (as run.c)
+        self.end_ids = frozenset({tokenizer.eos_id} if end_ids is None else end_ids)
+        self.notes: list[str] = list(notes)  # what load adjusted (context clamped, ...); the CLI prints them
 
     @classmethod
     def load(cls, model, tokenizer=None, backend: str = "auto", mode: str = "hybrid", dtype: str = "float16",
              max_seq_len: int | None = None, seed: int = 0, progress: bool = True) -> "LLM":
         """model: a Hugging Face folder, a llama2.c .bin, or "dummy:<preset>" (seeded random weights).
-        tokenizer: a sentencepiece tokenizer.model; default: the one beside the model."""
-        from .loader import load_checkpoint, parse_model_arg
-        from .tokenizer import Tokenizer
+        tokenizer: a sentencepiece tokenizer.model (or its folder); default: the one beside the model. It may have
+        up to tokenizer.MAX_PADDING fewer pieces than the model's vocabulary (padding ids print nothing).
+        `llm.notes` says what was adjusted: a max_seq_len above the model's, a numpy context bounded by memory."""
+        from .loader import checkpoint_config, load_checkpoint, parse_model_arg
 
         runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed)
         runtime = replace(runtime, backend=resolve_backend(backend))
         kind, arg = parse_model_arg(model)
+        runtime, notes = _plan_context(checkpoint_config(model), runtime)  # before any weight is read
+        end_ids = None
         if kind == "dummy":
             source, tok_path = ModelConfig.from_preset(arg), tokenizer
         else:
@@ -155,13 +223,13 @@ class LLM:
         if tok_path is None:
             raise TokenizerError(f"{model}: no tokenizer found beside the model; pass tokenizer= "
                                  "(CLI: --tokenizer PATH to a sentencepiece tokenizer.model)")
-        tok = Tokenizer.load(tok_path)
         config = source if kind == "dummy" else source.config
-        if tok.vocab_size > config.vocab_size:
-            raise TokenizerError(f"tokenizer {tok_path}: {tok.vocab_size} pieces, more than the model's "
-                                 f"vocabulary of {config.vocab_size}")
+        tok = _tokenizer_for(tok_path, config.vocab_size)
+        if kind != "dummy" and source.source == "llama2c" and tok.bos_id >= 0:
+            end_ids = {tok.eos_id, tok.bos_id}
         big = kind != "dummy" and progress and source.weights.nbytes() > (1 << 30)
-        return cls(_make_engine(source, runtime, _stderr_line if big else None), tok, runtime, name=str(model))
+        return cls(_make_engine(source, runtime, _stderr_line if big else None), tok, runtime, name=str(model),
+                   end_ids=end_ids, notes=notes)
 
     def params(self, temperature=0.0, top_k=0, top_p=1.0, repetition_penalty=1.0, seed=None):
         from .sampling import SamplingParams
@@ -189,13 +257,13 @@ class LLM:
         from .sampling import StopChecker
 
         _check_max_new(max_new_tokens)
-        stopper = StopChecker(stop)
+        stopper = StopChecker(() if stop is None else stop)
         if len(ids) > self.engine.max_seq_len:  # checked here too: an engine may raise only when iterated
             raise ContextLimitError(f"prompt of {len(ids)} tokens does not fit the context of "
                                     f"{self.engine.max_seq_len}")
         keep = min(_common_prefix(self.engine.tokens, ids), len(ids) - 1)  # prefill at least one token
         self.engine.truncate(keep)
-        stats = GenerationStats(prompt_tokens=len(ids), context=self.engine.max_seq_len)
+        stats = GenerationStats(prompt_tokens=len(ids), context=self.engine.max_seq_len, cached_tokens=keep)
         tokens = self.engine.generate(ids[keep:], params, max_new_tokens)
         self.last = stats
         return self._texts(ids, tokens, stats, max_new_tokens, stopper, on_done, on_token)
@@ -214,7 +282,7 @@ class LLM:
                 stats.ids.append(token)
                 if on_token is not None and on_token(token):
                     return  # the consumer is gone (a server's client): no more tokens
-                if token == self.tokenizer.eos_id:
+                if token in self.end_ids:
                     break
                 text, hit = stopper.push(decoder.push(token))
                 if text:
@@ -222,7 +290,7 @@ class LLM:
                     yield text
                 if hit or len(stats.ids) >= max_new_tokens:  # never ask the engine for a token past the budget
                     break
-            reason = "stop" if hit else _end_reason(stats.ids, self.tokenizer.eos_id, max_new_tokens)
+            reason = "stop" if hit else _end_reason(stats.ids, self.end_ids, max_new_tokens)
             if not hit:  # the decoder and the stopper may still hold the end of the text
                 text, hit = stopper.push(decoder.flush())
                 text += "" if hit else stopper.flush()
@@ -245,27 +313,41 @@ class LLM:
 
 class ChatSession:
     """A LLaMA-2 chat: each send() formats the whole dialog, keeps the part already in the KV cache and prefills
-    only the rest. An interrupted reply is kept as far as it was shown."""
+    only the rest. An interrupted reply is kept as far as it was shown. When the dialog outgrows the context, the
+    oldest exchanges are dropped (the system prompt stays), as chat front ends do; `dropped` counts them."""
 
     def __init__(self, llm: LLM, system: str | None = None):
         self.llm = llm
         self.system = system
         self.messages: list[dict] = []   # alternating user / assistant, system excluded
+        self.dropped = 0                 # exchanges the last send() dropped to fit the context
 
     def reset(self) -> None:
         self.messages = []
         self.llm.engine.reset()
 
-    def dialog(self, text: str) -> list[dict]:
+    def dialog(self, text: str, history: list[dict] | None = None) -> list[dict]:
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + self.messages + [{"role": "user", "content": text}]
+        return head + (self.messages if history is None else history) + [{"role": "user", "content": text}]
+
+    def fit(self, text: str, max_new_tokens: int) -> tuple[list[int], int]:
+        """(prompt ids, exchanges dropped): the oldest exchanges are left out while the prompt leaves less room
+        than a reply of min(max_new_tokens, context / 4) tokens. A prompt too long even without history is
+        returned whole (send refuses it with ContextLimitError)."""
+        from .chat import dialog_tokens
+        context = self.llm.engine.max_seq_len
+        room = min(max_new_tokens, context // 4)
+        drop = 0
+        while True:
+            ids = dialog_tokens(self.llm.tokenizer, self.dialog(text, self.messages[2 * drop:]))
+            if len(ids) + room <= context or 2 * drop >= len(self.messages):
+                return ids, drop
+            drop += 1
 
     def send(self, text: str, stream: bool = True, max_new_tokens: int = 512, stop: Sequence[str] | str = (),
              **sampling) -> Iterator[str] | str:
         """Reply to `text`; sampling: temperature, top_k, top_p, repetition_penalty, seed."""
-        from .chat import dialog_tokens
-
-        ids = dialog_tokens(self.llm.tokenizer, self.dialog(text))
+        ids, drop = self.fit(text, _check_max_new(max_new_tokens))
         engine = self.llm.engine
 
         def done(stats: GenerationStats) -> None:
@@ -274,8 +356,10 @@ class ChatSession:
             committed = ids + stats.ids[:-1]
             engine.truncate(_common_prefix(engine.tokens, committed))
             if stats.text or stats.finish_reason != "interrupted":
-                self.messages += [{"role": "user", "content": text},
-                                  {"role": "assistant", "content": stats.text}]
+                self.messages = self.messages[2 * drop:] + [{"role": "user", "content": text},
+                                                            {"role": "assistant", "content": stats.text}]
 
+        self.dropped = 0
         chunks = self.llm._run(ids, self.llm.params(**sampling), max_new_tokens, stop, on_done=done)
+        self.dropped = drop  # once the prompt is accepted
         return chunks if stream else "".join(chunks)

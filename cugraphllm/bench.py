@@ -4,7 +4,9 @@ Per mode (eager, graph, hybrid on the cuda backend; one system on numpy) and pro
 (seeded, the same prompts for every mode), greedy, exactly --new-tokens tokens (the engine's generate iterator is
 driven directly, so EOS never stops it), warm-up runs discarded. Host wall clock: TTFT is the time from the
 generate call to the first yielded token (what a user sees), inter-token latencies are the times between yields.
-Writes <out>/<stem>.json (schema cugraphllm-bench/1, shared with scripts/bench_peers.py), .md and .png.
+Writes <out>/<stem>.json (schema cugraphllm-bench/1, shared with scripts/bench_peers.py), .md and .png; <out>
+defaults to ./bench-results (git-ignored; pass --out benchmarks/results to add to the stored results).
+Without --model or --preset: the LLaMA-2-7B shapes on cuda, the tiny preset on numpy (7B in float32 needs 27 GB).
 Progress goes to stderr. `--merge A.json B.json ...` only merges documents (e.g. ours with the torch peers).
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .config import MODES, PRESETS, ModelConfig, RuntimeConfig
 from .errors import ConfigError, ContextLimitError, CugraphError
 
 PAPER_LENS = "10,25,50,100,128,200,300,500"
+DEFAULT_OUT = "bench-results"
+DEFAULT_PRESET = {"cuda": "llama-2-7b", "numpy": "tiny"}
 _T0 = time.perf_counter()
 
 
@@ -117,13 +121,9 @@ def bench_engine(engine, args, config: ModelConfig, itemsize: int) -> list[dict]
 
 # ---- engines ------------------------------------------------------------------------------------
 def resolve_backend(name: str) -> str:
-    if name != "auto":
-        return name
-    try:
-        import cupy
-        return "cuda" if cupy.cuda.is_available() else "numpy"
-    except Exception:  # noqa: BLE001 - no CuPy or no driver: the CPU reference
-        return "numpy"
+    """auto -> cuda or numpy; cuda without CuPy or a driver is a one-line BackendError (api's rule)."""
+    from .api import resolve_backend as resolve
+    return resolve(name)
 
 
 def load_source(args, backend: str):
@@ -133,7 +133,9 @@ def load_source(args, backend: str):
         from .models import default_model
         args.model = str(default_model(None, log))
     if args.model is None:
-        preset = args.preset or "llama-2-7b"
+        preset = args.preset or DEFAULT_PRESET[backend]
+        if args.preset is None:
+            log(f"no --model or --preset: the {preset} preset on {backend}")
         return ModelConfig.from_preset(preset), preset + " (random weights)"
     from .loader import load_checkpoint, parse_model_arg
     kind, what = parse_model_arg(args.model)
@@ -231,12 +233,23 @@ def versions(backend: str) -> dict:
 
 
 # ---- command line -------------------------------------------------------------------------------
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default in --help, except None and False (their help says what happens)."""
+
+    def _get_help_string(self, action):
+        hidden = action.default is None or action.default is False or action.default == []
+        return action.help if hidden else super()._get_help_string(action)
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="cugraphllm bench", description=__doc__.split("\n\n")[0])
+    from .cli import _Parser  # one-line usage errors, as generate and chat
+    p = _Parser(prog="cugraphllm bench", description=__doc__.split("\n\n")[0],
+                formatter_class=_Help)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, help="checkpoint path (or dummy:<preset>)")
     src.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                     help="dummy weights of a preset (default llama-2-7b; on numpy the packaged stories260K)")
+                     help="dummy weights of a preset (default: llama-2-7b on cuda; on numpy the packaged "
+                          "stories260K)")
     p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"),
                    help="engine backend; auto = cuda when CuPy and a GPU are present, else numpy")
     p.add_argument("--modes", default=",".join(MODES),
@@ -244,7 +257,7 @@ def parse_args(argv):
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"),
                    help="GPU storage dtype of weights, activations and KV cache")
     p.add_argument("--prompt-lens", default=PAPER_LENS,
-                   help=f"comma-separated prompt lengths in tokens (default: the paper's {PAPER_LENS})")
+                   help="comma-separated prompt lengths in tokens (the paper's)")
     p.add_argument("--new-tokens", type=int, default=128,
                    help="tokens generated per run (forced: EOS is ignored)")
     p.add_argument("--max-seq-len", type=int, default=None, metavar="N",
@@ -254,8 +267,9 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
     p.add_argument("--paper", action="store_true", help="the paper's protocol: 100 TTFT repetitions per length")
     p.add_argument("--seed", type=int, default=0, help="seed of the random prompt ids")
-    p.add_argument("--out", default="benchmarks/results", help="folder for the JSON, Markdown and PNG outputs")
-    p.add_argument("--stem", default=None, help="output file stem (default bench_<backend>_<date>)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON, Markdown and PNG outputs (the stored "
+                                                      "results are benchmarks/results)")
+    p.add_argument("--stem", default=None, help="output file stem (default: bench_<backend>_<date>)")
     p.add_argument("--peers", nargs="*", default=[], metavar="JSON", help="peer results to show alongside")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only merge these result files")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (needs matplotlib otherwise)")
@@ -286,6 +300,9 @@ def run(args) -> tuple[dict, str]:
     if max_seq > config.max_seq_len:
         raise ConfigError(f"bench: a context of {max_seq} tokens (prompt {max(args.prompt_lens)} + {args.new_tokens} "
                           f"new, or --max-seq-len) exceeds the model's context of {config.max_seq_len}")
+    if backend == "numpy":  # before any work: a model too big for memory is one line
+        from .reference import numpy_context
+        numpy_context(config, max_seq, weights_in_memory=not isinstance(source, ModelConfig))
     itemsize = 2 if backend == "cuda" else 4
     device = device_info(backend)
     log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"

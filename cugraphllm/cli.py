@@ -13,7 +13,8 @@ import os
 import sys
 import time
 
-from .errors import ContextLimitError, CugraphError
+from . import __version__
+from .errors import ConfigError, CugraphError
 from .sampling import TOP_K_MAX, penalty_ok, temperature_ok
 
 EXIT_USAGE = 2
@@ -63,7 +64,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                         "or dummy:<preset> for seeded random weights (llama-2-7b, llama-2-13b, llama-2-70b, tiny); "
                         "default: the packaged 260K-parameter TinyStories model")
     g.add_argument("--tokenizer", metavar="PATH",
-                   help="sentencepiece tokenizer.model (default: tokenizer.model beside the model)")
+                   help="sentencepiece tokenizer.model, or a folder holding it (or a single *.model); default: the "
+                        "same search beside the model")
     g.add_argument("--backend", choices=("auto", "numpy", "cuda"), default="auto",
                    help="auto: cuda when CuPy sees a GPU, else numpy (float32 reference on the CPU)")
     g.add_argument("--mode", choices=("eager", "graph", "hybrid"), default="hybrid",
@@ -72,7 +74,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", choices=("float16", "bfloat16"), default="float16",
                    help="cuda only: weight and KV-cache storage dtype (math is float32; numpy is always float32)")
     g.add_argument("--max-seq-len", type=POS_INT, metavar="N",
-                   help="context to allocate, in tokens (default and maximum: the model's)")
+                   help="context to allocate, in tokens (default and maximum: the model's; on numpy at most what "
+                        "memory holds)")
     g.add_argument("-q", "--quiet", action="store_true", help="no status lines or timings on stderr")
 
 
@@ -98,19 +101,27 @@ def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: f
 def build_parser() -> argparse.ArgumentParser:
     top = _Parser(prog="cugraphllm", description="Low-latency LLaMA-2 inference: CUDA graphs + Numba "
                   "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench, serve.")
+    top.add_argument("--version", action="version", version=f"cugraphllm {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench,serve}",
                              parser_class=_Parser)
     gen = sub.add_parser("generate", help="complete a prompt, streamed to stdout",
                          description="Complete --prompt and stream the text to stdout; tokens/s on stderr.")
     _add_model_flags(gen)
-    gen.add_argument("--prompt", required=True, metavar="TEXT", help="the text to complete (BOS is prepended)")
+    src = gen.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", metavar="TEXT", help="the text to complete (BOS is prepended); - reads stdin")
+    src.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a UTF-8 file (one final newline "
+                                                           "is dropped)")
     gen.add_argument("--no-echo", action="store_true", help="print only the completion, not the prompt first")
     _add_sampling_flags(gen, max_new=256, temperature=0.0, top_p=1.0)
     chat = sub.add_parser("chat", help="interactive LLaMA-2 chat (REPL)",
                           description="Chat with a LLaMA-2 chat model. Type a message and press Enter. "
-                                      "/reset starts a new conversation, /exit (or end of input) quits. Ctrl-C "
-                                      "stops the current reply; Ctrl-C twice at the prompt quits. Works with "
-                                      "piped stdin: one message per line, replies on stdout.")
+                                      "/reset starts a new conversation, /help lists the commands, /exit (or end "
+                                      "of input) quits. Ctrl-C stops the current reply; Ctrl-C twice at the prompt "
+                                      "quits. When the conversation outgrows the context, the oldest exchanges "
+                                      "are dropped (the system prompt stays). After each reply, a line on stderr "
+                                      "gives the time to first token, tokens/s and the prompt tokens reused from "
+                                      "the cache (-q hides it). Works with piped stdin: one message per line, "
+                                      "replies on stdout; the exit code is 2 when every message failed.")
     _add_model_flags(chat)
     chat.add_argument("--system", metavar="TEXT", help="system prompt for the conversation (<<SYS>> block)")
     _add_sampling_flags(chat, max_new=512, temperature=0.6, top_p=0.9)
@@ -145,7 +156,29 @@ def _load(args):
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
                   f"{c.n_heads}/{c.n_kv_heads} heads, vocab {c.vocab_size}; backend {llm.runtime.backend}, "
                   f"context {llm.engine.max_seq_len}")
+    for note in llm.notes:  # what load adjusted: --max-seq-len clamped, the context bounded by memory
+        _status(args, "note: " + note.replace("max_seq_len ", "--max-seq-len ", 1))
     return llm
+
+
+def _prompt_text(args) -> str:
+    """--prompt TEXT, --prompt - (stdin) or --prompt-file PATH; a file or stdin loses one final newline."""
+    if args.prompt is not None and args.prompt != "-":
+        return args.prompt
+    if args.prompt_file is None:
+        data, where = sys.stdin.buffer.read(), "stdin"
+    else:
+        where = args.prompt_file
+        try:
+            with open(os.path.expanduser(where), "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise ConfigError(f"--prompt-file {where}: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"prompt from {where}: not UTF-8 text (byte {err.start})") from None
+    return text[:-1].removesuffix("\r") if text.endswith("\n") else text
 
 
 def _sampling(args) -> dict:
@@ -163,22 +196,25 @@ def _write_stream(chunks) -> None:
         chunks.close()
 
 
-def _report(args, stats) -> None:
+def _report(args, stats, chat: bool = False) -> None:
     if stats is None:
         return
     if stats.finish_reason == "context":
-        sys.stderr.write(f"[{stats.message}]\n")
-    _status(args, f"[{stats.prompt_tokens} prompt + {stats.new_tokens} new tokens in {stats.total_s:.2f} s; "
+        more = "; the next message drops the oldest exchanges" if chat else ""
+        sys.stderr.write(f"[{stats.message}{more}]\n")
+    cached = f" ({stats.cached_tokens} reused from the cache)" if chat else ""
+    _status(args, f"[{stats.prompt_tokens} prompt{cached} + {stats.new_tokens} new tokens in {stats.total_s:.2f} s; "
                   f"first token {stats.first_token_s * 1e3:.0f} ms; decode {stats.decode_tokens_per_s:.1f} "
                   f"tokens/s; finish: {stats.finish_reason}]")
 
 
 # ---- commands -------------------------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
+    prompt = _prompt_text(args)  # before loading: a bad file is one line at once
     llm = _load(args)
-    chunks = llm.generate(args.prompt, stream=True, **_sampling(args))
+    chunks = llm.generate(prompt, stream=True, **_sampling(args))
     if not args.no_echo:
-        sys.stdout.write(args.prompt)
+        sys.stdout.write(prompt)
     try:
         _write_stream(chunks)
     except KeyboardInterrupt:
@@ -191,67 +227,22 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _read_line(interactive: bool) -> str | None:
-    """One line of input, prompt on stderr; None at end of input. Raises KeyboardInterrupt on Ctrl-C."""
-    if not interactive:
-        line = sys.stdin.readline()
-        return None if line == "" else line.rstrip("\r\n")
-    sys.stderr.write("\n>>> ")  # on stderr, so stdout holds replies only
-    sys.stderr.flush()
-    try:
-        return input()  # line editing through readline when it is available
-    except EOFError:
-        return None
-
-
-def _chat_turn(args, session, text: str) -> None:
-    try:
-        _write_stream(session.send(text, stream=True, **_sampling(args)))
-    except KeyboardInterrupt:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-        _status(args, "[reply interrupted]")
-        return
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    stats = session.llm.last
-    if stats is not None and stats.finish_reason == "context":
-        sys.stderr.write(f"[{stats.message}; /reset to start a new conversation]\n")
-
-
 def cmd_chat(args) -> int:
-    session = _load(args).chat(system=args.system)
+    llm = _load(args)
+    session = llm.chat(system=args.system)
     interactive = sys.stdin.isatty()
     if interactive:
         try:
             import readline  # noqa: F401  (arrow keys and history for input())
         except ImportError:
             pass
-    _status(args, "chat: /reset starts over, /exit quits" + (", Ctrl-C stops a reply" if interactive else ""))
-    armed = False  # a first Ctrl-C at the prompt arms, the second exits
-    while True:
-        try:
-            line = _read_line(interactive)
-        except KeyboardInterrupt:
-            if armed:
-                sys.stderr.write("\n")
-                return 0
-            armed = True
-            sys.stderr.write("\n(Ctrl-C again or /exit to quit)")
-            continue
-        armed = False
-        if line is None or line.strip() in ("/exit", "/quit"):
-            return 0
-        if line.strip() == "/reset":
-            session.reset()
-            _status(args, "[conversation reset]")
-        elif line.strip():
-            try:
-                _chat_turn(args, session, line)
-            except ContextLimitError as err:  # the dialog no longer fits: say so, keep the REPL
-                sys.stderr.write(f"error: {_one_line(err)}; /reset starts a new conversation\n")
-            except CugraphError as err:
-                sys.stderr.write(f"error: {_one_line(err)}\n")
+    if not any(w in llm.name.lower() for w in ("chat", "instruct")):
+        _status(args, f"note: {os.path.basename(llm.name.rstrip('/')) or llm.name} does not look like a chat model "
+                      "(no 'chat' in its name): it may continue the text rather than answer")
+    _status(args, "chat: /help lists commands, /reset starts over, /exit quits"
+            + (", Ctrl-C stops a reply" if interactive else ""))
+    from .repl import chat_loop
+    return chat_loop(args, session, interactive)
 
 
 def cmd_serve(args) -> int:

@@ -17,7 +17,8 @@ import numpy as np
 from .config import PRESETS, ModelConfig
 from .errors import CheckpointError, ConfigError, TokenizerError
 from .loader_hf import is_hf_dir, load_hf
-from .loader_llama2c import load_llama2c, looks_like_llama2c
+from .loader_llama2c import load_llama2c, looks_like_llama2c, read_header
+from .tokenizer import find_tokenizer_in
 from .weights import LayerWeights, Weights
 
 DTYPES = ("float32", "float16")
@@ -57,19 +58,44 @@ def _resolve(path: Path) -> Path:
 
 
 def _find_tokenizer(tokenizer, near: Path) -> Path | None:
-    """The `tokenizer` argument (a file, or a folder holding tokenizer.model), else tokenizer.model
-    beside the checkpoint, else the single *.model file there; None when there is none."""
+    """The `tokenizer` argument (a file, or a folder holding tokenizer.model or a single *.model), else the
+    same search beside the checkpoint; None when there is none."""
     if tokenizer is not None:
         p = Path(tokenizer).expanduser()
-        if p.is_dir():
-            p = p / "tokenizer.model"
-        if not p.is_file():
-            raise TokenizerError(f"{p}: tokenizer file not found")
-        return p
-    if (near / "tokenizer.model").is_file():
-        return near / "tokenizer.model"
-    models = sorted(near.glob("*.model"))
-    return models[0] if len(models) == 1 else None
+        found = find_tokenizer_in(p) if p.is_dir() else p
+        if found is None or not found.is_file():
+            raise TokenizerError(f"{p}: tokenizer file not found" +
+                                 (" (the folder holds no tokenizer.model nor a single *.model)" if p.is_dir() else ""))
+        return found
+    return find_tokenizer_in(near)
+
+
+def _locate(path) -> tuple[str, Path]:
+    """("hf", folder) or ("llama2c", .bin file) for a checkpoint argument (a file or a folder)."""
+    path = _resolve(path)
+    if path.is_file() and path.suffix in (".safetensors", ".json"):
+        if not is_hf_dir(path.parent):
+            raise CheckpointError(f"{path}: no config.json beside it (a Hugging Face folder needs one)")
+        path = path.parent  # a file inside a Hugging Face folder: load the folder
+    if is_hf_dir(path):
+        return "hf", path
+    if path.is_dir():
+        bins = [p for p in sorted(path.glob("*.bin")) if looks_like_llama2c(p)]
+        if len(bins) != 1:
+            what = "no config.json and no" if not bins else f"{len(bins)} llama2.c files and no"
+            raise CheckpointError(f"{path}: {what} llama2.c .bin checkpoint (folder without weights)")
+        path = bins[0]
+    return "llama2c", path
+
+
+def checkpoint_config(path) -> ModelConfig:
+    """The ModelConfig of a checkpoint (config.json or the llama2.c header) without reading its weights, so that
+    memory can be checked before loading."""
+    kind, arg = parse_model_arg(path)
+    if kind == "dummy":
+        return ModelConfig.from_preset(arg)
+    kind, path = _locate(arg)
+    return ModelConfig.from_hf_json(path / "config.json") if kind == "hf" else read_header(path)[0]
 
 
 def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool | None = None,
@@ -85,20 +111,10 @@ def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool
     kind, arg = parse_model_arg(path)
     if kind == "dummy":
         return dummy_checkpoint(arg, dtype=dtype)
-    path = _resolve(arg)
-    if path.is_file() and path.suffix in (".safetensors", ".json"):
-        if not is_hf_dir(path.parent):
-            raise CheckpointError(f"{path}: no config.json beside it (a Hugging Face folder needs one)")
-        path = path.parent  # a file inside a Hugging Face folder: load the folder
-    if is_hf_dir(path):
+    kind, path = _locate(arg)
+    if kind == "hf":
         cfg, weights = load_hf(path, dtype, progress, lazy)
         return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path), "hf")
-    if path.is_dir():
-        bins = [p for p in sorted(path.glob("*.bin")) if looks_like_llama2c(p)]
-        if len(bins) != 1:
-            what = "no config.json and no" if not bins else f"{len(bins)} llama2.c files and no"
-            raise CheckpointError(f"{path}: {what} llama2.c .bin checkpoint (folder without weights)")
-        path = bins[0]
     cfg, weights = load_llama2c(path, dtype, progress, lazy)
     return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path.parent), "llama2c")
 

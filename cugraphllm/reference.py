@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .config import ModelConfig
-from .errors import ConfigError, ContextLimitError
+from .errors import BackendError, ConfigError, ContextLimitError
 from .weights import Weights
 
 
@@ -92,7 +92,68 @@ def _linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 # ---- whole model ---------------------------------------------------------------------------------------------
 def new_kv_cache(config: ModelConfig, max_seq: int, dtype=np.float32) -> np.ndarray:
     """Zeroed [n_layers, 2, max_seq, n_kv_heads, head_dim] (np.zeros pages in lazily, so a big S is cheap)."""
-    return np.zeros((config.n_layers, 2, max_seq, config.n_kv_heads, config.head_dim), dtype=dtype)
+    try:
+        return np.zeros((config.n_layers, 2, max_seq, config.n_kv_heads, config.head_dim), dtype=dtype)
+    except (MemoryError, ValueError):  # ValueError: more bytes than an address space holds
+        raise BackendError(f"numpy backend: cannot allocate the KV cache of {max_seq} tokens "
+                           f"({_size(kv_bytes_per_token(config) * max_seq)}); pass a smaller --max-seq-len") from None
+
+
+# ---- memory: checked before allocating, so that a model that cannot fit is one line, not a MemoryError ------------
+_RESERVE = 256 << 20  # bytes left for Python, activations and the tokenizer
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def available_memory() -> int | None:
+    """Bytes the OS can hand out now (Linux MemAvailable), else physical memory; None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def kv_bytes_per_token(config: ModelConfig) -> int:
+    """float32 K and V of every layer, plus the float64 RoPE row of a position (tables grow with the text)."""
+    return config.n_layers * 2 * config.kv_dim * 4 + config.head_dim * 8
+
+
+def numpy_context(config: ModelConfig, requested: int | None, weights_in_memory: bool) -> tuple[int, str]:
+    """(context, note) for the numpy backend: the model's context (or `requested`, at most the model's), bounded
+    by memory. The default is lowered to what fits (half the memory left after the weights; `note` says so); a
+    model or an explicit context that cannot fit raises BackendError with what is needed and what is free."""
+    ctx = min(requested or config.max_seq_len, config.max_seq_len)
+    avail = available_memory()
+    if avail is None:
+        return ctx, ""
+    weights = 0 if weights_in_memory else config.n_params() * 4
+    per_token = kv_bytes_per_token(config)
+    room = avail - weights - _RESERVE
+    if room < per_token * min(ctx, 256):
+        raise BackendError(f"numpy backend: out of memory: the model needs {_size(weights + per_token * ctx)} "
+                           f"in float32 (weights {_size(weights)}, KV cache of {ctx} tokens "
+                           f"{_size(per_token * ctx)}) but {_size(avail)} are available; use a smaller model, "
+                           "a smaller --max-seq-len or the cuda backend")
+    if per_token * ctx <= room:
+        return ctx, ""
+    if requested is not None:
+        raise BackendError(f"numpy backend: out of memory: a context of {ctx} tokens needs {_size(per_token * ctx)} "
+                           f"of KV cache but {_size(max(room, 0))} are available after the weights; pass "
+                           f"--max-seq-len {room // per_token} or less")
+    fit = room // 2 // per_token
+    fit = fit - fit % 256 if fit >= 512 else fit
+    return fit, (f"context {fit} tokens: the model's {config.max_seq_len} would need {_size(per_token * ctx)} "
+                 f"of KV cache, {_size(avail)} are available (--max-seq-len N to choose)")
 
 
 def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_pos: int,
@@ -103,9 +164,11 @@ def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], 
     tokens = np.asarray(tokens, dtype=np.int64)
     M = len(tokens)
     positions = np.arange(start_pos, start_pos + M)
-    table = _rope_cached(kv.shape[2], c.head_dim, float(c.rope_theta))
-    x = weights.tok_embeddings[tokens].astype(kv.dtype)                 # [M, D] residual stream
     end = start_pos + M
+    # rows up to a power of two past `end`, not the whole cache: a context of millions stays cheap; rows do not
+    # depend on the table's length
+    table = _rope_cached(max(256, 1 << (end - 1).bit_length()), c.head_dim, float(c.rope_theta))
+    x = weights.tok_embeddings[tokens].astype(kv.dtype)                 # [M, D] residual stream
     for l, lw in enumerate(weights.layers):
         qkv = _linear(rmsnorm(x, lw.attention_norm, c.norm_eps), lw.wqkv)    # [M, D + 2*kv_dim]
         q = apply_rope(qkv[:, :c.dim].reshape(M, c.n_heads, c.head_dim), positions, table)

@@ -71,7 +71,7 @@ def _real(name: str, v, ok, rule: str) -> float:
 
 def _integer(name: str, v, lo: int, hi: int | None) -> int:
     if isinstance(v, bool) or not isinstance(v, Integral) or v < lo or (hi is not None and v > hi):
-        rule = f">= {lo}" if hi is None else f"in [{lo}, 2**64)"
+        rule = f">= {lo}" if hi is None else f"in [{lo}, 2**64)" if hi == _MASK64 else f"in [{lo}, {hi}]"
         raise ConfigError(f"sampling: {name} must be an integer {rule}, got {v!r}")
     return int(v)
 

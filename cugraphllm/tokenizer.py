@@ -3,6 +3,10 @@
 `Tokenizer` is a thin wrapper: sentencepiece itself does BPE with byte fallback, the dummy-prefix space, and the
 decoding of byte pieces (`<0xE6>`) into UTF-8, where each byte that does not complete a valid character becomes
 U+FFFD. `StreamDecoder` turns a token stream into text chunks whose concatenation equals `decode(all ids)`.
+
+Padded vocabularies: checkpoints often round the vocabulary up past the tokenizer's pieces (32000 -> 32001, 32016,
+...). `pad_to(n)` accepts ids in [pieces, n): they have no piece, so they print nothing (as BOS/EOS print nothing).
+`LLM.load` pads up to MAX_PADDING ids and refuses a tokenizer with fewer pieces than that (a wrong tokenizer).
 """
 from __future__ import annotations
 
@@ -16,6 +20,17 @@ from .errors import TokenizerError
 _LEAD_LEN = {b: 2 for b in range(0xC0, 0xE0)} | {b: 3 for b in range(0xE0, 0xF0)} | {b: 4 for b in range(0xF0, 0xF8)}
 
 
+MAX_PADDING = 1024  # model vocabulary ids beyond the tokenizer's pieces that LLM.load accepts (see above)
+
+
+def find_tokenizer_in(folder: Path) -> Path | None:
+    """folder/tokenizer.model, else the folder's only *.model file; None when neither exists."""
+    if (folder / "tokenizer.model").is_file():
+        return folder / "tokenizer.model"
+    models = sorted(p for p in folder.glob("*.model") if p.is_file())
+    return models[0] if len(models) == 1 else None
+
+
 def _is_trail(byte: int) -> bool:
     return 0x80 <= byte <= 0xBF
 
@@ -27,6 +42,7 @@ class Tokenizer:
         self.sp = processor
         self.path = path
         self.vocab_size: int = processor.vocab_size()
+        self.n_ids: int = self.vocab_size  # ids accepted by decode: the pieces, then padding (see pad_to)
         self.bos_id: int = processor.bos_id()
         self.eos_id: int = processor.eos_id()
         # byte value of each byte-fallback piece (id -> 0..255); the streaming decoder needs them
@@ -35,12 +51,16 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path) -> "Tokenizer":
-        """Load a sentencepiece `tokenizer.model` (or a folder holding one)."""
+        """Load a sentencepiece `tokenizer.model` (or a folder holding one, or holding a single *.model)."""
         import sentencepiece as spm
 
-        path = Path(path)
+        path = Path(path).expanduser()
         if path.is_dir():
-            path = path / "tokenizer.model"
+            found = find_tokenizer_in(path)
+            if found is None:
+                raise TokenizerError(f"tokenizer {path}: not found (no tokenizer.model in the folder, nor a single "
+                                     "*.model)")
+            path = found
         if not path.is_file():
             raise TokenizerError(f"tokenizer {path}: file not found")
         data = path.read_bytes()
@@ -70,13 +90,20 @@ class Tokenizer:
             ids.append(self._special(self.eos_id, "EOS"))
         return ids
 
+    def pad_to(self, n_ids: int) -> None:
+        """Accept ids up to n_ids (a model vocabulary padded past the pieces); the padding ids print nothing."""
+        self.n_ids = max(self.vocab_size, int(n_ids))
+
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of `ids`; BOS/EOS print nothing, the first piece loses its dummy-prefix space."""
-        ids = [int(i) for i in ids]
-        for i in ids:
-            if not 0 <= i < self.vocab_size:
-                raise TokenizerError(f"tokenizer: token id {i} is outside the vocabulary [0, {self.vocab_size})")
-        return self.sp.decode(ids)
+        """Text of `ids`; BOS/EOS and padding ids print nothing, the first piece loses its dummy-prefix space."""
+        ids = [self._checked(i) for i in ids]
+        return self.sp.decode([i for i in ids if i < self.vocab_size])
+
+    def _checked(self, token_id) -> int:
+        token_id = int(token_id)
+        if not 0 <= token_id < self.n_ids:
+            raise TokenizerError(f"tokenizer: token id {token_id} is outside the vocabulary [0, {self.n_ids})")
+        return token_id
 
     def is_control(self, token_id: int) -> bool:
         return bool(self.sp.is_control(token_id))
@@ -116,9 +143,9 @@ class StreamDecoder:
         self._anchored = False         # True once the window starts after printed text (behind _ctx)
 
     def push(self, token_id: int) -> str:
-        token_id = int(token_id)
-        if not 0 <= token_id < self.tok.vocab_size:
-            raise TokenizerError(f"tokenizer: token id {token_id} is outside the vocabulary [0, {self.tok.vocab_size})")
+        token_id = self.tok._checked(token_id)
+        if token_id >= self.tok.vocab_size:
+            return ""  # padding id: no piece, no text (as decode skips it)
         self._window.append(token_id)
         text = self._text(self._window)
         # at most 3 trailing U+FFFD (the bytes of an unfinished character) can still change

@@ -76,8 +76,12 @@ def test_api_context_limit_message_and_chat_state(model_paths):
     assert llm.last.finish_reason == "context" and len(chat.messages) == 2
     messages, tokens, kv = list(chat.messages), list(llm.engine.tokens), llm.engine.kv.copy()
     with pytest.raises(ContextLimitError, match="context of 40"):
-        chat.send("Hi again", max_new_tokens=5)                   # the dialog no longer fits: refused at once
+        chat.send("Hi again " * 20, max_new_tokens=5)             # too long even alone: refused at once
     assert chat.messages == messages and llm.engine.tokens == tokens and np.array_equal(llm.engine.kv, kv)
+    # the dialog no longer fits: the oldest exchange is dropped, the reply is the one a fresh chat gives
+    again = chat.send("Hi again", stream=False, max_new_tokens=5, temperature=0)
+    assert chat.dropped == 1 and [m["content"] for m in chat.messages] == ["Hi again", again]
+    assert again == llm.chat().send("Hi again", stream=False, max_new_tokens=5, temperature=0)
     chat.reset()
     assert chat.send("Hi", stream=False, max_new_tokens=100, temperature=0) == first
 
@@ -87,17 +91,24 @@ def cli(*args, **kw):
                           cwd=REPO, timeout=120, **kw)
 
 
-def test_cli_chat_offers_reset_at_the_limit(model_paths):
+def test_cli_chat_drops_the_oldest_exchanges_at_the_limit(model_paths):
+    long = "Hi again " * 20                                         # does not fit even alone
     r = cli("chat", "--model", model_paths["model"], "--tokenizer", model_paths["tokenizer"], "--backend", "numpy",
-            "--max-seq-len", 40, "--max-new-tokens", 100, "--temperature", 0, input="Hi\nHi again\n/reset\nHi\n")
+            "--max-seq-len", 40, "--max-new-tokens", 100, "--temperature", 0,
+            input=f"Hi\nHi again\n{long}\n/reset\nHi\n")
     err = r.stderr.splitlines()
-    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert r.returncode == 0 and "Traceback" not in r.stderr      # some messages succeeded
     full = [line for line in err if "context limit of 40 tokens is full" in line]
-    assert len(full) == 2 and all("/reset" in line for line in full)
-    assert any(line.startswith("error: ") and "does not fit the context of 40" in line and "/reset" in line
-               for line in err)
+    assert len(full) == 3 and all("drops the oldest" in line and "/reset" not in line for line in full)
+    assert [line for line in err if "dropped" in line] == \
+        ["[context full: dropped the oldest 1 exchange; the system prompt is kept]"]
+    errors = [line for line in err if line.startswith("error: ")]
+    assert len(errors) == 1 and "does not fit the context of 40" in errors[0] and "/reset" not in errors[0]
+    assert "shorten the message" in errors[0] and "--max-seq-len (the model allows 512)" in errors[0]
+    llm = LLM.load(**model_paths, backend="numpy", max_seq_len=40)
+    again = llm.chat().send("Hi again", stream=False, max_new_tokens=100, temperature=0)  # as if it came first
     replies = r.stdout.splitlines()
-    assert len(replies) == 2 and replies[0] == replies[1] and replies[0]
+    assert len(replies) == 3 and replies[0] == replies[2] and replies[0] and replies[1] == again
 
 
 # ---- Ctrl-C --------------------------------------------------------------------------------------------------------
