@@ -75,7 +75,9 @@ class QuantPlan:
     unroll: int = 2
 
     def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
-        ks = 1 if n_pairs >= 2048 else (2 if n_pairs >= 512 else 4)
+        """16 warps; 1 warp per row pair on wqkv / w13 / the LM head (>= 6144 pairs on 7B: 3+ blocks per SM), 2 on
+        wo / w2 (2048 pairs: 256 blocks instead of 128 on 132 SMs), 4 below. Not yet swept on a GPU."""
+        ks = 1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4)
         return self.warps, self.unroll, ks
 
     def smem_bytes(self, K: int) -> int:
