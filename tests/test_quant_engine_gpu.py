@@ -201,3 +201,18 @@ def test_quant_on_quantized_checkpoint_is_refused(stories, qu, cp):
     with pytest.raises(ConfigError, match="already quantized"):
         qu.upload_quant_weights(packed, cp.float16, "int4")
     assert cp.get_default_memory_pool().used_bytes() == before
+
+
+def test_int4_at_load_refuses_an_indivisible_layer(stories, cp):
+    """stories260K's w2 has K = 172: no int4 group fits; one ConfigError naming it, nothing left allocated."""
+    import gc
+
+    from cugraphllm.errors import ConfigError
+    from cugraphllm.gpu.engine import CudaEngine
+    pool = cp.get_default_memory_pool()
+    gc.collect()
+    before = pool.used_bytes()
+    with pytest.raises(ConfigError, match=r"layers\.0\.w2 \[64, 172\]"):
+        CudaEngine(stories.config, stories.weights, with_quant(RuntimeConfig(backend="cuda"), "int4", 32))
+    gc.collect()
+    assert pool.used_bytes() == before

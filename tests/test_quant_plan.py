@@ -90,3 +90,15 @@ def test_every_quant_kernel_config_compiles(tmp_path):
         results = list(ex.map(lambda j: _nvcc(j, tmp_path), jobs))
     bad = [f"{cmd}\n{err}" for cmd, rc, err in results if rc != 0]
     assert not bad, "\n".join(bad)
+
+
+def test_unquantizable_tensor_is_named():
+    from cugraphllm.errors import ConfigError
+    from cugraphllm.gpu.quant_upload import check_shapes
+    check_shapes([("layers.0.wo", (64, 256))], "int4", 128)
+    with pytest.raises(ConfigError, match=r"layers\.3\.w2 \[64, 172\].*divide"):
+        check_shapes([("layers.0.wo", (64, 256)), ("layers.3.w2", (64, 172))], "int4", 128)
+    with pytest.raises(ConfigError, match="int4"):
+        check_shapes([("output", (512, 64))], "int4", 48)
+    with pytest.raises(ConfigError, match="supported"):
+        check_shapes([("output", (512, 64))], "int2", 128)

@@ -36,6 +36,23 @@ def check_format(fmt: str, K: int, group_size) -> None:
             raise ValueError(f"int4: group size {g} must divide the input dimension {K}, and both be multiples of 8")
 
 
+def check_shapes(named_shapes, fmt, group_size) -> None:
+    """ConfigError naming the first tensor that format fmt cannot hold, before anything is allocated."""
+    for name, (N, K) in named_shapes:
+        try:
+            check_format(fmt, K, group_size)
+        except ValueError as exc:
+            raise ConfigError(f"--quant {fmt}: tensor {name} [{N}, {K}]: {exc}") from None
+
+
+def _shapes(weights: Weights, quant_head: bool):
+    for i, lw in enumerate(weights.layers):
+        for k in ("wqkv", "wo", "w13", "w2"):
+            yield f"layers.{i}.{k}", getattr(lw, k).shape
+    if quant_head:
+        yield "output", weights.output.shape
+
+
 def _fp8_encode(x):
     """uint8 e4m3fn codes of float32 x (device): formats.fp8_e4m3_encode on the GPU, in float64."""
     import cupy as cp
@@ -135,6 +152,8 @@ def upload_quant_weights(weights: Weights, dtype, fmt, group_size=128, quant_hea
     if fmt is not None and is_packed(weights):
         raise ConfigError(f"--quant {fmt}: the checkpoint is already quantized "
                           f"({weights_format(weights)}); load it without --quant")
+    if fmt is not None:
+        check_shapes(_shapes(weights, quant_head), fmt, group_size)
     n, dim = len(weights.layers), weights.norm.shape[0]
     unit = cp.ones(dim, dtype=cp.float32)
     layers = []
@@ -155,6 +174,9 @@ def dummy_quant_weights(config, dtype, fmt, group_size=128, quant_head=False, se
     """Seeded random weights of the config's shapes, quantized on the GPU one row chunk at a time (gains are ones:
     already folded form). Not the same values as state.dummy_device_weights (drawn per chunk)."""
     import cupy as cp
+    d, f = config.dim, config.hidden_dim
+    shapes = [("wqkv", (config.qkv_dim, d)), ("wo", (d, d)), ("w13", (2 * f, d)), ("w2", (d, f))]
+    check_shapes(shapes + ([("output", (config.vocab_size, d))] if quant_head else []), fmt, group_size)
     rng = cp.random.RandomState(seed)
 
     def rand_rows(i, j, K):
@@ -162,7 +184,6 @@ def dummy_quant_weights(config, dtype, fmt, group_size=128, quant_head=False, se
 
     def qmat(N, K):
         return quantize_matrix(lambda i, j: rand_rows(i, j, K), N, K, fmt, group_size)
-    d, f = config.dim, config.hidden_dim
     unit = cp.ones(d, dtype=cp.float32)
     layers = [LayerWeights(attention_norm=unit, wqkv=qmat(config.qkv_dim, d), wo=qmat(d, d), ffn_norm=unit,
                            w13=qmat(2 * f, d), w2=qmat(d, f)) for _ in range(config.n_layers)]
