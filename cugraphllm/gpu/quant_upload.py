@@ -73,9 +73,9 @@ def quantize_rows(w, fmt: str, group_size=128):
     import cupy as cp
     n, K = w.shape
     if fmt in ("fp8", "int8"):
-        qmax = 448.0 if fmt == "fp8" else 127.0
+        qmax = np.float32(448.0 if fmt == "fp8" else 127.0)  # float32 division, as NumPy does for formats.py
         amax = cp.abs(w).max(axis=1)
-        s = cp.where(amax > 0, amax / qmax, 1.0).astype(cp.float32)
+        s = cp.where(amax > 0, amax / qmax, np.float32(1.0)).astype(cp.float32)
         r = w / s[:, None]
         if fmt == "fp8":
             return _fp8_encode(r), s, None
@@ -83,7 +83,7 @@ def quantize_rows(w, fmt: str, group_size=128):
     g = _group(K, group_size)
     wg = w.reshape(n, K // g, g)
     lo, hi = cp.minimum(wg.min(axis=2), 0), cp.maximum(wg.max(axis=2), 0)
-    s = ((hi - lo) / 15.0).astype(cp.float16)
+    s = ((hi - lo) / np.float32(15.0)).astype(cp.float16)  # rounded to float32, then to float16 (formats.py)
     s = cp.where(s > 0, s, cp.float16(1.0)).astype(cp.float16)
     z = cp.clip(cp.rint(-lo / s.astype(cp.float32)), 0, 15).astype(cp.float16)
     q = cp.clip(cp.rint(wg / s[..., None].astype(cp.float32)) + z[..., None], 0, 15).astype(cp.uint32)
