@@ -57,10 +57,11 @@ def test_quantize_at_load_is_bit_exact(cp, qu, fmt, N, K, g, src):
     same_layer(dev, quantize(np.asarray(w, np.float32) * gain, fmt, g))
 
 
-def test_quantize_rows_chunks_match_whole(cp, qu):
-    """Row chunks (quant_upload._ROWS) do not change the result: every statistic is per row."""
+def test_quantize_rows_chunks_match_whole(cp, qu, monkeypatch):
+    """Row chunks (quant_upload.CHUNK_ELEMS values each) do not change the result: every statistic is per row."""
+    monkeypatch.setattr(qu, "CHUNK_ELEMS", 64 * 256)  # 64-row chunks of a [133, 256] matrix
     rng = np.random.default_rng(1)
-    w = (rng.standard_normal((2 * qu._ROWS + 5, 256)) * 0.05).astype(np.float32)
+    w = (rng.standard_normal((133, 256)) * 0.05).astype(np.float32)
     for fmt in FMTS:
         same_layer(qu.quantize_host(w, None, fmt, 64), quantize(w, fmt, 64))
 

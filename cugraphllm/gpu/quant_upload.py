@@ -20,7 +20,11 @@ from ..quant.formats import FORMATS, QuantLinear
 from ..weights import LayerWeights, Weights
 from .state import fold_columns, to_device
 
-_ROWS = 512  # rows per quantization chunk (the float64 fp8 rounding of a 512 x 28672 chunk: 117 MB a temporary)
+CHUNK_ELEMS = 1 << 23  # values per quantization chunk: the fp8 rounding's float64 temporaries are 64 MB each
+
+
+def _chunk_rows(K: int) -> int:
+    return max(8, CHUNK_ELEMS // K)
 
 
 def _group(K: int, group_size) -> int:
@@ -103,8 +107,9 @@ def quantize_matrix(rows_f32, N: int, K: int, fmt: str, group_size=128) -> Quant
     else:
         qw = cp.empty((N, K), cp.uint8 if fmt == "fp8" else cp.int8)
         s, z = cp.empty(N, cp.float32), None
-    for i in range(0, N, _ROWS):
-        j = min(N, i + _ROWS)
+    rows = _chunk_rows(K)
+    for i in range(0, N, rows):
+        j = min(N, i + rows)
         q, sc, zz = quantize_rows(rows_f32(i, j), fmt, g)
         qw[i:j], s[i:j] = q, sc
         if z is not None:
