@@ -277,6 +277,17 @@ def _floor(config, args, backend: str) -> dict:
     return f
 
 
+def _quant_gbps(rows, config, floor: dict, itemsize: int, new: int) -> list[dict]:
+    """GB/s of quantized weights: the bytes their format reads per token (decode_floor) plus the KV cache."""
+    if floor["format"] == "16-bit":
+        return rows
+    for r in rows:
+        if r.get("tpot_ms"):
+            kv = 2 * config.n_layers * (r["prompt_len"] + new / 2) * config.kv_dim * itemsize
+            r["gbps"] = (floor["bytes_per_token"] + kv) / (r["tpot_ms"] * 1e-3) / 1e9
+    return rows
+
+
 def run(args) -> tuple[dict, str]:
     backend = resolve_backend(args.backend)
     source, name = load_source(args, backend)
@@ -295,7 +306,7 @@ def run(args) -> tuple[dict, str]:
         sysname = f"cugraphllm-{mode if backend == 'cuda' else 'numpy'}"
         log(f"{sysname}: starting the engine")
         engine, startup = make_engine(source, backend, mode if backend == "cuda" else "hybrid", args, max_seq)
-        rows = bench_engine(engine, args, config, itemsize)
+        rows = _quant_gbps(bench_engine(engine, args, config, itemsize), config, floor, itemsize, args.new_tokens)
         total, report = memory_bytes(engine, backend)
         systems.append(br.system_entry(sysname, startup, total, rows, memory=report))
         if hasattr(engine, "close"):
@@ -303,7 +314,8 @@ def run(args) -> tuple[dict, str]:
         engine = None
         free_memory(backend)
     model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
-             "weight_bytes": config.n_params() * itemsize, "decode_floor": floor}
+             "weight_bytes": config.n_params() * itemsize if floor["format"] == "16-bit" else floor["device_bytes"],
+             "decode_floor": floor}
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
              f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]

@@ -241,7 +241,7 @@ H200_COPY_BPS = 4.24e12  # measured device copy on the H200 (shared/notes/quant.
 def decode_floor(config, fmt=None, group_size=128, quant_head=False, t_bytes: int = 2,
                  rate: float = H200_COPY_BPS) -> dict:
     """The weight-bandwidth floor of one decode token: bytes read per token over the copy rate (KV cache ignored)."""
-    _, read = weight_bytes(config, fmt, group_size, quant_head, t_bytes)
+    held, read = weight_bytes(config, fmt, group_size, quant_head, t_bytes)
     return {"format": fmt or "16-bit", "group_size": group_size if fmt == "int4" else None,
-            "quant_head": bool(quant_head), "bytes_per_token": int(read), "copy_bps": rate,
+            "quant_head": bool(quant_head), "device_bytes": int(held), "bytes_per_token": int(read), "copy_bps": rate,
             "floor_ms": read / rate * 1e3}
