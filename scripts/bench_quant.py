@@ -8,7 +8,8 @@ copies (> 4x L2 between two uses of a copy) that the weights never sit in L2; CU
 The per-token estimate adds n_layers x (wqkv + wo + w13 + w2) + the LM head (16-bit unless --quant-head).
 
 Usage: python scripts/bench_quant.py [--dtype float16|bfloat16] [--formats fp16,fp8,int8,int4] [--group-size 128]
-       [--quant-head] [--out FILE.json]
+       [--quant-head] [--sweep] [--out FILE.json]
+--sweep also times every quantized GEMV under each QuantPlan launch shape of SWEEP (for gemv_plan.QUANT_PLANS).
 """
 from __future__ import annotations
 
@@ -100,12 +101,46 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
     return rows
 
 
+SWEEP = [(w, u, k) for w in (8, 16) for u in (1, 2, 4) for k in (1, 2, 4)]  # QuantPlan (warps, unroll, ksplit)
+
+
+def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128) -> list[dict]:
+    """us of every quantized GEMV under every SWEEP launch shape (the plan entry is swapped per run)."""
+    from cugraphllm.gpu import gemv_plan
+    cp = bk._cp()
+    stream = cp.cuda.Stream(non_blocking=True)
+    T = bk._dtype(dtype)
+    rows = []
+    for fmt in (f for f in formats if f != "fp16"):
+        keep = gemv_plan.QUANT_PLANS[fmt]
+        try:
+            for name, (op, N, K) in MATS.items():
+                ws, wbytes = weight_copies(fmt, N, K, T, group)
+                fn, io = case(op, N, K, ws, T)
+                for w, u, k in SWEEP:
+                    gemv_plan.QUANT_PLANS[fmt] = gemv_plan.QuantPlan(fmt, w, u, k)
+                    try:
+                        us = bk.graph_us(stream, fn, len(ws))
+                        rows.append({"format": fmt, "matrix": name, "warps": w, "unroll": u, "ksplit": k, "us": us,
+                                     "tb_s": (wbytes + io) / (us * 1e-6) / 1e12})
+                        print(f"sweep {fmt:5s} {name:12s} ({w:2d},{u},{k}) {us:8.2f} us", file=sys.stderr)
+                    except Exception as exc:  # noqa: BLE001 - e.g. a block shape the ss chunking refuses
+                        rows.append({"format": fmt, "matrix": name, "warps": w, "unroll": u, "ksplit": k,
+                                     "error": str(exc).splitlines()[0]})
+                del ws
+                cp.get_default_memory_pool().free_all_blocks()
+        finally:
+            gemv_plan.QUANT_PLANS[fmt] = keep
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"))
     p.add_argument("--formats", default="fp16,fp8,int8,int4")
     p.add_argument("--group-size", type=int, default=128)
     p.add_argument("--quant-head", action="store_true", help="quantize the LM head too")
+    p.add_argument("--sweep", action="store_true", help="also time every QuantPlan launch shape in SWEEP")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/quant_gemv_<date>.json)")
     a = p.parse_args(argv)
     cp = bk._cp()
@@ -119,6 +154,8 @@ def main(argv=None) -> int:
            "method": "graph of CALLS calls over weight copies > 4x L2; median of REPS; bytes = packed weights + "
                      "scales/zeros + activation + outputs",
            "rows": run(a.dtype, tuple(f for f in a.formats.split(",") if f), a.group_size, a.quant_head)}
+    if a.sweep:
+        doc["sweep"] = sweep(a.dtype, tuple(f for f in a.formats.split(",") if f), a.group_size)
     out = Path(a.out or f"benchmarks/results/quant_gemv_{datetime.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")

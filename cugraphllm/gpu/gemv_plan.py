@@ -73,12 +73,14 @@ class QuantPlan:
     fmt: str
     warps: int = 16
     unroll: int = 2
+    ksplit: int | None = None  # None: the rule below; a number (sweeps): every kernel
 
     def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
         """16 warps; 1 warp per row pair on wqkv / w13 / the LM head (>= 6144 pairs on 7B: 3+ blocks per SM), 2 on
-        wo / w2 (2048 pairs: 256 blocks instead of 128 on 132 SMs), 4 below. Not yet swept on a GPU."""
-        ks = 1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4)
-        return self.warps, self.unroll, ks
+        wo / w2 (2048 pairs: 256 blocks instead of 128 on 132 SMs), 4 below. Not yet swept on a GPU
+        (scripts/bench_quant.py --sweep)."""
+        ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
+        return self.warps, self.unroll, min(ks, self.warps)
 
     def smem_bytes(self, K: int) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4)."""
