@@ -291,7 +291,7 @@ class CudaEngine:
     def describe(self) -> str:
         from .quant_upload import weights_format
         m = self.memory_report()
-        return (f"cuda engine: {self.runtime.mode} mode, {self.runtime.dtype}, weights {weights_format(self.w)}"
+        return (f"cuda engine: {self.runtime.mode} mode, {self.runtime.dtype}, linear layers {weights_format(self.w)}"
                 f"{' (LM head too)' if hasattr(self.w.output, 'fmt') else ''}, context {self.max_seq_len}, "
                 f"weights {m['weights'] / 2**30:.2f} GiB, KV {m['kv_cache'] / 2**30:.2f} GiB, "
                 f"{m['n_graphs']} graphs {m['graphs'] / 2**20:.1f} MiB, ready in {self.startup_s:.2f} s")
