@@ -8,8 +8,10 @@ DTYPES = ["float16", "bfloat16"]
 FMTS = ["fp8", "int8", "int4"]
 # fp32 outputs (residual, logits) against the float64 product of the same packed weights and T activation:
 # fp8 / int8 values and their products are exact in fp32, only the fp32 sums round; int4 sums (1024 + q) * x
-# and subtracts 1024 * sum(x) per 32-value chunk (kernels/gemv_quant.cu), losing ~10 bits of those sums.
-TOL_F32 = {"fp8": 1e-5, "int8": 1e-5, "int4": 1e-4}
+# and subtracts (z + 1024) * sum(x) per 32-value chunk (kernels/gemv_quant.cu), losing ~10 bits of those sums:
+# a float32 emulation of that order gives 2.7e-5 .. 3.8e-5 relative error at K = 256 .. 11008 (exact q - z:
+# 1e-7), far below the fp16 rounding of the activation itself.
+TOL_F32 = {"fp8": 1e-5, "int8": 1e-5, "int4": 2e-4}
 TOL_T = {"float16": 2e-3, "bfloat16": 1.6e-2}  # outputs stored in T: one rounding to T dominates
 
 
