@@ -290,6 +290,28 @@ def parse_args(argv):
     return a
 
 
+def _floor(config, args, backend: str) -> dict:
+    """Weight bytes read per decode token in this format and their floor at the H200 copy rate (logged)."""
+    from .gpu.quant_upload import decode_floor
+    fmt, group, head = (getattr(args, "quant", None), getattr(args, "group_size", 128),
+                        getattr(args, "quant_head", False))
+    f = decode_floor(config, fmt, group, head, 2 if backend == "cuda" else 4)
+    log(f"weights {fmt or args.dtype}: {f['bytes_per_token'] / 1e9:.2f} GB read per token, floor "
+        f"{f['floor_ms']:.3f} ms/token at {f['copy_bps'] / 1e12:.2f} TB/s")
+    return f
+
+
+def _quant_gbps(rows, config, floor: dict, itemsize: int, new: int) -> list[dict]:
+    """GB/s of quantized weights: the bytes their format reads per token (decode_floor) plus the KV cache."""
+    if floor["format"] == "16-bit":
+        return rows
+    for r in rows:
+        if r.get("tpot_ms"):
+            kv = 2 * config.n_layers * (r["prompt_len"] + new / 2) * config.kv_dim * itemsize
+            r["gbps"] = (floor["bytes_per_token"] + kv) / (r["tpot_ms"] * 1e-3) / 1e9
+    return rows
+
+
 def run(args) -> tuple[dict, str]:
     backend = resolve_backend(args.backend)
     source, name = load_source(args, backend)
@@ -307,12 +329,13 @@ def run(args) -> tuple[dict, str]:
     device = device_info(backend)
     log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"
         + ("" if device["copy_gbps"] is None else f", copy {device['copy_gbps']:.0f} GB/s"))
+    floor = _floor(config, args, backend)
     systems = []
     for mode in (args.modes if backend == "cuda" else ["reference"]):
         sysname = f"cugraphllm-{mode if backend == 'cuda' else 'numpy'}"
         log(f"{sysname}: starting the engine")
         engine, startup = make_engine(source, backend, mode if backend == "cuda" else "hybrid", args, max_seq)
-        rows = bench_engine(engine, args, config, itemsize)
+        rows = _quant_gbps(bench_engine(engine, args, config, itemsize), config, floor, itemsize, args.new_tokens)
         total, report = memory_bytes(engine, backend)
         systems.append(br.system_entry(sysname, startup, total, rows, memory=report))
         if hasattr(engine, "close"):
@@ -320,7 +343,8 @@ def run(args) -> tuple[dict, str]:
         engine = None
         free_memory(backend)
     model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
-             "weight_bytes": config.n_params() * itemsize}
+             "weight_bytes": config.n_params() * itemsize if floor["format"] == "16-bit" else floor["device_bytes"],
+             "decode_floor": floor}
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
              f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]

@@ -17,7 +17,7 @@ SOURCES = kernel_sources()
 
 def test_there_are_kernels():
     names = {p.name for p in SOURCES}
-    assert {"rmsnorm.cu", "embedding.cu", "gemv.cu", "sampling.cu"} <= names
+    assert {"rmsnorm.cu", "embedding.cu", "gemv.cu", "gemv_quant.cu", "sampling.cu"} <= names
 
 
 @pytest.mark.parametrize("arch", ["sm_90", "sm_80"])

@@ -41,10 +41,8 @@ class PrefillKernel:
         _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.dtype, self.max_seq_len = dtype, int(max_seq_len)
-        defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads}
-        if dtype == "bfloat16":
-            defines["CG_BF16"] = 1
-        self.fn = get_function("attention_prefill.cu", "attention_prefill", defines)
+        self.fn = get_function("attention_prefill.cu", "attention_prefill",
+                               {"HD": head_dim, "N_REP": n_heads // n_kv_heads}, dtype=dtype)
         self.smem = smem_bytes(head_dim)
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)

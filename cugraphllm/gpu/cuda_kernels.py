@@ -78,6 +78,15 @@ def raise_smem_limit(fn, nbytes: int) -> None:
         _smem_set[key] = nbytes
 
 
-def get_function(file: str, kernel: str, defines: dict | None = None, options: tuple = ()):
-    """cupy RawKernel-like function `kernel` from kernels/<file>, compiled once per (defines, options)."""
-    return _module(file, tuple(sorted((defines or {}).items())), tuple(options)).get_function(kernel)
+
+
+def dtype_defines(dtype) -> dict:
+    """The activation-dtype rule of every kernels/*.cu (common.cuh): bfloat16 storage compiles with CG_BF16."""
+    return {"CG_BF16": 1} if str(dtype) in ("bfloat16", "bf16") else {}
+
+
+def get_function(file: str, kernel: str, defines: dict | None = None, options: tuple = (), dtype=None):
+    """cupy RawKernel-like function `kernel` from kernels/<file>, compiled once per (defines, options);
+    `dtype` (a storage dtype or its name) adds dtype_defines(dtype)."""
+    d = {**(defines or {}), **dtype_defines(dtype)}
+    return _module(file, tuple(sorted(d.items())), tuple(options)).get_function(kernel)

@@ -17,6 +17,21 @@ from ..sampling import SamplingParams
 from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, trim_pool, upload_weights
 
 
+def quant_settings(runtime: RuntimeConfig) -> tuple:
+    """(format or None, group size, quantize the LM head) of a RuntimeConfig (defaults before the CLI fields)."""
+    return (getattr(runtime, "quant", None), getattr(runtime, "group_size", 128),
+            bool(getattr(runtime, "quant_head", False)))
+
+
+def model_weight_bytes(config: ModelConfig, runtime: RuntimeConfig, weights=None) -> int:
+    """Device bytes of the weights this engine will hold (already-packed host weights: their own size)."""
+    from .quant_upload import is_packed, weight_bytes
+    if weights is not None and is_packed(weights):
+        return int(weights.nbytes())
+    fmt, group, head = quant_settings(runtime)
+    return weight_bytes(config, fmt, group, head)[0]
+
+
 def _free_bytes() -> int:
     """Free device memory once CuPy's cached blocks are given back (tests monkeypatch it)."""
     import cupy as cp
@@ -81,7 +96,7 @@ class CudaEngine:
         self.max_seq_len = self.runtime.context(config)
         if _device_weights is None:
             from .state import STAGE_BYTES
-            _check_gpu(config, self.runtime, 2 * config.n_params(), 2 * STAGE_BYTES)  # + the upload's slots
+            _check_gpu(config, self.runtime, model_weight_bytes(config, self.runtime, weights), 2 * STAGE_BYTES)
         dtype = storage_dtype(self.runtime.dtype)
         self.stream = cp.cuda.Stream(non_blocking=True)
         oom = _out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))
@@ -100,7 +115,7 @@ class CudaEngine:
     def _allocate(self, config, weights, device_weights, dtype, progress) -> None:
         from .attention import Attention
         with self.stream:
-            self.w = device_weights or upload_weights(weights, dtype, progress)
+            self.w = device_weights or self._upload(weights, dtype, progress)
             trim_pool()  # nothing of the load stays cached: the KV cache and scratch get that memory
             self.kv = KVCache(config, self.max_seq_len, dtype)
             self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
@@ -109,12 +124,24 @@ class CudaEngine:
             from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
             gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
 
+    def _upload(self, weights, dtype, progress):
+        from .quant_upload import is_packed, upload_quant_weights
+        fmt, group, head = quant_settings(self.runtime)
+        if fmt is None and not is_packed(weights):
+            return upload_weights(weights, dtype, progress)
+        return upload_quant_weights(weights, dtype, fmt, group, head, progress)
+
     @classmethod
     def dummy(cls, config: ModelConfig, runtime: RuntimeConfig | None = None, seed: int = 0):
+        from .quant_upload import dummy_quant_weights
         runtime = runtime or RuntimeConfig(backend="cuda")
-        _check_gpu(config, runtime, 2 * config.n_params())
+        _check_gpu(config, runtime, model_weight_bytes(config, runtime))
+        fmt, group, head = quant_settings(runtime)
+        dtype = storage_dtype(runtime.dtype)
+        make = ((lambda: dummy_device_weights(config, dtype, seed)) if fmt is None else
+                (lambda: dummy_quant_weights(config, dtype, fmt, group, head, seed)))
         box = []
-        oom = _out_of_memory(lambda: box.append(dummy_device_weights(config, storage_dtype(runtime.dtype), seed)))
+        oom = _out_of_memory(lambda: box.append(make()))
         if oom:
             _release_and_raise(oom)
         return cls(config, None, runtime, _device_weights=box.pop())
@@ -134,6 +161,7 @@ class CudaEngine:
         a.prepare_many(decode, background=True)  # Numba compiles start in other processes ...
         a.prepare_many(prefill, background=True)
         ops.warmup(self.config, self.runtime.dtype)  # ... while this process compiles the RawKernels (NVRTC)
+        self._warmup_quant()
         gemm.warmup(self.runtime.dtype, a.prefill_buckets)  # "float16" | "bfloat16"
         a.prepare_many(decode + prefill)  # then waits for what the first request needs
         if self.runtime.mode != "graph":
@@ -153,6 +181,14 @@ class CudaEngine:
                 for b in a.prefill_buckets:
                     self.rt.capture(("prefill", b, greedy))
         self.reset()
+
+    def _warmup_quant(self) -> None:
+        from ..quant.formats import QuantLinear
+        from . import ops_quant
+        fmts = {m.fmt for lw in self.w.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2) if isinstance(m, QuantLinear)}
+        head = isinstance(self.w.output, QuantLinear)
+        for fmt in fmts | ({self.w.output.fmt} if head else set()):
+            ops_quant.warmup(self.config, self.runtime.dtype, fmt, head=head and self.w.output.fmt == fmt)
 
     # ---- Engine protocol --------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -269,8 +305,10 @@ class CudaEngine:
                 "graphs": self.rt.graph_bytes, "n_graphs": len(self.rt.graphs)}
 
     def describe(self) -> str:
+        from .quant_upload import weights_format
         m = self.memory_report()
-        return (f"cuda engine: {self.runtime.mode} mode, {self.runtime.dtype}, context {self.max_seq_len}, "
+        return (f"cuda engine: {self.runtime.mode} mode, {self.runtime.dtype}, linear layers {weights_format(self.w)}"
+                f"{' (LM head too)' if hasattr(self.w.output, 'fmt') else ''}, context {self.max_seq_len}, "
                 f"weights {m['weights'] / 2**30:.2f} GiB, KV {m['kv_cache'] / 2**30:.2f} GiB, "
                 f"{m['n_graphs']} graphs {m['graphs'] / 2**20:.1f} MiB, ready in {self.startup_s:.2f} s")
 

@@ -37,15 +37,8 @@ def _dtype(name):
     return np.dtype(name)
 
 
-def _is_bf16(dtype) -> bool:
-    return str(dtype) == "bfloat16"
-
-
 def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2):
-    defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
-    if _is_bf16(dtype):
-        defines["CG_BF16"] = 1
-    return get_function("gemm.cu", name, defines)
+    return get_function("gemm.cu", name, {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}, dtype=dtype)
 
 
 def _check(cond: bool, what: str) -> None:

@@ -1,16 +1,24 @@
-"""GEMV launch plan (pure Python, no GPU): (warps, unroll, ksplit) per kernel and shape, and the chunking of the
-partial sums of squares (ss) that the residual GEMVs write for the next fused RMSNorm (kernels/gemv.cu).
+"""GEMV launch plans (pure Python, no GPU): frozen (warps, unroll, ksplit) rules per weight format, and the chunking
+of the partial sums of squares (ss) that every residual GEMV writes for the next fused RMSNorm (kernels/gemv.cu,
+kernels/gemv_quant.cu).
 
-gpu/ops.py reads these module attributes at every launch, so tests and sweeps set them here (GEMV_KSPLIT not None
-forces one configuration on every kernel). Figures: H100 sweeps of scripts/bench_kernels.py --sweep
-(benchmarks/results/kernels_*.json) and benchmarks/results/gemv_sweep_*_2026-11-23.json.
+A plan is a frozen dataclass chosen per (weight format, device): `plan_for(fmt)`. A new weight format is a kernel
+body plus an entry in `QUANT_PLANS`. The ss chunking (`norm_chunk`) is one rule for the whole model, taken from the
+16-bit plan: a producer of x of any format writes it and a consumer of any format reads it.
+
+The 16-bit plan is built from the module constants below at each call, so that the existing sweeps
+(scripts/bench_kernels.py) and GPU tests that set them keep working; new code passes `GemvPlan` values instead.
+Figures: H100 sweeps of scripts/bench_kernels.py --sweep (benchmarks/results/kernels_*.json) and
+benchmarks/results/gemv_sweep_*_2026-11-23.json.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
 GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
 GEMV_XSMEM = 0      # 1: stage the activation in shared memory; 0: read it through L1
-GEMV_KSPLIT = None  # None: chosen by the number of row pairs (gemv_ksplit)
+GEMV_KSPLIT = None  # None: chosen by the number of row pairs (ksplit rule)
 # (warps, unroll, ksplit) overrides from the H100 sweeps (benchmarks/results/gemv_sweep_*_2026-11-23.json).
 # Wide: the big matrices whose GEMV writes no ss (wqkv, w13, LM head, plain or fused-norm): 16 warps, one
 # 16-byte load per row per lane, 8 warps per row pair: wqkv+norm 35.9 -> 34.7 us, w13+norm 61.3 -> 59.1,
@@ -22,18 +30,91 @@ GEMV_LONG_K = (16, 1, 4)
 GEMV_LONG_K_MIN = 8192
 
 
+@dataclass(frozen=True)
+class GemvPlan:
+    """Launch rules of the 16-bit GEMVs (kernels/gemv.cu)."""
+    warps: int = GEMV_WARPS
+    unroll: int = GEMV_UNROLL
+    xsmem: int = GEMV_XSMEM
+    ksplit: int | None = GEMV_KSPLIT
+    wide: tuple = GEMV_WIDE
+    wide_min_pairs: int = GEMV_WIDE_MIN_PAIRS
+    long_k: tuple = GEMV_LONG_K
+    long_k_min: int = GEMV_LONG_K_MIN
+
+    def ksplit_for(self, n_pairs: int) -> int:
+        """Warps per row pair: 2 on every 7B shape (the sweep's best: +3% on wqkv, +10% on wo and w2 over 1);
+        4 for small matrices, whose pairs alone leave SMs short of warps."""
+        if self.ksplit is not None:
+            return self.ksplit
+        return min(2 if n_pairs >= 1024 else 4, self.warps)
+
+    def norm_chunk(self, D: int) -> int:
+        """Rows of x per partial sum of squares: the rows of one gemv_residual_ss block for N = D."""
+        return 2 * (self.warps // self.ksplit_for((D + 1) // 2))
+
+    def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
+        """(warps, unroll, ksplit) of one launch; an explicit ksplit (tests, sweeps) applies to every kernel."""
+        default = (self.warps, self.unroll, self.ksplit_for(n_pairs))
+        if self.ksplit is not None:
+            return default
+        if kernel.startswith("gemv_residual"):  # long K: measured on the ss form only (the one decode runs)
+            w, _, ks = self.long_k
+            same_chunk = w // ks == default[0] // default[2]
+            long_k = kernel == "gemv_residual_ss" and K >= self.long_k_min and n_pairs >= 1024
+            return self.long_k if long_k and same_chunk else default
+        return self.wide if n_pairs >= self.wide_min_pairs else default
+
+
+@dataclass(frozen=True)
+class QuantPlan:
+    """Launch rules of the quantized GEMVs (kernels/gemv_quant.cu): each block stages the whole activation, so
+    blocks are wide (many rows share one staging); ksplit rises only where row pairs are few."""
+    fmt: str
+    warps: int = 16
+    unroll: int = 2
+    ksplit: int | None = None  # None: the rule below; a number (sweeps): every kernel
+
+    def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
+        """16 warps; 1 warp per row pair on wqkv / w13 / the LM head (>= 6144 pairs on 7B: 3+ blocks per SM), 2 on
+        wo / w2 (2048 pairs: 256 blocks instead of 128 on 132 SMs), 4 below. Not yet swept on a GPU
+        (scripts/bench_quant.py --sweep)."""
+        ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
+        return self.warps, self.unroll, min(ks, self.warps)
+
+    def smem_bytes(self, K: int) -> int:
+        """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4)."""
+        return 4 * ((K + 31) // 32 * 32 + (K // 32 if self.fmt == "int4" else 0))
+
+
+QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8"), "int4": QuantPlan("int4")}
+
+
+def fp16_plan() -> GemvPlan:
+    """The 16-bit plan from the module constants (see the module docstring)."""
+    return GemvPlan(GEMV_WARPS, GEMV_UNROLL, GEMV_XSMEM, GEMV_KSPLIT, GEMV_WIDE, GEMV_WIDE_MIN_PAIRS, GEMV_LONG_K,
+                    GEMV_LONG_K_MIN)
+
+
+def plan_for(fmt: str = "fp16", device=None):
+    """The frozen plan of one weight format ("fp16" covers both 16-bit storage dtypes). `device` is reserved for
+    per-architecture entries (today's rules come from H100 sweeps and are used on every device)."""
+    if fmt in ("fp16", "float16", "bfloat16", None):
+        return fp16_plan()
+    try:
+        return QUANT_PLANS[fmt]
+    except KeyError:
+        raise ValueError(f"no GEMV plan for weight format {fmt!r}; known: fp16, {', '.join(QUANT_PLANS)}") from None
+
+
+# ---- the 16-bit rules as functions (the ops API and the existing tests use these) ----------------------------
 def gemv_ksplit(n_pairs: int) -> int:
-    """Warps per row pair: 2 on every 7B shape (the sweep's best: +3% on wqkv, +10% on wo and w2 over 1);
-    4 for small matrices, whose pairs alone leave SMs short of warps."""
-    if GEMV_KSPLIT is not None:
-        return GEMV_KSPLIT
-    ks = 2 if n_pairs >= 1024 else 4
-    return min(ks, GEMV_WARPS)
+    return fp16_plan().ksplit_for(n_pairs)
 
 
 def norm_chunk(D: int) -> int:
-    """Rows of x per partial sum of squares: the rows of one gemv_residual_ss block for N = D."""
-    return 2 * (GEMV_WARPS // gemv_ksplit((D + 1) // 2))
+    """Rows of x per partial sum of squares, for every producer of x (16-bit or quantized)."""
+    return fp16_plan().norm_chunk(D)
 
 
 def norm_partials(D: int) -> int:
@@ -42,13 +123,4 @@ def norm_partials(D: int) -> int:
 
 
 def gemv_config(kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
-    """(warps, unroll, ksplit) of one GEMV launch; explicit GEMV_KSPLIT (tests, sweeps) applies to every kernel."""
-    default = (GEMV_WARPS, GEMV_UNROLL, gemv_ksplit(n_pairs))
-    if GEMV_KSPLIT is not None:
-        return default
-    if kernel.startswith("gemv_residual"):  # long K: measured on the ss form only (the one decode runs)
-        w, _, ks = GEMV_LONG_K
-        same_chunk = w // ks == default[0] // default[2]
-        long_k = kernel == "gemv_residual_ss" and K >= GEMV_LONG_K_MIN and n_pairs >= 1024
-        return GEMV_LONG_K if long_k and same_chunk else default
-    return GEMV_WIDE if n_pairs >= GEMV_WIDE_MIN_PAIRS else default
+    return fp16_plan().gemv_config(kernel, K, n_pairs)

@@ -4,6 +4,7 @@ Each launcher checks shapes, dtypes and contiguity (ValueError), computes the gr
 CuPy stream. None allocates, none synchronizes, and everything that changes between steps (pos, n_tokens,
 token ids) is read from device memory, so every launcher is capturable in a cupy.cuda.Graph and one graph serves
 every step. M == 1 matmuls run our GEMV kernels (kernels/gemv.cu); M > 1 goes to gemm.py (the prefill path).
+A weight that is a QuantLinear (quant/formats.py) goes to gpu/ops_quant.py instead (same contracts).
 Storage dtype T (float16 / bfloat16) is taken from the arrays; kernels compile once per dtype. GEMV launch shapes
 (warps, unroll, ksplit per matrix) and the ss chunking come from gpu/gemv_plan.py.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda_kernels as ck
+from ..quant.formats import QuantLinear
 from . import gemv_plan as plan
 from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
 
@@ -37,10 +39,7 @@ def _fn(file: str, kernel: str, tname: str, **defines):
     key = (ck.device_id(), file, kernel, tname, tuple(sorted(defines.items())))
     f = _cache.get(key)
     if f is None:
-        d = dict(defines)
-        if tname == "bfloat16":
-            d["CG_BF16"] = 1
-        f = _cache[key] = ck.get_function(file, kernel, defines=d)
+        f = _cache[key] = ck.get_function(file, kernel, defines=defines, dtype=tname)
     return f
 
 
@@ -69,6 +68,12 @@ def _rows(name, a, ndim=2):
 
 def _scalar(name, a, dtype="int32"):
     _check(name, a, shape=(1,), dtype=dtype)
+
+
+def _quant():
+    """gpu/ops_quant.py: the launchers for QuantLinear weights (imported on first use; it imports this module)."""
+    from . import ops_quant
+    return ops_quant
 
 
 def _norm_threads(D: int) -> int:
@@ -161,8 +166,9 @@ def _norm_args(xn, x, ss, eps):
 
 def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
     """(function, dynamic smem bytes, blocks, threads) of one GEMV launch."""
-    warps, unroll, ks = plan.gemv_config(kernel, K, n_pairs)
-    xsmem = plan.GEMV_XSMEM
+    p = plan.plan_for("fp16")
+    warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
+    xsmem = p.xsmem
     fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=warps, GEMV_UNROLL=unroll, GEMV_KSPLIT=ks, GEMV_XSMEM=xsmem)
     smem = (2 * K + 15) // 16 * 16 if xsmem else 0
     _need_smem(fn, smem)
@@ -205,6 +211,8 @@ def _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
 
 def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     """q T [M, D], k/v rows into the caches T [S, KVH, Dh] at pos+m (< S, m < n_tokens), RoPE on q and k."""
+    if isinstance(wqkv, QuantLinear):
+        return _quant().qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     M, K, t, pairs, args = _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     if M > 1:
         from . import gemm
@@ -215,6 +223,8 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
 def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     """qkv_rope of rmsnorm(x f32 [M, D]) with attention_norm folded into wqkv. Decode: xn and ss as written by
     the producer of x (read only); prefill: xn T [M, D] receives the unit-gain norm of x."""
+    if isinstance(wqkv, QuantLinear):
+        return _quant().norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     M, D, extra = _norm_args(xn, x, ss, eps)
     if M > 1:
         rmsnorm(xn, x, None, eps)
@@ -226,6 +236,8 @@ def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tok
 def matmul_residual(x, a, w, xh=None, ss=None):
     """x f32 [M, N] += a T [M, K] @ w T [N, K].T. Decode (M == 1) with ss: also xh T [1, N] = T(new x) and ss,
     the partial sums of squares of the new x that the next norm_* op reads (N = D)."""
+    if isinstance(w, QuantLinear):
+        return _quant().matmul_residual(x, a, w, xh, ss)
     M, N = _rows("x", x)
     Ma, K, t = _gemv_check("a", a, "w", w, N)
     if Ma != M:
@@ -251,6 +263,8 @@ def _silu_check(h, xn, w13):
 
 def matmul_silu(h, xn, w13):
     """h T [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T [2F, K]."""
+    if isinstance(w13, QuantLinear):
+        return _quant().matmul_silu(h, xn, w13)
     M, F, K, t = _silu_check(h, xn, w13)
     if M > 1:
         from . import gemm
@@ -260,6 +274,8 @@ def matmul_silu(h, xn, w13):
 
 def norm_matmul_silu(h, xn, x, ss, eps, w13):
     """matmul_silu of rmsnorm(x f32 [M, D]) with ffn_norm folded into w13; xn and ss as in norm_qkv_rope."""
+    if isinstance(w13, QuantLinear):
+        return _quant().norm_matmul_silu(h, xn, x, ss, eps, w13)
     M, D, extra = _norm_args(xn, x, ss, eps)
     if M > 1:
         rmsnorm(xn, x, None, eps)
@@ -279,6 +295,8 @@ def _logits_check(logits, xn, w):
 
 def matmul_logits(logits, xn, w):
     """logits f32 [1, V] = xn T [1, K] @ w T [V, K].T"""
+    if isinstance(w, QuantLinear):
+        return _quant().matmul_logits(logits, xn, w)
     V, K, t = _logits_check(logits, xn, w)
     _launch_gemv("gemv_logits", t, K, (V + 1) // 2, (logits, xn, w, np.int32(V), np.int32(K)))
 
@@ -286,6 +304,8 @@ def matmul_logits(logits, xn, w):
 def norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens):
     """logits f32 [1, V] = rmsnorm(x[n_tokens - 1]) @ w.T with the final norm folded into w. Decode: xn and ss
     as in norm_qkv_rope; prefill: xn[0] receives the unit-gain norm of row n_tokens[0] - 1 of x f32 [M, D]."""
+    if isinstance(w, QuantLinear):
+        return _quant().norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens)
     M, D, extra = _norm_args(xn, x, ss, eps)
     if M > 1:
         rmsnorm_last(xn[:1], x, None, eps, n_tokens)

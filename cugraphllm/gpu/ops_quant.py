@@ -1,0 +1,236 @@
+"""Launchers of the quantized decode GEMVs (kernels/gemv_quant.cu): the ops of gpu/ops.py when the weight is a
+`QuantLinear` of CuPy arrays (cugraphllm/quant/formats.py). gpu/ops.py dispatches here; same signatures, same
+outputs, same rules (no allocation, no sync, capturable). M > 1 (prefill) goes to gpu/gemm_quant.py.
+
+One module per (format, activation dtype T, launch shape); launch shapes come from gemv_plan.plan_for(fmt). The
+residual GEMVs write the ss partial sums with the model-wide chunking gemv_plan.norm_chunk(D), so a quantized
+producer feeds a 16-bit consumer and the other way round.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..quant.formats import FORMATS, QuantLinear
+from . import gemv_plan
+from . import ops as _ops
+from .cuda_kernels import device_id, get_function
+
+_FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
+_NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
+_cache: dict = {}
+
+
+def is_quant(w) -> bool:
+    return isinstance(w, QuantLinear)
+
+
+def _prefill(op: str):
+    """gemm_quant.<op> (the M > 1 GEMMs of quantized weights), or a clear error while that module is absent."""
+    try:
+        from . import gemm_quant
+    except ImportError:
+        raise NotImplementedError(f"{op}: prefill (M > 1) with quantized weights needs gpu/gemm_quant.py, "
+                                  "which is not installed") from None
+    return getattr(gemm_quant, op)
+
+
+# ---- weight checks -------------------------------------------------------------------------------------------
+def _arr(name, a, shape, dtype, align=0):
+    _ops._check(name, a, shape=shape, dtype=dtype, align=align)
+
+
+def weight_args(name: str, w: QuantLinear, n_rows: int, K: int) -> tuple:
+    """Checks one device QuantLinear against [n_rows, K]; returns the kernel's weight arguments
+    (qweight, scales, zeros, perm, gain, K, group_size)."""
+    if w.fmt not in FORMATS:
+        raise ValueError(f"{name}: unsupported weight format {w.fmt!r}; supported: {', '.join(FORMATS)}")
+    if tuple(w.shape) != (n_rows, K):
+        raise ValueError(f"{name}: expected a [{n_rows}, {K}] matrix, got {tuple(w.shape)}")
+    gs = 1
+    if w.fmt == "int4":
+        gs = int(w.group_size)
+        if K % 8 or gs <= 0 or gs % 8 or K % gs:
+            raise ValueError(f"{name}: int4 needs group size ({gs}) and K ({K}) multiples of 8, group dividing K")
+        _arr(f"{name}.qweight", w.qweight, (n_rows, K // 8), "uint32", align=16 if K % 32 == 0 else 4)
+        _arr(f"{name}.scales", w.scales, (n_rows, K // gs), "float16")
+        _arr(f"{name}.zeros", w.zeros, (n_rows, K // gs), "float16")
+    else:
+        _arr(f"{name}.qweight", w.qweight, (n_rows, K), "uint8" if w.fmt == "fp8" else "int8",
+             align=16 if K % 16 == 0 else 0)
+        _arr(f"{name}.scales", w.scales, (n_rows,), "float32")
+    if w.perm is not None:
+        _arr(f"{name}.perm", w.perm, (K,), "int32")
+    if w.gain is not None:
+        _arr(f"{name}.gain", w.gain, (K,), "float32", align=16)
+    zeros = w.zeros if w.fmt == "int4" else _NULL
+    return (w.qweight, w.scales, zeros, _NULL if w.perm is None else w.perm, _NULL if w.gain is None else w.gain,
+            np.int32(K), np.int32(gs))
+
+
+def _act(name, a, K):
+    """Activation a T [M, K]; returns (M, T name)."""
+    M, Ka = _ops._rows(name, a)
+    t = _ops._tname(name, a)
+    if Ka != K:
+        raise ValueError(f"{name}: expected {K} columns (the weight's K), got {Ka}")
+    _ops._check(name, a, dtype=t, align=16 if K % 8 == 0 else 0)
+    return M, t
+
+
+# ---- launch --------------------------------------------------------------------------------------------------
+def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
+    """(warps, unroll, ksplit); a residual-with-ss launch keeps block rows a multiple of the ss chunk."""
+    p = gemv_plan.plan_for(fmt)
+    warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
+    if chunk:
+        while ks > 1 and (2 * (warps // ks)) % chunk:
+            ks //= 2
+        if (2 * (warps // ks)) % chunk:
+            raise ValueError(f"{kernel}: ss chunk {chunk} does not divide the {2 * warps // ks} rows of a block")
+    return warps, unroll, ks
+
+
+def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0):
+    """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once."""
+    warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks)
+    fn = _cache.get(key)
+    if fn is None:
+        defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks}
+        fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
+    smem = gemv_plan.plan_for(fmt).smem_bytes(K)
+    _ops._need_smem(fn, smem)
+    return fn, smem, -(-n_pairs // (warps // ks)), 32 * warps
+
+
+def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
+    fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk)
+    fn((blocks,), (threads,), args, shared_mem=smem)
+
+
+# ---- ops (same contracts as gpu/ops.py) ----------------------------------------------------------------------
+def _qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    M, D = _ops._rows("q", q)
+    S, KVH, hd = _ops._rows("k_cache", k_cache, 3)
+    kvd = KVH * hd
+    K = wqkv.shape[1]
+    Mx, t = _act("xn", xn, K)
+    wargs = weight_args("wqkv", wqkv, D + 2 * kvd, K)
+    if Mx != M or D % hd or hd % 2:
+        raise ValueError(f"qkv_rope: xn rows {Mx} vs q rows {M}, dim {D}, head_dim {hd}")
+    _ops._check("q", q, dtype=t)
+    _ops._check("k_cache", k_cache, dtype=t)
+    _ops._check("v_cache", v_cache, shape=(S, KVH, hd), dtype=t)
+    if rope_cs.ndim != 3 or rope_cs.shape[0] < S or tuple(rope_cs.shape[1:]) != (hd // 2, 2):
+        raise ValueError(f"rope_cs: expected float32 [>= {S}, {hd // 2}, 2], got {tuple(rope_cs.shape)}")
+    _ops._check("rope_cs", rope_cs, dtype="float32")
+    _ops._scalar("pos", pos)
+    _ops._scalar("n_tokens", n_tokens)
+    args = (q, k_cache, v_cache, xn, rope_cs, pos, n_tokens, np.int32(D), np.int32(kvd), np.int32(hd),
+            np.int32(S)) + wargs
+    return M, K, t, (D + 2 * kvd) // 2, args
+
+
+def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    M, K, t, pairs, args = _qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    if M > 1:
+        return _prefill("qkv_rope")(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    _launch("qgemv_qkv_rope", wqkv, t, K, pairs, args)
+
+
+def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    M, D, extra = _ops._norm_args(xn, x, ss, eps)
+    if M > 1:
+        _ops.rmsnorm(xn, x, None, eps)
+        return qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    _, K, t, pairs, args = _qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    _launch("qgemv_qkv_rope_norm", wqkv, t, K, pairs, args + extra)
+
+
+def matmul_residual(x, a, w, xh=None, ss=None):
+    M, N = _ops._rows("x", x)
+    K = w.shape[1]
+    Ma, t = _act("a", a, K)
+    wargs = weight_args("w", w, N, K)
+    if Ma != M:
+        raise ValueError(f"matmul_residual: a has {Ma} rows, x has {M}")
+    _ops._check("x", x, dtype="float32", align=8)
+    if M > 1:
+        return _prefill("matmul_residual")(x, a, w)
+    if ss is not None:
+        _ops._check_stats(xh, ss, N, t)
+        chunk = gemv_plan.norm_chunk(N)
+        return _launch("qgemv_residual_ss", w, t, K, (N + 1) // 2,
+                       (x, xh, ss, np.int32(chunk), a, np.int32(N)) + wargs, chunk)
+    _launch("qgemv_residual", w, t, K, (N + 1) // 2, (x, a, np.int32(N)) + wargs)
+
+
+def _silu(h, xn, w13):
+    M, F = _ops._rows("h", h)
+    K = w13.shape[1]
+    Mx, t = _act("xn", xn, K)
+    wargs = weight_args("w13", w13, 2 * F, K)
+    if Mx != M:
+        raise ValueError(f"matmul_silu: xn has {Mx} rows, h has {M}")
+    _ops._check("h", h, dtype=t)
+    return M, F, K, t, wargs
+
+
+def matmul_silu(h, xn, w13):
+    M, F, K, t, wargs = _silu(h, xn, w13)
+    if M > 1:
+        return _prefill("matmul_silu")(h, xn, w13)
+    _launch("qgemv_silu", w13, t, K, F, (h, xn, np.int32(F)) + wargs)
+
+
+def norm_matmul_silu(h, xn, x, ss, eps, w13):
+    M, D, extra = _ops._norm_args(xn, x, ss, eps)
+    if M > 1:
+        _ops.rmsnorm(xn, x, None, eps)
+        return matmul_silu(h, xn, w13)
+    _, F, K, t, wargs = _silu(h, xn, w13)
+    _launch("qgemv_silu_norm", w13, t, K, F, (h, xn, np.int32(F)) + wargs + extra)
+
+
+def _logits(logits, xn, w):
+    _, V = _ops._rows("logits", logits)
+    _ops._check("logits", logits, shape=(1, V), dtype="float32")
+    K = w.shape[1]
+    M, t = _act("xn", xn, K)
+    wargs = weight_args("w", w, V, K)
+    if M != 1:
+        raise ValueError(f"matmul_logits: xn must have 1 row (use rmsnorm_last in prefill), got {M}")
+    return V, K, t, wargs
+
+
+def matmul_logits(logits, xn, w):
+    V, K, t, wargs = _logits(logits, xn, w)
+    _launch("qgemv_logits", w, t, K, (V + 1) // 2, (logits, xn, np.int32(V)) + wargs)
+
+
+def norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens):
+    M, D, extra = _ops._norm_args(xn, x, ss, eps)
+    if M > 1:
+        _ops.rmsnorm_last(xn[:1], x, None, eps, n_tokens)
+        return matmul_logits(logits, xn[:1], w)
+    _ops._scalar("n_tokens", n_tokens)
+    V, K, t, wargs = _logits(logits, xn, w)
+    _launch("qgemv_logits_norm", w, t, K, (V + 1) // 2, (logits, xn, np.int32(V)) + wargs + extra)
+
+
+# ---- warm-up -------------------------------------------------------------------------------------------------
+def warmup(config, dtype: str, fmt: str, head: bool = False) -> None:
+    """Compile and load every quantized decode kernel of this model (format fmt; the LM head too when `head`)."""
+    t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
+    c = config
+    chunk = gemv_plan.norm_chunk(c.dim)
+    todo = [("qgemv_qkv_rope", c.dim, c.qkv_dim // 2, 0), ("qgemv_qkv_rope_norm", c.dim, c.qkv_dim // 2, 0),
+            ("qgemv_residual", c.dim, (c.dim + 1) // 2, 0), ("qgemv_residual_ss", c.dim, (c.dim + 1) // 2, chunk),
+            ("qgemv_residual", c.hidden_dim, (c.dim + 1) // 2, 0),
+            ("qgemv_residual_ss", c.hidden_dim, (c.dim + 1) // 2, chunk),
+            ("qgemv_silu", c.dim, c.hidden_dim, 0), ("qgemv_silu_norm", c.dim, c.hidden_dim, 0)]
+    if head:
+        todo += [("qgemv_logits", c.dim, (c.vocab_size + 1) // 2, 0),
+                 ("qgemv_logits_norm", c.dim, (c.vocab_size + 1) // 2, 0)]
+    for kernel, K, pairs, ch in todo:
+        _function(kernel, fmt, t, K, pairs, ch)[0].attributes  # forces NVRTC compile + module load now

@@ -1,0 +1,296 @@
+// Dequantizing dot products of a weight row pair with the staged activation: the formats, launch-shape defines,
+// staging, fused-norm input and the per-warp K loop of kernels/gemv_quant.cu (which holds the epilogues and the
+// extern "C" kernels and documents the design). Included once per module; QFMT and QG_* may be set before.
+#pragma once
+#include "common.cuh"
+
+#ifndef QFMT
+#define QFMT 3            // 1 fp8, 2 int8, 3 int4
+#endif
+#ifndef QG_WARPS
+#define QG_WARPS 16       // warps per block
+#endif
+#ifndef QG_UNROLL
+#define QG_UNROLL 2       // 16-byte weight loads in flight per row per lane
+#endif
+#ifndef QG_KSPLIT
+#define QG_KSPLIT 1       // warps of one block sharing a row pair
+#endif
+#define QG_THREADS (QG_WARPS * 32)
+#define QG_PAIRS (QG_WARPS / QG_KSPLIT)
+#if QFMT == 3
+#define QG_EPV 32         // weight values per 16-byte vector
+#else
+#define QG_EPV 16
+#endif
+
+#if QFMT == 1 && !(defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890)
+#define QG_FP8_SOFT 1     // software e4m3 decode: values come out 2^-8 too small
+#endif
+
+// ---- staged activation ---------------------------------------------------------------------------------------
+// float4 slot of float4 index f: XOR the low 3 bits with the line (8 float4 = 128 bytes) index.
+__device__ __forceinline__ int swz(int f) { return (f & ~7) | ((f ^ (f >> 3)) & 7); }
+__device__ __forceinline__ int xs_idx(int k) { return swz(k >> 2) * 4 + (k & 3); }
+__device__ __forceinline__ float4 xs4(const float* xs, int f) { return reinterpret_cast<const float4*>(xs)[swz(f)]; }
+
+// Weight arguments of one quantized matrix.
+struct QArgs {
+    const unsigned char* q;   // packed rows: fp8/int8 K bytes a row, int4 K/2 bytes a row
+    const void* scales;       // fp8/int8: f32 [N]; int4: f16 [N, K / gs]
+    const __half* zeros;      // int4: f16 [N, K / gs]
+    const int* perm;          // int32 [K] or nullptr
+    const float* gain;        // f32 [K] or nullptr
+    int K, gs;
+};
+
+// xs f32 [K] (swizzled) = gain[j] * a[perm[j]]; csum f32 [K / 32] (int4): chunk sums of xs. Whole block.
+__device__ __forceinline__ void stage(float* xs, float* csum, const T* __restrict__ a, const QArgs& w) {
+    const int K = w.K;
+    if (w.perm == nullptr && (K & 7) == 0) {
+        for (int i = threadIdx.x; i < (K >> 3); i += blockDim.x) {
+            uint4 v = reinterpret_cast<const uint4*>(a)[i];
+            const unsigned* vp = reinterpret_cast<const unsigned*>(&v);
+            float f[8];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                float2 p = to_f2(*reinterpret_cast<const T2*>(vp + e));
+                f[2 * e] = p.x;
+                f[2 * e + 1] = p.y;
+            }
+            if (w.gain) {
+                float4 g0 = reinterpret_cast<const float4*>(w.gain)[2 * i];
+                float4 g1 = reinterpret_cast<const float4*>(w.gain)[2 * i + 1];
+                f[0] *= g0.x; f[1] *= g0.y; f[2] *= g0.z; f[3] *= g0.w;
+                f[4] *= g1.x; f[5] *= g1.y; f[6] *= g1.z; f[7] *= g1.w;
+            }
+            float4* x4 = reinterpret_cast<float4*>(xs);
+            x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
+            x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
+        }
+    } else {
+        for (int j = threadIdx.x; j < K; j += blockDim.x) {
+            float v = to_f(a[w.perm ? w.perm[j] : j]);
+            xs[xs_idx(j)] = w.gain ? v * w.gain[j] : v;
+        }
+    }
+#if QFMT == 3
+    __syncthreads();
+    for (int c = threadIdx.x; c < (K >> 5); c += blockDim.x) {
+        float s = 0.0f;
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            float4 v = xs4(xs, 8 * c + u);
+            s += (v.x + v.y) + (v.z + v.w);
+        }
+        csum[c] = s;
+    }
+#endif
+}
+
+// ---- fused norm (as gemv.cu) ---------------------------------------------------------------------------------
+struct NormIn {
+    const float* ss;
+    int n;
+    float eps;
+};
+#define NO_NORM NormIn{nullptr, 0, 0.0f}
+
+__device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
+    __shared__ float nscratch[32];
+    float s = 0.0f;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < nm.n; i += blockDim.x) s += nm.ss[i];
+    return rsqrtf(block_sum(s, nscratch) / (float)K + nm.eps);
+}
+
+// ---- dequantizing dot products of one 16-byte vector of two rows with the staged activation -----------------
+#if QFMT == 1
+__device__ __forceinline__ float2 e4m3x2(unsigned b) {  // bytes 0 (low) and 1 of b
+    unsigned h;
+#ifdef QG_FP8_SOFT
+    unsigned t = __byte_perm(b, 0u, 0x1404);                // byte0 -> bits 8..15, byte1 -> bits 24..31
+    h = (t & 0x80008000u) | ((t >> 1) & 0x3F803F80u);       // sign kept, exponent+mantissa into f16 bits 7..13
+#else
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)b));
+#endif
+    return __half22float2(*reinterpret_cast<const __half2*>(&h));
+}
+#define QG_ROW_FACTOR_FP8_SOFT 256.0f
+#endif
+
+#if QFMT == 3
+__device__ __forceinline__ float2 nib2(unsigned w, int p) {  // (1024 + q_p, 1024 + q_{p+4}) of one word
+    unsigned t = ((w >> (4 * p)) & 0x000F000Fu) | 0x64006400u;
+    return __half22float2(*reinterpret_cast<const __half2*>(&t));
+}
+#endif
+
+// acc{0,1} += dot(vector v of rows 0/1, xs); int4 returns the raw sums (scales applied by the caller).
+__device__ __forceinline__ void dot_vec(uint4 w0, uint4 w1, const float* xs, int v, float& d0, float& d1) {
+    const unsigned* p0 = reinterpret_cast<const unsigned*>(&w0);
+    const unsigned* p1 = reinterpret_cast<const unsigned*>(&w1);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#if QFMT == 3
+        float4 lo = xs4(xs, 8 * v + 2 * i), hi = xs4(xs, 8 * v + 2 * i + 1);  // elements 8i..8i+3, 8i+4..8i+7
+        const float xl[4] = {lo.x, lo.y, lo.z, lo.w}, xh[4] = {hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+            float2 a = nib2(p0[i], p), b = nib2(p1[i], p);
+            d0 = fmaf(a.x, xl[p], d0);
+            d0 = fmaf(a.y, xh[p], d0);
+            d1 = fmaf(b.x, xl[p], d1);
+            d1 = fmaf(b.y, xh[p], d1);
+        }
+#else
+        float4 x = xs4(xs, 4 * v + i);  // elements 4i..4i+3 of this vector
+#if QFMT == 1
+        float2 a0 = e4m3x2(p0[i]), a1 = e4m3x2(p0[i] >> 16), b0 = e4m3x2(p1[i]), b1 = e4m3x2(p1[i] >> 16);
+        d0 = fmaf(a0.x, x.x, d0); d0 = fmaf(a0.y, x.y, d0); d0 = fmaf(a1.x, x.z, d0); d0 = fmaf(a1.y, x.w, d0);
+        d1 = fmaf(b0.x, x.x, d1); d1 = fmaf(b0.y, x.y, d1); d1 = fmaf(b1.x, x.z, d1); d1 = fmaf(b1.y, x.w, d1);
+#else   // int8: (b ^ 0x80) in the low byte of 2^23 -> 2^23 + 128 + q exactly
+        const unsigned u0 = p0[i] ^ 0x80808080u, u1 = p1[i] ^ 0x80808080u;
+        const float off = 8388736.0f;
+        const float xv[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+            d0 = fmaf(__int_as_float(__byte_perm(u0, 0x4B000000u, 0x7540 + p)) - off, xv[p], d0);
+            d1 = fmaf(__int_as_float(__byte_perm(u1, 0x4B000000u, 0x7540 + p)) - off, xv[p], d1);
+        }
+#endif
+#endif
+    }
+}
+
+// Dequantized weight (without the fp8/int8 row scale) of row r, column k: the scalar path.
+__device__ __forceinline__ float deq_at(const QArgs& w, size_t r, int k) {
+#if QFMT == 3
+    const unsigned word = reinterpret_cast<const unsigned*>(w.q)[r * (size_t)(w.K >> 3) + (k >> 3)];
+    const float q = (float)((word >> (4 * (k & 7))) & 0xFu);
+    const size_t g = r * (size_t)(w.K / w.gs) + k / w.gs;
+    return __half2float(reinterpret_cast<const __half*>(w.scales)[g]) * (q - __half2float(w.zeros[g]));
+#elif QFMT == 1
+    return e4m3x2(w.q[r * (size_t)w.K + k]).x;
+#else
+    return (float)(signed char)w.q[r * (size_t)w.K + k];
+#endif
+}
+
+__device__ __forceinline__ float row_factor(const QArgs& w, size_t r) {
+#if QFMT == 3
+    (void)w; (void)r;
+    return 1.0f;
+#elif defined(QG_FP8_SOFT)
+    return reinterpret_cast<const float*>(w.scales)[r] * QG_ROW_FACTOR_FP8_SOFT;
+#else
+    return reinterpret_cast<const float*>(w.scales)[r];
+#endif
+}
+
+struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ int4 scale and zero of each)
+    uint4 w0[QG_UNROLL], w1[QG_UNROLL];
+#if QFMT == 3
+    __half2 sz0[QG_UNROLL], sz1[QG_UNROLL];
+#endif
+};
+
+__device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
+    const int lane = threadIdx.x & 31;
+    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec;
+    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int idx = base + u * 32 + lane;
+        const bool in = idx < nvec;
+        f.w0[u] = in ? ld_stream16(q0 + idx) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + idx) : make_uint4(0u, 0u, 0u, 0u);
+#if QFMT == 3
+        const int G = w.K / w.gs;
+        const int g = in ? idx * QG_EPV / w.gs : 0;
+        const __half* s = reinterpret_cast<const __half*>(w.scales);
+        f.sz0[u] = __halves2half2(__ldg(s + r0 * G + g), __ldg(w.zeros + r0 * G + g));
+        f.sz1[u] = __halves2half2(__ldg(s + r1 * G + g), __ldg(w.zeros + r1 * G + g));
+#endif
+    }
+}
+
+// This warp's partial sums of rows r0, r1 over its K chunks, reduced over the warp (row factor not applied).
+__device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t r1, bool active, const T* a,
+                                               float* xs, float* csum, int ks, const NormIn& nm, float& inv) {
+    const int lane = threadIdx.x & 31;
+    const int K = w.K;
+#if QFMT == 3
+    const bool vec = (K % QG_EPV) == 0 && (w.gs % QG_EPV) == 0;
+#else
+    const bool vec = (K % QG_EPV) == 0;
+#endif
+    const int nvec = K / QG_EPV;
+    const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
+    Frag f;
+    if (vec && active) load_frag(f, w, r0, r1, first, nvec);  // before any staging
+    if (nm.ss) inv = norm_inv(nm, K);
+    stage(xs, csum, a, w);
+    __syncthreads();
+    float acc0 = 0.0f, acc1 = 0.0f;
+    if (active && vec) {
+        for (int base = first; base < nvec; base += step) {
+            if (base != first) load_frag(f, w, r0, r1, base, nvec);
+#pragma unroll
+            for (int u = 0; u < QG_UNROLL; ++u) {
+                const int idx = base + u * 32 + lane;
+                if (idx < nvec) {
+                    float d0 = 0.0f, d1 = 0.0f;
+                    dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
+#if QFMT == 3
+                    const float cs = csum[idx];
+                    const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
+                    acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
+                    acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
+#else
+                    acc0 += d0;
+                    acc1 += d1;
+#endif
+                }
+            }
+        }
+    } else if (active) {
+        for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
+            const float xv = xs[xs_idx(k)];
+            acc0 = fmaf(deq_at(w, r0, k), xv, acc0);
+            acc1 = fmaf(deq_at(w, r1, k), xv, acc1);
+        }
+    }
+    return make_float2(warp_sum(acc0), warp_sum(acc1));
+}
+
+// y = (W[r0] . a', W[r1] . a') (times inv_rms when nm.ss), valid in split 0's warp. Whole block.
+__device__ __forceinline__ float2 qgemv_pair(const QArgs& w, size_t r0, size_t r1, bool active, const T* a,
+                                             float* xs, float* csum, const NormIn& nm) {
+    const int ks = (threadIdx.x >> 5) % QG_KSPLIT;
+    float inv = 1.0f;
+    float2 y = warp_partial(w, r0, r1, active, a, xs, csum, ks, nm, inv);
+#if QG_KSPLIT > 1
+    __shared__ float2 red[QG_WARPS];
+    const int warp = threadIdx.x >> 5;
+    if ((threadIdx.x & 31) == 0) red[warp] = y;
+    __syncthreads();
+    if (ks == 0) {
+        y = red[warp];
+#pragma unroll
+        for (int j = 1; j < QG_KSPLIT; ++j) {
+            y.x += red[warp + j].x;
+            y.y += red[warp + j].y;
+        }
+    }
+#endif
+    if (active) {
+        y.x *= row_factor(w, r0);
+        y.y *= row_factor(w, r1);
+    }
+    if (nm.ss) {
+        y.x *= inv;
+        y.y *= inv;
+    }
+    return y;
+}

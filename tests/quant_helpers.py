@@ -1,0 +1,77 @@
+"""Shared helpers of the quantized-GEMV GPU tests: random packed layers (with perm and gain), their float64
+reference products through quant.formats.dequantize (in row chunks: the 70B matrices are large)."""
+import numpy as np
+
+from cugraphllm.quant.formats import QuantLinear, dequantize, quantize
+
+DTYPES = ["float16", "bfloat16"]
+FMTS = ["fp8", "int8", "int4"]
+# fp32 outputs (residual, logits) against the float64 product of the same packed weights and T activation:
+# fp8 / int8 values and their products are exact in fp32, only the fp32 sums round; int4 sums (1024 + q) * x
+# and subtracts (z + 1024) * sum(x) per 32-value chunk (kernels/gemv_quant.cu), losing ~10 bits of those sums:
+# a float32 emulation of that order gives 2.7e-5 .. 3.8e-5 relative error at K = 256 .. 11008 (exact q - z:
+# 1e-7), far below the fp16 rounding of the activation itself.
+TOL_F32 = {"fp8": 1e-5, "int8": 1e-5, "int4": 2e-4}
+TOL_T = {"float16": 2e-3, "bfloat16": 1.6e-2}  # outputs stored in T: one rounding to T dominates
+
+
+def dt(cp, name):
+    if name == "float16":
+        return cp.float16
+    import ml_dtypes
+    return ml_dtypes.bfloat16
+
+
+def host64(a):
+    return a.get().astype(np.float64)
+
+
+def poison(cp, shape, dtype):
+    return cp.full(shape, np.nan, dtype=dtype)
+
+
+def rel_err(out, want):
+    out = np.asarray(out, np.float64)
+    assert np.all(np.isfinite(out)), "output has non-finite values (unwritten?)"
+    return float(np.linalg.norm(out - want) / np.linalg.norm(want))
+
+
+def rand_t(cp, shape, name, seed, scale=1.0):
+    g = cp.random.default_rng(seed).standard_normal(shape, dtype=cp.float32) * np.float32(scale)
+    return g.astype(dt(cp, name))
+
+
+def make_layer(cp, N, K, fmt, seed, group_size=128, perm=True, gain=True):
+    """(host QuantLinear, device QuantLinear) of a random [N, K] matrix (scale K^-0.5), quantized by
+    formats.quantize on the host for small sizes and by quant_upload.quantize_matrix on the GPU for large ones
+    (the upload tests show the two agree bit for bit), plus a random perm and gain when asked."""
+    rng = np.random.default_rng(seed)
+    if N * K <= 1 << 22:
+        w = (rng.standard_normal((N, K)) * K ** -0.5).astype(np.float32)
+        host = quantize(w, fmt, group_size)
+        dev = host.map(cp.asarray)
+    else:
+        from cugraphllm.gpu.quant_upload import quantize_matrix
+        g = cp.random.default_rng(seed)
+        dev = quantize_matrix(lambda i, j: g.standard_normal((j - i, K), dtype=cp.float32) * np.float32(K ** -0.5),
+                              N, K, fmt, group_size)
+        host = dev.map(lambda a: a.get())
+    if perm:
+        host.perm = rng.permutation(K).astype(np.int32)
+    if gain:
+        host.gain = (1 + 0.3 * rng.standard_normal(K)).astype(np.float32)
+    dev.perm = None if host.perm is None else cp.asarray(host.perm)
+    dev.gain = None if host.gain is None else cp.asarray(host.gain)
+    return host, dev
+
+
+def rows_of(ql: QuantLinear, i: int, j: int) -> QuantLinear:
+    z = None if ql.zeros is None else ql.zeros[i:j]
+    return QuantLinear(ql.fmt, ql.qweight[i:j], ql.scales[i:j], (j - i, ql.shape[1]), z, ql.group_size, ql.perm,
+                       ql.gain)
+
+
+def deq_matvec(ql: QuantLinear, a64, rows: int = 1024):
+    """float64 dequantize(ql) @ a64 (a64 [K] in the original column order), in row chunks."""
+    N = ql.shape[0]
+    return np.concatenate([dequantize(rows_of(ql, i, min(N, i + rows))) @ a64 for i in range(0, N, rows)])

@@ -1,0 +1,104 @@
+"""CPU checks of the quantized decode path (no GPU): the frozen launch plans, the ss chunking rule shared by
+16-bit and quantized residual GEMVs, the weight bytes and floors per format, and that kernels/gemv_quant.cu
+compiles with nvcc for every format x architecture x activation dtype and every launch shape the plan picks."""
+import dataclasses
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cugraphllm.config import ModelConfig
+from cugraphllm.gpu import gemv_plan, ops_quant
+from cugraphllm.gpu.cuda_kernels import kernel_dir
+from cugraphllm.gpu.quant_upload import decode_floor, matrix_bytes, weight_bytes
+
+NVCC = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
+PRESETS = ["llama-2-7b", "llama-2-13b", "llama-2-70b"]
+SHAPES = [(c.dim, c.hidden_dim, c.qkv_dim, c.vocab_size) for c in map(ModelConfig.from_preset, PRESETS)] + [
+    (64, 172, 128, 512), (200, 385, 280, 769), (2050, 8193, 4100, 1000)]
+
+
+def test_plans_are_frozen_and_per_format():
+    p = gemv_plan.plan_for("int4")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.warps = 4
+    assert gemv_plan.plan_for("fp8") is gemv_plan.plan_for("fp8")
+    assert {gemv_plan.plan_for(f).fmt for f in ("fp8", "int8", "int4")} == {"fp8", "int8", "int4"}
+    assert gemv_plan.plan_for("fp16") == gemv_plan.plan_for("bfloat16") == gemv_plan.GemvPlan()
+    with pytest.raises(ValueError, match="int3"):
+        gemv_plan.plan_for("int3")
+
+
+@pytest.mark.parametrize("fmt", ["fp8", "int8", "int4"])
+@pytest.mark.parametrize("dim,hidden,qkv,vocab", SHAPES)
+def test_quant_residual_blocks_hold_whole_ss_chunks(fmt, dim, hidden, qkv, vocab):
+    """A quantized residual GEMV writes the ss partials in the 16-bit chunking, so its block rows must be a
+    multiple of norm_chunk(dim); the other GEMVs may pick any shape."""
+    chunk = gemv_plan.norm_chunk(dim)
+    for K in (dim, hidden):
+        warps, unroll, ks = ops_quant._config("qgemv_residual_ss", fmt, K, (dim + 1) // 2, chunk)
+        assert warps % ks == 0 and (2 * (warps // ks)) % chunk == 0 and unroll >= 1
+    for kernel, pairs in (("qgemv_qkv_rope", qkv // 2), ("qgemv_silu", hidden), ("qgemv_logits", (vocab + 1) // 2)):
+        warps, _, ks = ops_quant._config(kernel, fmt, dim, pairs)
+        assert warps % ks == 0 and warps * 32 <= 1024
+
+
+def test_weight_bytes_per_format():
+    """Bytes from the layouts of quant/formats.py, summed independently of quant_upload's per-matrix rule."""
+    c = ModelConfig.from_preset("llama-2-7b")
+    lin = c.n_layers * (c.qkv_dim * c.dim + c.dim * c.dim + 2 * c.hidden_dim * c.dim + c.dim * c.hidden_dim)
+    rows = c.n_layers * (c.qkv_dim + c.dim + 2 * c.hidden_dim + c.dim)
+    groups = c.n_layers * (c.qkv_dim * c.dim // 128 + c.dim * c.dim // 128 + 2 * c.hidden_dim * c.dim // 128
+                           + c.dim * c.hidden_dim // 128)
+    head = c.vocab_size * c.dim * 2
+    assert weight_bytes(c, None)[1] == 2 * lin + head + 2 * c.dim
+    assert weight_bytes(c, "fp8")[1] == weight_bytes(c, "int8")[1] == lin + 4 * rows + head + 2 * c.dim
+    assert weight_bytes(c, "int4", 128)[1] == lin // 2 + 4 * groups + head + 2 * c.dim
+    assert weight_bytes(c, "int4", 128, quant_head=True)[1] == (
+        lin // 2 + 4 * groups + c.vocab_size * c.dim // 2 + 4 * c.vocab_size * c.dim // 128 + 2 * c.dim)
+    assert matrix_bytes(4096, 4096, "int4", -1) == 4096 * 2048 + 4 * 4096
+    f16, f4 = decode_floor(c), decode_floor(c, "int4")
+    assert f4["floor_ms"] == pytest.approx(f4["bytes_per_token"] / 4.24e12 * 1e3)
+    assert 3.4 < f16["floor_ms"] / f4["floor_ms"] < 3.7  # 16 bits vs 4 bits + 0.25 bit of scale and zero
+
+
+def _nvcc(args, tmp):
+    fmt, arch, bf16, cfg = args
+    w, u, ks = cfg
+    out = tmp / f"q{fmt}_{arch}_{bf16}_{w}_{u}_{ks}.cubin"
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={fmt}",
+           f"-DQG_WARPS={w}", f"-DQG_UNROLL={u}", f"-DQG_KSPLIT={ks}", "-o", str(out),
+           str(kernel_dir() / "gemv_quant.cu")] + (["-DCG_BF16"] if bf16 else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return " ".join(cmd), r.returncode, r.stderr
+
+
+def test_every_quant_kernel_config_compiles(tmp_path):
+    """fp8 and int8 in both archs and dtypes (int4 at defaults is in test_kernels_compile.py), and every launch
+    shape the plan can pick for int4 and fp8. Compiles run two at a time (CI has two cores)."""
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    default = (16, 2, 1)
+    jobs = [(f, a, b, default) for f in (1, 2) for a in ("sm_90", "sm_80") for b in (False, True)]
+    shapes = {gemv_plan.plan_for("int4").gemv_config("qgemv_silu", 4096, p) for p in (100, 1000, 5000)}
+    jobs += [(3, "sm_90", False, s) for s in sorted(shapes - {default})]
+    with ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(lambda j: _nvcc(j, tmp_path), jobs))
+    bad = [f"{cmd}\n{err}" for cmd, rc, err in results if rc != 0]
+    assert not bad, "\n".join(bad)
+
+
+def test_unquantizable_tensor_is_named():
+    from cugraphllm.errors import ConfigError
+    from cugraphllm.gpu.quant_upload import check_shapes
+    check_shapes([("layers.0.wo", (64, 256))], "int4", 128)
+    with pytest.raises(ConfigError, match=r"layers\.3\.w2 \[64, 172\].*divide"):
+        check_shapes([("layers.0.wo", (64, 256)), ("layers.3.w2", (64, 172))], "int4", 128)
+    with pytest.raises(ConfigError, match="int4"):
+        check_shapes([("output", (512, 64))], "int4", 48)
+    with pytest.raises(ConfigError, match="supported"):
+        check_shapes([("output", (512, 64))], "int2", 128)
