@@ -91,8 +91,9 @@ def test_smem_limit_raised_once_per_device_and_grows(dev):
 def test_kernel_cache_is_per_device(dev, monkeypatch):
     made = []
 
-    def fake_get_function(file, kernel, defines=None, options=()):
-        made.append((dev.id, file, kernel, tuple(sorted((defines or {}).items()))))
+    def fake_get_function(file, kernel, defines=None, options=(), dtype=None):
+        defines = {**(defines or {}), **cuda_kernels.dtype_defines(dtype)}
+        made.append((dev.id, file, kernel, tuple(sorted(defines.items()))))
         return FakeRawKernel(dev, kernel)
 
     monkeypatch.setattr(cuda_kernels, "get_function", fake_get_function)
