@@ -72,23 +72,31 @@ def _find_tokenizer(tokenizer, near: Path) -> Path | None:
     return models[0] if len(models) == 1 else None
 
 
-def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool | None = None) -> Checkpoint:
+def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool | None = None,
+                    quant=None) -> Checkpoint:
     """Load a Hugging Face folder or a llama2.c .bin (a file, or a folder holding one).
 
     progress: True/False, or None = only for checkpoints above 1 GB (lines on stderr).
+    quant: a quant.QuantSpec to quantize at load (layer by layer); GPTQ / AWQ / our quantized folders load
+    quantized without it (passing it for them is an error).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     kind, arg = parse_model_arg(path)
     if kind == "dummy":
-        return dummy_checkpoint(arg, dtype=dtype)
+        ck = dummy_checkpoint(arg, dtype=dtype)
+        if quant is not None:
+            from .quant.layers import check_spec, quantize_weights
+            check_spec(ck.config, quant, str(path))
+            ck.weights = quantize_weights(ck.weights, quant)
+        return ck
     path = _resolve(arg)
     if path.is_file() and path.suffix in (".safetensors", ".json"):
         if not is_hf_dir(path.parent):
             raise CheckpointError(f"{path}: no config.json beside it (a Hugging Face folder needs one)")
         path = path.parent  # a file inside a Hugging Face folder: load the folder
     if is_hf_dir(path):
-        cfg, weights = load_hf(path, dtype, progress)
+        cfg, weights = load_hf(path, dtype, progress, quant)
         return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path), "hf")
     if path.is_dir():
         bins = [p for p in sorted(path.glob("*.bin")) if looks_like_llama2c(p)]
@@ -96,7 +104,7 @@ def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool
             what = "no config.json and no" if not bins else f"{len(bins)} llama2.c files and no"
             raise CheckpointError(f"{path}: {what} llama2.c .bin checkpoint (folder without weights)")
         path = bins[0]
-    cfg, weights = load_llama2c(path, dtype, progress)
+    cfg, weights = load_llama2c(path, dtype, progress, quant)
     return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path.parent), "llama2c")
 
 

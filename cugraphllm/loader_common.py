@@ -133,8 +133,13 @@ class Progress:
 
 
 def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dtype: str,
-                  progress: Progress, permuted: bool) -> Weights:
-    """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order."""
+                  progress: Progress, permuted: bool, quant=None) -> Weights:
+    """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order.
+    quant (a quant.QuantSpec): each layer is quantized as soon as it is built (quant/layers.py), so the model
+    never exists unquantized in full."""
+    if quant is not None:
+        from .quant.layers import check_spec
+        check_spec(cfg, quant, progress.source)
     mat = np.dtype(dtype)
     f32 = np.dtype(np.float32)
 
@@ -161,8 +166,14 @@ def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dt
             ffn_norm=one("ffn_norm", i, f32),
             w13=fused(("w1", "w3"), i, (0, 0)),
             w2=one("w2", i)))
+        if quant is not None:
+            from .quant.layers import quantize_layer
+            layers[-1] = quantize_layer(layers[-1], quant)
     norm = one("norm", None, f32)
     output = tok if cfg.tie_embeddings else one("output")
     w = Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output)
+    if quant is not None:
+        from .quant.layers import quantize_head
+        w = quantize_head(w, quant)
     progress.done(w.nbytes())
     return w

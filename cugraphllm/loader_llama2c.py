@@ -66,7 +66,7 @@ def _layout(cfg: ModelConfig) -> list[tuple[str, tuple]]:
     return items
 
 
-def load_llama2c(path: Path, dtype: str, progress: bool | None) -> tuple[ModelConfig, object]:
+def load_llama2c(path: Path, dtype: str, progress: bool | None, quant=None) -> tuple[ModelConfig, object]:
     cfg, size = read_header(path)
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -83,5 +83,6 @@ def load_llama2c(path: Path, dtype: str, progress: bool | None) -> tuple[ModelCo
         return Tensor(arr, f"{path}: tensor '{name}{suffix}'")
 
     show = progress if progress is not None else size > (1 << 30)
-    weights = build_weights(cfg, get, dtype, Progress(show, str(path), cfg.n_layers), permuted=False)
+    weights = build_weights(cfg, get, dtype, Progress(show, str(path), cfg.n_layers), permuted=False,
+                            quant=quant)
     return cfg, weights

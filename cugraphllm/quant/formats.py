@@ -16,6 +16,16 @@ Two optional per-layer vectors, both in packed column order j (absent: identity 
 - perm  int32 [K]: packed column j multiplies activation element perm[j] (GPTQ desc_act, made group-contiguous at load);
 - gain  float32 [K]: activation scale applied before the product (an RMSNorm gain that could not be folded into W).
 So y[n] = sum_j Wq[n, j] * gain[j] * x[perm[j]], with Wq the dequantized packed matrix.
+
+Norm gains (decided with the NumPy reference engine; every loader follows it): a LayerWeights norm field that feeds
+a QuantLinear holds ONES after load, and the RMSNorm gain lives in the QuantLinear itself:
+- quantize at load / our saved folders: folded into the weights BEFORE quantizing, W' = Q(W * gain) (fp32
+  product), gain None -- the same fold gpu/state.py upload_weights applies to 16-bit matrices;
+- GPTQ / AWQ: int4 weights cannot absorb it, so QuantLinear.gain = the norm's gain in packed order (None when
+  all ones). attention_norm -> wqkv, ffn_norm -> w13, norm -> output (only when the LM head is quantized).
+A 16-bit consumer keeps its gain in the norm field as before. The reference computes rmsnorm(x, ones) and then
+y = dequantize(ql) @ x (gain and perm applied), so both forms give the same numbers on every backend.
+int4 zeros are integers 0..15, or 16 for GPTQ v1 checkpoints (stored zero - 1 = 15 unpacks to 16).
 """
 from __future__ import annotations
 
