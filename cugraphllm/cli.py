@@ -112,7 +112,7 @@ def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: f
 
 def build_parser() -> argparse.ArgumentParser:
     top = _Parser(prog="cugraphllm", description="Low-latency LLaMA-2 inference: CUDA graphs + Numba "
-                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench.")
+                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench, quantize.")
     sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench,quantize}",
                              parser_class=_Parser)
     gen = sub.add_parser("generate", help="complete a prompt, streamed to stdout",

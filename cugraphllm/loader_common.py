@@ -132,14 +132,21 @@ class Progress:
             print(f"loaded {self.source}: {nbytes / 1e9:.2f} GB in {dt:.1f} s", file=sys.stderr, flush=True)
 
 
+def _quantizer(cfg: ModelConfig, quant, source: str):
+    """(per-layer, whole-model) transforms of quantize at load; identities without quant."""
+    if quant is None:
+        return (lambda lw: lw), (lambda w: w)
+    from .quant.layers import check_spec, quantize_head, quantize_layer
+    check_spec(cfg, quant, source)  # before anything is read
+    return (lambda lw: quantize_layer(lw, quant)), (lambda w: quantize_head(w, quant))
+
+
 def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dtype: str,
                   progress: Progress, permuted: bool, quant=None) -> Weights:
     """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order.
     quant (a quant.QuantSpec): each layer is quantized as soon as it is built (quant/layers.py), so the model
     never exists unquantized in full."""
-    if quant is not None:
-        from .quant.layers import check_spec
-        check_spec(cfg, quant, progress.source)
+    layer_fn, model_fn = _quantizer(cfg, quant, progress.source)
     mat = np.dtype(dtype)
     f32 = np.dtype(np.float32)
 
@@ -159,21 +166,15 @@ def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dt
     layers = []
     for i in range(cfg.n_layers):
         progress.layer(i)
-        layers.append(LayerWeights(
+        layers.append(layer_fn(LayerWeights(
             attention_norm=one("attention_norm", i, f32),
             wqkv=fused(("wq", "wk", "wv"), i, qk),
             wo=one("wo", i),
             ffn_norm=one("ffn_norm", i, f32),
             w13=fused(("w1", "w3"), i, (0, 0)),
-            w2=one("w2", i)))
-        if quant is not None:
-            from .quant.layers import quantize_layer
-            layers[-1] = quantize_layer(layers[-1], quant)
+            w2=one("w2", i))))
     norm = one("norm", None, f32)
     output = tok if cfg.tie_embeddings else one("output")
-    w = Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output)
-    if quant is not None:
-        from .quant.layers import quantize_head
-        w = quantize_head(w, quant)
+    w = model_fn(Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output))
     progress.done(w.nbytes())
     return w

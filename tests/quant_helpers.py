@@ -75,9 +75,10 @@ def int4_ints(w, g, sym, desc_act, rng):
     return q, z, s, g_idx
 
 
-def write_int4_folder(out, cfg, w, method, g, sym=False, desc_act=False, v1=True, seed=0, skip=()):
+def write_int4_folder(out, cfg, w, method, g, sym=False, desc_act=False, v1=True, seed=0, skip=(), head=False):
     """A GPTQ / AWQ folder of the fp32 Weights `w` (ours: interleaved RoPE, fused): each linear of HF order is
-    quantized to known integers and packed; `skip` names HF module suffixes (e.g. "mlp.down_proj") stored 16-bit.
+    quantized to known integers and packed; `skip` names HF module suffixes (e.g. "mlp.down_proj") stored 16-bit;
+    head: lm_head quantized too (GPTQ's lm_head option).
     Returns {hf module name: float64 dense matrix in HF row order} (None for 16-bit modules)."""
     rng = np.random.default_rng(seed)
     D, KV, F = cfg.dim, cfg.kv_dim, cfg.hidden_dim
@@ -106,7 +107,11 @@ def write_int4_folder(out, cfg, w, method, g, sym=False, desc_act=False, v1=True
         tensors[pre + "input_layernorm.weight"] = np.asarray(lw.attention_norm, np.float32)
         tensors[pre + "post_attention_layernorm.weight"] = np.asarray(lw.ffn_norm, np.float32)
     tensors["model.norm.weight"] = np.asarray(w.norm, np.float32)
-    if not cfg.tie_embeddings:
+    if head:
+        q, z, s, g_idx = int4_ints(np.asarray(w.output, np.float32), g, sym, False, rng)
+        tensors.update({f"lm_head.{k}": v for k, v in pack_gptq(q, z, s, g_idx, v1).items()})
+        want["lm_head"] = dense(q, z, s, g_idx)
+    elif not cfg.tie_embeddings:
         tensors["lm_head.weight"] = np.asarray(w.output, np.float32)
     out.mkdir(parents=True, exist_ok=True)
     write_safetensors_typed(out / "model.safetensors", tensors)

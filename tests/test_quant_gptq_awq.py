@@ -76,6 +76,23 @@ def test_int4_folder_dequantizes_exactly(tmp_path, method, g, sym, desc_act, v1)
     np.testing.assert_array_equal(got.output, w.output)
 
 
+def test_gptq_quantized_lm_head(tmp_path):
+    """GPTQ with lm_head quantized: the final norm's gain moves into the head's QuantLinear."""
+    w = _small_weights()
+    want = write_int4_folder(tmp_path, SMALL, w, "gptq", 32, head=True)
+    got = load_checkpoint(tmp_path).weights
+    assert isinstance(got.output, QuantLinear) and not isinstance(got.tok_embeddings, QuantLinear)
+    np.testing.assert_array_equal(got.norm, 1)
+    np.testing.assert_array_equal(dequantize(got.output), want["lm_head"] * w.norm.astype(np.float64)[None, :])
+
+
+def test_fused_linears_must_share_a_format(tmp_path):
+    write_int4_folder(tmp_path, SMALL, _small_weights(), "gptq", 32, skip=("self_attn.k_proj",))
+    with pytest.raises(CheckpointError, match=r"tensor 'model.layers.0.self_attn.k_proj': stored 16-bit while "
+                                              r"model.layers.0.self_attn.q_proj is quantized"):
+        load_checkpoint(tmp_path)
+
+
 def test_gptq_v1_zero_wraps_to_16(tmp_path):
     """v1 stores zero - 1: a stored 15 is a zero point of 16 (the value every GPTQ v1 kernel uses)."""
     w = _small_weights()

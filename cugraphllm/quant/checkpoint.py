@@ -107,50 +107,54 @@ def _check_names(cfg: ModelConfig, located: dict) -> None:
                                   "layers; quantized linears hold qweight, qzeros, scales, g_idx)")
 
 
+def _plain(ts: Tensors, cfg: ModelConfig, name: str, layer, dtype, heads: int = 0) -> np.ndarray:
+    t = ts.tensor(hf_name(name, layer))
+    _check(cfg, name, t)
+    return fuse([(t, heads)], np.dtype(dtype))
+
+
+def _linear(ts: Tensors, cfg: ModelConfig, qc: dict, dtype, names, layer, heads, gain):
+    """(fused matrix, whether it took the gain) for q|k|v, gate|up or one linear: int4 when its modules hold
+    qweight (q/k rows un-permuted per head), else 16-bit in dtype."""
+    mods = [_module(n, layer) for n in names]
+    kinds = [ts.has(m + ".qweight") for m in mods]
+    if not any(kinds):
+        parts = [(ts.tensor(m + ".weight"), h) for m, h in zip(mods, heads)]
+        for n, (t, _) in zip(names, parts):
+            _check(cfg, n, t)
+        return fuse(parts, np.dtype(dtype)), False
+    if not all(kinds):
+        raise CheckpointError(f"{ts.where(mods[kinds.index(False)])}: stored 16-bit while "
+                              f"{mods[kinds.index(True)]} is quantized; fused linears must share a format")
+    reader = gptq.read_linear if qc["method"] == "gptq" else awq.read_linear
+    parts = [reader(ts, m, *expected_shape(cfg, n), qc) for m, n in zip(mods, names)]
+    parts = [p.unpermute_rows(h) if h else p for p, h in zip(parts, heads)]
+    return fuse_int4(parts, "/".join(m.rsplit(".", 1)[-1] for m in mods), gain), gain is not None
+
+
 def load_int4_hf(folder: Path, cfg: ModelConfig, located: dict, qc: dict, dtype: str, show: bool) -> Weights:
     """Weights of a GPTQ or AWQ folder: int4 linears repacked into our layout, the rest in `dtype`."""
     _check_names(cfg, located)
     ts = Tensors(located, qc["source"])
-    reader = gptq.read_linear if qc["method"] == "gptq" else awq.read_linear
-
-    def plain(name, layer, dt, heads=0):
-        t = ts.tensor(hf_name(name, layer))
-        _check(cfg, name, t)
-        return fuse([(t, heads)], np.dtype(dt))
-
-    def linear(names, layer, heads, gain):
-        """(fused matrix, whether it holds the gain) for q|k|v, gate|up or a single linear."""
-        mods = [_module(n, layer) for n in names]
-        kinds = [ts.has(m + ".qweight") for m in mods]
-        if not any(kinds):
-            parts = [(ts.tensor(m + ".weight"), h) for m, h in zip(mods, heads)]
-            for n, (t, _) in zip(names, parts):
-                _check(cfg, n, t)
-            return fuse(parts, np.dtype(dtype)), False
-        if not all(kinds):
-            raise CheckpointError(f"{ts.where(mods[kinds.index(False)])}: stored 16-bit while "
-                                  f"{mods[kinds.index(True)]} is quantized; fused linears must share a format")
-        parts = [reader(ts, m, *expected_shape(cfg, n), qc) for m, n in zip(mods, names)]
-        parts = [p.unpermute_rows(h) if h else p for p, h in zip(parts, heads)]
-        return fuse_int4(parts, "/".join(m.rsplit(".", 1)[-1] for m in mods), gain), gain is not None
-
     progress = Progress(show, str(folder), cfg.n_layers)
-    tok = plain("tok_embeddings", None, dtype)
+    tok = _plain(ts, cfg, "tok_embeddings", None, dtype)
     layers = []
     for i in range(cfg.n_layers):
         progress.layer(i)
-        an, fn = plain("attention_norm", i, np.float32), plain("ffn_norm", i, np.float32)
-        wqkv, a_in = linear(("wq", "wk", "wv"), i, (cfg.n_heads, cfg.n_kv_heads, 0), an)
-        w13, f_in = linear(("w1", "w3"), i, (0, 0), fn)
-        layers.append(LayerWeights(attention_norm=np.ones_like(an) if a_in else an, wqkv=wqkv,
-                                   wo=linear(("wo",), i, (0,), None)[0], ffn_norm=np.ones_like(fn) if f_in else fn,
-                                   w13=w13, w2=linear(("w2",), i, (0,), None)[0]))
-    norm = plain("norm", None, np.float32)
+        an, fn = _plain(ts, cfg, "attention_norm", i, np.float32), _plain(ts, cfg, "ffn_norm", i, np.float32)
+        wqkv, a_in = _linear(ts, cfg, qc, dtype, ("wq", "wk", "wv"), i, (cfg.n_heads, cfg.n_kv_heads, 0), an)
+        w13, f_in = _linear(ts, cfg, qc, dtype, ("w1", "w3"), i, (0, 0), fn)
+        layers.append(LayerWeights(
+            attention_norm=np.ones_like(an) if a_in else an, wqkv=wqkv,
+            wo=_linear(ts, cfg, qc, dtype, ("wo",), i, (0,), None)[0],
+            ffn_norm=np.ones_like(fn) if f_in else fn, w13=w13,
+            w2=_linear(ts, cfg, qc, dtype, ("w2",), i, (0,), None)[0]))
+    norm = _plain(ts, cfg, "norm", None, np.float32)
     if ts.has("lm_head.qweight"):
-        output, n_in = linear(("output",), None, (0,), norm)
+        output, n_in = _linear(ts, cfg, qc, dtype, ("output",), None, (0,), norm)
         norm = np.ones_like(norm) if n_in else norm
     else:
-        output = plain("output", None, dtype) if ts.has("lm_head.weight") else tok
+        output = _plain(ts, cfg, "output", None, dtype) if ts.has("lm_head.weight") else tok
     w = Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output)
     progress.done(w.nbytes())
     return w
