@@ -95,6 +95,24 @@ def test_saved_folder_loads_without_requantization(tmp_path, small_hf, stories_d
             load_checkpoint(out, quant=QuantSpec("int8"))
 
 
+@pytest.mark.parametrize("tensor,fn,words", [
+    ("layers.0.wo.scales", lambda a: np.where(np.arange(a.size) == 3, 0, a).astype(a.dtype),
+     r"tensor 'layers.0.wo.qweight': 1 scales are NaN, Inf or 0 \(first at \[3\]: 0.0\); supported: finite non-zero"),
+    ("layers.1.w13.qweight", lambda a: a[:, :-1], r"tensor 'layers.1.w13.qweight': qweight has shape \[344, 63\], "
+                                                  r"expected \[344, 64\] for int8 \[344, 64\]"),
+])
+def test_saved_folder_bad_tensors(tmp_path, stories_dir, tensor, fn, words):
+    from cugraphllm.safetensors_io import SafetensorsFile, write_safetensors_typed
+    out = quantize_model(stories_dir / "stories260K.bin", tmp_path / "q", "int8", progress=False)
+    f = SafetensorsFile(out / "model.safetensors")
+    tensors = {n: np.array(f.raw(n, ints=True)) for n in f.tensors}
+    del f
+    tensors[tensor] = fn(tensors[tensor])
+    write_safetensors_typed(out / "model.safetensors", tensors)
+    with pytest.raises(CheckpointError, match="model.safetensors: " + words):
+        load_checkpoint(out)
+
+
 def test_quantize_at_load_is_layer_by_layer(tmp_path):
     """Peak memory while quantizing at load: the int8 result plus a few fp32 layers of work, below the fp32 model
     (which quantizing after a whole fp32 load would need)."""

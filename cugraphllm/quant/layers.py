@@ -101,7 +101,7 @@ def check_scales(scales: np.ndarray, where: str) -> None:
     s = np.asarray(scales, np.float32)
     bad = ~np.isfinite(s) | (s == 0)
     if bad.any():
-        i = np.unravel_index(int(np.argmax(bad)), s.shape)
+        i = tuple(int(v) for v in np.unravel_index(int(np.argmax(bad)), s.shape))
         raise CheckpointError(f"{where}: {int(bad.sum())} scales are NaN, Inf or 0 (first at {list(i)}: "
                               f"{s[i]}); supported: finite non-zero scales")
 

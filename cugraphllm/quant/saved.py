@@ -131,9 +131,9 @@ def quantize_model(model, out_dir, fmt: str, group_size: int = 128, quant_head: 
     from ..loader import load_checkpoint
     from .layers import QuantSpec
     spec = QuantSpec(fmt, group_size, quant_head)
-    ck = load_checkpoint(model, tokenizer=tokenizer, dtype="float32", progress=progress, quant=spec)
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise CheckpointError(f"{out_dir}: exists and is not a folder")
+    ck = load_checkpoint(model, tokenizer=tokenizer, dtype="float32", progress=progress, quant=spec)
     plain = "float32" if ck.config.dtype == "float32" else "float16"
     out = save_quantized(out_dir, ck.config, ck.weights, fmt, group_size, quant_head, ck.tokenizer_path, plain,
                          progress)
