@@ -16,6 +16,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .errors import ConfigError, ContextLimitError
+from .quant.dense import dequantize_f32
 from .quant.formats import QuantLinear, dequantize
 from .weights import Weights
 
@@ -99,11 +100,12 @@ _DENSE_BUDGET = 1 << 30      # bytes of dequantized matrices kept (stories260K /
 
 def dense(ql: QuantLinear, dtype=np.float32) -> np.ndarray:
     """The effective matrix of a QuantLinear (gain applied, columns in original order) in `dtype`: formats.py's
-    float64 dequantize rounded once, so the NumPy backend has the kernels' numerics. Cached up to a budget."""
+    float64 dequantize rounded once (quant/dense.py computes that in float32), so the NumPy backend has the
+    kernels' numerics. Cached up to a budget."""
     hit = _DENSE.get(id(ql))
     if hit is not None and hit[0] is ql and hit[1] == np.dtype(dtype):
         return hit[2]
-    w = dequantize(ql).astype(dtype)
+    w = dequantize_f32(ql) if np.dtype(dtype) == np.float32 else dequantize(ql).astype(dtype)
     while _DENSE and sum(v[2].nbytes for v in _DENSE.values()) + w.nbytes > _DENSE_BUDGET:
         _DENSE.pop(next(iter(_DENSE)))  # oldest first
     if w.nbytes <= _DENSE_BUDGET:

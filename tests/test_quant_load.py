@@ -172,3 +172,18 @@ def test_cli_quantize_and_errors(tmp_path, stories_dir, capsys):
         assert rc == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], (argv, err)
+
+
+@pytest.mark.parametrize("fmt,g,perm,gain", [("fp8", 0, False, False), ("int8", 0, False, False),
+                                             ("int4", 32, True, True), ("int4", -1, False, True)])
+def test_float32_dequantize_equals_rounded_float64(fmt, g, perm, gain):
+    """quant/dense.py (the NumPy backend's fast path) == formats.dequantize rounded once, bit for bit."""
+    from cugraphllm.quant.dense import dequantize_f32
+    rng = np.random.default_rng([3, g + 1])
+    N, K = 2100, 352  # more rows than one step of dense.py, K = 11 * 32
+    ql = quantize(rng.standard_normal((N, K)).astype(np.float32) * rng.uniform(0.01, 2, (N, 1)), fmt, g)
+    if perm:
+        ql.perm = rng.permutation(K).astype(np.int32)
+    if gain:
+        ql.gain = rng.uniform(0.2, 3, K).astype(np.float32)
+    np.testing.assert_array_equal(dequantize_f32(ql), dequantize(ql).astype(np.float32))
