@@ -187,3 +187,15 @@ def test_float32_dequantize_equals_rounded_float64(fmt, g, perm, gain):
     if gain:
         ql.gain = rng.uniform(0.2, 3, K).astype(np.float32)
     np.testing.assert_array_equal(dequantize_f32(ql), dequantize(ql).astype(np.float32))
+
+
+def test_pack_int4_layout():
+    """formats.pack_int4 (byte-wise since this change) against the layout, element by element."""
+    from cugraphllm.quant.formats import pack_int4, unpack_int4
+    q = np.random.default_rng(8).integers(0, 16, (13, 88)).astype(np.uint8)
+    packed = pack_int4(q)
+    assert packed.dtype == np.uint32 and packed.shape == (13, 11)
+    for n in range(13):
+        for k in range(88):
+            assert (int(packed[n, k // 8]) >> (4 * (k % 8))) & 0xF == q[n, k]
+    np.testing.assert_array_equal(unpack_int4(packed), q)

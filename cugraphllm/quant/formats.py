@@ -95,21 +95,30 @@ def fp8_e4m3_encode(x: np.ndarray) -> np.ndarray:
 
 
 def fp8_e4m3_encode_f32(x: np.ndarray) -> np.ndarray:
-    """fp8_e4m3_encode for float32 input by bit arithmetic (40x faster; equal on every finite float32, tested):
+    """fp8_e4m3_encode for float32 input by bit arithmetic (~50x faster; equal on every finite float32, tested):
     normals round the float32 mantissa to 3 bits, ties to even, and rebias the exponent; below 2**-6 the code
-    is the subnormal count rint(a * 2**9) (8 = the smallest normal, so the carry is right)."""
-    x = np.asarray(x, dtype=np.float32)
-    a = np.minimum(np.abs(x), np.float32(FP8_MAX))
+    is the subnormal count rint(a * 2**9) (8 = the smallest normal, so the carry is right). In chunks of 1M."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    flat, out = x.reshape(-1), np.empty(x.size, np.uint8)
+    for i in range(0, flat.size, 1 << 20):
+        out[i:i + (1 << 20)] = _encode_chunk(flat[i:i + (1 << 20)])
+    return out.reshape(x.shape)
+
+
+def _encode_chunk(x: np.ndarray) -> np.ndarray:
+    a = np.abs(x)
+    np.minimum(a, np.float32(FP8_MAX), out=a)
     bits = a.view(np.uint32)
-    code = (bits >> 20) & np.uint32(1)
+    code = bits >> 20
+    code &= np.uint32(1)
     code += bits
     code += np.uint32(0x7FFFF)
-    code >>= 20                                   # 8-bit exponent | 3-bit mantissa, rounded
+    code >>= 20                                   # 8-bit exponent | 3-bit mantissa, rounded to nearest even
     code -= np.uint32((127 - 7) << 3)             # rebias (wraps below 2**-6: replaced next)
-    small = a < np.float32(2.0 ** -6)
-    code[small] = np.rint(a[small] * np.float32(512.0)).astype(np.uint32)   # exact: a power-of-two scale
+    sub = np.rint(a * np.float32(512.0)).astype(np.uint32)   # exact: a power-of-two scale
+    np.copyto(code, sub, where=a < np.float32(2.0 ** -6))
     out = code.astype(np.uint8)
-    out[np.signbit(x)] |= 0x80
+    out |= (x.view(np.uint32) >> 24).astype(np.uint8) & np.uint8(0x80)   # the sign bit
     return out
 
 
@@ -122,8 +131,9 @@ def _row_scale(w: np.ndarray, qmax: float) -> np.ndarray:
 def pack_int4(q: np.ndarray) -> np.ndarray:
     """uint8-valued [N, K] (0..15) -> uint32 [N, K // 8], element k at bits 4 * (k % 8) of word k // 8."""
     N, K = q.shape
-    q = q.astype(np.uint32).reshape(N, K // 8, 8)
-    return np.bitwise_or.reduce(q << (4 * np.arange(8, dtype=np.uint32)), axis=2).astype(np.uint32)
+    q = np.asarray(q, np.uint8)
+    by = (q[:, 0::2] & 0xF) | ((q[:, 1::2] & 0xF) << 4)   # byte i: elements 2i (low nibble), 2i+1 (high nibble)
+    return np.ascontiguousarray(by).view("<u4").astype(np.uint32).reshape(N, K // 8)
 
 
 def unpack_int4(packed: np.ndarray) -> np.ndarray:
