@@ -301,7 +301,9 @@ def run(args) -> tuple[dict, str]:
         engine = None
         free_memory(backend)
     model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
-             "weight_bytes": config.n_params() * itemsize}
+             "weight_bytes": config.n_params() * itemsize,  # 16-bit size; --quant: see "quant"
+             "quant": None if args.quant is None else {"format": args.quant, "group_size": args.group_size,
+                                                       "quant_head": args.quant_head}}
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
              f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]
