@@ -85,6 +85,10 @@ def _make_engine(source, runtime: RuntimeConfig, progress=None):
         if dummy:
             from .loader import dummy_checkpoint
             source = dummy_checkpoint(config, seed=runtime.seed, dtype="float32")
+            if runtime.quant is not None:
+                from .quant.layers import check_spec, quantize_weights
+                check_spec(config, runtime.quant_spec(), "dummy weights")
+                source.weights = quantize_weights(source.weights, runtime.quant_spec())
         return NumpyEngine(config, source.weights, runtime.max_seq_len)
     try:
         from .gpu.engine import CudaEngine
@@ -198,14 +202,19 @@ class LLM:
 
     @classmethod
     def load(cls, model, tokenizer=None, backend: str = "auto", mode: str = "hybrid", dtype: str = "float16",
-             max_seq_len: int | None = None, seed: int = 0, progress: bool = True) -> "LLM":
+             max_seq_len: int | None = None, seed: int = 0, progress: bool = True, quant: str | None = None,
+             group_size: int = 128, quant_head: bool = False) -> "LLM":
         """model: a Hugging Face folder, a llama2.c .bin, or "dummy:<preset>" (seeded random weights).
         tokenizer: a sentencepiece tokenizer.model (or its folder); default: the one beside the model. It may have
         up to tokenizer.MAX_PADDING fewer pieces than the model's vocabulary (padding ids print nothing).
+        quant: fp8 | int8 | int4 quantizes the weights at load (group_size: int4 columns per group, -1 = per row;
+        quant_head: the LM head too); on cuda on the GPU at upload, on numpy on the host layer by layer.
+        GPTQ / AWQ / our quantized folders load quantized without it.
         `llm.notes` says what was adjusted: a max_seq_len above the model's, a numpy context bounded by memory."""
         from .loader import checkpoint_config, load_checkpoint, parse_model_arg
 
-        runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed)
+        runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed,
+                                quant=quant, group_size=group_size, quant_head=quant_head)
         runtime = replace(runtime, backend=resolve_backend(backend))
         kind, arg = parse_model_arg(model)
         runtime, notes = _plan_context(checkpoint_config(model), runtime)  # before any weight is read
@@ -216,9 +225,11 @@ class LLM:
             # numpy computes in float32; cuda float16 takes float16 host copies; bfloat16 converts from float32
             # (a float16 detour would flush bf16 values below fp16's normal range)
             storage = "float16" if runtime.backend == "cuda" and runtime.dtype == "float16" else "float32"
-            # cuda: matrices stream from the memory map straight into the upload (host RAM bounded by a chunk)
+            # cuda: matrices stream from the memory map straight into the upload (host RAM bounded by a chunk), and
+            # --quant is applied on the GPU there; numpy: quantized on the host as each layer is built
+            cuda = runtime.backend == "cuda"
             source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False,
-                                     lazy=runtime.backend == "cuda")
+                                     lazy=cuda, quant=None if cuda else runtime.quant_spec())
             tok_path = source.tokenizer_path
         if tok_path is None:
             raise TokenizerError(f"{model}: no tokenizer found beside the model; pass tokenizer= "

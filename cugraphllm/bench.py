@@ -143,14 +143,22 @@ def load_source(args, backend: str):
         return ModelConfig.from_preset(what), what + " (random weights)"
     dtype = "float16" if backend == "cuda" and args.dtype == "float16" else "float32"
     t = time.perf_counter()
-    ckpt = load_checkpoint(what, dtype=dtype, progress=False, lazy=backend == "cuda")  # streamed at each upload
+    cuda = backend == "cuda"  # cuda: streamed at each upload and quantized there; numpy: quantized on the host
+    ckpt = load_checkpoint(what, dtype=dtype, progress=False, lazy=cuda,
+                           quant=None if cuda else _runtime_quant(args).quant_spec())
     log(f"loaded {what} in {time.perf_counter() - t:.1f} s")
     return ckpt, Path(what).name
 
 
+def _runtime_quant(args) -> RuntimeConfig:
+    """A RuntimeConfig carrying only the --quant flags (validates them)."""
+    return RuntimeConfig(quant=args.quant, group_size=args.group_size, quant_head=args.quant_head)
+
+
 def make_engine(source, backend: str, mode: str, args, max_seq: int):
     from .api import _make_engine
-    runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed)
+    runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed,
+                            quant=args.quant, group_size=args.group_size, quant_head=args.quant_head)
     t = time.perf_counter()
     engine = _make_engine(source, runtime)
     wall = time.perf_counter() - t
@@ -256,6 +264,10 @@ def parse_args(argv):
                    help="cuda runtime modes to measure, comma-separated (eager, graph, hybrid)")
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"),
                    help="GPU storage dtype of weights, activations and KV cache")
+    p.add_argument("--quant", default=None, choices=("fp8", "int8", "int4"),
+                   help="quantize the weights at load (dummy weights too)")
+    p.add_argument("--group-size", type=int, default=128, help="int4 columns per group (-1: one per row)")
+    p.add_argument("--quant-head", action="store_true", help="quantize the LM head too")
     p.add_argument("--prompt-lens", default=PAPER_LENS,
                    help="comma-separated prompt lengths in tokens (the paper's)")
     p.add_argument("--new-tokens", type=int, default=128,
@@ -344,7 +356,9 @@ def run(args) -> tuple[dict, str]:
         free_memory(backend)
     model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
              "weight_bytes": config.n_params() * itemsize if floor["format"] == "16-bit" else floor["device_bytes"],
-             "decode_floor": floor}
+             "decode_floor": floor,
+             "quant": None if args.quant is None else {"format": args.quant, "group_size": args.group_size,
+                                                       "quant_head": args.quant_head}}
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
              f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]

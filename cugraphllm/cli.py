@@ -77,6 +77,22 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="context to allocate, in tokens (default and maximum: the model's; on numpy at most what "
                         "memory holds)")
     g.add_argument("-q", "--quiet", action="store_true", help="no status lines or timings on stderr")
+    _add_quant_flags(p)
+
+
+GROUP = _checked(int, lambda v: v == -1 or (v > 0 and v % 8 == 0), "-1 or a positive multiple of 8")
+
+
+def _add_quant_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("quantized weights")
+    g.add_argument("--quant", choices=("fp8", "int8", "int4"), required=required,
+                   help="quantize the weights at load (round to nearest; norm gains folded first): fp8 e4m3 or "
+                        "int8 with a scale per row, int4 with a scale and zero per group. GPTQ / AWQ folders "
+                        "load quantized without it")
+    g.add_argument("--group-size", type=GROUP, default=128, metavar="G",
+                   help="int4: input columns per group (default 128; -1 = one group per row)")
+    g.add_argument("--quant-head", action="store_true",
+                   help="quantize the LM head too (the embedding always stays 16-bit)")
 
 
 def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: float, top_p: float) -> None:
@@ -100,9 +116,9 @@ def _add_sampling_flags(p: argparse.ArgumentParser, max_new: int, temperature: f
 
 def build_parser() -> argparse.ArgumentParser:
     top = _Parser(prog="cugraphllm", description="Low-latency LLaMA-2 inference: CUDA graphs + Numba "
-                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench, serve.")
+                  "attention on one GPU, NumPy reference on the CPU. Commands: generate, chat, bench, serve, quantize.")
     top.add_argument("--version", action="version", version=f"cugraphllm {__version__}")
-    sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench,serve}",
+    sub = top.add_subparsers(dest="command", required=True, metavar="{generate,chat,bench,serve,quantize}",
                              parser_class=_Parser)
     gen = sub.add_parser("generate", help="complete a prompt, streamed to stdout",
                          description="Complete --prompt and stream the text to stdout; tokens/s on stderr.")
@@ -127,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_flags(chat, max_new=512, temperature=0.6, top_p=0.9)
     sub.add_parser("bench", add_help=False, help="benchmarks (python -m cugraphllm bench --help)")
     _add_serve_parser(sub)
+    qz = sub.add_parser("quantize", help="write a quantized copy of a model (loads with no requantization)",
+                        description="Quantize --model and write a safetensors folder in cugraphllm's packed "
+                                    "layout (config.json with a cugraphllm quantization_config) to --out.")
+    qz.add_argument("--model", required=True, metavar="PATH", help="a Hugging Face folder or a llama2.c .bin")
+    qz.add_argument("--tokenizer", metavar="PATH", help="tokenizer.model to copy (default: the one beside it)")
+    qz.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    qz.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_quant_flags(qz, required=True)
     return top
 
 
@@ -151,7 +175,8 @@ def _load(args):
     t0 = time.perf_counter()  # no "loading" line first: a bad path must give exactly one line on stderr
     model = default_model(args.model, lambda text: _status(args, text))
     llm = LLM.load(model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
-                   max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet)
+                   max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet, quant=args.quant,
+                   group_size=args.group_size, quant_head=args.quant_head)
     c = llm.config
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
                   f"{c.n_heads}/{c.n_kv_heads} heads, vocab {c.vocab_size}; backend {llm.runtime.backend}, "
@@ -251,6 +276,13 @@ def cmd_serve(args) -> int:
     return serve(_load(args), args, lambda text: _status(args, text))
 
 
+def cmd_quantize(args) -> int:
+    from .quant.saved import quantize_model
+    quantize_model(args.model, args.out, args.quant, args.group_size, args.quant_head, args.tokenizer,
+                   progress=not args.quiet)
+    return 0
+
+
 def cmd_bench(argv: list[str]) -> int:
     if importlib.util.find_spec("cugraphllm.bench") is None:
         sys.stderr.write("error: bench: the benchmark module cugraphllm.bench is not part of this build\n")
@@ -272,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["bench"]:
             return cmd_bench(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"generate": cmd_generate, "chat": cmd_chat, "serve": cmd_serve}[args.command](args)
+        return {"generate": cmd_generate, "chat": cmd_chat, "serve": cmd_serve,
+                "quantize": cmd_quantize}[args.command](args)
     except CugraphError as err:
         sys.stderr.write(f"error: {_one_line(err)}\n")
         return EXIT_USAGE

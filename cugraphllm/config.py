@@ -166,6 +166,9 @@ class RuntimeConfig:
     mode: str = "hybrid"         # eager | graph | hybrid (cuda backend only)
     max_seq_len: int | None = None  # context to allocate; None = the model's max_seq_len
     seed: int = 0
+    quant: str | None = None     # quantize at load: fp8 | int8 | int4 (None: as stored)
+    group_size: int = 128        # int4 columns per group; -1 = one group per row
+    quant_head: bool = False     # quantize the LM head too (the embedding always stays 16-bit)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -177,6 +180,14 @@ class RuntimeConfig:
         m = self.max_seq_len
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m <= 0):
             raise ConfigError(f"max_seq_len must be a positive integer, got {m!r}")
+        self.quant_spec()  # validates quant / group_size
+
+    def quant_spec(self):
+        """The quant.QuantSpec of quantize-at-load, or None."""
+        if self.quant is None:
+            return None
+        from .quant.layers import QuantSpec
+        return QuantSpec(self.quant, self.group_size, self.quant_head)
 
     def context(self, model: ModelConfig) -> int:
         return min(self.max_seq_len or model.max_seq_len, model.max_seq_len)

@@ -99,23 +99,31 @@ def checkpoint_config(path) -> ModelConfig:
 
 
 def load_checkpoint(path, tokenizer=None, dtype: str = "float32", progress: bool | None = None,
-                    lazy: bool = False) -> Checkpoint:
+                    lazy: bool = False, quant=None) -> Checkpoint:
     """Load a Hugging Face folder or a llama2.c .bin (a file, or a folder holding one).
 
     progress: True/False, or None = only for checkpoints above 1 GB (lines on stderr).
     lazy: matrices are loader_common.LazyMatrix objects, read from the memory map chunk by chunk when consumed
     (the GPU upload streams them; host RAM stays bounded by a chunk). dummy: ignored (arrays).
+    quant: a quant.QuantSpec to quantize at load on the host (layer by layer; the NumPy backend -- the cuda backend
+    quantizes on the GPU at upload instead); GPTQ / AWQ / our quantized folders load quantized without it (passing
+    it for them is an error).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     kind, arg = parse_model_arg(path)
     if kind == "dummy":
-        return dummy_checkpoint(arg, dtype=dtype)
+        ck = dummy_checkpoint(arg, dtype=dtype)
+        if quant is not None:
+            from .quant.layers import check_spec, quantize_weights
+            check_spec(ck.config, quant, str(path))
+            ck.weights = quantize_weights(ck.weights, quant)
+        return ck
     kind, path = _locate(arg)
     if kind == "hf":
-        cfg, weights = load_hf(path, dtype, progress, lazy)
+        cfg, weights = load_hf(path, dtype, progress, lazy, quant)
         return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path), "hf")
-    cfg, weights = load_llama2c(path, dtype, progress, lazy)
+    cfg, weights = load_llama2c(path, dtype, progress, lazy, quant)
     return Checkpoint(cfg, weights, _find_tokenizer(tokenizer, path.parent), "llama2c")
 
 

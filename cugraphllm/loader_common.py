@@ -199,10 +199,23 @@ class Progress:
             print(f"loaded {self.source}: {nbytes / 1e9:.2f} GB in {dt:.1f} s", file=sys.stderr, flush=True)
 
 
+def _quantizer(cfg: ModelConfig, quant, source: str):
+    """(per-layer, whole-model) transforms of quantize at load; identities without quant."""
+    if quant is None:
+        return (lambda lw: lw), (lambda w: w)
+    from .quant.layers import check_spec, quantize_head, quantize_layer
+    check_spec(cfg, quant, source)  # before anything is read
+    return (lambda lw: quantize_layer(lw, quant)), (lambda w: quantize_head(w, quant))
+
+
 def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dtype: str,
-                  progress: Progress, permuted: bool, lazy: bool = False) -> Weights:
+                  progress: Progress, permuted: bool, lazy: bool = False, quant=None) -> Weights:
     """Assemble Weights from `get(name, layer)`; `permuted`: q/k rows are in HF rotate-half order; `lazy`: matrices
-    are LazyMatrix objects (nothing is read yet; norms, 1-D, are read now)."""
+    are LazyMatrix objects (nothing is read yet; norms, 1-D, are read now). quant (a quant.QuantSpec): each layer is
+    quantized as soon as it is built (quant/layers.py), so the model never exists unquantized in full (not lazy)."""
+    if lazy and quant is not None:
+        raise ValueError("build_weights: lazy loading and host quantization exclude each other")
+    layer_fn, model_fn = _quantizer(cfg, quant, progress.source)
     mat = np.dtype(dtype)
     f32 = np.dtype(np.float32)
 
@@ -223,16 +236,16 @@ def build_weights(cfg: ModelConfig, get: Callable[[str, int | None], Tensor], dt
     for i in range(cfg.n_layers):
         if not lazy:
             progress.layer(i)
-        layers.append(LayerWeights(
+        layers.append(layer_fn(LayerWeights(
             attention_norm=one("attention_norm", i, f32),
             wqkv=fused(("wq", "wk", "wv"), i, qk),
             wo=one("wo", i),
             ffn_norm=one("ffn_norm", i, f32),
             w13=fused(("w1", "w3"), i, (0, 0)),
-            w2=one("w2", i)))
+            w2=one("w2", i))))
     norm = one("norm", None, f32)
     output = tok if cfg.tie_embeddings else one("output")
-    w = Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output)
+    w = model_fn(Weights(tok_embeddings=tok, layers=layers, norm=norm, output=output))
     if not lazy:  # a lazy load reads at upload time, which reports its own progress
         progress.done(w.nbytes())
     return w

@@ -107,12 +107,22 @@ def _tensor(f: SafetensorsFile, name: str) -> Tensor:
     return Tensor(raw, where, release=f.release)
 
 
-def load_hf(folder: Path, dtype: str, progress: bool | None, lazy: bool = False) -> tuple[ModelConfig, object]:
+def load_hf(folder: Path, dtype: str, progress: bool | None, lazy: bool = False,
+            quant=None) -> tuple[ModelConfig, object]:
     located = _locate(folder)  # first: "no weights here" is the more useful message for a bare folder
     try:
         cfg = ModelConfig.from_hf_json(folder / "config.json")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
+    total = sum(f.size for f in {id(f): f for f in located.values()}.values())
+    show = progress if progress is not None else total > (1 << 30)
+    from .quant.checkpoint import find_quant_config, load_quantized
+    qc = find_quant_config(folder)  # GPTQ / AWQ / ours: a quantized folder has its own tensor names
+    if qc is not None:
+        if quant is not None:
+            raise CheckpointError(f"{qc['source']}: the model is already quantized ({qc['method']}); --quant "
+                                  "quantizes 16/32-bit checkpoints only: drop --quant")
+        return load_quantized(folder, cfg, located, qc, dtype, show)
     if "lm_head.weight" not in located and not cfg.tie_embeddings:
         cfg = cfg.with_(tie_embeddings=True)  # absent classifier: HF would tie it to the embedding
     _check_names(cfg, located)
@@ -125,9 +135,8 @@ def load_hf(folder: Path, dtype: str, progress: bool | None, lazy: bool = False)
             raise CheckpointError(f"{label}: missing tensor {key!r}")
         return _tensor(located[key], key)
 
-    total = sum(f.size for f in {id(f): f for f in located.values()}.values())
-    show = progress if progress is not None else total > (1 << 30)
-    weights = build_weights(cfg, get, dtype, Progress(show, str(folder), cfg.n_layers), permuted=True, lazy=lazy)
+    weights = build_weights(cfg, get, dtype, Progress(show, str(folder), cfg.n_layers), permuted=True, lazy=lazy,
+                            quant=quant)
     return cfg, weights
 
 

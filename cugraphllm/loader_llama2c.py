@@ -67,7 +67,8 @@ def _layout(cfg: ModelConfig) -> list[tuple[str, tuple]]:
     return items
 
 
-def load_llama2c(path: Path, dtype: str, progress: bool | None, lazy: bool = False) -> tuple[ModelConfig, object]:
+def load_llama2c(path: Path, dtype: str, progress: bool | None, lazy: bool = False,
+                 quant=None) -> tuple[ModelConfig, object]:
     cfg, size = read_header(path)
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -84,5 +85,6 @@ def load_llama2c(path: Path, dtype: str, progress: bool | None, lazy: bool = Fal
         return Tensor(arr, f"{path}: tensor '{name}{suffix}'", release=lambda view: release_pages(mm, view))
 
     show = progress if progress is not None else size > (1 << 30)
-    weights = build_weights(cfg, get, dtype, Progress(show, str(path), cfg.n_layers), permuted=False, lazy=lazy)
+    weights = build_weights(cfg, get, dtype, Progress(show, str(path), cfg.n_layers), permuted=False, lazy=lazy,
+                            quant=quant)
     return cfg, weights

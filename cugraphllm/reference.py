@@ -16,6 +16,8 @@ import numpy as np
 
 from .config import ModelConfig
 from .errors import BackendError, ConfigError, ContextLimitError
+from .quant.dense import dequantize_f32
+from .quant.formats import QuantLinear, dequantize
 from .weights import Weights
 
 
@@ -84,9 +86,31 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, positions: np.ndarray
     return np.ascontiguousarray(out.reshape(M, H, hd)).astype(q.dtype, copy=False)
 
 
-def _linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """y = x @ w.T in x's dtype (w [out, in] may be stored narrower, e.g. float16)."""
+def _linear(x: np.ndarray, w) -> np.ndarray:
+    """y = x @ w.T in x's dtype (w [out, in] may be stored narrower, e.g. float16, or be a quant.QuantLinear:
+    it is then dequantized, see dense())."""
+    if isinstance(w, QuantLinear):
+        w = dense(w, x.dtype)
     return (x @ w.T).astype(x.dtype, copy=False)
+
+
+_DENSE: dict = {}            # id(QuantLinear) -> (QuantLinear, dtype, dense matrix); the key object is held
+_DENSE_BUDGET = 1 << 30      # bytes of dequantized matrices kept (stories260K / tests: all; 7B: a few layers)
+
+
+def dense(ql: QuantLinear, dtype=np.float32) -> np.ndarray:
+    """The effective matrix of a QuantLinear (gain applied, columns in original order) in `dtype`: formats.py's
+    float64 dequantize rounded once (quant/dense.py computes that in float32), so the NumPy backend has the
+    kernels' numerics. Cached up to a budget."""
+    hit = _DENSE.get(id(ql))
+    if hit is not None and hit[0] is ql and hit[1] == np.dtype(dtype):
+        return hit[2]
+    w = dequantize_f32(ql) if np.dtype(dtype) == np.float32 else dequantize(ql).astype(dtype)
+    while _DENSE and sum(v[2].nbytes for v in _DENSE.values()) + w.nbytes > _DENSE_BUDGET:
+        _DENSE.pop(next(iter(_DENSE)))  # oldest first
+    if w.nbytes <= _DENSE_BUDGET:
+        _DENSE[id(ql)] = (ql, np.dtype(dtype), w)
+    return w
 
 
 # ---- whole model ---------------------------------------------------------------------------------------------

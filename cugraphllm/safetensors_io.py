@@ -27,6 +27,8 @@ ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "
 # the float dtypes we load; raw storage dtype of each (BF16 kept as its bits)
 RAW_DTYPE = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
 NUMPY_TO_ST = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+# integer dtypes of packed quantized tensors (read with raw(name, ints=True), written by write_safetensors_typed)
+INT_DTYPE = {"I32": np.dtype("<i4"), "U32": np.dtype("<u4"), "I8": np.dtype("i1"), "U8": np.dtype("u1")}
 _MAX_HEADER = 100 << 20  # the reference implementation refuses headers above 100 MB too
 
 
@@ -141,14 +143,16 @@ class SafetensorsFile:
     def shape(self, name: str) -> tuple:
         return self.tensors[name][1]
 
-    def raw(self, name: str) -> np.ndarray:
-        """Read-only view of the tensor's bytes in its storage dtype (uint16 for BF16)."""
+    def raw(self, name: str, ints: bool = False) -> np.ndarray:
+        """Read-only view of the tensor's bytes in its storage dtype (uint16 for BF16); ints: integer dtypes
+        (packed quantized tensors) are accepted too."""
         dtype, shape, start, end = self.tensors[name]
-        if dtype not in RAW_DTYPE:
+        known = {**RAW_DTYPE, **INT_DTYPE} if ints else RAW_DTYPE
+        if dtype not in known:
             raise CheckpointError(f"{self.path}: tensor {name!r} has dtype {dtype}; supported: "
-                                  f"{', '.join(RAW_DTYPE)}")
+                                  f"{', '.join(known)}")
         count = (end - start) // ITEMSIZE[dtype]
-        return np.frombuffer(self._mm, dtype=RAW_DTYPE[dtype], count=count, offset=start).reshape(shape)
+        return np.frombuffer(self._mm, dtype=known[dtype], count=count, offset=start).reshape(shape)
 
 
 # ---- writer (used by convert.py and the tests) ---------------------------------------------------
@@ -181,4 +185,29 @@ def write_safetensors(path: str | Path, tensors: dict, dtype: str = "float32",
         f.write(struct.pack("<Q", len(blob)) + blob)
         for x in tensors.values():
             f.write(_encode(x, st).tobytes())
+    return offset
+
+
+_NP_TO_ST = {np.dtype(v): k for k, v in {**RAW_DTYPE, **INT_DTYPE}.items() if k != "BF16"}
+
+
+def write_safetensors_typed(path: str | Path, tensors: dict, metadata: dict | None = None) -> int:
+    """Write `tensors` (name -> array) each in its own dtype (float32/float16, int32/uint32/int8/uint8), one at
+    a time. Returns the number of data bytes written."""
+    header, offset = {}, 0
+    for name, x in tensors.items():
+        st = _NP_TO_ST.get(np.dtype(x.dtype))
+        if st is None:
+            raise ValueError(f"tensor {name!r}: dtype {x.dtype} cannot be written")
+        nbytes = int(np.prod(x.shape, dtype=np.int64)) * ITEMSIZE[st]
+        header[name] = {"dtype": st, "shape": list(x.shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for x in tensors.values():
+            f.write(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes())
     return offset

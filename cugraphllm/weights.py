@@ -18,7 +18,7 @@ Array = Any  # numpy.ndarray or cupy.ndarray
 @dataclass
 class LayerWeights:
     attention_norm: Array  # [dim]
-    wqkv: Array            # [dim + 2*kv_dim, dim]
+    wqkv: Array            # [dim + 2*kv_dim, dim]; this and the other matrices may be a quant.QuantLinear
     wo: Array              # [dim, dim]
     ffn_norm: Array        # [dim]
     w13: Array             # [2*hidden_dim, dim]  (gate rows then up rows)
@@ -35,10 +35,11 @@ class Weights:
     def map(self, fn) -> "Weights":
         """Apply fn to every array (e.g. upload to the GPU, cast). Keeps tied weights tied."""
         tied = self.output is self.tok_embeddings
+        f = lambda a: a.map(fn) if hasattr(a, "qweight") else fn(a)  # noqa: E731  (a QuantLinear: each array)
         emb = fn(self.tok_embeddings)
-        layers = [LayerWeights(**{k: fn(v) for k, v in vars(lw).items()}) for lw in self.layers]
+        layers = [LayerWeights(**{k: f(v) for k, v in vars(lw).items()}) for lw in self.layers]
         return Weights(tok_embeddings=emb, layers=layers, norm=fn(self.norm),
-                       output=emb if tied else fn(self.output))
+                       output=emb if tied else f(self.output))
 
     def nbytes(self) -> int:
         arrays = [self.tok_embeddings, self.norm] + [a for lw in self.layers for a in vars(lw).values()]

@@ -16,6 +16,16 @@ Two optional per-layer vectors, both in packed column order j (absent: identity 
 - perm  int32 [K]: packed column j multiplies activation element perm[j] (GPTQ desc_act, made group-contiguous at load);
 - gain  float32 [K]: activation scale applied before the product (an RMSNorm gain that could not be folded into W).
 So y[n] = sum_j Wq[n, j] * gain[j] * x[perm[j]], with Wq the dequantized packed matrix.
+
+Norm gains (decided with the NumPy reference engine; every loader follows it): a LayerWeights norm field that feeds
+a QuantLinear holds ONES after load, and the RMSNorm gain lives in the QuantLinear itself:
+- quantize at load / our saved folders: folded into the weights BEFORE quantizing, W' = Q(W * gain) (fp32
+  product), gain None -- the same fold gpu/state.py upload_weights applies to 16-bit matrices;
+- GPTQ / AWQ: int4 weights cannot absorb it, so QuantLinear.gain = the norm's gain in packed order (None when
+  all ones). attention_norm -> wqkv, ffn_norm -> w13, norm -> output (only when the LM head is quantized).
+A 16-bit consumer keeps its gain in the norm field as before. The reference computes rmsnorm(x, ones) and then
+y = dequantize(ql) @ x (gain and perm applied), so both forms give the same numbers on every backend.
+int4 zeros are integers 0..15, or 16 for GPTQ v1 checkpoints (stored zero - 1 = 15 unpacks to 16).
 """
 from __future__ import annotations
 
@@ -84,6 +94,34 @@ def fp8_e4m3_encode(x: np.ndarray) -> np.ndarray:
     return np.where(np.signbit(x), code | 0x80, code).astype(np.uint8)
 
 
+def fp8_e4m3_encode_f32(x: np.ndarray) -> np.ndarray:
+    """fp8_e4m3_encode for float32 input by bit arithmetic (~50x faster; equal on every finite float32, tested):
+    normals round the float32 mantissa to 3 bits, ties to even, and rebias the exponent; below 2**-6 the code
+    is the subnormal count rint(a * 2**9) (8 = the smallest normal, so the carry is right). In chunks of 1M."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    flat, out = x.reshape(-1), np.empty(x.size, np.uint8)
+    for i in range(0, flat.size, 1 << 20):
+        out[i:i + (1 << 20)] = _encode_chunk(flat[i:i + (1 << 20)])
+    return out.reshape(x.shape)
+
+
+def _encode_chunk(x: np.ndarray) -> np.ndarray:
+    a = np.abs(x)
+    np.minimum(a, np.float32(FP8_MAX), out=a)
+    bits = a.view(np.uint32)
+    code = bits >> 20
+    code &= np.uint32(1)
+    code += bits
+    code += np.uint32(0x7FFFF)
+    code >>= 20                                   # 8-bit exponent | 3-bit mantissa, rounded to nearest even
+    code -= np.uint32((127 - 7) << 3)             # rebias (wraps below 2**-6: replaced next)
+    sub = np.rint(a * np.float32(512.0)).astype(np.uint32)   # exact: a power-of-two scale
+    np.copyto(code, sub, where=a < np.float32(2.0 ** -6))
+    out = code.astype(np.uint8)
+    out |= (x.view(np.uint32) >> 24).astype(np.uint8) & np.uint8(0x80)   # the sign bit
+    return out
+
+
 # ---- quantize (round to nearest) -----------------------------------------------------------------------------
 def _row_scale(w: np.ndarray, qmax: float) -> np.ndarray:
     amax = np.abs(w).max(axis=1)
@@ -93,8 +131,9 @@ def _row_scale(w: np.ndarray, qmax: float) -> np.ndarray:
 def pack_int4(q: np.ndarray) -> np.ndarray:
     """uint8-valued [N, K] (0..15) -> uint32 [N, K // 8], element k at bits 4 * (k % 8) of word k // 8."""
     N, K = q.shape
-    q = q.astype(np.uint32).reshape(N, K // 8, 8)
-    return np.bitwise_or.reduce(q << (4 * np.arange(8, dtype=np.uint32)), axis=2).astype(np.uint32)
+    q = np.asarray(q, np.uint8)
+    by = (q[:, 0::2] & 0xF) | ((q[:, 1::2] & 0xF) << 4)   # byte i: elements 2i (low nibble), 2i+1 (high nibble)
+    return np.ascontiguousarray(by).view("<u4").astype(np.uint32).reshape(N, K // 8)
 
 
 def unpack_int4(packed: np.ndarray) -> np.ndarray:
@@ -112,7 +151,7 @@ def quantize(w: np.ndarray, fmt: str, group_size: int = 128) -> QuantLinear:
     N, K = w.shape
     if fmt == "fp8":
         s = _row_scale(w, FP8_MAX)
-        return QuantLinear("fp8", fp8_e4m3_encode(w / s[:, None]), s, (N, K))
+        return QuantLinear("fp8", fp8_e4m3_encode_f32(w / s[:, None]), s, (N, K))
     if fmt == "int8":
         s = _row_scale(w, 127.0)
         q = np.clip(np.rint(w / s[:, None]), -127, 127).astype(np.int8)
