@@ -213,7 +213,8 @@ def test_preflight_error_names_a_context_that_works(cp, monkeypatch, mode):
     from cugraphllm.errors import BackendError
     from cugraphllm.gpu import engine, memory
     rc = RuntimeConfig(backend="cuda", mode=mode, max_seq_len=4096)
-    fake = memory.estimate(CFG, 1500, mode, n_sm=_n_sm(cp))["total"]  # as if the GPU had only this much free
+    wb = engine.model_weight_bytes(CFG, rc)  # the weight figure the engine's own pre-flight uses
+    fake = memory.estimate(CFG, 1500, mode, weight_bytes=wb, n_sm=_n_sm(cp))["total"]  # as if only this were free
     monkeypatch.setattr(engine, "_free_bytes", lambda: fake)
     pool = cp.get_default_memory_pool()
     used = pool.used_bytes()

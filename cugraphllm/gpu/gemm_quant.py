@@ -47,9 +47,7 @@ def _fn(name: str, fmt: str, dtype, cfg: tuple = ()):
     defines = {"QFMT": _QFMT[fmt]}
     if cfg:
         defines.update(NT=cfg[0], WM=cfg[1], WK=cfg[2], STAGES=cfg[3])
-    if gemm._is_bf16(dtype):
-        defines["CG_BF16"] = 1
-    return get_function("gemm_quant.cu", name, defines)
+    return get_function("gemm_quant.cu", name, defines, dtype=getattr(dtype, "name", dtype))
 
 
 def _launch(name, fmt, dtype, grid, block, args, cfg=()):
