@@ -251,17 +251,11 @@ def bench_small(stream, dtype: str) -> list[dict]:
         "sample_topp0.95": lambda i: ops.sample(tok, hist, pos, n0, logits, p_topp, seed),
     }
     del n1
-
-    def one_copy(f):  # the sampler with a single shared histogram (SAMPLE_HCOPIES=1), for comparison
-        def g(i):
-            keep, ops.SAMPLE_HCOPIES = ops.SAMPLE_HCOPIES, 1
-            try:
-                f(i)
-            finally:
-                ops.SAMPLE_HCOPIES = keep
-        return g
-    cases["sample_topk40_topp0.9_hcopies1"] = one_copy(cases["sample_topk40_topp0.9"])
-    cases["sample_topp0.95_hcopies1"] = one_copy(cases["sample_topp0.95"])
+    p_temp = cp.asarray(np.array([1.0, 1.0, 1.0, 0], np.float32))
+    p_pen = cp.asarray(np.array([0.8, 0.9, 1.2, 40], np.float32))
+    cases["sample_temp1"] = lambda i: ops.sample(tok, hist, pos, n0, logits, p_temp, seed)
+    cases["sample_topk40_topp0.9_pen1.2"] = lambda i: ops.sample(tok, hist, pos, n0, logits, p_pen, seed)
+    ops.sample_workspace(logits)  # outside capture
     return [dict(name=k, dtype=dtype, us=graph_us(stream, f, 1)) for k, f in cases.items()]
 
 
