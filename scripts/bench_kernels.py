@@ -11,7 +11,7 @@ GB/s counts the bytes an op must move (weights + activations + outputs, each onc
 read_us: a bare streaming read of the same weight bytes (READ_SRC, timed the same way): the floor for a kernel
 of that size, ramp-up and tail included, which the whole-device copy rate does not show for 30-MB matrices.
 
-Usage: python scripts/bench_kernels.py [--dtype float16|bfloat16|both] [--sweep] [--no-cublas] [--out FILE]
+Usage: python3 -m scripts.bench_kernels [--dtype float16|bfloat16|both] [--sweep] [--no-cublas] [--out FILE]
 As a function: `run(dtypes=("float16",), do_sweep=False, with_cublas=True) -> dict` (the JSON document).
 The "gemm" key of the document is left for the prefill GEMM rows (scripts/bench_gemm.py).
 """
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CALLS, REPS = 24, 30
 L2_BYTES = 50 << 20
