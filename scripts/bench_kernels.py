@@ -254,6 +254,11 @@ def bench_small(stream, dtype: str) -> list[dict]:
     p_pen = cp.asarray(np.array([0.8, 0.9, 1.2, 40], np.float32))
     cases["sample_temp1"] = lambda i: ops.sample(tok, hist, pos, n0, logits, p_temp, seed)
     cases["sample_topk40_topp0.9_pen1.2"] = lambda i: ops.sample(tok, hist, pos, n0, logits, p_pen, seed)
+    from cugraphllm.gpu.state import pinned_int32  # the engine's hist: pinned host memory, read over PCIe
+    hist_host, hist_pinned, _ = pinned_int32(S + 1)
+    hist_host[:] = np.arange(S + 1) * 7 % V  # distinct ids: the penalty bitset is dense
+    cases["sample_topk40_topp0.9_pen1.2_pinned_hist"] = lambda i: ops.sample(tok, hist_pinned, pos, n0, logits,
+                                                                             p_pen, seed)
     ops.sample_workspace(logits)  # outside capture
     return [dict(name=k, dtype=dtype, us=graph_us(stream, f, 1)) for k, f in cases.items()]
 
