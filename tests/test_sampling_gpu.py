@@ -203,3 +203,40 @@ def test_sample_workspace_reused_and_counter_reset(cp, ops):
         tokens.append(int(token.get()[0]))
         assert int(w.ctr.get()[0]) == 0
     assert len(set(tokens)) == 1, "same inputs, same position: same token"
+
+
+@pytest.mark.parametrize("make,kw", [(gaussian, dict(temperature=1.0, top_p=0.95)),         # per-step bin gathers
+                                     (few_values, dict(temperature=1.0, top_k=100)),         # radix fallback
+                                     (gaussian, dict(temperature=0.7, top_k=40, top_p=0.9))],  # head path
+                         ids=["bins", "fallback", "head"])
+def test_sample_graph_replay_matches_eager(cp, ops, make, kw):
+    """Both sampler kernels captured in a graph: every replay (ticket counter reset by the last block) gives the
+    eager token, which is the NumPy sampler's."""
+    from cugraphllm.sampling import SamplingParams, sample
+    V, pos = 32000, 300
+    rng = np.random.default_rng(11)
+    logits = make(rng, V).astype(np.float32)
+    hist0 = rng.integers(0, V, S + 1).astype(np.int32)
+    params = SamplingParams(seed=77, **kw)
+    token, hist, dpos, n, _ = selection_state(cp, pos)
+    hist.set(hist0)
+    lg, p = cp.asarray(logits[None]), cp.asarray(ops.sampling_params_array(params))
+    seed = cp.asarray([77], dtype=cp.uint64)
+    stream = cp.cuda.Stream(non_blocking=True)
+    cp.cuda.Device().synchronize()
+    with stream:
+        ops.sample(token, hist, dpos, n, lg, p, seed)  # eager (allocates the workspace before capture)
+        stream.synchronize()
+        eager = int(token.get()[0])
+        stream.begin_capture()
+        ops.sample(token, hist, dpos, n, lg, p, seed)
+        graph = stream.end_capture()
+        for _ in range(3):
+            token.fill(-1)
+            dpos.fill(pos)
+            graph.launch(stream)
+            stream.synchronize()
+            assert int(token.get()[0]) == eager and int(dpos.get()[0]) == pos + 1
+    assert int(ops.sample_workspace(lg).ctr.get()[0]) == 0
+    if not ambiguous(logits, params, hist0[:pos + 1].tolist(), pos + 1):
+        assert eager == sample(logits, params, hist0[:pos + 1].tolist(), pos + 1)
