@@ -338,7 +338,7 @@ class SampleWork:
 
 def sample_workspace(logits) -> SampleWork:
     """The workspace of `sample` for this logits buffer, allocated on first use: call it before graph capture
-    (Scratch and warmup do). Keyed by the buffer's address and V, so two engines never share one."""
+    (state.Scratch does). Keyed by the buffer's address and V, so two engines never share one."""
     key = (logits.data.ptr, int(logits.shape[-1]))
     w = _sample_work.get(key)
     if w is None:
