@@ -264,7 +264,8 @@ __device__ __forceinline__ u64 uniform_bits(u64 seed, u64 p) {
 #define SAMPLE_NB 2048        // value bins below the max; 2 per thread of the finishing block
 #endif
 #define SAMPLE_CAP 256        // largest bin ranked in shared memory (O(n^2) compares); larger: radix_select
-#define SAMPLE_CHUNK 4096     // logits per block (4 per thread)
+#define SAMPLE_PER_THREAD 4   // logits per thread in the two multi-block passes
+#define SAMPLE_CHUNK (SAMPLE_PER_THREAD * SAMPLE_THREADS)  // logits per block: 4096
 #define SAMPLE_DMAX 24.0f     // exp(-24) * 2^31 < 0.5: logits further below the max have zero mass
 #define POS_INF __int_as_float(0x7f800000)
 static_assert(SAMPLE_NB == 2 * SAMPLE_THREADS, "the finishing block holds two bins per thread");
@@ -314,6 +315,50 @@ __device__ __forceinline__ u64 block_excl_scan(u64 v, u64* ws) {
     return off + incl - v;
 }
 
+// Global (max, argmax: ties lowest id) and smallest finite logit from the G per-block partials, in every thread:
+// each warp loads them in one round (lane b: partial b) and reduces with shuffles.
+__device__ __forceinline__ void merge_partials(const float* pmax, const int* parg, const float* pmin, int G,
+                                               float& m, int& best, float& lo) {
+    const int lane = threadIdx.x & 31;
+    float v = NEG_INF, mn = POS_INF;
+    int i = 0x7fffffff;
+    for (int b = lane; b < G; b += 32) {
+        const float pv = pmax[b], pm = pmin[b];
+        const int pi = parg[b];
+        if (better(pv, pi, v, i)) { v = pv; i = pi; }
+        mn = fminf(mn, pm);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (better(ov, oi, v, i)) { v = ov; i = oi; }
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+    }
+    m = v; best = i; lo = mn;
+}
+
+// f(l, i) for every i < V (per thread: not in id order), 4 float4 loads in flight per thread. s: 16-byte aligned.
+template <class F>
+__device__ __forceinline__ void for_each_logit(const float* s, int V, F f) {
+    const int nv = V >> 2;
+    const float4* s4 = reinterpret_cast<const float4*>(s);
+    for (int k0 = threadIdx.x; k0 < nv; k0 += 4 * blockDim.x) {
+        float4 v[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * blockDim.x;
+            v[u] = k < nv ? s4[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * blockDim.x;
+            if (k < nv) { f(v[u].x, 4 * k); f(v[u].y, 4 * k + 1); f(v[u].z, 4 * k + 2); f(v[u].w, 4 * k + 3); }
+        }
+    }
+    for (int i = 4 * nv + threadIdx.x; i < V; i += blockDim.x) f(s[i], i);
+}
+
 // grid (G,), block SAMPLE_THREADS: s = processed logits (NaN -> -inf, penalty, temperature), partials, bins = 0.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, const int* __restrict__ pos,
@@ -334,16 +379,34 @@ sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, cons
         for (int w = threadIdx.x; w < SAMPLE_CHUNK / 32; w += blockDim.x) bits[w] = 0u;
         __syncthreads();
         const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len);
-        for (int k = threadIdx.x; k < n_hist; k += blockDim.x) {
-            const int id = hist[k] - base;
-            if (id >= 0 && id < SAMPLE_CHUNK && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
+        for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {  // 4 loads in flight (pinned host
+            int ids[4];                                                         // memory in the engine: PCIe)
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u * SAMPLE_THREADS;
+                ids[u] = k < n_hist ? hist[k] : -1;
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int id = ids[u] - base;
+                if (id >= 0 && id < SAMPLE_CHUNK && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
+            }
         }
         __syncthreads();
     }
     float bv = NEG_INF, lo = POS_INF;
     int bi = 0x7fffffff;
-    for (int j = threadIdx.x; j < SAMPLE_CHUNK && base + j < V; j += blockDim.x) {  // ascending ids per thread
-        float l = logits[base + j];
+    float lv[SAMPLE_PER_THREAD];
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {  // every load in flight before the first is used
+        const int i = base + threadIdx.x + u * SAMPLE_THREADS;
+        lv[u] = i < V ? logits[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {  // ascending ids per thread
+        const int j = threadIdx.x + u * SAMPLE_THREADS;
+        if (base + j >= V) break;
+        float l = lv[u];
         if (l != l) l = NEG_INF;
         if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
         if (temp > 0.0f) l = l / temp;
@@ -393,14 +456,13 @@ __device__ void select_kept(DrawShared& sh, const float* s, int V, float m, floa
     __syncthreads();
     const int b = sh.bstar;
     if (b >= 0) {
-        for (int i = t; i < V; i += blockDim.x) {
-            const float l = s[i];
-            if (bin_of(l, m, scale) != b) continue;
+        for_each_logit(s, V, [&](float l, int i) {
+            if (bin_of(l, m, scale) != b) return;
             const u64 cc = comp_key(l, i);
-            if (cc < cut) continue;
+            if (cc < cut) return;
             const int k = atomicAdd(&sh.n, 1);
             if (k < SAMPLE_CAP) { sh.lc[k] = cc; sh.lw[k] = mass_of(l, m); }
-        }
+        });
         __syncthreads();
     }
     const int n = sh.n;
@@ -445,12 +507,11 @@ __device__ __forceinline__ u64 draw_target(u64 u24, u64 z) {  // floor(u24 * z /
 __device__ int head_draw(DrawShared& sh, const float* s, int V, float m, float scale, int bh, int top_k,
                          float top_p, u64 ztot, u64 u24) {
     const int t = threadIdx.x;
-    for (int i = t; i < V; i += blockDim.x) {
-        const float l = s[i];
-        if (bin_of(l, m, scale) > bh) continue;
+    for_each_logit(s, V, [&](float l, int i) {
+        if (bin_of(l, m, scale) > bh) return;
         const int k = atomicAdd(&sh.n, 1);
         if (k < SAMPLE_CAP) { sh.lc[k] = comp_key(l, i); sh.lw[k] = mass_of(l, m); }
-    }
+    });
     __syncthreads();
     const int n = min(sh.n, SAMPLE_CAP);
     u64 cc = 0, wt = 0, nb = 0, mb = 0;
@@ -533,14 +594,9 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
     __shared__ DrawShared sh;
     const float temp = params[0], top_p = params[1];
     const int top_k = (int)params[3];
-    float m = NEG_INF, lo = POS_INF;
-    int best = 0x7fffffff;
-    for (int b = 0; b < gridDim.x; ++b) {  // global max (ties: lowest id) and smallest finite logit
-        const float v = pmax[b];
-        const int i = parg[b];
-        if (better(v, i, m, best)) { m = v; best = i; }
-        lo = fminf(lo, pmin[b]);
-    }
+    float m, lo;
+    int best;
+    merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
     if (temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF)) {
         if (blockIdx.x == 0 && threadIdx.x == 0)
             commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
@@ -548,8 +604,16 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
     }
     const float scale = bin_scale(m, lo);
     const int base = blockIdx.x * SAMPLE_CHUNK;
-    for (int j = threadIdx.x; j < SAMPLE_CHUNK && base + j < V; j += blockDim.x) {
-        const float l = s[base + j];
+    float lv[SAMPLE_PER_THREAD];
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {
+        const int i = base + threadIdx.x + u * SAMPLE_THREADS;
+        lv[u] = i < V ? s[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {
+        if (base + threadIdx.x + u * SAMPLE_THREADS >= V) break;
+        const float l = lv[u];
         const int b = bin_of(l, m, scale);
         const u64 wgt = mass_of(l, m);
         atomicAdd(&bcnt[b], 1u);
