@@ -37,15 +37,18 @@
 #define GEMV_THREADS (GEMV_WARPS * 32)
 // Resident blocks per SM that ptxas must allow (a register cap): a GEMV hides memory latency with warps, so the
 // 16-warp configs get full occupancy (32 registers, no spills), and bf16's 8-warp config the 40 registers that
-// fp16 takes by itself. Otherwise ptxas's own choice (an explicit 1 would let it take more registers).
+// fp16 takes by itself. 0: ptxas's own choice (an explicit 1 would let it take more registers). A/B:
+// scripts/decode_anatomy.py --gemv-min-blocks 0.
 #ifndef GEMV_MIN_BLOCKS
 #if GEMV_THREADS >= 512
 #define GEMV_MIN_BLOCKS (2048 / GEMV_THREADS)
 #elif defined(CG_BF16) && GEMV_THREADS == 256
 #define GEMV_MIN_BLOCKS 6
+#else
+#define GEMV_MIN_BLOCKS 0
 #endif
 #endif
-#ifdef GEMV_MIN_BLOCKS
+#if GEMV_MIN_BLOCKS > 0
 #define GEMV_BOUNDS __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS)
 #else
 #define GEMV_BOUNDS __launch_bounds__(GEMV_THREADS)

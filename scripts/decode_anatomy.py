@@ -14,6 +14,7 @@ idle_us = step_us - sum(count * kernel_us): the time no kernel of the step runs 
 floor_us = all bytes of the step at the copy rate. bf16_over_fp16: kernel_us ratio per op and of the step.
 
     python3 -m scripts.decode_anatomy [--dtypes float16,bfloat16] [--pos 10,500,3900] [--out FILE]
+    python3 -m scripts.decode_anatomy --gemv-min-blocks 0 --out B.json   # A/B: GEMV registers as before
 """
 from __future__ import annotations
 
@@ -187,11 +188,24 @@ def print_rows(dtype: str, rows) -> None:
                   f"{o['bytes'] / 1e6:8.2f} MB  {o['pct_copy']:5.1f}% copy")
 
 
+def force_gemv_define(name: str, value: int) -> None:
+    """A/B switch: compile every decode GEMV with -D<name>=<value> (e.g. GEMV_MIN_BLOCKS 0, ptxas's own register
+    choice, the state before the bf16 occupancy fix)."""
+    from cugraphllm.gpu import ops
+    plain = ops._fn
+
+    def fn(file, kernel, tname, **defines):
+        return plain(file, kernel, tname, **(dict(defines, **{name: value}) if file == "gemv.cu" else defines))
+    ops._fn = fn
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Per-kernel anatomy of the 7B decode step, fp16 vs bf16.")
     ap.add_argument("--dtypes", default="float16,bfloat16", help="comma-separated: float16, bfloat16")
     ap.add_argument("--pos", default="10,500,3900", help="comma-separated positions (keys attended - 1), < 4095")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/decode_anatomy_<date>.json)")
+    ap.add_argument("--gemv-min-blocks", type=int, default=None,
+                    help="A/B: force GEMV_MIN_BLOCKS (0 = ptxas's own register choice, as before the bf16 fix)")
     a = ap.parse_args(argv)
     dtypes = [d for d in a.dtypes.split(",") if d]
     try:
@@ -203,6 +217,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     import cupy as cp
+    if a.gemv_min_blocks is not None:
+        force_gemv_define("GEMV_MIN_BLOCKS", a.gemv_min_blocks)
     doc = environment()
     doc["command"] = "python3 -m scripts.decode_anatomy " + " ".join(sys.argv[1:] if argv is None else argv)
     doc["copy_GBps"] = copy_gbps(cp.cuda.Stream(non_blocking=True))
