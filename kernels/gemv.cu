@@ -35,6 +35,24 @@
 #define GEMV_XSMEM 0      // 1: stage `a` in shared memory; 0: read it through L1 (no barrier, no staging)
 #endif
 #define GEMV_THREADS (GEMV_WARPS * 32)
+// Resident blocks per SM that ptxas must allow (a register cap): a GEMV hides memory latency with warps, so the
+// 16-warp configs get full occupancy (32 registers, no spills), and bf16's 8-warp config the 40 registers that
+// fp16 takes by itself. 0: ptxas's own choice (an explicit 1 would let it take more registers). A/B:
+// scripts/decode_anatomy.py --gemv-min-blocks 0.
+#ifndef GEMV_MIN_BLOCKS
+#if GEMV_THREADS >= 512
+#define GEMV_MIN_BLOCKS (2048 / GEMV_THREADS)
+#elif defined(CG_BF16) && GEMV_THREADS == 256
+#define GEMV_MIN_BLOCKS 6
+#else
+#define GEMV_MIN_BLOCKS 0
+#endif
+#endif
+#if GEMV_MIN_BLOCKS > 0
+#define GEMV_BOUNDS __launch_bounds__(GEMV_THREADS, GEMV_MIN_BLOCKS)
+#else
+#define GEMV_BOUNDS __launch_bounds__(GEMV_THREADS)
+#endif
 #define GEMV_PAIRS (GEMV_WARPS / GEMV_KSPLIT)  // row pairs per block
 
 // Copy a T [K] into shared memory xs T [K] (16-byte chunks when K % 8 == 0).
@@ -179,13 +197,13 @@ __device__ __forceinline__ void logits_body(float* __restrict__ out, const T* __
     if (lane == 1 && has1) out[r0 + 1] = y.y;
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_logits(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
     logits_body(out, a, W, N, K, NO_NORM);
 }
 
 // Fused final norm: a = T(x) and ss as written by the producer of x; W has the norm gain folded in.
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_logits_norm(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K,
                  const float* __restrict__ ss, int n_ss, float eps) {
     logits_body(out, a, W, N, K, NormIn{ss, n_ss, eps});
@@ -237,12 +255,12 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     }
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
     residual_body(x, nullptr, nullptr, a, W, N, K);
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss, const T* __restrict__ a,
                  const T* __restrict__ W, int N, int K) {
     residual_body(x, xh, ss, a, W, N, K);
@@ -261,13 +279,13 @@ __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict
     h[j] = from_f(g / (1.0f + expf(-g)) * y.y);
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_silu(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K) {
     silu_body(h, a, W, F, K, NO_NORM);
 }
 
 // Fused ffn norm: a = T(x), ss from the producer of x, w13 with ffn_norm folded in.
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K,
                const float* __restrict__ ss, int n_ss, float eps) {
     silu_body(h, a, W, F, K, NormIn{ss, n_ss, eps});
@@ -305,7 +323,7 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     }
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
               const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
               const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K) {
@@ -313,7 +331,7 @@ gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cach
 }
 
 // Fused attention norm: a = T(x), ss from the producer of x, wqkv with attention_norm folded in.
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void GEMV_BOUNDS
 gemv_qkv_rope_norm(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
                    const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
                    const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K,

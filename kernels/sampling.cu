@@ -1,6 +1,6 @@
-// Token selection on the device, one block of SAMPLE_THREADS threads per step (decode: one logits row).
+// Token selection on the device (decode: one logits row).
 //
-// argmax: token = the id of the largest logit (ties: lowest id; NaN never wins).
+// argmax: token = the id of the largest logit (ties: lowest id; NaN never wins). One block.
 // sample: SamplingParams on the device, in DESIGN.md order: repetition penalty (HF rule, once per distinct id
 //   in hist[0 : P]) -> temperature -> top-k -> top-p -> draw, where P = pos[0] + n_tokens[0] is the absolute
 //   position of the token being chosen. temperature <= 0 is greedy (argmax of the penalized logits).
@@ -8,14 +8,24 @@
 //   key comp(i) = (orderable(l_i) << 32) | (0xFFFFFFFF - i): descending comp = that order. Probability masses
 //   are fixed point, w_i = round(exp(l_i - max) * 2^31) (uint64 sums, so every sum is exact and
 //   order-free: the result is bit-identical run to run). Top-k, top-p and the draw are one primitive,
-//   `radix_select`: the first element in that order whose inclusive cumulative weight exceeds a target,
-//   found by 8-bit radix descent over comp (histograms in shared memory, warp-aggregated atomics), stopping
-//   as soon as the chosen bucket holds one element.
+//   `select_kept`: the first element in that order whose inclusive cumulative weight (mass, or 1 per element for
+//   top-k) exceeds a target.
 //   Draw: u = uniform(seed, P) (splitmix64, sampling.uniform), pick the first kept id whose cumulative mass
 //   exceeds u * total (the integer floor(u24 * total / 2^24), exact through a 128-bit product).
+//   Two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
+//   - sample_prep: penalized, tempered logits s f32 [V] into the workspace, per-block (max, argmax, min finite);
+//     zeroes the bin histogram.
+//   - sample_draw: every block reads the G partials (global max m), puts each of its logits into one of
+//     SAMPLE_NB value bins below m (bin 0 = the largest; bin index is monotone in the logit, so the bins
+//     partition the order) and adds (count, mass) to the bin with global atomics. The last block to finish
+//     (threadfence + counter, no grid barrier) scans the bins for the one holding the target, gathers that
+//     bin's elements (<= SAMPLE_CAP) into shared memory and ranks them exactly; a larger bin (degenerate
+//     input: thousands of near-equal logits) falls back to an 8-bit radix descent over all of s
+//     (`radix_select`). Same integers, same order, so every path gives the same token.
 // Both write token[0], hist[P] (if P < hist_len), then pos[0] = P.
 // Layout: logits f32 [V]; hist int32 [hist_len]; params f32 [4] = (temperature, top_p, repetition_penalty,
-// top_k); seed uint64 [1]. sample uses dynamic shared memory: f32 [V] processed logits + V bits.
+// top_k); seed uint64 [1]. Workspace (ops.sample_workspace): s f32 [V]; pmax f32 [G]; parg int32 [G];
+// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; ctr uint32 [1] (zero between launches).
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -88,7 +98,7 @@ argmax(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, c
 // ---- sample ------------------------------------------------------------------------------------------------
 
 #ifndef SAMPLE_HCOPIES
-#define SAMPLE_HCOPIES 8      // histogram copies (contention spreading), a power of two <= 32
+#define SAMPLE_HCOPIES 4      // radix_select histogram copies (contention spreading), a power of two <= 32
 #endif
 
 struct SelectState {                    // shared between the threads of the block
@@ -248,67 +258,375 @@ __device__ __forceinline__ u64 uniform_bits(u64 seed, u64 p) {
     return z >> 40;
 }
 
-// Penalized, tempered logits into s f32 [V]; returns the argmax index (ties: lowest id).
-__device__ int prepare_logits(float* s, unsigned* bits, const float* logits, const int* hist, int n_hist,
-                              int V, float temp, float rep, float* sv, int* si) {
-    const bool pen = rep != 1.0f;
-    for (int w = threadIdx.x; w < (V + 31) / 32; w += blockDim.x) bits[w] = 0u;
-    __syncthreads();
-    if (pen)
-        for (int i = threadIdx.x; i < n_hist; i += blockDim.x) {
-            int id = hist[i];
-            if (id >= 0 && id < V) atomicOr(&bits[id >> 5], 1u << (id & 31));
-        }
-    __syncthreads();
-    float bv = NEG_INF;
-    int bi = 0x7fffffff;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        float l = logits[i];
-        if (l != l) l = NEG_INF;
-        if (pen && ((bits[i >> 5] >> (i & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
-        if (temp > 0.0f) l = l / temp;
-        s[i] = l;
-        if (l > bv) { bv = l; bi = i; }
-    }
-    return block_argmax(bv, bi, sv, si);
+// ---- sample: two multi-block kernels ------------------------------------------------------------------------
+
+#ifndef SAMPLE_NB
+#define SAMPLE_NB 2048        // value bins below the max; 2 per thread of the finishing block
+#endif
+#define SAMPLE_CAP 256        // largest bin ranked in shared memory (O(n^2) compares); larger: radix_select
+#define SAMPLE_PER_THREAD 4   // logits per thread in the two multi-block passes
+#define SAMPLE_CHUNK (SAMPLE_PER_THREAD * SAMPLE_THREADS)  // logits per block: 4096
+#define SAMPLE_DMAX 24.0f     // exp(-24) * 2^31 < 0.5: logits further below the max have zero mass
+#define POS_INF __int_as_float(0x7f800000)
+static_assert(SAMPLE_NB == 2 * SAMPLE_THREADS, "the finishing block holds two bins per thread");
+
+// Bin of a processed logit: floor((m - l) * scale), clamped to the last bin (which also takes -inf). Monotone
+// non-increasing in l (IEEE subtract and multiply are monotone), so bin(a) < bin(b) implies a > b.
+__device__ __forceinline__ int bin_of(float l, float m, float scale) {
+    float d = m - l;
+    if (d != d) d = 0.0f;  // l == m == +inf
+    const float x = d * scale;
+    return x < (float)(SAMPLE_NB - 1) ? (int)x : SAMPLE_NB - 1;  // NaN (inf * 0) -> last bin
 }
 
-// grid (1,), block SAMPLE_THREADS, dynamic shared memory 4 * V + 4 * ceil(V / 32) bytes.
+// Bins spread over [m - min(m - lmin, DMAX), m]: as wide as the data, never wider than the mass range.
+__device__ __forceinline__ float bin_scale(float m, float lmin) {
+    const float dr = fminf(m - lmin, SAMPLE_DMAX);
+    return dr > 0.0f ? (float)(SAMPLE_NB - 1) / dr : 0.0f;
+}
+
+__device__ __forceinline__ float block_min(float v, float* sv) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fminf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) sv[warp] = v;
+    __syncthreads();
+    v = lane < (blockDim.x >> 5) ? sv[lane] : POS_INF;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fminf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Exclusive prefix sum of v over the threads of the block, in thread order. ws: 32 words.
+__device__ __forceinline__ u64 block_excl_scan(u64 v, u64* ws) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    u64 incl = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        u64 t = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += t;
+    }
+    __syncthreads();
+    if (lane == 31) ws[warp] = incl;
+    __syncthreads();
+    u64 off = 0;
+    for (int k = 0; k < warp; ++k) off += ws[k];
+    return off + incl - v;
+}
+
+// Global (max, argmax: ties lowest id) and smallest finite logit from the G per-block partials, in every thread:
+// each warp loads them in one round (lane b: partial b) and reduces with shuffles.
+__device__ __forceinline__ void merge_partials(const float* pmax, const int* parg, const float* pmin, int G,
+                                               float& m, int& best, float& lo) {
+    const int lane = threadIdx.x & 31;
+    float v = NEG_INF, mn = POS_INF;
+    int i = 0x7fffffff;
+    for (int b = lane; b < G; b += 32) {
+        const float pv = pmax[b], pm = pmin[b];
+        const int pi = parg[b];
+        if (better(pv, pi, v, i)) { v = pv; i = pi; }
+        mn = fminf(mn, pm);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (better(ov, oi, v, i)) { v = ov; i = oi; }
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+    }
+    m = v; best = i; lo = mn;
+}
+
+// f(l, i) for every i < V (per thread: not in id order), 4 float4 loads in flight per thread. s: 16-byte aligned.
+template <class F>
+__device__ __forceinline__ void for_each_logit(const float* s, int V, F f) {
+    const int nv = V >> 2;
+    const float4* s4 = reinterpret_cast<const float4*>(s);
+    for (int k0 = threadIdx.x; k0 < nv; k0 += 4 * blockDim.x) {
+        float4 v[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * blockDim.x;
+            v[u] = k < nv ? s4[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * blockDim.x;
+            if (k < nv) { f(v[u].x, 4 * k); f(v[u].y, 4 * k + 1); f(v[u].z, 4 * k + 2); f(v[u].w, 4 * k + 3); }
+        }
+    }
+    for (int i = 4 * nv + threadIdx.x; i < V; i += blockDim.x) f(s[i], i);
+}
+
+// grid (G,), block SAMPLE_THREADS: s = processed logits (NaN -> -inf, penalty, temperature), partials, bins = 0.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
-sample(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, const int* __restrict__ n_tokens,
-       const float* __restrict__ logits, const float* __restrict__ params, const u64* __restrict__ seed,
-       int V, int hist_len) {
-    extern __shared__ float smem[];
-    float* s = smem;                                         // [V]
-    unsigned* bits = reinterpret_cast<unsigned*>(smem + V);  // [ceil(V/32)]
-    __shared__ SelectState st;
+sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, const int* __restrict__ pos,
+            const int* __restrict__ n_tokens, const float* __restrict__ params, int V, int hist_len,
+            float* __restrict__ s, float* __restrict__ pmax, int* __restrict__ parg, float* __restrict__ pmin,
+            unsigned* __restrict__ bcnt, u64* __restrict__ bmass) {
+    __shared__ unsigned bits[SAMPLE_CHUNK / 32];  // penalized ids of this block's chunk
     __shared__ float sv[32];
     __shared__ int si[32];
-    __shared__ u64 su[32];
-    const float temp = params[0], top_p = params[1], rep = params[2];
-    const int top_k = (int)params[3];
-    const int P = pos[0] + n_tokens[0];
-    const int best = prepare_logits(s, bits, logits, hist, min(max(P, 0), hist_len), V, temp, rep, sv, si);
+    const float temp = params[0], rep = params[2];
+    const bool pen = rep != 1.0f;
+    const int base = blockIdx.x * SAMPLE_CHUNK;
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < SAMPLE_NB; b += gridDim.x * blockDim.x) {
+        bcnt[b] = 0u;
+        bmass[b] = 0ull;
+    }
+    if (pen) {
+        for (int w = threadIdx.x; w < SAMPLE_CHUNK / 32; w += blockDim.x) bits[w] = 0u;
+        __syncthreads();
+        const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len);
+        for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {  // 4 loads in flight (pinned host
+            int ids[4];                                                         // memory in the engine: PCIe)
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u * SAMPLE_THREADS;
+                ids[u] = k < n_hist ? hist[k] : -1;
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int id = ids[u] - base;
+                if (id >= 0 && id < SAMPLE_CHUNK && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
+            }
+        }
+        __syncthreads();
+    }
+    float bv = NEG_INF, lo = POS_INF;
+    int bi = 0x7fffffff;
+    float lv[SAMPLE_PER_THREAD];
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {  // every load in flight before the first is used
+        const int i = base + threadIdx.x + u * SAMPLE_THREADS;
+        lv[u] = i < V ? logits[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {  // ascending ids per thread
+        const int j = threadIdx.x + u * SAMPLE_THREADS;
+        if (base + j >= V) break;
+        float l = lv[u];
+        if (l != l) l = NEG_INF;
+        if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
+        if (temp > 0.0f) l = l / temp;
+        s[base + j] = l;
+        if (l > bv) { bv = l; bi = base + j; }
+        if (l > NEG_INF) lo = fminf(lo, l);
+    }
+    const int best = block_argmax(bv, bi, sv, si);  // its __syncthreads make s[best] visible to the block
+    lo = block_min(lo, sv);
+    if (threadIdx.x == 0) {
+        parg[blockIdx.x] = best;
+        pmax[blockIdx.x] = best < V ? s[best] : NEG_INF;
+        pmin[blockIdx.x] = lo;
+    }
+}
+
+struct Pick { u64 comp, cum, kc, km; int bin; };  // chosen key, inclusive cum weight, kept count/mass in its bin
+
+struct DrawShared {
+    SelectState st;            // radix_select fallback
+    u64 lc[SAMPLE_CAP], lw[SAMPLE_CAP];  // gathered keys and masses of one bin
+    u64 ws[32];
+    u64 excl;                  // weight of the kept elements before the target's bin
+    u64 head, zk, zp;          // head path: elements in bins 0..bstar; kept mass after top-k, after top-p
+    Pick pick;
+    int n, bstar, last;
+};
+
+// Weight of bin b when only comp >= cut is kept: bins before the cut's bin cb whole, cb partly (kc, km), none after.
+__device__ __forceinline__ u64 bin_weight(int b, unsigned c, u64 w, bool mass, int cb, u64 kc, u64 km) {
+    if (b > cb) return 0ull;
+    if (b == cb) return mass ? km : kc;
+    return mass ? w : (u64)c;
+}
+
+// First kept element (comp >= cut, descending comp) whose inclusive cumulative weight exceeds target; into sh.pick.
+// c[2], w[2]: this thread's two bins (2 * threadIdx.x, + 1). Every thread of the block calls it.
+__device__ void select_kept(DrawShared& sh, const float* s, int V, float m, float scale, const unsigned* c,
+                            const u64* w, bool mass, u64 cut, int cb, u64 kc, u64 km, u64 target) {
+    const int t = threadIdx.x, b0 = 2 * t;
+    const u64 w0 = bin_weight(b0, c[0], w[0], mass, cb, kc, km);
+    const u64 w1 = bin_weight(b0 + 1, c[1], w[1], mass, cb, kc, km);
+    if (t == 0) { sh.bstar = -1; sh.n = 0; }
+    const u64 e0 = block_excl_scan(w0 + w1, sh.ws);  // its __syncthreads order the writes above
+    if (e0 <= target && target < e0 + w0) { sh.bstar = b0; sh.excl = e0; }
+    else if (e0 + w0 <= target && target < e0 + w0 + w1) { sh.bstar = b0 + 1; sh.excl = e0 + w0; }
     __syncthreads();
-    const float m = s[best < V ? best : 0];
-    if (temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF)) {
-        if (threadIdx.x == 0) commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
+    const int b = sh.bstar;
+    if (b >= 0) {
+        for_each_logit(s, V, [&](float l, int i) {
+            if (bin_of(l, m, scale) != b) return;
+            const u64 cc = comp_key(l, i);
+            if (cc < cut) return;
+            const int k = atomicAdd(&sh.n, 1);
+            if (k < SAMPLE_CAP) { sh.lc[k] = cc; sh.lw[k] = mass_of(l, m); }
+        });
+        __syncthreads();
+    }
+    const int n = sh.n;
+    if (b >= 0 && n <= SAMPLE_CAP) {
+        const u64 rem = target - sh.excl;
+        if (t < n) {  // rank this element among the gathered ones (descending comp)
+            const u64 cc = sh.lc[t], wt = sh.lw[t];
+            u64 nb = 0, mb = 0;
+            for (int j = 0; j < n; ++j)
+                if (sh.lc[j] > cc) { ++nb; mb += sh.lw[j]; }
+            const u64 before = mass ? mb : nb, wgt = mass ? wt : 1ull;
+            if (before <= rem && rem < before + wgt) {
+                Pick p = {cc, sh.excl + before + wgt, nb + 1, mb + wt, b};
+                sh.pick = p;
+            }
+        }
+        __syncthreads();
         return;
     }
-    u64 cut = 0, cum = 0;
-    if (top_k > 1 && top_k < V) cut = radix_select(st, s, V, m, false, 0ull, (u64)(top_k - 1), &cum);
-    u64 z = 0;
-    for (int i = threadIdx.x; i < V; i += blockDim.x)
-        if (comp_key(s[i], i) >= cut) z += mass_of(s[i], m);
-    z = block_sum_u64(z, su);
-    if (top_p < 1.0f) {
-        u64 t = (u64)ceil((double)top_p * (double)z);
-        t = t > 0ull ? t : 1ull;
-        cut = radix_select(st, s, V, m, true, cut, t - 1ull, &z);  // first element with cum >= top_p * z
+    // a bin too large for shared memory: exact radix descent over all of s, then the kept part of its bin
+    u64 cum;
+    const u64 r = radix_select(sh.st, s, V, m, mass, cut, target, &cum);
+    const int br = bin_of(s[(int)(0xFFFFFFFFu - (unsigned)(r & 0xFFFFFFFFull))], m, scale);
+    u64 nk = 0, mk = 0;
+    for (int i = t; i < V; i += blockDim.x) {
+        const float l = s[i];
+        if (bin_of(l, m, scale) == br && comp_key(l, i) >= r) { ++nk; mk += mass_of(l, m); }
     }
-    const u64 u24 = uniform_bits(seed[0], (u64)P);
-    const u64 target = (__umul64hi(u24, z) << 40) | ((u24 * z) >> 24);  // floor(u24 * z / 2^24)
-    const u64 c = radix_select(st, s, V, m, true, cut, target, &cum);
-    if (threadIdx.x == 0)
-        commit_token((int)(0xFFFFFFFFu - (unsigned)(c & 0xFFFFFFFFull)), token, hist, pos, n_tokens, hist_len);
+    nk = block_sum_u64(nk, sh.ws);
+    mk = block_sum_u64(mk, sh.ws);
+    if (t == 0) { Pick p = {r, cum, nk, mk, br}; sh.pick = p; }
+    __syncthreads();
+}
+
+__device__ __forceinline__ u64 draw_target(u64 u24, u64 z) {  // floor(u24 * z / 2^24), exact
+    return (__umul64hi(u24, z) << 40) | ((u24 * z) >> 24);
+}
+
+// Head path: every element that top-k, top-p and the draw can reach lies in bins 0..bh, and there are n <= CAP
+// of them: gather them all once, rank each among them (= its global rank and cumulative mass, since every
+// element before it is in the list), then each step is one parallel test. ztot: mass of all elements.
+__device__ int head_draw(DrawShared& sh, const float* s, int V, float m, float scale, int bh, int top_k,
+                         float top_p, u64 ztot, u64 u24) {
+    const int t = threadIdx.x;
+    for_each_logit(s, V, [&](float l, int i) {
+        if (bin_of(l, m, scale) > bh) return;
+        const int k = atomicAdd(&sh.n, 1);
+        if (k < SAMPLE_CAP) { sh.lc[k] = comp_key(l, i); sh.lw[k] = mass_of(l, m); }
+    });
+    __syncthreads();
+    const int n = min(sh.n, SAMPLE_CAP);
+    u64 cc = 0, wt = 0, nb = 0, mb = 0;
+    if (t < n) {
+        cc = sh.lc[t];
+        wt = sh.lw[t];
+        for (int j = 0; j < n; ++j)
+            if (sh.lc[j] > cc) { ++nb; mb += sh.lw[j]; }
+    }
+    u64 z = ztot;
+    if (top_k > 1 && top_k < V) {
+        if (t < n && nb == (u64)(top_k - 1)) sh.zk = mb + wt;
+        __syncthreads();
+        z = sh.zk;
+    }
+    if (top_p < 1.0f) {
+        u64 tp = (u64)ceil((double)top_p * (double)z);
+        tp = (tp > 0ull ? tp : 1ull) - 1ull;
+        if (t < n && mb <= tp && tp < mb + wt) sh.zp = mb + wt;
+        __syncthreads();
+        z = sh.zp;
+    }
+    const u64 target = draw_target(u24, z);
+    if (t < n && mb <= target && target < mb + wt) sh.pick.comp = cc;
+    __syncthreads();
+    return (int)(0xFFFFFFFFu - (unsigned)(sh.pick.comp & 0xFFFFFFFFull));
+}
+
+// The finishing block: top-k -> top-p -> draw over the bins, as the header describes. Returns the token id.
+__device__ int finish_draw(DrawShared& sh, const float* s, int V, float m, float scale, const unsigned* bcnt,
+                           const u64* bmass, int top_k, float top_p, u64 u24) {
+    const int b0 = 2 * threadIdx.x;
+    const unsigned c[2] = {__ldcg(bcnt + b0), __ldcg(bcnt + b0 + 1)};
+    const u64 w[2] = {__ldcg(bmass + b0), __ldcg(bmass + b0 + 1)};
+    const bool topk = top_k > 1 && top_k < V;
+    // The bin of the first step's answer (top-k rank, else top-p of the whole mass, else the draw) bounds the
+    // head that matters; few elements up to it -> head path.
+    const u64 ztot = block_sum_u64(w[0] + w[1], sh.ws);
+    u64 tg = topk ? (u64)(top_k - 1) : draw_target(u24, ztot);
+    if (!topk && top_p < 1.0f) {
+        tg = (u64)ceil((double)top_p * (double)ztot);
+        tg = (tg > 0ull ? tg : 1ull) - 1ull;
+    }
+    const u64 ce = block_excl_scan((u64)c[0] + c[1], sh.ws);  // elements in the bins before mine
+    const u64 w0 = topk ? c[0] : w[0], w1 = topk ? c[1] : w[1];
+    if (threadIdx.x == 0) { sh.bstar = -1; sh.n = 0; }
+    const u64 e0 = block_excl_scan(w0 + w1, sh.ws);
+    if (e0 <= tg && tg < e0 + w0) { sh.bstar = b0; sh.head = ce + c[0]; }
+    else if (e0 + w0 <= tg && tg < e0 + w0 + w1) { sh.bstar = b0 + 1; sh.head = ce + c[0] + c[1]; }
+    __syncthreads();
+    const int bh = sh.bstar;
+    const bool head = bh >= 0 && sh.head <= (u64)SAMPLE_CAP;
+    __syncthreads();  // every thread has read them before select_kept rewrites them
+    if (head) return head_draw(sh, s, V, m, scale, bh, top_k, top_p, ztot, u24);
+    u64 cut = 0ull, kc = 0ull, km = 0ull;
+    int cb = SAMPLE_NB;  // no cut: every bin whole
+    if (topk) {
+        select_kept(sh, s, V, m, scale, c, w, false, cut, cb, kc, km, (u64)(top_k - 1));
+        cut = sh.pick.comp; cb = sh.pick.bin; kc = sh.pick.kc; km = sh.pick.km;
+    }
+    u64 z = block_sum_u64(bin_weight(b0, c[0], w[0], true, cb, kc, km) +
+                          bin_weight(b0 + 1, c[1], w[1], true, cb, kc, km), sh.ws);
+    if (top_p < 1.0f) {
+        u64 tp = (u64)ceil((double)top_p * (double)z);
+        tp = tp > 0ull ? tp : 1ull;  // first element with cum >= top_p * z
+        select_kept(sh, s, V, m, scale, c, w, true, cut, cb, kc, km, tp - 1ull);
+        cut = sh.pick.comp; cb = sh.pick.bin; kc = sh.pick.kc; km = sh.pick.km; z = sh.pick.cum;
+    }
+    select_kept(sh, s, V, m, scale, c, w, true, cut, cb, kc, km, draw_target(u24, z));
+    return (int)(0xFFFFFFFFu - (unsigned)(sh.pick.comp & 0xFFFFFFFFull));
+}
+
+// grid (G,), block SAMPLE_THREADS, after sample_prep on the same workspace.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ pos, const int* __restrict__ n_tokens,
+            const float* __restrict__ params, const u64* __restrict__ seed, int V, int hist_len,
+            const float* __restrict__ s, const float* __restrict__ pmax, const int* __restrict__ parg,
+            const float* __restrict__ pmin, unsigned* __restrict__ bcnt, u64* __restrict__ bmass,
+            unsigned* __restrict__ ctr) {
+    __shared__ DrawShared sh;
+    const float temp = params[0], top_p = params[1];
+    const int top_k = (int)params[3];
+    float m, lo;
+    int best;
+    merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
+    if (temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF)) {
+        if (blockIdx.x == 0 && threadIdx.x == 0)
+            commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
+        return;
+    }
+    const float scale = bin_scale(m, lo);
+    const int base = blockIdx.x * SAMPLE_CHUNK;
+    float lv[SAMPLE_PER_THREAD];
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {
+        const int i = base + threadIdx.x + u * SAMPLE_THREADS;
+        lv[u] = i < V ? s[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {
+        if (base + threadIdx.x + u * SAMPLE_THREADS >= V) break;
+        const float l = lv[u];
+        const int b = bin_of(l, m, scale);
+        const u64 wgt = mass_of(l, m);
+        atomicAdd(&bcnt[b], 1u);
+        if (wgt) atomicAdd(&bmass[b], wgt);
+    }
+    __threadfence();  // this block's bin updates are visible before its ticket
+    __syncthreads();
+    if (threadIdx.x == 0) sh.last = atomicAdd(ctr, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!sh.last) return;
+    __threadfence();
+    if (threadIdx.x == 0) *ctr = 0u;  // for the next launch (stream-ordered after this one)
+    const int P = pos[0] + n_tokens[0];
+    const int t = finish_draw(sh, s, V, m, scale, bcnt, bmass, top_k, top_p, uniform_bits(seed[0], (u64)P));
+    if (threadIdx.x == 0) commit_token(t, token, hist, pos, n_tokens, hist_len);
 }

@@ -1,6 +1,6 @@
 """Benchmark the attention kernels on LLaMA-2-7B shapes (32 heads, head_dim 128, fp16) and write JSON.
 
-    python scripts/bench_attention.py --out benchmarks/results/attention_$(date +%F).json
+    python3 -m scripts.bench_attention --out benchmarks/results/attention_$(date +%F).json
 
 Decode/prefill times come from CUDA graphs of one launch per layer over 32 distinct layer views of a 2 GiB KV cache
 (so L2 does not hold the keys), replayed and timed with events. Also: K/V read bandwidth against a device copy,
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cugraphllm.config import ModelConfig  # noqa: E402
-from cugraphllm.gpu import attention as attn_mod  # noqa: E402
-from cugraphllm.gpu.attention import Attention  # noqa: E402
+from cugraphllm.config import ModelConfig
+from cugraphllm.gpu import attention as attn_mod
+from cugraphllm.gpu.attention import Attention
 
 LAYERS = 32
 LENGTHS = [64, 128, 256, 512, 1024, 2048, 4096]

@@ -1,6 +1,6 @@
 """Benchmark the tensor-core prefill attention against the Numba prefill kernel on LLaMA-2-7B shapes, write JSON.
 
-    python scripts/bench_attention_prefill.py --out benchmarks/results/attention_prefill_$(date +%F).json
+    python3 -m scripts.bench_attention_prefill --out benchmarks/results/attention_prefill_$(date +%F).json
 
 LLaMA-2-7B: 32 heads, 32 KV heads, head_dim 128, fp16, context 4096. For each query bucket M (n_tokens = M) and
 start position pos, a CUDA graph of 32 launches (one per layer, over 32 distinct layer views of a 2 GiB KV cache, so
@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cugraphllm.config import ModelConfig  # noqa: E402
-from cugraphllm.gpu.attention import Attention  # noqa: E402
-from cugraphllm.gpu.attention_prefill import PrefillKernel  # noqa: E402
+from cugraphllm.config import ModelConfig
+from cugraphllm.gpu.attention import Attention
+from cugraphllm.gpu.attention_prefill import PrefillKernel
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attention import LAYERS, graph_time_us  # noqa: E402  (one graph-timing harness for both)
+try:  # one graph-timing harness for both; `python3 -m scripts.X` from the checkout, or the file itself
+    from scripts.bench_attention import LAYERS, graph_time_us
+except ImportError:
+    from bench_attention import LAYERS, graph_time_us
 
 BUCKETS = (16, 32, 64, 128, 192, 256, 384, 512)
 

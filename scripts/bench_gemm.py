@@ -7,7 +7,7 @@ are), CUDA events around each replay, median / R. The variants of one shape are 
 minute to the next on the H100) falls on all of them alike and their ratio holds. cupy.matmul cannot be captured:
 it is timed eagerly (R calls between two events, median of the batches), so at small M it may include host
 launch overhead.
-Usage: python scripts/bench_gemm.py [--out benchmarks/results/gemm_<date>.json] [--tune]
+Usage: python3 -m scripts.bench_gemm [--out benchmarks/results/gemm_<date>.json] [--tune]
 """
 from __future__ import annotations
 
@@ -15,12 +15,10 @@ import argparse
 import datetime
 import json
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MS = (16, 32, 64, 128, 256, 512)
 # name: (op, K, N)  N = GEMM output columns

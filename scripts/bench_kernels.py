@@ -11,7 +11,7 @@ GB/s counts the bytes an op must move (weights + activations + outputs, each onc
 read_us: a bare streaming read of the same weight bytes (READ_SRC, timed the same way): the floor for a kernel
 of that size, ramp-up and tail included, which the whole-device copy rate does not show for 30-MB matrices.
 
-Usage: python scripts/bench_kernels.py [--dtype float16|bfloat16|both] [--sweep] [--no-cublas] [--out FILE]
+Usage: python3 -m scripts.bench_kernels [--dtype float16|bfloat16|both] [--sweep] [--no-cublas] [--out FILE]
 As a function: `run(dtypes=("float16",), do_sweep=False, with_cublas=True) -> dict` (the JSON document).
 The "gemm" key of the document is left for the prefill GEMM rows (scripts/bench_gemm.py).
 """
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CALLS, REPS = 24, 30
 L2_BYTES = 50 << 20
@@ -251,17 +250,16 @@ def bench_small(stream, dtype: str) -> list[dict]:
         "sample_topp0.95": lambda i: ops.sample(tok, hist, pos, n0, logits, p_topp, seed),
     }
     del n1
-
-    def one_copy(f):  # the sampler with a single shared histogram (SAMPLE_HCOPIES=1), for comparison
-        def g(i):
-            keep, ops.SAMPLE_HCOPIES = ops.SAMPLE_HCOPIES, 1
-            try:
-                f(i)
-            finally:
-                ops.SAMPLE_HCOPIES = keep
-        return g
-    cases["sample_topk40_topp0.9_hcopies1"] = one_copy(cases["sample_topk40_topp0.9"])
-    cases["sample_topp0.95_hcopies1"] = one_copy(cases["sample_topp0.95"])
+    p_temp = cp.asarray(np.array([1.0, 1.0, 1.0, 0], np.float32))
+    p_pen = cp.asarray(np.array([0.8, 0.9, 1.2, 40], np.float32))
+    cases["sample_temp1"] = lambda i: ops.sample(tok, hist, pos, n0, logits, p_temp, seed)
+    cases["sample_topk40_topp0.9_pen1.2"] = lambda i: ops.sample(tok, hist, pos, n0, logits, p_pen, seed)
+    from cugraphllm.gpu.state import pinned_int32  # the engine's hist: pinned host memory, read over PCIe
+    hist_host, hist_pinned, _ = pinned_int32(S + 1)
+    hist_host[:] = np.arange(S + 1) * 7 % V  # distinct ids: the penalty bitset is dense
+    cases["sample_topk40_topp0.9_pen1.2_pinned_hist"] = lambda i: ops.sample(tok, hist_pinned, pos, n0, logits,
+                                                                             p_pen, seed)
+    ops.sample_workspace(logits)  # outside capture
     return [dict(name=k, dtype=dtype, us=graph_us(stream, f, 1)) for k, f in cases.items()]
 
 

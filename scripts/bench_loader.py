@@ -1,23 +1,21 @@
 #!/usr/bin/env python3
 """Loader at full size: dummy weights of a preset, written as a sharded Hugging Face folder, loaded back.
 
-    python scripts/bench_loader.py --preset llama-2-7b --dtype bfloat16 --shards 3 --dir /tmp/llama7b-hf
+    python3 -m scripts.bench_loader --preset llama-2-7b --dtype bfloat16 --shards 3 --dir /tmp/llama7b-hf
 
 Prints the time of each step, the bytes NumPy allocated at peak while loading (tracemalloc), and the
 process's anonymous RSS, to show the checkpoint is held once (fused output) and not twice.
 """
 import argparse
 import shutil
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cugraphllm.config import ModelConfig  # noqa: E402
-from cugraphllm.convert import write_hf  # noqa: E402
-from cugraphllm.loader import dummy_weights, load_checkpoint  # noqa: E402
+from cugraphllm.config import ModelConfig
+from cugraphllm.convert import write_hf
+from cugraphllm.loader import dummy_weights, load_checkpoint
 
 
 def rss_anon_gb() -> float:

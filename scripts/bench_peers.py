@@ -10,7 +10,7 @@ Systems (LLaMA-2-7B shapes, random fp16 weights, nothing downloaded):
 Needs torch and transformers (the GPU image has them; cugraphllm never does). Writes the cugraphllm-bench/1 JSON
 after every system, so a run stopped early still leaves its figures.
 
-  python3 scripts/bench_peers.py --out $OUT [--prompt-lens 10,128,500 --new-tokens 64 --reps 5] [--paper]
+  python3 -m scripts.bench_peers --out $OUT [--prompt-lens 10,128,500 --new-tokens 64 --reps 5] [--paper]
 """
 from __future__ import annotations
 
@@ -24,12 +24,11 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for cugraphllm's pure modules
 
-import torch  # noqa: E402
+import torch
 
-from cugraphllm import bench_report as br  # noqa: E402
-from cugraphllm.config import ModelConfig  # noqa: E402
+from cugraphllm import bench_report as br
+from cugraphllm.config import ModelConfig
 
 SYSTEMS = ("gptfast", "gptfast-prefill", "hf-eager", "hf-compile")
 T0 = time.perf_counter()
@@ -175,7 +174,10 @@ def run_system(name: str, cfg: ModelConfig, args, state: dict) -> dict:
     t = time.perf_counter()
     extra = {}
     if name.startswith("gptfast"):
-        from peers_gptfast import GptFastRunner
+        try:  # `python3 -m scripts.bench_peers` from the checkout, or the file itself
+            from scripts.peers_gptfast import GptFastRunner
+        except ImportError:
+            from peers_gptfast import GptFastRunner
         cp = name == "gptfast-prefill"
         runner = GptFastRunner(cfg, max_seq=_round_up(max(args.prompt_lens) + args.new_tokens, 8), compile_prefill=cp)
         extra["design"] = ("static KV cache, fused wqkv/w13, device-side position, decode torch.compile "

@@ -1,16 +1,14 @@
 #!/usr/bin/env python3
 """Convert a llama2.c .bin checkpoint into a Hugging Face LLaMA folder (config.json + safetensors).
 
-    python scripts/convert_llama2c_to_hf.py stories260K.bin weights/stories260K-hf --dtype bfloat16 --shards 2
+    python3 -m scripts.convert_llama2c_to_hf stories260K.bin weights/stories260K-hf --dtype bfloat16 --shards 2
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cugraphllm.convert import convert_llama2c_to_hf  # noqa: E402
-from cugraphllm.errors import CugraphError  # noqa: E402
+from cugraphllm.convert import convert_llama2c_to_hf
+from cugraphllm.errors import CugraphError
 
 
 def main(argv=None) -> int:

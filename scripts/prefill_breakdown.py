@@ -1,6 +1,6 @@
 """Where prefill time goes: one eager 7B prefill step per bucket, each op timed with CUDA events.
 
-    python scripts/prefill_breakdown.py [--preset llama-2-7b] [--rows 16,128,512]
+    python3 -m scripts.prefill_breakdown [--preset llama-2-7b] [--rows 16,128,512]
 """
 import argparse
 import collections

@@ -1,6 +1,6 @@
 """Soak: generate many tokens across chat-like turns with resets; report host and GPU memory and latency.
 
-    python scripts/soak.py --preset llama-2-7b --tokens 10000 --turn 200 [--mode hybrid] [--out soak.json]
+    python3 -m scripts.soak --preset llama-2-7b --tokens 10000 --turn 200 [--mode hybrid] [--out soak.json]
 
 Memory is read at every reset: host RSS (/proc/self/statm), CUDA free memory, CuPy pool bytes. Growth is the
 last reading minus the first one taken after the first turn (the first turn may still capture graphs).

@@ -1,7 +1,7 @@
 """Start-up to ready: weight upload, kernel compiles (RawModule + Numba attention), warm-up and graph capture.
 
-    python scripts/startup.py --preset llama-2-7b --mode hybrid --cold   # fresh compile caches
-    python scripts/startup.py --preset llama-2-7b --mode hybrid          # caches from the previous run
+    python3 -m scripts.startup --preset llama-2-7b --mode hybrid --cold   # fresh compile caches
+    python3 -m scripts.startup --preset llama-2-7b --mode hybrid          # caches from the previous run
 
 Each measurement runs in a fresh process (so in-process caches do not help); --cold points CUPY_CACHE_DIR and
 CUGRAPHLLM_CACHE_DIR at empty folders. Dummy weights are made on the GPU, so "load" here is allocation + RNG.

@@ -89,3 +89,22 @@ def interrupt_cli(args, wait_s: float, timeout: float):
     finally:
         p.kill()
     return p.returncode, err.decode()
+
+
+# ---- the GPU kernel tests' module handles (imported only when a gpu test runs) -----------------------------
+@pytest.fixture(scope="module")
+def cp():
+    import cupy
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def ops():
+    from cugraphllm.gpu import ops
+    return ops
+
+
+@pytest.fixture(scope="module")
+def state():
+    from cugraphllm.gpu import state
+    return state

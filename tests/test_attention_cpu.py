@@ -80,11 +80,11 @@ SPECS = [  # (config shape, dtype, lmax): fast paths 64/128, GQA, bf16, the 2-el
 def kernels():
     pytest.importorskip("numba.cuda")
     try:
-        from cugraphllm.gpu import attention_kernels
-        attention_kernels.compile_ptx(A.plan_prefill(cfg(8, 8, 8), "float16", 64), (9, 0))
+        from cugraphllm.gpu import jit_cache
+        jit_cache.compile_ptx(A.plan_prefill(cfg(8, 8, 8), "float16", 64), (9, 0))
     except Exception as e:  # no libNVVM here
         pytest.skip(f"numba-cuda cannot compile here: {type(e).__name__}: {e}")
-    return attention_kernels
+    return jit_cache
 
 
 @pytest.mark.parametrize("shape,dtype,lmax", SPECS)

@@ -3,7 +3,7 @@ chat soak under tracemalloc, and seeded determinism across engines and processes
 
 Covered elsewhere, not repeated here: greedy NumPy tokens == golden on stories260K (test_reference.py::
 test_stories260k_golden, test_generate.py::test_generate_golden); the GPU kernels never write K/V at
-pos >= S (test_kernels_gpu.py::test_qkv_rope_never_writes_outside); chat Ctrl-C at the prompt and between
+pos >= S (test_gemv_gpu.py::test_qkv_rope_never_writes_outside); chat Ctrl-C at the prompt and between
 replies (test_cli.py); the GPU versions of what is here are in test_robustness_gpu.py."""
 import gc
 import json

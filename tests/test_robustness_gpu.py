@@ -1,7 +1,7 @@
 """Robustness of the cuda backend (gpu-marked: skipped without a GPU): the context limit, out of memory at load,
 Ctrl-C at arbitrary points of a decode, a failed graph capture.
 
-Covered elsewhere, not repeated: the kernels never write K/V at pos >= S (test_kernels_gpu.py::
+Covered elsewhere, not repeated: the kernels never write K/V at pos >= S (test_gemv_gpu.py::
 test_qkv_rope_never_writes_outside); same seed, same tokens in every mode, and no memory-pool growth over
 many generations (test_engine_gpu.py); the 10,000-token soak with P50/P99 latency is scripts/soak.py, run on
 the device by the integrator. The CPU counterparts are in test_robustness.py."""

@@ -11,8 +11,9 @@ units (q is pre-scaled by log2(e)/sqrt(head_dim)) so the softmax uses exp2.
 
 Work layout, shared by both kernels: a warp holds R = n_rep query heads (one KV head, so K/V loads are shared by the
 group) and walks keys KPS = 32/G at a time, one key per lane group, with an online softmax per lane group; the
-groups are then merged with shuffles (log-sum-exp). The decode kernel lives in decode_kernels.py (it shares the
-conversions and the geometry defined here).
+groups are then merged with shuffles (log-sum-exp). The decode kernel lives in decode_kernels.py (it imports the
+conversions and the geometry defined here; this module never imports it). jit_cache.compile_ptx turns either
+kernel into PTX.
 """
 from __future__ import annotations
 
@@ -253,28 +254,3 @@ def make_prefill(spec):
     P = types.CPointer
     sig = (P(types.int16), P(types.int16), P(wt), P(wt), P(types.int32), P(types.int32))
     return prefill, sig
-
-
-def _pin_device_cc(cc):
-    """Numba compiles device functions for the *current device's* cc, which needs a GPU and a context. The
-    compile process targets `cc` explicitly, so answer that instead (works on a GPU-less build machine too)."""
-    from numba.cuda import dispatcher
-
-    class _Target:
-        compute_capability = tuple(cc)
-
-    dispatcher.get_current_device = lambda: _Target
-
-
-def compile_ptx(spec, cc: tuple[int, int]) -> tuple[str, str]:
-    """(ptx text, entry name) of one specialization; needs libNVVM, not a GPU."""
-    import re
-    _pin_device_cc(cc)
-    if spec["kind"] == "decode":
-        from .decode_kernels import make_decode
-        fn, sig = make_decode(spec)
-    else:
-        fn, sig = make_prefill(spec)
-    ptx, _ = cuda.compile_ptx(fn, sig, cc=cc)
-    name = re.search(r"\.visible\s+\.entry\s+(\S+?)\s*\(", ptx).group(1)
-    return ptx, name

@@ -103,10 +103,38 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _pin_device_cc(cc):
+    """Numba compiles device functions for the *current device's* cc, which needs a GPU and a context. The
+    compile process targets `cc` explicitly, so answer that instead (works on a GPU-less build machine too)."""
+    from numba.cuda import dispatcher
+
+    class _Target:
+        compute_capability = tuple(cc)
+
+    dispatcher.get_current_device = lambda: _Target
+
+
+def compile_ptx(spec, cc: tuple[int, int]) -> tuple[str, str]:
+    """(ptx text, entry name) of one specialization (decode: decode_kernels, prefill: attention_kernels); needs
+    libNVVM, not a GPU. Imports Numba."""
+    import re
+
+    from numba import cuda
+    _pin_device_cc(cc)
+    if spec["kind"] == "decode":
+        from .decode_kernels import make_decode
+        fn, sig = make_decode(spec)
+    else:
+        from .attention_kernels import make_prefill
+        fn, sig = make_prefill(spec)
+    ptx, _ = cuda.compile_ptx(fn, sig, cc=cc)
+    name = re.search(r"\.visible\s+\.entry\s+(\S+?)\s*\(", ptx).group(1)
+    return ptx, name
+
+
 def compile_into(spec: dict, cc: str, cache_dir: Path) -> dict:
-    from . import attention_kernels as ak
     t0 = time.perf_counter()
-    ptx, name = ak.compile_ptx(spec, (int(cc[:-1]), int(cc[-1])))
+    ptx, name = compile_ptx(spec, (int(cc[:-1]), int(cc[-1])))
     t1 = time.perf_counter()
     cubin = _link_cubin(ptx, cc)
     key = cache_key(spec, cc)

@@ -23,8 +23,9 @@ from . import gemv_plan as plan
 from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
 
 SAMPLE_THREADS = 1024
-SAMPLE_HCOPIES = 8  # sampler histogram copies (kernels/sampling.cu); 1 = one shared histogram
+SAMPLE_CHUNK, SAMPLE_NB = 4096, 2048  # logits per sampler block, value bins (kernels/sampling.cu)
 _cache: dict = {}  # (device, file, kernel, dtype, defines) -> RawKernel
+_sample_work: dict = {}  # (device, logits address, V) -> SampleWork
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -336,21 +337,48 @@ def argmax(token, hist, pos, n_tokens, logits):
         (1,), (SAMPLE_THREADS,), (token, hist, pos, n_tokens, logits, np.int32(V), np.int32(hist.size)))
 
 
-def _sample_smem(V: int) -> int:
-    return 4 * V + 4 * ((V + 31) // 32)
+class SampleWork:
+    """Device scratch of `sample` for one logits buffer (kernels/sampling.cu, "Workspace")."""
+
+    def __init__(self, V: int):
+        import cupy as cp
+        g = self.blocks = -(-V // SAMPLE_CHUNK)
+        self.s = cp.empty(V, cp.float32)                  # processed logits
+        self.pmax, self.parg, self.pmin = cp.empty(g, cp.float32), cp.empty(g, cp.int32), cp.empty(g, cp.float32)
+        self.bcnt, self.bmass = cp.empty(SAMPLE_NB, cp.uint32), cp.empty(SAMPLE_NB, cp.uint64)
+        self.ctr = cp.zeros(1, cp.uint32)                 # last-block ticket; the kernel leaves it at 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.s, self.pmax, self.parg, self.pmin, self.bcnt, self.bmass, self.ctr))
+
+
+def sample_workspace(logits) -> SampleWork:
+    """The workspace of `sample` for this logits buffer, allocated on first use: call it before graph capture
+    (state.Scratch does). Keyed by the buffer's address and V, so two engines never share one."""
+    key = (ck.device_id(), logits.data.ptr, int(logits.shape[-1]))
+    w = _sample_work.get(key)
+    if w is None:
+        import cupy as cp
+        if cp.cuda.get_current_stream().is_capturing():
+            raise ValueError("sample: no workspace for this logits buffer; call ops.sample_workspace before capture")
+        w = _sample_work[key] = SampleWork(key[1])
+    return w
 
 
 def sample(token, hist, pos, n_tokens, logits, params, seed):
     """SamplingParams on the device; params f32 [4] = (temperature, top_p, repetition_penalty, top_k),
-    seed uint64 [1]. Writes like argmax."""
+    seed uint64 [1]. Writes like argmax. Two launches of ceil(V / SAMPLE_CHUNK) blocks (kernels/sampling.cu)."""
     V = _select_check(token, hist, pos, n_tokens, logits)
     _check("params", params, shape=(4,), dtype="float32")
     _scalar("seed", seed, dtype="uint64")
-    fn = _fn("sampling.cu", "sample", "float16", SAMPLE_HCOPIES=SAMPLE_HCOPIES)
-    smem = _sample_smem(V)
-    _need_smem(fn, smem)
-    fn((1,), (SAMPLE_THREADS,), (token, hist, pos, n_tokens, logits, params, seed, np.int32(V),
-                                 np.int32(hist.size)), shared_mem=smem)
+    w = sample_workspace(logits)
+    grid, block, n = (w.blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
+    part = (w.s, w.pmax, w.parg, w.pmin, w.bcnt, w.bmass)
+    _fn("sampling.cu", "sample_prep", "float16")(grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n)
+                                                 + part)
+    _fn("sampling.cu", "sample_draw", "float16")(grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V),
+                                                               n) + part + (w.ctr,))
 
 
 def sampling_params_array(params) -> np.ndarray:
@@ -372,8 +400,6 @@ def warmup(config, dtype: str = "float16") -> None:
                              ("gemv_logits", c.dim, (c.vocab_size + 1) // 2)):
         for k in (kernel, {"gemv_residual": "gemv_residual_ss"}.get(kernel, kernel + "_norm")):
             fns.append(_gemv_fn(k, t, K, pairs)[0])
-    fns += [_fn("sampling.cu", "argmax", "float16"),
-            _fn("sampling.cu", "sample", "float16", SAMPLE_HCOPIES=SAMPLE_HCOPIES)]
-    _need_smem(fns[-1], _sample_smem(config.vocab_size))
+    fns += [_fn("sampling.cu", k, "float16") for k in ("argmax", "sample_prep", "sample_draw")]
     for f in fns:
         f.attributes  # forces NVRTC compile + module load now

@@ -247,6 +247,8 @@ def pinned_int32(n: int):
 class Scratch:
     def __init__(self, config: ModelConfig, max_seq_len: int, max_rows: int, dtype):
         import cupy as cp
+
+        from . import ops
         c, m = config, max_rows
         self.x = cp.zeros((m, c.dim), cp.float32)        # residual stream
         self.xn = cp.zeros((m, c.dim), dtype)            # decode: T(x); prefill: normed x (ops.norm_*)
@@ -255,6 +257,7 @@ class Scratch:
         self.att = cp.zeros((m, c.dim), dtype)           # attention output (heads concatenated)
         self.h = cp.zeros((m, c.hidden_dim), dtype)      # silu(gate) * up
         self.logits = cp.zeros((1, c.vocab_size), cp.float32)
+        self.sample_work = ops.sample_workspace(self.logits)  # the sampler's scratch, made before any capture
         self.prompt = cp.zeros(m, cp.int32)              # token ids of a prefill step (padded)
         self.pos = cp.zeros(1, cp.int32)                 # absolute position of the step's first token
         self.n_tokens = cp.ones(1, cp.int32)             # real tokens in the step (prefill)
@@ -268,4 +271,4 @@ class Scratch:
     @property
     def nbytes(self) -> int:
         import cupy as cp
-        return int(sum(a.nbytes for a in vars(self).values() if isinstance(a, cp.ndarray)))
+        return int(sum(a.nbytes for a in vars(self).values() if isinstance(a, cp.ndarray))) + self.sample_work.nbytes

@@ -1,0 +1,61 @@
+"""Shared by the decode-kernel GPU tests (test_{norm,gemv,fused_norm,sampling,decode_graph}_gpu.py): storage
+dtypes, tolerances, random device inputs, poisoning and the float64 references.
+
+Tolerances, on ||out - ref|| / ||ref|| with the reference computed in float64 from the same T-rounded inputs:
+- outputs stored in T: float16 2e-3, bfloat16 1.6e-2 (one rounding to T dominates: 2^-11 / 2^-8 per element);
+- float32 outputs (logits, residual, embedding, the new x of add_rmsnorm): 1e-5 (fp32 accumulation only).
+- fused-norm ops (norm_qkv_rope, norm_matmul_silu, norm_matmul_logits) against rmsnorm-then-matmul in float64 with
+  the UNFOLDED weights and gain: TOL_T for every output, logits included (the activation T(x) and the folded
+  weights T(W * g) are each rounded once to T before the fp32 dot products).
+Every output is poisoned (NaN) before each run, inputs are fresh random data, and the GEMV shapes are awkward
+sizes plus the LLaMA-2 7B/13B/70B shapes (70B GQA: 64 heads, 8 KV heads).
+"""
+import numpy as np
+
+from cugraphllm import reference as ref
+
+DTYPES = ["float16", "bfloat16"]
+TOL_T = {"float16": 2e-3, "bfloat16": 1.6e-2}
+TOL_F32 = 1e-5
+POSITIONS = [0, 1, 511, 4095]
+S = 4096
+
+def dt(cp, name):
+    if name == "float16":
+        return cp.float16
+    import ml_dtypes
+    return ml_dtypes.bfloat16
+
+
+def rand_t(cp, shape, name, seed, scale=1.0):
+    """Random T array made on the GPU (fast for the 70B shapes)."""
+    g = cp.random.default_rng(seed).standard_normal(shape, dtype=cp.float32) * np.float32(scale)
+    return g.astype(dt(cp, name))
+
+
+def host64(a):
+    return a.get().astype(np.float64)
+
+
+def poison(cp, shape, dtype):
+    return cp.full(shape, np.nan, dtype=dtype)
+
+
+def rel_err(out, want):
+    out = np.asarray(out, np.float64)
+    assert np.all(np.isfinite(out)), "output has non-finite values (unwritten?)"
+    return float(np.linalg.norm(out - want) / np.linalg.norm(want))
+
+
+def matvec64(w, a64, chunk=8192):
+    """float64 W [N, K] @ a [K] from a device T matrix, in row chunks (the 70B matrices are large)."""
+    return np.concatenate([host64(w[i:i + chunk]) @ a64 for i in range(0, w.shape[0], chunk)])
+
+
+def qkv_reference(wqkv, a64, table, D, kvd, H, KVH, hd, pos):
+    y = matvec64(wqkv, a64)
+    q = ref.apply_rope(y[:D].reshape(1, H, hd), np.array([pos]), table).reshape(D)
+    k = ref.apply_rope(y[D:D + kvd].reshape(1, KVH, hd), np.array([pos]), table).reshape(kvd)
+    return q, k, y[D + kvd:]
+
+
