@@ -362,7 +362,7 @@ def sample_workspace(logits) -> SampleWork:
         import cupy as cp
         if cp.cuda.get_current_stream().is_capturing():
             raise ValueError("sample: no workspace for this logits buffer; call ops.sample_workspace before capture")
-        w = _sample_work[key] = SampleWork(key[1])
+        w = _sample_work[key] = SampleWork(key[2])
     return w
 
 
