@@ -1,0 +1,119 @@
+"""The "tc" path of gemm_quant.py: a tiled tensor-core GEMM that dequantizes the packed weight tile by tile
+(kernels/gemm_quant_tc.cu), C[M, N] = a'[M, K] @ W[N, K].T with fp32 accumulation; never a 16-bit copy of W.
+
+Tile configs (CONFIGS, picked by M through CONFIG_BY_M): small M streams each packed weight word once per block
+row (one block row when M <= BM) through a deep cp.async ring; large M is a 128 x 128 x 64 block tile. When the
+grid has fewer than TARGET_BLOCKS_PER_SM * SMs blocks, K is split over blockIdx.z into f32 partials (at most
+MAX_SPLITS, and only while splits * M * N * 4 fits in WS_BYTES), summed in a fixed order by qtc_reduce.
+Outputs: "acc" (f32 [M, N] +=, the residual stream) or "store" (T [M, N], for gemm.cu's row epilogues).
+Needs: K % 32 == 0 (int4) or K % 16 == 0 (fp8 / int8), 16-byte aligned activations and packed weights.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import gemm
+from .cuda_kernels import get_function
+
+BK = 64
+# name: (BM, BN, WARPS_M, WARPS_N, STAGES)
+CONFIGS = {"s16": (16, 64, 1, 4, 6), "s32": (32, 64, 2, 2, 6), "m64": (64, 128, 2, 4, 4),
+           "l128": (128, 128, 2, 4, 3)}
+CONFIG_BY_M = ((16, "s16"), (32, "s32"), (64, "m64"), (1 << 30, "l128"))  # first (max M, config) that fits
+TARGET_BLOCKS_PER_SM = 2
+MAX_SPLITS = 8
+WS_BYTES = 16 << 20  # f32 split-K partials (gemm_quant allocates it as buffer "tcws")
+_QFMT = {"fp8": 0, "int8": 1, "int4": 2}
+_SMEM_DEFAULT = 48 << 10
+_MODE = {"partial": 0, "store": 1, "acc": 2}
+
+
+def supported(w, a) -> bool:
+    """Whether the tc kernel can run this weight and (prepared) activation array."""
+    M, K = a.shape
+    kmul = 32 if w.fmt == "int4" else 16
+    return K % kmul == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
+
+
+def config_name(M: int) -> str:
+    return next(name for mmax, name in CONFIG_BY_M if M <= mmax)
+
+
+def smem_bytes(name: str, fmt: str, itemsize: int = 2) -> int:
+    """Dynamic shared memory of one block: STAGES * (A tile + packed W tile) + the 16-bit W tile."""
+    bm, bn, _, _, stages = CONFIGS[name]
+    bq_row = 32 if fmt == "int4" else 64
+    return stages * (bm * BK * itemsize + bn * bq_row) + bn * BK * itemsize
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count() -> int:
+    import cupy as cp
+    return int(cp.cuda.Device().attributes["MultiProcessorCount"])
+
+
+def _kernel(name: str, fmt: str, dtype, cfg: str = ""):
+    return _kernel_cached(name, fmt, bool(gemm._is_bf16(dtype)), cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_cached(name: str, fmt: str, bf16: bool, cfg: str):
+    """The compiled kernel; qgemm_tc's dynamic smem limit raised once (cached) where it exceeds 48 KiB."""
+    defines = {"QFMT": _QFMT[fmt]}
+    if cfg:
+        bm, bn, wm, wn, st = CONFIGS[cfg]
+        defines.update(BM=bm, BN=bn, WARPS_M=wm, WARPS_N=wn, STAGES=st)
+    if bf16:
+        defines["CG_BF16"] = 1
+    fn = get_function("gemm_quant_tc.cu", name, defines)
+    if cfg and smem_bytes(cfg, fmt) > _SMEM_DEFAULT:
+        fn.max_dynamic_shared_size_bytes = smem_bytes(cfg, fmt)
+    return fn
+
+
+def plan(M: int, N: int, K: int, fmt: str, sms: int | None = None) -> tuple:
+    """(config name, grid, splits, k-tiles per split) of one call."""
+    name = config_name(M)
+    bm, bn = CONFIGS[name][:2]
+    grid = ((N + bn - 1) // bn, (M + bm - 1) // bm)
+    kt = (K + BK - 1) // BK
+    sms = _sm_count() if sms is None else sms
+    splits = -(-TARGET_BLOCKS_PER_SM * sms // (grid[0] * grid[1]))
+    splits = max(1, min(splits, MAX_SPLITS, kt // 2, WS_BYTES // (4 * M * N)))
+    kper = -(-kt // splits)
+    return name, grid, -(-kt // kper), kper
+
+
+def warmup(fmt: str, dtype, rows) -> None:
+    """Compile (and raise the smem limit of) the kernels these row counts use, outside any capture."""
+    for M in rows:
+        _kernel("qgemm_tc", fmt, dtype, config_name(M)).attributes
+    _kernel("qtc_reduce", fmt, dtype).attributes
+
+
+def run(out, a, w, out_mode: str, ws) -> None:
+    """out (f32 [M, N] += for "acc", T [M, N] = for "store") of a' @ W.T; ws: a flat f32 buffer of >= WS_BYTES
+    for the split-K partials. a is the prepared activation array (perm / gain already applied)."""
+    import cupy as cp
+    M, K = a.shape
+    N = w.shape[0]
+    name, grid, splits, kper = plan(M, N, K, w.fmt)
+    stream = cp.cuda.get_current_stream()
+    if w.fmt == "int4":
+        wargs = (w.qweight, w.scales, w.scales, w.zeros, np.int32(w.group_size))
+    else:
+        wargs = (w.qweight, w.scales, w.scales, w.scales, np.int32(K))
+    dst = out if splits == 1 else ws
+    mode = _MODE[out_mode] if splits == 1 else _MODE["partial"]
+    threads = 32 * CONFIGS[name][2] * CONFIGS[name][3]
+    _kernel("qgemm_tc", w.fmt, a.dtype, name)(
+        (grid[0], grid[1], splits), (threads,), (dst, a, *wargs[:4], np.int32(M), np.int32(N), np.int32(K),
+                                                  wargs[4], np.int32(kper), np.int32(mode)),
+        shared_mem=smem_bytes(name, w.fmt), stream=stream)
+    if splits > 1:
+        mn = M * N
+        _kernel("qtc_reduce", w.fmt, a.dtype)(((mn + 255) // 256,), (256,),
+                                              (out, ws, np.int32(splits), np.int32(mn), np.int32(_MODE[out_mode])),
+                                              stream=stream)
