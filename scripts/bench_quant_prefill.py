@@ -1,5 +1,6 @@
 """Prefill GEMM benchmark for quantized weights: per 7B shape and M, us per op of gemm.py at fp16 (auto) against
-gemm_quant.py at fp8 / int8 / int4 (group 128), each of its paths (auto, own, dequant, lt) where it can run.
+gemm_quant.py at fp8 / int8 / int4 (group 128), each of its paths (auto, own, dequant, lt, tc) where it can run;
+the tc rows also record the tile plan (config, grid, split-K) that gemm_quant_tc.plan chose.
 
 Timing as scripts/bench_gemm.py: each op captured R times into one CUDA graph over rotating weight copies (> L2
 together, as successive layers are), all variants of one (shape, M) replayed in interleaved rounds, median / R.
@@ -57,6 +58,8 @@ def _impls(fmt, M, K, N):
     out = ["auto", "dequant", "own"]  # own above OWN_MAX_M: one launch per 64 rows
     if fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported():
         out.append("lt")
+    if K % (32 if fmt == "int4" else 16) == 0:
+        out.append("tc")  # tiled tensor-core kernel, gemm_quant_tc.py
     return out
 
 
@@ -70,7 +73,8 @@ def bench_shape(name, M, dtype, stream):
         ws = [_packed(fmt, N, K, 10 + i) for i in range(max(2, int(np.ceil(200e6 / per))))]
         for impl in _impls(fmt, M, K, N):
             graphs[f"{fmt}:{impl}"] = _graph(stream, _qop_call(op, d, ws, impl), len(ws))
-    row = {"shape": name, "op": op, "M": M, "K": K, "N": N}
+    from cugraphllm.gpu import gemm_quant_tc
+    row = {"shape": name, "op": op, "M": M, "K": K, "N": N, "tc_plan": str(gemm_quant_tc.plan(M, N, K, "int4"))}
     row.update({k: round(us, 2) for k, us in _interleaved_us(stream, graphs).items()})
     del graphs, d
     cp.get_default_memory_pool().free_all_blocks()
@@ -86,6 +90,8 @@ def _summary(res, M):
         t = sum(r[f"{fmt}:auto"] for r in rows)
         s[f"layer_{fmt}_us"] = round(t, 1)
         s[f"{fmt}_speedup_vs_fp16"] = round(fp16 / t, 3)
+        if all(f"{fmt}:tc" in r for r in rows):  # the tc path alone, whatever auto picked
+            s[f"{fmt}_tc_speedup_vs_fp16"] = round(fp16 / sum(r[f"{fmt}:tc"] for r in rows), 3)
     res.setdefault("summary", []).append(s)
     print("  summary", json.dumps(s), flush=True)
 
@@ -97,7 +103,7 @@ def main():
     args = ap.parse_args()
     import cupy as cp
     from cugraphllm.config import ModelConfig
-    from cugraphllm.gpu import gemm, gemm_quant
+    from cugraphllm.gpu import gemm, gemm_quant, gemm_quant_tc
     stream = cp.cuda.Stream(non_blocking=True)
     cfg = ModelConfig.from_preset("llama-2-7b")
     gemm.prepare(max(MS), max(cfg.qkv_dim, 2 * cfg.hidden_dim), args.dtype)
@@ -105,7 +111,9 @@ def main():
         gemm_quant.allocate(cfg, fmt, max(MS), args.dtype)
     env = environment()
     env["gemm_quant"] = {"AUTO_OWN_MAX_M": gemm_quant.AUTO_OWN_MAX_M, "SLAB_BYTES": gemm_quant.SLAB_BYTES,
-                         "int4_group": GROUP}
+                         "int4_group": GROUP, "AUTO_TC_MIN_M": gemm_quant.AUTO_TC_MIN_M,
+                         "TC_CONFIGS": gemm_quant_tc.CONFIGS, "TC_CONFIG_BY_M": gemm_quant_tc.CONFIG_BY_M,
+                         "TC_TARGET_BLOCKS_PER_SM": gemm_quant_tc.TARGET_BLOCKS_PER_SM}
     res = {"env": env, "dtype": args.dtype, "copy_gbps": copy_bandwidth(), "rows": []}
     print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
     for M in MS:

@@ -3,7 +3,7 @@
 
 Tile configs (CONFIGS, picked by M through CONFIG_BY_M): small M streams each packed weight word once per block
 row (one block row when M <= BM) through a deep cp.async ring; large M is a 128 x 128 x 64 block tile. When the
-grid has fewer than TARGET_BLOCKS_PER_SM * SMs blocks, K is split over blockIdx.z into f32 partials (at most
+grid has fewer than TARGET_BLOCKS_PER_SM[config] * SMs blocks, K is split over blockIdx.z into f32 partials (at most
 MAX_SPLITS, and only while splits * M * N * 4 fits in WS_BYTES), summed in a fixed order by qtc_reduce.
 Outputs: "acc" (f32 [M, N] +=, the residual stream) or "store" (T [M, N], for gemm.cu's row epilogues).
 Needs: K % 32 == 0 (int4) or K % 16 == 0 (fp8 / int8), 16-byte aligned activations and packed weights.
@@ -22,7 +22,7 @@ BK = 64
 CONFIGS = {"s16": (16, 64, 1, 4, 6), "s32": (32, 64, 2, 2, 6), "m64": (64, 128, 2, 4, 4),
            "l128": (128, 128, 2, 4, 3)}
 CONFIG_BY_M = ((16, "s16"), (32, "s32"), (64, "m64"), (1 << 30, "l128"))  # first (max M, config) that fits
-TARGET_BLOCKS_PER_SM = 2
+TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2}  # split K below this many blocks per SM
 MAX_SPLITS = 8
 WS_BYTES = 16 << 20  # f32 split-K partials (gemm_quant allocates it as buffer "tcws")
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
@@ -80,7 +80,7 @@ def plan(M: int, N: int, K: int, fmt: str, sms: int | None = None) -> tuple:
     grid = ((N + bn - 1) // bn, (M + bm - 1) // bm)
     kt = (K + BK - 1) // BK
     sms = _sm_count() if sms is None else sms
-    splits = -(-TARGET_BLOCKS_PER_SM * sms // (grid[0] * grid[1]))
+    splits = -(-TARGET_BLOCKS_PER_SM[name] * sms // (grid[0] * grid[1]))
     splits = max(1, min(splits, MAX_SPLITS, kt // 2, WS_BYTES // (4 * M * N)))
     kper = -(-kt // splits)
     return name, grid, -(-kt // kper), kper

@@ -1,0 +1,112 @@
+"""The "tc" path of gemm_quant (gemm_quant_tc.py, kernels/gemm_quant_tc.cu) at awkward sizes: every tile config
+forced on the same problem, M / N / K not multiples of the tiles, int4 groups smaller than, equal to and larger
+than the 64-column k-tile, split-K on and off. Same reference and tolerances as test_quant_prefill_gpu.py (the 7B /
+70B shapes run there, where "tc" is one of the paths). The plan / smem checks at the end need no GPU.
+"""
+import numpy as np
+import pytest
+
+from cugraphllm import reference as ref
+from cugraphllm.gpu import gemm_quant_tc as tc
+
+cp = pytest.importorskip("cupy")
+from test_gemm_gpu import _dtypes, _np_dtype, _sample, dev_random, host64, poison, relerr, rng_seed  # noqa: E402
+from test_quant_prefill_gpu import FMTS, TOL, TOL_F32, dev_quant, ref_product  # noqa: E402
+
+gpu = pytest.mark.gpu
+
+# (M, N, K, int4 group, extras): K % 64 != 0 in most; N not a multiple of 64 / 128; M across the row tiles
+CASES = [(3, 200, 160, 32, False), (20, 136, 96, 96, True), (50, 300, 224, 32, False), (77, 130, 1056, 1056, True),
+         (150, 264, 288, 96, False), (5, 72, 1056, 32, True)]
+
+
+def _force(monkeypatch, cfg, splits):
+    if cfg is not None:
+        monkeypatch.setattr(tc, "CONFIG_BY_M", ((1 << 30, cfg),))
+    if splits is not None:
+        monkeypatch.setattr(tc, "MAX_SPLITS", splits)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("splits", [None, 1], ids=["split-auto", "no-split"])
+@pytest.mark.parametrize("cfg", list(tc.CONFIGS))
+@pytest.mark.parametrize("fmt", FMTS)
+@pytest.mark.parametrize("M,N,K,group,extras", CASES)
+def test_tc_residual(M, N, K, group, extras, fmt, cfg, splits, dtype, monkeypatch):
+    from cugraphllm.gpu import gemm_quant
+    _force(monkeypatch, cfg, splits)
+    rng, seed = rng_seed()
+    a = dev_random((M, K), dtype, 1.0, seed)
+    w = dev_quant(fmt, N, K, seed + 1, extras, group=group)
+    x0 = dev_random((M, N), "float32", 1.0, seed + 2)
+    x = x0.copy()
+    gemm_quant.matmul_residual(x, a, w, impl="tc")
+    got = host64(x) - host64(x0)
+    err = relerr(got, ref_product(a, w, np.arange(N)))
+    assert err < TOL_F32[dtype], f"tc {cfg} splits={splits} {fmt} M={M} N={N} K={K} g={group} {dtype} " \
+                                 f"seed={seed}: rel err {err:.2e}"
+
+
+@gpu
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("fmt", FMTS)
+@pytest.mark.parametrize("M,F,K,group", [(9, 100, 160, 32), (70, 150, 288, 96), (10, 11008, 4096, 128),
+                                         (200, 11008, 4096, 128)])
+def test_tc_silu(M, F, K, group, fmt, dtype):
+    from cugraphllm.gpu import gemm_quant
+    rng, seed = rng_seed()
+    xn = dev_random((M, K), dtype, 1.0, seed)
+    w13 = dev_quant(fmt, 2 * F, K, seed + 1, True, group=group)
+    fs = _sample(F, 384, rng)
+    want = ref.silu(ref_product(xn, w13, fs)) * ref_product(xn, w13, fs + F)
+    h = cp.empty((M, F), dtype=_np_dtype(dtype))
+    poison(h)
+    gemm_quant.matmul_silu(h, xn, w13, impl="tc")
+    got = host64(h)
+    assert np.all(np.isfinite(got)), "tc: unwritten h"
+    err = relerr(got[:, fs], want)
+    assert err < TOL[dtype], f"tc {fmt} M={M} F={F} K={K} g={group} {dtype} seed={seed}: {err:.2e}"
+
+
+@gpu
+@pytest.mark.parametrize("fmt", FMTS)
+def test_tc_auto_and_unsupported(fmt):
+    """auto takes tc where AUTO_TC_MIN_M says so; a K the kernel cannot tile is a one-line error for impl="tc"."""
+    from cugraphllm.errors import BackendError
+    from cugraphllm.gpu import gemm_quant
+    M, N, K = 40, 96, 136 if fmt != "int4" else 144  # K % 16 / % 32 != 0
+    a = dev_random((M, K), "float16", 1.0, 7)
+    w = dev_quant(fmt, N, K, 8, group=K if fmt == "int4" else 128)
+    x = cp.zeros((M, N), cp.float32)
+    with pytest.raises(BackendError, match="tc kernel cannot run") as e:
+        gemm_quant.matmul_residual(x, a, w, impl="tc")
+    assert "\n" not in str(e.value)
+    gemm_quant.matmul_residual(x, a, w)  # auto falls back to own / dequant here
+    assert relerr(host64(x), ref_product(a, w, np.arange(N))) < TOL_F32["float16"]
+    K2 = 160
+    a2, w2 = dev_random((M, K2), "float16", 1.0, 9), dev_quant(fmt, N, K2, 10, group=32)
+    want_tc = M >= gemm_quant.AUTO_TC_MIN_M.get(fmt, 1 << 30)
+    assert (gemm_quant._path("auto", "residual", w2, a2) == "tc") == want_tc
+
+
+# ---- no GPU: the launch plan -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("M", [1, 10, 16, 17, 32, 33, 64, 65, 128, 500, 512])
+@pytest.mark.parametrize("N,K", [(12288, 4096), (4096, 4096), (22016, 4096), (4096, 11008), (200, 160),
+                                 (57344, 8192), (8192, 28672)])
+def test_plan_covers_k_and_fits_workspace(M, N, K):
+    for sms in (108, 132):
+        name, grid, splits, kper = tc.plan(M, N, K, "int4", sms=sms)
+        bm, bn = tc.CONFIGS[name][:2]
+        kt = -(-K // tc.BK)
+        assert M <= bm or name == tc.CONFIG_BY_M[-1][1]
+        assert grid == (-(-N // bn), -(-M // bm))
+        assert 1 <= splits <= tc.MAX_SPLITS and (splits - 1) * kper < kt <= splits * kper  # every split non-empty
+        assert splits == 1 or splits * M * N * 4 <= tc.WS_BYTES
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+def test_configs_fit_shared_memory(fmt):
+    for name, (bm, bn, wm, wn, stages) in tc.CONFIGS.items():
+        assert bm % (16 * wm) == 0 and bn % (16 * wn) == 0, name
+        assert tc.smem_bytes(name, fmt) <= 227 << 10, name  # sm_80 / sm_90 opt-in maximum per block
