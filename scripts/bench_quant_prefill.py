@@ -1,6 +1,6 @@
 """Prefill GEMM benchmark for quantized weights: per 7B shape and M, us per op of gemm.py at fp16 (auto) against
 gemm_quant.py at fp8 / int8 / int4 (group 128), each of its paths (auto, own, dequant, lt, tc) where it can run;
-the tc rows also record the tile plan (config, grid, split-K) that gemm_quant_tc.plan chose.
+each row records the tc plan (config, grid, split-K) for int4, and int4 also times the other tc tile configs.
 
 Timing as scripts/bench_gemm.py: each op captured R times into one CUDA graph over rotating weight copies (> L2
 together, as successive layers are), all variants of one (shape, M) replayed in interleaved rounds, median / R.
@@ -10,6 +10,7 @@ Usage: python scripts/bench_quant_prefill.py [--out benchmarks/results/quant_pre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import sys
@@ -24,6 +25,7 @@ from bench_gemm import SHAPES, _graph, _interleaved_us, _op_call, _operands, cop
 MS = (10, 128, 512)
 FMTS = ("fp8", "int8", "int4")
 GROUP = 128
+TC_CONFIG_FMTS = ("int4",)  # also time every other tc tile config (fmt:tc:<config>), to tune CONFIG_BY_M
 
 
 def _packed(fmt, N, K, seed):
@@ -63,8 +65,21 @@ def _impls(fmt, M, K, N):
     return out
 
 
+@contextlib.contextmanager
+def _tc_config(cfg):
+    """gemm_quant_tc forced to one tile config (for the calls captured inside)."""
+    from cugraphllm.gpu import gemm_quant_tc
+    saved = gemm_quant_tc.CONFIG_BY_M
+    gemm_quant_tc.CONFIG_BY_M = ((1 << 30, cfg),)
+    try:
+        yield
+    finally:
+        gemm_quant_tc.CONFIG_BY_M = saved
+
+
 def bench_shape(name, M, dtype, stream):
     import cupy as cp
+    from cugraphllm.gpu import gemm_quant_tc
     op, K, N = SHAPES[name]
     d = _operands(op, M, K, N, dtype)
     graphs = {"fp16": _graph(stream, _op_call(op, d, "auto"), d["n"])}
@@ -73,7 +88,11 @@ def bench_shape(name, M, dtype, stream):
         ws = [_packed(fmt, N, K, 10 + i) for i in range(max(2, int(np.ceil(200e6 / per))))]
         for impl in _impls(fmt, M, K, N):
             graphs[f"{fmt}:{impl}"] = _graph(stream, _qop_call(op, d, ws, impl), len(ws))
-    from cugraphllm.gpu import gemm_quant_tc
+        if fmt in TC_CONFIG_FMTS and "tc" in _impls(fmt, M, K, N):
+            for cfg, bm in ((c, v[0]) for c, v in gemm_quant_tc.CONFIGS.items()):
+                if M <= 8 * bm and cfg != gemm_quant_tc.config_name(M):  # the planned config is fmt:tc
+                    with _tc_config(cfg):
+                        graphs[f"{fmt}:tc:{cfg}"] = _graph(stream, _qop_call(op, d, ws, "tc"), len(ws))
     row = {"shape": name, "op": op, "M": M, "K": K, "N": N, "tc_plan": str(gemm_quant_tc.plan(M, N, K, "int4"))}
     row.update({k: round(us, 2) for k, us in _interleaved_us(stream, graphs).items()})
     del graphs, d
