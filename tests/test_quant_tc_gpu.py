@@ -72,7 +72,7 @@ def test_tc_silu(M, F, K, group, fmt, dtype):
 @gpu
 @pytest.mark.parametrize("fmt", FMTS)
 def test_tc_auto_and_unsupported(fmt):
-    """auto takes tc where AUTO_TC_MIN_M says so; a K the kernel cannot tile is a one-line error for impl="tc"."""
+    """auto takes tc where AUTO_TC_M says so; a K the kernel cannot tile is a one-line error for impl="tc"."""
     from cugraphllm.errors import BackendError
     from cugraphllm.gpu import gemm_quant
     M, N, K = 40, 96, 136 if fmt != "int4" else 144  # K % 16 / % 32 != 0
@@ -86,7 +86,8 @@ def test_tc_auto_and_unsupported(fmt):
     assert relerr(host64(x), ref_product(a, w, np.arange(N))) < TOL_F32["float16"]
     K2 = 160
     a2, w2 = dev_random((M, K2), "float16", 1.0, 9), dev_quant(fmt, N, K2, 10, group=32)
-    want_tc = M >= gemm_quant.AUTO_TC_MIN_M.get(fmt, 1 << 30)
+    lo, hi = gemm_quant.AUTO_TC_M.get(fmt, (1, 0))
+    want_tc = lo <= M <= hi
     assert (gemm_quant._path("auto", "residual", w2, a2) == "tc") == want_tc
 
 

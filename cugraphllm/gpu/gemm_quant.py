@@ -10,7 +10,7 @@ weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four path
              scratch of at most SLAB_BYTES, cuBLAS GemmEx per slab into the output columns, then gemm.cu's epilogues.
 - "tc":      tiled tensor-core GEMM dequantizing packed weight tiles in shared memory (gemm_quant_tc.py), any M;
              int4 needs K % 32 == 0, fp8 / int8 K % 16 == 0; T or f32 output, then gemm.cu's row epilogues.
-"auto" (size rule, from scripts/bench_quant_prefill.py): "tc" for formats in AUTO_TC_MIN_M from that many rows;
+"auto" (size rule, from scripts/bench_quant_prefill.py): "tc" where AUTO_TC_M (per format: row range) says so;
 else "own" up to AUTO_OWN_MAX_M rows, then "lt" (fp8) or "dequant". perm / gain: the activations are
 gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does it while it
 quantizes.
@@ -34,8 +34,9 @@ from .cuda_kernels import get_function
 
 OWN_MAX_M = 64
 AUTO_OWN_MAX_M = {"qkv": 32, "silu": 32, "residual": 32}  # to be tuned with scripts/bench_quant_prefill.py
-# "tc" from this many rows (format absent: never auto). Untimed when written: delete a key to restore own/dequant.
-AUTO_TC_MIN_M = {"int4": 1, "int8": 33}
+# auto takes "tc" for lo <= M <= hi (format absent: never). A guess, untimed when written: tune from the bench,
+# delete a key to restore own / dequant for that format.
+AUTO_TC_M = {"int4": (1, 1 << 30), "int8": (33, 1 << 30)}
 # (WM, WK, STAGES) as gemm.OWN_CONFIG, (op, NT) keys override; 512 threads at NT > 4 would spill (128 registers)
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
               **{("residual", nt): (2, 4, 2) for nt in (5, 6, 7, 8)}}
@@ -175,7 +176,8 @@ def _path(impl: str, op: str, w: QuantLinear, a) -> str:
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
     tc_ok = tc.supported(w, a)
     if impl == "auto":
-        if tc_ok and M >= AUTO_TC_MIN_M.get(w.fmt, 1 << 30):
+        lo, hi = AUTO_TC_M.get(w.fmt, (1, 0))
+        if tc_ok and lo <= M <= hi:
             return "tc"
         if own_ok and M <= AUTO_OWN_MAX_M[op]:
             return "own"

@@ -18,11 +18,13 @@ from . import gemm
 from .cuda_kernels import get_function
 
 BK = 64
-# name: (BM, BN, WARPS_M, WARPS_N, STAGES)
+# name: (BM, BN, WARPS_M, WARPS_N, STAGES). l128w4 / l256 (64 x 64 warp tiles, ~230 registers) are alternatives
+# to l128 that the bench times; CONFIG_BY_M is a guess until the bench says otherwise.
 CONFIGS = {"s16": (16, 64, 1, 4, 6), "s32": (32, 64, 2, 2, 6), "m64": (64, 128, 2, 4, 4),
-           "l128": (128, 128, 2, 4, 3)}
+           "l128": (128, 128, 2, 4, 3), "l128w4": (128, 128, 2, 2, 3), "l256": (128, 256, 2, 4, 3)}
 CONFIG_BY_M = ((16, "s16"), (32, "s32"), (64, "m64"), (1 << 30, "l128"))  # first (max M, config) that fits
-TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2}  # split K below this many blocks per SM
+# split K while the grid has fewer blocks than this many per SM (about the blocks one SM holds at once)
+TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2, "l128w4": 2, "l256": 1}
 MAX_SPLITS = 8
 WS_BYTES = 16 << 20  # f32 split-K partials (gemm_quant allocates it as buffer "tcws")
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
