@@ -8,6 +8,8 @@
 //   ldmatrix A and W fragments, mma.
 // Smem rows of 64 T (128 bytes, 8 chunks of 16 bytes) are stored with chunk c at c ^ (row & 7), so the 8 rows
 // of an ldmatrix 8x8 matrix hit 8 different bank groups.
+// PIPE 2 double-buffers the 16-bit W tile: tile it + 1 is widened while tile it is multiplied, one barrier per
+// k-tile (its packed tile must land one k-tile earlier: STAGES >= 3).
 // Split-K: blockIdx.z takes k-tiles [z * kper, (z + 1) * kper). Output modes (C scaled by row_scale(n)):
 //   0: f32 partial out[z][m][n] = C (reduced by qtc_reduce); 1: T out[m][n] = C; 2: f32 out[m][n] += C.
 // Needs (launcher checks): K % 32 == 0 (int4) or K % 16 == 0 (8-bit), K % 8 == 0 for A, 16-byte aligned A / W.
@@ -29,6 +31,9 @@
 #ifndef STAGES
 #define STAGES 3
 #endif
+#ifndef PIPE
+#define PIPE 1  // 1: one 16-bit W tile, two barriers a k-tile; 2: two W tiles, one barrier (see qgemm_tc)
+#endif
 #define BK 64
 #define NTH (32 * WARPS_M * WARPS_N)
 #define WTM (BM / WARPS_M)  // warp tile rows (tokens)
@@ -46,7 +51,7 @@
 
 static_assert(WTM % 16 == 0 && WTN % 16 == 0, "warp tile: 16-row m tiles, pairs of 8-row n tiles");
 static_assert((BN * BK / 8) % NTH == 0 && (BM * 8) % NTH == 0 && (BN * BQ_ROW / 16) % NTH == 0, "even loads");
-static_assert(STAGES >= 2, "a ring of at least two stages");
+static_assert(STAGES >= 2 + (PIPE == 2), "a ring of at least two stages (three with PIPE 2)");
 
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
     return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -193,8 +198,8 @@ __device__ __forceinline__ void epilogue(void* out, int mode, const float (&acc)
     }
 }
 
-// grid (ceil(N / BN), ceil(M / BM), splits), NTH threads, dynamic smem qtc_smem_bytes (launcher's formula):
-// STAGES * (BM * BK * sizeof(T) + BN * BQ_ROW) + BN * BK * sizeof(T).
+// grid (ceil(N / BN), ceil(M / BM), splits), NTH threads, dynamic smem (gemm_quant_tc.smem_bytes):
+// STAGES * (BM * BK * sizeof(T) + BN * BQ_ROW) + PIPE * BN * BK * sizeof(T).
 extern "C" __global__ void __launch_bounds__(NTH)
 qgemm_tc(void* __restrict__ out, const T* __restrict__ A, const unsigned char* __restrict__ Q,
          const float* __restrict__ rs, const unsigned short* __restrict__ s, const unsigned short* __restrict__ z,
@@ -222,6 +227,32 @@ qgemm_tc(void* __restrict__ out, const T* __restrict__ A, const unsigned char* _
         if (st < nk) load_stage(As + st * A_STAGE, Bq + st * BQ_STAGE, A, Q, m0, n0, kt0 + st, M, N, K);
         cp_async_commit();  // empty groups keep the wait count uniform
     }
+#if PIPE == 2
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();  // tile 0 landed
+    if (nk > 0) {
+        dequant_stage(Bs, Bq, sz, n0, kt0, N, K);
+#if QFMT == 2
+        if (nk > 1) load_sz(sz, s, z, n0, kt0 + 1, N, K, gs);
+#endif
+    }
+    for (int it = 0; it < nk; ++it) {
+        cp_async_wait<STAGES - 3>();
+        __syncthreads();  // W tile it widened; tile it + 1 landed; everyone is done with mma(it - 1)
+        if (it + 1 < nk) {  // widen tile it + 1 into the other W tile (last read by mma(it - 1))
+            dequant_stage(Bs + ((it + 1) & 1) * BN * BK, Bq + ((it + 1) % STAGES) * BQ_STAGE, sz, n0, kt0 + it + 1,
+                          N, K);
+#if QFMT == 2
+            if (it + 2 < nk) load_sz(sz, s, z, n0, kt0 + it + 2, N, K, gs);
+#endif
+        }
+        const int nx = it + STAGES - 1;  // into stage (it - 1) % STAGES: A read by mma(it - 1), W by dequant(it - 1)
+        if (nx < nk)
+            load_stage(As + (nx % STAGES) * A_STAGE, Bq + (nx % STAGES) * BQ_STAGE, A, Q, m0, n0, kt0 + nx, M, N, K);
+        cp_async_commit();
+        mma_stage(acc, As + (it % STAGES) * A_STAGE, Bs + (it & 1) * BN * BK, wm, wn);
+    }
+#else
     for (int it = 0; it < nk; ++it) {
         cp_async_wait<STAGES - 2>();
         __syncthreads();  // tile it landed for every thread; everyone is done with tile it - 1 and with Bs
@@ -237,6 +268,7 @@ qgemm_tc(void* __restrict__ out, const T* __restrict__ A, const unsigned char* _
         __syncthreads();  // Bs complete
         mma_stage(acc, As + st * A_STAGE, Bs, wm, wn);
     }
+#endif
     cp_async_wait<0>();
     epilogue(out, mode, acc, rs, m0, n0, wm, wn, M, N);
 }

@@ -108,6 +108,8 @@ def test_plan_covers_k_and_fits_workspace(M, N, K):
 
 @pytest.mark.parametrize("fmt", FMTS)
 def test_configs_fit_shared_memory(fmt):
-    for name, (bm, bn, wm, wn, stages) in tc.CONFIGS.items():
+    for name, (bm, bn, wm, wn, stages, pipe) in tc.CONFIGS.items():
         assert bm % (16 * wm) == 0 and bn % (16 * wn) == 0, name
+        assert pipe in (1, 2) and stages >= 2 + (pipe == 2), name
+        assert name in tc.TARGET_BLOCKS_PER_SM, name
         assert tc.smem_bytes(name, fmt) <= 227 << 10, name  # sm_80 / sm_90 opt-in maximum per block

@@ -18,13 +18,16 @@ from . import gemm
 from .cuda_kernels import get_function
 
 BK = 64
-# name: (BM, BN, WARPS_M, WARPS_N, STAGES). l128w4 / l256 (64 x 64 warp tiles, ~230 registers) are alternatives
-# to l128 that the bench times; CONFIG_BY_M is a guess until the bench says otherwise.
-CONFIGS = {"s16": (16, 64, 1, 4, 6), "s32": (32, 64, 2, 2, 6), "m64": (64, 128, 2, 4, 4),
-           "l128": (128, 128, 2, 4, 3), "l128w4": (128, 128, 2, 2, 3), "l256": (128, 256, 2, 4, 3)}
+# name: (BM, BN, WARPS_M, WARPS_N, STAGES, PIPE). PIPE 2: double-buffered 16-bit W tile, one barrier a k-tile.
+# l128w4 / l256 (64 x 64 warp tiles, ~230 registers) and the PIPE 2 configs are alternatives that the bench times;
+# CONFIG_BY_M is a guess until the bench says otherwise.
+CONFIGS = {"s16": (16, 64, 1, 4, 6, 1), "s32": (32, 64, 2, 2, 6, 1), "m64": (64, 128, 2, 4, 4, 1),
+           "l128": (128, 128, 2, 4, 3, 1), "l128w4": (128, 128, 2, 2, 3, 1), "l256": (128, 256, 2, 4, 3, 1),
+           "s16d": (16, 64, 1, 4, 6, 2), "m64d": (64, 128, 2, 4, 4, 2), "l128d": (128, 128, 2, 4, 4, 2)}
 CONFIG_BY_M = ((16, "s16"), (32, "s32"), (64, "m64"), (1 << 30, "l128"))  # first (max M, config) that fits
 # split K while the grid has fewer blocks than this many per SM (about the blocks one SM holds at once)
-TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2, "l128w4": 2, "l256": 1}
+TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2, "l128w4": 2, "l256": 1, "s16d": 4, "m64d": 2,
+                        "l128d": 2}
 MAX_SPLITS = 8
 WS_BYTES = 16 << 20  # f32 split-K partials (gemm_quant allocates it as buffer "tcws")
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
@@ -44,10 +47,10 @@ def config_name(M: int) -> str:
 
 
 def smem_bytes(name: str, fmt: str, itemsize: int = 2) -> int:
-    """Dynamic shared memory of one block: STAGES * (A tile + packed W tile) + the 16-bit W tile."""
-    bm, bn, _, _, stages = CONFIGS[name]
+    """Dynamic shared memory of one block: STAGES * (A tile + packed W tile) + PIPE 16-bit W tiles."""
+    bm, bn, _, _, stages, pipe = CONFIGS[name]
     bq_row = 32 if fmt == "int4" else 64
-    return stages * (bm * BK * itemsize + bn * bq_row) + bn * BK * itemsize
+    return stages * (bm * BK * itemsize + bn * bq_row) + pipe * bn * BK * itemsize
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,8 +68,8 @@ def _kernel_cached(name: str, fmt: str, bf16: bool, cfg: str):
     """The compiled kernel; qgemm_tc's dynamic smem limit raised once (cached) where it exceeds 48 KiB."""
     defines = {"QFMT": _QFMT[fmt]}
     if cfg:
-        bm, bn, wm, wn, st = CONFIGS[cfg]
-        defines.update(BM=bm, BN=bn, WARPS_M=wm, WARPS_N=wn, STAGES=st)
+        bm, bn, wm, wn, st, pipe = CONFIGS[cfg]
+        defines.update(BM=bm, BN=bn, WARPS_M=wm, WARPS_N=wn, STAGES=st, PIPE=pipe)
     if bf16:
         defines["CG_BF16"] = 1
     fn = get_function("gemm_quant_tc.cu", name, defines)
