@@ -50,7 +50,7 @@
 #define PIECES (BN * BK / 8 / NTH) // 8-column pieces each thread widens per k-tile
 
 static_assert(WTM % 16 == 0 && WTN % 16 == 0, "warp tile: 16-row m tiles, pairs of 8-row n tiles");
-static_assert((BN * BK / 8) % NTH == 0 && (BM * 8) % NTH == 0 && (BN * BQ_ROW / 16) % NTH == 0, "even loads");
+static_assert((BN * BK / 8) % NTH == 0 && (BN * BQ_ROW / 16) % NTH == 0, "even W loads");
 static_assert(STAGES >= 2 + (PIPE == 2), "a ring of at least two stages (three with PIPE 2)");
 
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
@@ -80,8 +80,9 @@ __device__ __forceinline__ void load_stage(T* As, unsigned char* Bq, const T* __
                                            int M, int N, int K) {
     const int k0 = kt * BK;
 #pragma unroll
-    for (int i = 0; i < BM * 8 / NTH; ++i) {
+    for (int i = 0; i < (BM * 8 + NTH - 1) / NTH; ++i) {
         const int c = threadIdx.x + i * NTH, r = c >> 3, ch = c & 7, m = m0 + r, k = k0 + ch * 8;
+        if ((BM * 8) % NTH != 0 && c >= BM * 8) break;  // small BM: fewer A chunks than threads
         const bool ok = m < M && k < K;
         cp_async16(As + swz(r, ch), ok ? A + (size_t)m * K + k : A, ok);
     }

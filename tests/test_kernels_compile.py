@@ -51,7 +51,7 @@ def test_gemm_quant_formats_compile(qfmt, arch, bf16, src, tmp_path):
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
 
 
-@pytest.mark.parametrize("cfg", ["s16", "s32", "m64", "l256", "s16d", "l128d"])
+@pytest.mark.parametrize("cfg", ["s16", "s32", "m64", "l256", "s16d", "l128d", "s16w"])
 def test_gemm_quant_tc_configs_compile(cfg, tmp_path):
     """gemm_quant_tc.cu's other tile configs (l128 is the default), each with another format / arch / dtype;
     l128w4 differs from l256 only in warp counts."""
@@ -61,7 +61,8 @@ def test_gemm_quant_tc_configs_compile(cfg, tmp_path):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
     qfmt, arch, bf16 = {"s16": (2, "sm_90", True), "s32": (1, "sm_80", False), "m64": (2, "sm_80", False),
-                        "l256": (1, "sm_90", False), "s16d": (1, "sm_80", True), "l128d": (2, "sm_90", False)}[cfg]
+                        "l256": (1, "sm_90", False), "s16d": (1, "sm_80", True), "l128d": (2, "sm_90", False),
+                        "s16w": (2, "sm_80", True)}[cfg]
     defs = [f"-D{k}={v}" for k, v in zip(("BM", "BN", "WARPS_M", "WARPS_N", "STAGES", "PIPE"), CONFIGS[cfg])]
     cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={qfmt}", *defs,
            "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemm_quant_tc.cu")] + (["-DCG_BF16"] if bf16 else [])

@@ -23,11 +23,12 @@ BK = 64
 # CONFIG_BY_M is a guess until the bench says otherwise.
 CONFIGS = {"s16": (16, 64, 1, 4, 6, 1), "s32": (32, 64, 2, 2, 6, 1), "m64": (64, 128, 2, 4, 4, 1),
            "l128": (128, 128, 2, 4, 3, 1), "l128w4": (128, 128, 2, 2, 3, 1), "l256": (128, 256, 2, 4, 3, 1),
-           "s16d": (16, 64, 1, 4, 6, 2), "m64d": (64, 128, 2, 4, 4, 2), "l128d": (128, 128, 2, 4, 4, 2)}
+           "s16d": (16, 64, 1, 4, 6, 2), "m64d": (64, 128, 2, 4, 4, 2), "l128d": (128, 128, 2, 4, 4, 2),
+           "s16w": (16, 128, 1, 8, 6, 1)}  # s16w: half the activation re-reads of s16 per weight byte
 CONFIG_BY_M = ((16, "s16"), (32, "s32"), (64, "m64"), (1 << 30, "l128"))  # first (max M, config) that fits
 # split K while the grid has fewer blocks than this many per SM (about the blocks one SM holds at once)
 TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2, "l128w4": 2, "l256": 1, "s16d": 4, "m64d": 2,
-                        "l128d": 2}
+                        "l128d": 2, "s16w": 3}
 MAX_SPLITS = 8
 WS_BYTES = 16 << 20  # f32 split-K partials (gemm_quant allocates it as buffer "tcws")
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
