@@ -138,7 +138,8 @@ def warmup(fmt: str, dtype, rows, shapes=()) -> None:
     for M in rows:
         for op, kernel in (("qkv", "qgemm_qkv_rope"), ("silu", "qgemm_silu"), ("residual", "qgemm_residual")):
             fns.append(_fn(kernel, fmt, dtype, _own_cfg(op, min(M, OWN_MAX_M))))
-        tc.warmup(fmt, dtype, [M])
+        if _auto_tc(fmt, M):
+            tc.warmup(fmt, dtype, [M])
         if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
             for N, K in shapes:
                 cublaslt.handle().plan(N, M, K)
@@ -167,6 +168,11 @@ def _check_weight(w: QuantLinear, N: int, K: int, op: str) -> None:
     gemm._contig(*(a for a in (q, s, w.zeros, w.perm, w.gain) if a is not None))
 
 
+def _auto_tc(fmt: str, M: int) -> bool:
+    lo, hi = AUTO_TC_M.get(fmt, (1, 0))
+    return lo <= M <= hi
+
+
 def _path(impl: str, op: str, w: QuantLinear, a) -> str:
     """The path of one call; own needs 16-byte aligned operands (its activation loads are 16 bytes wide)."""
     from . import cublaslt
@@ -176,8 +182,7 @@ def _path(impl: str, op: str, w: QuantLinear, a) -> str:
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
     tc_ok = tc.supported(w, a)
     if impl == "auto":
-        lo, hi = AUTO_TC_M.get(w.fmt, (1, 0))
-        if tc_ok and lo <= M <= hi:
+        if tc_ok and _auto_tc(w.fmt, M):
             return "tc"
         if own_ok and M <= AUTO_OWN_MAX_M[op]:
             return "own"
