@@ -1,6 +1,7 @@
 """Prefill GEMM benchmark for quantized weights: per 7B shape and M, us per op of gemm.py at fp16 (auto) against
 gemm_quant.py at fp8 / int8 / int4 (group 128), each of its paths (auto, own, dequant, lt, tc) where it can run;
-each row records the tc plan (config, grid, split-K) for int4, and int4 also times the other tc tile configs.
+each row records the tc plan (config, grid, split-K) for int4, and int4 also times the other tc tile configs
+(int4:tc:<config>) and the planned one without split-K (int4:tc:nosplit), to tune gemm_quant_tc's tables.
 
 Timing as scripts/bench_gemm.py: each op captured R times into one CUDA graph over rotating weight copies (> L2
 together, as successive layers are), all variants of one (shape, M) replayed in interleaved rounds, median / R.
@@ -66,15 +67,16 @@ def _impls(fmt, M, K, N):
 
 
 @contextlib.contextmanager
-def _tc_config(cfg):
-    """gemm_quant_tc forced to one tile config (for the calls captured inside)."""
-    from cugraphllm.gpu import gemm_quant_tc
-    saved = gemm_quant_tc.CONFIG_BY_M
-    gemm_quant_tc.CONFIG_BY_M = ((1 << 30, cfg),)
+def _tc_config(cfg, max_splits=None):
+    """gemm_quant_tc forced to one tile config (and split-K limit) for the calls captured inside."""
+    from cugraphllm.gpu import gemm_quant_tc as tc
+    saved = tc.CONFIG_BY_M, tc.MAX_SPLITS
+    tc.CONFIG_BY_M = ((1 << 30, cfg),)
+    tc.MAX_SPLITS = tc.MAX_SPLITS if max_splits is None else max_splits
     try:
         yield
     finally:
-        gemm_quant_tc.CONFIG_BY_M = saved
+        tc.CONFIG_BY_M, tc.MAX_SPLITS = saved
 
 
 def bench_shape(name, M, dtype, stream):
@@ -93,6 +95,9 @@ def bench_shape(name, M, dtype, stream):
                 if M <= 8 * bm and cfg != gemm_quant_tc.config_name(M):  # the planned config is fmt:tc
                     with _tc_config(cfg):
                         graphs[f"{fmt}:tc:{cfg}"] = _graph(stream, _qop_call(op, d, ws, "tc"), len(ws))
+            if gemm_quant_tc.plan(M, N, K, fmt)[2] > 1:  # the planned config without split-K
+                with _tc_config(gemm_quant_tc.config_name(M), max_splits=1):
+                    graphs[f"{fmt}:tc:nosplit"] = _graph(stream, _qop_call(op, d, ws, "tc"), len(ws))
     row = {"shape": name, "op": op, "M": M, "K": K, "N": N, "tc_plan": str(gemm_quant_tc.plan(M, N, K, "int4"))}
     row.update({k: round(us, 2) for k, us in _interleaved_us(stream, graphs).items()})
     del graphs, d
