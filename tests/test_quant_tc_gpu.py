@@ -16,8 +16,8 @@ from test_quant_prefill_gpu import FMTS, TOL, TOL_F32, dev_quant, ref_product  #
 gpu = pytest.mark.gpu
 
 # (M, N, K, int4 group, extras): K % 64 != 0 in most; N not a multiple of 64 / 128; M across the row tiles
-CASES = [(3, 200, 160, 32, False), (20, 136, 96, 96, True), (50, 300, 224, 32, False), (77, 130, 1056, 1056, True),
-         (150, 264, 288, 96, False), (5, 72, 1056, 32, True)]
+CASES = [(3, 201, 160, 32, False), (20, 136, 96, 96, True), (50, 300, 224, 32, False), (77, 131, 1056, 1056, True),
+         (150, 264, 288, 96, False), (5, 72, 1056, 32, True)]  # odd N: the epilogue's one-column stores
 
 
 def _force(monkeypatch, cfg, splits):
@@ -46,6 +46,25 @@ def test_tc_residual(M, N, K, group, extras, fmt, cfg, splits, dtype, monkeypatc
     err = relerr(got, ref_product(a, w, np.arange(N)))
     assert err < TOL_F32[dtype], f"tc {cfg} splits={splits} {fmt} M={M} N={N} K={K} g={group} {dtype} " \
                                  f"seed={seed}: rel err {err:.2e}"
+
+
+@gpu
+@pytest.mark.parametrize("splits", [None, 1], ids=["split-auto", "no-split"])
+def test_tc_residual_unaligned_out(splits, monkeypatch):
+    """x at an address that is not 8-byte aligned: the epilogue must not use its two-column float2 stores."""
+    from cugraphllm.gpu import gemm_quant
+    _force(monkeypatch, None, splits)
+    M, N, K = 6, 96, 1056
+    rng, seed = rng_seed()
+    a, w = dev_random((M, K), "float16", 1.0, seed), dev_quant("int4", N, K, seed + 1, group=32)
+    x0 = dev_random((M, N), "float32", 1.0, seed + 2)
+    buf = cp.empty(M * N + 1, cp.float32)
+    x = buf[1:].reshape(M, N)
+    assert x.data.ptr % 8 == 4
+    x[...] = x0
+    gemm_quant.matmul_residual(x, a, w, impl="tc")
+    err = relerr(host64(x) - host64(x0), ref_product(a, w, np.arange(N)))
+    assert err < TOL_F32["float16"], f"splits={splits} seed={seed}: rel err {err:.2e}"
 
 
 @gpu

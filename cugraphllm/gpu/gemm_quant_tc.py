@@ -114,9 +114,10 @@ def run(out, a, w, out_mode: str, ws) -> None:
     dst = out if splits == 1 else ws
     mode = _MODE[out_mode] if splits == 1 else _MODE["partial"]
     threads = 32 * CONFIGS[name][2] * CONFIGS[name][3]
+    pairs = np.int32(dst.data.ptr % 8 == 0)  # two columns per store (when N is even) needs an aligned base
     _kernel("qgemm_tc", w.fmt, a.dtype, name)(
         (grid[0], grid[1], splits), (threads,), (dst, a, *wargs[:4], np.int32(M), np.int32(N), np.int32(K),
-                                                  wargs[4], np.int32(kper), np.int32(mode)),
+                                                  wargs[4], np.int32(kper), np.int32(mode), pairs),
         shared_mem=smem_bytes(name, w.fmt), stream=stream)
     if splits > 1:
         mn = M * N
