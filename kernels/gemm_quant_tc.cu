@@ -300,13 +300,26 @@ qgemm_tc(void* __restrict__ out, const T* __restrict__ A, const unsigned char* _
     epilogue(out, mode, acc, rs, m0, n0, wm, wn, M, N, pairs);
 }
 
-// Sum of the split-K partials ws f32 [splits, M*N]: mode 1 T out = sum; mode 2 f32 out += sum.
-extern "C" __global__ void qtc_reduce(void* __restrict__ out, const float* __restrict__ ws, int splits, int MN,
-                                      int mode) {
+// Sum of the split-K partials ws f32 [splits, M, N] in a fixed order, over count outputs: mode 1 T out = sum,
+// mode 2 f32 out += sum (count = M * N); mode 3 T out [M, F] = silu(sum[:, f]) * sum[:, F + f] (N = 2F,
+// count = M * F; silu_mul as gemm_common.cuh).
+extern "C" __global__ void qtc_reduce(void* __restrict__ out, const float* __restrict__ ws, int splits, int count,
+                                      int mode, int F) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= MN) return;
+    if (i >= count) return;
+    if (mode == 3) {
+        const int m = i / F, f = i - m * F;
+        const size_t o = (size_t)m * 2 * F + f, stride = (size_t)2 * count;
+        float a = 0.f, b = 0.f;
+        for (int z = 0; z < splits; ++z) {
+            a += ws[z * stride + o];
+            b += ws[z * stride + o + F];
+        }
+        reinterpret_cast<T*>(out)[i] = from_f(a / (1.f + expf(-a)) * b);
+        return;
+    }
     float v = 0.f;
-    for (int z = 0; z < splits; ++z) v += ws[(size_t)z * MN + i];
+    for (int z = 0; z < splits; ++z) v += ws[(size_t)z * count + i];
     if (mode == 1) {
         reinterpret_cast<T*>(out)[i] = from_f(v);
     } else {

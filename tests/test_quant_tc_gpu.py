@@ -72,8 +72,10 @@ def test_tc_residual_unaligned_out(splits, monkeypatch):
 @pytest.mark.parametrize("fmt", FMTS)
 @pytest.mark.parametrize("M,F,K,group", [(9, 100, 160, 32), (70, 150, 288, 96), (10, 11008, 4096, 128),
                                          (200, 11008, 4096, 128)])
-def test_tc_silu(M, F, K, group, fmt, dtype):
+@pytest.mark.parametrize("splits", [None, 1], ids=["split-auto", "no-split"])  # split: SiLU fused in the reduce
+def test_tc_silu(M, F, K, group, fmt, dtype, splits, monkeypatch):
     from cugraphllm.gpu import gemm_quant
+    _force(monkeypatch, None, splits)
     rng, seed = rng_seed()
     xn = dev_random((M, K), dtype, 1.0, seed)
     w13 = dev_quant(fmt, 2 * F, K, seed + 1, True, group=group)

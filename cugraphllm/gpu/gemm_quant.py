@@ -302,9 +302,12 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
         d, sa = _lt_product(xn, w13)
         _launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
                 (h, d, sa, w13.scales, np.int32(F)))
+    elif path == "tc":
+        tc.run(h, _prep(xn, w13), w13, "silu", _view("tcws", (tc.WS_BYTES // 4,), "float32"),
+               g=_view("g", (M, 2 * F), xn.dtype))
     else:
         g = _view("g", (M, 2 * F), xn.dtype)
-        (_tc_gemm if path == "tc" else _dequant_gemm)(g, xn, w13, accumulate=False)
+        _dequant_gemm(g, xn, w13, accumulate=False)
         gemm._epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
 
 

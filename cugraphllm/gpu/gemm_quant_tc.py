@@ -5,7 +5,8 @@ Tile configs (CONFIGS, picked by M through CONFIG_BY_M): small M streams each pa
 row (one block row when M <= BM) through a deep cp.async ring; large M is a 128 x 128 x 64 block tile. When the
 grid has fewer than TARGET_BLOCKS_PER_SM[config] * SMs blocks, K is split over blockIdx.z into f32 partials (at most
 MAX_SPLITS, and only while splits * M * N * 4 fits in WS_BYTES), summed in a fixed order by qtc_reduce.
-Outputs: "acc" (f32 [M, N] +=, the residual stream) or "store" (T [M, N], for gemm.cu's row epilogues).
+Outputs: "acc" (f32 [M, N] +=, the residual stream), "store" (T [M, N], for gemm.cu's row epilogues) or "silu"
+(T [M, N / 2]: fused into the split-K reduction, else through gemm.cu's silu_mul_rows).
 Needs: K % 32 == 0 (int4) or K % 16 == 0 (fp8 / int8), 16-byte aligned activations and packed weights.
 """
 from __future__ import annotations
@@ -99,9 +100,10 @@ def warmup(fmt: str, dtype, rows) -> None:
     _kernel("qtc_reduce", fmt, dtype).attributes
 
 
-def run(out, a, w, out_mode: str, ws) -> None:
-    """out (f32 [M, N] += for "acc", T [M, N] = for "store") of a' @ W.T; ws: a flat f32 buffer of >= WS_BYTES
-    for the split-K partials. a is the prepared activation array (perm / gain already applied)."""
+def run(out, a, w, out_mode: str, ws, g=None) -> None:
+    """a' @ W.T into out: "acc" f32 [M, N] +=, "store" T [M, N] =, "silu" T [M, N / 2] = silu(left) * right
+    (g: a T [M, N] scratch for the unsplit case, then gemm.cu's silu_mul_rows). ws: a flat f32 buffer of at least
+    WS_BYTES for the split-K partials. a is the prepared activation array (perm / gain already applied)."""
     import cupy as cp
     M, K = a.shape
     N = w.shape[0]
@@ -111,16 +113,19 @@ def run(out, a, w, out_mode: str, ws) -> None:
         wargs = (w.qweight, w.scales, w.scales, w.zeros, np.int32(w.group_size))
     else:
         wargs = (w.qweight, w.scales, w.scales, w.scales, np.int32(K))
-    dst = out if splits == 1 else ws
-    mode = _MODE[out_mode] if splits == 1 else _MODE["partial"]
+    dst = ws if splits > 1 else g if out_mode == "silu" else out
+    mode = _MODE["partial"] if splits > 1 else _MODE["acc" if out_mode == "acc" else "store"]
     threads = 32 * CONFIGS[name][2] * CONFIGS[name][3]
     pairs = np.int32(dst.data.ptr % 8 == 0)  # two columns per store (when N is even) needs an aligned base
     _kernel("qgemm_tc", w.fmt, a.dtype, name)(
         (grid[0], grid[1], splits), (threads,), (dst, a, *wargs[:4], np.int32(M), np.int32(N), np.int32(K),
                                                   wargs[4], np.int32(kper), np.int32(mode), pairs),
         shared_mem=smem_bytes(name, w.fmt), stream=stream)
+    F = N // 2
     if splits > 1:
-        mn = M * N
-        _kernel("qtc_reduce", w.fmt, a.dtype)(((mn + 255) // 256,), (256,),
-                                              (out, ws, np.int32(splits), np.int32(mn), np.int32(_MODE[out_mode])),
-                                              stream=stream)
+        count, rmode = (M * F, 3) if out_mode == "silu" else (M * N, _MODE[out_mode])
+        _kernel("qtc_reduce", w.fmt, a.dtype)(((count + 255) // 256,), (256,),
+                                              (out, ws, np.int32(splits), np.int32(count), np.int32(rmode),
+                                               np.int32(F)), stream=stream)
+    elif out_mode == "silu":
+        gemm._epi_launch("silu_mul_rows", a.dtype, M, F, (out, g, np.int32(F), np.int32(F % 8 == 0)))
