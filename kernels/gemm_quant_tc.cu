@@ -16,6 +16,9 @@
 // Needs (launcher checks): K % 32 == 0 (int4) or K % 16 == 0 (8-bit), K % 8 == 0 for A, 16-byte aligned A / W.
 #include "common.cuh"
 #include "quant_widen.cuh"
+#define WM 1    // gemm_common.cuh's reduction buffer (unused here); its epilogue math is what we need
+#define NTOK 8
+#include "gemm_common.cuh"
 
 #ifndef BM
 #define BM 128
@@ -302,7 +305,7 @@ qgemm_tc(void* __restrict__ out, const T* __restrict__ A, const unsigned char* _
 
 // Sum of the split-K partials ws f32 [splits, M, N] in a fixed order, over count outputs: mode 1 T out = sum,
 // mode 2 f32 out += sum (count = M * N); mode 3 T out [M, F] = silu(sum[:, f]) * sum[:, F + f] (N = 2F,
-// count = M * F; silu_mul as gemm_common.cuh).
+// count = M * F).
 extern "C" __global__ void qtc_reduce(void* __restrict__ out, const float* __restrict__ ws, int splits, int count,
                                       int mode, int F) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -315,7 +318,7 @@ extern "C" __global__ void qtc_reduce(void* __restrict__ out, const float* __res
             a += ws[z * stride + o];
             b += ws[z * stride + o + F];
         }
-        reinterpret_cast<T*>(out)[i] = from_f(a / (1.f + expf(-a)) * b);
+        reinterpret_cast<T*>(out)[i] = from_f(silu_mul(a, b));
         return;
     }
     float v = 0.f;
@@ -325,4 +328,22 @@ extern "C" __global__ void qtc_reduce(void* __restrict__ out, const float* __res
     } else {
         reinterpret_cast<float*>(out)[i] += v;
     }
+}
+
+// The qkv epilogue from the split-K partials ws f32 [splits, M, NQ], NQ = D + 2 * kvd: one (o, o + 1) pair per
+// thread, RoPE and the q / k cache / v cache stores of gemm.cu's qkv_rope_rows (qkv_store). grid ceil(M*NQ/2 / 256).
+extern "C" __global__ void qtc_reduce_qkv(T* __restrict__ q, const float* __restrict__ ws,
+                                          const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
+                                          const int* __restrict__ pos, const int* __restrict__ n_tokens, int splits,
+                                          int M, int D, int kvd, int hd, int S) {
+    const int NQ = D + 2 * kvd, half = NQ / 2, i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= M * half) return;
+    const int n = i / half, o = 2 * (i - n * half);
+    const size_t stride = (size_t)M * NQ, off = (size_t)n * NQ + o;
+    float x0 = 0.f, x1 = 0.f;
+    for (int z = 0; z < splits; ++z) {
+        x0 += ws[z * stride + off];
+        x1 += ws[z * stride + off + 1];
+    }
+    qkv_store(q, kc, vc, rope_cs, x0, x1, o, n, pos[0], n_tokens[0], D, kvd, hd, S);
 }

@@ -91,6 +91,43 @@ def test_tc_silu(M, F, K, group, fmt, dtype, splits, monkeypatch):
 
 
 @gpu
+@pytest.mark.parametrize("splits", [None, 1], ids=["split-auto", "no-split"])  # split: RoPE / stores in the reduce
+@pytest.mark.parametrize("fmt", FMTS)
+@pytest.mark.parametrize("M,ntok,H,KVH,hd,S,pos", [(20, 17, 5, 1, 64, 40, 30), (3, 3, 6, 2, 32, 64, 0)])
+def test_tc_qkv_rope(M, ntok, H, KVH, hd, S, pos, fmt, splits, monkeypatch):
+    """Padding rows (ntok < M) and positions past the cache (pos + ntok > S) included: the cache outside
+    [pos, min(pos + ntok, S)) keeps its bits."""
+    from cugraphllm.gpu import gemm_quant
+    from test_quant_prefill_gpu import NAN_BITS, _split_rope
+    _force(monkeypatch, None, splits)
+    rng, seed = rng_seed()
+    D, kvd, dtype = H * hd, KVH * hd, "float16"
+    xn = dev_random((M, D), dtype, 1.0, seed)
+    wqkv = dev_quant(fmt, D + 2 * kvd, D, seed + 1, True, group=32)
+    table = ref.rope_table(S, hd, 10000.0)
+    y = ref_product(xn, wqkv, np.arange(D + 2 * kvd))
+    q_ref, k_ref, v_ref = _split_rope(y, D, hd, pos, table.astype(np.float32).astype(np.float64))
+    lo, hi = pos, min(pos + ntok, S)
+    kc0, vc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 2), dev_random((S, KVH, hd), dtype, 1.0, seed + 3)
+    kc, vc, q = kc0.copy(), vc0.copy(), cp.empty((M, D), dtype=_np_dtype(dtype))
+    poison(q)
+    kc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
+    vc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
+    gemm_quant.qkv_rope(q, xn, wqkv, cp.asarray(table.astype(np.float32)), kc, vc, cp.asarray([pos], cp.int32),
+                        cp.asarray([ntok], cp.int32), impl="tc")
+    tag = f"tc {fmt} splits={splits} M={M} ntok={ntok} pos={pos} S={S} seed={seed}"
+    q64 = host64(q).reshape(M, H, hd)
+    assert np.all(np.isfinite(q64)), f"{tag}: q not fully written"
+    n_real = hi - lo
+    assert relerr(q64[:n_real], q_ref[:n_real]) < TOL[dtype], tag
+    for name, c, c0, want in (("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)):
+        cu, c0u = c.view(cp.uint16).get(), c0.view(cp.uint16).get()
+        assert np.array_equal(cu[:lo], c0u[:lo]) and np.array_equal(cu[hi:], c0u[hi:]), f"{tag}: {name} outside"
+        got = host64(c)[lo:hi]
+        assert np.all(np.isfinite(got)) and relerr(got, want[:n_real]) < TOL[dtype], f"{tag}: {name}"
+
+
+@gpu
 @pytest.mark.parametrize("fmt", FMTS)
 def test_tc_auto_and_unsupported(fmt):
     """auto takes tc where AUTO_TC_M says so; a K the kernel cannot tile is a one-line error for impl="tc"."""

@@ -245,9 +245,9 @@ def _lt_product(a, w: QuantLinear):
     return d, sa
 
 
-def _tc_gemm(c, a, w: QuantLinear, accumulate: bool) -> None:
-    """c (f32 [M, N] += when accumulate, else T [M, N] =) a' @ W.T through the tc kernel."""
-    tc.run(c, _prep(a, w), w, "acc" if accumulate else "store", _view("tcws", (tc.WS_BYTES // 4,), "float32"))
+def _tcws():
+    """The tc path's f32 split-K partials."""
+    return _view("tcws", (tc.WS_BYTES // 4,), "float32")
 
 
 def _dequant_gemm(c, a, w: QuantLinear, accumulate: bool) -> None:
@@ -282,8 +282,10 @@ def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
         d, sa = _lt_product(a, w)
         _launch("w8a8_residual_rows", "fp8", a.dtype, ((N + _THREADS - 1) // _THREADS, M), _THREADS,
                 (x, d, sa, w.scales, np.int32(N)))
+    elif path == "tc":
+        tc.run(x, _prep(a, w), w, "acc", _tcws())
     else:
-        (_tc_gemm if path == "tc" else _dequant_gemm)(x, a, w, accumulate=True)
+        _dequant_gemm(x, a, w, accumulate=True)
 
 
 def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
@@ -303,8 +305,7 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
         _launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
                 (h, d, sa, w13.scales, np.int32(F)))
     elif path == "tc":
-        tc.run(h, _prep(xn, w13), w13, "silu", _view("tcws", (tc.WS_BYTES // 4,), "float32"),
-               g=_view("g", (M, 2 * F), xn.dtype))
+        tc.run(h, _prep(xn, w13), w13, "silu", _tcws(), g=_view("g", (M, 2 * F), xn.dtype))
     else:
         g = _view("g", (M, 2 * F), xn.dtype)
         _dequant_gemm(g, xn, w13, accumulate=False)
@@ -335,9 +336,12 @@ def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens,
         d, sa = _lt_product(xn, wqkv)
         _launch("w8a8_qkv_rope_rows", "fp8", xn.dtype, ((NQ // 2 + _THREADS - 1) // _THREADS, M), _THREADS,
                 (q, d, sa, wqkv.scales, rope_cs, k_cache, v_cache, pos, n_tokens) + geo)
+    elif path == "tc":
+        tc.run(q, _prep(xn, wqkv), wqkv, "qkv", _tcws(), g=_view("g", (M, NQ), xn.dtype),
+               qkv=(rope_cs, k_cache, v_cache, pos, n_tokens, (D, kvd, hd, S)))
     else:
         g = _view("g", (M, NQ), xn.dtype)
-        (_tc_gemm if path == "tc" else _dequant_gemm)(g, xn, wqkv, accumulate=False)
+        _dequant_gemm(g, xn, wqkv, accumulate=False)
         vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0
         gemm._epi_launch("qkv_rope_rows", xn.dtype, M, NQ,
                          (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + geo + (np.int32(vec),))

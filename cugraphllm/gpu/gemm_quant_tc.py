@@ -5,8 +5,8 @@ Tile configs (CONFIGS, picked by M through CONFIG_BY_M): small M streams each pa
 row (one block row when M <= BM) through a deep cp.async ring; large M is a 128 x 128 x 64 block tile. When the
 grid has fewer than TARGET_BLOCKS_PER_SM[config] * SMs blocks, K is split over blockIdx.z into f32 partials (at most
 MAX_SPLITS, and only while splits * M * N * 4 fits in WS_BYTES), summed in a fixed order by qtc_reduce.
-Outputs: "acc" (f32 [M, N] +=, the residual stream), "store" (T [M, N], for gemm.cu's row epilogues) or "silu"
-(T [M, N / 2]: fused into the split-K reduction, else through gemm.cu's silu_mul_rows).
+Outputs: "acc" (f32 [M, N] +=, the residual stream), "store" (T [M, N]), "silu" (SiLU*up) and "qkv" (RoPE, q and
+the KV cache): the last two fused into the split-K reduction, else through gemm.cu's row epilogues.
 Needs: K % 32 == 0 (int4) or K % 16 == 0 (fp8 / int8), 16-byte aligned activations and packed weights.
 """
 from __future__ import annotations
@@ -98,34 +98,62 @@ def warmup(fmt: str, dtype, rows) -> None:
     for M in rows:
         _kernel("qgemm_tc", fmt, dtype, config_name(M)).attributes
     _kernel("qtc_reduce", fmt, dtype).attributes
+    _kernel("qtc_reduce_qkv", fmt, dtype).attributes
 
 
-def run(out, a, w, out_mode: str, ws, g=None) -> None:
-    """a' @ W.T into out: "acc" f32 [M, N] +=, "store" T [M, N] =, "silu" T [M, N / 2] = silu(left) * right
-    (g: a T [M, N] scratch for the unsplit case, then gemm.cu's silu_mul_rows). ws: a flat f32 buffer of at least
-    WS_BYTES for the split-K partials. a is the prepared activation array (perm / gain already applied)."""
-    import cupy as cp
+def run(out, a, w, out_mode: str, ws, g=None, qkv=()) -> None:
+    """a' @ W.T into out: "acc" f32 [M, N] +=, "store" T [M, N] =, "silu" T [M, N / 2] = silu(left) * right,
+    "qkv" out = q T [M, D] with qkv = (rope_cs, k_cache, v_cache, pos, n_tokens, (D, kvd, hd, S)) as gemm.qkv_rope.
+    Split-K: the partials go to ws (flat f32, >= WS_BYTES) and one reduction kernel applies the epilogue; else
+    "silu" / "qkv" go through g (T [M, N] scratch) and gemm.cu's row epilogues. a: prepared (perm / gain applied)."""
     M, K = a.shape
     N = w.shape[0]
     name, grid, splits, kper = plan(M, N, K, w.fmt)
-    stream = cp.cuda.get_current_stream()
+    fused = out_mode in ("acc", "store")
+    dst = ws if splits > 1 else out if fused else g
+    mode = _MODE["partial"] if splits > 1 else _MODE["acc" if out_mode == "acc" else "store"]
+    _gemm(dst, a, w, mode, name, (grid[0], grid[1], splits), kper)
+    if splits > 1:
+        _reduce(out, ws, w.fmt, a.dtype, out_mode, splits, M, N, qkv)
+    elif out_mode == "silu":
+        F = N // 2
+        gemm._epi_launch("silu_mul_rows", a.dtype, M, F, (out, g, np.int32(F), np.int32(F % 8 == 0)))
+    elif out_mode == "qkv":
+        rope_cs, kc, vc, pos, ntok, geo = qkv
+        D, kvd, hd, S = geo
+        vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0
+        gemm._epi_launch("qkv_rope_rows", a.dtype, M, N, (out, g, rope_cs, kc, vc, pos, ntok)
+                         + tuple(np.int32(v) for v in geo) + (np.int32(vec),))
+
+
+def _gemm(dst, a, w, mode: int, name: str, grid: tuple, kper: int) -> None:
+    import cupy as cp
+    M, K = a.shape
+    N = w.shape[0]
     if w.fmt == "int4":
         wargs = (w.qweight, w.scales, w.scales, w.zeros, np.int32(w.group_size))
     else:
         wargs = (w.qweight, w.scales, w.scales, w.scales, np.int32(K))
-    dst = ws if splits > 1 else g if out_mode == "silu" else out
-    mode = _MODE["partial"] if splits > 1 else _MODE["acc" if out_mode == "acc" else "store"]
     threads = 32 * CONFIGS[name][2] * CONFIGS[name][3]
     pairs = np.int32(dst.data.ptr % 8 == 0)  # two columns per store (when N is even) needs an aligned base
     _kernel("qgemm_tc", w.fmt, a.dtype, name)(
-        (grid[0], grid[1], splits), (threads,), (dst, a, *wargs[:4], np.int32(M), np.int32(N), np.int32(K),
-                                                  wargs[4], np.int32(kper), np.int32(mode), pairs),
-        shared_mem=smem_bytes(name, w.fmt), stream=stream)
+        grid, (threads,), (dst, a, *wargs[:4], np.int32(M), np.int32(N), np.int32(K), wargs[4], np.int32(kper),
+                           np.int32(mode), pairs),
+        shared_mem=smem_bytes(name, w.fmt), stream=cp.cuda.get_current_stream())
+
+
+def _reduce(out, ws, fmt: str, dtype, out_mode: str, splits: int, M: int, N: int, qkv) -> None:
+    """The split-K sum with the epilogue of out_mode, in a fixed order (bitwise reproducible)."""
+    import cupy as cp
+    stream = cp.cuda.get_current_stream()
+    if out_mode == "qkv":
+        rope_cs, kc, vc, pos, ntok, geo = qkv
+        count = M * N // 2
+        args = (out, ws, rope_cs, kc, vc, pos, ntok, np.int32(splits), np.int32(M)) + tuple(np.int32(v) for v in geo)
+        _kernel("qtc_reduce_qkv", fmt, dtype)(((count + 255) // 256,), (256,), args, stream=stream)
+        return
     F = N // 2
-    if splits > 1:
-        count, rmode = (M * F, 3) if out_mode == "silu" else (M * N, _MODE[out_mode])
-        _kernel("qtc_reduce", w.fmt, a.dtype)(((count + 255) // 256,), (256,),
-                                              (out, ws, np.int32(splits), np.int32(count), np.int32(rmode),
-                                               np.int32(F)), stream=stream)
-    elif out_mode == "silu":
-        gemm._epi_launch("silu_mul_rows", a.dtype, M, F, (out, g, np.int32(F), np.int32(F % 8 == 0)))
+    count, rmode = (M * F, 3) if out_mode == "silu" else (M * N, _MODE[out_mode])
+    _kernel("qtc_reduce", fmt, dtype)(((count + 255) // 256,), (256,),
+                                      (out, ws, np.int32(splits), np.int32(count), np.int32(rmode), np.int32(F)),
+                                      stream=stream)
