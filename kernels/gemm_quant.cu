@@ -10,10 +10,7 @@
 // - quant_act_fp8: per token: amax -> scale = amax / 448, e4m3 codes of a' * (448 / amax) (cvt.rn.satfinite).
 // - w8a8_*_rows: epilogues of the cuBLASLt fp8 GEMM, d f32 [M, N] * sa[m] * sw[n], then residual / SiLU*up / RoPE.
 #include "common.cuh"
-
-#ifndef QFMT
-#define QFMT 2
-#endif
+#include "quant_widen.cuh"
 #ifndef NT
 #define NT 2
 #endif
@@ -29,41 +26,6 @@
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
 #include "gemm_common.cuh"
-
-__device__ __forceinline__ unsigned pack2(float a, float b) {
-    T2 v;
-    v.x = from_f(a);
-    v.y = from_f(b);
-    return *reinterpret_cast<unsigned*>(&v);
-}
-
-__device__ __forceinline__ unsigned ld_nc_u32(const void* p) {
-    unsigned v;
-    asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];\n" : "=r"(v) : "l"(p));
-    return v;
-}
-
-__device__ __forceinline__ uint2 ld_nc_u64(const void* p) {
-    uint2 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p));
-    return v;
-}
-
-// Two e4m3 codes (bits [7:0], [15:8]) -> fp16x2 bits of their values * 2^-8: sign to bit 15, exponent and
-// mantissa to bits [13:7] (e4m3 bias 7, fp16 bias 15: the exponent fields line up, subnormals included).
-__device__ __forceinline__ unsigned e4m3x2_h2(unsigned u) {
-    return ((u & 0x80u) << 8) | ((u & 0x7fu) << 7) | ((u & 0x8000u) << 16) | ((u & 0x7f00u) << 15);
-}
-
-// The raw packed bytes of one 8-column piece of one weight row (loaded early, widened at the mma).
-#if QFMT == 2
-struct RawW {
-    unsigned q;           // 8 nibbles, column i at bits 4i
-    unsigned short s, z;  // fp16 bits of the group's scale and zero point
-};
-#else
-typedef uint2 RawW;       // 8 bytes, column i in byte i
-#endif
 
 // One weight row of this thread: packed bytes, row scale (fp8/int8) or group scales / zeros (int4).
 struct WRow {
@@ -92,46 +54,6 @@ __device__ __forceinline__ RawW load_w(const WRow& r, bool ok, int cc, int gs) {
     return v;
 #else
     return ok ? ld_nc_u64(r.q + cc) : make_uint2(0u, 0u);
-#endif
-}
-
-// 8 T values (4 fragment words, columns (2i, 2i+1) in word i) of a raw piece, before the row scale.
-__device__ __forceinline__ uint4 widen(const RawW& v) {
-    unsigned o[4];
-#if QFMT == 0
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        unsigned h = e4m3x2_h2(((i < 2 ? v.x : v.y) >> (16 * (i & 1))) & 0xffffu);
-#ifdef CG_BF16
-        float2 f = __half22float2(*reinterpret_cast<__half2*>(&h));
-        o[i] = pack2(f.x, f.y);
-#else
-        o[i] = h;
-#endif
-    }
-#elif QFMT == 1
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        unsigned u = (i < 2 ? v.x : v.y) >> (16 * (i & 1));
-        o[i] = pack2((float)(signed char)(u & 0xffu), (float)(signed char)((u >> 8) & 0xffu));
-    }
-#else
-    const float s = __half2float(__ushort_as_half(v.s)), z = __half2float(__ushort_as_half(v.z));
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-        o[i] = pack2(s * ((float)((v.q >> (8 * i)) & 0xfu) - z), s * ((float)((v.q >> (8 * i + 4)) & 0xfu) - z));
-#endif
-    return make_uint4(o[0], o[1], o[2], o[3]);
-}
-
-// The factor the fp32 sums of weight row o take in the epilogue.
-__device__ __forceinline__ float row_scale(const float* rs, int o) {
-#if QFMT == 0
-    return rs[o] * 256.f;
-#elif QFMT == 1
-    return rs[o];
-#else
-    return 1.f;
 #endif
 }
 

@@ -35,16 +35,36 @@ def test_compiles(src, arch, bf16, tmp_path):
     assert (tmp_path / "k.cubin").stat().st_size > 0
 
 
+@pytest.mark.parametrize("src", ["gemm_quant.cu", "gemm_quant_tc.cu"])
 @pytest.mark.parametrize("arch,bf16", [("sm_90", False), ("sm_80", True)], ids=["sm_90-fp16", "sm_80-bf16"])
 @pytest.mark.parametrize("qfmt", [0, 1], ids=["fp8", "int8"])
-def test_gemm_quant_formats_compile(qfmt, arch, bf16, tmp_path):
-    """gemm_quant.cu's other weight formats (QFMT 2, int4, is its default and compiles in all four above); two
+def test_gemm_quant_formats_compile(qfmt, arch, bf16, src, tmp_path):
+    """gemm_quant*.cu's other weight formats (QFMT 2, int4, is their default and compiles in all four above); two
     arch / dtype pairs each keep the suite's compile time down."""
     if NVCC is None:
         if os.environ.get("CI"):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
     cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={qfmt}",
-           "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemm_quant.cu")] + (["-DCG_BF16"] if bf16 else [])
+           "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / src)] + (["-DCG_BF16"] if bf16 else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+@pytest.mark.parametrize("cfg", ["s16", "s32", "m64", "l256", "s16d", "l128d", "s16w"])
+def test_gemm_quant_tc_configs_compile(cfg, tmp_path):
+    """gemm_quant_tc.cu's other tile configs (l128 is the default), each with another format / arch / dtype;
+    l128w4 differs from l256 only in warp counts."""
+    from cugraphllm.gpu.gemm_quant_tc import CONFIGS
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    qfmt, arch, bf16 = {"s16": (2, "sm_90", True), "s32": (1, "sm_80", False), "m64": (2, "sm_80", False),
+                        "l256": (1, "sm_90", False), "s16d": (1, "sm_80", True), "l128d": (2, "sm_90", False),
+                        "s16w": (2, "sm_80", True)}[cfg]
+    defs = [f"-D{k}={v}" for k, v in zip(("BM", "BN", "WARPS_M", "WARPS_N", "STAGES", "PIPE"), CONFIGS[cfg])]
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={qfmt}", *defs,
+           "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemm_quant_tc.cu")] + (["-DCG_BF16"] if bf16 else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"

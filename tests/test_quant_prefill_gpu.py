@@ -5,7 +5,7 @@ output rows for the large shapes. Packed weights are drawn at random on the devi
 and optional perm / gain), so the 7B and 70B shapes cost no host quantization; one test goes through
 formats.quantize from a float matrix. Outputs are poisoned (NaN) first; cache rows outside the written range
 must keep their bits.
-Tolerance, ||out - ref|| / ||ref||: "own" and "dequant" widen the weights to T (fp8 / int8 exactly, int4 rounded
+Tolerance, ||out - ref|| / ||ref||: "own", "tc" and "dequant" widen the weights to T (fp8 / int8 exactly, int4 rounded
 once), then as gemm.py: T outputs fp16 4e-3, bf16 2.5e-2; f32 residual fp16 2e-3, bf16 1e-2 (the activations
 are rounded to T again when gathered through perm / gain). "lt" (W8A8) is checked against a reference that
 quantizes the activations exactly as the kernel does (same float32 scale and e4m3 rounding), at the same
@@ -84,6 +84,8 @@ def paths(fmt, M, N, K):
         out.append("own")  # M > 64 runs in chunks of 64 rows
     if fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported():
         out.append("lt")
+    if K % (32 if fmt == "int4" else 16) == 0:
+        out.append("tc")  # tiled tensor-core kernel (gemm_quant_tc.py), split-K where the grid is small
     return out
 
 

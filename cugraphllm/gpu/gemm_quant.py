@@ -1,6 +1,6 @@
 """Prefill (M > 1) ops for quantized weights: gemm.py's qkv_rope / matmul_residual / matmul_silu with a QuantLinear
 (quant/formats.py layouts, CuPy arrays) as the weight; same epilogues, same results as gemm.py on the dequantized
-weight within the format's tolerance. Kernels: kernels/gemm_quant.cu. Three paths, picked per call (`impl`):
+weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four paths, picked per call (`impl`):
 - "own":     swap-AB mma.sync kernel dequantizing the weight tiles on load, epilogue fused (K % 8 == 0); one launch
              per OWN_MAX_M rows (each re-streams the weights, so it pays at small M only);
 - "lt":      fp8 only, sm_89+ (K % 16 == 0): W8A8. Activations quantized per token on the device (amax -> e4m3),
@@ -8,7 +8,10 @@ weight within the format's tolerance. Kernels: kernels/gemm_quant.cu. Three path
              scales with the residual / SiLU*up / RoPE;
 - "dequant": int8 / int4 (and fp8 where "lt" cannot run): slabs of weight rows dequantized into a reused 16-bit
              scratch of at most SLAB_BYTES, cuBLAS GemmEx per slab into the output columns, then gemm.cu's epilogues.
-"auto" takes "own" up to AUTO_OWN_MAX_M rows, then "lt" (fp8) or "dequant". perm / gain: the activations are
+- "tc":      tiled tensor-core GEMM dequantizing packed weight tiles in shared memory (gemm_quant_tc.py), any M;
+             int4 needs K % 32 == 0, fp8 / int8 K % 16 == 0; T or f32 output, then gemm.cu's row epilogues.
+"auto" (size rule, from scripts/bench_quant_prefill.py): "tc" where AUTO_TC_M (per format: row range) says so;
+else "own" up to AUTO_OWN_MAX_M rows, then "lt" (fp8) or "dequant". perm / gain: the activations are
 gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does it while it
 quantizes.
 
@@ -26,10 +29,14 @@ import numpy as np
 from ..errors import BackendError
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemm
+from . import gemm_quant_tc as tc
 from .cuda_kernels import get_function
 
 OWN_MAX_M = 64
 AUTO_OWN_MAX_M = {"qkv": 32, "silu": 32, "residual": 32}  # to be tuned with scripts/bench_quant_prefill.py
+# auto takes "tc" for lo <= M <= hi (format absent: never). A guess, untimed when written: tune from the bench,
+# delete a key to restore own / dequant for that format.
+AUTO_TC_M = {"int4": (1, 1 << 30), "int8": (33, 1 << 30)}
 # (WM, WK, STAGES) as gemm.OWN_CONFIG, (op, NT) keys override; 512 threads at NT > 4 would spill (128 registers)
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
               **{("residual", nt): (2, 4, 2) for nt in (5, 6, 7, 8)}}
@@ -68,7 +75,7 @@ def _sizes(config, fmt: str, max_tokens: int, dtype) -> dict:
     cols = max(n for n, _ in mats)
     t = gemm._dtype(dtype).itemsize
     out = {"act": max_tokens * K * t, "g": max_tokens * cols * t,
-           "slab": max(_slab_rows(n, k, t) * k * t for n, k in mats)}
+           "slab": max(_slab_rows(n, k, t) * k * t for n, k in mats), "tcws": tc.WS_BYTES}
     if fmt == "fp8":
         out.update(aq=max_tokens * K, sa=max_tokens * 4, d=max_tokens * cols * 4)
     return out
@@ -129,6 +136,8 @@ def warmup(fmt: str, dtype, rows, shapes=()) -> None:
     for M in rows:
         for op, kernel in (("qkv", "qgemm_qkv_rope"), ("silu", "qgemm_silu"), ("residual", "qgemm_residual")):
             fns.append(_fn(kernel, fmt, dtype, _own_cfg(op, min(M, OWN_MAX_M))))
+        if _auto_tc(fmt, M):
+            tc.warmup(fmt, dtype, [M])
         if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
             for N, K in shapes:
                 cublaslt.handle().plan(N, M, K)
@@ -157,6 +166,11 @@ def _check_weight(w: QuantLinear, N: int, K: int, op: str) -> None:
     gemm._contig(*(a for a in (q, s, w.zeros, w.perm, w.gain) if a is not None))
 
 
+def _auto_tc(fmt: str, M: int) -> bool:
+    lo, hi = AUTO_TC_M.get(fmt, (1, 0))
+    return lo <= M <= hi
+
+
 def _path(impl: str, op: str, w: QuantLinear, a) -> str:
     """The path of one call; own needs 16-byte aligned operands (its activation loads are 16 bytes wide)."""
     from . import cublaslt
@@ -164,11 +178,15 @@ def _path(impl: str, op: str, w: QuantLinear, a) -> str:
     N = w.shape[0]
     own_ok = K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
+    tc_ok = tc.supported(w, a)
     if impl == "auto":
+        if tc_ok and _auto_tc(w.fmt, M):
+            return "tc"
         if own_ok and M <= AUTO_OWN_MAX_M[op]:
             return "own"
         return "lt" if lt_ok else "dequant"
-    _check(impl in ("own", "lt", "dequant"), f"impl must be auto|own|lt|dequant, got {impl!r}")
+    _check(impl in ("own", "lt", "dequant", "tc"), f"impl must be auto|own|lt|dequant|tc, got {impl!r}")
+    _check(impl != "tc" or tc_ok, f"tc kernel cannot run K={K} {w.fmt} (int4 K % 32, else K % 16; aligned)")
     _check(impl != "own" or own_ok, f"own kernel cannot run K={K} (K % 8 == 0, 16-byte aligned operands)")
     _check(impl != "lt" or lt_ok, f"lt needs fp8 weights, N and K % 16 == 0, sm_89+ (N={N} K={K} {w.fmt})")
     return impl
@@ -225,6 +243,11 @@ def _lt_product(a, w: QuantLinear):
     return d, sa
 
 
+def _tcws():
+    """The tc path's f32 split-K partials."""
+    return _view("tcws", (tc.WS_BYTES // 4,), "float32")
+
+
 def _dequant_gemm(c, a, w: QuantLinear, accumulate: bool) -> None:
     """c[:, :N] (=|+=) a' @ W.T, slab by slab of dequantized rows (c [M, N] f32 or T)."""
     from . import cublas
@@ -257,6 +280,8 @@ def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
         d, sa = _lt_product(a, w)
         _launch("w8a8_residual_rows", "fp8", a.dtype, ((N + _THREADS - 1) // _THREADS, M), _THREADS,
                 (x, d, sa, w.scales, np.int32(N)))
+    elif path == "tc":
+        tc.run(x, _prep(a, w), w, "acc", _tcws())
     else:
         _dequant_gemm(x, a, w, accumulate=True)
 
@@ -277,6 +302,8 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
         d, sa = _lt_product(xn, w13)
         _launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
                 (h, d, sa, w13.scales, np.int32(F)))
+    elif path == "tc":
+        tc.run(h, _prep(xn, w13), w13, "silu", _tcws(), g=_view("g", (M, 2 * F), xn.dtype))
     else:
         g = _view("g", (M, 2 * F), xn.dtype)
         _dequant_gemm(g, xn, w13, accumulate=False)
@@ -307,6 +334,9 @@ def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens,
         d, sa = _lt_product(xn, wqkv)
         _launch("w8a8_qkv_rope_rows", "fp8", xn.dtype, ((NQ // 2 + _THREADS - 1) // _THREADS, M), _THREADS,
                 (q, d, sa, wqkv.scales, rope_cs, k_cache, v_cache, pos, n_tokens) + geo)
+    elif path == "tc":
+        tc.run(q, _prep(xn, wqkv), wqkv, "qkv", _tcws(), g=_view("g", (M, NQ), xn.dtype),
+               qkv=(rope_cs, k_cache, v_cache, pos, n_tokens, (D, kvd, hd, S)))
     else:
         g = _view("g", (M, NQ), xn.dtype)
         _dequant_gemm(g, xn, wqkv, accumulate=False)
