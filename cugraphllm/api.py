@@ -78,6 +78,8 @@ def _make_engine(source, runtime: RuntimeConfig, progress=None):
     progress: None or a callable taking one status line (the GPU upload's per-layer lines)."""
     dummy = isinstance(source, ModelConfig)
     config = source if dummy else source.config
+    if runtime.tp > 1:
+        return _make_tp_engine(source, config, runtime, progress)
     if runtime.backend == "numpy":
         from .reference import NumpyEngine
         if dummy:
@@ -91,6 +93,17 @@ def _make_engine(source, runtime: RuntimeConfig, progress=None):
     if dummy:
         return CudaEngine.dummy(config, runtime, runtime.seed)
     return CudaEngine(config, source.weights, runtime, progress=progress)
+
+
+def _make_tp_engine(source, config, runtime: RuntimeConfig, progress=None):
+    """--tp N (N > 1): the cuda backend over N GPUs (gpu/tp_engine.py); each GPU reads only its slices."""
+    if runtime.backend != "cuda":
+        raise BackendError(f"--tp {runtime.tp} needs the cuda backend (backend is {runtime.backend})")
+    try:
+        from .gpu.tp_engine import TPEngine
+    except ImportError as err:
+        raise BackendError(f"backend cuda: cannot import the GPU engine ({err})") from None
+    return TPEngine(config, None if source is config else source.weights, runtime, progress=progress)
 
 
 def _stderr_line(text: str) -> None:
@@ -133,13 +146,14 @@ class LLM:
 
     @classmethod
     def load(cls, model, tokenizer=None, backend: str = "auto", mode: str = "hybrid", dtype: str = "float16",
-             max_seq_len: int | None = None, seed: int = 0, progress: bool = True) -> "LLM":
+             max_seq_len: int | None = None, seed: int = 0, progress: bool = True, tp: int = 1) -> "LLM":
         """model: a Hugging Face folder, a llama2.c .bin, or "dummy:<preset>" (seeded random weights).
-        tokenizer: a sentencepiece tokenizer.model; default: the one beside the model."""
+        tokenizer: a sentencepiece tokenizer.model; default: the one beside the model.
+        tp: tensor parallel over this many GPUs (cuda backend; each GPU reads only its slices of the weights)."""
         from .loader import load_checkpoint, parse_model_arg
         from .tokenizer import Tokenizer
 
-        runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed)
+        runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed, tp=tp)
         runtime = replace(runtime, backend=resolve_backend(backend))
         kind, arg = parse_model_arg(model)
         if kind == "dummy":

@@ -72,6 +72,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="cuda only: weight and KV-cache storage dtype (math is float32; numpy is always float32)")
     g.add_argument("--max-seq-len", type=POS_INT, metavar="N",
                    help="context to allocate, in tokens (default and maximum: the model's)")
+    g.add_argument("--tp", type=POS_INT, default=1, metavar="N",
+                   help="cuda only: tensor parallel over N GPUs of this host (NCCL; default 1)")
     g.add_argument("-q", "--quiet", action="store_true", help="no status lines or timings on stderr")
 
 
@@ -128,7 +130,7 @@ def _load(args):
     from .api import LLM
     t0 = time.perf_counter()  # no "loading" line first: a bad path must give exactly one line on stderr
     llm = LLM.load(args.model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
-                   max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet)
+                   max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet, tp=args.tp)
     c = llm.config
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
                   f"{c.n_heads}/{c.n_kv_heads} heads, vocab {c.vocab_size}; backend {llm.runtime.backend}, "

@@ -166,6 +166,7 @@ class RuntimeConfig:
     mode: str = "hybrid"         # eager | graph | hybrid (cuda backend only)
     max_seq_len: int | None = None  # context to allocate; None = the model's max_seq_len
     seed: int = 0
+    tp: int = 1                  # tensor parallel over this many GPUs (cuda backend)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -174,6 +175,8 @@ class RuntimeConfig:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"dtype must be float16 or bfloat16, got {self.dtype!r}")
+        if not isinstance(self.tp, int) or isinstance(self.tp, bool) or self.tp < 1:
+            raise ConfigError(f"tp must be a positive integer (GPUs), got {self.tp!r}")
         m = self.max_seq_len
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m <= 0):
             raise ConfigError(f"max_seq_len must be a positive integer, got {m!r}")

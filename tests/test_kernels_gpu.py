@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
 
 pytestmark = pytest.mark.gpu
 
@@ -74,7 +75,7 @@ def test_embedding(cp, ops, dtype, V, D, M):
     table = rand_t(cp, (V, D), dtype, seed=V + D)
     tokens = cp.asarray(np.random.default_rng(M).integers(0, V, M).astype(np.int32))
     x = poison(cp, (M, D), cp.float32)
-    ops.embedding(x, table, tokens)
+    ops.embedding(Residual(x), table, tokens)
     np.testing.assert_array_equal(x.get(), host64(table)[tokens.get()])
 
 
@@ -131,11 +132,11 @@ def test_matmul_residual(cp, ops, dtype, N, K):
     a = rand_t(cp, (1, K), dtype, seed=K)
     x0 = np.random.default_rng(N).standard_normal((1, N)).astype(np.float32)
     x = cp.asarray(x0)
-    ops.matmul_residual(x, a, w)
+    ops.matmul_residual(Residual(x), a, w)
     want = x0[0].astype(np.float64) + matvec64(w, host64(a)[0])
     assert rel_err(x.get()[0], want) < TOL_F32
     x2 = cp.asarray(x0)
-    ops.matmul_residual(x2, a, w)
+    ops.matmul_residual(Residual(x2), a, w)
     assert cp.array_equal(x, x2), "GEMV is not deterministic"
 
 
@@ -150,7 +151,7 @@ def test_gemv_launch_options(cp, ops, monkeypatch, cfg):
     w = rand_t(cp, (N, K), "float16", seed=sum(cfg), scale=K ** -0.5)
     a = rand_t(cp, (1, K), "float16", seed=7)
     x = cp.zeros((1, N), cp.float32) + cp.float32(0.5)
-    ops.matmul_residual(x, a, w)
+    ops.matmul_residual(Residual(x), a, w)
     assert rel_err(x.get()[0], 0.5 + matvec64(w, host64(a)[0])) < TOL_F32
     D, H = 8192, 64
     hd, kvd = D // H, 8 * (D // H)
@@ -269,7 +270,7 @@ def produced_x(cp, ops, D, dtype, seed):
     rng = np.random.default_rng(seed)
     table = cp.asarray((rng.standard_normal((5, D)) * 2 + 0.3).astype(np.float32)).astype(dt(cp, dtype))
     x, xn, ss = stats_buffers(cp, D, dtype)
-    ops.embedding(x, table, cp.asarray([3], dtype=cp.int32), xn, ss)
+    ops.embedding(Residual(x, xn, ss), table, cp.asarray([3], dtype=cp.int32))
     return x, xn, ss
 
 
@@ -300,7 +301,7 @@ def test_matmul_residual_stats(cp, ops, dtype, N, K):
     for _ in range(2):
         _, xn, ss = stats_buffers(cp, N, dtype)
         x = cp.asarray(x0)
-        ops.matmul_residual(x, a, w, xn, ss)
+        ops.matmul_residual(Residual(x, xn, ss), a, w)
         outs.append((x, xn, ss))
     x, xn, ss = outs[0]
     assert rel_err(x.get()[0], x0[0].astype(np.float64) + matvec64(w, host64(a)[0])) < TOL_F32
@@ -333,7 +334,7 @@ def test_norm_matmul_silu(cp, ops, state, size, dtype):
     g, gd = gain(cp, D, seed=F + 1)
     wf = state.fold_columns(w13, gd)
     x, xn, ss = produced_x(cp, ops, D, dtype, seed=F + 2)
-    h = twice(cp, lambda out: ops.norm_matmul_silu(out, xn, x, ss, EPS, wf), (1, F), dt(cp, dtype))
+    h = twice(cp, lambda out: ops.norm_matmul_silu(out, Residual(x, xn, ss), EPS, wf), (1, F), dt(cp, dtype))
     y = matvec64(w13, normed64(x, g))
     assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T[dtype]
 
@@ -346,7 +347,8 @@ def test_norm_matmul_logits(cp, ops, state, size, dtype):
     wf = state.fold_columns(w, gd)
     x, xn, ss = produced_x(cp, ops, D, dtype, seed=D + 8)
     n = cp.ones(1, cp.int32)
-    logits = twice(cp, lambda out: ops.norm_matmul_logits(out, xn, x, ss, EPS, wf, n), (1, V), cp.float32)
+    logits = twice(cp, lambda out: ops.norm_matmul_logits(out, Residual(x, xn, ss), EPS, wf, n), (1, V),
+                   cp.float32)
     assert rel_err(logits.get()[0], matvec64(w, normed64(x, g))) < TOL_T[dtype]
 
 
@@ -367,7 +369,7 @@ def test_norm_qkv_rope(cp, ops, state, size, dtype):
     kv_rows = []
 
     def run(q):
-        ops.norm_qkv_rope(q, xn, x, ss, EPS, wf, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), n)
+        ops.norm_qkv_rope(q, Residual(x, xn, ss), EPS, wf, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), n)
         kv_rows.append((kc[pos].copy(), vc[pos].copy()))
     q = twice(cp, run, (1, D), dt(cp, dtype))
     assert cp.array_equal(kv_rows[0][0], kv_rows[1][0]) and cp.array_equal(kv_rows[0][1], kv_rows[1][1])
@@ -389,10 +391,10 @@ def test_fused_norm_launch_options(cp, ops, state, monkeypatch, cfg):
     w13 = rand_t(cp, (2 * F, D), "float16", seed=3, scale=2 * D ** -0.5)
     g, gd = gain(cp, D, seed=4)
     x, xn, ss = produced_x(cp, ops, D, "float16", seed=5)
-    ops.matmul_residual(x, hin, w2, xn, ss)
+    ops.matmul_residual(Residual(x, xn, ss), hin, w2)
     check_stats(cp, ops, x, xn, ss, D, "float16")
     h = poison(cp, (1, F), cp.float16)
-    ops.norm_matmul_silu(h, xn, x, ss, EPS, state.fold_columns(w13, gd))
+    ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, state.fold_columns(w13, gd))
     y = matvec64(w13, normed64(x, g))
     assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T["float16"]
 
@@ -411,20 +413,21 @@ def test_fused_norm_prefill_rows(cp, ops, state, dtype):
     wqkv = rand_t(cp, (D + 2 * kvd, D), dtype, 3, D ** -0.5)
     gd = cp.asarray(g)
     h = poison(cp, (M, F), dt(cp, dtype))
-    ops.norm_matmul_silu(h, xn, x, ss, EPS, state.fold_columns(w13, gd))
+    ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, state.fold_columns(w13, gd))
     y = a64 @ host64(w13).T
     assert rel_err(host64(h), ref.silu(y[:, :F]) * y[:, F:]) < TOL_T[dtype]
     table = ref.rope_table(S, hd, 10000.0)
     q, kc, vc = (poison(cp, (M, D), dt(cp, dtype)), rand_t(cp, (S, KVH, hd), dtype, 4),
                  rand_t(cp, (S, KVH, hd), dtype, 5))
-    ops.norm_qkv_rope(q, xn, x, ss, EPS, state.fold_columns(wqkv, gd), cp.asarray(table.astype(np.float32)), kc, vc,
-                      cp.asarray([7], dtype=cp.int32), cp.asarray([n_real], dtype=cp.int32))
+    ops.norm_qkv_rope(q, Residual(x, xn, ss), EPS, state.fold_columns(wqkv, gd), cp.asarray(table.astype(np.float32)),
+                      kc, vc, cp.asarray([7], dtype=cp.int32), cp.asarray([n_real], dtype=cp.int32))
     yq = a64 @ host64(wqkv).T
     qr = ref.apply_rope(yq[:, :D].reshape(M, H, hd), np.arange(7, 7 + M), table).reshape(M, D)
     assert rel_err(host64(q), qr) < TOL_T[dtype]
     assert rel_err(host64(vc[7:7 + n_real]).reshape(n_real, kvd), yq[:n_real, D + kvd:]) < TOL_T[dtype]
     logits = poison(cp, (1, V), cp.float32)
-    ops.norm_matmul_logits(logits, xn, x, ss, EPS, state.fold_columns(wout, gd), cp.asarray([n_real], dtype=cp.int32))
+    ops.norm_matmul_logits(logits, Residual(x, xn, ss), EPS, state.fold_columns(wout, gd),
+                           cp.asarray([n_real], dtype=cp.int32))
     assert rel_err(logits.get()[0], host64(wout) @ a64[n_real - 1]) < TOL_T[dtype]
     assert bool(cp.isnan(ss).all()), "prefill must not write the decode statistics"
 
@@ -560,13 +563,13 @@ def tiny_step_state(cp, S2=64):
 def tiny_step(ops, s, fused=False):
     if fused:
         return tiny_fused_step(ops, s)
-    ops.embedding(s["x"], s["table"], s["token"])
+    ops.embedding(Residual(s["x"]), s["table"], s["token"])
     ops.rmsnorm(s["xn"], s["x"], s["g"], 1e-5)
     ops.qkv_rope(s["q"], s["xn"], s["wqkv"], s["rope"], s["kc"], s["vc"], s["pos"], s["n"])
-    ops.matmul_residual(s["x"], s["q"], s["wo"])      # q stands in for the attention output
+    ops.matmul_residual(Residual(s["x"]), s["q"], s["wo"])      # q stands in for the attention output
     ops.add_rmsnorm(s["x"], s["r"], s["xn"], s["g"], 1e-5)
     ops.matmul_silu(s["h"], s["xn"], s["w13"])
-    ops.matmul_residual(s["x"], s["h"], s["w2"])
+    ops.matmul_residual(Residual(s["x"]), s["h"], s["w2"])
     ops.rmsnorm_last(s["xl"], s["x"], s["g"], 1e-5, s["n"])
     ops.matmul_logits(s["logits"], s["xl"], s["wout"])
     ops.sample(s["token"], s["hist"], s["pos"], s["n"], s["logits"], s["params"], s["seed"])
@@ -575,12 +578,12 @@ def tiny_step(ops, s, fused=False):
 def tiny_fused_step(ops, s):
     """The decode step of gpu/model.py: norms fused into the GEMVs (s["g"] stands in for folded weights)."""
     x, xn, ss = s["x"], s["xn"], s["ss"]
-    ops.embedding(x, s["table"], s["token"], xn, ss)
-    ops.norm_qkv_rope(s["q"], xn, x, ss, 1e-5, s["wqkv"], s["rope"], s["kc"], s["vc"], s["pos"], s["n"])
-    ops.matmul_residual(x, s["q"], s["wo"], xn, ss)
-    ops.norm_matmul_silu(s["h"], xn, x, ss, 1e-5, s["w13"])
-    ops.matmul_residual(x, s["h"], s["w2"], xn, ss)
-    ops.norm_matmul_logits(s["logits"], xn, x, ss, 1e-5, s["wout"], s["n"])
+    ops.embedding(Residual(x, xn, ss), s["table"], s["token"])
+    ops.norm_qkv_rope(s["q"], Residual(x, xn, ss), 1e-5, s["wqkv"], s["rope"], s["kc"], s["vc"], s["pos"], s["n"])
+    ops.matmul_residual(Residual(x, xn, ss), s["q"], s["wo"])
+    ops.norm_matmul_silu(s["h"], Residual(x, xn, ss), 1e-5, s["w13"])
+    ops.matmul_residual(Residual(x, xn, ss), s["h"], s["w2"])
+    ops.norm_matmul_logits(s["logits"], Residual(x, xn, ss), 1e-5, s["wout"], s["n"])
     ops.sample(s["token"], s["hist"], s["pos"], s["n"], s["logits"], s["params"], s["seed"])
 
 
@@ -624,8 +627,8 @@ def test_launchers_reject_bad_inputs(cp, ops):
     w = rand_t(cp, (64, 32), "float16", 1)
     a = rand_t(cp, (1, 32), "float16", 2)
     bad = [
-        lambda: ops.matmul_residual(cp.zeros((1, 64), cp.float64), a, w),            # x dtype
-        lambda: ops.matmul_residual(cp.zeros((1, 63), cp.float32), a, w),            # rows
+        lambda: ops.matmul_residual(Residual(cp.zeros((1, 64), cp.float64)), a, w),  # x dtype
+        lambda: ops.matmul_residual(Residual(cp.zeros((1, 63), cp.float32)), a, w),  # rows
         lambda: ops.matmul_logits(cp.zeros((1, 64), cp.float32), a, w.astype(cp.float32)),  # weight dtype
         lambda: ops.matmul_logits(cp.zeros((1, 64), cp.float32), a, cp.asfortranarray(w)),  # layout
         lambda: ops.matmul_silu(cp.zeros((1, 31), cp.float16), a, w),               # 2F != rows
@@ -633,13 +636,15 @@ def test_launchers_reject_bad_inputs(cp, ops):
                             cp.ones(31, cp.float32), 1e-5),
         lambda: ops.argmax(cp.zeros(1, cp.int64), cp.zeros(9, cp.int32), cp.zeros(1, cp.int32),
                            cp.ones(1, cp.int32), cp.zeros((1, 64), cp.float32)),
-        lambda: ops.embedding(cp.zeros((2, 32), cp.float32), w, cp.zeros(1, cp.int32)),  # too few tokens
-        lambda: ops.embedding(cp.zeros((1, 32), cp.float32), w, cp.zeros(1, cp.int32), a, cp.zeros(1, cp.float32)),
-        lambda: ops.matmul_residual(cp.zeros((1, 64), cp.float32), a, w, None, cp.zeros(32, cp.float32)),  # no xh
-        lambda: ops.norm_matmul_logits(cp.zeros((1, 64), cp.float32), a, cp.zeros((1, 32), cp.float32),
-                                       cp.zeros(1, cp.float32), 1e-5, w, cp.ones(1, cp.int32)),  # ss too short
-        lambda: ops.norm_matmul_silu(cp.zeros((1, 32), cp.float16), a, cp.zeros((1, 32), cp.float16),
-                                     cp.zeros(16, cp.float32), 1e-5, w),  # x not f32
+        lambda: ops.embedding(Residual(cp.zeros((2, 32), cp.float32)), w, cp.zeros(1, cp.int32)),  # too few tokens
+        lambda: ops.embedding(Residual(cp.zeros((1, 32), cp.float32), a, cp.zeros(1, cp.float32)), w,
+                              cp.zeros(1, cp.int32)),
+        lambda: ops.matmul_residual(Residual(cp.zeros((1, 64), cp.float32), None, cp.zeros(32, cp.float32)), a,
+                                    w),  # no xh
+        lambda: ops.norm_matmul_logits(cp.zeros((1, 64), cp.float32), Residual(cp.zeros((1, 32), cp.float32), a,
+                                       cp.zeros(1, cp.float32)), 1e-5, w, cp.ones(1, cp.int32)),  # ss too short
+        lambda: ops.norm_matmul_silu(cp.zeros((1, 32), cp.float16), Residual(cp.zeros((1, 32), cp.float16), a,
+                                     cp.zeros(16, cp.float32)), 1e-5, w),  # x not f32
     ]
     for i, f in enumerate(bad):
         with pytest.raises(ValueError):
