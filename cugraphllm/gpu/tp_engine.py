@@ -12,8 +12,10 @@ and pinned token history are the ones the host reads.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import time
+import weakref
 
 from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ConfigError
@@ -138,13 +140,18 @@ class TPEngine(CudaEngine):
                 raise BackendError(f"cuda backend (--tp {n}): out of GPU memory while allocating the engine "
                                    f"({' '.join(str(exc).split())})") from None
             raise
+        _LIVE.add(self)
         r0 = self.ranks[0]
         self.stream, self.s, self.kv, self.w = r0.stream, r0.s, r0.kv, r0.w
         self.attn = AttnGroup([rk.attn for rk in self.ranks])
         self.rt = TPRuntime(self, self.runtime.mode)
         self.tokens: list[int] = []
         self.load_s = time.perf_counter() - t0
-        self._warmup()
+        try:
+            self._warmup()
+        except BaseException:
+            self.close()
+            raise
         self.startup_s = time.perf_counter() - t0
 
     def _preflight(self, plans) -> None:
@@ -232,17 +239,37 @@ class TPEngine(CudaEngine):
         return time_collectives(self, reps)
 
     def close(self) -> None:
-        """Free everything on every GPU (idempotent; also the clean-up of a failed start)."""
+        """Free everything on every GPU (idempotent; also the clean-up of a failed start and, through atexit, of an
+        engine still alive at exit). Order: the GPUs idle, then the graphs (they hold NCCL's captured work), then
+        the threads and communicators, then the memory."""
         import cupy as cp
+        devices = getattr(self, "devices", [])
+        for d in devices:
+            with cp.cuda.Device(d):
+                cp.cuda.Device().synchronize()
+        if getattr(self, "rt", None) is not None:
+            self.rt.graphs.clear()
+        gc.collect()
         if getattr(self, "workers", None) is not None:
             self.workers.close()
         if getattr(self, "group", None) is not None:
             self.group.close()
-        devices = getattr(self, "devices", [])
+        _LIVE.discard(self)
         self.__dict__.clear()
         gc.collect()
         for d in devices:
             with cp.cuda.Device(d):
-                cp.cuda.Device().synchronize()
                 trim_pool()
 
+
+_LIVE: "weakref.WeakSet[TPEngine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """At exit, close engines still alive in the order close() keeps (not the interpreter's teardown order)."""
+    for e in list(_LIVE):
+        try:
+            e.close()
+        except Exception:
+            pass

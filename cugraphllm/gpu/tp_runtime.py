@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -46,13 +47,20 @@ class AttnGroup:
 
 
 class MultiGraph:
-    """One captured graph per GPU for one key; launch() starts all of them on their GPUs' streams."""
+    """One captured graph per GPU for one key; launch() starts all of them on their GPUs' streams, from this thread
+    (what the H200 probe measured), or with CUGRAPHLLM_TP_LAUNCH=threads from each GPU's worker thread: NCCL's
+    documentation warns that a cudaGraphLaunch of a graph holding NCCL work may block in a single-threaded
+    multi-GPU program (then NCCL_GRAPH_MIXING_SUPPORT=0 is the other remedy it names)."""
 
     def __init__(self, graphs: list, engine):
         self.graphs, self.e = graphs, engine
+        self.threaded = os.environ.get("CUGRAPHLLM_TP_LAUNCH", "") == "threads"
 
     def launch(self, stream=None) -> None:
         import cupy as cp
+        if self.threaded:
+            self.e.workers.run(lambda r: self.graphs[r].launch(self.e.ranks[r].stream))
+            return
         for g, rk in zip(self.graphs, self.e.ranks):
             with cp.cuda.Device(rk.device):
                 g.launch(rk.stream)
