@@ -210,3 +210,11 @@ def test_nvls_stays_off(monkeypatch):
     import os
     assert os.environ["NCCL_NVLS_ENABLE"] == "0" and os.environ["NVSHMEM_DISABLE_NVLS"] == "1"
     assert os.environ["TORCH_SYMM_MEM_DISABLE_MULTICAST"] == "1"
+
+
+def test_bench_flags():
+    from cugraphllm.bench import parse_args
+    a = parse_args(["--tp", "2", "--lengths", "500,128", "--modes", "hybrid"])
+    assert a.tp == 2 and a.prompt_lens == [128, 500]
+    with pytest.raises(SystemExit):
+        parse_args(["--tp", "0"])
