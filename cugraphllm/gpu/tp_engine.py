@@ -133,13 +133,15 @@ class TPEngine(CudaEngine):
             self.workers = Workers(self.devices, self.group)
             self._allocate(plans, weights, progress)
         except BaseException as exc:
-            n = self.world
-            self.close()
             import cupy as cp
-            if isinstance(exc, cp.cuda.memory.OutOfMemoryError):
-                raise BackendError(f"cuda backend (--tp {n}): out of GPU memory while allocating the engine "
-                                   f"({' '.join(str(exc).split())})") from None
-            raise
+            if not isinstance(exc, cp.cuda.memory.OutOfMemoryError):
+                self.close()
+                raise
+            n, msg = self.world, " ".join(str(exc).split())
+            exc.__traceback__ = None  # its frames hold the partial allocations: drop them before freeing
+            self.close()
+            raise BackendError(f"cuda backend (--tp {n}): out of GPU memory while allocating the engine ({msg}); "
+                               "try a smaller --max-seq-len or a larger --tp") from None
         _LIVE.add(self)
         r0 = self.ranks[0]
         self.stream, self.s, self.kv, self.w = r0.stream, r0.s, r0.kv, r0.w
