@@ -103,3 +103,59 @@ def test_what_cannot_split_is_one_line():
     assert "\n" not in str(e.value)
     for p in check_split(c, 2):  # 768 columns per GPU: whole groups of 128
         check_quant(c, local_config(c, p), 2, "int4", 128, True)
+
+
+# ---- the residual op's TP path routes a QuantLinear weight like one GPU does (fakes: no GPU needed) -------------
+class _Dev(np.ndarray):
+    """A NumPy array with the `.data.ptr` the launchers' alignment checks read."""
+    @property
+    def data(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(ptr=self.ctypes.data)
+
+
+def _dev(a):
+    return np.ascontiguousarray(a).view(_Dev)
+
+
+@pytest.mark.parametrize("quant", [False, True])
+def test_tp_residual_partial_product_goes_through_the_weight_dispatch(monkeypatch, quant):
+    from cugraphllm.gpu import ops, ops_quant
+    from cugraphllm.gpu.state import Residual
+    rng, D, K = np.random.default_rng(quant), 64, 48
+    w16 = rng.standard_normal((D, K)).astype(np.float16)
+    w = quantize(w16, "int4", 16) if quant else _dev(w16)
+    a = _dev(rng.standard_normal((1, K)).astype(np.float16))
+    calls = []
+
+    def product(name):
+        def run(p, a_, w_):
+            calls.append((name, p.shape, w_ is w))
+            p[:] = a_.astype(np.float64) @ (dequantize(w_) if quant else w_.astype(np.float64)).T
+        return run
+
+    class Comm:
+        part = _dev(np.full((4, D), np.nan, np.float32))
+
+        def all_reduce(self, p):
+            calls.append(("all_reduce", p.shape, bool(np.isfinite(p).all())))
+
+    class Kernel:
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, grid, block, args):
+            calls.append((self.name, grid, np.shares_memory(np.asarray(args[3]), np.asarray(Comm.part))))
+
+    monkeypatch.setattr(ops_quant, "matmul_logits", product("ops_quant.matmul_logits"))
+    monkeypatch.setattr(ops, "_launch_gemv", lambda kernel, t, K_, n, args: product(kernel)(*args[:3]))
+    monkeypatch.setattr(ops, "_fn", lambda file, kernel, t, **d: Kernel(f"{file}:{kernel}"))
+    r = Residual(_dev(np.zeros((1, D), np.float32)), _dev(np.zeros((1, D), np.float16)),
+                 _dev(np.zeros(D // 2, np.float32)), Comm())
+    ops.matmul_residual(r, a, w)
+    first = "ops_quant.matmul_logits" if quant else "gemv_logits"
+    assert [c[0] for c in calls] == [first, "all_reduce", "tp.cu:residual_add_ss"], calls
+    assert calls[0][1] == (1, D) and calls[0][2] and calls[1][2]  # this rank's weight; a finite partial sum
+    assert calls[2][2]                                             # the add reads the all-reduced part
+    want = a.astype(np.float64) @ (dequantize(w) if quant else w16.astype(np.float64)).T
+    np.testing.assert_allclose(np.asarray(Comm.part[:1]), want, rtol=1e-6, atol=1e-6)

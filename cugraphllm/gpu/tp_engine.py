@@ -236,7 +236,26 @@ class TPEngine(CudaEngine):
                 ops.warmup(self.config, self.runtime.dtype)
                 ops.warmup_tp(self.config, rk.local, self.runtime.dtype)
                 gemm.warmup(self.runtime.dtype, a0.prefill_buckets)
+                self._warmup_quant_rank(rk, a0.prefill_buckets)
         self.attn.prepare_many(decode + prefill)
+
+    def _warmup_quant_rank(self, rk, buckets) -> None:
+        """The quantized kernels of one GPU's slices at its shapes (that GPU current), one GPU after the other,
+        before the first step runs on all GPUs' threads at once."""
+        from ..quant.formats import QuantLinear
+        from . import gemm_quant, ops_quant
+        w, lc, D = rk.w, rk.local, self.config.dim
+        t = "bfloat16" if self.runtime.dtype in ("bfloat16", "bf16") else "float16"
+        head = w.output.fmt if isinstance(w.output, QuantLinear) else None
+        v = (lc.vocab_size + 1) // 2
+        fmts = {m.fmt for lw in w.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2) if isinstance(m, QuantLinear)}
+        for fmt in fmts | ({head} if head else set()):
+            todo = [("qgemv_qkv_rope_norm", D, lc.qkv_dim // 2), ("qgemv_silu_norm", D, lc.hidden_dim),
+                    ("qgemv_logits", lc.dim, (D + 1) // 2), ("qgemv_logits", lc.hidden_dim, (D + 1) // 2)]
+            todo += [("qgemv_logits_norm", D, v), ("qgemv_logits", D, v)] if head == fmt else []
+            for kernel, K, pairs in todo:  # wo / w2 partial products: the f32-output (logits) GEMV
+                ops_quant._function(kernel, fmt, t, K, pairs)[0].attributes
+            gemm_quant.warmup(fmt, t, buckets)
 
     # ---- state written by the host: every GPU gets the same ----------------------------------------------
     def _set_step(self, pos: int, n: int, prompt=None, token=None) -> None:
