@@ -79,6 +79,8 @@ def _make_engine(source, runtime: RuntimeConfig, progress=None):
     progress: None or a callable taking one status line (the GPU upload's per-layer lines)."""
     dummy = isinstance(source, ModelConfig)
     config = source if dummy else source.config
+    if runtime.tp > 1:
+        return _make_tp_engine(source, config, runtime, progress)
     if runtime.backend == "numpy":
         from .reference import NumpyEngine, numpy_context
         numpy_context(config, runtime.max_seq_len, weights_in_memory=not dummy)  # raises before allocating
@@ -97,6 +99,17 @@ def _make_engine(source, runtime: RuntimeConfig, progress=None):
     if dummy:
         return CudaEngine.dummy(config, runtime, runtime.seed)
     return CudaEngine(config, source.weights, runtime, progress=progress)
+
+
+def _make_tp_engine(source, config, runtime: RuntimeConfig, progress=None):
+    """--tp N (N > 1): the cuda backend over N GPUs (gpu/tp_engine.py); each GPU reads only its slices."""
+    if runtime.backend != "cuda":
+        raise BackendError(f"--tp {runtime.tp} needs the cuda backend (backend is {runtime.backend})")
+    try:
+        from .gpu.tp_engine import TPEngine
+    except ImportError as err:
+        raise BackendError(f"backend cuda: cannot import the GPU engine ({err})") from None
+    return TPEngine(config, None if source is config else source.weights, runtime, progress=progress)
 
 
 def _stderr_line(text: str) -> None:
@@ -133,7 +146,7 @@ def _plan_context(config: ModelConfig, runtime: RuntimeConfig) -> tuple[RuntimeC
         want, note = numpy_context(config, want, weights_in_memory=False)
         notes += [note] if note else []
     elif want is None:
-        want, note = _cuda_default_context(config, runtime.dtype)
+        want, note = _cuda_default_context(config, runtime.dtype, runtime.tp)
         notes += [note] if note else []
     return replace(runtime, max_seq_len=want), notes
 
@@ -146,7 +159,7 @@ def _gpu_free_bytes() -> int:
 _CUDA_DEFAULT_MAX = 1 << 18  # a default context above this is a bogus max_position_embeddings (LLaMA-2: 4096)
 
 
-def _cuda_default_context(config: ModelConfig, dtype: str) -> tuple[int | None, str]:
+def _cuda_default_context(config: ModelConfig, dtype: str, tp: int = 1) -> tuple[int | None, str]:
     """The model's context, or (a huge max_position_embeddings) what half the GPU memory left after the weights
     holds, at most _CUDA_DEFAULT_MAX (the RoPE table and the token history are also built on the host), with a
     note; None leaves the decision (and any out-of-memory error) to the engine."""
@@ -156,7 +169,7 @@ def _cuda_default_context(config: ModelConfig, dtype: str) -> tuple[int | None, 
         free = _gpu_free_bytes()
     except Exception:  # noqa: BLE001 - the engine's own check reports a GPU that cannot be used
         return None, ""
-    room = free - config.n_params() * 2 - (256 << 20)
+    room = free - config.n_params() * 2 // tp - (256 << 20)  # --tp N: each GPU holds about 1/N of the weights
     fit = min(max(room, 0) // 2 // per_token, _CUDA_DEFAULT_MAX)
     fit = fit - fit % 256 if fit >= 512 else fit
     if fit < 1 or config.max_seq_len <= fit:
@@ -203,7 +216,7 @@ class LLM:
     @classmethod
     def load(cls, model, tokenizer=None, backend: str = "auto", mode: str = "hybrid", dtype: str = "float16",
              max_seq_len: int | None = None, seed: int = 0, progress: bool = True, quant: str | None = None,
-             group_size: int = 128, quant_head: bool = False) -> "LLM":
+             group_size: int = 128, quant_head: bool = False, tp: int = 1) -> "LLM":
         """model: a Hugging Face folder, a llama2.c .bin, or "dummy:<preset>" (seeded random weights).
         tokenizer: a sentencepiece tokenizer.model (or its folder); default: the one beside the model. It may have
         up to tokenizer.MAX_PADDING fewer pieces than the model's vocabulary (padding ids print nothing).
@@ -214,7 +227,7 @@ class LLM:
         from .loader import checkpoint_config, load_checkpoint, parse_model_arg
 
         runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed,
-                                quant=quant, group_size=group_size, quant_head=quant_head)
+                                quant=quant, group_size=group_size, quant_head=quant_head, tp=tp)
         runtime = replace(runtime, backend=resolve_backend(backend))
         kind, arg = parse_model_arg(model)
         runtime, notes = _plan_context(checkpoint_config(model), runtime)  # before any weight is read

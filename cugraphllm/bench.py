@@ -158,13 +158,23 @@ def _runtime_quant(args) -> RuntimeConfig:
 def make_engine(source, backend: str, mode: str, args, max_seq: int):
     from .api import _make_engine
     runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed,
-                            quant=args.quant, group_size=args.group_size, quant_head=args.quant_head)
+                            quant=args.quant, group_size=args.group_size, quant_head=args.quant_head, tp=args.tp)
     t = time.perf_counter()
     engine = _make_engine(source, runtime)
     wall = time.perf_counter() - t
     if hasattr(engine, "wait_ready"):  # measure steady state: every bucket compiled, every graph captured
         engine.wait_ready()
     return engine, float(getattr(engine, "startup_s", None) or wall)
+
+
+def tp_entry(engine, args) -> dict:
+    """--tp N: the device time of one decode step's collectives alone (a graph of just them) and the GPU count;
+    memory figures of a TP engine are per GPU."""
+    if args.tp <= 1:
+        return {}
+    us = engine.collective_us()
+    log(f"  collectives (2 all-reduces per layer + logits all-gather): {us:.1f} us per step over {args.tp} GPUs")
+    return {"tp": args.tp, "allreduce_us_per_step": us, "memory_per_gpu": True}
 
 
 def memory_bytes(engine, backend: str):
@@ -268,12 +278,14 @@ def parse_args(argv):
                    help="quantize the weights at load (dummy weights too)")
     p.add_argument("--group-size", type=int, default=128, help="int4 columns per group (-1: one per row)")
     p.add_argument("--quant-head", action="store_true", help="quantize the LM head too")
-    p.add_argument("--prompt-lens", default=PAPER_LENS,
-                   help="comma-separated prompt lengths in tokens (the paper's)")
+    p.add_argument("--prompt-lens", "--lengths", dest="prompt_lens", default=PAPER_LENS,
+                   help=f"comma-separated prompt lengths in tokens (default: the paper's {PAPER_LENS})")
     p.add_argument("--new-tokens", type=int, default=128,
                    help="tokens generated per run (forced: EOS is ignored)")
     p.add_argument("--max-seq-len", type=int, default=None, metavar="N",
                    help="context to allocate (KV cache, buckets); default: the longest prompt + --new-tokens")
+    p.add_argument("--tp", type=int, default=1, metavar="N",
+                   help="tensor parallel over N GPUs (cuda); reports the all-reduce time per step and bytes per GPU")
     p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")
     p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (at least --reps)")
     p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
@@ -296,7 +308,8 @@ def parse_args(argv):
                       (a.new_tokens < 1 or a.reps < 1 or a.warmup < 0, "--new-tokens and --reps must be >= 1"),
                       (a.max_seq_len is not None and a.max_seq_len < max(a.prompt_lens or [1]) + a.new_tokens,
                        "--max-seq-len must hold the longest prompt plus --new-tokens"),
-                      (any(m not in MODES for m in a.modes), f"--modes must be among {MODES}")):
+                      (any(m not in MODES for m in a.modes), f"--modes must be among {MODES}"),
+                      (a.tp < 1, "--tp must be >= 1")):
         if bad:
             p.error(what)
     return a
@@ -344,12 +357,12 @@ def run(args) -> tuple[dict, str]:
     floor = _floor(config, args, backend)
     systems = []
     for mode in (args.modes if backend == "cuda" else ["reference"]):
-        sysname = f"cugraphllm-{mode if backend == 'cuda' else 'numpy'}"
+        sysname = f"cugraphllm-{mode if backend == 'cuda' else 'numpy'}" + (f"-tp{args.tp}" if args.tp > 1 else "")
         log(f"{sysname}: starting the engine")
         engine, startup = make_engine(source, backend, mode if backend == "cuda" else "hybrid", args, max_seq)
         rows = _quant_gbps(bench_engine(engine, args, config, itemsize), config, floor, itemsize, args.new_tokens)
         total, report = memory_bytes(engine, backend)
-        systems.append(br.system_entry(sysname, startup, total, rows, memory=report))
+        systems.append(br.system_entry(sysname, startup, total, rows, memory=report, **tp_entry(engine, args)))
         if hasattr(engine, "close"):
             engine.close()
         engine = None
@@ -359,6 +372,11 @@ def run(args) -> tuple[dict, str]:
              "decode_floor": floor,
              "quant": None if args.quant is None else {"format": args.quant, "group_size": args.group_size,
                                                        "quant_head": args.quant_head}}
+    if args.tp > 1:  # what each GPU streams per token: the floor of a TP step
+        from .gpu.tp_engine import check_split, local_config, shard_bytes
+        model["weight_bytes_per_gpu"] = shard_bytes(config, local_config(config, check_split(config, args.tp)[0]),
+                                                  itemsize, args.quant, args.group_size, args.quant_head)
+        model["tp"] = args.tp
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
              f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]

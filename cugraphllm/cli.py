@@ -76,6 +76,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-seq-len", type=POS_INT, metavar="N",
                    help="context to allocate, in tokens (default and maximum: the model's; on numpy at most what "
                         "memory holds)")
+    g.add_argument("--tp", type=POS_INT, default=1, metavar="N",
+                   help="cuda only: tensor parallel over N GPUs of this host (NCCL; default 1)")
     g.add_argument("-q", "--quiet", action="store_true", help="no status lines or timings on stderr")
     _add_quant_flags(p)
 
@@ -176,7 +178,7 @@ def _load(args):
     model = default_model(args.model, lambda text: _status(args, text))
     llm = LLM.load(model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
                    max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet, quant=args.quant,
-                   group_size=args.group_size, quant_head=args.quant_head)
+                   group_size=args.group_size, quant_head=args.quant_head, tp=args.tp)
     c = llm.config
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
                   f"{c.n_heads}/{c.n_kv_heads} heads, vocab {c.vocab_size}; backend {llm.runtime.backend}, "

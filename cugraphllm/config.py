@@ -169,6 +169,7 @@ class RuntimeConfig:
     quant: str | None = None     # quantize at load: fp8 | int8 | int4 (None: as stored)
     group_size: int = 128        # int4 columns per group; -1 = one group per row
     quant_head: bool = False     # quantize the LM head too (the embedding always stays 16-bit)
+    tp: int = 1                  # tensor parallel over this many GPUs (cuda backend)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -177,6 +178,8 @@ class RuntimeConfig:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"dtype must be float16 or bfloat16, got {self.dtype!r}")
+        if not isinstance(self.tp, int) or isinstance(self.tp, bool) or self.tp < 1:
+            raise ConfigError(f"tp must be a positive integer (GPUs), got {self.tp!r}")
         m = self.max_seq_len
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m <= 0):
             raise ConfigError(f"max_seq_len must be a positive integer, got {m!r}")

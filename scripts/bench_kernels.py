@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cugraphllm.gpu.state import Residual
 
 CALLS, REPS = 24, 30
 L2_BYTES = 50 << 20
@@ -159,29 +160,29 @@ def gemv_case(op: str, N: int, K: int, dtype: str):
         if op == "qkv_rope":
             fn = lambda i: ops.qkv_rope(q, a, ws[i], rope, kc, vc, pos, n)  # noqa: E731
         else:
-            fn = lambda i: ops.norm_qkv_rope(q, a, xs, ss, eps, ws[i], rope, kc, vc, pos, n)  # noqa: E731
+            fn = lambda i: ops.norm_qkv_rope(q, Residual(xs, a, ss), eps, ws[i], rope, kc, vc, pos, n)  # noqa: E731
         out_bytes = N * 2 + (D // 2) * 8
     elif op in ("matmul_residual", "matmul_residual_ss"):
         x, xh = cp.zeros((1, N), cp.float32), cp.empty((1, N), T)
         if op == "matmul_residual":
-            fn = lambda i: ops.matmul_residual(x, a, ws[i])  # noqa: E731
+            fn = lambda i: ops.matmul_residual(Residual(x), a, ws[i])  # noqa: E731
             out_bytes = 2 * N * 4
         else:
-            fn = lambda i: ops.matmul_residual(x, a, ws[i], xh, ss)  # noqa: E731
+            fn = lambda i: ops.matmul_residual(Residual(x, xh, ss), a, ws[i])  # noqa: E731
             out_bytes = 2 * N * 4 + N * 2
     elif op in ("matmul_silu", "norm_matmul_silu"):
         h = cp.empty((1, N // 2), T)
         if op == "matmul_silu":
             fn = lambda i: ops.matmul_silu(h, a, ws[i])  # noqa: E731
         else:
-            fn = lambda i: ops.norm_matmul_silu(h, a, xs, ss, eps, ws[i])  # noqa: E731
+            fn = lambda i: ops.norm_matmul_silu(h, Residual(xs, a, ss), eps, ws[i])  # noqa: E731
         out_bytes = N // 2 * 2
     else:
         logits, n = cp.empty((1, N), cp.float32), cp.ones(1, cp.int32)
         if op == "matmul_logits":
             fn = lambda i: ops.matmul_logits(logits, a, ws[i])  # noqa: E731
         else:
-            fn = lambda i: ops.norm_matmul_logits(logits, a, xs, ss, eps, ws[i], n)  # noqa: E731
+            fn = lambda i: ops.norm_matmul_logits(logits, Residual(xs, a, ss), eps, ws[i], n)  # noqa: E731
         out_bytes = N * 4
     return fn, n_copies, wbytes + abytes + out_bytes, (ws, a)
 
@@ -240,8 +241,8 @@ def bench_small(stream, dtype: str) -> list[dict]:
     p_topk = cp.asarray(np.array([0.8, 0.9, 1.1, 40], np.float32))
     p_topp = cp.asarray(np.array([1.0, 0.95, 1.0, 0], np.float32))
     cases = {  # n_tokens = 0 keeps pos fixed across calls
-        "embedding": lambda i: ops.embedding(x, table, tok),
-        "embedding_ss": lambda i: ops.embedding(x, table, tok, out, ss),
+        "embedding": lambda i: ops.embedding(Residual(x), table, tok),
+        "embedding_ss": lambda i: ops.embedding(Residual(x, out, ss), table, tok),
         "rmsnorm": lambda i: ops.rmsnorm(out, x, w, 1e-5),
         "rmsnorm_unit": lambda i: ops.rmsnorm(out, x, None, 1e-5),
         "add_rmsnorm": lambda i: ops.add_rmsnorm(x, r, out, w, 1e-5),

@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_kernels as bk  # noqa: E402  (graph timing, copy rate, bare-read floor)
+from cugraphllm.gpu.state import Residual
+from scripts import bench_kernels as bk  # graph timing, copy rate, bare-read floor (python3 -m scripts.bench_quant)
 
 # name -> (op, N rows, K) of LLaMA-2-7B, as gpu/model.py calls them in decode
 MATS = {"wqkv+norm": ("norm_qkv_rope", 12288, 4096), "wo+ss": ("matmul_residual_ss", 4096, 4096),
@@ -63,15 +61,16 @@ def case(op, N, K, ws, T):
         q, kc, vc = cp.empty((1, D), T), cp.zeros((S, kvd // hd, hd), T), cp.zeros((S, kvd // hd, hd), T)
         rope = cp.asarray(rope_table(S, hd, 10000.0).astype(np.float32))
         pos, n = cp.asarray([1000], dtype=cp.int32), cp.ones(1, cp.int32)
-        return (lambda i: ops.norm_qkv_rope(q, a, xs, ss, eps, ws[i], rope, kc, vc, pos, n)), io + N * 2 + D * 4
+        return ((lambda i: ops.norm_qkv_rope(q, Residual(xs, a, ss), eps, ws[i], rope, kc, vc, pos, n)),
+                io + N * 2 + D * 4)
     if op == "matmul_residual_ss":
         x, xh = cp.zeros((1, N), cp.float32), cp.empty((1, N), T)
-        return (lambda i: ops.matmul_residual(x, a, ws[i], xh, ss)), io + 2 * N * 4 + N * 2
+        return (lambda i: ops.matmul_residual(Residual(x, xh, ss), a, ws[i])), io + 2 * N * 4 + N * 2
     if op == "norm_matmul_silu":
         h = cp.empty((1, N // 2), T)
-        return (lambda i: ops.norm_matmul_silu(h, a, xs, ss, eps, ws[i])), io + N
+        return (lambda i: ops.norm_matmul_silu(h, Residual(xs, a, ss), eps, ws[i])), io + N
     logits, n = cp.empty((1, N), cp.float32), cp.ones(1, cp.int32)
-    return (lambda i: ops.norm_matmul_logits(logits, a, xs, ss, eps, ws[i], n)), io + N * 4
+    return (lambda i: ops.norm_matmul_logits(logits, Residual(xs, a, ss), eps, ws[i], n)), io + N * 4
 
 
 def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, quant_head=False) -> dict:

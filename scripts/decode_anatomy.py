@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cugraphllm.gpu.state import Residual
+
 try:  # one timing harness with the kernel bench; `python3 -m scripts.decode_anatomy` or the file itself
     from scripts.bench_kernels import CALLS, REPS, copy_gbps, environment, graph_us
 except ImportError:
@@ -72,16 +74,17 @@ def op_table(e, p: int, n0, logits_sets):
     layer = [kv.layer(i) for i in range(L)]
     act = 4 * D + b * D                                      # x read or written (f32) + T(x)
     table = {
-        "embedding": (lambda i: ops.embedding(x, w.tok_embeddings, s.token, xn, s.ss), 1, b * D + act),
-        "wqkv+norm+rope": (lambda i: ops.norm_qkv_rope(q, xn, x, s.ss, eps, lw[i].wqkv, s.rope, *layer[i], s.pos,
-                                                       s.one), L, b * (c.qkv_dim * D + D + c.qkv_dim)),
+        "embedding": (lambda i: ops.embedding(Residual(x, xn, s.ss), w.tok_embeddings, s.token), 1, b * D + act),
+        "wqkv+norm+rope": (lambda i: ops.norm_qkv_rope(q, Residual(x, xn, s.ss), eps, lw[i].wqkv, s.rope, *layer[i],
+                                                       s.pos, s.one), L, b * (c.qkv_dim * D + D + c.qkv_dim)),
         "attention": (lambda i: attn.decode(att, q, *layer[i], s.pos, bucket), L,
                       b * (2 * (p + 1) * c.kv_dim + 2 * D)),
-        "wo+ss": (lambda i: ops.matmul_residual(x, att, lw[i].wo, xn, s.ss), L, b * (D * D + D) + act + 4 * D),
-        "w13+norm+silu": (lambda i: ops.norm_matmul_silu(h, xn, x, s.ss, eps, lw[i].w13), L,
+        "wo+ss": (lambda i: ops.matmul_residual(Residual(x, xn, s.ss), att, lw[i].wo), L,
+                  b * (D * D + D) + act + 4 * D),
+        "w13+norm+silu": (lambda i: ops.norm_matmul_silu(h, Residual(x, xn, s.ss), eps, lw[i].w13), L,
                           b * (2 * F * D + D + F)),
-        "w2+ss": (lambda i: ops.matmul_residual(x, h, lw[i].w2, xn, s.ss), L, b * (D * F + F) + act + 4 * D),
-        "logits+norm": (lambda i: ops.norm_matmul_logits(s.logits, xn, x, s.ss, eps, w.output, s.one), 1,
+        "w2+ss": (lambda i: ops.matmul_residual(Residual(x, xn, s.ss), h, lw[i].w2), L, b * (D * F + F) + act + 4 * D),
+        "logits+norm": (lambda i: ops.norm_matmul_logits(s.logits, Residual(x, xn, s.ss), eps, w.output, s.one), 1,
                         b * (V * D + D) + 4 * V),
         "argmax": (lambda i: ops.argmax(s.token, s.hist, s.pos, n0, s.logits), 1, 4 * V),
     }

@@ -13,7 +13,7 @@ from conftest import GPU, REPO, stories_golden
 
 GENERATE_FLAGS = ["--model", "--tokenizer", "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
                   "--repetition-penalty", "--seed", "--backend", "--mode", "--dtype", "--max-seq-len", "--stop",
-                  "--no-echo", "--quiet"]
+                  "--no-echo", "--quiet", "--tp"]
 CHAT_FLAGS = [f for f in GENERATE_FLAGS if f not in ("--prompt", "--no-echo")] + ["--system"]
 
 
@@ -124,6 +124,8 @@ def bad_cases(tmp):
         ["MODEL", "--prompt", "x", "--repetition-penalty", "0"],
         ["MODEL", "--prompt", "x", "--seed", "-1"],
         ["MODEL", "--prompt", "x", "--max-seq-len", "0"],
+        ["MODEL", "--prompt", "x", "--tp", "0"],
+        ["MODEL", "--prompt", "x", "--tp", "2", "--backend", "numpy"],
         ["MODEL", "--prompt", "x", "--backend", "tpu"],
         ["MODEL", "--prompt", "x", "--dtype", "int4"],
         ["MODEL", "--prompt", "x", "--stop", ""],

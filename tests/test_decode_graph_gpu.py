@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
 from kernel_helpers import rand_t
 
 pytestmark = pytest.mark.gpu
@@ -39,13 +40,13 @@ def tiny_step_state(cp, S2=64):
 def tiny_step(ops, s, fused=False):
     if fused:
         return tiny_fused_step(ops, s)
-    ops.embedding(s["x"], s["table"], s["token"])
+    ops.embedding(Residual(s["x"]), s["table"], s["token"])
     ops.rmsnorm(s["xn"], s["x"], s["g"], 1e-5)
     ops.qkv_rope(s["q"], s["xn"], s["wqkv"], s["rope"], s["kc"], s["vc"], s["pos"], s["n"])
-    ops.matmul_residual(s["x"], s["q"], s["wo"])      # q stands in for the attention output
+    ops.matmul_residual(Residual(s["x"]), s["q"], s["wo"])  # q stands in for the attention output
     ops.add_rmsnorm(s["x"], s["r"], s["xn"], s["g"], 1e-5)
     ops.matmul_silu(s["h"], s["xn"], s["w13"])
-    ops.matmul_residual(s["x"], s["h"], s["w2"])
+    ops.matmul_residual(Residual(s["x"]), s["h"], s["w2"])
     ops.rmsnorm_last(s["xl"], s["x"], s["g"], 1e-5, s["n"])
     ops.matmul_logits(s["logits"], s["xl"], s["wout"])
     ops.sample(s["token"], s["hist"], s["pos"], s["n"], s["logits"], s["params"], s["seed"])
@@ -54,12 +55,12 @@ def tiny_step(ops, s, fused=False):
 def tiny_fused_step(ops, s):
     """The decode step of gpu/model.py: norms fused into the GEMVs (s["g"] stands in for folded weights)."""
     x, xn, ss = s["x"], s["xn"], s["ss"]
-    ops.embedding(x, s["table"], s["token"], xn, ss)
-    ops.norm_qkv_rope(s["q"], xn, x, ss, 1e-5, s["wqkv"], s["rope"], s["kc"], s["vc"], s["pos"], s["n"])
-    ops.matmul_residual(x, s["q"], s["wo"], xn, ss)
-    ops.norm_matmul_silu(s["h"], xn, x, ss, 1e-5, s["w13"])
-    ops.matmul_residual(x, s["h"], s["w2"], xn, ss)
-    ops.norm_matmul_logits(s["logits"], xn, x, ss, 1e-5, s["wout"], s["n"])
+    ops.embedding(Residual(x, xn, ss), s["table"], s["token"])
+    ops.norm_qkv_rope(s["q"], Residual(x, xn, ss), 1e-5, s["wqkv"], s["rope"], s["kc"], s["vc"], s["pos"], s["n"])
+    ops.matmul_residual(Residual(x, xn, ss), s["q"], s["wo"])
+    ops.norm_matmul_silu(s["h"], Residual(x, xn, ss), 1e-5, s["w13"])
+    ops.matmul_residual(Residual(x, xn, ss), s["h"], s["w2"])
+    ops.norm_matmul_logits(s["logits"], Residual(x, xn, ss), 1e-5, s["wout"], s["n"])
     ops.sample(s["token"], s["hist"], s["pos"], s["n"], s["logits"], s["params"], s["seed"])
 
 
@@ -103,8 +104,8 @@ def test_launchers_reject_bad_inputs(cp, ops):
     w = rand_t(cp, (64, 32), "float16", 1)
     a = rand_t(cp, (1, 32), "float16", 2)
     bad = [
-        lambda: ops.matmul_residual(cp.zeros((1, 64), cp.float64), a, w),            # x dtype
-        lambda: ops.matmul_residual(cp.zeros((1, 63), cp.float32), a, w),            # rows
+        lambda: ops.matmul_residual(Residual(cp.zeros((1, 64), cp.float64)), a, w),  # x dtype
+        lambda: ops.matmul_residual(Residual(cp.zeros((1, 63), cp.float32)), a, w),  # rows
         lambda: ops.matmul_logits(cp.zeros((1, 64), cp.float32), a, w.astype(cp.float32)),  # weight dtype
         lambda: ops.matmul_logits(cp.zeros((1, 64), cp.float32), a, cp.asfortranarray(w)),  # layout
         lambda: ops.matmul_silu(cp.zeros((1, 31), cp.float16), a, w),               # 2F != rows
@@ -112,13 +113,15 @@ def test_launchers_reject_bad_inputs(cp, ops):
                             cp.ones(31, cp.float32), 1e-5),
         lambda: ops.argmax(cp.zeros(1, cp.int64), cp.zeros(9, cp.int32), cp.zeros(1, cp.int32),
                            cp.ones(1, cp.int32), cp.zeros((1, 64), cp.float32)),
-        lambda: ops.embedding(cp.zeros((2, 32), cp.float32), w, cp.zeros(1, cp.int32)),  # too few tokens
-        lambda: ops.embedding(cp.zeros((1, 32), cp.float32), w, cp.zeros(1, cp.int32), a, cp.zeros(1, cp.float32)),
-        lambda: ops.matmul_residual(cp.zeros((1, 64), cp.float32), a, w, None, cp.zeros(32, cp.float32)),  # no xh
-        lambda: ops.norm_matmul_logits(cp.zeros((1, 64), cp.float32), a, cp.zeros((1, 32), cp.float32),
-                                       cp.zeros(1, cp.float32), 1e-5, w, cp.ones(1, cp.int32)),  # ss too short
-        lambda: ops.norm_matmul_silu(cp.zeros((1, 32), cp.float16), a, cp.zeros((1, 32), cp.float16),
-                                     cp.zeros(16, cp.float32), 1e-5, w),  # x not f32
+        lambda: ops.embedding(Residual(cp.zeros((2, 32), cp.float32)), w, cp.zeros(1, cp.int32)),  # too few tokens
+        lambda: ops.embedding(Residual(cp.zeros((1, 32), cp.float32), a, cp.zeros(1, cp.float32)), w,
+                              cp.zeros(1, cp.int32)),
+        lambda: ops.matmul_residual(Residual(cp.zeros((1, 64), cp.float32), None, cp.zeros(32, cp.float32)), a,
+                                    w),  # no xh
+        lambda: ops.norm_matmul_logits(cp.zeros((1, 64), cp.float32), Residual(cp.zeros((1, 32), cp.float32), a,
+                                       cp.zeros(1, cp.float32)), 1e-5, w, cp.ones(1, cp.int32)),  # ss too short
+        lambda: ops.norm_matmul_silu(cp.zeros((1, 32), cp.float16), Residual(cp.zeros((1, 32), cp.float16), a,
+                                     cp.zeros(16, cp.float32)), 1e-5, w),  # x not f32
     ]
     for i, f in enumerate(bad):
         with pytest.raises(ValueError):

@@ -57,7 +57,7 @@ def dev(monkeypatch):
 
 def test_smem_limit_is_raised_on_every_device(dev):
     fn = FakeRawKernel(dev)
-    need = ops._sample_smem(32000)  # the sampler of a 32k vocabulary: 132,000 bytes
+    need = 132_000  # above the 48 KiB default (the old single-block 32k-vocabulary sampler's need)
     for d in (0, 1, 0, 1):
         dev.id = d
         ops._need_smem(fn, need)

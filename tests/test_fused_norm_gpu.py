@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
 from kernel_helpers import DTYPES, S, TOL_F32, TOL_T, dt, host64, matvec64, poison, qkv_reference, rand_t, rel_err
 
 pytestmark = pytest.mark.gpu
@@ -35,7 +36,7 @@ def produced_x(cp, ops, D, dtype, seed):
     rng = np.random.default_rng(seed)
     table = cp.asarray((rng.standard_normal((5, D)) * 2 + 0.3).astype(np.float32)).astype(dt(cp, dtype))
     x, xn, ss = stats_buffers(cp, D, dtype)
-    ops.embedding(x, table, cp.asarray([3], dtype=cp.int32), xn, ss)
+    ops.embedding(Residual(x, xn, ss), table, cp.asarray([3], dtype=cp.int32))
     return x, xn, ss
 
 
@@ -66,7 +67,7 @@ def test_matmul_residual_stats(cp, ops, dtype, N, K):
     for _ in range(2):
         _, xn, ss = stats_buffers(cp, N, dtype)
         x = cp.asarray(x0)
-        ops.matmul_residual(x, a, w, xn, ss)
+        ops.matmul_residual(Residual(x, xn, ss), a, w)
         outs.append((x, xn, ss))
     x, xn, ss = outs[0]
     assert rel_err(x.get()[0], x0[0].astype(np.float64) + matvec64(w, host64(a)[0])) < TOL_F32
@@ -99,7 +100,7 @@ def test_norm_matmul_silu(cp, ops, state, size, dtype):
     g, gd = gain(cp, D, seed=F + 1)
     wf = state.fold_columns(w13, gd)
     x, xn, ss = produced_x(cp, ops, D, dtype, seed=F + 2)
-    h = twice(cp, lambda out: ops.norm_matmul_silu(out, xn, x, ss, EPS, wf), (1, F), dt(cp, dtype))
+    h = twice(cp, lambda out: ops.norm_matmul_silu(out, Residual(x, xn, ss), EPS, wf), (1, F), dt(cp, dtype))
     y = matvec64(w13, normed64(x, g))
     assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T[dtype]
 
@@ -112,7 +113,7 @@ def test_norm_matmul_logits(cp, ops, state, size, dtype):
     wf = state.fold_columns(w, gd)
     x, xn, ss = produced_x(cp, ops, D, dtype, seed=D + 8)
     n = cp.ones(1, cp.int32)
-    logits = twice(cp, lambda out: ops.norm_matmul_logits(out, xn, x, ss, EPS, wf, n), (1, V), cp.float32)
+    logits = twice(cp, lambda out: ops.norm_matmul_logits(out, Residual(x, xn, ss), EPS, wf, n), (1, V), cp.float32)
     assert rel_err(logits.get()[0], matvec64(w, normed64(x, g))) < TOL_T[dtype]
 
 
@@ -133,7 +134,7 @@ def test_norm_qkv_rope(cp, ops, state, size, dtype):
     kv_rows = []
 
     def run(q):
-        ops.norm_qkv_rope(q, xn, x, ss, EPS, wf, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), n)
+        ops.norm_qkv_rope(q, Residual(x, xn, ss), EPS, wf, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), n)
         kv_rows.append((kc[pos].copy(), vc[pos].copy()))
     q = twice(cp, run, (1, D), dt(cp, dtype))
     assert cp.array_equal(kv_rows[0][0], kv_rows[1][0]) and cp.array_equal(kv_rows[0][1], kv_rows[1][1])
@@ -155,10 +156,10 @@ def test_fused_norm_launch_options(cp, ops, state, monkeypatch, cfg):
     w13 = rand_t(cp, (2 * F, D), "float16", seed=3, scale=2 * D ** -0.5)
     g, gd = gain(cp, D, seed=4)
     x, xn, ss = produced_x(cp, ops, D, "float16", seed=5)
-    ops.matmul_residual(x, hin, w2, xn, ss)
+    ops.matmul_residual(Residual(x, xn, ss), hin, w2)
     check_stats(cp, ops, x, xn, ss, D, "float16")
     h = poison(cp, (1, F), cp.float16)
-    ops.norm_matmul_silu(h, xn, x, ss, EPS, state.fold_columns(w13, gd))
+    ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, state.fold_columns(w13, gd))
     y = matvec64(w13, normed64(x, g))
     assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T["float16"]
 
@@ -177,20 +178,21 @@ def test_fused_norm_prefill_rows(cp, ops, state, dtype):
     wqkv = rand_t(cp, (D + 2 * kvd, D), dtype, 3, D ** -0.5)
     gd = cp.asarray(g)
     h = poison(cp, (M, F), dt(cp, dtype))
-    ops.norm_matmul_silu(h, xn, x, ss, EPS, state.fold_columns(w13, gd))
+    ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, state.fold_columns(w13, gd))
     y = a64 @ host64(w13).T
     assert rel_err(host64(h), ref.silu(y[:, :F]) * y[:, F:]) < TOL_T[dtype]
     table = ref.rope_table(S, hd, 10000.0)
     q, kc, vc = (poison(cp, (M, D), dt(cp, dtype)), rand_t(cp, (S, KVH, hd), dtype, 4),
                  rand_t(cp, (S, KVH, hd), dtype, 5))
-    ops.norm_qkv_rope(q, xn, x, ss, EPS, state.fold_columns(wqkv, gd), cp.asarray(table.astype(np.float32)), kc, vc,
-                      cp.asarray([7], dtype=cp.int32), cp.asarray([n_real], dtype=cp.int32))
+    ops.norm_qkv_rope(q, Residual(x, xn, ss), EPS, state.fold_columns(wqkv, gd), cp.asarray(table.astype(np.float32)),
+                      kc, vc, cp.asarray([7], dtype=cp.int32), cp.asarray([n_real], dtype=cp.int32))
     yq = a64 @ host64(wqkv).T
     qr = ref.apply_rope(yq[:, :D].reshape(M, H, hd), np.arange(7, 7 + M), table).reshape(M, D)
     assert rel_err(host64(q), qr) < TOL_T[dtype]
     assert rel_err(host64(vc[7:7 + n_real]).reshape(n_real, kvd), yq[:n_real, D + kvd:]) < TOL_T[dtype]
     logits = poison(cp, (1, V), cp.float32)
-    ops.norm_matmul_logits(logits, xn, x, ss, EPS, state.fold_columns(wout, gd), cp.asarray([n_real], dtype=cp.int32))
+    ops.norm_matmul_logits(logits, Residual(x, xn, ss), EPS, state.fold_columns(wout, gd),
+                           cp.asarray([n_real], dtype=cp.int32))
     assert rel_err(logits.get()[0], host64(wout) @ a64[n_real - 1]) < TOL_T[dtype]
     assert bool(cp.isnan(ss).all()), "prefill must not write the decode statistics"
 

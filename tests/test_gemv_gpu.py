@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
 from kernel_helpers import (DTYPES, POSITIONS, S, TOL_F32, TOL_T, dt,
                             host64, matvec64, poison, qkv_reference, rand_t, rel_err)
 
@@ -22,11 +23,11 @@ def test_matmul_residual(cp, ops, dtype, N, K):
     a = rand_t(cp, (1, K), dtype, seed=K)
     x0 = np.random.default_rng(N).standard_normal((1, N)).astype(np.float32)
     x = cp.asarray(x0)
-    ops.matmul_residual(x, a, w)
+    ops.matmul_residual(Residual(x), a, w)
     want = x0[0].astype(np.float64) + matvec64(w, host64(a)[0])
     assert rel_err(x.get()[0], want) < TOL_F32
     x2 = cp.asarray(x0)
-    ops.matmul_residual(x2, a, w)
+    ops.matmul_residual(Residual(x2), a, w)
     assert cp.array_equal(x, x2), "GEMV is not deterministic"
 
 
@@ -41,7 +42,7 @@ def test_gemv_launch_options(cp, ops, monkeypatch, cfg):
     w = rand_t(cp, (N, K), "float16", seed=sum(cfg), scale=K ** -0.5)
     a = rand_t(cp, (1, K), "float16", seed=7)
     x = cp.zeros((1, N), cp.float32) + cp.float32(0.5)
-    ops.matmul_residual(x, a, w)
+    ops.matmul_residual(Residual(x), a, w)
     assert rel_err(x.get()[0], 0.5 + matvec64(w, host64(a)[0])) < TOL_F32
     D, H = 8192, 64
     hd, kvd = D // H, 8 * (D // H)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
 from kernel_helpers import DTYPES, TOL_F32, TOL_T, dt, host64, poison, rand_t, rel_err
 
 pytestmark = pytest.mark.gpu
@@ -16,7 +17,7 @@ def test_embedding(cp, ops, dtype, V, D, M):
     table = rand_t(cp, (V, D), dtype, seed=V + D)
     tokens = cp.asarray(np.random.default_rng(M).integers(0, V, M).astype(np.int32))
     x = poison(cp, (M, D), cp.float32)
-    ops.embedding(x, table, tokens)
+    ops.embedding(Residual(x), table, tokens)
     np.testing.assert_array_equal(x.get(), host64(table)[tokens.get()])
 
 

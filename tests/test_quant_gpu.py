@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
 from quant_helpers import (DTYPES, FMTS, TOL_F32, TOL_T, deq_matvec, dt, host64, make_layer, poison, rand_t,
                            rel_err)
 
@@ -41,11 +42,11 @@ def test_matmul_residual(cp, ops, fmt, N, K, g):
     a = rand_t(cp, (1, K), "float16", seed=K)
     x0 = np.random.default_rng(N).standard_normal((1, N)).astype(np.float32)
     x = cp.asarray(x0)
-    ops.matmul_residual(x, a, w)
+    ops.matmul_residual(Residual(x), a, w)
     want = x0[0].astype(np.float64) + deq_matvec(host, host64(a)[0])
     assert rel_err(x.get()[0], want) < TOL_F32[fmt]
     x2 = cp.asarray(x0)
-    ops.matmul_residual(x2, a, w)
+    ops.matmul_residual(Residual(x2), a, w)
     assert cp.array_equal(x, x2), "quantized GEMV is not deterministic"
 
 
@@ -59,7 +60,7 @@ def test_matmul_residual_stats(cp, ops, fmt, N, K, g, dtype):
     a = rand_t(cp, (1, K), dtype, seed=K + 1)
     x0 = (np.random.default_rng(N).standard_normal((1, N)) * 2).astype(np.float32)
     x, xn, ss = cp.asarray(x0), poison(cp, (1, N), dt(cp, dtype)), poison(cp, ((N + 1) // 2,), cp.float32)
-    ops.matmul_residual(x, a, w, xn, ss)
+    ops.matmul_residual(Residual(x, xn, ss), a, w)
     xh = x.get()[0]
     assert rel_err(xh, x0[0].astype(np.float64) + deq_matvec(host, host64(a)[0])) < TOL_F32[fmt]
     np.testing.assert_array_equal(host64(xn)[0], xh.astype(dt(cp, dtype)).astype(np.float64))
@@ -150,7 +151,7 @@ def produced_x(cp, ops, D, dtype, seed):
     table = cp.asarray((rng.standard_normal((5, D)) * 2 + 0.3).astype(np.float32)).astype(dt(cp, dtype))
     x, xn, ss = poison(cp, (1, D), cp.float32), poison(cp, (1, D), dt(cp, dtype)), poison(cp, ((D + 1) // 2,),
                                                                                           cp.float32)
-    ops.embedding(x, table, cp.asarray([3], dtype=cp.int32), xn, ss)
+    ops.embedding(Residual(x, xn, ss), table, cp.asarray([3], dtype=cp.int32))
     return x, xn, ss
 
 
@@ -179,7 +180,7 @@ def test_norm_matmul_silu(cp, ops, size, dtype, fmt):
     D, _, _, F, _, g = SIZES[size]
     host, w13 = make_layer(cp, 2 * F, D, fmt, seed=F, group_size=g)  # the norm gain rides in w13.gain
     x, xn, ss = produced_x(cp, ops, D, dtype, seed=F + 2)
-    h = twice(cp, lambda out: ops.norm_matmul_silu(out, xn, x, ss, EPS, w13), (1, F), dt(cp, dtype))
+    h = twice(cp, lambda out: ops.norm_matmul_silu(out, Residual(x, xn, ss), EPS, w13), (1, F), dt(cp, dtype))
     y = deq_matvec(host, normed64(x))
     assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T[dtype]
 
@@ -190,7 +191,7 @@ def test_norm_matmul_logits(cp, ops, size, dtype, fmt):
     host, w = make_layer(cp, V, D, fmt, seed=V + D, group_size=g)
     x, xn, ss = produced_x(cp, ops, D, dtype, seed=D + 8)
     n = cp.ones(1, cp.int32)
-    logits = twice(cp, lambda out: ops.norm_matmul_logits(out, xn, x, ss, EPS, w, n), (1, V), cp.float32)
+    logits = twice(cp, lambda out: ops.norm_matmul_logits(out, Residual(x, xn, ss), EPS, w, n), (1, V), cp.float32)
     assert rel_err(logits.get()[0], deq_matvec(host, normed64(x))) < TOL_T[dtype]
 
 
@@ -208,7 +209,7 @@ def test_norm_qkv_rope(cp, ops, size, dtype, fmt):
     kv_rows = []
 
     def run(q):
-        ops.norm_qkv_rope(q, xn, x, ss, EPS, wqkv, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), n)
+        ops.norm_qkv_rope(q, Residual(x, xn, ss), EPS, wqkv, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), n)
         kv_rows.append((kc[pos].copy(), vc[pos].copy()))
     q = twice(cp, run, (1, D), dt(cp, dtype))
     assert cp.array_equal(kv_rows[0][0], kv_rows[1][0]) and cp.array_equal(kv_rows[0][1], kv_rows[1][1])
@@ -236,11 +237,11 @@ def test_mixed_formats_share_the_ss_chunking(cp, ops):
     w13_16 = rand_t(cp, (2 * F, D), "float16", seed=2, scale=D ** -0.5)
     host13, w13_q = make_layer(cp, 2 * F, D, "fp8", seed=3, perm=False, gain=False)
     x, xn, ss = produced_x(cp, ops, D, "float16", seed=4)
-    ops.matmul_residual(x, rand_t(cp, (1, F), "float16", seed=5), w2, xn, ss)
+    ops.matmul_residual(Residual(x, xn, ss), rand_t(cp, (1, F), "float16", seed=5), w2)
     n = normed64(x)
     for w, y_of in ((w13_16, lambda: host64(w13_16) @ n), (w13_q, lambda: deq_matvec(host13, n))):
         h = poison(cp, (1, F), cp.float16)
-        ops.norm_matmul_silu(h, xn, x, ss, EPS, w)
+        ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, w)
         y = y_of()
         assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T["float16"]
 
@@ -256,8 +257,8 @@ def test_graph_capture_replay_matches_eager(cp, ops):
     stream = cp.cuda.Stream(non_blocking=True)
 
     def step():
-        ops.norm_matmul_silu(h, xn, x, ss, EPS, w13)
-        ops.matmul_residual(x, h, w2, xn, ss)
+        ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, w13)
+        ops.matmul_residual(Residual(x, xn, ss), h, w2)
 
     def reset():
         x[...], xn[...], ss[...] = x0, xn0, ss0
@@ -296,6 +297,6 @@ def test_launchers_reject_bad_weights(cp, ops):
     ]
     for i, q in enumerate(bad):
         with pytest.raises(ValueError):
-            ops.matmul_residual(x, a, q)
+            ops.matmul_residual(Residual(x), a, q)
     with pytest.raises(ValueError):
-        ops.matmul_residual(x, rand_t(cp, (1, 128), "float16", 3), w)                       # activation K
+        ops.matmul_residual(Residual(x), rand_t(cp, (1, 128), "float16", 3), w)                       # activation K

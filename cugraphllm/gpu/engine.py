@@ -151,19 +151,13 @@ class CudaEngine:
         """Compile and load every kernel (generic attention synchronously, specialized buckets in the
         background), run each step shape once eagerly (kernels must run before capture), capture what the
         first request needs."""
-        from . import gemm, ops
         t0 = time.perf_counter()
         a = self.attn
         decode, prefill = [("decode", None)], [("prefill", None)]
         if self.runtime.mode != "graph":
             decode.append(("decode", a.decode_buckets[0]))
             prefill += [("prefill", b) for b in a.prefill_buckets]
-        a.prepare_many(decode, background=True)  # Numba compiles start in other processes ...
-        a.prepare_many(prefill, background=True)
-        ops.warmup(self.config, self.runtime.dtype)  # ... while this process compiles the RawKernels (NVRTC)
-        self._warmup_quant()
-        gemm.warmup(self.runtime.dtype, a.prefill_buckets)  # "float16" | "bfloat16"
-        a.prepare_many(decode + prefill)  # then waits for what the first request needs
+        self._compile_kernels(decode, prefill)
         if self.runtime.mode != "graph":
             for b in a.decode_buckets[1:]:
                 a.prepare("decode", b, background=True)
@@ -173,7 +167,7 @@ class CudaEngine:
             self._set_step(pos=0, n=1 if rows == 1 else rows)
             for greedy in (True, False):
                 self.rt.step("decode" if rows == 1 else "prefill", rows, greedy)
-        self.stream.synchronize()
+        self.sync()
         if self.runtime.mode != "eager":
             for greedy in (True, False):
                 for key in [("decode", None, greedy)] + self.rt.wanted("decode", 1, greedy):
@@ -189,6 +183,16 @@ class CudaEngine:
         head = isinstance(self.w.output, QuantLinear)
         for fmt in fmts | ({self.w.output.fmt} if head else set()):
             ops_quant.warmup(self.config, self.runtime.dtype, fmt, head=head and self.w.output.fmt == fmt)
+
+    def _compile_kernels(self, decode, prefill) -> None:
+        from . import gemm, ops
+        a = self.attn
+        a.prepare_many(decode, background=True)  # Numba compiles start in other processes ...
+        a.prepare_many(prefill, background=True)
+        ops.warmup(self.config, self.runtime.dtype)  # ... while this process compiles the RawKernels (NVRTC)
+        self._warmup_quant()
+        gemm.warmup(self.runtime.dtype, a.prefill_buckets)  # "float16" | "bfloat16"
+        a.prepare_many(decode + prefill)  # then waits for what the first request needs
 
     # ---- Engine protocol --------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -206,38 +210,48 @@ class CudaEngine:
     def sync(self) -> None:
         self.stream.synchronize()
 
-    def _set_step(self, pos: int, n: int, prompt=None) -> None:
-        s = self.s
-        s.pos.set(np.array([pos], np.int32), stream=self.stream)
-        s.n_tokens.set(np.array([n], np.int32), stream=self.stream)
+    def _set_step(self, pos: int, n: int, prompt=None, token=None) -> None:
+        self._set_step_on(self.s, self.stream, pos, n, prompt, token)
+
+    @staticmethod
+    def _set_step_on(s, stream, pos: int, n: int, prompt=None, token=None) -> None:
+        s.pos.set(np.array([pos], np.int32), stream=stream)
+        s.n_tokens.set(np.array([n], np.int32), stream=stream)
         if prompt is not None:
             buf = np.zeros(s.prompt.shape[0], np.int32)
             buf[:len(prompt)] = prompt
-            s.prompt.set(buf, stream=self.stream)
+            s.prompt.set(buf, stream=stream)
+        if token is not None:
+            s.token.set(np.array(token, np.int32), stream=stream)
 
     def _set_sampling(self, p: SamplingParams) -> None:
-        self.s.params.set(np.array([p.temperature, p.top_p, p.repetition_penalty, p.top_k], np.float32),
-                          stream=self.stream)
-        self.s.seed.set(np.array([p.seed], np.uint64), stream=self.stream)
+        self._set_sampling_on(self.s, self.stream, p)
+
+    @staticmethod
+    def _set_sampling_on(s, stream, p: SamplingParams) -> None:
+        s.params.set(np.array([p.temperature, p.top_p, p.repetition_penalty, p.top_k], np.float32), stream=stream)
+        s.seed.set(np.array([p.seed], np.uint64), stream=stream)
+
+    def _write_hist(self, a: int, values) -> None:
+        """Token ids at positions [a, a + len(values)) of the pinned history (the sampler's repetition penalty)."""
+        self.s.hist_host[a:a + len(values)] = values
 
     def _prefill(self, new: list[int], greedy: bool) -> None:
         """Append `new` to the cache in chunks of the largest prefill bucket; the last chunk samples."""
         rows = max(self.attn.prefill_buckets)
-        hist = self.s.hist_host
-        hist[len(self.tokens):len(self.tokens) + len(new)] = new  # repetition penalty sees the prompt
         start = len(self.tokens)
+        self._write_hist(start, new)  # repetition penalty sees the prompt
         for i in range(0, len(new), rows):
             chunk = new[i:i + rows]
             if len(chunk) == 1:
-                self._set_step(start + i, 1)
-                self.s.token.set(np.array(chunk, np.int32), stream=self.stream)
+                self._set_step(start + i, 1, token=chunk)
                 self.rt.step("decode", start + i + 1, greedy)
             else:
                 self._set_step(start + i, len(chunk), chunk)
                 self.rt.step("prefill", len(chunk), greedy)
             if i + rows < len(new):  # a non-final chunk's sampler overwrote hist at the chunk edge
-                self.stream.synchronize()
-                hist[start:start + len(new)] = new
+                self.sync()
+                self._write_hist(start, new)
 
     def generate(self, new_tokens, params: SamplingParams, max_new_tokens: int):
         """Checks the context now (before any GPU work), then returns the token iterator."""

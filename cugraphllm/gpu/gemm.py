@@ -180,18 +180,19 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str
     Rows m >= n_tokens[0] (padding) and positions >= S never touch the cache; their q rows are written roped at a
     clamped position (finite, ignored downstream). rope_cs f32 [>= S, hd/2, 2] (cos, sin).
     """
-    M, D = xn.shape
+    M, K = xn.shape
+    D = q.shape[1]  # query width: K on one GPU, this GPU's heads under tensor parallelism (gpu/tp_engine.py)
     S, KVH, hd = k_cache.shape
     kvd = KVH * hd
     NQ = D + 2 * kvd
-    _check(q.shape == (M, D) and wqkv.shape == (NQ, D) and v_cache.shape == k_cache.shape
+    _check(q.shape == (M, D) and wqkv.shape == (NQ, K) and v_cache.shape == k_cache.shape
            and q.dtype == xn.dtype == wqkv.dtype == k_cache.dtype == v_cache.dtype and D % hd == 0
            and hd % 2 == 0 and str(rope_cs.dtype) == "float32" and rope_cs.shape[0] >= S
            and rope_cs.shape[1:] == (hd // 2, 2) and str(pos.dtype) == "int32" and str(n_tokens.dtype) == "int32",
            f"qkv_rope: q{q.shape}, xn{xn.shape}, wqkv{wqkv.shape}, cache{k_cache.shape}, rope{rope_cs.shape}")
     _contig(q, xn, wqkv, rope_cs, k_cache, v_cache)
     tail = (np.int32(M), np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
-    if _use_own(impl, "qkv", M, D, xn, wqkv):
+    if D == K and _use_own(impl, "qkv", M, D, xn, wqkv):  # the own kernel's K is D
         _launch_own("gemm_qkv_rope", "qkv", xn.dtype, M, NQ,
                     (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)
         return

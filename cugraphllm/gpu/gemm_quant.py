@@ -171,14 +171,14 @@ def _auto_tc(fmt: str, M: int) -> bool:
     return lo <= M <= hi
 
 
-def _path(impl: str, op: str, w: QuantLinear, a) -> str:
+def _path(impl: str, op: str, w: QuantLinear, a, own: bool = True) -> str:
     """The path of one call; own needs 16-byte aligned operands (its activation loads are 16 bytes wide)."""
     from . import cublaslt
     M, K = a.shape
     N = w.shape[0]
-    own_ok = K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
+    own_ok = own and K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
-    tc_ok = tc.supported(w, a)
+    tc_ok = own and tc.supported(w, a)  # own False: a TP query width != K, which tc's qkv store assumes too
     if impl == "auto":
         if tc_ok and _auto_tc(w.fmt, M):
             return "tc"
@@ -313,7 +313,8 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
 def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto") -> None:
     """gemm.qkv_rope with the dequantized [D + 2*kvd, D] of wqkv: q T[M, D] roped; k/v rows of real tokens to the
     caches T[S, KVH, hd] at pos[0] + m (padding rows and positions >= S never touch the cache)."""
-    M, D = xn.shape
+    M, K = xn.shape
+    D = q.shape[1]  # query width: K on one GPU, this GPU's heads under tensor parallelism (gpu/tp_engine.py)
     S, KVH, hd = k_cache.shape
     kvd = KVH * hd
     NQ = D + 2 * kvd
@@ -321,9 +322,9 @@ def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens,
            == v_cache.dtype and D % hd == 0 and hd % 2 == 0 and str(rope_cs.dtype) == "float32"
            and rope_cs.shape[0] >= S and rope_cs.shape[1:] == (hd // 2, 2) and str(pos.dtype) == "int32"
            and str(n_tokens.dtype) == "int32", f"qkv_rope: q{q.shape}, xn{xn.shape}, cache{k_cache.shape}")
-    _check_weight(wqkv, NQ, D, "qkv_rope")
+    _check_weight(wqkv, NQ, K, "qkv_rope")
     gemm._contig(q, xn, rope_cs, k_cache, v_cache)
-    path = _path(impl, "qkv", wqkv, xn)
+    path = _path(impl, "qkv", wqkv, xn, own=D == K)  # the own kernel's K is D
     geo = (np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
     if path == "own":
         ap, wa = _prep(xn, wqkv), _wargs(wqkv, D)

@@ -8,10 +8,15 @@ A weight that is a QuantLinear (quant/formats.py) goes to gpu/ops_quant.py inste
 Storage dtype T (float16 / bfloat16) is taken from the arrays; kernels compile once per dtype. GEMV launch shapes
 (warps, unroll, ksplit per matrix) and the ss chunking come from gpu/gemv_plan.py.
 
-Fused RMSNorm (decode): the `norm_*` ops take the residual stream x with the norm gain folded into their weights
-(state.py). In decode (M == 1) the producer of x (`embedding` / `matmul_residual` called with xh=xn, ss=ss) also
-writes xn = T(x) and ss = per-block sums of squares of x, and the consumer GEMV turns them into inv_rms itself
-(kernels/gemv.cu): no separate norm kernel. In prefill (M > 1) they run a unit-gain `rmsnorm` into xn first.
+The residual stream is one object, a state.Residual r (x f32, its 16-bit copy xn, the norm's partial sums ss, and a
+communicator under tensor parallelism), that embedding, the norm_* ops and matmul_residual take.
+Fused RMSNorm (decode): the `norm_*` ops take the residual stream with the norm gain folded into their weights
+(state.py). In decode (M == 1) the producer of x (`embedding` / `matmul_residual` with r.ss set) also writes
+r.xn = T(x) and r.ss = per-block sums of squares of x, and the consumer GEMV turns them into inv_rms itself
+(kernels/gemv.cu): no separate norm kernel. In prefill (M > 1) they run a unit-gain `rmsnorm` into r.xn first.
+Tensor parallelism (r.comm set, gpu/tp.py): matmul_residual computes its partial product into r.comm.part, NCCL
+all-reduces it on the current stream and adds it into x (kernels/tp.cu, writing xn and ss in decode);
+norm_matmul_logits computes the rank's vocabulary slice into r.comm.logits and all-gathers the full logits.
 """
 from __future__ import annotations
 
@@ -83,9 +88,10 @@ def _norm_threads(D: int) -> int:
 
 
 # ---- embedding and norms -----------------------------------------------------------------------------------
-def embedding(x, table, tokens, xh=None, ss=None):
-    """x f32 [M, D] = table T [V, D][tokens int32 [>= M]]. Decode (M == 1) with ss: also xh T [1, D] = T(x) and
-    ss f32 [>= norm_partials(D)] = the partial sums of squares that the norm_* ops read."""
+def embedding(r, table, tokens):
+    """r.x f32 [M, D] = table T [V, D][tokens int32 [>= M]]. Decode (M == 1) with r.ss: also r.xn T [1, D] = T(x)
+    and r.ss f32 [>= norm_partials(D)] = the partial sums of squares that the norm_* ops read."""
+    x, xh, ss = r.x, r.xn, r.ss
     M, D = _rows("x", x)
     V, Dt = _rows("table", table)
     t = _tname("table", table)
@@ -155,14 +161,15 @@ def _check_stats(xh, ss, D: int, t: str) -> None:
     _check("ss", ss, dtype="float32")
 
 
-def _norm_args(xn, x, ss, eps):
-    """Checks of a norm_* op's inputs; returns (M, D, the GEMV's extra arguments)."""
+def _norm_args(r, eps):
+    """Checks of a norm_* op's residual stream r; returns (M, D, xn, x, the GEMV's extra arguments)."""
+    x, xn, ss = r.x, r.xn, r.ss
     M, D = _rows("x", x)
     _check("x", x, dtype="float32")
     _check("xn", xn, shape=(M, D))
     if M == 1:
         _check_stats(xn, ss, D, _tname("xn", xn))
-    return M, D, (ss, np.int32(norm_partials(D)), np.float32(eps))
+    return M, D, xn, x, (ss, np.int32(norm_partials(D)), np.float32(eps))
 
 
 def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
@@ -221,12 +228,12 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     _launch_gemv("gemv_qkv_rope", t, K, pairs, args)
 
 
-def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
-    """qkv_rope of rmsnorm(x f32 [M, D]) with attention_norm folded into wqkv. Decode: xn and ss as written by
-    the producer of x (read only); prefill: xn T [M, D] receives the unit-gain norm of x."""
+def norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    """qkv_rope of rmsnorm(r.x f32 [M, D]) with attention_norm folded into wqkv. Decode: r.xn and r.ss as written
+    by the producer of x (read only); prefill: r.xn T [M, D] receives the unit-gain norm of x."""
     if isinstance(wqkv, QuantLinear):
-        return _quant().norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
-    M, D, extra = _norm_args(xn, x, ss, eps)
+        return _quant().norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+    M, D, xn, x, extra = _norm_args(r, eps)
     if M > 1:
         rmsnorm(xn, x, None, eps)
         return qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
@@ -234,11 +241,15 @@ def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tok
     _launch_gemv("gemv_qkv_rope_norm", t, K, pairs, args + extra)
 
 
-def matmul_residual(x, a, w, xh=None, ss=None):
-    """x f32 [M, N] += a T [M, K] @ w T [N, K].T. Decode (M == 1) with ss: also xh T [1, N] = T(new x) and ss,
-    the partial sums of squares of the new x that the next norm_* op reads (N = D)."""
+def matmul_residual(r, a, w):
+    """r.x f32 [M, N] += a T [M, K] @ w T [N, K].T. Decode (M == 1) with r.ss: also r.xn T [1, N] = T(new x) and
+    r.ss, the partial sums of squares of the new x that the next norm_* op reads (N = D). With r.comm (tensor
+    parallelism) a and w are this rank's slices along K and the product is summed across ranks."""
+    if r.comm is not None:
+        return _residual_allreduce(r, a, w)
     if isinstance(w, QuantLinear):
-        return _quant().matmul_residual(x, a, w, xh, ss)
+        return _quant().matmul_residual(r, a, w)
+    x, xh, ss = r.x, r.xn, r.ss
     M, N = _rows("x", x)
     Ma, K, t = _gemv_check("a", a, "w", w, N)
     if Ma != M:
@@ -251,6 +262,36 @@ def matmul_residual(x, a, w, xh=None, ss=None):
         _check_stats(xh, ss, N, t)
         return _launch_gemv("gemv_residual_ss", t, K, (N + 1) // 2, (x, xh, ss, a, w, np.int32(N), np.int32(K)))
     _launch_gemv("gemv_residual", t, K, (N + 1) // 2, (x, a, w, np.int32(N), np.int32(K)))
+
+
+def _residual_allreduce(r, a, w):
+    """The tensor-parallel residual update: p = a @ w.T (this rank's partial sum, f32, into r.comm.part), p summed
+    over ranks (NCCL all-reduce on the current stream), x += p; decode with r.ss also writes xn and ss. The partial
+    product goes through the same dispatch as one GPU (a QuantLinear w to ops_quant / gemm_quant)."""
+    import cupy as cp
+    M, N = _rows("x", r.x)
+    _check("x", r.x, dtype="float32", align=8)
+    t = _tname("a", a)
+    if a.ndim != 2 or a.shape[0] != M:
+        raise ValueError(f"matmul_residual: a {tuple(a.shape)} does not have the {M} rows of x")
+    p = r.comm.part[:M]
+    _check("comm.part", p, shape=(M, N), dtype="float32", align=16)
+    if M == 1:  # the plain f32-output GEMV (LM head kernel): p = a @ w.T
+        matmul_logits(p, a, w)
+    else:  # GEMM accumulates into p: zero it first (a memset node when captured)
+        cp.cuda.runtime.memsetAsync(p.data.ptr, 0, p.nbytes, cp.cuda.get_current_stream().ptr)
+        if isinstance(w, QuantLinear):
+            from . import gemm_quant as g
+        else:
+            from . import gemm as g
+        g.matmul_residual(p, a, w)
+    r.comm.all_reduce(p)
+    if M == 1 and r.ss is not None:
+        _check_stats(r.xn, r.ss, N, t)
+        n, chunk = norm_partials(N), norm_chunk(N)
+        _fn("tp.cu", "residual_add_ss", t)((-(-n // 4),), (128,), (r.x, r.xn, r.ss, p, np.int32(N), np.int32(chunk)))
+        return
+    _fn("tp.cu", "residual_add", t)((min(-(-(M * N) // 256), 4096),), (256,), (r.x, p, np.int64(M * N)))
 
 
 def _silu_check(h, xn, w13):
@@ -273,11 +314,11 @@ def matmul_silu(h, xn, w13):
     _launch_gemv("gemv_silu", t, K, F, (h, xn, w13, np.int32(F), np.int32(K)))
 
 
-def norm_matmul_silu(h, xn, x, ss, eps, w13):
-    """matmul_silu of rmsnorm(x f32 [M, D]) with ffn_norm folded into w13; xn and ss as in norm_qkv_rope."""
+def norm_matmul_silu(h, r, eps, w13):
+    """matmul_silu of rmsnorm(r.x f32 [M, D]) with ffn_norm folded into w13; r.xn and r.ss as in norm_qkv_rope."""
     if isinstance(w13, QuantLinear):
-        return _quant().norm_matmul_silu(h, xn, x, ss, eps, w13)
-    M, D, extra = _norm_args(xn, x, ss, eps)
+        return _quant().norm_matmul_silu(h, r, eps, w13)
+    M, D, xn, x, extra = _norm_args(r, eps)
     if M > 1:
         rmsnorm(xn, x, None, eps)
         return matmul_silu(h, xn, w13)
@@ -302,12 +343,26 @@ def matmul_logits(logits, xn, w):
     _launch_gemv("gemv_logits", t, K, (V + 1) // 2, (logits, xn, w, np.int32(V), np.int32(K)))
 
 
-def norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens):
-    """logits f32 [1, V] = rmsnorm(x[n_tokens - 1]) @ w.T with the final norm folded into w. Decode: xn and ss
-    as in norm_qkv_rope; prefill: xn[0] receives the unit-gain norm of row n_tokens[0] - 1 of x f32 [M, D]."""
+def norm_matmul_logits(logits, r, eps, w, n_tokens):
+    """logits f32 [1, V] = rmsnorm(r.x[n_tokens - 1]) @ w.T with the final norm folded into w. Decode: r.xn and
+    r.ss as in norm_qkv_rope; prefill: r.xn[0] receives the unit-gain norm of row n_tokens[0] - 1 of r.x f32
+    [M, D]. With r.comm: w holds this rank's vocabulary rows, its logits go to r.comm.logits f32 [1, V / ranks]
+    and are all-gathered into logits (rank order = vocabulary order)."""
+    if r.comm is not None:
+        local = r.comm.logits
+        if logits.ndim != 2 or logits.shape[0] != 1 or logits.shape[1] != local.shape[1] * r.comm.world:
+            raise ValueError(f"norm_matmul_logits: logits {tuple(logits.shape)} is not [1, {r.comm.world} x "
+                             f"{local.shape[1]}]")
+        _check("logits", logits, dtype="float32")
+        _logits_local(local, r, eps, w, n_tokens)
+        return r.comm.all_gather(local, logits)
+    _logits_local(logits, r, eps, w, n_tokens)
+
+
+def _logits_local(logits, r, eps, w, n_tokens):
     if isinstance(w, QuantLinear):
-        return _quant().norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens)
-    M, D, extra = _norm_args(xn, x, ss, eps)
+        return _quant().norm_matmul_logits(logits, r, eps, w, n_tokens)
+    M, D, xn, x, extra = _norm_args(r, eps)
     if M > 1:
         rmsnorm_last(xn[:1], x, None, eps, n_tokens)
         return matmul_logits(logits, xn[:1], w)
@@ -403,3 +458,19 @@ def warmup(config, dtype: str = "float16") -> None:
     fns += [_fn("sampling.cu", k, "float16") for k in ("argmax", "sample_prep", "sample_draw")]
     for f in fns:
         f.attributes  # forces NVRTC compile + module load now
+
+
+def warmup_tp(config, local, dtype: str = "float16") -> None:
+    """warmup() for one GPU of a tensor-parallel engine: the GEMVs at its slice's shapes (`local`: its heads, its
+    part of hidden_dim and of the vocabulary; K = the full dim where the input is the residual stream), the partial
+    residual products (plain f32 GEMVs) and kernels/tp.cu. Call with that GPU current."""
+    t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
+    D, c = config.dim, local
+    fns = [_fn("tp.cu", k, t) for k in ("residual_add_ss", "residual_add")]
+    v = (c.vocab_size + 1) // 2
+    for kernel, K, pairs in (("gemv_qkv_rope_norm", D, c.qkv_dim // 2), ("gemv_silu_norm", D, c.hidden_dim),
+                             ("gemv_logits_norm", D, v), ("gemv_logits", D, v),
+                             ("gemv_logits", c.dim, (D + 1) // 2), ("gemv_logits", c.hidden_dim, (D + 1) // 2)):
+        fns.append(_gemv_fn(kernel, t, K, pairs)[0])
+    for f in fns:
+        f.attributes

@@ -138,8 +138,8 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     _launch("qgemv_qkv_rope", wqkv, t, K, pairs, args)
 
 
-def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
-    M, D, extra = _ops._norm_args(xn, x, ss, eps)
+def norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
+    M, D, xn, x, extra = _ops._norm_args(r, eps)
     if M > 1:
         _ops.rmsnorm(xn, x, None, eps)
         return qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
@@ -147,7 +147,9 @@ def norm_qkv_rope(q, xn, x, ss, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tok
     _launch("qgemv_qkv_rope_norm", wqkv, t, K, pairs, args + extra)
 
 
-def matmul_residual(x, a, w, xh=None, ss=None):
+def matmul_residual(r, a, w):
+    """One GPU only (ops.matmul_residual sends r.comm to its all-reduce path first)."""
+    x, xh, ss = r.x, r.xn, r.ss
     M, N = _ops._rows("x", x)
     K = w.shape[1]
     Ma, t = _act("a", a, K)
@@ -183,8 +185,8 @@ def matmul_silu(h, xn, w13):
     _launch("qgemv_silu", w13, t, K, F, (h, xn, np.int32(F)) + wargs)
 
 
-def norm_matmul_silu(h, xn, x, ss, eps, w13):
-    M, D, extra = _ops._norm_args(xn, x, ss, eps)
+def norm_matmul_silu(h, r, eps, w13):
+    M, D, xn, x, extra = _ops._norm_args(r, eps)
     if M > 1:
         _ops.rmsnorm(xn, x, None, eps)
         return matmul_silu(h, xn, w13)
@@ -208,8 +210,9 @@ def matmul_logits(logits, xn, w):
     _launch("qgemv_logits", w, t, K, (V + 1) // 2, (logits, xn, np.int32(V)) + wargs)
 
 
-def norm_matmul_logits(logits, xn, x, ss, eps, w, n_tokens):
-    M, D, extra = _ops._norm_args(xn, x, ss, eps)
+def norm_matmul_logits(logits, r, eps, w, n_tokens):
+    """One GPU's (or one rank's vocabulary slice of) the LM head; ops.norm_matmul_logits does the all-gather."""
+    M, D, xn, x, extra = _ops._norm_args(r, eps)
     if M > 1:
         _ops.rmsnorm_last(xn[:1], x, None, eps, n_tokens)
         return matmul_logits(logits, xn[:1], w)

@@ -17,6 +17,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import ModelConfig
@@ -244,6 +246,22 @@ def pinned_int32(n: int):
     return host, dev, mem
 
 
+@dataclass
+class Residual:
+    """The residual stream, the one object the ops of gpu/model.py update or read it through: x f32 [M, D]; xn T
+    [M, D] (decode: T(x) as written by the producer of x; prefill: the normed x of the last norm_* op); ss f32
+    [>= norm_partials(D)] (decode: partial sums of squares of x for the next fused norm). xn and ss are None for a
+    producer that only writes x. comm: None on one GPU; under tensor parallelism the rank's gpu/tp.py Comm, through
+    which matmul_residual all-reduces its partial product and the LM head all-gathers its vocabulary slice."""
+    x: object
+    xn: object = None
+    ss: object = None
+    comm: object = None
+
+    def rows(self, M: int) -> "Residual":
+        return Residual(self.x[:M], None if self.xn is None else self.xn[:M], self.ss, self.comm)
+
+
 class Scratch:
     def __init__(self, config: ModelConfig, max_seq_len: int, max_rows: int, dtype):
         import cupy as cp
@@ -267,6 +285,11 @@ class Scratch:
         self.seed = cp.zeros(1, cp.uint64)
         self.rope = cp.asarray(rope_table(max_seq_len, c.head_dim, c.rope_theta).astype(np.float32))
         self.hist_host, self.hist, self._hist_mem = pinned_int32(max_seq_len + 1)
+        self.comm = None                                 # tensor parallelism: this rank's gpu/tp.py Comm
+
+    def residual(self, M: int) -> Residual:
+        """Rows [0, M) of the residual stream (x, xn, ss and the communicator) as the ops take it."""
+        return Residual(self.x[:M], self.xn[:M], self.ss, self.comm)
 
     @property
     def nbytes(self) -> int:

@@ -13,6 +13,9 @@ Per layer, rank r of N (H query heads, KVH KV heads of head_dim hd, F = hidden_d
 - output [V, D]: contiguous vocabulary rows [r*V//N, (r+1)*V//N); the per-rank argmax merge is `merge_argmax`.
 - tok_embeddings and the norm gains: replicated (a gain folds into input columns, so folding commutes with
   every row split).
+A packed quant.formats.QuantLinear (a GPTQ / AWQ / our quantized folder) splits the same way: rows are rows of
+qweight, scales and zeros (perm and gain, per input column, stay whole); an input-column split cuts whole int4
+groups only (columns per rank a multiple of the group size), and not a layer with a GPTQ act-order perm.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..loader_common import LazyMatrix
+from ..quant.formats import QuantLinear
 from ..weights import LayerWeights, Weights
 
 
@@ -75,8 +79,42 @@ def plan(config: ModelConfig, rank: int, world: int) -> ShardPlan:
 
 
 # ---- slicing arrays and lazy matrices ----------------------------------------------------------------------------
+def _rows_of(x, ranges):
+    if len(ranges) > 1:
+        return np.concatenate([x[s:e] for s, e in ranges])
+    return np.ascontiguousarray(x[ranges[0][0]:ranges[0][1]])
+
+
+def _quant_rows(q: QuantLinear, ranges) -> QuantLinear:
+    n = sum(e - s for s, e in ranges)
+    return QuantLinear(q.fmt, _rows_of(q.qweight, ranges), _rows_of(q.scales, ranges), (n, q.shape[1]),
+                       None if q.zeros is None else _rows_of(q.zeros, ranges), q.group_size, q.perm, q.gain)
+
+
+def _quant_cols(q: QuantLinear, start: int, stop: int) -> QuantLinear:
+    """Input columns [start, stop) of a packed layer: whole int4 groups (and 8-column words), no perm."""
+    if q.perm is not None:
+        raise ConfigError("tensor parallel: a quantized layer with a GPTQ act-order perm cannot be split by input "
+                          "columns (not supported yet); use --tp 1")
+    cols = lambda a: np.ascontiguousarray(a[:, start:stop])  # noqa: E731
+    qw, sc, ze = q.qweight, q.scales, q.zeros
+    if q.fmt == "int4":
+        g = int(q.group_size)
+        if start % g or stop % g or start % 8 or stop % 8:
+            raise ConfigError(f"tensor parallel: int4 group size {g} does not divide the {stop - start} input "
+                              f"columns per GPU; use another --tp or --group-size")
+        qw = np.ascontiguousarray(qw[:, start // 8:stop // 8])
+        sc, ze = (np.ascontiguousarray(a[:, start // g:stop // g]) for a in (sc, ze))
+    else:
+        qw = cols(qw)  # fp8 / int8: one scale per row, unchanged
+    gain = None if q.gain is None else np.ascontiguousarray(q.gain[start:stop])
+    return QuantLinear(q.fmt, qw, sc, (q.shape[0], stop - start), ze, q.group_size, None, gain)
+
+
 def take_rows(a, ranges):
     """Rows [s, e) for each (s, e) of ranges, concatenated; a LazyMatrix gives a LazyMatrix (RoPE heads whole)."""
+    if isinstance(a, QuantLinear):
+        return _quant_rows(a, ranges)
     if not isinstance(a, LazyMatrix):
         return np.concatenate([a[s:e] for s, e in ranges]) if len(ranges) > 1 else np.ascontiguousarray(
             a[ranges[0][0]:ranges[0][1]])
@@ -97,6 +135,8 @@ def take_rows(a, ranges):
 
 def take_cols(a, start: int, stop: int):
     """Columns [start, stop), contiguous; a LazyMatrix gives a LazyMatrix reading only those columns."""
+    if isinstance(a, QuantLinear):
+        return _quant_cols(a, start, stop)
     if isinstance(a, LazyMatrix):
         return LazyMatrix([(replace(t, raw=t.raw[:, start:stop]), perm) for t, perm in a.parts], a.dtype)
     return np.ascontiguousarray(a[:, start:stop])
