@@ -159,8 +159,8 @@ def stories(stories_dir):
 
 @pytest.mark.parametrize("mode", ["eager", "graph", "hybrid"])
 def test_stories_tp2_greedy_equals_tp1(stories, stories_dir, mode):
-    import json
-    golden = json.loads((stories_dir / "golden_greedy.json").read_text())
+    from conftest import stories_golden
+    golden = stories_golden()
     one, two = _pair(stories.config, stories.weights, mode)
     try:
         prompt, want = golden["prompt_ids"], golden["generated_ids"]

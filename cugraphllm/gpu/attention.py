@@ -276,8 +276,10 @@ class Attention:
             if kind == "prefill":
                 self.spec(kind, b)  # validates the bucket
         if len(rest) < len(items) and self._fast_prefill is None:
+            import cupy as cp
             from .attention_prefill import PrefillKernel
-            self._fast_prefill = PrefillKernel.for_config(self.config, self.dtype, self.max_seq_len)
+            with cp.cuda.Device(self.device):  # its shared-memory limit is raised on the current device only
+                self._fast_prefill = PrefillKernel.for_config(self.config, self.dtype, self.max_seq_len)
         return rest
 
     def prefill(self, att, q, k, v, pos, n_tokens, bucket=None) -> None:

@@ -62,7 +62,7 @@ def _sm_count() -> int:
 
 
 def _kernel(name: str, fmt: str, dtype, cfg: str = ""):
-    return _kernel_cached(name, fmt, bool(gemm._is_bf16(dtype)), cfg)
+    return _kernel_cached(name, fmt, getattr(dtype, "name", str(dtype)) == "bfloat16", cfg)
 
 
 @functools.lru_cache(maxsize=None)
