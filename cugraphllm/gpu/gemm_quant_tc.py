@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from . import gemm
-from .cuda_kernels import get_function
+from .cuda_kernels import get_function, raise_smem_limit
 
 BK = 64
 # name: (BM, BN, WARPS_M, WARPS_N, STAGES, PIPE). PIPE 2: double-buffered 16-bit W tile, one barrier a k-tile.
@@ -33,7 +33,6 @@ TARGET_BLOCKS_PER_SM = {"s16": 4, "s32": 4, "m64": 2, "l128": 2, "l128w4": 2, "l
 MAX_SPLITS = 8
 WS_BYTES = 16 << 20  # f32 split-K partials (gemm_quant allocates it as buffer "tcws")
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
-_SMEM_DEFAULT = 48 << 10
 _MODE = {"partial": 0, "store": 1, "acc": 2}
 
 
@@ -62,22 +61,22 @@ def _sm_count() -> int:
 
 
 def _kernel(name: str, fmt: str, dtype, cfg: str = ""):
-    return _kernel_cached(name, fmt, getattr(dtype, "name", str(dtype)) == "bfloat16", cfg)
+    fn = _kernel_cached(name, fmt, getattr(dtype, "name", str(dtype)) == "bfloat16", cfg)
+    if cfg:  # the limit is per device (raised on the current one, once): TP ranks launch on several GPUs
+        raise_smem_limit(fn, smem_bytes(cfg, fmt))
+    return fn
 
 
 @functools.lru_cache(maxsize=None)
 def _kernel_cached(name: str, fmt: str, bf16: bool, cfg: str):
-    """The compiled kernel; qgemm_tc's dynamic smem limit raised once (cached) where it exceeds 48 KiB."""
+    """The compiled kernel (one RawKernel object serves every device; _kernel raises its smem limit per device)."""
     defines = {"QFMT": _QFMT[fmt]}
     if cfg:
         bm, bn, wm, wn, st, pipe = CONFIGS[cfg]
         defines.update(BM=bm, BN=bn, WARPS_M=wm, WARPS_N=wn, STAGES=st, PIPE=pipe)
     if bf16:
         defines["CG_BF16"] = 1
-    fn = get_function("gemm_quant_tc.cu", name, defines)
-    if cfg and smem_bytes(cfg, fmt) > _SMEM_DEFAULT:
-        fn.max_dynamic_shared_size_bytes = smem_bytes(cfg, fmt)
-    return fn
+    return get_function("gemm_quant_tc.cu", name, defines)
 
 
 def plan(M: int, N: int, K: int, fmt: str, sms: int | None = None) -> tuple:
