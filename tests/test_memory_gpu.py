@@ -235,8 +235,9 @@ def test_preflight_error_names_a_context_that_works(cp, monkeypatch, mode):
     for k in ("kv_cache", "scratch", "attention_scratch"):
         assert est[k] >= real[k] > 0, k
         assert est[k] <= 1.05 * real[k] + (64 << 10), k  # the estimate is the allocation, not a guess
-    # graph memory is measured from free-memory deltas (driver granularity): the estimate bounds it
-    assert 0 < real["graphs"] <= est["graphs"], (real["graphs"], est["graphs"], real["n_graphs"])
+    # graph memory is measured from free-memory deltas (driver granularity; 0 when the driver had room already, as
+    # measured once in graph mode on an H200): the estimate bounds it
+    assert 0 <= real["graphs"] <= est["graphs"], (real["graphs"], est["graphs"], real["n_graphs"])
 
 
 def test_preflight_when_nothing_fits(cp, monkeypatch):
