@@ -34,9 +34,10 @@ from .cuda_kernels import get_function
 
 OWN_MAX_M = 64
 AUTO_OWN_MAX_M = {"qkv": 32, "silu": 32, "residual": 32}  # to be tuned with scripts/bench_quant_prefill.py
-# auto takes "tc" for lo <= M <= hi (format absent: never). A guess, untimed when written: tune from the bench,
-# delete a key to restore own / dequant for that format.
-AUTO_TC_M = {"int4": (1, 1 << 30), "int8": (33, 1 << 30)}
+# auto takes "tc" for lo <= M <= hi (format absent: never). H200, 2026-11-30 (benchmarks/results/
+# quant_prefill_2026-11-30.json, same call): int4 wqkv M=10 own 40.5 / tc 50.3 us, M=128 dequant 75.9 / tc 93.2,
+# M=512 dequant 116.9 / tc 277.4 (int8 alike), so no format takes it by default; impl="tc" still selects it.
+AUTO_TC_M: dict = {}  # empty: measured slower than own / dequant (above)
 # (WM, WK, STAGES) as gemm.OWN_CONFIG, (op, NT) keys override; 512 threads at NT > 4 would spill (128 registers)
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
               **{("residual", nt): (2, 4, 2) for nt in (5, 6, 7, 8)}}
