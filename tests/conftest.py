@@ -108,3 +108,9 @@ def ops():
 def state():
     from cugraphllm.gpu import state
     return state
+
+
+@pytest.fixture(scope="module")
+def qu():
+    from cugraphllm.gpu import quant_upload
+    return quant_upload

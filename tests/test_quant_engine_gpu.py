@@ -19,18 +19,6 @@ FMTS = ["fp8", "int8", "int4"]
 GREEDY = SamplingParams()
 
 
-@pytest.fixture(scope="module")
-def cp():
-    import cupy
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def qu():
-    from cugraphllm.gpu import quant_upload
-    return quant_upload
-
-
 def same_layer(dev: QuantLinear, host: QuantLinear):
     assert dev.fmt == host.fmt and tuple(dev.shape) == tuple(host.shape) and dev.group_size == host.group_size
     for name in ("qweight", "scales", "zeros"):

@@ -1,5 +1,6 @@
 """Quantized decode GEMVs (kernels/gemv_quant.cu through gpu/ops.py -> gpu/ops_quant.py) against the float64
-product of quant.formats.dequantize on the same packed weights (tests/quant_helpers.py for the tolerances).
+product of quant.formats.dequantize on the same packed weights (tolerances in tests/quant_helpers.py and
+kernel_helpers.py).
 
 Every layer carries a random perm and gain unless stated; outputs are poisoned (NaN) first; inputs are fresh
 random data; sizes are awkward (scalar paths: K not a multiple of the 16-byte vector, int4 groups not a multiple
@@ -10,24 +11,12 @@ import pytest
 
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
-from quant_helpers import (DTYPES, FMTS, TOL_F32, TOL_T, deq_matvec, dt, host64, make_layer, poison, rand_t,
-                           rel_err)
+from kernel_helpers import DTYPES, TOL_T, dt, host64, poison, rand_t, rel_err
+from quant_helpers import FMTS, TOL_F32, deq_matvec, make_layer
 
 pytestmark = pytest.mark.gpu
 S = 4096
 EPS = 1e-5
-
-
-@pytest.fixture(scope="module")
-def cp():
-    import cupy
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def ops():
-    from cugraphllm.gpu import ops
-    return ops
 
 
 # (N, K, group): awkward (scalar paths, odd N), vector paths with small groups and per-row groups, 7B, 70B.

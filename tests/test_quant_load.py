@@ -17,20 +17,14 @@ from cugraphllm.quant.formats import QuantLinear, dequantize, fp8_e4m3_encode, f
 from cugraphllm.quant.layers import QuantSpec
 from cugraphllm.quant.saved import quantize_model
 from cugraphllm.reference import forward
+from quant_ckpt_helpers import SMALL, small_weights
 
-SMALL = ModelConfig(dim=128, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=96, hidden_dim=384, max_seq_len=64)
 
 
 @pytest.fixture(scope="module")
 def small_hf(tmp_path_factory):
     """An fp16 Hugging Face folder with random weights and non-unit norm gains."""
-    w = dummy_weights(SMALL, seed=5, dtype="float32")
-    rng = np.random.default_rng(5)
-    for lw in w.layers:
-        lw.attention_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-        lw.ffn_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-    w.norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-    return write_hf(tmp_path_factory.mktemp("small") / "hf", SMALL, w, dtype="float16")
+    return write_hf(tmp_path_factory.mktemp("small") / "hf", SMALL, small_weights(5), dtype="float16")
 
 
 def _same_ql(a: QuantLinear, b: QuantLinear, what):
