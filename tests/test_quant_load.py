@@ -128,6 +128,28 @@ def test_fast_fp8_encoder_equals_reference():
     np.testing.assert_array_equal(fp8_e4m3_encode_f32(x), fp8_e4m3_encode(x))
 
 
+@pytest.mark.parametrize("fmt,g", [("fp8", 128), ("int8", 128), ("int4", 40), ("int4", -1)])
+def test_device_quantizer_arithmetic_on_numpy(monkeypatch, fmt, g):
+    """gpu/quant_upload.quantize_rows (its fp8 search is formats.fp8_e4m3_encode with xp=cupy) run with NumPy in
+    place of CuPy equals formats.quantize bit for bit: the device path's arithmetic is the host rules'."""
+    import sys
+
+    from cugraphllm.gpu import quant_upload
+    monkeypatch.setitem(sys.modules, "cupy", np)
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((37, 200)) * 10.0 ** rng.integers(-3, 2, (37, 1))).astype(np.float32)
+    w[3] = 0  # an all-zero row: scale 1
+    w[5, :7] = [448, -1.0625, 1.1875, 248, -232, 3 * 2 ** -10, 2 ** -10]  # fp8 scale 1: exact e4m3 ties
+    w[6, :5] = [127, -126.5, 2.5, 0.5, -3.5]                                # int8 scale 1: exact rint ties
+    want = quantize(w, fmt, g)
+    q, s, z = quant_upload.quantize_rows(w, fmt, g)
+    np.testing.assert_array_equal(np.asarray(q).view(np.asarray(want.qweight).dtype), want.qweight)
+    np.testing.assert_array_equal(s, want.scales)
+    assert (z is None) == (want.zeros is None)
+    if z is not None:
+        np.testing.assert_array_equal(z, want.zeros)
+
+
 def test_runtime_config_and_llm_load(stories_dir):
     with pytest.raises(ConfigError, match="--quant 'int3' is not supported; supported: fp8, int8, int4"):
         RuntimeConfig(quant="int3")
