@@ -119,7 +119,7 @@ def bench_engine(engine, args, config: ModelConfig, itemsize: int) -> list[dict]
 # ---- engines ------------------------------------------------------------------------------------
 def resolve_backend(name: str) -> str:
     """auto -> cuda or numpy; cuda without CuPy or a driver is a one-line BackendError (api's rule)."""
-    from .api import resolve_backend as resolve
+    from .engines import resolve_backend as resolve
     return resolve(name)
 
 
@@ -153,7 +153,7 @@ def _runtime_quant(args) -> RuntimeConfig:
 
 
 def make_engine(source, backend: str, mode: str, args, max_seq: int):
-    from .api import _make_engine
+    from .engines import _make_engine
     runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed,
                             quant=args.quant, group_size=args.group_size, quant_head=args.quant_head, tp=args.tp)
     t = time.perf_counter()
