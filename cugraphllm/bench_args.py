@@ -19,7 +19,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _parser():
-    from .cli import _Parser  # one-line usage errors, as generate and chat
+    from .cli_args import _Parser  # one-line usage errors, as generate and chat
     p = _Parser(prog="cugraphllm bench", description=DESCRIPTION,
                 formatter_class=_Help)
     src = p.add_mutually_exclusive_group()
