@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 from .config import ModelConfig, RuntimeConfig
-from .errors import BackendError, ConfigError, ContextLimitError, TokenizerError
+from .engines import _make_engine, _plan_context, resolve_backend  # noqa: F401 - also api's public names
+from .errors import ConfigError, ContextLimitError, TokenizerError
 
 FINISH_MESSAGES = {
     "eos": "end of sequence",
@@ -57,61 +58,6 @@ class GenerationStats:
         return FINISH_MESSAGES.get(self.finish_reason, self.finish_reason).format(context=self.context)
 
 
-def resolve_backend(backend: str) -> str:
-    """auto -> cuda when CuPy imports and sees a GPU, else numpy; cuda without a GPU is a one-line error."""
-    if backend not in ("auto", "numpy", "cuda"):
-        raise ConfigError(f"backend must be auto, numpy or cuda, got {backend!r}")
-    if backend == "numpy":
-        return backend
-    try:
-        import cupy
-        gpu = bool(cupy.cuda.is_available())
-    except Exception:
-        gpu = False
-    if backend == "cuda" and not gpu:
-        raise BackendError('backend cuda: no CUDA GPU visible to CuPy (install with pip install ".[cuda]", '
-                           "or use --backend numpy)")
-    return "cuda" if gpu else "numpy"
-
-
-def _make_engine(source, runtime: RuntimeConfig, progress=None):
-    """An Engine for a loaded Checkpoint, or for a ModelConfig meaning seeded dummy weights of that shape.
-    progress: None or a callable taking one status line (the GPU upload's per-layer lines)."""
-    dummy = isinstance(source, ModelConfig)
-    config = source if dummy else source.config
-    if runtime.tp > 1:
-        return _make_tp_engine(source, config, runtime, progress)
-    if runtime.backend == "numpy":
-        from .reference import NumpyEngine, numpy_context
-        numpy_context(config, runtime.max_seq_len, weights_in_memory=not dummy)  # raises before allocating
-        if dummy:
-            from .loader import dummy_checkpoint
-            source = dummy_checkpoint(config, seed=runtime.seed, dtype="float32")
-            if runtime.quant is not None:
-                from .quant.layers import check_spec, quantize_weights
-                check_spec(config, runtime.quant_spec(), "dummy weights")
-                source.weights = quantize_weights(source.weights, runtime.quant_spec())
-        return NumpyEngine(config, source.weights, runtime.max_seq_len)
-    try:
-        from .gpu.engine import CudaEngine
-    except ImportError as err:
-        raise BackendError(f"backend cuda: cannot import the GPU engine ({err})") from None
-    if dummy:
-        return CudaEngine.dummy(config, runtime, runtime.seed)
-    return CudaEngine(config, source.weights, runtime, progress=progress)
-
-
-def _make_tp_engine(source, config, runtime: RuntimeConfig, progress=None):
-    """--tp N (N > 1): the cuda backend over N GPUs (gpu/tp_engine.py); each GPU reads only its slices."""
-    if runtime.backend != "cuda":
-        raise BackendError(f"--tp {runtime.tp} needs the cuda backend (backend is {runtime.backend})")
-    try:
-        from .gpu.tp_engine import TPEngine
-    except ImportError as err:
-        raise BackendError(f"backend cuda: cannot import the GPU engine ({err})") from None
-    return TPEngine(config, None if source is config else source.weights, runtime, progress=progress)
-
-
 def _stderr_line(text: str) -> None:
     import sys
     print(text, file=sys.stderr, flush=True)
@@ -133,52 +79,6 @@ def _end_reason(ids: list, end_ids, max_new_tokens: int) -> str:
     return "length" if len(ids) >= max_new_tokens else "context"
 
 
-def _plan_context(config: ModelConfig, runtime: RuntimeConfig) -> tuple[RuntimeConfig, list[str]]:
-    """The context to allocate, with a note for each adjustment: a request above the model's context is clamped;
-    on numpy the default is bounded by memory (and a model that cannot fit is refused before loading)."""
-    notes, want = [], runtime.max_seq_len
-    if want is not None and want > config.max_seq_len:
-        notes.append(f"max_seq_len {want} is above the model's context of {config.max_seq_len} tokens; "
-                     f"using {config.max_seq_len}")
-        want = config.max_seq_len
-    if runtime.backend == "numpy":
-        from .reference import numpy_context
-        want, note = numpy_context(config, want, weights_in_memory=False)
-        notes += [note] if note else []
-    elif want is None:
-        want, note = _cuda_default_context(config, runtime.dtype, runtime.tp)
-        notes += [note] if note else []
-    return replace(runtime, max_seq_len=want), notes
-
-
-def _gpu_free_bytes() -> int:
-    import cupy
-    return int(cupy.cuda.runtime.memGetInfo()[0])
-
-
-_CUDA_DEFAULT_MAX = 1 << 18  # a default context above this is a bogus max_position_embeddings (LLaMA-2: 4096)
-
-
-def _cuda_default_context(config: ModelConfig, dtype: str, tp: int = 1) -> tuple[int | None, str]:
-    """The model's context, or (a huge max_position_embeddings) what half the GPU memory left after the weights
-    holds, at most _CUDA_DEFAULT_MAX (the RoPE table and the token history are also built on the host), with a
-    note; None leaves the decision (and any out-of-memory error) to the engine."""
-    # per position: float16/bfloat16 K and V of every layer, the float32 RoPE row, the int32 history slot
-    per_token = 2 * config.n_layers * config.kv_dim * 2 + config.head_dim * 4 + 4
-    try:
-        free = _gpu_free_bytes()
-    except Exception:  # noqa: BLE001 - the engine's own check reports a GPU that cannot be used
-        return None, ""
-    room = free - config.n_params() * 2 // tp - (256 << 20)  # --tp N: each GPU holds about 1/N of the weights
-    fit = min(max(room, 0) // 2 // per_token, _CUDA_DEFAULT_MAX)
-    fit = fit - fit % 256 if fit >= 512 else fit
-    if fit < 1 or config.max_seq_len <= fit:
-        return None, ""
-    return fit, (f"context {fit} tokens: the model's {config.max_seq_len} would need "
-                 f"{per_token * config.max_seq_len / 2 ** 30:.2f} GiB of {dtype} KV cache and tables, "
-                 f"{free / 2 ** 30:.2f} GiB of GPU memory are free (--max-seq-len N to choose)")
-
-
 def _tokenizer_for(path, vocab_size: int):
     """The tokenizer, padded to the model's vocabulary (see tokenizer.py); refused when it cannot match."""
     from .tokenizer import MAX_PADDING, Tokenizer
@@ -191,6 +91,33 @@ def _tokenizer_for(path, vocab_size: int):
                              f"(padding of at most {MAX_PADDING} ids is accepted): the wrong tokenizer?")
     tok.pad_to(vocab_size)
     return tok
+
+
+def _load_source(kind: str, arg: str, tokenizer, runtime: RuntimeConfig, progress: bool):
+    """(ModelConfig of a dummy preset or the loaded Checkpoint, tokenizer path or None)."""
+    from .loader import load_checkpoint
+    if kind == "dummy":
+        return ModelConfig.from_preset(arg), tokenizer
+    # numpy computes in float32; cuda float16 takes float16 host copies; bfloat16 converts from float32
+    # (a float16 detour would flush bf16 values below fp16's normal range)
+    storage = "float16" if runtime.backend == "cuda" and runtime.dtype == "float16" else "float32"
+    # cuda: matrices stream from the memory map straight into the upload (host RAM bounded by a chunk), and
+    # --quant is applied on the GPU there; numpy: quantized on the host as each layer is built
+    cuda = runtime.backend == "cuda"
+    source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False,
+                             lazy=cuda, quant=None if cuda else runtime.quant_spec())
+    return source, source.tokenizer_path
+
+
+def _finish(tokens, stats: GenerationStats, reason: str, on_done) -> None:
+    """The end of a text, however it ended: the engine's iterator closed, the stats completed, on_done told."""
+    close = getattr(tokens, "close", None)  # an engine may return any iterator
+    if close is not None:
+        close()
+    stats.finish_reason = reason
+    stats.total_s = time.perf_counter() - stats._t0
+    if on_done is not None:
+        on_done(stats)
 
 
 def _check_max_new(n) -> int:
@@ -224,31 +151,20 @@ class LLM:
         quant_head: the LM head too); on cuda on the GPU at upload, on numpy on the host layer by layer.
         GPTQ / AWQ / our quantized folders load quantized without it.
         `llm.notes` says what was adjusted: a max_seq_len above the model's, a numpy context bounded by memory."""
-        from .loader import checkpoint_config, load_checkpoint, parse_model_arg
+        from .loader import checkpoint_config, parse_model_arg
 
         runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed,
                                 quant=quant, group_size=group_size, quant_head=quant_head, tp=tp)
         runtime = replace(runtime, backend=resolve_backend(backend))
         kind, arg = parse_model_arg(model)
         runtime, notes = _plan_context(checkpoint_config(model), runtime)  # before any weight is read
-        end_ids = None
-        if kind == "dummy":
-            source, tok_path = ModelConfig.from_preset(arg), tokenizer
-        else:
-            # numpy computes in float32; cuda float16 takes float16 host copies; bfloat16 converts from float32
-            # (a float16 detour would flush bf16 values below fp16's normal range)
-            storage = "float16" if runtime.backend == "cuda" and runtime.dtype == "float16" else "float32"
-            # cuda: matrices stream from the memory map straight into the upload (host RAM bounded by a chunk), and
-            # --quant is applied on the GPU there; numpy: quantized on the host as each layer is built
-            cuda = runtime.backend == "cuda"
-            source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False,
-                                     lazy=cuda, quant=None if cuda else runtime.quant_spec())
-            tok_path = source.tokenizer_path
+        source, tok_path = _load_source(kind, arg, tokenizer, runtime, progress)
         if tok_path is None:
             raise TokenizerError(f"{model}: no tokenizer found beside the model; pass tokenizer= "
                                  "(CLI: --tokenizer PATH to a sentencepiece tokenizer.model)")
         config = source if kind == "dummy" else source.config
         tok = _tokenizer_for(tok_path, config.vocab_size)
+        end_ids = None
         if kind != "dummy" and source.source == "llama2c" and tok.bos_id >= 0:
             end_ids = {tok.eos_id, tok.bos_id}
         big = kind != "dummy" and progress and source.weights.nbytes() > (1 << 30)
@@ -323,13 +239,7 @@ class LLM:
                     stats.text += text
                     yield text
         finally:
-            close = getattr(tokens, "close", None)  # an engine may return any iterator
-            if close is not None:
-                close()
-            stats.finish_reason = reason
-            stats.total_s = time.perf_counter() - stats._t0
-            if on_done is not None:
-                on_done(stats)
+            _finish(tokens, stats, reason, on_done)
 
     def __repr__(self) -> str:
         return f"LLM({self.name!r}, backend={self.runtime.backend!r}, context={self.engine.max_seq_len})"

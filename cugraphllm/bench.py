@@ -11,10 +11,7 @@ Progress goes to stderr. `--merge A.json B.json ...` only merges documents (e.g.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import gc
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from . import bench_report as br
-from .config import MODES, PRESETS, ModelConfig, RuntimeConfig
+from .bench_args import DEFAULT_OUT, PAPER_LENS, parse_args  # noqa: F401 - the bench's public names
+from .bench_env import cuda_copy_gbps, device_info, free_memory, memory_bytes, versions  # noqa: F401
+from .config import ModelConfig, RuntimeConfig
 from .errors import ConfigError, ContextLimitError, CugraphError
 
-PAPER_LENS = "10,25,50,100,128,200,300,500"
-DEFAULT_OUT = "bench-results"
 DEFAULT_PRESET = {"cuda": "llama-2-7b", "numpy": "tiny"}
 _T0 = time.perf_counter()
 
@@ -122,7 +119,7 @@ def bench_engine(engine, args, config: ModelConfig, itemsize: int) -> list[dict]
 # ---- engines ------------------------------------------------------------------------------------
 def resolve_backend(name: str) -> str:
     """auto -> cuda or numpy; cuda without CuPy or a driver is a one-line BackendError (api's rule)."""
-    from .api import resolve_backend as resolve
+    from .engines import resolve_backend as resolve
     return resolve(name)
 
 
@@ -156,7 +153,7 @@ def _runtime_quant(args) -> RuntimeConfig:
 
 
 def make_engine(source, backend: str, mode: str, args, max_seq: int):
-    from .api import _make_engine
+    from .engines import _make_engine
     runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed,
                             quant=args.quant, group_size=args.group_size, quant_head=args.quant_head, tp=args.tp)
     t = time.perf_counter()
@@ -175,144 +172,6 @@ def tp_entry(engine, args) -> dict:
     us = engine.collective_us()
     log(f"  collectives (2 all-reduces per layer + logits all-gather): {us:.1f} us per step over {args.tp} GPUs")
     return {"tp": args.tp, "allreduce_us_per_step": us, "memory_per_gpu": True}
-
-
-def memory_bytes(engine, backend: str):
-    """(total bytes, report) from engine.memory_report() (byte entries only), else CuPy's pool, else None."""
-    report = engine.memory_report() if hasattr(engine, "memory_report") else None
-    if report:
-        return sum(v for k, v in report.items() if not k.startswith("n_")), report
-    if backend == "cuda":
-        import cupy
-        return cupy.get_default_memory_pool().used_bytes(), None
-    return None, None
-
-
-def free_memory(backend: str) -> None:
-    """After the caller dropped its engine: collect it and give CuPy's cached blocks back to the device."""
-    gc.collect()
-    if backend == "cuda":
-        import cupy
-        cupy.get_default_memory_pool().free_all_blocks()
-
-
-# ---- device facts -------------------------------------------------------------------------------
-def cuda_copy_gbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
-    """Device-to-device copy rate (bytes read + written), timed with CUDA events."""
-    import cupy
-    a = cupy.random.randint(0, 255, size=nbytes, dtype=cupy.uint8)
-    b = cupy.empty_like(a)
-    b.data.copy_from_device(a.data, nbytes)
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    start.record()
-    for _ in range(reps):
-        b.data.copy_from_device_async(a.data, nbytes)
-    end.record()
-    end.synchronize()
-    ms = cupy.cuda.get_elapsed_time(start, end)
-    del a, b
-    cupy.get_default_memory_pool().free_all_blocks()
-    return 2 * nbytes * reps / (ms * 1e-3) / 1e9
-
-
-def device_info(backend: str) -> dict:
-    if backend != "cuda":
-        return {"name": f"CPU ({platform.processor() or platform.machine()}, NumPy)", "driver": "-",
-                "copy_gbps": None}
-    import subprocess
-
-    import cupy
-    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
-        driver = out.stdout.strip().splitlines()[0]
-    except Exception:  # noqa: BLE001 - informational; fall back to the CUDA driver API version
-        driver = f"CUDA {cupy.cuda.runtime.driverGetVersion()}"
-    return {"name": name, "driver": driver, "copy_gbps": cuda_copy_gbps()}
-
-
-def versions(backend: str) -> dict:
-    from importlib import metadata
-
-    from . import __version__
-    v = {"cugraphllm": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    if backend == "cuda":
-        import cupy
-        v["cupy"] = cupy.__version__
-        v["cuda_runtime"] = str(cupy.cuda.runtime.runtimeGetVersion())
-        for pkg in ("numba-cuda", "numba"):
-            try:
-                v[pkg] = metadata.version(pkg)
-            except metadata.PackageNotFoundError:
-                pass
-    return v
-
-
-# ---- command line -------------------------------------------------------------------------------
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Every default in --help, except None and False (their help says what happens)."""
-
-    def _get_help_string(self, action):
-        hidden = action.default is None or action.default is False or action.default == []
-        return action.help if hidden else super()._get_help_string(action)
-
-
-def parse_args(argv):
-    from .cli import _Parser  # one-line usage errors, as generate and chat
-    p = _Parser(prog="cugraphllm bench", description=__doc__.split("\n\n")[0],
-                formatter_class=_Help)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", default=None, help="checkpoint path (or dummy:<preset>)")
-    src.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                     help="dummy weights of a preset (default: llama-2-7b on cuda; on numpy the packaged "
-                          "stories260K)")
-    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "numpy"),
-                   help="engine backend; auto = cuda when CuPy and a GPU are present, else numpy")
-    p.add_argument("--modes", default=",".join(MODES),
-                   help="cuda runtime modes to measure, comma-separated (eager, graph, hybrid)")
-    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16"),
-                   help="GPU storage dtype of weights, activations and KV cache")
-    p.add_argument("--quant", default=None, choices=("fp8", "int8", "int4"),
-                   help="quantize the weights at load (dummy weights too)")
-    p.add_argument("--group-size", type=int, default=128, help="int4 columns per group (-1: one per row)")
-    p.add_argument("--quant-head", action="store_true", help="quantize the LM head too")
-    p.add_argument("--prompt-lens", "--lengths", dest="prompt_lens", default=PAPER_LENS,
-                   help=f"comma-separated prompt lengths in tokens (default: the paper's {PAPER_LENS})")
-    p.add_argument("--new-tokens", type=int, default=128,
-                   help="tokens generated per run (forced: EOS is ignored)")
-    p.add_argument("--max-seq-len", type=int, default=None, metavar="N",
-                   help="context to allocate (KV cache, buckets); default: the longest prompt + --new-tokens")
-    p.add_argument("--tp", type=int, default=1, metavar="N",
-                   help="tensor parallel over N GPUs (cuda); reports the all-reduce time per step and bytes per GPU")
-    p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")
-    p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (at least --reps)")
-    p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
-    p.add_argument("--paper", action="store_true", help="the paper's protocol: 100 TTFT repetitions per length")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random prompt ids")
-    p.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON, Markdown and PNG outputs (the stored "
-                                                      "results are benchmarks/results)")
-    p.add_argument("--stem", default=None, help="output file stem (default: bench_<backend>_<date>)")
-    p.add_argument("--peers", nargs="*", default=[], metavar="JSON", help="peer results to show alongside")
-    p.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only merge these result files")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (needs matplotlib otherwise)")
-    a = p.parse_args(argv)
-    a.ttft_reps = max(a.ttft_reps, 100 if a.paper else 0)
-    try:
-        a.prompt_lens = sorted({int(x) for x in a.prompt_lens.split(",") if x.strip()})
-    except ValueError:
-        p.error(f"--prompt-lens: expected comma-separated integers, got {a.prompt_lens!r}")
-    a.modes = [m for m in a.modes.split(",") if m]
-    for bad, what in ((not a.prompt_lens or min(a.prompt_lens) < 1, "--prompt-lens must be >= 1"),
-                      (a.new_tokens < 1 or a.reps < 1 or a.warmup < 0, "--new-tokens and --reps must be >= 1"),
-                      (a.max_seq_len is not None and a.max_seq_len < max(a.prompt_lens or [1]) + a.new_tokens,
-                       "--max-seq-len must hold the longest prompt plus --new-tokens"),
-                      (any(m not in MODES for m in a.modes), f"--modes must be among {MODES}"),
-                      (a.tp < 1, "--tp must be >= 1")):
-        if bad:
-            p.error(what)
-    return a
 
 
 def _floor(config, args, backend: str) -> dict:
@@ -337,10 +196,9 @@ def _quant_gbps(rows, config, floor: dict, itemsize: int, new: int) -> list[dict
     return rows
 
 
-def run(args) -> tuple[dict, str]:
-    backend = resolve_backend(args.backend)
-    source, name = load_source(args, backend)
-    config = source if isinstance(source, ModelConfig) else source.config
+def _context(args, source, config, backend: str) -> int:
+    """The context to allocate (--max-seq-len, else the longest prompt + --new-tokens); the packaged model keeps
+    only the paper lengths that fit it. A context the model or (numpy) the host cannot hold is one line."""
     if args.packaged and args.prompt_lens == [int(x) for x in PAPER_LENS.split(",")]:  # the lengths that fit it
         args.prompt_lens = [n for n in args.prompt_lens if n + args.new_tokens <= config.max_seq_len] or [1]
     max_seq = args.max_seq_len or max(args.prompt_lens) + args.new_tokens
@@ -350,11 +208,11 @@ def run(args) -> tuple[dict, str]:
     if backend == "numpy":  # before any work: a model too big for memory is one line
         from .reference import numpy_context
         numpy_context(config, max_seq, weights_in_memory=not isinstance(source, ModelConfig))
-    itemsize = 2 if backend == "cuda" else 4
-    device = device_info(backend)
-    log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"
-        + ("" if device["copy_gbps"] is None else f", copy {device['copy_gbps']:.0f} GB/s"))
-    floor = _floor(config, args, backend)
+    return max_seq
+
+
+def _systems(args, source, config, backend: str, max_seq: int, floor: dict, itemsize: int) -> list[dict]:
+    """One system entry per mode (cuda) or the NumPy engine, each engine closed and freed before the next."""
     systems = []
     for mode in (args.modes if backend == "cuda" else ["reference"]):
         sysname = f"cugraphllm-{mode if backend == 'cuda' else 'numpy'}" + (f"-tp{args.tp}" if args.tp > 1 else "")
@@ -367,6 +225,10 @@ def run(args) -> tuple[dict, str]:
             engine.close()
         engine = None
         free_memory(backend)
+    return systems
+
+
+def _model_entry(args, config, name: str, backend: str, floor: dict, itemsize: int) -> dict:
     model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
              "weight_bytes": config.n_params() * itemsize if floor["format"] == "16-bit" else floor["device_bytes"],
              "decode_floor": floor,
@@ -377,6 +239,21 @@ def run(args) -> tuple[dict, str]:
         model["weight_bytes_per_gpu"] = shard_bytes(config, local_config(config, check_split(config, args.tp)[0]),
                                                   itemsize, args.quant, args.group_size, args.quant_head)
         model["tp"] = args.tp
+    return model
+
+
+def run(args) -> tuple[dict, str]:
+    backend = resolve_backend(args.backend)
+    source, name = load_source(args, backend)
+    config = source if isinstance(source, ModelConfig) else source.config
+    max_seq = _context(args, source, config, backend)
+    itemsize = 2 if backend == "cuda" else 4
+    device = device_info(backend)
+    log(f"{device['name']}: {name}, backend {backend}, lengths {args.prompt_lens}, {args.new_tokens} new tokens"
+        + ("" if device["copy_gbps"] is None else f", copy {device['copy_gbps']:.0f} GB/s"))
+    floor = _floor(config, args, backend)
+    systems = _systems(args, source, config, backend, max_seq, floor, itemsize)
+    model = _model_entry(args, config, name, backend, floor, itemsize)
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
              f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]

@@ -162,6 +162,27 @@ def _encode(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=RAW_DTYPE[dtype])
 
 
+def _write(path: str | Path, tensors: dict, dtype_of, encode, metadata: dict | None) -> int:
+    """The header (dtype_of(name, x) -> safetensors dtype per tensor), then each tensor encoded (encode(x, st) ->
+    little-endian array) and written one at a time, so peak extra memory is one tensor. Returns the data bytes."""
+    header, offset, sts = {}, 0, []
+    for name, x in tensors.items():
+        st = dtype_of(name, x)
+        nbytes = int(np.prod(x.shape, dtype=np.int64)) * ITEMSIZE[st]
+        header[name] = {"dtype": st, "shape": list(x.shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+        sts.append(st)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)  # pad so that the data region starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for x, st in zip(tensors.values(), sts):
+            f.write(encode(x, st).tobytes())
+    return offset
+
+
 def write_safetensors(path: str | Path, tensors: dict, dtype: str = "float32",
                       metadata: dict | None = None) -> int:
     """Write `tensors` (name -> float array) converted to dtype float32/float16/bfloat16.
@@ -172,42 +193,21 @@ def write_safetensors(path: str | Path, tensors: dict, dtype: str = "float32",
     st = NUMPY_TO_ST.get(dtype)
     if st is None:
         raise ValueError(f"dtype must be one of {list(NUMPY_TO_ST)}, got {dtype!r}")
-    header, offset = {}, 0
-    for name, x in tensors.items():
-        nbytes = int(np.prod(x.shape, dtype=np.int64)) * ITEMSIZE[st]
-        header[name] = {"dtype": st, "shape": list(x.shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)  # pad so that the data region starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)) + blob)
-        for x in tensors.values():
-            f.write(_encode(x, st).tobytes())
-    return offset
+    return _write(path, tensors, lambda name, x: st, _encode, metadata)
 
 
 _NP_TO_ST = {np.dtype(v): k for k, v in {**RAW_DTYPE, **INT_DTYPE}.items() if k != "BF16"}
 
 
+def _own_dtype(name: str, x) -> str:
+    st = _NP_TO_ST.get(np.dtype(x.dtype))
+    if st is None:
+        raise ValueError(f"tensor {name!r}: dtype {x.dtype} cannot be written")
+    return st
+
+
 def write_safetensors_typed(path: str | Path, tensors: dict, metadata: dict | None = None) -> int:
     """Write `tensors` (name -> array) each in its own dtype (float32/float16, int32/uint32/int8/uint8), one at
     a time. Returns the number of data bytes written."""
-    header, offset = {}, 0
-    for name, x in tensors.items():
-        st = _NP_TO_ST.get(np.dtype(x.dtype))
-        if st is None:
-            raise ValueError(f"tensor {name!r}: dtype {x.dtype} cannot be written")
-        nbytes = int(np.prod(x.shape, dtype=np.int64)) * ITEMSIZE[st]
-        header[name] = {"dtype": st, "shape": list(x.shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)) + blob)
-        for x in tensors.values():
-            f.write(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes())
-    return offset
+    return _write(path, tensors, _own_dtype,
+                  lambda x, st: np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")), metadata)

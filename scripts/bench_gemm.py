@@ -189,6 +189,20 @@ def _summary(res, M):
     print("  summary", json.dumps(s), flush=True)
 
 
+def sweep(res, ms, row_of, line, summary, out):
+    """Every (M, shape): row_of(name, M) appended to res["rows"] and printed (line(row)), summary(res, M) after
+    each M; res written to out as JSON."""
+    for M in ms:
+        for name in SHAPES:
+            row = row_of(name, M)
+            res["rows"].append(row)
+            print(f"M={M:4d} {name:5s} " + line(row), flush=True)
+        summary(res, M)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(res, indent=1))
+    print("wrote", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/gemm_{datetime.date.today().isoformat()}.json")
@@ -199,19 +213,20 @@ def main():
     stream = cp.cuda.Stream(non_blocking=True)
     res = {"env": environment(), "dtype": args.dtype, "copy_gbps": copy_bandwidth(), "rows": []}
     print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
-    for M in MS:
-        for name in SHAPES:
-            row = bench_shape(name, M, args.dtype, stream, args.tune)
-            res["rows"].append(row)
-            own = row.get("own", {})
-            print(f"M={M:4d} {name:5s} auto {row['auto']['us']:8.1f} own {own.get('us', '-'):>8} us  cublas+epi {row['cublas_epi']['us']:8.1f} "
-                  f"gemm {row['cublas_gemm']['us']:8.1f} ({row['cublas_gemm']['tflops']:6.1f} TF) "
-                  f"cupy {row['cupy_matmul']['us']:8.1f}  tune {row.get('own_configs', '')}", flush=True)
-            cp.get_default_memory_pool().free_all_blocks()
-        _summary(res, M)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
-    print("wrote", args.out)
+
+    def row_of(name, M):
+        row = bench_shape(name, M, args.dtype, stream, args.tune)
+        cp.get_default_memory_pool().free_all_blocks()
+        return row
+
+    def line(row):
+        own = row.get("own", {})
+        return (f"auto {row['auto']['us']:8.1f} own {own.get('us', '-'):>8} us  cublas+epi "
+                f"{row['cublas_epi']['us']:8.1f} gemm {row['cublas_gemm']['us']:8.1f} "
+                f"({row['cublas_gemm']['tflops']:6.1f} TF) cupy {row['cupy_matmul']['us']:8.1f}  "
+                f"tune {row.get('own_configs', '')}")
+
+    sweep(res, MS, row_of, line, _summary, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gemm import SHAPES, _graph, _interleaved_us, _op_call, _operands, copy_bandwidth, environment  # noqa: E402
+from bench_gemm import (SHAPES, _graph, _interleaved_us, _op_call, _operands, copy_bandwidth,  # noqa: E402
+                        environment, sweep)
 
 MS = (10, 128, 512)
 FMTS = ("fp8", "int8", "int4")
@@ -140,16 +141,8 @@ def main():
                          "TC_TARGET_BLOCKS_PER_SM": gemm_quant_tc.TARGET_BLOCKS_PER_SM}
     res = {"env": env, "dtype": args.dtype, "copy_gbps": copy_bandwidth(), "rows": []}
     print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
-    for M in MS:
-        for name in SHAPES:
-            row = bench_shape(name, M, args.dtype, stream)
-            res["rows"].append(row)
-            print(f"M={M:4d} {name:5s} " + "  ".join(f"{k} {v:.1f}" for k, v in row.items()
-                                                       if isinstance(v, float)), flush=True)
-        _summary(res, M)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
-    print("wrote", args.out)
+    sweep(res, MS, lambda name, M: bench_shape(name, M, args.dtype, stream),
+          lambda row: "  ".join(f"{k} {v:.1f}" for k, v in row.items() if isinstance(v, float)), _summary, args.out)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ def llama2(llama2_tokenizer_dir):
 
 
 @pytest.fixture(scope="module")
+def stories_ckpt(stories_dir):
+    """The packaged stories260K checkpoint with its tok512 tokenizer (the GPU engine tests' model)."""
+    from cugraphllm.loader import load_checkpoint
+    return load_checkpoint(stories_dir / "stories260K.bin", tokenizer=stories_dir / "tok512.model")
+
+
+@pytest.fixture(scope="module")
 def tok512(stories_dir):
     from cugraphllm.tokenizer import Tokenizer
     return Tokenizer.load(stories_dir / "tok512.model")
@@ -108,3 +115,9 @@ def ops():
 def state():
     from cugraphllm.gpu import state
     return state
+
+
+@pytest.fixture(scope="module")
+def qu():
+    from cugraphllm.gpu import quant_upload
+    return quant_upload

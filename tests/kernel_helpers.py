@@ -1,5 +1,6 @@
-"""Shared by the decode-kernel GPU tests (test_{norm,gemv,fused_norm,sampling,decode_graph}_gpu.py): storage
-dtypes, tolerances, random device inputs, poisoning and the float64 references.
+"""Shared by the decode-kernel GPU tests (test_{norm,gemv,fused_norm,sampling,decode_graph,quant}_gpu.py): storage
+dtypes, tolerances, random device inputs, poisoning, the float64 references, and the fused-norm inputs (x, xn, ss
+as the decode embedding writes them) with the run-twice determinism check.
 
 Tolerances, on ||out - ref|| / ||ref|| with the reference computed in float64 from the same T-rounded inputs:
 - outputs stored in T: float16 2e-3, bfloat16 1.6e-2 (one rounding to T dominates: 2^-11 / 2^-8 per element);
@@ -59,3 +60,27 @@ def qkv_reference(wqkv, a64, table, D, kvd, H, KVH, hd, pos):
     return q, k, y[D + kvd:]
 
 
+def stats_buffers(cp, D, dtype):
+    """Poisoned (x f32 [1, D], xn T [1, D], ss f32 [(D + 1) // 2]) as Scratch sizes them."""
+    return poison(cp, (1, D), cp.float32), poison(cp, (1, D), dt(cp, dtype)), poison(cp, ((D + 1) // 2,), cp.float32)
+
+
+def produced_x(cp, ops, D, dtype, seed):
+    """x f32 [1, D] with xn and ss as the decode embedding writes them (a random row, mean 0.3, std 2)."""
+    from cugraphllm.gpu.state import Residual
+    rng = np.random.default_rng(seed)
+    table = cp.asarray((rng.standard_normal((5, D)) * 2 + 0.3).astype(np.float32)).astype(dt(cp, dtype))
+    x, xn, ss = stats_buffers(cp, D, dtype)
+    ops.embedding(Residual(x, xn, ss), table, cp.asarray([3], dtype=cp.int32))
+    return x, xn, ss
+
+
+def twice(cp, run, shape, dtype):
+    """Run a fused op twice on fresh poisoned outputs; both results must be bit-identical."""
+    outs = []
+    for _ in range(2):
+        out = poison(cp, shape, dtype)
+        run(out)
+        outs.append(out)
+    assert cp.array_equal(outs[0], outs[1]), "fused op is not deterministic"
+    return outs[0]

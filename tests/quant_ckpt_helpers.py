@@ -1,15 +1,33 @@
 """Test helpers for quantized checkpoints: GPTQ / AWQ packers written from the format description (quant.md
 section Formats, element by element; independent of the loader's vectorized unpacking), the float64 dense matrix
-each format means, and tiny Hugging Face folders built from known integer matrices."""
+each format means, tiny Hugging Face folders built from known integer matrices, and the small random model they
+are made from."""
 import json
 
 import numpy as np
 
+from cugraphllm.config import ModelConfig
 from cugraphllm.convert import hf_config, permute_rows
+from cugraphllm.loader import dummy_weights
 from cugraphllm.quant.formats import quantize, unpack_int4
 from cugraphllm.safetensors_io import write_safetensors_typed
 
 AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]  # nibble i of a word holds output column 8c + AWQ_ORDER[i]
+# awkward but packable: head_dim 16, GQA 8/4, hidden 384 (divisible by 128, 64 and 32)
+SMALL = ModelConfig(dim=128, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=96, hidden_dim=384, max_seq_len=64)
+
+
+def small_weights(seed, final_norm=True):
+    """float32 random SMALL weights with non-trivial norm gains (a dropped or misplaced gain is seen): per layer
+    attention_norm then ffn_norm, then the final norm when asked, all 1 + 0.3 N(0, 1) from default_rng(seed)."""
+    w = dummy_weights(SMALL, seed=seed, dtype="float32")
+    rng = np.random.default_rng(seed)
+    for lw in w.layers:
+        lw.attention_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
+        lw.ffn_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
+    if final_norm:
+        w.norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
+    return w
 
 
 def _to_i32(words):

@@ -1,10 +1,10 @@
 """Shared helpers of the quantized-GEMV GPU tests: random packed layers (with perm and gain), their float64
-reference products through quant.formats.dequantize (in row chunks: the 70B matrices are large)."""
+reference products through quant.formats.dequantize (in row chunks: the 70B matrices are large). The storage
+dtypes, T tolerances and device helpers are the decode-kernel tests' (kernel_helpers.py)."""
 import numpy as np
 
 from cugraphllm.quant.formats import QuantLinear, dequantize, quantize
 
-DTYPES = ["float16", "bfloat16"]
 FMTS = ["fp8", "int8", "int4"]
 # fp32 outputs (residual, logits) against the float64 product of the same packed weights and T activation:
 # fp8 / int8 values and their products are exact in fp32, only the fp32 sums round; int4 sums (1024 + q) * x
@@ -12,33 +12,6 @@ FMTS = ["fp8", "int8", "int4"]
 # a float32 emulation of that order gives 2.7e-5 .. 3.8e-5 relative error at K = 256 .. 11008 (exact q - z:
 # 1e-7), far below the fp16 rounding of the activation itself.
 TOL_F32 = {"fp8": 1e-5, "int8": 1e-5, "int4": 2e-4}
-TOL_T = {"float16": 2e-3, "bfloat16": 1.6e-2}  # outputs stored in T: one rounding to T dominates
-
-
-def dt(cp, name):
-    if name == "float16":
-        return cp.float16
-    import ml_dtypes
-    return ml_dtypes.bfloat16
-
-
-def host64(a):
-    return a.get().astype(np.float64)
-
-
-def poison(cp, shape, dtype):
-    return cp.full(shape, np.nan, dtype=dtype)
-
-
-def rel_err(out, want):
-    out = np.asarray(out, np.float64)
-    assert np.all(np.isfinite(out)), "output has non-finite values (unwritten?)"
-    return float(np.linalg.norm(out - want) / np.linalg.norm(want))
-
-
-def rand_t(cp, shape, name, seed, scale=1.0):
-    g = cp.random.default_rng(seed).standard_normal(shape, dtype=cp.float32) * np.float32(scale)
-    return g.astype(dt(cp, name))
 
 
 def make_layer(cp, N, K, fmt, seed, group_size=128, perm=True, gain=True):

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from conftest import REPO
@@ -111,6 +112,27 @@ def text_of(events, kind="completion") -> str:
     if kind == "completion":
         return "".join(e["choices"][0]["text"] for e in events if e["choices"])
     return "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+
+
+def stream_concurrently(server, reqs, join_s, path="/v1/completions"):
+    """Each request streamed from its own thread at once; (texts, errors): texts[i] None where request i failed or
+    did not see [DONE], errors the repr of each exception a client raised."""
+    got, errors = [None] * len(reqs), []
+
+    def client(i):
+        try:
+            events, done = server.stream(path, reqs[i])
+            assert done, f"request {i} ended without [DONE]"
+            got[i] = text_of(events)
+        except Exception as err:  # noqa: BLE001 - returned to the test
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(reqs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_s)
+    return got, errors
 
 
 def wait_idle(server, timeout=10.0):

@@ -54,17 +54,11 @@ def _random_weights(config, seed):
     return dummy_checkpoint(config, seed=seed, dtype="float32").weights
 
 
-@pytest.fixture(scope="module")
-def stories(stories_dir):
-    from cugraphllm.loader import load_checkpoint
-    return load_checkpoint(stories_dir / "stories260K.bin", tokenizer=stories_dir / "tok512.model")
-
-
 @pytest.mark.parametrize("mode", ["eager", "graph", "hybrid"])
-def test_stories_golden_greedy(stories, stories_dir, mode):
+def test_stories_golden_greedy(stories_ckpt, stories_dir, mode):
     import json
     golden = stories_golden()
-    gpu, _ = _engines(stories.config, stories.weights, mode)
+    gpu, _ = _engines(stories_ckpt.config, stories_ckpt.weights, mode)
     prompt, want = golden["prompt_ids"], golden["generated_ids"]
     got = list(gpu.generate(prompt, GREEDY, len(want)))
     assert got == want
@@ -87,12 +81,12 @@ def test_logits_cross_bucket_edges(n_kv_heads):
     assert _rel(gpu.s.logits.get()[0], ref_logits) < TOL["float16"]
 
 
-def test_modes_identical_tokens_256(stories):
+def test_modes_identical_tokens_256(stories_ckpt):
     """256 greedy tokens of the real stories260K model, identical in eager, graph and hybrid mode."""
     prompt = [1, 403, 407, 261, 378]  # "Once upon a time"
     outs = {}
     for mode in ("eager", "graph", "hybrid"):
-        gpu, _ = _engines(stories.config, stories.weights, mode)
+        gpu, _ = _engines(stories_ckpt.config, stories_ckpt.weights, mode)
         gpu.wait_ready()
         outs[mode] = list(gpu.generate(prompt, GREEDY, 256))
     assert len(outs["eager"]) == 256
@@ -159,17 +153,17 @@ def test_context_limit_and_interrupt_recovery():
     assert list(gpu.generate([1, 2, 3], GREEDY, 30)) == fresh
 
 
-def test_sampling_same_seed_same_tokens_all_modes(stories):
+def test_sampling_same_seed_same_tokens_all_modes(stories_ckpt):
     p = SamplingParams(temperature=0.9, top_k=50, top_p=0.95, repetition_penalty=1.05, seed=77)
     outs = []
     for mode in ("eager", "graph", "hybrid"):
-        gpu, _ = _engines(stories.config, stories.weights, mode)
+        gpu, _ = _engines(stories_ckpt.config, stories_ckpt.weights, mode)
         gpu.wait_ready()
         outs.append(list(gpu.generate([1, 403, 407, 261, 378], p, 100)))
         gpu.reset()
         outs.append(list(gpu.generate([1, 403, 407, 261, 378], p, 100)))  # same engine, second run
     assert all(o == outs[0] for o in outs)
-    assert outs[0] != list(_engines(stories.config, stories.weights, "hybrid")[0].generate(
+    assert outs[0] != list(_engines(stories_ckpt.config, stories_ckpt.weights, "hybrid")[0].generate(
         [1, 403, 407, 261, 378], SamplingParams(temperature=0.9, top_k=50, top_p=0.95, seed=78), 100))
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
-from kernel_helpers import DTYPES, S, TOL_F32, TOL_T, dt, host64, matvec64, poison, qkv_reference, rand_t, rel_err
+from kernel_helpers import (DTYPES, S, TOL_F32, TOL_T, dt, host64, matvec64, poison, produced_x, qkv_reference,
+                            rand_t, rel_err, stats_buffers, twice)
 
 pytestmark = pytest.mark.gpu
 
@@ -13,11 +14,6 @@ pytestmark = pytest.mark.gpu
 # ---- fused RMSNorm (decode): producers write T(x) and partial sums of squares, consumers apply the norm ----
 EPS = 1e-5
 NORM_DIMS = [200, 203, 4096, 5120, 8192]
-
-
-def stats_buffers(cp, D, dtype):
-    """Poisoned (x f32 [1, D], xn T [1, D], ss f32 [(D + 1) // 2]) as Scratch sizes them."""
-    return poison(cp, (1, D), cp.float32), poison(cp, (1, D), dt(cp, dtype)), poison(cp, ((D + 1) // 2,), cp.float32)
 
 
 def check_stats(cp, ops, x, xn, ss, D, dtype):
@@ -29,15 +25,6 @@ def check_stats(cp, ops, x, xn, ss, D, dtype):
     assert np.all(np.isfinite(got[:n])) and np.all(np.isnan(got[n:])), "ss written outside its partials"
     want = np.array([np.sum(xh[j * c:(j + 1) * c].astype(np.float64) ** 2) for j in range(n)])
     assert rel_err(got[:n], want) < TOL_F32
-
-
-def produced_x(cp, ops, D, dtype, seed):
-    """x f32 [1, D] with xn and ss as the decode embedding writes them (a random row, mean 0.3, std 2)."""
-    rng = np.random.default_rng(seed)
-    table = cp.asarray((rng.standard_normal((5, D)) * 2 + 0.3).astype(np.float32)).astype(dt(cp, dtype))
-    x, xn, ss = stats_buffers(cp, D, dtype)
-    ops.embedding(Residual(x, xn, ss), table, cp.asarray([3], dtype=cp.int32))
-    return x, xn, ss
 
 
 def gain(cp, D, seed):
@@ -74,17 +61,6 @@ def test_matmul_residual_stats(cp, ops, dtype, N, K):
     check_stats(cp, ops, x, xn, ss, N, dtype)
     for u, v in zip(outs[0], outs[1]):
         assert cp.array_equal(u, v, equal_nan=True), "residual GEMV with stats is not deterministic"
-
-
-def twice(cp, run, shape, dtype):
-    """Run a fused op twice on fresh poisoned outputs; both results must be bit-identical."""
-    outs = []
-    for _ in range(2):
-        out = poison(cp, shape, dtype)
-        run(out)
-        outs.append(out)
-    assert cp.array_equal(outs[0], outs[1]), "fused op is not deterministic"
-    return outs[0]
 
 
 FUSED_SHAPES = [("awkward", "float16"), ("awkward", "bfloat16"), ("7B", "float16"), ("7B", "bfloat16"),

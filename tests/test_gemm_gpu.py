@@ -215,25 +215,30 @@ def test_graph_replay_matches_eager(M):
             gemm.matmul_silu(b["h"], xn, w13)
             gemm.matmul_residual(b["x"], b["h"], w2)
 
-        def reset(p):
-            for k in ("q", "h"):
-                poison(bufs[k])
-            bufs["x"][...] = x0
-            bufs["kc"][...] = kc0
-            bufs["vc"][...] = vc0
-            pos.fill(p)
+        check_replay(s, step, bufs, dict(x=x0, kc=kc0, vc=vc0), pos, "")
 
-        results = {}
-        for p in (3, 100):
-            reset(p)
-            step()
-            results[p] = {k: v.copy() for k, v in bufs.items()}
-        s.begin_capture()
+
+def check_replay(s, step, bufs, init, pos, tag):
+    """Inside `with s`: step() eager at positions 3 and 100, then captured on s and replayed at both: every buffer
+    byte-identical. Before each run q and h are poisoned and init's buffers (x, kc, vc) restored."""
+    def reset(p):
+        for k in ("q", "h"):
+            poison(bufs[k])
+        for k, v in init.items():
+            bufs[k][...] = v
+        pos.fill(p)
+
+    results = {}
+    for p in (3, 100):
+        reset(p)
         step()
-        graph = s.end_capture()
-        for p in (3, 100):
-            reset(p)
-            graph.launch()
-            for k, v in bufs.items():
-                assert cp.array_equal(v.view(cp.uint8), results[p][k].view(cp.uint8)), f"{k} differs at pos {p}"
-        s.synchronize()
+        results[p] = {k: v.copy() for k, v in bufs.items()}
+    s.begin_capture()
+    step()
+    graph = s.end_capture()
+    for p in (3, 100):
+        reset(p)
+        graph.launch()
+        for k, v in bufs.items():
+            assert cp.array_equal(v.view(cp.uint8), results[p][k].view(cp.uint8)), f"{tag}{k} differs at pos {p}"
+    s.synchronize()

@@ -30,3 +30,14 @@ def test_cpu_modules_import_no_gpu_library():
 def test_cli_help_imports_no_gpu_library():
     loaded = _modules_after("import sys\nfrom cugraphllm.cli import build_parser\nbuild_parser().format_help()")
     assert not loaded & set(HEAVY)
+
+
+def test_every_subpackage_is_installed():
+    """setup.cfg lists its packages by hand: a subpackage left out is missing from the install (and every import of
+    it fails there, while the checkout works)."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "cugraphllm").rglob("__init__.py")}
+    assert found and found <= listed, sorted(found - listed)

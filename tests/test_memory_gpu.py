@@ -15,18 +15,6 @@ DTYPES = ["float16", "bfloat16"]
 D7, F7 = 4096, 11008  # LLaMA-2-7B widths
 
 
-@pytest.fixture(scope="module")
-def cp():
-    import cupy
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def state():
-    from cugraphllm.gpu import state
-    return state
-
-
 def dt(name):
     from cugraphllm.gpu.state import storage_dtype
     return storage_dtype(name)

@@ -19,18 +19,6 @@ FMTS = ["fp8", "int8", "int4"]
 GREEDY = SamplingParams()
 
 
-@pytest.fixture(scope="module")
-def cp():
-    import cupy
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def qu():
-    from cugraphllm.gpu import quant_upload
-    return quant_upload
-
-
 def same_layer(dev: QuantLinear, host: QuantLinear):
     assert dev.fmt == host.fmt and tuple(dev.shape) == tuple(host.shape) and dev.group_size == host.group_size
     for name in ("qweight", "scales", "zeros"):
@@ -142,12 +130,6 @@ def prefill_quant(monkeypatch):
         monkeypatch.setattr(gpu_pkg, "gemm_quant", double, raising=False)
 
 
-@pytest.fixture(scope="module")
-def stories(stories_dir):
-    from cugraphllm.loader import load_checkpoint
-    return load_checkpoint(stories_dir / "stories260K.bin", tokenizer=stories_dir / "tok512.model")
-
-
 def packed_weights(weights, fmt):
     """Host Weights whose linear layers are formats.quantize'd (int4: group 32 where it divides K, else left
     in fp32: a format is per layer), plus the same weights dequantized for the NumPy engine."""
@@ -181,21 +163,21 @@ def with_quant(rc, fmt, group_size=128, quant_head=False):
 
 
 @pytest.mark.parametrize("fmt", FMTS)
-def test_stories_quantized_matches_numpy(stories, fmt, prefill_quant):
+def test_stories_quantized_matches_numpy(stories_ckpt, fmt, prefill_quant):
     from cugraphllm.gpu.engine import CudaEngine
     from cugraphllm.reference import NumpyEngine
     from test_engine_gpu import _step_logits
-    packed, plain = packed_weights(stories.weights, fmt)
-    gpu = CudaEngine(stories.config, packed, RuntimeConfig(backend="cuda", mode="hybrid"))
+    packed, plain = packed_weights(stories_ckpt.weights, fmt)
+    gpu = CudaEngine(stories_ckpt.config, packed, RuntimeConfig(backend="cuda", mode="hybrid"))
     assert fmt in gpu.describe()
-    ref = NumpyEngine(stories.config, plain)
+    ref = NumpyEngine(stories_ckpt.config, plain)
     prompt = [1, 403, 407, 261, 378]  # "Once upon a time"
     want = list(ref.generate(prompt, GREEDY, 60))
     got = list(gpu.generate(prompt, GREEDY, 60))
     agree = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), 60)
     assert agree >= 30, f"greedy tokens diverge at {agree}: {got} vs {want}"
     gpu.reset()
-    ref = NumpyEngine(stories.config, plain)
+    ref = NumpyEngine(stories_ckpt.config, plain)
     errs = _step_logits(gpu, ref, want[:40])
     assert errs.max() < 2e-2, (errs.argmax(), errs.max())
 
@@ -215,36 +197,36 @@ def folded_reference(weights, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["fp8", "int8"])  # stories260K's hidden_dim 172 has no int4 group (K % 8)
-def test_quantize_at_load_engine(stories, fmt, prefill_quant):
+def test_quantize_at_load_engine(stories_ckpt, fmt, prefill_quant):
     """--quant at load (the runtime fields) on the fp32 checkpoint against the NumPy engine on the host-quantized,
     norm-folded weights (dequantized)."""
     from cugraphllm.gpu.engine import CudaEngine
     from cugraphllm.reference import NumpyEngine
     from test_engine_gpu import _step_logits
     rc = with_quant(RuntimeConfig(backend="cuda", mode="graph"), fmt, 128, quant_head=True)
-    gpu = CudaEngine(stories.config, stories.weights, rc)
+    gpu = CudaEngine(stories_ckpt.config, stories_ckpt.weights, rc)
     assert gpu.w.output.fmt == fmt and gpu.w.layers[0].w2.fmt == fmt
-    plain = folded_reference(stories.weights, fmt)
+    plain = folded_reference(stories_ckpt.weights, fmt)
     prompt = [1, 403, 407, 261, 378]
-    want = list(NumpyEngine(stories.config, plain).generate(prompt, GREEDY, 40))
+    want = list(NumpyEngine(stories_ckpt.config, plain).generate(prompt, GREEDY, 40))
     got = list(gpu.generate(prompt, GREEDY, 40))
     agree = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), 40)
     assert agree >= 20, f"greedy tokens diverge at {agree}: {got} vs {want}"
     gpu.reset()
-    errs = _step_logits(gpu, NumpyEngine(stories.config, plain), want[:30])
+    errs = _step_logits(gpu, NumpyEngine(stories_ckpt.config, plain), want[:30])
     assert errs.max() < 2e-2, (errs.argmax(), errs.max())
 
 
-def test_quant_on_quantized_checkpoint_is_refused(stories, qu, cp):
+def test_quant_on_quantized_checkpoint_is_refused(stories_ckpt, qu, cp):
     from cugraphllm.errors import ConfigError
-    packed, _ = packed_weights(stories.weights, "int8")
+    packed, _ = packed_weights(stories_ckpt.weights, "int8")
     before = cp.get_default_memory_pool().used_bytes()
     with pytest.raises(ConfigError, match="already quantized"):
         qu.upload_quant_weights(packed, cp.float16, "int4")
     assert cp.get_default_memory_pool().used_bytes() == before
 
 
-def test_int4_at_load_refuses_an_indivisible_layer(stories, cp):
+def test_int4_at_load_refuses_an_indivisible_layer(stories_ckpt, cp):
     """stories260K's w2 has K = 172: no int4 group fits; one ConfigError naming it, nothing left allocated."""
     import gc
 
@@ -254,6 +236,6 @@ def test_int4_at_load_refuses_an_indivisible_layer(stories, cp):
     gc.collect()
     before = pool.used_bytes()
     with pytest.raises(ConfigError, match=r"layers\.0\.w2 \[64, 172\]"):
-        CudaEngine(stories.config, stories.weights, with_quant(RuntimeConfig(backend="cuda"), "int4", 32))
+        CudaEngine(stories_ckpt.config, stories_ckpt.weights, with_quant(RuntimeConfig(backend="cuda"), "int4", 32))
     gc.collect()
     assert pool.used_bytes() == before

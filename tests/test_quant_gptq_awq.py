@@ -8,28 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from cugraphllm.config import ModelConfig
 from cugraphllm.errors import CheckpointError
-from cugraphllm.loader import dummy_weights, load_checkpoint
+from cugraphllm.loader import load_checkpoint
 from cugraphllm.quant.formats import QuantLinear, dequantize, pack_int4
 from cugraphllm.quant.layers import QuantSpec
 from cugraphllm.reference import NumpyEngine
 from cugraphllm.safetensors_io import SafetensorsFile, write_safetensors_typed
 from cugraphllm.sampling import SamplingParams
-from quant_ckpt_helpers import unpermute, write_int4_folder
-
-# awkward but packable: head_dim 16, GQA 8/4, hidden 384 (divisible by 128, 64 and 32)
-SMALL = ModelConfig(dim=128, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=96, hidden_dim=384, max_seq_len=64)
-
-
-def _small_weights(seed=3):
-    w = dummy_weights(SMALL, seed=seed, dtype="float32")
-    rng = np.random.default_rng(seed)
-    for lw in w.layers:  # non-trivial gains, so that a dropped or misplaced gain is seen
-        lw.attention_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-        lw.ffn_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-    w.norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-    return w
+from quant_ckpt_helpers import SMALL, small_weights, unpermute, write_int4_folder
 
 
 def _expected(cfg, want, w, i):
@@ -55,7 +41,7 @@ CASES = [("gptq", 128, False, False, True), ("gptq", 64, True, False, True), ("g
 
 @pytest.mark.parametrize("method,g,sym,desc_act,v1", CASES)
 def test_int4_folder_dequantizes_exactly(tmp_path, method, g, sym, desc_act, v1):
-    w = _small_weights()
+    w = small_weights(3)
     want = write_int4_folder(tmp_path, SMALL, w, method, g, sym=sym, desc_act=desc_act, v1=v1, seed=g + 7)
     got = load_checkpoint(tmp_path).weights
     for i, lw in enumerate(got.layers):
@@ -78,7 +64,7 @@ def test_int4_folder_dequantizes_exactly(tmp_path, method, g, sym, desc_act, v1)
 
 def test_gptq_quantized_lm_head(tmp_path):
     """GPTQ with lm_head quantized: the final norm's gain moves into the head's QuantLinear."""
-    w = _small_weights()
+    w = small_weights(3)
     want = write_int4_folder(tmp_path, SMALL, w, "gptq", 32, head=True)
     got = load_checkpoint(tmp_path).weights
     assert isinstance(got.output, QuantLinear) and not isinstance(got.tok_embeddings, QuantLinear)
@@ -87,7 +73,7 @@ def test_gptq_quantized_lm_head(tmp_path):
 
 
 def test_fused_linears_must_share_a_format(tmp_path):
-    write_int4_folder(tmp_path, SMALL, _small_weights(), "gptq", 32, skip=("self_attn.k_proj",))
+    write_int4_folder(tmp_path, SMALL, small_weights(3), "gptq", 32, skip=("self_attn.k_proj",))
     with pytest.raises(CheckpointError, match=r"tensor 'model.layers.0.self_attn.k_proj': stored 16-bit while "
                                               r"model.layers.0.self_attn.q_proj is quantized"):
         load_checkpoint(tmp_path)
@@ -95,7 +81,7 @@ def test_fused_linears_must_share_a_format(tmp_path):
 
 def test_gptq_v1_zero_wraps_to_16(tmp_path):
     """v1 stores zero - 1: a stored 15 is a zero point of 16 (the value every GPTQ v1 kernel uses)."""
-    w = _small_weights()
+    w = small_weights(3)
     want = write_int4_folder(tmp_path, SMALL, w, "gptq", 32, v1=False)
     f = SafetensorsFile(tmp_path / "model.safetensors")
     tensors = {n: np.array(f.raw(n, ints=True)) for n in f.tensors}
@@ -170,7 +156,7 @@ def _ours_quant(w, got):
 
 # ---- bad folders ---------------------------------------------------------------------------------------------
 def _folder(tmp_path, **kw):
-    write_int4_folder(tmp_path, SMALL, _small_weights(), kw.pop("method", "gptq"), kw.pop("g", 32), **kw)
+    write_int4_folder(tmp_path, SMALL, small_weights(3), kw.pop("method", "gptq"), kw.pop("g", 32), **kw)
     return tmp_path
 
 
@@ -234,7 +220,7 @@ def test_quantize_config_json_and_awq_quant_config(tmp_path):
                              ("awq", "quant_config.json", {"w_bit": 4, "q_group_size": 32, "zero_point": True,
                                                             "version": "GEMM"})):
         d = tmp_path / method
-        want = write_int4_folder(d, SMALL, _small_weights(), method, 32)
+        want = write_int4_folder(d, SMALL, small_weights(3), method, 32)
         conf = json.loads((d / "config.json").read_text())
         del conf["quantization_config"]
         (d / "config.json").write_text(json.dumps(conf))

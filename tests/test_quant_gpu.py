@@ -1,5 +1,6 @@
 """Quantized decode GEMVs (kernels/gemv_quant.cu through gpu/ops.py -> gpu/ops_quant.py) against the float64
-product of quant.formats.dequantize on the same packed weights (tests/quant_helpers.py for the tolerances).
+product of quant.formats.dequantize on the same packed weights (tolerances in tests/quant_helpers.py and
+kernel_helpers.py).
 
 Every layer carries a random perm and gain unless stated; outputs are poisoned (NaN) first; inputs are fresh
 random data; sizes are awkward (scalar paths: K not a multiple of the 16-byte vector, int4 groups not a multiple
@@ -10,24 +11,12 @@ import pytest
 
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
-from quant_helpers import (DTYPES, FMTS, TOL_F32, TOL_T, deq_matvec, dt, host64, make_layer, poison, rand_t,
-                           rel_err)
+from kernel_helpers import DTYPES, TOL_T, dt, host64, poison, produced_x, rand_t, rel_err, twice
+from quant_helpers import FMTS, TOL_F32, deq_matvec, make_layer
 
 pytestmark = pytest.mark.gpu
 S = 4096
 EPS = 1e-5
-
-
-@pytest.fixture(scope="module")
-def cp():
-    import cupy
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def ops():
-    from cugraphllm.gpu import ops
-    return ops
 
 
 # (N, K, group): awkward (scalar paths, odd N), vector paths with small groups and per-row groups, 7B, 70B.
@@ -146,27 +135,8 @@ def test_qkv_rope_never_writes_outside(cp, ops, fmt):
 
 
 # ---- fused norms: x, xn = T(x), ss from the decode embedding; the GEMV applies inv_rms ------------------------
-def produced_x(cp, ops, D, dtype, seed):
-    rng = np.random.default_rng(seed)
-    table = cp.asarray((rng.standard_normal((5, D)) * 2 + 0.3).astype(np.float32)).astype(dt(cp, dtype))
-    x, xn, ss = poison(cp, (1, D), cp.float32), poison(cp, (1, D), dt(cp, dtype)), poison(cp, ((D + 1) // 2,),
-                                                                                          cp.float32)
-    ops.embedding(Residual(x, xn, ss), table, cp.asarray([3], dtype=cp.int32))
-    return x, xn, ss
-
-
 def normed64(x):
     return ref.rmsnorm(host64(x)[0], np.ones(x.shape[1]), EPS)
-
-
-def twice(cp, run, shape, dtype):
-    outs = []
-    for _ in range(2):
-        out = poison(cp, shape, dtype)
-        run(out)
-        outs.append(out)
-    assert cp.array_equal(outs[0], outs[1]), "fused op is not deterministic"
-    return outs[0]
 
 
 SIZES = {"awkward": (200, 10, 2, 385, 769, 40), "7B": (4096, 32, 32, 11008, 32000, 128),

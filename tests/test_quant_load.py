@@ -17,20 +17,14 @@ from cugraphllm.quant.formats import QuantLinear, dequantize, fp8_e4m3_encode, f
 from cugraphllm.quant.layers import QuantSpec
 from cugraphllm.quant.saved import quantize_model
 from cugraphllm.reference import forward
+from quant_ckpt_helpers import SMALL, small_weights
 
-SMALL = ModelConfig(dim=128, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=96, hidden_dim=384, max_seq_len=64)
 
 
 @pytest.fixture(scope="module")
 def small_hf(tmp_path_factory):
     """An fp16 Hugging Face folder with random weights and non-unit norm gains."""
-    w = dummy_weights(SMALL, seed=5, dtype="float32")
-    rng = np.random.default_rng(5)
-    for lw in w.layers:
-        lw.attention_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-        lw.ffn_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-    w.norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-    return write_hf(tmp_path_factory.mktemp("small") / "hf", SMALL, w, dtype="float16")
+    return write_hf(tmp_path_factory.mktemp("small") / "hf", SMALL, small_weights(5), dtype="float16")
 
 
 def _same_ql(a: QuantLinear, b: QuantLinear, what):
@@ -132,6 +126,28 @@ def test_fast_fp8_encoder_equals_reference():
                      3 * 2 ** -10, 1.0625, 1.1875, 240, 248, 232, -1e-30], np.float32)
     x = np.concatenate([edge, rng.standard_normal(20011).astype(np.float32) * 10.0 ** rng.integers(-4, 3, 20011)])
     np.testing.assert_array_equal(fp8_e4m3_encode_f32(x), fp8_e4m3_encode(x))
+
+
+@pytest.mark.parametrize("fmt,g", [("fp8", 128), ("int8", 128), ("int4", 40), ("int4", -1)])
+def test_device_quantizer_arithmetic_on_numpy(monkeypatch, fmt, g):
+    """gpu/quant_upload.quantize_rows (its fp8 search is formats.fp8_e4m3_encode with xp=cupy) run with NumPy in
+    place of CuPy equals formats.quantize bit for bit: the device path's arithmetic is the host rules'."""
+    import sys
+
+    from cugraphllm.gpu import quant_upload
+    monkeypatch.setitem(sys.modules, "cupy", np)
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((37, 200)) * 10.0 ** rng.integers(-3, 2, (37, 1))).astype(np.float32)
+    w[3] = 0  # an all-zero row: scale 1
+    w[5, :7] = [448, -1.0625, 1.1875, 248, -232, 3 * 2 ** -10, 2 ** -10]  # fp8 scale 1: exact e4m3 ties
+    w[6, :5] = [127, -126.5, 2.5, 0.5, -3.5]                                # int8 scale 1: exact rint ties
+    want = quantize(w, fmt, g)
+    q, s, z = quant_upload.quantize_rows(w, fmt, g)
+    np.testing.assert_array_equal(np.asarray(q).view(np.asarray(want.qweight).dtype), want.qweight)
+    np.testing.assert_array_equal(s, want.scales)
+    assert (z is None) == (want.zeros is None)
+    if z is not None:
+        np.testing.assert_array_equal(z, want.zeros)
 
 
 def test_runtime_config_and_llm_load(stories_dir):

@@ -8,12 +8,12 @@ the same dequantized weights, so what differs is the 16-bit activations and accu
 import numpy as np
 import pytest
 
-from cugraphllm.config import ModelConfig, RuntimeConfig
+from cugraphllm.config import RuntimeConfig
 from cugraphllm.sampling import SamplingParams
+from quant_ckpt_helpers import SMALL, small_weights
 
 pytestmark = pytest.mark.gpu
 TOL = 2e-2
-SMALL = ModelConfig(dim=128, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=96, hidden_dim=384, max_seq_len=64)
 
 
 def _rel(a, b):
@@ -43,12 +43,7 @@ def _compare(config, weights, mode="hybrid"):
 
 def _small_hf(tmp_path):
     from cugraphllm.convert import write_hf
-    from cugraphllm.loader import dummy_weights
-    w = dummy_weights(SMALL, seed=5, dtype="float32")
-    rng = np.random.default_rng(5)
-    for lw in w.layers:
-        lw.attention_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
-        lw.ffn_norm = (1 + 0.3 * rng.standard_normal(SMALL.dim)).astype(np.float32)
+    w = small_weights(5, final_norm=False)
     return write_hf(tmp_path / "hf", SMALL, w, dtype="float16"), w
 
 

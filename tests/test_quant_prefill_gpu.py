@@ -19,7 +19,7 @@ from cugraphllm.quant import formats
 
 cp = pytest.importorskip("cupy")
 from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, dev_random, host64, poison  # noqa: E402
-from test_gemm_gpu import relerr, rng_seed  # noqa: E402
+from test_gemm_gpu import check_replay, relerr, rng_seed  # noqa: E402
 
 gpu = pytest.mark.gpu
 TOL = {"float16": 4e-3, "bfloat16": 2.5e-2}
@@ -263,28 +263,7 @@ def test_graph_replay_matches_eager(fmt, M):
             gemm_quant.matmul_silu(b["h"], xn, w13)
             gemm_quant.matmul_residual(b["x"], b["h"], w2)
 
-        def reset(p):
-            for k in ("q", "h"):
-                poison(bufs[k])
-            bufs["x"][...] = x0
-            bufs["kc"][...] = kc0
-            bufs["vc"][...] = vc0
-            pos.fill(p)
-
-        results = {}
-        for p in (3, 100):
-            reset(p)
-            step()
-            results[p] = {k: v.copy() for k, v in bufs.items()}
-        s.begin_capture()
-        step()
-        graph = s.end_capture()
-        for p in (3, 100):
-            reset(p)
-            graph.launch()
-            for k, v in bufs.items():
-                assert cp.array_equal(v.view(cp.uint8), results[p][k].view(cp.uint8)), f"{fmt}: {k} differs at {p}"
-        s.synchronize()
+        check_replay(s, step, bufs, dict(x=x0, kc=kc0, vc=vc0), pos, f"{fmt}: ")
 
 
 # ---- workspace sizing (no GPU) -------------------------------------------------------------------------------

@@ -1,12 +1,10 @@
 """The server on the cuda backend (packaged stories260K): the engine runs on the server's worker thread, not the
 thread that built it. Greedy text through HTTP equals the golden greedy run; concurrent streams and a client
 that disconnects mid-stream leave every later answer equal to a fresh one."""
-import threading
-
 import pytest
 
 from conftest import stories_golden
-from server_helpers import ServerProc, text_of, wait_idle
+from server_helpers import ServerProc, stream_concurrently, text_of, wait_idle
 
 pytestmark = pytest.mark.gpu
 
@@ -21,19 +19,7 @@ def test_server_cuda_golden_and_disconnect(tmp_path, mode):
         events, done = s.stream("/v1/completions", req)
         assert done and text_of(events) == golden["continuation_text"]
         s.stream("/v1/completions", {**req, "max_tokens": 300, "prompt": "The cat"}, max_events=5)  # disconnect
-        got, errors = [None] * 8, []
-
-        def client(i):
-            try:
-                got[i] = text_of(s.stream("/v1/completions", req)[0])
-            except Exception as err:  # noqa: BLE001 - reported below
-                errors.append(repr(err))
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
+        got, errors = stream_concurrently(s, [req] * 8, 300)
         assert not errors and got == [golden["continuation_text"]] * 8
         wait_idle(s)
     finally:

@@ -13,7 +13,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from cugraphllm.api import LLM  # noqa: E402
-from server_helpers import ServerProc, text_of, wait_idle  # noqa: E402
+from server_helpers import ServerProc, stream_concurrently, text_of, wait_idle  # noqa: E402
 
 WORDS = ["Once", "The cat", "A dog", "Lily", "Tom", "The sun", "One day", "Mom", "The bird", "A girl"]
 
@@ -45,21 +45,7 @@ def test_50_concurrent_streams_get_their_solo_text(server, llm):
     reqs = [_request(i) for i in range(50)]
     want = [_solo(llm, r) for r in reqs]
     before = wait_idle(server)
-    got, errors = [None] * 50, []
-
-    def client(i):
-        try:
-            events, done = server.stream("/v1/completions", reqs[i])
-            assert done
-            got[i] = text_of(events)
-        except Exception as err:  # noqa: BLE001 - reported below
-            errors.append(repr(err))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    got, errors = stream_concurrently(server, reqs, 120)
     assert not errors and got == want
     after = wait_idle(server)
     key = 'cugraphllm_requests_total{route="/v1/completions",code="200"}'

@@ -151,17 +151,11 @@ def _pair(config, weights, mode, max_seq_len=None, **quant):
     return one, two
 
 
-@pytest.fixture(scope="module")
-def stories(stories_dir):
-    from cugraphllm.loader import load_checkpoint
-    return load_checkpoint(stories_dir / "stories260K.bin", tokenizer=stories_dir / "tok512.model")
-
-
 @pytest.mark.parametrize("mode", ["eager", "graph", "hybrid"])
-def test_stories_tp2_greedy_equals_tp1(stories, stories_dir, mode):
+def test_stories_tp2_greedy_equals_tp1(stories_ckpt, stories_dir, mode):
     from conftest import stories_golden
     golden = stories_golden()
-    one, two = _pair(stories.config, stories.weights, mode)
+    one, two = _pair(stories_ckpt.config, stories_ckpt.weights, mode)
     try:
         prompt, want = golden["prompt_ids"], golden["generated_ids"]
         assert list(one.generate(prompt, GREEDY, len(want))) == want

@@ -198,7 +198,7 @@ def test_chat_reports_the_reused_prefix(stories):
 
 def test_cuda_default_context_is_bounded_by_gpu_memory(monkeypatch):
     """The planning step only (no GPU here): free GPU memory is what the engine would ask CuPy for."""
-    import cugraphllm.api as A
+    import cugraphllm.engines as A
     from cugraphllm.config import RuntimeConfig
     cfg = SMALL.with_(max_seq_len=10 ** 12)
     per_token = 2 * cfg.n_layers * cfg.kv_dim * 2 + cfg.head_dim * 4 + 4      # KV, RoPE row, history slot

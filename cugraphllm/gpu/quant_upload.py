@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..quant.formats import FORMATS, QuantLinear
+from ..quant.formats import FORMATS, QuantLinear, fp8_e4m3_encode
 from ..weights import LayerWeights, Weights
 from .state import fold_columns, to_device
 
@@ -60,16 +60,7 @@ def _shapes(weights: Weights, quant_head: bool):
 def _fp8_encode(x):
     """uint8 e4m3fn codes of float32 x (device): formats.fp8_e4m3_encode on the GPU, in float64."""
     import cupy as cp
-    from ..quant.formats import FP8_MAX, _POS
-    pos = cp.asarray(_POS)
-    x = x.astype(cp.float64)
-    a = cp.minimum(cp.abs(x), FP8_MAX)
-    hi = cp.clip(cp.searchsorted(pos, a, side="left"), 0, len(_POS) - 1)
-    lo = cp.maximum(hi - 1, 0)
-    d_lo, d_hi = a - pos[lo], pos[hi] - a
-    pick_hi = (d_hi < d_lo) | ((d_hi == d_lo) & (hi % 2 == 0))
-    code = cp.where(pick_hi, hi, lo).astype(cp.uint8)
-    return cp.where(cp.signbit(x), code | 0x80, code).astype(cp.uint8)
+    return fp8_e4m3_encode(x, cp)
 
 
 def quantize_rows(w, fmt: str, group_size=128):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CheckpointError
-from .repack import Int4Parts, unpack_nibbles
+from .repack import Int4Parts, read_packed, unpack_nibbles
 
 ORDER = np.array([0, 2, 4, 6, 1, 3, 5, 7])  # nibble i of a word holds column ORDER[i] of its 8
 
@@ -47,16 +47,9 @@ def read_linear(get, prefix: str, N: int, K: int, qc: dict) -> Int4Parts:
         raise CheckpointError(f"{where}: AWQ group_size {g} with [{N} out, {K} in]: supported: a group size "
                               "that divides the input and an output that is a multiple of 8")
     G = K // g
-    qweight, w_q = get(prefix + ".qweight")
-    qzeros, w_z = get(prefix + ".qzeros")
-    scales, w_s = get(prefix + ".scales")
-    for a, want, w, what in ((qweight, (K, N // 8), w_q, "int32 [in, out/8], 4-bit"),
-                             (qzeros, (G, N // 8), w_z, f"int32 [in/{g}, out/8]"),
-                             (scales, (G, N), w_s, f"fp16 [in/{g}, out]")):
-        if tuple(a.shape) != want:
-            raise CheckpointError(f"{w}: shape {list(a.shape)}, expected {list(want)} ({what})")
-    if qweight.dtype.kind not in "iu" or qzeros.dtype.kind not in "iu":
-        raise CheckpointError(f"{w_q}: dtype {qweight.dtype} / qzeros {qzeros.dtype}; supported: int32")
+    qweight, qzeros, scales = read_packed(get, prefix, {"qweight": ((K, N // 8), "int32 [in, out/8], 4-bit"),
+                                                        "qzeros": ((G, N // 8), f"int32 [in/{g}, out/8]"),
+                                                        "scales": ((G, N), f"fp16 [in/{g}, out]")})
     q = np.ascontiguousarray(unpack_columns(qweight).T)                  # [N, K]
     z = np.ascontiguousarray(unpack_columns(qzeros).T).astype(np.float16)
     sc = np.ascontiguousarray(np.asarray(scales, np.float32).T).astype(np.float16)

@@ -82,16 +82,18 @@ def fp8_e4m3_decode(q: np.ndarray) -> np.ndarray:
     return _E4M3[np.asarray(q, dtype=np.uint8)]
 
 
-def fp8_e4m3_encode(x: np.ndarray) -> np.ndarray:
-    """uint8 e4m3fn codes of x: round to nearest, ties to even mantissa, saturating at +-448 (cvt.rn.satfinite)."""
-    x = np.asarray(x, dtype=np.float64)
-    a = np.minimum(np.abs(x), FP8_MAX)
-    hi = np.clip(np.searchsorted(_POS, a, side="left"), 0, len(_POS) - 1)
-    lo = np.maximum(hi - 1, 0)
-    d_lo, d_hi = a - _POS[lo], _POS[hi] - a
+def fp8_e4m3_encode(x: np.ndarray, xp=np) -> np.ndarray:
+    """uint8 e4m3fn codes of x: round to nearest, ties to even mantissa, saturating at +-448 (cvt.rn.satfinite).
+    xp: the array module of x (cupy for device arrays: gpu/quant_upload.py), the same float64 search there."""
+    x = xp.asarray(x, dtype=xp.float64)
+    pos = xp.asarray(_POS)
+    a = xp.minimum(xp.abs(x), FP8_MAX)
+    hi = xp.clip(xp.searchsorted(pos, a, side="left"), 0, len(_POS) - 1)
+    lo = xp.maximum(hi - 1, 0)
+    d_lo, d_hi = a - pos[lo], pos[hi] - a
     pick_hi = (d_hi < d_lo) | ((d_hi == d_lo) & (hi % 2 == 0))
-    code = np.where(pick_hi, hi, lo).astype(np.uint8)
-    return np.where(np.signbit(x), code | 0x80, code).astype(np.uint8)
+    code = xp.where(pick_hi, hi, lo).astype(xp.uint8)
+    return xp.where(xp.signbit(x), code | 0x80, code).astype(xp.uint8)
 
 
 def fp8_e4m3_encode_f32(x: np.ndarray) -> np.ndarray:

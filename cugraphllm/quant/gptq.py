@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CheckpointError
-from .repack import Int4Parts, unpack_nibbles
+from .repack import Int4Parts, check_shape, read_packed, unpack_nibbles
 
 FORMATS = ("gptq", "gptq_v2")
 
@@ -33,11 +33,6 @@ def parse_config(qc: dict, source: str) -> dict:
             "sym": bool(qc.get("sym", True)), "v1": fmt == "gptq", "lm_head": bool(qc.get("lm_head", False))}
 
 
-def _shape(a: np.ndarray, want: tuple, where: str, what: str) -> None:
-    if tuple(a.shape) != want:
-        raise CheckpointError(f"{where}: shape {list(a.shape)}, expected {list(want)} ({what})")
-
-
 def read_linear(get, prefix: str, N: int, K: int, qc: dict) -> Int4Parts:
     """Unpack the GPTQ tensors of one linear (get(name) -> (array, where); g_idx may be absent)."""
     g = K if qc["group_size"] == -1 else qc["group_size"]
@@ -46,14 +41,11 @@ def read_linear(get, prefix: str, N: int, K: int, qc: dict) -> Int4Parts:
         raise CheckpointError(f"{where}: GPTQ group_size {qc['group_size']} with [{N} out, {K} in]: supported: "
                               "dimensions that are multiples of 8 and a group size that divides the input")
     G = K // g
-    qweight, w_q = get(prefix + ".qweight")
-    qzeros, w_z = get(prefix + ".qzeros")
-    scales, w_s = get(prefix + ".scales")
-    _shape(qweight, (K // 8, N), w_q, "int32 [in/8, out], 4-bit")
-    _shape(qzeros, (G, N // 8), w_z, f"int32 [groups, out/8], group_size {qc['group_size']}")
-    _shape(scales, (G, N), w_s, f"fp16 [groups, out], group_size {qc['group_size']}")
-    if qweight.dtype.kind not in "iu" or qzeros.dtype.kind not in "iu":
-        raise CheckpointError(f"{w_q}: dtype {qweight.dtype} / qzeros {qzeros.dtype}; supported: int32")
+    gs = qc["group_size"]
+    qweight, qzeros, scales = read_packed(get, prefix, {
+        "qweight": ((K // 8, N), "int32 [in/8, out], 4-bit"),
+        "qzeros": ((G, N // 8), f"int32 [groups, out/8], group_size {gs}"),
+        "scales": ((G, N), f"fp16 [groups, out], group_size {gs}")})
     q = unpack_nibbles(qweight).transpose(1, 0, 2).reshape(N, K)        # [K/8, N, 8] -> [N, K/8, 8]
     z = unpack_nibbles(qzeros).reshape(G, N).T.astype(np.float16)       # [G, N/8, 8] -> [G, N] -> [N, G]
     if qc["v1"]:
@@ -61,7 +53,7 @@ def read_linear(get, prefix: str, N: int, K: int, qc: dict) -> Int4Parts:
     g_idx = None
     if get.has(prefix + ".g_idx"):
         g_idx, w_g = get(prefix + ".g_idx")
-        _shape(g_idx, (K,), w_g, "int32 [in]")
+        check_shape(g_idx, (K,), w_g, "int32 [in]")
         g_idx = np.asarray(g_idx, np.int64)
     sc = np.ascontiguousarray(np.asarray(scales, np.float32).T).astype(np.float16)
     return Int4Parts(np.ascontiguousarray(q), sc, np.ascontiguousarray(z), g_idx, g, where)

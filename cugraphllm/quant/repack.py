@@ -85,3 +85,21 @@ def unpack_nibbles(words: np.ndarray) -> np.ndarray:
     w = np.asarray(words).view(np.uint32) if np.asarray(words).dtype.itemsize == 4 else np.asarray(words)
     shifts = 4 * np.arange(8, dtype=np.uint32)
     return ((w[..., None] >> shifts) & 0xF).astype(np.uint8)
+
+
+def check_shape(a: np.ndarray, want: tuple, where: str, what: str) -> None:
+    if tuple(a.shape) != want:
+        raise CheckpointError(f"{where}: shape {list(a.shape)}, expected {list(want)} ({what})")
+
+
+def read_packed(get, prefix: str, shapes: dict) -> tuple:
+    """(qweight, qzeros, scales) of one linear (get(name) -> (array, where)), each checked against
+    shapes[part] = (shape, description); the two packed ones must be integers (int32 words)."""
+    got = {part: get(f"{prefix}.{part}") for part in ("qweight", "qzeros", "scales")}
+    for part, (a, where) in got.items():
+        want, what = shapes[part]
+        check_shape(a, want, where, what)
+    (qweight, w_q), (qzeros, _), (scales, _) = got.values()
+    if qweight.dtype.kind not in "iu" or qzeros.dtype.kind not in "iu":
+        raise CheckpointError(f"{w_q}: dtype {qweight.dtype} / qzeros {qzeros.dtype}; supported: int32")
+    return qweight, qzeros, scales
