@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,9 +75,17 @@ def stamps_library(llm, text: str, n: int) -> list[float]:
     return out
 
 
-def stamps_server(port: int, text: str, n: int, sent: list) -> list[float]:
+def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool):
+    """One streamed request. `pool` holds a kept-alive connection (as the openai client's pool does), or stays
+    empty (--fresh-connections: each request pays a TCP connect and the server's accept, ~0.5 ms on a slow host)."""
     body = json.dumps({"prompt": text, "max_tokens": n, "temperature": 0, "stream": True}).encode()
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    if pool:
+        c = pool.pop()
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        if not fresh:   # connect now; no Nagle: http.client sends the headers and the body in two writes, and
+            c.connect()   # on a reused connection the body would wait ~40 ms for the server's delayed ACK
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     t0 = time.perf_counter()
     sent.append(t0)
     c.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
@@ -92,8 +101,8 @@ def stamps_server(port: int, text: str, n: int, sent: list) -> list[float]:
             now = time.perf_counter() - t0
             if json.loads(line[6:])["choices"][0]["text"]:
                 out.append(now)
-    c.close()
-    return out
+    r.read()   # the last chunk of the chunked body: the connection is then ready for the next request
+    return out, c
 
 
 def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
@@ -192,6 +201,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fake", metavar="PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN", help="no model: an engine of "
                     "fixed latency (ms; scripts/fake_engine.py; *_SPIN: how much of the step holds the GIL), e.g. "
                     "5,3,2.5,0.1 for the H200's 7B")
+    ap.add_argument("--fresh-connections", action="store_true", help="a new TCP connection per request (default: "
+                    "one kept-alive connection, as HTTP clients pool them)")
     ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
     ap.add_argument("--out", required=True, help="JSON output path")
     args = ap.parse_args(argv)
@@ -236,8 +247,14 @@ def main(argv=None) -> int:
         print(f"server: port {port}", file=sys.stderr)
         sent, firsts = [], []   # per request, in order: client send time, first text chunk (s after it)
 
+        pool = []
+
         def stamp(text, n):
-            s = stamps_server(port, text, n, sent)
+            s, c = stamps_server(port, text, n, sent, pool, args.fresh_connections)
+            if args.fresh_connections:
+                c.close()
+            else:
+                pool.append(c)
             firsts.append(s[0] if s else float("nan"))
             return s
         server = measure(stamp, texts, args.new_tokens, args.warmup)
@@ -251,6 +268,7 @@ def main(argv=None) -> int:
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
+           "client": "a new connection per request" if args.fresh_connections else "one kept-alive connection",
            "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0},
            "results": rows, "meets_target": all(r["meets_target"] for r in rows)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
