@@ -7,12 +7,24 @@ the library's own (LLM.generate, streamed) on the same prompts, in one run.
 Both sides see the same prompt texts (random vocabulary pieces, one per repetition, so no two share more than
 BOS: no prefix reuse on either side), greedy, `--new-tokens` per request. The library side times the chunks of
 `LLM.generate(prompt, stream=True)` in this process; its model is then freed and the server runs in a
-subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a stdlib HTTP client here, from
-sending the request to each `data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks.
-Target (issue 12): HTTP adds <= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the
-packaged stories260K; a dummy model takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
-uvicorn picks uvloop and httptools when they are installed (`pip install uvloop httptools`); the JSON's versions
-say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU contention.
+subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a stdlib HTTP client here over
+one kept-alive connection (--fresh-connections: a TCP connect per request), from sending the request to each
+`data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks. Target (issue 12): HTTP adds
+<= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the packaged stories260K; a dummy model
+takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
+
+Where the server's time goes: each request's stderr line carries its timeline (worker.TIMELINE); the JSON's
+`server_timeline` gives the medians: request_in (client send -> handler start, on the shared monotonic clock),
+then from the handler's start submitted (JSON parsed, prompt tokenized), started (engine thread took it), token
+(first token sampled), handed (its text given to the loop), written (its SSE chunk written), and response_out
+(written -> read here). No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine of fixed
+latency (scripts/fake_engine.py) on both sides, e.g.
+
+    python scripts/bench_server.py --fake 5,3,2.5,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
+
+uvicorn picks uvloop and httptools when they are installed (httptools is in the [serve] extra); the JSON's
+versions say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU
+contention.
 """
 from __future__ import annotations
 

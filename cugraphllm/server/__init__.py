@@ -77,6 +77,7 @@ def serve(llm, args, status) -> int:
     name = args.served_model_name or served_name(llm.name)
     sock = listen(args.host, args.port)
     server = Server(llm, name, api_key=args.api_key, max_queue=args.max_queue, log=status)
+    # http / loop "auto": httptools (in the [serve] extra; ~0.1 ms less per request than h11) and uvloop if present
     config = uvicorn.Config(create_app(server), log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=None)
     host, port = sock.getsockname()[:2]
@@ -86,9 +87,10 @@ def serve(llm, args, status) -> int:
     # uvicorn handles SIGTERM (stop accepting, finish the streams in flight), then restores the previous handler
     # and raises the signal again: a no-op handler here makes that a clean exit 0 instead of death by signal
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    # the engine thread holds the GIL while it launches work; a 0.5 ms switch interval (default 5 ms) bounds how
-    # long the event loop waits to send a token that is ready
-    sys.setswitchinterval(5e-4)
+    # the engine thread holds the GIL while it launches work (an eager prefill: one launch per kernel); a 0.1 ms
+    # switch interval (default 5 ms) bounds how long the event loop waits for it to write headers or a token that
+    # is ready (0.1 ms measured ~0.2 ms less TTFT than 0.5 ms with scripts/bench_server.py --fake; 20 us no better)
+    sys.setswitchinterval(1e-4)
     uvicorn.Server(config).run(sockets=[sock])
     status("server stopped")
     return 0
