@@ -175,7 +175,8 @@ def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list) 
             continue
         med = {k: float(np.median([r[k] for r in mine])) for k in keys}
         out[n] = {"median_ms": med, "steps": "request_in: client send -> handler start; submitted .. written: ms "
-                  "from the handler's start; response_out: first chunk written -> read by the client"}
+                  "from the handler's start (written: once the loop resumes after the write, so response_out may "
+                  "be < 0); response_out: first chunk written -> read by the client"}
         print(f"prompt {n:4d}: server side (median ms): " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()),
               file=sys.stderr)
     return out
