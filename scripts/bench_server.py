@@ -7,12 +7,24 @@ the library's own (LLM.generate, streamed) on the same prompts, in one run.
 Both sides see the same prompt texts (random vocabulary pieces, one per repetition, so no two share more than
 BOS: no prefix reuse on either side), greedy, `--new-tokens` per request. The library side times the chunks of
 `LLM.generate(prompt, stream=True)` in this process; its model is then freed and the server runs in a
-subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a stdlib HTTP client here, from
-sending the request to each `data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks.
-Target (issue 12): HTTP adds <= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the
-packaged stories260K; a dummy model takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
-uvicorn picks uvloop and httptools when they are installed (`pip install uvloop httptools`); the JSON's versions
-say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU contention.
+subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a stdlib HTTP client here over
+one kept-alive connection (--fresh-connections: a TCP connect per request), from sending the request to each
+`data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks. Target (issue 12): HTTP adds
+<= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the packaged stories260K; a dummy model
+takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
+
+Where the server's time goes: each request's stderr line carries its timeline (worker.TIMELINE); the JSON's
+`server_timeline` gives the medians: request_in (client send -> handler start, on the shared monotonic clock),
+then from the handler's start submitted (JSON parsed, prompt tokenized), started (engine thread took it), token
+(first token sampled), handed (its text given to the loop), written (its SSE chunk written), and response_out
+(written -> read here). No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine of fixed
+latency (scripts/fake_engine.py) on both sides, e.g.
+
+    python scripts/bench_server.py --fake 5,3,2.5,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
+
+uvicorn picks uvloop and httptools when they are installed (httptools is in the [serve] extra); the JSON's
+versions say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU
+contention.
 """
 from __future__ import annotations
 
@@ -22,6 +34,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,10 +87,19 @@ def stamps_library(llm, text: str, n: int) -> list[float]:
     return out
 
 
-def stamps_server(port: int, text: str, n: int) -> list[float]:
+def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool):
+    """One streamed request. `pool` holds a kept-alive connection (as the openai client's pool does), or stays
+    empty (--fresh-connections: each request pays a TCP connect and the server's accept, ~0.5 ms on a slow host)."""
     body = json.dumps({"prompt": text, "max_tokens": n, "temperature": 0, "stream": True}).encode()
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    if pool:
+        c = pool.pop()
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        if not fresh:   # connect now; no Nagle: http.client sends the headers and the body in two writes, and
+            c.connect()   # on a reused connection the body would wait ~40 ms for the server's delayed ACK
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     t0 = time.perf_counter()
+    sent.append(t0)
     c.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
     r = c.getresponse()
     if r.status != 200:
@@ -91,8 +113,8 @@ def stamps_server(port: int, text: str, n: int) -> list[float]:
             now = time.perf_counter() - t0
             if json.loads(line[6:])["choices"][0]["text"]:
                 out.append(now)
-    c.close()
-    return out
+    r.read()   # the last chunk of the chunked body: the connection is then ready for the next request
+    return out, c
 
 
 def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
@@ -110,9 +132,9 @@ def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
     return rows
 
 
-def start_server(args, model_flags: list[str]):
+def start_server(args, command: list[str]):
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "cugraphllm", "serve", "--port", "0", *model_flags], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, *command, "--port", "0"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + args.start_timeout
     while time.monotonic() < deadline:
@@ -126,7 +148,41 @@ def start_server(args, model_flags: list[str]):
     raise SystemExit(f"the server did not start:\n{Path(log.name).read_text()[-2000:]}")
 
 
-def compare(lens, library: dict, server: dict, prompt_tokens: dict) -> list[dict]:
+def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list) -> dict:
+    """The server's own view of each measured request (its per-request stderr line, in request order): median ms
+    from the handler's start to each step (worker.TIMELINE), and on this machine's shared monotonic clock the two
+    legs outside it: client send -> handler start ("request_in") and first chunk written -> read here
+    ("response_out")."""
+    rows = []
+    for line in log.splitlines():
+        if "timeline ms:" in line:
+            tail = line.split("timeline ms:", 1)[1]
+            row = {k: float(v) for k, v in re.findall(r"(\w+) \+([\d.]+)", tail)}
+            row["@"] = float(re.search(r"handler @([\d.]+)", tail).group(1))
+            rows.append(row)
+    if len(rows) != len(sent):   # a line lost or extra: no pairing
+        rows = rows[:0]
+    for r, t0, first in zip(rows, sent, firsts):
+        r["request_in"] = (r["@"] - t0) * 1e3
+        if "written" in r:
+            r["response_out"] = (t0 + first - r["@"]) * 1e3 - r["written"]
+    out = {}
+    for i, n in enumerate(lens):
+        mine = rows[i * (warmup + reps) + warmup:(i + 1) * (warmup + reps)]
+        keys = [k for k in ("request_in", "submitted", "started", "token", "handed", "written", "response_out")
+                if mine and all(k in r for r in mine)]
+        if not keys:
+            continue
+        med = {k: float(np.median([r[k] for r in mine])) for k in keys}
+        out[n] = {"median_ms": med, "steps": "request_in: client send -> handler start; submitted .. written: ms "
+                  "from the handler's start (written: once the loop resumes after the write, so response_out may "
+                  "be < 0); response_out: first chunk written -> read by the client"}
+        print(f"prompt {n:4d}: server side (median ms): " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()),
+              file=sys.stderr)
+    return out
+
+
+def compare(lens, library: dict, server: dict, prompt_tokens: dict, inside: dict) -> list[dict]:
     """One row per prompt length: both sides and what HTTP adds (TTFT ms, ITL %), printed as it goes."""
     rows = []
     for n in lens:
@@ -135,6 +191,7 @@ def compare(lens, library: dict, server: dict, prompt_tokens: dict) -> list[dict
         itl_pct = 100 * (srv["itl_ms"]["median"] / lib["itl_ms"]["median"] - 1) if lib["itl_ms"]["n"] else None
         rows.append({"prompt_len": n, "prompt_tokens_mean": prompt_tokens[n], "library": lib, "server": srv,
                      "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct,
+                     "server_timeline": inside.get(n),
                      "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
         print(f"prompt {n:4d}: TTFT median library {lib['ttft_ms']['median']:.3f} ms, server "
               f"{srv['ttft_ms']['median']:.3f} ms (+{ttft_add:.3f}); ITL median {lib['itl_ms'].get('median', 0):.3f}"
@@ -154,6 +211,11 @@ def main(argv=None) -> int:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=20, help="measured requests per prompt length and side")
     ap.add_argument("--warmup", type=int, default=3, help="discarded requests per prompt length and side")
+    ap.add_argument("--fake", metavar="PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN", help="no model: an engine of "
+                    "fixed latency (ms; scripts/fake_engine.py; *_SPIN: how much of the step holds the GIL), e.g. "
+                    "5,3,2.5,0.1 for the H200's 7B")
+    ap.add_argument("--fresh-connections", action="store_true", help="a new TCP connection per request (default: "
+                    "one kept-alive connection, as HTTP clients pool them)")
     ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
     ap.add_argument("--out", required=True, help="JSON output path")
     args = ap.parse_args(argv)
@@ -162,8 +224,13 @@ def main(argv=None) -> int:
     lens = sorted({int(x) for x in args.prompt_lens.split(",") if x.strip()})
     max_seq = max(lens) + args.new_tokens + 8
 
-    llm = LLM.load(model, tokenizer=tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
-                   max_seq_len=max_seq, progress=False)
+    fake = [float(x) for x in args.fake.split(",")] if args.fake else None
+    if fake:   # the packaged model's tokenizer over an engine of fixed latency (scripts/fake_engine.py)
+        from scripts.fake_engine import fake_llm
+        llm, model = fake_llm(*fake, max_seq_len=max_seq), f"fake:{args.fake}"
+    else:
+        llm = LLM.load(model, tokenizer=tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
+                       max_seq_len=max_seq, progress=False)
     backend = llm.runtime.backend
     texts = {n: prompts(llm.tokenizer, n, args.warmup + args.reps, seed=0) for n in lens}
     prompt_tokens = {n: float(np.mean([len(llm.tokenizer.encode(t)) for t in ts])) for n, ts in texts.items()}
@@ -181,21 +248,40 @@ def main(argv=None) -> int:
         import cupy
         cupy.get_default_memory_pool().free_all_blocks()
 
-    flags = ["--model", model, "--backend", backend, "--mode", args.mode, "--dtype", args.dtype,
-             "--max-seq-len", str(max_seq)] + (["--tokenizer", tokenizer] if tokenizer else [])
-    proc, port, log = start_server(args, flags)
+    if fake:
+        command = ["scripts/fake_engine.py", "serve", "--prefill-ms", str(fake[0]), "--decode-ms", str(fake[1]),
+                   "--prefill-spin-ms", str(fake[2]), "--decode-spin-ms", str(fake[3]), "--max-seq-len", str(max_seq)]
+    else:
+        command = ["-m", "cugraphllm", "serve", "--model", model, "--backend", backend, "--mode", args.mode,
+                   "--dtype", args.dtype, "--max-seq-len", str(max_seq)] + (["--tokenizer", tokenizer] if tokenizer
+                                                                          else [])
+    proc, port, log = start_server(args, command)
     try:
         print(f"server: port {port}", file=sys.stderr)
-        server = measure(lambda t, n: stamps_server(port, t, n), texts, args.new_tokens, args.warmup)
+        sent, firsts = [], []   # per request, in order: client send time, first text chunk (s after it)
+
+        pool = []
+
+        def stamp(text, n):
+            s, c = stamps_server(port, text, n, sent, pool, args.fresh_connections)
+            if args.fresh_connections:
+                c.close()
+            else:
+                pool.append(c)
+            firsts.append(s[0] if s else float("nan"))
+            return s
+        server = measure(stamp, texts, args.new_tokens, args.warmup)
     finally:
         proc.terminate()
         proc.wait(60)
+        inside = timelines(Path(log).read_text(), lens, args.reps, args.warmup, sent, firsts)
         os.unlink(log)
 
-    rows = compare(lens, library, server, prompt_tokens)
+    rows = compare(lens, library, server, prompt_tokens, inside)
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
+           "client": "a new connection per request" if args.fresh_connections else "one kept-alive connection",
            "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0},
            "results": rows, "meets_target": all(r["meets_target"] for r in rows)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

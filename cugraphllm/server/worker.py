@@ -1,9 +1,11 @@
 """The engine thread: batch 1 on purpose. One LLM serves one request at a time, the rest wait in a FIFO queue.
 
 The event loop never touches the engine. A `Job` carries a validated request in and its events out:
-("start", cached_prefix_tokens), ("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the
-loop with call_soon_threadsafe. A job whose client went away is cancelled: its generation stops at the next
-token (LLM._run's on_token), or it is skipped if it has not started.
+("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the loop with call_soon_threadsafe.
+Nothing reaches the loop before the first token, so that no loop work competes with the prefill's host work for
+the GIL; a stream's headers go out with its first chunk, and the engine thread waits for that write (FLUSH_WAIT
+at most) rather than queueing the loop behind its next step. A job whose client went away is cancelled: its
+generation stops at the next token (LLM._run's on_token), or it is skipped if it has not started.
 """
 from __future__ import annotations
 
@@ -30,6 +32,12 @@ class Outcome:
     queue_s: float
 
 
+# a request's steps to its first token, for the per-request log line: parsed and tokenized (loop), taken by the
+# engine thread, first token sampled, its text handed to the loop, its SSE chunk written to the socket (loop)
+TIMELINE = ("submitted", "started", "token", "handed", "written")
+FLUSH_WAIT = 0.05   # seconds the engine thread waits at most for a stream's first chunk to be written
+
+
 @dataclass
 class Job:
     req: GenRequest
@@ -37,9 +45,21 @@ class Job:
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     arrived: float = field(default_factory=time.perf_counter)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    flushed: threading.Event = field(default_factory=threading.Event)   # a stream's first chunk is written
+    marks: dict = field(default_factory=dict)   # first perf_counter() of each TIMELINE step
+
+    def mark(self, step: str) -> None:
+        self.marks.setdefault(step, time.perf_counter())
+
+    def timeline(self) -> str:
+        """ms from arrival to each step seen so far: where the server's time to first token goes."""
+        steps = ", ".join(f"{k} +{(self.marks[k] - self.arrived) * 1e3:.3f}" for k in TIMELINE if k in self.marks)
+        # perf_counter() is CLOCK_MONOTONIC, shared by the processes of a machine: a client on it can place these
+        return f"handler @{self.arrived:.6f}, {steps}"
 
     def cancel(self) -> None:
         self.cancelled.set()
+        self.flushed.set()   # a job whose stream is gone must not hold the engine thread
 
     def emit(self, kind: str, value) -> None:
         try:
@@ -119,7 +139,8 @@ class Worker:
 
     def _generate(self, job: Job) -> None:
         req, llm, m = job.req, self.llm, self.metrics
-        started = time.perf_counter()
+        job.mark("started")
+        started = job.marks["started"]
         cached = min(_common_prefix(llm.engine.tokens, req.ids), len(req.ids) - 1)
         last = []   # arrival time of the previous token
 
@@ -128,6 +149,7 @@ class Worker:
             if last:
                 m.observe(itl=now - last[0])
             else:
+                job.marks["token"] = now
                 m.observe(ttft=now - job.arrived)
             last[:] = [now]
             return job.cancelled.is_set()
@@ -135,10 +157,13 @@ class Worker:
         max_new = req.max_tokens or llm.engine.max_seq_len
         chunks = llm._run(req.ids, llm.params(**req.sampling), max_new, req.stop, on_token=on_token)
         stats = llm.last
-        job.emit("start", cached)
         try:
             for text in chunks:
+                first = "handed" not in job.marks
+                job.mark("handed")
                 job.emit("text", text)
+                if first and job.req.stream:
+                    job.flushed.wait(FLUSH_WAIT)
         finally:
             chunks.close()
         reason = "abort" if stats.finish_reason == "interrupted" else stats.finish_reason
@@ -150,4 +175,5 @@ class Worker:
         if self.log is not None:
             self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
-                     f"{stats.decode_tokens_per_s:.1f} tokens/s; finish {reason}")
+                     f"{stats.decode_tokens_per_s:.1f} tokens/s; finish {reason}; "
+                     f"timeline ms: {job.timeline()}")
