@@ -173,19 +173,8 @@ def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype):
         vc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
         gemm.qkv_rope(q, xn, wqkv, rope, kc, vc, pos_d, nt_d, impl=impl)
         tag = f"{impl} M={M} ntok={ntok} H={H} KVH={KVH} S={S} pos={pos} {dtype} seed={seed}"
-        q64 = host64(q).reshape(M, H, hd)
-        assert np.all(np.isfinite(q64)), f"{tag}: q not fully written"
-        n_real = hi - lo
-        err = relerr(q64[:n_real, hq], q_ref[:n_real])
-        assert err < TOL[dtype], f"{tag}: q rel err {err:.2e}"
-        for name, c, c0, want in (("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)):
-            cu, c0u = c.view(cp.uint16).get(), c0.view(cp.uint16).get()
-            assert np.array_equal(cu[:lo], c0u[:lo]) and np.array_equal(cu[hi:], c0u[hi:]), \
-                f"{tag}: {name} cache touched outside [{lo}, {hi})"
-            got = host64(c)[lo:hi]
-            assert np.all(np.isfinite(got)), f"{tag}: {name} cache rows not written"
-            err = relerr(got[:, hk], want[:n_real])
-            assert err < TOL[dtype], f"{tag}: {name} rel err {err:.2e}"
+        check_qkv(tag, q.reshape(M, H, hd), hq, q_ref, [("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)], hk, lo, hi,
+                  TOL[dtype])
 
 
 # ---- capture ---------------------------------------------------------------------------------------------
@@ -217,6 +206,23 @@ def test_graph_replay_matches_eager(M):
 
         check_replay(s, step, bufs, dict(x=x0, kc=kc0, vc=vc0), pos, "")
 
+
+def check_qkv(tag, q, hq, q_ref, caches, hk, lo, hi, tol):
+    """The checks of a qkv_rope result: q [M, H, Dh] rows of the real tokens (heads hq) against q_ref; each
+    (name, cache, cache before, want) changed only in rows [lo, hi), those written (heads hk) and equal to want."""
+    q64 = host64(q)
+    assert np.all(np.isfinite(q64)), f"{tag}: q not fully written"
+    n_real = hi - lo
+    err = relerr(q64[:n_real, hq], q_ref[:n_real])
+    assert err < tol, f"{tag}: q rel err {err:.2e}"
+    for name, c, c0, want in caches:
+        cu, c0u = c.view(cp.uint16).get(), c0.view(cp.uint16).get()
+        assert np.array_equal(cu[:lo], c0u[:lo]) and np.array_equal(cu[hi:], c0u[hi:]), \
+            f"{tag}: {name} cache touched outside [{lo}, {hi})"
+        got = host64(c)[lo:hi]
+        assert np.all(np.isfinite(got)), f"{tag}: {name} cache rows not written"
+        err = relerr(got[:, hk], want[:n_real])
+        assert err < tol, f"{tag}: {name} rel err {err:.2e}"
 
 def check_replay(s, step, bufs, init, pos, tag):
     """Inside `with s`: step() eager at positions 3 and 100, then captured on s and replayed at both: every buffer

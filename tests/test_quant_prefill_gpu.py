@@ -19,7 +19,7 @@ from cugraphllm.quant import formats
 
 cp = pytest.importorskip("cupy")
 from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, dev_random, host64, poison  # noqa: E402
-from test_gemm_gpu import check_replay, relerr, rng_seed  # noqa: E402
+from test_gemm_gpu import check_qkv, check_replay, relerr, rng_seed  # noqa: E402
 
 gpu = pytest.mark.gpu
 TOL = {"float16": 4e-3, "bfloat16": 2.5e-2}
@@ -207,19 +207,8 @@ def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, extras, fmt, dtype):
         vc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
         gemm_quant.qkv_rope(q, xn, wqkv, rope, kc, vc, pos_d, nt_d, impl=impl)
         tag = f"{impl} {fmt} M={M} ntok={ntok} H={H} KVH={KVH} S={S} pos={pos} {dtype} seed={seed}"
-        q64 = host64(q).reshape(M, H, hd)
-        assert np.all(np.isfinite(q64)), f"{tag}: q not fully written"
-        n_real = hi - lo
-        err = relerr(q64[:n_real, hq], q_ref[:n_real])
-        assert err < TOL[dtype], f"{tag}: q rel err {err:.2e}"
-        for name, c, c0, want in (("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)):
-            cu, c0u = c.view(cp.uint16).get(), c0.view(cp.uint16).get()
-            assert np.array_equal(cu[:lo], c0u[:lo]) and np.array_equal(cu[hi:], c0u[hi:]), \
-                f"{tag}: {name} cache touched outside [{lo}, {hi})"
-            got = host64(c)[lo:hi]
-            assert np.all(np.isfinite(got)), f"{tag}: {name} cache rows not written"
-            err = relerr(got[:, hk], want[:n_real])
-            assert err < TOL[dtype], f"{tag}: {name} rel err {err:.2e}"
+        check_qkv(tag, q.reshape(M, H, hd), hq, q_ref, [("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)], hk, lo, hi,
+                  TOL[dtype])
 
 
 def _split_rope(y, nq, hd, pos, table):
