@@ -16,6 +16,9 @@
 #ifndef QG_KSPLIT
 #define QG_KSPLIT 1       // warps of one block sharing a row pair
 #endif
+#ifndef QG_HACC
+#define QG_HACC 0         // 1: half staging and half2 products per weight vector (gemv_quant_h2.cuh)
+#endif
 #define QG_THREADS (QG_WARPS * 32)
 #define QG_PAIRS (QG_WARPS / QG_KSPLIT)
 #if QFMT == 3
@@ -188,6 +191,10 @@ __device__ __forceinline__ float row_factor(const QArgs& w, size_t r) {
 #endif
 }
 
+#if QG_HACC
+#include "gemv_quant_h2.cuh"
+#endif
+
 struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ int4 scale and zero of each)
     uint4 w0[QG_UNROLL], w1[QG_UNROLL];
 #if QFMT == 3
@@ -215,9 +222,11 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, si
     }
 }
 
-// This warp's partial sums of rows r0, r1 over its K chunks, reduced over the warp (row factor not applied).
+// This warp's partial sums of rows r0, r1 over its K chunks, reduced over the warp (row factor not applied; with
+// QG_HACC, xinv = 1 / xscale of the staging is to be applied too).
 __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t r1, bool active, const T* a,
-                                               float* xs, float* csum, int ks, const NormIn& nm, float& inv) {
+                                               float* xs, float* csum, int ks, const NormIn& nm, float& inv,
+                                               float& xinv) {
     const int lane = threadIdx.x & 31;
     const int K = w.K;
 #if QFMT == 3
@@ -230,7 +239,14 @@ __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t
     Frag f;
     if (vec && active) load_frag(f, w, r0, r1, first, nvec);  // before any staging
     if (nm.ss) inv = norm_inv(nm, K);
+#if QG_HACC
+    __half* xh = reinterpret_cast<__half*>(xs);
+    (void)csum;
+    xinv = stage_h2(xh, a, w);
+#else
     stage(xs, csum, a, w);
+    xinv = 1.0f;
+#endif
     __syncthreads();
     float acc0 = 0.0f, acc1 = 0.0f;
     if (active && vec) {
@@ -240,6 +256,11 @@ __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t
             for (int u = 0; u < QG_UNROLL; ++u) {
                 const int idx = base + u * 32 + lane;
                 if (idx < nvec) {
+#if QG_HACC && QFMT == 3
+                    dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xh, idx, acc0, acc1);
+#elif QG_HACC
+                    dot_vec_h2(f.w0[u], f.w1[u], xh, idx, acc0, acc1);
+#else
                     float d0 = 0.0f, d1 = 0.0f;
                     dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
 #if QFMT == 3
@@ -251,12 +272,17 @@ __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t
                     acc0 += d0;
                     acc1 += d1;
 #endif
+#endif
                 }
             }
         }
     } else if (active) {
         for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
+#if QG_HACC
+            const float xv = __half2float(xh[xh_idx(k)]);
+#else
             const float xv = xs[xs_idx(k)];
+#endif
             acc0 = fmaf(deq_at(w, r0, k), xv, acc0);
             acc1 = fmaf(deq_at(w, r1, k), xv, acc1);
         }
@@ -268,8 +294,8 @@ __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t
 __device__ __forceinline__ float2 qgemv_pair(const QArgs& w, size_t r0, size_t r1, bool active, const T* a,
                                              float* xs, float* csum, const NormIn& nm) {
     const int ks = (threadIdx.x >> 5) % QG_KSPLIT;
-    float inv = 1.0f;
-    float2 y = warp_partial(w, r0, r1, active, a, xs, csum, ks, nm, inv);
+    float inv = 1.0f, xinv = 1.0f;
+    float2 y = warp_partial(w, r0, r1, active, a, xs, csum, ks, nm, inv, xinv);
 #if QG_KSPLIT > 1
     __shared__ float2 red[QG_WARPS];
     const int warp = threadIdx.x >> 5;
@@ -285,8 +311,8 @@ __device__ __forceinline__ float2 qgemv_pair(const QArgs& w, size_t r0, size_t r
     }
 #endif
     if (active) {
-        y.x *= row_factor(w, r0);
-        y.y *= row_factor(w, r1);
+        y.x *= row_factor(w, r0) * xinv;
+        y.y *= row_factor(w, r1) * xinv;
     }
     if (nm.ss) {
         y.x *= inv;

@@ -74,20 +74,29 @@ class QuantPlan:
     warps: int = 16
     unroll: int = 2
     ksplit: int | None = None  # None: the rule below; a number (sweeps): every kernel
+    hacc: int = 0              # 1: half staging, half2 products per weight vector (kernels/gemv_quant_h2.cuh)
 
     def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
-        """16 warps; 1 warp per row pair on wqkv / w13 / the LM head (>= 6144 pairs on 7B: 3+ blocks per SM), 2 on
-        wo / w2 (2048 pairs: 256 blocks instead of 128 on 132 SMs), 4 below. Not yet swept on a GPU
-        (scripts/bench_quant.py --sweep)."""
+        """1 warp per row pair on wqkv / w13 / the LM head (>= 4096 pairs on 7B), 2 on wo / w2 (2048 pairs: 256
+        blocks instead of 128 on 132 SMs), 4 below; 16 warps, 8 on w13-sized matrices (>= 8192 pairs). H200 sweep
+        (benchmarks/results/quant_gemv_sweep_2026-11-30.json): w13+norm 28.5 -> 26.5 us (int4, fp32 products),
+        26.9 -> 25.5 (int4, half2), 27.5 -> 26.4 (fp8); elsewhere the defaults were within 0.5 us of the best."""
         ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
-        return self.warps, self.unroll, min(ks, self.warps)
+        warps = self.warps if self.ksplit or n_pairs < 8192 else min(self.warps, 8)
+        return warps, self.unroll, min(ks, warps)
 
     def smem_bytes(self, K: int) -> int:
-        """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4)."""
+        """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
+        [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line)."""
+        if self.hacc:
+            return 2 * ((K + 63) // 64 * 64)
         return 4 * ((K + 31) // 32 * 32 + (K // 32 if self.fmt == "int4" else 0))
 
 
-QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8"), "int4": QuantPlan("int4")}
+# half2 products (hacc) where the H200 A/B favoured them (scripts/device_hacc.sh, 7B decode, one process per path):
+# int4 2.46 -> 2.36 ms/token, int8 2.64 -> 2.45; fp8 2.31 -> 2.39 (its hardware e4m3 convert already makes the
+# fp32 path cheap), so fp8 keeps fp32 products.
+QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1)}
 
 
 def fp16_plan() -> GemvPlan:

@@ -93,10 +93,11 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
 def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0):
     """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once."""
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks)
+    hacc = gemv_plan.plan_for(fmt).hacc
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, hacc)
     fn = _cache.get(key)
     if fn is None:
-        defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks}
+        defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks, "QG_HACC": hacc}
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = gemv_plan.plan_for(fmt).smem_bytes(K)
     _ops._need_smem(fn, smem)

@@ -1,0 +1,215 @@
+// The half2 path of the quantized decode GEMVs (QG_HACC = 1, included by gemv_quant.cuh): the fp32 path spends
+// ~3 instructions per weight value (unpack, f16 -> f32 convert, FFMA) and is ALU-bound on int4; here a weight
+// value costs ~1 (fp8: hardware e4m3x2 -> f16x2, HFMA2), ~1.75 (int8) or ~1.6 (int4) instructions.
+//
+// Staging: xh half [round_up(K, 64)] in shared memory, 16-byte chunk f (columns 8f .. 8f + 7) at chunk slot swz(f)
+// (conflict-free 16-byte reads by lanes one weight vector apart), holding half(x_j * xscale), x_j = gain[j] *
+// a[perm[j]]. xscale = 2^e is block-uniform: max |x_j| * xscale lies in [XMAX / 2, XMAX), so no half partial sum
+// can overflow (bound per format below) whatever the activation's range (bf16 included); 1 / xscale is folded
+// into the row factor. Chunk order: 8-bit formats natural (half2 i = columns 2i, 2i + 1, as the converters give
+// them); int4 pairs (c, c + 4) (half2 i = columns i, i + 4, the nibbles one mask apart in a packed word).
+//
+// Products of one 16-byte weight vector and one row are summed in one half2 (int4: 16 products a lane, |q - z|
+// <= 16 and |x| < 128 -> |sum| < 32768; int8: 8 products, |q| <= 128, |x| < 32; fp8: 8, |q| <= 448, |x| < 8),
+// then widened to fp32, scaled (int4: group scale) and added to the fp32 row sum. Relative error of a vector's
+// sum ~ 2^-11 * sqrt(terms), far below the weight quantization error (tests/quant_helpers.py TOL_H2).
+#pragma once
+
+#if QFMT == 3
+#define QG_XMAX_LOG2 7
+#elif QFMT == 2
+#define QG_XMAX_LOG2 5
+#else
+#define QG_XMAX_LOG2 3
+#endif
+#define QG_STAGE_REGS 4   // 8-column chunks of the activation a thread keeps in registers between the passes
+
+// position of column k in the staged order (int4: (k, k + 4) pairs), then its half index in xh
+__device__ __forceinline__ int h2_pos(int k) {
+#if QFMT == 3
+    const int c = k & 7;
+    return (k & ~7) | ((c & 3) << 1) | (c >> 2);
+#else
+    return k;
+#endif
+}
+__device__ __forceinline__ int xh_idx(int k) {
+    const int p = h2_pos(k);
+    return swz(p >> 3) * 8 + (p & 7);
+}
+
+__device__ __forceinline__ float staged_x(const T* __restrict__ a, const QArgs& w, int j) {
+    const float v = to_f(a[w.perm ? w.perm[j] : j]);
+    return w.gain ? v * w.gain[j] : v;
+}
+
+// chunk i of a (8 columns, no perm) times gain, as fp32
+__device__ __forceinline__ void chunk_f(float* f, uint4 v, const QArgs& w, int i) {
+    const unsigned* vp = reinterpret_cast<const unsigned*>(&v);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        float2 p = to_f2(*reinterpret_cast<const T2*>(vp + e));
+        f[2 * e] = p.x;
+        f[2 * e + 1] = p.y;
+    }
+    if (w.gain) {
+        const float4 g0 = reinterpret_cast<const float4*>(w.gain)[2 * i];
+        const float4 g1 = reinterpret_cast<const float4*>(w.gain)[2 * i + 1];
+        f[0] *= g0.x; f[1] *= g0.y; f[2] *= g0.z; f[3] *= g0.w;
+        f[4] *= g1.x; f[5] *= g1.y; f[6] *= g1.z; f[7] *= g1.w;
+    }
+}
+
+__device__ __forceinline__ void store_chunk(__half* xh, const float* f, float xscale, int i) {
+    __half h[8];
+#pragma unroll
+    for (int c = 0; c < 8; ++c) h[h2_pos(c)] = __float2half_rn(f[c] * xscale);
+    reinterpret_cast<uint4*>(xh)[swz(i)] = *reinterpret_cast<const uint4*>(h);
+}
+
+// Whole block: stage xh, return 1 / xscale.
+__device__ __forceinline__ float stage_h2(__half* xh, const T* __restrict__ a, const QArgs& w) {
+    __shared__ float mscratch[32];
+    const int K = w.K;
+    const bool vec = w.perm == nullptr && (K & 7) == 0;
+    const int nchunk = K >> 3;
+    uint4 keep[QG_STAGE_REGS];
+    float m = 0.0f;
+    if (vec) {
+#pragma unroll
+        for (int r = 0; r < QG_STAGE_REGS; ++r) {
+            const int i = threadIdx.x + r * blockDim.x;
+            if (i < nchunk) {
+                keep[r] = reinterpret_cast<const uint4*>(a)[i];
+                float f[8];
+                chunk_f(f, keep[r], w, i);
+#pragma unroll
+                for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
+            }
+        }
+        for (int i = threadIdx.x + QG_STAGE_REGS * blockDim.x; i < nchunk; i += blockDim.x) {
+            float f[8];
+            chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
+#pragma unroll
+            for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
+        }
+    } else {
+        for (int j = threadIdx.x; j < K; j += blockDim.x) m = fmaxf(m, fabsf(staged_x(a, w, j)));
+    }
+    m = warp_max(m);
+    if ((threadIdx.x & 31) == 0) mscratch[threadIdx.x >> 5] = m;
+    __syncthreads();
+    m = (threadIdx.x & 31) < (blockDim.x >> 5) ? mscratch[threadIdx.x & 31] : 0.0f;
+    m = warp_max(m);
+    int E = 0;
+    if (m > 0.0f && m <= 3.0e38f) frexpf(m, &E);  // m = f * 2^E, f in [0.5, 1); 0, NaN-only or inf: scale 1
+    const int e = max(-120, min(120, QG_XMAX_LOG2 - E));
+    const float xscale = __int_as_float((127 + e) << 23);
+    if (vec) {
+#pragma unroll
+        for (int r = 0; r < QG_STAGE_REGS; ++r) {
+            const int i = threadIdx.x + r * blockDim.x;
+            if (i < nchunk) {
+                float f[8];
+                chunk_f(f, keep[r], w, i);
+                store_chunk(xh, f, xscale, i);
+            }
+        }
+        for (int i = threadIdx.x + QG_STAGE_REGS * blockDim.x; i < nchunk; i += blockDim.x) {
+            float f[8];
+            chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
+            store_chunk(xh, f, xscale, i);
+        }
+    } else {
+        for (int j = threadIdx.x; j < K; j += blockDim.x) xh[xh_idx(j)] = __float2half_rn(staged_x(a, w, j) * xscale);
+    }
+    return __int_as_float((127 - e) << 23);
+}
+
+__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<const __half2*>(&u); }
+__device__ __forceinline__ uint4 xh_chunk(const __half* xh, int f) { return reinterpret_cast<const uint4*>(xh)[swz(f)]; }
+
+#if QFMT == 3
+// sum over one word (8 nibbles, columns 8c .. 8c + 7) of (q - z) * x, into acc. zc = 1024 + z, zh = 64 + z.
+// Nibbles 0 / 4 (mask 0x000f000f) give 1024 + q exactly; nibbles 1 / 5 (mask 0x00f000f0) give 1024 + 16 q, and
+// (1024 + 16 q) / 16 - (64 + z) is exact in one HFMA2; the word shifted by 8 gives nibbles 2 / 6 and 3 / 7.
+__device__ __forceinline__ __half2 dot_word_i4(unsigned u, uint4 x, __half2 zc, __half2 zh, __half2 acc) {
+    const __half2 sixteenth = __float2half2_rn(0.0625f);
+    const unsigned v = u >> 8;
+    const __half2 w0 = __hsub2(u2h((u & 0x000f000fu) | 0x64006400u), zc);
+    const __half2 w1 = __hfma2(u2h((u & 0x00f000f0u) | 0x64006400u), sixteenth, __hneg2(zh));
+    const __half2 w2 = __hsub2(u2h((v & 0x000f000fu) | 0x64006400u), zc);
+    const __half2 w3 = __hfma2(u2h((v & 0x00f000f0u) | 0x64006400u), sixteenth, __hneg2(zh));
+    acc = __hfma2(w0, u2h(x.x), acc);   // x.x = (x0, x4)
+    acc = __hfma2(w1, u2h(x.y), acc);   // (x1, x5)
+    acc = __hfma2(w2, u2h(x.z), acc);   // (x2, x6)
+    return __hfma2(w3, u2h(x.w), acc);  // (x3, x7)
+}
+#elif QFMT == 2
+// int8 word (columns 4c .. 4c + 3) against two half2 of x: (b ^ 0x80) in the low byte of the half 1024 is
+// 1152 + q exactly; minus 1152 exact.
+__device__ __forceinline__ __half2 dot_word_8(unsigned u, unsigned x01, unsigned x23, __half2 acc) {
+    const __half2 off = u2h(0x64806480u);
+    const unsigned b = u ^ 0x80808080u;
+    acc = __hfma2(__hsub2(u2h(__byte_perm(b, 0x64646464u, 0x4140)), off), u2h(x01), acc);
+    return __hfma2(__hsub2(u2h(__byte_perm(b, 0x64646464u, 0x4342)), off), u2h(x23), acc);
+}
+#else
+__device__ __forceinline__ unsigned e4m3x2_f16x2(unsigned b) {
+    unsigned h;
+#ifdef QG_FP8_SOFT
+    unsigned t = __byte_perm(b, 0u, 0x1404);
+    h = (t & 0x80008000u) | ((t >> 1) & 0x3F803F80u);   // values * 2^-8; QG_ROW_FACTOR_FP8_SOFT restores them
+#else
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)b));
+#endif
+    return h;
+}
+__device__ __forceinline__ __half2 dot_word_8(unsigned u, unsigned x01, unsigned x23, __half2 acc) {
+    acc = __hfma2(u2h(e4m3x2_f16x2(u)), u2h(x01), acc);
+    return __hfma2(u2h(e4m3x2_f16x2(u >> 16)), u2h(x23), acc);
+}
+#endif
+
+__device__ __forceinline__ float h2sum(__half2 h) {
+    const float2 f = __half22float2(h);
+    return f.x + f.y;
+}
+
+// Raw sums of weight vector v (16 bytes) of rows 0 / 1 with the staged x (int4: times the group scale, minus
+// nothing: q - z is taken per value). sz: int4 (scale, zero) of each row's group.
+#if QFMT == 3
+__device__ __forceinline__ void dot_vec_h2(uint4 w0, uint4 w1, __half2 sz0, __half2 sz1, const __half* xh, int v,
+                                           float& acc0, float& acc1) {
+    const __half2 c1024 = u2h(0x64006400u), c64 = u2h(0x54005400u);
+    const __half2 z0 = __half2half2(__high2half(sz0)), z1 = __half2half2(__high2half(sz1));
+    const __half2 zc0 = __hadd2(z0, c1024), zh0 = __hadd2(z0, c64), zc1 = __hadd2(z1, c1024), zh1 = __hadd2(z1, c64);
+    const unsigned* p0 = reinterpret_cast<const unsigned*>(&w0);
+    const unsigned* p1 = reinterpret_cast<const unsigned*>(&w1);
+    __half2 h0 = __float2half2_rn(0.0f), h1 = h0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const uint4 x = xh_chunk(xh, 4 * v + i);
+        h0 = dot_word_i4(p0[i], x, zc0, zh0, h0);
+        h1 = dot_word_i4(p1[i], x, zc1, zh1, h1);
+    }
+    acc0 = fmaf(__low2float(sz0), h2sum(h0), acc0);
+    acc1 = fmaf(__low2float(sz1), h2sum(h1), acc1);
+}
+#else
+__device__ __forceinline__ void dot_vec_h2(uint4 w0, uint4 w1, const __half* xh, int v, float& acc0, float& acc1) {
+    const unsigned* p0 = reinterpret_cast<const unsigned*>(&w0);
+    const unsigned* p1 = reinterpret_cast<const unsigned*>(&w1);
+    __half2 h0 = __float2half2_rn(0.0f), h1 = h0;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+        const uint4 x = xh_chunk(xh, 2 * v + j);   // columns 16v + 8j .. + 7: words 2j, 2j + 1
+        h0 = dot_word_8(p0[2 * j], x.x, x.y, h0);
+        h0 = dot_word_8(p0[2 * j + 1], x.z, x.w, h0);
+        h1 = dot_word_8(p1[2 * j], x.x, x.y, h1);
+        h1 = dot_word_8(p1[2 * j + 1], x.z, x.w, h1);
+    }
+    acc0 += h2sum(h0);
+    acc1 += h2sum(h1);
+}
+#endif
