@@ -5,12 +5,18 @@ Systems (LLaMA-2-7B shapes, random fp16 weights, nothing downloaded):
   gptfast     a minimal gpt-fast-style model (scripts/peers_gptfast.py), decode under torch.compile reduce-overhead,
               prefill eager (gpt-fast --compile)
   gptfast-prefill  the same with prefill compiled too, dynamic shapes (gpt-fast --compile --compile_prefill)
+  gptfast[-prefill]-int8 / -int4  the same with weight-only quantized linears as gpt-fast's quantize.py makes
+              them (scripts/peers_quant.py): int8 per-row symmetric, int4 group --group-size (128) with bf16
+              scales and zeros through aten._weight_int4pack_mm; embedding and LM head 16-bit unless --quant-head.
+              Before timing, a self-check (not a timing): the logits on a --check-len prompt against the same
+              model's fp16 logits, and layer 0's w13 against its dequantized float32 reference (JSON "quant", notes)
   hf-eager    Hugging Face transformers LlamaForCausalLM.generate, dynamic cache, eager
   hf-compile  the same with cache_implementation="static", which makes generate compile the decode step
 Needs torch and transformers (the GPU image has them; cugraphllm never does). Writes the cugraphllm-bench/1 JSON
 after every system, so a run stopped early still leaves its figures.
 
   python3 -m scripts.bench_peers --out $OUT [--prompt-lens 10,128,500 --new-tokens 64 --reps 5] [--paper]
+  python3 -m scripts.bench_peers --systems gptfast-int8,gptfast-int4 --out $OUT   # the quantized peers
 """
 from __future__ import annotations
 
@@ -30,7 +36,9 @@ import torch
 from cugraphllm import bench_report as br
 from cugraphllm.config import ModelConfig
 
-SYSTEMS = ("gptfast", "gptfast-prefill", "hf-eager", "hf-compile")
+QUANT = ("int8", "int4")
+SYSTEMS = ("gptfast", "gptfast-prefill", "hf-eager", "hf-compile") + tuple(
+    f"{base}-{q}" for base in ("gptfast", "gptfast-prefill") for q in QUANT)
 T0 = time.perf_counter()
 
 
@@ -178,10 +186,13 @@ def run_system(name: str, cfg: ModelConfig, args, state: dict) -> dict:
             from scripts.peers_gptfast import GptFastRunner
         except ImportError:
             from peers_gptfast import GptFastRunner
-        cp = name == "gptfast-prefill"
+        base, _, fmt = name.rpartition("-") if name.endswith(QUANT) else (name, "", None)
+        cp = base == "gptfast-prefill"
         runner = GptFastRunner(cfg, max_seq=_round_up(max(args.prompt_lens) + args.new_tokens, 8), compile_prefill=cp)
         extra["design"] = ("static KV cache, fused wqkv/w13, device-side position, decode torch.compile "
                            "reduce-overhead, prefill " + ("torch.compile dynamic=True" if cp else "eager"))
+        if fmt:
+            extra["quant"] = quantize_peer(runner.model, fmt, cfg, args)
     else:
         if state.get("hf") is None:
             state["hf"] = build_hf(cfg)
@@ -193,12 +204,42 @@ def run_system(name: str, cfg: ModelConfig, args, state: dict) -> dict:
     build_s = time.perf_counter() - t
     gen = torch.Generator().manual_seed(args.seed)
     results, warm = measure(runner, cfg, args, gen)
+    if "quant" in extra:
+        _peers_quant().quant_gbps(results, cfg, extra["quant"]["bytes_per_token"], args.new_tokens)
     if name == "hf-compile":
         extra["compiled_call"] = getattr(model, "_compiled_call", None) is not None
     del runner
     first_warm = warm[0][1] if warm else 0.0
     return br.system_entry(name, build_s + first_warm, torch.cuda.max_memory_allocated(), results,
                            build_s=build_s, warmup_s=[[L, s] for L, s in warm], **extra)
+
+
+# ---- quantized peers ----------------------------------------------------------------------------
+def _peers_quant():
+    try:  # as for peers_gptfast: from the checkout, or beside this file
+        from scripts import peers_quant
+    except ImportError:
+        import peers_quant
+    return peers_quant
+
+
+def quantize_peer(model, fmt: str, cfg: ModelConfig, args) -> dict:
+    """Quantize the built 16-bit peer in place (scripts/peers_quant.py) with its self-check; the peak-memory
+    counter restarts afterwards, so gpu_mem_gib is the quantized model's, not the 16-bit one it came from."""
+    pq = _peers_quant()
+    prompt = None
+    if args.check_len:
+        gen = torch.Generator().manual_seed(args.seed + 1)
+        prompt = torch.randint(3, cfg.vocab_size, (1, args.check_len), generator=gen).to("cuda")
+    t = time.perf_counter()
+    info = pq.quantize_with_check(model, fmt, args.group_size, args.quant_head, prompt)
+    info["quantize_s"] = time.perf_counter() - t
+    for line in pq.quant_notes(fmt, info):
+        log("  " + line)
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return info
 
 
 def _round_up(x: int, m: int) -> int:
@@ -220,6 +261,10 @@ def parse_args(argv=None):
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--stem", default=None, help="file name stem (default peers_<date>)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--group-size", type=int, default=128, help="int4 group along the input dimension")
+    p.add_argument("--quant-head", action="store_true", help="quantize the LM head too (gpt-fast's quantize.py does)")
+    p.add_argument("--check-len", type=int, default=None,
+                   help="self-check prompt length of the quantized peers (default min(128, longest prompt); 0: off)")
     a = p.parse_args(argv)
     if a.paper:
         a.prompt_lens, a.new_tokens, a.ttft_reps = "10,25,50,100,128,200,300,500", 128, 100
@@ -228,6 +273,12 @@ def parse_args(argv=None):
     bad = [s for s in a.systems if s not in SYSTEMS]
     if bad:
         p.error(f"unknown systems {bad}; known: {SYSTEMS}")
+    if a.group_size not in (32, 64, 128, 256):  # the group sizes torch's int4 kernel is built for
+        p.error(f"--group-size {a.group_size}: torch's _weight_int4pack_mm supports 32, 64, 128 or 256")
+    if a.check_len is None:
+        a.check_len = min(128, max(a.prompt_lens))
+    if not 0 <= a.check_len <= max(a.prompt_lens) + a.new_tokens:
+        p.error(f"--check-len {a.check_len}: must be in [0, longest prompt + new tokens]")
     return a
 
 
@@ -247,6 +298,8 @@ def main(argv=None) -> int:
         log(f"{name}: building")
         try:
             systems.append(run_system(name, cfg, args, state))
+            if "quant" in systems[-1]:
+                notes += _peers_quant().quant_notes(name, systems[-1]["quant"])
         except Exception as e:  # noqa: BLE001 - one broken peer must not lose the others' figures
             traceback.print_exc()
             notes.append(f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
