@@ -161,7 +161,11 @@ class StreamDecoder:
         decode(ids + new) minus decode(ids): the first new word keeps its space. A character left unfinished by
         the prompt's last byte pieces prints whole once the new ids complete it."""
         ids = [int(i) for i in ids]
-        cut = max(0, len(ids) - (self.max_window - 1))
+        cut = low = max(0, len(ids) - (self.max_window - 1))
+        byte_of = self.tok.byte_of
+        # never cut a UTF-8 sequence of byte pieces: its bytes decode apart as U+FFFD (at most 3 continuation bytes)
+        while cut > max(0, low - 3) and ids[cut] in byte_of and _is_trail(byte_of[ids[cut]]) and ids[cut - 1] in byte_of:
+            cut -= 1
         head, tail = ids[:cut], ids[cut:]
         self.reset()
         # behind the anchor when text precedes the tail (the start-of-text space rules no longer apply); the last

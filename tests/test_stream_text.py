@@ -92,3 +92,17 @@ def test_prime_random_ids_llama2(llama2):
         new = [rng.randrange(3, 300) if rng.random() < 0.3 else rng.randrange(llama2.vocab_size)
                for _ in range(rng.randrange(1, 20))]   # byte pieces often: multi-byte characters across chunks
         _check_prime(llama2, prompt, new, rng.randrange(2, 10))
+
+
+def test_prime_never_splits_a_character(tok512):
+    """A prompt whose last bytes form one character (0xC2 0x80 = U+0080) primed with a window shorter than the
+    prompt: the cut must not fall inside the character (it printed U+FFFD). Then byte-heavy random prompts."""
+    dec = StreamDecoder(tok512, max_window=2)
+    dec.prime([1, 197, 131])
+    assert dec.flush() == ""
+    rng = random.Random(11)
+    byte_ids = sorted(tok512.byte_of)
+    pick = lambda: rng.choice(byte_ids) if rng.random() < 0.6 else rng.randrange(tok512.vocab_size)  # noqa: E731
+    for _ in range(3000):
+        prompt = [1] + [pick() for _ in range(rng.randrange(0, 12))]
+        _check_prime(tok512, prompt, [pick() for _ in range(rng.randrange(0, 8))], rng.randrange(2, 11))
