@@ -24,7 +24,7 @@
 // scalar path: correct, slow, only for awkward test sizes.
 #include "gemv_quant.cuh"
 
-// Shared memory: xs f32 [round_up(K, 32)] then csum f32 [K / 32] (the launcher sizes it).
+// Shared memory: xs f32 [round_up(K, 32)] then csum f32 [K / 32] (the launcher sizes it); half2 path: xh.
 #define QG_PROLOGUE                                                              \
     extern __shared__ float4 qg_smem[];                                          \
     float* xs = reinterpret_cast<float*>(qg_smem);                               \
@@ -32,24 +32,32 @@
     const int lane = threadIdx.x & 31;                                           \
     const int pair = (threadIdx.x >> 5) / QG_KSPLIT;                             \
     const bool lead = (threadIdx.x >> 5) % QG_KSPLIT == 0;                       \
-    const int gw = blockIdx.x * QG_PAIRS + pair;                                 \
-    (void)lane;
+    (void)lane; (void)pair;
 
 #define QW_PARAMS const unsigned char* __restrict__ qw, const void* __restrict__ qs, \
     const __half* __restrict__ qz, const int* __restrict__ perm, const float* __restrict__ gain, int K, int gs
 #define QW_ARGS QArgs{qw, qs, qz, perm, gain, K, gs}
 
+// rows 2gw, 2gw + 1 of an N-row matrix (an odd N's last pair has one row)
+__device__ __forceinline__ PairRows row_pair(int gw, int N) {
+    const size_t r0 = 2 * (size_t)gw;
+    const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
+    return PairRows{active ? r0 : 0, has1 ? r0 + 1 : (active ? r0 : 0), active};
+}
+
 // ---- epilogues (same outputs as gemv.cu) ---------------------------------------------------------------------
-// logits f32 [N] = W . a. Warp gw: rows 2gw, 2gw+1.
+// logits f32 [N] = W . a. Pair gw: rows 2gw, 2gw+1.
 __device__ __forceinline__ void logits_body(float* __restrict__ out, const T* __restrict__ a, const QArgs& w,
                                             int N, const NormIn& nm) {
     QG_PROLOGUE
-    const size_t r0 = 2 * (size_t)gw;
-    const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
-    float2 y = qgemv_pair(w, active ? r0 : 0, has1 ? r0 + 1 : (active ? r0 : 0), active, a, xs, csum, nm);
-    if (!active || !lead) return;
-    if (lane == 0) out[r0] = y.x;
-    if (lane == 1 && has1) out[r0 + 1] = y.y;
+    auto rows = [N](int gw) { return row_pair(gw, N); };
+    auto epi = [&](int, int gw, const PairRows& p, float2 y) {
+        if (!p.active || !lead) return;
+        const size_t r0 = 2 * (size_t)gw;
+        if (lane == 0) out[r0] = y.x;
+        if (lane == 1 && r0 + 1 < (size_t)N) out[r0 + 1] = y.y;
+    };
+    qgemv_pairs(w, a, nm, (N + 1) / 2, xs, csum, rows, epi);
 }
 
 extern "C" __global__ void __launch_bounds__(QG_THREADS)
@@ -64,52 +72,54 @@ qgemv_logits_norm(float* __restrict__ out, const T* __restrict__ a, int N, QW_PA
 }
 
 // x f32 [N] += W . a. With ss: also xh T [N] = T(new x) and, per chunk of `chunk` rows (even, dividing the
-// 2 * QG_PAIRS rows of a block), ss[row / chunk] = sum of new x^2 over the chunk, pairs added in order: the
-// chunking of gemv_plan.norm_chunk, so producers of either format feed consumers of either format.
+// 2 * QG_PAIRS rows of a virtual block), ss[row / chunk] = sum of new x^2 over the chunk, pairs added in order:
+// the chunking of gemv_plan.norm_chunk, so producers of either format feed consumers of either format.
 __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss,
                                               int chunk, const T* __restrict__ a, const QArgs& w, int N) {
     QG_PROLOGUE
-    const size_t r0 = 2 * (size_t)gw;
-    const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
-    float2 y = qgemv_pair(w, active ? r0 : 0, has1 ? r0 + 1 : (active ? r0 : 0), active, a, xs, csum, NO_NORM);
-    float sq = 0.0f;
-    if (active && lead && lane == 0) {
-        if (has1) {
-            float2* x2 = reinterpret_cast<float2*>(x + r0);
-            float2 v = *x2;
-            v.x += y.x;
-            v.y += y.y;
-            *x2 = v;
-            if (ss) {
-                T2 t;
-                t.x = from_f(v.x);
-                t.y = from_f(v.y);
-                *reinterpret_cast<T2*>(xh + r0) = t;
-                sq = v.x * v.x + v.y * v.y;
-            }
-        } else {
-            float v = x[r0] + y.x;
-            x[r0] = v;
-            if (ss) {
-                xh[r0] = from_f(v);
-                sq = v * v;
-            }
-        }
-    }
-    if (ss) {
-        __shared__ float bsq[QG_PAIRS];
-        if (lead && lane == 0) bsq[pair] = sq;
-        __syncthreads();
-        const int per = chunk >> 1, n_chunks = QG_PAIRS / per;  // pairs per chunk, chunks per block
-        if ((int)threadIdx.x < n_chunks) {
-            const size_t row = (size_t)blockIdx.x * 2 * QG_PAIRS + (size_t)threadIdx.x * chunk;
-            if (row < (size_t)N) {
-                float t = 0.0f;
-                for (int p = 0; p < per; ++p) t += bsq[threadIdx.x * per + p];
-                ss[row / chunk] = t;
+    __shared__ float bsq[QG_PAIRS];
+    auto rows = [N](int gw) { return row_pair(gw, N); };
+    auto epi = [&](int vb, int gw, const PairRows& p, float2 y) {
+        const size_t r0 = 2 * (size_t)gw;
+        float sq = 0.0f;
+        if (p.active && lead && lane == 0) {
+            if (r0 + 1 < (size_t)N) {
+                float2* x2 = reinterpret_cast<float2*>(x + r0);
+                float2 v = *x2;
+                v.x += y.x;
+                v.y += y.y;
+                *x2 = v;
+                if (ss) {
+                    T2 t;
+                    t.x = from_f(v.x);
+                    t.y = from_f(v.y);
+                    *reinterpret_cast<T2*>(xh + r0) = t;
+                    sq = v.x * v.x + v.y * v.y;
+                }
+            } else {
+                float v = x[r0] + y.x;
+                x[r0] = v;
+                if (ss) {
+                    xh[r0] = from_f(v);
+                    sq = v * v;
+                }
             }
         }
-    }
+        if (ss) {
+            if (lead && lane == 0) bsq[pair] = sq;
+            __syncthreads();
+            const int per = chunk >> 1, n_chunks = QG_PAIRS / per;  // pairs per chunk, chunks per block
+            if ((int)threadIdx.x < n_chunks) {
+                const size_t row = (size_t)vb * 2 * QG_PAIRS + (size_t)threadIdx.x * chunk;
+                if (row < (size_t)N) {
+                    float t = 0.0f;
+                    for (int q = 0; q < per; ++q) t += bsq[threadIdx.x * per + q];
+                    ss[row / chunk] = t;
+                }
+            }
+        }
+    };
+    qgemv_pairs(w, a, NO_NORM, (N + 1) / 2, xs, csum, rows, epi);
 }
 
 extern "C" __global__ void __launch_bounds__(QG_THREADS)
@@ -123,16 +133,20 @@ qgemv_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__
     residual_body(x, xh, ss, chunk, a, QW_ARGS, N);
 }
 
-// h T [F] = silu(w13[j] . a) * (w13[F + j] . a); warp gw = j.
+// h T [F] = silu(w13[j] . a) * (w13[F + j] . a); pair gw = j.
 __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ a, const QArgs& w, int F,
                                           const NormIn& nm) {
     QG_PROLOGUE
-    const size_t j = gw;
-    const bool active = j < (size_t)F;
-    float2 y = qgemv_pair(w, active ? j : 0, active ? j + F : 0, active, a, xs, csum, nm);
-    if (!active || !lead || lane != 0) return;
-    const float g = y.x;
-    h[j] = from_f(g / (1.0f + expf(-g)) * y.y);
+    auto rows = [F](int j) {
+        const bool active = j < F;
+        return PairRows{active ? (size_t)j : 0, active ? (size_t)j + F : 0, active};
+    };
+    auto epi = [&](int, int j, const PairRows& p, float2 y) {
+        if (!p.active || !lead || lane != 0) return;
+        const float g = y.x;
+        h[j] = from_f(g / (1.0f + expf(-g)) * y.y);
+    };
+    qgemv_pairs(w, a, nm, F, xs, csum, rows, epi);
 }
 
 extern "C" __global__ void __launch_bounds__(QG_THREADS)
@@ -146,31 +160,38 @@ qgemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, int F, QW_PARAMS,
     silu_body(h, a, QW_ARGS, F, NormIn{ss, n_ss, eps});
 }
 
-// qkv = wqkv [D + 2 KVD, K] . a; warp gw: rows 2gw, 2gw+1 (one RoPE pair); outputs as gemv.cu's qkv_body.
+// qkv = wqkv [D + 2 KVD, K] . a; pair gw: rows 2gw, 2gw+1 (one RoPE pair); outputs as gemv.cu's qkv_body.
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
                                          const T* __restrict__ a, const float* __restrict__ rope_cs,
                                          const int* __restrict__ pos, const int* __restrict__ n_tokens, int D,
                                          int KVD, int hd, int S, const QArgs& w, const NormIn& nm) {
     QG_PROLOGUE
-    const int j = 2 * gw;
-    const bool active = j < D + 2 * KVD;
-    float2 y = qgemv_pair(w, active ? j : 0, active ? j + 1 : 0, active, a, xs, csum, nm);
-    if (!active || !lead || lane != 0) return;
-    const int p = pos[0];
-    if (j < D + KVD) {
-        const int pr = min(max(p, 0), S - 1);
-        const float2 cs = reinterpret_cast<const float2*>(rope_cs)[(size_t)pr * (hd >> 1) + ((j % hd) >> 1)];
-        y = make_float2(y.x * cs.x - y.y * cs.y, y.x * cs.y + y.y * cs.x);
-    }
-    T2 v;
-    v.x = from_f(y.x);
-    v.y = from_f(y.y);
-    if (j < D) {
-        reinterpret_cast<T2*>(q)[j >> 1] = v;
-    } else if (n_tokens[0] > 0 && p >= 0 && p < S) {
-        T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;
-        reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
-    }
+    const int n_rows = D + 2 * KVD;
+    auto rows = [n_rows](int gw) {
+        const int j = 2 * gw;
+        const bool active = j < n_rows;
+        return PairRows{active ? (size_t)j : 0, active ? (size_t)j + 1 : 0, active};
+    };
+    auto epi = [&](int, int gw, const PairRows& pr, float2 y) {
+        if (!pr.active || !lead || lane != 0) return;
+        const int j = 2 * gw;
+        const int p = pos[0];
+        if (j < D + KVD) {
+            const int pc = min(max(p, 0), S - 1);
+            const float2 cs = reinterpret_cast<const float2*>(rope_cs)[(size_t)pc * (hd >> 1) + ((j % hd) >> 1)];
+            y = make_float2(y.x * cs.x - y.y * cs.y, y.x * cs.y + y.y * cs.x);
+        }
+        T2 v;
+        v.x = from_f(y.x);
+        v.y = from_f(y.y);
+        if (j < D) {
+            reinterpret_cast<T2*>(q)[j >> 1] = v;
+        } else if (n_tokens[0] > 0 && p >= 0 && p < S) {
+            T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;
+            reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
+        }
+    };
+    qgemv_pairs(w, a, nm, n_rows / 2, xs, csum, rows, epi);
 }
 
 extern "C" __global__ void __launch_bounds__(QG_THREADS)

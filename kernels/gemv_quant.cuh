@@ -222,12 +222,21 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, si
     }
 }
 
-// This warp's partial sums of rows r0, r1 over its K chunks, reduced over the warp (row factor not applied; with
-// QG_HACC, xinv = 1 / xscale of the staging is to be applied too).
-__device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t r1, bool active, const T* a,
-                                               float* xs, float* csum, int ks, const NormIn& nm, float& inv,
-                                               float& xinv) {
-    const int lane = threadIdx.x & 31;
+struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair has one row); inactive: no rows
+    size_t r0, r1;
+    bool active;
+};
+
+// Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
+// QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
+// weight loads are in flight during this pair's reductions and epilogue). Pair gw = vb * QG_PAIRS + this warp's
+// pair; rows(gw) -> PairRows; epi(vb, gw, rows, y) gets y = (W[r0] . a', W[r1] . a') times the row factors and
+// inv_rms (nm.ss), valid in split 0's warp; every thread calls epi (it may hold __syncthreads).
+template <class Rows, class Epi>
+__device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const NormIn& nm, int n_pairs, float* xs,
+                                            float* csum, Rows rows, Epi epi) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int pair = warp / QG_KSPLIT, ks = warp % QG_KSPLIT;
     const int K = w.K;
 #if QFMT == 3
     const bool vec = (K % QG_EPV) == 0 && (w.gs % QG_EPV) == 0;
@@ -236,8 +245,11 @@ __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t
 #endif
     const int nvec = K / QG_EPV;
     const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
+    const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
     Frag f;
-    if (vec && active) load_frag(f, w, r0, r1, first, nvec);  // before any staging
+    PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
+    if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
+    float inv = 1.0f, xinv = 1.0f;
     if (nm.ss) inv = norm_inv(nm, K);
 #if QG_HACC
     __half* xh = reinterpret_cast<__half*>(xs);
@@ -245,78 +257,77 @@ __device__ __forceinline__ float2 warp_partial(const QArgs& w, size_t r0, size_t
     xinv = stage_h2(xh, a, w);
 #else
     stage(xs, csum, a, w);
-    xinv = 1.0f;
 #endif
     __syncthreads();
-    float acc0 = 0.0f, acc1 = 0.0f;
-    if (active && vec) {
-        for (int base = first; base < nvec; base += step) {
-            if (base != first) load_frag(f, w, r0, r1, base, nvec);
+    for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
+        const int gw = vb * QG_PAIRS + pair;
+        float acc0 = 0.0f, acc1 = 0.0f;
+        if (p.active && vec) {
+            for (int base = first; base < nvec; base += step) {
+                if (base != first) load_frag(f, w, p.r0, p.r1, base, nvec);
 #pragma unroll
-            for (int u = 0; u < QG_UNROLL; ++u) {
-                const int idx = base + u * 32 + lane;
-                if (idx < nvec) {
+                for (int u = 0; u < QG_UNROLL; ++u) {
+                    const int idx = base + u * 32 + lane;
+                    if (idx < nvec) {
 #if QG_HACC && QFMT == 3
-                    dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xh, idx, acc0, acc1);
+                        dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xh, idx, acc0, acc1);
 #elif QG_HACC
-                    dot_vec_h2(f.w0[u], f.w1[u], xh, idx, acc0, acc1);
+                        dot_vec_h2(f.w0[u], f.w1[u], xh, idx, acc0, acc1);
 #else
-                    float d0 = 0.0f, d1 = 0.0f;
-                    dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
+                        float d0 = 0.0f, d1 = 0.0f;
+                        dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
 #if QFMT == 3
-                    const float cs = csum[idx];
-                    const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
-                    acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
-                    acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
+                        const float cs = csum[idx];
+                        const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
+                        acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
+                        acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
 #else
-                    acc0 += d0;
-                    acc1 += d1;
+                        acc0 += d0;
+                        acc1 += d1;
 #endif
 #endif
+                    }
                 }
             }
-        }
-    } else if (active) {
-        for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
+        } else if (p.active) {
+            for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
 #if QG_HACC
-            const float xv = __half2float(xh[xh_idx(k)]);
+                const float xv = __half2float(xh[xh_idx(k)]);
 #else
-            const float xv = xs[xs_idx(k)];
+                const float xv = xs[xs_idx(k)];
 #endif
-            acc0 = fmaf(deq_at(w, r0, k), xv, acc0);
-            acc1 = fmaf(deq_at(w, r1, k), xv, acc1);
+                acc0 = fmaf(deq_at(w, p.r0, k), xv, acc0);
+                acc1 = fmaf(deq_at(w, p.r1, k), xv, acc1);
+            }
         }
-    }
-    return make_float2(warp_sum(acc0), warp_sum(acc1));
-}
-
-// y = (W[r0] . a', W[r1] . a') (times inv_rms when nm.ss), valid in split 0's warp. Whole block.
-__device__ __forceinline__ float2 qgemv_pair(const QArgs& w, size_t r0, size_t r1, bool active, const T* a,
-                                             float* xs, float* csum, const NormIn& nm) {
-    const int ks = (threadIdx.x >> 5) % QG_KSPLIT;
-    float inv = 1.0f, xinv = 1.0f;
-    float2 y = warp_partial(w, r0, r1, active, a, xs, csum, ks, nm, inv, xinv);
+        const PairRows cur = p;
+        if (vb + (int)gridDim.x < nvb) {  // the next pair's first loads fly during this pair's reductions
+            p = rows(gw + (int)gridDim.x * QG_PAIRS);
+            if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);
+        }
+        float2 y = make_float2(warp_sum(acc0), warp_sum(acc1));
 #if QG_KSPLIT > 1
-    __shared__ float2 red[QG_WARPS];
-    const int warp = threadIdx.x >> 5;
-    if ((threadIdx.x & 31) == 0) red[warp] = y;
-    __syncthreads();
-    if (ks == 0) {
-        y = red[warp];
+        __shared__ float2 red[QG_WARPS];
+        if (lane == 0) red[warp] = y;
+        __syncthreads();
+        if (ks == 0) {
+            y = red[warp];
 #pragma unroll
-        for (int j = 1; j < QG_KSPLIT; ++j) {
-            y.x += red[warp + j].x;
-            y.y += red[warp + j].y;
+            for (int j = 1; j < QG_KSPLIT; ++j) {
+                y.x += red[warp + j].x;
+                y.y += red[warp + j].y;
+            }
         }
-    }
 #endif
-    if (active) {
-        y.x *= row_factor(w, r0) * xinv;
-        y.y *= row_factor(w, r1) * xinv;
+        if (cur.active) {
+            y.x *= row_factor(w, cur.r0) * xinv;
+            y.y *= row_factor(w, cur.r1) * xinv;
+        }
+        if (nm.ss) {
+            y.x *= inv;
+            y.y *= inv;
+        }
+        epi(vb, gw, cur, y);
+        __syncthreads();  // red and the epilogue's shared scratch are written again for the next pair
     }
-    if (nm.ss) {
-        y.x *= inv;
-        y.y *= inv;
-    }
-    return y;
 }

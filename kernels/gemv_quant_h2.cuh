@@ -22,7 +22,7 @@
 #else
 #define QG_XMAX_LOG2 3
 #endif
-#define QG_STAGE_REGS 4   // 8-column chunks of the activation a thread keeps in registers between the passes
+#define QG_STAGE_REGS 2   // 8-column chunks of the activation a thread keeps in registers between the passes
 
 // position of column k in the staged order (int4: (k, k + 4) pairs), then its half index in xh
 __device__ __forceinline__ int h2_pos(int k) {

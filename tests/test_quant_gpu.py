@@ -286,3 +286,44 @@ def test_launchers_reject_bad_weights(cp, ops):
             ops.matmul_residual(Residual(x), a, q)
     with pytest.raises(ValueError):
         ops.matmul_residual(Residual(x), rand_t(cp, (1, 128), "float16", 3), w)                       # activation K
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+@pytest.mark.parametrize("D", [200, 256], ids=["scalar", "vector"])
+def test_looping_grid_is_bit_identical(cp, ops, fmt, D, monkeypatch):
+    """Fewer blocks than row-pair blocks (QuantPlan.max_blocks / persist: each block loops over row-pair blocks,
+    staging the activation once and prefetching the next pair) give the same bits as one block per row-pair
+    block, in every epilogue, the fused-norm and the residual-ss forms included."""
+    from cugraphllm.gpu import gemv_plan
+    H, KVH, F, V = 10, 2, 385, 769
+    hd = D // H
+    kvd = KVH * hd
+    rope = cp.asarray(ref.rope_table(64, hd, 10000.0).astype(np.float32))
+    _, wqkv = make_layer(cp, D + 2 * kvd, D, fmt, seed=21, group_size=8 if D == 200 else 64)
+    _, w13 = make_layer(cp, 2 * F, D, fmt, seed=22, group_size=8 if D == 200 else 32)
+    _, wo = make_layer(cp, D, D, fmt, seed=23, group_size=8 if D == 200 else 128)
+    _, wl = make_layer(cp, V, D, fmt, seed=24, group_size=-1)
+    a = rand_t(cp, (1, D), "float16", seed=25)
+    x0, xn0, ss0 = produced_x(cp, ops, D, "float16", seed=26)
+
+    def outputs():
+        q, h = poison(cp, (1, D), cp.float16), poison(cp, (1, F), cp.float16)
+        kc, vc = poison(cp, (64, KVH, hd), cp.float16), poison(cp, (64, KVH, hd), cp.float16)
+        logits = poison(cp, (1, V), cp.float32)
+        x, xn, ss = x0.copy(), xn0.copy(), ss0.copy()
+        pos, n = cp.asarray([5], dtype=cp.int32), cp.ones(1, cp.int32)
+        ops.norm_qkv_rope(q, Residual(x, xn, ss), EPS, wqkv, rope, kc, vc, pos, n)
+        ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, w13)
+        ops.matmul_logits(logits, a, wl)
+        ops.matmul_residual(Residual(x, xn, ss), a, wo)
+        return [t.get() for t in (q, kc[5], vc[5], h, logits, x, xn, ss)]
+
+    plans = {f: gemv_plan.QUANT_PLANS[f] for f in FMTS}
+    for f in FMTS:
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, f, dataclasses.replace(plans[f], persist=0, max_blocks=0))
+    want = outputs()
+    for f in FMTS:
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, f, dataclasses.replace(plans[f], persist=1, max_blocks=3))
+    for name, got, ref_ in zip(("q", "k", "v", "h", "logits", "x", "xn", "ss"), outputs(), want):
+        assert np.array_equal(got, ref_, equal_nan=True), f"{name} differs with a looping grid"
+    assert np.isfinite(want[4]).all() and np.isfinite(want[3]).all()

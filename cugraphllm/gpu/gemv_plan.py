@@ -75,6 +75,15 @@ class QuantPlan:
     unroll: int = 2
     ksplit: int | None = None  # None: the rule below; a number (sweeps): every kernel
     hacc: int = 0              # 1: half staging, half2 products per weight vector (kernels/gemv_quant_h2.cuh)
+    persist: int = 0           # 1: no more blocks than fit on the GPU at once, each looping over row-pair blocks
+    max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
+
+    def grid(self, n_blocks: int, resident: int) -> int:
+        """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
+        whole GPU at once), each looping (gemv_quant.cuh qgemv_pairs): the activation is staged once per block,
+        and the next pair's first loads fly during an epilogue instead of waiting for a new block."""
+        cap = [c for c in (self.max_blocks, resident if self.persist else 0) if c > 0]
+        return min([n_blocks] + cap)
 
     def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
         """1 warp per row pair on wqkv / w13 / the LM head (>= 4096 pairs on 7B), 2 on wo / w2 (2048 pairs: 256
@@ -96,7 +105,9 @@ class QuantPlan:
 # half2 products (hacc) where the H200 A/B favoured them (scripts/device_hacc.sh, 7B decode, one process per path):
 # int4 2.46 -> 2.36 ms/token, int8 2.64 -> 2.45; fp8 2.31 -> 2.39 (its hardware e4m3 convert already makes the
 # fp32 path cheap), so fp8 keeps fp32 products.
-QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1)}
+# persist: blocks loop over row-pair blocks (ops_quant._resident), staging once (scripts/device_final2.sh A/B).
+QUANT_PLANS = {"fp8": QuantPlan("fp8", persist=1), "int8": QuantPlan("int8", hacc=1, persist=1),
+               "int4": QuantPlan("int4", hacc=1, persist=1)}
 
 
 def fp16_plan() -> GemvPlan:

@@ -99,9 +99,28 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks, "QG_HACC": hacc}
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    smem = gemv_plan.plan_for(fmt).smem_bytes(K)
+    plan = gemv_plan.plan_for(fmt)
+    smem = plan.smem_bytes(K)
     _ops._need_smem(fn, smem)
-    return fn, smem, -(-n_pairs // (warps // ks)), 32 * warps
+    resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
+    return fn, smem, plan.grid(-(-n_pairs // (warps // ks)), resident), 32 * warps
+
+
+def _resident(fn, threads: int, smem: int) -> int:
+    """Blocks of `fn` that fit on the current GPU at once: per SM by registers (64K, 8-register granules), threads
+    (2048) and shared memory (228 KB, 1 KB reserved per block), times the SMs. Cached per (device, function)."""
+    key = (device_id(), fn.kernel.ptr, threads, smem)
+    if key not in _resident_cache:
+        import cupy as cp
+        regs = -(-int(fn.num_regs) // 8) * 8
+        per_sm = min(65536 // max(1, regs * threads), 2048 // threads,
+                     (228 << 10) // (smem + int(fn.shared_size_bytes) + 1024))
+        sms = int(cp.cuda.Device().attributes["MultiProcessorCount"])
+        _resident_cache[key] = max(1, per_sm) * sms
+    return _resident_cache[key]
+
+
+_resident_cache: dict = {}
 
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
