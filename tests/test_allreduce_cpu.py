@@ -1,0 +1,172 @@
+"""The custom all-reduce (gpu/allreduce.py, kernels/allreduce.cu) without a GPU: the buffer layout, the backend
+choice, and a model check of the kernel's protocol (slots by parity, per-block sequence numbers in device memory,
+flags released after the pushes, wait until flag - s >= 0) under random interleavings of the ranks' blocks and
+random delays of every store. Each variant of the protocol that would be a bug (one slot instead of two, waiting for
+flag == s, the flag not fenced after the data) must be caught by the same model, so the model can fail."""
+import random
+import re
+
+import pytest
+
+from cugraphllm.errors import BackendError
+from cugraphllm.gpu import allreduce as ar
+from cugraphllm.gpu.cuda_kernels import kernel_dir
+
+WRAP = 1 << 32
+
+
+def test_layout_is_disjoint_and_inside_the_buffer():
+    for world in (2, 3, 8):
+        offs = {(p, s): ar.slot_offset(p, s, world) for p in (0, 1) for s in range(world)}
+        assert sorted(offs.values()) == [i * ar.CAP for i in range(2 * world)]  # disjoint slots, no gap
+        assert max(offs.values()) + ar.CAP == 2 * world * ar.CAP == (ar.buffer_bytes(world) // 4
+                                                                    - ar.MAX_BLOCKS * (ar.MAX_WORLD + 1))
+    idx = {ar.flag_index(b, s) for b in range(ar.MAX_BLOCKS) for s in range(ar.MAX_WORLD)}
+    assert idx == set(range(ar.MAX_BLOCKS * ar.MAX_WORLD))
+    assert [ar.blocks_for(n) for n in (1, ar.CHUNK, ar.CHUNK + 1, 4096, 5120, 8192, 16000, ar.CAP)] == \
+        [1, 1, 2, 4, 5, 8, 16, ar.MAX_BLOCKS]
+    for bad in (0, ar.CAP + 1):
+        with pytest.raises(ValueError, match="elements per rank"):
+            ar.blocks_for(bad)
+
+
+def test_kernel_defaults_match_the_python_constants():
+    """allreduce.cu compiles on its own (CI) with these defaults; the launcher passes the same values."""
+    src = (kernel_dir() / "allreduce.cu").read_text()
+    got = {k: int(v) for k, v in re.findall(r"#define (AR_\w+) (\d+)\n", src)}
+    assert got == {"AR_WORLD": 2, "AR_THREADS": ar.THREADS, "AR_CHUNK": ar.CHUNK, "AR_MAX_BLOCKS": ar.MAX_BLOCKS,
+                   "AR_MAX_WORLD": ar.MAX_WORLD}
+    assert ar.CHUNK == 4 * ar.THREADS  # one float4 per thread (static_assert in the kernel)
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.setattr(ar, "peer_access", lambda devices: True)
+    assert ar.choose([0, 1], "auto") == "custom" and ar.choose([0, 1], "") == "custom"
+    assert ar.choose([0, 1], " NCCL ") == "nccl" and ar.choose([0, 1], "custom") == "custom"
+    assert ar.choose(list(range(9)), "auto") == "nccl"  # beyond MAX_WORLD
+    monkeypatch.setenv(ar.ENV, "nccl")
+    assert ar.choose([0, 1]) == "nccl"
+    monkeypatch.setattr(ar, "peer_access", lambda devices: False)
+    assert ar.choose([0, 1], "auto") == "nccl"
+    for env, what in (("custom", "do not all have peer access"), ("mpi", "expected custom, nccl or auto")):
+        with pytest.raises(BackendError, match=what) as e:
+            ar.choose([0, 1], env)
+        assert "\n" not in str(e.value)
+
+
+def test_timeout_setting(monkeypatch):
+    monkeypatch.delenv(ar.TIMEOUT_ENV, raising=False)
+    assert ar.timeout_ns() == 1_000_000_000
+    monkeypatch.setenv(ar.TIMEOUT_ENV, "2.5")
+    assert ar.timeout_ns() == 2_500_000
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv(ar.TIMEOUT_ENV, bad)
+        with pytest.raises(BackendError, match="positive number of milliseconds"):
+            ar.timeout_ns()
+
+
+# ---- the protocol model ------------------------------------------------------------------------------------------
+class Model:
+    """World ranks run the same calls (elements per rank) in order; a call's blocks run concurrently, the next call
+    starts when all of them are done (a kernel boundary on the rank's stream). Memory: one representative element per
+    (slot, block) and the flag words, keyed by (owner, name). Every store a block makes is pending until the
+    scheduler delivers it (in order per address: coherence); the fence delivers all of the block's pending stores.
+    A block's reads check that each peer's element carries (call, peer, block)."""
+
+    def __init__(self, world, calls, rng, parities=2, fence=True, wait_ge=True, seq0=0):
+        self.world, self.calls, self.rng = world, calls, rng
+        self.parities, self.fence, self.wait_ge = parities, fence, wait_ge
+        self.mem = {(r, ("f", ar.flag_index(b, p))): seq0 for r in range(world) for b in range(ar.MAX_BLOCKS)
+                    for p in range(world)}
+        self.seq = {(r, b): seq0 for r in range(world) for b in range(ar.MAX_BLOCKS)}
+        self.pending, self.errors = [], []
+
+    def _store(self, who, owner, addr, value):
+        self.pending.append((who, owner, addr, value))
+
+    def _deliver(self, i):
+        who, owner, addr, value = self.pending[i]
+        first = next(j for j, q in enumerate(self.pending) if q[1:3] == (owner, addr))  # coherence order
+        who, owner, addr, value = self.pending.pop(first)
+        self.mem[(owner, addr)] = value
+
+    def block(self, r, k, b):
+        """Rank r's block b in call k, one yield per step; a yielded callable is a wait (runnable when true)."""
+        s = (self.seq[r, b] + 1) % WRAP
+        par = s % 2 if self.parities == 2 else 0
+        peers = [p for p in range(self.world) if p != r]
+        me = (r, b)
+        yield None
+        for p in peers:  # 1. push
+            self._store(me, p, ("d", ar.slot_offset(par, r, self.world) + b * ar.CHUNK), (k, r, b))
+            yield None
+        if self.fence:  # 2. fence.acq_rel.sys: this block's stores are performed before the flags
+            while any(q[0] == me for q in self.pending):
+                self._deliver(next(i for i, q in enumerate(self.pending) if q[0] == me))
+        for p in peers:  # st.release.sys of the flag
+            self._store(me, p, ("f", ar.flag_index(b, r)), s)
+            yield None
+        for p in peers:  # 3. wait
+            addr = (r, ("f", ar.flag_index(b, p)))
+            if self.wait_ge:
+                yield lambda: (self.mem[addr] - s) % WRAP < WRAP // 2  # (int)(flag - s) >= 0
+            else:
+                yield lambda: self.mem[addr] == s
+        for p in peers:  # 4. read the peers' elements
+            got = self.mem.get((r, ("d", ar.slot_offset(par, p, self.world) + b * ar.CHUNK)))
+            if got != (k, p, b):
+                self.errors.append(f"rank {r} call {k} block {b} read {got} from rank {p}")
+            yield None
+        self.seq[r, b] = s  # 5.
+
+    def run(self, max_steps=200_000) -> str:
+        """'' when every rank finished every call with correct reads, else what went wrong."""
+        call = [0] * self.world
+        live = {r: [] for r in range(self.world)}
+        waits = {}
+        for _ in range(max_steps):
+            for r in range(self.world):
+                if not live[r] and call[r] < len(self.calls):
+                    k = call[r]
+                    live[r] = [(b, self.block(r, k, b)) for b in range(ar.blocks_for(self.calls[k]))]
+                    call[r] += 1
+            if self.errors:
+                return self.errors[0]
+            steps = [(r, i) for r in live for i, (b, g) in enumerate(live[r])
+                     if waits.get((r, b)) is None or waits[(r, b)]()]
+            if not steps and not self.pending:
+                done = all(c == len(self.calls) and not live[r] for r, c in enumerate(call))
+                return "" if done else "deadlock"
+            if self.pending and (not steps or self.rng.random() < 0.4):
+                self._deliver(self.rng.randrange(len(self.pending)))
+                continue
+            r, i = self.rng.choice(steps)
+            b, g = live[r][i]
+            try:
+                waits[(r, b)] = next(g)
+            except StopIteration:
+                waits.pop((r, b), None)
+                live[r].pop(i)
+        return "too many steps"
+
+
+CALLS = [1500, 3000, 1, 2048, 3000, 700, 2500, 1024, 4096, 1]  # 2, 3, 1, 2, 3, 1, 3, 1, 4, 1 blocks
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_protocol_never_reads_stale_or_future_data_nor_deadlocks(world):
+    for seed in range(60):
+        rng = random.Random(seed * 10 + world)
+        seq0 = WRAP - 7 if seed % 2 else 0  # odd seeds cross the 32-bit wrap of the sequence numbers
+        out = Model(world, CALLS, rng, seq0=seq0).run()
+        assert out == "", f"seed {seed}: {out}"
+
+
+@pytest.mark.parametrize("bug, what", [
+    (dict(parities=1), "read"),            # one slot: a fast rank overwrites what a slow peer has not read yet
+    (dict(wait_ge=False), "deadlock"),     # flag == s: a peer already one call ahead wrote s + 1
+    (dict(fence=False), "read"),           # the flag overtakes the data
+])
+def test_the_model_catches_each_broken_variant(bug, what):
+    outs = [Model(2, CALLS, random.Random(seed), **bug).run() for seed in range(60)]
+    assert any(what in o for o in outs), outs
