@@ -170,3 +170,41 @@ def test_protocol_never_reads_stale_or_future_data_nor_deadlocks(world):
 def test_the_model_catches_each_broken_variant(bug, what):
     outs = [Model(2, CALLS, random.Random(seed), **bug).run() for seed in range(60)]
     assert any(what in o for o in outs), outs
+
+
+# ---- CustomComm's dispatch, with a fake group and fake peer buffers -------------------------------------------------
+class _Buf:
+    def __init__(self, size, ptr):
+        self.size, self.data = size, type("Mem", (), {"ptr": ptr})()
+
+
+def test_custom_comm_dispatch(monkeypatch):
+    """At most CAP elements: the rendezvous alone, then the kernel (in place for all_reduce); above CAP: NCCL's
+    collective through the same group."""
+    import cupy as cp
+    calls = []
+
+    class Group:
+        world = 2
+
+        def meet(self, rank, n):
+            calls.append(("meet", rank, n))
+
+        def collective(self, rank, call):
+            calls.append((call[0], rank, call[3]))
+
+    class Peers:
+        def launch(self, rank, src, dst, n, gather):
+            calls.append(("kernel", rank, n, gather, src is dst))
+
+    monkeypatch.setattr(cp.cuda, "get_current_stream", lambda: type("S", (), {"ptr": 5})())
+    c = object.__new__(ar.CustomComm)
+    c.group, c.rank, c.world, c.peers = Group(), 1, 2, Peers()
+    c.all_reduce(_Buf(4096, 64))
+    c.all_reduce(_Buf(ar.CAP + 1, 64))
+    c.all_gather(_Buf(16000, 64), _Buf(32000, 128))
+    c.all_gather(_Buf(ar.CAP + 8, 64), _Buf(2 * ar.CAP + 16, 128))
+    assert calls == [("meet", 1, 4096), ("kernel", 1, 4096, False, True), ("allreduce", 1, ar.CAP + 1),
+                     ("meet", 1, 16000), ("kernel", 1, 16000, True, False), ("allgather", 1, ar.CAP + 8)]
+    with pytest.raises(ValueError, match="expected 2 x 16000"):
+        c.all_gather(_Buf(16000, 64), _Buf(16000, 128))
