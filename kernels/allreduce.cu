@@ -27,7 +27,8 @@
 // Grid: ceil(n / AR_CHUNK) blocks (<= AR_MAX_BLOCKS) of AR_THREADS threads; all blocks of all ranks must be resident
 // together (they are: a few blocks per GPU, nothing else on the stream). Each thread owns AR_CHUNK / AR_THREADS = 4
 // elements of its block's chunk: one float4 when vec (in and out 16-byte aligned, n % 4 == 0), else 4 strided
-// scalars. gather = 0: out[i] = sum over ranks of in[i] (out may be in); gather = 1: out[src * n + i] = in of src.
+// scalars. Kernels: ar_oneshot (all-reduce in or out of place, all-gather) and ar_residual (the all-reduce fused with
+// the decode residual update x += sum, xh = T(x) and the norm's partial sums of squares).
 
 #ifndef AR_WORLD
 #define AR_WORLD 2
@@ -44,6 +45,8 @@
 #ifndef AR_MAX_WORLD
 #define AR_MAX_WORLD 8
 #endif
+#include "common.cuh"
+
 #define AR_PER (AR_CHUNK / AR_THREADS)
 static_assert(AR_PER == 4, "one float4 per thread");
 static_assert(AR_WORLD >= 1 && AR_WORLD <= AR_MAX_WORLD, "world size");
@@ -85,9 +88,20 @@ __device__ __forceinline__ u64 ar_pick(int p, u64 x0, u64 x1, u64 x2, u64 x3, u6
     return p == 0 ? x0 : p == 1 ? x1 : p == 2 ? x2 : p == 3 ? x3 : p == 4 ? x4 : p == 5 ? x5 : p == 6 ? x6 : x7;
 }
 
-extern "C" __global__ void __launch_bounds__(AR_THREADS)
-ar_oneshot(const float* in, float* out, unsigned* __restrict__ seq, AR_PTRS(d), AR_PTRS(f), int n, int rank,
-           int gather, int vec, long long cap, long long timeout_ns) {
+#define AR_ARGS(x) x##0, x##1, x##2, x##3, x##4, x##5, x##6, x##7
+
+// This thread's elements of block b's chunk: idx[k] (valid when < n); vec: 4 consecutive ones (one float4).
+__device__ __forceinline__ void ar_index(long long* idx, int vec) {
+#pragma unroll
+    for (int k = 0; k < AR_PER; ++k)
+        idx[k] = (long long)blockIdx.x * AR_CHUNK + (vec ? AR_PER * threadIdx.x + k : threadIdx.x + k * AR_THREADS);
+}
+
+// Steps 1-3 (header): this thread's elements of `in` into mine[], pushed to every peer, the flags released, the
+// peers' flags awaited. Returns the call's sequence number s; *slots = this rank's data[s & 1] (all sources).
+__device__ __forceinline__ unsigned ar_exchange(const float* in, const unsigned* seq, AR_PTRS(d), AR_PTRS(f), int n,
+                                                int rank, int vec, long long cap, long long timeout_ns,
+                                                const long long* idx, float* mine, const float** slots) {
     const int b = blockIdx.x, tid = threadIdx.x;
     const u64 my_data = AR_PICK(d, rank), my_flags = AR_PICK(f, rank), peer_flags = AR_PICK(f, tid);
     __shared__ unsigned s_seq;
@@ -95,13 +109,6 @@ ar_oneshot(const float* in, float* out, unsigned* __restrict__ seq, AR_PTRS(d), 
     __syncthreads();
     const unsigned s = s_seq;
     const long long par = s & 1u;
-
-    // this thread's elements: idx[k] (valid when < n), in vec mode 4 consecutive ones starting at a multiple of 4
-    long long idx[AR_PER];
-#pragma unroll
-    for (int k = 0; k < AR_PER; ++k)
-        idx[k] = (long long)b * AR_CHUNK + (vec ? AR_PER * tid + k : tid + k * AR_THREADS);
-    float mine[AR_PER];
     if (vec) {
         if (idx[0] < n) {
             const float4 v = *reinterpret_cast<const float4*>(in + idx[0]);
@@ -112,7 +119,6 @@ ar_oneshot(const float* in, float* out, unsigned* __restrict__ seq, AR_PTRS(d), 
         for (int k = 0; k < AR_PER; ++k)
             if (idx[k] < n) mine[k] = in[idx[k]];
     }
-
     // 1. push into slot [par][rank] of every peer
 #pragma unroll
     for (int p = 0; p < AR_WORLD; ++p) {
@@ -131,13 +137,12 @@ ar_oneshot(const float* in, float* out, unsigned* __restrict__ seq, AR_PTRS(d), 
     __syncthreads();
     if (tid < AR_WORLD && tid != rank)
         ar_release(reinterpret_cast<unsigned*>(peer_flags) + b * AR_MAX_WORLD + rank, s);
-
     // 3. acquire: one thread per peer waits for that peer's flag to reach s
     if (tid < AR_WORLD && tid != rank) {
-        const unsigned* f = reinterpret_cast<const unsigned*>(my_flags) + b * AR_MAX_WORLD + tid;
+        const unsigned* fl = reinterpret_cast<const unsigned*>(my_flags) + b * AR_MAX_WORLD + tid;
         const u64 t0 = ar_clock();
         unsigned seen;
-        while ((int)((seen = ar_poll(f)) - s) < 0) {
+        while ((int)((seen = ar_poll(fl)) - s) < 0) {
             if ((long long)(ar_clock() - t0) > timeout_ns) {
                 printf("cugraphllm all-reduce: rank %d block %d waited %lld ns for rank %d (sequence %u, its flag "
                        "%u): a peer GPU never reached this collective\n", rank, b, timeout_ns, tid, s, seen);
@@ -147,30 +152,51 @@ ar_oneshot(const float* in, float* out, unsigned* __restrict__ seq, AR_PTRS(d), 
         ar_fence_sys();
     }
     __syncthreads();
+    *slots = reinterpret_cast<const float*>(my_data) + par * AR_WORLD * cap;
+    return s;
+}
 
-    // 4. combine in rank order (bit-identical on every rank)
-    const float* slots = reinterpret_cast<const float*>(my_data) + par * AR_WORLD * cap;
+// Step 4 (sum): acc[k] = sum over sources in rank order of element idx[k] (this rank's from mine[]).
+__device__ __forceinline__ void ar_sum(const float* slots, long long cap, int n, int rank, int vec,
+                                       const long long* idx, const float* mine, float* acc) {
+#pragma unroll
+    for (int src = 0; src < AR_WORLD; ++src) {
+        float v[AR_PER];
+        if (src == rank) {
+#pragma unroll
+            for (int k = 0; k < AR_PER; ++k) v[k] = mine[k];
+        } else if (vec) {
+            if (idx[0] < n) {
+                const float4 t = ar_load4(slots + src * cap + idx[0]);
+                v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+            }
+        } else {
+#pragma unroll
+            for (int k = 0; k < AR_PER; ++k)
+                if (idx[k] < n) v[k] = ar_load(slots + src * cap + idx[k]);
+        }
+#pragma unroll
+        for (int k = 0; k < AR_PER; ++k) acc[k] = src == 0 ? v[k] : acc[k] + v[k];
+    }
+}
+
+// Step 5: this block's call is done (the next kernel on this stream reads it).
+__device__ __forceinline__ void ar_done(unsigned* seq, unsigned s) {
+    if (threadIdx.x == 0) seq[blockIdx.x] = s;
+}
+
+// gather = 0: out[i] = sum over ranks of in[i] (out may be in); gather = 1: out[src * n + i] = in of rank src.
+extern "C" __global__ void __launch_bounds__(AR_THREADS)
+ar_oneshot(const float* in, float* out, unsigned* seq, AR_PTRS(d), AR_PTRS(f), int n, int rank, int gather,
+           int vec, long long cap, long long timeout_ns) {
+    long long idx[AR_PER];
+    float mine[AR_PER];
+    const float* slots;
+    ar_index(idx, vec);
+    const unsigned s = ar_exchange(in, seq, AR_ARGS(d), AR_ARGS(f), n, rank, vec, cap, timeout_ns, idx, mine, &slots);
     if (!gather) {
         float acc[AR_PER];
-#pragma unroll
-        for (int src = 0; src < AR_WORLD; ++src) {
-            float v[AR_PER];
-            if (src == rank) {
-#pragma unroll
-                for (int k = 0; k < AR_PER; ++k) v[k] = mine[k];
-            } else if (vec) {
-                if (idx[0] < n) {
-                    const float4 t = ar_load4(slots + src * cap + idx[0]);
-                    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-                }
-            } else {
-#pragma unroll
-                for (int k = 0; k < AR_PER; ++k)
-                    if (idx[k] < n) v[k] = ar_load(slots + src * cap + idx[k]);
-            }
-#pragma unroll
-            for (int k = 0; k < AR_PER; ++k) acc[k] = src == 0 ? v[k] : acc[k] + v[k];
-        }
+        ar_sum(slots, cap, n, rank, vec, idx, mine, acc);
         if (vec) {
             if (idx[0] < n) *reinterpret_cast<float4*>(out + idx[0]) = make_float4(acc[0], acc[1], acc[2], acc[3]);
         } else {
@@ -193,6 +219,37 @@ ar_oneshot(const float* in, float* out, unsigned* __restrict__ seq, AR_PTRS(d), 
             }
         }
     }
-    // 5. this block's call is done (the next kernel on this stream reads it)
-    if (tid == 0) seq[b] = s;
+    ar_done(seq, s);
+}
+
+// The decode residual update of tensor parallelism in one kernel (ops.matmul_residual, M = 1): the all-reduce of the
+// partial product p f32 [n], then x f32 [n] += sum, xh T [n] = T(new x), ss[j] = sum of new x^2 over rows
+// [j*C, (j+1)*C) (the chunking every fused norm reads, gemv_plan.norm_chunk). x + sum is the same f32 operation as
+// kernels/tp.cu residual_add_ss; ss sums in another (fixed) order: per thread its 4 squares, then a butterfly over
+// the C/4 lanes of a chunk. Needs (launcher checks): n % 4 == 0, p and x 16-byte aligned, C / 4 a power of two <= 32.
+extern "C" __global__ void __launch_bounds__(AR_THREADS)
+ar_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, AR_PTRS(d), AR_PTRS(f), int n, int rank,
+            int C, long long cap, long long timeout_ns) {
+    long long idx[AR_PER];
+    float mine[AR_PER], acc[AR_PER];
+    const float* slots;
+    ar_index(idx, 1);
+    const unsigned s = ar_exchange(p, seq, AR_ARGS(d), AR_ARGS(f), n, rank, 1, cap, timeout_ns, idx, mine, &slots);
+    ar_sum(slots, cap, n, rank, 1, idx, mine, acc);
+    float sq = 0.0f;
+    if (idx[0] < n) {
+        float4 v = *reinterpret_cast<const float4*>(x + idx[0]);
+        v.x += acc[0], v.y += acc[1], v.z += acc[2], v.w += acc[3];
+        *reinterpret_cast<float4*>(x + idx[0]) = v;
+        T* h = xh + idx[0];
+        h[0] = from_f(v.x), h[1] = from_f(v.y), h[2] = from_f(v.z), h[3] = from_f(v.w);
+        sq = v.x * v.x;
+        sq = fmaf(v.y, v.y, sq);
+        sq = fmaf(v.z, v.z, sq);
+        sq = fmaf(v.w, v.w, sq);
+    }
+    const int lanes = C / AR_PER;  // every lane of the warp takes part (no early exit above)
+    for (int o = 1; o < lanes; o <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    if (threadIdx.x % lanes == 0 && idx[0] < n) ss[idx[0] / C] = sq;
+    ar_done(seq, s);
 }

@@ -6,6 +6,7 @@ flag == s, the flag not fenced after the data) must be caught by the same model,
 import random
 import re
 
+import numpy as np
 import pytest
 
 from cugraphllm.errors import BackendError
@@ -208,3 +209,77 @@ def test_custom_comm_dispatch(monkeypatch):
                      ("meet", 1, 16000), ("kernel", 1, 16000, True, False), ("allgather", 1, ar.CAP + 8)]
     with pytest.raises(ValueError, match="expected 2 x 16000"):
         c.all_gather(_Buf(16000, 64), _Buf(16000, 128))
+
+
+class _Dev(np.ndarray):
+    """A NumPy array with the `.data.ptr` that the launchers' alignment checks read."""
+    @property
+    def data(self):
+        return type("Mem", (), {"ptr": self.ctypes.data})()
+
+
+def _dev(a):
+    return np.ascontiguousarray(a).view(_Dev)
+
+
+def test_fusable_rules():
+    a16 = _dev(np.zeros(4100, np.float32))
+    assert a16.data.ptr % 16 == 0  # NumPy's allocations are 16-byte aligned
+    assert ar.fusable(4096, 8, a16) and ar.fusable(4100, 4, a16) and ar.fusable(64, 128, a16)
+    assert not ar.fusable(4098, 8, a16)                  # n % 4
+    assert not ar.fusable(ar.CAP + 4, 8, a16)            # above CAP
+    assert not ar.fusable(4096, 12, a16) and not ar.fusable(4096, 6, a16) and not ar.fusable(4096, 256, a16)
+    assert not ar.fusable(4096, 8, a16[1:])              # 4-byte offset
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_decode_residual_tries_the_fused_kernel_first(monkeypatch, fused):
+    """ops.matmul_residual, decode with a communicator: the partial product, then comm.all_reduce_residual; only
+    where that declines, the all-reduce and kernels/tp.cu's add."""
+    from cugraphllm.gpu import ops
+    from cugraphllm.gpu.state import Residual
+    D, K = 64, 48
+    calls = []
+
+    class Comm:
+        part = _dev(np.zeros((4, D), np.float32))
+
+        def all_reduce_residual(self, p, r, chunk):
+            calls.append("fused")
+            assert p.shape == (1, D) and np.shares_memory(p, Comm.part) and chunk == ops.norm_chunk(D)
+            return fused
+
+        def all_reduce(self, p):
+            calls.append("all_reduce")
+
+    monkeypatch.setattr(ops, "_launch_gemv", lambda kernel, t, K_, n, args: calls.append(kernel))
+    monkeypatch.setattr(ops, "_fn", lambda file, kernel, t, **d: lambda grid, block, args: calls.append(kernel))
+    r = Residual(_dev(np.zeros((1, D), np.float32)), _dev(np.zeros((1, D), np.float16)),
+                 _dev(np.zeros(D // 2, np.float32)), Comm())
+    ops.matmul_residual(r, _dev(np.ones((1, K), np.float16)), _dev(np.ones((D, K), np.float16)))
+    assert calls == ["gemv_logits", "fused"] + ([] if fused else ["all_reduce", "residual_add_ss"])
+
+
+def test_custom_comm_fused_residual_dispatch(monkeypatch):
+    calls = []
+
+    class Group:
+        def meet(self, rank, n):
+            calls.append(("meet", n))
+
+    class Peers:
+        fused = {"float16"}
+
+        def launch_residual(self, rank, p, x, xh, ss, chunk):
+            calls.append(("kernel", rank, chunk))
+
+    c = object.__new__(ar.CustomComm)
+    c.group, c.rank, c.world, c.peers, c.fuse = Group(), 0, 2, Peers(), True
+    p = _dev(np.zeros(4096, np.float32))
+    r = type("R", (), dict(x=_dev(np.zeros(4096, np.float32)), xn=np.zeros(4096, np.float16), ss=None))()
+    assert c.all_reduce_residual(p, r, 8) and calls == [("meet", 4096), ("kernel", 0, 8)]
+    calls.clear()
+    r16 = type("R", (), dict(x=r.x, xn=np.zeros(4096, np.float32), ss=None))()  # a dtype not warmed up
+    assert not c.all_reduce_residual(p, r16, 8) and not c.all_reduce_residual(p, r, 12)
+    c.fuse = False
+    assert not c.all_reduce_residual(p, r, 8) and calls == []  # declined: no rendezvous, no kernel

@@ -262,7 +262,7 @@ os._exit(0)  # the context is broken after the trap: no teardown
 
 
 def test_a_lone_rank_traps_instead_of_hanging(peers):
-    env = {**os.environ, "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS": "200", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS": "200"}  # cwd REPO: `-c` imports cugraphllm from it
     r = subprocess.run([sys.executable, "-c", LONE], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert "TRAPPED" in r.stdout, (r.stdout, r.stderr[-2000:])  # an error within seconds, not a hang
     secs = float(r.stdout.split("TRAPPED after ")[1].split(" s")[0])
@@ -270,9 +270,10 @@ def test_a_lone_rank_traps_instead_of_hanging(peers):
 
 
 # ---- engines over the custom backend -------------------------------------------------------------------------------
-def _tp2(monkeypatch, backend, config, weights, mode, max_seq_len=None):
+def _tp2(monkeypatch, backend, config, weights, mode, max_seq_len=None, fuse="1"):
     from cugraphllm.gpu.tp_engine import TPEngine
     monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE", backend)
+    monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_FUSE", fuse)
     e = TPEngine(config, weights, RuntimeConfig(backend="cuda", mode=mode, max_seq_len=max_seq_len, tp=2))
     e.wait_ready()
     assert e.allreduce == backend and all(rk.comm.backend == backend for rk in e.ranks)
@@ -308,26 +309,67 @@ def test_stories_tp2_custom_greedy_equals_tp1(monkeypatch, stories_ckpt, peers, 
         two.close()
 
 
-def test_7b_width_logits_bit_identical_to_nccl(monkeypatch, peers):
+def test_7b_width_logits_custom_against_nccl(monkeypatch, peers):
+    """Unfused (CUGRAPHLLM_ALLREDUCE_FUSE=0) the custom backend computes every value as NCCL does: bit-identical
+    logits. Fused (the default), the norm's partial sums of squares add in another order: the TP tests' fp16
+    tolerance."""
     from cugraphllm.loader import dummy_weights
     cfg = ModelConfig(dim=4096, n_layers=2, n_heads=32, n_kv_heads=32, vocab_size=32000, hidden_dim=11008,
                       max_seq_len=256)
     w = dummy_weights(cfg, seed=4, dtype="float16")
     rng = np.random.default_rng(4)
     prompt = rng.integers(3, cfg.vocab_size, 37).tolist()  # 37-row prefill: NCCL in both; then custom decode steps
+    feed = rng.integers(3, cfg.vocab_size, 6).tolist()
     out = {}
-    for backend in ("nccl", "custom"):
-        e = _tp2(monkeypatch, backend, cfg, w, "hybrid", max_seq_len=128)
+    for backend, fuse in (("nccl", "1"), ("custom", "0"), ("custom", "1")):
+        e = _tp2(monkeypatch, backend, cfg, w, "hybrid", max_seq_len=128, fuse=fuse)
         try:
             toks = list(e.generate(prompt, GREEDY, 1))
             logits = [e.s.logits.get()[0].copy()]
-            for _ in range(6):
-                toks += list(e.generate([toks[-1]], GREEDY, 1))
+            for t in feed:  # the same inputs for every engine, whatever each one sampled
+                toks += list(e.generate([t], GREEDY, 1))
                 logits.append(e.s.logits.get()[0].copy())
         finally:
             e.close()
-        out[backend] = toks, np.array(logits)
-    assert np.isfinite(out["custom"][1]).all()
-    assert out["custom"][0] == out["nccl"][0]
-    diff = np.abs(out["custom"][1] - out["nccl"][1]).max()
-    assert np.array_equal(out["custom"][1], out["nccl"][1]), f"max |custom - nccl| = {diff}"
+        out[backend + fuse] = toks, np.array(logits, np.float64)
+    ref, unfused, fused = out["nccl1"], out["custom0"], out["custom1"]
+    assert np.isfinite(unfused[1]).all() and np.isfinite(fused[1]).all()
+    diff = np.abs(unfused[1] - ref[1]).max()
+    assert unfused[0] == ref[0] and np.array_equal(unfused[1], ref[1]), f"max |custom - nccl| = {diff}"
+    errs = [np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(fused[1], ref[1])]
+    assert max(errs) < 1e-2, errs
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_fused_residual_update(peers, dtype):
+    """ar_residual: x += p0 + p1 (the f32 values of the unfused path, bit for bit), xn = T(x), ss = the norm's
+    partial sums of squares (float64 reference), identical on both GPUs, at D = 4096 / 5120 / 8192 and 4100."""
+    import cupy as cp
+    import ml_dtypes
+    from cugraphllm.gpu.ops import norm_chunk
+    pb, streams = peers
+    pb.warmup(dtype)
+    T = np.float16 if dtype == "float16" else ml_dtypes.bfloat16
+    rng = np.random.default_rng(len(dtype))
+    for D in (4096, 5120, 8192, 4100):
+        C = norm_chunk(D)
+        x = rng.standard_normal(D).astype(np.float32)
+        p = [0.1 * v for v in _inputs(rng, D)]
+        bufs = [_on(r, lambda: dict(p=cp.asarray(p[r][None]), x=cp.asarray(x[None]),
+                                    xn=cp.full((1, D), np.nan, T), ss=cp.full((D + 1) // 2, np.nan, cp.float32)))
+                for r in (0, 1)]
+        for r in (0, 1):
+            with cp.cuda.Device(r), streams[r]:
+                b = bufs[r]
+                pb.launch_residual(r, b["p"], b["x"], b["xn"], b["ss"], C)
+        _sync()
+        want = x + (p[0] + p[1])
+        n = -(-D // C)
+        ss64 = np.array([np.sum(want[i:i + C].astype(np.float64) ** 2) for i in range(0, D, C)])
+        got = [_on(r, lambda: {k: bufs[r][k].get() for k in ("x", "xn", "ss")}) for r in (0, 1)]
+        for k in ("x", "xn", "ss"):
+            assert np.array_equal(got[0][k].view(np.uint8), got[1][k].view(np.uint8)), (D, k)
+        np.testing.assert_array_equal(got[0]["x"][0], want, err_msg=f"D={D}")
+        np.testing.assert_array_equal(got[0]["xn"][0].view(np.uint16), want.astype(T).view(np.uint16))
+        np.testing.assert_allclose(got[0]["ss"][:n], ss64, rtol=2e-6)
+        assert np.isnan(got[0]["ss"][n:]).all()  # nothing written past the partial sums

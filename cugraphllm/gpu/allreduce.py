@@ -9,7 +9,9 @@ Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | nccl | 
 pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nccl; custom where it is impossible is a one-line
 error). Messages above CAP elements (prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
 CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
-every GPU instead of a hang when one GPU's launch never comes).
+every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
+its 16-bit copy and the norm's partial sums) is one kernel, ar_residual, instead of two; CUGRAPHLLM_ALLREDUCE_FUSE=0
+keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
 
 The layout functions below are pure Python (tests/test_allreduce_cpu.py model-checks the protocol with them); the
 kernel gets the same constants as defines.
@@ -27,7 +29,7 @@ from .tp import Comm
 THREADS, CHUNK = 256, 1024            # a block of 256 threads owns 1024 elements (one float4 per thread)
 MAX_BLOCKS, MAX_WORLD = 64, 8
 CAP = CHUNK * MAX_BLOCKS               # elements per rank of the largest custom message (65536 f32 = 256 KiB)
-ENV, TIMEOUT_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS"
+ENV, TIMEOUT_ENV, FUSE_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS", "CUGRAPHLLM_ALLREDUCE_FUSE"
 _cache: dict = {}                      # (device, world) -> RawKernel
 
 
@@ -102,15 +104,24 @@ def _enable_peers(devices: list[int]) -> None:
                         raise BackendError(f"custom all-reduce: peer access {a} -> {b} failed: {exc}") from None
 
 
-def _kernel(world: int):
-    """The kernel for `world` ranks on the current device (compiled once per world, loaded once per device)."""
-    key = (ck.device_id(), world)
+def _kernel(world: int, name: str = "ar_oneshot", tname: str = "float16"):
+    """A kernel for `world` ranks on the current device (compiled once per world and storage dtype, loaded once per
+    device)."""
+    key = (ck.device_id(), world, name, tname)
     f = _cache.get(key)
     if f is None:
         defines = dict(AR_WORLD=world, AR_THREADS=THREADS, AR_CHUNK=CHUNK, AR_MAX_BLOCKS=MAX_BLOCKS,
                        AR_MAX_WORLD=MAX_WORLD)
-        f = _cache[key] = ck.get_function("allreduce.cu", "ar_oneshot", defines=defines)
+        f = _cache[key] = ck.get_function("allreduce.cu", name, defines=defines, dtype=tname)
     return f
+
+
+def fusable(n: int, chunk: int, *arrays) -> bool:
+    """Whether ar_residual can do a decode residual update of n elements with the norm's chunk (pure Python but for
+    the arrays' addresses): n % 4 == 0 and <= CAP, 16-byte aligned f32 arrays, chunk / 4 a power of two <= 32."""
+    lanes = chunk // 4
+    return (0 < n <= CAP and n % 4 == 0 and chunk % 4 == 0 and 1 <= lanes <= 32 and lanes & (lanes - 1) == 0
+            and all(a.data.ptr % 16 == 0 for a in arrays))
 
 
 class PeerBuffers:
@@ -124,6 +135,7 @@ class PeerBuffers:
         if not 1 <= self.world <= MAX_WORLD:
             raise BackendError(f"custom all-reduce: {self.world} GPUs, at most {MAX_WORLD}")
         self.timeout_ns = timeout_ns()
+        self.fused: set = set()  # storage dtypes whose ar_residual is loaded on every device (warmup)
         _enable_peers(self.devices)
         self.data, self.flags, self.seq = [], [], []
         for d in self.devices:
@@ -141,6 +153,27 @@ class PeerBuffers:
     def nbytes(self) -> int:
         """Bytes on each device."""
         return buffer_bytes(self.world)
+
+    def warmup(self, tname: str) -> None:
+        """Load ar_residual for storage dtype tname on every device (before any step: never compile mid-collective)."""
+        import cupy as cp
+        for d in self.devices:
+            with cp.cuda.Device(d):
+                _kernel(self.world, "ar_residual", tname).attributes
+        self.fused.add(tname)
+
+    def launch_residual(self, rank: int, p, x, xh, ss, chunk: int) -> None:
+        """ar_residual on the current stream: x f32 [1, n] += (sum over ranks of p f32 [1, n]), xh T [1, n] = T(x),
+        ss f32 [>= ceil(n / chunk)] = the norm's partial sums of squares. Same call order rules as launch()."""
+        n = p.size
+        if x.dtype != np.float32 or p.dtype != np.float32 or x.size != n or xh.size != n or ss.size < -(-n // chunk):
+            raise ValueError(f"custom all-reduce: residual shapes p {p.shape}, x {x.shape}, xh {xh.shape}, ss "
+                             f"{ss.shape} for chunk {chunk}")
+        if xh.dtype.name not in self.fused or not fusable(n, chunk, p, x):
+            raise ValueError(f"custom all-reduce: no fused residual for {xh.dtype.name}, n {n}, chunk {chunk}")
+        _kernel(self.world, "ar_residual", xh.dtype.name)((blocks_for(n),), (THREADS,), (
+            p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk), np.int64(CAP),
+            np.int64(self.timeout_ns)))
 
     def launch(self, rank: int, src, dst, n: int, gather: bool) -> None:
         """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each;
@@ -171,6 +204,17 @@ class CustomComm(Comm):
     def __init__(self, group, rank: int, rows: int, dim: int, vocab_local: int, peers: PeerBuffers):
         super().__init__(group, rank, rows, dim, vocab_local)
         self.peers = peers
+        self.fuse = os.environ.get(FUSE_ENV, "1").strip() != "0"
+
+    def all_reduce_residual(self, p, r, chunk: int) -> bool:
+        """The decode residual update (ops.matmul_residual, M = 1) in one kernel: r.x += all_reduce(p), r.xn = T(x),
+        r.ss = partial sums of squares in `chunk`s. False (nothing done, on every rank alike) where the fused kernel
+        does not apply: the caller all-reduces and adds as usual."""
+        if not (self.fuse and r.xn.dtype.name in self.peers.fused and fusable(p.size, chunk, p, r.x)):
+            return False
+        self.group.meet(self.rank, p.size)
+        self.peers.launch_residual(self.rank, p, r.x, r.xn, r.ss, chunk)
+        return True
 
     def all_reduce(self, buf) -> None:
         if buf.size > CAP:

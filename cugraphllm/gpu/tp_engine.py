@@ -17,6 +17,8 @@ import gc
 import time
 import weakref
 
+import numpy as np
+
 from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ConfigError
 from ..weights import LayerWeights, Weights
@@ -174,6 +176,7 @@ class TPEngine(CudaEngine):
             self.workers = Workers(self.devices, self.group)
             if self.allreduce == "custom":
                 self.peers = allreduce.PeerBuffers(self.devices)
+                self.peers.warmup(np.dtype(storage_dtype(runtime.dtype)).name)
             self._allocate(plans, weights, progress)
         except BaseException as exc:
             import cupy as cp
