@@ -106,10 +106,7 @@ __device__ __forceinline__ unsigned ar_exchange(const float* in, const unsigned*
     const u64 my_data = AR_PICK(d, rank), my_flags = AR_PICK(f, rank), peer_flags = AR_PICK(f, tid);
     __shared__ unsigned s_seq;
     if (tid == 0) s_seq = seq[b] + 1u;
-    __syncthreads();
-    const unsigned s = s_seq;
-    const long long par = s & 1u;
-    if (vec) {
+    if (vec) {  // issued before the barrier: this load and the sequence number's are in flight together
         if (idx[0] < n) {
             const float4 v = *reinterpret_cast<const float4*>(in + idx[0]);
             mine[0] = v.x, mine[1] = v.y, mine[2] = v.z, mine[3] = v.w;
@@ -119,6 +116,9 @@ __device__ __forceinline__ unsigned ar_exchange(const float* in, const unsigned*
         for (int k = 0; k < AR_PER; ++k)
             if (idx[k] < n) mine[k] = in[idx[k]];
     }
+    __syncthreads();
+    const unsigned s = s_seq;
+    const long long par = s & 1u;
     // 1. push into slot [par][rank] of every peer
 #pragma unroll
     for (int p = 0; p < AR_WORLD; ++p) {
