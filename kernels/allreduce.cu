@@ -74,6 +74,10 @@ __device__ __forceinline__ float4 ar_load4(const float* p) {
                  : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p) : "memory");
     return v;
 }
+// 16-byte store (the compiler splits a float4 assignment built from registers into 4 scalar stores here).
+__device__ __forceinline__ void ar_store4(float* p, float a, float b, float c, float d) {
+    asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
 __device__ __forceinline__ float ar_load(const float* p) {
     float v;
     asm volatile("ld.relaxed.sys.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
@@ -125,7 +129,7 @@ __device__ __forceinline__ unsigned ar_exchange(const float* in, const unsigned*
         if (p == rank) continue;
         float* dst = reinterpret_cast<float*>(AR_PICK(d, p)) + (par * AR_WORLD + rank) * cap;
         if (vec) {
-            if (idx[0] < n) *reinterpret_cast<float4*>(dst + idx[0]) = make_float4(mine[0], mine[1], mine[2], mine[3]);
+            if (idx[0] < n) ar_store4(dst + idx[0], mine[0], mine[1], mine[2], mine[3]);
         } else {
 #pragma unroll
             for (int k = 0; k < AR_PER; ++k)
@@ -198,7 +202,7 @@ ar_oneshot(const float* in, float* out, unsigned* seq, AR_PTRS(d), AR_PTRS(f), i
         float acc[AR_PER];
         ar_sum(slots, cap, n, rank, vec, idx, mine, acc);
         if (vec) {
-            if (idx[0] < n) *reinterpret_cast<float4*>(out + idx[0]) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+            if (idx[0] < n) ar_store4(out + idx[0], acc[0], acc[1], acc[2], acc[3]);
         } else {
 #pragma unroll
             for (int k = 0; k < AR_PER; ++k)
@@ -209,9 +213,11 @@ ar_oneshot(const float* in, float* out, unsigned* seq, AR_PTRS(d), AR_PTRS(f), i
         for (int src = 0; src < AR_WORLD; ++src) {
             float* o = out + (long long)src * n;
             if (vec) {
-                if (idx[0] < n)
-                    *reinterpret_cast<float4*>(o + idx[0]) = src == rank
-                        ? make_float4(mine[0], mine[1], mine[2], mine[3]) : ar_load4(slots + src * cap + idx[0]);
+                if (idx[0] < n) {
+                    const float4 v = src == rank ? make_float4(mine[0], mine[1], mine[2], mine[3])
+                                                 : ar_load4(slots + src * cap + idx[0]);
+                    ar_store4(o + idx[0], v.x, v.y, v.z, v.w);
+                }
             } else {
 #pragma unroll
                 for (int k = 0; k < AR_PER; ++k)

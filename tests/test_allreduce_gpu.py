@@ -200,6 +200,8 @@ def test_graph_replays_never_read_stale_data(peers):
         with cp.cuda.Device(r):
             m = cp.RawModule(code=HELPERS)
             k = {name: m.get_function(name) for name in ("gen", "delay", "record", "advance")}
+            for f in k.values():
+                f.attributes  # compiled and loaded now: no module load inside the capture
             b = dict(step=cp.zeros(1, cp.uint32), x=[cp.full(n, np.nan, cp.float32) for n in ar_sizes],
                      gx=cp.full(gsize, np.nan, cp.float32), gy=cp.full(2 * gsize, np.nan, cp.float32),
                      hist=[cp.full(REPLAYS * n, np.nan, cp.float32) for n in ar_sizes],
