@@ -169,9 +169,10 @@ def tp_entry(engine, args) -> dict:
     memory figures of a TP engine are per GPU."""
     if args.tp <= 1:
         return {}
-    us = engine.collective_us()
-    log(f"  collectives (2 all-reduces per layer + logits all-gather): {us:.1f} us per step over {args.tp} GPUs")
-    return {"tp": args.tp, "allreduce_us_per_step": us, "memory_per_gpu": True}
+    us, how = engine.collective_us(), getattr(engine, "allreduce", "nccl")
+    log(f"  collectives (2 all-reduces per layer + logits all-gather, {how}): {us:.1f} us per step over {args.tp} "
+        "GPUs")
+    return {"tp": args.tp, "allreduce_us_per_step": us, "allreduce_backend": how, "memory_per_gpu": True}
 
 
 def _floor(config, args, backend: str) -> dict:

@@ -285,12 +285,16 @@ def _residual_allreduce(r, a, w):
         else:
             from . import gemm as g
         g.matmul_residual(p, a, w)
-    r.comm.all_reduce(p)
     if M == 1 and r.ss is not None:
         _check_stats(r.xn, r.ss, N, t)
         n, chunk = norm_partials(N), norm_chunk(N)
+        fused = getattr(r.comm, "all_reduce_residual", None)  # gpu/allreduce.py: sum and update in one kernel
+        if fused is not None and fused(p, r, chunk):
+            return
+        r.comm.all_reduce(p)
         _fn("tp.cu", "residual_add_ss", t)((-(-n // 4),), (128,), (r.x, r.xn, r.ss, p, np.int32(N), np.int32(chunk)))
         return
+    r.comm.all_reduce(p)
     _fn("tp.cu", "residual_add", t)((min(-(-(M * N) // 256), 4096),), (256,), (r.x, p, np.int64(M * N)))
 
 

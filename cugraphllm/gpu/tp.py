@@ -77,12 +77,19 @@ class Group:
         except Exception:
             raise BackendError(self._error or "tensor parallel: another GPU's step failed") from None
 
+    def meet(self, rank: int, count: int) -> None:
+        """The rendezvous alone (no NCCL call): the custom backend (gpu/allreduce.py) launches its own kernels once
+        every rank has reached the same collective (count elements)."""
+        self.collective(rank, ("meet", 0, 0, count, 0))
+
     def _issue(self) -> None:
         nccl, calls = self._nccl, list(self._calls)
         kinds = {c[0] for c in calls}
         try:
             if len(kinds) != 1 or len({c[3] for c in calls}) != 1:
                 raise RuntimeError(f"ranks disagree on the collective: {calls}")
+            if kinds == {"meet"}:
+                return
             import cupy as cp
             nccl.groupStart()
             try:
@@ -117,7 +124,9 @@ class Group:
 
 class Comm:
     """One rank's view of the group, as the ops take it (state.Residual.comm): its scratch for the partial
-    residual product, part f32 [rows, D], and for its slice of the logits, logits f32 [1, V / world]."""
+    residual product, part f32 [rows, D], and for its slice of the logits, logits f32 [1, V / world]. NCCL here;
+    gpu/allreduce.py CustomComm is the same interface over NVLink peer access."""
+    backend = "nccl"
 
     def __init__(self, group: Group, rank: int, rows: int, dim: int, vocab_local: int):
         import cupy as cp

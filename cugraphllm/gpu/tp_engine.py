@@ -17,6 +17,8 @@ import gc
 import time
 import weakref
 
+import numpy as np
+
 from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ConfigError
 from ..weights import LayerWeights, Weights
@@ -109,7 +111,6 @@ class Rank:
         import cupy as cp
         from . import gemm
         from .attention import Attention
-        from .tp import Comm
         c, self.rank, self.device = engine.config, r, engine.devices[r]
         self.local = lc = local_config(c, plan)
         S = engine.max_seq_len
@@ -128,7 +129,7 @@ class Rank:
                 self.attn = Attention(lc, S, engine.runtime.dtype)
                 rows = max(self.attn.prefill_buckets)
                 self.s = _scratch(c, lc, S, rows, dtype)
-                self.s.comm = self.comm = Comm(engine.group, r, rows, c.dim, lc.vocab_size)
+                self.s.comm = self.comm = engine.make_comm(r, rows, c.dim, lc.vocab_size)
                 gemm.prepare(rows, max(lc.qkv_dim, 2 * lc.hidden_dim, c.dim), dtype)
             self.stream.synchronize()
 
@@ -165,12 +166,17 @@ class TPEngine(CudaEngine):
         for p in plans:
             check_quant(config, local_config(config, p), self.world, *quant_settings(runtime))
         from .tp import Group, Workers, check_devices
+        from . import allreduce
         self.devices = check_devices(self.world)
+        self.allreduce = allreduce.choose(self.devices)  # "custom" (NVLink peer access) or "nccl"
         self._preflight(plans)
-        self.group = self.workers = None
+        self.group = self.workers = self.peers = None
         try:
             self.group = Group(self.devices)
             self.workers = Workers(self.devices, self.group)
+            if self.allreduce == "custom":
+                self.peers = allreduce.PeerBuffers(self.devices)
+                self.peers.warmup(np.dtype(storage_dtype(runtime.dtype)).name)
             self._allocate(plans, weights, progress)
         except BaseException as exc:
             import cupy as cp
@@ -214,10 +220,21 @@ class TPEngine(CudaEngine):
             need = memory.estimate(lc, S, mode=self.runtime.mode, weight_bytes=wb, n_sm=n_sm,
                                    staging=2 * STAGE_BYTES)["total"]
             need += memory.scratch_bytes(c, S, rows) + rows * c.dim * 4 + lc.vocab_size * 4
+            if self.allreduce == "custom":
+                from .allreduce import buffer_bytes
+                need += buffer_bytes(self.world)
             if need > free:
                 raise BackendError(f"cuda backend (--tp {self.world}): out of GPU memory on GPU {self.devices[r]}: "
                                    f"context {S} needs {need / 2**30:.2f} GiB per GPU but {free / 2**30:.2f} GiB "
                                    f"are free; try a smaller --max-seq-len, a larger --tp or a smaller model")
+
+    def make_comm(self, r: int, rows: int, dim: int, vocab_local: int):
+        """Rank r's communicator over the engine's backend (gpu/allreduce.py chooses it)."""
+        from .tp import Comm
+        if self.peers is None:
+            return Comm(self.group, r, rows, dim, vocab_local)
+        from .allreduce import CustomComm
+        return CustomComm(self.group, r, rows, dim, vocab_local, self.peers)
 
     def _allocate(self, plans, weights, progress) -> None:
         dtype = storage_dtype(self.runtime.dtype)
@@ -292,7 +309,7 @@ class TPEngine(CudaEngine):
 
     def describe(self) -> str:
         return super().describe().replace("cuda engine:", f"cuda engine, tensor parallel over {self.world} GPUs "
-                                          "(sizes per GPU):", 1)
+                                          f"({self.allreduce} all-reduce; sizes per GPU):", 1)
 
     def collective_us(self, reps: int = 50) -> float:
         """Device time of one decode step's collectives alone (2 all-reduces of D f32 per layer and the logits

@@ -140,18 +140,38 @@ class TPRuntime(GraphRuntime):
 
 def time_collectives(engine, reps: int = 50) -> float:
     """Microseconds of device time per decode step spent in the step's collectives alone: a graph per GPU holding
-    exactly the step's all-reduces (2 per layer, D f32 each) and the logits all-gather, replayed `reps` times
-    between CUDA events on rank 0 (each replay waits for all ranks, so rank 0's clock covers them)."""
-    import cupy as cp
-    e = engine
-    L = e.config.n_layers
+    exactly the step's all-reduces (2 per layer, D f32 each) and the logits all-gather, on the engine's backend
+    (rk.comm: NCCL or gpu/allreduce.py's custom kernels), replayed `reps` times between CUDA events on rank 0
+    (each replay waits for all ranks, so rank 0's clock covers them)."""
+    L = engine.config.n_layers
 
     def collectives(rk):
         p = rk.comm.part[:1]
         for _ in range(2 * L):
             rk.comm.all_reduce(p)
         rk.comm.all_gather(rk.comm.logits, rk.s.logits)
+    return _time_graphs(engine, collectives, reps)
 
+
+def time_collective(engine, kind: str = "allreduce", n: int | None = None, calls: int = 64, reps: int = 20) -> float:
+    """Microseconds per single collective on the engine's backend: a graph per GPU of `calls` back-to-back
+    all-reduces of n f32 (default D; n <= the rows of comm.part times D) or all-gathers of the logits slice."""
+    def body(rk):
+        c = rk.comm
+        p = c.part.reshape(-1)[:n or engine.config.dim]
+        for _ in range(calls):
+            if kind == "allreduce":
+                c.all_reduce(p)
+            else:
+                c.all_gather(c.logits, rk.s.logits)
+    return _time_graphs(engine, body, reps) / calls
+
+
+def _time_graphs(engine, body, reps: int) -> float:
+    """body(rank) captured into one graph per GPU (comm.part zeroed first: repeated sums of zeros stay finite),
+    replayed `reps` times together: microseconds per replay on rank 0's clock."""
+    import cupy as cp
+    e = engine
     streams = []
     for rk in e.ranks:
         with cp.cuda.Device(rk.device):
@@ -160,9 +180,9 @@ def time_collectives(engine, reps: int = 50) -> float:
 
     def cap(r):
         with streams[r]:
-            e.ranks[r].comm.part.fill(0)  # repeated sums of zeros stay finite
+            e.ranks[r].comm.part.fill(0)
         streams[r].synchronize()
-        graphs[r] = _capture_one(streams[r], lambda: collectives(e.ranks[r]))
+        graphs[r] = _capture_one(streams[r], lambda: body(e.ranks[r]))
     e.sync()
     e.workers.run(cap)
     mg = MultiGraph(graphs, e)

@@ -1,0 +1,235 @@
+"""The "custom" collective backend of tensor parallelism: one-shot all-reduce / all-gather of small f32 messages over
+NVLink peer access (kernels/allreduce.cu), as an alternative to NCCL behind gpu/tp.py's Comm interface.
+
+Why: a decode step of a TP engine makes 2 all-reduces per layer of D f32 (16-32 KB) and one all-gather of the logits;
+NCCL takes ~6.6 us each on 2 x H200 (430 us of a 2.7 ms 7B step). One kernel that pushes its chunk into every
+peer's buffer, raises a flag there and sums what the peers pushed into its own buffer needs one NVLink trip.
+
+Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | nccl | auto (default auto: custom when every
+pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nccl; custom where it is impossible is a one-line
+error). Messages above CAP elements (prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
+CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
+every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
+its 16-bit copy and the norm's partial sums) is one kernel, ar_residual, instead of two; CUGRAPHLLM_ALLREDUCE_FUSE=0
+keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
+
+The layout functions below are pure Python (tests/test_allreduce_cpu.py model-checks the protocol with them); the
+kernel gets the same constants as defines.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import BackendError
+from . import cuda_kernels as ck
+from .tp import Comm
+
+THREADS, CHUNK = 256, 1024            # a block of 256 threads owns 1024 elements (one float4 per thread)
+MAX_BLOCKS, MAX_WORLD = 64, 8
+CAP = CHUNK * MAX_BLOCKS               # elements per rank of the largest custom message (65536 f32 = 256 KiB)
+ENV, TIMEOUT_ENV, FUSE_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS", "CUGRAPHLLM_ALLREDUCE_FUSE"
+_cache: dict = {}                      # (device, world) -> RawKernel
+
+
+# ---- layout (pure Python) ----------------------------------------------------------------------------------------
+def blocks_for(n: int) -> int:
+    """Blocks of a call over n elements per rank: block b owns [b * CHUNK, (b + 1) * CHUNK) of every slot."""
+    if not 0 < n <= CAP:
+        raise ValueError(f"custom all-reduce: {n} elements per rank, expected 1..{CAP}")
+    return -(-n // CHUNK)
+
+
+def slot_offset(parity: int, src: int, world: int, cap: int = CAP) -> int:
+    """Element offset in a rank's data buffer of the slot that rank `src` pushes into at this parity."""
+    return (parity * world + src) * cap
+
+
+def flag_index(block: int, src: int) -> int:
+    """Index in a rank's flags of the word that block `block` of rank `src` writes its sequence number into."""
+    return block * MAX_WORLD + src
+
+
+def buffer_bytes(world: int) -> int:
+    """Device bytes per rank: data f32 [2, world, CAP], flags u32 [MAX_BLOCKS, MAX_WORLD], seq u32 [MAX_BLOCKS]."""
+    return 4 * (2 * world * CAP + MAX_BLOCKS * MAX_WORLD + MAX_BLOCKS)
+
+
+# ---- selection ---------------------------------------------------------------------------------------------------
+def peer_access(devices: list[int]) -> bool:
+    """Every ordered pair of the devices can map the other's memory."""
+    import cupy as cp
+    return all(a == b or cp.cuda.runtime.deviceCanAccessPeer(a, b) for a in devices for b in devices)
+
+
+def choose(devices: list[int], env: str | None = None) -> str:
+    """'custom' or 'nccl' for an engine over `devices` (module docstring); a one-line BackendError for a bad value
+    or for 'custom' where the GPUs cannot map each other's memory."""
+    want = (os.environ.get(ENV, "auto") if env is None else env).strip().lower() or "auto"
+    if want not in ("auto", "custom", "nccl"):
+        raise BackendError(f"{ENV}={want!r}: expected custom, nccl or auto")
+    if want == "nccl":
+        return "nccl"
+    ok = 2 <= len(devices) <= MAX_WORLD and peer_access(devices)
+    if want == "custom" and not ok:
+        raise BackendError(f"{ENV}=custom: GPUs {devices} do not all have peer access to each other (or more than "
+                           f"{MAX_WORLD}); use nccl")
+    return "custom" if ok else "nccl"
+
+
+def timeout_ns() -> int:
+    raw = os.environ.get(TIMEOUT_ENV, "1000")
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = -1.0
+    if not ms > 0:
+        raise BackendError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of milliseconds")
+    return int(ms * 1e6)
+
+
+def _enable_peers(devices: list[int]) -> None:
+    """Peer access from every device to every other (already enabled, e.g. by NCCL, is fine)."""
+    import cupy as cp
+    for a in devices:
+        with cp.cuda.Device(a):
+            for b in devices:
+                if a == b:
+                    continue
+                try:
+                    cp.cuda.runtime.deviceEnablePeerAccess(b)
+                except cp.cuda.runtime.CUDARuntimeError as exc:
+                    if exc.status != 704:  # cudaErrorPeerAccessAlreadyEnabled (CuPy clears the last error)
+                        raise BackendError(f"custom all-reduce: peer access {a} -> {b} failed: {exc}") from None
+
+
+def _kernel(world: int, name: str = "ar_oneshot", tname: str = "float16"):
+    """A kernel for `world` ranks on the current device (compiled once per world and storage dtype, loaded once per
+    device)."""
+    key = (ck.device_id(), world, name, tname)
+    f = _cache.get(key)
+    if f is None:
+        defines = dict(AR_WORLD=world, AR_THREADS=THREADS, AR_CHUNK=CHUNK, AR_MAX_BLOCKS=MAX_BLOCKS,
+                       AR_MAX_WORLD=MAX_WORLD)
+        f = _cache[key] = ck.get_function("allreduce.cu", name, defines=defines, dtype=tname)
+    return f
+
+
+def fusable(n: int, chunk: int, *arrays) -> bool:
+    """Whether ar_residual can do a decode residual update of n elements with the norm's chunk (pure Python but for
+    the arrays' addresses): n % 4 == 0 and <= CAP, 16-byte aligned f32 arrays, chunk / 4 a power of two <= 32."""
+    lanes = chunk // 4
+    return (0 < n <= CAP and n % 4 == 0 and chunk % 4 == 0 and 1 <= lanes <= 32 and lanes & (lanes - 1) == 0
+            and all(a.data.ptr % 16 == 0 for a in arrays))
+
+
+class PeerBuffers:
+    """The custom backend's device state of one group: per rank (on its device) data f32 [2 * world * CAP], flags u32
+    [MAX_BLOCKS * MAX_WORLD] and seq u32 [MAX_BLOCKS], all zero; peer access between all devices; the kernel loaded
+    on every device (a first launch must not compile while a peer's kernel already waits for it)."""
+
+    def __init__(self, devices: list[int]):
+        import cupy as cp
+        self.devices, self.world = list(devices), len(devices)
+        if not 1 <= self.world <= MAX_WORLD:
+            raise BackendError(f"custom all-reduce: {self.world} GPUs, at most {MAX_WORLD}")
+        self.timeout_ns = timeout_ns()
+        self.fused: set = set()  # storage dtypes whose ar_residual is loaded on every device (warmup)
+        _enable_peers(self.devices)
+        self.data, self.flags, self.seq = [], [], []
+        for d in self.devices:
+            with cp.cuda.Device(d):
+                self.data.append(cp.zeros(2 * self.world * CAP, cp.float32))
+                self.flags.append(cp.zeros(MAX_BLOCKS * MAX_WORLD, cp.uint32))
+                self.seq.append(cp.zeros(MAX_BLOCKS, cp.uint32))
+                _kernel(self.world).attributes  # compile and load here, outside any step
+                cp.cuda.Device().synchronize()  # zeros written before any peer's kernel can look
+        pad = [0] * (MAX_WORLD - self.world)
+        self._ptrs = tuple(np.uint64(p) for p in [a.data.ptr for a in self.data] + pad +
+                           [a.data.ptr for a in self.flags] + pad)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on each device."""
+        return buffer_bytes(self.world)
+
+    def warmup(self, tname: str) -> None:
+        """Load ar_residual for storage dtype tname on every device (before any step: never compile mid-collective)."""
+        import cupy as cp
+        for d in self.devices:
+            with cp.cuda.Device(d):
+                _kernel(self.world, "ar_residual", tname).attributes
+        self.fused.add(tname)
+
+    def launch_residual(self, rank: int, p, x, xh, ss, chunk: int) -> None:
+        """ar_residual on the current stream: x f32 [1, n] += (sum over ranks of p f32 [1, n]), xh T [1, n] = T(x),
+        ss f32 [>= ceil(n / chunk)] = the norm's partial sums of squares. Same call order rules as launch()."""
+        n = p.size
+        if x.dtype != np.float32 or p.dtype != np.float32 or x.size != n or xh.size != n or ss.size < -(-n // chunk):
+            raise ValueError(f"custom all-reduce: residual shapes p {p.shape}, x {x.shape}, xh {xh.shape}, ss "
+                             f"{ss.shape} for chunk {chunk}")
+        if xh.dtype.name not in self.fused or not fusable(n, chunk, p, x):
+            raise ValueError(f"custom all-reduce: no fused residual for {xh.dtype.name}, n {n}, chunk {chunk}")
+        _kernel(self.world, "ar_residual", xh.dtype.name)((blocks_for(n),), (THREADS,), (
+            p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk), np.int64(CAP),
+            np.int64(self.timeout_ns)))
+
+    def launch(self, rank: int, src, dst, n: int, gather: bool) -> None:
+        """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each;
+        dst may be src) or, gather, dst [world * n] = every rank's src in rank order. Every rank must make the same
+        calls in the same order (the sequence numbers live on the device)."""
+        if not 0 <= rank < self.world:
+            raise ValueError(f"custom all-reduce: rank {rank} of {self.world}")
+        for name, a, size in (("src", src, n), ("dst", dst, n * (self.world if gather else 1))):
+            if a.dtype != np.float32 or not a.flags.c_contiguous or a.size != size:
+                raise ValueError(f"custom all-reduce: {name} must be contiguous float32 of {size} elements, got "
+                                 f"{a.dtype} {tuple(a.shape)}")
+            if a.device.id != self.devices[rank]:
+                raise ValueError(f"custom all-reduce: {name} is on GPU {a.device.id}, rank {rank} is GPU "
+                                 f"{self.devices[rank]}")
+        vec = n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0
+        _kernel(self.world)((blocks_for(n),), (THREADS,), (
+            src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(bool(gather)),
+            np.int32(vec), np.int64(CAP), np.int64(self.timeout_ns)))
+
+
+class CustomComm(Comm):
+    """tp.Comm over PeerBuffers: all_reduce / all_gather of at most CAP elements per rank run kernels/allreduce.cu,
+    larger ones NCCL. Each call still meets the other ranks at the group's rendezvous on the host (no NCCL call):
+    a rank whose step fails before its collective releases the others with an error instead of leaving their
+    kernels waiting on the device; graph replays involve no host at all."""
+    backend = "custom"
+
+    def __init__(self, group, rank: int, rows: int, dim: int, vocab_local: int, peers: PeerBuffers):
+        super().__init__(group, rank, rows, dim, vocab_local)
+        self.peers = peers
+        self.fuse = os.environ.get(FUSE_ENV, "1").strip() != "0"
+
+    def all_reduce_residual(self, p, r, chunk: int) -> bool:
+        """The decode residual update (ops.matmul_residual, M = 1) in one kernel: r.x += all_reduce(p), r.xn = T(x),
+        r.ss = partial sums of squares in `chunk`s. False (nothing done, on every rank alike) where the fused kernel
+        does not apply: the caller all-reduces and adds as usual."""
+        if not (self.fuse and r.xn.dtype.name in self.peers.fused and fusable(p.size, chunk, p, r.x)):
+            return False
+        self.group.meet(self.rank, p.size)
+        self.peers.launch_residual(self.rank, p, r.x, r.xn, r.ss, chunk)
+        return True
+
+    def all_reduce(self, buf) -> None:
+        if buf.size > CAP:
+            return super().all_reduce(buf)
+        self.group.meet(self.rank, buf.size)
+        self.peers.launch(self.rank, buf, buf, buf.size, False)
+
+    def all_gather(self, send, recv) -> None:
+        if send.size > CAP:
+            return super().all_gather(send, recv)
+        if recv.size != send.size * self.world:
+            raise ValueError(f"all_gather: recv has {recv.size} elements, expected {self.world} x {send.size}")
+        self.group.meet(self.rank, send.size)
+        self.peers.launch(self.rank, send, recv, send.size, True)
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self.peers.nbytes

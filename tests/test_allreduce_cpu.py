@@ -1,0 +1,285 @@
+"""The custom all-reduce (gpu/allreduce.py, kernels/allreduce.cu) without a GPU: the buffer layout, the backend
+choice, and a model check of the kernel's protocol (slots by parity, per-block sequence numbers in device memory,
+flags released after the pushes, wait until flag - s >= 0) under random interleavings of the ranks' blocks and
+random delays of every store. Each variant of the protocol that would be a bug (one slot instead of two, waiting for
+flag == s, the flag not fenced after the data) must be caught by the same model, so the model can fail."""
+import random
+import re
+
+import numpy as np
+import pytest
+
+from cugraphllm.errors import BackendError
+from cugraphllm.gpu import allreduce as ar
+from cugraphllm.gpu.cuda_kernels import kernel_dir
+
+WRAP = 1 << 32
+
+
+def test_layout_is_disjoint_and_inside_the_buffer():
+    for world in (2, 3, 8):
+        offs = {(p, s): ar.slot_offset(p, s, world) for p in (0, 1) for s in range(world)}
+        assert sorted(offs.values()) == [i * ar.CAP for i in range(2 * world)]  # disjoint slots, no gap
+        assert max(offs.values()) + ar.CAP == 2 * world * ar.CAP == (ar.buffer_bytes(world) // 4
+                                                                    - ar.MAX_BLOCKS * (ar.MAX_WORLD + 1))
+    idx = {ar.flag_index(b, s) for b in range(ar.MAX_BLOCKS) for s in range(ar.MAX_WORLD)}
+    assert idx == set(range(ar.MAX_BLOCKS * ar.MAX_WORLD))
+    assert [ar.blocks_for(n) for n in (1, ar.CHUNK, ar.CHUNK + 1, 4096, 5120, 8192, 16000, ar.CAP)] == \
+        [1, 1, 2, 4, 5, 8, 16, ar.MAX_BLOCKS]
+    for bad in (0, ar.CAP + 1):
+        with pytest.raises(ValueError, match="elements per rank"):
+            ar.blocks_for(bad)
+
+
+def test_kernel_defaults_match_the_python_constants():
+    """allreduce.cu compiles on its own (CI) with these defaults; the launcher passes the same values."""
+    src = (kernel_dir() / "allreduce.cu").read_text()
+    got = {k: int(v) for k, v in re.findall(r"#define (AR_\w+) (\d+)\n", src)}
+    assert got == {"AR_WORLD": 2, "AR_THREADS": ar.THREADS, "AR_CHUNK": ar.CHUNK, "AR_MAX_BLOCKS": ar.MAX_BLOCKS,
+                   "AR_MAX_WORLD": ar.MAX_WORLD}
+    assert ar.CHUNK == 4 * ar.THREADS  # one float4 per thread (static_assert in the kernel)
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.setattr(ar, "peer_access", lambda devices: True)
+    assert ar.choose([0, 1], "auto") == "custom" and ar.choose([0, 1], "") == "custom"
+    assert ar.choose([0, 1], " NCCL ") == "nccl" and ar.choose([0, 1], "custom") == "custom"
+    assert ar.choose(list(range(9)), "auto") == "nccl"  # beyond MAX_WORLD
+    monkeypatch.setenv(ar.ENV, "nccl")
+    assert ar.choose([0, 1]) == "nccl"
+    monkeypatch.setattr(ar, "peer_access", lambda devices: False)
+    assert ar.choose([0, 1], "auto") == "nccl"
+    for env, what in (("custom", "do not all have peer access"), ("mpi", "expected custom, nccl or auto")):
+        with pytest.raises(BackendError, match=what) as e:
+            ar.choose([0, 1], env)
+        assert "\n" not in str(e.value)
+
+
+def test_timeout_setting(monkeypatch):
+    monkeypatch.delenv(ar.TIMEOUT_ENV, raising=False)
+    assert ar.timeout_ns() == 1_000_000_000
+    monkeypatch.setenv(ar.TIMEOUT_ENV, "2.5")
+    assert ar.timeout_ns() == 2_500_000
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv(ar.TIMEOUT_ENV, bad)
+        with pytest.raises(BackendError, match="positive number of milliseconds"):
+            ar.timeout_ns()
+
+
+# ---- the protocol model ------------------------------------------------------------------------------------------
+class Model:
+    """World ranks run the same calls (elements per rank) in order; a call's blocks run concurrently, the next call
+    starts when all of them are done (a kernel boundary on the rank's stream). Memory: one representative element per
+    (slot, block) and the flag words, keyed by (owner, name). Every store a block makes is pending until the
+    scheduler delivers it (in order per address: coherence); the fence delivers all of the block's pending stores.
+    A block's reads check that each peer's element carries (call, peer, block)."""
+
+    def __init__(self, world, calls, rng, parities=2, fence=True, wait_ge=True, seq0=0):
+        self.world, self.calls, self.rng = world, calls, rng
+        self.parities, self.fence, self.wait_ge = parities, fence, wait_ge
+        self.mem = {(r, ("f", ar.flag_index(b, p))): seq0 for r in range(world) for b in range(ar.MAX_BLOCKS)
+                    for p in range(world)}
+        self.seq = {(r, b): seq0 for r in range(world) for b in range(ar.MAX_BLOCKS)}
+        self.pending, self.errors = [], []
+
+    def _store(self, who, owner, addr, value):
+        self.pending.append((who, owner, addr, value))
+
+    def _deliver(self, i):
+        who, owner, addr, value = self.pending[i]
+        first = next(j for j, q in enumerate(self.pending) if q[1:3] == (owner, addr))  # coherence order
+        who, owner, addr, value = self.pending.pop(first)
+        self.mem[(owner, addr)] = value
+
+    def block(self, r, k, b):
+        """Rank r's block b in call k, one yield per step; a yielded callable is a wait (runnable when true)."""
+        s = (self.seq[r, b] + 1) % WRAP
+        par = s % 2 if self.parities == 2 else 0
+        peers = [p for p in range(self.world) if p != r]
+        me = (r, b)
+        yield None
+        for p in peers:  # 1. push
+            self._store(me, p, ("d", ar.slot_offset(par, r, self.world) + b * ar.CHUNK), (k, r, b))
+            yield None
+        if self.fence:  # 2. fence.acq_rel.sys: this block's stores are performed before the flags
+            while any(q[0] == me for q in self.pending):
+                self._deliver(next(i for i, q in enumerate(self.pending) if q[0] == me))
+        for p in peers:  # st.release.sys of the flag
+            self._store(me, p, ("f", ar.flag_index(b, r)), s)
+            yield None
+        for p in peers:  # 3. wait
+            addr = (r, ("f", ar.flag_index(b, p)))
+            if self.wait_ge:
+                yield lambda: (self.mem[addr] - s) % WRAP < WRAP // 2  # (int)(flag - s) >= 0
+            else:
+                yield lambda: self.mem[addr] == s
+        for p in peers:  # 4. read the peers' elements
+            got = self.mem.get((r, ("d", ar.slot_offset(par, p, self.world) + b * ar.CHUNK)))
+            if got != (k, p, b):
+                self.errors.append(f"rank {r} call {k} block {b} read {got} from rank {p}")
+            yield None
+        self.seq[r, b] = s  # 5.
+
+    def run(self, max_steps=200_000) -> str:
+        """'' when every rank finished every call with correct reads, else what went wrong."""
+        call = [0] * self.world
+        live = {r: [] for r in range(self.world)}
+        waits = {}
+        for _ in range(max_steps):
+            for r in range(self.world):
+                if not live[r] and call[r] < len(self.calls):
+                    k = call[r]
+                    live[r] = [(b, self.block(r, k, b)) for b in range(ar.blocks_for(self.calls[k]))]
+                    call[r] += 1
+            if self.errors:
+                return self.errors[0]
+            steps = [(r, i) for r in live for i, (b, g) in enumerate(live[r])
+                     if waits.get((r, b)) is None or waits[(r, b)]()]
+            if not steps and not self.pending:
+                done = all(c == len(self.calls) and not live[r] for r, c in enumerate(call))
+                return "" if done else "deadlock"
+            if self.pending and (not steps or self.rng.random() < 0.4):
+                self._deliver(self.rng.randrange(len(self.pending)))
+                continue
+            r, i = self.rng.choice(steps)
+            b, g = live[r][i]
+            try:
+                waits[(r, b)] = next(g)
+            except StopIteration:
+                waits.pop((r, b), None)
+                live[r].pop(i)
+        return "too many steps"
+
+
+CALLS = [1500, 3000, 1, 2048, 3000, 700, 2500, 1024, 4096, 1]  # 2, 3, 1, 2, 3, 1, 3, 1, 4, 1 blocks
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_protocol_never_reads_stale_or_future_data_nor_deadlocks(world):
+    for seed in range(60):
+        rng = random.Random(seed * 10 + world)
+        seq0 = WRAP - 7 if seed % 2 else 0  # odd seeds cross the 32-bit wrap of the sequence numbers
+        out = Model(world, CALLS, rng, seq0=seq0).run()
+        assert out == "", f"seed {seed}: {out}"
+
+
+@pytest.mark.parametrize("bug, what", [
+    (dict(parities=1), "read"),            # one slot: a fast rank overwrites what a slow peer has not read yet
+    (dict(wait_ge=False), "deadlock"),     # flag == s: a peer already one call ahead wrote s + 1
+    (dict(fence=False), "read"),           # the flag overtakes the data
+])
+def test_the_model_catches_each_broken_variant(bug, what):
+    outs = [Model(2, CALLS, random.Random(seed), **bug).run() for seed in range(60)]
+    assert any(what in o for o in outs), outs
+
+
+# ---- CustomComm's dispatch, with a fake group and fake peer buffers -------------------------------------------------
+class _Buf:
+    def __init__(self, size, ptr):
+        self.size, self.data = size, type("Mem", (), {"ptr": ptr})()
+
+
+def test_custom_comm_dispatch(monkeypatch):
+    """At most CAP elements: the rendezvous alone, then the kernel (in place for all_reduce); above CAP: NCCL's
+    collective through the same group."""
+    import cupy as cp
+    calls = []
+
+    class Group:
+        world = 2
+
+        def meet(self, rank, n):
+            calls.append(("meet", rank, n))
+
+        def collective(self, rank, call):
+            calls.append((call[0], rank, call[3]))
+
+    class Peers:
+        def launch(self, rank, src, dst, n, gather):
+            calls.append(("kernel", rank, n, gather, src is dst))
+
+    monkeypatch.setattr(cp.cuda, "get_current_stream", lambda: type("S", (), {"ptr": 5})())
+    c = object.__new__(ar.CustomComm)
+    c.group, c.rank, c.world, c.peers = Group(), 1, 2, Peers()
+    c.all_reduce(_Buf(4096, 64))
+    c.all_reduce(_Buf(ar.CAP + 1, 64))
+    c.all_gather(_Buf(16000, 64), _Buf(32000, 128))
+    c.all_gather(_Buf(ar.CAP + 8, 64), _Buf(2 * ar.CAP + 16, 128))
+    assert calls == [("meet", 1, 4096), ("kernel", 1, 4096, False, True), ("allreduce", 1, ar.CAP + 1),
+                     ("meet", 1, 16000), ("kernel", 1, 16000, True, False), ("allgather", 1, ar.CAP + 8)]
+    with pytest.raises(ValueError, match="expected 2 x 16000"):
+        c.all_gather(_Buf(16000, 64), _Buf(16000, 128))
+
+
+class _Dev(np.ndarray):
+    """A NumPy array with the `.data.ptr` that the launchers' alignment checks read."""
+    @property
+    def data(self):
+        return type("Mem", (), {"ptr": self.ctypes.data})()
+
+
+def _dev(a):
+    return np.ascontiguousarray(a).view(_Dev)
+
+
+def test_fusable_rules():
+    a16 = _dev(np.zeros(4100, np.float32))
+    assert a16.data.ptr % 16 == 0  # NumPy's allocations are 16-byte aligned
+    assert ar.fusable(4096, 8, a16) and ar.fusable(4100, 4, a16) and ar.fusable(64, 128, a16)
+    assert not ar.fusable(4098, 8, a16)                  # n % 4
+    assert not ar.fusable(ar.CAP + 4, 8, a16)            # above CAP
+    assert not ar.fusable(4096, 12, a16) and not ar.fusable(4096, 6, a16) and not ar.fusable(4096, 256, a16)
+    assert not ar.fusable(4096, 8, a16[1:])              # 4-byte offset
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_decode_residual_tries_the_fused_kernel_first(monkeypatch, fused):
+    """ops.matmul_residual, decode with a communicator: the partial product, then comm.all_reduce_residual; only
+    where that declines, the all-reduce and kernels/tp.cu's add."""
+    from cugraphllm.gpu import ops
+    from cugraphllm.gpu.state import Residual
+    D, K = 64, 48
+    calls = []
+
+    class Comm:
+        part = _dev(np.zeros((4, D), np.float32))
+
+        def all_reduce_residual(self, p, r, chunk):
+            calls.append("fused")
+            assert p.shape == (1, D) and np.shares_memory(p, Comm.part) and chunk == ops.norm_chunk(D)
+            return fused
+
+        def all_reduce(self, p):
+            calls.append("all_reduce")
+
+    monkeypatch.setattr(ops, "_launch_gemv", lambda kernel, t, K_, n, args: calls.append(kernel))
+    monkeypatch.setattr(ops, "_fn", lambda file, kernel, t, **d: lambda grid, block, args: calls.append(kernel))
+    r = Residual(_dev(np.zeros((1, D), np.float32)), _dev(np.zeros((1, D), np.float16)),
+                 _dev(np.zeros(D // 2, np.float32)), Comm())
+    ops.matmul_residual(r, _dev(np.ones((1, K), np.float16)), _dev(np.ones((D, K), np.float16)))
+    assert calls == ["gemv_logits", "fused"] + ([] if fused else ["all_reduce", "residual_add_ss"])
+
+
+def test_custom_comm_fused_residual_dispatch(monkeypatch):
+    calls = []
+
+    class Group:
+        def meet(self, rank, n):
+            calls.append(("meet", n))
+
+    class Peers:
+        fused = {"float16"}
+
+        def launch_residual(self, rank, p, x, xh, ss, chunk):
+            calls.append(("kernel", rank, chunk))
+
+    c = object.__new__(ar.CustomComm)
+    c.group, c.rank, c.world, c.peers, c.fuse = Group(), 0, 2, Peers(), True
+    p = _dev(np.zeros(4096, np.float32))
+    r = type("R", (), dict(x=_dev(np.zeros(4096, np.float32)), xn=np.zeros(4096, np.float16), ss=None))()
+    assert c.all_reduce_residual(p, r, 8) and calls == [("meet", 4096), ("kernel", 0, 8)]
+    calls.clear()
+    r16 = type("R", (), dict(x=r.x, xn=np.zeros(4096, np.float32), ss=None))()  # a dtype not warmed up
+    assert not c.all_reduce_residual(p, r16, 8) and not c.all_reduce_residual(p, r, 12)
+    c.fuse = False
+    assert not c.all_reduce_residual(p, r, 8) and calls == []  # declined: no rendezvous, no kernel
