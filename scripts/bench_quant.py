@@ -100,8 +100,8 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
     return rows
 
 
-# QuantPlan (warps, unroll, ksplit, hacc)
-SWEEP = [(w, u, k, h) for h in (0, 1) for w in (8, 16) for u in (1, 2) for k in (1, 2, 4)]
+# QuantPlan (warps, unroll, ksplit, hacc, persist)
+SWEEP = [(w, u, k, h, p) for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)]
 
 
 def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128) -> list[dict]:
@@ -117,16 +117,16 @@ def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128) -> list[d
             for name, (op, N, K) in MATS.items():
                 ws, wbytes = weight_copies(fmt, N, K, T, group)
                 fn, io = case(op, N, K, ws, T)
-                for w, u, k, h in SWEEP:
-                    gemv_plan.QUANT_PLANS[fmt] = gemv_plan.QuantPlan(fmt, w, u, k, h)
+                for w, u, k, h, pe in SWEEP:
+                    gemv_plan.QUANT_PLANS[fmt] = gemv_plan.QuantPlan(fmt, w, u, k, h, pe)
                     try:
                         us = bk.graph_us(stream, fn, len(ws))
                         rows.append({"format": fmt, "matrix": name, "warps": w, "unroll": u, "ksplit": k, "hacc": h,
-                                     "us": us, "tb_s": (wbytes + io) / (us * 1e-6) / 1e12})
-                        print(f"sweep {fmt:5s} {name:12s} ({w:2d},{u},{k},{h}) {us:8.2f} us", file=sys.stderr)
+                                     "persist": pe, "us": us, "tb_s": (wbytes + io) / (us * 1e-6) / 1e12})
+                        print(f"sweep {fmt:5s} {name:12s} ({w:2d},{u},{k},{h},{pe}) {us:8.2f} us", file=sys.stderr)
                     except Exception as exc:  # noqa: BLE001 - e.g. a block shape the ss chunking refuses
                         rows.append({"format": fmt, "matrix": name, "warps": w, "unroll": u, "ksplit": k, "hacc": h,
-                                     "error": str(exc).splitlines()[0]})
+                                     "persist": pe, "error": str(exc).splitlines()[0]})
                 del ws
                 cp.get_default_memory_pool().free_all_blocks()
         finally:
