@@ -135,7 +135,7 @@ def main():
     for fmt in FMTS:
         gemm_quant.allocate(cfg, fmt, max(MS), args.dtype)
     env = environment()
-    env["gemm_quant"] = {"AUTO_OWN_MAX_M": gemm_quant.AUTO_OWN_MAX_M, "SLAB_BYTES": gemm_quant.SLAB_BYTES,
+    env["gemm_quant"] = {"AUTO_OWN_MAX_M": gemm_quant.AUTO_OWN_MAX_M, "SLAB_BYTES": gemm_quant.slabs.SLAB_BYTES, "PIPE": gemm_quant.slabs.PIPE,
                          "int4_group": GROUP, "AUTO_TC_M": gemm_quant.AUTO_TC_M,
                          "TC_CONFIGS": gemm_quant_tc.CONFIGS, "TC_CONFIG_BY_M": gemm_quant_tc.CONFIG_BY_M,
                          "TC_TARGET_BLOCKS_PER_SM": gemm_quant_tc.TARGET_BLOCKS_PER_SM}

@@ -125,6 +125,31 @@ def test_matmul_residual(M, N, K, extras, fmt, dtype):
 
 
 @gpu
+@pytest.mark.parametrize("pipe", [True, False], ids=["overlapped", "one-stream"])
+@pytest.mark.parametrize("M,N,K", [(512, 4096, 11008), (96, 22016, 4096), (16, 8192, 28672)])
+def test_dequant_slabs(M, N, K, pipe, monkeypatch):
+    """The dequant path over many slabs (quant_slabs.py), with the next slab dequantized on a side stream during
+    this slab's GEMM (and without): both equal the reference, and both give the same result twice."""
+    from cugraphllm.gpu import gemm_quant, quant_slabs
+    monkeypatch.setattr(quant_slabs, "PIPE", pipe)
+    fmt = "int4"
+    rng, seed = rng_seed()
+    a = dev_random((M, K), "float16", 1.0, seed)
+    w = dev_quant(fmt, N, K, seed + 1, True, group=128)
+    assert N > quant_slabs.slab_rows(N, K, 2), "the case must span several slabs"
+    x0 = dev_random((M, N), "float32", 1.0, seed + 2)
+    cols = _sample(N, 384, rng)
+    outs = []
+    for _ in range(2):
+        x = x0.copy()
+        gemm_quant.matmul_residual(x, a, w, impl="dequant")
+        outs.append(x)
+    assert cp.array_equal(outs[0], outs[1])
+    got = host64(outs[0])[:, cols] - host64(x0)[:, cols]
+    err = relerr(got, ref_product(a, w, cols))
+    assert err < TOL_F32["float16"], f"pipe={pipe} M={M} N={N} K={K} seed={seed}: rel err {err:.2e}"
+
+@gpu
 @pytest.mark.parametrize("fmt", FMTS)
 def test_from_float_quantize(fmt):
     """Through formats.quantize of a float matrix (the loaders' path) rather than random codes."""

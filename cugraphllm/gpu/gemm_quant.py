@@ -6,8 +6,9 @@ weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four path
 - "lt":      fp8 only, sm_89+ (K % 16 == 0): W8A8. Activations quantized per token on the device (amax -> e4m3),
              cuBLASLt FP8 GEMM into an f32 scratch (gpu/cublaslt.py), then an epilogue applies the token and row
              scales with the residual / SiLU*up / RoPE;
-- "dequant": int8 / int4 (and fp8 where "lt" cannot run): slabs of weight rows dequantized into a reused 16-bit
-             scratch of at most SLAB_BYTES, cuBLAS GemmEx per slab into the output columns, then gemm.cu's epilogues.
+- "dequant": int8 / int4 (and fp8 where "lt" cannot run): slabs of weight rows dequantized into two alternating
+             16-bit scratches (the next slab's dequantization overlaps this slab's GEMM: quant_slabs.py), cuBLAS
+             GemmEx per slab into the output columns, then gemm.cu's epilogues.
 - "tc":      tiled tensor-core GEMM dequantizing packed weight tiles in shared memory (gemm_quant_tc.py), any M;
              int4 needs K % 32 == 0, fp8 / int8 K % 16 == 0; T or f32 output, then gemm.cu's row epilogues.
 "auto" (size rule, from scripts/bench_quant_prefill.py): "tc" where AUTO_TC_M (per format: row range) says so;
@@ -30,7 +31,8 @@ from ..errors import BackendError
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemm
 from . import gemm_quant_tc as tc
-from .cuda_kernels import get_function
+from . import quant_slabs as slabs
+from .cuda_kernels import device_id, get_function
 
 OWN_MAX_M = 64
 AUTO_OWN_MAX_M = {"qkv": 32, "silu": 32, "residual": 32}  # to be tuned with scripts/bench_quant_prefill.py
@@ -41,7 +43,6 @@ AUTO_TC_M: dict = {}  # empty: measured slower than own / dequant (above)
 # (WM, WK, STAGES) as gemm.OWN_CONFIG, (op, NT) keys override; 512 threads at NT > 4 would spill (128 registers)
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
               **{("residual", nt): (2, 4, 2) for nt in (5, 6, 7, 8)}}
-SLAB_BYTES = 64 << 20
 _QFMT = {"fp8": 0, "int8": 1, "int4": 2}
 _THREADS = 256
 
@@ -76,7 +77,9 @@ def _sizes(config, fmt: str, max_tokens: int, dtype) -> dict:
     cols = max(n for n, _ in mats)
     t = gemm._dtype(dtype).itemsize
     out = {"act": max_tokens * K * t, "g": max_tokens * cols * t,
-           "slab": max(_slab_rows(n, k, t) * k * t for n, k in mats), "tcws": tc.WS_BYTES}
+           "tcws": tc.WS_BYTES}
+    for name in slabs.slab_buffers():   # two alternating slabs (quant_slabs.py)
+        out[name] = max(slabs.slab_rows(n, k, t) * k * t for n, k in mats)
     if fmt == "fp8":
         out.update(aq=max_tokens * K, sa=max_tokens * 4, d=max_tokens * cols * 4)
     return out
@@ -122,11 +125,6 @@ def _view(name: str, shape: tuple, dtype):
     dt = gemm._dtype(dtype)
     n = int(np.prod(shape)) * dt.itemsize
     return _buf(name, n)[:n].view(dt).reshape(shape)
-
-
-def _slab_rows(N: int, K: int, itemsize: int) -> int:
-    """Weight rows per dequantized slab: a multiple of 128 (tile-friendly for cuBLAS), at most N."""
-    return min(N, max(128, SLAB_BYTES // (K * itemsize) // 128 * 128))
 
 
 def warmup(fmt: str, dtype, rows, shapes=()) -> None:
@@ -250,18 +248,15 @@ def _tcws():
 
 
 def _dequant_gemm(c, a, w: QuantLinear, accumulate: bool) -> None:
-    """c[:, :N] (=|+=) a' @ W.T, slab by slab of dequantized rows (c [M, N] f32 or T)."""
-    from . import cublas
+    """c[:, :N] (=|+=) a' @ W.T, slab by slab of dequantized rows (c [M, N] f32 or T): quant_slabs.py."""
     a = _prep(a, w)
-    N, K = w.shape
-    R = _slab_rows(N, K, a.dtype.itemsize)
-    slab = _view("slab", (R, K), a.dtype)
-    vec = np.int32(K % 8 == 0)
-    for r0 in range(0, N, R):
-        n = min(R, N - r0)
+    K = w.shape[1]
+    wargs, vec = _wargs(w, K), np.int32(K % 8 == 0)
+
+    def dequant(slab, r0, n):
         _launch("dequant_rows", w.fmt, a.dtype, ((K + 8 * 128 - 1) // (8 * 128), n), 128,
-                (slab, *_wargs(w, K)[:4], np.int32(r0), np.int32(K), _wargs(w, K)[4], vec))
-        cublas.handle().gemm_nt(c, a, slab[:n], accumulate=accumulate, col0=r0)
+                (slab, *wargs[:4], np.int32(r0), np.int32(K), wargs[4], vec))
+    slabs.dequant_gemm(c, a, w, accumulate, _view, dequant, device_id())
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------

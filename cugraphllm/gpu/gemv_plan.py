@@ -105,9 +105,11 @@ class QuantPlan:
 # half2 products (hacc) where the H200 A/B favoured them (scripts/device_hacc.sh, 7B decode, one process per path):
 # int4 2.46 -> 2.36 ms/token, int8 2.64 -> 2.45; fp8 2.31 -> 2.39 (its hardware e4m3 convert already makes the
 # fp32 path cheap), so fp8 keeps fp32 products.
-# persist: blocks loop over row-pair blocks (ops_quant._resident), staging once (scripts/device_final2.sh A/B).
-QUANT_PLANS = {"fp8": QuantPlan("fp8", persist=1), "int8": QuantPlan("int8", hacc=1, persist=1),
-               "int4": QuantPlan("int4", hacc=1, persist=1)}
+# persist stays off: looping blocks (staging once per block, the next pair's loads in flight during an epilogue)
+# changed nothing on the H200 (scripts/device_persist.sh, 7B decode int4 2.49 / 2.48 ms, int8 2.41 / 2.42, fp8
+# 2.31 / 2.41 ms/token without / with; the sweep's per-matrix figures within noise): block turnover and staging
+# are not what holds these GEMVs at 50-75% of the copy rate.
+QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1)}
 
 
 def fp16_plan() -> GemvPlan:
