@@ -1,46 +1,46 @@
 #!/bin/bash
 # Session 10's last nvidia-h200-x2 call, parallel tracks (logs in one tarball under $OUT):
-# GPU 0: quantized GEMV tests on the half2 path, quantized engine tests, the server's HTTP overhead, then the 7B
-#        decode A/B of looping (persist) vs one-block-per-pair quantized GEMVs per format, in one process each;
-# GPU 1: quantized GEMV tests on the fp32 path, then the torch int8 / int4 peers;
-# both:  the custom all-reduce tests, its nccl / custom A/B on 7B TP2, the TP suite on the default backend.
+# GPU 0: the quantized GEMV tests scripts/device_persist.sh did not reach (node ids in .device/rest_h2.txt), the
+#        quantized prefill slab tests, quantized engine and server tests, the server's HTTP overhead, int4 / int8
+#        7B with the dequant slabs overlapped or not (one process per setting), then an ncu profile of one GEMV;
+# GPU 1: the rest of the fp32-path GEMV tests (.device/rest_f32.txt), then the torch int8 / int4 peers.
 set -u
 bash .device/prep.sh && export PYTHONPATH=/tmp/site
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl 2>/dev/null
 export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # NVLink multicast off
 OUT=${OUT:-/tmp/out}; L=/tmp/final2; mkdir -p "$OUT" $L/bench; T0=$(date +%s)
-t() { f=$1; s=$2; shift 2; timeout "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider tests/"$f" "$@" \
-        > $L/"${f%.py}$TAG".log 2>&1; echo "=== $f $TAG: $(tail -1 $L/"${f%.py}$TAG".log) [$(( $(date +%s) - T0 )) s]"
-      grep -E "^(FAILED|ERROR)" $L/"${f%.py}$TAG".log | head -8; }
-( export CUDA_VISIBLE_DEVICES=0 TAG=_h2
-  t test_quant_gpu.py 230 -k h2acc; TAG= t test_quant_engine_gpu.py 60; TAG= t test_server_gpu.py 40
+( sleep 520; pkill -f "python3 -"; pkill -f "ncu --" ) > /dev/null 2>&1 &   # the tarball must still be written
+t() { n=$1; s=$2; shift 2; timeout "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider "$@" \
+        > $L/$n.log 2>&1; echo "=== $n: $(tail -1 $L/$n.log) [$(( $(date +%s) - T0 )) s]"
+      grep -E "^(FAILED|ERROR)|^E  " $L/$n.log | head -10; }
+( export CUDA_VISIBLE_DEVICES=0
+  t quant_gpu_rest_h2 200 $(cat .device/rest_h2.txt)
+  t quant_prefill_slabs 90 tests/test_quant_prefill_gpu.py -k "dequant_slabs or graph_replay or (residual and 512)"
+  t quant_engine 60 tests/test_quant_engine_gpu.py; t server_gpu 40 tests/test_server_gpu.py
   timeout 70 python3 -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
     --tokenizer .device/shared/models/llama2-tokenizer/tokenizer.model --new-tokens 64 --reps 8 \
-    --out $L/bench/server_7b.json > $L/server.log 2>&1; grep -E "TTFT median|server side|parser|loop" $L/server.log | tail -6
-  for p in 0 1; do timeout 70 python3 - $p > $L/e2e_p$p.log 2>&1 <<'PY'
-import dataclasses, sys
-from cugraphllm.gpu import gemv_plan as g
-p = int(sys.argv[1])
-for f in list(g.QUANT_PLANS):
-    g.QUANT_PLANS[f] = dataclasses.replace(g.QUANT_PLANS[f], persist=p)
+    --out $L/bench/server_7b.json > $L/server.log 2>&1; tail -8 $L/server.log
+  for p in 0 1; do timeout 90 python3 - $p > $L/e2e_pipe$p.log 2>&1 <<'PY'
+import sys
+from cugraphllm.gpu import quant_slabs
+quant_slabs.PIPE = bool(int(sys.argv[1]))
 from cugraphllm.cli import main
-for q in ("int4", "int8", "fp8"):
-    main(["bench", "--backend", "cuda", "--preset", "llama-2-7b", "--modes", "hybrid", "--prompt-lens", "10,500",
-          "--new-tokens", "64", "--reps", "2", "--warmup", "1", "--ttft-reps", "3", "--quant", q,
-          "--out", "/tmp/final2/bench", "--stem", f"e2e_{q}_persist{p}", "--no-plot"])
+for q in ("int4", "int8"):
+    main(["bench", "--backend", "cuda", "--preset", "llama-2-7b", "--modes", "hybrid", "--prompt-lens", "10,128,500",
+          "--new-tokens", "32", "--reps", "1", "--warmup", "1", "--ttft-reps", "5", "--quant", q,
+          "--out", "/tmp/final2/bench", "--stem", f"e2e_{q}_pipe{sys.argv[1]}", "--no-plot"])
 PY
-    echo "persist $p:"; grep -E "^\| cugraphllm-hybrid \| (10|500) \| 64" $L/e2e_p$p.log; done
+    echo "pipe $p (int4, int8):"; grep -E "^\| cugraphllm-hybrid \| [0-9]+ \| 32" $L/e2e_pipe$p.log; done
+  if command -v ncu > /dev/null; then timeout 90 ncu --section SpeedOfLight --section MemoryWorkloadAnalysis \
+      --section WarpStateStats --section Occupancy -k regex:qgemv_silu_norm -c 1 python3 -m scripts.bench_quant \
+      --formats int4 > $L/ncu_int4_w13.log 2>&1; grep -E "Throughput|Stall|Occupancy|Duration" $L/ncu_int4_w13.log | head -30
+  else echo "no ncu on this machine"; fi
 ) > $L/gpu0.txt 2>&1 &
-( export CUDA_VISIBLE_DEVICES=1 TAG=_f32
-  t test_quant_gpu.py 230 -k f32acc
+( export CUDA_VISIBLE_DEVICES=1
+  t quant_gpu_rest_f32 200 $(cat .device/rest_f32.txt)
   timeout 200 python3 -m scripts.bench_peers --systems gptfast-int8,gptfast-int4 --prompt-lens 10,128,500 \
     --new-tokens 128 --reps 3 --ttft-reps 10 --budget-s 190 --out $L/bench --stem peers_quant_7b > $L/peers.log 2>&1
-  tail -12 $L/peers.log ) > $L/gpu1.txt 2>&1 &
-( TAG= t test_allreduce_gpu.py 150
-  timeout 150 python3 -m scripts.bench_allreduce --preset llama-2-7b --tp 2 --out $L/bench/allreduce_ab_7b.json \
-    > $L/allreduce_ab.log 2>&1; grep -v "^\[bench_allreduce" $L/allreduce_ab.log | tail -8
-  TAG= t test_tp_gpu.py 170 ) > $L/tp.txt 2>&1 &
+  tail -14 $L/peers.log ) > $L/gpu1.txt 2>&1 &
 wait
-cat $L/gpu0.txt $L/gpu1.txt $L/tp.txt; echo "total $(( $(date +%s) - T0 )) s"
+cat $L/gpu0.txt $L/gpu1.txt; echo "total $(( $(date +%s) - T0 )) s"
 tar -czf "$OUT/final2.tgz" -C /tmp final2
