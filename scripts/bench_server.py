@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -50,6 +51,7 @@ sys.path.insert(0, str(REPO))
 from cugraphllm import bench  # noqa: E402
 from cugraphllm.api import LLM  # noqa: E402
 from cugraphllm.models import DEFAULT_MODEL  # noqa: E402
+from scripts.server_timeline import timelines  # noqa: E402
 
 SHARED_TOKENIZER = REPO.parent / "shared" / "models" / "llama2-tokenizer" / "tokenizer.model"
 
@@ -75,7 +77,7 @@ def summary(xs) -> dict:
     if a.size == 0:
         return {"n": 0}
     return {"n": int(a.size), "median": float(np.median(a)), "mean": float(a.mean()),
-            "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "min": float(a.min())}
+            "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "min": float(a.min()), "max": float(a.max())}
 
 
 def stamps_library(llm, text: str, n: int) -> list[float]:
@@ -85,6 +87,18 @@ def stamps_library(llm, text: str, n: int) -> list[float]:
         if chunk:
             out.append(time.perf_counter() - t0)
     return out
+
+
+def in_thread(stamp):
+    """stamp run on a fresh thread (the caller waits in join, GIL released), as the server's engine thread runs
+    the engine: what a thread costs the engine (CUDA per-thread state, ...) apart from what HTTP costs."""
+    def run(text, n):
+        box = []
+        worker = threading.Thread(target=lambda: box.append(stamp(text, n)))
+        worker.start()
+        worker.join()
+        return box[0]
+    return run
 
 
 def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool):
@@ -122,13 +136,16 @@ def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
     for length, texts in texts_by_len.items():
         for text in texts[:warmup]:
             stamp(text, n)
-        ttft, itl, chunks = [], [], []
+        ttft, itl, first, chunks = [], [], [], []
         for text in texts[warmup:]:
             s = stamp(text, n)
             ttft.append(s[0])
             itl += list(np.diff(s))
+            first += list(np.diff(s[:2]))
             chunks.append(len(s))
-        rows[length] = {"ttft_ms": summary(ttft), "itl_ms": summary(itl), "chunks_per_request": float(np.mean(chunks))}
+        # the gap after the first chunk apart: the server's engine thread waits for that chunk's write
+        rows[length] = {"ttft_ms": summary(ttft), "itl_ms": summary(itl), "itl_first_gap_ms": summary(first),
+                        "chunks_per_request": float(np.mean(chunks))}
     return rows
 
 
@@ -148,56 +165,36 @@ def start_server(args, command: list[str]):
     raise SystemExit(f"the server did not start:\n{Path(log.name).read_text()[-2000:]}")
 
 
-def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list) -> dict:
-    """The server's own view of each measured request (its per-request stderr line, in request order): median ms
-    from the handler's start to each step (worker.TIMELINE), and on this machine's shared monotonic clock the two
-    legs outside it: client send -> handler start ("request_in") and first chunk written -> read here
-    ("response_out")."""
-    rows = []
-    for line in log.splitlines():
-        if "timeline ms:" in line:
-            tail = line.split("timeline ms:", 1)[1]
-            row = {k: float(v) for k, v in re.findall(r"(\w+) \+([\d.]+)", tail)}
-            row["@"] = float(re.search(r"handler @([\d.]+)", tail).group(1))
-            rows.append(row)
-    if len(rows) != len(sent):   # a line lost or extra: no pairing
-        rows = rows[:0]
-    for r, t0, first in zip(rows, sent, firsts):
-        r["request_in"] = (r["@"] - t0) * 1e3
-        if "written" in r:
-            r["response_out"] = (t0 + first - r["@"]) * 1e3 - r["written"]
-    out = {}
-    for i, n in enumerate(lens):
-        mine = rows[i * (warmup + reps) + warmup:(i + 1) * (warmup + reps)]
-        keys = [k for k in ("request_in", "submitted", "started", "token", "handed", "written", "response_out")
-                if mine and all(k in r for r in mine)]
-        if not keys:
-            continue
-        med = {k: float(np.median([r[k] for r in mine])) for k in keys}
-        out[n] = {"median_ms": med, "steps": "request_in: client send -> handler start; submitted .. written: ms "
-                  "from the handler's start (written: once the loop resumes after the write, so response_out may "
-                  "be < 0); response_out: first chunk written -> read by the client"}
-        print(f"prompt {n:4d}: server side (median ms): " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()),
-              file=sys.stderr)
-    return out
-
-
-def compare(lens, library: dict, server: dict, prompt_tokens: dict, inside: dict) -> list[dict]:
+def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, inside: dict) -> list[dict]:
     """One row per prompt length: both sides and what HTTP adds (TTFT ms, ITL %), printed as it goes."""
     rows = []
     for n in lens:
-        lib, srv = library[n], server[n]
+        lib, thr, srv = library[n], threaded[n], server[n]
         ttft_add = srv["ttft_ms"]["median"] - lib["ttft_ms"]["median"]
         itl_pct = 100 * (srv["itl_ms"]["median"] / lib["itl_ms"]["median"] - 1) if lib["itl_ms"]["n"] else None
-        rows.append({"prompt_len": n, "prompt_tokens_mean": prompt_tokens[n], "library": lib, "server": srv,
-                     "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct,
-                     "server_timeline": inside.get(n),
+        rows.append({"prompt_len": n, **extra[n], "library": lib, "library_thread": thr, "server": srv,
+                     "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct, "server_timeline": inside.get(n),
                      "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
-        print(f"prompt {n:4d}: TTFT median library {lib['ttft_ms']['median']:.3f} ms, server "
-              f"{srv['ttft_ms']['median']:.3f} ms (+{ttft_add:.3f}); ITL median {lib['itl_ms'].get('median', 0):.3f}"
-              f" / {srv['itl_ms'].get('median', 0):.3f} ms ({itl_pct if itl_pct is None else round(itl_pct, 2)}%)",
-              file=sys.stderr)
+        med = {k: [side[k].get("median", 0) for side in (lib, thr, srv)] for k in ("ttft_ms", "itl_ms")}
+        print(f"prompt {n:4d}: TTFT median library {med['ttft_ms'][0]:.3f} ms (on a thread {med['ttft_ms'][1]:.3f}; "
+              f"tokenizing {extra[n]['tokenize_ms_median']:.3f}), server {med['ttft_ms'][2]:.3f} ms "
+              f"(+{ttft_add:.3f}); ITL median {med['itl_ms'][0]:.3f} / {med['itl_ms'][2]:.3f} ms "
+              f"({itl_pct if itl_pct is None else round(itl_pct, 2)}%)", file=sys.stderr)
+        print(f"prompt {n:4d}: ITL p99 library {lib['itl_ms'].get('p99', 0):.3f} / server "
+              f"{srv['itl_ms'].get('p99', 0):.3f} ms, max {lib['itl_ms'].get('max', 0):.3f} / "
+              f"{srv['itl_ms'].get('max', 0):.3f}; first gap median {lib['itl_first_gap_ms'].get('median', 0):.3f} / "
+              f"{srv['itl_first_gap_ms'].get('median', 0):.3f} ms", file=sys.stderr)
     return rows
+
+
+def tokenize_ms(tok, texts: list[str]) -> float:
+    """Median ms to tokenize one of `texts` (both sides pay it inside their TTFT)."""
+    out = []
+    for text in texts:
+        t0 = time.perf_counter()
+        tok.encode(text)
+        out.append(time.perf_counter() - t0)
+    return float(np.median(out) * 1e3)
 
 
 def main(argv=None) -> int:
@@ -233,9 +230,15 @@ def main(argv=None) -> int:
                        max_seq_len=max_seq, progress=False)
     backend = llm.runtime.backend
     texts = {n: prompts(llm.tokenizer, n, args.warmup + args.reps, seed=0) for n in lens}
-    prompt_tokens = {n: float(np.mean([len(llm.tokenizer.encode(t)) for t in ts])) for n, ts in texts.items()}
+    extra = {n: {"prompt_tokens_mean": float(np.mean([len(llm.tokenizer.encode(t)) for t in ts])),
+                 "tokenize_ms_median": tokenize_ms(llm.tokenizer, ts)} for n, ts in texts.items()}
     print(f"library: {model}, backend {backend}, lengths {lens}", file=sys.stderr)
+    # what is loaded lives to the end: out of the collector's sight (as the server does), so that a full
+    # collection here (~ms with CuPy and Numba loaded) lands in neither side's figures
+    gc.collect()
+    gc.freeze()
     library = measure(lambda t, n: stamps_library(llm, t, n), texts, args.new_tokens, args.warmup)
+    threaded = measure(in_thread(lambda t, n: stamps_library(llm, t, n)), texts, args.new_tokens, args.warmup)
     device, versions = bench.device_info(backend), bench.versions(backend)
     for pkg in ("starlette", "uvicorn", "h11", "uvloop", "httptools"):  # uvicorn uses the last two if present
         try:
@@ -243,7 +246,9 @@ def main(argv=None) -> int:
         except metadata.PackageNotFoundError:
             pass
     del llm
+    gc.unfreeze()
     gc.collect()
+    gc.freeze()
     if backend == "cuda":
         import cupy
         cupy.get_default_memory_pool().free_all_blocks()
@@ -257,7 +262,8 @@ def main(argv=None) -> int:
                                                                           else [])
     proc, port, log = start_server(args, command)
     try:
-        print(f"server: port {port}", file=sys.stderr)
+        stack = re.search(r"uvicorn with \w+ and \w+", Path(log).read_text())
+        print(f"server: port {port}, {stack and stack.group(0)}", file=sys.stderr)
         sent, firsts = [], []   # per request, in order: client send time, first text chunk (s after it)
 
         pool = []
@@ -274,14 +280,17 @@ def main(argv=None) -> int:
     finally:
         proc.terminate()
         proc.wait(60)
-        inside = timelines(Path(log).read_text(), lens, args.reps, args.warmup, sent, firsts)
+        server_log = Path(log).read_text()
+        inside = timelines(server_log, lens, args.reps, args.warmup, sent, firsts)
         os.unlink(log)
 
-    rows = compare(lens, library, server, prompt_tokens, inside)
+    stack = re.search(r"uvicorn with (\w+) and (\w+)", server_log)
+    rows = compare(lens, library, threaded, server, extra, inside)
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
            "client": "a new connection per request" if args.fresh_connections else "one kept-alive connection",
+           "server_http": stack and stack.group(1), "server_loop": stack and stack.group(2),
            "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0},
            "results": rows, "meets_target": all(r["meets_target"] for r in rows)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

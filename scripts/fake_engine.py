@@ -1,7 +1,7 @@
 """An engine of fixed latency, to measure what the server adds to TTFT without a GPU (scripts/bench_server.py
 --fake). It mimics the CUDA engine's host behaviour: a step first holds the GIL a while (Python launching
-kernels: long for an eager prefill, short for a graph decode), then waits with the GIL released (an event
-synchronize) for the rest of its time.
+kernels: long for an eager prefill, short for a graph decode) while a modelled GPU runs them, then waits with
+the GIL released (an event synchronize) for the GPU to finish (busy()).
 
     python scripts/fake_engine.py serve --prefill-ms 5 --decode-ms 3 --prefill-spin-ms 2.5 --decode-spin-ms 0.1
 
@@ -18,12 +18,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+LAUNCHES = 64   # kernel launches per step
+
+
 def busy(seconds: float, spin: float) -> None:
-    """Hold the GIL (pure Python) for `spin` of `seconds`, then sleep (GIL released) for the rest."""
-    t0 = time.perf_counter()
-    while time.perf_counter() < t0 + spin:
-        pass
-    rest = t0 + seconds - time.perf_counter()
+    """A step of `seconds` whose host work is `spin` seconds of this thread's CPU time holding the GIL (Python
+    launching LAUNCHES kernels), on a GPU that runs each kernel after its launch and the previous kernel, then a
+    synchronize (GIL released). Uncontended it takes `seconds`; work that takes the GIL or the core from this
+    thread delays the launches, and so the step where the launches are the bottleneck (spin near seconds), as
+    on a real GPU (a spin timed by the wall clock would hide that)."""
+    launch = spin / LAUNCHES
+    kernel = max(seconds - launch, 0.0) / LAUNCHES
+    gpu_free = time.perf_counter()
+    for _ in range(LAUNCHES):
+        cpu = time.thread_time() + launch
+        while time.thread_time() < cpu:
+            pass
+        gpu_free = max(gpu_free, time.perf_counter()) + kernel
+    rest = gpu_free - time.perf_counter()
     if rest > 0:
         time.sleep(rest)
 
