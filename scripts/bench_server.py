@@ -13,34 +13,32 @@ one kept-alive connection (--fresh-connections: a TCP connect per request), from
 <= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the packaged stories260K; a dummy model
 takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
 
-Where the server's time goes: each request's stderr line carries its timeline (worker.TIMELINE); the JSON's
-`server_timeline` gives the medians: request_in (client send -> handler start, on the shared monotonic clock),
-then from the handler's start submitted (JSON parsed, prompt tokenized), started (engine thread took it), token
-(first token sampled), handed (its text given to the loop), written (its SSE chunk written), and response_out
-(written -> read here). No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine of fixed
-latency (scripts/fake_engine.py) on both sides, e.g.
+The library is also timed on a fresh thread (`library_thread`: what a non-main thread costs the engine, apart from
+HTTP), and the time to tokenize each prompt (both sides pay it) is recorded. Where the server's time goes: each
+request's stderr line carries its timeline (worker.TIMELINE) and the engine thread's longest gap between tokens;
+the JSON's `server_timeline` gives their medians (scripts/server_side.py says what each step is). The ITL's
+first gap (after the first chunk, whose write the engine thread waits for) is given apart.
+
+--variants default,early,h11 serves and times one server per variant in turn (scripts/serve_variant.py: each
+undoes one of the server's latency choices), so that one run says what each choice is worth on that machine;
+the first variant is the result. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine
+of fixed latency (scripts/fake_engine.py) on both sides, e.g.
 
     python scripts/bench_server.py --fake 5,3,2.5,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
 
-uvicorn picks uvloop and httptools when they are installed (httptools is in the [serve] extra); the JSON's
-versions say whether they were. Run on a quiet machine: the server's thread hand-offs suffer most from CPU
-contention.
+The JSON records which HTTP parser and event loop uvicorn used (server_http, server_loop). Run on a quiet
+machine: the server's thread hand-offs suffer most from CPU contention.
 """
 from __future__ import annotations
 
 import argparse
 import gc
-import http.client
 import json
-import os
-import re
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -51,7 +49,8 @@ sys.path.insert(0, str(REPO))
 from cugraphllm import bench  # noqa: E402
 from cugraphllm.api import LLM  # noqa: E402
 from cugraphllm.models import DEFAULT_MODEL  # noqa: E402
-from scripts.server_timeline import timelines  # noqa: E402
+from scripts.serve_variant import VARIANTS  # noqa: E402
+from scripts.server_side import run_variant  # noqa: E402
 
 SHARED_TOKENIZER = REPO.parent / "shared" / "models" / "llama2-tokenizer" / "tokenizer.model"
 
@@ -101,36 +100,6 @@ def in_thread(stamp):
     return run
 
 
-def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool):
-    """One streamed request. `pool` holds a kept-alive connection (as the openai client's pool does), or stays
-    empty (--fresh-connections: each request pays a TCP connect and the server's accept, ~0.5 ms on a slow host)."""
-    body = json.dumps({"prompt": text, "max_tokens": n, "temperature": 0, "stream": True}).encode()
-    if pool:
-        c = pool.pop()
-    else:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        if not fresh:   # connect now; no Nagle: http.client sends the headers and the body in two writes, and
-            c.connect()   # on a reused connection the body would wait ~40 ms for the server's delayed ACK
-            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    t0 = time.perf_counter()
-    sent.append(t0)
-    c.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    if r.status != 200:
-        raise SystemExit(f"server answered {r.status}: {r.read()[:300]!r}")
-    out = []
-    while True:
-        line = r.readline()
-        if not line or line == b"data: [DONE]\n":
-            break
-        if line.startswith(b"data: {"):
-            now = time.perf_counter() - t0
-            if json.loads(line[6:])["choices"][0]["text"]:
-                out.append(now)
-    r.read()   # the last chunk of the chunked body: the connection is then ready for the next request
-    return out, c
-
-
 def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
     rows = {}
     for length, texts in texts_by_len.items():
@@ -149,23 +118,7 @@ def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
     return rows
 
 
-def start_server(args, command: list[str]):
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, *command, "--port", "0"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + args.start_timeout
-    while time.monotonic() < deadline:
-        m = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", Path(log.name).read_text())
-        if m:
-            return proc, int(m.group(1)), log.name
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the server did not start:\n{Path(log.name).read_text()[-2000:]}")
-
-
-def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, inside: dict) -> list[dict]:
+def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, inside: dict, label: str) -> list[dict]:
     """One row per prompt length: both sides and what HTTP adds (TTFT ms, ITL %), printed as it goes."""
     rows = []
     for n in lens:
@@ -176,11 +129,11 @@ def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, insi
                      "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct, "server_timeline": inside.get(n),
                      "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
         med = {k: [side[k].get("median", 0) for side in (lib, thr, srv)] for k in ("ttft_ms", "itl_ms")}
-        print(f"prompt {n:4d}: TTFT median library {med['ttft_ms'][0]:.3f} ms (on a thread {med['ttft_ms'][1]:.3f}; "
+        print(f"prompt {n:4d}: {label}: TTFT median library {med['ttft_ms'][0]:.3f} ms (on a thread {med['ttft_ms'][1]:.3f}; "
               f"tokenizing {extra[n]['tokenize_ms_median']:.3f}), server {med['ttft_ms'][2]:.3f} ms "
               f"(+{ttft_add:.3f}); ITL median {med['itl_ms'][0]:.3f} / {med['itl_ms'][2]:.3f} ms "
               f"({itl_pct if itl_pct is None else round(itl_pct, 2)}%)", file=sys.stderr)
-        print(f"prompt {n:4d}: ITL p99 library {lib['itl_ms'].get('p99', 0):.3f} / server "
+        print(f"prompt {n:4d}: {label}: ITL p99 library {lib['itl_ms'].get('p99', 0):.3f} / server "
               f"{srv['itl_ms'].get('p99', 0):.3f} ms, max {lib['itl_ms'].get('max', 0):.3f} / "
               f"{srv['itl_ms'].get('max', 0):.3f}; first gap median {lib['itl_first_gap_ms'].get('median', 0):.3f} / "
               f"{srv['itl_first_gap_ms'].get('median', 0):.3f} ms", file=sys.stderr)
@@ -213,12 +166,20 @@ def main(argv=None) -> int:
                     "5,3,2.5,0.1 for the H200's 7B")
     ap.add_argument("--fresh-connections", action="store_true", help="a new TCP connection per request (default: "
                     "one kept-alive connection, as HTTP clients pool them)")
+    ap.add_argument("--variants", default="default", help="comma-separated server variants, each served and "
+                    "timed in turn after the library (scripts/serve_variant.py: default, early, h11, asyncio, "
+                    "nofreeze, noflushwait, switch5ms; combine with +, e.g. early+h11): what each choice is worth")
     ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
     ap.add_argument("--out", required=True, help="JSON output path")
     args = ap.parse_args(argv)
     model = args.model or str(DEFAULT_MODEL)
     tokenizer = args.tokenizer or (str(SHARED_TOKENIZER) if model.startswith("dummy:") else None)
     lens = sorted({int(x) for x in args.prompt_lens.split(",") if x.strip()})
+    variants = [v.strip().replace("+", ",") for v in args.variants.split(",") if v.strip()]
+    for v in variants:
+        for one in v.split(","):
+            if one not in VARIANTS:
+                ap.error(f"--variants: unknown variant {one!r} (known: {', '.join(VARIANTS)})")
     max_seq = max(lens) + args.new_tokens + 8
 
     fake = [float(x) for x in args.fake.split(",")] if args.fake else None
@@ -237,8 +198,8 @@ def main(argv=None) -> int:
     # collection here (~ms with CuPy and Numba loaded) lands in neither side's figures
     gc.collect()
     gc.freeze()
-    library = measure(lambda t, n: stamps_library(llm, t, n), texts, args.new_tokens, args.warmup)
-    threaded = measure(in_thread(lambda t, n: stamps_library(llm, t, n)), texts, args.new_tokens, args.warmup)
+    library = measure(partial(stamps_library, llm), texts, args.new_tokens, args.warmup)
+    threaded = measure(in_thread(partial(stamps_library, llm)), texts, args.new_tokens, args.warmup)
     device, versions = bench.device_info(backend), bench.versions(backend)
     for pkg in ("starlette", "uvicorn", "h11", "uvloop", "httptools"):  # uvicorn uses the last two if present
         try:
@@ -260,39 +221,20 @@ def main(argv=None) -> int:
         command = ["-m", "cugraphllm", "serve", "--model", model, "--backend", backend, "--mode", args.mode,
                    "--dtype", args.dtype, "--max-seq-len", str(max_seq)] + (["--tokenizer", tokenizer] if tokenizer
                                                                           else [])
-    proc, port, log = start_server(args, command)
-    try:
-        stack = re.search(r"uvicorn with \w+ and \w+", Path(log).read_text())
-        print(f"server: port {port}, {stack and stack.group(0)}", file=sys.stderr)
-        sent, firsts = [], []   # per request, in order: client send time, first text chunk (s after it)
-
-        pool = []
-
-        def stamp(text, n):
-            s, c = stamps_server(port, text, n, sent, pool, args.fresh_connections)
-            if args.fresh_connections:
-                c.close()
-            else:
-                pool.append(c)
-            firsts.append(s[0] if s else float("nan"))
-            return s
-        server = measure(stamp, texts, args.new_tokens, args.warmup)
-    finally:
-        proc.terminate()
-        proc.wait(60)
-        server_log = Path(log).read_text()
-        inside = timelines(server_log, lens, args.reps, args.warmup, sent, firsts)
-        os.unlink(log)
-
-    stack = re.search(r"uvicorn with (\w+) and (\w+)", server_log)
-    rows = compare(lens, library, threaded, server, extra, inside)
+    runs = {v: run_variant(v, command, measure, texts, args) for v in variants}
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
            "client": "a new connection per request" if args.fresh_connections else "one kept-alive connection",
-           "server_http": stack and stack.group(1), "server_loop": stack and stack.group(2),
-           "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0},
-           "results": rows, "meets_target": all(r["meets_target"] for r in rows)}
+           "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0}}
+    for v, run in runs.items():   # the first variant (default) is the result; the others what each choice is worth
+        rows = compare(lens, library, threaded, run["server"], extra, run["timeline"], v)
+        entry = {"server_http": run["http"], "server_loop": run["loop"], "results": rows,
+                 "meets_target": all(r["meets_target"] for r in rows)}
+        if v == variants[0]:
+            doc.update(variant=v, **entry)
+        else:
+            doc.setdefault("variants", {})[v] = entry
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
