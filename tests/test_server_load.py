@@ -158,12 +158,16 @@ def test_a_queued_job_whose_client_left_frees_its_place(llm):
 
 def test_a_held_job_waits_for_its_release_and_keeps_its_place(llm):
     """A stream is queued held (its headers not yet written): the engine thread starts neither it nor the jobs
-    behind it before Worker.release; a held job whose client left (discard) lets the next one run."""
+    behind it before Worker.release; a held job whose client left (discard) lets the next one run; one never
+    released starts after HOLD_LIMIT."""
     import asyncio
 
     from cugraphllm.server.metrics import Metrics
     from cugraphllm.server.protocol import GenRequest
+    from cugraphllm.server import worker
     from cugraphllm.server.worker import Job, Worker
+
+    hold_limit = worker.HOLD_LIMIT
 
     def job(prompt):
         req = GenRequest(kind="completion", model="m", ids=llm.tokenizer.encode(prompt), max_tokens=3,
@@ -177,6 +181,7 @@ def test_a_held_job_waits_for_its_release_and_keeps_its_place(llm):
         return cond()
 
     loop = asyncio.new_event_loop()
+    worker.HOLD_LIMIT = 1.0   # > the 0.3 s waits below
     w = Worker(llm, Metrics("m"), max_queue=8)
     w.start()
     try:
@@ -195,6 +200,10 @@ def test_a_held_job_waits_for_its_release_and_keeps_its_place(llm):
         w.discard(gone)
         assert until(lambda: "handed" in last.marks) and "started" not in gone.marks
         assert until(lambda: w.waiting == 0 and w.metrics.finished["abort"] == 1)
+        stuck = job("Tom")   # a release that never comes: the job starts anyway, the queue does not stall
+        w.submit(stuck, hold=True)
+        assert until(lambda: "handed" in stuck.marks, timeout=5.0)
     finally:
+        worker.HOLD_LIMIT = hold_limit
         w.close()
         loop.close()

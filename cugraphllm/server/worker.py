@@ -38,6 +38,7 @@ class Outcome:
 # its text handed to the loop, its SSE chunk formatted and about to be written, written to the socket (loop)
 TIMELINE = ("submitted", "released", "started", "token", "handed", "sending", "written")
 FLUSH_WAIT = 0.05   # seconds the engine thread waits at most for a stream's first chunk to be written
+HOLD_LIMIT = 5.0    # seconds a held job may keep the head of the queue waiting for its release
 
 
 @dataclass
@@ -129,8 +130,8 @@ class Worker:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while not (self._jobs and self._jobs[0].ready) and not self._closed:
-                    self._cv.wait()
+                while not self._closed and not self._head_ready():
+                    self._cv.wait(HOLD_LIMIT)   # a held job is queued without a notify: look now and then
                 if not self._jobs:
                     return
                 job = self._jobs.popleft()
@@ -150,6 +151,11 @@ class Worker:
                 job.emit("error", err)
             finally:
                 self.metrics.add(running=-1)
+
+    def _head_ready(self) -> bool:
+        """The first job may start: released, or held past HOLD_LIMIT (a release that never comes, whatever the
+        reason, must not stall the queue: starting it is what an unheld job does)."""
+        return bool(self._jobs) and (self._jobs[0].ready or time.perf_counter() - self._jobs[0].arrived > HOLD_LIMIT)
 
     def _generate(self, job: Job) -> None:
         req, llm, m = job.req, self.llm, self.metrics
