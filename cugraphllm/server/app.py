@@ -174,9 +174,9 @@ class Server:
         req = job.req
         if req.kind == "chat":   # OpenAI's first chat chunk carries the role
             yield _sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))
-        chunk = _text_chunks(req)
         self.worker.release(job)   # the headers are written: the loop has nothing left to do until the first token
         job.mark("released")
+        chunk = _text_chunks(req)   # while the engine thread wakes up
         event, value = await job.events.get()
         while True:
             if event == "text":
