@@ -161,24 +161,9 @@ class Worker:
         req, llm, m = job.req, self.llm, self.metrics
         job.mark("started")
         started = job.marks["started"]
-        last = [0.0, 0.0, 0, 0]   # arrival of the previous token; the longest gap between tokens, the index of the
-        # token after it (0: the first); tokens seen
-
-        def on_token(_token) -> bool:
-            now = time.perf_counter()
-            if last[0]:
-                m.observe(itl=now - last[0])
-                if now - last[0] > last[1]:
-                    last[1:3] = [now - last[0], last[3]]
-            else:
-                job.marks["token"] = now
-                m.observe(ttft=now - job.arrived)
-            last[0] = now
-            last[3] += 1
-            return job.cancelled.is_set()
-
+        clock = _TokenClock(job, m)
         max_new = req.max_tokens or llm.engine.max_seq_len
-        chunks = llm._run(req.ids, llm.params(**req.sampling), max_new, req.stop, on_token=on_token)
+        chunks = llm._run(req.ids, llm.params(**req.sampling), max_new, req.stop, on_token=clock.on_token)
         stats = llm.last
         cached = stats.cached_tokens
         try:
@@ -199,6 +184,30 @@ class Worker:
         if self.log is not None:
             self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
-                     f"{stats.decode_tokens_per_s:.1f} tokens/s; longest gap {last[1] * 1e3:.2f} ms (before token "
-                     f"{last[2]}); finish {reason}; "
+                     f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}; finish {reason}; "
                      f"timeline ms: {job.timeline()}")
+
+
+class _TokenClock:
+    """on_token of a job's generation: the TTFT and inter-token metrics, the job's "token" mark, the longest gap
+    between tokens (for the log line: a stall's size and place), and the job's cancellation."""
+
+    def __init__(self, job: Job, metrics: Metrics):
+        self.job, self.metrics = job, metrics
+        self.prev, self.tokens, self.longest, self.longest_before = 0.0, 0, 0.0, 0
+
+    def on_token(self, _token) -> bool:
+        now = time.perf_counter()
+        if self.tokens:
+            gap = now - self.prev
+            self.metrics.observe(itl=gap)
+            if gap > self.longest:
+                self.longest, self.longest_before = gap, self.tokens
+        else:
+            self.job.marks["token"] = now
+            self.metrics.observe(ttft=now - self.job.arrived)
+        self.prev, self.tokens = now, self.tokens + 1
+        return self.job.cancelled.is_set()
+
+    def __str__(self) -> str:
+        return f"longest gap {self.longest * 1e3:.2f} ms (before token {self.longest_before})"
