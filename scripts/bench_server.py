@@ -79,12 +79,16 @@ def summary(xs) -> dict:
             "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "min": float(a.min()), "max": float(a.max())}
 
 
-def stamps_library(llm, text: str, n: int) -> list[float]:
+def stamps_library(llm, gpu: dict, text: str, n: int) -> list[float]:
+    """One streamed generation: each text chunk's time after the call; gpu[text]: its prefill's GPU ms (cuda)."""
     t0 = time.perf_counter()
     out = []
     for chunk in llm.generate(text, max_new_tokens=n, temperature=0.0, stream=True):
         if chunk:
             out.append(time.perf_counter() - t0)
+    times = llm.engine.last_gpu_times() if hasattr(llm.engine, "last_gpu_times") else None
+    if times:
+        gpu[text] = times[0]
     return out
 
 
@@ -129,9 +133,12 @@ def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, insi
                      "http_ttft_added_ms": ttft_add, "http_itl_added_pct": itl_pct, "server_timeline": inside.get(n),
                      "meets_target": ttft_add <= 1.0 and (itl_pct is None or itl_pct <= 3.0)})
         med = {k: [side[k].get("median", 0) for side in (lib, thr, srv)] for k in ("ttft_ms", "itl_ms")}
+        steps = (inside.get(n) or {}).get("median_ms", {})
+        gpu = (f"; GPU prefill library {extra[n]['library_gpu_prefill_ms']:.3f} / server {steps['gpu_prefill']:.3f}"
+               if "library_gpu_prefill_ms" in extra[n] and "gpu_prefill" in steps else "")
         print(f"prompt {n:4d}: {label}: TTFT median library {med['ttft_ms'][0]:.3f} ms (on a thread {med['ttft_ms'][1]:.3f}; "
               f"tokenizing {extra[n]['tokenize_ms_median']:.3f}), server {med['ttft_ms'][2]:.3f} ms "
-              f"(+{ttft_add:.3f}); ITL median {med['itl_ms'][0]:.3f} / {med['itl_ms'][2]:.3f} ms "
+              f"(+{ttft_add:.3f}){gpu}; ITL median {med['itl_ms'][0]:.3f} / {med['itl_ms'][2]:.3f} ms "
               f"({itl_pct if itl_pct is None else round(itl_pct, 2)}%)", file=sys.stderr)
         print(f"prompt {n:4d}: {label}: ITL p99 library {lib['itl_ms'].get('p99', 0):.3f} / server "
               f"{srv['itl_ms'].get('p99', 0):.3f} ms, max {lib['itl_ms'].get('max', 0):.3f} / "
@@ -198,8 +205,12 @@ def main(argv=None) -> int:
     # collection here (~ms with CuPy and Numba loaded) lands in neither side's figures
     gc.collect()
     gc.freeze()
-    library = measure(partial(stamps_library, llm), texts, args.new_tokens, args.warmup)
-    threaded = measure(in_thread(partial(stamps_library, llm)), texts, args.new_tokens, args.warmup)
+    gpu = {}
+    library = measure(partial(stamps_library, llm, gpu), texts, args.new_tokens, args.warmup)
+    for n, ts in texts.items():
+        if all(t in gpu for t in ts[args.warmup:]):
+            extra[n]["library_gpu_prefill_ms"] = float(np.median([gpu[t] for t in ts[args.warmup:]]))
+    threaded = measure(in_thread(partial(stamps_library, llm, {})), texts, args.new_tokens, args.warmup)
     device, versions = bench.device_info(backend), bench.versions(backend)
     for pkg in ("starlette", "uvicorn", "h11", "uvloop", "httptools"):  # uvicorn uses the last two if present
         try:

@@ -48,6 +48,7 @@ class FakeEngine:
         self.config, self.max_seq_len = inner.config, inner.max_seq_len
         self.tokens: list[int] = []
         self.cycle = cycle
+        self.steps = None   # decode steps of the last generation
 
     def reset(self) -> None:
         self.tokens = []
@@ -58,13 +59,19 @@ class FakeEngine:
     def generate(self, new_tokens, params, max_new_tokens: int):
         return self._steps([int(t) for t in new_tokens], max_new_tokens)
 
+    def last_gpu_times(self):
+        """As CudaEngine's: (prefill ms, decode ms, decode steps) of the last generation, here the modelled ones."""
+        return None if self.steps is None else (self.prefill_s * 1e3, self.decode_s * 1e3 * self.steps, self.steps)
+
     def _steps(self, new, budget):
+        self.steps = 0
         busy(self.prefill_s, self.spin[0])
         self.tokens.extend(new)
         for i in range(budget):
             tok = self.cycle[(len(self.tokens) + i) % len(self.cycle)]
             if i:
                 busy(self.decode_s, self.spin[1])
+                self.steps += 1
             yield tok
             self.tokens.append(tok)
 

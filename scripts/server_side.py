@@ -6,7 +6,8 @@ Steps (median ms): request_in (client send -> handler start, on the machine's sh
 the handler's start worker.TIMELINE: submitted (JSON parsed, prompt tokenized, queued), released (a stream: its
 headers written, the job let go to the engine), started (the engine thread took it), token (first token sampled),
 handed (its text given to the loop), sending (its SSE chunk formatted, about to be written), written (the loop
-resumed after the write: may come after the client read it), and response_out (sending -> read by the client).
+resumed after the write: may come after the client read it), and response_out (sending -> read by the client);
+gpu_prefill (cuda): the prefill's GPU time by CUDA events, so that started -> token minus it is host time.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def parse(log: str) -> list[dict]:
         head, tail = line.split("timeline ms:", 1)
         row = {k: float(v) for k, v in re.findall(r"(\w+) \+([\d.]+)", tail)}
         row["@"] = float(re.search(r"handler @([\d.]+)", tail).group(1))
+        gpu = re.search(r"gpu prefill ([\d.]+) ms", head)
+        if gpu:
+            row["gpu_prefill"] = float(gpu.group(1))
         gap = re.search(r"longest gap ([\d.]+) ms \(before token (\d+)\)", head)
         if gap:
             row["gap"], row["gap_before"] = float(gap.group(1)), int(gap.group(2))
@@ -61,7 +65,7 @@ def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list, 
     out = {}
     for i, n in enumerate(lens):
         mine = rows[i * (warmup + reps) + warmup:(i + 1) * (warmup + reps)]
-        keys = [k for k in STEPS if mine and all(k in r for r in mine)]
+        keys = [k for k in (*STEPS, "gpu_prefill") if mine and all(k in r for r in mine)]
         if not keys:
             continue
         med = {k: float(np.median([r[k] for r in mine])) for k in keys}

@@ -31,8 +31,9 @@ def test_bench_server_fake_with_variants(tmp_path):
                 assert r[side]["chunks_per_request"] == 5 and r[side]["ttft_ms"]["n"] == 3
                 assert r[side]["itl_ms"]["n"] == 12 and r[side]["itl_first_gap_ms"]["n"] == 3
             steps = r["server_timeline"]["median_ms"]
-            assert list(steps) == ["request_in", *TIMELINE, "response_out"]
+            assert list(steps) == ["request_in", *TIMELINE, "response_out", "gpu_prefill"]
             inside = [steps[k] for k in TIMELINE]   # early: the engine may start a job before its release
             assert steps["request_in"] > 0 and (variant == "early" or inside == sorted(inside))
             assert r["server_timeline"]["engine_longest_gap_ms"]["max"] > 0
             assert r["tokenize_ms_median"] > 0 and r["prompt_tokens_mean"] <= r["prompt_len"]
+            assert r["library_gpu_prefill_ms"] == steps["gpu_prefill"] == 2.0   # the fake's modelled GPU time

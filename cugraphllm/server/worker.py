@@ -184,8 +184,15 @@ class Worker:
         if self.log is not None:
             self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
-                     f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}; finish {reason}; "
-                     f"timeline ms: {job.timeline()}")
+                     f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}{_gpu_prefill(llm.engine)}; "
+                     f"finish {reason}; timeline ms: {job.timeline()}")
+
+
+def _gpu_prefill(engine) -> str:
+    """The last prefill's GPU time (CUDA events; the cuda engine only): the engine thread's wall time to its first
+    token minus this is host time, to set beside the library's."""
+    times = engine.last_gpu_times() if hasattr(engine, "last_gpu_times") else None
+    return f"; gpu prefill {times[0]:.3f} ms" if times else ""
 
 
 class _TokenClock:
