@@ -24,7 +24,7 @@ undoes one of the server's latency choices), so that one run says what each choi
 the first variant is the result. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine
 of fixed latency (scripts/fake_engine.py) on both sides, e.g.
 
-    python scripts/bench_server.py --fake 5,3,2.5,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
+    python scripts/bench_server.py --fake 5,3,0.3,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
 
 The JSON records which HTTP parser and event loop uvicorn used (server_http, server_loop). Run on a quiet
 machine: the server's thread hand-offs suffer most from CPU contention.
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="discarded requests per prompt length and side")
     ap.add_argument("--fake", metavar="PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN", help="no model: an engine of "
                     "fixed latency (ms; scripts/fake_engine.py; *_SPIN: how much of the step holds the GIL), e.g. "
-                    "5,3,2.5,0.1 for the H200's 7B")
+                    "5,3,0.3,0.1 for the H200's 7B (its prefill is a CUDA graph: little host work)")
     ap.add_argument("--fresh-connections", action="store_true", help="a new TCP connection per request (default: "
                     "one kept-alive connection, as HTTP clients pool them)")
     ap.add_argument("--variants", default="default", help="comma-separated server variants, each served and "
