@@ -175,7 +175,8 @@ def main(argv=None) -> int:
                     "one kept-alive connection, as HTTP clients pool them)")
     ap.add_argument("--variants", default="default", help="comma-separated server variants, each served and "
                     "timed in turn after the library (scripts/serve_variant.py: default, early, h11, asyncio, "
-                    "nofreeze, noflushwait, switch5ms; combine with +, e.g. early+h11): what each choice is worth")
+                    "nofreeze, noflushwait, switch5ms, and onewrite for the client; combine with +, e.g. early+h11): "
+                    "what each choice is worth")
     ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
     ap.add_argument("--out", required=True, help="JSON output path")
     args = ap.parse_args(argv)

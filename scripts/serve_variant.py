@@ -13,6 +13,8 @@ Variants (comma-separated to combine):
   nofreeze     no gc.freeze() of what is loaded before serving
   noflushwait  the engine thread does not wait for the first chunk's write before its next step
   switch5ms    the interpreter's default 5 ms switch interval instead of the server's 0.1 ms
+(scripts/bench_server.py also knows onewrite, a client-side variant: its client sends each request's headers
+and body in one write, as curl does a small body, instead of two, as http.client and the openai client do.)
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms")
+VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "onewrite")
 
 
 def apply(variant: str) -> None:
@@ -43,7 +45,7 @@ def apply(variant: str) -> None:
         worker.FLUSH_WAIT = 0.0
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
-    elif variant != "default":
+    elif variant not in ("default", "onewrite"):   # onewrite: the client's (bench_server)
         raise SystemExit(f"serve_variant: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 
 

@@ -87,9 +87,11 @@ def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list, 
 def run_variant(variant: str, command: list[str], measure, texts: dict, args) -> dict:
     """Serve `command` (cugraphllm's or the fake engine's serve arguments) as `variant`, time every text through
     it with measure(stamp, ...), and read the server's timeline: {"server", "timeline", "http", "loop"}."""
-    if variant != "default":
+    one_write = "onewrite" in variant.split(",")   # a client-side variant: the server as shipped
+    server_side = ",".join(v for v in variant.split(",") if v != "onewrite") or "default"
+    if server_side != "default":
         rest = command[command.index("serve") + 1:]
-        command = ["scripts/serve_variant.py", variant, "fake" if "fake_engine" in command[0] else "serve", *rest]
+        command = ["scripts/serve_variant.py", server_side, "fake" if "fake_engine" in command[0] else "serve", *rest]
     proc, port, log = start_server(command, args.start_timeout)
     sent, firsts, pool = [], [], []   # per request, in order: client send time, first text chunk (s after it)
     stack = re.search(r"uvicorn with (\w+) and (\w+)", Path(log).read_text())
@@ -97,7 +99,7 @@ def run_variant(variant: str, command: list[str], measure, texts: dict, args) ->
           file=sys.stderr)
 
     def stamp(text, n):
-        s, c = stamps_server(port, text, n, sent, pool, args.fresh_connections)
+        s, c = stamps_server(port, text, n, sent, pool, args.fresh_connections, one_write)
         if args.fresh_connections:
             c.close()
         else:
@@ -115,14 +117,25 @@ def run_variant(variant: str, command: list[str], measure, texts: dict, args) ->
     return {"server": server, "timeline": inside, "http": stack and stack.group(1), "loop": stack and stack.group(2)}
 
 
-def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool):
+class OneWrite(http.client.HTTPConnection):
+    """http.client sends a request's headers and its body in two writes (as the openai client's httpx does), and
+    the server's handler then waits for the second; this client sends them in one, as curl does a small body."""
+
+    def _send_output(self, message_body=None, encode_chunked=False):
+        self._buffer.extend((b"", b""))
+        head = b"\r\n".join(self._buffer)
+        del self._buffer[:]
+        self.send(head + (message_body or b""))
+
+
+def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool, one_write: bool = False):
     """One streamed request. `pool` holds a kept-alive connection (as the openai client's pool does), or stays
     empty (--fresh-connections: each request pays a TCP connect and the server's accept, ~0.5 ms on a slow host)."""
     body = json.dumps({"prompt": text, "max_tokens": n, "temperature": 0, "stream": True}).encode()
     if pool:
         c = pool.pop()
     else:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        c = (OneWrite if one_write else http.client.HTTPConnection)("127.0.0.1", port, timeout=600)
         if not fresh:   # connect now; no Nagle: http.client sends the headers and the body in two writes, and
             c.connect()   # on a reused connection the body would wait ~40 ms for the server's delayed ACK
             c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
