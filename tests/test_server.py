@@ -16,6 +16,7 @@ openai = pytest.importorskip("openai")
 
 from cugraphllm.api import LLM  # noqa: E402
 from cugraphllm.chat import dialog_tokens  # noqa: E402
+from cugraphllm.server.worker import TIMELINE  # noqa: E402
 from server_helpers import KEY, ServerProc, text_of, wait_idle  # noqa: E402
 
 MODEL = "stories260K"
@@ -205,6 +206,17 @@ def test_fuzzed_bodies_never_500(server, route, body):
         assert payload.rstrip().endswith("data: [DONE]")
 
 
+@settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from(["completion", "chat"]), name=st.text(min_size=1, max_size=12),
+       text=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20))
+def test_stream_chunks_are_the_dumped_envelope(kind, name, text):
+    """A stream's text chunk, formatted from a per-request template, is byte for byte the dumped envelope."""
+    from cugraphllm.server import protocol as P
+    from cugraphllm.server.app import _sse, _text_chunks
+    req = P.GenRequest(kind=kind, model=name.replace("\0", ""), stream=True, id="cmpl-1f", created=1700000000)
+    assert _text_chunks(req)(text) == _sse(P.envelope(req, [P.choice(req, text, None)], None))
+
+
 def test_serve_usage_errors_are_one_line(server, monkeypatch):
     import sys
 
@@ -277,6 +289,7 @@ def test_kept_alive_connection_and_timeline(server, llm):
     assert len(lines) == 3
     for line in lines:
         steps = dict((k, float(v)) for k, v in re.findall(r"(\w+) \+([\d.]+)", line.split("timeline ms:")[1]))
-        order = ["submitted", "started", "token", "handed"] + (["written"] if "written" in steps else [])
+        stream = "written" in steps   # a stream is released once its headers are out; a plain response has no chunk
+        order = [k for k in TIMELINE if stream or k not in ("released", "sending", "written")]
         assert list(steps) == order and all(steps[a] <= steps[b] for a, b in zip(order, order[1:]))
-    assert "written" in lines[0] and "written" not in lines[1]   # a plain response has no chunk
+    assert "written" in lines[0] and "written" not in lines[1] and "written" in lines[2]

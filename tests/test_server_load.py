@@ -154,3 +154,56 @@ def test_a_queued_job_whose_client_left_frees_its_place(llm):
         assert w.waiting == 2 and jobs[0].cancelled.is_set() and not jobs[1].cancelled.is_set()
     finally:
         loop.close()
+
+
+def test_a_held_job_waits_for_its_release_and_keeps_its_place(llm):
+    """A stream is queued held (its headers not yet written): the engine thread starts neither it nor the jobs
+    behind it before Worker.release; a held job whose client left (discard) lets the next one run; one never
+    released starts after HOLD_LIMIT."""
+    import asyncio
+
+    from cugraphllm.server.metrics import Metrics
+    from cugraphllm.server.protocol import GenRequest
+    from cugraphllm.server import worker
+    from cugraphllm.server.worker import Job, Worker
+
+    hold_limit = worker.HOLD_LIMIT
+
+    def job(prompt):
+        req = GenRequest(kind="completion", model="m", ids=llm.tokenizer.encode(prompt), max_tokens=3,
+                         sampling={"temperature": 0.0})
+        return Job(req, loop)
+
+    def until(cond, timeout=20.0):
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            time.sleep(0.005)
+        return cond()
+
+    loop = asyncio.new_event_loop()
+    worker.HOLD_LIMIT = 1.0   # > the 0.3 s waits below
+    w = Worker(llm, Metrics("m"), max_queue=8)
+    w.start()
+    try:
+        held, behind, gone, last = job("Once"), job("The cat"), job("A dog"), job("Lily")
+        w.submit(held, hold=True)
+        w.submit(behind)
+        time.sleep(0.3)   # time enough for the engine thread to take a job (it must not)
+        assert "started" not in held.marks and "started" not in behind.marks and w.waiting == 2
+        w.release(held)
+        assert until(lambda: "handed" in behind.marks)
+        assert held.marks["started"] < behind.marks["started"]   # FIFO
+        w.submit(gone, hold=True)
+        w.submit(last)
+        time.sleep(0.3)
+        assert "started" not in last.marks
+        w.discard(gone)
+        assert until(lambda: "handed" in last.marks) and "started" not in gone.marks
+        assert until(lambda: w.waiting == 0 and w.metrics.finished["abort"] == 1)
+        stuck = job("Tom")   # a release that never comes: the job starts anyway, the queue does not stall
+        w.submit(stuck, hold=True)
+        assert until(lambda: "handed" in stuck.marks, timeout=5.0)
+    finally:
+        worker.HOLD_LIMIT = hold_limit
+        w.close()
+        loop.close()

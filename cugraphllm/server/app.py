@@ -30,8 +30,19 @@ def _error(err: P.ApiError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))   # json.dumps(**these) builds one per call
+_json = _ENCODER.encode
+
+
 def _sse(obj) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return f"data: {_json(obj)}\n\n"
+
+
+def _text_chunks(req: P.GenRequest):
+    """text -> the SSE chunk of a stream's text (the bytes _sse(envelope(...)) gives): the envelope is dumped once
+    per request around a placeholder, so that each token dumps only its text (on the first token's path)."""
+    head, tail = _sse(P.envelope(req, [P.choice(req, "\0", None)], None)).split(_json("\0"))
+    return lambda text: head + _json(text) + tail
 
 
 class Server:
@@ -97,9 +108,10 @@ class Server:
                 len(m["content"]) for m in req.prompt if isinstance(m, dict))
             req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
             job = Job(req, asyncio.get_running_loop(), arrived=arrived)
+            # a stream holds its place in the queue; _EventStream releases it once its headers are written
+            self.worker.submit(job, hold=req.stream)
             job.mark("submitted")
-            self.worker.submit(job)
-            if req.stream:   # the headers now: the client reads them while the engine works
+            if req.stream:
                 self.metrics.request(route, 200)
                 return _EventStream(self, job)
             first = event, value = await self._next(request, job)
@@ -162,10 +174,15 @@ class Server:
         req = job.req
         if req.kind == "chat":   # OpenAI's first chat chunk carries the role
             yield _sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))
+        self.worker.release(job)   # the headers are written: the loop has nothing left to do until the first token
+        job.mark("released")
+        chunk = _text_chunks(req)   # while the engine thread wakes up
         event, value = await job.events.get()
         while True:
             if event == "text":
-                yield _sse(P.envelope(req, [P.choice(req, value, None)], None))
+                text = chunk(value)
+                job.mark("sending")
+                yield text
                 job.mark("written")   # resumed: the chunk is written
                 job.flushed.set()
             elif event == "error":
@@ -224,6 +241,8 @@ class _EventStream(StreamingResponse):
         watch = asyncio.ensure_future(self._watch(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            # the client reads the headers while the engine works; from here the loop only waits for the first
+            # token (a chat's role chunk first: it is written before the release too)
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

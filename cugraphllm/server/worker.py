@@ -2,9 +2,11 @@
 
 The event loop never touches the engine. A `Job` carries a validated request in and its events out:
 ("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the loop with call_soon_threadsafe.
-Nothing reaches the loop before the first token, so that no loop work competes with the prefill's host work for
-the GIL; a stream's headers go out with its first chunk, and the engine thread waits for that write (FLUSH_WAIT
-at most) rather than queueing the loop behind its next step. A job whose client went away is cancelled: its
+The loop's work for a request is done before the engine starts it, so that none of it competes with the prefill's
+host work for the GIL: a stream is queued (its place in the FIFO taken, or a 503) held, and released once its
+headers are written and the loop has nothing left to do but wait (Worker.release). Nothing reaches the loop
+before the first token; the engine thread then waits for that chunk's write (FLUSH_WAIT at most) rather than
+queueing the loop behind its next step. A job whose client went away is cancelled: its
 generation stops at the next token (LLM._run's on_token), or it is skipped if it has not started.
 """
 from __future__ import annotations
@@ -16,7 +18,6 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..api import _common_prefix
 from ..errors import CugraphError
 from .metrics import Metrics
 from .protocol import ApiError, GenRequest
@@ -32,10 +33,12 @@ class Outcome:
     queue_s: float
 
 
-# a request's steps to its first token, for the per-request log line: parsed and tokenized (loop), taken by the
-# engine thread, first token sampled, its text handed to the loop, its SSE chunk written to the socket (loop)
-TIMELINE = ("submitted", "started", "token", "handed", "written")
+# a request's steps to its first token, for the per-request log line: parsed, tokenized and queued (loop), released
+# to the engine (loop; a stream, once its headers are written), taken by the engine thread, first token sampled,
+# its text handed to the loop, its SSE chunk formatted and about to be written, written to the socket (loop)
+TIMELINE = ("submitted", "released", "started", "token", "handed", "sending", "written")
 FLUSH_WAIT = 0.05   # seconds the engine thread waits at most for a stream's first chunk to be written
+HOLD_LIMIT = 5.0    # seconds a held job may keep the head of the queue waiting for its release
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Job:
     arrived: float = field(default_factory=time.perf_counter)
     cancelled: threading.Event = field(default_factory=threading.Event)
     flushed: threading.Event = field(default_factory=threading.Event)   # a stream's first chunk is written
+    ready: bool = True   # False: queued but held until Worker.release (the loop still has work for it)
     marks: dict = field(default_factory=dict)   # first perf_counter() of each TIMELINE step
 
     def mark(self, step: str) -> None:
@@ -90,8 +94,10 @@ class Worker:
     def waiting(self) -> int:
         return len(self._jobs)
 
-    def submit(self, job: Job) -> None:
-        """Queue `job`; a full queue is a 503 with Retry-After."""
+    def submit(self, job: Job, hold: bool = False) -> None:
+        """Queue `job`; a full queue is a 503 with Retry-After. hold: the engine thread does not start it (nor is
+        woken for it) before release(job)."""
+        job.ready = not hold
         with self._cv:
             if self._closed:
                 raise ApiError(503, "the server is shutting down", code="shutting_down", kind="server_error")
@@ -101,22 +107,31 @@ class Worker:
                                headers={"Retry-After": "1"})
             self._jobs.append(job)
             self.metrics.add(waiting=1)
+            if job.ready:
+                self._cv.notify()
+
+    def release(self, job: Job) -> None:
+        """Let the engine thread start a held job (FIFO: not before the jobs queued ahead of it)."""
+        with self._cv:
+            job.ready = True
             self._cv.notify()
 
     def discard(self, job: Job) -> None:
         """Cancel `job`; one still waiting leaves the queue now (its client is gone: it holds no place)."""
         job.cancel()
         with self._cv:
+            job.ready = True
             if job in self._jobs:
                 self._jobs.remove(job)
                 self.metrics.add(waiting=-1)
                 self.metrics.finish("abort")
+                self._cv.notify()   # it may have held the head of the queue
 
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while not self._jobs and not self._closed:
-                    self._cv.wait()
+                while not self._closed and not self._head_ready():
+                    self._cv.wait(HOLD_LIMIT)   # a held job is queued without a notify: look now and then
                 if not self._jobs:
                     return
                 job = self._jobs.popleft()
@@ -137,26 +152,20 @@ class Worker:
             finally:
                 self.metrics.add(running=-1)
 
+    def _head_ready(self) -> bool:
+        """The first job may start: released, or held past HOLD_LIMIT (a release that never comes, whatever the
+        reason, must not stall the queue: starting it is what an unheld job does)."""
+        return bool(self._jobs) and (self._jobs[0].ready or time.perf_counter() - self._jobs[0].arrived > HOLD_LIMIT)
+
     def _generate(self, job: Job) -> None:
         req, llm, m = job.req, self.llm, self.metrics
         job.mark("started")
         started = job.marks["started"]
-        cached = min(_common_prefix(llm.engine.tokens, req.ids), len(req.ids) - 1)
-        last = []   # arrival time of the previous token
-
-        def on_token(_token) -> bool:
-            now = time.perf_counter()
-            if last:
-                m.observe(itl=now - last[0])
-            else:
-                job.marks["token"] = now
-                m.observe(ttft=now - job.arrived)
-            last[:] = [now]
-            return job.cancelled.is_set()
-
+        clock = _TokenClock(job, m)
         max_new = req.max_tokens or llm.engine.max_seq_len
-        chunks = llm._run(req.ids, llm.params(**req.sampling), max_new, req.stop, on_token=on_token)
+        chunks = llm._run(req.ids, llm.params(**req.sampling), max_new, req.stop, on_token=clock.on_token)
         stats = llm.last
+        cached = stats.cached_tokens
         try:
             for text in chunks:
                 first = "handed" not in job.marks
@@ -175,5 +184,37 @@ class Worker:
         if self.log is not None:
             self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
-                     f"{stats.decode_tokens_per_s:.1f} tokens/s; finish {reason}; "
-                     f"timeline ms: {job.timeline()}")
+                     f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}{_gpu_prefill(llm.engine)}; "
+                     f"finish {reason}; timeline ms: {job.timeline()}")
+
+
+def _gpu_prefill(engine) -> str:
+    """The last prefill's GPU time (CUDA events; the cuda engine only): the engine thread's wall time to its first
+    token minus this is host time, to set beside the library's."""
+    times = engine.last_gpu_times() if hasattr(engine, "last_gpu_times") else None
+    return f"; gpu prefill {times[0]:.3f} ms" if times else ""
+
+
+class _TokenClock:
+    """on_token of a job's generation: the TTFT and inter-token metrics, the job's "token" mark, the longest gap
+    between tokens (for the log line: a stall's size and place), and the job's cancellation."""
+
+    def __init__(self, job: Job, metrics: Metrics):
+        self.job, self.metrics = job, metrics
+        self.prev, self.tokens, self.longest, self.longest_before = 0.0, 0, 0.0, 0
+
+    def on_token(self, _token) -> bool:
+        now = time.perf_counter()
+        if self.tokens:
+            gap = now - self.prev
+            self.metrics.observe(itl=gap)
+            if gap > self.longest:
+                self.longest, self.longest_before = gap, self.tokens
+        else:
+            self.job.marks["token"] = now
+            self.metrics.observe(ttft=now - self.job.arrived)
+        self.prev, self.tokens = now, self.tokens + 1
+        return self.job.cancelled.is_set()
+
+    def __str__(self) -> str:
+        return f"longest gap {self.longest * 1e3:.2f} ms (before token {self.longest_before})"
