@@ -102,12 +102,16 @@ class Server:
         job, arrived = None, time.perf_counter()   # TTFT counts parsing and tokenization too
         try:
             self._auth(request)
-            req = P.parse(await self._body(request), kind, self.name, self.llm.tokenizer.vocab_size)
+            body = await self._body(request)
+            read = time.perf_counter()
+            req = P.parse(body, kind, self.name, self.llm.tokenizer.vocab_size)
+            parsed = time.perf_counter()
             # a long text is tokenized off the loop (other streams keep flowing); a short one here (no thread hop)
             chars = len(req.prompt) if isinstance(req.prompt, str) else sum(
                 len(m["content"]) for m in req.prompt if isinstance(m, dict))
             req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
             job = Job(req, asyncio.get_running_loop(), arrived=arrived)
+            job.marks.update(read=read, parsed=parsed, tokenized=time.perf_counter())
             # a stream holds its place in the queue; _EventStream releases it once its headers are written
             self.worker.submit(job, hold=req.stream)
             job.mark("submitted")
