@@ -3,8 +3,8 @@ by a stdlib HTTP client, and its own view of the requests, read from its per-req
 where the time to first token goes, and the longest gap between tokens, per prompt length.
 
 Steps (median ms): request_in (client send -> handler start, on the machine's shared monotonic clock), then from
-the handler's start worker.TIMELINE: read (body received), parsed (validated), tokenized, submitted (queued), released (a stream: its
-headers written, the job let go to the engine), started (the engine thread took it), token (first token sampled),
+the handler's start worker.TIMELINE: read (body received), parsed (validated), tokenized, submitted (queued),
+released (a stream: its headers written, the job let go to the engine), started (the engine thread took it), token (first token sampled),
 handed (its text given to the loop), sending (its SSE chunk formatted, about to be written), written (the loop
 resumed after the write: may come after the client read it), and response_out (sending -> read by the client);
 gpu_prefill (cuda): the prefill's GPU time by CUDA events, so that started -> token minus it is host time.
