@@ -99,7 +99,8 @@ def test_matmul_silu(cp, ops, fmt, F, K, g, dtype):
     assert rel_err(host64(h)[0], ref.silu(y[:F]) * y[F:]) < TOL_T[dtype]
 
 
-QKV_SHAPES = [(192, 6, 2, 32), (4096, 32, 32, 128), pytest.param(8192, 64, 8, 128, marks=BIG)]  # (dim, n_heads, n_kv_heads, group)
+# (dim, n_heads, n_kv_heads, group)
+QKV_SHAPES = [(192, 6, 2, 32), (4096, 32, 32, 128), pytest.param(8192, 64, 8, 128, marks=BIG)]
 
 
 def qkv_reference(host, a64, table, D, kvd, H, KVH, hd, pos, y=None):

@@ -34,8 +34,8 @@ class Outcome:
 
 
 # a request's steps to its first token, for the per-request log line: body read, validated, tokenized, queued
-# (loop), released to the engine (loop; a stream, once its headers are written), taken by the engine thread, first token sampled,
-# its text handed to the loop, its SSE chunk formatted and about to be written, written to the socket (loop)
+# (loop), released to the engine (loop; a stream, once its headers are written), taken by the engine thread, first
+# token sampled, its text handed to the loop, its SSE chunk formatted and about to be written, written (loop)
 TIMELINE = ("read", "parsed", "tokenized", "submitted", "released", "started", "token", "handed", "sending", "written")
 FLUSH_WAIT = 0.05   # seconds the engine thread waits at most for a stream's first chunk to be written
 HOLD_LIMIT = 5.0    # seconds a held job may keep the head of the queue waiting for its release
