@@ -35,8 +35,8 @@
     (void)lane; (void)pair;
 
 #define QW_PARAMS const unsigned char* __restrict__ qw, const void* __restrict__ qs, \
-    const __half* __restrict__ qz, const int* __restrict__ perm, const float* __restrict__ gain, int K, int gs
-#define QW_ARGS QArgs{qw, qs, qz, perm, gain, K, gs}
+    const __half* __restrict__ qz, const int* __restrict__ perm, const float* __restrict__ gain, int K, int gs, int gsh
+#define QW_ARGS QArgs{qw, qs, qz, perm, gain, K, gs, gsh}
 
 // rows 2gw, 2gw + 1 of an N-row matrix (an odd N's last pair has one row)
 __device__ __forceinline__ PairRows row_pair(int gw, int N) {

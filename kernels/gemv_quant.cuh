@@ -45,6 +45,7 @@ struct QArgs {
     const int* perm;          // int32 [K] or nullptr
     const float* gain;        // f32 [K] or nullptr
     int K, gs;
+    int gsh;                  // int4: log2(gs / 32) when that is a whole power of two (vector path), else -1
 };
 
 // xs f32 [K] (swizzled) = gain[j] * a[perm[j]]; csum f32 [K / 32] (int4): chunk sums of xs. Whole block.
@@ -206,6 +207,9 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, si
     const int lane = threadIdx.x & 31;
     const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec;
     const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec;
+#if QFMT == 3
+    const int G = w.gsh >= 0 ? w.K >> (w.gsh + 5) : w.K / w.gs;   // a shift, not a division per load
+#endif
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {
         const int idx = base + u * 32 + lane;
@@ -213,8 +217,7 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, si
         f.w0[u] = in ? ld_stream16(q0 + idx) : make_uint4(0u, 0u, 0u, 0u);
         f.w1[u] = in ? ld_stream16(q1 + idx) : make_uint4(0u, 0u, 0u, 0u);
 #if QFMT == 3
-        const int G = w.K / w.gs;
-        const int g = in ? idx * QG_EPV / w.gs : 0;
+        const int g = in ? (w.gsh >= 0 ? idx >> w.gsh : idx * QG_EPV / w.gs) : 0;
         const __half* s = reinterpret_cast<const __half*>(w.scales);
         f.sz0[u] = __halves2half2(__ldg(s + r0 * G + g), __ldg(w.zeros + r0 * G + g));
         f.sz1[u] = __halves2half2(__ldg(s + r1 * G + g), __ldg(w.zeros + r1 * G + g));

@@ -41,7 +41,7 @@ def _arr(name, a, shape, dtype, align=0):
 
 def weight_args(name: str, w: QuantLinear, n_rows: int, K: int) -> tuple:
     """Checks one device QuantLinear against [n_rows, K]; returns the kernel's weight arguments
-    (qweight, scales, zeros, perm, gain, K, group_size)."""
+    (qweight, scales, zeros, perm, gain, K, group_size, log2 of the int4 vectors per group or -1)."""
     if w.fmt not in FORMATS:
         raise ValueError(f"{name}: unsupported weight format {w.fmt!r}; supported: {', '.join(FORMATS)}")
     if tuple(w.shape) != (n_rows, K):
@@ -63,8 +63,10 @@ def weight_args(name: str, w: QuantLinear, n_rows: int, K: int) -> tuple:
     if w.gain is not None:
         _arr(f"{name}.gain", w.gain, (K,), "float32", align=16)
     zeros = w.zeros if w.fmt == "int4" else _NULL
+    v = gs // 32   # int4 16-byte vectors per group: a power of two takes a shift in the kernel
+    gsh = v.bit_length() - 1 if gs % 32 == 0 and v & (v - 1) == 0 else -1
     return (w.qweight, w.scales, zeros, _NULL if w.perm is None else w.perm, _NULL if w.gain is None else w.gain,
-            np.int32(K), np.int32(gs))
+            np.int32(K), np.int32(gs), np.int32(gsh))
 
 
 def _act(name, a, K):
