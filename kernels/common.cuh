@@ -60,6 +60,56 @@ __device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
     return acc;
 }
 
+// Decode residual update of rows r0 (and r0 + 1 when has1) by y, in one lane: x += y; with stats, also
+// xh = T(new x) and the returned sum of the new x^2 (else 0). x f32, xh T, r0 even (x2 8-byte aligned).
+__device__ __forceinline__ float residual_pair(float* __restrict__ x, T* __restrict__ xh, bool stats, size_t r0,
+                                               bool has1, float2 y) {
+    float sq = 0.0f;
+    if (has1) {
+        float2* x2 = reinterpret_cast<float2*>(x + r0);
+        float2 v = *x2;
+        v.x += y.x;
+        v.y += y.y;
+        *x2 = v;
+        if (stats) {
+            T2 t;
+            t.x = from_f(v.x);
+            t.y = from_f(v.y);
+            *reinterpret_cast<T2*>(xh + r0) = t;
+            sq = v.x * v.x + v.y * v.y;
+        }
+    } else {
+        float v = x[r0] + y.x;
+        x[r0] = v;
+        if (stats) {
+            xh[r0] = from_f(v);
+            sq = v * v;
+        }
+    }
+    return sq;
+}
+
+// The KSPLIT warps sharing a row pair (warps ks = warp % KSPLIT of one group) add their partial sums in a fixed
+// order (split 0, 1, ...: deterministic); the total is valid in split 0's warp. Whole block (one barrier).
+template <int KSPLIT, int WARPS>
+__device__ __forceinline__ float2 ksplit_sum(float2 y) {
+    if (KSPLIT > 1) {
+        __shared__ float2 red[WARPS];
+        const int warp = threadIdx.x >> 5;
+        if ((threadIdx.x & 31) == 0) red[warp] = y;
+        __syncthreads();
+        if (warp % KSPLIT == 0) {
+            y = red[warp];
+#pragma unroll
+            for (int j = 1; j < KSPLIT; ++j) {
+                y.x += red[warp + j].x;
+                y.y += red[warp + j].y;
+            }
+        }
+    }
+    return y;
+}
+
 // Block-wide sum with a fixed reduction order (deterministic for a given blockDim). scratch: >= 32 floats.
 // Every thread gets the result. Must be called by all threads of the block.
 __device__ __forceinline__ float block_sum(float v, float* scratch) {

@@ -152,21 +152,7 @@ __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, 
                                             const T* __restrict__ a, T* xs, int K, const NormIn& nm) {
     const int ks = (threadIdx.x >> 5) % GEMV_KSPLIT;
     float inv = 1.0f;
-    float2 y = warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv);
-#if GEMV_KSPLIT > 1
-    __shared__ float2 red[GEMV_WARPS];
-    const int warp = threadIdx.x >> 5;
-    if ((threadIdx.x & 31) == 0) red[warp] = y;
-    __syncthreads();
-    if (ks == 0) {  // fixed order: split 0, 1, ... -> deterministic
-        y = red[warp];
-#pragma unroll
-        for (int j = 1; j < GEMV_KSPLIT; ++j) {
-            y.x += red[warp + j].x;
-            y.y += red[warp + j].y;
-        }
-    }
-#endif
+    float2 y = ksplit_sum<GEMV_KSPLIT, GEMV_WARPS>(warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv));
     if (nm.ss) {
         y.x *= inv;
         y.y *= inv;
@@ -218,30 +204,7 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
     float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM);
-    float sq = 0.0f;
-    if (active && lead && lane == 0) {
-        if (has1) {
-            float2* x2 = reinterpret_cast<float2*>(x + r0);  // r0 even: 8-byte aligned
-            float2 v = *x2;
-            v.x += y.x;
-            v.y += y.y;
-            *x2 = v;
-            if (ss) {
-                T2 t;
-                t.x = from_f(v.x);
-                t.y = from_f(v.y);
-                *reinterpret_cast<T2*>(xh + r0) = t;
-                sq = v.x * v.x + v.y * v.y;
-            }
-        } else {
-            float v = x[r0] + y.x;
-            x[r0] = v;
-            if (ss) {
-                xh[r0] = from_f(v);
-                sq = v * v;
-            }
-        }
-    }
+    const float sq = active && lead && lane == 0 ? residual_pair(x, xh, ss != nullptr, r0, has1, y) : 0.0f;
     if (ss) {
         __shared__ float bsq[GEMV_PAIRS];
         if (lead && lane == 0) bsq[pair] = sq;

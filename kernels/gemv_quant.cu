@@ -81,30 +81,8 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     auto rows = [N](int gw) { return row_pair(gw, N); };
     auto epi = [&](int vb, int gw, const PairRows& p, float2 y) {
         const size_t r0 = 2 * (size_t)gw;
-        float sq = 0.0f;
-        if (p.active && lead && lane == 0) {
-            if (r0 + 1 < (size_t)N) {
-                float2* x2 = reinterpret_cast<float2*>(x + r0);
-                float2 v = *x2;
-                v.x += y.x;
-                v.y += y.y;
-                *x2 = v;
-                if (ss) {
-                    T2 t;
-                    t.x = from_f(v.x);
-                    t.y = from_f(v.y);
-                    *reinterpret_cast<T2*>(xh + r0) = t;
-                    sq = v.x * v.x + v.y * v.y;
-                }
-            } else {
-                float v = x[r0] + y.x;
-                x[r0] = v;
-                if (ss) {
-                    xh[r0] = from_f(v);
-                    sq = v * v;
-                }
-            }
-        }
+        const float sq =
+            p.active && lead && lane == 0 ? residual_pair(x, xh, ss != nullptr, r0, r0 + 1 < (size_t)N, y) : 0.0f;
         if (ss) {
             if (lead && lane == 0) bsq[pair] = sq;
             __syncthreads();

@@ -48,35 +48,42 @@ struct QArgs {
     int gsh;                  // int4: log2(gs / 32) when that is a whole power of two (vector path), else -1
 };
 
-// xs f32 [K] (swizzled) = gain[j] * a[perm[j]]; csum f32 [K / 32] (int4): chunk sums of xs. Whole block.
+// x_j = gain[j] * a[perm[j]] (nullptr perm / gain: identity / ones), one column at a time
+__device__ __forceinline__ float staged_x(const T* __restrict__ a, const QArgs& w, int j) {
+    const float v = to_f(a[w.perm ? w.perm[j] : j]);
+    return w.gain ? v * w.gain[j] : v;
+}
+
+// f[0..7] = x of columns 8i .. 8i + 7 (no perm) from v, chunk i of a (8 T values)
+__device__ __forceinline__ void chunk_f(float* f, uint4 v, const QArgs& w, int i) {
+    const unsigned* vp = reinterpret_cast<const unsigned*>(&v);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        float2 p = to_f2(*reinterpret_cast<const T2*>(vp + e));
+        f[2 * e] = p.x;
+        f[2 * e + 1] = p.y;
+    }
+    if (w.gain) {
+        const float4 g0 = reinterpret_cast<const float4*>(w.gain)[2 * i];
+        const float4 g1 = reinterpret_cast<const float4*>(w.gain)[2 * i + 1];
+        f[0] *= g0.x; f[1] *= g0.y; f[2] *= g0.z; f[3] *= g0.w;
+        f[4] *= g1.x; f[5] *= g1.y; f[6] *= g1.z; f[7] *= g1.w;
+    }
+}
+
+// xs f32 [K] (swizzled) = x; csum f32 [K / 32] (int4): chunk sums of xs. Whole block.
 __device__ __forceinline__ void stage(float* xs, float* csum, const T* __restrict__ a, const QArgs& w) {
     const int K = w.K;
     if (w.perm == nullptr && (K & 7) == 0) {
         for (int i = threadIdx.x; i < (K >> 3); i += blockDim.x) {
-            uint4 v = reinterpret_cast<const uint4*>(a)[i];
-            const unsigned* vp = reinterpret_cast<const unsigned*>(&v);
             float f[8];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                float2 p = to_f2(*reinterpret_cast<const T2*>(vp + e));
-                f[2 * e] = p.x;
-                f[2 * e + 1] = p.y;
-            }
-            if (w.gain) {
-                float4 g0 = reinterpret_cast<const float4*>(w.gain)[2 * i];
-                float4 g1 = reinterpret_cast<const float4*>(w.gain)[2 * i + 1];
-                f[0] *= g0.x; f[1] *= g0.y; f[2] *= g0.z; f[3] *= g0.w;
-                f[4] *= g1.x; f[5] *= g1.y; f[6] *= g1.z; f[7] *= g1.w;
-            }
+            chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
             float4* x4 = reinterpret_cast<float4*>(xs);
             x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
             x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
         }
     } else {
-        for (int j = threadIdx.x; j < K; j += blockDim.x) {
-            float v = to_f(a[w.perm ? w.perm[j] : j]);
-            xs[xs_idx(j)] = w.gain ? v * w.gain[j] : v;
-        }
+        for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
     }
 #if QFMT == 3
     __syncthreads();
@@ -110,7 +117,8 @@ __device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
 
 // ---- dequantizing dot products of one 16-byte vector of two rows with the staged activation -----------------
 #if QFMT == 1
-__device__ __forceinline__ float2 e4m3x2(unsigned b) {  // bytes 0 (low) and 1 of b
+// two e4m3 codes (bytes 0 (low) and 1 of b) -> f16x2 bits
+__device__ __forceinline__ unsigned e4m3x2_f16x2(unsigned b) {
     unsigned h;
 #ifdef QG_FP8_SOFT
     unsigned t = __byte_perm(b, 0u, 0x1404);                // byte0 -> bits 8..15, byte1 -> bits 24..31
@@ -118,6 +126,10 @@ __device__ __forceinline__ float2 e4m3x2(unsigned b) {  // bytes 0 (low) and 1 o
 #else
     asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)b));
 #endif
+    return h;
+}
+__device__ __forceinline__ float2 e4m3x2(unsigned b) {
+    const unsigned h = e4m3x2_f16x2(b);
     return __half22float2(*reinterpret_cast<const __half2*>(&h));
 }
 #define QG_ROW_FACTOR_FP8_SOFT 256.0f
@@ -308,20 +320,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
             p = rows(gw + (int)gridDim.x * QG_PAIRS);
             if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);
         }
-        float2 y = make_float2(warp_sum(acc0), warp_sum(acc1));
-#if QG_KSPLIT > 1
-        __shared__ float2 red[QG_WARPS];
-        if (lane == 0) red[warp] = y;
-        __syncthreads();
-        if (ks == 0) {
-            y = red[warp];
-#pragma unroll
-            for (int j = 1; j < QG_KSPLIT; ++j) {
-                y.x += red[warp + j].x;
-                y.y += red[warp + j].y;
-            }
-        }
-#endif
+        float2 y = ksplit_sum<QG_KSPLIT, QG_WARPS>(make_float2(warp_sum(acc0), warp_sum(acc1)));
         if (cur.active) {
             y.x *= row_factor(w, cur.r0) * xinv;
             y.y *= row_factor(w, cur.r1) * xinv;

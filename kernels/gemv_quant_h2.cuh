@@ -38,28 +38,6 @@ __device__ __forceinline__ int xh_idx(int k) {
     return swz(p >> 3) * 8 + (p & 7);
 }
 
-__device__ __forceinline__ float staged_x(const T* __restrict__ a, const QArgs& w, int j) {
-    const float v = to_f(a[w.perm ? w.perm[j] : j]);
-    return w.gain ? v * w.gain[j] : v;
-}
-
-// chunk i of a (8 columns, no perm) times gain, as fp32
-__device__ __forceinline__ void chunk_f(float* f, uint4 v, const QArgs& w, int i) {
-    const unsigned* vp = reinterpret_cast<const unsigned*>(&v);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-        float2 p = to_f2(*reinterpret_cast<const T2*>(vp + e));
-        f[2 * e] = p.x;
-        f[2 * e + 1] = p.y;
-    }
-    if (w.gain) {
-        const float4 g0 = reinterpret_cast<const float4*>(w.gain)[2 * i];
-        const float4 g1 = reinterpret_cast<const float4*>(w.gain)[2 * i + 1];
-        f[0] *= g0.x; f[1] *= g0.y; f[2] *= g0.z; f[3] *= g0.w;
-        f[4] *= g1.x; f[5] *= g1.y; f[6] *= g1.z; f[7] *= g1.w;
-    }
-}
-
 __device__ __forceinline__ void store_chunk(__half* xh, const float* f, float xscale, int i) {
     __half h[8];
 #pragma unroll
@@ -157,16 +135,6 @@ __device__ __forceinline__ __half2 dot_word_8(unsigned u, unsigned x01, unsigned
     return __hfma2(__hsub2(u2h(__byte_perm(b, 0x64646464u, 0x4342)), off), u2h(x23), acc);
 }
 #else
-__device__ __forceinline__ unsigned e4m3x2_f16x2(unsigned b) {
-    unsigned h;
-#ifdef QG_FP8_SOFT
-    unsigned t = __byte_perm(b, 0u, 0x1404);
-    h = (t & 0x80008000u) | ((t >> 1) & 0x3F803F80u);   // values * 2^-8; QG_ROW_FACTOR_FP8_SOFT restores them
-#else
-    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)b));
-#endif
-    return h;
-}
 __device__ __forceinline__ __half2 dot_word_8(unsigned u, unsigned x01, unsigned x23, __half2 acc) {
     acc = __hfma2(u2h(e4m3x2_f16x2(u)), u2h(x01), acc);
     return __hfma2(u2h(e4m3x2_f16x2(u >> 16)), u2h(x23), acc);
