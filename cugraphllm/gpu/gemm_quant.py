@@ -78,7 +78,7 @@ def _sizes(config, fmt: str, max_tokens: int, dtype) -> dict:
     t = gemm._dtype(dtype).itemsize
     out = {"act": max_tokens * K * t, "g": max_tokens * cols * t,
            "tcws": tc.WS_BYTES}
-    for name in slabs.slab_buffers():   # two alternating slabs (quant_slabs.py)
+    for name in slabs.SLABS:   # two alternating slabs (quant_slabs.py)
         out[name] = max(slabs.slab_rows(n, k, t) * k * t for n, k in mats)
     if fmt == "fp8":
         out.update(aq=max_tokens * K, sa=max_tokens * 4, d=max_tokens * cols * 4)

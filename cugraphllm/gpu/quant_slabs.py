@@ -13,17 +13,13 @@ from __future__ import annotations
 
 SLAB_BYTES = 32 << 20   # one slab buffer (two alternate when PIPE)
 PIPE = True
+SLABS = ("slab", "slab2")   # gemm_quant workspace buffers, each slab_rows * K * itemsize bytes at most
 _SIDE: dict = {}        # device id -> (side stream, events)
 
 
 def slab_rows(N: int, K: int, itemsize: int) -> int:
     """Weight rows per dequantized slab: a multiple of 128 (tile-friendly for cuBLAS), at most N."""
     return min(N, max(128, SLAB_BYTES // (K * itemsize) // 128 * 128))
-
-
-def slab_buffers() -> tuple:
-    """Names of the slab buffers gemm_quant allocates (each slab_rows * K * itemsize bytes at most)."""
-    return ("slab", "slab2")
 
 
 def _side(device: int):
@@ -44,13 +40,13 @@ def dequant_gemm(c, a, w, accumulate: bool, view, dequant, device: int) -> None:
     R = slab_rows(N, K, a.dtype.itemsize)
     starts = range(0, N, R)
     if not PIPE:
-        slab = view("slab", (R, K), a.dtype)
+        slab = view(SLABS[0], (R, K), a.dtype)
         for r0 in starts:
             n = min(R, N - r0)
             dequant(slab, r0, n)
             cublas.handle().gemm_nt(c, a, slab[:n], accumulate=accumulate, col0=r0)
         return
-    slabs = [view(name, (R, K), a.dtype) for name in slab_buffers()]
+    slabs = [view(name, (R, K), a.dtype) for name in SLABS]
     main = cp.cuda.get_current_stream()
     side, (start, ready, *free) = _side(device)
     start.record(main)
