@@ -19,6 +19,9 @@
 #ifndef QG_HACC
 #define QG_HACC 0         // 1: half staging and half2 products per weight vector (gemv_quant_h2.cuh)
 #endif
+#ifndef QG_MMA
+#define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
+#endif
 #define QG_THREADS (QG_WARPS * 32)
 #define QG_PAIRS (QG_WARPS / QG_KSPLIT)
 #if QFMT == 3
@@ -36,6 +39,12 @@
 __device__ __forceinline__ int swz(int f) { return (f & ~7) | ((f ^ (f >> 3)) & 7); }
 __device__ __forceinline__ int xs_idx(int k) { return swz(k >> 2) * 4 + (k & 3); }
 __device__ __forceinline__ float4 xs4(const float* xs, int f) { return reinterpret_cast<const float4*>(xs)[swz(f)]; }
+
+__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<const __half2*>(&u); }
+// 16-byte chunk f (8 staged half values) of a half staging (gemv_quant_h2.cuh, gemv_quant_mma.cuh)
+__device__ __forceinline__ uint4 xh_chunk(const __half* xh, int f) {
+    return reinterpret_cast<const uint4*>(xh)[swz(f)];
+}
 
 // Weight arguments of one quantized matrix.
 struct QArgs {
@@ -242,6 +251,10 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
     bool active;
 };
 
+#if QG_MMA
+#include "gemv_quant_mma.cuh"
+#endif
+
 // Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
 // QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
 // weight loads are in flight during this pair's reductions and epilogue). Pair gw = vb * QG_PAIRS + this warp's
@@ -250,6 +263,13 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
 template <class Rows, class Epi>
 __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const NormIn& nm, int n_pairs, float* xs,
                                             float* csum, Rows rows, Epi epi) {
+#if QG_MMA
+    if (qm_ok(w)) {
+        qgemv_pairs_mma(w, a, nm, n_pairs, reinterpret_cast<__half*>(xs), reinterpret_cast<float2*>(xs) + (w.K >> 2),
+                        rows, epi);
+        return;
+    }
+#endif
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int pair = warp / QG_KSPLIT, ks = warp % QG_KSPLIT;
     const int K = w.K;

@@ -104,10 +104,6 @@ __device__ __forceinline__ float stage_h2(__half* xh, const T* __restrict__ a, c
     return __int_as_float((127 - e) << 23);
 }
 
-__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<const __half2*>(&u); }
-__device__ __forceinline__ uint4 xh_chunk(const __half* xh, int f) {
-    return reinterpret_cast<const uint4*>(xh)[swz(f)];
-}
 
 #if QFMT == 3
 // sum over one word (8 nibbles, columns 8c .. 8c + 7) of (q - z) * x, into acc. zc = 1024 + z, zh = 64 + z.

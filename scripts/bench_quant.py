@@ -8,8 +8,8 @@ copies (> 4x L2 between two uses of a copy) that the weights never sit in L2; CU
 The per-token estimate adds n_layers x (wqkv + wo + w13 + w2) + the LM head (16-bit unless --quant-head).
 
 Usage: python scripts/bench_quant.py [--dtype float16|bfloat16] [--formats fp16,fp8,int8,int4] [--group-size 128]
-       [--quant-head] [--sweep] [--out FILE.json]
---sweep also times every quantized GEMV under each QuantPlan launch shape of SWEEP (for gemv_plan.QUANT_PLANS).
+       [--quant-head] [--sweep shapes|mma] [--no-table] [--out FILE.json]
+--sweep also times every quantized GEMV under the format's default plan and each QuantPlan of that SWEEPS set.
 """
 from __future__ import annotations
 
@@ -100,12 +100,17 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
     return rows
 
 
-# QuantPlan (warps, unroll, ksplit, hacc, persist)
-SWEEP = [(w, u, k, h, p) for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)]
+# QuantPlan fields per sweep point: "shapes" (the fp32 / half2 launch shapes), "mma" (the tensor-core tiles)
+SWEEPS = {
+    "shapes": [dict(warps=w, unroll=u, ksplit=k, hacc=h, persist=p)
+               for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)],
+    "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1) for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
+}
 
 
-def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128) -> list[dict]:
-    """us of every quantized GEMV under every SWEEP launch shape (the plan entry is swapped per run)."""
+def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128, points="shapes") -> list[dict]:
+    """us of every quantized GEMV under every plan of SWEEPS[points] (the plan entry is swapped per run), and
+    under the format's default plan first (the A/B reference of the same call)."""
     from cugraphllm.gpu import gemv_plan
     cp = bk._cp()
     stream = cp.cuda.Stream(non_blocking=True)
@@ -117,16 +122,16 @@ def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128) -> list[d
             for name, (op, N, K) in MATS.items():
                 ws, wbytes = weight_copies(fmt, N, K, T, group)
                 fn, io = case(op, N, K, ws, T)
-                for w, u, k, h, pe in SWEEP:
-                    gemv_plan.QUANT_PLANS[fmt] = gemv_plan.QuantPlan(fmt, w, u, k, h, pe)
+                for d in [{"default": 1}] + SWEEPS[points]:
+                    plan = keep if "default" in d else gemv_plan.QuantPlan(fmt, **d)
+                    gemv_plan.QUANT_PLANS[fmt] = plan
+                    row = {"format": fmt, "matrix": name, **d}
                     try:
                         us = bk.graph_us(stream, fn, len(ws))
-                        rows.append({"format": fmt, "matrix": name, "warps": w, "unroll": u, "ksplit": k, "hacc": h,
-                                     "persist": pe, "us": us, "tb_s": (wbytes + io) / (us * 1e-6) / 1e12})
-                        print(f"sweep {fmt:5s} {name:12s} ({w:2d},{u},{k},{h},{pe}) {us:8.2f} us", file=sys.stderr)
+                        rows.append({**row, "us": us, "tb_s": (wbytes + io) / (us * 1e-6) / 1e12})
+                        print(f"sweep {fmt:5s} {name:12s} {d} {us:8.2f} us", file=sys.stderr)
                     except Exception as exc:  # noqa: BLE001 - e.g. a block shape the ss chunking refuses
-                        rows.append({"format": fmt, "matrix": name, "warps": w, "unroll": u, "ksplit": k, "hacc": h,
-                                     "persist": pe, "error": str(exc).splitlines()[0]})
+                        rows.append({**row, "error": str(exc).splitlines()[0]})
                 del ws
                 cp.get_default_memory_pool().free_all_blocks()
         finally:
@@ -140,7 +145,9 @@ def main(argv=None) -> int:
     p.add_argument("--formats", default="fp16,fp8,int8,int4")
     p.add_argument("--group-size", type=int, default=128)
     p.add_argument("--quant-head", action="store_true", help="quantize the LM head too")
-    p.add_argument("--sweep", action="store_true", help="also time every QuantPlan launch shape in SWEEP")
+    p.add_argument("--sweep", default=None, choices=tuple(SWEEPS),
+                   help="also time every quantized GEMV under each QuantPlan of this SWEEPS set")
+    p.add_argument("--no-table", action="store_true", help="skip the per-format table (with --sweep)")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/quant_gemv_<date>.json)")
     a = p.parse_args(argv)
     cp = bk._cp()
@@ -153,9 +160,10 @@ def main(argv=None) -> int:
            "group_size": a.group_size, "quant_head": a.quant_head, "copy_gbps": bk.copy_gbps(stream),
            "method": "graph of CALLS calls over weight copies > 4x L2; median of REPS; bytes = packed weights + "
                      "scales/zeros + activation + outputs",
-           "rows": run(a.dtype, tuple(f for f in a.formats.split(",") if f), a.group_size, a.quant_head)}
+           "rows": [] if a.no_table and a.sweep else run(a.dtype, tuple(f for f in a.formats.split(",") if f),
+                                                        a.group_size, a.quant_head)}
     if a.sweep:
-        doc["sweep"] = sweep(a.dtype, tuple(f for f in a.formats.split(",") if f), a.group_size)
+        doc["sweep"] = sweep(a.dtype, tuple(f for f in a.formats.split(",") if f), a.group_size, a.sweep)
     out = Path(a.out or f"benchmarks/results/quant_gemv_{datetime.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -11,7 +11,7 @@ OUT=${OUT:-/tmp/out}; L=/tmp/hacc; mkdir -p "$OUT" $L/bench
   echo "=== test_quant_gpu h2acc: $(tail -1 $L/tests_h2.log)"; grep -E "^(FAILED|ERROR)|Error|assert" $L/tests_h2.log | head -12
 ) > $L/gpu0.txt 2>&1 &
 ( export CUDA_VISIBLE_DEVICES=1
-  timeout 240 python3 -m scripts.bench_quant --sweep --out $L/bench/quant_gemv_sweep.json > $L/sweep.log 2>&1
+  timeout 240 python3 -m scripts.bench_quant --sweep shapes --out $L/bench/quant_gemv_sweep.json > $L/sweep.log 2>&1
   grep -E "GEMVs per token" $L/sweep.log
   for h in 0 1; do
     timeout 150 python3 - $h > $L/e2e_$h.log 2>&1 <<'PY'

@@ -30,7 +30,7 @@ PY
 ) > $L/gpu0.txt 2>&1 &
 ( export CUDA_VISIBLE_DEVICES=1 TAG=_f32
   t test_quant_gpu.py 220 -k f32acc
-  timeout 200 python3 -m scripts.bench_quant --sweep --out $L/bench/quant_gemv_sweep.json > $L/sweep.log 2>&1
+  timeout 200 python3 -m scripts.bench_quant --sweep shapes --out $L/bench/quant_gemv_sweep.json > $L/sweep.log 2>&1
   grep -E "GEMVs per token" $L/sweep.log ) > $L/gpu1.txt 2>&1 &
 ( TAG= t test_allreduce_gpu.py 150
   timeout 150 python3 -m scripts.bench_allreduce --preset llama-2-7b --tp 2 --out $L/bench/allreduce_ab_7b.json \

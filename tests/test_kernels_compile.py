@@ -72,14 +72,16 @@ def test_gemm_quant_tc_configs_compile(cfg, tmp_path):
 
 @pytest.mark.parametrize("qfmt,arch,bf16", [(1, "sm_90", False), (1, "sm_80", True), (2, "sm_90", True),
                                             (3, "sm_90", False), (3, "sm_80", True)])
-def test_gemv_quant_half2_path_compiles(qfmt, arch, bf16, tmp_path):
-    """gemv_quant.cu's half2 path (QG_HACC=1, gemv_quant_h2.cuh) per format: fp8 both ways (hardware e4m3 convert
-    on sm_90, the bit placement on sm_80), int8, int4."""
+@pytest.mark.parametrize("path", [("-DQG_HACC=1",), ("-DQG_MMA=1", "-DQG_MSPLIT=4")], ids=["half2", "mma"])
+def test_gemv_quant_half2_path_compiles(qfmt, arch, bf16, path, tmp_path):
+    """gemv_quant.cu's half2 path (QG_HACC=1, gemv_quant_h2.cuh) and tensor-core path (QG_MMA=1,
+    gemv_quant_mma.cuh) per format: fp8 both ways (hardware e4m3 convert on sm_90, the bit placement on sm_80),
+    int8, int4."""
     if NVCC is None:
         if os.environ.get("CI"):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
-    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={qfmt}", "-DQG_HACC=1",
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), f"-DQFMT={qfmt}", *path,
            "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemv_quant.cu")] + (["-DCG_BF16"] if bf16 else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"

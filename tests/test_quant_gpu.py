@@ -22,16 +22,20 @@ EPS = 1e-5
 BIG = pytest.mark.big   # 70B shapes (slow float64 references): under the default plan only
 
 
-@pytest.fixture(autouse=True, params=[0, 1], ids=["f32acc", "h2acc"])
-def hacc(request, monkeypatch):
-    """Every test under both GEMV paths: fp32 products (hacc 0) and half2 products (hacc 1)."""
+PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1)}
+
+
+@pytest.fixture(autouse=True, params=list(PATHS))
+def gemv_path(request, monkeypatch):
+    """Every test under each GEMV path: fp32 products, half2 products, tensor-core tiles."""
     from cugraphllm.gpu import gemv_plan
-    default = gemv_plan.plan_for(request.node.callspec.params.get("fmt", "int4")).hacc   # the test's format's
+    plan = gemv_plan.plan_for(request.node.callspec.params.get("fmt", "int4"))   # the test's format's default
+    default = next(k for k, v in PATHS.items() if v == dict(hacc=plan.hacc * (1 - plan.mma), mma=plan.mma))
     if request.node.get_closest_marker("big") and request.param != default:
         pytest.skip("70B shapes run under the default plan only (their float64 references take minutes)")
     for fmt in FMTS:
         monkeypatch.setitem(gemv_plan.QUANT_PLANS, fmt,
-                            dataclasses.replace(gemv_plan.QUANT_PLANS[fmt], hacc=request.param))
+                            dataclasses.replace(gemv_plan.QUANT_PLANS[fmt], **PATHS[request.param]))
     return request.param
 
 

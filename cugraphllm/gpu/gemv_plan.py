@@ -77,6 +77,7 @@ class QuantPlan:
     hacc: int = 0              # 1: half staging, half2 products per weight vector (kernels/gemv_quant_h2.cuh)
     persist: int = 0           # 1: no more blocks than fit on the GPU at once, each looping over row-pair blocks
     max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
+    mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh); ksplit: warps a tile
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -90,14 +91,26 @@ class QuantPlan:
         blocks instead of 128 on 132 SMs), 4 below; 16 warps, 8 on w13-sized matrices (>= 8192 pairs). H200 sweep
         (benchmarks/results/quant_gemv_sweep_2026-11-30.json): w13+norm 28.5 -> 26.5 us (int4, fp32 products),
         26.9 -> 25.5 (int4, half2), 27.5 -> 26.4 (fp8); elsewhere the defaults were within 0.5 us of the best."""
+        if self.mma:
+            return self.mma_config(n_pairs)
         ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
         warps = self.warps if self.ksplit or n_pairs < 8192 else min(self.warps, 8)
         return warps, self.unroll, min(ks, warps)
 
+    def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
+        """(warps, unroll, warps per 8-pair tile): enough warps in all (>= 4096, 31 per SM on 132 SMs) to keep
+        the loads in flight, each tile split over at most 8 warps."""
+        tiles = -(-n_pairs // 8)
+        ms = self.ksplit or next((m for m in (1, 2, 4) if tiles * m >= 4096), 8)
+        return self.warps, self.unroll, min(ms, self.warps)
+
+    def pairs_per_block(self, warps: int, ks: int) -> int:
+        return 8 * warps // ks if self.mma else warps // ks
+
     def smem_bytes(self, K: int) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
         [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line)."""
-        if self.hacc:
+        if self.hacc and not self.mma:   # (mma: xh half [K] + block sums, or the fp32 fallback's staging)
             return 2 * ((K + 63) // 64 * 64)
         return 4 * ((K + 31) // 32 * 32 + (K // 32 if self.fmt == "int4" else 0))
 

@@ -84,7 +84,10 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
     """(warps, unroll, ksplit); a residual-with-ss launch keeps block rows a multiple of the ss chunk."""
     p = gemv_plan.plan_for(fmt)
     warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
-    if chunk:
+    if chunk and p.mma:  # the epilogue runs in rounds of one pair a warp
+        if (2 * warps) % chunk:
+            raise ValueError(f"{kernel}: ss chunk {chunk} does not divide the {2 * warps} rows of a round")
+    elif chunk:
         while ks > 1 and (2 * (warps // ks)) % chunk:
             ks //= 2
         if (2 * (warps // ks)) % chunk:
@@ -95,17 +98,19 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
 def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0):
     """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once."""
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
-    hacc = gemv_plan.plan_for(fmt).hacc
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, hacc)
+    plan = gemv_plan.plan_for(fmt)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, plan.mma)
     fn = _cache.get(key)
     if fn is None:
-        defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks, "QG_HACC": hacc}
+        defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
+                   "QG_HACC": plan.hacc}
+        if plan.mma:  # ks splits a tile's K; the epilogues see one pair a warp
+            defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    plan = gemv_plan.plan_for(fmt)
     smem = plan.smem_bytes(K)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
-    return fn, smem, plan.grid(-(-n_pairs // (warps // ks)), resident), 32 * warps
+    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks)), resident), 32 * warps
 
 
 def _resident(fn, threads: int, smem: int) -> int:

@@ -1,0 +1,267 @@
+// The tensor-core path of the quantized decode GEMVs (QG_MMA = 1, included by gemv_quant.cuh): the dot products
+// of 16 weight rows with the activation run on mma.sync.m16n8k16 (f16 x f16 -> f32), so a weight value costs
+// ~0.6 (int4: one LOP3 per two values, one HMMA per eight a lane) to ~0.9 (int8 / fp8) instructions instead of the
+// 1.6-2 of the half2 path: the int4 GEMVs there were issue-bound (ncu: IPC 0.77 a scheduler, 29% of DRAM peak).
+//
+// A warp owns a tile of 8 row pairs (the pairs of `rows`, as in gemv_quant.cuh): lane (g = lane / 4, t = lane % 4)
+// loads 16 bytes of pair g's rows r0 (A rows g) and r1 (A rows g + 8) at vector 4 it + t of tile iteration it,
+// QM_COLS = 4 x (values per vector) columns per iteration. Which k slot of an mma holds which column is free (the
+// sum is over k); it only has to agree between A (the weights, any row) and B (the activation, any column of the
+// n = 8 output columns: all eight hold the same x, so every lane of row g ends with row g's sum). So the weights
+// keep their packed layout:
+//   int4 word (nibbles n0..n7 of columns c..c+7): (w & 0x000f000f) | 0x64006400 = half2 (1024 + n0, 1024 + n4),
+//     (w & 0x00f000f0) | .. = (1024 + 16 n1, 1024 + 16 n5); the word >> 8 gives (n2, n6) and 16 x (n3, n7).
+//     mma 1: A = {(n0,n4), (n2,n6)} of r0 and r1, B = {x(c, c+4), x(c+2, c+6)}; mma 2: the 16 x ones, B = x / 16.
+//   int8 word (bytes of columns c..c+3): bytes ^ 0x80 under the half 1024 exponent = 1152 + q (one PRMT a pair).
+//   fp8 word: cvt.rn.f16x2.e4m3x2 per pair.
+// The constant offset (1024 / 1152 times each staged value) is the same for every row: the staging adds it up per
+// iteration block (blk.x); the int4 zero point needs the block's sum of x (blk.y): for each row and iteration,
+// sum (q - z) x = C - blk.x - z blk.y, times the group scale (groups of 128 columns or more: whole iterations).
+//
+// Staging: xh half [K], chunk f (8 columns) at slot swz(f), holding x_j * xscale in the mma order: int4
+// (c, c+4, c+2, c+6, then c+1, c+5, c+3, c+7 divided by 16), 8-bit formats natural. xscale = 2^e puts max |x|
+// in [2^14, 2^15): no half overflows, and small x stay out of the half subnormals. Products are exact in the fp32
+// accumulator; the offsets' size (~1024 x) costs ~2^-13 of the result's scale at most, within TOL_H2.
+#pragma once
+
+#ifndef QG_MSPLIT
+#define QG_MSPLIT 1       // warps sharing one tile over interleaved K iterations
+#endif
+#define QM_TILES (QG_WARPS / QG_MSPLIT)   // 8-pair tiles per block
+#define QM_PAIRS (8 * QM_TILES)           // row pairs per block
+#define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as gemv_quant.cuh)
+#define QM_COLS (4 * QG_EPV)              // columns per tile iteration: int4 128, int8 / fp8 64
+#define QM_CPB (QM_COLS / 8)              // staged chunks per iteration block
+#if QFMT == 3
+#define QM_OFF 1024.0f
+#elif QFMT == 2
+#define QM_OFF 1152.0f
+#else
+#define QM_OFF 0.0f
+#endif
+
+// (a & M) | c in one LOP3 (the compiler emits an AND and an OR when both constants are immediates)
+template <unsigned M>
+__device__ __forceinline__ unsigned and_or(unsigned a, unsigned c) {
+    unsigned d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(a), "n"(M), "r"(c));
+    return d;
+}
+
+// c[0..3] += A (16 x 16, rows g / g+8 in a0..a3 as the PTX fragment) . B (16 x 8, b0 / b1)
+__device__ __forceinline__ void mma16816(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                         unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// the column (0..7) of chunk position p
+__device__ __forceinline__ int qm_col(int p) {
+#if QFMT == 3
+    return ((p & 1) << 2) | (p & 4 ? 1 : 0) | (p & 2);
+#else
+    return p;
+#endif
+}
+
+// f[0..7] = x of columns 8i .. 8i + 7
+__device__ __forceinline__ void qm_chunk(float* f, const T* __restrict__ a, const QArgs& w, int i) {
+    if (w.perm == nullptr) {
+        chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
+    } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) f[c] = staged_x(a, w, 8 * i + c);
+    }
+}
+
+// Whole block: xh and blk [K / QM_COLS] (float2: QM_OFF x the sum of the block's staged halves, the sum of its
+// effective x), as described above; returns 1 / xscale.
+__device__ __forceinline__ float stage_mma(__half* xh, float2* blk, const T* __restrict__ a, const QArgs& w) {
+    __shared__ float mscratch[32];
+    const int nchunk = w.K >> 3;
+    float m = 0.0f;
+    for (int i = threadIdx.x; i < nchunk; i += blockDim.x) {
+        float f[8];
+        qm_chunk(f, a, w, i);
+#pragma unroll
+        for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
+    }
+    m = warp_max(m);
+    if ((threadIdx.x & 31) == 0) mscratch[threadIdx.x >> 5] = m;
+    __syncthreads();
+    m = warp_max((threadIdx.x & 31) < (blockDim.x >> 5) ? mscratch[threadIdx.x & 31] : 0.0f);
+    int E = 0;
+    if (m > 0.0f && m <= 3.0e38f) frexpf(m, &E);  // m = f * 2^E, f in [0.5, 1); 0, NaN-only or inf: scale 1
+    const int e = max(-120, min(120, 15 - E));
+    const float xscale = __int_as_float((127 + e) << 23);
+    for (int base = 0; base < nchunk; base += blockDim.x) {  // block-uniform trip count: the shuffles see all lanes
+        const int i = base + threadIdx.x;
+        float tsum = 0.0f, xsum = 0.0f;
+        if (i < nchunk) {
+            float f[8];
+            qm_chunk(f, a, w, i);
+            __half h[8];
+#pragma unroll
+            for (int p = 0; p < 8; ++p) {
+                const bool sixteenth = QFMT == 3 && p >= 4;
+                h[p] = __float2half_rn(f[qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
+                const float v = __half2float(h[p]);
+                tsum += v;
+                xsum += sixteenth ? 16.0f * v : v;
+            }
+            reinterpret_cast<uint4*>(xh)[swz(i)] = *reinterpret_cast<const uint4*>(h);
+        }
+#pragma unroll
+        for (int o = QM_CPB / 2; o > 0; o >>= 1) {  // the QM_CPB chunks of a block are QM_CPB aligned lanes
+            tsum += __shfl_xor_sync(0xffffffffu, tsum, o);
+            xsum += __shfl_xor_sync(0xffffffffu, xsum, o);
+        }
+        if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
+    }
+    return __int_as_float((127 - e) << 23);
+}
+
+struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 / r1 (+ int4 scale and zero)
+    uint4 w0[QG_UNROLL], w1[QG_UNROLL];
+#if QFMT == 3
+    __half2 sz0[QG_UNROLL], sz1[QG_UNROLL];
+#endif
+};
+
+__device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& p, int it0, int n_it) {
+    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec;
+    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec;
+#if QFMT == 3
+    const int G = w.K / w.gs;
+    const __half* s = reinterpret_cast<const __half*>(w.scales);
+#endif
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int it = it0 + u;
+        const bool in = p.active && it < n_it;
+        f.w0[u] = in ? ld_stream16(q0 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
+#if QFMT == 3
+        const int g = !in ? 0 : (w.gsh >= 0 ? (4 * it) >> w.gsh : it * QM_COLS / w.gs);
+        f.sz0[u] = in ? __halves2half2(__ldg(s + p.r0 * G + g), __ldg(w.zeros + p.r0 * G + g)) : __half2();
+        f.sz1[u] = in ? __halves2half2(__ldg(s + p.r1 * G + g), __ldg(w.zeros + p.r1 * G + g)) : __half2();
+#endif
+    }
+}
+
+// c += the products of one iteration's vectors w0 (row r0) / w1 (row r1) with the staged x; c[0] row r0, c[2] r1
+__device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __half* xh, int it) {
+    const int t = threadIdx.x & 3;
+    const unsigned* p0 = reinterpret_cast<const unsigned*>(&w0);
+    const unsigned* p1 = reinterpret_cast<const unsigned*>(&w1);
+#if QFMT == 3
+    unsigned magic = 0x64006400u;
+    asm volatile("" : "+r"(magic));  // keep it in a register: the LOP3 takes the mask as its one immediate
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const uint4 x = xh_chunk(xh, QM_CPB * it + 4 * t + i);
+        const unsigned u0 = p0[i], u1 = p1[i], v0 = u0 >> 8, v1 = u1 >> 8;
+        mma16816(c, and_or<0x000f000fu>(u0, magic), and_or<0x000f000fu>(u1, magic),
+                 and_or<0x000f000fu>(v0, magic), and_or<0x000f000fu>(v1, magic), x.x, x.y);
+        mma16816(c, and_or<0x00f000f0u>(u0, magic), and_or<0x00f000f0u>(u1, magic),
+                 and_or<0x00f000f0u>(v0, magic), and_or<0x00f000f0u>(v1, magic), x.z, x.w);
+    }
+#else
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+        const uint4 x = xh_chunk(xh, QM_CPB * it + 2 * t + j);   // columns 16 t + 8 j .. + 7: words 2j, 2j + 1
+        const unsigned xw[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const unsigned u0 = p0[2 * j + h], u1 = p1[2 * j + h];
+#if QFMT == 2
+            const unsigned b0 = u0 ^ 0x80808080u, b1 = u1 ^ 0x80808080u;
+            mma16816(c, __byte_perm(b0, 0x64646464u, 0x4140), __byte_perm(b1, 0x64646464u, 0x4140),
+                     __byte_perm(b0, 0x64646464u, 0x4342), __byte_perm(b1, 0x64646464u, 0x4342), xw[2 * h],
+                     xw[2 * h + 1]);
+#else
+            mma16816(c, e4m3x2_f16x2(u0), e4m3x2_f16x2(u1), e4m3x2_f16x2(u0 >> 16), e4m3x2_f16x2(u1 >> 16),
+                     xw[2 * h], xw[2 * h + 1]);
+#endif
+        }
+    }
+#endif
+}
+
+// Whole block; same contract as qgemv_pairs (gemv_quant.cuh) with QG_KSPLIT = 1: epi sees virtual blocks of
+// QG_WARPS pairs, pair vb * QG_WARPS + warp in warp `warp`, QM_ROUNDS of them per block and loop.
+template <class Rows, class Epi>
+__device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, const NormIn& nm, int n_pairs, __half* xh,
+                                                float2* blk, Rows rows, Epi epi) {
+    __shared__ float2 pres[QM_PAIRS];
+    __shared__ float2 mred[QG_MSPLIT > 1 ? QG_WARPS * 8 : 1];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
+    const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
+    const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
+    const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
+    MFrag f;
+    PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
+    mload(f, w, p, first, n_it);  // before any staging
+    const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
+    const float xinv = stage_mma(xh, blk, a, w);
+    __syncthreads();
+    for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
+        float acc0 = 0.0f, acc1 = 0.0f, toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int base = first; base < n_it; base += step) {
+            if (base != first) mload(f, w, p, base, n_it);
+#pragma unroll
+            for (int u = 0; u < QG_UNROLL; ++u) {
+                const int it = base + u;
+                if (it < n_it) {  // warp-uniform: every lane runs the mma
+                    tile_mma(c, f.w0[u], f.w1[u], xh, it);
+#if QFMT == 3
+                    const float2 b = blk[it], s0 = __half22float2(f.sz0[u]), s1 = __half22float2(f.sz1[u]);
+                    acc0 = fmaf(s0.x, c[0] - fmaf(s0.y, b.y, b.x), acc0);
+                    acc1 = fmaf(s1.x, c[2] - fmaf(s1.y, b.y, b.x), acc1);
+                    c[0] = c[1] = c[2] = c[3] = 0.0f;
+#elif QFMT == 2
+                    toff += blk[it].x;  // the 1152 offsets, the same for both rows; C keeps every iteration
+#endif
+                }
+            }
+        }
+#if QFMT != 3
+        acc0 = c[0] - toff;
+        acc1 = c[2] - toff;
+#endif
+        const PairRows cur = p;
+        if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
+            p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
+            mload(f, w, p, first, n_it);
+        }
+        if (QG_MSPLIT > 1) {
+            if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
+            __syncthreads();
+            if (ms == 0 && (lane & 3) == 0) {
+                for (int j = 1; j < QG_MSPLIT; ++j) {
+                    acc0 += mred[(warp + j) * 8 + g].x;
+                    acc1 += mred[(warp + j) * 8 + g].y;
+                }
+            }
+        }
+        if (ms == 0 && (lane & 3) == 0) {
+            const float k = xinv * inv;
+            pres[tile * 8 + g] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
+                                                          acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
+        }
+        __syncthreads();
+        for (int r = 0; r < QM_ROUNDS; ++r) {
+            const int idx = r * QG_WARPS + warp, gw = vb * QM_PAIRS + idx;
+            epi(vb * QM_ROUNDS + r, gw, rows(gw), pres[idx]);
+            __syncthreads();  // the epilogue's shared scratch, and pres for the next tile
+        }
+    }
+}
+
+// the tensor-core path takes K a multiple of QM_COLS and (int4) groups of whole iterations
+__device__ __forceinline__ bool qm_ok(const QArgs& w) {
+    return w.K % QM_COLS == 0 && (QFMT != 3 || w.gs % QM_COLS == 0);
+}
