@@ -18,7 +18,7 @@
 // iteration block (blk.x); the int4 zero point needs the block's sum of x (blk.y): for each row and iteration,
 // sum (q - z) x = C - blk.x - z blk.y, times the group scale (groups of 128 columns or more: whole iterations).
 //
-// Staging: xh half [K], chunk f (8 columns) at slot swz(f), holding x_j * xscale in the mma order: int4
+// Staging: xh half [K], chunk f (8 columns) at slot qm_slot(f), holding x_j * xscale in the mma order: int4
 // (c, c+4, c+2, c+6, then c+1, c+5, c+3, c+7 divided by 16), 8-bit formats natural. xscale = 2^e puts max |x|
 // in [2^14, 2^15): no half overflows, and small x stay out of the half subnormals. Products are exact in the fp32
 // accumulator; the offsets' size (~1024 x) costs ~2^-13 of the result's scale at most, within TOL_H2.
@@ -51,10 +51,20 @@ __device__ __forceinline__ unsigned and_or(unsigned a, unsigned c) {
 // c[0..3] += A (16 x 16, rows g / g+8 in a0..a3 as the PTX fragment) . B (16 x 8, b0 / b1)
 __device__ __forceinline__ void mma16816(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
                                          unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Staged slot of 8-column chunk f: the chunks of an iteration block are stored t-fastest, so the 4 t-lanes of a
+// read hit 64 contiguous bytes (no bank conflict) at a lane constant plus an immediate offset.
+__device__ __forceinline__ int qm_slot(int f) {
+#if QFMT == 3
+    return (f & ~15) | ((f & 3) << 2) | ((f >> 2) & 3);   // f = 16 it + 4 t + i -> 16 it + 4 i + t
+#else
+    return (f & ~7) | ((f & 1) << 2) | ((f >> 1) & 3);    // f = 8 it + 2 t + j -> 8 it + 4 j + t
+#endif
 }
 
 // the column (0..7) of chunk position p
@@ -111,7 +121,7 @@ __device__ __forceinline__ float stage_mma(__half* xh, float2* blk, const T* __r
                 tsum += v;
                 xsum += sixteenth ? 16.0f * v : v;
             }
-            reinterpret_cast<uint4*>(xh)[swz(i)] = *reinterpret_cast<const uint4*>(h);
+            reinterpret_cast<uint4*>(xh)[qm_slot(i)] = *reinterpret_cast<const uint4*>(h);
         }
 #pragma unroll
         for (int o = QM_CPB / 2; o > 0; o >>= 1) {  // the QM_CPB chunks of a block are QM_CPB aligned lanes
@@ -159,10 +169,10 @@ __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __h
     const unsigned* p1 = reinterpret_cast<const unsigned*>(&w1);
 #if QFMT == 3
     unsigned magic = 0x64006400u;
-    asm volatile("" : "+r"(magic));  // keep it in a register: the LOP3 takes the mask as its one immediate
+    asm("" : "+r"(magic));  // keep it in a register: the LOP3 takes the mask as its one immediate
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const uint4 x = xh_chunk(xh, QM_CPB * it + 4 * t + i);
+        const uint4 x = reinterpret_cast<const uint4*>(xh)[QM_CPB * it + 4 * i + t];   // columns 32 t + 8 i ..
         const unsigned u0 = p0[i], u1 = p1[i], v0 = u0 >> 8, v1 = u1 >> 8;
         mma16816(c, and_or<0x000f000fu>(u0, magic), and_or<0x000f000fu>(u1, magic),
                  and_or<0x000f000fu>(v0, magic), and_or<0x000f000fu>(v1, magic), x.x, x.y);
@@ -172,7 +182,7 @@ __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __h
 #else
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-        const uint4 x = xh_chunk(xh, QM_CPB * it + 2 * t + j);   // columns 16 t + 8 j .. + 7: words 2j, 2j + 1
+        const uint4 x = reinterpret_cast<const uint4*>(xh)[QM_CPB * it + 4 * j + t];   // columns 16 t + 8 j ..
         const unsigned xw[4] = {x.x, x.y, x.z, x.w};
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
