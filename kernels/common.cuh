@@ -37,6 +37,17 @@ __device__ __forceinline__ float warp_max(float v) {
 
 // ---- additions for the norm / GEMV / sampling families -------------------------------------------------------
 
+// Programmatic dependent launch (gpu/pdl.py): a kernel launched with the PDL attribute may start while the kernel
+// before it still runs. It lets the next PDL launch start, then waits until every earlier kernel has completed and
+// its writes are visible; call it after issuing loads of never-written data (weights) and before reading anything
+// an earlier kernel wrote. Without the attribute, and before sm_90, it costs nothing.
+__device__ __forceinline__ void pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // 16-byte weight load that bypasses L1 (each weight byte is read once per step; keep L1 for activations).
 __device__ __forceinline__ uint4 ld_stream16(const void* p) {
     uint4 v;

@@ -106,6 +106,7 @@ __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r
     const int step = 32 * GEMV_UNROLL * GEMV_KSPLIT;
     uint4 b0[GEMV_UNROLL], b1[GEMV_UNROLL];
     if (vec && active) load_chunk(b0, b1, w0, w1, ks * 32 * GEMV_UNROLL, nvec);  // before any staging
+    pdl_enter();  // a and ss come from the previous kernel
     if (nm.ss) inv = norm_inv(nm, K);  // L2 hits, shorter than the weight loads already in flight
 #if GEMV_XSMEM
     stage_x(xs, a, K);

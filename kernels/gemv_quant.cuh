@@ -284,6 +284,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     Frag f;
     PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
     if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
+    pdl_enter();  // a and ss come from the previous kernel
     float inv = 1.0f, xinv = 1.0f;
     if (nm.ss) inv = norm_inv(nm, K);
 #if QG_HACC

@@ -215,6 +215,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     MFrag f;
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
     mload(f, w, p, first, n_it);  // before any staging
+    pdl_enter();  // a and ss come from the previous kernel
     const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
     const float xinv = stage_mma(xh, blk, a, w);
     __syncthreads();

@@ -104,7 +104,8 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
 SWEEPS = {
     "shapes": [dict(warps=w, unroll=u, ksplit=k, hacc=h, persist=p)
                for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)],
-    "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1) for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
+    "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1, mma_min_pairs=0)
+            for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
 }
 
 

@@ -77,7 +77,8 @@ class QuantPlan:
     hacc: int = 0              # 1: half staging, half2 products per weight vector (kernels/gemv_quant_h2.cuh)
     persist: int = 0           # 1: no more blocks than fit on the GPU at once, each looping over row-pair blocks
     max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
-    mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh); ksplit: warps a tile
+    mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
+    mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -91,26 +92,31 @@ class QuantPlan:
         blocks instead of 128 on 132 SMs), 4 below; 16 warps, 8 on w13-sized matrices (>= 8192 pairs). H200 sweep
         (benchmarks/results/quant_gemv_sweep_2026-11-30.json): w13+norm 28.5 -> 26.5 us (int4, fp32 products),
         26.9 -> 25.5 (int4, half2), 27.5 -> 26.4 (fp8); elsewhere the defaults were within 0.5 us of the best."""
-        if self.mma:
+        if self.use_mma(n_pairs):
             return self.mma_config(n_pairs)
         ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
         warps = self.warps if self.ksplit or n_pairs < 8192 else min(self.warps, 8)
         return warps, self.unroll, min(ks, warps)
 
-    def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
-        """(warps, unroll, warps per 8-pair tile): enough warps in all (>= 4096, 31 per SM on 132 SMs) to keep
-        the loads in flight, each tile split over at most 8 warps."""
-        tiles = -(-n_pairs // 8)
-        ms = self.ksplit or next((m for m in (1, 2, 4) if tiles * m >= 4096), 8)
-        return self.warps, self.unroll, min(ms, self.warps)
+    def use_mma(self, n_pairs: int) -> bool:
+        return bool(self.mma) and n_pairs >= self.mma_min_pairs
 
-    def pairs_per_block(self, warps: int, ks: int) -> int:
-        return 8 * warps // ks if self.mma else warps // ks
+    def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
+        """(warps, unroll, warps per 8-pair tile). H200 sweep (quant_gemv_sweep_mma_2026-11-30.json, int4): wqkv
+        (768 tiles) 8 warps, 4 a tile: 14.8 us (half2 path 15.6); w13 (1376 tiles) 8, 2: 22.9 (25.6); LM head
+        (2000 tiles) 16, 2: 29.6 (34.4); wo / w2 (256 tiles) were no faster than the half2 path."""
+        tiles = -(-n_pairs // 8)
+        ms = self.ksplit or (2 if tiles >= 1024 else (4 if tiles >= 512 else 8))
+        warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
+        return warps, self.unroll, min(ms, warps)
+
+    def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
+        return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
 
     def smem_bytes(self, K: int) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
         [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line)."""
-        if self.hacc and not self.mma:   # (mma: xh half [K] + block sums, or the fp32 fallback's staging)
+        if self.hacc and not self.mma:   # (mma: xh half [K] + block sums, or the fp32 path's staging)
             return 2 * ((K + 63) // 64 * 64)
         return 4 * ((K + 31) // 32 * 32 + (K // 32 if self.fmt == "int4" else 0))
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda_kernels as ck
+from . import pdl
 from ..quant.formats import QuantLinear
 from . import gemv_plan as plan
 from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
@@ -194,7 +195,7 @@ def _gemv_check(a_name, a, w_name, w, n_rows):
 
 def _launch_gemv(kernel, t, K, n_pairs, args):
     fn, smem, blocks, threads = _gemv_fn(kernel, t, K, n_pairs)
-    fn((blocks,), (threads,), args, shared_mem=smem)
+    pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # kernels/gemv.cu calls pdl_enter
 
 
 def _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):

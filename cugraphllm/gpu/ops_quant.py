@@ -13,6 +13,7 @@ import numpy as np
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemv_plan
 from . import ops as _ops
+from . import pdl
 from .cuda_kernels import device_id, get_function
 
 _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
@@ -84,7 +85,7 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
     """(warps, unroll, ksplit); a residual-with-ss launch keeps block rows a multiple of the ss chunk."""
     p = gemv_plan.plan_for(fmt)
     warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
-    if chunk and p.mma:  # the epilogue runs in rounds of one pair a warp
+    if chunk and p.use_mma(n_pairs):  # the epilogue runs in rounds of one pair a warp
         if (2 * warps) % chunk:
             raise ValueError(f"{kernel}: ss chunk {chunk} does not divide the {2 * warps} rows of a round")
     elif chunk:
@@ -99,18 +100,19 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once."""
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, plan.mma)
+    mma = plan.use_mma(n_pairs)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
                    "QG_HACC": plan.hacc}
-        if plan.mma:  # ks splits a tile's K; the epilogues see one pair a warp
+        if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
-    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks)), resident), 32 * warps
+    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs)), resident), 32 * warps
 
 
 def _resident(fn, threads: int, smem: int) -> int:
@@ -132,7 +134,7 @@ _resident_cache: dict = {}
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
     fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk)
-    fn((blocks,), (threads,), args, shared_mem=smem)
+    pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # kernels/gemv_quant.cuh calls pdl_enter
 
 
 # ---- ops (same contracts as gpu/ops.py) ----------------------------------------------------------------------

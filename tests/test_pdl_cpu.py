@@ -1,0 +1,24 @@
+"""gpu/pdl.py without a GPU: the ctypes mirrors of cuda.h's CUlaunchAttribute / CUlaunchConfig have the C layout,
+and kernel arguments other than CuPy arrays and NumPy scalars are refused."""
+import ctypes
+
+import numpy as np
+import pytest
+
+from cugraphllm.gpu import pdl
+
+
+def test_struct_layouts_match_cuda_h():
+    assert ctypes.sizeof(pdl._Attr) == 72          # 4-byte id, 4 bytes padding, 64-byte value union
+    assert pdl._Attr.value.offset == 8
+    assert ctypes.sizeof(pdl._Config) == 56        # 7 unsigned, stream at 32, attrs at 40, numAttrs at 48
+    assert pdl._Config.stream.offset == 32 and pdl._Config.attrs.offset == 40 and pdl._Config.n_attrs.offset == 48
+
+
+def test_scalar_arguments_keep_their_width():
+    assert isinstance(pdl._param(np.int32(7)), ctypes.c_int32)
+    assert isinstance(pdl._param(np.uint64(0)), ctypes.c_uint64)
+    assert pdl._param(np.float32(1.5)).value == 1.5
+    for bad in (7, 1.5, None, np.float16(1)):
+        with pytest.raises(TypeError, match="unsupported kernel argument"):
+            pdl._param(bad)
