@@ -106,6 +106,7 @@ __device__ __forceinline__ void ar_index(long long* idx, int vec) {
 __device__ __forceinline__ unsigned ar_exchange(const float* in, const unsigned* seq, AR_PTRS(d), AR_PTRS(f), int n,
                                                 int rank, int vec, long long cap, long long timeout_ns,
                                                 const long long* idx, float* mine, const float** slots) {
+    pdl_enter();  // in and seq come from earlier kernels (gpu/pdl.py); the next GEMV may prefetch its weights now
     const int b = blockIdx.x, tid = threadIdx.x;
     const u64 my_data = AR_PICK(d, rank), my_flags = AR_PICK(f, rank), peer_flags = AR_PICK(f, tid);
     __shared__ unsigned s_seq;

@@ -32,6 +32,7 @@ def _run(cp, ops, layers, graph: bool):
     x, xn = cp.full((1, D), np.nan, cp.float32), cp.full((1, D), np.nan, cp.float16)
     ss, h = cp.full(((D + 1) // 2,), np.nan, cp.float32), cp.full((1, F), np.nan, cp.float16)
     tok = cp.asarray([1], dtype=cp.int32)
+    cp.cuda.Device().synchronize()
 
     def step():
         r = Residual(x, xn, ss)
@@ -61,6 +62,7 @@ def test_pdl_chain_is_bit_identical(cp, ops, fmt, graph, monkeypatch):
     if int(cp.cuda.Device().compute_capability) < 90:
         pytest.skip("PDL needs sm_90")
     layers = _layers(cp, fmt)
+    cp.cuda.Device().synchronize()  # the weights are made on the null stream; the chains run on their own stream
     monkeypatch.setattr(pdl, "PDL", False)
     ref_x, ref_h = _run(cp, ops, layers, graph)
     assert np.isfinite(ref_x).all() and np.isfinite(ref_h.astype(np.float32)).all()

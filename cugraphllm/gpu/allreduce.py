@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import BackendError
 from . import cuda_kernels as ck
+from . import pdl
 from .tp import Comm
 
 THREADS, CHUNK = 256, 1024            # a block of 256 threads owns 1024 elements (one float4 per thread)
@@ -171,9 +172,9 @@ class PeerBuffers:
                              f"{ss.shape} for chunk {chunk}")
         if xh.dtype.name not in self.fused or not fusable(n, chunk, p, x):
             raise ValueError(f"custom all-reduce: no fused residual for {xh.dtype.name}, n {n}, chunk {chunk}")
-        _kernel(self.world, "ar_residual", xh.dtype.name)((blocks_for(n),), (THREADS,), (
+        pdl.launch(_kernel(self.world, "ar_residual", xh.dtype.name), (blocks_for(n),), (THREADS,), (
             p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk), np.int64(CAP),
-            np.int64(self.timeout_ns)))
+            np.int64(self.timeout_ns)), pdl=True)
 
     def launch(self, rank: int, src, dst, n: int, gather: bool) -> None:
         """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each;
@@ -189,9 +190,9 @@ class PeerBuffers:
                 raise ValueError(f"custom all-reduce: {name} is on GPU {a.device.id}, rank {rank} is GPU "
                                  f"{self.devices[rank]}")
         vec = n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0
-        _kernel(self.world)((blocks_for(n),), (THREADS,), (
+        pdl.launch(_kernel(self.world), (blocks_for(n),), (THREADS,), (
             src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(bool(gather)),
-            np.int32(vec), np.int64(CAP), np.int64(self.timeout_ns)))
+            np.int32(vec), np.int64(CAP), np.int64(self.timeout_ns)), pdl=True)
 
 
 class CustomComm(Comm):
