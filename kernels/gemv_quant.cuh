@@ -19,6 +19,9 @@
 #ifndef QG_HACC
 #define QG_HACC 0         // 1: half staging and half2 products per weight vector (gemv_quant_h2.cuh)
 #endif
+#ifndef QG_PFS
+#define QG_PFS 0          // > 0: prefetch into L2 the weights this many loop steps ahead (no registers held)
+#endif
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
@@ -217,6 +220,23 @@ __device__ __forceinline__ float row_factor(const QArgs& w, size_t r) {
 #include "gemv_quant_h2.cuh"
 #endif
 
+// L2 prefetch of one 16-byte weight vector: keeps bytes in flight beyond the registers of the loads (a GEMV of a
+// 4-bit 7B matrix holds too few loads in registers to cover the DRAM latency at the copy rate)
+__device__ __forceinline__ void pf_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// prefetch of the vectors load_frag(base) would load
+__device__ __forceinline__ void pf_frag(const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int idx = base + u * 32 + lane;
+        if (idx < nvec) {
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec + idx);
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec + idx);
+        }
+    }
+}
+
 struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ int4 scale and zero of each)
     uint4 w0[QG_UNROLL], w1[QG_UNROLL];
 #if QFMT == 3
@@ -284,6 +304,8 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     Frag f;
     PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
     if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
+    if (QG_PFS > 0 && vec && p.active)
+        for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
     pdl_enter();  // a and ss come from the previous kernel
     float inv = 1.0f, xinv = 1.0f;
     if (nm.ss) inv = norm_inv(nm, K);
@@ -301,6 +323,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
         if (p.active && vec) {
             for (int base = first; base < nvec; base += step) {
                 if (base != first) load_frag(f, w, p.r0, p.r1, base, nvec);
+                if (QG_PFS > 0) pf_frag(w, p.r0, p.r1, base + (QG_PFS + 1) * step, nvec);
 #pragma unroll
                 for (int u = 0; u < QG_UNROLL; ++u) {
                     const int idx = base + u * 32 + lane;

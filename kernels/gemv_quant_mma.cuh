@@ -162,6 +162,19 @@ __device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& 
     }
 }
 
+// L2 prefetch of what mload(it0) would load (gemv_quant.cuh pf_l2)
+__device__ __forceinline__ void mprefetch(const QArgs& w, const PairRows& p, int it0, int n_it) {
+    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int it = it0 + u;
+        if (p.active && it < n_it) {
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec + 4 * it + t);
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec + 4 * it + t);
+        }
+    }
+}
+
 // c += the products of one iteration's vectors w0 (row r0) / w1 (row r1) with the staged x; c[0] row r0, c[2] r1
 __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __half* xh, int it) {
     const int t = threadIdx.x & 3;
@@ -215,6 +228,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     MFrag f;
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
     mload(f, w, p, first, n_it);  // before any staging
+    for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
     pdl_enter();  // a and ss come from the previous kernel
     const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
     const float xinv = stage_mma(xh, blk, a, w);
@@ -223,6 +237,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
         float acc0 = 0.0f, acc1 = 0.0f, toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         for (int base = first; base < n_it; base += step) {
             if (base != first) mload(f, w, p, base, n_it);
+            if (QG_PFS > 0) mprefetch(w, p, base + (QG_PFS + 1) * step, n_it);
 #pragma unroll
             for (int u = 0; u < QG_UNROLL; ++u) {
                 const int it = base + u;

@@ -14,6 +14,7 @@ Usage: python scripts/bench_quant.py [--dtype float16|bfloat16] [--formats fp16,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -101,11 +102,12 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
 
 
 # QuantPlan fields per sweep point: "shapes" (the fp32 / half2 launch shapes), "mma" (the tensor-core tiles)
-SWEEPS = {
+SWEEPS = {  # fields not named keep the format's default plan's values
     "shapes": [dict(warps=w, unroll=u, ksplit=k, hacc=h, persist=p)
                for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)],
     "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1, mma_min_pairs=0)
             for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
+    "pfs": [dict(pfs=p) for p in (1, 2, 4, 8)] + [dict(mma=1, mma_min_pairs=0, pfs=p) for p in (0, 1, 2, 4, 8)],
 }
 
 
@@ -124,7 +126,7 @@ def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128, points="s
                 ws, wbytes = weight_copies(fmt, N, K, T, group)
                 fn, io = case(op, N, K, ws, T)
                 for d in [{"default": 1}] + SWEEPS[points]:
-                    plan = keep if "default" in d else gemv_plan.QuantPlan(fmt, **d)
+                    plan = keep if "default" in d else dataclasses.replace(keep, **d)  # other fields: default's
                     gemv_plan.QUANT_PLANS[fmt] = plan
                     row = {"format": fmt, "matrix": name, **d}
                     try:

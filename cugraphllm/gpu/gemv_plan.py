@@ -79,6 +79,7 @@ class QuantPlan:
     max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
     mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
+    pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
