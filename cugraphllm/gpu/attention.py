@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import ModelConfig
 from ..errors import BackendError, ConfigError
-from . import jit_cache
+from . import jit_cache, pdl
 
 N_WARPS = 4  # prefill (Numba kernel)
 BLOCKS_PER_SM = 2  # decode split-K: about 2 blocks of 8 warps per SM (H100 sweep: 4 and 8 were slower at 1K-4K)
@@ -126,6 +126,8 @@ class Attention:
         knobs = decode_knobs or {}
         self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm, **knobs)
                        for b in self.decode_buckets}
+        for s in self._specs.values():  # sm_90: the decode kernel lets the next (PDL) kernel launch early
+            s["pdl"] = int(int(self.cc) >= 90 and pdl.PDL)
         self._specs[("prefill", None)] = plan_prefill(config, dtype, self.max_seq_len)
         max_split = max(s["n_split"] for k, s in self._specs.items() if k[0] == "decode")
         # split-K scratch at fixed addresses: partial (acc[hd], m, l) per head and split; ticket counters

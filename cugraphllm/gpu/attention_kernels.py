@@ -80,6 +80,24 @@ def _atomic_add_i32(typingctx, ptr, idx, val):
 
 
 @intrinsic
+def _pdl_trigger(typingctx):
+    """griddepcontrol.launch_dependents (sm_90): the next kernel, if launched with PDL (gpu/pdl.py), may start now;
+    it still waits for this grid's completion before reading anything (common.cuh pdl_enter)."""
+    def codegen(context, builder, sig, args):
+        builder.asm(ir.FunctionType(ir.VoidType(), []), "griddepcontrol.launch_dependents;", "", [], True)
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def _no_trigger(typingctx):
+    """_pdl_trigger's stand-in below sm_90: emits nothing."""
+    def codegen(context, builder, sig, args):
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
 def _ldg16(typingctx, ptr, idx):
     """(lo, hi) int64 halves of the 16-byte word idx of ptr: one ld.global.nc.v2.u64 (read-only path; K/V are not
     written during the kernel). ptr must be 16-byte aligned."""
