@@ -39,7 +39,9 @@ def test_quant_residual_blocks_hold_whole_ss_chunks(fmt, dim, hidden, qkv, vocab
     chunk = gemv_plan.norm_chunk(dim)
     for K in (dim, hidden):
         warps, unroll, ks = ops_quant._config("qgemv_residual_ss", fmt, K, (dim + 1) // 2, chunk)
-        assert warps % ks == 0 and (2 * (warps // ks)) % chunk == 0 and unroll >= 1
+        # tensor-core tiles (QuantPlan.mma) run the epilogue in rounds of one pair a warp: 2 * warps rows
+        rows = 2 * warps if gemv_plan.plan_for(fmt).use_mma((dim + 1) // 2) else 2 * (warps // ks)
+        assert warps % ks == 0 and rows % chunk == 0 and unroll >= 1
     for kernel, pairs in (("qgemv_qkv_rope", qkv // 2), ("qgemv_silu", hidden), ("qgemv_logits", (vocab + 1) // 2)):
         warps, _, ks = ops_quant._config(kernel, fmt, dim, pairs)
         assert warps % ks == 0 and warps * 32 <= 1024

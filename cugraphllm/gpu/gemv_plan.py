@@ -129,7 +129,11 @@ class QuantPlan:
 # changed nothing on the H200 (scripts/device_persist.sh, 7B decode int4 2.49 / 2.48 ms, int8 2.41 / 2.42, fp8
 # 2.31 / 2.41 ms/token without / with; the sweep's per-matrix figures within noise): block turnover and staging
 # are not what holds these GEMVs at 50-75% of the copy rate.
-QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1)}
+# int4 takes the tensor-core tiles on wqkv, w13 and the LM head (>= 4096 row pairs; the half2 path elsewhere): 7B
+# decode 2.05 -> 1.92 ms/token with PDL (scripts/device_pdl.sh, device_pfs.sh); for int8 / fp8 the tiles were
+# slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). L2 prefetch ahead (pfs) was slower or equal
+# everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49): off.
+QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1, mma=1)}
 
 
 def fp16_plan() -> GemvPlan:
