@@ -126,8 +126,9 @@ class Attention:
         knobs = decode_knobs or {}
         self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm, **knobs)
                        for b in self.decode_buckets}
-        for s in self._specs.values():  # sm_90: the decode kernel lets the next (PDL) kernel launch early
-            s["pdl"] = int(int(self.cc) >= 90 and pdl.PDL)
+        self._pdl = int(self.cc) >= 90 and pdl.PDL   # decode kernels built with pdl_enter, launched with PDL
+        for s in self._specs.values():
+            s["pdl"] = int(self._pdl)
         self._specs[("prefill", None)] = plan_prefill(config, dtype, self.max_seq_len)
         max_split = max(s["n_split"] for k, s in self._specs.items() if k[0] == "decode")
         # split-K scratch at fixed addresses: partial (acc[hd], m, l) per head and split; ticket counters
@@ -257,7 +258,7 @@ class Attention:
         fn, grid, block, align = self._function("decode", bucket)
         if (k.data.ptr | v.data.ptr) & align:
             raise ConfigError(f"attention decode: k/v must be {align + 1}-byte aligned")
-        fn(grid, block, (att, q, k, v, pos, self._part, self._cnt))
+        pdl.launch(fn, grid, block, (att, q, k, v, pos, self._part, self._cnt), pdl=self._pdl)
 
     # ---- prefill: tensor-core kernel (attention_prefill.cu) for head_dim 64/128, else the Numba kernel --------------
     prefill_impl = "auto"  # "numba" forces the Numba kernel (benchmarks); set before prepare()

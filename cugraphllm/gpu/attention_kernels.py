@@ -80,18 +80,20 @@ def _atomic_add_i32(typingctx, ptr, idx, val):
 
 
 @intrinsic
-def _pdl_trigger(typingctx):
-    """griddepcontrol.launch_dependents (sm_90): the next kernel, if launched with PDL (gpu/pdl.py), may start now;
-    it still waits for this grid's completion before reading anything (common.cuh pdl_enter)."""
+def _pdl_enter(typingctx):
+    """common.cuh pdl_enter (sm_90): let the next PDL kernel launch, then wait until every earlier kernel has
+    completed and its writes are visible. First thing in a kernel launched with PDL (gpu/pdl.py)."""
     def codegen(context, builder, sig, args):
-        builder.asm(ir.FunctionType(ir.VoidType(), []), "griddepcontrol.launch_dependents;", "", [], True)
+        fnty = ir.FunctionType(ir.VoidType(), [])
+        builder.asm(fnty, "griddepcontrol.launch_dependents;", "~{memory}", [], True)
+        builder.asm(fnty, "griddepcontrol.wait;", "~{memory}", [], True)
         return context.get_dummy_value()
     return types.none(), codegen
 
 
 @intrinsic
 def _no_trigger(typingctx):
-    """_pdl_trigger's stand-in below sm_90: emits nothing."""
+    """_pdl_enter's stand-in below sm_90: emits nothing."""
     def codegen(context, builder, sig, args):
         return context.get_dummy_value()
     return types.none(), codegen

@@ -31,7 +31,7 @@ def default_ops(spec):
     bf = spec["dtype"] == "bfloat16"
     return {"to_f32": ak._bf16_to_f32 if bf else ak._f16_to_f32, "to_t": ak._f32_to_bf16 if bf else ak._f32_to_f16,
             "ldg16": ak._ldg16, "ticket": ak._atomic_add_i32,
-            "pdl_trigger": ak._pdl_trigger if spec.get("pdl") else ak._no_trigger}
+            "pdl_enter": ak._pdl_enter if spec.get("pdl") else ak._no_trigger}
 
 
 def _make_loads(spec, ops):
@@ -201,10 +201,10 @@ def make_decode(spec, ops=None):
     NWR, NWRV = NW * R, NW * R * (HD // D)
     walk = _make_walk(spec, ops)
     to_t, ticket = ops["to_t"], ops["ticket"]
-    trigger = ops.get("pdl_trigger", lambda: None)  # sm_90: the wo GEMV after this kernel may launch early
+    pdl_enter = ops.get("pdl_enter", lambda: None)  # sm_90: launched with PDL (gpu/pdl.py); wo may launch early
 
     def decode(att, q, k, v, pos, part, cnt):
-        trigger()
+        pdl_enter()
         kvh, split, ds = cuda.blockIdx.x, cuda.blockIdx.y, cuda.blockIdx.z
         tid = cuda.threadIdx.x
         n = min(pos[0] + 1, LMAX)

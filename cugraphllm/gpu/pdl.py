@@ -72,8 +72,8 @@ def _param(a):
 
 
 def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False) -> None:
-    """fn(grid, block, args, shared_mem=...) on the current stream; with pdl (and PDL on, sm_90+, libcuda has
-    cuLaunchKernelEx) as a programmatic dependent launch."""
+    """fn(grid, block, args, shared_mem=...) on the current stream (fn: a RawKernel or a cupy Function); with pdl
+    (and PDL on, sm_90+, libcuda has cuLaunchKernelEx) as a programmatic dependent launch."""
     f = _driver() if pdl and PDL else None
     if f is None or not _capable():
         fn(grid, block, args, shared_mem=shared_mem)
@@ -86,7 +86,7 @@ def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False) -> Non
     g, b = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
     cfg = _Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared_mem,
                   cp.cuda.get_current_stream().ptr, ctypes.pointer(attr), 1)
-    rc = f(ctypes.byref(cfg), fn.kernel.ptr, ptrs, None)
+    rc = f(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)  # RawKernel, or a Module's Function
     if rc:
         msg = ctypes.c_char_p()
         _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
