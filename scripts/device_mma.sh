@@ -3,10 +3,7 @@
 # quantized GEMV tests under it, then the 16-bit GEMV / fused-norm tests (shared helpers changed in d92008e).
 # GPU 1: bench_quant --sweep mma (each format's default plan first: the A/B of the same process), then 7B decode
 # per format, default plan vs mma, one process each. Logs in one tarball under $OUT.
-set -u
-bash .device/prep.sh && export PYTHONPATH=/tmp/site
-export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
-OUT=${OUT:-/tmp/out}; L=/tmp/mma; mkdir -p "$OUT" $L/bench
+source scripts/device_lib.sh mma
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 330 python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider tests/test_quant_gpu.py -k "mma" > $L/tests_mma.log 2>&1
   echo "=== test_quant_gpu mma: $(tail -1 $L/tests_mma.log)"; grep -E "^(FAILED|ERROR)|Error|assert" $L/tests_mma.log | head -30

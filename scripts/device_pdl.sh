@@ -2,12 +2,7 @@
 # One nvidia-h200-x2 call for programmatic dependent launch (gpu/pdl.py) and the mixed int4 plan (tensor-core tiles
 # on wqkv / w13 / LM head). GPU 0: PDL, engine, 16-bit GEMV and int4 tensor-core GEMV tests. GPU 1: 7B decode per
 # format with PDL off and on (one process each, same call): fp16, int4 (half2), int4 (+mma), int8, fp8.
-set -u
-bash .device/prep.sh && export PYTHONPATH=/tmp/site
-export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
-OUT=${OUT:-/tmp/out}; L=/tmp/pdl; mkdir -p "$OUT" $L/bench
-t() { local n=$1 s=$2; shift 2; timeout $s python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider "$@" > $L/$n.log 2>&1
-      echo "=== $n: $(tail -1 $L/$n.log)"; grep -E "^(FAILED|ERROR)|Error:" $L/$n.log | head -12; }
+source scripts/device_lib.sh pdl
 ( export CUDA_VISIBLE_DEVICES=0
   t pdl 150 tests/test_pdl_gpu.py
   t engine 200 tests/test_engine_gpu.py

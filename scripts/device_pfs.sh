@@ -2,10 +2,7 @@
 # One nvidia-h200-x2 call for the L2 prefetch-ahead of the quantized GEMVs (QuantPlan.pfs). GPU 0: the PDL chain
 # tests (fixed), then bench_quant --sweep pfs (each format's default plan first). GPU 1: 7B decode, one process,
 # plans swapped between runs: int4 (+mma) pfs 0 / 2 / 4, int4 half2 pfs 0 / 2, int8 and fp8 pfs 0 / 2.
-set -u
-bash .device/prep.sh && export PYTHONPATH=/tmp/site
-export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
-OUT=${OUT:-/tmp/out}; L=/tmp/pfs; mkdir -p "$OUT" $L/bench
+source scripts/device_lib.sh pfs
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_pdl_gpu.py > $L/pdl.log 2>&1
   echo "=== pdl: $(tail -1 $L/pdl.log)"; grep -E "^(FAILED|ERROR)" $L/pdl.log | head

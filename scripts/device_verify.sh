@@ -3,12 +3,7 @@
 # the engine tests (decode attention now triggers PDL). GPU 1: the quantized engine tests; int4 / int8 TTFT with
 # dequant slabs of 32 / 12 / 6 MB (does a slab pair that fits in L2 save the HBM round trip?); more int4 tile
 # shapes; 7B int4 decode (default plan: tiles) with PDL off and on, one process each.
-set -u
-bash .device/prep.sh && export PYTHONPATH=/tmp/site
-export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
-OUT=${OUT:-/tmp/out}; L=/tmp/verify; mkdir -p "$OUT" $L/bench
-t() { local n=$1 s=$2; shift 2; timeout $s python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider "$@" > $L/$n.log 2>&1
-      echo "=== $n: $(tail -1 $L/$n.log)"; grep -E "^(FAILED|ERROR)" $L/$n.log | head -12; }
+source scripts/device_lib.sh verify
 ( export CUDA_VISIBLE_DEVICES=0
   t quant_h2 330 tests/test_quant_gpu.py -k "h2acc"
   t engine 120 tests/test_engine_gpu.py tests/test_pdl_gpu.py
