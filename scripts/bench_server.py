@@ -1,8 +1,8 @@
 """HTTP overhead of `cugraphllm serve`: TTFT and inter-token latency through SSE streaming on loopback, next to
 the library's own (LLM.generate, streamed) on the same prompts, in one run.
 
-    python scripts/bench_server.py --model dummy:llama-2-7b --backend cuda --out benchmarks/results/server_7b.json
-    python scripts/bench_server.py --backend numpy --prompt-lens 10,100 --new-tokens 32 --out /tmp/server.json
+    python -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --out benchmarks/results/server_7b.json
+    python -m scripts.bench_server --backend numpy --prompt-lens 10,100 --new-tokens 32 --out /tmp/server.json
 
 Both sides see the same prompt texts (random vocabulary pieces, one per repetition, so no two share more than
 BOS: no prefix reuse on either side), greedy, `--new-tokens` per request. The library side times the chunks of
@@ -24,7 +24,7 @@ undoes one of the server's latency choices), so that one run says what each choi
 the first variant is the result. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine
 of fixed latency (scripts/fake_engine.py) on both sides, e.g.
 
-    python scripts/bench_server.py --fake 5,3,0.3,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
+    python -m scripts.bench_server --fake 5,3,0.3,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
 
 The JSON records which HTTP parser and event loop uvicorn used (server_http, server_loop). Run on a quiet
 machine: the server's thread hand-offs suffer most from CPU contention.
@@ -45,12 +45,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from cugraphllm import bench  # noqa: E402
-from cugraphllm.api import LLM  # noqa: E402
-from cugraphllm.models import DEFAULT_MODEL  # noqa: E402
-from scripts.serve_variant import VARIANTS  # noqa: E402
-from scripts.server_side import run_variant  # noqa: E402
+from cugraphllm import bench
+from cugraphllm.api import LLM
+from cugraphllm.models import DEFAULT_MODEL
+from scripts.serve_variant import VARIANTS
+from scripts.server_side import run_variant
 
 SHARED_TOKENIZER = REPO.parent / "shared" / "models" / "llama2-tokenizer" / "tokenizer.model"
 
@@ -227,7 +226,7 @@ def main(argv=None) -> int:
         cupy.get_default_memory_pool().free_all_blocks()
 
     if fake:
-        command = ["scripts/fake_engine.py", "serve", "--prefill-ms", str(fake[0]), "--decode-ms", str(fake[1]),
+        command = ["-m", "scripts.fake_engine", "serve", "--prefill-ms", str(fake[0]), "--decode-ms", str(fake[1]),
                    "--prefill-spin-ms", str(fake[2]), "--decode-spin-ms", str(fake[3]), "--max-seq-len", str(max_seq)]
     else:
         command = ["-m", "cugraphllm", "serve", "--model", model, "--backend", backend, "--mode", args.mode,

@@ -4,7 +4,7 @@
 runs the work; the step that makes token i+1 is queued before token i is waited for (GIL released, an event
 synchronize) and yielded, as CudaEngine pipelines decode.
 
-    python scripts/fake_engine.py serve --prefill-ms 5 --decode-ms 3 --prefill-spin-ms 0.3 --decode-spin-ms 0.1
+    python -m scripts.fake_engine serve --prefill-ms 5 --decode-ms 3 --prefill-spin-ms 0.3 --decode-spin-ms 0.1
 
 The tokenizer and the cache protocol (tokens, truncate, reset, generate) are the packaged stories260K model's;
 the tokens are a fixed cycle of ordinary pieces, so every request's text is the same for the same length.
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 LAUNCHES = (8, 2)   # host calls per prefill (H2D copies, a graph launch) and per decode step (launch, record)

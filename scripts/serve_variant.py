@@ -1,8 +1,8 @@
 """`cugraphllm serve` (or scripts/fake_engine.py serve) with one of the server's latency choices undone, so that
 scripts/bench_server.py --variants can weigh each against the default in one run on the same machine:
 
-    python scripts/serve_variant.py early serve --model dummy:llama-2-7b --backend cuda --port 0
-    python scripts/serve_variant.py h11 fake --prefill-ms 5 --decode-ms 3 --port 0
+    python -m scripts.serve_variant early serve --model dummy:llama-2-7b --backend cuda --port 0
+    python -m scripts.serve_variant h11 fake --prefill-ms 5 --decode-ms 3 --port 0
 
 Variants (comma-separated to combine):
   default      the server as shipped
@@ -19,10 +19,7 @@ and body in one write, as curl does a small body, instead of two, as http.client
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "onewrite")
 

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from cugraphllm.server.worker import TIMELINE  # noqa: E402
+from cugraphllm.server.worker import TIMELINE
 
 STEPS = ("request_in", *TIMELINE, "response_out")
 
@@ -91,7 +90,8 @@ def run_variant(variant: str, command: list[str], measure, texts: dict, args) ->
     server_side = ",".join(v for v in variant.split(",") if v != "onewrite") or "default"
     if server_side != "default":
         rest = command[command.index("serve") + 1:]
-        command = ["scripts/serve_variant.py", server_side, "fake" if "fake_engine" in command[0] else "serve", *rest]
+        command = ["-m", "scripts.serve_variant", server_side, "fake" if "scripts.fake_engine" in command else "serve",
+                   *rest]
     proc, port, log = start_server(command, args.start_timeout)
     sent, firsts, pool = [], [], []   # per request, in order: client send time, first text chunk (s after it)
     stack = re.search(r"uvicorn with (\w+) and (\w+)", Path(log).read_text())
