@@ -101,6 +101,7 @@ class FirstChunk:
                 pass
         self.job.marks.setdefault("sending", sending)
         self.job.mark("written")
+        self.job.first_by = "engine thread"
         if YIELD:
             os.sched_yield()
         return True

@@ -57,6 +57,7 @@ class Job:
     flushed: threading.Event = field(default_factory=threading.Event)   # a stream's first chunk is written
     ready: bool = True   # False: queued but held until Worker.release (the loop still has work for it)
     first_chunk: object = None   # a stream's fastpath.FirstChunk: the engine thread writes the first chunk itself
+    first_by: str = "loop"       # who wrote a stream's first chunk: "loop" or "engine thread" (the log line says)
     marks: dict = field(default_factory=dict)   # first perf_counter() of each TIMELINE step
 
     def mark(self, step: str) -> None:
@@ -221,7 +222,8 @@ class Worker:
             self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
                      f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}{_gpu_prefill(llm.engine)}; "
-                     f"finish {reason}; timeline ms: {job.timeline()}")
+                     f"finish {reason}; {f'first chunk by the {job.first_by}; ' if req.stream else ''}"
+                     f"timeline ms: {job.timeline()}")
 
 
 def _gpu_prefill(engine) -> str:
