@@ -16,9 +16,10 @@ Variants (comma-separated to combine):
   nodirect     the first text chunk goes through the event loop as the others do, instead of being written by
                the engine thread (cugraphllm/server/fastpath.py)
   starlette    the generation routes through Starlette's router and middleware, as the other routes
-  releaseafter a stream's job is released to the engine once its headers are written, not just before
-  legacy       nodirect, starlette and releaseafter together: the request path of 2026-11-30 (bar the engine
-               thread's doorbell and the per-request arrival mark)
+  releasefirst a stream's job is released to the engine just before its headers are written, not once they are
+               (its wake-up overlaps their write)
+  legacy       nodirect and starlette together: the request path of 2026-11-30 (bar the engine thread's doorbell,
+               the per-request arrival mark, the SSE response's headers built once and uvicorn's proxy headers off)
 (scripts/bench_server.py also knows onewrite, a client-side variant: its client sends each request's headers
 and body in one write, as curl does a small body, instead of two, as http.client and the openai client do.)
 """
@@ -28,7 +29,7 @@ import sys
 
 
 VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "nodirect", "starlette",
-            "releaseafter", "legacy", "onewrite")
+            "releasefirst", "legacy", "onewrite")
 
 
 def apply(variant: str) -> None:
@@ -49,11 +50,11 @@ def apply(variant: str) -> None:
         worker.FLUSH_WAIT = 0.0
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
-    elif variant in ("nodirect", "starlette", "releaseafter", "legacy"):
+    elif variant in ("nodirect", "starlette", "releasefirst", "legacy"):
         from cugraphllm.server import app, fastpath
         fastpath.ENABLED = fastpath.ENABLED and variant not in ("nodirect", "legacy")
         fastpath.DISPATCH = fastpath.DISPATCH and variant not in ("starlette", "legacy")
-        app.RELEASE_BEFORE_HEADERS = app.RELEASE_BEFORE_HEADERS and variant not in ("releaseafter", "legacy")
+        app.RELEASE_BEFORE_HEADERS = app.RELEASE_BEFORE_HEADERS or variant == "releasefirst"
     elif variant not in ("default", "onewrite"):   # onewrite: the client's (bench_server)
         raise SystemExit(f"serve_variant: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 

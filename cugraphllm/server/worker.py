@@ -2,12 +2,12 @@
 
 The event loop never touches the engine. A `Job` carries a validated request in and its events out:
 ("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the loop with call_soon_threadsafe.
-The loop's work for a request is (nearly) done before the engine starts it, so that little of it competes with
-the prefill's host work for the GIL: a stream is queued (its place in the FIFO taken, or a 503) held, and
-released (Worker.release) as its response starts: the engine thread's wake-up overlaps the headers' write, the
-loop's last work for it. Nothing reaches the loop before the first token, whose chunk the engine thread writes
-itself where it can (job.first_chunk, fastpath.py); otherwise it waits for the loop's write of that chunk
-(FLUSH_WAIT at most) rather than queueing the loop behind its next step. The engine thread sleeps on a lock used
+The loop's work for a request is done before the engine starts it, so that none of it competes with the
+prefill's host work for the GIL: a stream is queued (its place in the FIFO taken, or a 503) held, and released
+(Worker.release) once its headers are written (app.RELEASE_BEFORE_HEADERS: just before). Nothing reaches the
+loop before the first token, whose chunk the engine thread writes itself where it can (job.first_chunk,
+fastpath.py); otherwise it waits for the loop's write of that chunk (FLUSH_WAIT at most) rather than queueing
+the loop behind its next step. The engine thread sleeps on a lock used
 as a doorbell (a release wakes it with one semaphore post, no Condition round trip). A job whose client went
 away is cancelled: its generation stops at the next token (LLM._run's on_token), or it is skipped if it has not
 started.
@@ -38,9 +38,9 @@ class Outcome:
 
 # a request's steps to its first token, for the per-request log line, from its arrival (uvicorn began parsing
 # it, or the handler's start): the handler starts (uvicorn's and Starlette's dispatch), body read, validated,
-# tokenized, queued
-# (loop), released to the engine (loop; a stream, once its headers are written), taken by the engine thread, first
-# token sampled, its text handed to the loop, its SSE chunk formatted and about to be written, written (loop)
+# tokenized, queued (loop), released to the engine (loop; a stream, once its headers are written), taken by the
+# engine thread, first token sampled, its text out of the detokenizer, its SSE chunk formatted and about to be
+# written, written (by the engine thread, or the loop resumed after its write)
 TIMELINE = ("handler", "read", "parsed", "tokenized", "submitted", "released", "started", "token", "handed", "sending",
             "written")
 FLUSH_WAIT = 0.05   # seconds the engine thread waits at most for a stream's first chunk to be written
@@ -140,6 +140,7 @@ class Worker:
     def discard(self, job: Job) -> None:
         """Cancel `job`; one still waiting leaves the queue now (its client is gone: it holds no place)."""
         job.cancel()
+        job.close_first_chunk()   # a running job's too: its socket need not outlive the client
         job.ready = True
         with self._lock:
             queued = job in self._jobs
@@ -148,7 +149,6 @@ class Worker:
                 self.metrics.add(waiting=-1)
                 self.metrics.finish("abort")
         if queued:
-            job.close_first_chunk()
             self._ring()   # it may have held the head of the queue
 
     def _loop(self) -> None:
