@@ -17,12 +17,16 @@ The library is also timed on a fresh thread (`library_thread`: what a non-main t
 HTTP), and the time to tokenize each prompt (both sides pay it) is recorded. Where the server's time goes: each
 request's stderr line carries its timeline (worker.TIMELINE) and the engine thread's longest gap between tokens;
 the JSON's `server_timeline` gives their medians (scripts/server_side.py says what each step is). The ITL's
-first gap (after the first chunk, whose write the engine thread waits for) is given apart.
+first gap (after the first chunk, which the engine thread writes or waits for) is given apart.
 
 --variants default,early,h11 serves and times one server per variant in turn (scripts/serve_variant.py: each
 undoes one of the server's latency choices), so that one run says what each choice is worth on that machine;
-the first variant is the result. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine
-of fixed latency (scripts/fake_engine.py) on both sides, e.g.
+the first variant is the result; `legacy` is the request path of 2026-11-30 (before fastpath.py). --interleave
+keeps every variant's server up beside the library and sends each prompt through all sides in a random order:
+on a machine whose speed drifts, the fairest A/B. Beside the TTFT medians, the timeline gives `http_only_ms` per
+length: per request, the TTFT less the server's tokenizing and its engine thread's time to the first text, the
+part HTTP adds free of those two's noise. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an
+engine of fixed latency (scripts/fake_engine.py) on both sides, e.g.
 
     python3 -m scripts.bench_server --fake 5,3,0.3,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
 
