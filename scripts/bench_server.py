@@ -247,7 +247,7 @@ def main(argv=None) -> int:
     max_seq = max(lens) + args.new_tokens + 8
 
     fake = [float(x) for x in args.fake.split(",")] if args.fake else None
-    if fake:   # the packaged model's tokenizer (or --tokenizer) over an engine of fixed latency (scripts/fake_engine.py)
+    if fake:   # the packaged model's tokenizer (or --tokenizer) over an engine of fixed latency
         from scripts.fake_engine import fake_llm
         llm, model = fake_llm(*fake, max_seq_len=max_seq, tokenizer=args.tokenizer), f"fake:{args.fake}"
     else:
@@ -287,7 +287,8 @@ def main(argv=None) -> int:
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
            "client": "a new connection per request" if args.fresh_connections else "one kept-alive connection",
-           "reps": args.reps, "warmup": args.warmup, "interleaved": args.interleave, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0}}
+           "reps": args.reps, "warmup": args.warmup, "interleaved": args.interleave,
+           "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0}}
     for v, run in runs.items():   # the first variant (default) is the result; the others what each choice is worth
         rows = compare(lens, library, threaded, run["server"], extra, run["timeline"], v)
         entry = {"server_http": run["http"], "server_loop": run["loop"], "results": rows,

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import socket
 import threading
 import weakref
@@ -289,3 +290,57 @@ def test_worker_hands_the_first_text_over_once_and_closes(stories_dir, take):
     finally:
         w.close()
         loop.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_dispatch_answers_as_starlettes_router(stories_dir, monkeypatch, stream):
+    """The same POSTs through fastpath.Dispatch and through Starlette's router (DISPATCH off) get the same status,
+    headers and body (ids and timestamps aside); a GET of a generation route still gets Starlette's 405."""
+    from cugraphllm.api import LLM
+    from cugraphllm.server.app import Server, create_app
+
+    llm = LLM.load(stories_dir / "stories260K.bin", backend="numpy")
+    server = Server(llm, "m", api_key=KEY)
+    app = create_app(server)
+    server.worker.start()
+
+    def call(method, path, body):
+        llm.engine.reset()   # no prefix reuse between the two runs of a request (the last one has ended)
+        raw = json.dumps(body).encode()
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-length", str(len(raw)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        sent, inbox = [], [{"type": "http.request", "body": raw, "more_body": False}]
+
+        async def receive():
+            if inbox:
+                return inbox.pop()
+            await asyncio.sleep(3600)   # no disconnect: the response ends first
+
+        async def send(message):
+            sent.append(message)
+        asyncio.run(app(scope, receive, send))
+        start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+        text = body.decode()
+        for key in ("id", "created"):   # per request
+            text = re.sub(rf'"{key}":("[^"]*"|\d+)', f'"{key}":0', text)
+        return start["status"], sorted(start["headers"]), text
+
+    try:
+        rng = random.Random(11)
+        for path, body in [("/v1/completions", {"model": "m", "prompt": "Once upon", "max_tokens": 6}),
+                           ("/v1/chat/completions", {"model": "m", "max_tokens": 5,
+                                                     "messages": [{"role": "user", "content": "Hi"}]}),
+                           ("/v1/completions", {"model": "m", "prompt": "x", "n": 2}),
+                           ("/v1/completions", {"model": "nope", "prompt": "x"})]:
+            body = {**body, "temperature": 0, "stream": stream, "seed": rng.randrange(1 << 30)}
+            fast = call("POST", path, body)
+            monkeypatch.setattr(fastpath, "DISPATCH", False)
+            slow = call("POST", path, body)
+            monkeypatch.setattr(fastpath, "DISPATCH", True)
+            assert fast == slow and fast[0] in (200, 400, 404)
+        status, _, text = call("GET", "/v1/completions", {})
+        assert status == 405 and "method_not_allowed" in text
+    finally:
+        server.worker.close()

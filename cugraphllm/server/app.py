@@ -9,6 +9,7 @@ import asyncio
 import hmac
 import json
 import time
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,9 +25,8 @@ from .metrics import Metrics
 from .worker import Job, Worker
 
 MAX_BODY = 8 << 20   # bytes of a request body
-# a stream's job is let go to the engine once its headers are out; True (scripts/serve_variant.py's releasefirst):
-# just before, so that the engine thread's wake-up overlaps their write (on 2 vCPUs its prefill then ran ~0.1 ms
-# slower, sharing the cores with the loop and the client: to be weighed on the GPU's host)
+# True (serve_variant's releasefirst): a stream's job goes to the engine just before its headers are written, not
+# once they are (its wake-up overlaps the write; on 2 vCPUs the prefill ran ~0.1 ms slower: for the GPU host)
 RELEASE_BEFORE_HEADERS = False
 LONG_TEXT = 1 << 16  # characters of prompt text above which tokenization leaves the event loop
 
@@ -97,12 +97,6 @@ class Server:
         return ids
 
     # ---- routes -------------------------------------------------------------------------------------------------
-    async def completions(self, request: Request) -> Response:
-        return await self.generate(request, "completion", "/v1/completions")
-
-    async def chat(self, request: Request) -> Response:
-        return await self.generate(request, "chat", "/v1/chat/completions")
-
     async def generate(self, request: Request, kind: str, route: str) -> Response:
         # TTFT counts HTTP parsing and tokenization too: from the request's first bytes where uvicorn says when
         handler = time.perf_counter()
@@ -211,7 +205,7 @@ class Server:
             event, value = await job.events.get()
         yield "data: [DONE]\n\n"
 
-    def _release(self, job: Job) -> None:
+    def _release(self, job: Job) -> None:   # once
         if "released" not in job.marks:
             self.worker.release(job)
             job.mark("released")
@@ -238,10 +232,9 @@ class Server:
 
 
 class _EventStream:
-    """The SSE response of a stream (an ASGI response), written by hand rather than by StreamingResponse's anyio
-    task group (whose setup cost ~0.3 ms of TTFT): the headers (StreamingResponse's for these arguments, built
-    once), then each chunk as the job's events come; a task watches for the client leaving, which cancels the job
-    (its generation stops at the next token) and ends the response."""
+    """The SSE response of a stream, written by hand rather than by StreamingResponse's anyio task group (whose
+    setup cost ~0.3 ms of TTFT): the headers (StreamingResponse's, built once), then each chunk as the job's
+    events come; a task watches for the client leaving, which cancels the job and ends the response."""
 
     raw_headers = StreamingResponse((), media_type="text/event-stream",
                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}).raw_headers
@@ -303,10 +296,10 @@ def _starlette(server: Server) -> Starlette:
         finally:   # uvicorn has let the streams in flight finish (SIGTERM): the queue is empty
             await asyncio.get_running_loop().run_in_executor(None, server.worker.close)
 
-    routes = [Route("/v1/completions", server.completions, methods=["POST"]),
-              Route("/v1/chat/completions", server.chat, methods=["POST"]),
-              Route("/v1/models", server.models, methods=["GET"]),
-              Route("/v1/models/{model:path}", server.models, methods=["GET"]),
-              Route("/health", server.health, methods=["GET"]),
-              Route("/metrics", server.prometheus, methods=["GET"])]
+    routes = [Route(path, partial(server.generate, kind=kind, route=path), methods=["POST"])
+              for path, kind in fastpath.ROUTES.items()]   # what fastpath.Dispatch sends past the router
+    routes += [Route("/v1/models", server.models, methods=["GET"]),
+               Route("/v1/models/{model:path}", server.models, methods=["GET"]),
+               Route("/health", server.health, methods=["GET"]),
+               Route("/metrics", server.prometheus, methods=["GET"])]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
