@@ -24,13 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from cugraphllm.bench import gpu_times, prompts_for, time_generation  # noqa: E402
-from cugraphllm.config import ModelConfig, RuntimeConfig  # noqa: E402
-from cugraphllm.sampling import SamplingParams  # noqa: E402
+from cugraphllm.bench import gpu_times, prompts_for, time_generation
+from cugraphllm.config import ModelConfig, RuntimeConfig
+from cugraphllm.sampling import SamplingParams
 
 
 def log(msg: str) -> None:

@@ -6,7 +6,7 @@ each row records the tc plan (config, grid, split-K) for int4, and int4 also tim
 Timing as scripts/bench_gemm.py: each op captured R times into one CUDA graph over rotating weight copies (> L2
 together, as successive layers are), all variants of one (shape, M) replayed in interleaved rounds, median / R.
 Weights are random packed codes (the timing does not depend on the values).
-Usage: python scripts/bench_quant_prefill.py [--out benchmarks/results/quant_prefill_<date>.json] [--dtype float16]
+Usage: python -m scripts.bench_quant_prefill [--out benchmarks/results/quant_prefill_<date>.json] [--dtype float16]
 """
 from __future__ import annotations
 
@@ -14,15 +14,11 @@ import argparse
 import contextlib
 import datetime
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gemm import (SHAPES, _graph, _interleaved_us, _op_call, _operands, copy_bandwidth,  # noqa: E402
-                        environment, sweep)
+from scripts.bench_gemm import (SHAPES, _graph, _interleaved_us, _op_call, _operands, copy_bandwidth,
+                                environment, sweep)
 
 MS = (10, 128, 512)
 FMTS = ("fp8", "int8", "int4")

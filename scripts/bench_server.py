@@ -1,8 +1,8 @@
 """HTTP overhead of `cugraphllm serve`: TTFT and inter-token latency through SSE streaming on loopback, next to
 the library's own (LLM.generate, streamed) on the same prompts, in one run.
 
-    python scripts/bench_server.py --model dummy:llama-2-7b --backend cuda --out benchmarks/results/server_7b.json
-    python scripts/bench_server.py --backend numpy --prompt-lens 10,100 --new-tokens 32 --out /tmp/server.json
+    python -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --out benchmarks/results/server_7b.json
+    python -m scripts.bench_server --backend numpy --prompt-lens 10,100 --new-tokens 32 --out /tmp/server.json
 
 Both sides see the same prompt texts (random vocabulary pieces, one per repetition, so no two share more than
 BOS: no prefix reuse on either side), greedy, `--new-tokens` per request. The library side times the chunks of
@@ -17,14 +17,21 @@ The library is also timed on a fresh thread (`library_thread`: what a non-main t
 HTTP), and the time to tokenize each prompt (both sides pay it) is recorded. Where the server's time goes: each
 request's stderr line carries its timeline (worker.TIMELINE) and the engine thread's longest gap between tokens;
 the JSON's `server_timeline` gives their medians (scripts/server_side.py says what each step is). The ITL's
-first gap (after the first chunk, whose write the engine thread waits for) is given apart.
+first gap (after the first chunk, which the engine thread writes or waits for) is given apart.
 
 --variants default,early,h11 serves and times one server per variant in turn (scripts/serve_variant.py: each
 undoes one of the server's latency choices), so that one run says what each choice is worth on that machine;
-the first variant is the result. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an engine
-of fixed latency (scripts/fake_engine.py) on both sides, e.g.
+the first variant is the result; `legacy` is the request path of 2026-11-30 (before fastpath.py). --interleave
+keeps every variant's server up beside the library and sends each prompt through all sides in a random order:
+on a machine whose speed drifts, the fairest A/B. Beside the TTFT medians, the timeline gives `http_only_ms` per
+length: per request, the TTFT less the server's tokenizing and its engine thread's time to the first text, the
+part HTTP adds free of those two's noise. No GPU: --fake PREFILL,DECODE,PREFILL_SPIN,DECODE_SPIN (ms) serves an
+engine of fixed latency (scripts/fake_engine.py) on both sides, e.g.
 
-    python scripts/bench_server.py --fake 5,3,0.3,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
+    python3 -m scripts.bench_server --fake 5,3,0.3,0.1 --prompt-lens 10 --new-tokens 32 --reps 30 --out /tmp/f.json
+
+(--tokenizer ../shared/models/llama2-tokenizer/tokenizer.model with --fake: LLaMA-2's pieces, so that a
+500-token prompt is as long in bytes and as slow to tokenize as the 7B's.)
 
 The JSON records which HTTP parser and event loop uvicorn used (server_http, server_loop). Run on a quiet
 machine: the server's thread hand-offs suffer most from CPU contention.
@@ -45,12 +52,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from cugraphllm import bench  # noqa: E402
-from cugraphllm.api import LLM  # noqa: E402
-from cugraphllm.models import DEFAULT_MODEL  # noqa: E402
-from scripts.serve_variant import VARIANTS  # noqa: E402
-from scripts.server_side import run_variant  # noqa: E402
+from cugraphllm import bench
+from cugraphllm.api import LLM
+from cugraphllm.models import DEFAULT_MODEL
+from scripts.serve_variant import VARIANTS
+from scripts.server_side import VariantServer, run_variant
 
 SHARED_TOKENIZER = REPO.parent / "shared" / "models" / "llama2-tokenizer" / "tokenizer.model"
 
@@ -105,21 +111,31 @@ def in_thread(stamp):
 
 
 def measure(stamp, texts_by_len: dict, n: int, warmup: int) -> dict:
-    rows = {}
+    return measure_many({None: stamp}, texts_by_len, n, warmup)[None]
+
+
+def measure_many(stamps: dict, texts_by_len: dict, n: int, warmup: int) -> dict:
+    """{side: rows per prompt length}; each text goes through every side in turn, in a fresh (seeded) random
+    order each time, so that a drift of the machine, or what a side's previous request left running, falls on all
+    sides alike."""
+    out = {side: {} for side in stamps}
+    rng = np.random.default_rng(0)
     for length, texts in texts_by_len.items():
-        for text in texts[:warmup]:
-            stamp(text, n)
-        ttft, itl, first, chunks = [], [], [], []
-        for text in texts[warmup:]:
-            s = stamp(text, n)
-            ttft.append(s[0])
-            itl += list(np.diff(s))
-            first += list(np.diff(s[:2]))
-            chunks.append(len(s))
-        # the gap after the first chunk apart: the server's engine thread waits for that chunk's write
-        rows[length] = {"ttft_ms": summary(ttft), "itl_ms": summary(itl), "itl_first_gap_ms": summary(first),
-                        "chunks_per_request": float(np.mean(chunks))}
-    return rows
+        got = {side: [] for side in stamps}
+        for text in texts:
+            for side in rng.permutation(list(stamps)) if len(stamps) > 1 else stamps:
+                got[side].append(stamps[side](text, n))
+        for side, runs in got.items():
+            ttft, itl, first, chunks = [], [], [], []
+            for s in runs[warmup:]:
+                ttft.append(s[0])
+                itl += list(np.diff(s))
+                first += list(np.diff(s[:2]))
+                chunks.append(len(s))
+            # the gap after the first chunk apart: the server's engine thread may wait for that chunk's write
+            out[side][length] = {"ttft_ms": summary(ttft), "itl_ms": summary(itl),
+                                 "itl_first_gap_ms": summary(first), "chunks_per_request": float(np.mean(chunks))}
+    return out
 
 
 def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, inside: dict, label: str) -> list[dict]:
@@ -157,6 +173,43 @@ def tokenize_ms(tok, texts: list[str]) -> float:
     return float(np.median(out) * 1e3)
 
 
+def server_command(args, model: str, backend: str, max_seq: int, tokenizer) -> list[str]:
+    """The server's python arguments: cugraphllm serve, or the fake engine's (--fake)."""
+    if args.fake:
+        fake = [float(x) for x in args.fake.split(",")]
+        return ["-m", "scripts.fake_engine", "serve", "--prefill-ms", str(fake[0]), "--decode-ms", str(fake[1]),
+                "--prefill-spin-ms", str(fake[2]), "--decode-spin-ms", str(fake[3]), "--max-seq-len", str(max_seq)
+                ] + (["--tokenizer", args.tokenizer] if args.tokenizer else [])
+    return ["-m", "cugraphllm", "serve", "--model", model, "--backend", backend, "--mode", args.mode, "--dtype",
+            args.dtype, "--max-seq-len", str(max_seq)] + (["--tokenizer", tokenizer] if tokenizer else [])
+
+
+def free_model(backend: str) -> None:
+    """After the library's model is dropped: its memory back before the servers load theirs."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    if backend == "cuda":
+        import cupy
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+def interleaved(sides: dict, variants: list[str], command: list[str], texts: dict, args):
+    """--interleave: every variant's server up beside the library, each text through all sides in turn;
+    (library rows, library_thread rows, {variant: run_variant's dict})."""
+    servers = {}
+    try:
+        for v in variants:
+            servers[v] = VariantServer(v, command, args)
+        rows = measure_many({**sides, **{v: s.stamp for v, s in servers.items()}}, texts, args.new_tokens,
+                            args.warmup)
+    except BaseException:
+        for s in servers.values():
+            s.stop()
+        raise
+    return rows["library"], rows["library_thread"], {v: s.finish(rows[v], texts) for v, s in servers.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="checkpoint or dummy:<preset> (default: packaged stories260K)")
@@ -177,6 +230,9 @@ def main(argv=None) -> int:
                     "timed in turn after the library (scripts/serve_variant.py: default, early, h11, asyncio, "
                     "nofreeze, noflushwait, switch5ms, and onewrite for the client; combine with +, e.g. early+h11): "
                     "what each choice is worth")
+    ap.add_argument("--interleave", action="store_true", help="all variants' servers up at once beside the library "
+                    "(its model kept: one more model's memory per variant), each prompt timed through every side in "
+                    "turn: a fairer A/B on a machine whose speed drifts (default: the library, then each server)")
     ap.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
     ap.add_argument("--out", required=True, help="JSON output path")
     args = ap.parse_args(argv)
@@ -191,9 +247,9 @@ def main(argv=None) -> int:
     max_seq = max(lens) + args.new_tokens + 8
 
     fake = [float(x) for x in args.fake.split(",")] if args.fake else None
-    if fake:   # the packaged model's tokenizer over an engine of fixed latency (scripts/fake_engine.py)
+    if fake:   # the packaged model's tokenizer (or --tokenizer) over an engine of fixed latency
         from scripts.fake_engine import fake_llm
-        llm, model = fake_llm(*fake, max_seq_len=max_seq), f"fake:{args.fake}"
+        llm, model = fake_llm(*fake, max_seq_len=max_seq, tokenizer=args.tokenizer), f"fake:{args.fake}"
     else:
         llm = LLM.load(model, tokenizer=tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
                        max_seq_len=max_seq, progress=False)
@@ -206,39 +262,33 @@ def main(argv=None) -> int:
     # collection here (~ms with CuPy and Numba loaded) lands in neither side's figures
     gc.collect()
     gc.freeze()
-    gpu = {}
-    library = measure(partial(stamps_library, llm, gpu), texts, args.new_tokens, args.warmup)
-    for n, ts in texts.items():
-        if all(t in gpu for t in ts[args.warmup:]):
-            extra[n]["library_gpu_prefill_ms"] = float(np.median([gpu[t] for t in ts[args.warmup:]]))
-    threaded = measure(in_thread(partial(stamps_library, llm, {})), texts, args.new_tokens, args.warmup)
     device, versions = bench.device_info(backend), bench.versions(backend)
     for pkg in ("starlette", "uvicorn", "h11", "uvloop", "httptools"):  # uvicorn uses the last two if present
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    del llm
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    if backend == "cuda":
-        import cupy
-        cupy.get_default_memory_pool().free_all_blocks()
-
-    if fake:
-        command = ["scripts/fake_engine.py", "serve", "--prefill-ms", str(fake[0]), "--decode-ms", str(fake[1]),
-                   "--prefill-spin-ms", str(fake[2]), "--decode-spin-ms", str(fake[3]), "--max-seq-len", str(max_seq)]
+    command = server_command(args, model, backend, max_seq, tokenizer)
+    gpu = {}
+    sides = {"library": partial(stamps_library, llm, gpu),
+             "library_thread": in_thread(partial(stamps_library, llm, {}))}
+    if args.interleave:
+        library, threaded, runs = interleaved(sides, variants, command, texts, args)
     else:
-        command = ["-m", "cugraphllm", "serve", "--model", model, "--backend", backend, "--mode", args.mode,
-                   "--dtype", args.dtype, "--max-seq-len", str(max_seq)] + (["--tokenizer", tokenizer] if tokenizer
-                                                                          else [])
-    runs = {v: run_variant(v, command, measure, texts, args) for v in variants}
+        library = measure(sides["library"], texts, args.new_tokens, args.warmup)
+        threaded = measure(sides["library_thread"], texts, args.new_tokens, args.warmup)
+        del llm, sides
+        free_model(backend)
+        runs = {v: run_variant(v, command, measure, texts, args) for v in variants}
+    for n, ts in texts.items():
+        if all(t in gpu for t in ts[args.warmup:]):
+            extra[n]["library_gpu_prefill_ms"] = float(np.median([gpu[t] for t in ts[args.warmup:]]))
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,
            "client": "a new connection per request" if args.fresh_connections else "one kept-alive connection",
-           "reps": args.reps, "warmup": args.warmup, "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0}}
+           "reps": args.reps, "warmup": args.warmup, "interleaved": args.interleave,
+           "target": {"ttft_added_ms": 1.0, "itl_added_pct": 3.0}}
     for v, run in runs.items():   # the first variant (default) is the result; the others what each choice is worth
         rows = compare(lens, library, threaded, run["server"], extra, run["timeline"], v)
         entry = {"server_http": run["http"], "server_loop": run["loop"], "results": rows,

@@ -19,7 +19,7 @@ t() { n=$1; s=$2; shift 2; timeout "$s" python3 -m pytest -q -m "gpu and not big
   t quant_gpu_rest_h2 200 $(cat .device/rest_h2.txt)
   t quant_prefill_slabs 90 tests/test_quant_prefill_gpu.py -k "dequant_slabs or graph_replay or (residual and 512)"
   t quant_engine 60 tests/test_quant_engine_gpu.py; t server_gpu 40 tests/test_server_gpu.py
-  timeout 150 python3 scripts/bench_server.py --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
+  timeout 150 python3 -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
     --tokenizer .device/shared/models/llama2-tokenizer/tokenizer.model --new-tokens 64 --reps 8 --warmup 3 \
     --variants default,h11 --out $L/bench/server_7b.json > $L/server.log 2>&1; grep -vE "^\[" $L/server.log | tail -16
   for p in 0 1; do timeout 90 python3 - $p > $L/e2e_pipe$p.log 2>&1 <<'PY'

@@ -15,7 +15,7 @@ t() { f=$1; s=$2; shift 2; timeout "$s" python3 -m pytest -q -m gpu -p no:cachep
       echo "=== $f: $(tail -1 $L/"${f%.py}".log)"; grep -E "^(FAILED|ERROR)" $L/"${f%.py}".log | head -6; }
 ( export CUDA_VISIBLE_DEVICES=0
   t test_memory_gpu.py 120; t test_engine_gpu.py 80; t test_server_gpu.py 40; t test_quant_engine_gpu.py 60
-  timeout 100 python3 scripts/bench_server.py --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
+  timeout 100 python3 -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
     --tokenizer .device/shared/models/llama2-tokenizer/tokenizer.model --new-tokens 64 --reps 4 \
     --out $L/bench/server_7b.json > $L/server.log 2>&1; tail -4 $L/server.log ) > $L/gpu0.txt 2>&1 &
 ( export CUDA_VISIBLE_DEVICES=1

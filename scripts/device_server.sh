@@ -11,7 +11,7 @@ python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.
 export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -c "import httptools, uvloop; print('httptools', httptools.__version__, 'uvloop', uvloop.__version__)"
-timeout 480 python3 scripts/bench_server.py --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
+timeout 480 python3 -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
   --tokenizer .device/shared/models/llama2-tokenizer/tokenizer.model --new-tokens 64 --reps 10 --warmup 4 \
   --variants default,early,onewrite,h11 --out "$OUT/server_7b.json" > "$OUT/server_7b.log" 2>&1
 echo "exit $?"; grep -vE "^\[" "$OUT/server_7b.log" | tail -40

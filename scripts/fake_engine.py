@@ -4,19 +4,17 @@
 runs the work; the step that makes token i+1 is queued before token i is waited for (GIL released, an event
 synchronize) and yielded, as CudaEngine pipelines decode.
 
-    python scripts/fake_engine.py serve --prefill-ms 5 --decode-ms 3 --prefill-spin-ms 0.3 --decode-spin-ms 0.1
+    python3 -m scripts.fake_engine serve --prefill-ms 5 --decode-ms 3 --prefill-spin-ms 0.3 --decode-spin-ms 0.1
 
-The tokenizer and the cache protocol (tokens, truncate, reset, generate) are the packaged stories260K model's;
-the tokens are a fixed cycle of ordinary pieces, so every request's text is the same for the same length.
+The tokenizer (or --tokenizer's) and the cache protocol (tokens, truncate, reset, generate) are the packaged
+stories260K model's; the tokens are a fixed cycle of ordinary pieces, so every request's text is the same for
+the same length.
 """
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 LAUNCHES = (8, 2)   # host calls per prefill (H2D copies, a graph launch) and per decode step (launch, record)
@@ -89,12 +87,17 @@ class FakeEngine:
 
 
 def fake_llm(prefill_ms: float, decode_ms: float, prefill_spin_ms: float, decode_spin_ms: float,
-             max_seq_len: int = 1024):
-    """The packaged stories260K LLM with its engine replaced by a FakeEngine."""
+             max_seq_len: int = 1024, tokenizer=None):
+    """The packaged stories260K LLM with its engine replaced by a FakeEngine; tokenizer: a tokenizer.model to use
+    instead of stories260K's 512 pieces (LLaMA-2's: prompts of a given length in tokens as long in bytes, and as
+    slow to tokenize, as the real model's)."""
     from cugraphllm.api import LLM
     from cugraphllm.models import DEFAULT_MODEL
+    from cugraphllm.tokenizer import Tokenizer
 
     llm = LLM.load(str(DEFAULT_MODEL), backend="numpy", max_seq_len=max_seq_len, progress=False)
+    if tokenizer is not None:
+        llm.tokenizer = Tokenizer.load(tokenizer)
     tok = llm.tokenizer
     cycle = [i for i in range(tok.vocab_size) if i > 2 and tok.sp.IdToPiece(i).startswith("\u2581")]
     llm.engine = FakeEngine(llm.engine, prefill_ms / 1e3, decode_ms / 1e3,
@@ -116,12 +119,14 @@ def main(argv=None) -> int:
     ap.add_argument("--prefill-spin-ms", type=float, default=0.3, help="of the prefill, ms holding the GIL")
     ap.add_argument("--decode-spin-ms", type=float, default=0.1, help="of a decode step, ms holding the GIL")
     ap.add_argument("--max-seq-len", type=int, default=1024)
+    ap.add_argument("--tokenizer", help="tokenizer.model (default: the packaged stories260K's)")
     ap.add_argument("-q", "--quiet", action="store_true")
     add_server_flags(ap, cli._checked)
     args = ap.parse_args(argv)
     args.served_model_name = args.served_model_name or "fake"
     check_installed()
-    llm = fake_llm(args.prefill_ms, args.decode_ms, args.prefill_spin_ms, args.decode_spin_ms, args.max_seq_len)
+    llm = fake_llm(args.prefill_ms, args.decode_ms, args.prefill_spin_ms, args.decode_spin_ms, args.max_seq_len,
+                   args.tokenizer)
     return serve(llm, args, lambda text: cli._status(args, text))
 
 

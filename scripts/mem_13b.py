@@ -4,7 +4,7 @@ it with the cuda backend (load_checkpoint(lazy=True) + the staged upload) and re
 and the sampled peaks of anonymous and file-backed resident memory), GPU memory and timings; a few tensors are
 checked on the device against the files. Exit 1 if the peak RSS is above --max-rss-gb.
 
-    python scripts/mem_13b.py --out /tmp/llama13b --json $OUT/mem_13b.json     # write, load, delete the folder
+    python -m scripts.mem_13b --out /tmp/llama13b --json $OUT/mem_13b.json     # write, load, delete the folder
 """
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cugraphllm.config import ModelConfig  # noqa: E402
-from cugraphllm.convert import hf_config  # noqa: E402
-from cugraphllm.loader_hf import INDEX, hf_name  # noqa: E402
-from cugraphllm.safetensors_io import write_safetensors  # noqa: E402
+from cugraphllm.config import ModelConfig
+from cugraphllm.convert import hf_config
+from cugraphllm.loader_hf import INDEX, hf_name
+from cugraphllm.safetensors_io import write_safetensors
 
 GB = 1e9
 

@@ -1,7 +1,7 @@
 """CPU quality of the quantized weight formats (NumPy backend, which runs the dequantized packed tensors).
 
-    python scripts/quant_quality.py                       # writes benchmarks/results/quant_quality_<date>.{json,md}
-    python scripts/quant_quality.py --layers 2 --tokens 16
+    python -m scripts.quant_quality                       # writes benchmarks/results/quant_quality_<date>.{json,md}
+    python -m scripts.quant_quality --layers 2 --tokens 16
 
 1. stories260K (../shared/models): greedy agreement with fp32 over 60 new tokens for three prompts (tokens equal
    position by position / common prefix), and perplexity over a fixed text (cugraphllm.quant.quality.TEXT).
@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from cugraphllm.config import PRESETS  # noqa: E402
-from cugraphllm.loader import dummy_weights, load_checkpoint  # noqa: E402
-from cugraphllm.quant import quality as Q  # noqa: E402
-from cugraphllm.quant.layers import QuantSpec, quantize_weights  # noqa: E402
-from cugraphllm.reference import forward  # noqa: E402
-from cugraphllm.tokenizer import Tokenizer  # noqa: E402
+from cugraphllm.config import PRESETS
+from cugraphllm.loader import dummy_weights, load_checkpoint
+from cugraphllm.quant import quality as Q
+from cugraphllm.quant.layers import QuantSpec, quantize_weights
+from cugraphllm.reference import forward
+from cugraphllm.tokenizer import Tokenizer
 
 STORIES = ROOT.parent / "shared" / "models" / "stories260K"
 PROMPTS = ("Once upon a time", "Lily and Ben went to the park", "The little cat")

@@ -1,8 +1,8 @@
 """`cugraphllm serve` (or scripts/fake_engine.py serve) with one of the server's latency choices undone, so that
 scripts/bench_server.py --variants can weigh each against the default in one run on the same machine:
 
-    python scripts/serve_variant.py early serve --model dummy:llama-2-7b --backend cuda --port 0
-    python scripts/serve_variant.py h11 fake --prefill-ms 5 --decode-ms 3 --port 0
+    python -m scripts.serve_variant early serve --model dummy:llama-2-7b --backend cuda --port 0
+    python -m scripts.serve_variant h11 fake --prefill-ms 5 --decode-ms 3 --port 0
 
 Variants (comma-separated to combine):
   default      the server as shipped
@@ -13,18 +13,23 @@ Variants (comma-separated to combine):
   nofreeze     no gc.freeze() of what is loaded before serving
   noflushwait  the engine thread does not wait for the first chunk's write before its next step
   switch5ms    the interpreter's default 5 ms switch interval instead of the server's 0.1 ms
+  nodirect     the first text chunk goes through the event loop as the others do, instead of being written by
+               the engine thread (cugraphllm/server/fastpath.py)
+  starlette    the generation routes through Starlette's router and middleware, as the other routes
+  releasefirst a stream's job is released to the engine just before its headers are written, not once they are
+               (its wake-up overlaps their write)
+  legacy       nodirect and starlette together: the request path of 2026-11-30 (bar the engine thread's doorbell,
+               the per-request arrival mark, the SSE response's headers built once and uvicorn's proxy headers off)
 (scripts/bench_server.py also knows onewrite, a client-side variant: its client sends each request's headers
 and body in one write, as curl does a small body, instead of two, as http.client and the openai client do.)
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "onewrite")
+VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "nodirect", "starlette",
+            "releasefirst", "legacy", "onewrite")
 
 
 def apply(variant: str) -> None:
@@ -45,6 +50,11 @@ def apply(variant: str) -> None:
         worker.FLUSH_WAIT = 0.0
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
+    elif variant in ("nodirect", "starlette", "releasefirst", "legacy"):
+        from cugraphllm.server import app, fastpath
+        fastpath.ENABLED = fastpath.ENABLED and variant not in ("nodirect", "legacy")
+        fastpath.DISPATCH = fastpath.DISPATCH and variant not in ("starlette", "legacy")
+        app.RELEASE_BEFORE_HEADERS = app.RELEASE_BEFORE_HEADERS or variant == "releasefirst"
     elif variant not in ("default", "onewrite"):   # onewrite: the client's (bench_server)
         raise SystemExit(f"serve_variant: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 

@@ -2,12 +2,15 @@
 by a stdlib HTTP client, and its own view of the requests, read from its per-request stderr lines (worker.py):
 where the time to first token goes, and the longest gap between tokens, per prompt length.
 
-Steps (median ms): request_in (client send -> handler start, on the machine's shared monotonic clock), then from
-the handler's start worker.TIMELINE: read (body received), parsed (validated), tokenized, submitted (queued),
-released (a stream: its headers written, the job let go to the engine), started (the engine thread took it), token (first token sampled),
-handed (its text given to the loop), sending (its SSE chunk formatted, about to be written), written (the loop
-resumed after the write: may come after the client read it), and response_out (sending -> read by the client);
-gpu_prefill (cuda): the prefill's GPU time by CUDA events, so that started -> token minus it is host time.
+Steps (median ms): request_in (client send -> the server begins parsing the request, on the machine's shared
+monotonic clock; before 2026-12: -> handler start), then from there worker.TIMELINE: handler (uvicorn's and
+Starlette's dispatch done, the route's handler starts), read (body received), parsed (validated), tokenized,
+submitted (queued), released (a stream: its headers written, the job let go to the engine), started (the engine
+thread took it), token (first token sampled), handed (its text out of the detokenizer), sending (its SSE chunk
+formatted, about to be written: by the engine thread itself where it can, cugraphllm/server/fastpath.py, else by
+the loop), written (the write returned; through the loop: the loop resumed after it, which may come after the
+client read it), and response_out (sending -> read by the client); gpu_prefill (cuda): the prefill's GPU time
+by CUDA events, so that started -> token minus it is host time.
 """
 from __future__ import annotations
 
@@ -26,14 +29,17 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from cugraphllm.server.worker import TIMELINE  # noqa: E402
+from cugraphllm.server.worker import TIMELINE
 
 STEPS = ("request_in", *TIMELINE, "response_out")
+HTTP_ONLY = ("per request, the client's TTFT less the server's tokenizing (parsed -> tokenized) and its engine "
+             "thread's time from taking the job to the first text (started -> handed), both of which the library "
+             "pays too: what HTTP adds, free of the noise of those two (the engine's slowing by the loop's GIL "
+             "use is not in it: compare started -> token)")
 
 
 def parse(log: str) -> list[dict]:
-    """One dict per request line, in order: step -> ms, "@" (handler start, s), "gap" (longest gap between
+    """One dict per request line, in order: step -> ms, "@" (arrival, s), "gap" (longest gap between
     tokens, ms) and "gap_before" (the index of the token after it), where the line has them."""
     rows = []
     for line in log.splitlines():
@@ -41,7 +47,7 @@ def parse(log: str) -> list[dict]:
             continue
         head, tail = line.split("timeline ms:", 1)
         row = {k: float(v) for k, v in re.findall(r"(\w+) \+([\d.]+)", tail)}
-        row["@"] = float(re.search(r"handler @([\d.]+)", tail).group(1))
+        row["@"] = float(re.search(r"(?:arrived|handler) @([\d.]+)", tail).group(1))
         gpu = re.search(r"gpu prefill ([\d.]+) ms", head)
         if gpu:
             row["gpu_prefill"] = float(gpu.group(1))
@@ -62,6 +68,8 @@ def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list, 
         r["request_in"] = (r["@"] - t0) * 1e3
         if "sending" in r:
             r["response_out"] = (t0 + first - r["@"]) * 1e3 - r["sending"]
+        if all(k in r for k in ("parsed", "tokenized", "started", "handed")):   # see HTTP_ONLY
+            r["http_only"] = first * 1e3 - (r["tokenized"] - r["parsed"]) - (r["handed"] - r["started"])
     out = {}
     for i, n in enumerate(lens):
         mine = rows[i * (warmup + reps) + warmup:(i + 1) * (warmup + reps)]
@@ -72,6 +80,12 @@ def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list, 
         out[n] = {"median_ms": med, "steps": __doc__.split("Steps (median ms): ", 1)[1].strip()}
         print(f"prompt {n:4d}: {label}: server side (median ms): "
               + ", ".join(f"{k} {v:.3f}" for k, v in med.items()), file=sys.stderr)
+        if all("http_only" in r for r in mine):
+            h = [r["http_only"] for r in mine]
+            out[n]["http_only_ms"] = {"median": float(np.median(h)), "p90": float(np.percentile(h, 90)),
+                                      "what": HTTP_ONLY}
+            print(f"prompt {n:4d}: {label}: TTFT less tokenizing and the engine's started -> handed, per request: "
+                  f"median {np.median(h):.3f} ms", file=sys.stderr)
         gaps = [r for r in mine if "gap" in r]
         if gaps:
             where, count = Counter(r["gap_before"] for r in gaps).most_common(1)[0]
@@ -84,37 +98,60 @@ def timelines(log: str, lens, reps: int, warmup: int, sent: list, firsts: list, 
     return out
 
 
-def run_variant(variant: str, command: list[str], measure, texts: dict, args) -> dict:
-    """Serve `command` (cugraphllm's or the fake engine's serve arguments) as `variant`, time every text through
-    it with measure(stamp, ...), and read the server's timeline: {"server", "timeline", "http", "loop"}."""
-    one_write = "onewrite" in variant.split(",")   # a client-side variant: the server as shipped
-    server_side = ",".join(v for v in variant.split(",") if v != "onewrite") or "default"
-    if server_side != "default":
-        rest = command[command.index("serve") + 1:]
-        command = ["scripts/serve_variant.py", server_side, "fake" if "fake_engine" in command[0] else "serve", *rest]
-    proc, port, log = start_server(command, args.start_timeout)
-    sent, firsts, pool = [], [], []   # per request, in order: client send time, first text chunk (s after it)
-    stack = re.search(r"uvicorn with (\w+) and (\w+)", Path(log).read_text())
-    print(f"server ({variant}): port {port}, uvicorn with {stack and stack.group(1)} and {stack and stack.group(2)}",
-          file=sys.stderr)
+class VariantServer:
+    """A server process of one variant (cugraphllm's or the fake engine's serve arguments in `command`), its
+    client's stamp(text, n) for bench_server's measure(), and finish(): its timeline read from its stderr."""
 
-    def stamp(text, n):
-        s, c = stamps_server(port, text, n, sent, pool, args.fresh_connections, one_write)
-        if args.fresh_connections:
+    def __init__(self, variant: str, command: list[str], args):
+        self.variant, self.args = variant, args
+        self.one_write = "onewrite" in variant.split(",")   # a client-side variant: the server as shipped
+        server_side = ",".join(v for v in variant.split(",") if v != "onewrite") or "default"
+        if server_side != "default":
+            rest = command[command.index("serve") + 1:]
+            command = ["-m", "scripts.serve_variant", server_side,
+                       "fake" if "scripts.fake_engine" in command else "serve", *rest]
+        self.proc, self.port, self.log = start_server(command, args.start_timeout)
+        self.sent, self.firsts, self.pool = [], [], []   # per request: client send time, first text chunk (s after)
+        self.stack = re.search(r"uvicorn with (\w+) and (\w+)", Path(self.log).read_text())
+        print(f"server ({variant}): port {self.port}, uvicorn with {self.stack and self.stack.group(1)} and "
+              f"{self.stack and self.stack.group(2)}", file=sys.stderr)
+
+    def stamp(self, text, n):
+        s, c = stamps_server(self.port, text, n, self.sent, self.pool, self.args.fresh_connections, self.one_write)
+        if self.args.fresh_connections:
             c.close()
         else:
-            pool.append(c)
-        firsts.append(s[0] if s else float("nan"))
+            self.pool.append(c)
+        self.firsts.append(s[0] if s else float("nan"))
         return s
+
+    def stop(self) -> str:
+        """Stop the server; its stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+        text = Path(self.log).read_text()
+        os.unlink(self.log)
+        return text
+
+    def finish(self, server: dict, texts: dict) -> dict:
+        """Stop the server; {"server" (measure's rows), "timeline", "http", "loop"}."""
+        inside = timelines(self.stop(), list(texts), self.args.reps, self.args.warmup, self.sent, self.firsts,
+                           self.variant)
+        http, loop = (self.stack.group(1), self.stack.group(2)) if self.stack else (None, None)
+        return {"server": server, "timeline": inside, "http": http, "loop": loop}
+
+
+def run_variant(variant: str, command: list[str], measure, texts: dict, args) -> dict:
+    """Serve `command` as `variant`, time every text through it with measure(stamp, ...), and read the server's
+    timeline: {"server", "timeline", "http", "loop"}."""
+    srv = VariantServer(variant, command, args)
     try:
-        server = measure(stamp, texts, args.new_tokens, args.warmup)
-    finally:
-        proc.terminate()
-        proc.wait(60)
-        text = Path(log).read_text()
-        os.unlink(log)
-    inside = timelines(text, list(texts), args.reps, args.warmup, sent, firsts, variant)
-    return {"server": server, "timeline": inside, "http": stack and stack.group(1), "loop": stack and stack.group(2)}
+        server = measure(srv.stamp, texts, args.new_tokens, args.warmup)
+    except BaseException:
+        srv.stop()
+        raise
+    return srv.finish(server, texts)
 
 
 class OneWrite(http.client.HTTPConnection):

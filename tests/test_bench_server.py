@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bench_server_fake_with_variants(tmp_path):
     from cugraphllm.server.worker import TIMELINE
     out = tmp_path / "b.json"
-    run = subprocess.run([sys.executable, "scripts/bench_server.py", "--fake", "2,1,0.3,0.05", "--prompt-lens", "7,40",
+    run = subprocess.run([sys.executable, "-m", "scripts.bench_server", "--fake", "2,1,0.3,0.05", "--prompt-lens", "7,40",
                           "--new-tokens", "5", "--reps", "3", "--warmup", "1", "--variants", "default,early+h11",
                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -81,13 +81,15 @@ def serve(llm, args, status) -> int:
     import uvicorn
 
     from .app import Server, create_app
+    from .fastpath import protocol_class
 
     name = args.served_model_name or served_name(llm.name)
     sock = listen(args.host, args.port)
     server = Server(llm, name, api_key=args.api_key, max_queue=args.max_queue, log=status)
     http, loop = _fastest("httptools", "h11"), _fastest("uvloop", "asyncio")
-    config = uvicorn.Config(create_app(server), http=http, loop=loop, log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=None)
+    # proxy_headers off: X-Forwarded-* would only rewrite the client's address, which nothing here reads
+    config = uvicorn.Config(create_app(server), http=protocol_class(http), loop=loop, log_level="warning",
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=None, proxy_headers=False)
     host, port = sock.getsockname()[:2]
     status(f"serving {name!r} on http://{host}:{port}/v1 (OpenAI API; max queue {args.max_queue}"
            f"{', API key required' if args.api_key else ''}; uvicorn with {http} and {loop}); Ctrl-C or SIGTERM "

@@ -9,6 +9,7 @@ import asyncio
 import hmac
 import json
 import time
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,11 +19,15 @@ from starlette.routing import Route
 
 from ..chat import dialog_tokens
 from ..errors import ContextLimitError, CugraphError
+from . import fastpath
 from . import protocol as P
 from .metrics import Metrics
 from .worker import Job, Worker
 
 MAX_BODY = 8 << 20   # bytes of a request body
+# True (serve_variant's releasefirst): a stream's job goes to the engine just before its headers are written, not
+# once they are (its wake-up overlaps the write; on 2 vCPUs the prefill ran ~0.1 ms slower: for the GPU host)
+RELEASE_BEFORE_HEADERS = False
 LONG_TEXT = 1 << 16  # characters of prompt text above which tokenization leaves the event loop
 
 
@@ -92,14 +97,10 @@ class Server:
         return ids
 
     # ---- routes -------------------------------------------------------------------------------------------------
-    async def completions(self, request: Request) -> Response:
-        return await self._generate(request, "completion", "/v1/completions")
-
-    async def chat(self, request: Request) -> Response:
-        return await self._generate(request, "chat", "/v1/chat/completions")
-
-    async def _generate(self, request: Request, kind: str, route: str) -> Response:
-        job, arrived = None, time.perf_counter()   # TTFT counts parsing and tokenization too
+    async def generate(self, request: Request, kind: str, route: str) -> Response:
+        # TTFT counts HTTP parsing and tokenization too: from the request's first bytes where uvicorn says when
+        handler = time.perf_counter()
+        job, arrived = None, fastpath.arrived(request.scope) or handler
         try:
             self._auth(request)
             body = await self._body(request)
@@ -111,7 +112,7 @@ class Server:
                 len(m["content"]) for m in req.prompt if isinstance(m, dict))
             req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
             job = Job(req, asyncio.get_running_loop(), arrived=arrived)
-            job.marks.update(read=read, parsed=parsed, tokenized=time.perf_counter())
+            job.marks.update(handler=handler, read=read, parsed=parsed, tokenized=time.perf_counter())
             # a stream holds its place in the queue; _EventStream releases it once its headers are written
             self.worker.submit(job, hold=req.stream)
             job.mark("submitted")
@@ -173,14 +174,15 @@ class Server:
                 raise value
             event, value = await self._next(request, job)
 
-    async def _stream(self, job: Job):
-        """SSE chunks of the job's events (_EventStream writes them; ("gone", None): the client left)."""
+    async def _stream(self, job: Job, scope):
+        """SSE chunks of the job's events (_EventStream writes them; ("gone", None): the client left). The first
+        text chunk is written by the engine thread where it can be (fastpath.py): the loop then never sees it."""
         req = job.req
         if req.kind == "chat":   # OpenAI's first chat chunk carries the role
             yield _sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))
-        self.worker.release(job)   # the headers are written: the loop has nothing left to do until the first token
-        job.mark("released")
-        chunk = _text_chunks(req)   # while the engine thread wakes up
+        self._release(job)   # if _EventStream has not: the loop has nothing left to do until the first token
+        chunk = _text_chunks(req)   # while the engine thread wakes up (the prefill takes ms: it is set long before)
+        job.first_chunk = fastpath.first_chunk(scope, job, chunk)
         event, value = await job.events.get()
         while True:
             if event == "text":
@@ -203,6 +205,11 @@ class Server:
             event, value = await job.events.get()
         yield "data: [DONE]\n\n"
 
+    def _release(self, job: Job) -> None:   # once
+        if "released" not in job.marks:
+            self.worker.release(job)
+            job.mark("released")
+
     async def models(self, request: Request) -> Response:
         try:
             self._auth(request)
@@ -224,14 +231,15 @@ class Server:
         return PlainTextResponse(self.metrics.text(), media_type="text/plain; version=0.0.4")
 
 
-class _EventStream(StreamingResponse):
+class _EventStream:
     """The SSE response of a stream, written by hand rather than by StreamingResponse's anyio task group (whose
-    setup cost ~0.3 ms of TTFT): the headers, then each chunk as the job's events come; a task watches for the
-    client leaving, which cancels the job (its generation stops at the next token) and ends the response."""
+    setup cost ~0.3 ms of TTFT): the headers (StreamingResponse's, built once), then each chunk as the job's
+    events come; a task watches for the client leaving, which cancels the job and ends the response."""
+
+    raw_headers = StreamingResponse((), media_type="text/event-stream",
+                                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}).raw_headers
 
     def __init__(self, server: Server, job: Job):
-        super().__init__((), media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.server, self.job = server, job
 
     async def _watch(self, receive) -> None:
@@ -241,12 +249,15 @@ class _EventStream(StreamingResponse):
         self.job.events.put_nowait(("gone", None))
 
     async def __call__(self, scope, receive, send) -> None:
-        job, chunks = self.job, self.server._stream(self.job)
+        job = self.job
+        if RELEASE_BEFORE_HEADERS:   # the engine thread's wake-up overlaps the headers' write; it gets the GIL
+            self.server._release(job)   # once the loop waits (the write and the rest are < a switch interval)
+        chunks = self.server._stream(job, scope)
         watch = asyncio.ensure_future(self._watch(receive))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)})
             # the client reads the headers while the engine works; from here the loop only waits for the first
-            # token (a chat's role chunk first: it is written before the release too)
+            # token (a chat's role chunk first)
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -269,7 +280,12 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return _error(P.ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=kind))
 
 
-def create_app(server: Server) -> Starlette:
+def create_app(server: Server):
+    """The ASGI app: fastpath.Dispatch in front of the Starlette application."""
+    return fastpath.Dispatch(server, _starlette(server))
+
+
+def _starlette(server: Server) -> Starlette:
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
@@ -280,10 +296,10 @@ def create_app(server: Server) -> Starlette:
         finally:   # uvicorn has let the streams in flight finish (SIGTERM): the queue is empty
             await asyncio.get_running_loop().run_in_executor(None, server.worker.close)
 
-    routes = [Route("/v1/completions", server.completions, methods=["POST"]),
-              Route("/v1/chat/completions", server.chat, methods=["POST"]),
-              Route("/v1/models", server.models, methods=["GET"]),
-              Route("/v1/models/{model:path}", server.models, methods=["GET"]),
-              Route("/health", server.health, methods=["GET"]),
-              Route("/metrics", server.prometheus, methods=["GET"])]
+    routes = [Route(path, partial(server.generate, kind=kind, route=path), methods=["POST"])
+              for path, kind in fastpath.ROUTES.items()]   # what fastpath.Dispatch sends past the router
+    routes += [Route("/v1/models", server.models, methods=["GET"]),
+               Route("/v1/models/{model:path}", server.models, methods=["GET"]),
+               Route("/health", server.health, methods=["GET"]),
+               Route("/metrics", server.prometheus, methods=["GET"])]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})

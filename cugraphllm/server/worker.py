@@ -2,12 +2,15 @@
 
 The event loop never touches the engine. A `Job` carries a validated request in and its events out:
 ("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the loop with call_soon_threadsafe.
-The loop's work for a request is done before the engine starts it, so that none of it competes with the prefill's
-host work for the GIL: a stream is queued (its place in the FIFO taken, or a 503) held, and released once its
-headers are written and the loop has nothing left to do but wait (Worker.release). Nothing reaches the loop
-before the first token; the engine thread then waits for that chunk's write (FLUSH_WAIT at most) rather than
-queueing the loop behind its next step. A job whose client went away is cancelled: its
-generation stops at the next token (LLM._run's on_token), or it is skipped if it has not started.
+The loop's work for a request is done before the engine starts it, so that none of it competes with the
+prefill's host work for the GIL: a stream is queued (its place in the FIFO taken, or a 503) held, and released
+(Worker.release) once its headers are written (app.RELEASE_BEFORE_HEADERS: just before). Nothing reaches the
+loop before the first token, whose chunk the engine thread writes itself where it can (job.first_chunk,
+fastpath.py); otherwise it waits for the loop's write of that chunk (FLUSH_WAIT at most) rather than queueing
+the loop behind its next step. The engine thread sleeps on a lock used
+as a doorbell (a release wakes it with one semaphore post, no Condition round trip). A job whose client went
+away is cancelled: its generation stops at the next token (LLM._run's on_token), or it is skipped if it has not
+started.
 """
 from __future__ import annotations
 
@@ -33,10 +36,13 @@ class Outcome:
     queue_s: float
 
 
-# a request's steps to its first token, for the per-request log line: body read, validated, tokenized, queued
-# (loop), released to the engine (loop; a stream, once its headers are written), taken by the engine thread, first
-# token sampled, its text handed to the loop, its SSE chunk formatted and about to be written, written (loop)
-TIMELINE = ("read", "parsed", "tokenized", "submitted", "released", "started", "token", "handed", "sending", "written")
+# a request's steps to its first token, for the per-request log line, from its arrival (uvicorn began parsing
+# it, or the handler's start): the handler starts (uvicorn's and Starlette's dispatch), body read, validated,
+# tokenized, queued (loop), released to the engine (loop; a stream, once its headers are written), taken by the
+# engine thread, first token sampled, its text out of the detokenizer, its SSE chunk formatted and about to be
+# written, written (by the engine thread, or the loop resumed after its write)
+TIMELINE = ("handler", "read", "parsed", "tokenized", "submitted", "released", "started", "token", "handed", "sending",
+            "written")
 FLUSH_WAIT = 0.05   # seconds the engine thread waits at most for a stream's first chunk to be written
 HOLD_LIMIT = 5.0    # seconds a held job may keep the head of the queue waiting for its release
 
@@ -50,6 +56,8 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
     flushed: threading.Event = field(default_factory=threading.Event)   # a stream's first chunk is written
     ready: bool = True   # False: queued but held until Worker.release (the loop still has work for it)
+    first_chunk: object = None   # a stream's fastpath.FirstChunk: the engine thread writes the first chunk itself
+    first_by: str = "loop"       # who wrote a stream's first chunk: "loop" or "engine thread" (the log line says)
     marks: dict = field(default_factory=dict)   # first perf_counter() of each TIMELINE step
 
     def mark(self, step: str) -> None:
@@ -59,11 +67,16 @@ class Job:
         """ms from arrival to each step seen so far: where the server's time to first token goes."""
         steps = ", ".join(f"{k} +{(self.marks[k] - self.arrived) * 1e3:.3f}" for k in TIMELINE if k in self.marks)
         # perf_counter() is CLOCK_MONOTONIC, shared by the processes of a machine: a client on it can place these
-        return f"handler @{self.arrived:.6f}, {steps}"
+        return f"arrived @{self.arrived:.6f}, {steps}"
 
     def cancel(self) -> None:
         self.cancelled.set()
         self.flushed.set()   # a job whose stream is gone must not hold the engine thread
+
+    def close_first_chunk(self) -> None:
+        """Give back what the direct first-chunk write holds (its socket dup); any thread, any number of times."""
+        if self.first_chunk is not None:
+            self.first_chunk.close()
 
     def emit(self, kind: str, value) -> None:
         try:
@@ -76,7 +89,9 @@ class Worker:
     def __init__(self, llm, metrics: Metrics, max_queue: int, log=None):
         self.llm, self.metrics, self.max_queue, self.log = llm, metrics, max_queue, log
         self._jobs: deque[Job] = deque()
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()   # the queue and _closed
+        self._bell = threading.Lock()   # held while nobody rang: the engine thread sleeps in its acquire()
+        self._bell.acquire()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="cugraphllm-engine", daemon=True)
 
@@ -85,10 +100,17 @@ class Worker:
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the job in flight and whatever is queued, then stop the thread."""
-        with self._cv:
+        with self._lock:
             self._closed = True
-            self._cv.notify()
+        self._ring()
         self._thread.join(timeout)
+
+    def _ring(self) -> None:
+        """Wake the engine thread (a latch: a ring before it sleeps is not lost; more rings are one)."""
+        try:
+            self._bell.release()
+        except RuntimeError:   # rung already
+            pass
 
     @property
     def waiting(self) -> int:
@@ -98,7 +120,7 @@ class Worker:
         """Queue `job`; a full queue is a 503 with Retry-After. hold: the engine thread does not start it (nor is
         woken for it) before release(job)."""
         job.ready = not hold
-        with self._cv:
+        with self._lock:
             if self._closed:
                 raise ApiError(503, "the server is shutting down", code="shutting_down", kind="server_error")
             if len(self._jobs) >= self.max_queue:
@@ -107,36 +129,35 @@ class Worker:
                                headers={"Retry-After": "1"})
             self._jobs.append(job)
             self.metrics.add(waiting=1)
-            if job.ready:
-                self._cv.notify()
+        if job.ready:
+            self._ring()
 
     def release(self, job: Job) -> None:
         """Let the engine thread start a held job (FIFO: not before the jobs queued ahead of it)."""
-        with self._cv:
-            job.ready = True
-            self._cv.notify()
+        job.ready = True
+        self._ring()
 
     def discard(self, job: Job) -> None:
         """Cancel `job`; one still waiting leaves the queue now (its client is gone: it holds no place)."""
         job.cancel()
-        with self._cv:
-            job.ready = True
-            if job in self._jobs:
+        job.close_first_chunk()   # a running job's too: its socket need not outlive the client
+        job.ready = True
+        with self._lock:
+            queued = job in self._jobs
+            if queued:
                 self._jobs.remove(job)
                 self.metrics.add(waiting=-1)
                 self.metrics.finish("abort")
-                self._cv.notify()   # it may have held the head of the queue
+        if queued:
+            self._ring()   # it may have held the head of the queue
 
     def _loop(self) -> None:
         while True:
-            with self._cv:
-                while not self._closed and not self._head_ready():
-                    self._cv.wait(HOLD_LIMIT)   # a held job is queued without a notify: look now and then
-                if not self._jobs:
-                    return
-                job = self._jobs.popleft()
-                self.metrics.add(waiting=-1)
+            job = self._next()
+            if job is None:
+                return
             if job.cancelled.is_set():
+                job.close_first_chunk()
                 self.metrics.finish("abort")
                 continue
             self.metrics.add(running=1)
@@ -150,7 +171,19 @@ class Worker:
                 self.metrics.finish("error")
                 job.emit("error", err)
             finally:
+                job.close_first_chunk()
                 self.metrics.add(running=-1)
+
+    def _next(self) -> Job | None:
+        """The next job to run, once the head of the queue may start; None once closed with nothing queued."""
+        while True:
+            with self._lock:
+                if self._head_ready() or (self._closed and self._jobs):
+                    self.metrics.add(waiting=-1)
+                    return self._jobs.popleft()
+                if self._closed:
+                    return None
+            self._bell.acquire(timeout=HOLD_LIMIT)   # a held job is queued without a ring: look now and then
 
     def _head_ready(self) -> bool:
         """The first job may start: released, or held past HOLD_LIMIT (a release that never comes, whatever the
@@ -168,10 +201,14 @@ class Worker:
         cached = stats.cached_tokens
         try:
             for text in chunks:
-                first = "handed" not in job.marks
+                if "handed" in job.marks:
+                    job.emit("text", text)
+                    continue
                 job.mark("handed")
+                if job.first_chunk is not None and job.first_chunk(text):
+                    continue   # written to the client by this thread
                 job.emit("text", text)
-                if first and job.req.stream:
+                if job.req.stream:
                     job.flushed.wait(FLUSH_WAIT)
         finally:
             chunks.close()
@@ -185,7 +222,8 @@ class Worker:
             self.log(f"[{req.id[-8:]}] {req.kind}: prompt {len(req.ids)} tokens ({cached} cached), {stats.new_tokens} "
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
                      f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}{_gpu_prefill(llm.engine)}; "
-                     f"finish {reason}; timeline ms: {job.timeline()}")
+                     f"finish {reason}; {f'first chunk by the {job.first_by}; ' if req.stream else ''}"
+                     f"timeline ms: {job.timeline()}")
 
 
 def _gpu_prefill(engine) -> str:

@@ -1,0 +1,140 @@
+"""The generation routes' short cuts: POST /v1/completions and /v1/chat/completions straight to their handler
+(Dispatch), and a stream's first text chunk written by the engine thread straight to the client's socket.
+
+Starlette's middleware stack, router and endpoint wrapper cost ~50 us a request on a host whose caches went cold
+while it waited (measured between uvicorn's parse and the handler on the 2-vCPU CPU machine): Dispatch hands
+the two POST routes to Server.generate with a bare Request, and everything else (other routes and methods, the
+lifespan) to the Starlette app. An exception the handler lets through (a bug: it answers its own errors) reaches
+uvicorn, which answers 500 Internal Server Error as Starlette's ServerErrorMiddleware would, and closes the
+connection.
+
+Through the event loop, the first token's chunk costs a thread hop: the engine thread hands the text over
+(call_soon_threadsafe), the loop wakes from its poll, resumes the stream's task, formats the chunk and writes it
+(0.2-0.3 ms of TTFT on the H200's host, 2026-11-30). Here the loop prepares everything before the prefill ends: once a
+stream's headers are written (nothing else is in the transport's buffer, nothing more will be written before the
+first chunk: its task waits for the job's events) it gives the job a FirstChunk holding a dup() of the
+connection's socket and the chunk template; the engine thread then formats the text and os.write()s the chunk
+with the same chunked-encoding framing uvicorn would. The dup is owned by the job (closed after that write, or
+when the job ends or leaves the queue), so a connection closed meanwhile never lets the write reach a reused
+descriptor. Anything the kernel does not take at once goes to the transport through the loop, ahead of the
+later chunks. Where the conditions do not hold (no response cycle exposed: uvicorn's h11 protocol; TLS; data
+still buffered; a socket that refuses the write), the chunk goes through the loop as the others do.
+
+The response cycle reaches the app through scope["extensions"] (CycleProtocol, passed to uvicorn as its HTTP
+protocol class), as a weak reference, with the time the request's parsing began (arrived(): the timeline's zero).
+"""
+from __future__ import annotations
+
+import os
+import time
+import weakref
+
+from starlette.requests import Request
+
+EXT = "cugraphllm.cycle"
+ENABLED = True   # scripts/serve_variant.py's nodirect turns it off: every chunk goes through the loop
+DISPATCH = True   # scripts/serve_variant.py's starlette turns it off: every route through Starlette's router
+ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
+
+
+class Dispatch:
+    """The ASGI app uvicorn runs: the generation routes' POSTs to server.generate(request, kind, path), the rest
+    to `app` (the Starlette application with every route)."""
+
+    def __init__(self, server, app):
+        self.server, self.app = server, app
+
+    async def __call__(self, scope, receive, send) -> None:
+        kind = ROUTES.get(scope.get("path")) if DISPATCH and scope["type"] == "http" else None
+        if kind is None or scope["method"] != "POST" or scope.get("root_path"):
+            return await self.app(scope, receive, send)
+        response = await self.server.generate(Request(scope, receive, send), kind, scope["path"])
+        await response(scope, receive, send)
+
+
+def protocol_class(http: str):
+    """What uvicorn.Config(http=...) gets: for httptools, its protocol with the response cycle in each request's
+    scope; otherwise the name as is (uvicorn's own protocol: no direct write)."""
+    if http != "httptools":
+        return http
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class CycleProtocol(HttpToolsProtocol):
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope["extensions"] = {EXT: {"arrived": time.perf_counter()}}   # its parsing starts
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            cycle = self.cycle   # this request's (not a previous one's, kept on an upgrade)
+            if cycle is not None and cycle.scope is self.scope:
+                self.scope["extensions"][EXT]["cycle"] = weakref.ref(cycle)
+
+    return CycleProtocol
+
+
+class FirstChunk:
+    """job.first_chunk: called once by the engine thread with the first text; True once the chunk is written
+    (then the loop never sees that text), False when the loop must write it. close() may come from any thread."""
+
+    def __init__(self, job, cycle, fd: int, chunk):
+        self.job, self.cycle, self.fd, self.chunk = job, cycle, fd, chunk
+
+    def __call__(self, text: str) -> bool:
+        fd = self.__dict__.pop("fd", None)   # atomic under the GIL: one writer, and close() cannot race it
+        if fd is None:
+            return False
+        try:
+            body = self.chunk(text).encode()
+            data = b"%x\r\n%b\r\n" % (len(body), body)   # uvicorn's chunked framing of one body message
+            sending = time.perf_counter()
+            try:
+                n = os.write(fd, data)   # non-blocking: the dup shares the socket's file status flags
+            except OSError:   # EAGAIN (nothing taken), or the client is gone (the loop's watch ends the stream)
+                return False
+        finally:
+            os.close(fd)
+        if n < len(data):   # the rest before any later chunk: those too are callbacks queued on the loop
+            try:
+                self.job.loop.call_soon_threadsafe(_write_rest, self.cycle, data[n:])
+            except RuntimeError:   # the loop is closed: nobody reads the rest
+                pass
+        self.job.marks.setdefault("sending", sending)
+        self.job.mark("written")
+        self.job.first_by = "engine thread"
+        os.sched_yield()   # a client woken onto this CPU reads the chunk now, not after this thread's next launch
+        return True
+
+    def close(self) -> None:
+        fd = self.__dict__.pop("fd", None)
+        if fd is not None:
+            os.close(fd)
+
+
+def _write_rest(cycle, data: bytes) -> None:
+    if not cycle.disconnected and not cycle.transport.is_closing():
+        cycle.transport.write(data)
+
+
+def arrived(scope) -> float | None:
+    """perf_counter() when uvicorn began parsing the request (CycleProtocol), or None."""
+    return (scope.get("extensions") or {}).get(EXT, {}).get("arrived")
+
+
+def first_chunk(scope, job, chunk) -> FirstChunk | None:
+    """A FirstChunk for `job` once its stream's headers are out (loop thread), or None where the chunk must go
+    through the loop. chunk(text) -> the SSE text of a chunk."""
+    ref = (scope.get("extensions") or {}).get(EXT, {}).get("cycle") if ENABLED else None
+    cycle = ref() if ref is not None else None
+    if (cycle is None or not cycle.response_started or cycle.response_complete or cycle.disconnected
+            or cycle.chunked_encoding is not True or cycle.flow.write_paused):
+        return None
+    transport = cycle.transport
+    if (transport.is_closing() or transport.get_write_buffer_size()
+            or transport.get_extra_info("sslcontext") is not None):
+        return None
+    try:
+        fd = os.dup(transport.get_extra_info("socket").fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return FirstChunk(job, cycle, fd, chunk)

@@ -1,0 +1,352 @@
+"""The server's short cuts (cugraphllm/server/fastpath.py): the first chunk written by the engine thread is the
+byte string uvicorn would have written for it, whole, cut by a full socket buffer (the rest through the loop,
+before anything else) or not taken at all (the loop writes it); the socket's dup never outlives the job; no direct
+write where uvicorn's state says the connection is not a plain chunked response; and through a real server the
+first chunk of a stream is the engine thread's where httptools runs, while the other routes still reach
+Starlette."""
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import threading
+import weakref
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from cugraphllm.server import app as A  # noqa: E402
+from cugraphllm.server import fastpath  # noqa: E402
+from cugraphllm.server.protocol import GenRequest  # noqa: E402
+from cugraphllm.server.worker import Job  # noqa: E402
+from server_helpers import KEY, ServerProc, text_of  # noqa: E402
+
+
+class Transport:
+    """What fastpath reads of a transport, over a real socket; write() records what the loop would write."""
+
+    def __init__(self, sock):
+        self.sock, self.written, self.buffered, self.closing = sock, [], 0, False
+
+    def get_extra_info(self, name):
+        return {"socket": self.sock}.get(name)
+
+    def get_write_buffer_size(self):
+        return self.buffered
+
+    def is_closing(self):
+        return self.closing
+
+    def write(self, data):
+        self.written.append(bytes(data))
+
+
+class Cycle:
+    """The fields of uvicorn's RequestResponseCycle that fastpath checks, in the state of a started stream."""
+
+    def __init__(self, transport):
+        self.transport, self.flow = transport, type("Flow", (), {"write_paused": False})()
+        self.response_started, self.response_complete, self.disconnected = True, False, False
+        self.chunked_encoding = True
+
+
+def _text(rng, n):
+    """Awkward text: JSON escapes, non-ASCII, a line separator, quotes."""
+    pieces = ["é", "\n", '"', "\\", "\u2028", "日本", " the", "\t", "😀", "x"]
+    return "".join(rng.choice(pieces) for _ in range(n))
+
+
+def _uvicorn_frame(body: bytes) -> bytes:
+    """What uvicorn's own cycle writes for one body message of a chunked response."""
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    out = Transport(None)
+    out.pause_reading = out.resume_reading = lambda: None
+    cycle = RequestResponseCycle(scope={"method": "POST", "type": "http"}, transport=out, flow=FlowControl(out),
+                                 logger=None, access_logger=None, access_log=False, default_headers=[],
+                                 message_event=asyncio.Event(), expect_100_continue=False, keep_alive=True,
+                                 on_response=lambda: None)
+    cycle.response_started, cycle.chunked_encoding = True, True
+    asyncio.run(cycle.send({"type": "http.response.body", "body": body, "more_body": True}))
+    return b"".join(out.written)
+
+
+def _dups(sock) -> int:
+    """Descriptors of this process other than sock's own that refer to sock's socket (fastpath's dup)."""
+    ident, n = os.fstat(sock.fileno()), 0
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            st = os.fstat(fd)
+        except OSError:   # the listing's own descriptor, or one closed meanwhile
+            continue
+        n += fd != sock.fileno() and (st.st_dev, st.st_ino) == (ident.st_dev, ident.st_ino)
+    return n
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _setup(sock, kind="completion", **cycle_state):
+    loop = asyncio.new_event_loop()
+    req = GenRequest(kind=kind, model="m", stream=True, id="cmpl-" + os.urandom(8).hex(), created=1234)
+    job = Job(req, loop)
+    cycle = Cycle(Transport(sock))
+    for k, v in cycle_state.items():
+        setattr(cycle, k, v)
+    scope = {"extensions": {fastpath.EXT: {"cycle": weakref.ref(cycle)}}}
+    return loop, job, cycle, scope, A._text_chunks(req)
+
+
+@pytest.mark.parametrize("kind", ["completion", "chat"])
+def test_first_chunk_is_uvicorns_frame_written_by_another_thread(pair, kind):
+    a, b = pair
+    rng = random.Random(5)
+    loop, job, cycle, scope, chunk = _setup(a, kind)
+    try:
+        first = fastpath.first_chunk(scope, job, chunk)
+        assert first is not None and _dups(a) == 1
+        text = _text(rng, 37)
+        got = [None]
+        worker = threading.Thread(target=lambda: got.__setitem__(0, first(text)))
+        worker.start()
+        worker.join()
+        want = _uvicorn_frame(chunk(text).encode())
+        assert got[0] is True and b.recv(1 << 16) == want and cycle.transport.written == []
+        assert json.loads(want.split(b"\r\n")[1][6:])["choices"][0]["text" if kind == "completion" else "delta"]
+        assert _dups(a) == 0 and job.first_by == "engine thread"
+        assert job.marks["sending"] <= job.marks["written"]
+        assert first(text) is False   # once only
+        first.close()
+        first.close()
+    finally:
+        loop.close()
+
+
+def test_full_socket_leaves_the_chunk_to_the_loop(pair):
+    a, b = pair
+    loop, job, cycle, scope, chunk = _setup(a)
+    try:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        try:
+            while True:
+                a.send(b"z" * 1024)
+        except BlockingIOError:
+            pass
+        first = fastpath.first_chunk(scope, job, chunk)
+        assert _dups(a) == 1 and first("Once") is False and _dups(a) == 0
+        assert "written" not in job.marks and job.first_by == "loop"
+    finally:
+        loop.close()
+
+
+def test_partial_write_sends_the_rest_through_the_loop(pair):
+    a, b = pair
+    loop, job, cycle, scope, chunk = _setup(a)
+    try:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sent = 0
+        try:
+            while True:
+                sent += a.send(b"z" * 1024)
+        except BlockingIOError:
+            pass
+        b.recv(3000)   # room for part of the chunk
+        text = _text(random.Random(9), 20000)
+        first = fastpath.first_chunk(scope, job, chunk)
+        assert first(text) is True
+        loop.run_until_complete(asyncio.sleep(0))   # the loop's callback: the rest, as the loop would write it
+        b.setblocking(False)
+        direct = b""
+        try:
+            while True:
+                part = b.recv(1 << 20)
+                if not part:
+                    break
+                direct += part
+        except BlockingIOError:
+            pass
+        want = _uvicorn_frame(chunk(text).encode())
+        rest = b"".join(cycle.transport.written)
+        assert rest and len(direct) > 0
+        assert (direct + rest).endswith(want) and len(direct) + len(rest) == sent - 3000 + len(want)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("state", [dict(response_started=False), dict(chunked_encoding=False),
+                                   dict(chunked_encoding=None), dict(disconnected=True),
+                                   dict(response_complete=True)])
+def test_no_direct_write_outside_a_started_chunked_response(pair, state):
+    loop, job, cycle, scope, chunk = _setup(pair[0], **state)
+    try:
+        assert fastpath.first_chunk(scope, job, chunk) is None and _dups(pair[0]) == 0
+    finally:
+        loop.close()
+
+
+def test_no_direct_write_with_buffered_data_no_cycle_or_disabled(pair, monkeypatch):
+    loop, job, cycle, scope, chunk = _setup(pair[0])
+    try:
+        cycle.transport.buffered = 17
+        assert fastpath.first_chunk(scope, job, chunk) is None
+        cycle.transport.buffered, cycle.transport.closing = 0, True
+        assert fastpath.first_chunk(scope, job, chunk) is None
+        cycle.transport.closing = False
+        assert fastpath.first_chunk({}, job, chunk) is None
+        monkeypatch.setattr(fastpath, "ENABLED", False)
+        assert fastpath.first_chunk(scope, job, chunk) is None
+        monkeypatch.setattr(fastpath, "ENABLED", True)
+        first = fastpath.first_chunk(scope, job, chunk)
+        assert _dups(pair[0]) == 1
+        first.close()   # a job that ends without text: the dup goes
+        assert _dups(pair[0]) == 0 and first("x") is False
+    finally:
+        loop.close()
+
+
+def test_server_streams_first_chunk_from_engine_thread(tmp_path):
+    """A real server: streams of both routes (the chat's role chunk first) come out whole and equal to the plain
+    answers, their first chunk written by the engine thread where httptools runs; other routes and methods
+    still reach Starlette (404, 405 in OpenAI's error shape)."""
+    pytest.importorskip("httptools")
+    s = ServerProc(tmp_path / "stderr.txt")
+    try:
+        body = {"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 9, "temperature": 0}
+        events, done = s.stream("/v1/completions", body)
+        assert done and text_of(events) == s.request("POST", "/v1/completions", body)[2]["choices"][0]["text"]
+        chat = {"model": "stories260K", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 7,
+                "temperature": 0}
+        events, done = s.stream("/v1/chat/completions", chat)
+        plain = s.request("POST", "/v1/chat/completions", chat)[2]["choices"][0]["message"]["content"]
+        assert done and events[0]["choices"][0]["delta"]["role"] == "assistant" and text_of(events, "chat") == plain
+        code, _, payload = s.request("GET", "/v1/completions")
+        assert code == 405 and payload["error"]["code"] == "method_not_allowed"
+        assert s.request("GET", "/v1/models")[0] == 200
+        assert s.request("POST", "/v1/completions", body, key="wrong")[0] == 401
+        s.stop()
+        lines = [ln for ln in s.stderr().splitlines() if "timeline ms:" in ln]
+        streams = [ln for ln in lines if "first chunk by" in ln]
+        assert len(lines) == 4 and len(streams) == 2
+        assert all("first chunk by the engine thread" in ln for ln in streams), streams
+    finally:
+        s.stop()
+
+
+class Recorder:
+    """A job's first_chunk stand-in: takes the first text or declines it; counts close() calls."""
+
+    def __init__(self, take: bool):
+        self.take, self.texts, self.closed = take, [], 0
+
+    def __call__(self, text):
+        self.texts.append(text)
+        return self.take
+
+    def close(self):
+        self.closed += 1
+
+
+@pytest.mark.parametrize("take", [True, False])
+def test_worker_hands_the_first_text_over_once_and_closes(stories_dir, take):
+    """The engine thread offers the first text to job.first_chunk: taken, the loop never sees it; declined, the
+    loop gets it as before; either way the rest follow in order and the writer is closed when the job ends (or
+    leaves the queue unstarted)."""
+    from cugraphllm.api import LLM
+    from cugraphllm.server.metrics import Metrics
+    from cugraphllm.server.worker import Worker
+
+    llm = LLM.load(stories_dir / "stories260K.bin", backend="numpy")
+    want = list(llm.generate("Once upon a time", max_new_tokens=8, temperature=0, stream=True))
+    loop = asyncio.new_event_loop()
+    w = Worker(llm, Metrics("m"), max_queue=4)
+    try:
+        req = GenRequest(kind="completion", model="m", ids=llm.tokenizer.encode("Once upon a time", bos=True),
+                         max_tokens=8, sampling={"temperature": 0.0}, stream=True)
+        job, gone = Job(req, loop), Job(req, loop)
+        job.first_chunk, gone.first_chunk = Recorder(take), Recorder(take)
+        w.submit(gone, hold=True)
+        w.discard(gone)
+        w.submit(job, hold=True)
+        w.start()
+        w.release(job)
+
+        async def drain():
+            out = []
+            while True:
+                kind, value = await asyncio.wait_for(job.events.get(), 30)
+                if kind != "text":
+                    return out, kind
+                out.append(value)
+        texts, end = loop.run_until_complete(drain())
+        w.close()   # the engine thread is done with the job (its "done" event comes before its clean-up)
+        assert end == "done" and job.first_chunk.texts == want[:1] and job.first_chunk.closed >= 1
+        assert texts == (want[1:] if take else want)
+        assert gone.first_chunk.texts == [] and gone.first_chunk.closed == 1
+    finally:
+        w.close()
+        loop.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_dispatch_answers_as_starlettes_router(stories_dir, monkeypatch, stream):
+    """The same POSTs through fastpath.Dispatch and through Starlette's router (DISPATCH off) get the same status,
+    headers and body (ids and timestamps aside); a GET of a generation route still gets Starlette's 405."""
+    from cugraphllm.api import LLM
+    from cugraphllm.server.app import Server, create_app
+
+    llm = LLM.load(stories_dir / "stories260K.bin", backend="numpy")
+    server = Server(llm, "m", api_key=KEY)
+    app = create_app(server)
+    server.worker.start()
+
+    def call(method, path, body):
+        llm.engine.reset()   # no prefix reuse between the two runs of a request (the last one has ended)
+        raw = json.dumps(body).encode()
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-length", str(len(raw)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        sent, inbox = [], [{"type": "http.request", "body": raw, "more_body": False}]
+
+        async def receive():
+            if inbox:
+                return inbox.pop()
+            await asyncio.sleep(3600)   # no disconnect: the response ends first
+
+        async def send(message):
+            sent.append(message)
+        asyncio.run(app(scope, receive, send))
+        start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+        text = body.decode()
+        for key in ("id", "created"):   # per request
+            text = re.sub(rf'"{key}":("[^"]*"|\d+)', f'"{key}":0', text)
+        return start["status"], sorted(start["headers"]), text
+
+    try:
+        rng = random.Random(11)
+        for path, body in [("/v1/completions", {"model": "m", "prompt": "Once upon", "max_tokens": 6}),
+                           ("/v1/chat/completions", {"model": "m", "max_tokens": 5,
+                                                     "messages": [{"role": "user", "content": "Hi"}]}),
+                           ("/v1/completions", {"model": "m", "prompt": "x", "n": 2}),
+                           ("/v1/completions", {"model": "nope", "prompt": "x"})]:
+            body = {**body, "temperature": 0, "stream": stream, "seed": rng.randrange(1 << 30)}
+            fast = call("POST", path, body)
+            monkeypatch.setattr(fastpath, "DISPATCH", False)
+            slow = call("POST", path, body)
+            monkeypatch.setattr(fastpath, "DISPATCH", True)
+            assert fast == slow and fast[0] in (200, 400, 404)
+        status, _, text = call("GET", "/v1/completions", {})
+        assert status == 405 and "method_not_allowed" in text
+    finally:
+        server.worker.close()
