@@ -90,6 +90,7 @@ def _dups(sock) -> int:
 
 @pytest.fixture
 def pair():
+    pytest.importorskip("httptools")  # the direct first-chunk write is httptools-only (fastpath.FirstChunk)
     a, b = socket.socketpair()
     a.setblocking(False)
     yield a, b
