@@ -27,6 +27,9 @@
 #ifndef QG_MSPLIT
 #define QG_MSPLIT 1       // warps sharing one tile over interleaved K iterations
 #endif
+#ifndef QG_STAGES
+#define QG_STAGES 0       // > 1: weights through a cp.async ring of this many iterations a warp (gemv_quant_async.cuh)
+#endif
 #define QM_TILES (QG_WARPS / QG_MSPLIT)   // 8-pair tiles per block
 #define QM_PAIRS (8 * QM_TILES)           // row pairs per block
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as gemv_quant.cuh)
@@ -214,6 +217,58 @@ __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __h
 #endif
 }
 
+// After tile_mma of iteration it: int4 adds the group-scaled sums of rows r0 / r1 and clears C; int8 counts the
+// 1152 offsets (the same for both rows; C keeps every iteration); fp8 nothing.
+__device__ __forceinline__ void iter_fix(float* c, __half2 sz0, __half2 sz1, const float2* blk, int it, float& acc0,
+                                         float& acc1, float& toff) {
+#if QFMT == 3
+    const float2 b = blk[it], s0 = __half22float2(sz0), s1 = __half22float2(sz1);
+    acc0 = fmaf(s0.x, c[0] - fmaf(s0.y, b.y, b.x), acc0);
+    acc1 = fmaf(s1.x, c[2] - fmaf(s1.y, b.y, b.x), acc1);
+    c[0] = c[1] = c[2] = c[3] = 0.0f;
+#elif QFMT == 2
+    toff += blk[it].x;
+#endif
+    (void)sz0; (void)sz1; (void)toff;
+}
+
+__device__ __forceinline__ void tile_end(const float* c, float toff, float& acc0, float& acc1) {
+#if QFMT != 3
+    acc0 = c[0] - toff;
+    acc1 = c[2] - toff;
+#endif
+    (void)c; (void)toff;
+}
+
+// This lane's (acc0, acc1) = sums of rows r0 / r1 over the warp's iterations (register loads, QG_UNROLL ahead)
+__device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
+                                          const float2* blk, int n_it, int first, int step, float& acc0,
+                                          float& acc1) {
+    float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    acc0 = acc1 = 0.0f;
+    for (int base = first; base < n_it; base += step) {
+        if (base != first) mload(f, w, p, base, n_it);
+        if (QG_PFS > 0) mprefetch(w, p, base + (QG_PFS + 1) * step, n_it);
+#pragma unroll
+        for (int u = 0; u < QG_UNROLL; ++u) {
+            const int it = base + u;
+            if (it < n_it) {  // warp-uniform: every lane runs the mma
+                tile_mma(c, f.w0[u], f.w1[u], xh, it);
+#if QFMT == 3
+                iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
+#else
+                iter_fix(c, __half2(), __half2(), blk, it, acc0, acc1, toff);
+#endif
+            }
+        }
+    }
+    tile_end(c, toff, acc0, acc1);
+}
+
+#if QG_STAGES
+#include "gemv_quant_async.cuh"
+#endif
+
 // Whole block; same contract as qgemv_pairs (gemv_quant.cuh) with QG_KSPLIT = 1: epi sees virtual blocks of
 // QG_WARPS pairs, pair vb * QG_WARPS + warp in warp `warp`, QM_ROUNDS of them per block and loop.
 template <class Rows, class Epi>
@@ -225,43 +280,36 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
     const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
     const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
-    MFrag f;
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
+#if QG_STAGES
+    (void)first; (void)step;
+    ARing r;
+    r.slot0 = ring_slot0();
+    aprologue(r, w, p, ms, n_it);  // before any staging
+#else
+    MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
+#endif
     pdl_enter();  // a and ss come from the previous kernel
     const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
     const float xinv = stage_mma(xh, blk, a, w);
     __syncthreads();
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
-        float acc0 = 0.0f, acc1 = 0.0f, toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int base = first; base < n_it; base += step) {
-            if (base != first) mload(f, w, p, base, n_it);
-            if (QG_PFS > 0) mprefetch(w, p, base + (QG_PFS + 1) * step, n_it);
-#pragma unroll
-            for (int u = 0; u < QG_UNROLL; ++u) {
-                const int it = base + u;
-                if (it < n_it) {  // warp-uniform: every lane runs the mma
-                    tile_mma(c, f.w0[u], f.w1[u], xh, it);
-#if QFMT == 3
-                    const float2 b = blk[it], s0 = __half22float2(f.sz0[u]), s1 = __half22float2(f.sz1[u]);
-                    acc0 = fmaf(s0.x, c[0] - fmaf(s0.y, b.y, b.x), acc0);
-                    acc1 = fmaf(s1.x, c[2] - fmaf(s1.y, b.y, b.x), acc1);
-                    c[0] = c[1] = c[2] = c[3] = 0.0f;
-#elif QFMT == 2
-                    toff += blk[it].x;  // the 1152 offsets, the same for both rows; C keeps every iteration
-#endif
-                }
-            }
-        }
-#if QFMT != 3
-        acc0 = c[0] - toff;
-        acc1 = c[2] - toff;
+        float acc0, acc1;
+#if QG_STAGES
+        tile_async(r, w, p, xh, blk, n_it, ms, acc0, acc1);
+#else
+        tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
 #endif
         const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
             p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
+#if QG_STAGES
+            aprologue(r, w, p, ms, n_it);
+#else
             mload(f, w, p, first, n_it);
+#endif
         }
         if (QG_MSPLIT > 1) {
             if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
