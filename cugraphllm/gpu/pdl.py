@@ -74,6 +74,7 @@ def _param(a):
 def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False) -> None:
     """fn(grid, block, args, shared_mem=...) on the current stream (fn: a RawKernel or a cupy Function); with pdl
     (and PDL on, sm_90+, libcuda has cuLaunchKernelEx) as a programmatic dependent launch."""
+    global PDL
     f = _driver() if pdl and PDL else None
     if f is None or not _capable():
         fn(grid, block, args, shared_mem=shared_mem)
@@ -87,8 +88,11 @@ def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False) -> Non
     cfg = _Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared_mem,
                   cp.cuda.get_current_stream().ptr, ctypes.pointer(attr), 1)
     rc = f(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)  # RawKernel, or a Module's Function
-    if rc:
+    if rc:  # e.g. a driver without PDL: say so once, then launch everything the plain way
         msg = ctypes.c_char_p()
         _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
-        raise RuntimeError(f"cuLaunchKernelEx ({fn.name if hasattr(fn, 'name') else fn}): "
-                           f"{(msg.value or b'error %d' % rc).decode()}")
+        PDL = False
+        import warnings
+        warnings.warn(f"cugraphllm: programmatic dependent launch failed ({(msg.value or b'error %d' % rc).decode()});"
+                      " launching without it from now on", RuntimeWarning, stacklevel=2)
+        fn(grid, block, args, shared_mem=shared_mem)
