@@ -84,7 +84,7 @@ class QuantPlan:
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
-        whole GPU at once), each looping (gemv_quant.cuh qgemv_pairs): the activation is staged once per block,
+        whole GPU at once), each looping (gemv_quant_pairs.cuh qgemv_pairs): the activation is staged once per block,
         and the next pair's first loads fly during an epilogue instead of waiting for a new block."""
         cap = [c for c in (self.max_blocks, resident if self.persist else 0) if c > 0]
         return min([n_blocks] + cap)

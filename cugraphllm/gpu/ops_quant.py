@@ -134,7 +134,7 @@ _resident_cache: dict = {}
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
     fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk)
-    pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # kernels/gemv_quant.cuh calls pdl_enter
+    pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # both drivers (gemv_quant_pairs.cuh, _tiles.cuh) call pdl_enter
 
 
 # ---- ops (same contracts as gpu/ops.py) ----------------------------------------------------------------------

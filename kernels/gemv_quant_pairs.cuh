@@ -1,0 +1,162 @@
+// The row-pair driver of the quantized decode GEMVs (qgemv_pairs: one warp a row pair over all of K, register
+// loads QG_UNROLL vectors ahead) and what both drivers share (PairRows, the L2 prefetch); the tensor-core tile
+// driver (gemv_quant_mma.cuh) is included here when QG_MMA. Included by gemv_quant.cuh.
+#pragma once
+
+// L2 prefetch of one 16-byte weight vector: keeps bytes in flight beyond the registers of the loads (a GEMV of a
+// 4-bit 7B matrix holds too few loads in registers to cover the DRAM latency at the copy rate)
+__device__ __forceinline__ void pf_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// prefetch of the vectors load_frag(base) would load
+__device__ __forceinline__ void pf_frag(const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int idx = base + u * 32 + lane;
+        if (idx < nvec) {
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec + idx);
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec + idx);
+        }
+    }
+}
+
+struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ int4 scale and zero of each)
+    uint4 w0[QG_UNROLL], w1[QG_UNROLL];
+#if QFMT == 3
+    __half2 sz0[QG_UNROLL], sz1[QG_UNROLL];
+#endif
+};
+
+__device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
+    const int lane = threadIdx.x & 31;
+    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec;
+    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec;
+#if QFMT == 3
+    const int G = w.gsh >= 0 ? w.K >> (w.gsh + 5) : w.K / w.gs;   // a shift, not a division per load
+#endif
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int idx = base + u * 32 + lane;
+        const bool in = idx < nvec;
+        f.w0[u] = in ? ld_stream16(q0 + idx) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + idx) : make_uint4(0u, 0u, 0u, 0u);
+#if QFMT == 3
+        const int g = in ? (w.gsh >= 0 ? idx >> w.gsh : idx * QG_EPV / w.gs) : 0;
+        const __half* s = reinterpret_cast<const __half*>(w.scales);
+        f.sz0[u] = __halves2half2(__ldg(s + r0 * G + g), __ldg(w.zeros + r0 * G + g));
+        f.sz1[u] = __halves2half2(__ldg(s + r1 * G + g), __ldg(w.zeros + r1 * G + g));
+#endif
+    }
+}
+
+struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair has one row); inactive: no rows
+    size_t r0, r1;
+    bool active;
+};
+
+#if QG_MMA
+#include "gemv_quant_mma.cuh"
+#endif
+
+// Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
+// QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
+// weight loads are in flight during this pair's reductions and epilogue). Pair gw = vb * QG_PAIRS + this warp's
+// pair; rows(gw) -> PairRows; epi(vb, gw, rows, y) gets y = (W[r0] . a', W[r1] . a') times the row factors and
+// inv_rms (nm.ss), valid in split 0's warp; every thread calls epi (it may hold __syncthreads).
+template <class Rows, class Epi>
+__device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const NormIn& nm, int n_pairs, float* xs,
+                                            float* csum, Rows rows, Epi epi) {
+#if QG_MMA
+    if (qm_ok(w)) {
+        qgemv_pairs_mma(w, a, nm, n_pairs, reinterpret_cast<__half*>(xs), reinterpret_cast<float2*>(xs) + (w.K >> 2),
+                        rows, epi);
+        return;
+    }
+#endif
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int pair = warp / QG_KSPLIT, ks = warp % QG_KSPLIT;
+    const int K = w.K;
+#if QFMT == 3
+    const bool vec = (K % QG_EPV) == 0 && (w.gs % QG_EPV) == 0;
+#else
+    const bool vec = (K % QG_EPV) == 0;
+#endif
+    const int nvec = K / QG_EPV;
+    const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
+    const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
+    Frag f;
+    PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
+    if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
+    if (QG_PFS > 0 && vec && p.active)
+        for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
+    pdl_enter();  // a and ss come from the previous kernel
+    float inv = 1.0f, xinv = 1.0f;
+    if (nm.ss) inv = norm_inv(nm, K);
+#if QG_HACC
+    __half* xh = reinterpret_cast<__half*>(xs);
+    (void)csum;
+    xinv = stage_h2(xh, a, w);
+#else
+    stage(xs, csum, a, w);
+#endif
+    __syncthreads();
+    for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
+        const int gw = vb * QG_PAIRS + pair;
+        float acc0 = 0.0f, acc1 = 0.0f;
+        if (p.active && vec) {
+            for (int base = first; base < nvec; base += step) {
+                if (base != first) load_frag(f, w, p.r0, p.r1, base, nvec);
+                if (QG_PFS > 0) pf_frag(w, p.r0, p.r1, base + (QG_PFS + 1) * step, nvec);
+#pragma unroll
+                for (int u = 0; u < QG_UNROLL; ++u) {
+                    const int idx = base + u * 32 + lane;
+                    if (idx < nvec) {
+#if QG_HACC && QFMT == 3
+                        dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xh, idx, acc0, acc1);
+#elif QG_HACC
+                        dot_vec_h2(f.w0[u], f.w1[u], xh, idx, acc0, acc1);
+#else
+                        float d0 = 0.0f, d1 = 0.0f;
+                        dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
+#if QFMT == 3
+                        const float cs = csum[idx];
+                        const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
+                        acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
+                        acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
+#else
+                        acc0 += d0;
+                        acc1 += d1;
+#endif
+#endif
+                    }
+                }
+            }
+        } else if (p.active) {
+            for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
+#if QG_HACC
+                const float xv = __half2float(xh[xh_idx(k)]);
+#else
+                const float xv = xs[xs_idx(k)];
+#endif
+                acc0 = fmaf(deq_at(w, p.r0, k), xv, acc0);
+                acc1 = fmaf(deq_at(w, p.r1, k), xv, acc1);
+            }
+        }
+        const PairRows cur = p;
+        if (vb + (int)gridDim.x < nvb) {  // the next pair's first loads fly during this pair's reductions
+            p = rows(gw + (int)gridDim.x * QG_PAIRS);
+            if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);
+        }
+        float2 y = ksplit_sum<QG_KSPLIT, QG_WARPS>(make_float2(warp_sum(acc0), warp_sum(acc1)));
+        if (cur.active) {
+            y.x *= row_factor(w, cur.r0) * xinv;
+            y.y *= row_factor(w, cur.r1) * xinv;
+        }
+        if (nm.ss) {
+            y.x *= inv;
+            y.y *= inv;
+        }
+        epi(vb, gw, cur, y);
+        __syncthreads();  // red and the epilogue's shared scratch are written again for the next pair
+    }
+}

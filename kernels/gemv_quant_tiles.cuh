@@ -1,0 +1,169 @@
+// The tile driver of the tensor-core GEMVs (qgemv_pairs_mma; included by gemv_quant_mma.cuh after the staging
+// and tile_mma): register loads of whole iterations (MFrag, tile_sync) or, QG_STAGES > 0, a cp.async ring
+// (gemv_quant_async.cuh); the per-iteration fix-up both share; the epilogue rounds.
+#pragma once
+
+struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 / r1 (+ int4 scale and zero)
+    uint4 w0[QG_UNROLL], w1[QG_UNROLL];
+#if QFMT == 3
+    __half2 sz0[QG_UNROLL], sz1[QG_UNROLL];
+#endif
+};
+
+__device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& p, int it0, int n_it) {
+    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec;
+    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec;
+#if QFMT == 3
+    const int G = w.K / w.gs;
+    const __half* s = reinterpret_cast<const __half*>(w.scales);
+#endif
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int it = it0 + u;
+        const bool in = p.active && it < n_it;
+        f.w0[u] = in ? ld_stream16(q0 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
+#if QFMT == 3
+        const int g = !in ? 0 : (w.gsh >= 0 ? (4 * it) >> w.gsh : it * QM_COLS / w.gs);
+        f.sz0[u] = in ? __halves2half2(__ldg(s + p.r0 * G + g), __ldg(w.zeros + p.r0 * G + g)) : __half2();
+        f.sz1[u] = in ? __halves2half2(__ldg(s + p.r1 * G + g), __ldg(w.zeros + p.r1 * G + g)) : __half2();
+#endif
+    }
+}
+
+// L2 prefetch of what mload(it0) would load (gemv_quant_pairs.cuh pf_l2)
+__device__ __forceinline__ void mprefetch(const QArgs& w, const PairRows& p, int it0, int n_it) {
+    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int it = it0 + u;
+        if (p.active && it < n_it) {
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec + 4 * it + t);
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec + 4 * it + t);
+        }
+    }
+}
+
+// After tile_mma of iteration it: int4 adds the group-scaled sums of rows r0 / r1 and clears C; int8 counts the
+// 1152 offsets (the same for both rows; C keeps every iteration); fp8 nothing.
+__device__ __forceinline__ void iter_fix(float* c, __half2 sz0, __half2 sz1, const float2* blk, int it, float& acc0,
+                                         float& acc1, float& toff) {
+#if QFMT == 3
+    const float2 b = blk[it], s0 = __half22float2(sz0), s1 = __half22float2(sz1);
+    acc0 = fmaf(s0.x, c[0] - fmaf(s0.y, b.y, b.x), acc0);
+    acc1 = fmaf(s1.x, c[2] - fmaf(s1.y, b.y, b.x), acc1);
+    c[0] = c[1] = c[2] = c[3] = 0.0f;
+#elif QFMT == 2
+    toff += blk[it].x;
+#endif
+    (void)sz0; (void)sz1; (void)toff;
+}
+
+__device__ __forceinline__ void tile_end(const float* c, float toff, float& acc0, float& acc1) {
+#if QFMT != 3
+    acc0 = c[0] - toff;
+    acc1 = c[2] - toff;
+#endif
+    (void)c; (void)toff;
+}
+
+// This lane's (acc0, acc1) = sums of rows r0 / r1 over the warp's iterations (register loads, QG_UNROLL ahead)
+__device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
+                                          const float2* blk, int n_it, int first, int step, float& acc0,
+                                          float& acc1) {
+    float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    acc0 = acc1 = 0.0f;
+    for (int base = first; base < n_it; base += step) {
+        if (base != first) mload(f, w, p, base, n_it);
+        if (QG_PFS > 0) mprefetch(w, p, base + (QG_PFS + 1) * step, n_it);
+#pragma unroll
+        for (int u = 0; u < QG_UNROLL; ++u) {
+            const int it = base + u;
+            if (it < n_it) {  // warp-uniform: every lane runs the mma
+                tile_mma(c, f.w0[u], f.w1[u], xh, it);
+#if QFMT == 3
+                iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
+#else
+                iter_fix(c, __half2(), __half2(), blk, it, acc0, acc1, toff);
+#endif
+            }
+        }
+    }
+    tile_end(c, toff, acc0, acc1);
+}
+
+#if QG_STAGES
+#include "gemv_quant_async.cuh"
+#endif
+
+// Whole block; same contract as qgemv_pairs (gemv_quant_pairs.cuh) with QG_KSPLIT = 1: epi sees virtual blocks of
+// QG_WARPS pairs, pair vb * QG_WARPS + warp in warp `warp`, QM_ROUNDS of them per block and loop.
+template <class Rows, class Epi>
+__device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, const NormIn& nm, int n_pairs, __half* xh,
+                                                float2* blk, Rows rows, Epi epi) {
+    __shared__ float2 pres[QM_PAIRS];
+    __shared__ float2 mred[QG_MSPLIT > 1 ? QG_WARPS * 8 : 1];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
+    const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
+    const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
+    const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
+    PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
+#if QG_STAGES
+    (void)first; (void)step;
+    ARing r;
+    r.slot0 = ring_slot0();
+    aprologue(r, w, p, ms, n_it);  // before any staging
+#else
+    MFrag f;
+    mload(f, w, p, first, n_it);  // before any staging
+    for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
+#endif
+    pdl_enter();  // a and ss come from the previous kernel
+    const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
+    const float xinv = stage_mma(xh, blk, a, w);
+    __syncthreads();
+    for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
+        float acc0, acc1;
+#if QG_STAGES
+        tile_async(r, w, p, xh, blk, n_it, ms, acc0, acc1);
+#else
+        tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
+#endif
+        const PairRows cur = p;
+        if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
+            p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
+#if QG_STAGES
+            aprologue(r, w, p, ms, n_it);
+#else
+            mload(f, w, p, first, n_it);
+#endif
+        }
+        if (QG_MSPLIT > 1) {
+            if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
+            __syncthreads();
+            if (ms == 0 && (lane & 3) == 0) {
+                for (int j = 1; j < QG_MSPLIT; ++j) {
+                    acc0 += mred[(warp + j) * 8 + g].x;
+                    acc1 += mred[(warp + j) * 8 + g].y;
+                }
+            }
+        }
+        if (ms == 0 && (lane & 3) == 0) {
+            const float k = xinv * inv;
+            pres[tile * 8 + g] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
+                                                          acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
+        }
+        __syncthreads();
+        for (int r = 0; r < QM_ROUNDS; ++r) {
+            const int idx = r * QG_WARPS + warp, gw = vb * QM_PAIRS + idx;
+            epi(vb * QM_ROUNDS + r, gw, rows(gw), pres[idx]);
+            __syncthreads();  // the epilogue's shared scratch, and pres for the next tile
+        }
+    }
+}
+
+// the tensor-core path takes K a multiple of QM_COLS and (int4) groups of whole iterations
+__device__ __forceinline__ bool qm_ok(const QArgs& w) {
+    return w.K % QM_COLS == 0 && (QFMT != 3 || w.gs % QM_COLS == 0);
+}
