@@ -28,10 +28,7 @@ from ..quant.formats import QuantLinear
 from . import gemv_plan as plan
 from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
 
-SAMPLE_THREADS = 1024
-SAMPLE_CHUNK, SAMPLE_NB = 4096, 2048  # logits per sampler block, value bins (kernels/sampling.cu)
 _cache: dict = {}  # (device, file, kernel, dtype, defines) -> RawKernel
-_sample_work: dict = {}  # (device, logits address, V) -> SampleWork
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -376,74 +373,9 @@ def _logits_local(logits, r, eps, w, n_tokens):
     _launch_gemv("gemv_logits_norm", t, K, (V + 1) // 2, (logits, xn, w, np.int32(V), np.int32(K)) + extra)
 
 
-# ---- token selection ---------------------------------------------------------------------------------------
-def _select_check(token, hist, pos, n_tokens, logits):
-    _scalar("token", token)
-    _scalar("pos", pos)
-    _scalar("n_tokens", n_tokens)
-    if hist.ndim != 1:
-        raise ValueError(f"hist: expected int32 [S + 1], got shape {tuple(hist.shape)}")
-    _check("hist", hist, dtype="int32")
-    if logits.ndim not in (1, 2) or (logits.ndim == 2 and logits.shape[0] != 1):
-        raise ValueError(f"logits: expected float32 [1, V], got shape {tuple(logits.shape)}")
-    _check("logits", logits, dtype="float32")
-    return logits.shape[-1]
-
-
-def argmax(token, hist, pos, n_tokens, logits):
-    """Greedy: token[0] = argmax(logits), hist[pos + n_tokens] = token, pos += n_tokens."""
-    V = _select_check(token, hist, pos, n_tokens, logits)
-    _fn("sampling.cu", "argmax", "float16")(
-        (1,), (SAMPLE_THREADS,), (token, hist, pos, n_tokens, logits, np.int32(V), np.int32(hist.size)))
-
-
-class SampleWork:
-    """Device scratch of `sample` for one logits buffer (kernels/sampling.cu, "Workspace")."""
-
-    def __init__(self, V: int):
-        import cupy as cp
-        g = self.blocks = -(-V // SAMPLE_CHUNK)
-        self.s = cp.empty(V, cp.float32)                  # processed logits
-        self.pmax, self.parg, self.pmin = cp.empty(g, cp.float32), cp.empty(g, cp.int32), cp.empty(g, cp.float32)
-        self.bcnt, self.bmass = cp.empty(SAMPLE_NB, cp.uint32), cp.empty(SAMPLE_NB, cp.uint64)
-        self.ctr = cp.zeros(1, cp.uint32)                 # last-block ticket; the kernel leaves it at 0
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.s, self.pmax, self.parg, self.pmin, self.bcnt, self.bmass, self.ctr))
-
-
-def sample_workspace(logits) -> SampleWork:
-    """The workspace of `sample` for this logits buffer, allocated on first use: call it before graph capture
-    (state.Scratch does). Keyed by the buffer's address and V, so two engines never share one."""
-    key = (ck.device_id(), logits.data.ptr, int(logits.shape[-1]))
-    w = _sample_work.get(key)
-    if w is None:
-        import cupy as cp
-        if cp.cuda.get_current_stream().is_capturing():
-            raise ValueError("sample: no workspace for this logits buffer; call ops.sample_workspace before capture")
-        w = _sample_work[key] = SampleWork(key[2])
-    return w
-
-
-def sample(token, hist, pos, n_tokens, logits, params, seed):
-    """SamplingParams on the device; params f32 [4] = (temperature, top_p, repetition_penalty, top_k),
-    seed uint64 [1]. Writes like argmax. Two launches of ceil(V / SAMPLE_CHUNK) blocks (kernels/sampling.cu)."""
-    V = _select_check(token, hist, pos, n_tokens, logits)
-    _check("params", params, shape=(4,), dtype="float32")
-    _scalar("seed", seed, dtype="uint64")
-    w = sample_workspace(logits)
-    grid, block, n = (w.blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
-    part = (w.s, w.pmax, w.parg, w.pmin, w.bcnt, w.bmass)
-    _fn("sampling.cu", "sample_prep", "float16")(grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n)
-                                                 + part)
-    _fn("sampling.cu", "sample_draw", "float16")(grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V),
-                                                               n) + part + (w.ctr,))
-
-
-def sampling_params_array(params) -> np.ndarray:
-    """Host float32 [4] for `sample` from a SamplingParams (copy it into the device `params` buffer)."""
-    return np.array([params.temperature, params.top_p, params.repetition_penalty, params.top_k], np.float32)
+# ---- token selection: gpu/ops_select.py (argmax, the multi-block sampler and its workspace) ----------------
+from .ops_select import (SAMPLE_CHUNK, SAMPLE_NB, SAMPLE_THREADS, SampleWork, argmax,  # noqa: E402,F401
+                         sample, sample_workspace, sampling_params_array)
 
 
 # ---- warm-up -----------------------------------------------------------------------------------------------
