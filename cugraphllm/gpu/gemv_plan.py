@@ -119,10 +119,12 @@ class QuantPlan:
         """The cp.async ring of the tiles (stages > 0): 1 KB a warp per stage, after the staging."""
         return warps * self.stages * 1024 if self.stages and self.use_mma(n_pairs) else 0
 
-    def smem_bytes(self, K: int) -> int:
+    def smem_bytes(self, K: int, n_pairs: int | None = None) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
-        [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line)."""
-        if self.hacc and not self.mma:   # (mma: xh half [K] + block sums, or the fp32 path's staging)
+        [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line). Tiles (use_mma): the fp32
+        size, which holds their xh half [K] + block sums and the fp32 staging of their fallback for awkward K."""
+        mma = self.use_mma(n_pairs) if n_pairs is not None else bool(self.mma)
+        if self.hacc and not mma:
             return 2 * ((K + 63) // 64 * 64)
         return 4 * ((K + 31) // 32 * 32 + (K // 32 if self.fmt == "int4" else 0))
 

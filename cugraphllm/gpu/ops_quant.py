@@ -109,7 +109,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
         if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0, QG_STAGES=plan.stages)
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    smem = plan.smem_bytes(K) + plan.ring_bytes(warps, n_pairs)
+    smem = plan.smem_bytes(K, n_pairs) + plan.ring_bytes(warps, n_pairs)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
     return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs)), resident), 32 * warps
@@ -134,7 +134,7 @@ _resident_cache: dict = {}
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
     fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk)
-    pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # both drivers (gemv_quant_pairs.cuh, _tiles.cuh) call pdl_enter
+    pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # both drivers call pdl_enter
 
 
 # ---- ops (same contracts as gpu/ops.py) ----------------------------------------------------------------------
