@@ -111,9 +111,9 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
 #if QG_STAGES
     (void)first; (void)step;
-    ARing r;
-    r.slot0 = ring_slot0();
-    aprologue(r, w, p, ms, n_it);  // before any staging
+    ARing ring;
+    ring.slot0 = ring_slot0();
+    aprologue(ring, w, p, ms, n_it);  // before any staging
 #else
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
@@ -126,7 +126,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
 #if QG_STAGES
-        tile_async(r, w, p, xh, blk, n_it, ms, acc0, acc1);
+        tile_async(ring, w, p, xh, blk, n_it, ms, acc0, acc1);
 #else
         tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
 #endif
@@ -134,7 +134,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
             p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
 #if QG_STAGES
-            aprologue(r, w, p, ms, n_it);
+            aprologue(ring, w, p, ms, n_it);
 #else
             mload(f, w, p, first, n_it);
 #endif
