@@ -134,16 +134,23 @@ def test_first_chunk_is_uvicorns_frame_written_by_another_thread(pair, kind):
         loop.close()
 
 
+def _fill(a) -> int:
+    """Fill the non-blocking socket a's (small) send buffer; returns the bytes it took."""
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sent = 0
+    try:
+        while True:
+            sent += a.send(b"z" * 1024)
+    except BlockingIOError:
+        pass
+    return sent
+
+
 def test_full_socket_leaves_the_chunk_to_the_loop(pair):
     a, b = pair
     loop, job, cycle, scope, chunk = _setup(a)
     try:
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        try:
-            while True:
-                a.send(b"z" * 1024)
-        except BlockingIOError:
-            pass
+        _fill(a)
         first = fastpath.first_chunk(scope, job, chunk)
         assert _dups(a) == 1 and first("Once") is False and _dups(a) == 0
         assert "written" not in job.marks and job.first_by == "loop"
@@ -155,13 +162,7 @@ def test_partial_write_sends_the_rest_through_the_loop(pair):
     a, b = pair
     loop, job, cycle, scope, chunk = _setup(a)
     try:
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        sent = 0
-        try:
-            while True:
-                sent += a.send(b"z" * 1024)
-        except BlockingIOError:
-            pass
+        sent = _fill(a)
         b.recv(3000)   # room for part of the chunk
         text = _text(random.Random(9), 20000)
         first = fastpath.first_chunk(scope, job, chunk)
