@@ -100,6 +100,31 @@ __device__ __forceinline__ float residual_pair(float* __restrict__ x, T* __restr
     return sq;
 }
 
+// Decode qkv epilogue of rows j, j + 1 (one RoPE pair), y their dot products, in one lane. q rows (j < D): rotated
+// by RoPE at position pos[0], written to q T [D]; k rows (D <= j < D + KVD): rotated, written to k_cache T [S, KVD]
+// at row pos[0]; v rows: written to v_cache T [S, KVD] at row pos[0]. Cache writes only when n_tokens[0] > 0 and
+// 0 <= pos < S (never out of bounds). rope_cs f32 [S, hd/2, 2] = (cos, sin) of pos * theta^(-2i/hd).
+__device__ __forceinline__ void qkv_pair_store(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
+                                               const float* __restrict__ rope_cs, const int* __restrict__ pos,
+                                               const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int j,
+                                               float2 y) {
+    const int p = pos[0];
+    if (j < D + KVD) {
+        const int pr = min(max(p, 0), S - 1);  // table row; the clamp matters only for a position past S
+        const float2 cs = reinterpret_cast<const float2*>(rope_cs)[(size_t)pr * (hd >> 1) + ((j % hd) >> 1)];
+        y = make_float2(y.x * cs.x - y.y * cs.y, y.x * cs.y + y.y * cs.x);
+    }
+    T2 v;
+    v.x = from_f(y.x);
+    v.y = from_f(y.y);
+    if (j < D) {
+        reinterpret_cast<T2*>(q)[j >> 1] = v;
+    } else if (n_tokens[0] > 0 && p >= 0 && p < S) {
+        T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;  // row pos of [S, KVD]
+        reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
+    }
+}
+
 // The KSPLIT warps sharing a row pair (warps ks = warp % KSPLIT of one group) add their partial sums in a fixed
 // order (split 0, 1, ...: deterministic); the total is valid in split 0's warp. Whole block (one barrier).
 template <int KSPLIT, int WARPS>

@@ -255,11 +255,8 @@ gemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__
     silu_body(h, a, W, F, K, NormIn{ss, n_ss, eps});
 }
 
-// qkv = wqkv T [D + 2*KVD, K] . a T [K]; warp gw: rows j = 2gw, 2gw + 1 (one RoPE pair).
-// q rows (j < D): rotated by RoPE at position pos[0], written to q T [D].
-// k rows (D <= j < D + KVD): rotated, written to k_cache T [S, KVD] at row pos[0].
-// v rows: written to v_cache T [S, KVD] at row pos[0]. Cache writes only when n_tokens[0] > 0 and
-// 0 <= pos < S (never out of bounds). rope_cs f32 [S, hd/2, 2] = (cos, sin) of pos * theta^(-2i/hd).
+// qkv = wqkv T [D + 2*KVD, K] . a T [K]; warp gw: rows j = 2gw, 2gw + 1 (one RoPE pair); RoPE, q and the K/V row
+// at pos[0] written as common.cuh qkv_pair_store describes.
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
                                          const T* __restrict__ a, const T* __restrict__ W,
                                          const float* __restrict__ rope_cs, const int* __restrict__ pos,
@@ -270,21 +267,7 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     const bool active = j < D + 2 * KVD;
     float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm);
     if (!active || !lead || lane != 0) return;
-    const int p = pos[0];
-    if (j < D + KVD) {
-        const int pr = min(max(p, 0), S - 1);  // table row; the clamp matters only for a position past S
-        const float2 cs = reinterpret_cast<const float2*>(rope_cs)[(size_t)pr * (hd >> 1) + ((j % hd) >> 1)];
-        y = make_float2(y.x * cs.x - y.y * cs.y, y.x * cs.y + y.y * cs.x);
-    }
-    T2 v;
-    v.x = from_f(y.x);
-    v.y = from_f(y.y);
-    if (j < D) {
-        reinterpret_cast<T2*>(q)[j >> 1] = v;
-    } else if (n_tokens[0] > 0 && p >= 0 && p < S) {
-        T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;  // row pos of [S, KVD]
-        reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
-    }
+    qkv_pair_store(q, k_cache, v_cache, rope_cs, pos, n_tokens, D, KVD, hd, S, j, y);
 }
 
 extern "C" __global__ void GEMV_BOUNDS

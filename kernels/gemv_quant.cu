@@ -138,7 +138,7 @@ qgemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, int F, QW_PARAMS,
     silu_body(h, a, QW_ARGS, F, NormIn{ss, n_ss, eps});
 }
 
-// qkv = wqkv [D + 2 KVD, K] . a; pair gw: rows 2gw, 2gw+1 (one RoPE pair); outputs as gemv.cu's qkv_body.
+// qkv = wqkv [D + 2 KVD, K] . a; pair gw: rows 2gw, 2gw+1 (one RoPE pair); outputs as common.cuh qkv_pair_store.
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
                                          const T* __restrict__ a, const float* __restrict__ rope_cs,
                                          const int* __restrict__ pos, const int* __restrict__ n_tokens, int D,
@@ -152,22 +152,7 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     };
     auto epi = [&](int, int gw, const PairRows& pr, float2 y) {
         if (!pr.active || !lead || lane != 0) return;
-        const int j = 2 * gw;
-        const int p = pos[0];
-        if (j < D + KVD) {
-            const int pc = min(max(p, 0), S - 1);
-            const float2 cs = reinterpret_cast<const float2*>(rope_cs)[(size_t)pc * (hd >> 1) + ((j % hd) >> 1)];
-            y = make_float2(y.x * cs.x - y.y * cs.y, y.x * cs.y + y.y * cs.x);
-        }
-        T2 v;
-        v.x = from_f(y.x);
-        v.y = from_f(y.y);
-        if (j < D) {
-            reinterpret_cast<T2*>(q)[j >> 1] = v;
-        } else if (n_tokens[0] > 0 && p >= 0 && p < S) {
-            T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;
-            reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
-        }
+        qkv_pair_store(q, k_cache, v_cache, rope_cs, pos, n_tokens, D, KVD, hd, S, 2 * gw, y);
     };
     qgemv_pairs(w, a, nm, n_rows / 2, xs, csum, rows, epi);
 }
