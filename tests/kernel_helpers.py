@@ -21,6 +21,15 @@ TOL_F32 = 1e-5
 POSITIONS = [0, 1, 511, 4095]
 S = 4096
 
+def gpu_count() -> int:
+    """CUDA devices visible here (0 without CuPy or a driver): the multi-GPU test files skip below 2."""
+    try:
+        import cupy as cp
+        return cp.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
 def dt(cp, name):
     if name == "float16":
         return cp.float16

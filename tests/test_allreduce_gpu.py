@@ -15,17 +15,10 @@ import pytest
 
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
+from kernel_helpers import gpu_count
 
 
-def _gpu_count() -> int:
-    try:
-        import cupy as cp
-        return cp.cuda.runtime.getDeviceCount()
-    except Exception:
-        return 0
-
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_gpu_count() < 2, reason="needs 2 CUDA GPUs")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
 REPO = Path(__file__).resolve().parents[1]
 GREEDY = SamplingParams()
 SIZES = [1, 3, 5, 1023, 1024, 1025, 4096, 5120, 8192, 12347, 16000, 65536]
@@ -191,7 +184,7 @@ def _gen_np(n, s, salt, rank):
 
 def test_graph_replays_never_read_stale_data(peers):
     import cupy as cp
-    from cugraphllm.gpu.tp_runtime import _capture_one
+    from cugraphllm.gpu.runtime import capture_graph
     pb, _ = peers
     REPLAYS = 100
     ar_sizes, gsize = (4096, 5120, 8192), 16000
@@ -223,7 +216,7 @@ def test_graph_replays_never_read_stale_data(peers):
     graphs = []
     for r in (0, 1):
         with cp.cuda.Device(r):
-            graphs.append(_capture_one(st[r][1]["stream"], lambda: body(r)))
+            graphs.append(capture_graph(st[r][1]["stream"], lambda: body(r)))
     for _ in range(REPLAYS):
         for r in (0, 1):
             with cp.cuda.Device(r):

@@ -13,17 +13,10 @@ import pytest
 
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
+from kernel_helpers import gpu_count
 
 
-def _gpu_count() -> int:
-    try:
-        import cupy as cp
-        return cp.cuda.runtime.getDeviceCount()
-    except Exception:
-        return 0
-
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_gpu_count() < 2, reason="needs 2 CUDA GPUs")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
 GREEDY = SamplingParams()
 D7, F7, V7 = 4096, 11008, 32000
 
@@ -286,7 +279,7 @@ def _used():
     import cupy as cp
     gc.collect()  # engines of earlier tests (reference cycles) go now, not in the middle of the comparison
     out = []
-    for r in range(_gpu_count()):
+    for r in range(gpu_count()):
         with cp.cuda.Device(r):
             out.append(cp.get_default_memory_pool().used_bytes())
     return out
@@ -297,7 +290,7 @@ def test_refusals_are_one_line_and_allocate_nothing(monkeypatch):
     from cugraphllm.gpu.tp_engine import TPEngine
     cfg = ModelConfig.from_preset("tiny")
     before = _used()
-    n = _gpu_count()
+    n = gpu_count()
     # tiny (8 heads, 4 KV heads, hidden 688, vocab 512) splits over 2n GPUs for n = 2 or 4
     cases = [(ConfigError, "n_heads 8 is not divisible by 3", 3), (BackendError, f"needs {2 * n} CUDA GPUs", 2 * n)]
     for exc, what, tp in cases[:2 if 2 * n <= 8 else 1]:

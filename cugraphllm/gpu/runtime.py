@@ -19,6 +19,21 @@ import warnings
 from .model import forward
 
 
+def capture_graph(st, fn):
+    """fn() captured on stream st (current device), uploaded: the graph."""
+    with st:
+        try:  # begin inside the try: an interrupt right after it must still end the capture
+            st.begin_capture()
+            fn()
+        finally:
+            g = st.end_capture() if st.is_capturing() else None
+        if g is None:
+            raise RuntimeError("capture did not start")
+        g.upload(st)
+    st.synchronize()
+    return g
+
+
 class GraphRuntime:
     def __init__(self, engine, mode: str):
         import cupy as cp
@@ -77,18 +92,8 @@ class GraphRuntime:
         attn_bucket = None if self.mode == "graph" or kind == "decode" and b is None else b
         t0 = time.perf_counter()
         free0 = cp.cuda.runtime.memGetInfo()[0]
-        st = self._capture_stream
         try:
-            with st:
-                try:  # begin inside the try: an interrupt right after it must still end the capture
-                    st.begin_capture()
-                    self._forward(rows, attn_bucket, greedy)
-                finally:
-                    g = st.end_capture() if st.is_capturing() else None
-                if g is None:
-                    raise RuntimeError("capture did not start")
-                g.upload(st)
-            st.synchronize()
+            g = capture_graph(self._capture_stream, lambda: self._forward(rows, attn_bucket, greedy))
         except Exception as exc:  # a failed capture must not take the runtime down: eager still works
             self.failed.add(key)
             warnings.warn(f"CUDA graph capture failed for {key}: {exc}; running that step eagerly")

@@ -14,7 +14,7 @@ import time
 import warnings
 
 from .model import forward
-from .runtime import GraphRuntime
+from .runtime import GraphRuntime, capture_graph
 
 
 class AttnGroup:
@@ -66,21 +66,6 @@ class MultiGraph:
                 g.launch(rk.stream)
 
 
-def _capture_one(st, fn):
-    """fn() captured on stream st (current device): the uploaded graph."""
-    with st:
-        try:  # begin inside the try: an error right after it must still end the capture
-            st.begin_capture()
-            fn()
-        finally:
-            g = st.end_capture() if st.is_capturing() else None
-        if g is None:
-            raise RuntimeError("capture did not start")
-        g.upload(st)
-    st.synchronize()
-    return g
-
-
 def _free_bytes(devices) -> int:
     import cupy as cp
     total = 0
@@ -123,7 +108,7 @@ class TPRuntime(GraphRuntime):
 
         def one(r):
             rk = e.ranks[r]
-            graphs[r] = _capture_one(self._capture_streams[r], lambda: forward(
+            graphs[r] = capture_graph(self._capture_streams[r], lambda: forward(
                 e.config, rk.w, rk.kv, rk.s, rk.attn, rows, attn_bucket, greedy))
         try:
             e.workers.run(one)
@@ -182,7 +167,7 @@ def _time_graphs(engine, body, reps: int) -> float:
         with streams[r]:
             e.ranks[r].comm.part.fill(0)
         streams[r].synchronize()
-        graphs[r] = _capture_one(streams[r], lambda: body(e.ranks[r]))
+        graphs[r] = capture_graph(streams[r], lambda: body(e.ranks[r]))
     e.sync()
     e.workers.run(cap)
     mg = MultiGraph(graphs, e)
