@@ -35,6 +35,8 @@ class _Config(ctypes.Structure):  # CUlaunchConfig
                 ("stream", ctypes.c_void_p), ("attrs", ctypes.POINTER(_Attr)), ("n_attrs", ctypes.c_uint)]
 
 
+_ATTR = _Attr(_ATTR_PROGRAMMATIC_STREAM_SERIALIZATION)   # the one launch attribute, value 1: allowed
+_ATTR.value[0] = 1
 _state: dict = {}
 
 
@@ -82,11 +84,9 @@ def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False) -> Non
     import cupy as cp
     vals = [_param(a) for a in args]
     ptrs = (ctypes.c_void_p * max(1, len(vals)))(*[ctypes.addressof(v) for v in vals])
-    attr = _Attr(_ATTR_PROGRAMMATIC_STREAM_SERIALIZATION)
-    attr.value[0] = 1
     g, b = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
     cfg = _Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared_mem,
-                  cp.cuda.get_current_stream().ptr, ctypes.pointer(attr), 1)
+                  cp.cuda.get_current_stream().ptr, ctypes.pointer(_ATTR), 1)
     rc = f(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)  # RawKernel, or a Module's Function
     if rc:  # e.g. a driver without PDL: say so once, then launch everything the plain way
         msg = ctypes.c_char_p()
