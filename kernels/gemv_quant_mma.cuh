@@ -27,9 +27,6 @@
 #ifndef QG_MSPLIT
 #define QG_MSPLIT 1       // warps sharing one tile over interleaved K iterations
 #endif
-#ifndef QG_STAGES
-#define QG_STAGES 0       // > 1: weights through a cp.async ring of this many iterations a warp (gemv_quant_async.cuh)
-#endif
 #define QM_TILES (QG_WARPS / QG_MSPLIT)   // 8-pair tiles per block
 #define QM_PAIRS (8 * QM_TILES)           // row pairs per block
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)

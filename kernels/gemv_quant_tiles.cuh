@@ -1,6 +1,6 @@
 // The tile driver of the tensor-core GEMVs (qgemv_pairs_mma; included by gemv_quant_mma.cuh after the staging
-// and tile_mma): register loads of whole iterations (MFrag, tile_sync) or, QG_STAGES > 0, a cp.async ring
-// (gemv_quant_async.cuh); the per-iteration fix-up both share; the epilogue rounds.
+// and tile_mma): register loads of whole iterations (MFrag, tile_sync); the per-iteration fix-up; the epilogue
+// rounds.
 #pragma once
 
 struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 / r1 (+ int4 scale and zero)
@@ -93,10 +93,6 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
     tile_end(c, toff, acc0, acc1);
 }
 
-#if QG_STAGES
-#include "gemv_quant_async.cuh"
-#endif
-
 // Whole block; same contract as qgemv_pairs (gemv_quant_pairs.cuh) with QG_KSPLIT = 1: epi sees virtual blocks of
 // QG_WARPS pairs, pair vb * QG_WARPS + warp in warp `warp`, QM_ROUNDS of them per block and loop.
 template <class Rows, class Epi>
@@ -109,35 +105,20 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
     const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
-#if QG_STAGES
-    (void)first; (void)step;
-    ARing ring;
-    ring.slot0 = ring_slot0();
-    aprologue(ring, w, p, ms, n_it);  // before any staging
-#else
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
-#endif
     pdl_enter();  // a and ss come from the previous kernel
     const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
     const float xinv = stage_mma(xh, blk, a, w);
     __syncthreads();
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
-#if QG_STAGES
-        tile_async(ring, w, p, xh, blk, n_it, ms, acc0, acc1);
-#else
         tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
-#endif
         const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
             p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
-#if QG_STAGES
-            aprologue(ring, w, p, ms, n_it);
-#else
             mload(f, w, p, first, n_it);
-#endif
         }
         if (QG_MSPLIT > 1) {
             if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);

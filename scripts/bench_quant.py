@@ -110,8 +110,6 @@ SWEEPS = {  # fields not named keep the format's default plan's values
     "pfs": [dict(pfs=p) for p in (1, 2, 4, 8)] + [dict(mma=1, mma_min_pairs=0, pfs=p) for p in (0, 1, 2, 4, 8)],
     "mma2": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
-    "async": [dict(mma=1, mma_min_pairs=0, stages=st, warps=w, ksplit=k)
-              for st in (2, 4, 6) for w, k in ((8, None), (8, 2), (8, 4), (16, 2))],
 }
 
 

@@ -5,7 +5,7 @@ Run it under ncu, which picks the launches (-k, --launch-skip / --launch-count) 
   ncu --clock-control none -k regex:'gemv|sample' --launch-skip 5 --launch-count 40 \
       --section SpeedOfLight --section WarpStateStats python3 -m scripts.ncu_decode --format int4
 
-QuantPlan fields can be replaced for the run (--plan stages=4,ksplit=2), as bench_quant's sweeps do.
+QuantPlan fields can be replaced for the run (--plan mma=1,ksplit=2), as bench_quant's sweeps do.
 Nothing is timed here: ncu's own durations and counters are the output.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def sampler(reps: int) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--format", default="int4", help="fp16, fp8, int8 or int4 (default int4)")
-    ap.add_argument("--plan", default="", help="QuantPlan fields to replace, e.g. stages=4,ksplit=2")
+    ap.add_argument("--plan", default="", help="QuantPlan fields to replace, e.g. mma=1,ksplit=2")
     ap.add_argument("--reps", type=int, default=8, help="launches per kernel (default 8)")
     ap.add_argument("--sample", action="store_true", help="also run the device sampler and argmax")
     ap.add_argument("--no-gemv", action="store_true", help="skip the GEMVs")

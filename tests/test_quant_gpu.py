@@ -22,8 +22,7 @@ EPS = 1e-5
 BIG = pytest.mark.big   # 70B shapes (slow float64 references): under the default plan only
 
 
-PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0),
-         "mma_async": dict(hacc=0, mma=1, mma_min_pairs=0, stages=4)}
+PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0)}
 
 
 @pytest.fixture(autouse=True, params=list(PATHS))
@@ -31,7 +30,7 @@ def gemv_path(request, monkeypatch):
     """Every test under each GEMV path: fp32 products, half2 products, tensor-core tiles."""
     from cugraphllm.gpu import gemv_plan
     plan = gemv_plan.plan_for(request.node.callspec.params.get("fmt", "int4"))   # the test's format's default
-    default = ("mma_async" if plan.stages else "mma") if plan.mma else ("h2acc" if plan.hacc else "f32acc")
+    default = "mma" if plan.mma else ("h2acc" if plan.hacc else "f32acc")
     if request.node.get_closest_marker("big") and request.param != default:
         pytest.skip("70B shapes run under the default plan only (their float64 references take minutes)")
     for fmt in FMTS:

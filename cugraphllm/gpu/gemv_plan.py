@@ -80,7 +80,6 @@ class QuantPlan:
     mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
-    stages: int = 0            # tiles only, > 0: weights through a cp.async ring this deep (gemv_quant_async.cuh)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -114,10 +113,6 @@ class QuantPlan:
 
     def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
         return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
-
-    def ring_bytes(self, warps: int, n_pairs: int) -> int:
-        """The cp.async ring of the tiles (stages > 0): 1 KB a warp per stage, after the staging."""
-        return warps * self.stages * 1024 if self.stages and self.use_mma(n_pairs) else 0
 
     def smem_bytes(self, K: int, n_pairs: int | None = None) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
