@@ -20,9 +20,6 @@
 #ifndef QG_HACC
 #define QG_HACC 0         // 1: half staging and half2 products per weight vector (gemv_quant_h2.cuh)
 #endif
-#ifndef QG_PFS
-#define QG_PFS 0          // > 0: prefetch into L2 the weights this many loop steps ahead (no registers held)
-#endif
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif

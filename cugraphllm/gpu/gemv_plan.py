@@ -79,7 +79,8 @@ class QuantPlan:
     max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
     mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
-    pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
+    pipe: int = 1              # tiles: 1 = the next loop step's loads in flight during this step's mma
+    mma_unroll: int = 1        # tiles: iterations a loop step (registers: 64 at 1 with pipe, ~100 at 2)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -109,7 +110,7 @@ class QuantPlan:
         tiles = -(-n_pairs // 8)
         ms = self.ksplit or (2 if tiles >= 1024 else (4 if tiles >= 512 else 8))
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
-        return warps, self.unroll, min(ms, warps)
+        return warps, self.mma_unroll, min(ms, warps)
 
     def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
         return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
@@ -133,8 +134,8 @@ class QuantPlan:
 # are not what holds these GEMVs at 50-75% of the copy rate.
 # int4 takes the tensor-core tiles on wqkv, w13 and the LM head (>= 4096 row pairs; the half2 path elsewhere): 7B
 # decode 2.05 -> 1.92 ms/token with PDL (scripts/device_pdl.sh, device_pfs.sh); for int8 / fp8 the tiles were
-# slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). L2 prefetch ahead (pfs) was slower or equal
-# everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49): off.
+# slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). An L2 prefetch ahead (pfs, since removed) was
+# slower or equal everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49).
 QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1, mma=1)}
 
 
