@@ -24,6 +24,14 @@
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
 #define QG_THREADS (QG_WARPS * 32)
+// Blocks an SM the row-pair driver is compiled for: 64 registers a thread, what its loads in flight were tuned at
+// (nvcc gave the int4 / int8 half2 kernels 77-93 without the bound: one 512-thread block an SM instead of two,
+// 7B decode 1.84 -> 2.02 ms int4). The tiles pick their own (their unrolled loads need more).
+#if QG_MMA
+#define QG_MINB 1
+#else
+#define QG_MINB (QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 registers / (64 x QG_THREADS)
+#endif
 #define QG_PAIRS (QG_WARPS / QG_KSPLIT)
 #if QFMT == 3
 #define QG_EPV 32         // weight values per 16-byte vector

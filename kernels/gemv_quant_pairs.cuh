@@ -19,8 +19,8 @@ struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ i
 struct PCursor {
     const uint4 *q0, *q1;                 // rows r0 / r1, vector `lane`
 #if QFMT == 3
-    const __half *s0, *z0, *s1, *z1;      // the rows' scales and zeros, group 0
-#endif
+    unsigned o0, o1;                      // r0 * G, r1 * G: the rows' first group in scales / zeros (32-bit
+#endif                                    // offsets: four 64-bit pointers cost the int4 kernels a block an SM)
 };
 
 __device__ __forceinline__ PCursor pcursor(const QArgs& w, size_t r0, size_t r1, int nvec) {
@@ -29,12 +29,9 @@ __device__ __forceinline__ PCursor pcursor(const QArgs& w, size_t r0, size_t r1,
     c.q0 = q + r0 * (size_t)nvec;
     c.q1 = q + r1 * (size_t)nvec;
 #if QFMT == 3
-    const size_t G = (size_t)(w.K / w.gs);
-    const __half* s = reinterpret_cast<const __half*>(w.scales);
-    c.s0 = s + r0 * G;
-    c.z0 = w.zeros + r0 * G;
-    c.s1 = s + r1 * G;
-    c.z1 = w.zeros + r1 * G;
+    const unsigned G = (unsigned)(w.K / w.gs);
+    c.o0 = (unsigned)r0 * G;
+    c.o1 = (unsigned)r1 * G;
 #endif
     return c;
 }
@@ -66,8 +63,9 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, const PCursor
         f.w1[u] = in ? ld_stream16(c.q1 + off) : make_uint4(0u, 0u, 0u, 0u);
 #if QFMT == 3
         const unsigned g = !in ? 0u : (vg.shift >= 0 ? (unsigned)idx >> vg.shift : __umulhi((unsigned)idx, vg.magic));
-        f.sz0[u] = __halves2half2(__ldg(c.s0 + g), __ldg(c.z0 + g));
-        f.sz1[u] = __halves2half2(__ldg(c.s1 + g), __ldg(c.z1 + g));
+        const __half* sc = reinterpret_cast<const __half*>(w.scales);
+        f.sz0[u] = __halves2half2(__ldg(sc + (c.o0 + g)), __ldg(w.zeros + (c.o0 + g)));
+        f.sz1[u] = __halves2half2(__ldg(sc + (c.o1 + g)), __ldg(w.zeros + (c.o1 + g)));
 #endif
     }
     (void)w; (void)vg;
