@@ -1,0 +1,39 @@
+#!/bin/bash
+# Last call of the fourth session. GPU 0: 7B decode per format, one process each: the main before the GEMV
+# change (.device/old) against this tree, int8 also with the pairs unpipelined (pipe 0, unroll 2) swapped in;
+# then the per-matrix GEMV table of the final plans. GPU 1: the HTTP A/B (one server at a time), then the GPU
+# tests of the changed code (quantized GEMV paths in parallel workers, PDL, engines, server).
+source scripts/device_lib.sh final4
+E2E="bench --backend cuda --preset llama-2-7b --modes hybrid --prompt-lens 10,500 --new-tokens 64 --reps 2 \
+  --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
+row() { grep -H -E "^\| cugraphllm-hybrid \| (10|500) \| 64" "$@"; }
+( export CUDA_VISIBLE_DEVICES=0
+  for f in int4 int8 fp8; do
+    (cd .device/old && timeout 60 python3 -m cugraphllm $E2E --quant $f --stem e2e_${f}_old > $L/e2e_${f}_old.log 2>&1)
+    timeout 60 python3 -m cugraphllm $E2E --quant $f --stem e2e_${f}_new > $L/e2e_${f}_new.log 2>&1
+    row $L/e2e_${f}_old.log $L/e2e_${f}_new.log
+  done
+  timeout 60 python3 - > $L/e2e_int8_nopipe.log 2>&1 <<PY
+import dataclasses
+from cugraphllm.gpu import gemv_plan as g
+from cugraphllm.cli import main
+g.QUANT_PLANS["int8"] = dataclasses.replace(g.QUANT_PLANS["int8"], pipe=0, unroll=2)
+main("$E2E --quant int8 --stem e2e_int8_nopipe".split())
+PY
+  row $L/e2e_int8_nopipe.log
+  timeout 90 python3 -m scripts.bench_quant --formats int4,int8,fp8 --out $L/bench/quant_gemv_final.json \
+    > $L/gemv.log 2>&1; grep -E "TB/s|per token" $L/gemv.log
+) > $L/gpu0.txt 2>&1 &
+P0=$!
+( export CUDA_VISIBLE_DEVICES=1
+  timeout 200 python3 -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 \
+    --tokenizer .device/shared/models/llama2-tokenizer/tokenizer.model --new-tokens 64 --reps 8 --warmup 3 \
+    --variants default,legacy --out $L/bench/server_7b_seq.json > $L/server.log 2>&1
+  grep -E "TTFT (median|less)" $L/server.log
+  t quant 170 -n 8 tests/test_quant_gpu.py -k "mma or h2acc or h2_nopipe or f32acc"
+  t engine 90 tests/test_pdl_gpu.py tests/test_quant_engine_gpu.py tests/test_server_gpu.py
+) > $L/gpu1.txt 2>&1 &
+P1=$!
+wait $P0 $P1
+cat $L/gpu0.txt $L/gpu1.txt
+tar -czf "$OUT/final4.tgz" -C /tmp final4
