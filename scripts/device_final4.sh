@@ -1,6 +1,6 @@
 #!/bin/bash
 # Last call of the fourth session. GPU 0: 7B decode per format, one process each: the main before the GEMV
-# change (.device/old) against this tree, int8 also with the pairs unpipelined (pipe 0, unroll 2) swapped in;
+# change (.device/old) against this tree, and int8 / fp8 with the tensor-core tiles on every matrix swapped in;
 # then the per-matrix GEMV table of the final plans. GPU 1: the HTTP A/B (one server at a time), then the GPU
 # tests of the changed code (quantized GEMV paths in parallel workers, PDL, engines, server).
 source scripts/device_lib.sh final4
@@ -13,14 +13,16 @@ row() { grep -H -E "^\| cugraphllm-hybrid \| (10|500) \| 64" "$@"; }
     timeout 60 python3 -m cugraphllm $E2E --quant $f --stem e2e_${f}_new > $L/e2e_${f}_new.log 2>&1
     row $L/e2e_${f}_old.log $L/e2e_${f}_new.log
   done
-  timeout 60 python3 - > $L/e2e_int8_nopipe.log 2>&1 <<PY
+  for f in int8 fp8; do  # the tensor-core tiles on every matrix, pipelined, swapped in
+    timeout 60 python3 - > $L/e2e_${f}_tiles.log 2>&1 <<PY
 import dataclasses
 from cugraphllm.gpu import gemv_plan as g
 from cugraphllm.cli import main
-g.QUANT_PLANS["int8"] = dataclasses.replace(g.QUANT_PLANS["int8"], pipe=0, unroll=2)
-main("$E2E --quant int8 --stem e2e_int8_nopipe".split())
+g.QUANT_PLANS["$f"] = dataclasses.replace(g.QUANT_PLANS["$f"], mma=1, mma_min_pairs=0)
+main("$E2E --quant $f --stem e2e_${f}_tiles".split())
 PY
-  row $L/e2e_int8_nopipe.log
+    row $L/e2e_${f}_tiles.log
+  done
   timeout 90 python3 -m scripts.bench_quant --formats int4,int8,fp8 --out $L/bench/quant_gemv_final.json \
     > $L/gemv.log 2>&1; grep -E "TB/s|per token" $L/gemv.log
 ) > $L/gpu0.txt 2>&1 &
