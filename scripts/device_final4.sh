@@ -1,7 +1,7 @@
 #!/bin/bash
 # Last call of the fourth session. GPU 0: 7B decode per format, one process each: the main before the GEMV
 # change (.device/old) against this tree, and int8 / fp8 with the tensor-core tiles on every matrix swapped in;
-# then the per-matrix GEMV table of the final plans. GPU 1: the HTTP A/B (one server at a time), then the GPU
+# then Nsight Compute over the new int4 GEMVs (stall reasons, for the next step). GPU 1: the HTTP A/B (one server at a time), then the GPU
 # tests of the changed code (quantized GEMV paths in parallel workers, PDL, engines, server).
 source scripts/device_lib.sh final4
 E2E="bench --backend cuda --preset llama-2-7b --modes hybrid --prompt-lens 10,500 --new-tokens 64 --reps 2 \
@@ -23,8 +23,11 @@ main("$E2E --quant $f --stem e2e_${f}_tiles".split())
 PY
     row $L/e2e_${f}_tiles.log
   done
-  timeout 90 python3 -m scripts.bench_quant --formats int4,int8,fp8 --out $L/bench/quant_gemv_final.json \
-    > $L/gemv.log 2>&1; grep -E "TB/s|per token" $L/gemv.log
+  NCU="ncu --clock-control none -k regex:qgemv --launch-skip 2 --launch-count 8 --section WarpStateStats \
+    --section SchedulerStats --section SpeedOfLight --section SourceCounters --print-details all"
+  which ncu > /dev/null || export PATH=$PATH:/opt/nvidia/nsight-compute/2025.3.1
+  timeout 80 $NCU python3 -m scripts.ncu_decode --format int4 --reps 2 > $L/ncu_int4.txt 2>&1
+  grep -E "^  qgemv|Duration|DRAM Throughput" $L/ncu_int4.txt | head -24
 ) > $L/gpu0.txt 2>&1 &
 P0=$!
 ( export CUDA_VISIBLE_DEVICES=1
