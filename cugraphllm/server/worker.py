@@ -231,13 +231,14 @@ class Worker:
                     job.emit("text", text)
                     continue
                 job.mark("handed")
-                if job.first_chunk is not None and job.first_chunk(text):
-                    continue   # written to the client by this thread
-                job.emit("text", text)
-                if job.req.stream:
-                    job.flushed.wait(FLUSH_WAIT)
+                if job.first_chunk is None or not job.first_chunk(text):   # else written by this thread
+                    job.emit("text", text)
+                    if job.req.stream:
+                        job.flushed.wait(FLUSH_WAIT)
+                clock.observe_first()
         finally:
             chunks.close()
+            clock.observe_first()
         reason = "abort" if stats.finish_reason == "interrupted" else stats.finish_reason
         out = Outcome(reason, len(req.ids), stats.new_tokens, cached,
                       stats.first_token_s + started - job.arrived, started - job.arrived)
@@ -265,7 +266,7 @@ class _TokenClock:
 
     def __init__(self, job: Job, metrics: Metrics):
         self.job, self.metrics = job, metrics
-        self.prev, self.tokens, self.longest, self.longest_before = 0.0, 0, 0.0, 0
+        self.prev, self.tokens, self.longest, self.longest_before, self.observed = 0.0, 0, 0.0, 0, False
 
     def on_token(self, _token) -> bool:
         now = time.perf_counter()
@@ -275,10 +276,15 @@ class _TokenClock:
             if gap > self.longest:
                 self.longest, self.longest_before = gap, self.tokens
         else:
-            self.job.marks["token"] = now
-            self.metrics.observe(ttft=now - self.job.arrived)
+            self.job.marks["token"] = now   # its TTFT goes to the metrics once its text is out (observe_first)
         self.prev, self.tokens = now, self.tokens + 1
         return self.job.cancelled.is_set()
+
+    def observe_first(self) -> None:
+        """The TTFT into the metrics (once): after the first text is handed over, off the first token's path."""
+        if self.tokens and not self.observed:
+            self.observed = True
+            self.metrics.observe(ttft=self.job.marks["token"] - self.job.arrived)
 
     def __str__(self) -> str:
         return f"longest gap {self.longest * 1e3:.2f} ms (before token {self.longest_before})"
