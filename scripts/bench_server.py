@@ -7,17 +7,22 @@ the library's own (LLM.generate, streamed) on the same prompts, in one run.
 Both sides see the same prompt texts (random vocabulary pieces, one per repetition, so no two share more than
 BOS: no prefix reuse on either side), greedy, `--new-tokens` per request. The library side times the chunks of
 `LLM.generate(prompt, stream=True)` in this process; its model is then freed and the server runs in a
-subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a stdlib HTTP client here over
-one kept-alive connection (--fresh-connections: a TCP connect per request), from sending the request to each
-`data:` chunk. TTFT: to the first text chunk; ITL: between consecutive chunks. Target (issue 12): HTTP adds
+subprocess (`python -m cugraphllm serve`, same model flags and context), timed by a small HTTP/1.1 client here
+(scripts/server_side.py's Connection: a blocking socket, http.client's request, the response parsed from recv())
+over one kept-alive connection (--fresh-connections: a TCP connect per request), from sending the request to
+each `data:` chunk's text decoded, as the library side stamps a chunk once it has its text (before 2026-12:
+http.client, whose own Python added ~0.2 ms to each TTFT on the 2-vCPU machine; the variant httpclient).
+TTFT: to the first text chunk; ITL: between consecutive chunks. Target (issue 12): HTTP adds
 <= 1 ms to the TTFT median and <= 3% to the ITL median. Without --model: the packaged stories260K; a dummy model
 takes its tokenizer from --tokenizer (default ../shared's LLaMA-2 one).
 
 The library is also timed on a fresh thread (`library_thread`: what a non-main thread costs the engine, apart from
-HTTP), and the time to tokenize each prompt (both sides pay it) is recorded. Where the server's time goes: each
-request's stderr line carries its timeline (worker.TIMELINE) and the engine thread's longest gap between tokens;
-the JSON's `server_timeline` gives their medians (scripts/server_side.py says what each step is). The ITL's
-first gap (after the first chunk, which the engine thread writes or waits for) is given apart.
+HTTP), and the time to tokenize each prompt (both sides pay it): back to back (`tokenize_ms_median`, caches warm)
+and inside the library's TTFT (`library_tokenize_in_ttft_ms`, timed as generate() runs it; after other work it
+takes about twice as long on either side: set it beside the server's parsed -> tokenized). Where the server's
+time goes: each request's stderr line carries its timeline (worker.TIMELINE) and the engine thread's longest gap
+between tokens; the JSON's `server_timeline` gives their medians (scripts/server_side.py says what each step
+is). The ITL's first gap (after the first chunk, which the engine thread writes or waits for) is given apart.
 
 --variants default,early,h11 serves and times one server per variant in turn (scripts/serve_variant.py: each
 undoes one of the server's latency choices), so that one run says what each choice is worth on that machine;
@@ -85,8 +90,22 @@ def summary(xs) -> dict:
             "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "min": float(a.min()), "max": float(a.max())}
 
 
-def stamps_library(llm, gpu: dict, text: str, n: int) -> list[float]:
-    """One streamed generation: each text chunk's time after the call; gpu[text]: its prefill's GPU ms (cuda)."""
+class TimedEncode:
+    """llm.tokenizer.encode, timed: `last` is the seconds its last call took (~0.3 us more per call)."""
+
+    def __init__(self, encode):
+        self.encode, self.last = encode, None
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        ids = self.encode(*args, **kwargs)
+        self.last = time.perf_counter() - t0
+        return ids
+
+
+def stamps_library(llm, gpu: dict, text: str, n: int, tokenized: dict | None = None) -> list[float]:
+    """One streamed generation: each text chunk's time after the call; gpu[text]: its prefill's GPU ms (cuda);
+    tokenized[text]: the seconds generate() spent tokenizing it (where llm.tokenizer.encode is a TimedEncode)."""
     t0 = time.perf_counter()
     out = []
     for chunk in llm.generate(text, max_new_tokens=n, temperature=0.0, stream=True):
@@ -95,6 +114,8 @@ def stamps_library(llm, gpu: dict, text: str, n: int) -> list[float]:
     times = llm.engine.last_gpu_times() if hasattr(llm.engine, "last_gpu_times") else None
     if times:
         gpu[text] = times[0]
+    if tokenized is not None:
+        tokenized[text] = getattr(llm.tokenizer.encode, "last", None)
     return out
 
 
@@ -153,7 +174,8 @@ def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, insi
         gpu = (f"; GPU prefill library {extra[n]['library_gpu_prefill_ms']:.3f} / server {steps['gpu_prefill']:.3f}"
                if "library_gpu_prefill_ms" in extra[n] and "gpu_prefill" in steps else "")
         print(f"prompt {n:4d}: {label}: TTFT median library {med['ttft_ms'][0]:.3f} ms (on a thread {med['ttft_ms'][1]:.3f}; "
-              f"tokenizing {extra[n]['tokenize_ms_median']:.3f}), server {med['ttft_ms'][2]:.3f} ms "
+              f"tokenizing {extra[n]['tokenize_ms_median']:.3f}, inside its TTFT "
+              f"{extra[n].get('library_tokenize_in_ttft_ms', float('nan')):.3f}), server {med['ttft_ms'][2]:.3f} ms "
               f"(+{ttft_add:.3f}){gpu}; ITL median {med['itl_ms'][0]:.3f} / {med['itl_ms'][2]:.3f} ms "
               f"({itl_pct if itl_pct is None else round(itl_pct, 2)}%)", file=sys.stderr)
         print(f"prompt {n:4d}: {label}: ITL p99 library {lib['itl_ms'].get('p99', 0):.3f} / server "
@@ -164,7 +186,8 @@ def compare(lens, library: dict, threaded: dict, server: dict, extra: dict, insi
 
 
 def tokenize_ms(tok, texts: list[str]) -> float:
-    """Median ms to tokenize one of `texts` (both sides pay it inside their TTFT)."""
+    """Median ms to tokenize one of `texts` back to back (caches warm; inside a TTFT, after other work, it takes
+    longer on either side: library_tokenize_in_ttft_ms, the server's parsed -> tokenized)."""
     out = []
     for text in texts:
         t0 = time.perf_counter()
@@ -269,8 +292,9 @@ def main(argv=None) -> int:
         except metadata.PackageNotFoundError:
             pass
     command = server_command(args, model, backend, max_seq, tokenizer)
-    gpu = {}
-    sides = {"library": partial(stamps_library, llm, gpu),
+    gpu, tokenized = {}, {}
+    llm.tokenizer.encode = TimedEncode(llm.tokenizer.encode)   # how long generate() tokenizes, cold as it runs
+    sides = {"library": partial(stamps_library, llm, gpu, tokenized=tokenized),
              "library_thread": in_thread(partial(stamps_library, llm, {}))}
     if args.interleave:
         library, threaded, runs = interleaved(sides, variants, command, texts, args)
@@ -283,6 +307,8 @@ def main(argv=None) -> int:
     for n, ts in texts.items():
         if all(t in gpu for t in ts[args.warmup:]):
             extra[n]["library_gpu_prefill_ms"] = float(np.median([gpu[t] for t in ts[args.warmup:]]))
+        if all(tokenized.get(t) is not None for t in ts[args.warmup:]):
+            extra[n]["library_tokenize_in_ttft_ms"] = float(np.median([tokenized[t] for t in ts[args.warmup:]]) * 1e3)
     doc = {"what": "HTTP (SSE on loopback) overhead of cugraphllm serve over LLM.generate", "model": model,
            "backend": backend, "mode": args.mode if backend == "cuda" else None, "date": datetime.now(timezone.utc)
            .isoformat(timespec="seconds"), "device": device, "versions": versions, "new_tokens": args.new_tokens,

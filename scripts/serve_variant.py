@@ -18,10 +18,13 @@ Variants (comma-separated to combine):
   starlette    the generation routes through Starlette's router and middleware, as the other routes
   releasefirst a stream's job is released to the engine just before its headers are written, not once they are
                (its wake-up overlaps their write)
-  legacy       nodirect and starlette together: the request path of 2026-11-30 (bar the engine thread's doorbell,
-               the per-request arrival mark, the SSE response's headers built once and uvicorn's proxy headers off)
-(scripts/bench_server.py also knows onewrite, a client-side variant: its client sends each request's headers
-and body in one write, as curl does a small body, instead of two, as http.client and the openai client do.)
+  uvhead       a stream's headers go through uvicorn's send, not straight to the socket (fastpath.write_head)
+  legacy       nodirect, starlette and uvhead together: the request path of 2026-11-30 (bar the engine thread's
+               doorbell, the per-request arrival mark, the SSE response's headers built once, uvicorn's proxy
+               headers off, and the 2026-12 request path's leaner body read and job)
+(scripts/bench_server.py also knows two client-side variants: onewrite, its client sends each request's headers
+and body in one write, as curl does a small body, instead of two, as http.client and the openai client do; and
+httpclient, the requests go through the stdlib's http.client, as before 2026-12.)
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import sys
 
 
 VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "nodirect", "starlette",
-            "releasefirst", "legacy", "onewrite")
+            "releasefirst", "uvhead", "legacy", "onewrite", "httpclient")
 
 
 def apply(variant: str) -> None:
@@ -50,12 +53,13 @@ def apply(variant: str) -> None:
         worker.FLUSH_WAIT = 0.0
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
-    elif variant in ("nodirect", "starlette", "releasefirst", "legacy"):
+    elif variant in ("nodirect", "starlette", "releasefirst", "uvhead", "legacy"):
         from cugraphllm.server import app, fastpath
         fastpath.ENABLED = fastpath.ENABLED and variant not in ("nodirect", "legacy")
+        fastpath.HEAD = fastpath.HEAD and variant not in ("uvhead", "legacy")
         fastpath.DISPATCH = fastpath.DISPATCH and variant not in ("starlette", "legacy")
         app.RELEASE_BEFORE_HEADERS = app.RELEASE_BEFORE_HEADERS or variant == "releasefirst"
-    elif variant not in ("default", "onewrite"):   # onewrite: the client's (bench_server)
+    elif variant not in ("default", "onewrite", "httpclient"):   # the last two: the client's (bench_server)
         raise SystemExit(f"serve_variant: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 
 

@@ -1,6 +1,7 @@
 """The server side of scripts/bench_server.py: a server process (one variant, scripts/serve_variant.py), timed
-by a stdlib HTTP client, and its own view of the requests, read from its per-request stderr lines (worker.py):
-where the time to first token goes, and the longest gap between tokens, per prompt length.
+by a small HTTP client (Connection; http.client with the variant httpclient), and its own view of the requests,
+read from its per-request stderr lines (worker.py): where the time to first token goes, and the longest gap
+between tokens, per prompt length.
 
 Steps (median ms): request_in (client send -> the server begins parsing the request, on the machine's shared
 monotonic clock; before 2026-12: -> handler start), then from there worker.TIMELINE: handler (uvicorn's and
@@ -31,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 from cugraphllm.server.worker import TIMELINE
 
+CLIENT_VARIANTS = ("onewrite", "httpclient")   # the client's; the server runs as shipped
 STEPS = ("request_in", *TIMELINE, "response_out")
 HTTP_ONLY = ("per request, the client's TTFT less the server's tokenizing (parsed -> tokenized) and its engine "
              "thread's time from taking the job to the first text (started -> handed), both of which the library "
@@ -104,8 +106,9 @@ class VariantServer:
 
     def __init__(self, variant: str, command: list[str], args):
         self.variant, self.args = variant, args
-        self.one_write = "onewrite" in variant.split(",")   # a client-side variant: the server as shipped
-        server_side = ",".join(v for v in variant.split(",") if v != "onewrite") or "default"
+        self.one_write = "onewrite" in variant.split(",")   # client-side variants: the server as shipped
+        self.client = "httpclient" if "httpclient" in variant.split(",") else "raw"
+        server_side = ",".join(v for v in variant.split(",") if v not in CLIENT_VARIANTS) or "default"
         if server_side != "default":
             rest = command[command.index("serve") + 1:]
             command = ["-m", "scripts.serve_variant", server_side,
@@ -117,7 +120,8 @@ class VariantServer:
               f"{self.stack and self.stack.group(2)}", file=sys.stderr)
 
     def stamp(self, text, n):
-        s, c = stamps_server(self.port, text, n, self.sent, self.pool, self.args.fresh_connections, self.one_write)
+        s, c = stamps_server(self.port, text, n, self.sent, self.pool, self.args.fresh_connections, self.one_write,
+                             self.client)
         if self.args.fresh_connections:
             c.close()
         else:
@@ -165,10 +169,85 @@ class OneWrite(http.client.HTTPConnection):
         self.send(head + (message_body or b""))
 
 
-def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool, one_write: bool = False):
+class Connection:
+    """The bench's HTTP/1.1 client: one blocking socket (TCP_NODELAY), the request http.client would send (same
+    headers, headers and body in two writes as http.client and the openai client's httpx, or one: onewrite), and
+    the streamed response read with recv() and parsed here. Each text chunk is stamped once its JSON is decoded:
+    the text in hand, as the library side stamps a chunk once generate() yields it. (http.client's response
+    reader, layered file objects and chunked decoding in Python, took ~0.1 ms per first chunk before the stamp on
+    the 2-vCPU machine: latency of that client, not of HTTP: variant httpclient.)"""
+
+    def __init__(self, port: int, one_write: bool = False):
+        self.port, self.sock, self.one_write, self.buf = port, None, one_write, b""
+        self.host = f"127.0.0.1:{port}".encode()
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=600)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # the body's write must not wait (Nagle)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _more(self) -> None:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise SystemExit("the server closed the connection mid-response")
+        self.buf += data
+
+    def _line(self) -> bytes:
+        while (i := self.buf.find(b"\r\n")) < 0:
+            self._more()
+        line, self.buf = self.buf[:i], self.buf[i + 2:]
+        return line
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def stream(self, path: str, body: bytes) -> tuple[float, list[float]]:
+        """POST `body` (stream: true) to `path`; (t0, each text chunk's stamp in s after t0)."""
+        t0 = time.perf_counter()
+        if self.sock is None:   # --fresh-connections: the connect counts, as http.client's does
+            self.connect()
+        head = (b"POST %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: identity\r\nContent-Length: %d\r\n"
+                b"Content-Type: application/json\r\n\r\n" % (path.encode(), self.host, len(body)))
+        if self.one_write:
+            self.sock.sendall(head + body)
+        else:
+            self.sock.sendall(head)
+            self.sock.sendall(body)
+        status, headers = self._line(), []
+        while line := self._line():
+            headers.append(line.lower())
+        if not status.startswith(b"HTTP/1.1 200 ") or b"transfer-encoding: chunked" not in headers:
+            raise SystemExit(f"server answered {status!r} {headers!r}")
+        out, events = [], b""
+        while size := int(self._line().split(b";")[0], 16):   # one chunk per body message; 0 ends the body
+            events += self._take(size)
+            self._take(2)
+            while (i := events.find(b"\n\n")) >= 0:   # a whole server-sent event
+                event, events = events[:i], events[i + 2:]
+                if event.startswith(b"data: {") and json.loads(event[6:])["choices"][0]["text"]:
+                    out.append(time.perf_counter() - t0)
+        self._take(2)   # the empty trailer
+        return t0, out
+
+
+def stamps_server(port: int, text: str, n: int, sent: list, pool: list, fresh: bool, one_write: bool = False,
+                  client: str = "raw"):
     """One streamed request. `pool` holds a kept-alive connection (as the openai client's pool does), or stays
-    empty (--fresh-connections: each request pays a TCP connect and the server's accept, ~0.5 ms on a slow host)."""
+    empty (--fresh-connections: each request pays a TCP connect and the server's accept, ~0.5 ms on a slow host).
+    client "httpclient": the stdlib's http.client instead of Connection (variant httpclient)."""
     body = json.dumps({"prompt": text, "max_tokens": n, "temperature": 0, "stream": True}).encode()
+    if client == "raw":
+        c = pool.pop() if pool else Connection(port, one_write)
+        if c.sock is None and not fresh:
+            c.connect()
+        t0, out = c.stream("/v1/completions", body)
+        sent.append(t0)
+        return out, c
     if pool:
         c = pool.pop()
     else:

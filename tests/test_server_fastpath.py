@@ -352,3 +352,122 @@ def test_dispatch_answers_as_starlettes_router(stories_dir, monkeypatch, stream)
         assert status == 405 and "method_not_allowed" in text
     finally:
         server.worker.close()
+
+
+DEFAULT_HEADERS = [(b"server", b"uvicorn"), (b"date", b"Mon, 30 Nov 2026 06:40:00 GMT")]
+
+
+def _uvicorn_cycle(transport, **state):
+    """A real uvicorn RequestResponseCycle of a POST on `transport` (a test Transport), before its response."""
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    transport.pause_reading = transport.resume_reading = lambda: None
+    cycle = RequestResponseCycle(scope={"method": "POST", "type": "http"}, transport=transport,
+                                 flow=FlowControl(transport), logger=None, access_logger=None, access_log=False,
+                                 default_headers=list(DEFAULT_HEADERS), message_event=asyncio.Event(),
+                                 expect_100_continue=True, keep_alive=True, on_response=lambda: None)
+    for k, v in state.items():
+        setattr(cycle, k, v)
+    return cycle
+
+
+STATE = ("response_started", "chunked_encoding", "expected_content_length", "waiting_for_100_continue", "keep_alive")
+
+
+def test_head_is_uvicorns_response_start(pair):
+    """write_head puts on the socket the bytes uvicorn's send writes for the stream's start and leaves its cycle
+    in the same state, so that the body messages after it (uvicorn's or the engine thread's) frame alike."""
+    a, b = pair
+    headers = A._EventStream.raw_headers
+    theirs = _uvicorn_cycle(Transport(None))
+    asyncio.run(theirs.send({"type": "http.response.start", "status": 200, "headers": list(headers)}))
+    ours = _uvicorn_cycle(Transport(a))
+    scope = {"extensions": {fastpath.EXT: {"cycle": weakref.ref(ours)}}}
+    assert fastpath.write_head(scope, headers) is True
+    assert b.recv(1 << 16) == b"".join(theirs.transport.written) and ours.transport.written == []
+    assert [getattr(ours, k) for k in STATE] == [getattr(theirs, k) for k in STATE]
+    assert fastpath.write_head(scope, headers) is False   # started already
+    text = _text(random.Random(3), 50).encode()
+    for cycle in (ours, theirs):
+        asyncio.run(cycle.send({"type": "http.response.body", "body": text, "more_body": True}))
+    assert ours.transport.written == theirs.transport.written[1:]
+
+
+def test_head_on_a_full_socket_goes_through_the_transport(pair):
+    a, b = pair
+    _fill(a)
+    cycle = _uvicorn_cycle(Transport(a))
+    assert fastpath.write_head({"extensions": {fastpath.EXT: {"cycle": weakref.ref(cycle)}}}, []) is True
+    (data,) = cycle.transport.written   # all of it, in order, by the loop's transport
+    assert data.startswith(b"HTTP/1.1 200 OK\r\nserver: uvicorn\r\n") and data.endswith(b"chunked\r\n\r\n")
+
+
+@pytest.mark.parametrize("state", [dict(keep_alive=False), dict(access_log=True), dict(response_started=True),
+                                   dict(disconnected=True), dict(scope={"method": "HEAD"})])
+def test_head_left_to_uvicorn_where_its_send_would_differ(pair, state):
+    a, b = pair
+    cycle = _uvicorn_cycle(Transport(a), **state)
+    scope = {"extensions": {fastpath.EXT: {"cycle": weakref.ref(cycle)}}}
+    assert fastpath.write_head(scope, []) is False and fastpath.write_head({}, []) is False
+    cycle.transport.buffered = 1
+    assert fastpath.write_head(scope, []) is False
+    assert cycle.response_started is state.get("response_started", False) and cycle.transport.written == []
+    b.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        b.recv(1)
+
+
+def test_head_left_to_uvicorn_when_disabled(pair, monkeypatch):
+    cycle = _uvicorn_cycle(Transport(pair[0]))
+    monkeypatch.setattr(fastpath, "HEAD", False)   # the variant uvhead
+    assert fastpath.write_head({"extensions": {fastpath.EXT: {"cycle": weakref.ref(cycle)}}}, []) is False
+    assert not cycle.response_started and cycle.transport.written == []
+
+
+def test_latch_is_an_event():
+    from cugraphllm.server.worker import Latch
+    latch = Latch()
+    assert not latch.is_set() and latch.wait(0.001) is False
+    threading.Timer(0.02, latch.set).start()
+    assert latch.wait(10) is True and latch.is_set()
+    latch.set()
+    assert latch.is_set() and latch.wait(0) is True and latch.is_set()
+
+
+def test_body_read_from_receive(stories_dir):
+    """The handler reads the body from the ASGI receive itself: a body in several messages is joined, a too long
+    one (by its content-length, or by what arrives) is a 413, a client gone before its body is not answered."""
+    from starlette.requests import ClientDisconnect
+
+    from cugraphllm.api import LLM
+    from cugraphllm.server.app import MAX_BODY, Server, create_app
+
+    app = create_app(Server(LLM.load(stories_dir / "stories260K.bin", backend="numpy"), "m"))
+
+    def call(messages, length):
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/completions", "raw_path": b"/v1/completions", "query_string": b"",
+                 "root_path": "", "headers": [(b"content-length", str(length).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        sent, inbox = [], list(messages)
+
+        async def receive():
+            return inbox.pop(0)
+
+        async def send(message):
+            sent.append(message)
+        asyncio.run(app(scope, receive, send))
+        return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+    raw = json.dumps({"model": "not-m", "prompt": "x" * 1000}).encode()
+    parts = [{"type": "http.request", "body": raw[i:i + 97], "more_body": i + 97 < len(raw)}
+             for i in range(0, len(raw), 97)]
+    status, body = call(parts, len(raw))
+    assert status == 404 and body["error"]["code"] == "model_not_found"   # parsed whole: the model was read
+    status, body = call(parts, MAX_BODY + 1)
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+    big = [{"type": "http.request", "body": b" " * (1 << 20), "more_body": True}] * 9
+    assert call(big, 0)[0] == 413
+    with pytest.raises(ClientDisconnect):
+        call([parts[0], {"type": "http.disconnect"}], len(raw))

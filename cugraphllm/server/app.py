@@ -13,7 +13,7 @@ from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -69,11 +69,20 @@ class Server:
                              code="invalid_api_key")
 
     async def _body(self, request: Request):
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            raise P.ApiError(413, f"the request body exceeds {MAX_BODY} bytes", code="request_too_large")
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise P.ApiError(413, f"the request body exceeds {MAX_BODY} bytes", code="request_too_large")
+        """The decoded JSON body, read from the ASGI receive itself (Starlette's Request.body and headers wrap it
+        in a stream generator and a Headers object: more Python on the request's path, which runs cold)."""
+        for name, value in request.scope["headers"]:
+            if name == b"content-length" and int(value or 0) > MAX_BODY:
+                raise P.ApiError(413, f"the request body exceeds {MAX_BODY} bytes", code="request_too_large")
+        raw, more = b"", True
+        while more:
+            message = await request.receive()
+            if message["type"] != "http.request":   # the client left before its body was in
+                raise ClientDisconnect()
+            raw += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(raw) > MAX_BODY:
+                raise P.ApiError(413, f"the request body exceeds {MAX_BODY} bytes", code="request_too_large")
         try:
             return json.loads(raw)
         except (ValueError, RecursionError) as err:  # bad JSON, bad UTF-8, absurd nesting
@@ -111,8 +120,9 @@ class Server:
             chars = len(req.prompt) if isinstance(req.prompt, str) else sum(
                 len(m["content"]) for m in req.prompt if isinstance(m, dict))
             req.ids = await asyncio.to_thread(self._ids, req) if chars > LONG_TEXT else self._ids(req)
+            tokenized = time.perf_counter()
             job = Job(req, asyncio.get_running_loop(), arrived=arrived)
-            job.marks.update(handler=handler, read=read, parsed=parsed, tokenized=time.perf_counter())
+            job.marks.update(handler=handler, read=read, parsed=parsed, tokenized=tokenized)
             # a stream holds its place in the queue; _EventStream releases it once its headers are written
             self.worker.submit(job, hold=req.stream)
             job.mark("submitted")
@@ -255,7 +265,8 @@ class _EventStream:
         chunks = self.server._stream(job, scope)
         watch = asyncio.ensure_future(self._watch(receive))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)})
+            if not fastpath.write_head(scope, self.raw_headers):
+                await send({"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)})
             # the client reads the headers while the engine works; from here the loop only waits for the first
             # token (a chat's role chunk first)
             async for chunk in chunks:

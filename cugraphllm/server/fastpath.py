@@ -1,5 +1,6 @@
 """The generation routes' short cuts: POST /v1/completions and /v1/chat/completions straight to their handler
-(Dispatch), and a stream's first text chunk written by the engine thread straight to the client's socket.
+(Dispatch), a stream's headers written by the loop straight to the socket (write_head), and its first text chunk
+written by the engine thread straight to the client's socket.
 
 Starlette's middleware stack, router and endpoint wrapper cost ~50 us a request on a host whose caches went cold
 while it waited (measured between uvicorn's parse and the handler on the 2-vCPU CPU machine): Dispatch hands
@@ -20,6 +21,12 @@ descriptor. Anything the kernel does not take at once goes to the transport thro
 later chunks. Where the conditions do not hold (no response cycle exposed: uvicorn's h11 protocol; TLS; data
 still buffered; a socket that refuses the write), the chunk goes through the loop as the others do.
 
+A stream's response start (write_head) is the bytes uvicorn's send would write, os.write()n by the loop with the
+cycle's state set as that send sets it: no regex per header, and the GIL let go during the syscall, which on
+loopback wakes the client (uvloop's write holds the GIL through it). Where uvicorn would write something else
+(keep-alive off, an access log, a started response) or the write cannot go straight (TLS, data buffered, writes
+paused), uvicorn's send does it.
+
 The response cycle reaches the app through scope["extensions"] (CycleProtocol, passed to uvicorn as its HTTP
 protocol class), as a weak reference, with the time the request's parsing began (arrived(): the timeline's zero).
 """
@@ -33,6 +40,7 @@ from starlette.requests import Request
 
 EXT = "cugraphllm.cycle"
 ENABLED = True   # scripts/serve_variant.py's nodirect turns it off: every chunk goes through the loop
+HEAD = True      # scripts/serve_variant.py's uvhead turns it off: a stream's headers go through uvicorn's send
 DISPATCH = True   # scripts/serve_variant.py's starlette turns it off: every route through Starlette's router
 ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
 
@@ -109,6 +117,40 @@ class FirstChunk:
         fd = self.__dict__.pop("fd", None)
         if fd is not None:
             os.close(fd)
+
+
+def write_head(scope, headers) -> bool:
+    """A stream's response start (200, `headers` as (name, value) bytes pairs, chunked) written straight to the
+    socket: the bytes uvicorn's send would write (its default headers first, then ours, then its
+    transfer-encoding), with its cycle's state set as its send sets it. Loop thread only. uvicorn's send runs a
+    regex per header and its transport's write holds the GIL through the syscall, which wakes the client (~0.1
+    ms on the 2-vCPU machine); os.write lets the GIL go. False where the conditions do not hold (no cycle exposed,
+    a response started, keep-alive off, an access log, TLS, data buffered, writes paused): the caller sends the
+    start through uvicorn."""
+    ref = (scope.get("extensions") or {}).get(EXT, {}).get("cycle") if HEAD else None
+    cycle = ref() if ref is not None else None
+    if (cycle is None or cycle.response_started or cycle.disconnected or not cycle.keep_alive or cycle.access_log
+            or cycle.flow.write_paused or cycle.scope.get("method") != "POST"):
+        return False
+    transport = cycle.transport
+    if (transport.is_closing() or transport.get_write_buffer_size()
+            or transport.get_extra_info("sslcontext") is not None):
+        return False
+    try:
+        fd = transport.get_extra_info("socket").fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    lines = [b"%s: %s\r\n" % (name.lower(), value) for name, value in [*cycle.default_headers, *headers]]
+    data = b"".join([b"HTTP/1.1 200 OK\r\n", *lines, b"transfer-encoding: chunked\r\n\r\n"])
+    cycle.response_started, cycle.waiting_for_100_continue = True, False
+    cycle.chunked_encoding, cycle.expected_content_length = True, 0
+    try:
+        n = os.write(fd, data)   # non-blocking socket: whatever the kernel takes now
+    except OSError:   # EAGAIN, or the client is gone: the transport writes it (or notices the loss) as always
+        n = 0
+    if n < len(data):
+        transport.write(data[n:])
+    return True
 
 
 def _write_rest(cycle, data: bytes) -> None:

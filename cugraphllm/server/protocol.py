@@ -6,9 +6,9 @@ anything but its neutral value, and any field we do not know, is a 400 that name
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from ..sampling import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_K_MAX
@@ -124,8 +124,8 @@ def parse(body, kind: str, served_name: str, vocab_size: int) -> GenRequest:
     if model != served_name:
         raise ApiError(404, f"the model {model!r:.80} does not exist; this server serves {served_name!r}",
                        param="model", code="model_not_found")
-    req = GenRequest(kind=kind, model=model, id=("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex,
-                     created=int(time.time()))
+    req = GenRequest(kind=kind, model=model, created=int(time.time()),
+                     id=("cmpl-" if kind == "completion" else "chatcmpl-") + os.urandom(16).hex())   # uuid4's length
     req.prompt = _prompt(body, vocab_size) if kind == "completion" else _messages(body)
     names = ("max_tokens",) if kind == "completion" else ("max_completion_tokens", "max_tokens")
     for name in names:   # chat: max_completion_tokens wins over the deprecated max_tokens
