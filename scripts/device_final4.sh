@@ -8,10 +8,11 @@ E2E="bench --backend cuda --preset llama-2-7b --modes hybrid --prompt-lens 10,50
   --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
 row() { grep -H -E "^\| cugraphllm-hybrid \| (10|500) \| 64" "$@"; }
 ( export CUDA_VISIBLE_DEVICES=0
-  for f in int4 int8 fp8; do
-    (cd .device/old && timeout 60 python3 -m cugraphllm $E2E --quant $f --stem e2e_${f}_old > $L/e2e_${f}_old.log 2>&1)
+  for f in int4 int8 fp8; do  # fp8's old / new A/B is device_pipe.sh's (its kernels have not changed since)
+    [ $f = fp8 ] || (cd .device/old && timeout 60 python3 -m cugraphllm $E2E --quant $f --stem e2e_${f}_old \
+      > $L/e2e_${f}_old.log 2>&1)
     timeout 60 python3 -m cugraphllm $E2E --quant $f --stem e2e_${f}_new > $L/e2e_${f}_new.log 2>&1
-    row $L/e2e_${f}_old.log $L/e2e_${f}_new.log
+    row $L/e2e_${f}_*.log
   done
   for f in int8 fp8; do  # the tensor-core tiles on every matrix, pipelined, swapped in
     timeout 60 python3 - > $L/e2e_${f}_tiles.log 2>&1 <<PY
@@ -23,10 +24,10 @@ main("$E2E --quant $f --stem e2e_${f}_tiles".split())
 PY
     row $L/e2e_${f}_tiles.log
   done
-  NCU="ncu --clock-control none -k regex:qgemv --launch-skip 2 --launch-count 8 --section WarpStateStats \
+  NCU="ncu --clock-control none -k regex:qgemv --launch-skip 2 --launch-count 5 --section WarpStateStats \
     --section SchedulerStats --section SpeedOfLight --section SourceCounters --print-details all"
   which ncu > /dev/null || export PATH=$PATH:/opt/nvidia/nsight-compute/2025.3.1
-  timeout 80 $NCU python3 -m scripts.ncu_decode --format int4 --reps 2 > $L/ncu_int4.txt 2>&1
+  timeout 60 $NCU python3 -m scripts.ncu_decode --format int4 --reps 2 > $L/ncu_int4.txt 2>&1
   grep -E "^  qgemv|Duration|DRAM Throughput" $L/ncu_int4.txt | head -24
 ) > $L/gpu0.txt 2>&1 &
 P0=$!
