@@ -24,13 +24,15 @@
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
 #define QG_THREADS (QG_WARPS * 32)
-// Blocks an SM the row-pair driver is compiled for: 64 registers a thread, what its loads in flight were tuned at
-// (nvcc gave the int4 / int8 half2 kernels 77-93 without the bound: one 512-thread block an SM instead of two,
-// 7B decode 1.84 -> 2.02 ms int4). The tiles pick their own (their unrolled loads need more).
-#if QG_MMA
-#define QG_MINB 1
+// Blocks an SM each kernel is compiled for. Without a bound nvcc sized every kernel for its worst path: the int4
+// / int8 half2 row-pair kernels took 77-93 registers (one 512-thread block an SM instead of two: 7B int4 decode
+// 1.84 -> 2.02 ms), and the tile kernels, which also hold the row-pair fallback for awkward K or groups, 84-89 at
+// one iteration a step (2 blocks of 8 warps instead of 4) and ~128 at two. Row pairs and one-iteration tiles: 64
+// registers; two-iteration tiles: 128.
+#if QG_MMA && QG_UNROLL > 1
+#define QG_MINB (QG_THREADS < 512 ? 512 / QG_THREADS : 1)     // 65536 / (128 x QG_THREADS)
 #else
-#define QG_MINB (QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 registers / (64 x QG_THREADS)
+#define QG_MINB (QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)   // 65536 / (64 x QG_THREADS)
 #endif
 #define QG_PAIRS (QG_WARPS / QG_KSPLIT)
 #if QFMT == 3

@@ -140,10 +140,10 @@ class QuantPlan:
 # slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). An L2 prefetch ahead (pfs, since removed) was
 # slower or equal everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49).
 # Fourth session (quant_gemv_sweep_pipe_2026-11-30.json, device_pipe.sh / device_final4.sh): the loads of the next
-# loop step fly during this step's products (pipe), both drivers; int4 takes the tiles on every matrix (wo / w2 at
-# 2 iterations a step); the row-pair driver is held to 64 registers (QG_MINB) and 1 vector a step for int4 / int8.
+# loop step fly during this step's products (pipe), both drivers; kernels are held to 64 registers (QG_MINB: 128
+# for two-iteration tiles); the row-pair driver takes 1 vector a step for int4 / int8.
 QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1, unroll=1),
-               "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=0, unroll=1)}
+               "int4": QuantPlan("int4", hacc=1, mma=1, unroll=1)}
 
 
 def fp16_plan() -> GemvPlan:
