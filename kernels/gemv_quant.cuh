@@ -20,20 +20,13 @@
 #ifndef QG_HACC
 #define QG_HACC 0         // 1: half staging and half2 products per weight vector (gemv_quant_h2.cuh)
 #endif
+#ifndef QG_PFS
+#define QG_PFS 0          // > 0: prefetch into L2 the weights this many loop steps ahead (no registers held)
+#endif
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
 #define QG_THREADS (QG_WARPS * 32)
-// Blocks an SM each kernel is compiled for. Without a bound nvcc sized every kernel for its worst path: the int4
-// / int8 half2 row-pair kernels took 77-93 registers (one 512-thread block an SM instead of two: 7B int4 decode
-// 1.84 -> 2.02 ms), and the tile kernels, which also hold the row-pair fallback for awkward K or groups, 84-89 at
-// one iteration a step (2 blocks of 8 warps instead of 4) and ~128 at two. Row pairs and one-iteration tiles: 64
-// registers; two-iteration tiles: 128.
-#if QG_MMA && QG_UNROLL > 1
-#define QG_MINB (QG_THREADS < 512 ? 512 / QG_THREADS : 1)     // 65536 / (128 x QG_THREADS)
-#else
-#define QG_MINB (QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)   // 65536 / (64 x QG_THREADS)
-#endif
 #define QG_PAIRS (QG_WARPS / QG_KSPLIT)
 #if QFMT == 3
 #define QG_EPV 32         // weight values per 16-byte vector

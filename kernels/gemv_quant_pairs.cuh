@@ -1,11 +1,24 @@
 // The row-pair driver of the quantized decode GEMVs (qgemv_pairs: one warp a row pair over all of K, register
-// loads QG_UNROLL vectors ahead) and what both drivers share (PairRows); the tensor-core tile
+// loads QG_UNROLL vectors ahead) and what both drivers share (PairRows, the L2 prefetch); the tensor-core tile
 // driver (gemv_quant_mma.cuh) is included here when QG_MMA. Included by gemv_quant.cuh.
 #pragma once
 
-#ifndef QG_PIPE
-#define QG_PIPE 1         // 1: the next loop step's loads are issued before this step's products (two frags live)
-#endif
+// L2 prefetch of one 16-byte weight vector: keeps bytes in flight beyond the registers of the loads (a GEMV of a
+// 4-bit 7B matrix holds too few loads in registers to cover the DRAM latency at the copy rate)
+__device__ __forceinline__ void pf_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// prefetch of the vectors load_frag(base) would load
+__device__ __forceinline__ void pf_frag(const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int idx = base + u * 32 + lane;
+        if (idx < nvec) {
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec + idx);
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec + idx);
+        }
+    }
+}
 
 struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ int4 scale and zero of each)
     uint4 w0[QG_UNROLL], w1[QG_UNROLL];
@@ -14,61 +27,26 @@ struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ i
 #endif
 };
 
-// One lane's addresses for the current pair, set once per pair: the loop adds only vector offsets (it used to
-// recompute 64-bit row addresses and the group index from the kernel arguments at every load).
-struct PCursor {
-    const uint4 *q0, *q1;                 // rows r0 / r1, vector `lane`
-#if QFMT == 3
-    unsigned o0, o1;                      // r0 * G, r1 * G: the rows' first group in scales / zeros (32-bit
-#endif                                    // offsets: four 64-bit pointers cost the int4 kernels a block an SM)
-};
-
-__device__ __forceinline__ PCursor pcursor(const QArgs& w, size_t r0, size_t r1, int nvec) {
-    const uint4* q = reinterpret_cast<const uint4*>(w.q) + (threadIdx.x & 31);
-    PCursor c;
-    c.q0 = q + r0 * (size_t)nvec;
-    c.q1 = q + r1 * (size_t)nvec;
-#if QFMT == 3
-    const unsigned G = (unsigned)(w.K / w.gs);
-    c.o0 = (unsigned)r0 * G;
-    c.o1 = (unsigned)r1 * G;
-#endif
-    return c;
-}
-
-// Group of 16-byte vector v: v / (gs / QG_EPV) as a shift (w.gsh >= 0) or a multiply-high by the rounded-up
-// reciprocal (exact for v * vectors-per-group < 2^32). Set once per kernel.
-struct VGroup {
-    unsigned magic;
-    int shift;
-};
-
-__device__ __forceinline__ VGroup vgroup(const QArgs& w) {
-    VGroup m;
-    m.shift = QFMT == 3 ? w.gsh : 0;
-    const unsigned vpg = (unsigned)(QFMT == 3 ? max(w.gs / QG_EPV, 1) : 1);
-    m.magic = m.shift >= 0 ? 0u : 0xFFFFFFFFu / vpg + 1u;
-    return m;
-}
-
-// base: this lane's first vector is base + lane (pcursor added the lane)
-__device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, const PCursor& c, const VGroup& vg, int base,
-                                          int nvec) {
+__device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
     const int lane = threadIdx.x & 31;
+    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec;
+    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec;
+#if QFMT == 3
+    const int G = w.gsh >= 0 ? w.K >> (w.gsh + 5) : w.K / w.gs;   // a shift, not a division per load
+#endif
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {
-        const int off = base + u * 32, idx = off + lane;
+        const int idx = base + u * 32 + lane;
         const bool in = idx < nvec;
-        f.w0[u] = in ? ld_stream16(c.q0 + off) : make_uint4(0u, 0u, 0u, 0u);
-        f.w1[u] = in ? ld_stream16(c.q1 + off) : make_uint4(0u, 0u, 0u, 0u);
+        f.w0[u] = in ? ld_stream16(q0 + idx) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + idx) : make_uint4(0u, 0u, 0u, 0u);
 #if QFMT == 3
-        const unsigned g = !in ? 0u : (vg.shift >= 0 ? (unsigned)idx >> vg.shift : __umulhi((unsigned)idx, vg.magic));
-        const __half* sc = reinterpret_cast<const __half*>(w.scales);
-        f.sz0[u] = __halves2half2(__ldg(sc + (c.o0 + g)), __ldg(w.zeros + (c.o0 + g)));
-        f.sz1[u] = __halves2half2(__ldg(sc + (c.o1 + g)), __ldg(w.zeros + (c.o1 + g)));
+        const int g = in ? (w.gsh >= 0 ? idx >> w.gsh : idx * QG_EPV / w.gs) : 0;
+        const __half* s = reinterpret_cast<const __half*>(w.scales);
+        f.sz0[u] = __halves2half2(__ldg(s + r0 * G + g), __ldg(w.zeros + r0 * G + g));
+        f.sz1[u] = __halves2half2(__ldg(s + r1 * G + g), __ldg(w.zeros + r1 * G + g));
 #endif
     }
-    (void)w; (void)vg;
 }
 
 struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair has one row); inactive: no rows
@@ -79,57 +57,6 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
 #if QG_MMA
 #include "gemv_quant_mma.cuh"
 #endif
-
-// acc0 / acc1 += this lane's products of the QG_UNROLL vectors of one loop step (base..) held in f
-__device__ __forceinline__ void pstep(const Frag& f, const float* xs, const float* csum, int base, int nvec,
-                                      float& acc0, float& acc1) {
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int u = 0; u < QG_UNROLL; ++u) {
-        const int idx = base + u * 32 + lane;
-        if (idx < nvec) {
-#if QG_HACC && QFMT == 3
-            dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
-#elif QG_HACC
-            dot_vec_h2(f.w0[u], f.w1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
-#else
-            float d0 = 0.0f, d1 = 0.0f;
-            dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
-#if QFMT == 3
-            const float cs = csum[idx];
-            const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
-            acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
-            acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
-#else
-            acc0 += d0;
-            acc1 += d1;
-#endif
-#endif
-        }
-    }
-    (void)csum;
-}
-
-// This lane's sums of the pair's rows over vectors first + lane, first + step + lane, ...; f holds the first
-// step's loads on entry. QG_PIPE: the next step's loads fly during this step's products (two frags taking turns).
-__device__ __forceinline__ void pair_dot(Frag& f, const QArgs& w, const PCursor& c, const VGroup& vg, const float* xs,
-                                         const float* csum, int first, int step, int nvec, float& acc0, float& acc1) {
-    if (QG_PIPE) {
-        Frag nx;
-        for (int base = first; base < nvec; base += 2 * step) {
-            load_frag(nx, w, c, vg, base + step, nvec);
-            pstep(f, xs, csum, base, nvec, acc0, acc1);
-            if (base + step >= nvec) break;
-            load_frag(f, w, c, vg, base + 2 * step, nvec);
-            pstep(nx, xs, csum, base + step, nvec, acc0, acc1);
-        }
-    } else {
-        for (int base = first; base < nvec; base += step) {
-            if (base != first) load_frag(f, w, c, vg, base, nvec);
-            pstep(f, xs, csum, base, nvec, acc0, acc1);
-        }
-    }
-}
 
 // Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
 // QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
@@ -158,10 +85,10 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
     const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
     Frag f;
-    const VGroup vg = vgroup(w);
     PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
-    PCursor cur = pcursor(w, p.r0, p.r1, nvec);
-    if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);  // before any staging
+    if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
+    if (QG_PFS > 0 && vec && p.active)
+        for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
     pdl_enter();  // a and ss come from the previous kernel
     float inv = 1.0f, xinv = 1.0f;
     if (nm.ss) inv = norm_inv(nm, K);
@@ -177,7 +104,33 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
         const int gw = vb * QG_PAIRS + pair;
         float acc0 = 0.0f, acc1 = 0.0f;
         if (p.active && vec) {
-            pair_dot(f, w, cur, vg, xs, csum, first, step, nvec, acc0, acc1);
+            for (int base = first; base < nvec; base += step) {
+                if (base != first) load_frag(f, w, p.r0, p.r1, base, nvec);
+                if (QG_PFS > 0) pf_frag(w, p.r0, p.r1, base + (QG_PFS + 1) * step, nvec);
+#pragma unroll
+                for (int u = 0; u < QG_UNROLL; ++u) {
+                    const int idx = base + u * 32 + lane;
+                    if (idx < nvec) {
+#if QG_HACC && QFMT == 3
+                        dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xh, idx, acc0, acc1);
+#elif QG_HACC
+                        dot_vec_h2(f.w0[u], f.w1[u], xh, idx, acc0, acc1);
+#else
+                        float d0 = 0.0f, d1 = 0.0f;
+                        dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
+#if QFMT == 3
+                        const float cs = csum[idx];
+                        const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
+                        acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
+                        acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
+#else
+                        acc0 += d0;
+                        acc1 += d1;
+#endif
+#endif
+                    }
+                }
+            }
         } else if (p.active) {
             for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
 #if QG_HACC
@@ -189,22 +142,21 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
                 acc1 = fmaf(deq_at(w, p.r1, k), xv, acc1);
             }
         }
-        const PairRows done = p;
+        const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next pair's first loads fly during this pair's reductions
             p = rows(gw + (int)gridDim.x * QG_PAIRS);
-            cur = pcursor(w, p.r0, p.r1, nvec);
-            if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);
+            if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);
         }
         float2 y = ksplit_sum<QG_KSPLIT, QG_WARPS>(make_float2(warp_sum(acc0), warp_sum(acc1)));
-        if (done.active) {
-            y.x *= row_factor(w, done.r0) * xinv;
-            y.y *= row_factor(w, done.r1) * xinv;
+        if (cur.active) {
+            y.x *= row_factor(w, cur.r0) * xinv;
+            y.y *= row_factor(w, cur.r1) * xinv;
         }
         if (nm.ss) {
             y.x *= inv;
             y.y *= inv;
         }
-        epi(vb, gw, done, y);
+        epi(vb, gw, cur, y);
         __syncthreads();  // red and the epilogue's shared scratch are written again for the next pair
     }
 }

@@ -3,59 +3,6 @@
 // rounds.
 #pragma once
 
-#ifndef QG_PIPE
-#define QG_PIPE 1         // 1: the next loop step's loads are issued before this step's mma (two MFrags live)
-#endif
-
-// One lane's addresses in the current tile, set once per tile so the loop adds only iteration offsets (the loads
-// used to recompute 64-bit row addresses, the group index by division and the kernel arguments every iteration:
-// ~190 instructions per iteration for 8 HMMA, ncu: 47% issue, 34% of DRAM bandwidth on 7B int4 wqkv).
-struct MCursor {
-    const uint4* q0;          // packed row r0 at vector t (lane t = lane % 4); +4 per iteration
-    const uint4* q1;          // row r1
-#if QFMT == 3
-    const __half *s0, *z0, *s1, *z1;  // the rows' scales and zeros, group 0
-#endif
-    bool active;
-};
-
-__device__ __forceinline__ MCursor mcursor(const QArgs& w, const PairRows& p) {
-    const size_t nvec = (size_t)(w.K / QG_EPV);
-    const uint4* q = reinterpret_cast<const uint4*>(w.q) + (threadIdx.x & 3);
-    MCursor c;
-    c.q0 = q + p.r0 * nvec;
-    c.q1 = q + p.r1 * nvec;
-#if QFMT == 3
-    const size_t G = (size_t)(w.K / w.gs);
-    const __half* s = reinterpret_cast<const __half*>(w.scales);
-    c.s0 = s + p.r0 * G;
-    c.z0 = w.zeros + p.r0 * G;
-    c.s1 = s + p.r1 * G;
-    c.z1 = w.zeros + p.r1 * G;
-#endif
-    c.active = p.active;
-    return c;
-}
-
-// Group of iteration it: it / (gs / QM_COLS), as a shift (power of two) or a multiply-high by the rounded-up
-// reciprocal (exact for it * ipg < 2^32). Set once per kernel.
-struct MGroup {
-    unsigned magic;
-    int shift;                // >= 0: a shift; -1: the multiply
-};
-
-__device__ __forceinline__ MGroup mgroup(const QArgs& w) {
-    const unsigned ipg = (unsigned)(QFMT == 3 ? w.gs / QM_COLS : 1);
-    MGroup m;
-    m.shift = (ipg & (ipg - 1)) == 0 ? __ffs(ipg) - 1 : -1;
-    m.magic = m.shift >= 0 ? 0u : 0xFFFFFFFFu / ipg + 1u;
-    return m;
-}
-
-__device__ __forceinline__ unsigned mgroup_of(const MGroup& m, int it) {
-    return m.shift >= 0 ? (unsigned)it >> m.shift : __umulhi((unsigned)it, m.magic);
-}
-
 struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 / r1 (+ int4 scale and zero)
     uint4 w0[QG_UNROLL], w1[QG_UNROLL];
 #if QFMT == 3
@@ -63,21 +10,39 @@ struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 /
 #endif
 };
 
-__device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const MCursor& c, const MGroup& mg, int it0,
-                                      int n_it) {
+__device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& p, int it0, int n_it) {
+    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec;
+    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec;
+#if QFMT == 3
+    const int G = w.K / w.gs;
+    const __half* s = reinterpret_cast<const __half*>(w.scales);
+#endif
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {
         const int it = it0 + u;
-        const bool in = c.active && it < n_it;
-        f.w0[u] = in ? ld_stream16(c.q0 + 4 * it) : make_uint4(0u, 0u, 0u, 0u);
-        f.w1[u] = in ? ld_stream16(c.q1 + 4 * it) : make_uint4(0u, 0u, 0u, 0u);
+        const bool in = p.active && it < n_it;
+        f.w0[u] = in ? ld_stream16(q0 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
 #if QFMT == 3
-        const unsigned g = mgroup_of(mg, it);
-        f.sz0[u] = in ? __halves2half2(__ldg(c.s0 + g), __ldg(c.z0 + g)) : __half2();
-        f.sz1[u] = in ? __halves2half2(__ldg(c.s1 + g), __ldg(c.z1 + g)) : __half2();
+        const int g = !in ? 0 : (w.gsh >= 0 ? (4 * it) >> w.gsh : it * QM_COLS / w.gs);
+        f.sz0[u] = in ? __halves2half2(__ldg(s + p.r0 * G + g), __ldg(w.zeros + p.r0 * G + g)) : __half2();
+        f.sz1[u] = in ? __halves2half2(__ldg(s + p.r1 * G + g), __ldg(w.zeros + p.r1 * G + g)) : __half2();
 #endif
     }
-    (void)w; (void)mg;
+}
+
+// L2 prefetch of what mload(it0) would load (gemv_quant_pairs.cuh pf_l2)
+__device__ __forceinline__ void mprefetch(const QArgs& w, const PairRows& p, int it0, int n_it) {
+    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int it = it0 + u;
+        if (p.active && it < n_it) {
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec + 4 * it + t);
+            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec + 4 * it + t);
+        }
+    }
 }
 
 // After tile_mma of iteration it: int4 adds the group-scaled sums of rows r0 / r1 and clears C; int8 counts the
@@ -103,44 +68,26 @@ __device__ __forceinline__ void tile_end(const float* c, float toff, float& acc0
     (void)c; (void)toff;
 }
 
-// The mma and fix-up of the QG_UNROLL iterations of one loop step (base..) held in f
-__device__ __forceinline__ void mstep(const MFrag& f, const __half* xh, const float2* blk, int base, int n_it,
-                                      float* c, float& acc0, float& acc1, float& toff) {
-#pragma unroll
-    for (int u = 0; u < QG_UNROLL; ++u) {
-        const int it = base + u;
-        if (it < n_it) {  // warp-uniform: every lane runs the mma
-            tile_mma(c, f.w0[u], f.w1[u], xh, it);
-#if QFMT == 3
-            iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
-#else
-            iter_fix(c, __half2(), __half2(), blk, it, acc0, acc1, toff);
-#endif
-        }
-    }
-}
-
-// This lane's (acc0, acc1) = sums of rows r0 / r1 over the warp's iterations first, first + step, ...; f holds
-// the first step's loads on entry. QG_PIPE: the next step's loads fly during this step's mma (two MFrags taking
-// turns, so nothing is copied between them).
-__device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const MCursor& cur, const MGroup& mg,
-                                          const __half* xh, const float2* blk, int n_it, int first, int step,
-                                          float& acc0, float& acc1) {
+// This lane's (acc0, acc1) = sums of rows r0 / r1 over the warp's iterations (register loads, QG_UNROLL ahead)
+__device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
+                                          const float2* blk, int n_it, int first, int step, float& acc0,
+                                          float& acc1) {
     float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
-    if (QG_PIPE) {
-        MFrag nx;
-        for (int base = first; base < n_it; base += 2 * step) {
-            mload(nx, w, cur, mg, base + step, n_it);
-            mstep(f, xh, blk, base, n_it, c, acc0, acc1, toff);
-            if (base + step >= n_it) break;
-            mload(f, w, cur, mg, base + 2 * step, n_it);
-            mstep(nx, xh, blk, base + step, n_it, c, acc0, acc1, toff);
-        }
-    } else {
-        for (int base = first; base < n_it; base += step) {
-            if (base != first) mload(f, w, cur, mg, base, n_it);
-            mstep(f, xh, blk, base, n_it, c, acc0, acc1, toff);
+    for (int base = first; base < n_it; base += step) {
+        if (base != first) mload(f, w, p, base, n_it);
+        if (QG_PFS > 0) mprefetch(w, p, base + (QG_PFS + 1) * step, n_it);
+#pragma unroll
+        for (int u = 0; u < QG_UNROLL; ++u) {
+            const int it = base + u;
+            if (it < n_it) {  // warp-uniform: every lane runs the mma
+                tile_mma(c, f.w0[u], f.w1[u], xh, it);
+#if QFMT == 3
+                iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
+#else
+                iter_fix(c, __half2(), __half2(), blk, it, acc0, acc1, toff);
+#endif
+            }
         }
     }
     tile_end(c, toff, acc0, acc1);
@@ -158,22 +105,20 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
     const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
-    const MGroup mg = mgroup(w);
-    MCursor cur = mcursor(w, p);
     MFrag f;
-    mload(f, w, cur, mg, first, n_it);  // before any staging
+    mload(f, w, p, first, n_it);  // before any staging
+    for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
     pdl_enter();  // a and ss come from the previous kernel
     const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
     const float xinv = stage_mma(xh, blk, a, w);
     __syncthreads();
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
-        tile_sync(f, w, cur, mg, xh, blk, n_it, first, step, acc0, acc1);
-        const PairRows done = p;
+        tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
+        const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
             p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
-            cur = mcursor(w, p);
-            mload(f, w, cur, mg, first, n_it);
+            mload(f, w, p, first, n_it);
         }
         if (QG_MSPLIT > 1) {
             if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
@@ -187,8 +132,8 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
         }
         if (ms == 0 && (lane & 3) == 0) {
             const float k = xinv * inv;
-            pres[tile * 8 + g] = done.active ? make_float2(acc0 * row_factor(w, done.r0) * k,
-                                                           acc1 * row_factor(w, done.r1) * k) : make_float2(0.f, 0.f);
+            pres[tile * 8 + g] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
+                                                          acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
         }
         __syncthreads();
         for (int r = 0; r < QM_ROUNDS; ++r) {

@@ -107,11 +107,9 @@ SWEEPS = {  # fields not named keep the format's default plan's values
                for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)],
     "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1, mma_min_pairs=0)
             for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
+    "pfs": [dict(pfs=p) for p in (1, 2, 4, 8)] + [dict(mma=1, mma_min_pairs=0, pfs=p) for p in (0, 1, 2, 4, 8)],
     "mma2": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
-    "pipe": [dict(mma=1, mma_min_pairs=mp, pipe=pp, mma_unroll=u)
-             for mp in (4096, 0) for pp, u in ((1, 1), (1, 2), (0, 2), (0, 1))]
-            + [dict(mma=0, hacc=h, pipe=pp, unroll=u) for h in (0, 1) for pp, u in ((1, 1), (1, 2), (0, 2))],
 }
 
 

@@ -22,10 +22,7 @@ EPS = 1e-5
 BIG = pytest.mark.big   # 70B shapes (slow float64 references): under the default plan only
 
 
-PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0),
-         "mma_u2": dict(hacc=0, mma=1, mma_min_pairs=0, pipe=1, mma_unroll=2),
-         "mma_nopipe": dict(hacc=0, mma=1, mma_min_pairs=0, pipe=0, mma_unroll=2),
-         "h2_nopipe": dict(hacc=1, mma=0, pipe=0, unroll=2)}
+PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0)}
 
 
 @pytest.fixture(autouse=True, params=list(PATHS))

@@ -79,8 +79,7 @@ class QuantPlan:
     max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
     mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
-    pipe: int = 1              # 1: the next loop step's loads in flight during this step's products (both drivers)
-    mma_unroll: int = 0        # tiles: iterations a loop step; 0: the rule of mma_config
+    pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -106,14 +105,11 @@ class QuantPlan:
     def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
         """(warps, unroll, warps per 8-pair tile). H200 sweep (quant_gemv_sweep_mma_2026-11-30.json, int4): wqkv
         (768 tiles) 8 warps, 4 a tile: 14.8 us (half2 path 15.6); w13 (1376 tiles) 8, 2: 22.9 (25.6); LM head
-        (2000 tiles) 16, 2: 29.6 (34.4). Unroll (quant_gemv_sweep_pipe_2026-11-30.json, int4, pipelined loads): 1
-        iteration a step on >= 512 tiles (wqkv 12.40 us, 16.42 at 2: 64 against 102 registers), 2 below, where
-        the few tiles need more loads in flight per warp (wo 7.84 -> 6.29 us, w2 16.66 -> 11.57)."""
+        (2000 tiles) 16, 2: 29.6 (34.4); wo / w2 (256 tiles) were no faster than the half2 path."""
         tiles = -(-n_pairs // 8)
         ms = self.ksplit or (2 if tiles >= 1024 else (4 if tiles >= 512 else 8))
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
-        unroll = self.mma_unroll or (1 if tiles >= 512 else 2)
-        return warps, unroll, min(ms, warps)
+        return warps, self.unroll, min(ms, warps)
 
     def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
         return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
@@ -137,13 +133,9 @@ class QuantPlan:
 # are not what holds these GEMVs at 50-75% of the copy rate.
 # int4 takes the tensor-core tiles on wqkv, w13 and the LM head (>= 4096 row pairs; the half2 path elsewhere): 7B
 # decode 2.05 -> 1.92 ms/token with PDL (scripts/device_pdl.sh, device_pfs.sh); for int8 / fp8 the tiles were
-# slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). An L2 prefetch ahead (pfs, since removed) was
-# slower or equal everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49).
-# Fourth session (quant_gemv_sweep_pipe_2026-11-30.json, device_pipe.sh / device_final4.sh): the loads of the next
-# loop step fly during this step's products (pipe), both drivers; kernels are held to 64 registers (QG_MINB: 128
-# for two-iteration tiles); the row-pair driver takes 1 vector a step for int4 / int8.
-QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1, unroll=1),
-               "int4": QuantPlan("int4", hacc=1, mma=1, unroll=1)}
+# slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). L2 prefetch ahead (pfs) was slower or equal
+# everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49): off.
+QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1, mma=1)}
 
 
 def fp16_plan() -> GemvPlan:
