@@ -4,12 +4,8 @@
 # also sends the headers through uvicorn) and the old client (default+httpclient), with one ordering candidate
 # (releasefirst: the job released just before the headers' write, which now lets the GIL go), all servers up at
 # once and every prompt timed through each side in a random order (--interleave: one 7B dummy model per server).
-# Setup as scripts/device_server.sh. Not run yet: the server start-up (dummy weights, graphs) sets the time.
-set -u
-bash .device/prep.sh && export PYTHONPATH=/tmp/site
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl 2>/dev/null
-export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+# Not run yet: the server start-up (dummy weights, graphs) sets the time.
+source scripts/device_lib.sh http2
 T=.device/shared/models/llama2-tokenizer/tokenizer.model
 B="python3 -m scripts.bench_server --model dummy:llama-2-7b --backend cuda --prompt-lens 10,500 --tokenizer $T"
 timeout 540 $B --new-tokens 16 --reps 30 --warmup 3 --interleave \

@@ -190,9 +190,9 @@ class Server:
         req = job.req
         if req.kind == "chat":   # OpenAI's first chat chunk carries the role
             yield _sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))
-        self._release(job)   # if _EventStream has not: the loop has nothing left to do until the first token
-        chunk = _text_chunks(req)   # while the engine thread wakes up (the prefill takes ms: it is set long before)
-        job.first_chunk = fastpath.first_chunk(scope, job, chunk)
+        chunk = _text_chunks(req)
+        job.first_chunk = fastpath.first_chunk(scope, job, chunk)   # before the release: a fast prefill (the CPU
+        self._release(job)   # backend's small models) must not find it unset. If _EventStream has not released it
         event, value = await job.events.get()
         while True:
             if event == "text":

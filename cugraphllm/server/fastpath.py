@@ -127,14 +127,12 @@ def write_head(scope, headers) -> bool:
     ms on the 2-vCPU machine); os.write lets the GIL go. False where the conditions do not hold (no cycle exposed,
     a response started, keep-alive off, an access log, TLS, data buffered, writes paused): the caller sends the
     start through uvicorn."""
-    ref = (scope.get("extensions") or {}).get(EXT, {}).get("cycle") if HEAD else None
-    cycle = ref() if ref is not None else None
+    cycle = _cycle(scope) if HEAD else None
     if (cycle is None or cycle.response_started or cycle.disconnected or not cycle.keep_alive or cycle.access_log
             or cycle.flow.write_paused or cycle.scope.get("method") != "POST"):
         return False
-    transport = cycle.transport
-    if (transport.is_closing() or transport.get_write_buffer_size()
-            or transport.get_extra_info("sslcontext") is not None):
+    transport = _plain_transport(cycle)
+    if transport is None:
         return False
     try:
         fd = transport.get_extra_info("socket").fileno()
@@ -153,6 +151,21 @@ def write_head(scope, headers) -> bool:
     return True
 
 
+def _cycle(scope):
+    """uvicorn's request cycle of `scope` (weakly held by CycleProtocol), or None."""
+    ref = (scope.get("extensions") or {}).get(EXT, {}).get("cycle")
+    return ref() if ref is not None else None
+
+
+def _plain_transport(cycle):
+    """The cycle's transport where bytes may go to its socket directly: open, nothing buffered, no TLS."""
+    transport = cycle.transport
+    if (transport.is_closing() or transport.get_write_buffer_size()
+            or transport.get_extra_info("sslcontext") is not None):
+        return None
+    return transport
+
+
 def _write_rest(cycle, data: bytes) -> None:
     if not cycle.disconnected and not cycle.transport.is_closing():
         cycle.transport.write(data)
@@ -166,14 +179,12 @@ def arrived(scope) -> float | None:
 def first_chunk(scope, job, chunk) -> FirstChunk | None:
     """A FirstChunk for `job` once its stream's headers are out (loop thread), or None where the chunk must go
     through the loop. chunk(text) -> the SSE text of a chunk."""
-    ref = (scope.get("extensions") or {}).get(EXT, {}).get("cycle") if ENABLED else None
-    cycle = ref() if ref is not None else None
+    cycle = _cycle(scope) if ENABLED else None
     if (cycle is None or not cycle.response_started or cycle.response_complete or cycle.disconnected
             or cycle.chunked_encoding is not True or cycle.flow.write_paused):
         return None
-    transport = cycle.transport
-    if (transport.is_closing() or transport.get_write_buffer_size()
-            or transport.get_extra_info("sslcontext") is not None):
+    transport = _plain_transport(cycle)
+    if transport is None:
         return None
     try:
         fd = os.dup(transport.get_extra_info("socket").fileno())
