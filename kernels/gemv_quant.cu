@@ -60,12 +60,12 @@ __device__ __forceinline__ void logits_body(float* __restrict__ out, const T* __
     qgemv_pairs(w, a, nm, (N + 1) / 2, xs, csum, rows, epi);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_logits(float* __restrict__ out, const T* __restrict__ a, int N, QW_PARAMS) {
     logits_body(out, a, QW_ARGS, N, NO_NORM);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_logits_norm(float* __restrict__ out, const T* __restrict__ a, int N, QW_PARAMS,
                   const float* __restrict__ ss, int n_ss, float eps) {
     logits_body(out, a, QW_ARGS, N, NormIn{ss, n_ss, eps});
@@ -100,12 +100,12 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     qgemv_pairs(w, a, NO_NORM, (N + 1) / 2, xs, csum, rows, epi);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_residual(float* __restrict__ x, const T* __restrict__ a, int N, QW_PARAMS) {
     residual_body(x, nullptr, nullptr, 2, a, QW_ARGS, N);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss, int chunk,
                   const T* __restrict__ a, int N, QW_PARAMS) {
     residual_body(x, xh, ss, chunk, a, QW_ARGS, N);
@@ -127,12 +127,12 @@ __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict
     qgemv_pairs(w, a, nm, F, xs, csum, rows, epi);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_silu(T* __restrict__ h, const T* __restrict__ a, int F, QW_PARAMS) {
     silu_body(h, a, QW_ARGS, F, NO_NORM);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, int F, QW_PARAMS,
                 const float* __restrict__ ss, int n_ss, float eps) {
     silu_body(h, a, QW_ARGS, F, NormIn{ss, n_ss, eps});
@@ -157,14 +157,14 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     qgemv_pairs(w, a, nm, n_rows / 2, xs, csum, rows, epi);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
                const float* __restrict__ rope_cs, const int* __restrict__ pos, const int* __restrict__ n_tokens,
                int D, int KVD, int hd, int S, QW_PARAMS) {
     qkv_body(q, k_cache, v_cache, a, rope_cs, pos, n_tokens, D, KVD, hd, S, QW_ARGS, NO_NORM);
 }
 
-extern "C" __global__ void __launch_bounds__(QG_THREADS)
+extern "C" __global__ void QG_BOUNDS
 qgemv_qkv_rope_norm(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
                     const float* __restrict__ rope_cs, const int* __restrict__ pos,
                     const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, QW_PARAMS,

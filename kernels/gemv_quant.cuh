@@ -23,10 +23,20 @@
 #ifndef QG_PFS
 #define QG_PFS 0          // > 0: prefetch into L2 the weights this many loop steps ahead (no registers held)
 #endif
+#ifndef QG_PIPE
+#define QG_PIPE 0         // 1: the pipelined row-pair loop (gemv_quant_pipe.cuh); the tiles ignore it
+#endif
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
 #define QG_THREADS (QG_WARPS * 32)
+// Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
+// nvcc to 77-93 on int4 / int8, one 512-thread block an SM), otherwise no bound.
+#if QG_PIPE && !QG_MMA
+#define QG_BOUNDS __launch_bounds__(QG_THREADS, QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 / (64 x threads)
+#else
+#define QG_BOUNDS __launch_bounds__(QG_THREADS)
+#endif
 #define QG_PAIRS (QG_WARPS / QG_KSPLIT)
 #if QFMT == 3
 #define QG_EPV 32         // weight values per 16-byte vector

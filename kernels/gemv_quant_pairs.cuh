@@ -57,6 +57,9 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
 #if QG_MMA
 #include "gemv_quant_mma.cuh"
 #endif
+#if QG_PIPE
+#include "gemv_quant_pipe.cuh"
+#endif
 
 // Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
 // QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
@@ -85,10 +88,17 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
     const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
     Frag f;
+#if QG_PIPE
+    const VGroup vg = vgroup(w);
+    PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
+    PCursor cur = pcursor(w, p.r0, p.r1, nvec);
+    if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);  // before any staging
+#else
     PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
     if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
     if (QG_PFS > 0 && vec && p.active)
         for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
+#endif
     pdl_enter();  // a and ss come from the previous kernel
     float inv = 1.0f, xinv = 1.0f;
     if (nm.ss) inv = norm_inv(nm, K);
@@ -104,6 +114,9 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
         const int gw = vb * QG_PAIRS + pair;
         float acc0 = 0.0f, acc1 = 0.0f;
         if (p.active && vec) {
+#if QG_PIPE
+            pair_dot(f, w, cur, vg, xs, csum, first, step, nvec, acc0, acc1);
+#else
             for (int base = first; base < nvec; base += step) {
                 if (base != first) load_frag(f, w, p.r0, p.r1, base, nvec);
                 if (QG_PFS > 0) pf_frag(w, p.r0, p.r1, base + (QG_PFS + 1) * step, nvec);
@@ -131,6 +144,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
                     }
                 }
             }
+#endif
         } else if (p.active) {
             for (int k = ks * 32 + lane; k < K; k += 32 * QG_KSPLIT) {
 #if QG_HACC
@@ -142,21 +156,26 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
                 acc1 = fmaf(deq_at(w, p.r1, k), xv, acc1);
             }
         }
-        const PairRows cur = p;
+        const PairRows done = p;
         if (vb + (int)gridDim.x < nvb) {  // the next pair's first loads fly during this pair's reductions
             p = rows(gw + (int)gridDim.x * QG_PAIRS);
+#if QG_PIPE
+            cur = pcursor(w, p.r0, p.r1, nvec);
+            if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);
+#else
             if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);
+#endif
         }
         float2 y = ksplit_sum<QG_KSPLIT, QG_WARPS>(make_float2(warp_sum(acc0), warp_sum(acc1)));
-        if (cur.active) {
-            y.x *= row_factor(w, cur.r0) * xinv;
-            y.y *= row_factor(w, cur.r1) * xinv;
+        if (done.active) {
+            y.x *= row_factor(w, done.r0) * xinv;
+            y.y *= row_factor(w, done.r1) * xinv;
         }
         if (nm.ss) {
             y.x *= inv;
             y.y *= inv;
         }
-        epi(vb, gw, cur, y);
+        epi(vb, gw, done, y);
         __syncthreads();  // red and the epilogue's shared scratch are written again for the next pair
     }
 }

@@ -80,6 +80,7 @@ class QuantPlan:
     mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
+    pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -135,7 +136,12 @@ class QuantPlan:
 # decode 2.05 -> 1.92 ms/token with PDL (scripts/device_pdl.sh, device_pfs.sh); for int8 / fp8 the tiles were
 # slower on every matrix (quant_gemv_sweep_mma_2026-11-30.json). L2 prefetch ahead (pfs) was slower or equal
 # everywhere (device_pfs.sh: int4 tiles 1.91 -> 2.08 / 2.14 ms with pfs 2 / 4, int8 2.26 -> 2.49): off.
-QUANT_PLANS = {"fp8": QuantPlan("fp8"), "int8": QuantPlan("int8", hacc=1), "int4": QuantPlan("int4", hacc=1, mma=1)}
+# The pipelined row-pair loop (cursors set once per pair, the next step's loads before this step's products): fp8
+# 2.22 / 2.36 -> 2.08 / 2.21 ms/token at prompt 10 / 500 (scripts/device_pipe.sh; 2.07 / 2.21 in device_last4.sh,
+# kernels SASS-identical to these); int4 with it (and the tiles reworked alike, branch gemv-pipe) 1.84 -> 1.93 ms,
+# int8 no faster, so they keep the other loop.
+QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1),
+               "int4": QuantPlan("int4", hacc=1, mma=1)}
 
 
 def fp16_plan() -> GemvPlan:
