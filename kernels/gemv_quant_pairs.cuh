@@ -57,6 +57,37 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
 #if QG_MMA
 #include "gemv_quant_mma.cuh"
 #endif
+
+// acc0 / acc1 += this lane's products of the QG_UNROLL vectors of one loop step (base..) held in f
+__device__ __forceinline__ void pstep(const Frag& f, const float* xs, const float* csum, int base, int nvec,
+                                      float& acc0, float& acc1) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < QG_UNROLL; ++u) {
+        const int idx = base + u * 32 + lane;
+        if (idx < nvec) {
+#if QG_HACC && QFMT == 3
+            dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
+#elif QG_HACC
+            dot_vec_h2(f.w0[u], f.w1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
+#else
+            float d0 = 0.0f, d1 = 0.0f;
+            dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
+#if QFMT == 3
+            const float cs = csum[idx];
+            const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
+            acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
+            acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
+#else
+            acc0 += d0;
+            acc1 += d1;
+#endif
+#endif
+        }
+    }
+    (void)csum;
+}
+
 #if QG_PIPE
 #include "gemv_quant_pipe.cuh"
 #endif
@@ -120,29 +151,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
             for (int base = first; base < nvec; base += step) {
                 if (base != first) load_frag(f, w, p.r0, p.r1, base, nvec);
                 if (QG_PFS > 0) pf_frag(w, p.r0, p.r1, base + (QG_PFS + 1) * step, nvec);
-#pragma unroll
-                for (int u = 0; u < QG_UNROLL; ++u) {
-                    const int idx = base + u * 32 + lane;
-                    if (idx < nvec) {
-#if QG_HACC && QFMT == 3
-                        dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xh, idx, acc0, acc1);
-#elif QG_HACC
-                        dot_vec_h2(f.w0[u], f.w1[u], xh, idx, acc0, acc1);
-#else
-                        float d0 = 0.0f, d1 = 0.0f;
-                        dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
-#if QFMT == 3
-                        const float cs = csum[idx];
-                        const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
-                        acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
-                        acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
-#else
-                        acc0 += d0;
-                        acc1 += d1;
-#endif
-#endif
-                    }
-                }
+                pstep(f, xs, csum, base, nvec, acc0, acc1);
             }
 #endif
         } else if (p.active) {

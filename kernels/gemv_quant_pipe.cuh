@@ -63,36 +63,6 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, const PCursor
     (void)w; (void)vg;
 }
 
-// acc0 / acc1 += this lane's products of the QG_UNROLL vectors of one loop step (base..) held in f
-__device__ __forceinline__ void pstep(const Frag& f, const float* xs, const float* csum, int base, int nvec,
-                                      float& acc0, float& acc1) {
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int u = 0; u < QG_UNROLL; ++u) {
-        const int idx = base + u * 32 + lane;
-        if (idx < nvec) {
-#if QG_HACC && QFMT == 3
-            dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
-#elif QG_HACC
-            dot_vec_h2(f.w0[u], f.w1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
-#else
-            float d0 = 0.0f, d1 = 0.0f;
-            dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
-#if QFMT == 3
-            const float cs = csum[idx];
-            const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
-            acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
-            acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
-#else
-            acc0 += d0;
-            acc1 += d1;
-#endif
-#endif
-        }
-    }
-    (void)csum;
-}
-
 // This lane's sums of the pair's rows over vectors first + lane, first + step + lane, ...; f holds the first
 // step's loads on entry; the next step's loads fly during this step's products (two frags taking turns).
 __device__ __forceinline__ void pair_dot(Frag& f, const QArgs& w, const PCursor& c, const VGroup& vg, const float* xs,
