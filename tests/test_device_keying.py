@@ -88,6 +88,24 @@ def test_smem_limit_raised_once_per_device_and_grows(dev):
     assert calls == [(0, 60_000), (1, 50_000), (1, 70_000), (0, 70_000)]
 
 
+def test_smem_limit_counts_static_shared_memory(dev):
+    """48 KiB is the default for static + dynamic: 47.5 KiB dynamic beside 1 KiB static needs the raise, 40 KiB
+    does not (the kernel's own limit is then left alone)."""
+    calls = []
+
+    class Static(FakeRawKernel):
+        shared_size_bytes = 1024
+
+        @FakeRawKernel.max_dynamic_shared_size_bytes.setter
+        def max_dynamic_shared_size_bytes(self, n):
+            calls.append(n)
+            self.kernel.max_dynamic_shared_size_bytes = n
+
+    for n in (40 * 1024, 47 * 1024 + 512):
+        ops._need_smem(Static(dev, f"k{n}"), n)
+    assert calls == [47 * 1024 + 512]
+
+
 def test_kernel_cache_is_per_device(dev, monkeypatch):
     made = []
 

@@ -69,12 +69,15 @@ _smem_set: dict = {}  # (device, CUfunction handle) -> dynamic shared-memory lim
 def raise_smem_limit(fn, nbytes: int) -> None:
     """Raise a RawKernel's dynamic shared-memory limit to nbytes on the CURRENT device, once per (device, function);
     call it outside graph capture (warm-up). The key is the device's CUfunction handle (`fn.kernel.ptr`), where the
-    attribute lives: a Python id could be reused by another kernel once the first is collected."""
-    if nbytes <= SMEM_DEFAULT:
+    attribute lives: a Python id could be reused by another kernel once the first is collected. The 48 KiB
+    default bounds static plus dynamic shared memory, so the kernel's static bytes count (a kernel with ~1 KiB
+    static asking for 47-48 KiB dynamic failed to launch without the raise)."""
+    if nbytes <= SMEM_DEFAULT // 2:  # no kernel here has 24 KiB of static shared memory
         return
     key = (device_id(), fn.kernel.ptr)
     if _smem_set.get(key, 0) < nbytes:
-        fn.max_dynamic_shared_size_bytes = nbytes
+        if nbytes + int(getattr(fn, "shared_size_bytes", 0)) > SMEM_DEFAULT:
+            fn.max_dynamic_shared_size_bytes = nbytes
         _smem_set[key] = nbytes
 
 
