@@ -27,12 +27,19 @@ struct Frag {  // one lane's loads in flight: QG_UNROLL vectors of two rows (+ i
 #endif
 };
 
+#if QFMT == 3
+// int4 scale / zero groups per row: a shift where gs / 32 is a power of two (w.gsh >= 0)
+__device__ __forceinline__ int groups_per_row(const QArgs& w) {
+    return w.gsh >= 0 ? w.K >> (w.gsh + 5) : w.K / w.gs;
+}
+#endif
+
 __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
     const int lane = threadIdx.x & 31;
     const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + r0 * (size_t)nvec;
     const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + r1 * (size_t)nvec;
 #if QFMT == 3
-    const int G = w.gsh >= 0 ? w.K >> (w.gsh + 5) : w.K / w.gs;   // a shift, not a division per load
+    const int G = groups_per_row(w);   // a shift, not a division per load
 #endif
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {

@@ -21,7 +21,7 @@ __device__ __forceinline__ PCursor pcursor(const QArgs& w, size_t r0, size_t r1,
     c.q0 = q + r0 * (size_t)nvec;
     c.q1 = q + r1 * (size_t)nvec;
 #if QFMT == 3
-    const unsigned G = (unsigned)(w.K / w.gs);
+    const unsigned G = (unsigned)groups_per_row(w);
     c.o0 = (unsigned)r0 * G;
     c.o1 = (unsigned)r1 * G;
 #endif
