@@ -67,10 +67,14 @@ class Latch:
         return not self._lock.locked()
 
     def wait(self, timeout: float | None = None) -> bool:
-        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+        if not self.take(timeout):
             return False
         self.set()   # leave it set (a set() meanwhile may have released it already)
         return True
+
+    def take(self, timeout: float | None = None) -> bool:
+        """wait, leaving it unset: one waiter consumes a set (several sets before it are one)."""
+        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
 
 
 @dataclass
@@ -116,8 +120,8 @@ class Worker:
         self.llm, self.metrics, self.max_queue, self.log = llm, metrics, max_queue, log
         self._jobs: deque[Job] = deque()
         self._lock = threading.Lock()   # the queue and _closed
-        self._bell = threading.Lock()   # held while nobody rang: the engine thread sleeps in its acquire()
-        self._bell.acquire()
+        self._bell = Latch()   # set to wake the engine thread, which sleeps in take(): a ring before it sleeps is
+        #                        not lost, several rings are one
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="cugraphllm-engine", daemon=True)
 
@@ -128,15 +132,8 @@ class Worker:
         """Finish the job in flight and whatever is queued, then stop the thread."""
         with self._lock:
             self._closed = True
-        self._ring()
+        self._bell.set()
         self._thread.join(timeout)
-
-    def _ring(self) -> None:
-        """Wake the engine thread (a latch: a ring before it sleeps is not lost; more rings are one)."""
-        try:
-            self._bell.release()
-        except RuntimeError:   # rung already
-            pass
 
     @property
     def waiting(self) -> int:
@@ -156,12 +153,12 @@ class Worker:
             self._jobs.append(job)
             self.metrics.add(waiting=1)
         if job.ready:
-            self._ring()
+            self._bell.set()
 
     def release(self, job: Job) -> None:
         """Let the engine thread start a held job (FIFO: not before the jobs queued ahead of it)."""
         job.ready = True
-        self._ring()
+        self._bell.set()
 
     def discard(self, job: Job) -> None:
         """Cancel `job`; one still waiting leaves the queue now (its client is gone: it holds no place)."""
@@ -175,7 +172,7 @@ class Worker:
                 self.metrics.add(waiting=-1)
                 self.metrics.finish("abort")
         if queued:
-            self._ring()   # it may have held the head of the queue
+            self._bell.set()   # it may have held the head of the queue
 
     def _loop(self) -> None:
         while True:
@@ -209,7 +206,7 @@ class Worker:
                     return self._jobs.popleft()
                 if self._closed:
                     return None
-            self._bell.acquire(timeout=HOLD_LIMIT)   # a held job is queued without a ring: look now and then
+            self._bell.take(HOLD_LIMIT)   # a held job is queued without a ring: look now and then
 
     def _head_ready(self) -> bool:
         """The first job may start: released, or held past HOLD_LIMIT (a release that never comes, whatever the
