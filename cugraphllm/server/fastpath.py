@@ -151,9 +151,14 @@ def write_head(scope, headers) -> bool:
     return True
 
 
+def _ext(scope) -> dict:
+    """What CycleProtocol put in the request's scope (empty under another protocol)."""
+    return (scope.get("extensions") or {}).get(EXT, {})
+
+
 def _cycle(scope):
     """uvicorn's request cycle of `scope` (weakly held by CycleProtocol), or None."""
-    ref = (scope.get("extensions") or {}).get(EXT, {}).get("cycle")
+    ref = _ext(scope).get("cycle")
     return ref() if ref is not None else None
 
 
@@ -173,7 +178,7 @@ def _write_rest(cycle, data: bytes) -> None:
 
 def arrived(scope) -> float | None:
     """perf_counter() when uvicorn began parsing the request (CycleProtocol), or None."""
-    return (scope.get("extensions") or {}).get(EXT, {}).get("arrived")
+    return _ext(scope).get("arrived")
 
 
 def first_chunk(scope, job, chunk) -> FirstChunk | None:
