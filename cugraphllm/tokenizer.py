@@ -10,6 +10,8 @@ Padded vocabularies: checkpoints often round the vocabulary up past the tokenize
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from pathlib import Path
 from typing import Iterable
 
@@ -48,6 +50,13 @@ class Tokenizer:
         # byte value of each byte-fallback piece (id -> 0..255); the streaming decoder needs them
         self.byte_of: dict[int, int] = {
             i: int(processor.id_to_piece(i)[3:5], 16) for i in range(self.vocab_size) if processor.is_byte(i)}
+
+    @functools.cached_property
+    def context_piece(self) -> tuple[int, int]:
+        """(id, length of its text) of the piece StreamDecoder decodes in front of a restarted window: found once
+        (a generation makes a decoder before its first token: this is on every TTFT's path)."""
+        i = _context_piece(self)
+        return i, len(self.sp.decode([i]))
 
     @classmethod
     def load(cls, path) -> "Tokenizer":
@@ -133,8 +142,7 @@ class StreamDecoder:
     def __init__(self, tokenizer: Tokenizer, max_window: int = 8):
         self.tok = tokenizer
         self.max_window = max(2, max_window)
-        self._ctx = _context_piece(tokenizer)
-        self._ctx_len = len(tokenizer.sp.decode([self._ctx]))
+        self._ctx, self._ctx_len = tokenizer.context_piece
         self.reset()
 
     def reset(self) -> None:
@@ -244,7 +252,7 @@ def _context_piece(tokenizer: Tokenizer) -> int:
     the window's first piece prints as it does after earlier text."""
     sp = tokenizer.sp
     letters = [sp.piece_to_id(c) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"]
-    for i in letters + list(range(tokenizer.vocab_size - 1, -1, -1)):
+    for i in itertools.chain(letters, range(tokenizer.vocab_size - 1, -1, -1)):
         if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i):
             continue
         text = sp.decode([i])
