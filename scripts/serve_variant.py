@@ -16,8 +16,8 @@ Variants (comma-separated to combine):
   nodirect     the first text chunk goes through the event loop as the others do, instead of being written by
                the engine thread (cugraphllm/server/fastpath.py)
   starlette    the generation routes through Starlette's router and middleware, as the other routes
-  releasefirst a stream's job is released to the engine just before its headers are written, not once they are
-               (its wake-up overlaps their write)
+  loophead     a stream's headers are written by the loop before its job goes to the engine (as before 2026-12-01),
+               not by the engine thread in one write with the first chunk (fastpath.DEFER_HEAD)
   uvhead       a stream's headers go through uvicorn's send, not straight to the socket (fastpath.write_head)
   legacy       nodirect, starlette and uvhead together: the request path of 2026-11-30 (bar the engine thread's
                doorbell, the per-request arrival mark, the SSE response's headers built once, uvicorn's proxy
@@ -32,7 +32,7 @@ import sys
 
 
 VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "nodirect", "starlette",
-            "releasefirst", "uvhead", "legacy", "onewrite", "httpclient")
+            "loophead", "uvhead", "legacy", "onewrite", "httpclient")
 
 
 def apply(variant: str) -> None:
@@ -53,12 +53,12 @@ def apply(variant: str) -> None:
         worker.FLUSH_WAIT = 0.0
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
-    elif variant in ("nodirect", "starlette", "releasefirst", "uvhead", "legacy"):
+    elif variant in ("nodirect", "starlette", "loophead", "uvhead", "legacy"):
         from cugraphllm.server import app, fastpath
         fastpath.ENABLED = fastpath.ENABLED and variant not in ("nodirect", "legacy")
         fastpath.HEAD = fastpath.HEAD and variant not in ("uvhead", "legacy")
         fastpath.DISPATCH = fastpath.DISPATCH and variant not in ("starlette", "legacy")
-        app.RELEASE_BEFORE_HEADERS = app.RELEASE_BEFORE_HEADERS or variant == "releasefirst"
+        fastpath.DEFER_HEAD = fastpath.DEFER_HEAD and variant not in ("loophead", "legacy")
     elif variant not in ("default", "onewrite", "httpclient"):   # the last two: the client's (bench_server)
         raise SystemExit(f"serve_variant: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 

@@ -44,13 +44,20 @@ class Transport:
         self.written.append(bytes(data))
 
 
+DEFAULT_HEADERS = [(b"date", b"Mon, 30 Nov 2026 08:00:00 GMT"), (b"server", b"uvicorn")]
+HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
 class Cycle:
-    """The fields of uvicorn's RequestResponseCycle that fastpath checks, in the state of a started stream."""
+    """The fields of uvicorn's RequestResponseCycle that fastpath reads and sets, in the state of a started
+    stream (response_started=False: one whose headers wait for its first chunk)."""
 
     def __init__(self, transport):
         self.transport, self.flow = transport, type("Flow", (), {"write_paused": False})()
         self.response_started, self.response_complete, self.disconnected = True, False, False
-        self.chunked_encoding = True
+        self.chunked_encoding, self.keep_alive, self.access_log = True, True, False
+        self.scope, self.default_headers = {"method": "POST", "type": "http"}, list(DEFAULT_HEADERS)
+        self.waiting_for_100_continue, self.expected_content_length = False, 0
 
 
 def _text(rng, n):
@@ -59,20 +66,35 @@ def _text(rng, n):
     return "".join(rng.choice(pieces) for _ in range(n))
 
 
-def _uvicorn_frame(body: bytes) -> bytes:
-    """What uvicorn's own cycle writes for one body message of a chunked response."""
+def _uvicorn_bytes(*bodies: bytes, start: bool = False) -> tuple[bytes, object]:
+    """What uvicorn's own cycle writes for body messages of a chunked response, after its start (HEADERS, on
+    DEFAULT_HEADERS) where `start`; and that cycle, in the state its sends leave."""
     from uvicorn.protocols.http.flow_control import FlowControl
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
     out = Transport(None)
     out.pause_reading = out.resume_reading = lambda: None
     cycle = RequestResponseCycle(scope={"method": "POST", "type": "http"}, transport=out, flow=FlowControl(out),
-                                 logger=None, access_logger=None, access_log=False, default_headers=[],
+                                 logger=None, access_logger=None, access_log=False,
+                                 default_headers=list(DEFAULT_HEADERS) if start else [],
                                  message_event=asyncio.Event(), expect_100_continue=False, keep_alive=True,
                                  on_response=lambda: None)
-    cycle.response_started, cycle.chunked_encoding = True, True
-    asyncio.run(cycle.send({"type": "http.response.body", "body": body, "more_body": True}))
-    return b"".join(out.written)
+    messages = [{"type": "http.response.body", "body": b, "more_body": True} for b in bodies]
+    if start:
+        messages.insert(0, {"type": "http.response.start", "status": 200, "headers": HEADERS})
+    else:
+        cycle.response_started, cycle.chunked_encoding = True, True
+
+    async def send_all():
+        for m in messages:
+            await cycle.send(m)
+    asyncio.run(send_all())
+    return b"".join(out.written), cycle
+
+
+def _uvicorn_frame(body: bytes) -> bytes:
+    """What uvicorn's own cycle writes for one body message of a chunked response."""
+    return _uvicorn_bytes(body)[0]
 
 
 def _dups(sock) -> int:
@@ -186,13 +208,59 @@ def test_partial_write_sends_the_rest_through_the_loop(pair):
         loop.close()
 
 
-@pytest.mark.parametrize("state", [dict(response_started=False), dict(chunked_encoding=False),
-                                   dict(chunked_encoding=None), dict(disconnected=True),
-                                   dict(response_complete=True)])
-def test_no_direct_write_outside_a_started_chunked_response(pair, state):
+@pytest.mark.parametrize("state", [dict(chunked_encoding=False), dict(chunked_encoding=None),
+                                   dict(disconnected=True), dict(response_complete=True),
+                                   dict(response_started=False, defer=False),
+                                   dict(response_started=False, keep_alive=False),
+                                   dict(response_started=False, access_log=True),
+                                   dict(response_started=False, scope={"method": "GET"})])
+def test_no_direct_write_outside_a_started_chunked_response(pair, monkeypatch, state):
+    """Nothing written by the engine thread where uvicorn would write something else; a response not begun
+    waits for its first chunk only where uvicorn's start would be _head's bytes (and DEFER_HEAD is on)."""
+    monkeypatch.setattr(fastpath, "DEFER_HEAD", state.pop("defer", True))
     loop, job, cycle, scope, chunk = _setup(pair[0], **state)
+    started = cycle.response_started
     try:
-        assert fastpath.first_chunk(scope, job, chunk) is None and _dups(pair[0]) == 0
+        assert fastpath.first_chunk(scope, job, chunk, HEADERS) is None and _dups(pair[0]) == 0
+        assert not fastpath.defer_head(scope) and cycle.response_started == started
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", ["completion", "chat"])
+def test_deferred_head_goes_out_with_the_first_chunk(pair, kind):
+    """A stream whose headers wait: the engine thread writes uvicorn's bytes for the start, the opening chunks
+    and the first chunk, in one write, and leaves the cycle as uvicorn's sends would (the loop's later sends are
+    plain body chunks)."""
+    a, b = pair
+    loop, job, cycle, scope, chunk = _setup(a, kind, response_started=False, chunked_encoding=None)
+    try:
+        assert fastpath.defer_head(scope)
+        opening = [A._sse({"role": _text(random.Random(3), 11)})] if kind == "chat" else []
+        first = fastpath.first_chunk(scope, job, chunk, HEADERS, opening)
+        text = _text(random.Random(4), 29)
+        got = [None]
+        worker = threading.Thread(target=lambda: got.__setitem__(0, first(text)))
+        worker.start()
+        worker.join()
+        want, ref = _uvicorn_bytes(*[o.encode() for o in opening], chunk(text).encode(), start=True)
+        assert got[0] is True and b.recv(1 << 16) == want and cycle.transport.written == []
+        for name in ("response_started", "chunked_encoding", "waiting_for_100_continue", "expected_content_length"):
+            assert getattr(cycle, name) == getattr(ref, name), name
+        assert _dups(a) == 0 and job.first_by == "engine thread"
+    finally:
+        loop.close()
+
+
+def test_deferred_head_on_a_full_socket_stays_with_the_loop(pair):
+    """Nothing taken: the response has not begun (the loop writes the headers, then the chunk)."""
+    a, b = pair
+    loop, job, cycle, scope, chunk = _setup(a, response_started=False, chunked_encoding=None)
+    try:
+        _fill(a)
+        first = fastpath.first_chunk(scope, job, chunk, HEADERS)
+        assert first("Once") is False and _dups(a) == 0 and job.first_by == "loop"
+        assert cycle.response_started is False and cycle.chunked_encoding is None
     finally:
         loop.close()
 
@@ -471,3 +539,51 @@ def test_body_read_from_receive(stories_dir):
     assert call(big, 0)[0] == 413
     with pytest.raises(ClientDisconnect):
         call([parts[0], {"type": "http.disconnect"}], len(raw))
+
+
+@pytest.mark.parametrize("kind", ["completion", "chat"])
+def test_declined_deferred_head_is_opened_by_the_loop(pair, kind):
+    """The engine thread could not write (a full socket): the loop writes the headers (straight to the socket,
+    or through the transport), then the opening chunk and the texts in order, as a stream whose headers went
+    first."""
+    from cugraphllm.server.metrics import Metrics
+    from cugraphllm.server.worker import Outcome
+
+    a, b = pair
+    loop, job, cycle, scope, chunk = _setup(a, kind, response_started=False, chunked_encoding=None)
+    server = A.Server(None, "m")
+    job.ready = False
+    sent = []
+
+    async def receive():
+        await asyncio.sleep(3600)   # no disconnect
+
+    async def send(message):
+        sent.append(message)
+
+    async def engine():   # what the engine thread does, once the job is released
+        while not job.ready:
+            await asyncio.sleep(0)
+        assert job.first_chunk("Once") is False
+        for text in ("Once", " upon"):
+            job.emit("text", text)
+        job.emit("done", Outcome("length", 3, 2, 0, 0.01, 0.0))
+
+    try:
+        _fill(a)
+        assert fastpath.defer_head(scope)
+        async def both():
+            await asyncio.gather(A._EventStream(server, job)(scope, receive, send), engine())
+        loop.run_until_complete(both())
+        head = b"".join(cycle.transport.written)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n") and cycle.response_started
+        bodies = [m["body"].decode() for m in sent]
+        assert [m["more_body"] for m in sent] == [True] * (len(sent) - 1) + [False] and bodies[-1] == ""
+        texts = [json.loads(x[6:]) for x in bodies[:-2]]
+        if kind == "chat":
+            assert texts.pop(0)["choices"][0]["delta"]["role"] == "assistant"
+        assert bodies[:2 + (kind == "chat")][-2:] == [chunk("Once"), chunk(" upon")]
+        assert texts[-1]["choices"][0]["finish_reason"] == "length" and bodies[-2] == "data: [DONE]\n\n"
+        assert job.first_by == "loop"
+    finally:
+        loop.close()

@@ -25,9 +25,6 @@ from .metrics import Metrics
 from .worker import Job, Worker
 
 MAX_BODY = 8 << 20   # bytes of a request body
-# True (serve_variant's releasefirst): a stream's job goes to the engine just before its headers are written, not
-# once they are (its wake-up overlaps the write; on 2 vCPUs the prefill ran ~0.1 ms slower: for the GPU host)
-RELEASE_BEFORE_HEADERS = False
 LONG_TEXT = 1 << 16  # characters of prompt text above which tokenization leaves the event loop
 
 
@@ -184,16 +181,15 @@ class Server:
                 raise value
             event, value = await self._next(request, job)
 
-    async def _stream(self, job: Job, scope):
+    async def _stream(self, job: Job, scope, headers, opening):
         """SSE chunks of the job's events (_EventStream writes them; ("gone", None): the client left). The first
-        text chunk is written by the engine thread where it can be (fastpath.py): the loop then never sees it."""
+        text chunk is written by the engine thread where it can be (fastpath.py), with the headers and `opening`
+        where the response has not begun: the loop then never sees it."""
         req = job.req
-        if req.kind == "chat":   # OpenAI's first chat chunk carries the role
-            yield _sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))
         chunk = _text_chunks(req)
-        job.first_chunk = fastpath.first_chunk(scope, job, chunk)   # before the release: a fast prefill (the CPU
-        self._release(job)   # backend's small models) must not find it unset. If _EventStream has not released it
-        event, value = await job.events.get()
+        job.first_chunk = fastpath.first_chunk(scope, job, chunk, headers, opening)   # before the release: a fast
+        self._release(job)   # prefill (the CPU backend's small models) must not find it unset. If _EventStream has
+        event, value = await job.events.get()   # not released it, _next's HOLD_LIMIT does
         while True:
             if event == "text":
                 text = chunk(value)
@@ -260,22 +256,37 @@ class _EventStream:
 
     async def __call__(self, scope, receive, send) -> None:
         job = self.job
-        if RELEASE_BEFORE_HEADERS:   # the engine thread's wake-up overlaps the headers' write; it gets the GIL
-            self.server._release(job)   # once the loop waits (the write and the rest are < a switch interval)
-        chunks = self.server._stream(job, scope)
+        # OpenAI's first chat chunk carries the role. Where the headers can wait (fastpath.defer_head), the engine
+        # thread writes them, this and the first text in one write once the first token is out: the loop's work
+        # before the release is then only the stream's set-up, and the client wakes once
+        opening = [_sse(P.envelope(job.req, [P.choice(job.req, None, None, first=True)], None))] \
+            if job.req.kind == "chat" else []
+        deferred = fastpath.defer_head(scope)
+        chunks = self.server._stream(job, scope, self.raw_headers, opening)
         watch = asyncio.ensure_future(self._watch(receive))
         try:
-            if not fastpath.write_head(scope, self.raw_headers):
-                await send({"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)})
-            # the client reads the headers while the engine works; from here the loop only waits for the first
-            # token (a chat's role chunk first)
+            if not deferred:
+                await self._open(scope, send, opening)
             async for chunk in chunks:
+                if deferred:   # the first chunk this loop writes: the response starts here unless it began
+                    deferred = False
+                    if job.first_by != "engine thread":
+                        await self._open(scope, send, opening)
                 await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
+            if deferred:   # the stream ended with nothing written (the client left): nothing more to send
+                return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watch.cancel()
             await chunks.aclose()
             self.server.worker.discard(job)
+
+    async def _open(self, scope, send, opening) -> None:
+        """The response start (headers) and the opening chunks, through the loop."""
+        if not fastpath.write_head(scope, self.raw_headers):
+            await send({"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)})
+        for text in opening:
+            await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
 
 
 async def _disconnected(request: Request) -> None:

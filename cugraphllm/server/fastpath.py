@@ -11,15 +11,19 @@ connection.
 
 Through the event loop, the first token's chunk costs a thread hop: the engine thread hands the text over
 (call_soon_threadsafe), the loop wakes from its poll, resumes the stream's task, formats the chunk and writes it
-(0.2-0.3 ms of TTFT on the H200's host, 2026-11-30). Here the loop prepares everything before the prefill ends: once a
-stream's headers are written (nothing else is in the transport's buffer, nothing more will be written before the
-first chunk: its task waits for the job's events) it gives the job a FirstChunk holding a dup() of the
-connection's socket and the chunk template; the engine thread then formats the text and os.write()s the chunk
-with the same chunked-encoding framing uvicorn would. The dup is owned by the job (closed after that write, or
-when the job ends or leaves the queue), so a connection closed meanwhile never lets the write reach a reused
-descriptor. Anything the kernel does not take at once goes to the transport through the loop, ahead of the
-later chunks. Where the conditions do not hold (no response cycle exposed: uvicorn's h11 protocol; TLS; data
-still buffered; a socket that refuses the write), the chunk goes through the loop as the others do.
+(0.2-0.3 ms of TTFT on the H200's host, 2026-11-30). Here the loop prepares everything before the prefill starts:
+it gives the job a FirstChunk holding a dup() of the connection's socket, the chunk template and, where the
+response has not begun, its start (the bytes uvicorn's send would write for the stream's headers) and opening
+chunks (a chat's role chunk); the engine thread then formats the text and os.write()s headers, opening and chunk
+in one write, with the chunked-encoding framing uvicorn would use, and sets the cycle's state as uvicorn's sends
+would have left it. So the loop writes nothing between the request and its first token (the client is woken
+once), and its work before the release is only the stream's set-up. The dup is owned by the job (closed after
+that write, or when the job ends or leaves the queue), so a connection closed meanwhile never lets the write
+reach a reused descriptor. Anything the kernel does not take at once goes to the transport through the loop,
+ahead of the later chunks; a write it does not take at all leaves the response to the loop, which then writes the
+headers first (app._EventStream). Where the conditions do not hold (no response cycle exposed: uvicorn's h11
+protocol; TLS; data still buffered; keep-alive off or an access log, where uvicorn writes other headers), the
+headers go first through the loop and the chunk the same way or through the loop as the others do.
 
 A stream's response start (write_head) is the bytes uvicorn's send would write, os.write()n by the loop with the
 cycle's state set as that send sets it: no regex per header, and the GIL let go during the syscall, which on
@@ -41,6 +45,7 @@ from starlette.requests import Request
 EXT = "cugraphllm.cycle"
 ENABLED = True   # scripts/serve_variant.py's nodirect turns it off: every chunk goes through the loop
 HEAD = True      # scripts/serve_variant.py's uvhead turns it off: a stream's headers go through uvicorn's send
+DEFER_HEAD = True   # scripts/serve_variant.py's loophead turns it off: the loop writes the headers before the prefill
 DISPATCH = True   # scripts/serve_variant.py's starlette turns it off: every route through Starlette's router
 ROUTES = {"/v1/completions": "completion", "/v1/chat/completions": "chat"}
 
@@ -83,18 +88,19 @@ def protocol_class(http: str):
 
 class FirstChunk:
     """job.first_chunk: called once by the engine thread with the first text; True once the chunk is written
-    (then the loop never sees that text), False when the loop must write it. close() may come from any thread."""
+    (then the loop never sees that text), False when the loop must write it. close() may come from any thread.
+    prefix: what goes out in the same write before the chunk where the response has not begun (its headers and
+    a chat's role chunk, framed), else b""."""
 
-    def __init__(self, job, cycle, fd: int, chunk):
-        self.job, self.cycle, self.fd, self.chunk = job, cycle, fd, chunk
+    def __init__(self, job, cycle, fd: int, chunk, prefix: bytes = b""):
+        self.job, self.cycle, self.fd, self.chunk, self.prefix = job, cycle, fd, chunk, prefix
 
     def __call__(self, text: str) -> bool:
         fd = self.__dict__.pop("fd", None)   # atomic under the GIL: one writer, and close() cannot race it
         if fd is None:
             return False
         try:
-            body = self.chunk(text).encode()
-            data = b"%x\r\n%b\r\n" % (len(body), body)   # uvicorn's chunked framing of one body message
+            data = self.prefix + _frame(self.chunk(text))
             sending = time.perf_counter()
             try:
                 n = os.write(fd, data)   # non-blocking: the dup shares the socket's file status flags
@@ -102,6 +108,8 @@ class FirstChunk:
                 return False
         finally:
             os.close(fd)
+        if self.prefix:   # the response has begun: uvicorn's sends of the later chunks go on from here
+            _started(self.cycle)
         if n < len(data):   # the rest before any later chunk: those too are callbacks queued on the loop
             try:
                 self.job.loop.call_soon_threadsafe(_write_rest, self.cycle, data[n:])
@@ -119,6 +127,35 @@ class FirstChunk:
             os.close(fd)
 
 
+def _frame(text: str) -> bytes:
+    """uvicorn's chunked framing of one body message."""
+    body = text.encode()
+    return b"%x\r\n%b\r\n" % (len(body), body)
+
+
+def _head(cycle, headers) -> bytes:
+    """The bytes uvicorn's send writes for a 200 start with `headers`, chunked: its default headers first."""
+    lines = [b"%s: %s\r\n" % (name.lower(), value) for name, value in [*cycle.default_headers, *headers]]
+    return b"".join([b"HTTP/1.1 200 OK\r\n", *lines, b"transfer-encoding: chunked\r\n\r\n"])
+
+
+def _started(cycle) -> None:
+    """The cycle's state as uvicorn's send of a chunked response start leaves it."""
+    cycle.response_started, cycle.waiting_for_100_continue = True, False
+    cycle.chunked_encoding, cycle.expected_content_length = True, 0
+
+
+def _may_start(cycle) -> bool:
+    """A response start may be written here instead of by uvicorn's send: it would write just _head's bytes."""
+    return not (cycle is None or cycle.response_started or cycle.disconnected or not cycle.keep_alive
+                or cycle.access_log or cycle.flow.write_paused or cycle.scope.get("method") != "POST")
+
+
+def defer_head(scope) -> bool:
+    """A stream's headers may wait for its first chunk, in one write by the engine thread (loop thread)."""
+    return ENABLED and HEAD and DEFER_HEAD and _may_start(_cycle(scope))
+
+
 def write_head(scope, headers) -> bool:
     """A stream's response start (200, `headers` as (name, value) bytes pairs, chunked) written straight to the
     socket: the bytes uvicorn's send would write (its default headers first, then ours, then its
@@ -128,8 +165,7 @@ def write_head(scope, headers) -> bool:
     a response started, keep-alive off, an access log, TLS, data buffered, writes paused): the caller sends the
     start through uvicorn."""
     cycle = _cycle(scope) if HEAD else None
-    if (cycle is None or cycle.response_started or cycle.disconnected or not cycle.keep_alive or cycle.access_log
-            or cycle.flow.write_paused or cycle.scope.get("method") != "POST"):
+    if not _may_start(cycle):
         return False
     transport = _plain_transport(cycle)
     if transport is None:
@@ -138,10 +174,8 @@ def write_head(scope, headers) -> bool:
         fd = transport.get_extra_info("socket").fileno()
     except (AttributeError, OSError, ValueError):
         return False
-    lines = [b"%s: %s\r\n" % (name.lower(), value) for name, value in [*cycle.default_headers, *headers]]
-    data = b"".join([b"HTTP/1.1 200 OK\r\n", *lines, b"transfer-encoding: chunked\r\n\r\n"])
-    cycle.response_started, cycle.waiting_for_100_continue = True, False
-    cycle.chunked_encoding, cycle.expected_content_length = True, 0
+    data = _head(cycle, headers)
+    _started(cycle)
     try:
         n = os.write(fd, data)   # non-blocking socket: whatever the kernel takes now
     except OSError:   # EAGAIN, or the client is gone: the transport writes it (or notices the loss) as always
@@ -181,12 +215,20 @@ def arrived(scope) -> float | None:
     return _ext(scope).get("arrived")
 
 
-def first_chunk(scope, job, chunk) -> FirstChunk | None:
-    """A FirstChunk for `job` once its stream's headers are out (loop thread), or None where the chunk must go
-    through the loop. chunk(text) -> the SSE text of a chunk."""
+def first_chunk(scope, job, chunk, headers=(), opening=()) -> FirstChunk | None:
+    """A FirstChunk for `job` (loop thread), or None where the chunk must go through the loop. chunk(text) -> the
+    SSE text of a chunk. A stream whose headers are out: the chunk alone. One whose headers wait (defer_head):
+    `headers` (the start's, as write_head takes them) and the `opening` SSE texts go out with the chunk."""
     cycle = _cycle(scope) if ENABLED else None
-    if (cycle is None or not cycle.response_started or cycle.response_complete or cycle.disconnected
-            or cycle.chunked_encoding is not True or cycle.flow.write_paused):
+    if cycle is None or cycle.response_complete or cycle.disconnected or cycle.flow.write_paused:
+        return None
+    if cycle.response_started:
+        if cycle.chunked_encoding is not True:
+            return None
+        prefix = b""
+    elif defer_head(scope):
+        prefix = _head(cycle, headers) + b"".join(_frame(text) for text in opening)
+    else:
         return None
     transport = _plain_transport(cycle)
     if transport is None:
@@ -195,4 +237,4 @@ def first_chunk(scope, job, chunk) -> FirstChunk | None:
         fd = os.dup(transport.get_extra_info("socket").fileno())
     except (AttributeError, OSError, ValueError):
         return None
-    return FirstChunk(job, cycle, fd, chunk)
+    return FirstChunk(job, cycle, fd, chunk, prefix)

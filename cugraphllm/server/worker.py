@@ -4,10 +4,10 @@ The event loop never touches the engine. A `Job` carries a validated request in 
 ("text", chunk)*, then ("done", Outcome) or ("error", exception), handed to the loop with call_soon_threadsafe.
 The loop's work for a request is done before the engine starts it, so that none of it competes with the
 prefill's host work for the GIL: a stream is queued (its place in the FIFO taken, or a 503) held, and released
-(Worker.release) once its headers are written (app.RELEASE_BEFORE_HEADERS: just before). Nothing reaches the
-loop before the first token, whose chunk the engine thread writes itself where it can (job.first_chunk,
-fastpath.py); otherwise it waits for the loop's write of that chunk (FLUSH_WAIT at most) rather than queueing
-the loop behind its next step. The engine thread sleeps on a lock used
+(Worker.release) once its response is set up. Nothing reaches the loop before the first token, whose chunk the
+engine thread writes itself where it can (job.first_chunk, fastpath.py: with the stream's headers, in one
+write); otherwise it waits for the loop's write of that chunk (FLUSH_WAIT at most) rather than queueing the loop
+behind its next step. The engine thread sleeps on a lock used
 as a doorbell (a release wakes it with one semaphore post, no Condition round trip). A job whose client went
 away is cancelled: its generation stops at the next token (LLM._run's on_token), or it is skipped if it has not
 started.
