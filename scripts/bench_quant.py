@@ -27,11 +27,19 @@ import numpy as np
 from cugraphllm.gpu.state import Residual
 from scripts import bench_kernels as bk  # graph timing, copy rate, bare-read floor (python3 -m scripts.bench_quant)
 
-# name -> (op, N rows, K) of LLaMA-2-7B, as gpu/model.py calls them in decode
-MATS = {"wqkv+norm": ("norm_qkv_rope", 12288, 4096), "wo+ss": ("matmul_residual_ss", 4096, 4096),
-        "w13+norm": ("norm_matmul_silu", 22016, 4096), "w2+ss": ("matmul_residual_ss", 4096, 11008),
-        "logits+norm": ("norm_matmul_logits", 32000, 4096)}
-N_LAYERS = 32
+
+
+def mats(preset: str = "llama-2-7b") -> tuple[dict, int]:
+    """name -> (op, N rows, K) of a preset's decode GEMVs, as gpu/model.py calls them; and its layer count."""
+    from cugraphllm.config import ModelConfig
+    c = ModelConfig.from_preset(preset)
+    return ({"wqkv+norm": ("norm_qkv_rope", c.dim + 2 * c.kv_dim, c.dim), "wo+ss": ("matmul_residual_ss", c.dim, c.dim),
+             "w13+norm": ("norm_matmul_silu", 2 * c.hidden_dim, c.dim),
+             "w2+ss": ("matmul_residual_ss", c.dim, c.hidden_dim),
+             "logits+norm": ("norm_matmul_logits", c.vocab_size, c.dim)}, c.n_layers)
+
+
+MATS, N_LAYERS = mats()   # LLaMA-2-7B's unless --preset
 
 
 def weight_copies(fmt, N, K, T, group):
@@ -153,8 +161,11 @@ def main(argv=None) -> int:
     p.add_argument("--sweep", default=None, choices=tuple(SWEEPS),
                    help="also time every quantized GEMV under each QuantPlan of this SWEEPS set")
     p.add_argument("--no-table", action="store_true", help="skip the per-format table (with --sweep)")
+    p.add_argument("--preset", default="llama-2-7b", help="the model whose decode GEMV shapes are timed")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/quant_gemv_<date>.json)")
     a = p.parse_args(argv)
+    global MATS, N_LAYERS
+    MATS, N_LAYERS = mats(a.preset)
     cp = bk._cp()
     from cugraphllm.bench import versions
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
@@ -162,7 +173,7 @@ def main(argv=None) -> int:
     stream = cp.cuda.Stream(non_blocking=True)
     doc = {"device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "versions": versions("cuda"), "python": platform.python_version(), "dtype": a.dtype,
-           "group_size": a.group_size, "quant_head": a.quant_head, "copy_gbps": bk.copy_gbps(stream),
+           "preset": a.preset, "group_size": a.group_size, "quant_head": a.quant_head, "copy_gbps": bk.copy_gbps(stream),
            "method": "graph of CALLS calls over weight copies > 4x L2; median of REPS; bytes = packed weights + "
                      "scales/zeros + activation + outputs",
            "rows": [] if a.no_table and a.sweep else run(a.dtype, tuple(f for f in a.formats.split(",") if f),
