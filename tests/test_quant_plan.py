@@ -104,3 +104,21 @@ def test_unquantizable_tensor_is_named():
         check_shapes([("output", (512, 64))], "int4", 48)
     with pytest.raises(ConfigError, match="supported"):
         check_shapes([("output", (512, 64))], "int2", 128)
+
+
+@pytest.mark.parametrize("K, group, want", [
+    (28672, 128, 2 * 28672 + 8 * 224),   # 70B w2: the half staging, three blocks an SM instead of one
+    (4096, 128, 2 * 4096 + 8 * 32),
+    (4096, 64, 4 * (4096 + 128)),        # groups of 64 split an iteration: the kernel's fp32 fallback
+    (4160, 4160, 4 * (4160 + 130)),      # K not a multiple of 128 columns: fallback
+    (4096, None, 4 * (4096 + 128)),      # group unknown (warm-up): sized for the fallback
+])
+def test_tiles_smem_is_their_staging(K, group, want):
+    """int4 tiles get 2K + 8 K / 128 bytes where kernels/gemv_quant_tiles.cuh's qm_ok holds (xh half [K], then
+    float2 per 128-column iteration), the fp32 staging of their fallback elsewhere; tight=0 is the old sizing;
+    the row-pair paths keep theirs."""
+    plan = gemv_plan.plan_for("int4")
+    assert plan.use_mma(4096) and plan.smem_bytes(K, 4096, group) == want
+    assert dataclasses.replace(plan, tight=0).smem_bytes(K, 4096, group) == 4 * (K + K // 32)
+    assert plan.smem_bytes(K, 2048, group) == 2 * ((K + 63) // 64 * 64)   # half2 row pairs (wo, w2 of 7B)
+    assert gemv_plan.plan_for("fp8").smem_bytes(K, 4096, group) == 4 * ((K + 31) // 32 * 32)

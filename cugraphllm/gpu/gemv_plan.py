@@ -81,6 +81,8 @@ class QuantPlan:
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
+    tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
+    #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -115,13 +117,19 @@ class QuantPlan:
     def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
         return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
 
-    def smem_bytes(self, K: int, n_pairs: int | None = None) -> int:
+    def smem_bytes(self, K: int, n_pairs: int | None = None, group: int | None = None) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
-        [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line). Tiles (use_mma): the fp32
-        size, which holds their xh half [K] + block sums and the fp32 staging of their fallback for awkward K."""
+        [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line). Tiles (use_mma): where
+        they run (qm_ok in kernels/gemv_quant_tiles.cuh: K and int4's `group` multiples of the columns of an
+        iteration) xh half [K] + the iteration blocks' float2 [K / cols]; else (or group None: not known) the
+        fp32 size, which their fallback for awkward K stages. The fp32 size on 70B's w2 (K 28672) is 118 KB: one
+        block an SM instead of three."""
         mma = self.use_mma(n_pairs) if n_pairs is not None else bool(self.mma)
         if self.hacc and not mma:
             return 2 * ((K + 63) // 64 * 64)
+        cols = 128 if self.fmt == "int4" else 64   # QM_COLS = 4 x values per 16-byte vector
+        if mma and self.tight and group is not None and K % cols == 0 and (self.fmt != "int4" or group % cols == 0):
+            return 2 * K + 8 * (K // cols)
         return 4 * ((K + 31) // 32 * 32 + (K // 32 if self.fmt == "int4" else 0))
 
 

@@ -96,8 +96,9 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
     return warps, unroll, ks
 
 
-def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0):
-    """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once."""
+def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0, group: int | None = None):
+    """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once.
+    group: int4's columns per group (None: not known, the staging sized for any)."""
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
     mma = plan.use_mma(n_pairs)
@@ -109,7 +110,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
         if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    smem = plan.smem_bytes(K, n_pairs)
+    smem = plan.smem_bytes(K, n_pairs, group)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
     return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs)), resident), 32 * warps
@@ -133,7 +134,8 @@ _resident_cache: dict = {}
 
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
-    fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk)
+    group = (w.group_size or K) if w.fmt == "int4" else K
+    fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk, group)
     pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # both drivers call pdl_enter
 
 
