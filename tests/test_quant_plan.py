@@ -118,7 +118,19 @@ def test_tiles_smem_is_their_staging(K, group, want):
     float2 per 128-column iteration), the fp32 staging of their fallback elsewhere; tight=0 is the old sizing;
     the row-pair paths keep theirs."""
     plan = gemv_plan.plan_for("int4")
-    assert plan.use_mma(4096) and plan.smem_bytes(K, 4096, group) == want
-    assert dataclasses.replace(plan, tight=0).smem_bytes(K, 4096, group) == 4 * (K + K // 32)
+    assert plan.use_mma(8192) and plan.smem_bytes(K, 8192, group) == want
+    assert dataclasses.replace(plan, tight=0).smem_bytes(K, 8192, group) == 4 * (K + K // 32)
     assert plan.smem_bytes(K, 2048, group) == 2 * ((K + 63) // 64 * 64)   # half2 row pairs (wo, w2 of 7B)
-    assert gemv_plan.plan_for("fp8").smem_bytes(K, 4096, group) == 4 * ((K + 31) // 32 * 32)
+    assert gemv_plan.plan_for("fp8").smem_bytes(K, 8192, group) == 4 * ((K + 31) // 32 * 32)
+
+
+def test_int4_tiles_where_measured_faster():
+    """The tiles on 7B's wqkv / w13 / LM head and 13B's wqkv / w13; the half2 path on 70B's wqkv, wo and w2 and on
+    every wo / w2 of 7B and 13B (row pairs per matrix of each preset)."""
+    plan = gemv_plan.plan_for("int4")
+    for preset, tiles in (("llama-2-7b", {"wqkv", "w13", "head"}), ("llama-2-13b", {"wqkv", "w13", "head"}),
+                          ("llama-2-70b", {"w13", "head"})):
+        c = ModelConfig.from_preset(preset)
+        pairs = {"wqkv": c.qkv_dim // 2, "wo": c.dim // 2, "w13": c.hidden_dim, "w2": c.dim // 2,
+                 "head": c.vocab_size // 2}
+        assert {m for m, n in pairs.items() if plan.use_mma(n)} == tiles, preset

@@ -587,3 +587,73 @@ def test_declined_deferred_head_is_opened_by_the_loop(pair, kind):
         assert job.first_by == "loop"
     finally:
         loop.close()
+
+
+def _raw_stream(port, body: dict, split: bool, path="/v1/completions") -> bytes:
+    """One streamed request over a raw kept-alive socket, headers and body in one write or two; the whole
+    response."""
+    data = json.dumps(body).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if split:
+            s.sendall(head)
+            s.sendall(data)
+        else:
+            s.sendall(head + data)
+        out = b""
+        while not out.endswith(b"\r\n0\r\n\r\n"):
+            out += s.recv(1 << 16)
+    return out
+
+
+def _sse_texts(raw: bytes, kind="completion") -> str:
+    """The text of a chunked SSE response (the chunk framing removed)."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"transfer-encoding: chunked" in head.lower(), head
+    body, pos = b"", 0
+    while True:
+        end = rest.index(b"\r\n", pos)
+        n = int(rest[pos:end], 16)
+        if n == 0:
+            break
+        body += rest[end + 2:end + 2 + n]
+        pos = end + 4 + n
+    events = [json.loads(x[6:]) for x in body.decode().split("\n\n") if x.startswith("data: {")]
+    assert body.decode().rstrip().endswith("data: [DONE]")
+    return text_of(events, kind)
+
+
+def test_streams_start_as_parsed_and_pipelined_requests_wait(tmp_path):
+    """A real server: a stream whose body comes with its headers, or in a later packet, starts from the parse
+    (early.py; the log line says) and answers as the plain request does; two streams pipelined in one write on one
+    connection come back whole, one after the other, with the texts of their plain requests."""
+    pytest.importorskip("httptools")
+    s = ServerProc(tmp_path / "stderr.txt")
+    try:
+        bodies = [{"model": "stories260K", "prompt": p, "max_tokens": 12, "temperature": 0, "stream": True}
+                  for p in ("Once upon a time", "The dog")]
+        plain = [s.request("POST", "/v1/completions", {**b, "stream": False})[2]["choices"][0]["text"]
+                 for b in bodies]
+        for split in (False, True):
+            assert _sse_texts(_raw_stream(s.port, bodies[0], split)) == plain[0]
+        reqs = b""
+        for b in bodies:
+            data = json.dumps(b).encode()
+            reqs += (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                     f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+        with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:
+            c.sendall(reqs)
+            raw, got = b"", []
+            while len(got) < 2:
+                raw += c.recv(1 << 16)
+                got = re.findall(rb"HTTP/1\.1 200 OK.*?\r\n0\r\n\r\n", raw, re.S)
+        assert [_sse_texts(r) for r in got] == plain
+        s.stop()
+        streams = [ln for ln in s.stderr().splitlines() if "first chunk by" in ln]
+        assert len(streams) == 4 and all("started as parsed" in ln for ln in streams[:3]), streams
+        assert all("first chunk by the engine thread" in ln for ln in streams[:3]), streams
+        assert "started as parsed" not in streams[3]   # pipelined behind a response in flight: the ordinary path
+    finally:
+        s.stop()

@@ -148,8 +148,11 @@ class QuantPlan:
 # 2.22 / 2.36 -> 2.08 / 2.21 ms/token at prompt 10 / 500 (scripts/device_pipe.sh; 2.07 / 2.21 in device_last4.sh,
 # kernels SASS-identical to these); int4 with it (and the tiles reworked alike, branch gemv-pipe) 1.84 -> 1.93 ms,
 # int8 no faster, so they keep the other loop.
+# int4 tiles from 6144 row pairs: 70B's wqkv (5120 pairs), wo and w2 (4096) run faster on the half2 path (H200,
+# quant_gemv_sweep_tight_70b_2026-11-30.json: 21.7 / 15.0 / 42.3 us against 22.5 / 18.4 / 54.3 with the tiles);
+# the 7B and 13B matrices that take the tiles have >= 6144 pairs (7B wqkv 6144, w13 11008; 13B wqkv 7680).
 QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1),
-               "int4": QuantPlan("int4", hacc=1, mma=1)}
+               "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144)}
 
 
 def fp16_plan() -> GemvPlan:
