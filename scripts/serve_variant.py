@@ -18,8 +18,6 @@ Variants (comma-separated to combine):
   starlette    the generation routes through Starlette's router and middleware, as the other routes
   loophead     a stream's headers are written by the loop before its job goes to the engine (as before 2026-12-01),
                not by the engine thread in one write with the first chunk (fastpath.DEFER_HEAD)
-  noearly      a stream's job starts from uvicorn's ASGI task (app.Server.generate), not as its last byte is
-               parsed (cugraphllm/server/early.py)
   uvhead       a stream's headers go through uvicorn's send, not straight to the socket (fastpath.write_head)
   legacy       nodirect, starlette and uvhead together: the request path of 2026-11-30 (bar the engine thread's
                doorbell, the per-request arrival mark, the SSE response's headers built once, uvicorn's proxy
@@ -34,7 +32,7 @@ import sys
 
 
 VARIANTS = ("default", "early", "h11", "asyncio", "nofreeze", "noflushwait", "switch5ms", "nodirect", "starlette",
-            "loophead", "noearly", "uvhead", "legacy", "onewrite", "httpclient")
+            "loophead", "uvhead", "legacy", "onewrite", "httpclient")
 
 
 def apply(variant: str) -> None:
@@ -49,24 +47,18 @@ def apply(variant: str) -> None:
         worker.Worker.submit = lambda self, job, hold=False: submit(self, job)
     elif variant in ("h11", "asyncio"):
         srv._fastest = lambda fast, fallback: variant if fallback == variant else fastest(fast, fallback)
-    elif variant == "noearly":
-        from cugraphllm.server import early
-        early.ENABLED = False
     elif variant == "nofreeze":
         gc.freeze = lambda: None
     elif variant == "noflushwait":
         worker.FLUSH_WAIT = 0.0
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
-    elif variant in ("nodirect", "starlette", "loophead", "noearly", "uvhead", "legacy"):
+    elif variant in ("nodirect", "starlette", "loophead", "uvhead", "legacy"):
         from cugraphllm.server import app, fastpath
         fastpath.ENABLED = fastpath.ENABLED and variant not in ("nodirect", "legacy")
         fastpath.HEAD = fastpath.HEAD and variant not in ("uvhead", "legacy")
         fastpath.DISPATCH = fastpath.DISPATCH and variant not in ("starlette", "legacy")
         fastpath.DEFER_HEAD = fastpath.DEFER_HEAD and variant not in ("loophead", "legacy")
-        if variant == "legacy":   # the request path of 2026-11-30 started jobs from the ASGI task
-            from cugraphllm.server import early
-            early.ENABLED = False
     elif variant not in ("default", "onewrite", "httpclient"):   # the last two: the client's (bench_server)
         raise SystemExit(f"serve_variant: unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 

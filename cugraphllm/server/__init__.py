@@ -80,7 +80,6 @@ def serve(llm, args, status) -> int:
     """Serve `llm` until SIGINT/SIGTERM (the streams in flight finish first). status(text): one stderr line."""
     import uvicorn
 
-    from . import early
     from .app import Server, create_app
     from .fastpath import protocol_class
 
@@ -89,8 +88,7 @@ def serve(llm, args, status) -> int:
     server = Server(llm, name, api_key=args.api_key, max_queue=args.max_queue, log=status)
     http, loop = _fastest("httptools", "h11"), _fastest("uvloop", "asyncio")
     # proxy_headers off: X-Forwarded-* would only rewrite the client's address, which nothing here reads
-    start = lambda scope, body, loop: early.start(server, scope, body, loop)  # noqa: E731
-    config = uvicorn.Config(create_app(server), http=protocol_class(http, start), loop=loop, log_level="warning",
+    config = uvicorn.Config(create_app(server), http=protocol_class(http), loop=loop, log_level="warning",
                             access_log=False, lifespan="on", timeout_graceful_shutdown=None, proxy_headers=False)
     host, port = sock.getsockname()[:2]
     status(f"serving {name!r} on http://{host}:{port}/v1 (OpenAI API; max queue {args.max_queue}"

@@ -40,11 +40,6 @@ def _sse(obj) -> str:
     return f"data: {_json(obj)}\n\n"
 
 
-def stream_opening(req: P.GenRequest) -> list[str]:
-    """The SSE chunks before a stream's first text: OpenAI's first chat chunk carries the role."""
-    return [_sse(P.envelope(req, [P.choice(req, None, None, first=True)], None))] if req.kind == "chat" else []
-
-
 def _text_chunks(req: P.GenRequest):
     """text -> the SSE chunk of a stream's text (the bytes _sse(envelope(...)) gives): the envelope is dumped once
     per request around a placeholder, so that each token dumps only its text (on the first token's path)."""
@@ -63,14 +58,10 @@ class Server:
 
     # ---- helpers ------------------------------------------------------------------------------------------------
     def _auth(self, request: Request) -> None:
-        self.check_key(request.scope["headers"])
-
-    def check_key(self, headers) -> None:
-        """headers: the ASGI scope's (name, value) byte pairs."""
         if self.api_key is None:
             return
-        got = next((value for name, value in headers if name == b"authorization"), b"")
-        if not hmac.compare_digest(got, f"Bearer {self.api_key}".encode()):
+        got = request.headers.get("authorization", "")
+        if not hmac.compare_digest(got.encode(), f"Bearer {self.api_key}".encode()):
             raise P.ApiError(401, "invalid or missing API key (send Authorization: Bearer <key>)",
                              code="invalid_api_key")
 
@@ -115,15 +106,10 @@ class Server:
     async def generate(self, request: Request, kind: str, route: str) -> Response:
         # TTFT counts HTTP parsing and tokenization too: from the request's first bytes where uvicorn says when
         handler = time.perf_counter()
-        job, arrived = fastpath.early_job(request.scope), fastpath.arrived(request.scope) or handler
+        job, arrived = None, fastpath.arrived(request.scope) or handler
         try:
-            if job is None:
-                self._auth(request)
-                body = await self._body(request)   # a body in a later packet: early.py may start it meanwhile
-                job = fastpath.early_job(request.scope, claim=True)
-            if job is not None:   # started as its last byte was parsed (early.py): the stream only
-                self.metrics.request(route, 200)
-                return _EventStream(self, job)
+            self._auth(request)
+            body = await self._body(request)
             read = time.perf_counter()
             req = P.parse(body, kind, self.name, self.llm.tokenizer.vocab_size)
             parsed = time.perf_counter()
@@ -201,10 +187,9 @@ class Server:
         where the response has not begun: the loop then never sees it."""
         req = job.req
         chunk = _text_chunks(req)
-        if "released" not in job.marks:   # (an early job has its writer and is released)
-            job.first_chunk = fastpath.first_chunk(scope, job, chunk, headers, opening)   # before the release: a
-            self._release(job)   # fast prefill (the CPU backend's small models) must not find it unset. If
-        event, value = await job.events.get()   # _EventStream has not released it, _next's HOLD_LIMIT does
+        job.first_chunk = fastpath.first_chunk(scope, job, chunk, headers, opening)   # before the release: a fast
+        self._release(job)   # prefill (the CPU backend's small models) must not find it unset. If _EventStream has
+        event, value = await job.events.get()   # not released it, _next's HOLD_LIMIT does
         while True:
             if event == "text":
                 text = chunk(value)
@@ -271,12 +256,12 @@ class _EventStream:
 
     async def __call__(self, scope, receive, send) -> None:
         job = self.job
-        # Where the headers can wait (fastpath.defer_head; an early job: decided when it started), the engine
-        # thread writes them, the opening (a chat's role chunk) and the first text in one write once the first
-        # token is out: the loop's work before the release is then only the stream's set-up, and the client
-        # wakes once
-        opening = stream_opening(job.req)
-        deferred = fastpath.defer_head(scope) if job.deferred is None else job.deferred
+        # OpenAI's first chat chunk carries the role. Where the headers can wait (fastpath.defer_head), the engine
+        # thread writes them, this and the first text in one write once the first token is out: the loop's work
+        # before the release is then only the stream's set-up, and the client wakes once
+        opening = [_sse(P.envelope(job.req, [P.choice(job.req, None, None, first=True)], None))] \
+            if job.req.kind == "chat" else []
+        deferred = fastpath.defer_head(scope)
         chunks = self.server._stream(job, scope, self.raw_headers, opening)
         watch = asyncio.ensure_future(self._watch(receive))
         try:

@@ -65,10 +65,9 @@ class Dispatch:
         await response(scope, receive, send)
 
 
-def protocol_class(http: str, early=None):
+def protocol_class(http: str):
     """What uvicorn.Config(http=...) gets: for httptools, its protocol with the response cycle in each request's
-    scope; otherwise the name as is (uvicorn's own protocol: no direct write). early(scope, body, loop): called
-    once a request's body is complete, where uvicorn runs it now (not pipelined behind a response in flight)."""
+    scope; otherwise the name as is (uvicorn's own protocol: no direct write)."""
     if http != "httptools":
         return http
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -79,20 +78,10 @@ def protocol_class(http: str, early=None):
             self.scope["extensions"] = {EXT: {"arrived": time.perf_counter()}}   # its parsing starts
 
         def on_headers_complete(self) -> None:
-            previous = self.cycle
             super().on_headers_complete()
             cycle = self.cycle   # this request's (not a previous one's, kept on an upgrade)
             if cycle is not None and cycle.scope is self.scope:
-                ext = self.scope["extensions"][EXT]
-                ext["cycle"] = weakref.ref(cycle)
-                ext["now"] = previous is None or previous.response_complete   # uvicorn runs it now
-
-        def on_message_complete(self) -> None:
-            super().on_message_complete()
-            cycle, ext = self.cycle, _ext(self.scope)
-            if (early is not None and ext.get("now") and not ext.get("taken") and cycle is not None
-                    and cycle.scope is self.scope and not cycle.response_complete):
-                early(self.scope, cycle.body, self.loop)
+                self.scope["extensions"][EXT]["cycle"] = weakref.ref(cycle)
 
     return CycleProtocol
 
@@ -219,19 +208,6 @@ def _plain_transport(cycle):
 def _write_rest(cycle, data: bytes) -> None:
     if not cycle.disconnected and not cycle.transport.is_closing():
         cycle.transport.write(data)
-
-
-def early_job(scope, claim: bool = False):
-    """The job early.start queued for this request, or None. claim: the request is the app's from now on (no
-    early start after this; the app calls it once it has the whole body)."""
-    ext = _ext(scope)
-    if claim:
-        ext["taken"] = True
-    return ext.get("job")
-
-
-def set_early_job(scope, job) -> None:
-    _ext(scope)["job"] = job
 
 
 def arrived(scope) -> float | None:

@@ -88,7 +88,6 @@ class Job:
     ready: bool = True   # False: queued but held until Worker.release (the loop still has work for it)
     first_chunk: object = None   # a stream's fastpath.FirstChunk: the engine thread writes the first chunk itself
     first_by: str = "loop"       # who wrote a stream's first chunk: "loop" or "engine thread" (the log line says)
-    deferred: bool | None = None   # an early job (early.py): whether its headers wait for the first chunk
     marks: dict = field(default_factory=dict)   # first perf_counter() of each TIMELINE step
 
     def mark(self, step: str) -> None:
@@ -248,7 +247,6 @@ class Worker:
                      f"new; TTFT {out.ttft_s * 1e3:.1f} ms (queued {out.queue_s * 1e3:.1f} ms); "
                      f"{stats.decode_tokens_per_s:.1f} tokens/s; {clock}{_gpu_prefill(llm.engine)}; "
                      f"finish {reason}; {f'first chunk by the {job.first_by}; ' if req.stream else ''}"
-                     f"{'started as parsed; ' if job.deferred is not None else ''}"
                      f"timeline ms: {job.timeline()}")
 
 
