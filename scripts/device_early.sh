@@ -1,4 +1,5 @@
 #!/bin/bash
+# Ran at commit 77ffad0 (server/early.py and its variant noearly were removed after this call: no gain).
 # One nvidia-h200 call (2026-11-30, fifth session). 1) HTTP overhead: the server with streams started from the
 # parse (early.py, default) against noearly (started from the ASGI task), all up, 60 interleaved requests a
 # length; then the default server alone, requests one after the other (no --interleave), 60 a length. 2) The
