@@ -212,9 +212,9 @@ def test_fuzzed_bodies_never_500(server, route, body):
 def test_stream_chunks_are_the_dumped_envelope(kind, name, text):
     """A stream's text chunk, formatted from a per-request template, is byte for byte the dumped envelope."""
     from cugraphllm.server import protocol as P
-    from cugraphllm.server.app import _sse, _text_chunks
+    from cugraphllm.server.sse import sse, text_chunks
     req = P.GenRequest(kind=kind, model=name.replace("\0", ""), stream=True, id="cmpl-1f", created=1700000000)
-    assert _text_chunks(req)(text) == _sse(P.envelope(req, [P.choice(req, text, None)], None))
+    assert text_chunks(req)(text) == sse(P.envelope(req, [P.choice(req, text, None)], None))
 
 
 def test_serve_usage_errors_are_one_line(server, monkeypatch):

@@ -20,6 +20,7 @@ pytest.importorskip("uvicorn")
 
 from cugraphllm.server import app as A  # noqa: E402
 from cugraphllm.server import fastpath  # noqa: E402
+from cugraphllm.server import sse as S  # noqa: E402
 from cugraphllm.server.protocol import GenRequest  # noqa: E402
 from cugraphllm.server.worker import Job  # noqa: E402
 from server_helpers import KEY, ServerProc, text_of  # noqa: E402
@@ -128,7 +129,7 @@ def _setup(sock, kind="completion", **cycle_state):
     for k, v in cycle_state.items():
         setattr(cycle, k, v)
     scope = {"extensions": {fastpath.EXT: {"cycle": weakref.ref(cycle)}}}
-    return loop, job, cycle, scope, A._text_chunks(req)
+    return loop, job, cycle, scope, S.text_chunks(req)
 
 
 @pytest.mark.parametrize("kind", ["completion", "chat"])
@@ -236,7 +237,7 @@ def test_deferred_head_goes_out_with_the_first_chunk(pair, kind):
     loop, job, cycle, scope, chunk = _setup(a, kind, response_started=False, chunked_encoding=None)
     try:
         assert fastpath.defer_head(scope)
-        opening = [A._sse({"role": _text(random.Random(3), 11)})] if kind == "chat" else []
+        opening = [S.sse({"role": _text(random.Random(3), 11)})] if kind == "chat" else []
         first = fastpath.first_chunk(scope, job, chunk, HEADERS, opening)
         text = _text(random.Random(4), 29)
         got = [None]
@@ -447,7 +448,7 @@ def test_head_is_uvicorns_response_start(pair):
     """write_head puts on the socket the bytes uvicorn's send writes for the stream's start and leaves its cycle
     in the same state, so that the body messages after it (uvicorn's or the engine thread's) frame alike."""
     a, b = pair
-    headers = A._EventStream.raw_headers
+    headers = S.EventStream.raw_headers
     theirs = _uvicorn_cycle(Transport(None))
     asyncio.run(theirs.send({"type": "http.response.start", "status": 200, "headers": list(headers)}))
     ours = _uvicorn_cycle(Transport(a))
@@ -573,7 +574,7 @@ def test_declined_deferred_head_is_opened_by_the_loop(pair, kind):
         _fill(a)
         assert fastpath.defer_head(scope)
         async def both():
-            await asyncio.gather(A._EventStream(server, job)(scope, receive, send), engine())
+            await asyncio.gather(S.EventStream(server, job)(scope, receive, send), engine())
         loop.run_until_complete(both())
         head = b"".join(cycle.transport.written)
         assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n") and cycle.response_started

@@ -14,7 +14,7 @@ from functools import partial
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..chat import dialog_tokens
@@ -22,6 +22,7 @@ from ..errors import ContextLimitError, CugraphError
 from . import fastpath
 from . import protocol as P
 from .metrics import Metrics
+from .sse import EventStream
 from .worker import Job, Worker
 
 MAX_BODY = 8 << 20   # bytes of a request body
@@ -30,21 +31,6 @@ LONG_TEXT = 1 << 16  # characters of prompt text above which tokenization leaves
 
 def _error(err: P.ApiError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))   # json.dumps(**these) builds one per call
-_json = _ENCODER.encode
-
-
-def _sse(obj) -> str:
-    return f"data: {_json(obj)}\n\n"
-
-
-def _text_chunks(req: P.GenRequest):
-    """text -> the SSE chunk of a stream's text (the bytes _sse(envelope(...)) gives): the envelope is dumped once
-    per request around a placeholder, so that each token dumps only its text (on the first token's path)."""
-    head, tail = _sse(P.envelope(req, [P.choice(req, "\0", None)], None)).split(_json("\0"))
-    return lambda text: head + _json(text) + tail
 
 
 class Server:
@@ -120,12 +106,12 @@ class Server:
             tokenized = time.perf_counter()
             job = Job(req, asyncio.get_running_loop(), arrived=arrived)
             job.marks.update(handler=handler, read=read, parsed=parsed, tokenized=tokenized)
-            # a stream holds its place in the queue; _EventStream releases it once its headers are written
+            # a stream holds its place in the queue; EventStream releases it once its response is set up
             self.worker.submit(job, hold=req.stream)
             job.mark("submitted")
             if req.stream:
                 self.metrics.request(route, 200)
-                return _EventStream(self, job)
+                return EventStream(self, job)
             first = event, value = await self._next(request, job)
             if event == "error":
                 raise value
@@ -181,36 +167,6 @@ class Server:
                 raise value
             event, value = await self._next(request, job)
 
-    async def _stream(self, job: Job, scope, headers, opening):
-        """SSE chunks of the job's events (_EventStream writes them; ("gone", None): the client left). The first
-        text chunk is written by the engine thread where it can be (fastpath.py), with the headers and `opening`
-        where the response has not begun: the loop then never sees it."""
-        req = job.req
-        chunk = _text_chunks(req)
-        job.first_chunk = fastpath.first_chunk(scope, job, chunk, headers, opening)   # before the release: a fast
-        self._release(job)   # prefill (the CPU backend's small models) must not find it unset. If _EventStream has
-        event, value = await job.events.get()   # not released it, _next's HOLD_LIMIT does
-        while True:
-            if event == "text":
-                text = chunk(value)
-                job.mark("sending")
-                yield text
-                job.mark("written")   # resumed: the chunk is written
-                job.flushed.set()
-            elif event == "error":
-                yield _sse(P.ApiError(500, " ".join(str(value).split()), kind="server_error").body())
-                break
-            elif event == "done":
-                yield _sse(P.envelope(req, [P.choice(req, None, P.finish_reason(value.finish_reason))], None))
-                if req.include_usage:
-                    usage = P.usage(value.prompt_tokens, value.completion_tokens, value.cached_tokens)
-                    yield _sse(P.envelope(req, [], usage))
-                break
-            elif event == "gone":
-                return
-            event, value = await job.events.get()
-        yield "data: [DONE]\n\n"
-
     def _release(self, job: Job) -> None:   # once
         if "released" not in job.marks:
             self.worker.release(job)
@@ -235,58 +191,6 @@ class Server:
 
     async def prometheus(self, request: Request) -> Response:
         return PlainTextResponse(self.metrics.text(), media_type="text/plain; version=0.0.4")
-
-
-class _EventStream:
-    """The SSE response of a stream, written by hand rather than by StreamingResponse's anyio task group (whose
-    setup cost ~0.3 ms of TTFT): the headers (StreamingResponse's, built once), then each chunk as the job's
-    events come; a task watches for the client leaving, which cancels the job and ends the response."""
-
-    raw_headers = StreamingResponse((), media_type="text/event-stream",
-                                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}).raw_headers
-
-    def __init__(self, server: Server, job: Job):
-        self.server, self.job = server, job
-
-    async def _watch(self, receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.job.cancel()
-        self.job.events.put_nowait(("gone", None))
-
-    async def __call__(self, scope, receive, send) -> None:
-        job = self.job
-        # OpenAI's first chat chunk carries the role. Where the headers can wait (fastpath.defer_head), the engine
-        # thread writes them, this and the first text in one write once the first token is out: the loop's work
-        # before the release is then only the stream's set-up, and the client wakes once
-        opening = [_sse(P.envelope(job.req, [P.choice(job.req, None, None, first=True)], None))] \
-            if job.req.kind == "chat" else []
-        deferred = fastpath.defer_head(scope)
-        chunks = self.server._stream(job, scope, self.raw_headers, opening)
-        watch = asyncio.ensure_future(self._watch(receive))
-        try:
-            if not deferred:
-                await self._open(scope, send, opening)
-            async for chunk in chunks:
-                if deferred:   # the first chunk this loop writes: the response starts here unless it began
-                    deferred = False
-                    if job.first_by != "engine thread":
-                        await self._open(scope, send, opening)
-                await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
-            if deferred:   # the stream ended with nothing written (the client left): nothing more to send
-                return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            watch.cancel()
-            await chunks.aclose()
-            self.server.worker.discard(job)
-
-    async def _open(self, scope, send, opening) -> None:
-        """The response start (headers) and the opening chunks, through the loop."""
-        if not fastpath.write_head(scope, self.raw_headers):
-            await send({"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)})
-        for text in opening:
-            await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
 
 
 async def _disconnected(request: Request) -> None:

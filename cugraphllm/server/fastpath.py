@@ -21,7 +21,7 @@ once), and its work before the release is only the stream's set-up. The dup is o
 that write, or when the job ends or leaves the queue), so a connection closed meanwhile never lets the write
 reach a reused descriptor. Anything the kernel does not take at once goes to the transport through the loop,
 ahead of the later chunks; a write it does not take at all leaves the response to the loop, which then writes the
-headers first (app._EventStream). Where the conditions do not hold (no response cycle exposed: uvicorn's h11
+headers first (sse.EventStream). Where the conditions do not hold (no response cycle exposed: uvicorn's h11
 protocol; TLS; data still buffered; keep-alive off or an access log, where uvicorn writes other headers), the
 headers go first through the loop and the chunk the same way or through the loop as the others do.
 
