@@ -54,7 +54,7 @@ def apply(variant: str) -> None:
     elif variant == "switch5ms":
         sys.setswitchinterval = lambda interval: None
     elif variant in ("nodirect", "starlette", "loophead", "uvhead", "legacy"):
-        from cugraphllm.server import app, fastpath
+        from cugraphllm.server import fastpath
         fastpath.ENABLED = fastpath.ENABLED and variant not in ("nodirect", "legacy")
         fastpath.HEAD = fastpath.HEAD and variant not in ("uvhead", "legacy")
         fastpath.DISPATCH = fastpath.DISPATCH and variant not in ("starlette", "legacy")
