@@ -143,6 +143,16 @@ def check(ck, engine) -> dict:
     return {"layer7_wo_bit_exact": same_wo, "output_rows_folded_bit_exact": same_out}
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_argv(out: Path, max_seq_len: int) -> list[str]:
+    """The fresh process that loads the folder: this module, run from the repository root (as a script by path
+    it would not find the package where it is not installed: the 2026-11-30 fifth session's device call)."""
+    return [sys.executable, "-m", "scripts.mem_13b", "--load-only", "--out", str(out), "--max-seq-len",
+            str(max_seq_len)]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "cugraphllm_13b")
@@ -159,8 +169,8 @@ def main(argv=None) -> int:
     cfg = ModelConfig.from_preset("llama-2-13b")
     try:
         write_s = 0.0 if (a.out / INDEX).is_file() else write(a.out, cfg, a.shards)
-        child = subprocess.run([sys.executable, __file__, "--load-only", "--out", str(a.out), "--max-seq-len",
-                                str(a.max_seq_len)], stdout=subprocess.PIPE, text=True, check=True)
+        child = subprocess.run(child_argv(a.out, a.max_seq_len), stdout=subprocess.PIPE, text=True, check=True,
+                               cwd=REPO)
     finally:
         if not a.keep:
             shutil.rmtree(a.out, ignore_errors=True)

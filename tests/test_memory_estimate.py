@@ -59,3 +59,17 @@ def test_describe_names_every_part():
     text = memory.describe(e)
     for word in ("weights 24.24", "kv cache 3.12", "graphs", "gemm workspace", "reserve", "upload staging"):
         assert word in text
+
+
+def test_mem_13b_child_process_finds_the_package(tmp_path):
+    """scripts/mem_13b.py loads the folder in a fresh process: that command, run from the repository root as the
+    script runs it, starts (--help) without the package installed on the path."""
+    import os
+    import subprocess
+
+    from scripts.mem_13b import REPO, child_argv
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    argv = child_argv(tmp_path / "x", 64)
+    done = subprocess.run(argv[:3] + ["--help"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--max-rss-gb" in done.stdout
