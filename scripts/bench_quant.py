@@ -28,7 +28,6 @@ from cugraphllm.gpu.state import Residual
 from scripts import bench_kernels as bk  # graph timing, copy rate, bare-read floor (python3 -m scripts.bench_quant)
 
 
-
 def mats(preset: str = "llama-2-7b") -> tuple[dict, int]:
     """name -> (op, N rows, K) of a preset's decode GEMVs, as gpu/model.py calls them; and its layer count."""
     from cugraphllm.config import ModelConfig

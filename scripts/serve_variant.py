@@ -16,11 +16,12 @@ Variants (comma-separated to combine):
   nodirect     the first text chunk goes through the event loop as the others do, instead of being written by
                the engine thread (cugraphllm/server/fastpath.py)
   starlette    the generation routes through Starlette's router and middleware, as the other routes
-  loophead     a stream's headers are written by the loop before its job goes to the engine (as before 2026-12-01),
-               not by the engine thread in one write with the first chunk (fastpath.DEFER_HEAD)
+  loophead     a stream's headers are written by the loop before its job goes to the engine (as before the fifth
+               session of 2026-11-30), not by the engine thread in one write with the first chunk
+               (fastpath.DEFER_HEAD)
   uvhead       a stream's headers go through uvicorn's send, not straight to the socket (fastpath.write_head)
-  legacy       nodirect, starlette and uvhead together: the request path of 2026-11-30 (bar the engine thread's
-               doorbell, the per-request arrival mark, the SSE response's headers built once, uvicorn's proxy
+  legacy       nodirect, starlette, uvhead and loophead together: the request path of 2026-11-30 (bar the engine
+               thread's doorbell, the per-request arrival mark, the SSE response's headers built once, uvicorn's proxy
                headers off, and the 2026-12 request path's leaner body read and job)
 (scripts/bench_server.py also knows two client-side variants: onewrite, its client sends each request's headers
 and body in one write, as curl does a small body, instead of two, as http.client and the openai client do; and

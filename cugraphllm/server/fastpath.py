@@ -153,7 +153,11 @@ def _may_start(cycle) -> bool:
 
 def defer_head(scope) -> bool:
     """A stream's headers may wait for its first chunk, in one write by the engine thread (loop thread)."""
-    return ENABLED and HEAD and DEFER_HEAD and _may_start(_cycle(scope))
+    return _may_defer(_cycle(scope))
+
+
+def _may_defer(cycle) -> bool:
+    return ENABLED and HEAD and DEFER_HEAD and _may_start(cycle)
 
 
 def write_head(scope, headers) -> bool:
@@ -226,7 +230,7 @@ def first_chunk(scope, job, chunk, headers=(), opening=()) -> FirstChunk | None:
         if cycle.chunked_encoding is not True:
             return None
         prefix = b""
-    elif defer_head(scope):
+    elif _may_defer(cycle):
         prefix = _head(cycle, headers) + b"".join(_frame(text) for text in opening)
     else:
         return None

@@ -85,9 +85,11 @@ class EventStream:
         job = self.job
         req = job.req
         chunk = text_chunks(req)
-        job.first_chunk = fastpath.first_chunk(scope, job, chunk, self.raw_headers, opening)   # before the
-        self.server._release(job)   # release: a fast prefill (the CPU backend's small models) must not find it
-        event, value = await job.events.get()   # unset. Not released here: Worker._next's HOLD_LIMIT does it
+        # the writer before the release: a fast prefill (the CPU backend's small models) must not find it unset.
+        # (A stream whose response never gets here is started by Worker._next's HOLD_LIMIT.)
+        job.first_chunk = fastpath.first_chunk(scope, job, chunk, self.raw_headers, opening)
+        self.server._release(job)
+        event, value = await job.events.get()
         while True:
             if event == "text":
                 text = chunk(value)
