@@ -26,13 +26,6 @@
 #ifndef QG_PIPE
 #define QG_PIPE 0         // 1: the pipelined row-pair loop (gemv_quant_pipe.cuh); the tiles ignore it
 #endif
-#ifndef QG_BULK
-#define QG_BULK 0         // 1: the bulk-copy row-pair driver (gemv_quant_bulk.cuh; sm_90); the tiles ignore it
-#endif
-#if QG_BULK && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-#undef QG_BULK
-#define QG_BULK 0         // no bulk-copy engine before sm_90: the register loop (the launcher's smem is only larger)
-#endif
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif

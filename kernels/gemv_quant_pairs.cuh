@@ -65,30 +65,6 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
 #include "gemv_quant_mma.cuh"
 #endif
 
-// acc0 / acc1 += this lane's products of one 16-byte vector idx of rows r0 / r1 (w0 / w1; int4: each row's
-// (scale, zero) of the vector's group in sz0 / sz1)
-__device__ __forceinline__ void vec_step(uint4 w0, uint4 w1, __half2 sz0, __half2 sz1, const float* xs,
-                                         const float* csum, int idx, float& acc0, float& acc1) {
-#if QG_HACC && QFMT == 3
-    dot_vec_h2(w0, w1, sz0, sz1, reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
-#elif QG_HACC
-    dot_vec_h2(w0, w1, reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
-#else
-    float d0 = 0.0f, d1 = 0.0f;
-    dot_vec(w0, w1, xs, idx, d0, d1);
-#if QFMT == 3
-    const float cs = csum[idx];
-    const float2 a0 = __half22float2(sz0), a1 = __half22float2(sz1);
-    acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
-    acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
-#else
-    acc0 += d0;
-    acc1 += d1;
-#endif
-#endif
-    (void)sz0; (void)sz1; (void)csum;
-}
-
 // acc0 / acc1 += this lane's products of the QG_UNROLL vectors of one loop step (base..) held in f
 __device__ __forceinline__ void pstep(const Frag& f, const float* xs, const float* csum, int base, int nvec,
                                       float& acc0, float& acc1) {
@@ -97,32 +73,31 @@ __device__ __forceinline__ void pstep(const Frag& f, const float* xs, const floa
     for (int u = 0; u < QG_UNROLL; ++u) {
         const int idx = base + u * 32 + lane;
         if (idx < nvec) {
-#if QFMT == 3
-            vec_step(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], xs, csum, idx, acc0, acc1);
+#if QG_HACC && QFMT == 3
+            dot_vec_h2(f.w0[u], f.w1[u], f.sz0[u], f.sz1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
+#elif QG_HACC
+            dot_vec_h2(f.w0[u], f.w1[u], reinterpret_cast<const __half*>(xs), idx, acc0, acc1);
 #else
-            vec_step(f.w0[u], f.w1[u], __half2(), __half2(), xs, csum, idx, acc0, acc1);
+            float d0 = 0.0f, d1 = 0.0f;
+            dot_vec(f.w0[u], f.w1[u], xs, idx, d0, d1);
+#if QFMT == 3
+            const float cs = csum[idx];
+            const float2 a0 = __half22float2(f.sz0[u]), a1 = __half22float2(f.sz1[u]);
+            acc0 = fmaf(a0.x, d0 - (a0.y + 1024.0f) * cs, acc0);
+            acc1 = fmaf(a1.x, d1 - (a1.y + 1024.0f) * cs, acc1);
+#else
+            acc0 += d0;
+            acc1 += d1;
+#endif
 #endif
         }
     }
+    (void)csum;
 }
 
 #if QG_PIPE
 #include "gemv_quant_pipe.cuh"
 #endif
-#if QG_BULK
-#include "gemv_quant_bulk.cuh"
-#endif
-
-// Bytes of the staging at the start of the dynamic shared memory (QuantPlan.smem_bytes, row-pair paths), whole
-// 128-byte lines: the bulk driver's ring follows.
-__device__ __forceinline__ int stage_bytes(int K) {
-#if QG_HACC
-    const int b = 2 * ((K + 63) / 64 * 64);
-#else
-    const int b = 4 * ((K + 31) / 32 * 32 + (QFMT == 3 ? K / 32 : 0));
-#endif
-    return (b + 127) & ~127;
-}
 
 // Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
 // QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
@@ -148,13 +123,6 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     const bool vec = (K % QG_EPV) == 0;
 #endif
     const int nvec = K / QG_EPV;
-#if QG_BULK
-    if (vec) {
-        qgemv_pairs_bulk(w, a, nm, n_pairs, xs, csum, reinterpret_cast<unsigned char*>(xs) + stage_bytes(K), rows,
-                         epi);
-        return;
-    }
-#endif
     const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
     const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
     Frag f;

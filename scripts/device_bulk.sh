@@ -3,6 +3,8 @@
 # kernels/gemv_quant_bulk.cuh). 1) its GPU tests (the h2_bulk / f32_bulk paths of tests/test_quant_gpu.py);
 # 2) per-matrix sweep of int4 / fp8 (bench_quant --sweep bulk: the default plan first, same call); 3) 7B decode
 # A/B (int4, fp8), one process per setting: the default plan vs bulk=1 (row pairs everywhere, int4 without tiles).
+# Ran at commit 85c2baf; the driver was removed after this call (slower everywhere: 7B int4 decode 1.84 -> 3.10
+# ms/token, fp8 2.06 -> 2.77; int4 wqkv 12.7 -> 17.4-29.8 us; benchmarks/results/ab_2026-11-30f/).
 source scripts/device_lib.sh bulk
 t bulk_tests 130 -n 8 tests/test_quant_gpu.py -k "bulk"
 timeout 110 python3 -m scripts.bench_quant --formats int4,fp8 --sweep bulk --no-table --out $L/bench/sweep_bulk.json \

@@ -73,14 +73,12 @@ def test_gemm_quant_tc_configs_compile(cfg, tmp_path):
 @pytest.mark.parametrize("qfmt,arch,bf16", [(1, "sm_90", False), (1, "sm_80", True), (2, "sm_90", True),
                                             (3, "sm_90", False), (3, "sm_80", True)])
 @pytest.mark.parametrize("path", [("-DQG_HACC=1",), ("-DQG_MMA=1", "-DQG_MSPLIT=4"),
-                                  ("-DQG_PIPE=1",), ("-DQG_PIPE=1", "-DQG_HACC=1"), ("-DQG_BULK=1", "-DQG_KSPLIT=2"),
-                                  ("-DQG_BULK=1", "-DQG_HACC=1", "-DQG_BSTAGES=3", "-DQG_BVECS=64")],
-                         ids=["half2", "mma", "pipe", "half2_pipe", "bulk", "half2_bulk"])
+                                  ("-DQG_PIPE=1",), ("-DQG_PIPE=1", "-DQG_HACC=1")],
+                         ids=["half2", "mma", "pipe", "half2_pipe"])
 def test_gemv_quant_half2_path_compiles(qfmt, arch, bf16, path, tmp_path):
     """gemv_quant.cu's half2 path (QG_HACC=1, gemv_quant_h2.cuh), tensor-core path (QG_MMA=1,
-    gemv_quant_mma.cuh), pipelined row-pair loop (QG_PIPE=1, gemv_quant_pipe.cuh) and bulk-copy ring (QG_BULK=1,
-    gemv_quant_bulk.cuh; sm_80 compiles the register loop instead) per format: fp8 both ways (hardware e4m3
-    convert on sm_90, the bit placement on sm_80), int8, int4."""
+    gemv_quant_mma.cuh) and pipelined row-pair loop (QG_PIPE=1, gemv_quant_pipe.cuh) per format: fp8 both ways (hardware e4m3 convert on sm_90, the bit placement on sm_80),
+    int8, int4."""
     if NVCC is None:
         if os.environ.get("CI"):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")

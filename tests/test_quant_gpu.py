@@ -23,9 +23,7 @@ BIG = pytest.mark.big   # 70B shapes (slow float64 references): under the defaul
 
 
 PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0),
-         "f32_pipe": dict(hacc=0, mma=0, pipe=1), "h2_pipe": dict(hacc=1, mma=0, pipe=1),
-         # bulk copies into per-warp rings (sm_90): the default ring, and a 2-slot ring of 64-vector chunks
-         "h2_bulk": dict(hacc=1, mma=0, bulk=1), "f32_bulk": dict(hacc=0, mma=0, bulk=1, bstages=2, bvecs=64)}
+         "f32_pipe": dict(hacc=0, mma=0, pipe=1), "h2_pipe": dict(hacc=1, mma=0, pipe=1)}
 
 
 @pytest.fixture(autouse=True, params=list(PATHS))

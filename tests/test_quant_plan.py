@@ -124,17 +124,6 @@ def test_tiles_smem_is_their_staging(K, group, want):
     assert gemv_plan.plan_for("fp8").smem_bytes(K, 8192, group) == 4 * ((K + 31) // 32 * 32)
 
 
-@pytest.mark.parametrize("fmt, hacc, K, stage", [("int4", 1, 4096, 8192), ("int4", 0, 4096, 4 * (4096 + 128)),
-                                                 ("fp8", 0, 11008, 4 * 11008), ("int8", 1, 200, 512)])
-def test_bulk_smem_is_staging_then_rings(fmt, hacc, K, stage):
-    """bulk: the row-pair staging rounded to whole 128-byte lines (kernels/gemv_quant_pairs.cuh stage_bytes),
-    then per launched warp bstages slots of 2 rows x bvecs 16-byte vectors and one 8-byte mbarrier a slot."""
-    plan = dataclasses.replace(gemv_plan.plan_for(fmt), hacc=hacc, mma=0, bulk=1, bstages=3, bvecs=64)
-    ring = 3 * (2 * 16 * 64 + 8)
-    assert plan.smem_bytes(K, 2048, 128) == -(-stage // 128) * 128 + plan.warps * ring
-    assert plan.smem_bytes(K, 2048, 128, warps=8) == -(-stage // 128) * 128 + 8 * ring
-
-
 def test_int4_tiles_where_measured_faster():
     """The tiles on 7B's wqkv / w13 / LM head and 13B's wqkv / w13; the half2 path on 70B's wqkv, wo and w2 and on
     every wo / w2 of 7B and 13B (row pairs per matrix of each preset)."""

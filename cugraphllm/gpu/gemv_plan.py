@@ -13,7 +13,7 @@ benchmarks/results/gemv_sweep_*_2026-11-23.json.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
 GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
@@ -83,9 +83,6 @@ class QuantPlan:
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
-    bulk: int = 0              # 1: row pairs (not tiles) get their weights by bulk copies into a per-warp ring of
-    bstages: int = 4           # shared memory, bstages slots of bvecs 16-byte vectors a row (gemv_quant_bulk.cuh;
-    bvecs: int = 32            # sm_90)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -120,18 +117,14 @@ class QuantPlan:
     def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
         return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
 
-    def smem_bytes(self, K: int, n_pairs: int | None = None, group: int | None = None, warps: int = 0) -> int:
+    def smem_bytes(self, K: int, n_pairs: int | None = None, group: int | None = None) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
         [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line). Tiles (use_mma): where
         they run (qm_ok in kernels/gemv_quant_tiles.cuh: K and int4's `group` multiples of the columns of an
         iteration) xh half [K] + the iteration blocks' float2 [K / cols]; else (or group None: not known) the
         fp32 size, which their fallback for awkward K stages. The fp32 size on 70B's w2 (K 28672) is 118 KB: one
-        block an SM instead of three. bulk (row pairs): the staging in whole 128-byte lines, then each of the
-        launch's `warps` (default: the plan's) a ring of bstages slots [2 rows, bvecs vectors] and its mbarriers."""
+        block an SM instead of three."""
         mma = self.use_mma(n_pairs) if n_pairs is not None else bool(self.mma)
-        if not mma and self.bulk:
-            stage = replace(self, bulk=0).smem_bytes(K, n_pairs, group)
-            return -(-stage // 128) * 128 + (warps or self.warps) * self.bstages * (2 * 16 * self.bvecs + 8)
         if self.hacc and not mma:
             return 2 * ((K + 63) // 64 * 64)
         cols = 128 if self.fmt == "int4" else 64   # QM_COLS = 4 x values per 16-byte vector

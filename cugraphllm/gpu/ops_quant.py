@@ -102,18 +102,15 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
     mma = plan.use_mma(n_pairs)
-    bulk = (plan.bulk, plan.bstages, plan.bvecs) if plan.bulk and not mma else (0, 0, 0)
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, bulk)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
                    "QG_HACC": plan.hacc, "QG_PFS": plan.pfs, "QG_PIPE": plan.pipe}
         if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
-        elif bulk[0]:
-            defines.update(QG_BULK=1, QG_BSTAGES=bulk[1], QG_BVECS=bulk[2])
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    smem = plan.smem_bytes(K, n_pairs, group, warps)
+    smem = plan.smem_bytes(K, n_pairs, group)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
     return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs)), resident), 32 * warps
