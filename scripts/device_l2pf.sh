@@ -13,7 +13,7 @@ from cugraphllm.cli import main
 g.QUANT_PLANS["$2"] = dataclasses.replace(g.QUANT_PLANS["$2"], l2pf=$3)
 main("$E2E --preset $1 --quant $2 --prompt-lens 10,500 --stem e2e_$1_$2_l2pf$3".split())
 PY
-  echo "=== $1 $2 l2pf $3 rc $?: $(grep -E '^\| cugraphllm-hybrid \| (10|500) \| 64' $L/e2e_$1_$2_l2pf$3.log | cut -d'|' -f3,7,8 | tr '\n' ' ')"
+  echo "=== $1 $2 l2pf $3 rc $?: $(grep -E '^\| cugraphllm-hybrid \| (10|500) \| 64' $L/e2e_$1_$2_l2pf$3.log | cut -d'|' -f3,5,7 | tr '\n' ' ')"
 }
 for f in int4 fp8 int8; do ab llama-2-7b $f 0 50; ab llama-2-7b $f 1 50; done
 ab llama-2-13b int4 0 70; ab llama-2-13b int4 1 70
