@@ -26,9 +26,6 @@
 #ifndef QG_PIPE
 #define QG_PIPE 0         // 1: the pipelined row-pair loop (gemv_quant_pipe.cuh); the tiles ignore it
 #endif
-#ifndef QG_L2PF
-#define QG_L2PF 0         // 1: thread 0 of each block prefetches the block's weight rows into L2 (bulk prefetch, sm_90)
-#endif
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif

@@ -61,49 +61,6 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
     bool active;
 };
 
-#if QG_L2PF
-// L2 prefetch by the bulk-copy engine (sm_90) of the 16-byte-aligned lines around [p, p + bytes), in pieces of at
-// most 1 MB: no registers, no per-lane instructions, every byte requested at once.
-__device__ __forceinline__ void l2pf_range(const void* p, size_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    size_t lo = reinterpret_cast<size_t>(p) & ~(size_t)15;
-    const size_t hi = (reinterpret_cast<size_t>(p) + bytes + 15) & ~(size_t)15;
-    for (; lo < hi; lo += (1u << 20)) {
-        const unsigned n = (unsigned)min(hi - lo, (size_t)(1u << 20));
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(lo), "r"(n) : "memory");
-    }
-#else
-    (void)p; (void)bytes;
-#endif
-}
-
-// Thread 0 of the block: the L2 prefetch of every weight row (and int4 scales / zeros) of pairs p0 .. p1 of
-// `rows`, so that the warps' register loads after their first ones hit L2 (QuantPlan.l2pf). The r0 and r1 rows
-// of the pairs form two row ranges (one when they interleave: the adjacent pairs of wqkv / wo / w2 / LM head).
-template <class Rows>
-__device__ __forceinline__ void l2pf_pairs(const QArgs& w, Rows rows, int p0, int p1, int n_pairs) {
-    p1 = min(p1, n_pairs - 1);
-    if (threadIdx.x != 0 || p0 > p1) return;
-    const PairRows a = rows(p0), b = rows(p1);
-    size_t lo[2] = {a.r0, a.r1}, hi[2] = {b.r0, b.r1};
-    int nr = 2;
-    if (lo[1] <= hi[0] + 1 && lo[0] <= hi[1] + 1) {  // one range
-        lo[0] = min(lo[0], lo[1]);
-        hi[0] = max(hi[0], hi[1]);
-        nr = 1;
-    }
-    const size_t rb = QFMT == 3 ? (size_t)(w.K / 2) : (size_t)w.K;
-    for (int i = 0; i < nr; ++i) {
-        l2pf_range(w.q + lo[i] * rb, (hi[i] - lo[i] + 1) * rb);
-#if QFMT == 3
-        const size_t G = (size_t)(w.K / w.gs);
-        l2pf_range(reinterpret_cast<const __half*>(w.scales) + lo[i] * G, 2 * (hi[i] - lo[i] + 1) * G);
-        l2pf_range(w.zeros + lo[i] * G, 2 * (hi[i] - lo[i] + 1) * G);
-#endif
-    }
-}
-#endif
-
 #if QG_MMA
 #include "gemv_quant_mma.cuh"
 #endif
@@ -169,9 +126,6 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
     const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
     Frag f;
-#if QG_L2PF
-    l2pf_pairs(w, rows, (int)blockIdx.x * QG_PAIRS, (int)blockIdx.x * QG_PAIRS + QG_PAIRS - 1, n_pairs);
-#endif
 #if QG_PIPE
     const VGroup vg = vgroup(w);
     PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);

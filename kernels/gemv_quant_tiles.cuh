@@ -106,9 +106,6 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
     MFrag f;
-#if QG_L2PF
-    l2pf_pairs(w, rows, (int)blockIdx.x * QM_PAIRS, (int)blockIdx.x * QM_PAIRS + QM_PAIRS - 1, n_pairs);
-#endif
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
     pdl_enter();  // a and ss come from the previous kernel

@@ -8,7 +8,7 @@ copies (> 4x L2 between two uses of a copy) that the weights never sit in L2; CU
 The per-token estimate adds n_layers x (wqkv + wo + w13 + w2) + the LM head (16-bit unless --quant-head).
 
 Usage: python scripts/bench_quant.py [--dtype float16|bfloat16] [--formats fp16,fp8,int8,int4] [--group-size 128]
-       [--quant-head] [--sweep shapes|mma|pfs|tight|mma2|l2pf] [--preset NAME] [--no-table] [--out FILE.json]
+       [--quant-head] [--sweep shapes|mma|pfs|tight|mma2] [--preset NAME] [--no-table] [--out FILE.json]
 --sweep also times every quantized GEMV under the format's default plan and each QuantPlan of that SWEEPS set.
 """
 from __future__ import annotations
@@ -116,7 +116,6 @@ SWEEPS = {  # fields not named keep the format's default plan's values
             for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
     "pfs": [dict(pfs=p) for p in (1, 2, 4, 8)] + [dict(mma=1, mma_min_pairs=0, pfs=p) for p in (0, 1, 2, 4, 8)],
     "tight": [dict(tight=0), dict(mma_min_pairs=1 << 30), dict(mma_min_pairs=1 << 30, ksplit=4)],
-    "l2pf": [dict(l2pf=1), dict(l2pf=1, mma=0), dict(mma=0)],
     "mma2": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
 }

@@ -3,6 +3,9 @@
 # prefetched into L2 by the bulk-copy engine at launch (QuantPlan.l2pf). 1) end-to-end A/B, one process per
 # setting: 7B int4 / fp8 / int8 and 13B int4 decode, default plan vs l2pf=1; 2) per-matrix sweep (bench_quant
 # --sweep l2pf: default, l2pf, l2pf on the row-pair path, the row-pair path; same call); 3) the l2pf GPU test paths.
+# Ran at commit 13c24af; QuantPlan.l2pf was removed after this call (slower on every matrix, +4-28%, and end to end:
+# 7B int4 1.83 -> 2.21 ms/token, fp8 2.06 -> 2.47, int8 2.21 -> 2.52, 13B int4 3.76 -> 4.33;
+# benchmarks/results/ab_2026-11-30g/).
 source scripts/device_lib.sh l2pf
 E2E="bench --backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
 ab() {  # ab <preset> <format> <l2pf 0|1> <timeout>

@@ -73,13 +73,11 @@ def test_gemm_quant_tc_configs_compile(cfg, tmp_path):
 @pytest.mark.parametrize("qfmt,arch,bf16", [(1, "sm_90", False), (1, "sm_80", True), (2, "sm_90", True),
                                             (3, "sm_90", False), (3, "sm_80", True)])
 @pytest.mark.parametrize("path", [("-DQG_HACC=1",), ("-DQG_MMA=1", "-DQG_MSPLIT=4"),
-                                  ("-DQG_PIPE=1",), ("-DQG_PIPE=1", "-DQG_HACC=1"),
-                                  ("-DQG_L2PF=1", "-DQG_HACC=1"), ("-DQG_L2PF=1", "-DQG_MMA=1", "-DQG_MSPLIT=2")],
-                         ids=["half2", "mma", "pipe", "half2_pipe", "half2_l2pf", "mma_l2pf"])
+                                  ("-DQG_PIPE=1",), ("-DQG_PIPE=1", "-DQG_HACC=1")],
+                         ids=["half2", "mma", "pipe", "half2_pipe"])
 def test_gemv_quant_half2_path_compiles(qfmt, arch, bf16, path, tmp_path):
     """gemv_quant.cu's half2 path (QG_HACC=1, gemv_quant_h2.cuh), tensor-core path (QG_MMA=1,
-    gemv_quant_mma.cuh), pipelined row-pair loop (QG_PIPE=1, gemv_quant_pipe.cuh) and the blocks' L2 prefetch
-    (QG_L2PF=1; nothing before sm_90) per format: fp8 both ways (hardware e4m3 convert on sm_90, the bit placement on sm_80),
+    gemv_quant_mma.cuh) and pipelined row-pair loop (QG_PIPE=1, gemv_quant_pipe.cuh) per format: fp8 both ways (hardware e4m3 convert on sm_90, the bit placement on sm_80),
     int8, int4."""
     if NVCC is None:
         if os.environ.get("CI"):

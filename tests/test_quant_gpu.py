@@ -23,8 +23,7 @@ BIG = pytest.mark.big   # 70B shapes (slow float64 references): under the defaul
 
 
 PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0),
-         "f32_pipe": dict(hacc=0, mma=0, pipe=1), "h2_pipe": dict(hacc=1, mma=0, pipe=1),
-         "h2_l2pf": dict(hacc=1, mma=0, l2pf=1), "mma_l2pf": dict(hacc=0, mma=1, mma_min_pairs=0, l2pf=1)}
+         "f32_pipe": dict(hacc=0, mma=0, pipe=1), "h2_pipe": dict(hacc=1, mma=0, pipe=1)}
 
 
 @pytest.fixture(autouse=True, params=list(PATHS))

@@ -83,8 +83,6 @@ class QuantPlan:
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
-    l2pf: int = 0              # 1: thread 0 of each block has its rows prefetched into L2 by the bulk-copy engine
-    #                            at launch (kernels/gemv_quant_pairs.cuh l2pf_pairs; sm_90), both drivers
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
