@@ -1,5 +1,6 @@
-"""The "custom" collective backend of tensor parallelism: one-shot all-reduce / all-gather of small f32 messages over
-NVLink peer access (kernels/allreduce.cu), as an alternative to NCCL behind gpu/tp.py's Comm interface.
+"""The "custom" collective backends of tensor parallelism: one-shot all-reduce / all-gather of small f32 messages over
+NVLink peer access (kernels/allreduce.cu, allreduce_lamport.cu), as an alternative to NCCL behind gpu/tp.py's Comm
+interface.
 
 Why: a decode step of a TP engine makes 2 all-reduces per layer of D f32 (16-32 KB) and one all-gather of the logits;
 NCCL takes ~6.6 us each on 2 x H200 (430 us of a 2.7 ms 7B step). One kernel that pushes its chunk into every
@@ -10,14 +11,15 @@ when every pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nc
 impossible is a one-line error). Two protocols over peer access (PROTOCOLS): custom (kernels/allreduce.cu: the
 pushes, a system-scope fence, a per-block flag, a fence on the reader's side) and lamport
 (kernels/allreduce_lamport.cu: every pushed value is its own readiness signal, buffers of three generations reset
-to an empty bit pattern; no fence, no flag). Both sum in rank order: the same bits. Messages above CAP elements (prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
+to an empty bit pattern; no fence, no flag). Both sum in rank order: the same bits. Messages above CAP elements
+(prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
 CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
 every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
-its 16-bit copy and the norm's partial sums) is one kernel, ar_residual, instead of two; CUGRAPHLLM_ALLREDUCE_FUSE=0
-keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
+its 16-bit copy and the norm's partial sums) is one kernel, ar_residual (ar_lamport_residual), instead of two;
+CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
 
-The layout functions below are pure Python (tests/test_allreduce_cpu.py model-checks the protocol with them); the
-kernel gets the same constants as defines.
+The layout functions below are pure Python (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the
+protocols with them); the kernels get the same constants as defines.
 """
 from __future__ import annotations
 
@@ -166,7 +168,7 @@ class PeerBuffers:
         for d in self.devices:
             with cp.cuda.Device(d):
                 words = slots * self.world * CAP
-                self.data.append(cp.full(words, EMPTY, cp.uint32).view(cp.float32) if lamport
+                self.data.append(cp.full(words, np.uint32(EMPTY), cp.uint32).view(cp.float32) if lamport
                                  else cp.zeros(words, cp.float32))
                 if not lamport:
                     self.flags.append(cp.zeros(MAX_BLOCKS * MAX_WORLD, cp.uint32))
@@ -192,8 +194,9 @@ class PeerBuffers:
         self.fused.add(tname)
 
     def launch_residual(self, rank: int, p, x, xh, ss, chunk: int) -> None:
-        """The fused residual kernel (ar_residual / ar_lamport_residual) on the current stream: x f32 [1, n] += (sum over ranks of p f32 [1, n]), xh T [1, n] = T(x),
-        ss f32 [>= ceil(n / chunk)] = the norm's partial sums of squares. Same call order rules as launch()."""
+        """The fused residual kernel (ar_residual / ar_lamport_residual) on the current stream: x f32 [1, n] += (sum
+        over ranks of p f32 [1, n]), xh T [1, n] = T(x), ss f32 [>= ceil(n / chunk)] = the norm's partial sums of
+        squares. Same call order rules as launch()."""
         n = p.size
         if x.dtype != np.float32 or p.dtype != np.float32 or x.size != n or xh.size != n or ss.size < -(-n // chunk):
             raise ValueError(f"custom all-reduce: residual shapes p {p.shape}, x {x.shape}, xh {xh.shape}, ss "
@@ -225,9 +228,10 @@ class PeerBuffers:
 
 class CustomComm(Comm):
     """tp.Comm over PeerBuffers: all_reduce / all_gather of at most CAP elements per rank run the peers' protocol
-    (kernels/allreduce.cu or allreduce_lamport.cu; backend = its name), larger ones NCCL. Each call still meets the other ranks at the group's rendezvous on the host (no NCCL call):
-    a rank whose step fails before its collective releases the others with an error instead of leaving their
-    kernels waiting on the device; graph replays involve no host at all."""
+    (kernels/allreduce.cu or allreduce_lamport.cu; backend = its name), larger ones NCCL. Each call still meets the
+    other ranks at the group's rendezvous on the host (no NCCL call): a rank whose step fails before its collective
+    releases the others with an error instead of leaving their kernels waiting on the device; graph replays involve
+    no host at all."""
     backend = "custom"
 
     def __init__(self, group, rank: int, rows: int, dim: int, vocab_local: int, peers: PeerBuffers):
