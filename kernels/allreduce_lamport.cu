@@ -34,16 +34,17 @@
 // after its pdl_enter() in call s + 2, so after q's call s + 1 completed, which needed r's call s + 1 values; r
 // pushed those after its pdl_enter() in call s + 1, so after r's call s, the reset included, was performed. So the
 // reset reaches r's memory between the last use of a generation and its next. With 2 generations the generation
-// r resets in call s would be the one a peer already in call s + 1 writes into (tests/test_allreduce_cpu.py models
-// this protocol and catches that variant, a reset of the wrong generation, a missing reset and a 2^32 wrap).
+// r resets in call s would be the one a peer already in call s + 1 writes into (tests/lamport_model.py models this
+// protocol for tests/test_allreduce_cpu.py and catches that variant, a reset of the wrong generation, a missing or
+// partial reset, a missing kernel boundary, a 2^32 wrap and an unmapped sentinel).
 // Why a non-empty value is fresh: data_r[g] was last reset in call s - 2, after its previous use (call s - 3) and,
 // by (b) for s - 2, before any peer's call s push; so it holds AR_EMPTY or call s's values.
-// Sentinel: AR_EMPTY = 0xFFFFFFFF, a NaN with a full payload; GPU arithmetic makes only the canonical NaN
-// 0x7FFFFFFF, and a sender replaces an input of exactly 0xFFFFFFFF by it (still a NaN: every sum with it is NaN),
-// so every other value, -0.0 included, travels unchanged and the sums equal allreduce.cu's bit for bit; its bytes are
-// all 0xFF (the launcher fills the buffers once). Every access to the buffers is strong (relaxed.sys), so the racing
-// pushes and polls are no data race; a 4-byte element is single-copy atomic, a 16-byte push may land piecewise:
-// every element is checked.
+// Sentinel: AR_EMPTY = 0xFFFFFFFF, a NaN with a full payload (GPU arithmetic makes the canonical NaN 0x7FFFFFFF);
+// a sender replaces an input of exactly 0xFFFFFFFF by 0x7FFFFFFF (still a NaN: every sum with it is NaN), so every
+// other value, -0.0 included, travels unchanged and every sum that is not a NaN equals allreduce.cu's bit for bit
+// (a -0.0 sentinel would turn a sum of -0.0s into +0.0); its bytes are all 0xFF (the launcher fills the buffers).
+// Every access to the buffers is strong (relaxed.sys), so the racing pushes and polls are no data race; a 4-byte
+// element is single-copy atomic, a 16-byte push may land piecewise: every element is checked.
 //
 // Kernels: ar_lamport (all-reduce in or out of place, all-gather) and ar_lamport_residual (the all-reduce fused with
 // the decode residual update, as allreduce.cu ar_residual). Grid: ceil(n / AR_CHUNK) blocks of AR_THREADS threads,
