@@ -24,8 +24,10 @@
 // (common.cuh) before touching memory an earlier kernel wrote: griddepcontrol.wait returns once the preceding grid
 // on the stream has completed and its memory operations are performed and visible; that grid waited for its own
 // predecessor in the same way (a kernel launched without PDL is fully serialized), so "call s of this rank
-// completed, its stores performed" holds at the pdl_enter() of any later kernel, whatever runs in between. Here
-// pdl_enter() comes first: no push, reset or load of the buffers precedes it.
+// completed, its stores performed" holds at the pdl_enter() of any later kernel, whatever runs in between (as long as
+// every PDL kernel's blocks pass pdl_enter() before they exit, as the GEMVs, the attention and these kernels do; the
+// flag protocol's two parities rest on the same order). Here pdl_enter() comes first: no push, reset or load of the
+// buffers precedes it.
 // Why a rank is at most one call ahead of a peer: it cannot finish call s before it has loaded every element of
 // every peer's call s, which each peer pushes only inside its own call s.
 // Why the reset never erases a value: peers write data_r[(s + 2) % 3] = data_r[(s - 1) % 3] in calls s - 1 and
