@@ -20,14 +20,14 @@ class LamportModel:
     wait that is runnable when the element is not EMPTY, and the value seen then is the addend: it must be what the
     peer pushed in this very call.
 
-    Variants (defaults = the kernel): gens, the wrap of the call counter, reset_ahead (call s resets generation
-    (s + reset_ahead) % gens; None: no reset), whole_chunk (reset the whole chunk, not only the elements this call
-    covers), flush (the kernel boundary), map_empty (a sender replaces the sentinel's bits)."""
+    Variants (defaults = the kernel): schedule (a block's call count -> (s, generation pushed and polled,
+    generation reset or None); default gpu/allreduce.py lamport_call, the kernel's arithmetic), whole_chunk (reset the
+    whole chunk, not only the elements this call covers), flush (the kernel boundary), map_empty (a sender replaces
+    the sentinel's bits)."""
 
-    def __init__(self, world, calls, rng, gens=ar.GENERATIONS, wrap=ar.SEQ_WRAP, reset_ahead=2, whole_chunk=True,
-                 flush=True, map_empty=True, seq0=0):
-        self.world, self.calls, self.rng = world, calls, rng
-        self.gens, self.wrap, self.reset_ahead = gens, wrap, reset_ahead
+    def __init__(self, world, calls, rng, schedule=ar.lamport_call, whole_chunk=True, flush=True, map_empty=True,
+                 seq0=0):
+        self.world, self.calls, self.rng, self.schedule = world, calls, rng, schedule
         self.whole_chunk, self.flush, self.map_empty = whole_chunk, flush, map_empty
         self.mem = {}
         self.seq = {(r, b): seq0 for r in range(world) for b in range(ar.MAX_BLOCKS)}
@@ -55,8 +55,7 @@ class LamportModel:
 
     def block(self, r, k, b):
         """Rank r's block b in call k, one yield per step; a yielded callable is a wait (runnable when true)."""
-        s = (self.seq[r, b] + 1) % self.wrap
-        g = s % self.gens
+        s, g, old = self.schedule(self.seq[r, b])
         n, me = self.calls[k], (r, b)
         covered = [e for e in (0, ar.CHUNK - 1) if b * ar.CHUNK + e < n]
         peers = [p for p in range(self.world) if p != r]
@@ -65,8 +64,7 @@ class LamportModel:
             for e in covered:
                 self._store(me, p, (g, r, b, e), self.pushed(k, r, b, e))
                 yield None
-        if self.reset_ahead is not None:  # 2. reset own generation (s + 2) % 3
-            old = (s + self.reset_ahead) % self.gens
+        if old is not None:  # 2. reset own generation (s + 2) % 3
             for src in peers:
                 for e in ((0, ar.CHUNK - 1) if self.whole_chunk else covered):
                     self._store(me, r, (old, src, b, e), EMPTY)

@@ -208,14 +208,22 @@ def test_lamport_never_reads_stale_or_overwritten_data_nor_deadlocks(world):
         assert out == "", f"seed {seed}: {out}"
 
 
+def _schedule(wrap=ar.SEQ_WRAP, gens=3, ahead=2):
+    """A wrong lamport_call: the counter wrapping at `wrap`, `gens` generations, a reset of (s + ahead) % gens."""
+    def call(seq):
+        s = (seq + 1) % wrap
+        return s, s % gens, None if ahead is None else (s + ahead) % gens
+    return call
+
+
 @pytest.mark.parametrize("bug, what", [
-    (dict(gens=2, reset_ahead=1), "deadlock"),    # 2 generations: the reset erases a peer's next-call value
-    (dict(reset_ahead=1), "deadlock"),            # resets the generation the next call uses
-    (dict(reset_ahead=None), "read"),             # no reset: an old call's value looks fresh
-    (dict(whole_chunk=False), "read"),            # only this call's elements reset: a stale tail
-    (dict(flush=False), "read"),                  # no kernel boundary: the reset lands after the peer's value
-    (dict(wrap=WRAP, seq0=WRAP - 4), "read"),     # wrap at 2^32: one generation twice in a row
-    (dict(map_empty=False), "deadlock"),          # an input with the sentinel's bits is never seen
+    (dict(schedule=_schedule(gens=2, ahead=1)), "deadlock"),  # 2 generations: the reset erases a next-call value
+    (dict(schedule=_schedule(ahead=1)), "deadlock"),          # resets the generation the next call uses
+    (dict(schedule=_schedule(ahead=None)), "read"),           # no reset: an old call's value looks fresh
+    (dict(whole_chunk=False), "read"),                        # only this call's elements reset: a stale tail
+    (dict(flush=False), "read"),                              # no kernel boundary: the reset lands late
+    (dict(schedule=_schedule(wrap=WRAP), seq0=WRAP - 4), "read"),  # wrap at 2^32: a generation twice in a row
+    (dict(map_empty=False), "deadlock"),                      # an input with the sentinel's bits is never seen
 ])
 def test_the_lamport_model_catches_each_broken_variant(bug, what):
     outs = [LamportModel(2, CALLS, random.Random(seed), **bug).run() for seed in range(60)]
