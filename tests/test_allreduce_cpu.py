@@ -53,6 +53,8 @@ def test_kernel_defaults_match_the_python_constants():
     assert (int(lp["AR_GENS"]), int(lp["AR_SEQ_WRAP"].rstrip("u")), int(lp["AR_EMPTY"].rstrip("u"), 16)) == \
         (ar.GENERATIONS, ar.SEQ_WRAP, ar.EMPTY)
     assert np.array(ar.EMPTY, np.uint32).view(np.float32) != np.array(ar.EMPTY, np.uint32).view(np.float32)  # NaN
+    lp_src = (kernel_dir() / "allreduce_lamport.cu").read_text()  # the arithmetic of ar.lamport_call (the model's)
+    assert "s_seq = s == AR_SEQ_WRAP ? 0u : s;" in lp_src and "g = s % AR_GENS, old = (s + 2u) % AR_GENS;" in lp_src
 
 
 def test_lamport_generations_step_by_one_across_the_wrap():
