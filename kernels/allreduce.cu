@@ -29,35 +29,10 @@
 // elements of its block's chunk: one float4 when vec (in and out 16-byte aligned, n % 4 == 0), else 4 strided
 // scalars. Kernels: ar_oneshot (all-reduce in or out of place, all-gather) and ar_residual (the all-reduce fused with
 // the decode residual update x += sum, xh = T(x) and the norm's partial sums of squares).
+// Shared helpers and the defaults of the size defines: allreduce_common.cuh.
 
-#ifndef AR_WORLD
-#define AR_WORLD 2
-#endif
-#ifndef AR_THREADS
-#define AR_THREADS 256
-#endif
-#ifndef AR_CHUNK
-#define AR_CHUNK 1024
-#endif
-#ifndef AR_MAX_BLOCKS
-#define AR_MAX_BLOCKS 64
-#endif
-#ifndef AR_MAX_WORLD
-#define AR_MAX_WORLD 8
-#endif
-#include "common.cuh"
+#include "allreduce_common.cuh"
 
-#define AR_PER (AR_CHUNK / AR_THREADS)
-static_assert(AR_PER == 4, "one float4 per thread");
-static_assert(AR_WORLD >= 1 && AR_WORLD <= AR_MAX_WORLD, "world size");
-
-typedef unsigned long long u64;
-
-__device__ __forceinline__ u64 ar_clock() {
-    u64 t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
 __device__ __forceinline__ void ar_fence_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 __device__ __forceinline__ void ar_release(unsigned* p, unsigned v) {
     asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
@@ -66,39 +41,6 @@ __device__ __forceinline__ unsigned ar_poll(const unsigned* p) {
     unsigned v;
     asm volatile("ld.relaxed.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     return v;
-}
-// Slot reads after the acquire: strong (sys-scope relaxed) loads, never served from a stale L1 line.
-__device__ __forceinline__ float4 ar_load4(const float* p) {
-    float4 v;
-    asm volatile("ld.relaxed.sys.global.v4.f32 {%0,%1,%2,%3}, [%4];"
-                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p) : "memory");
-    return v;
-}
-// 16-byte store (the compiler splits a float4 assignment built from registers into 4 scalar stores here).
-__device__ __forceinline__ void ar_store4(float* p, float a, float b, float c, float d) {
-    asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
-}
-__device__ __forceinline__ float ar_load(const float* p) {
-    float v;
-    asm volatile("ld.relaxed.sys.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
-    return v;
-}
-
-// The AR_MAX_WORLD base addresses of every rank's data and flags travel as kernel parameters (no dependent global
-// load before the first store); loops over ranks are unrolled so the selects are compile-time.
-#define AR_PTRS(x) u64 x##0, u64 x##1, u64 x##2, u64 x##3, u64 x##4, u64 x##5, u64 x##6, u64 x##7
-#define AR_PICK(x, p) ar_pick(p, x##0, x##1, x##2, x##3, x##4, x##5, x##6, x##7)
-__device__ __forceinline__ u64 ar_pick(int p, u64 x0, u64 x1, u64 x2, u64 x3, u64 x4, u64 x5, u64 x6, u64 x7) {
-    return p == 0 ? x0 : p == 1 ? x1 : p == 2 ? x2 : p == 3 ? x3 : p == 4 ? x4 : p == 5 ? x5 : p == 6 ? x6 : x7;
-}
-
-#define AR_ARGS(x) x##0, x##1, x##2, x##3, x##4, x##5, x##6, x##7
-
-// This thread's elements of block b's chunk: idx[k] (valid when < n); vec: 4 consecutive ones (one float4).
-__device__ __forceinline__ void ar_index(long long* idx, int vec) {
-#pragma unroll
-    for (int k = 0; k < AR_PER; ++k)
-        idx[k] = (long long)blockIdx.x * AR_CHUNK + (vec ? AR_PER * threadIdx.x + k : threadIdx.x + k * AR_THREADS);
 }
 
 // Steps 1-3 (header): this thread's elements of `in` into mine[], pushed to every peer, the flags released, the
@@ -202,13 +144,7 @@ ar_oneshot(const float* in, float* out, unsigned* seq, AR_PTRS(d), AR_PTRS(f), i
     if (!gather) {
         float acc[AR_PER];
         ar_sum(slots, cap, n, rank, vec, idx, mine, acc);
-        if (vec) {
-            if (idx[0] < n) ar_store4(out + idx[0], acc[0], acc[1], acc[2], acc[3]);
-        } else {
-#pragma unroll
-            for (int k = 0; k < AR_PER; ++k)
-                if (idx[k] < n) out[idx[k]] = acc[k];
-        }
+        ar_write(out, n, vec, idx, acc);
     } else {
 #pragma unroll
         for (int src = 0; src < AR_WORLD; ++src) {
@@ -231,9 +167,8 @@ ar_oneshot(const float* in, float* out, unsigned* seq, AR_PTRS(d), AR_PTRS(f), i
 
 // The decode residual update of tensor parallelism in one kernel (ops.matmul_residual, M = 1): the all-reduce of the
 // partial product p f32 [n], then x f32 [n] += sum, xh T [n] = T(new x), ss[j] = sum of new x^2 over rows
-// [j*C, (j+1)*C) (the chunking every fused norm reads, gemv_plan.norm_chunk). x + sum is the same f32 operation as
-// kernels/tp.cu residual_add_ss; ss sums in another (fixed) order: per thread its 4 squares, then a butterfly over
-// the C/4 lanes of a chunk. Needs (launcher checks): n % 4 == 0, p and x 16-byte aligned, C / 4 a power of two <= 32.
+// [j*C, (j+1)*C) (the chunking every fused norm reads, gemv_plan.norm_chunk; allreduce_common.cuh
+// ar_residual_update). Needs (launcher checks): n % 4 == 0, p and x 16-byte aligned, C / 4 a power of two <= 32.
 extern "C" __global__ void __launch_bounds__(AR_THREADS)
 ar_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, AR_PTRS(d), AR_PTRS(f), int n, int rank,
             int C, long long cap, long long timeout_ns) {
@@ -243,20 +178,6 @@ ar_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, AR_PTRS(d
     ar_index(idx, 1);
     const unsigned s = ar_exchange(p, seq, AR_ARGS(d), AR_ARGS(f), n, rank, 1, cap, timeout_ns, idx, mine, &slots);
     ar_sum(slots, cap, n, rank, 1, idx, mine, acc);
-    float sq = 0.0f;
-    if (idx[0] < n) {
-        float4 v = *reinterpret_cast<const float4*>(x + idx[0]);
-        v.x += acc[0], v.y += acc[1], v.z += acc[2], v.w += acc[3];
-        *reinterpret_cast<float4*>(x + idx[0]) = v;
-        T* h = xh + idx[0];
-        h[0] = from_f(v.x), h[1] = from_f(v.y), h[2] = from_f(v.z), h[3] = from_f(v.w);
-        sq = v.x * v.x;
-        sq = fmaf(v.y, v.y, sq);
-        sq = fmaf(v.z, v.z, sq);
-        sq = fmaf(v.w, v.w, sq);
-    }
-    const int lanes = C / AR_PER;  // every lane of the warp takes part (no early exit above)
-    for (int o = 1; o < lanes; o <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
-    if (threadIdx.x % lanes == 0 && idx[0] < n) ss[idx[0] / C] = sq;
+    ar_residual_update(x, xh, ss, n, C, idx, acc);
     ar_done(seq, s);
 }

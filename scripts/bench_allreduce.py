@@ -1,14 +1,17 @@
-"""A/B of the tensor-parallel collective backends in one run: NCCL against the custom one-shot all-reduce over NVLink
-peer access (gpu/allreduce.py), each on a fresh TP engine with dummy weights (hybrid mode, greedy).
+"""A/B of the tensor-parallel collective backends in one run: NCCL against the custom one-shot all-reduces over NVLink
+peer access (gpu/allreduce.py: the flag protocol "custom" and the value-as-flag protocol "lamport"), each on a fresh
+TP engine with dummy weights (hybrid mode, greedy).
 
 Per backend: decode ms/token (median inter-token interval of `--reps` generations of `--new-tokens` after a
 `--prompt-len` prompt, and the GPU's own per-step time from the engine's CUDA events), the collectives of one decode
 step alone (tp_runtime.time_collectives: 2 all-reduces per layer of D f32 and the logits all-gather), and the
 microseconds of one all-reduce of 4096 / 5120 / 8192 f32 and of one logits all-gather (tp_runtime.time_collective:
 a graph of 64 back-to-back calls; the fused residual kernel is not in these, only in ms/token). Backends: nccl,
-custom-unfused (the custom all-reduce, then kernels/tp.cu's add: every value as NCCL computes it, so the greedy
-tokens must be identical) and custom (the all-reduce fused with the residual update: the norm's partial sums add in
-another order, so its tokens may differ after many steps); the script prints whether the tokens agree.
+custom-unfused / lamport-unfused (the all-reduce, then kernels/tp.cu's add: every value as NCCL computes it, so the
+greedy tokens must be identical) and custom / lamport (the all-reduce fused with the residual update: the norm's
+partial sums add in another order, so their tokens may differ from NCCL's after many steps, but the two protocols
+compute the same bits, so custom's and lamport's tokens must be identical); the script prints whether the tokens
+agree (exit code 1 where either rule is broken) and lamport's change against custom.
 
     NCCL_NVLS_ENABLE=0 python3 -m scripts.bench_allreduce [--preset llama-2-7b] [--tp 2] [--out FILE.json]
 """
@@ -77,8 +80,9 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="llama-2-7b")
     ap.add_argument("--tp", type=int, default=2)
     ap.add_argument("--mode", default="hybrid", choices=["graph", "hybrid"])
-    ap.add_argument("--backends", default="nccl,custom-unfused,custom",
-                    help="comma-separated: nccl, custom (all-reduce fused with the residual update), custom-unfused")
+    ap.add_argument("--backends", default="nccl,custom-unfused,custom,lamport-unfused,lamport",
+                    help="comma-separated: nccl, custom / lamport (all-reduce fused with the residual update), "
+                         "custom-unfused, lamport-unfused")
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
@@ -88,22 +92,40 @@ def main(argv=None) -> int:
     nvls_off()
     config = ModelConfig.from_preset(args.preset)
     rows = [measure(b.strip(), config, args) for b in args.backends.split(",")]
-    print(f"{args.preset} TP{args.tp} {args.mode}, dummy weights, prompt {args.prompt_len}, {args.new_tokens} new")
-    print(f"{'backend':>14} {'ms/token':>9} {'GPU ms/step':>11} {'coll us/step':>12} "
-          + " ".join(f"{'AR ' + n + ' us':>10}" for n in ("4096", "5120", "8192")) + f" {'AG us':>7}")
-    for r in rows:
-        ar = r["allreduce_us"]
-        print(f"{r['backend']:>14} {r['tpot_ms']:9.3f} {r['gpu_step_ms'] or float('nan'):11.3f} "
-              f"{r['collectives_us_per_step']:12.1f} " + " ".join(f"{ar[n]:10.2f}" for n in ("4096", "5120", "8192"))
-              + f" {r['allgather_us']:7.2f}")
-    same = len({tuple(r["tokens"]) for r in rows}) == 1
-    exact = len({tuple(r["tokens"]) for r in rows if not r["backend"].endswith("custom")}) <= 1
-    print(f"greedy tokens identical across backends: {same} (nccl and custom-unfused: {exact})")
+    exact, twins, same = report(rows, args)
     if args.out:
         args.out.write_text(json.dumps({"preset": args.preset, "tp": args.tp, "mode": args.mode,
                                         "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
                                         "tokens_identical": same, "results": rows}, indent=1))
-    return 0 if exact else 1
+    return 0 if exact and twins else 1
+
+
+def report(rows: list, args) -> tuple[bool, bool, bool]:
+    """The table, the token checks and lamport against custom; returns (nccl and the unfused backends agree, custom
+    and lamport agree, all agree)."""
+    print(f"{args.preset} TP{args.tp} {args.mode}, dummy weights, prompt {args.prompt_len}, {args.new_tokens} new")
+    print(f"{'backend':>15} {'ms/token':>9} {'GPU ms/step':>11} {'coll us/step':>12} "
+          + " ".join(f"{'AR ' + n + ' us':>10}" for n in ("4096", "5120", "8192")) + f" {'AG us':>7}")
+    for r in rows:
+        ar = r["allreduce_us"]
+        print(f"{r['backend']:>15} {r['tpot_ms']:9.3f} {r['gpu_step_ms'] or float('nan'):11.3f} "
+              f"{r['collectives_us_per_step']:12.1f} " + " ".join(f"{ar[n]:10.2f}" for n in ("4096", "5120", "8192"))
+              + f" {r['allgather_us']:7.2f}")
+    same = len({tuple(r["tokens"]) for r in rows}) == 1
+    fused = {"custom", "lamport"}
+    exact = len({tuple(r["tokens"]) for r in rows if r["backend"] not in fused}) <= 1
+    twins = len({tuple(r["tokens"]) for r in rows if r["backend"] in fused}) <= 1
+    print(f"greedy tokens identical across backends: {same} (nccl and the unfused ones: {exact}; custom and lamport: "
+          f"{twins})")
+    by = {r["backend"]: r for r in rows}
+    for base in ("custom", "custom-unfused"):
+        new, old = by.get(base.replace("custom", "lamport")), by.get(base)
+        if new and old:
+            ar = "  ".join(f"AR {n} {new['allreduce_us'][n] - old['allreduce_us'][n]:+.2f} us"
+                           for n in ("4096", "8192"))
+            print(f"{new['backend']} vs {base}: {new['tpot_ms'] - old['tpot_ms']:+.3f} ms/token, "
+                  f"{new['collectives_us_per_step'] - old['collectives_us_per_step']:+.1f} coll us/step, {ar}")
+    return exact, twins, same
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""The custom all-reduce (gpu/allreduce.py, kernels/allreduce.cu) without a GPU: the buffer layout, the backend
-choice, and a model check of the kernel's protocol (slots by parity, per-block sequence numbers in device memory,
-flags released after the pushes, wait until flag - s >= 0) under random interleavings of the ranks' blocks and
-random delays of every store. Each variant of the protocol that would be a bug (one slot instead of two, waiting for
-flag == s, the flag not fenced after the data) must be caught by the same model, so the model can fail."""
+"""The custom all-reduce (gpu/allreduce.py, kernels/allreduce.cu and allreduce_lamport.cu) without a GPU: the buffer
+layout, the backend choice, and model checks of both protocols under random interleavings of the ranks' blocks and
+random delays of every store. Flags (custom): slots by parity, per-block sequence numbers in device memory, flags
+released after the pushes, wait until flag - s >= 0. Lamport (tests/lamport_model.py): values as flags in three
+generations, the reset of generation (s + 2) % 3, the kernel boundary, the call counter's wrap. Each variant of a
+protocol that would be a bug (one slot instead of two, waiting for flag == s, the flag not fenced after the data;
+two generations, the wrong generation reset, no reset, a partial reset, no kernel boundary, a wrap at 2^32, the
+sentinel's bits not mapped) must be caught by the same model, so the models can fail."""
 import random
 import re
 
@@ -12,6 +15,7 @@ import pytest
 from cugraphllm.errors import BackendError
 from cugraphllm.gpu import allreduce as ar
 from cugraphllm.gpu.cuda_kernels import kernel_dir
+from lamport_model import LamportModel
 
 WRAP = 1 << 32
 
@@ -22,6 +26,9 @@ def test_layout_is_disjoint_and_inside_the_buffer():
         assert sorted(offs.values()) == [i * ar.CAP for i in range(2 * world)]  # disjoint slots, no gap
         assert max(offs.values()) + ar.CAP == 2 * world * ar.CAP == (ar.buffer_bytes(world) // 4
                                                                     - ar.MAX_BLOCKS * (ar.MAX_WORLD + 1))
+        gens = {ar.slot_offset(g, s, world) for g in range(ar.GENERATIONS) for s in range(world)}
+        assert sorted(gens) == [i * ar.CAP for i in range(3 * world)]
+        assert ar.buffer_bytes(world, "lamport") == 4 * (3 * world * ar.CAP + ar.MAX_BLOCKS)
     idx = {ar.flag_index(b, s) for b in range(ar.MAX_BLOCKS) for s in range(ar.MAX_WORLD)}
     assert idx == set(range(ar.MAX_BLOCKS * ar.MAX_WORLD))
     assert [ar.blocks_for(n) for n in (1, ar.CHUNK, ar.CHUNK + 1, 4096, 5120, 8192, 16000, ar.CAP)] == \
@@ -32,24 +39,44 @@ def test_layout_is_disjoint_and_inside_the_buffer():
 
 
 def test_kernel_defaults_match_the_python_constants():
-    """allreduce.cu compiles on its own (CI) with these defaults; the launcher passes the same values."""
-    src = (kernel_dir() / "allreduce.cu").read_text()
+    """allreduce*.cu compile on their own (CI) with these defaults; the launcher passes the same values."""
+    src = (kernel_dir() / "allreduce_common.cuh").read_text()
     got = {k: int(v) for k, v in re.findall(r"#define (AR_\w+) (\d+)\n", src)}
     assert got == {"AR_WORLD": 2, "AR_THREADS": ar.THREADS, "AR_CHUNK": ar.CHUNK, "AR_MAX_BLOCKS": ar.MAX_BLOCKS,
                    "AR_MAX_WORLD": ar.MAX_WORLD}
     assert ar.CHUNK == 4 * ar.THREADS  # one float4 per thread (static_assert in the kernel)
+    for name, (file, plain, fused, _) in ar.PROTOCOLS.items():
+        text = (kernel_dir() / file).read_text()
+        assert '#include "allreduce_common.cuh"' in text
+        assert all(f"\n{k}(" in text for k in (plain, fused)), name
+    lp = dict(re.findall(r"#define (AR_\w+) (\w+)", (kernel_dir() / "allreduce_lamport.cu").read_text()))
+    assert (int(lp["AR_GENS"]), int(lp["AR_SEQ_WRAP"].rstrip("u")), int(lp["AR_EMPTY"].rstrip("u"), 16)) == \
+        (ar.GENERATIONS, ar.SEQ_WRAP, ar.EMPTY)
+    assert np.array(ar.EMPTY, np.uint32).view(np.float32) != np.array(ar.EMPTY, np.uint32).view(np.float32)  # NaN
+    lp_src = (kernel_dir() / "allreduce_lamport.cu").read_text()  # the arithmetic of ar.lamport_call (the model's)
+    assert "s_seq = s == AR_SEQ_WRAP ? 0u : s;" in lp_src and "g = s % AR_GENS, old = (s + 2u) % AR_GENS;" in lp_src
+
+
+def test_lamport_generations_step_by_one_across_the_wrap():
+    seqs = list(range(ar.SEQ_WRAP - 7, ar.SEQ_WRAP)) + list(range(0, 7))
+    calls = [ar.lamport_call(q) for q in seqs]
+    assert [s for s, _, _ in calls] == [(q + 1) % ar.SEQ_WRAP for q in seqs] and calls[6][0] == 0
+    for (s, g, old), (s2, g2, _) in zip(calls, calls[1:]):
+        assert g2 == (g + 1) % 3 and old == (g - 1) % 3  # call s resets what call s - 1 used
 
 
 def test_backend_choice(monkeypatch):
     monkeypatch.setattr(ar, "peer_access", lambda devices: True)
     assert ar.choose([0, 1], "auto") == "custom" and ar.choose([0, 1], "") == "custom"
     assert ar.choose([0, 1], " NCCL ") == "nccl" and ar.choose([0, 1], "custom") == "custom"
+    assert ar.choose([0, 1], "Lamport") == "lamport"
     assert ar.choose(list(range(9)), "auto") == "nccl"  # beyond MAX_WORLD
     monkeypatch.setenv(ar.ENV, "nccl")
     assert ar.choose([0, 1]) == "nccl"
     monkeypatch.setattr(ar, "peer_access", lambda devices: False)
     assert ar.choose([0, 1], "auto") == "nccl"
-    for env, what in (("custom", "do not all have peer access"), ("mpi", "expected custom, nccl or auto")):
+    for env, what in (("custom", "do not all have peer access"), ("lamport", "do not all have peer access"),
+                      ("mpi", "expected custom, lamport, nccl or auto")):
         with pytest.raises(BackendError, match=what) as e:
             ar.choose([0, 1], env)
         assert "\n" not in str(e.value)
@@ -170,6 +197,38 @@ def test_protocol_never_reads_stale_or_future_data_nor_deadlocks(world):
 ])
 def test_the_model_catches_each_broken_variant(bug, what):
     outs = [Model(2, CALLS, random.Random(seed), **bug).run() for seed in range(60)]
+    assert any(what in o for o in outs), outs
+
+
+# ---- the lamport protocol's model (tests/lamport_model.py) -----------------------------------------------------------
+@pytest.mark.parametrize("world", [2, 3])
+def test_lamport_never_reads_stale_or_overwritten_data_nor_deadlocks(world):
+    for seed in range(60):
+        rng = random.Random(seed * 10 + world + 5)
+        seq0 = ar.SEQ_WRAP - 4 if seed % 2 else 0  # odd seeds cross the wrap of the call counter
+        out = LamportModel(world, CALLS, rng, seq0=seq0).run()
+        assert out == "", f"seed {seed}: {out}"
+
+
+def _schedule(wrap=ar.SEQ_WRAP, gens=3, ahead=2):
+    """A wrong lamport_call: the counter wrapping at `wrap`, `gens` generations, a reset of (s + ahead) % gens."""
+    def call(seq):
+        s = (seq + 1) % wrap
+        return s, s % gens, None if ahead is None else (s + ahead) % gens
+    return call
+
+
+@pytest.mark.parametrize("bug, what", [
+    (dict(schedule=_schedule(gens=2, ahead=1)), "deadlock"),  # 2 generations: the reset erases a next-call value
+    (dict(schedule=_schedule(ahead=1)), "deadlock"),          # resets the generation the next call uses
+    (dict(schedule=_schedule(ahead=None)), "read"),           # no reset: an old call's value looks fresh
+    (dict(whole_chunk=False), "read"),                        # only this call's elements reset: a stale tail
+    (dict(flush=False), "read"),                              # no kernel boundary: the reset lands late
+    (dict(schedule=_schedule(wrap=WRAP), seq0=WRAP - 4), "read"),  # wrap at 2^32: a generation twice in a row
+    (dict(map_empty=False), "deadlock"),                      # an input with the sentinel's bits is never seen
+])
+def test_the_lamport_model_catches_each_broken_variant(bug, what):
+    outs = [LamportModel(2, CALLS, random.Random(seed), **bug).run() for seed in range(60)]
     assert any(what in o for o in outs), outs
 
 

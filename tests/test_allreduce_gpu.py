@@ -1,10 +1,13 @@
-"""The custom all-reduce (gpu/allreduce.py, kernels/allreduce.cu) on 2 GPUs with peer access (skipped otherwise):
-sums bit-identical on both GPUs and equal to the float32 sum in rank order (within one rounding of the float64 sum)
-on random awkward sizes and D = 4096 / 5120 / 8192, vector and scalar paths; all-gather exact; the Comm interface
-in place, with NCCL above CAP; 100 replays of captured graphs that make fresh inputs inside the graph, with the GPUs
-skewed, never reading stale data; a lone GPU's kernel traps instead of hanging; TP2 engines over the custom backend:
-stories260K greedy tokens equal to the golden TP1 tokens in every mode, and 7B-width logits bit-identical to the
-NCCL backend's (a sum of two f32 values is the same correctly rounded number whichever backend adds them)."""
+"""The custom all-reduce (gpu/allreduce.py, kernels/allreduce.cu and allreduce_lamport.cu) on 2 GPUs with peer access
+(skipped otherwise), every kernel-level test and the stories engine test once per protocol (custom: flags; lamport:
+values as flags; the cross-protocol comparison is tests/test_allreduce_lamport_gpu.py): sums bit-identical on both
+GPUs and equal to the float32 sum in rank order (within one rounding of the float64 sum) on random awkward sizes and
+D = 4096 / 5120 / 8192, vector and scalar paths; all-gather exact; the Comm interface in place, with NCCL above CAP;
+100 replays of captured graphs that make fresh inputs inside the graph, with the GPUs skewed, never reading stale
+data; a lone GPU's kernel traps instead of hanging; TP2 engines over the custom backend: stories260K greedy tokens
+equal to the golden TP1 tokens in every mode, and 7B-width logits bit-identical to the NCCL backend's (a sum of two
+f32 values is the same correctly rounded number whichever backend adds them), fused logits of both protocols
+bit-identical to each other."""
 import os
 import subprocess
 import sys
@@ -25,12 +28,17 @@ SIZES = [1, 3, 5, 1023, 1024, 1025, 4096, 5120, 8192, 12347, 16000, 65536]
 
 
 @pytest.fixture(scope="module")
-def peers():
-    import cupy as cp
+def peer_gpus():
     from cugraphllm.gpu import allreduce as ar
     if not ar.peer_access([0, 1]):
         pytest.skip("GPUs 0 and 1 have no peer access")
-    pb = ar.PeerBuffers([0, 1])
+
+
+@pytest.fixture(scope="module", params=["custom", "lamport"])
+def peers(request, peer_gpus):
+    import cupy as cp
+    from cugraphllm.gpu import allreduce as ar
+    pb = ar.PeerBuffers([0, 1], request.param)
     streams = []
     for d in (0, 1):
         with cp.cuda.Device(d):
@@ -53,8 +61,12 @@ def _on(d, fn):
 
 
 def _inputs(rng, n):
-    """Two ranks' f32 inputs of mixed magnitudes (1e-3 .. 1e3) and signs: the sums round."""
-    return [(rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(np.float32) for _ in range(2)]
+    """Two ranks' f32 inputs of mixed magnitudes (1e-3 .. 1e3) and signs: the sums round; a few -0.0 (in one rank or
+    in both: a sum of -0.0) and +0.0."""
+    a = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(np.float32) for _ in range(2)]
+    for i in range(0, n, 97):
+        a[0][i], a[1][i] = np.float32(-0.0), np.float32((-0.0, 0.0, 1.5)[i % 3])
+    return a
 
 
 def _launch_both(pb, streams, src, dst, n, gather):
@@ -112,6 +124,7 @@ def test_comm_in_place_with_nccl_above_cap(peers):
     w = tp.Workers(g.devices, g)
     try:
         comms = [_on(r, lambda: CustomComm(g, r, 37, 8192, 16000, pb)) for r in (0, 1)]
+        assert all(c.backend == pb.protocol for c in comms)
         rng = np.random.default_rng(9)
         for rows, D in ((1, 4096), (1, 5120), (1, 8192), (37, 4096)):
             a = _inputs(rng, rows * D)
@@ -241,7 +254,7 @@ LONE = r"""
 import os, sys, time
 import cupy as cp
 from cugraphllm.gpu import allreduce as ar
-pb = ar.PeerBuffers([0, 1])
+pb = ar.PeerBuffers([0, 1], sys.argv[1])
 x = cp.ones(4096, cp.float32)
 t0 = time.perf_counter()
 pb.launch(0, x, x, 4096, False)   # rank 1 never launches its part
@@ -258,7 +271,8 @@ os._exit(0)  # the context is broken after the trap: no teardown
 
 def test_a_lone_rank_traps_instead_of_hanging(peers):
     env = {**os.environ, "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS": "200"}  # cwd REPO: `-c` imports cugraphllm from it
-    r = subprocess.run([sys.executable, "-c", LONE], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", LONE, peers[0].protocol], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=120)
     assert "TRAPPED" in r.stdout, (r.stdout, r.stderr[-2000:])  # an error within seconds, not a hang
     secs = float(r.stdout.split("TRAPPED after ")[1].split(" s")[0])
     assert secs < 30, r.stdout
@@ -279,7 +293,7 @@ def _tp2(monkeypatch, backend, config, weights, mode, max_seq_len=None, fuse="1"
 def test_stories_tp2_custom_greedy_equals_tp1(monkeypatch, stories_ckpt, peers, mode):
     from conftest import stories_golden
     golden = stories_golden()
-    two = _tp2(monkeypatch, "custom", stories_ckpt.config, stories_ckpt.weights, mode)
+    two = _tp2(monkeypatch, peers[0].protocol, stories_ckpt.config, stories_ckpt.weights, mode)
     try:
         prompt, want = golden["prompt_ids"], golden["generated_ids"]
         assert list(two.generate(prompt, GREEDY, len(want))) == want
@@ -304,10 +318,10 @@ def test_stories_tp2_custom_greedy_equals_tp1(monkeypatch, stories_ckpt, peers, 
         two.close()
 
 
-def test_7b_width_logits_custom_against_nccl(monkeypatch, peers):
-    """Unfused (CUGRAPHLLM_ALLREDUCE_FUSE=0) the custom backend computes every value as NCCL does: bit-identical
+def test_7b_width_logits_custom_against_nccl(monkeypatch, peer_gpus):
+    """Unfused (CUGRAPHLLM_ALLREDUCE_FUSE=0) both custom protocols compute every value as NCCL does: bit-identical
     logits. Fused (the default), the norm's partial sums of squares add in another order: the TP tests' fp16
-    tolerance."""
+    tolerance, and the two protocols' fused logits bit-identical to each other."""
     from cugraphllm.loader import dummy_weights
     cfg = ModelConfig(dim=4096, n_layers=2, n_heads=32, n_kv_heads=32, vocab_size=32000, hidden_dim=11008,
                       max_seq_len=256)
@@ -316,7 +330,7 @@ def test_7b_width_logits_custom_against_nccl(monkeypatch, peers):
     prompt = rng.integers(3, cfg.vocab_size, 37).tolist()  # 37-row prefill: NCCL in both; then custom decode steps
     feed = rng.integers(3, cfg.vocab_size, 6).tolist()
     out = {}
-    for backend, fuse in (("nccl", "1"), ("custom", "0"), ("custom", "1")):
+    for backend, fuse in (("nccl", "1"), ("custom", "0"), ("custom", "1"), ("lamport", "0"), ("lamport", "1")):
         e = _tp2(monkeypatch, backend, cfg, w, "hybrid", max_seq_len=128, fuse=fuse)
         try:
             toks = list(e.generate(prompt, GREEDY, 1))
@@ -329,15 +343,18 @@ def test_7b_width_logits_custom_against_nccl(monkeypatch, peers):
         out[backend + fuse] = toks, np.array(logits, np.float64)
     ref, unfused, fused = out["nccl1"], out["custom0"], out["custom1"]
     assert np.isfinite(unfused[1]).all() and np.isfinite(fused[1]).all()
-    diff = np.abs(unfused[1] - ref[1]).max()
-    assert unfused[0] == ref[0] and np.array_equal(unfused[1], ref[1]), f"max |custom - nccl| = {diff}"
+    for name in ("custom0", "lamport0"):
+        diff = np.abs(out[name][1] - ref[1]).max()
+        assert out[name][0] == ref[0] and np.array_equal(out[name][1], ref[1]), f"max |{name} - nccl| = {diff}"
     errs = [np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(fused[1], ref[1])]
     assert max(errs) < 1e-2, errs
+    assert out["lamport1"][0] == fused[0] and np.array_equal(out["lamport1"][1], fused[1])
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_fused_residual_update(peers, dtype):
-    """ar_residual: x += p0 + p1 (the f32 values of the unfused path, bit for bit), xn = T(x), ss = the norm's
+    """ar_residual / ar_lamport_residual: x += p0 + p1 (the f32 values of the unfused path, bit for bit), xn = T(x),
+    ss = the norm's
     partial sums of squares (float64 reference), identical on both GPUs, at D = 4096 / 5120 / 8192 and 4100."""
     import cupy as cp
     import ml_dtypes

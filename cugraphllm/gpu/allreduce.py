@@ -1,20 +1,25 @@
-"""The "custom" collective backend of tensor parallelism: one-shot all-reduce / all-gather of small f32 messages over
-NVLink peer access (kernels/allreduce.cu), as an alternative to NCCL behind gpu/tp.py's Comm interface.
+"""The "custom" collective backends of tensor parallelism: one-shot all-reduce / all-gather of small f32 messages over
+NVLink peer access (kernels/allreduce.cu, allreduce_lamport.cu), as an alternative to NCCL behind gpu/tp.py's Comm
+interface.
 
 Why: a decode step of a TP engine makes 2 all-reduces per layer of D f32 (16-32 KB) and one all-gather of the logits;
 NCCL takes ~6.6 us each on 2 x H200 (430 us of a 2.7 ms 7B step). One kernel that pushes its chunk into every
 peer's buffer, raises a flag there and sums what the peers pushed into its own buffer needs one NVLink trip.
 
-Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | nccl | auto (default auto: custom when every
-pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nccl; custom where it is impossible is a one-line
-error). Messages above CAP elements (prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
+Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | lamport | nccl | auto (default auto: custom
+when every pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nccl; custom or lamport where it is
+impossible is a one-line error). Two protocols over peer access (PROTOCOLS): custom (kernels/allreduce.cu: the
+pushes, a system-scope fence, a per-block flag, a fence on the reader's side) and lamport
+(kernels/allreduce_lamport.cu: every pushed value is its own readiness signal, buffers of three generations reset
+to an empty bit pattern; no fence, no flag). Both sum in rank order: the same bits. Messages above CAP elements
+(prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
 CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
 every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
-its 16-bit copy and the norm's partial sums) is one kernel, ar_residual, instead of two; CUGRAPHLLM_ALLREDUCE_FUSE=0
-keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
+its 16-bit copy and the norm's partial sums) is one kernel, ar_residual (ar_lamport_residual), instead of two;
+CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
 
-The layout functions below are pure Python (tests/test_allreduce_cpu.py model-checks the protocol with them); the
-kernel gets the same constants as defines.
+The layout functions below are pure Python (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the
+protocols with them); the kernels get the same constants as defines.
 """
 from __future__ import annotations
 
@@ -30,8 +35,13 @@ from .tp import Comm
 THREADS, CHUNK = 256, 1024            # a block of 256 threads owns 1024 elements (one float4 per thread)
 MAX_BLOCKS, MAX_WORLD = 64, 8
 CAP = CHUNK * MAX_BLOCKS               # elements per rank of the largest custom message (65536 f32 = 256 KiB)
+# lamport: generations of the receive buffers, the call counter's wrap (a multiple of 3), the empty bit pattern
+GENERATIONS, SEQ_WRAP, EMPTY = 3, 3 << 30, 0xFFFFFFFF
+# protocol -> (source, all-reduce / all-gather kernel, fused residual kernel, slots per source: parities or gens)
+PROTOCOLS = {"custom": ("allreduce.cu", "ar_oneshot", "ar_residual", 2),
+             "lamport": ("allreduce_lamport.cu", "ar_lamport", "ar_lamport_residual", GENERATIONS)}
 ENV, TIMEOUT_ENV, FUSE_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS", "CUGRAPHLLM_ALLREDUCE_FUSE"
-_cache: dict = {}                      # (device, world) -> RawKernel
+_cache: dict = {}                      # (device, world, kernel, dtype) -> RawKernel
 
 
 # ---- layout (pure Python) ----------------------------------------------------------------------------------------
@@ -43,8 +53,16 @@ def blocks_for(n: int) -> int:
 
 
 def slot_offset(parity: int, src: int, world: int, cap: int = CAP) -> int:
-    """Element offset in a rank's data buffer of the slot that rank `src` pushes into at this parity."""
+    """Element offset in a rank's data buffer of the slot that rank `src` pushes into at this parity (custom) or
+    generation (lamport)."""
     return (parity * world + src) * cap
+
+
+def lamport_call(seq: int) -> tuple[int, int, int]:
+    """A lamport block's call after `seq` calls: (s, the generation it pushes into and polls, the generation it resets
+    to EMPTY). s counts modulo SEQ_WRAP, a multiple of 3, so the generation steps by one across the wrap."""
+    s = (seq + 1) % SEQ_WRAP
+    return s, s % GENERATIONS, (s + 2) % GENERATIONS
 
 
 def flag_index(block: int, src: int) -> int:
@@ -52,9 +70,11 @@ def flag_index(block: int, src: int) -> int:
     return block * MAX_WORLD + src
 
 
-def buffer_bytes(world: int) -> int:
-    """Device bytes per rank: data f32 [2, world, CAP], flags u32 [MAX_BLOCKS, MAX_WORLD], seq u32 [MAX_BLOCKS]."""
-    return 4 * (2 * world * CAP + MAX_BLOCKS * MAX_WORLD + MAX_BLOCKS)
+def buffer_bytes(world: int, protocol: str = "custom") -> int:
+    """Device bytes per rank: custom: data f32 [2, world, CAP], flags u32 [MAX_BLOCKS, MAX_WORLD], seq u32
+    [MAX_BLOCKS]; lamport: data f32 [3, world, CAP] and seq."""
+    flags = MAX_BLOCKS * MAX_WORLD if protocol == "custom" else 0
+    return 4 * (PROTOCOLS[protocol][3] * world * CAP + flags + MAX_BLOCKS)
 
 
 # ---- selection ---------------------------------------------------------------------------------------------------
@@ -65,18 +85,18 @@ def peer_access(devices: list[int]) -> bool:
 
 
 def choose(devices: list[int], env: str | None = None) -> str:
-    """'custom' or 'nccl' for an engine over `devices` (module docstring); a one-line BackendError for a bad value
-    or for 'custom' where the GPUs cannot map each other's memory."""
+    """'custom', 'lamport' or 'nccl' for an engine over `devices` (module docstring); a one-line BackendError for a
+    bad value or for a peer-access protocol where the GPUs cannot map each other's memory."""
     want = (os.environ.get(ENV, "auto") if env is None else env).strip().lower() or "auto"
-    if want not in ("auto", "custom", "nccl"):
-        raise BackendError(f"{ENV}={want!r}: expected custom, nccl or auto")
+    if want not in ("auto", "nccl", *PROTOCOLS):
+        raise BackendError(f"{ENV}={want!r}: expected custom, lamport, nccl or auto")
     if want == "nccl":
         return "nccl"
     ok = 2 <= len(devices) <= MAX_WORLD and peer_access(devices)
-    if want == "custom" and not ok:
-        raise BackendError(f"{ENV}=custom: GPUs {devices} do not all have peer access to each other (or more than "
+    if want in PROTOCOLS and not ok:
+        raise BackendError(f"{ENV}={want}: GPUs {devices} do not all have peer access to each other (or more than "
                            f"{MAX_WORLD}); use nccl")
-    return "custom" if ok else "nccl"
+    return ("custom" if want == "auto" else want) if ok else "nccl"
 
 
 def timeout_ns() -> int:
@@ -105,15 +125,17 @@ def _enable_peers(devices: list[int]) -> None:
                         raise BackendError(f"custom all-reduce: peer access {a} -> {b} failed: {exc}") from None
 
 
-def _kernel(world: int, name: str = "ar_oneshot", tname: str = "float16"):
-    """A kernel for `world` ranks on the current device (compiled once per world and storage dtype, loaded once per
-    device)."""
+def _kernel(world: int, protocol: str = "custom", fused: bool = False, tname: str = "float16"):
+    """The protocol's all-reduce (or fused residual) kernel for `world` ranks on the current device (compiled once
+    per world and storage dtype, loaded once per device)."""
+    src, plain, residual, _ = PROTOCOLS[protocol]
+    name = residual if fused else plain
     key = (ck.device_id(), world, name, tname)
     f = _cache.get(key)
     if f is None:
         defines = dict(AR_WORLD=world, AR_THREADS=THREADS, AR_CHUNK=CHUNK, AR_MAX_BLOCKS=MAX_BLOCKS,
                        AR_MAX_WORLD=MAX_WORLD)
-        f = _cache[key] = ck.get_function("allreduce.cu", name, defines=defines, dtype=tname)
+        f = _cache[key] = ck.get_function(src, name, defines=defines, dtype=tname)
     return f
 
 
@@ -126,53 +148,62 @@ def fusable(n: int, chunk: int, *arrays) -> bool:
 
 
 class PeerBuffers:
-    """The custom backend's device state of one group: per rank (on its device) data f32 [2 * world * CAP], flags u32
-    [MAX_BLOCKS * MAX_WORLD] and seq u32 [MAX_BLOCKS], all zero; peer access between all devices; the kernel loaded
-    on every device (a first launch must not compile while a peer's kernel already waits for it)."""
+    """The device state of one group for a peer-access protocol (PROTOCOLS): per rank (on its device) data f32
+    [slots * world * CAP] (custom: zero; lamport: EMPTY), custom's flags u32 [MAX_BLOCKS * MAX_WORLD] (zero) and seq
+    u32 [MAX_BLOCKS] (zero); peer access between all devices; the kernel loaded on every device (a first launch must
+    not compile while a peer's kernel already waits for it)."""
 
-    def __init__(self, devices: list[int]):
+    def __init__(self, devices: list[int], protocol: str = "custom"):
         import cupy as cp
-        self.devices, self.world = list(devices), len(devices)
+        self.devices, self.world, self.protocol = list(devices), len(devices), protocol
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"peer all-reduce: protocol {protocol!r}, expected one of {sorted(PROTOCOLS)}")
         if not 1 <= self.world <= MAX_WORLD:
-            raise BackendError(f"custom all-reduce: {self.world} GPUs, at most {MAX_WORLD}")
+            raise BackendError(f"{protocol} all-reduce: {self.world} GPUs, at most {MAX_WORLD}")
         self.timeout_ns = timeout_ns()
-        self.fused: set = set()  # storage dtypes whose ar_residual is loaded on every device (warmup)
+        self.fused: set = set()  # storage dtypes whose fused residual kernel is loaded on every device (warmup)
         _enable_peers(self.devices)
         self.data, self.flags, self.seq = [], [], []
+        lamport, slots = protocol == "lamport", PROTOCOLS[protocol][3]
         for d in self.devices:
             with cp.cuda.Device(d):
-                self.data.append(cp.zeros(2 * self.world * CAP, cp.float32))
-                self.flags.append(cp.zeros(MAX_BLOCKS * MAX_WORLD, cp.uint32))
+                words = slots * self.world * CAP
+                self.data.append(cp.full(words, np.uint32(EMPTY), cp.uint32).view(cp.float32) if lamport
+                                 else cp.zeros(words, cp.float32))
+                if not lamport:
+                    self.flags.append(cp.zeros(MAX_BLOCKS * MAX_WORLD, cp.uint32))
                 self.seq.append(cp.zeros(MAX_BLOCKS, cp.uint32))
-                _kernel(self.world).attributes  # compile and load here, outside any step
-                cp.cuda.Device().synchronize()  # zeros written before any peer's kernel can look
+                _kernel(self.world, protocol).attributes  # compile and load here, outside any step
+                cp.cuda.Device().synchronize()  # written before any peer's kernel can look
         pad = [0] * (MAX_WORLD - self.world)
-        self._ptrs = tuple(np.uint64(p) for p in [a.data.ptr for a in self.data] + pad +
-                           [a.data.ptr for a in self.flags] + pad)
+        flags = [a.data.ptr for a in self.flags] + pad if self.flags else []
+        self._ptrs = tuple(np.uint64(p) for p in [a.data.ptr for a in self.data] + pad + flags)
 
     @property
     def nbytes(self) -> int:
         """Bytes on each device."""
-        return buffer_bytes(self.world)
+        return buffer_bytes(self.world, self.protocol)
 
     def warmup(self, tname: str) -> None:
-        """Load ar_residual for storage dtype tname on every device (before any step: never compile mid-collective)."""
+        """Load the fused residual kernel for storage dtype tname on every device (before any step: never compile
+        mid-collective)."""
         import cupy as cp
         for d in self.devices:
             with cp.cuda.Device(d):
-                _kernel(self.world, "ar_residual", tname).attributes
+                _kernel(self.world, self.protocol, True, tname).attributes
         self.fused.add(tname)
 
     def launch_residual(self, rank: int, p, x, xh, ss, chunk: int) -> None:
-        """ar_residual on the current stream: x f32 [1, n] += (sum over ranks of p f32 [1, n]), xh T [1, n] = T(x),
-        ss f32 [>= ceil(n / chunk)] = the norm's partial sums of squares. Same call order rules as launch()."""
+        """The fused residual kernel (ar_residual / ar_lamport_residual) on the current stream: x f32 [1, n] += (sum
+        over ranks of p f32 [1, n]), xh T [1, n] = T(x), ss f32 [>= ceil(n / chunk)] = the norm's partial sums of
+        squares. Same call order rules as launch()."""
         n = p.size
         if x.dtype != np.float32 or p.dtype != np.float32 or x.size != n or xh.size != n or ss.size < -(-n // chunk):
             raise ValueError(f"custom all-reduce: residual shapes p {p.shape}, x {x.shape}, xh {xh.shape}, ss "
                              f"{ss.shape} for chunk {chunk}")
         if xh.dtype.name not in self.fused or not fusable(n, chunk, p, x):
             raise ValueError(f"custom all-reduce: no fused residual for {xh.dtype.name}, n {n}, chunk {chunk}")
-        pdl.launch(_kernel(self.world, "ar_residual", xh.dtype.name), (blocks_for(n),), (THREADS,), (
+        pdl.launch(_kernel(self.world, self.protocol, True, xh.dtype.name), (blocks_for(n),), (THREADS,), (
             p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk), np.int64(CAP),
             np.int64(self.timeout_ns)), pdl=True)
 
@@ -190,21 +221,22 @@ class PeerBuffers:
                 raise ValueError(f"custom all-reduce: {name} is on GPU {a.device.id}, rank {rank} is GPU "
                                  f"{self.devices[rank]}")
         vec = n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0
-        pdl.launch(_kernel(self.world), (blocks_for(n),), (THREADS,), (
+        pdl.launch(_kernel(self.world, self.protocol), (blocks_for(n),), (THREADS,), (
             src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(bool(gather)),
             np.int32(vec), np.int64(CAP), np.int64(self.timeout_ns)), pdl=True)
 
 
 class CustomComm(Comm):
-    """tp.Comm over PeerBuffers: all_reduce / all_gather of at most CAP elements per rank run kernels/allreduce.cu,
-    larger ones NCCL. Each call still meets the other ranks at the group's rendezvous on the host (no NCCL call):
-    a rank whose step fails before its collective releases the others with an error instead of leaving their
-    kernels waiting on the device; graph replays involve no host at all."""
+    """tp.Comm over PeerBuffers: all_reduce / all_gather of at most CAP elements per rank run the peers' protocol
+    (kernels/allreduce.cu or allreduce_lamport.cu; backend = its name), larger ones NCCL. Each call still meets the
+    other ranks at the group's rendezvous on the host (no NCCL call): a rank whose step fails before its collective
+    releases the others with an error instead of leaving their kernels waiting on the device; graph replays involve
+    no host at all."""
     backend = "custom"
 
     def __init__(self, group, rank: int, rows: int, dim: int, vocab_local: int, peers: PeerBuffers):
         super().__init__(group, rank, rows, dim, vocab_local)
-        self.peers = peers
+        self.peers, self.backend = peers, peers.protocol
         self.fuse = os.environ.get(FUSE_ENV, "1").strip() != "0"
 
     def all_reduce_residual(self, p, r, chunk: int) -> bool:

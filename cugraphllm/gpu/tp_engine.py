@@ -168,14 +168,14 @@ class TPEngine(CudaEngine):
         from .tp import Group, Workers, check_devices
         from . import allreduce
         self.devices = check_devices(self.world)
-        self.allreduce = allreduce.choose(self.devices)  # "custom" (NVLink peer access) or "nccl"
+        self.allreduce = allreduce.choose(self.devices)  # "custom" / "lamport" (NVLink peer access) or "nccl"
         self._preflight(plans)
         self.group = self.workers = self.peers = None
         try:
             self.group = Group(self.devices)
             self.workers = Workers(self.devices, self.group)
-            if self.allreduce == "custom":
-                self.peers = allreduce.PeerBuffers(self.devices)
+            if self.allreduce in allreduce.PROTOCOLS:
+                self.peers = allreduce.PeerBuffers(self.devices, self.allreduce)
                 self.peers.warmup(np.dtype(storage_dtype(runtime.dtype)).name)
             self._allocate(plans, weights, progress)
         except BaseException as exc:
@@ -220,9 +220,9 @@ class TPEngine(CudaEngine):
             need = memory.estimate(lc, S, mode=self.runtime.mode, weight_bytes=wb, n_sm=n_sm,
                                    staging=2 * STAGE_BYTES)["total"]
             need += memory.scratch_bytes(c, S, rows) + rows * c.dim * 4 + lc.vocab_size * 4
-            if self.allreduce == "custom":
+            if self.allreduce != "nccl":
                 from .allreduce import buffer_bytes
-                need += buffer_bytes(self.world)
+                need += buffer_bytes(self.world, self.allreduce)
             if need > free:
                 raise BackendError(f"cuda backend (--tp {self.world}): out of GPU memory on GPU {self.devices[r]}: "
                                    f"context {S} needs {need / 2**30:.2f} GiB per GPU but {free / 2**30:.2f} GiB "

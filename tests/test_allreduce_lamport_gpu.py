@@ -1,0 +1,179 @@
+"""The two peer-access protocols of gpu/allreduce.py against each other on 2 GPUs with peer access (skipped
+otherwise; tests/test_allreduce_gpu.py runs its tests on each protocol alone): lamport (kernels/allreduce_lamport.cu,
+values as flags) sums bit-identical to custom (allreduce.cu, flags) on random inputs of awkward sizes and D = 4096 /
+5120 / 8192, vector and scalar paths, with -0.0, +0.0 and inputs whose bits are lamport's sentinel among them, and
+within one rounding of the float64 sum; all-gathers identical but for the sentinel's bits (a NaN either way); the fused
+residual update bit-identical; and lamport's buffers after a run of calls across the wrap of the call counter hold
+the sentinel everywhere but in the last call's generation, which holds exactly the peer's values."""
+import numpy as np
+import pytest
+
+from kernel_helpers import gpu_count
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
+SIZES = [1, 3, 5, 1023, 1025, 4096, 5120, 8192, 12347, 65536]
+QNAN = 0x7FFFFFFF
+
+
+@pytest.fixture(scope="module")
+def both():
+    import cupy as cp
+    from cugraphllm.gpu import allreduce as ar
+    if not ar.peer_access([0, 1]):
+        pytest.skip("GPUs 0 and 1 have no peer access")
+    pbs = {p: ar.PeerBuffers([0, 1], p) for p in ar.PROTOCOLS}
+    streams = []
+    for d in (0, 1):
+        with cp.cuda.Device(d):
+            streams.append(cp.cuda.Stream(non_blocking=True))
+    yield pbs, streams
+    _sync()
+
+
+def _sync():
+    import cupy as cp
+    for d in (0, 1):
+        with cp.cuda.Device(d):
+            cp.cuda.Device().synchronize()
+
+
+def _on(d, fn):
+    import cupy as cp
+    with cp.cuda.Device(d):
+        return fn()
+
+
+def _inputs(rng, n, sentinel=True):
+    """Two ranks' f32 inputs of mixed magnitudes and signs; -0.0 / +0.0 in either or both ranks and (sentinel) a few
+    elements with the bits 0xFFFFFFFF."""
+    from cugraphllm.gpu.allreduce import EMPTY
+    a = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(np.float32) for _ in range(2)]
+    for i in range(0, n, 61):
+        a[i % 2][i], a[1 - i % 2][i] = np.float32(-0.0), np.float32((-0.0, 0.0, 2.5)[i % 3])
+    if sentinel:
+        for i in range(30, n, 1009):
+            a[i % 2].view(np.uint32)[i] = EMPTY
+    return a
+
+
+def _run(pb, streams, src, dst, n, gather):
+    import cupy as cp
+    for r in (0, 1):
+        with cp.cuda.Device(r), streams[r]:
+            pb.launch(r, src[r], dst[r], n, gather)
+    _sync()
+
+
+def _collect(pbs, streams, a, n, gather, off):
+    """{protocol: [rank 0's out, rank 1's out]} of one call on fresh copies (off: a 4-byte offset, scalar path)."""
+    import cupy as cp
+    out = {}
+    for name, pb in pbs.items():
+        def put(r):
+            src = cp.asarray(np.concatenate([np.zeros(off, np.float32), a[r]]))[off:]
+            return src, cp.full(n * (2 if gather else 1) + off, np.nan, cp.float32)[off:]
+        bufs = [_on(r, lambda: put(r)) for r in (0, 1)]
+        _run(pb, streams, [b[0] for b in bufs], [b[1] for b in bufs], n, gather)
+        out[name] = [_on(r, lambda: bufs[r][1].get()) for r in (0, 1)]
+    return out
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["vec", "scalar"])
+def test_lamport_equals_custom_bit_for_bit(both, aligned):
+    from cugraphllm.gpu.allreduce import EMPTY
+    pbs, streams = both
+    rng = np.random.default_rng(21 + aligned)
+    for n in SIZES + rng.integers(2, 65536, 3).tolist():
+        a = _inputs(rng, n)
+        odd = (a[0].view(np.uint32) == EMPTY) | (a[1].view(np.uint32) == EMPTY)
+        s = _collect(pbs, streams, a, n, False, 0 if aligned else 1)
+        for name, (g0, g1) in s.items():
+            assert np.array_equal(g0.view(np.uint32), g1.view(np.uint32)), (name, n)  # the same on both GPUs
+        lp, fl = s["lamport"][0], s["custom"][0]
+        assert np.array_equal(np.isnan(lp), odd) and np.array_equal(np.isnan(fl), odd), n  # NaN only there
+        assert np.array_equal(lp[~odd].view(np.uint32), fl[~odd].view(np.uint32)), n  # -0.0 sums included
+        want = (a[0] + a[1])[~odd]
+        assert np.array_equal(lp[~odd].view(np.uint32), want.view(np.uint32)), n  # the f32 sum, rank order
+        ref = a[0][~odd].astype(np.float64) + a[1][~odd].astype(np.float64)
+        assert np.all(np.abs(lp[~odd] - ref) <= 2.0 ** -24 * (np.abs(a[0][~odd]) + np.abs(a[1][~odd]))), n
+        g = _collect(pbs, streams, a, n, True, 0 if aligned else 1)
+        cat = np.concatenate(a).view(np.uint32)
+        for r in (0, 1):
+            assert np.array_equal(g["custom"][r].view(np.uint32), cat), n
+            assert np.array_equal(g["lamport"][r].view(np.uint32), np.where(cat == EMPTY, QNAN, cat)), n
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_fused_residual_lamport_equals_custom(both, dtype):
+    import cupy as cp
+    import ml_dtypes
+    from cugraphllm.gpu.ops import norm_chunk
+    pbs, streams = both
+    T = np.float16 if dtype == "float16" else ml_dtypes.bfloat16
+    rng = np.random.default_rng(7 + len(dtype))
+    for D in (4096, 5120, 8192, 4100):
+        C = norm_chunk(D)
+        x = rng.standard_normal(D).astype(np.float32)
+        p = [0.1 * v for v in _inputs(rng, D, sentinel=False)]
+        got = {}
+        for name, pb in pbs.items():
+            pb.warmup(dtype)
+            bufs = [_on(r, lambda: dict(p=cp.asarray(p[r][None]), x=cp.asarray(x[None]),
+                                        xn=cp.full((1, D), np.nan, T), ss=cp.full((D + 1) // 2, np.nan, cp.float32)))
+                    for r in (0, 1)]
+            for r in (0, 1):
+                with cp.cuda.Device(r), streams[r]:
+                    b = bufs[r]
+                    pb.launch_residual(r, b["p"], b["x"], b["xn"], b["ss"], C)
+            _sync()
+            got[name] = [_on(r, lambda: {k: bufs[r][k].get().reshape(-1).view(np.uint8) for k in ("x", "xn", "ss")})
+                         for r in (0, 1)]
+        want = x + (p[0] + p[1])
+        n = -(-D // C)
+        ss64 = np.array([np.sum(want[i:i + C].astype(np.float64) ** 2) for i in range(0, D, C)])
+        for r in (0, 1):
+            for k in ("x", "xn", "ss"):
+                assert np.array_equal(got["lamport"][r][k], got["custom"][0][k]), (D, k, r)
+        lx = got["lamport"][0]
+        np.testing.assert_array_equal(lx["x"].view(np.float32), want, err_msg=f"D={D}")
+        np.testing.assert_allclose(lx["ss"].view(np.float32)[:n], ss64, rtol=2e-6)
+        assert np.isnan(lx["ss"].view(np.float32)[n:]).all()
+
+
+def test_lamport_buffers_hold_only_the_last_call(both):
+    """Calls across the wrap of the call counter (seq moved to just below SEQ_WRAP, keeping its value mod 3 so that
+    the generations continue), then per rank and block: seq advanced by the block's calls (mod SEQ_WRAP), equal on
+    both ranks; generation seq % 3 of the peer's slot holds exactly the peer's values of the block's last call and
+    the sentinel past them; every other generation, and the rank's own slot, holds only the sentinel."""
+    import cupy as cp
+    from cugraphllm.gpu import allreduce as ar
+    pbs, streams = both
+    pb = pbs["lamport"]
+    calls = [65536, 5, 4096, 1025, 3000, 8192, 2048]
+    seq0 = [_on(r, lambda: pb.seq[r].get().astype(np.int64)) for r in (0, 1)]
+    assert np.array_equal(seq0[0], seq0[1])
+    start = ar.SEQ_WRAP - 3 + seq0[0] % 3
+    for r in (0, 1):
+        _on(r, lambda: pb.seq[r].set(start.astype(np.uint32)))
+    _sync()
+    rng = np.random.default_rng(3)
+    last, count = {}, np.zeros(ar.MAX_BLOCKS, np.int64)
+    for n in calls:
+        a = _inputs(rng, n, sentinel=False)
+        src = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
+        dst = [_on(r, lambda: cp.full(n, np.nan, cp.float32)) for r in (0, 1)]
+        _run(pb, streams, src, dst, n, False)
+        for r in (0, 1):
+            np.testing.assert_array_equal(_on(r, lambda: dst[r].get()), a[0] + a[1], err_msg=f"n={n}")
+        for b in range(ar.blocks_for(n)):
+            last[b], count[b] = (n, a), count[b] + 1
+    for r in (0, 1):
+        seq = _on(r, lambda: pb.seq[r].get().astype(np.int64))
+        np.testing.assert_array_equal(seq, (start + count) % ar.SEQ_WRAP)
+        data = _on(r, lambda: pb.data[r].get()).view(np.uint32).reshape(ar.GENERATIONS, 2, ar.CAP)
+        want = np.full_like(data, ar.EMPTY)
+        for b, (n, a) in last.items():
+            lo, hi = b * ar.CHUNK, min(n, (b + 1) * ar.CHUNK)
+            want[seq[b] % 3, 1 - r, lo:hi] = a[1 - r][lo:hi].view(np.uint32)
+        bad = np.argwhere(data != want)
+        assert bad.size == 0, f"rank {r}: {len(bad)} words differ, first (gen, src, i) {bad[:5].tolist()}"
