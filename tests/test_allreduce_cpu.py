@@ -67,7 +67,7 @@ def test_lamport_generations_step_by_one_across_the_wrap():
 
 def test_backend_choice(monkeypatch):
     monkeypatch.setattr(ar, "peer_access", lambda devices: True)
-    assert ar.choose([0, 1], "auto") == "custom" and ar.choose([0, 1], "") == "custom"
+    assert ar.choose([0, 1], "auto") == "lamport" and ar.choose([0, 1], "") == "lamport"
     assert ar.choose([0, 1], " NCCL ") == "nccl" and ar.choose([0, 1], "custom") == "custom"
     assert ar.choose([0, 1], "Lamport") == "lamport"
     assert ar.choose(list(range(9)), "auto") == "nccl"  # beyond MAX_WORLD

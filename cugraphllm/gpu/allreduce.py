@@ -6,9 +6,11 @@ Why: a decode step of a TP engine makes 2 all-reduces per layer of D f32 (16-32 
 NCCL takes ~6.6 us each on 2 x H200 (430 us of a 2.7 ms 7B step). One kernel that pushes its chunk into every
 peer's buffer, raises a flag there and sums what the peers pushed into its own buffer needs one NVLink trip.
 
-Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | lamport | nccl | auto (default auto: custom
+Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | lamport | nccl | auto (default auto: lamport
 when every pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nccl; custom or lamport where it is
-impossible is a one-line error). Two protocols over peer access (PROTOCOLS): custom (kernels/allreduce.cu: the
+impossible is a one-line error). lamport is the default since its A/B on 2 x H200 (benchmarks/results/
+lamport_2026-11-30f/): 2.21 us an all-reduce against 5.30 (custom) and 6.71 (NCCL); 7B TP2 2.385 -> 2.195 ms/token,
+13B TP2 4.066 -> 3.827, greedy tokens identical. Two protocols over peer access (PROTOCOLS): custom (kernels/allreduce.cu: the
 pushes, a system-scope fence, a per-block flag, a fence on the reader's side) and lamport
 (kernels/allreduce_lamport.cu: every pushed value is its own readiness signal, buffers of three generations reset
 to an empty bit pattern; no fence, no flag). Both sum in rank order: the same bits. Messages above CAP elements
@@ -96,7 +98,7 @@ def choose(devices: list[int], env: str | None = None) -> str:
     if want in PROTOCOLS and not ok:
         raise BackendError(f"{ENV}={want}: GPUs {devices} do not all have peer access to each other (or more than "
                            f"{MAX_WORLD}); use nccl")
-    return ("custom" if want == "auto" else want) if ok else "nccl"
+    return ("lamport" if want == "auto" else want) if ok else "nccl"
 
 
 def timeout_ns() -> int:
