@@ -28,20 +28,5 @@ bench 55 llama-2-7b 1 tp1_7b
 bench 60 llama-2-7b 2 tp2_7b
 bench 65 llama-2-13b 2 tp2_13b
 bench 130 llama-2-70b 2 tp2_70b
-python3 - "$B" "$OUT" <<'PY'
-import json, pathlib, sys
-src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-docs = [json.loads(p.read_text()) for p in sorted(src.glob("*.json"))]
-(out / "tp_bench.json").write_text(json.dumps(docs, indent=1))
-(out / "tp_bench.md").write_text("\n\n".join(p.read_text() for p in sorted(src.glob("*.md"))))
-for d in docs:
-    m = d["model"]
-    for s in d["systems"]:
-        for r in s["results"]:
-            print(f"{m['name']:>12} {s['system']:>24}  L={r.get('prompt_len', r.get('length'))}  "
-                  f"TTFT {r['ttft_ms']['median']:.2f} ms  TPOT {r['tpot_ms']:.3f} ms  "
-                  f"GPU step {r.get('gpu_tpot_ms') or float('nan'):.3f} ms  collectives "
-                  f"{s.get('allreduce_us_per_step', float('nan')):.1f} us/step  weights/GPU "
-                  f"{m.get('weight_bytes_per_gpu', m['weight_bytes']) / 1e9:.2f} GB")
-PY
+python3 -m scripts.tp_bench_summary "$B" "$OUT"
 echo "total $(( $(date +%s) - T0 )) s"

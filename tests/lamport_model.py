@@ -3,13 +3,14 @@
 of every store; each keyword argument switches on one way of getting the protocol wrong, so the tests can show that
 the model catches it."""
 from cugraphllm.gpu import allreduce as ar
+from interleave_model import Interleaver
 
 EMPTY = "EMPTY"          # the sentinel bit pattern (ar.EMPTY)
 QNAN = "QNAN"            # what a sender pushes for an input whose bits are the sentinel's
 ODD = (3, 0, 0, 0)       # (call, rank, block, element) whose input bits are the sentinel's
 
 
-class LamportModel:
+class LamportModel(Interleaver):
     """World ranks make the same calls (elements per rank) in order; a call's blocks run concurrently, a rank's next
     call starts when all of them are done, and (flush) at its pdl_enter every store of the rank's earlier calls is
     performed (griddepcontrol.wait). Memory: per (rank, generation, source, block) two representative elements, the
@@ -78,33 +79,12 @@ class LamportModel:
                     self.errors.append(f"rank {r} call {k} block {b} element {e} read {got} from rank {p}")
         self.seq[r, b] = s  # 5.
 
-    def run(self, max_steps=200_000) -> str:
-        """'' when every rank finished every call with the right values, else what went wrong."""
-        call = [0] * self.world
-        live = {r: [] for r in range(self.world)}
-        waits = {}
-        for _ in range(max_steps):
-            for r in range(self.world):
-                if not live[r] and call[r] < len(self.calls):
-                    self._boundary(r)
-                    live[r] = [(b, self.block(r, call[r], b)) for b in range(ar.blocks_for(self.calls[call[r]]))]
-                    call[r] += 1
-            if self.errors:
-                return self.errors[0]
-            steps = [(r, i) for r in live for i, (b, g) in enumerate(live[r])
-                     if waits.get((r, b)) is None or waits[(r, b)]()]
-            if not steps and not self.pending:
-                done = all(c == len(self.calls) and not live[r] for r, c in enumerate(call))
-                return "" if done else "deadlock"
-            fast = [i for i, q in enumerate(self.pending) if not q[4]]
-            if self.pending and (not steps or (fast and self.rng.random() < 0.4)):
-                self._deliver(self.rng.choice(fast or range(len(self.pending))))
-                continue
-            r, i = self.rng.choice(steps)
-            b, g = live[r][i]
-            try:
-                waits[(r, b)] = next(g)
-            except StopIteration:
-                waits.pop((r, b), None)
-                live[r].pop(i)
-        return "too many steps"
+    def _start(self, r):
+        self._boundary(r)
+
+
+    def _delivery(self, steps):
+        fast = [i for i, q in enumerate(self.pending) if not q[4]]
+        if self.pending and (not steps or (fast and self.rng.random() < 0.4)):
+            return self.rng.choice(fast or range(len(self.pending)))
+        return None

@@ -15,6 +15,7 @@ import pytest
 from cugraphllm.errors import BackendError
 from cugraphllm.gpu import allreduce as ar
 from cugraphllm.gpu.cuda_kernels import kernel_dir
+from interleave_model import Interleaver
 from lamport_model import LamportModel
 
 WRAP = 1 << 32
@@ -94,7 +95,7 @@ def test_timeout_setting(monkeypatch):
 
 
 # ---- the protocol model ------------------------------------------------------------------------------------------
-class Model:
+class Model(Interleaver):
     """World ranks run the same calls (elements per rank) in order; a call's blocks run concurrently, the next call
     starts when all of them are done (a kernel boundary on the rank's stream). Memory: one representative element per
     (slot, block) and the flag words, keyed by (owner, name). Every store a block makes is pending until the
@@ -147,35 +148,6 @@ class Model:
             yield None
         self.seq[r, b] = s  # 5.
 
-    def run(self, max_steps=200_000) -> str:
-        """'' when every rank finished every call with correct reads, else what went wrong."""
-        call = [0] * self.world
-        live = {r: [] for r in range(self.world)}
-        waits = {}
-        for _ in range(max_steps):
-            for r in range(self.world):
-                if not live[r] and call[r] < len(self.calls):
-                    k = call[r]
-                    live[r] = [(b, self.block(r, k, b)) for b in range(ar.blocks_for(self.calls[k]))]
-                    call[r] += 1
-            if self.errors:
-                return self.errors[0]
-            steps = [(r, i) for r in live for i, (b, g) in enumerate(live[r])
-                     if waits.get((r, b)) is None or waits[(r, b)]()]
-            if not steps and not self.pending:
-                done = all(c == len(self.calls) and not live[r] for r, c in enumerate(call))
-                return "" if done else "deadlock"
-            if self.pending and (not steps or self.rng.random() < 0.4):
-                self._deliver(self.rng.randrange(len(self.pending)))
-                continue
-            r, i = self.rng.choice(steps)
-            b, g = live[r][i]
-            try:
-                waits[(r, b)] = next(g)
-            except StopIteration:
-                waits.pop((r, b), None)
-                live[r].pop(i)
-        return "too many steps"
 
 
 CALLS = [1500, 3000, 1, 2048, 3000, 700, 2500, 1024, 4096, 1]  # 2, 3, 1, 2, 3, 1, 3, 1, 4, 1 blocks

@@ -19,6 +19,7 @@ import pytest
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
 from kernel_helpers import gpu_count
+from peer_helpers import on as _on, residual_on_both, sync_both as _sync, two_streams
 
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
@@ -36,28 +37,11 @@ def peer_gpus():
 
 @pytest.fixture(scope="module", params=["custom", "lamport"])
 def peers(request, peer_gpus):
-    import cupy as cp
     from cugraphllm.gpu import allreduce as ar
     pb = ar.PeerBuffers([0, 1], request.param)
-    streams = []
-    for d in (0, 1):
-        with cp.cuda.Device(d):
-            streams.append(cp.cuda.Stream(non_blocking=True))
+    streams = two_streams()
     yield pb, streams
     _sync()
-
-
-def _sync():
-    import cupy as cp
-    for d in (0, 1):
-        with cp.cuda.Device(d):
-            cp.cuda.Device().synchronize()
-
-
-def _on(d, fn):
-    import cupy as cp
-    with cp.cuda.Device(d):
-        return fn()
 
 
 def _inputs(rng, n):
@@ -356,7 +340,6 @@ def test_fused_residual_update(peers, dtype):
     """ar_residual / ar_lamport_residual: x += p0 + p1 (the f32 values of the unfused path, bit for bit), xn = T(x),
     ss = the norm's
     partial sums of squares (float64 reference), identical on both GPUs, at D = 4096 / 5120 / 8192 and 4100."""
-    import cupy as cp
     import ml_dtypes
     from cugraphllm.gpu.ops import norm_chunk
     pb, streams = peers
@@ -367,14 +350,7 @@ def test_fused_residual_update(peers, dtype):
         C = norm_chunk(D)
         x = rng.standard_normal(D).astype(np.float32)
         p = [0.1 * v for v in _inputs(rng, D)]
-        bufs = [_on(r, lambda: dict(p=cp.asarray(p[r][None]), x=cp.asarray(x[None]),
-                                    xn=cp.full((1, D), np.nan, T), ss=cp.full((D + 1) // 2, np.nan, cp.float32)))
-                for r in (0, 1)]
-        for r in (0, 1):
-            with cp.cuda.Device(r), streams[r]:
-                b = bufs[r]
-                pb.launch_residual(r, b["p"], b["x"], b["xn"], b["ss"], C)
-        _sync()
+        bufs = residual_on_both(pb, streams, p, x, T, C)
         want = x + (p[0] + p[1])
         n = -(-D // C)
         ss64 = np.array([np.sum(want[i:i + C].astype(np.float64) ** 2) for i in range(0, D, C)])

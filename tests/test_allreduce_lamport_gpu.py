@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kernel_helpers import gpu_count
+from peer_helpers import on as _on, residual_on_both, sync_both as _sync, two_streams
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
 SIZES = [1, 3, 5, 1023, 1025, 4096, 5120, 8192, 12347, 65536]
@@ -17,30 +18,13 @@ QNAN = 0x7FFFFFFF
 
 @pytest.fixture(scope="module")
 def both():
-    import cupy as cp
     from cugraphllm.gpu import allreduce as ar
     if not ar.peer_access([0, 1]):
         pytest.skip("GPUs 0 and 1 have no peer access")
     pbs = {p: ar.PeerBuffers([0, 1], p) for p in ar.PROTOCOLS}
-    streams = []
-    for d in (0, 1):
-        with cp.cuda.Device(d):
-            streams.append(cp.cuda.Stream(non_blocking=True))
+    streams = two_streams()
     yield pbs, streams
     _sync()
-
-
-def _sync():
-    import cupy as cp
-    for d in (0, 1):
-        with cp.cuda.Device(d):
-            cp.cuda.Device().synchronize()
-
-
-def _on(d, fn):
-    import cupy as cp
-    with cp.cuda.Device(d):
-        return fn()
 
 
 def _inputs(rng, n, sentinel=True):
@@ -105,7 +89,6 @@ def test_lamport_equals_custom_bit_for_bit(both, aligned):
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_fused_residual_lamport_equals_custom(both, dtype):
-    import cupy as cp
     import ml_dtypes
     from cugraphllm.gpu.ops import norm_chunk
     pbs, streams = both
@@ -118,14 +101,7 @@ def test_fused_residual_lamport_equals_custom(both, dtype):
         got = {}
         for name, pb in pbs.items():
             pb.warmup(dtype)
-            bufs = [_on(r, lambda: dict(p=cp.asarray(p[r][None]), x=cp.asarray(x[None]),
-                                        xn=cp.full((1, D), np.nan, T), ss=cp.full((D + 1) // 2, np.nan, cp.float32)))
-                    for r in (0, 1)]
-            for r in (0, 1):
-                with cp.cuda.Device(r), streams[r]:
-                    b = bufs[r]
-                    pb.launch_residual(r, b["p"], b["x"], b["xn"], b["ss"], C)
-            _sync()
+            bufs = residual_on_both(pb, streams, p, x, T, C)
             got[name] = [_on(r, lambda: {k: bufs[r][k].get().reshape(-1).view(np.uint8) for k in ("x", "xn", "ss")})
                          for r in (0, 1)]
         want = x + (p[0] + p[1])
