@@ -90,11 +90,12 @@ def test_cancel_stops_within_one_token(llm):
 def test_queue_full_is_503_with_retry_after(tmp_path, llm):
     s = ServerProc(tmp_path / "stderr.txt", "--max-queue", "1")
     try:
-        codes, lock = [], threading.Lock()
+        codes, lock, go = [], threading.Lock(), threading.Barrier(8)
 
         def client():
             c = s.conn()
             body = json.dumps({"prompt": "Once", "max_tokens": 300, "temperature": 0}).encode()
+            go.wait(30)  # all 8 requests leave together: the queue is full whatever the machine's load
             c.request("POST", "/v1/completions", body=body, headers={"Authorization": "Bearer test-key"})
             r = c.getresponse()
             payload = json.loads(r.read())

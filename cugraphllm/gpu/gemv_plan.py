@@ -24,8 +24,11 @@ GEMV_KSPLIT = None  # None: chosen by the number of row pairs (ksplit rule)
 # 16-byte load per row per lane, 8 warps per row pair: wqkv+norm 35.9 -> 34.7 us, w13+norm 61.3 -> 59.1,
 # logits+norm 87.2 -> 84.9. Long K (w2, K = 11008): 32.7 vs 33.5 us. A residual GEMV's block shape sets the
 # ss chunking (norm_chunk), so its override keeps the default's rows per block (checked in gemv_config).
+# From 2048 row pairs (was 4096): the wqkv of a 7B / 13B TP2 GPU (3072 / 3840 pairs) too. H200 x2, one process
+# each, same call (benchmarks/results/final6_2026-11-30f/): 7B TP2 2.18 -> 2.11 ms/token, 13B TP2 3.82 -> 3.83;
+# no one-GPU LLaMA-2 matrix has 2048-4095 pairs in a non-residual GEMV.
 GEMV_WIDE = (16, 1, 8)
-GEMV_WIDE_MIN_PAIRS = 4096
+GEMV_WIDE_MIN_PAIRS = 2048
 GEMV_LONG_K = (16, 1, 4)
 GEMV_LONG_K_MIN = 8192
 
