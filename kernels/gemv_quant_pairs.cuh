@@ -126,13 +126,12 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     const int first = ks * 32 * QG_UNROLL, step = 32 * QG_UNROLL * QG_KSPLIT;
     const int nvb = (n_pairs + QG_PAIRS - 1) / QG_PAIRS;
     Frag f;
+    PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
 #if QG_PIPE
     const VGroup vg = vgroup(w);
-    PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
     PCursor cur = pcursor(w, p.r0, p.r1, nvec);
     if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);  // before any staging
 #else
-    PairRows p = rows((int)blockIdx.x * QG_PAIRS + pair);
     if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
     if (QG_PFS > 0 && vec && p.active)
         for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);

@@ -41,3 +41,13 @@ def residual_on_both(pb, streams, p, x, T, chunk) -> list:
             pb.launch_residual(r, b["p"], b["x"], b["xn"], b["ss"], chunk)
     sync_both()
     return bufs
+
+
+def launch_both(pb, streams, src, dst, n, gather) -> None:
+    """PeerBuffers.launch on both GPUs (rank 0's kernel waits on the device while the host queues rank 1's), then
+    both synchronized."""
+    import cupy as cp
+    for r in (0, 1):
+        with cp.cuda.Device(r), streams[r]:
+            pb.launch(r, src[r], dst[r], n, gather)
+    sync_both()

@@ -19,7 +19,7 @@ import pytest
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
 from kernel_helpers import gpu_count
-from peer_helpers import on as _on, residual_on_both, sync_both as _sync, two_streams
+from peer_helpers import launch_both, on as _on, residual_on_both, sync_both as _sync, two_streams
 
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
@@ -53,14 +53,6 @@ def _inputs(rng, n):
     return a
 
 
-def _launch_both(pb, streams, src, dst, n, gather):
-    import cupy as cp
-    for r in (0, 1):  # rank 0's kernel waits on the device while the host queues rank 1's
-        with cp.cuda.Device(r), streams[r]:
-            pb.launch(r, src[r], dst[r], n, gather)
-    _sync()
-
-
 @pytest.mark.parametrize("aligned", [True, False], ids=["vec", "scalar"])
 def test_sum_is_bit_identical_and_correct(peers, aligned):
     import cupy as cp
@@ -74,7 +66,7 @@ def test_sum_is_bit_identical_and_correct(peers, aligned):
             big = cp.asarray(np.concatenate([np.zeros(off, np.float32), a[r]]))
             return big[off:], cp.full(n + off, np.nan, cp.float32)[off:]
         bufs = [_on(r, lambda: put(r)) for r in (0, 1)]
-        _launch_both(pb, streams, [b[0] for b in bufs], [b[1] for b in bufs], n, False)
+        launch_both(pb, streams, [b[0] for b in bufs], [b[1] for b in bufs], n, False)
         got = [_on(r, lambda: bufs[r][1].get()) for r in (0, 1)]
         assert np.array_equal(got[0].view(np.uint32), got[1].view(np.uint32)), n   # bit-identical on both GPUs
         np.testing.assert_array_equal(got[0], a[0] + a[1], err_msg=f"n={n}")       # f32 sum, rank order
@@ -92,7 +84,7 @@ def test_all_gather_is_exact(peers):
         a = _inputs(rng, n)
         src = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
         dst = [_on(r, lambda: cp.full(2 * n, np.nan, cp.float32)) for r in (0, 1)]
-        _launch_both(pb, streams, src, dst, n, True)
+        launch_both(pb, streams, src, dst, n, True)
         for r in (0, 1):
             np.testing.assert_array_equal(_on(r, lambda: dst[r].get()), np.concatenate(a), err_msg=f"n={n}")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kernel_helpers import gpu_count
-from peer_helpers import on as _on, residual_on_both, sync_both as _sync, two_streams
+from peer_helpers import launch_both, on as _on, residual_on_both, sync_both as _sync, two_streams
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
 SIZES = [1, 3, 5, 1023, 1025, 4096, 5120, 8192, 12347, 65536]
@@ -40,14 +40,6 @@ def _inputs(rng, n, sentinel=True):
     return a
 
 
-def _run(pb, streams, src, dst, n, gather):
-    import cupy as cp
-    for r in (0, 1):
-        with cp.cuda.Device(r), streams[r]:
-            pb.launch(r, src[r], dst[r], n, gather)
-    _sync()
-
-
 def _collect(pbs, streams, a, n, gather, off):
     """{protocol: [rank 0's out, rank 1's out]} of one call on fresh copies (off: a 4-byte offset, scalar path)."""
     import cupy as cp
@@ -57,7 +49,7 @@ def _collect(pbs, streams, a, n, gather, off):
             src = cp.asarray(np.concatenate([np.zeros(off, np.float32), a[r]]))[off:]
             return src, cp.full(n * (2 if gather else 1) + off, np.nan, cp.float32)[off:]
         bufs = [_on(r, lambda: put(r)) for r in (0, 1)]
-        _run(pb, streams, [b[0] for b in bufs], [b[1] for b in bufs], n, gather)
+        launch_both(pb, streams, [b[0] for b in bufs], [b[1] for b in bufs], n, gather)
         out[name] = [_on(r, lambda: bufs[r][1].get()) for r in (0, 1)]
     return out
 
@@ -138,7 +130,7 @@ def test_lamport_buffers_hold_only_the_last_call(both):
         a = _inputs(rng, n, sentinel=False)
         src = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
         dst = [_on(r, lambda: cp.full(n, np.nan, cp.float32)) for r in (0, 1)]
-        _run(pb, streams, src, dst, n, False)
+        launch_both(pb, streams, src, dst, n, False)
         for r in (0, 1):
             np.testing.assert_array_equal(_on(r, lambda: dst[r].get()), a[0] + a[1], err_msg=f"n={n}")
         for b in range(ar.blocks_for(n)):

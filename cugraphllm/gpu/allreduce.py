@@ -10,8 +10,8 @@ Selection (per engine, at construction): CUGRAPHLLM_ALLREDUCE = custom | lamport
 when every pair of the engine's GPUs has peer access and N <= MAX_WORLD, else nccl; custom or lamport where it is
 impossible is a one-line error). lamport is the default since its A/B on 2 x H200 (benchmarks/results/
 lamport_2026-11-30f/): 2.21 us an all-reduce against 5.30 (custom) and 6.71 (NCCL); 7B TP2 2.385 -> 2.195 ms/token,
-13B TP2 4.066 -> 3.827, greedy tokens identical. Two protocols over peer access (PROTOCOLS): custom (kernels/allreduce.cu: the
-pushes, a system-scope fence, a per-block flag, a fence on the reader's side) and lamport
+13B TP2 4.066 -> 3.827, greedy tokens identical. Two protocols over peer access (PROTOCOLS): custom
+(kernels/allreduce.cu: the pushes, a system-scope fence, a per-block flag, a fence on the reader's side) and lamport
 (kernels/allreduce_lamport.cu: every pushed value is its own readiness signal, buffers of three generations reset
 to an empty bit pattern; no fence, no flag). Both sum in rank order: the same bits. Messages above CAP elements
 (prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
