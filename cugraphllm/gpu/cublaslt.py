@@ -94,9 +94,11 @@ class LtHandle:
         _check(self.lib.cublasLtMatrixLayoutCreate(ctypes.byref(lay), dtype, rows, cols, ld), "layout create")
         return lay
 
-    def plan(self, N: int, M: int, K: int):
-        """(desc, A, B, D layouts, algo) for d [M, N] f32 = aq [M, K] @ w [N, K].T, e4m3 operands (host only)."""
-        key = (N, M, K)
+    def algos(self, N: int, M: int, K: int, ab: int = CUDA_R_8F_E4M3, cb: int = CUDA_R_32F, ldc: int | None = None,
+              count: int = 1) -> list:
+        """The heuristic's first `count` algorithms for d [M, N] (cb) = a [M, K] @ w [N, K].T, operands of type ab,
+        ld of d = ldc (default N): a list of (desc, A, B, D layouts, algo), best first (host only, cached)."""
+        key = (N, M, K, ab, cb, ldc or N, count)
         if key in self._plans:
             return self._plans[key]
         lib = self.lib
@@ -104,33 +106,53 @@ class LtHandle:
         _check(lib.cublasLtMatmulDescCreate(ctypes.byref(desc), CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc create")
         _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_TRANSA, ctypes.c_int32(CUBLAS_OP_T))
         _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_TRANSB, ctypes.c_int32(CUBLAS_OP_N))
-        a = self._layout(CUDA_R_8F_E4M3, K, N, K)
-        b = self._layout(CUDA_R_8F_E4M3, K, M, K)
-        d = self._layout(CUDA_R_32F, N, M, N)
+        a, b, d = self._layout(ab, K, N, K), self._layout(ab, K, M, K), self._layout(cb, N, M, ldc or N)
         pref = ctypes.c_void_p()
         _check(lib.cublasLtMatmulPreferenceCreate(ctypes.byref(pref)), "preference create")
         _set(lib.cublasLtMatmulPreferenceSetAttribute, pref, PREF_MAX_WORKSPACE_BYTES,
              ctypes.c_uint64(self.workspace.nbytes))
-        res, count = _Heuristic(), ctypes.c_int(0)
-        _check(lib.cublasLtMatmulAlgoGetHeuristic(self.h, desc, a, b, d, d, pref, 1, ctypes.byref(res),
-                                                  ctypes.byref(count)), f"fp8 heuristic N={N} M={M} K={K}")
-        if count.value < 1 or res.state != 0:
-            raise CublasError(f"cuBLASLt: no fp8 algorithm for N={N} M={M} K={K} on this device")
-        self._plans[key] = (desc, a, b, d, res.algo, pref)
-        return self._plans[key]
+        res, n = (_Heuristic * count)(), ctypes.c_int(0)
+        _check(lib.cublasLtMatmulAlgoGetHeuristic(self.h, desc, a, b, d, d, pref, count, res, ctypes.byref(n)),
+               f"heuristic N={N} M={M} K={K} type {ab}")
+        found = [(desc, a, b, d, res[i].algo, pref) for i in range(n.value) if res[i].state == 0]
+        if not found:
+            raise CublasError(f"cuBLASLt: no algorithm for N={N} M={M} K={K} type {ab} on this device")
+        self._plans[key] = found
+        return found
+
+    def plan(self, N: int, M: int, K: int):
+        """(desc, A, B, D layouts, algo) for d [M, N] f32 = aq [M, K] @ w [N, K].T, e4m3 operands (host only)."""
+        return self.algos(N, M, K)[0]
+
+    def _run(self, plan, w, a, c, beta, col0: int = 0) -> None:
+        import cupy as cp
+        desc, al, bl, dl, algo, _ = plan
+        ptr = c.data.ptr + col0 * c.itemsize
+        _check(self.lib.cublasLtMatmul(
+            self.h, desc, ctypes.byref(self._one), w.data.ptr, al, a.data.ptr, bl, ctypes.byref(beta), ptr, dl,
+            ptr, dl, ctypes.byref(algo), self.workspace.data.ptr, self.workspace.nbytes,
+            cp.cuda.get_current_stream().ptr), "cublasLtMatmul")
 
     def fp8_matmul(self, d, aq, wq) -> None:
         """d f32 [M, N] = aq e4m3 [M, K] @ wq e4m3 [N, K].T on the current CuPy stream (uint8 arrays hold the codes)."""
-        import cupy as cp
         M, K = aq.shape
         N = wq.shape[0]
         if wq.shape[1] != K or d.shape != (M, N) or str(d.dtype) != "float32" or K % 16:
             raise CublasError(f"cuBLASLt: bad fp8 operands d{d.shape} {d.dtype}, aq{aq.shape}, wq{wq.shape}")
-        desc, a, b, dl, algo, _ = self.plan(N, M, K)
-        _check(self.lib.cublasLtMatmul(
-            self.h, desc, ctypes.byref(self._one), wq.data.ptr, a, aq.data.ptr, b, ctypes.byref(self._zero),
-            d.data.ptr, dl, d.data.ptr, dl, ctypes.byref(algo), self.workspace.data.ptr, self.workspace.nbytes,
-            cp.cuda.get_current_stream().ptr), "cublasLtMatmul fp8")
+        self._run(self.plan(N, M, K), wq, aq, d, self._zero)
+
+    def matmul16(self, c, a, w, accumulate: bool = False, algo: int = 0, count: int = 1) -> None:
+        """c [M, N] (=|+=) a [M, K] @ w [N, K].T, fp16/bf16 operands, c f32/fp16/bf16, through the heuristic's
+        algorithm number `algo` of its first `count` (gpu/cublas.py gemm_nt's contract, without col0)."""
+        from .cublas import _dtype_code
+        M, K = a.shape
+        N = w.shape[0]
+        ab = _dtype_code(a.dtype)
+        if (_dtype_code(w.dtype) != ab or w.shape[1] != K or c.shape != (M, N) or not c.flags.c_contiguous
+                or ab == CUDA_R_32F):
+            raise CublasError(f"cuBLASLt: bad operands c{c.shape} {c.dtype}, a{a.shape} {a.dtype}, w{w.shape}")
+        plans = self.algos(N, M, K, ab, _dtype_code(c.dtype), N, count)
+        self._run(plans[min(algo, len(plans) - 1)], w, a, c, self._one if accumulate else self._zero)
 
 
 _HANDLES: dict[int, LtHandle] = {}
