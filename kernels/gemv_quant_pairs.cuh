@@ -136,17 +136,18 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     if (QG_PFS > 0 && vec && p.active)
         for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
 #endif
+    XPro xp;
+    xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
-    float inv = 1.0f, xinv = 1.0f;
-    if (nm.ss) inv = norm_inv(nm, K);
+    xpro_load(xp, a, w, nm, QG_HACC);
 #if QG_HACC
     __half* xh = reinterpret_cast<__half*>(xs);
     (void)csum;
-    xinv = stage_h2(xh, a, w);
+    const float2 kn = stage_h2(xh, xp, a, w, nm);
+    const float inv = kn.x, xinv = kn.y;
 #else
-    stage(xs, csum, a, w);
+    const float inv = stage(xs, csum, xp, a, w, nm), xinv = 1.0f;
 #endif
-    __syncthreads();
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         const int gw = vb * QG_PAIRS + pair;
         float acc0 = 0.0f, acc1 = 0.0f;
