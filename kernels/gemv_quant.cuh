@@ -110,6 +110,23 @@ __device__ __forceinline__ void x_chunk(float* f, const T* __restrict__ a, const
     chunk_f(f, a_chunk(a, w, i), w, i);
 }
 
+// fn(f, i) for this thread's chunks i = from, from + blockDim.x, ... < nchunk, f their x (x_chunk); the loads of
+// two chunks are issued together (long K: 7B w2 2.7 chunks a thread of 512, 70B w2 7).
+template <class Fn>
+__device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs& w, int from, int nchunk, Fn fn) {
+    for (int i = from; i < nchunk; i += 2 * blockDim.x) {
+        const int j = i + blockDim.x;
+        const uint4 v0 = a_chunk(a, w, i), v1 = j < nchunk ? a_chunk(a, w, j) : make_uint4(0u, 0u, 0u, 0u);
+        float f[8];
+        chunk_f(f, v0, w, i);
+        fn(f, i);
+        if (j < nchunk) {
+            chunk_f(f, v1, w, j);
+            fn(f, j);
+        }
+    }
+}
+
 // ---- prologue: the ss partial sums and the activation in one round of global loads ---------------------------
 // After pdl_enter a block needs inv_rms (the sum of the ss partials, fused norms) and the staged x (half stagings:
 // its block-wide |x| max first). Both come from the previous kernel, so all their loads are issued together,
@@ -181,12 +198,10 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
         for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(p.x[r][c]));
     }
     if (need_max) {
-        for (int i = tid + QG_XREGS * bd; i < nchunk; i += bd) {
-            float f[8];
-            x_chunk(f, a, w, i);
+        for_chunks(a, w, tid + QG_XREGS * bd, nchunk, [&](const float* f, int) {
 #pragma unroll
             for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
-        }
+        });
         if (nchunk == 0)
             for (int j = tid; j < K; j += bd) m = fmaxf(m, fabsf(staged_x(a, w, j)));
     }
@@ -215,12 +230,10 @@ __device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, co
                 x4[swz(2 * i + 1)] = make_float4(p.x[r][4], p.x[r][5], p.x[r][6], p.x[r][7]);
             }
         }
-        for (int i = threadIdx.x + QG_XREGS * blockDim.x; i < nchunk; i += blockDim.x) {
-            float f[8];
-            x_chunk(f, a, w, i);
+        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, [&](const float* f, int i) {
             x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
             x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
-        }
+        });
     } else {
         for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
     }

@@ -63,11 +63,8 @@ __device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* _
             const int i = threadIdx.x + r * blockDim.x;
             if (i < nchunk) store_chunk(xh, p.x[r], xscale, i);
         }
-        for (int i = threadIdx.x + QG_XREGS * blockDim.x; i < nchunk; i += blockDim.x) {
-            float f[8];
-            x_chunk(f, a, w, i);
-            store_chunk(xh, f, xscale, i);
-        }
+        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk,
+                   [&](const float* f, int i) { store_chunk(xh, f, xscale, i); });
     } else {
         for (int j = threadIdx.x; j < K; j += blockDim.x) xh[xh_idx(j)] = __float2half_rn(staged_x(a, w, j) * xscale);
     }
