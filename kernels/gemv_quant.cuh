@@ -1,7 +1,8 @@
-// Dequantizing dot products of a weight row pair with the staged activation: the formats, launch-shape defines,
-// staging, fused-norm input of kernels/gemv_quant.cu (which holds the epilogues and the extern "C" kernels and
-// documents the design); the drivers follow in gemv_quant_pairs.cuh (row pairs) and gemv_quant_mma.cuh /
-// gemv_quant_tiles.cuh (tensor-core tiles). Included once per module; QFMT and QG_* may be set before.
+// Dequantizing dot products of a weight row pair with the staged activation: the formats, launch-shape defines and
+// prologue (the fused norm's ss and the activation loaded in one round, for every staging) of kernels/gemv_quant.cu
+// (which holds the epilogues and the extern "C" kernels and documents the design); the drivers follow in
+// gemv_quant_pairs.cuh (row pairs, fp32 staging) and gemv_quant_mma.cuh / gemv_quant_tiles.cuh (tensor-core
+// tiles). Included once per module; QFMT and QG_* may be set before.
 #pragma once
 #include "common.cuh"
 
@@ -211,47 +212,6 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
 // inv_rms of the block-wide sum of the ss partials
 __device__ __forceinline__ float norm_inv(const NormIn& nm, float ss_sum, int K) {
     return nm.ss ? rsqrtf(ss_sum / (float)K + nm.eps) : 1.0f;
-}
-
-// xs f32 [K] (swizzled) = x; csum f32 [K / 32] (int4): chunk sums of xs. Whole block, after xpro_load(.., false);
-// returns inv_rms (1 without a norm); xs and csum are visible to the whole block on return.
-__device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, const T* __restrict__ a,
-                                       const QArgs& w, const NormIn& nm) {
-    __shared__ float2 pscratch[32];
-    const int K = w.K;
-    float4* x4 = reinterpret_cast<float4*>(xs);
-    if ((K & 7) == 0) {
-        const int nchunk = K >> 3;
-#pragma unroll
-        for (int r = 0; r < QG_XREGS; ++r) {
-            const int i = threadIdx.x + r * blockDim.x;
-            if (i < nchunk) {
-                x4[swz(2 * i)] = make_float4(p.x[r][0], p.x[r][1], p.x[r][2], p.x[r][3]);
-                x4[swz(2 * i + 1)] = make_float4(p.x[r][4], p.x[r][5], p.x[r][6], p.x[r][7]);
-            }
-        }
-        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, [&](const float* f, int i) {
-            x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
-            x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
-        });
-    } else {
-        for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
-    }
-    // the reduction's barrier also publishes xs
-    const float inv = norm_inv(nm, block_sum_max(make_float2(p.s, 0.0f), pscratch, nm.ss != nullptr, false).x, K);
-#if QFMT == 3
-    for (int c = threadIdx.x; c < (K >> 5); c += blockDim.x) {
-        float s = 0.0f;
-#pragma unroll
-        for (int u = 0; u < 8; ++u) {
-            float4 v = xs4(xs, 8 * c + u);
-            s += (v.x + v.y) + (v.z + v.w);
-        }
-        csum[c] = s;
-    }
-    __syncthreads();
-#endif
-    return inv;
 }
 
 // ---- dequantizing dot products of one 16-byte vector of two rows with the staged activation -----------------
