@@ -1,0 +1,168 @@
+"""The int4 decode GEMVs at exactly the shapes, paths and weight layout that tests/test_tp_gpu.py's
+test_tp2_quantized_logits_within_tolerance_of_tp1[int4-load] runs, on ONE GPU (the prologue merge 0a29a4d made
+that test fail: TP2 decode logits 5-10% from TP1; every kernel it launches is here, with a float64 reference).
+
+int4 at load, group 128: no perm and no gain (the norm gain is folded before quantizing), fp16 activations, the
+default plan (gemv_plan.QUANT_PLANS["int4"]: tiles from 6144 row pairs, the half2 path below). Per GPU:
+- TP2 (h2 path unless noted): wqkv + norm + RoPE [6144, 4096] (3072 pairs, ksplit 2), w13 + norm + SiLU
+  [11008, 4096] (5504 pairs), the wo / w2 partial products through the logits kernel (N 4096, K 2048: fewer
+  chunks than threads; K 5504: 688 chunks, past the kept ones), the LM head + norm [16000, 4096] (tiles, 8 warps);
+- TP1: wqkv (6144 pairs) and w13 (11008) on the tiles, wo / w2 residual + ss on h2 (K 4096 / 11008), LM head
+  [32000, 4096] (tiles, 16 warps).
+The chained test runs a producer of x / xn / ss (the quantized residual_ss GEMV, as the engine's w2; optionally
+with 4 looping blocks, like the 4-block all-reduce of TP2, so the consumer's blocks sit in griddepcontrol.wait
+while it runs) directly followed by a fused-norm consumer launched with PDL, several times from the same x: the
+consumer must match the float64 reference of the x actually produced, and be bit-identical every time.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
+from kernel_helpers import TOL_T, host64, poison, produced_x, rand_t, rel_err, twice
+from quant_helpers import TOL_H2, deq_matvec, make_layer
+
+pytestmark = pytest.mark.gpu
+EPS, G, T, S = 1e-5, 128, "float16", 256
+D, H, HD = 4096, 32, 128
+
+
+def _norm64(x):
+    return ref.rmsnorm(host64(x)[0], np.ones(x.shape[1]), EPS)
+
+
+_layers: dict = {}
+
+
+def layer(cp, N, K, seed):
+    """(host, device) int4 layer [N, K] as quantized at load (no perm, no gain), made once per shape."""
+    if (N, K) not in _layers:
+        _layers[(N, K)] = make_layer(cp, N, K, "int4", seed=seed, group_size=G, perm=False, gain=False)
+    return _layers[(N, K)]
+
+
+def _path(pairs):
+    from cugraphllm.gpu import gemv_plan
+    p = gemv_plan.plan_for("int4")
+    return "tiles" if p.use_mma(pairs) else ("h2" if p.hacc else "f32")
+
+
+def run_qkv(cp, ops, r, heads, before):
+    """norm_qkv_rope of `heads` query and KV heads (hd 128) on the fused norm of r, twice (before() right ahead of
+    each launch); [(got, want)] for q, the K row and the V row."""
+    Dq = heads * HD
+    host, w = layer(cp, 3 * Dq, D, seed=Dq)
+    table = ref.rope_table(S, HD, 10000.0)
+    rope, pos = cp.asarray(table.astype(np.float32)), 37
+    kc, vc = rand_t(cp, (S, heads, HD), T, seed=1), rand_t(cp, (S, heads, HD), T, seed=2)
+    rows = []
+
+    def run(q):
+        before()
+        ops.norm_qkv_rope(q, r, EPS, w, rope, kc, vc, cp.asarray([pos], dtype=cp.int32), cp.ones(1, cp.int32))
+        rows.append((kc[pos].copy(), vc[pos].copy()))
+    q = twice(cp, run, (1, Dq), cp.float16)
+    assert all(cp.array_equal(a, b) for a, b in zip(rows[0], rows[1])), "K / V rows not deterministic"
+    y = deq_matvec(host, _norm64(r.x))
+    qr = ref.apply_rope(y[:Dq].reshape(1, heads, HD), np.array([pos]), table).reshape(Dq)
+    kr = ref.apply_rope(y[Dq:2 * Dq].reshape(1, heads, HD), np.array([pos]), table).reshape(Dq)
+    return [(host64(q)[0], qr), (host64(kc[pos]).reshape(Dq), kr), (host64(vc[pos]).reshape(Dq), y[2 * Dq:])]
+
+
+def run_silu(cp, ops, r, F, before):
+    host, w = layer(cp, 2 * F, D, seed=F)
+
+    def run(h):
+        before()
+        ops.norm_matmul_silu(h, r, EPS, w)
+    h = twice(cp, run, (1, F), cp.float16)
+    y = deq_matvec(host, _norm64(r.x))
+    return [(host64(h)[0], ref.silu(y[:F]) * y[F:])]
+
+
+def run_head(cp, ops, r, V, before):
+    host, w = layer(cp, V, D, seed=V)
+    n = cp.ones(1, cp.int32)
+
+    def run(out):
+        before()
+        ops.norm_matmul_logits(out, r, EPS, w, n)
+    out = twice(cp, run, (1, V), cp.float32)
+    return [(out.get()[0].astype(np.float64), deq_matvec(host, _norm64(r.x)))]
+
+
+def _pairs(what, size):
+    return {run_qkv: 3 * size * HD // 2, run_silu: size, run_head: size // 2}[what]
+
+
+# (name, op, size): size = query / KV heads of wqkv, F of w13, V of the LM head
+FUSED = [("tp2_wqkv", run_qkv, 16), ("tp2_w13", run_silu, 5504), ("tp2_head", run_head, 16000),
+         ("tp1_wqkv", run_qkv, 32), ("tp1_w13", run_silu, 11008), ("tp1_head", run_head, 32000)]
+
+
+@pytest.mark.parametrize("name,what,size", FUSED, ids=[f[0] for f in FUSED])
+def test_fused_norm_gemv_at_tp_shapes(cp, ops, name, what, size):
+    """Each fused-norm GEMV of the TP1 / TP2 engines, x, xn, ss as the decode embedding writes them."""
+    x, xn, ss = produced_x(cp, ops, D, T, seed=size)
+    for got, want in what(cp, ops, Residual(x, xn, ss), size, lambda: None):
+        err = rel_err(got, want)
+        assert err < TOL_T[T], f"{name} ({_path(_pairs(what, size))} path): rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("K", [2048, 5504, 4096, 11008])
+def test_partial_product_gemv_at_tp_shapes(cp, ops, K):
+    """The wo / w2 products (N 4096: 2048 row pairs, the h2 path): TP2's partial p = a @ w.T through the logits
+    kernel (K 2048: fewer chunks than threads; 5504: past the kept chunks), TP1's residual update with xn and ss
+    (K 4096 / 11008)."""
+    from cugraphllm.gpu.ops import norm_chunk
+    host, w = layer(cp, D, K, seed=K)
+    a = rand_t(cp, (1, K), T, seed=K + 1)
+    want = deq_matvec(host, host64(a)[0])
+    p = poison(cp, (1, D), cp.float32)
+    ops.matmul_logits(p, a, w)
+    assert rel_err(p.get()[0], want) < TOL_H2, f"partial product, K {K}"
+    x0, _, _ = produced_x(cp, ops, D, T, seed=K)
+    x, xn, ss = x0.copy(), poison(cp, (1, D), cp.float16), poison(cp, ((D + 1) // 2,), cp.float32)
+    ops.matmul_residual(Residual(x, xn, ss), a, w)
+    x64 = host64(x)[0]
+    assert rel_err(x64 - host64(x0)[0], want) < TOL_H2, f"residual update, K {K}"
+    assert cp.array_equal(xn, x.astype(cp.float16))
+    c = norm_chunk(D)
+    ss_ref = np.array([np.sum(x64[i:i + c] ** 2) for i in range(0, D, c)])
+    assert rel_err(host64(ss[:D // c]), ss_ref) < 1e-5
+
+
+CHAINS = [("tp2_wqkv", run_qkv, 16), ("tp2_w13", run_silu, 5504), ("tp2_head", run_head, 16000),
+          ("tp1_wqkv", run_qkv, 32)]
+
+
+@pytest.mark.parametrize("blocks", [0, 4], ids=["full-grid", "4-blocks"])
+@pytest.mark.parametrize("name,what,size", CHAINS, ids=[c[0] for c in CHAINS])
+def test_producer_then_fused_norm_consumer(cp, ops, monkeypatch, name, what, size, blocks):
+    """x, xn, ss written by the quantized residual_ss GEMV (a 7B w2, K 11008; 4 looping blocks: as long-running
+    and as narrow as TP2's all-reduce) and read by the fused-norm GEMV launched right behind it with PDL, six
+    times from the same x: bit-identical each time and within tolerance of the float64 reference."""
+    from cugraphllm.gpu import gemv_plan
+    _, w2 = layer(cp, D, 11008, seed=11008)
+    a = rand_t(cp, (1, 11008), T, seed=5)
+    x0, _, _ = produced_x(cp, ops, D, T, seed=7)
+    x, xn, ss = x0.copy(), poison(cp, (1, D), cp.float16), poison(cp, ((D + 1) // 2,), cp.float32)
+    plan = gemv_plan.QUANT_PLANS["int4"]
+    narrow = dataclasses.replace(plan, max_blocks=blocks)
+
+    def produce():  # after the output's poisoning; the copy is a plain kernel, the GEMVs are PDL launches
+        x[...] = x0
+        gemv_plan.QUANT_PLANS["int4"] = narrow
+        try:
+            ops.matmul_residual(Residual(x, xn, ss), a, w2)
+        finally:
+            gemv_plan.QUANT_PLANS["int4"] = plan
+    monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", plan)
+    runs = [what(cp, ops, Residual(x, xn, ss), size, produce) for _ in range(3)]
+    for got in runs[1:]:
+        assert all(np.array_equal(g, g0) for (g, _), (g0, _) in zip(got, runs[0])), f"{name}: not deterministic"
+    for got, want in runs[0]:
+        err = rel_err(got, want)
+        assert err < TOL_T[T], f"{name} after the producer ({blocks or 'all'} blocks): rel err {err:.2e}"
