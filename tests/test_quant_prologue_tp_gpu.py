@@ -166,3 +166,38 @@ def test_producer_then_fused_norm_consumer(cp, ops, monkeypatch, name, what, siz
     for got, want in runs[0]:
         err = rel_err(got, want)
         assert err < TOL_T[T], f"{name} after the producer ({blocks or 'all'} blocks): rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("tp", [1, 2], ids=["tp1", "tp2"])
+def test_int4_at_load_7b_width_engine_matches_numpy(tp):
+    """The engines of test_tp2_quantized_logits_within_tolerance_of_tp1[int4-load] (same config, weights and
+    runtime) each against the NumPy engine on the host-quantized, norm-folded weights: tells which side of a TP1 /
+    TP2 mismatch is off. Decode steps from position 0; the engine tests' fp16 tolerance."""
+    from cugraphllm.config import ModelConfig, RuntimeConfig
+    from cugraphllm.loader import dummy_weights
+    from cugraphllm.reference import NumpyEngine
+    from kernel_helpers import gpu_count
+    from test_engine_gpu import _step_logits
+    from test_quant_engine_gpu import folded_reference
+    if gpu_count() < tp:
+        pytest.skip(f"needs {tp} CUDA GPUs")
+    cfg = ModelConfig(dim=D, n_layers=2, n_heads=H, n_kv_heads=H, vocab_size=32000, hidden_dim=11008, max_seq_len=256)
+    rng = np.random.default_rng(4)
+    w = dummy_weights(cfg, seed=11, dtype="float16")
+    for lw in w.layers:
+        lw.attention_norm[:] = 1 + 0.2 * rng.standard_normal(cfg.dim)
+    rc = RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=128, quant="int4", group_size=G, quant_head=True)
+    if tp == 1:
+        from cugraphllm.gpu.engine import CudaEngine
+        eng = CudaEngine(cfg, w, rc)
+    else:
+        from cugraphllm.gpu.tp_engine import TPEngine
+        eng = TPEngine(cfg, w, dataclasses.replace(rc, tp=2))
+    try:
+        eng.wait_ready()
+        errs = _step_logits(eng, NumpyEngine(cfg, folded_reference(w, "int4"), max_seq_len=128),
+                            rng.integers(3, cfg.vocab_size, 6).tolist())
+    finally:
+        if tp == 2:
+            eng.close()
+    assert errs.max() < 2e-2, errs
