@@ -9,10 +9,11 @@ default plan (gemv_plan.QUANT_PLANS["int4"]: tiles from 6144 row pairs, the half
   chunks than threads; K 5504: 688 chunks, past the kept ones), the LM head + norm [16000, 4096] (tiles, 8 warps);
 - TP1: wqkv (6144 pairs) and w13 (11008) on the tiles, wo / w2 residual + ss on h2 (K 4096 / 11008), LM head
   [32000, 4096] (tiles, 16 warps).
-The chained test runs a producer of x / xn / ss (the quantized residual_ss GEMV, as the engine's w2; optionally
-with 4 looping blocks, like the 4-block all-reduce of TP2, so the consumer's blocks sit in griddepcontrol.wait
-while it runs) directly followed by a fused-norm consumer launched with PDL, several times from the same x: the
-consumer must match the float64 reference of the x actually produced, and be bit-identical every time.
+The chained test runs the step's order (w13 + norm reads xn / ss, the w2 residual update rewrites x / xn / ss,
+optionally with 4 looping blocks like TP2's 4-block all-reduce, then the fused-norm GEMV under test), nothing but
+PDL between them, several times from the same state: bit-identical, and within tolerance of the float64
+reference of the x actually produced. The engine tests at the end run the TP1 / TP2 engines of the TP test
+against the NumPy engine, to tell which side is off.
 """
 import dataclasses
 
@@ -140,27 +141,31 @@ CHAINS = [("tp2_wqkv", run_qkv, 16), ("tp2_w13", run_silu, 5504), ("tp2_head", r
 
 @pytest.mark.parametrize("blocks", [0, 4], ids=["full-grid", "4-blocks"])
 @pytest.mark.parametrize("name,what,size", CHAINS, ids=[c[0] for c in CHAINS])
-def test_producer_then_fused_norm_consumer(cp, ops, monkeypatch, name, what, size, blocks):
-    """x, xn, ss written by the quantized residual_ss GEMV (a 7B w2, K 11008; 4 looping blocks: as long-running
-    and as narrow as TP2's all-reduce) and read by the fused-norm GEMV launched right behind it with PDL, six
-    times from the same x: bit-identical each time and within tolerance of the float64 reference."""
+def test_engine_order_chain(cp, ops, name, what, size, blocks):
+    """The decode step's order with nothing between the kernels but PDL: w13 + norm + SiLU reads x's xn / ss,
+    the w2 residual update (K 5504; 4 looping blocks: as narrow and long-running as TP2's 4-block all-reduce,
+    so the next GEMV's blocks wait in griddepcontrol.wait meanwhile) rewrites x, xn and ss, and the fused-norm GEMV
+    under test reads them; six times from the same state (restored by plain copies, ahead of the PDL chain):
+    bit-identical each time and within tolerance of the float64 reference of the x actually produced."""
     from cugraphllm.gpu import gemv_plan
-    _, w2 = layer(cp, D, 11008, seed=11008)
-    a = rand_t(cp, (1, 11008), T, seed=5)
-    x0, _, _ = produced_x(cp, ops, D, T, seed=7)
-    x, xn, ss = x0.copy(), poison(cp, (1, D), cp.float16), poison(cp, ((D + 1) // 2,), cp.float32)
+    F = 5504
+    _, w13 = layer(cp, 2 * F, D, seed=F)
+    _, w2 = layer(cp, D, F, seed=F)
+    x0, xn0, ss0 = produced_x(cp, ops, D, T, seed=7)
+    x, xn, ss, h = x0.copy(), xn0.copy(), ss0.copy(), poison(cp, (1, F), cp.float16)
     plan = gemv_plan.QUANT_PLANS["int4"]
     narrow = dataclasses.replace(plan, max_blocks=blocks)
 
-    def produce():  # after the output's poisoning; the copy is a plain kernel, the GEMVs are PDL launches
-        x[...] = x0
+    def step():  # after the output's poisoning; the copies are plain kernels, the GEMVs PDL launches
+        x[...], xn[...], ss[...] = x0, xn0, ss0
+        ops.norm_matmul_silu(h, Residual(x, xn, ss), EPS, w13)
         gemv_plan.QUANT_PLANS["int4"] = narrow
         try:
-            ops.matmul_residual(Residual(x, xn, ss), a, w2)
+            ops.matmul_residual(Residual(x, xn, ss), h, w2)
         finally:
             gemv_plan.QUANT_PLANS["int4"] = plan
-    monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", plan)
-    runs = [what(cp, ops, Residual(x, xn, ss), size, produce) for _ in range(3)]
+    runs = [what(cp, ops, Residual(x, xn, ss), size, step) for _ in range(3)]
+    assert bool(cp.isfinite(h).all()) and not cp.array_equal(x, x0)
     for got in runs[1:]:
         assert all(np.array_equal(g, g0) for (g, _), (g0, _) in zip(got, runs[0])), f"{name}: not deterministic"
     for got, want in runs[0]:
