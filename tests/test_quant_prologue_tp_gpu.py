@@ -206,3 +206,38 @@ def test_int4_at_load_7b_width_engine_matches_numpy(tp):
         if tp == 2:
             eng.close()
     assert errs.max() < 2e-2, errs
+
+
+VARIANTS = {"pdl-off": None, "no-tiles": dict(mma=0), "f32-rows": dict(hacc=0, mma=0)}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_tp2_int4_within_tolerance_of_tp1_variants(monkeypatch, variant):
+    """test_tp_gpu's int4-load TP1 / TP2 comparison (decode steps) with PDL off, or with every int4 GEMV kept off
+    the tensor-core tiles (half2 rows) or on the fp32 rows: where the default fails, which of these pass says
+    whether the kernel order (PDL) or a staging path is at fault."""
+    from cugraphllm.config import ModelConfig
+    from cugraphllm.gpu import gemv_plan, pdl
+    from cugraphllm.loader import dummy_weights
+    from kernel_helpers import gpu_count
+    from test_tp_gpu import _pair, _step_logits
+    if gpu_count() < 2:
+        pytest.skip("needs 2 CUDA GPUs")
+    if VARIANTS[variant] is None:
+        monkeypatch.setattr(pdl, "PDL", False)
+    else:
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4",
+                            dataclasses.replace(gemv_plan.QUANT_PLANS["int4"], **VARIANTS[variant]))
+    cfg = ModelConfig(dim=D, n_layers=2, n_heads=H, n_kv_heads=H, vocab_size=32000, hidden_dim=11008, max_seq_len=256)
+    rng = np.random.default_rng(4)
+    w = dummy_weights(cfg, seed=11, dtype="float16")
+    for lw in w.layers:
+        lw.attention_norm[:] = 1 + 0.2 * rng.standard_normal(cfg.dim)
+    one, two = _pair(cfg, w, "hybrid", max_seq_len=128, quant="int4", group_size=G, quant_head=True)
+    try:
+        tokens = rng.integers(3, cfg.vocab_size, 6).tolist()
+        a, b = _step_logits(one, tokens), _step_logits(two, tokens)
+    finally:
+        two.close()
+    errs = [np.linalg.norm(x - y) / np.linalg.norm(x) for x, y in zip(a, b)]
+    assert all(np.isfinite(e) for e in errs) and max(errs) < 1e-2, errs
