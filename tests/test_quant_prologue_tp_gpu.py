@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
+from cugraphllm.gpu import gemv_plan
 from cugraphllm.gpu.state import Residual
 from kernel_helpers import TOL_T, host64, poison, produced_x, rand_t, rel_err, twice
 from quant_helpers import TOL_H2, deq_matvec, make_layer
@@ -45,7 +46,6 @@ def layer(cp, N, K, seed):
 
 
 def _path(pairs):
-    from cugraphllm.gpu import gemv_plan
     p = gemv_plan.plan_for("int4")
     return "tiles" if p.use_mma(pairs) else ("h2" if p.hacc else "f32")
 
@@ -136,7 +136,7 @@ def test_partial_product_gemv_at_tp_shapes(cp, ops, K):
 
 
 CHAINS = [("tp2_wqkv", run_qkv, 16), ("tp2_w13", run_silu, 5504), ("tp2_head", run_head, 16000),
-          ("tp1_wqkv", run_qkv, 32)]
+          ("tp1_wqkv", run_qkv, 32), ("tp1_w13", run_silu, 11008), ("tp1_head", run_head, 32000)]
 
 
 @pytest.mark.parametrize("blocks", [0, 4], ids=["full-grid", "4-blocks"])
@@ -147,7 +147,6 @@ def test_engine_order_chain(cp, ops, name, what, size, blocks):
     so the next GEMV's blocks wait in griddepcontrol.wait meanwhile) rewrites x, xn and ss, and the fused-norm GEMV
     under test reads them; six times from the same state (restored by plain copies, ahead of the PDL chain):
     bit-identical each time and within tolerance of the float64 reference of the x actually produced."""
-    from cugraphllm.gpu import gemv_plan
     F = 5504
     _, w13 = layer(cp, 2 * F, D, seed=F)
     _, w2 = layer(cp, D, F, seed=F)
@@ -173,11 +172,11 @@ def test_engine_order_chain(cp, ops, name, what, size, blocks):
         assert err < TOL_T[T], f"{name} after the producer ({blocks or 'all'} blocks): rel err {err:.2e}"
 
 
-@pytest.mark.parametrize("tp", [1, 2], ids=["tp1", "tp2"])
-def test_int4_at_load_7b_width_engine_matches_numpy(tp):
-    """The engines of test_tp2_quantized_logits_within_tolerance_of_tp1[int4-load] (same config, weights and
-    runtime) each against the NumPy engine on the host-quantized, norm-folded weights: tells which side of a TP1 /
-    TP2 mismatch is off. Decode steps from position 0; the engine tests' fp16 tolerance."""
+def _engine_errs(tp):
+    """Per-decode-step logits rel errs of the TP1 / TP2 engine of test_tp2_quantized_logits_within_tolerance_of_tp1
+    [int4-load] (same config, weights and runtime) against the NumPy engine on the host-quantized, norm-folded
+    weights; decode steps from position 0. Skips below `tp` GPUs. The engine is built here, so plan / PDL
+    monkeypatches made before the call apply to every kernel it compiles."""
     from cugraphllm.config import ModelConfig, RuntimeConfig
     from cugraphllm.loader import dummy_weights
     from cugraphllm.reference import NumpyEngine
@@ -200,12 +199,68 @@ def test_int4_at_load_7b_width_engine_matches_numpy(tp):
         eng = TPEngine(cfg, w, dataclasses.replace(rc, tp=2))
     try:
         eng.wait_ready()
-        errs = _step_logits(eng, NumpyEngine(cfg, folded_reference(w, "int4"), max_seq_len=128),
+        return _step_logits(eng, NumpyEngine(cfg, folded_reference(w, "int4"), max_seq_len=128),
                             rng.integers(3, cfg.vocab_size, 6).tolist())
     finally:
         if tp == 2:
             eng.close()
+
+
+@pytest.mark.parametrize("tp", [1, 2], ids=["tp1", "tp2"])
+def test_int4_at_load_7b_width_engine_matches_numpy(tp):
+    """The TP1 / TP2 engines each against the NumPy engine: tells which side of a TP1 / TP2 mismatch is off; the
+    engine tests' fp16 tolerance."""
+    errs = _engine_errs(tp)
     assert errs.max() < 2e-2, errs
+
+
+@dataclasses.dataclass(frozen=True)
+class _VariantPlan(gemv_plan.QuantPlan):
+    """A quantized plan whose tiles run only where `tiles(n_pairs)` is true (None: the plan's own rule), with at
+    most `head_warps` warps (0: the rule's) on the tiles of >= 16000 row pairs (the TP1 LM head; 16 by the rule)."""
+    tiles: object = None
+    head_warps: int = 0
+
+    def use_mma(self, n_pairs: int) -> bool:
+        return super().use_mma(n_pairs) if self.tiles is None else bool(self.mma) and self.tiles(n_pairs)
+
+    def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
+        warps, unroll, ms = super().mma_config(n_pairs)
+        if self.head_warps and n_pairs >= 16000:
+            warps = min(warps, self.head_warps)
+        return warps, unroll, min(ms, warps)
+
+
+def _int4_variant(**kw):
+    base = gemv_plan.QUANT_PLANS["int4"]
+    return _VariantPlan(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}, **kw)
+
+
+# TP1 int4 row pairs: wqkv 6144, w13 11008, LM head 16000 (wo / w2: 2048, never on the tiles)
+TP1_VARIANTS = {
+    "pdl-off": None,
+    "head-tiles-only": lambda: dataclasses.replace(gemv_plan.QUANT_PLANS["int4"], mma_min_pairs=12000),
+    "no-head-tiles": lambda: _int4_variant(tiles=lambda n: 6144 <= n < 16000),
+    "head-8-warps": lambda: _int4_variant(head_warps=8),
+    "wqkv-only-tiles": lambda: _int4_variant(tiles=lambda n: n == 6144),
+}
+
+
+@pytest.mark.parametrize("variant", list(TP1_VARIANTS))
+def test_tp1_int4_engine_variants(monkeypatch, variant):
+    """The TP1 engine against the NumPy engine (it fails by default: 6-11% from the first step) with PDL off, or
+    the tensor-core tiles on only some of wqkv / w13 / the LM head, or the head's tiles at 8 warps (256-thread
+    blocks) instead of 16: which variants pass says which tiled GEMV, next to PDL, is at fault."""
+    from cugraphllm.gpu import pdl
+    if TP1_VARIANTS[variant] is None:
+        monkeypatch.setattr(pdl, "PDL", False)
+    else:
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", TP1_VARIANTS[variant]())
+    plan = gemv_plan.plan_for("int4")
+    paths = {n: plan.gemv_config("qgemv", D, p) if plan.use_mma(p) else "rows"
+             for n, p in (("wqkv", 6144), ("w13", 11008), ("head", 16000))}
+    errs = _engine_errs(1)
+    assert np.isfinite(errs).all() and errs.max() < 2e-2, f"{variant} (tiles (warps, unroll, ms): {paths}): {errs}"
 
 
 VARIANTS = {"pdl-off": None, "no-tiles": dict(mma=0), "f32-rows": dict(hacc=0, mma=0)}
@@ -217,7 +272,7 @@ def test_tp2_int4_within_tolerance_of_tp1_variants(monkeypatch, variant):
     the tensor-core tiles (half2 rows) or on the fp32 rows: where the default fails, which of these pass says
     whether the kernel order (PDL) or a staging path is at fault."""
     from cugraphllm.config import ModelConfig
-    from cugraphllm.gpu import gemv_plan, pdl
+    from cugraphllm.gpu import pdl
     from cugraphllm.loader import dummy_weights
     from kernel_helpers import gpu_count
     from test_tp_gpu import _pair, _step_logits
