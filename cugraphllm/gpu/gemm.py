@@ -2,8 +2,9 @@
 
 Two implementations, picked per call by `_use_own(impl, op, M, K, ...)` (impl="auto" by default):
 - "own":    kernels/gemm.cu, swap-AB mma.sync streaming the weights, epilogue fused (M <= OWN_MAX_M);
-- "cublas": cuBLAS GemmEx through ctypes (gpu/cublas.py) into a scratch buffer, then our epilogue kernel;
-            matmul_residual needs no scratch: GemmEx accumulates into the f32 residual itself (beta = 1).
+- "cublas": cuBLAS through ctypes into a scratch buffer, then our epilogue kernel; matmul_residual needs no
+            scratch: the GEMM accumulates into the f32 residual itself (beta = 1). GemmEx (gpu/cublas.py) or the
+            cuBLASLt algorithm timed fastest for the shape at its first eager call (gpu/gemm_tune.py).
 Everything runs on the current CuPy stream with no host sync and no allocation once `prepare` has run (or a
 first eager call has grown the scratch), so every op can be captured in a cupy.cuda.Graph. Anything that
 changes per step (pos, n_tokens) is a device scalar.
@@ -113,12 +114,13 @@ def prepare(max_tokens: int, max_cols: int = 0, dtype="float16") -> None:
 
 
 def workspace_bytes() -> int:
-    """Device bytes of the current device's cuBLAS workspace and GEMM scratch (retired scratch included)."""
-    from . import cublas
+    """Device bytes of the current device's cuBLAS / cuBLASLt workspaces and GEMM scratch (retired scratch
+    included)."""
+    from . import cublas, cublaslt
     from .cuda_kernels import device_id
     dev = device_id()
-    h = cublas._HANDLES.get(dev)
-    return ((h.workspace.nbytes if h is not None else 0) + sum(b.nbytes for k, b in _SCRATCH.items() if k[0] == dev)
+    h, lt = cublas._HANDLES.get(dev), cublaslt._HANDLES.get(dev)
+    return ((h.workspace.nbytes if h is not None else 0) + (lt.workspace.nbytes if lt is not None else 0) + sum(b.nbytes for k, b in _SCRATCH.items() if k[0] == dev)
             + sum(b.nbytes for b in _RETIRED if b.device.id == dev))
 
 
@@ -139,8 +141,8 @@ def _scratch(n: int, dtype):
 
 
 def _cublas_into(c, a, w) -> None:
-    from . import cublas
-    cublas.handle().gemm_nt(c, a, w)
+    from . import gemm_tune  # GemmEx or the cuBLASLt algorithm timed fastest for this shape
+    gemm_tune.gemm_nt(c, a, w)
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------
@@ -155,8 +157,8 @@ def matmul_residual(x, a, w, *, impl: str = "auto") -> None:
         _launch_own("gemm_residual", "residual", a.dtype, M, N,
                     (x, a, w, np.int32(M), np.int32(N), np.int32(K)))
     else:
-        from . import cublas
-        cublas.handle().gemm_nt(x, a, w, accumulate=True)
+        from . import gemm_tune
+        gemm_tune.gemm_nt(x, a, w, accumulate=True)
 
 
 def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:

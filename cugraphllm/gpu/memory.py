@@ -15,6 +15,7 @@ GRAPH_NODE_BYTES = 6 << 10
 GRAPH_MIN_BYTES = 512 << 10  # per graph, however small (the driver's allocations for an executable graph)
 RESERVE_BYTES = 256 << 20  # compiled modules (NVRTC and Numba), CuPy pool rounding, small allocations
 CUBLAS_WORKSPACE = 32 << 20  # gpu/cublas.py WORKSPACE_BYTES
+CUBLASLT_WORKSPACE = 32 << 20  # gpu/cublaslt.py WORKSPACE_BYTES (prefill GEMMs tuned by gpu/gemm_tune.py)
 _ALIGN = 512  # CuPy's pool rounds every allocation up to this
 
 
@@ -62,7 +63,7 @@ def estimate(c: ModelConfig, S: int, mode: str = "hybrid", weight_bytes: int | N
         "weights": t * c.n_params() if weight_bytes is None else weight_bytes,
         "kv_cache": _r(2 * c.n_layers * S * c.kv_dim * t),
         "scratch": scratch_bytes(c, S, rows, t),
-        "gemm_workspace": CUBLAS_WORKSPACE + _r(rows * max(c.qkv_dim, 2 * c.hidden_dim) * t),
+        "gemm_workspace": CUBLAS_WORKSPACE + CUBLASLT_WORKSPACE + _r(rows * max(c.qkv_dim, 2 * c.hidden_dim) * t),
         "attention_scratch": attention_bytes(c, S, n_sm),
         "graphs": graph_bytes(c, S, mode),
         "reserve": RESERVE_BYTES,

@@ -1,0 +1,110 @@
+"""The cuBLAS GEMMs of prefill with the algorithm timed fastest on this device (gemm.py calls `gemm_nt`).
+
+cuBLAS GemmEx runs the first algorithm of cuBLAS's heuristic. On the H200 that choice is 5-14% slower than the best
+of the heuristic's first ten on some prefill shapes (7B w13 / w2 at 128-256 rows, 70B-per-GPU w13 at 128-512 rows),
+and the best on others (benchmarks/results/gemm_lt_2026-11-30.json, scripts/bench_gemm_lt.py). So the first call of
+each (device, M, N, K, dtypes, accumulate) made outside graph capture times GemmEx against cuBLASLt's first
+TUNE_ALGOS algorithms and keeps the fastest for every later call, captured ones included (a key first seen inside a
+capture keeps GemmEx: nothing can be timed there). Engines make these first calls in their eager warm-up step.
+
+Timing: each candidate runs REPS times, each after an L2 flush (the weights of a real prefill come from DRAM), between
+CUDA events; the median decides. An accumulating call (beta = 1, x += a @ w.T) is timed on a scratch copy of its
+output, so tuning never changes the caller's data. Only weights of at least TUNE_MIN_WEIGHT elements are tuned:
+small ones (tests, stories260K) keep GemmEx and its exact numerics. CUGRAPHLLM_GEMM_TUNE=0 turns tuning off.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+TUNE = os.environ.get("CUGRAPHLLM_GEMM_TUNE", "1") != "0"
+TUNE_ALGOS = 8              # cuBLASLt heuristic algorithms timed besides GemmEx
+TUNE_MIN_WEIGHT = 1 << 22   # N * K elements (8 MiB at 16 bits)
+REPS = 3
+FLUSH_BYTES = 128 << 20     # more than the H200's 50 MB L2
+GEMMEX = -1
+
+_CHOICE: dict = {}          # key -> GEMMEX or a cuBLASLt algorithm index
+_TIMES: dict = {}           # key -> {candidate: median ms} (benchmarks report these)
+
+
+def _key(c, a, w, accumulate: bool) -> tuple:
+    from .cuda_kernels import device_id
+    return (device_id(), a.shape[0], w.shape[0], a.shape[1], str(a.dtype), str(c.dtype), bool(accumulate))
+
+
+def _call(choice: int, c, a, w, accumulate: bool) -> None:
+    if choice == GEMMEX:
+        from . import cublas
+        cublas.handle().gemm_nt(c, a, w, accumulate=accumulate)
+    else:
+        from . import cublaslt
+        cublaslt.handle().matmul16(c, a, w, accumulate, algo=choice, count=TUNE_ALGOS)
+
+
+def gemm_nt(c, a, w, accumulate: bool = False) -> None:
+    """c [M, N] (=|+=) a [M, K] @ w [N, K].T on the current CuPy stream (gpu/cublas.py Handle.gemm_nt's contract,
+    whole rows of c), through the algorithm chosen for this key."""
+    import cupy as cp
+    key = _key(c, a, w, accumulate)
+    choice = _CHOICE.get(key)
+    if choice is None:
+        capturing = cp.cuda.get_current_stream().is_capturing()
+        if capturing or not TUNE or w.shape[0] * w.shape[1] < TUNE_MIN_WEIGHT:
+            choice = GEMMEX
+        else:
+            choice = _tune(key, c, a, w, accumulate)
+        if not capturing:
+            _CHOICE[key] = choice
+    _call(choice, c, a, w, accumulate)
+
+
+def _candidates(key, a, c) -> list[int]:
+    from . import cublas, cublaslt
+    _, M, N, K = key[:4]
+    try:
+        found = cublaslt.handle().algos(N, M, K, cublas._dtype_code(a.dtype), cublas._dtype_code(c.dtype), N,
+                                        TUNE_ALGOS)
+    except Exception:  # no cuBLASLt algorithm for these operands: GemmEx alone
+        return [GEMMEX]
+    return [GEMMEX] + list(range(len(found)))
+
+
+def _tune(key, c, a, w, accumulate: bool) -> int:
+    """The fastest candidate for this key (module docstring), timed on the current stream."""
+    import cupy as cp
+    stream = cp.cuda.get_current_stream()
+    out = c.copy() if accumulate else c  # beta = 1 would change the caller's c
+    flush = cp.empty(FLUSH_BYTES, dtype=cp.uint8)
+    times = {}
+    for cand in _candidates(key, a, out):
+        try:
+            _call(cand, out, a, w, accumulate)  # first call: plan creation, module load
+        except Exception:
+            continue
+        ms = []
+        for _ in range(REPS):
+            flush.fill(0)
+            t0, t1 = cp.cuda.Event(), cp.cuda.Event()
+            t0.record(stream)
+            _call(cand, out, a, w, accumulate)
+            t1.record(stream)
+            t1.synchronize()
+            ms.append(cp.cuda.get_elapsed_time(t0, t1))
+        times[cand] = float(np.median(ms))
+    del flush, out
+    _TIMES[key] = times
+    return min(times, key=times.get) if times else GEMMEX
+
+
+def report() -> list[dict]:
+    """Every tuned key of this process: shape, the choice, and its time against GemmEx's."""
+    rows = []
+    for key, times in _TIMES.items():
+        dev, M, N, K, at, ct, acc = key
+        ch = _CHOICE.get(key, GEMMEX)
+        rows.append({"device": dev, "M": M, "N": N, "K": K, "dtype": at, "out": ct, "accumulate": acc,
+                     "choice": "gemmex" if ch == GEMMEX else f"lt{ch}", "ms": round(times.get(ch, 0.0), 4),
+                     "gemmex_ms": round(times.get(GEMMEX, 0.0), 4)})
+    return rows
