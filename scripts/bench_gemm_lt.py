@@ -74,7 +74,7 @@ def main():
     res = {"env": bg.environment(), "dtype": args.dtype, "copy_gbps": bg.copy_bandwidth(), "peak": args.peak,
            "rows": [], "layers": []}
     print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
-    copy = res["copy_gbps"] / 2  # copy_bandwidth counts read + write; a GEMM's floor is its read
+    copy = res["copy_gbps"]  # bytes moved per second by a device copy (read + write), the decode floor's rate
     for set_name in args.sets.split(","):
         for M in (int(m) for m in args.ms.split(",")):
             tot = {"gemmex": 0.0, "best": 0.0, "floor": 0.0}

@@ -1,0 +1,93 @@
+"""A/B of prefill settings by the time of the captured prefill graphs themselves (no host TTFT noise): one engine per
+setting, built in turn in this process (dummy weights, hybrid mode), each chosen bucket's greedy prefill graph
+replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
+median per bucket). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
+are printed for tune1).
+
+    python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def apply(setting: str) -> None:
+    from cugraphllm.gpu import gemm_tune
+    gemm_tune._CHOICE.clear()
+    gemm_tune._TIMES.clear()
+    if setting in ("tune0", "tune1"):
+        gemm_tune.TUNE = setting == "tune1"
+    else:
+        raise SystemExit(f"unknown setting {setting!r}")
+
+
+def graph_ms(e, bucket: int, reps: int) -> float:
+    e._set_step(pos=0, n=bucket)
+    e.rt.step("prefill", bucket, True)  # warm replay
+    e.sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        e.rt.step("prefill", bucket, True)
+    e.sync()
+    return 1e3 * (time.perf_counter() - t0) / reps
+
+
+def measure(setting: str, args) -> dict:
+    from cugraphllm.config import ModelConfig, RuntimeConfig
+    from cugraphllm.engines import _make_engine
+    from cugraphllm.gpu import gemm_tune
+    apply(setting)
+    buckets = [int(b) for b in args.buckets.split(",")]
+    rt = RuntimeConfig(backend="cuda", mode="hybrid", tp=args.tp, max_seq_len=max(buckets) + 64)
+    t0 = time.perf_counter()
+    e = _make_engine(ModelConfig.from_preset(args.preset), rt)
+    try:
+        e.wait_ready()
+        ready = time.perf_counter() - t0
+        ms = {b: [] for b in buckets}
+        for _ in range(args.rounds):
+            for b in buckets:
+                ms[b].append(graph_ms(e, b, args.reps))
+        row = {"setting": setting, "ready_s": round(ready, 1),
+               "prefill_ms": {str(b): round(float(np.median(v)), 3) for b, v in ms.items()},
+               "tuned": gemm_tune.report()}
+    finally:
+        close = getattr(e, "close", None)
+        if close is not None:
+            close()
+        del e
+        gc.collect()
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="llama-2-7b")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--buckets", default="128,256,512")
+    ap.add_argument("--order", default="tune0,tune1,tune0,tune1")
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    rows = []
+    for setting in args.order.split(","):
+        row = measure(setting, args)
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "tuned"}), flush=True)
+        for t in row["tuned"]:
+            print("   ", json.dumps(t), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"preset": args.preset, "tp": args.tp, "reps": args.reps, "rows": rows},
+                                       indent=1))
+
+
+if __name__ == "__main__":
+    main()
