@@ -146,7 +146,8 @@ def _tune(op, d, stream, M, K, N, out_bytes):
     from cugraphllm.gpu import gemm
     saved, out = dict(gemm.OWN_CONFIG), {}
     nt = (M + 7) // 8
-    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3)):
+    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3),
+                       (2, 8, 3), (2, 2, 3), (4, 2, 3), (1, 8, 3), (2, 4, 4), (2, 16, 2)):
         if op == "silu" and wm % 2:
             continue
         gemm.OWN_CONFIG[(op, nt)] = (wm, wk, st)
@@ -208,6 +209,7 @@ def main():
     ap.add_argument("--out", default=f"benchmarks/results/gemm_{datetime.date.today().isoformat()}.json")
     ap.add_argument("--tune", action="store_true", help="also time other (WM, WK) configs of our kernel")
     ap.add_argument("--dtype", default="float16")
+    ap.add_argument("--ms", default=",".join(map(str, MS)), help="comma list of row counts M")
     args = ap.parse_args()
     import cupy as cp
     stream = cp.cuda.Stream(non_blocking=True)
@@ -226,7 +228,7 @@ def main():
                 f"({row['cublas_gemm']['tflops']:6.1f} TF) cupy {row['cupy_matmul']['us']:8.1f}  "
                 f"tune {row.get('own_configs', '')}")
 
-    sweep(res, MS, row_of, line, _summary, args.out)
+    sweep(res, [int(m) for m in args.ms.split(",")], row_of, line, _summary, args.out)
 
 
 if __name__ == "__main__":
