@@ -3,8 +3,8 @@ one GPU: the four GEMVs of a layer as a TP decode step launches them (wqkv with 
 norm and SiLU, wo and w2 as f32 partial sums through the LM-head kernel), timed as scripts/bench_kernels.py times
 them (graphs of back-to-back launches over weight copies larger than L2), beside a bare read of the same bytes.
 
-Rows: "plan" (gpu/gemv_plan.py's rules as they are), then every non-residual kernel forced to one
-(warps, unroll, ksplit) of --configs (GEMV_WIDE with GEMV_WIDE_MIN_PAIRS = 1).
+Rows: "plan" (gpu/gemv_plan.py's rules and per-shape overrides as they are), then every non-residual kernel forced
+to one (warps, unroll, ksplit) of CONFIGS (GEMV_WIDE with GEMV_WIDE_MIN_PAIRS = 1, no per-shape overrides).
 
     python3 -m scripts.sweep_tp_gemv [--models 7b,13b] [--out FILE.json]
 """
@@ -57,7 +57,7 @@ def main():
     cp = bk._cp()
     from cugraphllm.gpu import gemv_plan
     stream = cp.cuda.Stream(non_blocking=True)
-    keep = (gemv_plan.GEMV_WIDE, gemv_plan.GEMV_WIDE_MIN_PAIRS)
+    keep = (gemv_plan.GEMV_WIDE, gemv_plan.GEMV_WIDE_MIN_PAIRS, gemv_plan.GEMV_SHAPES)
     doc = {"env": bk.environment(), "rows": []}
     for model in args.models.split(","):
         cs = cases(model)
@@ -67,10 +67,10 @@ def main():
         for cfg in [None] + CONFIGS:
             try:
                 if cfg is not None:
-                    gemv_plan.GEMV_WIDE, gemv_plan.GEMV_WIDE_MIN_PAIRS = cfg, 1
+                    gemv_plan.GEMV_WIDE, gemv_plan.GEMV_WIDE_MIN_PAIRS, gemv_plan.GEMV_SHAPES = cfg, 1, {}
                 us = {k: bk.graph_us(stream, fn, n) for k, (fn, n, _) in cs.items()}
             finally:
-                gemv_plan.GEMV_WIDE, gemv_plan.GEMV_WIDE_MIN_PAIRS = keep
+                gemv_plan.GEMV_WIDE, gemv_plan.GEMV_WIDE_MIN_PAIRS, gemv_plan.GEMV_SHAPES = keep
             name = "plan" if cfg is None else "x".join(map(str, cfg))
             doc["rows"].append({"model": model, "config": name, "us": us, "layer_us": sum(us.values())})
             print(f"{model} {name:8s} layer {sum(us.values()):7.2f} us  " +
