@@ -89,3 +89,17 @@ def test_key_first_seen_in_capture_keeps_gemmex(monkeypatch):
     assert key not in gemm_tune._CHOICE, "a choice was fixed inside capture"
     err = relerr(host64(c), host64(a) @ host64(w).T)
     assert err < TOL["float16"], f"seed={seed}: rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("M,N,K", [(2, 72, 40), (128, 4096, 2048), (512, 8192, 520)])
+def test_matmul_f32_writes_the_whole_product(M, N, K, dtype):
+    """The TP prefill partial sum p = a @ w.T (gemm.matmul_f32): beta = 0, so a NaN-poisoned p is fully replaced."""
+    from cugraphllm.gpu import gemm
+    _, seed = rng_seed()
+    a, w = dev_random((M, K), dtype, 1.0, seed), dev_random((N, K), dtype, K ** -0.5, seed + 1)
+    c = cp.empty((M, N), "float32")
+    poison(c)
+    gemm.matmul_f32(c, a, w)
+    err = relerr(host64(c), host64(a) @ host64(w).T)
+    assert err < TOL_F32, f"M={M} N={N} K={K} {dtype} seed={seed}: rel err {err:.2e}"

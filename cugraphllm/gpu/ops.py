@@ -276,13 +276,13 @@ def _residual_allreduce(r, a, w):
     _check("comm.part", p, shape=(M, N), dtype="float32", align=16)
     if M == 1:  # the plain f32-output GEMV (LM head kernel): p = a @ w.T
         matmul_logits(p, a, w)
-    else:  # GEMM accumulates into p: zero it first (a memset node when captured)
+    elif isinstance(w, QuantLinear):  # its GEMMs accumulate into p: zero it first (a memset node when captured)
         cp.cuda.runtime.memsetAsync(p.data.ptr, 0, p.nbytes, cp.cuda.get_current_stream().ptr)
-        if isinstance(w, QuantLinear):
-            from . import gemm_quant as g
-        else:
-            from . import gemm as g
-        g.matmul_residual(p, a, w)
+        from . import gemm_quant
+        gemm_quant.matmul_residual(p, a, w)
+    else:  # p = a @ w.T written whole by cuBLAS (beta = 0): no memset
+        from . import gemm
+        gemm.matmul_f32(p, a, w)
     if M == 1 and r.ss is not None:
         _check_stats(r.xn, r.ss, N, t)
         n, chunk = norm_partials(N), norm_chunk(N)
