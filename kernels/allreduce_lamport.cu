@@ -48,12 +48,12 @@
 // Every access to the buffers is strong (relaxed.sys), so the racing pushes and polls are no data race; a 4-byte
 // element is single-copy atomic, a 16-byte push may land piecewise: every element is checked.
 //
-//
 // Messages above AR_CHUNK * AR_MAX_BLOCKS (prefill: [M, D] f32, up to the cap the launcher sized the slots for) go to
 // ar_lamport_wide: a grid of G = min(wide, chunks) blocks, wide >= AR_MAX_BLOCKS fixed per set of buffers
-// (gpu/allreduce.py lamport_chunks), block b handling chunks b, b + G, b + 2G, ...: chunk c always belongs to block
-// c % wide, in decode calls too (there c < AR_MAX_BLOCKS <= wide), so seq[b] numbers every call that touches chunk
-// c's slots, and one call has one s and one generation for all the chunks of a block. Chunk b, a block's first, is a
+// (gpu/allreduce.py lamport_chunks), block b handling chunks b, b + G, b + 2G, ... (G = wide whenever a block has
+// more than one): chunk c always belongs to block c % wide, in decode calls too (there c < AR_MAX_BLOCKS <= wide),
+// so seq[b] numbers every call that touches chunk c's slots, and one call has one s and one generation for all the
+// chunks of a block. Its inputs (cuBLAS's partial sums) pass through lp_value like decode ones: the sentinel holds. Chunk b, a block's first, is a
 // decode chunk as above (step 2's reset ahead, of the whole chunk). A later chunk (c >= wide) is reset after it is
 // read instead: once the poll saw a value, the same thread stores AR_EMPTY over it (only elements a call covers are
 // ever pushed, so whatever a call leaves uncovered stays empty, however the calls' sizes change: a reset ahead would
@@ -236,7 +236,8 @@ ar_lamport_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, A
 // Element q of this thread in chunk c (VEC: 4 consecutive ones, else 4 strided by AR_THREADS), as ar_index. Loads
 // are unconditional, so that a batch's loads are all in flight before the first is used (a load under a branch
 // with a default value is waited for at the branch's end): a slot element of a covered chunk is below the cap
-// (whole chunks), an input element past n is read at 0 instead; values past n are never pushed, waited for or written.
+// (whole chunks), an input element past n is read at 0 instead (in place, a read racing block 0's write: its value,
+// undefined then, is never used); values past n are never pushed, waited for or written.
 template <int VEC>
 __device__ __forceinline__ int lw_elem(int c, int q) {
     return c * AR_CHUNK + (VEC ? AR_PER * (int)threadIdx.x + q : (int)threadIdx.x + q * AR_THREADS);
