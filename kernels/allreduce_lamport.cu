@@ -50,20 +50,20 @@
 //
 // Messages above AR_CHUNK * AR_MAX_BLOCKS (prefill: [M, D] f32, up to the cap the launcher sized the slots for) go to
 // ar_lamport_wide: a grid of G = min(wide, chunks) blocks, wide >= AR_MAX_BLOCKS fixed per set of buffers
-// (gpu/allreduce.py lamport_chunks), block b handling chunks b, b + G, b + 2G, ... (G = wide whenever a block has
-// more than one): chunk c always belongs to block c % wide, in decode calls too (there c < AR_MAX_BLOCKS <= wide),
-// so seq[b] numbers every call that touches chunk c's slots, and one call has one s and one generation for all the
-// chunks of a block. Its inputs (cuBLAS's partial sums) pass through lp_value like decode ones: the sentinel holds. Chunk b, a block's first, is a
-// decode chunk as above (step 2's reset ahead, of the whole chunk). A later chunk (c >= wide) is reset after it is
-// read instead: once the poll saw a value, the same thread stores AR_EMPTY over it (only elements a call covers are
-// ever pushed, so whatever a call leaves uncovered stays empty, however the calls' sizes change: a reset ahead would
-// have to cover every chunk up to the cap in every call, decode ones included). Why that reset never erases a value:
-// the next push into data_r[g][q][c] is peer q's call s + 3, issued after q's pdl_enter() there, so after q's call
-// s + 2 completed, which read r's call s + 2 values, which r pushed after its pdl_enter() in call s + 2, after r's
-// call s and its reset were performed. Why a value seen is fresh: every earlier push into that slot was read, then
-// reset, in its own call. Order inside a block: push every chunk, reset ahead chunk b, then poll, sum and reset
-// after, AR_WIDE_U chunks at a time (their loads in flight together); this rank's addend is loaded from `in` again
-// for the sum (in may be out: each thread rewrites only the elements it read).
+// (gpu/allreduce.py lamport_chunks), block b handling chunks b, b + G, b + 2G, ... (G = wide whenever a block has more
+// than one): chunk c always belongs to block c % wide, in decode calls too (there c < AR_MAX_BLOCKS <= wide), so seq[b]
+// numbers every call that touches chunk c's slots, and one call has one s and one generation for all the chunks of a
+// block. Its inputs (cuBLAS's partial sums) pass through lp_value as decode ones do: the sentinel argument holds. Chunk
+// b, a block's first, is a decode chunk as above (step 2's reset ahead, of the whole chunk). A later chunk (c >= wide)
+// is reset after it is read instead: once the poll saw a value, the same thread stores AR_EMPTY over it (only elements
+// a call covers are ever pushed, so whatever a call leaves uncovered stays empty, however the calls' sizes change: a
+// reset ahead would have to cover every chunk up to the cap in every call, decode ones included). Why that reset never
+// erases a value: the next push into data_r[g][q][c] is peer q's call s + 3, issued after q's pdl_enter() there, so
+// after q's call s + 2 completed, which read r's call s + 2 values, which r pushed after its pdl_enter() in call s + 2,
+// after r's call s and its reset were performed. Why a value seen is fresh: every earlier push into that slot was read,
+// then reset, in its own call. Order inside a block: push every chunk, reset ahead chunk b, then poll, sum and reset
+// after, AR_WIDE_U chunks at a time (their loads in flight together); this rank's addend is loaded from `in` again for
+// the sum (in may be out: each thread rewrites only the elements it read).
 //
 // Kernels: ar_lamport (all-reduce in or out of place, all-gather), ar_lamport_residual (the all-reduce fused with
 // the decode residual update, as allreduce.cu ar_residual) and ar_lamport_wide (all-reduce of a message above the
@@ -391,7 +391,8 @@ ar_lamport_wide(const float* in, float* out, unsigned* seq, AR_PTRS(d), int n, i
     k.s = s_seq;
     const long long g = k.s % AR_GENS, old = (k.s + 2u) % AR_GENS;
 #pragma unroll
-    for (int p = 0; p < AR_WORLD; ++p) k.peer[p] = reinterpret_cast<float*>(AR_PICK(d, p)) + (g * AR_WORLD + rank) * cap;
+    for (int p = 0; p < AR_WORLD; ++p)
+        k.peer[p] = reinterpret_cast<float*>(AR_PICK(d, p)) + (g * AR_WORLD + rank) * cap;
     k.in = in, k.out = out, k.mine = reinterpret_cast<float*>(AR_PICK(d, rank)) + g * AR_WORLD * cap, k.cap = cap;
     k.timeout_ns = timeout_ns, k.n = n, k.rank = rank, k.b = b, k.G = G, k.said = &s_said;
     k.m = ((n + AR_CHUNK - 1) / AR_CHUNK - b + G - 1) / G;  // >= 1: the grid has at most as many blocks as chunks

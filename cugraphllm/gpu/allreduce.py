@@ -247,8 +247,8 @@ class PeerBuffers:
         if xh.dtype.name not in self.fused or not fusable(n, chunk, p, x):
             raise ValueError(f"custom all-reduce: no fused residual for {xh.dtype.name}, n {n}, chunk {chunk}")
         pdl.launch(_kernel(self.world, self.protocol, True, xh.dtype.name), (blocks_for(n),), (THREADS,), (
-            p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk), np.int64(self.cap),
-            np.int64(self.timeout_ns)), pdl=True)
+            p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk),
+            np.int64(self.cap), np.int64(self.timeout_ns)), pdl=True)
 
     def launch(self, rank: int, src, dst, n: int, gather: bool) -> None:
         """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each,
@@ -280,10 +280,9 @@ class PeerBuffers:
 class CustomComm(Comm):
     """tp.Comm over PeerBuffers: all_reduce of at most peers.cap elements per rank (lamport: as sized; custom: CAP)
     and all_gather of at most CAP run the peers' protocol (kernels/allreduce.cu or allreduce_lamport.cu; backend =
-    its name), larger ones NCCL. Each call still meets the
-    other ranks at the group's rendezvous on the host (no NCCL call): a rank whose step fails before its collective
-    releases the others with an error instead of leaving their kernels waiting on the device; graph replays involve
-    no host at all."""
+    its name), larger ones NCCL. Each call still meets the other ranks at the group's rendezvous on the host (no
+    NCCL call): a rank whose step fails before its collective releases the others with an error instead of leaving
+    their kernels waiting on the device; graph replays involve no host at all."""
     backend = "custom"
 
     def __init__(self, group, rank: int, rows: int, dim: int, vocab_local: int, peers: PeerBuffers):
