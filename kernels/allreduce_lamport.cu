@@ -296,7 +296,7 @@ struct LwCall {
     float* peer[AR_WORLD];  // slot [g][rank] of every peer's data (peer[rank] unused)
     float* mine;            // this rank's slots of generation g: + src * cap
     long long cap, timeout_ns;
-    int n, rank, b, G, m;
+    int n, rank, b, G, m, add;  // add: out += the sum (the prefill residual update) instead of out = the sum
     unsigned s;
     int* said;
 };
@@ -357,6 +357,12 @@ __device__ __forceinline__ void lw_pull(const LwCall& k, int j) {
                 acc[q] = src == 0 ? x : acc[q] + x;
             }
         }
+        if (k.add) {  // x + (sum in rank order): the same f32 operations as the all-reduce, then tp.cu residual_add
+            float x[AR_PER];
+            lw_mine<VEC>(k.out, k.n, c, x);  // out's own elements (lp_value's mapping never applies: x is finite)
+#pragma unroll
+            for (int q = 0; q < AR_PER; ++q) acc[q] = x[q] + acc[q];
+        }
         ar_write(k.out, k.n, VEC, idx, acc);
         if (j + u == 0) continue;
 #pragma unroll
@@ -373,10 +379,11 @@ __device__ __forceinline__ void lw_all(const LwCall& k) {
     for (; j < k.m; ++j) PULL ? lw_pull<VEC, 1>(k, j) : lw_push<VEC, 1>(k, j);
 }
 
-// out[i] = sum over ranks of in[i] (out may be in) for AR_CHUNK * AR_MAX_BLOCKS < n <= cap; grid min(wide, chunks).
+// out[i] = sum over ranks of in[i] (out may be in), or with add out[i] += that sum (out not in), for
+// AR_CHUNK * AR_MAX_BLOCKS < n <= cap; grid min(wide, chunks).
 extern "C" __global__ void __launch_bounds__(AR_THREADS)
 ar_lamport_wide(const float* in, float* out, unsigned* seq, AR_PTRS(d), int n, int rank, int vec, long long cap,
-                long long timeout_ns) {
+                long long timeout_ns, int add) {
     pdl_enter();  // as lp_exchange: nothing of in, seq or the buffers is touched before it
     const int b = blockIdx.x, G = gridDim.x;
     __shared__ unsigned s_seq;
@@ -394,7 +401,7 @@ ar_lamport_wide(const float* in, float* out, unsigned* seq, AR_PTRS(d), int n, i
     for (int p = 0; p < AR_WORLD; ++p)
         k.peer[p] = reinterpret_cast<float*>(AR_PICK(d, p)) + (g * AR_WORLD + rank) * cap;
     k.in = in, k.out = out, k.mine = reinterpret_cast<float*>(AR_PICK(d, rank)) + g * AR_WORLD * cap, k.cap = cap;
-    k.timeout_ns = timeout_ns, k.n = n, k.rank = rank, k.b = b, k.G = G, k.said = &s_said;
+    k.timeout_ns = timeout_ns, k.n = n, k.rank = rank, k.b = b, k.G = G, k.said = &s_said, k.add = add;
     k.m = ((n + AR_CHUNK - 1) / AR_CHUNK - b + G - 1) / G;  // >= 1: the grid has at most as many blocks as chunks
     if (vec) lw_all<1, 0>(k);
     else lw_all<0, 0>(k);

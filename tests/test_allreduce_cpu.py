@@ -367,8 +367,20 @@ def test_peer_launch_picks_kernel_grid_and_cap(monkeypatch, protocol, n_sized):
             pb.launch(0, a, a, n, False)
             (fn, grid, args), = got
             assert fn == ("wide" if n > ar.CAP else "plain") and grid == (len(ar.lamport_chunks(n, pb.cap, 96)),)
-            assert args[-2] == pb.cap and args[-3] == (n % 4 == 0 and a.data.ptr % 16 == 0)
-            assert args[11] == n and len(args) == (16 if n > ar.CAP else 17)
+            tail = args[:-1] if n > ar.CAP else args  # the wide kernel's last argument: add (0 here)
+            assert n <= ar.CAP or args[-1] == 0
+            assert tail[-2] == pb.cap and tail[-3] == (n % 4 == 0 and a.data.ptr % 16 == 0)
+            assert args[11] == n and len(args) == 17
+    if pb.cap > ar.CAP:  # add (the prefill residual update): the wide kernel with add = 1, into another buffer only
+        n = ar.CAP + 4
+        a, x = _dev(np.ones(n, np.float32)), _dev(np.ones(n, np.float32))
+        got.clear()
+        pb.launch(0, a, x, n, False, add=True)
+        (fn, _, args), = got
+        assert fn == "wide" and args[-1] == 1
+        for bad in ((a, a, n), (a[:4096], x[:4096], 4096)):
+            with pytest.raises(ValueError, match="add needs"):
+                pb.launch(0, *bad, False, add=True)
     big = _dev(np.ones(ar.CAP + 4, np.float32))
     with pytest.raises(ValueError, match=f"expected 1..{ar.CAP}"):
         pb.launch(0, big, _dev(np.ones(2 * (ar.CAP + 4), np.float32)), ar.CAP + 4, True)

@@ -217,6 +217,30 @@ def test_wide_all_reduce_is_the_rank_order_sum(wide):
         assert np.all(np.abs(got[0][~odd] - ref) <= 2.0 ** -24 * (np.abs(a[0][~odd]) + np.abs(a[1][~odd]))), n
 
 
+def test_wide_all_reduce_add_is_x_plus_the_rank_order_sum(wide):
+    """add (the prefill residual update, CustomComm.all_reduce_add): x += p0 + p1 with the f32 operations of the
+    all-reduce then tp.cu residual_add, bit for bit, each rank with its own x; plain calls in between."""
+    import cupy as cp
+    pb, streams = wide
+    rng = np.random.default_rng(23)
+    for n in [s for s in WIDE_SIZES if s > CAP] + [128 * 8192]:
+        a = _inputs(rng, n, sentinel=False)
+        x0 = [(rng.standard_normal(n) * 4.0).astype(np.float32) for _ in range(2)]
+        srcs = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
+        xs = [_on(r, lambda: cp.asarray(x0[r])) for r in (0, 1)]
+        for r in (0, 1):
+            with cp.cuda.Device(r), streams[r]:
+                pb.launch(r, srcs[r], xs[r], n, False, add=True)
+        _sync()
+        for r in (0, 1):
+            got = _on(r, lambda: xs[r].get())
+            want = x0[r] + (a[0] + a[1])
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (n, r)
+        plain = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
+        launch_both(pb, streams, plain, plain, n, False)  # the next call reuses the generations as usual
+        assert np.array_equal(_on(0, lambda: plain[0].get()).view(np.uint32), (a[0] + a[1]).view(np.uint32)), n
+
+
 def test_wide_buffers_hold_only_the_last_call(wide):
     _buffers_hold_only_the_last_call(*wide, [WIDE_CAP, 4096, 3 * CAP + 1000, 5, 512 * 4096, CAP + 1, 128 * 8192,
                                              8192, 3 * CAP + 1001, 2048, 40 * 4096])
@@ -260,7 +284,7 @@ def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
     """TP2 engines (seeded dummy weights, the same on both backends) at 70B / 7B widths, context 512 (the lamport
     buffers sized for 512 x D): after prompts of 300, 37 and 17 tokens (prefill buckets of 384, 64, 32 rows) the
     logits bit-identical to NCCL's, then 6 more greedy tokens identical (CUGRAPHLLM_ALLREDUCE_FUSE=0: every value
-    as NCCL computes it). The lamport engine makes no NCCL call at all: its prefill all-reduces (above 65536 f32)
+    as NCCL computes it); fused (the default), the logits after each prompt bit-identical too. The lamport engine makes no NCCL call at all: its prefill all-reduces (above 65536 f32)
     go to ar_lamport_wide."""
     from cugraphllm.gpu import tp
     from cugraphllm.gpu.tp_engine import TPEngine
@@ -273,14 +297,14 @@ def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
         seen.append((call[0], call[3]))
         return collective(group, rank, call)
     monkeypatch.setattr(tp.Group, "collective", spy)
-    for backend in ("nccl", "lamport"):
+    for backend, fuse in (("nccl", "0"), ("lamport", "0"), ("lamport-fused", "1")):
         seen.clear()
-        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE", backend)
-        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_FUSE", "0")
+        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE", backend.split("-")[0])
+        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_FUSE", fuse)
         e = TPEngine(cfg, None, RuntimeConfig(backend="cuda", mode=mode, max_seq_len=512, tp=2))
         try:
             e.wait_ready()
-            assert e.allreduce == backend
+            assert e.allreduce == backend.split("-")[0]
             runs = []
             for p in prompts:
                 e.reset()
@@ -292,7 +316,7 @@ def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
             e.close()
         kinds = {k for k, _ in seen}
         big = max(n for _, n in seen)
-        if backend == "lamport":
+        if backend != "nccl":
             assert kinds == {"meet"} and CAP < big <= out[backend][1] == 512 * cfg.dim, (kinds, big)
         else:
             assert "allreduce" in kinds and big > CAP
@@ -301,3 +325,8 @@ def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
         diff = np.abs(logits.astype(np.float64) - ref_logits).max()
         assert np.array_equal(logits.view(np.uint32), ref_logits.view(np.uint32)), f"max |lamport - nccl| = {diff}"
         assert toks == ref_toks
+    # fused (the default): the prefill's residual updates are ar_lamport_wide with add, the same f32 operations as
+    # the all-reduce then residual_add, so the logits after each prompt are NCCL's bit for bit (decode steps then
+    # add the norm's partial sums in another order: their tokens are not compared)
+    for (_, logits), (_, ref_logits) in zip(out["lamport-fused"][0], out["nccl"][0]):
+        assert np.array_equal(logits.view(np.uint32), ref_logits.view(np.uint32))

@@ -250,12 +250,16 @@ class PeerBuffers:
             p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk),
             np.int64(self.cap), np.int64(self.timeout_ns)), pdl=True)
 
-    def launch(self, rank: int, src, dst, n: int, gather: bool) -> None:
+    def launch(self, rank: int, src, dst, n: int, gather: bool, add: bool = False) -> None:
         """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each,
-        at most cap; dst may be src) or, gather, dst [world * n] = every rank's src in rank order (n at most CAP).
-        Every rank must make the same calls in the same order (the sequence numbers live on the device)."""
+        at most cap; dst may be src) or, gather, dst [world * n] = every rank's src in rank order (n at most CAP);
+        add (lamport, CAP < n): dst += the sum (dst not src). Every rank must make the same calls in the same order
+        (the sequence numbers live on the device)."""
         if not 0 <= rank < self.world:
             raise ValueError(f"custom all-reduce: rank {rank} of {self.world}")
+        if add and (gather or n <= CAP or src.data.ptr == dst.data.ptr):
+            raise ValueError(f"custom all-reduce: add needs an all-reduce of more than {CAP} elements into another "
+                             "buffer")
         if not 0 < n <= (CAP if gather else self.cap):
             raise ValueError(f"custom all-reduce: {n} elements per rank, expected 1..{CAP if gather else self.cap}")
         for name, a, size in (("src", src, n), ("dst", dst, n * (self.world if gather else 1))):
@@ -270,8 +274,8 @@ class PeerBuffers:
             np.int64(self.cap), np.int64(self.timeout_ns))
         if n > CAP:  # lamport only (self.cap is CAP for custom): lamport_chunks' grid
             grid = min(self.wide, -(-n // CHUNK))
-            pdl.launch(_kernel(self.world, self.protocol, wide=True), (grid,), (THREADS,), (*head, vec, *tail),
-                       pdl=True)
+            pdl.launch(_kernel(self.world, self.protocol, wide=True), (grid,), (THREADS,),
+                       (*head, vec, *tail, np.int32(bool(add))), pdl=True)
         else:
             pdl.launch(_kernel(self.world, self.protocol), (blocks_for(n),), (THREADS,), (
                 *head, np.int32(bool(gather)), vec, *tail), pdl=True)
@@ -298,6 +302,17 @@ class CustomComm(Comm):
             return False
         self.group.meet(self.rank, p.size)
         self.peers.launch_residual(self.rank, p, r.x, r.xn, r.ss, chunk)
+        return True
+
+    def all_reduce_add(self, p, x) -> bool:
+        """The prefill residual update: x += all_reduce(p) in one kernel (ar_lamport_wide with add; the same f32
+        operations as the all-reduce then kernels/tp.cu residual_add). False (nothing done, on every rank alike)
+        where it does not apply (decode sizes, another protocol, a message past the buffers)."""
+        if not (self.fuse and self.peers.protocol == "lamport" and CAP < p.size <= self.peers.cap
+                and x.size == p.size):
+            return False
+        self.group.meet(self.rank, p.size)
+        self.peers.launch(self.rank, p.reshape(-1), x.reshape(-1), p.size, False, add=True)
         return True
 
     def all_reduce(self, buf) -> None:
