@@ -2,7 +2,7 @@
 setting, built in turn in this process (dummy weights, hybrid mode), each chosen bucket's greedy prefill graph
 replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
 median per bucket). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
-are printed for tune1).
+are printed for tune1), or environment variables VAR=VALUE[;VAR=VALUE] (e.g. CUGRAPHLLM_ALLREDUCE=nccl).
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
 """
@@ -11,18 +11,31 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 
+_ENV_SET: dict = {}
+
+
 def apply(setting: str) -> None:
+    """tune0 / tune1, or VAR=VALUE[;VAR=VALUE] environment variables (the previous setting's are undone)."""
     from cugraphllm.gpu import gemm_tune
     gemm_tune._CHOICE.clear()
     gemm_tune._TIMES.clear()
+    for k, v in _ENV_SET.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    _ENV_SET.clear()
     if setting in ("tune0", "tune1"):
         gemm_tune.TUNE = setting == "tune1"
+    elif "=" in setting:
+        for kv in setting.split(";"):
+            k, v = kv.split("=", 1)
+            _ENV_SET.setdefault(k, os.environ.get(k))
+            os.environ[k] = v
     else:
         raise SystemExit(f"unknown setting {setting!r}")
 
