@@ -142,20 +142,35 @@ def bench_shape(name, M, dtype, stream, tune):
     return row
 
 
+# own-kernel configs (WM, WK, STAGES[, RT, XS]) that --tune times; named WMxWKxSTAGES, + "r<RT>" and "s" (XS)
+TUNE_CONFIGS = ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3),
+                (2, 8, 3), (2, 2, 3), (4, 2, 3), (1, 8, 3), (2, 4, 4), (2, 16, 2),
+                # RT = 2 row tiles per warp (x loads per weight byte halved)
+                (1, 4, 2, 2, 0), (1, 8, 2, 2, 0), (1, 16, 2, 2, 0), (2, 2, 2, 2, 0), (2, 4, 2, 2, 0), (2, 8, 2, 2, 0),
+                # XS: x in a shared-memory ring (cp.async), RT 1 and 2
+                (2, 4, 2, 1, 1), (2, 8, 2, 1, 1), (4, 2, 2, 1, 1), (4, 4, 2, 1, 1), (2, 4, 3, 1, 1), (4, 2, 3, 1, 1),
+                (1, 8, 2, 2, 1), (2, 2, 2, 2, 1), (2, 4, 2, 2, 1), (2, 8, 2, 2, 1), (4, 2, 2, 2, 1), (2, 4, 3, 2, 1))
+
+
+def _cfg_name(cfg):
+    wm, wk, st, rt, xs = tuple(cfg) + (1, 0)[len(cfg) - 3:]
+    return f"{wm}x{wk}x{st}" + (f"r{rt}" if rt != 1 else "") + ("s" if xs else "")
+
+
 def _tune(op, d, stream, M, K, N, out_bytes):
     from cugraphllm.gpu import gemm
     saved, out = dict(gemm.OWN_CONFIG), {}
     nt = (M + 7) // 8
-    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3),
-                       (2, 8, 3), (2, 2, 3), (4, 2, 3), (1, 8, 3), (2, 4, 4), (2, 16, 2)):
-        if op == "silu" and wm % 2:
-            continue
-        gemm.OWN_CONFIG[(op, nt)] = (wm, wk, st)
+    for cfg in TUNE_CONFIGS:
+        full = tuple(cfg) + (1, 0)[len(cfg) - 3:]
+        if gemm.own_config_ok(op, full, nt):
+            continue  # not buildable for this op / NT (odd tiles for silu, XS ring over 48 KiB)
+        gemm.OWN_CONFIG[(op, nt)] = cfg
         try:
             us = _graph_time_us(stream, _op_call(op, d, "own"), d["n"])
-            out[f"{wm}x{wk}x{st}"] = round(us, 2)
+            out[_cfg_name(cfg)] = round(us, 2)
         except Exception as exc:  # e.g. too many registers for the block size
-            out[f"{wm}x{wk}x{st}"] = f"error: {exc}"[:120]
+            out[_cfg_name(cfg)] = f"error: {exc}"[:120]
     gemm.OWN_CONFIG.clear()
     gemm.OWN_CONFIG.update(saved)
     return out

@@ -87,3 +87,41 @@ def test_gemv_quant_half2_path_compiles(qfmt, arch, bf16, path, tmp_path):
            "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemv_quant.cu")] + (["-DCG_BF16"] if bf16 else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+def _nvcc_gemm(defines: dict, arch: str, bf16: bool, tmp_path):
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()),
+           *[f"-D{k}={v}" for k, v in defines.items()], "-o", str(tmp_path / "k.cubin"),
+           str(kernel_dir() / "gemm.cu")] + (["-DCG_BF16"] if bf16 else [])
+    return cmd, subprocess.run(cmd, capture_output=True, text=True)
+
+
+# gemm.cu's RT (row tiles per warp) / XS (x ring in shared memory) knobs: (NT, WM, WK, STAGES, RT, XS), arch, bf16
+GEMM_KNOBS = {"rt2": ((2, 2, 4, 2, 2, 0), "sm_90", False), "xs_nt8": ((8, 2, 2, 2, 1, 1), "sm_80", True),
+              "rt2xs_wm1": ((2, 1, 8, 2, 2, 1), "sm_90", True), "rt2xs_s3": ((5, 2, 2, 3, 2, 1), "sm_80", False)}
+
+
+@pytest.mark.parametrize("cfg", GEMM_KNOBS)
+def test_gemm_knobs_compile(cfg, tmp_path):
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    vals, arch, bf16 = GEMM_KNOBS[cfg]
+    cmd, r = _nvcc_gemm(dict(zip(("NT", "WM", "WK", "STAGES", "RT", "XS"), vals)), arch, bf16, tmp_path)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+@pytest.mark.parametrize("nt", [5, 6])
+def test_gemm_xs_smem_limit_matches_launcher(nt, tmp_path):
+    """gemm.py's own_config_ok refuses exactly the XS configs whose static smem gemm.cu's static_assert rejects:
+    WM=2 WK=4 STAGES=2 XS=1 fits at NT=5 (46080 bytes), not at NT=6 (55296)."""
+    from cugraphllm.gpu.gemm import own_config_ok
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    cfg = (2, 4, 2, 1, 1)
+    cmd, r = _nvcc_gemm({"NT": nt, "WM": 2, "WK": 4, "STAGES": 2, "RT": 1, "XS": 1}, "sm_90", False, tmp_path)
+    assert (r.returncode == 0) == (own_config_ok("residual", cfg, nt) == ""), f"{' '.join(cmd)}\n{r.stderr[-400:]}"
+    assert (r.returncode == 0) == (nt == 5)
