@@ -16,7 +16,7 @@
 // 16-byte units XOR-swizzled by token so the fragment reads are conflict-free) and read it from there after
 // one barrier per chunk among themselves (named barrier 1 + kk, hence WK <= 15 when WM > 1).
 //
-// Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK, STAGES, RT, XS. Storage dtype T from common.cuh (CG_BF16).
+// Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK, STAGES, RT, XS, PF (below). Storage dtype T from common.cuh (CG_BF16).
 #include "common.cuh"
 
 #ifndef NT
@@ -37,6 +37,9 @@
 #ifndef XS
 #define XS 0      // 1: x chunks staged in shared memory (cp.async ring of STAGES chunks per K group)
 #endif
+#ifndef PF
+#define PF 0      // L2 prefetch size hint of the weight loads: 0 none, 1 128 bytes, 2 256 bytes
+#endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
 #define TILES (WM * RT)
@@ -50,11 +53,19 @@ static_assert(STAGES * WK * NTOK * 128 + TILES * NTOK * 64 <= 48 * 1024, "XS rin
 #endif
 
 
-// Weights are read once: stream them past L1 so that L1 keeps the activations every warp re-reads.
+// Weights are read once: stream them past L1 so that L1 keeps the activations every warp re-reads. A load
+// brings 64 of a row's 128 bytes per chunk (the other half comes with the next load, the rest of the row with
+// the other K warps' chunks): PF 1 / 2 ask L2 to fetch the whole 128 / 256-byte span from DRAM at once.
+#if PF == 2
+#define LD_STREAM_OP "ld.global.nc.L1::no_allocate.L2::256B.v4.u32"
+#elif PF == 1
+#define LD_STREAM_OP "ld.global.nc.L1::no_allocate.L2::128B.v4.u32"
+#else
+#define LD_STREAM_OP "ld.global.nc.L1::no_allocate.v4.u32"
+#endif
 __device__ __forceinline__ uint4 ld_stream(const T* p) {
     uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    asm volatile(LD_STREAM_OP " {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
 }
 

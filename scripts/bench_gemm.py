@@ -142,19 +142,24 @@ def bench_shape(name, M, dtype, stream, tune):
     return row
 
 
-# own-kernel configs (WM, WK, STAGES[, RT, XS]) that --tune times; named WMxWKxSTAGES, + "r<RT>" and "s" (XS)
+# own-kernel configs (WM, WK, STAGES[, RT, XS, PF]) that --tune times; named WMxWKxSTAGES, + "r<RT>", "s" (XS),
+# "p<PF>"
 TUNE_CONFIGS = ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3),
                 (2, 8, 3), (2, 2, 3), (4, 2, 3), (1, 8, 3), (2, 4, 4), (2, 16, 2),
                 # RT = 2 row tiles per warp (x loads per weight byte halved)
                 (1, 4, 2, 2, 0), (1, 8, 2, 2, 0), (1, 16, 2, 2, 0), (2, 2, 2, 2, 0), (2, 4, 2, 2, 0), (2, 8, 2, 2, 0),
                 # XS: x in a shared-memory ring (cp.async), RT 1 and 2
                 (2, 4, 2, 1, 1), (2, 8, 2, 1, 1), (4, 2, 2, 1, 1), (4, 4, 2, 1, 1), (2, 4, 3, 1, 1), (4, 2, 3, 1, 1),
-                (1, 8, 2, 2, 1), (2, 2, 2, 2, 1), (2, 4, 2, 2, 1), (2, 8, 2, 2, 1), (4, 2, 2, 2, 1), (2, 4, 3, 2, 1))
+                (1, 8, 2, 2, 1), (2, 2, 2, 2, 1), (2, 4, 2, 2, 1), (2, 8, 2, 2, 1), (4, 2, 2, 2, 1), (2, 4, 3, 2, 1),
+                # PF: L2 prefetch hint (1: 128 B, 2: 256 B) on the best configs of the H200 sweep and on RT = 2
+                (2, 4, 2, 1, 0, 1), (2, 4, 2, 1, 0, 2), (1, 8, 2, 1, 0, 2), (2, 2, 2, 1, 0, 2), (2, 16, 2, 1, 0, 2),
+                (1, 8, 2, 2, 0, 2), (2, 4, 2, 2, 0, 2), (2, 4, 2, 2, 1, 2))
 
 
 def _cfg_name(cfg):
-    wm, wk, st, rt, xs = tuple(cfg) + (1, 0)[len(cfg) - 3:]
-    return f"{wm}x{wk}x{st}" + (f"r{rt}" if rt != 1 else "") + ("s" if xs else "")
+    from cugraphllm.gpu.gemm import full_config
+    wm, wk, st, rt, xs, pf = full_config(cfg)
+    return f"{wm}x{wk}x{st}" + (f"r{rt}" if rt != 1 else "") + ("s" if xs else "") + (f"p{pf}" if pf else "")
 
 
 def _tune(op, d, stream, M, K, N, out_bytes):
@@ -162,8 +167,7 @@ def _tune(op, d, stream, M, K, N, out_bytes):
     saved, out = dict(gemm.OWN_CONFIG), {}
     nt = (M + 7) // 8
     for cfg in TUNE_CONFIGS:
-        full = tuple(cfg) + (1, 0)[len(cfg) - 3:]
-        if gemm.own_config_ok(op, full, nt):
+        if gemm.own_config_ok(op, gemm.full_config(cfg), nt):
             continue  # not buildable for this op / NT (odd tiles for silu, XS ring over 48 KiB)
         gemm.OWN_CONFIG[(op, nt)] = cfg
         try:

@@ -96,9 +96,10 @@ def _nvcc_gemm(defines: dict, arch: str, bf16: bool, tmp_path):
     return cmd, subprocess.run(cmd, capture_output=True, text=True)
 
 
-# gemm.cu's RT (row tiles per warp) / XS (x ring in shared memory) knobs: (NT, WM, WK, STAGES, RT, XS), arch, bf16
-GEMM_KNOBS = {"rt2": ((2, 2, 4, 2, 2, 0), "sm_90", False), "xs_nt8": ((8, 2, 2, 2, 1, 1), "sm_80", True),
-              "rt2xs_wm1": ((2, 1, 8, 2, 2, 1), "sm_90", True), "rt2xs_s3": ((5, 2, 2, 3, 2, 1), "sm_80", False)}
+# gemm.cu's RT (row tiles per warp) / XS (x ring in shared memory) / PF (L2 prefetch hint) knobs:
+# (NT, WM, WK, STAGES, RT, XS, PF), arch, bf16
+GEMM_KNOBS = {"rt2": ((2, 2, 4, 2, 2, 0, 0), "sm_90", False), "xs_nt8": ((8, 2, 2, 2, 1, 1, 1), "sm_80", True),
+              "rt2xs_wm1": ((2, 1, 8, 2, 2, 1, 2), "sm_90", True), "rt2xs_s3": ((5, 2, 2, 3, 2, 1, 0), "sm_80", False)}
 
 
 @pytest.mark.parametrize("cfg", GEMM_KNOBS)
@@ -108,7 +109,7 @@ def test_gemm_knobs_compile(cfg, tmp_path):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
     vals, arch, bf16 = GEMM_KNOBS[cfg]
-    cmd, r = _nvcc_gemm(dict(zip(("NT", "WM", "WK", "STAGES", "RT", "XS"), vals)), arch, bf16, tmp_path)
+    cmd, r = _nvcc_gemm(dict(zip(("NT", "WM", "WK", "STAGES", "RT", "XS", "PF"), vals)), arch, bf16, tmp_path)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
 
 
@@ -121,7 +122,7 @@ def test_gemm_xs_smem_limit_matches_launcher(nt, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
-    cfg = (2, 4, 2, 1, 1)
+    cfg = (2, 4, 2, 1, 1, 0)
     cmd, r = _nvcc_gemm({"NT": nt, "WM": 2, "WK": 4, "STAGES": 2, "RT": 1, "XS": 1}, "sm_90", False, tmp_path)
     assert (r.returncode == 0) == (own_config_ok("residual", cfg, nt) == ""), f"{' '.join(cmd)}\n{r.stderr[-400:]}"
     assert (r.returncode == 0) == (nt == 5)

@@ -24,11 +24,13 @@ OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="ow
 # (its activation re-reads from L2 grow with M) while cuBLAS already streams the weights at ~2.4-2.7 TB/s.
 AUTO_OWN_MAX_M = {"qkv": 16, "silu": 16, "residual": 16}
 AUTO_RESIDUAL_MAX_K = 4096
-# (WM, WK, STAGES[, RT, XS]): warps of row tiles per block, warps along K, pipeline depth, row tiles of 16 per
-# warp (default 1), x staged in shared memory (1) or read through L1 (0, default); (op, NT) keys override.
+# (WM, WK, STAGES[, RT, XS, PF]): warps of row tiles per block, warps along K, pipeline depth, then gemm.cu's
+# optional knobs (_KNOBS defaults): row tiles of 16 per warp, x staged in shared memory (1) or read through L1
+# (0), L2 prefetch hint of the weight loads (0 none, 1 128 B, 2 256 B); (op, NT) keys override.
 # silu needs WM * RT even (w1 and w3 tiles pair up); XS needs STAGES >= 2, WK <= 15 when WM > 1 and its smem
 # (own_smem_bytes) within 48 KiB.
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}
+_KNOBS = (("RT", 1), ("XS", 0), ("PF", 0))
 _SMEM_MAX = 48 * 1024
 _EPI_THREADS = 128
 
@@ -41,27 +43,33 @@ def _dtype(name):
     return np.dtype(name)
 
 
-def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, rt: int = 1, xs: int = 0):
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs):
     defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
-    defines.update({k: v for k, v, d in (("RT", rt, 1), ("XS", xs, 0)) if v != d})  # defaults keep their modules
+    # knobs at their defaults are left out, so the default configs keep their compiled modules
+    defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
     return get_function("gemm.cu", name, defines, dtype=dtype)
 
 
+def full_config(cfg) -> tuple:
+    """(WM, WK, STAGES, RT, XS, PF): cfg with the knobs it leaves out at their defaults."""
+    cfg = tuple(cfg)
+    return cfg + tuple(d for _, d in _KNOBS)[len(cfg) - 3:]
+
+
 def own_config(op: str, nt: int) -> tuple:
-    """(WM, WK, STAGES, RT, XS) of the own kernel for op at nt token tiles (OWN_CONFIG, RT/XS defaulted)."""
-    cfg = tuple(OWN_CONFIG.get((op, nt), OWN_CONFIG[op]))
-    return cfg + (1, 0)[len(cfg) - 3:]
+    """Full config (full_config) of the own kernel for op at nt token tiles."""
+    return full_config(OWN_CONFIG.get((op, nt), OWN_CONFIG[op]))
 
 
 def own_smem_bytes(cfg: tuple, nt: int) -> int:
-    """Static shared memory of gemm.cu at (WM, WK, STAGES, RT, XS): reduction buffer + x ring (XS)."""
-    wm, wk, stages, rt, xs = cfg
+    """Static shared memory of gemm.cu at a full config: reduction buffer + x ring (XS)."""
+    wm, wk, stages, rt, xs = cfg[:5]
     return wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0)
 
 
 def own_config_ok(op: str, cfg: tuple, nt: int) -> str:
-    """'' if gemm.cu builds and launches (WM, WK, STAGES, RT, XS) for op at nt token tiles, else why not."""
-    wm, wk, stages, rt, xs = cfg
+    """'' if gemm.cu builds and launches the full config cfg for op at nt token tiles, else why not."""
+    wm, wk, stages, rt, xs = cfg[:5]
     if op == "silu" and wm * rt % 2:
         return "matmul_silu needs an even WM * RT"
     if 32 * wm * wk > 1024:
@@ -104,7 +112,7 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> Non
     cfg = own_config(op, nt)
     why = own_config_ok(op, cfg, nt)
     _check(not why, f"own config {cfg} for {op} at NT={nt}: {why}")
-    wm, wk, _, rt, _ = cfg
+    wm, wk, _, rt = cfg[:4]
     rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
     _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
