@@ -40,32 +40,39 @@
 #ifndef PF
 #define PF 0      // L2 prefetch size hint of the weight loads: 0 none, 1 128 bytes, 2 256 bytes
 #endif
+#ifndef WS
+#define WS 0      // 1: W chunks through a per-warp shared-memory ring (cp.async, whole 128-byte row segments)
+#endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
 #define TILES (WM * RT)
 #define RED_TILES TILES
 #include "gemm_common.cuh"
-
-#if XS
-static_assert(STAGES >= 2, "XS needs STAGES >= 2 (one chunk in flight)");
-static_assert(WM == 1 || WK <= 15, "XS with WM > 1 uses named barriers 1..WK");
-static_assert(STAGES * WK * NTOK * 128 + TILES * NTOK * 64 <= 48 * 1024, "XS ring + Red over 48 KiB static smem");
+#if PF == 2
+#define PF_OP ".L2::256B"
+#elif PF == 1
+#define PF_OP ".L2::128B"
+#else
+#define PF_OP ""
 #endif
+
+#if XS || WS
+static_assert(STAGES >= 2, "XS / WS need STAGES >= 2 (one chunk in flight)");
+#endif
+#if XS
+static_assert(WM == 1 || WK <= 15, "XS with WM > 1 uses named barriers 1..WK");
+#endif
+static_assert((XS ? STAGES * WK * NTOK * 128 : 0) + (WS ? WM * WK * STAGES * RT * 2048 : 0) + TILES * NTOK * 64
+              <= 48 * 1024, "XS / WS rings + Red over 48 KiB static smem");
 
 
 // Weights are read once: stream them past L1 so that L1 keeps the activations every warp re-reads. A load
 // brings 64 of a row's 128 bytes per chunk (the other half comes with the next load, the rest of the row with
 // the other K warps' chunks): PF 1 / 2 ask L2 to fetch the whole 128 / 256-byte span from DRAM at once.
-#if PF == 2
-#define LD_STREAM_OP "ld.global.nc.L1::no_allocate.L2::256B.v4.u32"
-#elif PF == 1
-#define LD_STREAM_OP "ld.global.nc.L1::no_allocate.L2::128B.v4.u32"
-#else
-#define LD_STREAM_OP "ld.global.nc.L1::no_allocate.v4.u32"
-#endif
 __device__ __forceinline__ uint4 ld_stream(const T* p) {
     uint4 v;
-    asm volatile(LD_STREAM_OP " {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    asm volatile("ld.global.nc.L1::no_allocate" PF_OP ".v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
 }
 
@@ -76,12 +83,21 @@ struct TileRows {
     int nrows[RT];
 };
 
-// One chunk of operands held by a thread: rows g and g+8 of each of the warp's W tiles, halves h = 0, 1;
-// with XS = 0 also token g of each token tile.
-struct Chunk {
+// A thread's operands of one chunk: W rows g and g+8 of each of the warp's tiles, halves h = 0, 1 (columns
+// t*8 + 32h); x token g of each token tile.
+struct WFrag {
     uint4 w[RT][2][2];
-#if !XS
+};
+struct XFrag {
     uint4 x[NT][2];
+};
+// What a pipeline stage holds in registers: the operands that do not come through a shared-memory ring.
+struct Chunk {
+#if !WS
+    WFrag w;
+#endif
+#if !XS
+    XFrag x;
 #endif
 };
 
@@ -97,142 +113,155 @@ __device__ __forceinline__ void load_chunk(Chunk& c, const RowPtrs& rp, const T*
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         int cc = col + 32 * h;
-        bool ok = cc + kt < K;  // K % 8 == 0, so a 16-byte piece is all in or all out
+        [[maybe_unused]] bool ok = cc + kt < K;  // K % 8 == 0, so a 16-byte piece is all in or all out
+#if !WS
 #pragma unroll
         for (int i = 0; i < RT; ++i) {
-            c.w[i][0][h] = (rp.ok[i][0] && ok) ? ld_stream(rp.p[i][0] + cc) : z;
-            c.w[i][1][h] = (rp.ok[i][1] && ok) ? ld_stream(rp.p[i][1] + cc) : z;
+            c.w.w[i][0][h] = (rp.ok[i][0] && ok) ? ld_stream(rp.p[i][0] + cc) : z;
+            c.w.w[i][1][h] = (rp.ok[i][1] && ok) ? ld_stream(rp.p[i][1] + cc) : z;
         }
+#endif
 #if !XS
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
             int n = j * 8 + g;
-            c.x[j][h] = (ok && n < M) ? __ldg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
+            c.x.x[j][h] = (ok && n < M) ? __ldg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
         }
 #endif
     }
 }
 
-// acc[i][j] += W tile i (chunk c) x token tile j, x words of token tile j from (lo, hi).
-__device__ __forceinline__ void mma_tile_col(float (&acc)[RT][NT][4], const Chunk& c, int j, const uint4& lo,
-                                             const uint4& hi) {
+__device__ __forceinline__ void mma_regs(float (&acc)[RT][NT][4], const WFrag& w, const XFrag& x) {
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
 #pragma unroll
         for (int i = 0; i < RT; ++i) {
-            unsigned a[4] = {word(c.w[i][0][0], c.w[i][0][1], 2 * s), word(c.w[i][1][0], c.w[i][1][1], 2 * s),
-                             word(c.w[i][0][0], c.w[i][0][1], 2 * s + 1), word(c.w[i][1][0], c.w[i][1][1], 2 * s + 1)};
-            mma16816(acc[i][j], a, word(lo, hi, 2 * s), word(lo, hi, 2 * s + 1));
-        }
-    }
-}
-
-#if XS
-// ring [STAGES][WK][NTOK * 8] of 16-byte units: unit u (columns u*8..u*8+7 of the chunk) of token n at n*8 + (u ^ (n & 7))
-__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void cp_async16(uint4* dst, const T* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(smem_u32(dst)), "l"(src),
-                 "r"(valid ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
-
-// The WM warps of K group kk (threads gi = tile * 32 + lane) copy x[:, col..col+64) into buffer buf; pieces past
-// M or K are zero-filled (no global read: the source then is x itself).
-__device__ __forceinline__ void x_copy(uint4* buf, const T* __restrict__ x, int M, int K, int col, int gi) {
-#pragma unroll
-    for (int p = gi; p < NTOK * 8; p += WM * 32) {
-        const int n = p >> 3, u = p & 7, cc = col + u * 8;
-        const bool v = n < M && cc < K;
-        cp_async16(buf + n * 8 + (u ^ (n & 7)), v ? x + (size_t)n * K + cc : x, v);
-    }
-}
-
-__device__ __forceinline__ void group_sync(int kk) {
-#if WM == 1
-    __syncwarp();
-#else
-    asm volatile("bar.sync %0, %1;\n" :: "r"(1 + kk), "n"(WM * 32) : "memory");
-#endif
-}
-
-__device__ __forceinline__ void mma_chunk_smem(float (&acc)[RT][NT][4], const Chunk& c, const uint4* buf, int g,
-                                               int t) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        const uint4* row = buf + (j * 8 + g) * 8;  // token j*8+g: (j*8+g) & 7 == g
-        mma_tile_col(acc, c, j, row[t ^ g], row[(4 + t) ^ g]);
-    }
-}
-#else
-__device__ __forceinline__ void mma_chunk_regs(float (&acc)[RT][NT][4], const Chunk& c) {
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-#pragma unroll
-        for (int i = 0; i < RT; ++i) {
-            unsigned a[4] = {word(c.w[i][0][0], c.w[i][0][1], 2 * s), word(c.w[i][1][0], c.w[i][1][1], 2 * s),
-                             word(c.w[i][0][0], c.w[i][0][1], 2 * s + 1), word(c.w[i][1][0], c.w[i][1][1], 2 * s + 1)};
+            unsigned a[4] = {word(w.w[i][0][0], w.w[i][0][1], 2 * s), word(w.w[i][1][0], w.w[i][1][1], 2 * s),
+                             word(w.w[i][0][0], w.w[i][0][1], 2 * s + 1), word(w.w[i][1][0], w.w[i][1][1], 2 * s + 1)};
 #pragma unroll
             for (int j = 0; j < NT; ++j)
-                mma16816(acc[i][j], a, word(c.x[j][0], c.x[j][1], 2 * s), word(c.x[j][0], c.x[j][1], 2 * s + 1));
+                mma16816(acc[i][j], a, word(x.x[j][0], x.x[j][1], 2 * s), word(x.x[j][0], x.x[j][1], 2 * s + 1));
         }
     }
 }
-#endif
 
-// Main loop of one warp: its RT row tiles (tr), all M tokens of x [M, K], chunks kk, kk+WK, ... of 64 columns.
-// Adds its partial sums into red[warp % WM * RT + i] (all threads must call this).
-__device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, const TileRows& tr, int M, int K) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int tile = warp % WM, kk = warp / WM, g = lane >> 2, t = lane & 3;
-    RowPtrs rp;
+// ---- shared-memory rings (XS: x per K group, WS: W per warp), filled by cp.async --------------------------
+// A ring slot holds rows of 64 columns as 8 16-byte units; unit u of row r sits at r*8 + (u ^ (r & 7)), so
+// the fragment reads (row g or g+8, units t and 4+t, 32 lanes) and the copies (8 lanes per row) are
+// conflict-free.
+#if XS || WS
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+// 16 bytes global -> shared, bypassing L1; zero-filled without a global read when !valid.
+__device__ __forceinline__ void cp_async16(uint4* dst, const T* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global" PF_OP " [%0], [%1], 16, %2;\n" :: "r"(smem_u32(dst)), "l"(src),
+                 "r"(valid ? 16 : 0) : "memory");
+}
+
+// A warp's rings and what it needs to fill them.
+struct Rings {
+#if XS
+    uint4 (*xs)[NTOK * 8];  // the K group's ring; its WM warps (threads gi = tile * 32 + lane) fill it together
+    const T* x;
+    int M, gi;
+#endif
+#if WS
+    uint4 (*ws)[RT][128];  // the warp's ring; lane L copies unit L & 7 of rows q*4 + L/8 (q < 4) of each tile,
+    const T* p[RT][4];     // so each copy instruction reads 4 whole 128-byte row segments; p: that row at
+    bool ok[RT][4];        // column (L & 7) * 8, ok: the row exists; base: source of zero-filled copies
+    const T* base[RT];
+#endif
+};
+
+__device__ __forceinline__ Rings make_rings(uint4 (*xs)[NTOK * 8], uint4 (*ws)[RT][128], const T* x,
+                                            const TileRows& tr, int M, int K, int gi, int lane) {
+    Rings r;
+#if XS
+    r.xs = xs; r.x = x; r.M = M; r.gi = gi;
+#endif
+#if WS
+    r.ws = ws;
 #pragma unroll
     for (int i = 0; i < RT; ++i) {
-        rp.p[i][0] = tr.w[i] + (size_t)(tr.row0[i] + g) * K + t * 8;
-        rp.p[i][1] = rp.p[i][0] + (size_t)8 * K;
-        rp.ok[i][0] = tr.row0[i] + g < tr.nrows[i];
-        rp.ok[i][1] = tr.row0[i] + g + 8 < tr.nrows[i];
+        r.base[i] = tr.w[i];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const int row = tr.row0[i] + q * 4 + (lane >> 3);
+            r.p[i][q] = tr.w[i] + (size_t)row * K + (lane & 7) * 8;
+            r.ok[i][q] = row < tr.nrows[i];
+        }
     }
-    const T* xt = x + t * 8;
-    float acc[RT][NT][4];
+#endif
+    return r;
+}
+
+// Copies chunk [col, col + 64) into slot (nothing past K; pieces past M or K zero-filled) and commits one
+// cp.async group (empty or not, so that every thread counts the same groups).
+__device__ __forceinline__ void ring_fill(const Rings& r, int slot, int col, int K, int lane) {
+    if (col < K) {
+#if XS
+#pragma unroll
+        for (int p = r.gi; p < NTOK * 8; p += WM * 32) {
+            const int n = p >> 3, u = p & 7, cc = col + u * 8;
+            const bool v = n < r.M && cc < K;
+            cp_async16(&r.xs[slot][n * 8 + (u ^ (n & 7))], v ? r.x + (size_t)n * K + cc : r.x, v);
+        }
+#endif
+#if WS
+        const int u = lane & 7;
+#pragma unroll
+        for (int i = 0; i < RT; ++i)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                const int row = q * 4 + (lane >> 3);
+                const bool v = col + u * 8 < K && r.ok[i][q];
+                cp_async16(&r.ws[slot][i][row * 8 + (u ^ (row & 7))], v ? r.p[i][q] + col : r.base[i], v);
+            }
+#endif
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Waits for this thread's copies of the oldest chunk in flight, then for everyone's: the WM warps of a K group
+// share an x slot (named barrier 1 + kk), a W slot only the lanes of a warp. Also orders the reads of the
+// previous slot before the refill that follows.
+__device__ __forceinline__ void ring_wait(int kk) {
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(STAGES - 2) : "memory");
+#if XS && WM > 1
+    asm volatile("bar.sync %0, %1;\n" :: "r"(1 + kk), "n"(WM * 32) : "memory");
+#else
+    __syncwarp();
+#endif
+}
+
+// The operands of thread (g, t) from slot (rows g and g+8, tokens j*8+g: all have row & 7 == g, units t and
+// 4+t), the others from the register stage c.
+__device__ __forceinline__ void ring_read(WFrag& w, XFrag& x, const Rings& r, int slot, const Chunk& c, int g, int t) {
+#if WS
 #pragma unroll
     for (int i = 0; i < RT; ++i)
 #pragma unroll
-        for (int j = 0; j < NT; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
-    Chunk c[STAGES];  // c[0] is multiplied while c[1..] are in flight
-    constexpr int STEP = 64 * WK;
-    int col = kk * 64;
-#if XS
-    __shared__ __align__(16) uint4 xs[STAGES][WK][NTOK * 8];
-    const int gi = tile * 32 + lane;
-    int rb = 0;  // ring slot of the chunk being multiplied
-#endif
-#pragma unroll
-    for (int st = 0; st < STAGES - 1; ++st) {
-        load_chunk(c[st], rp, xt, K, M, g, col + st * STEP, t * 8);
-#if XS
-        if (col + st * STEP < K) x_copy(xs[st][kk], x, M, K, col + st * STEP, gi);
-        cp_async_commit();
-#endif
-    }
-    for (; col < K; col += STEP) {
-        load_chunk(c[STAGES - 1], rp, xt, K, M, g, col + (STAGES - 1) * STEP, t * 8);
-#if XS
-        cp_async_wait<STAGES - 2>();  // this thread's copies of chunk `col` have landed
-        group_sync(kk);               // ... everyone's, and slot rb-1 is no longer read by the group
-        const int nb = rb == 0 ? STAGES - 1 : rb - 1;
-        if (col + (STAGES - 1) * STEP < K) x_copy(xs[nb][kk], x, M, K, col + (STAGES - 1) * STEP, gi);
-        cp_async_commit();
-        mma_chunk_smem(acc, c[0], xs[rb][kk], g, t);
-        rb = rb == STAGES - 1 ? 0 : rb + 1;
+        for (int rr = 0; rr < 2; ++rr) {
+            w.w[i][rr][0] = r.ws[slot][i][(g + 8 * rr) * 8 + (t ^ g)];
+            w.w[i][rr][1] = r.ws[slot][i][(g + 8 * rr) * 8 + ((4 + t) ^ g)];
+        }
 #else
-        mma_chunk_regs(acc, c[0]);
+    w = c.w;
 #endif
+#if XS
 #pragma unroll
-        for (int st = 0; st < STAGES - 1; ++st) c[st] = c[st + 1];
+    for (int j = 0; j < NT; ++j) {
+        x.x[j][0] = r.xs[slot][(j * 8 + g) * 8 + (t ^ g)];
+        x.x[j][1] = r.xs[slot][(j * 8 + g) * 8 + ((4 + t) ^ g)];
     }
+#else
+    x = c.x;
+#endif
+}
+#endif
+
+// Adds the warp's sums into red[tile * RT + i], K groups in the fixed order kk = 0, 1, ... (all threads call it).
+__device__ __forceinline__ void reduce_acc(Red& red, const float (&acc)[RT][NT][4], int tile, int kk, int g, int t) {
     for (int turn = 0; turn < WK; ++turn) {
         if (turn == kk) {
 #pragma unroll
@@ -251,6 +280,56 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
         }
         __syncthreads();
     }
+}
+
+// Main loop of one warp: its RT row tiles (tr), all M tokens of x [M, K], chunks kk, kk+WK, ... of 64 columns,
+// STAGES of them in flight (registers, plus the XS / WS rings). Adds its partial sums into red.
+__device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, const TileRows& tr, int M, int K) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int tile = warp % WM, kk = warp / WM, g = lane >> 2, t = lane & 3;
+    RowPtrs rp;
+#pragma unroll
+    for (int i = 0; i < RT; ++i) {
+        rp.p[i][0] = tr.w[i] + (size_t)(tr.row0[i] + g) * K + t * 8;
+        rp.p[i][1] = rp.p[i][0] + (size_t)8 * K;
+        rp.ok[i][0] = tr.row0[i] + g < tr.nrows[i];
+        rp.ok[i][1] = tr.row0[i] + g + 8 < tr.nrows[i];
+    }
+    const T* xt = x + t * 8;
+    float acc[RT][NT][4] = {};
+    Chunk c[STAGES];  // c[0] is multiplied while c[1..] are in flight
+    constexpr int STEP = 64 * WK;
+    int col = kk * 64;
+#if XS || WS
+    __shared__ __align__(16) uint4 xs[XS ? WK : 1][XS ? STAGES : 1][NTOK * 8];
+    __shared__ __align__(16) uint4 ws[WS ? WM * WK : 1][WS ? STAGES : 1][RT][128];
+    const Rings rg = make_rings(xs[XS ? kk : 0], ws[WS ? warp : 0], x, tr, M, K, tile * 32 + lane, lane);
+    int rb = 0;  // ring slot of the chunk being multiplied
+#endif
+#pragma unroll
+    for (int st = 0; st < STAGES - 1; ++st) {
+        load_chunk(c[st], rp, xt, K, M, g, col + st * STEP, t * 8);
+#if XS || WS
+        ring_fill(rg, st, col + st * STEP, K, lane);
+#endif
+    }
+    for (; col < K; col += STEP) {
+        load_chunk(c[STAGES - 1], rp, xt, K, M, g, col + (STAGES - 1) * STEP, t * 8);
+#if XS || WS
+        ring_wait(kk);  // chunk `col` is in slot rb; slot rb - 1 (read last round) may be refilled
+        ring_fill(rg, rb == 0 ? STAGES - 1 : rb - 1, col + (STAGES - 1) * STEP, K, lane);
+        WFrag wf;
+        XFrag xf;
+        ring_read(wf, xf, rg, rb, c[0], g, t);
+        mma_regs(acc, wf, xf);
+        rb = rb == STAGES - 1 ? 0 : rb + 1;
+#else
+        mma_regs(acc, c[0].w, c[0].x);
+#endif
+#pragma unroll
+        for (int st = 0; st < STAGES - 1; ++st) c[st] = c[st + 1];
+    }
+    reduce_acc(red, acc, tile, kk, g, t);
 }
 
 // Tiles of a plain row range: the warp's tile i is block tile (warp % WM) * RT + i, rows row0 + 16 * that.

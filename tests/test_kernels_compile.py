@@ -96,10 +96,13 @@ def _nvcc_gemm(defines: dict, arch: str, bf16: bool, tmp_path):
     return cmd, subprocess.run(cmd, capture_output=True, text=True)
 
 
-# gemm.cu's RT (row tiles per warp) / XS (x ring in shared memory) / PF (L2 prefetch hint) knobs:
-# (NT, WM, WK, STAGES, RT, XS, PF), arch, bf16
-GEMM_KNOBS = {"rt2": ((2, 2, 4, 2, 2, 0, 0), "sm_90", False), "xs_nt8": ((8, 2, 2, 2, 1, 1, 1), "sm_80", True),
-              "rt2xs_wm1": ((2, 1, 8, 2, 2, 1, 2), "sm_90", True), "rt2xs_s3": ((5, 2, 2, 3, 2, 1, 0), "sm_80", False)}
+# gemm.cu's RT (row tiles per warp) / XS (x ring in shared memory) / PF (L2 prefetch hint) / WS (W rings)
+# knobs: (NT, WM, WK, STAGES, RT, XS, PF, WS), arch, bf16
+GEMM_KNOBS = {"rt2": ((2, 2, 4, 2, 2, 0, 0, 0), "sm_90", False), "xs_nt8": ((8, 2, 2, 2, 1, 1, 1, 0), "sm_80", True),
+              "rt2xs_wm1": ((2, 1, 8, 2, 2, 1, 2, 0), "sm_90", True),
+              "rt2xs_s3": ((5, 2, 2, 3, 2, 1, 0, 0), "sm_80", False), "ws": ((2, 2, 2, 3, 1, 0, 0, 1), "sm_90", False),
+              "ws_xs_rt2": ((1, 1, 2, 3, 2, 1, 2, 1), "sm_80", True)}
+KNOB_NAMES = ("NT", "WM", "WK", "STAGES", "RT", "XS", "PF", "WS")
 
 
 @pytest.mark.parametrize("cfg", GEMM_KNOBS)
@@ -109,20 +112,22 @@ def test_gemm_knobs_compile(cfg, tmp_path):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
     vals, arch, bf16 = GEMM_KNOBS[cfg]
-    cmd, r = _nvcc_gemm(dict(zip(("NT", "WM", "WK", "STAGES", "RT", "XS", "PF"), vals)), arch, bf16, tmp_path)
+    cmd, r = _nvcc_gemm(dict(zip(KNOB_NAMES, vals)), arch, bf16, tmp_path)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
 
 
-@pytest.mark.parametrize("nt", [5, 6])
-def test_gemm_xs_smem_limit_matches_launcher(nt, tmp_path):
-    """gemm.py's own_config_ok refuses exactly the XS configs whose static smem gemm.cu's static_assert rejects:
-    WM=2 WK=4 STAGES=2 XS=1 fits at NT=5 (46080 bytes), not at NT=6 (55296)."""
-    from cugraphllm.gpu.gemm import own_config_ok
+@pytest.mark.parametrize("nt,cfg", [(5, (2, 4, 2, 1, 1, 0, 0)), (6, (2, 4, 2, 1, 1, 0, 0)),
+                                    (8, (2, 2, 3, 1, 0, 0, 1)), (2, (2, 4, 3, 1, 0, 0, 1))])
+def test_gemm_smem_limit_matches_launcher(nt, cfg, tmp_path):
+    """gemm.py's own_config_ok refuses exactly the configs whose static smem gemm.cu's static_assert rejects:
+    XS 2x4x2 fits at NT=5 (46080 bytes), not at NT=6 (55296); WS 2x2x3 at NT=8 (32768), WS 2x4x3 not (51200)."""
+    from cugraphllm.gpu.gemm import own_config_ok, own_smem_bytes
     if NVCC is None:
         if os.environ.get("CI"):
             pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
         pytest.skip("nvcc not installed")
-    cfg = (2, 4, 2, 1, 1, 0)
-    cmd, r = _nvcc_gemm({"NT": nt, "WM": 2, "WK": 4, "STAGES": 2, "RT": 1, "XS": 1}, "sm_90", False, tmp_path)
-    assert (r.returncode == 0) == (own_config_ok("residual", cfg, nt) == ""), f"{' '.join(cmd)}\n{r.stderr[-400:]}"
-    assert (r.returncode == 0) == (nt == 5)
+    cmd, r = _nvcc_gemm(dict(zip(KNOB_NAMES, (nt,) + cfg)), "sm_90", False, tmp_path)
+    fits = own_smem_bytes(cfg, nt) <= 48 * 1024
+    assert (r.returncode == 0) == (own_config_ok("residual", cfg, nt) == "") == fits, \
+        f"{' '.join(cmd)}\n{r.stderr[-400:]}"
+    assert fits == (nt in (5, 8))
