@@ -15,8 +15,13 @@
 // share a K chunk copy it once into a shared-memory ring of STAGES chunks (cp.async, zero-filled past M and K;
 // 16-byte units XOR-swizzled by token so the fragment reads are conflict-free) and read it from there after
 // one barrier per chunk among themselves (named barrier 1 + kk, hence WK <= 15 when WM > 1).
+// W comes straight into registers (WS = 0: each load instruction reads 8 rows x 64 bytes, half lines), or
+// (WS = 1) each warp copies its chunks into its own ring with cp.async, 4 whole 128-byte row segments per
+// instruction, and reads the fragments back (same swizzle); the rings cost no registers per stage in flight.
+// XS and WS share one cp.async pipeline of STAGES chunks; all of it is in static shared memory (<= 48 KiB).
 //
-// Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK, STAGES, RT, XS, PF (below). Storage dtype T from common.cuh (CG_BF16).
+// Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK, STAGES, RT, XS, PF, WS (defaults below, the
+// launcher's gemm.OWN_CONFIG). Storage dtype T from common.cuh (CG_BF16).
 #include "common.cuh"
 
 #ifndef NT
