@@ -48,10 +48,14 @@
 #ifndef WS
 #define WS 0      // 1: W chunks through a per-warp shared-memory ring (cp.async, whole 128-byte row segments)
 #endif
+#ifndef PR
+#define PR 0      // 1: all WK partial sums stored at once (one barrier), added by the epilogue in the same order
+#endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
 #define TILES (WM * RT)
 #define RED_TILES TILES
+#define RED_K (PR ? WK : 1)
 #include "gemm_common.cuh"
 #if PF == 2
 #define PF_OP ".L2::256B"
@@ -67,8 +71,8 @@ static_assert(STAGES >= 2, "XS / WS need STAGES >= 2 (one chunk in flight)");
 #if XS
 static_assert(WM == 1 || WK <= 15, "XS with WM > 1 uses named barriers 1..WK");
 #endif
-static_assert((XS ? STAGES * WK * NTOK * 128 : 0) + (WS ? WM * WK * STAGES * RT * 2048 : 0) + TILES * NTOK * 64
-              <= 48 * 1024, "XS / WS rings + Red over 48 KiB static smem");
+static_assert((XS ? STAGES * WK * NTOK * 128 : 0) + (WS ? WM * WK * STAGES * RT * 2048 : 0)
+              + RED_K * TILES * NTOK * 64 <= 48 * 1024, "XS / WS rings + Red over 48 KiB static smem");
 
 
 // Weights are read once: stream them past L1 so that L1 keeps the activations every warp re-reads. A load
@@ -265,8 +269,19 @@ __device__ __forceinline__ void ring_read(WFrag& w, XFrag& x, const Rings& r, in
 }
 #endif
 
-// Adds the warp's sums into red[tile * RT + i], K groups in the fixed order kk = 0, 1, ... (all threads call it).
+// Adds the warp's sums into red[tile * RT + i], K groups in the fixed order kk = 0, 1, ... (all threads call it);
+// PR: stores them at red[kk * TILES + tile * RT + i] for block_val to add.
 __device__ __forceinline__ void reduce_acc(Red& red, const float (&acc)[RT][NT][4], int tile, int kk, int g, int t) {
+#if PR
+#pragma unroll
+    for (int i = 0; i < RT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            float* v0 = &red.v[kk * TILES + tile * RT + i][j * 8 + 2 * t][0];
+            v0[g] = acc[i][j][0]; v0[16 + g] = acc[i][j][1]; v0[g + 8] = acc[i][j][2]; v0[16 + g + 8] = acc[i][j][3];
+        }
+    __syncthreads();
+#else
     for (int turn = 0; turn < WK; ++turn) {
         if (turn == kk) {
 #pragma unroll
@@ -285,6 +300,7 @@ __device__ __forceinline__ void reduce_acc(Red& red, const float (&acc)[RT][NT][
         }
         __syncthreads();
     }
+#endif
 }
 
 // Main loop of one warp: its RT row tiles (tr), all M tokens of x [M, K], chunks kk, kk+WK, ... of 64 columns,

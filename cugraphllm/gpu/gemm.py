@@ -24,14 +24,15 @@ OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="ow
 # (its activation re-reads from L2 grow with M) while cuBLAS already streams the weights at ~2.4-2.7 TB/s.
 AUTO_OWN_MAX_M = {"qkv": 16, "silu": 16, "residual": 16}
 AUTO_RESIDUAL_MAX_K = 4096
-# (WM, WK, STAGES[, RT, XS, PF, WS]): warps of row tiles per block, warps along K, pipeline depth, then
+# (WM, WK, STAGES[, RT, XS, PF, WS, PR]): warps of row tiles per block, warps along K, pipeline depth, then
 # gemm.cu's optional knobs (_KNOBS defaults): row tiles of 16 per warp, x staged in shared memory (1) or read
 # through L1 (0), L2 prefetch hint of the weight loads (0 none, 1 128 B, 2 256 B), W through a per-warp
-# shared-memory ring (1) or straight into registers (0); (op, NT) keys override.
+# shared-memory ring (1) or straight into registers (0), K-group sums stored at once (1, one barrier) or added
+# turn by turn (0, WK barriers); (op, NT) keys override.
 # silu needs WM * RT even (w1 and w3 tiles pair up); XS / WS need STAGES >= 2, XS WK <= 15 when WM > 1, and
 # their smem (own_smem_bytes) must fit in 48 KiB.
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}
-_KNOBS = (("RT", 1), ("XS", 0), ("PF", 0), ("WS", 0))
+_KNOBS = (("RT", 1), ("XS", 0), ("PF", 0), ("WS", 0), ("PR", 0))
 _SMEM_MAX = 48 * 1024
 _EPI_THREADS = 128
 
@@ -52,7 +53,7 @@ def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2
 
 
 def full_config(cfg) -> tuple:
-    """(WM, WK, STAGES, RT, XS, PF, WS): cfg with the knobs it leaves out at their defaults."""
+    """(WM, WK, STAGES, RT, XS, PF, WS, PR): cfg with the knobs it leaves out at their defaults."""
     cfg = tuple(cfg)
     return cfg + tuple(d for _, d in _KNOBS)[len(cfg) - 3:]
 
@@ -63,15 +64,15 @@ def own_config(op: str, nt: int) -> tuple:
 
 
 def own_smem_bytes(cfg: tuple, nt: int) -> int:
-    """Static shared memory of gemm.cu at a full config: reduction buffer + x ring (XS) + W rings (WS)."""
-    wm, wk, stages, rt, xs, _, ws = cfg
-    return wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0) + (
+    """Static shared memory of gemm.cu at a full config: reduction buffer(s) + x ring (XS) + W rings (WS)."""
+    wm, wk, stages, rt, xs, _, ws, pr = cfg
+    return (wk if pr else 1) * wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0) + (
         wm * wk * stages * rt * 2048 if ws else 0)
 
 
 def own_config_ok(op: str, cfg: tuple, nt: int) -> str:
     """'' if gemm.cu builds and launches the full config cfg for op at nt token tiles, else why not."""
-    wm, wk, stages, rt, xs, _, ws = cfg
+    wm, wk, stages, rt, xs, _, ws, _ = cfg
     if op == "silu" and wm * rt % 2:
         return "matmul_silu needs an even WM * RT"
     if 32 * wm * wk > 1024:
