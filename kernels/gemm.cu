@@ -383,7 +383,7 @@ gemm_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restric
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 gemm_silu(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ w13, int M, int F, int K) {
     __shared__ Red red;
-    constexpr int HT = TILES >= 2 ? TILES / 2 : 1;  // TILES must be even (checked by the launcher); 1 keeps odd builds valid
+    constexpr int HT = TILES >= 2 ? TILES / 2 : 1;  // TILES must be even (launcher check); 1 keeps odd builds valid
     const int f0 = blockIdx.x * 16 * HT, first = ((threadIdx.x >> 5) % WM) * RT;
     TileRows tr;
 #pragma unroll

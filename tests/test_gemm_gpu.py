@@ -189,7 +189,7 @@ def check_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype, impl_list):
                   TOL[dtype])
 
 
-# ---- own-kernel configs (gemm.cu's RT / XS / PF / WS / PR knobs, bench_gemm --tune) -------------------------------------
+# ---- own-kernel configs (gemm.cu's RT / XS / PF / WS / PR knobs, bench_gemm --tune) ------------------------
 # (WM, WK, STAGES, RT, XS[, PF, WS, PR]): RT = 2 row tiles per warp, XS = x ring in shared memory, both, deeper
 # rings, an odd WK, the L2 prefetch hint (PF, no effect on results), WS = W through per-warp rings, with XS,
 # PR = one-barrier K-group reduction (WK 3, 16 and 2).
@@ -221,6 +221,50 @@ def test_own_configs(op, case, cfg, dtype, monkeypatch):
             check(*case, dtype, ["own"])
         return
     check(*case, dtype, ["own"])
+
+
+def _bitwise_case(op, seed):
+    """(call, outputs, reset) of one op at M = 16 with K = 4104 (a partial last chunk), fp16."""
+    from cugraphllm.gpu import gemm
+    M, K, dt = 16, 4104, "float16"
+    xn = dev_random((M, K), dt, 1.0, seed)
+    if op == "residual":
+        w, x0 = dev_random((200, K), dt, K ** -0.5, seed + 1), dev_random((M, 200), "float32", 1.0, seed + 2)
+        x = x0.copy()
+        return (lambda: gemm.matmul_residual(x, xn, w, impl="own")), [x], lambda: x.__setitem__(Ellipsis, x0)
+    if op == "silu":
+        w13, h = dev_random((88, K), dt, 2 * K ** -0.5, seed + 1), cp.empty((M, 44), dt)
+        return (lambda: gemm.matmul_silu(h, xn, w13, impl="own")), [h], lambda: poison(h)
+    xq = dev_random((M, 96), dt, 1.0, seed)  # qkv: D = K = 96 (4 heads of 24), 2 kv heads
+    wqkv, rope = dev_random((192, 96), dt, 96 ** -0.5, seed + 1), cp.asarray(ref.rope_table(64, 24, 1e4), cp.float32)
+    q, kc, vc = cp.empty((M, 96), dt), cp.empty((64, 2, 24), dt), cp.empty((64, 2, 24), dt)
+    pos, nt = cp.asarray([3], cp.int32), cp.asarray([12], cp.int32)  # cache rows 3..14 written, the rest stay 0
+
+    def reset():
+        poison(q)
+        kc.fill(0)
+        vc.fill(0)
+    return (lambda: gemm.qkv_rope(q, xq, wqkv, rope, kc, vc, pos, nt, impl="own")), [q, kc, vc], reset
+
+
+@pytest.mark.parametrize("cfg", KNOB_CONFIGS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("op", ["residual", "silu", "qkv"])
+def test_own_configs_bitwise(op, cfg, monkeypatch):
+    """No knob changes an output's summation order (per warp chunks kk, kk + WK, ..., k-steps in order; K groups
+    added kk = 0, 1, ...): outputs are bitwise those of the plain config (2, WK, 2) with the same WK."""
+    from cugraphllm.gpu import gemm
+    if gemm.own_config_ok(op, gemm.full_config(cfg), 2):
+        pytest.skip("config refused at NT=2 (test_own_configs checks the refusal)")
+    call, outs, reset = _bitwise_case(op, int.from_bytes(os.urandom(4), "little"))
+    got = []
+    for c in ((2, cfg[1], 2), cfg):
+        monkeypatch.setitem(gemm.OWN_CONFIG, (op, 2), c)
+        reset()
+        call()
+        got.append([o.view(cp.uint8).copy() for o in outs])
+    assert all(np.all(np.isfinite(host64(o))) for o in outs), f"{op} {cfg}: output not fully written"
+    for a, b in zip(*got):
+        assert cp.array_equal(a, b), f"{op} {cfg}: differs from (2, {cfg[1]}, 2)"
 
 
 # ---- capture ---------------------------------------------------------------------------------------------
