@@ -24,9 +24,16 @@ OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="ow
 # (its activation re-reads from L2 grow with M) while cuBLAS already streams the weights at ~2.4-2.7 TB/s.
 AUTO_OWN_MAX_M = {"qkv": 16, "silu": 16, "residual": 16}
 AUTO_RESIDUAL_MAX_K = 4096
-# (WM, WK, STAGES): row tiles of 16 per block, warps along K, register pipeline depth; (op, NT) keys override.
-# silu needs WM even (w1 and w3 tiles pair up).
+# (WM, WK, STAGES[, RT, XS, PF, WS, PR]): warps of row tiles per block, warps along K, pipeline depth, then
+# gemm.cu's optional knobs (_KNOBS defaults): row tiles of 16 per warp, x staged in shared memory (1) or read
+# through L1 (0), L2 prefetch hint of the weight loads (0 none, 1 128 B, 2 256 B), W through a per-warp
+# shared-memory ring (1) or straight into registers (0), K-group sums stored at once (1, one barrier) or added
+# turn by turn (0, WK barriers); (op, NT) keys override.
+# silu needs WM * RT even (w1 and w3 tiles pair up); XS / WS need STAGES >= 2, XS WK <= 15 when WM > 1, and
+# their smem (own_smem_bytes) must fit in 48 KiB.
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}
+_KNOBS = (("RT", 1), ("XS", 0), ("PF", 0), ("WS", 0), ("PR", 0))
+_SMEM_MAX = 48 * 1024
 _EPI_THREADS = 128
 
 
@@ -38,8 +45,45 @@ def _dtype(name):
     return np.dtype(name)
 
 
-def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2):
-    return get_function("gemm.cu", name, {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}, dtype=dtype)
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs):
+    defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
+    # knobs at their defaults are left out, so the default configs keep their compiled modules
+    defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
+    return get_function("gemm.cu", name, defines, dtype=dtype)
+
+
+def full_config(cfg) -> tuple:
+    """(WM, WK, STAGES, RT, XS, PF, WS, PR): cfg with the knobs it leaves out at their defaults."""
+    cfg = tuple(cfg)
+    return cfg + tuple(d for _, d in _KNOBS)[len(cfg) - 3:]
+
+
+def own_config(op: str, nt: int) -> tuple:
+    """Full config (full_config) of the own kernel for op at nt token tiles."""
+    return full_config(OWN_CONFIG.get((op, nt), OWN_CONFIG[op]))
+
+
+def own_smem_bytes(cfg: tuple, nt: int) -> int:
+    """Static shared memory of gemm.cu at a full config: reduction buffer(s) + x ring (XS) + W rings (WS)."""
+    wm, wk, stages, rt, xs, _, ws, pr = cfg
+    return (wk if pr else 1) * wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0) + (
+        wm * wk * stages * rt * 2048 if ws else 0)
+
+
+def own_config_ok(op: str, cfg: tuple, nt: int) -> str:
+    """'' if gemm.cu builds and launches the full config cfg for op at nt token tiles, else why not."""
+    wm, wk, stages, rt, xs, _, ws, _ = cfg
+    if op == "silu" and wm * rt % 2:
+        return "matmul_silu needs an even WM * RT"
+    if 32 * wm * wk > 1024:
+        return "more than 1024 threads"
+    if (xs or ws) and stages < 2:
+        return "XS / WS need STAGES >= 2"
+    if xs and wm > 1 and wk > 15:
+        return "XS needs WK <= 15 when WM > 1 (named barriers)"
+    if own_smem_bytes(cfg, nt) > _SMEM_MAX:
+        return f"shared memory {own_smem_bytes(cfg, nt)} bytes > {_SMEM_MAX}"
+    return ""
 
 
 def _check(cond: bool, what: str) -> None:
@@ -72,11 +116,13 @@ def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
 def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> None:
     import cupy as cp
     nt = (M + 7) // 8
-    wm, wk, stages = OWN_CONFIG[(op, nt)] if (op, nt) in OWN_CONFIG else OWN_CONFIG[op]
-    _check(op != "silu" or wm % 2 == 0, "matmul_silu needs an even WM")
-    rows_per_block = 16 * (wm // 2 if op == "silu" else wm)
+    cfg = own_config(op, nt)
+    why = own_config_ok(op, cfg, nt)
+    _check(not why, f"own config {cfg} for {op} at NT={nt}: {why}")
+    wm, wk, _, rt = cfg[:4]
+    rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    _fn(kernel, dtype, nt, wm, wk, stages)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
+    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
@@ -94,7 +140,7 @@ def warmup(dtype, rows) -> None:
         for op, kernel in (("qkv", "gemm_qkv_rope"), ("silu", "gemm_silu"), ("residual", "gemm_residual")):
             if 1 < M <= AUTO_OWN_MAX_M[op]:
                 nt = (M + 7) // 8
-                fns.append(_fn(kernel, dtype, nt, *OWN_CONFIG.get((op, nt), OWN_CONFIG[op])))
+                fns.append(_fn(kernel, dtype, nt, *own_config(op, nt)))
     for f in fns:
         f.attributes  # forces the compile and module load now
 
