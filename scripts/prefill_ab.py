@@ -40,8 +40,9 @@ def apply(setting: str) -> None:
         raise SystemExit(f"unknown setting {setting!r}")
 
 
-def graph_ms(e, bucket: int, reps: int) -> float:
-    e._set_step(pos=0, n=bucket)
+def graph_ms(e, bucket: int, reps: int, n: int | None = None) -> float:
+    """ms per replay of the greedy prefill graph of `bucket` rows with n real tokens (default: all rows)."""
+    e._set_step(pos=0, n=bucket if n is None else n)
     e.rt.step("prefill", bucket, True)  # warm replay
     e.sync()
     t0 = time.perf_counter()
@@ -64,11 +65,27 @@ def measure(setting: str, args) -> dict:
         e.wait_ready()
         ready = time.perf_counter() - t0
         ms = {b: [] for b in buckets}
+        part = {b: [] for b in buckets if args.partial and b > args.partial}
         for _ in range(args.rounds):
             for b in buckets:
                 ms[b].append(graph_ms(e, b, args.reps))
-        row = {"setting": setting, "ready_s": round(ready, 1),
+                if b in part:  # the same graph with the last rows padding (a prompt shorter than its bucket)
+                    part[b].append(graph_ms(e, b, args.reps, b - args.partial))
+        gen = {}
+        if args.partial:  # the bench's path: generate() of a prompt of b - partial tokens, its GPU prefill time
+            from cugraphllm.bench import gpu_times, prompts_for, time_generation
+            from cugraphllm.sampling import SamplingParams
+            for b in part:
+                p = prompts_for(b - args.partial, 1, e.config.vocab_size, 0)[0]
+                t = []
+                for _ in range(args.rounds):
+                    time_generation(e, p, 2, SamplingParams())
+                    g = gpu_times(e)
+                    t.append(g[0] if g else float("nan"))
+                gen[f"generate{b - args.partial}"] = round(float(np.median(t)), 3)
+        row = {"setting": setting, "ready_s": round(ready, 1), "generate_prefill_gpu_ms": gen,
                "prefill_ms": {str(b): round(float(np.median(v)), 3) for b, v in ms.items()},
+               "partial_ms": {f"{b}n{b - args.partial}": round(float(np.median(v)), 3) for b, v in part.items()},
                "tuned": gemm_tune.report()}
     finally:
         close = getattr(e, "close", None)
@@ -87,6 +104,7 @@ def main():
     ap.add_argument("--order", default="tune0,tune1,tune0,tune1")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--partial", type=int, default=0, help="also time each bucket with this many padding rows")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     rows = []
