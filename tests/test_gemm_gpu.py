@@ -195,7 +195,7 @@ def check_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype, impl_list):
 # PR = one-barrier K-group reduction (WK 3, 16 and 2).
 KNOB_CONFIGS = [(2, 4, 2, 2, 0), (1, 8, 2, 2, 0), (2, 4, 2, 1, 1), (4, 2, 3, 1, 1), (1, 8, 2, 2, 1), (2, 2, 3, 2, 1),
                 (1, 3, 2, 2, 1, 2, 0, 1), (2, 2, 3, 1, 0, 0, 1), (2, 2, 2, 1, 1, 0, 1, 1), (1, 2, 3, 2, 1, 2, 1),
-                (2, 16, 2, 1, 0, 0, 0, 1)]
+                (2, 16, 2, 1, 0, 0, 0, 1), (2, 4, 2, 1, 0, 1), (2, 2, 2, 1, 0, 2), (1, 8, 2, 1, 0, 0, 0, 1)]
 # per op: M from 2 to 64 (NT 1, 2, 5, 8), rows not a multiple of 16 * tiles, K not a multiple of 64 (and 11008 =
 # 172 chunks, uneven over WK), real 7B / 70B shapes at M = 16
 KNOB_CASES = {"residual": [(2, 100, 200), (16, 4096, 4096), (33, 72, 11008), (64, 130, 520)],

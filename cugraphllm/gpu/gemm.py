@@ -31,7 +31,12 @@ AUTO_RESIDUAL_MAX_K = 4096
 # turn by turn (0, WK barriers); (op, NT) keys override.
 # silu needs WM * RT even (w1 and w3 tiles pair up); XS / WS need STAGES >= 2, XS WK <= 15 when WM > 1, and
 # their smem (own_smem_bytes) must fit in 48 KiB.
-OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}
+OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
+              # 16 rows (NT = 2, the bucket of prompts up to 16 tokens), H200 sweep of 61 configs
+              # (benchmarks/results/m16_2026-11-30/gemm_m16.json): wqkv 28.35 -> 27.39 us with a 128-byte L2
+              # prefetch hint, w13 48.68 -> 46.71 with 256 bytes, wo 13.83 -> 12.27 with one reduction barrier;
+              # 7B TTFT at 10 tokens (GPU prefill) 4.29 / 4.29 -> 4.09 / 4.17 ms, two rounds (final7_2026-11-30/)
+              ("qkv", 2): (2, 4, 2, 1, 0, 1), ("silu", 2): (2, 2, 2, 1, 0, 2), ("residual", 2): (1, 8, 2, 1, 0, 0, 0, 1)}
 _KNOBS = (("RT", 1), ("XS", 0), ("PF", 0), ("WS", 0), ("PR", 0))
 _SMEM_MAX = 48 * 1024
 _EPI_THREADS = 128
