@@ -16,9 +16,6 @@ engine's logits and greedy tokens bit for bit after prompts of 17, 37 and 300 to
     python3 -m pytest -q tests/test_allreduce_lamport_gpu.py     # 2 GPUs with peer access
 """
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +23,8 @@ import pytest
 from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
 from kernel_helpers import gpu_count
-from peer_helpers import launch_both, on as _on, residual_on_both, sync_both as _sync, two_streams
+from peer_helpers import (launch_both, lone_rank_trap_seconds, on as _on, residual_on_both, sync_both as _sync,
+                          two_streams)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
 SIZES = [1, 3, 5, 1023, 1025, 4096, 5120, 8192, 12347, 65536]
@@ -246,31 +244,9 @@ def test_wide_buffers_hold_only_the_last_call(wide):
                                              8192, 3 * CAP + 1001, 2048, 40 * 4096])
 
 
-LONE_WIDE = r"""
-import sys, time, ctypes, os
-import cupy as cp
-from cugraphllm.gpu import allreduce as ar
-pb = ar.PeerBuffers([0, 1], "lamport", 4 * ar.CAP)
-x = cp.ones(3 * ar.CAP + 1000, cp.float32)
-t0 = time.perf_counter()
-pb.launch(0, x, x, x.size, False)   # rank 1 never launches its part
-try:
-    cp.cuda.Device().synchronize()
-    print("NO ERROR", flush=True)
-except Exception as exc:
-    print(f"TRAPPED after {time.perf_counter() - t0:.2f} s: {type(exc).__name__}", flush=True)
-ctypes.CDLL(None).fflush(None)  # the device printf went through C stdio; os._exit skips its flush
-os._exit(0)  # the context is broken after the trap: no teardown
-"""
-
-
 def test_a_lone_rank_traps_in_the_wide_kernel_too(both):
     """ar_lamport_wide on rank 0 alone (CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS=200): an error within seconds, not a hang."""
-    env = {**os.environ, "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS": "200"}
-    r = subprocess.run([sys.executable, "-c", LONE_WIDE], cwd=Path(__file__).resolve().parents[1], env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert "TRAPPED" in r.stdout, (r.stdout, r.stderr[-2000:])
-    assert float(r.stdout.split("TRAPPED after ")[1].split(" s")[0]) < 30, r.stdout
+    assert lone_rank_trap_seconds("lamport", 3 * CAP + 1000, 4 * CAP) < 30
 
 
 ENGINES = {"70b": (ModelConfig(dim=8192, n_layers=2, n_heads=64, n_kv_heads=8, vocab_size=32000, hidden_dim=28672,
