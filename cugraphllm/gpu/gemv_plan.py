@@ -52,7 +52,7 @@ class GemvPlan:
     wide_min_pairs: int = GEMV_WIDE_MIN_PAIRS
     long_k: tuple = GEMV_LONG_K
     long_k_min: int = GEMV_LONG_K_MIN
-    shapes: tuple = ()  # ((kernel, K, n_pairs), (warps, unroll, ksplit)) pairs: GEMV_SHAPES
+    shapes: tuple = tuple(sorted(GEMV_SHAPES.items()))  # ((kernel, K, n_pairs), (warps, unroll, ksplit)) pairs
 
     def ksplit_for(self, n_pairs: int) -> int:
         """Warps per row pair: 2 on every 7B shape (the sweep's best: +3% on wqkv, +10% on wo and w2 over 1);
