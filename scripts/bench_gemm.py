@@ -73,14 +73,21 @@ def _interleaved_us(stream, graphs: dict) -> dict:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def _operands(op, M, K, N, dtype):
-    """Activations, weight copies (together > 2x L2) and outputs of one op."""
+def operands(rng, M, K, N, dtype):
+    """Activations a [M, K] and weight copies [N, K] (together > 2x L2) of one GEMM: (a, ws, number of copies)."""
     import cupy as cp
-    rng = cp.random.default_rng(0)
     n_copies = max(2, int(np.ceil(200e6 / (N * K * 2))))
     a = (rng.standard_normal((M, K), dtype=cp.float32)).astype(dtype)
     ws = [(rng.standard_normal((N, K), dtype=cp.float32) * np.float32(K ** -0.5)).astype(dtype)
           for _ in range(n_copies)]
+    return a, ws, n_copies
+
+
+def _operands(op, M, K, N, dtype):
+    """Activations, weight copies (together > 2x L2) and outputs of one op."""
+    import cupy as cp
+    rng = cp.random.default_rng(0)
+    a, ws, n_copies = operands(rng, M, K, N, dtype)
     d = dict(a=a, ws=ws, n=n_copies, c=cp.empty((M, N), dtype))
     if op == "residual":
         d["x"] = rng.standard_normal((M, N), dtype=cp.float32)

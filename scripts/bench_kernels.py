@@ -138,14 +138,19 @@ def _rand(shape, dtype, seed, scale=1.0):
     return (cp.random.default_rng(seed).standard_normal(shape, dtype=cp.float32) * np.float32(scale)).astype(dtype)
 
 
+def weight_copies(N: int, K: int, T) -> list:
+    """Copies of a random [N, K] weight of storage dtype T, together > 4x L2 (no launch finds its weights there)."""
+    return [_rand((N, K), T, i, K ** -0.5) for i in range(max(2, math.ceil(4 * L2_BYTES / (N * K * 2))))]
+
+
 def gemv_case(op: str, N: int, K: int, dtype: str):
     """(fn(i) launching our op on weight copy i, n_copies, bytes moved, cuBLAS operands)."""
     cp = _cp()
     from cugraphllm.gpu import ops
     from cugraphllm.reference import rope_table
     T = _dtype(dtype)
-    n_copies = max(2, math.ceil(4 * L2_BYTES / (N * K * 2)))
-    ws = [_rand((N, K), T, i, K ** -0.5) for i in range(n_copies)]
+    ws = weight_copies(N, K, T)
+    n_copies = len(ws)
     a = _rand((1, K), T, 99)
     wbytes, abytes = N * K * 2, K * 2
     # fused-norm variants (decode path of gpu/model.py): a stands for T(x), xs for x, ss for the partial sums

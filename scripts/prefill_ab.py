@@ -52,6 +52,36 @@ def graph_ms(e, bucket: int, reps: int, n: int | None = None) -> float:
     return 1e3 * (time.perf_counter() - t0) / reps
 
 
+def generate_ms(e, lengths, rounds: int) -> dict:
+    """The bench's path: GPU prefill ms (median of `rounds`) of generate() on a random prompt of each length."""
+    from cugraphllm.bench import gpu_times, prompts_for, time_generation
+    from cugraphllm.sampling import SamplingParams
+    out = {}
+    for n in lengths:
+        p = prompts_for(n, 1, e.config.vocab_size, 0)[0]
+        t = []
+        for _ in range(rounds):
+            time_generation(e, p, 2, SamplingParams())
+            g = gpu_times(e)
+            t.append(g[0] if g else float("nan"))
+        out[f"generate{n}"] = round(float(np.median(t)), 3)
+    return out
+
+
+def time_buckets(e, buckets, args) -> tuple[dict, dict]:
+    """Median ms per bucket of the full prefill graph, and (--partial) of the same graph with the last rows
+    padding (a prompt shorter than its bucket), in --rounds interleaved rounds."""
+    ms = {b: [] for b in buckets}
+    part = {b: [] for b in buckets if args.partial and b > args.partial}
+    for _ in range(args.rounds):
+        for b in buckets:
+            ms[b].append(graph_ms(e, b, args.reps))
+            if b in part:
+                part[b].append(graph_ms(e, b, args.reps, b - args.partial))
+    return ({str(b): round(float(np.median(v)), 3) for b, v in ms.items()},
+            {f"{b}n{b - args.partial}": round(float(np.median(v)), 3) for b, v in part.items()})
+
+
 def measure(setting: str, args) -> dict:
     from cugraphllm.config import ModelConfig, RuntimeConfig
     from cugraphllm.engines import _make_engine
@@ -64,29 +94,11 @@ def measure(setting: str, args) -> dict:
     try:
         e.wait_ready()
         ready = time.perf_counter() - t0
-        ms = {b: [] for b in buckets}
-        part = {b: [] for b in buckets if args.partial and b > args.partial}
-        for _ in range(args.rounds):
-            for b in buckets:
-                ms[b].append(graph_ms(e, b, args.reps))
-                if b in part:  # the same graph with the last rows padding (a prompt shorter than its bucket)
-                    part[b].append(graph_ms(e, b, args.reps, b - args.partial))
-        gen = {}
-        if args.partial:  # the bench's path: generate() of a prompt of b - partial tokens, its GPU prefill time
-            from cugraphllm.bench import gpu_times, prompts_for, time_generation
-            from cugraphllm.sampling import SamplingParams
-            for b in part:
-                p = prompts_for(b - args.partial, 1, e.config.vocab_size, 0)[0]
-                t = []
-                for _ in range(args.rounds):
-                    time_generation(e, p, 2, SamplingParams())
-                    g = gpu_times(e)
-                    t.append(g[0] if g else float("nan"))
-                gen[f"generate{b - args.partial}"] = round(float(np.median(t)), 3)
-        row = {"setting": setting, "ready_s": round(ready, 1), "generate_prefill_gpu_ms": gen,
-               "prefill_ms": {str(b): round(float(np.median(v)), 3) for b, v in ms.items()},
-               "partial_ms": {f"{b}n{b - args.partial}": round(float(np.median(v)), 3) for b, v in part.items()},
-               "tuned": gemm_tune.report()}
+        full, partial = time_buckets(e, buckets, args)
+        lengths = [b - args.partial for b in buckets if args.partial and b > args.partial]
+        row = {"setting": setting, "ready_s": round(ready, 1),
+               "generate_prefill_gpu_ms": generate_ms(e, lengths, args.rounds), "prefill_ms": full,
+               "partial_ms": partial, "tuned": gemm_tune.report()}
     finally:
         close = getattr(e, "close", None)
         if close is not None:

@@ -31,16 +31,15 @@ def cases(model: str):
     D, H, hd, F = MODELS[model]
     T, S = bk._dtype("float16"), 4096
 
-    def copies(N, K):
-        n = max(2, -(-4 * bk.L2_BYTES // (N * K * 2)))
-        return [bk._rand((N, K), T, i, K ** -0.5) for i in range(n)]
     a, xs, ss = bk._rand((1, D), T, 99), bk._rand((1, D), cp.float32, 98), cp.ones(D, cp.float32)
     q, kc, vc = cp.empty((1, H * hd), T), cp.zeros((S, H, hd), T), cp.zeros((S, H, hd), T)
     rope = cp.asarray(rope_table(S, hd, 10000.0).astype("float32"))
     pos, one = cp.asarray([1000], cp.int32), cp.ones(1, cp.int32)
     h, out = cp.empty((1, F), T), cp.empty((1, D), cp.float32)
     att, hin = bk._rand((1, H * hd), T, 97), bk._rand((1, F), T, 96)
-    w = {"wqkv": copies(3 * H * hd, D), "w13": copies(2 * F, D), "wo": copies(D, H * hd), "w2": copies(D, F)}
+    copies = bk.weight_copies
+    w = {"wqkv": copies(3 * H * hd, D, T), "w13": copies(2 * F, D, T), "wo": copies(D, H * hd, T),
+         "w2": copies(D, F, T)}
     r = Residual(xs, a, ss)
     fns = {"wqkv": lambda i: ops.norm_qkv_rope(q, r, 1e-5, w["wqkv"][i], rope, kc, vc, pos, one),
            "w13": lambda i: ops.norm_matmul_silu(h, r, 1e-5, w["w13"][i]),

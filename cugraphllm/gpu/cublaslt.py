@@ -124,10 +124,10 @@ class LtHandle:
         """(desc, A, B, D layouts, algo) for d [M, N] f32 = aq [M, K] @ w [N, K].T, e4m3 operands (host only)."""
         return self.algos(N, M, K)[0]
 
-    def _run(self, plan, w, a, c, beta, col0: int = 0) -> None:
+    def _run(self, plan, w, a, c, beta) -> None:
         import cupy as cp
         desc, al, bl, dl, algo, _ = plan
-        ptr = c.data.ptr + col0 * c.itemsize
+        ptr = c.data.ptr
         _check(self.lib.cublasLtMatmul(
             self.h, desc, ctypes.byref(self._one), w.data.ptr, al, a.data.ptr, bl, ctypes.byref(beta), ptr, dl,
             ptr, dl, ctypes.byref(algo), self.workspace.data.ptr, self.workspace.nbytes,

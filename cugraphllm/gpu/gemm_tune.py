@@ -9,9 +9,12 @@ capture keeps GemmEx: nothing can be timed there). Engines make these first call
 
 Timing: each candidate runs REPS times, each after an L2 flush (the weights of a real prefill come from DRAM), between
 CUDA events, all queued before one synchronize (so host time between launches is never timed: a first version that
-synchronized each run timed the host's launch work too, up to 6x the GPU time, and picked badly); the median decides. An accumulating call (beta = 1, x += a @ w.T) is timed on a scratch copy of its
-output, so tuning never changes the caller's data. Only weights of at least TUNE_MIN_WEIGHT elements are tuned:
-small ones (tests, stories260K) keep GemmEx and its exact numerics. CUGRAPHLLM_GEMM_TUNE=0 turns tuning off.
+synchronized each run timed the host's launch work too, up to 6x the GPU time, and picked badly); the median
+decides. An accumulating call (beta = 1, x += a @ w.T) is timed on a scratch copy of its output, so tuning never
+changes the caller's data. The flush buffer and that copy are transient: given back to the driver afterwards, and
+where they do not fit (a GPU filled by its weights) the key keeps GemmEx untimed. Only weights of at least
+TUNE_MIN_WEIGHT elements are tuned: small ones (tests, stories260K) keep GemmEx and its exact numerics.
+CUGRAPHLLM_GEMM_TUNE=0 turns tuning off.
 """
 from __future__ import annotations
 
@@ -75,8 +78,13 @@ def _candidates(key, a, c) -> list[int]:
 def _tune(key, c, a, w, accumulate: bool) -> int:
     """The fastest candidate for this key (module docstring), timed on the current stream."""
     import cupy as cp
+    from .state import trim_pool
     stream = cp.cuda.get_current_stream()
-    out = c.copy() if accumulate else c  # beta = 1 would change the caller's c
+    try:
+        out = c.copy() if accumulate else c  # beta = 1 would change the caller's c
+        flush = cp.empty(FLUSH_BYTES, dtype=cp.uint8)
+    except cp.cuda.memory.OutOfMemoryError:
+        return GEMMEX  # no room to time it (module docstring)
     cands = []
     for cand in _candidates(key, a, out):
         try:
@@ -85,17 +93,18 @@ def _tune(key, c, a, w, accumulate: bool) -> int:
         except Exception:
             continue
     stream.synchronize()
-    times = _time(stream, cands, lambda cand: _call(cand, out, a, w, accumulate))
+    times = _time(stream, flush, cands, lambda cand: _call(cand, out, a, w, accumulate))
+    flush = out = None  # dropped before the trim
+    trim_pool()  # the flush buffer and the copy go back to the driver: they are not in the memory estimate
     _TIMES[key] = times
     return min(times, key=times.get) if times else GEMMEX
 
 
-def _time(stream, cands, run) -> dict:
+def _time(stream, flush, cands, run) -> dict:
     """{candidate: median ms of REPS runs}. Everything is queued before one synchronize, rounds interleaving the
-    candidates, each run after an L2 flush: the GPU works through a backlog, so host time between the launches
-    (ctypes, cuBLAS's own host work) never shows up between a run's two events."""
+    candidates, each run after an L2 flush (flush: FLUSH_BYTES of scratch): the GPU works through a backlog, so host
+    time between the launches (ctypes, cuBLAS's own host work) never shows up between a run's two events."""
     import cupy as cp
-    flush = cp.empty(FLUSH_BYTES, dtype=cp.uint8)
     flush.fill(1)
     flush.fill(0)  # the backlog the first round starts behind
     marks = []
