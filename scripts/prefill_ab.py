@@ -1,7 +1,7 @@
 """A/B of prefill settings by the time of the captured prefill graphs themselves (no host TTFT noise): one engine per
 setting, built in turn in this process (dummy weights, hybrid mode), each chosen bucket's greedy prefill graph
 replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
-median per bucket). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
+median per bucket); the rows hold token 0; --random also times each graph with bench's random prompt ids in its rows. Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
 are printed for tune1), or environment variables VAR=VALUE[;VAR=VALUE] (e.g. CUGRAPHLLM_ALLREDUCE=nccl).
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
@@ -40,9 +40,10 @@ def apply(setting: str) -> None:
         raise SystemExit(f"unknown setting {setting!r}")
 
 
-def graph_ms(e, bucket: int, reps: int, n: int | None = None) -> float:
-    """ms per replay of the greedy prefill graph of `bucket` rows with n real tokens (default: all rows)."""
-    e._set_step(pos=0, n=bucket if n is None else n)
+def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None) -> float:
+    """ms per replay of the greedy prefill graph of `bucket` rows with n real tokens (default: all rows); prompt:
+    the ids in those rows (default: whatever the buffer holds, token 0 before any generate())."""
+    e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
     e.rt.step("prefill", bucket, True)  # warm replay
     e.sync()
     t0 = time.perf_counter()
@@ -69,16 +70,21 @@ def generate_ms(e, lengths, rounds: int) -> dict:
 
 
 def time_buckets(e, buckets, args) -> tuple[dict, dict]:
-    """Median ms per bucket of the full prefill graph, and (--partial) of the same graph with the last rows
-    padding (a prompt shorter than its bucket), in --rounds interleaved rounds."""
-    ms = {b: [] for b in buckets}
+    """Median ms per bucket of the full prefill graph (with --random also "<bucket>r": the same graph with random
+    prompt ids in its rows, interleaved), and (--partial) of the same graph with the last rows padding (a prompt
+    shorter than its bucket), in --rounds interleaved rounds."""
+    from cugraphllm.bench import prompts_for
+    ms = {str(b): [] for b in buckets}
     part = {b: [] for b in buckets if args.partial and b > args.partial}
     for _ in range(args.rounds):
         for b in buckets:
-            ms[b].append(graph_ms(e, b, args.reps))
+            ms[str(b)].append(graph_ms(e, b, args.reps, prompt=np.zeros(b, np.int32)))
+            if args.random:
+                ids = prompts_for(b, 1, e.config.vocab_size, 0)[0]
+                ms.setdefault(f"{b}r", []).append(graph_ms(e, b, args.reps, prompt=ids))
             if b in part:
-                part[b].append(graph_ms(e, b, args.reps, b - args.partial))
-    return ({str(b): round(float(np.median(v)), 3) for b, v in ms.items()},
+                part[b].append(graph_ms(e, b, args.reps, b - args.partial, prompt=np.zeros(b, np.int32)))
+    return ({k: round(float(np.median(v)), 3) for k, v in ms.items()},
             {f"{b}n{b - args.partial}": round(float(np.median(v)), 3) for b, v in part.items()})
 
 
@@ -117,6 +123,8 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--partial", type=int, default=0, help="also time each bucket with this many padding rows")
+    ap.add_argument("--random", action="store_true",
+                    help="also replay each graph with random prompt ids in its rows (bench's prompts), interleaved")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     rows = []
