@@ -19,7 +19,8 @@ P0=$!
 ( export CUDA_VISIBLE_DEVICES=1
   t single 170 -n 6 tests/test_gemm_tune_gpu.py tests/test_gemv_gpu.py tests/test_gemm_gpu.py tests/test_pdl_gpu.py
 ) > $L/gpu1.txt 2>&1 &
-wait $P0; cat $L/gpu0.txt; wait; cat $L/gpu1.txt
+P1=$!
+wait $P0; cat $L/gpu0.txt; wait $P1; cat $L/gpu1.txt  # not a bare wait: the clock logger never exits
 echo "[A done at $(( $(date +%s) - T0 )) s]"; snap
 CUDA_VISIBLE_DEVICES=0 timeout 150 python3 -m cugraphllm bench --backend cuda --preset llama-2-7b --modes hybrid \
   --paper --new-tokens 128 --reps 3 --warmup 1 --no-plot --out $L/bench --stem paper_7b > $L/paper.log 2>&1
