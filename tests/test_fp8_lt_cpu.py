@@ -63,3 +63,32 @@ def test_enum_values_match_cublaslt_header():
     assert enum("CUBLASLT_MATMUL_DESC_B_SCALE_MODE") == cublaslt.DESC_B_SCALE_MODE
     assert enum("CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F") == cublaslt.MATRIX_SCALE_OUTER_VEC_32F
     assert enum("CUBLASLT_MATMUL_DESC_TRANSA") == cublaslt.DESC_TRANSA
+
+
+def test_outer_desc_attributes_accepted_by_libcublaslt():
+    """Host only (no GPU needed): the installed libcublasLt takes our attribute ids with our value sizes (a wrong size
+    is refused with CUBLAS_STATUS_INVALID_VALUE = 7) and gives the values back."""
+    import ctypes
+    from cugraphllm.gpu import cublaslt
+    from cugraphllm.gpu.cublas import CublasError
+    try:
+        lib = cublaslt._lib()
+    except (CublasError, OSError) as exc:
+        pytest.skip(f"no libcublasLt: {exc}")
+    vp = ctypes.c_void_p
+    get = lib.cublasLtMatmulDescGetAttribute
+    get.argtypes, get.restype = [vp, ctypes.c_int, vp, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)], ctypes.c_int
+    desc = vp()
+    assert lib.cublasLtMatmulDescCreate(ctypes.byref(desc), cublaslt.CUBLAS_COMPUTE_32F, cublaslt.CUDA_R_32F) == 0
+    values = [(cublaslt.DESC_A_SCALE_MODE, ctypes.c_int32(cublaslt.MATRIX_SCALE_OUTER_VEC_32F)),
+              (cublaslt.DESC_B_SCALE_MODE, ctypes.c_int32(cublaslt.MATRIX_SCALE_OUTER_VEC_32F)),
+              (cublaslt.DESC_A_SCALE_POINTER, ctypes.c_void_p(0x7F0000001000)),
+              (cublaslt.DESC_B_SCALE_POINTER, ctypes.c_void_p(0x7F0000002000))]
+    for attr, val in values:
+        cublaslt._set(lib.cublasLtMatmulDescSetAttribute, desc, attr, val)
+        back, n = type(val)(), ctypes.c_size_t()
+        assert get(desc, attr, ctypes.byref(back), ctypes.sizeof(back), ctypes.byref(n)) == 0
+        assert (back.value, n.value) == (val.value, ctypes.sizeof(val)), f"attribute {attr}"
+    wide = ctypes.c_int64(cublaslt.MATRIX_SCALE_OUTER_VEC_32F)
+    assert lib.cublasLtMatmulDescSetAttribute(desc, cublaslt.DESC_A_SCALE_MODE, ctypes.byref(wide), 8) == 7
+    assert 0 < cublaslt.version()

@@ -169,7 +169,8 @@ def report() -> list[dict]:
         dev, M, N, K, at, ct, acc = key[:7]
         ch = _CHOICE.get(key, GEMMEX)
         row = {"device": dev, "M": M, "N": N, "K": K, "dtype": at, "out": ct, "accumulate": acc,
-               "choice": "gemmex" if ch == GEMMEX else f"lt{ch}", "ms": round(times.get(ch, 0.0), 4)}
+               "choice": f"lt{ch}" if ch != GEMMEX else "first" if at == "e4m3" else "gemmex",
+               "ms": round(times.get(ch, 0.0), 4)}
         if at == "e4m3":  # fp8_matmul's key: + outer scales; its baseline is candidate 0
             row.update(scales="outer" if key[7] else "none", first_ms=round(times.get(0, 0.0), 4))
         else:
