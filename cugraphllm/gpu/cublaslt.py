@@ -270,7 +270,7 @@ def _probe(out: str, accumulate: bool) -> bool:
     from .gemm import _dtype
     rng = np.random.default_rng(1234)
     M, N, K = 40, 48, 64
-    aq, wq = (fp8_e4m3_encode(rng.standard_normal(shape) * 8) for shape in ((M, K), (N, K)))
+    aq, wq = (fp8_e4m3_encode(rng.standard_normal(shape) * 4) for shape in ((M, K), (N, K)))  # |D| << fp16 max
     sa, sw = rng.uniform(0.25, 4.0, M).astype(np.float32), rng.uniform(0.25, 4.0, N).astype(np.float32)
     d0 = (rng.standard_normal((M, N)) * 50).astype(np.float32)
     want = (sa[:, None] * sw[None, :]).astype(np.float64) * (fp8_e4m3_decode(aq) @ fp8_e4m3_decode(wq).T)
@@ -282,7 +282,7 @@ def _probe(out: str, accumulate: bool) -> bool:
     try:
         handle().fp8_matmul(d, cp.asarray(aq), cp.asarray(wq), cp.asarray(sa), cp.asarray(sw), accumulate)
         cp.cuda.get_current_stream().synchronize()
-    except CublasError:
+    except Exception:  # CublasError (refused: heuristic or matmul status) or a CUDA error on the sync: not usable
         return False
     if out == "bfloat16":
         got = (d.view(cp.uint16).get().astype(np.uint32) << 16).view(np.float32).astype(np.float64)
