@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 _THREADS = 256
+_REFUSED: set = set()  # (device, N, M, K, D type, accumulate) whose scaled cublasLtMatmul returned an error status
 
 
 def outer_enabled() -> bool:
@@ -28,12 +29,32 @@ def outer_enabled() -> bool:
 
 def scaled(out_dtype, accumulate: bool, w, sa, M: int) -> bool:
     """Whether this call takes the scaled product: switch on, the device probe passed for this D type, a heuristic
-    algorithm for the shape, and 16-byte aligned scale vectors (the docs state no alignment for them: kept safe)."""
+    algorithm for the shape that has not been refused, and 16-byte aligned scale vectors (the docs state no
+    alignment for them: kept safe)."""
     from . import cublas, cublaslt
     N, K = w.shape
     return (outer_enabled() and w.scales.data.ptr % 16 == 0 and sa.data.ptr % 16 == 0
+            and _refusal_key(N, M, K, out_dtype, accumulate) not in _REFUSED
             and cublaslt.outer_scale_ok(out_dtype, accumulate)
             and cublaslt.handle().outer_plan_ok(N, M, K, cublas._dtype_code(out_dtype)))
+
+
+def _refusal_key(N, M, K, out_dtype, accumulate) -> tuple:
+    from .cuda_kernels import device_id
+    return (device_id(), N, M, K, str(out_dtype), bool(accumulate))
+
+
+def _try_scaled(d, aq, sa, w, accumulate: bool) -> bool:
+    """d (=|+=) sa[m] * sw[n] * (aq @ W.T) through cuBLASLt's outer-vector scaling; False (nothing written: cuBLASLt
+    checks its arguments before launching) and the shape remembered where cublasLtMatmul refuses it."""
+    from . import gemm_tune
+    from .cublas import CublasError
+    try:
+        gemm_tune.fp8_matmul(d, aq, w.qweight, sa, w.scales, accumulate=accumulate)
+        return True
+    except CublasError:
+        _REFUSED.add(_refusal_key(w.shape[0], aq.shape[0], w.shape[1], d.dtype, accumulate))
+        return False
 
 
 def _quant(a, w):
@@ -58,12 +79,10 @@ def _unscaled(aq, w):
 
 
 def _scaled_t(aq, sa, w, dtype):
-    """g T [M, N] = sa[m] * sw[n] * (aq @ W.T) (cuBLASLt's outer-vector scaling)."""
+    """g T [M, N] = sa[m] * sw[n] * (aq @ W.T) (cuBLASLt's outer-vector scaling), or None where refused."""
     from . import gemm_quant as gq
-    from . import gemm_tune
     g = gq._view("g", (aq.shape[0], w.shape[0]), dtype)
-    gemm_tune.fp8_matmul(g, aq, w.qweight, sa, w.scales)
-    return g
+    return g if _try_scaled(g, aq, sa, w, False) else None
 
 
 def residual(x, a, w) -> None:
@@ -71,9 +90,7 @@ def residual(x, a, w) -> None:
     from . import gemm_quant as gq
     M, N = x.shape
     aq, sa = _quant(a, w)
-    if scaled("float32", True, w, sa, M):
-        from . import gemm_tune
-        gemm_tune.fp8_matmul(x, aq, w.qweight, sa, w.scales, accumulate=True)
+    if scaled("float32", True, w, sa, M) and _try_scaled(x, aq, sa, w, True):
         return
     d = _unscaled(aq, w)
     gq._launch("w8a8_residual_rows", "fp8", a.dtype, ((N + _THREADS - 1) // _THREADS, M), _THREADS,
@@ -86,8 +103,8 @@ def silu(h, xn, w13) -> None:
     from . import gemm_quant as gq
     M, F = h.shape
     aq, sa = _quant(xn, w13)
-    if scaled(str(xn.dtype), False, w13, sa, M):
-        g = _scaled_t(aq, sa, w13, xn.dtype)
+    g = _scaled_t(aq, sa, w13, xn.dtype) if scaled(str(xn.dtype), False, w13, sa, M) else None
+    if g is not None:
         gemm._epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
         return
     d = _unscaled(aq, w13)
@@ -103,8 +120,8 @@ def qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, geo: tuple) -> No
     NQ = wqkv.shape[0]
     D, kvd, hd = (int(v) for v in geo[:3])
     aq, sa = _quant(xn, wqkv)
-    if scaled(str(xn.dtype), False, wqkv, sa, M):
-        g = _scaled_t(aq, sa, wqkv, xn.dtype)
+    g = _scaled_t(aq, sa, wqkv, xn.dtype) if scaled(str(xn.dtype), False, wqkv, sa, M) else None
+    if g is not None:
         vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0
         gemm._epi_launch("qkv_rope_rows", xn.dtype, M, NQ,
                          (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + geo + (np.int32(vec),))

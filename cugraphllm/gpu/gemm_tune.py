@@ -134,7 +134,8 @@ def _tune(key, c, accumulate: bool, candidates, run) -> int:
     times = _time(stream, flush, cands, lambda cand: run(cand, out))
     flush = out = None  # dropped before the trim
     trim_pool()  # the flush buffer and the copy go back to the driver: they are not in the memory estimate
-    _TIMES[key] = times
+    if times:  # none: every candidate refused (the caller's untuned call decides what happens)
+        _TIMES[key] = times
     return min(times, key=times.get) if times else GEMMEX
 
 
