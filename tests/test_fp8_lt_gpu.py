@@ -135,6 +135,16 @@ def _check_mode(out, acc, w, M, outer):
         assert took == cublaslt.outer_scale_ok(out, acc), f"7B shape {w.shape} M={M} out={out}: took scaled={took}"
 
 
+def _check_tuned(M, N, K, out, acc, w, setting):
+    """With tuning on, the product's key was timed (at least one candidate) and its choice kept; off: untimed."""
+    from cugraphllm.gpu import gemm_quant_lt, gemm_tune
+    from cugraphllm.gpu.cuda_kernels import device_id
+    outer = gemm_quant_lt.scaled(out, acc, w, cp.zeros(M, cp.float32), M)
+    key = (device_id(), M, N, K, "e4m3", out if outer else "float32", acc and outer, outer)
+    assert key in gemm_tune._CHOICE, f"no fp8 choice for {key}"
+    assert (len(gemm_tune._TIMES.get(key, {})) >= 1) == setting[1], f"{key}: timed {gemm_tune._TIMES.get(key)}"
+
+
 @pytest.mark.parametrize("setting", SETTINGS, indirect=True, ids=[f"{o}-{t}" for o, t in SETTINGS])
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("M,N,K,extras", [(37, 208, 400, True), (128, 4096, 4096, False), (512, 4096, 11008, True)])
@@ -149,6 +159,7 @@ def test_residual_settings(M, N, K, extras, dtype, setting):
     x = x0.copy()
     gemm_quant.matmul_residual(x, a, w, impl="lt")
     _check_mode("float32", True, w, M, setting[0])
+    _check_tuned(M, N, K, "float32", True, w, setting)
     got = host64(x)[:, cols] - host64(x0)[:, cols]  # the product added exactly once (tuning times on a copy)
     err = relerr(got, ref_product(a, w, cols, lt=True))
     assert err < TOL_F32[dtype], f"{setting} M={M} N={N} K={K} {dtype} seed={seed}: rel err {err:.2e}"
@@ -240,3 +251,41 @@ def test_graph_replay_matches_eager(M, setting):
             gemm_quant.matmul_residual(b["x"], b["h"], w2, impl="lt")
 
         check_replay(s, step, bufs, dict(x=x0, kc=kc0, vc=vc0), pos, f"{setting}: ")
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+def test_refused_scaled_product_falls_back(dtype, monkeypatch):
+    """A scaled cublasLtMatmul that returns an error status (simulated: cuBLASLt checks before launching, so nothing
+    is written) falls back to the unscaled product with the same result, and the shape is not tried again."""
+    from cugraphllm.gpu import cublaslt, gemm_quant, gemm_quant_lt
+    from cugraphllm.gpu.cublas import CublasError
+    _need_fp8()
+    if not cublaslt.outer_scale_ok("float32", True) or not cublaslt.outer_scale_ok(dtype, False):
+        pytest.skip("no outer-vector scaling on this device: nothing to refuse")
+    monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_SCALE", "1")
+    monkeypatch.setattr(gemm_quant_lt, "_REFUSED", set())
+    real, tried = cublaslt.LtHandle.fp8_matmul, []
+
+    def refuse(self, d, aq, wq, sa=None, sw=None, *args, **kw):
+        if sa is not None:
+            tried.append(d.shape)
+            raise CublasError("cuBLASLt: cublasLtMatmul failed with status 7 (simulated)")
+        return real(self, d, aq, wq, sa, sw, *args, **kw)
+    monkeypatch.setattr(cublaslt.LtHandle, "fp8_matmul", refuse)
+    rng, seed = rng_seed()
+    M, N, K, F = 64, 1024, 1024, 512  # shapes with a scaled heuristic algorithm for sure (multiples of 128)
+    a = dev_random((M, K), dtype, 1.0, seed)
+    w, w13 = dev_quant("fp8", N, K, seed + 1, True), dev_quant("fp8", 2 * F, K, seed + 2)
+    x0 = dev_random((M, N), "float32", 1.0, seed + 3)
+    for rep in range(2):
+        x, h = x0.copy(), cp.empty((M, F), dtype=_np_dtype(dtype))
+        poison(h)
+        gemm_quant.matmul_residual(x, a, w, impl="lt")
+        gemm_quant.matmul_silu(h, a, w13, impl="lt")
+        err = relerr(host64(x) - host64(x0), ref_product(a, w, np.arange(N), lt=True))
+        assert err < TOL_F32[dtype], f"residual rep {rep} {dtype} seed={seed}: rel err {err:.2e}"
+        fs = np.arange(F)
+        want = ref.silu(ref_product(a, w13, fs, True)) * ref_product(a, w13, fs + F, True)
+        err = relerr(host64(h), want)
+        assert err < TOL[dtype], f"silu rep {rep} {dtype} seed={seed}: rel err {err:.2e}"
+    assert len(tried) == 2 and len(gemm_quant_lt._REFUSED) == 2, f"tried {tried}, refused {gemm_quant_lt._REFUSED}"

@@ -7,8 +7,8 @@ f32 token scale sa [M], perm / gain applied on the way). The product then goes o
     residual: x f32 += directly (D = C = x, beta = 1): no epilogue kernel at all;
     silu / qkv: D = T [M, cols] into the g scratch (half the bytes of f32), then gemm.cu's 16-bit epilogues
                 (silu_mul_rows, qkv_rope_rows: the ones the dequant path runs);
-- unscaled (CUGRAPHLLM_FP8_OUTER_SCALE=0, or where the probe / heuristic / alignment says no): d f32 [M, N]
-  unscaled, then gemm_quant.cu's w8a8_*_rows epilogues apply sa, sw with the residual / SiLU*up / RoPE.
+- unscaled (CUGRAPHLLM_FP8_OUTER_SCALE=0, or where the probe / heuristic / alignment / cublasLtMatmul says no):
+  d f32 [M, N] unscaled, then gemm_quant.cu's w8a8_*_rows epilogues apply sa, sw with the residual / SiLU*up / RoPE.
 Either product goes through gemm_tune.fp8_matmul (per-shape algorithm, CUGRAPHLLM_GEMM_TUNE).
 Buffers (aq, sa, d, g) are gemm_quant's workspace; shapes as there (M rows, N output rows of W, K columns).
 """
