@@ -1,10 +1,14 @@
 """A/B of prefill settings by the time of the captured prefill graphs themselves (no host TTFT noise): one engine per
 setting, built in turn in this process (dummy weights, hybrid mode), each chosen bucket's greedy prefill graph
 replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
-median per bucket); the rows hold token 0; --random also times each graph with bench's random prompt ids in its rows. Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
-are printed for tune1), or environment variables VAR=VALUE[;VAR=VALUE] (e.g. CUGRAPHLLM_ALLREDUCE=nccl).
+median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
+rows). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
+are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0). --quant fp8|int8|int4 quantizes the dummy weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
+    python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
+        --order "tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0,tune1;CUGRAPHLLM_FP8_OUTER_SCALE=1"
 """
 from __future__ import annotations
 
@@ -22,22 +26,22 @@ _ENV_SET: dict = {}
 
 
 def apply(setting: str) -> None:
-    """tune0 / tune1, or VAR=VALUE[;VAR=VALUE] environment variables (the previous setting's are undone)."""
+    """';'-joined tune0 / tune1 and VAR=VALUE environment variables (the previous setting's are undone)."""
     from cugraphllm.gpu import gemm_tune
     gemm_tune._CHOICE.clear()
     gemm_tune._TIMES.clear()
     for k, v in _ENV_SET.items():
         os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     _ENV_SET.clear()
-    if setting in ("tune0", "tune1"):
-        gemm_tune.TUNE = setting == "tune1"
-    elif "=" in setting:
-        for kv in setting.split(";"):
-            k, v = kv.split("=", 1)
+    for item in setting.split(";"):
+        if item in ("tune0", "tune1"):
+            gemm_tune.TUNE = item == "tune1"
+        elif "=" in item:
+            k, v = item.split("=", 1)
             _ENV_SET.setdefault(k, os.environ.get(k))
             os.environ[k] = v
-    else:
-        raise SystemExit(f"unknown setting {setting!r}")
+        else:
+            raise SystemExit(f"unknown setting {item!r} in {setting!r}")
 
 
 def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None) -> float:
@@ -94,7 +98,7 @@ def measure(setting: str, args) -> dict:
     from cugraphllm.gpu import gemm_tune
     apply(setting)
     buckets = [int(b) for b in args.buckets.split(",")]
-    rt = RuntimeConfig(backend="cuda", mode="hybrid", tp=args.tp, max_seq_len=max(buckets) + 64)
+    rt = RuntimeConfig(backend="cuda", mode="hybrid", tp=args.tp, max_seq_len=max(buckets) + 64, quant=args.quant)
     t0 = time.perf_counter()
     e = _make_engine(ModelConfig.from_preset(args.preset), rt)
     try:
@@ -118,6 +122,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="llama-2-7b")
     ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--quant", choices=("fp8", "int8", "int4"), help="quantize the dummy weights at load")
     ap.add_argument("--buckets", default="128,256,512")
     ap.add_argument("--order", default="tune0,tune1,tune0,tune1")
     ap.add_argument("--reps", type=int, default=10)
@@ -136,8 +141,8 @@ def main():
             print("   ", json.dumps(t), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"preset": args.preset, "tp": args.tp, "reps": args.reps, "rows": rows},
-                                       indent=1))
+        meta = {"preset": args.preset, "tp": args.tp, "quant": args.quant, "reps": args.reps}
+        args.out.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ decides. An accumulating call (beta = 1, x += a @ w.T) is timed on a scratch cop
 changes the caller's data. The flush buffer and that copy are transient: given back to the driver afterwards, and
 where they do not fit (a GPU filled by its weights) the key keeps GemmEx untimed. Only weights of at least
 TUNE_MIN_WEIGHT elements are tuned: small ones (tests, stories260K) keep GemmEx and its exact numerics.
-CUGRAPHLLM_GEMM_TUNE=0 turns tuning off.
+
+The FP8 (W8A8) products of gemm_quant's "lt" path go through `fp8_matmul` the same way: per (device, M, N, K, e4m3,
+D type, accumulate, outer scales) the fastest of cuBLASLt's first TUNE_ALGOS heuristic algorithms (there is no
+GemmEx for fp8); untuned keys (tuning off, small weights, first seen in capture) run the heuristic's first algorithm
+as before (count 1).
+CUGRAPHLLM_GEMM_TUNE=0 turns both off.
 """
 from __future__ import annotations
 
@@ -50,18 +55,25 @@ def _call(choice: int, c, a, w, accumulate: bool) -> None:
 def gemm_nt(c, a, w, accumulate: bool = False) -> None:
     """c [M, N] (=|+=) a [M, K] @ w [N, K].T on the current CuPy stream (gpu/cublas.py Handle.gemm_nt's contract,
     whole rows of c), through the algorithm chosen for this key."""
-    import cupy as cp
     key = _key(c, a, w, accumulate)
+    choice = _choose(key, w, c, accumulate, lambda out: _candidates(key, a, out),
+                     lambda cand, out: _call(cand, out, a, w, accumulate))
+    _call(choice, c, a, w, accumulate)
+
+
+def _choose(key, w, c, accumulate: bool, candidates, run) -> int:
+    """The cached choice of key; else, outside capture, GEMMEX (the untuned call) or the timed winner, cached."""
+    import cupy as cp
     choice = _CHOICE.get(key)
     if choice is None:
         capturing = cp.cuda.get_current_stream().is_capturing()
         if capturing or not TUNE or w.shape[0] * w.shape[1] < TUNE_MIN_WEIGHT:
             choice = GEMMEX
         else:
-            choice = _tune(key, c, a, w, accumulate)
+            choice = _tune(key, c, accumulate, candidates, run)
         if not capturing:
             _CHOICE[key] = choice
-    _call(choice, c, a, w, accumulate)
+    return choice
 
 
 def _candidates(key, a, c) -> list[int]:
@@ -75,8 +87,34 @@ def _candidates(key, a, c) -> list[int]:
     return [GEMMEX] + list(range(len(found)))
 
 
-def _tune(key, c, a, w, accumulate: bool) -> int:
-    """The fastest candidate for this key (module docstring), timed on the current stream."""
+# ---- fp8 (gemm_quant's "lt" path) ----------------------------------------------------------------------------
+def fp8_matmul(d, aq, wq, sa=None, sw=None, accumulate: bool = False) -> None:
+    """cublaslt LtHandle.fp8_matmul's contract (d (=|+=) aq @ wq.T, unscaled f32, or outer-scaled by sa / sw)
+    through the heuristic algorithm chosen for this key: GEMMEX here means the heuristic's first (count 1)."""
+    from .cuda_kernels import device_id
+    key = (device_id(), aq.shape[0], wq.shape[0], aq.shape[1], "e4m3", str(d.dtype), bool(accumulate), sa is not None)
+
+    def run(cand, out):
+        from . import cublaslt
+        algo, count = (0, 1) if cand == GEMMEX else (cand, TUNE_ALGOS)
+        cublaslt.handle().fp8_matmul(out, aq, wq, sa, sw, accumulate, algo=algo, count=count)
+    run(_choose(key, wq, d, accumulate, lambda out: _fp8_candidates(key), run), d)
+
+
+def _fp8_candidates(key) -> list[int]:
+    from . import cublas, cublaslt
+    _, M, N, K, _, out, _, outer = key
+    try:
+        found = cublaslt.handle().algos(N, M, K, cublaslt.CUDA_R_8F_E4M3, cublas._dtype_code(out), N, TUNE_ALGOS,
+                                        outer)
+    except Exception:  # no algorithm list: the untuned call alone
+        return [GEMMEX]
+    return list(range(len(found)))
+
+
+def _tune(key, c, accumulate: bool, candidates, run) -> int:
+    """The fastest candidate for this key (module docstring), timed on the current stream: run(cand, out) computes
+    into out (c, or a scratch copy of c when accumulating), candidates(out) lists them."""
     import cupy as cp
     from .state import trim_pool
     stream = cp.cuda.get_current_stream()
@@ -86,17 +124,18 @@ def _tune(key, c, a, w, accumulate: bool) -> int:
     except cp.cuda.memory.OutOfMemoryError:
         return GEMMEX  # no room to time it (module docstring)
     cands = []
-    for cand in _candidates(key, a, out):
+    for cand in candidates(out):
         try:
-            _call(cand, out, a, w, accumulate)  # first call: plan creation, kernel load (host work, not timed)
+            run(cand, out)  # first call: plan creation, kernel load (host work, not timed)
             cands.append(cand)
         except Exception:
             continue
     stream.synchronize()
-    times = _time(stream, flush, cands, lambda cand: _call(cand, out, a, w, accumulate))
+    times = _time(stream, flush, cands, lambda cand: run(cand, out))
     flush = out = None  # dropped before the trim
     trim_pool()  # the flush buffer and the copy go back to the driver: they are not in the memory estimate
-    _TIMES[key] = times
+    if times:  # none: every candidate refused (the caller's untuned call decides what happens)
+        _TIMES[key] = times
     return min(times, key=times.get) if times else GEMMEX
 
 
@@ -124,12 +163,25 @@ def _time(stream, flush, cands, run) -> dict:
 
 
 def report() -> list[dict]:
-    """Every tuned key of this process: shape, the choice, and its time against GemmEx's."""
+    """Every tuned key of this process: shape, the choice, and its time against the untuned call's (GemmEx; fp8:
+    the heuristic's first algorithm, timed as candidate 0)."""
     rows = []
     for key, times in _TIMES.items():
-        dev, M, N, K, at, ct, acc = key
+        dev, M, N, K, at, ct, acc = key[:7]
         ch = _CHOICE.get(key, GEMMEX)
-        rows.append({"device": dev, "M": M, "N": N, "K": K, "dtype": at, "out": ct, "accumulate": acc,
-                     "choice": "gemmex" if ch == GEMMEX else f"lt{ch}", "ms": round(times.get(ch, 0.0), 4),
-                     "gemmex_ms": round(times.get(GEMMEX, 0.0), 4)})
+        row = {"device": dev, "M": M, "N": N, "K": K, "dtype": at, "out": ct, "accumulate": acc,
+               "choice": f"lt{ch}" if ch != GEMMEX else "first" if at == "e4m3" else "gemmex",
+               "ms": round(times.get(ch, 0.0), 4)}
+        if at == "e4m3":  # fp8_matmul's key: + outer scales; its baseline is candidate 0
+            row.update(scales="outer" if key[7] else "none", first_ms=round(times.get(0, 0.0), 4))
+        else:
+            row["gemmex_ms"] = round(times.get(GEMMEX, 0.0), 4)
+        rows.append(row)
     return rows
+
+
+def forget_fp8() -> None:
+    """Drop the fp8 choices and times (A/B benchmarks: the next eager call of each key decides again)."""
+    for d in (_CHOICE, _TIMES):
+        for key in [k for k in d if k[4] == "e4m3"]:
+            del d[key]
