@@ -668,6 +668,7 @@ sample_prep_v2(const float* __restrict__ logits, const int* __restrict__ hist, c
     __shared__ unsigned bits[S2_PEN_SPAN * S2_CHUNK / 32];  // penalized ids of this block's chunks
     __shared__ float sv[32];
     __shared__ int si[32];
+    pdl_enter();  // everything below reads or writes what earlier kernels use (launched with PDL: gpu/pdl.py)
     const float temp = params[0], rep = params[2];
     const bool pen = rep != 1.0f;
     for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < SAMPLE_NB; b += gridDim.x * blockDim.x) {
@@ -735,6 +736,7 @@ struct Draw2Shared {
     u64 ws[64];
     Located q[5];                          // top-k's bin; top-p's bins (lo, hi); the draw's bins (lo, hi)
     Region r[3];
+    unsigned char reg_of[SAMPLE_NB];       // bin -> its region, 0xFF: none
     int cur[3], nr, ntot, fast, tok;
     u64 zk, zp;                            // kept mass after top-k, after top-p (0: not found)
 };
@@ -833,8 +835,8 @@ __device__ void plan_regions(Draw2Shared& sh, bool topk, bool kexact, bool topp)
 }
 
 // The finishing block's fast path; returns the token, or -1 (block-uniform) for the exact fallback.
-__device__ int finish_v2(Draw2Shared& sh, const float* s, int V, float m, float scale, const unsigned* bcnt,
-                         const u64* bmass, int top_k, float top_p, u64 u24) {
+__device__ int finish_v2(Draw2Shared& sh, const float* s, const unsigned short* sbin, int V, float m,
+                         const unsigned* bcnt, const u64* bmass, int top_k, float top_p, u64 u24) {
     const int t = threadIdx.x, b0 = 2 * t;
     const unsigned c[2] = {__ldcg(bcnt + b0), __ldcg(bcnt + b0 + 1)};
     const u64 w[2] = {__ldcg(bmass + b0), __ldcg(bmass + b0 + 1)};
@@ -869,24 +871,39 @@ __device__ int finish_v2(Draw2Shared& sh, const float* s, int V, float m, float 
     if (t == 0) plan_regions(sh, topk, kexact, topp);
     __syncthreads();
     if (!sh.fast) return -1;
-    // 3. one pass over s: the elements of the regions, each into its region's slots
+    // 3. one pass over the bin of every element (sbin: 2 bytes each, written by the blocks with the histogram, so
+    //    the counts above are exact): the elements of the regions, each into its region's slots
     const int nr = sh.nr;
-    int rlo[3], rhi[3], rend[3];
 #pragma unroll
-    for (int k = 0; k < 3; ++k) {
-        rlo[k] = k < nr ? sh.r[k].lo : SAMPLE_NB;
-        rhi[k] = k < nr ? sh.r[k].hi : -1;
-        rend[k] = k < nr ? sh.r[k].off + sh.r[k].n : 0;
+    for (int k = 0; k < 2; ++k) {
+        const int b = b0 + k;
+        int r = 0xFF;
+        for (int j = 0; j < nr; ++j)
+            if (b >= sh.r[j].lo && b <= sh.r[j].hi) r = j;
+        sh.reg_of[b] = (unsigned char)r;
     }
-    for_each_logit(s, V, [&](float l, int i) {
-        const int b = bin_of(l, m, scale);  // the histogram's own bin: the counts above are exact
+    __syncthreads();
+    const auto take = [&](unsigned b, int i) {
+        const unsigned r = sh.reg_of[b];
+        if (r == 0xFFu) return;
+        const float l = s[i];
+        const int at = atomicAdd(&sh.cur[r], 1);
+        if (at < sh.r[r].off + sh.r[r].n) { sh.lc[at] = comp_key(l, i); sh.lw[at] = mass_of(l, m); }
+    };
+    const int n8 = V >> 3;
+    const uint4* sb8 = reinterpret_cast<const uint4*>(sbin);
+    for (int k0 = t; k0 < n8; k0 += 2 * SAMPLE_THREADS) {  // two 16-byte loads in flight per thread
+        const int k1 = k0 + SAMPLE_THREADS;
+        const uint4 a = __ldcg(sb8 + k0), z4 = k1 < n8 ? __ldcg(sb8 + k1) : make_uint4(0u, 0u, 0u, 0u);
+        const unsigned wa[4] = {a.x, a.y, a.z, a.w}, wz[4] = {z4.x, z4.y, z4.z, z4.w};
 #pragma unroll
-        for (int k = 0; k < 3; ++k)
-            if (b >= rlo[k] && b <= rhi[k]) {
-                const int at = atomicAdd(&sh.cur[k], 1);
-                if (at < rend[k]) { sh.lc[at] = comp_key(l, i); sh.lw[at] = mass_of(l, m); }
-            }
-    });
+        for (int q = 0; q < 4; ++q) { take(wa[q] & 0xFFFFu, 8 * k0 + 2 * q); take(wa[q] >> 16, 8 * k0 + 2 * q + 1); }
+        if (k1 < n8) {
+#pragma unroll
+            for (int q = 0; q < 4; ++q) { take(wz[q] & 0xFFFFu, 8 * k1 + 2 * q); take(wz[q] >> 16, 8 * k1 + 2 * q + 1); }
+        }
+    }
+    for (int i = 8 * n8 + t; i < V; i += SAMPLE_THREADS) take(__ldcg(sbin + i), i);
     __syncthreads();
     const int ntot = sh.ntot;
     int split = 1;  // threads per element: as many as the block allows, at most a warp (block-uniform)
@@ -945,8 +962,9 @@ sample_draw_v2(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
                const int* __restrict__ n_tokens, const float* __restrict__ params, const u64* __restrict__ seed,
                int V, int hist_len, const float* __restrict__ s, const float* __restrict__ pmax,
                const int* __restrict__ parg, const float* __restrict__ pmin, unsigned* __restrict__ bcnt,
-               u64* __restrict__ bmass, unsigned* __restrict__ ctr) {
+               u64* __restrict__ bmass, unsigned short* sbin, unsigned* __restrict__ ctr) {
     __shared__ Sample2Shared sh;
+    pdl_enter();  // launched with PDL (gpu/pdl.py): wait for sample_prep_v2
     const int t = threadIdx.x, i = blockIdx.x * S2_CHUNK + t;
     const bool in = i < V;
     const float l = in ? s[i] : NEG_INF;  // in flight while the partials are merged
@@ -967,6 +985,7 @@ sample_draw_v2(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     __syncthreads();
     const int b = bin_of(l, m, scale);
     const u64 wgt = in ? mass_of(l, m) : 0ull;
+    if (in) sbin[i] = (unsigned short)b;  // for the finishing block's gather (visible to it: threadfence below)
     const unsigned tail = __ballot_sync(0xffffffffu, in && b == SAMPLE_NB - 1);  // peaked logits: most of a warp
     if ((t & 31) == 0 && tail) atomicAdd(&sh.h.c[SAMPLE_NB - 1], (unsigned)__popc(tail));
     if (in && b != SAMPLE_NB - 1) atomicAdd(&sh.h.c[b], 1u);
@@ -989,7 +1008,7 @@ sample_draw_v2(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     if (t == 0) *ctr = 0u;  // for the next launch (stream-ordered after this one)
     const int P = pos[0] + n_tokens[0];
     const u64 u24 = uniform_bits(seed[0], (u64)P);
-    int tok = finish_v2(sh.f.v2, s, V, m, scale, bcnt, bmass, top_k, top_p, u24);
+    int tok = finish_v2(sh.f.v2, s, sbin, V, m, bcnt, bmass, top_k, top_p, u24);
     if (tok < 0) tok = finish_draw(sh.f.v1, s, V, m, scale, bcnt, bmass, top_k, top_p, u24);
     if (t == 0) commit_token(tok, token, hist, pos, n_tokens, hist_len);
 }

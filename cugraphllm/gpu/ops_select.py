@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from . import ops as _ops
+from . import pdl as _pdl
 
 SAMPLE_THREADS = 1024
 SAMPLE_CHUNK, SAMPLE_NB = 1024, 2048  # logits per sampler block (v2), value bins (kernels/sampling.cu)
@@ -51,11 +52,13 @@ class SampleWork:
         self.s = cp.empty(V, cp.float32)                  # processed logits
         self.pmax, self.parg, self.pmin = cp.empty(g, cp.float32), cp.empty(g, cp.int32), cp.empty(g, cp.float32)
         self.bcnt, self.bmass = cp.empty(SAMPLE_NB, cp.uint32), cp.empty(SAMPLE_NB, cp.uint64)
+        self.sbin = cp.empty(V, cp.uint16)                # each logit's bin (v2's gather)
         self.ctr = cp.zeros(1, cp.uint32)                 # last-block ticket; the kernel leaves it at 0
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.s, self.pmax, self.parg, self.pmin, self.bcnt, self.bmass, self.ctr))
+        return sum(a.nbytes for a in (self.s, self.pmax, self.parg, self.pmin, self.bcnt, self.bmass, self.sbin,
+                                      self.ctr))
 
 
 def sample_workspace(logits) -> SampleWork:
@@ -81,12 +84,14 @@ def sample(token, hist, pos, n_tokens, logits, params, seed):
     if SAMPLER not in KERNELS:
         raise ValueError(f"CUGRAPHLLM_SAMPLER must be one of {sorted(KERNELS)}, got {SAMPLER!r}")
     w = sample_workspace(logits)
-    grid = (w.blocks if SAMPLER == "new" else w.old_blocks,)
-    block, n = (SAMPLE_THREADS,), np.int32(hist.size)
+    new = SAMPLER == "new"
+    grid, block, n = (w.blocks if new else w.old_blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
     part = (w.s, w.pmax, w.parg, w.pmin, w.bcnt, w.bmass)
     prep, draw = (_ops._fn("sampling.cu", k, "float16") for k in KERNELS[SAMPLER])
-    prep(grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n) + part)
-    draw(grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V), n) + part + (w.ctr,))
+    tail = (w.sbin, w.ctr) if new else (w.ctr,)
+    # the v2 kernels call pdl_enter first: each may start while the kernel before it finishes
+    _pdl.launch(prep, grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n) + part, pdl=new)
+    _pdl.launch(draw, grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V), n) + part + tail, pdl=new)
 
 
 def sampling_params_array(params) -> np.ndarray:
