@@ -12,7 +12,7 @@
 //   top-k) exceeds a target.
 //   Draw: u = uniform(seed, P) (splitmix64, sampling.uniform), pick the first kept id whose cumulative mass
 //   exceeds u * total (the integer floor(u24 * total / 2^24), exact through a 128-bit product).
-//   Two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
+//   v1: two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
 //   - sample_prep: penalized, tempered logits s f32 [V] into the workspace, per-block (max, argmax, min finite);
 //     zeroes the bin histogram.
 //   - sample_draw: every block reads the G partials (global max m), puts each of its logits into one of
@@ -23,9 +23,12 @@
 //     input: thousands of near-equal logits) falls back to an 8-bit radix descent over all of s
 //     (`radix_select`). Same integers, same order, so every path gives the same token.
 // Both write token[0], hist[P] (if P < hist_len), then pos[0] = P.
+//   sample_prep_v2 + sample_draw_v2 (below, the default) compute the same integers and choose the same token with
+//   blocks of S2_CHUNK = 1024 logits, shared-memory histograms and one gather (see "sample, v2").
 // Layout: logits f32 [V]; hist int32 [hist_len]; params f32 [4] = (temperature, top_p, repetition_penalty,
 // top_k); seed uint64 [1]. Workspace (ops.sample_workspace): s f32 [V]; pmax f32 [G]; parg int32 [G];
-// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; ctr uint32 [1] (zero between launches).
+// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; sbin uint16 [V] (v2 only); ctr uint32 [1]
+// (zero between launches). G = the grid of the kernels in use (v2: ceil(V / 1024), v1: ceil(V / 4096)).
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -645,12 +648,18 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
 //      element lies in the bins holding the targets of both ends, and the z after it in (target_lo, mass through
 //      the upper bin]; the draw's target likewise. Bins partition the order, so an element's cumulative weight
 //      = (weight of the bins before its region) + (weight of the elements of its region ranked before it);
-//   3. gathers the elements of those (<= 3, merged where they overlap) bin ranges in ONE pass over s, ranks each
-//      among its own region (S2_SPLIT threads per element), and runs top-k -> top-p -> draw as parallel tests on
-//      the gathered elements (each step's element is among them by 2.).
+//   3. gathers the elements of those (<= 3, merged where they overlap) bin ranges in ONE pass over the logits'
+//      bin indices (sbin u16 [V], written with the histogram: half the bytes of s, no float work, and the
+//      counts of 1. are exactly what it finds), ranks each element among its own region (up to 32 threads per
+//      element), and runs top-k -> top-p -> draw as parallel tests on the gathered elements (each step's
+//      element is among them by 2.). Top-k whose bin has no mass (peaked logits, large k) needs no element:
+//      its kept mass is the mass before that bin.
 //   A region of more than S2_REGION_CAP elements (thousands of near-equal logits) or any step that finds no
 //   element falls back to finish_draw above (the v1 finishing code, exact). The global bins are zeroed by
 //   the next sample_prep_v2 and the ticket by the last block, so a graph replays without host work.
+//   Both kernels start with pdl_enter (ops_select launches them with PDL): each may be launched while the kernel
+//   before it finishes, and waits for it before reading or writing anything.
+//   tests/sampler_model.py is a NumPy model of steps 1-4 (tests/test_sampler_model.py checks it against the rule).
 
 #define S2_CHUNK 1024          // logits per block in both kernels: one per thread
 #define S2_PEN_SPAN 4          // chunks per working block of sample_prep_v2 when a penalty is on
