@@ -794,53 +794,54 @@ __device__ __forceinline__ u64 topp_target(float top_p, u64 z) {  // first eleme
     return (tp > 0ull ? tp : 1ull) - 1ull;
 }
 
-// Thread 0: the bin ranges of the steps (q[0]; q[1]..q[2]; q[3]..q[4]), merged where they overlap, as regions
-// of the gather list; sh.fast = 0 when a bin was not found or a region is too large (the fallback). topk: top-k
-// needs its element (kexact: no, see finish_v2), but q[0] must have been found in any case.
+// A step's bin range: bins lo..hi (lo = INT_MAX: the step needs no element), count and mass before lo, count
+// through hi.
+struct Range { int lo, hi; u64 c0, m0, cend; };
+
+__device__ __forceinline__ Range range_of(const Located& a, const Located& b, bool used) {
+    Range r = {used ? a.b : 0x7fffffff, b.b, a.cx, a.mx, b.cx + b.c};
+    return r;
+}
+__device__ __forceinline__ void order2(Range& x, Range& y) {  // by first bin
+    if (y.lo < x.lo) { const Range t = x; x = y; y = t; }
+}
+
+// Thread 0: the bin ranges of the steps (top-k: q[0]; top-p: q[1]..q[2]; draw: q[3]..q[4]), merged where they
+// overlap, as regions of the gather list; sh.fast = 0 when a bin was not found or a region is too large (the
+// fallback). kexact: top-k needs no element (finish_v2), but q[0] must have been found all the same. Register
+// arithmetic: the q are copied once, the three ranges sorted by a fixed network.
 __device__ void plan_regions(Draw2Shared& sh, bool topk, bool kexact, bool topp) {
-    int lo[3], hi[3], n = 0;
-    const int pairs[3][2] = {{0, 0}, {1, 2}, {3, 4}};
-    const bool used[3] = {topk && !kexact, topp, true};
-    bool ok = !topk || sh.q[0].b >= 0;
-    for (int k = 0; k < 3; ++k) {
-        if (!used[k]) continue;
-        ok = ok && sh.q[pairs[k][0]].b >= 0 && sh.q[pairs[k][1]].b >= 0;
-        lo[n] = pairs[k][0];  // indices into q
-        hi[n] = pairs[k][1];
-        ++n;
-    }
+    const Located q0 = sh.q[0], q1 = sh.q[1], q2 = sh.q[2], q3 = sh.q[3], q4 = sh.q[4];
     sh.fast = 0;
-    if (!ok) return;
-    for (int a = 1; a < n; ++a)  // sort by first bin (insertion sort of <= 3)
-        for (int k = a; k > 0 && sh.q[lo[k]].b < sh.q[lo[k - 1]].b; --k) {
-            int t = lo[k]; lo[k] = lo[k - 1]; lo[k - 1] = t;
-            t = hi[k]; hi[k] = hi[k - 1]; hi[k - 1] = t;
-        }
-    int nr = 0, off = 0;
-    for (int k = 0; k < n; ++k) {
-        if (nr > 0 && sh.q[lo[k]].b <= sh.r[nr - 1].hi) {  // overlaps the previous region: extend it
-            Region& r = sh.r[nr - 1];
-            if (sh.q[hi[k]].b > r.hi) {
-                off -= r.n;
-                r.hi = sh.q[hi[k]].b;
-                r.n = (int)(sh.q[hi[k]].cx + sh.q[hi[k]].c - r.c0);
-                off += r.n;
+    if ((topk && q0.b < 0) || (topp && (q1.b < 0 || q2.b < 0)) || q3.b < 0 || q4.b < 0) return;
+    Range r[3] = {range_of(q0, q0, topk && !kexact), range_of(q1, q2, topp), range_of(q3, q4, true)};
+    order2(r[0], r[1]);
+    order2(r[1], r[2]);
+    order2(r[0], r[1]);
+    int nr = 0;
+#pragma unroll
+    for (int k = 0; k < 3; ++k) {
+        if (r[k].lo == 0x7fffffff) continue;
+        if (nr > 0 && r[k].lo <= sh.r[nr - 1].hi) {  // overlaps the previous region: extend it
+            if (r[k].hi > sh.r[nr - 1].hi) {
+                sh.r[nr - 1].hi = r[k].hi;
+                sh.r[nr - 1].n = (int)(r[k].cend - sh.r[nr - 1].c0);
             }
-            continue;
+        } else {
+            const Region g = {r[k].lo, r[k].hi, 0, (int)(r[k].cend - r[k].c0), r[k].c0, r[k].m0};
+            sh.r[nr++] = g;
         }
-        const Located &a = sh.q[lo[k]], &b = sh.q[hi[k]];
-        Region r = {a.b, b.b, off, (int)(b.cx + b.c - a.cx), a.cx, a.mx};
-        sh.r[nr++] = r;
-        off += r.n;
     }
-    bool fits = off <= S2_LIST_CAP;
+    int off = 0;
+    bool fits = true;
     for (int k = 0; k < nr; ++k) {
         fits = fits && sh.r[k].n <= S2_REGION_CAP;
-        sh.cur[k] = sh.r[k].off;
+        sh.r[k].off = sh.cur[k] = off;
+        off += sh.r[k].n;
     }
     sh.nr = nr;
     sh.ntot = off;
-    sh.fast = fits;
+    sh.fast = fits && off <= S2_LIST_CAP;
 }
 
 // The finishing block's fast path; returns the token, or -1 (block-uniform) for the exact fallback.
