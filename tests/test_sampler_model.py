@@ -92,3 +92,17 @@ def test_the_rule_is_the_numpy_sampler():
             assert direct(s, top_k, np.float32(top_p), int(uniform(p.seed, pos) * (1 << 24))) == want
             compared += 1
     assert compared >= 15
+
+
+def test_model_constants_are_the_kernels():
+    """The model's bins, mass range and capacities are kernels/sampling.cu's."""
+    import re
+
+    import sampler_model as sm
+    from cugraphllm.gpu.cuda_kernels import kernel_dir
+    src = (kernel_dir() / "sampling.cu").read_text()
+
+    def define(name):
+        return float(re.search(rf"#define {name} ([0-9.]+)", src).group(1))
+    assert (define("SAMPLE_NB"), define("SAMPLE_DMAX")) == (sm.NB, float(sm.DMAX))
+    assert (define("S2_REGION_CAP"), define("S2_LIST_CAP")) == (sm.REGION_CAP, sm.LIST_CAP)
