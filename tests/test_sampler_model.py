@@ -1,5 +1,5 @@
-"""The finishing logic of kernels/sampling.cu's sample_draw_v2 (tests/sampler_model.py): bracketing top-k, top-p and
-the draw from the bin histogram alone, then ranking only the gathered regions, must choose the token the plain
+"""The finishing logic of sample_draw_v2 (kernels/sampling_v2.cuh; model: tests/sampler_model.py): bracketing top-k,
+top-p and the draw from the bin histogram alone, then ranking only the gathered regions, must choose the token the plain
 rule chooses on the same integers, and must take that fast path (not the fallback) on ordinary logits, flat and
 peaked, at LLaMA-2 and LLaMA-3 vocabulary sizes. The rule itself (`direct`) is checked against the NumPy sampler."""
 import numpy as np
@@ -95,12 +95,12 @@ def test_the_rule_is_the_numpy_sampler():
 
 
 def test_model_constants_are_the_kernels():
-    """The model's bins, mass range and capacities are kernels/sampling.cu's."""
+    """The model's bins, mass range and capacities are the kernels' (sampling.cu, sampling_v2.cuh)."""
     import re
 
     import sampler_model as sm
     from cugraphllm.gpu.cuda_kernels import kernel_dir
-    src = (kernel_dir() / "sampling.cu").read_text()
+    src = (kernel_dir() / "sampling.cu").read_text() + (kernel_dir() / "sampling_v2.cuh").read_text()
 
     def define(name):
         return float(re.search(rf"#define {name} ([0-9.]+)", src).group(1))

@@ -1,4 +1,4 @@
-"""The v2 sampler kernels (kernels/sampling.cu "sample, v2": sample_prep_v2 + sample_draw_v2, the default) against
+"""The v2 sampler kernels (kernels/sampling_v2.cuh: sample_prep_v2 + sample_draw_v2, the default) against
 the v1 kernels (sample_prep + sample_draw, ops_select.SAMPLER = "old"), which choose by the same integers: the same
 token, hist entry and pos on every input, with no ambiguous draw to skip; against the NumPy sampler at LLaMA-3's
 vocabulary and on peaked logits; and several sampler calls replayed back to back in one graph (PDL launches, the
