@@ -12,7 +12,7 @@
 //   top-k) exceeds a target.
 //   Draw: u = uniform(seed, P) (splitmix64, sampling.uniform), pick the first kept id whose cumulative mass
 //   exceeds u * total (the integer floor(u24 * total / 2^24), exact through a 128-bit product).
-//   Two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
+//   v1: two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
 //   - sample_prep: penalized, tempered logits s f32 [V] into the workspace, per-block (max, argmax, min finite);
 //     zeroes the bin histogram.
 //   - sample_draw: every block reads the G partials (global max m), puts each of its logits into one of
@@ -23,9 +23,12 @@
 //     input: thousands of near-equal logits) falls back to an 8-bit radix descent over all of s
 //     (`radix_select`). Same integers, same order, so every path gives the same token.
 // Both write token[0], hist[P] (if P < hist_len), then pos[0] = P.
+//   sample_prep_v2 + sample_draw_v2 (sampling_v2.cuh, included at the end; the default) compute the same integers
+//   and choose the same token with blocks of S2_CHUNK = 1024 logits, shared-memory histograms and one gather.
 // Layout: logits f32 [V]; hist int32 [hist_len]; params f32 [4] = (temperature, top_p, repetition_penalty,
 // top_k); seed uint64 [1]. Workspace (ops.sample_workspace): s f32 [V]; pmax f32 [G]; parg int32 [G];
-// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; ctr uint32 [1] (zero between launches).
+// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; sbin uint16 [V] (v2 only); ctr uint32 [1]
+// (zero between launches). G = the grid of the kernels in use (v2: ceil(V / 1024), v1: ceil(V / 4096)).
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -630,3 +633,6 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
     const int t = finish_draw(sh, s, V, m, scale, bcnt, bmass, top_k, top_p, uniform_bits(seed[0], (u64)P));
     if (threadIdx.x == 0) commit_token(t, token, hist, pos, n_tokens, hist_len);
 }
+
+// ---- sample, v2 (the default): sampling_v2.cuh, built on the helpers above -------------------------------
+#include "sampling_v2.cuh"
