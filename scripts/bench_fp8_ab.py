@@ -31,6 +31,7 @@ def apply(outer: bool, tune: bool) -> None:
     """The switches for the next eager (tuning) call and capture; earlier graphs keep what they captured."""
     from cugraphllm.gpu import gemm_tune
     os.environ["CUGRAPHLLM_FP8_OUTER_SCALE"] = "1" if outer else "0"
+    os.environ["CUGRAPHLLM_FP8_OUTER_MIN_ROWS"] = "0"  # the product each setting names, at every M
     gemm_tune.TUNE = tune
     gemm_tune.forget_fp8()
 

@@ -18,6 +18,23 @@ def test_outer_switch(value, want, monkeypatch):
     assert gemm_quant_lt.outer_enabled() is want
 
 
+@pytest.mark.parametrize("M,floor,want", [(128, None, False), (255, "256", False), (128, "0", True)])
+def test_outer_min_rows(M, floor, want, monkeypatch):
+    """Below CUGRAPHLLM_FP8_OUTER_MIN_ROWS (default 256) the op keeps the unscaled product, decided before any
+    device query (the stand-in weight has no device arrays: reaching them would raise)."""
+    from cugraphllm.gpu import gemm_quant_lt
+    monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_SCALE", "1")
+    if floor is None:
+        monkeypatch.delenv("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", raising=False)
+    else:
+        monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", floor)
+    assert (M >= gemm_quant_lt.outer_min_rows()) is want
+    if not want:
+        class W:
+            shape = (4096, 4096)
+        assert gemm_quant_lt.scaled("float32", True, W(), None, M) is False
+
+
 def test_report_and_forget_fp8(monkeypatch):
     """report(): a 16-bit key keeps its GemmEx baseline, an fp8 key reports its scales and candidate 0 as baseline;
     forget_fp8() drops fp8 keys only."""

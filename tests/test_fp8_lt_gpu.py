@@ -39,6 +39,7 @@ def setting(request, monkeypatch):
     from cugraphllm.gpu import gemm_tune
     outer, tune = request.param
     monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_SCALE", "1" if outer == "outer1" else "0")
+    monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", "0")  # the scaled product at every M these tests use
     monkeypatch.setattr(gemm_tune, "TUNE", tune == "tune1")
     monkeypatch.setattr(gemm_tune, "TUNE_MIN_WEIGHT", 0)
     gemm_tune.forget_fp8()

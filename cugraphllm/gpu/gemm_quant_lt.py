@@ -27,13 +27,21 @@ def outer_enabled() -> bool:
     return os.environ.get("CUGRAPHLLM_FP8_OUTER_SCALE", "1") != "0"
 
 
+def outer_min_rows() -> int:
+    """Fewest rows M that take the scaled product (CUGRAPHLLM_FP8_OUTER_MIN_ROWS, default 256). Measured on the
+    H200 (benchmarks/results/fp8call_2026-11-30/fp8_ab.json, 7B shapes): at M = 512 the scaled product took a
+    layer from 292 to 261 us, at M = 128 from 136 to 148 us (wo / w2's beta = 1 accumulate into f32 and w13 were
+    slower than the unscaled product plus its epilogue)."""
+    return int(os.environ.get("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", "256"))
+
+
 def scaled(out_dtype, accumulate: bool, w, sa, M: int) -> bool:
-    """Whether this call takes the scaled product: switch on, the device probe passed for this D type, a heuristic
-    algorithm for the shape that has not been refused, and 16-byte aligned scale vectors (the docs state no
-    alignment for them: kept safe)."""
+    """Whether this call takes the scaled product: switch on, at least outer_min_rows() rows, the device probe
+    passed for this D type, a heuristic algorithm for the shape that has not been refused, and 16-byte aligned
+    scale vectors (the docs state no alignment for them: kept safe)."""
     from . import cublas, cublaslt
     N, K = w.shape
-    return (outer_enabled() and w.scales.data.ptr % 16 == 0 and sa.data.ptr % 16 == 0
+    return (outer_enabled() and M >= outer_min_rows() and w.scales.data.ptr % 16 == 0 and sa.data.ptr % 16 == 0
             and _refusal_key(N, M, K, out_dtype, accumulate) not in _REFUSED
             and cublaslt.outer_scale_ok(out_dtype, accumulate)
             and cublaslt.handle().outer_plan_ok(N, M, K, cublas._dtype_code(out_dtype)))
