@@ -18,9 +18,9 @@ def test_outer_switch(value, want, monkeypatch):
     assert gemm_quant_lt.outer_enabled() is want
 
 
-@pytest.mark.parametrize("M,floor,want", [(128, None, False), (255, "256", False), (128, "0", True)])
+@pytest.mark.parametrize("M,floor,want", [(256, None, False), (255, "256", False), (128, "0", True)])
 def test_outer_min_rows(M, floor, want, monkeypatch):
-    """Below CUGRAPHLLM_FP8_OUTER_MIN_ROWS (default 256) the op keeps the unscaled product, decided before any
+    """Below CUGRAPHLLM_FP8_OUTER_MIN_ROWS (default 384) the op keeps the unscaled product, decided before any
     device query (the stand-in weight has no device arrays: reaching them would raise)."""
     from cugraphllm.gpu import gemm_quant_lt
     monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_SCALE", "1")

@@ -28,11 +28,11 @@ def outer_enabled() -> bool:
 
 
 def outer_min_rows() -> int:
-    """Fewest rows M that take the scaled product (CUGRAPHLLM_FP8_OUTER_MIN_ROWS, default 256). Measured on the
-    H200 (benchmarks/results/fp8call_2026-11-30/fp8_ab.json, 7B shapes): at M = 512 the scaled product took a
-    layer from 292 to 261 us, at M = 128 from 136 to 148 us (wo / w2's beta = 1 accumulate into f32 and w13 were
-    slower than the unscaled product plus its epilogue)."""
-    return int(os.environ.get("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", "256"))
+    """Fewest rows M that take the scaled product (CUGRAPHLLM_FP8_OUTER_MIN_ROWS, default 384). A 7B layer's four
+    fp8 products on the H200, unscaled -> scaled (benchmarks/results/fp8call_2026-11-30/fp8_ab.json and
+    samp_2026-11-30/fp8_ab_mid.json): 136 -> 148 us at M = 128, 163 -> 197 at 192, 179 -> 177 at 256, 231 -> 218
+    at 384, 292 -> 261 at 512 (at small M, wo / w2's beta = 1 accumulate into f32 and w13 lose)."""
+    return int(os.environ.get("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", "384"))
 
 
 def scaled(out_dtype, accumulate: bool, w, sa, M: int) -> bool:
