@@ -362,6 +362,39 @@ __device__ __forceinline__ void for_each_logit(const float* s, int V, F f) {
     for (int i = 4 * nv + threadIdx.x; i < V; i += blockDim.x) f(s[i], i);
 }
 
+// Bit j of bits (shared, nbits ids from base) = id base + j is in hist[0 : P] (P = pos[0] + n_tokens[0], at most
+// hist_len), for the repetition penalty. hist may be pinned host memory (the engine's): 4 loads in flight a thread.
+__device__ __forceinline__ void mark_history(unsigned* bits, int nbits, const int* __restrict__ hist,
+                                             const int* __restrict__ pos, const int* __restrict__ n_tokens,
+                                             int hist_len, int base, int V) {
+    for (int w = threadIdx.x; w < nbits / 32; w += blockDim.x) bits[w] = 0u;
+    __syncthreads();
+    const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len);
+    for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {
+        int ids[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * SAMPLE_THREADS;
+            ids[u] = k < n_hist ? hist[k] : -1;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int id = ids[u] - base;
+            if (ids[u] >= 0 && id >= 0 && id < nbits && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
+        }
+    }
+    __syncthreads();
+}
+
+// The processed logit of id base + j: NaN -> -inf, the repetition penalty (HF rule) if marked, temperature.
+// One definition for every sampler kernel, so all make the same float operations.
+__device__ __forceinline__ float process_logit(float l, int j, const unsigned* bits, bool pen, float rep, float temp) {
+    if (l != l) l = NEG_INF;
+    if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
+    if (temp > 0.0f) l = l / temp;
+    return l;
+}
+
 // grid (G,), block SAMPLE_THREADS: s = processed logits (NaN -> -inf, penalty, temperature), partials, bins = 0.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, const int* __restrict__ pos,
@@ -378,25 +411,7 @@ sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, cons
         bcnt[b] = 0u;
         bmass[b] = 0ull;
     }
-    if (pen) {
-        for (int w = threadIdx.x; w < SAMPLE_CHUNK / 32; w += blockDim.x) bits[w] = 0u;
-        __syncthreads();
-        const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len);
-        for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {  // 4 loads in flight (pinned host
-            int ids[4];                                                         // memory in the engine: PCIe)
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int k = k0 + u * SAMPLE_THREADS;
-                ids[u] = k < n_hist ? hist[k] : -1;
-            }
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int id = ids[u] - base;
-                if (id >= 0 && id < SAMPLE_CHUNK && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
-            }
-        }
-        __syncthreads();
-    }
+    if (pen) mark_history(bits, SAMPLE_CHUNK, hist, pos, n_tokens, hist_len, base, V);
     float bv = NEG_INF, lo = POS_INF;
     int bi = 0x7fffffff;
     float lv[SAMPLE_PER_THREAD];
@@ -409,10 +424,7 @@ sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, cons
     for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {  // ascending ids per thread
         const int j = threadIdx.x + u * SAMPLE_THREADS;
         if (base + j >= V) break;
-        float l = lv[u];
-        if (l != l) l = NEG_INF;
-        if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
-        if (temp > 0.0f) l = l / temp;
+        const float l = process_logit(lv[u], j, bits, pen, rep, temp);
         s[base + j] = l;
         if (l > bv) { bv = l; bi = base + j; }
         if (l > NEG_INF) lo = fminf(lo, l);

@@ -60,25 +60,7 @@ sample_prep_v2(const float* __restrict__ logits, const int* __restrict__ hist, c
         const int i = base + u * S2_CHUNK + threadIdx.x;
         lv[u] = u < nch && i < V ? logits[i] : 0.0f;
     }
-    if (pen) {
-        for (int w = threadIdx.x; w < S2_PEN_SPAN * S2_CHUNK / 32; w += blockDim.x) bits[w] = 0u;
-        __syncthreads();
-        const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len), span_ids = nch * S2_CHUNK;
-        for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {  // 4 loads in flight (PCIe)
-            int ids[4];
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int k = k0 + u * SAMPLE_THREADS;
-                ids[u] = k < n_hist ? hist[k] : -1;
-            }
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int id = ids[u] - base;
-                if (ids[u] >= 0 && id >= 0 && id < span_ids && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
-            }
-        }
-        __syncthreads();
-    }
+    if (pen) mark_history(bits, nch * S2_CHUNK, hist, pos, n_tokens, hist_len, base, V);
 #pragma unroll
     for (int u = 0; u < S2_PEN_SPAN; ++u) {
         if (u >= nch) break;  // block-uniform
@@ -86,10 +68,7 @@ sample_prep_v2(const float* __restrict__ logits, const int* __restrict__ hist, c
         float bv = NEG_INF, lo = POS_INF;
         int bi = 0x7fffffff;
         if (i < V) {  // the same float operations as sample_prep
-            float l = lv[u];
-            if (l != l) l = NEG_INF;
-            if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
-            if (temp > 0.0f) l = l / temp;
+            const float l = process_logit(lv[u], j, bits, pen, rep, temp);
             s[i] = l;
             if (l > bv) { bv = l; bi = i; }
             if (l > NEG_INF) lo = l;
