@@ -12,9 +12,10 @@ import pytest
 from cugraphllm import reference as ref
 
 cp = pytest.importorskip("cupy")
-from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, check_qkv, check_replay  # noqa: E402
+from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, check_qkv  # noqa: E402
 from test_gemm_gpu import dev_random, host64, poison, relerr, rng_seed  # noqa: E402
 from test_quant_prefill_gpu import TOL, TOL_F32, _split_rope, dev_quant, ref_product  # noqa: E402
+from test_quant_prefill_gpu import replay_layer_ops  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 MODES = ["outer0", "outer1"]
@@ -225,33 +226,8 @@ def test_qkv_settings(M, ntok, H, KVH, hd, S, pos, dtype, setting):
 def test_graph_replay_matches_eager(M, setting):
     """allocate() (probes), the three lt ops eager (tuning at the first call), then captured and replayed at two
     positions: byte-identical to eager."""
-    from cugraphllm.config import ModelConfig
-    from cugraphllm.gpu import gemm_quant
     _need_fp8()
-    dtype, D, H, KVH, hd, F, S = "float16", 512, 8, 4, 64, 688, 256
-    cfg = ModelConfig(dim=D, n_layers=1, n_heads=H, n_kv_heads=KVH, vocab_size=64, hidden_dim=F, max_seq_len=S)
-    kvd = KVH * hd
-    _, seed = rng_seed()
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        xn = dev_random((M, D), dtype, 1.0, seed)
-        wqkv, w13 = dev_quant("fp8", D + 2 * kvd, D, seed + 1, True), dev_quant("fp8", 2 * F, D, seed + 2)
-        w2 = dev_quant("fp8", D, F, seed + 3, True)
-        rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
-        x0 = dev_random((M, D), "float32", 1.0, seed + 4)
-        kc0, vc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 5), dev_random((S, KVH, hd), dtype, 1.0, seed + 6)
-        bufs = dict(q=cp.empty((M, D), dtype), h=cp.empty((M, F), dtype), x=x0.copy(), kc=kc0.copy(), vc=vc0.copy())
-        pos, ntok = cp.zeros(1, cp.int32), cp.asarray([M - 3], cp.int32)
-        gemm_quant.allocate(cfg, "fp8", M, dtype)
-        gemm_quant.warmup("fp8", dtype, [M], [(D + 2 * kvd, D), (2 * F, D), (D, F)])
-
-        def step():
-            b = bufs
-            gemm_quant.qkv_rope(b["q"], xn, wqkv, rope, b["kc"], b["vc"], pos, ntok, impl="lt")
-            gemm_quant.matmul_silu(b["h"], xn, w13, impl="lt")
-            gemm_quant.matmul_residual(b["x"], b["h"], w2, impl="lt")
-
-        check_replay(s, step, bufs, dict(x=x0, kc=kc0, vc=vc0), pos, f"{setting}: ")
+    replay_layer_ops("fp8", M, f"{setting}: ", impl="lt")
 
 
 @pytest.mark.parametrize("dtype", _dtypes())
