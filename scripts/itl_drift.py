@@ -44,19 +44,15 @@ def read_clock_log(path: Path) -> list[tuple[float, float, float]]:
 
 
 def one_run(engine, prompt, n: int) -> tuple[float, list[float]]:
-    """(wall time of the first token, the n - 1 token times) of one generation (bench's loop)."""
+    """(wall time of the first token, the n - 1 token times) of one generation, through bench's own loop
+    (time_generation). Its clock starts after the reset, within a millisecond of `start`: far below the
+    nvidia-smi sampling period these times are matched against."""
+    from cugraphllm.bench import time_generation
     from cugraphllm.sampling import SamplingParams
-    engine.reset()
-    engine.sync()
-    times = []
-    it = engine.generate(prompt, SamplingParams(), n)
-    try:
-        for _ in range(n):
-            next(it)
-            times.append(time.time())
-    finally:
-        it.close()
-    return times[0], times[1:]
+    start = time.time()
+    ttft, itl = time_generation(engine, prompt, n, SamplingParams())
+    first = start + ttft
+    return first, [first + float(t) for t in np.cumsum(itl)]
 
 
 def quarters(times, itl, clocks) -> list[dict]:
