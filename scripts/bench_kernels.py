@@ -77,10 +77,10 @@ def _cp():
     return cupy
 
 
-def _median_ms(stream, launch) -> float:
+def _median_ms(stream, launch, reps: int = REPS) -> float:
     cp = _cp()
     times = []
-    for _ in range(REPS):
+    for _ in range(reps):
         e0, e1 = cp.cuda.Event(), cp.cuda.Event()
         e0.record(stream)
         launch()
@@ -90,19 +90,20 @@ def _median_ms(stream, launch) -> float:
     return float(np.median(times))
 
 
-def graph_us(stream, fn, n_copies: int) -> float:
-    """Median microseconds per call of fn(i) over a captured graph of CALLS calls, i cycling over copies."""
+def graph_us(stream, fn, n_copies: int, calls: int = CALLS, reps: int = REPS) -> float:
+    """Median (of `reps` replays) microseconds per call of fn(i) over a captured graph of `calls` calls, i cycling
+    over copies."""
     _cp().cuda.Device().synchronize()  # operands made on the legacy stream, which `stream` does not wait for
     with stream:
         for i in range(n_copies):
             fn(i)  # compile, load, set attributes before capture
         stream.begin_capture()
-        for i in range(CALLS):
+        for i in range(calls):
             fn(i % n_copies)
         g = stream.end_capture()
         g.launch(stream)
         stream.synchronize()
-        return _median_ms(stream, lambda: g.launch(stream)) * 1000 / CALLS
+        return _median_ms(stream, lambda: g.launch(stream), reps) * 1000 / calls
 
 
 def eager_us(stream, fn, n_copies: int) -> float:

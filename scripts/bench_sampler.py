@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scripts import bench_kernels
 from scripts.bench_kernels import environment
 
 CALLS, REPS = 200, 20
@@ -31,27 +32,8 @@ PEN_CASE = ("T0.8_topp0.9_pen1.2_pinned_hist", (0.8, 0.9, 1.2, 0))  # V 32000, f
 
 
 def graph_us(stream, fn, calls: int, reps: int) -> float:
-    """Median microseconds per call of fn() over a captured graph of `calls` calls."""
-    import cupy as cp
-    cp.cuda.Device().synchronize()  # inputs made on the legacy stream
-    with stream:
-        fn()  # compile, load, allocate the workspace before capture
-        stream.synchronize()
-        stream.begin_capture()
-        for _ in range(calls):
-            fn()
-        g = stream.end_capture()
-        g.launch(stream)
-        stream.synchronize()
-        times = []
-        for _ in range(reps):
-            e0, e1 = cp.cuda.Event(), cp.cuda.Event()
-            e0.record(stream)
-            g.launch(stream)
-            e1.record(stream)
-            e1.synchronize()
-            times.append(cp.cuda.get_elapsed_time(e0, e1))
-    return 1000 * float(np.median(times)) / calls
+    """Median microseconds per call of fn() over a captured graph of `calls` calls (bench_kernels.graph_us)."""
+    return bench_kernels.graph_us(stream, lambda i: fn(), 1, calls, reps)
 
 
 def case_rows(stream, sampler: str, V: int, kind: str, logits, calls: int, reps: int) -> list[dict]:
