@@ -25,8 +25,9 @@ def pinned_gpu(environ) -> str | None:
     return str(int(worker[2:]) % int(n))
 
 
-if pinned_gpu(os.environ) is not None:
-    os.environ["CUDA_VISIBLE_DEVICES"] = pinned_gpu(os.environ)
+_PINNED = pinned_gpu(os.environ)
+if _PINNED is not None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = _PINNED
 
 
 def _gpu_available() -> bool:
