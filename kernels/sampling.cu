@@ -30,7 +30,7 @@
 // Layout: logits f32 [V]; hist int32 [hist_len]; params f32 [4] = (temperature, top_p, repetition_penalty,
 // top_k); seed uint64 [1]. Workspace (ops.sample_workspace): s f32 [V]; pmax f32 [G]; parg int32 [G];
 // pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; sbin uint16 [V] (v2 only); skey uint64 [G * 1024]
-// and bend uint16 [G * SAMPLE_NB] (v3 only); ctr uint32 [1]
+// and bend uint16 [G * SAMPLE_NB] (v3 only); ctr uint32 [2] (ctr[0] zero between launches; ctr[1]: v3's path)
 // (zero between launches). G = the grid of the kernels in use (v2: ceil(V / 1024), v1: ceil(V / 4096)).
 #include "common.cuh"
 

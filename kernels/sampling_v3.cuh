@@ -23,7 +23,8 @@
 //   (typically < 100 elements, split 8), steps ~200 (<= 3 barriers): ~4.5k cycles, ~2.3 us, versus ~20k measured
 //   for v2's. The per-block part grows by one u32 block scan, the shared scatter and a coalesced store (~3
 //   barriers, ~400 cycles) and loses the u16 sbin store, the 64-bit shared CAS loops and 31 fence.sc per block.
-// Workspace (ops_select.SampleWork): v2's, plus skey and bend (sbin unused). The ticket and the bins are reset
+// Workspace (ops_select.SampleWork): v2's, plus skey and bend (sbin unused); ctr[1] = the finishing block's
+// path (1 fast, 2 fallback), for the tests. The ticket and the bins are reset
 // as in v2, so a graph replays without host work.
 
 // Exclusive prefix sum of v over the block's threads in thread order; ws: 32 words used by this call alone.
@@ -217,6 +218,7 @@ sample_draw_v3(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     const u64 u24 = uniform_bits(sd, (u64)P);
     const unsigned short* be = reinterpret_cast<const unsigned short*>(bend);
     int tok = finish_v3(sh.f.v2, skey, be, gridDim.x, V, m, bcnt, bmass, top_k, top_p, u24);
+    if (t == 0) ctr[1] = tok < 0 ? 2u : 1u;  // the path taken (tests: 1 fast, 2 the v1 fallback)
     if (tok < 0) tok = finish_draw(sh.f.v1, s, V, m, scale, bcnt, bmass, top_k, top_p, u24);
     if (t == 0) commit_token(tok, token, hist, pos, n_tokens, hist_len);
 }

@@ -31,7 +31,7 @@ def scratch_bytes(c: ModelConfig, S: int, rows: int, t: int = 2) -> int:
               (S + 1) * 4]
     g = -(-c.vocab_size // 1024)  # the sampler's workspace (ops.SampleWork: SAMPLE_CHUNK 1024, SAMPLE_NB 2048)
     arrays += [c.vocab_size * 4, g * 4, g * 4, g * 4, 2048 * 4, 2048 * 8, c.vocab_size * 2, g * 1024 * 8,
-               g * 2048 * 2, 4]
+               g * 2048 * 2, 8]
     return sum(_r(n) for n in arrays)
 
 

@@ -57,7 +57,7 @@ class SampleWork:
         self.sbin = cp.empty(V, cp.uint16)                # each logit's bin (v2's gather)
         self.skey = cp.empty(g * SAMPLE_CHUNK, cp.uint64) # v3: each block's comp keys, sorted by bin
         self.bend = cp.empty(g * SAMPLE_NB, cp.uint16)    # v3: each block's inclusive count through each bin
-        self.ctr = cp.zeros(1, cp.uint32)                 # last-block ticket; the kernel leaves it at 0
+        self.ctr = cp.zeros(2, cp.uint32)                 # last-block ticket (the kernel leaves it at 0); v3's path
 
     @property
     def nbytes(self) -> int:
