@@ -2,30 +2,32 @@
 // Compiled only through sampling.cu.
 //
 // ---- sample, v3 (ops_select "new"): sample_prep_v2 + sample_draw_v3, same rule, same integers, same token ------
-// v2's finishing block (issue #13; Nsight: it runs alone for ~20k of the kernel's ~30k cycles) made one pass over
-// sbin [V] (64 KB at V 32000) plus a dependent load of s per matching element, with heavily unrolled code that
-// runs once per launch. v3 moves that gather into the parallel part:
-// sample_draw_v3, G blocks of S2_CHUNK logits. Each block, besides v2's shared histogram (counts u32, masses as two
-//   native u32 atomics on 16-bit halves, no 64-bit CAS loop), COUNTING-SORTS its chunk by bin: the count atomic's
-//   return value is the element's rank in its bin, a block scan of the 2048 counts gives each bin's offset, the
-//   comp keys go to shared memory in bin order and then out with one coalesced 8-byte store per thread:
+// v2's finishing block runs alone for most of sample_draw_v2 (Nsight, issue #13: ~30k elapsed cycles, ~2k SM-active
+// on average over 32 blocks, so ~20k in the last block): after the bins it makes one pass over sbin [V] (64 KB at
+// V 32000) with a dependent load of s per matching element, in heavily unrolled code run once per launch, and its
+// bins load is two L2 round trips (NVVM sinks the __ldcg of the counts below the mass scan). v3:
+// sample_draw_v3, G blocks of S2_CHUNK logits. Each block, besides v2's shared histogram (counts u32; masses as two
+//   native u32 atomics on their 16-bit halves, not a 64-bit CAS loop), COUNTING-SORTS its chunk by bin: the count
+//   atomic's return value is the element's rank in its bin, a block scan of the 2048 counts gives each bin's first
+//   slot, the comp keys go to shared memory in bin order and out with one coalesced 8-byte store per thread:
 //     skey u64 [G * S2_CHUNK]: block g's keys, bin-major (slot order within a bin is arbitrary);
 //     bend u16 [G * SAMPLE_NB]: block g's inclusive element count through each bin.
-//   The block's bins go into the global ones as in v2, then the ticket: __syncthreads, and thread 0 alone does
-//   fence.acq_rel.gpu + a relaxed atomic (cooperative groups' grid-sync pattern) instead of a __threadfence
-//   (fence.sc) per warp. The last block then finishes as v2 does (bracket_regions: the same scan, brackets and regions), except
-//   the gather: the elements of region k in block g are exactly skey[g][bend[g][lo-1] .. bend[g][hi]), so every
-//   (region, block) pair is read directly (one round trip for the bounds, one for the keys; the logit is the
-//   key's upper half, the mass is recomputed from it bit for bit) and no O(V) pass remains in the single block.
-//   rank_and_step (v2's) then ranks and runs the steps. The v1 finishing code stays the exact fallback.
-// Estimated finishing-block cost at ~1.9 GHz (L2 round trip ~700 cycles): ticket + acquire ~1000, bins load ~700,
-//   scan + 3 locates + plan ~700 (6 barriers), slice bounds + keys 2 x ~700 + shared atomics ~100, rank ~300
-//   (typically < 100 elements, split 8), steps ~200 (<= 3 barriers): ~4.5k cycles, ~2.3 us, versus ~20k measured
-//   for v2's. The per-block part grows by one u32 block scan, the shared scatter and a coalesced store (~3
-//   barriers, ~400 cycles) and loses the u16 sbin store, the 64-bit shared CAS loops and 31 fence.sc per block.
+//   Its bins go into the global ones as in v2; then the ticket: __syncthreads, and thread 0 alone does
+//   fence.acq_rel.gpu + a relaxed atomic (cooperative groups' grid-sync pattern), not a fence.sc in every warp.
+//   The last block finishes as v2 does (bracket_regions: the same scan, brackets and regions, its bins in two
+//   vector loads issued together), except the gather: region k's elements in block g are exactly
+//   skey[g][bend[g][lo-1] .. bend[g][hi]), so every (region, block) pair is read directly (one round trip for the
+//   bounds, one for the keys; the logit is the key's upper half, the mass recomputed from it bit for bit) and no
+//   O(V) pass is left in the single block. rank_and_step (v2's) ranks and runs the steps; the v1 finishing code
+//   stays the exact fallback.
+// Estimated finishing-block cost at ~1.9 GHz (L2 round trip ~700 cycles): ticket + acquire ~1000, bins ~700, scan
+//   + 3 locates + plan ~700 (6 barriers), slice bounds + keys 2 x ~700 + shared atomics ~100, rank ~300 (usually
+//   < 100 elements, 8 threads each), steps ~200 (<= 3 barriers): ~4.5k cycles, ~2.3 us. The per-block part gains
+//   a u32 block scan, the shared scatter and a coalesced store (~3 barriers, ~400 cycles) and loses the u16 sbin
+//   store, the 64-bit shared CAS loops and 31 of its 32 fences.
 // Workspace (ops_select.SampleWork): v2's, plus skey and bend (sbin unused); ctr[1] = the finishing block's
-// path (1 fast, 2 fallback), for the tests. The ticket and the bins are reset
-// as in v2, so a graph replays without host work.
+// path (1 fast, 2 fallback), for the tests. The ticket and the bins are reset as in v2, so a graph replays
+// without host work. tests/sampler_model.py models the layout (block_layout, gather_slices).
 
 // Exclusive prefix sum of v over the block's threads in thread order; ws: 32 words used by this call alone.
 __device__ __forceinline__ unsigned block_excl_scan_u32(unsigned v, unsigned* ws) {
