@@ -131,8 +131,8 @@ __device__ int finish_v3(Draw2Shared& sh, const u64* skey, const unsigned short*
     const u64* wp = bmass + 2 * threadIdx.x;
     unsigned c[2];
     u64 w[2];
-    asm volatile("ld.global.cg.v2.u32 {%0, %1}, [%2];" : "=r"(c[0]), "=r"(c[1]) : "l"(cp));
-    asm volatile("ld.global.cg.v2.u64 {%0, %1}, [%2];" : "=l"(w[0]), "=l"(w[1]) : "l"(wp));
+    asm volatile("ld.global.cg.v2.u32 {%0, %1}, [%2];" : "=r"(c[0]), "=r"(c[1]) : "l"(cp) : "memory");
+    asm volatile("ld.global.cg.v2.u64 {%0, %1}, [%2];" : "=l"(w[0]), "=l"(w[1]) : "l"(wp) : "memory");
     const Bracket br = bracket_regions(sh, V, c, w, top_k, top_p, u24);
     if (!sh.fast) return -1;
     gather_slices(sh, skey, bend, G, m);

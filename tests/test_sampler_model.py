@@ -1,7 +1,9 @@
 """The finishing logic of sample_draw_v2 (kernels/sampling_v2.cuh; model: tests/sampler_model.py): bracketing top-k,
 top-p and the draw from the bin histogram alone, then ranking only the gathered regions, must choose the token the plain
 rule chooses on the same integers, and must take that fast path (not the fallback) on ordinary logits, flat and
-peaked, at LLaMA-2 and LLaMA-3 vocabulary sizes. The rule itself (`direct`) is checked against the NumPy sampler."""
+peaked, at LLaMA-2 and LLaMA-3 vocabulary sizes. The rule itself (`direct`) is checked against the NumPy sampler.
+sample_draw_v3 (kernels/sampling_v3.cuh) keeps that logic and finds the regions' elements through per-block
+bin-sorted keys: its layout and slice reads are checked here too."""
 import numpy as np
 import pytest
 
