@@ -23,11 +23,14 @@
 //     input: thousands of near-equal logits) falls back to an 8-bit radix descent over all of s
 //     (`radix_select`). Same integers, same order, so every path gives the same token.
 // Both write token[0], hist[P] (if P < hist_len), then pos[0] = P.
-//   sample_prep_v2 + sample_draw_v2 (sampling_v2.cuh, included at the end; the default) compute the same integers
-//   and choose the same token with blocks of S2_CHUNK = 1024 logits, shared-memory histograms and one gather.
+//   sample_prep_v2 + sample_draw_v2 (sampling_v2.cuh, included at the end) compute the same integers and choose the
+//   same token with blocks of S2_CHUNK = 1024 logits, shared-memory histograms and one gather; sample_prep_v2 +
+//   sample_draw_v3 (sampling_v3.cuh; the default) likewise, with each block's chunk counting-sorted by bin so that
+//   the finishing block reads only the elements of the bins it needs.
 // Layout: logits f32 [V]; hist int32 [hist_len]; params f32 [4] = (temperature, top_p, repetition_penalty,
 // top_k); seed uint64 [1]. Workspace (ops.sample_workspace): s f32 [V]; pmax f32 [G]; parg int32 [G];
-// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; sbin uint16 [V] (v2 only); ctr uint32 [1]
+// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; sbin uint16 [V] (v2 only); skey uint64 [G * 1024]
+// and bend uint16 [G * SAMPLE_NB] (v3 only); ctr uint32 [2] (ctr[0] zero between launches; ctr[1]: v3's path)
 // (zero between launches). G = the grid of the kernels in use (v2: ceil(V / 1024), v1: ceil(V / 4096)).
 #include "common.cuh"
 
@@ -646,5 +649,6 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
     if (threadIdx.x == 0) commit_token(t, token, hist, pos, n_tokens, hist_len);
 }
 
-// ---- sample, v2 (the default): sampling_v2.cuh, built on the helpers above -------------------------------
+// ---- sample, v2 and v3: sampling_v2.cuh, sampling_v3.cuh, built on the helpers above ----------------------
 #include "sampling_v2.cuh"
+#include "sampling_v3.cuh"

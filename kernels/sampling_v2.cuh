@@ -1,7 +1,8 @@
 // The v2 sampler kernels, part of sampling.cu's module (included at its end; uses its helpers and finish_draw).
 // Compiled only through sampling.cu.
 
-// ---- sample, v2 (the default; ops_select.SAMPLER): same rule, same integers, same token ---------------------
+// ---- sample, v2 (ops_select.SAMPLER "v2"): same rule, same integers, same token --------------------------------
+// (sampling_v3.cuh reuses sample_prep_v2 and the finishing helpers bracket_regions and rank_and_step.)
 // sample_prep_v2: as sample_prep, one logit per thread (G = ceil(V / S2_CHUNK) blocks, one partial per chunk).
 //   With a repetition penalty, every block reads hist into its own bitset; to read it ceil(G / S2_PEN_SPAN)
 //   times and not G times (the engine's hist is pinned host memory), one block in S2_PEN_SPAN then does
@@ -190,12 +191,15 @@ __device__ void plan_regions(Draw2Shared& sh, bool topk, bool kexact, bool topp)
     sh.fast = fits && off <= S2_LIST_CAP;
 }
 
-// The finishing block's fast path; returns the token, or -1 (block-uniform) for the exact fallback.
-__device__ int finish_v2(Draw2Shared& sh, const float* s, const unsigned short* sbin, int V, float m,
-                         const unsigned* bcnt, const u64* bmass, int top_k, float top_p, u64 u24) {
+// What the steps need from the bracketing (block-uniform): which steps run, top-k's exact kept mass when its bin
+// has no mass (kexact), the total mass.
+struct Bracket { bool topk, topp, kexact; u64 zk, ztot; };
+
+// Steps 1-2 of the finishing block (v2 and v3): scan, brackets, regions (sh.r, sh.cur, sh.nr, sh.ntot, sh.fast).
+// c, w: the global bins 2 * threadIdx.x and + 1 (count, mass).
+__device__ Bracket bracket_regions(Draw2Shared& sh, int V, const unsigned* c, const u64* w, int top_k, float top_p,
+                                   u64 u24) {
     const int t = threadIdx.x, b0 = 2 * t;
-    const unsigned c[2] = {__ldcg(bcnt + b0), __ldcg(bcnt + b0 + 1)};
-    const u64 w[2] = {__ldcg(bmass + b0), __ldcg(bmass + b0 + 1)};
     const bool topk = top_k > 1 && top_k < V, topp = top_p < 1.0f;
     if (t < 5) sh.q[t].b = -1;
     if (t == 0) { sh.zk = 0ull; sh.zp = 0ull; sh.tok = -1; }
@@ -226,41 +230,16 @@ __device__ int finish_v2(Draw2Shared& sh, const float* s, const unsigned short* 
     __syncthreads();
     if (t == 0) plan_regions(sh, topk, kexact, topp);
     __syncthreads();
-    if (!sh.fast) return -1;
-    // 3. one pass over the bin of every element (sbin: 2 bytes each, written by the blocks with the histogram, so
-    //    the counts above are exact): the elements of the regions, each into its region's slots
-    const int nr = sh.nr;
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-        const int b = b0 + k;
-        int r = 0xFF;
-        for (int j = 0; j < nr; ++j)
-            if (b >= sh.r[j].lo && b <= sh.r[j].hi) r = j;
-        sh.reg_of[b] = (unsigned char)r;
-    }
-    __syncthreads();
-    const auto take = [&](unsigned b, int i) {
-        const unsigned r = sh.reg_of[b];
-        if (r == 0xFFu) return;
-        const float l = s[i];
-        const int at = atomicAdd(&sh.cur[r], 1);
-        if (at < sh.r[r].off + sh.r[r].n) { sh.lc[at] = comp_key(l, i); sh.lw[at] = mass_of(l, m); }
-    };
-    const int n8 = V >> 3;
-    const uint4* sb8 = reinterpret_cast<const uint4*>(sbin);
-    for (int k0 = t; k0 < n8; k0 += 2 * SAMPLE_THREADS) {  // two 16-byte loads in flight per thread
-        const int k1 = k0 + SAMPLE_THREADS;
-        const uint4 a = __ldcg(sb8 + k0), z4 = k1 < n8 ? __ldcg(sb8 + k1) : make_uint4(0u, 0u, 0u, 0u);
-        const unsigned wa[4] = {a.x, a.y, a.z, a.w}, wz[4] = {z4.x, z4.y, z4.z, z4.w};
-#pragma unroll
-        for (int q = 0; q < 4; ++q) { take(wa[q] & 0xFFFFu, 8 * k0 + 2 * q); take(wa[q] >> 16, 8 * k0 + 2 * q + 1); }
-        if (k1 < n8) {
-#pragma unroll
-            for (int q = 0; q < 4; ++q) { take(wz[q] & 0xFFFFu, 8 * k1 + 2 * q); take(wz[q] >> 16, 8 * k1 + 2 * q + 1); }
-        }
-    }
-    for (int i = 8 * n8 + t; i < V; i += SAMPLE_THREADS) take(__ldcg(sbin + i), i);
-    __syncthreads();
+    const Bracket br = {topk, topp, kexact, zk, ztot};
+    return br;
+}
+
+// Steps 3b-4 of the finishing block (v2 and v3), after the gather filled sh.lc / sh.lw region by region and a
+// barrier: rank each element in its region, then the steps. Returns the token, or -1 (block-uniform): fallback.
+__device__ int rank_and_step(Draw2Shared& sh, const Bracket& br, int top_k, float top_p, u64 u24) {
+    const int t = threadIdx.x, nr = sh.nr;
+    const bool topk = br.topk, topp = br.topp, kexact = br.kexact;
+    const u64 zk = br.zk, ztot = br.ztot;
     const int ntot = sh.ntot;
     int split = 1;  // threads per element: as many as the block allows, at most a warp (block-uniform)
     while (split < 32 && ntot * split * 2 <= SAMPLE_THREADS) split <<= 1;
@@ -302,6 +281,51 @@ __device__ int finish_v2(Draw2Shared& sh, const float* s, const unsigned short* 
     if (own && gmb <= tg && tg < gmb + wt) sh.tok = (int)(0xFFFFFFFFu - (unsigned)(cc & 0xFFFFFFFFull));
     __syncthreads();
     return sh.tok;
+}
+
+// The finishing block's fast path; returns the token, or -1 (block-uniform) for the exact fallback.
+__device__ int finish_v2(Draw2Shared& sh, const float* s, const unsigned short* sbin, int V, float m,
+                         const unsigned* bcnt, const u64* bmass, int top_k, float top_p, u64 u24) {
+    const int t = threadIdx.x, b0 = 2 * t;
+    const unsigned c[2] = {__ldcg(bcnt + b0), __ldcg(bcnt + b0 + 1)};
+    const u64 w[2] = {__ldcg(bmass + b0), __ldcg(bmass + b0 + 1)};
+    const Bracket br = bracket_regions(sh, V, c, w, top_k, top_p, u24);
+    if (!sh.fast) return -1;
+    const int nr = sh.nr;
+    // 3. one pass over the bin of every element (sbin: 2 bytes each, written by the blocks with the histogram, so
+    //    the counts above are exact): the elements of the regions, each into its region's slots
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        const int b = b0 + k;
+        int r = 0xFF;
+        for (int j = 0; j < nr; ++j)
+            if (b >= sh.r[j].lo && b <= sh.r[j].hi) r = j;
+        sh.reg_of[b] = (unsigned char)r;
+    }
+    __syncthreads();
+    const auto take = [&](unsigned b, int i) {
+        const unsigned r = sh.reg_of[b];
+        if (r == 0xFFu) return;
+        const float l = s[i];
+        const int at = atomicAdd(&sh.cur[r], 1);
+        if (at < sh.r[r].off + sh.r[r].n) { sh.lc[at] = comp_key(l, i); sh.lw[at] = mass_of(l, m); }
+    };
+    const int n8 = V >> 3;
+    const uint4* sb8 = reinterpret_cast<const uint4*>(sbin);
+    for (int k0 = t; k0 < n8; k0 += 2 * SAMPLE_THREADS) {  // two 16-byte loads in flight per thread
+        const int k1 = k0 + SAMPLE_THREADS;
+        const uint4 a = __ldcg(sb8 + k0), z4 = k1 < n8 ? __ldcg(sb8 + k1) : make_uint4(0u, 0u, 0u, 0u);
+        const unsigned wa[4] = {a.x, a.y, a.z, a.w}, wz[4] = {z4.x, z4.y, z4.z, z4.w};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) { take(wa[q] & 0xFFFFu, 8 * k0 + 2 * q); take(wa[q] >> 16, 8 * k0 + 2 * q + 1); }
+        if (k1 < n8) {
+#pragma unroll
+            for (int q = 0; q < 4; ++q) { take(wz[q] & 0xFFFFu, 8 * k1 + 2 * q); take(wz[q] >> 16, 8 * k1 + 2 * q + 1); }
+        }
+    }
+    for (int i = 8 * n8 + t; i < V; i += SAMPLE_THREADS) take(__ldcg(sbin + i), i);
+    __syncthreads();
+    return rank_and_step(sh, br, top_k, top_p, u24);
 }
 
 struct Sample2Shared {

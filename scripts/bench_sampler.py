@@ -3,10 +3,11 @@ graph (as in the decode graph: launch gaps included), CUDA events around each re
 = microseconds per call. V 32000 (LLaMA-2) and 128256 (LLaMA-3); flat (randn) and peaked (randn * 8) logits; T 0.8
 with top-p 0.9, T 0.8 with top-k 40, and argmax for reference; one row with a repetition penalty read from pinned
 host memory (the engine's hist). Every row records the token chosen (n_tokens = 0 keeps the position, so every
-call of a replay draws the same token). Each sampler implementation (ops_select.SAMPLER: new = the v2 kernels,
-old = v1) is captured and timed in the same process, and `same_token` says whether they agree.
+call of a replay draws the same token). Each sampler implementation (ops_select.SAMPLER: new = v3, the
+sample_draw_v3 kernel; v2; old = v1) is captured and timed in the same process, and `same_token` says whether they
+agree.
 
-    python3 -m scripts.bench_sampler [--samplers new,old] [--calls 200] [--reps 20] [--out FILE]
+    python3 -m scripts.bench_sampler [--samplers new,v2,old] [--calls 200] [--reps 20] [--out FILE]
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def case_rows(stream, sampler: str, V: int, kind: str, logits, calls: int, reps:
     return rows
 
 
-def run(samplers=("new", "old"), calls: int = CALLS, reps: int = REPS) -> dict:
+def run(samplers=("new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> dict:
     import cupy as cp
     from cugraphllm.gpu import ops, ops_select, pdl  # noqa: F401  (ops first: it imports ops_select)
     doc = environment()
@@ -90,7 +91,7 @@ def run(samplers=("new", "old"), calls: int = CALLS, reps: int = REPS) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samplers", default="new,old", help="comma-separated: new, old")
+    ap.add_argument("--samplers", default="new,v2,old", help="comma-separated: new (v3), v2, old (v1)")
     ap.add_argument("--calls", type=int, default=CALLS)
     ap.add_argument("--reps", type=int, default=REPS)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/sampler_<date>.json)")

@@ -5,12 +5,16 @@ the comp-key order, the value bins, and two ways of choosing the token from them
   previous step's [zlo, zhi], the bracketed bin ranges merged into <= 3 regions, only their elements gathered and
   ranked within their region; None where the kernel takes the exact fallback (a region too large, a step with no
   element).
+sample_draw_v3 chooses the same way and differs only in how the regions' elements are found: `block_layout` models
+its per-block counting sort (skey, bend) and `gather_slices` its reads of one bin range; `bracketed(..., v3=True)`
+gathers through them.
 float32 throughout where the kernel computes in float (m - l, the bin scale, exp), so bins behave as on the device;
 np.exp may differ from CUDA's expf in the last bit, which changes masses but not the equality of the two paths."""
 import numpy as np
 
 NB, DMAX = 2048, np.float32(24.0)
 REGION_CAP, LIST_CAP = 512, 1024  # S2_REGION_CAP, S2_LIST_CAP
+CHUNK = 1024  # S2_CHUNK: logits per block
 
 
 def prepared(s):
@@ -25,10 +29,21 @@ def prepared(s):
         x = np.where(np.isnan(x), np.float32(NB), x)
         bins = np.where(x < np.float32(NB - 1), np.floor(np.minimum(x, NB)), NB - 1).astype(np.int64)
     w = np.rint(np.exp((s - m).astype(np.float32)).astype(np.float32) * np.float32(2.0 ** 31)).astype(np.uint64)
-    u = s.view(np.uint32).astype(np.uint64)
+    return m, scale, bins, w, comp_keys(s)
+
+
+def comp_keys(s):
+    """comp_key(s[i], i) uint64 [V] of float32 s [V]."""
+    u = np.asarray(s, np.float32).view(np.uint32).astype(np.uint64)
     orderable = np.where(u & 0x80000000, ~u & 0xFFFFFFFF, u | 0x80000000)
-    comp = (orderable << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - np.arange(s.size, dtype=np.uint64))
-    return m, scale, bins, w, comp
+    return (orderable << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - np.arange(u.size, dtype=np.uint64))
+
+
+def key_logit(keys):
+    """float32 logits of comp keys uint64 [n] (sampling_v3.cuh key_logit: orderable() inverted)."""
+    o = (np.asarray(keys, np.uint64) >> np.uint64(32)).astype(np.uint32)
+    u = np.where(o & np.uint32(0x80000000), o & np.uint32(0x7FFFFFFF), ~o).astype(np.uint32)
+    return u.view(np.float32)
 
 
 def topp_target(top_p, z):
@@ -65,8 +80,34 @@ def locate(pre, own, tg):
     return b if b < NB and int(pre[b]) <= tg < int(pre[b] + own[b]) else -1
 
 
-def bracketed(s, top_k, top_p, u24, stats=None):
-    """stats: a dict that receives the region sizes."""
+def block_layout(bins, comp, rng=None):
+    """v3's per-block counting sort: (skey uint64 [G * CHUNK], bend int64 [G, NB]); block g's in-range keys in
+    bin order (slot order within a bin arbitrary: shuffled when rng is given, as the atomics leave it), bend[g, b] =
+    its elements in bins <= b. Slots past V stay 0 (never read)."""
+    G = -(-bins.size // CHUNK)
+    skey = np.zeros(G * CHUNK, np.uint64)
+    bend = np.zeros((G, NB), np.int64)
+    for g in range(G):
+        b, c = bins[g * CHUNK:(g + 1) * CHUNK], comp[g * CHUNK:(g + 1) * CHUNK]
+        perm = rng.permutation(b.size) if rng is not None else np.arange(b.size)
+        order = perm[np.argsort(b[perm], kind="stable")]
+        skey[g * CHUNK:g * CHUNK + b.size] = c[order]
+        bend[g] = np.cumsum(np.bincount(b, minlength=NB))
+    return skey, bend
+
+
+def gather_slices(skey, bend, lo, hi):
+    """The keys in bins lo..hi, block by block, as gather_slices in sampling_v3.cuh reads them."""
+    out = []
+    for g in range(bend.shape[0]):
+        beg = int(bend[g, lo - 1]) if lo > 0 else 0
+        out.append(skey[g * CHUNK + beg:g * CHUNK + int(bend[g, hi])])
+    return np.concatenate(out)
+
+
+def bracketed(s, top_k, top_p, u24, stats=None, v3=False):
+    """stats: a dict that receives the region sizes. v3: gather each region through block_layout / gather_slices
+    (keys only: the index and the mass come from the key, as in the kernel)."""
     _, _, bins, w, comp = prepared(s)
     c = np.bincount(bins, minlength=NB).astype(np.uint64)
     wb = np.zeros(NB, np.uint64)
@@ -109,9 +150,15 @@ def bracketed(s, top_k, top_p, u24, stats=None):
     if sum(sizes) > LIST_CAP or max(sizes) > REGION_CAP:
         return None
     gathered = []  # (comp, mass, global count before, global mass before)
+    layout = block_layout(bins, comp, np.random.default_rng(u24)) if v3 else None
     for lo, hi in regions:
-        idx = np.flatnonzero((bins >= lo) & (bins <= hi))
-        idx = idx[np.argsort(comp[idx])[::-1]]
+        if v3:
+            keys = np.sort(gather_slices(*layout, lo, hi))[::-1]
+            idx = (np.uint64(0xFFFFFFFF) - (keys & np.uint64(0xFFFFFFFF))).astype(np.int64)
+            assert np.array_equal(comp[idx], keys)  # the key alone gives the id (and the logit)
+        else:
+            idx = np.flatnonzero((bins >= lo) & (bins <= hi))
+            idx = idx[np.argsort(comp[idx])[::-1]]
         nb, mb = int(cx[lo]), int(mx[lo])
         for i in idx:
             gathered.append((int(comp[i]), int(w[i]), nb, mb))

@@ -1,12 +1,14 @@
 """The finishing logic of sample_draw_v2 (kernels/sampling_v2.cuh; model: tests/sampler_model.py): bracketing top-k,
 top-p and the draw from the bin histogram alone, then ranking only the gathered regions, must choose the token the plain
 rule chooses on the same integers, and must take that fast path (not the fallback) on ordinary logits, flat and
-peaked, at LLaMA-2 and LLaMA-3 vocabulary sizes. The rule itself (`direct`) is checked against the NumPy sampler."""
+peaked, at LLaMA-2 and LLaMA-3 vocabulary sizes. The rule itself (`direct`) is checked against the NumPy sampler.
+sample_draw_v3 (kernels/sampling_v3.cuh) keeps that logic and finds the regions' elements through per-block
+bin-sorted keys: its layout and slice reads are checked here too."""
 import numpy as np
 import pytest
 
 from cugraphllm.sampling import SamplingParams, sample, uniform
-from sampler_model import bracketed, direct
+from sampler_model import NB, block_layout, bracketed, comp_keys, direct, gather_slices, key_logit, prepared
 
 
 def flat(rng, V):
@@ -106,3 +108,46 @@ def test_model_constants_are_the_kernels():
         return float(re.search(rf"#define {name} ([0-9.]+)", src).group(1))
     assert (define("SAMPLE_NB"), define("SAMPLE_DMAX")) == (sm.NB, float(sm.DMAX))
     assert (define("S2_REGION_CAP"), define("S2_LIST_CAP")) == (sm.REGION_CAP, sm.LIST_CAP)
+
+
+# ---- v3 (sampling_v3.cuh): per-block bin-sorted keys, read per (region, block) ------------------------------
+@pytest.mark.parametrize("V", [97, 1025, 4097, 32000])
+def test_v3_slices_gather_exactly_the_bins(V):
+    """Every bin range [lo, hi] read through block_layout / gather_slices gives exactly the keys whose bin lies in
+    it, whatever the order within a bin (shuffled), at vocabularies that end inside a block."""
+    rng = np.random.default_rng(V)
+    x = (rng.standard_normal(V) * rng.choice([1.0, 8.0])).astype(np.float32)
+    x[rng.integers(0, V, V // 40)] = -np.inf
+    _, _, bins, _, comp = prepared(x)
+    skey, bend = block_layout(bins, comp, rng)
+    assert bend[-1, -1] == V - (bend.shape[0] - 1) * 1024
+    ranges = [(0, 0), (0, NB - 1), (NB - 1, NB - 1)] + [tuple(sorted(rng.integers(0, NB, 2))) for _ in range(40)]
+    ranges += [(int(b), int(b)) for b in rng.choice(bins, 10)]
+    for lo, hi in ranges:
+        got = np.sort(gather_slices(skey, bend, lo, hi))
+        want = np.sort(comp[(bins >= lo) & (bins <= hi)])
+        np.testing.assert_array_equal(got, want, err_msg=f"bins {lo}..{hi}")
+
+
+def test_v3_key_gives_the_logit_bit_for_bit():
+    """The finishing block recomputes each gathered mass from the key's logit: it must be the same float32 bits
+    (signed zeros, infinities, subnormals, extremes)."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.standard_normal(500) * 30.0, [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 3.4e38,
+                                                           -3.4e38, 1.17e-38]]).astype(np.float32)
+    rng.shuffle(x)
+    np.testing.assert_array_equal(key_logit(comp_keys(x)).view(np.uint32), x.view(np.uint32))
+
+
+@pytest.mark.parametrize("make", [flat, peaked, with_inf], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("V", [97, 4097, 32000])
+def test_v3_bracketed_matches_the_rule(make, V):
+    """The v3 gather feeds the same ranking: the same token as the rule and as v2's gather, same fallbacks."""
+    rng = np.random.default_rng(V * 3 + len(make.__name__))
+    for top_k, top_p in PARAMS:
+        s = processed(make(rng, V), rng.uniform(0.5, 1.5))
+        u24 = int(rng.integers(0, 1 << 24))
+        got = bracketed(s, top_k, np.float32(top_p), u24, v3=True)
+        assert got == bracketed(s, top_k, np.float32(top_p), u24), (top_k, top_p, u24)
+        if got is not None:
+            assert got == direct(s, top_k, np.float32(top_p), u24), (top_k, top_p, u24)

@@ -30,7 +30,8 @@ def scratch_bytes(c: ModelConfig, S: int, rows: int, t: int = 2) -> int:
               rows * c.hidden_dim * t, c.vocab_size * 4, rows * 4, 4, 4, 4, 4, 16, 8, S * c.head_dim * 4,
               (S + 1) * 4]
     g = -(-c.vocab_size // 1024)  # the sampler's workspace (ops.SampleWork: SAMPLE_CHUNK 1024, SAMPLE_NB 2048)
-    arrays += [c.vocab_size * 4, g * 4, g * 4, g * 4, 2048 * 4, 2048 * 8, c.vocab_size * 2, 4]
+    arrays += [c.vocab_size * 4, g * 4, g * 4, g * 4, 2048 * 4, 2048 * 8, c.vocab_size * 2, g * 1024 * 8,
+               g * 2048 * 2, 8]
     return sum(_r(n) for n in arrays)
 
 
