@@ -83,7 +83,8 @@ def norm(r, eps, w, op: str, own: bool = True) -> bool:
     from . import ops
     x, xn = r.x, r.xn
     M, D = x.shape
-    if not mode() or M < 2 or w.perm is not None or D % 4 or gq._path("auto", op, w, xn, own) != "lt":
+    aligned = x.data.ptr % 16 == 0 and (w.gain is None or w.gain.data.ptr % 16 == 0)  # float4 loads
+    if not mode() or M < 2 or w.perm is not None or D % 4 or not aligned or gq._path("auto", op, w, xn, own) != "lt":
         return False
     aq, sa = gq._view("aq", (M, D), "uint8"), gq._view("sa", (M,), "float32")
     gain = w.gain if w.gain is not None else sa
