@@ -3,6 +3,7 @@
 // amax = max |v_j|, scale = amax / 448 (1 for an all-zero row), code_j = e4m3(v_j * (448 / amax)) rounded to
 // nearest, saturating (cvt.rn.satfinite). The same expressions, so the fused kernels give the same bits.
 #pragma once
+#include "common.cuh"  // warp_max
 
 __device__ __forceinline__ float fp8_inv(float amax) { return amax > 0.f ? 448.f / amax : 1.f; }
 __device__ __forceinline__ float fp8_scale(float amax) { return amax > 0.f ? amax / 448.f : 1.f; }

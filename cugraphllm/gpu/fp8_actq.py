@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import BackendError
 
 _PENDING: dict = {}  # device -> (ptr, shape, dtype name, gain array or None, written)
+KERNELS = ("quant_act_fp8_v", "silu_mul_quant_rows", "w8a8_silu_quant_rows")  # kernels/fp8_actq.cu
 
 
 def mode() -> int:
@@ -124,6 +125,10 @@ def _launch(kernel, dtype, M, threads, args) -> None:
 
 
 def warmup(dtype) -> None:
-    """Compile fp8_actq.cu (rmsnorm.cu is ops.warmup's) so that nothing compiles during capture."""
+    """Compile and load these kernels (whatever the switch says now: it may change before a capture)."""
+    from . import ops
     from .cuda_kernels import get_function
-    get_function("fp8_actq.cu", "quant_act_fp8_v", dtype=str(dtype)).attributes
+    t = "bfloat16" if str(dtype) in ("bfloat16", "bf16") else "float16"
+    fns = [get_function("fp8_actq.cu", k, dtype=t) for k in KERNELS] + [ops._fn("rmsnorm.cu", "rmsnorm_unit_fp8", t)]
+    for f in fns:
+        f.attributes  # forces the compile and module load now
