@@ -57,6 +57,8 @@ def forget() -> None:
 
 def take(a, w) -> bool:
     """Pops the hand-off; True where it holds a's codes for weight w (no perm, the same gain)."""
+    if not _PENDING:  # the common case (switch off): no device query
+        return False
     rec = _PENDING.pop(_dev(), None)
     if rec is None:
         return False
