@@ -61,3 +61,25 @@ def test_unwritten_activation_that_cannot_be_taken_raises(actq):
     actq.offer(h, None, written=False)
     actq.forget()
     assert not actq.take(h, SimpleNamespace(perm=None, gain=object()))
+
+
+@pytest.mark.parametrize("mode,M,F,D,write_h", [(0, 48, 1008, 400, None), (1, 48, 1008, 400, 1), (2, 48, 1008, 400, 0),
+                                                (2, 32, 1008, 400, 1), (2, 48, 1000, 400, 1), (2, 48, 1008, 392, 1),
+                                                (2, 48, 1004, 400, None)])
+def test_silu_skips_h_only_where_w2_takes_the_codes(mode, M, F, D, write_h, actq, monkeypatch):
+    """Switch 2 leaves h unwritten only where w2 [D, F] takes the lt path (M > 32, F and D % 16); F % 8 != 0 or
+    switch 0: no fused launch at all (the caller runs the plain epilogue)."""
+    from cugraphllm.gpu import gemm_quant
+    calls = []
+    monkeypatch.setenv("CUGRAPHLLM_FP8_FUSE_ACTQ", str(mode))
+    monkeypatch.setattr(actq, "_launch", lambda kernel, dtype, rows, threads, args: calls.append((kernel, args)))
+    monkeypatch.setattr(gemm_quant, "_view", lambda name, shape, dtype: _arr(1 << 20, shape, dtype))
+    h, sa = _arr(4096, (M, F)), _arr(8192, (M,), "float32")
+    for scaled, kernel in ((True, "silu_mul_quant_rows"), (False, "w8a8_silu_quant_rows")):
+        done = actq.silu(h, _arr(1 << 24, (M, 2 * F)), sa, SimpleNamespace(shape=(2 * F, D), scales="sw"), scaled)
+        assert done is (write_h is not None)
+        if done:
+            name, args = calls.pop()
+            assert name == kernel and int(args[-1]) == write_h and (args[4] == "sw") is not scaled
+            assert actq._PENDING[0] == (4096, (M, F), "float16", None, bool(write_h))
+    assert not calls

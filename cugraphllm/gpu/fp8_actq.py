@@ -106,7 +106,8 @@ def silu(h, src, sa, w13, scaled: bool) -> bool:
     if not m or F % 8:
         return False
     D = w13.shape[1]
-    skip_h = m == 2 and F % 16 == 0 and D % 16 == 0 and M > gq.AUTO_OWN_MAX_M["residual"]  # w2 takes lt
+    # w2 [D, F] takes the lt path (gemm_quant._path for an fp8 weight with impl "auto")
+    skip_h = m == 2 and F % 16 == 0 and D % 16 == 0 and M > gq.AUTO_OWN_MAX_M["residual"] and not gq._auto_tc("fp8", M)
     aq = gq._view("aq", (M, F), "uint8")
     args = (aq, sa, h, src) + (() if scaled else (w13.scales,)) + (sa, np.int32(F), np.int32(0), np.int32(not skip_h))
     _launch("silu_mul_quant_rows" if scaled else "w8a8_silu_quant_rows", h.dtype, M, _threads(F), args)
