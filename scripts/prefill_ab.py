@@ -9,6 +9,8 @@ tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0). --quant fp8|int8|int4 quantizes the dummy w
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
         --order "tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0,tune1;CUGRAPHLLM_FP8_OUTER_SCALE=1"
+    python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
+        --order "tune1;CUGRAPHLLM_FP8_FUSE_ACTQ=0,tune1;CUGRAPHLLM_FP8_FUSE_ACTQ=2"    # gpu/fp8_actq.py
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ f32 token scale sa [M], perm / gain applied on the way). The product then goes o
                 (silu_mul_rows, qkv_rope_rows: the ones the dequant path runs);
 - unscaled (CUGRAPHLLM_FP8_OUTER_SCALE=0, or where the probe / heuristic / alignment / cublasLtMatmul says no):
   d f32 [M, N] unscaled, then gemm_quant.cu's w8a8_*_rows epilogues apply sa, sw with the residual / SiLU*up / RoPE.
+CUGRAPHLLM_FP8_FUSE_ACTQ=1/2 (gpu/fp8_actq.py) moves the quantization into the producers: the prefill norm and the
+SiLU*up epilogues write the codes, which _quant then takes instead of re-reading the 16-bit input.
 Either product goes through gemm_tune.fp8_matmul (per-shape algorithm, CUGRAPHLLM_GEMM_TUNE).
 Buffers (aq, sa, d, g) are gemm_quant's workspace; shapes as there (M rows, N output rows of W, K columns).
 """
@@ -66,10 +68,14 @@ def _try_scaled(d, aq, sa, w, accumulate: bool) -> bool:
 
 
 def _quant(a, w):
-    """(aq e4m3 [M, K], sa f32 [M]): the per-token quantized activations a' = gain * a[:, perm]."""
+    """(aq e4m3 [M, K], sa f32 [M]): the per-token quantized activations a' = gain * a[:, perm]; with
+    CUGRAPHLLM_FP8_FUSE_ACTQ on, the codes its producer already wrote (fp8_actq.py) or a vectorized pass."""
+    from . import fp8_actq
     from . import gemm_quant as gq
     M, K = a.shape
     aq, sa = gq._view("aq", (M, K), "uint8"), gq._view("sa", (M,), "float32")
+    if fp8_actq.take(a, w) or fp8_actq.quant(a, w, aq, sa):
+        return aq, sa
     perm = w.perm if w.perm is not None else w.scales  # unused pointers (flags 0)
     gain = w.gain if w.gain is not None else w.scales
     gq._launch("quant_act_fp8", "fp8", a.dtype, (M,), _THREADS,
@@ -107,17 +113,19 @@ def residual(x, a, w) -> None:
 
 def silu(h, xn, w13) -> None:
     """h T[M, F] = silu(xn @ W1.T) * (xn @ W3.T)."""
-    from . import gemm
+    from . import fp8_actq, gemm
     from . import gemm_quant as gq
     M, F = h.shape
     aq, sa = _quant(xn, w13)
     g = _scaled_t(aq, sa, w13, xn.dtype) if scaled(str(xn.dtype), False, w13, sa, M) else None
     if g is not None:
-        gemm._epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
+        if not fp8_actq.silu(h, g, sa, w13, True):  # switch on: also w2's codes (fp8_actq.py)
+            gemm._epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
         return
     d = _unscaled(aq, w13)
-    gq._launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
-               (h, d, sa, w13.scales, np.int32(F)))
+    if not fp8_actq.silu(h, d, sa, w13, False):
+        gq._launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
+                   (h, d, sa, w13.scales, np.int32(F)))
 
 
 def qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, geo: tuple) -> None:
@@ -149,7 +157,8 @@ def probe(dtype) -> dict:
 def warmup(dtype, rows, shapes) -> None:
     """Outside capture: the probes and, per (N, K) in shapes and M in rows, the plans of both products (heuristics
     are host work; made here, nothing is queried during capture)."""
-    from . import cublas, cublaslt
+    from . import cublas, cublaslt, fp8_actq
+    fp8_actq.warmup(dtype)
     lt = cublaslt.handle()
     ok = probe(dtype)
     for M in rows:
