@@ -35,6 +35,7 @@ def residual_on_both(pb, streams, p, x, T, chunk) -> list:
     bufs = [on(r, lambda: dict(p=cp.asarray(p[r][None]), x=cp.asarray(x[None]), xn=cp.full((1, D), np.nan, T),
                                ss=cp.full((D + 1) // 2, np.nan, cp.float32)))
             for r in (0, 1)]
+    sync_both()  # staged on the legacy default stream, which the non-blocking streams do not wait for
     for r in (0, 1):
         with cp.cuda.Device(r), streams[r]:
             b = bufs[r]
@@ -47,6 +48,7 @@ def launch_both(pb, streams, src, dst, n, gather) -> None:
     """PeerBuffers.launch on both GPUs (rank 0's kernel waits on the device while the host queues rank 1's), then
     both synchronized."""
     import cupy as cp
+    sync_both()  # src / dst staged on the legacy default stream, which the non-blocking streams do not wait for
     for r in (0, 1):
         with cp.cuda.Device(r), streams[r]:
             pb.launch(r, src[r], dst[r], n, gather)

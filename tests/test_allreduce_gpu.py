@@ -105,6 +105,7 @@ def test_comm_in_place_with_nccl_above_cap(peers):
                 with cp.cuda.Stream(non_blocking=True) as s:
                     comms[r].all_reduce(bufs[r])
                     s.synchronize()
+            _sync()  # staged on the legacy default stream, which step's non-blocking stream does not wait for
             w.run(step)
             assert (rows * D > CAP) == (rows == 37)
             for r in (0, 1):
@@ -119,6 +120,7 @@ def test_comm_in_place_with_nccl_above_cap(peers):
             with cp.cuda.Stream(non_blocking=True) as s:
                 comms[r].all_gather(comms[r].logits, out[r])
                 s.synchronize()
+        _sync()
         w.run(gather)
         for r in (0, 1):
             np.testing.assert_array_equal(_on(r, lambda: out[r].get())[0], np.concatenate(a))
@@ -197,6 +199,7 @@ def test_graph_replays_never_read_stale_data(peers):
         k["record"]((64,), (256,), (b["ghist"], b["gy"], b["step"], np.int32(2 * gsize)))
         k["advance"]((1,), (1,), (b["step"],))
 
+    _sync()  # the buffers were filled on the legacy default stream; the graphs run on non-blocking streams
     graphs = []
     for r in (0, 1):
         with cp.cuda.Device(r):

@@ -226,6 +226,7 @@ def test_wide_all_reduce_add_is_x_plus_the_rank_order_sum(wide):
         x0 = [(rng.standard_normal(n) * 4.0).astype(np.float32) for _ in range(2)]
         srcs = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
         xs = [_on(r, lambda: cp.asarray(x0[r])) for r in (0, 1)]
+        _sync()  # staged on the legacy default stream: the launches below go to non-blocking streams
         for r in (0, 1):
             with cp.cuda.Device(r), streams[r]:
                 pb.launch(r, srcs[r], xs[r], n, False, add=True)

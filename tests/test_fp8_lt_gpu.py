@@ -240,6 +240,7 @@ def test_refused_scaled_product_falls_back(dtype, monkeypatch):
     if not cublaslt.outer_scale_ok("float32", True) or not cublaslt.outer_scale_ok(dtype, False):
         pytest.skip("no outer-vector scaling on this device: nothing to refuse")
     monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_SCALE", "1")
+    monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", "1")  # the default (384) would keep M = 64 unscaled
     monkeypatch.setattr(gemm_quant_lt, "_REFUSED", set())
     real, tried = cublaslt.LtHandle.fp8_matmul, []
 
