@@ -46,7 +46,8 @@ def main():
         rows.append({"prompt_len": n, "itl_p50_ms": {m: round(v, 4) for m, v in med.items()},
                      "sampled_over_greedy": round(med["sampled"] / med["greedy"], 4)})
         print(json.dumps(rows[-1]), flush=True)
-    args.out.write_text(json.dumps({"date": datetime.datetime.now().isoformat(timespec="seconds"),
+    from scripts.bench_kernels import environment
+    args.out.write_text(json.dumps({**environment(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
                                     "sampler": os.environ.get("CUGRAPHLLM_SAMPLER", "default"),
                                     "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
 

@@ -19,7 +19,7 @@ def _arr(ptr, shape=(48, 1008), dtype="float16"):
     return SimpleNamespace(data=SimpleNamespace(ptr=ptr), shape=shape, dtype=SimpleNamespace(name=dtype))
 
 
-@pytest.mark.parametrize("value,want", [(None, 0), ("0", 0), ("1", 1), ("2", 2)])
+@pytest.mark.parametrize("value,want", [(None, 2), ("0", 0), ("1", 1), ("2", 2)])
 def test_switch_values(value, want, actq, monkeypatch):
     if value is None:
         monkeypatch.delenv("CUGRAPHLLM_FP8_FUSE_ACTQ", raising=False)

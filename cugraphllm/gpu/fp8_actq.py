@@ -1,17 +1,19 @@
 """fp8 prefill: the per-token activation quantization fused into the producer of the activations (issue #10).
 
 Switch CUGRAPHLLM_FP8_FUSE_ACTQ, read at each eager or captured call (one process can A/B it):
-  0 (default): as before: every fp8 "lt" product quantizes its 16-bit input in a pass of its own
-               (gemm_quant.cu quant_act_fp8);
+  0: as before: every fp8 "lt" product quantizes its 16-bit input in a pass of its own
+     (gemm_quant.cu quant_act_fp8);
   1: the prefill RMSNorm of norm_qkv_rope / norm_matmul_silu writes the e4m3 codes and token scales of its output
      directly (rmsnorm.cu rmsnorm_unit_fp8; the 16-bit xn is not written: that op's product is its only reader, the
      LM head normalizes x itself); the SiLU*up epilogue writes h and also w2's codes and scales
      (fp8_actq.cu silu_mul_quant_rows / w8a8_silu_quant_rows), which w2's product then takes instead of
      re-reading h; any other input (wo's: the attention output) goes through a vectorized quant_act_fp8_v;
-  2: as 1, and the SiLU*up epilogue does not write h either (w2 reads only the codes). Valid where w2 is the same
-     kind of fp8 weight as w13 without perm / gain (every fp8 loader: quant/layers.py quantizes the four matrices
+  2 (default): as 1, and the SiLU*up epilogue does not write h either (w2 reads only the codes). Valid where w2
+     is the same kind of fp8 weight as w13 without perm / gain (every fp8 loader: quant/layers.py quantizes the four matrices
      of a layer alike); an lt product that finds h unwritten and cannot take the codes raises.
 Every fused kernel writes exactly what quant_act_fp8 writes from the 16-bit values (kernels/fp8_codes.cuh).
+Measured (H200, 7B fp8, benchmarks/results/ninth_2026-11-30/): TTFT at 128 / 500 tokens 4.49, 4.35 / 8.63, 8.44 ms
+at 0 against 3.81, 3.81 / 7.94, 7.96 at 2, alternating in one call; decode unchanged.
 
 The hand-off: gemm_quant's aq / sa workspace holds the codes of one 16-bit activation array a (offer); the next
 lt product pops that record (take) and uses the codes if its input is a (same address, shape, dtype) and its
@@ -31,7 +33,7 @@ KERNELS = ("quant_act_fp8_v", "silu_mul_quant_rows", "w8a8_silu_quant_rows")  # 
 
 
 def mode() -> int:
-    v = os.environ.get("CUGRAPHLLM_FP8_FUSE_ACTQ", "0")
+    v = os.environ.get("CUGRAPHLLM_FP8_FUSE_ACTQ", "2")
     if v not in ("0", "1", "2"):
         raise BackendError(f"CUGRAPHLLM_FP8_FUSE_ACTQ={v!r}: supported 0 (off), 1 (fused), 2 (fused, h unwritten)")
     return int(v)

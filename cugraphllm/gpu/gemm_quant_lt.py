@@ -9,8 +9,8 @@ f32 token scale sa [M], perm / gain applied on the way). The product then goes o
                 (silu_mul_rows, qkv_rope_rows: the ones the dequant path runs);
 - unscaled (CUGRAPHLLM_FP8_OUTER_SCALE=0, or where the probe / heuristic / alignment / cublasLtMatmul says no):
   d f32 [M, N] unscaled, then gemm_quant.cu's w8a8_*_rows epilogues apply sa, sw with the residual / SiLU*up / RoPE.
-CUGRAPHLLM_FP8_FUSE_ACTQ=1/2 (gpu/fp8_actq.py) moves the quantization into the producers: the prefill norm and the
-SiLU*up epilogues write the codes, which _quant then takes instead of re-reading the 16-bit input.
+CUGRAPHLLM_FP8_FUSE_ACTQ=1/2 (default 2; gpu/fp8_actq.py) moves the quantization into the producers: the prefill
+norm and the SiLU*up epilogues write the codes, which _quant then takes instead of re-reading the 16-bit input.
 Either product goes through gemm_tune.fp8_matmul (per-shape algorithm, CUGRAPHLLM_GEMM_TUNE).
 Buffers (aq, sa, d, g) are gemm_quant's workspace; shapes as there (M rows, N output rows of W, K columns).
 """
