@@ -175,6 +175,14 @@ def tp_entry(engine, args) -> dict:
     return {"tp": args.tp, "allreduce_us_per_step": us, "allreduce_backend": how, "memory_per_gpu": True}
 
 
+def gemm_entry(backend: str) -> dict:
+    """cuda: the prefill GEMMs' tuned algorithms so far (gpu/gemm_tune.py: shape, choice, its time and GemmEx's)."""
+    if backend != "cuda":
+        return {}
+    from .gpu import gemm_tune
+    return {"prefill_gemm_tuning": gemm_tune.report()}
+
+
 def _floor(config, args, backend: str) -> dict:
     """Weight bytes read per decode token in this format and their floor at the H200 copy rate (logged)."""
     from .gpu.quant_upload import decode_floor
@@ -221,7 +229,8 @@ def _systems(args, source, config, backend: str, max_seq: int, floor: dict, item
         engine, startup = make_engine(source, backend, mode if backend == "cuda" else "hybrid", args, max_seq)
         rows = _quant_gbps(bench_engine(engine, args, config, itemsize), config, floor, itemsize, args.new_tokens)
         total, report = memory_bytes(engine, backend)
-        systems.append(br.system_entry(sysname, startup, total, rows, memory=report, **tp_entry(engine, args)))
+        systems.append(br.system_entry(sysname, startup, total, rows, memory=report, **tp_entry(engine, args),
+                                       **gemm_entry(backend)))
         if hasattr(engine, "close"):
             engine.close()
         engine = None

@@ -19,6 +19,13 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a value that is exactly "--" (`--max-new-tokens=--` parses to []): refuse it here
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            what = getattr(action.type, "__name__", "a value")
+            self.error(f"argument {'/'.join(action.option_strings)}: expected {what}, got '--'")
+        return super()._get_values(action, arg_strings)
+
 
 def _checked(kind, ok, what):
     """An argparse `type` that parses with `kind` and rejects values where ok(v) is false."""

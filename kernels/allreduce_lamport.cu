@@ -6,7 +6,7 @@
 // Buffers of rank r (device r, every peer maps them through peer access):
 //   data f32 [AR_GENS = 3 generations][AR_WORLD sources][cap]  peers PUSH into [gen][their rank]; an element no
 //        value has reached holds AR_EMPTY (the buffer starts so; slot [gen][r] is never used)
-//   seq  u32 [AR_MAX_BLOCKS]  block b's calls so far modulo AR_SEQ_WRAP = 3 * 2^30 (local). The graph replays the
+//   seq  u32 [1024]  block b's calls so far modulo AR_SEQ_WRAP = 3 * 2^30 (local). The graph replays the
 //        same parameters every step, so the call number must live in device memory; the wrap is a multiple of 3 so
 //        that s % 3 steps 0, 1, 2, 0, ... across it (a wrap at 2^32 would use one generation twice in a row).
 //
@@ -48,9 +48,27 @@
 // Every access to the buffers is strong (relaxed.sys), so the racing pushes and polls are no data race; a 4-byte
 // element is single-copy atomic, a 16-byte push may land piecewise: every element is checked.
 //
-// Kernels: ar_lamport (all-reduce in or out of place, all-gather) and ar_lamport_residual (the all-reduce fused with
-// the decode residual update, as allreduce.cu ar_residual). Grid: ceil(n / AR_CHUNK) blocks of AR_THREADS threads,
-// all resident on all ranks together.
+// Messages above AR_CHUNK * AR_MAX_BLOCKS (prefill: [M, D] f32, up to the cap the launcher sized the slots for) go to
+// ar_lamport_wide: a grid of G = min(wide, chunks) blocks, wide >= AR_MAX_BLOCKS fixed per set of buffers
+// (gpu/allreduce.py lamport_chunks), block b handling chunks b, b + G, b + 2G, ... (G = wide whenever a block has more
+// than one): chunk c always belongs to block c % wide, in decode calls too (there c < AR_MAX_BLOCKS <= wide), so seq[b]
+// numbers every call that touches chunk c's slots, and one call has one s and one generation for all the chunks of a
+// block. Its inputs (cuBLAS's partial sums) pass through lp_value as decode ones do: the sentinel argument holds. Chunk
+// b, a block's first, is a decode chunk as above (step 2's reset ahead, of the whole chunk). A later chunk (c >= wide)
+// is reset after it is read instead: once the poll saw a value, the same thread stores AR_EMPTY over it (only elements
+// a call covers are ever pushed, so whatever a call leaves uncovered stays empty, however the calls' sizes change: a
+// reset ahead would have to cover every chunk up to the cap in every call, decode ones included). Why that reset never
+// erases a value: the next push into data_r[g][q][c] is peer q's call s + 3, issued after q's pdl_enter() there, so
+// after q's call s + 2 completed, which read r's call s + 2 values, which r pushed after its pdl_enter() in call s + 2,
+// after r's call s and its reset were performed. Why a value seen is fresh: every earlier push into that slot was read,
+// then reset, in its own call. Order inside a block: push every chunk, reset ahead chunk b, then poll, sum and reset
+// after, AR_WIDE_U chunks at a time (their loads in flight together); this rank's addend is loaded from `in` again for
+// the sum (in may be out: each thread rewrites only the elements it read).
+//
+// Kernels: ar_lamport (all-reduce in or out of place, all-gather), ar_lamport_residual (the all-reduce fused with
+// the decode residual update, as allreduce.cu ar_residual) and ar_lamport_wide (all-reduce of a message above the
+// decode cap). Grid: ceil(n / AR_CHUNK) blocks of AR_THREADS threads (wide: min(wide, chunks)); a block waits only
+// for the same block of its peers, which pushed before they poll, so no block waits for one that cannot start.
 #include "allreduce_common.cuh"
 
 #define AR_GENS 3
@@ -71,7 +89,9 @@ __device__ __forceinline__ void lp_store(float* p, float v) {
     asm volatile("st.relaxed.sys.global.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory");
 }
 
-// Spun longer than timeout_ns on element i from rank src: one line per block (the first thread), then trap.
+// Spun longer than timeout_ns on element i from rank src: one line per block (the first thread), then trap. K: one
+// copy per kernel family (a non-inlined callee shared with ar_lamport_wide would change the decode kernels' code).
+template <int K = 0>
 __device__ __noinline__ void lp_missing(int* said, int rank, int src, unsigned s, long long i, long long timeout_ns) {
     if (atomicExch(said, 1) == 0)
         printf("cugraphllm all-reduce (lamport): rank %d block %d waited %lld ns for element %lld from rank %d (call "
@@ -206,4 +226,191 @@ ar_lamport_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, A
     lp_sum(got, acc);
     ar_residual_update(x, xh, ss, n, C, idx, acc);
     lp_done(seq, s);
+}
+
+// ---- ar_lamport_wide: messages above AR_CHUNK * AR_MAX_BLOCKS (see "Messages above" at the top) ----------------
+#ifndef AR_WIDE_U
+#define AR_WIDE_U (AR_WORLD <= 2 ? 4 : AR_WORLD <= 4 ? 2 : 1)  // chunks per batch: ~8 float4 loads in flight a thread
+#endif
+
+// Element q of this thread in chunk c (VEC: 4 consecutive ones, else 4 strided by AR_THREADS), as ar_index. Loads
+// are unconditional, so that a batch's loads are all in flight before the first is used (a load under a branch
+// with a default value is waited for at the branch's end): a slot element of a covered chunk is below the cap
+// (whole chunks), an input element past n is read at 0 instead (in place, a read racing block 0's write: its value,
+// undefined then, is never used); values past n are never pushed, waited for or written.
+template <int VEC>
+__device__ __forceinline__ int lw_elem(int c, int q) {
+    return c * AR_CHUNK + (VEC ? AR_PER * (int)threadIdx.x + q : (int)threadIdx.x + q * AR_THREADS);
+}
+// This rank's addends of chunk c: in[], the sentinel's bits mapped (lp_value).
+template <int VEC>
+__device__ __forceinline__ void lw_mine(const float* in, int n, int c, float* v) {
+    if (VEC) {
+        const int i = lw_elem<1>(c, 0);
+        const float4 t = *reinterpret_cast<const float4*>(in + (i < n ? i : 0));
+        v[0] = lp_value(t.x), v[1] = lp_value(t.y), v[2] = lp_value(t.z), v[3] = lp_value(t.w);
+    } else {
+#pragma unroll
+        for (int q = 0; q < AR_PER; ++q) {
+            const int i = lw_elem<0>(c, q);
+            v[q] = lp_value(in[i < n ? i : 0]);
+        }
+    }
+}
+// One strong load of this thread's elements of chunk c from a slot.
+template <int VEC>
+__device__ __forceinline__ void lw_load(const float* slot, int c, float* v) {
+    if (VEC) {
+        const float4 t = ar_load4(slot + lw_elem<1>(c, 0));
+        v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+    } else {
+#pragma unroll
+        for (int q = 0; q < AR_PER; ++q) v[q] = ar_load(slot + lw_elem<0>(c, q));
+    }
+}
+// Whether an element of v below n is still empty.
+template <int VEC>
+__device__ __forceinline__ bool lw_empty(const float* v, int n, int c) {
+    bool e = false;
+#pragma unroll
+    for (int q = 0; q < AR_PER; ++q) e |= lp_empty(v[q]) & (lw_elem<VEC>(c, VEC ? 0 : q) < n);
+    return e;
+}
+// v into this thread's elements of chunk c below n (the push; AR_EMPTY: the reset after read).
+template <int VEC>
+__device__ __forceinline__ void lw_store(float* slot, int n, int c, const float* v) {
+    if (VEC) {
+        const int i = lw_elem<1>(c, 0);
+        if (i < n) lp_store4(slot + i, v[0], v[1], v[2], v[3]);
+    } else {
+#pragma unroll
+        for (int q = 0; q < AR_PER; ++q)
+            if (lw_elem<0>(c, q) < n) lp_store(slot + lw_elem<0>(c, q), v[q]);
+    }
+}
+
+// What every thread of a block needs for one call: the buffers, the call, and its chunks b, b + G, ... (m of them).
+struct LwCall {
+    const float* in;
+    float* out;
+    float* peer[AR_WORLD];  // slot [g][rank] of every peer's data (peer[rank] unused)
+    float* mine;            // this rank's slots of generation g: + src * cap
+    long long cap, timeout_ns;
+    int n, rank, b, G, m, add;  // add: out += the sum (the prefill residual update) instead of out = the sum
+    unsigned s;
+    int* said;
+};
+
+// Step 1 for NB chunks of the block from its j-th on (their input loads in flight together).
+template <int VEC, int NB>
+__device__ __forceinline__ void lw_push(const LwCall& k, int j) {
+    float v[NB][AR_PER];
+#pragma unroll
+    for (int u = 0; u < NB; ++u) lw_mine<VEC>(k.in, k.n, k.b + (j + u) * k.G, v[u]);
+#pragma unroll
+    for (int p = 0; p < AR_WORLD; ++p)
+#pragma unroll
+        for (int u = 0; u < NB; ++u)
+            if (p != k.rank) lw_store<VEC>(k.peer[p], k.n, k.b + (j + u) * k.G, v[u]);
+}
+
+// Steps 3-4 for NB chunks of the block from its j-th on: every load (this rank's addends from in, the peers' from
+// the slots) issued before any is waited for; the sum in lp_sum's rank order; then the reset after read (but of the
+// block's first chunk, reset ahead in step 2).
+template <int VEC, int NB>
+__device__ __forceinline__ void lw_pull(const LwCall& k, int j) {
+    float mine[NB][AR_PER], got[AR_WORLD][NB][AR_PER];  // got[rank] unused
+#pragma unroll
+    for (int u = 0; u < NB; ++u) lw_mine<VEC>(k.in, k.n, k.b + (j + u) * k.G, mine[u]);
+#pragma unroll
+    for (int src = 0; src < AR_WORLD; ++src)
+#pragma unroll
+        for (int u = 0; u < NB; ++u)
+            if (src != k.rank) lw_load<VEC>(k.mine + src * k.cap, k.b + (j + u) * k.G, got[src][u]);
+#pragma unroll
+    for (int src = 0; src < AR_WORLD; ++src)
+#pragma unroll
+        for (int u = 0; u < NB; ++u) {
+            if (src == k.rank) continue;
+            const int c = k.b + (j + u) * k.G;
+            u64 t0 = 0;
+            while (lw_empty<VEC>(got[src][u], k.n, c)) {  // as lp_poll
+                if (t0 == 0) t0 = ar_clock();
+                else if ((long long)(ar_clock() - t0) > k.timeout_ns)
+                    lp_missing<1>(k.said, k.rank, src, k.s, lw_elem<VEC>(c, 0), k.timeout_ns);
+                lw_load<VEC>(k.mine + src * k.cap, c, got[src][u]);
+            }
+        }
+    const float e = __uint_as_float(AR_EMPTY);
+    const float ee[AR_PER] = {e, e, e, e};
+#pragma unroll
+    for (int u = 0; u < NB; ++u) {
+        const int c = k.b + (j + u) * k.G;
+        float acc[AR_PER];
+        long long idx[AR_PER];
+#pragma unroll
+        for (int q = 0; q < AR_PER; ++q) {
+            idx[q] = lw_elem<VEC>(c, q);
+#pragma unroll
+            for (int src = 0; src < AR_WORLD; ++src) {
+                const float x = src == k.rank ? mine[u][q] : got[src][u][q];
+                acc[q] = src == 0 ? x : acc[q] + x;
+            }
+        }
+        if (k.add) {  // x + (sum in rank order): the same f32 operations as the all-reduce, then tp.cu residual_add
+            float x[AR_PER];
+            lw_mine<VEC>(k.out, k.n, c, x);  // out's own elements (lp_value's mapping never applies: x is finite)
+#pragma unroll
+            for (int q = 0; q < AR_PER; ++q) acc[q] = x[q] + acc[q];
+        }
+        ar_write(k.out, k.n, VEC, idx, acc);
+        if (j + u == 0) continue;
+#pragma unroll
+        for (int src = 0; src < AR_WORLD; ++src)
+            if (src != k.rank) lw_store<VEC>(k.mine + src * k.cap, k.n, c, ee);
+    }
+}
+
+// Step 1 (PULL = 0) or steps 3-4 (PULL = 1) over the block's m chunks, AR_WIDE_U at a time (the rest one by one).
+template <int VEC, int PULL>
+__device__ __forceinline__ void lw_all(const LwCall& k) {
+    int j = 0;
+    for (; j + AR_WIDE_U <= k.m; j += AR_WIDE_U) PULL ? lw_pull<VEC, AR_WIDE_U>(k, j) : lw_push<VEC, AR_WIDE_U>(k, j);
+    for (; j < k.m; ++j) PULL ? lw_pull<VEC, 1>(k, j) : lw_push<VEC, 1>(k, j);
+}
+
+// out[i] = sum over ranks of in[i] (out may be in), or with add out[i] += that sum (out not in), for
+// AR_CHUNK * AR_MAX_BLOCKS < n <= cap; grid min(wide, chunks).
+extern "C" __global__ void __launch_bounds__(AR_THREADS)
+ar_lamport_wide(const float* in, float* out, unsigned* seq, AR_PTRS(d), int n, int rank, int vec, long long cap,
+                long long timeout_ns, int add) {
+    pdl_enter();  // as lp_exchange: nothing of in, seq or the buffers is touched before it
+    const int b = blockIdx.x, G = gridDim.x;
+    __shared__ unsigned s_seq;
+    __shared__ int s_said;
+    if (threadIdx.x == 0) {
+        const unsigned s = seq[b] + 1u;
+        s_seq = s == AR_SEQ_WRAP ? 0u : s;
+        s_said = 0;
+    }
+    __syncthreads();
+    LwCall k;
+    k.s = s_seq;
+    const long long g = k.s % AR_GENS, old = (k.s + 2u) % AR_GENS;
+#pragma unroll
+    for (int p = 0; p < AR_WORLD; ++p)
+        k.peer[p] = reinterpret_cast<float*>(AR_PICK(d, p)) + (g * AR_WORLD + rank) * cap;
+    k.in = in, k.out = out, k.mine = reinterpret_cast<float*>(AR_PICK(d, rank)) + g * AR_WORLD * cap, k.cap = cap;
+    k.timeout_ns = timeout_ns, k.n = n, k.rank = rank, k.b = b, k.G = G, k.said = &s_said, k.add = add;
+    k.m = ((n + AR_CHUNK - 1) / AR_CHUNK - b + G - 1) / G;  // >= 1: the grid has at most as many blocks as chunks
+    if (vec) lw_all<1, 0>(k);
+    else lw_all<0, 0>(k);
+    const float e = __uint_as_float(AR_EMPTY);
+    float* my = reinterpret_cast<float*>(AR_PICK(d, rank)) + (long long)b * AR_CHUNK + AR_PER * threadIdx.x;
+#pragma unroll
+    for (int src = 0; src < AR_WORLD; ++src)  // 2. reset ahead: generation (s + 2) % 3 of chunk b, the whole chunk
+        if (src != rank) lp_store4(my + (old * AR_WORLD + src) * cap, e, e, e, e);
+    if (vec) lw_all<1, 1>(k);
+    else lw_all<0, 1>(k);
+    lp_done(seq, k.s);
 }

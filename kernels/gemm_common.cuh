@@ -1,6 +1,7 @@
 // Helpers shared by the prefill GEMM families (gemm.cu, gemm_quant.cu): fragment words, the block's reduction
 // buffer, and the epilogue math (SiLU*up, RoPE, the qkv store to q / k cache / v cache).
-// Needs WM and NTOK defined before inclusion (the block's row tiles and tokens).
+// Needs WM and NTOK defined before inclusion (the block's row tiles and tokens); RED_TILES (default WM) sets the
+// reduction buffer's row tiles where a warp owns more than one, RED_K (default 1) its partial sums per tile.
 #pragma once
 #include "common.cuh"
 
@@ -11,12 +12,24 @@ __device__ __forceinline__ unsigned word(const uint4& lo, const uint4& hi, int w
 }
 
 // red[tile][token][row]: the block's sums. The WK warps of a tile add their partial sums in the fixed order
-// kk = 0, 1, ... (one barrier each), so results are bitwise reproducible (no atomics).
+// kk = 0, 1, ... (one barrier each), so results are bitwise reproducible (no atomics). With RED_K > 1 the
+// partial sums of K group k sit at red[k * RED_TILES + tile] and block_val adds them, in the same order.
+#ifndef RED_TILES
+#define RED_TILES WM
+#endif
+#ifndef RED_K
+#define RED_K 1
+#endif
 struct Red {
-    float v[WM][NTOK][16];
+    float v[RED_K * RED_TILES][NTOK][16];
 };
 
-__device__ __forceinline__ float block_val(const Red& red, int tile, int n, int r) { return red.v[tile][n][r]; }
+__device__ __forceinline__ float block_val(const Red& red, int tile, int n, int r) {
+    float s = red.v[tile][n][r];
+#pragma unroll
+    for (int k = 1; k < RED_K; ++k) s += red.v[k * RED_TILES + tile][n][r];
+    return s;
+}
 
 __device__ __forceinline__ float silu_mul(float a, float b) { return a / (1.f + expf(-a)) * b; }
 

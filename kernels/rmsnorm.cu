@@ -6,6 +6,7 @@
 // once for the sum of squares and once more (from L1/L2) to scale; the block sum has a fixed order, so the
 // result is bit-identical from run to run.
 #include "common.cuh"
+#include "fp8_codes.cuh"
 
 // sum of squares of one row (optionally adding r into x first, which writes the new x back).
 __device__ __forceinline__ float row_sumsq(float* x, const float* r, int D) {
@@ -92,4 +93,41 @@ extern "C" __global__ void rmsnorm_last_unit(T* __restrict__ out, const float* _
                                              const int* __restrict__ n_tokens, float eps, int D, int M) {
     int row = min(max(n_tokens[0] - 1, 0), M - 1);
     norm_row(out, const_cast<float*>(x) + (size_t)row * D, nullptr, nullptr, eps, D);
+}
+
+// fp8 prefill (gpu/fp8_actq.py, CUGRAPHLLM_FP8_FUSE_ACTQ): rmsnorm_unit and gemm_quant.cu's quant_act_fp8 of its
+// output in one pass, the 16-bit xn never written. Per row m: xn_i = T(x_i * inv_rms) (rmsnorm_unit's bits: same
+// row_sumsq / block_sum at the launcher's same block size), v_i = xn_i * gain[i] (has_gain), sa[m] and the e4m3
+// codes aq[m, :] by fp8_codes.cuh's rule. D % 4 == 0; x re-read from L1 / L2 by the amax and code passes.
+__device__ __forceinline__ float4 xn_gain(const float4* x4, const float4* g4, float inv, int i) {
+    const float4 v = x4[i];
+    float4 y = make_float4(to_f(from_f(v.x * inv * 1.0f)), to_f(from_f(v.y * inv * 1.0f)),
+                           to_f(from_f(v.z * inv * 1.0f)), to_f(from_f(v.w * inv * 1.0f)));
+    if (g4) {
+        const float4 g = g4[i];
+        y = make_float4(y.x * g.x, y.y * g.y, y.z * g.z, y.w * g.w);
+    }
+    return y;
+}
+
+extern "C" __global__ void rmsnorm_unit_fp8(unsigned char* __restrict__ aq, float* __restrict__ sa,
+                                            const float* __restrict__ x, const float* __restrict__ gain, float eps,
+                                            int D, int has_gain) {
+    __shared__ float scratch[32];
+    const size_t row = blockIdx.x;
+    float* xr = const_cast<float*>(x) + row * D;
+    const float ss = block_sum(row_sumsq(xr, nullptr, D), scratch);
+    const float inv = rsqrtf(ss / (float)D + eps);
+    const float4* x4 = reinterpret_cast<const float4*>(xr);
+    const float4* g4 = has_gain ? reinterpret_cast<const float4*>(gain) : nullptr;
+    float amax = 0.f;
+    for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) {
+        const float4 y = xn_gain(x4, g4, inv, i);
+        amax = fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+    }
+    amax = block_amax(amax, scratch);
+    if (threadIdx.x == 0) sa[row] = fp8_scale(amax);
+    const float qinv = fp8_inv(amax);
+    unsigned* dst = reinterpret_cast<unsigned*>(aq + row * D);
+    for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) dst[i] = e4m3x4(xn_gain(x4, g4, inv, i), qinv);
 }

@@ -12,7 +12,7 @@
 //   top-k) exceeds a target.
 //   Draw: u = uniform(seed, P) (splitmix64, sampling.uniform), pick the first kept id whose cumulative mass
 //   exceeds u * total (the integer floor(u24 * total / 2^24), exact through a 128-bit product).
-//   Two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
+//   v1: two kernels of G = ceil(V / SAMPLE_CHUNK) blocks:
 //   - sample_prep: penalized, tempered logits s f32 [V] into the workspace, per-block (max, argmax, min finite);
 //     zeroes the bin histogram.
 //   - sample_draw: every block reads the G partials (global max m), puts each of its logits into one of
@@ -23,9 +23,15 @@
 //     input: thousands of near-equal logits) falls back to an 8-bit radix descent over all of s
 //     (`radix_select`). Same integers, same order, so every path gives the same token.
 // Both write token[0], hist[P] (if P < hist_len), then pos[0] = P.
+//   sample_prep_v2 + sample_draw_v2 (sampling_v2.cuh, included at the end) compute the same integers and choose the
+//   same token with blocks of S2_CHUNK = 1024 logits, shared-memory histograms and one gather; sample_prep_v2 +
+//   sample_draw_v3 (sampling_v3.cuh; the default) likewise, with each block's chunk counting-sorted by bin so that
+//   the finishing block reads only the elements of the bins it needs.
 // Layout: logits f32 [V]; hist int32 [hist_len]; params f32 [4] = (temperature, top_p, repetition_penalty,
 // top_k); seed uint64 [1]. Workspace (ops.sample_workspace): s f32 [V]; pmax f32 [G]; parg int32 [G];
-// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; ctr uint32 [1] (zero between launches).
+// pmin f32 [G]; bcnt uint32 [SAMPLE_NB]; bmass uint64 [SAMPLE_NB]; sbin uint16 [V] (v2 only); skey uint64 [G * 1024]
+// and bend uint16 [G * SAMPLE_NB] (v3 only); ctr uint32 [2] (ctr[0] zero between launches; ctr[1]: v3's path)
+// (zero between launches). G = the grid of the kernels in use (v2: ceil(V / 1024), v1: ceil(V / 4096)).
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -359,6 +365,39 @@ __device__ __forceinline__ void for_each_logit(const float* s, int V, F f) {
     for (int i = 4 * nv + threadIdx.x; i < V; i += blockDim.x) f(s[i], i);
 }
 
+// Bit j of bits (shared, nbits ids from base) = id base + j is in hist[0 : P] (P = pos[0] + n_tokens[0], at most
+// hist_len), for the repetition penalty. hist may be pinned host memory (the engine's): 4 loads in flight a thread.
+__device__ __forceinline__ void mark_history(unsigned* bits, int nbits, const int* __restrict__ hist,
+                                             const int* __restrict__ pos, const int* __restrict__ n_tokens,
+                                             int hist_len, int base, int V) {
+    for (int w = threadIdx.x; w < nbits / 32; w += blockDim.x) bits[w] = 0u;
+    __syncthreads();
+    const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len);
+    for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {
+        int ids[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * SAMPLE_THREADS;
+            ids[u] = k < n_hist ? hist[k] : -1;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int id = ids[u] - base;
+            if (ids[u] >= 0 && id >= 0 && id < nbits && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
+        }
+    }
+    __syncthreads();
+}
+
+// The processed logit of id base + j: NaN -> -inf, the repetition penalty (HF rule) if marked, temperature.
+// One definition for every sampler kernel, so all make the same float operations.
+__device__ __forceinline__ float process_logit(float l, int j, const unsigned* bits, bool pen, float rep, float temp) {
+    if (l != l) l = NEG_INF;
+    if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
+    if (temp > 0.0f) l = l / temp;
+    return l;
+}
+
 // grid (G,), block SAMPLE_THREADS: s = processed logits (NaN -> -inf, penalty, temperature), partials, bins = 0.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, const int* __restrict__ pos,
@@ -375,25 +414,7 @@ sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, cons
         bcnt[b] = 0u;
         bmass[b] = 0ull;
     }
-    if (pen) {
-        for (int w = threadIdx.x; w < SAMPLE_CHUNK / 32; w += blockDim.x) bits[w] = 0u;
-        __syncthreads();
-        const int n_hist = min(max(pos[0] + n_tokens[0], 0), hist_len);
-        for (int k0 = threadIdx.x; k0 < n_hist; k0 += 4 * SAMPLE_THREADS) {  // 4 loads in flight (pinned host
-            int ids[4];                                                         // memory in the engine: PCIe)
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int k = k0 + u * SAMPLE_THREADS;
-                ids[u] = k < n_hist ? hist[k] : -1;
-            }
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int id = ids[u] - base;
-                if (id >= 0 && id < SAMPLE_CHUNK && id < V - base) atomicOr(&bits[id >> 5], 1u << (id & 31));
-            }
-        }
-        __syncthreads();
-    }
+    if (pen) mark_history(bits, SAMPLE_CHUNK, hist, pos, n_tokens, hist_len, base, V);
     float bv = NEG_INF, lo = POS_INF;
     int bi = 0x7fffffff;
     float lv[SAMPLE_PER_THREAD];
@@ -406,10 +427,7 @@ sample_prep(const float* __restrict__ logits, const int* __restrict__ hist, cons
     for (int u = 0; u < SAMPLE_PER_THREAD; ++u) {  // ascending ids per thread
         const int j = threadIdx.x + u * SAMPLE_THREADS;
         if (base + j >= V) break;
-        float l = lv[u];
-        if (l != l) l = NEG_INF;
-        if (pen && ((bits[j >> 5] >> (j & 31)) & 1u)) l = l > 0.0f ? l / rep : l * rep;
-        if (temp > 0.0f) l = l / temp;
+        const float l = process_logit(lv[u], j, bits, pen, rep, temp);
         s[base + j] = l;
         if (l > bv) { bv = l; bi = base + j; }
         if (l > NEG_INF) lo = fminf(lo, l);
@@ -630,3 +648,7 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
     const int t = finish_draw(sh, s, V, m, scale, bcnt, bmass, top_k, top_p, uniform_bits(seed[0], (u64)P));
     if (threadIdx.x == 0) commit_token(t, token, hist, pos, n_tokens, hist_len);
 }
+
+// ---- sample, v2 and v3: sampling_v2.cuh, sampling_v3.cuh, built on the helpers above ----------------------
+#include "sampling_v2.cuh"
+#include "sampling_v3.cuh"

@@ -6,7 +6,9 @@ Per backend: decode ms/token (median inter-token interval of `--reps` generation
 `--prompt-len` prompt, and the GPU's own per-step time from the engine's CUDA events), the collectives of one decode
 step alone (tp_runtime.time_collectives: 2 all-reduces per layer of D f32 and the logits all-gather), and the
 microseconds of one all-reduce of 4096 / 5120 / 8192 f32 and of one logits all-gather (tp_runtime.time_collective:
-a graph of 64 back-to-back calls; the fused residual kernel is not in these, only in ms/token). Backends: nccl,
+a graph of 64 back-to-back calls; the fused residual kernel is not in these, only in ms/token), and of one
+all-reduce at prefill sizes, 128 x D and 512 x D f32 per rank (lamport's ar_lamport_wide; custom hands these to NCCL;
+the engine's context is at least 512 so that comm.part has 512 rows). Backends: nccl,
 custom-unfused / lamport-unfused (the all-reduce, then kernels/tp.cu's add: every value as NCCL computes it, so the
 greedy tokens must be identical) and custom / lamport (the all-reduce fused with the residual update: the norm's
 partial sums add in another order, so their tokens may differ from NCCL's after many steps, but the two protocols
@@ -14,6 +16,7 @@ compute the same bits, so custom's and lamport's tokens must be identical); the 
 agree (exit code 1 where either rule is broken) and lamport's change against custom.
 
     NCCL_NVLS_ENABLE=0 python3 -m scripts.bench_allreduce [--preset llama-2-7b] [--tp 2] [--out FILE.json]
+        [--max-seq-len N] [--prefill-rows 128,512]
 """
 from __future__ import annotations
 
@@ -44,8 +47,8 @@ def measure(backend: str, config: ModelConfig, args) -> dict:
     os.environ[ENV] = backend.split("-")[0]
     os.environ[FUSE_ENV] = "0" if backend.endswith("-unfused") else "1"
     t0 = time.perf_counter()
-    e = TPEngine(config, None, RuntimeConfig(backend="cuda", mode=args.mode, tp=args.tp,
-                                             max_seq_len=args.prompt_len + args.new_tokens + 16))
+    S = max(args.max_seq_len or 0, args.prompt_len + args.new_tokens + 16)
+    e = TPEngine(config, None, RuntimeConfig(backend="cuda", mode=args.mode, tp=args.tp, max_seq_len=S))
     try:
         e.wait_ready()
         log(f"{backend}: engine ready in {time.perf_counter() - t0:.1f} s ({e.allreduce})")
@@ -68,6 +71,9 @@ def measure(backend: str, config: ModelConfig, args) -> dict:
         D = config.dim
         row["allreduce_us"] = {str(n): tp_runtime.time_collective(e, "allreduce", n) for n in (4096, 5120, 8192, D)}
         row["allgather_us"] = tp_runtime.time_collective(e, "allgather")
+        rows = e.ranks[0].comm.part.shape[0]  # time_collective takes n <= part's rows x D
+        row["allreduce_prefill_us"] = {f"{m}x{D}": tp_runtime.time_collective(e, "allreduce", m * D, calls=16)
+                                       for m in args.prefill_rows if m <= rows}
         row["tokens"] = tokens
     finally:
         e.close()
@@ -86,6 +92,9 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--max-seq-len", type=int, default=512, help="engine context (>= 512: prefill rows of 512)")
+    ap.add_argument("--prefill-rows", type=lambda v: [int(x) for x in v.split(",")], default=[128, 512],
+                    help="comma-separated rows M of the prefill all-reduces timed (M x D f32 per rank)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     from cugraphllm.gpu.tp import nvls_off
@@ -103,7 +112,8 @@ def main(argv=None) -> int:
 def report(rows: list, args) -> tuple[bool, bool, bool]:
     """The table, the token checks and lamport against custom; returns (nccl and the unfused backends agree, custom
     and lamport agree, all agree)."""
-    print(f"{args.preset} TP{args.tp} {args.mode}, dummy weights, prompt {args.prompt_len}, {args.new_tokens} new")
+    print(f"{args.preset} TP{args.tp} {args.mode}, dummy weights, prompt {args.prompt_len}, {args.new_tokens} new, "
+          f"context {max(args.max_seq_len or 0, args.prompt_len + args.new_tokens + 16)}")
     print(f"{'backend':>15} {'ms/token':>9} {'GPU ms/step':>11} {'coll us/step':>12} "
           + " ".join(f"{'AR ' + n + ' us':>10}" for n in ("4096", "5120", "8192")) + f" {'AG us':>7}")
     for r in rows:
@@ -115,6 +125,10 @@ def report(rows: list, args) -> tuple[bool, bool, bool]:
     fused = {"custom", "lamport"}
     exact = len({tuple(r["tokens"]) for r in rows if r["backend"] not in fused}) <= 1
     twins = len({tuple(r["tokens"]) for r in rows if r["backend"] in fused}) <= 1
+    for r in rows:
+        print(f"{r['backend']:>15} prefill all-reduce: " + "  ".join(
+            f"{k} f32 {v:8.2f} us ({4 * np.prod([int(x) for x in k.split('x')]) / v / 1e3:4.0f} GB/s)"
+            for k, v in r.get("allreduce_prefill_us", {}).items()))
     print(f"greedy tokens identical across backends: {same} (nccl and the unfused ones: {exact}; custom and lamport: "
           f"{twins})")
     by = {r["backend"]: r for r in rows}

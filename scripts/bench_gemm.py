@@ -73,14 +73,21 @@ def _interleaved_us(stream, graphs: dict) -> dict:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def _operands(op, M, K, N, dtype):
-    """Activations, weight copies (together > 2x L2) and outputs of one op."""
+def operands(rng, M, K, N, dtype):
+    """Activations a [M, K] and weight copies [N, K] (together > 2x L2) of one GEMM: (a, ws, number of copies)."""
     import cupy as cp
-    rng = cp.random.default_rng(0)
     n_copies = max(2, int(np.ceil(200e6 / (N * K * 2))))
     a = (rng.standard_normal((M, K), dtype=cp.float32)).astype(dtype)
     ws = [(rng.standard_normal((N, K), dtype=cp.float32) * np.float32(K ** -0.5)).astype(dtype)
           for _ in range(n_copies)]
+    return a, ws, n_copies
+
+
+def _operands(op, M, K, N, dtype):
+    """Activations, weight copies (together > 2x L2) and outputs of one op."""
+    import cupy as cp
+    rng = cp.random.default_rng(0)
+    a, ws, n_copies = operands(rng, M, K, N, dtype)
     d = dict(a=a, ws=ws, n=n_copies, c=cp.empty((M, N), dtype))
     if op == "residual":
         d["x"] = rng.standard_normal((M, N), dtype=cp.float32)
@@ -142,19 +149,48 @@ def bench_shape(name, M, dtype, stream, tune):
     return row
 
 
+# own-kernel configs (WM, WK, STAGES[, RT, XS, PF, WS, PR]) that --tune times; named WMxWKxSTAGES, + "r<RT>",
+# "s" (XS), "p<PF>", "w" (WS), "q" (PR)
+TUNE_CONFIGS = ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3),
+                (2, 8, 3), (2, 2, 3), (4, 2, 3), (1, 8, 3), (2, 4, 4), (2, 16, 2),
+                # RT = 2 row tiles per warp (x loads per weight byte halved)
+                (1, 4, 2, 2, 0), (1, 8, 2, 2, 0), (1, 16, 2, 2, 0), (2, 2, 2, 2, 0), (2, 4, 2, 2, 0), (2, 8, 2, 2, 0),
+                # XS: x in a shared-memory ring (cp.async), RT 1 and 2
+                (2, 4, 2, 1, 1), (2, 8, 2, 1, 1), (4, 2, 2, 1, 1), (4, 4, 2, 1, 1), (2, 4, 3, 1, 1), (4, 2, 3, 1, 1),
+                (1, 8, 2, 2, 1), (2, 2, 2, 2, 1), (2, 4, 2, 2, 1), (2, 8, 2, 2, 1), (4, 2, 2, 2, 1), (2, 4, 3, 2, 1),
+                # PF: L2 prefetch hint (1: 128 B, 2: 256 B) on the best configs of the H200 sweep and on RT = 2
+                (2, 4, 2, 1, 0, 1), (2, 4, 2, 1, 0, 2), (1, 8, 2, 1, 0, 2), (2, 2, 2, 1, 0, 2), (2, 16, 2, 1, 0, 2),
+                (1, 8, 2, 2, 0, 2), (2, 4, 2, 2, 0, 2), (2, 4, 2, 2, 1, 2),
+                # WS: W through a per-warp cp.async ring (whole 128-byte row segments per request), with XS / RT / PF
+                (2, 4, 2, 1, 0, 0, 1), (2, 2, 3, 1, 0, 0, 1), (2, 2, 4, 1, 0, 0, 1), (1, 4, 4, 1, 0, 0, 1),
+                (2, 2, 3, 1, 1, 0, 1), (2, 2, 2, 2, 1, 0, 1), (1, 4, 3, 1, 0, 2, 1), (2, 2, 3, 1, 1, 2, 1),
+                (1, 2, 4, 2, 0, 0, 1), (1, 2, 3, 2, 0, 2, 1), (1, 8, 2, 1, 0, 2, 1),
+                # PR: one barrier for the K-group reduction (the WK-turn reduction ends every block)
+                (2, 4, 2, 1, 0, 0, 0, 1), (2, 8, 2, 1, 0, 0, 0, 1), (2, 2, 2, 1, 0, 0, 0, 1),
+                (1, 8, 2, 1, 0, 0, 0, 1), (2, 16, 2, 1, 0, 0, 0, 1), (1, 16, 2, 1, 0, 0, 0, 1),
+                (1, 8, 2, 2, 0, 0, 0, 1), (2, 4, 2, 2, 0, 0, 0, 1), (2, 2, 3, 1, 1, 0, 1, 1), (2, 8, 2, 1, 0, 2, 0, 1))
+
+
+def _cfg_name(cfg):
+    from cugraphllm.gpu.gemm import full_config
+    wm, wk, st, rt, xs, pf, ws, pr = full_config(cfg)
+    return (f"{wm}x{wk}x{st}" + (f"r{rt}" if rt != 1 else "") + ("s" if xs else "") + (f"p{pf}" if pf else "")
+            + ("w" if ws else "") + ("q" if pr else ""))
+
+
 def _tune(op, d, stream, M, K, N, out_bytes):
     from cugraphllm.gpu import gemm
     saved, out = dict(gemm.OWN_CONFIG), {}
     nt = (M + 7) // 8
-    for wm, wk, st in ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3)):
-        if op == "silu" and wm % 2:
-            continue
-        gemm.OWN_CONFIG[(op, nt)] = (wm, wk, st)
+    for cfg in TUNE_CONFIGS:
+        if gemm.own_config_ok(op, gemm.full_config(cfg), nt):
+            continue  # not buildable for this op / NT (odd tiles for silu, XS ring over 48 KiB)
+        gemm.OWN_CONFIG[(op, nt)] = cfg
         try:
             us = _graph_time_us(stream, _op_call(op, d, "own"), d["n"])
-            out[f"{wm}x{wk}x{st}"] = round(us, 2)
+            out[_cfg_name(cfg)] = round(us, 2)
         except Exception as exc:  # e.g. too many registers for the block size
-            out[f"{wm}x{wk}x{st}"] = f"error: {exc}"[:120]
+            out[_cfg_name(cfg)] = f"error: {exc}"[:120]
     gemm.OWN_CONFIG.clear()
     gemm.OWN_CONFIG.update(saved)
     return out
@@ -208,6 +244,7 @@ def main():
     ap.add_argument("--out", default=f"benchmarks/results/gemm_{datetime.date.today().isoformat()}.json")
     ap.add_argument("--tune", action="store_true", help="also time other (WM, WK) configs of our kernel")
     ap.add_argument("--dtype", default="float16")
+    ap.add_argument("--ms", default=",".join(map(str, MS)), help="comma list of row counts M")
     args = ap.parse_args()
     import cupy as cp
     stream = cp.cuda.Stream(non_blocking=True)
@@ -226,7 +263,7 @@ def main():
                 f"({row['cublas_gemm']['tflops']:6.1f} TF) cupy {row['cupy_matmul']['us']:8.1f}  "
                 f"tune {row.get('own_configs', '')}")
 
-    sweep(res, MS, row_of, line, _summary, args.out)
+    sweep(res, [int(m) for m in args.ms.split(",")], row_of, line, _summary, args.out)
 
 
 if __name__ == "__main__":

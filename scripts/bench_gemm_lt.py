@@ -14,8 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from scripts import bench_gemm as bg
 
 # set: {name: (K, N, f32 residual output)}
@@ -33,9 +31,7 @@ LAYERS = {"7b": 32, "13b-tp2": 40, "70b-tp2": 80}
 def _operands(M, K, N, f32, dtype):
     import cupy as cp
     rng = cp.random.default_rng(1)
-    n = max(2, int(np.ceil(200e6 / (N * K * 2))))
-    a = rng.standard_normal((M, K), dtype=cp.float32).astype(dtype)
-    ws = [(rng.standard_normal((N, K), dtype=cp.float32) * np.float32(K ** -0.5)).astype(dtype) for _ in range(n)]
+    a, ws, n = bg.operands(rng, M, K, N, dtype)
     c = rng.standard_normal((M, N), dtype=cp.float32) if f32 else cp.empty((M, N), dtype)
     return a, ws, c, n
 
@@ -74,7 +70,7 @@ def main():
     res = {"env": bg.environment(), "dtype": args.dtype, "copy_gbps": bg.copy_bandwidth(), "peak": args.peak,
            "rows": [], "layers": []}
     print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
-    copy = res["copy_gbps"] / 2  # copy_bandwidth counts read + write; a GEMM's floor is its read
+    copy = res["copy_gbps"]  # bytes moved per second by a device copy (read + write), the decode floor's rate
     for set_name in args.sets.split(","):
         for M in (int(m) for m in args.ms.split(",")):
             tot = {"gemmex": 0.0, "best": 0.0, "floor": 0.0}

@@ -77,10 +77,10 @@ def _cp():
     return cupy
 
 
-def _median_ms(stream, launch) -> float:
+def _median_ms(stream, launch, reps: int = REPS) -> float:
     cp = _cp()
     times = []
-    for _ in range(REPS):
+    for _ in range(reps):
         e0, e1 = cp.cuda.Event(), cp.cuda.Event()
         e0.record(stream)
         launch()
@@ -90,19 +90,20 @@ def _median_ms(stream, launch) -> float:
     return float(np.median(times))
 
 
-def graph_us(stream, fn, n_copies: int) -> float:
-    """Median microseconds per call of fn(i) over a captured graph of CALLS calls, i cycling over copies."""
+def graph_us(stream, fn, n_copies: int, calls: int = CALLS, reps: int = REPS) -> float:
+    """Median (of `reps` replays) microseconds per call of fn(i) over a captured graph of `calls` calls, i cycling
+    over copies."""
     _cp().cuda.Device().synchronize()  # operands made on the legacy stream, which `stream` does not wait for
     with stream:
         for i in range(n_copies):
             fn(i)  # compile, load, set attributes before capture
         stream.begin_capture()
-        for i in range(CALLS):
+        for i in range(calls):
             fn(i % n_copies)
         g = stream.end_capture()
         g.launch(stream)
         stream.synchronize()
-        return _median_ms(stream, lambda: g.launch(stream)) * 1000 / CALLS
+        return _median_ms(stream, lambda: g.launch(stream), reps) * 1000 / calls
 
 
 def eager_us(stream, fn, n_copies: int) -> float:
@@ -138,14 +139,19 @@ def _rand(shape, dtype, seed, scale=1.0):
     return (cp.random.default_rng(seed).standard_normal(shape, dtype=cp.float32) * np.float32(scale)).astype(dtype)
 
 
+def weight_copies(N: int, K: int, T) -> list:
+    """Copies of a random [N, K] weight of storage dtype T, together > 4x L2 (no launch finds its weights there)."""
+    return [_rand((N, K), T, i, K ** -0.5) for i in range(max(2, math.ceil(4 * L2_BYTES / (N * K * 2))))]
+
+
 def gemv_case(op: str, N: int, K: int, dtype: str):
     """(fn(i) launching our op on weight copy i, n_copies, bytes moved, cuBLAS operands)."""
     cp = _cp()
     from cugraphllm.gpu import ops
     from cugraphllm.reference import rope_table
     T = _dtype(dtype)
-    n_copies = max(2, math.ceil(4 * L2_BYTES / (N * K * 2)))
-    ws = [_rand((N, K), T, i, K ** -0.5) for i in range(n_copies)]
+    ws = weight_copies(N, K, T)
+    n_copies = len(ws)
     a = _rand((1, K), T, 99)
     wbytes, abytes = N * K * 2, K * 2
     # fused-norm variants (decode path of gpu/model.py): a stands for T(x), xs for x, ss for the partial sums

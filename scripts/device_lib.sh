@@ -8,5 +8,5 @@ python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.
 export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # NVLink multicast off
 OUT=${OUT:-/tmp/out}; L=/tmp/$1; mkdir -p "$OUT" "$L/bench"
-t() { local n=$1 s=$2; shift 2; timeout "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider "$@" \
+t() { local n=$1 s=$2; shift 2; timeout -s INT -k 30 "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider "$@" \
         > "$L/$n.log" 2>&1; echo "=== $n: $(tail -n 1 "$L/$n.log")"; grep -E "^(FAILED|ERROR)" "$L/$n.log" | head -12; }

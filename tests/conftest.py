@@ -15,6 +15,21 @@ STORIES_GOLDEN = REPO / "tests" / "data" / "stories260K_golden_greedy.json"
 SHARED = Path(os.environ.get("CUGRAPHLLM_SHARED", REPO.parent / "shared")) / "models"
 
 
+def pinned_gpu(environ) -> str | None:
+    """With CUGRAPHLLM_PIN_GPUS=N under pytest-xdist, worker gwK sees only GPU K mod N (set before CUDA starts), so
+    `-n 12` spreads a one-GPU suite over the N GPUs of a machine; tests that need two GPUs then skip (run them in a
+    second, unpinned pass). None: leave CUDA_VISIBLE_DEVICES alone."""
+    n, worker = environ.get("CUGRAPHLLM_PIN_GPUS"), environ.get("PYTEST_XDIST_WORKER", "")
+    if not n or not worker.startswith("gw"):
+        return None
+    return str(int(worker[2:]) % int(n))
+
+
+_PINNED = pinned_gpu(os.environ)
+if _PINNED is not None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = _PINNED
+
+
 def _gpu_available() -> bool:
     try:
         import cupy

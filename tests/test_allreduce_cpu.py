@@ -2,10 +2,13 @@
 layout, the backend choice, and model checks of both protocols under random interleavings of the ranks' blocks and
 random delays of every store. Flags (custom): slots by parity, per-block sequence numbers in device memory, flags
 released after the pushes, wait until flag - s >= 0. Lamport (tests/lamport_model.py): values as flags in three
-generations, the reset of generation (s + 2) % 3, the kernel boundary, the call counter's wrap. Each variant of a
-protocol that would be a bug (one slot instead of two, waiting for flag == s, the flag not fenced after the data;
-two generations, the wrong generation reset, no reset, a partial reset, no kernel boundary, a wrap at 2^32, the
-sentinel's bits not mapped) must be caught by the same model, so the models can fail."""
+generations, the reset of generation (s + 2) % 3, the kernel boundary, the call counter's wrap; above the decode cap
+(prefill), several chunks per block in one generation, the later ones reset after they are read, mixed with decode
+calls. Each variant of a protocol that would be a bug (one slot instead of two, waiting for flag == s, the flag not
+fenced after the data; two generations, the wrong generation reset, no reset, a partial reset, no kernel boundary, a
+wrap at 2^32, the sentinel's bits not mapped; a later chunk never reset, reset ahead only when covered, reset in the
+wrong generation, polled in the wrong slot, chunks dealt to blocks differently per call) must be caught by the same
+model, so the models can fail."""
 import random
 import re
 
@@ -29,7 +32,11 @@ def test_layout_is_disjoint_and_inside_the_buffer():
                                                                     - ar.MAX_BLOCKS * (ar.MAX_WORLD + 1))
         gens = {ar.slot_offset(g, s, world) for g in range(ar.GENERATIONS) for s in range(world)}
         assert sorted(gens) == [i * ar.CAP for i in range(3 * world)]
-        assert ar.buffer_bytes(world, "lamport") == 4 * (3 * world * ar.CAP + ar.MAX_BLOCKS)
+        assert ar.buffer_bytes(world, "lamport") == 4 * (3 * world * ar.CAP + ar.SEQ_BLOCKS)
+        for n, cap in ((512 * 4096, 512 * 4096), (3 * ar.CAP + 1000, 3 * ar.CAP + 1024), (100, ar.CAP)):
+            assert ar.peer_cap("lamport", n) == cap and ar.peer_cap("custom", n) == ar.CAP
+            assert ar.buffer_bytes(world, "lamport", n) == 4 * (3 * world * cap + ar.SEQ_BLOCKS)
+            assert ar.buffer_bytes(world, "custom", n) == ar.buffer_bytes(world)
     idx = {ar.flag_index(b, s) for b in range(ar.MAX_BLOCKS) for s in range(ar.MAX_WORLD)}
     assert idx == set(range(ar.MAX_BLOCKS * ar.MAX_WORLD))
     assert [ar.blocks_for(n) for n in (1, ar.CHUNK, ar.CHUNK + 1, 4096, 5120, 8192, 16000, ar.CAP)] == \
@@ -37,6 +44,36 @@ def test_layout_is_disjoint_and_inside_the_buffer():
     for bad in (0, ar.CAP + 1):
         with pytest.raises(ValueError, match="elements per rank"):
             ar.blocks_for(bad)
+
+
+@pytest.mark.parametrize("wide", [ar.MAX_BLOCKS, ar.WIDE_BLOCKS, 132])
+def test_lamport_chunks_deal_every_chunk_once_to_its_fixed_block(wide):
+    """Every chunk of a call exactly once; up to CAP block b has chunk b alone (the decode layout); above, chunk c
+    always goes to block c % wide, first (c < wide) or later, in increasing order; sizes of 70B / 7B prefills."""
+    for n in (1, 4100, ar.CAP, ar.CAP + 1, ar.CAP + 4, 3 * ar.CAP + 1000, 128 * 5120, 512 * 4096, 512 * 8192):
+        plan = ar.lamport_chunks(n, 512 * 8192, wide)
+        chunks = -(-n // ar.CHUNK)
+        assert sorted(c for cs in plan for c in cs) == list(range(chunks)), n
+        assert len(plan) == (chunks if n <= ar.CAP else min(wide, chunks))
+        for b, cs in enumerate(plan):
+            assert cs[0] == b and all(c % wide == b for c in cs) and list(cs) == sorted(cs), (n, b)
+            assert len(cs) == 1 or n > ar.CAP
+    assert ar.lamport_chunks(512 * 8192, 512 * 8192, 128)[5] == range(5, 4096, 128)  # 32 chunks a block
+    for bad in ((0,), (ar.CAP + 1,), (100, ar.CAP, ar.MAX_BLOCKS - 1)):
+        with pytest.raises(ValueError, match="lamport all-reduce"):
+            ar.lamport_chunks(*bad)
+
+
+def test_wide_blocks_setting(monkeypatch):
+    monkeypatch.delenv(ar.WIDE_ENV, raising=False)
+    assert ar.wide_blocks() == ar.WIDE_BLOCKS == 128
+    monkeypatch.setenv(ar.WIDE_ENV, "64")
+    assert ar.wide_blocks() == 64
+    for bad in ("63", "1025", "many", "96.5"):
+        monkeypatch.setenv(ar.WIDE_ENV, bad)
+        with pytest.raises(BackendError, match="whole number of blocks from 64 to 1024") as e:
+            ar.wide_blocks()
+        assert "\n" not in str(e.value)
 
 
 def test_kernel_defaults_match_the_python_constants():
@@ -56,6 +93,11 @@ def test_kernel_defaults_match_the_python_constants():
     assert np.array(ar.EMPTY, np.uint32).view(np.float32) != np.array(ar.EMPTY, np.uint32).view(np.float32)  # NaN
     lp_src = (kernel_dir() / "allreduce_lamport.cu").read_text()  # the arithmetic of ar.lamport_call (the model's)
     assert "s_seq = s == AR_SEQ_WRAP ? 0u : s;" in lp_src and "g = s % AR_GENS, old = (s + 2u) % AR_GENS;" in lp_src
+    wide = lp_src[lp_src.index("ar_lamport_wide(const float* in"):]  # lamport_chunks' dealing, lamport_call's s
+    assert "s_seq = s == AR_SEQ_WRAP ? 0u : s;" in wide and "g = k.s % AR_GENS, old = (k.s + 2u) % AR_GENS;" in wide
+    assert "k.m = ((n + AR_CHUNK - 1) / AR_CHUNK - b + G - 1) / G;" in wide and "G = gridDim.x" in wide
+    assert f"\nextern \"C\" __global__ void __launch_bounds__(AR_THREADS)\n{ar.WIDE_KERNEL}(" in lp_src
+    assert "if (j + u == 0) continue;" in lp_src  # a block's first chunk: no reset after read (reset ahead)
 
 
 def test_lamport_generations_step_by_one_across_the_wrap():
@@ -204,15 +246,54 @@ def test_the_lamport_model_catches_each_broken_variant(bug, what):
     assert any(what in o for o in outs), outs
 
 
+# Above the decode cap: a model with a cap of SMALL chunks and grids of `wide` blocks (the kernel's 64 and 128 scaled
+# down), so that blocks take several chunks: decode calls (<= 2 chunks) between prefill ones of 3 to 12 chunks, whole
+# and partial, whose blocks cover different chunks from call to call.
+SMALL = 2
+WIDE_CALLS = [1500, 9000, 1, 4096, 12000, 700, 7000, 2048, 12288, 3000, 9000, 5000]
+
+
+@pytest.mark.parametrize("world, wide", [(2, 2), (2, 3), (3, 3)])
+def test_lamport_prefill_chunks_never_read_stale_or_overwritten_data_nor_deadlock(world, wide):
+    for seed in range(40):
+        rng = random.Random(seed * 10 + world + wide)
+        seq0 = ar.SEQ_WRAP - 5 if seed % 2 else 0  # odd seeds cross the wrap of the call counter
+        out = LamportModel(world, WIDE_CALLS, rng, seq0=seq0, small=SMALL, wide=wide).run()
+        assert out == "", f"seed {seed}: {out}"
+
+
+def _contiguous(n, small=SMALL, wide=3):
+    """A wrong lamport_chunks: above the cap, block b takes a contiguous run of chunks (its owner changes with n)."""
+    chunks = -(-n // ar.CHUNK)
+    if chunks <= small:
+        return [range(b, b + 1) for b in range(chunks)]
+    per = -(-chunks // min(wide, chunks))
+    return [range(b, min(chunks, b + per)) for b in range(0, chunks, per)]
+
+
+@pytest.mark.parametrize("bug, what", [
+    (dict(later=None), "read"),                  # a later chunk never reset: a value 3 calls old looks fresh
+    (dict(later="ahead"), "read"),               # reset ahead, but only when covered: a stale value survives
+    (dict(later="after+1"), "deadlock"),         # reset after read in generation g + 1: erases a peer's next value
+    (dict(polled=lambda c, b: b), "read"),       # every chunk polled in the slot of the block's first
+    (dict(plan=_contiguous), "read"),            # chunks dealt per call: blocks' counters disagree on a chunk
+    (dict(flush=False), "read"),                 # no kernel boundary: a reset after read lands in the next use
+])
+def test_the_lamport_model_catches_each_broken_prefill_variant(bug, what):
+    outs = [LamportModel(2, WIDE_CALLS, random.Random(seed), small=SMALL, wide=3, **bug).run() for seed in range(40)]
+    assert any(what in o for o in outs), outs
+
+
 # ---- CustomComm's dispatch, with a fake group and fake peer buffers -------------------------------------------------
 class _Buf:
     def __init__(self, size, ptr):
         self.size, self.data = size, type("Mem", (), {"ptr": ptr})()
 
 
-def test_custom_comm_dispatch(monkeypatch):
-    """At most CAP elements: the rendezvous alone, then the kernel (in place for all_reduce); above CAP: NCCL's
-    collective through the same group."""
+@pytest.mark.parametrize("cap", [ar.CAP, 512 * 4096])
+def test_custom_comm_dispatch(monkeypatch, cap):
+    """all_reduce of at most peers.cap elements (custom: CAP; lamport: as sized), all_gather of at most CAP: the
+    rendezvous alone, then the kernel (in place for all_reduce); above: NCCL's collective through the same group."""
     import cupy as cp
     calls = []
 
@@ -229,28 +310,85 @@ def test_custom_comm_dispatch(monkeypatch):
         def launch(self, rank, src, dst, n, gather):
             calls.append(("kernel", rank, n, gather, src is dst))
 
+    Peers.cap = cap
     monkeypatch.setattr(cp.cuda, "get_current_stream", lambda: type("S", (), {"ptr": 5})())
     c = object.__new__(ar.CustomComm)
     c.group, c.rank, c.world, c.peers = Group(), 1, 2, Peers()
     c.all_reduce(_Buf(4096, 64))
     c.all_reduce(_Buf(ar.CAP + 1, 64))
+    c.all_reduce(_Buf(cap + 1, 64))
     c.all_gather(_Buf(16000, 64), _Buf(32000, 128))
     c.all_gather(_Buf(ar.CAP + 8, 64), _Buf(2 * ar.CAP + 16, 128))
-    assert calls == [("meet", 1, 4096), ("kernel", 1, 4096, False, True), ("allreduce", 1, ar.CAP + 1),
+    big = [("allreduce", 1, ar.CAP + 1)] if cap == ar.CAP else [("meet", 1, ar.CAP + 1),
+                                                                ("kernel", 1, ar.CAP + 1, False, True)]
+    assert calls == [("meet", 1, 4096), ("kernel", 1, 4096, False, True), *big, ("allreduce", 1, cap + 1),
                      ("meet", 1, 16000), ("kernel", 1, 16000, True, False), ("allgather", 1, ar.CAP + 8)]
     with pytest.raises(ValueError, match="expected 2 x 16000"):
         c.all_gather(_Buf(16000, 64), _Buf(16000, 128))
 
 
 class _Dev(np.ndarray):
-    """A NumPy array with the `.data.ptr` that the launchers' alignment checks read."""
+    """A NumPy array with the `.data.ptr` and `.device.id` (GPU 0) that the launchers' checks read."""
     @property
     def data(self):
         return type("Mem", (), {"ptr": self.ctypes.data})()
 
+    @property
+    def device(self):
+        return type("Dev", (), {"id": 0})()
+
 
 def _dev(a):
     return np.ascontiguousarray(a).view(_Dev)
+
+
+@pytest.mark.parametrize("protocol, n_sized", [("lamport", 512 * 8192), ("lamport", ar.CAP), ("custom", 512 * 8192)])
+def test_peer_launch_picks_kernel_grid_and_cap(monkeypatch, protocol, n_sized):
+    """PeerBuffers.launch: up to CAP the decode kernel on blocks_for(n) blocks; above CAP (lamport sized for it) the
+    wide kernel on lamport_chunks' grid; every kernel gets the slot stride cap = peer_cap (the fused one too); beyond
+    the cap, an all-gather above CAP, or a custom message above CAP: a ValueError before any launch."""
+    got = []
+    monkeypatch.setattr(ar, "_kernel", lambda world, protocol, fused=False, tname="float16", wide=False:
+                        ("wide" if wide else "fused" if fused else "plain"))
+    monkeypatch.setattr(ar.pdl, "launch", lambda fn, grid, block, args, pdl=False: got.append((fn, grid, args)))
+    pb = object.__new__(ar.PeerBuffers)
+    pb.devices, pb.world, pb.protocol, pb.timeout_ns, pb.fused = [0, 1], 2, protocol, 5, {"float16"}
+    pb.cap, pb.wide, pb.seq, pb._ptrs = ar.peer_cap(protocol, n_sized), 96, [None], (np.uint64(0),) * 8
+    for n in (4096, 4098, ar.CAP, ar.CAP + 4, 3 * ar.CAP + 1001, 512 * 4096, 512 * 8192):
+        buf = _dev(np.ones(n + 1, np.float32))
+        assert buf.data.ptr % 16 == 0  # NumPy's allocations are 16-byte aligned: buf[1:] is not
+        for a in (buf[:n], buf[1:]):  # vector and (4-byte offset) scalar path
+            got.clear()
+            if n > pb.cap:
+                with pytest.raises(ValueError, match=f"expected 1..{pb.cap}"):
+                    pb.launch(0, a, a, n, False)
+                assert got == []
+                continue
+            pb.launch(0, a, a, n, False)
+            (fn, grid, args), = got
+            assert fn == ("wide" if n > ar.CAP else "plain") and grid == (len(ar.lamport_chunks(n, pb.cap, 96)),)
+            tail = args[:-1] if n > ar.CAP else args  # the wide kernel's last argument: add (0 here)
+            assert n <= ar.CAP or args[-1] == 0
+            assert tail[-2] == pb.cap and tail[-3] == (n % 4 == 0 and a.data.ptr % 16 == 0)
+            assert args[11] == n and len(args) == 17
+    if pb.cap > ar.CAP:  # add (the prefill residual update): the wide kernel with add = 1, into another buffer only
+        n = ar.CAP + 4
+        a, x = _dev(np.ones(n, np.float32)), _dev(np.ones(n, np.float32))
+        got.clear()
+        pb.launch(0, a, x, n, False, add=True)
+        (fn, _, args), = got
+        assert fn == "wide" and args[-1] == 1
+        for bad in ((a, a, n), (a[:4096], x[:4096], 4096)):
+            with pytest.raises(ValueError, match="add needs"):
+                pb.launch(0, *bad, False, add=True)
+    big = _dev(np.ones(ar.CAP + 4, np.float32))
+    with pytest.raises(ValueError, match=f"expected 1..{ar.CAP}"):
+        pb.launch(0, big, _dev(np.ones(2 * (ar.CAP + 4), np.float32)), ar.CAP + 4, True)
+    got.clear()
+    x = _dev(np.ones(4096, np.float32))
+    pb.launch_residual(0, x, x, _dev(np.ones(4096, np.float16)), _dev(np.ones(512, np.float32)), 8)
+    assert got[0][0] == "fused" and got[0][1] == (4,) and got[0][2][-2] == pb.cap
+    assert (pb.cap > ar.CAP) == (protocol == "lamport" and n_sized > ar.CAP)
 
 
 def test_fusable_rules():

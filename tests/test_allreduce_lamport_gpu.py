@@ -4,16 +4,32 @@ values as flags) sums bit-identical to custom (allreduce.cu, flags) on random in
 5120 / 8192, vector and scalar paths, with -0.0, +0.0 and inputs whose bits are lamport's sentinel among them, and
 within one rounding of the float64 sum; all-gathers identical but for the sentinel's bits (a NaN either way); the fused
 residual update bit-identical; and lamport's buffers after a run of calls across the wrap of the call counter hold
-the sentinel everywhere but in the last call's generation, which holds exactly the peer's values."""
+the sentinel everywhere but in the last call's generation, which holds exactly the peer's values.
+
+Above the decode cap (ar_lamport_wide, buffers sized for a 70B TP2 prefill, 512 x 8192 f32 per rank, on grids of 64
+and 128 blocks): prefill-size all-reduces (128 x 8192, 512 x 4096, 512 x 8192 = the cap, 3 * 65536 + 1000, and
+scalar-path sizes: n % 4 != 0, a 4-byte offset) mixed with decode ones, in and out of place, the rank-order f32 sum
+bit for bit; the buffers afterwards hold only each block's last first-chunk values (later chunks all reset after
+read); and TP2 engines at 70B and 7B widths whose every collective is lamport's (no NCCL call at all) give the NCCL
+engine's logits and greedy tokens bit for bit after prompts of 17, 37 and 300 tokens.
+
+    python3 -m pytest -q tests/test_allreduce_lamport_gpu.py     # 2 GPUs with peer access
+"""
+import os
+
 import numpy as np
 import pytest
 
+from cugraphllm.config import ModelConfig, RuntimeConfig
+from cugraphllm.sampling import SamplingParams
 from kernel_helpers import gpu_count
-from peer_helpers import launch_both, on as _on, residual_on_both, sync_both as _sync, two_streams
+from peer_helpers import (launch_both, lone_rank_trap_seconds, on as _on, residual_on_both, sync_both as _sync,
+                          two_streams)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_count() < 2, reason="needs 2 CUDA GPUs")]
 SIZES = [1, 3, 5, 1023, 1025, 4096, 5120, 8192, 12347, 65536]
 QNAN = 0x7FFFFFFF
+CAP, WIDE_CAP = 65536, 512 * 8192  # the decode cap; the 70B TP2 prefill residual per rank
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +125,17 @@ def test_fused_residual_lamport_equals_custom(both, dtype):
 
 
 def test_lamport_buffers_hold_only_the_last_call(both):
+    _buffers_hold_only_the_last_call(both[0]["lamport"], both[1], [65536, 5, 4096, 1025, 3000, 8192, 2048])
+
+
+def _buffers_hold_only_the_last_call(pb, streams, calls):
     """Calls across the wrap of the call counter (seq moved to just below SEQ_WRAP, keeping its value mod 3 so that
     the generations continue), then per rank and block: seq advanced by the block's calls (mod SEQ_WRAP), equal on
-    both ranks; generation seq % 3 of the peer's slot holds exactly the peer's values of the block's last call and
-    the sentinel past them; every other generation, and the rank's own slot, holds only the sentinel."""
+    both ranks; generation seq % 3 of the peer's slot holds exactly the peer's values of the block's first chunk in
+    its last call and the sentinel past them; every other generation, every later chunk (reset after read), and the
+    rank's own slot hold only the sentinel."""
     import cupy as cp
     from cugraphllm.gpu import allreduce as ar
-    pbs, streams = both
-    pb = pbs["lamport"]
-    calls = [65536, 5, 4096, 1025, 3000, 8192, 2048]
     seq0 = [_on(r, lambda: pb.seq[r].get().astype(np.int64)) for r in (0, 1)]
     assert np.array_equal(seq0[0], seq0[1])
     start = ar.SEQ_WRAP - 3 + seq0[0] % 3
@@ -125,7 +143,7 @@ def test_lamport_buffers_hold_only_the_last_call(both):
         _on(r, lambda: pb.seq[r].set(start.astype(np.uint32)))
     _sync()
     rng = np.random.default_rng(3)
-    last, count = {}, np.zeros(ar.MAX_BLOCKS, np.int64)
+    last, count = {}, np.zeros(ar.SEQ_BLOCKS, np.int64)
     for n in calls:
         a = _inputs(rng, n, sentinel=False)
         src = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
@@ -133,15 +151,159 @@ def test_lamport_buffers_hold_only_the_last_call(both):
         launch_both(pb, streams, src, dst, n, False)
         for r in (0, 1):
             np.testing.assert_array_equal(_on(r, lambda: dst[r].get()), a[0] + a[1], err_msg=f"n={n}")
-        for b in range(ar.blocks_for(n)):
+        for b in range(len(ar.lamport_chunks(n, pb.cap, pb.wide))):
             last[b], count[b] = (n, a), count[b] + 1
     for r in (0, 1):
         seq = _on(r, lambda: pb.seq[r].get().astype(np.int64))
         np.testing.assert_array_equal(seq, (start + count) % ar.SEQ_WRAP)
-        data = _on(r, lambda: pb.data[r].get()).view(np.uint32).reshape(ar.GENERATIONS, 2, ar.CAP)
+        data = _on(r, lambda: pb.data[r].get()).view(np.uint32).reshape(ar.GENERATIONS, 2, pb.cap)
         want = np.full_like(data, ar.EMPTY)
         for b, (n, a) in last.items():
             lo, hi = b * ar.CHUNK, min(n, (b + 1) * ar.CHUNK)
             want[seq[b] % 3, 1 - r, lo:hi] = a[1 - r][lo:hi].view(np.uint32)
         bad = np.argwhere(data != want)
         assert bad.size == 0, f"rank {r}: {len(bad)} words differ, first (gen, src, i) {bad[:5].tolist()}"
+
+
+# ---- above the decode cap: ar_lamport_wide -------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=[64, 128], ids=["wide64", "wide128"])
+def wide(request):
+    """Lamport buffers sized for WIDE_CAP f32 per rank, ar_lamport_wide on `param` blocks (the grid setting)."""
+    from cugraphllm.gpu import allreduce as ar
+    if not ar.peer_access([0, 1]):
+        pytest.skip("GPUs 0 and 1 have no peer access")
+    old = os.environ.get(ar.WIDE_ENV)
+    os.environ[ar.WIDE_ENV] = str(request.param)
+    try:
+        pb = ar.PeerBuffers([0, 1], "lamport", WIDE_CAP)
+    finally:
+        os.environ.pop(ar.WIDE_ENV) if old is None else os.environ.__setitem__(ar.WIDE_ENV, old)
+    assert pb.cap == WIDE_CAP and pb.wide == request.param and pb.nbytes == 4 * (3 * 2 * WIDE_CAP + ar.SEQ_BLOCKS)
+    yield pb, two_streams()
+    _sync()
+
+
+# prefill sizes (70B / 13B / 7B buckets), the cap's edge, awkward and scalar-path sizes, decode sizes in between
+WIDE_SIZES = [128 * 8192, 512 * 4096, 3 * CAP + 1000, 4096, WIDE_CAP, 3 * CAP + 1001, CAP + 1, 37 * 5120, 8192,
+              CAP + 4, 32 * 8192, 192 * 5120 + 12]
+
+
+def test_wide_all_reduce_is_the_rank_order_sum(wide):
+    """Two rounds of WIDE_SIZES (every generation reused, decode calls between): out of place, with a 4-byte offset
+    (scalar path) and in place in turn, each size another way in the second round; outputs poisoned with NaN."""
+    import cupy as cp
+    from cugraphllm.gpu.allreduce import EMPTY
+    pb, streams = wide
+    rng = np.random.default_rng(17)
+    for i, n in enumerate(WIDE_SIZES * 2):
+        a = _inputs(rng, n)
+        way = (i + i // len(WIDE_SIZES)) % 3
+        off, inplace = int(way == 1), way == 2
+
+        def put(r):
+            src = cp.asarray(np.concatenate([np.zeros(off, np.float32), a[r]]))[off:]
+            return src, src if inplace else cp.full(n + off, np.nan, cp.float32)[off:]
+        bufs = [_on(r, lambda: put(r)) for r in (0, 1)]
+        launch_both(pb, streams, [b[0] for b in bufs], [b[1] for b in bufs], n, False)
+        got = [_on(r, lambda: bufs[r][1].get()) for r in (0, 1)]
+        odd = (a[0].view(np.uint32) == EMPTY) | (a[1].view(np.uint32) == EMPTY)
+        assert np.array_equal(got[0].view(np.uint32), got[1].view(np.uint32)), n  # the same on both GPUs
+        assert np.array_equal(np.isnan(got[0]), odd), n  # NaN exactly where an input had the sentinel's bits
+        want = (a[0] + a[1])[~odd]
+        assert np.array_equal(got[0][~odd].view(np.uint32), want.view(np.uint32)), (n, off, inplace)
+        ref = a[0][~odd].astype(np.float64) + a[1][~odd].astype(np.float64)
+        assert np.all(np.abs(got[0][~odd] - ref) <= 2.0 ** -24 * (np.abs(a[0][~odd]) + np.abs(a[1][~odd]))), n
+
+
+def test_wide_all_reduce_add_is_x_plus_the_rank_order_sum(wide):
+    """add (the prefill residual update, CustomComm.all_reduce_add): x += p0 + p1 with the f32 operations of the
+    all-reduce then tp.cu residual_add, bit for bit, each rank with its own x; plain calls in between."""
+    import cupy as cp
+    pb, streams = wide
+    rng = np.random.default_rng(23)
+    for n in [s for s in WIDE_SIZES if s > CAP] + [128 * 8192]:
+        a = _inputs(rng, n, sentinel=False)
+        x0 = [(rng.standard_normal(n) * 4.0).astype(np.float32) for _ in range(2)]
+        srcs = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
+        xs = [_on(r, lambda: cp.asarray(x0[r])) for r in (0, 1)]
+        _sync()  # staged on the legacy default stream: the launches below go to non-blocking streams
+        for r in (0, 1):
+            with cp.cuda.Device(r), streams[r]:
+                pb.launch(r, srcs[r], xs[r], n, False, add=True)
+        _sync()
+        for r in (0, 1):
+            got = _on(r, lambda: xs[r].get())
+            want = x0[r] + (a[0] + a[1])
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (n, r)
+        plain = [_on(r, lambda: cp.asarray(a[r])) for r in (0, 1)]
+        launch_both(pb, streams, plain, plain, n, False)  # the next call reuses the generations as usual
+        assert np.array_equal(_on(0, lambda: plain[0].get()).view(np.uint32), (a[0] + a[1]).view(np.uint32)), n
+
+
+def test_wide_buffers_hold_only_the_last_call(wide):
+    _buffers_hold_only_the_last_call(*wide, [WIDE_CAP, 4096, 3 * CAP + 1000, 5, 512 * 4096, CAP + 1, 128 * 8192,
+                                             8192, 3 * CAP + 1001, 2048, 40 * 4096])
+
+
+def test_a_lone_rank_traps_in_the_wide_kernel_too(both):
+    """ar_lamport_wide on rank 0 alone (CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS=200): an error within seconds, not a hang."""
+    assert lone_rank_trap_seconds("lamport", 3 * CAP + 1000, 4 * CAP) < 30
+
+
+ENGINES = {"70b": (ModelConfig(dim=8192, n_layers=2, n_heads=64, n_kv_heads=8, vocab_size=32000, hidden_dim=28672,
+                               max_seq_len=512), "hybrid"),
+           "7b": (ModelConfig(dim=4096, n_layers=2, n_heads=32, n_kv_heads=32, vocab_size=32000, hidden_dim=11008,
+                              max_seq_len=512), "eager")}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
+    """TP2 engines (seeded dummy weights, the same on both backends) at 70B / 7B widths, context 512 (the lamport
+    buffers sized for 512 x D): after prompts of 300, 37 and 17 tokens (prefill buckets of 384, 64, 32 rows) the
+    logits bit-identical to NCCL's, then 6 more greedy tokens identical (CUGRAPHLLM_ALLREDUCE_FUSE=0: every value
+    as NCCL computes it); fused (the default), the logits after each prompt bit-identical too. The lamport engine makes no NCCL call at all: its prefill all-reduces (above 65536 f32)
+    go to ar_lamport_wide."""
+    from cugraphllm.gpu import tp
+    from cugraphllm.gpu.tp_engine import TPEngine
+    cfg, mode = ENGINES[name]
+    rng = np.random.default_rng(23)
+    prompts = [rng.integers(3, cfg.vocab_size, n).tolist() for n in (300, 37, 17)]
+    collective, out, seen = tp.Group.collective, {}, []
+
+    def spy(group, rank, call):  # every rendezvous: (kind, elements per rank)
+        seen.append((call[0], call[3]))
+        return collective(group, rank, call)
+    monkeypatch.setattr(tp.Group, "collective", spy)
+    for backend, fuse in (("nccl", "0"), ("lamport", "0"), ("lamport-fused", "1")):
+        seen.clear()
+        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE", backend.split("-")[0])
+        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_FUSE", fuse)
+        e = TPEngine(cfg, None, RuntimeConfig(backend="cuda", mode=mode, max_seq_len=512, tp=2))
+        try:
+            e.wait_ready()
+            assert e.allreduce == backend.split("-")[0]
+            runs = []
+            for p in prompts:
+                e.reset()
+                first = list(e.generate(p, SamplingParams(), 1))
+                logits = e.s.logits.get()[0].copy()
+                runs.append((first + list(e.generate(first, SamplingParams(), 6)), logits))
+            out[backend] = runs, e.peers.cap if e.peers is not None else None
+        finally:
+            e.close()
+        kinds = {k for k, _ in seen}
+        big = max(n for _, n in seen)
+        if backend != "nccl":
+            assert kinds == {"meet"} and CAP < big <= out[backend][1] == 512 * cfg.dim, (kinds, big)
+        else:
+            assert "allreduce" in kinds and big > CAP
+    for (toks, logits), (ref_toks, ref_logits) in zip(out["lamport"][0], out["nccl"][0]):
+        assert np.isfinite(logits).all()
+        diff = np.abs(logits.astype(np.float64) - ref_logits).max()
+        assert np.array_equal(logits.view(np.uint32), ref_logits.view(np.uint32)), f"max |lamport - nccl| = {diff}"
+        assert toks == ref_toks
+    # fused (the default): the prefill's residual updates are ar_lamport_wide with add, the same f32 operations as
+    # the all-reduce then residual_add, so the logits after each prompt are NCCL's bit for bit (decode steps then
+    # add the norm's partial sums in another order: their tokens are not compared)
+    for (_, logits), (_, ref_logits) in zip(out["lamport-fused"][0], out["nccl"][0]):
+        assert np.array_equal(logits.view(np.uint32), ref_logits.view(np.uint32))

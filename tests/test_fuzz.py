@@ -363,6 +363,12 @@ def test_cli_flag_values(flag, text, command):
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], lines
 
 
+@pytest.mark.parametrize("flag", sorted(FLAGS))
+def test_cli_flag_value_double_dash(flag):
+    """`--flag=--`: argparse itself drops the value "--" (the flag parsed to []); found by the fuzz test above."""
+    test_cli_flag_values.hypothesis.inner_test(flag, "--", "chat")
+
+
 # ---- sampler on values the CLI accepts ---------------------------------------------------------------------------
 FINITE = st.floats(min_value=0, allow_infinity=False, allow_nan=False)
 

@@ -87,13 +87,17 @@ RES_CASES = [(2, 100, 200), (7, 96, 72), (16, 4096, 4096), (33, 4096, 11008), (1
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("M,N,K", RES_CASES)
 def test_matmul_residual(M, N, K, dtype):
+    check_residual(M, N, K, dtype, impls(M))
+
+
+def check_residual(M, N, K, dtype, impl_list):
     from cugraphllm.gpu import gemm
     rng, seed = rng_seed()
     a, w = dev_random((M, K), dtype, 1.0, seed), dev_random((N, K), dtype, K ** -0.5, seed + 1)
     x0 = dev_random((M, N), "float32", 1.0, seed + 2)
     cols = _sample(N, 512, rng)
     want = host64(x0)[:, cols] + host64(a) @ host64(w[cp.asarray(cols)]).T
-    for impl in impls(M):
+    for impl in impl_list:
         x = x0.copy()
         gemm.matmul_residual(x, a, w, impl=impl)
         err = relerr(host64(x)[:, cols], want)
@@ -108,6 +112,10 @@ SILU_CASES = [(2, 44, 136), (7, 48, 96), (16, 11008, 4096), (33, 13824, 5120), (
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("M,F,K", SILU_CASES)
 def test_matmul_silu(M, F, K, dtype):
+    check_silu(M, F, K, dtype, impls(M))
+
+
+def check_silu(M, F, K, dtype, impl_list):
     from cugraphllm.gpu import gemm
     rng, seed = rng_seed()
     xn, w13 = dev_random((M, K), dtype, 1.0, seed), dev_random((2 * F, K), dtype, 2 * K ** -0.5, seed + 1)
@@ -117,7 +125,7 @@ def test_matmul_silu(M, F, K, dtype):
     g3 = x64 @ host64(w13[cp.asarray(fs + F)]).T
     want = ref.silu(g1) * g3
     h = cp.empty((M, F), dtype=_np_dtype(dtype))
-    for impl in impls(M):
+    for impl in impl_list:
         poison(h)
         gemm.matmul_silu(h, xn, w13, impl=impl)
         assert np.all(np.isfinite(host64(h))), f"{impl}: unwritten h"
@@ -148,6 +156,10 @@ def _qkv_reference(xn64, wsel, hq, hk, D, kvd, hd, ntok, pos, table):
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("M,ntok,H,KVH,hd,S,pos", QKV_CASES)
 def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype):
+    check_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype, impls(M))
+
+
+def check_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype, impl_list):
     from cugraphllm.gpu import gemm
     rng, seed = rng_seed()
     D, kvd = H * hd, KVH * hd
@@ -166,7 +178,7 @@ def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype):
     kc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 2)
     vc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 3)
     q = cp.empty((M, D), dtype=_np_dtype(dtype))
-    for impl in impls(M):
+    for impl in impl_list:
         kc, vc = kc0.copy(), vc0.copy()
         poison(q)
         kc[lo:hi].view(cp.uint16).fill(NAN_BITS[dtype])
@@ -175,6 +187,84 @@ def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype):
         tag = f"{impl} M={M} ntok={ntok} H={H} KVH={KVH} S={S} pos={pos} {dtype} seed={seed}"
         check_qkv(tag, q.reshape(M, H, hd), hq, q_ref, [("k", kc, kc0, k_ref), ("v", vc, vc0, v_ref)], hk, lo, hi,
                   TOL[dtype])
+
+
+# ---- own-kernel configs (gemm.cu's RT / XS / PF / WS / PR knobs, bench_gemm --tune) ------------------------
+# (WM, WK, STAGES, RT, XS[, PF, WS, PR]): RT = 2 row tiles per warp, XS = x ring in shared memory, both, deeper
+# rings, an odd WK, the L2 prefetch hint (PF, no effect on results), WS = W through per-warp rings, with XS,
+# PR = one-barrier K-group reduction (WK 3, 16 and 2).
+KNOB_CONFIGS = [(2, 4, 2, 2, 0), (1, 8, 2, 2, 0), (2, 4, 2, 1, 1), (4, 2, 3, 1, 1), (1, 8, 2, 2, 1), (2, 2, 3, 2, 1),
+                (1, 3, 2, 2, 1, 2, 0, 1), (2, 2, 3, 1, 0, 0, 1), (2, 2, 2, 1, 1, 0, 1, 1), (1, 2, 3, 2, 1, 2, 1),
+                (2, 16, 2, 1, 0, 0, 0, 1), (2, 4, 2, 1, 0, 1), (2, 2, 2, 1, 0, 2), (1, 8, 2, 1, 0, 0, 0, 1)]
+# per op: M from 2 to 64 (NT 1, 2, 5, 8), rows not a multiple of 16 * tiles, K not a multiple of 64 (and 11008 =
+# 172 chunks, uneven over WK), real 7B / 70B shapes at M = 16
+KNOB_CASES = {"residual": [(2, 100, 200), (16, 4096, 4096), (33, 72, 11008), (64, 130, 520)],
+              "silu": [(7, 44, 136), (16, 11008, 4096), (64, 40, 264)],
+              "qkv": [(7, 5, 4, 2, 24, 600, 1), (16, 10, 32, 32, 128, 1024, 511), (33, 30, 4, 2, 32, 100, 80),
+                      (16, 7, 64, 8, 128, 4096, 4090)]}
+_KNOB_PARAMS = [(op, c) for op, cases in KNOB_CASES.items() for c in cases]
+
+
+@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("cfg", KNOB_CONFIGS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("op,case", _KNOB_PARAMS, ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v)))
+def test_own_configs(op, case, cfg, dtype, monkeypatch):
+    """impl="own" at a non-default config; one the kernel cannot build (XS ring over 48 KiB at large NT) must
+    be refused by the launcher with a BackendError, nothing launched."""
+    from cugraphllm.errors import BackendError
+    from cugraphllm.gpu import gemm
+    nt = (case[0] + 7) // 8
+    monkeypatch.setitem(gemm.OWN_CONFIG, (op, nt), cfg)
+    check = {"residual": check_residual, "silu": check_silu, "qkv": check_qkv_rope}[op]
+    if gemm.own_config_ok(op, gemm.full_config(cfg), nt):
+        with pytest.raises(BackendError, match="own config"):
+            check(*case, dtype, ["own"])
+        return
+    check(*case, dtype, ["own"])
+
+
+def _bitwise_case(op, seed):
+    """(call, outputs, reset) of one op at M = 16 with K = 4104 (a partial last chunk), fp16."""
+    from cugraphllm.gpu import gemm
+    M, K, dt = 16, 4104, "float16"
+    xn = dev_random((M, K), dt, 1.0, seed)
+    if op == "residual":
+        w, x0 = dev_random((200, K), dt, K ** -0.5, seed + 1), dev_random((M, 200), "float32", 1.0, seed + 2)
+        x = x0.copy()
+        return (lambda: gemm.matmul_residual(x, xn, w, impl="own")), [x], lambda: x.__setitem__(Ellipsis, x0)
+    if op == "silu":
+        w13, h = dev_random((88, K), dt, 2 * K ** -0.5, seed + 1), cp.empty((M, 44), dt)
+        return (lambda: gemm.matmul_silu(h, xn, w13, impl="own")), [h], lambda: poison(h)
+    xq = dev_random((M, 96), dt, 1.0, seed)  # qkv: D = K = 96 (4 heads of 24), 2 kv heads
+    wqkv, rope = dev_random((192, 96), dt, 96 ** -0.5, seed + 1), cp.asarray(ref.rope_table(64, 24, 1e4), cp.float32)
+    q, kc, vc = cp.empty((M, 96), dt), cp.empty((64, 2, 24), dt), cp.empty((64, 2, 24), dt)
+    pos, nt = cp.asarray([3], cp.int32), cp.asarray([12], cp.int32)  # cache rows 3..14 written, the rest stay 0
+
+    def reset():
+        poison(q)
+        kc.fill(0)
+        vc.fill(0)
+    return (lambda: gemm.qkv_rope(q, xq, wqkv, rope, kc, vc, pos, nt, impl="own")), [q, kc, vc], reset
+
+
+@pytest.mark.parametrize("cfg", KNOB_CONFIGS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("op", ["residual", "silu", "qkv"])
+def test_own_configs_bitwise(op, cfg, monkeypatch):
+    """No knob changes an output's summation order (per warp chunks kk, kk + WK, ..., k-steps in order; K groups
+    added kk = 0, 1, ...): outputs are bitwise those of the plain config (2, WK, 2) with the same WK."""
+    from cugraphllm.gpu import gemm
+    if gemm.own_config_ok(op, gemm.full_config(cfg), 2):
+        pytest.skip("config refused at NT=2 (test_own_configs checks the refusal)")
+    call, outs, reset = _bitwise_case(op, int.from_bytes(os.urandom(4), "little"))
+    got = []
+    for c in ((2, cfg[1], 2), cfg):
+        monkeypatch.setitem(gemm.OWN_CONFIG, (op, 2), c)
+        reset()
+        call()
+        got.append([o.view(cp.uint8).copy() for o in outs])
+    assert all(np.all(np.isfinite(host64(o))) for o in outs), f"{op} {cfg}: output not fully written"
+    for a, b in zip(*got):
+        assert cp.array_equal(a, b), f"{op} {cfg}: differs from (2, {cfg[1]}, 2)"
 
 
 # ---- capture ---------------------------------------------------------------------------------------------

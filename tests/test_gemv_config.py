@@ -45,7 +45,20 @@ def test_explicit_ksplit_applies_to_every_kernel(monkeypatch):
         assert plan.gemv_config(k, 11008, 16000) == (plan.GEMV_WARPS, plan.GEMV_UNROLL, 4)
 
 
-@pytest.mark.parametrize("cfg", sorted({plan.GEMV_WIDE, plan.GEMV_LONG_K}))
+def test_shape_overrides_apply_to_their_shape_only():
+    for (kernel, K, pairs), cfg in plan.GEMV_SHAPES.items():
+        assert not kernel.startswith("gemv_residual"), "a residual override would change the ss chunking"
+        w, u, ks = cfg
+        assert w % ks == 0 and u >= 1 and ks >= 1
+        assert plan.gemv_config(kernel, K, pairs) == cfg
+    for p in PRESETS:  # no one-GPU LLaMA-2 GEMV takes an override
+        c = ModelConfig.from_preset(p)
+        for key in (("gemv_qkv_rope_norm", c.dim, c.qkv_dim // 2), ("gemv_silu_norm", c.dim, c.hidden_dim),
+                    ("gemv_logits_norm", c.dim, c.vocab_size // 2), ("gemv_logits", c.dim, c.vocab_size // 2)):
+            assert key not in plan.GEMV_SHAPES, (p, key)
+
+
+@pytest.mark.parametrize("cfg", sorted({plan.GEMV_WIDE, plan.GEMV_LONG_K, *plan.GEMV_SHAPES.values()}))
 def test_override_configs_compile(cfg, tmp_path):
     if NVCC is None:
         pytest.skip("nvcc not installed")

@@ -87,3 +87,51 @@ def test_gemv_quant_half2_path_compiles(qfmt, arch, bf16, path, tmp_path):
            "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemv_quant.cu")] + (["-DCG_BF16"] if bf16 else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+def _nvcc_gemm(defines: dict, arch: str, bf16: bool, tmp_path):
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()),
+           *[f"-D{k}={v}" for k, v in defines.items()], "-o", str(tmp_path / "k.cubin"),
+           str(kernel_dir() / "gemm.cu")] + (["-DCG_BF16"] if bf16 else [])
+    return cmd, subprocess.run(cmd, capture_output=True, text=True)
+
+
+# gemm.cu's RT (row tiles per warp) / XS (x ring in shared memory) / PF (L2 prefetch hint) / WS (W rings) /
+# PR (one-barrier reduction) knobs: (NT, WM, WK, STAGES, RT, XS, PF, WS, PR), arch, bf16
+GEMM_KNOBS = {"rt2": ((2, 2, 4, 2, 2, 0, 0, 0, 0), "sm_90", False),
+              "xs_nt8": ((8, 2, 2, 2, 1, 1, 1, 0, 0), "sm_80", True),
+              "rt2xs_wm1": ((2, 1, 8, 2, 2, 1, 2, 0, 1), "sm_90", True),
+              "rt2xs_s3": ((5, 2, 2, 3, 2, 1, 0, 0, 0), "sm_80", False),
+              "ws": ((2, 2, 2, 3, 1, 0, 0, 1, 0), "sm_90", False),
+              "ws_xs_rt2": ((1, 1, 2, 3, 2, 1, 2, 1, 1), "sm_80", True)}
+KNOB_NAMES = ("NT", "WM", "WK", "STAGES", "RT", "XS", "PF", "WS", "PR")
+
+
+@pytest.mark.parametrize("cfg", GEMM_KNOBS)
+def test_gemm_knobs_compile(cfg, tmp_path):
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    vals, arch, bf16 = GEMM_KNOBS[cfg]
+    cmd, r = _nvcc_gemm(dict(zip(KNOB_NAMES, vals)), arch, bf16, tmp_path)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+@pytest.mark.parametrize("nt,cfg", [(5, (2, 4, 2, 1, 1, 0, 0, 0)), (6, (2, 4, 2, 1, 1, 0, 0, 0)),
+                                    (8, (2, 2, 3, 1, 0, 0, 1, 0)), (2, (2, 4, 3, 1, 0, 0, 1, 0)),
+                                    (8, (2, 4, 2, 1, 0, 0, 0, 1)), (4, (1, 8, 2, 1, 1, 0, 0, 1))])
+def test_gemm_smem_limit_matches_launcher(nt, cfg, tmp_path):
+    """gemm.py's own_config_ok refuses exactly the configs whose static smem gemm.cu's static_assert rejects:
+    XS 2x4x2 fits at NT=5 (46080 bytes), not at NT=6 (55296); WS 2x2x3 at NT=8 (32768), WS 2x4x3 not (51200);
+    PR 2x4x2 at NT=8 (32768), PR + XS 1x8x2 not at NT=4 (16384 + 65536)."""
+    from cugraphllm.gpu.gemm import own_config_ok, own_smem_bytes
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    cmd, r = _nvcc_gemm(dict(zip(KNOB_NAMES, (nt,) + cfg)), "sm_90", False, tmp_path)
+    fits = own_smem_bytes(cfg, nt) <= 48 * 1024
+    assert (r.returncode == 0) == (own_config_ok("residual", cfg, nt) == "") == fits, \
+        f"{' '.join(cmd)}\n{r.stderr[-400:]}"
+    assert fits == (nt in (5, 8))  # the docstring's arithmetic

@@ -22,6 +22,7 @@ def _rel(a, b):
 
 def _compare(config, weights, mode="hybrid"):
     """Per-step logits of CudaEngine vs the NumPy forward: a 7-token prefill, then 9 decode steps."""
+    import cupy as cp
     from cugraphllm.gpu.engine import CudaEngine
     from cugraphllm.reference import forward, new_kv_cache
     gpu = CudaEngine(config, weights, RuntimeConfig(backend="cuda", mode=mode, max_seq_len=32))
@@ -30,6 +31,7 @@ def _compare(config, weights, mode="hybrid"):
     errs = []
     try:
         gpu.s.logits.fill(np.nan)  # poisoned: a step that writes nothing fails
+        cp.cuda.Device().synchronize()  # the fill ran on the legacy stream; the engine's non-blocking one won't wait
         list(gpu.generate(tokens[:7], SamplingParams(), 1))
         errs.append(_rel(gpu.s.logits.get()[0], forward(config, weights, tokens[:7], 0, kv)[-1]))
         for i in range(7, 16):

@@ -110,7 +110,9 @@ def test_queue_full_is_503_with_retry_after(tmp_path, llm):
             t.join(60)
         busy = [c for c in codes if c[0] == 503]
         assert len(codes) == 8 and busy and all(b[1] == "1" and b[2]["error"]["code"] == "queue_full" for b in busy)
-        assert 2 <= sum(c[0] == 200 for c in codes) <= 8 - len(busy)
+        # one running and one waiting when the worker took the first job before the others arrived; only one when it
+        # had not yet (the waiting slot then holds the first: seen on a loaded 2-core CI box)
+        assert 1 <= sum(c[0] == 200 for c in codes) <= 8 - len(busy)
     finally:
         s.stop()
 

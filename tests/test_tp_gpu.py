@@ -76,6 +76,7 @@ def test_residual_with_comm_equals_unsplit(group, M):
         with cp.cuda.Stream(non_blocking=True) as s:
             ops.matmul_residual(b["res"], b["a"], b["w"])
             s.synchronize()
+    _sync_all()  # bufs staged on the legacy default stream, which step's non-blocking stream does not wait for
     workers.run(step)
     _sync_all()
     got = [_on(r, lambda: bufs[r]["res"].x.get()) for r in range(2)]
@@ -120,6 +121,7 @@ def test_logits_all_gather_equals_unsplit(group):
         with cp.cuda.Stream(non_blocking=True) as s:
             ops.norm_matmul_logits(b["out"], b["res"], 1e-5, b["w"], b["n"])
             s.synchronize()
+    _sync_all()  # bufs staged on the legacy default stream, which step's non-blocking stream does not wait for
     workers.run(step)
     _sync_all()
     got = [_on(r, lambda: bufs[r]["out"].get()) for r in range(2)]

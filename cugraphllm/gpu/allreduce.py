@@ -14,14 +14,18 @@ lamport_2026-11-30f/): 2.21 us an all-reduce against 5.30 (custom) and 6.71 (NCC
 (kernels/allreduce.cu: the pushes, a system-scope fence, a per-block flag, a fence on the reader's side) and lamport
 (kernels/allreduce_lamport.cu: every pushed value is its own readiness signal, buffers of three generations reset
 to an empty bit pattern; no fence, no flag). Both sum in rank order: the same bits. Messages above CAP elements
-(prefill buckets of wide models) go to NCCL, which the engine keeps in any case.
+(prefill: [M, D] f32, 256 KB to 16 MB per rank) take lamport's ar_lamport_wide where the buffers were sized for them
+(PeerBuffers(n=...): tp_engine sizes them for its largest prefill bucket, rows x D), else NCCL, which the engine
+keeps in any case; the flag protocol and every all-gather stay capped at CAP. CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS
+(default 128, 64..1024): the grid of ar_lamport_wide, fixed per engine (lamport_chunks says why).
 CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
 every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
 its 16-bit copy and the norm's partial sums) is one kernel, ar_residual (ar_lamport_residual), instead of two;
 CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
 
-The layout functions below are pure Python (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the
-protocols with them); the kernels get the same constants as defines.
+The layout (constants, chunks, slots, the lamport call rule) is pure Python in gpu/allreduce_layout.py, re-exported
+here (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the protocols with it); the kernels get the
+same constants as defines.
 """
 from __future__ import annotations
 
@@ -32,51 +36,15 @@ import numpy as np
 from ..errors import BackendError
 from . import cuda_kernels as ck
 from . import pdl
+from .allreduce_layout import (  # noqa: F401  (re-exported: the launchers' and tests' names)
+    THREADS, CHUNK, MAX_BLOCKS, MAX_WORLD, CAP, GENERATIONS, SEQ_WRAP, EMPTY, WIDE_BLOCKS, SEQ_BLOCKS,
+    WIDE_KERNEL, PROTOCOLS, blocks_for, peer_cap, lamport_chunks, slot_offset, lamport_call, flag_index,
+    buffer_bytes)
 from .tp import Comm
 
-THREADS, CHUNK = 256, 1024            # a block of 256 threads owns 1024 elements (one float4 per thread)
-MAX_BLOCKS, MAX_WORLD = 64, 8
-CAP = CHUNK * MAX_BLOCKS               # elements per rank of the largest custom message (65536 f32 = 256 KiB)
-# lamport: generations of the receive buffers, the call counter's wrap (a multiple of 3), the empty bit pattern
-GENERATIONS, SEQ_WRAP, EMPTY = 3, 3 << 30, 0xFFFFFFFF
-# protocol -> (source, all-reduce / all-gather kernel, fused residual kernel, slots per source: parities or gens)
-PROTOCOLS = {"custom": ("allreduce.cu", "ar_oneshot", "ar_residual", 2),
-             "lamport": ("allreduce_lamport.cu", "ar_lamport", "ar_lamport_residual", GENERATIONS)}
 ENV, TIMEOUT_ENV, FUSE_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS", "CUGRAPHLLM_ALLREDUCE_FUSE"
+WIDE_ENV = "CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS"
 _cache: dict = {}                      # (device, world, kernel, dtype) -> RawKernel
-
-
-# ---- layout (pure Python) ----------------------------------------------------------------------------------------
-def blocks_for(n: int) -> int:
-    """Blocks of a call over n elements per rank: block b owns [b * CHUNK, (b + 1) * CHUNK) of every slot."""
-    if not 0 < n <= CAP:
-        raise ValueError(f"custom all-reduce: {n} elements per rank, expected 1..{CAP}")
-    return -(-n // CHUNK)
-
-
-def slot_offset(parity: int, src: int, world: int, cap: int = CAP) -> int:
-    """Element offset in a rank's data buffer of the slot that rank `src` pushes into at this parity (custom) or
-    generation (lamport)."""
-    return (parity * world + src) * cap
-
-
-def lamport_call(seq: int) -> tuple[int, int, int]:
-    """A lamport block's call after `seq` calls: (s, the generation it pushes into and polls, the generation it resets
-    to EMPTY). s counts modulo SEQ_WRAP, a multiple of 3, so the generation steps by one across the wrap."""
-    s = (seq + 1) % SEQ_WRAP
-    return s, s % GENERATIONS, (s + 2) % GENERATIONS
-
-
-def flag_index(block: int, src: int) -> int:
-    """Index in a rank's flags of the word that block `block` of rank `src` writes its sequence number into."""
-    return block * MAX_WORLD + src
-
-
-def buffer_bytes(world: int, protocol: str = "custom") -> int:
-    """Device bytes per rank: custom: data f32 [2, world, CAP], flags u32 [MAX_BLOCKS, MAX_WORLD], seq u32
-    [MAX_BLOCKS]; lamport: data f32 [3, world, CAP] and seq."""
-    flags = MAX_BLOCKS * MAX_WORLD if protocol == "custom" else 0
-    return 4 * (PROTOCOLS[protocol][3] * world * CAP + flags + MAX_BLOCKS)
 
 
 # ---- selection ---------------------------------------------------------------------------------------------------
@@ -101,15 +69,25 @@ def choose(devices: list[int], env: str | None = None) -> str:
     return ("lamport" if want == "auto" else want) if ok else "nccl"
 
 
-def timeout_ns() -> int:
-    raw = os.environ.get(TIMEOUT_ENV, "1000")
+def _env(name: str, default: str, cast, ok, what: str):
+    raw = os.environ.get(name, default)
     try:
-        ms = float(raw)
+        v = cast(raw)
     except ValueError:
-        ms = -1.0
-    if not ms > 0:
-        raise BackendError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of milliseconds")
-    return int(ms * 1e6)
+        v = None
+    if v is None or not ok(v):
+        raise BackendError(f"{name}={raw!r}: expected {what}")
+    return v
+
+
+def timeout_ns() -> int:
+    return int(_env(TIMEOUT_ENV, "1000", float, lambda ms: ms > 0, "a positive number of milliseconds") * 1e6)
+
+
+def wide_blocks() -> int:
+    """ar_lamport_wide's grid: CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS (A/B), default WIDE_BLOCKS."""
+    return _env(WIDE_ENV, str(WIDE_BLOCKS), int, lambda v: MAX_BLOCKS <= v <= SEQ_BLOCKS,
+                f"a whole number of blocks from {MAX_BLOCKS} to {SEQ_BLOCKS}")
 
 
 def _enable_peers(devices: list[int]) -> None:
@@ -127,11 +105,11 @@ def _enable_peers(devices: list[int]) -> None:
                         raise BackendError(f"custom all-reduce: peer access {a} -> {b} failed: {exc}") from None
 
 
-def _kernel(world: int, protocol: str = "custom", fused: bool = False, tname: str = "float16"):
-    """The protocol's all-reduce (or fused residual) kernel for `world` ranks on the current device (compiled once
-    per world and storage dtype, loaded once per device)."""
+def _kernel(world: int, protocol: str = "custom", fused: bool = False, tname: str = "float16", wide: bool = False):
+    """The protocol's all-reduce (fused residual; wide: lamport above CAP) kernel for `world` ranks on the current
+    device (compiled once per world and storage dtype, loaded once per device)."""
     src, plain, residual, _ = PROTOCOLS[protocol]
-    name = residual if fused else plain
+    name = WIDE_KERNEL if wide else residual if fused else plain
     key = (ck.device_id(), world, name, tname)
     f = _cache.get(key)
     if f is None:
@@ -150,32 +128,36 @@ def fusable(n: int, chunk: int, *arrays) -> bool:
 
 
 class PeerBuffers:
-    """The device state of one group for a peer-access protocol (PROTOCOLS): per rank (on its device) data f32
-    [slots * world * CAP] (custom: zero; lamport: EMPTY), custom's flags u32 [MAX_BLOCKS * MAX_WORLD] (zero) and seq
-    u32 [MAX_BLOCKS] (zero); peer access between all devices; the kernel loaded on every device (a first launch must
+    """The device state of one group for a peer-access protocol (PROTOCOLS), for all-reduces of up to cap =
+    peer_cap(protocol, n) elements per rank: per rank (on its device) data f32 [slots * world * cap] (custom: zero;
+    lamport: EMPTY), custom's flags u32 [MAX_BLOCKS * MAX_WORLD] (zero) and seq u32 [MAX_BLOCKS] (lamport:
+    [SEQ_BLOCKS]; zero); peer access between all devices; the kernels loaded on every device (a first launch must
     not compile while a peer's kernel already waits for it)."""
 
-    def __init__(self, devices: list[int], protocol: str = "custom"):
+    def __init__(self, devices: list[int], protocol: str = "custom", n: int = CAP):
         import cupy as cp
         self.devices, self.world, self.protocol = list(devices), len(devices), protocol
         if protocol not in PROTOCOLS:
             raise ValueError(f"peer all-reduce: protocol {protocol!r}, expected one of {sorted(PROTOCOLS)}")
         if not 1 <= self.world <= MAX_WORLD:
             raise BackendError(f"{protocol} all-reduce: {self.world} GPUs, at most {MAX_WORLD}")
-        self.timeout_ns = timeout_ns()
+        self.timeout_ns, self.cap = timeout_ns(), peer_cap(protocol, n)
+        self.wide = wide_blocks() if self.cap > CAP else MAX_BLOCKS  # ar_lamport_wide's grid, fixed from here on
         self.fused: set = set()  # storage dtypes whose fused residual kernel is loaded on every device (warmup)
         _enable_peers(self.devices)
         self.data, self.flags, self.seq = [], [], []
         lamport, slots = protocol == "lamport", PROTOCOLS[protocol][3]
         for d in self.devices:
             with cp.cuda.Device(d):
-                words = slots * self.world * CAP
+                words = slots * self.world * self.cap
                 self.data.append(cp.full(words, np.uint32(EMPTY), cp.uint32).view(cp.float32) if lamport
                                  else cp.zeros(words, cp.float32))
                 if not lamport:
                     self.flags.append(cp.zeros(MAX_BLOCKS * MAX_WORLD, cp.uint32))
-                self.seq.append(cp.zeros(MAX_BLOCKS, cp.uint32))
+                self.seq.append(cp.zeros(SEQ_BLOCKS if lamport else MAX_BLOCKS, cp.uint32))
                 _kernel(self.world, protocol).attributes  # compile and load here, outside any step
+                if self.cap > CAP:
+                    _kernel(self.world, protocol, wide=True).attributes
                 cp.cuda.Device().synchronize()  # written before any peer's kernel can look
         pad = [0] * (MAX_WORLD - self.world)
         flags = [a.data.ptr for a in self.flags] + pad if self.flags else []
@@ -184,7 +166,7 @@ class PeerBuffers:
     @property
     def nbytes(self) -> int:
         """Bytes on each device."""
-        return buffer_bytes(self.world, self.protocol)
+        return buffer_bytes(self.world, self.protocol, self.cap)
 
     def warmup(self, tname: str) -> None:
         """Load the fused residual kernel for storage dtype tname on every device (before any step: never compile
@@ -206,15 +188,21 @@ class PeerBuffers:
         if xh.dtype.name not in self.fused or not fusable(n, chunk, p, x):
             raise ValueError(f"custom all-reduce: no fused residual for {xh.dtype.name}, n {n}, chunk {chunk}")
         pdl.launch(_kernel(self.world, self.protocol, True, xh.dtype.name), (blocks_for(n),), (THREADS,), (
-            p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk), np.int64(CAP),
-            np.int64(self.timeout_ns)), pdl=True)
+            p, x, xh, ss, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(chunk),
+            np.int64(self.cap), np.int64(self.timeout_ns)), pdl=True)
 
-    def launch(self, rank: int, src, dst, n: int, gather: bool) -> None:
-        """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each;
-        dst may be src) or, gather, dst [world * n] = every rank's src in rank order. Every rank must make the same
-        calls in the same order (the sequence numbers live on the device)."""
+    def launch(self, rank: int, src, dst, n: int, gather: bool, add: bool = False) -> None:
+        """Rank `rank`'s kernel on the current stream (its device current): dst = sum over ranks of src (n f32 each,
+        at most cap; dst may be src) or, gather, dst [world * n] = every rank's src in rank order (n at most CAP);
+        add (lamport, CAP < n): dst += the sum (dst not src). Every rank must make the same calls in the same order
+        (the sequence numbers live on the device)."""
         if not 0 <= rank < self.world:
             raise ValueError(f"custom all-reduce: rank {rank} of {self.world}")
+        if add and (gather or n <= CAP or src.data.ptr == dst.data.ptr):
+            raise ValueError(f"custom all-reduce: add needs an all-reduce of more than {CAP} elements into another "
+                             "buffer")
+        if not 0 < n <= (CAP if gather else self.cap):
+            raise ValueError(f"custom all-reduce: {n} elements per rank, expected 1..{CAP if gather else self.cap}")
         for name, a, size in (("src", src, n), ("dst", dst, n * (self.world if gather else 1))):
             if a.dtype != np.float32 or not a.flags.c_contiguous or a.size != size:
                 raise ValueError(f"custom all-reduce: {name} must be contiguous float32 of {size} elements, got "
@@ -222,18 +210,24 @@ class PeerBuffers:
             if a.device.id != self.devices[rank]:
                 raise ValueError(f"custom all-reduce: {name} is on GPU {a.device.id}, rank {rank} is GPU "
                                  f"{self.devices[rank]}")
-        vec = n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0
-        pdl.launch(_kernel(self.world, self.protocol), (blocks_for(n),), (THREADS,), (
-            src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(bool(gather)),
-            np.int32(vec), np.int64(CAP), np.int64(self.timeout_ns)), pdl=True)
+        vec = np.int32(n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0)
+        head, tail = (src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank)), (
+            np.int64(self.cap), np.int64(self.timeout_ns))
+        if n > CAP:  # lamport only (self.cap is CAP for custom): lamport_chunks' grid
+            grid = min(self.wide, -(-n // CHUNK))
+            pdl.launch(_kernel(self.world, self.protocol, wide=True), (grid,), (THREADS,),
+                       (*head, vec, *tail, np.int32(bool(add))), pdl=True)
+        else:
+            pdl.launch(_kernel(self.world, self.protocol), (blocks_for(n),), (THREADS,), (
+                *head, np.int32(bool(gather)), vec, *tail), pdl=True)
 
 
 class CustomComm(Comm):
-    """tp.Comm over PeerBuffers: all_reduce / all_gather of at most CAP elements per rank run the peers' protocol
-    (kernels/allreduce.cu or allreduce_lamport.cu; backend = its name), larger ones NCCL. Each call still meets the
-    other ranks at the group's rendezvous on the host (no NCCL call): a rank whose step fails before its collective
-    releases the others with an error instead of leaving their kernels waiting on the device; graph replays involve
-    no host at all."""
+    """tp.Comm over PeerBuffers: all_reduce of at most peers.cap elements per rank (lamport: as sized; custom: CAP)
+    and all_gather of at most CAP run the peers' protocol (kernels/allreduce.cu or allreduce_lamport.cu; backend =
+    its name), larger ones NCCL. Each call still meets the other ranks at the group's rendezvous on the host (no
+    NCCL call): a rank whose step fails before its collective releases the others with an error instead of leaving
+    their kernels waiting on the device; graph replays involve no host at all."""
     backend = "custom"
 
     def __init__(self, group, rank: int, rows: int, dim: int, vocab_local: int, peers: PeerBuffers):
@@ -251,8 +245,19 @@ class CustomComm(Comm):
         self.peers.launch_residual(self.rank, p, r.x, r.xn, r.ss, chunk)
         return True
 
+    def all_reduce_add(self, p, x) -> bool:
+        """The prefill residual update: x += all_reduce(p) in one kernel (ar_lamport_wide with add; the same f32
+        operations as the all-reduce then kernels/tp.cu residual_add). False (nothing done, on every rank alike)
+        where it does not apply (decode sizes, another protocol, a message past the buffers)."""
+        if not (self.fuse and self.peers.protocol == "lamport" and CAP < p.size <= self.peers.cap
+                and x.size == p.size):
+            return False
+        self.group.meet(self.rank, p.size)
+        self.peers.launch(self.rank, p.reshape(-1), x.reshape(-1), p.size, False, add=True)
+        return True
+
     def all_reduce(self, buf) -> None:
-        if buf.size > CAP:
+        if buf.size > self.peers.cap:
             return super().all_reduce(buf)
         self.group.meet(self.rank, buf.size)
         self.peers.launch(self.rank, buf, buf, buf.size, False)

@@ -2,8 +2,9 @@
 
 Two implementations, picked per call by `_use_own(impl, op, M, K, ...)` (impl="auto" by default):
 - "own":    kernels/gemm.cu, swap-AB mma.sync streaming the weights, epilogue fused (M <= OWN_MAX_M);
-- "cublas": cuBLAS GemmEx through ctypes (gpu/cublas.py) into a scratch buffer, then our epilogue kernel;
-            matmul_residual needs no scratch: GemmEx accumulates into the f32 residual itself (beta = 1).
+- "cublas": cuBLAS through ctypes into a scratch buffer, then our epilogue kernel; matmul_residual needs no
+            scratch: the GEMM accumulates into the f32 residual itself (beta = 1). GemmEx (gpu/cublas.py) or the
+            cuBLASLt algorithm timed fastest for the shape at its first eager call (gpu/gemm_tune.py).
 Everything runs on the current CuPy stream with no host sync and no allocation once `prepare` has run (or a
 first eager call has grown the scratch), so every op can be captured in a cupy.cuda.Graph. Anything that
 changes per step (pos, n_tokens) is a device scalar.
@@ -23,9 +24,21 @@ OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="ow
 # (its activation re-reads from L2 grow with M) while cuBLAS already streams the weights at ~2.4-2.7 TB/s.
 AUTO_OWN_MAX_M = {"qkv": 16, "silu": 16, "residual": 16}
 AUTO_RESIDUAL_MAX_K = 4096
-# (WM, WK, STAGES): row tiles of 16 per block, warps along K, register pipeline depth; (op, NT) keys override.
-# silu needs WM even (w1 and w3 tiles pair up).
-OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2)}
+# (WM, WK, STAGES[, RT, XS, PF, WS, PR]): warps of row tiles per block, warps along K, pipeline depth, then
+# gemm.cu's optional knobs (_KNOBS defaults): row tiles of 16 per warp, x staged in shared memory (1) or read
+# through L1 (0), L2 prefetch hint of the weight loads (0 none, 1 128 B, 2 256 B), W through a per-warp
+# shared-memory ring (1) or straight into registers (0), K-group sums stored at once (1, one barrier) or added
+# turn by turn (0, WK barriers); (op, NT) keys override.
+# silu needs WM * RT even (w1 and w3 tiles pair up); XS / WS need STAGES >= 2, XS WK <= 15 when WM > 1, and
+# their smem (own_smem_bytes) must fit in 48 KiB.
+OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
+              # 16 rows (NT = 2, the bucket of prompts up to 16 tokens), H200 sweep of 61 configs
+              # (benchmarks/results/m16_2026-11-30/gemm_m16.json): wqkv 28.35 -> 27.39 us with a 128-byte L2
+              # prefetch hint, w13 48.68 -> 46.71 with 256 bytes, wo 13.83 -> 12.27 with one reduction barrier;
+              # 7B TTFT at 10 tokens (GPU prefill) 4.29 / 4.29 -> 4.09 / 4.17 ms, two rounds (final7_2026-11-30/)
+              ("qkv", 2): (2, 4, 2, 1, 0, 1), ("silu", 2): (2, 2, 2, 1, 0, 2), ("residual", 2): (1, 8, 2, 1, 0, 0, 0, 1)}
+_KNOBS = (("RT", 1), ("XS", 0), ("PF", 0), ("WS", 0), ("PR", 0))
+_SMEM_MAX = 48 * 1024
 _EPI_THREADS = 128
 
 
@@ -37,8 +50,45 @@ def _dtype(name):
     return np.dtype(name)
 
 
-def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2):
-    return get_function("gemm.cu", name, {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}, dtype=dtype)
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs):
+    defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
+    # knobs at their defaults are left out, so the default configs keep their compiled modules
+    defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
+    return get_function("gemm.cu", name, defines, dtype=dtype)
+
+
+def full_config(cfg) -> tuple:
+    """(WM, WK, STAGES, RT, XS, PF, WS, PR): cfg with the knobs it leaves out at their defaults."""
+    cfg = tuple(cfg)
+    return cfg + tuple(d for _, d in _KNOBS)[len(cfg) - 3:]
+
+
+def own_config(op: str, nt: int) -> tuple:
+    """Full config (full_config) of the own kernel for op at nt token tiles."""
+    return full_config(OWN_CONFIG.get((op, nt), OWN_CONFIG[op]))
+
+
+def own_smem_bytes(cfg: tuple, nt: int) -> int:
+    """Static shared memory of gemm.cu at a full config: reduction buffer(s) + x ring (XS) + W rings (WS)."""
+    wm, wk, stages, rt, xs, _, ws, pr = cfg
+    return (wk if pr else 1) * wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0) + (
+        wm * wk * stages * rt * 2048 if ws else 0)
+
+
+def own_config_ok(op: str, cfg: tuple, nt: int) -> str:
+    """'' if gemm.cu builds and launches the full config cfg for op at nt token tiles, else why not."""
+    wm, wk, stages, rt, xs, _, ws, _ = cfg
+    if op == "silu" and wm * rt % 2:
+        return "matmul_silu needs an even WM * RT"
+    if 32 * wm * wk > 1024:
+        return "more than 1024 threads"
+    if (xs or ws) and stages < 2:
+        return "XS / WS need STAGES >= 2"
+    if xs and wm > 1 and wk > 15:
+        return "XS needs WK <= 15 when WM > 1 (named barriers)"
+    if own_smem_bytes(cfg, nt) > _SMEM_MAX:
+        return f"shared memory {own_smem_bytes(cfg, nt)} bytes > {_SMEM_MAX}"
+    return ""
 
 
 def _check(cond: bool, what: str) -> None:
@@ -71,11 +121,13 @@ def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
 def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> None:
     import cupy as cp
     nt = (M + 7) // 8
-    wm, wk, stages = OWN_CONFIG[(op, nt)] if (op, nt) in OWN_CONFIG else OWN_CONFIG[op]
-    _check(op != "silu" or wm % 2 == 0, "matmul_silu needs an even WM")
-    rows_per_block = 16 * (wm // 2 if op == "silu" else wm)
+    cfg = own_config(op, nt)
+    why = own_config_ok(op, cfg, nt)
+    _check(not why, f"own config {cfg} for {op} at NT={nt}: {why}")
+    wm, wk, _, rt = cfg[:4]
+    rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    _fn(kernel, dtype, nt, wm, wk, stages)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
+    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
@@ -93,7 +145,7 @@ def warmup(dtype, rows) -> None:
         for op, kernel in (("qkv", "gemm_qkv_rope"), ("silu", "gemm_silu"), ("residual", "gemm_residual")):
             if 1 < M <= AUTO_OWN_MAX_M[op]:
                 nt = (M + 7) // 8
-                fns.append(_fn(kernel, dtype, nt, *OWN_CONFIG.get((op, nt), OWN_CONFIG[op])))
+                fns.append(_fn(kernel, dtype, nt, *own_config(op, nt)))
     for f in fns:
         f.attributes  # forces the compile and module load now
 
@@ -113,12 +165,13 @@ def prepare(max_tokens: int, max_cols: int = 0, dtype="float16") -> None:
 
 
 def workspace_bytes() -> int:
-    """Device bytes of the current device's cuBLAS workspace and GEMM scratch (retired scratch included)."""
-    from . import cublas
+    """Device bytes of the current device's cuBLAS / cuBLASLt workspaces and GEMM scratch (retired scratch
+    included)."""
+    from . import cublas, cublaslt
     from .cuda_kernels import device_id
     dev = device_id()
-    h = cublas._HANDLES.get(dev)
-    return ((h.workspace.nbytes if h is not None else 0) + sum(b.nbytes for k, b in _SCRATCH.items() if k[0] == dev)
+    h, lt = cublas._HANDLES.get(dev), cublaslt._HANDLES.get(dev)
+    return ((h.workspace.nbytes if h is not None else 0) + (lt.workspace.nbytes if lt is not None else 0) + sum(b.nbytes for k, b in _SCRATCH.items() if k[0] == dev)
             + sum(b.nbytes for b in _RETIRED if b.device.id == dev))
 
 
@@ -139,8 +192,8 @@ def _scratch(n: int, dtype):
 
 
 def _cublas_into(c, a, w) -> None:
-    from . import cublas
-    cublas.handle().gemm_nt(c, a, w)
+    from . import gemm_tune  # GemmEx or the cuBLASLt algorithm timed fastest for this shape
+    gemm_tune.gemm_nt(c, a, w)
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------
@@ -155,8 +208,18 @@ def matmul_residual(x, a, w, *, impl: str = "auto") -> None:
         _launch_own("gemm_residual", "residual", a.dtype, M, N,
                     (x, a, w, np.int32(M), np.int32(N), np.int32(K)))
     else:
-        from . import cublas
-        cublas.handle().gemm_nt(x, a, w, accumulate=True)
+        from . import gemm_tune
+        gemm_tune.gemm_nt(x, a, w, accumulate=True)
+
+
+def matmul_f32(c, a, w) -> None:
+    """c f32 [M, N] = a T[M, K] @ w T[N, K].T, written whole (cuBLAS, beta = 0): a tensor-parallel partial sum."""
+    M, K = a.shape
+    _check(c.shape == (M, w.shape[0]) and w.shape[1] == K and str(c.dtype) == "float32" and a.dtype == w.dtype,
+           f"matmul_f32: c{c.shape} {c.dtype}, a{a.shape} {a.dtype}, w{w.shape} {w.dtype}")
+    _contig(c, a, w)
+    from . import gemm_tune
+    gemm_tune.gemm_nt(c, a, w)
 
 
 def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:

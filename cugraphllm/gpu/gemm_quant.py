@@ -3,9 +3,10 @@
 weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four paths, picked per call (`impl`):
 - "own":     swap-AB mma.sync kernel dequantizing the weight tiles on load, epilogue fused (K % 8 == 0); one launch
              per OWN_MAX_M rows (each re-streams the weights, so it pays at small M only);
-- "lt":      fp8 only, sm_89+ (K % 16 == 0): W8A8. Activations quantized per token on the device (amax -> e4m3),
-             cuBLASLt FP8 GEMM into an f32 scratch (gpu/cublaslt.py), then an epilogue applies the token and row
-             scales with the residual / SiLU*up / RoPE;
+- "lt":      fp8 only, sm_89+ (K % 16 == 0): W8A8 (gemm_quant_lt.py). Activations quantized per token on the
+             device (amax -> e4m3), cuBLASLt FP8 GEMM (algorithm per shape: gemm_tune.fp8_matmul); where cuBLASLt
+             applies the token and row scales itself (outer-vector scaling, sm_90) it writes x += / a T scratch
+             for gemm.cu's epilogues, else an f32 scratch that an epilogue scales with the residual / SiLU*up / RoPE;
 - "dequant": int8 / int4 (and fp8 where "lt" cannot run): slabs of weight rows dequantized into two alternating
              16-bit scratches (the next slab's dequantization overlaps this slab's GEMM: quant_slabs.py), cuBLAS
              GemmEx per slab into the output columns, then gemm.cu's epilogues.
@@ -30,6 +31,7 @@ import numpy as np
 from ..errors import BackendError
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemm
+from . import gemm_quant_lt as lt
 from . import gemm_quant_tc as tc
 from . import quant_slabs as slabs
 from .cuda_kernels import device_id, get_function
@@ -104,6 +106,8 @@ def allocate(config, fmt: str, max_tokens: int, dtype="float16") -> None:
         cublaslt.handle()
     for name, nbytes in _sizes(config, fmt, max_tokens, dtype).items():
         _buf(name, nbytes)
+    if fmt == "fp8" and cublaslt.fp8_supported():
+        lt.probe(dtype)  # does cuBLASLt apply the fp8 scales itself here (gemm_quant_lt.py)? Asked before capture
 
 
 def _buf(name: str, nbytes: int):
@@ -138,8 +142,7 @@ def warmup(fmt: str, dtype, rows, shapes=()) -> None:
         if _auto_tc(fmt, M):
             tc.warmup(fmt, dtype, [M])
         if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
-            for N, K in shapes:
-                cublaslt.handle().plan(N, M, K)
+            lt.warmup(dtype, [M], shapes)
     for f in fns:
         f.attributes  # forces the compile and module load now
 
@@ -228,20 +231,6 @@ def _prep(a, w: QuantLinear):
     return out
 
 
-def _lt_product(a, w: QuantLinear):
-    """(d f32 [M, N] unscaled, sa f32 [M]) of the W8A8 product: per-token e4m3 activations x e4m3 weights."""
-    from . import cublaslt
-    M, K = a.shape
-    N = w.shape[0]
-    aq, sa, d = _view("aq", (M, K), "uint8"), _view("sa", (M,), "float32"), _view("d", (M, N), "float32")
-    perm = w.perm if w.perm is not None else w.scales
-    gain = w.gain if w.gain is not None else w.scales
-    _launch("quant_act_fp8", "fp8", a.dtype, (M,), _THREADS,
-            (aq, sa, a, perm, gain, np.int32(K), np.int32(w.perm is not None), np.int32(w.gain is not None)))
-    cublaslt.handle().fp8_matmul(d, aq, w.qweight)
-    return d, sa
-
-
 def _tcws():
     """The tc path's f32 split-K partials."""
     return _view("tcws", (tc.WS_BYTES // 4,), "float32")
@@ -273,9 +262,7 @@ def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
         _own("qgemm_residual", "residual", w, a, N, lambda m0, mc: (
             x[m0:m0 + mc], ap[m0:m0 + mc], *wa[:4], np.int32(mc), np.int32(N), np.int32(K), wa[4]))
     elif path == "lt":
-        d, sa = _lt_product(a, w)
-        _launch("w8a8_residual_rows", "fp8", a.dtype, ((N + _THREADS - 1) // _THREADS, M), _THREADS,
-                (x, d, sa, w.scales, np.int32(N)))
+        lt.residual(x, a, w)
     elif path == "tc":
         tc.run(x, _prep(a, w), w, "acc", _tcws())
     else:
@@ -295,9 +282,7 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
         _own("qgemm_silu", "silu", w13, xn, F, lambda m0, mc: (
             h[m0:m0 + mc], ap[m0:m0 + mc], *wa[:4], np.int32(mc), np.int32(F), np.int32(K), wa[4]))
     elif path == "lt":
-        d, sa = _lt_product(xn, w13)
-        _launch("w8a8_silu_rows", "fp8", xn.dtype, ((F + _THREADS - 1) // _THREADS, M), _THREADS,
-                (h, d, sa, w13.scales, np.int32(F)))
+        lt.silu(h, xn, w13)
     elif path == "tc":
         tc.run(h, _prep(xn, w13), w13, "silu", _tcws(), g=_view("g", (M, 2 * F), xn.dtype))
     else:
@@ -328,9 +313,7 @@ def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens,
             q[m0:m0 + mc], ap[m0:m0 + mc], *wa[:4], rope_cs, k_cache, v_cache, pos, n_tokens, np.int32(mc))
             + geo + (wa[4], np.int32(m0)))
     elif path == "lt":
-        d, sa = _lt_product(xn, wqkv)
-        _launch("w8a8_qkv_rope_rows", "fp8", xn.dtype, ((NQ // 2 + _THREADS - 1) // _THREADS, M), _THREADS,
-                (q, d, sa, wqkv.scales, rope_cs, k_cache, v_cache, pos, n_tokens) + geo)
+        lt.qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, geo)
     elif path == "tc":
         tc.run(q, _prep(xn, wqkv), wqkv, "qkv", _tcws(), g=_view("g", (M, NQ), xn.dtype),
                qkv=(rope_cs, k_cache, v_cache, pos, n_tokens, (D, kvd, hd, S)))

@@ -31,6 +31,14 @@ GEMV_WIDE = (16, 1, 8)
 GEMV_WIDE_MIN_PAIRS = 2048
 GEMV_LONG_K = (16, 1, 4)
 GEMV_LONG_K_MIN = 8192
+# Per-shape overrides, (kernel, K, row pairs) -> (warps, unroll, ksplit), for shapes the rules above serve worst:
+# the per-GPU GEMVs of 7B / 13B under TP2 (wo / w2 are f32 partial sums through the LM-head kernel). H200 sweep of
+# 10 launch shapes (benchmarks/results/sweep_tp_gemv_2026-11-30.json, us per launch, rules -> override): 7B wo
+# 5.54 -> 4.62; 13B wqkv 22.05 -> 20.93, w13 35.53 -> 34.87, wo 8.56 -> 7.26, w2 18.75 -> 17.44. No one-GPU
+# LLaMA-2 shape is among them.
+GEMV_SHAPES = {("gemv_logits", 2048, 2048): (8, 1, 4),
+               ("gemv_qkv_rope_norm", 5120, 3840): (8, 1, 4), ("gemv_silu_norm", 5120, 6912): (8, 1, 4),
+               ("gemv_logits", 2560, 2560): (8, 2, 2), ("gemv_logits", 6912, 2560): (16, 1, 16)}
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class GemvPlan:
     wide_min_pairs: int = GEMV_WIDE_MIN_PAIRS
     long_k: tuple = GEMV_LONG_K
     long_k_min: int = GEMV_LONG_K_MIN
+    shapes: tuple = tuple(sorted(GEMV_SHAPES.items()))  # ((kernel, K, n_pairs), (warps, unroll, ksplit)) pairs
 
     def ksplit_for(self, n_pairs: int) -> int:
         """Warps per row pair: 2 on every 7B shape (the sweep's best: +3% on wqkv, +10% on wo and w2 over 1);
@@ -61,6 +70,9 @@ class GemvPlan:
         default = (self.warps, self.unroll, self.ksplit_for(n_pairs))
         if self.ksplit is not None:
             return default
+        for key, cfg in self.shapes:
+            if key == (kernel, K, n_pairs):
+                return cfg
         if kernel.startswith("gemv_residual"):  # long K: measured on the ss form only (the one decode runs)
             w, _, ks = self.long_k
             same_chunk = w // ks == default[0] // default[2]
@@ -161,7 +173,7 @@ QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1
 def fp16_plan() -> GemvPlan:
     """The 16-bit plan from the module constants (see the module docstring)."""
     return GemvPlan(GEMV_WARPS, GEMV_UNROLL, GEMV_XSMEM, GEMV_KSPLIT, GEMV_WIDE, GEMV_WIDE_MIN_PAIRS, GEMV_LONG_K,
-                    GEMV_LONG_K_MIN)
+                    GEMV_LONG_K_MIN, tuple(sorted(GEMV_SHAPES.items())))
 
 
 def plan_for(fmt: str = "fp16", device=None):

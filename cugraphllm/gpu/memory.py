@@ -15,6 +15,7 @@ GRAPH_NODE_BYTES = 6 << 10
 GRAPH_MIN_BYTES = 512 << 10  # per graph, however small (the driver's allocations for an executable graph)
 RESERVE_BYTES = 256 << 20  # compiled modules (NVRTC and Numba), CuPy pool rounding, small allocations
 CUBLAS_WORKSPACE = 32 << 20  # gpu/cublas.py WORKSPACE_BYTES
+CUBLASLT_WORKSPACE = 32 << 20  # gpu/cublaslt.py WORKSPACE_BYTES (prefill GEMMs tuned by gpu/gemm_tune.py)
 _ALIGN = 512  # CuPy's pool rounds every allocation up to this
 
 
@@ -28,8 +29,9 @@ def scratch_bytes(c: ModelConfig, S: int, rows: int, t: int = 2) -> int:
     arrays = [rows * c.dim * 4, rows * c.dim * t, (c.dim + 1) // 2 * 4, rows * c.dim * t, rows * c.dim * t,
               rows * c.hidden_dim * t, c.vocab_size * 4, rows * 4, 4, 4, 4, 4, 16, 8, S * c.head_dim * 4,
               (S + 1) * 4]
-    g = -(-c.vocab_size // 4096)  # the sampler's workspace (ops.SampleWork: SAMPLE_CHUNK 4096, SAMPLE_NB 2048)
-    arrays += [c.vocab_size * 4, g * 4, g * 4, g * 4, 2048 * 4, 2048 * 8, 4]
+    g = -(-c.vocab_size // 1024)  # the sampler's workspace (ops.SampleWork: SAMPLE_CHUNK 1024, SAMPLE_NB 2048)
+    arrays += [c.vocab_size * 4, g * 4, g * 4, g * 4, 2048 * 4, 2048 * 8, c.vocab_size * 2, g * 1024 * 8,
+               g * 2048 * 2, 8]
     return sum(_r(n) for n in arrays)
 
 
@@ -62,7 +64,7 @@ def estimate(c: ModelConfig, S: int, mode: str = "hybrid", weight_bytes: int | N
         "weights": t * c.n_params() if weight_bytes is None else weight_bytes,
         "kv_cache": _r(2 * c.n_layers * S * c.kv_dim * t),
         "scratch": scratch_bytes(c, S, rows, t),
-        "gemm_workspace": CUBLAS_WORKSPACE + _r(rows * max(c.qkv_dim, 2 * c.hidden_dim) * t),
+        "gemm_workspace": CUBLAS_WORKSPACE + CUBLASLT_WORKSPACE + _r(rows * max(c.qkv_dim, 2 * c.hidden_dim) * t),
         "attention_scratch": attention_bytes(c, S, n_sm),
         "graphs": graph_bytes(c, S, mode),
         "reserve": RESERVE_BYTES,

@@ -276,13 +276,13 @@ def _residual_allreduce(r, a, w):
     _check("comm.part", p, shape=(M, N), dtype="float32", align=16)
     if M == 1:  # the plain f32-output GEMV (LM head kernel): p = a @ w.T
         matmul_logits(p, a, w)
-    else:  # GEMM accumulates into p: zero it first (a memset node when captured)
+    elif isinstance(w, QuantLinear):  # its GEMMs accumulate into p: zero it first (a memset node when captured)
         cp.cuda.runtime.memsetAsync(p.data.ptr, 0, p.nbytes, cp.cuda.get_current_stream().ptr)
-        if isinstance(w, QuantLinear):
-            from . import gemm_quant as g
-        else:
-            from . import gemm as g
-        g.matmul_residual(p, a, w)
+        from . import gemm_quant
+        gemm_quant.matmul_residual(p, a, w)
+    else:  # p = a @ w.T written whole by cuBLAS (beta = 0): no memset
+        from . import gemm
+        gemm.matmul_f32(p, a, w)
     if M == 1 and r.ss is not None:
         _check_stats(r.xn, r.ss, N, t)
         n, chunk = norm_partials(N), norm_chunk(N)
@@ -291,6 +291,9 @@ def _residual_allreduce(r, a, w):
             return
         r.comm.all_reduce(p)
         _fn("tp.cu", "residual_add_ss", t)((-(-n // 4),), (128,), (r.x, r.xn, r.ss, p, np.int32(N), np.int32(chunk)))
+        return
+    add = getattr(r.comm, "all_reduce_add", None)  # gpu/allreduce.py lamport: sum and x += in one kernel
+    if add is not None and add(p, r.x):
         return
     r.comm.all_reduce(p)
     _fn("tp.cu", "residual_add", t)((min(-(-(M * N) // 256), 4096),), (256,), (r.x, p, np.int64(M * N)))
@@ -392,7 +395,8 @@ def warmup(config, dtype: str = "float16") -> None:
                              ("gemv_logits", c.dim, (c.vocab_size + 1) // 2)):
         for k in (kernel, {"gemv_residual": "gemv_residual_ss"}.get(kernel, kernel + "_norm")):
             fns.append(_gemv_fn(k, t, K, pairs)[0])
-    fns += [_fn("sampling.cu", k, "float16") for k in ("argmax", "sample_prep", "sample_draw")]
+    fns += [_fn("sampling.cu", k, "float16") for k in ("argmax", "sample_prep", "sample_draw", "sample_prep_v2",
+                                                     "sample_draw_v2", "sample_draw_v3")]
     for f in fns:
         f.attributes  # forces NVRTC compile + module load now
 

@@ -172,10 +172,19 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
 def norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     M, D, xn, x, extra = _ops._norm_args(r, eps)
     if M > 1:
-        _ops.rmsnorm(xn, x, None, eps)
+        if not _fused_norm(r, eps, wqkv, "qkv", q.shape[1] == D):  # fp8: the codes instead of xn (fp8_actq.py)
+            _ops.rmsnorm(xn, x, None, eps)
         return qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     _, K, t, pairs, args = _qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     _launch("qgemv_qkv_rope_norm", wqkv, t, K, pairs, args + extra)
+
+
+def _fused_norm(r, eps, w, op: str, own: bool = True) -> bool:
+    """fp8 with CUGRAPHLLM_FP8_FUSE_ACTQ: the prefill norm writes the product's e4m3 input (gpu/fp8_actq.py)."""
+    if w.fmt != "fp8":
+        return False
+    from . import fp8_actq
+    return fp8_actq.norm(r, eps, w, op, own)
 
 
 def matmul_residual(r, a, w):
@@ -219,7 +228,8 @@ def matmul_silu(h, xn, w13):
 def norm_matmul_silu(h, r, eps, w13):
     M, D, xn, x, extra = _ops._norm_args(r, eps)
     if M > 1:
-        _ops.rmsnorm(xn, x, None, eps)
+        if not _fused_norm(r, eps, w13, "silu"):
+            _ops.rmsnorm(xn, x, None, eps)
         return matmul_silu(h, xn, w13)
     _, F, K, t, wargs = _silu(h, xn, w13)
     _launch("qgemv_silu_norm", w13, t, K, F, (h, xn, np.int32(F)) + wargs + extra)

@@ -1,14 +1,26 @@
 """Token selection on the device (kernels/sampling.cu), the last ops of a step: argmax, and the multi-block
 top-k / top-p sampler with its per-logits-buffer workspace. Re-exported by gpu/ops.py (the ops API); the kernels go
-through ops._fn, so whatever wraps ops._fn (scripts/decode_anatomy.py) sees these launches too."""
+through ops._fn, so whatever wraps ops._fn (scripts/decode_anatomy.py) sees these launches too.
+
+Three implementations of the same rule (same token, bit for bit): "new" (sample_prep_v2 + sample_draw_v3, the
+default), "v2" (sample_prep_v2 + sample_draw_v2) and "old" (sample_prep + sample_draw), chosen per call by SAMPLER
+(env CUGRAPHLLM_SAMPLER=old|v2|new; set the attribute before capture for an A/B in one process). All use the same
+workspace."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from . import ops as _ops
+from . import pdl as _pdl
 
 SAMPLE_THREADS = 1024
-SAMPLE_CHUNK, SAMPLE_NB = 4096, 2048  # logits per sampler block, value bins (kernels/sampling.cu)
+SAMPLE_CHUNK, SAMPLE_NB = 1024, 2048  # logits per sampler block (v2), value bins (kernels/sampling.cu)
+OLD_CHUNK = 4096                      # logits per block of the old kernels
+SAMPLER = os.environ.get("CUGRAPHLLM_SAMPLER", "new")
+KERNELS = {"new": ("sample_prep_v2", "sample_draw_v3"), "v2": ("sample_prep_v2", "sample_draw_v2"),
+           "old": ("sample_prep", "sample_draw")}
 _sample_work: dict = {}  # (device, logits address, V) -> SampleWork
 
 
@@ -37,15 +49,20 @@ class SampleWork:
 
     def __init__(self, V: int):
         import cupy as cp
-        g = self.blocks = -(-V // SAMPLE_CHUNK)
+        g = self.blocks = -(-V // SAMPLE_CHUNK)           # >= the old kernels' ceil(V / OLD_CHUNK)
+        self.old_blocks = -(-V // OLD_CHUNK)
         self.s = cp.empty(V, cp.float32)                  # processed logits
         self.pmax, self.parg, self.pmin = cp.empty(g, cp.float32), cp.empty(g, cp.int32), cp.empty(g, cp.float32)
         self.bcnt, self.bmass = cp.empty(SAMPLE_NB, cp.uint32), cp.empty(SAMPLE_NB, cp.uint64)
-        self.ctr = cp.zeros(1, cp.uint32)                 # last-block ticket; the kernel leaves it at 0
+        self.sbin = cp.empty(V, cp.uint16)                # each logit's bin (v2's gather)
+        self.skey = cp.empty(g * SAMPLE_CHUNK, cp.uint64) # v3: each block's comp keys, sorted by bin
+        self.bend = cp.empty(g * SAMPLE_NB, cp.uint16)    # v3: each block's inclusive count through each bin
+        self.ctr = cp.zeros(2, cp.uint32)                 # last-block ticket (the kernel leaves it at 0); v3's path
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.s, self.pmax, self.parg, self.pmin, self.bcnt, self.bmass, self.ctr))
+        return sum(a.nbytes for a in (self.s, self.pmax, self.parg, self.pmin, self.bcnt, self.bmass, self.sbin,
+                                      self.skey, self.bend, self.ctr))
 
 
 def sample_workspace(logits) -> SampleWork:
@@ -63,16 +80,22 @@ def sample_workspace(logits) -> SampleWork:
 
 def sample(token, hist, pos, n_tokens, logits, params, seed):
     """SamplingParams on the device; params f32 [4] = (temperature, top_p, repetition_penalty, top_k),
-    seed uint64 [1]. Writes like argmax. Two launches of ceil(V / SAMPLE_CHUNK) blocks (kernels/sampling.cu)."""
+    seed uint64 [1]. Writes like argmax. Two launches of ceil(V / SAMPLE_CHUNK) blocks (kernels/sampling.cu;
+    SAMPLER "old": ceil(V / OLD_CHUNK))."""
     V = _select_check(token, hist, pos, n_tokens, logits)
     _ops._check("params", params, shape=(4,), dtype="float32")
     _ops._scalar("seed", seed, dtype="uint64")
+    if SAMPLER not in KERNELS:
+        raise ValueError(f"CUGRAPHLLM_SAMPLER must be one of {sorted(KERNELS)}, got {SAMPLER!r}")
     w = sample_workspace(logits)
-    grid, block, n = (w.blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
+    new = SAMPLER != "old"
+    grid, block, n = (w.blocks if new else w.old_blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
     part = (w.s, w.pmax, w.parg, w.pmin, w.bcnt, w.bmass)
-    prep, draw = (_ops._fn("sampling.cu", k, "float16") for k in ("sample_prep", "sample_draw"))
-    prep(grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n) + part)
-    draw(grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V), n) + part + (w.ctr,))
+    prep, draw = (_ops._fn("sampling.cu", k, "float16") for k in KERNELS[SAMPLER])
+    tail = {"new": (w.skey, w.bend, w.ctr), "v2": (w.sbin, w.ctr), "old": (w.ctr,)}[SAMPLER]
+    # the v2 / v3 kernels call pdl_enter first: each may start while the kernel before it finishes
+    _pdl.launch(prep, grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n) + part, pdl=new)
+    _pdl.launch(draw, grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V), n) + part + tail, pdl=new)
 
 
 def sampling_params_array(params) -> np.ndarray:

@@ -169,13 +169,15 @@ class TPEngine(CudaEngine):
         from . import allreduce
         self.devices = check_devices(self.world)
         self.allreduce = allreduce.choose(self.devices)  # "custom" / "lamport" (NVLink peer access) or "nccl"
+        from .attention import make_buckets
+        self.comm_n = max(make_buckets(self.max_seq_len)[1]) * config.dim  # the largest prefill residual per rank
         self._preflight(plans)
         self.group = self.workers = self.peers = None
         try:
             self.group = Group(self.devices)
             self.workers = Workers(self.devices, self.group)
             if self.allreduce in allreduce.PROTOCOLS:
-                self.peers = allreduce.PeerBuffers(self.devices, self.allreduce)
+                self.peers = allreduce.PeerBuffers(self.devices, self.allreduce, self.comm_n)  # lamport: prefill too
                 self.peers.warmup(np.dtype(storage_dtype(runtime.dtype)).name)
             self._allocate(plans, weights, progress)
         except BaseException as exc:
@@ -222,7 +224,7 @@ class TPEngine(CudaEngine):
             need += memory.scratch_bytes(c, S, rows) + rows * c.dim * 4 + lc.vocab_size * 4
             if self.allreduce != "nccl":
                 from .allreduce import buffer_bytes
-                need += buffer_bytes(self.world, self.allreduce)
+                need += buffer_bytes(self.world, self.allreduce, self.comm_n)
             if need > free:
                 raise BackendError(f"cuda backend (--tp {self.world}): out of GPU memory on GPU {self.devices[r]}: "
                                    f"context {S} needs {need / 2**30:.2f} GiB per GPU but {free / 2**30:.2f} GiB "

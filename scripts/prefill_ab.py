@@ -1,0 +1,151 @@
+"""A/B of prefill settings by the time of the captured prefill graphs themselves (no host TTFT noise): one engine per
+setting, built in turn in this process (dummy weights, hybrid mode), each chosen bucket's greedy prefill graph
+replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
+median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
+rows). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
+are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0). --quant fp8|int8|int4 quantizes the dummy weights at load.
+
+    python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
+    python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
+        --order "tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0,tune1;CUGRAPHLLM_FP8_OUTER_SCALE=1"
+    python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
+        --order "tune1;CUGRAPHLLM_FP8_FUSE_ACTQ=0,tune1;CUGRAPHLLM_FP8_FUSE_ACTQ=2"    # gpu/fp8_actq.py
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+_ENV_SET: dict = {}
+
+
+def apply(setting: str) -> None:
+    """';'-joined tune0 / tune1 and VAR=VALUE environment variables (the previous setting's are undone)."""
+    from cugraphllm.gpu import gemm_tune
+    gemm_tune._CHOICE.clear()
+    gemm_tune._TIMES.clear()
+    for k, v in _ENV_SET.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    _ENV_SET.clear()
+    for item in setting.split(";"):
+        if item in ("tune0", "tune1"):
+            gemm_tune.TUNE = item == "tune1"
+        elif "=" in item:
+            k, v = item.split("=", 1)
+            _ENV_SET.setdefault(k, os.environ.get(k))
+            os.environ[k] = v
+        else:
+            raise SystemExit(f"unknown setting {item!r} in {setting!r}")
+
+
+def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None) -> float:
+    """ms per replay of the greedy prefill graph of `bucket` rows with n real tokens (default: all rows); prompt:
+    the ids in those rows (default: whatever the buffer holds, token 0 before any generate())."""
+    e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
+    e.rt.step("prefill", bucket, True)  # warm replay
+    e.sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        e.rt.step("prefill", bucket, True)
+    e.sync()
+    return 1e3 * (time.perf_counter() - t0) / reps
+
+
+def generate_ms(e, lengths, rounds: int) -> dict:
+    """The bench's path: GPU prefill ms (median of `rounds`) of generate() on a random prompt of each length."""
+    from cugraphllm.bench import gpu_times, prompts_for, time_generation
+    from cugraphllm.sampling import SamplingParams
+    out = {}
+    for n in lengths:
+        p = prompts_for(n, 1, e.config.vocab_size, 0)[0]
+        t = []
+        for _ in range(rounds):
+            time_generation(e, p, 2, SamplingParams())
+            g = gpu_times(e)
+            t.append(g[0] if g else float("nan"))
+        out[f"generate{n}"] = round(float(np.median(t)), 3)
+    return out
+
+
+def time_buckets(e, buckets, args) -> tuple[dict, dict]:
+    """Median ms per bucket of the full prefill graph (with --random also "<bucket>r": the same graph with random
+    prompt ids in its rows, interleaved), and (--partial) of the same graph with the last rows padding (a prompt
+    shorter than its bucket), in --rounds interleaved rounds."""
+    from cugraphllm.bench import prompts_for
+    ms = {str(b): [] for b in buckets}
+    part = {b: [] for b in buckets if args.partial and b > args.partial}
+    for _ in range(args.rounds):
+        for b in buckets:
+            ms[str(b)].append(graph_ms(e, b, args.reps, prompt=np.zeros(b, np.int32)))
+            if args.random:
+                ids = prompts_for(b, 1, e.config.vocab_size, 0)[0]
+                ms.setdefault(f"{b}r", []).append(graph_ms(e, b, args.reps, prompt=ids))
+            if b in part:
+                part[b].append(graph_ms(e, b, args.reps, b - args.partial, prompt=np.zeros(b, np.int32)))
+    return ({k: round(float(np.median(v)), 3) for k, v in ms.items()},
+            {f"{b}n{b - args.partial}": round(float(np.median(v)), 3) for b, v in part.items()})
+
+
+def measure(setting: str, args) -> dict:
+    from cugraphllm.config import ModelConfig, RuntimeConfig
+    from cugraphllm.engines import _make_engine
+    from cugraphllm.gpu import gemm_tune
+    apply(setting)
+    buckets = [int(b) for b in args.buckets.split(",")]
+    rt = RuntimeConfig(backend="cuda", mode="hybrid", tp=args.tp, max_seq_len=max(buckets) + 64, quant=args.quant)
+    t0 = time.perf_counter()
+    e = _make_engine(ModelConfig.from_preset(args.preset), rt)
+    try:
+        e.wait_ready()
+        ready = time.perf_counter() - t0
+        full, partial = time_buckets(e, buckets, args)
+        lengths = [b - args.partial for b in buckets if args.partial and b > args.partial]
+        row = {"setting": setting, "ready_s": round(ready, 1),
+               "generate_prefill_gpu_ms": generate_ms(e, lengths, args.rounds), "prefill_ms": full,
+               "partial_ms": partial, "tuned": gemm_tune.report()}
+    finally:
+        close = getattr(e, "close", None)
+        if close is not None:
+            close()
+        del e
+        gc.collect()
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="llama-2-7b")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--quant", choices=("fp8", "int8", "int4"), help="quantize the dummy weights at load")
+    ap.add_argument("--buckets", default="128,256,512")
+    ap.add_argument("--order", default="tune0,tune1,tune0,tune1")
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--partial", type=int, default=0, help="also time each bucket with this many padding rows")
+    ap.add_argument("--random", action="store_true",
+                    help="also replay each graph with random prompt ids in its rows (bench's prompts), interleaved")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    rows = []
+    for setting in args.order.split(","):
+        row = measure(setting, args)
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "tuned"}), flush=True)
+        for t in row["tuned"]:
+            print("   ", json.dumps(t), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"preset": args.preset, "tp": args.tp, "quant": args.quant, "reps": args.reps}
+        args.out.write_text(json.dumps({**meta, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
