@@ -158,6 +158,19 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return warp_sum(t);
 }
 
+// Block-wide (sum of v.x, max of v.y) in ONE barrier, the sum in block_sum's order (deterministic for a given
+// blockDim); a false `sum` / `max` (a constant after inlining) skips that half and returns 0 for it. scratch:
+// >= 32 float2 that no earlier call still reads (one call per kernel, or a barrier between). Whole block.
+__device__ __forceinline__ float2 block_sum_max(float2 v, float2* scratch, bool sum, bool max) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+    v = make_float2(sum ? warp_sum(v.x) : 0.0f, max ? warp_max(v.y) : 0.0f);
+    if (lane == 0 && (sum || max)) scratch[warp] = v;
+    __syncthreads();
+    if (!sum && !max) return v;
+    const float2 t = lane < nwarps ? scratch[lane] : make_float2(0.0f, 0.0f);
+    return make_float2(sum ? warp_sum(t.x) : 0.0f, max ? warp_max(t.y) : 0.0f);
+}
+
 // Tensor cores (sm_80+): c[16x8 f32] += a[16x16] * b[16x8] with T operands, fp32 accumulate (mma.sync m16n8k16).
 __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1) {
 #if __CUDA_ARCH__ >= 800

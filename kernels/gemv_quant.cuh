@@ -1,7 +1,8 @@
-// Dequantizing dot products of a weight row pair with the staged activation: the formats, launch-shape defines,
-// staging, fused-norm input of kernels/gemv_quant.cu (which holds the epilogues and the extern "C" kernels and
-// documents the design); the drivers follow in gemv_quant_pairs.cuh (row pairs) and gemv_quant_mma.cuh /
-// gemv_quant_tiles.cuh (tensor-core tiles). Included once per module; QFMT and QG_* may be set before.
+// Dequantizing dot products of a weight row pair with the staged activation: the formats, launch-shape defines and
+// prologue (the fused norm's ss and the activation loaded in one round, for every staging) of kernels/gemv_quant.cu
+// (which holds the epilogues and the extern "C" kernels and documents the design); the drivers follow in
+// gemv_quant_pairs.cuh (row pairs, fp32 staging) and gemv_quant_mma.cuh / gemv_quant_tiles.cuh (tensor-core
+// tiles). Included once per module; QFMT and QG_* may be set before.
 #pragma once
 #include "common.cuh"
 
@@ -31,8 +32,10 @@
 #endif
 #define QG_THREADS (QG_WARPS * 32)
 // Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
-// nvcc to 77-93 on int4 / int8, one 512-thread block an SM), otherwise no bound.
-#if QG_PIPE && !QG_MMA
+// nvcc to 77-93 on int4 / int8, one 512-thread block an SM), and 512-thread tiles too (int4 LM head / 70B w13:
+// ptxas put them at 64 registers with spills or at 83-84, one block an SM, from one edit to the next), otherwise
+// no bound.
+#if (QG_PIPE && !QG_MMA) || (QG_MMA && QG_THREADS == 512)
 #define QG_BOUNDS __launch_bounds__(QG_THREADS, QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 / (64 x threads)
 #else
 #define QG_BOUNDS __launch_bounds__(QG_THREADS)
@@ -94,35 +97,48 @@ __device__ __forceinline__ void chunk_f(float* f, uint4 v, const QArgs& w, int i
     }
 }
 
-// xs f32 [K] (swizzled) = x; csum f32 [K / 32] (int4): chunk sums of xs. Whole block.
-__device__ __forceinline__ void stage(float* xs, float* csum, const T* __restrict__ a, const QArgs& w) {
-    const int K = w.K;
-    if (w.perm == nullptr && (K & 7) == 0) {
-        for (int i = threadIdx.x; i < (K >> 3); i += blockDim.x) {
-            float f[8];
-            chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
-            float4* x4 = reinterpret_cast<float4*>(xs);
-            x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
-            x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
-        }
-    } else {
-        for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
-    }
-#if QFMT == 3
-    __syncthreads();
-    for (int c = threadIdx.x; c < (K >> 5); c += blockDim.x) {
-        float s = 0.0f;
+// chunk i of a (8 T values) as one 16-byte word: a vector load, or 8 gathers through perm
+__device__ __forceinline__ uint4 a_chunk(const T* __restrict__ a, const QArgs& w, int i) {
+    if (w.perm == nullptr) return reinterpret_cast<const uint4*>(a)[i];
+    union { uint4 u; T t[8]; } c;
 #pragma unroll
-        for (int u = 0; u < 8; ++u) {
-            float4 v = xs4(xs, 8 * c + u);
-            s += (v.x + v.y) + (v.z + v.w);
-        }
-        csum[c] = s;
-    }
-#endif
+    for (int e = 0; e < 8; ++e) c.t[e] = a[w.perm[8 * i + e]];
+    return c.u;
 }
 
-// ---- fused norm (as gemv.cu) ---------------------------------------------------------------------------------
+// f[0..7] = x of columns 8i .. 8i + 7 (K a multiple of 8)
+__device__ __forceinline__ void x_chunk(float* f, const T* __restrict__ a, const QArgs& w, int i) {
+    chunk_f(f, a_chunk(a, w, i), w, i);
+}
+
+// fn(f, i) for this thread's chunks i = from, from + blockDim.x, ... < nchunk, f their x (x_chunk); the loads of
+// two chunks are issued together (long K: 7B w2 2.7 chunks a thread of 512, 70B w2 7).
+template <class Fn>
+__device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs& w, int from, int nchunk, Fn fn) {
+    for (int i = from; i < nchunk; i += 2 * blockDim.x) {
+        const int j = i + blockDim.x;
+        const uint4 v0 = a_chunk(a, w, i), v1 = j < nchunk ? a_chunk(a, w, j) : make_uint4(0u, 0u, 0u, 0u);
+        float f[8];
+        chunk_f(f, v0, w, i);
+        fn(f, i);
+        if (j < nchunk) {
+            chunk_f(f, v1, w, j);
+            fn(f, j);
+        }
+    }
+}
+
+// ---- prologue: the ss partial sums and the activation in one round of global loads ---------------------------
+// After pdl_enter a block needs inv_rms (the sum of the ss partials, fused norms) and the staged x (half stagings:
+// its block-wide |x| max first). Both come from the previous kernel, so all their loads are issued together,
+// before any arithmetic that consumes them; the sum and the max then share one block reduction (block_sum_max).
+// A thread's chunks i = threadIdx.x + r * blockDim.x, r < QG_XREGS, stay in registers between the staging's passes
+// (8 floats each; further chunks, K > 8 x QG_XREGS x threads, are loaded again by the second pass).
+#ifndef QG_XREGS
+#define QG_XREGS (QG_THREADS >= 512 ? 1 : 2)  // K 4096: 512 chunks (a 512-thread block's prologue stays at 64 regs)
+#endif
+#define QG_SSREGS 4       // ss partials a thread loads with the activation (7B / 70B: 512 / 1024 partials)
+
 struct NormIn {
     const float* ss;
     int n;
@@ -130,12 +146,72 @@ struct NormIn {
 };
 #define NO_NORM NormIn{nullptr, 0, 0.0f}
 
-__device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
-    __shared__ float nscratch[32];
-    float s = 0.0f;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < nm.n; i += blockDim.x) s += nm.ss[i];
-    return rsqrtf(block_sum(s, nscratch) / (float)K + nm.eps);
+struct XPro {
+    float x[QG_XREGS][8];  // x of the thread's kept chunks (their gain before xpro_load; 0 past K)
+    float s, m;            // this thread's sum of ss partials, its max |x| over all its chunks (0 unless asked)
+};
+
+// Before pdl_enter (gain is a weight: no earlier kernel writes it): x = gain of the kept chunks, or 1.
+__device__ __forceinline__ void xpro_gain(XPro& p, const QArgs& w) {
+    const int nchunk = (w.K & 7) == 0 ? w.K >> 3 : 0;
+#pragma unroll
+    for (int r = 0; r < QG_XREGS; ++r) {
+        const int i = threadIdx.x + r * blockDim.x;
+        float4 g0 = make_float4(1.0f, 1.0f, 1.0f, 1.0f), g1 = g0;
+        if (w.gain && i < nchunk) {
+            g0 = reinterpret_cast<const float4*>(w.gain)[2 * i];
+            g1 = reinterpret_cast<const float4*>(w.gain)[2 * i + 1];
+        }
+        const float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
+#pragma unroll
+        for (int c = 0; c < 8; ++c) p.x[r][c] = g[c];
+    }
+}
+
+// After pdl_enter: ss partials and the kept chunks of a loaded together, then p.s, p.x (x = gain * a, as chunk_f)
+// and, with need_max, p.m over all of the thread's columns.
+__device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, const QArgs& w, const NormIn& nm,
+                                          bool need_max) {
+    const int K = w.K, nchunk = (K & 7) == 0 ? K >> 3 : 0, tid = threadIdx.x, bd = blockDim.x;
+    float sv[QG_SSREGS];
+#pragma unroll
+    for (int r = 0; r < QG_SSREGS; ++r) sv[r] = tid + r * bd < nm.n ? nm.ss[tid + r * bd] : 0.0f;
+    uint4 av[QG_XREGS];
+#pragma unroll
+    for (int r = 0; r < QG_XREGS; ++r)
+        av[r] = tid + r * bd < nchunk ? a_chunk(a, w, tid + r * bd) : make_uint4(0u, 0u, 0u, 0u);
+    float s = 0.0f;  // the order of norm_inv's loop before: i = tid, tid + bd, ...
+#pragma unroll
+    for (int r = 0; r < QG_SSREGS; ++r) s += sv[r];
+    for (int i = tid + QG_SSREGS * bd; i < nm.n; i += bd) s += nm.ss[i];
+    p.s = s;
+    float m = 0.0f;
+#pragma unroll
+    for (int r = 0; r < QG_XREGS; ++r) {
+        const unsigned* vp = reinterpret_cast<const unsigned*>(&av[r]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float2 f = to_f2(*reinterpret_cast<const T2*>(vp + e));
+            p.x[r][2 * e] = f.x * p.x[r][2 * e];
+            p.x[r][2 * e + 1] = f.y * p.x[r][2 * e + 1];
+        }
+#pragma unroll
+        for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(p.x[r][c]));
+    }
+    if (need_max) {
+        for_chunks(a, w, tid + QG_XREGS * bd, nchunk, [&](const float* f, int) {
+#pragma unroll
+            for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
+        });
+        if (nchunk == 0)
+            for (int j = tid; j < K; j += bd) m = fmaxf(m, fabsf(staged_x(a, w, j)));
+    }
+    p.m = m;
+}
+
+// inv_rms of the block-wide sum of the ss partials
+__device__ __forceinline__ float norm_inv(const NormIn& nm, float ss_sum, int K) {
+    return nm.ss ? rsqrtf(ss_sum / (float)K + nm.eps) : 1.0f;
 }
 
 // ---- dequantizing dot products of one 16-byte vector of two rows with the staged activation -----------------

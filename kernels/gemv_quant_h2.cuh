@@ -22,7 +22,6 @@
 #else
 #define QG_XMAX_LOG2 3
 #endif
-#define QG_STAGE_REGS 2   // 8-column chunks of the activation a thread keeps in registers between the passes
 
 // position of column k in the staged order (int4: (k, k + 4) pairs), then its half index in xh
 __device__ __forceinline__ int h2_pos(int k) {
@@ -45,63 +44,32 @@ __device__ __forceinline__ void store_chunk(__half* xh, const float* f, float xs
     reinterpret_cast<uint4*>(xh)[swz(i)] = *reinterpret_cast<const uint4*>(h);
 }
 
-// Whole block: stage xh, return 1 / xscale.
-__device__ __forceinline__ float stage_h2(__half* xh, const T* __restrict__ a, const QArgs& w) {
-    __shared__ float mscratch[32];
+// Whole block, after xpro_load(.., true) (gemv_quant.cuh): stage xh; returns (inv_rms (1 without a norm),
+// 1 / xscale); xh is visible to the whole block on return. Two barriers: the (ss sum, |x| max) reduction, the stores.
+__device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* __restrict__ a, const QArgs& w,
+                                           const NormIn& nm) {
+    __shared__ float2 pscratch[32];
     const int K = w.K;
-    const bool vec = w.perm == nullptr && (K & 7) == 0;
-    const int nchunk = K >> 3;
-    uint4 keep[QG_STAGE_REGS];
-    float m = 0.0f;
-    if (vec) {
-#pragma unroll
-        for (int r = 0; r < QG_STAGE_REGS; ++r) {
-            const int i = threadIdx.x + r * blockDim.x;
-            if (i < nchunk) {
-                keep[r] = reinterpret_cast<const uint4*>(a)[i];
-                float f[8];
-                chunk_f(f, keep[r], w, i);
-#pragma unroll
-                for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
-            }
-        }
-        for (int i = threadIdx.x + QG_STAGE_REGS * blockDim.x; i < nchunk; i += blockDim.x) {
-            float f[8];
-            chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
-#pragma unroll
-            for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
-        }
-    } else {
-        for (int j = threadIdx.x; j < K; j += blockDim.x) m = fmaxf(m, fabsf(staged_x(a, w, j)));
-    }
-    m = warp_max(m);
-    if ((threadIdx.x & 31) == 0) mscratch[threadIdx.x >> 5] = m;
-    __syncthreads();
-    m = (threadIdx.x & 31) < (blockDim.x >> 5) ? mscratch[threadIdx.x & 31] : 0.0f;
-    m = warp_max(m);
+    const float2 red = block_sum_max(make_float2(p.s, p.m), pscratch, nm.ss != nullptr, true);
+    const float m = red.y;
     int E = 0;
     if (m > 0.0f && m <= 3.0e38f) frexpf(m, &E);  // m = f * 2^E, f in [0.5, 1); 0, NaN-only or inf: scale 1
     const int e = max(-120, min(120, QG_XMAX_LOG2 - E));
     const float xscale = __int_as_float((127 + e) << 23);
-    if (vec) {
+    if ((K & 7) == 0) {
+        const int nchunk = K >> 3;
 #pragma unroll
-        for (int r = 0; r < QG_STAGE_REGS; ++r) {
+        for (int r = 0; r < QG_XREGS; ++r) {
             const int i = threadIdx.x + r * blockDim.x;
-            if (i < nchunk) {
-                float f[8];
-                chunk_f(f, keep[r], w, i);
-                store_chunk(xh, f, xscale, i);
-            }
+            if (i < nchunk) store_chunk(xh, p.x[r], xscale, i);
         }
-        for (int i = threadIdx.x + QG_STAGE_REGS * blockDim.x; i < nchunk; i += blockDim.x) {
-            float f[8];
-            chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
-            store_chunk(xh, f, xscale, i);
-        }
+        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk,
+                   [&](const float* f, int i) { store_chunk(xh, f, xscale, i); });
     } else {
         for (int j = threadIdx.x; j < K; j += blockDim.x) xh[xh_idx(j)] = __float2half_rn(staged_x(a, w, j) * xscale);
     }
-    return __int_as_float((127 - e) << 23);
+    __syncthreads();
+    return make_float2(norm_inv(nm, red.x, K), __int_as_float((127 - e) << 23));
 }
 
 

@@ -76,61 +76,56 @@ __device__ __forceinline__ int qm_col(int p) {
 #endif
 }
 
-// f[0..7] = x of columns 8i .. 8i + 7
-__device__ __forceinline__ void qm_chunk(float* f, const T* __restrict__ a, const QArgs& w, int i) {
-    if (w.perm == nullptr) {
-        chunk_f(f, reinterpret_cast<const uint4*>(a)[i], w, i);
-    } else {
+// Chunk i (< nchunk, or past it: a lane of a partial round) of the staging, f its 8 x: xh slot qm_slot(i); the
+// chunk's lane of each iteration block also writes blk. Whole warps: the QM_CPB chunks of a block are QM_CPB
+// aligned lanes, their sums are shuffled together.
+__device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* f, int i, int nchunk, float xscale) {
+    float tsum = 0.0f, xsum = 0.0f;
+    if (i < nchunk) {
+        __half h[8];
 #pragma unroll
-        for (int c = 0; c < 8; ++c) f[c] = staged_x(a, w, 8 * i + c);
+        for (int p = 0; p < 8; ++p) {
+            const bool sixteenth = QFMT == 3 && p >= 4;
+            h[p] = __float2half_rn(f[qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
+            const float v = __half2float(h[p]);
+            tsum += v;
+            xsum += sixteenth ? 16.0f * v : v;
+        }
+        reinterpret_cast<uint4*>(xh)[qm_slot(i)] = *reinterpret_cast<const uint4*>(h);
     }
+#pragma unroll
+    for (int o = QM_CPB / 2; o > 0; o >>= 1) {
+        tsum += __shfl_xor_sync(0xffffffffu, tsum, o);
+        xsum += __shfl_xor_sync(0xffffffffu, xsum, o);
+    }
+    if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
 }
 
-// Whole block: xh and blk [K / QM_COLS] (float2: QM_OFF x the sum of the block's staged halves, the sum of its
-// effective x), as described above; returns 1 / xscale.
-__device__ __forceinline__ float stage_mma(__half* xh, float2* blk, const T* __restrict__ a, const QArgs& w) {
-    __shared__ float mscratch[32];
+// Whole block, after xpro_load(.., true) (gemv_quant.cuh; K a multiple of QM_COLS): xh and blk [K / QM_COLS]
+// (float2: QM_OFF x the sum of the block's staged halves, the sum of its effective x), as described above;
+// returns (inv_rms (1 without a norm), 1 / xscale); xh and blk are visible to the whole block on return. Two
+// barriers: the (ss sum, |x| max) reduction, the stores.
+__device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro& p, const T* __restrict__ a,
+                                            const QArgs& w, const NormIn& nm) {
+    __shared__ float2 pscratch[32];
     const int nchunk = w.K >> 3;
-    float m = 0.0f;
-    for (int i = threadIdx.x; i < nchunk; i += blockDim.x) {
-        float f[8];
-        qm_chunk(f, a, w, i);
-#pragma unroll
-        for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
-    }
-    m = warp_max(m);
-    if ((threadIdx.x & 31) == 0) mscratch[threadIdx.x >> 5] = m;
-    __syncthreads();
-    m = warp_max((threadIdx.x & 31) < (blockDim.x >> 5) ? mscratch[threadIdx.x & 31] : 0.0f);
+    const float2 red = block_sum_max(make_float2(p.s, p.m), pscratch, nm.ss != nullptr, true);
+    const float m = red.y;
     int E = 0;
     if (m > 0.0f && m <= 3.0e38f) frexpf(m, &E);  // m = f * 2^E, f in [0.5, 1); 0, NaN-only or inf: scale 1
     const int e = max(-120, min(120, 15 - E));
     const float xscale = __int_as_float((127 + e) << 23);
-    for (int base = 0; base < nchunk; base += blockDim.x) {  // block-uniform trip count: the shuffles see all lanes
+#pragma unroll
+    for (int r = 0; r < QG_XREGS; ++r)  // block-uniform conditions: the shuffles see all lanes
+        if (r * (int)blockDim.x < nchunk) mma_store(xh, blk, p.x[r], threadIdx.x + r * blockDim.x, nchunk, xscale);
+    for (int base = QG_XREGS * blockDim.x; base < nchunk; base += blockDim.x) {
         const int i = base + threadIdx.x;
-        float tsum = 0.0f, xsum = 0.0f;
-        if (i < nchunk) {
-            float f[8];
-            qm_chunk(f, a, w, i);
-            __half h[8];
-#pragma unroll
-            for (int p = 0; p < 8; ++p) {
-                const bool sixteenth = QFMT == 3 && p >= 4;
-                h[p] = __float2half_rn(f[qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
-                const float v = __half2float(h[p]);
-                tsum += v;
-                xsum += sixteenth ? 16.0f * v : v;
-            }
-            reinterpret_cast<uint4*>(xh)[qm_slot(i)] = *reinterpret_cast<const uint4*>(h);
-        }
-#pragma unroll
-        for (int o = QM_CPB / 2; o > 0; o >>= 1) {  // the QM_CPB chunks of a block are QM_CPB aligned lanes
-            tsum += __shfl_xor_sync(0xffffffffu, tsum, o);
-            xsum += __shfl_xor_sync(0xffffffffu, xsum, o);
-        }
-        if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
+        float f[8];
+        if (i < nchunk) x_chunk(f, a, w, i);
+        mma_store(xh, blk, f, i, nchunk, xscale);
     }
-    return __int_as_float((127 - e) << 23);
+    __syncthreads();
+    return make_float2(norm_inv(nm, red.x, w.K), __int_as_float((127 - e) << 23));
 }
 
 // c += the products of one iteration's vectors w0 (row r0) / w1 (row r1) with the staged x; c[0] row r0, c[2] r1

@@ -1,6 +1,6 @@
 // The row-pair driver of the quantized decode GEMVs (qgemv_pairs: one warp a row pair over all of K, register
-// loads QG_UNROLL vectors ahead) and what both drivers share (PairRows, the L2 prefetch); the tensor-core tile
-// driver (gemv_quant_mma.cuh) is included here when QG_MMA. Included by gemv_quant.cuh.
+// loads QG_UNROLL vectors ahead) with its fp32 staging, and what both drivers share (PairRows, the L2 prefetch); the
+// tensor-core tile driver (gemv_quant_mma.cuh) is included here when QG_MMA. Included by gemv_quant.cuh.
 #pragma once
 
 // L2 prefetch of one 16-byte weight vector: keeps bytes in flight beyond the registers of the loads (a GEMV of a
@@ -99,6 +99,48 @@ __device__ __forceinline__ void pstep(const Frag& f, const float* xs, const floa
 #include "gemv_quant_pipe.cuh"
 #endif
 
+// ---- fp32 staging (QG_HACC 0; the half stagings: gemv_quant_h2.cuh, gemv_quant_mma.cuh) ----------------------
+// xs f32 [K] (swizzled) = x; csum f32 [K / 32] (int4): chunk sums of xs. Whole block, after xpro_load(.., false);
+// returns inv_rms (1 without a norm); xs and csum are visible to the whole block on return.
+__device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, const T* __restrict__ a,
+                                       const QArgs& w, const NormIn& nm) {
+    __shared__ float2 pscratch[32];
+    const int K = w.K;
+    float4* x4 = reinterpret_cast<float4*>(xs);
+    if ((K & 7) == 0) {
+        const int nchunk = K >> 3;
+#pragma unroll
+        for (int r = 0; r < QG_XREGS; ++r) {
+            const int i = threadIdx.x + r * blockDim.x;
+            if (i < nchunk) {
+                x4[swz(2 * i)] = make_float4(p.x[r][0], p.x[r][1], p.x[r][2], p.x[r][3]);
+                x4[swz(2 * i + 1)] = make_float4(p.x[r][4], p.x[r][5], p.x[r][6], p.x[r][7]);
+            }
+        }
+        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, [&](const float* f, int i) {
+            x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
+            x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
+        });
+    } else {
+        for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
+    }
+    // the reduction's barrier also publishes xs
+    const float inv = norm_inv(nm, block_sum_max(make_float2(p.s, 0.0f), pscratch, nm.ss != nullptr, false).x, K);
+#if QFMT == 3
+    for (int c = threadIdx.x; c < (K >> 5); c += blockDim.x) {
+        float s = 0.0f;
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            float4 v = xs4(xs, 8 * c + u);
+            s += (v.x + v.y) + (v.z + v.w);
+        }
+        csum[c] = s;
+    }
+    __syncthreads();
+#endif
+    return inv;
+}
+
 // Whole block. The pairs of the virtual blocks vb = blockIdx.x, blockIdx.x + gridDim.x, ... < ceil(n_pairs /
 // QG_PAIRS) (a grid smaller than that loops: the activation is staged once per block, and the next pair's first
 // weight loads are in flight during this pair's reductions and epilogue). Pair gw = vb * QG_PAIRS + this warp's
@@ -136,17 +178,18 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     if (QG_PFS > 0 && vec && p.active)
         for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
 #endif
+    XPro xp;
+    xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
-    float inv = 1.0f, xinv = 1.0f;
-    if (nm.ss) inv = norm_inv(nm, K);
+    xpro_load(xp, a, w, nm, QG_HACC);
 #if QG_HACC
     __half* xh = reinterpret_cast<__half*>(xs);
     (void)csum;
-    xinv = stage_h2(xh, a, w);
+    const float2 kn = stage_h2(xh, xp, a, w, nm);
+    const float inv = kn.x, xinv = kn.y;
 #else
-    stage(xs, csum, a, w);
+    const float inv = stage(xs, csum, xp, a, w, nm), xinv = 1.0f;
 #endif
-    __syncthreads();
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         const int gw = vb * QG_PAIRS + pair;
         float acc0 = 0.0f, acc1 = 0.0f;

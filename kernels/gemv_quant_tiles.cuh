@@ -108,10 +108,12 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
+    XPro xp;
+    xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
-    const float inv = nm.ss ? norm_inv(nm, w.K) : 1.0f;
-    const float xinv = stage_mma(xh, blk, a, w);
-    __syncthreads();
+    xpro_load(xp, a, w, nm, true);
+    const float2 kn = stage_mma(xh, blk, xp, a, w, nm);
+    const float inv = kn.x, xinv = kn.y;
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
         tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
