@@ -41,10 +41,18 @@ __device__ __forceinline__ float warp_max(float v) {
 // before it still runs. It lets the next PDL launch start, then waits until every earlier kernel has completed and
 // its writes are visible; call it after issuing loads of never-written data (weights) and before reading anything
 // an earlier kernel wrote. Without the attribute, and before sm_90, it costs nothing.
+// PDL_LATE (CUGRAPHLLM_PDL_ORDER=late, gpu/cuda_kernels.py; an A/B switch): wait first, then let the next launch
+// start, so at most two grids of a PDL chain overlap (early: the next-but-one kernel may be resident while this
+// one's predecessor still runs).
 __device__ __forceinline__ void pdl_enter() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#ifdef PDL_LATE
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#else
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
 #endif
 }
 

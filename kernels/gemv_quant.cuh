@@ -30,6 +30,9 @@
 #ifndef QG_MMA
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
+#ifndef QG_LDCG
+#define QG_LDCG 0         // 1: a and the ss partials (the previous kernel's output) through __ldcg, not ld.global.nc
+#endif
 #define QG_THREADS (QG_WARPS * 32)
 // Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
 // nvcc to 77-93 on int4 / int8, one 512-thread block an SM), and 512-thread tiles too (int4 LM head / 70B w13:
@@ -52,6 +55,15 @@
 #endif
 
 // ---- staged activation ---------------------------------------------------------------------------------------
+// *p for a value the previous kernel wrote (a, ss). QG_LDCG (CUGRAPHLLM_QG_LDCG=1, gpu/ops_quant.py; an A/B switch):
+// ld.global.cg (L2, coherent) instead of the read-only ld.global.nc the compiler picks for `const __restrict__`
+// data, whose L1 lines are not guaranteed fresh when PDL lets kernels that read and write it overlap.
+#if QG_LDCG
+#define QG_LDP(p) __ldcg(p)
+#else
+#define QG_LDP(p) (*(p))
+#endif
+
 // float4 slot of float4 index f: XOR the low 3 bits with the line (8 float4 = 128 bytes) index.
 __device__ __forceinline__ int swz(int f) { return (f & ~7) | ((f ^ (f >> 3)) & 7); }
 __device__ __forceinline__ int xs_idx(int k) { return swz(k >> 2) * 4 + (k & 3); }
@@ -76,7 +88,7 @@ struct QArgs {
 
 // x_j = gain[j] * a[perm[j]] (nullptr perm / gain: identity / ones), one column at a time
 __device__ __forceinline__ float staged_x(const T* __restrict__ a, const QArgs& w, int j) {
-    const float v = to_f(a[w.perm ? w.perm[j] : j]);
+    const float v = to_f(QG_LDP(a + (w.perm ? w.perm[j] : j)));
     return w.gain ? v * w.gain[j] : v;
 }
 
@@ -99,10 +111,10 @@ __device__ __forceinline__ void chunk_f(float* f, uint4 v, const QArgs& w, int i
 
 // chunk i of a (8 T values) as one 16-byte word: a vector load, or 8 gathers through perm
 __device__ __forceinline__ uint4 a_chunk(const T* __restrict__ a, const QArgs& w, int i) {
-    if (w.perm == nullptr) return reinterpret_cast<const uint4*>(a)[i];
+    if (w.perm == nullptr) return QG_LDP(reinterpret_cast<const uint4*>(a) + i);
     union { uint4 u; T t[8]; } c;
 #pragma unroll
-    for (int e = 0; e < 8; ++e) c.t[e] = a[w.perm[8 * i + e]];
+    for (int e = 0; e < 8; ++e) c.t[e] = QG_LDP(a + w.perm[8 * i + e]);
     return c.u;
 }
 
@@ -175,7 +187,7 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
     const int K = w.K, nchunk = (K & 7) == 0 ? K >> 3 : 0, tid = threadIdx.x, bd = blockDim.x;
     float sv[QG_SSREGS];
 #pragma unroll
-    for (int r = 0; r < QG_SSREGS; ++r) sv[r] = tid + r * bd < nm.n ? nm.ss[tid + r * bd] : 0.0f;
+    for (int r = 0; r < QG_SSREGS; ++r) sv[r] = tid + r * bd < nm.n ? QG_LDP(nm.ss + (tid + r * bd)) : 0.0f;
     uint4 av[QG_XREGS];
 #pragma unroll
     for (int r = 0; r < QG_XREGS; ++r)
@@ -183,7 +195,7 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
     float s = 0.0f;  // the order of norm_inv's loop before: i = tid, tid + bd, ...
 #pragma unroll
     for (int r = 0; r < QG_SSREGS; ++r) s += sv[r];
-    for (int i = tid + QG_SSREGS * bd; i < nm.n; i += bd) s += nm.ss[i];
+    for (int i = tid + QG_SSREGS * bd; i < nm.n; i += bd) s += QG_LDP(nm.ss + i);
     p.s = s;
     float m = 0.0f;
 #pragma unroll

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import ModelConfig
 from ..errors import BackendError, ConfigError
-from . import jit_cache, pdl
+from . import cuda_kernels as ck, jit_cache, pdl
 
 N_WARPS = 4  # prefill (Numba kernel)
 BLOCKS_PER_SM = 2  # decode split-K: about 2 blocks of 8 warps per SM (H100 sweep: 4 and 8 were slower at 1K-4K)
@@ -129,6 +129,8 @@ class Attention:
         self._pdl = int(self.cc) >= 90 and pdl.PDL   # decode kernels built with pdl_enter, launched with PDL
         for s in self._specs.values():
             s["pdl"] = int(self._pdl)
+            if self._pdl and ck.pdl_late():  # CUGRAPHLLM_PDL_ORDER=late (cuda_kernels.py); default specs unchanged
+                s["pdl_order"] = "late"
         self._specs[("prefill", None)] = plan_prefill(config, dtype, self.max_seq_len)
         max_split = max(s["n_split"] for k, s in self._specs.items() if k[0] == "decode")
         # split-K scratch at fixed addresses: partial (acc[hd], m, l) per head and split; ticket counters

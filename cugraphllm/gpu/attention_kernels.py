@@ -92,6 +92,17 @@ def _pdl_enter(typingctx):
 
 
 @intrinsic
+def _pdl_enter_late(typingctx):
+    """_pdl_enter with the wait first (common.cuh PDL_LATE; spec "pdl_order": "late", CUGRAPHLLM_PDL_ORDER)."""
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.VoidType(), [])
+        builder.asm(fnty, "griddepcontrol.wait;", "~{memory}", [], True)
+        builder.asm(fnty, "griddepcontrol.launch_dependents;", "~{memory}", [], True)
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
 def _no_trigger(typingctx):
     """_pdl_enter's stand-in below sm_90: emits nothing."""
     def codegen(context, builder, sig, args):

@@ -8,18 +8,30 @@ Devices: a CuPy RawKernel loads its module per device by itself, but a function 
 limit) is set on the current device only. Every per-kernel or per-handle cache of the gpu package is therefore keyed
 by `device_id()` (ops, gemm scratch, cuBLAS handles, `raise_smem_limit` here); objects that own device memory
 (Attention, PrefillKernel, GraphRuntime, the engine) belong to the device current when they were made.
+
+A/B switches that reach the kernels as #defines (scripts/device_prologue_fix.sh compares them):
+CUGRAPHLLM_PDL_ORDER=early|late (default early) is READ AT IMPORT of this module and adds PDL_LATE to every module
+compiled here (common.cuh pdl_enter: wait, then launch the dependents) and the decode attention kernels' spec
+(gpu/attention.py): one order per process; the define is part of `_module`'s cache key.
+CUGRAPHLLM_QG_LDCG=0|1 (default 0; `qg_ldcg`, read at each quantized GEMV compile, part of gpu/ops_quant.py's cache
+key): the quantized GEMV prologue loads the activation and ss partials with __ldcg (gemv_quant.cuh QG_LDCG).
 """
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
+
+from ..errors import ConfigError
 
 _CHECKOUT_KERNELS = Path(__file__).resolve().parents[2] / "kernels"
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 # -std=c++17 is CuPy's default; no fast-math: RoPE and softmax keep IEEE expf/sincosf accuracy.
 COMPILE_OPTIONS = ("-lineinfo",)
+PDL_ORDER_ENV, LDCG_ENV = "CUGRAPHLLM_PDL_ORDER", "CUGRAPHLLM_QG_LDCG"
+_PDL_ORDER_RAW = os.environ.get(PDL_ORDER_ENV)  # read once, at import (module docstring)
 
 
 def kernel_dir() -> Path:
@@ -83,6 +95,23 @@ def raise_smem_limit(fn, nbytes: int) -> None:
 
 
 
+def pdl_late(raw: str | None = None) -> bool:
+    """CUGRAPHLLM_PDL_ORDER as read at import (or `raw`): False for early (default), True for late; a one-line
+    ConfigError for anything else (raised at the first compile, inside the CLI's error handling)."""
+    v = (_PDL_ORDER_RAW if raw is None else raw) or "early"
+    if v.strip().lower() not in ("early", "late"):
+        raise ConfigError(f"{PDL_ORDER_ENV}={v!r}: expected early or late")
+    return v.strip().lower() == "late"
+
+
+def qg_ldcg(raw: str | None = None) -> bool:
+    """CUGRAPHLLM_QG_LDCG now (or `raw`): 0 / unset False, 1 True, a one-line ConfigError otherwise."""
+    v = (os.environ.get(LDCG_ENV, "0") if raw is None else raw).strip() or "0"
+    if v not in ("0", "1"):
+        raise ConfigError(f"{LDCG_ENV}={v!r}: expected 0 or 1")
+    return v == "1"
+
+
 def dtype_defines(dtype) -> dict:
     """The activation-dtype rule of every kernels/*.cu (common.cuh): bfloat16 storage compiles with CG_BF16."""
     return {"CG_BF16": 1} if str(dtype) in ("bfloat16", "bf16") else {}
@@ -90,6 +119,6 @@ def dtype_defines(dtype) -> dict:
 
 def get_function(file: str, kernel: str, defines: dict | None = None, options: tuple = (), dtype=None):
     """cupy RawKernel-like function `kernel` from kernels/<file>, compiled once per (defines, options);
-    `dtype` (a storage dtype or its name) adds dtype_defines(dtype)."""
-    d = {**(defines or {}), **dtype_defines(dtype)}
+    `dtype` (a storage dtype or its name) adds dtype_defines(dtype); CUGRAPHLLM_PDL_ORDER=late adds PDL_LATE."""
+    d = {**(defines or {}), **dtype_defines(dtype), **({"PDL_LATE": 1} if pdl_late() else {})}
     return _module(file, tuple(sorted(d.items())), tuple(options)).get_function(kernel)

@@ -31,7 +31,8 @@ def default_ops(spec):
     bf = spec["dtype"] == "bfloat16"
     return {"to_f32": ak._bf16_to_f32 if bf else ak._f16_to_f32, "to_t": ak._f32_to_bf16 if bf else ak._f32_to_f16,
             "ldg16": ak._ldg16, "ticket": ak._atomic_add_i32,
-            "pdl_enter": ak._pdl_enter if spec.get("pdl") else ak._no_trigger}
+            "pdl_enter": ((ak._pdl_enter_late if spec.get("pdl_order") == "late" else ak._pdl_enter)
+                          if spec.get("pdl") else ak._no_trigger)}
 
 
 def _make_loads(spec, ops):

@@ -14,7 +14,7 @@ from ..quant.formats import FORMATS, QuantLinear
 from . import gemv_plan
 from . import ops as _ops
 from . import pdl
-from .cuda_kernels import device_id, get_function
+from .cuda_kernels import device_id, get_function, qg_ldcg
 
 _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
 _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
@@ -102,11 +102,12 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
     mma = plan.use_mma(n_pairs)
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe)
+    ldcg = qg_ldcg()  # CUGRAPHLLM_QG_LDCG=1: the prologue's a / ss loads through __ldcg (an A/B switch)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
-                   "QG_HACC": plan.hacc, "QG_PFS": plan.pfs, "QG_PIPE": plan.pipe}
+                   "QG_HACC": plan.hacc, "QG_PFS": plan.pfs, "QG_PIPE": plan.pipe, **({"QG_LDCG": 1} if ldcg else {})}
         if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
