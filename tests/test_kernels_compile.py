@@ -4,6 +4,7 @@ Runs without a GPU (CI). Skipped only when nvcc is missing AND the CI variable i
 nvcc is a failure, not a skip. Size defines take their defaults (each .cu has #ifndef fallbacks).
 """
 import os
+import re
 import shutil
 import subprocess
 
@@ -135,3 +136,53 @@ def test_gemm_smem_limit_matches_launcher(nt, cfg, tmp_path):
     assert (r.returncode == 0) == (own_config_ok("residual", cfg, nt) == "") == fits, \
         f"{' '.join(cmd)}\n{r.stderr[-400:]}"
     assert fits == (nt in (5, 8))  # the docstring's arithmetic
+
+
+def _entry(ptx: str, name: str) -> str:
+    body = ptx[ptx.index(f".entry {name}("):]
+    return body[:body.index(".entry ", 10)] if ".entry " in body[10:] else body
+
+
+@pytest.fixture(scope="module")
+def logits_norm_ptx(tmp_path_factory):
+    """PTX of qgemv_logits_norm on the 16-warp int4 tensor-core tile (the prologue bug's kernel) as the engine
+    compiles it (read_source), by default and under each A/B define of the prologue bug."""
+    from cugraphllm.gpu.cuda_kernels import dtype_defines, read_source
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    base = dict(QFMT=3, QG_WARPS=16, QG_UNROLL=1, QG_KSPLIT=1, QG_HACC=0, QG_PFS=0, QG_PIPE=0, QG_MMA=1, QG_MSPLIT=2,
+                **dtype_defines("float16"))
+    out = {}
+    for name, extra in {"default": {}, "late": {"PDL_LATE": 1}, "ldcg": {"QG_LDCG": 1}}.items():
+        d = tmp_path_factory.mktemp(name)
+        (d / "k.cu").write_text(read_source("gemv_quant.cu", {**base, **extra}))
+        r = subprocess.run([NVCC, "-arch=sm_90", "-ptx", "-std=c++17", "-o", str(d / "k.ptx"), str(d / "k.cu")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        out[name] = _entry((d / "k.ptx").read_text(), "qgemv_logits_norm")
+    return out
+
+
+def test_pdl_late_swaps_griddepcontrol(logits_norm_ptx):
+    """PDL_LATE (CUGRAPHLLM_PDL_ORDER=late): wait, then launch_dependents, in both drivers of the kernel."""
+    seq = {k: re.findall(r"griddepcontrol\.(\w+)", v) for k, v in logits_norm_ptx.items()}
+    assert seq["default"] == ["launch_dependents", "wait"] * 2 == seq["ldcg"]
+    assert seq["late"] == ["wait", "launch_dependents"] * 2
+
+
+def test_qg_ldcg_loads_activation_and_ss_through_l2(logits_norm_ptx):
+    """QG_LDCG (CUGRAPHLLM_QG_LDCG=1): the activation's 16-byte chunks (v4.u32) and perm gathers (16-bit) and the
+    ss partials (f32) load as ld.global.cg; by default all of them are ld.global.nc and nothing is .cg. Weights keep
+    ld.global.nc.L1::no_allocate (ld_stream16), the int4 scales / zeros ld.global.nc.b16."""
+    d, c = logits_norm_ptx["default"], logits_norm_ptx["ldcg"]
+    assert "ld.global.cg" not in d
+    for op in ("ld.global.nc.v4.u32", "ld.global.nc.u16", "ld.global.nc.f32"):
+        assert op in d
+    for op in ("ld.global.cg.v4.u32", "ld.global.cg.b16", "ld.global.cg.f32"):
+        assert op in c
+    assert "ld.global.nc.v4.u32" not in c and "ld.global.nc.u16" not in c
+    n = {k: len(re.findall(r"ld\.global\.nc\.L1::no_allocate", v)) for k, v in logits_norm_ptx.items()}
+    assert n["default"] == n["ldcg"] > 0
+    assert logits_norm_ptx["late"].count("ld.global.nc") == d.count("ld.global.nc")
