@@ -11,6 +11,7 @@
 // - w8a8_*_rows: epilogues of the cuBLASLt fp8 GEMM, d f32 [M, N] * sa[m] * sw[n], then residual / SiLU*up / RoPE.
 #include "common.cuh"
 #include "quant_widen.cuh"
+#include "fp8_codes.cuh"  // e4m3x2, fp8_inv / fp8_scale
 #ifndef NT
 #define NT 2
 #endif
@@ -268,21 +269,12 @@ extern "C" __global__ void quant_act_fp8(unsigned char* __restrict__ aq, float* 
     __syncthreads();
     amax = 0.f;
     for (int w = 0; w < (int)(blockDim.x + 31) / 32; ++w) amax = fmaxf(amax, red[w]);
-    const float inv = amax > 0.f ? 448.f / amax : 1.f;
-    if (threadIdx.x == 0) sa[m] = amax > 0.f ? amax / 448.f : 1.f;
+    const float inv = fp8_inv(amax);
+    if (threadIdx.x == 0) sa[m] = fp8_scale(amax);
     unsigned short* dst = reinterpret_cast<unsigned short*>(aq + (size_t)m * K);
-    for (int j = 2 * threadIdx.x; j < K; j += 2 * blockDim.x) {
-        const float lo = act_val(row, perm, gain, j, has_perm, has_gain) * inv;
-        const float hi = act_val(row, perm, gain, j + 1, has_perm, has_gain) * inv;
-        unsigned short pair;
-#if __CUDA_ARCH__ >= 890
-        asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(pair) : "f"(hi), "f"(lo));  // hi -> upper byte
-#else
-        pair = 0;
-        __trap();
-#endif
-        dst[j / 2] = pair;
-    }
+    for (int j = 2 * threadIdx.x; j < K; j += 2 * blockDim.x)
+        dst[j / 2] = e4m3x2(act_val(row, perm, gain, j, has_perm, has_gain) * inv,
+                            act_val(row, perm, gain, j + 1, has_perm, has_gain) * inv);
 }
 
 // ---- epilogues of the cuBLASLt fp8 GEMM: d f32 [M, N] (row m = token), y = d * sa[m] * sw[n] -------------
