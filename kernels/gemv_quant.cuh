@@ -151,13 +151,7 @@ __device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs&
 #endif
 #define QG_SSREGS 4       // ss partials a thread loads with the activation (7B / 70B: 512 / 1024 partials)
 
-struct NormIn {
-    const float* ss;
-    int n;
-    float eps;
-};
-#define NO_NORM NormIn{nullptr, 0, 0.0f}
-
+// NormIn / NO_NORM: common.cuh (shared with gemv.cu)
 struct XPro {
     float x[QG_XREGS][8];  // x of the thread's kept chunks (their gain before xpro_load; 0 past K)
     float s, m;            // this thread's sum of ss partials, its max |x| over all its chunks (0 unless asked)

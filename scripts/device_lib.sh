@@ -1,12 +1,14 @@
 #!/bin/bash
 # Sourced by the scripts/device_*.sh calls of 2026-11-30 (third session) on: the carried wheels, the environment,
 # the log folder L (argument 1, under /tmp) and t NAME SECONDS PYTEST_ARGS..., one pytest run logged to $L/NAME.log
-# with its summary line and failures echoed.
+# with its summary line and failures echoed; its JUnit XML goes to $L/NAME.xml, written also when the timeout's SIGINT
+# cuts the run (scripts/suite_rest.py lists the tests it did not reach).
 set -u
 bash .device/prep.sh && export PYTHONPATH=/tmp/site
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl 2>/dev/null
 export PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 CUGRAPHLLM_SHARED=$PWD/.device/shared
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # NVLink multicast off
 OUT=${OUT:-/tmp/out}; L=/tmp/$1; mkdir -p "$OUT" "$L/bench"
-t() { local n=$1 s=$2; shift 2; timeout -s INT -k 30 "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider "$@" \
-        > "$L/$n.log" 2>&1; echo "=== $n: $(tail -n 1 "$L/$n.log")"; grep -E "^(FAILED|ERROR)" "$L/$n.log" | head -12; }
+t() { local n=$1 s=$2; shift 2; timeout -s INT -k 30 "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider \
+        --junitxml="$L/$n.xml" "$@" > "$L/$n.log" 2>&1
+      echo "=== $n: $(tail -n 1 "$L/$n.log")"; grep -E "^(FAILED|ERROR)" "$L/$n.log" | head -12; }
