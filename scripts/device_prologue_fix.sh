@@ -11,7 +11,7 @@
 # default, late, ldcg and GPU 1 in the reverse order at the same time (two alternations). Results: $OUT/plgfix.tgz.
 source scripts/device_lib.sh plgfix
 unset CUGRAPHLLM_PDL_ORDER CUGRAPHLLM_QG_LDCG
-T0=$(date +%s)
+T0=${T0:-$(date +%s)}  # a wrapper may start the clock earlier
 el() { echo $(( $(date +%s) - T0 )); }
 snap() { tar -czf "$OUT/plgfix.tgz" -C /tmp plgfix; echo "[at $(el) s]"; }
 envof() { case $1 in late) echo CUGRAPHLLM_PDL_ORDER=late ;; ldcg) echo CUGRAPHLLM_QG_LDCG=1 ;; *) echo PLGFIX=default ;; esac; }
