@@ -31,7 +31,7 @@
 #define QG_MMA 0          // 1: tensor-core dot products of 8-pair tiles (gemv_quant_mma.cuh; needs QG_KSPLIT 1)
 #endif
 #ifndef QG_LDCG
-#define QG_LDCG 0         // 1: a and the ss partials (the previous kernel's output) through __ldcg, not ld.global.nc
+#define QG_LDCG 1         // a and the ss partials (the previous kernel's output) through __ldcg; 0: ld.global.nc
 #endif
 #define QG_THREADS (QG_WARPS * 32)
 // Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
@@ -55,9 +55,10 @@
 #endif
 
 // ---- staged activation ---------------------------------------------------------------------------------------
-// *p for a value the previous kernel wrote (a, ss). QG_LDCG (CUGRAPHLLM_QG_LDCG=1, gpu/ops_quant.py; an A/B switch):
-// ld.global.cg (L2, coherent) instead of the read-only ld.global.nc the compiler picks for `const __restrict__`
-// data, whose L1 lines are not guaranteed fresh when PDL lets kernels that read and write it overlap.
+// *p for a value the previous kernel wrote (a, ss). QG_LDCG (default; CUGRAPHLLM_QG_LDCG=0 in gpu/ops_quant.py turns
+// it off): ld.global.cg (L2, coherent) instead of the read-only ld.global.nc the compiler picks for `const
+// __restrict__` data, whose L1 lines are not guaranteed fresh when PDL lets kernels that read and write it overlap
+// (with nc the int4 LM head on 16-warp tiles read stale a / ss: benchmarks/results/tenth_2026-11-30/plgfix).
 #if QG_LDCG
 #define QG_LDP(p) __ldcg(p)
 #else

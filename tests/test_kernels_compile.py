@@ -155,7 +155,7 @@ def logits_norm_ptx(tmp_path_factory):
     base = dict(QFMT=3, QG_WARPS=16, QG_UNROLL=1, QG_KSPLIT=1, QG_HACC=0, QG_PFS=0, QG_PIPE=0, QG_MMA=1, QG_MSPLIT=2,
                 **dtype_defines("float16"))
     out = {}
-    for name, extra in {"default": {}, "late": {"PDL_LATE": 1}, "ldcg": {"QG_LDCG": 1}}.items():
+    for name, extra in {"default": {"QG_LDCG": 0}, "late": {"PDL_LATE": 1, "QG_LDCG": 0}, "ldcg": {}}.items():
         d = tmp_path_factory.mktemp(name)
         (d / "k.cu").write_text(read_source("gemv_quant.cu", {**base, **extra}))
         r = subprocess.run([NVCC, "-arch=sm_90", "-ptx", "-std=c++17", "-o", str(d / "k.ptx"), str(d / "k.cu")],

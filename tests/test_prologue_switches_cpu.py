@@ -1,6 +1,6 @@
 """The prologue-bug A/B switches without a GPU (cuda_kernels.py docstring): CUGRAPHLLM_PDL_ORDER=early|late reaches
 every module compiled by get_function (and its cache key) as PDL_LATE and the decode attention spec as pdl_order;
-CUGRAPHLLM_QG_LDCG=0|1 reaches the quantized GEMV compile (ops_quant._function) as QG_LDCG and its cache key; bad
+CUGRAPHLLM_QG_LDCG=0|1 (default 1) reaches the quantized GEMV compile (ops_quant._function) as QG_LDCG and its cache key; bad
 values are one-line ConfigErrors. The PTX effect of both defines: tests/test_kernels_compile.py."""
 import pytest
 
@@ -25,7 +25,7 @@ def test_pdl_order_bad_value_is_one_line(raw, monkeypatch):
     assert "CUGRAPHLLM_PDL_ORDER" in str(e.value) and repr(raw) in str(e.value)
 
 
-@pytest.mark.parametrize("raw,on", [(None, False), ("0", False), ("", False), (" 1 ", True), ("1", True)])
+@pytest.mark.parametrize("raw,on", [(None, True), ("0", False), (" 0 ", False), ("", True), (" 1 ", True), ("1", True)])
 def test_qg_ldcg_values(raw, on, monkeypatch):
     if raw is None:
         monkeypatch.delenv("CUGRAPHLLM_QG_LDCG", raising=False)
@@ -114,15 +114,15 @@ def quant_compiles(monkeypatch):
 def test_qg_ldcg_reaches_the_quant_compile_and_its_key(quant_compiles, monkeypatch, fmt):
     oq, calls = quant_compiles
     K, pairs = 4096, 16000   # the 7B LM head: 32000 rows
-    monkeypatch.delenv("CUGRAPHLLM_QG_LDCG", raising=False)
+    monkeypatch.delenv("CUGRAPHLLM_QG_LDCG", raising=False)  # default: on
     oq._function("qgemv_logits_norm", fmt, "float16", K, pairs, 0, 128)
     oq._function("qgemv_logits_norm", fmt, "float16", K, pairs, 0, 128)  # cached: no second compile
-    assert len(calls) == 1 and "QG_LDCG" not in calls[0][2]
-    monkeypatch.setenv("CUGRAPHLLM_QG_LDCG", "1")
-    oq._function("qgemv_logits_norm", fmt, "float16", K, pairs, 0, 128)
-    assert len(calls) == 2 and calls[1][2] == {**calls[0][2], "QG_LDCG": 1}
-    assert len(oq._cache) == 2  # both variants kept under their own keys
+    assert len(calls) == 1 and calls[0][2]["QG_LDCG"] == 1
     monkeypatch.setenv("CUGRAPHLLM_QG_LDCG", "0")
+    oq._function("qgemv_logits_norm", fmt, "float16", K, pairs, 0, 128)
+    assert len(calls) == 2 and calls[1][2] == {**calls[0][2], "QG_LDCG": 0}
+    assert len(oq._cache) == 2  # both variants kept under their own keys
+    monkeypatch.setenv("CUGRAPHLLM_QG_LDCG", "1")
     oq._function("qgemv_logits_norm", fmt, "float16", K, pairs, 0, 128)
     assert len(calls) == 2
     monkeypatch.setenv("CUGRAPHLLM_QG_LDCG", "on")

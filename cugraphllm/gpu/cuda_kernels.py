@@ -13,8 +13,10 @@ A/B switches that reach the kernels as #defines (scripts/device_prologue_fix.sh 
 CUGRAPHLLM_PDL_ORDER=early|late (default early) is READ AT IMPORT of this module and adds PDL_LATE to every module
 compiled here (common.cuh pdl_enter: wait, then launch the dependents) and the decode attention kernels' spec
 (gpu/attention.py): one order per process; the define is part of `_module`'s cache key.
-CUGRAPHLLM_QG_LDCG=0|1 (default 0; `qg_ldcg`, read at each quantized GEMV compile, part of gpu/ops_quant.py's cache
-key): the quantized GEMV prologue loads the activation and ss partials with __ldcg (gemv_quant.cuh QG_LDCG).
+CUGRAPHLLM_QG_LDCG=0|1 (default 1; `qg_ldcg`, read at each quantized GEMV compile, part of gpu/ops_quant.py's cache
+key): the quantized GEMV prologue loads the activation and ss partials with __ldcg (gemv_quant.cuh QG_LDCG). With 0
+(ld.global.nc) the int4 LM head on 16-warp tiles read stale values under PDL (7-9% logit error; H200, 2026-11-30,
+benchmarks/results/tenth_2026-11-30/plgfix); 1 passed every test that showed it, at 1.76-1.78 vs 1.76 ms/token.
 """
 from __future__ import annotations
 
@@ -105,8 +107,8 @@ def pdl_late(raw: str | None = None) -> bool:
 
 
 def qg_ldcg(raw: str | None = None) -> bool:
-    """CUGRAPHLLM_QG_LDCG now (or `raw`): 0 / unset False, 1 True, a one-line ConfigError otherwise."""
-    v = (os.environ.get(LDCG_ENV, "0") if raw is None else raw).strip() or "0"
+    """CUGRAPHLLM_QG_LDCG now (or `raw`): 1 / unset True, 0 False, a one-line ConfigError otherwise."""
+    v = (os.environ.get(LDCG_ENV, "1") if raw is None else raw).strip() or "1"
     if v not in ("0", "1"):
         raise ConfigError(f"{LDCG_ENV}={v!r}: expected 0 or 1")
     return v == "1"

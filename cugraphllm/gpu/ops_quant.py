@@ -102,12 +102,12 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
     mma = plan.use_mma(n_pairs)
-    ldcg = qg_ldcg()  # CUGRAPHLLM_QG_LDCG=1: the prologue's a / ss loads through __ldcg (an A/B switch)
+    ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
-                   "QG_HACC": plan.hacc, "QG_PFS": plan.pfs, "QG_PIPE": plan.pipe, **({"QG_LDCG": 1} if ldcg else {})}
+                   "QG_HACC": plan.hacc, "QG_PFS": plan.pfs, "QG_PIPE": plan.pipe, "QG_LDCG": int(ldcg)}
         if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
