@@ -24,6 +24,9 @@
 // earlier kernels (qkv: pos, n_tokens and the pair's RoPE (cos, sin); residual: the old x) is loaded right after
 // pdl_enter into registers, in flight with the weight stream, instead of as dependent round trips after it in
 // every warp's tail. GEMV_EARLY 0: the loads stay in the epilogue (same PTX as before the switch). Same results.
+// Cost: only lane 0 of a lead warp needs them, but every thread holds the registers; under the 32-register cap of
+// the 16-warp configs ptxas spills 8 bytes of qkv's (pos, n_tokens) (bf16 residual: 4), so that lane waits for
+// those loads at their spill store, in the prologue (the RoPE row's address needs pos there anyway).
 #include "common.cuh"
 
 #ifndef GEMV_WARPS
