@@ -210,6 +210,24 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return warp_sum(t);
 }
 
+// Input of a fused norm (gemv.cu, gemv_quant.cu): ss f32 [n] partial sums of squares of x (ss == nullptr: no
+// norm), eps.
+struct NormIn {
+    const float* ss;
+    int n;
+    float eps;
+};
+#define NO_NORM NormIn{nullptr, 0, 0.0f}
+
+// inv_rms = rsqrt(sum(ss) / K + eps); fixed summation order for a given blockDim. All threads must call it.
+__device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
+    __shared__ float nscratch[32];
+    float s = 0.0f;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < nm.n; i += blockDim.x) s += nm.ss[i];
+    return rsqrtf(block_sum(s, nscratch) / (float)K + nm.eps);
+}
+
 // Tensor cores (sm_80+): c[16x8 f32] += a[16x16] * b[16x8] with T operands, fp32 accumulate (mma.sync m16n8k16).
 __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1) {
 #if __CUDA_ARCH__ >= 800

@@ -76,21 +76,7 @@ __device__ __forceinline__ void stage_x(T* xs, const T* __restrict__ a, int K) {
     }
 }
 
-// Input of a fused norm: ss f32 [n] partial sums of squares of x (ss == nullptr: no norm), eps.
-struct NormIn {
-    const float* ss;
-    int n;
-    float eps;
-};
-
-// inv_rms = rsqrt(sum(ss) / K + eps); fixed summation order for a given blockDim. All threads must call it.
-__device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
-    __shared__ float nscratch[32];
-    float s = 0.0f;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < nm.n; i += blockDim.x) s += nm.ss[i];
-    return rsqrtf(block_sum(s, nscratch) / (float)K + nm.eps);
-}
+// NormIn / norm_inv / NO_NORM (the fused norm's input): common.cuh
 
 __device__ __forceinline__ void load_chunk(uint4 (&b0)[GEMV_UNROLL], uint4 (&b1)[GEMV_UNROLL],
                                            const uint4* w0, const uint4* w1, int base, int nvec) {
@@ -191,7 +177,6 @@ __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, 
     const int gw = blockIdx.x * GEMV_PAIRS + pair;                 \
     (void)lane;
 
-#define NO_NORM NormIn{nullptr, 0, 0.0f}
 
 // logits f32 [N] = W T [N, K] . a T [K]   (LM head). Warp gw: rows 2gw, 2gw+1.
 __device__ __forceinline__ void logits_body(float* __restrict__ out, const T* __restrict__ a,

@@ -122,21 +122,7 @@ __device__ __forceinline__ void stage(float* xs, float* csum, const T* __restric
 #endif
 }
 
-// ---- fused norm (as gemv.cu) ---------------------------------------------------------------------------------
-struct NormIn {
-    const float* ss;
-    int n;
-    float eps;
-};
-#define NO_NORM NormIn{nullptr, 0, 0.0f}
-
-__device__ __forceinline__ float norm_inv(const NormIn& nm, int K) {
-    __shared__ float nscratch[32];
-    float s = 0.0f;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < nm.n; i += blockDim.x) s += nm.ss[i];
-    return rsqrtf(block_sum(s, nscratch) / (float)K + nm.eps);
-}
+// ---- fused norm: NormIn, norm_inv, NO_NORM in common.cuh (shared with gemv.cu) ------------------------------
 
 // ---- dequantizing dot products of one 16-byte vector of two rows with the staged activation -----------------
 #if QFMT == 1

@@ -16,15 +16,9 @@ from test_gemm_gpu import NAN_BITS, _dtypes, _np_dtype, _sample, check_qkv  # no
 from test_gemm_gpu import dev_random, host64, poison, relerr, rng_seed  # noqa: E402
 from test_quant_prefill_gpu import TOL, TOL_F32, _split_rope, dev_quant, ref_product  # noqa: E402
 from test_quant_prefill_gpu import replay_layer_ops  # noqa: E402
+from test_quant_prefill_gpu import _fp8_actq_off  # noqa: E402,F401  (autouse here too: FUSE_ACTQ=0)
 
 pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture(autouse=True)
-def _fp8_actq_off(monkeypatch):
-    """These op-level tests read the 16-bit SiLU*up output h, which the default fused activation quantization
-    (CUGRAPHLLM_FP8_FUSE_ACTQ=2) leaves unwritten for w2; tests/test_fp8_actq_gpu.py covers 1 and 2."""
-    monkeypatch.setenv("CUGRAPHLLM_FP8_FUSE_ACTQ", "0")
 MODES = ["outer0", "outer1"]
 TUNES = ["tune0", "tune1"]
 

@@ -29,6 +29,8 @@ def _fp8_actq_off(monkeypatch):
     """These op-level tests read the 16-bit SiLU*up output h, which the default fused activation quantization
     (CUGRAPHLLM_FP8_FUSE_ACTQ=2) leaves unwritten for w2; tests/test_fp8_actq_gpu.py covers 1 and 2."""
     monkeypatch.setenv("CUGRAPHLLM_FP8_FUSE_ACTQ", "0")
+
+
 TOL = {"float16": 4e-3, "bfloat16": 2.5e-2}
 TOL_F32 = {"float16": 2e-3, "bfloat16": 1e-2}
 LT_LOOSE = 6e-2
