@@ -81,15 +81,19 @@ __device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
 
 // Decode residual update of rows r0 (and r0 + 1 when has1) by y, in one lane: x += y; with stats, also
 // xh = T(new x) and the returned sum of the new x^2 (else 0). x f32, xh T, r0 even (x2 8-byte aligned).
-__device__ __forceinline__ float residual_pair(float* __restrict__ x, T* __restrict__ xh, bool stats, size_t r0,
-                                               bool has1, float2 y) {
+// Two parts (kernels/gemv.cu GEMV_EARLY issues the load long before the store): residual_pair_load reads the old
+// x (.y only when has1), residual_pair_add adds y and stores; residual_pair is their composition.
+__device__ __forceinline__ float2 residual_pair_load(const float* __restrict__ x, size_t r0, bool has1) {
+    return has1 ? *reinterpret_cast<const float2*>(x + r0) : make_float2(x[r0], 0.0f);
+}
+
+__device__ __forceinline__ float residual_pair_add(float* __restrict__ x, T* __restrict__ xh, bool stats, size_t r0,
+                                                   bool has1, float2 v, float2 y) {
     float sq = 0.0f;
     if (has1) {
-        float2* x2 = reinterpret_cast<float2*>(x + r0);
-        float2 v = *x2;
         v.x += y.x;
         v.y += y.y;
-        *x2 = v;
+        *reinterpret_cast<float2*>(x + r0) = v;
         if (stats) {
             T2 t;
             t.x = from_f(v.x);
@@ -98,28 +102,69 @@ __device__ __forceinline__ float residual_pair(float* __restrict__ x, T* __restr
             sq = v.x * v.x + v.y * v.y;
         }
     } else {
-        float v = x[r0] + y.x;
-        x[r0] = v;
+        const float s = v.x + y.x;
+        x[r0] = s;
         if (stats) {
-            xh[r0] = from_f(v);
-            sq = v * v;
+            xh[r0] = from_f(s);
+            sq = s * s;
         }
     }
     return sq;
+}
+
+__device__ __forceinline__ float residual_pair(float* __restrict__ x, T* __restrict__ xh, bool stats, size_t r0,
+                                               bool has1, float2 y) {
+    return has1 ? residual_pair_add(x, xh, stats, r0, true, residual_pair_load(x, r0, true), y)
+                : residual_pair_add(x, xh, stats, r0, false, residual_pair_load(x, r0, false), y);
 }
 
 // Decode qkv epilogue of rows j, j + 1 (one RoPE pair), y their dot products, in one lane. q rows (j < D): rotated
 // by RoPE at position pos[0], written to q T [D]; k rows (D <= j < D + KVD): rotated, written to k_cache T [S, KVD]
 // at row pos[0]; v rows: written to v_cache T [S, KVD] at row pos[0]. Cache writes only when n_tokens[0] > 0 and
 // 0 <= pos < S (never out of bounds). rope_cs f32 [S, hd/2, 2] = (cos, sin) of pos * theta^(-2i/hd).
-__device__ __forceinline__ void qkv_pair_store(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
-                                               const float* __restrict__ rope_cs, const int* __restrict__ pos,
-                                               const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int j,
-                                               float2 y) {
-    const int p = pos[0];
+// Two parts (kernels/gemv.cu GEMV_EARLY issues the loads long before the store): qkv_pair_load reads what earlier
+// kernels wrote into a QkvEpi, qkv_pair_rope_store rotates and stores, taking its inputs from a QkvEpi or, in
+// qkv_pair_store (their composition for the other callers), from a QkvEpiMem: read where they are used.
+struct QkvEpiMem {
+    const float* __restrict__ rope_cs;
+    const int* __restrict__ p;
+    const int* __restrict__ n;
+    int hd, S, j;
+    __device__ __forceinline__ int pos() const { return p[0]; }
+    __device__ __forceinline__ int n_tokens() const { return n[0]; }
+    __device__ __forceinline__ float2 rope(int pos) const {  // (cos, sin) of this pair at pos
+        const int pr = min(max(pos, 0), S - 1);  // table row; the clamp matters only for a position past S
+        return reinterpret_cast<const float2*>(rope_cs)[(size_t)pr * (hd >> 1) + ((j % hd) >> 1)];
+    }
+};
+
+struct QkvEpi {
+    int p;      // pos[0]
+    int n;      // n_tokens[0] (k / v rows only)
+    float2 cs;  // this pair's (cos, sin) at pos[0] (q / k rows only)
+    __device__ __forceinline__ int pos() const { return p; }
+    __device__ __forceinline__ int n_tokens() const { return n; }
+    __device__ __forceinline__ float2 rope(int) const { return cs; }
+};
+
+__device__ __forceinline__ QkvEpi qkv_pair_load(const float* __restrict__ rope_cs, const int* __restrict__ pos,
+                                                const int* __restrict__ n_tokens, int D, int KVD, int hd, int S,
+                                                int j) {
+    const QkvEpiMem m{rope_cs, pos, n_tokens, hd, S, j};
+    QkvEpi e;
+    e.p = m.pos();
+    if (j < D + KVD) e.cs = m.rope(e.p);
+    if (j >= D) e.n = m.n_tokens();
+    return e;
+}
+
+template <class In>
+__device__ __forceinline__ void qkv_pair_rope_store(T* __restrict__ q, T* __restrict__ k_cache,
+                                                    T* __restrict__ v_cache, const In& in, int D, int KVD, int S,
+                                                    int j, float2 y) {
+    const int p = in.pos();
     if (j < D + KVD) {
-        const int pr = min(max(p, 0), S - 1);  // table row; the clamp matters only for a position past S
-        const float2 cs = reinterpret_cast<const float2*>(rope_cs)[(size_t)pr * (hd >> 1) + ((j % hd) >> 1)];
+        const float2 cs = in.rope(p);
         y = make_float2(y.x * cs.x - y.y * cs.y, y.x * cs.y + y.y * cs.x);
     }
     T2 v;
@@ -127,10 +172,17 @@ __device__ __forceinline__ void qkv_pair_store(T* __restrict__ q, T* __restrict_
     v.y = from_f(y.y);
     if (j < D) {
         reinterpret_cast<T2*>(q)[j >> 1] = v;
-    } else if (n_tokens[0] > 0 && p >= 0 && p < S) {
+    } else if (in.n_tokens() > 0 && p >= 0 && p < S) {
         T* dst = (j < D + KVD ? k_cache : v_cache) + (size_t)p * KVD;  // row pos of [S, KVD]
         reinterpret_cast<T2*>(dst)[(j < D + KVD ? j - D : j - D - KVD) >> 1] = v;
     }
+}
+
+__device__ __forceinline__ void qkv_pair_store(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
+                                               const float* __restrict__ rope_cs, const int* __restrict__ pos,
+                                               const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int j,
+                                               float2 y) {
+    qkv_pair_rope_store(q, k_cache, v_cache, QkvEpiMem{rope_cs, pos, n_tokens, hd, S, j}, D, KVD, S, j, y);
 }
 
 // The KSPLIT warps sharing a row pair (warps ks = warp % KSPLIT of one group) add their partial sums in a fixed

@@ -20,6 +20,13 @@
 // (the *_norm kernels) sums ss in a fixed order (each thread a strided slice, then block_sum) right after its
 // first weight loads are in flight, and scales its fp32 dot products by inv_rms = rsqrt(sum/K + eps) in the
 // epilogue. No atomics: every block computes the same inv_rms, bit-identical run to run.
+// Early epilogue loads (GEMV_EARLY 1, env CUGRAPHLLM_GEMV_EARLY, gpu/gemv_plan.py): what an epilogue reads from
+// earlier kernels (qkv: pos, n_tokens and the pair's RoPE (cos, sin); residual: the old x) is loaded right after
+// pdl_enter into registers, in flight with the weight stream, instead of as dependent round trips after it in
+// every warp's tail. GEMV_EARLY 0: the loads stay in the epilogue (same PTX as before the switch). Same results.
+// Cost: only lane 0 of a lead warp needs them, but every thread holds the registers; under the 32-register cap of
+// the 16-warp configs ptxas spills 8 bytes of qkv's (pos, n_tokens) (bf16 residual: 4), so that lane waits for
+// those loads at their spill store, in the prologue (the RoPE row's address needs pos there anyway).
 #include "common.cuh"
 
 #ifndef GEMV_WARPS
@@ -33,6 +40,9 @@
 #endif
 #ifndef GEMV_XSMEM
 #define GEMV_XSMEM 0      // 1: stage `a` in shared memory; 0: read it through L1 (no barrier, no staging)
+#endif
+#ifndef GEMV_EARLY
+#define GEMV_EARLY 1      // 1: epilogue inputs from earlier kernels loaded right after pdl_enter (see above)
 #endif
 #define GEMV_THREADS (GEMV_WARPS * 32)
 // Resident blocks per SM that ptxas must allow (a register cap): a GEMV hides memory latency with warps, so the
@@ -79,11 +89,18 @@ __device__ __forceinline__ void load_chunk(uint4 (&b0)[GEMV_UNROLL], uint4 (&b1)
     }
 }
 
+// The hook of a kernel that loads no epilogue input early (GEMV_EARLY 0, or nothing to load).
+struct NoEarly {
+    __device__ __forceinline__ void operator()() const {}
+};
+
 // This warp's partial sums of rows r0, r1 over its K chunks (chunk c of 32 * GEMV_UNROLL vectors belongs to
-// split ks = c % GEMV_KSPLIT), reduced over the warp.
+// split ks = c % GEMV_KSPLIT), reduced over the warp. early(): the epilogue's loads of earlier kernels' outputs,
+// called by every thread right after pdl_enter.
+template <class Early>
 __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r0, size_t r1, bool active,
                                                const T* __restrict__ a, T* xs, int K, int ks,
-                                               const NormIn& nm, float& inv) {
+                                               const NormIn& nm, float& inv, const Early& early) {
     const int lane = threadIdx.x & 31;
     const int nvec = K >> 3;
     const bool vec = (K & 7) == 0;
@@ -93,6 +110,7 @@ __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r
     uint4 b0[GEMV_UNROLL], b1[GEMV_UNROLL];
     if (vec && active) load_chunk(b0, b1, w0, w1, ks * 32 * GEMV_UNROLL, nvec);  // before any staging
     pdl_enter();  // a and ss come from the previous kernel
+    early();      // epilogue inputs: their round trips overlap the weight loads in flight
     if (nm.ss) inv = norm_inv(nm, K);  // L2 hits, shorter than the weight loads already in flight
 #if GEMV_XSMEM
     stage_x(xs, a, K);
@@ -134,12 +152,15 @@ __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r
 }
 
 // y0 = W[r0, :] . a and y1 = W[r1, :] . a (times inv_rms when nm.ss), valid in split 0's warp (every lane).
-// All threads of the block call this (it may hold barriers); inactive warps pass active = false.
+// All threads of the block call this (it may hold barriers); inactive warps pass active = false. early: see
+// warp_partial.
+template <class Early = NoEarly>
 __device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, size_t r1, bool active,
-                                            const T* __restrict__ a, T* xs, int K, const NormIn& nm) {
+                                            const T* __restrict__ a, T* xs, int K, const NormIn& nm,
+                                            const Early& early = Early{}) {
     const int ks = (threadIdx.x >> 5) % GEMV_KSPLIT;
     float inv = 1.0f;
-    float2 y = ksplit_sum<GEMV_KSPLIT, GEMV_WARPS>(warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv));
+    float2 y = ksplit_sum<GEMV_KSPLIT, GEMV_WARPS>(warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv, early));
     if (nm.ss) {
         y.x *= inv;
         y.y *= inv;
@@ -189,8 +210,16 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     GEMV_PROLOGUE
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
+#if GEMV_EARLY
+    const bool store = active && lead && lane == 0;  // the one lane of a row pair that updates x
+    float2 x0;  // old x[r0], x[r0 + 1]
+    auto early = [&] { if (store) x0 = residual_pair_load(x, r0, has1); };
+    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM, early);
+    const float sq = store ? residual_pair_add(x, xh, ss != nullptr, r0, has1, x0, y) : 0.0f;
+#else
     float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM);
     const float sq = active && lead && lane == 0 ? residual_pair(x, xh, ss != nullptr, r0, has1, y) : 0.0f;
+#endif
     if (ss) {
         __shared__ float bsq[GEMV_PAIRS];
         if (lead && lane == 0) bsq[pair] = sq;
@@ -250,9 +279,17 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     GEMV_PROLOGUE
     const int j = 2 * gw;
     const bool active = j < D + 2 * KVD;
+#if GEMV_EARLY
+    const bool store = active && lead && lane == 0;  // the one lane of a row pair that stores
+    QkvEpi e;
+    auto early = [&] { if (store) e = qkv_pair_load(rope_cs, pos, n_tokens, D, KVD, hd, S, j); };
+    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm, early);
+    if (store) qkv_pair_rope_store(q, k_cache, v_cache, e, D, KVD, S, j, y);
+#else
     float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm);
     if (!active || !lead || lane != 0) return;
     qkv_pair_store(q, k_cache, v_cache, rope_cs, pos, n_tokens, D, KVD, hd, S, j, y);
+#endif
 }
 
 extern "C" __global__ void GEMV_BOUNDS

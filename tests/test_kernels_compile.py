@@ -138,6 +138,21 @@ def test_gemm_smem_limit_matches_launcher(nt, cfg, tmp_path):
     assert fits == (nt in (5, 8))  # the docstring's arithmetic
 
 
+@pytest.mark.parametrize("arch,bf16", [("sm_90", False), ("sm_80", True)], ids=["sm_90-fp16", "sm_80-bf16"])
+def test_gemv_late_epilogue_compiles(arch, bf16, tmp_path):
+    """gemv.cu with GEMV_EARLY=0 (CUGRAPHLLM_GEMV_EARLY=0: the epilogues load their inputs after the weight stream);
+    the default 1 compiles in test_compiles."""
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    cmd = [NVCC, f"-arch={arch}", "-cubin", "-std=c++17", "-I", str(kernel_dir()), "-DGEMV_EARLY=0",
+           "-o", str(tmp_path / "k.cubin"), str(kernel_dir() / "gemv.cu")] + (["-DCG_BF16"] if bf16 else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+
 def _entry(ptx: str, name: str) -> str:
     body = ptx[ptx.index(f".entry {name}("):]
     return body[:body.index(".entry ", 10)] if ".entry " in body[10:] else body

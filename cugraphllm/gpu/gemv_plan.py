@@ -13,7 +13,10 @@ benchmarks/results/gemv_sweep_*_2026-11-23.json.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+from ..errors import BackendError
 
 GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
 GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
@@ -204,3 +207,16 @@ def norm_partials(D: int) -> int:
 
 def gemv_config(kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
     return fp16_plan().gemv_config(kernel, K, n_pairs)
+
+
+EARLY_ENV = "CUGRAPHLLM_GEMV_EARLY"
+
+
+def gemv_early() -> int:
+    """kernels/gemv.cu GEMV_EARLY from env CUGRAPHLLM_GEMV_EARLY: 1 (default) loads the qkv / residual epilogues'
+    inputs (pos, n_tokens, RoPE cos/sin; old x) right after pdl_enter, with the weight stream; 0 after it, as
+    before (issue #13: wqkv ran 2 us over its bare read). Read at each launch: part of ops._fn's cache key."""
+    v = os.environ.get(EARLY_ENV, "1").strip()
+    if v not in ("0", "1"):
+        raise BackendError(f"{EARLY_ENV}={v!r}: supported 0 (epilogue loads after the weight stream) or 1 (early)")
+    return int(v)
