@@ -46,6 +46,15 @@ __device__ __forceinline__ void commit_token(int t, int* token, int* hist, int* 
     pos[0] = P;
 }
 
+// The draw kernels' greedy exit (v1, v2, v3), after merge_partials: temperature 0, top-k 1 or no finite logit
+// commit the argmax (block 0, thread 0); true when the kernel is done.
+__device__ __forceinline__ bool greedy_exit(float temp, int top_k, int best, float m, int V, int* token, int* hist,
+                                            int* pos, const int* n_tokens, int hist_len) {
+    if (!(temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF))) return false;
+    if (blockIdx.x == 0 && threadIdx.x == 0) commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
+    return true;
+}
+
 __device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
     return v > bv || (v == bv && i < bi);
 }
@@ -615,11 +624,7 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
     float m, lo;
     int best;
     merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
-    if (temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF)) {
-        if (blockIdx.x == 0 && threadIdx.x == 0)
-            commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
-        return;
-    }
+    if (greedy_exit(temp, top_k, best, m, V, token, hist, pos, n_tokens, hist_len)) return;
     const float scale = bin_scale(m, lo);
     const int base = blockIdx.x * SAMPLE_CHUNK;
     float lv[SAMPLE_PER_THREAD];

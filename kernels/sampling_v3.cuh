@@ -199,10 +199,7 @@ sample_draw_v3(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     float m, lo;
     int best;
     merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
-    if (temp <= 0.0f || top_k == 1 || best >= V || !(m > NEG_INF)) {
-        if (blockIdx.x == 0 && t == 0) commit_token(best < V ? best : 0, token, hist, pos, n_tokens, hist_len);
-        return;
-    }
+    if (greedy_exit(temp, top_k, best, m, V, token, hist, pos, n_tokens, hist_len)) return;
     const float scale = bin_scale(m, lo);
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
