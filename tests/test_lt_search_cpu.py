@@ -177,3 +177,57 @@ def test_imports_without_cupy():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) == 2 * (1 + 3) * 2 * 2  # tiles x (split 1 + 3 splits) x swizzle x clusters
+
+
+class _FakeShape:
+    """Stands in for lt_algo_search_gpu._Shape: algorithm i's outcome is decided by i % 10 (see the test)."""
+    lt = ab = cb = scratch = None
+    plans = [(None,) * 6]
+
+    def __init__(self):
+        self.last = None
+
+    def error(self, algo):
+        from cugraphllm.gpu.cublas import CublasError
+        kind = algo[1] % 10
+        if kind == 3:
+            raise CublasError("refused at run time")
+        return {4: float("nan"), 5: 0.5}.get(kind, 1e-4)
+
+    def run(self, algo, out):
+        self.last = algo[1]
+
+
+def _fake_screen(monkeypatch, seconds, n=100):
+    from scripts import lt_algo_search_gpu as gpu
+    sh, clock = _FakeShape(), iter(range(10 ** 6))
+    monkeypatch.setattr(ls, "make_algo", lambda lt, cfg, ab, cb: None if cfg.algo_id % 10 == 1 else ("a", cfg.algo_id))
+    monkeypatch.setattr(ls, "check", lambda lt, plan, algo: None if algo[1] % 10 == 2 else (4096, 1.45))
+    monkeypatch.setattr(gpu.time, "monotonic", lambda: float(next(clock)))  # one second per look at the clock
+
+    def timer(stream, flush, runs, reps):
+        out = {}
+        for key, run in runs.items():
+            run()
+            out[key] = (sh.last * 37 % 101) / 1000.0
+        return out
+    monkeypatch.setattr(gpu, "_timer", timer)
+    counts = {"refused": 0, "run_failed": 0, "mismatch": 0, "timed": 0}
+    args = type("A", (), {"seconds": seconds, "reps": 3})()
+    cands = [ls.Config(i, 20) for i in range(n)]
+    return gpu._screen(sh, cands, args, None, None, counts), counts
+
+
+def test_screen_counts_and_order(monkeypatch):
+    res, counts = _fake_screen(monkeypatch, seconds=10 ** 5)
+    ids = [cfg.algo_id for _, cfg, _ in res]
+    assert sorted(ids) == [i for i in range(100) if i % 10 in (0, 6, 7, 8, 9)]
+    assert [ms for ms, _, _ in res] == sorted((i * 37 % 101) / 1000.0 for i in ids)
+    assert counts == {"refused": 20, "run_failed": 10, "mismatch": 20, "timed": 50, "enumerated_not_reached": 0}
+    assert all(cfg.extra["workspace"] == 4096 and cfg.extra["max_rel_err"] == 1e-4 for _, cfg, _ in res)
+
+
+def test_screen_stops_at_the_time_budget(monkeypatch):
+    res, counts = _fake_screen(monkeypatch, seconds=40)
+    reached = counts["refused"] + counts["run_failed"] + counts["mismatch"] + counts["timed"]
+    assert 0 < counts["timed"] == len(res) < 50 and reached + counts["enumerated_not_reached"] == 100
