@@ -168,6 +168,16 @@ def test_cli_errors_are_one_line(args):
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("lt_algo_search: error:")
 
 
+def test_no_gpu_is_a_one_line_error():
+    from conftest import GPU
+    if GPU:
+        pytest.skip("a GPU is present: the script would run the search")
+    r = subprocess.run([sys.executable, "-m", "scripts.lt_algo_search", "--seconds", "1"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "lt_algo_search: error: needs CuPy and a CUDA GPU"
+    assert "wrote" not in r.stdout
+
+
 def test_imports_without_cupy():
     code = ("import sys; sys.modules['cupy'] = None\n"
             "from cugraphllm.gpu import cublaslt_search as ls\n"

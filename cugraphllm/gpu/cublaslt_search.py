@@ -153,7 +153,7 @@ class Config:
 
     def label(self) -> str:
         return (f"id{self.algo_id} {tile_name(self.tile)} st {stages_name(self.stages)} sk{self.splitk}"
-                f"{'/' + REDUCTION_NAMES[self.reduction] if self.splitk > 1 else ''} sw{self.swizzle} "
+                f"{'/' + REDUCTION_NAMES.get(self.reduction, str(self.reduction)) if self.splitk > 1 else ''} sw{self.swizzle} "
                 f"cl {CLUSTER_NAMES.get(self.cluster, self.cluster)}")
 
 
