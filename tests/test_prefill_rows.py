@@ -2,6 +2,7 @@
 prompts are prefilled in. Pure Python: the bucket ladder per setting (512 must give the old list exactly), the
 validation, the memory estimate, the engine's chunking (on a stand-in engine) and the CLI / bench / LLM.load plumbing.
 The GPU side is tests/test_prefill_rows_gpu.py."""
+import dataclasses
 import types
 
 import numpy as np
@@ -213,3 +214,34 @@ def test_llm_load_takes_prefill_rows(stories_dir):
     assert llm.runtime.prefill_rows == 1024
     with pytest.raises(ConfigError, match="prefill_rows"):
         LLM.load(path, tokenizer=tok, backend="numpy", prefill_rows=1000, progress=False)
+
+
+# ---- quantized layers: gemm_quant's prefill buffers ----------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["fp8", "int8", "int4"])
+def test_estimate_counts_the_quant_buffers_at_the_largest_bucket(fmt):
+    from cugraphllm.gpu import gemm_quant
+    c = ModelConfig.from_preset("llama-2-7b")
+    for rows in (512, 2048):
+        base, q = (memory.estimate(c, 4096, prefill_rows=rows, quant=f) for f in ((), (fmt,)))
+        extra = q["gemm_workspace"] - base["gemm_workspace"]
+        assert extra == gemm_quant.buffer_bytes(c, fmt, rows) and q["total"] - base["total"] == extra
+    F, D, N = c.hidden_dim, c.dim, 2 * c.hidden_dim  # act [M, F] and g [M, 2F] in T, fp8: aq [M, F], d f32 [M, 2F]
+    per_row = F * 2 + N * 2 + ((F + 4 + N * 4) if fmt == "fp8" else 0)
+    grow = gemm_quant.buffer_bytes(c, fmt, 2048) - gemm_quant.buffer_bytes(c, fmt, 512)
+    assert grow == 1536 * per_row and D < F
+
+
+def test_layer_formats_of_runtime_and_packed_weights():
+    from cugraphllm.gpu import gemm_quant
+    from cugraphllm.gpu.engine import layer_formats
+    from cugraphllm.loader import dummy_checkpoint
+    from cugraphllm.quant.layers import QuantSpec, quantize_weights
+    c = ModelConfig.from_preset("tiny")
+    w = dummy_checkpoint(c, seed=3, dtype="float32").weights
+    assert layer_formats(RuntimeConfig()) == set() and layer_formats(RuntimeConfig(), w) == set()
+    assert layer_formats(RuntimeConfig(quant="int8")) == {"int8"}
+    packed = quantize_weights(w, QuantSpec("int4", 32, True))
+    assert gemm_quant.layer_formats(packed) == {"int4"} == layer_formats(RuntimeConfig(), packed)
+    fp8 = quantize_weights(dummy_checkpoint(c, seed=4, dtype="float32").weights, QuantSpec("fp8", 128, False))
+    packed.layers[1] = dataclasses.replace(packed.layers[1], w2=fp8.layers[1].w2)
+    assert gemm_quant.layer_formats(packed) == {"int4", "fp8"}

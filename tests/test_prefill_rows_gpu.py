@@ -64,10 +64,21 @@ def _last_logits(engine, parts):
 
 def _run(weights, prompts, rows, quant=None):
     """{n: logits, "split": logits} of one engine with this prefill_rows (engines made one at a time)."""
+    from cugraphllm.gpu import gemm_quant, memory
     from cugraphllm.gpu.engine import CudaEngine
+    retired = len(gemm_quant._RETIRED)
     e = CudaEngine(CFG, weights, RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=S, prefill_rows=rows,
                                                quant=quant))
     assert e.attn.prefill_buckets[-1] == rows and e.s.x.shape[0] == rows  # the scratch holds the largest bucket
+    est = memory.estimate(CFG, S, "hybrid", prefill_rows=rows, quant=(quant,) if quant else ())
+    real = e.memory_report()
+    assert est["scratch"] >= real["scratch"] > 0 and est["scratch"] <= 1.05 * real["scratch"] + (64 << 10)
+    if quant:  # gemm_quant's buffers were allocated once at the largest bucket: the warm-up's ascending buckets grew
+        # none of them (growing one retires the smaller buffer for good; at most one retirement per buffer here)
+        from cugraphllm.gpu.cuda_kernels import device_id
+        ws = [b.nbytes for (dev, _), b in gemm_quant._WS.items() if dev == device_id()]
+        assert len(gemm_quant._RETIRED) - retired <= len(ws)
+        assert sum(ws) >= gemm_quant.buffer_bytes(CFG, quant, rows) > 0
     out = {n: _last_logits(e, [p]) for n, p in prompts.items()}
     longest = prompts[max(LENGTHS)]
     out["split"] = _last_logits(e, [longest[:SPLIT], longest[SPLIT:]])
