@@ -14,7 +14,7 @@ left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 nvidia-smi -L
 t rows 160 -rfE --tb=short tests/test_prefill_rows_gpu.py
 snap
-for r in 1 2; do for n in 512 1024 2048; do
+for r in 1 2; do for n in ${ROWS:-512 1024 2048}; do  # ROWS="512 2048 4096" bash ... for another set
   s=$(left); s=$(( s < 75 ? s : 75 ))
   if [ "$s" -lt 25 ]; then echo "=== rows $n round $r: skipped, ${s} s left"; continue; fi
   stem=long_rows${n}_r$r
