@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
-from .config import ModelConfig, RuntimeConfig
+from .config import PREFILL_ROWS_DEFAULT, ModelConfig, RuntimeConfig
 from .engines import _make_engine, _plan_context, resolve_backend  # noqa: F401 - also api's public names
 from .errors import ConfigError, ContextLimitError, TokenizerError
 
@@ -143,18 +143,21 @@ class LLM:
     @classmethod
     def load(cls, model, tokenizer=None, backend: str = "auto", mode: str = "hybrid", dtype: str = "float16",
              max_seq_len: int | None = None, seed: int = 0, progress: bool = True, quant: str | None = None,
-             group_size: int = 128, quant_head: bool = False, tp: int = 1) -> "LLM":
+             group_size: int = 128, quant_head: bool = False, tp: int = 1,
+             prefill_rows: int = PREFILL_ROWS_DEFAULT) -> "LLM":
         """model: a Hugging Face folder, a llama2.c .bin, or "dummy:<preset>" (seeded random weights).
         tokenizer: a sentencepiece tokenizer.model (or its folder); default: the one beside the model. It may have
         up to tokenizer.MAX_PADDING fewer pieces than the model's vocabulary (padding ids print nothing).
         quant: fp8 | int8 | int4 quantizes the weights at load (group_size: int4 columns per group, -1 = per row;
         quant_head: the LM head too); on cuda on the GPU at upload, on numpy on the host layer by layer.
-        GPTQ / AWQ / our quantized folders load quantized without it.
+        GPTQ / AWQ / our quantized folders load quantized without it. prefill_rows (cuda): the largest prefill
+        bucket, the chunk a longer prompt is prefilled in (RuntimeConfig.prefill_rows; default 512).
         `llm.notes` says what was adjusted: a max_seq_len above the model's, a numpy context bounded by memory."""
         from .loader import checkpoint_config, parse_model_arg
 
         runtime = RuntimeConfig(backend=backend, dtype=dtype, mode=mode, max_seq_len=max_seq_len, seed=seed,
-                                quant=quant, group_size=group_size, quant_head=quant_head, tp=tp)
+                                quant=quant, group_size=group_size, quant_head=quant_head, tp=tp,
+                                prefill_rows=prefill_rows)
         runtime = replace(runtime, backend=resolve_backend(backend))
         kind, arg = parse_model_arg(model)
         runtime, notes = _plan_context(checkpoint_config(model), runtime)  # before any weight is read

@@ -21,7 +21,7 @@ import numpy as np
 from . import bench_report as br
 from .bench_args import DEFAULT_OUT, PAPER_LENS, parse_args  # noqa: F401 - the bench's public names
 from .bench_env import cuda_copy_gbps, device_info, free_memory, memory_bytes, versions  # noqa: F401
-from .config import ModelConfig, RuntimeConfig
+from .config import PREFILL_ROWS_DEFAULT, ModelConfig, RuntimeConfig
 from .errors import ConfigError, ContextLimitError, CugraphError
 
 DEFAULT_PRESET = {"cuda": "llama-2-7b", "numpy": "tiny"}
@@ -155,7 +155,8 @@ def _runtime_quant(args) -> RuntimeConfig:
 def make_engine(source, backend: str, mode: str, args, max_seq: int):
     from .engines import _make_engine
     runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed,
-                            quant=args.quant, group_size=args.group_size, quant_head=args.quant_head, tp=args.tp)
+                            quant=args.quant, group_size=args.group_size, quant_head=args.quant_head, tp=args.tp,
+                            prefill_rows=getattr(args, "prefill_rows", PREFILL_ROWS_DEFAULT))
     t = time.perf_counter()
     engine = _make_engine(source, runtime)
     wall = time.perf_counter() - t
@@ -249,6 +250,8 @@ def _model_entry(args, config, name: str, backend: str, floor: dict, itemsize: i
         model["weight_bytes_per_gpu"] = shard_bytes(config, local_config(config, check_split(config, args.tp)[0]),
                                                   itemsize, args.quant, args.group_size, args.quant_head)
         model["tp"] = args.tp
+    if getattr(args, "prefill_rows", PREFILL_ROWS_DEFAULT) != PREFILL_ROWS_DEFAULT:  # the chunk of long prompts
+        model["prefill_rows"] = args.prefill_rows
     return model
 
 

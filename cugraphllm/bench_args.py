@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import MODES, PRESETS
+from .config import MODES, PREFILL_ROWS_DEFAULT, PRESETS
 
 PAPER_LENS = "10,25,50,100,128,200,300,500"
 DEFAULT_OUT = "bench-results"
@@ -48,6 +48,9 @@ def _protocol_flags(p):
                    help="tokens generated per run (forced: EOS is ignored)")
     p.add_argument("--max-seq-len", type=int, default=None, metavar="N",
                    help="context to allocate (KV cache, buckets); default: the longest prompt + --new-tokens")
+    from .cli_args import PREFILL_ROWS, PREFILL_ROWS_HELP
+    p.add_argument("--prefill-rows", type=PREFILL_ROWS, default=PREFILL_ROWS_DEFAULT, metavar="N",
+                   help=PREFILL_ROWS_HELP.replace("; default %(default)s)", ")"))
     p.add_argument("--tp", type=int, default=1, metavar="N",
                    help="tensor parallel over N GPUs (cuda); reports the all-reduce time per step and bytes per GPU")
     p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")

@@ -31,7 +31,8 @@ def _load(args):
     model = default_model(args.model, lambda text: _status(args, text))
     llm = LLM.load(model, tokenizer=args.tokenizer, backend=args.backend, mode=args.mode, dtype=args.dtype,
                    max_seq_len=args.max_seq_len, seed=args.seed, progress=not args.quiet, quant=args.quant,
-                   group_size=args.group_size, quant_head=args.quant_head, tp=args.tp)
+                   group_size=args.group_size, quant_head=args.quant_head, tp=args.tp,
+                   prefill_rows=args.prefill_rows)
     c = llm.config
     _status(args, f"loaded in {time.perf_counter() - t0:.2f} s: dim {c.dim}, {c.n_layers} layers, "
                   f"{c.n_heads}/{c.n_kv_heads} heads, vocab {c.vocab_size}; backend {llm.runtime.backend}, "

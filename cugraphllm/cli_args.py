@@ -7,6 +7,7 @@ import math
 import sys
 
 from . import __version__
+from .config import PREFILL_ROWS_DEFAULT, PREFILL_ROWS_SIZES
 from .sampling import TOP_K_MAX, penalty_ok, temperature_ok
 
 EXIT_USAGE = 2
@@ -53,6 +54,10 @@ TOP_P = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 PENALTY = _checked(float, lambda v: _finite(v) and penalty_ok(v), "a number in [0.001, 1000]")
 TOP_K = _checked(int, lambda v: 0 <= v <= TOP_K_MAX, f"an integer in [0, {TOP_K_MAX}]")
 STOP_TEXT = _checked(str, lambda v: v != "", "a non-empty string")
+PREFILL_ROWS = _checked(int, lambda v: v in PREFILL_ROWS_SIZES, f"one of {', '.join(map(str, PREFILL_ROWS_SIZES))}")
+PREFILL_ROWS_HELP = ("cuda only: the largest prefill bucket, in rows; a longer prompt is prefilled in chunks of "
+                     f"this many tokens (one of {', '.join(map(str, PREFILL_ROWS_SIZES))}; larger chunks run larger "
+                     "GEMMs and take more scratch memory; default %(default)s)")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -74,6 +79,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-seq-len", type=POS_INT, metavar="N",
                    help="context to allocate, in tokens (default and maximum: the model's; on numpy at most what "
                         "memory holds)")
+    g.add_argument("--prefill-rows", type=PREFILL_ROWS, default=PREFILL_ROWS_DEFAULT, metavar="N",
+                   help=PREFILL_ROWS_HELP)
     g.add_argument("--tp", type=POS_INT, default=1, metavar="N",
                    help="cuda only: tensor parallel over N GPUs of this host (NCCL; default 1)")
     g.add_argument("-q", "--quiet", action="store_true", help="no status lines or timings on stderr")

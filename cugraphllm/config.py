@@ -156,6 +156,18 @@ PRESETS: dict[str, ModelConfig] = {
 
 BACKENDS = ("auto", "numpy", "cuda")
 MODES = ("eager", "graph", "hybrid")
+# the prefill bucket ladder (gpu/attention.py make_buckets): 1.5x steps between powers of two above 128 rows;
+# --prefill-rows picks the largest bucket, the chunk that a longer prompt is prefilled in
+PREFILL_ROWS_SIZES = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+PREFILL_ROWS_DEFAULT = 512
+
+
+def check_prefill_rows(n) -> int:
+    """n if it is one of PREFILL_ROWS_SIZES (every power of two from 16 to 4096, and the 1.5x steps), else a
+    one-line ConfigError."""
+    if isinstance(n, bool) or not isinstance(n, int) or n not in PREFILL_ROWS_SIZES:
+        raise ConfigError(f"prefill_rows must be one of {', '.join(map(str, PREFILL_ROWS_SIZES))}, got {n!r}")
+    return n
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,7 @@ class RuntimeConfig:
     group_size: int = 128        # int4 columns per group; -1 = one group per row
     quant_head: bool = False     # quantize the LM head too (the embedding always stays 16-bit)
     tp: int = 1                  # tensor parallel over this many GPUs (cuda backend)
+    prefill_rows: int = PREFILL_ROWS_DEFAULT  # largest prefill bucket = chunk of long prompts (cuda backend)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -183,6 +196,7 @@ class RuntimeConfig:
         m = self.max_seq_len
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m <= 0):
             raise ConfigError(f"max_seq_len must be a positive integer, got {m!r}")
+        check_prefill_rows(self.prefill_rows)
         self.quant_spec()  # validates quant / group_size
 
     def quant_spec(self):

@@ -13,7 +13,7 @@ from conftest import GPU, REPO, stories_golden
 
 GENERATE_FLAGS = ["--model", "--tokenizer", "--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
                   "--repetition-penalty", "--seed", "--backend", "--mode", "--dtype", "--max-seq-len", "--stop",
-                  "--no-echo", "--quiet", "--tp"]
+                  "--no-echo", "--quiet", "--tp", "--prefill-rows"]
 CHAT_FLAGS = [f for f in GENERATE_FLAGS if f not in ("--prompt", "--no-echo")] + ["--system"]
 
 
@@ -125,6 +125,7 @@ def bad_cases(tmp):
         ["MODEL", "--prompt", "x", "--seed", "-1"],
         ["MODEL", "--prompt", "x", "--max-seq-len", "0"],
         ["MODEL", "--prompt", "x", "--tp", "0"],
+        ["MODEL", "--prompt", "x", "--prefill-rows", "500"],
         ["MODEL", "--prompt", "x", "--tp", "2", "--backend", "numpy"],
         ["MODEL", "--prompt", "x", "--backend", "tpu"],
         ["MODEL", "--prompt", "x", "--dtype", "int4"],

@@ -325,6 +325,7 @@ FLAGS = {  # flag -> (parse the text as, the library's own check of the value)
     "--top-k": (int, lambda v: SamplingParams(top_k=v)),
     "--seed": (int, lambda v: SamplingParams(seed=v)),
     "--max-seq-len": (int, lambda v: RuntimeConfig(max_seq_len=v)),
+    "--prefill-rows": (int, lambda v: RuntimeConfig(prefill_rows=v)),
     "--temperature": (float, lambda v: SamplingParams(temperature=v)),
     "--top-p": (float, lambda v: SamplingParams(top_p=v)),
     "--repetition-penalty": (float, lambda v: SamplingParams(repetition_penalty=v)),

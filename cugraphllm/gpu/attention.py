@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ModelConfig
+from ..config import PREFILL_ROWS_DEFAULT, PREFILL_ROWS_SIZES, ModelConfig, check_prefill_rows
 from ..errors import BackendError, ConfigError
 from . import cuda_kernels as ck, jit_cache, pdl
 
@@ -97,18 +97,19 @@ def plan_prefill(config: ModelConfig, dtype: str, max_seq_len: int) -> dict:
             **lane_geometry(config.head_dim, config.n_rep)}
 
 
-def make_buckets(max_seq_len: int) -> tuple[list[int], list[int]]:
+def make_buckets(max_seq_len: int, prefill_rows: int = PREFILL_ROWS_DEFAULT) -> tuple[list[int], list[int]]:
     decode = [b for b in (64 << i for i in range(16)) if b < max_seq_len] + [max_seq_len]
     # 1.5x steps above 128 rows: a 300-token prompt pays for 384 rows, not 512 (prefill is GEMM-bound, ~linear
     # in rows there). Every prefill bucket shares one compiled kernel; each costs only a graph (~0.5 MiB).
-    prefill = [b for b in (16, 32, 64, 128, 192, 256, 384) if b < max_seq_len]
-    prefill = prefill + [min(512, max_seq_len)] if not prefill or prefill[-1] < min(512, max_seq_len) else prefill
-    return decode, prefill
+    # The largest, min(prefill_rows, S), is the chunk longer prompts are prefilled in (CudaEngine._prefill).
+    top = min(check_prefill_rows(prefill_rows), max_seq_len)
+    return decode, [b for b in PREFILL_ROWS_SIZES if b < top] + [top]
 
 
 class Attention:
     def __init__(self, config: ModelConfig, max_seq_len: int, dtype: str = "float16", cache_dir=None,
-                 blocks_per_sm: int = BLOCKS_PER_SM, decode_knobs: dict | None = None):
+                 blocks_per_sm: int = BLOCKS_PER_SM, decode_knobs: dict | None = None,
+                 prefill_rows: int = PREFILL_ROWS_DEFAULT):
         import cupy as cp
         if dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"attention dtype must be float16 or bfloat16, got {dtype!r}")
@@ -122,7 +123,7 @@ class Attention:
         self.device = dev.id  # modules load here and launches must run here (split-K scratch, cubins are per device)
         self.cc = str(dev.compute_capability)  # CuPy gives "90"
         self.n_sm = dev.attributes["MultiProcessorCount"]
-        self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len)
+        self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len, prefill_rows)
         knobs = decode_knobs or {}
         self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm, **knobs)
                        for b in self.decode_buckets}

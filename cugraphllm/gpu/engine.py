@@ -23,6 +23,21 @@ def quant_settings(runtime: RuntimeConfig) -> tuple:
             bool(getattr(runtime, "quant_head", False)))
 
 
+def prefill_rows(runtime: RuntimeConfig) -> int:
+    """The largest prefill bucket asked for (--prefill-rows; the chunk of long prompts), default 512."""
+    from ..config import PREFILL_ROWS_DEFAULT
+    return getattr(runtime, "prefill_rows", PREFILL_ROWS_DEFAULT)
+
+
+def layer_formats(runtime: RuntimeConfig, weights=None) -> set:
+    """The quantized formats the prefill GEMMs will meet: packed host weights' own, else --quant's."""
+    from . import gemm_quant
+    from .quant_upload import is_packed
+    if weights is not None and is_packed(weights):
+        return gemm_quant.layer_formats(weights)
+    return {quant_settings(runtime)[0]} - {None}
+
+
 def model_weight_bytes(config: ModelConfig, runtime: RuntimeConfig, weights=None) -> int:
     """Device bytes of the weights this engine will hold (already-packed host weights: their own size)."""
     from .quant_upload import is_packed, weight_bytes
@@ -39,7 +54,8 @@ def _free_bytes() -> int:
     return cp.cuda.runtime.memGetInfo()[0]
 
 
-def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int, staging: int = 0) -> None:
+def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int, staging: int = 0,
+               quant=()) -> None:
     """Pre-flight: gpu/memory.py's estimate of everything the engine will allocate against the free memory; the
     error names the largest --max-seq-len that fits."""
     try:
@@ -51,8 +67,8 @@ def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int, s
         raise BackendError("cuda backend: no CUDA GPU is visible; use --backend numpy")
     from . import memory
     S = runtime.context(config)
-    kw = dict(mode=runtime.mode, weight_bytes=weight_bytes, staging=staging,
-              n_sm=cp.cuda.Device().attributes["MultiProcessorCount"])
+    kw = dict(mode=runtime.mode, weight_bytes=weight_bytes, staging=staging, prefill_rows=prefill_rows(runtime),
+              quant=tuple(quant), n_sm=cp.cuda.Device().attributes["MultiProcessorCount"])
     need, free = memory.estimate(config, S, **kw), _free_bytes()
     if need["total"] <= free:
         return
@@ -96,7 +112,8 @@ class CudaEngine:
         self.max_seq_len = self.runtime.context(config)
         if _device_weights is None:
             from .state import STAGE_BYTES
-            _check_gpu(config, self.runtime, model_weight_bytes(config, self.runtime, weights), 2 * STAGE_BYTES)
+            _check_gpu(config, self.runtime, model_weight_bytes(config, self.runtime, weights), 2 * STAGE_BYTES,
+                       layer_formats(self.runtime, weights))
         dtype = storage_dtype(self.runtime.dtype)
         self.stream = cp.cuda.Stream(non_blocking=True)
         oom = _out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))
@@ -118,11 +135,14 @@ class CudaEngine:
             self.w = device_weights or self._upload(weights, dtype, progress)
             trim_pool()  # nothing of the load stays cached: the KV cache and scratch get that memory
             self.kv = KVCache(config, self.max_seq_len, dtype)
-            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype)
+            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype, prefill_rows=prefill_rows(self.runtime))
             rows = max(self.attn.prefill_buckets)
             self.s = Scratch(config, self.max_seq_len, rows, dtype)
             from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
             gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
+            from . import gemm_quant  # its buffers at full size now: grown bucket by bucket, each smaller one stays
+            for fmt in sorted(gemm_quant.layer_formats(self.w)):  # allocated (graphs may point at it)
+                gemm_quant.allocate(config, fmt, rows, self.runtime.dtype)
 
     def _upload(self, weights, dtype, progress):
         from .quant_upload import is_packed, upload_quant_weights
@@ -135,7 +155,7 @@ class CudaEngine:
     def dummy(cls, config: ModelConfig, runtime: RuntimeConfig | None = None, seed: int = 0):
         from .quant_upload import dummy_quant_weights
         runtime = runtime or RuntimeConfig(backend="cuda")
-        _check_gpu(config, runtime, model_weight_bytes(config, runtime))
+        _check_gpu(config, runtime, model_weight_bytes(config, runtime), 0, layer_formats(runtime))
         fmt, group, head = quant_settings(runtime)
         dtype = storage_dtype(runtime.dtype)
         make = ((lambda: dummy_device_weights(config, dtype, seed)) if fmt is None else

@@ -87,6 +87,18 @@ def _sizes(config, fmt: str, max_tokens: int, dtype) -> dict:
     return out
 
 
+def layer_formats(weights) -> set:
+    """The formats of the quantized layer matrices of (host or device) Weights: the ones the prefill GEMMs meet
+    (the LM head runs on one row, through the GEMV)."""
+    return {m.fmt for lw in weights.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2) if isinstance(m, QuantLinear)}
+
+
+def buffer_bytes(config, fmt: str, max_tokens: int, dtype="float16") -> int:
+    """Device bytes of allocate()'s buffers alone (no cuBLAS / cuBLASLt workspace)."""
+    _check(fmt in FORMATS, f"unsupported format {fmt!r}; supported: {', '.join(FORMATS)}")
+    return sum(_sizes(config, fmt, max_tokens, dtype).values())
+
+
 def workspace_bytes(config, fmt: str, max_tokens: int, dtype="float16") -> int:
     """Device bytes allocate() takes for a model (ModelConfig), format and largest prefill bucket, handles'
     workspaces included (cuBLAS 32 MiB is shared with gemm.py; cuBLASLt 32 MiB for fp8)."""

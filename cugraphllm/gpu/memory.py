@@ -1,7 +1,8 @@
 """The pre-flight estimate of everything the CUDA engine puts on the GPU, in pure Python (no GPU needed).
 
 `estimate(...)` counts, for a context S: the weights, the KV cache, the Scratch buffers (sized for the largest
-prefill bucket), the cuBLAS workspace and GEMM scratch (gemm.prepare), the attention split-K workspace, the
+prefill bucket), the cuBLAS workspace and GEMM scratch (gemm.prepare; quantized layers: gemm_quant's prefill
+buffers, gemm_quant.allocate), the attention split-K workspace, the
 captured graphs (nodes per graph times a per-node cost measured on H100: 22 graphs of LLaMA-2-7B held 14 MiB,
 about 4 KiB per node; we count 6 KiB, and at least GRAPH_MIN_BYTES per graph) and a fixed reserve for loaded
 modules and CuPy's small blocks; while weights are uploaded the two device staging slots (gpu/state.py Stager) exist instead of everything but the
@@ -9,7 +10,7 @@ weights, so the peak is weights + max(staging, the rest). `largest_context` is t
 """
 from __future__ import annotations
 
-from ..config import ModelConfig
+from ..config import PREFILL_ROWS_DEFAULT, ModelConfig
 
 GRAPH_NODE_BYTES = 6 << 10
 GRAPH_MIN_BYTES = 512 << 10  # per graph, however small (the driver's allocations for an executable graph)
@@ -43,12 +44,12 @@ def attention_bytes(c: ModelConfig, S: int, n_sm: int) -> int:
     return _r(c.n_heads * split * (c.head_dim + 2) * 4) + _r(c.n_kv_heads * 4)
 
 
-def graph_bytes(c: ModelConfig, S: int, mode: str) -> int:
+def graph_bytes(c: ModelConfig, S: int, mode: str, prefill_rows: int = PREFILL_ROWS_DEFAULT) -> int:
     """Captured graphs: greedy and sampling variants of each decode key and each prefill bucket."""
     from .attention import make_buckets
     if mode == "eager":
         return 0
-    decode, prefill = make_buckets(S)
+    decode, prefill = make_buckets(S, prefill_rows)
     n_decode = 1 + (len(decode) if mode == "hybrid" else 0)  # the generic graph, plus one per bucket
     per = [max(GRAPH_MIN_BYTES, GRAPH_NODE_BYTES * nodes) for nodes in
            [8 + 6 * c.n_layers] * n_decode + [8 + 10 * c.n_layers] * len(prefill)]
@@ -56,17 +57,22 @@ def graph_bytes(c: ModelConfig, S: int, mode: str) -> int:
 
 
 def estimate(c: ModelConfig, S: int, mode: str = "hybrid", weight_bytes: int | None = None, t: int = 2,
-             n_sm: int = 132, staging: int = 0) -> dict:
-    """Bytes per part for context S, plus 'total' (the peak). t: bytes of the storage dtype."""
+             n_sm: int = 132, staging: int = 0, prefill_rows: int = PREFILL_ROWS_DEFAULT, quant=()) -> dict:
+    """Bytes per part for context S, plus 'total' (the peak). t: bytes of the storage dtype; prefill_rows: the
+    largest prefill bucket asked for (RuntimeConfig.prefill_rows), which sizes the scratch and GEMM scratch;
+    quant: the formats of the quantized layer matrices (gemm_quant's prefill buffers, also sized by the rows)."""
+    from . import gemm_quant
     from .attention import make_buckets
-    rows = max(make_buckets(S)[1])
+    rows = max(make_buckets(S, prefill_rows)[1])
+    qbytes = sum(gemm_quant.buffer_bytes(c, f, rows, "float16" if t == 2 else "float32") for f in sorted(quant))
     parts = {
         "weights": t * c.n_params() if weight_bytes is None else weight_bytes,
         "kv_cache": _r(2 * c.n_layers * S * c.kv_dim * t),
         "scratch": scratch_bytes(c, S, rows, t),
-        "gemm_workspace": CUBLAS_WORKSPACE + CUBLASLT_WORKSPACE + _r(rows * max(c.qkv_dim, 2 * c.hidden_dim) * t),
+        "gemm_workspace": CUBLAS_WORKSPACE + CUBLASLT_WORKSPACE + _r(rows * max(c.qkv_dim, 2 * c.hidden_dim) * t)
+        + qbytes,
         "attention_scratch": attention_bytes(c, S, n_sm),
-        "graphs": graph_bytes(c, S, mode),
+        "graphs": graph_bytes(c, S, mode, prefill_rows),
         "reserve": RESERVE_BYTES,
     }
     rest = sum(v for k, v in parts.items() if k != "weights")
