@@ -20,10 +20,13 @@
 // (the *_norm kernels) sums ss in a fixed order (each thread a strided slice, then block_sum) right after its
 // first weight loads are in flight, and scales its fp32 dot products by inv_rms = rsqrt(sum/K + eps) in the
 // epilogue. No atomics: every block computes the same inv_rms, bit-identical run to run.
-// Early epilogue loads (GEMV_EARLY 1, env CUGRAPHLLM_GEMV_EARLY, gpu/gemv_plan.py): what an epilogue reads from
-// earlier kernels (qkv: pos, n_tokens and the pair's RoPE (cos, sin); residual: the old x) is loaded right after
-// pdl_enter into registers, in flight with the weight stream, instead of as dependent round trips after it in
-// every warp's tail. GEMV_EARLY 0: the loads stay in the epilogue (same PTX as before the switch). Same results.
+// Early epilogue loads (GEMV_EARLY bits, env CUGRAPHLLM_GEMV_EARLY, gpu/gemv_plan.py; 1 residual, 2 qkv): what an
+// epilogue reads from earlier kernels (residual: the old x; qkv: pos, n_tokens and the pair's RoPE (cos, sin)) is
+// loaded right after pdl_enter into registers, in flight with the weight stream, instead of as dependent round
+// trips after it in every warp's tail. A clear bit leaves that kernel's loads in its epilogue (same PTX as before
+// the switch). Same results. Default 1: on the H200 (benchmarks/results/tenth_2026-11-30/gemv_early, 7B fp16,
+// graph us per call, two rounds) wo+ss 9.95 -> 9.50 and w2+ss 21.70 -> 21.24 with the bit, but wqkv+norm+rope
+// 25.0 -> 26.2 with its bit (the spill below).
 // Cost: only lane 0 of a lead warp needs them, but every thread holds the registers; under the 32-register cap of
 // the 16-warp configs ptxas spills 8 bytes of qkv's (pos, n_tokens) (bf16 residual: 4), so that lane waits for
 // those loads at their spill store, in the prologue (the RoPE row's address needs pos there anyway).
@@ -42,7 +45,7 @@
 #define GEMV_XSMEM 0      // 1: stage `a` in shared memory; 0: read it through L1 (no barrier, no staging)
 #endif
 #ifndef GEMV_EARLY
-#define GEMV_EARLY 1      // 1: epilogue inputs from earlier kernels loaded right after pdl_enter (see above)
+#define GEMV_EARLY 1      // bits (1 residual, 2 qkv): epilogue inputs loaded right after pdl_enter (see above)
 #endif
 #define GEMV_THREADS (GEMV_WARPS * 32)
 // Resident blocks per SM that ptxas must allow (a register cap): a GEMV hides memory latency with warps, so the
@@ -210,7 +213,7 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     GEMV_PROLOGUE
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
-#if GEMV_EARLY
+#if GEMV_EARLY & 1
     const bool store = active && lead && lane == 0;  // the one lane of a row pair that updates x
     float2 x0;  // old x[r0], x[r0 + 1]
     auto early = [&] { if (store) x0 = residual_pair_load(x, r0, has1); };
@@ -279,7 +282,7 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     GEMV_PROLOGUE
     const int j = 2 * gw;
     const bool active = j < D + 2 * KVD;
-#if GEMV_EARLY
+#if GEMV_EARLY & 2
     const bool store = active && lead && lane == 0;  // the one lane of a row pair that stores
     QkvEpi e;
     auto early = [&] { if (store) e = qkv_pair_load(rope_cs, pos, n_tokens, D, KVD, hd, S, j); };

@@ -12,7 +12,7 @@ from cugraphllm.gpu import gemv_plan
 ENV = "CUGRAPHLLM_GEMV_EARLY"
 
 
-@pytest.mark.parametrize("value,want", [(None, 1), ("0", 0), ("1", 1), (" 0 ", 0)])
+@pytest.mark.parametrize("value,want", [(None, 1), ("0", 0), ("1", 1), (" 0 ", 0), ("2", 2), ("3", 3)])
 def test_switch_values(value, want, monkeypatch):
     if value is None:
         monkeypatch.delenv(ENV, raising=False)
@@ -21,7 +21,7 @@ def test_switch_values(value, want, monkeypatch):
     assert gemv_plan.gemv_early() == want
 
 
-@pytest.mark.parametrize("value", ["yes", "2", "", "on"])
+@pytest.mark.parametrize("value", ["yes", "4", "", "on", "-1"])
 def test_bad_switch_is_one_line_error(value, monkeypatch):
     monkeypatch.setenv(ENV, value)
     with pytest.raises(BackendError, match=ENV) as e:
@@ -65,10 +65,11 @@ def test_define_in_compile_key(kernel, K, pairs, compiled, monkeypatch):
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-@pytest.mark.parametrize("early", [0, 1])
+@pytest.mark.parametrize("early", [0, 1, 2, 3])
 def test_define_selects_epilogue(early, tmp_path):
-    """read_source puts the define first; preprocessed, 1 loads the epilogue inputs in the hooks (qkv_pair_load,
-    residual_pair_load of has1) and 0 leaves qkv_pair_store / residual_pair in the epilogues."""
+    """read_source puts the define first; preprocessed, bit 1 loads the residual epilogue's input in its hook
+    (residual_pair_load of has1), bit 2 the qkv one's (qkv_pair_load); a clear bit leaves residual_pair /
+    qkv_pair_store in that epilogue."""
     src = ck.read_source("gemv.cu", {"GEMV_EARLY": early, "GEMV_WARPS": 16})
     assert src.startswith(f"#define GEMV_EARLY {early}\n")
     (tmp_path / "g.cu").write_text(src)
@@ -77,4 +78,4 @@ def test_define_selects_epilogue(early, tmp_path):
     body = pp[pp.index("void residual_body"):]
     hooks = ("residual_pair_load(x, r0, has1)" in body, "e = qkv_pair_load(" in body)
     plain = ("residual_pair(x, xh," in body, "qkv_pair_store(q, k_cache" in body)
-    assert hooks == (bool(early),) * 2 and plain == (not early,) * 2
+    assert hooks == (bool(early & 1), bool(early & 2)) and plain == (not early & 1, not early & 2)

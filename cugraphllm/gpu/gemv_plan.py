@@ -213,10 +213,11 @@ EARLY_ENV = "CUGRAPHLLM_GEMV_EARLY"
 
 
 def gemv_early() -> int:
-    """kernels/gemv.cu GEMV_EARLY from env CUGRAPHLLM_GEMV_EARLY: 1 (default) loads the qkv / residual epilogues'
-    inputs (pos, n_tokens, RoPE cos/sin; old x) right after pdl_enter, with the weight stream; 0 after it, as
-    before (issue #13: wqkv ran 2 us over its bare read). Read at each launch: part of ops._fn's cache key."""
+    """kernels/gemv.cu GEMV_EARLY from env CUGRAPHLLM_GEMV_EARLY, bits: 1 the residual epilogues' input (old x),
+    2 the qkv epilogue's (pos, n_tokens, RoPE cos/sin), loaded right after pdl_enter with the weight stream; a clear
+    bit loads them after it, as before. Default 1: residual only (H200 A/B in kernels/gemv.cu). Read at each
+    launch: part of ops._fn's cache key."""
     v = os.environ.get(EARLY_ENV, "1").strip()
-    if v not in ("0", "1"):
-        raise BackendError(f"{EARLY_ENV}={v!r}: supported 0 (epilogue loads after the weight stream) or 1 (early)")
+    if v not in ("0", "1", "2", "3"):
+        raise BackendError(f"{EARLY_ENV}={v!r}: supported 0-3 (bits: 1 residual, 2 qkv epilogue loads early)")
     return int(v)
