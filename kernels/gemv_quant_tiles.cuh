@@ -3,6 +3,13 @@
 // rounds.
 #pragma once
 
+// QG_KO (bench only, scripts/int4_knockout.py; default 0): bits that knock a phase out of the tile GEMVs to time
+// what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation loads or staging), 2 the
+// products (each iteration's weights XOR-folded into the accumulator instead), 4 the epilogues.
+#ifndef QG_KO
+#define QG_KO 0
+#endif
+
 struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 / r1 (+ int4 scale and zero)
     uint4 w0[QG_UNROLL], w1[QG_UNROLL];
 #if QFMT == 3
@@ -81,7 +88,12 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
         for (int u = 0; u < QG_UNROLL; ++u) {
             const int it = base + u;
             if (it < n_it) {  // warp-uniform: every lane runs the mma
-                tile_mma(c, f.w0[u], f.w1[u], xh, it);
+                if (QG_KO & 2) {
+                    const uint4 a = f.w0[u], b = f.w1[u];
+                    c[0] += __uint_as_float((a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w) & 0x3fffffffu);
+                } else {
+                    tile_mma(c, f.w0[u], f.w1[u], xh, it);
+                }
 #if QFMT == 3
                 iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
 #else
@@ -111,8 +123,11 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
-    xpro_load(xp, a, w, nm, true);
-    const float2 kn = stage_mma(xh, blk, xp, a, w, nm);
+    float2 kn = make_float2(1.0f, 1.0f);
+    if (!(QG_KO & 1)) {
+        xpro_load(xp, a, w, nm, true);
+        kn = stage_mma(xh, blk, xp, a, w, nm);
+    }
     const float inv = kn.x, xinv = kn.y;
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
@@ -138,6 +153,10 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
                                                           acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
         }
         __syncthreads();
+        if (QG_KO & 4) {  // keep the sums alive without the epilogue
+            if (ms == 0 && (lane & 3) == 0 && acc0 == 1.2345e-37f) reinterpret_cast<float*>(xh)[0] = acc1;
+            continue;
+        }
         for (int r = 0; r < QM_ROUNDS; ++r) {
             const int idx = r * QG_WARPS + warp, gw = vb * QM_PAIRS + idx;
             epi(vb * QM_ROUNDS + r, gw, rows(gw), pres[idx]);
