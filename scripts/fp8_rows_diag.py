@@ -1,7 +1,8 @@
 """Diagnosis (bench only) of tests/test_prefill_rows_gpu.py::test_fp8_2048_row_chunks_match_512 (H200, 2026-11-30:
 the "split" prompt, 1000 then 1100 tokens, 0.069 from 512-row chunks with fp8 weights at --prefill-rows 2048).
-Per setting (env) and prefill_rows, the last logits of: 1000 tokens alone, 1000 then 1100 more, 1100 tokens alone,
-2100 at once; each against the same at 512 rows (relative L2). Usage: python3 -m scripts.fp8_rows_diag
+Per setting (env) and prefill_rows (512, 2048), the last logits of prompts of 300 / 500 / 1000 / 1100 / 2100 tokens
+and of 1000 then 1100 more, against a 512-row engine with the unscaled fp8 product (relative L2); candidates the
+GEMM tuner's check rejected are listed. Usage: python3 -m scripts.fp8_rows_diag
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
 
 CFG = ModelConfig.from_preset("llama-2-7b").with_(n_layers=2)
-SETTINGS = [{}, {"CUGRAPHLLM_FP8_FUSE_ACTQ": "0"}, {"CUGRAPHLLM_FP8_OUTER_SCALE": "0"}]
+SETTINGS = [{"CUGRAPHLLM_GEMM_VERIFY": "0"}, {}, {"CUGRAPHLLM_GEMM_VERIFY": "0", "CUGRAPHLLM_GEMM_TUNE": "0"}]
+ENVS = ("CUGRAPHLLM_FP8_FUSE_ACTQ", "CUGRAPHLLM_FP8_OUTER_SCALE", "CUGRAPHLLM_GEMM_VERIFY", "CUGRAPHLLM_GEMM_TUNE")
+LENS = (300, 500, 1000, 1100, 2100)
 
 
 def logits(e, parts):
@@ -28,11 +31,19 @@ def logits(e, parts):
 
 def run(weights, p, rows):
     import cupy as cp
+    from cugraphllm.gpu import gemm_tune
     from cugraphllm.gpu.engine import CudaEngine
+    gemm_tune.VERIFY = os.environ.get("CUGRAPHLLM_GEMM_VERIFY", "1") != "0"  # read at import: set per engine
+    gemm_tune.TUNE = os.environ.get("CUGRAPHLLM_GEMM_TUNE", "1") != "0"
+    gemm_tune._CHOICE.clear()
     e = CudaEngine(CFG, weights, RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=2304, prefill_rows=rows,
                                                quant="fp8"))
-    out = {"1000": logits(e, [p[:1000]]), "1000+1100": logits(e, [p[:1000], p[1000:]]),
-           "1100": logits(e, [p[1000:]]), "2100": logits(e, [p])}
+    out = {str(n): logits(e, [p[:n]]) for n in LENS}
+    out["1000+1100"] = logits(e, [p[:1000], p[1000:]])
+    rej = {k[1:4]: v for k, v in gemm_tune._REJECTED.items()}
+    gemm_tune._REJECTED.clear()
+    if rej:
+        print(f"  rows {rows} {os.environ.get('CUGRAPHLLM_GEMM_VERIFY')}: rejected (M, N, K): {rej}", file=sys.stderr)
     del e
     gc.collect()
     cp.get_default_memory_pool().free_all_blocks()
@@ -43,12 +54,16 @@ def main() -> None:
     from cugraphllm.loader import dummy_checkpoint
     weights = dummy_checkpoint(CFG, seed=13, dtype="float32").weights
     p = np.random.default_rng(2100).integers(0, CFG.vocab_size, 2100).tolist()
+
+    def setenv(d):
+        for k in ENVS:
+            os.environ.pop(k, None)
+        os.environ.update(d)
+    setenv({"CUGRAPHLLM_FP8_OUTER_SCALE": "0"})
+    base = run(weights, p, 512)  # the unscaled product: the reference
     for s in SETTINGS:
-        os.environ.pop("CUGRAPHLLM_FP8_FUSE_ACTQ", None)
-        os.environ.pop("CUGRAPHLLM_FP8_OUTER_SCALE", None)
-        os.environ.update(s)
-        base = run(weights, p, 512)
-        for rows in (1024, 2048):
+        setenv(s)
+        for rows in (512, 2048):
             got = run(weights, p, rows)
             errs = {k: float(np.linalg.norm(got[k] - base[k]) / np.linalg.norm(base[k])) for k in base}
             print(f"{s or 'default'} rows {rows}: " + "  ".join(f"{k} {v:.4f}" for k, v in errs.items()),
