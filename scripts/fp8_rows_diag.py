@@ -1,8 +1,9 @@
 """Diagnosis (bench only) of tests/test_prefill_rows_gpu.py::test_fp8_2048_row_chunks_match_512 (H200, 2026-11-30:
 the "split" prompt, 1000 then 1100 tokens, 0.069 from 512-row chunks with fp8 weights at --prefill-rows 2048).
 Per setting (env) and prefill_rows (512, 2048), the last logits of prompts of 300 / 500 / 1000 / 1100 / 2100 tokens
-and of 1000 then 1100 more, against a 512-row engine with the unscaled fp8 product (relative L2); candidates the
-GEMM tuner's check rejected are listed. Usage: python3 -m scripts.fp8_rows_diag
+and of 1000 then 1100 more, against a 512-row engine with the unscaled fp8 product (relative L2). (The version that ran in
+tenth_2026-11-30/s18e, commit a3b0df9, also switched a GEMM-tuner candidate check that was then removed: it made
+no difference.) Usage: python3 -m scripts.fp8_rows_diag
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from cugraphllm.config import ModelConfig, RuntimeConfig
 from cugraphllm.sampling import SamplingParams
 
 CFG = ModelConfig.from_preset("llama-2-7b").with_(n_layers=2)
-SETTINGS = [{"CUGRAPHLLM_GEMM_VERIFY": "0"}, {}, {"CUGRAPHLLM_GEMM_VERIFY": "0", "CUGRAPHLLM_GEMM_TUNE": "0"}]
-ENVS = ("CUGRAPHLLM_FP8_FUSE_ACTQ", "CUGRAPHLLM_FP8_OUTER_SCALE", "CUGRAPHLLM_GEMM_VERIFY", "CUGRAPHLLM_GEMM_TUNE")
+SETTINGS = [{}, {"CUGRAPHLLM_GEMM_TUNE": "0"}]
+ENVS = ("CUGRAPHLLM_FP8_FUSE_ACTQ", "CUGRAPHLLM_FP8_OUTER_SCALE", "CUGRAPHLLM_GEMM_TUNE")
 LENS = (300, 500, 1000, 1100, 2100)
 
 
@@ -33,17 +34,12 @@ def run(weights, p, rows):
     import cupy as cp
     from cugraphllm.gpu import gemm_tune
     from cugraphllm.gpu.engine import CudaEngine
-    gemm_tune.VERIFY = os.environ.get("CUGRAPHLLM_GEMM_VERIFY", "1") != "0"  # read at import: set per engine
-    gemm_tune.TUNE = os.environ.get("CUGRAPHLLM_GEMM_TUNE", "1") != "0"
+    gemm_tune.TUNE = os.environ.get("CUGRAPHLLM_GEMM_TUNE", "1") != "0"  # read at import: set per engine
     gemm_tune._CHOICE.clear()
     e = CudaEngine(CFG, weights, RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=2304, prefill_rows=rows,
                                                quant="fp8"))
     out = {str(n): logits(e, [p[:n]]) for n in LENS}
     out["1000+1100"] = logits(e, [p[:1000], p[1000:]])
-    rej = {k[1:4]: v for k, v in gemm_tune._REJECTED.items()}
-    gemm_tune._REJECTED.clear()
-    if rej:
-        print(f"  rows {rows} {os.environ.get('CUGRAPHLLM_GEMM_VERIFY')}: rejected (M, N, K): {rej}", file=sys.stderr)
     del e
     gc.collect()
     cp.get_default_memory_pool().free_all_blocks()
