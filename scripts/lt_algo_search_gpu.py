@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from cugraphllm.gpu import cublaslt_search as ls
 from scripts.lt_algo_search import CHUNK, HEUR, TOL
 
@@ -21,24 +19,10 @@ def _operands(M: int, N: int, K: int, acc: bool):
 
 
 def _timer(stream, flush, runs: dict, reps: int) -> dict:
-    """{key: median ms over reps} of runs {key: callable}: gemm_tune._time's method (an L2 flush before each run,
+    """{key: median ms over reps} of runs {key: callable}, timed by gemm_tune._time (an L2 flush before each run,
     events around it, rounds interleaving the keys, everything queued before one synchronize)."""
-    import cupy as cp
-    flush.fill(1)
-    marks = []
-    for _ in range(reps):
-        for key, run in runs.items():
-            flush.fill(0)
-            t0, t1 = cp.cuda.Event(), cp.cuda.Event()
-            t0.record(stream)
-            run()
-            t1.record(stream)
-            marks.append((key, t0, t1))
-    stream.synchronize()
-    ms = {key: [] for key in runs}
-    for key, t0, t1 in marks:
-        ms[key].append(cp.cuda.get_elapsed_time(t0, t1))
-    return {key: float(np.median(v)) for key, v in ms.items()}
+    from cugraphllm.gpu import gemm_tune
+    return gemm_tune._time(stream, flush, list(runs), lambda key: runs[key](), reps)
 
 
 class _Shape:

@@ -139,15 +139,15 @@ def _tune(key, c, accumulate: bool, candidates, run) -> int:
     return min(times, key=times.get) if times else GEMMEX
 
 
-def _time(stream, flush, cands, run) -> dict:
-    """{candidate: median ms of REPS runs}. Everything is queued before one synchronize, rounds interleaving the
+def _time(stream, flush, cands, run, reps: int = REPS) -> dict:
+    """{candidate: median ms of `reps` runs}. Everything is queued before one synchronize, rounds interleaving the
     candidates, each run after an L2 flush (flush: FLUSH_BYTES of scratch): the GPU works through a backlog, so host
     time between the launches (ctypes, cuBLAS's own host work) never shows up between a run's two events."""
     import cupy as cp
     flush.fill(1)
     flush.fill(0)  # the backlog the first round starts behind
     marks = []
-    for _ in range(REPS):
+    for _ in range(reps):
         for cand in cands:
             flush.fill(0)
             t0, t1 = cp.cuda.Event(), cp.cuda.Event()
