@@ -1,7 +1,8 @@
 """Is the 7% between fp8 prefill products a bug or sensitivity? (bench only; the open question of
 benchmarks/results/tenth_2026-11-30/s18e.) On 7B-width 2-layer random weights, the last logits of a 500-token prompt
 from engines that differ in one thing each, relative L2:
-  fp16 vs fp16 with the embedding table perturbed by a relative 1e-3, ~2 fp16 ulps (how far a tiny input change moves 16-bit logits),
+  fp16 vs fp16 with the embedding table perturbed by a relative 1e-3, ~2 fp16 ulps (how far a tiny input change
+  moves 16-bit logits),
   fp8 unscaled vs fp8 unscaled perturbed, fp8 outer-scaled vs fp8 outer-scaled perturbed (the same, through W8A8),
   fp8 unscaled vs fp8 outer-scaled (the 7% in question), and each fp8 engine against fp16.
 If the perturbed fp8 pairs move as much as the two products differ while fp16 barely moves, the 7% is e4m3
