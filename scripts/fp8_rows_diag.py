@@ -1,9 +1,9 @@
 """Diagnosis (bench only) of tests/test_prefill_rows_gpu.py::test_fp8_2048_row_chunks_match_512 (H200, 2026-11-30:
 the "split" prompt, 1000 then 1100 tokens, 0.069 from 512-row chunks with fp8 weights at --prefill-rows 2048).
 Per setting (env) and prefill_rows (512, 2048), the last logits of prompts of 300 / 500 / 1000 / 1100 / 2100 tokens
-and of 1000 then 1100 more, against a 512-row engine with the unscaled fp8 product (relative L2). (The version that ran in
-tenth_2026-11-30/s18e, commit a3b0df9, also switched a GEMM-tuner candidate check that was then removed: it made
-no difference.) Usage: python3 -m scripts.fp8_rows_diag
+and of 1000 then 1100 more, against a 512-row engine with the unscaled fp8 product (relative L2). (The version
+that ran in tenth_2026-11-30/s18e, commit a3b0df9, also switched a GEMM-tuner candidate check that was then
+removed: it made no difference.) Usage: python3 -m scripts.fp8_rows_diag
 """
 from __future__ import annotations
 
