@@ -11,7 +11,8 @@ layouts, workspace as LtHandle.matmul16).
 Enum values (gpu/cublaslt_enums.py): NVIDIA's nvmath-python bindings pages, which mirror cublasLt.h (cited beside
 each group), cross-checked against cublasLt.h of cuBLAS 13.1.1 (pip nvidia-cublas; tests/test_lt_search_cpu.py
 compares them with any installed header). cuBLAS 13.1.1 has no capability attribute listing cluster shapes (CAP
-values stop at 23, none of them cluster ids), so cluster shapes are candidates from a fixed list and cublasLtMatmulAlgoCheck decides.
+values stop at 23, none of them cluster ids), so cluster shapes are candidates from a fixed list and
+cublasLtMatmulAlgoCheck decides.
 """
 from __future__ import annotations
 
