@@ -38,7 +38,8 @@ __device__ __forceinline__ const P* bytes_on(const P* p, long long bytes) {
 // then the cursors move one round (step iterations) on. zeros - scales comes from the kernel arguments (a uniform
 // register).
 __device__ __forceinline__ void cload(MFrag& f, MCur& c, const QArgs& w, int nu) {
-    const long long dz = reinterpret_cast<const char*>(w.zeros) - reinterpret_cast<const char*>(w.scales);
+    const long long dz = (long long)(reinterpret_cast<unsigned long long>(w.zeros) -
+                                     reinterpret_cast<unsigned long long>(w.scales));  // two arrays: integers
     const uint4* q1 = bytes_on(c.q0, c.dq);
     const __half *s1 = bytes_on(c.s0, c.ds), *z0 = bytes_on(c.s0, dz), *z1 = bytes_on(s1, dz);
 #pragma unroll

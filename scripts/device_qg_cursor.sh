@@ -5,7 +5,9 @@
 #     cases against float64) and tests/test_quant_gpu.py -k mma (the tile path's accuracy tests), -n 8;
 #  2) scripts.int4_knockout (7B wqkv+norm / w13+norm graph-timed with phases knocked out, and the bare read floor)
 #     under 0 and under 1;
-#  3) the 7B int4 hybrid bench at prompts 10 / 500 (TPOT, GPU ms a step), one process each, alternating 0 / 1 / 1 / 0.
+#  3) the 7B int4 hybrid bench at prompts 10 / 500 (TPOT, GPU ms a step), one process each, alternating 0 / 1 / 1 / 0;
+#  4) where time is left: tests/test_quant_gpu.py -k mma again with CUGRAPHLLM_QG_CURSOR=1 (the tile accuracy tests
+#     on the cursor loop).
 # A step that could pass the 470 s mark is skipped (said so). Results in $OUT/qg_cursor.tgz after each step.
 source scripts/device_lib.sh qg_cursor
 T0=$(date +%s)
@@ -34,4 +36,10 @@ for c in 0 1 1 0; do
   fi
   snap
 done
+if fits 100 "quant mma tests under QG_CURSOR=1"; then
+  export CUGRAPHLLM_QG_CURSOR=1
+  t quant_mma_c1 95 -n 8 -rfE --tb=short tests/test_quant_gpu.py -k mma
+  unset CUGRAPHLLM_QG_CURSOR
+  snap
+fi
 echo "total $(( $(date +%s) - T0 )) s"
