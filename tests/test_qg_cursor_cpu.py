@@ -1,8 +1,9 @@
 """CUGRAPHLLM_QG_CURSOR=0|1 without a GPU: the switch (gpu/ops_quant.qg_cursor: values, one-line errors), its way
 into the int4 tile compile as QG_CURSOR and into the cache key (other formats and paths untouched), and the
-kernels it selects (kernels/gemv_quant_cursor.cuh): every int4 tile config the plan picks compiles with it
-without spills on 8 warps (16: no more than without it) in at most the registers of today's occupancy, its loop
-has no 64-bit row multiplies and fewer instructions a round, and QG_CURSOR=0 gives the PTX of no define at all.
+kernels it selects (kernels/gemv_quant_cursor.cuh): every int4 tile config the plan picks compiles with it in at
+most the registers of today's occupancy, without spills on 8 warps (16 warps spill today already: at most 8 bytes
+more, kept outside the loop, kernels/gemv_quant_tiles.cuh), its loop has no 64-bit row multiplies and < 0.8x the
+PTX instructions a round, and QG_CURSOR=0 gives the PTX of no define at all.
 Bit identity of the results: tests/test_qg_cursor_gpu.py."""
 import re
 import shutil
