@@ -12,7 +12,8 @@
 //                 70B w13 (16, 2): PTX 284 -> 193, SASS 304 -> 181, spills 16 / 16 -> 16 / 16
 // 16 mma.sync, 64 LOP3 and 12 loads a round either way; the rest were the loads' 64-bit address arithmetic, group
 // indices and guards. bf16 alike (SASS 261-304 -> 177-183). The 256-thread cursor tiles compile with
-// __launch_bounds__(256, 3) (gemv_quant.cuh): today's 80 registers, 3 blocks an SM; unbounded, ptxas took 95-102.
+// __launch_bounds__(256, 3) (gemv_quant.cuh): today's 80 registers, 3 blocks an SM (unbounded, ptxas took 95-102
+// in this loop's first versions, and picks 80 with 24 bytes of spills in qgemv_residual_ss in this one).
 #pragma once
 
 // QG_KO (bench only, scripts/int4_knockout.py; default 0): bits that knock a phase out of the tile GEMVs to time
