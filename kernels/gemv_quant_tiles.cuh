@@ -1,6 +1,19 @@
 // The tile driver of the tensor-core GEMVs (qgemv_pairs_mma; included by gemv_quant_mma.cuh after the staging
 // and tile_mma): register loads of whole iterations (MFrag, tile_sync); the per-iteration fix-up; the epilogue
 // rounds.
+//
+// QG_CURSOR = 1 (CUGRAPHLLM_QG_CURSOR=1; gemv_quant_cursor.cuh): the int4 loop through per-lane load cursors where
+// a group is one iteration (gs 128). Per 2-iteration round of the innermost loop, fp16, sm_90, nvcc 13.0 (SASS:
+// cuobjdump 13.4 of the same cubins; the division path of other group sizes not counted), default -> cursor:
+//   7B wqkv+norm  (8 warps, 4 a tile; qgemv_qkv_rope_norm): PTX 276 -> 193, SASS 279 -> 183, 80 -> 80 registers
+//   7B w13+norm   (8 warps, 2 a tile; qgemv_silu_norm):     PTX 270 -> 193, SASS 264 -> 183, 80 -> 79
+//   LM head+norm  (16 warps, 2 a tile; qgemv_logits_norm):  PTX 284 -> 193, SASS 303 -> 181, 64 -> 64, spill
+//                 stores / loads 16 / 12 -> 20 / 16 bytes (values a tile keeps across its loop, outside it); 13B /
+//                 70B w13 (16, 2): PTX 284 -> 193, SASS 304 -> 181, spills 16 / 16 -> 16 / 16
+// 16 mma.sync, 64 LOP3 and 12 loads a round either way; the rest were the loads' 64-bit address arithmetic, group
+// indices and guards. bf16 alike (SASS 261-304 -> 177-183). The 256-thread cursor tiles compile with
+// __launch_bounds__(256, 3) (gemv_quant.cuh): today's 80 registers, 3 blocks an SM (unbounded, ptxas took 95-102
+// in this loop's first versions, and picks 80 with 24 bytes of spills in qgemv_residual_ss in this one).
 #pragma once
 
 // QG_KO (bench only, scripts/int4_knockout.py; default 0): bits that knock a phase out of the tile GEMVs to time
@@ -75,10 +88,20 @@ __device__ __forceinline__ void tile_end(const float* c, float toff, float& acc0
     (void)c; (void)toff;
 }
 
+#if QG_CURSOR && QFMT == 3
+#include "gemv_quant_cursor.cuh"
+#endif
+
 // This lane's (acc0, acc1) = sums of rows r0 / r1 over the warp's iterations (register loads, QG_UNROLL ahead)
 __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
                                           const float2* blk, int n_it, int first, int step, float& acc0,
                                           float& acc1) {
+#if QG_CURSOR && QFMT == 3
+    if (w.gs == QM_COLS) {  // one group an iteration (int4's default 128): the cursor loop
+        tile_cursor(f, w, p, xh, blk, n_it, first, acc0, acc1);
+        return;
+    }
+#endif
     float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
     for (int base = first; base < n_it; base += step) {

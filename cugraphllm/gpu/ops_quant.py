@@ -8,8 +8,11 @@ producer feeds a 16-bit consumer and the other way round.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from ..errors import ConfigError
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemv_plan
 from . import ops as _ops
@@ -19,6 +22,16 @@ from .cuda_kernels import device_id, get_function, qg_ldcg
 _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
 _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
 _cache: dict = {}
+CURSOR_ENV = "CUGRAPHLLM_QG_CURSOR"
+
+
+def qg_cursor() -> bool:
+    """CUGRAPHLLM_QG_CURSOR now: 1 the int4 tiles load through per-lane cursors (kernels/gemv_quant_cursor.cuh, an
+    A/B switch), 0 / unset not; a one-line ConfigError otherwise. Read at each launch: part of the cache key."""
+    v = os.environ.get(CURSOR_ENV, "0").strip() or "0"
+    if v not in ("0", "1"):
+        raise ConfigError(f"{CURSOR_ENV}={v!r}: expected 0 or 1")
+    return v == "1"
 
 
 def is_quant(w) -> bool:
@@ -103,13 +116,16 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     plan = gemv_plan.plan_for(fmt)
     mma = plan.use_mma(n_pairs)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg)
+    cursor = qg_cursor() and mma and fmt == "int4"  # QG_CURSOR only where it acts: other compiles keep their keys
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
                    "QG_HACC": plan.hacc, "QG_PFS": plan.pfs, "QG_PIPE": plan.pipe, "QG_LDCG": int(ldcg)}
         if mma:  # ks splits a tile's K; the epilogues see one pair a warp
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
+        if cursor:
+            defines["QG_CURSOR"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K, n_pairs, group)
     _ops._need_smem(fn, smem)
