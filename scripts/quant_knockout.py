@@ -179,6 +179,25 @@ def profile_matrix(stream, fmt: str, matrix: str, args) -> list[dict]:
     return rows
 
 
+def profile(args) -> list[dict]:
+    """Every (format, matrix) of args; ops_quant's compile is handed back unpatched (a fresh cache) at the end."""
+    import cupy as cp
+    from cugraphllm.gpu import ops_quant as oq
+    keep = oq.get_function
+    stream = cp.cuda.Stream(non_blocking=True)
+    rows = []
+    print(table([], args.kos), file=sys.stderr)
+    try:
+        for fmt in args.formats:
+            for m in args.matrices:
+                rows += profile_matrix(stream, fmt, m, args)
+                print(table(rows[-len(args.kos):], args.kos).splitlines()[-1], file=sys.stderr, flush=True)
+    finally:
+        oq.get_function = keep
+        oq._cache.clear()
+    return rows
+
+
 def table(rows: list[dict], kos) -> str:
     """One line per (format, matrix): driver, read floor and us per QG_KO value."""
     lines = [f"{'format':6s} {'matrix':10s} {'driver':6s} {'floor':>7s} " + " ".join(f"{'ko ' + str(k):>7s}"
@@ -203,13 +222,7 @@ def main(argv=None) -> int:
         return 2
     if args.jobs > 1:
         precompile(args)
-    stream = cp.cuda.Stream(non_blocking=True)
-    rows = []
-    print(table([], args.kos), file=sys.stderr)
-    for fmt in args.formats:
-        for m in args.matrices:
-            rows += profile_matrix(stream, fmt, m, args)
-            print(table(rows[-len(args.kos):], args.kos).splitlines()[-1], file=sys.stderr, flush=True)
+    rows = profile(args)
     print("\n" + table(rows, args.kos), file=sys.stderr)
     if args.out:
         props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
