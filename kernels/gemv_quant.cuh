@@ -36,6 +36,12 @@
 #ifndef QG_CURSOR
 #define QG_CURSOR 0       // 1: int4 tiles load through per-lane cursors (gemv_quant_cursor.cuh; CUGRAPHLLM_QG_CURSOR)
 #endif
+// QG_KO (bench only: scripts/quant_knockout.py, scripts/int4_knockout.py; default 0): bits that knock a phase out of
+// both drivers to time what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation or ss
+// loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues.
+#ifndef QG_KO
+#define QG_KO 0
+#endif
 #define QG_THREADS (QG_WARPS * 32)
 // Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
 // nvcc to 77-93 on int4 / int8, one 512-thread block an SM), and 512-thread tiles too (int4 LM head / 70B w13:

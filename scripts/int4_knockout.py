@@ -1,58 +1,23 @@
-"""Knockout profile of the int4 tensor-core tile GEMVs (bench only): each 7B tile matrix (wqkv + norm + RoPE, w13 +
-norm + SiLU) graph-timed as the decode step runs it, with phases knocked out by kernels/gemv_quant_tiles.cuh QG_KO
-(1 the prologue after pdl_enter, 2 the products, 4 the epilogues; results wrong, timing only), beside a bare read
-of the same packed bytes. Where the loads alone run near the read floor (scripts/int4_pattern_probe.py), the rows
-say which phase holds the rest.
+"""Knockout profile of the int4 tensor-core tile GEMVs (bench only; session 18's run, benchmarks/results/
+tenth_2026-11-30/s18d/int4_knockout.json): now an alias of scripts/quant_knockout.py for int4 on the two tile
+matrices (wqkv + norm + RoPE, w13 + norm + SiLU) with every QG_KO combination. Its JSON rows are quant_knockout's
+(the read floor a field of each row, no longer a row of its own).
 
-Usage: python3 -m scripts.int4_knockout [--out FILE]
+Usage: python3 -m scripts.int4_knockout [--out FILE] [other scripts.quant_knockout options]
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
-from scripts import bench_kernels as bk
-from scripts import bench_quant as bq
+from scripts.quant_knockout import main as _main
+from scripts.quant_knockout import with_ko  # noqa: F401  (the name this script exported before)
 
-KOS = (0, 1, 2, 4, 3, 5, 6, 7)
-
-
-def with_ko(ko: int):
-    """Make ops_quant compile its GEMVs with QG_KO = ko (a fresh cache)."""
-    from cugraphllm.gpu import cuda_kernels as ck
-    from cugraphllm.gpu import ops_quant as oq
-    oq._cache.clear()
-    oq.get_function = lambda file, kernel, defines=None, options=(), dtype=None: ck.get_function(
-        file, kernel, {**(defines or {}), "QG_KO": ko}, options, dtype)
+ARGS = ["--formats", "int4", "--matrices", "wqkv+norm,w13+norm", "--kos", "0,1,2,4,3,5,6,7"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", help="JSON file for the rows")
-    args = ap.parse_args()
-    cp = bk._cp()
-    stream = cp.cuda.Stream(non_blocking=True)
-    T = bk._dtype("float16")
-    rows = []
-    for name in ("wqkv+norm", "w13+norm"):
-        op, N, K = bq.MATS[name]
-        ws, _ = bq.weight_copies("int4", N, K, T, 128)
-        floor = bk.read_floor_us(stream, [w.qweight for w in ws])
-        rows.append({"matrix": name, "ko": "read floor", "us": floor})
-        for ko in KOS:
-            with_ko(ko)
-            fn, _ = bq.case(op, N, K, ws, T)
-            rows.append({"matrix": name, "ko": ko, "us": bk.graph_us(stream, fn, len(ws))})
-        for r in rows:
-            if r["matrix"] == name:
-                print(f"{name:10s} ko {r['ko']!s:10s} {r['us']:7.2f} us", file=sys.stderr)
-        del ws
-        cp.get_default_memory_pool().free_all_blocks()
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "rows": rows}, f, indent=1)
+def main(argv=None) -> int:
+    return _main(ARGS + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
