@@ -180,11 +180,23 @@ def numpy_context(config: ModelConfig, requested: int | None, weights_in_memory:
                  f"of KV cache, {_size(avail)} are available (--max-seq-len N to choose)")
 
 
+def _layer_linear(w8a8):
+    """The product of the layers' matrices: _linear, or (w8a8) the GPU's fp8 W8A8 prefill product for fp8 weights
+    (quant/w8a8_ref.py; w8a8 True: float32 activations quantized, "float16" / "bfloat16": rounded to it first)."""
+    if w8a8 is False or w8a8 is None:
+        return _linear
+    from .quant import w8a8_ref
+    storage = None if w8a8 is True else w8a8
+    w8a8_ref.round_storage(np.zeros(1, np.float32), storage)  # a bad name fails here, before any work
+    return lambda x, w: w8a8_ref.linear(x, w, storage) if w8a8_ref.is_w8a8(w) else _linear(x, w)
+
+
 def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_pos: int,
-                  kv: np.ndarray) -> np.ndarray:
+                  kv: np.ndarray, w8a8: bool | str = False) -> np.ndarray:
     """Run the layers on tokens at positions start_pos.. ; writes their K/V into kv; returns the final-normed
-    residual [M, D] in kv's dtype (float32 or float64)."""
+    residual [M, D] in kv's dtype (float32 or float64). w8a8: see _layer_linear (default off: weight-only)."""
     c = config
+    lin = _layer_linear(w8a8)  # the layers' products only; the LM head stays weight-only
     tokens = np.asarray(tokens, dtype=np.int64)
     M = len(tokens)
     positions = np.arange(start_pos, start_pos + M)
@@ -194,23 +206,26 @@ def hidden_states(config: ModelConfig, weights: Weights, tokens: Sequence[int], 
     table = _rope_cached(max(256, 1 << (end - 1).bit_length()), c.head_dim, float(c.rope_theta))
     x = weights.tok_embeddings[tokens].astype(kv.dtype)                 # [M, D] residual stream
     for l, lw in enumerate(weights.layers):
-        qkv = _linear(rmsnorm(x, lw.attention_norm, c.norm_eps), lw.wqkv)    # [M, D + 2*kv_dim]
+        qkv = lin(rmsnorm(x, lw.attention_norm, c.norm_eps), lw.wqkv)        # [M, D + 2*kv_dim]
         q = apply_rope(qkv[:, :c.dim].reshape(M, c.n_heads, c.head_dim), positions, table)
         k = apply_rope(qkv[:, c.dim:c.dim + c.kv_dim].reshape(M, c.n_kv_heads, c.head_dim), positions, table)
         kv[l, 0, start_pos:end] = k
         kv[l, 1, start_pos:end] = qkv[:, c.dim + c.kv_dim:].reshape(M, c.n_kv_heads, c.head_dim)
         att = attention(q, kv[l, 0, :end], kv[l, 1, :end], positions)
-        x = x + _linear(att.reshape(M, c.dim), lw.wo)
-        h13 = _linear(rmsnorm(x, lw.ffn_norm, c.norm_eps), lw.w13)        # [M, 2F]: gate then up
-        x = x + _linear(silu(h13[:, :c.hidden_dim]) * h13[:, c.hidden_dim:], lw.w2)
+        x = x + lin(att.reshape(M, c.dim), lw.wo)
+        h13 = lin(rmsnorm(x, lw.ffn_norm, c.norm_eps), lw.w13)            # [M, 2F]: gate then up
+        x = x + lin(silu(h13[:, :c.hidden_dim]) * h13[:, c.hidden_dim:], lw.w2)
     return rmsnorm(x, weights.norm, c.norm_eps)
 
 
 def forward(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_pos: int = 0,
-            kv: np.ndarray | None = None) -> np.ndarray:
+            kv: np.ndarray | None = None, w8a8: bool | str = False) -> np.ndarray:
     """Logits [M, V] for tokens at positions start_pos..start_pos+M-1, appending their K/V to kv.
 
     kv None: a fresh float32 cache just big enough (start_pos must then be 0). Compute dtype = kv's dtype.
+    w8a8 (default False): the layers' fp8 products of these rows as the GPU's prefill does them (per-token e4m3
+    activations, quant/w8a8_ref.py): True, or "float16" / "bfloat16" to round the activations to that storage
+    dtype first. The LM head stays weight-only (the GPU's is a one-row GEMV); other weights are unaffected.
     """
     if kv is None:
         if start_pos:
@@ -219,7 +234,7 @@ def forward(config: ModelConfig, weights: Weights, tokens: Sequence[int], start_
     if start_pos + len(tokens) > kv.shape[2]:
         raise ContextLimitError(f"forward: positions up to {start_pos + len(tokens)} exceed the cache of "
                                 f"{kv.shape[2]}")
-    return _linear(hidden_states(config, weights, tokens, start_pos, kv), weights.output)
+    return _linear(hidden_states(config, weights, tokens, start_pos, kv, w8a8), weights.output)
 
 
 # ---- engine --------------------------------------------------------------------------------------------------
