@@ -228,8 +228,8 @@ __device__ __forceinline__ void for_staged(const XPro& p, const T* __restrict__ 
     for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, fn);
 }
 
-// inv_rms of the block-wide sum of the ss partials
-__device__ __forceinline__ float norm_inv(const NormIn& nm, float ss_sum, int K) {
+// inv_rms from the block-wide sum of the ss partials (common.cuh norm_inv also loads and sums them)
+__device__ __forceinline__ float norm_inv_of_sum(const NormIn& nm, float ss_sum, int K) {
     return nm.ss ? rsqrtf(ss_sum / (float)K + nm.eps) : 1.0f;
 }
 

@@ -62,7 +62,7 @@ __device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* _
         for (int j = threadIdx.x; j < K; j += blockDim.x) xh[xh_idx(j)] = __float2half_rn(staged_x(a, w, j) * xscale);
     }
     __syncthreads();
-    return make_float2(norm_inv(nm, red.x, K), __int_as_float((127 - e) << 23));
+    return make_float2(norm_inv_of_sum(nm, red.x, K), __int_as_float((127 - e) << 23));
 }
 
 

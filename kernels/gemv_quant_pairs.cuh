@@ -116,7 +116,8 @@ __device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, co
         for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
     }
     // the reduction's barrier also publishes xs
-    const float inv = norm_inv(nm, block_sum_max(make_float2(p.s, 0.0f), pscratch, nm.ss != nullptr, false).x, K);
+    const float ss = block_sum_max(make_float2(p.s, 0.0f), pscratch, nm.ss != nullptr, false).x;
+    const float inv = norm_inv_of_sum(nm, ss, K);
 #if QFMT == 3
     for (int c = threadIdx.x; c < (K >> 5); c += blockDim.x) {
         float s = 0.0f;
