@@ -156,7 +156,7 @@ def make_engine(source, backend: str, mode: str, args, max_seq: int):
     from .engines import _make_engine
     runtime = RuntimeConfig(backend=backend, mode=mode, dtype=args.dtype, max_seq_len=max_seq, seed=args.seed,
                             quant=args.quant, group_size=args.group_size, quant_head=args.quant_head, tp=args.tp,
-                            prefill_rows=getattr(args, "prefill_rows", PREFILL_ROWS_DEFAULT))
+                            prefill_rows=args.prefill_rows)
     t = time.perf_counter()
     engine = _make_engine(source, runtime)
     wall = time.perf_counter() - t
@@ -250,7 +250,7 @@ def _model_entry(args, config, name: str, backend: str, floor: dict, itemsize: i
         model["weight_bytes_per_gpu"] = shard_bytes(config, local_config(config, check_split(config, args.tp)[0]),
                                                   itemsize, args.quant, args.group_size, args.quant_head)
         model["tp"] = args.tp
-    if getattr(args, "prefill_rows", PREFILL_ROWS_DEFAULT) != PREFILL_ROWS_DEFAULT:  # the chunk of long prompts
+    if args.prefill_rows != PREFILL_ROWS_DEFAULT:  # the chunk of long prompts
         model["prefill_rows"] = args.prefill_rows
     return model
 

@@ -227,8 +227,20 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
     p.m = m;
 }
 
-// inv_rms of the block-wide sum of the ss partials
-__device__ __forceinline__ float norm_inv(const NormIn& nm, float ss_sum, int K) {
+// fn(f, i) for this thread's chunks of the staging, f their x: the kept ones (p.x, xpro_load) first, then the rest,
+// loaded again (for_chunks). K a multiple of 8.
+template <class Fn>
+__device__ __forceinline__ void for_staged(const XPro& p, const T* __restrict__ a, const QArgs& w, int nchunk, Fn fn) {
+#pragma unroll
+    for (int r = 0; r < QG_XREGS; ++r) {
+        const int i = threadIdx.x + r * blockDim.x;
+        if (i < nchunk) fn(p.x[r], i);
+    }
+    for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, fn);
+}
+
+// inv_rms from the block-wide sum of the ss partials (common.cuh norm_inv also loads and sums them)
+__device__ __forceinline__ float norm_inv_of_sum(const NormIn& nm, float ss_sum, int K) {
     return nm.ss ? rsqrtf(ss_sum / (float)K + nm.eps) : 1.0f;
 }
 

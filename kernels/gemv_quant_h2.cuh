@@ -57,19 +57,12 @@ __device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* _
     const int e = max(-120, min(120, QG_XMAX_LOG2 - E));
     const float xscale = __int_as_float((127 + e) << 23);
     if ((K & 7) == 0) {
-        const int nchunk = K >> 3;
-#pragma unroll
-        for (int r = 0; r < QG_XREGS; ++r) {
-            const int i = threadIdx.x + r * blockDim.x;
-            if (i < nchunk) store_chunk(xh, p.x[r], xscale, i);
-        }
-        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk,
-                   [&](const float* f, int i) { store_chunk(xh, f, xscale, i); });
+        for_staged(p, a, w, K >> 3, [&](const float* f, int i) { store_chunk(xh, f, xscale, i); });
     } else {
         for (int j = threadIdx.x; j < K; j += blockDim.x) xh[xh_idx(j)] = __float2half_rn(staged_x(a, w, j) * xscale);
     }
     __syncthreads();
-    return make_float2(norm_inv(nm, red.x, K), __int_as_float((127 - e) << 23));
+    return make_float2(norm_inv_of_sum(nm, red.x, K), __int_as_float((127 - e) << 23));
 }
 
 

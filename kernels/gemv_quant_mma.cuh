@@ -125,7 +125,7 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
         mma_store(xh, blk, f, i, nchunk, xscale);
     }
     __syncthreads();
-    return make_float2(norm_inv(nm, red.x, w.K), __int_as_float((127 - e) << 23));
+    return make_float2(norm_inv_of_sum(nm, red.x, w.K), __int_as_float((127 - e) << 23));
 }
 
 // c += the products of one iteration's vectors w0 (row r0) / w1 (row r1) with the staged x; c[0] row r0, c[2] r1

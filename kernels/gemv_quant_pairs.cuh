@@ -121,16 +121,7 @@ __device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, co
     const int K = w.K;
     float4* x4 = reinterpret_cast<float4*>(xs);
     if ((K & 7) == 0) {
-        const int nchunk = K >> 3;
-#pragma unroll
-        for (int r = 0; r < QG_XREGS; ++r) {
-            const int i = threadIdx.x + r * blockDim.x;
-            if (i < nchunk) {
-                x4[swz(2 * i)] = make_float4(p.x[r][0], p.x[r][1], p.x[r][2], p.x[r][3]);
-                x4[swz(2 * i + 1)] = make_float4(p.x[r][4], p.x[r][5], p.x[r][6], p.x[r][7]);
-            }
-        }
-        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, [&](const float* f, int i) {
+        for_staged(p, a, w, K >> 3, [&](const float* f, int i) {
             x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
             x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
         });
@@ -138,7 +129,8 @@ __device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, co
         for (int j = threadIdx.x; j < K; j += blockDim.x) xs[xs_idx(j)] = staged_x(a, w, j);
     }
     // the reduction's barrier also publishes xs
-    const float inv = norm_inv(nm, block_sum_max(make_float2(p.s, 0.0f), pscratch, nm.ss != nullptr, false).x, K);
+    const float ss = block_sum_max(make_float2(p.s, 0.0f), pscratch, nm.ss != nullptr, false).x;
+    const float inv = norm_inv_of_sum(nm, ss, K);
 #if QFMT == 3
     for (int c = threadIdx.x; c < (K >> 5); c += blockDim.x) {
         float s = 0.0f;

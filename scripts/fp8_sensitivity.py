@@ -16,10 +16,8 @@ import sys
 
 import numpy as np
 
-from cugraphllm.config import ModelConfig, RuntimeConfig
-from cugraphllm.sampling import SamplingParams
-
-CFG = ModelConfig.from_preset("llama-2-7b").with_(n_layers=2)
+from cugraphllm.config import RuntimeConfig
+from scripts.fp8_rows_diag import CFG, logits  # the same 7B-width 2-layer model, poisoned last-logits readout
 N_PROMPT = 500
 
 
@@ -28,9 +26,7 @@ def last_logits(weights, quant, outer: bool, prompt) -> np.ndarray:
     from cugraphllm.gpu.engine import CudaEngine
     os.environ["CUGRAPHLLM_FP8_OUTER_SCALE"] = "1" if outer else "0"
     e = CudaEngine(CFG, weights, RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=1024, quant=quant))
-    e.s.logits.fill(np.nan)
-    list(e.generate(prompt, SamplingParams(), 1))
-    out = e.s.logits.get()[0].astype(np.float64)
+    out = logits(e, [prompt])
     del e
     gc.collect()
     cp.get_default_memory_pool().free_all_blocks()

@@ -79,35 +79,33 @@ def _atomic_add_i32(typingctx, ptr, idx, val):
     return types.int32(ptr, idx, val), codegen
 
 
+def _griddep(*ops):
+    """codegen of an intrinsic that emits griddepcontrol.<op> for each of ops, in order (none: nothing)."""
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.VoidType(), [])
+        for op in ops:
+            builder.asm(fnty, f"griddepcontrol.{op};", "~{memory}", [], True)
+        return context.get_dummy_value()
+    return codegen
+
+
 @intrinsic
 def _pdl_enter(typingctx):
     """common.cuh pdl_enter (sm_90): let the next PDL kernel launch, then wait until every earlier kernel has
     completed and its writes are visible. First thing in a kernel launched with PDL (gpu/pdl.py)."""
-    def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(ir.VoidType(), [])
-        builder.asm(fnty, "griddepcontrol.launch_dependents;", "~{memory}", [], True)
-        builder.asm(fnty, "griddepcontrol.wait;", "~{memory}", [], True)
-        return context.get_dummy_value()
-    return types.none(), codegen
+    return types.none(), _griddep("launch_dependents", "wait")
 
 
 @intrinsic
 def _pdl_enter_late(typingctx):
     """_pdl_enter with the wait first (common.cuh PDL_LATE; spec "pdl_order": "late", CUGRAPHLLM_PDL_ORDER)."""
-    def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(ir.VoidType(), [])
-        builder.asm(fnty, "griddepcontrol.wait;", "~{memory}", [], True)
-        builder.asm(fnty, "griddepcontrol.launch_dependents;", "~{memory}", [], True)
-        return context.get_dummy_value()
-    return types.none(), codegen
+    return types.none(), _griddep("wait", "launch_dependents")
 
 
 @intrinsic
 def _no_trigger(typingctx):
     """_pdl_enter's stand-in below sm_90: emits nothing."""
-    def codegen(context, builder, sig, args):
-        return context.get_dummy_value()
-    return types.none(), codegen
+    return types.none(), _griddep()
 
 
 @intrinsic

@@ -23,12 +23,6 @@ def quant_settings(runtime: RuntimeConfig) -> tuple:
             bool(getattr(runtime, "quant_head", False)))
 
 
-def prefill_rows(runtime: RuntimeConfig) -> int:
-    """The largest prefill bucket asked for (--prefill-rows; the chunk of long prompts), default 512."""
-    from ..config import PREFILL_ROWS_DEFAULT
-    return getattr(runtime, "prefill_rows", PREFILL_ROWS_DEFAULT)
-
-
 def layer_formats(runtime: RuntimeConfig, weights=None) -> set:
     """The quantized formats the prefill GEMMs will meet: packed host weights' own, else --quant's."""
     from . import gemm_quant
@@ -67,7 +61,7 @@ def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int, s
         raise BackendError("cuda backend: no CUDA GPU is visible; use --backend numpy")
     from . import memory
     S = runtime.context(config)
-    kw = dict(mode=runtime.mode, weight_bytes=weight_bytes, staging=staging, prefill_rows=prefill_rows(runtime),
+    kw = dict(mode=runtime.mode, weight_bytes=weight_bytes, staging=staging, prefill_rows=runtime.prefill_rows,
               quant=tuple(quant), n_sm=cp.cuda.Device().attributes["MultiProcessorCount"])
     need, free = memory.estimate(config, S, **kw), _free_bytes()
     if need["total"] <= free:
@@ -135,7 +129,7 @@ class CudaEngine:
             self.w = device_weights or self._upload(weights, dtype, progress)
             trim_pool()  # nothing of the load stays cached: the KV cache and scratch get that memory
             self.kv = KVCache(config, self.max_seq_len, dtype)
-            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype, prefill_rows=prefill_rows(self.runtime))
+            self.attn = Attention(config, self.max_seq_len, self.runtime.dtype, prefill_rows=self.runtime.prefill_rows)
             rows = max(self.attn.prefill_buckets)
             self.s = Scratch(config, self.max_seq_len, rows, dtype)
             from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)

@@ -103,9 +103,8 @@ def workspace_bytes(config, fmt: str, max_tokens: int, dtype="float16") -> int:
     """Device bytes allocate() takes for a model (ModelConfig), format and largest prefill bucket, handles'
     workspaces included (cuBLAS 32 MiB is shared with gemm.py; cuBLASLt 32 MiB for fp8)."""
     from . import cublas, cublaslt
-    _check(fmt in FORMATS, f"unsupported format {fmt!r}; supported: {', '.join(FORMATS)}")
     extra = cublaslt.WORKSPACE_BYTES if fmt == "fp8" else 0
-    return sum(_sizes(config, fmt, max_tokens, dtype).values()) + cublas.WORKSPACE_BYTES + extra
+    return buffer_bytes(config, fmt, max_tokens, dtype) + cublas.WORKSPACE_BYTES + extra
 
 
 def allocate(config, fmt: str, max_tokens: int, dtype="float16") -> None:

@@ -23,7 +23,7 @@ from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ConfigError
 from ..weights import LayerWeights, Weights
 from . import tp_shard
-from .engine import CudaEngine, prefill_rows, quant_settings
+from .engine import CudaEngine, quant_settings
 from .state import KVCache, Scratch, dummy_key, fill_normal, storage_dtype, trim_pool, upload_weights
 from .tp_runtime import AttnGroup, TPRuntime
 
@@ -126,7 +126,7 @@ class Rank:
                                      progress)
                 trim_pool()
                 self.kv = KVCache(lc, S, dtype)
-                self.attn = Attention(lc, S, engine.runtime.dtype, prefill_rows=prefill_rows(engine.runtime))
+                self.attn = Attention(lc, S, engine.runtime.dtype, prefill_rows=engine.runtime.prefill_rows)
                 rows = max(self.attn.prefill_buckets)
                 self.s = _scratch(c, lc, S, rows, dtype)
                 self.s.comm = self.comm = engine.make_comm(r, rows, c.dim, lc.vocab_size)
@@ -171,7 +171,7 @@ class TPEngine(CudaEngine):
         self.allreduce = allreduce.choose(self.devices)  # "custom" / "lamport" (NVLink peer access) or "nccl"
         from .attention import make_buckets
         # the largest prefill residual per rank
-        self.comm_n = max(make_buckets(self.max_seq_len, prefill_rows(runtime))[1]) * config.dim
+        self.comm_n = max(make_buckets(self.max_seq_len, runtime.prefill_rows)[1]) * config.dim
         self._preflight(plans)
         self.group = self.workers = self.peers = None
         try:
@@ -213,7 +213,7 @@ class TPEngine(CudaEngine):
         from .attention import make_buckets
         from .state import STAGE_BYTES
         c, S = self.config, self.max_seq_len
-        rows = max(make_buckets(S, prefill_rows(self.runtime))[1])
+        rows = max(make_buckets(S, self.runtime.prefill_rows)[1])
         for r, p in enumerate(plans):
             lc = local_config(c, p)
             with cp.cuda.Device(self.devices[r]):
@@ -221,7 +221,7 @@ class TPEngine(CudaEngine):
             free = _free_bytes(self.devices[r])
             wb = shard_bytes(c, lc, 2, *quant_settings(self.runtime))
             need = memory.estimate(lc, S, mode=self.runtime.mode, weight_bytes=wb, n_sm=n_sm,
-                                   staging=2 * STAGE_BYTES, prefill_rows=prefill_rows(self.runtime))["total"]
+                                   staging=2 * STAGE_BYTES, prefill_rows=self.runtime.prefill_rows)["total"]
             need += memory.scratch_bytes(c, S, rows) + rows * c.dim * 4 + lc.vocab_size * 4
             if self.allreduce != "nccl":
                 from .allreduce import buffer_bytes
