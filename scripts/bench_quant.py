@@ -118,6 +118,9 @@ SWEEPS = {  # fields not named keep the format's default plan's values
     "tight": [dict(tight=0), dict(mma_min_pairs=1 << 30), dict(mma_min_pairs=1 << 30, ksplit=4)],
     "mma2": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
+    # the int4 tiles (cursor loop, eleventh session) on the matrices below mma_min_pairs: K split over 4-16 warps
+    "small": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
+              for w, u, k in ((4, 2, 4), (8, 2, 4), (8, 2, 8), (8, 1, 8), (16, 2, 8), (16, 2, 16))],
 }
 
 
@@ -162,10 +165,16 @@ def main(argv=None) -> int:
                    help="also time every quantized GEMV under each QuantPlan of this SWEEPS set")
     p.add_argument("--no-table", action="store_true", help="skip the per-format table (with --sweep)")
     p.add_argument("--preset", default="llama-2-7b", help="the model whose decode GEMV shapes are timed")
+    p.add_argument("--matrices", default=None, help="comma list of matrices to time (default: all five)")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/quant_gemv_<date>.json)")
     a = p.parse_args(argv)
     global MATS, N_LAYERS
     MATS, N_LAYERS = mats(a.preset)
+    if a.matrices:
+        unknown = sorted(set(a.matrices.split(",")) - set(MATS))
+        if unknown:
+            p.error(f"--matrices: unknown {', '.join(unknown)} (known: {', '.join(MATS)})")
+        MATS = {k: v for k, v in MATS.items() if k in a.matrices.split(",")}
     cp = bk._cp()
     from cugraphllm.bench import versions
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)

@@ -18,7 +18,7 @@ NVCC = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
 PTXAS = shutil.which("ptxas") or shutil.which("ptxas", path="/usr/local/cuda/bin")
 
 
-@pytest.mark.parametrize("raw,on", [(None, False), ("", False), ("0", False), (" 0 ", False), ("1", True),
+@pytest.mark.parametrize("raw,on", [(None, True), ("", True), ("0", False), (" 0 ", False), ("1", True),
                                     (" 1\n", True)])
 def test_qg_cursor_values(raw, on, monkeypatch):
     from cugraphllm.gpu import ops_quant as oq
@@ -62,11 +62,12 @@ TILE_OPS = [("qgemv_qkv_rope_norm", 4096, 6144), ("qgemv_silu_norm", 4096, 11008
 @pytest.mark.parametrize("kernel,K,pairs", TILE_OPS)
 def test_qg_cursor_reaches_the_int4_tile_compile_and_its_key(compiles, monkeypatch, kernel, K, pairs):
     oq, calls = compiles
-    monkeypatch.delenv("CUGRAPHLLM_QG_CURSOR", raising=False)
+    monkeypatch.setenv("CUGRAPHLLM_QG_CURSOR", "0")
     oq._function(kernel, "int4", "float16", K, pairs, 0, 128)
-    assert len(calls) == 1 and "QG_CURSOR" not in calls[0][2] and calls[0][2]["QG_MMA"] == 1  # as before
+    assert len(calls) == 1 and "QG_CURSOR" not in calls[0][2] and calls[0][2]["QG_MMA"] == 1  # the loop of before
+    monkeypatch.delenv("CUGRAPHLLM_QG_CURSOR", raising=False)  # unset: the cursor loop (the default)
+    oq._function(kernel, "int4", "float16", K, pairs, 0, 128)
     monkeypatch.setenv("CUGRAPHLLM_QG_CURSOR", "1")
-    oq._function(kernel, "int4", "float16", K, pairs, 0, 128)
     oq._function(kernel, "int4", "float16", K, pairs, 0, 128)  # cached: no third compile
     assert len(calls) == 2 and calls[1][2] == {**calls[0][2], "QG_CURSOR": 1}
     assert len(oq._cache) == 2 and sorted(k[-1] for k in oq._cache) == [False, True]
