@@ -109,17 +109,20 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
 
 
 # QuantPlan fields per sweep point: "shapes" (the fp32 / half2 launch shapes), "mma" (the tensor-core tiles)
-SWEEPS = {  # fields not named keep the format's default plan's values
+# fields not named keep the format's default plan's values; mma_shapes=(): the swept config, not the table's
+SWEEPS = {
     "shapes": [dict(warps=w, unroll=u, ksplit=k, hacc=h, persist=p)
                for h in (0, 1) for w in (8, 16) for u in (2, 4) for k in (1, 2) for p in (0, 1)],
-    "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1, mma_min_pairs=0)
+    "mma": [dict(warps=w, unroll=u, ksplit=k, mma=1, mma_min_pairs=0, mma_shapes=())
             for w in (8, 16) for u in (2, 4) for k in (None, 2, 4, 8)],
-    "pfs": [dict(pfs=p) for p in (1, 2, 4, 8)] + [dict(mma=1, mma_min_pairs=0, pfs=p) for p in (0, 1, 2, 4, 8)],
-    "tight": [dict(tight=0), dict(mma_min_pairs=1 << 30), dict(mma_min_pairs=1 << 30, ksplit=4)],
-    "mma2": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
+    "pfs": [dict(pfs=p) for p in (1, 2, 4, 8)]
+    + [dict(mma=1, mma_min_pairs=0, mma_shapes=(), pfs=p) for p in (0, 1, 2, 4, 8)],
+    "tight": [dict(tight=0), dict(mma_min_pairs=1 << 30, mma_shapes=()),
+              dict(mma_min_pairs=1 << 30, mma_shapes=(), ksplit=4)],
+    "mma2": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
     # the int4 tiles (cursor loop, eleventh session) on the matrices below mma_min_pairs: K split over 4-16 warps
-    "small": [dict(mma=1, mma_min_pairs=0, warps=w, unroll=u, ksplit=k)
+    "small": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
               for w, u, k in ((4, 2, 4), (8, 2, 4), (8, 2, 8), (8, 1, 8), (16, 2, 8), (16, 2, 16))],
 }
 

@@ -63,9 +63,11 @@ def test_matmul_residual(cp, ops, fmt, N, K, g):
 @pytest.mark.parametrize("fmt", FMTS)
 @pytest.mark.parametrize("N,K,g,dtype", [(203, 200, 8, "float16"), (203, 200, 8, "bfloat16"),
                                          (4096, 4096, 128, "bfloat16"), (4096, 11008, 128, "float16"),
+                                         (5120, 5120, 128, "float16"), (5120, 13824, 128, "bfloat16"),  # 13B
                                          pytest.param(8192, 28672, 128, "float16", marks=BIG)])
 def test_matmul_residual_stats(cp, ops, fmt, N, K, g, dtype):
-    """x += a @ W.T with xh = T(new x) and ss = chunk sums of new x^2 in the model-wide chunking."""
+    """x += a @ W.T with xh = T(new x) and ss = chunk sums of new x^2 in the model-wide chunking (7B / 13B wo and
+    w2: int4 on its mma_shapes tile configs under the default path)."""
     host, w = make_layer(cp, N, K, fmt, seed=N * 3 + K, group_size=g)
     a = rand_t(cp, (1, K), dtype, seed=K + 1)
     x0 = (np.random.default_rng(N).standard_normal((1, N)) * 2).astype(np.float32)

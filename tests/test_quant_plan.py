@@ -40,7 +40,8 @@ def test_quant_residual_blocks_hold_whole_ss_chunks(fmt, dim, hidden, qkv, vocab
     for K in (dim, hidden):
         warps, unroll, ks = ops_quant._config("qgemv_residual_ss", fmt, K, (dim + 1) // 2, chunk)
         # tensor-core tiles (QuantPlan.mma) run the epilogue in rounds of one pair a warp: 2 * warps rows
-        rows = 2 * warps if gemv_plan.plan_for(fmt).use_mma((dim + 1) // 2) else 2 * (warps // ks)
+        tiles = gemv_plan.plan_for(fmt).use_mma((dim + 1) // 2, "qgemv_residual_ss", K)
+        rows = 2 * warps if tiles else 2 * (warps // ks)
         assert warps % ks == 0 and rows % chunk == 0 and unroll >= 1
     for kernel, pairs in (("qgemv_qkv_rope", qkv // 2), ("qgemv_silu", hidden), ("qgemv_logits", (vocab + 1) // 2)):
         warps, _, ks = ops_quant._config(kernel, fmt, dim, pairs)
@@ -125,12 +126,18 @@ def test_tiles_smem_is_their_staging(K, group, want):
 
 
 def test_int4_tiles_where_measured_faster():
-    """The tiles on 7B's wqkv / w13 / LM head and 13B's wqkv / w13; the half2 path on 70B's wqkv, wo and w2 and on
-    every wo / w2 of 7B and 13B (row pairs per matrix of each preset)."""
+    """The tiles on every matrix of 7B and 13B (wo / w2 through mma_shapes since the cursor loop) and on 70B's
+    wqkv / w13 / LM head; the half2 path on 70B's wo and w2 ((kernel, K, row pairs) per matrix of each preset)."""
     plan = gemv_plan.plan_for("int4")
-    for preset, tiles in (("llama-2-7b", {"wqkv", "w13", "head"}), ("llama-2-13b", {"wqkv", "w13", "head"}),
-                          ("llama-2-70b", {"w13", "head"})):
+    every = {"wqkv", "wo", "w13", "w2", "head"}
+    for preset, tiles in (("llama-2-7b", every), ("llama-2-13b", every), ("llama-2-70b", {"wqkv", "w13", "head"})):
         c = ModelConfig.from_preset(preset)
-        pairs = {"wqkv": c.qkv_dim // 2, "wo": c.dim // 2, "w13": c.hidden_dim, "w2": c.dim // 2,
-                 "head": c.vocab_size // 2}
-        assert {m for m, n in pairs.items() if plan.use_mma(n)} == tiles, preset
+        launches = {"wqkv": ("qgemv_qkv_rope_norm", c.dim, c.qkv_dim // 2),
+                    "wo": ("qgemv_residual_ss", c.dim, c.dim // 2),
+                    "w13": ("qgemv_silu_norm", c.dim, c.hidden_dim),
+                    "w2": ("qgemv_residual_ss", c.hidden_dim, c.dim // 2),
+                    "head": ("qgemv_logits_norm", c.dim, c.vocab_size // 2)}
+        assert {m for m, (k, K, n) in launches.items() if plan.use_mma(n, k, K)} == tiles, preset
+        for k, K, n in launches.values():  # an mma_shapes entry is the config of that launch
+            if (k, K, n) in dict(plan.mma_shapes):
+                assert plan.gemv_config(k, K, n) == dict(plan.mma_shapes)[(k, K, n)]

@@ -221,8 +221,8 @@ class _VariantPlan(gemv_plan.QuantPlan):
     tiles: object = None
     head_warps: int = 0
 
-    def use_mma(self, n_pairs: int) -> bool:
-        return super().use_mma(n_pairs) if self.tiles is None else bool(self.mma) and self.tiles(n_pairs)
+    def use_mma(self, n_pairs: int, kernel: str | None = None, K: int | None = None) -> bool:
+        return super().use_mma(n_pairs, kernel, K) if self.tiles is None else bool(self.mma) and self.tiles(n_pairs)
 
     def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
         warps, unroll, ms = super().mma_config(n_pairs)
@@ -236,7 +236,8 @@ def _int4_variant(**kw):
     return _VariantPlan(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}, **kw)
 
 
-# TP1 int4 row pairs: wqkv 6144, w13 11008, LM head 16000 (wo / w2: 2048, never on the tiles)
+# TP1 int4 row pairs: wqkv 6144, w13 11008, LM head 16000 (wo / w2: 2048, on the tiles through mma_shapes unless a
+# variant's `tiles` says otherwise)
 TP1_VARIANTS = {
     "pdl-off": None,
     "head-tiles-only": lambda: dataclasses.replace(gemv_plan.QUANT_PLANS["int4"], mma_min_pairs=12000),

@@ -97,6 +97,8 @@ class QuantPlan:
     max_blocks: int = 0        # > 0: at most this many blocks in all (tests: forces the loop on small matrices)
     mma: int = 0               # 1: tensor-core tiles of 8 row pairs (kernels/gemv_quant_mma.cuh) on matrices of at
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
+    mma_shapes: tuple = ()     # ((kernel, K, n_pairs), (warps, unroll, warps a tile)): tiles, with that config,
+    #                            for these shapes whatever their row pairs (below mma_min_pairs too)
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
@@ -114,14 +116,15 @@ class QuantPlan:
         blocks instead of 128 on 132 SMs), 4 below; 16 warps, 8 on w13-sized matrices (>= 8192 pairs). H200 sweep
         (benchmarks/results/quant_gemv_sweep_2026-11-30.json): w13+norm 28.5 -> 26.5 us (int4, fp32 products),
         26.9 -> 25.5 (int4, half2), 27.5 -> 26.4 (fp8); elsewhere the defaults were within 0.5 us of the best."""
-        if self.use_mma(n_pairs):
-            return self.mma_config(n_pairs)
+        if self.use_mma(n_pairs, kernel, K):
+            return dict(self.mma_shapes).get((kernel, K, n_pairs)) or self.mma_config(n_pairs)
         ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
         warps = self.warps if self.ksplit or n_pairs < 8192 else min(self.warps, 8)
         return warps, self.unroll, min(ks, warps)
 
-    def use_mma(self, n_pairs: int) -> bool:
-        return bool(self.mma) and n_pairs >= self.mma_min_pairs
+    def use_mma(self, n_pairs: int, kernel: str | None = None, K: int | None = None) -> bool:
+        """Tiles: from mma_min_pairs row pairs, or for a (kernel, K, n_pairs) of mma_shapes."""
+        return bool(self.mma) and (n_pairs >= self.mma_min_pairs or (kernel, K, n_pairs) in dict(self.mma_shapes))
 
     def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
         """(warps, unroll, warps per 8-pair tile). H200 sweep (quant_gemv_sweep_mma_2026-11-30.json, int4): wqkv
@@ -132,17 +135,19 @@ class QuantPlan:
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
         return warps, self.unroll, min(ms, warps)
 
-    def pairs_per_block(self, warps: int, ks: int, n_pairs: int) -> int:
-        return 8 * warps // ks if self.use_mma(n_pairs) else warps // ks
+    def pairs_per_block(self, warps: int, ks: int, n_pairs: int, mma: bool | None = None) -> int:
+        """mma: whether this launch takes the tiles (None: by its row pairs alone, as use_mma(n_pairs))."""
+        return 8 * warps // ks if (self.use_mma(n_pairs) if mma is None else mma) else warps // ks
 
-    def smem_bytes(self, K: int, n_pairs: int | None = None, group: int | None = None) -> int:
+    def smem_bytes(self, K: int, n_pairs: int | None = None, group: int | None = None, mma: bool | None = None) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half
         [round_up(K, 64)] (whole 128-byte lines: the chunk swizzle stays within a line). Tiles (use_mma): where
         they run (qm_ok in kernels/gemv_quant_tiles.cuh: K and int4's `group` multiples of the columns of an
         iteration) xh half [K] + the iteration blocks' float2 [K / cols]; else (or group None: not known) the
         fp32 size, which their fallback for awkward K stages. The fp32 size on 70B's w2 (K 28672) is 118 KB: one
         block an SM instead of three."""
-        mma = self.use_mma(n_pairs) if n_pairs is not None else bool(self.mma)
+        if mma is None:
+            mma = self.use_mma(n_pairs) if n_pairs is not None else bool(self.mma)
         if self.hacc and not mma:
             return 2 * ((K + 63) // 64 * 64)
         cols = 128 if self.fmt == "int4" else 64   # QM_COLS = 4 x values per 16-byte vector
@@ -169,8 +174,15 @@ class QuantPlan:
 # int4 tiles from 6144 row pairs: 70B's wqkv (5120 pairs), wo and w2 (4096) run faster on the half2 path (H200,
 # quant_gemv_sweep_tight_70b_2026-11-30.json: 21.7 / 15.0 / 42.3 us against 22.5 / 18.4 / 54.3 with the tiles);
 # the 7B and 13B matrices that take the tiles have >= 6144 pairs (7B wqkv 6144, w13 11008; 13B wqkv 7680).
+# With the cursor loop (eleventh session) the tiles also win on some matrices below 6144 pairs, K split over a
+# tile's warps (bench_quant --sweep small, H200, benchmarks/results/eleventh_2026-11-30/s19c; us, half2 -> tiles):
+# 7B wo 6.01 -> 5.82 and w2 12.28 -> 11.26 (16 warps, 16 a tile), 13B wo 12.75 -> 9.37 and w2 23.72 -> 20.41 (8,
+# 8), 70B wqkv 22.10 -> 20.36 (8, 4); 70B wo (15.52 / 15.38) and w2 (43.40 / 45.88) keep the half2 path.
+INT4_TILE_SHAPES = ((("qgemv_residual_ss", 4096, 2048), (16, 2, 16)), (("qgemv_residual_ss", 11008, 2048), (16, 2, 16)),
+                    (("qgemv_residual_ss", 5120, 2560), (8, 2, 8)), (("qgemv_residual_ss", 13824, 2560), (8, 2, 8)),
+                    (("qgemv_qkv_rope_norm", 8192, 5120), (8, 2, 4)))
 QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1),
-               "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144)}
+               "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144, mma_shapes=INT4_TILE_SHAPES)}
 
 
 def fp16_plan() -> GemvPlan:

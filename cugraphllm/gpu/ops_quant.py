@@ -99,7 +99,7 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
     """(warps, unroll, ksplit); a residual-with-ss launch keeps block rows a multiple of the ss chunk."""
     p = gemv_plan.plan_for(fmt)
     warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
-    if chunk and p.use_mma(n_pairs):  # the epilogue runs in rounds of one pair a warp
+    if chunk and p.use_mma(n_pairs, kernel, K):  # the epilogue runs in rounds of one pair a warp
         if (2 * warps) % chunk:
             raise ValueError(f"{kernel}: ss chunk {chunk} does not divide the {2 * warps} rows of a round")
     elif chunk:
@@ -115,7 +115,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     group: int4's columns per group (None: not known, the staging sized for any)."""
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
-    mma = plan.use_mma(n_pairs)
+    mma = plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma and fmt == "int4"  # QG_CURSOR only where it acts: other compiles keep their keys
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor)
@@ -128,10 +128,10 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
         if cursor:
             defines["QG_CURSOR"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    smem = plan.smem_bytes(K, n_pairs, group)
+    smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
-    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs)), resident), 32 * warps
+    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs, mma)), resident), 32 * warps
 
 
 def _resident(fn, threads: int, smem: int) -> int:
