@@ -307,3 +307,30 @@ def test_refusals_are_one_line_and_allocate_nothing(monkeypatch):
     assert "\n" not in str(e.value)
     monkeypatch.undo()
     assert _used() == before
+
+
+@pytest.mark.parametrize("fmt", ["int4", "fp8"])
+def test_tp2_quantized_prefill_buffers_allocated_once(fmt):
+    """Each GPU of a quantized TP=2 engine holds gemm_quant's prefill buffers at the size of its largest prefill
+    bucket from the start (tp_engine Rank, as the one-GPU engine): prefills at every bucket then add no buffer and
+    retire none (before, each larger bucket grew them and kept the smaller ones allocated)."""
+    from cugraphllm.gpu import gemm_quant
+    from cugraphllm.gpu.tp_engine import TPEngine
+    cfg = ModelConfig(dim=1024, n_layers=2, n_heads=8, n_kv_heads=8, vocab_size=4096, hidden_dim=2816,
+                      max_seq_len=1024)
+    rc = RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=1024, tp=2, quant=fmt, group_size=128)
+    two = TPEngine(cfg, None, rc)
+    try:
+        two.wait_ready()
+        before = {k: (v.data.ptr, v.nbytes) for k, v in gemm_quant._WS.items()}
+        retired = len(gemm_quant._RETIRED)
+        assert {dev for dev, _ in before} >= {0, 1}, before
+        rng = np.random.default_rng(3)
+        for n in sorted(two.ranks[0].attn.prefill_buckets):  # a prompt at each bucket, the largest last
+            two.reset()
+            out = list(two.generate(rng.integers(3, cfg.vocab_size, n - 1).tolist(), GREEDY, 1))
+            assert len(out) == 1
+        assert {k: (v.data.ptr, v.nbytes) for k, v in gemm_quant._WS.items()} == before
+        assert len(gemm_quant._RETIRED) == retired
+    finally:
+        two.close()

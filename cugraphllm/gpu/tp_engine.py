@@ -131,6 +131,9 @@ class Rank:
                 self.s = _scratch(c, lc, S, rows, dtype)
                 self.s.comm = self.comm = engine.make_comm(r, rows, c.dim, lc.vocab_size)
                 gemm.prepare(rows, max(lc.qkv_dim, 2 * lc.hidden_dim, c.dim), dtype)
+                from . import gemm_quant  # at full size before any capture, as the one-GPU engine allocates them
+                for qf in sorted(gemm_quant.layer_formats(self.w)):  # (grown bucket by bucket, each smaller one
+                    gemm_quant.allocate(_gemm_config(c, lc), qf, rows, engine.runtime.dtype)  # would stay allocated)
             self.stream.synchronize()
 
 
@@ -143,12 +146,17 @@ def _upload(shard, dtype, runtime, progress):
     return upload_quant_weights(shard, dtype, fmt, group, head, progress)
 
 
+def _gemm_config(c, lc):
+    """One GPU's slices (hidden_dim) at the model's width (dim, heads, vocab): what sizes its Scratch and, as an
+    upper bound of its prefill GEMMs' shapes (wqkv counted whole), gemm_quant's buffers."""
+    return lc.with_(dim=c.dim, n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, vocab_size=c.vocab_size)
+
+
 def _scratch(c, lc, S, rows, dtype):
     """Scratch with the residual stream (x, xn, ss), the prompt and the full logits at the model's width, and the
     per-head buffers (q, att) and h at this GPU's width."""
     import cupy as cp
-    s = Scratch(lc.with_(dim=c.dim, n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, vocab_size=c.vocab_size), S, rows,
-                dtype)
+    s = Scratch(_gemm_config(c, lc), S, rows, dtype)
     s.q, s.att = (cp.zeros((rows, lc.dim), dtype) for _ in range(2))
     return s
 
@@ -172,7 +180,7 @@ class TPEngine(CudaEngine):
         from .attention import make_buckets
         # the largest prefill residual per rank
         self.comm_n = max(make_buckets(self.max_seq_len, runtime.prefill_rows)[1]) * config.dim
-        self._preflight(plans)
+        self._preflight(plans, weights)
         self.group = self.workers = self.peers = None
         try:
             self.group = Group(self.devices)
@@ -205,11 +213,12 @@ class TPEngine(CudaEngine):
             raise
         self.startup_s = time.perf_counter() - t0
 
-    def _preflight(self, plans) -> None:
+    def _preflight(self, plans, weights=None) -> None:
         """Per GPU: gpu/memory.py's estimate of its share (weights, KV, scratch, workspaces, graphs, plus the
-        full-width residual stream and the Comm buffers) against its free memory."""
+        full-width residual stream, the quantized prefill buffers and the Comm buffers) against its free memory."""
         import cupy as cp
-        from . import memory
+        from . import gemm_quant, memory
+        from .engine import layer_formats
         from .attention import make_buckets
         from .state import STAGE_BYTES
         c, S = self.config, self.max_seq_len
@@ -223,6 +232,8 @@ class TPEngine(CudaEngine):
             need = memory.estimate(lc, S, mode=self.runtime.mode, weight_bytes=wb, n_sm=n_sm,
                                    staging=2 * STAGE_BYTES, prefill_rows=self.runtime.prefill_rows)["total"]
             need += memory.scratch_bytes(c, S, rows) + rows * c.dim * 4 + lc.vocab_size * 4
+            need += sum(gemm_quant.buffer_bytes(_gemm_config(c, lc), f, rows, self.runtime.dtype)
+                        for f in sorted(layer_formats(self.runtime, weights)))
             if self.allreduce != "nccl":
                 from .allreduce import buffer_bytes
                 need += buffer_bytes(self.world, self.allreduce, self.comm_n)
