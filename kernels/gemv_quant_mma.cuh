@@ -30,6 +30,8 @@
 #define QM_TILES (QG_WARPS / QG_MSPLIT)   // 8-pair tiles per block
 #define QM_PAIRS (8 * QM_TILES)           // row pairs per block
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)
+// a block's pairs fill whole epilogue rounds: more than 8 warps a tile would leave QM_ROUNDS 0 (no output written)
+static_assert(QG_WARPS % QG_MSPLIT == 0 && QG_MSPLIT <= 8, "tiles: QG_MSPLIT must divide QG_WARPS and be <= 8");
 #define QM_COLS (4 * QG_EPV)              // columns per tile iteration: int4 128, int8 / fp8 64
 #define QM_CPB (QM_COLS / 8)              // staged chunks per iteration block
 #if QFMT == 3

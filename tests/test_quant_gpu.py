@@ -66,8 +66,8 @@ def test_matmul_residual(cp, ops, fmt, N, K, g):
                                          (5120, 5120, 128, "float16"), (5120, 13824, 128, "bfloat16"),  # 13B
                                          pytest.param(8192, 28672, 128, "float16", marks=BIG)])
 def test_matmul_residual_stats(cp, ops, fmt, N, K, g, dtype):
-    """x += a @ W.T with xh = T(new x) and ss = chunk sums of new x^2 in the model-wide chunking (7B / 13B wo and
-    w2: int4 on its mma_shapes tile configs under the default path)."""
+    """x += a @ W.T with xh = T(new x) and ss = chunk sums of new x^2 in the model-wide chunking (13B's wo and w2:
+    int4 on its mma_shapes tile configs under the default path)."""
     host, w = make_layer(cp, N, K, fmt, seed=N * 3 + K, group_size=g)
     a = rand_t(cp, (1, K), dtype, seed=K + 1)
     x0 = (np.random.default_rng(N).standard_normal((1, N)) * 2).astype(np.float32)

@@ -30,8 +30,7 @@ KOS = (1, 2, 4, 7)
 LLAMA = [c for name, c in PRESETS.items() if name.startswith("llama-2")]  # not the tiny test model's small shapes
 WEIGHT_LOAD = "ld.global.nc.L1::no_allocate"   # ld_stream16: the weight stream
 PRODUCTS = {"pipe": "cvt.rn.f16x2.e4m3x2", "half2": "fma.rn.f16x2", "tiles": "mma.sync"}  # what KO 2 drops
-# matrices whose launch the PTX test reads: fp8 pipe, int8 half2, int4 tiles (7B wo / w2: its mma_shapes, since
-# the cursor loop), one of them bf16
+# matrices whose launch the PTX test reads: fp8 pipe, int8 and int4 half2 (wo / w2 shapes), one of them bf16
 PTX_CASES = [("fp8", "wo+ss", "float16"), ("fp8", "w13+norm", "float16"), ("int8", "wqkv+norm", "float16"),
              ("int8", "w2+ss", "float16"), ("int4", "wo+ss", "float16"), ("int4", "w2+ss", "bfloat16")]
 

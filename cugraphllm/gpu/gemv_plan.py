@@ -174,12 +174,13 @@ class QuantPlan:
 # int4 tiles from 6144 row pairs: 70B's wqkv (5120 pairs), wo and w2 (4096) run faster on the half2 path (H200,
 # quant_gemv_sweep_tight_70b_2026-11-30.json: 21.7 / 15.0 / 42.3 us against 22.5 / 18.4 / 54.3 with the tiles);
 # the 7B and 13B matrices that take the tiles have >= 6144 pairs (7B wqkv 6144, w13 11008; 13B wqkv 7680).
-# With the cursor loop (eleventh session) the tiles also win on some matrices below 6144 pairs, K split over a
-# tile's warps (bench_quant --sweep small, H200, benchmarks/results/eleventh_2026-11-30/s19c; us, half2 -> tiles):
-# 7B wo 6.01 -> 5.82 and w2 12.28 -> 11.26 (16 warps, 16 a tile), 13B wo 12.75 -> 9.37 and w2 23.72 -> 20.41 (8,
-# 8), 70B wqkv 22.10 -> 20.36 (8, 4); 70B wo (15.52 / 15.38) and w2 (43.40 / 45.88) keep the half2 path.
-INT4_TILE_SHAPES = ((("qgemv_residual_ss", 4096, 2048), (16, 2, 16)), (("qgemv_residual_ss", 11008, 2048), (16, 2, 16)),
-                    (("qgemv_residual_ss", 5120, 2560), (8, 2, 8)), (("qgemv_residual_ss", 13824, 2560), (8, 2, 8)),
+# With the cursor loop (eleventh session) the tiles also win on some matrices below 6144 pairs, K split over 8 or 4
+# of a tile's warps (bench_quant --sweep small, H200, benchmarks/results/eleventh_2026-11-30/s19c; us, half2 ->
+# tiles): 13B wo 12.75 -> 9.37 and w2 23.72 -> 20.41 (8 warps, 8 a tile), 70B wqkv 22.10 -> 20.36 (8, 4); 7B wo / w2
+# (6.01 / 12.28 vs 7.03 / 16.95 at 8, 8) and 70B wo (15.52 / 15.38 at 16, 8) and w2 (43.40 / 45.88) keep the half2
+# path. (That sweep's 16-warps-a-tile rows were faster only because such a block wrote nothing: its pairs filled
+# no epilogue round; kernels/gemv_quant_mma.cuh now refuses more than 8 warps a tile at compile time.)
+INT4_TILE_SHAPES = ((("qgemv_residual_ss", 5120, 2560), (8, 2, 8)), (("qgemv_residual_ss", 13824, 2560), (8, 2, 8)),
                     (("qgemv_qkv_rope_norm", 8192, 5120), (8, 2, 4)))
 QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1),
                "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144, mma_shapes=INT4_TILE_SHAPES)}
