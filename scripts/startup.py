@@ -10,6 +10,7 @@ CUGRAPHLLM_CACHE_DIR at empty folders. Dummy weights are made on the GPU, so "lo
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -59,7 +60,10 @@ def main(argv=None) -> int:
         cold = run(a.preset, a.mode, a.max_seq_len, env, a.prefill_rows)
         time.sleep(2.0)  # background compiles of the cold run finish into the cache
         warm = run(a.preset, a.mode, a.max_seq_len, env, a.prefill_rows)
-    rep = {"preset": a.preset, "mode": a.mode, "prefill_rows": a.prefill_rows, "cold": cold, "warm": warm}
+    from cugraphllm.bench_env import device_info, versions
+    rep = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "device": device_info("cuda"), "versions": versions("cuda"),
+           "preset": a.preset, "mode": a.mode, "prefill_rows": a.prefill_rows, "cold": cold, "warm": warm}
     print(json.dumps(rep, indent=1))
     if a.out:
         with open(a.out, "w") as f:
