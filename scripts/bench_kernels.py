@@ -72,6 +72,18 @@ def read_floor_us(stream, ws) -> float:
     return graph_us(stream, lambda i: fn(grid, (256,), (ws[i], sink, np.int64(n))), len(ws))
 
 
+def gpu_missing(name: str) -> bool:
+    """True (after a one-line error naming the script) where CuPy or a CUDA GPU is not usable: its main returns 2."""
+    try:
+        import cupy as cp
+        if cp.cuda.is_available():
+            return False
+    except Exception:  # noqa: BLE001 - no CuPy, or no driver
+        pass
+    print(f"{name}: error: needs CuPy and a CUDA GPU", file=sys.stderr)
+    return True
+
+
 def _cp():
     import cupy
     return cupy

@@ -139,12 +139,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        import cupy as cp
-        if not cp.cuda.is_available():
-            raise RuntimeError
-    except Exception:
-        print("lt_algo_search: error: needs CuPy and a CUDA GPU", file=sys.stderr)
+    from scripts.bench_kernels import gpu_missing
+    if gpu_missing("lt_algo_search"):
         return 2
     from scripts import lt_algo_search_gpu as gpu
     from scripts.bench_kernels import environment

@@ -213,13 +213,10 @@ def table(rows: list[dict], kos) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        import cupy as cp
-        if not cp.cuda.is_available():
-            raise RuntimeError
-    except Exception:
-        print("quant_knockout: error: needs CuPy and a CUDA GPU", file=sys.stderr)
+    from scripts.bench_kernels import gpu_missing
+    if gpu_missing("quant_knockout"):
         return 2
+    import cupy as cp
     if args.jobs > 1:
         precompile(args)
     rows = profile(args)
