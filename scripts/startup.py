@@ -43,6 +43,19 @@ def run(preset, mode, max_seq, env, prefill_rows: int = PREFILL_ROWS_DEFAULT):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def environment() -> dict:
+    """Date, device and versions for the JSON; where this process cannot use the GPU (the runs are children), the
+    part that needs it is one error line instead."""
+    from cugraphllm.bench_env import device_info, versions
+    env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    for key, fn in (("device", device_info), ("versions", versions)):
+        try:
+            env[key] = fn("cuda")
+        except Exception as exc:  # noqa: BLE001 - informational, never the reason the script fails
+            env[key] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    return env
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="llama-2-7b", help="model preset (dummy weights)")
@@ -60,10 +73,8 @@ def main(argv=None) -> int:
         cold = run(a.preset, a.mode, a.max_seq_len, env, a.prefill_rows)
         time.sleep(2.0)  # background compiles of the cold run finish into the cache
         warm = run(a.preset, a.mode, a.max_seq_len, env, a.prefill_rows)
-    from cugraphllm.bench_env import device_info, versions
-    rep = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "device": device_info("cuda"), "versions": versions("cuda"),
-           "preset": a.preset, "mode": a.mode, "prefill_rows": a.prefill_rows, "cold": cold, "warm": warm}
+    rep = {**environment(), "preset": a.preset, "mode": a.mode, "prefill_rows": a.prefill_rows, "cold": cold,
+           "warm": warm}
     print(json.dumps(rep, indent=1))
     if a.out:
         with open(a.out, "w") as f:

@@ -32,3 +32,17 @@ def test_bad_prefill_rows_is_a_one_line_usage_error(bad):
     r = subprocess.run([sys.executable, "-m", "scripts.startup", "--prefill-rows", bad], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "--prefill-rows" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_json_carries_date_device_and_versions(monkeypatch, tmp_path):
+    """The report names when and where it ran; without a usable GPU here the device part is an error line."""
+    def fake_run(cmd, env=None, capture_output=True, text=True):
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"total_s": 1.0}) + "\n", stderr="")
+    monkeypatch.setattr(startup.subprocess, "run", fake_run)
+    monkeypatch.setattr(startup.time, "sleep", lambda s: None)
+    out = tmp_path / "s.json"
+    assert startup.main(["--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["date"].startswith("20") and doc["prefill_rows"] == 512 and doc["warm"] == {"total_s": 1.0}
+    assert isinstance(doc["device"], dict) and ("name" in doc["device"] or "error" in doc["device"])
+    assert isinstance(doc["versions"], dict) and doc["versions"]
