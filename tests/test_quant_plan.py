@@ -145,3 +145,22 @@ def test_int4_tiles_where_measured_faster():
             if plan.use_mma(n, k, K):
                 warps, _, ms = plan.gemv_config(k, K, n)
                 assert warps % ms == 0 and ms <= 8, (preset, k, warps, ms)
+
+
+# (row pairs -> the best (warps, unroll, warps a tile) of the H200 tile sweeps with the cursor loop, eleventh
+# session: s19f 7B wqkv / w13 / LM head and 13B wqkv, s19c 13B wo / w2 and 70B wqkv)
+MEASURED_BEST = {6144: (8, 2, 4), 11008: (8, 2, 2), 16000: (16, 2, 2), 7680: (16, 2, 4), 2560: (8, 2, 8),
+                 5120: (8, 2, 4)}
+
+
+def test_waves_rule_picks_the_measured_best_configs():
+    base = gemv_plan.plan_for("int4")
+    plan = dataclasses.replace(base, mma_waves=1)
+    assert {n: plan.waves_config(n) for n in MEASURED_BEST} == MEASURED_BEST
+    for n in (2048, 2560, 4096, 5120, 6144, 7680, 8000, 11008, 13824, 16000, 28672):  # within its limits
+        cfg = plan.mma_config(n)
+        assert cfg[0] % cfg[2] == 0 and cfg[2] <= 8 and cfg[1] == base.unroll, (n, cfg)
+    assert plan.waves_config(100000) is None and plan.mma_config(100000) == base.mma_config(100000)  # > 2 waves
+    assert base.mma_waves == 0 and base.mma_config(7680) == (8, 2, 4)  # off by default: the fixed rule
+    forced = dataclasses.replace(plan, ksplit=2, warps=8)
+    assert forced.mma_config(7680) == (8, 2, 2)  # a forced ksplit (sweeps, tests) bypasses the rule

@@ -13,6 +13,8 @@ benchmarks/results/gemv_sweep_*_2026-11-23.json.
 """
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import dataclass
 
@@ -99,6 +101,8 @@ class QuantPlan:
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
     mma_shapes: tuple = ()     # ((kernel, K, n_pairs), (warps, unroll, warps a tile)): tiles, with that config,
     #                            for these shapes whatever their row pairs (below mma_min_pairs too)
+    mma_waves: int = 0         # 1: mma_config by wave fill (waves_config) where <= 2 waves of blocks can serve
+    sms: int = 132             # SMs the wave rule counts (H200 / H100 SXM)
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
@@ -126,10 +130,31 @@ class QuantPlan:
         """Tiles: from mma_min_pairs row pairs, or for a (kernel, K, n_pairs) of mma_shapes."""
         return bool(self.mma) and (n_pairs >= self.mma_min_pairs or (kernel, K, n_pairs) in dict(self.mma_shapes))
 
+    def waves_config(self, n_pairs: int) -> tuple[int, int, int] | None:
+        """(warps, unroll, warps a tile) whose blocks best fill at most 2 waves of the GPU, or None where no config
+        does. Blocks an SM: 3 of 8 warps (__launch_bounds__(256, 3)), 2 of 16 (64 registers); fill = waves /
+        ceil(waves), compared in steps of 0.05, then fewer waves, then fewer warps a tile (each adds a reduction).
+        It picks the best measured config of every tile sweep so far (eleventh session, s19c / s19f: 7B wqkv,
+        w13, LM head; 13B wqkv, wo, w2; 70B wqkv), where the fixed rule below misses 13B's wqkv (21.09 -> 16.67 us)."""
+        tiles, best = -(-n_pairs // 8), None
+        for warps, bps in ((8, 3), (16, 2)):
+            for ms in (2, 4, 8):
+                waves = -(-tiles // (warps // ms)) / (self.sms * bps)
+                if waves > 2:
+                    continue
+                key = (-int(waves / math.ceil(waves) * 20 + 1e-9), math.ceil(waves), ms)
+                if best is None or key < best[0]:
+                    best = (key, (warps, self.unroll, ms))
+        return None if best is None else best[1]
+
     def mma_config(self, n_pairs: int) -> tuple[int, int, int]:
         """(warps, unroll, warps per 8-pair tile). H200 sweep (quant_gemv_sweep_mma_2026-11-30.json, int4): wqkv
         (768 tiles) 8 warps, 4 a tile: 14.8 us (half2 path 15.6); w13 (1376 tiles) 8, 2: 22.9 (25.6); LM head
         (2000 tiles) 16, 2: 29.6 (34.4); wo / w2 (256 tiles) were no faster than the half2 path."""
+        if self.mma_waves and not self.ksplit:
+            cfg = self.waves_config(n_pairs)
+            if cfg is not None:
+                return cfg
         tiles = -(-n_pairs // 8)
         ms = self.ksplit or (2 if tiles >= 1024 else (4 if tiles >= 512 else 8))
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
