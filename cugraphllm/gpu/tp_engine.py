@@ -1,6 +1,6 @@
 """TPEngine: the cuda backend over N GPUs of one host (`--tp N`, issue 11), Megatron-style (gpu/tp_shard.py).
 
-Each GPU (a `Rank`) holds its slices of the weights (read from the checkpoint slice by slice: tp_shard's lazy
+Each GPU (a `Rank`, gpu/tp_rank.py) holds its slices of the weights (read from the checkpoint slice by slice: tp_shard's lazy
 shards through the Stager), its KV cache of its KV heads, its Scratch (the residual stream x is replicated: every
 GPU holds all of it), its Numba attention and a gpu/tp.py Comm. The step is gpu/model.py `forward` unchanged, run
 by one thread per GPU (gpu/tp.py Workers); a residual update all-reduces its partial product, the LM head
@@ -21,17 +21,11 @@ import numpy as np
 
 from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ConfigError
-from ..weights import LayerWeights, Weights
 from . import tp_shard
 from .engine import CudaEngine, quant_settings
-from .state import KVCache, Scratch, dummy_key, fill_normal, storage_dtype, trim_pool, upload_weights
+from .state import storage_dtype, trim_pool
+from .tp_rank import Rank, gemm_config, local_config
 from .tp_runtime import AttnGroup, TPRuntime
-
-
-def local_config(config: ModelConfig, p: tp_shard.ShardPlan) -> ModelConfig:
-    """The shapes one GPU computes: its query and KV heads, its part of hidden_dim and of the vocabulary."""
-    return config.with_(dim=p.n_heads * config.head_dim, n_heads=p.n_heads, n_kv_heads=p.n_kv_heads,
-                        hidden_dim=p.hidden[1] - p.hidden[0], vocab_size=p.vocab[1] - p.vocab[0])
 
 
 def check_split(config: ModelConfig, n: int) -> list:
@@ -70,95 +64,12 @@ def check_quant(config: ModelConfig, lc: ModelConfig, world: int, fmt, group_siz
         raise ConfigError(f"tensor parallel over {world} GPUs (one GPU's slices): {exc}") from None
 
 
-def dummy_shard(config: ModelConfig, lc: ModelConfig, rank: int, dtype, seed: int = 0, scale: float = 0.02,
-                fmt=None, group_size=128, quant_head=False):
-    """Seeded random weights of one GPU's shapes, filled in place (state.fill_normal): the embedding has the same
-    key on every GPU (it is replicated), every other matrix its own key per rank. fmt: each linear layer (the LM
-    head too with quant_head) is quantized on the GPU right after it is drawn, so one 16-bit matrix is the peak."""
-    import itertools
-
-    import cupy as cp
-    keys = itertools.count(1 + rank * (4 * config.n_layers + 2))
-
-    def mat(rows, cols, key=None, quant=fmt):
-        m = fill_normal(cp.empty((rows, cols), dtype=dtype), dummy_key(seed, next(keys) if key is None else key),
-                        scale)
-        if quant is None:
-            return m
-        from .quant_upload import quantize_matrix
-        return quantize_matrix(lambda i, j: m[i:j].astype(cp.float32), rows, cols, quant, group_size)
-
-    d, unit = config.dim, cp.ones(config.dim, dtype=cp.float32)
-    emb = mat(config.vocab_size, d, key=0, quant=None)
-    layers = [LayerWeights(attention_norm=unit, wqkv=mat(lc.qkv_dim, d), wo=mat(d, lc.dim), ffn_norm=unit,
-                           w13=mat(2 * lc.hidden_dim, d), w2=mat(d, lc.hidden_dim)) for _ in range(config.n_layers)]
-    out = mat(lc.vocab_size, d, quant=fmt if quant_head else None)
-    return Weights(tok_embeddings=emb, layers=layers, norm=unit, output=out)
-
-
 def _free_bytes(device: int) -> int:
     """Free memory of a device once CuPy's cached blocks there are given back (tests monkeypatch it)."""
     import cupy as cp
     with cp.cuda.Device(device):
         trim_pool()
         return cp.cuda.runtime.memGetInfo()[0]
-
-
-class Rank:
-    """One GPU's share of the engine; every array is allocated with `device` current."""
-
-    def __init__(self, engine, r: int, plan, weights, dtype, progress=None):
-        import cupy as cp
-        from . import gemm
-        from .attention import Attention
-        c, self.rank, self.device = engine.config, r, engine.devices[r]
-        self.local = lc = local_config(c, plan)
-        S = engine.max_seq_len
-        with cp.cuda.Device(self.device):
-            self.stream = cp.cuda.Stream(non_blocking=True)
-            with self.stream:
-                fmt, group, head = quant_settings(engine.runtime)
-                if weights is None:
-                    self.w = dummy_shard(c, lc, r, dtype, engine.runtime.seed, fmt=fmt, group_size=group,
-                                         quant_head=head)
-                else:
-                    self.w = _upload(tp_shard.shard_weights(weights, c, r, engine.world), dtype, engine.runtime,
-                                     progress)
-                trim_pool()
-                self.kv = KVCache(lc, S, dtype)
-                self.attn = Attention(lc, S, engine.runtime.dtype, prefill_rows=engine.runtime.prefill_rows)
-                rows = max(self.attn.prefill_buckets)
-                self.s = _scratch(c, lc, S, rows, dtype)
-                self.s.comm = self.comm = engine.make_comm(r, rows, c.dim, lc.vocab_size)
-                gemm.prepare(rows, max(lc.qkv_dim, 2 * lc.hidden_dim, c.dim), dtype)
-                from . import gemm_quant  # at full size before any capture, as the one-GPU engine allocates them
-                for qf in sorted(gemm_quant.layer_formats(self.w)):  # (grown bucket by bucket, each smaller one
-                    gemm_quant.allocate(_gemm_config(c, lc), qf, rows, engine.runtime.dtype)  # would stay allocated)
-            self.stream.synchronize()
-
-
-def _upload(shard, dtype, runtime, progress):
-    """One GPU's host shard to the device: 16-bit, quantized at load (--quant), or packed layers as they are."""
-    from .quant_upload import is_packed, upload_quant_weights
-    fmt, group, head = quant_settings(runtime)
-    if fmt is None and not is_packed(shard):
-        return upload_weights(shard, dtype, progress)
-    return upload_quant_weights(shard, dtype, fmt, group, head, progress)
-
-
-def _gemm_config(c, lc):
-    """One GPU's slices (hidden_dim) at the model's width (dim, heads, vocab): what sizes its Scratch and, as an
-    upper bound of its prefill GEMMs' shapes (wqkv counted whole), gemm_quant's buffers."""
-    return lc.with_(dim=c.dim, n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, vocab_size=c.vocab_size)
-
-
-def _scratch(c, lc, S, rows, dtype):
-    """Scratch with the residual stream (x, xn, ss), the prompt and the full logits at the model's width, and the
-    per-head buffers (q, att) and h at this GPU's width."""
-    import cupy as cp
-    s = Scratch(_gemm_config(c, lc), S, rows, dtype)
-    s.q, s.att = (cp.zeros((rows, lc.dim), dtype) for _ in range(2))
-    return s
 
 
 class TPEngine(CudaEngine):
@@ -232,7 +143,7 @@ class TPEngine(CudaEngine):
             need = memory.estimate(lc, S, mode=self.runtime.mode, weight_bytes=wb, n_sm=n_sm,
                                    staging=2 * STAGE_BYTES, prefill_rows=self.runtime.prefill_rows)["total"]
             need += memory.scratch_bytes(c, S, rows) + rows * c.dim * 4 + lc.vocab_size * 4
-            need += sum(gemm_quant.buffer_bytes(_gemm_config(c, lc), f, rows, self.runtime.dtype)
+            need += sum(gemm_quant.buffer_bytes(gemm_config(c, lc), f, rows, self.runtime.dtype)
                         for f in sorted(layer_formats(self.runtime, weights)))
             if self.allreduce != "nccl":
                 from .allreduce import buffer_bytes
