@@ -14,7 +14,6 @@ benchmarks/results/gemv_sweep_*_2026-11-23.json.
 from __future__ import annotations
 
 import math
-
 import os
 from dataclasses import dataclass
 
