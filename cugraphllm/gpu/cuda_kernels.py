@@ -106,12 +106,18 @@ def pdl_late(raw: str | None = None) -> bool:
     return v.strip().lower() == "late"
 
 
+def env_bit(name: str, raw: str | None = None) -> bool:
+    """An on-by-default 0 / 1 switch, environment variable `name` now (or `raw`): 1 / unset / blank True, 0 False,
+    a one-line ConfigError otherwise."""
+    v = (os.environ.get(name, "1") if raw is None else raw).strip() or "1"
+    if v not in ("0", "1"):
+        raise ConfigError(f"{name}={v!r}: expected 0 or 1")
+    return v == "1"
+
+
 def qg_ldcg(raw: str | None = None) -> bool:
     """CUGRAPHLLM_QG_LDCG now (or `raw`): 1 / unset True, 0 False, a one-line ConfigError otherwise."""
-    v = (os.environ.get(LDCG_ENV, "1") if raw is None else raw).strip() or "1"
-    if v not in ("0", "1"):
-        raise ConfigError(f"{LDCG_ENV}={v!r}: expected 0 or 1")
-    return v == "1"
+    return env_bit(LDCG_ENV, raw)
 
 
 def dtype_defines(dtype) -> dict:

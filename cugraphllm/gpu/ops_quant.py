@@ -8,16 +8,13 @@ producer feeds a 16-bit consumer and the other way round.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from ..errors import ConfigError
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemv_plan
 from . import ops as _ops
 from . import pdl
-from .cuda_kernels import device_id, get_function, qg_ldcg
+from .cuda_kernels import device_id, env_bit, get_function, qg_ldcg
 
 _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
 _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
@@ -29,10 +26,7 @@ def qg_cursor() -> bool:
     """CUGRAPHLLM_QG_CURSOR now: 1 / unset the int4 tiles load through per-lane cursors (kernels/gemv_quant_cursor.cuh;
     7B int4 decode 1.67-1.68 / 1.80-1.81 vs 1.77 / 1.89-1.90 ms/token at prompt 10 / 500, H200, eleventh session), 0
     the loop of before; a one-line ConfigError otherwise. Read at each launch: part of the cache key."""
-    v = os.environ.get(CURSOR_ENV, "1").strip() or "1"
-    if v not in ("0", "1"):
-        raise ConfigError(f"{CURSOR_ENV}={v!r}: expected 0 or 1")
-    return v == "1"
+    return env_bit(CURSOR_ENV)
 
 
 def is_quant(w) -> bool:
