@@ -68,12 +68,7 @@ __device__ __forceinline__ void cprod(float* c, const MFrag& f, const __half* xh
     for (int u = 0; u < QG_UNROLL; ++u) {
         if (u == 0 || u < left) {  // warp-uniform; u = 0: base < n_it
             const int it = base + u;
-            if (QG_KO & 2) {
-                const uint4 a = f.w0[u], b = f.w1[u];
-                c[0] += __uint_as_float((a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w) & 0x3fffffffu);
-            } else {
-                tile_mma(c, f.w0[u], f.w1[u], xh, it);
-            }
+            tile_prod(c, f, u, xh, it);
             iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
         }
     }

@@ -61,19 +61,27 @@ struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair h
     bool active;
 };
 
+// QG_KO & 2 (bench only): the weight words of a fragment's u-th vector / iteration (rows r0 and r1), and `more`,
+// XOR-folded into one float in [0, 2) instead of the products, so that the loads stay live (Frag here, MFrag in the
+// tiles)
+template <class F>
+__device__ __forceinline__ float ko_fold_words(const F& f, int u, unsigned more = 0u) {
+    const uint4 a = f.w0[u], b = f.w1[u];
+    return __uint_as_float((a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ more) & 0x3fffffffu);
+}
+
 #if QG_MMA
 #include "gemv_quant_mma.cuh"
 #endif
 
-// QG_KO & 2 (bench only): vector u's weight words (and int4's scales and zeros) folded into one float in [0, 2)
-// instead of the products, so that the loads stay live
+// the row-pair drivers' fold: int4's scales and zeros too
 __device__ __forceinline__ float ko_fold(const Frag& f, int u) {
-    const uint4 a = f.w0[u], b = f.w1[u];
-    unsigned x = a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w;
 #if QFMT == 3
-    x ^= *reinterpret_cast<const unsigned*>(&f.sz0[u]) ^ *reinterpret_cast<const unsigned*>(&f.sz1[u]);
+    return ko_fold_words(f, u, *reinterpret_cast<const unsigned*>(&f.sz0[u]) ^
+                                   *reinterpret_cast<const unsigned*>(&f.sz1[u]));
+#else
+    return ko_fold_words(f, u);
 #endif
-    return __uint_as_float(x & 0x3fffffffu);
 }
 
 // acc0 / acc1 += this lane's products of the QG_UNROLL vectors of one loop step (base..) held in f

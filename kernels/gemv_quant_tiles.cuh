@@ -16,12 +16,7 @@
 // in this loop's first versions, and picks 80 with 24 bytes of spills in qgemv_residual_ss in this one).
 #pragma once
 
-// QG_KO (bench only, scripts/int4_knockout.py; default 0): bits that knock a phase out of the tile GEMVs to time
-// what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation loads or staging), 2 the
-// products (each iteration's weights XOR-folded into the accumulator instead), 4 the epilogues.
-#ifndef QG_KO
-#define QG_KO 0
-#endif
+// QG_KO (bench only; gemv_quant.cuh): 1 the prologue after pdl_enter, 2 the products, 4 the epilogues knocked out.
 
 struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 / r1 (+ int4 scale and zero)
     uint4 w0[QG_UNROLL], w1[QG_UNROLL];
@@ -88,6 +83,15 @@ __device__ __forceinline__ void tile_end(const float* c, float toff, float& acc0
     (void)c; (void)toff;
 }
 
+// c += the products of iteration it held as f's u-th (tile_mma), or (QG_KO & 2) its weight words folded in instead
+__device__ __forceinline__ void tile_prod(float* c, const MFrag& f, int u, const __half* xh, int it) {
+    if (QG_KO & 2) {
+        c[0] += ko_fold_words(f, u);
+    } else {
+        tile_mma(c, f.w0[u], f.w1[u], xh, it);
+    }
+}
+
 #if QG_CURSOR && QFMT == 3
 #include "gemv_quant_cursor.cuh"
 #endif
@@ -111,12 +115,7 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
         for (int u = 0; u < QG_UNROLL; ++u) {
             const int it = base + u;
             if (it < n_it) {  // warp-uniform: every lane runs the mma
-                if (QG_KO & 2) {
-                    const uint4 a = f.w0[u], b = f.w1[u];
-                    c[0] += __uint_as_float((a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w) & 0x3fffffffu);
-                } else {
-                    tile_mma(c, f.w0[u], f.w1[u], xh, it);
-                }
+                tile_prod(c, f, u, xh, it);
 #if QFMT == 3
                 iter_fix(c, f.sz0[u], f.sz1[u], blk, it, acc0, acc1, toff);
 #else
