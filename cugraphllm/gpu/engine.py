@@ -134,9 +134,8 @@ class CudaEngine:
             self.s = Scratch(config, self.max_seq_len, rows, dtype)
             from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
             gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
-            from . import gemm_quant  # its buffers at full size now: grown bucket by bucket, each smaller one stays
-            for fmt in sorted(gemm_quant.layer_formats(self.w)):  # allocated (graphs may point at it)
-                gemm_quant.allocate(config, fmt, rows, self.runtime.dtype)
+            from . import gemm_quant
+            gemm_quant.allocate_layers(config, self.w, rows, self.runtime.dtype)
 
     def _upload(self, weights, dtype, progress):
         from .quant_upload import is_packed, upload_quant_weights

@@ -121,6 +121,13 @@ def allocate(config, fmt: str, max_tokens: int, dtype="float16") -> None:
         lt.probe(dtype)  # does cuBLASLt apply the fp8 scales itself here (gemm_quant_lt.py)? Asked before capture
 
 
+def allocate_layers(config, weights, max_tokens: int, dtype="float16") -> None:
+    """allocate() for each format of the (device) weights' quantized layer matrices, at full size before any capture:
+    grown bucket by bucket instead, each smaller buffer would stay allocated (graphs may point at it)."""
+    for fmt in sorted(layer_formats(weights)):
+        allocate(config, fmt, max_tokens, dtype)
+
+
 def _buf(name: str, nbytes: int):
     """A flat uint8 device buffer of at least nbytes; grows only outside capture (graphs keep old addresses)."""
     import cupy as cp

@@ -70,9 +70,8 @@ class Rank:
                 self.s = _scratch(c, lc, S, rows, dtype)
                 self.s.comm = self.comm = engine.make_comm(r, rows, c.dim, lc.vocab_size)
                 gemm.prepare(rows, max(lc.qkv_dim, 2 * lc.hidden_dim, c.dim), dtype)
-                from . import gemm_quant  # at full size before any capture, as the one-GPU engine allocates them
-                for qf in sorted(gemm_quant.layer_formats(self.w)):  # (grown bucket by bucket, each smaller one
-                    gemm_quant.allocate(gemm_config(c, lc), qf, rows, engine.runtime.dtype)  # would stay allocated)
+                from . import gemm_quant
+                gemm_quant.allocate_layers(gemm_config(c, lc), self.w, rows, engine.runtime.dtype)
             self.stream.synchronize()
 
 
