@@ -88,7 +88,7 @@ def main() -> None:
         del ws
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "rows": rows}, f, indent=1)
+            json.dump({**bk.environment(), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage: python3 -m scripts.quant_knockout [--formats fp8,int8,int4] [--matrices w
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -213,19 +212,15 @@ def table(rows: list[dict], kos) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from scripts.bench_kernels import gpu_missing
+    from scripts.bench_kernels import environment, gpu_missing
     if gpu_missing("quant_knockout"):
         return 2
-    import cupy as cp
     if args.jobs > 1:
         precompile(args)
     rows = profile(args)
     print("\n" + table(rows, args.kos), file=sys.stderr)
     if args.out:
-        props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
-        doc = {"device": props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "dtype": args.dtype, "group_size": args.group_size, "kos": list(args.kos),
+        doc = {**environment(), "dtype": args.dtype, "group_size": args.group_size, "kos": list(args.kos),
                "method": "graph of bench_kernels.CALLS calls over weight copies > 4x L2, median of REPS; QG_KO bits: "
                          "1 prologue, 2 products, 4 epilogue knocked out (results wrong); saved_us = us(ko 0) - us",
                "rows": rows}
