@@ -2,9 +2,10 @@
 
 Each GPU (a `Rank`, gpu/tp_rank.py) holds its slices of the weights (read from the checkpoint slice by slice:
 tp_shard's lazy shards through the Stager), its KV cache of its KV heads, its Scratch (the residual stream x is
-replicated: every GPU holds all of it), its Numba attention and a gpu/tp.py Comm. The step is gpu/model.py `forward` unchanged, run
-by one thread per GPU (gpu/tp.py Workers); a residual update all-reduces its partial product, the LM head
-all-gathers the logits, and every GPU runs the same sampler on the same logits, so all feed back the same token.
+replicated: every GPU holds all of it), its Numba attention and a gpu/tp.py Comm. The step is gpu/model.py
+`forward` unchanged, run by one thread per GPU (gpu/tp.py Workers); a residual update all-reduces its partial
+product, the LM head all-gathers the logits, and every GPU runs the same sampler on the same logits, so all feed
+back the same token.
 Graph modes capture each GPU's step into its own graph (NCCL kernels inside) and launch all of them per step.
 
 Everything else (pipelined decode, buckets, modes, the Engine protocol) is CudaEngine's; rank 0's stream, scratch
