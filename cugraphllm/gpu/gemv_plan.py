@@ -159,9 +159,9 @@ class QuantPlan:
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
         return warps, self.unroll, min(ms, warps)
 
-    def pairs_per_block(self, warps: int, ks: int, n_pairs: int, mma: bool | None = None) -> int:
-        """mma: whether this launch takes the tiles (None: by its row pairs alone, as use_mma(n_pairs))."""
-        return 8 * warps // ks if (self.use_mma(n_pairs) if mma is None else mma) else warps // ks
+    def pairs_per_block(self, warps: int, ks: int, mma: bool) -> int:
+        """Row pairs a block of this launch serves; mma: it takes the tiles (use_mma of its kernel, K, row pairs)."""
+        return 8 * warps // ks if mma else warps // ks
 
     def smem_bytes(self, K: int, n_pairs: int | None = None, group: int | None = None, mma: bool | None = None) -> int:
         """Dynamic shared memory: xs f32 [round_up(K, 32)] plus csum f32 [K / 32] (int4); hacc: xh half

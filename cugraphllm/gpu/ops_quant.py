@@ -125,7 +125,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
-    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, n_pairs, mma)), resident), 32 * warps
+    return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, mma)), resident), 32 * warps
 
 
 def _resident(fn, threads: int, smem: int) -> int:
