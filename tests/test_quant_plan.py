@@ -164,3 +164,49 @@ def test_waves_rule_picks_the_measured_best_configs():
     assert base.mma_waves == 0 and base.mma_config(7680) == (8, 2, 4)  # off by default: the fixed rule
     forced = dataclasses.replace(plan, ksplit=2, warps=8)
     assert forced.mma_config(7680) == (8, 2, 2)  # a forced ksplit (sweeps, tests) bypasses the rule
+
+
+def test_bulk_ring_takes_what_fits():
+    """QuantPlan.bulk: the shapes the stage ring takes (kernels/gemv_quant_bulk.cuh qb_ok) and its launch: the
+    staging rounded to 128 bytes, then min(16, the stages of the busiest block, what the budget holds) stages."""
+    plan = dataclasses.replace(gemv_plan.plan_for("int4"), bulk=1)
+    assert not gemv_plan.plan_for("int4").bulk_ok(4096, 128)          # off unless asked
+    assert plan.bulk_ok(4096, 128) and plan.bulk_ok(11008, 128)
+    assert not plan.bulk_ok(4096, 64) and not plan.bulk_ok(4096, None)  # groups other than one iteration
+    assert not plan.bulk_ok(1152, 128) and not plan.bulk_ok(4160, 128)  # 9 iterations (odd); K % 128
+    fp8 = dataclasses.replace(gemv_plan.plan_for("fp8"), bulk=1)
+    assert fp8.bulk_ok(4096, 4096) and not fp8.bulk_ok(4160, 4160)     # 65 iterations of 64 columns
+    budget = 232448 - 3000
+    stage = 32 * (64 * 8 + 64) + 4 * 32 * 8                            # 2 tiles of 16 rows, 8 iterations
+    # 7B w2: 128 virtual blocks (one a block), 11 stages each, 10 fit past the staging of 22016 + 688 bytes
+    assert plan.bulk_launch(11008, 2048, 16, 8, budget, 132) == (22784 + 10 * stage, 128)
+    # LM head: 1000 virtual blocks, 8 a block at most (32 stages), 11 fit
+    assert plan.bulk_launch(4096, 16000, 16, 8, budget, 132) == (8448 + 11 * stage, 132)
+    # 7B wo: 128 virtual blocks of 4 stages: the ring holds just those
+    assert plan.bulk_launch(4096, 2048, 16, 8, budget, 132) == (8448 + 4 * stage, 128)
+    assert dataclasses.replace(plan, bulk_smem=8448 + 2 * stage + 5).bulk_launch(
+        4096, 2048, 16, 8, budget, 132) == (8448 + 2 * stage, 128)
+    with pytest.raises(ValueError, match="no room"):
+        dataclasses.replace(plan, bulk_smem=8448 + stage - 1).bulk_launch(4096, 2048, 16, 8, budget, 132)
+    # fp8, 8-warp blocks of 1 tile (16 rows, no scales): 256 virtual blocks of 8 stages, 2 a block; 16 at most
+    assert fp8.bulk_launch(4096, 2048, 8, 8, budget, 132) == (8192 + 512 + 16 * 16 * (64 * 8 + 64), 132)
+
+
+def test_bulk_kernels_compile(tmp_path):
+    """The bulk tiles of each format and block shape the tests and sweeps use compile for sm_90."""
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    jobs = [(f, w, ms, bci) for f in (3, 1, 2) for w, ms, bci in ((16, 8, 8), (8, 2, 16))]
+
+    def build(job):
+        f, w, ms, bci = job
+        cmd = [NVCC, "-arch=sm_90", "-std=c++17", "-cubin", f"-I{kernel_dir()}", f"-DQFMT={f}", "-DQG_MMA=1",
+               "-DQG_BULK=1", f"-DQG_WARPS={w}", f"-DQG_MSPLIT={ms}", f"-DQG_BCI={bci}", "-DQG_UNROLL=1",
+               "-o", str(tmp_path / f"b{f}{w}{ms}{bci}.cubin"), str(kernel_dir() / "gemv_quant.cu")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return " ".join(cmd), r.returncode, r.stderr
+    with ThreadPoolExecutor(2) as ex:
+        bad = [f"{c}\n{e}" for c, rc, e in ex.map(build, jobs) if rc]
+    assert not bad, "\n".join(bad)

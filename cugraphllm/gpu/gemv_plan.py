@@ -106,6 +106,12 @@ class QuantPlan:
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
+    bulk: int = 0              # 1: tiles whose weights stream into shared memory by bulk copies, on every shape
+    #                            bulk_ok takes (kernels/gemv_quant_bulk.cuh); launch: bulk_shapes, else bulk_cfg
+    bulk_cfg: tuple = (16, 1, 8)   # (warps, unroll, warps a tile) of a bulk launch (unroll unused by the ring)
+    bulk_shapes: tuple = ()    # ((kernel, K, n_pairs), (warps, unroll, warps a tile)) overrides of bulk_cfg
+    bulk_bci: int = 8          # tile iterations a stage (64 bytes of each row an iteration; even)
+    bulk_smem: int = 0         # > 0: at most this much dynamic shared memory (tests: a short ring)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -158,6 +164,36 @@ class QuantPlan:
         ms = self.ksplit or (2 if tiles >= 1024 else (4 if tiles >= 512 else 8))
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
         return warps, self.unroll, min(ms, warps)
+
+    def bulk_ok(self, K: int, group: int | None) -> bool:
+        """The bulk ring takes this weight (qb_ok in kernels/gemv_quant_bulk.cuh): K a multiple of the columns of a
+        tile iteration (int4 128, 8-bit 64), an even number of them, int4 groups of one iteration."""
+        cols = 128 if self.fmt == "int4" else 64
+        return (bool(self.bulk) and K % cols == 0 and (K // cols) % 2 == 0
+                and (self.fmt != "int4" or group == cols))
+
+    def bulk_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
+        """(warps, unroll, warps a tile) of a bulk launch: bulk_shapes, else bulk_cfg."""
+        return dict(self.bulk_shapes).get((kernel, K, n_pairs)) or tuple(self.bulk_cfg)
+
+    def bulk_launch(self, K: int, n_pairs: int, warps: int, ms: int, budget: int, sms: int) -> tuple[int, int]:
+        """(dynamic shared memory bytes, blocks) of a bulk launch: the staging (xh half [K] + blk float2 [K / cols],
+        rounded up to 128 bytes), then as many stages as the budget allows (at most 16 and at most the stages of the
+        block with the most virtual blocks), one block an SM. A stage: 16 rows a tile of (64 bci + 64) bytes, int4
+        4 bci bytes a row more (scales and zeros). ValueError where not one stage fits."""
+        cols = 128 if self.fmt == "int4" else 64
+        n_it, rows = K // cols, 16 * (warps // ms)
+        off = (2 * K + 8 * n_it + 127) // 128 * 128
+        stage = rows * (64 * self.bulk_bci + 64) + (4 * rows * self.bulk_bci if self.fmt == "int4" else 0)
+        nvb = -(-n_pairs // (8 * warps // ms))
+        blocks = min(nvb, sms)
+        nq = -(-nvb // blocks) * -(-n_it // self.bulk_bci)
+        if self.bulk_smem:
+            budget = min(budget, self.bulk_smem)
+        nst = min(16, nq, (budget - off) // stage)
+        if nst < 1:
+            raise ValueError(f"bulk GEMV: K {K} leaves no room for a {stage}-byte stage in {budget} bytes")
+        return off + nst * stage, blocks
 
     def pairs_per_block(self, warps: int, ks: int, mma: bool) -> int:
         """Row pairs a block of this launch serves; mma: it takes the tiles (use_mma of its kernel, K, row pairs)."""
