@@ -2,29 +2,28 @@
 // the bulk-copy engine (cp.async.bulk, sm_90) instead of register loads. The register loop keeps 2 x 16 bytes of
 // each row in flight a lane, so a block holds a few KB in flight and every round waits out the DRAM latency; the
 // products and the prologue then stall the stream (int4 7B: wo / w2 at 2x their loads-only time, wqkv / w13 at
-// 1.4-1.7x; benchmarks/results/eleventh_2026-11-30/s19b/qko). Here one lane a row issues copies of whole stages
-// (QG_BCI tile iterations of 64 bytes of each row of a virtual block, int4 scales and zeros with them), a ring of
-// up to QB_MAXST stages fills before pdl_enter (weights: no earlier kernel writes them), and the warps compute
-// from shared memory while the next stages land. Products, staging and epilogues are the tile driver's
-// (gemv_quant_mma.cuh, gemv_quant_tiles.cuh); only the order of the iterations within a tile differs.
+// 1.4-1.7x; benchmarks/results/eleventh_2026-11-30/s19b/qko). Here a stage is a whole virtual block (the rows of
+// its QM_TILES tiles over all of K): one or two bulk copies of whole rows (a copy of a few hundred bytes costs
+// ~60-80 ns of issue on the SM whatever its size: stages of row slices ran at ~1 TB/s, twelfth session s20a) plus
+// int4's scales and zeros by 4-byte cp.async over the issuing warp. A ring of up to QB_MAXST stages fills before
+// pdl_enter (weights: no earlier kernel writes them) and refills as the block's virtual blocks are done. Products,
+// staging and epilogues are the tile driver's (gemv_quant_mma.cuh, gemv_quant_tiles.cuh); only the order of the
+// iterations within a tile differs.
 //
-// Stage layout (bytes; QB_ROWS = 16 rows a tile, A rows g (r0) and 8 + g (r1) of pair g): weights [QB_ROWS][QB_RS],
-// QB_RS = 64 QG_BCI + 64 so that rows g and g + 1 (one 8-lane phase of a 16-byte read) fall on other banks; int4
-// then scales and zeros f16 [QB_ROWS][QG_BCI] each. The ring holds as many stages as the dynamic shared memory
-// past the staging allows (the launcher sizes it), at most QB_MAXST. Needs (qb_ok) int4 groups of one iteration
-// (128) and an even iteration count (4-byte copies of the scales), K a multiple of QM_COLS.
+// Rows: a virtual block's pairs p0 .. p0 + QM_PAIRS - 1 either interleave (rows(p) = 2p, 2p + 1: residual, logits,
+// qkv; one run of rows, stage row 2 pv + which) or lie in two runs (w13: rows j and F + j; stage row which x
+// QM_PAIRS + pv), pv = tile x 8 + g the pair within the block. Stage layout (bytes): weights [QB_ROWS][64 n_it],
+// int4 then scales and zeros f16 [QB_ROWS][n_it] each; rounded up to 128. Needs (qb_ok) int4 groups of one
+// iteration (128) and an even iteration count (the 4-byte scale copies), K a multiple of QM_COLS.
 #pragma once
 
-#ifndef QG_BCI
-#define QG_BCI 8          // tile iterations a stage (even)
-#endif
 #define QB_MAXST 16       // stages a ring may hold (its mbarriers)
 #define QB_ROWS (16 * QM_TILES)
-#define QB_RS (64 * QG_BCI + 64)
-#define QB_WBYTES (QB_ROWS * QB_RS)
-#define QB_STAGE (QB_WBYTES + (QFMT == 3 ? 4 * QB_ROWS * QG_BCI : 0))
-#define QB_RPL ((QB_ROWS + 31) / 32)   // rows a lane of the issuing warp copies
-static_assert(QG_BCI % 2 == 0 && QB_STAGE % 16 == 0, "bulk stages: even iterations, 16-byte aligned");
+
+// bytes of one stage (gemv_plan.QuantPlan.bulk_stage)
+__device__ __forceinline__ int qb_stage_bytes(int n_it) {
+    return (QB_ROWS * 64 * n_it + (QFMT == 3 ? 4 * QB_ROWS * n_it : 0) + 127) & ~127;
+}
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
@@ -63,77 +62,81 @@ __device__ __forceinline__ bool qb_ok(const QArgs& w) {
     return qm_ok(w) && (w.K / QM_COLS) % 2 == 0 && (QFMT != 3 || w.gs == QM_COLS);
 }
 
-// Warp 0: stage q of this block (its virtual block j = q / nch, chunk c = q % nch) into ring slot st (bar): lane l
-// copies rows l, l + 32 (their 64 ni bytes at iteration c QG_BCI), lane 0 first arrives expecting their sum. int4:
-// each lane then copies its rows' scales / zeros 4 bytes at a time and arrives when they land (33 arrivals).
+struct QBRows {   // how a virtual block's pairs map to stage rows: stage row of (pair pv, which) = pv * ps + which * ws
+    int ps, ws;
+};
+
 template <class Rows>
-__device__ __forceinline__ void bulk_stage(const QArgs& w, Rows rows, char* st, unsigned bar, int q, int nch,
-                                           int n_it) {
-    const int lane = threadIdx.x & 31, c = q % nch, it0 = c * QG_BCI, ni = min(QG_BCI, n_it - it0);
-    const int vb = (int)blockIdx.x + (q / nch) * (int)gridDim.x;
-    size_t row[QB_RPL];
-    bool act[QB_RPL];
-    int nact = 0;
-#pragma unroll
-    for (int k = 0; k < QB_RPL; ++k) {
-        const int ar = lane + 32 * k;   // tile ar / 16, A row ar % 16
-        const PairRows p = rows(vb * QM_PAIRS + (ar >> 4) * 8 + (ar & 7));
-        act[k] = ar < QB_ROWS && p.active;
-        row[k] = (ar & 8) ? p.r1 : p.r0;
-        nact += act[k];
-    }
-    nact = __reduce_add_sync(0xffffffffu, nact);
-    if (lane == 0) mbar_expect(bar, (unsigned)(nact * 64 * ni));
-    __syncwarp();
-    const unsigned sbase = smem_addr(st);
-#pragma unroll
-    for (int k = 0; k < QB_RPL; ++k) {
-        const int ar = lane + 32 * k;
-        if (act[k])
-            bulk_copy(sbase + ar * QB_RS, w.q + row[k] * (size_t)(64 * n_it) + 64 * it0, 64 * ni, bar);
-    }
+__device__ __forceinline__ QBRows qb_rows(Rows rows) {
+    const PairRows p = rows(0);
+    return p.r1 == p.r0 + 1 ? QBRows{2, 1} : QBRows{1, QM_PAIRS};
+}
+
+// rows [r, r + n) of the weights (and int4 scales / zeros) to stage row `at`: one bulk copy of the weights by lane 0
+// (its bytes were expected on bar), the scales / zeros by the warp's lanes 4 bytes at a time
+__device__ __forceinline__ void qb_run(const QArgs& w, unsigned st, unsigned bar, size_t r, int n, int at, int n_it) {
+    const int lane = threadIdx.x & 31;
+    if (lane == 0) bulk_copy(st + at * 64 * n_it, w.q + r * (size_t)(64 * n_it), n * 64 * n_it, bar);
 #if QFMT == 3
-    const __half* s = reinterpret_cast<const __half*>(w.scales);
-#pragma unroll
-    for (int k = 0; k < QB_RPL; ++k) {
-        const int ar = lane + 32 * k;
-        if (!act[k]) continue;
-        const size_t g0 = row[k] * (size_t)n_it + it0;   // one group an iteration
-        const unsigned ds = sbase + QB_WBYTES + 2 * ar * QG_BCI, dz = ds + 2 * QB_ROWS * QG_BCI;
-        for (int e = 0; e < ni; e += 2) {
-            copy4(ds + 2 * e, s + g0 + e);
-            copy4(dz + 2 * e, w.zeros + g0 + e);
-        }
+    const unsigned* s = reinterpret_cast<const unsigned*>(reinterpret_cast<const __half*>(w.scales) + r * n_it);
+    const unsigned* z = reinterpret_cast<const unsigned*>(w.zeros + r * n_it);
+    const unsigned ds = st + QB_ROWS * 64 * n_it + 2 * at * n_it, dz = ds + 2 * QB_ROWS * n_it;
+    for (int e = lane; e < n * n_it / 2; e += 32) {
+        copy4(ds + 4 * e, s + e);
+        copy4(dz + 4 * e, z + e);
     }
+#else
+    (void)bar;
+#endif
+}
+
+// Warp 0: virtual block j of this block (vb = blockIdx.x + j gridDim.x) into the stage at st, completing bar: lane
+// 0 arrives expecting the weight bytes, then the runs' copies; int4: every lane arrives once its scale copies land
+// (33 arrivals).
+template <class Rows>
+__device__ __forceinline__ void bulk_stage(const QArgs& w, Rows rows, QBRows m, unsigned st, unsigned bar, int j,
+                                           int n_pairs, int n_it) {
+    const int p0 = ((int)blockIdx.x + j * (int)gridDim.x) * QM_PAIRS, pl = min(n_pairs, p0 + QM_PAIRS) - 1;
+    const PairRows a = rows(p0), b = rows(pl);
+    const int n0 = m.ps == 2 ? (int)(b.r1 - a.r0) + 1 : (int)(b.r0 - a.r0) + 1;   // rows of the (first) run
+    const int n1 = m.ps == 2 ? 0 : (int)(b.r1 - a.r1) + 1;
+    if ((threadIdx.x & 31) == 0) mbar_expect(bar, (unsigned)((n0 + n1) * 64 * n_it));
+    __syncwarp();
+    qb_run(w, st, bar, a.r0, n0, 0, n_it);
+    if (n1) qb_run(w, st, bar, a.r1, n1, QM_PAIRS, n_it);
+#if QFMT == 3
     cp_arrive(bar);
 #endif
 }
 
-// This lane's products of stage st (chunk c of its virtual block): the iterations c QG_BCI + il, il = ms, ms +
-// QG_MSPLIT, .. of pair g's rows of tile `tile`, into c4 / acc0 / acc1 / toff as tile_sync.
-__device__ __forceinline__ void bulk_products(const char* st, const __half* xh, const float2* blk, int tile, int ms,
-                                              int it0, int ni, float* c4, float& acc0, float& acc1, float& toff) {
-    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    const char* r0 = st + (tile * 16 + g) * QB_RS + 16 * t;
+// This lane's products of the stage at st for pair pv = tile x 8 + g: iterations it = ms, ms + QG_MSPLIT, .. into
+// c4 / acc0 / acc1 / toff as tile_sync
+__device__ __forceinline__ void bulk_products(const char* st, QBRows m, const __half* xh, const float2* blk,
+                                              int tile, int ms, int n_it, float* c4, float& acc0, float& acc1,
+                                              float& toff) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, pv = tile * 8 + g;
+    const int a0 = pv * m.ps, a1 = a0 + m.ws;   // stage rows of r0 / r1
+    const char* w0p = st + (size_t)a0 * 64 * n_it + 16 * t;
+    const char* w1p = st + (size_t)a1 * 64 * n_it + 16 * t;
 #if QFMT == 3
-    const __half* s0 = reinterpret_cast<const __half*>(st + QB_WBYTES) + (tile * 16 + g) * QG_BCI;
-    const __half* z0 = s0 + QB_ROWS * QG_BCI;
+    const __half* sc = reinterpret_cast<const __half*>(st + QB_ROWS * 64 * n_it);
+    const __half *s0 = sc + a0 * n_it, *s1 = sc + a1 * n_it, *z0 = s0 + QB_ROWS * n_it, *z1 = s1 + QB_ROWS * n_it;
 #endif
-    for (int il = ms; il < ni; il += QG_MSPLIT) {
-        const uint4 w0 = *reinterpret_cast<const uint4*>(r0 + 64 * il);
-        const uint4 w1 = *reinterpret_cast<const uint4*>(r0 + 8 * QB_RS + 64 * il);
-        tile_mma(c4, w0, w1, xh, it0 + il);
+#pragma unroll 2
+    for (int it = ms; it < n_it; it += QG_MSPLIT) {
+        const uint4 w0 = *reinterpret_cast<const uint4*>(w0p + 64 * it);
+        const uint4 w1 = *reinterpret_cast<const uint4*>(w1p + 64 * it);
+        tile_mma(c4, w0, w1, xh, it);
 #if QFMT == 3
-        iter_fix(c4, __halves2half2(s0[il], z0[il]), __halves2half2(s0[8 * QG_BCI + il], z0[8 * QG_BCI + il]),
-                 blk, it0 + il, acc0, acc1, toff);
+        iter_fix(c4, __halves2half2(s0[it], z0[it]), __halves2half2(s1[it], z1[it]), blk, it, acc0, acc1, toff);
 #else
-        iter_fix(c4, __half2(), __half2(), blk, it0 + il, acc0, acc1, toff);
+        iter_fix(c4, __half2(), __half2(), blk, it, acc0, acc1, toff);
 #endif
     }
 }
 
-// Whole block; qgemv_pairs_mma's contract. stages: the dynamic shared memory past the staging (16-byte aligned),
-// room for nst stages.
+// Whole block; qgemv_pairs_mma's contract. stages: the dynamic shared memory past the staging (128-byte aligned),
+// room for nst stages of qb_stage_bytes.
 template <class Rows, class Epi>
 __device__ __forceinline__ void qgemv_pairs_bulk(const QArgs& w, const T* a, const NormIn& nm, int n_pairs,
                                                  __half* xh, float2* blk, char* stages, int nst, Rows rows, Epi epi) {
@@ -142,36 +145,33 @@ __device__ __forceinline__ void qgemv_pairs_bulk(const QArgs& w, const T* a, con
     __shared__ float2 mred[QG_MSPLIT > 1 ? QG_WARPS * 8 : 1];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
     const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
-    const int n_it = w.K / QM_COLS, nch = (n_it + QG_BCI - 1) / QG_BCI, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
+    const int n_it = w.K / QM_COLS, sb = qb_stage_bytes(n_it), nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
     const int mine = (int)blockIdx.x < nvb ? (nvb - 1 - (int)blockIdx.x) / (int)gridDim.x + 1 : 0;
-    const int nq = mine * nch;   // stages this block streams
-    nst = min(min(nst, QB_MAXST), nq);
+    const QBRows m = qb_rows(rows);
+    const unsigned s0 = smem_addr(stages);
+    nst = min(min(nst, QB_MAXST), mine);
     if (warp == 0) {  // before any staging: the ring fills while the previous kernel ends
         if (lane == 0) {
             for (int s = 0; s < nst; ++s) mbar_init(smem_addr(bars + s), QFMT == 3 ? 33u : 1u);
             asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         }
         __syncwarp();
-        for (int q = 0; q < nst; ++q) bulk_stage(w, rows, stages + q * QB_STAGE, smem_addr(bars + q), q, nch, n_it);
+        for (int j = 0; j < nst; ++j) bulk_stage(w, rows, m, s0 + j * sb, smem_addr(bars + j), j, n_pairs, n_it);
     }
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
     xpro_load(xp, a, w, nm, true);
     const float2 kn = stage_mma(xh, blk, xp, a, w, nm);  // its barrier also publishes the mbarriers' init
-    for (int j = 0, q = 0; j < mine; ++j) {
-        const int vb = (int)blockIdx.x + j * (int)gridDim.x;
+    for (int j = 0; j < mine; ++j) {
+        const int vb = (int)blockIdx.x + j * (int)gridDim.x, s = j % nst;
         float toff = 0.0f, acc0 = 0.0f, acc1 = 0.0f, c4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int c = 0; c < nch; ++c, ++q) {
-            const int s = q % nst, it0 = c * QG_BCI;
-            mbar_wait(smem_addr(bars + s), (unsigned)((q / nst) & 1));
-            bulk_products(stages + s * QB_STAGE, xh, blk, tile, ms, it0, min(QG_BCI, n_it - it0), c4, acc0, acc1,
-                          toff);
-            __syncthreads();  // every warp is done with slot s
-            if (warp == 0 && q + nst < nq) {
-                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // generic reads before async writes
-                bulk_stage(w, rows, stages + s * QB_STAGE, smem_addr(bars + s), q + nst, nch, n_it);
-            }
+        mbar_wait(smem_addr(bars + s), (unsigned)((j / nst) & 1));
+        bulk_products(stages + s * sb, m, xh, blk, tile, ms, n_it, c4, acc0, acc1, toff);
+        __syncthreads();  // every warp is done with stage s
+        if (warp == 0 && j + nst < mine) {
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // generic reads before async writes
+            bulk_stage(w, rows, m, s0 + s * sb, smem_addr(bars + s), j + nst, n_pairs, n_it);
         }
         tile_end(c4, toff, acc0, acc1);
         tile_out(acc0, acc1, rows(vb * QM_PAIRS + tile * 8 + g), w, vb, kn.x, kn.y, pres, mred, xh, rows, epi);

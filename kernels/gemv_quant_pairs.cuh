@@ -169,7 +169,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
         unsigned dyn;
         asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
         qgemv_pairs_bulk(w, a, nm, n_pairs, reinterpret_cast<__half*>(xs), reinterpret_cast<float2*>(xs) + (w.K >> 2),
-                         reinterpret_cast<char*>(xs) + off, ((int)dyn - off) / QB_STAGE, rows, epi);
+                         reinterpret_cast<char*>(xs) + off, ((int)dyn - off) / qb_stage_bytes(w.K / QM_COLS), rows, epi);
         return;
     }
 #endif

@@ -123,11 +123,9 @@ SWEEPS = {
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
     # the int4 tiles (cursor loop, eleventh session) on the matrices below mma_min_pairs: K split over 4-8 warps
     # (at most 8 a tile: kernels/gemv_quant_mma.cuh)
-    # the bulk-copy tiles (kernels/gemv_quant_bulk.cuh; twelfth session): (warps, unroll, warps a tile), stage
-    # iterations
-    "bulk": [dict(mma=1, bulk=1, bulk_cfg=c, bulk_bci=b)
-             for c, b in (((16, 1, 8), 8), ((8, 1, 8), 8), ((16, 1, 4), 8), ((8, 1, 4), 8), ((16, 1, 2), 8),
-                          ((8, 1, 2), 8), ((16, 1, 8), 4), ((16, 1, 8), 16), ((8, 1, 8), 16), ((16, 1, 4), 16))],
+    # the bulk-copy tiles (kernels/gemv_quant_bulk.cuh; twelfth session): (warps, unroll, warps a tile)
+    "bulk": [dict(mma=1, bulk=1, bulk_cfg=c) for c in ((16, 1, 8), (8, 1, 8), (16, 1, 4), (8, 1, 4), (16, 1, 2),
+                                                       (8, 1, 2), (4, 1, 4), (4, 1, 2))],
     "small": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
               for w, u, k in ((4, 2, 4), (8, 2, 4), (8, 2, 8), (8, 1, 8), (16, 2, 8))],
 }

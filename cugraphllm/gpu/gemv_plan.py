@@ -110,7 +110,6 @@ class QuantPlan:
     #                            bulk_ok takes (kernels/gemv_quant_bulk.cuh); launch: bulk_shapes, else bulk_cfg
     bulk_cfg: tuple = (16, 1, 8)   # (warps, unroll, warps a tile) of a bulk launch (unroll unused by the ring)
     bulk_shapes: tuple = ()    # ((kernel, K, n_pairs), (warps, unroll, warps a tile)) overrides of bulk_cfg
-    bulk_bci: int = 8          # tile iterations a stage (64 bytes of each row an iteration; even)
     bulk_smem: int = 0         # > 0: at most this much dynamic shared memory (tests: a short ring)
 
     def grid(self, n_blocks: int, resident: int) -> int:
@@ -176,21 +175,30 @@ class QuantPlan:
         """(warps, unroll, warps a tile) of a bulk launch: bulk_shapes, else bulk_cfg."""
         return dict(self.bulk_shapes).get((kernel, K, n_pairs)) or tuple(self.bulk_cfg)
 
+    def bulk_stage(self, K: int, warps: int, ms: int) -> int:
+        """Bytes of one stage of the bulk ring: a virtual block's 16 (warps / ms) rows over all of K (64 bytes a row
+        an iteration of the tiles), int4 with 4 bytes a row an iteration more (scale and zero), 128-aligned."""
+        n_it, rows = K // (128 if self.fmt == "int4" else 64), 16 * (warps // ms)
+        return (rows * 64 * n_it + (4 * rows * n_it if self.fmt == "int4" else 0) + 127) // 128 * 128
+
+    def bulk_staging(self, K: int) -> int:
+        """Bytes before the ring: xh half [K] + blk float2 [K / cols], rounded up to 128."""
+        return (2 * K + 8 * (K // (128 if self.fmt == "int4" else 64)) + 127) // 128 * 128
+
+    def bulk_fits(self, K: int, warps: int, ms: int, budget: int) -> bool:
+        """One stage fits past the staging (70B's w2 does not: 16 rows of 14 KB)."""
+        return self.bulk_staging(K) + self.bulk_stage(K, warps, ms) <= budget
+
     def bulk_launch(self, K: int, n_pairs: int, warps: int, ms: int, budget: int, sms: int) -> tuple[int, int]:
         """(dynamic shared memory bytes, blocks) of a bulk launch: the staging (xh half [K] + blk float2 [K / cols],
-        rounded up to 128 bytes), then as many stages as the budget allows (at most 16 and at most the stages of the
-        block with the most virtual blocks), one block an SM. A stage: 16 rows a tile of (64 bci + 64) bytes, int4
-        4 bci bytes a row more (scales and zeros). ValueError where not one stage fits."""
-        cols = 128 if self.fmt == "int4" else 64
-        n_it, rows = K // cols, 16 * (warps // ms)
-        off = (2 * K + 8 * n_it + 127) // 128 * 128
-        stage = rows * (64 * self.bulk_bci + 64) + (4 * rows * self.bulk_bci if self.fmt == "int4" else 0)
+        rounded up to 128 bytes), then as many stages as the budget allows, at most 16 and at most the virtual
+        blocks of the busiest block; one block an SM. ValueError where not one stage fits."""
+        off, stage = self.bulk_staging(K), self.bulk_stage(K, warps, ms)
         nvb = -(-n_pairs // (8 * warps // ms))
         blocks = min(nvb, sms)
-        nq = -(-nvb // blocks) * -(-n_it // self.bulk_bci)
         if self.bulk_smem:
             budget = min(budget, self.bulk_smem)
-        nst = min(16, nq, (budget - off) // stage)
+        nst = min(16, -(-nvb // blocks), (budget - off) // stage)
         if nst < 1:
             raise ValueError(f"bulk GEMV: K {K} leaves no room for a {stage}-byte stage in {budget} bytes")
         return off + nst * stage, blocks

@@ -109,12 +109,14 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     group: int4's columns per group (None: not known, the staging sized for any)."""
     plan = gemv_plan.plan_for(fmt)
     bulk = plan.bulk_ok(K, group)
+    if bulk:  # where one stage does not fit, the register tiles (4 KB: more than any module's static smem)
+        w, _, m = plan.bulk_config(kernel, K, n_pairs)
+        bulk = plan.bulk_fits(K, w, m, _device_attrs()[1] - 4096)
     warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk, bulk)
     mma = bulk or plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma and fmt == "int4"  # QG_CURSOR only where it acts: other compiles keep their keys
-    bci = plan.bulk_bci if bulk else 0
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor, bci)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor, bulk)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -124,7 +126,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
         if cursor:
             defines["QG_CURSOR"] = 1
         if bulk:
-            defines.update(QG_BULK=1, QG_BCI=bci)
+            defines["QG_BULK"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     if bulk:
         smem, blocks = plan.bulk_launch(K, n_pairs, warps, ks, _smem_budget(fn), _sms())

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Twelfth session (2026-11-30), nvidia-h200, < 9 minutes: the bulk-copy tiles with whole-row stages (s20a's
+# row-slice stages ran at ~1 TB/s: one copy a row a stage). 1) tests/test_quant_bulk_gpu.py; 2) bench_quant
+# --sweep bulk on the 7B int4 and fp8 GEMVs (default plan first: the A/B of the same call); 3) 7B int4 decode at
+# prompt 10 / 500 with bulk 1 / 0, one process each.
+source scripts/device_lib.sh s20b
+T0=$(date +%s)
+snap() { tar -czf "$OUT/s20b.tgz" -C /tmp s20b; echo "[at $(( $(date +%s) - T0 )) s]"; }
+fits() { [ $(( $(date +%s) - T0 + $1 )) -le 500 ] || { echo "=== skipped ($2): would pass 500 s"; false; }; }
+E2E="bench --backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
+ab() {  # preset fmt lens bulk secs
+  fits $5 "e2e $1 $2 bulk $4" || return
+  local stem=e2e_${1}_$2_b$4_$(( $(date +%s) - T0 ))
+  timeout $5 python3 - > $L/$stem.log 2>&1 <<PY
+import dataclasses, sys
+from cugraphllm.gpu import gemv_plan as g
+from cugraphllm.cli import main
+g.QUANT_PLANS["$2"] = dataclasses.replace(g.QUANT_PLANS["$2"], mma=1, bulk=$4)
+sys.exit(main("$E2E --preset $1 --quant $2 --lengths $3 --stem $stem".split()))
+PY
+  echo "=== $1 $2 bulk $4 rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| 64' $L/$stem.log | cut -d'|' -f3,7 | tr '\n' ' ')"
+  grep -iE "error|Traceback" $L/$stem.log | head -3
+}
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
+t bulk_tests 170 -n 8 -x --tb=short tests/test_quant_bulk_gpu.py; snap
+for f in int4 fp8; do
+  timeout 120 python3 -m scripts.bench_quant --formats $f --sweep bulk --no-table --out $L/bench/sweep_bulk_$f.json \
+    > $L/sweep_$f.log 2>&1; echo "=== sweep $f rc $?"; grep "^sweep" $L/sweep_$f.log | sed "s/^sweep //;s/'mma': 1, 'bulk': 1, //"
+  grep -iE "error|Traceback" $L/sweep_$f.log | head -5; snap
+done
+for v in 1 0; do ab llama-2-7b int4 10,500 $v 55; done; snap
+echo "total $(( $(date +%s) - T0 )) s"
