@@ -111,6 +111,7 @@ class QuantPlan:
     bulk_cfg: tuple = (16, 1, 8)   # (warps, unroll, warps a tile) of a bulk launch (unroll unused by the ring)
     bulk_shapes: tuple = ()    # ((kernel, K, n_pairs), (warps, unroll, warps a tile)) overrides of bulk_cfg
     bulk_smem: int = 0         # > 0: at most this much dynamic shared memory (tests: a short ring)
+    bulk_bps: int = 1          # blocks an SM the bulk launch is sized for (grid, shared memory a block)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -192,10 +193,10 @@ class QuantPlan:
     def bulk_launch(self, K: int, n_pairs: int, warps: int, ms: int, budget: int, sms: int) -> tuple[int, int]:
         """(dynamic shared memory bytes, blocks) of a bulk launch: the staging (xh half [K] + blk float2 [K / cols],
         rounded up to 128 bytes), then as many stages as the budget allows, at most 16 and at most the virtual
-        blocks of the busiest block; one block an SM. ValueError where not one stage fits."""
+        blocks of the busiest block; bulk_bps blocks an SM. ValueError where not one stage fits."""
         off, stage = self.bulk_staging(K), self.bulk_stage(K, warps, ms)
         nvb = -(-n_pairs // (8 * warps // ms))
-        blocks = min(nvb, sms)
+        blocks = min(nvb, sms * self.bulk_bps)
         if self.bulk_smem:
             budget = min(budget, self.bulk_smem)
         nst = min(16, -(-nvb // blocks), (budget - off) // stage)

@@ -129,7 +129,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines["QG_BULK"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     if bulk:
-        smem, blocks = plan.bulk_launch(K, n_pairs, warps, ks, _smem_budget(fn), _sms())
+        smem, blocks = plan.bulk_launch(K, n_pairs, warps, ks, _smem_budget(fn, plan.bulk_bps), _sms())
         _ops._need_smem(fn, smem)
         return fn, smem, blocks, 32 * warps
     smem = plan.smem_bytes(K, n_pairs, group, mma)
@@ -157,9 +157,10 @@ def _sms() -> int:
     return _device_attrs()[0]
 
 
-def _smem_budget(fn) -> int:
-    """Dynamic shared memory a block of fn may opt into on the current device (its static shared memory off)."""
-    return _device_attrs()[1] - int(fn.shared_size_bytes)
+def _smem_budget(fn, per_sm: int = 1) -> int:
+    """Dynamic shared memory a block of fn may opt into on the current device (its static shared memory off), or
+    less where per_sm blocks are to share an SM (228 KB an SM, 1 KB of it reserved a block)."""
+    return min(_device_attrs()[1], (228 << 10) // per_sm - 1024) - int(fn.shared_size_bytes)
 
 
 def _device_attrs() -> tuple[int, int]:
