@@ -33,9 +33,6 @@
 #ifndef QG_LDCG
 #define QG_LDCG 1         // a and the ss partials (the previous kernel's output) through __ldcg; 0: ld.global.nc
 #endif
-#ifndef QG_BULK
-#define QG_BULK 0         // 1 (with QG_MMA): tiles stream their weights into shared memory (gemv_quant_bulk.cuh)
-#endif
 #ifndef QG_CURSOR
 #define QG_CURSOR 0       // 1: int4 tiles load through per-lane cursors (gemv_quant_cursor.cuh; CUGRAPHLLM_QG_CURSOR)
 #endif
@@ -50,9 +47,7 @@
 // nvcc to 77-93 on int4 / int8, one 512-thread block an SM), and 512-thread tiles too (int4 LM head / 70B w13:
 // ptxas put them at 64 registers with spills or at 83-84, one block an SM, from one edit to the next), and the
 // 256-thread int4 cursor tiles at 3 (80 registers, as the others' ptxas picks unbounded), otherwise no bound.
-#if QG_MMA && QG_BULK
-#define QG_BOUNDS __launch_bounds__(QG_THREADS, 1)  // one block an SM: the stage ring takes the shared memory
-#elif (QG_PIPE && !QG_MMA) || (QG_MMA && QG_THREADS == 512)
+#if (QG_PIPE && !QG_MMA) || (QG_MMA && QG_THREADS == 512)
 #define QG_BOUNDS __launch_bounds__(QG_THREADS, QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 / (64 x threads)
 #elif QG_MMA && QG_CURSOR && QFMT == 3 && QG_THREADS == 256
 #define QG_BOUNDS __launch_bounds__(256, 3)  // int4 cursor tiles (gemv_quant_cursor.cuh): 80 registers, as today

@@ -170,6 +170,3 @@ __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __h
 }
 
 #include "gemv_quant_tiles.cuh"
-#if QG_BULK
-#include "gemv_quant_bulk.cuh"
-#endif

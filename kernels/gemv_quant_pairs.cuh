@@ -163,16 +163,6 @@ template <class Rows, class Epi>
 __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const NormIn& nm, int n_pairs, float* xs,
                                             float* csum, Rows rows, Epi epi) {
 #if QG_MMA
-#if QG_BULK
-    if (qb_ok(w)) {  // the stage ring lies past the staging (xh half [K], blk float2 [K / QM_COLS]), 128-aligned
-        const int off = (2 * w.K + 8 * (w.K / QM_COLS) + 127) & ~127;
-        unsigned dyn;
-        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-        qgemv_pairs_bulk(w, a, nm, n_pairs, reinterpret_cast<__half*>(xs), reinterpret_cast<float2*>(xs) + (w.K >> 2),
-                         reinterpret_cast<char*>(xs) + off, ((int)dyn - off) / qb_stage_bytes(w.K / QM_COLS), rows, epi);
-        return;
-    }
-#endif
     if (qm_ok(w)) {
         qgemv_pairs_mma(w, a, nm, n_pairs, reinterpret_cast<__half*>(xs), reinterpret_cast<float2*>(xs) + (w.K >> 2),
                         rows, epi);

@@ -127,42 +127,6 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
     tile_end(c, toff, acc0, acc1);
 }
 
-// After a tile's sums (this lane's acc0 / acc1 of rows cur.r0 / r1, pair g of tile warp / QG_MSPLIT): the
-// warps of a tile add theirs up (mred), the results times the row factors, inv_rms and 1 / xscale go to pres,
-// then virtual block vb's epilogue rounds. Whole block (barriers); shared by the tile drivers.
-template <class Rows, class Epi>
-__device__ __forceinline__ void tile_out(float acc0, float acc1, const PairRows& cur, const QArgs& w, int vb,
-                                         float inv, float xinv, float2* pres, float2* mred, __half* xh, Rows rows,
-                                         Epi epi) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
-    const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
-    if (QG_MSPLIT > 1) {
-        if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
-        __syncthreads();
-        if (ms == 0 && (lane & 3) == 0) {
-            for (int j = 1; j < QG_MSPLIT; ++j) {
-                acc0 += mred[(warp + j) * 8 + g].x;
-                acc1 += mred[(warp + j) * 8 + g].y;
-            }
-        }
-    }
-    if (ms == 0 && (lane & 3) == 0) {
-        const float k = xinv * inv;
-        pres[tile * 8 + g] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
-                                                      acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
-    }
-    __syncthreads();
-    if (QG_KO & 4) {  // keep the sums alive without the epilogue
-        if (ms == 0 && (lane & 3) == 0 && acc0 == 1.2345e-37f) reinterpret_cast<float*>(xh)[0] = acc1;
-        return;
-    }
-    for (int r = 0; r < QM_ROUNDS; ++r) {
-        const int idx = r * QG_WARPS + warp, gw = vb * QM_PAIRS + idx;
-        epi(vb * QM_ROUNDS + r, gw, rows(gw), pres[idx]);
-        __syncthreads();  // the epilogue's shared scratch, and pres for the next tile
-    }
-}
-
 // Whole block; same contract as qgemv_pairs (gemv_quant_pairs.cuh) with QG_KSPLIT = 1: epi sees virtual blocks of
 // QG_WARPS pairs, pair vb * QG_WARPS + warp in warp `warp`, QM_ROUNDS of them per block and loop.
 template <class Rows, class Epi>
@@ -195,7 +159,31 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
             p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
             mload(f, w, p, first, n_it);
         }
-        tile_out(acc0, acc1, cur, w, vb, inv, xinv, pres, mred, xh, rows, epi);
+        if (QG_MSPLIT > 1) {
+            if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
+            __syncthreads();
+            if (ms == 0 && (lane & 3) == 0) {
+                for (int j = 1; j < QG_MSPLIT; ++j) {
+                    acc0 += mred[(warp + j) * 8 + g].x;
+                    acc1 += mred[(warp + j) * 8 + g].y;
+                }
+            }
+        }
+        if (ms == 0 && (lane & 3) == 0) {
+            const float k = xinv * inv;
+            pres[tile * 8 + g] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
+                                                          acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
+        }
+        __syncthreads();
+        if (QG_KO & 4) {  // keep the sums alive without the epilogue
+            if (ms == 0 && (lane & 3) == 0 && acc0 == 1.2345e-37f) reinterpret_cast<float*>(xh)[0] = acc1;
+            continue;
+        }
+        for (int r = 0; r < QM_ROUNDS; ++r) {
+            const int idx = r * QG_WARPS + warp, gw = vb * QM_PAIRS + idx;
+            epi(vb * QM_ROUNDS + r, gw, rows(gw), pres[idx]);
+            __syncthreads();  // the epilogue's shared scratch, and pres for the next tile
+        }
     }
 }
 

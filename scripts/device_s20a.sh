@@ -1,4 +1,7 @@
 #!/bin/bash
+# Ran at commit 93a6157 (branch bulk); the bulk-copy tiles (QuantPlan.bulk, kernels/gemv_quant_bulk.cuh,
+# scripts/bulk_probe.py) were removed after these calls: slower on every matrix, and their loads alone slower
+# than the register loop's (benchmarks/results/twelfth_2026-11-30/README.md).
 # Twelfth session (2026-11-30), nvidia-h200, < 9 minutes: the bulk-copy tiles (QuantPlan.bulk, off by default;
 # kernels/gemv_quant_bulk.cuh). 1) tests/test_quant_bulk_gpu.py (every format, 5 configs, rings of 1-3 stages);
 # 2) bench_quant --sweep bulk on the 7B int4 GEMVs (default plan first: the A/B of the same call); 3) 7B int4

@@ -1,4 +1,7 @@
 #!/bin/bash
+# Ran at commit 93a6157 (branch bulk); the bulk-copy tiles (QuantPlan.bulk, kernels/gemv_quant_bulk.cuh,
+# scripts/bulk_probe.py) were removed after these calls: slower on every matrix, and their loads alone slower
+# than the register loop's (benchmarks/results/twelfth_2026-11-30/README.md).
 # Twelfth session (2026-11-30), nvidia-h200, < 8 minutes: 1) scripts/bulk_probe.py: the 7B int4 wqkv and w2 GEMVs
 # under the default plan and four bulk plans (16 / 8 warps, one or two blocks an SM), real kernel vs loads only
 # (QG_KO 7); 2) the prepared mma_waves check (scripts/device_next_waves.sh, shortened): its GPU tests and 13B int4

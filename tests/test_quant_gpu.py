@@ -23,17 +23,15 @@ BIG = pytest.mark.big   # 70B shapes (slow float64 references): under the defaul
 
 
 PATHS = {"f32acc": dict(hacc=0, mma=0), "h2acc": dict(hacc=1, mma=0), "mma": dict(hacc=0, mma=1, mma_min_pairs=0),
-         "f32_pipe": dict(hacc=0, mma=0, pipe=1), "h2_pipe": dict(hacc=1, mma=0, pipe=1),
-         "bulk": dict(hacc=0, mma=1, mma_min_pairs=0, bulk=1)}
+         "f32_pipe": dict(hacc=0, mma=0, pipe=1), "h2_pipe": dict(hacc=1, mma=0, pipe=1)}
 
 
 @pytest.fixture(autouse=True, params=list(PATHS))
 def gemv_path(request, monkeypatch):
-    """Every test under each GEMV path: fp32 products, half2 products, tensor-core tiles (register loads, or
-    bulk copies into shared memory where they take the shape)."""
+    """Every test under each GEMV path: fp32 products, half2 products, tensor-core tiles."""
     from cugraphllm.gpu import gemv_plan
     plan = gemv_plan.plan_for(request.node.callspec.params.get("fmt", "int4"))   # the test's format's default
-    default = "bulk" if plan.bulk else ("mma" if plan.mma else ("h2acc" if plan.hacc else "f32acc"))
+    default = "mma" if plan.mma else ("h2acc" if plan.hacc else "f32acc")
     if request.node.get_closest_marker("big") and request.param != default:
         pytest.skip("70B shapes run under the default plan only (their float64 references take minutes)")
     for fmt in FMTS:

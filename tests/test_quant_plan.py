@@ -154,60 +154,13 @@ MEASURED_BEST = {6144: (8, 2, 4), 11008: (8, 2, 2), 16000: (16, 2, 2), 7680: (16
 
 
 def test_waves_rule_picks_the_measured_best_configs():
-    base = gemv_plan.plan_for("int4")
-    plan = dataclasses.replace(base, mma_waves=1)
+    plan = gemv_plan.plan_for("int4")   # mma_waves=1 since the twelfth session (13B int4 3.39 -> 3.21 ms/token)
+    base = dataclasses.replace(plan, mma_waves=0)
     assert {n: plan.waves_config(n) for n in MEASURED_BEST} == MEASURED_BEST
     for n in (2048, 2560, 4096, 5120, 6144, 7680, 8000, 11008, 13824, 16000, 28672):  # within its limits
         cfg = plan.mma_config(n)
         assert cfg[0] % cfg[2] == 0 and cfg[2] <= 8 and cfg[1] == base.unroll, (n, cfg)
     assert plan.waves_config(100000) is None and plan.mma_config(100000) == base.mma_config(100000)  # > 2 waves
-    assert base.mma_waves == 0 and base.mma_config(7680) == (8, 2, 4)  # off by default: the fixed rule
+    assert base.mma_config(7680) == (8, 2, 4)  # the fixed rule without it
     forced = dataclasses.replace(plan, ksplit=2, warps=8)
     assert forced.mma_config(7680) == (8, 2, 2)  # a forced ksplit (sweeps, tests) bypasses the rule
-
-
-def test_bulk_ring_takes_what_fits():
-    """QuantPlan.bulk: the shapes the stage ring takes (kernels/gemv_quant_bulk.cuh qb_ok) and its launch: the
-    staging rounded to 128 bytes, then min(16, the stages of the busiest block, what the budget holds) stages."""
-    plan = dataclasses.replace(gemv_plan.plan_for("int4"), bulk=1)
-    assert not gemv_plan.plan_for("int4").bulk_ok(4096, 128)          # off unless asked
-    assert plan.bulk_ok(4096, 128) and plan.bulk_ok(11008, 128)
-    assert not plan.bulk_ok(4096, 64) and not plan.bulk_ok(4096, None)  # groups other than one iteration
-    assert not plan.bulk_ok(1152, 128) and not plan.bulk_ok(4160, 128)  # 9 iterations (odd); K % 128
-    fp8 = dataclasses.replace(gemv_plan.plan_for("fp8"), bulk=1)
-    assert fp8.bulk_ok(4096, 4096) and not fp8.bulk_ok(4160, 4160)     # 65 iterations of 64 columns
-    budget = 232448 - 3000
-    stage = 32 * 64 * 32 + 4 * 32 * 32                                 # 7B K: 2 tiles of 16 rows, 32 iterations
-    assert plan.bulk_stage(4096, 16, 8) == stage and plan.bulk_staging(4096) == 8448
-    # 7B w2: one 32-row stage of 176 KB + 11 KB past the staging of 22016 + 688 bytes; 128 blocks of one
-    assert plan.bulk_launch(11008, 2048, 16, 8, budget, 132) == (22784 + 32 * 64 * 86 + 4 * 32 * 86, 128)
-    assert not plan.bulk_fits(11008, 16, 4, budget) and plan.bulk_fits(11008, 16, 8, budget)
-    assert not plan.bulk_fits(28672, 8, 8, budget)                     # 70B w2: 16 rows of 14 KB
-    # LM head: 1000 virtual blocks, 8 a block at most; 3 stages fit
-    assert plan.bulk_launch(4096, 16000, 16, 8, budget, 132) == (8448 + 3 * stage, 132)
-    assert dataclasses.replace(plan, bulk_smem=8448 + 2 * stage + 5).bulk_launch(
-        4096, 16000, 16, 8, budget, 132) == (8448 + 2 * stage, 132)
-    with pytest.raises(ValueError, match="no room"):
-        dataclasses.replace(plan, bulk_smem=8448 + stage - 1).bulk_launch(4096, 2048, 16, 8, budget, 132)
-    # fp8, 8-warp blocks of 1 tile (16 rows, no scales): 256 virtual blocks, 2 a block
-    assert fp8.bulk_launch(4096, 2048, 8, 8, budget, 132) == (8192 + 512 + 2 * 16 * 4096, 132)
-
-
-def test_bulk_kernels_compile(tmp_path):
-    """The bulk tiles of each format and block shape the tests and sweeps use compile for sm_90."""
-    if NVCC is None:
-        if os.environ.get("CI"):
-            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
-        pytest.skip("nvcc not installed")
-    jobs = [(f, w, ms) for f in (3, 1, 2) for w, ms in ((16, 8), (4, 4))]
-
-    def build(job):
-        f, w, ms = job
-        cmd = [NVCC, "-arch=sm_90", "-std=c++17", "-cubin", f"-I{kernel_dir()}", f"-DQFMT={f}", "-DQG_MMA=1",
-               "-DQG_BULK=1", f"-DQG_WARPS={w}", f"-DQG_MSPLIT={ms}", "-DQG_UNROLL=1",
-               "-o", str(tmp_path / f"b{f}{w}{ms}.cubin"), str(kernel_dir() / "gemv_quant.cu")]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        return " ".join(cmd), r.returncode, r.stderr
-    with ThreadPoolExecutor(2) as ex:
-        bad = [f"{c}\n{e}" for c, rc, e in ex.map(build, jobs) if rc]
-    assert not bad, "\n".join(bad)

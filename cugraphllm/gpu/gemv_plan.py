@@ -100,18 +100,12 @@ class QuantPlan:
     mma_min_pairs: int = 4096  # least this many row pairs (smaller ones keep the path above); ksplit: warps a tile
     mma_shapes: tuple = ()     # ((kernel, K, n_pairs), (warps, unroll, warps a tile)): tiles, with that config,
     #                            for these shapes whatever their row pairs (below mma_min_pairs too)
-    mma_waves: int = 0         # 1: mma_config by wave fill (waves_config) where <= 2 waves of blocks can serve
+    mma_waves: int = 0         # 1 (int4's plan): mma_config by wave fill (waves_config) where <= 2 waves serve
     sms: int = 132             # SMs the wave rule counts (H200 / H100 SXM)
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
-    bulk: int = 0              # 1: tiles whose weights stream into shared memory by bulk copies, on every shape
-    #                            bulk_ok takes (kernels/gemv_quant_bulk.cuh); launch: bulk_shapes, else bulk_cfg
-    bulk_cfg: tuple = (16, 1, 8)   # (warps, unroll, warps a tile) of a bulk launch (unroll unused by the ring)
-    bulk_shapes: tuple = ()    # ((kernel, K, n_pairs), (warps, unroll, warps a tile)) overrides of bulk_cfg
-    bulk_smem: int = 0         # > 0: at most this much dynamic shared memory (tests: a short ring)
-    bulk_bps: int = 1          # blocks an SM the bulk launch is sized for (grid, shared memory a block)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -165,45 +159,6 @@ class QuantPlan:
         warps = self.warps if self.ksplit or tiles >= 1536 else min(self.warps, 8)
         return warps, self.unroll, min(ms, warps)
 
-    def bulk_ok(self, K: int, group: int | None) -> bool:
-        """The bulk ring takes this weight (qb_ok in kernels/gemv_quant_bulk.cuh): K a multiple of the columns of a
-        tile iteration (int4 128, 8-bit 64), an even number of them, int4 groups of one iteration."""
-        cols = 128 if self.fmt == "int4" else 64
-        return (bool(self.bulk) and K % cols == 0 and (K // cols) % 2 == 0
-                and (self.fmt != "int4" or group == cols))
-
-    def bulk_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
-        """(warps, unroll, warps a tile) of a bulk launch: bulk_shapes, else bulk_cfg."""
-        return dict(self.bulk_shapes).get((kernel, K, n_pairs)) or tuple(self.bulk_cfg)
-
-    def bulk_stage(self, K: int, warps: int, ms: int) -> int:
-        """Bytes of one stage of the bulk ring: a virtual block's 16 (warps / ms) rows over all of K (64 bytes a row
-        an iteration of the tiles), int4 with 4 bytes a row an iteration more (scale and zero), 128-aligned."""
-        n_it, rows = K // (128 if self.fmt == "int4" else 64), 16 * (warps // ms)
-        return (rows * 64 * n_it + (4 * rows * n_it if self.fmt == "int4" else 0) + 127) // 128 * 128
-
-    def bulk_staging(self, K: int) -> int:
-        """Bytes before the ring: xh half [K] + blk float2 [K / cols], rounded up to 128."""
-        return (2 * K + 8 * (K // (128 if self.fmt == "int4" else 64)) + 127) // 128 * 128
-
-    def bulk_fits(self, K: int, warps: int, ms: int, budget: int) -> bool:
-        """One stage fits past the staging (70B's w2 does not: 16 rows of 14 KB)."""
-        return self.bulk_staging(K) + self.bulk_stage(K, warps, ms) <= budget
-
-    def bulk_launch(self, K: int, n_pairs: int, warps: int, ms: int, budget: int, sms: int) -> tuple[int, int]:
-        """(dynamic shared memory bytes, blocks) of a bulk launch: the staging (xh half [K] + blk float2 [K / cols],
-        rounded up to 128 bytes), then as many stages as the budget allows, at most 16 and at most the virtual
-        blocks of the busiest block; bulk_bps blocks an SM. ValueError where not one stage fits."""
-        off, stage = self.bulk_staging(K), self.bulk_stage(K, warps, ms)
-        nvb = -(-n_pairs // (8 * warps // ms))
-        blocks = min(nvb, sms * self.bulk_bps)
-        if self.bulk_smem:
-            budget = min(budget, self.bulk_smem)
-        nst = min(16, -(-nvb // blocks), (budget - off) // stage)
-        if nst < 1:
-            raise ValueError(f"bulk GEMV: K {K} leaves no room for a {stage}-byte stage in {budget} bytes")
-        return off + nst * stage, blocks
-
     def pairs_per_block(self, warps: int, ks: int, mma: bool) -> int:
         """Row pairs a block of this launch serves; mma: it takes the tiles (use_mma of its kernel, K, row pairs)."""
         return 8 * warps // ks if mma else warps // ks
@@ -249,10 +204,14 @@ class QuantPlan:
 # (6.01 / 12.28 vs 7.03 / 16.95 at 8, 8) and 70B wo (15.52 / 15.38 at 16, 8) and w2 (43.40 / 45.88) keep the half2
 # path. (That sweep's 16-warps-a-tile rows were faster only because such a block wrote nothing: its pairs filled
 # no epilogue round; kernels/gemv_quant_mma.cuh now refuses more than 8 warps a tile at compile time.)
+# mma_waves=1 (twelfth session, benchmarks/results/twelfth_2026-11-30/s20c): 13B int4 decode 3.39 / 3.62 -> 3.21 /
+# 3.45 ms/token at prompt 10 / 500 (one process each, same call); the 7B and one-GPU 70B configs are the same either
+# way; under TP2 it moves 70B's LM head and 13B's w13 (s20d).
 INT4_TILE_SHAPES = ((("qgemv_residual_ss", 5120, 2560), (8, 2, 8)), (("qgemv_residual_ss", 13824, 2560), (8, 2, 8)),
                     (("qgemv_qkv_rope_norm", 8192, 5120), (8, 2, 4)))
 QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1),
-               "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144, mma_shapes=INT4_TILE_SHAPES)}
+               "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144, mma_shapes=INT4_TILE_SHAPES,
+                                 mma_waves=1)}
 
 
 def fp16_plan() -> GemvPlan:

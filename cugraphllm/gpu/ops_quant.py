@@ -89,11 +89,11 @@ def _act(name, a, K):
 
 
 # ---- launch --------------------------------------------------------------------------------------------------
-def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0, bulk: bool = False):
+def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
     """(warps, unroll, ksplit); a residual-with-ss launch keeps block rows a multiple of the ss chunk."""
     p = gemv_plan.plan_for(fmt)
-    warps, unroll, ks = p.bulk_config(kernel, K, n_pairs) if bulk else p.gemv_config(kernel, K, n_pairs)
-    if chunk and (bulk or p.use_mma(n_pairs, kernel, K)):  # the epilogue runs in rounds of one pair a warp
+    warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
+    if chunk and p.use_mma(n_pairs, kernel, K):  # the epilogue runs in rounds of one pair a warp
         if (2 * warps) % chunk:
             raise ValueError(f"{kernel}: ss chunk {chunk} does not divide the {2 * warps} rows of a round")
     elif chunk:
@@ -107,16 +107,12 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0, bulk: b
 def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0, group: int | None = None):
     """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once.
     group: int4's columns per group (None: not known, the staging sized for any)."""
+    warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
     plan = gemv_plan.plan_for(fmt)
-    bulk = plan.bulk_ok(K, group)
-    if bulk:  # where one stage does not fit, the register tiles (4 KB: more than any module's static smem)
-        w, _, m = plan.bulk_config(kernel, K, n_pairs)
-        bulk = plan.bulk_fits(K, w, m, _device_attrs()[1] - 4096)
-    warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk, bulk)
-    mma = bulk or plan.use_mma(n_pairs, kernel, K)
+    mma = plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma and fmt == "int4"  # QG_CURSOR only where it acts: other compiles keep their keys
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor, bulk)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -125,13 +121,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         if cursor:
             defines["QG_CURSOR"] = 1
-        if bulk:
-            defines["QG_BULK"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
-    if bulk:
-        smem, blocks = plan.bulk_launch(K, n_pairs, warps, ks, _smem_budget(fn, plan.bulk_bps), _sms())
-        _ops._need_smem(fn, smem)
-        return fn, smem, blocks, 32 * warps
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
@@ -143,37 +133,16 @@ def _resident(fn, threads: int, smem: int) -> int:
     (2048) and shared memory (228 KB, 1 KB reserved per block), times the SMs. Cached per (device, function)."""
     key = (device_id(), fn.kernel.ptr, threads, smem)
     if key not in _resident_cache:
+        import cupy as cp
         regs = -(-int(fn.num_regs) // 8) * 8
         per_sm = min(65536 // max(1, regs * threads), 2048 // threads,
                      (228 << 10) // (smem + int(fn.shared_size_bytes) + 1024))
-        _resident_cache[key] = max(1, per_sm) * _sms()
+        sms = int(cp.cuda.Device().attributes["MultiProcessorCount"])
+        _resident_cache[key] = max(1, per_sm) * sms
     return _resident_cache[key]
 
 
 _resident_cache: dict = {}
-
-
-def _sms() -> int:
-    return _device_attrs()[0]
-
-
-def _smem_budget(fn, per_sm: int = 1) -> int:
-    """Dynamic shared memory a block of fn may opt into on the current device (its static shared memory off), or
-    less where per_sm blocks are to share an SM (228 KB an SM, 1 KB of it reserved a block)."""
-    return min(_device_attrs()[1], (228 << 10) // per_sm - 1024) - int(fn.shared_size_bytes)
-
-
-def _device_attrs() -> tuple[int, int]:
-    """(SMs, opt-in shared memory bytes a block) of the current device, read once per device."""
-    dev = device_id()
-    if dev not in _attrs_cache:
-        import cupy as cp
-        at = cp.cuda.Device().attributes
-        _attrs_cache[dev] = (int(at["MultiProcessorCount"]), int(at["MaxSharedMemoryPerBlockOptin"]))
-    return _attrs_cache[dev]
-
-
-_attrs_cache: dict = {}
 
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
