@@ -1,7 +1,7 @@
 """QuantPlan.mma_waves=1 (gpu/gemv_plan.py waves_config: int4 tile configs by wave fill; int4's default since the
-twelfth session) on the shapes where it departs from the fixed rule, against the float64 product of the same packed weights: 7680 row
-pairs (13B wqkv) on 16 warps, 4 a tile (logits GEMV); 6912 (13B TP2 w13) on 16 / 4 (SiLU GEMV); 4096 (70B wo) on
-16 / 8 with the residual-with-ss epilogue (tiles at every size). Outputs NaN-poisoned first."""
+twelfth session) on the shapes where it departs from the fixed rule, against the float64 product of the same packed
+weights: 7680 row pairs (13B wqkv) on 16 warps, 4 a tile (logits GEMV); 6912 (13B TP2 w13) on 16 / 4 (SiLU GEMV);
+4096 (70B wo) on 16 / 8 with the residual-with-ss epilogue (tiles at every size). Outputs NaN-poisoned first."""
 import dataclasses
 
 import numpy as np
