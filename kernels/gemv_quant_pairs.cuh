@@ -191,6 +191,8 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     if (QG_PFS > 0 && vec && p.active)
         for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
 #endif
+    if (QG_PFP > 0 && vec && p.active)  // the weight stream goes on while the prologue waits and stages
+        for (int j = 1; j <= QG_PFP; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel

@@ -142,6 +142,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
+    for (int j = 1; j <= QG_PFP; ++j) mprefetch(w, p, first + j * step, n_it);  // streams on during the prologue
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
