@@ -8,8 +8,12 @@ bytes (scripts/bench_kernels.read_floor_us). QG_KO reaches the kernels by a patc
 library change); every module is compiled first, in parallel processes (--jobs), so the timed loop loads them from
 CuPy's disk cache.
 
+--plan KEY=N,.. replaces fields of the formats' QuantPlans for the run (e.g. mma_min_pairs=0,warps=8,ksplit=8:
+int4 tiles of 8 warps, 8 a tile, on every matrix), in the timed process and the compiling ones alike.
+
 Usage: python3 -m scripts.quant_knockout [--formats fp8,int8,int4] [--matrices wqkv+norm,wo+ss,w13+norm,w2+ss]
-       [--kos 0,1,2,4,7] [--dtype float16|bfloat16] [--group-size 128] [--jobs 8] [--out FILE.json]
+       [--kos 0,1,2,4,7] [--dtype float16|bfloat16] [--group-size 128] [--jobs 8] [--plan KEY=N,..]
+       [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -41,6 +45,14 @@ def with_ko(ko: int) -> None:
     oq._cache.clear()
     oq.get_function = lambda file, kernel, defines=None, options=(), dtype=None: ck.get_function(
         file, kernel, {**(defines or {}), "QG_KO": ko}, options, dtype)
+
+
+def with_plan(formats, plan: dict) -> None:
+    """QUANT_PLANS[fmt] with the fields of `plan` replaced, for each of formats (this process)."""
+    import dataclasses
+    from cugraphllm.gpu import gemv_plan
+    for fmt in formats:
+        gemv_plan.QUANT_PLANS[fmt] = dataclasses.replace(gemv_plan.QUANT_PLANS[fmt], **plan)
 
 
 # ---- which kernel, launch and driver a matrix takes (no GPU) -------------------------------------------------
@@ -108,6 +120,20 @@ def _kos(text: str) -> tuple[int, ...]:
     return vals
 
 
+def _plan(text: str) -> dict:
+    """KEY=N,.. over the integer fields of QuantPlan."""
+    import dataclasses
+    from cugraphllm.gpu.gemv_plan import QuantPlan
+    ints = {f.name for f in dataclasses.fields(QuantPlan) if f.type in ("int", "int | None")}
+    out = {}
+    for item in (t for t in text.split(",") if t):
+        key, _, val = item.partition("=")
+        if key not in ints or not val.lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: expected KEY=N with KEY one of {', '.join(sorted(ints))}")
+        out[key] = int(val)
+    return out
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = _Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--formats", default=",".join(FORMATS), type=lambda t: _names(t, FORMATS))
@@ -118,6 +144,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--group-size", type=int, default=128, help="int4 group size")
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                     help="processes compiling the modules before the timed loop (1: compile in the loop)")
+    ap.add_argument("--plan", default={}, type=_plan, help="QuantPlan fields to replace, KEY=N,.. (all formats)")
     ap.add_argument("--out", default=None, help="JSON file for the rows")
     args = ap.parse_args(argv)
     if args.jobs < 1:
@@ -131,8 +158,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---- GPU ------------------------------------------------------------------------------------------------
 def _precompile(task) -> None:
     """One module, in a worker process: ops_quant's own compile under QG_KO (lands in CuPy's disk cache)."""
-    ko, fmt, matrix, dtype, group = task
+    ko, fmt, matrix, dtype, group, plan = task
     from cugraphllm.gpu import ops_quant as oq
+    with_plan((fmt,), plan)
     with_ko(ko)
     kernel, K, pairs, chunk, g = launch(fmt, matrix, group)
     oq._function(kernel, fmt, dtype, K, pairs, chunk, g)
@@ -148,7 +176,7 @@ def precompile(args) -> None:
             d = compile_defines(fmt, m, args.dtype, args.group_size)
             for ko in args.kos:
                 todo.setdefault(json.dumps({**d, "QG_KO": ko}, sort_keys=True), (ko, fmt, m, args.dtype,
-                                                                                 args.group_size))
+                                                                                 args.group_size, args.plan))
     with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as ex:
         list(ex.map(_precompile, todo.values()))
     print(f"compiled {len(todo)} modules in {args.jobs} processes", file=sys.stderr)
@@ -212,6 +240,7 @@ def table(rows: list[dict], kos) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    with_plan(args.formats, args.plan)
     from scripts.bench_kernels import environment, gpu_missing
     if gpu_missing("quant_knockout"):
         return 2
@@ -221,6 +250,7 @@ def main(argv=None) -> int:
     print("\n" + table(rows, args.kos), file=sys.stderr)
     if args.out:
         doc = {**environment(), "dtype": args.dtype, "group_size": args.group_size, "kos": list(args.kos),
+               "plan": args.plan,
                "method": "graph of bench_kernels.CALLS calls over weight copies > 4x L2, median of REPS; QG_KO bits: "
                          "1 prologue, 2 products, 4 epilogue knocked out (results wrong); saved_us = us(ko 0) - us",
                "rows": rows}

@@ -43,12 +43,25 @@ def test_defaults():
     assert set(a.matrices) <= set(bq.MATS) and a.out is None and a.jobs >= 1
     b = qk.parse_args(["--formats", "int4,fp8", "--matrices", "w2+ss", "--kos", "7,0,3", "--group-size", "256"])
     assert (b.formats, b.matrices, b.kos, b.group_size) == (("int4", "fp8"), ("w2+ss",), (7, 0, 3), 256)
+    assert a.plan == {} and qk.parse_args(["--plan", "mma_min_pairs=0,ksplit=8"]).plan == {"mma_min_pairs": 0,
+                                                                                          "ksplit": 8}
+
+
+def test_plan_reaches_the_launch(monkeypatch):
+    """--plan replaces QuantPlan fields in this process (the compiling workers get it in their task): int4's 7B
+    w2 leaves the half2 path for 8-warp tiles of 8 warps a tile."""
+    monkeypatch.setattr(gemv_plan, "QUANT_PLANS", dict(gemv_plan.QUANT_PLANS))
+    assert qk.driver(qk.compile_defines("int4", "w2+ss")) == "half2"
+    qk.with_plan(("int4",), qk.parse_args(["--plan", "mma_min_pairs=0,warps=8,ksplit=8"]).plan)
+    d = qk.compile_defines("int4", "w2+ss")
+    assert qk.driver(d) == "tiles" and (d["QG_WARPS"], d["QG_MSPLIT"]) == (8, 8)
 
 
 @pytest.mark.parametrize("argv", [["--formats", "fp16"], ["--formats", "fp8,fp8"], ["--formats", ""],
                                   ["--matrices", "wo"], ["--kos", "8"], ["--kos", "-1"], ["--kos", "1,x"],
                                   ["--kos", "2,2"], ["--jobs", "0"], ["--group-size", "48"],
-                                  ["--group-size", "512"], ["--dtype", "float32"], ["--bogus"]])
+                                  ["--group-size", "512"], ["--dtype", "float32"], ["--bogus"],
+                                  ["--plan", "warps"], ["--plan", "nosuch=1"], ["--plan", "warps=x"]])
 def test_bad_input_is_one_line(argv, capsys):
     with pytest.raises(SystemExit) as e:
         qk.parse_args(argv)
