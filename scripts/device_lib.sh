@@ -12,3 +12,24 @@ OUT=${OUT:-/tmp/out}; L=/tmp/$1; mkdir -p "$OUT" "$L/bench"
 t() { local n=$1 s=$2; shift 2; timeout -s INT -k 30 "$s" python3 -m pytest -q -m "gpu and not big" -p no:cacheprovider \
         --junitxml="$L/$n.xml" "$@" > "$L/$n.log" 2>&1
       echo "=== $n: $(tail -n 1 "$L/$n.log")"; grep -E "^(FAILED|ERROR)" "$L/$n.log" | head -12; }
+# The run's clock and tarball: snap (tar $L into $OUT/NAME.tgz, print the time so far) and fits SECS WHAT (false,
+# with a line, when SECS more would pass LIMIT seconds; LIMIT 520 unless the script sets it).
+NAME=$1; T0=$(date +%s)
+snap() { tar -czf "$OUT/$NAME.tgz" -C /tmp "$NAME"; echo "[at $(( $(date +%s) - T0 )) s]"; }
+fits() { [ $(( $(date +%s) - T0 + $1 )) -le "${LIMIT:-520}" ] || { echo "=== skipped ($2): would pass ${LIMIT:-520} s"; false; }; }
+# plan_bench STEM SECS FMT FIELDS BENCH_ARGS..: one `cugraphllm bench` process with QUANT_PLANS[FMT]'s FIELDS
+# (Python keywords, e.g. "pfp=2") replaced, logged to $L/STEM.log (--stem STEM); echoes its hybrid rows' TPOT.
+plan_bench() {
+  local stem=$1 secs=$2 fmt=$3 fields=$4
+  shift 4
+  timeout "$secs" python3 - "$@" --stem "$stem" > "$L/$stem.log" 2>&1 <<PY
+import dataclasses, sys
+from cugraphllm.gpu import gemv_plan as g
+from cugraphllm.cli import main
+g.QUANT_PLANS["$fmt"] = dataclasses.replace(g.QUANT_PLANS["$fmt"], $fields)
+sys.exit(main(["bench"] + sys.argv[1:]))
+PY
+  echo "=== $stem ($fields) rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid(-tp[0-9]+)? \| [0-9]+ \| [0-9]+ \|' "$L/$stem.log" \
+    | cut -d'|' -f3,7 | tr '\n' ' ')"
+  grep -E "Error|Traceback" "$L/$stem.log" | head -3
+}

@@ -6,21 +6,10 @@
 # vs 2 bit-identical, every format); 2) bench_quant --sweep pfp (pfp 1 / 2 / 4 per 7B matrix, the default plan
 # first) for fp8, int8, int4; 3) 7B fp8 and int8 decode with pfp 0 / 2 / 2 / 0, one process each.
 source scripts/device_lib.sh pfp
-T0=$(date +%s)
-snap() { tar -czf "$OUT/pfp.tgz" -C /tmp pfp; echo "[at $(( $(date +%s) - T0 )) s]"; }
-fits() { [ $(( $(date +%s) - T0 + $1 )) -le 520 ] || { echo "=== skipped ($2): would pass 520 s"; false; }; }
-E2E="bench --backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
+E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
 ab() {  # fmt pfp secs
   fits $3 "e2e $1 pfp $2" || return
-  local stem=e2e_7b_$1_pfp$2_$(( $(date +%s) - T0 ))
-  timeout $3 python3 - > $L/$stem.log 2>&1 <<PY
-import dataclasses, sys
-from cugraphllm.gpu import gemv_plan as g
-from cugraphllm.cli import main
-g.QUANT_PLANS["$1"] = dataclasses.replace(g.QUANT_PLANS["$1"], pfp=$2)
-sys.exit(main("$E2E --preset llama-2-7b --quant $1 --lengths 10,500 --stem $stem".split()))
-PY
-  echo "=== 7b $1 pfp $2 rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| 64' $L/$stem.log | cut -d'|' -f3,7 | tr '\n' ' ')"
+  plan_bench e2e_7b_$1_pfp$2_$(( $(date +%s) - T0 )) $3 $1 "pfp=$2" $E2E --preset llama-2-7b --quant $1 --lengths 10,500
 }
 t pfp_tests 120 -n 8 -rfE --tb=short tests/test_quant_pfp_gpu.py; snap
 timeout 150 python3 -m scripts.bench_quant --formats fp8,int8,int4 --sweep pfp --no-table \

@@ -7,22 +7,10 @@
 # --sweep bulk on the 7B int4 and fp8 GEMVs (default plan first: the A/B of the same call); 3) 7B int4 decode at
 # prompt 10 / 500 with bulk 1 / 0, one process each.
 source scripts/device_lib.sh s20b
-T0=$(date +%s)
-snap() { tar -czf "$OUT/s20b.tgz" -C /tmp s20b; echo "[at $(( $(date +%s) - T0 )) s]"; }
-fits() { [ $(( $(date +%s) - T0 + $1 )) -le 500 ] || { echo "=== skipped ($2): would pass 500 s"; false; }; }
-E2E="bench --backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
+E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
 ab() {  # preset fmt lens bulk secs
   fits $5 "e2e $1 $2 bulk $4" || return
-  local stem=e2e_${1}_$2_b$4_$(( $(date +%s) - T0 ))
-  timeout $5 python3 - > $L/$stem.log 2>&1 <<PY
-import dataclasses, sys
-from cugraphllm.gpu import gemv_plan as g
-from cugraphllm.cli import main
-g.QUANT_PLANS["$2"] = dataclasses.replace(g.QUANT_PLANS["$2"], mma=1, bulk=$4)
-sys.exit(main("$E2E --preset $1 --quant $2 --lengths $3 --stem $stem".split()))
-PY
-  echo "=== $1 $2 bulk $4 rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| 64' $L/$stem.log | cut -d'|' -f3,7 | tr '\n' ' ')"
-  grep -iE "error|Traceback" $L/$stem.log | head -3
+  plan_bench e2e_${1}_$2_b$4_$(( $(date +%s) - T0 )) $5 $2 "mma=1, bulk=$4" $E2E --preset $1 --quant $2 --lengths $3
 }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
 t bulk_tests 170 -n 8 -x --tb=short tests/test_quant_bulk_gpu.py; snap

@@ -7,21 +7,10 @@
 # (QG_KO 7); 2) the prepared mma_waves check (scripts/device_next_waves.sh, shortened): its GPU tests and 13B int4
 # decode with mma_waves 1 / 0, one process each.
 source scripts/device_lib.sh s20c
-T0=$(date +%s)
-snap() { tar -czf "$OUT/s20c.tgz" -C /tmp s20c; echo "[at $(( $(date +%s) - T0 )) s]"; }
-fits() { [ $(( $(date +%s) - T0 + $1 )) -le 520 ] || { echo "=== skipped ($2): would pass 520 s"; false; }; }
-E2E="bench --backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench --quant int4"
+E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench --quant int4"
 ab() {  # preset lens mma_waves secs
   fits $4 "e2e $1 waves $3" || return
-  local stem=e2e_${1}_int4_w$3_$(( $(date +%s) - T0 ))
-  timeout $4 python3 - > $L/$stem.log 2>&1 <<PY
-import dataclasses, sys
-from cugraphllm.gpu import gemv_plan as g
-from cugraphllm.cli import main
-g.QUANT_PLANS["int4"] = dataclasses.replace(g.QUANT_PLANS["int4"], mma_waves=$3)
-sys.exit(main("$E2E --preset $1 --lengths $2 --stem $stem".split()))
-PY
-  echo "=== $1 waves $3 rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| 64' $L/$stem.log | cut -d'|' -f3,7 | tr '\n' ' ')"
+  plan_bench e2e_${1}_int4_w$3_$(( $(date +%s) - T0 )) $4 int4 "mma_waves=$3" $E2E --preset $1 --lengths $2
 }
 timeout 170 python3 -m scripts.bulk_probe --format int4 --out $L/bench/bulk_probe_int4.json > $L/probe.log 2>&1
 echo "=== probe rc $?"; grep -E "^probe|ko " $L/probe.log | sed 's/^probe //'; grep -E "Error|Traceback" $L/probe.log | head -3; snap
