@@ -1,23 +1,11 @@
 #!/bin/bash
-# Ran at commit 93a6157 (branch bulk); the bulk-copy tiles (QuantPlan.bulk, kernels/gemv_quant_bulk.cuh,
-# scripts/bulk_probe.py) were removed after these calls: slower on every matrix, and their loads alone slower
-# than the register loop's (benchmarks/results/twelfth_2026-11-30/README.md).
 # Twelfth session (2026-11-30), nvidia-h200, < 9 minutes: the bulk-copy tiles with whole-row stages (s20a's
 # row-slice stages ran at ~1 TB/s: one copy a row a stage). 1) tests/test_quant_bulk_gpu.py; 2) bench_quant
 # --sweep bulk on the 7B int4 and fp8 GEMVs (default plan first: the A/B of the same call); 3) 7B int4 decode at
 # prompt 10 / 500 with bulk 1 / 0, one process each.
-source scripts/device_lib.sh s20b
-E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
-ab() {  # preset fmt lens bulk secs
-  fits $5 "e2e $1 $2 bulk $4" || return
-  plan_bench e2e_${1}_$2_b$4_$(( $(date +%s) - T0 )) $5 $2 "mma=1, bulk=$4" $E2E --preset $1 --quant $2 --lengths $3
-}
-nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
-t bulk_tests 170 -n 8 -x --tb=short tests/test_quant_bulk_gpu.py; snap
-for f in int4 fp8; do
-  timeout 120 python3 -m scripts.bench_quant --formats $f --sweep bulk --no-table --out $L/bench/sweep_bulk_$f.json \
-    > $L/sweep_$f.log 2>&1; echo "=== sweep $f rc $?"; grep "^sweep" $L/sweep_$f.log | sed "s/^sweep //;s/'mma': 1, 'bulk': 1, //"
-  grep -iE "error|Traceback" $L/sweep_$f.log | head -5; snap
-done
-for v in 1 0; do ab llama-2-7b int4 10,500 $v 55; done; snap
-echo "total $(( $(date +%s) - T0 )) s"
+# It ran as committed at 6b4c79e (stages of whole rows, one or two copies a stage); the bulk-copy tiles were removed
+# after the twelfth session's calls (slower on every matrix, their loads alone slower than the register loop's:
+# results in benchmarks/results/twelfth_2026-11-30/, index in benchmarks/results/README.md), so it cannot run here:
+#   git show 6b4c79e:scripts/device_s20b.sh
+echo "device_s20b.sh: the bulk tiles it measures are gone; it ran at 6b4c79e" >&2
+exit 2

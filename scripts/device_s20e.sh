@@ -3,8 +3,6 @@
 # (mma_waves=1) and after the bulk code was removed: the waves and cursor files, test_quant_gpu.py on its mma and
 # half2 paths, the prologue tests; then 7B int4 decode as a control (its configs do not change).
 source scripts/device_lib.sh s20e
-T0=$(date +%s)
-snap() { tar -czf "$OUT/s20e.tgz" -C /tmp s20e; echo "[at $(( $(date +%s) - T0 )) s]"; }
 t waves 120 -n 8 -rfE --tb=short tests/test_int4_tile_waves_gpu.py tests/test_qg_cursor_gpu.py; snap
 t quant 200 -n 8 -rfE --tb=short tests/test_quant_gpu.py -k "mma or h2acc"; snap
 t prologue 90 -n 8 -rfE --tb=short tests/test_quant_prologue_gpu.py; snap

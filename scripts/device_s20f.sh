@@ -3,7 +3,6 @@
 # tokens) on today's main (last measured in the eighth session, before GEMV_EARLY's residual bit), then bf16 at
 # prompt 10 / 500 in a process of its own.
 source scripts/device_lib.sh s20f
-T0=$(date +%s)
 timeout 100 python3 -m cugraphllm bench --backend cuda --preset llama-2-7b --modes hybrid --paper --new-tokens 128 \
   --reps 3 --warmup 1 --no-plot --out $L/bench --stem paper_7b > $L/paper.log 2>&1
 echo "=== paper rc $?"; grep -E '^\| cugraphllm' $L/paper.log | head -8

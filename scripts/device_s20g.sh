@@ -4,7 +4,6 @@
 # (cugraphllm/ and kernels/, carried in .device/old) against today's, alternating new / old / old / new, one
 # process each, prompt 10 / 500, 128 new tokens.
 source scripts/device_lib.sh s20g
-T0=$(date +%s)
 run() {  # tag dir
   (cd $2 && timeout 45 python3 -m cugraphllm bench --backend cuda --preset llama-2-7b --modes hybrid --new-tokens 128 \
      --reps 3 --warmup 1 --ttft-reps 5 --lengths 10,500 --no-plot --out $L/bench --stem fp16_$1_$(( $(date +%s) - T0 )) \
