@@ -193,6 +193,13 @@ def test_qg_cursor_0_is_todays_ptx(tile_builds):
             assert text != ptx[(w, u, ms, 1)] and "mma.sync" in text
 
 
+# Spill bytes the cursor loop may add over the old loop in a 512-thread tile config (64 registers; default 8).
+# (16, 2, 4), 13B's wqkv since mma_waves=1 (twelfth session): the qkv kernel stores / loads 44 / 40 bytes against 20 /
+# 16 (nvcc 13.0), and measured faster all the same: 16.67 us a call against 21.09 on (8, 2, 4) (s19f), 13B int4
+# decode 3.39 -> 3.21 ms/token (twelfth session, s20c).
+SPILL_SLACK = {(16, 2, 4): 32}
+
+
 def test_qg_cursor_tiles_registers_spills_and_loop(tile_builds):
     tmp, ptx = tile_builds
     configs = _tile_configs()
@@ -208,7 +215,9 @@ def test_qg_cursor_tiles_registers_spills_and_loop(tile_builds):
             if w == 8:
                 assert st == ld == 0, f"{e} tiles {w}/{u}/{ms} spills {st} / {ld} bytes"
             else:
-                assert st <= now[e][1] + 8 and ld <= now[e][2] + 8, f"{e} tiles {w}/{u}/{ms}: {cur[e]} vs {now[e]}"
+                slack = SPILL_SLACK.get((w, u, ms), 8)
+                assert st <= now[e][1] + slack and ld <= now[e][2] + slack, \
+                    f"{e} tiles {w}/{u}/{ms}: {cur[e]} vs {now[e]}"
             n_now, _ = _loop_ops(ptx[(w, u, ms, 0)], e)
             n_cur, mul_cur = _loop_ops(ptx[(w, u, ms, 1)], e)
             assert mul_cur == 0, f"{e}: 64-bit row multiplies in the cursor loop"
