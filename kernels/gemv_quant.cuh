@@ -49,11 +49,12 @@
 // Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
 // nvcc to 77-93 on int4 / int8, one 512-thread block an SM), and 512-thread tiles too (int4 LM head / 70B w13:
 // ptxas put them at 64 registers with spills or at 83-84, one block an SM, from one edit to the next), and the
-// 256-thread int4 cursor tiles at 3 (80 registers, as the others' ptxas picks unbounded), otherwise no bound.
+// 256-thread cursor tiles at 3 (int4: 80 registers, as the others' ptxas picks unbounded; fp8 / int8: 72-80, no
+// spills, where unbounded ptxas took 64 and spilled), otherwise no bound.
 #if (QG_PIPE && !QG_MMA) || (QG_MMA && QG_THREADS == 512)
 #define QG_BOUNDS __launch_bounds__(QG_THREADS, QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 / (64 x threads)
-#elif QG_MMA && QG_CURSOR && QFMT == 3 && QG_THREADS == 256
-#define QG_BOUNDS __launch_bounds__(256, 3)  // int4 cursor tiles (gemv_quant_cursor.cuh): 80 registers, as today
+#elif QG_MMA && QG_CURSOR && QG_THREADS == 256
+#define QG_BOUNDS __launch_bounds__(256, 3)  // cursor tiles (gemv_quant_cursor.cuh): <= 80 registers
 #else
 #define QG_BOUNDS __launch_bounds__(QG_THREADS)
 #endif

@@ -92,7 +92,7 @@ __device__ __forceinline__ void tile_prod(float* c, const MFrag& f, int u, const
     }
 }
 
-#if QG_CURSOR && QFMT == 3
+#if QG_CURSOR
 #include "gemv_quant_cursor.cuh"
 #endif
 
@@ -100,8 +100,8 @@ __device__ __forceinline__ void tile_prod(float* c, const MFrag& f, int u, const
 __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
                                           const float2* blk, int n_it, int first, int step, float& acc0,
                                           float& acc1) {
-#if QG_CURSOR && QFMT == 3
-    if (w.gs == QM_COLS) {  // one group an iteration (int4's default 128): the cursor loop
+#if QG_CURSOR
+    if (QFMT != 3 || w.gs == QM_COLS) {  // 8-bit, or int4 with one group an iteration (its default 128): cursors
         tile_cursor(f, w, p, xh, blk, n_it, first, acc0, acc1);
         return;
     }

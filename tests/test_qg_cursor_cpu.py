@@ -136,10 +136,10 @@ def _ptxas(ptx: str, entries, tmp_path, tag: str) -> dict:
     return out
 
 
-def _loop_ops(ptx: str, entry: str) -> tuple[int, int]:
+def _loop_ops(ptx: str, entry: str, n_mma: int = 16) -> tuple[int, int]:
     """(instructions, 64-bit multiplies) of the innermost tile loop of `entry`: the backward branch whose range
-    holds the 16 mma.sync and 4 weight loads of a round (PTX lines that are instructions; labels, directives,
-    comments not; division blocks of other group sizes left out)."""
+    holds the n_mma mma.sync (int4 16, 8-bit 8) and 4 weight loads of a round (PTX lines that are instructions;
+    labels, directives, comments not; division blocks of other group sizes left out)."""
     body = ptx[ptx.index(f".entry {entry}("):]
     body = body[:body.index(".entry ", 10)] if ".entry " in body[10:] else body
     op = re.compile(r"^(@!?%p\d+\s+)?[a-z][a-zA-Z0-9_.:]*(\s|;|$)")
@@ -159,7 +159,7 @@ def _loop_ops(ptx: str, entry: str) -> tuple[int, int]:
             m = re.search(r"bra(?:\.uni)?\s+(\$L__BB\d+_\d+)", x)
             if m and at.get(m.group(1), k + 1) <= k:
                 loop = [y for _, i in blocks[at[m.group(1)]:k + 1] if not any("div.s32" in z for z in i) for y in i]
-                if sum("mma.sync" in y for y in loop) == 16 and sum("no_allocate" in y for y in loop) == 4:
+                if sum("mma.sync" in y for y in loop) == n_mma and sum("no_allocate" in y for y in loop) == 4:
                     if best is None or len(loop) < best[0]:
                         best = (len(loop), sum(y.startswith("mul.lo.s64") for y in loop))
     assert best, f"{entry}: no tile loop found"
@@ -222,3 +222,23 @@ def test_qg_cursor_tiles_registers_spills_and_loop(tile_builds):
             n_cur, mul_cur = _loop_ops(ptx[(w, u, ms, 1)], e)
             assert mul_cur == 0, f"{e}: 64-bit row multiplies in the cursor loop"
             assert n_cur < 0.8 * n_now, f"{e} tiles {w}/{u}/{ms}: {n_cur} PTX instructions a round (now {n_now})"
+
+
+@pytest.mark.parametrize("qfmt", [1, 2], ids=["fp8", "int8"])
+def test_qg_cursor_8bit_tiles(tmp_path, qfmt):
+    """fp8 / int8 on the tiles (off by default; bench_quant --sweep mma) under the cursor loop: no spills (8 warps:
+    the (256, 3) bound, 80 registers; 16 warps: 64), no 64-bit row multiply in the loop, and fewer PTX
+    instructions a round than the loop of before."""
+    if NVCC is None or PTXAS is None:
+        pytest.skip("nvcc / ptxas not installed")
+    entries = ["qgemv_qkv_rope_norm", "qgemv_silu_norm", "qgemv_residual_ss", "qgemv_logits_norm"]
+    for w, ms in ((8, 4), (16, 2)):
+        base = dict(QFMT=qfmt, QG_WARPS=w, QG_UNROLL=2, QG_KSPLIT=1, QG_HACC=0, QG_PFS=0, QG_PIPE=0, QG_MMA=1,
+                    QG_MSPLIT=ms, QG_LDCG=1)
+        old, cur = (_nvcc({**base, "QG_CURSOR": v}, tmp_path, f"q{qfmt}_{w}_{ms}_{v}") for v in (0, 1))
+        for e, (regs, st, ld) in _ptxas(cur, entries, tmp_path, f"r{qfmt}{w}{ms}").items():
+            assert regs <= (80 if w == 8 else 64) and st == ld == 0, f"{e} {w}/{ms}: {regs} registers, {st} spilled"
+        for e in ("qgemv_qkv_rope_norm", "qgemv_silu_norm"):
+            n_old, _ = _loop_ops(old, e, 8)
+            n_cur, mul = _loop_ops(cur, e, 8)
+            assert mul == 0 and n_cur < n_old, f"{e} {w}/{ms}: {n_cur} PTX instructions a round (before {n_old})"

@@ -23,9 +23,10 @@ CURSOR_ENV = "CUGRAPHLLM_QG_CURSOR"
 
 
 def qg_cursor() -> bool:
-    """CUGRAPHLLM_QG_CURSOR now: 1 / unset the int4 tiles load through per-lane cursors (kernels/gemv_quant_cursor.cuh;
-    7B int4 decode 1.67-1.68 / 1.80-1.81 vs 1.77 / 1.89-1.90 ms/token at prompt 10 / 500, H200, eleventh session), 0
-    the loop of before; a one-line ConfigError otherwise. Read at each launch: part of the cache key."""
+    """CUGRAPHLLM_QG_CURSOR now: 1 / unset the tiles load through per-lane cursors (kernels/gemv_quant_cursor.cuh;
+    int4, and fp8 / int8 where a plan puts them on the tiles; 7B int4 decode 1.67-1.68 / 1.80-1.81 vs 1.77 /
+    1.89-1.90 ms/token at prompt 10 / 500, H200, eleventh session), 0 the loop of before; a one-line ConfigError
+    otherwise. Read at each launch: part of the cache key."""
     return env_bit(CURSOR_ENV)
 
 
@@ -111,7 +112,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     plan = gemv_plan.plan_for(fmt)
     mma = plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
-    cursor = qg_cursor() and mma and fmt == "int4"  # QG_CURSOR only where it acts: other compiles keep their keys
+    cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, plan.pfp,
            cursor)
     fn = _cache.get(key)
