@@ -60,3 +60,39 @@ def deq_matvec(ql: QuantLinear, a64, rows: int = 1024):
     """float64 dequantize(ql) @ a64 (a64 [K] in the original column order), in row chunks."""
     N = ql.shape[0]
     return np.concatenate([dequantize(rows_of(ql, i, min(N, i + rows))) @ a64 for i in range(0, N, rows)])
+
+
+def same_bits(names, a, b, what: str) -> None:
+    """Each pair of host arrays is finite (all written: the outputs were NaN-poisoned) and bit-identical; `what`
+    names the second run's variant in the message."""
+    for n, x, y in zip(names, a, b):
+        assert np.isfinite(x).all(), f"{n}: not all written"
+        assert np.array_equal(x, y), f"{n} differs under {what}"
+
+
+def qkv_outputs(cp, ops, wqkv, a, res, rope, pos: int, KVH: int, hd: int, S: int, eps: float, norm: bool) -> list:
+    """One decode qkv GEMV into fresh NaN-poisoned q [1, D] and KV caches [S, KVH, hd] (T = float16): fused-norm on
+    copies of res = (x, xn, ss), else on a; returns [q, k row pos, v row pos] on the host as float32."""
+    from cugraphllm.gpu.state import Residual
+    from kernel_helpers import poison
+    q = poison(cp, (1, a.shape[1]), cp.float16)
+    kc, vc = poison(cp, (S, KVH, hd), cp.float16), poison(cp, (S, KVH, hd), cp.float16)
+    p, n = cp.asarray([pos], dtype=cp.int32), cp.ones(1, cp.int32)
+    if norm:
+        x, xn, ss = res
+        ops.norm_qkv_rope(q, Residual(x.copy(), xn.copy(), ss.copy()), eps, wqkv, rope, kc, vc, p, n)
+    else:
+        ops.qkv_rope(q, a, wqkv, rope, kc, vc, p, n)
+    return [q.get().astype(np.float32), kc[pos].get().astype(np.float32), vc[pos].get().astype(np.float32)]
+
+
+def residual_ss_outputs(cp, ops, w, a, x0) -> list:
+    """One residual GEMV with the next norm's stats on a copy of x0 (f32 [1, N]) into NaN-poisoned xh / ss (T =
+    float16); returns [x, xh, the ss partials] on the host as float32."""
+    from cugraphllm.gpu.state import Residual
+    from kernel_helpers import poison
+    N = x0.shape[1]
+    x, xn, ss = cp.asarray(x0), poison(cp, (1, N), cp.float16), poison(cp, ((N + 1) // 2,), cp.float32)
+    ops.matmul_residual(Residual(x, xn, ss), a, w)
+    return [x.get(), xn.get().astype(np.float32), ss.get()[:ops.norm_partials(N)]]
+

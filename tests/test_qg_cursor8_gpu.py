@@ -7,6 +7,7 @@ must be finite; one case a format is held against the float64 product. Today's p
 tiles (pipe / half2), so each test sets them on.
 """
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
 from kernel_helpers import host64, poison, produced_x, rand_t, rel_err
-from quant_helpers import TOL_H2, deq_matvec, make_layer
+from quant_helpers import TOL_H2, deq_matvec, make_layer, qkv_outputs, residual_ss_outputs, same_bits
 
 pytestmark = pytest.mark.gpu
 EPS = 1e-5
@@ -37,34 +38,18 @@ def both(monkeypatch, fmt, cfg, run):
     return out
 
 
-def same(names, a, b):
-    for n, x, y in zip(names, a, b):
-        assert np.isfinite(x).all(), f"{n}: not all written (QG_CURSOR=0)"
-        assert np.array_equal(x, y), f"{n} differs under QG_CURSOR=1"
-
-
 @pytest.mark.parametrize("fmt", FMTS8)
 @pytest.mark.parametrize("cfg", list(CONFIGS))
 @pytest.mark.parametrize("D,H,KVH", [(4096, 32, 32), (1152, 48, 2)])
 @pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
 def test_qkv_rope(cp, ops, monkeypatch, fmt, cfg, D, H, KVH, norm):
     hd = D // H
-    kvd = KVH * hd
     rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
-    _, wqkv = make_layer(cp, D + 2 * kvd, D, fmt, seed=D + H)
+    _, wqkv = make_layer(cp, D + 2 * KVH * hd, D, fmt, seed=D + H)
     a = rand_t(cp, (1, D), "float16", seed=D + 1)
-    x0, xn0, ss0 = produced_x(cp, ops, D, "float16", seed=D + 2)
-    pos, n = cp.asarray([POS], dtype=cp.int32), cp.ones(1, cp.int32)
-
-    def run():
-        q = poison(cp, (1, D), cp.float16)
-        kc, vc = poison(cp, (S, KVH, hd), cp.float16), poison(cp, (S, KVH, hd), cp.float16)
-        if norm:
-            ops.norm_qkv_rope(q, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, wqkv, rope, kc, vc, pos, n)
-        else:
-            ops.qkv_rope(q, a, wqkv, rope, kc, vc, pos, n)
-        return [q.get().astype(np.float32), kc[POS].get().astype(np.float32), vc[POS].get().astype(np.float32)]
-    same(("q", "k", "v"), *both(monkeypatch, fmt, cfg, run))
+    res = produced_x(cp, ops, D, "float16", seed=D + 2)
+    run = functools.partial(qkv_outputs, cp, ops, wqkv, a, res, rope, POS, KVH, hd, S, EPS, norm)
+    same_bits(("q", "k", "v"), *both(monkeypatch, fmt, cfg, run), "QG_CURSOR=1")
 
 
 @pytest.mark.parametrize("fmt", FMTS8)
@@ -78,7 +63,7 @@ def test_norm_silu(cp, ops, monkeypatch, fmt, cfg, F, K):
         h = poison(cp, (1, F), cp.float16)
         ops.norm_matmul_silu(h, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, w13)
         return [h.get().astype(np.float32)]
-    same(("h",), *both(monkeypatch, fmt, cfg, run))
+    same_bits(("h",), *both(monkeypatch, fmt, cfg, run), "QG_CURSOR=1")
 
 
 @pytest.mark.parametrize("fmt", FMTS8)
@@ -88,12 +73,8 @@ def test_residual_ss(cp, ops, monkeypatch, fmt, cfg, N, K):
     _, w = make_layer(cp, N, K, fmt, seed=N + K)
     a = rand_t(cp, (1, K), "float16", seed=K)
     x0 = (np.random.default_rng(N).standard_normal((1, N)) * 2).astype(np.float32)
-
-    def run():
-        x, xn, ss = cp.asarray(x0), poison(cp, (1, N), cp.float16), poison(cp, ((N + 1) // 2,), cp.float32)
-        ops.matmul_residual(Residual(x, xn, ss), a, w)
-        return [x.get(), xn.get().astype(np.float32), ss.get()[:ops.norm_partials(N)]]
-    same(("x", "xh", "ss"), *both(monkeypatch, fmt, cfg, run))
+    run = functools.partial(residual_ss_outputs, cp, ops, w, a, x0)
+    same_bits(("x", "xh", "ss"), *both(monkeypatch, fmt, cfg, run), "QG_CURSOR=1")
 
 
 @pytest.mark.parametrize("fmt", FMTS8)
@@ -107,5 +88,5 @@ def test_logits_against_float64(cp, ops, monkeypatch, fmt, V, K):
         ops.matmul_logits(logits, a, w)
         return [logits.get()]
     got, cur = both(monkeypatch, fmt, "w8m4", run)
-    same(("logits",), got, cur)
+    same_bits(("logits",), got, cur, "QG_CURSOR=1")
     assert rel_err(cur[0][0], deq_matvec(host, host64(a)[0])) < TOL_H2

@@ -7,6 +7,7 @@ fallback loop), 8 and 16 warps with 2, 4 or 8 warps a tile. Outputs are NaN-pois
 (all written); one case each for logits and SiLU is also held against the float64 product (tests/quant_helpers.py).
 """
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
 from kernel_helpers import TOL_T, dt, host64, poison, produced_x, rand_t, rel_err
-from quant_helpers import deq_matvec, make_layer, tol_f32
+from quant_helpers import deq_matvec, make_layer, qkv_outputs, tol_f32
 
 pytestmark = pytest.mark.gpu
 EPS = 1e-5
@@ -71,17 +72,8 @@ def test_qkv_rope_bit_identical(cp, ops, plan, monkeypatch, name, D, H, KVH, g, 
     rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
     _, wqkv = make_layer(cp, D + 2 * kvd, D, "int4", seed=D + H, group_size=g)
     a = rand_t(cp, (1, D), "float16", seed=D + 1)
-    x0, xn0, ss0 = produced_x(cp, ops, D, "float16", seed=D + 2)
-    pos, n = cp.asarray([POS], dtype=cp.int32), cp.ones(1, cp.int32)
-
-    def run():
-        q = poison(cp, (1, D), cp.float16)
-        kc, vc = poison(cp, (S, KVH, hd), cp.float16), poison(cp, (S, KVH, hd), cp.float16)
-        if norm:
-            ops.norm_qkv_rope(q, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, wqkv, rope, kc, vc, pos, n)
-        else:
-            ops.qkv_rope(q, a, wqkv, rope, kc, vc, pos, n)
-        return [q.get(), kc[POS].get(), vc[POS].get()]
+    res = produced_x(cp, ops, D, "float16", seed=D + 2)
+    run = functools.partial(qkv_outputs, cp, ops, wqkv, a, res, rope, POS, KVH, hd, S, EPS, norm)
     same(("q", "k", "v"), *both(monkeypatch, run))
 
 

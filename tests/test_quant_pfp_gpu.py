@@ -4,6 +4,7 @@ the same bits with pfp 0 and 2, and a prefetch depth past the end of short rows 
 steps) is harmless. Outputs NaN-poisoned first and must be finite; one case a format is held against float64.
 """
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
 from kernel_helpers import TOL_T, host64, poison, produced_x, rand_t, rel_err
-from quant_helpers import FMTS, deq_matvec, make_layer
+from quant_helpers import FMTS, deq_matvec, make_layer, qkv_outputs, residual_ss_outputs, same_bits
 
 pytestmark = pytest.mark.gpu
 EPS = 1e-5
@@ -31,25 +32,14 @@ def under(monkeypatch, fmt, run, depth=2):
     return out
 
 
-def same(names, a, b):
-    for n, x, y in zip(names, a, b):
-        assert np.isfinite(x).all(), f"{n}: not all written"
-        assert np.array_equal(x, y), f"{n} differs under pfp"
-
-
 @pytest.mark.parametrize("fmt", FMTS)
 @pytest.mark.parametrize("N,K", [(4096, 11008), (4096, 4096), (203, 1152)])
 def test_residual_ss(cp, ops, monkeypatch, fmt, N, K):
     _, w = make_layer(cp, N, K, fmt, seed=N + K)
     a = rand_t(cp, (1, K), "float16", seed=K)
     x0 = (np.random.default_rng(N).standard_normal((1, N)) * 2).astype(np.float32)
-
-    def run():
-        x, xn, ss = cp.asarray(x0), poison(cp, (1, N), cp.float16), poison(cp, ((N + 1) // 2,), cp.float32)
-        ops.matmul_residual(Residual(x, xn, ss), a, w)
-        n = ops.norm_partials(N)
-        return [x.get(), xn.get().astype(np.float32), ss.get()[:n]]
-    same(("x", "xh", "ss"), *under(monkeypatch, fmt, run, 4 if N == 203 else 2))
+    run = functools.partial(residual_ss_outputs, cp, ops, w, a, x0)
+    same_bits(("x", "xh", "ss"), *under(monkeypatch, fmt, run, 4 if N == 203 else 2), "pfp")
 
 
 @pytest.mark.parametrize("fmt", FMTS)
@@ -63,7 +53,7 @@ def test_norm_silu_7b(cp, ops, monkeypatch, fmt):
         ops.norm_matmul_silu(h, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, w13)
         return [h.get().astype(np.float32)]
     a, b = under(monkeypatch, fmt, run)
-    same(("h",), a, b)
+    same_bits(("h",), a, b, "pfp")
     y = deq_matvec(host, ref.rmsnorm(host64(x0)[0], np.ones(D), EPS))
     assert rel_err(a[0][0].astype(np.float64), ref.silu(y[:F]) * y[F:]) < TOL_T["float16"]
 
@@ -74,15 +64,10 @@ def test_norm_qkv_rope_7b(cp, ops, monkeypatch, fmt):
     hd = D // H
     rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
     _, wqkv = make_layer(cp, 3 * D, D, fmt, seed=D + H)
-    x0, xn0, ss0 = produced_x(cp, ops, D, "float16", seed=D + 10)
-    pos, n = cp.asarray([POS], dtype=cp.int32), cp.ones(1, cp.int32)
-
-    def run():
-        q = poison(cp, (1, D), cp.float16)
-        kc, vc = poison(cp, (S, H, hd), cp.float16), poison(cp, (S, H, hd), cp.float16)
-        ops.norm_qkv_rope(q, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, wqkv, rope, kc, vc, pos, n)
-        return [q.get().astype(np.float32), kc[POS].get().astype(np.float32), vc[POS].get().astype(np.float32)]
-    same(("q", "k", "v"), *under(monkeypatch, fmt, run))
+    a = rand_t(cp, (1, D), "float16", seed=D + 9)
+    res = produced_x(cp, ops, D, "float16", seed=D + 10)
+    run = functools.partial(qkv_outputs, cp, ops, wqkv, a, res, rope, POS, H, hd, S, EPS, True)
+    same_bits(("q", "k", "v"), *under(monkeypatch, fmt, run), "pfp")
 
 
 @pytest.mark.parametrize("fmt", FMTS)
@@ -96,4 +81,4 @@ def test_norm_logits_7b(cp, ops, monkeypatch, fmt):
         logits = poison(cp, (1, V), cp.float32)
         ops.norm_matmul_logits(logits, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, w, n)
         return [logits.get()]
-    same(("logits",), *under(monkeypatch, fmt, run))
+    same_bits(("logits",), *under(monkeypatch, fmt, run), "pfp")
