@@ -5,7 +5,15 @@
 
 // L2 prefetch of one 16-byte weight vector: keeps bytes in flight beyond the registers of the loads (a GEMV of a
 // 4-bit 7B matrix holds too few loads in registers to cover the DRAM latency at the copy rate)
-__device__ __forceinline__ void pf_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+// QG_PFP_LAST (QuantPlan.pfp_last): with the L2::evict_last hint, so that the running kernel's weight stream does
+// not evict the lines before the loop reads them
+__device__ __forceinline__ void pf_l2(const void* p) {
+#if QG_PFP_LAST
+    asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
+#else
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
 
 // prefetch of the vectors load_frag(base) would load
 __device__ __forceinline__ void pf_frag(const QArgs& w, size_t r0, size_t r1, int base, int nvec) {

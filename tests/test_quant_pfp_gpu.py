@@ -1,7 +1,8 @@
-"""QuantPlan.pfp (QG_PFP: L2 prefetch of the next loop steps before the PDL wait only) changes no result: each
-format's fused decode GEMVs on the 7B shapes (the fp8 pipe, the int8 / int4 half2 row pairs, the int4 tiles) give
-the same bits with pfp 0 and 2, and a prefetch depth past the end of short rows (K 1152 of an awkward matrix with 4
-steps) is harmless. Outputs NaN-poisoned first and must be finite; one case a format is held against float64.
+"""QuantPlan.pfp (QG_PFP: L2 prefetch of the next loop steps before the PDL wait only; pfp_last: with the
+L2::evict_last hint, on the residual cases) changes no result: each format's fused decode GEMVs on the 7B shapes
+(the fp8 pipe, the int8 / int4 half2 row pairs, the int4 tiles) give the same bits with pfp 0 and 2, and a prefetch
+depth past the end of short rows (K 1152 of an awkward matrix with 4 steps) is harmless. Outputs NaN-poisoned first
+and must be finite; one case a format is held against float64.
 """
 import dataclasses
 import functools
@@ -19,14 +20,15 @@ EPS = 1e-5
 S, POS = 64, 37
 
 
-def under(monkeypatch, fmt, run, depth=2):
-    """run() (-> list of host arrays) with the format's plan at pfp 0, then at `depth`; checks both compiles ran."""
+def under(monkeypatch, fmt, run, depth=2, last=0):
+    """run() (-> list of host arrays) with the format's plan at pfp 0, then at `depth` (with the evict_last hint
+    where `last`); checks both compiles ran."""
     from cugraphllm.gpu import gemv_plan, ops_quant
     base = gemv_plan.QUANT_PLANS[fmt]
     monkeypatch.setattr(ops_quant, "_cache", {})
     out = []
     for p in (0, depth):
-        monkeypatch.setitem(gemv_plan.QUANT_PLANS, fmt, dataclasses.replace(base, pfp=p))
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, fmt, dataclasses.replace(base, pfp=p, pfp_last=last if p else 0))
         out.append(run())
     assert {k[-2] for k in ops_quant._cache} == {0, depth}, "a pfp compile is missing"
     return out
@@ -34,12 +36,13 @@ def under(monkeypatch, fmt, run, depth=2):
 
 @pytest.mark.parametrize("fmt", FMTS)
 @pytest.mark.parametrize("N,K", [(4096, 11008), (4096, 4096), (203, 1152)])
-def test_residual_ss(cp, ops, monkeypatch, fmt, N, K):
+@pytest.mark.parametrize("last", [0, 1], ids=["", "evict_last"])
+def test_residual_ss(cp, ops, monkeypatch, fmt, N, K, last):
     _, w = make_layer(cp, N, K, fmt, seed=N + K)
     a = rand_t(cp, (1, K), "float16", seed=K)
     x0 = (np.random.default_rng(N).standard_normal((1, N)) * 2).astype(np.float32)
     run = functools.partial(residual_ss_outputs, cp, ops, w, a, x0)
-    same_bits(("x", "xh", "ss"), *under(monkeypatch, fmt, run, 4 if N == 203 else 2), "pfp")
+    same_bits(("x", "xh", "ss"), *under(monkeypatch, fmt, run, 4 if N == 203 else 2, last), "pfp")
 
 
 @pytest.mark.parametrize("fmt", FMTS)
