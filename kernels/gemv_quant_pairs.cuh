@@ -196,11 +196,12 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);  // before any staging
 #else
     if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
-    if (QG_PFS > 0 && vec && p.active)
-        for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
 #endif
-    if (QG_PFP > 0 && vec && p.active)  // the weight stream goes on while the prologue waits and stages
-        for (int j = 1; j <= QG_PFP; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
+    // L2 prefetch before the wait: QG_PFP steps (the stream goes on while the prologue waits and stages), or
+    // QG_PFS's first steps (its loop prefetches the rest; not in the pipelined loop), whichever reaches further
+    constexpr int pre = QG_PIPE ? QG_PFP : (QG_PFP > QG_PFS ? QG_PFP : QG_PFS);
+    if (pre > 0 && vec && p.active)
+        for (int j = 1; j <= pre; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel

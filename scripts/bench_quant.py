@@ -121,14 +121,14 @@ SWEEPS = {
               dict(mma_min_pairs=1 << 30, mma_shapes=(), ksplit=4)],
     "mma2": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
-    # the int4 tiles (cursor loop, eleventh session) on the matrices below mma_min_pairs: K split over 4-8 warps
-    # (at most 8 a tile: kernels/gemv_quant_mma.cuh)
     # L2 prefetch before the PDL wait only (QG_PFP; twelfth session): the stream goes on during the prologue; with
     # and without the evict_last hint
     "pfp": [dict(pfp=p, pfp_last=h) for h in (0, 1) for p in (1, 2, 4)],
     # fp8 / int8 on the tiles with the cursor loop (twelfth session; their plans keep pipe / half2 today)
     "mma8": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), pipe=0, hacc=0, warps=w, unroll=2, ksplit=k)
              for w, k in ((8, 4), (8, 2), (8, 8), (16, 2), (16, 4))],
+    # the int4 tiles (cursor loop, eleventh session) on the matrices below mma_min_pairs: K split over 4-8 warps
+    # (at most 8 a tile: kernels/gemv_quant_mma.cuh)
     "small": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
               for w, u, k in ((4, 2, 4), (8, 2, 4), (8, 2, 8), (8, 1, 8), (16, 2, 8))],
 }
