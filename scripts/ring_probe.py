@@ -1,0 +1,367 @@
+"""Probe (bench only, no library code): does a per-warp cp.async ring close the quantized GEMVs' gap to their loads?
+
+The production half2 row-pair GEMV (kernels/gemv_quant_pairs.cuh) holds its loads in registers: a warp loads one
+step (U vectors of its two rows), waits, computes, loads the next, so its bytes in flight drop to zero while it
+computes and while the block stages the activation (the prologue). Here the same products (the half2 int4 and fp8
+word dots of kernels/gemv_quant_h2.cuh, reimplemented) run two ways on the 7B shapes:
+  reg   the register loop (U vectors a row a step, the first step issued before the staging), and
+  ring  each lane copies its own vectors with cp.async.cg into an S-stage ring in shared memory, S - 1 steps ahead
+        (the first S - 1 before the staging), and reads them back; no barrier (a lane reads only what it copied).
+Each also with its products replaced by an XOR fold (loads only), beside a linear read of the same bytes. Weights
+cycle over copies > 4x L2 (bench_kernels.graph_us). Every variant's output is checked against a NumPy float64
+reference on the first copy; reg and ring of one (KS, U) are checked bit-identical.
+
+Usage: python3 -m scripts.ring_probe [--formats int4,fp8] [--shapes wo,w2,wqkv,w13] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from scripts import bench_kernels as bk
+
+SRC = r"""
+#include <cuda_fp16.h>
+#define EPV (QFMT == 3 ? 32 : 16)           // weight values per 16-byte vector
+#define CPV (QFMT == 3 ? 4 : 2)             // 8-value x chunks per vector
+#define QPAIRS (QW / QKS)
+__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
+__device__ __forceinline__ int xslot(int c) { return c ^ ((c >> 3) & (CPV - 1)); }  // conflict-free 16-byte reads
+__device__ __forceinline__ uint4 ldw(const uint4* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void cpa16(void* d, const void* s, bool ok) {
+#if QPF
+    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;" ::"r"(sa(d)), "l"(s), "r"(ok ? 16 : 0) : "memory");
+#else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sa(d)), "l"(s), "r"(ok ? 16 : 0) : "memory");
+#endif
+}
+__device__ __forceinline__ void cpa4(void* d, const void* s, bool ok) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(sa(d)), "l"(s), "r"(ok ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wait_groups() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+#if QFMT == 3
+__device__ __forceinline__ __half2 dot_word(unsigned u, uint4 x, __half2 zc, __half2 zh, __half2 acc) {
+    const __half2 sixteenth = __float2half2_rn(0.0625f);
+    const unsigned v = u >> 8;
+    acc = __hfma2(__hsub2(u2h((u & 0x000f000fu) | 0x64006400u), zc), u2h(x.x), acc);
+    acc = __hfma2(__hfma2(u2h((u & 0x00f000f0u) | 0x64006400u), sixteenth, __hneg2(zh)), u2h(x.y), acc);
+    acc = __hfma2(__hsub2(u2h((v & 0x000f000fu) | 0x64006400u), zc), u2h(x.z), acc);
+    return __hfma2(__hfma2(u2h((v & 0x00f000f0u) | 0x64006400u), sixteenth, __hneg2(zh)), u2h(x.w), acc);
+}
+// one row's vector v: scale * sum (q - z) x over its 32 columns; sz = (scale, zero) half2
+__device__ __forceinline__ float dot_vec(uint4 w, unsigned sz, const uint4* xh, int v) {
+    const __half2 s2 = u2h(sz), z = __half2half2(__high2half(s2));
+    const __half2 zc = __hadd2(z, u2h(0x64006400u)), zh = __hadd2(z, u2h(0x54005400u));
+    __half2 h = __float2half2_rn(0.0f);
+    const unsigned* p = reinterpret_cast<const unsigned*>(&w);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h = dot_word(p[i], xh[xslot(4 * v + i)], zc, zh, h);
+    const float2 f = __half22float2(h);
+    return __low2float(s2) * (f.x + f.y);
+}
+#else
+__device__ __forceinline__ unsigned e4m3x2(unsigned short b) {
+    unsigned r;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(b));
+    return r;
+}
+__device__ __forceinline__ float dot_vec(uint4 w, unsigned, const uint4* xh, int v) {
+    const unsigned* p = reinterpret_cast<const unsigned*>(&w);
+    __half2 h = __float2half2_rn(0.0f);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+        const uint4 x = xh[xslot(2 * v + j)];
+        h = __hfma2(u2h(e4m3x2(p[2 * j] & 0xffff)), u2h(x.x), h);
+        h = __hfma2(u2h(e4m3x2(p[2 * j] >> 16)), u2h(x.y), h);
+        h = __hfma2(u2h(e4m3x2(p[2 * j + 1] & 0xffff)), u2h(x.z), h);
+        h = __hfma2(u2h(e4m3x2(p[2 * j + 1] >> 16)), u2h(x.w), h);
+    }
+    const float2 f = __half22float2(h);
+    return f.x + f.y;
+}
+#endif
+
+__device__ __forceinline__ void step_dot(uint4 w0, uint4 w1, unsigned s0, unsigned s1, const uint4* xh, int idx,
+                                         float& a0, float& a1) {
+#if QKO
+    a0 += __uint_as_float((w0.x ^ w0.y ^ w0.z ^ w0.w ^ w1.x ^ w1.y ^ w1.z ^ w1.w ^ s0 ^ s1) & 0x3fffffffu);
+#else
+    a0 += dot_vec(w0, s0, xh, idx);
+    a1 += dot_vec(w1, s1, xh, idx);
+#endif
+}
+
+// y [N] f32 = (W . x) * inv_rms(x) * rowscale; q [N, K / EPV] 16-byte vectors; sz [N, K / 128] (scale, zero) half2
+// (int4); rs [N] row scales (fp8). Grid-stride over virtual blocks of QPAIRS row pairs, QKS warps a pair.
+extern "C" __global__ void __launch_bounds__(QW * 32)
+probe(const uint4* __restrict__ q, const unsigned* __restrict__ sz, const float* __restrict__ rs,
+      const uint4* __restrict__ x, float* __restrict__ y, int N, int K) {
+    extern __shared__ uint4 smem[];
+    __shared__ float red[2][QW][2];
+    __shared__ float ssq[QW];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, pair = warp / QKS, ks = warp % QKS;
+    const int nvec = K / EPV, nch = K / 8, G = K / 128;
+    const int first = ks * 32 * QU, step = 32 * QU * QKS, nsteps = (nvec + step - 1) / step;
+    const int nvb = (N / 2 + QPAIRS - 1) / QPAIRS;
+    const int n_items = blockIdx.x < nvb ? ((nvb - 1 - blockIdx.x) / gridDim.x + 1) * nsteps : 0;
+    uint4* xh = smem;
+    auto rows_of = [&](int it, int& r0, int& base) {   // item -> first row of its pair (-1: none), its first vector
+        const int vb = blockIdx.x + (it / nsteps) * gridDim.x, p = vb * QPAIRS + pair;
+        r0 = (p < N / 2) ? 2 * p : -1;
+        base = first + (it % nsteps) * step;
+    };
+#if QR
+    uint4* ring = smem + ((nch + 7) & ~7) + warp * QR * (2 * QU * 32 + (QFMT == 3 ? QU * 16 : 0));
+    auto stage_w = [&](int s) { return ring + s * (2 * QU * 32 + (QFMT == 3 ? QU * 16 : 0)); };   // [QU][2][32] uint4
+    auto stage_s = [&](int s) { return reinterpret_cast<unsigned*>(stage_w(s) + 2 * QU * 32); };  // [QU][2][32] u32
+    auto issue = [&](int it) {
+        if (it < n_items) {
+            int r0, base;
+            rows_of(it, r0, base);
+            uint4* sw = stage_w(it % QR);
+#pragma unroll
+            for (int u = 0; u < QU; ++u) {
+                const int idx = base + u * 32 + lane;
+                const bool ok = r0 >= 0 && idx < nvec;
+                const size_t o = ok ? (size_t)r0 * nvec + idx : 0;
+                cpa16(sw + (2 * u) * 32 + lane, q + o, ok);
+                cpa16(sw + (2 * u + 1) * 32 + lane, q + o + (ok ? nvec : 0), ok);
+#if QFMT == 3
+                unsigned* ss = stage_s(it % QR);
+                const size_t g = ok ? (size_t)r0 * G + (idx * EPV) / 128 : 0;
+                cpa4(ss + (2 * u) * 32 + lane, sz + g, ok);
+                cpa4(ss + (2 * u + 1) * 32 + lane, sz + g + (ok ? G : 0), ok);
+#endif
+            }
+        }
+        commit();  // possibly empty: keeps "all but the newest QR - 1 groups" uniform
+    };
+    for (int it = 0; it < QR - 1; ++it) issue(it);
+#else
+    uint4 w0[QU], w1[QU];
+    unsigned s0[QU], s1[QU];
+    auto load = [&](int it) {
+        int r0, base;
+        rows_of(it, r0, base);
+#pragma unroll
+        for (int u = 0; u < QU; ++u) {
+            const int idx = base + u * 32 + lane;
+            const bool ok = it < n_items && r0 >= 0 && idx < nvec;
+            const size_t o = ok ? (size_t)r0 * nvec + idx : 0;
+            w0[u] = ok ? ldw(q + o) : make_uint4(0u, 0u, 0u, 0u);
+            w1[u] = ok ? ldw(q + o + nvec) : make_uint4(0u, 0u, 0u, 0u);
+#if QFMT == 3
+            const size_t g = ok ? (size_t)r0 * G + (idx * EPV) / 128 : 0;
+            s0[u] = ok ? __ldg(sz + g) : 0u;
+            s1[u] = ok ? __ldg(sz + g + G) : 0u;
+#else
+            s0[u] = s1[u] = 0u;
+#endif
+        }
+    };
+    load(0);
+#endif
+    // prologue: stage x (chunk c of 8 halves at slot xslot(c)) and its sum of squares, as a norm would
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < nch; c += blockDim.x) {
+        const uint4 v = x[c];
+        const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) { const float2 f = __half22float2(h[i]); s += f.x * f.x + f.y * f.y; }
+        xh[xslot(c)] = v;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) ssq[warp] = s;
+    __syncthreads();
+    float tot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < QW; ++i) tot += ssq[i];
+    const float inv = rsqrtf(tot / K + 1e-5f);
+    float a0 = 0.0f, a1 = 0.0f;
+    for (int it = 0; it < n_items; ++it) {
+        int r0, base;
+        rows_of(it, r0, base);
+#if QR
+        issue(it + QR - 1);
+        wait_groups<QR - 1>();
+        const uint4* sw = stage_w(it % QR);
+        const unsigned* ss = stage_s(it % QR);
+#pragma unroll
+        for (int u = 0; u < QU; ++u) {
+            const int idx = base + u * 32 + lane;
+            if (r0 >= 0 && idx < nvec)
+                step_dot(sw[(2 * u) * 32 + lane], sw[(2 * u + 1) * 32 + lane], QFMT == 3 ? ss[(2 * u) * 32 + lane] : 0u,
+                         QFMT == 3 ? ss[(2 * u + 1) * 32 + lane] : 0u, xh, idx, a0, a1);
+        }
+#else
+#pragma unroll
+        for (int u = 0; u < QU; ++u) {
+            const int idx = base + u * 32 + lane;
+            if (r0 >= 0 && idx < nvec) step_dot(w0[u], w1[u], s0[u], s1[u], xh, idx, a0, a1);
+        }
+        if (it + 1 < n_items) load(it + 1);  // the next step's loads fly during this pair's reductions
+#endif
+        if (it % nsteps == nsteps - 1) {     // pair done: lanes, then the QKS warps of the pair
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+                a0 += __shfl_xor_sync(0xffffffffu, a0, o);
+                a1 += __shfl_xor_sync(0xffffffffu, a1, o);
+            }
+            const int par = (it / nsteps) & 1;
+            if (lane == 0) { red[par][warp][0] = a0; red[par][warp][1] = a1; }
+            if (QKS > 1) __syncthreads();
+            if (ks == 0 && lane == 0 && r0 >= 0) {
+                float t0 = 0.0f, t1 = 0.0f;
+#pragma unroll
+                for (int k = 0; k < QKS; ++k) { t0 += red[par][warp + k][0]; t1 += red[par][warp + k][1]; }
+#if QFMT != 3
+                t0 *= rs[r0];
+                t1 *= rs[r0 + 1];
+#endif
+                y[r0] = t0 * inv;
+                y[r0 + 1] = t1 * inv;
+            }
+            a0 = a1 = 0.0f;
+        }
+    }
+#if QR
+    wait_groups<0>();
+#endif
+}
+"""
+
+SHAPES = {"wqkv": (12288, 4096), "wo": (4096, 4096), "w13": (22016, 4096), "w2": (4096, 11008)}
+# (name, RING stages (0: registers), KS, U, WARPS, blocks an SM for the grid, PF128, KO)
+CONFIGS = [("reg", 0, 2, 2, 8, 2, 0), ("reg", 0, 4, 2, 8, 2, 0), ("reg", 0, 1, 2, 8, 2, 0), ("reg", 0, 2, 4, 8, 2, 0),
+           ("ring", 2, 2, 2, 8, 2, 0), ("ring", 3, 2, 2, 8, 2, 0), ("ring", 4, 2, 2, 8, 2, 0),
+           ("ring", 4, 1, 2, 8, 2, 0), ("ring", 6, 1, 2, 8, 1, 0), ("ring", 8, 1, 1, 8, 2, 0),
+           ("ring", 4, 2, 2, 8, 2, 1), ("ring", 4, 4, 1, 8, 2, 0), ("ring", 3, 2, 2, 16, 1, 0)]
+KO_CONFIGS = [("reg", 0, 2, 2, 8, 2, 1), ("ring", 4, 2, 2, 8, 2, 1)]
+
+
+def e4m3_to_f64(b: np.ndarray) -> np.ndarray:
+    b = b.astype(np.int64)
+    s, e, m = (b >> 7) & 1, (b >> 3) & 15, b & 7
+    v = np.where(e == 0, m / 8.0 * 2.0 ** -6, (1 + m / 8.0) * 2.0 ** (e - 7.0))
+    return np.where(s == 1, -v, v)
+
+
+def make(cp, fmt, N, K, rng):
+    """(q uint32 [N, K*bits/32], sz uint32 [N, K/128] or dummy, rs f32 [N], dense f64 [N, K]) on the host."""
+    if fmt == "int4":
+        nib = rng.integers(0, 16, (N, K), dtype=np.int64)
+        z = rng.integers(0, 16, (N, K // 128)).astype(np.float16)
+        sc = (rng.random((N, K // 128)) * 0.02 + 0.005).astype(np.float16)
+        # column 8c + j holds nibble ORDER[j] of word c (the (c, c + 4) half2 pairs of dot_word)
+        order = np.array([0, 4, 1, 5, 2, 6, 3, 7])
+        words = np.zeros((N, K // 8), np.uint64)
+        cols = nib.reshape(N, K // 8, 8)
+        for j in range(8):
+            words |= cols[:, :, j].astype(np.uint64) << np.uint64(4 * order[j])
+        q = words.astype(np.uint32)
+        szp = (sc.view(np.uint16).astype(np.uint32) | (z.view(np.uint16).astype(np.uint32) << 16))
+        g = np.repeat(np.arange(K // 128), 128)
+        dense = (nib - z.astype(np.float64)[:, g]) * sc.astype(np.float64)[:, g]
+        return q, szp, np.ones(N, np.float32), dense
+    b = rng.integers(0, 256, (N, K), dtype=np.int64)
+    b = np.where((b & 0x7f) == 0x7f, 0x3c, b)  # no NaN codes
+    rs = (rng.random(N) * 0.02 + 0.005).astype(np.float32)
+    q = b.astype(np.uint8).reshape(N, K // 4, 4).view(np.uint32).reshape(N, K // 4)
+    return q, np.zeros(1, np.uint32), rs, e4m3_to_f64(b) * rs[:, None].astype(np.float64)
+
+
+def kernel(cp, fmt, cfg):
+    name, ring, ks, u, warps, bps, pf, ko = cfg
+    opts = tuple(f"-D{k}={v}" for k, v in dict(QFMT=3 if fmt == "int4" else 1, QR=ring, QKS=ks, QU=u, QW=warps,
+                                                 QPF=pf, QKO=ko).items()) + ("-std=c++17",)
+    return cp.RawKernel(SRC, "probe", options=opts)
+
+
+def smem_bytes(fmt, cfg, K):
+    name, ring, ks, u, warps, bps, pf, ko = cfg
+    per_stage = (2 * u * 32 + (u * 16 if fmt == "int4" else 0)) * 16
+    return ((K // 8 + 7) // 8 * 8) * 16 + warps * ring * per_stage
+
+
+def run_shape(cp, stream, fmt, name, N, K, rows, sms):
+    rng = np.random.default_rng(hash((fmt, name)) % 2**32)
+    q, szp, rs, dense = make(cp, fmt, N, K, rng)
+    xh = rng.standard_normal(K).astype(np.float16)
+    xf = xh.astype(np.float64)
+    ref = dense @ xf / np.sqrt(np.mean(xf * xf) + 1e-5)
+    nbytes = q.nbytes + (szp.nbytes if fmt == "int4" else 0)
+    n = max(2, -(-4 * bk.L2_BYTES // nbytes))
+    qs = [cp.asarray(q)] + [cp.asarray(np.roll(q, i, axis=0)) for i in range(1, n)]
+    sz, rsd, xd = cp.asarray(szp), cp.asarray(rs), cp.asarray(xh)
+    floor = bk.read_floor_us(stream, qs)
+    rows.append({"format": fmt, "matrix": name, "variant": "linear read", "us": floor, "bytes": nbytes})
+    outs = {}
+    for cfg in CONFIGS + KO_CONFIGS:
+        fn = kernel(cp, fmt, cfg)
+        sm = smem_bytes(fmt, cfg, K)
+        fn.max_dynamic_shared_size_bytes = sm
+        nvb = -(-(N // 2) // (cfg[4] // cfg[2]))
+        grid = (min(nvb, sms * cfg[5]),)
+        y = cp.full(N, np.nan, cp.float32)
+        args = lambda i: (qs[i], sz, rsd, xd, y, np.int32(N), np.int32(K))
+        try:
+            us = bk.graph_us(stream, lambda i: fn(grid, (32 * cfg[4],), args(i), shared_mem=sm), len(qs))
+        except Exception as e:  # noqa: BLE001 (a probe: report and go on)
+            rows.append({"format": fmt, "matrix": name, "config": list(cfg), "error": str(e)[:200]})
+            print(f"{fmt} {name} {cfg} error {e}", file=sys.stderr)
+            continue
+        fn(grid, (32 * cfg[4],), args(0), shared_mem=sm)
+        got = cp.asnumpy(y).astype(np.float64)
+        err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref))) if not cfg[7] else None
+        outs[cfg] = got
+        rows.append({"format": fmt, "matrix": name, "variant": cfg[0] + (" loads only" if cfg[7] else ""),
+                     "config": dict(zip(("ring", "ks", "u", "warps", "bps", "pf128", "ko"), cfg[1:])), "us": us,
+                     "tb_s": nbytes / us / 1e6, "rel_err": err, "grid": grid[0], "smem": sm})
+    for (n1, r1, k1, u1, w1, b1, p1, o1), g1 in outs.items():  # reg vs ring of one (KS, U, WARPS): same bits
+        for (n2, r2, k2, u2, w2, b2, p2, o2), g2 in outs.items():
+            if n1 == "reg" and n2 == "ring" and (k1, u1, w1, o1) == (k2, u2, w2, o2) and not o1:
+                rows.append({"format": fmt, "matrix": name, "same_bits": [k1, u1, w1, r2],
+                             "ok": bool(np.array_equal(g1, g2))})
+    for r in rows:
+        if r.get("matrix") == name and r.get("format") == fmt and "us" in r:
+            print(f"{fmt:4s} {name:5s} {r['variant']:16s} {json.dumps(r.get('config', ''))[:90]:90s} "
+                  f"{r['us']:7.2f} us  err {r.get('rel_err')}", file=sys.stderr)
+    for r in rows:
+        if r.get("matrix") == name and r.get("format") == fmt and "same_bits" in r:
+            print(f"{fmt:4s} {name:5s} same bits {r['same_bits']}: {r['ok']}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--formats", default="int4,fp8")
+    ap.add_argument("--shapes", default="wo,w2,wqkv,w13")
+    ap.add_argument("--out", help="JSON file for the rows")
+    args = ap.parse_args(argv)
+    import cupy as cp
+    stream = cp.cuda.Stream(non_blocking=True)
+    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+    rows: list[dict] = []
+    for fmt in args.formats.split(","):
+        for name in args.shapes.split(","):
+            run_shape(cp, stream, fmt, name, *SHAPES[name], rows, sms)
+            cp.get_default_memory_pool().free_all_blocks()
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({**bk.environment(), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
