@@ -11,7 +11,10 @@ Each also with its products replaced by an XOR fold (loads only), beside a linea
 cycle over copies > 4x L2 (bench_kernels.graph_us). Every variant's output is checked against a NumPy float64
 reference on the first copy; reg and ring of one (KS, U) are checked bit-identical.
 
-Usage: python3 -m scripts.ring_probe [--formats int4,fp8] [--shapes wo,w2,wqkv,w13] [--out FILE]
+fp8i: fp8 with e4m3 -> f16 by integer ops (QCVT 1: 2^-8 times the value, bytes paired (0, 2), (1, 3)) instead of the
+hardware convert (F2FP.F16.E4M3.UNPACK_B, one per weight pair).
+
+Usage: python3 -m scripts.ring_probe [--formats int4,fp8,fp8i] [--shapes wo,w2,wqkv,w13] [--set full|ko|cvt] [--out FILE]
 """
 from __future__ import annotations
 
@@ -76,16 +79,25 @@ __device__ __forceinline__ unsigned e4m3x2(unsigned short b) {
     asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(b));
     return r;
 }
+#if QCVT
+// QCVT 1: e4m3 -> f16 by integer ops, 2^-8 times the value (bias 7 read as bias 15; subnormals too), the 2^8
+// folded into the row scale. A word's bytes (b0, b1, b2, b3) give the half2 (b0, b2) and (b1, b3).
+__device__ __forceinline__ unsigned f8lo(unsigned u) { return ((u << 7) & 0x3f803f80u) | ((u << 8) & 0x80008000u); }
+__device__ __forceinline__ unsigned f8hi(unsigned u) { return ((u >> 1) & 0x3f803f80u) | (u & 0x80008000u); }
+#else
+__device__ __forceinline__ unsigned f8lo(unsigned u) { return e4m3x2(u & 0xffff); }
+__device__ __forceinline__ unsigned f8hi(unsigned u) { return e4m3x2(u >> 16); }
+#endif
 __device__ __forceinline__ float dot_vec(uint4 w, unsigned, const uint4* xh, int v) {
     const unsigned* p = reinterpret_cast<const unsigned*>(&w);
     __half2 h = __float2half2_rn(0.0f);
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
         const uint4 x = xh[xslot(2 * v + j)];
-        h = __hfma2(u2h(e4m3x2(p[2 * j] & 0xffff)), u2h(x.x), h);
-        h = __hfma2(u2h(e4m3x2(p[2 * j] >> 16)), u2h(x.y), h);
-        h = __hfma2(u2h(e4m3x2(p[2 * j + 1] & 0xffff)), u2h(x.z), h);
-        h = __hfma2(u2h(e4m3x2(p[2 * j + 1] >> 16)), u2h(x.w), h);
+        h = __hfma2(u2h(f8lo(p[2 * j])), u2h(x.x), h);
+        h = __hfma2(u2h(f8hi(p[2 * j])), u2h(x.y), h);
+        h = __hfma2(u2h(f8lo(p[2 * j + 1])), u2h(x.z), h);
+        h = __hfma2(u2h(f8hi(p[2 * j + 1])), u2h(x.w), h);
     }
     const float2 f = __half22float2(h);
     return f.x + f.y;
@@ -270,6 +282,10 @@ KO_CONFIGS = [("reg", 0, 2, 2, 8, 2, 0, 1), ("ring", 4, 2, 2, 8, 2, 0, 1)]
 KO_SET = [("reg", 0, 2, 2, 8, 2, 0, 0), ("reg", 0, 2, 2, 8, 2, 0, 1), ("reg", 0, 2, 2, 8, 2, 0, 2),
           ("reg", 0, 1, 2, 8, 2, 0, 2), ("reg", 0, 2, 2, 8, 3, 0, 0), ("reg", 0, 2, 2, 16, 2, 0, 0),
           ("reg", 0, 1, 2, 4, 6, 0, 0), ("ring", 3, 2, 2, 8, 2, 0, 0), ("ring", 3, 2, 2, 8, 2, 0, 1)]
+# --set cvt: fp8 vs fp8i, products alone and whole, 8 and 16 warps
+CVT_SET = [("reg", 0, 2, 2, 16, 2, 0, 0), ("reg", 0, 2, 2, 16, 2, 0, 2), ("reg", 0, 1, 2, 16, 2, 0, 0),
+           ("reg", 0, 2, 2, 8, 2, 0, 0), ("reg", 0, 2, 2, 8, 2, 0, 2), ("reg", 0, 1, 2, 8, 2, 0, 2),
+           ("reg", 0, 2, 2, 16, 2, 0, 1)]
 
 
 def e4m3_to_f64(b: np.ndarray) -> np.ndarray:
@@ -279,9 +295,9 @@ def e4m3_to_f64(b: np.ndarray) -> np.ndarray:
     return np.where(s == 1, -v, v)
 
 
-def make(cp, fmt, N, K, rng):
+def make(cp, fmt, N, K, rng, cvt=0):
     """(q uint32 [N, K*bits/32], sz uint32 [N, K/128] or dummy, rs f32 [N], dense f64 [N, K]) on the host."""
-    if fmt == "int4":
+    if fmt == "int4":  # fp8 / fp8i below
         nib = rng.integers(0, 16, (N, K), dtype=np.int64)
         z = rng.integers(0, 16, (N, K // 128)).astype(np.float16)
         sc = (rng.random((N, K // 128)) * 0.02 + 0.005).astype(np.float16)
@@ -299,14 +315,18 @@ def make(cp, fmt, N, K, rng):
     b = rng.integers(0, 256, (N, K), dtype=np.int64)
     b = np.where((b & 0x7f) == 0x7f, 0x3c, b)  # no NaN codes
     rs = (rng.random(N) * 0.02 + 0.005).astype(np.float32)
+    dense = e4m3_to_f64(b) * rs[:, None].astype(np.float64)
+    if cvt:  # columns (4j, 4j + 1, 4j + 2, 4j + 3) in bytes (0, 2, 1, 3) of word j; the kernel reads 2^-8 values
+        b = b.reshape(N, K // 4, 4)[:, :, [0, 2, 1, 3]].reshape(N, K)
+        rs = rs * np.float32(256.0)
     q = b.astype(np.uint8).reshape(N, K // 4, 4).view(np.uint32).reshape(N, K // 4)
-    return q, np.zeros(1, np.uint32), rs, e4m3_to_f64(b) * rs[:, None].astype(np.float64)
+    return q, np.zeros(1, np.uint32), rs, dense
 
 
 def kernel(cp, fmt, cfg):
     name, ring, ks, u, warps, bps, pf, ko = cfg
     opts = tuple(f"-D{k}={v}" for k, v in dict(QFMT=3 if fmt == "int4" else 1, QR=ring, QKS=ks, QU=u, QW=warps,
-                                                 QPF=pf, QKO=ko).items()) + ("-std=c++17",)
+                                                 QPF=pf, QKO=ko, QCVT=int(fmt == "fp8i")).items()) + ("-std=c++17",)
     return cp.RawKernel(SRC, "probe", options=opts)
 
 
@@ -318,7 +338,7 @@ def smem_bytes(fmt, cfg, K):
 
 def run_shape(cp, stream, fmt, name, N, K, rows, sms, configs):
     rng = np.random.default_rng(hash((fmt, name)) % 2**32)
-    q, szp, rs, dense = make(cp, fmt, N, K, rng)
+    q, szp, rs, dense = make(cp, fmt, N, K, rng, cvt=int(fmt == "fp8i"))
     xh = rng.standard_normal(K).astype(np.float16)
     xf = xh.astype(np.float64)
     ref = dense @ xf / np.sqrt(np.mean(xf * xf) + 1e-5)
@@ -370,10 +390,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--formats", default="int4,fp8")
     ap.add_argument("--shapes", default="wo,w2,wqkv,w13")
-    ap.add_argument("--set", choices=("full", "ko"), default="full", help="the configs (default: full)")
+    ap.add_argument("--set", choices=("full", "ko", "cvt"), default="full", help="the configs (default: full)")
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
-    configs = CONFIGS + KO_CONFIGS if args.set == "full" else KO_SET
+    configs = {"full": CONFIGS + KO_CONFIGS, "ko": KO_SET, "cvt": CVT_SET}[args.set]
     import cupy as cp
     stream = cp.cuda.Stream(non_blocking=True)
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
