@@ -127,6 +127,10 @@ SWEEPS = {
     # fp8 / int8 on the tiles with the cursor loop (twelfth session; their plans keep pipe / half2 today)
     "mma8": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), pipe=0, hacc=0, warps=w, unroll=2, ksplit=k)
              for w, k in ((8, 4), (8, 2), (8, 8), (16, 2), (16, 4))],
+    # half2 products, 16 warps and K over 2 warps a pair everywhere (thirteenth session: scripts/ring_probe.py's fp8
+    # GEMV ran wqkv / w13 at 14.3 / 23.4 us so, against 16.1 / 24.2 with one warp a pair)
+    "fp8h": [dict(hacc=h, pipe=p, warps=16, ksplit=k) for h, p, k in
+             ((1, 1, 2), (1, 0, 2), (0, 1, 2), (1, 1, None), (1, 1, 1), (1, 0, 4))],
     # the int4 tiles (cursor loop, eleventh session) on the matrices below mma_min_pairs: K split over 4-8 warps
     # (at most 8 a tile: kernels/gemv_quant_mma.cuh)
     "small": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
