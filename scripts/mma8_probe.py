@@ -79,7 +79,8 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ks = warp % QKS;
     const int nsteps = K / 32, ntiles = N / 16, tpb = QW / QKS, G = gridDim.x * tpb;
     const int tile0 = blockIdx.x * tpb + warp / QKS;
-    const int nst = nsteps / QKS;   // a tile's steps for one warp (the host keeps QKS | nsteps and QU | nst)
+    // a tile's steps for one warp, rounded up to whole rounds of QU (steps past K load zeros)
+    const int nst = ((nsteps + QKS - 1) / QKS + QU - 1) / QU * QU;
     const int first = blockIdx.x * tpb, total = (first < ntiles ? (ntiles - 1 - first) / G + 1 : 0) * nst;
     // item i: tile tile0 + (i / nst) * G, step ks + (i % nst) * QKS; the same count for every warp of the block
     auto load = [&](int i) -> uint4 {
@@ -87,8 +88,8 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
 #if QKO == 2
         return make_uint4(0x38383838u ^ (unsigned)s, 0xb8383838u, 0x3838b838u ^ (unsigned)lane, 0x38383838u ^ (unsigned)tile);
 #else
-        return (i < total && tile < ntiles) ? ldw(w + ((size_t)tile * nsteps + s) * 32 + lane)
-                                            : make_uint4(0u, 0u, 0u, 0u);
+        return (i < total && tile < ntiles && s < nsteps) ? ldw(w + ((size_t)tile * nsteps + s) * 32 + lane)
+                                                          : make_uint4(0u, 0u, 0u, 0u);
 #endif
     };
     uint4 a[QU];
@@ -117,20 +118,30 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
     }
     __syncthreads();
     const float inv_sc = 1.0f / sc;
-    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float c[QU][4];   // one accumulator set per u: no dependent chain of mma on one set
+#pragma unroll
+    for (int u = 0; u < QU; ++u) c[u][0] = c[u][1] = c[u][2] = c[u][3] = 0.0f;
     for (int i = 0; i < total; i += QU) {
 #pragma unroll
         for (int u = 0; u < QU; ++u) {
 #if QKO == 1
-            c[0] += __uint_as_float((a[u].x ^ a[u].y ^ a[u].z ^ a[u].w) & 0x3fffffffu);
+            c[u][0] += __uint_as_float((a[u].x ^ a[u].y ^ a[u].z ^ a[u].w) & 0x3fffffffu);
 #else
-            mma8(c, a[u], xq[(ks + ((i + u) % nst) * QKS) * 4 + (lane & 3)]);
+            const int s = min(ks + ((i + u) % nst) * QKS, nsteps - 1);
+            mma8(c[u], a[u], xq[s * 4 + (lane & 3)]);
 #endif
             a[u] = load(i + u + QU);
         }
         if ((i + QU) % nst == 0) {   // tile done: column 0 of C (lanes t == 0: rows g in c[0], g + 8 in c[2])
             const int tile = tile0 + (i / nst) * G;
-            if ((lane & 3) == 0) { red[warp][lane >> 2] = acc_value(c[0]); red[warp][(lane >> 2) + 8] = acc_value(c[2]); }
+            float r0 = 0.0f, r8 = 0.0f;
+#pragma unroll
+            for (int u = 0; u < QU; ++u) {
+                r0 += acc_value(c[u][0]);
+                r8 += acc_value(c[u][2]);
+                c[u][0] = c[u][1] = c[u][2] = c[u][3] = 0.0f;
+            }
+            if ((lane & 3) == 0) { red[warp][lane >> 2] = r0; red[warp][(lane >> 2) + 8] = r8; }
             if (QKS > 1) __syncthreads();
             if (ks == 0 && lane < 16 && tile < ntiles) {
                 float t = 0.0f;
@@ -140,15 +151,15 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
                 y[row] = t * rs[row] * inv_sc;
             }
             if (QKS > 1) __syncthreads();
-            c[0] = c[1] = c[2] = c[3] = 0.0f;
         }
     }
 }
 """
 
-# (KS, U, WARPS, blocks an SM, KO)
-CONFIGS = [(1, 2, 8, 2, 0), (2, 2, 8, 2, 0), (1, 4, 8, 2, 0), (2, 4, 8, 2, 0), (1, 2, 16, 2, 0), (2, 2, 16, 2, 0),
-           (4, 2, 16, 2, 0), (1, 4, 4, 4, 0), (2, 2, 8, 2, 1), (2, 2, 8, 2, 2), (1, 4, 8, 2, 1), (1, 4, 8, 2, 2)]
+# (KS, U, WARPS, blocks an SM, KO): K over KS warps a tile (a 16-row tile alone is too little work for a warp)
+CONFIGS = [(4, 2, 8, 8, 0), (8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (16, 1, 16, 4, 0),
+           (16, 4, 16, 4, 0), (32, 1, 32, 2, 0), (8, 2, 16, 4, 0), (8, 2, 8, 8, 1), (8, 2, 8, 8, 2),
+           (16, 2, 16, 4, 1), (16, 2, 16, 4, 2)]
 
 E4M3 = np.array([e4m3_to_f64(np.array([c]))[0] for c in range(256)])
 
@@ -203,8 +214,6 @@ def run_shape(cp, stream, name, N, K, rows, sms, i8=0):
     rows.append({"format": fmt, "matrix": name, "variant": "linear read", "us": bk.read_floor_us(stream, ws), "bytes": b.nbytes})
     for cfg in CONFIGS:
         ks, u, warps, bps, ko = cfg
-        if (K // 32) % ks or (K // 32 // ks) % u:
-            continue
         opts = (f"-DQKS={ks}", f"-DQU={u}", f"-DQW={warps}", f"-DQKO={ko}", f"-DQI8={i8}", "-std=c++17")
         fn = cp.RawKernel(SRC, "probe", options=opts)
         smem = K // 32 * 4 * 8
