@@ -82,22 +82,44 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
     // a tile's steps for one warp, rounded up to whole rounds of QU (steps past K load zeros)
     const int nst = ((nsteps + QKS - 1) / QKS + QU - 1) / QU * QU;
     const int first = blockIdx.x * tpb, total = (first < ntiles ? (ntiles - 1 - first) / G + 1 : 0) * nst;
-    // item i: tile tile0 + (i / nst) * G, step ks + (i % nst) * QKS; the same count for every warp of the block
-    auto load = [&](int i) -> uint4 {
-        const int tile = tile0 + (i / nst) * G, s = ks + (i % nst) * QKS;
+    // the load cursor: tile, its step count j (0..nst), step s = ks + j * QKS, pointer; no divisions a step
+    int lt = tile0, lj = 0, ls = ks;
+    const uint4* lp = w + ((size_t)tile0 * nsteps + ks) * 32 + lane;
+    auto load = [&]() -> uint4 {
 #if QKO == 2
-        return make_uint4(0x38383838u ^ (unsigned)s, 0xb8383838u, 0x3838b838u ^ (unsigned)lane, 0x38383838u ^ (unsigned)tile);
+        const uint4 v = make_uint4(0x38383838u ^ (unsigned)ls, 0xb8383838u, 0x3838b838u ^ (unsigned)lj, 0x38383838u);
 #else
-        return (i < total && tile < ntiles && s < nsteps) ? ldw(w + ((size_t)tile * nsteps + s) * 32 + lane)
-                                                          : make_uint4(0u, 0u, 0u, 0u);
+        const uint4 v = (lt < ntiles && ls < nsteps) ? ldw(lp) : make_uint4(0u, 0u, 0u, 0u);
 #endif
+        if (++lj == nst) {
+            lj = 0;
+            lt += G;
+            ls = ks;
+            lp = w + ((size_t)lt * nsteps + ks) * 32 + lane;
+        } else {
+            ls += QKS;
+            lp += QKS * 32;
+        }
+        return v;
     };
     uint4 a[QU];
 #pragma unroll
-    for (int u = 0; u < QU; ++u) a[u] = load(u);   // before the staging
-    // prologue: max |x| -> per-token scale 448 / max, x to e4m3 in fragment order
+    for (int u = 0; u < QU; ++u) a[u] = load();   // before the staging
+    // prologue: x in 16-byte chunks held in registers (blockDim >= 256: <= 8 a thread for K <= 16384), max |x| ->
+    // per-token scale XMAX / max, x to 8-bit codes in fragment order
+    uint4 xc[8];
     float m = 0.0f;
-    for (int k = threadIdx.x; k < K; k += blockDim.x) m = fmaxf(m, fabsf(__half2float(x[k])));
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        xc[j] = c < K / 8 ? reinterpret_cast<const uint4*>(x)[c] : make_uint4(0u, 0u, 0u, 0u);
+        const __half2* h = reinterpret_cast<const __half2*>(&xc[j]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float2 f = __half22float2(h[e]);
+            m = fmaxf(m, fmaxf(fabsf(f.x), fabsf(f.y)));
+        }
+    }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     if (lane == 0) amax[warp] = m;
@@ -106,34 +128,43 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
 #pragma unroll
     for (int i = 0; i < QW; ++i) m = fmaxf(m, amax[i]);
     const float sc = m > 0.0f ? XMAX / m : 1.0f;
-    for (int i = threadIdx.x; i < nsteps * 4; i += blockDim.x) {   // i = 4 s + t
-        const int s = i >> 2, t = i & 3;
-        const __half* p0 = x + 32 * s + 4 * t;
-        const __half* p1 = p0 + 16;
-        const unsigned b0 = f2e4m3x2(__half2float(p0[0]) * sc, __half2float(p0[1]) * sc) |
-                            ((unsigned)f2e4m3x2(__half2float(p0[2]) * sc, __half2float(p0[3]) * sc) << 16);
-        const unsigned b1 = f2e4m3x2(__half2float(p1[0]) * sc, __half2float(p1[1]) * sc) |
-                            ((unsigned)f2e4m3x2(__half2float(p1[2]) * sc, __half2float(p1[3]) * sc) << 16);
-        xq[i] = make_uint2(b0, b1);
+    unsigned* xw = reinterpret_cast<unsigned*>(xq);   // word (4 s + t) * 2 + h: bytes 16 h + 4 t .. + 3 of step s
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;   // columns 8c .. 8c + 7: step c / 4, bytes 8 (c % 4) ..
+        if (c < K / 8) {
+            const __half2* h = reinterpret_cast<const __half2*>(&xc[j]);
+            float f[8];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) { const float2 v = __half22float2(h[e]); f[2 * e] = v.x * sc; f[2 * e + 1] = v.y * sc; }
+            const int st = c >> 2, cc = c & 3, t0 = (cc & 1) * 2, hh = cc >> 1;
+            xw[(st * 4 + t0) * 2 + hh] = f2e4m3x2(f[0], f[1]) | ((unsigned)f2e4m3x2(f[2], f[3]) << 16);
+            xw[(st * 4 + t0 + 1) * 2 + hh] = f2e4m3x2(f[4], f[5]) | ((unsigned)f2e4m3x2(f[6], f[7]) << 16);
+        }
     }
     __syncthreads();
     const float inv_sc = 1.0f / sc;
     float c[QU][4];   // one accumulator set per u: no dependent chain of mma on one set
 #pragma unroll
     for (int u = 0; u < QU; ++u) c[u][0] = c[u][1] = c[u][2] = c[u][3] = 0.0f;
+    int cj = 0, cs = ks, ct = tile0;   // the consuming cursor (QU | nst: a tile ends with a round)
     for (int i = 0; i < total; i += QU) {
 #pragma unroll
         for (int u = 0; u < QU; ++u) {
 #if QKO == 1
             c[u][0] += __uint_as_float((a[u].x ^ a[u].y ^ a[u].z ^ a[u].w) & 0x3fffffffu);
 #else
-            const int s = min(ks + ((i + u) % nst) * QKS, nsteps - 1);
-            mma8(c[u], a[u], xq[s * 4 + (lane & 3)]);
+            mma8(c[u], a[u], xq[min(cs + u * QKS, nsteps - 1) * 4 + (lane & 3)]);
 #endif
-            a[u] = load(i + u + QU);
+            a[u] = load();
         }
-        if ((i + QU) % nst == 0) {   // tile done: column 0 of C (lanes t == 0: rows g in c[0], g + 8 in c[2])
-            const int tile = tile0 + (i / nst) * G;
+        cs += QU * QKS;
+        cj += QU;
+        if (cj == nst) {   // tile done: column 0 of C (lanes t == 0: rows g in c[0], g + 8 in c[2])
+            const int tile = ct;
+            cj = 0;
+            cs = ks;
+            ct += G;
             float r0 = 0.0f, r8 = 0.0f;
 #pragma unroll
             for (int u = 0; u < QU; ++u) {
