@@ -84,7 +84,13 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
     const int first = blockIdx.x * tpb, total = (first < ntiles ? (ntiles - 1 - first) / G + 1 : 0) * nst;
     // the load cursor: tile, its step count j (0..nst), step s = ks + j * QKS, pointer; no divisions a step
     int lt = tile0, lj = 0, ls = ks;
+#if QLAYOUT   // step-major: [step][tile][lane]: the warps of the GPU at one step read neighbouring 512-byte blocks
+    const uint4* lp = w + ((size_t)ks * ntiles + tile0) * 32 + lane;
+    const size_t lstride = (size_t)QKS * ntiles * 32;
+#else         // tile-major: [tile][step][lane]: each warp streams its own contiguous run
     const uint4* lp = w + ((size_t)tile0 * nsteps + ks) * 32 + lane;
+    const size_t lstride = QKS * 32;
+#endif
     auto load = [&]() -> uint4 {
 #if QKO == 2
         const uint4 v = make_uint4(0x38383838u ^ (unsigned)ls, 0xb8383838u, 0x3838b838u ^ (unsigned)lj, 0x38383838u);
@@ -95,10 +101,14 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
             lj = 0;
             lt += G;
             ls = ks;
+#if QLAYOUT
+            lp = w + ((size_t)ks * ntiles + lt) * 32 + lane;
+#else
             lp = w + ((size_t)lt * nsteps + ks) * 32 + lane;
+#endif
         } else {
             ls += QKS;
-            lp += QKS * 32;
+            lp += lstride;
         }
         return v;
     };
@@ -187,10 +197,12 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
 }
 """
 
-# (KS, U, WARPS, blocks an SM, KO): K over KS warps a tile (a 16-row tile alone is too little work for a warp)
-CONFIGS = [(4, 2, 8, 8, 0), (8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (16, 1, 16, 4, 0),
-           (16, 4, 16, 4, 0), (32, 1, 32, 2, 0), (8, 2, 16, 4, 0), (8, 2, 8, 8, 1), (8, 2, 8, 8, 2),
-           (16, 2, 16, 4, 1), (16, 2, 16, 4, 2)]
+# (KS, U, WARPS, blocks an SM, KO, LAYOUT): K over KS warps a tile (a 16-row tile alone is too little work for a
+# warp); LAYOUT 0 tile-major, 1 step-major
+CONFIGS = [(c + (0,)) for c in ((8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (4, 2, 8, 8, 0))] + \
+          [(c + (1,)) for c in ((8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (4, 2, 8, 8, 0), (4, 4, 8, 8, 0),
+                                 (2, 4, 8, 8, 0), (8, 2, 8, 8, 1), (4, 4, 8, 8, 1), (16, 2, 16, 4, 1), (8, 4, 8, 8, 2))] + \
+          [(8, 2, 8, 8, 1, 0), (16, 2, 16, 4, 1, 0)]
 
 E4M3 = np.array([e4m3_to_f64(np.array([c]))[0] for c in range(256)])
 
@@ -237,15 +249,20 @@ def run_shape(cp, stream, name, N, K, rows, sms, i8=0):
         sc = np.float32(448.0) / np.float32(np.abs(xf).max())
         xq = e4m3_round((xf.astype(np.float32) * sc).astype(np.float64))
         ref = (E4M3[b] @ xq) * rs / sc
-    packed = pack(b).reshape(-1)
-    n = max(2, -(-4 * bk.L2_BYTES // packed.nbytes))
-    ws = [cp.asarray(np.roll(packed, 4096 * i)) if i else cp.asarray(packed) for i in range(n)]
+    tile_major = pack(b)
+    n = max(2, -(-4 * bk.L2_BYTES // tile_major.nbytes))
+    layouts = {}
+    for lay in (0, 1):
+        packed = (tile_major if lay == 0 else np.ascontiguousarray(tile_major.transpose(1, 0, 2, 3))).reshape(-1)
+        layouts[lay] = [cp.asarray(np.roll(packed, 4096 * i)) if i else cp.asarray(packed) for i in range(n)]
+    ws = layouts[0]
     rsd, xd = cp.asarray(rs), cp.asarray(xh)
     fmt = "int8" if i8 else "fp8"
     rows.append({"format": fmt, "matrix": name, "variant": "linear read", "us": bk.read_floor_us(stream, ws), "bytes": b.nbytes})
     for cfg in CONFIGS:
-        ks, u, warps, bps, ko = cfg
-        opts = (f"-DQKS={ks}", f"-DQU={u}", f"-DQW={warps}", f"-DQKO={ko}", f"-DQI8={i8}", "-std=c++17")
+        ks, u, warps, bps, ko, lay = cfg
+        ws = layouts[lay]
+        opts = (f"-DQKS={ks}", f"-DQU={u}", f"-DQW={warps}", f"-DQKO={ko}", f"-DQI8={i8}", f"-DQLAYOUT={lay}", "-std=c++17")
         fn = cp.RawKernel(SRC, "probe", options=opts)
         smem = K // 32 * 4 * 8
         tiles = N // 16
@@ -262,7 +279,7 @@ def run_shape(cp, stream, name, N, K, rows, sms, i8=0):
         got = cp.asnumpy(y).astype(np.float64)
         err = None if ko else float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
         rows.append({"format": fmt, "matrix": name, "variant": ("mma8", "mma8 loads only", "mma8 products only")[ko],
-                     "config": dict(zip(("ks", "u", "warps", "bps", "ko"), cfg)), "us": us,
+                     "config": dict(zip(("ks", "u", "warps", "bps", "ko", "layout"), cfg)), "us": us,
                      "tb_s": b.nbytes / us / 1e6, "rel_err": err, "grid": grid[0]})
     for r in rows:
         if r.get("matrix") == name and r.get("format") == fmt and "us" in r:
