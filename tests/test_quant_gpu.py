@@ -31,7 +31,8 @@ def gemv_path(request, monkeypatch):
     """Every test under each GEMV path: fp32 products, half2 products, tensor-core tiles."""
     from cugraphllm.gpu import gemv_plan
     plan = gemv_plan.plan_for(request.node.callspec.params.get("fmt", "int4"))   # the test's format's default
-    default = "mma" if plan.mma else ("h2acc" if plan.hacc else "f32acc")
+    default = "mma" if plan.mma else {(0, 0): "f32acc", (1, 0): "h2acc", (0, 1): "f32_pipe",
+                                      (1, 1): "h2_pipe"}[(plan.hacc, plan.pipe)]
     if request.node.get_closest_marker("big") and request.param != default:
         pytest.skip("70B shapes run under the default plan only (their float64 references take minutes)")
     for fmt in FMTS:

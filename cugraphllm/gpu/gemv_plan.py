@@ -198,7 +198,9 @@ class QuantPlan:
 # The pipelined row-pair loop (cursors set once per pair, the next step's loads before this step's products): fp8
 # 2.22 / 2.36 -> 2.08 / 2.21 ms/token at prompt 10 / 500 (scripts/device_pipe.sh; 2.07 / 2.21 in device_last4.sh,
 # kernels SASS-identical to these); int4 with it (and the tiles reworked alike, branch gemv-pipe) 1.84 -> 1.93 ms,
-# int8 no faster, so they keep the other loop.
+# so int4 keeps the other loop. int8 was no faster with it then; under today's prologue it is (thirteenth session,
+# benchmarks/results/thirteenth_2026-11-30/s21i, s21j: one process per plan, 7B int8 2.21-2.22 -> 2.13 ms/token at
+# prompt 10), so int8 takes it, with its half2 products.
 # int4 tiles from 6144 row pairs: 70B's wqkv (5120 pairs), wo and w2 (4096) run faster on the half2 path (H200,
 # quant_gemv_sweep_tight_70b_2026-11-30.json: 21.7 / 15.0 / 42.3 us against 22.5 / 18.4 / 54.3 with the tiles);
 # the 7B and 13B matrices that take the tiles have >= 6144 pairs (7B wqkv 6144, w13 11008; 13B wqkv 7680).
@@ -213,7 +215,7 @@ class QuantPlan:
 # way; under TP2 it moves 70B's LM head and 13B's w13 (s20d).
 INT4_TILE_SHAPES = ((("qgemv_residual_ss", 5120, 2560), (8, 2, 8)), (("qgemv_residual_ss", 13824, 2560), (8, 2, 8)),
                     (("qgemv_qkv_rope_norm", 8192, 5120), (8, 2, 4)))
-QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1),
+QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1, pipe=1),
                "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144, mma_shapes=INT4_TILE_SHAPES,
                                  mma_waves=1)}
 
