@@ -15,14 +15,9 @@ import sys
 import numpy as np
 
 from scripts import bench_kernels as bk
+from scripts.ring_probe import LDW_SRC
 
-SRC = r"""
-__device__ __forceinline__ uint4 lds16(const uint4* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
+SRC = LDW_SRC + r"""
 extern "C" __global__ void __launch_bounds__(PWARPS * 32)
 probe(const uint4* __restrict__ w, unsigned* __restrict__ sink, int n_tiles, int n_it) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -38,8 +33,8 @@ probe(const uint4* __restrict__ w, unsigned* __restrict__ sink, int n_tiles, int
             size_t i0, i1;
             if (PLAYOUT == 0) { i0 = (16 * (size_t)tile + 2 * g) * nvec + 4 * it + t; i1 = i0 + nvec; }
             else { i0 = ((size_t)tile * n_it + it) * 64 + lane; i1 = i0 + 32; }
-            a[u] = it < n_it ? lds16(w + i0) : make_uint4(0u, 0u, 0u, 0u);
-            b[u] = it < n_it ? lds16(w + i1) : make_uint4(0u, 0u, 0u, 0u);
+            a[u] = it < n_it ? ldw(w + i0) : make_uint4(0u, 0u, 0u, 0u);
+            b[u] = it < n_it ? ldw(w + i1) : make_uint4(0u, 0u, 0u, 0u);
         }
 #pragma unroll
         for (int u = 0; u < PU; ++u) acc ^= a[u].x ^ a[u].y ^ a[u].z ^ a[u].w ^ b[u].x ^ b[u].y ^ b[u].z ^ b[u].w;

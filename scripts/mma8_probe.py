@@ -23,16 +23,10 @@ import sys
 import numpy as np
 
 from scripts import bench_kernels as bk
-from scripts.ring_probe import SHAPES, e4m3_to_f64
+from scripts.ring_probe import LDW_SRC, SHAPES, e4m3_to_f64, run_all
 
-SRC = r"""
+SRC = LDW_SRC + r"""
 #include <cuda_fp16.h>
-__device__ __forceinline__ uint4 ldw(const uint4* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
 #if QI8
 // int8 (QI8 1): IMMA, native on sm_80+; e4m3 mma.sync on sm_90 is converted to f16 and HMMA by the compiler
 // c holds s32 sums in float registers' bits (|sum| <= K * 127^2 < 2^31 for K <= 11008)
@@ -293,18 +287,8 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="int8,fp8", help="int8 (IMMA) and / or fp8 (e4m3 mma.sync)")
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
-    import cupy as cp
-    stream = cp.cuda.Stream(non_blocking=True)
-    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
-    rows: list[dict] = []
-    for fmt in args.formats.split(","):
-        for name in args.shapes.split(","):
-            run_shape(cp, stream, name, *SHAPES[name], rows, sms, i8=int(fmt == "int8"))
-            cp.get_default_memory_pool().free_all_blocks()
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({**bk.environment(), "rows": rows}, f, indent=1)
-    return 0
+    return run_all(lambda cp, stream, fmt, name, rows, sms: run_shape(cp, stream, name, *SHAPES[name], rows, sms,
+                                                                      i8=int(fmt == "int8")), args)
 
 
 if __name__ == "__main__":

@@ -26,19 +26,23 @@ import numpy as np
 
 from scripts import bench_kernels as bk
 
-SRC = r"""
-#include <cuda_fp16.h>
-#define EPV (QFMT == 3 ? 32 : 16)           // weight values per 16-byte vector
-#define CPV (QFMT == 3 ? 4 : 2)             // 8-value x chunks per vector
-#define QPAIRS (QW / QKS)
-__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
-__device__ __forceinline__ int xslot(int c) { return c ^ ((c >> 3) & (CPV - 1)); }  // conflict-free 16-byte reads
+# the weight load of both probes (ring_probe, mma8_probe): 16 bytes, read-only path, no L1 allocation
+LDW_SRC = r"""
 __device__ __forceinline__ uint4 ldw(const uint4* p) {
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
 }
+"""
+
+SRC = LDW_SRC + r"""
+#include <cuda_fp16.h>
+#define EPV (QFMT == 3 ? 32 : 16)           // weight values per 16-byte vector
+#define CPV (QFMT == 3 ? 4 : 2)             // 8-value x chunks per vector
+#define QPAIRS (QW / QKS)
+__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
+__device__ __forceinline__ int xslot(int c) { return c ^ ((c >> 3) & (CPV - 1)); }  // conflict-free 16-byte reads
 __device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void cpa16(void* d, const void* s, bool ok) {
 #if QPF
@@ -394,13 +398,19 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
     configs = {"full": CONFIGS + KO_CONFIGS, "ko": KO_SET, "cvt": CVT_SET}[args.set]
+    return run_all(lambda cp, stream, fmt, name, rows, sms: run_shape(cp, stream, fmt, name, *SHAPES[name], rows,
+                                                                      sms, configs), args)
+
+
+def run_all(run_one, args) -> int:
+    """run_one(cp, stream, fmt, name, rows, sms) per format and shape of args, the rows to args.out (both probes)."""
     import cupy as cp
     stream = cp.cuda.Stream(non_blocking=True)
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     rows: list[dict] = []
     for fmt in args.formats.split(","):
         for name in args.shapes.split(","):
-            run_shape(cp, stream, fmt, name, *SHAPES[name], rows, sms, configs)
+            run_one(cp, stream, fmt, name, rows, sms)
             cp.get_default_memory_pool().free_all_blocks()
     if args.out:
         with open(args.out, "w") as f:
