@@ -1,0 +1,24 @@
+#!/bin/bash
+# For the next session (thirteenth session's follow-up; two calls, ~12 device minutes in all).
+# KIND=x2 (nvidia-h200-x2, < 6 min): int8 now takes the pipelined row-pair loop (QuantPlan pipe=1), measured on one
+#   GPU only: the two-GPU tests (tests/test_tp_gpu.py, int8 packed TP2 logits among them) and 7B int8 --tp 2
+#   decode with pipe 1 / 0 / 1 / 0, one process each.
+# KIND=one (nvidia-h200, < 8 min): the decode step under plan variants on 13B (the isolated GEMV sweeps have not
+#   predicted the step; the thirteenth session's 7B scan found int8's pipe this way): int8 pipe 1 / 0, fp8 and
+#   int4 variants, one process each, the default first and last.
+source scripts/device_lib.sh plans2
+E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
+ab() {  # fmt fields secs preset lengths [extra]
+  fits $3 "e2e $4 $1 $2" || return
+  plan_bench e2e_${4#llama-2-}_$1_$(( $(date +%s) - T0 )) $3 $1 "$2" $E2E --preset $4 --quant $1 --lengths $5 ${6:-}
+}
+if [ "${KIND:-one}" = x2 ]; then
+  nvidia-smi -L
+  t tp 220 -rfE --tb=short tests/test_tp_gpu.py; snap
+  for v in "pipe=1" "pipe=0" "pipe=1" "pipe=0"; do ab int8 "$v" 60 llama-2-7b 128,500 "--tp 2"; done; snap
+else
+  for v in "pipe=1" "pipe=0" "pipe=1"; do ab int8 "$v" 60 llama-2-13b 10,500; done; snap
+  for v in "pipe=1" "hacc=1" "warps=8" "pipe=1"; do ab fp8 "$v" 60 llama-2-13b 10; done; snap
+  for v in "hacc=1" "mma_waves=0" "mma_min_pairs=0" "unroll=1" "hacc=1"; do ab int4 "$v" 60 llama-2-13b 10; done; snap
+fi
+echo "total $(( $(date +%s) - T0 )) s"
