@@ -5,7 +5,9 @@
 #   decode with pipe 1 / 0 / 1 / 0, one process each.
 # KIND=tiles7b (nvidia-h200, < 5 min): 7B int4 decode with other tile configs (warps, unroll, warps a tile) for
 #   wqkv (768 tiles; wave rule: 8, 2, 4) and w13 (1376 tiles; 8, 2, 2), chosen from isolated sweeps so far.
-# KIND=one (nvidia-h200, < 8 min): the decode step under plan variants on 13B (the isolated GEMV sweeps have not
+# KIND=one (nvidia-h200, < 8 min): scripts/boundary_probe.py first (what kernel boundaries cost a stream of weight
+#   reads, with and without PDL: fp8's GEMVs sit 7.4 us a layer above four linear reads of their bytes, and no
+#   in-kernel path probed closed it), then the decode step under plan variants on 13B (the isolated GEMV sweeps have not
 #   predicted the step; the thirteenth session's 7B scan found int8's pipe this way): int8 pipe 1 / 0, fp8 and
 #   int4 variants, one process each, the default first and last.
 source scripts/device_lib.sh plans2
@@ -25,6 +27,8 @@ elif [ "${KIND:-one}" = tiles7b ]; then
   for c in "8, 2, 4" "16, 2, 2" "16, 2, 4" "8, 1, 2"; do ab int4 "$(shape qgemv_silu_norm 11008 "$c")" 40 llama-2-7b 10; done
   ab int4 "hacc=1" 60 llama-2-7b 10,500; snap
 else
+  timeout 120 python3 -m scripts.boundary_probe --out $L/boundary.json > $L/boundary.log 2>&1
+  echo "=== boundary rc $?"; cat $L/boundary.log | tail -14; snap
   for v in "pipe=1" "pipe=0" "pipe=1"; do ab int8 "$v" 60 llama-2-13b 10,500; done; snap
   for v in "pipe=1" "hacc=1" "warps=8" "pipe=1"; do ab fp8 "$v" 60 llama-2-13b 10; done; snap
   for v in "hacc=1" "mma_waves=0" "mma_min_pairs=0" "unroll=1" "hacc=1"; do ab int4 "$v" 60 llama-2-13b 10; done; snap

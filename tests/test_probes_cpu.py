@@ -1,4 +1,4 @@
-"""The probes of the thirteenth session without a GPU (scripts/ring_probe.py, scripts/mma8_probe.py): their NumPy
+"""The probes of the thirteenth session without a GPU (scripts/ring_probe.py, mma8_probe.py, boundary_probe.py): their NumPy
 sides (e4m3 decode and rounding, the packed layouts the kernels read, the integer e4m3 -> f16 rule of fp8i, the
 float64 references) and, with nvcc, their kernel sources under every define set they launch."""
 import shutil
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scripts import boundary_probe as bp
 from scripts import mma8_probe as m8
 from scripts import ring_probe as rp
 
@@ -90,8 +91,20 @@ MMA8_DEFINES = [f"-DQKS={ks} -DQU={u} -DQW={w} -DQKO={ko} -DQI8={i8} -DQLAYOUT={
                 for ks, u, w, ko, i8, lay in ((8, 2, 8, 0, 1, 0), (16, 4, 16, 0, 0, 1), (8, 2, 8, 2, 1, 1))]
 
 
-@pytest.mark.parametrize("src,defines", [("ring", d) for d in RING_DEFINES] + [("mma8", d) for d in MMA8_DEFINES])
+BOUNDARY_DEFINES = ["-DPDL=0", "-DPDL=1"]
+
+
+@pytest.mark.parametrize("src,defines", [("ring", d) for d in RING_DEFINES] + [("mma8", d) for d in MMA8_DEFINES]
+                         + [("boundary", d) for d in BOUNDARY_DEFINES])
 def test_probe_kernels_compile(src, defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
-    _compile({"ring": rp.SRC, "mma8": m8.SRC}[src], defines.split())
+    _compile({"ring": rp.SRC, "mma8": m8.SRC, "boundary": bp.SRC}[src], defines.split())
+
+
+def test_boundary_probe_layer_bytes():
+    """fp8: a 7B layer's 202.4 MB (6.48 GB over 32 layers, as the fp8 floor counts); int4: half that plus the
+    (scale, zero) pairs of 128-weight groups."""
+    weights = sum(n * k for n, k in bp.SHAPES)
+    assert bp.BYTES["fp8"] == [n * k for n, k in bp.SHAPES] and sum(bp.BYTES["fp8"]) == weights == 202375168
+    assert sum(bp.BYTES["int4"]) == weights // 2 + weights // 128 * 4
