@@ -24,12 +24,6 @@
 #ifndef QG_PFS
 #define QG_PFS 0          // > 0: prefetch into L2 the weights this many loop steps ahead (no registers held)
 #endif
-#ifndef QG_PFP
-#define QG_PFP 0          // > 0: before pdl_enter only, L2 prefetch of this many loop steps past the first loads
-#endif
-#ifndef QG_PFP_LAST
-#define QG_PFP_LAST 0     // 1: the L2 prefetches (QG_PFP, QG_PFS) with the evict_last hint
-#endif
 #ifndef QG_PIPE
 #define QG_PIPE 0         // 1: the pipelined row-pair loop (gemv_quant_pipe.cuh); the tiles ignore it
 #endif

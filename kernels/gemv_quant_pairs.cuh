@@ -5,15 +5,7 @@
 
 // L2 prefetch of one 16-byte weight vector: keeps bytes in flight beyond the registers of the loads (a GEMV of a
 // 4-bit 7B matrix holds too few loads in registers to cover the DRAM latency at the copy rate)
-// QG_PFP_LAST (QuantPlan.pfp_last): with the L2::evict_last hint, so that the running kernel's weight stream does
-// not evict the lines before the loop reads them
-__device__ __forceinline__ void pf_l2(const void* p) {
-#if QG_PFP_LAST
-    asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p));
-#else
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-#endif
-}
+__device__ __forceinline__ void pf_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // prefetch of the vectors load_frag(base) would load
 __device__ __forceinline__ void pf_frag(const QArgs& w, size_t r0, size_t r1, int base, int nvec) {
@@ -196,12 +188,9 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
     if (vec && p.active) load_frag(f, w, cur, vg, first, nvec);  // before any staging
 #else
     if (vec && p.active) load_frag(f, w, p.r0, p.r1, first, nvec);  // before any staging
+    if (QG_PFS > 0 && vec && p.active)
+        for (int j = 1; j <= QG_PFS; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
 #endif
-    // L2 prefetch before the wait: QG_PFP steps (the stream goes on while the prologue waits and stages), or
-    // QG_PFS's first steps (its loop prefetches the rest; not in the pipelined loop), whichever reaches further
-    constexpr int pre = QG_PIPE ? QG_PFP : (QG_PFP > QG_PFS ? QG_PFP : QG_PFS);
-    if (pre > 0 && vec && p.active)
-        for (int j = 1; j <= pre; ++j) pf_frag(w, p.r0, p.r1, first + j * step, nvec);
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel

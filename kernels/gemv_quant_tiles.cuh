@@ -141,8 +141,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
-    constexpr int pre = QG_PFP > QG_PFS ? QG_PFP : QG_PFS;  // L2 prefetch before the wait (gemv_quant_pairs.cuh)
-    for (int j = 1; j <= pre; ++j) mprefetch(w, p, first + j * step, n_it);
+    for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel

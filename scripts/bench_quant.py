@@ -8,7 +8,7 @@ copies (> 4x L2 between two uses of a copy) that the weights never sit in L2; CU
 The per-token estimate adds n_layers x (wqkv + wo + w13 + w2) + the LM head (16-bit unless --quant-head).
 
 Usage: python scripts/bench_quant.py [--dtype float16|bfloat16] [--formats fp16,fp8,int8,int4] [--group-size 128]
-       [--quant-head] [--sweep shapes|mma|pfs|tight|mma2|small|pfp|mma8] [--preset NAME] [--no-table] [--out FILE.json]
+       [--quant-head] [--sweep shapes|mma|pfs|tight|mma2|mma8|fp8h|small] [--preset NAME] [--no-table] [--out FILE.json]
 --sweep also times every quantized GEMV under the format's default plan and each QuantPlan of that SWEEPS set.
 """
 from __future__ import annotations
@@ -121,9 +121,6 @@ SWEEPS = {
               dict(mma_min_pairs=1 << 30, mma_shapes=(), ksplit=4)],
     "mma2": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), warps=w, unroll=u, ksplit=k)
              for w, u, k in ((4, 2, None), (8, 1, None), (8, 1, 2), (16, 1, 2), (8, 3, 2), (8, 2, 1), (4, 2, 1))],
-    # L2 prefetch before the PDL wait only (QG_PFP; twelfth session): the stream goes on during the prologue; with
-    # and without the evict_last hint
-    "pfp": [dict(pfp=p, pfp_last=h) for h in (0, 1) for p in (1, 2, 4)],
     # fp8 / int8 on the tiles with the cursor loop (twelfth session; their plans keep pipe / half2 today)
     "mma8": [dict(mma=1, mma_min_pairs=0, mma_shapes=(), pipe=0, hacc=0, warps=w, unroll=2, ksplit=k)
              for w, k in ((8, 4), (8, 2), (8, 8), (16, 2), (16, 4))],

@@ -18,7 +18,7 @@ NAME=$1; T0=$(date +%s)
 snap() { tar -czf "$OUT/$NAME.tgz" -C /tmp "$NAME"; echo "[at $(( $(date +%s) - T0 )) s]"; }
 fits() { [ $(( $(date +%s) - T0 + $1 )) -le "${LIMIT:-520}" ] || { echo "=== skipped ($2): would pass ${LIMIT:-520} s"; false; }; }
 # plan_bench STEM SECS FMT FIELDS BENCH_ARGS..: one `cugraphllm bench` process with QUANT_PLANS[FMT]'s FIELDS
-# (Python keywords, e.g. "pfp=2") replaced, logged to $L/STEM.log (--stem STEM); echoes its hybrid rows' TPOT.
+# (Python keywords, e.g. "pipe=1") replaced, logged to $L/STEM.log (--stem STEM); echoes its hybrid rows' TPOT.
 plan_bench() {
   local stem=$1 secs=$2 fmt=$3 fields=$4
   shift 4

@@ -103,10 +103,6 @@ class QuantPlan:
     mma_waves: int = 0         # 1 (int4's plan): mma_config by wave fill (waves_config) where <= 2 waves serve
     sms: int = 132             # SMs the wave rule counts (H200 / H100 SXM)
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
-    pfp: int = 0               # > 0: before the PDL wait only, L2 prefetch of this many loop steps past the first
-    #                            loads (the weight stream goes on while the prologue stages the activation)
-    pfp_last: int = 0          # 1: those prefetches (and pfs's) with L2::evict_last: the running kernel's stream
-    #                            does not evict them before the loop reads them
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
