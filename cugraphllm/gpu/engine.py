@@ -32,6 +32,16 @@ def layer_formats(runtime: RuntimeConfig, weights=None) -> set:
     return {quant_settings(runtime)[0]} - {None}
 
 
+def upload(weights, dtype, runtime: RuntimeConfig, progress=None):
+    """Host weights (or one GPU's shard of them) to the current device: 16-bit, quantized at load (--quant), or
+    packed layers as they are."""
+    from .quant_upload import is_packed, upload_quant_weights
+    fmt, group, head = quant_settings(runtime)
+    if fmt is None and not is_packed(weights):
+        return upload_weights(weights, dtype, progress)
+    return upload_quant_weights(weights, dtype, fmt, group, head, progress)
+
+
 def model_weight_bytes(config: ModelConfig, runtime: RuntimeConfig, weights=None) -> int:
     """Device bytes of the weights this engine will hold (already-packed host weights: their own size)."""
     from .quant_upload import is_packed, weight_bytes
@@ -126,7 +136,7 @@ class CudaEngine:
     def _allocate(self, config, weights, device_weights, dtype, progress) -> None:
         from .attention import Attention
         with self.stream:
-            self.w = device_weights or self._upload(weights, dtype, progress)
+            self.w = device_weights or upload(weights, dtype, self.runtime, progress)
             trim_pool()  # nothing of the load stays cached: the KV cache and scratch get that memory
             self.kv = KVCache(config, self.max_seq_len, dtype)
             self.attn = Attention(config, self.max_seq_len, self.runtime.dtype, prefill_rows=self.runtime.prefill_rows)
@@ -136,13 +146,6 @@ class CudaEngine:
             gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
             from . import gemm_quant
             gemm_quant.allocate_layers(config, self.w, rows, self.runtime.dtype)
-
-    def _upload(self, weights, dtype, progress):
-        from .quant_upload import is_packed, upload_quant_weights
-        fmt, group, head = quant_settings(self.runtime)
-        if fmt is None and not is_packed(weights):
-            return upload_weights(weights, dtype, progress)
-        return upload_quant_weights(weights, dtype, fmt, group, head, progress)
 
     @classmethod
     def dummy(cls, config: ModelConfig, runtime: RuntimeConfig | None = None, seed: int = 0):

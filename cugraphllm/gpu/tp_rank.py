@@ -7,8 +7,8 @@ from __future__ import annotations
 from ..config import ModelConfig
 from ..weights import LayerWeights, Weights
 from . import tp_shard
-from .engine import quant_settings
-from .state import KVCache, Scratch, dummy_key, fill_normal, trim_pool, upload_weights
+from .engine import quant_settings, upload
+from .state import KVCache, Scratch, dummy_key, fill_normal, trim_pool
 
 
 def local_config(config: ModelConfig, p: tp_shard.ShardPlan) -> ModelConfig:
@@ -61,8 +61,8 @@ class Rank:
                     self.w = dummy_shard(c, lc, r, dtype, engine.runtime.seed, fmt=fmt, group_size=group,
                                          quant_head=head)
                 else:
-                    self.w = _upload(tp_shard.shard_weights(weights, c, r, engine.world), dtype, engine.runtime,
-                                     progress)
+                    self.w = upload(tp_shard.shard_weights(weights, c, r, engine.world), dtype, engine.runtime,
+                                    progress)
                 trim_pool()
                 self.kv = KVCache(lc, S, dtype)
                 self.attn = Attention(lc, S, engine.runtime.dtype, prefill_rows=engine.runtime.prefill_rows)
@@ -73,15 +73,6 @@ class Rank:
                 from . import gemm_quant
                 gemm_quant.allocate_layers(gemm_config(c, lc), self.w, rows, engine.runtime.dtype)
             self.stream.synchronize()
-
-
-def _upload(shard, dtype, runtime, progress):
-    """One GPU's host shard to the device: 16-bit, quantized at load (--quant), or packed layers as they are."""
-    from .quant_upload import is_packed, upload_quant_weights
-    fmt, group, head = quant_settings(runtime)
-    if fmt is None and not is_packed(shard):
-        return upload_weights(shard, dtype, progress)
-    return upload_quant_weights(shard, dtype, fmt, group, head, progress)
 
 
 def gemm_config(c, lc):
