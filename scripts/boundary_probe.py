@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="fp8,int4")
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
+    if bk.gpu_missing("boundary_probe"):
+        return 2
     import cupy as cp
     stream = cp.cuda.Stream(non_blocking=True)
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]

@@ -140,7 +140,11 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
             const __half2* h = reinterpret_cast<const __half2*>(&xc[j]);
             float f[8];
 #pragma unroll
-            for (int e = 0; e < 4; ++e) { const float2 v = __half22float2(h[e]); f[2 * e] = v.x * sc; f[2 * e + 1] = v.y * sc; }
+            for (int e = 0; e < 4; ++e) {
+                const float2 v = __half22float2(h[e]);
+                f[2 * e] = v.x * sc;
+                f[2 * e + 1] = v.y * sc;
+            }
             const int st = c >> 2, cc = c & 3, t0 = (cc & 1) * 2, hh = cc >> 1;
             xw[(st * 4 + t0) * 2 + hh] = f2e4m3x2(f[0], f[1]) | ((unsigned)f2e4m3x2(f[2], f[3]) << 16);
             xw[(st * 4 + t0 + 1) * 2 + hh] = f2e4m3x2(f[4], f[5]) | ((unsigned)f2e4m3x2(f[6], f[7]) << 16);
@@ -194,8 +198,9 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
 # (KS, U, WARPS, blocks an SM, KO, LAYOUT): K over KS warps a tile (a 16-row tile alone is too little work for a
 # warp); LAYOUT 0 tile-major, 1 step-major
 CONFIGS = [(c + (0,)) for c in ((8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (4, 2, 8, 8, 0))] + \
-          [(c + (1,)) for c in ((8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (4, 2, 8, 8, 0), (4, 4, 8, 8, 0),
-                                 (2, 4, 8, 8, 0), (8, 2, 8, 8, 1), (4, 4, 8, 8, 1), (16, 2, 16, 4, 1), (8, 4, 8, 8, 2))] + \
+          [(c + (1,)) for c in ((8, 2, 8, 8, 0), (8, 4, 8, 8, 0), (16, 2, 16, 4, 0), (4, 2, 8, 8, 0),
+                                 (4, 4, 8, 8, 0), (2, 4, 8, 8, 0), (8, 2, 8, 8, 1), (4, 4, 8, 8, 1),
+                                 (16, 2, 16, 4, 1), (8, 4, 8, 8, 2))] + \
           [(8, 2, 8, 8, 1, 0), (16, 2, 16, 4, 1, 0)]
 
 E4M3 = np.array([e4m3_to_f64(np.array([c]))[0] for c in range(256)])
@@ -216,7 +221,8 @@ def e4m3_round(v: np.ndarray) -> np.ndarray:
 
 def pack(b: np.ndarray) -> np.ndarray:
     """e4m3 codes [N, K] -> [N / 16, K / 32, 32 lanes, 16 bytes] A fragments of m16n8k32 (row): lane g * 4 + t holds
-    rows (g, g + 8) x columns (4t.., 16 + 4t..) as a0 = (g, 4t), a1 = (g + 8, 4t), a2 = (g, 16 + 4t), a3 = (g + 8, 16 + 4t)."""
+    rows (g, g + 8) x columns (4t.., 16 + 4t..) as a0 = (g, 4t), a1 = (g + 8, 4t), a2 = (g, 16 + 4t),
+    a3 = (g + 8, 16 + 4t)."""
     N, K = b.shape
     t = b.reshape(N // 16, 16, K // 32, 32).transpose(0, 2, 1, 3)   # [tile, step, row16, col32]
     out = np.empty((N // 16, K // 32, 32, 16), np.uint8)
@@ -252,11 +258,13 @@ def run_shape(cp, stream, name, N, K, rows, sms, i8=0):
     ws = layouts[0]
     rsd, xd = cp.asarray(rs), cp.asarray(xh)
     fmt = "int8" if i8 else "fp8"
-    rows.append({"format": fmt, "matrix": name, "variant": "linear read", "us": bk.read_floor_us(stream, ws), "bytes": b.nbytes})
+    rows.append({"format": fmt, "matrix": name, "variant": "linear read", "us": bk.read_floor_us(stream, ws),
+                 "bytes": b.nbytes})
     for cfg in CONFIGS:
         ks, u, warps, bps, ko, lay = cfg
         ws = layouts[lay]
-        opts = (f"-DQKS={ks}", f"-DQU={u}", f"-DQW={warps}", f"-DQKO={ko}", f"-DQI8={i8}", f"-DQLAYOUT={lay}", "-std=c++17")
+        opts = (f"-DQKS={ks}", f"-DQU={u}", f"-DQW={warps}", f"-DQKO={ko}", f"-DQI8={i8}", f"-DQLAYOUT={lay}",
+                "-std=c++17")
         fn = cp.RawKernel(SRC, "probe", options=opts)
         smem = K // 32 * 4 * 8
         tiles = N // 16
@@ -287,8 +295,9 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="int8,fp8", help="int8 (IMMA) and / or fp8 (e4m3 mma.sync)")
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
-    return run_all(lambda cp, stream, fmt, name, rows, sms: run_shape(cp, stream, name, *SHAPES[name], rows, sms,
-                                                                      i8=int(fmt == "int8")), args)
+    return run_all("mma8_probe", lambda cp, stream, fmt, name, rows, sms: run_shape(cp, stream, name, *SHAPES[name],
+                                                                                    rows, sms,
+                                                                                    i8=int(fmt == "int8")), args)
 
 
 if __name__ == "__main__":

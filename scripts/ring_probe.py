@@ -14,7 +14,8 @@ reference on the first copy; reg and ring of one (KS, U) are checked bit-identic
 fp8i: fp8 with e4m3 -> f16 by integer ops (QCVT 1: 2^-8 times the value, bytes paired (0, 2), (1, 3)) instead of the
 hardware convert (F2FP.F16.E4M3.UNPACK_B, one per weight pair).
 
-Usage: python3 -m scripts.ring_probe [--formats int4,fp8,fp8i] [--shapes wo,w2,wqkv,w13] [--set full|ko|cvt] [--out FILE]
+Usage: python3 -m scripts.ring_probe [--formats int4,fp8,fp8i] [--shapes wo,w2,wqkv,w13] [--set full|ko|cvt]
+       [--out FILE]
 """
 from __future__ import annotations
 
@@ -151,12 +152,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
     configs = {"full": CONFIGS + KO_CONFIGS, "ko": KO_SET, "cvt": CVT_SET}[args.set]
-    return run_all(lambda cp, stream, fmt, name, rows, sms: run_shape(cp, stream, fmt, name, *SHAPES[name], rows,
-                                                                      sms, configs), args)
+    return run_all("ring_probe", lambda cp, stream, fmt, name, rows, sms: run_shape(cp, stream, fmt, name,
+                                                                                    *SHAPES[name], rows, sms,
+                                                                                    configs), args)
 
 
-def run_all(run_one, args) -> int:
-    """run_one(cp, stream, fmt, name, rows, sms) per format and shape of args, the rows to args.out (both probes)."""
+def run_all(script: str, run_one, args) -> int:
+    """run_one(cp, stream, fmt, name, rows, sms) per format and shape of args, the rows to args.out (both probes);
+    2 after a one-line error where there is no GPU."""
+    if bk.gpu_missing(script):
+        return 2
     import cupy as cp
     stream = cp.cuda.Stream(non_blocking=True)
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]

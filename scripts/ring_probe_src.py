@@ -22,7 +22,8 @@ __device__ __forceinline__ int xslot(int c) { return c ^ ((c >> 3) & (CPV - 1));
 __device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void cpa16(void* d, const void* s, bool ok) {
 #if QPF
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;" ::"r"(sa(d)), "l"(s), "r"(ok ? 16 : 0) : "memory");
+    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;"
+                 ::"r"(sa(d)), "l"(s), "r"(ok ? 16 : 0) : "memory");
 #else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sa(d)), "l"(s), "r"(ok ? 16 : 0) : "memory");
 #endif
@@ -31,7 +32,8 @@ __device__ __forceinline__ void cpa4(void* d, const void* s, bool ok) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(sa(d)), "l"(s), "r"(ok ? 4 : 0) : "memory");
 }
 __device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wait_groups() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+template <int N>
+__device__ __forceinline__ void wait_groups() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 #if QFMT == 3
 __device__ __forceinline__ __half2 dot_word(unsigned u, uint4 x, __half2 zc, __half2 zh, __half2 acc) {

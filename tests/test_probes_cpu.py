@@ -1,6 +1,7 @@
-"""The probes of the thirteenth session without a GPU (scripts/ring_probe.py, mma8_probe.py, boundary_probe.py): their NumPy
-sides (e4m3 decode and rounding, the packed layouts the kernels read, the integer e4m3 -> f16 rule of fp8i, the
-float64 references) and, with nvcc, their kernel sources under every define set they launch."""
+"""The probes of the thirteenth session without a GPU (scripts/ring_probe.py, mma8_probe.py, boundary_probe.py):
+their NumPy sides (e4m3 decode and rounding, the packed layouts the kernels read, the integer e4m3 -> f16 rule of
+fp8i, the float64 references), their one-line error without a GPU and, with nvcc, their kernel sources under every
+define set they launch."""
 import shutil
 import subprocess
 import tempfile
@@ -100,6 +101,17 @@ def test_probe_kernels_compile(src, defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
     _compile({"ring": rp.SRC, "mma8": m8.SRC, "boundary": bp.SRC}[src], defines.split())
+
+
+@pytest.mark.parametrize("script,main", [("ring_probe", rp.main), ("mma8_probe", m8.main),
+                                         ("boundary_probe", bp.main)])
+def test_no_gpu_is_a_one_line_error(capsys, tmp_path, script, main):
+    from conftest import GPU
+    if GPU:
+        pytest.skip("a GPU is present: the probe would run")
+    out = tmp_path / "probe.json"
+    assert main(["--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"{script}: error: needs CuPy and a CUDA GPU\n" and not out.exists()
 
 
 def test_boundary_probe_layer_bytes():
