@@ -15,7 +15,7 @@ import pytest
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
 from kernel_helpers import TOL_T, dt, host64, poison, produced_x, rand_t, rel_err
-from quant_helpers import deq_matvec, make_layer, qkv_outputs, tol_f32
+from quant_helpers import deq_matvec, make_layer, qkv_outputs, same_bits, tol_f32
 
 pytestmark = pytest.mark.gpu
 EPS = 1e-5
@@ -50,11 +50,6 @@ def both(monkeypatch, run):
     return out["0"], out["1"]
 
 
-def same(names, a, b):
-    for n, x, y in zip(names, a, b):
-        assert np.isfinite(x).all(), f"{n}: not all written (QG_CURSOR=0)"
-        assert np.array_equal(x, y, equal_nan=True), f"{n} differs under QG_CURSOR=1"
-
 
 # (name, D, H, KVH, group, config); awkward: D 1152 = 9 tile iterations, head_dim 24, 600 row pairs (8 short of
 # a 16-pair block: inactive pairs in the last tile)
@@ -74,7 +69,7 @@ def test_qkv_rope_bit_identical(cp, ops, plan, monkeypatch, name, D, H, KVH, g, 
     a = rand_t(cp, (1, D), "float16", seed=D + 1)
     res = produced_x(cp, ops, D, "float16", seed=D + 2)
     run = functools.partial(qkv_outputs, cp, ops, wqkv, a, res, rope, POS, KVH, hd, S, EPS, norm)
-    same(("q", "k", "v"), *both(monkeypatch, run))
+    same_bits(("q", "k", "v"), *both(monkeypatch, run), "QG_CURSOR=1")
 
 
 # (name, F, K, group, config): awkward F 389 pairs (inactive pairs in the last tile), K 1408 = 11 iterations
@@ -97,7 +92,7 @@ def test_silu_bit_identical(cp, ops, plan, monkeypatch, name, F, K, g, cfg, norm
         else:
             ops.matmul_silu(h, a, w13)
         return [h.get()]
-    same(("h",), *both(monkeypatch, run))
+    same_bits(("h",), *both(monkeypatch, run), "QG_CURSOR=1")
 
 
 # (name, V, K, group, config): awkward V 771 rows (386 pairs, the last of one row)
@@ -122,7 +117,7 @@ def test_logits_bit_identical(cp, ops, plan, monkeypatch, name, V, K, g, cfg, no
         else:
             ops.matmul_logits(logits, a, w)
         return [logits.get()]
-    same(("logits",), *both(monkeypatch, run))
+    same_bits(("logits",), *both(monkeypatch, run), "QG_CURSOR=1")
 
 
 @pytest.mark.parametrize("cfg", ["default", "w8m4"])
