@@ -29,13 +29,14 @@ NVCC = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
 KOS = (1, 2, 4, 7)
 LLAMA = [c for name, c in PRESETS.items() if name.startswith("llama-2")]  # not the tiny test model's small shapes
 WEIGHT_LOAD = "ld.global.nc.L1::no_allocate"   # ld_stream16: the weight stream
-PRODUCTS = {"pipe": "cvt.rn.f16x2.e4m3x2", "half2": "fma.rn.f16x2", "tiles": "mma.sync"}  # what KO 2 drops
-# (the pipe driver with half2 products, int8's: their FMAs, as "half2")
 
 
 def products(d: dict) -> str:
-    driver = qk.driver(d)
-    return PRODUCTS["half2"] if driver == "pipe" and d.get("QG_HACC") else PRODUCTS[driver]
+    """The instruction KO 2 drops: the tiles' mma, else the half2 FMAs (QG_HACC, whichever row-pair loop), else
+    fp8's e4m3 converts (its fp32 products; the PTX cases hold no fp32 int8 / int4 path)."""
+    if qk.driver(d) == "tiles":
+        return "mma.sync"
+    return "fma.rn.f16x2" if d.get("QG_HACC") else "cvt.rn.f16x2.e4m3x2"
 
 
 # matrices whose launch the PTX test reads: fp8 and int8 pipe, int4 half2 (wo / w2 shapes), one of them bf16
