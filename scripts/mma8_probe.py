@@ -27,8 +27,9 @@ from scripts.ring_probe import LDW_SRC, SHAPES, e4m3_to_f64, run_all
 
 SRC = LDW_SRC + r"""
 #include <cuda_fp16.h>
+// int8 (QI8 1): IMMA, native on sm_80+; fp8: e4m3 mma.sync, which sm_90 compiles to F2FP converts and HMMA.
+// codes2(lo, hi): two activation values as 8-bit codes of the format (saturating, nearest); XMAX its largest code.
 #if QI8
-// int8 (QI8 1): IMMA, native on sm_80+; e4m3 mma.sync on sm_90 is converted to f16 and HMMA by the compiler
 // c holds s32 sums in float registers' bits (|sum| <= K * 127^2 < 2^31 for K <= 11008)
 __device__ __forceinline__ void mma8(float (&c)[4], uint4 a, uint2 b) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -38,6 +39,11 @@ __device__ __forceinline__ void mma8(float (&c)[4], uint4 a, uint2 b) {
                  : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b.x), "r"(b.y));
 }
 __device__ __forceinline__ float acc_value(float c) { return (float)__float_as_int(c); }
+__device__ __forceinline__ unsigned short codes2(float lo, float hi) {
+    const int l = max(-127, min(127, __float2int_rn(lo))), h = max(-127, min(127, __float2int_rn(hi)));
+    return (unsigned short)((l & 0xff) | ((h & 0xff) << 8));
+}
+#define XMAX 127.0f
 #else
 __device__ __forceinline__ void mma8(float (&c)[4], uint4 a, uint2 b) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -45,21 +51,13 @@ __device__ __forceinline__ void mma8(float (&c)[4], uint4 a, uint2 b) {
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b.x), "r"(b.y));
 }
-#endif
-#if QI8
-__device__ __forceinline__ unsigned short f2e4m3x2(float lo, float hi) {   // int8 codes (saturating, nearest)
-    const int l = max(-127, min(127, __float2int_rn(lo))), h = max(-127, min(127, __float2int_rn(hi)));
-    return (unsigned short)((l & 0xff) | ((h & 0xff) << 8));
-}
-#define XMAX 127.0f
-#else
-#define XMAX 448.0f
 __device__ __forceinline__ float acc_value(float c) { return c; }
-__device__ __forceinline__ unsigned short f2e4m3x2(float lo, float hi) {
+__device__ __forceinline__ unsigned short codes2(float lo, float hi) {
     unsigned short r;
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
     return r;
 }
+#define XMAX 448.0f
 #endif
 
 // y [N] f32 = (W . x) * rs[row]; w: [N / 16 tiles][K / 32 steps][32 lanes] uint4 (A fragments); x half [K].
@@ -146,8 +144,8 @@ probe(const uint4* __restrict__ w, const float* __restrict__ rs, const __half* _
                 f[2 * e + 1] = v.y * sc;
             }
             const int st = c >> 2, cc = c & 3, t0 = (cc & 1) * 2, hh = cc >> 1;
-            xw[(st * 4 + t0) * 2 + hh] = f2e4m3x2(f[0], f[1]) | ((unsigned)f2e4m3x2(f[2], f[3]) << 16);
-            xw[(st * 4 + t0 + 1) * 2 + hh] = f2e4m3x2(f[4], f[5]) | ((unsigned)f2e4m3x2(f[6], f[7]) << 16);
+            xw[(st * 4 + t0) * 2 + hh] = codes2(f[0], f[1]) | ((unsigned)codes2(f[2], f[3]) << 16);
+            xw[(st * 4 + t0 + 1) * 2 + hh] = codes2(f[4], f[5]) | ((unsigned)codes2(f[6], f[7]) << 16);
         }
     }
     __syncthreads();
