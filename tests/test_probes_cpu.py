@@ -1,4 +1,4 @@
-"""The probes of the thirteenth session without a GPU (scripts/ring_probe.py, mma8_probe.py, boundary_probe.py):
+"""The probes of the thirteenth and fourteenth sessions without a GPU (ring_probe, mma8_probe, boundary_probe, chain_probe):
 their NumPy sides (e4m3 decode and rounding, the packed layouts the kernels read, the integer e4m3 -> f16 rule of
 fp8i, the float64 references), their one-line error without a GPU and, with nvcc, their kernel sources under every
 define set they launch."""
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from scripts import boundary_probe as bp
+from scripts import chain_probe as chp
 from scripts import mma8_probe as m8
 from scripts import ring_probe as rp
 
@@ -96,15 +97,15 @@ BOUNDARY_DEFINES = ["-DPDL=0", "-DPDL=1"]
 
 
 @pytest.mark.parametrize("src,defines", [("ring", d) for d in RING_DEFINES] + [("mma8", d) for d in MMA8_DEFINES]
-                         + [("boundary", d) for d in BOUNDARY_DEFINES])
+                         + [("boundary", d) for d in BOUNDARY_DEFINES] + [("chain", ""), ("chain", "-DSTAGE=0 -DINFL=16")])
 def test_probe_kernels_compile(src, defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
-    _compile({"ring": rp.SRC, "mma8": m8.SRC, "boundary": bp.SRC}[src], defines.split())
+    _compile({"ring": rp.SRC, "mma8": m8.SRC, "boundary": bp.SRC, "chain": chp.SRC}[src], defines.split())
 
 
 @pytest.mark.parametrize("script,main", [("ring_probe", rp.main), ("mma8_probe", m8.main),
-                                         ("boundary_probe", bp.main)])
+                                         ("boundary_probe", bp.main), ("chain_probe", chp.main)])
 def test_no_gpu_is_a_one_line_error(capsys, tmp_path, script, main):
     from conftest import GPU
     if GPU:
@@ -120,3 +121,12 @@ def test_boundary_probe_layer_bytes():
     weights = sum(n * k for n, k in bp.SHAPES)
     assert bp.BYTES["fp8"] == [n * k for n, k in bp.SHAPES] and sum(bp.BYTES["fp8"]) == weights == 202375168
     assert sum(bp.BYTES["int4"]) == weights // 2 + weights // 128 * 4
+
+
+def test_chain_probe_modes_fit_two_kernels_an_sm():
+    """Every prefetch mode leaves room on an SM (227 KB of shared memory) for the next kernel's blocks beside
+    this one's, the point of the probe; the register modes prefetch nothing."""
+    for name, bps, pre_kb, _ in chp.MODES + chp.MORE:
+        per_block = pre_kb * 1024 + chp.NX_BYTES
+        assert 2 * bps * per_block <= 227 * 1024, name
+        assert name.startswith("reg") == (pre_kb == 0)
