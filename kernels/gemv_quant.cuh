@@ -36,9 +36,6 @@
 #ifndef QG_CURSOR
 #define QG_CURSOR 0       // 1: int4 tiles load through per-lane cursors (gemv_quant_cursor.cuh; CUGRAPHLLM_QG_CURSOR)
 #endif
-#ifndef QG_TPIPE
-#define QG_TPIPE 0        // 1 (with QG_CURSOR): the cursor tiles issue the next round's loads before this round's products
-#endif
 // QG_KO (bench only: scripts/quant_knockout.py, scripts/int4_knockout.py; default 0): bits that knock a phase out of
 // both drivers to time what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation or ss
 // loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues.
@@ -53,8 +50,6 @@
 // spills, where unbounded ptxas took 64 and spilled), otherwise no bound.
 #if (QG_PIPE && !QG_MMA) || (QG_MMA && QG_THREADS == 512)
 #define QG_BOUNDS __launch_bounds__(QG_THREADS, QG_THREADS < 1024 ? 1024 / QG_THREADS : 1)  // 65536 / (64 x threads)
-#elif QG_MMA && QG_CURSOR && QG_THREADS == 256 && QG_TPIPE && QG_UNROLL > 1
-#define QG_BOUNDS __launch_bounds__(256, 2)  // two fragments of QG_UNROLL > 1 rounds: 2 blocks an SM, no spills
 #elif QG_MMA && QG_CURSOR && QG_THREADS == 256
 #define QG_BOUNDS __launch_bounds__(256, 3)  // cursor tiles (gemv_quant_cursor.cuh): <= 80 registers
 #else

@@ -101,38 +101,6 @@ __device__ __forceinline__ void cprod(float* c, const MFrag& f, const __half* xh
     }
 }
 
-#if QG_TPIPE
-// QG_TPIPE = 1: tile_cursor's products in its order (the same bits), with two fragments in a ring: f holds the
-// round at base and g the round after it (both loaded by mload before the staging, so twice today's bytes are in
-// flight across the PDL wait), and each round's loads are issued right after the products of the round two
-// before, so a warp computes with one round in flight instead of none. scripts/chain_probe.py (fourteenth
-// session): four dependent streaming kernels a 7B int4 layer take 32.1 us with 8 loads in flight a thread and
-// 29.3 with 16 (independent reads 24.0). Registers: two fragments (QG_UNROLL 1: as one fragment of 2 iterations).
-__device__ __forceinline__ void tile_cursor2(MFrag& f, MFrag& g, const QArgs& w, const PairRows& p, const __half* xh,
-                                             const float2* blk, int n_it, int first, float& acc0, float& acc1) {
-    constexpr int step = QG_UNROLL * QG_MSPLIT;
-    float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    acc0 = acc1 = 0.0f;
-    MCur cur = mcur(w, p, first + 2 * step);
-    // the round at `at` into h (rounds are asked for in order): full rounds with a constant count, a tail with what
-    // is left
-    auto load = [&](MFrag& h, int at) {
-        if (at + QG_UNROLL <= n_it) cload(h, cur, w, QG_UNROLL);
-        else if (at < n_it) cload(h, cur, w, n_it - at);
-    };
-    for (int base = first; base < n_it;) {  // f: the round at base, g: the one after (if any)
-        cprod(c, f, xh, blk, base, n_it, acc0, acc1, toff);
-        load(f, base + 2 * step);
-        base += step;
-        if (base >= n_it) break;
-        cprod(c, g, xh, blk, base, n_it, acc0, acc1, toff);
-        load(g, base + 2 * step);
-        base += step;
-    }
-    tile_end(c, toff, acc0, acc1);
-}
-#endif
-
 // tile_sync's contract (f holds the round `first`, loaded by mload): full rounds while QG_UNROLL iterations are
 // left (products, then the next round's loads), then at most one partial round
 __device__ __forceinline__ void tile_cursor(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,

@@ -134,17 +134,13 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
                                                 float2* blk, Rows rows, Epi epi) {
     __shared__ float2 pres[QM_PAIRS];
     __shared__ float2 mred[QG_MSPLIT > 1 ? QG_WARPS * 8 : 1];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gi = lane >> 2;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
     const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
     const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
     const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
-    PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + gi);
+    PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
-#if QG_TPIPE
-    MFrag g;  // the second round (gemv_quant_cursor.cuh tile_cursor2)
-    mload(g, w, p, first + step, n_it);
-#endif
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
     XPro xp;
     xpro_gain(xp, w);
@@ -157,33 +153,25 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     const float inv = kn.x, xinv = kn.y;
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
-#if QG_TPIPE
-        if (QFMT != 3 || w.gs == QM_COLS) tile_cursor2(f, g, w, p, xh, blk, n_it, first, acc0, acc1);
-        else tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
-#else
         tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
-#endif
         const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
-            p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + gi);
+            p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
             mload(f, w, p, first, n_it);
-#if QG_TPIPE
-            mload(g, w, p, first + step, n_it);
-#endif
         }
         if (QG_MSPLIT > 1) {
-            if ((lane & 3) == 0) mred[warp * 8 + gi] = make_float2(acc0, acc1);
+            if ((lane & 3) == 0) mred[warp * 8 + g] = make_float2(acc0, acc1);
             __syncthreads();
             if (ms == 0 && (lane & 3) == 0) {
                 for (int j = 1; j < QG_MSPLIT; ++j) {
-                    acc0 += mred[(warp + j) * 8 + gi].x;
-                    acc1 += mred[(warp + j) * 8 + gi].y;
+                    acc0 += mred[(warp + j) * 8 + g].x;
+                    acc1 += mred[(warp + j) * 8 + g].y;
                 }
             }
         }
         if (ms == 0 && (lane & 3) == 0) {
             const float k = xinv * inv;
-            pres[tile * 8 + gi] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
+            pres[tile * 8 + g] = cur.active ? make_float2(acc0 * row_factor(w, cur.r0) * k,
                                                           acc1 * row_factor(w, cur.r1) * k) : make_float2(0.f, 0.f);
         }
         __syncthreads();

@@ -1,4 +1,6 @@
 #!/bin/bash
+# RECORD: QuantPlan.tpipe was removed after these runs (no gain; slower in its ring form, device_s22e.sh); its code and
+# GPU tests are at commit f475ae6. Running this on a later tree fails at the tpipe field.
 # Fourteenth session, call 2 (nvidia-h200, < 9 min): the pipelined cursor tiles (QuantPlan.tpipe / QG_TPIPE,
 # kernels/gemv_quant_cursor.cuh). 7B int4 decode with tpipe 0 / 1 / 0 / 1 / 0, one process each (prompt 10, 500),
 # then the tpipe GPU tests (bit-identical to the cursor loop; 7B w13 against float64), then the boundary probe

@@ -1,4 +1,5 @@
 #!/bin/bash
+# RECORD: QuantPlan.tpipe was removed after this run (slower); its code and GPU tests are at commit f475ae6.
 # Fourteenth session, call 5 (nvidia-h200, < 5 min): the int4 cursor tiles with two fragments in a ring
 # (QuantPlan.tpipe / QG_TPIPE, kernels/gemv_quant_cursor.cuh tile_cursor2: both rounds loaded before the PDL
 # wait, one round in flight during the products). 7B int4 decode with tpipe 0 / 1 / 2, twice, one process each

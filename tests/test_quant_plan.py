@@ -164,16 +164,3 @@ def test_waves_rule_picks_the_measured_best_configs():
     assert base.mma_config(7680) == (8, 2, 4)  # the fixed rule without it
     forced = dataclasses.replace(plan, ksplit=2, warps=8)
     assert forced.mma_config(7680) == (8, 2, 2)  # a forced ksplit (sweeps, tests) bypasses the rule
-
-
-def test_tpipe_sets_the_tiles_round_only():
-    """tpipe = N: every tile launch (mma_shapes and the waves rule) takes N iterations a round, its warps and warps
-    a tile unchanged; the half2 launches keep the plan's unroll; tpipe 0 is today's configs."""
-    plan = gemv_plan.plan_for("int4")
-    assert plan.tpipe == 0
-    piped = dataclasses.replace(plan, tpipe=1)
-    c = ModelConfig.from_preset("llama-2-13b")
-    for k, K, n in (("qgemv_qkv_rope_norm", c.dim, c.qkv_dim // 2), ("qgemv_silu_norm", c.dim, c.hidden_dim),
-                    ("qgemv_residual_ss", c.dim, c.dim // 2), ("qgemv_residual_ss", 4096, 2048)):
-        w, u, ms = plan.gemv_config(k, K, n)
-        assert piped.gemv_config(k, K, n) == ((w, 1, ms) if plan.use_mma(n, k, K) else (w, u, ms)), (k, K, n)

@@ -106,8 +106,6 @@ class QuantPlan:
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
-    tpipe: int = 0             # N > 0: the cursor tiles' pipelined loop (QG_TPIPE; kernels/gemv_quant_cursor.cuh), the
-    #                            next round's loads before this round's products, N iterations a round (their unroll)
 
     def grid(self, n_blocks: int, resident: int) -> int:
         """Blocks of one launch: one per row-pair block, or (persist) at most `resident` (blocks that fit on the
@@ -122,8 +120,7 @@ class QuantPlan:
         (benchmarks/results/quant_gemv_sweep_2026-11-30.json): w13+norm 28.5 -> 26.5 us (int4, fp32 products),
         26.9 -> 25.5 (int4, half2), 27.5 -> 26.4 (fp8); elsewhere the defaults were within 0.5 us of the best."""
         if self.use_mma(n_pairs, kernel, K):
-            warps, unroll, ms = dict(self.mma_shapes).get((kernel, K, n_pairs)) or self.mma_config(n_pairs)
-            return warps, self.tpipe or unroll, ms
+            return dict(self.mma_shapes).get((kernel, K, n_pairs)) or self.mma_config(n_pairs)
         ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
         warps = self.warps if self.ksplit or n_pairs < 8192 else min(self.warps, 8)
         return warps, self.unroll, min(ks, warps)

@@ -113,8 +113,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     mma = plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
-    tpipe = int(cursor and plan.tpipe > 0)
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, tpipe, cursor)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -123,8 +122,6 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         if cursor:
             defines["QG_CURSOR"] = 1
-        if tpipe:
-            defines["QG_TPIPE"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
