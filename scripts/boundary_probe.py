@@ -82,39 +82,61 @@ def layer_us(cp, stream, fns, bufs, sizes, mode, sms) -> float:
     return bk.graph_us(stream, layer, len(bufs), calls=LAYERS, reps=20)
 
 
+def layer_buffers(cp, fmt: str, copy_gbps: float):
+    """(sizes, bufs, floor): the four matrices' byte counts (16-byte multiples), LAYERS buffers of one layer each,
+    written (any bytes do: plain global memory is not compressed), and one layer's us at the copy rate."""
+    sizes = [(b + 15) // 16 * 16 for b in BYTES[fmt]]
+    bufs = [cp.empty(sum(sizes), cp.uint8) for _ in range(LAYERS)]
+    for i, b in enumerate(bufs):
+        b.view(cp.uint32)[:] = 0x9e3779b1 * (i + 1) & 0xffffffff
+    return sizes, bufs, sum(sizes) / (copy_gbps * 1e3)
+
+
+def record(rows: list, fmt: str, mode: str, us: float, floor: float, **extra) -> None:
+    """Appends one row (us a layer against the copy floor) and prints it."""
+    rows.append({"format": fmt, "mode": mode, **extra, "us_per_layer": us, "copy_floor_us": floor,
+                 "pct_copy": 100.0 * floor / us})
+    print(f"{fmt:5s} {mode:8s} {us:7.2f} us a layer  (copy floor {floor:6.2f}, {rows[-1]['pct_copy']:5.1f}%)",
+          file=sys.stderr)
+
+
+def save(path, copy_gbps: float, rows: list) -> None:
+    from cugraphllm.gpu import pdl
+    if not pdl.PDL:
+        print("PDL was off or failed: the pdl rows are plain launches", file=sys.stderr)
+    if path:
+        with open(path, "w") as f:
+            json.dump({**bk.environment(), "copy_gbps": copy_gbps, "pdl_on": pdl.PDL, "rows": rows}, f, indent=1)
+
+
+def start(name: str):
+    """(cupy, a stream, SMs, the copy rate in GB/s); None, after the one-line error, without a GPU."""
+    if bk.gpu_missing(name):
+        return None
+    import cupy as cp
+    stream = cp.cuda.Stream(non_blocking=True)
+    return cp, stream, cp.cuda.Device().attributes["MultiProcessorCount"], bk.copy_gbps(stream)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--formats", default="fp8,int4")
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
-    if bk.gpu_missing("boundary_probe"):
+    env = start("boundary_probe")
+    if env is None:
         return 2
-    import cupy as cp
-    stream = cp.cuda.Stream(non_blocking=True)
-    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
-    copy = bk.copy_gbps(stream)
+    cp, stream, sms, copy = env
     fns = kernels(cp)
     rows = []
     for fmt in args.formats.split(","):
-        sizes = [(b + 15) // 16 * 16 for b in BYTES[fmt]]
-        bufs = [cp.empty(sum(sizes), cp.uint8) for _ in range(LAYERS)]
-        for i, b in enumerate(bufs):   # any bytes do (no compression of plain global memory); not left unwritten
-            b.view(cp.uint32)[:] = 0x9e3779b1 * (i + 1) & 0xffffffff
-        floor = sum(sizes) / (copy * 1e3)   # us at the copy rate (GB/s)
+        sizes, bufs, floor = layer_buffers(cp, fmt, copy)
         for mode in ("one", "four", "pdl", "one", "four", "pdl"):
-            us = layer_us(cp, stream, fns, bufs, sizes, mode, sms)
-            rows.append({"format": fmt, "mode": mode, "us_per_layer": us, "bytes_per_layer": sum(sizes),
-                         "copy_floor_us": floor, "pct_copy": 100.0 * floor / us})
-            print(f"{fmt:5s} {mode:5s} {us:7.2f} us a layer  (copy floor {floor:6.2f}, {rows[-1]['pct_copy']:5.1f}%)",
-                  file=sys.stderr)
+            record(rows, fmt, mode, layer_us(cp, stream, fns, bufs, sizes, mode, sms), floor,
+                   bytes_per_layer=sum(sizes))
         del bufs
         cp.get_default_memory_pool().free_all_blocks()
-    from cugraphllm.gpu import pdl as pdl_mod
-    if not pdl_mod.PDL:
-        print("PDL was off or failed: the pdl rows are plain launches", file=sys.stderr)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({**bk.environment(), "copy_gbps": copy, "pdl_on": pdl_mod.PDL, "rows": rows}, f, indent=1)
+    save(args.out, copy, rows)
     return 0
 
 

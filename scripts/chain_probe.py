@@ -20,7 +20,6 @@ Usage: python3 -m scripts.chain_probe [--formats int4,fp8] [--out FILE]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -119,36 +118,23 @@ def main(argv=None) -> int:
     ap.add_argument("--set", choices=("base", "more"), default="base")
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
-    if bk.gpu_missing("chain_probe"):
+    env = bp.start("chain_probe")
+    if env is None:
         return 2
-    import cupy as cp
-    stream = cp.cuda.Stream(non_blocking=True)
-    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
-    copy = bk.copy_gbps(stream)
+    cp, stream, sms, copy = env
     modes = MODES if args.set == "base" else MORE
     fns, free = {o: cp.RawKernel(SRC, "dep", options=o) for *_, o in modes}, bp.kernels(cp)
     rows = []
     for fmt in args.formats.split(","):
-        sizes = [(b + 15) // 16 * 16 for b in bp.BYTES[fmt]]
-        bufs = [cp.empty(sum(sizes), cp.uint8) for _ in range(bp.LAYERS)]
-        for i, b in enumerate(bufs):
-            b.view(cp.uint32)[:] = 0x9e3779b1 * (i + 1) & 0xffffffff
-        floor = sum(sizes) / (copy * 1e3)
+        sizes, bufs, floor = bp.layer_buffers(cp, fmt, copy)
         for _ in range(2):
             for name, bps, pre_kb, opts in [("free", 0, 0, ())] + modes:
                 us = (bp.layer_us(cp, stream, free, bufs, sizes, "pdl", sms) if name == "free"
                       else chain_us(cp, stream, fns[opts], bufs, sizes, bps, pre_kb, sms))
-                rows.append({"format": fmt, "mode": name, "blocks_per_sm": bps, "prefetch_kb": pre_kb,
-                             "options": list(opts),
-                             "us_per_layer": us, "copy_floor_us": floor, "pct_copy": 100.0 * floor / us})
-                print(f"{fmt:5s} {name:8s} {us:7.2f} us a layer  (copy floor {floor:6.2f}, "
-                      f"{rows[-1]['pct_copy']:5.1f}%)", file=sys.stderr)
+                bp.record(rows, fmt, name, us, floor, blocks_per_sm=bps, prefetch_kb=pre_kb, options=list(opts))
         del bufs
         cp.get_default_memory_pool().free_all_blocks()
-    if args.out:
-        from cugraphllm.gpu import pdl
-        with open(args.out, "w") as f:
-            json.dump({**bk.environment(), "copy_gbps": copy, "pdl_on": pdl.PDL, "rows": rows}, f, indent=1)
+    bp.save(args.out, copy, rows)
     return 0
 
 

@@ -33,3 +33,9 @@ PY
     | cut -d'|' -f3,7 | tr '\n' ' ')"
   grep -E "Error|Traceback" "$L/$stem.log" | head -3
 }
+# e2e_ab FMT FIELDS SECS PRESET LENGTHS [EXTRA]: plan_bench of `bench $E2E` (E2E set by the script) on one preset,
+# stem e2e_<model>_<fmt>_<seconds so far>; skipped, with a line, where it would pass LIMIT
+e2e_ab() {
+  fits $3 "e2e $4 $1 $2" || return
+  plan_bench e2e_${4#llama-2-}_$1_$(( $(date +%s) - T0 )) $3 $1 "$2" $E2E --preset $4 --quant $1 --lengths $5 ${6:-}
+}

@@ -12,25 +12,21 @@
 #   int4 variants, one process each, the default first and last.
 source scripts/device_lib.sh plans2
 E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
-ab() {  # fmt fields secs preset lengths [extra]
-  fits $3 "e2e $4 $1 $2" || return
-  plan_bench e2e_${4#llama-2-}_$1_$(( $(date +%s) - T0 )) $3 $1 "$2" $E2E --preset $4 --quant $1 --lengths $5 ${6:-}
-}
 if [ "${KIND:-one}" = x2 ]; then
   nvidia-smi -L
   t tp 220 -rfE --tb=short tests/test_tp_gpu.py; snap
-  for v in "pipe=1" "pipe=0" "pipe=1" "pipe=0"; do ab int8 "$v" 60 llama-2-7b 128,500 "--tp 2"; done; snap
+  for v in "pipe=1" "pipe=0" "pipe=1" "pipe=0"; do e2e_ab int8 "$v" 60 llama-2-7b 128,500 "--tp 2"; done; snap
 elif [ "${KIND:-one}" = tiles7b ]; then
   shape() { echo "mma_shapes=g.INT4_TILE_SHAPES + (((\"$1\", 4096, $2), ($3)),)"; }
-  ab int4 "hacc=1" 60 llama-2-7b 10,500
-  for c in "8, 2, 8" "16, 2, 4" "16, 2, 8" "8, 1, 4"; do ab int4 "$(shape qgemv_qkv_rope_norm 6144 "$c")" 40 llama-2-7b 10; done
-  for c in "8, 2, 4" "16, 2, 2" "16, 2, 4" "8, 1, 2"; do ab int4 "$(shape qgemv_silu_norm 11008 "$c")" 40 llama-2-7b 10; done
-  ab int4 "hacc=1" 60 llama-2-7b 10,500; snap
+  e2e_ab int4 "hacc=1" 60 llama-2-7b 10,500
+  for c in "8, 2, 8" "16, 2, 4" "16, 2, 8" "8, 1, 4"; do e2e_ab int4 "$(shape qgemv_qkv_rope_norm 6144 "$c")" 40 llama-2-7b 10; done
+  for c in "8, 2, 4" "16, 2, 2" "16, 2, 4" "8, 1, 2"; do e2e_ab int4 "$(shape qgemv_silu_norm 11008 "$c")" 40 llama-2-7b 10; done
+  e2e_ab int4 "hacc=1" 60 llama-2-7b 10,500; snap
 else
   timeout 120 python3 -m scripts.boundary_probe --out $L/boundary.json > $L/boundary.log 2>&1
   echo "=== boundary rc $?"; cat $L/boundary.log | tail -14; snap
-  for v in "pipe=1" "pipe=0" "pipe=1"; do ab int8 "$v" 60 llama-2-13b 10,500; done; snap
-  for v in "pipe=1" "hacc=1" "warps=8" "pipe=1"; do ab fp8 "$v" 60 llama-2-13b 10; done; snap
-  for v in "hacc=1" "mma_waves=0" "mma_min_pairs=0" "unroll=1" "hacc=1"; do ab int4 "$v" 60 llama-2-13b 10; done; snap
+  for v in "pipe=1" "pipe=0" "pipe=1"; do e2e_ab int8 "$v" 60 llama-2-13b 10,500; done; snap
+  for v in "pipe=1" "hacc=1" "warps=8" "pipe=1"; do e2e_ab fp8 "$v" 60 llama-2-13b 10; done; snap
+  for v in "hacc=1" "mma_waves=0" "mma_min_pairs=0" "unroll=1" "hacc=1"; do e2e_ab int4 "$v" 60 llama-2-13b 10; done; snap
 fi
 echo "total $(( $(date +%s) - T0 )) s"

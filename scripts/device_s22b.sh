@@ -7,12 +7,8 @@
 # the thirteenth session prepared (scripts/boundary_probe.py) if time is left.
 source scripts/device_lib.sh s22b
 E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench"
-ab() {  # fmt fields secs preset lengths
-  fits $3 "e2e $4 $1 $2" || return
-  plan_bench e2e_${4#llama-2-}_$1_$(( $(date +%s) - T0 )) $3 $1 "$2" $E2E --preset $4 --quant $1 --lengths $5
-}
 nvidia-smi -L
-for v in "tpipe=0" "tpipe=1" "tpipe=0" "tpipe=1" "tpipe=0"; do ab int4 "$v" 60 llama-2-7b 10,500; done; snap
+for v in "tpipe=0" "tpipe=1" "tpipe=0" "tpipe=1" "tpipe=0"; do e2e_ab int4 "$v" 60 llama-2-7b 10,500; done; snap
 t tpipe 150 -rfE --tb=short tests/test_qg_tpipe_gpu.py; snap
 if fits 130 boundary; then
   timeout 120 python3 -m scripts.boundary_probe --out $L/boundary.json > $L/boundary.log 2>&1
