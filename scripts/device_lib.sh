@@ -39,3 +39,12 @@ e2e_ab() {
   fits $3 "e2e $4 $1 $2" || return
   plan_bench e2e_${4#llama-2-}_$1_$(( $(date +%s) - T0 )) $3 $1 "$2" $E2E --preset $4 --quant $1 --lengths $5 ${6:-}
 }
+# attn_bench STEM SECS BPS KNOBS BENCH_ARGS..: one `bench` process with the decode attention plan's knobs replaced
+# (scripts/attn_plan_bench.py), logged to $L/STEM.log; echoes its hybrid rows' TPOT
+attn_bench() {
+  local stem=$1 secs=$2; shift 2
+  fits $secs "$stem" || return
+  timeout $secs python3 -m scripts.attn_plan_bench "$@" --stem $stem > $L/$stem.log 2>&1
+  echo "=== $stem ($1 $2) rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid(-tp[0-9]+)? \| [0-9]+ \| [0-9]+ \|' $L/$stem.log \
+    | cut -d'|' -f3,7 | tr '\n' ' ')"; grep -E "Error|Traceback" $L/$stem.log | head -3
+}
