@@ -150,8 +150,10 @@ def test_decode_kernel_on_cuda_simulator(kernels, cases):
 
 
 def test_decode_plan_pipe_only_when_asked():
-    """pipe=1 adds "pipe" to the decode spec (a separate compile); without it the spec, and so every cached
-    kernel, is what it was."""
+    """pipe=1 adds "pipe" to the decode spec (a separate compile) of buckets up to pipe_lmax keys; without it the
+    spec, and so every cached kernel, is what it was."""
     c = cfg(32, 32, 128)
     plain, piped = A.plan_decode(c, "float16", 512), A.plan_decode(c, "float16", 512, pipe=1)
     assert "pipe" not in plain and piped.pop("pipe") == 1 and piped == plain
+    assert "pipe" not in A.plan_decode(c, "float16", 1024, pipe=1, pipe_lmax=512)
+    assert A.plan_decode(c, "float16", 512, pipe=1, pipe_lmax=512)["pipe"] == 1

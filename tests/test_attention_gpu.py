@@ -148,7 +148,8 @@ def test_decode_gqa_split_plans(name, knobs, cache_dir):
     test_decode_bucket_edges(name, "bfloat16", cache_dir, {"decode_knobs": knobs})
 
 
-@pytest.mark.parametrize("knobs", [{"unroll": 4}, {"unroll": 2, "short_iters": 0}, {"unroll": 1, "n_warps": 2}])
+@pytest.mark.parametrize("knobs", [{"unroll": 8}, {"unroll": 4}, {"unroll": 2, "short_iters": 0},
+                                   {"unroll": 1, "n_warps": 2}])
 def test_decode_pipe_same_bits(knobs, cache_dir):
     """The pipelined walk (next step's K / V loads before this step's math) gives the bits of the plain walk with
     the same knobs, at every bucket edge (NaN-poisoned output and rows past the length)."""
