@@ -34,7 +34,6 @@ VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECO
     "dsplit_keys64": (None, {"dsplit_keys": 64}), "short1": (None, {"short_iters": 1}),
     "short4": (None, {"short_iters": 4}), "split_always": (None, {"short_iters": 0}),
     "narrow_8byte": (None, {"wide": False}),
-    "pipe2": (None, {"pipe": 1, "unroll": 2}), "pipe4": (None, {"pipe": 1, "unroll": 4}), "pipe8": (None, {"pipe": 1}),
 }
 
 

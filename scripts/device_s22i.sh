@@ -1,4 +1,5 @@
 #!/bin/bash
+# RECORD: the pipe knob was removed after these runs (no end-to-end gain); its code and tests are at commit 2dce258.
 # Fourteenth session, call 9 (nvidia-h200, < 8 min): the pipelined decode attention walk (DECODE_KNOBS pipe,
 # decode_kernels.py pipe_steps: the next key step's loads before this step's math). Its GPU tests, then
 # bench_attention (every bucket: default, VARIANTS incl. pipe2 / pipe4 / pipe8), then 7B fp16 decode at prompt 500

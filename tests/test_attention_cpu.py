@@ -126,8 +126,6 @@ SIM_CASES = [  # [n_heads, n_kv_heads, head_dim, dtype, lmax, knobs]: small enou
     [4, 2, 6, "float16", 50, {"n_warps": 1, "unroll": 1, "n_split": 2}],  # 4-byte words, key split
     [8, 1, 16, "float16", 33, {"n_warps": 2, "unroll": 2}],  # n_rep 8 -> 8-byte words
     [2, 1, 8, "bfloat16", 70, {"n_warps": 1, "unroll": 2, "n_split": 2}],  # one lane per key
-    [4, 2, 16, "float16", 64, {"n_warps": 1, "unroll": 1, "n_dsplit": 1, "pipe": 1}],  # pipe: odd and even step counts
-    [2, 1, 8, "bfloat16", 70, {"n_warps": 2, "unroll": 2, "n_split": 2, "pipe": 1}],  # pipe with the key split
 ]
 
 
@@ -147,13 +145,3 @@ def test_decode_kernel_on_cuda_simulator(kernels, cases):
     assert r.returncode == 0, r.stderr[-3000:]
     for case, res in zip(cases, json.loads(r.stdout.strip().splitlines()[-1])):
         assert res["worst"] <= 0, f"{case}: {res}"
-
-
-def test_decode_plan_pipe_only_when_asked():
-    """pipe=1 adds "pipe" to the decode spec (a separate compile) of buckets up to pipe_lmax keys; without it the
-    spec, and so every cached kernel, is what it was."""
-    c = cfg(32, 32, 128)
-    plain, piped = A.plan_decode(c, "float16", 512), A.plan_decode(c, "float16", 512, pipe=1)
-    assert "pipe" not in plain and piped.pop("pipe") == 1 and piped == plain
-    assert "pipe" not in A.plan_decode(c, "float16", 1024, pipe=1, pipe_lmax=512)
-    assert A.plan_decode(c, "float16", 512, pipe=1, pipe_lmax=512)["pipe"] == 1

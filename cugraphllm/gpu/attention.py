@@ -39,7 +39,7 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # steps in flight per lane, no key split while a block needs <= 2 loop trips; those short buckets use the dim split
 # instead (2 blocks per KV head beat 4 and 8 at 64-256 keys; no split below 32 keys per block)
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
-                "n_split": None, "n_dsplit": None, "pipe": 0, "pipe_lmax": 1 << 30}
+                "n_split": None, "n_dsplit": None}
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
@@ -87,10 +87,8 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     d = kn["n_dsplit"] or (_dim_split(words, kvh, n_sm, limit) if n_split == 1 else 1)
     if words % d:
         raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
-    # decode_kernels.py pipe: the next step's loads before this step's math, on buckets of at most pipe_lmax keys
-    pipe = {"pipe": 1} if kn["pipe"] and lmax <= kn["pipe_lmax"] else {}
     return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
-            "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d, **geo, **pipe}
+            "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d, **geo}
 
 
 def plan_prefill(config: ModelConfig, dtype: str, max_seq_len: int) -> dict:

@@ -151,35 +151,6 @@ def _make_walk(spec, ops):
     load_rows, elem = _make_loads(spec, ops)
     scores, update, merge = _make_softmax(spec, ops, elem)
 
-    PIPE = spec.get("pipe", 0)
-    STEP = NW * KPS * U
-
-    @cuda.jit(device=True, forceinline=True)
-    def pipe_steps(q, k, v, kvh, ds, kl, g, warp, start, end, n, qr, m, l, acc, kb, vb, s):
-        # pipe: the loop above with the next step's K / V loads issued before this step's math, into a second
-        # buffer pair (the body written twice so that both stay register arrays); same math in the same order.
-        # Every condition is warp-uniform (base depends on the warp only): the shuffles see all lanes.
-        kb2 = cuda.local.array(UNV, WT)
-        vb2 = cuda.local.array(UNVV, WT)
-        base = start + warp * (KPS * U)
-        if base < end:
-            load_rows(k, v, base + kl, n, kvh, g, ds, kb, vb)
-        while base < end:
-            nb = base + STEP
-            if nb < end:
-                load_rows(k, v, nb + kl, n, kvh, g, ds, kb2, vb2)
-            scores(qr, kb, s)
-            update(base + kl, end, s, vb, m, l, acc)
-            base = nb
-            if base >= end:
-                break
-            nb = base + STEP
-            if nb < end:
-                load_rows(k, v, nb + kl, n, kvh, g, ds, kb, vb)
-            scores(qr, kb2, s)
-            update(base + kl, end, s, vb2, m, l, acc)
-            base = nb
-
     @cuda.jit(device=True, forceinline=True)
     def walk(q, k, v, kvh, ds, lane, warp, start, end, n, sm_m, sm_l, sm_acc):
         g = lane % G
@@ -203,13 +174,10 @@ def _make_walk(spec, ops):
                     qr[r * E + i * VEC + e] = x
         for t in range(REV):
             acc[t] = F32(0.0)
-        if PIPE:
-            pipe_steps(q, k, v, kvh, ds, kl, g, warp, start, end, n, qr, m, l, acc, kb, vb, s)
-        else:
-            for base in range(start + warp * (KPS * U), end, NW * KPS * U):
-                load_rows(k, v, base + kl, n, kvh, g, ds, kb, vb)
-                scores(qr, kb, s)
-                update(base + kl, end, s, vb, m, l, acc)
+        for base in range(start + warp * (KPS * U), end, NW * KPS * U):
+            load_rows(k, v, base + kl, n, kvh, g, ds, kb, vb)
+            scores(qr, kb, s)
+            update(base + kl, end, s, vb, m, l, acc)
         merge(m, l, acc)
         if lane < G and g < VW:  # key slot 0 holds the merged warp; duplicate V lanes (g >= VW) write nothing
             for r in range(R):
