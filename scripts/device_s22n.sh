@@ -1,0 +1,13 @@
+#!/bin/bash
+# Fourteenth session, call 14 (nvidia-h200, < 3 min): wo's launch config, confirmation: default / (16, 1, 4) /
+# (8, 1, 4), three rounds, one process each, 7B fp16 at prompt 10 and 500 (s22m: 3.31 / 3.29 / 3.29 at 10).
+source scripts/device_lib.sh s22n
+LIMIT=${LIMIT:-170}
+E2E="--backend cuda --modes hybrid --new-tokens 128 --reps 3 --warmup 1 --ttft-reps 1 --no-plot --out $L/bench"
+W=gemv_residual_ss:4096:2048
+for r in 1 2 3; do for c in - 16:1:4 8:1:4; do
+  fits 20 "r$r $c" || break
+  s=wo_${r}_${c//:/}; timeout 20 python3 -m scripts.gemv16_plan_bench "$([ $c = - ] && echo - || echo $W=$c)" $E2E \
+    --preset llama-2-7b --lengths 10,500 --stem $s > $L/$s.log 2>&1
+  echo "=== $s rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+ \|' $L/$s.log | cut -d'|' -f3,7 | tr '\n' ' ')"
+done; done; snap
