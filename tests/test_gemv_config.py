@@ -38,7 +38,7 @@ def test_rules_pick_the_swept_configs_on_7b():
     assert plan.gemv_config("gemv_residual_ss", c.hidden_dim, c.dim // 2) == plan.GEMV_LONG_K
     # wo: its GEMV_SHAPES entry (H200 end to end, fourteenth session), with the rule's rows a block (the ss chunk)
     wo = plan.gemv_config("gemv_residual_ss", c.dim, c.dim // 2)
-    assert wo == (16, 1, 4) and wo[0] // wo[2] == plan.GEMV_WARPS // 2
+    assert wo == (16, 1, 4) and 2 * (wo[0] // wo[2]) == plan.norm_chunk(c.dim)
 
 
 def test_explicit_ksplit_applies_to_every_kernel(monkeypatch):

@@ -50,7 +50,6 @@ def both(monkeypatch, run):
     return out["0"], out["1"]
 
 
-
 # (name, D, H, KVH, group, config); awkward: D 1152 = 9 tile iterations, head_dim 24, 600 row pairs (8 short of
 # a 16-pair block: inactive pairs in the last tile)
 QKV_CASES = [("7B", 4096, 32, 32, 128, "default"), ("awk", 1152, 48, 2, 128, "w8m4"),
