@@ -17,6 +17,12 @@ t() { local n=$1 s=$2; shift 2; timeout -s INT -k 30 "$s" python3 -m pytest -q -
 NAME=$1; T0=$(date +%s)
 snap() { tar -czf "$OUT/$NAME.tgz" -C /tmp "$NAME"; echo "[at $(( $(date +%s) - T0 )) s]"; }
 fits() { [ $(( $(date +%s) - T0 + $1 )) -le "${LIMIT:-520}" ] || { echo "=== skipped ($2): would pass ${LIMIT:-520} s"; false; }; }
+# tpot RC STEM WHAT: one line with a bench log's hybrid rows (prompt | TPOT ms), then its first errors if any
+tpot() {
+  echo "=== $2 ($3) rc $1: TPOT $(grep -E '^\| cugraphllm-hybrid(-tp[0-9]+)? \| [0-9]+ \| [0-9]+ \|' "$L/$2.log" \
+    | cut -d'|' -f3,7 | tr '\n' ' ')"
+  grep -E "Error|Traceback" "$L/$2.log" | head -3
+}
 # plan_bench STEM SECS FMT FIELDS BENCH_ARGS..: one `cugraphllm bench` process with QUANT_PLANS[FMT]'s FIELDS
 # (Python keywords, e.g. "pipe=1") replaced, logged to $L/STEM.log (--stem STEM); echoes its hybrid rows' TPOT.
 plan_bench() {
@@ -29,9 +35,7 @@ from cugraphllm.cli import main
 g.QUANT_PLANS["$fmt"] = dataclasses.replace(g.QUANT_PLANS["$fmt"], $fields)
 sys.exit(main(["bench"] + sys.argv[1:]))
 PY
-  echo "=== $stem ($fields) rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid(-tp[0-9]+)? \| [0-9]+ \| [0-9]+ \|' "$L/$stem.log" \
-    | cut -d'|' -f3,7 | tr '\n' ' ')"
-  grep -E "Error|Traceback" "$L/$stem.log" | head -3
+  tpot $? "$stem" "$fields"
 }
 # e2e_ab FMT FIELDS SECS PRESET LENGTHS [EXTRA]: plan_bench of `bench $E2E` (E2E set by the script) on one preset,
 # stem e2e_<model>_<fmt>_<seconds so far>; skipped, with a line, where it would pass LIMIT
@@ -45,6 +49,5 @@ attn_bench() {
   local stem=$1 secs=$2; shift 2
   fits $secs "$stem" || return
   timeout $secs python3 -m scripts.attn_plan_bench "$@" --stem $stem > $L/$stem.log 2>&1
-  echo "=== $stem ($1 $2) rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid(-tp[0-9]+)? \| [0-9]+ \| [0-9]+ \|' $L/$stem.log \
-    | cut -d'|' -f3,7 | tr '\n' ' ')"; grep -E "Error|Traceback" $L/$stem.log | head -3
+  tpot $? "$stem" "$1 $2"
 }

@@ -9,5 +9,5 @@ for r in 1 2 3; do for c in - 16:1:4 8:1:4; do
   fits 20 "r$r $c" || break
   s=wo_${r}_${c//:/}; timeout 20 python3 -m scripts.gemv16_plan_bench "$([ $c = - ] && echo - || echo $W=$c)" $E2E \
     --preset llama-2-7b --lengths 10,500 --stem $s > $L/$s.log 2>&1
-  echo "=== $s rc $?: TPOT $(grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+ \|' $L/$s.log | cut -d'|' -f3,7 | tr '\n' ' ')"
+  tpot $? "$s" "$c"
 done; done; snap

@@ -11,21 +11,12 @@ Nothing is timed here: ncu's own durations and counters are the output.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 
 from scripts import bench_kernels as bk
+from scripts import quant_knockout as qk
 from scripts.bench_quant import MATS, case, weight_copies
-
-
-def _plan(fmt: str, spec: str) -> None:
-    """Swap the format's default QuantPlan for one with the fields of spec ("a=1,b=2") replaced."""
-    if not spec:
-        return
-    from cugraphllm.gpu import gemv_plan
-    fields = {k: int(v) for k, v in (kv.split("=") for kv in spec.split(","))}
-    gemv_plan.QUANT_PLANS[fmt] = dataclasses.replace(gemv_plan.QUANT_PLANS[fmt], **fields)
 
 
 def gemvs(fmt: str, reps: int) -> None:
@@ -63,13 +54,13 @@ def sampler(reps: int) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--format", default="int4", help="fp16, fp8, int8 or int4 (default int4)")
-    ap.add_argument("--plan", default="", help="QuantPlan fields to replace, e.g. mma=1,ksplit=2")
+    ap.add_argument("--plan", default={}, type=qk._plan, help="QuantPlan fields to replace, e.g. mma=1,ksplit=2")
     ap.add_argument("--reps", type=int, default=8, help="launches per kernel (default 8)")
     ap.add_argument("--sample", action="store_true", help="also run the device sampler and argmax")
     ap.add_argument("--no-gemv", action="store_true", help="skip the GEMVs")
     a = ap.parse_args(argv)
     if a.format != "fp16":
-        _plan(a.format, a.plan)
+        qk.with_plan((a.format,), a.plan)
     if not a.no_gemv:
         gemvs(a.format, a.reps)
     if a.sample:
