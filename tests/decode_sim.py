@@ -74,7 +74,25 @@ def sim_ops(dtype):
             cnt[idx] = old + val
         return old
 
-    return {"to_f32": to_f32, "to_t": to_t, "ldg16": lambda p, i: (p[2 * i], p[2 * i + 1]), "ticket": ticket}
+    return {"to_f32": to_f32, "to_t": to_t, "ldg16": ldg16, "ticket": ticket, "pdl_enter": pdl_enter,
+            "pdl_wait": pdl_enter}
+
+
+# The step's own K/V row (pos) is written by the kernel before attention: a read of it before the PDL wait would see
+# whatever was there. Modelled per thread: until a thread has passed pdl_enter, its 16-byte loads of that row's words
+# [lo, hi) return NaN bits (every early load must avoid the row and its reload after the wait must happen).
+_UNWRITTEN = [0, 0]
+_NAN_WORD = np.int64(0x7E007E007E007E00)
+
+
+def pdl_enter():
+    threading.current_thread().cgl_waited = True
+
+
+def ldg16(p, i):
+    if _UNWRITTEN[0] <= i < _UNWRITTEN[1] and not getattr(threading.current_thread(), "cgl_waited", False):
+        return _NAN_WORD, _NAN_WORD
+    return p[2 * i], p[2 * i + 1]
 
 
 def bits(x, dtype):
@@ -93,7 +111,7 @@ def run_case(n_heads, n_kv_heads, head_dim, dtype, lmax, knobs, seed=0):
     """Max |err| - tolerance over lengths crossing the plan's edges (<= 0 means every output is within tolerance)."""
     c = ModelConfig(dim=n_heads * head_dim, n_layers=1, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab_size=32,
                     hidden_dim=64, max_seq_len=lmax)
-    spec = plan_decode(c, dtype, lmax, n_sm=8, **knobs)
+    spec = plan_decode(c, dtype, lmax, n_sm=8, **{"cluster": 0, **knobs})  # the simulator has no clusters
     from cugraphllm.gpu import decode_kernels  # after the patches above
     fn, _ = decode_kernels.make_decode(spec, sim_ops(dtype))
     kernel = cuda.jit(fn)
@@ -110,6 +128,8 @@ def run_case(n_heads, n_kv_heads, head_dim, dtype, lmax, knobs, seed=0):
         att = np.full(n_heads * head_dim, 0x7E00, np.uint16).view(np.int16)
         k, v = kb.copy(), vb.copy()
         k[length:], v[length:] = 0x7E00, 0x7E00  # NaN past the attended keys (fp16 and bf16 NaN bits alike)
+        row_words = n_kv_heads * head_dim // 8
+        _UNWRITTEN[:] = (length - 1) * row_words, length * row_words
         kernel[grid, 32 * spec["n_warps"]](att, qb.view(np.int16).ravel(), k.view(word).ravel(),
                                            v.view(word).ravel(), np.array([length - 1], np.int32), part, cnt)
         ref = ref_attention(value(qb, dtype), value(kb, dtype)[:length], value(vb, dtype)[:length],

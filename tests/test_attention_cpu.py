@@ -100,8 +100,11 @@ def test_ptx_abi_and_code_quality(kernels, kind, shape, dtype, lmax):
     wide = spec["vec"] == 8  # decode: 16-byte K/V words; else 8-byte words when head_dim % 4 == 0
     assert ("ld.global.nc.v2.u64" in ptx) == wide
     assert wide or ("ld.global.u64" in ptx) == (c.head_dim % 4 == 0)
-    if kind == "decode" and spec["n_split"] > 1:
-        assert "atom" in ptx  # split-K ticket
+    if kind == "decode" and spec["n_split"] > 1:  # split-K: combined in a cluster (DSMEM) or by atomic ticket
+        assert ("mapa" in ptx and "barrier.cluster" in ptx and "atom" not in ptx) if spec["cluster"] else \
+            ("atom" in ptx and "mapa" not in ptx)
+    if kind == "decode":
+        assert ("griddepcontrol" in ptx) == bool(spec.get("pdl"))
     if dtype == "float16":
         assert "cvt.f32.f16" in ptx and "cvt.rn.f16.f32" in ptx
 
@@ -120,12 +123,13 @@ def test_compile_subprocess_fills_cache_once(kernels, tmp_path):
 
 
 SIM_CASES = [  # [n_heads, n_kv_heads, head_dim, dtype, lmax, knobs]: small enough for the CPU simulator
-    [4, 2, 16, "float16", 64, {}],  # 16-byte words, dim split 2, no key split
-    [4, 2, 16, "bfloat16", 64, {"n_split": 4, "n_dsplit": 2, "unroll": 1, "n_warps": 1}],  # both splits + ticket
+    [4, 2, 16, "float16", 64, {"early": 1}],  # 16-byte words, dim split 2, no key split, loads before the wait
+    [4, 2, 16, "bfloat16", 64, {"n_split": 4, "n_dsplit": 2, "unroll": 1, "n_warps": 1, "early": 1}],  # + ticket
     [2, 1, 12, "float16", 40, {"n_warps": 2, "unroll": 2}],  # 8-byte words, 2 per lane, 3 per row
     [4, 2, 6, "float16", 50, {"n_warps": 1, "unroll": 1, "n_split": 2}],  # 4-byte words, key split
     [8, 1, 16, "float16", 33, {"n_warps": 2, "unroll": 2}],  # n_rep 8 -> 8-byte words
     [2, 1, 8, "bfloat16", 70, {"n_warps": 1, "unroll": 2, "n_split": 2}],  # one lane per key
+    [4, 2, 16, "float16", 64, {"n_split": 2, "n_warps": 2, "unroll": 2}],  # every load after the wait
 ]
 
 

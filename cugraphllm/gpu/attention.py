@@ -38,8 +38,13 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # decode plan defaults (H100 sweeps, benchmarks/results/attention_2026-11-23_decode*.json): 8 warps, up to 8 key
 # steps in flight per lane, no key split while a block needs <= 2 loop trips; those short buckets use the dim split
 # instead (2 blocks per KV head beat 4 and 8 at 64-256 keys; no split below 32 keys per block)
+# early: a block loads its first trip's K/V rows below the current one before the PDL wait (they were written by
+# earlier steps), so the K/V read overlaps the qkv GEMV's tail instead of following it. cluster: a key split of at
+# most CLUSTER_MAX blocks a KV head is combined in a thread block cluster (decode_combine.py; sm_90). Each is 0
+# (off), 1 (on) or 2 (on for key-split plans of one wave: at most one block an SM, see _one_wave)
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
-                "n_split": None, "n_dsplit": None}
+                "n_split": None, "n_dsplit": None, "early": 2, "cluster": 2}
+CLUSTER_MAX = 8  # the portable cluster size
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
@@ -88,7 +93,18 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     if words % d:
         raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
     return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
-            "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d, **geo}
+            "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
+            "early": _switch(kn["early"], n_split, d, kvh, n_sm),
+            "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm) and 1 < n_split <= CLUSTER_MAX and d == 1),
+            **geo}
+
+
+def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:
+    """A 0 / 1 / 2 knob of the plan: 2 means on for key-split plans of one wave (one block an SM at most: the H200
+    A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048 keys))."""
+    if knob == 2:
+        return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
+    return int(bool(knob))
 
 
 def plan_prefill(config: ModelConfig, dtype: str, max_seq_len: int) -> dict:
@@ -124,7 +140,7 @@ class Attention:
         self.cc = str(dev.compute_capability)  # CuPy gives "90"
         self.n_sm = dev.attributes["MultiProcessorCount"]
         self.decode_buckets, self.prefill_buckets = make_buckets(self.max_seq_len, prefill_rows)
-        knobs = decode_knobs or {}
+        knobs = {**(decode_knobs or {}), **({} if int(self.cc) >= 90 else {"cluster": 0})}
         self._specs = {("decode", b): plan_decode(config, dtype, b, self.n_sm, blocks_per_sm, **knobs)
                        for b in self.decode_buckets}
         self._pdl = int(self.cc) >= 90 and pdl.PDL   # decode kernels built with pdl_enter, launched with PDL
@@ -243,7 +259,9 @@ class Attention:
                 raise BackendError(f"attention {kind} bucket {bucket} is not prepared (call prepare() first)")
             s = self.spec(kind, bucket)
             grid = (self.config.n_kv_heads, s.get("n_split", 1), s.get("n_dsplit", 1))
-            hit = self._launch[(kind, bucket)] = (fn[1], grid, (32 * s["n_warps"],), 15 if s["vec"] == 8 else 7)
+            cluster = (1, s["n_split"], 1) if s.get("cluster") else None
+            hit = self._launch[(kind, bucket)] = (fn[1], grid, (32 * s["n_warps"],), 15 if s["vec"] == 8 else 7,
+                                                  cluster)
         return hit
 
     # ---- launches (current CuPy stream; no allocation, no sync) --------------------------------------------------
@@ -258,10 +276,10 @@ class Attention:
 
     def decode(self, att, q, k, v, pos, bucket=None) -> None:
         self._check(att, q, k, v, 1)
-        fn, grid, block, align = self._function("decode", bucket)
+        fn, grid, block, align, cluster = self._function("decode", bucket)
         if (k.data.ptr | v.data.ptr) & align:
             raise ConfigError(f"attention decode: k/v must be {align + 1}-byte aligned")
-        pdl.launch(fn, grid, block, (att, q, k, v, pos, self._part, self._cnt), pdl=self._pdl)
+        pdl.launch(fn, grid, block, (att, q, k, v, pos, self._part, self._cnt), pdl=self._pdl, cluster=cluster)
 
     # ---- prefill: tensor-core kernel (attention_prefill.cu) for head_dim 64/128, else the Numba kernel --------------
     prefill_impl = "auto"  # "numba" forces the Numba kernel (benchmarks); set before prepare()

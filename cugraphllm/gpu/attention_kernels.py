@@ -103,9 +103,47 @@ def _pdl_enter_late(typingctx):
 
 
 @intrinsic
+def _pdl_trigger(typingctx):
+    """The first half of _pdl_enter: let the next PDL kernel launch (its blocks then stage their weights)."""
+    return types.none(), _griddep("launch_dependents")
+
+
+@intrinsic
+def _pdl_wait(typingctx):
+    """The second half of _pdl_enter: wait until every earlier kernel has completed and its writes are visible."""
+    return types.none(), _griddep("wait")
+
+
+@intrinsic
 def _no_trigger(typingctx):
     """_pdl_enter's stand-in below sm_90: emits nothing."""
     return types.none(), _griddep()
+
+
+@intrinsic
+def _cluster_sync(typingctx):
+    """Every thread of every block of the cluster arrives; returns once all have (release / acquire: shared-memory
+    writes before it are visible to the cluster's blocks after it). sm_90, launched with a cluster dimension."""
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.VoidType(), [])
+        builder.asm(fnty, "barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;", "~{memory}", [], True)
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def _dsmem_f32(typingctx, arr, idx, rank):
+    """arr[idx] of the block of cluster rank `rank` (arr: a cuda.shared.array of float32): mapa turns this block's
+    generic address into that block's, and a generic load reads it (distributed shared memory, sm_90)."""
+    def codegen(context, builder, sig, args):
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.gep(data, [context.cast(builder, args[1], sig.args[1], types.int64)])
+        r = context.cast(builder, args[2], sig.args[2], types.int32)
+        fnty = ir.FunctionType(ir.FloatType(), [i64, i32])
+        return builder.asm(fnty, "{\n\t.reg .u64 ra;\n\tmapa.u64 ra, $1, $2;\n\tld.f32 $0, [ra];\n\t}",
+                           "=f,l,r", [builder.ptrtoint(ptr, i64), r], True)
+    return types.float32(arr, idx, rank), codegen
 
 
 @intrinsic

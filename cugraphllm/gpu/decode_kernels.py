@@ -1,14 +1,17 @@
 """Numba CUDA decode attention (one query row), generated per bucket plan (attention.plan_decode).
 
 Grid (n_kv_heads, n_split, n_dsplit), block 32*n_warps; args att/q int16 bits, k/v words, pos int32[1],
-part f32[H, n_split, HD+2], cnt int32[KVH] (zero between launches; the combining block resets it).
+part f32[H, n_split, HD+2], cnt int32[KVH] (ticket combine only; zero between launches, the combining block
+resets it).
 
 - A lane group of G lanes holds one key row: lane g has words g, g+G, ... of VEC elements (VEC 8: one 16-byte
   ld.global.nc.v2 per word). A warp covers KPS = 32/G keys per step and issues the loads of UNROLL steps (K and V)
   before it uses any, so 2*UNROLL loads per lane are in flight instead of 2. Keys past the end are clamped to the
   last valid row (always in bounds and finite) and masked out of the softmax.
-- Key split (n_split > 1, long buckets, flash-decoding): each block walks `chunk` keys and writes a partial
-  (acc, max, sum); the last block of a KV head to finish (atomic ticket) merges them: one launch per layer.
+- Key split (n_split > 1, long buckets, flash-decoding): each block walks `chunk` keys and leaves a partial
+  (acc, max, sum); decode_combine.py merges them in the same launch (rank 0 of a thread block cluster through
+  distributed shared memory, or the last block of the KV head to finish, by atomic ticket).
+- Early (spec "early"): the first trip's K/V rows below the step's own row are loaded before the PDL wait.
 - Dim split (n_dsplit = D > 1, short buckets): the D blocks of a (KV head, key split) all compute the scores (each
   reads all of K; the repeats hit L2) but accumulate only their 1/D slice of V and of the output. A short bucket
   then spreads over D times more SMs with no combine step, no atomic and no fence.
@@ -21,7 +24,7 @@ import math
 import numpy as np
 from numba import cuda, types
 
-from . import attention_kernels as ak
+from . import attention_kernels as ak, decode_combine
 
 F32, NEG_INF, FULL = ak.F32, ak.NEG_INF, ak.FULL
 
@@ -30,9 +33,12 @@ def default_ops(spec):
     """Device primitives, passed in so the CPU simulator can run the same kernel body with Python versions."""
     bf = spec["dtype"] == "bfloat16"
     return {"to_f32": ak._bf16_to_f32 if bf else ak._f16_to_f32, "to_t": ak._f32_to_bf16 if bf else ak._f32_to_f16,
-            "ldg16": ak._ldg16, "ticket": ak._atomic_add_i32,
+            "ldg16": ak._ldg16, "ticket": ak._atomic_add_i32, "cluster_sync": ak._cluster_sync,
+            "dsmem_f32": ak._dsmem_f32,
             "pdl_enter": ((ak._pdl_enter_late if spec.get("pdl_order") == "late" else ak._pdl_enter)
-                          if spec.get("pdl") else ak._no_trigger)}
+                          if spec.get("pdl") else ak._no_trigger),
+            "pdl_trigger": ak._pdl_trigger if spec.get("pdl") else ak._no_trigger,
+            "pdl_wait": ak._pdl_wait if spec.get("pdl") else ak._no_trigger}
 
 
 def _make_loads(spec, ops):
@@ -58,10 +64,13 @@ def _make_loads(spec, ops):
             buf[off] = ptr[widx]
 
     @cuda.jit(device=True, forceinline=True)
-    def load_rows(k, v, j0, n, kvh, g, ds, kb, vb):
-        # kb[(u*NV + i)*NP + p]: part p of K word g+G*i of key j0+u*KPS; vb likewise for V slice word g%VW+G*i
+    def load_rows(k, v, j0, lo, hi, kvh, g, ds, kb, vb):
+        # kb[(u*NV + i)*NP + p]: part p of K word g+G*i of key j = j0+u*KPS, row min(j, hi), loaded only when
+        # j >= lo (other steps keep what they hold); vb likewise for V slice word g%VW+G*i
         for u in range(U):
-            row = min(j0 + u * KPS, n - 1) * ROW + kvh * W
+            if j0 + u * KPS < lo:
+                continue
+            row = min(j0 + u * KPS, hi) * ROW + kvh * W
             for i in range(NV):
                 w = g + G * i
                 if w < W:
@@ -136,6 +145,13 @@ def _make_softmax(spec, ops, elem):
     return scores, update, merge
 
 
+def _buf_sizes(spec):
+    """Register words a lane holds for one trip: K (UNROLL steps x NV words) and V (its slice), x parts a word."""
+    HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
+    U, NP = spec["unroll"], VEC // min(VEC, 4)
+    return U * NV * NP, U * -(-(W // spec["n_dsplit"]) // G) * NP
+
+
 def _make_walk(spec, ops):
     """walk: one block's keys [start, end) -> per-warp (m, l, acc slice) in shared memory."""
     HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
@@ -143,24 +159,29 @@ def _make_walk(spec, ops):
     VW = W // D
     NVV = -(-VW // G)
     E, EV, VSL = NV * VEC, NVV * VEC, VW * VEC
-    NP = VEC // min(VEC, 4)
-    RE, REV, UR, UNV, UNVV = R * E, R * EV, U * R, U * NV * NP, U * NVV * NP  # array shapes must be constants
+    RE, REV, UR = R * E, R * EV, U * R  # array shapes must be constants
     SCALE = np.float32(math.log2(math.e) / math.sqrt(HD))
-    WT = ak._word_type(spec)
     to_f32 = ops["to_f32"]
     load_rows, elem = _make_loads(spec, ops)
     scores, update, merge = _make_softmax(spec, ops, elem)
 
     @cuda.jit(device=True, forceinline=True)
-    def walk(q, k, v, kvh, ds, lane, warp, start, end, n, sm_m, sm_l, sm_acc):
+    def preload(k, v, kvh, ds, lane, warp, start, end, n, kb, vb):
+        # before the PDL wait: the first trip's rows below n-1 (written by earlier steps; row n-1 is this step's,
+        # written by the kernel still running before this one, and is never touched here, so no stale line of it
+        # can sit in L1 for the read after the wait). Rows past n-2 are clamped to n-2.
+        if n >= 2 and start + warp * (KPS * U) < end:
+            load_rows(k, v, start + warp * (KPS * U) + lane // G, 0, n - 2, kvh, lane % G, ds, kb, vb)
+
+    @cuda.jit(device=True, forceinline=True)
+    def walk(q, k, v, kvh, ds, lane, warp, start, end, n, kb, vb, early, sm_m, sm_l, sm_acc):
+        # early: preload() ran, so the first trip only loads its steps at keys >= n-1 (clamped to n-1)
         g = lane % G
         kl = lane // G
         qr = cuda.local.array(RE, types.float32)
         m = cuda.local.array(R, types.float32)
         l = cuda.local.array(R, types.float32)
         acc = cuda.local.array(REV, types.float32)
-        kb = cuda.local.array(UNV, WT)
-        vb = cuda.local.array(UNVV, WT)
         s = cuda.local.array(UR, types.float32)
         for r in range(R):  # qr[r*E + i*VEC + e] = q[head kvh*R+r, word g+G*i, elem e] * SCALE (0 past the row)
             m[r] = NEG_INF
@@ -174,8 +195,10 @@ def _make_walk(spec, ops):
                     qr[r * E + i * VEC + e] = x
         for t in range(REV):
             acc[t] = F32(0.0)
+        lo = n - 1 if early else 0
         for base in range(start + warp * (KPS * U), end, NW * KPS * U):
-            load_rows(k, v, base + kl, n, kvh, g, ds, kb, vb)
+            load_rows(k, v, base + kl, lo, n - 1, kvh, g, ds, kb, vb)
+            lo = 0
             scores(qr, kb, s)
             update(base + kl, end, s, vb, m, l, acc)
         merge(m, l, acc)
@@ -190,83 +213,44 @@ def _make_walk(spec, ops):
                         for e in range(VEC):
                             sm_acc[(warp * R + r) * VSL + w * VEC + e] = acc[r * EV + i * VEC + e]
 
-    return walk
+    return preload, walk
 
 
 def make_decode(spec, ops=None):
     """(kernel function, signature) of one decode plan; `ops` overrides the device primitives (simulator)."""
     ops = ops or default_ops(spec)
     HD, R, VEC, G, W, NV, KPS, KVH = ak._geometry(spec)
-    NW, C, NS, D, LMAX = spec["n_warps"], spec["chunk"], spec["n_split"], spec["n_dsplit"], spec["lmax"]
-    NT, PW, VSL, ARRIVALS = 32 * NW, HD + 2, HD // D, spec["n_split"] * spec["n_dsplit"]
-    NWR, NWRV = NW * R, NW * R * (HD // D)
-    walk = _make_walk(spec, ops)
-    to_t, ticket = ops["to_t"], ops["ticket"]
+    NW, C, LMAX = spec["n_warps"], spec["chunk"], spec["lmax"]
+    NWR, NWRV = NW * R, NW * R * (HD // spec["n_dsplit"])
+    preload, walk = _make_walk(spec, ops)
+    finish = decode_combine.make_finish(spec, ops)
+    EARLY = bool(spec.get("early"))
+    UNV, UNVV = _buf_sizes(spec)
+    WT = ak._word_type(spec)
     pdl_enter = ops.get("pdl_enter", lambda: None)  # sm_90: launched with PDL (gpu/pdl.py); wo may launch early
+    pdl_trigger, pdl_wait = ops.get("pdl_trigger", lambda: None), ops.get("pdl_wait", pdl_enter)
 
     def decode(att, q, k, v, pos, part, cnt):
-        pdl_enter()
         kvh, split, ds = cuda.blockIdx.x, cuda.blockIdx.y, cuda.blockIdx.z
         tid = cuda.threadIdx.x
+        kb = cuda.local.array(UNV, WT)
+        vb = cuda.local.array(UNVV, WT)
+        if EARLY:  # pos is written only by the previous step's last kernel, complete before this step's first
+            pdl_trigger()  # first: wo's blocks launch (and stage wo) while this block reads pos and its rows
+            n = min(pos[0] + 1, LMAX)
+            preload(k, v, kvh, ds, tid & 31, tid >> 5, split * C, min(split * C + C, n), n, kb, vb)
+            pdl_wait()
+        else:
+            pdl_enter()
         n = min(pos[0] + 1, LMAX)
         start = split * C
         sm_m = cuda.shared.array(NWR, types.float32)
         sm_l = cuda.shared.array(NWR, types.float32)
         sm_acc = cuda.shared.array(NWRV, types.float32)
-        flag = cuda.shared.array(1, types.int32)
         if start < n:  # block-uniform
-            walk(q, k, v, kvh, ds, tid & 31, tid >> 5, start, min(start + C, n), n, sm_m, sm_l, sm_acc)
-            cuda.syncthreads()
-            for t in range(tid, R * VSL, NT):  # merge the warps (fixed order), write output or partial
-                r = t // VSL
-                d = ds * VSL + t - r * VSL
-                mm = NEG_INF
-                for w2 in range(NW):
-                    mm = max(mm, sm_m[w2 * R + r])
-                ll = F32(0.0)
-                aa = F32(0.0)
-                for w2 in range(NW):  # warp 0 always had a key, so mm is finite; empty warps weigh 0
-                    c = math.exp2(sm_m[w2 * R + r] - mm)
-                    ll += sm_l[w2 * R + r] * c
-                    aa += sm_acc[(w2 * R + r) * VSL + t - r * VSL] * c
-                h = kvh * R + r
-                if NS == 1:
-                    att[h * HD + d] = to_t(aa / ll)
-                else:
-                    rec = (h * NS + split) * PW
-                    part[rec + d] = aa
-                    if d == 0:  # m and l are the same in every dim slice: slice 0 writes them
-                        part[rec + HD] = mm
-                        part[rec + HD + 1] = ll
-        if NS == 1:
-            return
-        # ticket: the last of the NS*D blocks of this KV head to finish combines the valid splits
-        cuda.threadfence()
-        cuda.syncthreads()
-        if tid == 0:
-            flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
-        cuda.syncthreads()
-        if flag[0] == 0:
-            return
-        cuda.threadfence()
-        if tid == 0:
-            cnt[kvh] = 0
-        n_valid = (n + C - 1) // C
-        for t in range(tid, R * HD, NT):
-            r = t // HD
-            d = t - r * HD
-            h = kvh * R + r
-            mm = NEG_INF
-            for sp in range(n_valid):
-                mm = max(mm, part[(h * NS + sp) * PW + HD])
-            ll = F32(0.0)
-            aa = F32(0.0)
-            for sp in range(n_valid):
-                rec = (h * NS + sp) * PW
-                c = math.exp2(part[rec + HD] - mm)
-                ll += part[rec + HD + 1] * c
-                aa += part[rec + d] * c
-            att[h * HD + d] = to_t(aa / ll)
+            walk(q, k, v, kvh, ds, tid & 31, tid >> 5, start, min(start + C, n), n, kb, vb, EARLY, sm_m, sm_l,
+                 sm_acc)
+        finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, start < n)
 
     wt = ak._word_type(spec)
     P = types.CPointer

@@ -19,8 +19,11 @@ import os
 
 import numpy as np
 
+from ..errors import BackendError
+
 PDL = os.environ.get("CUGRAPHLLM_PDL", "1") != "0"
 _ATTR_PROGRAMMATIC_STREAM_SERIALIZATION = 6   # CUlaunchAttributeID (cuda.h)
+_ATTR_CLUSTER_DIMENSION = 4
 _SCALARS = {np.dtype(np.int32): ctypes.c_int32, np.dtype(np.uint32): ctypes.c_uint32,
             np.dtype(np.int64): ctypes.c_int64, np.dtype(np.uint64): ctypes.c_uint64,
             np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}
@@ -73,21 +76,38 @@ def _param(a):
     raise TypeError(f"pdl.launch: unsupported kernel argument {type(a).__name__} (pass CuPy arrays or NumPy scalars)")
 
 
-def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False) -> None:
+def _cluster_attr(dims) -> _Attr:
+    a = _Attr(_ATTR_CLUSTER_DIMENSION)
+    a.value[0], a.value[1], a.value[2] = dims
+    return a
+
+
+def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False, cluster=None) -> None:
     """fn(grid, block, args, shared_mem=...) on the current stream (fn: a RawKernel or a cupy Function); with pdl
-    (and PDL on, sm_90+, libcuda has cuLaunchKernelEx) as a programmatic dependent launch."""
+    (and PDL on, sm_90+, libcuda has cuLaunchKernelEx) as a programmatic dependent launch. cluster (x, y, z): the
+    thread block cluster shape, which the kernel needs (no plain fallback: it raises where it cannot launch)."""
     global PDL
-    f = _driver() if pdl and PDL else None
+    use_pdl = pdl and PDL
+    f = _driver() if use_pdl or cluster else None
     if f is None or not _capable():
+        if cluster:
+            raise BackendError("a thread block cluster launch needs sm_90 and cuLaunchKernelEx (libcuda)")
         fn(grid, block, args, shared_mem=shared_mem)
         return
     import cupy as cp
     vals = [_param(a) for a in args]
     ptrs = (ctypes.c_void_p * max(1, len(vals)))(*[ctypes.addressof(v) for v in vals])
     g, b = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
+    attrs = ([_ATTR] if use_pdl else []) + ([_cluster_attr(cluster)] if cluster else [])
+    arr = (_Attr * len(attrs))(*attrs)  # kept alive through the call
     cfg = _Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared_mem,
-                  cp.cuda.get_current_stream().ptr, ctypes.pointer(_ATTR), 1)
+                  cp.cuda.get_current_stream().ptr, ctypes.cast(arr, ctypes.POINTER(_Attr)), len(attrs))
     rc = f(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)  # RawKernel, or a Module's Function
+    if rc and cluster:
+        msg = ctypes.c_char_p()
+        _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
+        raise BackendError(f"cluster launch {tuple(cluster)} of grid {g} failed: "
+                           f"{(msg.value or b'error %d' % rc).decode()}")
     if rc:  # e.g. a driver without PDL: say so once, then launch everything the plain way
         msg = ctypes.c_char_p()
         _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
