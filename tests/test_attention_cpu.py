@@ -149,3 +149,26 @@ def test_decode_kernel_on_cuda_simulator(kernels, cases):
     assert r.returncode == 0, r.stderr[-3000:]
     for case, res in zip(cases, json.loads(r.stdout.strip().splitlines()[-1])):
         assert res["worst"] <= 0, f"{case}: {res}"
+
+
+def test_cache_key_covers_every_kernel_module():
+    """The cubin cache key hashes the sources of the Numba kernels: every gpu/ module that they import (directly or
+    through each other) must be among them, or an edit there would reuse stale cubins. Parsed, not imported (no
+    Numba needed)."""
+    import ast
+    from pathlib import Path
+    from cugraphllm.gpu import jit_cache
+    gpu = Path(jit_cache.__file__).parent
+    hashed = {p.name for p in jit_cache._KERNEL_SOURCES}
+    todo, seen = ["attention_kernels.py", "decode_kernels.py"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((gpu / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                mods = [node.module] if node.module else [a.name for a in node.names]
+                todo += [f"{m}.py" for m in mods if (gpu / f"{m}.py").exists()]
+    assert seen <= hashed, f"kernel modules missing from jit_cache._KERNEL_SOURCES: {sorted(seen - hashed)}"
+    assert {"decode_combine.py", "numba_ptx.py"} <= seen

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import cuda, types
 
-from . import attention_kernels as ak, decode_combine
+from . import attention_kernels as ak, decode_combine, numba_ptx as nx
 
 F32, NEG_INF, FULL = ak.F32, ak.NEG_INF, ak.FULL
 
@@ -32,13 +32,13 @@ F32, NEG_INF, FULL = ak.F32, ak.NEG_INF, ak.FULL
 def default_ops(spec):
     """Device primitives, passed in so the CPU simulator can run the same kernel body with Python versions."""
     bf = spec["dtype"] == "bfloat16"
-    return {"to_f32": ak._bf16_to_f32 if bf else ak._f16_to_f32, "to_t": ak._f32_to_bf16 if bf else ak._f32_to_f16,
-            "ldg16": ak._ldg16, "ticket": ak._atomic_add_i32, "cluster_sync": ak._cluster_sync,
-            "dsmem_f32": ak._dsmem_f32,
-            "pdl_enter": ((ak._pdl_enter_late if spec.get("pdl_order") == "late" else ak._pdl_enter)
-                          if spec.get("pdl") else ak._no_trigger),
-            "pdl_trigger": ak._pdl_trigger if spec.get("pdl") else ak._no_trigger,
-            "pdl_wait": ak._pdl_wait if spec.get("pdl") else ak._no_trigger}
+    return {"to_f32": nx._bf16_to_f32 if bf else nx._f16_to_f32, "to_t": nx._f32_to_bf16 if bf else nx._f32_to_f16,
+            "ldg16": nx._ldg16, "ticket": nx._atomic_add_i32, "cluster_sync": nx._cluster_sync,
+            "dsmem_f32": nx._dsmem_f32,
+            "pdl_enter": ((nx._pdl_enter_late if spec.get("pdl_order") == "late" else nx._pdl_enter)
+                          if spec.get("pdl") else nx._no_trigger),
+            "pdl_trigger": nx._pdl_trigger if spec.get("pdl") else nx._no_trigger,
+            "pdl_wait": nx._pdl_wait if spec.get("pdl") else nx._no_trigger}
 
 
 def _make_loads(spec, ops):

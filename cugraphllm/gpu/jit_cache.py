@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-_KERNEL_SOURCES = [Path(__file__).with_name(n) for n in ("attention_kernels.py", "decode_kernels.py")]
+_KERNEL_SOURCES = [Path(__file__).with_name(n) for n in ("attention_kernels.py", "decode_kernels.py",
+                                                          "decode_combine.py", "numba_ptx.py")]
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
 
 
