@@ -1,10 +1,11 @@
 """Attention, the dynamic part: Numba kernels specialized per bucket, compiled off the token path, launched by CuPy.
 
 Specializations (kernels: decode_kernels.py, attention_kernels.py):
-- decode, per sequence-length bucket L (plan_decode): ONE launch per layer; the true length pos[0]+1 comes from
-  device memory. Short buckets: one block per (KV head, slice of head_dim), all keys in one or two loop trips with
-  every load in flight, no combine. Long buckets: split-K over `n_split` blocks per KV head of `chunk` keys each
-  (about 4 blocks per SM); the last block of each KV head combines the partials (atomic ticket).
+- decode, per sequence-length bucket L (attention_plan.plan_decode): ONE launch per layer; the true length pos[0]+1
+  comes from device memory. Short buckets: one block per (KV head, slice of head_dim), all keys in one or two loop
+  trips with every load in flight, no combine. Long buckets: split-K over `n_split` blocks per KV head of `chunk`
+  keys each (about 2 blocks per SM), combined in the same launch (decode_combine.py: a thread block cluster, or the
+  last block of each KV head by atomic ticket).
 - prefill: one kernel per (head_dim, n_rep, dtype); the query bucket M only sets the grid, so every prefill
   bucket shares one compiled entry.
 A compile runs in a child process (never in this one: Numba holds the GIL) and lands in the disk cache; this
@@ -14,112 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import PREFILL_ROWS_DEFAULT, PREFILL_ROWS_SIZES, ModelConfig, check_prefill_rows
+from ..config import PREFILL_ROWS_DEFAULT, ModelConfig
 from ..errors import BackendError, ConfigError
 from . import cuda_kernels as ck, jit_cache, pdl
-
-N_WARPS = 4  # prefill (Numba kernel)
-BLOCKS_PER_SM = 2  # decode split-K: about 2 blocks of 8 warps per SM (H100 sweep: 4 and 8 were slower at 1K-4K)
-
-
-def _pow2ceil(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())
-
-
-def lane_geometry(head_dim: int, n_rep: int) -> dict:
-    """Word width (elements per load) and lanes per key row: about 8 elements per lane (4 when n_rep > 4, to
-    bound registers: each lane keeps q and acc for all n_rep heads)."""
-    vec = 4 if head_dim % 4 == 0 else 2
-    per_lane = 8 if n_rep <= 4 else 4
-    g = min(32, _pow2ceil(-(-head_dim // per_lane)))
-    return {"vec": vec, "g": g}
-
-
-# decode plan defaults (H100 sweeps, benchmarks/results/attention_2026-11-23_decode*.json): 8 warps, up to 8 key
-# steps in flight per lane, no key split while a block needs <= 2 loop trips; those short buckets use the dim split
-# instead (2 blocks per KV head beat 4 and 8 at 64-256 keys; no split below 32 keys per block)
-# early: a block loads its first trip's K/V rows below the current one before the PDL wait (they were written by
-# earlier steps), so the K/V read overlaps the qkv GEMV's tail instead of following it. cluster: a key split of at
-# most CLUSTER_MAX blocks a KV head is combined in a thread block cluster (decode_combine.py; sm_90). Each is 0
-# (off), 1 (on) or 2 (on for key-split plans of one wave: at most one block an SM, see _one_wave)
-DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
-                "n_split": None, "n_dsplit": None, "early": 2, "cluster": 2}
-CLUSTER_MAX = 8  # the portable cluster size
-UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
-
-
-def decode_geometry(head_dim: int, n_rep: int, wide: bool = True) -> dict:
-    """16-byte words (8 elements, one word per lane) when head_dim % 8 == 0 and n_rep <= 4; else lane_geometry's
-    8/4-byte words (n_rep > 4: fewer elements per lane bound the registers for q and acc of all n_rep heads)."""
-    if wide and head_dim % 8 == 0 and n_rep <= 4:
-        return {"vec": 8, "g": min(32, _pow2ceil(head_dim // 8))}
-    return lane_geometry(head_dim, n_rep)
-
-
-def _dim_split(words: int, n_kv_heads: int, n_sm: int, limit: int) -> int:
-    d = 1
-    while 2 * d <= limit and words % (2 * d) == 0 and 2 * d * n_kv_heads <= n_sm:
-        d *= 2
-    return d
-
-
-def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blocks_per_sm: int = BLOCKS_PER_SM,
-                **knobs) -> dict:
-    """Launch plan of the decode kernel for keys 0..lmax-1 (decode_kernels.py): block of n_warps warps that loads
-    `unroll` key steps per lane before using them; short buckets: one block per (KV head, V slice), no combine;
-    long buckets: split-K over about blocks_per_sm*n_sm blocks, combined by the last block (atomic ticket)."""
-    kn = {**DECODE_KNOBS, **knobs}
-    hd, r, kvh = config.head_dim, config.n_rep, config.n_kv_heads
-    geo = decode_geometry(hd, r, kn["wide"])
-    kps, nw, u = 32 // geo["g"], kn["n_warps"], kn["unroll"]
-    words = hd // geo["vec"]
-    while nw > 1 and nw * r * hd * 4 > 32768:  # per-warp partials in shared memory
-        nw //= 2
-    while u > 1 and u * r * -(-words // geo["g"]) * geo["vec"] > UNROLLED_FMAS:
-        u //= 2
-    while u > 1 and nw * kps * u >= 2 * lmax:  # tiny buckets: do not load far past the end
-        u //= 2
-    while nw > 1 and nw * kps * u >= 2 * lmax:
-        nw //= 2
-    step = nw * kps * u  # keys a block consumes per loop trip
-    n_split = kn["n_split"]
-    if n_split is None:
-        trips = -(-lmax // step)
-        n_split = 1 if trips <= kn["short_iters"] else min(trips, -(-blocks_per_sm * n_sm // kvh))
-    chunk = -(-(-(-lmax // n_split)) // step) * step
-    n_split = -(-lmax // chunk)
-    limit = min(kn["max_dsplit"], max(1, lmax // kn["dsplit_keys"])) if kn["dsplit_keys"] else kn["max_dsplit"]
-    d = kn["n_dsplit"] or (_dim_split(words, kvh, n_sm, limit) if n_split == 1 else 1)
-    if words % d:
-        raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
-    return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
-            "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
-            "early": _switch(kn["early"], n_split, d, kvh, n_sm),
-            "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm) and 1 < n_split <= CLUSTER_MAX and d == 1),
-            **geo}
-
-
-def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:
-    """A 0 / 1 / 2 knob of the plan: 2 means on for key-split plans of one wave (one block an SM at most: the H200
-    A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048 keys))."""
-    if knob == 2:
-        return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
-    return int(bool(knob))
-
-
-def plan_prefill(config: ModelConfig, dtype: str, max_seq_len: int) -> dict:
-    return {"kind": "prefill", "head_dim": config.head_dim, "n_rep": config.n_rep,
-            "n_kv_heads": config.n_kv_heads, "dtype": dtype, "n_warps": N_WARPS, "lmax": max_seq_len,
-            **lane_geometry(config.head_dim, config.n_rep)}
-
-
-def make_buckets(max_seq_len: int, prefill_rows: int = PREFILL_ROWS_DEFAULT) -> tuple[list[int], list[int]]:
-    decode = [b for b in (64 << i for i in range(16)) if b < max_seq_len] + [max_seq_len]
-    # 1.5x steps above 128 rows: a 300-token prompt pays for 384 rows, not 512 (prefill is GEMM-bound, ~linear
-    # in rows there). Every prefill bucket shares one compiled kernel; each costs only a graph (~0.5 MiB).
-    # The largest, min(prefill_rows, S), is the chunk longer prompts are prefilled in (CudaEngine._prefill).
-    top = min(check_prefill_rows(prefill_rows), max_seq_len)
-    return decode, [b for b in PREFILL_ROWS_SIZES if b < top] + [top]
+from .attention_plan import (BLOCKS_PER_SM, CLUSTER_MAX, DECODE_KNOBS, N_WARPS, UNROLLED_FMAS,  # noqa: F401
+                             decode_geometry, lane_geometry, make_buckets, plan_decode, plan_prefill)
+# (the plan names stay importable from here: scripts and tests use attention.DECODE_KNOBS, plan_decode, ...)
 
 
 class Attention:

@@ -20,7 +20,7 @@ F32, NEG_INF = ak.F32, ak.NEG_INF
 
 
 def _make_warp_merge(spec):
-    HD, R = spec["head_dim"], spec["n_rep"]
+    R = spec["n_rep"]
     NW, VSL = spec["n_warps"], spec["head_dim"] // spec["n_dsplit"]
 
     @cuda.jit(device=True, forceinline=True)
@@ -104,7 +104,7 @@ def _make_ticket(spec, ops, warp_merge):
 
 
 def _make_cluster(spec, ops, warp_merge):
-    HD, R, NT = spec["head_dim"], spec["n_rep"], 32 * spec["n_warps"]
+    HD, NT = spec["head_dim"], 32 * spec["n_warps"]
     NS, C, RHD, R2 = spec["n_split"], spec["chunk"], spec["n_rep"] * spec["head_dim"], 2 * spec["n_rep"]
     to_t, sync, remote = ops["to_t"], ops["cluster_sync"], ops["dsmem_f32"]
 
