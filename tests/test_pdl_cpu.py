@@ -22,3 +22,13 @@ def test_scalar_arguments_keep_their_width():
     for bad in (7, 1.5, None, np.float16(1)):
         with pytest.raises(TypeError, match="unsupported kernel argument"):
             pdl._param(bad)
+
+
+def test_launch_attributes_per_kind():
+    """PDL's attribute (id 6, value 1) and the cluster dimension (id 4, x y z), in that order, built once a kind."""
+    arr, n = pdl._attrs(True, (1, 4, 1))
+    assert n == 2 and (arr[0].id, arr[0].value[0]) == (6, 1) and (arr[1].id, *arr[1].value[:3]) == (4, 1, 4, 1)
+    arr, n = pdl._attrs(False, (1, 8, 1))
+    assert n == 1 and (arr[0].id, *arr[0].value[:3]) == (4, 1, 8, 1)
+    assert pdl._attrs(True, None)[1] == 1 and pdl._attrs(True, None)[0][0].id == 6
+    assert pdl._attrs(True, (1, 4, 1))[0] is pdl._attrs(True, (1, 4, 1))[0]

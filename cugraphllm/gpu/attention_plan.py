@@ -56,7 +56,8 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
                 **knobs) -> dict:
     """Launch plan of the decode kernel for keys 0..lmax-1 (decode_kernels.py): block of n_warps warps that loads
     `unroll` key steps per lane before using them; short buckets: one block per (KV head, V slice), no combine;
-    long buckets: split-K over about blocks_per_sm*n_sm blocks, combined by the last block (atomic ticket)."""
+    long buckets: split-K over about blocks_per_sm*n_sm blocks, combined in the same launch (decode_combine.py:
+    a thread block cluster where `cluster` is on, else the last block by atomic ticket)."""
     kn = {**DECODE_KNOBS, **knobs}
     hd, r, kvh = config.head_dim, config.n_rep, config.n_kv_heads
     geo = decode_geometry(hd, r, kn["wide"])

@@ -242,7 +242,7 @@ def make_decode(spec, ops=None):
             pdl_wait()
         else:
             pdl_enter()
-        n = min(pos[0] + 1, LMAX)
+            n = min(pos[0] + 1, LMAX)
         start = split * C
         sm_m = cuda.shared.array(NWR, types.float32)
         sm_l = cuda.shared.array(NWR, types.float32)
@@ -252,7 +252,6 @@ def make_decode(spec, ops=None):
                  sm_acc)
         finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, start < n)
 
-    wt = ak._word_type(spec)
     P = types.CPointer
-    sig = (P(types.int16), P(types.int16), P(wt), P(wt), P(types.int32), P(types.float32), P(types.int32))
+    sig = (P(types.int16), P(types.int16), P(WT), P(WT), P(types.int32), P(types.float32), P(types.int32))
     return decode, sig

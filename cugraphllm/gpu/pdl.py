@@ -76,10 +76,24 @@ def _param(a):
     raise TypeError(f"pdl.launch: unsupported kernel argument {type(a).__name__} (pass CuPy arrays or NumPy scalars)")
 
 
-def _cluster_attr(dims) -> _Attr:
-    a = _Attr(_ATTR_CLUSTER_DIMENSION)
-    a.value[0], a.value[1], a.value[2] = dims
-    return a
+def _attrs(use_pdl: bool, cluster) -> tuple:
+    """(CUlaunchAttribute array, its length) for this launch kind, built once per kind: eager mode launches every
+    kernel of a step through here."""
+    key = ("attrs", use_pdl, cluster)
+    if key not in _state:
+        attrs = [_ATTR] if use_pdl else []
+        if cluster:
+            a = _Attr(_ATTR_CLUSTER_DIMENSION)
+            a.value[0], a.value[1], a.value[2] = cluster
+            attrs.append(a)
+        _state[key] = ((_Attr * len(attrs))(*attrs), len(attrs))
+    return _state[key]
+
+
+def _error(rc: int) -> str:
+    msg = ctypes.c_char_p()
+    _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
+    return (msg.value or b"error %d" % rc).decode()
 
 
 def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False, cluster=None) -> None:
@@ -98,21 +112,15 @@ def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False, cluste
     vals = [_param(a) for a in args]
     ptrs = (ctypes.c_void_p * max(1, len(vals)))(*[ctypes.addressof(v) for v in vals])
     g, b = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
-    attrs = ([_ATTR] if use_pdl else []) + ([_cluster_attr(cluster)] if cluster else [])
-    arr = (_Attr * len(attrs))(*attrs)  # kept alive through the call
+    arr, n_attrs = _attrs(use_pdl, tuple(cluster) if cluster else None)
     cfg = _Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared_mem,
-                  cp.cuda.get_current_stream().ptr, ctypes.cast(arr, ctypes.POINTER(_Attr)), len(attrs))
+                  cp.cuda.get_current_stream().ptr, ctypes.cast(arr, ctypes.POINTER(_Attr)), n_attrs)
     rc = f(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)  # RawKernel, or a Module's Function
     if rc and cluster:
-        msg = ctypes.c_char_p()
-        _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
-        raise BackendError(f"cluster launch {tuple(cluster)} of grid {g} failed: "
-                           f"{(msg.value or b'error %d' % rc).decode()}")
+        raise BackendError(f"cluster launch {tuple(cluster)} of grid {g} failed: {_error(rc)}")
     if rc:  # e.g. a driver without PDL: say so once, then launch everything the plain way
-        msg = ctypes.c_char_p()
-        _state["lib"].cuGetErrorString(rc, ctypes.byref(msg))
         PDL = False
         import warnings
-        warnings.warn(f"cugraphllm: programmatic dependent launch failed ({(msg.value or b'error %d' % rc).decode()});"
+        warnings.warn(f"cugraphllm: programmatic dependent launch failed ({_error(rc)});"
                       " launching without it from now on", RuntimeWarning, stacklevel=2)
         fn(grid, block, args, shared_mem=shared_mem)
