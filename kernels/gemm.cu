@@ -48,9 +48,6 @@
 #ifndef WS
 #define WS 0      // 1: W chunks through a per-warp shared-memory ring (cp.async, whole 128-byte row segments)
 #endif
-#ifndef XCG
-#define XCG 0     // 1: x loads through L2 only (__ldcg) instead of L1 (__ldg); an A/B switch (gpu/gemm.py XCG)
-#endif
 #ifndef PR
 #define PR 0      // 1: all WK partial sums stored at once (one barrier), added by the epilogue in the same order
 #endif
@@ -119,11 +116,9 @@ struct RowPtrs {
     bool ok[RT][2];
 };
 
-// parts: LD_W the weight words, LD_X the activation words, or both. The weights are never written by a step, so
-// the first chunks' W loads may precede pdl_enter. x (the previous kernel's output) comes through L1 (__ldg): the
-// warps and blocks of an SM re-read it; no kernel of the prefill chain writes a buffer that the kernel two before
-// it read (gpu/pdl.py PREFILL), so no L1 line of it predates its writer. XCG 1 (gemm.XCG, an A/B switch): through
-// L2 only (__ldcg).
+// parts: LD_W the weight words, LD_X the activation words, or both. x is the previous kernel's output, read
+// through L2 (__ldcg): under PDL an L1 line of it could predate that kernel's writes (kernels/gemv_quant.cuh
+// QG_LDCG); the weights are never written by a step, so the first chunks' W loads may precede pdl_enter.
 enum { LD_W = 1, LD_X = 2 };
 __device__ __forceinline__ void load_chunk(Chunk& c, const RowPtrs& rp, const T* x, int K, int M, int g,
                                            int col, int kt, int parts = LD_W | LD_X) {
@@ -146,8 +141,7 @@ __device__ __forceinline__ void load_chunk(Chunk& c, const RowPtrs& rp, const T*
 #pragma unroll
             for (int j = 0; j < NT; ++j) {
                 int n = j * 8 + g;
-                const uint4* px = reinterpret_cast<const uint4*>(x + (size_t)n * K + cc);
-                c.x.x[j][h] = (ok && n < M) ? (XCG ? __ldcg(px) : __ldg(px)) : z;
+                c.x.x[j][h] = (ok && n < M) ? __ldcg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
             }
         }
 #endif

@@ -74,4 +74,4 @@ class PrefillKernel:
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
         pdl.launch(self.fn, grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
-                   self.smem, pdl=pdl.for_rows(M))
+                   self.smem, pdl=pdl.PREFILL)

@@ -38,7 +38,6 @@ OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
               # prefetch hint, w13 48.68 -> 46.71 with 256 bytes, wo 13.83 -> 12.27 with one reduction barrier;
               # 7B TTFT at 10 tokens (GPU prefill) 4.29 / 4.29 -> 4.09 / 4.17 ms, two rounds (final7_2026-11-30/)
               ("qkv", 2): (2, 4, 2, 1, 0, 1), ("silu", 2): (2, 2, 2, 1, 0, 2), ("residual", 2): (1, 8, 2, 1, 0, 0, 0, 1)}
-XCG = 0  # 1: the own kernels read x through L2 only (kernels/gemm.cu XCG; A/B: 16-row prefill with PDL)
 _KNOBS = (("RT", 1), ("XS", 0), ("PF", 0), ("WS", 0), ("PR", 0))
 _SMEM_MAX = 48 * 1024
 _EPI_THREADS = 128
@@ -56,8 +55,6 @@ def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2
     defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
     # knobs at their defaults are left out, so the default configs keep their compiled modules
     defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
-    if XCG:
-        defines["XCG"] = 1
     return get_function("gemm.cu", name, defines, dtype=dtype)
 
 
@@ -130,13 +127,13 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> Non
     wm, wk, _, rt = cfg[:4]
     rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    pdl.launch(_fn(kernel, dtype, nt, *cfg), grid, (32 * wm * wk,), args, pdl=pdl.for_rows(M))  # kernels/gemm.cu
+    pdl.launch(_fn(kernel, dtype, nt, *cfg), grid, (32 * wm * wk,), args, pdl=pdl.PREFILL)  # kernels/gemm.cu
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
     """Stand-alone epilogue over [M, cols] output columns, 8 columns per thread, one grid row per token."""
     grid = ((cols + 8 * _EPI_THREADS - 1) // (8 * _EPI_THREADS), M)
-    pdl.launch(_fn(kernel, dtype), grid, (_EPI_THREADS,), args, pdl=pdl.for_rows(M))
+    pdl.launch(_fn(kernel, dtype), grid, (_EPI_THREADS,), args, pdl=pdl.PREFILL)
 
 
 def warmup(dtype, rows) -> None:

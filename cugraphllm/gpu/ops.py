@@ -107,7 +107,7 @@ def embedding(r, table, tokens):
     threads = 128
     grid = ((-(-D // 8) + threads - 1) // threads, M)
     pdl.launch(_fn("embedding.cu", "embedding", t), grid, (threads,), (x, table, tokens, np.int32(V), np.int32(D)),
-               pdl=pdl.for_rows(M))
+               pdl=pdl.PREFILL)
 
 
 def _norm_common(out, x, w):
@@ -125,10 +125,10 @@ def rmsnorm(out, x, w, eps):
     _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
     if w is None:
         pdl.launch(_fn("rmsnorm.cu", "rmsnorm_unit", t), (M,), (_norm_threads(D),),
-                   (out, x, np.float32(eps), np.int32(D)), pdl=pdl.for_rows(M))
+                   (out, x, np.float32(eps), np.int32(D)), pdl=pdl.PREFILL)
         return
     pdl.launch(_fn("rmsnorm.cu", "rmsnorm", t), (M,), (_norm_threads(D),), (out, x, w, np.float32(eps), np.int32(D)),
-               pdl=pdl.for_rows(M))
+               pdl=pdl.PREFILL)
 
 
 def add_rmsnorm(x, r, out, w, eps):
@@ -146,10 +146,10 @@ def rmsnorm_last(out, x, w, eps, n_tokens):
     _scalar("n_tokens", n_tokens)
     if w is None:
         pdl.launch(_fn("rmsnorm.cu", "rmsnorm_last_unit", t), (1,), (_norm_threads(D),),
-                   (out, x, n_tokens, np.float32(eps), np.int32(D), np.int32(M)), pdl=pdl.for_rows(M))
+                   (out, x, n_tokens, np.float32(eps), np.int32(D), np.int32(M)), pdl=pdl.PREFILL)
         return
     pdl.launch(_fn("rmsnorm.cu", "rmsnorm_last", t), (1,), (_norm_threads(D),),
-               (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)), pdl=pdl.for_rows(M))
+               (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)), pdl=pdl.PREFILL)
 
 
 # ---- GEMV (M == 1) with epilogues --------------------------------------------------------------------------

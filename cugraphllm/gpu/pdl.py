@@ -22,19 +22,12 @@ import numpy as np
 from ..errors import BackendError
 
 PDL = os.environ.get("CUGRAPHLLM_PDL", "1") != "0"
-# The prefill chain of up to PREFILL_MAX_M rows (embedding, norms, kernels/gemm.cu's own GEMMs, prefill attention)
-# launches with PDL too (for_rows); off: CUGRAPHLLM_PDL_PREFILL=0, or `PREFILL = False` before capture (A/B). Above
-# that the GEMMs are cuBLAS's, which never let a dependent start early, and PDL launches behind them measured slower
-# (7B prefill graphs at 128 / 512 rows +0.06 / +0.05 ms; benchmarks/results/sixteenth_2026-12-01/s24b). The chain's
-# kernels read activations through L1: that is safe while no kernel writes a buffer that the kernel two before it
-# read (kernel N + 2 may launch while N runs, so an L1 line of N's time could outlive N + 1's writes).
+# The prefill chain (M > 1: embedding, norms, the own GEMMs and the epilogues after cuBLAS, prefill attention)
+# launches with PDL too; off: CUGRAPHLLM_PDL_PREFILL=0, or `PREFILL = False` before capture (A/B). Its kernels keep
+# nc (L1) loads only of data that no kernel of the chain writes between their reads: a buffer read by kernel N,
+# written by N + 1 and read by N + 2 could meet an L1 line of N's time (N + 2 may launch while N runs); the GEMMs
+# read their activation through L2.
 PREFILL = os.environ.get("CUGRAPHLLM_PDL_PREFILL", "1") != "0"
-PREFILL_MAX_M = 16
-
-
-def for_rows(M: int) -> bool:
-    """Whether a prefill kernel of M rows launches with PDL (M == 1, the decode step, keeps its own launches)."""
-    return PREFILL and 1 < M <= PREFILL_MAX_M
 _ATTR_PROGRAMMATIC_STREAM_SERIALIZATION = 6   # CUlaunchAttributeID (cuda.h)
 _ATTR_CLUSTER_DIMENSION = 4
 _SCALARS = {np.dtype(np.int32): ctypes.c_int32, np.dtype(np.uint32): ctypes.c_uint32,
