@@ -8,7 +8,6 @@
 
 extern "C" __global__ void embedding(float* __restrict__ x, const T* __restrict__ table,
                                      const int* __restrict__ tokens, int V, int D) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): waits for the kernel before, which may read x
     const int m = blockIdx.y;
     const int tok = min(max(tokens[m], 0), V - 1);
     const T* src = table + (size_t)tok * D;   // [D]

@@ -116,33 +116,25 @@ struct RowPtrs {
     bool ok[RT][2];
 };
 
-// parts: LD_W the weight words, LD_X the activation words, or both. x is the previous kernel's output, read
-// through L2 (__ldcg): under PDL an L1 line of it could predate that kernel's writes (kernels/gemv_quant.cuh
-// QG_LDCG); the weights are never written by a step, so the first chunks' W loads may precede pdl_enter.
-enum { LD_W = 1, LD_X = 2 };
 __device__ __forceinline__ void load_chunk(Chunk& c, const RowPtrs& rp, const T* x, int K, int M, int g,
-                                           int col, int kt, int parts = LD_W | LD_X) {
+                                           int col, int kt) {
     const uint4 z = make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         int cc = col + 32 * h;
         [[maybe_unused]] bool ok = cc + kt < K;  // K % 8 == 0, so a 16-byte piece is all in or all out
 #if !WS
-        if (parts & LD_W) {
 #pragma unroll
-            for (int i = 0; i < RT; ++i) {
-                c.w.w[i][0][h] = (rp.ok[i][0] && ok) ? ld_stream(rp.p[i][0] + cc) : z;
-                c.w.w[i][1][h] = (rp.ok[i][1] && ok) ? ld_stream(rp.p[i][1] + cc) : z;
-            }
+        for (int i = 0; i < RT; ++i) {
+            c.w.w[i][0][h] = (rp.ok[i][0] && ok) ? ld_stream(rp.p[i][0] + cc) : z;
+            c.w.w[i][1][h] = (rp.ok[i][1] && ok) ? ld_stream(rp.p[i][1] + cc) : z;
         }
 #endif
 #if !XS
-        if (parts & LD_X) {
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                int n = j * 8 + g;
-                c.x.x[j][h] = (ok && n < M) ? __ldcg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
-            }
+        for (int j = 0; j < NT; ++j) {
+            int n = j * 8 + g;
+            c.x.x[j][h] = (ok && n < M) ? __ldg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
         }
 #endif
     }
@@ -223,11 +215,8 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
     int rb = 0;  // ring slot of the chunk being multiplied
 #endif
 #pragma unroll
-    for (int st = 0; st < STAGES - 1; ++st) load_chunk(c[st], rp, xt, K, M, g, col + st * STEP, t * 8, LD_W);
-    pdl_enter();  // launched with PDL (gpu/pdl.py): the weight stream has started; x comes from the kernel before
-#pragma unroll
     for (int st = 0; st < STAGES - 1; ++st) {
-        load_chunk(c[st], rp, xt, K, M, g, col + st * STEP, t * 8, LD_X);
+        load_chunk(c[st], rp, xt, K, M, g, col + st * STEP, t * 8);
 #if XS || WS
         ring_fill(rg, st, col + st * STEP, K, lane);
 #endif
@@ -320,13 +309,11 @@ gemm_qkv_rope(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__
 }
 
 // ---- stand-alone epilogues after a cuBLAS GEMM (large M) ------------------------------------------------
-// Both start with pdl_enter (gpu/gemm.py launches them with PDL): they read only what the GEMM before wrote.
 // Grid (column groups of 8, M rows): one thread per 8 columns of one row, 16-byte loads/stores when `vec`
 // (host-checked: widths % 8 == 0), else a scalar loop. No 64-bit division: row from blockIdx.y.
 
 // h [M, F] = silu(g[:, :F]) * g[:, F:], g [M, 2F]
 extern "C" __global__ void silu_mul_rows(T* __restrict__ h, const T* __restrict__ g, int F, int vec) {
-    pdl_enter();
     const int n = blockIdx.y, f = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
     if (f >= F) return;
     const T* gr = g + (size_t)n * 2 * F;
@@ -352,7 +339,6 @@ extern "C" __global__ void qkv_rope_rows(T* __restrict__ q, const T* __restrict_
                                          const float* __restrict__ rope_cs, T* __restrict__ kc,
                                          T* __restrict__ vc, const int* __restrict__ pos,
                                          const int* __restrict__ n_tokens, int D, int kvd, int hd, int S, int vec) {
-    pdl_enter();
     const int NQ = D + 2 * kvd, n = blockIdx.y, o0 = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
     if (o0 >= NQ) return;
     const T* row = qkv + (size_t)n * NQ;

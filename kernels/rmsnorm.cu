@@ -62,7 +62,6 @@ __device__ __forceinline__ void norm_row(T* out, float* x, const float* r, const
 // out T [M, D] = rmsnorm(x f32 [M, D]) * w f32 [D]; grid (M,)
 extern "C" __global__ void rmsnorm(T* __restrict__ out, const float* __restrict__ x, const float* __restrict__ w,
                                    float eps, int D) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): x is the previous kernel's output
     const size_t row = blockIdx.x;
     norm_row(out + row * D, const_cast<float*>(x) + row * D, nullptr, w, eps, D);
 }
@@ -70,7 +69,6 @@ extern "C" __global__ void rmsnorm(T* __restrict__ out, const float* __restrict_
 // x f32 [M, D] += r f32 [M, D]; out T [M, D] = rmsnorm(new x) * w; grid (M,)
 extern "C" __global__ void add_rmsnorm(float* __restrict__ x, const float* __restrict__ r, T* __restrict__ out,
                                        const float* __restrict__ w, float eps, int D) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): x is the previous kernel's output
     const size_t row = blockIdx.x;
     norm_row(out + row * D, x + row * D, r + row * D, w, eps, D);
 }
@@ -80,7 +78,6 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ x, const float* __res
 extern "C" __global__ void rmsnorm_last(T* __restrict__ out, const float* __restrict__ x,
                                         const float* __restrict__ w, const int* __restrict__ n_tokens,
                                         float eps, int D, int M) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): x is the previous kernel's output
     int row = min(max(n_tokens[0] - 1, 0), M - 1);
     norm_row(out, const_cast<float*>(x) + (size_t)row * D, nullptr, w, eps, D);
 }
@@ -88,14 +85,12 @@ extern "C" __global__ void rmsnorm_last(T* __restrict__ out, const float* __rest
 // Unit-gain variants for weights whose norm gain is folded into the consumer's columns (state.py): the prefill
 // path (M > 1) of the fused-norm ops.
 extern "C" __global__ void rmsnorm_unit(T* __restrict__ out, const float* __restrict__ x, float eps, int D) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): x is the previous kernel's output
     const size_t row = blockIdx.x;
     norm_row(out + row * D, const_cast<float*>(x) + row * D, nullptr, nullptr, eps, D);
 }
 
 extern "C" __global__ void rmsnorm_last_unit(T* __restrict__ out, const float* __restrict__ x,
                                              const int* __restrict__ n_tokens, float eps, int D, int M) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): x is the previous kernel's output
     int row = min(max(n_tokens[0] - 1, 0), M - 1);
     norm_row(out, const_cast<float*>(x) + (size_t)row * D, nullptr, nullptr, eps, D);
 }
@@ -118,7 +113,6 @@ __device__ __forceinline__ float4 xn_gain(const float4* x4, const float4* g4, fl
 extern "C" __global__ void rmsnorm_unit_fp8(unsigned char* __restrict__ aq, float* __restrict__ sa,
                                             const float* __restrict__ x, const float* __restrict__ gain, float eps,
                                             int D, int has_gain) {
-    pdl_enter();  // launched with PDL in prefill (gpu/ops.py): x is the previous kernel's output
     __shared__ float scratch[32];
     const size_t row = blockIdx.x;
     float* xr = const_cast<float*>(x) + row * D;

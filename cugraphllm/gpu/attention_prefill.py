@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from . import pdl
 from .cuda_kernels import device_id, get_function, raise_smem_limit
 
 HEAD_DIMS = (64, 128)
@@ -73,5 +72,5 @@ class PrefillKernel:
                and not ((q.data.ptr | att.data.ptr | k.data.ptr | v.data.ptr) & 15),
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
-        pdl.launch(self.fn, grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
-                   self.smem, pdl=pdl.PREFILL)
+        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
+                shared_mem=self.smem)

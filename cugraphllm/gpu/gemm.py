@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BackendError
-from . import pdl
 from .cuda_kernels import get_function
 
 OWN_MAX_M = 64          # the own kernel runs up to 8 token tiles of 8 (impl="own")
@@ -120,6 +119,7 @@ def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
 
 
 def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> None:
+    import cupy as cp
     nt = (M + 7) // 8
     cfg = own_config(op, nt)
     why = own_config_ok(op, cfg, nt)
@@ -127,13 +127,14 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> Non
     wm, wk, _, rt = cfg[:4]
     rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    pdl.launch(_fn(kernel, dtype, nt, *cfg), grid, (32 * wm * wk,), args, pdl=pdl.PREFILL)  # kernels/gemm.cu
+    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
     """Stand-alone epilogue over [M, cols] output columns, 8 columns per thread, one grid row per token."""
+    import cupy as cp
     grid = ((cols + 8 * _EPI_THREADS - 1) // (8 * _EPI_THREADS), M)
-    pdl.launch(_fn(kernel, dtype), grid, (_EPI_THREADS,), args, pdl=pdl.PREFILL)
+    _fn(kernel, dtype)(grid, (_EPI_THREADS,), args, stream=cp.cuda.get_current_stream())
 
 
 def warmup(dtype, rows) -> None:

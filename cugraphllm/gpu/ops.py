@@ -106,8 +106,7 @@ def embedding(r, table, tokens):
         return
     threads = 128
     grid = ((-(-D // 8) + threads - 1) // threads, M)
-    pdl.launch(_fn("embedding.cu", "embedding", t), grid, (threads,), (x, table, tokens, np.int32(V), np.int32(D)),
-               pdl=pdl.PREFILL)
+    _fn("embedding.cu", "embedding", t)(grid, (threads,), (x, table, tokens, np.int32(V), np.int32(D)))
 
 
 def _norm_common(out, x, w):
@@ -124,11 +123,9 @@ def rmsnorm(out, x, w, eps):
     M, D, t = _norm_common(out, x, w)
     _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
     if w is None:
-        pdl.launch(_fn("rmsnorm.cu", "rmsnorm_unit", t), (M,), (_norm_threads(D),),
-                   (out, x, np.float32(eps), np.int32(D)), pdl=pdl.PREFILL)
+        _fn("rmsnorm.cu", "rmsnorm_unit", t)((M,), (_norm_threads(D),), (out, x, np.float32(eps), np.int32(D)))
         return
-    pdl.launch(_fn("rmsnorm.cu", "rmsnorm", t), (M,), (_norm_threads(D),), (out, x, w, np.float32(eps), np.int32(D)),
-               pdl=pdl.PREFILL)
+    _fn("rmsnorm.cu", "rmsnorm", t)((M,), (_norm_threads(D),), (out, x, w, np.float32(eps), np.int32(D)))
 
 
 def add_rmsnorm(x, r, out, w, eps):
@@ -145,11 +142,11 @@ def rmsnorm_last(out, x, w, eps, n_tokens):
     _check("out", out, shape=(1, D), align=8 if D % 4 == 0 else 0)
     _scalar("n_tokens", n_tokens)
     if w is None:
-        pdl.launch(_fn("rmsnorm.cu", "rmsnorm_last_unit", t), (1,), (_norm_threads(D),),
-                   (out, x, n_tokens, np.float32(eps), np.int32(D), np.int32(M)), pdl=pdl.PREFILL)
+        _fn("rmsnorm.cu", "rmsnorm_last_unit", t)(
+            (1,), (_norm_threads(D),), (out, x, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
         return
-    pdl.launch(_fn("rmsnorm.cu", "rmsnorm_last", t), (1,), (_norm_threads(D),),
-               (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)), pdl=pdl.PREFILL)
+    _fn("rmsnorm.cu", "rmsnorm_last", t)(
+        (1,), (_norm_threads(D),), (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
 
 
 # ---- GEMV (M == 1) with epilogues --------------------------------------------------------------------------

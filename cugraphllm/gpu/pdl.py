@@ -22,12 +22,6 @@ import numpy as np
 from ..errors import BackendError
 
 PDL = os.environ.get("CUGRAPHLLM_PDL", "1") != "0"
-# The prefill chain (M > 1: embedding, norms, the own GEMMs and the epilogues after cuBLAS, prefill attention)
-# launches with PDL too; off: CUGRAPHLLM_PDL_PREFILL=0, or `PREFILL = False` before capture (A/B). Its kernels keep
-# nc (L1) loads only of data that no kernel of the chain writes between their reads: a buffer read by kernel N,
-# written by N + 1 and read by N + 2 could meet an L1 line of N's time (N + 2 may launch while N runs); the GEMMs
-# read their activation through L2.
-PREFILL = os.environ.get("CUGRAPHLLM_PDL_PREFILL", "1") != "0"
 _ATTR_PROGRAMMATIC_STREAM_SERIALIZATION = 6   # CUlaunchAttributeID (cuda.h)
 _ATTR_CLUSTER_DIMENSION = 4
 _SCALARS = {np.dtype(np.int32): ctypes.c_int32, np.dtype(np.uint32): ctypes.c_uint32,
