@@ -22,10 +22,12 @@ SETS = {
            "w2": (11008, 4096, True)},
     "13b-tp2": {"wqkv": (5120, 7680, False), "wo": (2560, 5120, True), "w13": (5120, 13824, False),
                 "w2": (6912, 5120, True)},
+    # the residual shapes with a 16-bit output (beta 0), as a product rounded to T and added by the next norm would
+    "7b-res16": {"wo16": (4096, 4096, False), "w2_16": (11008, 4096, False)},
     "70b-tp2": {"wqkv": (8192, 5120, False), "wo": (4096, 8192, True), "w13": (8192, 28672, False),
                 "w2": (14336, 8192, True)},
 }
-LAYERS = {"7b": 32, "13b-tp2": 40, "70b-tp2": 80}
+LAYERS = {"7b": 32, "7b-res16": 32, "13b-tp2": 40, "70b-tp2": 80}
 
 
 def _operands(M, K, N, f32, dtype):

@@ -4,7 +4,7 @@ replayed --reps times back to back, wall clock around them after a sync, in --ro
 median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
 rows). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
 are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
-tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0). --quant fp8|int8|int4 quantizes the dummy weights at load.
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008). --quant fp8|int8|int4 quantizes the dummy weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
@@ -27,17 +27,34 @@ import numpy as np
 _ENV_SET: dict = {}
 
 
+_ATTR_SET: dict = {}
+
+
 def apply(setting: str) -> None:
-    """';'-joined tune0 / tune1 and VAR=VALUE environment variables (the previous setting's are undone)."""
+    """';'-joined tune0 / tune1, VAR=VALUE environment variables and module.NAME=VALUE attributes of a
+    cugraphllm.gpu module (VALUE a Python literal, e.g. pdl.PREFILL=False) (the previous setting's are undone)."""
+    import ast
+    import importlib
     from cugraphllm.gpu import gemm_tune
     gemm_tune._CHOICE.clear()
     gemm_tune._TIMES.clear()
     for k, v in _ENV_SET.items():
         os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     _ENV_SET.clear()
+    for (mod, name), v in _ATTR_SET.items():
+        setattr(mod, name, v)
+    _ATTR_SET.clear()
     for item in setting.split(";"):
         if item in ("tune0", "tune1"):
             gemm_tune.TUNE = item == "tune1"
+        elif "=" in item and "." in item.split("=", 1)[0]:
+            path, v = item.split("=", 1)
+            mod = importlib.import_module("cugraphllm.gpu." + path.rsplit(".", 1)[0])
+            name = path.rsplit(".", 1)[1]
+            if not hasattr(mod, name):
+                raise SystemExit(f"{path}: no such attribute")
+            _ATTR_SET.setdefault((mod, name), getattr(mod, name))
+            setattr(mod, name, ast.literal_eval(v))
         elif "=" in item:
             k, v = item.split("=", 1)
             _ENV_SET.setdefault(k, os.environ.get(k))
