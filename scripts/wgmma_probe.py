@@ -1,0 +1,126 @@
+"""Probe (bench only, issue #13 item 3 / #11's 128-row TTFT): the residual GEMM x f32 [M, N] += a [M, K] @ w [N, K].T
+on Hopper wgmma (scripts/wgmma_probe_src.py, sm_90a) against cuBLAS as the engine runs it (GemmEx, f32 output,
+beta 1): first checked against NumPy float64 on awkward sizes, then timed at the 7B / 70B-TP2 residual shapes.
+
+Timing: a CUDA graph of CALLS launches over rotating weight copies (> L2, as successive layers are), median of
+REPS replays, per call; x is zeroed once (accumulation does not change the work). Split-K partials go into x by
+atomics (order not fixed): a probe of the mainloop's rate, not the engine's path.
+
+    python3 -m scripts.wgmma_probe [--shapes 128:4096:4096,128:4096:11008] [--splits 1,2,4] [--out FILE.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+try:
+    from scripts.wgmma_probe_src import SRC
+except ImportError:
+    from wgmma_probe_src import SRC
+
+CALLS, REPS = 8, 15
+SHAPES = "128:4096:4096,128:4096:11008,512:4096:4096,128:8192:4096,128:8192:14336"
+
+
+def kernel(wg: int, bt: int, stages: int):
+    import cupy as cp
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DBT={bt}", f"-DSTAGES={stages}")
+    fn = cp.RawModule(code=SRC, options=opts).get_function("wgmma_residual")
+    smem = stages * (64 * wg + bt) * 128 + 1024
+    fn.max_dynamic_shared_size_bytes = smem
+    return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg}
+
+
+def launch(k, x, a, w, splits: int) -> None:
+    M, K = a.shape
+    N = w.shape[0]
+    grid = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
+    k["fn"](grid, (k["threads"],), (x, a, w, np.int32(M), np.int32(N), np.int32(K)), shared_mem=k["smem"])
+
+
+def check(k, rng) -> float:
+    """Worst |err| / (|x| scale) over awkward shapes against NumPy float64."""
+    import cupy as cp
+    worst = 0.0
+    for M, N, K in ((1, 64, 64), (37, 200, 136), (128, 256, 4096), (200, 130, 520)):
+        for splits in (1, 3):
+            a = rng.standard_normal((M, K)).astype(np.float16)
+            w = (rng.standard_normal((N, K)) / np.sqrt(K)).astype(np.float16)
+            x0 = rng.standard_normal((M, N)).astype(np.float32)
+            x = cp.asarray(x0)
+            launch(k, x, cp.asarray(a), cp.asarray(w), splits)
+            ref = x0.astype(np.float64) + a.astype(np.float64) @ w.astype(np.float64).T
+            err = float(np.max(np.abs(cp.asnumpy(x) - ref)) / (np.max(np.abs(ref)) + 1e-30))
+            worst = max(worst, err)
+            if not err < 1e-3:
+                raise SystemExit(f"wgmma_probe: M={M} N={N} K={K} splits={splits}: relative error {err:.3g}")
+    return worst
+
+
+def graph_us(run, n_copies: int) -> float:
+    import cupy as cp
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        run(0)
+        s.synchronize()
+        s.begin_capture()
+        for i in range(CALLS):
+            run(i % n_copies)
+        g = s.end_capture()
+        g.launch(s)
+        s.synchronize()
+        ts = []
+        for _ in range(REPS):
+            e0, e1 = cp.cuda.Event(), cp.cuda.Event()
+            e0.record(s)
+            g.launch(s)
+            e1.record(s)
+            e1.synchronize()
+            ts.append(cp.cuda.get_elapsed_time(e0, e1) * 1e3 / CALLS)
+    return float(np.median(ts))
+
+
+def time_shape(k, M, N, K, splits_list, rng) -> dict:
+    import cupy as cp
+    from cugraphllm.gpu import gemm
+    n_copies = max(2, -(-120 * 2**20 // (N * K * 2)))
+    ws = [cp.asarray((rng.standard_normal((N, K)) / np.sqrt(K)).astype(np.float16)) for _ in range(n_copies)]
+    a = cp.asarray(rng.standard_normal((M, K)).astype(np.float16))
+    x = cp.zeros((M, N), cp.float32)
+    row = {"M": M, "N": N, "K": K, "floor_us": N * K * 2 / 4.24e6}
+    row["cublas_us"] = graph_us(lambda i: gemm.matmul_residual(x, a, ws[i], impl="cublas"), n_copies)
+    for sp in splits_list:
+        row[f"wgmma_s{sp}_us"] = graph_us(lambda i: launch(k, x, a, ws[i], sp), n_copies)
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
+    ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
+    ap.add_argument("--configs", default="2:128:4", help="comma list of WG:BT:STAGES")
+    ap.add_argument("--out", help="JSON file")
+    a = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    out = {"rows": []}
+    for cfg in a.configs.split(","):
+        wg, bt, st = (int(v) for v in cfg.split(":"))
+        k = kernel(wg, bt, st)
+        err = check(k, rng)
+        print(f"config {cfg}: max relative error {err:.2e}", flush=True)
+        for shp in a.shapes.split(","):
+            M, N, K = (int(v) for v in shp.split(":"))
+            row = {"config": cfg, **time_shape(k, M, N, K, [int(s) for s in a.splits.split(",")], rng)}
+            out["rows"].append(row)
+            print(json.dumps({k2: round(v, 2) if isinstance(v, float) else v for k2, v in row.items()}), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

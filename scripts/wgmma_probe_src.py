@@ -1,0 +1,133 @@
+"""Kernel source of scripts/wgmma_probe.py: a Hopper wgmma GEMM for the prefill residual shapes, x f32 [M, N] +=
+a T [M, K] @ w T [N, K].T, built for sm_90a (wgmma is not in sm_90's instruction set, so this stays outside
+kernels/, whose sources CI compiles for sm_90).
+
+CTA: WG warpgroups, each the wgmma M = 64 weight rows; wgmma N = BT tokens; K in tiles of 64 (128 bytes, the
+128-byte swizzle: 16-byte chunk c of row r at chunk c ^ (r & 7), tile base 1024-byte aligned) through a STAGES-deep
+cp.async ring that all threads fill; one wgmma batch (4 x k16) a k-tile. Split-K over gridDim.z: partial sums go
+into x with red.global.add.f32 (order not fixed: a probe, not the engine's deterministic path).
+Accumulator of m64nBTk16 f32, thread (warp w, lane l) of a warpgroup: d[4j + 0 / 1] = row 16w + l/4, columns
+8j + 2(l%4) + 0 / 1; d[4j + 2 / 3] = row 16w + 8 + l/4, same columns (rows: weight rows, columns: tokens).
+"""
+
+SRC = r"""
+#include <cuda_fp16.h>
+#ifndef WG
+#define WG 2
+#endif
+#ifndef BT
+#define BT 128
+#endif
+#ifndef STAGES
+#define STAGES 4
+#endif
+#define BW (64 * WG)                 // weight rows a CTA
+#define NTH (128 * WG)
+#define W_BYTES (BW * 128)           // one k-tile of W rows in smem
+#define X_BYTES (BT * 128)
+#define STAGE_BYTES (W_BYTES + X_BYTES)
+#define NACC (BT / 2)                // f32 accumulators a thread
+
+__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void cpa16(unsigned d, const void* s, bool ok) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(s), "r"(ok ? 16 : 0) : "memory");
+}
+
+// 128-byte-swizzle, K-major smem descriptor: start >> 4, LBO 1 (unused), SBO 1024 (8-row groups) >> 4, mode 1
+__device__ __forceinline__ unsigned long long desc(unsigned addr) {
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32)
+           | (1ull << 62);
+}
+
+// rows [0, nrows) x 64 columns from src (row stride K elements) into a swizzled tile; rows past `valid` are zeros
+__device__ __forceinline__ void load_tile(unsigned dst, const __half* src, int nrows, int valid, int K, int k0) {
+    for (int c = threadIdx.x; c < nrows * 8; c += NTH) {
+        const int r = c >> 3, cc = c & 7;
+        const bool ok = r < valid && k0 + cc * 8 < K;
+        cpa16(dst + r * 128 + ((cc ^ (r & 7)) << 4), ok ? src + (size_t)r * K + k0 + cc * 8 : src, ok);
+    }
+}
+
+#define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+                "+f"(d[i + 6]), "+f"(d[i + 7])
+
+__device__ __forceinline__ void wgmma_tile(float* d, unsigned long long da, unsigned long long db) {
+#if BT == 128
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
+        "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,"
+        "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
+        : "l"(da), "l"(db), "r"(1));
+#elif BT == 64
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
+        "%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : ACC8(0), ACC8(8), ACC8(16), ACC8(24)
+        : "l"(da), "l"(db), "r"(1));
+#else
+#error "BT 64 or 128"
+#endif
+}
+
+// x [M, N] f32 += a [M, K] @ w [N, K].T; grid (ceil(N / BW), ceil(M / BT), splits); K % 8 == 0
+extern "C" __global__ void __launch_bounds__(NTH, 1)
+wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half* __restrict__ w, int M, int N,
+               int K) {
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const unsigned base = (sa(smem_raw) + 1023u) & ~1023u;
+    const int n0 = blockIdx.x * BW, m0 = blockIdx.y * BT;
+    const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
+    const int kt0 = blockIdx.z * per, kt1 = min(ktiles, kt0 + per);
+    const int wg = threadIdx.x >> 7, t = threadIdx.x & 127;
+    float d[NACC];
+#pragma unroll
+    for (int i = 0; i < NACC; ++i) d[i] = 0.0f;
+    const __half* wsrc = w + (size_t)n0 * K;
+    const __half* asrc = a + (size_t)m0 * K;
+    const int wvalid = min(BW, N - n0), avalid = min(BT, M - m0);
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (kt0 + s < kt1) {
+            load_tile(base + s * STAGE_BYTES, wsrc, BW, wvalid, K, (kt0 + s) * 64);
+            load_tile(base + s * STAGE_BYTES + W_BYTES, asrc, BT, avalid, K, (kt0 + s) * 64);
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+    for (int kt = kt0; kt < kt1; ++kt) {
+        const int s = (kt - kt0) % STAGES;
+        asm volatile("cp.async.wait_group %0;" ::"n"(STAGES - 2) : "memory");
+        __syncthreads();  // every thread's part of stage s has landed; stage s - 1 is free (its wgmma waited)
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        const int nk = kt + STAGES - 1;
+        if (nk < kt1) {
+            const int ns = (nk - kt0) % STAGES;
+            load_tile(base + ns * STAGE_BYTES, wsrc, BW, wvalid, K, nk * 64);
+            load_tile(base + ns * STAGE_BYTES + W_BYTES, asrc, BT, avalid, K, nk * 64);
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+        const unsigned wa = base + s * STAGE_BYTES + wg * 64 * 128, xa = base + s * STAGE_BYTES + W_BYTES;
+        asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wgmma_tile(d, desc(wa + 32 * kk), desc(xa + 32 * kk));
+        asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    }
+    const int warp = t >> 5, lane = t & 31;
+    const int r0 = n0 + wg * 64 + warp * 16 + (lane >> 2);
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j) {
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+            const int row = r0 + (h >> 1) * 8, tok = m0 + 8 * j + 2 * (lane & 3) + (h & 1);
+            if (row < N && tok < M) atomicAdd(x + (size_t)tok * N + row, d[4 * j + h]);
+        }
+    }
+}
+"""
