@@ -25,9 +25,9 @@ CALLS, REPS = 8, 15
 SHAPES = "128:4096:4096,128:4096:11008,512:4096:4096,128:8192:4096,128:8192:14336"
 
 
-def kernel(wg: int, bt: int, stages: int):
+def kernel(wg: int, bt: int, stages: int, pipe: int = 1):
     import cupy as cp
-    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DBT={bt}", f"-DSTAGES={stages}")
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DBT={bt}", f"-DSTAGES={stages}", f"-DPIPE={pipe}")
     fn = cp.RawModule(code=SRC, options=opts).get_function("wgmma_residual")
     smem = stages * (64 * wg + bt) * 128 + 1024
     fn.max_dynamic_shared_size_bytes = smem
@@ -101,14 +101,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
     ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
-    ap.add_argument("--configs", default="2:128:4", help="comma list of WG:BT:STAGES")
+    ap.add_argument("--configs", default="2:128:4:1", help="comma list of WG:BT:STAGES:PIPE")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     out = {"rows": []}
     for cfg in a.configs.split(","):
-        wg, bt, st = (int(v) for v in cfg.split(":"))
-        k = kernel(wg, bt, st)
+        wg, bt, st, pipe = (int(v) for v in cfg.split(":"))
+        k = kernel(wg, bt, st, pipe)
         err = check(k, rng)
         print(f"config {cfg}: max relative error {err:.2e}", flush=True)
         for shp in a.shapes.split(","):

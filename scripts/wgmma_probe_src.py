@@ -4,7 +4,8 @@ kernels/, whose sources CI compiles for sm_90).
 
 CTA: WG warpgroups, each the wgmma M = 64 weight rows; wgmma N = BT tokens; K in tiles of 64 (128 bytes, the
 128-byte swizzle: 16-byte chunk c of row r at chunk c ^ (r & 7), tile base 1024-byte aligned) through a STAGES-deep
-cp.async ring that all threads fill; one wgmma batch (4 x k16) a k-tile. Split-K over gridDim.z: partial sums go
+cp.async ring that all threads fill; one wgmma batch (4 x k16) a k-tile, PIPE 1: the previous batch still running
+while the next is issued. Split-K over gridDim.z: partial sums go
 into x with red.global.add.f32 (order not fixed: a probe, not the engine's deterministic path).
 Accumulator of m64nBTk16 f32, thread (warp w, lane l) of a warpgroup: d[4j + 0 / 1] = row 16w + l/4, columns
 8j + 2(l%4) + 0 / 1; d[4j + 2 / 3] = row 16w + 8 + l/4, same columns (rows: weight rows, columns: tokens).
@@ -20,6 +21,9 @@ SRC = r"""
 #endif
 #ifndef STAGES
 #define STAGES 4
+#endif
+#ifndef PIPE
+#define PIPE 1                       // 1: one wgmma batch in flight across iterations (STAGES >= 3)
 #endif
 #define BW (64 * WG)                 // weight rows a CTA
 #define NTH (128 * WG)
@@ -92,8 +96,15 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
     const __half* wsrc = w + (size_t)n0 * K;
     const __half* asrc = a + (size_t)m0 * K;
     const int wvalid = min(BW, N - n0), avalid = min(BT, M - m0);
+#if PIPE
+    // one wgmma batch stays in flight while the next k-tile is issued: tile kt + STAGES - 2 refills the stage of
+    // tile kt - 2, whose batch every thread has waited for (wait_group 1 of iteration kt - 1, then the barrier)
+    constexpr int AHEAD = STAGES - 2;
+#else
+    constexpr int AHEAD = STAGES - 1;
+#endif
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
+    for (int s = 0; s < AHEAD; ++s) {
         if (kt0 + s < kt1) {
             load_tile(base + s * STAGE_BYTES, wsrc, BW, wvalid, K, (kt0 + s) * 64);
             load_tile(base + s * STAGE_BYTES + W_BYTES, asrc, BT, avalid, K, (kt0 + s) * 64);
@@ -102,10 +113,10 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
     }
     for (int kt = kt0; kt < kt1; ++kt) {
         const int s = (kt - kt0) % STAGES;
-        asm volatile("cp.async.wait_group %0;" ::"n"(STAGES - 2) : "memory");
-        __syncthreads();  // every thread's part of stage s has landed; stage s - 1 is free (its wgmma waited)
+        asm volatile("cp.async.wait_group %0;" ::"n"(AHEAD - 1) : "memory");
+        __syncthreads();  // every thread's part of tile kt has landed; the stage refilled below is free
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        const int nk = kt + STAGES - 1;
+        const int nk = kt + AHEAD;
         if (nk < kt1) {
             const int ns = (nk - kt0) % STAGES;
             load_tile(base + ns * STAGE_BYTES, wsrc, BW, wvalid, K, nk * 64);
@@ -117,8 +128,13 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) wgmma_tile(d, desc(wa + 32 * kk), desc(xa + 32 * kk));
         asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#if PIPE
+        asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+#else
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+#endif
     }
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     const int warp = t >> 5, lane = t & 31;
     const int r0 = n0 + wg * 64 + warp * 16 + (lane >> 2);
 #pragma unroll
