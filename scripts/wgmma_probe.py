@@ -25,20 +25,26 @@ CALLS, REPS = 8, 15
 SHAPES = "128:4096:4096,128:4096:11008,512:4096:4096,128:8192:4096,128:8192:14336"
 
 
-def kernel(wg: int, bt: int, stages: int, pipe: int = 1):
+def kernel(wg: int, bt: int, stages: int, pipe: int = 1, cluster: int = 0):
     import cupy as cp
-    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DBT={bt}", f"-DSTAGES={stages}", f"-DPIPE={pipe}")
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DBT={bt}", f"-DSTAGES={stages}", f"-DPIPE={pipe}",
+            f"-DCLUSTER={cluster}")
     fn = cp.RawModule(code=SRC, options=opts).get_function("wgmma_residual")
-    smem = stages * (64 * wg + bt) * 128 + 1024
+    smem = max(stages * (64 * wg + bt) * 128, 64 * wg * bt * 4 if cluster else 0) + 1024
     fn.max_dynamic_shared_size_bytes = smem
-    return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg}
+    return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg, "cluster": cluster}
 
 
 def launch(k, x, a, w, splits: int) -> None:
+    from cugraphllm.gpu import pdl
     M, K = a.shape
     N = w.shape[0]
     grid = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
-    k["fn"](grid, (k["threads"],), (x, a, w, np.int32(M), np.int32(N), np.int32(K)), shared_mem=k["smem"])
+    args = (x, a, w, np.int32(M), np.int32(N), np.int32(K))
+    if k["cluster"]:
+        pdl.launch(k["fn"], grid, (k["threads"],), args, k["smem"], cluster=(1, 1, splits))
+    else:
+        k["fn"](grid, (k["threads"],), args, shared_mem=k["smem"])
 
 
 def check(k, rng) -> float:
@@ -46,7 +52,7 @@ def check(k, rng) -> float:
     import cupy as cp
     worst = 0.0
     for M, N, K in ((1, 64, 64), (37, 200, 136), (128, 256, 4096), (200, 130, 520)):
-        for splits in (1, 3):
+        for splits in ((2, 4) if k["cluster"] else (1, 3)):
             a = rng.standard_normal((M, K)).astype(np.float16)
             w = (rng.standard_normal((N, K)) / np.sqrt(K)).astype(np.float16)
             x0 = rng.standard_normal((M, N)).astype(np.float32)
@@ -101,14 +107,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
     ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
-    ap.add_argument("--configs", default="2:128:4:1", help="comma list of WG:BT:STAGES:PIPE")
+    ap.add_argument("--configs", default="2:128:4:1:0", help="comma list of WG:BT:STAGES:PIPE:CLUSTER")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     out = {"rows": []}
     for cfg in a.configs.split(","):
-        wg, bt, st, pipe = (int(v) for v in cfg.split(":"))
-        k = kernel(wg, bt, st, pipe)
+        wg, bt, st, pipe, cl = (int(v) for v in cfg.split(":"))
+        k = kernel(wg, bt, st, pipe, cl)
         err = check(k, rng)
         print(f"config {cfg}: max relative error {err:.2e}", flush=True)
         for shp in a.shapes.split(","):

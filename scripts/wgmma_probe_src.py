@@ -6,7 +6,8 @@ CTA: WG warpgroups, each the wgmma M = 64 weight rows; wgmma N = BT tokens; K in
 128-byte swizzle: 16-byte chunk c of row r at chunk c ^ (r & 7), tile base 1024-byte aligned) through a STAGES-deep
 cp.async ring that all threads fill; one wgmma batch (4 x k16) a k-tile, PIPE 1: the previous batch still running
 while the next is issued. Split-K over gridDim.z: partial sums go
-into x with red.global.add.f32 (order not fixed: a probe, not the engine's deterministic path).
+into x with atomics (order not fixed), or (CLUSTER 1) the split CTAs form a thread block cluster and add them in
+rank order through distributed shared memory (deterministic; needs BW * BT * 4 bytes of ring).
 Accumulator of m64nBTk16 f32, thread (warp w, lane l) of a warpgroup: d[4j + 0 / 1] = row 16w + l/4, columns
 8j + 2(l%4) + 0 / 1; d[4j + 2 / 3] = row 16w + 8 + l/4, same columns (rows: weight rows, columns: tokens).
 """
@@ -21,6 +22,9 @@ SRC = r"""
 #endif
 #ifndef STAGES
 #define STAGES 4
+#endif
+#ifndef CLUSTER
+#define CLUSTER 0                    // 1: split-K CTAs are a cluster and add their partials through DSMEM
 #endif
 #ifndef PIPE
 #define PIPE 1                       // 1: one wgmma batch in flight across iterations (STAGES >= 3)
@@ -136,6 +140,39 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     const int warp = t >> 5, lane = t & 31;
+#if CLUSTER
+    // split-K partials summed through distributed shared memory: the gridDim.z CTAs of one (row tile, token tile)
+    // are a cluster; each stages its partial tile P [BW][BT] f32 in its own (now idle) ring, then CTA r adds rows
+    // [r * BW / z, (r + 1) * BW / z) of every CTA's P in rank order (a fixed order) into x.
+    float* P = reinterpret_cast<float*>(smem_raw + (base - sa(smem_raw)));
+    __syncthreads();  // every warpgroup's last batch has been waited for; no cp.async is pending
+    const int pr = wg * 64 + warp * 16 + (lane >> 2);
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j) {
+        const int c = 8 * j + 2 * (lane & 3);
+        *reinterpret_cast<float2*>(P + pr * BT + c) = make_float2(d[4 * j], d[4 * j + 1]);
+        *reinterpret_cast<float2*>(P + (pr + 8) * BT + c) = make_float2(d[4 * j + 2], d[4 * j + 3]);
+    }
+    asm volatile("barrier.cluster.arrive.release.aligned; barrier.cluster.wait.acquire.aligned;" ::: "memory");
+    unsigned rank, nz;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(nz));
+    const int rows = BW / (int)nz;
+    for (int e = threadIdx.x; e < rows * BT; e += NTH) {
+        const int tok = e / rows, row = (int)rank * rows + e % rows;
+        const unsigned off = sa(P + row * BT + tok);
+        float v = 0.0f;
+        for (unsigned q = 0; q < nz; ++q) {
+            unsigned ra;
+            float f;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(off), "r"(q));
+            asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(f) : "r"(ra) : "memory");
+            v += f;
+        }
+        if (n0 + row < N && m0 + tok < M) x[(size_t)(m0 + tok) * N + n0 + row] += v;
+    }
+    asm volatile("barrier.cluster.arrive.release.aligned; barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
     const int r0 = n0 + wg * 64 + warp * 16 + (lane >> 2);
 #pragma unroll
     for (int j = 0; j < BT / 8; ++j) {
@@ -145,5 +182,6 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
             if (row < N && tok < M) atomicAdd(x + (size_t)tok * N + row, d[4 * j + h]);
         }
     }
+#endif
 }
 """
