@@ -142,16 +142,18 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
     const int warp = t >> 5, lane = t & 31;
 #if CLUSTER
     // split-K partials summed through distributed shared memory: the gridDim.z CTAs of one (row tile, token tile)
-    // are a cluster; each stages its partial tile P [BW][BT] f32 in its own (now idle) ring, then CTA r adds rows
+    // are a cluster; each stages its partial tile P [BT][BW] f32 in its own (now idle) ring, then CTA r adds rows
     // [r * BW / z, (r + 1) * BW / z) of every CTA's P in rank order (a fixed order) into x.
     float* P = reinterpret_cast<float*>(smem_raw + (base - sa(smem_raw)));
     __syncthreads();  // every warpgroup's last batch has been waited for; no cp.async is pending
     const int pr = wg * 64 + warp * 16 + (lane >> 2);
 #pragma unroll
-    for (int j = 0; j < BT / 8; ++j) {
+    for (int j = 0; j < BT / 8; ++j) {  // P token-major [BT][BW]: the reduction below reads consecutive rows
         const int c = 8 * j + 2 * (lane & 3);
-        *reinterpret_cast<float2*>(P + pr * BT + c) = make_float2(d[4 * j], d[4 * j + 1]);
-        *reinterpret_cast<float2*>(P + (pr + 8) * BT + c) = make_float2(d[4 * j + 2], d[4 * j + 3]);
+        P[c * BW + pr] = d[4 * j];
+        P[(c + 1) * BW + pr] = d[4 * j + 1];
+        P[c * BW + pr + 8] = d[4 * j + 2];
+        P[(c + 1) * BW + pr + 8] = d[4 * j + 3];
     }
     asm volatile("barrier.cluster.arrive.release.aligned; barrier.cluster.wait.acquire.aligned;" ::: "memory");
     unsigned rank, nz;
@@ -160,7 +162,7 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
     const int rows = BW / (int)nz;
     for (int e = threadIdx.x; e < rows * BT; e += NTH) {
         const int tok = e / rows, row = (int)rank * rows + e % rows;
-        const unsigned off = sa(P + row * BT + tok);
+        const unsigned off = sa(P + tok * BW + row);
         float v = 0.0f;
         for (unsigned q = 0; q < nz; ++q) {
             unsigned ra;
