@@ -110,8 +110,12 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default="2:128:4:1:0", help="comma list of WG:BT:STAGES:PIPE:CLUSTER")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
+    try:
+        from scripts.bench_kernels import environment
+    except ImportError:
+        from bench_kernels import environment
     rng = np.random.default_rng(0)
-    out = {"rows": []}
+    out = {"env": environment(), "rows": []}
     for cfg in a.configs.split(","):
         wg, bt, st, pipe, cl = (int(v) for v in cfg.split(":"))
         k = kernel(wg, bt, st, pipe, cl)
