@@ -83,6 +83,12 @@ def main(argv=None) -> int:
         floor = a.bytes_gb / a.copy_tbs if a.bytes_gb else None
         print(json.dumps(summarize(a.summarize, rows, floor), indent=1))
         return 0
+    try:
+        from scripts.bench_kernels import gpu_missing
+    except ImportError:
+        from bench_kernels import gpu_missing
+    if gpu_missing("prefill_kernels"):
+        return 2
     run(a.preset, rows)
     return 0
 

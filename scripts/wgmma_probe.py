@@ -111,9 +111,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
     try:
-        from scripts.bench_kernels import environment
+        from scripts.bench_kernels import environment, gpu_missing
     except ImportError:
-        from bench_kernels import environment
+        from bench_kernels import environment, gpu_missing
+    if gpu_missing("wgmma_probe"):
+        return 2
     rng = np.random.default_rng(0)
     out = {"env": environment(), "rows": []}
     for cfg in a.configs.split(","):
