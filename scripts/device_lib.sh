@@ -24,17 +24,12 @@ tpot() {
   grep -E "Error|Traceback" "$L/$2.log" | head -3
 }
 # plan_bench STEM SECS FMT FIELDS BENCH_ARGS..: one `cugraphllm bench` process with QUANT_PLANS[FMT]'s FIELDS
-# (Python keywords, e.g. "pipe=1") replaced, logged to $L/STEM.log (--stem STEM); echoes its hybrid rows' TPOT.
+# (Python keywords, e.g. "pipe=1") replaced (scripts/plan_bench.py quant), logged to $L/STEM.log (--stem STEM);
+# echoes its hybrid rows' TPOT.
 plan_bench() {
   local stem=$1 secs=$2 fmt=$3 fields=$4
   shift 4
-  timeout "$secs" python3 - "$@" --stem "$stem" > "$L/$stem.log" 2>&1 <<PY
-import dataclasses, sys
-from cugraphllm.gpu import gemv_plan as g
-from cugraphllm.cli import main
-g.QUANT_PLANS["$fmt"] = dataclasses.replace(g.QUANT_PLANS["$fmt"], $fields)
-sys.exit(main(["bench"] + sys.argv[1:]))
-PY
+  timeout "$secs" python3 -m scripts.plan_bench quant "$fmt" "$fields" "$@" --stem "$stem" > "$L/$stem.log" 2>&1
   tpot $? "$stem" "$fields"
 }
 # e2e_ab FMT FIELDS SECS PRESET LENGTHS [EXTRA]: plan_bench of `bench $E2E` (E2E set by the script) on one preset,
@@ -44,10 +39,10 @@ e2e_ab() {
   plan_bench e2e_${4#llama-2-}_$1_$(( $(date +%s) - T0 )) $3 $1 "$2" $E2E --preset $4 --quant $1 --lengths $5 ${6:-}
 }
 # attn_bench STEM SECS BPS KNOBS BENCH_ARGS..: one `bench` process with the decode attention plan's knobs replaced
-# (scripts/attn_plan_bench.py), logged to $L/STEM.log; echoes its hybrid rows' TPOT
+# (scripts/plan_bench.py attn), logged to $L/STEM.log; echoes its hybrid rows' TPOT
 attn_bench() {
   local stem=$1 secs=$2; shift 2
   fits $secs "$stem" || return
-  timeout $secs python3 -m scripts.attn_plan_bench "$@" --stem $stem > $L/$stem.log 2>&1
+  timeout $secs python3 -m scripts.plan_bench attn "$@" --stem $stem > $L/$stem.log 2>&1
   tpot $? "$stem" "$1 $2"
 }

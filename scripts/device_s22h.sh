@@ -1,4 +1,5 @@
 #!/bin/bash
+# Record: gemv16_plan_bench.py / attn_plan_bench.py, which this names, are scripts/plan_bench.py gemv16 / attn since 2026-12-01.
 # Fourteenth session, call 8 (nvidia-h200-x2, < 8 min): decode attention plans on the H200 (the knobs were swept on
 # the H100). GPU 1: scripts/bench_attention.py (every bucket, default and VARIANTS, graph-timed) while GPU 0 runs
 # 7B fp16 decode at prompt 500 under the same variants, one process each (scripts/attn_plan_bench.py); then 7B TP2

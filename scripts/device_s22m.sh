@@ -1,4 +1,5 @@
 #!/bin/bash
+# Record: gemv16_plan_bench.py / attn_plan_bench.py, which this names, are scripts/plan_bench.py gemv16 / attn since 2026-12-01.
 # Fourteenth session, call 13 (nvidia-h200, < 5 min): 7B fp16 decode at prompt 10 with other launch configs for
 # wo (gemv_residual_ss, K 4096, 2048 pairs; today the residual rule's 8 warps, unroll 2, 2 warps a pair: 9.55 us
 # a call in the step against 7.9 for its bytes, s22l), one process each (scripts/gemv16_plan_bench.py).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# Record: gemv16_plan_bench.py / attn_plan_bench.py, which this names, are scripts/plan_bench.py gemv16 / attn since 2026-12-01.
 # Fourteenth session, call 14 (nvidia-h200, < 3 min): wo's launch config, confirmation: default / (16, 1, 4) /
 # (8, 1, 4), three rounds, one process each, 7B fp16 at prompt 10 and 500 (s22m: 3.31 / 3.29 / 3.29 at 10).
 source scripts/device_lib.sh s22n

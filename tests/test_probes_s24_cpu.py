@@ -73,3 +73,29 @@ def test_no_gpu_is_a_one_line_error(capsys, script, main, argv):
         pytest.skip("a GPU is present: the script would run")
     assert main(argv) == 2
     assert capsys.readouterr().err == f"{script}: error: needs CuPy and a CUDA GPU\n"
+
+
+def test_plan_bench_applies_each_kind_and_refuses_bad_input(capsys):
+    import dataclasses
+    from cugraphllm.gpu import attention, gemv_plan
+    from scripts import plan_bench as pb
+    knobs, shapes, plans = dict(attention.DECODE_KNOBS), dict(gemv_plan.GEMV_SHAPES), dict(gemv_plan.QUANT_PLANS)
+    try:
+        pb.apply("attn", ["0", "unroll=4,n_warps=4"])
+        assert attention.DECODE_KNOBS["unroll"] == 4 and attention.DECODE_KNOBS["n_warps"] == 4
+        pb.apply("gemv16", ["gemv_residual:4096:2048=16:1:4"])
+        assert gemv_plan.GEMV_SHAPES[("gemv_residual", 4096, 2048)] == (16, 1, 4)
+        shape = (("qgemv_silu_norm", 4096, 11008), (8, 2, 4))
+        pb.apply("quant", ["int4", f"pipe=1, mma_shapes=({shape!r},)"])
+        p = gemv_plan.QUANT_PLANS["int4"]
+        assert p.pipe == 1 and p.mma_shapes == (shape,)
+        assert dataclasses.replace(p, pipe=plans["int4"].pipe, mma_shapes=plans["int4"].mma_shapes) == plans["int4"]
+        assert pb.main(["quant", "int4", "no_such_field=1"]) == 2
+        assert "plan_bench: error: quant int4 no_such_field=1:" in capsys.readouterr().err
+        assert pb.main(["tiles"]) == 2 and "usage" in capsys.readouterr().err
+    finally:
+        attention.DECODE_KNOBS.clear()
+        attention.DECODE_KNOBS.update(knobs)
+        gemv_plan.GEMV_SHAPES.clear()
+        gemv_plan.GEMV_SHAPES.update(shapes)
+        gemv_plan.QUANT_PLANS.update(plans)
