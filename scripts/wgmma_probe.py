@@ -16,10 +16,12 @@ import sys
 
 import numpy as np
 
+import ctypes
+
 try:
-    from scripts.wgmma_probe_src import SRC
+    from scripts.wgmma_probe_src import SRC, SRC_TMA
 except ImportError:
-    from wgmma_probe_src import SRC
+    from wgmma_probe_src import SRC, SRC_TMA
 
 CALLS, REPS = 8, 15
 SHAPES = "128:4096:4096,128:4096:11008,512:4096:4096,128:8192:4096,128:8192:14336"
@@ -35,8 +37,61 @@ def kernel(wg: int, bt: int, stages: int, pipe: int = 1, cluster: int = 0):
     return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg, "cluster": cluster}
 
 
+def kernel_tma(wg: int, stages: int, ko: int = 0):
+    """The tensor-map variant (SRC_TMA): WG consumer warpgroups plus a producer warp, BT 128."""
+    import cupy as cp
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DSTAGES={stages}", f"-DKO={ko}")
+    fn = cp.RawModule(code=SRC_TMA, options=opts).get_function("wgmma_residual_tma")
+    smem = stages * (64 * wg + 128) * 128 + 1024
+    fn.max_dynamic_shared_size_bytes = smem
+    return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": 128, "threads": 128 * wg + 32, "tma": True,
+            "maps": {}, "ko": ko, "cluster": 0}
+
+
+def tensor_map(arr, box_rows: int):
+    """CUtensorMap (cuTensorMapEncodeTiled) of a 16-bit [rows, K] array: boxes of 64 columns x box_rows rows,
+    128-byte swizzle, zeros out of bounds; a 64-byte aligned ctypes array that outlives its launches."""
+    from cugraphllm.gpu import pdl
+    pdl._driver()
+    lib = pdl._state["lib"]
+    rows, K = arr.shape
+    buf = ctypes.create_string_buffer(128 + 64)
+    m = (ctypes.c_uint64 * 16).from_address((ctypes.addressof(buf) + 63) & ~63)
+    dims, strides = (ctypes.c_uint64 * 2)(K, rows), (ctypes.c_uint64 * 1)(K * 2)
+    box, estr = (ctypes.c_uint32 * 2)(64, box_rows), (ctypes.c_uint32 * 2)(1, 1)
+    rc = lib.cuTensorMapEncodeTiled(ctypes.byref(m), 6, 2, ctypes.c_void_p(arr.data.ptr), dims, strides, box, estr,
+                                    0, 3, 2, 0)   # fp16, rank 2, no interleave, 128B swizzle, L2 128B, zero fill
+    if rc:
+        raise SystemExit(f"wgmma_probe: cuTensorMapEncodeTiled failed ({rc}) for {arr.shape}")
+    m._keep = buf
+    return m
+
+
+def launch_tma(k, x, a, w, splits: int) -> None:
+    import cupy as cp
+    from cugraphllm.gpu import pdl
+    M, K = a.shape
+    N = w.shape[0]
+    maps = k["maps"]
+    for arr, rows in ((w, k["bw"]), (a, k["bt"])):
+        key = (arr.data.ptr, arr.shape, rows)
+        if key not in maps:
+            maps[key] = tensor_map(arr, rows)
+    vals = [maps[(w.data.ptr, w.shape, k["bw"])], maps[(a.data.ptr, a.shape, k["bt"])], ctypes.c_void_p(x.data.ptr),
+            ctypes.c_int32(M), ctypes.c_int32(N), ctypes.c_int32(K)]
+    ptrs = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
+    g = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
+    cfg = pdl._Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(k["threads"], 1, 1), k["smem"],
+                      cp.cuda.get_current_stream().ptr, None, 0)
+    rc = pdl._driver()(ctypes.byref(cfg), k["fn"].ptr, ptrs, None)
+    if rc:
+        raise SystemExit(f"wgmma_probe: TMA kernel launch failed ({rc})")
+
+
 def launch(k, x, a, w, splits: int) -> None:
     from cugraphllm.gpu import pdl
+    if k.get("tma"):
+        return launch_tma(k, x, a, w, splits)
     M, K = a.shape
     N = w.shape[0]
     grid = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
@@ -107,7 +162,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
     ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
-    ap.add_argument("--configs", default="2:128:4:1:0", help="comma list of WG:BT:STAGES:PIPE:CLUSTER")
+    ap.add_argument("--configs", default="2:128:4:1:0",
+                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO (tensor maps)")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
     try:
@@ -119,9 +175,13 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     out = {"env": environment(), "rows": []}
     for cfg in a.configs.split(","):
-        wg, bt, st, pipe, cl = (int(v) for v in cfg.split(":"))
-        k = kernel(wg, bt, st, pipe, cl)
-        err = check(k, rng)
+        if cfg.startswith("tma:"):   # tma:WG:STAGES:KO
+            wg, st, ko = (int(v) for v in cfg.split(":")[1:])
+            k = kernel_tma(wg, st, ko)
+        else:
+            wg, bt, st, pipe, cl = (int(v) for v in cfg.split(":"))
+            k = kernel(wg, bt, st, pipe, cl)
+        err = check(k, rng) if not k.get("ko") else float("nan")
         print(f"config {cfg}: max relative error {err:.2e}", flush=True)
         for shp in a.shapes.split(","):
             M, N, K = (int(v) for v in shp.split(":"))

@@ -12,6 +12,7 @@ from scripts import prefill_ab as pab
 from scripts import prefill_kernels as pk
 from scripts import wgmma_probe as wp
 from scripts.wgmma_probe_src import SRC as WGMMA_SRC
+from scripts.wgmma_probe_src import SRC_TMA as WGMMA_TMA_SRC
 
 NVCC = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
 HEADER = '"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n'
@@ -52,14 +53,16 @@ def test_prefill_ab_module_attributes_are_undone():
         gemm.AUTO_RESIDUAL_MAX_K = before
 
 
-@pytest.mark.parametrize("defines", ["-DWG=2 -DBT=128 -DSTAGES=4 -DPIPE=0", "-DWG=2 -DBT=64 -DSTAGES=6 -DPIPE=1",
-                                     "-DWG=4 -DBT=128 -DSTAGES=4 -DPIPE=1 -DCLUSTER=1"])
-def test_wgmma_probe_compiles_for_sm90a(defines):
+@pytest.mark.parametrize("src,defines", [("ring", "-DWG=2 -DBT=128 -DSTAGES=4 -DPIPE=0"),
+                                         ("ring", "-DWG=2 -DBT=64 -DSTAGES=6 -DPIPE=1"),
+                                         ("ring", "-DWG=4 -DBT=128 -DSTAGES=4 -DPIPE=1 -DCLUSTER=1"),
+                                         ("tma", "-DWG=4 -DSTAGES=4"), ("tma", "-DWG=2 -DSTAGES=6 -DKO=1")])
+def test_wgmma_probe_compiles_for_sm90a(src, defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
     with tempfile.TemporaryDirectory() as d:
         cu = Path(d) / "probe.cu"
-        cu.write_text(WGMMA_SRC)
+        cu.write_text(WGMMA_SRC if src == "ring" else WGMMA_TMA_SRC)
         out = subprocess.run([NVCC, "-arch=sm_90a", "-std=c++17", "-cubin", "-o", str(Path(d) / "p.cubin"),
                               *defines.split(), str(cu)], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-2000:]
