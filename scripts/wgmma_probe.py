@@ -83,7 +83,8 @@ def launch_tma(k, x, a, w, splits: int) -> None:
     g = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
     cfg = pdl._Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(k["threads"], 1, 1), k["smem"],
                       cp.cuda.get_current_stream().ptr, None, 0)
-    rc = pdl._driver()(ctypes.byref(cfg), k["fn"].ptr, ptrs, None)
+    fn = k["fn"]
+    rc = pdl._driver()(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)
     if rc:
         raise SystemExit(f"wgmma_probe: TMA kernel launch failed ({rc})")
 
