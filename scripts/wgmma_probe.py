@@ -37,12 +37,12 @@ def kernel(wg: int, bt: int, stages: int, pipe: int = 1, cluster: int = 0):
     return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg, "cluster": cluster}
 
 
-def kernel_tma(wg: int, stages: int, ko: int = 0):
+def kernel_tma(wg: int, stages: int, ko: int = 0, epi: int = 1):
     """The tensor-map variant (SRC_TMA): WG consumer warpgroups plus a producer warp, BT 128."""
     import cupy as cp
-    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DSTAGES={stages}", f"-DKO={ko}")
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DSTAGES={stages}", f"-DKO={ko}", f"-DEPI={epi}")
     fn = cp.RawModule(code=SRC_TMA, options=opts).get_function("wgmma_residual_tma")
-    smem = stages * (64 * wg + 128) * 128 + 1024
+    smem = max(stages * (64 * wg + 128) * 128, 128 * (64 * wg + 4) * 4 if epi else 0) + 1024
     fn.max_dynamic_shared_size_bytes = smem
     return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": 128, "threads": 128 * wg + 32, "tma": True,
             "maps": {}, "ko": ko, "cluster": 0}
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
     ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
     ap.add_argument("--configs", default="2:128:4:1:0",
-                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO (tensor maps)")
+                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO[:EPI] (tensor maps)")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
     try:
@@ -176,9 +176,9 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     out = {"env": environment(), "rows": []}
     for cfg in a.configs.split(","):
-        if cfg.startswith("tma:"):   # tma:WG:STAGES:KO
-            wg, st, ko = (int(v) for v in cfg.split(":")[1:])
-            k = kernel_tma(wg, st, ko)
+        if cfg.startswith("tma:"):   # tma:WG:STAGES:KO[:EPI]
+            wg, st, ko, *epi = (int(v) for v in cfg.split(":")[1:])
+            k = kernel_tma(wg, st, ko, *epi)
         else:
             wg, bt, st, pipe, cl = (int(v) for v in cfg.split(":"))
             k = kernel(wg, bt, st, pipe, cl)

@@ -191,7 +191,8 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
 # The TMA variant (wgmma_residual_tma): one producer warp after the WG consumer warpgroups issues two tensor-map
 # copies a k-tile (W box 64 x BW, a box 64 x BT, 128-byte swizzle, zero fill out of bounds) into a STAGES ring
 # guarded by full / empty mbarriers; consumers keep one wgmma batch in flight and release a stage when the batch
-# that read it has completed. KO 1 (bench only): no epilogue (the sums are kept alive, x is not written).
+# that read it has completed. EPI 1: the tile is staged in shared memory and added to x by vector reductions along
+# rows (EPI 0: one atomic a value). KO 1 (bench only): no epilogue (the sums are kept alive, x is not written).
 SRC_TMA = r"""
 #include <cuda_fp16.h>
 #ifndef WG
@@ -205,6 +206,9 @@ SRC_TMA = r"""
 #endif
 #ifndef KO
 #define KO 0
+#endif
+#ifndef EPI
+#define EPI 1     // 1: the tile staged in shared memory, vector reductions along rows; 0: one atomic a value
 #endif
 #define BW (64 * WG)
 #define NCW (4 * WG)
@@ -296,10 +300,40 @@ wgmma_residual_tma(const __grid_constant__ TMap tw, const __grid_constant__ TMap
             asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(sa(&empty[(i - 1) % STAGES])) : "memory");
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    const int r0 = n0 + wg * 64 + (t >> 5) * 16 + (lane >> 2);
 #if KO & 1
     if (d[0] == 1.2345e-37f) x[0] = d[NACC - 1];
+#elif EPI == 1
+    // staged: the ring is idle once every warpgroup's last batch is done (every TMA copy was waited for); the tile
+    // goes token-major into P [BT][BW + 4] (the pad puts a warp's 32 stores on 32 banks), then each thread adds 4
+    // consecutive rows of one token with one vector reduction (red.global.add.v4.f32; scalar where N % 4 != 0)
+    float* P = reinterpret_cast<float*>(smem_raw + (base - sa(smem_raw)));
+    constexpr int PS = BW + 4;
+    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+    const int pr = wg * 64 + (t >> 5) * 16 + (lane >> 2);
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j) {
+        const int c = 8 * j + 2 * (lane & 3);
+        P[c * PS + pr] = d[4 * j];
+        P[(c + 1) * PS + pr] = d[4 * j + 1];
+        P[c * PS + pr + 8] = d[4 * j + 2];
+        P[(c + 1) * PS + pr + 8] = d[4 * j + 3];
+    }
+    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+    for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
+        const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
+        if (m0 + tok >= M || n0 + row >= N) continue;
+        const float4 v = *reinterpret_cast<const float4*>(P + tok * PS + row);
+        float* dst = x + (size_t)(m0 + tok) * N + n0 + row;
+        if ((N & 3) == 0) {
+            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};"
+                         :: "l"(dst), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
+        } else {
+            const float vv[4] = {v.x, v.y, v.z, v.w};
+            for (int q = 0; q < 4 && n0 + row + q < N; ++q) atomicAdd(dst + q, vv[q]);
+        }
+    }
 #else
+    const int r0 = n0 + wg * 64 + (t >> 5) * 16 + (lane >> 2);
 #pragma unroll
     for (int j = 0; j < BT / 8; ++j) {
 #pragma unroll
