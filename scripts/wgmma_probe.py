@@ -2,8 +2,8 @@
 on Hopper wgmma (scripts/wgmma_probe_src.py, sm_90a) against cuBLAS as the engine runs it (GemmEx, f32 output,
 beta 1): first checked against NumPy float64 on awkward sizes, then timed at the 7B / 70B-TP2 residual shapes.
 
-Timing: a CUDA graph of CALLS launches over rotating weight copies (> L2, as successive layers are), median of
-REPS replays, per call; x is zeroed once (accumulation does not change the work). Split-K partials go into x by
+Timing: scripts/bench_kernels.graph_us, a CUDA graph of CALLS launches over rotating weight copies (> L2, as
+successive layers are), median of REPS replays, per call; x is zeroed once (accumulation does not change the work). Split-K partials go into x by
 atomics (order not fixed): a probe of the mainloop's rate, not the engine's path.
 
     python3 -m scripts.wgmma_probe [--shapes 128:4096:4096,128:4096:11008] [--splits 1,2,4] [--out FILE.json]
@@ -19,8 +19,10 @@ import numpy as np
 import ctypes
 
 try:
+    from scripts.bench_kernels import environment, gpu_missing, graph_us
     from scripts.wgmma_probe_src import SRC, SRC_TMA
 except ImportError:
+    from bench_kernels import environment, gpu_missing, graph_us
     from wgmma_probe_src import SRC, SRC_TMA
 
 CALLS, REPS = 8, 15
@@ -122,29 +124,6 @@ def check(k, rng) -> float:
     return worst
 
 
-def graph_us(run, n_copies: int) -> float:
-    import cupy as cp
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        run(0)
-        s.synchronize()
-        s.begin_capture()
-        for i in range(CALLS):
-            run(i % n_copies)
-        g = s.end_capture()
-        g.launch(s)
-        s.synchronize()
-        ts = []
-        for _ in range(REPS):
-            e0, e1 = cp.cuda.Event(), cp.cuda.Event()
-            e0.record(s)
-            g.launch(s)
-            e1.record(s)
-            e1.synchronize()
-            ts.append(cp.cuda.get_elapsed_time(e0, e1) * 1e3 / CALLS)
-    return float(np.median(ts))
-
-
 def time_shape(k, M, N, K, splits_list, rng) -> dict:
     import cupy as cp
     from cugraphllm.gpu import gemm
@@ -153,9 +132,11 @@ def time_shape(k, M, N, K, splits_list, rng) -> dict:
     a = cp.asarray(rng.standard_normal((M, K)).astype(np.float16))
     x = cp.zeros((M, N), cp.float32)
     row = {"M": M, "N": N, "K": K, "floor_us": N * K * 2 / 4.24e6}
-    row["cublas_us"] = graph_us(lambda i: gemm.matmul_residual(x, a, ws[i], impl="cublas"), n_copies)
+    stream = cp.cuda.Stream(non_blocking=True)
+    row["cublas_us"] = graph_us(stream, lambda i: gemm.matmul_residual(x, a, ws[i], impl="cublas"), n_copies,
+                                CALLS, REPS)
     for sp in splits_list:
-        row[f"wgmma_s{sp}_us"] = graph_us(lambda i: launch(k, x, a, ws[i], sp), n_copies)
+        row[f"wgmma_s{sp}_us"] = graph_us(stream, lambda i: launch(k, x, a, ws[i], sp), n_copies, CALLS, REPS)
     return row
 
 
@@ -167,10 +148,6 @@ def main(argv=None) -> int:
                     help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO[:EPI] (tensor maps)")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
-    try:
-        from scripts.bench_kernels import environment, gpu_missing
-    except ImportError:
-        from bench_kernels import environment, gpu_missing
     if gpu_missing("wgmma_probe"):
         return 2
     rng = np.random.default_rng(0)

@@ -12,48 +12,13 @@ Accumulator of m64nBTk16 f32, thread (warp w, lane l) of a warpgroup: d[4j + 0 /
 8j + 2(l%4) + 0 / 1; d[4j + 2 / 3] = row 16w + 8 + l/4, same columns (rows: weight rows, columns: tokens).
 """
 
-SRC = r"""
-#include <cuda_fp16.h>
-#ifndef WG
-#define WG 2
-#endif
-#ifndef BT
-#define BT 128
-#endif
-#ifndef STAGES
-#define STAGES 4
-#endif
-#ifndef CLUSTER
-#define CLUSTER 0                    // 1: split-K CTAs are a cluster and add their partials through DSMEM
-#endif
-#ifndef PIPE
-#define PIPE 1                       // 1: one wgmma batch in flight across iterations (STAGES >= 3)
-#endif
-#define BW (64 * WG)                 // weight rows a CTA
-#define NTH (128 * WG)
-#define W_BYTES (BW * 128)           // one k-tile of W rows in smem
-#define X_BYTES (BT * 128)
-#define STAGE_BYTES (W_BYTES + X_BYTES)
-#define NACC (BT / 2)                // f32 accumulators a thread
-
+# the helpers both kernels use (after their defines: wgmma_tile takes BT)
+COMMON = r"""
 __device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void cpa16(unsigned d, const void* s, bool ok) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(s), "r"(ok ? 16 : 0) : "memory");
-}
-
 // 128-byte-swizzle, K-major smem descriptor: start >> 4, LBO 1 (unused), SBO 1024 (8-row groups) >> 4, mode 1
 __device__ __forceinline__ unsigned long long desc(unsigned addr) {
     return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32)
            | (1ull << 62);
-}
-
-// rows [0, nrows) x 64 columns from src (row stride K elements) into a swizzled tile; rows past `valid` are zeros
-__device__ __forceinline__ void load_tile(unsigned dst, const __half* src, int nrows, int valid, int K, int k0) {
-    for (int c = threadIdx.x; c < nrows * 8; c += NTH) {
-        const int r = c >> 3, cc = c & 7;
-        const bool ok = r < valid && k0 + cc * 8 < K;
-        cpa16(dst + r * 128 + ((cc ^ (r & 7)) << 4), ok ? src + (size_t)r * K + k0 + cc * 8 : src, ok);
-    }
 }
 
 #define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
@@ -82,6 +47,46 @@ __device__ __forceinline__ void wgmma_tile(float* d, unsigned long long da, unsi
 #else
 #error "BT 64 or 128"
 #endif
+}
+
+"""
+
+SRC = r"""
+#include <cuda_fp16.h>
+#ifndef WG
+#define WG 2
+#endif
+#ifndef BT
+#define BT 128
+#endif
+#ifndef STAGES
+#define STAGES 4
+#endif
+#ifndef CLUSTER
+#define CLUSTER 0                    // 1: split-K CTAs are a cluster and add their partials through DSMEM
+#endif
+#ifndef PIPE
+#define PIPE 1                       // 1: one wgmma batch in flight across iterations (STAGES >= 3)
+#endif
+#define BW (64 * WG)                 // weight rows a CTA
+#define NTH (128 * WG)
+#define W_BYTES (BW * 128)           // one k-tile of W rows in smem
+#define X_BYTES (BT * 128)
+#define STAGE_BYTES (W_BYTES + X_BYTES)
+#define NACC (BT / 2)                // f32 accumulators a thread
+
+""" + COMMON + r"""
+__device__ __forceinline__ void cpa16(unsigned d, const void* s, bool ok) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(s), "r"(ok ? 16 : 0) : "memory");
+}
+
+// rows [0, nrows) x 64 columns from src (row stride K elements) into a swizzled tile; rows past `valid` are zeros
+__device__ __forceinline__ void load_tile(unsigned dst, const __half* src, int nrows, int valid, int K, int k0) {
+    for (int c = threadIdx.x; c < nrows * 8; c += NTH) {
+        const int r = c >> 3, cc = c & 7;
+        const bool ok = r < valid && k0 + cc * 8 < K;
+        cpa16(dst + r * 128 + ((cc ^ (r & 7)) << 4), ok ? src + (size_t)r * K + k0 + cc * 8 : src, ok);
+    }
 }
 
 // x [M, N] f32 += a [M, K] @ w [N, K].T; grid (ceil(N / BW), ceil(M / BT), splits); K % 8 == 0
@@ -220,11 +225,7 @@ SRC_TMA = r"""
 
 struct __align__(64) TMap { unsigned long long v[16]; };
 
-__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ unsigned long long desc(unsigned addr) {
-    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32)
-           | (1ull << 62);
-}
+""" + COMMON + r"""
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     asm volatile("{\n.reg .pred p;\nW: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra W;\n}\n"
                  :: "r"(bar), "r"(parity) : "memory");
@@ -232,23 +233,6 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
 __device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c1, unsigned bar) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
                  :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(m)), "r"(c0), "r"(c1), "r"(bar) : "memory");
-}
-
-#define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
-                "+f"(d[i + 6]), "+f"(d[i + 7])
-__device__ __forceinline__ void wgmma_tile(float* d, unsigned long long da, unsigned long long db) {
-#if BT == 128
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
-        "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,"
-        "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
-        : "l"(da), "l"(db), "r"(1));
-#else
-#error "BT 128"
-#endif
 }
 
 // x [M, N] f32 += a [M, K] @ w [N, K].T; grid (ceil(N / BW), ceil(M / BT), splits); tw / ta: tensor maps of w and a
