@@ -8,9 +8,9 @@ process per variant. Three kinds of plan:
 attn: BPS blocks an SM for the split-K grid (0 keeps it), KNOBS "unroll=4,n_warps=4" (ints) replacing
 attention.DECODE_KNOBS entries, or "-". gemv16: "KERNEL:K:PAIRS=WARPS:UNROLL:KSPLIT;..." entries added to
 GEMV_SHAPES (the 16-bit plan reads it at each call), or "-". quant: FMT one of gemv_plan.QUANT_PLANS, FIELDS
-"pipe=1, unroll=4" (keyword syntax, Python literals, tuples included) replacing fields of its QuantPlan. Each applies to every engine built after it
-(TP ranks included). (This replaces attn_plan_bench.py, gemv16_plan_bench.py and device_lib.sh's plan_bench heredoc,
-which the device scripts before 2026-12-01 name.)
+"pipe=1, unroll=4" (keyword syntax, Python literals, tuples included) replacing fields of its QuantPlan. Each
+applies to every engine built after it (TP ranks included). (This replaces attn_plan_bench.py, gemv16_plan_bench.py
+and device_lib.sh's plan_bench heredoc, which the device scripts before 2026-12-01 name.)
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ replayed --reps times back to back, wall clock around them after a sync, in --ro
 median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
 rows). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
 are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
-tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008). --quant fp8|int8|int4 quantizes the dummy weights at load.
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008). --quant fp8|int8|int4
+quantizes the dummy weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \

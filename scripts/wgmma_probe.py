@@ -3,8 +3,9 @@ on Hopper wgmma (scripts/wgmma_probe_src.py, sm_90a) against cuBLAS as the engin
 beta 1): first checked against NumPy float64 on awkward sizes, then timed at the 7B / 70B-TP2 residual shapes.
 
 Timing: scripts/bench_kernels.graph_us, a CUDA graph of CALLS launches over rotating weight copies (> L2, as
-successive layers are), median of REPS replays, per call; x is zeroed once (accumulation does not change the work). Split-K partials go into x by
-atomics (order not fixed): a probe of the mainloop's rate, not the engine's path.
+successive layers are), median of REPS replays, per call; x is zeroed once (accumulation does not change the
+work). Split-K partials go into x by atomics (order not fixed; the cluster variant sums them in rank order): a
+probe of the mainloop's rate, not the engine's path. `--configs tma:...` takes the tensor-map kernel (SRC_TMA).
 
     python3 -m scripts.wgmma_probe [--shapes 128:4096:4096,128:4096:11008] [--splits 1,2,4] [--out FILE.json]
 """
@@ -145,7 +146,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
     ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
     ap.add_argument("--configs", default="2:128:4:1:0",
-                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO[:EPI] (tensor maps)")
+                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO[:EPI] "
+                         "(tensor maps)")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
     if gpu_missing("wgmma_probe"):
