@@ -40,14 +40,15 @@ def kernel(wg: int, bt: int, stages: int, pipe: int = 1, cluster: int = 0):
     return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg, "cluster": cluster}
 
 
-def kernel_tma(wg: int, stages: int, ko: int = 0, epi: int = 1):
-    """The tensor-map variant (SRC_TMA): WG consumer warpgroups plus a producer warp, BT 128."""
+def kernel_tma(wg: int, stages: int, ko: int = 0, epi: int = 1, bt: int = 128):
+    """The tensor-map variant (SRC_TMA): WG consumer warpgroups plus a producer warp, BT tokens a tile."""
     import cupy as cp
-    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DSTAGES={stages}", f"-DKO={ko}", f"-DEPI={epi}")
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DSTAGES={stages}", f"-DKO={ko}", f"-DEPI={epi}",
+            f"-DBT={bt}")
     fn = cp.RawModule(code=SRC_TMA, options=opts).get_function("wgmma_residual_tma")
-    smem = max(stages * (64 * wg + 128) * 128, 128 * (64 * wg + 4) * 4 if epi else 0) + 1024
+    smem = max(stages * (64 * wg + bt) * 128, bt * (64 * wg + 4) * 4 if epi else 0) + 1024
     fn.max_dynamic_shared_size_bytes = smem
-    return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": 128, "threads": 128 * wg + 32, "tma": True,
+    return {"fn": fn, "smem": smem, "bw": 64 * wg, "bt": bt, "threads": 128 * wg + 32, "tma": True,
             "maps": {}, "ko": ko, "cluster": 0}
 
 
@@ -136,6 +137,9 @@ def time_shape(k, M, N, K, splits_list, rng) -> dict:
     stream = cp.cuda.Stream(non_blocking=True)
     row["cublas_us"] = graph_us(stream, lambda i: gemm.matmul_residual(x, a, ws[i], impl="cublas"), n_copies,
                                 CALLS, REPS)
+    if M <= gemm.AUTO_OWN_MAX_M["residual"]:  # the engine's own kernel at these rows (kernels/gemm.cu)
+        row["own_us"] = graph_us(stream, lambda i: gemm.matmul_residual(x, a, ws[i], impl="own"), n_copies,
+                                 CALLS, REPS)
     for sp in splits_list:
         row[f"wgmma_s{sp}_us"] = graph_us(stream, lambda i: launch(k, x, a, ws[i], sp), n_copies, CALLS, REPS)
     return row
@@ -146,7 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", default=SHAPES, help="comma list of M:N:K")
     ap.add_argument("--splits", default="1,2,4", help="split-K counts to time")
     ap.add_argument("--configs", default="2:128:4:1:0",
-                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO[:EPI] "
+                    help="comma list of WG:BT:STAGES:PIPE:CLUSTER (cp.async ring) or tma:WG:STAGES:KO[:EPI[:BT]] "
                          "(tensor maps)")
     ap.add_argument("--out", help="JSON file")
     a = ap.parse_args(argv)
@@ -155,7 +159,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     out = {"env": environment(), "rows": []}
     for cfg in a.configs.split(","):
-        if cfg.startswith("tma:"):   # tma:WG:STAGES:KO[:EPI]
+        if cfg.startswith("tma:"):   # tma:WG:STAGES:KO[:EPI[:BT]]
             wg, st, ko, *epi = (int(v) for v in cfg.split(":")[1:])
             k = kernel_tma(wg, st, ko, *epi)
         else:

@@ -44,8 +44,15 @@ __device__ __forceinline__ void wgmma_tile(float* d, unsigned long long da, unsi
         "}\n"
         : ACC8(0), ACC8(8), ACC8(16), ACC8(24)
         : "l"(da), "l"(db), "r"(1));
+#elif BT == 16
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7}, %8, %9, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : ACC8(0)
+        : "l"(da), "l"(db), "r"(1));
 #else
-#error "BT 64 or 128"
+#error "BT 16, 64 or 128"
 #endif
 }
 
@@ -204,7 +211,7 @@ SRC_TMA = r"""
 #define WG 4
 #endif
 #ifndef BT
-#define BT 128
+#define BT 128    // 16, 64 or 128 tokens a tile
 #endif
 #ifndef STAGES
 #define STAGES 4

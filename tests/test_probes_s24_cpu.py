@@ -57,7 +57,7 @@ def test_prefill_ab_module_attributes_are_undone():
                                          ("ring", "-DWG=2 -DBT=64 -DSTAGES=6 -DPIPE=1"),
                                          ("ring", "-DWG=4 -DBT=128 -DSTAGES=4 -DPIPE=1 -DCLUSTER=1"),
                                          ("tma", "-DWG=4 -DSTAGES=4"), ("tma", "-DWG=2 -DSTAGES=6 -DKO=1"),
-                                         ("tma", "-DWG=4 -DSTAGES=4 -DEPI=0")])
+                                         ("tma", "-DWG=4 -DSTAGES=4 -DEPI=0"), ("tma", "-DWG=2 -DSTAGES=8 -DBT=16")])
 def test_wgmma_probe_compiles_for_sm90a(src, defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
