@@ -45,10 +45,10 @@ GEMV_SHAPES = {("gemv_logits", 2048, 2048): (8, 1, 4),
                ("gemv_logits", 2560, 2560): (8, 2, 2), ("gemv_logits", 6912, 2560): (16, 1, 16),
                ("gemv_residual_ss", 4096, 2048): (16, 1, 4)}
 # 7B wo (gemv_residual_ss, K 4096, 2048 pairs): 16 warps, 4 a pair, unroll 1, instead of the rule's (8, 2, 2): the
-# same 4 pairs (8 rows) a block, so the same ss chunking (H200, 7B fp16
-# decode one process each, benchmarks/results/fourteenth_2026-11-30/s22m_wo, s22n_wo: 3.29 vs 3.31 ms/token at
-# prompt 10 in one call; 3.50 / 3.51 / 3.50 vs 3.53 / 3.52 / 3.51 at 10 and 3.55 / 3.56 / 3.55 vs 3.56 at 500 in
-# the next, alternating); the step's wo ran at 9.55 us a call against 7.9 for its bytes (s22l_anatomy)
+# same 4 pairs (8 rows) a block, so the same ss chunking (H200, 7B fp16 decode one process each,
+# benchmarks/results/fourteenth_2026-11-30/s22m_wo, s22n_wo: 3.29 vs 3.31 ms/token at prompt 10 in one call;
+# 3.50 / 3.51 / 3.50 vs 3.53 / 3.52 / 3.51 at 10 and 3.55 / 3.56 / 3.55 vs 3.56 at 500 in the next, alternating);
+# the step's wo ran at 9.55 us a call against 7.9 for its bytes (s22l_anatomy)
 
 
 @dataclass(frozen=True)
