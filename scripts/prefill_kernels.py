@@ -41,8 +41,9 @@ def run(preset: str, rows: list[int]) -> None:
 
 
 def summarize(path: str, rows: list[int], floor_ms: float | None) -> dict:
-    """ncu's CSV (one row per kernel launch and metric) -> {bucket: {kernel: [count, ms]}}; launches are split
-    into buckets at the embedding kernel that starts each step."""
+    """ncu's CSV (one row per kernel launch and metric) -> {bucket: {"kernels": {name: {count, ms, share}} largest
+    first, "total_ms", "launches"[, "weight_floor_ms"]}}; launches are split into steps at the embedding kernel
+    that starts each one."""
     with open(path) as f:
         lines = [ln for ln in f if ln.startswith('"')]
     recs = [r for r in csv.DictReader(lines) if r.get("Metric Name") == "gpu__time_duration.sum"]

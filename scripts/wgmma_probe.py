@@ -71,18 +71,21 @@ def tensor_map(arr, box_rows: int):
     return m
 
 
+def _map(k, arr, rows: int):
+    """k's tensor map of arr in boxes of `rows` rows, made at its first launch (before any capture)."""
+    key = (arr.data.ptr, arr.shape, rows)
+    if key not in k["maps"]:
+        k["maps"][key] = tensor_map(arr, rows)
+    return k["maps"][key]
+
+
 def launch_tma(k, x, a, w, splits: int) -> None:
     import cupy as cp
     from cugraphllm.gpu import pdl
     M, K = a.shape
     N = w.shape[0]
-    maps = k["maps"]
-    for arr, rows in ((w, k["bw"]), (a, k["bt"])):
-        key = (arr.data.ptr, arr.shape, rows)
-        if key not in maps:
-            maps[key] = tensor_map(arr, rows)
-    vals = [maps[(w.data.ptr, w.shape, k["bw"])], maps[(a.data.ptr, a.shape, k["bt"])], ctypes.c_void_p(x.data.ptr),
-            ctypes.c_int32(M), ctypes.c_int32(N), ctypes.c_int32(K)]
+    vals = [_map(k, w, k["bw"]), _map(k, a, k["bt"]), ctypes.c_void_p(x.data.ptr), ctypes.c_int32(M),
+            ctypes.c_int32(N), ctypes.c_int32(K)]
     ptrs = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
     g = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
     cfg = pdl._Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(k["threads"], 1, 1), k["smem"],
@@ -94,7 +97,6 @@ def launch_tma(k, x, a, w, splits: int) -> None:
 
 
 def launch(k, x, a, w, splits: int) -> None:
-    from cugraphllm.gpu import pdl
     if k.get("tma"):
         return launch_tma(k, x, a, w, splits)
     M, K = a.shape
@@ -102,6 +104,7 @@ def launch(k, x, a, w, splits: int) -> None:
     grid = (-(-N // k["bw"]), -(-M // k["bt"]), splits)
     args = (x, a, w, np.int32(M), np.int32(N), np.int32(K))
     if k["cluster"]:
+        from cugraphllm.gpu import pdl
         pdl.launch(k["fn"], grid, (k["threads"],), args, k["smem"], cluster=(1, 1, splits))
     else:
         k["fn"](grid, (k["threads"],), args, shared_mem=k["smem"])
