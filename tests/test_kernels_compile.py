@@ -201,3 +201,20 @@ def test_qg_ldcg_loads_activation_and_ss_through_l2(logits_norm_ptx):
     n = {k: len(re.findall(r"ld\.global\.nc\.L1::no_allocate", v)) for k, v in logits_norm_ptx.items()}
     assert n["default"] == n["ldcg"] > 0
     assert logits_norm_ptx["late"].count("ld.global.nc") == d.count("ld.global.nc")
+
+
+@pytest.mark.parametrize("defs", ["WG=2 BT=64 MODE=0 GS=128", "WG=2 BT=128 MODE=0 GS=0", "WG=3 BT=128 MODE=1 GS=128",
+                                  "WG=2 BT=64 MODE=1 GS=32", "WG=3 BT=64 MODE=1 GS=64"])
+def test_w4_wgmma_compiles_for_sm90a(defs, tmp_path):
+    """gemm_w4_wgmma.cu's configs (gpu/gemm_w4.py) for sm_90a, where its body exists: no register spill, and no
+    wgmma serialization (ptxas C7510-C7519 'Potential Performance Loss')."""
+    if NVCC is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvcc not found in CI: the kernel compile check cannot run")
+        pytest.skip("nvcc not installed")
+    cmd = [NVCC, "-arch=sm_90a", "-cubin", "-std=c++17", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"),
+           str(kernel_dir() / "gemm_w4_wgmma.cu")] + [f"-D{d}" for d in defs.split()]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+    assert "Performance Loss" not in r.stderr, r.stderr
+    assert re.search(r"\b0 bytes spill stores", r.stderr), r.stderr

@@ -86,9 +86,11 @@ def ref_product(a, ql, rows, lt=False):
     return (formats.fp8_e4m3_decode(qa) * sa[:, None].astype(np.float64)) @ formats.dequantize(bare).T
 
 
-def paths(fmt, M, N, K):
-    from cugraphllm.gpu import cublaslt
+def paths(fmt, M, N, K, dtype="float16"):
+    from cugraphllm.gpu import cublaslt, gemm_w4
     out = ["dequant"]
+    if fmt == "int4" and dtype == "float16" and K % 32 == 0 and _group(K) >= 32 and gemm_w4.usable():
+        out.append("wg")  # Hopper wgmma, dequantized in registers (gemm_w4.py), split-K for small grids
     if K % 8 == 0:
         out.append("own")  # M > 64 runs in chunks of 64 rows
     if fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported():
@@ -121,7 +123,7 @@ def test_matmul_residual(M, N, K, extras, fmt, dtype):
     w = dev_quant(fmt, N, K, seed + 1, extras, group=_group(K) if K != 136 else 8)
     x0 = dev_random((M, N), "float32", 1.0, seed + 2)
     cols = _sample(N, 384, rng)
-    for impl in paths(fmt, M, N, K):
+    for impl in paths(fmt, M, N, K, dtype):
         x = x0.copy()
         gemm_quant.matmul_residual(x, a, w, impl=impl)
         got = host64(x)[:, cols] - host64(x0)[:, cols]
@@ -194,7 +196,7 @@ def test_matmul_silu(M, F, K, extras, fmt, dtype):
     w13 = dev_quant(fmt, 2 * F, K, seed + 1, extras, group=_group(K) if K != 136 else 8)
     fs = _sample(F, 384, rng)
     h = cp.empty((M, F), dtype=_np_dtype(dtype))
-    for impl in paths(fmt, M, 2 * F, K):
+    for impl in paths(fmt, M, 2 * F, K, dtype):
         lt = impl == "lt"
         want = ref.silu(ref_product(xn, w13, fs, lt)) * ref_product(xn, w13, fs + F, lt)
         poison(h)
@@ -232,7 +234,7 @@ def test_qkv_rope(M, ntok, H, KVH, hd, S, pos, extras, fmt, dtype):
     pos_d, nt_d = cp.asarray([pos], dtype=cp.int32), cp.asarray([ntok], dtype=cp.int32)
     kc0, vc0 = dev_random((S, KVH, hd), dtype, 1.0, seed + 2), dev_random((S, KVH, hd), dtype, 1.0, seed + 3)
     q = cp.empty((M, D), dtype=_np_dtype(dtype))
-    for impl in paths(fmt, M, D + 2 * kvd, D):
+    for impl in paths(fmt, M, D + 2 * kvd, D, dtype):
         y = ref_product(xn, wqkv, rows, lt=impl == "lt")
         q_ref, k_ref, v_ref = _split_rope(y, len(hq) * hd, hd, pos, table.astype(np.float32).astype(np.float64))
         kc, vc = kc0.copy(), vc0.copy()

@@ -12,8 +12,10 @@ weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four path
              GemmEx per slab into the output columns, then gemm.cu's epilogues.
 - "tc":      tiled tensor-core GEMM dequantizing packed weight tiles in shared memory (gemm_quant_tc.py), any M;
              int4 needs K % 32 == 0, fp8 / int8 K % 16 == 0; T or f32 output, then gemm.cu's row epilogues.
+- "wg":      int4 on sm_90a, fp16: Hopper wgmma dequantizing in registers (gemm_w4.py); f32 += or T output, then
+             gemm.cu's row epilogues.
 "auto" (size rule, from scripts/bench_quant_prefill.py): "tc" where AUTO_TC_M (per format: row range) says so;
-else "own" up to AUTO_OWN_MAX_M rows, then "lt" (fp8) or "dequant". perm / gain: the activations are
+else "own" up to AUTO_OWN_MAX_M rows, then "wg" (int4 where it runs), "lt" (fp8) or "dequant". perm / gain: the activations are
 gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does it while it
 quantizes.
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from ..errors import BackendError
 from ..quant.formats import FORMATS, QuantLinear
-from . import gemm
+from . import gemm, gemm_w4
 from . import gemm_quant_lt as lt
 from . import gemm_quant_tc as tc
 from . import quant_slabs as slabs
@@ -149,9 +151,10 @@ def _view(name: str, shape: tuple, dtype):
     return _buf(name, n)[:n].view(dt).reshape(shape)
 
 
-def warmup(fmt: str, dtype, rows, shapes=()) -> None:
+def warmup(fmt: str, dtype, rows, shapes=(), groups=(128,)) -> None:
     """Compile the modules these ops launch at the given row counts and make the cuBLASLt plans for (N, K) in
-    shapes (fp8), so that nothing compiles or queries heuristics during capture."""
+    shapes (fp8), so that nothing compiles or queries heuristics during capture; groups: int4 group sizes (0: a
+    whole row) for the wgmma path."""
     from . import cublaslt
     fns = [_fn("prep_act", fmt, dtype)]
     for M in rows:
@@ -161,6 +164,8 @@ def warmup(fmt: str, dtype, rows, shapes=()) -> None:
             tc.warmup(fmt, dtype, [M])
         if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
             lt.warmup(dtype, [M], shapes)
+        if M > min(AUTO_OWN_MAX_M.values()) and fmt == "int4" and str(dtype) == "float16" and gemm_w4.usable():
+            gemm_w4.warmup(M, groups)
     for f in fns:
         f.attributes  # forces the compile and module load now
 
@@ -199,13 +204,15 @@ def _path(impl: str, op: str, w: QuantLinear, a, own: bool = True) -> str:
     own_ok = own and K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
     tc_ok = own and tc.supported(w, a)  # own False: a TP query width != K, which tc's qkv store assumes too
+    wg_ok = w.fmt == "int4" and gemm_w4.supported(w, a)
     if impl == "auto":
         if tc_ok and _auto_tc(w.fmt, M):
             return "tc"
         if own_ok and M <= AUTO_OWN_MAX_M[op]:
             return "own"
-        return "lt" if lt_ok else "dequant"
-    _check(impl in ("own", "lt", "dequant", "tc"), f"impl must be auto|own|lt|dequant|tc, got {impl!r}")
+        return "wg" if wg_ok else "lt" if lt_ok else "dequant"
+    _check(impl in ("own", "lt", "dequant", "tc", "wg"), f"impl must be auto|own|lt|dequant|tc|wg, got {impl!r}")
+    _check(impl != "wg" or wg_ok, f"wg kernel cannot run K={K} {w.fmt} {a.dtype} (int4, fp16, sm_90, K % 32)")
     _check(impl != "tc" or tc_ok, f"tc kernel cannot run K={K} {w.fmt} (int4 K % 32, else K % 16; aligned)")
     _check(impl != "own" or own_ok, f"own kernel cannot run K={K} (K % 8 == 0, 16-byte aligned operands)")
     _check(impl != "lt" or lt_ok, f"lt needs fp8 weights, N and K % 16 == 0, sm_89+ (N={N} K={K} {w.fmt})")
@@ -283,6 +290,8 @@ def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
         lt.residual(x, a, w)
     elif path == "tc":
         tc.run(x, _prep(a, w), w, "acc", _tcws())
+    elif path == "wg":
+        gemm_w4.run(x, _prep(a, w), w, "acc")
     else:
         _dequant_gemm(x, a, w, accumulate=True)
 
@@ -305,7 +314,10 @@ def matmul_silu(h, xn, w13: QuantLinear, *, impl: str = "auto") -> None:
         tc.run(h, _prep(xn, w13), w13, "silu", _tcws(), g=_view("g", (M, 2 * F), xn.dtype))
     else:
         g = _view("g", (M, 2 * F), xn.dtype)
-        _dequant_gemm(g, xn, w13, accumulate=False)
+        if path == "wg":
+            gemm_w4.run(g, _prep(xn, w13), w13, "store")
+        else:
+            _dequant_gemm(g, xn, w13, accumulate=False)
         gemm._epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
 
 
@@ -337,7 +349,10 @@ def qkv_rope(q, xn, wqkv: QuantLinear, rope_cs, k_cache, v_cache, pos, n_tokens,
                qkv=(rope_cs, k_cache, v_cache, pos, n_tokens, (D, kvd, hd, S)))
     else:
         g = _view("g", (M, NQ), xn.dtype)
-        _dequant_gemm(g, xn, wqkv, accumulate=False)
+        if path == "wg":
+            gemm_w4.run(g, _prep(xn, wqkv), wqkv, "store")
+        else:
+            _dequant_gemm(g, xn, wqkv, accumulate=False)
         vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0
         gemm._epi_launch("qkv_rope_rows", xn.dtype, M, NQ,
                          (q, g, rope_cs, k_cache, v_cache, pos, n_tokens) + geo + (np.int32(vec),))

@@ -57,6 +57,12 @@ def _driver():
     return _state["fn"]
 
 
+def libcuda():
+    """The ctypes handle of libcuda (gpu/tma.py encodes tensor maps through it), or None where it is missing."""
+    _driver()
+    return _state.get("lib")
+
+
 def _capable() -> bool:
     """PDL needs compute capability 9.0+ on the current device (cached per device)."""
     import cupy as cp
@@ -68,11 +74,14 @@ def _capable() -> bool:
 
 
 def _param(a):
-    """A ctypes value of one kernel argument: a CuPy array's device pointer or a NumPy scalar."""
+    """A ctypes value of one kernel argument: a CuPy array's device pointer, a NumPy scalar, or a ctypes object
+    passed by value as it is (a tensor map, gpu/tma.py)."""
     if hasattr(a, "data") and hasattr(a.data, "ptr"):
         return ctypes.c_void_p(a.data.ptr)
     if isinstance(a, np.generic) and a.dtype in _SCALARS:
         return _SCALARS[a.dtype](a.item())
+    if isinstance(a, ctypes.Array):
+        return a
     raise TypeError(f"pdl.launch: unsupported kernel argument {type(a).__name__} (pass CuPy arrays or NumPy scalars)")
 
 
@@ -96,16 +105,18 @@ def _error(rc: int) -> str:
     return (msg.value or b"error %d" % rc).decode()
 
 
-def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False, cluster=None) -> None:
+def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False, cluster=None, driver: bool = False) -> None:
     """fn(grid, block, args, shared_mem=...) on the current stream (fn: a RawKernel or a cupy Function); with pdl
     (and PDL on, sm_90+, libcuda has cuLaunchKernelEx) as a programmatic dependent launch. cluster (x, y, z): the
-    thread block cluster shape, which the kernel needs (no plain fallback: it raises where it cannot launch)."""
+    thread block cluster shape, which the kernel needs; driver: always through cuLaunchKernelEx (tensor-map
+    arguments). Neither has a plain fallback: they raise where they cannot launch."""
     global PDL
     use_pdl = pdl and PDL
-    f = _driver() if use_pdl or cluster else None
+    need = bool(cluster) or driver
+    f = _driver() if use_pdl or need else None
     if f is None or not _capable():
-        if cluster:
-            raise BackendError("a thread block cluster launch needs sm_90 and cuLaunchKernelEx (libcuda)")
+        if need:
+            raise BackendError("a cluster or tensor-map launch needs sm_90 and cuLaunchKernelEx (libcuda)")
         fn(grid, block, args, shared_mem=shared_mem)
         return
     import cupy as cp
@@ -116,8 +127,8 @@ def launch(fn, grid, block, args, shared_mem: int = 0, pdl: bool = False, cluste
     cfg = _Config((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), shared_mem,
                   cp.cuda.get_current_stream().ptr, ctypes.cast(arr, ctypes.POINTER(_Attr)), n_attrs)
     rc = f(ctypes.byref(cfg), getattr(fn, "kernel", fn).ptr, ptrs, None)  # RawKernel, or a Module's Function
-    if rc and cluster:
-        raise BackendError(f"cluster launch {tuple(cluster)} of grid {g} failed: {_error(rc)}")
+    if rc and need:
+        raise BackendError(f"launch of grid {g} (cluster {cluster}) failed: {_error(rc)}")
     if rc:  # e.g. a driver without PDL: say so once, then launch everything the plain way
         PDL = False
         import warnings

@@ -1,0 +1,53 @@
+"""Tensor maps (CUtensorMap, sm_90+) for kernels that load tiles with the TMA unit (kernels/gemm_w4_wgmma.cu).
+
+`tensor_map(arr, box_cols, box_rows, swizzle)` encodes a row-major 2-D CuPy array through libcuda's
+cuTensorMapEncodeTiled: boxes of box_cols x box_rows elements, zeros where a box leaves the array. A map only
+describes memory (address, shape, strides), so one made outside a graph capture stays valid inside it; kernels take
+it by value (a 128-byte __grid_constant__ parameter), so the ctypes copy must only outlive the launch call. Maps are
+cached per (device, address, shape, dtype, box, swizzle): an engine's weights and activation buffers never move.
+"""
+from __future__ import annotations
+
+import ctypes
+
+from ..errors import BackendError
+from . import pdl
+from .cuda_kernels import device_id
+
+_DTYPES = {"uint32": (2, 4), "float16": (6, 2), "bfloat16": (9, 2)}  # CUtensorMapDataType, bytes
+SWIZZLE = {0: 0, 32: 1, 64: 2, 128: 3}                                # bytes -> CUtensorMapSwizzle
+_L2_PROMOTION_128B, _FILL_ZEROS = 2, 0
+_cache: dict = {}
+
+
+def tensor_map(arr, box_cols: int, box_rows: int, swizzle: int = 0):
+    """The (cached) tensor map of a C-contiguous 2-D array [rows, cols]; its row stride must be a multiple of 16
+    bytes and its address of 16; box_cols * itemsize bytes a box row (<= the swizzle span when swizzled)."""
+    rows, cols = arr.shape
+    dt = str(arr.dtype)
+    key = (device_id(), arr.data.ptr, rows, cols, dt, box_cols, box_rows, swizzle)
+    m = _cache.get(key)
+    if m is None:
+        m = _cache[key] = _encode(arr.data.ptr, rows, cols, dt, box_cols, box_rows, swizzle)
+    return m
+
+
+def _encode(ptr: int, rows: int, cols: int, dt: str, box_cols: int, box_rows: int, swizzle: int):
+    code, size = _DTYPES[dt]
+    lib = pdl.libcuda()
+    if lib is None or not hasattr(lib, "cuTensorMapEncodeTiled"):
+        raise BackendError("tensor maps need libcuda's cuTensorMapEncodeTiled (CUDA 12+ driver)")
+    if (cols * size) % 16 or ptr % 16:
+        raise BackendError(f"tensor map of [{rows}, {cols}] {dt}: rows and address must be 16-byte aligned")
+    m = (ctypes.c_uint64 * 16)()  # ctypes arrays of 8-byte items are 8-byte aligned: copied into an aligned one
+    buf = ctypes.create_string_buffer(128 + 64)
+    aligned = (ctypes.c_uint64 * 16).from_address((ctypes.addressof(buf) + 63) & ~63)
+    dims, strides = (ctypes.c_uint64 * 2)(cols, rows), (ctypes.c_uint64 * 1)(cols * size)
+    box, estr = (ctypes.c_uint32 * 2)(box_cols, box_rows), (ctypes.c_uint32 * 2)(1, 1)
+    rc = lib.cuTensorMapEncodeTiled(ctypes.byref(aligned), code, 2, ctypes.c_void_p(ptr), dims, strides, box, estr,
+                                    0, SWIZZLE[swizzle], _L2_PROMOTION_128B, _FILL_ZEROS)
+    if rc:
+        raise BackendError(f"cuTensorMapEncodeTiled failed ({rc}) for [{rows}, {cols}] {dt}, box "
+                           f"{box_cols} x {box_rows}, swizzle {swizzle}")
+    ctypes.memmove(m, aligned, 128)
+    return m

@@ -1,0 +1,293 @@
+// int4 prefill GEMM on Hopper wgmma, the weight dequantized in registers (gpu/gemm_w4.py): out [M, N] (MODE 0:
+// x f32 +=, split-K allowed; MODE 1: T =) = a T [M, K] @ W [N, K].T, W our packed int4 (quant/formats.py:
+// qweight uint32 [N, K / 8], element k of row n the nibble at bits 4 (k % 8) of word k / 8; scales / zeros fp16
+// [N, K / GS]). fp16 activations only. Needs sm_90a (wgmma): compiled for anything else, the kernel is a stub
+// that traps (CI compiles every .cu for sm_90; gemm_w4.py compiles this one with -arch=sm_90a).
+//
+// The weight rows are wgmma's M (64 a consumer warpgroup) and the register operand A; the tokens are wgmma's N (BT a
+// tile), operand B from shared memory. CTA: WG consumer warpgroups, then one producer warp whose lane 0 issues two
+// tensor-map copies a k-tile of 64 columns into a STAGES ring guarded by full / empty mbarriers: the activations
+// (box 64 x BT fp16, 128-byte swizzle) and the packed weights (box 8 words x BW rows, 32 bytes a row, unswizzled).
+// A consumer thread (warp w of its warpgroup, lane l, g = l / 4, t = l % 4) owns rows 16 w + g and 16 w + g + 8 of
+// its warpgroup's 64; for k16 step s its A fragment (as mma.m16n8k16's) is a0 = row g, k 16 s + 2 t + {0, 1};
+// a1 = row g + 8, same k; a2 / a3 = the same rows at k + 8: the two nibbles of byte t of word 2 s (a0, a1) or
+// 2 s + 1 (a2, a3). Two 16-byte shared loads a row give a k-tile's eight words; byte_perm + lop3 + hsub2 make the
+// exact q - z of each byte's two nibbles, one hmul2 by the scale the fp16 weight (the dequantized-slab path's
+// value, one rounding).
+//
+// Why every batch completes before the next tile's fragments are made: wgmma reads its A registers after issue,
+// and ptxas neither guards a register rewritten across the loop's back edge (a race, seen) nor lets two register
+// sets alternate (it serializes: C7513). So a warpgroup keeps one batch in flight; the exact q - z of the next
+// tile (not wgmma operands) are made while it runs, and the other warpgroups keep the tensor cores fed.
+// Accumulator (m64nBTk16 f32): d[4 j + 0 / 1] = row 16 w + g, tokens 8 j + 2 t + 0 / 1; d[4 j + 2 / 3] = row + 8.
+// Epilogue: the tile staged token-major in the (idle) ring, then 4 consecutive rows of one token a thread:
+// red.global.add.v4.f32 (MODE 0) or one 8-byte store (MODE 1).
+#include <cuda_fp16.h>
+#ifndef WG
+#define WG 2        // consumer warpgroups, 64 weight rows each
+#endif
+#ifndef BT
+#define BT 128      // tokens a tile: 64 or 128
+#endif
+#ifndef STAGES
+#define STAGES 4
+#endif
+#ifndef GS
+#define GS 128      // int4 group size (a power of two >= 32), or 0: one group a row
+#endif
+#ifndef MODE
+#define MODE 0
+#endif
+#define BW (64 * WG)
+#define NCW (4 * WG)
+#define NTH (128 * WG + 32)
+#define X_BYTES (BT * 128)
+#define W_BYTES (BW * 32)
+#define STAGE_BYTES (X_BYTES + W_BYTES)
+#define NACC (BT / 2)
+#if GS != 0 && (GS < 32 || (GS & (GS - 1)))
+#error "GS: a power of two >= 32, or 0"
+#endif
+#if GS == 0
+#define GSH 30
+#else
+#define GSH (31 - __clz(GS))
+#endif
+
+struct __align__(64) TMap { unsigned long long v[16]; };
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+// 128-byte-swizzle, K-major smem descriptor: start >> 4, LBO 1 (unused), SBO 1024 (8-row groups) >> 4, mode 1
+__device__ __forceinline__ unsigned long long desc(unsigned addr) {
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32)
+           | (1ull << 62);
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+    asm volatile("{\n.reg .pred p;\nW: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra W;\n}\n"
+                 :: "r"(bar), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c1, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3}], [%4];"
+                 :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(m)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+__device__ __forceinline__ unsigned h2u(__half2 h) { return *reinterpret_cast<unsigned*>(&h); }
+__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
+
+#define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+                "+f"(d[i + 6]), "+f"(d[i + 7])
+
+// d [BT / 2] f32 += A (registers a0..a3) @ B (shared, K-major, 128-byte swizzle, descriptor db)
+__device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned long long db) {
+#if 0
+#elif BT == 64
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+#elif BT == 128
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
+                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+#else
+#error "BT: 64 or 128"
+#endif
+}
+
+// byte t of w (nibbles lo, hi) -> half2 (lo - z, hi - z), exact: sel puts byte t in both halves; the lop3 keeps lo
+// in the low half's bits 0-3 under 0x6400 (1024 + lo) and hi in the high half's bits 4-7 under 0x5400 (64 + hi: the
+// ulp is 1/16 there); zb = (1024 + z, 64 + z).
+__device__ __forceinline__ unsigned diff(unsigned w, unsigned sel, __half2 zb) {
+    const unsigned v = __byte_perm(w, 0u, sel);
+    unsigned h;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(h) : "r"(v), "r"(0x00F0000Fu), "r"(0x54006400u));  // (v & m) | c
+    return h2u(__hsub2(u2h(h), zb));
+}
+
+struct GroupVals { __half2 s0, z0, s1, z1; };  // rows g and g + 8: scale (doubled), (1024 + zero, 64 + zero)
+
+__device__ __forceinline__ GroupVals group_vals(const __half* sc, const __half* zr, int r0, int r1, int ng, int gi) {
+    gi = min(gi, ng - 1);  // a k-tile past K (zero-filled weights) reads the last group
+    const __half s0 = __ldg(sc + (size_t)r0 * ng + gi), s1 = __ldg(sc + (size_t)r1 * ng + gi);
+    const __half z0 = __ldg(zr + (size_t)r0 * ng + gi), z1 = __ldg(zr + (size_t)r1 * ng + gi);
+    const __half2 base = __floats2half2_rn(1024.0f, 64.0f);
+    return {__half2half2(s0), __hadd2(__half2half2(z0), base), __half2half2(s1), __hadd2(__half2half2(z1), base)};
+}
+
+struct Ctx {  // what one consumer thread's k-tile steps need
+    unsigned base, full, empty, sel;
+    int lr, r0, r1, ng, t;
+    const __half* sc;
+    const __half* zr;
+};
+
+// Keeps x in a register, unchanged, up to here: A fragments outlive the batch that reads them, so the next tile's
+// q - z (made meanwhile) cannot take their registers.
+__device__ __forceinline__ void keep(unsigned& x) { asm volatile("" : "+r"(x)::"memory"); }
+
+// k-tile kt (the i-th of this CTA), first half: wait for its stage, load its packed words, make the exact q - z of
+// its fragments into h; sc: the scales of (row g, steps 0-1), (g + 8, 0-1), (g, 2-3), (g + 8, 2-3). nv0 / nv1:
+// this tile's group values on entry (loaded a tile ahead; nv1 the second group of a tile when GS is 32), the next
+// tile's on exit.
+__device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&h)[16], __half2 (&sc)[4],
+                                        GroupVals& nv0, GroupVals& nv1) {
+    const GroupVals v0 = nv0;
+#if GS == 32
+    const GroupVals v1 = nv1;
+    nv1 = group_vals(c.sc, c.zr, c.r0, c.r1, c.ng, ((kt + 1) * 64 + 32) >> GSH);
+#else
+    const GroupVals v1 = nv0;
+#endif
+    nv0 = group_vals(c.sc, c.zr, c.r0, c.r1, c.ng, ((kt + 1) * 64) >> GSH);
+    const int s = i % STAGES;
+    mbar_wait(c.full + 8 * s, (i / STAGES) & 1);
+    const unsigned wa = c.base + s * STAGE_BYTES + X_BYTES + c.lr * 32;
+    unsigned pw[8], qw[8];  // words 0-7 of rows lr (pw) and lr + 8 (qw)
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(pw[0]), "=r"(pw[1]), "=r"(pw[2]), "=r"(pw[3])
+                 : "r"(wa));
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(pw[4]), "=r"(pw[5]), "=r"(pw[6]), "=r"(pw[7])
+                 : "r"(wa + 16));
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(qw[0]), "=r"(qw[1]), "=r"(qw[2]), "=r"(qw[3])
+                 : "r"(wa + 256));
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(qw[4]), "=r"(qw[5]), "=r"(qw[6]), "=r"(qw[7])
+                 : "r"(wa + 272));
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+        const GroupVals& v = ks < 2 ? v0 : v1;
+        h[4 * ks + 0] = diff(pw[2 * ks], c.sel, v.z0);
+        h[4 * ks + 1] = diff(qw[2 * ks], c.sel, v.z1);
+        h[4 * ks + 2] = diff(pw[2 * ks + 1], c.sel, v.z0);
+        h[4 * ks + 3] = diff(qw[2 * ks + 1], c.sel, v.z1);
+    }
+    sc[0] = v0.s0; sc[1] = v0.s1; sc[2] = v1.s0; sc[3] = v1.s1;
+}
+
+// Second half: the fragments (h * s), the batch issued; the next tile's first half while it runs; the batch
+// completed, its stage released.
+__device__ __forceinline__ void tile_mma(const Ctx& c, int kt, int i, int kt1, unsigned (&h)[16], __half2 (&sc)[4],
+                                         float* d, GroupVals& nv0, GroupVals& nv1) {
+    unsigned a[16];
+#pragma unroll
+    for (int j = 0; j < 16; ++j) a[j] = h2u(__hmul2(u2h(h[j]), sc[(j & 1) + 2 * (j >= 8)]));
+    const unsigned xa = c.base + (i % STAGES) * STAGE_BYTES;
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+        wgmma_rs(d, a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc(xa + 32 * ks));
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+    if (kt + 1 < kt1) tile_in(c, kt + 1, i + 1, h, sc, nv0, nv1);
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+#pragma unroll
+    for (int j = 0; j < 16; ++j) keep(a[j]);
+    if (c.t == 0)
+        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(c.empty + 8 * (i % STAGES)) : "memory");
+}
+
+// The CTA's tile, staged token-major in P [BT][BW + 4] (the pad spreads a warp's stores over the banks), then out.
+__device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int tb, float* x, __half* out, int M,
+                                         int N, int m0, int n0) {
+    constexpr int PS = BW + 4;
+    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j) {
+        const int cc = 8 * j + 2 * tb;
+        P[cc * PS + lr] = d[4 * j];
+        P[(cc + 1) * PS + lr] = d[4 * j + 1];
+        P[cc * PS + lr + 8] = d[4 * j + 2];
+        P[(cc + 1) * PS + lr + 8] = d[4 * j + 3];
+    }
+    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+    for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
+        const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
+        if (m0 + tok >= M || n0 + row >= N) continue;
+        const float4 v = *reinterpret_cast<const float4*>(P + tok * PS + row);
+        const float vv[4] = {v.x, v.y, v.z, v.w};
+        const size_t o = (size_t)(m0 + tok) * N + n0 + row;
+#if MODE == 0
+        if ((N & 3) == 0) {
+            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};"
+                         :: "l"(x + o), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
+        } else {
+            for (int q = 0; q < 4 && n0 + row + q < N; ++q) atomicAdd(x + o + q, vv[q]);
+        }
+#else
+        if ((N & 3) == 0) {
+            const __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
+            *reinterpret_cast<uint2*>(out + o) = make_uint2(h2u(lo), h2u(hi));
+        } else {
+            for (int q = 0; q < 4 && n0 + row + q < N; ++q) out[o + q] = __float2half(vv[q]);
+        }
+#endif
+    }
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// grid (ceil(N / BW), ceil(M / BT), splits; MODE 1: splits 1), NTH threads, dynamic shared memory
+// max(STAGES * STAGE_BYTES, BT * (BW + 4) * 4) + 1024. tw: map of qweight (uint32 [N, K / 8], box 8 x BW, no
+// swizzle), ta: map of a (fp16 [M, K], box 64 x BT, 128-byte swizzle); both zero-fill out of bounds. K % 32 == 0
+// (the weight map's rows, K / 2 bytes, are 16-byte multiples), GS | K.
+extern "C" __global__ void __launch_bounds__(NTH, 1)
+w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float* __restrict__ x,
+         __half* __restrict__ out, const __half* __restrict__ scales, const __half* __restrict__ zeros, int M, int N,
+         int K) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    __shared__ __align__(8) unsigned long long full[STAGES], empty[STAGES];
+    const unsigned base = (sa(smem_raw) + 1023u) & ~1023u;
+    const int n0 = blockIdx.x * BW, m0 = blockIdx.y * BT;
+    const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
+    const int kt0 = blockIdx.z * per, kt1 = min(ktiles, kt0 + per);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(sa(&empty[s])), "r"(WG) : "memory");
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (warp == NCW) {  // producer
+        if (lane == 0) {
+            for (int kt = kt0, i = 0; kt < kt1; ++kt, ++i) {
+                const int s = i % STAGES, round = i / STAGES;
+                if (round > 0) mbar_wait(sa(&empty[s]), (round - 1) & 1);
+                asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                             :: "r"(sa(&full[s])), "r"(STAGE_BYTES) : "memory");
+                tma2d(base + s * STAGE_BYTES, &ta, kt * 64, m0, sa(&full[s]));
+                tma2d(base + s * STAGE_BYTES + X_BYTES, &tw, kt * 8, n0, sa(&full[s]));
+            }
+        }
+        return;
+    }
+    const int t = threadIdx.x & 127, tb = lane & 3;
+    const int lr = (warp >> 2) * 64 + (t >> 5) * 16 + (lane >> 2);  // this thread's first row in the CTA tile
+    const int ng = GS == 0 ? 1 : K / (GS == 0 ? 1 : GS);
+    const Ctx c = {base, sa(full), sa(empty), (unsigned)tb * 0x0101u, lr, min(n0 + lr, N - 1),
+                   min(n0 + lr + 8, N - 1), ng, t, scales, zeros};
+    float d[NACC];
+#pragma unroll
+    for (int i = 0; i < NACC; ++i) d[i] = 0.0f;
+    GroupVals nv0 = group_vals(scales, zeros, c.r0, c.r1, ng, (kt0 * 64) >> GSH), nv1 = nv0;
+#if GS == 32
+    nv1 = group_vals(scales, zeros, c.r0, c.r1, ng, (kt0 * 64 + 32) >> GSH);
+#endif
+    unsigned h[16];
+    __half2 sc[4];
+    if (kt0 < kt1) tile_in(c, kt0, 0, h, sc, nv0, nv1);
+    for (int kt = kt0, i = 0; kt < kt1; ++kt, ++i) tile_mma(c, kt, i, kt1, h, sc, d, nv0, nv1);
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    // the ring is idle once every consumer's last batch is done (bar.sync in epilogue): it holds the staged tile
+    epilogue(reinterpret_cast<float*>(smem_raw + (base - sa(smem_raw))), d, lr, tb, x, out, M, N, m0, n0);
+#else
+    __trap();
+#endif
+}
