@@ -77,11 +77,12 @@ def warmup(M: int, groups=(128,)) -> None:
             _fn(wg, bt, g, mode)
 
 
-def run(out, a, w, mode: str) -> None:
-    """out (=|+=) a @ W.T, W the dequantized int4 [N, K] of w (see the module docstring)."""
+def run(out, a, w, mode: str, cfg: tuple = ()) -> None:
+    """out (=|+=) a @ W.T, W the dequantized int4 [N, K] of w (see the module docstring); cfg: (warpgroups, tokens a
+    tile, splits) instead of config()'s (scripts/w4_wgmma_probe.py)."""
     M, K = a.shape
     N = w.shape[0]
-    wg, bt, splits = config(mode, M, N)
+    wg, bt, splits = cfg or config(mode, M, N)
     fn = _fn(wg, bt, group(w), mode)
     tw = tma.tensor_map(w.qweight, 8, 64 * wg)
     ta = tma.tensor_map(a, 64, bt, swizzle=128)
