@@ -23,6 +23,7 @@
 // Epilogue: the tile staged token-major in the (idle) ring, then 4 consecutive rows of one token a thread:
 // red.global.add.v4.f32 (MODE 0) or one 8-byte store (MODE 1).
 #include <cuda_fp16.h>
+#include "tma_wgmma.cuh"
 #ifndef WG
 #define WG 2        // consumer warpgroups, 64 weight rows each
 #endif
@@ -54,35 +55,14 @@
 #define GSH (31 - __clz(GS))
 #endif
 
-struct __align__(64) TMap { unsigned long long v[16]; };
-
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-// 128-byte-swizzle, K-major smem descriptor: start >> 4, LBO 1 (unused), SBO 1024 (8-row groups) >> 4, mode 1
-__device__ __forceinline__ unsigned long long desc(unsigned addr) {
-    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32)
-           | (1ull << 62);
-}
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-    asm volatile("{\n.reg .pred p;\nW: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra W;\n}\n"
-                 :: "r"(bar), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c1, unsigned bar) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-                 " [%0], [%1, {%2, %3}], [%4];"
-                 :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(m)), "r"(c0), "r"(c1), "r"(bar) : "memory");
-}
 __device__ __forceinline__ unsigned h2u(__half2 h) { return *reinterpret_cast<unsigned*>(&h); }
 __device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
-
-#define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
-                "+f"(d[i + 6]), "+f"(d[i + 7])
 
 // d [BT / 2] f32 += A (registers a0..a3) @ B (shared, K-major, 128-byte swizzle, descriptor db)
 __device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
                                          unsigned long long db) {
-#if 0
-#elif BT == 64
+#if BT == 64
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
                  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"

@@ -12,18 +12,11 @@ Accumulator of m64nBTk16 f32, thread (warp w, lane l) of a warpgroup: d[4j + 0 /
 8j + 2(l%4) + 0 / 1; d[4j + 2 / 3] = row 16w + 8 + l/4, same columns (rows: weight rows, columns: tokens).
 """
 
-# the helpers both kernels use (after their defines: wgmma_tile takes BT)
-COMMON = r"""
-__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-// 128-byte-swizzle, K-major smem descriptor: start >> 4, LBO 1 (unused), SBO 1024 (8-row groups) >> 4, mode 1
-__device__ __forceinline__ unsigned long long desc(unsigned addr) {
-    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32)
-           | (1ull << 62);
-}
+from cugraphllm.gpu.cuda_kernels import read_source
 
-#define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
-                "+f"(d[i + 6]), "+f"(d[i + 7])
-
+# the helpers both kernels use (after their defines: wgmma_tile takes BT); the TMA / descriptor ones are the
+# engine's (kernels/tma_wgmma.cuh)
+COMMON = read_source("tma_wgmma.cuh") + r"""
 __device__ __forceinline__ void wgmma_tile(float* d, unsigned long long da, unsigned long long db) {
 #if BT == 128
     asm volatile(
@@ -230,19 +223,7 @@ SRC_TMA = r"""
 #define STAGE_BYTES (W_BYTES + X_BYTES)
 #define NACC (BT / 2)
 
-struct __align__(64) TMap { unsigned long long v[16]; };
-
 """ + COMMON + r"""
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-    asm volatile("{\n.reg .pred p;\nW: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra W;\n}\n"
-                 :: "r"(bar), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c1, unsigned bar) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-                 " [%0], [%1, {%2, %3}], [%4];"
-                 :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(m)), "r"(c0), "r"(c1), "r"(bar) : "memory");
-}
-
 // x [M, N] f32 += a [M, K] @ w [N, K].T; grid (ceil(N / BW), ceil(M / BT), splits); tw / ta: tensor maps of w and a
 extern "C" __global__ void __launch_bounds__(NTH, 1)
 wgmma_residual_tma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float* __restrict__ x, int M,
