@@ -118,6 +118,19 @@ def graph_us(stream, fn, n_copies: int, calls: int = CALLS, reps: int = REPS) ->
         return _median_ms(stream, lambda: g.launch(stream), reps) * 1000 / calls
 
 
+def emit_row(out: dict, row: dict) -> None:
+    """A probe's result row: appended to out["rows"] and printed as one JSON line (floats to 2 decimals)."""
+    out["rows"].append(row)
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+
+
+def write_json(path, doc: dict) -> None:
+    """doc to path (indented), where a path is given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1)
+
+
 def eager_us(stream, fn, n_copies: int) -> float:
     with stream:
         for i in range(n_copies):

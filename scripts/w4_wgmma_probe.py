@@ -14,15 +14,14 @@ Configs `wgN:btN` (consumer warpgroups, tokens a tile; `auto`: gemm_w4.config's 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
 
 try:
-    from scripts.bench_kernels import environment, gpu_missing, graph_us
+    from scripts.bench_kernels import emit_row, environment, gpu_missing, graph_us, write_json
 except ImportError:
-    from bench_kernels import environment, gpu_missing, graph_us
+    from bench_kernels import emit_row, environment, gpu_missing, graph_us, write_json
 
 CALLS, REPS = 8, 15
 SHAPES = {"wqkv": (12288, 4096), "wo": (4096, 4096), "w13": (22016, 4096), "w2": (4096, 11008)}
@@ -122,12 +121,8 @@ def main(argv=None) -> int:
     for M in rows:
         for mat in a.mats.split(","):
             N, K = SHAPES[mat]
-            row = {"mat": mat, **time_shape(cfgs, M, N, K, [int(s) for s in a.splits.split(",")])}
-            out["rows"].append(row)
-            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=1)
+            emit_row(out, {"mat": mat, **time_shape(cfgs, M, N, K, [int(s) for s in a.splits.split(",")])})
+    write_json(a.out, out)
     return 0
 
 

@@ -12,7 +12,6 @@ probe of the mainloop's rate, not the engine's path. `--configs tma:...` takes t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -20,10 +19,10 @@ import numpy as np
 import ctypes
 
 try:
-    from scripts.bench_kernels import environment, gpu_missing, graph_us
+    from scripts.bench_kernels import emit_row, environment, gpu_missing, graph_us, write_json
     from scripts.wgmma_probe_src import SRC, SRC_TMA
 except ImportError:
-    from bench_kernels import environment, gpu_missing, graph_us
+    from bench_kernels import emit_row, environment, gpu_missing, graph_us, write_json
     from wgmma_probe_src import SRC, SRC_TMA
 
 CALLS, REPS = 8, 15
@@ -172,12 +171,8 @@ def main(argv=None) -> int:
         print(f"config {cfg}: max relative error {err:.2e}", flush=True)
         for shp in a.shapes.split(","):
             M, N, K = (int(v) for v in shp.split(":"))
-            row = {"config": cfg, **time_shape(k, M, N, K, [int(s) for s in a.splits.split(",")], rng)}
-            out["rows"].append(row)
-            print(json.dumps({k2: round(v, 2) if isinstance(v, float) else v for k2, v in row.items()}), flush=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(out, f, indent=1)
+            emit_row(out, {"config": cfg, **time_shape(k, M, N, K, [int(s) for s in a.splits.split(",")], rng)})
+    write_json(a.out, out)
     return 0
 
 
