@@ -15,9 +15,9 @@ weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four path
 - "wg":      int4 on sm_90a, fp16: Hopper wgmma dequantizing in registers (gemm_w4.py); f32 += or T output, then
              gemm.cu's row epilogues.
 "auto" (size rule, from scripts/bench_quant_prefill.py): "tc" where AUTO_TC_M (per format: row range) says so;
-else "own" up to AUTO_OWN_MAX_M rows, then "wg" (int4 where it runs), "lt" (fp8) or "dequant". perm / gain: the activations are
-gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does it while it
-quantizes.
+else "own" up to AUTO_OWN_MAX_M rows, then "wg" (int4 where it runs), "lt" (fp8) or "dequant". perm / gain: the
+activations are gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does
+it while it quantizes.
 
 Workspace (graphs bake addresses in; nothing allocates inside a capture). The engine calls, at start-up:
     nbytes = workspace_bytes(config, fmt, max_tokens, dtype)   # for its memory estimate
@@ -204,7 +204,7 @@ def _path(impl: str, op: str, w: QuantLinear, a, own: bool = True) -> str:
     own_ok = own and K % 8 == 0 and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
     tc_ok = own and tc.supported(w, a)  # own False: a TP query width != K, which tc's qkv store assumes too
-    wg_ok = w.fmt == "int4" and gemm_w4.supported(w, a)
+    wg_ok = gemm_w4.supported(w, a)
     if impl == "auto":
         if tc_ok and _auto_tc(w.fmt, M):
             return "tc"

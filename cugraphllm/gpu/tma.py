@@ -39,7 +39,9 @@ def _encode(ptr: int, rows: int, cols: int, dt: str, box_cols: int, box_rows: in
         raise BackendError("tensor maps need libcuda's cuTensorMapEncodeTiled (CUDA 12+ driver)")
     if (cols * size) % 16 or ptr % 16:
         raise BackendError(f"tensor map of [{rows}, {cols}] {dt}: rows and address must be 16-byte aligned")
-    m = (ctypes.c_uint64 * 16)()  # ctypes arrays of 8-byte items are 8-byte aligned: copied into an aligned one
+    # cuTensorMapEncodeTiled writes into 64-byte aligned memory; a launch copies the 128 bytes from anywhere, so the
+    # map is kept in a plain ctypes array that owns its memory
+    m = (ctypes.c_uint64 * 16)()
     buf = ctypes.create_string_buffer(128 + 64)
     aligned = (ctypes.c_uint64 * 16).from_address((ctypes.addressof(buf) + 63) & ~63)
     dims, strides = (ctypes.c_uint64 * 2)(cols, rows), (ctypes.c_uint64 * 1)(cols * size)
