@@ -5,9 +5,11 @@
 // that traps (CI compiles every .cu for sm_90; gemm_w4.py compiles this one with -arch=sm_90a).
 //
 // The weight rows are wgmma's M (64 a consumer warpgroup) and the register operand A; the tokens are wgmma's N (BT a
-// tile), operand B from shared memory. CTA: WG consumer warpgroups, then one producer warp whose lane 0 issues two
-// tensor-map copies a k-tile of 64 columns into a STAGES ring guarded by full / empty mbarriers: the activations
-// (box 64 x BT fp16, 128-byte swizzle) and the packed weights (box 8 words x BW rows, 32 bytes a row, unswizzled).
+// tile), operand B from shared memory. CTA: WG consumer warpgroups, then the producer (one warp, or with PW a
+// whole warpgroup that keeps PREGS registers a thread and hands the rest of the block's to the consumers), whose
+// lane 0 issues two tensor-map copies a k-tile of 64 columns into a STAGES ring guarded by full / empty mbarriers:
+// the activations (box 64 x BT fp16, 128-byte swizzle) and the packed weights (box 8 words x BW rows, 32 bytes a
+// row, unswizzled).
 // A consumer thread (warp w of its warpgroup, lane l, g = l / 4, t = l % 4) owns rows 16 w + g and 16 w + g + 8 of
 // its warpgroup's 64; for k16 step s its A fragment (as mma.m16n8k16's) is a0 = row g, k 16 s + 2 t + {0, 1};
 // a1 = row g + 8, same k; a2 / a3 = the same rows at k + 8: the two nibbles of byte t of word 2 s (a0, a1) or
@@ -18,7 +20,10 @@
 // Why every batch completes before the next tile's fragments are made: wgmma reads its A registers after issue,
 // and ptxas neither guards a register rewritten across the loop's back edge (a race, seen) nor lets two register
 // sets alternate (it serializes: C7513). So a warpgroup keeps one batch in flight; the exact q - z of the next
-// tile (not wgmma operands) are made while it runs, and the other warpgroups keep the tensor cores fed.
+// tile (not wgmma operands) are made while it runs, and the other warpgroups keep the tensor cores fed. Measured
+// (eighteenth session): 2 or 4 k-tiles a batch are no faster, nor is the kernel without loads; without wgmma it
+// still takes 60-65% of its time: the dequantizing instruction stream is the bound, hence 256-token tiles (each
+// fragment feeds twice the tokens; 128 accumulators a thread, so with PW).
 // Accumulator (m64nBTk16 f32): d[4 j + 0 / 1] = row 16 w + g, tokens 8 j + 2 t + 0 / 1; d[4 j + 2 / 3] = row + 8.
 // Epilogue: the tile staged token-major in the (idle) ring, then 4 consecutive rows of one token a thread:
 // red.global.add.v4.f32 (MODE 0) or one 8-byte store (MODE 1).
@@ -28,7 +33,7 @@
 #define WG 2        // consumer warpgroups, 64 weight rows each
 #endif
 #ifndef BT
-#define BT 128      // tokens a tile: 64 or 128
+#define BT 128      // tokens a tile: 64, 128 or 256
 #endif
 #ifndef STAGES
 #define STAGES 4
@@ -39,9 +44,20 @@
 #ifndef MODE
 #define MODE 0
 #endif
+#ifndef PROBE
+#define PROBE 0     // bench only (wrong sums): 1 no loads after the first STAGES k-tiles, 2 no wgmma
+#endif
+#ifndef PW
+#define PW 0        // 1: the producer is a whole warpgroup that gives registers to the consumers (setmaxnreg)
+#endif
 #define BW (64 * WG)
 #define NCW (4 * WG)
-#define NTH (128 * WG + 32)
+#define NTH (128 * WG + (PW ? 128 : 32))
+// PW: the producer's registers a thread, and each consumer's: 128 (PREGS + WG CREGS) must not pass what the launch
+// gave the block (NTH x 65536 / NTH rounded down to 8s: 168 / 128 / 96 at WG 2 / 3 / 4), or setmaxnreg.inc waits
+// forever (a 4-warpgroup config asking for 120 hung)
+#define PREGS (WG == 4 ? 24 : 40)
+#define CREGS (WG == 2 ? 232 : WG == 3 ? 152 : 112)
 #define X_BYTES (BT * 128)
 #define W_BYTES (BW * 32)
 #define STAGE_BYTES (X_BYTES + W_BYTES)
@@ -59,10 +75,22 @@
 __device__ __forceinline__ unsigned h2u(__half2 h) { return *reinterpret_cast<unsigned*>(&h); }
 __device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
 
+#define WG_REGS128 \
+    "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15," \
+    "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31," \
+    "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47," \
+    "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63," \
+    "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79," \
+    "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95," \
+    "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111," \
+    "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+
 // d [BT / 2] f32 += A (registers a0..a3) @ B (shared, K-major, 128-byte swizzle, descriptor db)
 __device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
                                          unsigned long long db) {
-#if BT == 64
+#if PROBE == 2
+    d[0] += __uint_as_float(a0 ^ a1 ^ a2 ^ a3);  // keeps the fragments live
+#elif BT == 64
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
                  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
@@ -79,8 +107,15 @@ __device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, uns
                  "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
                  : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+#elif BT == 256
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" WG_REGS128 "}, "
+                 "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
+                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56), ACC8(64), ACC8(72),
+                   ACC8(80), ACC8(88), ACC8(96), ACC8(104), ACC8(112), ACC8(120)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
 #else
-#error "BT: 64 or 128"
+#error "BT: 64, 128 or 256"
 #endif
 }
 
@@ -128,7 +163,12 @@ __device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&
 #else
     const GroupVals v1 = nv0;
 #endif
+#if GS == 0  // one group a row: the values of the first tile hold
+#elif GS >= 128  // a new group every GS / 64 tiles
+    if (((kt + 1) & (GS / 64 - 1)) == 0) nv0 = group_vals(c.sc, c.zr, c.r0, c.r1, c.ng, ((kt + 1) * 64) >> GSH);
+#else
     nv0 = group_vals(c.sc, c.zr, c.r0, c.r1, c.ng, ((kt + 1) * 64) >> GSH);
+#endif
     const int s = i % STAGES;
     mbar_wait(c.full + 8 * s, (i / STAGES) & 1);
     const unsigned wa = c.base + s * STAGE_BYTES + X_BYTES + c.lr * 32;
@@ -236,11 +276,20 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
-    if (warp == NCW) {  // producer
-        if (lane == 0) {
+    if (warp >= NCW) {  // producer
+#if PW
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(PREGS));
+#endif
+        if (warp == NCW && lane == 0) {
             for (int kt = kt0, i = 0; kt < kt1; ++kt, ++i) {
                 const int s = i % STAGES, round = i / STAGES;
                 if (round > 0) mbar_wait(sa(&empty[s]), (round - 1) & 1);
+#if PROBE == 1  // bench only: after the first fill the stages are reused as they are (no memory traffic)
+                if (round > 0) {
+                    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(sa(&full[s])) : "memory");
+                    continue;
+                }
+#endif
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
                              :: "r"(sa(&full[s])), "r"(STAGE_BYTES) : "memory");
                 tma2d(base + s * STAGE_BYTES, &ta, kt * 64, m0, sa(&full[s]));
@@ -249,6 +298,9 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
         }
         return;
     }
+#if PW
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(CREGS));
+#endif
     const int t = threadIdx.x & 127, tb = lane & 3;
     const int lr = (warp >> 2) * 64 + (t >> 5) * 16 + (lane >> 2);  // this thread's first row in the CTA tile
     const int ng = GS == 0 ? 1 : K / (GS == 0 ? 1 : GS);

@@ -6,8 +6,11 @@ the same shape (`fp16_cublas`: what fp16 prefill pays).
 Each config is first checked against NumPy float64 (formats.dequantize) on awkward shapes at group sizes 128 / 32 /
 a whole row, every launch repeated 4 times (a race shows as a different sum now and then), then timed at 7B's four
 shapes: graphs over rotating weight copies (> L2, as successive layers are), median of REPS replays, us a call.
-Configs `wgN:btN` (consumer warpgroups, tokens a tile; `auto`: gemm_w4.config's choice); splits by --splits.
-(The session-17 calls s25a-s25e ran this probe's earlier form with its own kernel variants, at commit 85b1094.)
+Configs `wgN:btN[:pwN:stN:prN]` (consumer warpgroups, tokens a tile, a register-giving producer warpgroup, ring
+stages, a bench-only kernel variant: gemm_w4.EXTRA, gemm_w4_wgmma.cu's PROBE; pr configs are timed, not checked;
+`auto`: gemm_w4.config's choice); splits by --splits. (The session-17 calls s25a-s25e ran this probe's earlier
+form with its own kernel variants, at commit 85b1094; the eighteenth session's s26b / s26f also timed two kernel
+fields since dropped, 2 or 4 k-tiles a batch and the next tile's q - z made after the wait: neither was faster.)
 
     python3 -m scripts.w4_wgmma_probe [--rows 128,512] [--configs auto,wg3:bt128] [--splits 1,2] [--out FILE.json]
 """
@@ -31,18 +34,18 @@ def parse_config(text: str):
     """'wg3:bt128' -> (3, 128); 'auto' -> None (gemm_w4.config)."""
     if text == "auto":
         return None
-    f = dict(wg=2, bt=128)
+    f = dict(wg=2, bt=128, pw=0, st=4, pr=0)
     for tok in text.split(":"):
         name = tok.rstrip("0123456789")
         if name not in f or name == tok:
-            raise SystemExit(f"w4_wgmma_probe: bad config field {tok!r} (wgN, btN, or auto)")
+            raise SystemExit(f"w4_wgmma_probe: bad config field {tok!r} (wgN, btN, pwN, stN, prN, or auto)")
         f[name] = int(tok[len(name):])
-    return f["wg"], f["bt"]
+    return f["wg"], f["bt"], f["pw"], f["st"], f["pr"]
 
 
 def launch(cfg, x, a, ql, splits: int) -> None:
     from cugraphllm.gpu import gemm_w4
-    gemm_w4.run(x, a, ql, "acc", () if cfg is None else (*cfg, splits))
+    gemm_w4.run(x, a, ql, "acc", () if cfg is None else (cfg[0], cfg[1], splits, *cfg[2:]))
 
 
 def check(cfg, rng) -> float:
@@ -116,6 +119,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     out = {"env": environment(), "rows": [], "checks": {}}
     for name, c in cfgs.items():
+        if c is not None and c[-1]:
+            continue  # a bench-only kernel variant (gemm_w4_wgmma.cu PROBE): wrong sums by design
         out["checks"][name] = check(c, rng)
         print(f"config {name}: max relative error {out['checks'][name]:.2e}", flush=True)
     for M in rows:
