@@ -44,6 +44,12 @@
 #ifndef MODE
 #define MODE 0
 #endif
+#ifndef FMT
+#define FMT 4       // weight bits: 4 (int4, groups) or 8 (int8, one fp32 scale a row, applied in the epilogue)
+#endif
+#if FMT != 4 && FMT != 8
+#error "FMT: 4 or 8"
+#endif
 #ifndef PROBE
 #define PROBE 0     // bench only (wrong sums): 1 no loads after the first STAGES k-tiles, 2 no wgmma
 #endif
@@ -59,7 +65,8 @@
 #define PREGS (WG == 4 ? 24 : 40)
 #define CREGS (WG == 2 ? 232 : WG == 3 ? 152 : 112)
 #define X_BYTES (BT * 128)
-#define W_BYTES (BW * 32)
+#define WROW (8 * FMT)  // bytes of a weight row a k-tile of 64
+#define W_BYTES (BW * WROW)
 #define STAGE_BYTES (X_BYTES + W_BYTES)
 #define NACC (BT / 2)
 #if GS != 0 && (GS < 32 || (GS & (GS - 1)))
@@ -129,6 +136,16 @@ __device__ __forceinline__ unsigned diff(unsigned w, unsigned sel, __half2 zb) {
     return h2u(__hsub2(u2h(h), zb));
 }
 
+// int8: bytes 2t, 2t + 1 of the 8-byte pair (lo, hi) -> half2 of their exact values: sel puts them at bytes 0 and 2;
+// the lop3 ((v & m) ^ c) keeps them there, flips their sign bits (offset binary: 128 + q) and sets 0x64 above
+// (1024 + 128 + q)
+__device__ __forceinline__ unsigned cvt8(unsigned lo, unsigned hi, unsigned sel) {
+    const unsigned v = __byte_perm(lo, hi, sel);
+    unsigned h;
+    asm("lop3.b32 %0, %1, %2, %3, 0x6a;" : "=r"(h) : "r"(v), "r"(0x00FF00FFu), "r"(0x64806480u));
+    return h2u(__hsub2(u2h(h), __float2half2_rn(1152.0f)));
+}
+
 struct GroupVals { __half2 s0, z0, s1, z1; };  // rows g and g + 8: scale (doubled), (1024 + zero, 64 + zero)
 
 __device__ __forceinline__ GroupVals group_vals(const __half* sc, const __half* zr, int r0, int r1, int ng, int gi) {
@@ -156,6 +173,26 @@ __device__ __forceinline__ void keep(unsigned& x) { asm volatile("" : "+r"(x)::"
 // tile's on exit.
 __device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&h)[16], __half2 (&sc)[4],
                                         GroupVals& nv0, GroupVals& nv1) {
+#if FMT == 8  // the exact q; the row scale comes in the epilogue
+    const int s = i % STAGES;
+    mbar_wait(c.full + 8 * s, (i / STAGES) & 1);
+    const unsigned wa = c.base + s * STAGE_BYTES + X_BYTES + c.lr * 64;
+    unsigned pw[16], qw[16];  // words 0-15 of rows lr (pw) and lr + 8 (qw)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) {
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(pw[4 * v]), "=r"(pw[4 * v + 1]),
+                     "=r"(pw[4 * v + 2]), "=r"(pw[4 * v + 3]) : "r"(wa + 16 * v));
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(qw[4 * v]), "=r"(qw[4 * v + 1]),
+                     "=r"(qw[4 * v + 2]), "=r"(qw[4 * v + 3]) : "r"(wa + 512 + 16 * v));
+    }
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {  // k16 step ks: words 4 ks .. 4 ks + 3 of a row
+        h[4 * ks + 0] = cvt8(pw[4 * ks], pw[4 * ks + 1], c.sel);
+        h[4 * ks + 1] = cvt8(qw[4 * ks], qw[4 * ks + 1], c.sel);
+        h[4 * ks + 2] = cvt8(pw[4 * ks + 2], pw[4 * ks + 3], c.sel);
+        h[4 * ks + 3] = cvt8(qw[4 * ks + 2], qw[4 * ks + 3], c.sel);
+    }
+#else
     const GroupVals v0 = nv0;
 #if GS == 32
     const GroupVals v1 = nv1;
@@ -190,6 +227,7 @@ __device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&
         h[4 * ks + 3] = diff(qw[2 * ks + 1], c.sel, v.z1);
     }
     sc[0] = v0.s0; sc[1] = v0.s1; sc[2] = v1.s0; sc[3] = v1.s1;
+#endif
 }
 
 // Second half: the fragments (h * s), the batch issued; the next tile's first half while it runs; the batch
@@ -198,7 +236,7 @@ __device__ __forceinline__ void tile_mma(const Ctx& c, int kt, int i, int kt1, u
                                          float* d, GroupVals& nv0, GroupVals& nv1) {
     unsigned a[16];
 #pragma unroll
-    for (int j = 0; j < 16; ++j) a[j] = h2u(__hmul2(u2h(h[j]), sc[(j & 1) + 2 * (j >= 8)]));
+    for (int j = 0; j < 16; ++j) a[j] = FMT == 8 ? h[j] : h2u(__hmul2(u2h(h[j]), sc[(j & 1) + 2 * (j >= 8)]));
     const unsigned xa = c.base + (i % STAGES) * STAGE_BYTES;
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
@@ -213,9 +251,32 @@ __device__ __forceinline__ void tile_mma(const Ctx& c, int kt, int i, int kt1, u
         asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(c.empty + 8 * (i % STAGES)) : "memory");
 }
 
+// K split (MODE 0): each split parks its tile in ws [tiles][splits][BT][BW]; the one that arrives last (a ticket a
+// tile) gets the tile's partials back, to add their sum in split order, so x does not depend on which split ran
+// first (atomics of each split's partial would: (x + p0) + p1 != (x + p1) + p0). It also resets the ticket for the
+// next launch. Others get nullptr.
+__device__ __forceinline__ const float* park(const float* P, float* ws, int* tickets, int* last) {
+    constexpr int PS = BW + 4;
+    const int tile = blockIdx.y * gridDim.x + blockIdx.x;
+    float* part = ws + (size_t)tile * gridDim.z * (BT * BW);
+    float* mine = part + (size_t)blockIdx.z * (BT * BW);
+    for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
+        const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
+        __stcg(reinterpret_cast<float4*>(mine + tok * BW + row), *reinterpret_cast<const float4*>(P + tok * PS + row));
+    }
+    __threadfence();
+    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+    if (threadIdx.x == 0) *last = atomicAdd(tickets + tile, 1) == (int)gridDim.z - 1;
+    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+    if (!*last) return nullptr;
+    __threadfence();
+    if (threadIdx.x == 0) tickets[tile] = 0;
+    return part;
+}
+
 // The CTA's tile, staged token-major in P [BT][BW + 4] (the pad spreads a warp's stores over the banks), then out.
 __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int tb, float* x, __half* out, int M,
-                                         int N, int m0, int n0) {
+                                         int N, int m0, int n0, float* ws, int* tickets, int* last) {
     constexpr int PS = BW + 4;
     asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
 #pragma unroll
@@ -227,10 +288,24 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
         P[(cc + 1) * PS + lr + 8] = d[4 * j + 3];
     }
     asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
+#if MODE == 0
+    const bool fixed = gridDim.z > 1 && tickets != nullptr;  // else each split adds its own partial (atomics)
+    const float* part = fixed ? park(P, ws, tickets, last) : nullptr;
+    if (fixed && part == nullptr) return;
+#endif
     for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
         const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
         if (m0 + tok >= M || n0 + row >= N) continue;
-        const float4 v = *reinterpret_cast<const float4*>(P + tok * PS + row);
+        float4 v = *reinterpret_cast<const float4*>(P + tok * PS + row);
+#if MODE == 0
+        if (part != nullptr) {
+            v = __ldcg(reinterpret_cast<const float4*>(part + tok * BW + row));
+            for (int z = 1; z < (int)gridDim.z; ++z) {
+                const float4 u = __ldcg(reinterpret_cast<const float4*>(part + (size_t)z * (BT * BW) + tok * BW + row));
+                v.x += u.x, v.y += u.y, v.z += u.z, v.w += u.w;
+            }
+        }
+#endif
         const float vv[4] = {v.x, v.y, v.z, v.w};
         const size_t o = (size_t)(m0 + tok) * N + n0 + row;
 #if MODE == 0
@@ -253,16 +328,20 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // grid (ceil(N / BW), ceil(M / BT), splits; MODE 1: splits 1), NTH threads, dynamic shared memory
-// max(STAGES * STAGE_BYTES, BT * (BW + 4) * 4) + 1024. tw: map of qweight (uint32 [N, K / 8], box 8 x BW, no
-// swizzle), ta: map of a (fp16 [M, K], box 64 x BT, 128-byte swizzle); both zero-fill out of bounds. K % 32 == 0
-// (the weight map's rows, K / 2 bytes, are 16-byte multiples), GS | K.
+// max(STAGES * STAGE_BYTES, BT * (BW + 4) * 4) + 1024. tw: map of qweight (int4: uint32 [N, K / 8], box 8 x BW;
+// int8: its bytes as uint32 [N, K / 4], box 16 x BW; no swizzle), ta: map of a (fp16 [M, K], box 64 x BT, 128-byte
+// swizzle); both zero-fill out of bounds. int4: K % 32 == 0, GS | K; int8: K % 16 == 0 (the weight map's rows are
+// 16-byte multiples). splits > 1: ws f32 [tiles][splits][BT][BW] and tickets int32 [tiles], zero on entry (and so
+// on exit), tiles = the grid's x * y; or tickets null: each split adds its partial to x by atomics (faster, not
+// bit-reproducible).
 extern "C" __global__ void __launch_bounds__(NTH, 1)
 w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float* __restrict__ x,
-         __half* __restrict__ out, const __half* __restrict__ scales, const __half* __restrict__ zeros, int M, int N,
-         int K) {
+         __half* __restrict__ out, const void* __restrict__ scales, const __half* __restrict__ zeros,
+         float* __restrict__ ws, int* __restrict__ tickets, int M, int N, int K) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     __shared__ __align__(8) unsigned long long full[STAGES], empty[STAGES];
+    __shared__ int last;  // park()'s verdict
     const unsigned base = (sa(smem_raw) + 1023u) & ~1023u;
     const int n0 = blockIdx.x * BW, m0 = blockIdx.y * BT;
     const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
@@ -293,7 +372,7 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
                              :: "r"(sa(&full[s])), "r"(STAGE_BYTES) : "memory");
                 tma2d(base + s * STAGE_BYTES, &ta, kt * 64, m0, sa(&full[s]));
-                tma2d(base + s * STAGE_BYTES + X_BYTES, &tw, kt * 8, n0, sa(&full[s]));
+                tma2d(base + s * STAGE_BYTES + X_BYTES, &tw, kt * 2 * FMT, n0, sa(&full[s]));
             }
         }
         return;
@@ -304,22 +383,34 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
     const int t = threadIdx.x & 127, tb = lane & 3;
     const int lr = (warp >> 2) * 64 + (t >> 5) * 16 + (lane >> 2);  // this thread's first row in the CTA tile
     const int ng = GS == 0 ? 1 : K / (GS == 0 ? 1 : GS);
-    const Ctx c = {base, sa(full), sa(empty), (unsigned)tb * 0x0101u, lr, min(n0 + lr, N - 1),
-                   min(n0 + lr + 8, N - 1), ng, t, scales, zeros};
+    const __half* sh = static_cast<const __half*>(scales);
+    const Ctx c = {base, sa(full), sa(empty), FMT == 8 ? 0x1100u + tb * 0x2222u : tb * 0x0101u, lr,
+                   min(n0 + lr, N - 1), min(n0 + lr + 8, N - 1), ng, t, sh, zeros};
     float d[NACC];
 #pragma unroll
     for (int i = 0; i < NACC; ++i) d[i] = 0.0f;
-    GroupVals nv0 = group_vals(scales, zeros, c.r0, c.r1, ng, (kt0 * 64) >> GSH), nv1 = nv0;
+#if FMT == 8
+    GroupVals nv0 = {}, nv1 = {};  // unused
+    const float rs0 = __ldg(static_cast<const float*>(scales) + c.r0), rs1 = __ldg(static_cast<const float*>(scales)
+                                                                                    + c.r1);
+#else
+    GroupVals nv0 = group_vals(sh, zeros, c.r0, c.r1, ng, (kt0 * 64) >> GSH), nv1 = nv0;
 #if GS == 32
-    nv1 = group_vals(scales, zeros, c.r0, c.r1, ng, (kt0 * 64 + 32) >> GSH);
+    nv1 = group_vals(sh, zeros, c.r0, c.r1, ng, (kt0 * 64 + 32) >> GSH);
+#endif
 #endif
     unsigned h[16];
     __half2 sc[4];
     if (kt0 < kt1) tile_in(c, kt0, 0, h, sc, nv0, nv1);
     for (int kt = kt0, i = 0; kt < kt1; ++kt, ++i) tile_mma(c, kt, i, kt1, h, sc, d, nv0, nv1);
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+#if FMT == 8
+#pragma unroll
+    for (int j = 0; j < NACC; ++j) d[j] *= (j & 2) ? rs1 : rs0;  // d[4 j' + 0 / 1]: row lr, + 2 / 3: row lr + 8
+#endif
     // the ring is idle once every consumer's last batch is done (bar.sync in epilogue): it holds the staged tile
-    epilogue(reinterpret_cast<float*>(smem_raw + (base - sa(smem_raw))), d, lr, tb, x, out, M, N, m0, n0);
+    epilogue(reinterpret_cast<float*>(smem_raw + (base - sa(smem_raw))), d, lr, tb, x, out, M, N, m0, n0, ws,
+             tickets, &last);
 #else
     __trap();
 #endif

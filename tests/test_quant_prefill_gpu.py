@@ -89,7 +89,8 @@ def ref_product(a, ql, rows, lt=False):
 def paths(fmt, M, N, K, dtype="float16"):
     from cugraphllm.gpu import cublaslt, gemm_w4
     out = ["dequant"]
-    if fmt == "int4" and dtype == "float16" and K % 32 == 0 and _group(K) >= 32 and gemm_w4.usable():
+    wg_fmt = fmt == "int4" and K % 32 == 0 and _group(K) >= 32 or fmt == "int8" and K % 16 == 0
+    if wg_fmt and dtype == "float16" and gemm_w4.usable():
         out.append("wg")  # Hopper wgmma, dequantized in registers (gemm_w4.py), split-K for small grids
     if K % 8 == 0:
         out.append("own")  # M > 64 runs in chunks of 64 rows

@@ -12,12 +12,12 @@ weight within the format's tolerance. Kernels: kernels/gemm_quant*.cu. Four path
              GemmEx per slab into the output columns, then gemm.cu's epilogues.
 - "tc":      tiled tensor-core GEMM dequantizing packed weight tiles in shared memory (gemm_quant_tc.py), any M;
              int4 needs K % 32 == 0, fp8 / int8 K % 16 == 0; T or f32 output, then gemm.cu's row epilogues.
-- "wg":      int4 on sm_90a, fp16: Hopper wgmma dequantizing in registers (gemm_w4.py); f32 += or T output, then
-             gemm.cu's row epilogues.
+- "wg":      int4 / int8 on sm_90a, fp16: Hopper wgmma dequantizing in registers (gemm_w4.py); f32 += or T output,
+             then gemm.cu's row epilogues.
 "auto" (size rule, from scripts/bench_quant_prefill.py): "tc" where AUTO_TC_M (per format: row range) says so;
-else "own" up to AUTO_OWN_MAX_M rows, then "wg" (int4 where it runs), "lt" (fp8) or "dequant". perm / gain: the
-activations are gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m, perm[j]]); "lt" does
-it while it quantizes.
+else "own" up to AUTO_OWN_MAX_M rows, then "wg" (int4 / int8 where it runs), "lt" (fp8) or "dequant". perm /
+gain: the activations are gathered and scaled into packed column order first (a'[m, j] = gain[j] * a[m,
+perm[j]]); "lt" does it while it quantizes.
 
 Workspace (graphs bake addresses in; nothing allocates inside a capture). The engine calls, at start-up:
     nbytes = workspace_bytes(config, fmt, max_tokens, dtype)   # for its memory estimate
@@ -164,8 +164,9 @@ def warmup(fmt: str, dtype, rows, shapes=(), groups=(128,)) -> None:
             tc.warmup(fmt, dtype, [M])
         if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
             lt.warmup(dtype, [M], shapes)
-        if M > min(AUTO_OWN_MAX_M.values()) and fmt == "int4" and str(dtype) == "float16" and gemm_w4.usable():
-            gemm_w4.warmup(M, groups)
+        if M > min(AUTO_OWN_MAX_M.values()) and fmt in ("int4", "int8") and str(dtype) == "float16" \
+                and gemm_w4.usable():
+            gemm_w4.warmup(M, groups, fmt)
     for f in fns:
         f.attributes  # forces the compile and module load now
 
@@ -212,7 +213,8 @@ def _path(impl: str, op: str, w: QuantLinear, a, own: bool = True) -> str:
             return "own"
         return "wg" if wg_ok else "lt" if lt_ok else "dequant"
     _check(impl in ("own", "lt", "dequant", "tc", "wg"), f"impl must be auto|own|lt|dequant|tc|wg, got {impl!r}")
-    _check(impl != "wg" or wg_ok, f"wg kernel cannot run K={K} {w.fmt} {a.dtype} (int4, fp16, sm_90, K % 32)")
+    _check(impl != "wg" or wg_ok, f"wg kernel cannot run K={K} {w.fmt} {a.dtype} (int4 K % 32 / int8 K % 16, fp16, "
+                                  f"sm_90)")
     _check(impl != "tc" or tc_ok, f"tc kernel cannot run K={K} {w.fmt} (int4 K % 32, else K % 16; aligned)")
     _check(impl != "own" or own_ok, f"own kernel cannot run K={K} (K % 8 == 0, 16-byte aligned operands)")
     _check(impl != "lt" or lt_ok, f"lt needs fp8 weights, N and K % 16 == 0, sm_89+ (N={N} K={K} {w.fmt})")
@@ -291,7 +293,7 @@ def matmul_residual(x, a, w: QuantLinear, *, impl: str = "auto") -> None:
     elif path == "tc":
         tc.run(x, _prep(a, w), w, "acc", _tcws())
     elif path == "wg":
-        gemm_w4.run(x, _prep(a, w), w, "acc")
+        gemm_w4.run(x, _prep(a, w), w, "acc", ws=_tcws())
     else:
         _dequant_gemm(x, a, w, accumulate=True)
 

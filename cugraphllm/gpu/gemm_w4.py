@@ -1,19 +1,24 @@
-"""The "wg" path of gemm_quant.py: int4 prefill GEMMs on Hopper wgmma, the weight dequantized in registers
-(kernels/gemm_w4_wgmma.cu, compiled for sm_90a); never a 16-bit copy of the weight.
+"""The "wg" path of gemm_quant.py: int4 / int8 prefill GEMMs on Hopper wgmma, the weight dequantized in registers
+(kernels/gemm_w4_wgmma.cu, compiled for sm_90a; int8 takes the exact integers, its row scale in the epilogue);
+never a 16-bit copy of the weight.
 
-    run(out, a, w, mode)    mode "acc": out f32 [M, N] += a @ W.T (split-K partials added by vector atomics);
-                            mode "store": out T [M, N] = a @ W.T, for gemm.cu's row epilogues (SiLU*up, RoPE + KV)
+    run(out, a, w, mode, ws=None)   mode "acc": out f32 [M, N] += a @ W.T (K split where the grid is small,
+                                    the partials parked in ws); mode "store": out T [M, N] = a @ W.T, for gemm.cu's
+                                    row epilogues (SiLU*up, RoPE + KV)
 
 Tile configs (scripts/w4_wgmma_probe.py, H200, 2026-12-01, 7B shapes; benchmarks/results/eighteenth_2026-12-01/):
 where M is a multiple of 256 from 512 rows, 256-token tiles on 2 consumer warpgroups (wgmma m64n256k16: each
-dequantized fragment feeds twice the tokens) for wo / w2 (K split in two when the grid is small) and for w13 (N >=
-16384); otherwise "acc" (wo, w2) 2 warpgroups, 64 tokens a tile and K split in two up to 128 rows, 128 tokens above;
-"store" (wqkv, w13) 3 warpgroups where the grid is large (N >= 16384 or M > 128), else 2; 64 tokens a tile up to 64
-rows. Above 128 rows ("acc") or from 512 ("store") the producer is a whole warpgroup that hands its registers to
-the consumers (setmaxnreg): 7B at 512 rows ~356 us a layer against ~411 before (fp16 cuBLAS ~305).
-CUGRAPHLLM_W4_TILES=0 restores the seventeenth session's rule (A/B). Needs: int4, fp16 activations, sm_90 (9.0
-exactly: wgmma is sm_90a), K % 32 == 0, a group size that is a power of two >= 32 or the whole row, 16-byte aligned
-operands. CUGRAPHLLM_W4_WGMMA=0 turns the path off (A/B).
+dequantized fragment feeds twice the tokens) for wo / w2 (K split in two when the grid is small and the partials
+fit) and for w13 (N >= 16384); otherwise "acc" (wo, w2) 2 warpgroups, 64 tokens a tile and K split in two up to 128
+rows, 128 tokens above; "store" (wqkv, w13) 3 warpgroups where the grid is large (N >= 16384 or M > 128), else 2; 64
+tokens a tile up to 64 rows. Above 128 rows ("acc") or from 512 ("store") the producer is a whole warpgroup that
+hands its registers to the consumers (setmaxnreg). A split K's partials are summed in split order (bit-reproducible;
+the workspace is gemm_quant's "tcws"). 7B int4 at 512 rows: ~380 us a layer (~356 with the partials added by
+atomics, CUGRAPHLLM_W4_FIXED_SUM=0; ~411 with the seventeenth session's tiles; fp16 cuBLAS ~305).
+CUGRAPHLLM_W4_TILES=0 restores the seventeenth session's rule (A/B); int8 takes int4's rule (its stages hold twice
+the weight bytes). Needs: fp16 activations, sm_90 (9.0 exactly: wgmma is sm_90a), 16-byte aligned operands; int4:
+K % 32 == 0, a group size that is a power of two >= 32 or the whole row; int8: K % 16 == 0.
+CUGRAPHLLM_W4_WGMMA=0 turns the path off (A/B).
 """
 from __future__ import annotations
 
@@ -21,13 +26,21 @@ import functools
 
 import numpy as np
 
+from . import gemm_quant_tc as tc
 from . import pdl, tma
+from ..errors import BackendError
 from .cuda_kernels import device_id, env_bit, get_function, raise_smem_limit
 
 ENV = "CUGRAPHLLM_W4_WGMMA"
+SPLIT_TILES = 100           # "acc" grids of at most this many tiles split K in two
+WS_BYTES = tc.WS_BYTES      # the split partials' workspace (gemm_quant's "tcws", shared with the tc path)
+TICKETS = 1024              # a split grid's tiles at most (one int32 ticket each)
+FIXED_ENV = "CUGRAPHLLM_W4_FIXED_SUM"  # 0: split partials added by atomics (faster, not bit-reproducible)
 TILES_ENV = "CUGRAPHLLM_W4_TILES"
 STAGES = 4
 _MODE = {"acc": 0, "store": 1}
+_BITS = {"int4": 4, "int8": 8}
+_TICKETS: dict = {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,9 +50,9 @@ def _sm90a(dev: int) -> bool:
 
 
 def group(w) -> int:
-    """The kernel's GS for w: its group size, or 0 for one group a row."""
+    """The kernel's GS for w: its group size, or 0 for one group a row (int8: its one scale a row)."""
     K = w.shape[1]
-    return 0 if w.group_size == K else w.group_size
+    return 0 if w.fmt == "int8" or w.group_size == K else w.group_size
 
 
 def usable() -> bool:
@@ -48,11 +61,13 @@ def usable() -> bool:
 
 
 def supported(w, a) -> bool:
-    """Whether this path can run int4 weight w with (prepared) activations a."""
+    """Whether this path can run int4 / int8 weight w with (prepared) activations a."""
     M, K = a.shape
     g = w.group_size
-    return (w.fmt == "int4" and str(a.dtype) == "float16" and K % 32 == 0 and (g == K or (g >= 32 and g & (g - 1)
-            == 0)) and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0 and usable())
+    fmt_ok = (w.fmt == "int4" and K % 32 == 0 and (g == K or (g >= 32 and g & (g - 1) == 0))
+              or w.fmt == "int8" and K % 16 == 0)
+    return (fmt_ok and str(a.dtype) == "float16" and a.data.ptr % 16 == 0 and w.qweight.data.ptr % 16 == 0
+            and usable())
 
 
 def config(mode: str, M: int, N: int) -> tuple:
@@ -62,9 +77,11 @@ def config(mode: str, M: int, N: int) -> tuple:
         return _config_v1(mode, M, N) + (0,)
     whole = M >= 512 and M % 256 == 0  # 256-token tiles, none of them part empty, at least two a column
     if mode == "acc":
-        bt = 256 if whole else (128 if M > 128 else 64)
+        t256 = -(-N // 128) * (M // 256)
+        fits = t256 > SPLIT_TILES or 2 * t256 * 256 * 128 * 4 <= WS_BYTES  # unsplit, or its partials fit
+        bt = 256 if whole and fits else 128 if M > 128 else 64
         tiles = -(-N // 128) * -(-M // bt)
-        return 2, bt, 2 if tiles <= 100 else 1, int(M > 128)
+        return 2, bt, 2 if tiles <= SPLIT_TILES else 1, int(M > 128)
     if whole and N >= 16384:
         return 2, 256, 1, 1
     return (3 if N >= 16384 or M > 128 else 2), (64 if M <= 64 else 128), 1, int(M >= 512)
@@ -83,38 +100,69 @@ def _config_v1(mode: str, M: int, N: int) -> tuple:
 EXTRA = {"pw": 0, "stages": STAGES, "probe": 0}
 
 
-def smem_bytes(wg: int, bt: int, stages: int = STAGES) -> int:
-    return max(stages * (bt * 128 + 64 * wg * 32), bt * (64 * wg + 4) * 4) + 1024
+def smem_bytes(wg: int, bt: int, stages: int = STAGES, bits: int = 4) -> int:
+    return max(stages * (bt * 128 + 64 * wg * 8 * bits), bt * (64 * wg + 4) * 4) + 1024
 
 
-def _fn(wg: int, bt: int, gs: int, mode: str, pw: int = 0, stages: int = STAGES, probe: int = 0):
+def _fn(wg: int, bt: int, gs: int, mode: str, pw: int = 0, stages: int = STAGES, probe: int = 0, bits: int = 4):
     fn = get_function("gemm_w4_wgmma.cu", "w4_wgmma", {"WG": wg, "BT": bt, "GS": gs, "MODE": _MODE[mode],
-                                                       "STAGES": stages, "PW": pw, "PROBE": probe},
+                                                       "STAGES": stages, "PW": pw, "PROBE": probe, "FMT": bits},
                       options=("-arch=sm_90a",))
-    raise_smem_limit(fn, smem_bytes(wg, bt, stages))
+    raise_smem_limit(fn, smem_bytes(wg, bt, stages, bits))
     return fn
 
 
-def warmup(M: int, groups=(128,)) -> None:
-    """Compile every config M rows may take, for these kernel group sizes (0: a whole row), outside any capture."""
-    cfgs = {(mode,) + config(mode, M, n)[:2] + config(mode, M, n)[3:] for mode in _MODE for n in (4096, 16384)}
-    for mode, wg, bt, pw in cfgs:
-        for g in groups:
-            _fn(wg, bt, g, mode, pw)
+def kernels(M: int) -> set:
+    """(mode, warpgroups, tokens a tile, producer warpgroup) of every config M rows may take, whatever N: the rule
+    depends on N only through N >= 16384 ("store") and the tile count up to SPLIT_TILES ("acc")."""
+    ns = list(range(128, 128 * (SPLIT_TILES + 2), 128)) + [16384]
+    return {(mode,) + c[:2] + c[3:] for mode in _MODE for n in ns for c in [config(mode, M, n)]}
 
 
-def run(out, a, w, mode: str, cfg: tuple = ()) -> None:
-    """out (=|+=) a @ W.T, W the dequantized int4 [N, K] of w (see the module docstring); cfg: (warpgroups, tokens a
-    tile, splits) instead of config()'s (scripts/w4_wgmma_probe.py)."""
+def warmup(M: int, groups=(128,), fmt: str = "int4") -> None:
+    """Compile every config M rows may take, for these kernel group sizes (0: a whole row; int8: ignored), outside
+    any capture."""
+    for mode, wg, bt, pw in kernels(M):
+        for g in (groups if fmt == "int4" else (0,)):
+            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt])
+    _tickets()
+
+
+def _tickets():
+    """The split tiles' arrival counters (zero between launches: the last split of a tile resets its own)."""
+    import cupy as cp
+    dev = device_id()
+    t = _TICKETS.get(dev)
+    if t is None:
+        if cp.cuda.get_current_stream().is_capturing():
+            raise BackendError("gemm_w4: split-K tickets first needed inside a capture: call gemm_w4.warmup() first")
+        t = _TICKETS[dev] = cp.zeros(TICKETS, cp.int32)
+    return t
+
+
+def run(out, a, w, mode: str, cfg: tuple = (), ws=None) -> None:
+    """out (=|+=) a @ W.T, W the dequantized int4 / int8 [N, K] of w (see the module docstring); cfg: (warpgroups,
+    tokens a tile, splits, ...) instead of config()'s (scripts/w4_wgmma_probe.py); ws: an f32 workspace for the
+    split partials ("acc"; without one, or where they do not fit, K is not split), summed in split order so that
+    results repeat bit for bit (CUGRAPHLLM_W4_FIXED_SUM=0: added by atomics instead, no workspace)."""
     M, K = a.shape
     N = w.shape[0]
     wg, bt, splits, *more = cfg or config(mode, M, N)
+    tiles = -(-N // (64 * wg)) * -(-M // bt)
+    fixed = env_bit(FIXED_ENV)
+    if splits > 1 and (mode != "acc" or fixed and (ws is None or tiles > TICKETS or
+                                                   splits * tiles * bt * 64 * wg > ws.size)):
+        splits = 1
     pw, stages, probe = tuple(more) + tuple(EXTRA.values())[len(more):]
-    fn = _fn(wg, bt, group(w), mode, pw, stages, probe)
-    tw = tma.tensor_map(w.qweight, 8, 64 * wg)
+    bits = _BITS[w.fmt]
+    fn = _fn(wg, bt, group(w), mode, pw, stages, probe, bits)
+    q = w.qweight if bits == 4 else w.qweight.view("uint32")  # int8 [N, K] as words [N, K / 4]
+    tw = tma.tensor_map(q, 2 * bits, 64 * wg)
     ta = tma.tensor_map(a, 64, bt, swizzle=128)
     x, o = (out, np.uint64(0)) if mode == "acc" else (np.uint64(0), out)
     grid = (-(-N // (64 * wg)), -(-M // bt), splits)
-    pdl.launch(fn, grid, (128 * wg + (128 if pw else 32),), (tw, ta, x, o, w.scales, w.zeros, np.int32(M),
+    zeros = w.scales if w.zeros is None else w.zeros  # int8: unused
+    ws, tk = (ws, _tickets()) if splits > 1 and fixed else (np.uint64(0), np.uint64(0))
+    pdl.launch(fn, grid, (128 * wg + (128 if pw else 32),), (tw, ta, x, o, w.scales, zeros, ws, tk, np.int32(M),
                                                               np.int32(N), np.int32(K)),
-               smem_bytes(wg, bt, stages), driver=True)
+               smem_bytes(wg, bt, stages, bits), driver=True)
