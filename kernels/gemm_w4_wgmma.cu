@@ -29,6 +29,7 @@
 // red.global.add.v4.f32 (MODE 0) or one 8-byte store (MODE 1).
 #include <cuda_fp16.h>
 #include "tma_wgmma.cuh"
+#include "w4_dequant.cuh"
 #ifndef WG
 #define WG 2        // consumer warpgroups, 64 weight rows each
 #endif
@@ -79,81 +80,14 @@
 #endif
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ unsigned h2u(__half2 h) { return *reinterpret_cast<unsigned*>(&h); }
-__device__ __forceinline__ __half2 u2h(unsigned u) { return *reinterpret_cast<__half2*>(&u); }
-
-#define WG_REGS128 \
-    "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15," \
-    "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31," \
-    "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47," \
-    "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63," \
-    "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79," \
-    "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95," \
-    "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111," \
-    "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
-
 // d [BT / 2] f32 += A (registers a0..a3) @ B (shared, K-major, 128-byte swizzle, descriptor db)
-__device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                         unsigned long long db) {
+__device__ __forceinline__ void mma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                       unsigned long long db) {
 #if PROBE == 2
     d[0] += __uint_as_float(a0 ^ a1 ^ a2 ^ a3);  // keeps the fragments live
-#elif BT == 64
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-                 "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
-                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24)
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
-#elif BT == 128
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"
-                 "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
-                 "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
-                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
-#elif BT == 256
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" WG_REGS128 "}, "
-                 "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
-                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56), ACC8(64), ACC8(72),
-                   ACC8(80), ACC8(88), ACC8(96), ACC8(104), ACC8(112), ACC8(120)
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
 #else
-#error "BT: 64, 128 or 256"
+    wgmma_rs<BT>(d, a0, a1, a2, a3, db);
 #endif
-}
-
-// byte t of w (nibbles lo, hi) -> half2 (lo - z, hi - z), exact: sel puts byte t in both halves; the lop3 keeps lo
-// in the low half's bits 0-3 under 0x6400 (1024 + lo) and hi in the high half's bits 4-7 under 0x5400 (64 + hi: the
-// ulp is 1/16 there); zb = (1024 + z, 64 + z).
-__device__ __forceinline__ unsigned diff(unsigned w, unsigned sel, __half2 zb) {
-    const unsigned v = __byte_perm(w, 0u, sel);
-    unsigned h;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(h) : "r"(v), "r"(0x00F0000Fu), "r"(0x54006400u));  // (v & m) | c
-    return h2u(__hsub2(u2h(h), zb));
-}
-
-// int8: bytes 2t, 2t + 1 of the 8-byte pair (lo, hi) -> half2 of their exact values: sel puts them at bytes 0 and 2;
-// the lop3 ((v & m) ^ c) keeps them there, flips their sign bits (offset binary: 128 + q) and sets 0x64 above
-// (1024 + 128 + q)
-__device__ __forceinline__ unsigned cvt8(unsigned lo, unsigned hi, unsigned sel) {
-    const unsigned v = __byte_perm(lo, hi, sel);
-    unsigned h;
-    asm("lop3.b32 %0, %1, %2, %3, 0x6a;" : "=r"(h) : "r"(v), "r"(0x00FF00FFu), "r"(0x64806480u));
-    return h2u(__hsub2(u2h(h), __float2half2_rn(1152.0f)));
-}
-
-struct GroupVals { __half2 s0, z0, s1, z1; };  // rows g and g + 8: scale (doubled), (1024 + zero, 64 + zero)
-
-__device__ __forceinline__ GroupVals group_vals(const __half* sc, const __half* zr, int r0, int r1, int ng, int gi) {
-    gi = min(gi, ng - 1);  // a k-tile past K (zero-filled weights) reads the last group
-    const __half s0 = __ldg(sc + (size_t)r0 * ng + gi), s1 = __ldg(sc + (size_t)r1 * ng + gi);
-    const __half z0 = __ldg(zr + (size_t)r0 * ng + gi), z1 = __ldg(zr + (size_t)r1 * ng + gi);
-    const __half2 base = __floats2half2_rn(1024.0f, 64.0f);
-    return {__half2half2(s0), __hadd2(__half2half2(z0), base), __half2half2(s1), __hadd2(__half2half2(z1), base)};
 }
 
 struct Ctx {  // what one consumer thread's k-tile steps need
@@ -167,13 +101,11 @@ struct Ctx {  // what one consumer thread's k-tile steps need
 // q - z (made meanwhile) cannot take their registers.
 __device__ __forceinline__ void keep(unsigned& x) { asm volatile("" : "+r"(x)::"memory"); }
 
-// k-tile kt (the i-th of this CTA), first half: wait for its stage, load its packed words, make the exact q - z of
-// its fragments into h; sc: the scales of (row g, steps 0-1), (g + 8, 0-1), (g, 2-3), (g + 8, 2-3). nv0 / nv1:
-// this tile's group values on entry (loaded a tile ahead; nv1 the second group of a tile when GS is 32), the next
-// tile's on exit.
+#if FMT == 8
+// k-tile i of this CTA, int8, first half: wait for its stage, load its rows' 64 bytes, make the exact q of its
+// fragments into h (the row scale comes in the epilogue; sc and the group values are unused).
 __device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&h)[16], __half2 (&sc)[4],
                                         GroupVals& nv0, GroupVals& nv1) {
-#if FMT == 8  // the exact q; the row scale comes in the epilogue
     const int s = i % STAGES;
     mbar_wait(c.full + 8 * s, (i / STAGES) & 1);
     const unsigned wa = c.base + s * STAGE_BYTES + X_BYTES + c.lr * 64;
@@ -192,7 +124,14 @@ __device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&
         h[4 * ks + 2] = cvt8(pw[4 * ks + 2], pw[4 * ks + 3], c.sel);
         h[4 * ks + 3] = cvt8(qw[4 * ks + 2], qw[4 * ks + 3], c.sel);
     }
+}
 #else
+// k-tile kt (the i-th of this CTA), first half: wait for its stage, load its packed words, make the exact q - z of
+// its fragments into h; sc: the scales of (row g, steps 0-1), (g + 8, 0-1), (g, 2-3), (g + 8, 2-3). nv0 / nv1:
+// this tile's group values on entry (loaded a tile ahead; nv1 the second group of a tile when GS is 32), the next
+// tile's on exit.
+__device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&h)[16], __half2 (&sc)[4],
+                                        GroupVals& nv0, GroupVals& nv1) {
     const GroupVals v0 = nv0;
 #if GS == 32
     const GroupVals v1 = nv1;
@@ -227,8 +166,8 @@ __device__ __forceinline__ void tile_in(const Ctx& c, int kt, int i, unsigned (&
         h[4 * ks + 3] = diff(qw[2 * ks + 1], c.sel, v.z1);
     }
     sc[0] = v0.s0; sc[1] = v0.s1; sc[2] = v1.s0; sc[3] = v1.s1;
-#endif
 }
+#endif
 
 // Second half: the fragments (h * s), the batch issued; the next tile's first half while it runs; the batch
 // completed, its stage released.
@@ -241,7 +180,7 @@ __device__ __forceinline__ void tile_mma(const Ctx& c, int kt, int i, int kt1, u
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks)
-        wgmma_rs(d, a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc(xa + 32 * ks));
+        mma_rs(d, a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc(xa + 32 * ks));
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     if (kt + 1 < kt1) tile_in(c, kt + 1, i + 1, h, sc, nv0, nv1);
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");

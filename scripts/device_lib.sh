@@ -46,3 +46,24 @@ attn_bench() {
   timeout $secs python3 -m scripts.plan_bench attn "$@" --stem $stem > $L/$stem.log 2>&1
   tpot $? "$stem" "$1 $2"
 }
+# env_bench LOG STEM SECS VAR=VALUE BENCH_ARGS..: one `cugraphllm bench` process (hybrid, 32 new tokens, 5 TTFT
+# samples, JSON under $L/bench as STEM_<seconds so far>) under one environment setting, logged to $L/LOG.log;
+# skipped, with a line, where it would pass LIMIT; echoes its hybrid rows (prompt | TTFT | p90 | TPOT), first errors
+env_bench() {
+  local log=$1 stem=$2 secs=$3 setting=$4; shift 4
+  fits "$secs" "$log" || return
+  env "$setting" timeout "$secs" python3 -m cugraphllm bench --backend cuda --modes hybrid --new-tokens 32 --reps 2 \
+    --warmup 1 --ttft-reps 5 --no-plot --out $L/bench --stem ${stem}_$(( $(date +%s) - T0 )) "$@" > $L/$log.log 2>&1
+  echo "=== $log ($setting) rc $?"
+  grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$log.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '; echo
+  grep -E "Error|Traceback" $L/$log.log | head -3
+}
+# w4_one CONFIG: scripts/w4_wgmma_probe.py on one config in its own process (7B shapes at 512 rows, unsplit, 75 s:
+# a hang costs one process), logged to $L/w4_<CONFIG, ':' as '-'>.log / .json; echoes each shape's time
+w4_one() {
+  local c=$1 f=$L/w4_${1//:/-}
+  timeout 75 python3 -m scripts.w4_wgmma_probe --rows 512 --splits 1 --out $f.json --configs $c > $f.log 2>&1
+  echo "=== $c rc $?: $(grep -h -E 'config|error' $f.log | head -2 | tr '\n' ' ')"
+  grep -h '"mat"' $f.log | python3 -c "import sys, json; [print('   ', (r := json.loads(l))['mat'], 'fp16',
+    r['fp16_cublas_us'], '$c', r['${c}_s1_us']) for l in sys.stdin]"
+}

@@ -4,11 +4,6 @@
 # 7B shapes at 512 rows, one process a config, each under its own timeout.
 source scripts/device_lib.sh s26g
 nvidia-smi -L
-for c in wg2:bt256:pw1 wg2:bt256:pw1:st3 wg2:bt256:pw1:pr2 wg2:bt128:pw1:pr2 wg3:bt128:pw1 wg2:bt128:pw1; do
-  timeout 75 python3 -m scripts.w4_wgmma_probe --rows 512 --splits 1 --out $L/w4_${c//:/-}.json --configs $c \
-    > $L/w4_${c//:/-}.log 2>&1
-  echo "=== $c rc $?: $(grep -h -E 'config|error' $L/w4_${c//:/-}.log | head -2 | tr '\n' ' ')"
-  grep -h '"mat"' $L/w4_${c//:/-}.log | python3 -c "import sys,json; [print('   ', (r:=json.loads(l))['mat'], 'fp16', r['fp16_cublas_us'], '$c', r['${c}_s1_us']) for l in sys.stdin]"
-done
+for c in wg2:bt256:pw1 wg2:bt256:pw1:st3 wg2:bt256:pw1:pr2 wg2:bt128:pw1:pr2 wg3:bt128:pw1 wg2:bt128:pw1; do w4_one $c; done
 snap
 echo "total $(( $(date +%s) - T0 )) s"

@@ -10,11 +10,8 @@ for r in 1; do
   echo "=== rule $r rc $?"; grep -h -E '"mat"|error' $L/w4_rule$r.log | cut -c1-400
 done; snap
 t quant_int4 170 -rfE --tb=short -n 4 tests/test_quant_prefill_gpu.py tests/test_quant_engine_gpu.py -k int4; snap
-B="--backend cuda --preset llama-2-7b --quant int4 --modes hybrid --prompt-lens 10,128,256,500 --new-tokens 32 --reps 2 --warmup 1 --ttft-reps 5 --no-plot --out $L/bench"
 for v in 1 0; do
-  fits 80 "bench rule=$v" || break
-  CUGRAPHLLM_W4_TILES=$v timeout 80 python3 -m cugraphllm bench $B --stem int4_rule${v}_$(( $(date +%s) - T0 )) > $L/bench_rule$v.log 2>&1
-  echo "=== rule=$v rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/bench_rule$v.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '; echo
-  grep -E "Error|Traceback" $L/bench_rule$v.log | head -3
+  env_bench bench_rule$v int4_rule$v 80 CUGRAPHLLM_W4_TILES=$v --preset llama-2-7b --quant int4 \
+    --prompt-lens 10,128,256,500
 done; snap
 echo "total $(( $(date +%s) - T0 )) s"

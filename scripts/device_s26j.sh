@@ -8,11 +8,7 @@ timeout 100 python3 -m scripts.w4_wgmma_probe --fmt int8 --rows 512,128 --splits
   --out $L/w8_probe.json > $L/w8_probe.log 2>&1
 echo "=== probe rc $?"; grep -h -E '"mat"|error|config' $L/w8_probe.log | cut -c1-330; snap
 t quant_int48 200 -rfE --tb=short -n 4 tests/test_quant_prefill_gpu.py tests/test_quant_engine_gpu.py -k "int4 or int8"; snap
-B="--backend cuda --preset llama-2-7b --quant int8 --modes hybrid --prompt-lens 10,128,500 --new-tokens 32 --reps 2 --warmup 1 --ttft-reps 5 --no-plot --out $L/bench"
 for v in 1 0 1; do
-  fits 75 "bench wg=$v" || break
-  CUGRAPHLLM_W4_WGMMA=$v timeout 75 python3 -m cugraphllm bench $B --stem int8_wg${v}_$(( $(date +%s) - T0 )) > $L/bench_wg$v.log 2>&1
-  echo "=== wg=$v rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/bench_wg$v.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '; echo
-  grep -E "Error|Traceback" $L/bench_wg$v.log | head -3
+  env_bench bench_wg$v int8_wg$v 75 CUGRAPHLLM_W4_WGMMA=$v --preset llama-2-7b --quant int8 --prompt-lens 10,128,500
 done; snap
 echo "total $(( $(date +%s) - T0 )) s"
