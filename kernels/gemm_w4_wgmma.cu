@@ -30,6 +30,7 @@
 #include <cuda_fp16.h>
 #include "tma_wgmma.cuh"
 #include "w4_dequant.cuh"
+#include "split_sum.cuh"
 #ifndef WG
 #define WG 2        // consumer warpgroups, 64 weight rows each
 #endif
@@ -53,6 +54,9 @@
 #endif
 #ifndef PROBE
 #define PROBE 0     // bench only (wrong sums): 1 no loads after the first STAGES k-tiles, 2 no wgmma
+#endif
+#ifndef SERIAL
+#define SERIAL 0    // K split: 1 each split adds its partial after the one before (a ticket a tile), 0 park()
 #endif
 #ifndef PW
 #define PW 0        // 1: the producer is a whole warpgroup that gives registers to the consumers (setmaxnreg)
@@ -190,29 +194,6 @@ __device__ __forceinline__ void tile_mma(const Ctx& c, int kt, int i, int kt1, u
         asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(c.empty + 8 * (i % STAGES)) : "memory");
 }
 
-// K split (MODE 0): each split parks its tile in ws [tiles][splits][BT][BW]; the one that arrives last (a ticket a
-// tile) gets the tile's partials back, to add their sum in split order, so x does not depend on which split ran
-// first (atomics of each split's partial would: (x + p0) + p1 != (x + p1) + p0). It also resets the ticket for the
-// next launch. Others get nullptr.
-__device__ __forceinline__ const float* park(const float* P, float* ws, int* tickets, int* last) {
-    constexpr int PS = BW + 4;
-    const int tile = blockIdx.y * gridDim.x + blockIdx.x;
-    float* part = ws + (size_t)tile * gridDim.z * (BT * BW);
-    float* mine = part + (size_t)blockIdx.z * (BT * BW);
-    for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
-        const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
-        __stcg(reinterpret_cast<float4*>(mine + tok * BW + row), *reinterpret_cast<const float4*>(P + tok * PS + row));
-    }
-    __threadfence();
-    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
-    if (threadIdx.x == 0) *last = atomicAdd(tickets + tile, 1) == (int)gridDim.z - 1;
-    asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
-    if (!*last) return nullptr;
-    __threadfence();
-    if (threadIdx.x == 0) tickets[tile] = 0;
-    return part;
-}
-
 // The CTA's tile, staged token-major in P [BT][BW + 4] (the pad spreads a warp's stores over the banks), then out.
 __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int tb, float* x, __half* out, int M,
                                          int N, int m0, int n0, float* ws, int* tickets, int* last) {
@@ -229,8 +210,14 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
     asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
 #if MODE == 0
     const bool fixed = gridDim.z > 1 && tickets != nullptr;  // else each split adds its own partial (atomics)
-    const float* part = fixed ? park(P, ws, tickets, last) : nullptr;
+#if SERIAL
+    int* ticket = tickets + blockIdx.y * gridDim.x + blockIdx.x;
+    const float* part = nullptr;
+    if (fixed) await_turn<NCW * 32>(ticket);
+#else
+    const float* part = fixed ? park<NCW * 32, BT, BW>(P, ws, tickets, last) : nullptr;
     if (fixed && part == nullptr) return;
+#endif
 #endif
     for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
         const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
@@ -263,6 +250,9 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
         }
 #endif
     }
+#if MODE == 0 && SERIAL
+    if (fixed) pass_turn<NCW * 32>(ticket);
+#endif
 }
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 

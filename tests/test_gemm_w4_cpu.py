@@ -82,3 +82,35 @@ def test_int8_fragment_conversion_is_exact(t):
     halves = h.view(np.float16).reshape(-1, 2).astype(np.float32) - np.float16(1152)
     assert np.array_equal(halves[:, 0], q[:, 2 * t].astype(np.float32))
     assert np.array_equal(halves[:, 1], q[:, 2 * t + 1].astype(np.float32))
+
+
+def test_split_sum_setting(monkeypatch):
+    from cugraphllm.errors import ConfigError
+    monkeypatch.delenv(gemm_w4.SUM_ENV, raising=False)
+    assert gemm_w4.split_sum() == "park"
+    for v in gemm_w4.SUMS:
+        monkeypatch.setenv(gemm_w4.SUM_ENV, v)
+        assert gemm_w4.split_sum() == v
+    monkeypatch.setenv(gemm_w4.SUM_ENV, "fast")
+    with pytest.raises(ConfigError, match="park, serial, atomic"):
+        gemm_w4.split_sum()
+
+
+class _WS:
+    def __init__(self, size):
+        self.size = size
+
+
+def test_split_falls_back_where_the_sum_cannot_run(monkeypatch):
+    """A launch keeps its K splits only where their partials can be summed as the setting says."""
+    monkeypatch.setattr(gemm_w4, "_sms", lambda dev: 132)
+    monkeypatch.setattr(gemm_w4, "device_id", lambda: 0)
+    tile = 256 * 128
+    assert gemm_w4._split("store", 2, 64, tile, _WS(1 << 30), "park") == 1
+    assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile), "park") == 2
+    assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile - 1), "park") == 1
+    assert gemm_w4._split("acc", 2, 64, tile, None, "park") == 1
+    assert gemm_w4._split("acc", 2, gemm_w4.TICKETS + 1, 1, _WS(1 << 30), "park") == 1
+    assert gemm_w4._split("acc", 2, 66, tile, None, "serial") == 2     # 132 blocks: one resident wave
+    assert gemm_w4._split("acc", 2, 67, tile, None, "serial") == 1     # 134: a waiting split could starve
+    assert gemm_w4._split("acc", 3, 500, tile, None, "atomic") == 3

@@ -208,7 +208,8 @@ def test_qg_ldcg_loads_activation_and_ss_through_l2(logits_norm_ptx):
                                   "WG=3 BT=128 MODE=1 GS=32 PW=1", "WG=2 BT=128 MODE=0 GS=128 PW=1",
                                   "WG=2 BT=256 MODE=0 GS=128 PW=1", "WG=2 BT=256 MODE=1 GS=32 PW=1",
                                   "WG=2 BT=256 MODE=1 GS=0 PW=1", "WG=3 BT=128 MODE=1 FMT=8",
-                                  "WG=2 BT=256 MODE=0 FMT=8 PW=1", "WG=2 BT=64 MODE=0 FMT=8"])
+                                  "WG=2 BT=256 MODE=0 FMT=8 PW=1", "WG=2 BT=64 MODE=0 FMT=8",
+                                  "WG=2 BT=256 MODE=0 GS=128 PW=1 SERIAL=1", "WG=2 BT=64 MODE=0 GS=32 SERIAL=1"])
 def test_w4_wgmma_compiles_for_sm90a(defs, tmp_path):
     """gemm_w4_wgmma.cu's configs (gpu/gemm_w4.py) for sm_90a, where its body exists: no register spill, and no
     wgmma serialization (ptxas C7510-C7519 'Potential Performance Loss')."""

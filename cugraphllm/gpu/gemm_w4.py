@@ -13,8 +13,8 @@ fit) and for w13 (N >= 16384); otherwise "acc" (wo, w2) 2 warpgroups, 64 tokens 
 rows, 128 tokens above; "store" (wqkv, w13) 3 warpgroups where the grid is large (N >= 16384 or M > 128), else 2; 64
 tokens a tile up to 64 rows. Above 128 rows ("acc") or from 512 ("store") the producer is a whole warpgroup that
 hands its registers to the consumers (setmaxnreg). A split K's partials are summed in split order (bit-reproducible;
-the workspace is gemm_quant's "tcws"). 7B int4 at 512 rows: ~380 us a layer (~356 with the partials added by
-atomics, CUGRAPHLLM_W4_FIXED_SUM=0; ~411 with the seventeenth session's tiles; fp16 cuBLAS ~305).
+the workspace is gemm_quant's "tcws"; split_sum()). 7B int4 at 512 rows: ~380 us a layer (~356 with the partials
+added by atomics, CUGRAPHLLM_W4_SPLIT_SUM=atomic; ~411 with the seventeenth session's tiles; fp16 cuBLAS ~305).
 CUGRAPHLLM_W4_TILES=0 restores the seventeenth session's rule (A/B); int8 takes int4's rule (its stages hold twice
 the weight bytes). Needs: fp16 activations, sm_90 (9.0 exactly: wgmma is sm_90a), 16-byte aligned operands; int4:
 K % 32 == 0, a group size that is a power of two >= 32 or the whole row; int8: K % 16 == 0.
@@ -23,19 +23,21 @@ CUGRAPHLLM_W4_WGMMA=0 turns the path off (A/B).
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 
 from . import gemm_quant_tc as tc
 from . import pdl, tma
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
 from .cuda_kernels import device_id, env_bit, get_function, raise_smem_limit
 
 ENV = "CUGRAPHLLM_W4_WGMMA"
 SPLIT_TILES = 100           # "acc" grids of at most this many tiles split K in two
 WS_BYTES = tc.WS_BYTES      # the split partials' workspace (gemm_quant's "tcws", shared with the tc path)
 TICKETS = 1024              # a split grid's tiles at most (one int32 ticket each)
-FIXED_ENV = "CUGRAPHLLM_W4_FIXED_SUM"  # 0: split partials added by atomics (faster, not bit-reproducible)
+SUM_ENV = "CUGRAPHLLM_W4_SPLIT_SUM"  # how split partials are summed: park (default), serial, atomic (see run)
+SUMS = ("park", "serial", "atomic")
 TILES_ENV = "CUGRAPHLLM_W4_TILES"
 STAGES = 4
 _MODE = {"acc": 0, "store": 1}
@@ -104,10 +106,13 @@ def smem_bytes(wg: int, bt: int, stages: int = STAGES, bits: int = 4) -> int:
     return max(stages * (bt * 128 + 64 * wg * 8 * bits), bt * (64 * wg + 4) * 4) + 1024
 
 
-def _fn(wg: int, bt: int, gs: int, mode: str, pw: int = 0, stages: int = STAGES, probe: int = 0, bits: int = 4):
-    fn = get_function("gemm_w4_wgmma.cu", "w4_wgmma", {"WG": wg, "BT": bt, "GS": gs, "MODE": _MODE[mode],
-                                                       "STAGES": stages, "PW": pw, "PROBE": probe, "FMT": bits},
-                      options=("-arch=sm_90a",))
+def _fn(wg: int, bt: int, gs: int, mode: str, pw: int = 0, stages: int = STAGES, probe: int = 0, bits: int = 4,
+        serial: int = 0):
+    defines = {"WG": wg, "BT": bt, "GS": gs, "MODE": _MODE[mode], "STAGES": stages, "PW": pw, "PROBE": probe,
+               "FMT": bits}
+    if serial:  # defined only where set: the other kernels' sources (and cache keys) stay as they were
+        defines["SERIAL"] = 1
+    fn = get_function("gemm_w4_wgmma.cu", "w4_wgmma", defines, options=("-arch=sm_90a",))
     raise_smem_limit(fn, smem_bytes(wg, bt, stages, bits))
     return fn
 
@@ -122,9 +127,10 @@ def kernels(M: int) -> set:
 def warmup(M: int, groups=(128,), fmt: str = "int4") -> None:
     """Compile every config M rows may take, for these kernel group sizes (0: a whole row; int8: ignored), outside
     any capture."""
+    serial = int(split_sum() == "serial")
     for mode, wg, bt, pw in kernels(M):
         for g in (groups if fmt == "int4" else (0,)):
-            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt])
+            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt], serial=serial if mode == "acc" else 0)
     _tickets()
 
 
@@ -140,29 +146,52 @@ def _tickets():
     return t
 
 
+def split_sum() -> str:
+    """CUGRAPHLLM_W4_SPLIT_SUM: "park" (default: each split parks its tile in the workspace, the last to arrive adds
+    their sum in split order), "serial" (split z adds its partial after split z - 1: no workspace; the grid must be
+    resident at once) or "atomic" (each adds its own as it finishes: fastest, not bit-reproducible)."""
+    v = os.environ.get(SUM_ENV, "").strip() or "park"
+    if v not in SUMS:
+        raise ConfigError(f"{SUM_ENV}={v!r}: expected one of {', '.join(SUMS)}")
+    return v
+
+
+@functools.lru_cache(maxsize=None)
+def _sms(dev: int) -> int:
+    import cupy as cp
+    return int(cp.cuda.Device(dev).attributes["MultiProcessorCount"])
+
+
+def _split(mode: str, splits: int, tiles: int, tile_floats: int, ws, how: str) -> int:
+    """The splits one launch can take: 1 where its partials' sum cannot run (no workspace, too many tiles, a serial
+    grid larger than one resident wave)."""
+    if splits == 1 or mode != "acc" or how == "atomic":
+        return splits if mode == "acc" else 1
+    if tiles > TICKETS or how == "park" and (ws is None or splits * tiles * tile_floats > ws.size):
+        return 1
+    return 1 if how == "serial" and tiles * splits > _sms(device_id()) else splits
+
+
 def run(out, a, w, mode: str, cfg: tuple = (), ws=None) -> None:
     """out (=|+=) a @ W.T, W the dequantized int4 / int8 [N, K] of w (see the module docstring); cfg: (warpgroups,
     tokens a tile, splits, ...) instead of config()'s (scripts/w4_wgmma_probe.py); ws: an f32 workspace for the
-    split partials ("acc"; without one, or where they do not fit, K is not split), summed in split order so that
-    results repeat bit for bit (CUGRAPHLLM_W4_FIXED_SUM=0: added by atomics instead, no workspace)."""
+    split partials ("acc"), summed as split_sum() says (K stays whole where they cannot be)."""
     M, K = a.shape
     N = w.shape[0]
     wg, bt, splits, *more = cfg or config(mode, M, N)
-    tiles = -(-N // (64 * wg)) * -(-M // bt)
-    fixed = env_bit(FIXED_ENV)
-    if splits > 1 and (mode != "acc" or fixed and (ws is None or tiles > TICKETS or
-                                                   splits * tiles * bt * 64 * wg > ws.size)):
-        splits = 1
+    how = split_sum()
+    splits = _split(mode, splits, -(-N // (64 * wg)) * -(-M // bt), bt * 64 * wg, ws, how)
     pw, stages, probe = tuple(more) + tuple(EXTRA.values())[len(more):]
     bits = _BITS[w.fmt]
-    fn = _fn(wg, bt, group(w), mode, pw, stages, probe, bits)
+    fn = _fn(wg, bt, group(w), mode, pw, stages, probe, bits, int(how == "serial" and mode == "acc"))
     q = w.qweight if bits == 4 else w.qweight.view("uint32")  # int8 [N, K] as words [N, K / 4]
     tw = tma.tensor_map(q, 2 * bits, 64 * wg)
     ta = tma.tensor_map(a, 64, bt, swizzle=128)
     x, o = (out, np.uint64(0)) if mode == "acc" else (np.uint64(0), out)
     grid = (-(-N // (64 * wg)), -(-M // bt), splits)
     zeros = w.scales if w.zeros is None else w.zeros  # int8: unused
-    ws, tk = (ws, _tickets()) if splits > 1 and fixed else (np.uint64(0), np.uint64(0))
+    null = np.uint64(0)
+    ws, tk = (null, null) if splits == 1 or how == "atomic" else (ws if how == "park" else null, _tickets())
     pdl.launch(fn, grid, (128 * wg + (128 if pw else 32),), (tw, ta, x, o, w.scales, zeros, ws, tk, np.int32(M),
                                                               np.int32(N), np.int32(K)),
                smem_bytes(wg, bt, stages, bits), driver=True)
