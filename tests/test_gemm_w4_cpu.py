@@ -103,8 +103,7 @@ class _WS:
 
 def test_split_falls_back_where_the_sum_cannot_run(monkeypatch):
     """A launch keeps its K splits only where their partials can be summed as the setting says."""
-    monkeypatch.setattr(gemm_w4, "_sms", lambda dev: 132)
-    monkeypatch.setattr(gemm_w4, "device_id", lambda: 0)
+    monkeypatch.setattr(gemm_w4.tc, "_sm_count", lambda: 132)
     tile = 256 * 128
     assert gemm_w4._split("store", 2, 64, tile, _WS(1 << 30), "park") == 1
     assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile), "park") == 2

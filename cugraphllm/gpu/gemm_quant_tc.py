@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from . import gemm
-from .cuda_kernels import get_function, raise_smem_limit
+from .cuda_kernels import device_id, get_function, raise_smem_limit
 
 BK = 64
 # name: (BM, BN, WARPS_M, WARPS_N, STAGES, PIPE). PIPE 2: double-buffered 16-bit W tile, one barrier a k-tile.
@@ -54,10 +54,14 @@ def smem_bytes(name: str, fmt: str, itemsize: int = 2) -> int:
     return stages * (bm * BK * itemsize + bn * bq_row) + pipe * bn * BK * itemsize
 
 
-@functools.lru_cache(maxsize=None)
 def _sm_count() -> int:
+    return _sms(device_id())
+
+
+@functools.lru_cache(maxsize=None)
+def _sms(dev: int) -> int:  # keyed by device: a cache of one GPU's figure must not answer for another
     import cupy as cp
-    return int(cp.cuda.Device().attributes["MultiProcessorCount"])
+    return int(cp.cuda.Device(dev).attributes["MultiProcessorCount"])
 
 
 def _kernel(name: str, fmt: str, dtype, cfg: str = ""):

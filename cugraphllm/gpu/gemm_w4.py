@@ -156,12 +156,6 @@ def split_sum() -> str:
     return v
 
 
-@functools.lru_cache(maxsize=None)
-def _sms(dev: int) -> int:
-    import cupy as cp
-    return int(cp.cuda.Device(dev).attributes["MultiProcessorCount"])
-
-
 def _split(mode: str, splits: int, tiles: int, tile_floats: int, ws, how: str) -> int:
     """The splits one launch can take: 1 where its partials' sum cannot run (no workspace, too many tiles, a serial
     grid larger than one resident wave)."""
@@ -169,7 +163,7 @@ def _split(mode: str, splits: int, tiles: int, tile_floats: int, ws, how: str) -
         return splits if mode == "acc" else 1
     if tiles > TICKETS or how == "park" and (ws is None or splits * tiles * tile_floats > ws.size):
         return 1
-    return 1 if how == "serial" and tiles * splits > _sms(device_id()) else splits
+    return 1 if how == "serial" and tiles * splits > tc._sm_count() else splits
 
 
 def run(out, a, w, mode: str, cfg: tuple = (), ws=None) -> None:
