@@ -40,35 +40,33 @@ __device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c
 
 // d [N / 2] f32 += A (registers a0..a3: the m64 x k16 fp16 operand, as mma.m16n8k16's A a warp) @ B (shared, N x
 // k16 fp16, K-major, 128-byte swizzle, descriptor db): wgmma m64nNk16, N 64, 128 or 256
-template <int N> __device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                                          unsigned long long db);
-template <> __device__ __forceinline__ void wgmma_rs<64>(float* d, unsigned a0, unsigned a1, unsigned a2,
-                                                        unsigned a3, unsigned long long db) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-                 "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
-                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24)
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
-}
-template <> __device__ __forceinline__ void wgmma_rs<128>(float* d, unsigned a0, unsigned a1, unsigned a2,
-                                                        unsigned a3, unsigned long long db) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"
-                 "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
-                 "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
-                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
-}
-template <> __device__ __forceinline__ void wgmma_rs<256>(float* d, unsigned a0, unsigned a1, unsigned a2,
-                                                        unsigned a3, unsigned long long db) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" WG_REGS128 "}, "
-                 "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
-                 : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56), ACC8(64), ACC8(72),
-                   ACC8(80), ACC8(88), ACC8(96), ACC8(104), ACC8(112), ACC8(120)
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+template <int N>
+__device__ __forceinline__ void wgmma_rs(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned long long db) {
+    static_assert(N == 64 || N == 128 || N == 256, "wgmma_rs: N 64, 128 or 256");
+    if constexpr (N == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                     "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                     "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                     "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+                     : ACC8(0), ACC8(8), ACC8(16), ACC8(24)
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+    } else if constexpr (N == 128) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+                     "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"
+                     "%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                     "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                     "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
+                     : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+    } else {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" WG_REGS128 "}, "
+                     "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
+                     : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56), ACC8(64), ACC8(72),
+                       ACC8(80), ACC8(88), ACC8(96), ACC8(104), ACC8(112), ACC8(120)
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+    }
 }
