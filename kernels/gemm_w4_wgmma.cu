@@ -273,16 +273,10 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
     __shared__ int last;  // park()'s verdict
     const unsigned base = (sa(smem_raw) + 1023u) & ~1023u;
     const int n0 = blockIdx.x * BW, m0 = blockIdx.y * BT;
-    const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
-    const int kt0 = blockIdx.z * per, kt1 = min(ktiles, kt0 + per);
+    int kt0, kt1;
+    split_ktiles(K, kt0, kt1);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(sa(&empty[s])), "r"(WG) : "memory");
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
+    if (threadIdx.x == 0) ring_init(full, empty, WG);
     __syncthreads();
     if (warp >= NCW) {  // producer
 #if PW

@@ -16,6 +16,25 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
                  :: "r"(bar), "r"(parity) : "memory");
 }
 
+// The k-tiles (64 columns each) of K that split blockIdx.z of gridDim.z takes: [kt0, kt1), empty past the end
+__device__ __forceinline__ void split_ktiles(int K, int& kt0, int& kt1) {
+    const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
+    kt0 = blockIdx.z * per;
+    kt1 = min(ktiles, kt0 + per);
+}
+
+// Thread 0's set-up of an S-stage ring: full[s] completes on one arrival (the producer's, with its copies' bytes),
+// empty[s] on `consumers` (one a consumer warpgroup); the CTA syncs after
+template <int S>
+__device__ __forceinline__ void ring_init(unsigned long long (&full)[S], unsigned long long (&empty)[S],
+                                          int consumers) {
+    for (int s = 0; s < S; ++s) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(sa(&empty[s])), "r"(consumers) : "memory");
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
 // box (c0, c1) of tensor map m into shared memory at dst, completing on mbarrier bar
 __device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c1, unsigned bar) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"

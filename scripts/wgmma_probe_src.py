@@ -96,8 +96,8 @@ wgmma_residual(float* __restrict__ x, const __half* __restrict__ a, const __half
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const unsigned base = (sa(smem_raw) + 1023u) & ~1023u;
     const int n0 = blockIdx.x * BW, m0 = blockIdx.y * BT;
-    const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
-    const int kt0 = blockIdx.z * per, kt1 = min(ktiles, kt0 + per);
+    int kt0, kt1;
+    split_ktiles(K, kt0, kt1);
     const int wg = threadIdx.x >> 7, t = threadIdx.x & 127;
     float d[NACC];
 #pragma unroll
@@ -232,16 +232,10 @@ wgmma_residual_tma(const __grid_constant__ TMap tw, const __grid_constant__ TMap
     __shared__ __align__(8) unsigned long long full[STAGES], empty[STAGES];
     const unsigned base = (sa(smem_raw) + 1023u) & ~1023u;
     const int n0 = blockIdx.x * BW, m0 = blockIdx.y * BT;
-    const int ktiles = (K + 63) / 64, per = (ktiles + gridDim.z - 1) / gridDim.z;
-    const int kt0 = blockIdx.z * per, kt1 = min(ktiles, kt0 + per);
+    int kt0, kt1;
+    split_ktiles(K, kt0, kt1);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(sa(&empty[s])), "r"(WG) : "memory");
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
+    if (threadIdx.x == 0) ring_init(full, empty, WG);
     __syncthreads();
     if (warp == NCW) {  // producer
         if (lane == 0) {

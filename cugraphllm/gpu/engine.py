@@ -199,8 +199,8 @@ class CudaEngine:
         head = isinstance(self.w.output, QuantLinear)
         for fmt in fmts | ({self.w.output.fmt} if head else set()):
             ops_quant.warmup(self.config, self.runtime.dtype, fmt, head=head and self.w.output.fmt == fmt)
+        from . import gemm_quant, gemm_w4
         for fmt in fmts & {"int4", "int8"}:  # the prefill GEMMs' wgmma kernels (gemm_w4.py), before any capture
-            from . import gemm_quant, gemm_w4
             groups = {gemm_w4.group(m) for lw in self.w.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2)
                       if isinstance(m, QuantLinear) and m.fmt == fmt}
             gemm_quant.warmup(fmt, self.runtime.dtype, self.attn.prefill_buckets, groups=tuple(groups))
