@@ -87,12 +87,12 @@ def test_int8_fragment_conversion_is_exact(t):
 def test_split_sum_setting(monkeypatch):
     from cugraphllm.errors import ConfigError
     monkeypatch.delenv(gemm_w4.SUM_ENV, raising=False)
-    assert gemm_w4.split_sum() == "park"
+    assert gemm_w4.split_sum() == "serial"
     for v in gemm_w4.SUMS:
         monkeypatch.setenv(gemm_w4.SUM_ENV, v)
         assert gemm_w4.split_sum() == v
     monkeypatch.setenv(gemm_w4.SUM_ENV, "fast")
-    with pytest.raises(ConfigError, match="park, serial, atomic"):
+    with pytest.raises(ConfigError, match="serial, park, atomic"):
         gemm_w4.split_sum()
 
 
@@ -105,11 +105,14 @@ def test_split_falls_back_where_the_sum_cannot_run(monkeypatch):
     """A launch keeps its K splits only where their partials can be summed as the setting says."""
     monkeypatch.setattr(gemm_w4.tc, "_sm_count", lambda: 132)
     tile = 256 * 128
-    assert gemm_w4._split("store", 2, 64, tile, _WS(1 << 30), "park") == 1
-    assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile), "park") == 2
-    assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile - 1), "park") == 1
-    assert gemm_w4._split("acc", 2, 64, tile, None, "park") == 1
-    assert gemm_w4._split("acc", 2, gemm_w4.TICKETS + 1, 1, _WS(1 << 30), "park") == 1
-    assert gemm_w4._split("acc", 2, 66, tile, None, "serial") == 2     # 132 blocks: one resident wave
-    assert gemm_w4._split("acc", 2, 67, tile, None, "serial") == 1     # 134: a waiting split could starve
-    assert gemm_w4._split("acc", 3, 500, tile, None, "atomic") == 3
+    assert gemm_w4._split("store", 2, 64, tile, _WS(1 << 30), "park") == (1, "park")
+    assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile), "park") == (2, "park")
+    assert gemm_w4._split("acc", 2, 64, tile, _WS(2 * 64 * tile - 1), "park") == (1, "park")
+    assert gemm_w4._split("acc", 2, 64, tile, None, "park") == (1, "park")
+    assert gemm_w4._split("acc", 2, gemm_w4.TICKETS + 1, 1, _WS(1 << 30), "park") == (1, "park")
+    assert gemm_w4._split("acc", 2, 66, tile, None, "serial") == (2, "serial")  # 132 blocks: one resident wave
+    # 134 blocks: a waiting split could starve, so the partials are parked where they fit, else K stays whole
+    assert gemm_w4._split("acc", 2, 67, tile, _WS(2 * 67 * tile), "serial") == (2, "park")
+    assert gemm_w4._split("acc", 2, 67, tile, None, "serial") == (1, "park")
+    assert gemm_w4._split("acc", 1, 67, tile, None, "serial") == (1, "serial")
+    assert gemm_w4._split("acc", 3, 500, tile, None, "atomic") == (3, "atomic")

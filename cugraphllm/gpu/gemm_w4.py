@@ -12,9 +12,10 @@ dequantized fragment feeds twice the tokens) for wo / w2 (K split in two when th
 fit) and for w13 (N >= 16384); otherwise "acc" (wo, w2) 2 warpgroups, 64 tokens a tile and K split in two up to 128
 rows, 128 tokens above; "store" (wqkv, w13) 3 warpgroups where the grid is large (N >= 16384 or M > 128), else 2; 64
 tokens a tile up to 64 rows. Above 128 rows ("acc") or from 512 ("store") the producer is a whole warpgroup that
-hands its registers to the consumers (setmaxnreg). A split K's partials are summed in split order (bit-reproducible;
-the workspace is gemm_quant's "tcws"; split_sum()). 7B int4 at 512 rows: ~380 us a layer (~356 with the partials
-added by atomics, CUGRAPHLLM_W4_SPLIT_SUM=atomic; ~411 with the seventeenth session's tiles; fp16 cuBLAS ~305).
+hands its registers to the consumers (setmaxnreg). A split K's partials are summed in split order (bit-reproducible):
+one split after the other where the grid is resident at once, else parked in gemm_quant's "tcws" (split_sum()).
+7B int4 at 512 rows: ~365 us a layer (~356 with the partials added by atomics, CUGRAPHLLM_W4_SPLIT_SUM=atomic; ~411
+with the seventeenth session's tiles; fp16 cuBLAS ~305).
 CUGRAPHLLM_W4_TILES=0 restores the seventeenth session's rule (A/B); int8 takes int4's rule (its stages hold twice
 the weight bytes). Needs: fp16 activations, sm_90 (9.0 exactly: wgmma is sm_90a), 16-byte aligned operands; int4:
 K % 32 == 0, a group size that is a power of two >= 32 or the whole row; int8: K % 16 == 0.
@@ -23,6 +24,7 @@ CUGRAPHLLM_W4_WGMMA=0 turns the path off (A/B).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 
 import numpy as np
@@ -36,8 +38,8 @@ ENV = "CUGRAPHLLM_W4_WGMMA"
 SPLIT_TILES = 100           # "acc" grids of at most this many tiles split K in two
 WS_BYTES = tc.WS_BYTES      # the split partials' workspace (gemm_quant's "tcws", shared with the tc path)
 TICKETS = 1024              # a split grid's tiles at most (one int32 ticket each)
-SUM_ENV = "CUGRAPHLLM_W4_SPLIT_SUM"  # how split partials are summed: park (default), serial, atomic (see run)
-SUMS = ("park", "serial", "atomic")
+SUM_ENV = "CUGRAPHLLM_W4_SPLIT_SUM"  # how split partials are summed: serial (default), park, atomic (split_sum)
+SUMS = ("serial", "park", "atomic")
 TILES_ENV = "CUGRAPHLLM_W4_TILES"
 STAGES = 4
 _MODE = {"acc": 0, "store": 1}
@@ -127,10 +129,10 @@ def kernels(M: int) -> set:
 def warmup(M: int, groups=(128,), fmt: str = "int4") -> None:
     """Compile every config M rows may take, for these kernel group sizes (0: a whole row; int8: ignored), outside
     any capture."""
-    serial = int(split_sum() == "serial")
+    serials = (0, 1) if split_sum() == "serial" else (0,)  # serial grids too large to be resident take park
     for mode, wg, bt, pw in kernels(M):
-        for g in (groups if fmt == "int4" else (0,)):
-            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt], serial=serial if mode == "acc" else 0)
+        for g, serial in itertools.product(groups if fmt == "int4" else (0,), serials if mode == "acc" else (0,)):
+            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt], serial=serial)
     _tickets()
 
 
@@ -147,23 +149,28 @@ def _tickets():
 
 
 def split_sum() -> str:
-    """CUGRAPHLLM_W4_SPLIT_SUM: "park" (default: each split parks its tile in the workspace, the last to arrive adds
-    their sum in split order), "serial" (split z adds its partial after split z - 1: no workspace; the grid must be
-    resident at once) or "atomic" (each adds its own as it finishes: fastest, not bit-reproducible)."""
-    v = os.environ.get(SUM_ENV, "").strip() or "park"
+    """CUGRAPHLLM_W4_SPLIT_SUM: "serial" (default: split z adds its partial after split z - 1, no workspace; only
+    where the grid is resident at once, else park), "park" (each split parks its tile in the workspace, the last to
+    arrive adds their sum in split order) or "atomic" (each adds its own as it finishes: fastest, not
+    bit-reproducible). Serial and park give the same bits. H200, 7B int4 at 512 rows: wo 34.0 / 41.4 / 29.3 us,
+    w2 72.7 / 80.3 / 67.4 (serial / park / atomic; benchmarks/results/nineteenth_2026-12-01/s27a)."""
+    v = os.environ.get(SUM_ENV, "").strip() or "serial"
     if v not in SUMS:
         raise ConfigError(f"{SUM_ENV}={v!r}: expected one of {', '.join(SUMS)}")
     return v
 
 
-def _split(mode: str, splits: int, tiles: int, tile_floats: int, ws, how: str) -> int:
-    """The splits one launch can take: 1 where its partials' sum cannot run (no workspace, too many tiles, a serial
-    grid larger than one resident wave)."""
-    if splits == 1 or mode != "acc" or how == "atomic":
-        return splits if mode == "acc" else 1
-    if tiles > TICKETS or how == "park" and (ws is None or splits * tiles * tile_floats > ws.size):
-        return 1
-    return 1 if how == "serial" and tiles * splits > tc._sm_count() else splits
+def _split(mode: str, splits: int, tiles: int, tile_floats: int, ws, how: str) -> tuple:
+    """(splits, how) of one launch: serial only where the whole split grid is resident at once (it waits for
+    itself), else park where its partials fit ws; K whole where neither can sum them (too many tiles)."""
+    if mode != "acc":
+        return 1, how
+    if splits == 1 or how == "atomic":
+        return splits, how
+    if how == "serial" and tiles * splits <= tc._sm_count() and tiles <= TICKETS:
+        return splits, how
+    fits = ws is not None and splits * tiles * tile_floats <= ws.size and tiles <= TICKETS
+    return (splits, "park") if fits else (1, "park")
 
 
 def run(out, a, w, mode: str, cfg: tuple = (), ws=None) -> None:
@@ -173,8 +180,7 @@ def run(out, a, w, mode: str, cfg: tuple = (), ws=None) -> None:
     M, K = a.shape
     N = w.shape[0]
     wg, bt, splits, *more = cfg or config(mode, M, N)
-    how = split_sum()
-    splits = _split(mode, splits, -(-N // (64 * wg)) * -(-M // bt), bt * 64 * wg, ws, how)
+    splits, how = _split(mode, splits, -(-N // (64 * wg)) * -(-M // bt), bt * 64 * wg, ws, split_sum())
     pw, stages, probe = tuple(more) + tuple(EXTRA.values())[len(more):]
     bits = _BITS[w.fmt]
     fn = _fn(wg, bt, group(w), mode, pw, stages, probe, bits, int(how == "serial" and mode == "acc"))
