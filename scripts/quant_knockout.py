@@ -13,7 +13,7 @@ int4 tiles of 8 warps, 8 a tile, on every matrix), in the timed process and the 
 
 Usage: python3 -m scripts.quant_knockout [--formats fp8,int8,int4] [--matrices wqkv+norm,wo+ss,w13+norm,w2+ss]
        [--kos 0,1,2,4,7] [--dtype float16|bfloat16] [--group-size 128] [--jobs 8] [--plan KEY=N,..]
-       [--out FILE.json]
+       [--preset llama-2-70b] [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -145,8 +145,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                     help="processes compiling the modules before the timed loop (1: compile in the loop)")
     ap.add_argument("--plan", default={}, type=_plan, help="QuantPlan fields to replace, KEY=N,.. (all formats)")
+    ap.add_argument("--preset", default="llama-2-7b", help="the model whose decode GEMV shapes are profiled")
     ap.add_argument("--out", default=None, help="JSON file for the rows")
     args = ap.parse_args(argv)
+    try:
+        use_preset(args.preset)
+    except Exception as e:  # an unknown preset: one line
+        ap.error(f"--preset {args.preset!r}: {e}")
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     ks = sorted({bq.MATS[m][2] for m in args.matrices})
@@ -156,10 +161,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---- GPU ------------------------------------------------------------------------------------------------
+def use_preset(preset: str) -> None:
+    """The decode GEMV shapes of `preset` (bench_quant.mats) for this process."""
+    bq.MATS, bq.N_LAYERS = bq.mats(preset)
+
+
 def _precompile(task) -> None:
     """One module, in a worker process: ops_quant's own compile under QG_KO (lands in CuPy's disk cache)."""
-    ko, fmt, matrix, dtype, group, plan = task
+    ko, fmt, matrix, dtype, group, plan, preset = task
     from cugraphllm.gpu import ops_quant as oq
+    use_preset(preset)
     with_plan((fmt,), plan)
     with_ko(ko)
     kernel, K, pairs, chunk, g = launch(fmt, matrix, group)
@@ -176,7 +187,8 @@ def precompile(args) -> None:
             d = compile_defines(fmt, m, args.dtype, args.group_size)
             for ko in args.kos:
                 todo.setdefault(json.dumps({**d, "QG_KO": ko}, sort_keys=True), (ko, fmt, m, args.dtype,
-                                                                                 args.group_size, args.plan))
+                                                                                 args.group_size, args.plan,
+                                                                                 args.preset))
     with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as ex:
         list(ex.map(_precompile, todo.values()))
     print(f"compiled {len(todo)} modules in {args.jobs} processes", file=sys.stderr)
