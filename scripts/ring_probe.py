@@ -14,7 +14,8 @@ reference on the first copy; reg and ring of one (KS, U) are checked bit-identic
 fp8i: fp8 with e4m3 -> f16 by integer ops (QCVT 1: 2^-8 times the value, bytes paired (0, 2), (1, 3)) instead of the
 hardware convert (F2FP.F16.E4M3.UNPACK_B, one per weight pair).
 
-Usage: python3 -m scripts.ring_probe [--formats int4,fp8,fp8i] [--shapes wo,w2,wqkv,w13] [--set full|ko|cvt]
+Usage: python3 -m scripts.ring_probe [--formats int4,fp8,fp8i] [--shapes wo,w2,wqkv,w13,wo_70b,w2_70b,..]
+       [--set full|ko|cvt]
        [--out FILE]
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ import numpy as np
 from scripts import bench_kernels as bk
 from scripts.ring_probe_src import LDW_SRC, SRC  # noqa: F401 (LDW_SRC: the other probes import it here)
 
-SHAPES = {"wqkv": (12288, 4096), "wo": (4096, 4096), "w13": (22016, 4096), "w2": (4096, 11008)}
+SHAPES = {"wqkv": (12288, 4096), "wo": (4096, 4096), "w13": (22016, 4096), "w2": (4096, 11008),
+          "wo_70b": (8192, 8192), "w2_70b": (8192, 28672), "wo_13b": (5120, 5120), "w2_13b": (5120, 13824)}
 # (name, RING stages (0: registers), KS, U, WARPS, blocks an SM for the grid, PF128, KO)
 CONFIGS = [("reg", 0, 2, 2, 8, 2, 0, 0), ("reg", 0, 4, 2, 8, 2, 0, 0), ("reg", 0, 1, 2, 8, 2, 0, 0),
            ("reg", 0, 2, 4, 8, 2, 0, 0), ("ring", 2, 2, 2, 8, 2, 0, 0), ("ring", 3, 2, 2, 8, 2, 0, 0),
