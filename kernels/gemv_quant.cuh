@@ -137,15 +137,9 @@ __device__ __forceinline__ void x_chunk(float* f, const T* __restrict__ a, const
 }
 
 // fn(f, i) for this thread's chunks i = from, from + blockDim.x, ... < nchunk, f their x (x_chunk); the loads of
-// QG_XBATCH chunks are issued together (long K: 13B w2 4.75 chunks a thread of 256 past the kept ones, 70B w2 6 of
-// 512). The tiles take 4 (the nineteenth session's knockouts: the 13B w2 prologue took 7.7 us of 20.5, one L2 round
-// trip a chunk or two); the 512-thread half2 GEMVs keep 2 (4 spills at their 64 registers).
-#ifndef QG_XBATCH
-#define QG_XBATCH (QG_MMA && QG_WARPS <= 8 ? 4 : 2)
-#endif
+// two chunks are issued together (long K: 7B w2 2.7 chunks a thread of 512, 70B w2 7).
 template <class Fn>
 __device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs& w, int from, int nchunk, Fn fn) {
-#if QG_XBATCH == 2  // the loop of before, as ptxas allocates it (the generic one below takes 89 registers on w2)
     for (int i = from; i < nchunk; i += 2 * blockDim.x) {
         const int j = i + blockDim.x;
         const uint4 v0 = a_chunk(a, w, i), v1 = j < nchunk ? a_chunk(a, w, j) : make_uint4(0u, 0u, 0u, 0u);
@@ -157,25 +151,6 @@ __device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs&
             fn(f, j);
         }
     }
-#else
-    for (int i = from; i < nchunk; i += QG_XBATCH * blockDim.x) {
-        uint4 v[QG_XBATCH];
-#pragma unroll
-        for (int d = 0; d < QG_XBATCH; ++d) {
-            const int j = i + d * blockDim.x;
-            v[d] = j < nchunk ? a_chunk(a, w, j) : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (int d = 0; d < QG_XBATCH; ++d) {
-            const int j = i + d * blockDim.x;
-            if (j < nchunk) {
-                float f[8];
-                chunk_f(f, v[d], w, j);
-                fn(f, j);
-            }
-        }
-    }
-#endif
 }
 
 // ---- prologue: the ss partial sums and the activation in one round of global loads ---------------------------

@@ -120,31 +120,12 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
 #pragma unroll
     for (int r = 0; r < QG_XREGS; ++r)  // block-uniform conditions: the shuffles see all lanes
         if (r * (int)blockDim.x < nchunk) mma_store(xh, blk, p.x[r], threadIdx.x + r * blockDim.x, nchunk, xscale);
-#if QG_XBATCH > 2
-    for (int base = QG_XREGS * blockDim.x; base < nchunk; base += QG_XBATCH * blockDim.x) {  // block-uniform
-        uint4 v[QG_XBATCH];  // QG_XBATCH chunks' loads in flight together (gemv_quant.cuh for_chunks)
-#pragma unroll
-        for (int d = 0; d < QG_XBATCH; ++d) {
-            const int i = base + d * blockDim.x + threadIdx.x;
-            v[d] = i < nchunk ? a_chunk(a, w, i) : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (int d = 0; d < QG_XBATCH; ++d) {
-            if (base + d * (int)blockDim.x >= nchunk) break;  // block-uniform: the shuffles see all lanes
-            const int i = base + d * blockDim.x + threadIdx.x;
-            float f[8];
-            if (i < nchunk) chunk_f(f, v[d], w, i);
-            mma_store(xh, blk, f, i, nchunk, xscale);
-        }
-    }
-#else  // one chunk's loads at a time (16-warp tiles: more in flight spills at their 64 registers)
     for (int base = QG_XREGS * blockDim.x; base < nchunk; base += blockDim.x) {
         const int i = base + threadIdx.x;
         float f[8];
         if (i < nchunk) x_chunk(f, a, w, i);
         mma_store(xh, blk, f, i, nchunk, xscale);
     }
-#endif
     __syncthreads();
     return make_float2(norm_inv_of_sum(nm, red.x, w.K), __int_as_float((127 - e) << 23));
 }
