@@ -1,5 +1,5 @@
-"""Kernels for Nsight Compute (issue #10, #13): every decode GEMV of one LLaMA-2-7B layer and the LM head in one
-weight format, launched eagerly REPS times each, then (with --sample) the device sampler on 32000 random logits.
+"""Kernels for Nsight Compute (issue #10, #13): every decode GEMV of one LLaMA-2-7B layer (or --preset's) and the LM
+head in one weight format, launched eagerly REPS times each, then (with --sample) the device sampler on 32000 random logits.
 Run it under ncu, which picks the launches (-k, --launch-skip / --launch-count) and reads the counters:
 
   ncu --clock-control none -k regex:'gemv|sample' --launch-skip 5 --launch-count 40 \
@@ -16,12 +16,15 @@ import numpy as np
 
 from scripts import bench_kernels as bk
 from scripts import quant_knockout as qk
-from scripts.bench_quant import MATS, case, weight_copies
+from scripts.bench_quant import case, mats, weight_copies
 
 
-def gemvs(fmt: str, reps: int) -> None:
+def gemvs(fmt: str, reps: int, preset: str = "llama-2-7b", only=None) -> None:
+    """REPS launches of each decode GEMV of `preset` (only: the matrix names to run, bench_quant's)."""
     cp = bk._cp()
-    for name, (op, N, K) in MATS.items():
+    for name, (op, N, K) in mats(preset)[0].items():
+        if only and name not in only:
+            continue
         wfmt = "fp16" if name.startswith("logits") else fmt
         ws, _ = weight_copies(wfmt, N, K, cp.float16, 128)
         fn, _ = case(op, N, K, ws, cp.float16)
@@ -58,11 +61,13 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=8, help="launches per kernel (default 8)")
     ap.add_argument("--sample", action="store_true", help="also run the device sampler and argmax")
     ap.add_argument("--no-gemv", action="store_true", help="skip the GEMVs")
+    ap.add_argument("--preset", default="llama-2-7b", help="the model whose GEMV shapes run (default llama-2-7b)")
+    ap.add_argument("--matrices", default=None, help="comma list of bench_quant matrix names (default: all five)")
     a = ap.parse_args(argv)
     if a.format != "fp16":
         qk.with_plan((a.format,), a.plan)
     if not a.no_gemv:
-        gemvs(a.format, a.reps)
+        gemvs(a.format, a.reps, a.preset, a.matrices.split(",") if a.matrices else None)
     if a.sample:
         sampler(a.reps)
     return 0
