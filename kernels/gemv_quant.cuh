@@ -38,7 +38,8 @@
 #endif
 // QG_KO (bench only: scripts/quant_knockout.py, scripts/int4_knockout.py; default 0): bits that knock a phase out of
 // both drivers to time what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation or ss
-// loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues.
+// loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues;
+// half / tile stagings only: 8 the staging's second pass (loads, conversion, stores), 16 the |x| max pass.
 #ifndef QG_KO
 #define QG_KO 0
 #endif
@@ -217,7 +218,7 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
 #pragma unroll
         for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(p.x[r][c]));
     }
-    if (need_max) {
+    if (need_max && !(QG_KO & 16)) {  // KO 16 (bench only): no max pass over the chunks past the kept ones
         for_chunks(a, w, tid + QG_XREGS * bd, nchunk, [&](const float* f, int) {
 #pragma unroll
             for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));

@@ -119,8 +119,9 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
     const float xscale = __int_as_float((127 + e) << 23);
 #pragma unroll
     for (int r = 0; r < QG_XREGS; ++r)  // block-uniform conditions: the shuffles see all lanes
-        if (r * (int)blockDim.x < nchunk) mma_store(xh, blk, p.x[r], threadIdx.x + r * blockDim.x, nchunk, xscale);
-    for (int base = QG_XREGS * blockDim.x; base < nchunk; base += blockDim.x) {
+        if (!(QG_KO & 8) && r * (int)blockDim.x < nchunk)
+            mma_store(xh, blk, p.x[r], threadIdx.x + r * blockDim.x, nchunk, xscale);
+    for (int base = QG_XREGS * blockDim.x; !(QG_KO & 8) && base < nchunk; base += blockDim.x) {  // KO 8: no stores
         const int i = base + threadIdx.x;
         float f[8];
         if (i < nchunk) x_chunk(f, a, w, i);
