@@ -40,6 +40,9 @@
 // both drivers to time what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation or ss
 // loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues;
 // half / tile stagings only: 8 the staging's second pass (loads, conversion, stores), 16 the |x| max pass.
+#ifndef QG_PARK
+#define QG_PARK 1         // the half / tile stagings read a once, parking chunks in shared memory (xpro_load); 0: twice
+#endif
 #ifndef QG_KO
 #define QG_KO 0
 #endif
@@ -138,20 +141,29 @@ __device__ __forceinline__ void x_chunk(float* f, const T* __restrict__ a, const
 }
 
 // fn(f, i) for this thread's chunks i = from, from + blockDim.x, ... < nchunk, f their x (x_chunk); the loads of
-// two chunks are issued together (long K: 7B w2 2.7 chunks a thread of 512, 70B w2 7).
-template <class Fn>
-__device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs& w, int from, int nchunk, Fn fn) {
+// two chunks are issued together (long K: 7B w2 2.7 chunks a thread of 512, 70B w2 7). keep(v, i) first sees chunk
+// i's raw 16 bytes (the half stagings' max pass parks them in shared memory: xpro_load).
+template <class Fn, class Keep>
+__device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs& w, int from, int nchunk, Fn fn,
+                                           Keep keep) {
     for (int i = from; i < nchunk; i += 2 * blockDim.x) {
         const int j = i + blockDim.x;
         const uint4 v0 = a_chunk(a, w, i), v1 = j < nchunk ? a_chunk(a, w, j) : make_uint4(0u, 0u, 0u, 0u);
         float f[8];
+        keep(v0, i);
         chunk_f(f, v0, w, i);
         fn(f, i);
         if (j < nchunk) {
+            keep(v1, j);
             chunk_f(f, v1, w, j);
             fn(f, j);
         }
     }
+}
+
+template <class Fn>
+__device__ __forceinline__ void for_chunks(const T* __restrict__ a, const QArgs& w, int from, int nchunk, Fn fn) {
+    for_chunks(a, w, from, nchunk, fn, [](const uint4&, int) {});
 }
 
 // ---- prologue: the ss partial sums and the activation in one round of global loads ---------------------------
@@ -189,9 +201,13 @@ __device__ __forceinline__ void xpro_gain(XPro& p, const QArgs& w) {
 }
 
 // After pdl_enter: ss partials and the kept chunks of a loaded together, then p.s, p.x (x = gain * a, as chunk_f)
-// and, with need_max, p.m over all of the thread's columns.
+// and, with need_max, p.m over all of the thread's columns; that pass parks the raw 16 bytes of each chunk i past
+// the kept ones at park[slot(i)] (shared memory: the slot the staging will fill with chunk i; nullptr: nowhere), so
+// the staging reads a once (for_parked). Every block reads all of a at once: the nineteenth session's knockouts
+// put a second pass over it at 1.3-5.9 us on the 13B / 70B shapes (13B w2: 5.9 of the kernel's 20.4).
+template <class Slot>
 __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, const QArgs& w, const NormIn& nm,
-                                          bool need_max) {
+                                          bool need_max, uint4* park, Slot slot) {
     const int K = w.K, nchunk = (K & 7) == 0 ? K >> 3 : 0, tid = threadIdx.x, bd = blockDim.x;
     float sv[QG_SSREGS];
 #pragma unroll
@@ -222,11 +238,16 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
         for_chunks(a, w, tid + QG_XREGS * bd, nchunk, [&](const float* f, int) {
 #pragma unroll
             for (int c = 0; c < 8; ++c) m = fmaxf(m, fabsf(f[c]));
-        });
+        }, [&](const uint4& v, int i) { if (park) park[slot(i)] = v; });
         if (nchunk == 0)
             for (int j = tid; j < K; j += bd) m = fmaxf(m, fabsf(staged_x(a, w, j)));
     }
     p.m = m;
+}
+
+__device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, const QArgs& w, const NormIn& nm,
+                                          bool need_max) {
+    xpro_load(p, a, w, nm, need_max, nullptr, [](int i) { return i; });
 }
 
 // fn(f, i) for this thread's chunks of the staging, f their x: the kept ones (p.x, xpro_load) first, then the rest,
@@ -239,6 +260,23 @@ __device__ __forceinline__ void for_staged(const XPro& p, const T* __restrict__ 
         if (i < nchunk) fn(p.x[r], i);
     }
     for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, fn);
+}
+
+// for_staged, the chunks past the kept ones read back from where xpro_load parked them (park[slot(i)], this
+// thread's own: no barrier between the passes). fn may overwrite chunk i's slot.
+template <class Slot, class Fn>
+__device__ __forceinline__ void for_parked(const XPro& p, const QArgs& w, int nchunk, const uint4* park, Slot slot,
+                                           Fn fn) {
+#pragma unroll
+    for (int r = 0; r < QG_XREGS; ++r) {
+        const int i = threadIdx.x + r * blockDim.x;
+        if (i < nchunk) fn(p.x[r], i);
+    }
+    for (int i = threadIdx.x + QG_XREGS * blockDim.x; i < nchunk; i += blockDim.x) {
+        float f[8];
+        chunk_f(f, park[slot(i)], w, i);
+        fn(f, i);
+    }
 }
 
 // inv_rms from the block-wide sum of the ss partials (common.cuh norm_inv also loads and sums them)

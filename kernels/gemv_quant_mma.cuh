@@ -103,7 +103,8 @@ __device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* 
     if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
 }
 
-// Whole block, after xpro_load(.., true) (gemv_quant.cuh; K a multiple of QM_COLS): xh and blk [K / QM_COLS]
+// Whole block, after xpro_load(.., true, xh as uint4, qm_slot) (gemv_quant.cuh; K a multiple of QM_COLS; chunks past
+// the kept ones parked in their own slots, read back here and overwritten by their staging): xh and blk [K / QM_COLS]
 // (float2: QM_OFF x the sum of the block's staged halves, the sum of its effective x), as described above;
 // returns (inv_rms (1 without a norm), 1 / xscale); xh and blk are visible to the whole block on return. Two
 // barriers: the (ss sum, |x| max) reduction, the stores.
@@ -124,7 +125,11 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
     for (int base = QG_XREGS * blockDim.x; !(QG_KO & 8) && base < nchunk; base += blockDim.x) {  // KO 8: no stores
         const int i = base + threadIdx.x;
         float f[8];
+#if QG_PARK
+        if (i < nchunk) chunk_f(f, reinterpret_cast<const uint4*>(xh)[qm_slot(i)], w, i);  // parked by xpro_load
+#else
         if (i < nchunk) x_chunk(f, a, w, i);
+#endif
         mma_store(xh, blk, f, i, nchunk, xscale);
     }
     __syncthreads();

@@ -200,13 +200,14 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
 #endif
     const float inv = 1.0f, xinv = 1.0f;
 #else
-    xpro_load(xp, a, w, nm, QG_HACC);
 #if QG_HACC
     __half* xh = reinterpret_cast<__half*>(xs);
+    xpro_load(xp, a, w, nm, true, h2_park(xh), [](int i) { return swz(i); });
     (void)csum;
     const float2 kn = stage_h2(xh, xp, a, w, nm);
     const float inv = kn.x, xinv = kn.y;
 #else
+    xpro_load(xp, a, w, nm, false);
     const float inv = stage(xs, csum, xp, a, w, nm), xinv = 1.0f;
 #endif
 #endif

@@ -20,6 +20,7 @@ _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
 _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
 _cache: dict = {}
 CURSOR_ENV = "CUGRAPHLLM_QG_CURSOR"
+PARK_ENV = "CUGRAPHLLM_QG_PARK"  # 1 / unset: the half / tile stagings read the activation once (QG_PARK); 0: twice
 
 
 def qg_cursor() -> bool:
@@ -113,7 +114,8 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     mma = plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor)
+    park = env_bit(PARK_ENV)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, cursor, park)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -122,6 +124,8 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         if cursor:
             defines["QG_CURSOR"] = 1
+        if not park:
+            defines["QG_PARK"] = 0
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
