@@ -233,8 +233,10 @@ def test_qg_cursor_8bit_tiles(tmp_path, qfmt):
         pytest.skip("nvcc / ptxas not installed")
     entries = ["qgemv_qkv_rope_norm", "qgemv_silu_norm", "qgemv_residual_ss", "qgemv_logits_norm"]
     for w, ms in ((8, 4), (16, 2)):
+        # 16 warps: the staging without parked chunks (int8's residual GEMV spills 4 bytes with them, and
+        # ops_quant._parked then takes this build)
         base = dict(QFMT=qfmt, QG_WARPS=w, QG_UNROLL=2, QG_KSPLIT=1, QG_HACC=0, QG_PFS=0, QG_PIPE=0, QG_MMA=1,
-                    QG_MSPLIT=ms, QG_LDCG=1)
+                    QG_MSPLIT=ms, QG_LDCG=1, QG_PARK=int(w == 8))
         old, cur = (_nvcc({**base, "QG_CURSOR": v}, tmp_path, f"q{qfmt}_{w}_{ms}_{v}") for v in (0, 1))
         for e, (regs, st, ld) in _ptxas(cur, entries, tmp_path, f"r{qfmt}{w}{ms}").items():
             assert regs <= (80 if w == 8 else 64) and st == ld == 0, f"{e} {w}/{ms}: {regs} registers, {st} spilled"
@@ -242,3 +244,23 @@ def test_qg_cursor_8bit_tiles(tmp_path, qfmt):
             n_old, _ = _loop_ops(old, e, 8)
             n_cur, mul = _loop_ops(cur, e, 8)
             assert mul == 0 and n_cur < n_old, f"{e} {w}/{ms}: {n_cur} PTX instructions a round (before {n_old})"
+
+
+@pytest.mark.parametrize("park_bytes,plain_bytes,want", [(22, 0, "plain"), (0, 0, "park"), (14, 14, "park")])
+def test_parked_staging_only_where_it_spills_no_more(monkeypatch, park_bytes, plain_bytes, want):
+    """ops_quant._parked: the QG_PARK build unless its local memory exceeds the unparked build's (compiled only
+    where the parked one has any); CUGRAPHLLM_QG_PARK=0 compiles the unparked one alone."""
+    from types import SimpleNamespace
+    from cugraphllm.gpu import ops_quant as oq
+    calls = []
+
+    def fake(file, kernel, defines, dtype=None):
+        calls.append(dict(defines))
+        plain = defines.get("QG_PARK") == 0
+        return SimpleNamespace(name="plain" if plain else "park", local_size_bytes=plain_bytes if plain else park_bytes)
+    monkeypatch.setattr(oq, "get_function", fake)
+    assert oq._parked("qgemv_residual_ss", {"QFMT": 3}, "float16", True).name == want
+    assert len(calls) == (2 if park_bytes else 1) and "QG_PARK" not in calls[0]
+    calls.clear()
+    assert oq._parked("qgemv_residual_ss", {"QFMT": 3}, "float16", False).name == "plain"
+    assert calls == [{"QFMT": 3, "QG_PARK": 0}]
