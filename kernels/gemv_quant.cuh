@@ -40,8 +40,12 @@
 // both drivers to time what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation or ss
 // loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues;
 // half / tile stagings only: 8 the staging's second pass (loads, conversion, stores), 16 the |x| max pass.
+// QG_PARK: the half / tile stagings read a once, its chunks parked in shared memory between the two passes
+// (xpro_load); 0: read twice. Off by default where it measured or compiled worse (nineteenth session, H200, s27g /
+// s27h): the int4 half2 unsplit GEMVs (70B wo 15.5 -> 19.5 us, w2 43.4 -> 51.5; 7B's split w2 12.30 -> 11.83) and
+// the 16-warp 8-bit tiles (4 more bytes of spills; in no default plan).
 #ifndef QG_PARK
-#define QG_PARK 1         // the half / tile stagings read a once, parking chunks in shared memory (xpro_load); 0: twice
+#define QG_PARK (!((QFMT == 3 && QG_HACC && !QG_MMA && QG_KSPLIT == 1) || (QFMT != 3 && QG_MMA && QG_WARPS >= 16)))
 #endif
 #ifndef QG_KO
 #define QG_KO 0

@@ -233,10 +233,8 @@ def test_qg_cursor_8bit_tiles(tmp_path, qfmt):
         pytest.skip("nvcc / ptxas not installed")
     entries = ["qgemv_qkv_rope_norm", "qgemv_silu_norm", "qgemv_residual_ss", "qgemv_logits_norm"]
     for w, ms in ((8, 4), (16, 2)):
-        # 16 warps: the staging without parked chunks (int8's residual GEMV spills 4 bytes with them, and
-        # ops_quant._parked then takes this build)
         base = dict(QFMT=qfmt, QG_WARPS=w, QG_UNROLL=2, QG_KSPLIT=1, QG_HACC=0, QG_PFS=0, QG_PIPE=0, QG_MMA=1,
-                    QG_MSPLIT=ms, QG_LDCG=1, QG_PARK=int(w == 8))
+                    QG_MSPLIT=ms, QG_LDCG=1)  # QG_PARK's default (off at 16 warps: int8's residual GEMV spills)
         old, cur = (_nvcc({**base, "QG_CURSOR": v}, tmp_path, f"q{qfmt}_{w}_{ms}_{v}") for v in (0, 1))
         for e, (regs, st, ld) in _ptxas(cur, entries, tmp_path, f"r{qfmt}{w}{ms}").items():
             assert regs <= (80 if w == 8 else 64) and st == ld == 0, f"{e} {w}/{ms}: {regs} registers, {st} spilled"
@@ -246,21 +244,21 @@ def test_qg_cursor_8bit_tiles(tmp_path, qfmt):
             assert mul == 0 and n_cur < n_old, f"{e} {w}/{ms}: {n_cur} PTX instructions a round (before {n_old})"
 
 
-@pytest.mark.parametrize("park_bytes,plain_bytes,want", [(22, 0, "plain"), (0, 0, "park"), (14, 14, "park")])
-def test_parked_staging_only_where_it_spills_no_more(monkeypatch, park_bytes, plain_bytes, want):
-    """ops_quant._parked: the QG_PARK build unless its local memory exceeds the unparked build's (compiled only
-    where the parked one has any); CUGRAPHLLM_QG_PARK=0 compiles the unparked one alone."""
-    from types import SimpleNamespace
-    from cugraphllm.gpu import ops_quant as oq
-    calls = []
 
-    def fake(file, kernel, defines, dtype=None):
-        calls.append(dict(defines))
-        plain = defines.get("QG_PARK") == 0
-        return SimpleNamespace(name="plain" if plain else "park", local_size_bytes=plain_bytes if plain else park_bytes)
-    monkeypatch.setattr(oq, "get_function", fake)
-    assert oq._parked("qgemv_residual_ss", {"QFMT": 3}, "float16", True).name == want
-    assert len(calls) == (2 if park_bytes else 1) and "QG_PARK" not in calls[0]
-    calls.clear()
-    assert oq._parked("qgemv_residual_ss", {"QFMT": 3}, "float16", False).name == "plain"
-    assert calls == [{"QFMT": 3, "QG_PARK": 0}]
+# (defines, parked by default): QG_PARK's rule (kernels/gemv_quant.cuh) on the engine's row-pair and tile builds
+PARK_CASES = [(dict(QFMT=3, QG_WARPS=16, QG_KSPLIT=1, QG_HACC=1, QG_PIPE=0), False),   # 70B int4 wo / w2
+              (dict(QFMT=3, QG_WARPS=16, QG_KSPLIT=2, QG_HACC=1, QG_PIPE=0), True),    # 7B int4 wo / w2
+              (dict(QFMT=2, QG_WARPS=16, QG_KSPLIT=1, QG_HACC=1, QG_PIPE=1), True),    # 7B int8
+              (dict(QFMT=3, QG_WARPS=8, QG_KSPLIT=1, QG_HACC=0, QG_PIPE=0, QG_MMA=1, QG_MSPLIT=2, QG_CURSOR=1), True)]
+
+
+@pytest.mark.parametrize("defines,parked", PARK_CASES, ids=lambda c: "-".join(map(str, c.values()))
+                         if isinstance(c, dict) else str(c))
+def test_qg_park_default(tmp_path, defines, parked):
+    """The default build reads the activation once (its PTX differs from QG_PARK 0's) exactly where the rule says;
+    elsewhere it is QG_PARK 0's build."""
+    if NVCC is None:
+        pytest.skip("nvcc not installed")
+    d = {"QG_UNROLL": 2, "QG_PFS": 0, "QG_LDCG": 1, **defines}
+    default, off = (_nvcc({**d, **extra}, tmp_path, f"p{i}") for i, extra in enumerate(({}, {"QG_PARK": 0})))
+    assert (default != off) == parked

@@ -20,7 +20,7 @@ _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
 _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
 _cache: dict = {}
 CURSOR_ENV = "CUGRAPHLLM_QG_CURSOR"
-PARK_ENV = "CUGRAPHLLM_QG_PARK"  # 1 / unset: the half / tile stagings read the activation once (QG_PARK); 0: twice
+PARK_ENV = "CUGRAPHLLM_QG_PARK"  # 1 / unset: QG_PARK's default (kernels/gemv_quant.cuh); 0: off everywhere
 
 
 def qg_cursor() -> bool:
@@ -124,29 +124,13 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines.update(QG_MMA=1, QG_MSPLIT=ks, QG_KSPLIT=1, QG_HACC=0)
         if cursor:
             defines["QG_CURSOR"] = 1
-        fn = _cache[key] = _parked(kernel, defines, t, park)
+        if not park:
+            defines["QG_PARK"] = 0
+        fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
     resident = _resident(fn, 32 * warps, smem) if plan.persist else 0
     return fn, smem, plan.grid(-(-n_pairs // plan.pairs_per_block(warps, ks, mma)), resident), 32 * warps
-
-
-def _parked(kernel: str, defines: dict, t: str, park: bool):
-    """The kernel with the staging's parked chunks (QG_PARK, kernels/gemv_quant.cuh xpro_load), unless that build
-    spills more than the one without: nvcc 13.0 gives the int4 half2 16-warp unsplit residual GEMV 22 bytes of local
-    memory with it and none without (70B w2 43.4 -> 51.3 us, nineteenth session); park False: without."""
-    fn = get_function("gemv_quant.cu", kernel, defines if park else {**defines, "QG_PARK": 0}, dtype=t)
-    if park and _local_bytes(fn) > 0:
-        plain = get_function("gemv_quant.cu", kernel, {**defines, "QG_PARK": 0}, dtype=t)
-        if _local_bytes(plain) < _local_bytes(fn):
-            return plain
-    return fn
-
-
-def _local_bytes(fn) -> int:
-    """Local memory a thread of fn uses (spills); 0 where fn does not say (the CPU tests' stand-ins)."""
-    v = getattr(fn, "local_size_bytes", 0)
-    return v if isinstance(v, int) else 0
 
 
 def _resident(fn, threads: int, smem: int) -> int:
