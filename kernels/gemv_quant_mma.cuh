@@ -32,6 +32,9 @@
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)
 // a block's pairs fill whole epilogue rounds: more than 8 warps a tile would leave QM_ROUNDS 0 (no output written)
 static_assert(QG_WARPS % QG_MSPLIT == 0 && QG_MSPLIT <= 8, "tiles: QG_MSPLIT must divide QG_WARPS and be <= 8");
+#ifndef QG_STAGEN
+#define QG_STAGEN 1       // chunks a staging round stores with interleaved shuffle trees (mma_store_n; 1: mma_store)
+#endif
 #define QM_COLS (4 * QG_EPV)              // columns per tile iteration: int4 128, int8 / fp8 64
 #define QM_CPB (QM_COLS / 8)              // staged chunks per iteration block
 #if QFMT == 3
@@ -96,12 +99,49 @@ __device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* 
         reinterpret_cast<uint4*>(xh)[qm_slot(i)] = *reinterpret_cast<const uint4*>(h);
     }
 #pragma unroll
-    for (int o = QM_CPB / 2; o > 0; o >>= 1) {
+    for (int o = QM_CPB / 2; o > 0 && !(QG_KO & 32); o >>= 1) {  // KO 32 (bench only): no shuffle tree
         tsum += __shfl_xor_sync(0xffffffffu, tsum, o);
         xsum += __shfl_xor_sync(0xffffffffu, xsum, o);
     }
     if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
 }
+
+#if QG_STAGEN > 1
+// mma_store of QG_STAGEN chunks i[c] at once, their shuffle trees interleaved (prepared, nineteenth session: the
+// 13B w2 staging pass costs 5.9 us while its instructions would take ~1.2 at one an issue slot; one chunk's
+// 4-level tree is a chain of dependent shuffles). Same sums in the same order: the staging is bit-identical.
+__device__ __forceinline__ void mma_store_n(__half* xh, float2* blk, const float (*f)[8], const int* i, int nchunk,
+                                            float xscale) {
+    float tsum[QG_STAGEN], xsum[QG_STAGEN];
+#pragma unroll
+    for (int c = 0; c < QG_STAGEN; ++c) {
+        tsum[c] = xsum[c] = 0.0f;
+        if (i[c] < nchunk) {
+            __half h[8];
+#pragma unroll
+            for (int p = 0; p < 8; ++p) {
+                const bool sixteenth = QFMT == 3 && p >= 4;
+                h[p] = __float2half_rn(f[c][qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
+                const float v = __half2float(h[p]);
+                tsum[c] += v;
+                xsum[c] += sixteenth ? 16.0f * v : v;
+            }
+            reinterpret_cast<uint4*>(xh)[qm_slot(i[c])] = *reinterpret_cast<const uint4*>(h);
+        }
+    }
+#pragma unroll
+    for (int o = QM_CPB / 2; o > 0; o >>= 1) {
+#pragma unroll
+        for (int c = 0; c < QG_STAGEN; ++c) {
+            tsum[c] += __shfl_xor_sync(0xffffffffu, tsum[c], o);
+            xsum[c] += __shfl_xor_sync(0xffffffffu, xsum[c], o);
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < QG_STAGEN; ++c)
+        if (i[c] < nchunk && i[c] % QM_CPB == 0) blk[i[c] / QM_CPB] = make_float2(QM_OFF * tsum[c], xsum[c]);
+}
+#endif
 
 // Whole block, after xpro_load(.., true, xh as uint4, qm_slot) (gemv_quant.cuh; K a multiple of QM_COLS; chunks past
 // the kept ones parked in their own slots, read back here and overwritten by their staging): xh and blk [K / QM_COLS]
@@ -122,6 +162,18 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
     for (int r = 0; r < QG_XREGS; ++r)  // block-uniform conditions: the shuffles see all lanes
         if (!(QG_KO & 8) && r * (int)blockDim.x < nchunk)
             mma_store(xh, blk, p.x[r], threadIdx.x + r * blockDim.x, nchunk, xscale);
+#if QG_STAGEN > 1 && QG_PARK
+    for (int base = QG_XREGS * blockDim.x; !(QG_KO & 8) && base < nchunk; base += QG_STAGEN * blockDim.x) {
+        int i[QG_STAGEN];
+        float f[QG_STAGEN][8];
+#pragma unroll
+        for (int c = 0; c < QG_STAGEN; ++c) {
+            i[c] = base + c * blockDim.x + threadIdx.x;
+            if (i[c] < nchunk) chunk_f(f[c], reinterpret_cast<const uint4*>(xh)[qm_slot(i[c])], w, i[c]);
+        }
+        mma_store_n(xh, blk, f, i, nchunk, xscale);
+    }
+#else
     for (int base = QG_XREGS * blockDim.x; !(QG_KO & 8) && base < nchunk; base += blockDim.x) {  // KO 8: no stores
         const int i = base + threadIdx.x;
         float f[8];
@@ -132,6 +184,7 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
 #endif
         mma_store(xh, blk, f, i, nchunk, xscale);
     }
+#endif
     __syncthreads();
     return make_float2(norm_inv_of_sum(nm, red.x, w.K), __int_as_float((127 - e) << 23));
 }

@@ -1,0 +1,77 @@
+"""The quantized GEMV stagings' variants give the same bits as the default: CUGRAPHLLM_QG_PARK=0 (the activation read
+twice, as before the nineteenth session) and CUGRAPHLLM_QG_STAGEN=2 / 3 (tile staging rounds of 2 / 3 chunks with
+interleaved shuffle trees, prepared). int4 qkv and SiLU GEMVs, plain and fused-norm, on the 7B shapes and on awkward
+ones under forced tile configs (K of 11 tile iterations: partial staging rounds; inactive pairs in the last tile;
+8 and 16 warps). Outputs NaN-poisoned first, all written, compared bit for bit.
+"""
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+
+from cugraphllm import reference as ref
+from cugraphllm.gpu.state import Residual
+from kernel_helpers import poison, produced_x, rand_t
+from quant_helpers import make_layer, qkv_outputs, same_bits
+
+pytestmark = pytest.mark.gpu
+EPS, S, POS = 1e-5, 64, 37
+CONFIGS = {"default": {}, "w8m4": dict(mma_min_pairs=0, warps=8, ksplit=4),
+           "w8m2": dict(mma_min_pairs=0, warps=8, ksplit=2), "w16m2": dict(mma_min_pairs=0, warps=16, ksplit=2)}
+# (environment variable, value): each variant against the default build
+VARIANTS = [("CUGRAPHLLM_QG_PARK", "0"), ("CUGRAPHLLM_QG_STAGEN", "2"), ("CUGRAPHLLM_QG_STAGEN", "3")]
+
+
+@pytest.fixture
+def plan(monkeypatch):
+    from cugraphllm.gpu import gemv_plan, ops_quant
+    base = gemv_plan.QUANT_PLANS["int4"]
+    monkeypatch.setattr(ops_quant, "_cache", {})
+
+    def use(cfg: str):
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", dataclasses.replace(base, **CONFIGS[cfg]))
+    return use
+
+
+def against_default(monkeypatch, run, env: str, value: str) -> None:
+    monkeypatch.delenv("CUGRAPHLLM_QG_PARK", raising=False)
+    monkeypatch.delenv("CUGRAPHLLM_QG_STAGEN", raising=False)
+    want = run()
+    monkeypatch.setenv(env, value)
+    return want, run()
+
+
+@pytest.mark.parametrize("env,value", VARIANTS)
+@pytest.mark.parametrize("name,D,H,KVH,cfg", [("7B", 4096, 32, 32, "default"), ("awk", 1408, 44, 4, "w8m4"),
+                                             ("awk", 1408, 44, 4, "w16m2")])
+@pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
+def test_qkv_same_bits(cp, ops, plan, monkeypatch, env, value, name, D, H, KVH, cfg, norm):
+    plan(cfg)
+    hd = D // H
+    rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
+    _, wqkv = make_layer(cp, D + 2 * KVH * hd, D, "int4", seed=D + H)
+    a = rand_t(cp, (1, D), "float16", seed=D + 1)
+    res = produced_x(cp, ops, D, "float16", seed=D + 2)
+    run = functools.partial(qkv_outputs, cp, ops, wqkv, a, res, rope, POS, KVH, hd, S, EPS, norm)
+    same_bits(("q", "k", "v"), *against_default(monkeypatch, run, env, value), f"{env}={value}")
+
+
+@pytest.mark.parametrize("env,value", VARIANTS)
+@pytest.mark.parametrize("name,F,K,cfg", [("7B", 11008, 4096, "default"), ("awk", 389, 1408, "w8m2"),
+                                          ("awk", 389, 1408, "w16m2")])
+@pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
+def test_silu_same_bits(cp, ops, plan, monkeypatch, env, value, name, F, K, cfg, norm):
+    plan(cfg)
+    _, w13 = make_layer(cp, 2 * F, K, "int4", seed=F + K)
+    a = rand_t(cp, (1, K), "float16", seed=K + 5)
+    x0, xn0, ss0 = produced_x(cp, ops, K, "float16", seed=K + 6)
+
+    def run():
+        h = poison(cp, (1, F), cp.float16)
+        if norm:
+            ops.norm_matmul_silu(h, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, w13)
+        else:
+            ops.matmul_silu(h, a, w13)
+        return [h.get()]
+    same_bits(("h",), *against_default(monkeypatch, run, env, value), f"{env}={value}")
