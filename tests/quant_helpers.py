@@ -86,6 +86,33 @@ def qkv_outputs(cp, ops, wqkv, a, res, rope, pos: int, KVH: int, hd: int, S: int
     return [q.get().astype(np.float32), kc[pos].get().astype(np.float32), vc[pos].get().astype(np.float32)]
 
 
+def silu_outputs(cp, ops, w13, a, res, eps: float, norm: bool) -> list:
+    """One decode SiLU*up GEMV into a fresh NaN-poisoned h [1, F] (T = float16): fused-norm on copies of res = (x, xn,
+    ss), else on a; returns [h] on the host."""
+    from cugraphllm.gpu.state import Residual
+    from kernel_helpers import poison
+    h = poison(cp, (1, w13.shape[0] // 2), cp.float16)
+    if norm:
+        x, xn, ss = res
+        ops.norm_matmul_silu(h, Residual(x.copy(), xn.copy(), ss.copy()), eps, w13)
+    else:
+        ops.matmul_silu(h, a, w13)
+    return [h.get()]
+
+
+def int4_plan_setter(monkeypatch, configs: dict):
+    """use(name): the int4 QuantPlan with configs[name]'s fields for this test (gemv_plan.QUANT_PLANS patched, ops_quant's
+    module cache emptied, both restored by monkeypatch)."""
+    import dataclasses
+    from cugraphllm.gpu import gemv_plan, ops_quant
+    base = gemv_plan.QUANT_PLANS["int4"]
+    monkeypatch.setattr(ops_quant, "_cache", {})
+
+    def use(name: str):
+        monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", dataclasses.replace(base, **configs[name]))
+    return use
+
+
 def residual_ss_outputs(cp, ops, w, a, x0) -> list:
     """One residual GEMV with the next norm's stats on a copy of x0 (f32 [1, N]) into NaN-poisoned xh / ss (T =
     float16); returns [x, xh, the ss partials] on the host as float32."""

@@ -6,7 +6,6 @@ in the last tile, an odd logits row count (a pair of one row), a group size othe
 fallback loop), 8 and 16 warps with 2, 4 or 8 warps a tile. Outputs are NaN-poisoned first and must be finite
 (all written); one case each for logits and SiLU is also held against the float64 product (tests/quant_helpers.py).
 """
-import dataclasses
 import functools
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from cugraphllm import reference as ref
 from cugraphllm.gpu.state import Residual
 from kernel_helpers import TOL_T, dt, host64, poison, produced_x, rand_t, rel_err
-from quant_helpers import deq_matvec, make_layer, qkv_outputs, same_bits, tol_f32
+from quant_helpers import int4_plan_setter, deq_matvec, make_layer, qkv_outputs, same_bits, silu_outputs, tol_f32
 
 pytestmark = pytest.mark.gpu
 EPS = 1e-5
@@ -29,13 +28,7 @@ CONFIGS = {"default": {}, "rule": dict(mma_min_pairs=0), "w8m4": dict(mma_min_pa
 
 @pytest.fixture
 def plan(monkeypatch):
-    from cugraphllm.gpu import gemv_plan, ops_quant
-    base = gemv_plan.QUANT_PLANS["int4"]
-    monkeypatch.setattr(ops_quant, "_cache", {})
-
-    def use(cfg: str):
-        monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", dataclasses.replace(base, **CONFIGS[cfg]))
-    return use
+    return int4_plan_setter(monkeypatch, CONFIGS)
 
 
 def both(monkeypatch, run):
@@ -82,15 +75,8 @@ def test_silu_bit_identical(cp, ops, plan, monkeypatch, name, F, K, g, cfg, norm
     plan(cfg)
     _, w13 = make_layer(cp, 2 * F, K, "int4", seed=F + K, group_size=g)
     a = rand_t(cp, (1, K), "float16", seed=K + 5)
-    x0, xn0, ss0 = produced_x(cp, ops, K, "float16", seed=K + 6)
-
-    def run():
-        h = poison(cp, (1, F), cp.float16)
-        if norm:
-            ops.norm_matmul_silu(h, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, w13)
-        else:
-            ops.matmul_silu(h, a, w13)
-        return [h.get()]
+    res = produced_x(cp, ops, K, "float16", seed=K + 6)
+    run = functools.partial(silu_outputs, cp, ops, w13, a, res, EPS, norm)
     same_bits(("h",), *both(monkeypatch, run), "QG_CURSOR=1")
 
 

@@ -4,16 +4,14 @@ interleaved shuffle trees, prepared). int4 qkv and SiLU GEMVs, plain and fused-n
 ones under forced tile configs (K of 11 tile iterations: partial staging rounds; inactive pairs in the last tile;
 8 and 16 warps). Outputs NaN-poisoned first, all written, compared bit for bit.
 """
-import dataclasses
 import functools
 
 import numpy as np
 import pytest
 
 from cugraphllm import reference as ref
-from cugraphllm.gpu.state import Residual
-from kernel_helpers import poison, produced_x, rand_t
-from quant_helpers import make_layer, qkv_outputs, same_bits
+from kernel_helpers import produced_x, rand_t
+from quant_helpers import int4_plan_setter, make_layer, qkv_outputs, same_bits, silu_outputs
 
 pytestmark = pytest.mark.gpu
 EPS, S, POS = 1e-5, 64, 37
@@ -25,16 +23,11 @@ VARIANTS = [("CUGRAPHLLM_QG_PARK", "0"), ("CUGRAPHLLM_QG_STAGEN", "2"), ("CUGRAP
 
 @pytest.fixture
 def plan(monkeypatch):
-    from cugraphllm.gpu import gemv_plan, ops_quant
-    base = gemv_plan.QUANT_PLANS["int4"]
-    monkeypatch.setattr(ops_quant, "_cache", {})
-
-    def use(cfg: str):
-        monkeypatch.setitem(gemv_plan.QUANT_PLANS, "int4", dataclasses.replace(base, **CONFIGS[cfg]))
-    return use
+    return int4_plan_setter(monkeypatch, CONFIGS)
 
 
-def against_default(monkeypatch, run, env: str, value: str) -> None:
+def against_default(monkeypatch, run, env: str, value: str) -> tuple:
+    """(run() under the default build, run() with env=value)."""
     monkeypatch.delenv("CUGRAPHLLM_QG_PARK", raising=False)
     monkeypatch.delenv("CUGRAPHLLM_QG_STAGEN", raising=False)
     want = run()
@@ -65,13 +58,6 @@ def test_silu_same_bits(cp, ops, plan, monkeypatch, env, value, name, F, K, cfg,
     plan(cfg)
     _, w13 = make_layer(cp, 2 * F, K, "int4", seed=F + K)
     a = rand_t(cp, (1, K), "float16", seed=K + 5)
-    x0, xn0, ss0 = produced_x(cp, ops, K, "float16", seed=K + 6)
-
-    def run():
-        h = poison(cp, (1, F), cp.float16)
-        if norm:
-            ops.norm_matmul_silu(h, Residual(x0.copy(), xn0.copy(), ss0.copy()), EPS, w13)
-        else:
-            ops.matmul_silu(h, a, w13)
-        return [h.get()]
+    res = produced_x(cp, ops, K, "float16", seed=K + 6)
+    run = functools.partial(silu_outputs, cp, ops, w13, a, res, EPS, norm)
     same_bits(("h",), *against_default(monkeypatch, run, env, value), f"{env}={value}")
