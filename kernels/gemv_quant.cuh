@@ -205,10 +205,17 @@ __device__ __forceinline__ void xpro_gain(XPro& p, const QArgs& w) {
     }
 }
 
+// Where the half and tile stagings park a's chunks between their two passes (xpro_load, for_staged): chunk i's own
+// 16 bytes of the staging xh, at the slot its staging fills (the Slot functor); nowhere under QG_PARK 0.
+__device__ __forceinline__ uint4* park_in(__half* xh) { return QG_PARK ? reinterpret_cast<uint4*>(xh) : nullptr; }
+struct SameSlot {
+    __device__ __forceinline__ int operator()(int i) const { return i; }
+};
+
 // After pdl_enter: ss partials and the kept chunks of a loaded together, then p.s, p.x (x = gain * a, as chunk_f)
 // and, with need_max, p.m over all of the thread's columns; that pass parks the raw 16 bytes of each chunk i past
 // the kept ones at park[slot(i)] (shared memory: the slot the staging will fill with chunk i; nullptr: nowhere), so
-// the staging reads a once (for_parked). Every block reads all of a at once: the nineteenth session's knockouts
+// the staging reads a once (for_staged). Every block reads all of a at once: the nineteenth session's knockouts
 // put a second pass over it at 1.3-5.9 us on the 13B / 70B shapes (13B w2: 5.9 of the kernel's 20.4).
 template <class Slot>
 __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, const QArgs& w, const NormIn& nm,
@@ -252,35 +259,28 @@ __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, cons
 
 __device__ __forceinline__ void xpro_load(XPro& p, const T* __restrict__ a, const QArgs& w, const NormIn& nm,
                                           bool need_max) {
-    xpro_load(p, a, w, nm, need_max, nullptr, [](int i) { return i; });
+    xpro_load(p, a, w, nm, need_max, nullptr, SameSlot());
 }
 
-// fn(f, i) for this thread's chunks of the staging, f their x: the kept ones (p.x, xpro_load) first, then the rest,
-// loaded again (for_chunks). K a multiple of 8.
-template <class Fn>
-__device__ __forceinline__ void for_staged(const XPro& p, const T* __restrict__ a, const QArgs& w, int nchunk, Fn fn) {
+// fn(f, i) for this thread's chunks of the staging, f their x: the kept ones (p.x, xpro_load) first, then the rest:
+// PARKED, read back from where xpro_load parked them (park[slot(i)], this thread's own: no barrier between the
+// passes; fn may overwrite chunk i's slot), else loaded again (for_chunks). K a multiple of 8.
+template <bool PARKED, class Fn, class Slot = SameSlot>
+__device__ __forceinline__ void for_staged(const XPro& p, const T* __restrict__ a, const QArgs& w, int nchunk, Fn fn,
+                                           const uint4* park = nullptr, Slot slot = Slot()) {
 #pragma unroll
     for (int r = 0; r < QG_XREGS; ++r) {
         const int i = threadIdx.x + r * blockDim.x;
         if (i < nchunk) fn(p.x[r], i);
     }
-    for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, fn);
-}
-
-// for_staged, the chunks past the kept ones read back from where xpro_load parked them (park[slot(i)], this
-// thread's own: no barrier between the passes). fn may overwrite chunk i's slot.
-template <class Slot, class Fn>
-__device__ __forceinline__ void for_parked(const XPro& p, const QArgs& w, int nchunk, const uint4* park, Slot slot,
-                                           Fn fn) {
-#pragma unroll
-    for (int r = 0; r < QG_XREGS; ++r) {
-        const int i = threadIdx.x + r * blockDim.x;
-        if (i < nchunk) fn(p.x[r], i);
-    }
-    for (int i = threadIdx.x + QG_XREGS * blockDim.x; i < nchunk; i += blockDim.x) {
-        float f[8];
-        chunk_f(f, park[slot(i)], w, i);
-        fn(f, i);
+    if constexpr (PARKED) {
+        for (int i = threadIdx.x + QG_XREGS * blockDim.x; i < nchunk; i += blockDim.x) {
+            float f[8];
+            chunk_f(f, park[slot(i)], w, i);
+            fn(f, i);
+        }
+    } else {
+        for_chunks(a, w, threadIdx.x + QG_XREGS * blockDim.x, nchunk, fn);
     }
 }
 

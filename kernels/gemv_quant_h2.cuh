@@ -44,11 +44,14 @@ __device__ __forceinline__ void store_chunk(__half* xh, const float* f, float xs
     reinterpret_cast<uint4*>(xh)[swz(i)] = *reinterpret_cast<const uint4*>(h);
 }
 
-// where xpro_load parks the chunks of the half staging: chunk i's own slot of xh (store_chunk's)
-__device__ __forceinline__ uint4* h2_park(__half* xh) { return QG_PARK ? reinterpret_cast<uint4*>(xh) : nullptr; }
+// chunk i's slot in the half staging (store_chunk's), where xpro_load parks it
+struct H2Slot {
+    __device__ __forceinline__ int operator()(int i) const { return swz(i); }
+};
 
-// Whole block, after xpro_load(.., true, h2_park(xh), swz) (gemv_quant.cuh): stage xh; returns (inv_rms (1 without a norm),
-// 1 / xscale); xh is visible to the whole block on return. Two barriers: the (ss sum, |x| max) reduction, the stores.
+// Whole block, after xpro_load(.., true, park_in(xh), H2Slot()) (gemv_quant.cuh): stage xh; returns (inv_rms (1
+// without a norm), 1 / xscale); xh is visible to the whole block on return. Two barriers: the (ss sum, |x| max)
+// reduction, the stores.
 __device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* __restrict__ a, const QArgs& w,
                                            const NormIn& nm) {
     __shared__ float2 pscratch[32];
@@ -61,12 +64,8 @@ __device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* _
     const float xscale = __int_as_float((127 + e) << 23);
     if (QG_KO & 8) {  // bench only: the reduction without the staging's loads and stores
     } else if ((K & 7) == 0) {
-#if QG_PARK
-        for_parked(p, w, K >> 3, h2_park(xh), [](int i) { return swz(i); },  // parked by xpro_load
-                   [&](const float* f, int i) { store_chunk(xh, f, xscale, i); });
-#else
-        for_staged(p, a, w, K >> 3, [&](const float* f, int i) { store_chunk(xh, f, xscale, i); });
-#endif
+        for_staged<QG_PARK>(p, a, w, K >> 3, [&](const float* f, int i) { store_chunk(xh, f, xscale, i); },
+                            park_in(xh), H2Slot());
     } else {
         for (int j = threadIdx.x; j < K; j += blockDim.x) xh[xh_idx(j)] = __float2half_rn(staged_x(a, w, j) * xscale);
     }

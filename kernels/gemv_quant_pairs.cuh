@@ -129,7 +129,7 @@ __device__ __forceinline__ float stage(float* xs, float* csum, const XPro& p, co
     const int K = w.K;
     float4* x4 = reinterpret_cast<float4*>(xs);
     if ((K & 7) == 0) {
-        for_staged(p, a, w, K >> 3, [&](const float* f, int i) {
+        for_staged<false>(p, a, w, K >> 3, [&](const float* f, int i) {
             x4[swz(2 * i)] = make_float4(f[0], f[1], f[2], f[3]);
             x4[swz(2 * i + 1)] = make_float4(f[4], f[5], f[6], f[7]);
         });
@@ -202,7 +202,7 @@ __device__ __forceinline__ void qgemv_pairs(const QArgs& w, const T* a, const No
 #else
 #if QG_HACC
     __half* xh = reinterpret_cast<__half*>(xs);
-    xpro_load(xp, a, w, nm, true, h2_park(xh), [](int i) { return swz(i); });
+    xpro_load(xp, a, w, nm, true, park_in(xh), H2Slot());
     (void)csum;
     const float2 kn = stage_h2(xh, xp, a, w, nm);
     const float inv = kn.x, xinv = kn.y;

@@ -147,8 +147,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     pdl_enter();  // a and ss come from the previous kernel
     float2 kn = make_float2(1.0f, 1.0f);
     if (!(QG_KO & 1)) {
-        xpro_load(xp, a, w, nm, true, QG_PARK ? reinterpret_cast<uint4*>(xh) : nullptr,
-                  [](int i) { return qm_slot(i); });
+        xpro_load(xp, a, w, nm, true, park_in(xh), MmaSlot());
         kn = stage_mma(xh, blk, xp, a, w, nm);
     }
     const float inv = kn.x, xinv = kn.y;

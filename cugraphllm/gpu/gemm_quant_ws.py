@@ -87,7 +87,7 @@ def _buf(name: str, nbytes: int):
     buf = _WS.get(key)
     if buf is None or buf.nbytes < nbytes:
         check(not cp.cuda.get_current_stream().is_capturing(),
-               f"buffer {name!r} of {nbytes} bytes needed inside capture: call gemm_quant.allocate() first")
+              f"buffer {name!r} of {nbytes} bytes needed inside capture: call gemm_quant.allocate() first")
         if buf is not None:
             _RETIRED.append(buf)  # graphs captured earlier may still point at it: never free
         buf = cp.empty(max(nbytes, 0 if buf is None else buf.nbytes), dtype=cp.uint8)
@@ -99,7 +99,6 @@ def _view(name: str, shape: tuple, dtype):
     dt = gemm._dtype(dtype)
     n = int(np.prod(shape)) * dt.itemsize
     return _buf(name, n)[:n].view(dt).reshape(shape)
-
 
 
 def _tcws():
