@@ -202,17 +202,29 @@ qgemm_qkv_rope(T* __restrict__ qo, const T* __restrict__ xn, const unsigned char
 }
 
 // ---- dequantize rows for cuBLAS ------------------------------------------------------------------------
+// The word of int4 (row, column c) in the tile-contiguous layouts (gpu/quant_tiles.py; tiles 1: pair p = row / 2,
+// r_h = 2 p + h; 2: p = row % (N / 2), h = row / (N / 2)): vector ((T n_it + it) 2 + h) 32 + 4 g + t, T = p / 8.
+__device__ __forceinline__ size_t tiled_word(int row, int c, int K, int N, int tiles) {
+    const int p = tiles == 1 ? row >> 1 : row % (N >> 1), h = tiles == 1 ? row & 1 : row / (N >> 1);
+    const size_t v = ((size_t)((p >> 3) * (K >> 7) + (c >> 7)) * 2 + h) * 32 + 4 * (p & 7) + ((c >> 5) & 3);
+    return 4 * v + ((c >> 3) & 3);
+}
+
 // out T [R, K] = W[r0 + r, :]; grid (ceil(K / 8 / blockDim), R), 8 columns per thread. vec (K % 8 == 0):
-// one packed piece per thread through widen(); else (fp8 / int8 only) byte by byte.
+// one packed piece per thread through widen(); else (fp8 / int8 only) byte by byte. tiles (int4, vec): qweight
+// tile-contiguous, W having N rows.
 extern "C" __global__ void dequant_rows(T* __restrict__ out, const unsigned char* __restrict__ q,
                                         const float* __restrict__ rs, const unsigned short* s,
-                                        const unsigned short* z, int r0, int K, int gs, int vec) {
+                                        const unsigned short* z, int r0, int K, int gs, int vec, int tiles, int N) {
     const int r = blockIdx.y, c0 = 8 * (blockIdx.x * blockDim.x + threadIdx.x), row = r0 + r;
     if (c0 >= K) return;
     const float sc = row_scale(rs, row);
     T* dst = out + (size_t)r * K + c0;
     if (vec) {
         WRow w = wrow(q, s, z, row, K, K / gs);
+#if QFMT == 2
+        if (tiles) w.q = q + 4 * tiled_word(row, c0, K, N, tiles) - c0 / 2;  // load_w reads c0 / 2 bytes on
+#endif
         Pack8 in, o;
         in.u = widen(load_w(w, true, c0, gs));
 #pragma unroll

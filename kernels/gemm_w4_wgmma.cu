@@ -58,6 +58,12 @@
 #ifndef SERIAL
 #define SERIAL 0    // K split: 1 each split adds its partial after the one before (a ticket a tile), 0 park()
 #endif
+#ifndef TILES
+#define TILES 0     // int4 qweight layout (gpu/quant_tiles.py): 0 row-major, 1 / 2 tile-contiguous (pairing 1 / 2)
+#endif
+#if TILES && FMT != 4
+#error "TILES: int4 only"
+#endif
 #ifndef PW
 #define PW 0        // 1: the producer is a whole warpgroup that gives registers to the consumers (setmaxnreg)
 #endif
@@ -91,6 +97,29 @@ __device__ __forceinline__ void mma_rs(float* d, unsigned a0, unsigned a1, unsig
     d[0] += __uint_as_float(a0 ^ a1 ^ a2 ^ a3);  // keeps the fragments live
 #else
     wgmma_rs<BT>(d, a0, a1, a2, a3, db);
+#endif
+}
+
+// The CTA-local position (0 .. BW - 1: the staged tile's column order) of shared-memory weight row i. TILES 0: i;
+// the tile-contiguous layouts land a tile's 16 rows as r0 of its pairs g = 0..7, then their r1 (5-D tensor map):
+// TILES 1 rows 2 p, 2 p + 1 of pair p = 8 (i / 16) + i % 8; TILES 2 the w1 rows (first BW / 2) then the w3 rows.
+__device__ __forceinline__ int tile_pos(int i) {
+#if TILES == 1
+    return (i & ~15) | ((i & 7) << 1) | ((i >> 3) & 1);
+#elif TILES == 2
+    return ((i >> 3) & 1) * (BW / 2) + ((i >> 4) << 3) + (i & 7);
+#else
+    return i;
+#endif
+}
+
+// the row of W (and output column) of CTA-local position pos, or -1 past the N rows
+__device__ __forceinline__ int out_row(int n0, int pos, int N) {
+#if TILES == 2
+    const int F = N >> 1, j = (n0 >> 1) + pos % (BW / 2);
+    return j < F ? j + (pos >= BW / 2 ? F : 0) : -1;
+#else
+    return n0 + pos < N ? n0 + pos : -1;
 #endif
 }
 
@@ -195,17 +224,19 @@ __device__ __forceinline__ void tile_mma(const Ctx& c, int kt, int i, int kt1, u
 }
 
 // The CTA's tile, staged token-major in P [BT][BW + 4] (the pad spreads a warp's stores over the banks), then out.
+// Rows lr / lr + 8 of the thread's accumulators go to positions tile_pos(lr) / tile_pos(lr + 8).
 __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int tb, float* x, __half* out, int M,
                                          int N, int m0, int n0, float* ws, int* tickets, int* last) {
     constexpr int PS = BW + 4;
+    const int p0 = tile_pos(lr), p1 = tile_pos(lr + 8);
     asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
 #pragma unroll
     for (int j = 0; j < BT / 8; ++j) {
         const int cc = 8 * j + 2 * tb;
-        P[cc * PS + lr] = d[4 * j];
-        P[(cc + 1) * PS + lr] = d[4 * j + 1];
-        P[cc * PS + lr + 8] = d[4 * j + 2];
-        P[(cc + 1) * PS + lr + 8] = d[4 * j + 3];
+        P[cc * PS + p0] = d[4 * j];
+        P[(cc + 1) * PS + p0] = d[4 * j + 1];
+        P[cc * PS + p1] = d[4 * j + 2];
+        P[(cc + 1) * PS + p1] = d[4 * j + 3];
     }
     asm volatile("bar.sync 1, %0;" :: "n"(NCW * 32) : "memory");
 #if MODE == 0
@@ -220,8 +251,8 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
 #endif
 #endif
     for (int e = threadIdx.x; e < BT * (BW / 4); e += NCW * 32) {
-        const int tok = e / (BW / 4), row = 4 * (e % (BW / 4));
-        if (m0 + tok >= M || n0 + row >= N) continue;
+        const int tok = e / (BW / 4), row = 4 * (e % (BW / 4)), orow = out_row(n0, row, N);
+        if (m0 + tok >= M || orow < 0) continue;
         float4 v = *reinterpret_cast<const float4*>(P + tok * PS + row);
 #if MODE == 0
         if (part != nullptr) {
@@ -233,20 +264,20 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
         }
 #endif
         const float vv[4] = {v.x, v.y, v.z, v.w};
-        const size_t o = (size_t)(m0 + tok) * N + n0 + row;
+        const size_t o = (size_t)(m0 + tok) * N + orow;
 #if MODE == 0
         if ((N & 3) == 0) {
             asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};"
                          :: "l"(x + o), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
         } else {
-            for (int q = 0; q < 4 && n0 + row + q < N; ++q) atomicAdd(x + o + q, vv[q]);
+            for (int q = 0; q < 4 && orow + q < N; ++q) atomicAdd(x + o + q, vv[q]);
         }
 #else
         if ((N & 3) == 0) {
             const __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
             *reinterpret_cast<uint2*>(out + o) = make_uint2(h2u(lo), h2u(hi));
         } else {
-            for (int q = 0; q < 4 && n0 + row + q < N; ++q) out[o + q] = __float2half(vv[q]);
+            for (int q = 0; q < 4 && orow + q < N; ++q) out[o + q] = __float2half(vv[q]);
         }
 #endif
     }
@@ -295,7 +326,11 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
                              :: "r"(sa(&full[s])), "r"(STAGE_BYTES) : "memory");
                 tma2d(base + s * STAGE_BYTES, &ta, kt * 64, m0, sa(&full[s]));
+#if TILES  // the map's dims: 16 words (128 columns) of a row, g, r0 / r1, iteration, tile
+                tma5d(base + s * STAGE_BYTES + X_BYTES, &tw, (kt & 1) * 8, 0, 0, kt >> 1, n0 / 16, sa(&full[s]));
+#else
                 tma2d(base + s * STAGE_BYTES + X_BYTES, &tw, kt * 2 * FMT, n0, sa(&full[s]));
+#endif
             }
         }
         return;
@@ -307,8 +342,9 @@ w4_wgmma(const __grid_constant__ TMap tw, const __grid_constant__ TMap ta, float
     const int lr = (warp >> 2) * 64 + (t >> 5) * 16 + (lane >> 2);  // this thread's first row in the CTA tile
     const int ng = GS == 0 ? 1 : K / (GS == 0 ? 1 : GS);
     const __half* sh = static_cast<const __half*>(scales);
+    const int r0 = out_row(n0, tile_pos(lr), N), r1 = out_row(n0, tile_pos(lr + 8), N);  // past N: row N - 1
     const Ctx c = {base, sa(full), sa(empty), FMT == 8 ? 0x1100u + tb * 0x2222u : tb * 0x0101u, lr,
-                   min(n0 + lr, N - 1), min(n0 + lr + 8, N - 1), ng, t, sh, zeros};
+                   r0 < 0 ? N - 1 : r0, r1 < 0 ? N - 1 : r1, ng, t, sh, zeros};
     float d[NACC];
 #pragma unroll
     for (int i = 0; i < NACC; ++i) d[i] = 0.0f;

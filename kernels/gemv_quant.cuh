@@ -51,6 +51,13 @@
 #ifndef QG_KO
 #define QG_KO 0
 #endif
+// QG_TILED 1: the tiles read the tile-contiguous layout (tile T = 8 pairs, iteration it: the 16-byte vectors t of
+// its pairs' rows r0 at (T n_it + it) 64 + 4 g + t, r1 at + 32: one warp load reads 512 contiguous bytes). KO 64
+// (bench only) times that access pattern on row-major bytes (the sums are then wrong).
+#ifndef QG_TILED
+#define QG_TILED ((QG_KO & 64) != 0)
+#endif
+#define QG_ITV (QG_TILED ? 64 : 4)   // 16-byte vectors from a lane's vector of iteration it to that of it + 1
 #define QG_THREADS (QG_WARPS * 32)
 // Blocks an SM a kernel is compiled for: the pipelined row pairs at 64 registers (their two fragments would take
 // nvcc to 77-93 on int4 / int8, one 512-thread block an SM), and 512-thread tiles too (int4 LM head / 70B w13:

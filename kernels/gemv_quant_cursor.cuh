@@ -30,16 +30,16 @@ __device__ __forceinline__ MCur mcur(const QArgs& w, const PairRows& p, int it) 
     asm("" : "+l"(r0));  // computed here: not shared with mload's row addresses (they would live through staging)
     const unsigned dr = (unsigned)(p.r1 - p.r0);
 #if QFMT == 3
-    unsigned dq = dr * (unsigned)(w.K / 2), ds = dr * (unsigned)(2 * (w.K / QM_COLS));
+    unsigned dq = QG_TILED ? 512u : dr * (unsigned)(w.K / 2), ds = dr * (unsigned)(2 * (w.K / QM_COLS));
     asm("" : "+r"(dq), "+r"(ds));  // once a tile: nvcc would sink the products into the loop
-    const uint4* q = reinterpret_cast<const uint4*>(w.q) + 4 * it + (threadIdx.x & 3);
+    const uint4* q = reinterpret_cast<const uint4*>(w.q) + QG_ITV * it + (threadIdx.x & 3);
     const __half* s = reinterpret_cast<const __half*>(w.scales) + it;
-    return MCur{q + r0 * (size_t)(w.K / QG_EPV), s + r0 * (size_t)(w.K / QM_COLS), dq, ds};
+    return MCur{q + (QG_TILED ? p.tv : r0 * (size_t)(w.K / QG_EPV)), s + r0 * (size_t)(w.K / QM_COLS), dq, ds};
 #else
-    unsigned dq = dr * (unsigned)w.K;   // a row: K bytes
+    unsigned dq = QG_TILED ? 512u : dr * (unsigned)w.K;   // a row: K bytes
     asm("" : "+r"(dq));
-    const uint4* q = reinterpret_cast<const uint4*>(w.q) + 4 * it + (threadIdx.x & 3);
-    return MCur{q + r0 * (size_t)(w.K / QG_EPV), dq};
+    const uint4* q = reinterpret_cast<const uint4*>(w.q) + QG_ITV * it + (threadIdx.x & 3);
+    return MCur{q + (QG_TILED ? p.tv : r0 * (size_t)(w.K / QG_EPV)), dq};
 #endif
 }
 
@@ -64,8 +64,8 @@ __device__ __forceinline__ void cload(MFrag& f, MCur& c, const QArgs& w, int nu)
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {
         if (u < nu) {
-            f.w0[u] = ld_stream16(c.q0 + 4 * u);
-            f.w1[u] = ld_stream16(q1 + 4 * u);
+            f.w0[u] = ld_stream16(c.q0 + QG_ITV * u);
+            f.w1[u] = ld_stream16(q1 + QG_ITV * u);
 #if QFMT == 3
             f.sz0[u] = __halves2half2(__ldg(c.s0 + u), __ldg(z0 + u));
             f.sz1[u] = __halves2half2(__ldg(s1 + u), __ldg(z1 + u));
@@ -73,7 +73,7 @@ __device__ __forceinline__ void cload(MFrag& f, MCur& c, const QArgs& w, int nu)
         }
     }
     constexpr int step = QG_UNROLL * QG_MSPLIT;
-    c.q0 += 4 * step;
+    c.q0 += QG_ITV * step;
 #if QFMT == 3
     c.s0 += step;
 #endif

@@ -59,6 +59,7 @@ __device__ __forceinline__ void load_frag(Frag& f, const QArgs& w, size_t r0, si
 struct PairRows {  // the two weight rows of one pair (r1 == r0 where the pair has one row); inactive: no rows
     size_t r0, r1;
     bool active;
+    size_t tv;        // QG_TILED tiles: the vector of row r0, iteration 0, t 0 (set by qgemv_pairs_mma)
 };
 
 // QG_KO & 2 (bench only): the weight words of a fragment's u-th vector / iteration (rows r0 and r1), and `more`,

@@ -25,10 +25,22 @@ struct MFrag {  // one lane's loads in flight: QG_UNROLL iterations of rows r0 /
 #endif
 };
 
+// the vectors of iteration 0, t 0 of the pair's rows r0 / r1 (row-major, or QG_TILED the tile-contiguous layout)
+__device__ __forceinline__ void tile_rows(const uint4*& q0, const uint4*& q1, const QArgs& w, const PairRows& p) {
+    const uint4* q = reinterpret_cast<const uint4*>(w.q);
+    if (QG_TILED) {
+        q0 = q + p.tv;
+        q1 = q0 + 32;
+    } else {
+        q0 = q + p.r0 * (size_t)(w.K / QG_EPV);
+        q1 = q + p.r1 * (size_t)(w.K / QG_EPV);
+    }
+}
+
 __device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& p, int it0, int n_it) {
-    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
-    const uint4* q0 = reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec;
-    const uint4* q1 = reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec;
+    const int t = threadIdx.x & 3;
+    const uint4 *q0, *q1;
+    tile_rows(q0, q1, w, p);
 #if QFMT == 3
     const int G = w.K / w.gs;
     const __half* s = reinterpret_cast<const __half*>(w.scales);
@@ -37,8 +49,8 @@ __device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& 
     for (int u = 0; u < QG_UNROLL; ++u) {
         const int it = it0 + u;
         const bool in = p.active && it < n_it;
-        f.w0[u] = in ? ld_stream16(q0 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
-        f.w1[u] = in ? ld_stream16(q1 + 4 * it + t) : make_uint4(0u, 0u, 0u, 0u);
+        f.w0[u] = in ? ld_stream16(q0 + QG_ITV * it + t) : make_uint4(0u, 0u, 0u, 0u);
+        f.w1[u] = in ? ld_stream16(q1 + QG_ITV * it + t) : make_uint4(0u, 0u, 0u, 0u);
 #if QFMT == 3
         const int g = !in ? 0 : (w.gsh >= 0 ? (4 * it) >> w.gsh : it * QM_COLS / w.gs);
         f.sz0[u] = in ? __halves2half2(__ldg(s + p.r0 * G + g), __ldg(w.zeros + p.r0 * G + g)) : __half2();
@@ -49,13 +61,15 @@ __device__ __forceinline__ void mload(MFrag& f, const QArgs& w, const PairRows& 
 
 // L2 prefetch of what mload(it0) would load (gemv_quant_pairs.cuh pf_l2)
 __device__ __forceinline__ void mprefetch(const QArgs& w, const PairRows& p, int it0, int n_it) {
-    const int t = threadIdx.x & 3, nvec = w.K / QG_EPV;
+    const int t = threadIdx.x & 3;
+    const uint4 *q0, *q1;
+    tile_rows(q0, q1, w, p);
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {
         const int it = it0 + u;
         if (p.active && it < n_it) {
-            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r0 * (size_t)nvec + 4 * it + t);
-            pf_l2(reinterpret_cast<const uint4*>(w.q) + p.r1 * (size_t)nvec + 4 * it + t);
+            pf_l2(q0 + QG_ITV * it + t);
+            pf_l2(q1 + QG_ITV * it + t);
         }
     }
 }
@@ -127,6 +141,14 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
     tile_end(c, toff, acc0, acc1);
 }
 
+// lane g's pair of tile `tile` of virtual block vb, with (QG_TILED) its tile-contiguous vector
+template <class Rows>
+__device__ __forceinline__ PairRows tile_pair(Rows rows, int vb, int tile, int g, int n_it) {
+    PairRows p = rows(vb * QM_PAIRS + tile * 8 + g);
+    p.tv = QG_TILED && p.active ? ((size_t)(vb * QM_TILES + tile) * n_it) * 64 + 4 * g : 0;  // inactive: tile 0
+    return p;
+}
+
 // Whole block; same contract as qgemv_pairs (gemv_quant_pairs.cuh) with QG_KSPLIT = 1: epi sees virtual blocks of
 // QG_WARPS pairs, pair vb * QG_WARPS + warp in warp `warp`, QM_ROUNDS of them per block and loop.
 template <class Rows, class Epi>
@@ -138,7 +160,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     const int tile = warp / QG_MSPLIT, ms = warp % QG_MSPLIT;
     const int n_it = w.K / QM_COLS, nvb = (n_pairs + QM_PAIRS - 1) / QM_PAIRS;
     const int first = ms * QG_UNROLL, step = QG_UNROLL * QG_MSPLIT;
-    PairRows p = rows((int)blockIdx.x * QM_PAIRS + tile * 8 + g);
+    PairRows p = tile_pair(rows, (int)blockIdx.x, tile, g, n_it);
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
@@ -156,7 +178,7 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
         tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
         const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
-            p = rows((vb + (int)gridDim.x) * QM_PAIRS + tile * 8 + g);
+            p = tile_pair(rows, vb + (int)gridDim.x, tile, g, n_it);
             mload(f, w, p, first, n_it);
         }
         if (QG_MSPLIT > 1) {

@@ -42,6 +42,15 @@ __device__ __forceinline__ void tma2d(unsigned dst, const TMap* m, int c0, int c
                  :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(m)), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 
+// box (c0, .., c4) of a 5-D tensor map m into shared memory at dst, completing on mbarrier bar
+__device__ __forceinline__ void tma5d(unsigned dst, const TMap* m, int c0, int c1, int c2, int c3, int c4,
+                                      unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.5d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4, %5, %6}], [%7];"
+                 :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(m)), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
+                    "r"(c4), "r"(bar) : "memory");
+}
+
 // eight f32 accumulators d[i..i+7] as read-write operands of a wgmma asm statement
 #define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
                 "+f"(d[i + 6]), "+f"(d[i + 7])

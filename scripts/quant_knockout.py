@@ -28,7 +28,8 @@ from scripts import bench_quant as bq
 FORMATS = ("fp8", "int8", "int4")
 MATRICES = ("wqkv+norm", "wo+ss", "w13+norm", "w2+ss")
 KOS = (0, 1, 2, 4, 7)
-KO_BITS = {1: "prologue", 2: "products", 4: "epilogue", 8: "staging pass", 16: "max pass", 32: "staging sums"}
+KO_BITS = {1: "prologue", 2: "products", 4: "epilogue", 8: "staging pass", 16: "max pass", 32: "staging sums",
+           64: "tiled addressing"}
 # bench_quant op -> the decode kernel gpu/ops.py launches for it
 KERNELS = {"norm_qkv_rope": "qgemv_qkv_rope_norm", "matmul_residual_ss": "qgemv_residual_ss",
            "norm_matmul_silu": "qgemv_silu_norm", "norm_matmul_logits": "qgemv_logits_norm"}
@@ -113,10 +114,11 @@ def _kos(text: str) -> tuple[int, ...]:
         vals = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers") from None
-    bad = [v for v in vals if not 0 <= v <= 63]
+    bad = [v for v in vals if not 0 <= v <= 127]
     if bad or len(set(vals)) != len(vals):
-        raise argparse.ArgumentTypeError(f"{bad or text!r} (each once, 0-63: bits 1 prologue, 2 products, "
-                                         "4 epilogue, 8 staging pass, 16 max pass, 32 staging sums)")
+        raise argparse.ArgumentTypeError(f"{bad or text!r} (each once, 0-127: bits 1 prologue, 2 products, "
+                                         "4 epilogue, 8 staging pass, 16 max pass, 32 staging sums, 64 the "
+                                         "tiles' tile-contiguous addressing)")
     return vals
 
 

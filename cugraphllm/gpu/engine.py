@@ -137,6 +137,8 @@ class CudaEngine:
         from .attention import Attention
         with self.stream:
             self.w = device_weights or upload(weights, dtype, self.runtime, progress)
+            from .quant_tiles import tile_weights
+            tile_weights(self.w)  # int4 matrices the decode tiles read: tile-contiguous words (one GPU only)
             trim_pool()  # nothing of the load stays cached: the KV cache and scratch get that memory
             self.kv = KVCache(config, self.max_seq_len, dtype)
             self.attn = Attention(config, self.max_seq_len, self.runtime.dtype, prefill_rows=self.runtime.prefill_rows)
@@ -197,11 +199,14 @@ class CudaEngine:
         from . import ops_quant
         fmts = {m.fmt for lw in self.w.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2) if isinstance(m, QuantLinear)}
         head = isinstance(self.w.output, QuantLinear)
+        fields = [(f, getattr(lw, f)) for lw in self.w.layers for f in ("wqkv", "wo", "w13", "w2")]
+        tiled = {f for f, m in fields + [("output", self.w.output)] if getattr(m, "tiles", 0)}
         for fmt in fmts | ({self.w.output.fmt} if head else set()):
-            ops_quant.warmup(self.config, self.runtime.dtype, fmt, head=head and self.w.output.fmt == fmt)
+            ops_quant.warmup(self.config, self.runtime.dtype, fmt, head=head and self.w.output.fmt == fmt,
+                             tiled=tiled if fmt == "int4" else frozenset())
         from . import gemm_quant, gemm_w4
         for fmt in fmts & {"int4", "int8"}:  # the prefill GEMMs' wgmma kernels (gemm_w4.py), before any capture
-            groups = {gemm_w4.group(m) for lw in self.w.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2)
+            groups = {gemm_w4.kernel_key(m) for lw in self.w.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2)
                       if isinstance(m, QuantLinear) and m.fmt == fmt}
             gemm_quant.warmup(fmt, self.runtime.dtype, self.attn.prefill_buckets, groups=tuple(groups))
 

@@ -78,9 +78,11 @@ def warmup(fmt: str, dtype, rows, shapes=(), groups=(128,)) -> None:
             tc.warmup(fmt, dtype, [M])
         if M > AUTO_OWN_MAX_M["qkv"] and fmt == "fp8" and cublaslt.fp8_supported():
             lt.warmup(dtype, [M], shapes)
-        if M > min(AUTO_OWN_MAX_M.values()) and fmt in ("int4", "int8") and str(dtype) == "float16" \
-                and gemm_w4.usable():
-            gemm_w4.warmup(M, groups, fmt)
+        if fmt in ("int4", "int8") and str(dtype) == "float16" and gemm_w4.usable():
+            tiled = [k for k in groups if isinstance(k, tuple) and k[1]]  # tile-contiguous: wg at every M
+            keys = groups if M > min(AUTO_OWN_MAX_M.values()) or gemm_w4.small(fmt) else tiled
+            if keys:
+                gemm_w4.warmup(M, keys, fmt)
     for f in fns:
         f.attributes  # forces the compile and module load now
 
@@ -120,10 +122,14 @@ def _path(impl: str, op: str, w: QuantLinear, a, own: bool = True) -> str:
     lt_ok = w.fmt == "fp8" and K % 16 == 0 and N % 16 == 0 and cublaslt.fp8_supported()
     tc_ok = own and tc.supported(w, a)  # own False: a TP query width != K, which tc's qkv store assumes too
     wg_ok = gemm_w4.supported(w, a)
+    if w.tiles:  # tile-contiguous int4 (gpu/quant_tiles.py): the two paths that read that layout
+        _check(impl in ("auto", "wg", "dequant"), f"impl {impl!r} cannot read a tile-contiguous weight (wg, dequant)")
+        _check(impl != "wg" or wg_ok, f"wg kernel cannot run K={K} {w.fmt} {a.dtype} (fp16, sm_90)")
+        return impl if impl != "auto" else "wg" if wg_ok else "dequant"
     if impl == "auto":
         if tc_ok and _auto_tc(w.fmt, M):
             return "tc"
-        if own_ok and M <= AUTO_OWN_MAX_M[op]:
+        if own_ok and M <= AUTO_OWN_MAX_M[op] and not (wg_ok and gemm_w4.small(w.fmt)):
             return "own"
         return "wg" if wg_ok else "lt" if lt_ok else "dequant"
     _check(impl in ("own", "lt", "dequant", "tc", "wg"), f"impl must be auto|own|lt|dequant|tc|wg, got {impl!r}")
@@ -180,7 +186,8 @@ def _dequant_gemm(c, a, w: QuantLinear, accumulate: bool) -> None:
 
     def dequant(slab, r0, n):
         _launch("dequant_rows", w.fmt, a.dtype, ((K + 8 * 128 - 1) // (8 * 128), n), 128,
-                (slab, *wargs[:4], np.int32(r0), np.int32(K), wargs[4], vec))
+                (slab, *wargs[:4], np.int32(r0), np.int32(K), wargs[4], vec, np.int32(w.tiles),
+                 np.int32(w.shape[0])))
     slabs.dequant_gemm(c, a, w, accumulate, _view, dequant, device_id())
 
 

@@ -41,6 +41,7 @@ TICKETS = 1024              # a split grid's tiles at most (one int32 ticket eac
 SUM_ENV = "CUGRAPHLLM_W4_SPLIT_SUM"  # how split partials are summed: serial (default), park, atomic (split_sum)
 SUMS = ("serial", "park", "atomic")
 TILES_ENV = "CUGRAPHLLM_W4_TILES"
+SMALL_ENV = "CUGRAPHLLM_W4_SMALL"  # this path at the small row counts too (small())
 STAGES = 4
 _MODE = {"acc": 0, "store": 1}
 _BITS = {"int4": 4, "int8": 8}
@@ -59,9 +60,23 @@ def group(w) -> int:
     return 0 if w.fmt == "int8" or w.group_size == K else w.group_size
 
 
+def small(fmt: str) -> bool:
+    """Whether fmt's prefill takes this path at <= gemm_quant.AUTO_OWN_MAX_M rows too (else the own mma.sync
+    kernel): CUGRAPHLLM_W4_SMALL unset int4 only, 1 both, 0 neither; a tile-contiguous weight always takes it.
+    H200, 7B TTFT at 10 tokens (16 rows), one process each (twentieth session, s28e): int4 5.83 -> 4.80 ms with it,
+    int8 3.78 -> 4.55 (at 128 / 500 tokens both within noise)."""
+    v = os.environ.get(SMALL_ENV, "").strip()
+    return fmt == "int4" if not v else env_bit(SMALL_ENV, v)
+
+
 def usable() -> bool:
     """The path is on (CUGRAPHLLM_W4_WGMMA) and the current device is sm_90."""
     return env_bit(ENV) and _sm90a(device_id())
+
+
+def kernel_key(w) -> tuple:
+    """(kernel group size, tiles) of a weight: what warmup's groups name."""
+    return group(w), w.tiles
 
 
 def supported(w, a) -> bool:
@@ -109,11 +124,13 @@ def smem_bytes(wg: int, bt: int, stages: int = STAGES, bits: int = 4) -> int:
 
 
 def _fn(wg: int, bt: int, gs: int, mode: str, pw: int = 0, stages: int = STAGES, probe: int = 0, bits: int = 4,
-        serial: int = 0):
+        serial: int = 0, tiles: int = 0):
     defines = {"WG": wg, "BT": bt, "GS": gs, "MODE": _MODE[mode], "STAGES": stages, "PW": pw, "PROBE": probe,
                "FMT": bits}
     if serial:  # defined only where set: the other kernels' sources (and cache keys) stay as they were
         defines["SERIAL"] = 1
+    if tiles:
+        defines["TILES"] = tiles
     fn = get_function("gemm_w4_wgmma.cu", "w4_wgmma", defines, options=("-arch=sm_90a",))
     raise_smem_limit(fn, smem_bytes(wg, bt, stages, bits))
     return fn
@@ -127,12 +144,13 @@ def kernels(M: int) -> set:
 
 
 def warmup(M: int, groups=(128,), fmt: str = "int4") -> None:
-    """Compile every config M rows may take, for these kernel group sizes (0: a whole row; int8: ignored), outside
-    any capture."""
+    """Compile every config M rows may take, for these kernel group sizes (0: a whole row; int8: ignored) or
+    (group, QuantLinear.tiles) pairs (kernel_key), outside any capture."""
     serials = (0, 1) if split_sum() == "serial" else (0,)  # serial grids too large to be resident take park
+    keys = [k if isinstance(k, tuple) else (k, 0) for k in groups] if fmt == "int4" else [(0, 0)]
     for mode, wg, bt, pw in kernels(M):
-        for g, serial in itertools.product(groups if fmt == "int4" else (0,), serials if mode == "acc" else (0,)):
-            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt], serial=serial)
+        for (g, tl), serial in itertools.product(keys, serials if mode == "acc" else (0,)):
+            _fn(wg, bt, g, mode, pw, bits=_BITS[fmt], serial=serial, tiles=tl)
     _tickets()
 
 
@@ -183,9 +201,13 @@ def run(out, a, w, mode: str, cfg: tuple = (), ws=None) -> None:
     splits, how = _split(mode, splits, -(-N // (64 * wg)) * -(-M // bt), bt * 64 * wg, ws, split_sum())
     pw, stages, probe = tuple(more) + tuple(EXTRA.values())[len(more):]
     bits = _BITS[w.fmt]
-    fn = _fn(wg, bt, group(w), mode, pw, stages, probe, bits, int(how == "serial" and mode == "acc"))
+    fn = _fn(wg, bt, group(w), mode, pw, stages, probe, bits, int(how == "serial" and mode == "acc"), w.tiles)
     q = w.qweight if bits == 4 else w.qweight.view("uint32")  # int8 [N, K] as words [N, K / 4]
-    tw = tma.tensor_map(q, 2 * bits, 64 * wg)
+    if w.tiles:  # gpu/quant_tiles.py: words of a row's 128 columns, g, r0 / r1, iteration, tile of 16 rows
+        n_it = K // 128
+        tw = tma.tensor_map_nd(q, (16, 8, 2, n_it, N // 16), (64, 512, 1024, 1024 * n_it), (8, 8, 2, 1, 4 * wg))
+    else:
+        tw = tma.tensor_map(q, 2 * bits, 64 * wg)
     ta = tma.tensor_map(a, 64, bt, swizzle=128)
     x, o = (out, np.uint64(0)) if mode == "acc" else (np.uint64(0), out)
     grid = (-(-N // (64 * wg)), -(-M // bt), splits)

@@ -75,7 +75,7 @@ class GemvPlan:
         """Rows of x per partial sum of squares: the rows of one gemv_residual_ss block for N = D."""
         return 2 * (self.warps // self.ksplit_for((D + 1) // 2))
 
-    def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
+    def gemv_config(self, kernel: str, K: int, n_pairs: int, tiled: bool = False) -> tuple[int, int, int]:
         """(warps, unroll, ksplit) of one launch; an explicit ksplit (tests, sweeps) applies to every kernel."""
         default = (self.warps, self.unroll, self.ksplit_for(n_pairs))
         if self.ksplit is not None:
@@ -110,6 +110,7 @@ class QuantPlan:
     sms: int = 132             # SMs the wave rule counts (H200 / H100 SXM)
     pfs: int = 0               # > 0: L2 prefetch of the weights this many loop steps ahead of the loads
     pipe: int = 0              # 1: the pipelined row-pair loop (kernels/gemv_quant_pipe.cuh; fp8's default)
+    tiled_min_k: int = 5120    # int4 tiles of K >= this read tile-contiguous weights (gpu/quant_tiles.py)
     tight: int = 1             # 1: tiles get the shared memory their half staging needs where they take it (0:
     #                            the fp32 size of their fallback, as before 2026-11-30's fifth session)
 
@@ -120,12 +121,12 @@ class QuantPlan:
         cap = [c for c in (self.max_blocks, resident if self.persist else 0) if c > 0]
         return min([n_blocks] + cap)
 
-    def gemv_config(self, kernel: str, K: int, n_pairs: int) -> tuple[int, int, int]:
+    def gemv_config(self, kernel: str, K: int, n_pairs: int, tiled: bool = False) -> tuple[int, int, int]:
         """1 warp per row pair on wqkv / w13 / the LM head (>= 4096 pairs on 7B), 2 on wo / w2 (2048 pairs: 256
         blocks instead of 128 on 132 SMs), 4 below; 16 warps, 8 on w13-sized matrices (>= 8192 pairs). H200 sweep
         (benchmarks/results/quant_gemv_sweep_2026-11-30.json): w13+norm 28.5 -> 26.5 us (int4, fp32 products),
         26.9 -> 25.5 (int4, half2), 27.5 -> 26.4 (fp8); elsewhere the defaults were within 0.5 us of the best."""
-        if self.use_mma(n_pairs, kernel, K):
+        if tiled or self.use_mma(n_pairs, kernel, K):  # tiled: a tile-contiguous weight (gpu/quant_tiles.py)
             return dict(self.mma_shapes).get((kernel, K, n_pairs)) or self.mma_config(n_pairs)
         ks = self.ksplit or (1 if n_pairs >= 4096 else (2 if n_pairs >= 1024 else 4))
         warps = self.warps if self.ksplit or n_pairs < 8192 else min(self.warps, 8)

@@ -65,6 +65,9 @@ def weight_args(name: str, w: QuantLinear, n_rows: int, K: int) -> tuple:
         _arr(f"{name}.qweight", w.qweight, (n_rows, K // 8), "uint32", align=16 if K % 32 == 0 else 4)
         _arr(f"{name}.scales", w.scales, (n_rows, K // gs), "float16")
         _arr(f"{name}.zeros", w.zeros, (n_rows, K // gs), "float16")
+        if w.tiles and (K % 128 or gs % 128 or n_rows % 16 or w.tiles not in (1, 2)):
+            raise ValueError(f"{name}: tile-contiguous int4 (tiles {w.tiles}) needs K ({K}) and the group ({gs}) "
+                             f"multiples of 128 and rows ({n_rows}) of 16")
     else:
         _arr(f"{name}.qweight", w.qweight, (n_rows, K), "uint8" if w.fmt == "fp8" else "int8",
              align=16 if K % 16 == 0 else 0)
@@ -91,11 +94,11 @@ def _act(name, a, K):
 
 
 # ---- launch --------------------------------------------------------------------------------------------------
-def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
+def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0, tiled: bool = False):
     """(warps, unroll, ksplit); a residual-with-ss launch keeps block rows a multiple of the ss chunk."""
     p = gemv_plan.plan_for(fmt)
-    warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
-    if chunk and p.use_mma(n_pairs, kernel, K):  # the epilogue runs in rounds of one pair a warp
+    warps, unroll, ks = p.gemv_config(kernel, K, n_pairs, tiled)
+    if chunk and (tiled or p.use_mma(n_pairs, kernel, K)):  # the epilogue runs in rounds of one pair a warp
         if (2 * warps) % chunk:
             raise ValueError(f"{kernel}: ss chunk {chunk} does not divide the {2 * warps} rows of a round")
     elif chunk:
@@ -106,17 +109,19 @@ def _config(kernel: str, fmt: str, K: int, n_pairs: int, chunk: int = 0):
     return warps, unroll, ks
 
 
-def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0, group: int | None = None):
+def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 0, group: int | None = None,
+              tiled: bool = False):
     """(function, dynamic smem bytes, blocks, threads) of one launch; compiles and sets smem limits once.
-    group: int4's columns per group (None: not known, the staging sized for any)."""
-    warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk)
+    group: int4's columns per group (None: not known, the staging sized for any). tiled: the weight is
+    tile-contiguous (QuantLinear.tiles): the tiles whatever the plan says."""
+    warps, unroll, ks = _config(kernel, fmt, K, n_pairs, chunk, tiled)
     plan = gemv_plan.plan_for(fmt)
-    mma = plan.use_mma(n_pairs, kernel, K)
+    mma = tiled or plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
     park, stagen = env_bit(PARK_ENV), qg_stagen() if mma else 1
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, stagen,
-           cursor)
+           tiled, cursor)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -129,6 +134,8 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines["QG_PARK"] = 0
         if stagen > 1:
             defines["QG_STAGEN"] = stagen
+        if tiled:
+            defines["QG_TILED"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)
@@ -154,8 +161,10 @@ _resident_cache: dict = {}
 
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
+    if w.tiles and (w.tiles == 2) != kernel.startswith("qgemv_silu"):  # gpu/quant_tiles.py FIELDS
+        raise ValueError(f"{kernel}: a weight tiled with pairing {w.tiles} belongs to another kernel")
     group = (w.group_size or K) if w.fmt == "int4" else K
-    fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk, group)
+    fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk, group, bool(w.tiles))
     pdl.launch(fn, (blocks,), (threads,), args, smem, pdl=True)  # both drivers call pdl_enter
 
 
@@ -283,18 +292,21 @@ def norm_matmul_logits(logits, r, eps, w, n_tokens):
 
 
 # ---- warm-up -------------------------------------------------------------------------------------------------
-def warmup(config, dtype: str, fmt: str, head: bool = False) -> None:
-    """Compile and load every quantized decode kernel of this model (format fmt; the LM head too when `head`)."""
+def warmup(config, dtype: str, fmt: str, head: bool = False, tiled=frozenset()) -> None:
+    """Compile and load every quantized decode kernel of this model (format fmt; the LM head too when `head`);
+    tiled: the fields (wqkv, wo, w13, w2, output) whose weights are tile-contiguous (gpu/quant_tiles.py)."""
     t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
     c = config
     chunk = gemv_plan.norm_chunk(c.dim)
-    todo = [("qgemv_qkv_rope", c.dim, c.qkv_dim // 2, 0), ("qgemv_qkv_rope_norm", c.dim, c.qkv_dim // 2, 0),
-            ("qgemv_residual", c.dim, (c.dim + 1) // 2, 0), ("qgemv_residual_ss", c.dim, (c.dim + 1) // 2, chunk),
-            ("qgemv_residual", c.hidden_dim, (c.dim + 1) // 2, 0),
-            ("qgemv_residual_ss", c.hidden_dim, (c.dim + 1) // 2, chunk),
-            ("qgemv_silu", c.dim, c.hidden_dim, 0), ("qgemv_silu_norm", c.dim, c.hidden_dim, 0)]
+    dim, hid = (c.dim, (c.dim + 1) // 2), (c.hidden_dim, (c.dim + 1) // 2)
+    qkv = (c.dim, c.qkv_dim // 2)
+    todo = [("wqkv", "qgemv_qkv_rope", *qkv, 0), ("wqkv", "qgemv_qkv_rope_norm", *qkv, 0),
+            ("wo", "qgemv_residual", *dim, 0), ("wo", "qgemv_residual_ss", *dim, chunk),
+            ("w2", "qgemv_residual", *hid, 0), ("w2", "qgemv_residual_ss", *hid, chunk),
+            ("w13", "qgemv_silu", c.dim, c.hidden_dim, 0), ("w13", "qgemv_silu_norm", c.dim, c.hidden_dim, 0)]
     if head:
-        todo += [("qgemv_logits", c.dim, (c.vocab_size + 1) // 2, 0),
-                 ("qgemv_logits_norm", c.dim, (c.vocab_size + 1) // 2, 0)]
-    for kernel, K, pairs, ch in todo:
-        _function(kernel, fmt, t, K, pairs, ch)[0].attributes  # forces NVRTC compile + module load now
+        todo += [("output", "qgemv_logits", c.dim, (c.vocab_size + 1) // 2, 0),
+                 ("output", "qgemv_logits_norm", c.dim, (c.vocab_size + 1) // 2, 0)]
+    for field, kernel, K, pairs, ch in todo:
+        fn = _function(kernel, fmt, t, K, pairs, ch, tiled=field in tiled)[0]
+        fn.attributes  # forces NVRTC compile + module load now

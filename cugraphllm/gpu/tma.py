@@ -33,23 +33,40 @@ def tensor_map(arr, box_cols: int, box_rows: int, swizzle: int = 0):
 
 
 def _encode(ptr: int, rows: int, cols: int, dt: str, box_cols: int, box_rows: int, swizzle: int):
+    if (cols * _DTYPES[dt][1]) % 16:
+        raise BackendError(f"tensor map of [{rows}, {cols}] {dt}: rows and address must be 16-byte aligned")
+    return _encode_nd(ptr, dt, (cols, rows), (cols * _DTYPES[dt][1],), (box_cols, box_rows), swizzle)
+
+
+def tensor_map_nd(arr, dims: tuple, strides: tuple, box: tuple):
+    """The (cached) unswizzled tensor map of arr's memory seen as a tensor of `dims` elements (innermost first;
+    up to 5) with byte `strides` for dims[1:] (multiples of 16), boxes of `box` elements."""
+    key = (device_id(), arr.data.ptr, str(arr.dtype), tuple(dims), tuple(strides), tuple(box))
+    m = _cache.get(key)
+    if m is None:
+        m = _cache[key] = _encode_nd(arr.data.ptr, str(arr.dtype), dims, strides, box, 0)
+    return m
+
+
+def _encode_nd(ptr: int, dt: str, dims: tuple, strides: tuple, box: tuple, swizzle: int):
     code, size = _DTYPES[dt]
     lib = pdl.libcuda()
     if lib is None or not hasattr(lib, "cuTensorMapEncodeTiled"):
         raise BackendError("tensor maps need libcuda's cuTensorMapEncodeTiled (CUDA 12+ driver)")
-    if (cols * size) % 16 or ptr % 16:
-        raise BackendError(f"tensor map of [{rows}, {cols}] {dt}: rows and address must be 16-byte aligned")
+    if ptr % 16 or any(s % 16 for s in strides):
+        raise BackendError(f"tensor map {dims} {dt}: strides {strides} and address must be 16-byte aligned")
     # cuTensorMapEncodeTiled writes into 64-byte aligned memory; a launch copies the 128 bytes from anywhere, so the
     # map is kept in a plain ctypes array that owns its memory
+    n = len(dims)
     m = (ctypes.c_uint64 * 16)()
     buf = ctypes.create_string_buffer(128 + 64)
     aligned = (ctypes.c_uint64 * 16).from_address((ctypes.addressof(buf) + 63) & ~63)
-    dims, strides = (ctypes.c_uint64 * 2)(cols, rows), (ctypes.c_uint64 * 1)(cols * size)
-    box, estr = (ctypes.c_uint32 * 2)(box_cols, box_rows), (ctypes.c_uint32 * 2)(1, 1)
-    rc = lib.cuTensorMapEncodeTiled(ctypes.byref(aligned), code, 2, ctypes.c_void_p(ptr), dims, strides, box, estr,
+    cdims, cstr = (ctypes.c_uint64 * n)(*dims), (ctypes.c_uint64 * max(1, n - 1))(*strides)
+    cbox, estr = (ctypes.c_uint32 * n)(*box), (ctypes.c_uint32 * n)(*([1] * n))
+    rc = lib.cuTensorMapEncodeTiled(ctypes.byref(aligned), code, n, ctypes.c_void_p(ptr), cdims, cstr, cbox, estr,
                                     0, SWIZZLE[swizzle], _L2_PROMOTION_128B, _FILL_ZEROS)
     if rc:
-        raise BackendError(f"cuTensorMapEncodeTiled failed ({rc}) for [{rows}, {cols}] {dt}, box "
-                           f"{box_cols} x {box_rows}, swizzle {swizzle}")
+        raise BackendError(f"cuTensorMapEncodeTiled failed ({rc}) for {dims} {dt}, strides {strides}, box {box}, "
+                           f"swizzle {swizzle}")
     ctypes.memmove(m, aligned, 128)
     return m

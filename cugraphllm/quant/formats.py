@@ -49,6 +49,7 @@ class QuantLinear:
     group_size: int = 0       # int4 only: columns per group (K for one group per row)
     perm: Array = None        # int32 [K] or None
     gain: Array = None        # float32 [K] or None
+    tiles: int = 0            # int4 on the GPU: 0 qweight as above; 1 / 2 its words tile-contiguous (gpu/quant_tiles.py)
 
     @property
     def nbytes(self) -> int:
@@ -59,7 +60,7 @@ class QuantLinear:
         """The same layer with fn applied to every array (e.g. upload to the GPU)."""
         f = lambda a: None if a is None else fn(a)  # noqa: E731
         return QuantLinear(self.fmt, fn(self.qweight), fn(self.scales), tuple(self.shape), f(self.zeros),
-                           self.group_size, f(self.perm), f(self.gain))
+                           self.group_size, f(self.perm), f(self.gain), self.tiles)
 
 
 # ---- fp8 e4m3fn ----------------------------------------------------------------------------------------------
@@ -174,6 +175,9 @@ def dequantize(ql: QuantLinear, original_order: bool = True) -> np.ndarray:
     """float64 [N, K] effective matrix: gain applied, and (original_order) columns put back through perm, so that
     y = dequantize(ql) @ x. With original_order=False: the packed-order matrix Wq * gain."""
     N, K = ql.shape
+    if ql.tiles:
+        raise ValueError("dequantize: qweight is in a tile-contiguous GPU layout (gpu/quant_tiles.untile_qweight "
+                         "gives the rows back)")
     if ql.fmt == "fp8":
         w = fp8_e4m3_decode(np.asarray(ql.qweight)) * np.asarray(ql.scales, np.float64)[:, None]
     elif ql.fmt == "int8":
