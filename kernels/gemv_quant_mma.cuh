@@ -32,9 +32,6 @@
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)
 // a block's pairs fill whole epilogue rounds: more than 8 warps a tile would leave QM_ROUNDS 0 (no output written)
 static_assert(QG_WARPS % QG_MSPLIT == 0 && QG_MSPLIT <= 8, "tiles: QG_MSPLIT must divide QG_WARPS and be <= 8");
-#ifndef QG_STAGEN
-#define QG_STAGEN 1       // chunks a staging round stores with their shuffle trees interleaved (mma_store_n)
-#endif
 #define QM_COLS (4 * QG_EPV)              // columns per tile iteration: int4 128, int8 / fp8 64
 #define QM_CPB (QM_COLS / 8)              // staged chunks per iteration block
 #if QFMT == 3
@@ -86,47 +83,31 @@ __device__ __forceinline__ int qm_col(int p) {
 #endif
 }
 
-// NC chunks i[c] (< nchunk, or past it: a lane of a partial round) of the staging, f[c] their 8 x: xh slot
-// qm_slot(i[c]); each chunk's lane of its iteration block also writes blk. Whole warps: the QM_CPB chunks of an
-// iteration block are QM_CPB aligned lanes, their sums shuffled together. NC > 1 (QG_STAGEN, prepared, nineteenth
-// session: the 13B w2 staging pass costs 5.9 us while its instructions would take ~1.2 at one an issue slot; one
-// chunk's 4-level tree is a chain of dependent shuffles) interleaves the chunks' trees: same sums, same bits.
-template <int NC>
-__device__ __forceinline__ void mma_store_n(__half* xh, float2* blk, const float (*f)[8], const int* i, int nchunk,
-                                            float xscale) {
-    float tsum[NC], xsum[NC];
+// Chunk i (< nchunk, or past it: a lane of a partial round) of the staging, f its 8 x: xh slot qm_slot(i); the
+// chunk's lane of each iteration block also writes blk. Whole warps: the QM_CPB chunks of a block are QM_CPB
+// aligned lanes, their sums are shuffled together. (Two or three chunks a round with their trees interleaved,
+// QG_STAGEN, were no faster and are gone: twentieth session, s28a, 13B w2 19.81 -> 20.31 / 20.26 us; the trees
+// alone cost 0.4 us there.)
+__device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* f, int i, int nchunk, float xscale) {
+    float tsum = 0.0f, xsum = 0.0f;
+    if (i < nchunk) {
+        __half h[8];
 #pragma unroll
-    for (int c = 0; c < NC; ++c) {
-        tsum[c] = xsum[c] = 0.0f;
-        if (i[c] < nchunk) {
-            __half h[8];
-#pragma unroll
-            for (int p = 0; p < 8; ++p) {
-                const bool sixteenth = QFMT == 3 && p >= 4;
-                h[p] = __float2half_rn(f[c][qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
-                const float v = __half2float(h[p]);
-                tsum[c] += v;
-                xsum[c] += sixteenth ? 16.0f * v : v;
-            }
-            reinterpret_cast<uint4*>(xh)[qm_slot(i[c])] = *reinterpret_cast<const uint4*>(h);
+        for (int p = 0; p < 8; ++p) {
+            const bool sixteenth = QFMT == 3 && p >= 4;
+            h[p] = __float2half_rn(f[qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
+            const float v = __half2float(h[p]);
+            tsum += v;
+            xsum += sixteenth ? 16.0f * v : v;
         }
+        reinterpret_cast<uint4*>(xh)[qm_slot(i)] = *reinterpret_cast<const uint4*>(h);
     }
 #pragma unroll
     for (int o = QM_CPB / 2; o > 0 && !(QG_KO & 32); o >>= 1) {  // KO 32 (bench only): no shuffle tree
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-            tsum[c] += __shfl_xor_sync(0xffffffffu, tsum[c], o);
-            xsum[c] += __shfl_xor_sync(0xffffffffu, xsum[c], o);
-        }
+        tsum += __shfl_xor_sync(0xffffffffu, tsum, o);
+        xsum += __shfl_xor_sync(0xffffffffu, xsum, o);
     }
-#pragma unroll
-    for (int c = 0; c < NC; ++c)
-        if (i[c] < nchunk && i[c] % QM_CPB == 0) blk[i[c] / QM_CPB] = make_float2(QM_OFF * tsum[c], xsum[c]);
-}
-
-// one chunk i of the staging, f its 8 x
-__device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* f, int i, int nchunk, float xscale) {
-    mma_store_n<1>(xh, blk, reinterpret_cast<const float (*)[8]>(f), &i, nchunk, xscale);
+    if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
 }
 
 // Whole block, after xpro_load(.., true, xh as uint4, qm_slot) (gemv_quant.cuh; K a multiple of QM_COLS; chunks past
@@ -148,20 +129,6 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
     for (int r = 0; r < QG_XREGS; ++r)  // block-uniform conditions: the shuffles see all lanes
         if (!(QG_KO & 8) && r * (int)blockDim.x < nchunk)
             mma_store(xh, blk, p.x[r], threadIdx.x + r * blockDim.x, nchunk, xscale);
-    // the rest (KO 8, bench only: none); QG_STAGEN's rounds stay a loop of their own: one loop for both changed
-    // the default build's code
-#if QG_STAGEN > 1 && QG_PARK
-    for (int base = QG_XREGS * blockDim.x; !(QG_KO & 8) && base < nchunk; base += QG_STAGEN * blockDim.x) {
-        int i[QG_STAGEN];
-        float f[QG_STAGEN][8];
-#pragma unroll
-        for (int c = 0; c < QG_STAGEN; ++c) {
-            i[c] = base + c * blockDim.x + threadIdx.x;
-            if (i[c] < nchunk) chunk_f(f[c], reinterpret_cast<const uint4*>(xh)[qm_slot(i[c])], w, i[c]);
-        }
-        mma_store_n<QG_STAGEN>(xh, blk, f, i, nchunk, xscale);
-    }
-#else
     for (int base = QG_XREGS * blockDim.x; !(QG_KO & 8) && base < nchunk; base += blockDim.x) {  // KO 8: no stores
         const int i = base + threadIdx.x;
         float f[8];
@@ -172,7 +139,6 @@ __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro&
 #endif
         mma_store(xh, blk, f, i, nchunk, xscale);
     }
-#endif
     __syncthreads();
     return make_float2(norm_inv_of_sum(nm, red.x, w.K), __int_as_float((127 - e) << 23));
 }

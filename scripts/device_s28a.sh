@@ -1,7 +1,8 @@
 #!/bin/bash
 # Twentieth session, call a (nvidia-h200): the int4 tiles (parked staging since s27g) against the half2 default on
 # wo / w2 of 7B, 13B and 70B (bench_quant --sweep small), then the tile staging's parts on 13B / 7B (knockout bits 8
-# whole second pass, 32 its shuffle trees) and QG_STAGEN 2 / 3 (scripts/device_next_stage.sh's first half).
+# whole second pass, 32 its shuffle trees) and QG_STAGEN 2 / 3 (the first half of the nineteenth session's prepared
+# device_next_stage.sh; both removed since).
 source scripts/device_lib.sh s28a
 LIMIT=560
 nvidia-smi -L

@@ -262,19 +262,3 @@ def test_qg_park_default(tmp_path, defines, parked):
     d = {"QG_UNROLL": 2, "QG_PFS": 0, "QG_LDCG": 1, **defines}
     default, off = (_nvcc({**d, **extra}, tmp_path, f"p{i}") for i, extra in enumerate(({}, {"QG_PARK": 0})))
     assert (default != off) == parked
-
-
-@pytest.mark.parametrize("raw,want", [(None, 1), ("", 1), ("2", 2), (" 4 ", 4), ("0", None), ("5", None),
-                                      ("two", None)])
-def test_qg_stagen_values(raw, want, monkeypatch):
-    from cugraphllm.errors import ConfigError
-    from cugraphllm.gpu.cuda_kernels import STAGEN_ENV, qg_stagen
-    if raw is None:
-        monkeypatch.delenv(STAGEN_ENV, raising=False)
-    else:
-        monkeypatch.setenv(STAGEN_ENV, raw)
-    if want is None:
-        with pytest.raises(ConfigError, match=STAGEN_ENV):
-            qg_stagen()
-    else:
-        assert qg_stagen() == want

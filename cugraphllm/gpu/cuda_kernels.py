@@ -17,8 +17,6 @@ CUGRAPHLLM_QG_LDCG=0|1 (default 1; `qg_ldcg`, read at each quantized GEMV compil
 key): the quantized GEMV prologue loads the activation and ss partials with __ldcg (gemv_quant.cuh QG_LDCG). With 0
 (ld.global.nc) the int4 LM head on 16-warp tiles read stale values under PDL (7-9% logit error; H200, 2026-11-30,
 benchmarks/results/tenth_2026-11-30/plgfix); 1 passed every test that showed it, at 1.76-1.78 vs 1.76 ms/token.
-CUGRAPHLLM_QG_STAGEN=1..4 (default 1; `qg_stagen`, read likewise): chunks the quantized GEMV tile staging stores a
-round with their block-sum shuffle trees interleaved (gemv_quant_mma.cuh QG_STAGEN; prepared, not yet timed).
 """
 from __future__ import annotations
 
@@ -34,7 +32,7 @@ _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 # -std=c++17 is CuPy's default; no fast-math: RoPE and softmax keep IEEE expf/sincosf accuracy.
 COMPILE_OPTIONS = ("-lineinfo",)
-PDL_ORDER_ENV, LDCG_ENV, STAGEN_ENV = "CUGRAPHLLM_PDL_ORDER", "CUGRAPHLLM_QG_LDCG", "CUGRAPHLLM_QG_STAGEN"
+PDL_ORDER_ENV, LDCG_ENV = "CUGRAPHLLM_PDL_ORDER", "CUGRAPHLLM_QG_LDCG"
 _PDL_ORDER_RAW = os.environ.get(PDL_ORDER_ENV)  # read once, at import (module docstring)
 
 
@@ -133,10 +131,3 @@ def get_function(file: str, kernel: str, defines: dict | None = None, options: t
     d = {**(defines or {}), **dtype_defines(dtype), **({"PDL_LATE": 1} if pdl_late() else {})}
     return _module(file, tuple(sorted(d.items())), tuple(options)).get_function(kernel)
 
-
-def qg_stagen(raw: str | None = None) -> int:
-    """CUGRAPHLLM_QG_STAGEN now (or `raw`): 1 (unset / blank) to 4, a one-line ConfigError otherwise."""
-    v = (os.environ.get(STAGEN_ENV, "") if raw is None else raw).strip() or "1"
-    if v not in ("1", "2", "3", "4"):
-        raise ConfigError(f"{STAGEN_ENV}={v!r}: expected 1, 2, 3 or 4")
-    return int(v)

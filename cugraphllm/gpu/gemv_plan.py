@@ -216,8 +216,13 @@ class QuantPlan:
 # mma_waves=1 (twelfth session, benchmarks/results/twelfth_2026-11-30/s20c): 13B int4 decode 3.39 / 3.62 -> 3.21 /
 # 3.45 ms/token at prompt 10 / 500 (one process each, same call); the 7B and one-GPU 70B configs are the same either
 # way; under TP2 it moves 70B's LM head and 13B's w13 (s20d).
+# 70B's wo / w2 (one GPU) take the tiles since their words are tile-contiguous (gpu/quant_tiles.py; twentieth session,
+# s28g, the tiled access pattern on the tiles (16 warps, 8 a tile) against the half2 path: wo 15.5 -> 13.9 us, w2
+# 43.5 -> 39.6; 8 warps a tile of 8 were slower, 19.7 / 52.2); 7B's stay on half2 (wo 6.6, w2 13.9 at best on the
+# tiles against 6.0 / 11.8).
 INT4_TILE_SHAPES = ((("qgemv_residual_ss", 5120, 2560), (8, 2, 8)), (("qgemv_residual_ss", 13824, 2560), (8, 2, 8)),
-                    (("qgemv_qkv_rope_norm", 8192, 5120), (8, 2, 4)))
+                    (("qgemv_qkv_rope_norm", 8192, 5120), (8, 2, 4)), (("qgemv_residual_ss", 8192, 4096), (16, 2, 8)),
+                    (("qgemv_residual_ss", 28672, 4096), (16, 2, 8)))
 QUANT_PLANS = {"fp8": QuantPlan("fp8", pipe=1), "int8": QuantPlan("int8", hacc=1, pipe=1),
                "int4": QuantPlan("int4", hacc=1, mma=1, mma_min_pairs=6144, mma_shapes=INT4_TILE_SHAPES,
                                  mma_waves=1)}

@@ -14,7 +14,7 @@ from ..quant.formats import FORMATS, QuantLinear
 from . import gemv_plan
 from . import ops as _ops
 from . import pdl
-from .cuda_kernels import device_id, env_bit, get_function, qg_ldcg, qg_stagen
+from .cuda_kernels import device_id, env_bit, get_function, qg_ldcg
 
 _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
 _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
@@ -119,9 +119,9 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     mma = tiled or plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
-    park, stagen = env_bit(PARK_ENV), qg_stagen() if mma else 1
-    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, stagen,
-           tiled, cursor)
+    park = env_bit(PARK_ENV)
+    key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, tiled,
+           cursor)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -132,8 +132,6 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines["QG_CURSOR"] = 1
         if not park:
             defines["QG_PARK"] = 0
-        if stagen > 1:
-            defines["QG_STAGEN"] = stagen
         if tiled:
             defines["QG_TILED"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
