@@ -49,11 +49,13 @@ def with_ko(ko: int) -> None:
 
 
 def with_plan(formats, plan: dict) -> None:
-    """QUANT_PLANS[fmt] with the fields of `plan` replaced, for each of formats (this process)."""
+    """QUANT_PLANS[fmt] with the fields of `plan` replaced, for each of formats (this process); naming warps or
+    ksplit also empties mma_shapes, whose per-shape configs would otherwise win."""
     import dataclasses
     from cugraphllm.gpu import gemv_plan
+    extra = {"mma_shapes": ()} if {"warps", "ksplit"} & set(plan) else {}
     for fmt in formats:
-        gemv_plan.QUANT_PLANS[fmt] = dataclasses.replace(gemv_plan.QUANT_PLANS[fmt], **plan)
+        gemv_plan.QUANT_PLANS[fmt] = dataclasses.replace(gemv_plan.QUANT_PLANS[fmt], **plan, **extra)
 
 
 # ---- which kernel, launch and driver a matrix takes (no GPU) -------------------------------------------------
