@@ -12,48 +12,16 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from scripts import bench_kernels as bk
-from scripts.ring_probe import LDW_SRC
-
-SRC = LDW_SRC + r"""
-extern "C" __global__ void __launch_bounds__(PWARPS * 32)
-probe(const uint4* __restrict__ w, unsigned* __restrict__ sink, int n_tiles, int n_it) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const int tile = blockIdx.x * (PWARPS / PMS) + warp / PMS, ms = warp % PMS;
-    if (tile >= n_tiles) return;
-    const size_t nvec = 4 * (size_t)n_it;  // 16-byte vectors a row
-    unsigned acc = 0;
-    for (int base = ms * PU; base < n_it; base += PU * PMS) {
-        uint4 a[PU], b[PU];
-#pragma unroll
-        for (int u = 0; u < PU; ++u) {
-            const int it = base + u;
-            size_t i0, i1;
-            if (PLAYOUT == 0) { i0 = (16 * (size_t)tile + 2 * g) * nvec + 4 * it + t; i1 = i0 + nvec; }
-            else { i0 = ((size_t)tile * n_it + it) * 64 + lane; i1 = i0 + 32; }
-            a[u] = it < n_it ? ldw(w + i0) : make_uint4(0u, 0u, 0u, 0u);
-            b[u] = it < n_it ? ldw(w + i1) : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (int u = 0; u < PU; ++u) acc ^= a[u].x ^ a[u].y ^ a[u].z ^ a[u].w ^ b[u].x ^ b[u].y ^ b[u].z ^ b[u].w;
-    }
-    if (acc == 0x9e3779b9u) sink[0] = acc;  // keeps the loads alive
-}
-"""
+from scripts import pitch_probe
 
 # name -> (rows N, K, default (warps, unroll, warps per tile) of QuantPlan.mma_config)
 SHAPES = {"wqkv": (12288, 4096, (8, 2, 4)), "w13": (22016, 4096, (8, 2, 2)), "w2": (4096, 11008, (8, 2, 8))}
 
 
 def probe_us(cp, stream, ws, n_tiles, n_it, warps, unroll, ms, layout) -> float:
-    opts = ("-DPWARPS=%d" % warps, "-DPU=%d" % unroll, "-DPMS=%d" % ms, "-DPLAYOUT=%d" % layout)
-    fn = cp.RawKernel(SRC, "probe", options=opts)
-    sink = cp.zeros(1, cp.uint32)
-    grid = (-(-n_tiles // (warps // ms)),)
-    return bk.graph_us(stream, lambda i: fn(grid, (32 * warps,), (ws[i], sink, np.int32(n_tiles), np.int32(n_it))),
-                       len(ws))
+    """The kernel of scripts/pitch_probe.py with rows 2g, 2g + 1 of a tile and the unpadded pitch."""
+    return pitch_probe.probe_us(cp, stream, ws, (warps, unroll, ms), n_tiles, n_it, 4 * n_it, 0, 0, layout)
 
 
 def main() -> None:

@@ -86,6 +86,17 @@ def qkv_outputs(cp, ops, wqkv, a, res, rope, pos: int, KVH: int, hd: int, S: int
     return [q.get().astype(np.float32), kc[pos].get().astype(np.float32), vc[pos].get().astype(np.float32)]
 
 
+def qkv_case(cp, ops, D: int, H: int, KVH: int, S: int):
+    """(head_dim, RoPE table [S, hd / 2, 2], a random int4 wqkv [D + 2 KVH hd, D] on the device, activation a T [1, D],
+    a producer's residual (x, xn, ss)) of the decode qkv GEMV tests, seeded by the shape."""
+    from cugraphllm import reference as ref
+    from kernel_helpers import produced_x, rand_t
+    hd = D // H
+    rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
+    _, wqkv = make_layer(cp, D + 2 * KVH * hd, D, "int4", seed=D + H)
+    return hd, rope, wqkv, rand_t(cp, (1, D), "float16", seed=D + 1), produced_x(cp, ops, D, "float16", seed=D + 2)
+
+
 def silu_outputs(cp, ops, w13, a, res, eps: float, norm: bool) -> list:
     """One decode SiLU*up GEMV into a fresh NaN-poisoned h [1, F] (T = float16): fused-norm on copies of res = (x, xn,
     ss), else on a; returns [h] on the host."""

@@ -5,12 +5,10 @@ ones under forced tile configs (K of 11 tile iterations: partial staging rounds;
 """
 import functools
 
-import numpy as np
 import pytest
 
-from cugraphllm import reference as ref
 from kernel_helpers import produced_x, rand_t
-from quant_helpers import int4_plan_setter, make_layer, qkv_outputs, same_bits, silu_outputs
+from quant_helpers import int4_plan_setter, make_layer, qkv_case, qkv_outputs, same_bits, silu_outputs
 
 pytestmark = pytest.mark.gpu
 EPS, S, POS = 1e-5, 64, 37
@@ -39,11 +37,7 @@ def against_default(monkeypatch, run, env: str, value: str) -> tuple:
 @pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
 def test_qkv_same_bits(cp, ops, plan, monkeypatch, env, value, name, D, H, KVH, cfg, norm):
     plan(cfg)
-    hd = D // H
-    rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
-    _, wqkv = make_layer(cp, D + 2 * KVH * hd, D, "int4", seed=D + H)
-    a = rand_t(cp, (1, D), "float16", seed=D + 1)
-    res = produced_x(cp, ops, D, "float16", seed=D + 2)
+    hd, rope, wqkv, a, res = qkv_case(cp, ops, D, H, KVH, S)
     run = functools.partial(qkv_outputs, cp, ops, wqkv, a, res, rope, POS, KVH, hd, S, EPS, norm)
     same_bits(("q", "k", "v"), *against_default(monkeypatch, run, env, value), f"{env}={value}")
 

@@ -13,7 +13,8 @@ import pytest
 
 from cugraphllm import reference as ref
 from kernel_helpers import produced_x, rand_t
-from quant_helpers import int4_plan_setter, make_layer, qkv_outputs, residual_ss_outputs, same_bits, silu_outputs
+from quant_helpers import (int4_plan_setter, make_layer, qkv_case, qkv_outputs, residual_ss_outputs, same_bits,
+                           silu_outputs)
 
 pytestmark = pytest.mark.gpu
 EPS, S, POS = 1e-5, 64, 37
@@ -36,11 +37,7 @@ def tiled(w, pairing):
 @pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
 def test_qkv(cp, ops, plan, name, D, H, KVH, cfg, norm):
     plan(cfg)
-    hd = D // H
-    rope = cp.asarray(ref.rope_table(S, hd, 10000.0).astype(np.float32))
-    _, w = make_layer(cp, D + 2 * KVH * hd, D, "int4", seed=D + H)
-    a = rand_t(cp, (1, D), "float16", seed=D + 1)
-    res = produced_x(cp, ops, D, "float16", seed=D + 2)
+    hd, rope, w, a, res = qkv_case(cp, ops, D, H, KVH, S)
     run = functools.partial(qkv_outputs, cp, ops, a=a, res=res, rope=rope, pos=POS, KVH=KVH, hd=hd, S=S, eps=EPS,
                             norm=norm)
     same_bits(("q", "k", "v"), run(wqkv=w), run(wqkv=tiled(w, 1)), "tiles 1")
