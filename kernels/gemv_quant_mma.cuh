@@ -41,8 +41,8 @@ static_assert(QG_WARPS % QG_MSPLIT == 0 && QG_MSPLIT <= 8, "tiles: QG_MSPLIT mus
 #ifndef QG_RAWX
 #define QG_RAWX 0
 #endif
-#if QG_RAWX && QFMT != 3
-#error "QG_RAWX: int4 tiles only"
+#if QG_RAWX && (QFMT != 3 || defined(CG_BF16))
+#error "QG_RAWX: int4 tiles of fp16 activations only (bf16 x can leave the half range unscaled)"
 #endif
 #define QM_NC (QG_RAWX ? 8 : 4)           // accumulator floats a lane (QG_RAWX: the 16 n products apart)
 #define QM_COLS (4 * QG_EPV)              // columns per tile iteration: int4 128, int8 / fp8 64

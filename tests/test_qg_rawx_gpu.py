@@ -1,5 +1,6 @@
 """The int4 tiles' raw staging (CUGRAPHLLM_QG_RAWX=1, kernels/gemv_quant_mma.cuh QG_RAWX; prepared, not default): x
-staged as written (no max, no scale, natural order), the 16 n products in a chain of their own. It changes the
+staged as written (no max, no scale, natural order), the 16 n products in a chain of their own; fp16 activations
+only (bf16 builds keep the scaled staging: bf16 x can leave the half range). It changes the
 rounding of the staged x (exact now, where the default scales and divides by 16), so it is compared with the default
 build within a tolerance, and with NumPy float64 (formats.dequantize) on the 7B shapes and awkward ones, 8- and
 16-warp tiles, plain and fused-norm, row-major and tile-contiguous weights. Outputs NaN-poisoned first.

@@ -122,7 +122,8 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     mma = tiled or plan.use_mma(n_pairs, kernel, K)
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
-    park, rawx = env_bit(PARK_ENV), mma and fmt == "int4" and env_bit(RAWX_ENV, os.environ.get(RAWX_ENV, "0"))
+    park = env_bit(PARK_ENV)
+    rawx = mma and fmt == "int4" and t == "float16" and env_bit(RAWX_ENV, os.environ.get(RAWX_ENV, "0"))
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, tiled,
            rawx, cursor)
     fn = _cache.get(key)
