@@ -289,6 +289,7 @@ __device__ __forceinline__ void epilogue(float* P, const float* d, int lr, int t
 
 // grid (ceil(N / BW), ceil(M / BT), splits; MODE 1: splits 1), NTH threads, dynamic shared memory
 // max(STAGES * STAGE_BYTES, BT * (BW + 4) * 4) + 1024. tw: map of qweight (int4: uint32 [N, K / 8], box 8 x BW;
+// TILES: the 5-D (16 words, g 8, r0 / r1 2, K / 128, N / 16) of the tile-contiguous words, box (8, 8, 2, 1, BW / 16);
 // int8: its bytes as uint32 [N, K / 4], box 16 x BW; no swizzle), ta: map of a (fp16 [M, K], box 64 x BT, 128-byte
 // swizzle); both zero-fill out of bounds. int4: K % 32 == 0, GS | K; int8: K % 16 == 0 (the weight map's rows are
 // 16-byte multiples). splits > 1: ws f32 [tiles][splits][BT][BW] and tickets int32 [tiles], zero on entry (and so
