@@ -41,8 +41,15 @@ def mats(preset: str = "llama-2-7b") -> tuple[dict, int]:
 MATS, N_LAYERS = mats()   # LLaMA-2-7B's unless --preset
 
 
-def weight_copies(fmt, N, K, T, group):
-    """Enough copies of one [N, K] weight (16-bit array or device QuantLinear) to exceed 4x L2 together."""
+def field_of(matrix: str) -> str:
+    """The Weights field of a MATS name ("w13+norm" -> "w13", the LM head's -> "output")."""
+    return "output" if matrix.startswith("logits") else matrix.split("+")[0]
+
+
+def weight_copies(fmt, N, K, T, group, matrix=None):
+    """Enough copies of one [N, K] weight (16-bit array or device QuantLinear) to exceed 4x L2 together; int4 in the
+    layout the one-GPU engine gives the field of `matrix` (a MATS name: tile-contiguous where gpu/quant_tiles.py
+    picks it), row-major without a matrix."""
     cp = bk._cp()
     from cugraphllm.gpu.quant_upload import matrix_bytes, quantize_matrix
     nbytes = matrix_bytes(N, K, None if fmt == "fp16" else fmt, group)
@@ -52,6 +59,9 @@ def weight_copies(fmt, N, K, T, group):
     g = cp.random.default_rng(1)
     base = quantize_matrix(lambda i, j: g.standard_normal((j - i, K), dtype=cp.float32) * np.float32(K ** -0.5),
                            N, K, fmt, group)
+    if matrix is not None:
+        from cugraphllm.gpu.quant_tiles import engine_layout
+        base = engine_layout(base, field_of(matrix))
     return [base] + [base.map(cp.copy) for _ in range(n - 1)], nbytes
 
 
@@ -90,7 +100,7 @@ def run(dtype="float16", formats=("fp16", "fp8", "int8", "int4"), group=128, qua
         per_token = 0.0
         for name, (op, N, K) in MATS.items():
             wfmt = "fp16" if name.startswith("logits") and not quant_head else fmt
-            ws, wbytes = weight_copies(wfmt, N, K, T, group)
+            ws, wbytes = weight_copies(wfmt, N, K, T, group, name)
             fn, io = case(op, N, K, ws, T)
             us = bk.graph_us(stream, fn, len(ws))
             floor_ws = [w if wfmt == "fp16" else w.qweight for w in ws]

@@ -26,7 +26,7 @@ def gemvs(fmt: str, reps: int, preset: str = "llama-2-7b", only=None) -> None:
         if only and name not in only:
             continue
         wfmt = "fp16" if name.startswith("logits") else fmt
-        ws, _ = weight_copies(wfmt, N, K, cp.float16, 128)
+        ws, _ = weight_copies(wfmt, N, K, cp.float16, 128, name)
         fn, _ = case(op, N, K, ws, cp.float16)
         for i in range(reps):
             fn(i % len(ws))

@@ -4,7 +4,9 @@ driver gpu/ops_quant.py picks for it (row pairs: kernels/gemv_quant_pairs.cuh, p
 kernels/gemv_quant_tiles.cuh) by the bench-only define QG_KO, bits: 1 the prologue after pdl_enter (no activation
 or ss loads, no staging), 2 the products (the loaded weights folded into the sums instead), 4 the epilogues.
 Results are wrong under a knockout; the timings say what each phase costs beside the bare read of the same packed
-bytes (scripts/bench_kernels.read_floor_us). QG_KO reaches the kernels by a patched ops_quant.get_function (no
+bytes (scripts/bench_kernels.read_floor_us). Weights take the layout the one-GPU engine gives them (int4
+tile-contiguous where gpu/quant_tiles.py picks it; CUGRAPHLLM_QG_TILED=0: row-major); bit 64 times the tiles'
+tile-contiguous access pattern on row-major bytes. QG_KO reaches the kernels by a patched ops_quant.get_function (no
 library change); every module is compiled first, in parallel processes (--jobs), so the timed loop loads them from
 CuPy's disk cache.
 
@@ -83,10 +85,22 @@ def compile_defines(fmt: str, matrix: str, dtype: str = "float16", group: int = 
     kernel, K, pairs, chunk, g = launch(fmt, matrix, group)
     with mock.patch.object(oq, "get_function", grab), mock.patch.object(oq, "device_id", lambda: "captured"):
         try:
-            oq._function(kernel, fmt, dtype, K, pairs, chunk, g)
+            oq._function(kernel, fmt, dtype, K, pairs, chunk, g, engine_tiled(fmt, matrix, group))
         except _Captured as c:
             return c.args[0]
     raise RuntimeError(f"ops_quant compiled nothing for {fmt} {matrix}")
+
+
+def engine_tiled(fmt: str, matrix: str, group: int = 128) -> bool:
+    """Whether the one-GPU engine holds this matrix tile-contiguous (gpu/quant_tiles.py; bench_quant.weight_copies
+    gives the knockouts that layout)."""
+    from cugraphllm.gpu import quant_tiles
+    from cugraphllm.gpu.cuda_kernels import env_bit
+    from cugraphllm.quant.formats import QuantLinear
+    if fmt != "int4" or not env_bit(quant_tiles.TILED_ENV):
+        return False
+    _, N, K = bq.MATS[matrix]
+    return bool(quant_tiles.pairing_for(QuantLinear("int4", None, None, (N, K), group_size=group), bq.field_of(matrix)))
 
 
 def driver(defines: dict) -> str:
@@ -205,7 +219,7 @@ def profile_matrix(stream, fmt: str, matrix: str, args) -> list[dict]:
     op, N, K = bq.MATS[matrix]
     T = bk._dtype(args.dtype)
     d = compile_defines(fmt, matrix, args.dtype, args.group_size)
-    ws, _ = bq.weight_copies(fmt, N, K, T, args.group_size)
+    ws, _ = bq.weight_copies(fmt, N, K, T, args.group_size, matrix)  # the engine's layout (CUGRAPHLLM_QG_TILED)
     base = {"format": fmt, "matrix": matrix, "N": N, "K": K, "driver": driver(d),
             "launch": {k: d[k] for k in ("QG_WARPS", "QG_UNROLL", "QG_KSPLIT", "QG_MSPLIT") if k in d},
             "read_floor_us": bk.read_floor_us(stream, [w.qweight for w in ws])}

@@ -257,3 +257,16 @@ def test_ko_zero_is_the_engine_and_each_bit_knocks_its_phase(builds, case):
     assert "st.global" in ptx[0] and "st.global" not in ptx[4]
     for ko in (1, 2, 4):
         assert ptx[ko] != ptx[0]
+
+
+def test_knockouts_take_the_engines_layout(monkeypatch):
+    """13B's int4 matrices are tile-contiguous in the one-GPU engine (gpu/quant_tiles.py), so their knockouts compile
+    with QG_TILED (and bench_quant.weight_copies tiles their weights); CUGRAPHLLM_QG_TILED=0: row-major, as 7B's."""
+    monkeypatch.setattr(qk.bq, "MATS", qk.bq.mats("llama-2-13b")[0])
+    assert qk.engine_tiled("int4", "w13+norm") and qk.compile_defines("int4", "w13+norm")["QG_TILED"] == 1
+    assert not qk.engine_tiled("int8", "w13+norm")
+    monkeypatch.setenv("CUGRAPHLLM_QG_TILED", "0")
+    assert not qk.engine_tiled("int4", "w13+norm") and "QG_TILED" not in qk.compile_defines("int4", "w13+norm")
+    monkeypatch.delenv("CUGRAPHLLM_QG_TILED")
+    monkeypatch.setattr(qk.bq, "MATS", qk.bq.mats("llama-2-7b")[0])
+    assert not qk.engine_tiled("int4", "w13+norm")

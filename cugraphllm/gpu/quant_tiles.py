@@ -79,20 +79,22 @@ def tiled(w: QuantLinear, pairing: int) -> QuantLinear:
     return dataclasses.replace(w, qweight=tile_qweight(w.qweight, pairing), tiles=pairing)
 
 
+def engine_layout(w, field: str):
+    """w as the one-GPU engine holds it as `field`: tiled where pairing_for picks it and CUGRAPHLLM_QG_TILED is not
+    0, else w itself (the benches use this too)."""
+    p = pairing_for(w, field) if env_bit(TILED_ENV) else 0
+    return tiled(w, p) if p else w
+
+
 def tile_weights(weights) -> int:
-    """Tiles, in place, every matrix of device Weights that pairing_for picks (CUGRAPHLLM_QG_TILED=0: none);
-    returns how many. One matrix at a time: the transient copy is one matrix."""
-    if not env_bit(TILED_ENV):
-        return 0
+    """Tiles, in place, every matrix of device Weights that engine_layout picks; returns how many. One matrix at a
+    time: the transient copy is one matrix."""
     n = 0
     for lw in weights.layers:
         for field in ("wqkv", "wo", "w13", "w2"):
-            p = pairing_for(getattr(lw, field), field)
-            if p:
-                setattr(lw, field, tiled(getattr(lw, field), p))
-                n += 1
-    p = pairing_for(weights.output, "output")
-    if p:
-        weights.output = tiled(weights.output, p)
-        n += 1
-    return n
+            w = getattr(lw, field)
+            setattr(lw, field, engine_layout(w, field))
+            n += getattr(lw, field) is not w
+    out = weights.output
+    weights.output = engine_layout(out, "output")
+    return n + (weights.output is not out)
