@@ -147,7 +147,8 @@ SWEEPS = {
 
 def sweep(dtype="float16", formats=("fp8", "int8", "int4"), group=128, points="shapes") -> list[dict]:
     """us of every quantized GEMV under every plan of SWEEPS[points] (the plan entry is swapped per run), and
-    under the format's default plan first (the A/B reference of the same call)."""
+    under the format's default plan first (the A/B reference of the same call). Row-major weights throughout (a
+    tile-contiguous one would force the tiles on every plan; its access pattern: quant_knockout bit 64)."""
     from cugraphllm.gpu import gemv_plan
     cp = bk._cp()
     stream = cp.cuda.Stream(non_blocking=True)
