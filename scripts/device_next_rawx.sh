@@ -3,9 +3,9 @@
 # activation staging at 12.0 us of 13B's 63.6 a layer, and a staging without the |x| max pass and the staging pass at
 # 8.4 us less on 13B, 13.7 on 70B (s28l). QG_RAWX (CUGRAPHLLM_QG_RAWX=1) stages x unscaled, in natural order, the
 # 16 n products in their own accumulator chain: its GPU tests, then knockouts (ko 0, 1 no prologue; the benches
-# give the weights the engine's layout) and 13B / 70B int4 decode, RAWX 1 / 0 one process each. 8-warp tiles compile to 80 registers without
-# spills either way; the 16-warp ones (13B / 70B wqkv, w13; 70B wo / w2) spill more under it (silu_norm 52 / 48
-# bytes against 24 / 24, residual_ss 80 / 84 against 44 / 44: nvcc 13.0, ptxas -v).
+# give the weights the engine's layout) and 13B / 70B int4 decode, RAWX 1 / 0 one process each. 8-warp tiles
+# compile to 80 registers without spills either way; the 16-warp ones (13B / 70B wqkv, w13; 70B wo / w2) spill more
+# under it (silu_norm 52 / 48 bytes against 24 / 24, residual_ss 80 / 84 against 44 / 44: nvcc 13.0, ptxas -v).
 source scripts/device_lib.sh next_rawx
 LIMIT=560
 nvidia-smi -L
