@@ -67,3 +67,13 @@ w4_one() {
   grep -h '"mat"' $f.log | python3 -c "import sys, json; [print('   ', (r := json.loads(l))['mat'], 'fp16',
     r['fp16_cublas_us'], '$c', r['${c}_s1_us']) for l in sys.stdin]"
 }
+# ko_int4 LOG SECS PRESET KOS [QUANT_KNOCKOUT_ARGS..]: one scripts/quant_knockout process (int4, 14 compile jobs) on
+# llama-2-PRESET, logged to $L/LOG.log / .json; skipped, with a line, where it would pass LIMIT; echoes its exit
+# status and table
+ko_int4() {
+  local log=$1 secs=$2 preset=$3 kos=$4; shift 4
+  fits "$secs" "$log" || return
+  timeout "$secs" python3 -m scripts.quant_knockout --preset llama-2-$preset --formats int4 --kos "$kos" --jobs 14 \
+    --out $L/$log.json "$@" > $L/$log.log 2>&1
+  echo "=== $log rc $?"; tail -n 5 $L/$log.log
+}

@@ -12,9 +12,7 @@ nvidia-smi -L
 t rawx 120 -rfE --tb=short -n 6 tests/test_qg_rawx_gpu.py; snap
 for m in 13b 70b; do
   for v in 0 1; do
-    CUGRAPHLLM_QG_RAWX=$v timeout 60 python3 -m scripts.quant_knockout --preset llama-2-$m --formats int4 --kos 0,1 \
-      --jobs 14 --out $L/ko_${m}_r$v.json > $L/ko_${m}_r$v.log 2>&1; echo "=== ko $m rawx $v rc $?"
-    tail -n 5 $L/ko_${m}_r$v.log
+    CUGRAPHLLM_QG_RAWX=$v ko_int4 ko_${m}_r$v 60 $m 0,1
   done
 done; snap
 for v in 1 0; do

@@ -6,10 +6,7 @@ LIMIT=300
 nvidia-smi -L
 for m in 70b 7b; do
   for c in 16,8 8,8 8,4; do
-    fits 60 "ko $m $c" && timeout 60 python3 -m scripts.quant_knockout --preset llama-2-$m --formats int4 \
-      --matrices wo+ss,w2+ss --kos 0,64 --plan mma_min_pairs=0,warps=${c%,*},ksplit=${c#*,} --jobs 14 \
-      --out $L/ko_${m}_${c/,/_}.json > $L/ko_${m}_${c/,/_}.log 2>&1
-    echo "=== ko $m tiles $c rc $?"; tail -n 2 $L/ko_${m}_${c/,/_}.log
+    ko_int4 ko_${m}_${c/,/_} 60 $m 0,64 --matrices wo+ss,w2+ss --plan mma_min_pairs=0,warps=${c%,*},ksplit=${c#*,}
   done; snap
 done
 echo "total $(( $(date +%s) - T0 )) s"

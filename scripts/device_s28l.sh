@@ -6,8 +6,7 @@ source scripts/device_lib.sh s28l
 LIMIT=150
 nvidia-smi -L
 for m in 13b 70b 7b; do
-  fits 45 "ko $m" && timeout 45 python3 -m scripts.quant_knockout --preset llama-2-$m --formats int4 \
-    --kos 64,72,80,88 --jobs 14 --out $L/ko_$m.json > $L/ko_$m.log 2>&1; echo "=== ko $m rc $?"; tail -n 5 $L/ko_$m.log
+  ko_int4 ko_$m 45 $m 64,72,80,88
 done
 snap
 echo "total $(( $(date +%s) - T0 )) s"
