@@ -96,11 +96,10 @@ def engine_tiled(fmt: str, matrix: str, group: int = 128) -> bool:
     gives the knockouts that layout)."""
     from cugraphllm.gpu import quant_tiles
     from cugraphllm.gpu.cuda_kernels import env_bit
-    from cugraphllm.quant.formats import QuantLinear
     if fmt != "int4" or not env_bit(quant_tiles.TILED_ENV):
         return False
     _, N, K = bq.MATS[matrix]
-    return bool(quant_tiles.pairing_for(QuantLinear("int4", None, None, (N, K), group_size=group), bq.field_of(matrix)))
+    return bool(quant_tiles.shape_pairing(bq.field_of(matrix), N, K, group))
 
 
 def driver(defines: dict) -> str:

@@ -130,4 +130,3 @@ def get_function(file: str, kernel: str, defines: dict | None = None, options: t
     `dtype` (a storage dtype or its name) adds dtype_defines(dtype); CUGRAPHLLM_PDL_ORDER=late adds PDL_LATE."""
     d = {**(defines or {}), **dtype_defines(dtype), **({"PDL_LATE": 1} if pdl_late() else {})}
     return _module(file, tuple(sorted(d.items())), tuple(options)).get_function(kernel)
-

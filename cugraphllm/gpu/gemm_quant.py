@@ -124,8 +124,8 @@ def _path(impl: str, op: str, w: QuantLinear, a, own: bool = True) -> str:
     wg_ok = gemm_w4.supported(w, a)
     if w.tiles:  # tile-contiguous int4 (gpu/quant_tiles.py): the two paths that read that layout
         _check(impl in ("auto", "wg", "dequant"), f"impl {impl!r} cannot read a tile-contiguous weight (wg, dequant)")
-        _check(impl != "wg" or wg_ok, f"wg kernel cannot run K={K} {w.fmt} {a.dtype} (fp16, sm_90)")
-        return impl if impl != "auto" else "wg" if wg_ok else "dequant"
+        if impl == "auto":
+            return "wg" if wg_ok else "dequant"
     if impl == "auto":
         if tc_ok and _auto_tc(w.fmt, M):
             return "tc"

@@ -15,7 +15,7 @@ import numpy as np
 from ..quant.formats import FORMATS, QuantLinear
 from . import gemv_plan
 from . import ops as _ops
-from . import pdl
+from . import pdl, quant_tiles
 from .cuda_kernels import device_id, env_bit, get_function, qg_ldcg
 
 _FMT_ID = {"fp8": 1, "int8": 2, "int4": 3}
@@ -165,7 +165,7 @@ _resident_cache: dict = {}
 
 
 def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
-    if w.tiles and (w.tiles == 2) != kernel.startswith("qgemv_silu"):  # gpu/quant_tiles.py FIELDS
+    if w.tiles and (w.tiles == quant_tiles.HALVES) != kernel.startswith("qgemv_silu"):  # quant_tiles.FIELDS
         raise ValueError(f"{kernel}: a weight tiled with pairing {w.tiles} belongs to another kernel")
     group = (w.group_size or K) if w.fmt == "int4" else K
     fn, smem, blocks, threads = _function(kernel, w.fmt, t, K, n_pairs, chunk, group, bool(w.tiles))

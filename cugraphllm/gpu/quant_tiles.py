@@ -63,15 +63,20 @@ def untile_qweight(q, pairing: int):
 
 def pairing_for(w, field: str) -> int:
     """The pairing w would be tiled with as `field` on one GPU, or 0 where it stays row-major."""
-    if not isinstance(w, QuantLinear) or w.fmt != "int4" or w.tiles or field not in FIELDS:
+    if not isinstance(w, QuantLinear) or w.fmt != "int4" or w.tiles:
+        return 0
+    return shape_pairing(field, *w.shape, int(w.group_size))
+
+
+def shape_pairing(field: str, N: int, K: int, group: int) -> int:
+    """pairing_for of a row-major int4 [N, K] matrix of this group size as `field`."""
+    if field not in FIELDS:
         return 0
     kernel, pairing = FIELDS[field]
-    N, K = w.shape
-    n_pairs = N // 2
     plan = gemv_plan.plan_for("int4")
-    if N % 16 or K % COLS or int(w.group_size) % COLS or K < plan.tiled_min_k:
+    if N % 16 or K % COLS or group % COLS or K < plan.tiled_min_k:
         return 0
-    return pairing if plan.use_mma(n_pairs, kernel, K) else 0
+    return pairing if plan.use_mma(N // 2, kernel, K) else 0
 
 
 def tiled(w: QuantLinear, pairing: int) -> QuantLinear:
