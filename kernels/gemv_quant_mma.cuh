@@ -136,7 +136,7 @@ __device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* 
 // the kept ones parked in their own slots, read back here and overwritten by their staging): xh and blk [K / QM_COLS]
 // (float2: QM_OFF x the sum of the block's staged halves, the sum of its effective x), as described above;
 // returns (inv_rms (1 without a norm), 1 / xscale); xh and blk are visible to the whole block on return. Two
-// barriers: the (ss sum, |x| max) reduction, the stores.
+// barriers: the (ss sum, |x| max) reduction, the stores (QG_RAWX: the reduction only under a fused norm).
 __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro& p, const T* __restrict__ a,
                                             const QArgs& w, const NormIn& nm) {
     __shared__ float2 pscratch[32];
