@@ -4,14 +4,18 @@ replayed --reps times back to back, wall clock around them after a sync, in --ro
 median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
 rows). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
 are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
-tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008). --quant fp8|int8|int4
-quantizes the dummy weights at load.
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench
+only: the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual
+all-reduce and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill
+attention). --quant fp8|int8|int4 quantizes the dummy weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
         --order "tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0,tune1;CUGRAPHLLM_FP8_OUTER_SCALE=1"
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
         --order "tune1;CUGRAPHLLM_FP8_FUSE_ACTQ=0,tune1;CUGRAPHLLM_FP8_FUSE_ACTQ=2"    # gpu/fp8_actq.py
+    python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,512 \
+        --order "tune1,tune1;ko:allreduce,tune1;ko:gemm,tune1;ko:attn"                 # where the time goes
 """
 from __future__ import annotations
 
@@ -31,6 +35,19 @@ _ENV_SET: dict = {}
 _ATTR_SET: dict = {}
 
 
+def _knockouts() -> dict:
+    """ko:NAME -> [(owner, attribute, replacement)]: prefill work (M > 1) replaced by nothing."""
+    from cugraphllm.gpu import allreduce, attention, gemm, gemm_tune
+    nt, own = gemm_tune.gemm_nt, gemm._launch_own
+
+    def gemm_nt(c, a, w, accumulate=False):
+        if a.shape[0] == 1:
+            nt(c, a, w, accumulate)
+    return {"allreduce": [(allreduce.CustomComm, "all_reduce_add", lambda self, p, x: True)],
+            "gemm": [(gemm_tune, "gemm_nt", gemm_nt), (gemm, "_launch_own", lambda *a, **k: None)],
+            "attn": [(attention.Attention, "prefill", lambda self, *a, **k: None)]}
+
+
 def apply(setting: str) -> None:
     """';'-joined tune0 / tune1, VAR=VALUE environment variables and module.NAME=VALUE attributes of a
     cugraphllm.gpu module (VALUE a Python literal, e.g. pdl.PREFILL=False) (the previous setting's are undone)."""
@@ -48,6 +65,10 @@ def apply(setting: str) -> None:
     for item in setting.split(";"):
         if item in ("tune0", "tune1"):
             gemm_tune.TUNE = item == "tune1"
+        elif item.startswith("ko:"):
+            for owner, name, fn in _knockouts()[item[3:]]:
+                _ATTR_SET.setdefault((owner, name), getattr(owner, name))
+                setattr(owner, name, fn)
         elif "=" in item and "." in item.split("=", 1)[0]:
             path, v = item.split("=", 1)
             mod = importlib.import_module("cugraphllm.gpu." + path.rsplit(".", 1)[0])
