@@ -229,6 +229,13 @@ ar_lamport_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, A
 }
 
 // ---- ar_lamport_wide: messages above AR_CHUNK * AR_MAX_BLOCKS (see "Messages above" at the top) ----------------
+// AR_PACKED (1: compiled per storage dtype T): the message is n 32-bit words, each two T values (elements 2w, 2w + 1
+// of a T [2n] partial sum, as cuBLAS wrote it); the protocol moves words exactly as it moves f32 elements (same
+// chunks, slots, sentinel: a word of two 0xFFFF NaNs maps to 0x7FFFFFFF, two NaNs still), so half the NVLink bytes.
+// Only with add and vec: out f32 [2n] += (sum over ranks in rank order of the T values, in f32).
+#ifndef AR_PACKED
+#define AR_PACKED 0
+#endif
 #ifndef AR_WIDE_U
 #define AR_WIDE_U (AR_WORLD <= 2 ? 4 : AR_WORLD <= 4 ? 2 : 1)  // chunks per batch: ~8 float4 loads in flight a thread
 #endif
@@ -314,6 +321,32 @@ __device__ __forceinline__ void lw_push(const LwCall& k, int j) {
             if (p != k.rank) lw_store<VEC>(k.peer[p], k.n, k.b + (j + u) * k.G, v[u]);
 }
 
+#if AR_PACKED
+// Step 4 of a packed call for this thread's 4 words from word i (< n: vec, so all 4 or none): out[2i .. 2i + 7] +=
+// the T values of every rank's words, widened to f32 and summed in rank order (every rank the same bits).
+template <int NB>
+__device__ __forceinline__ void lw_add_packed(const LwCall& k, long long i, const float* mine,
+                                              const float (*got)[NB][AR_PER], int u) {
+    if (i >= k.n) return;
+    float acc[2 * AR_PER];
+#pragma unroll
+    for (int q = 0; q < AR_PER; ++q)
+#pragma unroll
+        for (int src = 0; src < AR_WORLD; ++src) {
+            const unsigned w = __float_as_uint(src == k.rank ? mine[q] : got[src][u][q]);
+            const float2 f = to_f2(*reinterpret_cast<const T2*>(&w));
+            acc[2 * q] = src == 0 ? f.x : acc[2 * q] + f.x;
+            acc[2 * q + 1] = src == 0 ? f.y : acc[2 * q + 1] + f.y;
+        }
+    float* o = k.out + 2 * i;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const float4 x = *reinterpret_cast<const float4*>(o + 4 * h);
+        ar_store4(o + 4 * h, x.x + acc[4 * h], x.y + acc[4 * h + 1], x.z + acc[4 * h + 2], x.w + acc[4 * h + 3]);
+    }
+}
+#endif
+
 // Steps 3-4 for NB chunks of the block from its j-th on: every load (this rank's addends from in, the peers' from
 // the slots) issued before any is waited for; the sum in lp_sum's rank order; then the reset after read (but of the
 // block's first chunk, reset ahead in step 2).
@@ -357,6 +390,9 @@ __device__ __forceinline__ void lw_pull(const LwCall& k, int j) {
                 acc[q] = src == 0 ? x : acc[q] + x;
             }
         }
+#if AR_PACKED
+        lw_add_packed<NB>(k, idx[0], mine[u], got, u);
+#else
         if (k.add) {  // x + (sum in rank order): the same f32 operations as the all-reduce, then tp.cu residual_add
             float x[AR_PER];
             lw_mine<VEC>(k.out, k.n, c, x);  // out's own elements (lp_value's mapping never applies: x is finite)
@@ -364,6 +400,7 @@ __device__ __forceinline__ void lw_pull(const LwCall& k, int j) {
             for (int q = 0; q < AR_PER; ++q) acc[q] = x[q] + acc[q];
         }
         ar_write(k.out, k.n, VEC, idx, acc);
+#endif
         if (j + u == 0) continue;
 #pragma unroll
         for (int src = 0; src < AR_WORLD; ++src)
@@ -403,14 +440,14 @@ ar_lamport_wide(const float* in, float* out, unsigned* seq, AR_PTRS(d), int n, i
     k.in = in, k.out = out, k.mine = reinterpret_cast<float*>(AR_PICK(d, rank)) + g * AR_WORLD * cap, k.cap = cap;
     k.timeout_ns = timeout_ns, k.n = n, k.rank = rank, k.b = b, k.G = G, k.said = &s_said, k.add = add;
     k.m = ((n + AR_CHUNK - 1) / AR_CHUNK - b + G - 1) / G;  // >= 1: the grid has at most as many blocks as chunks
-    if (vec) lw_all<1, 0>(k);
+    if (vec || AR_PACKED) lw_all<1, 0>(k);  // packed: always vec (launcher checks)
     else lw_all<0, 0>(k);
     const float e = __uint_as_float(AR_EMPTY);
     float* my = reinterpret_cast<float*>(AR_PICK(d, rank)) + (long long)b * AR_CHUNK + AR_PER * threadIdx.x;
 #pragma unroll
     for (int src = 0; src < AR_WORLD; ++src)  // 2. reset ahead: generation (s + 2) % 3 of chunk b, the whole chunk
         if (src != rank) lp_store4(my + (old * AR_WORLD + src) * cap, e, e, e, e);
-    if (vec) lw_all<1, 1>(k);
+    if (vec || AR_PACKED) lw_all<1, 1>(k);
     else lw_all<0, 1>(k);
     lp_done(seq, k.s);
 }

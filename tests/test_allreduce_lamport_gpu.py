@@ -11,7 +11,10 @@ and 128 blocks): prefill-size all-reduces (128 x 8192, 512 x 4096, 512 x 8192 = 
 scalar-path sizes: n % 4 != 0, a 4-byte offset) mixed with decode ones, in and out of place, the rank-order f32 sum
 bit for bit; the buffers afterwards hold only each block's last first-chunk values (later chunks all reset after
 read); and TP2 engines at 70B and 7B widths whose every collective is lamport's (no NCCL call at all) give the NCCL
-engine's logits and greedy tokens bit for bit after prompts of 17, 37 and 300 tokens.
+engine's logits and greedy tokens bit for bit after prompts of 17, 37 and 300 tokens (f32 partial sums,
+CUGRAPHLLM_ALLREDUCE_T16=0), and within the rounding of 16-bit partial sums with the default. The packed prefill
+update (16-bit partial sums, fp16 and bf16, launch_packed): x + the rank-order f32 sum of the widened values bit for
+bit on both GPUs, between f32 calls on the same generations.
 
     python3 -m pytest -q tests/test_allreduce_lamport_gpu.py     # 2 GPUs with peer access
 """
@@ -240,6 +243,71 @@ def test_wide_all_reduce_add_is_x_plus_the_rank_order_sum(wide):
         assert np.array_equal(_on(0, lambda: plain[0].get()).view(np.uint32), (a[0] + a[1]).view(np.uint32)), n
 
 
+def _halves(rng, n, tname):
+    """Two ranks' 16-bit partial sums as (uint16 bits, their f32 values): mixed magnitudes and signs, -0.0 / +0.0,
+    and a few words (element pairs 2w, 2w + 1) of bits 0xFFFF 0xFFFF, lamport's sentinel as a word."""
+    bits = []
+    for _ in range(2):
+        v = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(np.float32)
+        b = (v.view(np.uint32) >> 16).astype(np.uint16) if tname == "bfloat16" else v.astype(np.float16).view(np.uint16)
+        b[::53] = 0x8000  # -0.0
+        bits.append(b)
+    for w in range(7, n // 2, 997):
+        bits[w % 2][2 * w: 2 * w + 2] = 0xFFFF
+    f32 = [(b.astype(np.uint32) << 16).view(np.float32) if tname == "bfloat16" else b.view(np.float16)
+           .astype(np.float32) for b in bits]
+    return bits, f32
+
+
+@pytest.mark.parametrize("tname", ["float16", "bfloat16"])
+def test_packed_add_is_x_plus_the_rank_order_sum_of_16bit_partials(wide, tname):
+    """launch_packed (the 16-bit prefill residual update): x += f32(p0) + f32(p1), bit for bit and the same on both
+    GPUs, for sizes below and above the decode cap (as words) up to the buffers' cap, with f32 wide and decode-size
+    calls in between on the same generations; a word of the sentinel's bits gives NaN in both of its elements."""
+    import cupy as cp
+    from cugraphllm.gpu.state import storage_dtype
+    pb, streams = wide
+    pb.warmup(tname)
+    rng = np.random.default_rng(29)
+    for n in (8, 4104, 2 * CAP, 2 * CAP + 8, 128 * 8192, 3 * CAP + 1000, 2 * WIDE_CAP, 512 * 4096 + 24):
+        bits, f32 = _halves(rng, n, tname)
+        x0 = [(rng.standard_normal(n) * 4.0).astype(np.float32) for _ in range(2)]
+        ps = [_on(r, lambda: cp.asarray(bits[r]).view(storage_dtype(tname))) for r in (0, 1)]
+        xs = [_on(r, lambda: cp.asarray(x0[r])) for r in (0, 1)]
+        _sync()
+        for r in (0, 1):
+            with cp.cuda.Device(r), streams[r]:
+                pb.launch_packed(r, ps[r], xs[r])
+        _sync()
+        got = [_on(r, lambda: xs[r].get()) for r in (0, 1)]
+        odd = np.repeat((bits[0].reshape(-1, 2) == 0xFFFF).all(1) | (bits[1].reshape(-1, 2) == 0xFFFF).all(1), 2)
+        for r in (0, 1):
+            assert np.array_equal(np.isnan(got[r]), odd), (n, r)
+            want = x0[r] + (f32[0] + f32[1])
+            assert np.array_equal(got[r][~odd].view(np.uint32), want[~odd].view(np.uint32)), (n, r, tname)
+        f = rng.standard_normal(3 * CAP + 5).astype(np.float32)
+        plain = [_on(r, lambda: cp.asarray(f * (r + 1))) for r in (0, 1)]
+        launch_both(pb, streams, plain, plain, f.size, False)  # f32 wide calls on the same slots in between
+        assert np.array_equal(_on(1, lambda: plain[1].get()).view(np.uint32), (f + f * 2).view(np.uint32)), n
+        small = [_on(r, lambda: cp.asarray(f[:4096])) for r in (0, 1)]
+        launch_both(pb, streams, small, small, 4096, False)  # and a decode-size one
+        assert np.array_equal(_on(0, lambda: small[0].get()).view(np.uint32), (f[:4096] * 2).view(np.uint32)), n
+
+
+def test_packed_add_refuses_what_it_cannot_do(wide):
+    """n % 8 != 0, more than 2 x cap elements, an f32 partial, a misaligned x: a ValueError before any launch."""
+    import cupy as cp
+    pb, _ = wide
+    pb.warmup("float16")
+    with cp.cuda.Device(0):
+        for n, xoff, dt in ((12, 0, cp.float16), (2 * WIDE_CAP + 8, 0, cp.float16), (64, 0, cp.float32),
+                            (64, 1, cp.float16)):
+            p = cp.ones(n, dt)
+            x = cp.zeros(n + xoff, cp.float32)[xoff:]
+            with pytest.raises(ValueError, match="packed add"):
+                pb.launch_packed(0, p, x)
+
+
 def test_wide_buffers_hold_only_the_last_call(wide):
     _buffers_hold_only_the_last_call(*wide, [WIDE_CAP, 4096, 3 * CAP + 1000, 5, 512 * 4096, CAP + 1, 128 * 8192,
                                              8192, 3 * CAP + 1001, 2048, 40 * 4096])
@@ -274,10 +342,12 @@ def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
         seen.append((call[0], call[3]))
         return collective(group, rank, call)
     monkeypatch.setattr(tp.Group, "collective", spy)
-    for backend, fuse in (("nccl", "0"), ("lamport", "0"), ("lamport-fused", "1")):
+    for backend, fuse, t16 in (("nccl", "0", "0"), ("lamport", "0", "0"), ("lamport-fused", "1", "0"),
+                               ("lamport-t16", "1", "1")):
         seen.clear()
         monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE", backend.split("-")[0])
         monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_FUSE", fuse)
+        monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_T16", t16)
         e = TPEngine(cfg, None, RuntimeConfig(backend="cuda", mode=mode, max_seq_len=512, tp=2))
         try:
             e.wait_ready()
@@ -307,3 +377,8 @@ def test_engine_prefill_over_lamport_equals_nccl(monkeypatch, name):
     # add the norm's partial sums in another order: their tokens are not compared)
     for (_, logits), (_, ref_logits) in zip(out["lamport-fused"][0], out["nccl"][0]):
         assert np.array_equal(logits.view(np.uint32), ref_logits.view(np.uint32))
+    # 16-bit partials (the default): each rank's prefill partial sums rounded once to the activation dtype, so the
+    # logits after each prompt differ from NCCL's by that rounding only
+    for (_, logits), (_, ref_logits) in zip(out["lamport-t16"][0], out["nccl"][0]):
+        err = np.abs(logits.astype(np.float64) - ref_logits).max() / ref_logits.std()
+        assert np.isfinite(logits).all() and 0 < err < 0.02, err

@@ -93,13 +93,16 @@ def test_key_first_seen_in_capture_keeps_gemmex(monkeypatch):
 
 @pytest.mark.parametrize("dtype", _dtypes())
 @pytest.mark.parametrize("M,N,K", [(2, 72, 40), (128, 4096, 2048), (512, 8192, 520)])
-def test_matmul_f32_writes_the_whole_product(M, N, K, dtype):
-    """The TP prefill partial sum p = a @ w.T (gemm.matmul_f32): beta = 0, so a NaN-poisoned p is fully replaced."""
+@pytest.mark.parametrize("out", ["float32", "same"])
+def test_matmul_partial_writes_the_whole_product(M, N, K, dtype, out):
+    """The TP prefill partial sum p = a @ w.T (gemm.matmul_partial), f32 or in a's dtype (the 16-bit partials of
+    the lamport all-reduce): beta = 0, so a NaN-poisoned p is fully replaced."""
     from cugraphllm.gpu import gemm
     _, seed = rng_seed()
     a, w = dev_random((M, K), dtype, 1.0, seed), dev_random((N, K), dtype, K ** -0.5, seed + 1)
-    c = cp.empty((M, N), "float32")
+    c = cp.empty((M, N), "float32" if out == "float32" else a.dtype)
     poison(c)
-    gemm.matmul_f32(c, a, w)
+    gemm.matmul_partial(c, a, w)
     err = relerr(host64(c), host64(a) @ host64(w).T)
-    assert err < TOL_F32, f"M={M} N={N} K={K} {dtype} seed={seed}: rel err {err:.2e}"
+    tol = TOL_F32 if out == "float32" else TOL[dtype]
+    assert err < tol, f"M={M} N={N} K={K} {dtype} -> {c.dtype} seed={seed}: rel err {err:.2e}"

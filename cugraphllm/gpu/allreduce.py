@@ -21,7 +21,11 @@ keeps in any case; the flag protocol and every all-gather stay capped at CAP. CU
 CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
 every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
 its 16-bit copy and the norm's partial sums) is one kernel, ar_residual (ar_lamport_residual), instead of two;
-CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B.
+CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B. The prefill residual
+update sends its partial sums in the activation dtype (cuBLAS rounds its f32 accumulators once; lamport's packed
+wide kernel moves two values a word and adds them in f32): half the bytes of f32 over NVLink, where the f32 wide
+all-reduces took 4.1 of 25.8 ms of 70B TP2's 128-row prefill graph (twenty-first session, s29a);
+CUGRAPHLLM_ALLREDUCE_T16=0 keeps f32 partials (A/B).
 
 The layout (constants, chunks, slots, the lamport call rule) is pure Python in gpu/allreduce_layout.py, re-exported
 here (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the protocols with it); the kernels get the
@@ -43,7 +47,7 @@ from .allreduce_layout import (  # noqa: F401  (re-exported: the launchers' and 
 from .tp import Comm
 
 ENV, TIMEOUT_ENV, FUSE_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS", "CUGRAPHLLM_ALLREDUCE_FUSE"
-WIDE_ENV = "CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS"
+WIDE_ENV, T16_ENV = "CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS", "CUGRAPHLLM_ALLREDUCE_T16"
 _cache: dict = {}                      # (device, world, kernel, dtype) -> RawKernel
 
 
@@ -105,16 +109,18 @@ def _enable_peers(devices: list[int]) -> None:
                         raise BackendError(f"custom all-reduce: peer access {a} -> {b} failed: {exc}") from None
 
 
-def _kernel(world: int, protocol: str = "custom", fused: bool = False, tname: str = "float16", wide: bool = False):
-    """The protocol's all-reduce (fused residual; wide: lamport above CAP) kernel for `world` ranks on the current
-    device (compiled once per world and storage dtype, loaded once per device)."""
+def _kernel(world: int, protocol: str = "custom", fused: bool = False, tname: str = "float16", wide: bool = False,
+            packed: bool = False):
+    """The protocol's all-reduce (fused residual; wide: lamport above CAP; packed: lamport's wide kernel over words
+    of two tname values) kernel for `world` ranks on the current device (compiled once per world and storage
+    dtype, loaded once per device)."""
     src, plain, residual, _ = PROTOCOLS[protocol]
-    name = WIDE_KERNEL if wide else residual if fused else plain
-    key = (ck.device_id(), world, name, tname)
+    name = WIDE_KERNEL if wide or packed else residual if fused else plain
+    key = (ck.device_id(), world, name, tname, packed)
     f = _cache.get(key)
     if f is None:
         defines = dict(AR_WORLD=world, AR_THREADS=THREADS, AR_CHUNK=CHUNK, AR_MAX_BLOCKS=MAX_BLOCKS,
-                       AR_MAX_WORLD=MAX_WORLD)
+                       AR_MAX_WORLD=MAX_WORLD, **({"AR_PACKED": 1} if packed else {}))
         f = _cache[key] = ck.get_function(src, name, defines=defines, dtype=tname)
     return f
 
@@ -144,6 +150,7 @@ class PeerBuffers:
         self.timeout_ns, self.cap = timeout_ns(), peer_cap(protocol, n)
         self.wide = wide_blocks() if self.cap > CAP else MAX_BLOCKS  # ar_lamport_wide's grid, fixed from here on
         self.fused: set = set()  # storage dtypes whose fused residual kernel is loaded on every device (warmup)
+        self.packed: set = set()  # storage dtypes whose packed wide kernel is loaded on every device (lamport)
         _enable_peers(self.devices)
         self.data, self.flags, self.seq = [], [], []
         lamport, slots = protocol == "lamport", PROTOCOLS[protocol][3]
@@ -169,13 +176,36 @@ class PeerBuffers:
         return buffer_bytes(self.world, self.protocol, self.cap)
 
     def warmup(self, tname: str) -> None:
-        """Load the fused residual kernel for storage dtype tname on every device (before any step: never compile
-        mid-collective)."""
+        """Load the fused residual kernel (and lamport's packed wide kernel) for storage dtype tname on every device
+        (before any step: never compile mid-collective)."""
         import cupy as cp
+        lamport = self.protocol == "lamport"
         for d in self.devices:
             with cp.cuda.Device(d):
                 _kernel(self.world, self.protocol, True, tname).attributes
+                if lamport:
+                    _kernel(self.world, self.protocol, tname=tname, packed=True).attributes
         self.fused.add(tname)
+        if lamport:
+            self.packed.add(tname)
+
+    def launch_packed(self, rank: int, p, x) -> None:
+        """x f32 [n] += the sum over ranks of p T [n] (16-bit, T warmed up), each rank's values widened to f32 and
+        added in rank order: ar_lamport_wide under AR_PACKED, p's n / 2 words moved as f32 elements are (so the
+        protocol, chunks and slots are those of an all-reduce of n / 2 f32). n % 8 == 0 (one 16-byte vector of p a
+        thread), n / 2 <= cap, p and x contiguous, 16-byte aligned, on the rank's device. Same call order rules as
+        launch()."""
+        n, t = p.size, p.dtype.name
+        ok = (t in self.packed and n % 8 == 0 and 0 < n // 2 <= self.cap and x.dtype == np.float32 and x.size == n
+              and p.flags.c_contiguous and x.flags.c_contiguous and p.data.ptr % 16 == 0 and x.data.ptr % 16 == 0)
+        if not ok or p.device.id != self.devices[rank] or x.device.id != self.devices[rank]:
+            raise ValueError(f"custom all-reduce: packed add of p {t} {tuple(p.shape)} into x {x.dtype} "
+                             f"{tuple(x.shape)} (rank {rank}; n % 8 == 0, n / 2 <= {self.cap}, aligned, loaded: "
+                             f"{sorted(self.packed)})")
+        words = n // 2
+        pdl.launch(_kernel(self.world, self.protocol, tname=t, packed=True), (min(self.wide, -(-words // CHUNK)),),
+                   (THREADS,), (p, x, self.seq[rank], *self._ptrs, np.int32(words), np.int32(rank), np.int32(1),
+                                np.int64(self.cap), np.int64(self.timeout_ns), np.int32(1)), pdl=True)
 
     def launch_residual(self, rank: int, p, x, xh, ss, chunk: int) -> None:
         """The fused residual kernel (ar_residual / ar_lamport_residual) on the current stream: x f32 [1, n] += (sum
@@ -234,6 +264,7 @@ class CustomComm(Comm):
         super().__init__(group, rank, rows, dim, vocab_local)
         self.peers, self.backend = peers, peers.protocol
         self.fuse = os.environ.get(FUSE_ENV, "1").strip() != "0"
+        self.t16 = os.environ.get(T16_ENV, "1").strip() != "0"
 
     def all_reduce_residual(self, p, r, chunk: int) -> bool:
         """The decode residual update (ops.matmul_residual, M = 1) in one kernel: r.x += all_reduce(p), r.xn = T(x),
@@ -245,10 +276,22 @@ class CustomComm(Comm):
         self.peers.launch_residual(self.rank, p, r.x, r.xn, r.ss, chunk)
         return True
 
+    def add_16bit(self, n: int, tname: str) -> bool:
+        """Whether all_reduce_add takes a partial sum of n elements in the 16-bit dtype tname (launch_packed)."""
+        return (self.t16 and self.fuse and tname in self.peers.packed and n % 8 == 0
+                and 0 < n // 2 <= self.peers.cap)
+
     def all_reduce_add(self, p, x) -> bool:
         """The prefill residual update: x += all_reduce(p) in one kernel (ar_lamport_wide with add; the same f32
-        operations as the all-reduce then kernels/tp.cu residual_add). False (nothing done, on every rank alike)
-        where it does not apply (decode sizes, another protocol, a message past the buffers)."""
+        operations as the all-reduce then kernels/tp.cu residual_add; a 16-bit p where add_16bit says so, its
+        values summed in f32). False (nothing done, on every rank alike) where it does not apply (decode sizes,
+        another protocol, a message past the buffers)."""
+        if p.dtype != np.float32:
+            if not self.add_16bit(p.size, p.dtype.name):
+                return False
+            self.group.meet(self.rank, p.size)
+            self.peers.launch_packed(self.rank, p.reshape(-1), x.reshape(-1))
+            return True
         if not (self.fuse and self.peers.protocol == "lamport" and CAP < p.size <= self.peers.cap
                 and x.size == p.size):
             return False

@@ -212,11 +212,12 @@ def matmul_residual(x, a, w, *, impl: str = "auto") -> None:
         gemm_tune.gemm_nt(x, a, w, accumulate=True)
 
 
-def matmul_f32(c, a, w) -> None:
-    """c f32 [M, N] = a T[M, K] @ w T[N, K].T, written whole (cuBLAS, beta = 0): a tensor-parallel partial sum."""
+def matmul_partial(c, a, w) -> None:
+    """c [M, N] (f32 or T) = a T[M, K] @ w T[N, K].T, written whole (cuBLAS, beta = 0): a tensor-parallel partial
+    sum."""
     M, K = a.shape
-    _check(c.shape == (M, w.shape[0]) and w.shape[1] == K and str(c.dtype) == "float32" and a.dtype == w.dtype,
-           f"matmul_f32: c{c.shape} {c.dtype}, a{a.shape} {a.dtype}, w{w.shape} {w.dtype}")
+    _check(c.shape == (M, w.shape[0]) and w.shape[1] == K and str(c.dtype) in ("float32", str(a.dtype))
+           and a.dtype == w.dtype, f"matmul_partial: c{c.shape} {c.dtype}, a{a.shape} {a.dtype}, w{w.shape} {w.dtype}")
     _contig(c, a, w)
     from . import gemm_tune
     gemm_tune.gemm_nt(c, a, w)

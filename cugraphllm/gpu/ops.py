@@ -264,8 +264,9 @@ def matmul_residual(r, a, w):
 
 
 def _residual_allreduce(r, a, w):
-    """The tensor-parallel residual update: p = a @ w.T (this rank's partial sum, f32, into r.comm.part), p summed
-    over ranks (NCCL all-reduce on the current stream), x += p; decode with r.ss also writes xn and ss. The partial
+    """The tensor-parallel residual update: p = a @ w.T (this rank's partial sum into r.comm.part: f32, or a's
+    dtype in prefill where r.comm.add_16bit says so), p summed over ranks (NCCL all-reduce on the current stream,
+    or gpu/allreduce.py), x += p; decode with r.ss also writes xn and ss. The partial
     product goes through the same dispatch as one GPU (a QuantLinear w to ops_quant / gemm_quant)."""
     import cupy as cp
     M, N = _rows("x", r.x)
@@ -281,9 +282,11 @@ def _residual_allreduce(r, a, w):
         cp.cuda.runtime.memsetAsync(p.data.ptr, 0, p.nbytes, cp.cuda.get_current_stream().ptr)
         from . import gemm_quant
         gemm_quant.matmul_residual(p, a, w)
-    else:  # p = a @ w.T written whole by cuBLAS (beta = 0): no memset
+    else:  # p = a @ w.T written whole by cuBLAS (beta = 0): no memset; in a's dtype where the comm sums that
         from . import gemm
-        gemm.matmul_f32(p, a, w)
+        if r.comm.add_16bit(M * N, t):
+            p = r.comm.part.reshape(-1).view(a.dtype)[: M * N].reshape(M, N)
+        gemm.matmul_partial(p, a, w)
     if M == 1 and r.ss is not None:
         _check_stats(r.xn, r.ss, N, t)
         n, chunk = norm_partials(N), norm_chunk(N)

@@ -134,6 +134,10 @@ class Comm:
         self.part = cp.zeros((rows, dim), cp.float32)
         self.logits = cp.zeros((1, vocab_local), cp.float32)
 
+    def add_16bit(self, n: int, tname: str) -> bool:
+        """Whether the prefill residual update takes a 16-bit partial sum (allreduce.CustomComm); never over NCCL."""
+        return False
+
     def all_reduce(self, buf) -> None:
         """buf f32 (contiguous) = its sum over the ranks, in place, on the current stream."""
         import cupy as cp
