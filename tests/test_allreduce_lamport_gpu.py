@@ -7,7 +7,7 @@ residual update bit-identical; and lamport's buffers after a run of calls across
 the sentinel everywhere but in the last call's generation, which holds exactly the peer's values.
 
 Above the decode cap (ar_lamport_wide, buffers sized for a 70B TP2 prefill, 512 x 8192 f32 per rank, on grids of 64
-and 128 blocks): prefill-size all-reduces (128 x 8192, 512 x 4096, 512 x 8192 = the cap, 3 * 65536 + 1000, and
+128, 512 and 1024 blocks): prefill-size all-reduces (128 x 8192, 512 x 4096, 512 x 8192 = the cap, 3 * 65536 + 1000, and
 scalar-path sizes: n % 4 != 0, a 4-byte offset) mixed with decode ones, in and out of place, the rank-order f32 sum
 bit for bit; the buffers afterwards hold only each block's last first-chunk values (later chunks all reset after
 read); and TP2 engines at 70B and 7B widths whose every collective is lamport's (no NCCL call at all) give the NCCL
@@ -169,7 +169,7 @@ def _buffers_hold_only_the_last_call(pb, streams, calls):
 
 
 # ---- above the decode cap: ar_lamport_wide -------------------------------------------------------------------------
-@pytest.fixture(scope="module", params=[64, 128], ids=["wide64", "wide128"])
+@pytest.fixture(scope="module", params=[64, 128, 512, 1024], ids=["wide64", "wide128", "wide512", "wide1024"])
 def wide(request):
     """Lamport buffers sized for WIDE_CAP f32 per rank, ar_lamport_wide on `param` blocks (the grid setting)."""
     from cugraphllm.gpu import allreduce as ar
