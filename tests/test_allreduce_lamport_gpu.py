@@ -6,7 +6,7 @@ within one rounding of the float64 sum; all-gathers identical but for the sentin
 residual update bit-identical; and lamport's buffers after a run of calls across the wrap of the call counter hold
 the sentinel everywhere but in the last call's generation, which holds exactly the peer's values.
 
-Above the decode cap (ar_lamport_wide, buffers sized for a 70B TP2 prefill, 512 x 8192 f32 per rank, on grids of 64
+Above the decode cap (ar_lamport_wide, buffers sized for a 70B TP2 prefill, 512 x 8192 f32 per rank, on grids of 64,
 128, 512 and 1024 blocks): prefill-size all-reduces (128 x 8192, 512 x 4096, 512 x 8192 = the cap, 3 * 65536 + 1000, and
 scalar-path sizes: n % 4 != 0, a 4-byte offset) mixed with decode ones, in and out of place, the rank-order f32 sum
 bit for bit; the buffers afterwards hold only each block's last first-chunk values (later chunks all reset after
