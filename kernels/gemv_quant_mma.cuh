@@ -32,19 +32,6 @@
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)
 // a block's pairs fill whole epilogue rounds: more than 8 warps a tile would leave QM_ROUNDS 0 (no output written)
 static_assert(QG_WARPS % QG_MSPLIT == 0 && QG_MSPLIT <= 8, "tiles: QG_MSPLIT must divide QG_WARPS and be <= 8");
-// QG_RAWX 1 (int4; prepared in the twentieth session, not yet timed; CUGRAPHLLM_QG_RAWX=1): the staging keeps x as
-// the producer wrote it (T, natural column order: no |x| max, no scale, no x / 16), the mma B fragments are paired
-// from it by byte_perm, and the 16 n nibbles' products go to an accumulator chain of their own (c[4..7]), divided by
-// 16 in iter_fix: the staging is then a plain copy plus the iteration sums, and the block reduction before it is
-// left to the fused norms. The bound on that (knockouts 80 + 8 under the tile-contiguous pattern, s28l): 13B 8.4 us
-// a layer, 70B 13.7.
-#ifndef QG_RAWX
-#define QG_RAWX 0
-#endif
-#if QG_RAWX && (QFMT != 3 || defined(CG_BF16))
-#error "QG_RAWX: int4 tiles of fp16 activations only (bf16 x can leave the half range unscaled)"
-#endif
-#define QM_NC (QG_RAWX ? 8 : 4)           // accumulator floats a lane (QG_RAWX: the 16 n products apart)
 #define QM_COLS (4 * QG_EPV)              // columns per tile iteration: int4 128, int8 / fp8 64
 #define QM_CPB (QM_COLS / 8)              // staged chunks per iteration block
 #if QFMT == 3
@@ -101,26 +88,17 @@ __device__ __forceinline__ int qm_col(int p) {
 // aligned lanes, their sums are shuffled together. (Two or three chunks a round with their trees interleaved,
 // QG_STAGEN, were no faster and are gone: twentieth session, s28a, 13B w2 19.81 -> 20.31 / 20.26 us; the trees
 // alone cost 0.4 us there.)
-// QG_RAWX: h = T(x) in natural order (the chunk of a fp16 producer unchanged); tsum weighs the odd columns, whose
-// products come out 16 x, by 1 / 16.
 __device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* f, int i, int nchunk, float xscale) {
     float tsum = 0.0f, xsum = 0.0f;
     if (i < nchunk) {
         __half h[8];
 #pragma unroll
         for (int p = 0; p < 8; ++p) {
-#if QG_RAWX
-            h[p] = __float2half_rn(f[p]);
-            const float v = __half2float(h[p]);
-            tsum += (p & 1) ? 0.0625f * v : v;
-            xsum += v;
-#else
             const bool sixteenth = QFMT == 3 && p >= 4;
             h[p] = __float2half_rn(f[qm_col(p)] * xscale * (sixteenth ? 0.0625f : 1.0f));
             const float v = __half2float(h[p]);
             tsum += v;
             xsum += sixteenth ? 16.0f * v : v;
-#endif
         }
         reinterpret_cast<uint4*>(xh)[qm_slot(i)] = *reinterpret_cast<const uint4*>(h);
     }
@@ -136,21 +114,16 @@ __device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* 
 // the kept ones parked in their own slots, read back here and overwritten by their staging): xh and blk [K / QM_COLS]
 // (float2: QM_OFF x the sum of the block's staged halves, the sum of its effective x), as described above;
 // returns (inv_rms (1 without a norm), 1 / xscale); xh and blk are visible to the whole block on return. Two
-// barriers: the (ss sum, |x| max) reduction, the stores (QG_RAWX: the reduction only under a fused norm).
+// barriers: the (ss sum, |x| max) reduction, the stores.
 __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro& p, const T* __restrict__ a,
                                             const QArgs& w, const NormIn& nm) {
     __shared__ float2 pscratch[32];
     const int nchunk = w.K >> 3;
-#if QG_RAWX  // no scale: the reduction only where a fused norm needs the ss sum (block-uniform branch)
-    const float2 red = nm.ss ? block_sum_max(make_float2(p.s, 0.0f), pscratch, true, false) : make_float2(0.f, 0.f);
-    const int e = 0;
-#else
     const float2 red = block_sum_max(make_float2(p.s, p.m), pscratch, nm.ss != nullptr, true);
     const float m = red.y;
     int E = 0;
     if (m > 0.0f && m <= 3.0e38f) frexpf(m, &E);  // m = f * 2^E, f in [0.5, 1); 0, NaN-only or inf: scale 1
     const int e = max(-120, min(120, 15 - E));
-#endif
     const float xscale = __int_as_float((127 + e) << 23);
 #pragma unroll
     for (int r = 0; r < QG_XREGS; ++r)  // block-uniform conditions: the shuffles see all lanes
@@ -182,18 +155,10 @@ __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __h
     for (int i = 0; i < 4; ++i) {
         const uint4 x = reinterpret_cast<const uint4*>(xh)[QM_CPB * it + 4 * i + t];   // columns 32 t + 8 i ..
         const unsigned u0 = p0[i], u1 = p1[i], v0 = u0 >> 8, v1 = u1 >> 8;
-#if QG_RAWX  // x natural: (c, c + 4), (c + 2, c + 6) for the n nibbles; (c + 1, c + 5), (c + 3, c + 7), 16 n, apart
-        mma16816(c, and_or<0x000f000fu>(u0, magic), and_or<0x000f000fu>(u1, magic), and_or<0x000f000fu>(v0, magic),
-                 and_or<0x000f000fu>(v1, magic), __byte_perm(x.x, x.z, 0x5410), __byte_perm(x.y, x.w, 0x5410));
-        mma16816(c + 4, and_or<0x00f000f0u>(u0, magic), and_or<0x00f000f0u>(u1, magic),
-                 and_or<0x00f000f0u>(v0, magic), and_or<0x00f000f0u>(v1, magic), __byte_perm(x.x, x.z, 0x7632),
-                 __byte_perm(x.y, x.w, 0x7632));
-#else
         mma16816(c, and_or<0x000f000fu>(u0, magic), and_or<0x000f000fu>(u1, magic),
                  and_or<0x000f000fu>(v0, magic), and_or<0x000f000fu>(v1, magic), x.x, x.y);
         mma16816(c, and_or<0x00f000f0u>(u0, magic), and_or<0x00f000f0u>(u1, magic),
                  and_or<0x00f000f0u>(v0, magic), and_or<0x00f000f0u>(v1, magic), x.z, x.w);
-#endif
     }
 #else
 #pragma unroll

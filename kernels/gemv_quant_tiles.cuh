@@ -80,16 +80,9 @@ __device__ __forceinline__ void iter_fix(float* c, __half2 sz0, __half2 sz1, con
                                          float& acc1, float& toff) {
 #if QFMT == 3
     const float2 b = blk[it], s0 = __half22float2(sz0), s1 = __half22float2(sz1);
-#if QG_RAWX
-    acc0 = fmaf(s0.x, fmaf(0.0625f, c[4], c[0]) - fmaf(s0.y, b.y, b.x), acc0);
-    acc1 = fmaf(s1.x, fmaf(0.0625f, c[6], c[2]) - fmaf(s1.y, b.y, b.x), acc1);
-#pragma unroll
-    for (int j = 0; j < QM_NC; ++j) c[j] = 0.0f;
-#else
     acc0 = fmaf(s0.x, c[0] - fmaf(s0.y, b.y, b.x), acc0);
     acc1 = fmaf(s1.x, c[2] - fmaf(s1.y, b.y, b.x), acc1);
     c[0] = c[1] = c[2] = c[3] = 0.0f;
-#endif
 #elif QFMT == 2
     toff += blk[it].x;
 #endif
@@ -127,7 +120,7 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
         return;
     }
 #endif
-    float toff = 0.0f, c[QM_NC] = {};
+    float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
     for (int base = first; base < n_it; base += step) {
         if (base != first) mload(f, w, p, base, n_it);
