@@ -230,10 +230,11 @@ def test_a_lone_rank_traps_instead_of_hanging(peers):
 
 
 # ---- engines over the custom backend -------------------------------------------------------------------------------
-def _tp2(monkeypatch, backend, config, weights, mode, max_seq_len=None, fuse="1"):
+def _tp2(monkeypatch, backend, config, weights, mode, max_seq_len=None, fuse="1", t16="1"):
     from cugraphllm.gpu.tp_engine import TPEngine
     monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE", backend)
     monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_FUSE", fuse)
+    monkeypatch.setenv("CUGRAPHLLM_ALLREDUCE_T16", t16)
     e = TPEngine(config, weights, RuntimeConfig(backend="cuda", mode=mode, max_seq_len=max_seq_len, tp=2))
     e.wait_ready()
     assert e.allreduce == backend and all(rk.comm.backend == backend for rk in e.ranks)
@@ -272,7 +273,9 @@ def test_stories_tp2_custom_greedy_equals_tp1(monkeypatch, stories_ckpt, peers, 
 def test_7b_width_logits_custom_against_nccl(monkeypatch, peer_gpus):
     """Unfused (CUGRAPHLLM_ALLREDUCE_FUSE=0) both custom protocols compute every value as NCCL does: bit-identical
     logits. Fused (the default), the norm's partial sums of squares add in another order: the TP tests' fp16
-    tolerance, and the two protocols' fused logits bit-identical to each other."""
+    tolerance, and the two protocols' fused logits bit-identical to each other with f32 prefill partial sums
+    (CUGRAPHLLM_ALLREDUCE_T16=0; the flag protocol has no 16-bit ones); lamport's default, 16-bit partial sums in
+    prefill, within the same tolerance of NCCL."""
     from cugraphllm.loader import dummy_weights
     cfg = ModelConfig(dim=4096, n_layers=2, n_heads=32, n_kv_heads=32, vocab_size=32000, hidden_dim=11008,
                       max_seq_len=256)
@@ -281,8 +284,9 @@ def test_7b_width_logits_custom_against_nccl(monkeypatch, peer_gpus):
     prompt = rng.integers(3, cfg.vocab_size, 37).tolist()  # 37-row prefill: NCCL in both; then custom decode steps
     feed = rng.integers(3, cfg.vocab_size, 6).tolist()
     out = {}
-    for backend, fuse in (("nccl", "1"), ("custom", "0"), ("custom", "1"), ("lamport", "0"), ("lamport", "1")):
-        e = _tp2(monkeypatch, backend, cfg, w, "hybrid", max_seq_len=128, fuse=fuse)
+    for backend, fuse, t16 in (("nccl", "1", "0"), ("custom", "0", "0"), ("custom", "1", "0"), ("lamport", "0", "0"),
+                               ("lamport", "1", "0"), ("lamport", "1", "1")):
+        e = _tp2(monkeypatch, backend, cfg, w, "hybrid", max_seq_len=128, fuse=fuse, t16=t16)
         try:
             toks = list(e.generate(prompt, GREEDY, 1))
             logits = [e.s.logits.get()[0].copy()]
@@ -291,7 +295,7 @@ def test_7b_width_logits_custom_against_nccl(monkeypatch, peer_gpus):
                 logits.append(e.s.logits.get()[0].copy())
         finally:
             e.close()
-        out[backend + fuse] = toks, np.array(logits, np.float64)
+        out[backend + fuse + ("t16" if t16 == "1" else "")] = toks, np.array(logits, np.float64)
     ref, unfused, fused = out["nccl1"], out["custom0"], out["custom1"]
     assert np.isfinite(unfused[1]).all() and np.isfinite(fused[1]).all()
     for name in ("custom0", "lamport0"):
@@ -300,6 +304,8 @@ def test_7b_width_logits_custom_against_nccl(monkeypatch, peer_gpus):
     errs = [np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(fused[1], ref[1])]
     assert max(errs) < 1e-2, errs
     assert out["lamport1"][0] == fused[0] and np.array_equal(out["lamport1"][1], fused[1])
+    errs = [np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(out["lamport1t16"][1], ref[1])]
+    assert max(errs) < 1e-2, errs
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
