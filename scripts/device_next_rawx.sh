@@ -1,6 +1,6 @@
 #!/bin/bash
-# Run in the twenty-first session (2026-12-01, benchmarks/results/twentyfirst_2026-12-01/rawx/): slower everywhere; QG_RAWX was removed after it.
-# The twentieth session's knockouts put the int4 tiles'
+# Run in the twenty-first session (2026-12-01, benchmarks/results/twentyfirst_2026-12-01/rawx/): slower
+# everywhere; QG_RAWX and its test were removed after it. The twentieth session's knockouts put the int4 tiles'
 # activation staging at 12.0 us of 13B's 63.6 a layer, and a staging without the |x| max pass and the staging pass at
 # 8.4 us less on 13B, 13.7 on 70B (s28l). QG_RAWX (CUGRAPHLLM_QG_RAWX=1) stages x unscaled, in natural order, the
 # 16 n products in their own accumulator chain: its GPU tests, then knockouts (ko 0, 1 no prologue; the benches
