@@ -379,6 +379,9 @@ __device__ __forceinline__ void lw_pull(const LwCall& k, int j) {
 #pragma unroll
     for (int u = 0; u < NB; ++u) {
         const int c = k.b + (j + u) * k.G;
+#if AR_PACKED
+        lw_add_packed<NB>(k, lw_elem<1>(c, 0), mine[u], got, u);
+#else
         float acc[AR_PER];
         long long idx[AR_PER];
 #pragma unroll
@@ -390,9 +393,6 @@ __device__ __forceinline__ void lw_pull(const LwCall& k, int j) {
                 acc[q] = src == 0 ? x : acc[q] + x;
             }
         }
-#if AR_PACKED
-        lw_add_packed<NB>(k, idx[0], mine[u], got, u);
-#else
         if (k.add) {  // x + (sum in rank order): the same f32 operations as the all-reduce, then tp.cu residual_add
             float x[AR_PER];
             lw_mine<VEC>(k.out, k.n, c, x);  // out's own elements (lp_value's mapping never applies: x is finite)

@@ -38,7 +38,7 @@ _ATTR_SET: dict = {}
 def _knockouts() -> dict:
     """ko:NAME -> [(owner, attribute, replacement)]: prefill work (M > 1) replaced by nothing."""
     from cugraphllm.gpu import allreduce, attention, gemm, gemm_tune
-    nt, own = gemm_tune.gemm_nt, gemm._launch_own
+    nt = gemm_tune.gemm_nt
 
     def gemm_nt(c, a, w, accumulate=False):
         if a.shape[0] == 1:

@@ -21,11 +21,8 @@ keeps in any case; the flag protocol and every all-gather stay capped at CAP. CU
 CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS (default 1000): how long a kernel waits for a peer before it traps (an error on
 every GPU instead of a hang when one GPU's launch never comes). The decode residual update (all-reduce, x += sum,
 its 16-bit copy and the norm's partial sums) is one kernel, ar_residual (ar_lamport_residual), instead of two;
-CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B. The prefill residual
-update sends its partial sums in the activation dtype (cuBLAS rounds its f32 accumulators once; lamport's packed
-wide kernel moves two values a word and adds them in f32): half the bytes of f32 over NVLink, where the f32 wide
-all-reduces took 4.1 of 25.8 ms of 70B TP2's 128-row prefill graph (twenty-first session, s29a);
-CUGRAPHLLM_ALLREDUCE_T16=0 keeps f32 partials (A/B).
+CUGRAPHLLM_ALLREDUCE_FUSE=0 keeps them apart (all-reduce, then kernels/tp.cu), for A/B. Prefill partial sums travel
+in the activation dtype (launch_packed: half f32's NVLink bytes); CUGRAPHLLM_ALLREDUCE_T16=0 keeps f32 (A/B).
 
 The layout (constants, chunks, slots, the lamport call rule) is pure Python in gpu/allreduce_layout.py, re-exported
 here (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the protocols with it); the kernels get the
@@ -189,6 +186,11 @@ class PeerBuffers:
         if lamport:
             self.packed.add(tname)
 
+    def packable(self, n: int, tname: str) -> bool:
+        """Whether launch_packed can add a 16-bit message of n elements of tname (its kernel loaded, n % 8 == 0,
+        n / 2 words within the slots)."""
+        return tname in self.packed and n % 8 == 0 and 0 < n // 2 <= self.cap
+
     def launch_packed(self, rank: int, p, x) -> None:
         """x f32 [n] += the sum over ranks of p T [n] (16-bit, T warmed up), each rank's values widened to f32 and
         added in rank order: ar_lamport_wide under AR_PACKED, p's n / 2 words moved as f32 elements are (so the
@@ -196,16 +198,19 @@ class PeerBuffers:
         thread), n / 2 <= cap, p and x contiguous, 16-byte aligned, on the rank's device. Same call order rules as
         launch()."""
         n, t = p.size, p.dtype.name
-        ok = (t in self.packed and n % 8 == 0 and 0 < n // 2 <= self.cap and x.dtype == np.float32 and x.size == n
-              and p.flags.c_contiguous and x.flags.c_contiguous and p.data.ptr % 16 == 0 and x.data.ptr % 16 == 0)
+        ok = (self.packable(n, t) and x.dtype == np.float32 and x.size == n and p.flags.c_contiguous
+              and x.flags.c_contiguous and p.data.ptr % 16 == 0 and x.data.ptr % 16 == 0)
         if not ok or p.device.id != self.devices[rank] or x.device.id != self.devices[rank]:
             raise ValueError(f"custom all-reduce: packed add of p {t} {tuple(p.shape)} into x {x.dtype} "
                              f"{tuple(x.shape)} (rank {rank}; n % 8 == 0, n / 2 <= {self.cap}, aligned, loaded: "
                              f"{sorted(self.packed)})")
-        words = n // 2
-        pdl.launch(_kernel(self.world, self.protocol, tname=t, packed=True), (min(self.wide, -(-words // CHUNK)),),
-                   (THREADS,), (p, x, self.seq[rank], *self._ptrs, np.int32(words), np.int32(rank), np.int32(1),
-                                np.int64(self.cap), np.int64(self.timeout_ns), np.int32(1)), pdl=True)
+        self._launch_wide(rank, p, x, n // 2, 1, True, _kernel(self.world, self.protocol, tname=t, packed=True))
+
+    def _launch_wide(self, rank: int, src, dst, n: int, vec, add: bool, fn) -> None:
+        """ar_lamport_wide (fn: its f32 or packed build) over n f32 / words per rank on lamport_chunks' grid."""
+        pdl.launch(fn, (min(self.wide, -(-n // CHUNK)),), (THREADS,), (
+            src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(vec), np.int64(self.cap),
+            np.int64(self.timeout_ns), np.int32(bool(add))), pdl=True)
 
     def launch_residual(self, rank: int, p, x, xh, ss, chunk: int) -> None:
         """The fused residual kernel (ar_residual / ar_lamport_residual) on the current stream: x f32 [1, n] += (sum
@@ -240,16 +245,13 @@ class PeerBuffers:
             if a.device.id != self.devices[rank]:
                 raise ValueError(f"custom all-reduce: {name} is on GPU {a.device.id}, rank {rank} is GPU "
                                  f"{self.devices[rank]}")
-        vec = np.int32(n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0)
-        head, tail = (src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank)), (
-            np.int64(self.cap), np.int64(self.timeout_ns))
-        if n > CAP:  # lamport only (self.cap is CAP for custom): lamport_chunks' grid
-            grid = min(self.wide, -(-n // CHUNK))
-            pdl.launch(_kernel(self.world, self.protocol, wide=True), (grid,), (THREADS,),
-                       (*head, vec, *tail, np.int32(bool(add))), pdl=True)
+        vec = n % 4 == 0 and src.data.ptr % 16 == 0 and dst.data.ptr % 16 == 0
+        if n > CAP:  # lamport only (self.cap is CAP for custom)
+            self._launch_wide(rank, src, dst, n, vec, add, _kernel(self.world, self.protocol, wide=True))
         else:
             pdl.launch(_kernel(self.world, self.protocol), (blocks_for(n),), (THREADS,), (
-                *head, np.int32(bool(gather)), vec, *tail), pdl=True)
+                src, dst, self.seq[rank], *self._ptrs, np.int32(n), np.int32(rank), np.int32(bool(gather)),
+                np.int32(vec), np.int64(self.cap), np.int64(self.timeout_ns)), pdl=True)
 
 
 class CustomComm(Comm):
@@ -278,8 +280,7 @@ class CustomComm(Comm):
 
     def add_16bit(self, n: int, tname: str) -> bool:
         """Whether all_reduce_add takes a partial sum of n elements in the 16-bit dtype tname (launch_packed)."""
-        return (self.t16 and self.fuse and tname in self.peers.packed and n % 8 == 0
-                and 0 < n // 2 <= self.peers.cap)
+        return self.t16 and self.fuse and self.peers.packable(n, tname)
 
     def all_reduce_add(self, p, x) -> bool:
         """The prefill residual update: x += all_reduce(p) in one kernel (ar_lamport_wide with add; the same f32
