@@ -7,7 +7,8 @@ are printed for tune1), or environment variables VAR=VALUE, or both joined by ';
 tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench
 only: the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual
 all-reduce and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill
-attention). --quant fp8|int8|int4 quantizes the dummy weights at load.
+attention), ko:norm (the prefill RMSNorms before wqkv and w13). --quant fp8|int8|int4 quantizes the dummy
+weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
@@ -37,15 +38,16 @@ _ATTR_SET: dict = {}
 
 def _knockouts() -> dict:
     """ko:NAME -> [(owner, attribute, replacement)]: prefill work (M > 1) replaced by nothing."""
-    from cugraphllm.gpu import allreduce, attention, gemm, gemm_tune
-    nt = gemm_tune.gemm_nt
+    from cugraphllm.gpu import allreduce, attention, gemm, gemm_tune, ops
+    nt, norm = gemm_tune.gemm_nt, ops.rmsnorm
 
     def gemm_nt(c, a, w, accumulate=False):
         if a.shape[0] == 1:
             nt(c, a, w, accumulate)
     return {"allreduce": [(allreduce.CustomComm, "all_reduce_add", lambda self, p, x: True)],
             "gemm": [(gemm_tune, "gemm_nt", gemm_nt), (gemm, "_launch_own", lambda *a, **k: None)],
-            "attn": [(attention.Attention, "prefill", lambda self, *a, **k: None)]}
+            "attn": [(attention.Attention, "prefill", lambda self, *a, **k: None)],
+            "norm": [(ops, "rmsnorm", lambda out, x, w, eps: norm(out, x, w, eps) if x.shape[0] == 1 else None)]}
 
 
 def apply(setting: str) -> None:
