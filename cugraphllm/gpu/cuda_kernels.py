@@ -129,4 +129,21 @@ def get_function(file: str, kernel: str, defines: dict | None = None, options: t
     """cupy RawKernel-like function `kernel` from kernels/<file>, compiled once per (defines, options);
     `dtype` (a storage dtype or its name) adds dtype_defines(dtype); CUGRAPHLLM_PDL_ORDER=late adds PDL_LATE."""
     d = {**(defines or {}), **dtype_defines(dtype), **({"PDL_LATE": 1} if pdl_late() else {})}
-    return _module(file, tuple(sorted(d.items())), tuple(options)).get_function(kernel)
+    fn = _module(file, tuple(sorted(d.items())), tuple(options)).get_function(kernel)
+    if CARVEOUT is not None or _carve:
+        _carveout(fn)
+    return fn
+
+
+# Bench-only A/B (scripts/prefill_ab.py cuda_kernels.CARVEOUT=100): the shared-memory carveout preference (percent
+# of the unified L1 / shared memory, -1 the driver's choice) of every kernel fetched from here while it is set; None
+# (default) leaves every kernel at the driver's choice (a kernel set earlier in the process is put back at -1).
+CARVEOUT = None
+_carve: dict = {}  # (device, CUfunction handle) -> preference set
+
+
+def _carveout(fn) -> None:
+    key, want = (device_id(), fn.kernel.ptr), -1 if CARVEOUT is None else int(CARVEOUT)
+    if _carve.get(key, -1) != want:
+        fn.preferred_shared_memory_carveout = want
+        _carve[key] = want
