@@ -52,3 +52,35 @@ extern "C" __global__ void embedding_ss(float* __restrict__ x, T* __restrict__ x
     s = warp_sum(s);
     if (lane == 0) ss[j] = s;
 }
+
+// Prefill embedding that also feeds the first fused prefill norm (gemm.cu NormPro; M <= 16 rows, gpu/ops.py):
+// x f32 [M, D] as `embedding`, xh T [M, D] = the same values in T (exact), ss f32 [M, D / 16], ss[m * D/16 + j] =
+// sum of x[m, 16j .. 16j + 16)^2 (D % 16 == 0, launcher-checked). Grid and block as `embedding`; a thread's 8 columns
+// and its neighbour's (lane ^ 1) make one 16-column partial.
+extern "C" __global__ void embedding_pss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss,
+                                         const T* __restrict__ table, const int* __restrict__ tokens, int V, int D) {
+    const int m = blockIdx.y;
+    const int tok = min(max(tokens[m], 0), V - 1);
+    const int g = blockIdx.x * blockDim.x + threadIdx.x;  // 8-column group
+    const bool in = g < (D >> 3);
+    float q = 0.0f;
+    if (in) {
+        const uint4 v = *reinterpret_cast<const uint4*>(table + (size_t)tok * D + 8 * g);
+        const T2* p = reinterpret_cast<const T2*>(&v);
+        float f[8];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 t = to_f2(p[i]);
+            f[2 * i] = t.x;
+            f[2 * i + 1] = t.y;
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i) q += f[i] * f[i];
+        float4* d4 = reinterpret_cast<float4*>(x + (size_t)m * D + 8 * g);
+        d4[0] = make_float4(f[0], f[1], f[2], f[3]);
+        d4[1] = make_float4(f[4], f[5], f[6], f[7]);
+        *reinterpret_cast<uint4*>(xh + (size_t)m * D + 8 * g) = v;
+    }
+    q += __shfl_xor_sync(0xffffffffu, q, 1);
+    if (in && (g & 1) == 0) ss[(size_t)m * (D >> 4) + (g >> 1)] = q;
+}

@@ -144,6 +144,8 @@ class CudaEngine:
             self.attn = Attention(config, self.max_seq_len, self.runtime.dtype, prefill_rows=self.runtime.prefill_rows)
             rows = max(self.attn.prefill_buckets)
             self.s = Scratch(config, self.max_seq_len, rows, dtype)
+            from . import ops
+            self.s.prefill_norm = ops.prefill_norm_ok(config, self.w)
             from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
             gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
             from . import gemm_quant

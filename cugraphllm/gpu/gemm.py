@@ -197,13 +197,26 @@ def _cublas_into(c, a, w) -> None:
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------
-def matmul_residual(x, a, w, *, impl: str = "auto") -> None:
-    """x f32 [M, N] += a T[M, K] @ w T[N, K].T"""
+def _own_norm(op: str, M: int, K: int, cols: int, *arrays) -> None:
+    """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials."""
+    _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0,
+           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8), {cols} columns (% 16)")
+
+
+def matmul_residual(x, a, w, *, impl: str = "auto", xh=None, ss=None) -> None:
+    """x f32 [M, N] += a T[M, K] @ w T[N, K].T; with ss (the fused prefill norms, own kernel only): also xh T[M, N]
+    = T(new x) and ss f32 [M, N / 16], the sums of squares of its 16-column slices."""
     M, K = a.shape
     N = w.shape[0]
     _check(x.shape == (M, N) and w.shape[1] == K and str(x.dtype) == "float32" and a.dtype == w.dtype,
            f"matmul_residual: x{x.shape} {x.dtype}, a{a.shape} {a.dtype}, w{w.shape} {w.dtype}")
     _contig(x, a, w)
+    if ss is not None:
+        _own_norm("residual", M, K, N, a, w)
+        _check(xh.shape == (M, N) and xh.dtype == a.dtype and ss.size >= M * N // 16, "matmul_residual: xh / ss")
+        _launch_own("gemm_residual_ss", "residual", a.dtype, M, N,
+                    (x, xh, ss, a, w, np.int32(M), np.int32(N), np.int32(K)))
+        return
     if _use_own(impl, "residual", M, K, a, w):
         _launch_own("gemm_residual", "residual", a.dtype, M, N,
                     (x, a, w, np.int32(M), np.int32(N), np.int32(K)))
@@ -223,13 +236,19 @@ def matmul_partial(c, a, w) -> None:
     gemm_tune.gemm_nt(c, a, w)
 
 
-def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:
-    """h T[M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T[2F, D]"""
+def matmul_silu(h, xn, w13, *, impl: str = "auto", ss=None, eps: float = 0.0) -> None:
+    """h T[M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] T[2F, D]; with ss (own kernel only): xn = T(x)
+    un-normed, each token's sums scaled by rsqrt(sum of its ss [M, D / 16] / D + eps)."""
     M, K = xn.shape
     F = h.shape[1]
     _check(h.shape[0] == M and w13.shape == (2 * F, K) and h.dtype == xn.dtype == w13.dtype,
            f"matmul_silu: h{h.shape} {h.dtype}, xn{xn.shape} {xn.dtype}, w13{w13.shape} {w13.dtype}")
     _contig(h, xn, w13)
+    if ss is not None:
+        _own_norm("silu", M, K, K, xn, w13)
+        _launch_own("gemm_silu_ss", "silu", xn.dtype, M, F, (h, xn, w13, ss, np.int32(M), np.int32(F), np.int32(K),
+                                                             np.int32(K // 16), np.float32(eps)))
+        return
     if _use_own(impl, "silu", M, K, xn, w13):
         _launch_own("gemm_silu", "silu", xn.dtype, M, F, (h, xn, w13, np.int32(M), np.int32(F), np.int32(K)))
         return
@@ -238,11 +257,13 @@ def matmul_silu(h, xn, w13, *, impl: str = "auto") -> None:
     _epi_launch("silu_mul_rows", xn.dtype, M, F, (h, g, np.int32(F), np.int32(F % 8 == 0)))
 
 
-def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto") -> None:
+def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto", ss=None,
+             eps: float = 0.0) -> None:
     """q T[M, D] = roped (xn @ wq.T); k/v rows -> k_cache/v_cache T[S, KVH, hd] at pos[0] + m for real rows.
 
     Rows m >= n_tokens[0] (padding) and positions >= S never touch the cache; their q rows are written roped at a
-    clamped position (finite, ignored downstream). rope_cs f32 [>= S, hd/2, 2] (cos, sin).
+    clamped position (finite, ignored downstream). rope_cs f32 [>= S, hd/2, 2] (cos, sin). With ss (own kernel
+    only): xn = T(x) un-normed, scaled per token as in matmul_silu.
     """
     M, K = xn.shape
     D = q.shape[1]  # query width: K on one GPU, this GPU's heads under tensor parallelism (gpu/tp_engine.py)
@@ -256,6 +277,12 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str
            f"qkv_rope: q{q.shape}, xn{xn.shape}, wqkv{wqkv.shape}, cache{k_cache.shape}, rope{rope_cs.shape}")
     _contig(q, xn, wqkv, rope_cs, k_cache, v_cache)
     tail = (np.int32(M), np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
+    if ss is not None:
+        _own_norm("qkv", M, K, K, xn, wqkv)
+        _check(D == K, f"qkv_rope with the fused prefill norm: q width {D} != K {K}")
+        _launch_own("gemm_qkv_rope_ss", "qkv", xn.dtype, M, NQ, (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens,
+                                                                 ss) + tail + (np.int32(K // 16), np.float32(eps)))
+        return
     if D == K and _use_own(impl, "qkv", M, D, xn, wqkv):  # the own kernel's K is D
         _launch_own("gemm_qkv_rope", "qkv", xn.dtype, M, NQ,
                     (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)

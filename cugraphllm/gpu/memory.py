@@ -27,7 +27,7 @@ def _r(n: int) -> int:
 def scratch_bytes(c: ModelConfig, S: int, rows: int, t: int = 2) -> int:
     """gpu/state.py Scratch: x, xn, ss, q, att, h, logits, prompt, 4 scalars, params, seed, rope table, and hist
     (pinned host memory mapped for the GPU, counted as Scratch.nbytes counts it)."""
-    arrays = [rows * c.dim * 4, rows * c.dim * t, (c.dim + 1) // 2 * 4, rows * c.dim * t, rows * c.dim * t,
+    arrays = [rows * c.dim * 4, rows * c.dim * t, c.dim * 4, rows * c.dim * t, rows * c.dim * t,
               rows * c.hidden_dim * t, c.vocab_size * 4, rows * 4, 4, 4, 4, 4, 16, 8, S * c.head_dim * 4,
               (S + 1) * 4]
     g = -(-c.vocab_size // 1024)  # the sampler's workspace (ops.SampleWork: SAMPLE_CHUNK 1024, SAMPLE_NB 2048)

@@ -20,6 +20,8 @@ norm_matmul_logits computes the rank's vocabulary slice into r.comm.logits and a
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import cuda_kernels as ck
@@ -29,6 +31,22 @@ from . import gemv_plan as plan
 from .gemv_plan import norm_chunk, norm_partials  # noqa: F401  (part of the ops API)
 
 _cache: dict = {}  # (device, file, kernel, dtype, defines) -> RawKernel
+
+# Prefill norms (M = 2..16 rows, one GPU, 16-bit weights): fused as in decode. The producers of x (embedding_pss,
+# gemm.cu gemm_residual_ss) also write xn = T(x) and ss f32 [M, D / 16] (sums of squares of 16 columns); the
+# norm_* ops' own GEMMs (gemm_qkv_rope_ss, gemm_silu_ss) sum ss per token and scale their fp32 sums by inv_rms in
+# the epilogue: no rmsnorm kernel. Larger prefills (cuBLAS) keep the unit-gain rmsnorm into xn.
+# CUGRAPHLLM_PREFILL_NORM=0: the rmsnorm kernel at every M (A/B).
+PREFILL_NORM = os.environ.get("CUGRAPHLLM_PREFILL_NORM", "1") != "0"
+PREFILL_NORM_MAX_M = 16  # the own GEMM's 16-row bucket (gemm.AUTO_OWN_MAX_M)
+
+
+def prefill_norm_ok(config, weights) -> bool:
+    """Whether an engine's prefill of <= 16 rows takes the fused norms: every layer's four matrices 16-bit arrays
+    (a QuantLinear layer runs its own prefill path), dim % 16 == 0 and hidden_dim % 8 == 0 (the own kernels)."""
+    mats = [m for lw in weights.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2)]
+    return (PREFILL_NORM and config.dim % 16 == 0 and config.hidden_dim % 8 == 0
+            and not any(isinstance(m, QuantLinear) for m in mats))
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -98,6 +116,11 @@ def embedding(r, table, tokens):
     if tokens.ndim != 1 or tokens.size < M:
         raise ValueError(f"tokens: expected int32 [>= {M}], got shape {tuple(tokens.shape)}")
     _check("tokens", tokens, dtype="int32")
+    if M > 1 and r.pnorm:
+        _check_pnorm(r, M, D, t)
+        _fn("embedding.cu", "embedding_pss", t)(
+            ((-(-D // 8) + 127) // 128, M), (128,), (x, xh, ss, table, tokens, np.int32(V), np.int32(D)))
+        return
     if M == 1 and ss is not None:
         _check_stats(xh, ss, D, t)
         n, chunk = norm_partials(D), norm_chunk(D)
@@ -157,6 +180,15 @@ def _check_stats(xh, ss, D: int, t: str) -> None:
     if ss.ndim != 1 or ss.size < norm_partials(D):
         raise ValueError(f"ss: expected float32 [>= {norm_partials(D)}], got shape {tuple(ss.shape)}")
     _check("ss", ss, dtype="float32")
+
+
+def _check_pnorm(r, M: int, D: int, t: str) -> None:
+    """The fused prefill norms' stream: xn T [M, D] and ss f32 [>= M * D / 16], D % 16 == 0."""
+    if D % 16 or r.ss is None or r.ss.size < M * D // 16 or M > PREFILL_NORM_MAX_M:
+        raise ValueError(f"prefill norms: need D % 16 == 0, M <= {PREFILL_NORM_MAX_M} and ss of >= M * D / 16 floats"
+                         f" (D {D}, M {M}, ss {None if r.ss is None else r.ss.size})")
+    _check("xn", r.xn, shape=(M, D), dtype=t, align=16)
+    _check("ss", r.ss, dtype="float32")
 
 
 def _norm_args(r, eps):
@@ -233,6 +265,11 @@ def norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     if isinstance(wqkv, QuantLinear):
         return _quant().norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     M, D, xn, x, extra = _norm_args(r, eps)
+    if M > 1 and r.pnorm:
+        from . import gemm
+        _check_pnorm(r, M, D, _tname("xn", xn))
+        _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
+        return gemm.qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, ss=r.ss, eps=eps)
     if M > 1:
         rmsnorm(xn, x, None, eps)
         return qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
@@ -256,6 +293,9 @@ def matmul_residual(r, a, w):
     _check("x", x, dtype="float32", align=8)
     if M > 1:
         from . import gemm
+        if r.pnorm:
+            _check_pnorm(r, M, N, t)
+            return gemm.matmul_residual(x, a, w, xh=xh, ss=ss)
         return gemm.matmul_residual(x, a, w)
     if ss is not None:
         _check_stats(xh, ss, N, t)
@@ -328,6 +368,11 @@ def norm_matmul_silu(h, r, eps, w13):
     if isinstance(w13, QuantLinear):
         return _quant().norm_matmul_silu(h, r, eps, w13)
     M, D, xn, x, extra = _norm_args(r, eps)
+    if M > 1 and r.pnorm:
+        from . import gemm
+        _check_pnorm(r, M, D, _tname("xn", xn))
+        _silu_check(h, xn, w13)
+        return gemm.matmul_silu(h, xn, w13, ss=r.ss, eps=eps)
     if M > 1:
         rmsnorm(xn, x, None, eps)
         return matmul_silu(h, xn, w13)

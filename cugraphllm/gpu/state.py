@@ -252,14 +252,18 @@ class Residual:
     [M, D] (decode: T(x) as written by the producer of x; prefill: the normed x of the last norm_* op); ss f32
     [>= norm_partials(D)] (decode: partial sums of squares of x for the next fused norm). xn and ss are None for a
     producer that only writes x. comm: None on one GPU; under tensor parallelism the rank's gpu/tp.py Comm, through
-    which matmul_residual all-reduces its partial product and the LM head all-gathers its vocabulary slice."""
+    which matmul_residual all-reduces its partial product and the LM head all-gathers its vocabulary slice.
+    pnorm: a prefill of these rows takes the fused norms (gpu/ops.py, "prefill norms"): the producers of x also
+    write xn = T(x) and ss [M, D / 16], from which the norm_* ops apply the norm in their GEMMs' epilogues."""
     x: object
     xn: object = None
     ss: object = None
     comm: object = None
+    pnorm: bool = False
 
     def rows(self, M: int) -> "Residual":
-        return Residual(self.x[:M], None if self.xn is None else self.xn[:M], self.ss, self.comm)
+        return Residual(self.x[:M], None if self.xn is None else self.xn[:M], self.ss, self.comm,
+                        self.pnorm and 1 < M <= self.x.shape[0])
 
 
 class Scratch:
@@ -270,7 +274,8 @@ class Scratch:
         c, m = config, max_rows
         self.x = cp.zeros((m, c.dim), cp.float32)        # residual stream
         self.xn = cp.zeros((m, c.dim), dtype)            # decode: T(x); prefill: normed x (ops.norm_*)
-        self.ss = cp.zeros((c.dim + 1) // 2, cp.float32)  # decode: partial sums of squares of x (ops.norm_*)
+        self.ss = cp.zeros(c.dim, cp.float32)            # partial sums of squares of x (ops.norm_*): decode
+        # [norm_partials(D)], the fused prefill norms [M <= 16, D / 16]
         self.q = cp.zeros((m, c.dim), dtype)             # roped queries
         self.att = cp.zeros((m, c.dim), dtype)           # attention output (heads concatenated)
         self.h = cp.zeros((m, c.hidden_dim), dtype)      # silu(gate) * up
@@ -286,10 +291,13 @@ class Scratch:
         self.rope = cp.asarray(rope_table(max_seq_len, c.head_dim, c.rope_theta).astype(np.float32))
         self.hist_host, self.hist, self._hist_mem = pinned_int32(max_seq_len + 1)
         self.comm = None                                 # tensor parallelism: this rank's gpu/tp.py Comm
+        self.prefill_norm = False                        # set by the engine where ops.prefill_norm_ok holds
 
     def residual(self, M: int) -> Residual:
         """Rows [0, M) of the residual stream (x, xn, ss and the communicator) as the ops take it."""
-        return Residual(self.x[:M], self.xn[:M], self.ss, self.comm)
+        from .ops import PREFILL_NORM_MAX_M
+        pnorm = self.prefill_norm and self.comm is None and 1 < M <= PREFILL_NORM_MAX_M
+        return Residual(self.x[:M], self.xn[:M], self.ss, self.comm, pnorm)
 
     @property
     def nbytes(self) -> int:
