@@ -190,38 +190,9 @@ __device__ __forceinline__ void reduce_acc(Red& red, const float (&acc)[RT][NT][
 #endif
 }
 
-// The hook warp_gemm calls once its first chunks are in flight (every thread calls it): nothing, or NormPro.
-struct NoPro {
-    __device__ __forceinline__ void operator()() const {}
-};
-
-// Fused RMSNorm of the <= NTOK-row prefill (gpu/ops.py, "prefill norms"): the producer of x (embedding_pss,
-// gemm_residual_ss) wrote xn = T(x) and ss[n * P + j] = the sum of squares of x[n, 16j .. 16j + 16) (P = K / 16);
-// the norm gain is folded into the weights (state.py). inv[n] = rsqrt(sum_j ss[n * P + j] / K + eps), one warp a
-// token in a fixed order, so the round trip of ss overlaps the first weight loads; the epilogue scales its sums.
-struct NormPro {
-    const float* ss;
-    float* inv;  // shared [NTOK]
-    int M, P, K;
-    float eps;
-    __device__ __forceinline__ void operator()() const {
-        const int lane = threadIdx.x & 31;
-        for (int n = threadIdx.x >> 5; n < M; n += NTHREADS / 32) {
-            float s = 0.0f;
-            for (int j = lane; j < P; j += 32) s += ss[(size_t)n * P + j];
-            s = warp_sum(s);
-            if (lane == 0) inv[n] = rsqrtf(s / (float)K + eps);
-        }
-        __syncthreads();
-    }
-};
-
 // Main loop of one warp: its RT row tiles (tr), all M tokens of x [M, K], chunks kk, kk+WK, ... of 64 columns,
-// STAGES of them in flight (registers, plus the XS / WS rings). Adds its partial sums into red. pro() runs once
-// the first STAGES-1 chunks are in flight.
-template <class Pro = NoPro>
-__device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, const TileRows& tr, int M, int K,
-                                          const Pro& pro = Pro()) {
+// STAGES of them in flight (registers, plus the XS / WS rings). Adds its partial sums into red.
+__device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, const TileRows& tr, int M, int K) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int tile = warp % WM, kk = warp / WM, g = lane >> 2, t = lane & 3;
     RowPtrs rp;
@@ -250,7 +221,6 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
         ring_fill(rg, st, col + st * STEP, K, lane);
 #endif
     }
-    pro();
     for (; col < K; col += STEP) {
         load_chunk(c[STAGES - 1], rp, xt, K, M, g, col + (STAGES - 1) * STEP, t * 8);
 #if XS || WS
@@ -268,6 +238,36 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
         for (int st = 0; st < STAGES - 1; ++st) c[st] = c[st + 1];
     }
     reduce_acc(red, acc, tile, kk, g, t);
+}
+
+// ---- the fused RMSNorm of the <= NTOK-row prefill (gpu/ops.py, "prefill norms") ----------------------------
+// The producer of x (embedding_pss, gemm_residual_ss) wrote xn = T(x) and ss[n * P + j] = the sum of squares of
+// x[n, 16j .. 16j + 16) (P = K / 16); the norm gain is folded into the weights (state.py). The consumer copies
+// ss [M * P] into dynamic shared memory by cp.async before its main loop (norm_issue: no registers held, no wait)
+// and after it takes inv[n] = rsqrt(sum_j ss[n * P + j] / K + eps), one warp a token in a fixed order
+// (norm_finish); the epilogue scales its sums by inv[n]. (Waiting for ss before the main loop instead cost the
+// weight stream a round trip.)
+__device__ __forceinline__ void norm_issue(float* ss_s, const float* __restrict__ ss, int n) {
+    const int n4 = n & ~3;  // ss is 16-byte aligned (a whole CuPy allocation)
+    const unsigned base = (unsigned)__cvta_generic_to_shared(ss_s);
+    for (int i = threadIdx.x * 4; i < n4; i += NTHREADS * 4)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(base + 4 * i), "l"(ss + i));
+    for (int i = n4 + threadIdx.x; i < n; i += NTHREADS)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(base + 4 * i), "l"(ss + i));
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void norm_finish(float* inv, const float* ss_s, int M, int P, int K, float eps) {
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    for (int n = threadIdx.x >> 5; n < M; n += NTHREADS / 32) {
+        float s = 0.0f;
+        for (int j = lane; j < P; j += 32) s += ss_s[n * P + j];
+        s = warp_sum(s);
+        if (lane == 0) inv[n] = rsqrtf(s / (float)K + eps);
+    }
+    __syncthreads();
 }
 
 // Tiles of a plain row range: the warp's tile i is block tile (warp % WM) * RT + i, rows row0 + 16 * that.
@@ -295,7 +295,7 @@ gemm_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restric
     }
 }
 
-// gemm_residual that also feeds the next fused prefill norm (NormPro): xh T [M, N] = T(new x) and ss f32
+// gemm_residual that also feeds the next fused prefill norm (norm_finish): xh T [M, N] = T(new x) and ss f32
 // [M, N / 16], ss[n * (N / 16) + j] = sum of new x[n, 16j .. 16j + 16)^2 (N % 16 == 0, launcher-checked). The 16
 // columns of one token are 16 consecutive threads (TILES * 16 is a multiple of 16), summed by a butterfly.
 extern "C" __global__ void __launch_bounds__(NTHREADS)
@@ -321,7 +321,7 @@ gemm_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ 
 }
 
 // h [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] [2F, K]. Block tiles 0..TILES/2-1 hold w1 rows, the
-// rest the matching w3 rows. NORM (gemm_silu_ss): xn = T(x) un-normed, sums scaled by NormPro's inv[n].
+// rest the matching w3 rows. NORM (gemm_silu_ss): xn = T(x) un-normed, sums scaled by norm_finish's inv[n].
 template <bool NORM>
 __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ w13,
                                           int M, int F, int K, const float* __restrict__ ss, int P, float eps) {
@@ -338,11 +338,10 @@ __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict
         tr.row0[i] = f0 + 16 * (tt % HT);
         tr.nrows[i] = F;
     }
-    if constexpr (NORM) {
-        warp_gemm(red, xn, tr, M, K, NormPro{ss, inv, M, P, K, eps});
-    } else {
-        warp_gemm(red, xn, tr, M, K);
-    }
+    extern __shared__ __align__(16) float ss_s[];  // NORM: [M * P], dynamic
+    if constexpr (NORM) norm_issue(ss_s, ss, M * P);
+    warp_gemm(red, xn, tr, M, K);
+    if constexpr (NORM) norm_finish(inv, ss_s, M, P, K, eps);
     for (int e = threadIdx.x; e < HT * 16 * NTOK; e += NTHREADS) {
         int n = e / (HT * 16), rr = e % (HT * 16), f = f0 + rr;
         if (n < M && f < F) {
@@ -365,7 +364,7 @@ gemm_silu_ss(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ 
 }
 
 // qkv = xn [M, D] @ wqkv[D + 2*kvd, D].T, RoPE at positions pos[0] + m, q -> q [M, D], k/v -> caches [S, kvd].
-// NORM (gemm_qkv_rope_ss): xn = T(x) un-normed, sums scaled by NormPro's inv[n].
+// NORM (gemm_qkv_rope_ss): xn = T(x) un-normed, sums scaled by norm_finish's inv[n].
 template <bool NORM>
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__ wqkv,
                                          const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
@@ -375,11 +374,10 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict_
     __shared__ Red red;
     __shared__ float inv[NORM ? NTOK : 1];
     const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * TILES;
-    if constexpr (NORM) {
-        warp_gemm(red, xn, plain_tiles(wqkv, row0, NQ), M, D, NormPro{ss, inv, M, P, D, eps});
-    } else {
-        warp_gemm(red, xn, plain_tiles(wqkv, row0, NQ), M, D);
-    }
+    extern __shared__ __align__(16) float ss_s[];  // NORM: [M * P], dynamic
+    if constexpr (NORM) norm_issue(ss_s, ss, M * P);
+    warp_gemm(red, xn, plain_tiles(wqkv, row0, NQ), M, D);
+    if constexpr (NORM) norm_finish(inv, ss_s, M, P, D, eps);
     const int p0 = pos[0], ntok = n_tokens[0];
     for (int e = threadIdx.x; e < TILES * 8 * NTOK; e += NTHREADS) {  // one (even row, odd row) pair each
         int n = e / (TILES * 8), rr = 2 * (e % (TILES * 8)), o = row0 + rr;

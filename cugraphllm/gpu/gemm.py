@@ -118,7 +118,7 @@ def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
     return _own_ok(M, K, *arrays)
 
 
-def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> None:
+def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: int = 0) -> None:
     import cupy as cp
     nt = (M + 7) // 8
     cfg = own_config(op, nt)
@@ -127,7 +127,7 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args) -> Non
     wm, wk, _, rt = cfg[:4]
     rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream())
+    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream(), shared_mem=smem)
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
@@ -197,10 +197,17 @@ def _cublas_into(c, a, w) -> None:
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------
-def _own_norm(op: str, M: int, K: int, cols: int, *arrays) -> None:
-    """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials."""
-    _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0,
-           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8), {cols} columns (% 16)")
+NORM_SMEM_MAX = 32768  # the consumers' ss copy (M * K / 16 floats, dynamic shared memory beside <= 16 KiB static)
+
+
+def _own_norm(op: str, M: int, K: int, cols: int, *arrays) -> int:
+    """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials, the
+    ss copy within NORM_SMEM_MAX. Returns the consumers' dynamic shared-memory bytes (M * K / 16 floats)."""
+    smem = -(-M * (K // 16) * 4 // 16) * 16
+    _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0 and smem <= NORM_SMEM_MAX,
+           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8, M * K / 16 floats "
+           f"<= {NORM_SMEM_MAX // 4}), {cols} columns (% 16)")
+    return smem
 
 
 def matmul_residual(x, a, w, *, impl: str = "auto", xh=None, ss=None) -> None:
@@ -245,9 +252,9 @@ def matmul_silu(h, xn, w13, *, impl: str = "auto", ss=None, eps: float = 0.0) ->
            f"matmul_silu: h{h.shape} {h.dtype}, xn{xn.shape} {xn.dtype}, w13{w13.shape} {w13.dtype}")
     _contig(h, xn, w13)
     if ss is not None:
-        _own_norm("silu", M, K, K, xn, w13)
+        smem = _own_norm("silu", M, K, K, xn, w13)
         _launch_own("gemm_silu_ss", "silu", xn.dtype, M, F, (h, xn, w13, ss, np.int32(M), np.int32(F), np.int32(K),
-                                                             np.int32(K // 16), np.float32(eps)))
+                                                             np.int32(K // 16), np.float32(eps)), smem)
         return
     if _use_own(impl, "silu", M, K, xn, w13):
         _launch_own("gemm_silu", "silu", xn.dtype, M, F, (h, xn, w13, np.int32(M), np.int32(F), np.int32(K)))
@@ -278,10 +285,10 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str
     _contig(q, xn, wqkv, rope_cs, k_cache, v_cache)
     tail = (np.int32(M), np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
     if ss is not None:
-        _own_norm("qkv", M, K, K, xn, wqkv)
+        smem = _own_norm("qkv", M, K, K, xn, wqkv)
         _check(D == K, f"qkv_rope with the fused prefill norm: q width {D} != K {K}")
-        _launch_own("gemm_qkv_rope_ss", "qkv", xn.dtype, M, NQ, (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens,
-                                                                 ss) + tail + (np.int32(K // 16), np.float32(eps)))
+        args = (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, ss) + tail + (np.int32(K // 16), np.float32(eps))
+        _launch_own("gemm_qkv_rope_ss", "qkv", xn.dtype, M, NQ, args, smem)
         return
     if D == K and _use_own(impl, "qkv", M, D, xn, wqkv):  # the own kernel's K is D
         _launch_own("gemm_qkv_rope", "qkv", xn.dtype, M, NQ,
