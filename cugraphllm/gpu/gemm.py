@@ -201,9 +201,10 @@ NORM_SMEM_MAX = 32768  # the consumers' ss copy (M * K / 16 floats, dynamic shar
 
 
 def _own_norm(op: str, M: int, K: int, cols: int, *arrays) -> int:
-    """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials, the
-    ss copy within NORM_SMEM_MAX. Returns the consumers' dynamic shared-memory bytes (M * K / 16 floats)."""
-    smem = -(-M * (K // 16) * 4 // 16) * 16
+    """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials, and
+    a consumer's (qkv, silu) ss copy within NORM_SMEM_MAX. Returns that copy's dynamic shared-memory bytes (M * K /
+    16 floats; 0 for the producer, residual)."""
+    smem = 0 if op == "residual" else -(-M * (K // 16) * 4 // 16) * 16
     _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0 and smem <= NORM_SMEM_MAX,
            f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8, M * K / 16 floats "
            f"<= {NORM_SMEM_MAX // 4}), {cols} columns (% 16)")
