@@ -16,4 +16,12 @@ echo "=== ab pnorm rc $?"; grep setting $L/ab_pnorm.log | cut -c1-250; grep -E "
 for v in 0 1 0 1 0 1; do
   env_bench ttft_$v e2e_pnorm$v 50 CUGRAPHLLM_PREFILL_NORM=$v --preset llama-2-7b --lengths 10 --ttft-reps 30
 done; snap
+# 4) #13's table on today's main: 7B fp16 in the paper protocol (128 new tokens, 3 runs, 100 TTFT samples a
+# length), then decode at 3900 cached tokens
+fits 200 paper && { timeout 200 python3 -m cugraphllm bench --backend cuda --preset llama-2-7b --modes hybrid --paper \
+  --new-tokens 128 --reps 3 --warmup 1 --no-plot --out $L/bench --stem paper_7b > $L/paper.log 2>&1
+  echo "=== paper rc $?"; grep -E '^\| cugraphllm' $L/paper.log | head -20; snap; }
+fits 90 long && { timeout 90 python3 -m cugraphllm bench --backend cuda --preset llama-2-7b --modes hybrid \
+  --lengths 3900 --max-seq-len 4096 --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 3 --no-plot --out $L/bench \
+  --stem long_7b > $L/long.log 2>&1; echo "=== long rc $?"; grep -E '^\| cugraphllm' $L/long.log | head; snap; }
 echo "total $(( $(date +%s) - T0 )) s"
