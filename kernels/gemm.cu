@@ -245,8 +245,9 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
 // x[n, 16j .. 16j + 16) (P = K / 16); the norm gain is folded into the weights (state.py). The consumer copies
 // ss [M * P] into dynamic shared memory by cp.async before its main loop (norm_issue: no registers held, no wait)
 // and after it takes inv[n] = rsqrt(sum_j ss[n * P + j] / K + eps), one warp a token in a fixed order
-// (norm_finish); the epilogue scales its sums by inv[n]. (Waiting for ss before the main loop instead cost the
-// weight stream a round trip.)
+// (norm_finish), into the same dynamic region after ss (static shared memory stays that of the plain kernels);
+// the epilogue scales its sums by inv[n]. (Waiting for ss before the main loop instead cost the weight stream a
+// round trip.)
 __device__ __forceinline__ void norm_issue(float* ss_s, const float* __restrict__ ss, int n) {
     const int n4 = n & ~3;  // ss is 16-byte aligned (a whole CuPy allocation)
     const unsigned base = (unsigned)__cvta_generic_to_shared(ss_s);
@@ -326,7 +327,6 @@ template <bool NORM>
 __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ w13,
                                           int M, int F, int K, const float* __restrict__ ss, int P, float eps) {
     __shared__ Red red;
-    __shared__ float inv[NORM ? NTOK : 1];
     constexpr int HT = TILES >= 2 ? TILES / 2 : 1;  // TILES must be even (launcher check); 1 keeps odd builds valid
     const int f0 = blockIdx.x * 16 * HT, first = ((threadIdx.x >> 5) % WM) * RT;
     TileRows tr;
@@ -338,7 +338,8 @@ __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict
         tr.row0[i] = f0 + 16 * (tt % HT);
         tr.nrows[i] = F;
     }
-    extern __shared__ __align__(16) float ss_s[];  // NORM: [M * P], dynamic
+    extern __shared__ __align__(16) float ss_s[];  // NORM, dynamic: ss [M * P], then inv [M]
+    float* inv = ss_s + M * P;
     if constexpr (NORM) norm_issue(ss_s, ss, M * P);
     warp_gemm(red, xn, tr, M, K);
     if constexpr (NORM) norm_finish(inv, ss_s, M, P, K, eps);
@@ -372,9 +373,9 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict_
                                          int M, int D, int kvd, int hd, int S, const float* __restrict__ ss, int P,
                                          float eps) {
     __shared__ Red red;
-    __shared__ float inv[NORM ? NTOK : 1];
     const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * TILES;
-    extern __shared__ __align__(16) float ss_s[];  // NORM: [M * P], dynamic
+    extern __shared__ __align__(16) float ss_s[];  // NORM, dynamic: ss [M * P], then inv [M]
+    float* inv = ss_s + M * P;
     if constexpr (NORM) norm_issue(ss_s, ss, M * P);
     warp_gemm(red, xn, plain_tiles(wqkv, row0, NQ), M, D);
     if constexpr (NORM) norm_finish(inv, ss_s, M, P, D, eps);

@@ -197,17 +197,16 @@ def _cublas_into(c, a, w) -> None:
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------
-NORM_SMEM_MAX = 32768  # the consumers' ss copy (M * K / 16 floats, dynamic shared memory beside <= 16 KiB static)
-
-
 def _own_norm(op: str, M: int, K: int, cols: int, *arrays) -> int:
     """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials, and
-    a consumer's (qkv, silu) ss copy within NORM_SMEM_MAX. Returns that copy's dynamic shared-memory bytes (M * K /
-    16 floats; 0 for the producer, residual)."""
-    smem = 0 if op == "residual" else -(-M * (K // 16) * 4 // 16) * 16
-    _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0 and smem <= NORM_SMEM_MAX,
-           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8, M * K / 16 floats "
-           f"<= {NORM_SMEM_MAX // 4}), {cols} columns (% 16)")
+    a consumer's (qkv, silu) ss copy and inv (M * K / 16 + M floats of dynamic shared memory) within 48 KiB with
+    the config's static bytes. Returns those dynamic bytes (0 for the producer, residual)."""
+    smem = 0 if op == "residual" else (M * (K // 16) + M) * 4
+    nt = (M + 7) // 8
+    fits = own_smem_bytes(own_config(op, nt), nt) + smem <= _SMEM_MAX
+    _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0 and fits,
+           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8; ss in shared memory: "
+           f"{smem} bytes), {cols} columns (% 16)")
     return smem
 
 
