@@ -7,9 +7,11 @@ that, the spread comes from the GPU's clock management under sustained load, not
 
 Per run: host intervals between tokens (bench's time_generation), the clock samples whose timestamps fall inside
 the run, and per quarter of the run the median interval and the median SM clock. Runs are separated by --gap-s of
-idle time (bench's runs follow each other with almost none).
+idle time (bench's runs follow each other with almost none). --prefills N puts N first-token-only generations
+(bench's TTFT samples; the paper protocol takes 100 a length) before each run, with their median SM clock / power.
 
-    python3 -m scripts.itl_drift [--runs 4] [--prompt-len 10] [--new-tokens 128] [--gap-s 0.5] [--out F.json]
+    python3 -m scripts.itl_drift [--runs 4] [--prompt-len 10] [--new-tokens 128] [--gap-s 0.5] [--prefills 0]
+                                 [--prefill-len 500] [--out F.json]
 """
 from __future__ import annotations
 
@@ -76,34 +78,46 @@ def main():
     ap.add_argument("--gap-s", type=float, default=0.5, help="idle seconds between runs")
     ap.add_argument("--period-ms", type=int, default=20, help="nvidia-smi sampling period")
     ap.add_argument("--gpu", type=int, default=0, help="nvidia-smi index of the GPU the engine uses")
+    ap.add_argument("--prefills", type=int, default=0, help="first-token-only generations before each run")
+    ap.add_argument("--prefill-len", type=int, default=500, help="their prompt length")
     ap.add_argument("--out", type=Path, default=Path("itl_drift.json"))
     args = ap.parse_args()
     from cugraphllm.bench import prompts_for
     from cugraphllm.config import ModelConfig, RuntimeConfig
     from cugraphllm.engines import _make_engine
-    e = _make_engine(ModelConfig.from_preset("llama-2-7b"),
-                     RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=args.prompt_len + args.new_tokens + 64))
+    S = max(args.prompt_len + args.new_tokens, args.prefill_len + 1) + 64
+    e = _make_engine(ModelConfig.from_preset("llama-2-7b"), RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=S))
     e.wait_ready()
     prompt = prompts_for(args.prompt_len, 1, e.config.vocab_size, 0)[0]
+    long = prompts_for(args.prefill_len, 1, e.config.vocab_size, 1)[0]
     one_run(e, prompt, args.new_tokens)  # warm-up: every graph captured
+    one_run(e, long, 1)
     log = args.out.with_suffix(".clocks.csv")
     smi = start_clock_log(log, args.gpu, args.period_ms)
     runs = []
     try:
         time.sleep(1.0)
         for _ in range(args.runs):
+            burst = time.time()
+            for _ in range(args.prefills):
+                one_run(e, long, 1)
             first, times = one_run(e, prompt, args.new_tokens)
-            runs.append([first] + times)
+            runs.append(([first] + times, burst if args.prefills else None))
             time.sleep(args.gap_s)
     finally:
         smi.terminate()
         smi.wait()
     clocks = read_clock_log(log)
     rows = []
-    for r in runs:
+    for r, burst in runs:
         itl = np.diff(r)
         rows.append({"itl_p50_ms": round(1e3 * float(np.median(itl)), 4),
                      "itl_p99_ms": round(1e3 * float(np.percentile(itl, 99)), 4), "quarters": quarters(r, itl, clocks)})
+        if burst is not None:  # the prefills' clock: samples from the burst's start to the run's first token
+            c = [(mhz, w) for t, mhz, w in clocks if burst <= t <= r[0]]
+            rows[-1]["prefills"] = {"seconds": round(r[0] - burst, 3), "clock_samples": len(c),
+                                    "sm_mhz": float(np.median([m for m, _ in c])) if c else None,
+                                    "power_w": float(np.median([w for _, w in c])) if c else None}
         print(json.dumps(rows[-1]), flush=True)
     args.out.write_text(json.dumps({"date": datetime.datetime.now().isoformat(timespec="seconds"),
                                     "args": {k: str(v) for k, v in vars(args).items()}, "clock_samples": len(clocks),
