@@ -51,6 +51,9 @@
 #ifndef PR
 #define PR 0      // 1: all WK partial sums stored at once (one barrier), added by the epilogue in the same order
 #endif
+#ifndef NORM_COPY
+#define NORM_COPY 1  // the fused prefill norm's ss: 1 copied to shared memory before the main loop, 0 read after it
+#endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
 #define TILES (WM * RT)
@@ -247,7 +250,7 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
 // and after it takes inv[n] = rsqrt(sum_j ss[n * P + j] / K + eps), one warp a token in a fixed order
 // (norm_finish), into the same dynamic region after ss (static shared memory stays that of the plain kernels);
 // the epilogue scales its sums by inv[n]. (Waiting for ss before the main loop instead cost the weight stream a
-// round trip.)
+// round trip.) NORM_COPY 0 (A/B): no copy, norm_finish reads ss from L2 after the main loop.
 __device__ __forceinline__ void norm_issue(float* ss_s, const float* __restrict__ ss, int n) {
     const int n4 = n & ~3;  // ss is 16-byte aligned (a whole CuPy allocation)
     const unsigned base = (unsigned)__cvta_generic_to_shared(ss_s);
@@ -258,7 +261,8 @@ __device__ __forceinline__ void norm_issue(float* ss_s, const float* __restrict_
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
-__device__ __forceinline__ void norm_finish(float* inv, const float* ss_s, int M, int P, int K, float eps) {
+__device__ __forceinline__ void norm_finish(float* inv, const float* __restrict__ ss_s, int M, int P, int K,
+                                            float eps) {
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     __syncthreads();
     const int lane = threadIdx.x & 31;
@@ -339,10 +343,10 @@ __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict
         tr.nrows[i] = F;
     }
     extern __shared__ __align__(16) float ss_s[];  // NORM, dynamic: ss [M * P], then inv [M]
-    float* inv = ss_s + M * P;
-    if constexpr (NORM) norm_issue(ss_s, ss, M * P);
+    float* inv = ss_s + (NORM_COPY ? M * P : 0);
+    if constexpr (NORM && NORM_COPY) norm_issue(ss_s, ss, M * P);
     warp_gemm(red, xn, tr, M, K);
-    if constexpr (NORM) norm_finish(inv, ss_s, M, P, K, eps);
+    if constexpr (NORM) norm_finish(inv, NORM_COPY ? ss_s : ss, M, P, K, eps);
     for (int e = threadIdx.x; e < HT * 16 * NTOK; e += NTHREADS) {
         int n = e / (HT * 16), rr = e % (HT * 16), f = f0 + rr;
         if (n < M && f < F) {
@@ -375,10 +379,10 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict_
     __shared__ Red red;
     const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * TILES;
     extern __shared__ __align__(16) float ss_s[];  // NORM, dynamic: ss [M * P], then inv [M]
-    float* inv = ss_s + M * P;
-    if constexpr (NORM) norm_issue(ss_s, ss, M * P);
+    float* inv = ss_s + (NORM_COPY ? M * P : 0);
+    if constexpr (NORM && NORM_COPY) norm_issue(ss_s, ss, M * P);
     warp_gemm(red, xn, plain_tiles(wqkv, row0, NQ), M, D);
-    if constexpr (NORM) norm_finish(inv, ss_s, M, P, D, eps);
+    if constexpr (NORM) norm_finish(inv, NORM_COPY ? ss_s : ss, M, P, D, eps);
     const int p0 = pos[0], ntok = n_tokens[0];
     for (int e = threadIdx.x; e < TILES * 8 * NTOK; e += NTHREADS) {  // one (even row, odd row) pair each
         int n = e / (TILES * 8), rr = 2 * (e % (TILES * 8)), o = row0 + rr;
