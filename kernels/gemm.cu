@@ -51,9 +51,6 @@
 #ifndef PR
 #define PR 0      // 1: all WK partial sums stored at once (one barrier), added by the epilogue in the same order
 #endif
-#ifndef NORM_COPY
-#define NORM_COPY 1  // the fused prefill norm's ss: 1 copied to shared memory before the main loop, 0 read after it
-#endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
 #define TILES (WM * RT)
@@ -245,30 +242,16 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
 
 // ---- the fused RMSNorm of the <= NTOK-row prefill (gpu/ops.py, "prefill norms") ----------------------------
 // The producer of x (embedding_pss, gemm_residual_ss) wrote xn = T(x) and ss[n * P + j] = the sum of squares of
-// x[n, 16j .. 16j + 16) (P = K / 16); the norm gain is folded into the weights (state.py). The consumer copies
-// ss [M * P] into dynamic shared memory by cp.async before its main loop (norm_issue: no registers held, no wait)
-// and after it takes inv[n] = rsqrt(sum_j ss[n * P + j] / K + eps), one warp a token in a fixed order
-// (norm_finish), into the same dynamic region after ss (static shared memory stays that of the plain kernels);
-// the epilogue scales its sums by inv[n]. (Waiting for ss before the main loop instead cost the weight stream a
-// round trip.) NORM_COPY 0 (A/B): no copy, norm_finish reads ss from L2 after the main loop.
-__device__ __forceinline__ void norm_issue(float* ss_s, const float* __restrict__ ss, int n) {
-    const int n4 = n & ~3;  // ss is 16-byte aligned (a whole CuPy allocation)
-    const unsigned base = (unsigned)__cvta_generic_to_shared(ss_s);
-    for (int i = threadIdx.x * 4; i < n4; i += NTHREADS * 4)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(base + 4 * i), "l"(ss + i));
-    for (int i = n4 + threadIdx.x; i < n; i += NTHREADS)
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(base + 4 * i), "l"(ss + i));
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void norm_finish(float* inv, const float* __restrict__ ss_s, int M, int P, int K,
-                                            float eps) {
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
-    __syncthreads();
+// x[n, 16j .. 16j + 16) (P = K / 16); the norm gain is folded into the weights (state.py). After its main loop the
+// consumer takes inv[n] = rsqrt(sum_j ss[n * P + j] / K + eps), one warp a token in a fixed order, from L2 into
+// inv (dynamic shared memory, so that the static bytes stay those of the plain kernels); the epilogue scales its
+// sums by inv[n]. Measured on the H200 (twenty-second session, s30c / s30d / s30f): reading ss before the main loop
+// stalled the weight stream, and a cp.async copy of ss into shared memory took the L1 that x's re-reads need.
+__device__ __forceinline__ void norm_inv(float* inv, const float* __restrict__ ss, int M, int P, int K, float eps) {
     const int lane = threadIdx.x & 31;
     for (int n = threadIdx.x >> 5; n < M; n += NTHREADS / 32) {
         float s = 0.0f;
-        for (int j = lane; j < P; j += 32) s += ss_s[n * P + j];
+        for (int j = lane; j < P; j += 32) s += ss[(size_t)n * P + j];
         s = warp_sum(s);
         if (lane == 0) inv[n] = rsqrtf(s / (float)K + eps);
     }
@@ -300,7 +283,7 @@ gemm_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restric
     }
 }
 
-// gemm_residual that also feeds the next fused prefill norm (norm_finish): xh T [M, N] = T(new x) and ss f32
+// gemm_residual that also feeds the next fused prefill norm (norm_inv): xh T [M, N] = T(new x) and ss f32
 // [M, N / 16], ss[n * (N / 16) + j] = sum of new x[n, 16j .. 16j + 16)^2 (N % 16 == 0, launcher-checked). The 16
 // columns of one token are 16 consecutive threads (TILES * 16 is a multiple of 16), summed by a butterfly.
 extern "C" __global__ void __launch_bounds__(NTHREADS)
@@ -326,7 +309,7 @@ gemm_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ 
 }
 
 // h [M, F] = silu(xn @ w1.T) * (xn @ w3.T), w13 = [w1; w3] [2F, K]. Block tiles 0..TILES/2-1 hold w1 rows, the
-// rest the matching w3 rows. NORM (gemm_silu_ss): xn = T(x) un-normed, sums scaled by norm_finish's inv[n].
+// rest the matching w3 rows. NORM (gemm_silu_ss): xn = T(x) un-normed, sums scaled by norm_inv's inv[n].
 template <bool NORM>
 __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ w13,
                                           int M, int F, int K, const float* __restrict__ ss, int P, float eps) {
@@ -342,11 +325,9 @@ __device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict
         tr.row0[i] = f0 + 16 * (tt % HT);
         tr.nrows[i] = F;
     }
-    extern __shared__ __align__(16) float ss_s[];  // NORM, dynamic: ss [M * P], then inv [M]
-    float* inv = ss_s + (NORM_COPY ? M * P : 0);
-    if constexpr (NORM && NORM_COPY) norm_issue(ss_s, ss, M * P);
+    extern __shared__ float inv[];  // NORM: [M], dynamic
     warp_gemm(red, xn, tr, M, K);
-    if constexpr (NORM) norm_finish(inv, NORM_COPY ? ss_s : ss, M, P, K, eps);
+    if constexpr (NORM) norm_inv(inv, ss, M, P, K, eps);
     for (int e = threadIdx.x; e < HT * 16 * NTOK; e += NTHREADS) {
         int n = e / (HT * 16), rr = e % (HT * 16), f = f0 + rr;
         if (n < M && f < F) {
@@ -369,7 +350,7 @@ gemm_silu_ss(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ 
 }
 
 // qkv = xn [M, D] @ wqkv[D + 2*kvd, D].T, RoPE at positions pos[0] + m, q -> q [M, D], k/v -> caches [S, kvd].
-// NORM (gemm_qkv_rope_ss): xn = T(x) un-normed, sums scaled by norm_finish's inv[n].
+// NORM (gemm_qkv_rope_ss): xn = T(x) un-normed, sums scaled by norm_inv's inv[n].
 template <bool NORM>
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__ wqkv,
                                          const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
@@ -378,11 +359,9 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict_
                                          float eps) {
     __shared__ Red red;
     const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * TILES;
-    extern __shared__ __align__(16) float ss_s[];  // NORM, dynamic: ss [M * P], then inv [M]
-    float* inv = ss_s + (NORM_COPY ? M * P : 0);
-    if constexpr (NORM && NORM_COPY) norm_issue(ss_s, ss, M * P);
+    extern __shared__ float inv[];  // NORM: [M], dynamic
     warp_gemm(red, xn, plain_tiles(wqkv, row0, NQ), M, D);
-    if constexpr (NORM) norm_finish(inv, NORM_COPY ? ss_s : ss, M, P, D, eps);
+    if constexpr (NORM) norm_inv(inv, ss, M, P, D, eps);
     const int p0 = pos[0], ntok = n_tokens[0];
     for (int e = threadIdx.x; e < TILES * 8 * NTOK; e += NTHREADS) {  // one (even row, odd row) pair each
         int n = e / (TILES * 8), rr = 2 * (e % (TILES * 8)), o = row0 + rr;

@@ -12,8 +12,6 @@ Shapes: M rows (the padded bucket), D dim, F hidden_dim, S context, KVH kv heads
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import BackendError
@@ -56,8 +54,6 @@ def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2
     defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
     # knobs at their defaults are left out, so the default configs keep their compiled modules
     defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
-    if NORM_COPY != 1 and name.endswith("_ss"):
-        defines["NORM_COPY"] = NORM_COPY
     return get_function("gemm.cu", name, defines, dtype=dtype)
 
 
@@ -201,21 +197,15 @@ def _cublas_into(c, a, w) -> None:
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------
-# kernels/gemm.cu NORM_COPY (A/B; CUGRAPHLLM_PREFILL_NORM_COPY=0: the fused prefill norm's consumers read ss from L2
-# after their main loop instead of copying it into shared memory before it)
-NORM_COPY = int(os.environ.get("CUGRAPHLLM_PREFILL_NORM_COPY", "1") != "0")
-
-
 def _own_norm(op: str, M: int, K: int, cols: int, *arrays) -> int:
     """The fused prefill norms (ops.py) run only on the own kernels: M <= 16, K % 8 == 0, 16-column partials, and
-    a consumer's (qkv, silu) ss copy and inv (M * K / 16 + M floats of dynamic shared memory) within 48 KiB with
-    the config's static bytes. Returns those dynamic bytes (0 for the producer, residual)."""
-    smem = 0 if op == "residual" else (M * (K // 16) * NORM_COPY + M) * 4
+    a consumer's (qkv, silu) inv (M floats of dynamic shared memory) within 48 KiB with the config's static bytes.
+    Returns those dynamic bytes (0 for the producer, residual)."""
+    smem = 0 if op == "residual" else M * 4
     nt = (M + 7) // 8
     fits = own_smem_bytes(own_config(op, nt), nt) + smem <= _SMEM_MAX
     _check(_own_ok(M, K, *arrays) and M <= AUTO_OWN_MAX_M[op] and cols % 16 == 0 and fits,
-           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8; ss in shared memory: "
-           f"{smem} bytes), {cols} columns (% 16)")
+           f"{op} with the fused prefill norm: M={M} (<= {AUTO_OWN_MAX_M[op]}), K={K} (% 8), {cols} columns (% 16)")
     return smem
 
 

@@ -43,10 +43,9 @@ PREFILL_NORM_MAX_M = 16  # the own GEMM's 16-row bucket (gemm.AUTO_OWN_MAX_M)
 
 def prefill_norm_ok(config, weights) -> bool:
     """Whether an engine's prefill of <= 16 rows takes the fused norms: every layer's four matrices 16-bit arrays
-    (a QuantLinear layer runs its own prefill path), dim % 16 == 0 and <= 8192 (the consumers' copy of ss in
-    shared memory, gemm._own_norm) and hidden_dim % 8 == 0 (the own kernels)."""
+    (a QuantLinear layer runs its own prefill path), dim % 16 == 0 and hidden_dim % 8 == 0 (the own kernels)."""
     mats = [m for lw in weights.layers for m in (lw.wqkv, lw.wo, lw.w13, lw.w2)]
-    return (PREFILL_NORM and config.dim % 16 == 0 and config.dim <= 8192 and config.hidden_dim % 8 == 0
+    return (PREFILL_NORM and config.dim % 16 == 0 and config.hidden_dim % 8 == 0
             and not any(isinstance(m, QuantLinear) for m in mats))
 
 
