@@ -53,7 +53,7 @@ extern "C" __global__ void embedding_ss(float* __restrict__ x, T* __restrict__ x
     if (lane == 0) ss[j] = s;
 }
 
-// Prefill embedding that also feeds the first fused prefill norm (gemm.cu NormPro; M <= 16 rows, gpu/ops.py):
+// Prefill embedding that also feeds the first fused prefill norm (gemm.cu norm_inv; M <= 16 rows, gpu/ops.py):
 // x f32 [M, D] as `embedding`, xh T [M, D] = the same values in T (exact), ss f32 [M, D / 16], ss[m * D/16 + j] =
 // sum of x[m, 16j .. 16j + 16)^2 (D % 16 == 0, launcher-checked). Grid and block as `embedding`; a thread's 8 columns
 // and its neighbour's (lane ^ 1) make one 16-column partial.

@@ -292,7 +292,7 @@ gemm_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ 
     __shared__ Red red;
     const int row0 = blockIdx.x * 16 * TILES;
     warp_gemm(red, a, plain_tiles(w, row0, N), M, K);
-    for (int e = threadIdx.x; e < TILES * 16 * NTOK; e += NTHREADS) {  // uniform trip count: 256 * TILES elements
+    for (int e = threadIdx.x; e < TILES * 16 * NTOK; e += NTHREADS) {  // 128 * TILES * NT elements: whole warps
         const int n = e / (TILES * 16), rr = e % (TILES * 16), o = row0 + rr;
         const bool in = n < M && o < N;
         float v = 0.0f;
