@@ -6,6 +6,17 @@
 // so that a corrupt id never reads outside the table.
 #include "common.cuh"
 
+// dst[0..8) = the 8 values of v (16 bytes of T) in f32; returns their sum of squares (embedding_pss's partials).
+__device__ __forceinline__ float widen8(float* dst, uint4 v) {
+    const T2* p = reinterpret_cast<const T2*>(&v);
+    float2 f0 = to_f2(p[0]), f1 = to_f2(p[1]), f2 = to_f2(p[2]), f3 = to_f2(p[3]);
+    float4* d4 = reinterpret_cast<float4*>(dst);
+    d4[0] = make_float4(f0.x, f0.y, f1.x, f1.y);
+    d4[1] = make_float4(f2.x, f2.y, f3.x, f3.y);
+    return f0.x * f0.x + f0.y * f0.y + f1.x * f1.x + f1.y * f1.y + f2.x * f2.x + f2.y * f2.y + f3.x * f3.x +
+           f3.y * f3.y;
+}
+
 extern "C" __global__ void embedding(float* __restrict__ x, const T* __restrict__ table,
                                      const int* __restrict__ tokens, int V, int D) {
     const int m = blockIdx.y;
@@ -15,15 +26,7 @@ extern "C" __global__ void embedding(float* __restrict__ x, const T* __restrict_
     const int g = blockIdx.x * blockDim.x + threadIdx.x;  // 8-column group
     if ((D & 7) == 0) {
         if (g >= (D >> 3)) return;
-        uint4 v = *reinterpret_cast<const uint4*>(src + 8 * g);
-        const T2* p = reinterpret_cast<const T2*>(&v);
-        float4 a, b;
-        float2 f0 = to_f2(p[0]), f1 = to_f2(p[1]), f2 = to_f2(p[2]), f3 = to_f2(p[3]);
-        a.x = f0.x; a.y = f0.y; a.z = f1.x; a.w = f1.y;
-        b.x = f2.x; b.y = f2.y; b.z = f3.x; b.w = f3.y;
-        float4* d4 = reinterpret_cast<float4*>(dst + 8 * g);
-        d4[0] = a;
-        d4[1] = b;
+        widen8(dst + 8 * g, *reinterpret_cast<const uint4*>(src + 8 * g));
     } else {
         for (int i = 8 * g; i < min(8 * g + 8, D); ++i) dst[i] = to_f(src[i]);
     }
@@ -66,19 +69,7 @@ extern "C" __global__ void embedding_pss(float* __restrict__ x, T* __restrict__ 
     float q = 0.0f;
     if (in) {
         const uint4 v = *reinterpret_cast<const uint4*>(table + (size_t)tok * D + 8 * g);
-        const T2* p = reinterpret_cast<const T2*>(&v);
-        float f[8];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const float2 t = to_f2(p[i]);
-            f[2 * i] = t.x;
-            f[2 * i + 1] = t.y;
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) q += f[i] * f[i];
-        float4* d4 = reinterpret_cast<float4*>(x + (size_t)m * D + 8 * g);
-        d4[0] = make_float4(f[0], f[1], f[2], f[3]);
-        d4[1] = make_float4(f[4], f[5], f[6], f[7]);
+        q = widen8(x + (size_t)m * D + 8 * g, v);
         *reinterpret_cast<uint4*>(xh + (size_t)m * D + 8 * g) = v;
     }
     q += __shfl_xor_sync(0xffffffffu, q, 1);
