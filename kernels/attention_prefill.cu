@@ -202,9 +202,6 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
                   const int* __restrict__ pos_p,  // [1] absolute position of query row 0
                   const int* __restrict__ ntok_p, // [1] real rows (<= M)
                   int M, int S) {
-#ifdef PREFILL_PDL
-    pdl_enter();  // launched with PDL (attention_prefill.PDL_ATTN, an A/B): q and pos come from earlier kernels
-#endif
     extern __shared__ __align__(16) unsigned char smem[];
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
     T* sk = sq + BM * HD;                // [2][BN][HD]

@@ -20,13 +20,8 @@
 // instruction, and reads the fragments back (same swizzle); the rings cost no registers per stage in flight.
 // XS and WS share one cp.async pipeline of STAGES chunks; all of it is in static shared memory (<= 48 KiB).
 //
-// GEMM_PDL 1 (launched with PDL, gpu/pdl.py): each warp issues the weight loads of its first STAGES-1 chunks, then
-// waits in pdl_enter for the kernel before it; only then are x, the residual and the epilogue inputs read, x through
-// L2 (ld.global.cg: a non-coherent load is not guaranteed to see writes made while this grid was already resident).
-// The ring configs (XS / WS) wait first. The sixteenth session found the whole prefill chain under PDL 0.03 ms slower
-// (benchmarks/results/sixteenth_2026-12-01/s24c); this switch puts only the residual GEMMs behind PDL.
 // Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK, STAGES, RT, XS, PF, WS (defaults below, the
-// launcher's gemm.OWN_CONFIG), GEMM_PDL. Storage dtype T from common.cuh (CG_BF16).
+// launcher's gemm.OWN_CONFIG). Storage dtype T from common.cuh (CG_BF16).
 #include "common.cuh"
 
 #ifndef NT
@@ -55,9 +50,6 @@
 #endif
 #ifndef PR
 #define PR 0      // 1: all WK partial sums stored at once (one barrier), added by the epilogue in the same order
-#endif
-#ifndef GEMM_PDL
-#define GEMM_PDL 0  // 1: a programmatic dependent launch (gemm.PDL_RESIDUAL, an A/B): see below
 #endif
 #define NTOK (NT * 8)
 #define NTHREADS (WM * WK * 32)
@@ -124,8 +116,6 @@ struct RowPtrs {
     bool ok[RT][2];
 };
 
-// What = 1: the W part of a chunk, 2: its x part, 3: both.
-template <int What = 3>
 __device__ __forceinline__ void load_chunk(Chunk& c, const RowPtrs& rp, const T* x, int K, int M, int g,
                                            int col, int kt) {
     const uint4 z = make_uint4(0, 0, 0, 0);
@@ -134,25 +124,17 @@ __device__ __forceinline__ void load_chunk(Chunk& c, const RowPtrs& rp, const T*
         int cc = col + 32 * h;
         [[maybe_unused]] bool ok = cc + kt < K;  // K % 8 == 0, so a 16-byte piece is all in or all out
 #if !WS
-        if (What & 1) {
 #pragma unroll
-            for (int i = 0; i < RT; ++i) {
-                c.w.w[i][0][h] = (rp.ok[i][0] && ok) ? ld_stream(rp.p[i][0] + cc) : z;
-                c.w.w[i][1][h] = (rp.ok[i][1] && ok) ? ld_stream(rp.p[i][1] + cc) : z;
-            }
+        for (int i = 0; i < RT; ++i) {
+            c.w.w[i][0][h] = (rp.ok[i][0] && ok) ? ld_stream(rp.p[i][0] + cc) : z;
+            c.w.w[i][1][h] = (rp.ok[i][1] && ok) ? ld_stream(rp.p[i][1] + cc) : z;
         }
 #endif
 #if !XS
-        if (What & 2) {
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                int n = j * 8 + g;
-#if GEMM_PDL
-                c.x.x[j][h] = (ok && n < M) ? __ldcg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
-#else
-                c.x.x[j][h] = (ok && n < M) ? __ldg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
-#endif
-            }
+        for (int j = 0; j < NT; ++j) {
+            int n = j * 8 + g;
+            c.x.x[j][h] = (ok && n < M) ? __ldg(reinterpret_cast<const uint4*>(x + (size_t)n * K + cc)) : z;
         }
 #endif
     }
@@ -232,23 +214,13 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
     const Rings rg = make_rings(xs[XS ? kk : 0], ws[WS ? warp : 0], x, tr, M, K, tile * 32 + lane, lane);
     int rb = 0;  // ring slot of the chunk being multiplied
 #endif
-#if XS || WS
-    if (GEMM_PDL) pdl_enter();  // the rings' cp.async fills read x
 #pragma unroll
     for (int st = 0; st < STAGES - 1; ++st) {
         load_chunk(c[st], rp, xt, K, M, g, col + st * STEP, t * 8);
+#if XS || WS
         ring_fill(rg, st, col + st * STEP, K, lane);
-    }
-#else
-#pragma unroll
-    for (int st = 0; st < STAGES - 1; ++st)
-        load_chunk<GEMM_PDL ? 1 : 3>(c[st], rp, xt, K, M, g, col + st * STEP, t * 8);
-    if (GEMM_PDL) {
-        pdl_enter();  // weights in flight; x, the residual and the epilogue's inputs come from earlier kernels
-#pragma unroll
-        for (int st = 0; st < STAGES - 1; ++st) load_chunk<2>(c[st], rp, xt, K, M, g, col + st * STEP, t * 8);
-    }
 #endif
+    }
     for (; col < K; col += STEP) {
         load_chunk(c[STAGES - 1], rp, xt, K, M, g, col + (STAGES - 1) * STEP, t * 8);
 #if XS || WS

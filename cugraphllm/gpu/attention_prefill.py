@@ -7,16 +7,11 @@ Head dims other than HEAD_DIMS stay on the Numba prefill kernel (gpu/attention.p
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import ConfigError
 from .cuda_kernels import device_id, get_function, raise_smem_limit
 
-# A/B, off by default (CUGRAPHLLM_PDL_PREFILL_ATTN=1): the kernel built with PREFILL_PDL (pdl_enter first) and
-# launched with PDL, so that it is scheduled before the qkv GEMM has drained and lets the next PDL kernel start
-PDL_ATTN = os.environ.get("CUGRAPHLLM_PDL_PREFILL_ATTN", "0") != "0"
 HEAD_DIMS = (64, 128)
 BM = 64          # query rows per block (kernel constant)
 BN = 64          # keys per K/V tile (kernel constant)
@@ -46,9 +41,8 @@ class PrefillKernel:
         _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.dtype, self.max_seq_len = dtype, int(max_seq_len)
-        self.pdl = PDL_ATTN
-        defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads, **({"PREFILL_PDL": 1} if self.pdl else {})}
-        self.fn = get_function("attention_prefill.cu", "attention_prefill", defines, dtype=dtype)
+        self.fn = get_function("attention_prefill.cu", "attention_prefill",
+                               {"HD": head_dim, "N_REP": n_heads // n_kv_heads}, dtype=dtype)
         self.smem = smem_bytes(head_dim)
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)
@@ -78,9 +72,5 @@ class PrefillKernel:
                and not ((q.data.ptr | att.data.ptr | k.data.ptr | v.data.ptr) & 15),
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
-        args = (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len))
-        if self.pdl:
-            from . import pdl
-            pdl.launch(self.fn, grid, (NTHREADS,), args, self.smem, pdl=True)
-            return
-        self.fn(grid, (NTHREADS,), args, shared_mem=self.smem)
+        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
+                shared_mem=self.smem)

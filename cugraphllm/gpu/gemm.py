@@ -12,8 +12,6 @@ Shapes: M rows (the padded bucket), D dim, F hidden_dim, S context, KVH kv heads
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import BackendError
@@ -52,17 +50,10 @@ def _dtype(name):
     return np.dtype(name)
 
 
-# A/B, off by default (CUGRAPHLLM_PDL_PREFILL_RESIDUAL=1): the own residual GEMMs (<= 16 rows: wo after the prefill
-# attention, w2) built with GEMM_PDL and launched with PDL, their first weight chunks in flight before the wait
-PDL_RESIDUAL = os.environ.get("CUGRAPHLLM_PDL_PREFILL_RESIDUAL", "0") != "0"
-
-
-def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs, pdl_on: bool = False):
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs):
     defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
     # knobs at their defaults are left out, so the default configs keep their compiled modules
     defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
-    if pdl_on:
-        defines["GEMM_PDL"] = 1
     return get_function("gemm.cu", name, defines, dtype=dtype)
 
 
@@ -129,7 +120,6 @@ def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
 
 def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: int = 0) -> None:
     import cupy as cp
-    from . import pdl
     nt = (M + 7) // 8
     cfg = own_config(op, nt)
     why = own_config_ok(op, cfg, nt)
@@ -137,9 +127,6 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: 
     wm, wk, _, rt = cfg[:4]
     rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    if PDL_RESIDUAL and op == "residual" and pdl.PDL:
-        pdl.launch(_fn(kernel, dtype, nt, *cfg, pdl_on=True), grid, (32 * wm * wk,), args, smem, pdl=True)
-        return
     _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream(), shared_mem=smem)
 
 
