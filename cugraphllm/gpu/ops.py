@@ -17,6 +17,8 @@ r.xn = T(x) and r.ss = per-block sums of squares of x, and the consumer GEMV tur
 Tensor parallelism (r.comm set, gpu/tp.py): matmul_residual computes its partial product into r.comm.part, NCCL
 all-reduces it on the current stream and adds it into x (kernels/tp.cu, writing xn and ss in decode);
 norm_matmul_logits computes the rank's vocabulary slice into r.comm.logits and all-gathers the full logits.
+Parts live beside this module and are re-exported here: the embedding and norms (gpu/ops_norm.py), the
+tensor-parallel residual update and warm-up (gpu/ops_tp.py), token selection (gpu/ops_select.py).
 """
 from __future__ import annotations
 
@@ -103,73 +105,8 @@ def _norm_threads(D: int) -> int:
     return max(32, min(1024, (per + 31) // 32 * 32))
 
 
-# ---- embedding and norms -----------------------------------------------------------------------------------
-def embedding(r, table, tokens):
-    """r.x f32 [M, D] = table T [V, D][tokens int32 [>= M]]. Decode (M == 1) with r.ss: also r.xn T [1, D] = T(x)
-    and r.ss f32 [>= norm_partials(D)] = the partial sums of squares that the norm_* ops read."""
-    x, xh, ss = r.x, r.xn, r.ss
-    M, D = _rows("x", x)
-    V, Dt = _rows("table", table)
-    t = _tname("table", table)
-    _check("x", x, dtype="float32", align=16)
-    _check("table", table, shape=(V, D), align=16 if D % 8 == 0 else 0)
-    if tokens.ndim != 1 or tokens.size < M:
-        raise ValueError(f"tokens: expected int32 [>= {M}], got shape {tuple(tokens.shape)}")
-    _check("tokens", tokens, dtype="int32")
-    if M > 1 and r.pnorm:
-        _check_pnorm(r, M, D, t)
-        _fn("embedding.cu", "embedding_pss", t)(
-            ((-(-D // 8) + 127) // 128, M), (128,), (x, xh, ss, table, tokens, np.int32(V), np.int32(D)))
-        return
-    if M == 1 and ss is not None:
-        _check_stats(xh, ss, D, t)
-        n, chunk = norm_partials(D), norm_chunk(D)
-        _fn("embedding.cu", "embedding_ss", t)((-(-n // 4),), (128,), (x, xh, ss, table, tokens, np.int32(V),
-                                                                         np.int32(D), np.int32(chunk)))
-        return
-    threads = 128
-    grid = ((-(-D // 8) + threads - 1) // threads, M)
-    _fn("embedding.cu", "embedding", t)(grid, (threads,), (x, table, tokens, np.int32(V), np.int32(D)))
-
-
-def _norm_common(out, x, w):
-    M, D = _rows("x", x)
-    t = _tname("out", out)
-    _check("x", x, dtype="float32", align=16 if D % 4 == 0 else 0)
-    if w is not None:
-        _check("w", w, shape=(D,), dtype="float32", align=16 if D % 4 == 0 else 0)
-    return M, D, t
-
-
-def rmsnorm(out, x, w, eps):
-    """out T [M, D] = rmsnorm(x f32 [M, D]) * w f32 [D]; w None: unit gain (folded into the next matrix)."""
-    M, D, t = _norm_common(out, x, w)
-    _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
-    if w is None:
-        _fn("rmsnorm.cu", "rmsnorm_unit", t)((M,), (_norm_threads(D),), (out, x, np.float32(eps), np.int32(D)))
-        return
-    _fn("rmsnorm.cu", "rmsnorm", t)((M,), (_norm_threads(D),), (out, x, w, np.float32(eps), np.int32(D)))
-
-
-def add_rmsnorm(x, r, out, w, eps):
-    """x f32 [M, D] += r f32 [M, D]; out T [M, D] = rmsnorm(x) * w, in one pass."""
-    M, D, t = _norm_common(out, x, w)
-    _check("r", r, shape=(M, D), dtype="float32", align=16 if D % 4 == 0 else 0)
-    _check("out", out, shape=(M, D), align=8 if D % 4 == 0 else 0)
-    _fn("rmsnorm.cu", "add_rmsnorm", t)((M,), (_norm_threads(D),), (x, r, out, w, np.float32(eps), np.int32(D)))
-
-
-def rmsnorm_last(out, x, w, eps, n_tokens):
-    """out T [1, D] = rmsnorm(x[n_tokens[0] - 1]) * w (w None: unit gain); the row is read on the device."""
-    M, D, t = _norm_common(out, x, w)
-    _check("out", out, shape=(1, D), align=8 if D % 4 == 0 else 0)
-    _scalar("n_tokens", n_tokens)
-    if w is None:
-        _fn("rmsnorm.cu", "rmsnorm_last_unit", t)(
-            (1,), (_norm_threads(D),), (out, x, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
-        return
-    _fn("rmsnorm.cu", "rmsnorm_last", t)(
-        (1,), (_norm_threads(D),), (out, x, w, n_tokens, np.float32(eps), np.int32(D), np.int32(M)))
+# ---- embedding and norms: gpu/ops_norm.py ---------------------------------------------------------------------
+from .ops_norm import add_rmsnorm, embedding, rmsnorm, rmsnorm_last  # noqa: E402,F401
 
 
 # ---- GEMV (M == 1) with epilogues --------------------------------------------------------------------------
@@ -282,7 +219,8 @@ def matmul_residual(r, a, w):
     r.ss, the partial sums of squares of the new x that the next norm_* op reads (N = D). With r.comm (tensor
     parallelism) a and w are this rank's slices along K and the product is summed across ranks."""
     if r.comm is not None:
-        return _residual_allreduce(r, a, w)
+        from .ops_tp import residual_allreduce
+        return residual_allreduce(r, a, w)
     if isinstance(w, QuantLinear):
         return _quant().matmul_residual(r, a, w)
     x, xh, ss = r.x, r.xn, r.ss
@@ -301,46 +239,6 @@ def matmul_residual(r, a, w):
         _check_stats(xh, ss, N, t)
         return _launch_gemv("gemv_residual_ss", t, K, (N + 1) // 2, (x, xh, ss, a, w, np.int32(N), np.int32(K)))
     _launch_gemv("gemv_residual", t, K, (N + 1) // 2, (x, a, w, np.int32(N), np.int32(K)))
-
-
-def _residual_allreduce(r, a, w):
-    """The tensor-parallel residual update: p = a @ w.T (this rank's partial sum into r.comm.part: f32, or a's
-    dtype in prefill where r.comm.add_16bit says so), p summed over ranks (NCCL all-reduce on the current stream,
-    or gpu/allreduce.py), x += p; decode with r.ss also writes xn and ss. The partial
-    product goes through the same dispatch as one GPU (a QuantLinear w to ops_quant / gemm_quant)."""
-    import cupy as cp
-    M, N = _rows("x", r.x)
-    _check("x", r.x, dtype="float32", align=8)
-    t = _tname("a", a)
-    if a.ndim != 2 or a.shape[0] != M:
-        raise ValueError(f"matmul_residual: a {tuple(a.shape)} does not have the {M} rows of x")
-    p = r.comm.part[:M]
-    _check("comm.part", p, shape=(M, N), dtype="float32", align=16)
-    if M == 1:  # the plain f32-output GEMV (LM head kernel): p = a @ w.T
-        matmul_logits(p, a, w)
-    elif isinstance(w, QuantLinear):  # its GEMMs accumulate into p: zero it first (a memset node when captured)
-        cp.cuda.runtime.memsetAsync(p.data.ptr, 0, p.nbytes, cp.cuda.get_current_stream().ptr)
-        from . import gemm_quant
-        gemm_quant.matmul_residual(p, a, w)
-    else:  # p = a @ w.T written whole by cuBLAS (beta = 0): no memset; in a's dtype where the comm sums that
-        from . import gemm
-        if r.comm.add_16bit(M * N, t):
-            p = r.comm.part.reshape(-1).view(a.dtype)[: M * N].reshape(M, N)
-        gemm.matmul_partial(p, a, w)
-    if M == 1 and r.ss is not None:
-        _check_stats(r.xn, r.ss, N, t)
-        n, chunk = norm_partials(N), norm_chunk(N)
-        fused = getattr(r.comm, "all_reduce_residual", None)  # gpu/allreduce.py: sum and update in one kernel
-        if fused is not None and fused(p, r, chunk):
-            return
-        r.comm.all_reduce(p)
-        _fn("tp.cu", "residual_add_ss", t)((-(-n // 4),), (128,), (r.x, r.xn, r.ss, p, np.int32(N), np.int32(chunk)))
-        return
-    add = getattr(r.comm, "all_reduce_add", None)  # gpu/allreduce.py lamport: sum and x += in one kernel
-    if add is not None and add(p, r.x):
-        return
-    r.comm.all_reduce(p)
-    _fn("tp.cu", "residual_add", t)((min(-(-(M * N) // 256), 4096),), (256,), (r.x, p, np.int64(M * N)))
 
 
 def _silu_check(h, xn, w13):
@@ -450,17 +348,4 @@ def warmup(config, dtype: str = "float16") -> None:
         f.attributes  # forces NVRTC compile + module load now
 
 
-def warmup_tp(config, local, dtype: str = "float16") -> None:
-    """warmup() for one GPU of a tensor-parallel engine: the GEMVs at its slice's shapes (`local`: its heads, its
-    part of hidden_dim and of the vocabulary; K = the full dim where the input is the residual stream), the partial
-    residual products (plain f32 GEMVs) and kernels/tp.cu. Call with that GPU current."""
-    t = "bfloat16" if dtype in ("bfloat16", "bf16") else "float16"
-    D, c = config.dim, local
-    fns = [_fn("tp.cu", k, t) for k in ("residual_add_ss", "residual_add")]
-    v = (c.vocab_size + 1) // 2
-    for kernel, K, pairs in (("gemv_qkv_rope_norm", D, c.qkv_dim // 2), ("gemv_silu_norm", D, c.hidden_dim),
-                             ("gemv_logits_norm", D, v), ("gemv_logits", D, v),
-                             ("gemv_logits", c.dim, (D + 1) // 2), ("gemv_logits", c.hidden_dim, (D + 1) // 2)):
-        fns.append(_gemv_fn(kernel, t, K, pairs)[0])
-    for f in fns:
-        f.attributes
+from .ops_tp import warmup_tp  # noqa: E402,F401  (the tensor-parallel warm-up)
