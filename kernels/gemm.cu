@@ -57,12 +57,6 @@
 #define RED_TILES TILES
 #define RED_K (PR ? WK : 1)
 #include "gemm_common.cuh"
-#ifndef QATTN
-#define QATTN 0  // 1: also the gemm_qkv_rope_attn kernels (gpu/qkv_attn.py, kernels/qkv_attn.cuh)
-#endif
-#if QATTN
-#include "qkv_attn.cuh"
-#endif
 #if PF == 2
 #define PF_OP ".L2::256B"
 #elif PF == 1
@@ -357,15 +351,12 @@ gemm_silu_ss(T* __restrict__ h, const T* __restrict__ xn, const T* __restrict__ 
 
 // qkv = xn [M, D] @ wqkv[D + 2*kvd, D].T, RoPE at positions pos[0] + m, q -> q [M, D], k/v -> caches [S, kvd].
 // NORM (gemm_qkv_rope_ss): xn = T(x) un-normed, sums scaled by norm_inv's inv[n].
-// ATTN (QATTN builds, gemm_qkv_rope_attn*): the block that completes a KV group's q / k / v rows then computes that
-// group's attention into att T [M, D] (kernels/qkv_attn.cuh; cnt u32 [>= KVH], R = n_rep).
-template <bool NORM, bool ATTN = false>
+template <bool NORM>
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__ wqkv,
                                          const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
                                          const int* __restrict__ pos, const int* __restrict__ n_tokens,
                                          int M, int D, int kvd, int hd, int S, const float* __restrict__ ss, int P,
-                                         float eps, T* __restrict__ att = nullptr, unsigned* cnt = nullptr,
-                                         int R = 1) {
+                                         float eps) {
     __shared__ Red red;
     const int NQ = D + 2 * kvd, row0 = blockIdx.x * 16 * TILES;
     extern __shared__ float inv[];  // NORM: [M], dynamic
@@ -380,13 +371,6 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, const T* __restrict_
                       block_val(red, rr >> 4, n, (rr & 15) + 1) * sc, o, n, p0, ntok, D, kvd, hd, S);
         }
     }
-#if QATTN && QA_KO != 2
-    if constexpr (ATTN) {
-        __shared__ QAShared qa;
-        qattn_tail(qa, cnt, row0, min(row0 + 16 * TILES, NQ), 16 * TILES, att, q, kc, vc, M, ntok, p0, D, kvd, hd,
-                   R, S);
-    }
-#endif
 }
 
 extern "C" __global__ void __launch_bounds__(NTHREADS)
@@ -404,26 +388,6 @@ gemm_qkv_rope_ss(T* __restrict__ q, const T* __restrict__ xn, const T* __restric
                  int M, int D, int kvd, int hd, int S, int P, float eps) {
     qkv_body<true>(q, xn, wqkv, rope_cs, kc, vc, pos, n_tokens, M, D, kvd, hd, S, ss, P, eps);
 }
-
-#if QATTN
-extern "C" __global__ void __launch_bounds__(NTHREADS)
-gemm_qkv_rope_attn(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__ wqkv,
-                   const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
-                   const int* __restrict__ pos, const int* __restrict__ n_tokens, T* __restrict__ att,
-                   unsigned* __restrict__ cnt, int M, int D, int kvd, int hd, int S, int R) {
-    qkv_body<false, true>(q, xn, wqkv, rope_cs, kc, vc, pos, n_tokens, M, D, kvd, hd, S, nullptr, 0, 0.0f, att, cnt,
-                          R);
-}
-
-extern "C" __global__ void __launch_bounds__(NTHREADS)
-gemm_qkv_rope_attn_ss(T* __restrict__ q, const T* __restrict__ xn, const T* __restrict__ wqkv,
-                      const float* __restrict__ rope_cs, T* __restrict__ kc, T* __restrict__ vc,
-                      const int* __restrict__ pos, const int* __restrict__ n_tokens, const float* __restrict__ ss,
-                      T* __restrict__ att, unsigned* __restrict__ cnt, int M, int D, int kvd, int hd, int S, int P,
-                      float eps, int R) {
-    qkv_body<true, true>(q, xn, wqkv, rope_cs, kc, vc, pos, n_tokens, M, D, kvd, hd, S, ss, P, eps, att, cnt, R);
-}
-#endif
 
 // ---- stand-alone epilogues after a cuBLAS GEMM (large M) ------------------------------------------------
 // Grid (column groups of 8, M rows): one thread per 8 columns of one row, 16-byte loads/stores when `vec`

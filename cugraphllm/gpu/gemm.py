@@ -50,13 +50,10 @@ def _dtype(name):
     return np.dtype(name)
 
 
-def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs, qattn: bool = False):
+def _fn(name: str, dtype, nt: int = 1, wm: int = 2, wk: int = 4, stages: int = 2, *knobs):
     defines = {"NT": nt, "WM": wm, "WK": wk, "STAGES": stages}
     # knobs at their defaults are left out, so the default configs keep their compiled modules
     defines.update({k: v for (k, d), v in zip(_KNOBS, knobs) if v != d})
-    if qattn:
-        from .qkv_attn import KO
-        defines.update({"QATTN": 1, **({"QA_KO": KO} if KO else {})})  # gpu/qkv_attn.py
     return get_function("gemm.cu", name, defines, dtype=dtype)
 
 
@@ -121,7 +118,7 @@ def _use_own(impl: str, op: str, M: int, K: int, *arrays) -> bool:
     return _own_ok(M, K, *arrays)
 
 
-def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: int = 0, qattn: bool = False) -> None:
+def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: int = 0) -> None:
     import cupy as cp
     nt = (M + 7) // 8
     cfg = own_config(op, nt)
@@ -130,8 +127,7 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: 
     wm, wk, _, rt = cfg[:4]
     rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    _fn(kernel, dtype, nt, *cfg, qattn=qattn)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream(),
-                                              shared_mem=smem)
+    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream(), shared_mem=smem)
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
@@ -268,13 +264,12 @@ def matmul_silu(h, xn, w13, *, impl: str = "auto", ss=None, eps: float = 0.0) ->
 
 
 def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str = "auto", ss=None,
-             eps: float = 0.0, att=None) -> None:
+             eps: float = 0.0) -> None:
     """q T[M, D] = roped (xn @ wq.T); k/v rows -> k_cache/v_cache T[S, KVH, hd] at pos[0] + m for real rows.
 
     Rows m >= n_tokens[0] (padding) and positions >= S never touch the cache; their q rows are written roped at a
     clamped position (finite, ignored downstream). rope_cs f32 [>= S, hd/2, 2] (cos, sin). With ss (own kernel
-    only): xn = T(x) un-normed, scaled per token as in matmul_silu. att: (att, counters, n_rep) from
-    qkv_attn.qkv_rope_attn, which checks them: the own kernel also writes the rows' attention.
+    only): xn = T(x) un-normed, scaled per token as in matmul_silu.
     """
     M, K = xn.shape
     D = q.shape[1]  # query width: K on one GPU, this GPU's heads under tensor parallelism (gpu/tp_engine.py)
@@ -288,20 +283,16 @@ def qkv_rope(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, *, impl: str
            f"qkv_rope: q{q.shape}, xn{xn.shape}, wqkv{wqkv.shape}, cache{k_cache.shape}, rope{rope_cs.shape}")
     _contig(q, xn, wqkv, rope_cs, k_cache, v_cache)
     tail = (np.int32(M), np.int32(D), np.int32(kvd), np.int32(hd), np.int32(S))
-    qa, fused = (() if att is None else att[:2]), "" if att is None else "_attn"
-    rep = () if att is None else (att[2],)
     if ss is not None:
         smem = _own_norm("qkv", M, K, K, xn, wqkv)
         _check(D == K, f"qkv_rope with the fused prefill norm: q width {D} != K {K}")
-        args = (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, ss) + qa + tail + (
-            np.int32(K // 16), np.float32(eps)) + rep
-        _launch_own(f"gemm_qkv_rope{fused}_ss", "qkv", xn.dtype, M, NQ, args, smem, qattn=att is not None)
+        args = (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens, ss) + tail + (np.int32(K // 16), np.float32(eps))
+        _launch_own("gemm_qkv_rope_ss", "qkv", xn.dtype, M, NQ, args, smem)
         return
     if D == K and _use_own(impl, "qkv", M, D, xn, wqkv):  # the own kernel's K is D
-        _launch_own(f"gemm_qkv_rope{fused}", "qkv", xn.dtype, M, NQ,
-                    (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens) + qa + tail + rep, qattn=att is not None)
+        _launch_own("gemm_qkv_rope", "qkv", xn.dtype, M, NQ,
+                    (q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens) + tail)
         return
-    _check(att is None, "qkv_rope: the fused attention runs on the own kernel only")
     g = _scratch(M * NQ, xn.dtype)[: M * NQ].reshape(M, NQ)
     _cublas_into(g, xn, wqkv)
     vec = D % 8 == 0 and kvd % 8 == 0 and hd % 8 == 0

@@ -25,10 +25,10 @@ def forward(cfg, w, kv, s, attn, M: int, bucket, greedy: bool) -> None:
     ops.embedding(r, w.tok_embeddings, s.token if M == 1 else s.prompt[:M])
     for i, lw in enumerate(w.layers):
         k, v = kv.layer(i)                                               # [S, KVH, Dh] each
-        ops.norm_qkv_rope(q, r, eps, lw.wqkv, s.rope, k, v, s.pos, n)    # q roped; k, v cached (, r.att)
+        ops.norm_qkv_rope(q, r, eps, lw.wqkv, s.rope, k, v, s.pos, n)    # q roped; k, v cached
         if M == 1:
             attn.decode(att, q, k, v, s.pos, bucket)
-        elif r.att is None:                                              # else done by norm_qkv_rope
+        else:
             attn.prefill(att, q, k, v, s.pos, n, bucket)
         ops.matmul_residual(r, att, lw.wo)                               # x += att @ wo.T
         ops.norm_matmul_silu(h, r, eps, lw.w13)                          # h = silu(n(x) @ w1.T) * (n(x) @ w3.T)

@@ -202,15 +202,6 @@ def norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
     if isinstance(wqkv, QuantLinear):
         return _quant().norm_qkv_rope(q, r, eps, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
     M, D, xn, x, extra = _norm_args(r, eps)
-    if M > 1 and r.att is not None:  # the attention too (gpu/qkv_attn.py)
-        from .qkv_attn import qkv_rope_attn
-        if r.pnorm:
-            _check_pnorm(r, M, D, _tname("xn", xn))
-        else:
-            rmsnorm(xn, x, None, eps)
-        _qkv_check(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens)
-        return qkv_rope_attn(r.att, q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens,
-                             ss=r.ss if r.pnorm else None, eps=eps)
     if M > 1 and r.pnorm:
         from . import gemm
         _check_pnorm(r, M, D, _tname("xn", xn))

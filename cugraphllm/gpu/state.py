@@ -254,15 +254,12 @@ class Residual:
     producer that only writes x. comm: None on one GPU; under tensor parallelism the rank's gpu/tp.py Comm, through
     which matmul_residual all-reduces its partial product and the LM head all-gathers its vocabulary slice.
     pnorm: a prefill of these rows takes the fused norms (gpu/ops.py, "prefill norms"): the producers of x also
-    write xn = T(x) and ss [M, D / 16], from which the norm_* ops apply the norm in their GEMMs' epilogues.
-    att: T [M, D] where a short prefill's attention runs inside its qkv GEMM (gpu/qkv_attn.py): norm_qkv_rope
-    writes the attention output there, and forward launches no attention kernel."""
+    write xn = T(x) and ss [M, D / 16], from which the norm_* ops apply the norm in their GEMMs' epilogues."""
     x: object
     xn: object = None
     ss: object = None
     comm: object = None
     pnorm: bool = False
-    att: object = None
 
     def rows(self, M: int) -> "Residual":
         return Residual(self.x[:M], None if self.xn is None else self.xn[:M], self.ss, self.comm,
@@ -295,14 +292,12 @@ class Scratch:
         self.hist_host, self.hist, self._hist_mem = pinned_int32(max_seq_len + 1)
         self.comm = None                                 # tensor parallelism: this rank's gpu/tp.py Comm
         self.prefill_norm = False                        # set by the engine where ops.prefill_norm_ok holds
-        self.qkv_attn = False                            # this step's attention in its qkv GEMM (the runtime sets it)
 
     def residual(self, M: int) -> Residual:
         """Rows [0, M) of the residual stream (x, xn, ss and the communicator) as the ops take it."""
         from .ops import PREFILL_NORM_MAX_M
         pnorm = self.prefill_norm and self.comm is None and 1 < M <= PREFILL_NORM_MAX_M
-        att = self.att[:M] if self.qkv_attn and self.comm is None and M > 1 else None
-        return Residual(self.x[:M], self.xn[:M], self.ss, self.comm, pnorm, att)
+        return Residual(self.x[:M], self.xn[:M], self.ss, self.comm, pnorm)
 
     @property
     def nbytes(self) -> int:
