@@ -90,15 +90,15 @@ def apply(setting: str) -> None:
 def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None) -> float:
     """ms per replay of the greedy prefill graph of `bucket` rows with n real tokens (default: all rows); prompt:
     the ids in those rows (default: whatever the buffer holds, token 0 before any generate()). Each replay's sampler
-    advances pos, so the replays attend ever more keys: this times the ordinary graph (the key of a prefill past
-    attention_short.MAX_KEYS); the short graphs of a first step are timed by `bench` TTFT (pos 0 every sample)."""
+    advances pos, so successive replays attend ever more keys (up to reps x bucket): what position-dependent work
+    (the prefill attention) costs at a prompt's first step is timed by `bench` TTFT, at pos 0 every sample
+    (benchmarks/results/twentythird_2026-12-02/s31d)."""
     e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
-    far = e.max_seq_len  # a position past attention_short.MAX_KEYS: the ordinary graph
-    e.rt.step("prefill", bucket, True, pos=far)  # warm replay
+    e.rt.step("prefill", bucket, True)  # warm replay
     e.sync()
     t0 = time.perf_counter()
     for _ in range(reps):
-        e.rt.step("prefill", bucket, True, pos=far)
+        e.rt.step("prefill", bucket, True)
     e.sync()
     return 1e3 * (time.perf_counter() - t0) / reps
 

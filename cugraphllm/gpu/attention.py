@@ -207,14 +207,9 @@ class Attention:
                 self._fast_prefill = PrefillKernel.for_config(self.config, self.dtype, self.max_seq_len)
         return rest
 
-    def prefill(self, att, q, k, v, pos, n_tokens, bucket=None, short: bool = False) -> None:
-        """short: the step ends within attention_short.MAX_KEYS keys (the runtime's "prefill_short" graphs)."""
+    def prefill(self, att, q, k, v, pos, n_tokens, bucket=None) -> None:
         rows = q.shape[0]
         self._check(att, q, k, v, rows)
-        if short and self.prefill_impl == "auto":
-            from . import attention_short
-            attention_short.launch(att, q, k, v, pos, n_tokens)
-            return
         if self._fast_prefill is not None and self.prefill_impl == "auto":
             self._fast_prefill.launch(att, q, k, v, pos, n_tokens)
             return

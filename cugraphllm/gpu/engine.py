@@ -107,8 +107,6 @@ def _release_and_raise(msg: str) -> None:
 
 
 class CudaEngine:
-    short_prefill = False  # short prefills replay graphs with the short attention kernel (gpu/attention_short.py)
-
     def __init__(self, config: ModelConfig, weights, runtime: RuntimeConfig | None = None, *,
                  _device_weights=None, progress=None):
         import cupy as cp
@@ -148,8 +146,6 @@ class CudaEngine:
             self.s = Scratch(config, self.max_seq_len, rows, dtype)
             from . import ops
             self.s.prefill_norm = ops.prefill_norm_ok(config, self.w)
-            from . import attention_short
-            self.short_prefill = attention_short.engine_ok(config)  # short prefills: graphs with the short kernel
             from . import gemm  # cuBLAS handle + workspace before any capture (stack.md section 3)
             gemm.prepare(rows, max(config.qkv_dim, 2 * config.hidden_dim), dtype)
             from . import gemm_quant
@@ -190,16 +186,14 @@ class CudaEngine:
         for rows in [1] + list(a.prefill_buckets):
             self._set_step(pos=0, n=1 if rows == 1 else rows)
             for greedy in (True, False):
-                self.rt.step("decode" if rows == 1 else "prefill", rows, greedy, pos=self.max_seq_len)  # not short
-                if rows > 1 and self.short_prefill:
-                    self.rt.step("prefill", rows, greedy, pos=0)  # the short variant where the bucket has one
+                self.rt.step("decode" if rows == 1 else "prefill", rows, greedy)
         self.sync()
         if self.runtime.mode != "eager":
             for greedy in (True, False):
                 for key in [("decode", None, greedy)] + self.rt.wanted("decode", 1, greedy):
                     self.rt.capture(key)
-                for key in self.rt.prefill_keys(greedy):
-                    self.rt.capture(key)
+                for b in a.prefill_buckets:
+                    self.rt.capture(("prefill", b, greedy))
         self.reset()
 
     def _warmup_quant(self) -> None:
@@ -282,7 +276,7 @@ class CudaEngine:
                 self.rt.step("decode", start + i + 1, greedy)
             else:
                 self._set_step(start + i, len(chunk), chunk)
-                self.rt.step("prefill", len(chunk), greedy, pos=start + i)
+                self.rt.step("prefill", len(chunk), greedy)
             if i + rows < len(new):  # a non-final chunk's sampler overwrote hist at the chunk edge
                 self.sync()
                 self._write_hist(start, new)

@@ -29,7 +29,7 @@ def forward(cfg, w, kv, s, attn, M: int, bucket, greedy: bool) -> None:
         if M == 1:
             attn.decode(att, q, k, v, s.pos, bucket)
         else:
-            attn.prefill(att, q, k, v, s.pos, n, bucket, short=s.short_prefill)
+            attn.prefill(att, q, k, v, s.pos, n, bucket)
         ops.matmul_residual(r, att, lw.wo)                               # x += att @ wo.T
         ops.norm_matmul_silu(h, r, eps, lw.w13)                          # h = silu(n(x) @ w1.T) * (n(x) @ w3.T)
         ops.matmul_residual(r, h, lw.w2)                                 # x += h @ w2.T

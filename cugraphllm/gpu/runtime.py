@@ -9,9 +9,7 @@ attention sums in another order, so it agrees to rounding (the same greedy token
           at most one per step, right after a step is launched (the GPU is busy then). A step whose graph is not
           ready runs on the generic graph (or eagerly if none): it never waits for a compile.
 
-Graph keys: ("decode", attention_bucket_or_None, greedy), ("prefill", rows, greedy) and, for a short prefill (gpu/
-attention_short.py: <= 16 rows ending within MAX_KEYS keys; the host knows the position), ("prefill_short", rows,
-greedy), whose attention is the short kernel.
+Graph keys: ("decode", attention_bucket_or_None, greedy) and ("prefill", rows, greedy).
 """
 from __future__ import annotations
 
@@ -48,23 +46,13 @@ class GraphRuntime:
         self._capture_stream = cp.cuda.Stream(non_blocking=True)
 
     # ---- keys -----------------------------------------------------------------------------------------
-    def _key(self, kind: str, length: int, greedy: bool, pos: int = 0):
-        """length: keys attended (decode) or real prompt tokens (prefill, starting at position pos)."""
+    def _key(self, kind: str, length: int, greedy: bool):
+        """length: keys attended (decode) or real prompt tokens (prefill)."""
         a = self.e.attn
         if kind == "decode":
             bucket = a.bucket_for(length, "decode") if self.mode != "graph" else None  # eager: same kernels as hybrid
             return ("decode", bucket, greedy)
-        rows = a.bucket_for(length, "prefill")
-        from .attention_short import short
-        on = getattr(self.e, "short_prefill", False) and short(rows, pos + length)
-        return ("prefill_short" if on else "prefill", rows, greedy)
-
-    def prefill_keys(self, greedy: bool) -> list:
-        """Every prefill graph key of the engine (short variants included)."""
-        from .attention_short import short
-        a, on = self.e.attn, getattr(self.e, "short_prefill", False)
-        return [("prefill", b, greedy) for b in a.prefill_buckets] + [
-            ("prefill_short", b, greedy) for b in a.prefill_buckets if on and short(b, b)]
+        return ("prefill", a.bucket_for(length, "prefill"), greedy)
 
     def _attn_bucket(self, key):
         kind, b, _ = key
@@ -75,9 +63,9 @@ class GraphRuntime:
         return b if self.e.attn.ready("prefill", b) else None
 
     # ---- running --------------------------------------------------------------------------------------
-    def step(self, kind: str, length: int, greedy: bool, pos: int = 0) -> None:
-        """Launch one step on the engine's stream (asynchronous); pos: a prefill's first position."""
-        key = self._key(kind, length, greedy, pos)
+    def step(self, kind: str, length: int, greedy: bool) -> None:
+        """Launch one step on the engine's stream (asynchronous)."""
+        key = self._key(kind, length, greedy)
         g = self.graphs.get(key)
         if g is None and self.mode != "eager" and kind == "decode":
             g = self.graphs.get(("decode", None, greedy))  # generic graph: better than eager, never waits
@@ -86,15 +74,11 @@ class GraphRuntime:
             return
         rows = 1 if kind == "decode" else key[1]
         with self.e.stream:
-            self._forward(rows, self._attn_bucket(key), greedy, key[0] == "prefill_short")
+            self._forward(rows, self._attn_bucket(key), greedy)
 
-    def _forward(self, rows, attn_bucket, greedy, short: bool = False):
+    def _forward(self, rows, attn_bucket, greedy):
         e = self.e
-        e.s.short_prefill = short  # forward's prefill attention: the short kernel
-        try:
-            forward(e.config, e.w, e.kv, e.s, e.attn, rows, attn_bucket, greedy)
-        finally:
-            e.s.short_prefill = False
+        forward(e.config, e.w, e.kv, e.s, e.attn, rows, attn_bucket, greedy)
 
     def capture(self, key) -> bool:
         """Capture the graph for key on a side stream; on failure warn once and fall back to eager."""
@@ -102,16 +86,14 @@ class GraphRuntime:
         if key in self.graphs or key in self.failed:
             return key in self.graphs
         kind, b, greedy = key
-        akind = "decode" if kind == "decode" else "prefill"  # the attention's kind
-        if self.mode == "hybrid" and b is not None and not self.e.attn.ready(akind, b):
+        if self.mode == "hybrid" and b is not None and not self.e.attn.ready(kind, b):
             return False  # its specialized kernel is still compiling: not a failure, try again later
         rows = 1 if kind == "decode" else b
         attn_bucket = None if self.mode == "graph" or kind == "decode" and b is None else b
         t0 = time.perf_counter()
         free0 = cp.cuda.runtime.memGetInfo()[0]
-        short = kind == "prefill_short"
         try:
-            g = capture_graph(self._capture_stream, lambda: self._forward(rows, attn_bucket, greedy, short))
+            g = capture_graph(self._capture_stream, lambda: self._forward(rows, attn_bucket, greedy))
         except Exception as exc:  # a failed capture must not take the runtime down: eager still works
             self.failed.add(key)
             warnings.warn(f"CUDA graph capture failed for {key}: {exc}; running that step eagerly")
@@ -139,11 +121,10 @@ class GraphRuntime:
             if key in self.graphs or key in self.failed:
                 continue
             b = key[1]
-            akind = "decode" if key[0] == "decode" else "prefill"
-            if self.mode == "hybrid" and b is not None and not self.e.attn.ready(akind, b):
-                if (akind, b) not in self._requested:  # start its compile once; ready() polls it cheaply
-                    self._requested.add((akind, b))
-                    self.e.attn.prepare(akind, b, background=True)
+            if self.mode == "hybrid" and b is not None and not self.e.attn.ready(key[0], b):
+                if key[:2] not in self._requested:  # start its compile once; ready() polls it cheaply
+                    self._requested.add(key[:2])
+                    self.e.attn.prepare(key[0], b, background=True)
                 continue
             self.capture(key)
             return
@@ -161,5 +142,5 @@ class GraphRuntime:
         for greedy in (True, False):
             for b in decode:
                 self.capture(("decode", b, greedy))
-            for key in self.prefill_keys(greedy):
-                self.capture(key)
+            for b in a.prefill_buckets:
+                self.capture(("prefill", b, greedy))

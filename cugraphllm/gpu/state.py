@@ -292,7 +292,6 @@ class Scratch:
         self.hist_host, self.hist, self._hist_mem = pinned_int32(max_seq_len + 1)
         self.comm = None                                 # tensor parallelism: this rank's gpu/tp.py Comm
         self.prefill_norm = False                        # set by the engine where ops.prefill_norm_ok holds
-        self.short_prefill = False                       # this step's attention: the short kernel (the runtime sets it)
 
     def residual(self, M: int) -> Residual:
         """Rows [0, M) of the residual stream (x, xn, ss and the communicator) as the ops take it."""

@@ -84,7 +84,7 @@ class TPRuntime(GraphRuntime):
             with cp.cuda.Device(rk.device):
                 self._capture_streams.append(cp.cuda.Stream(non_blocking=True))
 
-    def _forward(self, rows, attn_bucket, greedy, short: bool = False):  # short: never (one-GPU engines only)
+    def _forward(self, rows, attn_bucket, greedy):
         e = self.e
 
         def one(r):
