@@ -1,5 +1,5 @@
 #!/bin/bash
-# Record: needs the tree of branch qattn-fused (aeeb645); the code it measures was not merged (benchmarks/results/
+# Record: needs the tree of 62ef9f6 (in main's history, reverted by e19da68); the code it measures was not merged (benchmarks/results/
 # twentythird_2026-12-02/s31b).
 # Twenty-third session, call b (nvidia-h200): the fused short-prefill attention (gpu/qkv_attn.py). 1) its GPU tests,
 # then the engine / prefill / gemm / attention tests with it on (the default); 2) 7B fp16 16-row prefill graphs,

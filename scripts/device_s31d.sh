@@ -1,5 +1,5 @@
 #!/bin/bash
-# Record: needs the tree of branch qattn-fused (aeeb645); the code it measures was not merged (benchmarks/results/
+# Record: needs the tree of 62ef9f6 (in main's history, reverted by e19da68); the code it measures was not merged (benchmarks/results/
 # twentythird_2026-12-02/s31d).
 # Twenty-third session, call d (nvidia-h200): where the fused short-prefill attention loses (s31c: 7B GPU prefill at
 # 10 tokens 4.07-4.09 ms fused vs 3.92-3.93 unfused). One bench process a variant, alternating, TTFT at 10 tokens

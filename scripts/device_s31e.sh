@@ -1,5 +1,5 @@
 #!/bin/bash
-# Record: needs the tree of branch short-attn (8578ab1); the code it measures was not merged (benchmarks/results/
+# Record: needs the tree of f02f61e (in main's history, reverted by 4d80e77); the code it measures was not merged (benchmarks/results/
 # twentythird_2026-12-02/s31e).
 # Twenty-third session, call e (nvidia-h200): the short prefill attention (gpu/attention_short.py). Its GPU tests;
 # the engine, quantized-engine, decode-graph and prefill-rows tests with it on (the default); then 7B TTFT at
