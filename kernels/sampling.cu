@@ -657,4 +657,3 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
 // ---- sample, v2 and v3: sampling_v2.cuh, sampling_v3.cuh, built on the helpers above ----------------------
 #include "sampling_v2.cuh"
 #include "sampling_v3.cuh"
-#include "sampling_v4.cuh"

@@ -3,11 +3,11 @@ graph (as in the decode graph: launch gaps included), CUDA events around each re
 = microseconds per call. V 32000 (LLaMA-2) and 128256 (LLaMA-3); flat (randn) and peaked (randn * 8) logits; T 0.8
 with top-p 0.9, T 0.8 with top-k 40, and argmax for reference; one row with a repetition penalty read from pinned
 host memory (the engine's hist). Every row records the token chosen (n_tokens = 0 keeps the position, so every
-call of a replay draws the same token). Each sampler implementation (ops_select.SAMPLER: one = the one-block
-kernel, V <= 32768 only; new = v3, the sample_draw_v3 kernel; v2; old = v1) is captured and timed in the same
-process, and `same_token` says whether they agree.
+call of a replay draws the same token). Each sampler implementation (ops_select.SAMPLER: new = v3, the
+sample_draw_v3 kernel; v2; old = v1) is captured and timed in the same process, and `same_token` says whether they
+agree.
 
-    python3 -m scripts.bench_sampler [--samplers one,new,v2,old] [--calls 200] [--reps 20] [--out FILE]
+    python3 -m scripts.bench_sampler [--samplers new,v2,old] [--calls 200] [--reps 20] [--out FILE]
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def case_rows(stream, sampler: str, V: int, kind: str, logits, calls: int, reps:
     return rows
 
 
-def run(samplers=("one", "new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> dict:
+def run(samplers=("new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> dict:
     import cupy as cp
     from cugraphllm.gpu import ops, ops_select, pdl  # noqa: F401  (ops first: it imports ops_select)
     doc = environment()
@@ -77,8 +77,6 @@ def run(samplers=("one", "new", "v2", "old"), calls: int = CALLS, reps: int = RE
             for kind, scale in (("flat", 1.0), ("peaked", 8.0)):
                 logits = cp.asarray(base * np.float32(scale))
                 for s in samplers:
-                    if s == "one" and V > ops_select.ONE_MAX_V:
-                        continue  # the one-block sampler's limit
                     rows += case_rows(stream, s, V, kind, logits, calls, reps)
     finally:
         ops_select.SAMPLER = keep
@@ -93,8 +91,7 @@ def run(samplers=("one", "new", "v2", "old"), calls: int = CALLS, reps: int = RE
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samplers", default="one,new,v2,old",
-                    help="comma-separated: one (one block, V <= 32768), new (v3), v2, old (v1)")
+    ap.add_argument("--samplers", default="new,v2,old", help="comma-separated: new (v3), v2, old (v1)")
     ap.add_argument("--calls", type=int, default=CALLS)
     ap.add_argument("--reps", type=int, default=REPS)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/sampler_<date>.json)")

@@ -1,10 +1,9 @@
-"""The v2, v3 and one-block sampler kernels (ops_select.SAMPLER "v2": sample_prep_v2 + sample_draw_v2,
-kernels/sampling_v2.cuh; "new": sample_prep_v2 + sample_draw_v3, kernels/sampling_v3.cuh; "one": sample_one,
-kernels/sampling_v4.cuh, the default up to 32768 logits) against the v1 kernels (sample_prep +
+"""The v2 and v3 sampler kernels (ops_select.SAMPLER "v2": sample_prep_v2 + sample_draw_v2, kernels/sampling_v2.cuh;
+"new": sample_prep_v2 + sample_draw_v3, kernels/sampling_v3.cuh, the default) against the v1 kernels (sample_prep +
 sample_draw, SAMPLER "old"), which choose by the same integers: the same token, hist entry and pos on every input,
 with no ambiguous draw to skip; against the NumPy sampler at LLaMA-3's vocabulary and on peaked logits; and several
 sampler calls replayed back to back in one graph (PDL launches, the ticket reset between calls). Each test runs for
-each implementation (IMPLS)."""
+both implementations (IMPLS)."""
 import numpy as np
 import pytest
 
@@ -25,13 +24,7 @@ def use_sampler(ops):
     ops_select.SAMPLER = keep
 
 
-IMPLS = ["v2", "new", "one"]
-
-
-def skip_large(impl, V):
-    from cugraphllm.gpu.ops_select import ONE_MAX_V
-    if impl == "one" and V > ONE_MAX_V:
-        pytest.skip(f"the one-block sampler takes at most {ONE_MAX_V} logits")
+IMPLS = ["v2", "new"]
 
 
 def peaked(rng, V):
@@ -69,7 +62,6 @@ V1_GRID = [dict(temperature=0.8, top_p=0.9), dict(temperature=0.8, top_k=40), di
                          ids=lambda f: f.__name__)
 def test_v2_chooses_the_v1_token(cp, ops, use_sampler, impl, V, make):
     from cugraphllm.sampling import SamplingParams
-    skip_large(impl, V)
     rng = np.random.default_rng(V + len(make.__name__))
     for kw in V1_GRID:
         logits = make(rng, V).astype(np.float32)
@@ -91,7 +83,6 @@ def test_v2_chooses_the_v1_token(cp, ops, use_sampler, impl, V, make):
                          ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
 @pytest.mark.parametrize("impl", IMPLS)
 def test_v2_llama3_vocab_matches_numpy(cp, ops, use_sampler, impl, make, kw):
-    skip_large(impl, 128256)
     use_sampler(impl)
     assert compare_trials(cp, ops, make, kw, 128256, trials=6, seed=13) >= 4
 

@@ -343,7 +343,7 @@ def warmup(config, dtype: str = "float16") -> None:
         for k in (kernel, {"gemv_residual": "gemv_residual_ss"}.get(kernel, kernel + "_norm")):
             fns.append(_gemv_fn(k, t, K, pairs)[0])
     fns += [_fn("sampling.cu", k, "float16") for k in ("argmax", "sample_prep", "sample_draw", "sample_prep_v2",
-                                                     "sample_draw_v2", "sample_draw_v3", "sample_one")]
+                                                     "sample_draw_v2", "sample_draw_v3")]
     for f in fns:
         f.attributes  # forces NVRTC compile + module load now
 

@@ -2,11 +2,10 @@
 top-k / top-p sampler with its per-logits-buffer workspace. Re-exported by gpu/ops.py (the ops API); the kernels go
 through ops._fn, so whatever wraps ops._fn (scripts/decode_anatomy.py) sees these launches too.
 
-Four implementations of the same rule (same token, bit for bit): "one" (sample_one, kernels/sampling_v4.cuh: one
-block, V <= ONE_MAX_V), "new" (sample_prep_v2 + sample_draw_v3), "v2" (sample_prep_v2 + sample_draw_v2) and "old"
-(sample_prep + sample_draw), chosen per call by SAMPLER (env CUGRAPHLLM_SAMPLER=auto|one|new|v2|old; set the
-attribute before capture for an A/B in one process). "auto", the default: "one" up to ONE_MAX_V logits, "new"
-above. All use the same workspace."""
+Three implementations of the same rule (same token, bit for bit): "new" (sample_prep_v2 + sample_draw_v3, the
+default), "v2" (sample_prep_v2 + sample_draw_v2) and "old" (sample_prep + sample_draw), chosen per call by SAMPLER
+(env CUGRAPHLLM_SAMPLER=old|v2|new; set the attribute before capture for an A/B in one process). All use the same
+workspace."""
 from __future__ import annotations
 
 import os
@@ -19,10 +18,9 @@ from . import pdl as _pdl
 SAMPLE_THREADS = 1024
 SAMPLE_CHUNK, SAMPLE_NB = 1024, 2048  # logits per sampler block (v2), value bins (kernels/sampling.cu)
 OLD_CHUNK = 4096                      # logits per block of the old kernels
-SAMPLER = os.environ.get("CUGRAPHLLM_SAMPLER", "auto")
-KERNELS = {"one": ("sample_one",), "new": ("sample_prep_v2", "sample_draw_v3"),
-           "v2": ("sample_prep_v2", "sample_draw_v2"), "old": ("sample_prep", "sample_draw")}
-ONE_MAX_V = 32 * SAMPLE_THREADS  # kernels/sampling_v4.cuh S4_MAX: 32 logits a thread of the one block
+SAMPLER = os.environ.get("CUGRAPHLLM_SAMPLER", "new")
+KERNELS = {"new": ("sample_prep_v2", "sample_draw_v3"), "v2": ("sample_prep_v2", "sample_draw_v2"),
+           "old": ("sample_prep", "sample_draw")}
 _sample_work: dict = {}  # (device, logits address, V) -> SampleWork
 
 
@@ -82,28 +80,19 @@ def sample_workspace(logits) -> SampleWork:
 
 def sample(token, hist, pos, n_tokens, logits, params, seed):
     """SamplingParams on the device; params f32 [4] = (temperature, top_p, repetition_penalty, top_k),
-    seed uint64 [1]. Writes like argmax. "one": one launch of one block; the others two launches of
-    ceil(V / SAMPLE_CHUNK) blocks (kernels/sampling.cu; SAMPLER "old": ceil(V / OLD_CHUNK))."""
+    seed uint64 [1]. Writes like argmax. Two launches of ceil(V / SAMPLE_CHUNK) blocks (kernels/sampling.cu;
+    SAMPLER "old": ceil(V / OLD_CHUNK))."""
     V = _select_check(token, hist, pos, n_tokens, logits)
     _ops._check("params", params, shape=(4,), dtype="float32")
     _ops._scalar("seed", seed, dtype="uint64")
-    kind = ("one" if V <= ONE_MAX_V else "new") if SAMPLER == "auto" else SAMPLER
-    if kind not in KERNELS:
-        raise ValueError(f"CUGRAPHLLM_SAMPLER must be auto or one of {sorted(KERNELS)}, got {SAMPLER!r}")
+    if SAMPLER not in KERNELS:
+        raise ValueError(f"CUGRAPHLLM_SAMPLER must be one of {sorted(KERNELS)}, got {SAMPLER!r}")
     w = sample_workspace(logits)
-    n = np.int32(hist.size)
-    if kind == "one":
-        if V > ONE_MAX_V:
-            raise ValueError(f"sample: the one-block sampler takes at most {ONE_MAX_V} logits, got {V}")
-        _pdl.launch(_ops._fn("sampling.cu", "sample_one", "float16"), (1,), (SAMPLE_THREADS,),
-                    (token, hist, pos, n_tokens, params, seed, np.int32(V), n, logits, w.s, w.bcnt, w.bmass, w.ctr),
-                    pdl=True)
-        return
-    new = kind != "old"
-    grid, block = (w.blocks if new else w.old_blocks,), (SAMPLE_THREADS,)
+    new = SAMPLER != "old"
+    grid, block, n = (w.blocks if new else w.old_blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
     part = (w.s, w.pmax, w.parg, w.pmin, w.bcnt, w.bmass)
-    prep, draw = (_ops._fn("sampling.cu", k, "float16") for k in KERNELS[kind])
-    tail = {"new": (w.skey, w.bend, w.ctr), "v2": (w.sbin, w.ctr), "old": (w.ctr,)}[kind]
+    prep, draw = (_ops._fn("sampling.cu", k, "float16") for k in KERNELS[SAMPLER])
+    tail = {"new": (w.skey, w.bend, w.ctr), "v2": (w.sbin, w.ctr), "old": (w.ctr,)}[SAMPLER]
     # the v2 / v3 kernels call pdl_enter first: each may start while the kernel before it finishes
     _pdl.launch(prep, grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n) + part, pdl=new)
     _pdl.launch(draw, grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V), n) + part + tail, pdl=new)
