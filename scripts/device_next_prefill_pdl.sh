@@ -1,10 +1,10 @@
 #!/bin/bash
 # Record: run in the twenty-third session (twentythird_2026-12-02/s31a); both switches lost and were removed, so
-# this script needs the tree at 3ba9afd. Prepared in the twenty-second session (nvidia-h200, < 5 min). The 16-row prefill's attention costs
-# 0.2-0.28 ms in the step, half of it the kernel boundary (twentysecond_2026-12-01/s30a, s30b). PDL on that
-# boundary only (the sixteenth session's whole-chain PDL lost 0.03 ms): 1) the switches' bit-identity tests and the
-# gemm / prefill attention tests with both on; 2) 7B fp16 16-row prefill graphs (token 0 and random ids) with
-# attention_prefill.PDL_ATTN, gemm.PDL_RESIDUAL, both, interleaved with the default.
+# this script needs the tree at 3ba9afd. Prepared in the twenty-second session (nvidia-h200, < 5 min). The 16-row
+# prefill's attention costs 0.2-0.28 ms in the step, half of it the kernel boundary (twentysecond_2026-12-01/s30a,
+# s30b). PDL on that boundary only (the sixteenth session's whole-chain PDL lost 0.03 ms): 1) the switches'
+# bit-identity tests and the gemm / prefill attention tests with both on; 2) 7B fp16 16-row prefill graphs (token 0
+# and random ids) with attention_prefill.PDL_ATTN, gemm.PDL_RESIDUAL, both, interleaved with the default.
 source scripts/device_lib.sh next_prefill_pdl
 nvidia-smi -L
 t pdl 150 -n 6 -rfE --tb=short tests/test_prefill_pdl_gpu.py; snap

@@ -1,9 +1,9 @@
 #!/bin/bash
-# Record: needs the tree of 62ef9f6 (in main's history, reverted by e19da68); the code it measures was not merged (benchmarks/results/
-# twentythird_2026-12-02/s31b).
-# Twenty-third session, call b (nvidia-h200): the fused short-prefill attention (gpu/qkv_attn.py). 1) its GPU tests,
-# then the engine / prefill / gemm / attention tests with it on (the default); 2) 7B fp16 16-row prefill graphs,
-# fused (default) vs qkv_attn.ENABLED=False, interleaved; 3) bench TTFT at 10 tokens under CUGRAPHLLM_QKV_ATTN=1 / 0.
+# Record: needs the tree of 62ef9f6 (in main's history, reverted by e19da68); the code it measures was not merged
+# (benchmarks/results/twentythird_2026-12-02/s31b). Twenty-third session, call b (nvidia-h200): the fused
+# short-prefill attention (gpu/qkv_attn.py). 1) its GPU tests, then the engine / prefill / gemm / attention tests
+# with it on (the default); 2) 7B fp16 16-row prefill graphs, fused (default) vs qkv_attn.ENABLED=False,
+# interleaved; 3) bench TTFT at 10 tokens under CUGRAPHLLM_QKV_ATTN=1 / 0.
 source scripts/device_lib.sh s31b
 nvidia-smi -L
 t qattn 200 -n 8 -rfE --tb=short tests/test_qkv_attn_gpu.py; snap

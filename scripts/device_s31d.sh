@@ -1,10 +1,10 @@
 #!/bin/bash
-# Record: needs the tree of 62ef9f6 (in main's history, reverted by e19da68); the code it measures was not merged (benchmarks/results/
-# twentythird_2026-12-02/s31d).
-# Twenty-third session, call d (nvidia-h200): where the fused short-prefill attention loses (s31c: 7B GPU prefill at
-# 10 tokens 4.07-4.09 ms fused vs 3.92-3.93 unfused). One bench process a variant, alternating, TTFT at 10 tokens
-# (position 0): unfused; fused (acq_rel fence + relaxed atomics now); fused KO 1 (the count, no attention); fused
-# KO 2 (no tail: no attention anywhere). KO rows compute wrong tokens; their times still count the work left.
+# Record: needs the tree of 62ef9f6 (in main's history, reverted by e19da68); the code it measures was not merged
+# (benchmarks/results/twentythird_2026-12-02/s31d). Twenty-third session, call d (nvidia-h200): where the fused
+# short-prefill attention loses (s31c: 7B GPU prefill at 10 tokens 4.07-4.09 ms fused vs 3.92-3.93 unfused). One
+# bench process a variant, alternating, TTFT at 10 tokens (position 0): unfused; fused (acq_rel fence + relaxed
+# atomics now); fused KO 1 (the count, no attention); fused KO 2 (no tail: no attention anywhere). KO rows compute
+# wrong tokens; their times still count the work left.
 source scripts/device_lib.sh s31d
 nvidia-smi -L
 t qattn 120 -n 8 -rfE --tb=short tests/test_qkv_attn_gpu.py -k "not engine"; snap

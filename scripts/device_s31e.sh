@@ -1,9 +1,9 @@
 #!/bin/bash
-# Record: needs the tree of f02f61e (in main's history, reverted by 4d80e77); the code it measures was not merged (benchmarks/results/
-# twentythird_2026-12-02/s31e).
-# Twenty-third session, call e (nvidia-h200): the short prefill attention (gpu/attention_short.py). Its GPU tests;
-# the engine, quantized-engine, decode-graph and prefill-rows tests with it on (the default); then 7B TTFT at
-# 10 / 16 tokens (GPU prefill at position 0) under CUGRAPHLLM_SHORT_ATTN=1 / 0, alternating processes.
+# Record: needs the tree of f02f61e (in main's history, reverted by 4d80e77); the code it measures was not merged
+# (benchmarks/results/twentythird_2026-12-02/s31e). Twenty-third session, call e (nvidia-h200): the short prefill
+# attention (gpu/attention_short.py). Its GPU tests; the engine, quantized-engine, decode-graph and prefill-rows
+# tests with it on (the default); then 7B TTFT at 10 / 16 tokens (GPU prefill at position 0) under
+# CUGRAPHLLM_SHORT_ATTN=1 / 0, alternating processes.
 source scripts/device_lib.sh s31e
 nvidia-smi -L
 t short 150 -n 8 -rfE --tb=short tests/test_attention_short_gpu.py; snap

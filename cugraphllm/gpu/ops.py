@@ -219,7 +219,6 @@ def matmul_residual(r, a, w):
     r.ss, the partial sums of squares of the new x that the next norm_* op reads (N = D). With r.comm (tensor
     parallelism) a and w are this rank's slices along K and the product is summed across ranks."""
     if r.comm is not None:
-        from .ops_tp import residual_allreduce
         return residual_allreduce(r, a, w)
     if isinstance(w, QuantLinear):
         return _quant().matmul_residual(r, a, w)
@@ -348,4 +347,4 @@ def warmup(config, dtype: str = "float16") -> None:
         f.attributes  # forces NVRTC compile + module load now
 
 
-from .ops_tp import warmup_tp  # noqa: E402,F401  (the tensor-parallel warm-up)
+from .ops_tp import residual_allreduce, warmup_tp  # noqa: E402,F401  (tensor parallelism; warmup_tp: ops API)
