@@ -15,9 +15,10 @@ A layer is five phases, each after a grid-wide counter says the previous one is 
   wo    x += Wo f16(a)                                                    (4096 x 4096)
   w13   xn = f16(x * inv_rms(x)), h = silu(W1 xn) * (W3 xn)               (2 x 11008 x 4096, rows interleaved)
   w2    x += W2 f16(h)                                                    (4096 x 11008)
-Weights: int4, group 128, our packed layout (nibble k % 8 of word k / 8), each row's words followed by its
-(scale, zero) fp16 pairs (so they ride in the same stream), rows padded to 16 bytes. Products: exact q - z in half2
-(the 0x6400 trick), four half2 FMAs a word, then the word's sum times the group scale into an f32 accumulator.
+Weights: int4, group 128, our packed nibbles (nibble k % 8 of word k / 8) in tiles of 16 rows x 256 k, each
+followed by its (scale, zero) fp16 pairs (so they ride in the same stream); a block's tiles are contiguous. Products
+on tensor cores (mma.sync m16n8k16, one warp a tile): 1024 + q from the 0x6400 trick, x in column 0, and each
+group's (1024 + z) * sum(x) taken off with its scale.
 The epilogues are the decode step's in kind (a row's sum to global, a residual add, silu * up), not RoPE / KV.
 
 Variants (nvcc defines): S ring slots, NT threads a block, KO 1 no waits (no dependency), 2 no products, 3 neither.
@@ -37,22 +38,18 @@ import numpy as np
 from scripts import bench_kernels as bk
 
 D, F, GS, EPS = 4096, 11008, 128, 1e-5
-# (rows N, input K, rows a chunk CR): wqkv, wo, w13 (w1 / w3 rows interleaved), w2
-SHAPES = ((3 * D, D, 8), (D, D, 8), (2 * F, D, 8), (D, F, 2))
+# (rows N, input K): wqkv, wo, w13 (w1 / w3 rows interleaved), w2
+SHAPES = ((3 * D, D), (D, D), (2 * F, D), (D, F))
 LAYERS = 32
-SLOT = 8 * (D // 8 + D // GS) * 4   # bytes a ring slot: 8 rows of K 4096 (17408)
-
-
-def row_words(K: int) -> int:
-    """uint32 words a row record: K / 8 packed words, K / GS (scale, zero) pairs, padded to 16 bytes."""
-    return (K // 8 + K // GS + 3) // 4 * 4
+TILEW = 544  # uint32 words a tile: 16 rows x 256 k (4 blocks x 16 rows x 8 words), then (scale, zero) x 2 x 16
 
 
 def offsets() -> tuple[list[int], int]:
+    """Word offsets of the four matrices in a layer, and a layer's words (tiles [row tile][k tile])."""
     offs, o = [], 0
-    for N, K, _ in SHAPES:
+    for N, K in SHAPES:
         offs.append(o)
-        o += N * row_words(K)
+        o += N // 16 * (K // 256) * TILEW
     return offs, o
 
 
@@ -68,45 +65,37 @@ SRC = r"""
 #define KO 0
 #endif
 #define NW (NT / 32)
-#define SLOTW (SLOT / 4)
-__constant__ int MN[4] = {%(MN)s}, MK[4] = {%(MK)s}, MRW[4] = {%(MRW)s}, MCR[4] = {%(MCR)s};
+#define CT NW                 // tiles a chunk: one a warp
+#define TILEW 544             // words a tile: 16 rows x 32 packed words, then 2 groups x 16 rows (scale, zero)
+#define SLOTV (CT * TILEW / 4)  // 16-byte vectors a slot
+__constant__ int MN[4] = {%(MN)s}, MK[4] = {%(MK)s};
 __constant__ long long MOFF[4] = {%(MOFF)s};
 #define LAYERW %(LAYERW)sLL
 
-// rows [lo, hi) of matrix m owned by block b of G (w13: whole w1 / w3 row pairs)
-__device__ __forceinline__ void slice(int m, int b, int G, int& lo, int& hi) {
-    const int unit = m == 2 ? 2 : 1, U = MN[m] / unit;
-    lo = (int)((long long)U * b / G) * unit;
-    hi = (int)((long long)U * (b + 1) / G) * unit;
-}
-__device__ __forceinline__ int nchunks(int m, int b, int G) {
-    int lo, hi;
-    slice(m, b, G, lo, hi);
-    return (hi - lo + MCR[m] - 1) / MCR[m];
-}
-
-// the issue cursor: (layer, matrix, chunk) of the next chunk to copy
-struct Cur { int layer, m, c; };
-__device__ __forceinline__ void cur_norm(Cur& q, int L, int b, int G) {
-    while (q.layer < L && q.c >= nchunks(q.m, b, G)) {
-        q.c = 0;
-        if (++q.m == 4) { q.m = 0; ++q.layer; }
-    }
-}
 __device__ __forceinline__ void cp16(void* s, const void* g) {
     asm volatile("cp.async.cg.shared.global [%%0], [%%1], 16;" :: "r"((unsigned)__cvta_generic_to_shared(s)),
                  "l"(g) : "memory");
 }
+
+// this block's slice of each matrix (row tiles rt0.., tiles nt, chunks nc), set once at the start
+struct Plan { int rt0[4], nt[4], nc[4]; };
+
+// the issue cursor: (layer, matrix, chunk) of the next chunk to copy
+struct Cur { int layer, m, c; };
+__device__ __forceinline__ void cur_norm(Cur& q, int L, const Plan& p) {
+    while (q.layer < L && q.c >= p.nc[q.m]) {
+        q.c = 0;
+        if (++q.m == 4) { q.m = 0; ++q.layer; }
+    }
+}
 // copies the cursor's chunk into slot (if any is left), commits one group either way, advances the cursor
-__device__ __forceinline__ void issue(Cur& q, uint4* slot, const uint4* W, int L, int b, int G) {
+__device__ __forceinline__ void issue(Cur& q, uint4* slot, const uint4* W, int L, const Plan& p) {
     if (q.layer < L) {
-        int lo, hi;
-        slice(q.m, b, G, lo, hi);
-        const int r = lo + q.c * MCR[q.m], rows = min(MCR[q.m], hi - r), n = rows * MRW[q.m] / 4;
-        const uint4* src = W + (q.layer * LAYERW + MOFF[q.m] + (long long)r * MRW[q.m]) / 4;
+        const int m = q.m, t0 = q.c * CT, n = min(CT, p.nt[m] - t0) * (TILEW / 4);
+        const uint4* src = W + (q.layer * LAYERW + MOFF[m] + ((long long)p.rt0[m] * (MK[m] / 256) + t0) * TILEW) / 4;
         for (int u = threadIdx.x; u < n; u += NT) cp16(slot + u, src + u);
         ++q.c;
-        cur_norm(q, L, b, G);
+        cur_norm(q, L, p);
     }
     asm volatile("cp.async.commit_group;" ::: "memory");
 }
@@ -136,12 +125,14 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
     return s;
 }
 
-// xs[w] = the 8 halves of src[8w..8w+7] times scale, pairs (j, j + 4) (the nibble order of the products);
-// norm: scale = inv_rms(src) over K.
-__device__ void stage(uint4* xs, const float* src, int K, bool norm, float* red) {
+// xs[w] = the 8 halves of src[8w..8w+7] times scale as pairs (j, j + 4) (the nibble order of a word);
+// gsum[g] = the sum of group g's staged halves; norm: scale = inv_rms(src) over K. Also clears res.
+__device__ void stage(uint4* xs, float* gsum, float* res, const float* src, int K, bool norm, float* red) {
     constexpr int WPT = (%(KMAX)s / 8 + NT - 1) / NT;
     float v[WPT][8];
     float ss = 0.f;
+    for (int i = threadIdx.x; i < K / 128; i += NT) gsum[i] = 0.f;
+    for (int i = threadIdx.x; i < %(RESMAX)s; i += NT) res[i] = 0.f;
 #pragma unroll
     for (int i = 0; i < WPT; ++i) {
         const int w = threadIdx.x + i * NT;
@@ -155,146 +146,165 @@ __device__ void stage(uint4* xs, const float* src, int K, bool norm, float* red)
         }
     }
     const float sc = norm ? rsqrtf(block_sum(ss, red) / K + %(EPS)sf) : 1.f;
+    __syncthreads();  // gsum cleared
 #pragma unroll
     for (int i = 0; i < WPT; ++i) {
         const int w = threadIdx.x + i * NT;
         if (w < K / 8) {
             __half2 p[4];
+            float gs = 0.f;
 #pragma unroll
-            for (int j = 0; j < 4; ++j) p[j] = __floats2half2_rn(v[i][j] * sc, v[i][j + 4] * sc);
+            for (int j = 0; j < 4; ++j) {
+                p[j] = __floats2half2_rn(v[i][j] * sc, v[i][j + 4] * sc);
+                const float2 f = __half22float2(p[j]);
+                gs += f.x + f.y;
+            }
             xs[w] = *reinterpret_cast<uint4*>(p);
+            atomicAdd(gsum + w / 16, gs);
         }
     }
     __syncthreads();
 }
 
-__device__ __forceinline__ __half2 nib(unsigned q, int sh) {
-    const unsigned h = ((q >> sh) & 0x000F000Fu) | 0x64006400u;
-    return *reinterpret_cast<const __half2*>(&h);
+__device__ __forceinline__ unsigned nib(unsigned q, int sh) {  // nibbles sh / 4 and sh / 4 + 4 as 1024 + q halves
+    return ((q >> sh) & 0x000F000Fu) | 0x64006400u;
+}
+__device__ __forceinline__ void mma16816(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                         unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%%0,%%1,%%2,%%3}, {%%4,%%5,%%6,%%7}, "
+                 "{%%8,%%9}, {%%0,%%1,%%2,%%3};" : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// the rows of one chunk (slot) of matrix m: row results (per warp part) into res[row_in_phase * wpr + part]
-__device__ __forceinline__ void products(const unsigned* slot, int m, int rows, int row0, const uint4* xs,
-                                         float* res) {
-    const int K = MK[m], RW = MRW[m], KW = K / 8, wpr = NW / MCR[m] > 0 ? NW / MCR[m] : 1;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row = warp / wpr, part = warp %% wpr;
-    if (row >= rows) return;
-    float acc = 0.f;
+// one warp, one tile (16 rows x 256 k of matrix m at row tile rt (local), k tile kt): the rows' sums into res.
+// Thread (g, t) owns rows g / g + 8; for each 64-k block it loads words 2t / 2t + 1 of both rows and feeds pair j
+// of them to mma step j, so B (column 0 only: lanes g == 0) is pair j of x's words 2t / 2t + 1. Products of
+// (1024 + q) x; the (1024 + z) * sum(x) of each group is taken off with the group's scale.
+__device__ __forceinline__ void tile(const unsigned* tw, int rt, int kt, const uint4* xs, const float* gsum,
+                                     float* res) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    float out0 = 0.f, out8 = 0.f;
 #if !(KO & 2)
-    const unsigned* rec = slot + row * RW;
-    const __half2* sz = reinterpret_cast<const __half2*>(rec + KW);
-    for (int w = part * 32 + lane; w < KW; w += 32 * wpr) {
-        const unsigned q = rec[w];
-        const __half2 g = sz[w >> 4];  // (scale, zero) of group w / 16 (GS 128)
-        const __half2 zz = __half2half2(__hadd(__high2half(g), __float2half(1024.f)));
-        const uint4 xv = xs[w];
-        const __half2* x2 = reinterpret_cast<const __half2*>(&xv);
-        __half2 a = __hmul2(__hsub2(nib(q, 0), zz), x2[0]);
-        a = __hfma2(__hsub2(nib(q, 4), zz), x2[1], a);
-        a = __hfma2(__hsub2(nib(q, 8), zz), x2[2], a);
-        a = __hfma2(__hsub2(nib(q, 12), zz), x2[3], a);
-        const float2 f = __half22float2(a);
-        acc += (f.x + f.y) * __low2float(g);
+#pragma unroll
+    for (int grp = 0; grp < 2; ++grp) {
+        float d[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int bb = 0; bb < 2; ++bb) {
+            const int b = 2 * grp + bb, wb = kt * 32 + 8 * b + 2 * t;  // x word of this thread's first word
+            const uint2 r0 = *reinterpret_cast<const uint2*>(tw + b * 128 + g * 8 + 2 * t);
+            const uint2 r8 = *reinterpret_cast<const uint2*>(tw + b * 128 + (g + 8) * 8 + 2 * t);
+            uint4 x0 = xs[wb], x1 = xs[wb + 1];
+            if (g) { x0 = make_uint4(0u, 0u, 0u, 0u); x1 = x0; }
+            const unsigned* p0 = reinterpret_cast<const unsigned*>(&x0);
+            const unsigned* p1 = reinterpret_cast<const unsigned*>(&x1);
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                mma16816(d, nib(r0.x, 4 * j), nib(r8.x, 4 * j), nib(r0.y, 4 * j), nib(r8.y, 4 * j), p0[j], p1[j]);
+        }
+        const __half2 s0 = reinterpret_cast<const __half2*>(tw + 512)[grp * 16 + g];
+        const __half2 s8 = reinterpret_cast<const __half2*>(tw + 512)[grp * 16 + g + 8];
+        const float gs = gsum[kt * 2 + grp];
+        out0 += __low2float(s0) * (d[0] - (1024.f + __high2float(s0)) * gs);
+        out8 += __low2float(s8) * (d[2] - (1024.f + __high2float(s8)) * gs);
     }
 #endif
-    for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (lane == 0) res[(row0 + row) * wpr + part] = acc;
+    if (t == 0) {
+        atomicAdd(res + rt * 16 + g, out0);
+        atomicAdd(res + rt * 16 + g + 8, out8);
+    }
 }
 
-// one matrix: the block's chunks through the ring (refilling each slot once every thread is past it)
-__device__ __forceinline__ void consume(int m, int& seq, Cur& q, uint4* ring, const uint4* W, int L, int b, int G,
-                                        const uint4* xs, float* res) {
-    int lo, hi;
-    slice(m, b, G, lo, hi);
-    const int n = nchunks(m, b, G);
-    for (int c = 0; c < n; ++c, ++seq) {
+// one matrix: the block's chunks through the ring (each slot refilled once every thread is past it)
+__device__ __forceinline__ void consume(int m, int& seq, Cur& q, uint4* ring, const uint4* W, int L, const Plan& p,
+                                        const uint4* xs, const float* gsum, float* res) {
+    const int KT = MK[m] / 256, warp = threadIdx.x >> 5;
+    for (int c = 0; c < p.nc[m]; ++c, ++seq) {
         asm volatile("cp.async.wait_group %%0;" :: "n"(S - 2) : "memory");
         __syncthreads();  // chunk seq is in everyone's view; slot (seq - 1) %% S is free
-        issue(q, ring + ((seq + S - 1) %% S) * (SLOT / 16), W, L, b, G);
-        const int r = lo + c * MCR[m];
-        products(reinterpret_cast<const unsigned*>(ring + (seq %% S) * (SLOT / 16)), m, min(MCR[m], hi - r),
-                 c * MCR[m], xs, res);
+        issue(q, ring + ((seq + S - 1) %% S) * SLOTV, W, L, p);
+        const int T = c * CT + warp;
+        if (T < p.nt[m])
+            tile(reinterpret_cast<const unsigned*>(ring + (seq %% S) * SLOTV) + warp * TILEW, T / KT, T %% KT, xs,
+                 gsum, res);
     }
     __syncthreads();  // res complete
-}
-
-__device__ __forceinline__ float row_sum(const float* res, int i, int m) {
-    const int wpr = NW / MCR[m] > 0 ? NW / MCR[m] : 1;
-    float s = 0.f;
-    for (int p = 0; p < wpr; ++p) s += res[i * wpr + p];
-    return s;
 }
 
 extern "C" __global__ void __launch_bounds__(NT, 1)
 layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float* h, unsigned* cnt) {
     extern __shared__ uint4 sm[];
-    uint4* ring = sm;                                     // S slots
-    uint4* xs = sm + S * (SLOT / 16);                     // staged activation, KMAX / 8 vectors
-    float* res = reinterpret_cast<float*>(xs + %(KMAX)s / 8);  // row results of a phase
-    float* red = res + %(RESMAX)s;                        // block reductions
+    uint4* ring = sm;                                          // S slots
+    uint4* xs = sm + S * SLOTV;                                // staged activation, KMAX / 8 vectors
+    float* res = reinterpret_cast<float*>(xs + %(KMAX)s / 8);  // row sums of a phase
+    float* gsum = res + %(RESMAX)s;                            // group sums of the staged activation
+    float* red = gsum + 128;                                   // block reductions
     const int b = blockIdx.x, G = gridDim.x;
+    Plan p;
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+        const int U = MN[m] / 16, lo = U * b / G, hi = U * (b + 1) / G;
+        p.rt0[m] = lo;
+        p.nt[m] = (hi - lo) * (MK[m] / 256);
+        p.nc[m] = (p.nt[m] + CT - 1) / CT;
+    }
     Cur q = {0, 0, 0};
-    cur_norm(q, L, b, G);
-    for (int i = 0; i < S - 1; ++i) issue(q, ring + i * (SLOT / 16), W, L, b, G);  // before any wait
-    int seq = 0, lo, hi;
+    cur_norm(q, L, p);
+    for (int i = 0; i < S - 1; ++i) issue(q, ring + i * SLOTV, W, L, p);  // before any wait
+    int seq = 0;
     for (int l = 0; l < L; ++l) {
         unsigned* c = cnt + 5 * l;
         if (l) wait_all(c - 1, G);
-        stage(xs, x, MK[0], true, red);                       // qkv
-        consume(0, seq, q, ring, W, L, b, G, xs, res);
-        slice(0, b, G, lo, hi);
-        for (int i = lo + threadIdx.x; i < hi; i += NT) qkv[i] = row_sum(res, i - lo, 0);
+        stage(xs, gsum, res, x, MK[0], true, red);                     // qkv
+        consume(0, seq, q, ring, W, L, p, xs, gsum, res);
+        for (int i = threadIdx.x; i < p.nt[0] / 16 * 16; i += NT) qkv[p.rt0[0] * 16 + i] = res[i];
         arrive(c);
-        wait_all(c, G);                                       // attention stand-in
-        const int alo = (int)((long long)%(D)s * b / G), ahi = (int)((long long)%(D)s * (b + 1) / G);
+        wait_all(c, G);                                                // attention stand-in
+        const int alo = %(D)s * b / G, ahi = %(D)s * (b + 1) / G;
         for (int i = alo + threadIdx.x; i < ahi; i += NT)
             a[i] = __ldcg(qkv + i) + 0.01f * __ldcg(qkv + %(D)s + i) * __ldcg(qkv + 2 * %(D)s + i);
         arrive(c + 1);
-        wait_all(c + 1, G);                                   // wo
-        stage(xs, a, MK[1], false, red);
-        consume(1, seq, q, ring, W, L, b, G, xs, res);
-        slice(1, b, G, lo, hi);
-        for (int i = lo + threadIdx.x; i < hi; i += NT) x[i] = __ldcg(x + i) + row_sum(res, i - lo, 1);
+        wait_all(c + 1, G);                                            // wo
+        stage(xs, gsum, res, a, MK[1], false, red);
+        consume(1, seq, q, ring, W, L, p, xs, gsum, res);
+        for (int i = threadIdx.x; i < p.nt[1] / 16 * 16; i += NT) x[p.rt0[1] * 16 + i] += res[i];
         arrive(c + 2);
-        wait_all(c + 2, G);                                   // w13
-        stage(xs, x, MK[2], true, red);
-        consume(2, seq, q, ring, W, L, b, G, xs, res);
-        slice(2, b, G, lo, hi);
-        for (int j = lo / 2 + threadIdx.x; j < hi / 2; j += NT) {
-            const float g1 = row_sum(res, 2 * j - lo, 2), g3 = row_sum(res, 2 * j + 1 - lo, 2);
-            h[j] = g1 / (1.f + __expf(-g1)) * g3;
+        wait_all(c + 2, G);                                            // w13
+        stage(xs, gsum, res, x, MK[2], true, red);
+        consume(2, seq, q, ring, W, L, p, xs, gsum, res);
+        for (int j = threadIdx.x; j < p.nt[2] / 16 * 8; j += NT) {
+            const float g1 = res[2 * j], g3 = res[2 * j + 1];
+            h[p.rt0[2] * 8 + j] = g1 / (1.f + __expf(-g1)) * g3;
         }
         arrive(c + 3);
-        wait_all(c + 3, G);                                   // w2
-        stage(xs, h, MK[3], false, red);
-        consume(3, seq, q, ring, W, L, b, G, xs, res);
-        slice(3, b, G, lo, hi);
-        for (int i = lo + threadIdx.x; i < hi; i += NT) x[i] = __ldcg(x + i) + row_sum(res, i - lo, 3);
+        wait_all(c + 3, G);                                            // w2
+        stage(xs, gsum, res, h, MK[3], false, red);
+        consume(3, seq, q, ring, W, L, p, xs, gsum, res);
+        for (int i = threadIdx.x; i < p.nt[3] / 43 * 16; i += NT) x[p.rt0[3] * 16 + i] += res[i];
         arrive(c + 4);
     }
     asm volatile("cp.async.wait_all;" ::: "memory");
 }
 """
-RESMAX = 2048   # floats: rows of a phase a block x parts a row (w13: 168 x 1; w2 at 512 threads: 32 x 8)
-VARIANTS = {"base": {}, "s3": {"S": 3}, "s6": {"S": 6}, "nt512": {"NT": 512}, "nowait": {"KO": 1},
-            "noprod": {"KO": 2}, "stream": {"KO": 3}}
+RESMAX = 256    # floats: a block's rows of one matrix (w13: 11 row tiles of 16)
+VARIANTS = {"base": {}, "s4": {"S": 4}, "nt512": {"NT": 512, "S": 5}, "nowait": {"KO": 1}, "noprod": {"KO": 2},
+            "stream": {"KO": 3}}
 
 
 def source() -> str:
     offs, layer_words = offsets()
     j = lambda v: ", ".join(str(int(i)) for i in v)  # noqa: E731
-    return SRC % {"MN": j(s[0] for s in SHAPES), "MK": j(s[1] for s in SHAPES), "MCR": j(s[2] for s in SHAPES),
-                  "MRW": j(row_words(s[1]) for s in SHAPES), "MOFF": j(offs), "LAYERW": layer_words, "KMAX": F,
-                  "RESMAX": RESMAX, "D": D, "EPS": EPS}
+    return SRC % {"MN": j(s[0] for s in SHAPES), "MK": j(s[1] for s in SHAPES), "MOFF": j(offs),
+                  "LAYERW": layer_words, "KMAX": F, "RESMAX": RESMAX, "D": D, "EPS": EPS}
 
 
 def smem_bytes(defines: dict) -> int:
-    S = defines.get("S", 11)
-    return S * SLOT + F // 8 * 16 + RESMAX * 4 + 64 * 4
+    """ring (S slots of one tile a warp) + staged activation + row sums + group sums + reductions"""
+    S, warps = defines.get("S", 11), defines.get("NT", 256) // 32
+    return S * warps * TILEW * 4 + F // 8 * 16 + RESMAX * 4 + 128 * 4 + 64 * 4
 
 
 def build(cp, defines: dict):
-    opts = tuple(f"-D{k}={v}" for k, v in {"SLOT": SLOT, **defines}.items())
+    opts = tuple(f"-D{k}={v}" for k, v in defines.items())
     fn = cp.RawKernel(source(), "layers", options=("-std=c++17",) + opts)
     fn.max_dynamic_shared_size_bytes = smem_bytes(defines)
     return fn
@@ -304,14 +314,15 @@ def build(cp, defines: dict):
 def pack_layer(rng) -> tuple[np.ndarray, list]:
     """One layer's record words (uint32, the kernel's layout) and its dequantized matrices (float64)."""
     recs, mats = [], []
-    for N, K, _ in SHAPES:
+    for N, K in SHAPES:
         q = rng.integers(0, 2**32, size=(N, K // 8), dtype=np.uint64).astype(np.uint32)
         s = (rng.uniform(0.7, 1.3, size=(N, K // GS)) / np.sqrt(K * 21.0)).astype(np.float16)
         z = rng.integers(0, 16, size=(N, K // GS)).astype(np.float16)
-        rec = np.zeros((N, row_words(K)), np.uint32)
-        rec[:, :K // 8] = q
-        sz = np.stack([s, z], axis=-1).view(np.uint32)[..., 0]
-        rec[:, K // 8:K // 8 + K // GS] = sz
+        sz = np.stack([s, z], axis=-1).view(np.uint32)[..., 0]                       # [N, K / GS]
+        KT = K // 256
+        qt = q.reshape(N // 16, 16, KT, 4, 8).transpose(0, 2, 3, 1, 4).reshape(N // 16, KT, 512)
+        st = sz.reshape(N // 16, 16, KT, 2).transpose(0, 2, 3, 1).reshape(N // 16, KT, 32)
+        rec = np.concatenate([qt, st], axis=-1)
         nib = (q[:, :, None] >> (4 * np.arange(8, dtype=np.uint32))) & 15
         wq = nib.reshape(N, K).astype(np.float64)
         g = np.repeat(np.arange(K // GS), GS)
@@ -368,12 +379,7 @@ def timing_weights(cp):
     """LAYERS layers of random words with sane (scale, zero) pairs, 3.4 GB (past L2)."""
     _, layer_words = offsets()
     W = cp.random.randint(0, 2**31, size=LAYERS * layer_words, dtype=cp.int64).astype(cp.uint32)
-    offs, _ = offsets()
-    sz = int(np.array([0.0034, 8.0], np.float16).view(np.uint32)[0])
-    Wl = W.reshape(LAYERS, layer_words)
-    for (N, K, _), o in zip(SHAPES, offs):
-        rec = Wl[:, o:o + N * row_words(K)].reshape(LAYERS, N, row_words(K))
-        rec[:, :, K // 8:K // 8 + K // GS] = sz
+    W.reshape(-1, TILEW)[:, 512:] = int(np.array([0.0034, 8.0], np.float16).view(np.uint32)[0])
     return W
 
 
