@@ -64,6 +64,9 @@ SRC = r"""
 #ifndef KO
 #define KO 0
 #endif
+#ifndef BULK
+#define BULK 0        // 1: one cp.async.bulk a chunk (thread 0), completion on an mbarrier a slot
+#endif
 #define NW (NT / 32)
 #define CT NW                 // tiles a chunk: one a warp
 #define TILEW 544             // words a tile: 16 rows x 32 packed words, then 2 groups x 16 rows (scale, zero)
@@ -88,16 +91,38 @@ __device__ __forceinline__ void cur_norm(Cur& q, int L, const Plan& p) {
         if (++q.m == 4) { q.m = 0; ++q.layer; }
     }
 }
-// copies the cursor's chunk into slot (if any is left), commits one group either way, advances the cursor
-__device__ __forceinline__ void issue(Cur& q, uint4* slot, const uint4* W, int L, const Plan& p) {
+__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+    unsigned done;
+    do {
+        asm volatile("{ .reg .pred P; mbarrier.try_wait.parity.shared::cta.b64 P, [%%1], %%2; selp.u32 %%0, 1, 0, P; }"
+                     : "=r"(done) : "r"(sa(bar)), "r"(parity) : "memory");
+    } while (!done);
+}
+// copies the cursor's chunk into slot (if any is left) and advances the cursor; cp.async: every thread copies
+// its share and commits one group either way; BULK: thread 0 issues one bulk copy completing on bar
+__device__ __forceinline__ void issue(Cur& q, uint4* slot, unsigned long long* bar, const uint4* W, int L,
+                                      const Plan& p) {
     if (q.layer < L) {
         const int m = q.m, t0 = q.c * CT, n = min(CT, p.nt[m] - t0) * (TILEW / 4);
         const uint4* src = W + (q.layer * LAYERW + MOFF[m] + ((long long)p.rt0[m] * (MK[m] / 256) + t0) * TILEW) / 4;
+#if BULK
+        if (threadIdx.x == 0) {
+            unsigned long long st;
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 %%0, [%%1], %%2;" : "=l"(st)
+                         : "r"(sa(bar)), "r"(n * 16) : "memory");
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%%0], [%%1], %%2, [%%3];"
+                         :: "r"(sa(slot)), "l"(src), "r"(n * 16), "r"(sa(bar)) : "memory");
+        }
+#else
         for (int u = threadIdx.x; u < n; u += NT) cp16(slot + u, src + u);
+#endif
         ++q.c;
         cur_norm(q, L, p);
     }
+#if !BULK
     asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ void arrive(unsigned* cnt) {
@@ -215,13 +240,19 @@ __device__ __forceinline__ void tile(const unsigned* tw, int rt, int kt, const u
 }
 
 // one matrix: the block's chunks through the ring (each slot refilled once every thread is past it)
-__device__ __forceinline__ void consume(int m, int& seq, Cur& q, uint4* ring, const uint4* W, int L, const Plan& p,
-                                        const uint4* xs, const float* gsum, float* res) {
+__device__ __forceinline__ void consume(int m, int& seq, Cur& q, uint4* ring, unsigned long long* bars,
+                                        const uint4* W, int L, const Plan& p, const uint4* xs, const float* gsum,
+                                        float* res) {
     const int KT = MK[m] / 256, warp = threadIdx.x >> 5;
     for (int c = 0; c < p.nc[m]; ++c, ++seq) {
+#if BULK
+        mbar_wait(bars + seq %% S, (seq / S) & 1);
+#else
         asm volatile("cp.async.wait_group %%0;" :: "n"(S - 2) : "memory");
+#endif
         __syncthreads();  // chunk seq is in everyone's view; slot (seq - 1) %% S is free
-        issue(q, ring + ((seq + S - 1) %% S) * SLOTV, W, L, p);
+        const int nxt = (seq + S - 1) %% S;
+        issue(q, ring + nxt * SLOTV, bars + nxt, W, L, p);
         const int T = c * CT + warp;
         if (T < p.nt[m])
             tile(reinterpret_cast<const unsigned*>(ring + (seq %% S) * SLOTV) + warp * TILEW, T / KT, T %% KT, xs,
@@ -238,7 +269,10 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
     float* res = reinterpret_cast<float*>(xs + %(KMAX)s / 8);  // row sums of a phase
     float* gsum = res + %(RESMAX)s;                            // group sums of the staged activation
     float* red = gsum + 128;                                   // block reductions
+    __shared__ unsigned long long bars[S];                     // BULK: a slot's copy complete
     const int b = blockIdx.x, G = gridDim.x;
+    if (threadIdx.x < S) asm volatile("mbarrier.init.shared::cta.b64 [%%0], 1;" :: "r"(sa(bars + threadIdx.x)));
+    __syncthreads();
     Plan p;
 #pragma unroll
     for (int m = 0; m < 4; ++m) {
@@ -249,13 +283,13 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
     }
     Cur q = {0, 0, 0};
     cur_norm(q, L, p);
-    for (int i = 0; i < S - 1; ++i) issue(q, ring + i * SLOTV, W, L, p);  // before any wait
+    for (int i = 0; i < S - 1; ++i) issue(q, ring + i * SLOTV, bars + i, W, L, p);  // before any wait
     int seq = 0;
     for (int l = 0; l < L; ++l) {
         unsigned* c = cnt + 5 * l;
         if (l) wait_all(c - 1, G);
         stage(xs, gsum, res, x, MK[0], true, red);                     // qkv
-        consume(0, seq, q, ring, W, L, p, xs, gsum, res);
+        consume(0, seq, q, ring, bars, W, L, p, xs, gsum, res);
         for (int i = threadIdx.x; i < p.nt[0] / 16 * 16; i += NT) qkv[p.rt0[0] * 16 + i] = res[i];
         arrive(c);
         wait_all(c, G);                                                // attention stand-in
@@ -265,12 +299,12 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         arrive(c + 1);
         wait_all(c + 1, G);                                            // wo
         stage(xs, gsum, res, a, MK[1], false, red);
-        consume(1, seq, q, ring, W, L, p, xs, gsum, res);
+        consume(1, seq, q, ring, bars, W, L, p, xs, gsum, res);
         for (int i = threadIdx.x; i < p.nt[1] / 16 * 16; i += NT) x[p.rt0[1] * 16 + i] += res[i];
         arrive(c + 2);
         wait_all(c + 2, G);                                            // w13
         stage(xs, gsum, res, x, MK[2], true, red);
-        consume(2, seq, q, ring, W, L, p, xs, gsum, res);
+        consume(2, seq, q, ring, bars, W, L, p, xs, gsum, res);
         for (int j = threadIdx.x; j < p.nt[2] / 16 * 8; j += NT) {
             const float g1 = res[2 * j], g3 = res[2 * j + 1];
             h[p.rt0[2] * 8 + j] = g1 / (1.f + __expf(-g1)) * g3;
@@ -278,7 +312,7 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         arrive(c + 3);
         wait_all(c + 3, G);                                            // w2
         stage(xs, gsum, res, h, MK[3], false, red);
-        consume(3, seq, q, ring, W, L, p, xs, gsum, res);
+        consume(3, seq, q, ring, bars, W, L, p, xs, gsum, res);
         for (int i = threadIdx.x; i < p.nt[3] / 43 * 16; i += NT) x[p.rt0[3] * 16 + i] += res[i];
         arrive(c + 4);
     }
@@ -287,7 +321,9 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
 """
 RESMAX = 256    # floats: a block's rows of one matrix (w13: 11 row tiles of 16)
 VARIANTS = {"base": {}, "s4": {"S": 4}, "nt512": {"NT": 512, "S": 5}, "nowait": {"KO": 1}, "noprod": {"KO": 2},
-            "stream": {"KO": 3}}
+            "stream": {"KO": 3}, "bulk": {"BULK": 1}, "bulk_s4": {"BULK": 1, "S": 4},
+            "bulk512": {"BULK": 1, "NT": 512, "S": 5}, "bulk_stream": {"BULK": 1, "KO": 3},
+            "bulk_noprod": {"BULK": 1, "KO": 2}, "nt512_stream": {"NT": 512, "S": 5, "KO": 3}}
 
 
 def source() -> str:
