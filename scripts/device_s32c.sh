@@ -1,6 +1,6 @@
 #!/bin/bash
-# Twenty-fourth session, call c (nvidia-h200): persist_probe with bulk-copy rings beside the cp.async ones (s32c: the cp.async ring streams at half the copy rate, 48 us a layer alone; s32a:
-# half2 products 127 us a layer).
+# Twenty-fourth session, call c (nvidia-h200): persist_probe with bulk-copy rings beside the cp.async ones (s32b: the
+# cp.async ring streams at half the copy rate, 48 us a layer alone; s32a: half2 products 127 us a layer).
 source scripts/device_lib.sh s32c
 LIMIT=300
 nvidia-smi -L
