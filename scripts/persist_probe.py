@@ -71,7 +71,10 @@ SRC = r"""
 #define BULK 0        // 1: one cp.async.bulk a chunk (thread 0), completion on an mbarrier a slot
 #endif
 #define NW (NT / 32)
-#define CT NW                 // tiles a chunk: one a warp
+#ifndef TPW
+#define TPW 1                 // tiles a warp a chunk
+#endif
+#define CT (NW * TPW)         // tiles a chunk
 #define TILEW 544             // words a tile: 16 rows x 32 packed words, then 2 groups x 16 rows (scale, zero)
 #define SLOTV (CT * TILEW / 4)  // 16-byte vectors a slot
 __constant__ int MN[4] = {%(MN)s}, MK[4] = {%(MK)s};
@@ -256,10 +259,13 @@ __device__ __forceinline__ void consume(int m, int& seq, Cur& q, uint4* ring, un
         __syncthreads();  // chunk seq is in everyone's view; slot (seq - 1) %% S is free
         const int nxt = (seq + S - 1) %% S;
         issue(q, ring + nxt * SLOTV, bars + nxt, W, L, p);
-        const int T = c * CT + warp;
-        if (T < p.nt[m])
-            tile(reinterpret_cast<const unsigned*>(ring + (seq %% S) * SLOTV) + warp * TILEW, T / KT, T %% KT, xs,
-                 gsum, res);
+#pragma unroll
+        for (int k = 0; k < TPW; ++k) {
+            const int i = k * NW + warp, T = c * CT + i;
+            if (T < p.nt[m])
+                tile(reinterpret_cast<const unsigned*>(ring + (seq %% S) * SLOTV) + i * TILEW, T / KT, T %% KT, xs,
+                     gsum, res);
+        }
     }
     __syncthreads();  // res complete
 }
@@ -332,7 +338,10 @@ VARIANTS = {"base": {}, "s4": {"S": 4}, "nt512": {"NT": 512, "S": 5}, "nowait": 
             "bulk_stream_x2": {"BULK": 1, "KO": 3, "NT": 128, "S": 10, "MINB": 2},
             "bulk_stream_x3": {"BULK": 1, "KO": 3, "NT": 128, "S": 5, "MINB": 3},
             "stream_x2": {"KO": 3, "NT": 128, "S": 10, "MINB": 2},
-            "bulk_stream_x1_128": {"BULK": 1, "KO": 3, "NT": 128, "S": 10}}
+            "bulk_stream_x1_128": {"BULK": 1, "KO": 3, "NT": 128, "S": 10},
+            # two tiles a warp a chunk (35 KB chunks): half the chunks, is the cost a chunk's?
+            "bulk_t2": {"BULK": 1, "TPW": 2, "S": 5}, "bulk_stream_t2": {"BULK": 1, "KO": 3, "TPW": 2, "S": 5},
+            "stream_t2": {"KO": 3, "TPW": 2, "S": 5}, "bulk_stream_t3": {"BULK": 1, "KO": 3, "TPW": 3, "S": 3}}
 
 
 def source() -> str:
@@ -344,8 +353,8 @@ def source() -> str:
 
 def smem_bytes(defines: dict) -> int:
     """ring (S slots of one tile a warp) + staged activation + row sums + group sums + reductions"""
-    S, warps = defines.get("S", 11), defines.get("NT", 256) // 32
-    return S * warps * TILEW * 4 + F // 8 * 16 + RESMAX * 4 + 128 * 4 + 64 * 4
+    S, tiles = defines.get("S", 11), defines.get("NT", 256) // 32 * defines.get("TPW", 1)
+    return S * tiles * TILEW * 4 + F // 8 * 16 + RESMAX * 4 + 128 * 4 + 64 * 4
 
 
 def build(cp, defines: dict):
