@@ -1,4 +1,5 @@
 #!/bin/bash
+# Record: needs the tree of 07cfd84 (persist_probe as it was then; benchmarks/results/twentyfourth_2026-12-02/s32a).
 # Twenty-fourth session, call a (nvidia-h200): scripts/persist_probe.py (the int4 GEMVs of 32 7B layers in one
 # persistent kernel, grid-wide counters, the weight ring running ahead of the dependencies) in every variant; beside
 # it in the same call chain_probe's int4 rows (today's design's floor) and 7B int4 decode through the engine.

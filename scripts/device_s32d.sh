@@ -1,4 +1,5 @@
 #!/bin/bash
+# Record: needs the tree of 78faeb0 (persist_probe as it was then; benchmarks/results/twentyfourth_2026-12-02/s32d).
 # Twenty-fourth session, call d (nvidia-h200): persist_probe's bare stream (no waits, no products) at 1, 2 and 3 blocks
 # an SM, bulk and cp.async rings (s32c: 46-50 us a layer at one block an SM against a 25 us floor).
 source scripts/device_lib.sh s32d

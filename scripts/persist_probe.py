@@ -365,10 +365,10 @@ def build(cp, defines: dict):
 
 
 # ---- host data and the NumPy reference --------------------------------------------------------------------------
-def pack_layer(rng) -> tuple[np.ndarray, list]:
-    """One layer's record words (uint32, the kernel's layout) and its dequantized matrices (float64)."""
+def pack_layer(rng, shapes=SHAPES) -> tuple[np.ndarray, list]:
+    """One layer's tile words (uint32, the kernel's layout) and its dequantized matrices (float64)."""
     recs, mats = [], []
-    for N, K in SHAPES:
+    for N, K in shapes:
         q = rng.integers(0, 2**32, size=(N, K // 8), dtype=np.uint64).astype(np.uint32)
         s = (rng.uniform(0.7, 1.3, size=(N, K // GS)) / np.sqrt(K * 21.0)).astype(np.float16)
         z = rng.integers(0, 16, size=(N, K // GS)).astype(np.float16)
