@@ -5,9 +5,10 @@ chain_probe measured the floor of today's design (one kernel a GEMV, PDL between
 against 24 us of weight reads, and the engine's GEMVs take about 46.5 (twentieth session). A persistent kernel can do
 what a chain of kernels cannot: a block's weights never depend on the activations, so its copies for the next
 matrix (and the next layer) are in flight while it waits for the previous matrix's output. Here each of the
-G = #SMs blocks owns a fixed slice of rows of every matrix, and one cp.async ring of S slots (up to ~190 KB an SM)
-streams the concatenation of its slices, layer after layer; a slot is refilled as soon as it is consumed, so the
-ring stays S - 1 chunks ahead of the products whatever the block is waiting for.
+G = #SMs blocks owns a fixed slice of rows of every matrix, and a ring of S shared-memory slots (~175 KB an SM)
+streams the concatenation of its slices, layer after layer: a producer warp issues one cp.async.bulk a chunk as
+soon as the consumer warps release a slot (full / empty mbarriers), so the stream never waits for an activation,
+only for room.
 
 A layer is five phases, each after a grid-wide counter says the previous one is complete everywhere:
   qkv   xn = f16(x * inv_rms(x)), qkv = Wqkv xn                         (12288 x 4096)
@@ -21,7 +22,9 @@ on tensor cores (mma.sync m16n8k16, one warp a tile): 1024 + q from the 0x6400 t
 group's (1024 + z) * sum(x) taken off with its scale.
 The epilogues are the decode step's in kind (a row's sum to global, a residual add, silu * up), not RoPE / KV.
 
-Variants (nvcc defines): S ring slots, NT threads a block, KO 1 no waits (no dependency), 2 no products, 3 neither.
+Variants (nvcc defines): S ring slots, NT consumer threads, TPW tiles a consumer warp a chunk, KO 1 no waits (no
+dependency), 2 no products, 3 neither. (The twenty-fourth session's first versions, without the producer warp, are
+at commits 07cfd84 .. 493b5ae.)
 Checked against NumPy float64 (inputs rounded to fp16 where the kernel stages them) over 2 layers of random
 weights before timing; us a layer = graph time of one 32-layer launch / 32.
 
@@ -56,10 +59,10 @@ def offsets() -> tuple[list[int], int]:
 SRC = r"""
 #include <cuda_fp16.h>
 #ifndef NT
-#define NT 256
+#define NT 256                // consumer threads; one more warp, the producer, issues the copies
 #endif
 #ifndef S
-#define S 11
+#define S 5
 #endif
 #ifndef KO
 #define KO 0
@@ -67,12 +70,9 @@ SRC = r"""
 #ifndef MINB
 #define MINB 1        // blocks an SM (launch bounds); more than one only without waits (KO & 1)
 #endif
-#ifndef BULK
-#define BULK 0        // 1: one cp.async.bulk a chunk (thread 0), completion on an mbarrier a slot
-#endif
 #define NW (NT / 32)
 #ifndef TPW
-#define TPW 1                 // tiles a warp a chunk
+#define TPW 2                 // tiles a consumer warp a chunk
 #endif
 #define CT (NW * TPW)         // tiles a chunk
 #define TILEW 544             // words a tile: 16 rows x 32 packed words, then 2 groups x 16 rows (scale, zero)
@@ -81,22 +81,12 @@ __constant__ int MN[4] = {%(MN)s}, MK[4] = {%(MK)s};
 __constant__ long long MOFF[4] = {%(MOFF)s};
 #define LAYERW %(LAYERW)sLL
 
-__device__ __forceinline__ void cp16(void* s, const void* g) {
-    asm volatile("cp.async.cg.shared.global [%%0], [%%1], 16;" :: "r"((unsigned)__cvta_generic_to_shared(s)),
-                 "l"(g) : "memory");
-}
+// the consumer warps' barrier (the producer warp runs on its own)
+__device__ __forceinline__ void cbar() { asm volatile("bar.sync 1, %%0;" :: "n"(NT) : "memory"); }
 
 // this block's slice of each matrix (row tiles rt0.., tiles nt, chunks nc), set once at the start
 struct Plan { int rt0[4], nt[4], nc[4]; };
 
-// the issue cursor: (layer, matrix, chunk) of the next chunk to copy
-struct Cur { int layer, m, c; };
-__device__ __forceinline__ void cur_norm(Cur& q, int L, const Plan& p) {
-    while (q.layer < L && q.c >= p.nc[q.m]) {
-        q.c = 0;
-        if (++q.m == 4) { q.m = 0; ++q.layer; }
-    }
-}
 __device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
     unsigned done;
@@ -105,34 +95,35 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
                      : "=r"(done) : "r"(sa(bar)), "r"(parity) : "memory");
     } while (!done);
 }
-// copies the cursor's chunk into slot (if any is left) and advances the cursor; cp.async: every thread copies
-// its share and commits one group either way; BULK: thread 0 issues one bulk copy completing on bar
-__device__ __forceinline__ void issue(Cur& q, uint4* slot, unsigned long long* bar, const uint4* W, int L,
-                                      const Plan& p) {
-    if (q.layer < L) {
-        const int m = q.m, t0 = q.c * CT, n = min(CT, p.nt[m] - t0) * (TILEW / 4);
-        const uint4* src = W + (q.layer * LAYERW + MOFF[m] + ((long long)p.rt0[m] * (MK[m] / 256) + t0) * TILEW) / 4;
-#if BULK
-        if (threadIdx.x == 0) {
-            unsigned long long st;
-            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 %%0, [%%1], %%2;" : "=l"(st)
-                         : "r"(sa(bar)), "r"(n * 16) : "memory");
-            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%%0], [%%1], %%2, [%%3];"
-                         :: "r"(sa(slot)), "l"(src), "r"(n * 16), "r"(sa(bar)) : "memory");
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    unsigned long long st;
+    asm volatile("mbarrier.arrive.shared::cta.b64 %%0, [%%1];" : "=l"(st) : "r"(sa(bar)) : "memory");
+}
+
+// The producer (one lane): every chunk of every layer in the consumers' order, chunk i into slot i %% S once the
+// consumers have released the slot's previous chunk (empty), completing on full. Never waits for activations.
+__device__ void produce(const uint4* W, int L, const Plan& p, uint4* ring, unsigned long long* full,
+                        unsigned long long* empty) {
+    int i = 0;
+    for (int l = 0; l < L; ++l)
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+            const uint4* base = W + (l * LAYERW + MOFF[m] + (long long)p.rt0[m] * (MK[m] / 256) * TILEW) / 4;
+            for (int c = 0; c < p.nc[m]; ++c, ++i) {
+                const int slot = i %% S, bytes = min(CT, p.nt[m] - c * CT) * TILEW * 4;
+                if (i >= S) mbar_wait(empty + slot, ((i / S) - 1) & 1);
+                unsigned long long st;
+                asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 %%0, [%%1], %%2;" : "=l"(st)
+                             : "r"(sa(full + slot)), "r"(bytes) : "memory");
+                asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%%0], [%%1], %%2, [%%3];"
+                             :: "r"(sa(ring + slot * SLOTV)), "l"(base + (long long)c * CT * TILEW / 4), "r"(bytes),
+                                "r"(sa(full + slot)) : "memory");
+            }
         }
-#else
-        for (int u = threadIdx.x; u < n; u += NT) cp16(slot + u, src + u);
-#endif
-        ++q.c;
-        cur_norm(q, L, p);
-    }
-#if !BULK
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
 }
 
 __device__ __forceinline__ void arrive(unsigned* cnt) {
-    __syncthreads();
+    cbar();
     if (threadIdx.x == 0) { __threadfence(); atomicAdd(cnt, 1u); }
 }
 __device__ __forceinline__ void wait_all(const unsigned* cnt, unsigned G) {
@@ -143,14 +134,14 @@ __device__ __forceinline__ void wait_all(const unsigned* cnt, unsigned G) {
         __threadfence();
     }
 #endif
-    __syncthreads();
+    cbar();
 }
 
 __device__ __forceinline__ float block_sum(float v, float* red) {
     for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
+    cbar();
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-    __syncthreads();
+    cbar();
     float s = 0.f;
     for (int i = 0; i < NW; ++i) s += red[i];
     return s;
@@ -177,7 +168,7 @@ __device__ void stage(uint4* xs, float* gsum, float* res, const float* src, int 
         }
     }
     const float sc = norm ? rsqrtf(block_sum(ss, red) / K + %(EPS)sf) : 1.f;
-    __syncthreads();  // gsum cleared
+    cbar();  // gsum cleared
 #pragma unroll
     for (int i = 0; i < WPT; ++i) {
         const int w = threadIdx.x + i * NT;
@@ -194,7 +185,7 @@ __device__ void stage(uint4* xs, float* gsum, float* res, const float* src, int 
             atomicAdd(gsum + w / 16, gs);
         }
     }
-    __syncthreads();
+    cbar();
 }
 
 __device__ __forceinline__ unsigned nib(unsigned q, int sh) {  // nibbles sh / 4 and sh / 4 + 4 as 1024 + q halves
@@ -245,32 +236,28 @@ __device__ __forceinline__ void tile(const unsigned* tw, int rt, int kt, const u
     }
 }
 
-// one matrix: the block's chunks through the ring (each slot refilled once every thread is past it)
-__device__ __forceinline__ void consume(int m, int& seq, Cur& q, uint4* ring, unsigned long long* bars,
-                                        const uint4* W, int L, const Plan& p, const uint4* xs, const float* gsum,
+// one matrix: the block's chunks as the producer lands them; each warp releases a slot when done with it
+__device__ __forceinline__ void consume(int m, int& seq, uint4* ring, unsigned long long* full,
+                                        unsigned long long* empty, const Plan& p, const uint4* xs, const float* gsum,
                                         float* res) {
     const int KT = MK[m] / 256, warp = threadIdx.x >> 5;
     for (int c = 0; c < p.nc[m]; ++c, ++seq) {
-#if BULK
-        mbar_wait(bars + seq %% S, (seq / S) & 1);
-#else
-        asm volatile("cp.async.wait_group %%0;" :: "n"(S - 2) : "memory");
-#endif
-        __syncthreads();  // chunk seq is in everyone's view; slot (seq - 1) %% S is free
-        const int nxt = (seq + S - 1) %% S;
-        issue(q, ring + nxt * SLOTV, bars + nxt, W, L, p);
+        const int slot = seq %% S;
+        mbar_wait(full + slot, (seq / S) & 1);
 #pragma unroll
         for (int k = 0; k < TPW; ++k) {
             const int i = k * NW + warp, T = c * CT + i;
             if (T < p.nt[m])
-                tile(reinterpret_cast<const unsigned*>(ring + (seq %% S) * SLOTV) + i * TILEW, T / KT, T %% KT, xs,
-                     gsum, res);
+                tile(reinterpret_cast<const unsigned*>(ring + slot * SLOTV) + i * TILEW, T / KT, T %% KT, xs, gsum,
+                     res);
         }
+        __syncwarp();
+        if ((threadIdx.x & 31) == 0) mbar_arrive(empty + slot);
     }
-    __syncthreads();  // res complete
+    cbar();  // res complete
 }
 
-extern "C" __global__ void __launch_bounds__(NT, MINB)
+extern "C" __global__ void __launch_bounds__(NT + 32, MINB)
 layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float* h, unsigned* cnt) {
     extern __shared__ uint4 sm[];
     uint4* ring = sm;                                          // S slots
@@ -278,10 +265,13 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
     float* res = reinterpret_cast<float*>(xs + %(KMAX)s / 8);  // row sums of a phase
     float* gsum = res + %(RESMAX)s;                            // group sums of the staged activation
     float* red = gsum + 128;                                   // block reductions
-    __shared__ unsigned long long bars[S];                     // BULK: a slot's copy complete
+    __shared__ unsigned long long full[S], empty[S];           // a slot's copy landed / its consumers are done
     const int b = blockIdx.x, G = gridDim.x;
-    if (threadIdx.x < S) asm volatile("mbarrier.init.shared::cta.b64 [%%0], 1;" :: "r"(sa(bars + threadIdx.x)));
-    __syncthreads();
+    if (threadIdx.x < S) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%%0], 1;" :: "r"(sa(full + threadIdx.x)));
+        asm volatile("mbarrier.init.shared::cta.b64 [%%0], %%1;" :: "r"(sa(empty + threadIdx.x)), "n"(NW));
+    }
+    __syncthreads();  // the only block-wide barrier: the producer warp leaves after its loop
     Plan p;
 #pragma unroll
     for (int m = 0; m < 4; ++m) {
@@ -290,15 +280,16 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         p.nt[m] = (hi - lo) * (MK[m] / 256);
         p.nc[m] = (p.nt[m] + CT - 1) / CT;
     }
-    Cur q = {0, 0, 0};
-    cur_norm(q, L, p);
-    for (int i = 0; i < S - 1; ++i) issue(q, ring + i * SLOTV, bars + i, W, L, p);  // before any wait
+    if (threadIdx.x >= NT) {
+        if (threadIdx.x == NT) produce(W, L, p, ring, full, empty);
+        return;
+    }
     int seq = 0;
     for (int l = 0; l < L; ++l) {
         unsigned* c = cnt + 5 * l;
         if (l) wait_all(c - 1, G);
         stage(xs, gsum, res, x, MK[0], true, red);                     // qkv
-        consume(0, seq, q, ring, bars, W, L, p, xs, gsum, res);
+        consume(0, seq, ring, full, empty, p, xs, gsum, res);
         for (int i = threadIdx.x; i < p.nt[0] / 16 * 16; i += NT) qkv[p.rt0[0] * 16 + i] = res[i];
         arrive(c);
         wait_all(c, G);                                                // attention stand-in
@@ -308,12 +299,12 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         arrive(c + 1);
         wait_all(c + 1, G);                                            // wo
         stage(xs, gsum, res, a, MK[1], false, red);
-        consume(1, seq, q, ring, bars, W, L, p, xs, gsum, res);
+        consume(1, seq, ring, full, empty, p, xs, gsum, res);
         for (int i = threadIdx.x; i < p.nt[1] / 16 * 16; i += NT) x[p.rt0[1] * 16 + i] += res[i];
         arrive(c + 2);
         wait_all(c + 2, G);                                            // w13
         stage(xs, gsum, res, x, MK[2], true, red);
-        consume(2, seq, q, ring, bars, W, L, p, xs, gsum, res);
+        consume(2, seq, ring, full, empty, p, xs, gsum, res);
         for (int j = threadIdx.x; j < p.nt[2] / 16 * 8; j += NT) {
             const float g1 = res[2 * j], g3 = res[2 * j + 1];
             h[p.rt0[2] * 8 + j] = g1 / (1.f + __expf(-g1)) * g3;
@@ -321,27 +312,16 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         arrive(c + 3);
         wait_all(c + 3, G);                                            // w2
         stage(xs, gsum, res, h, MK[3], false, red);
-        consume(3, seq, q, ring, bars, W, L, p, xs, gsum, res);
+        consume(3, seq, ring, full, empty, p, xs, gsum, res);
         for (int i = threadIdx.x; i < p.nt[3] / 43 * 16; i += NT) x[p.rt0[3] * 16 + i] += res[i];
         arrive(c + 4);
     }
-    asm volatile("cp.async.wait_all;" ::: "memory");
 }
 """
 RESMAX = 256    # floats: a block's rows of one matrix (w13: 11 row tiles of 16)
-VARIANTS = {"base": {}, "s4": {"S": 4}, "nt512": {"NT": 512, "S": 5}, "nowait": {"KO": 1}, "noprod": {"KO": 2},
-            "stream": {"KO": 3}, "bulk": {"BULK": 1}, "bulk_s4": {"BULK": 1, "S": 4},
-            "bulk512": {"BULK": 1, "NT": 512, "S": 5}, "bulk_stream": {"BULK": 1, "KO": 3},
-            "bulk_noprod": {"BULK": 1, "KO": 2}, "nt512_stream": {"NT": 512, "S": 5, "KO": 3},
-            # the bare stream with more blocks an SM (no waits, so no co-residency needed): is the ring's rate a
-            # block's or an SM's?
-            "bulk_stream_x2": {"BULK": 1, "KO": 3, "NT": 128, "S": 10, "MINB": 2},
-            "bulk_stream_x3": {"BULK": 1, "KO": 3, "NT": 128, "S": 5, "MINB": 3},
-            "stream_x2": {"KO": 3, "NT": 128, "S": 10, "MINB": 2},
-            "bulk_stream_x1_128": {"BULK": 1, "KO": 3, "NT": 128, "S": 10},
-            # two tiles a warp a chunk (35 KB chunks): half the chunks, is the cost a chunk's?
-            "bulk_t2": {"BULK": 1, "TPW": 2, "S": 5}, "bulk_stream_t2": {"BULK": 1, "KO": 3, "TPW": 2, "S": 5},
-            "stream_t2": {"KO": 3, "TPW": 2, "S": 5}, "bulk_stream_t3": {"BULK": 1, "KO": 3, "TPW": 3, "S": 3}}
+VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt512": {"NT": 512, "TPW": 1},
+            "nowait": {"KO": 1}, "noprod": {"KO": 2}, "stream": {"KO": 3}, "stream_t1": {"KO": 3, "TPW": 1, "S": 11},
+            "stream_t3": {"KO": 3, "TPW": 3, "S": 3}}
 
 
 def source() -> str:
@@ -353,7 +333,7 @@ def source() -> str:
 
 def smem_bytes(defines: dict) -> int:
     """ring (S slots of one tile a warp) + staged activation + row sums + group sums + reductions"""
-    S, tiles = defines.get("S", 11), defines.get("NT", 256) // 32 * defines.get("TPW", 1)
+    S, tiles = defines.get("S", 5), defines.get("NT", 256) // 32 * defines.get("TPW", 2)
     return S * tiles * TILEW * 4 + F // 8 * 16 + RESMAX * 4 + 128 * 4 + 64 * 4
 
 
@@ -412,7 +392,7 @@ def buffers(cp, G):
 
 def launch(cp, fn, W, L, bufs, G, defines):
     bufs["cnt"].fill(0)
-    fn((G * defines.get("MINB", 1),), (defines.get("NT", 256),), (W, np.int32(L), bufs["x"], bufs["qkv"], bufs["a"], bufs["h"],
+    fn((G * defines.get("MINB", 1),), (defines.get("NT", 256) + 32,), (W, np.int32(L), bufs["x"], bufs["qkv"], bufs["a"], bufs["h"],
                                           bufs["cnt"]), shared_mem=smem_bytes(defines))
 
 

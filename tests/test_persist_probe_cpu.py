@@ -74,7 +74,7 @@ def test_variant_fits_an_sm(name):
     assert d.get("MINB", 1) == 1 or d.get("KO", 0) & 1, "several blocks an SM only without waits"
 
 
-@pytest.mark.parametrize("name", ["base", "bulk", "bulk512", "bulk_t2", "stream_x2", "bulk_stream_t3"])
+@pytest.mark.parametrize("name", ["base", "t1", "t3", "nt512", "stream", "noprod"])
 def test_variant_compiles(name):
     if NVCC is None:
         pytest.skip("nvcc not installed")
