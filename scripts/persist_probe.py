@@ -23,7 +23,8 @@ group's (1024 + z) * sum(x) taken off with its scale.
 The epilogues are the decode step's in kind (a row's sum to global, a residual add, silu * up), not RoPE / KV.
 
 Variants (nvcc defines): S ring slots, NT consumer threads, TPW tiles a consumer warp a chunk, KO 1 no waits (no
-dependency), 2 no products, 3 neither. (The twenty-fourth session's first versions, without the producer warp, are
+dependency), 2 no products, 3 neither, 7 the bare stream (consumers only take and release chunks); MINB blocks an SM
+(only without waits). (The twenty-fourth session's first versions, without the producer warp, are
 at commits 07cfd84 .. 493b5ae.)
 Checked against NumPy float64 (inputs rounded to fp16 where the kernel stages them) over 2 layers of random
 weights before timing; us a layer = graph time of one 32-layer launch / 32.
@@ -285,6 +286,11 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         return;
     }
     int seq = 0;
+#if KO & 4  // the bare stream: the consumers only take each chunk and release it (no staging, epilogue or counter)
+    for (int l = 0; l < L; ++l)
+        for (int m = 0; m < 4; ++m) consume(m, seq, ring, full, empty, p, xs, gsum, res);
+    return;
+#endif
     for (int l = 0; l < L; ++l) {
         unsigned* c = cnt + 5 * l;
         if (l) wait_all(c - 1, G);
@@ -318,10 +324,47 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
     }
 }
 """
+# The same bytes in the same pattern (a block's contiguous slice of each matrix, layer after layer, one block an
+# SM) read with plain 16-byte register loads, RU in flight a thread: is the ring's rate the copy path's or the
+# pattern's?
+REG_SRC = r"""
+#ifndef RU
+#define RU 8
+#endif
+__constant__ int MN[4] = {%(MN)s}, MK[4] = {%(MK)s};
+__constant__ long long MOFF[4] = {%(MOFF)s};
+extern "C" __global__ void regstream(const uint4* __restrict__ W, int L, unsigned* sink) {
+    const int b = blockIdx.x, G = gridDim.x;
+    unsigned acc = 0;
+    for (int l = 0; l < L; ++l)
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+            const int U = MN[m] / 16, lo = U * b / G, hi = U * (b + 1) / G, KT = MK[m] / 256;
+            const uint4* p = W + (l * %(LAYERW)sLL + MOFF[m] + (long long)lo * KT * 544) / 4;
+            const int n = (hi - lo) * KT * 136;
+            for (int i = threadIdx.x; i < n; i += blockDim.x * RU) {
+                uint4 r[RU];
+#pragma unroll
+                for (int k = 0; k < RU; ++k) {
+                    const int j = i + k * blockDim.x;
+                    r[k] = j < n ? __ldcs(p + j) : make_uint4(0u, 0u, 0u, 0u);
+                }
+#pragma unroll
+                for (int k = 0; k < RU; ++k) acc ^= r[k].x ^ r[k].y ^ r[k].z ^ r[k].w;
+            }
+        }
+    if (acc == 0x9e3779b9u) sink[b] = acc;  // keeps the loads; practically never taken
+}
+"""
+REG_VARIANTS = {"reg256": (256, 8, 1), "reg512": (512, 8, 1), "reg1024": (1024, 8, 1), "reg512x2": (512, 8, 2),
+                "reg256u16": (256, 16, 1)}   # (threads, loads in flight a thread, blocks an SM)
 RESMAX = 256    # floats: a block's rows of one matrix (w13: 11 row tiles of 16)
 VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt512": {"NT": 512, "TPW": 1},
             "nowait": {"KO": 1}, "noprod": {"KO": 2}, "stream": {"KO": 3}, "stream_t1": {"KO": 3, "TPW": 1, "S": 11},
-            "stream_t3": {"KO": 3, "TPW": 3, "S": 3}}
+            "stream_t3": {"KO": 3, "TPW": 3, "S": 3},
+            # the producer's stream alone (KO 7: no staging, epilogue or counter), one and two blocks an SM
+            "bare": {"KO": 7}, "bare_t4": {"KO": 7, "TPW": 4, "S": 2}, "bare_s8": {"KO": 7, "TPW": 1, "S": 8},
+            "bare_x2": {"KO": 7, "NT": 128, "S": 5, "MINB": 2}, "bare_x3": {"KO": 7, "NT": 128, "S": 3, "MINB": 3}}
 
 
 def source() -> str:
@@ -417,9 +460,20 @@ def timing_weights(cp):
     return W
 
 
+def reg_us(cp, stream, W, G, threads, ru, per_sm) -> float:
+    offs, layer_words = offsets()
+    j = lambda v: ", ".join(str(int(i)) for i in v)  # noqa: E731
+    src = REG_SRC % {"MN": j(s[0] for s in SHAPES), "MK": j(s[1] for s in SHAPES), "MOFF": j(offs),
+                     "LAYERW": layer_words}
+    fn = cp.RawKernel(src, "regstream", options=(f"-DRU={ru}",))
+    sink = cp.zeros(G * per_sm, cp.uint32)
+    return bk.graph_us(stream, lambda i: fn((G * per_sm,), (threads,), (W, np.int32(LAYERS), sink)), 1, calls=2,
+                       reps=10) / LAYERS
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(list(VARIANTS) + list(REG_VARIANTS)))
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
     if bk.gpu_missing("persist_probe"):
@@ -434,6 +488,15 @@ def main(argv=None) -> int:
     rows = []
     W = None
     for name in args.variants.split(","):
+        if name in REG_VARIANTS:
+            if W is None:
+                W = timing_weights(cp)
+            us = reg_us(cp, stream, W, G, *REG_VARIANTS[name])
+            rows.append({"variant": name, "regstream": REG_VARIANTS[name], "us_per_layer": us, "copy_floor_us": floor,
+                         "pct_copy": 100 * floor / us})
+            print(f"{name:8s} {us:7.2f} us a layer (floor {floor:.2f}, {100 * floor / us:5.1f}%)", file=sys.stderr,
+                  flush=True)
+            continue
         d = VARIANTS[name]
         fn = build(cp, d)
         err = check(cp, fn, G, d, rng) if not d.get("KO") else None
