@@ -364,7 +364,11 @@ VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt
             "stream_t3": {"KO": 3, "TPW": 3, "S": 3},
             # the producer's stream alone (KO 7: no staging, epilogue or counter), one and two blocks an SM
             "bare": {"KO": 7}, "bare_t4": {"KO": 7, "TPW": 4, "S": 2}, "bare_s8": {"KO": 7, "TPW": 1, "S": 8},
-            "bare_x2": {"KO": 7, "NT": 128, "S": 5, "MINB": 2}, "bare_x3": {"KO": 7, "NT": 128, "S": 3, "MINB": 3}}
+            "bare_x2": {"KO": 7, "NT": 128, "S": 5, "MINB": 2}, "bare_x3": {"KO": 7, "NT": 128, "S": 3, "MINB": 3},
+            # the ring whose bare stream ran at the floor (s32g: 8 slots of one tile a warp), phase by phase
+            "s8": {"TPW": 1, "S": 8}, "nowait_s8": {"KO": 1, "TPW": 1, "S": 8}, "noprod_s8": {"KO": 2, "TPW": 1, "S": 8},
+            "stream_s8": {"KO": 3, "TPW": 1, "S": 8}, "bare_s8_nt512": {"KO": 7, "NT": 512, "TPW": 1, "S": 4},
+            "s4_nt512": {"NT": 512, "TPW": 1, "S": 4}}
 
 
 def source() -> str:
