@@ -1,6 +1,6 @@
 #!/bin/bash
 # Twenty-fourth session, call h (nvidia-h200): persist_probe phase by phase on the ring whose bare stream ran at the
-# copy floor in s32h (8 slots of one tile a warp: 24.0 us a layer), and 512 consumer threads on 4 slots.
+# copy floor in s32g (8 slots of one tile a warp: 24.0 us a layer), and 512 consumer threads on 4 slots.
 source scripts/device_lib.sh s32h
 LIMIT=240
 nvidia-smi -L
