@@ -68,6 +68,9 @@ SRC = r"""
 #ifndef KO
 #define KO 0
 #endif
+#ifndef FENCE
+#define FENCE 1
+#endif
 #ifndef MINB
 #define MINB 1        // blocks an SM (launch bounds); more than one only without waits (KO & 1)
 #endif
@@ -123,16 +126,24 @@ __device__ void produce(const uint4* W, int L, const Plan& p, uint4* ring, unsig
         }
 }
 
+// FENCE 1: __threadfence (MEMBAR.GPU) before the arrival and after the wait; 0: the arrival a release atomic and
+// the wait's acquire load alone (the barrier before makes the block's writes thread 0's, cumulatively)
 __device__ __forceinline__ void arrive(unsigned* cnt) {
     cbar();
+#if FENCE
     if (threadIdx.x == 0) { __threadfence(); atomicAdd(cnt, 1u); }
+#else
+    if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%%0], 1;" :: "l"(cnt) : "memory");
+#endif
 }
 __device__ __forceinline__ void wait_all(const unsigned* cnt, unsigned G) {
 #if !(KO & 1)
     if (threadIdx.x == 0) {
         unsigned v;
         do { asm volatile("ld.acquire.gpu.global.u32 %%0, [%%1];" : "=r"(v) : "l"(cnt) : "memory"); } while (v < G);
+#if FENCE
         __threadfence();
+#endif
     }
 #endif
     cbar();
@@ -368,7 +379,11 @@ VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt
             # the ring whose bare stream ran at the floor (s32g: 8 slots of one tile a warp), phase by phase
             "s8": {"TPW": 1, "S": 8}, "nowait_s8": {"KO": 1, "TPW": 1, "S": 8}, "noprod_s8": {"KO": 2, "TPW": 1, "S": 8},
             "stream_s8": {"KO": 3, "TPW": 1, "S": 8}, "bare_s8_nt512": {"KO": 7, "NT": 512, "TPW": 1, "S": 4},
-            "s4_nt512": {"NT": 512, "TPW": 1, "S": 4}}
+            "s4_nt512": {"NT": 512, "TPW": 1, "S": 4},
+            # release / acquire counters without MEMBAR.GPU (does a fence wait for the ring's copies in flight?)
+            "stream_s8_rel": {"KO": 3, "TPW": 1, "S": 8, "FENCE": 0},
+            "noprod_s8_rel": {"KO": 2, "TPW": 1, "S": 8, "FENCE": 0}, "s8_rel": {"TPW": 1, "S": 8, "FENCE": 0},
+            "s4_nt512_rel": {"NT": 512, "TPW": 1, "S": 4, "FENCE": 0}}
 
 
 def source() -> str:
