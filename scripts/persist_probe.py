@@ -383,7 +383,11 @@ VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt
             # release / acquire counters without MEMBAR.GPU (does a fence wait for the ring's copies in flight?)
             "stream_s8_rel": {"KO": 3, "TPW": 1, "S": 8, "FENCE": 0},
             "noprod_s8_rel": {"KO": 2, "TPW": 1, "S": 8, "FENCE": 0}, "s8_rel": {"TPW": 1, "S": 8, "FENCE": 0},
-            "s4_nt512_rel": {"NT": 512, "TPW": 1, "S": 4, "FENCE": 0}}
+            "s4_nt512_rel": {"NT": 512, "TPW": 1, "S": 4, "FENCE": 0},
+            # fewer bytes in flight (do the stagings' loads queue behind the ring's copies on the SM's return path?)
+            "bare_s3": {"KO": 7, "TPW": 1, "S": 3}, "stream_s3": {"KO": 3, "TPW": 1, "S": 3},
+            "bare_s4": {"KO": 7, "TPW": 1, "S": 4}, "stream_s4": {"KO": 3, "TPW": 1, "S": 4},
+            "s4": {"TPW": 1, "S": 4}, "s3": {"TPW": 1, "S": 3}}
 
 
 def source() -> str:
