@@ -1,4 +1,5 @@
 #!/bin/bash
+# Prepared, not run (no device time was left in the twenty-fourth session).
 # Twenty-fourth session, call j (nvidia-h200): persist_probe with 3 and 4 slots in flight beside 8 (s32i: the fence
 # is not what the stagings cost; do their loads queue behind the ring's copies on the SM's return path?).
 source scripts/device_lib.sh s32j
