@@ -269,6 +269,15 @@ __device__ __forceinline__ void consume(int m, int& seq, uint4* ring, unsigned l
     cbar();  // res complete
 }
 
+// wo / w2: src staged unscaled, the products of the block's rows added to x (16 rows a row tile of MK / 256 tiles)
+__device__ __forceinline__ void residual(int m, const float* src, float* x, int& seq, uint4* ring,
+                                         unsigned long long* full, unsigned long long* empty, const Plan& p,
+                                         uint4* xs, float* gsum, float* res, float* red) {
+    stage(xs, gsum, res, src, MK[m], false, red);
+    consume(m, seq, ring, full, empty, p, xs, gsum, res);
+    for (int i = threadIdx.x; i < p.nt[m] / (MK[m] / 256) * 16; i += NT) x[p.rt0[m] * 16 + i] += res[i];
+}
+
 extern "C" __global__ void __launch_bounds__(NT + 32, MINB)
 layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float* h, unsigned* cnt) {
     extern __shared__ uint4 sm[];
@@ -315,9 +324,7 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
             a[i] = __ldcg(qkv + i) + 0.01f * __ldcg(qkv + %(D)s + i) * __ldcg(qkv + 2 * %(D)s + i);
         arrive(c + 1);
         wait_all(c + 1, G);                                            // wo
-        stage(xs, gsum, res, a, MK[1], false, red);
-        consume(1, seq, ring, full, empty, p, xs, gsum, res);
-        for (int i = threadIdx.x; i < p.nt[1] / 16 * 16; i += NT) x[p.rt0[1] * 16 + i] += res[i];
+        residual(1, a, x, seq, ring, full, empty, p, xs, gsum, res, red);
         arrive(c + 2);
         wait_all(c + 2, G);                                            // w13
         stage(xs, gsum, res, x, MK[2], true, red);
@@ -328,9 +335,7 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
         }
         arrive(c + 3);
         wait_all(c + 3, G);                                            // w2
-        stage(xs, gsum, res, h, MK[3], false, red);
-        consume(3, seq, ring, full, empty, p, xs, gsum, res);
-        for (int i = threadIdx.x; i < p.nt[3] / 43 * 16; i += NT) x[p.rt0[3] * 16 + i] += res[i];
+        residual(3, h, x, seq, ring, full, empty, p, xs, gsum, res, red);
         arrive(c + 4);
     }
 }
