@@ -100,10 +100,7 @@ def test_no_gpu_is_a_one_line_error(capsys, tmp_path):
 def test_register_stream_compiles(ru):
     if NVCC is None:
         pytest.skip("nvcc not installed")
-    offs, words = pp.offsets()
-    j = lambda v: ", ".join(str(int(i)) for i in v)  # noqa: E731
-    src = pp.REG_SRC % {"MN": j(s[0] for s in pp.SHAPES), "MK": j(s[1] for s in pp.SHAPES), "MOFF": j(offs),
-                        "LAYERW": words}
+    src = pp.reg_source()
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "r.cu").write_text(src)
         r = subprocess.run([NVCC, "-arch=sm_90", "-cubin", f"-DRU={ru}", "-o", str(Path(d) / "r.cubin"),
