@@ -77,3 +77,9 @@ ko_int4() {
     --out $L/$log.json "$@" > $L/$log.log 2>&1
   echo "=== $log rc $?"; tail -n 5 $L/$log.log
 }
+# persist SECS [VARIANTS]: one scripts/persist_probe process (all its variants, or the comma-separated VARIANTS),
+# logged to $L/persist.log / .json; echoes its exit status and rows, then snaps
+persist() {
+  timeout "$1" python3 -m scripts.persist_probe --out $L/persist.json ${2:+--variants $2} > $L/persist.log 2>&1
+  echo "=== persist rc $?"; tail -14 $L/persist.log; snap
+}

@@ -4,7 +4,5 @@
 source scripts/device_lib.sh s32e
 LIMIT=200
 nvidia-smi -L
-{ timeout 150 python3 -m scripts.persist_probe --out $L/persist.json --variants \
-    bulk_stream,bulk_stream_t2,bulk_stream_t3,stream_t2,bulk_t2,bulk,bulk_stream > $L/persist.log 2>&1
-  echo "=== persist rc $?"; tail -12 $L/persist.log; snap; }
+persist 150 bulk_stream,bulk_stream_t2,bulk_stream_t3,stream_t2,bulk_t2,bulk,bulk_stream
 echo "total $(( $(date +%s) - T0 )) s"

@@ -5,6 +5,5 @@
 source scripts/device_lib.sh s32f
 LIMIT=240
 nvidia-smi -L
-{ timeout 200 python3 -m scripts.persist_probe --out $L/persist.json > $L/persist.log 2>&1
-  echo "=== persist rc $?"; tail -12 $L/persist.log; snap; }
+persist 200
 echo "total $(( $(date +%s) - T0 )) s"

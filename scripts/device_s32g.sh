@@ -5,7 +5,5 @@
 source scripts/device_lib.sh s32g
 LIMIT=240
 nvidia-smi -L
-{ timeout 200 python3 -m scripts.persist_probe --out $L/persist.json --variants \
-    bare,bare_t4,bare_s8,bare_x2,bare_x3,reg256,reg512,reg1024,reg512x2,reg256u16,stream,nt512,bare > $L/persist.log 2>&1
-  echo "=== persist rc $?"; tail -14 $L/persist.log; snap; }
+persist 200 bare,bare_t4,bare_s8,bare_x2,bare_x3,reg256,reg512,reg1024,reg512x2,reg256u16,stream,nt512,bare
 echo "total $(( $(date +%s) - T0 )) s"

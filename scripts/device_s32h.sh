@@ -4,7 +4,5 @@
 source scripts/device_lib.sh s32h
 LIMIT=240
 nvidia-smi -L
-{ timeout 200 python3 -m scripts.persist_probe --out $L/persist.json --variants \
-    bare_s8,stream_s8,noprod_s8,nowait_s8,s8,bare_s8_nt512,s4_nt512,nt512,bare_s8 > $L/persist.log 2>&1
-  echo "=== persist rc $?"; tail -14 $L/persist.log; snap; }
+persist 200 bare_s8,stream_s8,noprod_s8,nowait_s8,s8,bare_s8_nt512,s4_nt512,nt512,bare_s8
 echo "total $(( $(date +%s) - T0 )) s"

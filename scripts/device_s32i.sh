@@ -5,7 +5,5 @@
 source scripts/device_lib.sh s32i
 LIMIT=240
 nvidia-smi -L
-{ timeout 200 python3 -m scripts.persist_probe --out $L/persist.json --variants \
-    stream_s8,stream_s8_rel,noprod_s8,noprod_s8_rel,s8,s8_rel,s4_nt512,s4_nt512_rel,bare_s8 > $L/persist.log 2>&1
-  echo "=== persist rc $?"; tail -14 $L/persist.log; snap; }
+persist 200 stream_s8,stream_s8_rel,noprod_s8,noprod_s8_rel,s8,s8_rel,s4_nt512,s4_nt512_rel,bare_s8
 echo "total $(( $(date +%s) - T0 )) s"

@@ -5,7 +5,5 @@
 source scripts/device_lib.sh s32j
 LIMIT=140
 nvidia-smi -L
-{ timeout 120 python3 -m scripts.persist_probe --out $L/persist.json --variants \
-    bare_s3,stream_s3,bare_s4,stream_s4,stream_s8,s4 > $L/persist.log 2>&1
-  echo "=== persist rc $?"; tail -12 $L/persist.log; snap; }
+persist 120 bare_s3,stream_s3,bare_s4,stream_s4,stream_s8,s4
 echo "total $(( $(date +%s) - T0 )) s"
