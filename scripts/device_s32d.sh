@@ -1,5 +1,6 @@
 #!/bin/bash
-# Record: ran with scripts/persist_probe.py as of 78faeb0 (now through device_lib.sh persist; benchmarks/results/twentyfourth_2026-12-02/s32d).
+# Record: ran with scripts/persist_probe.py as of 78faeb0 (now through device_lib.sh persist;
+# benchmarks/results/twentyfourth_2026-12-02/s32d).
 # Twenty-fourth session, call d (nvidia-h200): persist_probe's bare stream (no waits, no products) at 1, 2 and 3 blocks
 # an SM, bulk and cp.async rings (s32c: 46-50 us a layer at one block an SM against a 25 us floor).
 source scripts/device_lib.sh s32d
