@@ -41,10 +41,10 @@ import numpy as np
 
 from scripts import bench_kernels as bk
 
-from scripts.persist_probe_kernel import (D, EPS, F, GS, RESMAX, SHAPES, SRC, TILEW, offsets,  # noqa: F401
-                                          reg_source, source)
+from scripts.persist_probe_kernel import D, EPS, F, GS, RESMAX, SHAPES, TILEW, offsets, reg_source, source
 
 LAYERS = 32
+DEFAULTS = {"NT": 256, "S": 5, "TPW": 2, "MINB": 1}  # the kernel's build settings a variant leaves out
 REG_VARIANTS = {"reg256": (256, 8, 1), "reg512": (512, 8, 1), "reg1024": (1024, 8, 1), "reg512x2": (512, 8, 2),
                 "reg256u16": (256, 16, 1)}   # (threads, loads in flight a thread, blocks an SM)
 VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt512": {"NT": 512, "TPW": 1},
@@ -68,16 +68,26 @@ VARIANTS = {"base": {}, "t1": {"TPW": 1, "S": 11}, "t3": {"TPW": 3, "S": 3}, "nt
             "s4": {"TPW": 1, "S": 4}, "s3": {"TPW": 1, "S": 3}}
 
 
-def smem_bytes(defines: dict) -> int:
-    """ring (S slots of one tile a warp) + staged activation + row sums + group sums + reductions"""
-    S, tiles = defines.get("S", 5), defines.get("NT", 256) // 32 * defines.get("TPW", 2)
-    return S * tiles * TILEW * 4 + F // 8 * 16 + RESMAX * 4 + 128 * 4 + 64 * 4
+def settings(variant: dict) -> dict:
+    """A variant's full build settings (DEFAULTS for what it leaves out)."""
+    return {**DEFAULTS, **variant}
 
 
-def build(cp, defines: dict):
-    opts = tuple(f"-D{k}={v}" for k, v in defines.items())
+def smem_bytes(variant: dict) -> int:
+    """ring (S slots of CT tiles) + staged activation + row sums + group sums + reductions"""
+    d = settings(variant)
+    return d["S"] * d["NT"] // 32 * d["TPW"] * TILEW * 4 + F // 8 * 16 + RESMAX * 4 + 128 * 4 + 64 * 4
+
+
+def flags(variant: dict) -> list[str]:
+    """nvcc / NVRTC defines of a variant's build settings (persist_probe_kernel.SRC)."""
+    return [f"-DPP_{k}={v}" for k, v in settings(variant).items()]
+
+
+def build(cp, variant: dict):
+    opts = tuple(flags(variant))
     fn = cp.RawKernel(source(), "layers", options=("-std=c++17",) + opts)
-    fn.max_dynamic_shared_size_bytes = smem_bytes(defines)
+    fn.max_dynamic_shared_size_bytes = smem_bytes(variant)
     return fn
 
 
@@ -120,17 +130,18 @@ def ref_layers(x, layers):
     return x
 
 
-def buffers(cp, G):
-    bufs = {"x": cp.empty(D, cp.float32), "qkv": cp.full(3 * D, np.nan, cp.float32),
+def buffers(cp):
+    """x, and the phase outputs poisoned with NaN (a phase that skips its rows shows), the counters"""
+    return {"x": cp.empty(D, cp.float32), "qkv": cp.full(3 * D, np.nan, cp.float32),
             "a": cp.full(D, np.nan, cp.float32), "h": cp.full(F, np.nan, cp.float32),
             "cnt": cp.zeros(5 * LAYERS, cp.uint32)}
-    return bufs
 
 
-def launch(cp, fn, W, L, bufs, G, defines):
+def launch(cp, fn, W, L, bufs, G, variant):
+    d = settings(variant)
     bufs["cnt"].fill(0)
     args = (W, np.int32(L), bufs["x"], bufs["qkv"], bufs["a"], bufs["h"], bufs["cnt"])
-    fn((G * defines.get("MINB", 1),), (defines.get("NT", 256) + 32,), args, shared_mem=smem_bytes(defines))
+    fn((G * d["MINB"],), (d["NT"] + 32,), args, shared_mem=smem_bytes(variant))
 
 
 def check(cp, fn, G, defines, rng) -> float:
@@ -138,7 +149,7 @@ def check(cp, fn, G, defines, rng) -> float:
     words, layers = zip(*(pack_layer(rng) for _ in range(2)))
     W = cp.asarray(np.concatenate(words))
     x0 = rng.standard_normal(D).astype(np.float32)
-    bufs = buffers(cp, G)
+    bufs = buffers(cp)
     bufs["x"][:] = cp.asarray(x0)
     launch(cp, fn, W, 2, bufs, G, defines)
     got = cp.asnumpy(bufs["x"]).astype(np.float64)
@@ -161,6 +172,14 @@ def reg_us(cp, stream, W, G, threads, ru, per_sm) -> float:
                        reps=10) / LAYERS
 
 
+def record(rows: list, name: str, us: float, floor: float, **extra) -> None:
+    """Appends one row (us a layer against the copy floor, the variant's extra fields) and prints it."""
+    rows.append({"variant": name, **extra, "us_per_layer": us, "copy_floor_us": floor, "pct_copy": 100 * floor / us})
+    err = extra.get("max_err_over_sd")
+    print(f"{name:8s} {us:7.2f} us a layer (floor {floor:.2f}, {100 * floor / us:5.1f}%)"
+          + (f", err/sd {err:.2e}" if err is not None else ""), file=sys.stderr, flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default=",".join(list(VARIANTS) + list(REG_VARIANTS)))
@@ -181,24 +200,17 @@ def main(argv=None) -> int:
         if name in REG_VARIANTS:
             if W is None:
                 W = timing_weights(cp)
-            us = reg_us(cp, stream, W, G, *REG_VARIANTS[name])
-            rows.append({"variant": name, "regstream": REG_VARIANTS[name], "us_per_layer": us, "copy_floor_us": floor,
-                         "pct_copy": 100 * floor / us})
-            print(f"{name:8s} {us:7.2f} us a layer (floor {floor:.2f}, {100 * floor / us:5.1f}%)", file=sys.stderr,
-                  flush=True)
+            record(rows, name, reg_us(cp, stream, W, G, *REG_VARIANTS[name]), floor, regstream=REG_VARIANTS[name])
             continue
         d = VARIANTS[name]
         fn = build(cp, d)
         err = check(cp, fn, G, d, rng) if not d.get("KO") else None
         if W is None:
             W = timing_weights(cp)
-        bufs = buffers(cp, G)
+        bufs = buffers(cp)
         bufs["x"][:] = cp.asarray(rng.standard_normal(D).astype(np.float32))
         us = bk.graph_us(stream, lambda i: launch(cp, fn, W, LAYERS, bufs, G, d), 1, calls=2, reps=10) / LAYERS
-        rows.append({"variant": name, "defines": d, "us_per_layer": us, "copy_floor_us": floor,
-                     "pct_copy": 100 * floor / us, "max_err_over_sd": err, "blocks": G * d.get("MINB", 1)})
-        print(f"{name:8s} {us:7.2f} us a layer (floor {floor:.2f}, {100 * floor / us:5.1f}%)"
-              + (f", err/sd {err:.2e}" if err is not None else ""), file=sys.stderr, flush=True)
+        record(rows, name, us, floor, defines=d, max_err_over_sd=err, blocks=G * settings(d)["MINB"])
     if args.out:
         with open(args.out, "w") as f:
             json.dump({**bk.environment(), "copy_gbps": copy, "rows": rows}, f, indent=1)

@@ -20,29 +20,28 @@ def offsets() -> tuple[list[int], int]:
     return offs, o
 
 
+# Built with PP_NT (consumer threads; one more warp, the producer, issues the copies), PP_S (ring slots), PP_TPW
+# (tiles a consumer warp a chunk) and PP_MINB (blocks an SM) always defined, PP_KO / PP_FENCE where set
+# (persist_probe.flags); prefixed on the command line so that the engine headers before this source
+# (kernels/common.cuh: warp_sum, mma16816; kernels/tma_wgmma.cuh: sa, mbar_wait, ring_init) keep their own names.
 SRC = r"""
-#include <cuda_fp16.h>
-#ifndef NT
-#define NT 256                // consumer threads; one more warp, the producer, issues the copies
-#endif
-#ifndef S
-#define S 5
-#endif
-#ifndef KO
+#define NT PP_NT
+#define S PP_S
+#define TPW PP_TPW
+#define MINB PP_MINB
+#ifdef PP_KO
+#define KO PP_KO
+#else
 #define KO 0
 #endif
-#ifndef FENCE
+#ifdef PP_FENCE
+#define FENCE PP_FENCE
+#else
 #define FENCE 1
 #endif
-#ifndef MINB
-#define MINB 1        // blocks an SM (launch bounds); more than one only without waits (KO & 1)
-#endif
 #define NW (NT / 32)
-#ifndef TPW
-#define TPW 2                 // tiles a consumer warp a chunk
-#endif
 #define CT (NW * TPW)         // tiles a chunk
-#define TILEW 544             // words a tile: 16 rows x 32 packed words, then 2 groups x 16 rows (scale, zero)
+#define TILEW %(TILEW)s             // words a tile: 16 rows x 32 packed words, then 2 groups x 16 rows (scale, zero)
 #define SLOTV (CT * TILEW / 4)  // 16-byte vectors a slot
 __constant__ int MN[4] = {%(MN)s}, MK[4] = {%(MK)s};
 __constant__ long long MOFF[4] = {%(MOFF)s};
@@ -54,14 +53,6 @@ __device__ __forceinline__ void cbar() { asm volatile("bar.sync 1, %%0;" :: "n"(
 // this block's slice of each matrix (row tiles rt0.., tiles nt, chunks nc), set once at the start
 struct Plan { int rt0[4], nt[4], nc[4]; };
 
-__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
-    unsigned done;
-    do {
-        asm volatile("{ .reg .pred P; mbarrier.try_wait.parity.shared::cta.b64 P, [%%1], %%2; selp.u32 %%0, 1, 0, P; }"
-                     : "=r"(done) : "r"(sa(bar)), "r"(parity) : "memory");
-    } while (!done);
-}
 __device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
     unsigned long long st;
     asm volatile("mbarrier.arrive.shared::cta.b64 %%0, [%%1];" : "=l"(st) : "r"(sa(bar)) : "memory");
@@ -78,7 +69,7 @@ __device__ void produce(const uint4* W, int L, const Plan& p, uint4* ring, unsig
             const uint4* base = W + (l * LAYERW + MOFF[m] + (long long)p.rt0[m] * (MK[m] / 256) * TILEW) / 4;
             for (int c = 0; c < p.nc[m]; ++c, ++i) {
                 const int slot = i %% S, bytes = min(CT, p.nt[m] - c * CT) * TILEW * 4;
-                if (i >= S) mbar_wait(empty + slot, ((i / S) - 1) & 1);
+                if (i >= S) mbar_wait(sa(empty + slot), ((i / S) - 1) & 1);
                 unsigned long long st;
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 %%0, [%%1], %%2;" : "=l"(st)
                              : "r"(sa(full + slot)), "r"(bytes) : "memory");
@@ -113,8 +104,9 @@ __device__ __forceinline__ void wait_all(const unsigned* cnt, unsigned G) {
     cbar();
 }
 
-__device__ __forceinline__ float block_sum(float v, float* red) {
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// common.cuh's block_sum over the consumer warps only
+__device__ __forceinline__ float cblock_sum(float v, float* red) {
+    v = warp_sum(v);
     cbar();
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
     cbar();
@@ -143,7 +135,7 @@ __device__ void stage(uint4* xs, float* gsum, float* res, const float* src, int 
             for (int j = 0; j < 8; ++j) ss += v[i][j] * v[i][j];
         }
     }
-    const float sc = norm ? rsqrtf(block_sum(ss, red) / K + %(EPS)sf) : 1.f;
+    const float sc = norm ? rsqrtf(cblock_sum(ss, red) / K + %(EPS)sf) : 1.f;
     cbar();  // gsum cleared
 #pragma unroll
     for (int i = 0; i < WPT; ++i) {
@@ -166,12 +158,6 @@ __device__ void stage(uint4* xs, float* gsum, float* res, const float* src, int 
 
 __device__ __forceinline__ unsigned nib(unsigned q, int sh) {  // nibbles sh / 4 and sh / 4 + 4 as 1024 + q halves
     return ((q >> sh) & 0x000F000Fu) | 0x64006400u;
-}
-__device__ __forceinline__ void mma16816(float* d, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
-                                         unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%%0,%%1,%%2,%%3}, {%%4,%%5,%%6,%%7}, "
-                 "{%%8,%%9}, {%%0,%%1,%%2,%%3};" : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 // one warp, one tile (16 rows x 256 k of matrix m at row tile rt (local), k tile kt): the rows' sums into res.
@@ -196,8 +182,10 @@ __device__ __forceinline__ void tile(const unsigned* tw, int rt, int kt, const u
             const unsigned* p0 = reinterpret_cast<const unsigned*>(&x0);
             const unsigned* p1 = reinterpret_cast<const unsigned*>(&x1);
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-                mma16816(d, nib(r0.x, 4 * j), nib(r8.x, 4 * j), nib(r0.y, 4 * j), nib(r8.y, 4 * j), p0[j], p1[j]);
+            for (int j = 0; j < 4; ++j) {
+                const unsigned af[4] = {nib(r0.x, 4 * j), nib(r8.x, 4 * j), nib(r0.y, 4 * j), nib(r8.y, 4 * j)};
+                mma16816(d, af, p0[j], p1[j]);
+            }
         }
         const __half2 s0 = reinterpret_cast<const __half2*>(tw + 512)[grp * 16 + g];
         const __half2 s8 = reinterpret_cast<const __half2*>(tw + 512)[grp * 16 + g + 8];
@@ -219,7 +207,7 @@ __device__ __forceinline__ void consume(int m, int& seq, uint4* ring, unsigned l
     const int KT = MK[m] / 256, warp = threadIdx.x >> 5;
     for (int c = 0; c < p.nc[m]; ++c, ++seq) {
         const int slot = seq %% S;
-        mbar_wait(full + slot, (seq / S) & 1);
+        mbar_wait(sa(full + slot), (seq / S) & 1);
 #pragma unroll
         for (int k = 0; k < TPW; ++k) {
             const int i = k * NW + warp, T = c * CT + i;
@@ -252,10 +240,7 @@ layers(const uint4* __restrict__ W, int L, float* x, float* qkv, float* a, float
     float* red = gsum + 128;                                   // block reductions
     __shared__ unsigned long long full[S], empty[S];           // a slot's copy landed / its consumers are done
     const int b = blockIdx.x, G = gridDim.x;
-    if (threadIdx.x < S) {
-        asm volatile("mbarrier.init.shared::cta.b64 [%%0], 1;" :: "r"(sa(full + threadIdx.x)));
-        asm volatile("mbarrier.init.shared::cta.b64 [%%0], %%1;" :: "r"(sa(empty + threadIdx.x)), "n"(NW));
-    }
+    if (threadIdx.x == 0) ring_init(full, empty, NW);
     __syncthreads();  // the only block-wide barrier: the producer warp leaves after its loop
     Plan p;
 #pragma unroll
@@ -346,7 +331,10 @@ def _geometry() -> dict:
 
 
 def source() -> str:
-    return SRC % {**_geometry(), "KMAX": F, "RESMAX": RESMAX, "D": D, "EPS": EPS}
+    """`layers` after the engine headers it uses (inlined: the probe compiles through NVRTC)."""
+    from cugraphllm.gpu.cuda_kernels import read_source
+    return (read_source("common.cuh") + read_source("tma_wgmma.cuh")
+            + SRC % {**_geometry(), "KMAX": F, "RESMAX": RESMAX, "D": D, "EPS": EPS, "TILEW": TILEW})
 
 
 def reg_source() -> str:

@@ -82,7 +82,7 @@ def test_variant_compiles(name):
         src = Path(d) / "p.cu"
         src.write_text(pp.source())
         cmd = [NVCC, "-std=c++17", "-arch=sm_90", "-cubin", "-o", str(Path(d) / "p.cubin"), str(src)]
-        r = subprocess.run(cmd + [f"-D{k}={v}" for k, v in pp.VARIANTS[name].items()], capture_output=True,
+        r = subprocess.run(cmd + pp.flags(pp.VARIANTS[name]), capture_output=True,
                            text=True)
         assert r.returncode == 0, r.stderr[-2000:]
 
