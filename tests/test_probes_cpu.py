@@ -1,4 +1,5 @@
-"""The probes of the thirteenth and fourteenth sessions without a GPU (ring_probe, mma8_probe, boundary_probe, chain_probe):
+"""The probes of the thirteenth, fourteenth and twenty-fourth sessions without a GPU (ring_probe, mma8_probe,
+boundary_probe, chain_probe; persist_probe's layout in tests/test_persist_probe_cpu.py):
 their NumPy sides (e4m3 decode and rounding, the packed layouts the kernels read, the integer e4m3 -> f16 rule of
 fp8i, the float64 references), their one-line error without a GPU and, with nvcc, their kernel sources under every
 define set they launch."""
@@ -13,6 +14,7 @@ import pytest
 from scripts import boundary_probe as bp
 from scripts import chain_probe as chp
 from scripts import mma8_probe as m8
+from scripts import persist_probe as pp
 from scripts import ring_probe as rp
 
 NVCC = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
@@ -94,18 +96,23 @@ MMA8_DEFINES = [f"-DQKS={ks} -DQU={u} -DQW={w} -DQKO={ko} -DQI8={i8} -DQLAYOUT={
 
 
 BOUNDARY_DEFINES = ["-DPDL=0", "-DPDL=1"]
+PERSIST_DEFINES = [" ".join(pp.flags(pp.VARIANTS[v])) for v in ("base", "t1", "t3", "nt512", "stream", "noprod")]
 
 
 @pytest.mark.parametrize("src,defines", [("ring", d) for d in RING_DEFINES] + [("mma8", d) for d in MMA8_DEFINES]
-                         + [("boundary", d) for d in BOUNDARY_DEFINES] + [("chain", ""), ("chain", "-DSTAGE=0 -DINFL=16")])
+                         + [("boundary", d) for d in BOUNDARY_DEFINES] + [("chain", ""), ("chain", "-DSTAGE=0 -DINFL=16")]
+                         + [("persist", d) for d in PERSIST_DEFINES] + [("regstream", f"-DRU={u}") for u in (8, 16)])
 def test_probe_kernels_compile(src, defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
-    _compile({"ring": rp.SRC, "mma8": m8.SRC, "boundary": bp.SRC, "chain": chp.SRC}[src], defines.split())
+    sources = {"ring": lambda: rp.SRC, "mma8": lambda: m8.SRC, "boundary": lambda: bp.SRC, "chain": lambda: chp.SRC,
+               "persist": pp.source, "regstream": pp.reg_source}
+    _compile(sources[src](), defines.split())
 
 
 @pytest.mark.parametrize("script,main", [("ring_probe", rp.main), ("mma8_probe", m8.main),
-                                         ("boundary_probe", bp.main), ("chain_probe", chp.main)])
+                                         ("boundary_probe", bp.main), ("chain_probe", chp.main),
+                                         ("persist_probe", pp.main)])
 def test_no_gpu_is_a_one_line_error(capsys, tmp_path, script, main):
     from conftest import GPU
     if GPU:
