@@ -1,5 +1,5 @@
 """The probes of the thirteenth, fourteenth and twenty-fourth sessions without a GPU (ring_probe, mma8_probe,
-boundary_probe, chain_probe; persist_probe's layout in tests/test_persist_probe_cpu.py):
+boundary_probe, chain_probe, persist_probe; the last one's tile layout in tests/test_persist_probe_cpu.py):
 their NumPy sides (e4m3 decode and rounding, the packed layouts the kernels read, the integer e4m3 -> f16 rule of
 fp8i, the float64 references), their one-line error without a GPU and, with nvcc, their kernel sources under every
 define set they launch."""
