@@ -29,6 +29,13 @@
 // path (1 fast, 2 fallback), for the tests. The ticket and the bins are reset as in v2, so a graph replays
 // without host work. tests/sampler_model.py models the layout (block_layout, gather_slices).
 
+// Bench-only knockouts (scripts/sampler_ko.py; ops_select.KO): the draw stops after a phase, so a graph of calls
+// times the phases before it. 1 after pdl_enter, 2 after the partials' merge, 3 after bin_block, 4 after the ticket
+// (the last block resets it). 0 (default) is the sampler; its PTX does not change.
+#ifndef SAMPLE_KO
+#define SAMPLE_KO 0
+#endif
+
 // Exclusive prefix sum of v over the block's threads in thread order; ws: 32 words used by this call alone.
 __device__ __forceinline__ unsigned block_excl_scan_u32(unsigned v, unsigned* ws) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -189,6 +196,7 @@ sample_draw_v3(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
                unsigned* __restrict__ ctr) {
     __shared__ Sample3Shared sh;
     pdl_enter();  // launched with PDL (gpu/pdl.py): wait for sample_prep_v2
+    if (SAMPLE_KO == 1) return;
     const int t = threadIdx.x, i = blockIdx.x * S2_CHUNK + t;
     const bool in = i < V;
     const float l = in ? s[i] : NEG_INF;  // in flight while the partials are merged
@@ -200,6 +208,7 @@ sample_draw_v3(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     int best;
     merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
     if (greedy_exit(temp, top_k, best, m, V, token, hist, pos, n_tokens, hist_len)) return;
+    if (SAMPLE_KO == 2) return;
     const float scale = bin_scale(m, lo);
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
@@ -210,10 +219,12 @@ sample_draw_v3(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     __syncthreads();
     bin_block(sh, l, i, in, m, scale, bcnt, bmass, skey, bend);
     __syncthreads();  // every global write of the block precedes thread 0's release; sh.h is read
+    if (SAMPLE_KO == 3) return;
     if (t == 0) sh.last = last_ticket(ctr, gridDim.x);
     __syncthreads();
     if (!sh.last) return;
     if (t == 0) *ctr = 0u;  // for the next launch (stream-ordered after this one)
+    if (SAMPLE_KO == 4) return;
     const u64 u24 = uniform_bits(sd, (u64)P);
     const unsigned short* be = reinterpret_cast<const unsigned short*>(bend);
     int tok = finish_v3(sh.f.v2, skey, be, gridDim.x, V, m, bcnt, bmass, top_k, top_p, u24);

@@ -7,7 +7,10 @@ call of a replay draws the same token). Each sampler implementation (ops_select.
 sample_draw_v3 kernel; v2; old = v1) is captured and timed in the same process, and `same_token` says whether they
 agree.
 
-    python3 -m scripts.bench_sampler [--samplers new,v2,old] [--calls 200] [--reps 20] [--out FILE]
+    python3 -m scripts.bench_sampler [--samplers new,v2,old] [--ko 1,2,3,4,5] [--calls 200] [--reps 20] [--out FILE]
+
+--ko adds rows of the v3 sampler stopped after a phase (ops_select.KO, kernels/sampling_v3.cuh SAMPLE_KO; bench
+only): 1 the prep and an empty draw, 2 + the partials' merge, 3 + the binning, 4 + the ticket, 5 the prep alone.
 """
 from __future__ import annotations
 
@@ -40,7 +43,8 @@ def graph_us(stream, fn, calls: int, reps: int) -> float:
 def case_rows(stream, sampler: str, V: int, kind: str, logits, calls: int, reps: int) -> list[dict]:
     import cupy as cp
     from cugraphllm.gpu import ops, ops_select
-    ops_select.SAMPLER = sampler  # read at every launch, so at capture
+    name, _, ko = sampler.partition(":ko")
+    ops_select.SAMPLER, ops_select.KO = name, int(ko or 0)  # read at every launch, so at capture
     tok, hist = cp.full(1, -1, cp.int32), cp.zeros(4097, cp.int32)
     pos, n0, seed = cp.asarray([1000], dtype=cp.int32), cp.zeros(1, cp.int32), cp.asarray([1], dtype=cp.uint64)
     rows = []
@@ -70,7 +74,7 @@ def run(samplers=("new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> 
     doc["pdl"] = pdl.PDL
     stream = cp.cuda.Stream(non_blocking=True)
     rng = np.random.default_rng(0)
-    keep, rows = ops_select.SAMPLER, []
+    keep, rows = (ops_select.SAMPLER, ops_select.KO), []
     try:
         for V in VOCABS:
             base = rng.standard_normal((1, V)).astype(np.float32)
@@ -79,12 +83,13 @@ def run(samplers=("new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> 
                 for s in samplers:
                     rows += case_rows(stream, s, V, kind, logits, calls, reps)
     finally:
-        ops_select.SAMPLER = keep
+        ops_select.SAMPLER, ops_select.KO = keep
     tokens: dict = {}
     for r in rows:
-        tokens.setdefault((r["V"], r["logits"], r["case"]), set()).add(r["token"])
+        if ":ko" not in r["sampler"]:  # a knocked-out draw chooses no token
+            tokens.setdefault((r["V"], r["logits"], r["case"]), set()).add(r["token"])
     for r in rows:
-        r["same_token"] = len(tokens[(r["V"], r["logits"], r["case"])]) == 1
+        r["same_token"] = len(tokens.get((r["V"], r["logits"], r["case"]), ())) == 1 or ":ko" in r["sampler"]
     doc["rows"] = rows
     return doc
 
@@ -92,24 +97,28 @@ def run(samplers=("new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samplers", default="new,v2,old", help="comma-separated: new (v3), v2, old (v1)")
+    ap.add_argument("--ko", default="", help="comma-separated knockouts 1-5 of the v3 sampler, rows new:koN (bench only)")
     ap.add_argument("--calls", type=int, default=CALLS)
     ap.add_argument("--reps", type=int, default=REPS)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/sampler_<date>.json)")
     a = ap.parse_args(argv)
+    kos = tuple(int(k) for k in a.ko.split(",") if k.strip().isdigit())
     samplers = tuple(s for s in a.samplers.split(",") if s)
     from cugraphllm.gpu import ops  # noqa: F401  (ops first: it imports ops_select)
     from cugraphllm.gpu.ops_select import KERNELS
-    if not samplers or any(s not in KERNELS for s in samplers) or a.calls < 1 or a.reps < 1:
-        print(f"bench_sampler: --samplers must name some of {sorted(KERNELS)}; --calls, --reps >= 1", file=sys.stderr)
+    bad_ko = len(kos) != len([k for k in a.ko.split(",") if k.strip()]) or any(not 1 <= k <= 5 for k in kos)
+    if not samplers or any(s not in KERNELS for s in samplers) or a.calls < 1 or a.reps < 1 or bad_ko:
+        print(f"bench_sampler: --samplers must name some of {sorted(KERNELS)}; --ko values 1-5; --calls, --reps >= 1",
+              file=sys.stderr)
         return 2
-    doc = run(samplers, a.calls, a.reps)
+    doc = run(samplers + tuple(f"new:ko{k}" for k in kos), a.calls, a.reps)
     out = Path(a.out or Path(__file__).resolve().parents[1] / "benchmarks" / "results"
                / f"sampler_{datetime.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
     print(f"{doc['device']}  PDL {doc['pdl']}  {doc['method']}")
     for r in doc["rows"]:
-        print(f"{r['sampler']:4} V {r['V']:6} {r['logits']:6} {r['case']:32} {r['us']:7.2f} us  token {r['token']:6}"
+        print(f"{r['sampler']:8} V {r['V']:6} {r['logits']:6} {r['case']:32} {r['us']:7.2f} us  token {r['token']:6}"
               f"{'' if r['same_token'] else '  TOKENS DIFFER'}")
     print(f"wrote {out}")
     return 0

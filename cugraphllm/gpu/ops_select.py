@@ -21,6 +21,7 @@ OLD_CHUNK = 4096                      # logits per block of the old kernels
 SAMPLER = os.environ.get("CUGRAPHLLM_SAMPLER", "new")
 KERNELS = {"new": ("sample_prep_v2", "sample_draw_v3"), "v2": ("sample_prep_v2", "sample_draw_v2"),
            "old": ("sample_prep", "sample_draw")}
+KO = 0  # bench only (scripts/sampler_ko.py): SAMPLE_KO of the v3 draw (sampling_v3.cuh); 5 launches the prep alone
 _sample_work: dict = {}  # (device, logits address, V) -> SampleWork
 
 
@@ -91,10 +92,13 @@ def sample(token, hist, pos, n_tokens, logits, params, seed):
     new = SAMPLER != "old"
     grid, block, n = (w.blocks if new else w.old_blocks,), (SAMPLE_THREADS,), np.int32(hist.size)
     part = (w.s, w.pmax, w.parg, w.pmin, w.bcnt, w.bmass)
-    prep, draw = (_ops._fn("sampling.cu", k, "float16") for k in KERNELS[SAMPLER])
+    ko = {"SAMPLE_KO": KO} if KO and SAMPLER == "new" else {}  # the default build has no define
+    prep, draw = (_ops._fn("sampling.cu", k, "float16", **ko) for k in KERNELS[SAMPLER])
     tail = {"new": (w.skey, w.bend, w.ctr), "v2": (w.sbin, w.ctr), "old": (w.ctr,)}[SAMPLER]
     # the v2 / v3 kernels call pdl_enter first: each may start while the kernel before it finishes
     _pdl.launch(prep, grid, block, (logits, hist, pos, n_tokens, params, np.int32(V), n) + part, pdl=new)
+    if KO == 5:
+        return
     _pdl.launch(draw, grid, block, (token, hist, pos, n_tokens, params, seed, np.int32(V), n) + part + tail, pdl=new)
 
 

@@ -1,0 +1,12 @@
+#!/bin/bash
+# Twenty-fifth session, call a (nvidia-h200): where the v3 sampler's 13.8 us go (bench_sampler --ko: the draw stopped
+# after each phase), the v3 sampler GPU tests with the knockout switch in the tree (default build unchanged), and
+# the twenty-fourth session's prepared persist_probe rings of 3 / 4 slots (device_s32j.sh).
+source scripts/device_lib.sh s33a
+LIMIT=420
+nvidia-smi -L
+timeout 200 python3 -m scripts.bench_sampler --samplers new --ko 1,2,3,4,5 --out $L/sampler_ko.json > $L/sampler_ko.log 2>&1
+echo "=== sampler_ko rc $?"; grep -E "V  +32000" $L/sampler_ko.log; snap
+t samp3 90 tests/test_sampling_v3_gpu.py -x -n 4; snap
+fits 130 persist && persist 120 bare_s3,stream_s3,bare_s4,stream_s4,stream_s8,s4
+echo "total $(( $(date +%s) - T0 )) s"
