@@ -34,6 +34,9 @@ VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECO
     "dsplit_keys64": (None, {"dsplit_keys": 64}), "short1": (None, {"short_iters": 1}),
     "short4": (None, {"short_iters": 4}), "split_always": (None, {"short_iters": 0}),
     "narrow_8byte": (None, {"wide": False}),
+    # bench-only knockouts (plan knob "ko"): the ticket combine skipped; the key walk skipped (no K/V read)
+    "ko_combine": (None, {"ko": 1}), "ko_walk": (None, {"ko": 2}), "ko_both": (None, {"ko": 3}),
+    "cluster_on": (None, {"cluster": 1}), "early_on": (None, {"early": 1}),
 }
 
 
@@ -209,7 +212,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/attention_{datetime.date.today()}.json")
     ap.add_argument("--no-variants", action="store_true", help="time only the default plans")
+    ap.add_argument("--variants", default="", help="comma-separated names of VARIANTS to time (default: all)")
     args = ap.parse_args()
+    chosen = [v for v in args.variants.split(",") if v]
+    if any(v not in VARIANTS for v in chosen):
+        print(f"bench_attention: --variants must name some of {sorted(VARIANTS)}", file=sys.stderr)
+        return 2
+    for name in set(VARIANTS) - set(chosen or VARIANTS):
+        del VARIANTS[name]
     config = ModelConfig.from_preset("llama-2-7b")
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "versions": versions(),
@@ -233,4 +243,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

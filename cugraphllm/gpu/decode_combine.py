@@ -60,6 +60,7 @@ def _make_ticket(spec, ops, warp_merge):
     HD, R, NT, VSL = spec["head_dim"], spec["n_rep"], 32 * spec["n_warps"], spec["head_dim"] // spec["n_dsplit"]
     NS, C, PW, ARRIVALS = spec["n_split"], spec["chunk"], HD + 2, spec["n_split"] * spec["n_dsplit"]
     to_t, ticket = ops["to_t"], ops["ticket"]
+    NO_COMBINE = bool(spec.get("ko", 0) & 1)  # bench only (plan knob "ko" 1): partials written, no ticket / combine
 
     @cuda.jit(device=True, forceinline=True)
     def finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, has_keys):
@@ -75,6 +76,8 @@ def _make_ticket(spec, ops, warp_merge):
                 if d == 0:  # m and l are the same in every dim slice: slice 0 writes them
                     part[rec + HD] = mm
                     part[rec + HD + 1] = ll
+        if NO_COMBINE:
+            return
         cuda.threadfence()
         cuda.syncthreads()
         if tid == 0:

@@ -225,6 +225,7 @@ def make_decode(spec, ops=None):
     preload, walk = _make_walk(spec, ops)
     finish = decode_combine.make_finish(spec, ops)
     EARLY = bool(spec.get("early"))
+    NO_WALK = bool(spec.get("ko", 0) & 2)  # bench only (knob "ko"): 2 no key walk (no K/V read); 1 (decode_combine)
     UNV, UNVV = _buf_sizes(spec)
     WT = ak._word_type(spec)
     pdl_enter = ops.get("pdl_enter", lambda: None)  # sm_90: launched with PDL (gpu/pdl.py); wo may launch early
@@ -247,7 +248,7 @@ def make_decode(spec, ops=None):
         sm_m = cuda.shared.array(NWR, types.float32)
         sm_l = cuda.shared.array(NWR, types.float32)
         sm_acc = cuda.shared.array(NWRV, types.float32)
-        if start < n:  # block-uniform
+        if start < n and not NO_WALK:  # block-uniform
             walk(q, k, v, kvh, ds, tid & 31, tid >> 5, start, min(start + C, n), n, kb, vb, EARLY, sm_m, sm_l,
                  sm_acc)
         finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, start < n)
