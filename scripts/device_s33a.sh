@@ -2,7 +2,7 @@
 # Twenty-fifth session, call a (nvidia-h200): where the v3 sampler's 13.8 us go (bench_sampler --ko: the draw stopped
 # after each phase), the v3 sampler GPU tests with the knockout switch in the tree (default build unchanged), and
 # decode attention knockouts per bucket (bench_attention --variants: the ticket combine skipped, the key walk skipped,
-# both; the cluster combine and early loads forced on at 256 blocks), and the twenty-fourth session's prepared
+# both; the cluster combine and early loads forced on at 256 blocks; the ticket combine with batched loads), and the twenty-fourth session's prepared
 # persist_probe rings of 3 / 4 slots (device_s32j.sh).
 source scripts/device_lib.sh s33a
 LIMIT=420
@@ -10,7 +10,7 @@ nvidia-smi -L
 timeout 200 python3 -m scripts.bench_sampler --samplers new --ko 1,2,3,4,5 --out $L/sampler_ko.json > $L/sampler_ko.log 2>&1
 echo "=== sampler_ko rc $?"; grep -E "V  +32000" $L/sampler_ko.log; snap
 t samp3 90 tests/test_sampling_v3_gpu.py -x -n 4; snap
-timeout 200 python3 -m scripts.bench_attention --variants ko_combine,ko_walk,ko_both,cluster_on,early_on \
+timeout 200 python3 -m scripts.bench_attention --variants ko_combine,ko_walk,ko_both,cluster_on,early_on,batch_combine \
   --out $L/attn_ko.json > $L/attn_ko.log 2>&1
 echo "=== attn_ko rc $?"; python3 - $L/attn_ko.json <<'PY'
 import json, sys

@@ -86,7 +86,7 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
             "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
             "early": _switch(kn["early"], n_split, d, kvh, n_sm),
             "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm) and 1 < n_split <= CLUSTER_MAX and d == 1),
-            **geo, **({"ko": int(kn["ko"])} if kn.get("ko") else {})}  # bench only: decode_kernels.make_decode
+            **geo, **{k: int(kn[k]) for k in ("ko", "batch_combine") if kn.get(k)}}  # A/B knobs, absent by default
 
 
 def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:

@@ -61,6 +61,8 @@ def _make_ticket(spec, ops, warp_merge):
     NS, C, PW, ARRIVALS = spec["n_split"], spec["chunk"], HD + 2, spec["n_split"] * spec["n_dsplit"]
     to_t, ticket = ops["to_t"], ops["ticket"]
     NO_COMBINE = bool(spec.get("ko", 0) & 1)  # bench only (plan knob "ko" 1): partials written, no ticket / combine
+    BATCH = bool(spec.get("batch_combine"))
+    combine_batched = _make_batched(spec, ops)
 
     @cuda.jit(device=True, forceinline=True)
     def finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, has_keys):
@@ -91,6 +93,9 @@ def _make_ticket(spec, ops, warp_merge):
         n_valid = (n + C - 1) // C
         for t in range(tid, R * HD, NT):
             h = kvh * R + t // HD
+            if BATCH:
+                combine_batched(att, part, h, t % HD, n_valid)
+                continue
             mm = NEG_INF
             for sp in range(n_valid):
                 mm = max(mm, part[(h * NS + sp) * PW + HD])
@@ -104,6 +109,41 @@ def _make_ticket(spec, ops, warp_merge):
             att[h * HD + t % HD] = to_t(aa / ll)
 
     return finish
+
+
+def _make_batched(spec, ops):
+    """Plan knob batch_combine (A/B): the ticket's combine of one output element with the n_split partials' loads
+    all issued before any is used (one L2 round trip instead of a dependent one per split and loop). Same values
+    in the same order: splits past n_valid add exact zeros."""
+    HD, NS, PW = spec["head_dim"], spec["n_split"], spec["head_dim"] + 2
+    to_t = ops["to_t"]
+
+    @cuda.jit(device=True, forceinline=True)
+    def combine_batched(att, part, h, d, n_valid):
+        ms = cuda.local.array(NS, types.float32)
+        ls = cuda.local.array(NS, types.float32)
+        vs = cuda.local.array(NS, types.float32)
+        for sp in range(NS):
+            ms[sp] = NEG_INF
+            ls[sp] = F32(0.0)
+            vs[sp] = F32(0.0)
+            if sp < n_valid:
+                rec = (h * NS + sp) * PW
+                ms[sp] = part[rec + HD]
+                ls[sp] = part[rec + HD + 1]
+                vs[sp] = part[rec + d]
+        mm = NEG_INF
+        for sp in range(NS):
+            mm = max(mm, ms[sp])
+        ll = F32(0.0)
+        aa = F32(0.0)
+        for sp in range(NS):
+            c = math.exp2(ms[sp] - mm)
+            ll += ls[sp] * c
+            aa += vs[sp] * c
+        att[h * HD + d] = to_t(aa / ll)
+
+    return combine_batched
 
 
 def _make_cluster(spec, ops, warp_merge):
