@@ -109,13 +109,13 @@ def test_ptx_abi_and_code_quality(kernels, kind, shape, dtype, lmax):
         assert "cvt.f32.f16" in ptx and "cvt.rn.f16.f32" in ptx
 
 
-@pytest.mark.parametrize("knobs", [{"ko": 1}, {"ko": 2}, {"batch_combine": 1}], ids=str)
+@pytest.mark.parametrize("knobs", [{"ko": 1}, {"ko": 2}, {"batch_combine": 1}, {"lean_fence": 1}], ids=str)
 def test_ab_knobs_change_only_their_plans(kernels, knobs):
     """The A/B knobs (bench_attention variants) stay out of the default plan; each changes what it names: ko 1 drops
     the ticket (no atomic), ko 2 the key walk (no K/V load), batch_combine issues the 3 x n_split partial loads of
     an output element together (no loop left in the combine after the ticket), all without local memory."""
     c = cfg(32, 32, 128)
-    assert not {"ko", "batch_combine"} & set(A.plan_decode(c, "float16", 4096))
+    assert not set(A.AB_KNOBS) & set(A.plan_decode(c, "float16", 4096))
     spec = A.plan_decode(c, "float16", 4096, **knobs)
     assert spec["n_split"] == 8 and not spec["cluster"] and {k: spec[k] for k in knobs} == knobs
     ptx, _ = kernels.compile_ptx(spec, (9, 0))
@@ -128,6 +128,8 @@ def test_ab_knobs_change_only_their_plans(kernels, knobs):
     if knobs.get("batch_combine"):
         tail = ptx[ptx.index("atom.global.add"):]
         assert tail.count("ld.global.f32") == 3 * spec["n_split"]
+    if knobs.get("lean_fence"):  # two fences (release, acquire) behind thread 0's branches, no longer one a thread
+        assert ptx.count("membar.gl") == base.count("membar.gl") == 2
 
 
 def test_compile_subprocess_fills_cache_once(kernels, tmp_path):
@@ -151,7 +153,7 @@ SIM_CASES = [  # [n_heads, n_kv_heads, head_dim, dtype, lmax, knobs]: small enou
     [8, 1, 16, "float16", 33, {"n_warps": 2, "unroll": 2}],  # n_rep 8 -> 8-byte words
     [2, 1, 8, "bfloat16", 70, {"n_warps": 1, "unroll": 2, "n_split": 2}],  # one lane per key
     [4, 2, 16, "float16", 64, {"n_split": 2, "n_warps": 2, "unroll": 2}],  # every load after the wait
-    [4, 2, 16, "float16", 96, {"n_warps": 1, "unroll": 2, "n_split": 3, "batch_combine": 1}],  # batched combine
+    [4, 2, 16, "float16", 96, {"n_warps": 1, "unroll": 2, "n_split": 3, "batch_combine": 1, "lean_fence": 1}],
 ]
 
 

@@ -34,6 +34,9 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
                 "n_split": None, "n_dsplit": None, "early": 2, "cluster": 2}
 CLUSTER_MAX = 8  # the portable cluster size
+# A/B knobs, in a plan only when set (decode_combine.py / decode_kernels.py): ko (bench only: 1 no ticket combine,
+# 2 no key walk), batch_combine (the combine's partial loads issued together), lean_fence (one fence a block)
+AB_KNOBS = ("ko", "batch_combine", "lean_fence")
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
@@ -86,14 +89,16 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
             "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
             "early": _switch(kn["early"], n_split, d, kvh, n_sm),
             "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm) and 1 < n_split <= CLUSTER_MAX and d == 1),
-            **geo, **{k: int(kn[k]) for k in ("ko", "batch_combine") if kn.get(k)}}  # A/B knobs, absent by default
+            **geo, **{k: int(kn[k]) for k in AB_KNOBS if kn.get(k)}}  # absent by default
 
 
 def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:
-    """A 0 / 1 / 2 knob of the plan: 2 means on for key-split plans of one wave (one block an SM at most: the H200
+    """A 0 / 1 / 2 / 3 knob of the plan (3: on for key-split plans): 2 means on for key-split plans of one wave (one block an SM at most: the H200
     A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048 keys))."""
     if knob == 2:
         return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
+    if knob == 3:  # on for every key-split plan (A/B of the twenty-fifth session)
+        return int(n_split > 1)
     return int(bool(knob))
 
 

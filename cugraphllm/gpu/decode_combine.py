@@ -62,6 +62,7 @@ def _make_ticket(spec, ops, warp_merge):
     to_t, ticket = ops["to_t"], ops["ticket"]
     NO_COMBINE = bool(spec.get("ko", 0) & 1)  # bench only (plan knob "ko" 1): partials written, no ticket / combine
     BATCH = bool(spec.get("batch_combine"))
+    LEAN = bool(spec.get("lean_fence"))  # A/B knob: one fence a block (thread 0) instead of one a thread
     combine_batched = _make_batched(spec, ops)
 
     @cuda.jit(device=True, forceinline=True)
@@ -80,14 +81,25 @@ def _make_ticket(spec, ops, warp_merge):
                     part[rec + HD + 1] = ll
         if NO_COMBINE:
             return
-        cuda.threadfence()
-        cuda.syncthreads()
-        if tid == 0:
-            flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
-        cuda.syncthreads()
-        if flag[0] == 0:
-            return
-        cuda.threadfence()
+        if LEAN:  # thread 0 fences for the block after the barrier (cumulative: cooperative groups' grid sync)
+            cuda.syncthreads()
+            if tid == 0:
+                cuda.threadfence()
+                flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
+                if flag[0] == 1:
+                    cuda.threadfence()
+            cuda.syncthreads()
+            if flag[0] == 0:
+                return
+        else:
+            cuda.threadfence()
+            cuda.syncthreads()
+            if tid == 0:
+                flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
+            cuda.syncthreads()
+            if flag[0] == 0:
+                return
+            cuda.threadfence()
         if tid == 0:
             cnt[kvh] = 0
         n_valid = (n + C - 1) // C
