@@ -36,9 +36,7 @@ VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECO
     "narrow_8byte": (None, {"wide": False}),
     # bench-only knockouts (plan knob "ko"): the ticket combine skipped; the key walk skipped (no K/V read)
     "ko_combine": (None, {"ko": 1}), "ko_walk": (None, {"ko": 2}), "ko_both": (None, {"ko": 3}),
-    "cluster_on": (None, {"cluster": 1}), "early_on": (None, {"early": 1}), "batch_combine": (None, {"batch_combine": 1}),
-    "lean_fence": (None, {"lean_fence": 1}), "early3": (None, {"early": 3}),
-    "split_all": (None, {"early": 3, "batch_combine": 1, "lean_fence": 1}),
+    "cluster_on": (None, {"cluster": 1}), "early_on": (None, {"early": 1}), "early_wave": (None, {"early": 2}),
 }
 
 

@@ -109,11 +109,10 @@ def test_ptx_abi_and_code_quality(kernels, kind, shape, dtype, lmax):
         assert "cvt.f32.f16" in ptx and "cvt.rn.f16.f32" in ptx
 
 
-@pytest.mark.parametrize("knobs", [{"ko": 1}, {"ko": 2}, {"batch_combine": 1}, {"lean_fence": 1}], ids=str)
+@pytest.mark.parametrize("knobs", [{"ko": 1}, {"ko": 2}], ids=str)
 def test_ab_knobs_change_only_their_plans(kernels, knobs):
-    """The A/B knobs (bench_attention variants) stay out of the default plan; each changes what it names: ko 1 drops
-    the ticket (no atomic), ko 2 the key walk (no K/V load), batch_combine issues the 3 x n_split partial loads of
-    an output element together (no loop left in the combine after the ticket), all without local memory."""
+    """The knockouts (bench_attention variants) stay out of the default plan; each drops what it names: ko 1 the
+    ticket (no atomic), ko 2 the key walk (no K/V load), without local memory."""
     c = cfg(32, 32, 128)
     assert not set(A.AB_KNOBS) & set(A.plan_decode(c, "float16", 4096))
     spec = A.plan_decode(c, "float16", 4096, **knobs)
@@ -125,11 +124,16 @@ def test_ab_knobs_change_only_their_plans(kernels, knobs):
         assert "atom" not in ptx and "atom" in base
     if knobs.get("ko") == 2:
         assert "ld.global.nc.v2.u64" not in ptx
-    if knobs.get("batch_combine"):
-        tail = ptx[ptx.index("atom.global.add"):]
-        assert tail.count("ld.global.f32") == 3 * spec["n_split"]
-    if knobs.get("lean_fence"):  # two fences (release, acquire) behind thread 0's branches, no longer one a thread
-        assert ptx.count("membar.gl") == base.count("membar.gl") == 2
+
+
+def test_ticket_combine_loads_at_once(kernels):
+    """7B at 4096 keys (8 splits, ticket): after the ticket the combine issues its 3 x n_split partial loads with no
+    loop between them; two fences (thread 0's release and acquire); the early loads are on (early 3)."""
+    spec = A.plan_decode(cfg(32, 32, 128), "float16", 4096)
+    assert spec["n_split"] == 8 and spec["early"] == 1 and not spec["cluster"]
+    ptx, _ = kernels.compile_ptx(spec, (9, 0))
+    tail = ptx[ptx.index("atom.global.add"):]
+    assert tail.count("ld.global.f32") == 3 * spec["n_split"] and ptx.count("membar.gl") == 2
 
 
 def test_compile_subprocess_fills_cache_once(kernels, tmp_path):
@@ -153,7 +157,7 @@ SIM_CASES = [  # [n_heads, n_kv_heads, head_dim, dtype, lmax, knobs]: small enou
     [8, 1, 16, "float16", 33, {"n_warps": 2, "unroll": 2}],  # n_rep 8 -> 8-byte words
     [2, 1, 8, "bfloat16", 70, {"n_warps": 1, "unroll": 2, "n_split": 2}],  # one lane per key
     [4, 2, 16, "float16", 64, {"n_split": 2, "n_warps": 2, "unroll": 2}],  # every load after the wait
-    [4, 2, 16, "float16", 96, {"n_warps": 1, "unroll": 2, "n_split": 3, "batch_combine": 1, "lean_fence": 1}],
+    [4, 2, 16, "float16", 96, {"n_warps": 1, "unroll": 2, "n_split": 3}],  # the ticket, 2 keys a lane-step
 ]
 
 

@@ -131,8 +131,7 @@ PLANS = [{"blocks_per_sm": 2}, {"blocks_per_sm": 8}, {"decode_knobs": {"short_it
          {"decode_knobs": {"wide": False, "unroll": 2}}, {"decode_knobs": {"n_warps": 4, "unroll": 8}},
          {"decode_knobs": {"cluster": 0, "early": 0}}, {"decode_knobs": {"cluster": 1, "early": 1}},
          {"decode_knobs": {"early": 1, "cluster": 0}}, {"blocks_per_sm": 8, "decode_knobs": {"cluster": 1}},
-         {"decode_knobs": {"early": 3, "batch_combine": 1, "lean_fence": 1}},  # the twenty-fifth session's A/B
-         {"decode_knobs": {"n_split": 3, "n_dsplit": 2, "batch_combine": 1, "lean_fence": 1, "early": 3}}]
+         {"decode_knobs": {"early": 2}}, {"decode_knobs": {"n_split": 3, "n_dsplit": 2, "early": 3}}]
 
 
 @pytest.mark.parametrize("kw", PLANS, ids=lambda kw: json.dumps(kw, sort_keys=True))
@@ -142,7 +141,7 @@ def test_decode_other_plans(kw, cache_dir):
 
 GQA_PLANS = [("r8_hd128", {"n_split": 2, "n_dsplit": 2}), ("r2_hd64", {"n_split": 2, "n_dsplit": 4}),
              ("r2_hd72", {"n_split": 2, "n_dsplit": 3}), ("r2_hd6", {"n_dsplit": 3}),  # 3: slices of 3 or 1 words
-             ("r8_hd128", {"n_split": 3, "n_dsplit": 2, "batch_combine": 1, "lean_fence": 1, "early": 3})]
+             ("r8_hd128", {"n_split": 3, "n_dsplit": 2, "early": 3})]
 
 
 @pytest.mark.parametrize("name,knobs", GQA_PLANS)

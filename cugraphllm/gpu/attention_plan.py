@@ -30,13 +30,14 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # early: a block loads its first trip's K/V rows below the current one before the PDL wait (they were written by
 # earlier steps), so the K/V read overlaps the qkv GEMV's tail instead of following it. cluster: a key split of at
 # most CLUSTER_MAX blocks a KV head is combined in a thread block cluster (decode_combine.py; sm_90). Each is 0
-# (off), 1 (on) or 2 (on for key-split plans of one wave: at most one block an SM, see _switch)
+# (off), 1 (on), 2 (on for key-split plans of one wave: at most one block an SM) or 3 (on for key-split plans);
+# see _switch
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
-                "n_split": None, "n_dsplit": None, "early": 2, "cluster": 2}
+                "n_split": None, "n_dsplit": None, "early": 3, "cluster": 2}
 CLUSTER_MAX = 8  # the portable cluster size
-# A/B knobs, in a plan only when set (decode_combine.py / decode_kernels.py): ko (bench only: 1 no ticket combine,
-# 2 no key walk), batch_combine (the combine's partial loads issued together), lean_fence (one fence a block)
-AB_KNOBS = ("ko", "batch_combine", "lean_fence")
+# A/B knobs, in a plan only when set: ko (bench only, decode_kernels.py / decode_combine.py: 1 no ticket combine,
+# 2 no key walk)
+AB_KNOBS = ("ko",)
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
@@ -93,11 +94,14 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
 
 
 def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:
-    """A 0 / 1 / 2 / 3 knob of the plan (3: on for key-split plans): 2 means on for key-split plans of one wave (one block an SM at most: the H200
-    A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048 keys))."""
+    """A 0 / 1 / 2 / 3 knob of the plan. 2: on for key-split plans of one wave (one block an SM at most), cluster's
+    default: the H200 A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048
+    keys; the cluster alone costs 2.4-5.6 us a launch there, bench_attention s33b). 3: on for every key-split plan,
+    early's default since s33c (7B at 2000 / 3900 keys 3.69 / 3.85-3.87 -> 3.66 / 3.79-3.80 ms a token with the
+    ticket combine's loads batched and its fences by thread 0)."""
     if knob == 2:
         return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
-    if knob == 3:  # on for every key-split plan (A/B of the twenty-fifth session)
+    if knob == 3:
         return int(n_split > 1)
     return int(bool(knob))
 

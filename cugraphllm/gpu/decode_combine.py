@@ -1,7 +1,8 @@
 """The end of a decode attention block (decode_kernels.py): its warps' online-softmax states merged (fixed order),
 then either the output written (no key split) or the key splits of a KV head combined (log-sum-exp):
 - ticket: every block writes its partial (acc, max, sum) to global scratch; the last block of the KV head to
-  arrive (atomic ticket, after a fence) reads them back and writes the output;
+  arrive (atomic ticket, after one fence a block) reads them back, every split's loads in flight at once, and
+  writes the output;
 - cluster (sm_90): the n_split blocks of a KV head form a thread block cluster; each leaves its partial in its own
   shared memory, and after a cluster barrier rank 0 reads the others' through distributed shared memory. No global
   round trip, no fence, no atomic on the step's critical path; a second barrier keeps every block's shared memory
@@ -61,77 +62,11 @@ def _make_ticket(spec, ops, warp_merge):
     NS, C, PW, ARRIVALS = spec["n_split"], spec["chunk"], HD + 2, spec["n_split"] * spec["n_dsplit"]
     to_t, ticket = ops["to_t"], ops["ticket"]
     NO_COMBINE = bool(spec.get("ko", 0) & 1)  # bench only (plan knob "ko" 1): partials written, no ticket / combine
-    BATCH = bool(spec.get("batch_combine"))
-    LEAN = bool(spec.get("lean_fence"))  # A/B knob: one fence a block (thread 0) instead of one a thread
-    combine_batched = _make_batched(spec, ops)
 
     @cuda.jit(device=True, forceinline=True)
-    def finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, has_keys):
-        flag = cuda.shared.array(1, types.int32)
-        if has_keys:
-            cuda.syncthreads()
-            for t in range(tid, R * VSL, NT):
-                r = t // VSL
-                d = ds * VSL + t - r * VSL
-                mm, ll, aa = warp_merge(t, sm_m, sm_l, sm_acc)
-                rec = ((kvh * R + r) * NS + split) * PW
-                part[rec + d] = aa
-                if d == 0:  # m and l are the same in every dim slice: slice 0 writes them
-                    part[rec + HD] = mm
-                    part[rec + HD + 1] = ll
-        if NO_COMBINE:
-            return
-        if LEAN:  # thread 0 fences for the block after the barrier (cumulative: cooperative groups' grid sync)
-            cuda.syncthreads()
-            if tid == 0:
-                cuda.threadfence()
-                flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
-                if flag[0] == 1:
-                    cuda.threadfence()
-            cuda.syncthreads()
-            if flag[0] == 0:
-                return
-        else:
-            cuda.threadfence()
-            cuda.syncthreads()
-            if tid == 0:
-                flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
-            cuda.syncthreads()
-            if flag[0] == 0:
-                return
-            cuda.threadfence()
-        if tid == 0:
-            cnt[kvh] = 0
-        n_valid = (n + C - 1) // C
-        for t in range(tid, R * HD, NT):
-            h = kvh * R + t // HD
-            if BATCH:
-                combine_batched(att, part, h, t % HD, n_valid)
-                continue
-            mm = NEG_INF
-            for sp in range(n_valid):
-                mm = max(mm, part[(h * NS + sp) * PW + HD])
-            ll = F32(0.0)
-            aa = F32(0.0)
-            for sp in range(n_valid):
-                rec = (h * NS + sp) * PW
-                c = math.exp2(part[rec + HD] - mm)
-                ll += part[rec + HD + 1] * c
-                aa += part[rec + t % HD] * c
-            att[h * HD + t % HD] = to_t(aa / ll)
-
-    return finish
-
-
-def _make_batched(spec, ops):
-    """Plan knob batch_combine (A/B): the ticket's combine of one output element with the n_split partials' loads
-    all issued before any is used (one L2 round trip instead of a dependent one per split and loop). Same values
-    in the same order: splits past n_valid add exact zeros."""
-    HD, NS, PW = spec["head_dim"], spec["n_split"], spec["head_dim"] + 2
-    to_t = ops["to_t"]
-
-    @cuda.jit(device=True, forceinline=True)
-    def combine_batched(att, part, h, d, n_valid):
+    def combine(att, part, h, d, n_valid):
+        # output element d of head h from the n_valid partials: every load issued before any is used (one L2 round
+        # trip, not one a split); splits past n_valid add exact zeros, so the sums are the split-order sums
         ms = cuda.local.array(NS, types.float32)
         ls = cuda.local.array(NS, types.float32)
         vs = cuda.local.array(NS, types.float32)
@@ -155,7 +90,39 @@ def _make_batched(spec, ops):
             aa += vs[sp] * c
         att[h * HD + d] = to_t(aa / ll)
 
-    return combine_batched
+    @cuda.jit(device=True, forceinline=True)
+    def finish(att, part, cnt, sm_m, sm_l, sm_acc, kvh, split, ds, tid, n, has_keys):
+        flag = cuda.shared.array(1, types.int32)
+        if has_keys:
+            cuda.syncthreads()
+            for t in range(tid, R * VSL, NT):
+                r = t // VSL
+                d = ds * VSL + t - r * VSL
+                mm, ll, aa = warp_merge(t, sm_m, sm_l, sm_acc)
+                rec = ((kvh * R + r) * NS + split) * PW
+                part[rec + d] = aa
+                if d == 0:  # m and l are the same in every dim slice: slice 0 writes them
+                    part[rec + HD] = mm
+                    part[rec + HD + 1] = ll
+        if NO_COMBINE:
+            return
+        # thread 0 fences for the whole block after the barrier (cumulative, as in cooperative groups' grid sync):
+        # release before the ticket, acquire after the last one (a fence in every thread, as before, cost more)
+        cuda.syncthreads()
+        if tid == 0:
+            cuda.threadfence()
+            flag[0] = 1 if ticket(cnt, kvh, 1) == ARRIVALS - 1 else 0
+            if flag[0] == 1:
+                cuda.threadfence()
+                cnt[kvh] = 0
+        cuda.syncthreads()
+        if flag[0] == 0:
+            return
+        n_valid = (n + C - 1) // C
+        for t in range(tid, R * HD, NT):
+            combine(att, part, kvh * R + t // HD, t % HD, n_valid)
+
+    return finish
 
 
 def _make_cluster(spec, ops, warp_merge):

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Twenty-fifth session, call d (nvidia-h200): the decode attention as committed (ticket combine with its loads at
+# once and thread 0's fences; early loads on every key-split plan, DECODE_KNOBS early 3): every attention GPU test
+# and the engine / decode-graph / PDL tests (in parallel), bench_attention (default vs the old early rule, early 2),
+# then decode end to end against early 2, one process each, alternating: 7B fp16 at 1000 / 2000 / 3900, 70B int4 at
+# 2000 / 3900 (8 KV heads: 256 blocks of 32 splits), 13B fp16 at 3900 (40 KV heads).
+source scripts/device_lib.sh s33d
+LIMIT=${LIMIT:-560}
+E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 1 --no-plot --out $L/bench"
+nvidia-smi -L
+t attn 220 -rfE --tb=short -n 4 tests/test_attention_gpu.py &
+t engine 220 -rfE --tb=short -n 4 tests/test_engine_gpu.py tests/test_decode_graph_gpu.py tests/test_pdl_gpu.py &
+wait; snap
+timeout 100 python3 -m scripts.bench_attention --variants early_wave --out $L/attention.json > $L/attention.log 2>&1
+echo "=== bench_attention rc $?"
+python3 - $L/attention.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["decode"]:
+    print(r["length"], r["plan"]["n_split"], " ".join(f"{k[:-3]} {v:.2f}" for k, v in r.items() if k.endswith("_us")))
+PY
+snap
+for v in "0:-" "0:early=2" "0:-" "0:early=2"; do
+  attn_bench p7_$(( $(date +%s) - T0 )) 60 ${v%%:*} ${v#*:} $E2E --preset llama-2-7b --lengths 1000,2000,3900; done; snap
+for v in "0:-" "0:early=2"; do
+  attn_bench p70_$(( $(date +%s) - T0 )) 120 ${v%%:*} ${v#*:} $E2E --preset llama-2-70b --quant int4 --lengths 2000,3900; done
+for v in "0:-" "0:early=2"; do
+  attn_bench p13_$(( $(date +%s) - T0 )) 60 ${v%%:*} ${v#*:} $E2E --preset llama-2-13b --lengths 3900; done; snap
+echo "total $(( $(date +%s) - T0 )) s"
