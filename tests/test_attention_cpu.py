@@ -126,6 +126,19 @@ def test_ab_knobs_change_only_their_plans(kernels, knobs):
         assert "ld.global.nc.v2.u64" not in ptx
 
 
+@pytest.mark.parametrize("shape", [(32, 32, 128), (40, 40, 128), (64, 8, 128), (16, 16, 128), (20, 20, 128),
+                                   (32, 4, 128), (52, 52, 128), (48, 6, 128)])
+def test_key_split_plans_fill_one_wave(shape):
+    """Every bucket's grid fits one wave of the split-K occupancy (BLOCKS_PER_SM blocks an SM): a block left over
+    for a second wave runs alone after the first (13B at 4096 keys had 7 splits of 40 KV heads: 280 blocks)."""
+    c = cfg(*shape)
+    for lmax in [64 << i for i in range(7)]:
+        s = A.plan_decode(c, "float16", lmax)
+        if s["n_split"] > 1:
+            assert s["n_kv_heads"] * s["n_split"] * s["n_dsplit"] <= A.BLOCKS_PER_SM * 132, (shape, lmax, s["n_split"])
+            assert s["n_split"] * s["chunk"] >= lmax and (s["n_split"] - 1) * s["chunk"] < lmax
+
+
 def test_ticket_combine_loads_at_once(kernels):
     """7B at 4096 keys (8 splits, ticket): after the ticket the combine issues its 3 x n_split partial loads with no
     loop between them; two fences (thread 0's release and acquire); the early loads are on (early 3)."""

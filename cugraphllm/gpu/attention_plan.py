@@ -79,7 +79,9 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     n_split = kn["n_split"]
     if n_split is None:
         trips = -(-lmax // step)
-        n_split = 1 if trips <= kn["short_iters"] else min(trips, -(-blocks_per_sm * n_sm // kvh))
+        # at most blocks_per_sm * n_sm blocks: one wave (13B, 40 KV heads, at 4096 keys took 7 splits, 280 blocks,
+        # before: a second wave of 16 blocks after the first)
+        n_split = 1 if trips <= kn["short_iters"] else min(trips, max(1, blocks_per_sm * n_sm // kvh))
     chunk = -(-(-(-lmax // n_split)) // step) * step
     n_split = -(-lmax // chunk)
     limit = min(kn["max_dsplit"], max(1, lmax // kn["dsplit_keys"])) if kn["dsplit_keys"] else kn["max_dsplit"]
