@@ -6,7 +6,7 @@
 # 2000 / 3900 (8 KV heads: 256 blocks of 32 splits); early 1 (early loads on the unsplit buckets of <= 256 keys too)
 # at 10 / 100 / 200; 13B fp16 at 3900, its 4096 bucket at 6 splits (one wave, the new rule) vs 7 (280 blocks).
 source scripts/device_lib.sh s33d
-LIMIT=${LIMIT:-560}
+LIMIT=${LIMIT:-420}
 E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 1 --no-plot --out $L/bench"
 nvidia-smi -L
 t attn 200 -rfE --tb=short -n 4 tests/test_attention_gpu.py &
