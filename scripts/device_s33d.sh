@@ -14,7 +14,8 @@ t engine 200 -rfE --tb=short -n 4 tests/test_engine_gpu.py tests/test_decode_gra
 wait; snap
 for v in "0:-" "0:n_split=7" "0:-" "0:n_split=7"; do  # 13B's 4096 bucket: 6 splits (one wave) vs 7 (280 blocks)
   attn_bench p13_$(( $(date +%s) - T0 )) 60 ${v%%:*} ${v#*:} $E2E --preset llama-2-13b --lengths 3900; done; snap
-timeout 100 python3 -m scripts.bench_attention --variants early_wave --out $L/attention.json > $L/attention.log 2>&1
+fits 60 bench_attention && timeout 60 python3 -m scripts.bench_attention --variants early_wave \
+  --out $L/attention.json > $L/attention.log 2>&1
 echo "=== bench_attention rc $?"
 python3 - $L/attention.json <<'PY'
 import json, sys
