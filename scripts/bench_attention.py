@@ -207,13 +207,24 @@ def versions():
     return v
 
 
+def summary(path) -> None:
+    """One line a decode bucket of a result file: keys, key splits, then us a launch per plan."""
+    for r in json.loads(Path(path).read_text())["decode"]:
+        plans = " ".join(f"{k[:-3]} {v:.2f}" for k, v in r.items() if k.endswith("_us"))
+        print(r["length"], r["plan"]["n_split"], plans)
+
+
 def main():
-    import cupy as cp
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/attention_{datetime.date.today()}.json")
     ap.add_argument("--no-variants", action="store_true", help="time only the default plans")
     ap.add_argument("--variants", default="", help="comma-separated names of VARIANTS to time (default: all)")
+    ap.add_argument("--summary", metavar="FILE", help="print one line a decode bucket of a result FILE and exit")
     args = ap.parse_args()
+    if args.summary:
+        summary(args.summary)
+        return 0
+    import cupy as cp
     chosen = [v for v in args.variants.split(",") if v]
     if any(v not in VARIANTS for v in chosen):
         print(f"bench_attention: --variants must name some of {sorted(VARIANTS)}", file=sys.stderr)

@@ -97,7 +97,7 @@ def run(samplers=("new", "v2", "old"), calls: int = CALLS, reps: int = REPS) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samplers", default="new,v2,old", help="comma-separated: new (v3), v2, old (v1)")
-    ap.add_argument("--ko", default="", help="comma-separated knockouts 1-5 of the v3 sampler, rows new:koN (bench only)")
+    ap.add_argument("--ko", default="", help="comma-separated knockouts 1-5 of the v3 sampler (rows new:koN)")
     ap.add_argument("--calls", type=int, default=CALLS)
     ap.add_argument("--reps", type=int, default=REPS)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/sampler_<date>.json)")

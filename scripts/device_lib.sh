@@ -77,6 +77,14 @@ ko_int4() {
     --out $L/$log.json "$@" > $L/$log.log 2>&1
   echo "=== $log rc $?"; tail -n 5 $L/$log.log
 }
+# attn_variants STEM SECS VARIANTS: one scripts/bench_attention process (the default plans and VARIANTS, names of its
+# VARIANTS, comma-separated) to $L/STEM.json / .log, skipped with a line where it would pass LIMIT; echoes its exit
+# status and one line a decode bucket (keys, splits, us a launch per plan), then snaps
+attn_variants() {
+  fits "$2" "$1" || return
+  timeout "$2" python3 -m scripts.bench_attention --variants "$3" --out $L/$1.json > $L/$1.log 2>&1
+  echo "=== $1 rc $?"; python3 -m scripts.bench_attention --summary $L/$1.json; snap
+}
 # persist SECS [VARIANTS]: one scripts/persist_probe process (all its variants, or the comma-separated VARIANTS),
 # logged to $L/persist.log / .json; echoes its exit status and rows, then snaps
 persist() {

@@ -14,16 +14,7 @@ t engine 200 -rfE --tb=short -n 4 tests/test_engine_gpu.py tests/test_decode_gra
 wait; snap
 for v in "0:-" "0:n_split=7" "0:-" "0:n_split=7"; do  # 13B's 4096 bucket: 6 splits (one wave) vs 7 (280 blocks)
   attn_bench p13_$(( $(date +%s) - T0 )) 60 ${v%%:*} ${v#*:} $E2E --preset llama-2-13b --lengths 3900; done; snap
-fits 60 bench_attention && timeout 60 python3 -m scripts.bench_attention --variants early_wave \
-  --out $L/attention.json > $L/attention.log 2>&1
-echo "=== bench_attention rc $?"
-python3 - $L/attention.json <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-for r in d["decode"]:
-    print(r["length"], r["plan"]["n_split"], " ".join(f"{k[:-3]} {v:.2f}" for k, v in r.items() if k.endswith("_us")))
-PY
-snap
+attn_variants attention 60 early_wave
 for v in "0:-" "0:early=2" "0:-" "0:early=2"; do
   attn_bench p7_$(( $(date +%s) - T0 )) 60 ${v%%:*} ${v#*:} $E2E --preset llama-2-7b --lengths 1000,2000,3900; done; snap
 for v in "0:-" "0:early=1" "0:-" "0:early=1"; do  # early loads on the short (unsplit) buckets too
