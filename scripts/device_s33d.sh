@@ -6,11 +6,11 @@
 # 2000 / 3900 (8 KV heads: 256 blocks of 32 splits); early 1 (early loads on the unsplit buckets of <= 256 keys too)
 # at 10 / 100 / 200; 13B fp16 at 3900, its 4096 bucket at 6 splits (one wave, the new rule) vs 7 (280 blocks).
 source scripts/device_lib.sh s33d
-LIMIT=${LIMIT:-260}
+LIMIT=${LIMIT:-200}
 E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 2 --warmup 1 --ttft-reps 1 --no-plot --out $L/bench"
 nvidia-smi -L
-t attn 150 -rfE --tb=short -n 4 tests/test_attention_gpu.py &
-t engine 150 -rfE --tb=short -n 4 tests/test_engine_gpu.py tests/test_decode_graph_gpu.py tests/test_pdl_gpu.py &
+t attn 130 -rfE --tb=short -n 4 tests/test_attention_gpu.py &
+t engine 130 -rfE --tb=short -n 4 tests/test_engine_gpu.py tests/test_decode_graph_gpu.py tests/test_pdl_gpu.py &
 wait; snap
 for v in "0:-" "0:n_split=7" "0:-" "0:n_split=7"; do  # 13B's 4096 bucket: 6 splits (one wave) vs 7 (280 blocks)
   attn_bench p13_$(( $(date +%s) - T0 )) 60 ${v%%:*} ${v#*:} $E2E --preset llama-2-13b --lengths 3900; done; snap
