@@ -29,7 +29,7 @@
 // path (1 fast, 2 fallback), for the tests. The ticket and the bins are reset as in v2, so a graph replays
 // without host work. tests/sampler_model.py models the layout (block_layout, gather_slices).
 
-// Bench-only knockouts (scripts/sampler_ko.py; ops_select.KO): the draw stops after a phase, so a graph of calls
+// Bench-only knockouts (scripts/bench_sampler.py --ko; ops_select.KO): the draw stops after a phase, so a graph of calls
 // times the phases before it. 1 after pdl_enter, 2 after the partials' merge, 3 after bin_block, 4 after the ticket
 // (the last block resets it). 0 (default) is the sampler; its PTX does not change.
 #ifndef SAMPLE_KO

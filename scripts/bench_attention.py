@@ -181,10 +181,11 @@ def bench_kernels(attn, config, variants):
     return rows, prefill, overhead
 
 
-def make_variants(config, cache_dir):
-    """Attention objects for VARIANTS, compiled together (2 processes each) into the shared cache."""
+def make_variants(config, cache_dir, names):
+    """Attention objects for the VARIANTS `names`, compiled together (2 processes each) into the shared cache."""
     out = {}
-    for name, (bps, knobs) in VARIANTS.items():
+    for name in names:
+        bps, knobs = VARIANTS[name]
         a = Attention(config, 4096, cache_dir=cache_dir, blocks_per_sm=bps or attn_mod.BLOCKS_PER_SM,
                       decode_knobs=knobs)
         a.prepare_many([("decode", b) for b in a.decode_buckets], background=True, jobs=2)
@@ -224,13 +225,12 @@ def main():
     if args.summary:
         summary(args.summary)
         return 0
-    import cupy as cp
     chosen = [v for v in args.variants.split(",") if v]
     if any(v not in VARIANTS for v in chosen):
         print(f"bench_attention: --variants must name some of {sorted(VARIANTS)}", file=sys.stderr)
         return 2
-    for name in set(VARIANTS) - set(chosen or VARIANTS):
-        del VARIANTS[name]
+    import cupy as cp
+    names = chosen or list(VARIANTS)
     config = ModelConfig.from_preset("llama-2-7b")
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "versions": versions(),
@@ -242,9 +242,9 @@ def main():
     attn.prepare_many([("decode", b) for b in attn.decode_buckets] + [("prefill", None)])
     result["copy"] = copy_bandwidth()
     result["decode_knobs"] = {"blocks_per_sm": attn_mod.BLOCKS_PER_SM, **attn_mod.DECODE_KNOBS}
-    result["variants"] = {name: {"blocks_per_sm": bps or attn_mod.BLOCKS_PER_SM, **knobs}
-                          for name, (bps, knobs) in VARIANTS.items()}
-    variants = {} if args.no_variants else make_variants(config, cache_dir)
+    result["variants"] = {name: {"blocks_per_sm": VARIANTS[name][0] or attn_mod.BLOCKS_PER_SM, **VARIANTS[name][1]}
+                          for name in names}
+    variants = {} if args.no_variants else make_variants(config, cache_dir, names)
     result["decode"], result["prefill"], result["launch_overhead"] = bench_kernels(attn, config, variants)
     result["decode_best"] = [min(((k[:-3], v) for k, v in r.items() if k.endswith("_us") and k != "generic_us"),
                                  key=lambda kv: kv[1]) for r in result["decode"]]

@@ -35,9 +35,6 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
                 "n_split": None, "n_dsplit": None, "early": 3, "cluster": 2}
 CLUSTER_MAX = 8  # the portable cluster size
-# A/B knobs, in a plan only when set: ko (bench only, decode_kernels.py / decode_combine.py: 1 no ticket combine,
-# 2 no key walk)
-AB_KNOBS = ("ko",)
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
@@ -92,7 +89,8 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
             "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
             "early": _switch(kn["early"], n_split, d, kvh, n_sm),
             "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm) and 1 < n_split <= CLUSTER_MAX and d == 1),
-            **geo, **{k: int(kn[k]) for k in AB_KNOBS if kn.get(k)}}  # absent by default
+            **geo, **({"ko": int(kn["ko"])} if kn.get("ko") else {})}  # knob ko: bench-only knockouts
+    # (decode_kernels.py, decode_combine.py: 1 no ticket combine, 2 no key walk), in a plan only when set
 
 
 def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:

@@ -21,7 +21,7 @@ OLD_CHUNK = 4096                      # logits per block of the old kernels
 SAMPLER = os.environ.get("CUGRAPHLLM_SAMPLER", "new")
 KERNELS = {"new": ("sample_prep_v2", "sample_draw_v3"), "v2": ("sample_prep_v2", "sample_draw_v2"),
            "old": ("sample_prep", "sample_draw")}
-KO = 0  # bench only (scripts/sampler_ko.py): SAMPLE_KO of the v3 draw (sampling_v3.cuh); 5 launches the prep alone
+KO = 0  # bench only (bench_sampler.py --ko): SAMPLE_KO of the v3 draw (sampling_v3.cuh); 5 launches the prep alone
 _sample_work: dict = {}  # (device, logits address, V) -> SampleWork
 
 
