@@ -30,11 +30,13 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # early: a block loads its first trip's K/V rows below the current one before the PDL wait (they were written by
 # earlier steps), so the K/V read overlaps the qkv GEMV's tail instead of following it. cluster: a key split of at
 # most CLUSTER_MAX blocks a KV head is combined in a thread block cluster (decode_combine.py; sm_90). Each is 0
-# (off), 1 (on), 2 (on for key-split plans of one wave: at most one block an SM) or 3 (on for key-split plans);
-# see _switch
+# (off), 1 (on), 2 (on for key-split plans of one wave: at most one block an SM), 3 (on for key-split plans) or 4
+# (on for key-split plans and for buckets of at most EARLY_SHORT keys); see _switch
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
                 "n_split": None, "n_dsplit": None, "early": 3, "cluster": 2}
 CLUSTER_MAX = 8  # the portable cluster size
+EARLY_SHORT = 128  # knob value 4: bench_attention s33b, early loads on the unsplit 64 / 128-key buckets 2.39 / 2.72
+#                    vs 2.89 / 3.72 us a launch, but 7.16 vs 5.56 at 256 keys
 UNROLLED_FMAS = 128  # unroll * n_rep * elements per lane: above this NVVM leaves the register arrays in local memory
 
 
@@ -87,13 +89,14 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
         raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
     return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
             "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
-            "early": _switch(kn["early"], n_split, d, kvh, n_sm),
-            "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm) and 1 < n_split <= CLUSTER_MAX and d == 1),
+            "early": _switch(kn["early"], n_split, d, kvh, n_sm, lmax),
+            "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm, lmax) and 1 < n_split <= CLUSTER_MAX
+                           and d == 1),
             **geo, **({"ko": int(kn["ko"])} if kn.get("ko") else {})}  # knob ko: bench-only knockouts
     # (decode_kernels.py, decode_combine.py: 1 no ticket combine, 2 no key walk), in a plan only when set
 
 
-def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) -> int:
+def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int, lmax: int) -> int:
     """A 0 / 1 / 2 / 3 knob of the plan. 2: on for key-split plans of one wave (one block an SM at most), cluster's
     default: the H200 A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048
     keys; the cluster alone costs 2.4-5.6 us a launch there, bench_attention s33b). 3: on for every key-split plan,
@@ -103,6 +106,8 @@ def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int) 
         return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
     if knob == 3:
         return int(n_split > 1)
+    if knob == 4:
+        return int(n_split > 1 or lmax <= EARLY_SHORT)
     return int(bool(knob))
 
 
