@@ -18,8 +18,8 @@ from pathlib import Path
 from ..config import PREFILL_ROWS_DEFAULT, ModelConfig
 from ..errors import BackendError, ConfigError
 from . import cuda_kernels as ck, jit_cache, pdl
-from .attention_plan import (BLOCKS_PER_SM, CLUSTER_MAX, DECODE_KNOBS, N_WARPS, UNROLLED_FMAS,  # noqa: F401
-                             decode_geometry, lane_geometry, make_buckets, plan_decode, plan_prefill)
+from .attention_plan import (BLOCKS_PER_SM, CLUSTER_MAX, DECODE_KNOBS, EARLY_SHORT, N_WARPS,  # noqa: F401
+                             UNROLLED_FMAS, decode_geometry, lane_geometry, make_buckets, plan_decode, plan_prefill)
 # (the plan names stay importable from here: scripts and tests use attention.DECODE_KNOBS, plan_decode, ...)
 
 

@@ -33,7 +33,7 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # (off), 1 (on), 2 (on for key-split plans of one wave: at most one block an SM), 3 (on for key-split plans) or 4
 # (on for key-split plans and for buckets of at most EARLY_SHORT keys); see _switch
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
-                "n_split": None, "n_dsplit": None, "early": 3, "cluster": 2}
+                "n_split": None, "n_dsplit": None, "early": 4, "cluster": 2}
 CLUSTER_MAX = 8  # the portable cluster size
 EARLY_SHORT = 128  # knob value 4: bench_attention s33b, early loads on the unsplit 64 / 128-key buckets 2.39 / 2.72
 #                    vs 2.89 / 3.72 us a launch, but 7.16 vs 5.56 at 256 keys
@@ -78,9 +78,10 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     n_split = kn["n_split"]
     if n_split is None:
         trips = -(-lmax // step)
-        # at most blocks_per_sm * n_sm blocks: one wave (13B, 40 KV heads, at 4096 keys took 7 splits, 280 blocks,
-        # before: a second wave of 16 blocks after the first)
-        n_split = 1 if trips <= kn["short_iters"] else min(trips, max(1, blocks_per_sm * n_sm // kvh))
+        # about blocks_per_sm * n_sm blocks, rounded up: 13B (40 KV heads) at 4096 keys takes 7 splits, 280 blocks
+        # on 264 slots; capping it at one wave (6 splits) was slower (H200, 13B fp16 at 3900 cached tokens, one
+        # process each, alternating: 7.64 / 7.64 ms a token at 6 vs 7.58 / 7.57 at 7; twenty-sixth session s34b)
+        n_split = 1 if trips <= kn["short_iters"] else min(trips, -(-blocks_per_sm * n_sm // kvh))
     chunk = -(-(-(-lmax // n_split)) // step) * step
     n_split = -(-lmax // chunk)
     limit = min(kn["max_dsplit"], max(1, lmax // kn["dsplit_keys"])) if kn["dsplit_keys"] else kn["max_dsplit"]
@@ -101,7 +102,9 @@ def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int, 
     default: the H200 A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048
     keys; the cluster alone costs 2.4-5.6 us a launch there, bench_attention s33b). 3: on for every key-split plan,
     early's default since s33c (7B at 2000 / 3900 keys 3.69 / 3.85-3.87 -> 3.66 / 3.79-3.80 ms a token with the
-    ticket combine's loads batched and its fences by thread 0)."""
+    ticket combine's loads batched and its fences by thread 0). 4: 3, and buckets of at most EARLY_SHORT keys, early's
+    default since s34b (7B at prompt 10 3.40 / 3.41 / 3.41 -> 3.39 / 3.40 / 3.39 ms a token, alternating; 100 and
+    200 unchanged; 2 instead lost at 1000 / 3900 keys: 3.53 / 3.79-3.80 -> 3.55-3.56 / 3.83)."""
     if knob == 2:
         return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
     if knob == 3:
