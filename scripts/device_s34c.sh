@@ -1,23 +1,22 @@
 #!/bin/bash
-# Twenty-sixth session, call c (nvidia-h200, ~7 min): the decode attention plans as now committed (early loads on
+# Twenty-sixth session, call c (nvidia-h200, ~8 min): the decode attention plans as now committed (early loads on
 # buckets of <= 128 keys too, 13B back to 7 splits at 4096 keys) against the float64 reference and through the
-# engine; then standing figures on this tree, one process each: 7B fp16 at prompt 10 / 128 / 500 / 3900 (128 new
-# tokens, 3 runs, 20 TTFT samples a length), 13B fp16 at 3900, 7B int4 / fp8 / int8 at 10 / 500.
+# engine; then CUGRAPHLLM_QG_ACC2 (int4 tiles: an iteration's mma chain in two accumulators): its tile GPU tests
+# (the cursor file's float64 and bit-identity cases, the wave configs) with the switch on, bench_quant's int4 tile
+# GEMVs 0 / 1 / 0 / 1 (one process each), 7B int4 decode 0 / 1 / 0 / 1 and 13B int4 0 / 1 (one process each).
 source scripts/device_lib.sh s34c
-LIMIT=${LIMIT:-560}
+LIMIT=${LIMIT:-570}
 nvidia-smi -L
 t attn 150 -rfE --tb=short tests/test_attention_gpu.py; snap
 t engine 120 -rfE --tb=short tests/test_engine_gpu.py tests/test_decode_graph_gpu.py; snap
-B="--backend cuda --modes hybrid --warmup 1 --no-plot --out $L/bench"
-run_bench() {  # STEM SECS BENCH_ARGS..: one bench process, its hybrid rows (prompt | TTFT | p90 | TPOT)
-  local stem=$1 secs=$2; shift 2
-  fits $secs $stem || return
-  timeout $secs python3 -m cugraphllm bench $B --stem $stem "$@" > $L/$stem.log 2>&1
-  echo "=== $stem rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$stem.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '
-  echo; grep -E "Error|Traceback" $L/$stem.log | head -3
-}
-run_bench fp16_7b 150 --preset llama-2-7b --lengths 10,128,500,3900 --new-tokens 128 --reps 3 --ttft-reps 20; snap
-run_bench fp16_13b 90 --preset llama-2-13b --lengths 3900 --new-tokens 64 --reps 2 --ttft-reps 1
-for q in int4 fp8 int8; do
-  run_bench ${q}_7b 70 --preset llama-2-7b --quant $q --lengths 10,500 --new-tokens 64 --reps 2 --ttft-reps 5; done
+CUGRAPHLLM_QG_ACC2=1 t acc2 100 -rfE --tb=short tests/test_qg_cursor_gpu.py tests/test_int4_tile_waves_gpu.py; snap
+for v in 0 1 0 1; do
+  CUGRAPHLLM_QG_ACC2=$v timeout 60 python3 -m scripts.bench_quant --formats int4 \
+    --matrices wqkv+norm,w13+norm,logits+norm --quant-head --out $L/bq_acc2_${v}_$(( $(date +%s) - T0 )).json \
+    > $L/bq_acc2_$v.log 2>&1; echo "bench_quant ACC2=$v rc $?: $(grep -E ' us ' $L/bq_acc2_$v.log | awk '{print $2, $3}' | tr '\n' ' ')"
+done; snap
+for v in 0 1 0 1; do env_bench acc2_7b_${v}_$(( $(date +%s) - T0 )) int4_7b_acc2_$v 60 CUGRAPHLLM_QG_ACC2=$v \
+  --preset llama-2-7b --quant int4 --lengths 10,500; done; snap
+for v in 0 1; do env_bench acc2_13b_$v int4_13b_acc2_$v 80 CUGRAPHLLM_QG_ACC2=$v --preset llama-2-13b --quant int4 \
+  --lengths 10,500; done
 snap; echo "total $(( $(date +%s) - T0 )) s"
