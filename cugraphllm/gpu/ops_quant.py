@@ -125,7 +125,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     park = env_bit(PARK_ENV)
     acc2 = mma and fmt == "int4" and env_bit(ACC2_ENV, os.environ.get(ACC2_ENV, "0"))
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, tiled,
-           cursor, acc2)
+           acc2, cursor)  # cursor last: tests read it there
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
