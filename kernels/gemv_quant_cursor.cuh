@@ -106,7 +106,7 @@ __device__ __forceinline__ void cprod(float* c, const MFrag& f, const __half* xh
 __device__ __forceinline__ void tile_cursor(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
                                             const float2* blk, int n_it, int first, float& acc0, float& acc1) {
     constexpr int step = QG_UNROLL * QG_MSPLIT;
-    float toff = 0.0f, c[QM_ACC] = {};
+    float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
     MCur cur = mcur(w, p, first + step);
     int base = first;

@@ -27,15 +27,6 @@
 #ifndef QG_MSPLIT
 #define QG_MSPLIT 1       // warps sharing one tile over interleaved K iterations
 #endif
-// QG_ACC2 (int4; CUGRAPHLLM_QG_ACC2=1, A/B, off by default): an iteration's 8 mma take turns between two
-// accumulators (the low-nibble products in c[0..3], the 16 x ones in c[4..7]), so its dependent chain is 4 mma
-// long instead of 8; iter_fix adds the two. Hypothesis under test: the tiles' products are bound by that chain's
-// latency (a warp's iterations run one after another), not by issue or by the weight reads (s34a: the GEMVs take
-// as long with their weights in L2).
-#ifndef QG_ACC2
-#define QG_ACC2 0
-#endif
-#define QM_ACC ((QFMT == 3 && QG_ACC2) ? 8 : 4)  // accumulator floats of a tile loop
 #define QM_TILES (QG_WARPS / QG_MSPLIT)   // 8-pair tiles per block
 #define QM_PAIRS (8 * QM_TILES)           // row pairs per block
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)
@@ -166,7 +157,7 @@ __device__ __forceinline__ void tile_mma(float* c, uint4 w0, uint4 w1, const __h
         const unsigned u0 = p0[i], u1 = p1[i], v0 = u0 >> 8, v1 = u1 >> 8;
         mma16816(c, and_or<0x000f000fu>(u0, magic), and_or<0x000f000fu>(u1, magic),
                  and_or<0x000f000fu>(v0, magic), and_or<0x000f000fu>(v1, magic), x.x, x.y);
-        mma16816(c + (QM_ACC - 4), and_or<0x00f000f0u>(u0, magic), and_or<0x00f000f0u>(u1, magic),
+        mma16816(c, and_or<0x00f000f0u>(u0, magic), and_or<0x00f000f0u>(u1, magic),
                  and_or<0x00f000f0u>(v0, magic), and_or<0x00f000f0u>(v1, magic), x.z, x.w);
     }
 #else

@@ -80,14 +80,8 @@ __device__ __forceinline__ void iter_fix(float* c, __half2 sz0, __half2 sz1, con
                                          float& acc1, float& toff) {
 #if QFMT == 3
     const float2 b = blk[it], s0 = __half22float2(sz0), s1 = __half22float2(sz1);
-#if QM_ACC == 8  // QG_ACC2: the two chains' sums
-    acc0 = fmaf(s0.x, (c[0] + c[4]) - fmaf(s0.y, b.y, b.x), acc0);
-    acc1 = fmaf(s1.x, (c[2] + c[6]) - fmaf(s1.y, b.y, b.x), acc1);
-    c[4] = c[5] = c[6] = c[7] = 0.0f;
-#else
     acc0 = fmaf(s0.x, c[0] - fmaf(s0.y, b.y, b.x), acc0);
     acc1 = fmaf(s1.x, c[2] - fmaf(s1.y, b.y, b.x), acc1);
-#endif
     c[0] = c[1] = c[2] = c[3] = 0.0f;
 #elif QFMT == 2
     toff += blk[it].x;
@@ -126,7 +120,7 @@ __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRo
         return;
     }
 #endif
-    float toff = 0.0f, c[QM_ACC] = {};
+    float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
     for (int base = first; base < n_it; base += step) {
         if (base != first) mload(f, w, p, base, n_it);
