@@ -1,5 +1,5 @@
 #!/bin/bash
-# RECORD: run at 691489a; QG_ACC2 was slower (s34c) and was removed in the next commit.
+# RECORD: run at 691489a; QG_ACC2 was slower (s34c) and was removed with these results (d776cec).
 # Twenty-sixth session, call c (nvidia-h200, ~8 min): the decode attention plans as now committed (early loads on
 # buckets of <= 128 keys too, 13B back to 7 splits at 4096 keys) against the float64 reference and through the
 # engine; then CUGRAPHLLM_QG_ACC2 (int4 tiles: an iteration's mma chain in two accumulators): its tile GPU tests
