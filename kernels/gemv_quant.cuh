@@ -40,7 +40,7 @@
 // both drivers to time what it costs (results are then wrong): 1 the prologue after pdl_enter (no activation or ss
 // loads, no staging), 2 the products (the loaded weight words folded into the sums instead), 4 the epilogues;
 // half / tile stagings only: 8 the staging's second pass (loads, conversion, stores), 16 the |x| max pass; tiles
-// only: 32 the staging's shuffle trees (its block sums).
+// only: 32 the staging's shuffle trees (its block sums); int4 cursor tiles only: 128 the loop's scale / zero loads.
 // QG_PARK: the half / tile stagings read a once, its chunks parked in shared memory between the two passes
 // (xpro_load); 0: read twice. Off by default where it measured or compiled worse (nineteenth session, H200, s27g /
 // s27h): the int4 half2 unsplit GEMVs (70B wo 15.5 -> 19.5 us, w2 43.4 -> 51.5; 7B's split w2 12.30 -> 11.83) and

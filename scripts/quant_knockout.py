@@ -31,7 +31,7 @@ FORMATS = ("fp8", "int8", "int4")
 MATRICES = ("wqkv+norm", "wo+ss", "w13+norm", "w2+ss")
 KOS = (0, 1, 2, 4, 7)
 KO_BITS = {1: "prologue", 2: "products", 4: "epilogue", 8: "staging pass", 16: "max pass", 32: "staging sums",
-           64: "tiled addressing"}
+           64: "tiled addressing", 128: "scale / zero loads"}
 # bench_quant op -> the decode kernel gpu/ops.py launches for it
 KERNELS = {"norm_qkv_rope": "qgemv_qkv_rope_norm", "matmul_residual_ss": "qgemv_residual_ss",
            "norm_matmul_silu": "qgemv_silu_norm", "norm_matmul_logits": "qgemv_logits_norm"}
@@ -129,11 +129,12 @@ def _kos(text: str) -> tuple[int, ...]:
         vals = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers") from None
-    bad = [v for v in vals if not 0 <= v <= 127]
+    bad = [v for v in vals if not 0 <= v <= 255]
     if bad or len(set(vals)) != len(vals):
-        raise argparse.ArgumentTypeError(f"{bad or text!r} (each once, 0-127: bits 1 prologue, 2 products, "
+        raise argparse.ArgumentTypeError(f"{bad or text!r} (each once, 0-255: bits 1 prologue, 2 products, "
                                          "4 epilogue, 8 staging pass, 16 max pass, 32 staging sums, 64 the "
-                                         "tiles' tile-contiguous addressing)")
+                                         "tiles' tile-contiguous addressing, 128 the int4 cursor tiles' scale / "
+                                         "zero loads)")
     return vals
 
 

@@ -67,7 +67,7 @@ def test_plan_reaches_the_launch(monkeypatch):
 
 
 @pytest.mark.parametrize("argv", [["--formats", "fp16"], ["--formats", "fp8,fp8"], ["--formats", ""],
-                                  ["--matrices", "wo"], ["--kos", "128"], ["--kos", "-1"], ["--kos", "1,x"],
+                                  ["--matrices", "wo"], ["--kos", "256"], ["--kos", "-1"], ["--kos", "1,x"],
                                   ["--kos", "2,2"], ["--jobs", "0"], ["--group-size", "48"],
                                   ["--group-size", "512"], ["--dtype", "float32"], ["--bogus"],
                                   ["--plan", "warps"], ["--plan", "nosuch=1"], ["--plan", "warps=x"]])
@@ -80,7 +80,7 @@ def test_bad_input_is_one_line(argv, capsys):
 
 def test_cli_error_exit_code_and_no_traceback():
     for mod in ("scripts.quant_knockout", "scripts.int4_knockout"):
-        r = subprocess.run([sys.executable, "-m", mod, "--kos", "200"], cwd=REPO, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", mod, "--kos", "300"], cwd=REPO, capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
         assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--kos" in r.stderr
