@@ -1,6 +1,7 @@
 #!/bin/bash
-# Prepared in the twenty-sixth session, not yet run (its device time ran out; nvidia-h200, ~4 min): CUGRAPHLLM_QG_SZS (int4 cursor tiles of 8 warps: the (scale,
-# zero) pairs of every round after the first staged in shared memory by cp.async before the PDL wait): bench_quant's
+# Prepared in the twenty-sixth session, not yet run (its device time ran out; nvidia-h200, ~4 min):
+# CUGRAPHLLM_QG_SZS (int4 cursor tiles of 8 warps: the (scale, zero) pairs of every round after the first staged in
+# shared memory by cp.async before the PDL wait): bench_quant's
 # int4 wqkv / w13 at 0 / 1 (one process each), the cursor tile tests with it on (bit-identical to the loop without
 # cursors, which never stages, and against float64) and the wave configs, then 7B / 13B int4 decode 0 / 1 / 0 / 1.
 source scripts/device_lib.sh next_szs
