@@ -171,7 +171,7 @@ SIM_CASES = [  # [n_heads, n_kv_heads, head_dim, dtype, lmax, knobs]: small enou
     [4, 2, 6, "float16", 50, {"n_warps": 1, "unroll": 1, "n_split": 2}],  # 4-byte words, key split
     [8, 1, 16, "float16", 33, {"n_warps": 2, "unroll": 2}],  # n_rep 8 -> 8-byte words
     [2, 1, 8, "bfloat16", 70, {"n_warps": 1, "unroll": 2, "n_split": 2}],  # one lane per key
-    [4, 2, 16, "float16", 64, {"n_split": 2, "n_warps": 2, "unroll": 2}],  # every load after the wait
+    [4, 2, 16, "float16", 64, {"n_split": 2, "n_warps": 2, "unroll": 2, "early": 0}],  # every load after the wait
     [4, 2, 16, "float16", 96, {"n_warps": 1, "unroll": 2, "n_split": 3}],  # the ticket, 2 keys a lane-step
 ]
 

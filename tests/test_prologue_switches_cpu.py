@@ -139,7 +139,9 @@ def test_attention_decode_ptx_follows_pdl_order():
     from cugraphllm.gpu import attention as A
     from cugraphllm.gpu import jit_cache
     c = ModelConfig(dim=128, n_layers=1, n_heads=8, n_kv_heads=4, vocab_size=32, hidden_dim=256, max_seq_len=128)
-    spec = {**A.plan_decode(c, "float16", 128), "pdl": 1}
+    # early 0: a plan with early K/V loads (the default on <= 128-key buckets since the twenty-sixth session)
+    # triggers, preloads and then waits whatever the order
+    spec = {**A.plan_decode(c, "float16", 128, early=0), "pdl": 1}
     order = {}
     for extra in ({}, {"pdl_order": "late"}):
         try:
