@@ -98,7 +98,7 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
 
 
 def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int, lmax: int) -> int:
-    """A 0 / 1 / 2 / 3 knob of the plan. 2: on for key-split plans of one wave (one block an SM at most), cluster's
+    """A 0 / 1 / 2 / 3 / 4 knob of the plan. 2: on for key-split plans of one wave (one block an SM at most), cluster's
     default: the H200 A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048
     keys; the cluster alone costs 2.4-5.6 us a launch there, bench_attention s33b). 3: on for every key-split plan,
     early's default since s33c (7B at 2000 / 3900 keys 3.69 / 3.85-3.87 -> 3.66 / 3.79-3.80 ms a token with the

@@ -8,8 +8,6 @@ producer feeds a 16-bit consumer and the other way round.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..quant.formats import FORMATS, QuantLinear
@@ -123,7 +121,7 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
     park = env_bit(PARK_ENV)
-    szs = cursor and fmt == "int4" and env_bit(SZS_ENV, os.environ.get(SZS_ENV, "0"))
+    szs = cursor and fmt == "int4" and env_bit(SZS_ENV, default="0")
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, tiled,
            szs, cursor)  # cursor last: tests read it there
     fn = _cache.get(key)
