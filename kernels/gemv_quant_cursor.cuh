@@ -20,7 +20,6 @@ struct MCur {  // one lane's cursors at the next round's first iteration it
     const __half* s0;  // row r0's scale of group it (gs == QM_COLS: one group an iteration); row r1's lies ds
                        // bytes on, and each one's zero zeros - scales bytes (the two arrays share a layout)
     unsigned dq, ds;   // (r1 - r0) x the bytes of a row (r1 - r0: 0, 1 or the w13 half F; 70B w13: 117 MB)
-    const unsigned* sz;  // QG_SZS: the next round's staged (scale, zero) words (szs_fill), or nullptr
 #else
     unsigned dq;       // 8-bit formats: no scale in the loop (the row scale is the epilogue's)
 #endif
@@ -35,8 +34,7 @@ __device__ __forceinline__ MCur mcur(const QArgs& w, const PairRows& p, int it) 
     asm("" : "+r"(dq), "+r"(ds));  // once a tile: nvcc would sink the products into the loop
     const uint4* q = reinterpret_cast<const uint4*>(w.q) + QG_ITV * it + (threadIdx.x & 3);
     const __half* s = reinterpret_cast<const __half*>(w.scales) + it;
-    return MCur{q + (QG_TILED ? p.tv : r0 * (size_t)(w.K / QG_EPV)), s + r0 * (size_t)(w.K / QM_COLS), dq, ds,
-                nullptr};
+    return MCur{q + (QG_TILED ? p.tv : r0 * (size_t)(w.K / QG_EPV)), s + r0 * (size_t)(w.K / QM_COLS), dq, ds};
 #else
     unsigned dq = QG_TILED ? 512u : dr * (unsigned)w.K;   // a row: K bytes
     asm("" : "+r"(dq));
@@ -63,11 +61,6 @@ __device__ __forceinline__ void cload(MFrag& f, MCur& c, const QArgs& w, int nu)
     const uint4* q1 = bytes_on(c.q0, c.dq);
     (void)w;
 #endif
-#if QG_SZS_ON
-    const bool staged = c.sz != nullptr;
-#else
-    constexpr bool staged = false;
-#endif
 #pragma unroll
     for (int u = 0; u < QG_UNROLL; ++u) {
         if (u < nu) {
@@ -77,23 +70,13 @@ __device__ __forceinline__ void cload(MFrag& f, MCur& c, const QArgs& w, int nu)
             if (QG_KO & 128) {  // bench only: no scale / zero loads (a lane-dependent value the products still use)
                 f.sz0[u] = f.sz1[u] = __halves2half2(__ushort_as_half((unsigned short)(0x3c00u + (threadIdx.x & 1))),
                                                      __ushort_as_half((unsigned short)(threadIdx.x & 2)));
-            } else if (!staged) {
+            } else {
                 f.sz0[u] = __halves2half2(__ldg(c.s0 + u), __ldg(z0 + u));
                 f.sz1[u] = __halves2half2(__ldg(s1 + u), __ldg(z1 + u));
             }
 #endif
         }
     }
-#if QG_SZS_ON
-    if (staged) {  // rows r0 (tile row g) and r1 (g + 8): (s, s') and (z, z') of iterations it, it + 1
-        const unsigned s0w = c.sz[0], z0w = c.sz[16], s1w = c.sz[8], z1w = c.sz[24];
-        f.sz0[0] = u2h(__byte_perm(s0w, z0w, 0x5410));
-        f.sz0[1] = u2h(__byte_perm(s0w, z0w, 0x7632));
-        f.sz1[0] = u2h(__byte_perm(s1w, z1w, 0x5410));
-        f.sz1[1] = u2h(__byte_perm(s1w, z1w, 0x7632));
-        c.sz += 32;
-    }
-#endif
     constexpr int step = QG_UNROLL * QG_MSPLIT;
     c.q0 += QG_ITV * step;
 #if QFMT == 3
@@ -126,17 +109,11 @@ __device__ __forceinline__ void cprod(float* c, const MFrag& f, const __half* xh
 // tile_sync's contract (f holds the round `first`, loaded by mload): full rounds while QG_UNROLL iterations are
 // left (products, then the next round's loads), then at most one partial round
 __device__ __forceinline__ void tile_cursor(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
-                                            const float2* blk, int n_it, int first, float& acc0, float& acc1,
-                                            const unsigned* szw = nullptr) {
+                                            const float2* blk, int n_it, int first, float& acc0, float& acc1) {
     constexpr int step = QG_UNROLL * QG_MSPLIT;
     float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
     MCur cur = mcur(w, p, first + step);
-#if QG_SZS_ON
-    cur.sz = szw;
-#else
-    (void)szw;
-#endif
     int base = first;
     if (base + QG_UNROLL <= n_it) {
         for (;;) {

@@ -27,16 +27,6 @@
 #ifndef QG_MSPLIT
 #define QG_MSPLIT 1       // warps sharing one tile over interleaved K iterations
 #endif
-// QG_SZS (CUGRAPHLLM_QG_SZS=1, A/B, off by default): the int4 cursor tiles of 8 warps take the (scale, zero) pairs of
-// every round after the first from shared memory, which cp.async fills before the PDL wait (4 bytes a copy: a row's
-// two scales, or two zeros, of a round's two iterations), instead of 8 two-byte loads a round from L2 / DRAM in the
-// loop (s34f: the loop without them, QG_KO 128, took 7B wqkv 12.14 -> 11.17 us). Where a block's tiles do not fit
-// the rule (K / 128 odd, more than QS_ROUNDS + 1 rounds, a block looping over tiles) the loads stay in the loop.
-#ifndef QG_SZS
-#define QG_SZS 0
-#endif
-#define QG_SZS_ON (QG_SZS && QFMT == 3 && QG_CURSOR && QG_UNROLL == 2 && QG_WARPS <= 8)
-#define QS_ROUNDS 16      // staged rounds a warp (2 KB of shared memory a warp)
 #define QM_TILES (QG_WARPS / QG_MSPLIT)   // 8-pair tiles per block
 #define QM_PAIRS (8 * QM_TILES)           // row pairs per block
 #define QM_ROUNDS (QM_PAIRS / QG_WARPS)   // epilogue rounds of QG_WARPS pairs (one pair a warp, as qgemv_pairs)

@@ -110,41 +110,16 @@ __device__ __forceinline__ void tile_prod(float* c, const MFrag& f, int u, const
 #include "gemv_quant_cursor.cuh"
 #endif
 
-#if QG_SZS_ON
-// QG_SZS: lane (arr = lane / 16, rr = lane % 16) copies the scales (arr 0) or zeros (1) of tile row rr (rr < 8: pair
-// rr's r0, else pair rr - 8's r1) for the iterations (it, it + 1) of each round r >= 1 of this warp into
-// sz[(r - 1) * 32 + lane]; returns sz + (lane / 4), the lane's base for cload, or nullptr where the rule does not
-// hold (the loop then loads them itself). Issued before the PDL wait: scales and zeros are weights.
-template <class Rows>
-__device__ __forceinline__ const unsigned* szs_fill(unsigned* sz, const QArgs& w, Rows rows, int tile, int first,
-                                                    int step, int n_it, int nvb) {
-    const int lane = threadIdx.x & 31, G = w.K / QM_COLS, rounds = (n_it - first + step - 1) / step;
-    if (w.gs != QM_COLS || (G & 1) || rounds > QS_ROUNDS + 1 || (int)gridDim.x < nvb) return nullptr;
-    const int rr = lane & 15;
-    const PairRows q = tile_pair(rows, (int)blockIdx.x, tile, rr & 7, n_it);
-    const __half* src = (lane < 16 ? reinterpret_cast<const __half*>(w.scales) : w.zeros) + (rr < 8 ? q.r0 : q.r1) * G;
-    for (int r = 1; r < rounds; ++r) {
-        const int it = first + r * step;  // even: a 4-byte aligned pair (G even)
-        const unsigned dst = (unsigned)__cvta_generic_to_shared(sz + (r - 1) * 32 + lane);
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src + it),
-                     "r"(it + 1 < n_it ? 4 : 2));
-    }
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-    return sz + (lane >> 2);
-}
-#endif
-
 // This lane's (acc0, acc1) = sums of rows r0 / r1 over the warp's iterations (register loads, QG_UNROLL ahead)
 __device__ __forceinline__ void tile_sync(MFrag& f, const QArgs& w, const PairRows& p, const __half* xh,
                                           const float2* blk, int n_it, int first, int step, float& acc0,
-                                          float& acc1, const unsigned* szw = nullptr) {
+                                          float& acc1) {
 #if QG_CURSOR
     if (QFMT != 3 || w.gs == QM_COLS) {  // 8-bit, or int4 with one group an iteration (its default 128): cursors
-        tile_cursor(f, w, p, xh, blk, n_it, first, acc0, acc1, szw);
+        tile_cursor(f, w, p, xh, blk, n_it, first, acc0, acc1);
         return;
     }
 #endif
-    (void)szw;
     float toff = 0.0f, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     acc0 = acc1 = 0.0f;
     for (int base = first; base < n_it; base += step) {
@@ -189,28 +164,18 @@ __device__ __forceinline__ void qgemv_pairs_mma(const QArgs& w, const T* a, cons
     MFrag f;
     mload(f, w, p, first, n_it);  // before any staging
     for (int j = 1; j <= QG_PFS; ++j) mprefetch(w, p, first + j * step, n_it);
-#if QG_SZS_ON
-    __shared__ unsigned szs[QG_WARPS * QS_ROUNDS * 32];
-    const unsigned* szw = szs_fill(szs + warp * QS_ROUNDS * 32, w, rows, tile, first, step, n_it, nvb);
-#else
-    const unsigned* szw = nullptr;
-#endif
     XPro xp;
     xpro_gain(xp, w);
     pdl_enter();  // a and ss come from the previous kernel
     float2 kn = make_float2(1.0f, 1.0f);
     if (!(QG_KO & 1)) {
         xpro_load(xp, a, w, nm, true, park_in(xh), MmaSlot());
-        if (QG_SZS_ON) asm volatile("cp.async.wait_all;\n" ::: "memory");  // visible after stage_mma's barrier
         kn = stage_mma(xh, blk, xp, a, w, nm);
-    } else if (QG_SZS_ON) {
-        asm volatile("cp.async.wait_all;\n" ::: "memory");
-        __syncthreads();
     }
     const float inv = kn.x, xinv = kn.y;
     for (int vb = blockIdx.x; vb < nvb; vb += gridDim.x) {
         float acc0, acc1;
-        tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1, szw);
+        tile_sync(f, w, p, xh, blk, n_it, first, step, acc0, acc1);
         const PairRows cur = p;
         if (vb + (int)gridDim.x < nvb) {  // the next tile's first loads fly during this one's epilogues
             p = tile_pair(rows, vb + (int)gridDim.x, tile, g, n_it);

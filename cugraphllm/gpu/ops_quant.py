@@ -21,7 +21,6 @@ _NULL = np.uint64(0)  # a null pointer argument (no perm / no gain / no zeros)
 _cache: dict = {}
 CURSOR_ENV = "CUGRAPHLLM_QG_CURSOR"
 PARK_ENV = "CUGRAPHLLM_QG_PARK"  # 1 / unset: QG_PARK's default (kernels/gemv_quant.cuh); 0: off everywhere
-SZS_ENV = "CUGRAPHLLM_QG_SZS"  # 1: int4 tiles' scales / zeros staged by cp.async (QG_SZS, A/B); 0 / unset: loaded
 
 
 def qg_cursor() -> bool:
@@ -121,9 +120,8 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
     ldcg = qg_ldcg()  # the prologue's a / ss loads through __ldcg (CUGRAPHLLM_QG_LDCG=0: ld.global.nc, stale under PDL)
     cursor = qg_cursor() and mma  # QG_CURSOR only where it acts (the tiles): other compiles keep their keys
     park = env_bit(PARK_ENV)
-    szs = cursor and fmt == "int4" and env_bit(SZS_ENV, default="0")
     key = (device_id(), kernel, fmt, t, warps, unroll, ks, plan.hacc, mma, plan.pfs, plan.pipe, ldcg, park, tiled,
-           szs, cursor)  # cursor last: tests read it there
+           cursor)
     fn = _cache.get(key)
     if fn is None:
         defines = {"QFMT": _FMT_ID[fmt], "QG_WARPS": warps, "QG_UNROLL": unroll, "QG_KSPLIT": ks,
@@ -136,8 +134,6 @@ def _function(kernel: str, fmt: str, t: str, K: int, n_pairs: int, chunk: int = 
             defines["QG_PARK"] = 0
         if tiled:
             defines["QG_TILED"] = 1
-        if szs:
-            defines["QG_SZS"] = 1
         fn = _cache[key] = get_function("gemv_quant.cu", kernel, defines, dtype=t)
     smem = plan.smem_bytes(K, n_pairs, group, mma)
     _ops._need_smem(fn, smem)

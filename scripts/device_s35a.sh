@@ -1,5 +1,6 @@
 #!/bin/bash
-# Prepared in the twenty-sixth session, not yet run (its device time ran out; nvidia-h200, ~4 min):
+# Run in the twenty-seventh session as s35a (nvidia-h200, 232 s); QG_SZS was removed after it (slower).
+# Prepared in the twenty-sixth session:
 # CUGRAPHLLM_QG_SZS (int4 cursor tiles of 8 warps: the (scale, zero) pairs of every round after the first staged in
 # shared memory by cp.async before the PDL wait): bench_quant's
 # int4 wqkv / w13 at 0 / 1 (one process each), the cursor tile tests with it on (bit-identical to the loop without
