@@ -67,22 +67,6 @@
 #define GEMV_BOUNDS __launch_bounds__(GEMV_THREADS)
 #endif
 #define GEMV_PAIRS (GEMV_WARPS / GEMV_KSPLIT)  // row pairs per block
-// GEMV_W8 (bench only, scripts/w8_probe.py; default 0): W holds e4m3 codes (one byte a weight, 16 a vector) with
-// f32 row scales `wscale` [N] applied to the sums and an optional f32 column gain `wgain` [K] (the unfolded
-// RMSNorm gain of the quantized formats) applied to the activation in the loop: the fp8 GEMV without the quantized
-// kernels' staging. The kernels take (wscale, wgain) as their last two arguments.
-#ifndef GEMV_W8
-#define GEMV_W8 0
-#endif
-#if GEMV_W8
-typedef unsigned char WT;
-#define W8_PARAMS , const float* __restrict__ wscale, const float* __restrict__ wgain
-#define W8_ARGS , wscale, wgain
-#else
-typedef T WT;
-#define W8_PARAMS
-#define W8_ARGS
-#endif
 
 // Copy a T [K] into shared memory xs T [K] (16-byte chunks when K % 8 == 0).
 __device__ __forceinline__ void stage_x(T* xs, const T* __restrict__ a, int K) {
@@ -94,46 +78,6 @@ __device__ __forceinline__ void stage_x(T* xs, const T* __restrict__ a, int K) {
         for (int i = threadIdx.x; i < K; i += blockDim.x) xs[i] = a[i];
     }
 }
-
-#if GEMV_W8
-// two e4m3 codes (low byte -> .x) -> float2, by the sm_89+ converter
-__device__ __forceinline__ float2 e4m3x2_f2(unsigned b) {
-    unsigned h;
-    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)b));
-    return __half22float2(*reinterpret_cast<const __half2*>(&h));
-}
-
-// xf[0..7] = a[8 c .. 8 c + 7] (times wgain there, when given): shared by the lane's two rows
-__device__ __forceinline__ void x8(float* xf, const uint4* x4, int c, const float* __restrict__ wgain) {
-    const uint4 h = __ldg(x4 + c);
-    const unsigned* hp = reinterpret_cast<const unsigned*>(&h);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const float2 f = to_f2(*reinterpret_cast<const T2*>(hp + i));
-        xf[2 * i] = f.x;
-        xf[2 * i + 1] = f.y;
-    }
-    if (wgain) {
-        const float4 g0 = __ldg(reinterpret_cast<const float4*>(wgain) + 2 * c);
-        const float4 g1 = __ldg(reinterpret_cast<const float4*>(wgain) + 2 * c + 1);
-        xf[0] *= g0.x; xf[1] *= g0.y; xf[2] *= g0.z; xf[3] *= g0.w;
-        xf[4] *= g1.x; xf[5] *= g1.y; xf[6] *= g1.z; xf[7] *= g1.w;
-    }
-}
-
-// acc + the 8 codes of words (w0, w1) . xf[0..7]
-__device__ __forceinline__ float dot8_e4m3(unsigned w0, unsigned w1, const float* xf, float acc) {
-    const float2 a = e4m3x2_f2(w0), b = e4m3x2_f2(w0 >> 16), c = e4m3x2_f2(w1), d = e4m3x2_f2(w1 >> 16);
-    acc = fmaf(a.x, xf[0], acc);
-    acc = fmaf(a.y, xf[1], acc);
-    acc = fmaf(b.x, xf[2], acc);
-    acc = fmaf(b.y, xf[3], acc);
-    acc = fmaf(c.x, xf[4], acc);
-    acc = fmaf(c.y, xf[5], acc);
-    acc = fmaf(d.x, xf[6], acc);
-    return fmaf(d.y, xf[7], acc);
-}
-#endif
 
 // NormIn / norm_inv / NO_NORM (the fused norm's input): common.cuh
 
@@ -157,18 +101,12 @@ struct NoEarly {
 // split ks = c % GEMV_KSPLIT), reduced over the warp. early(): the epilogue's loads of earlier kernels' outputs,
 // called by every thread right after pdl_enter.
 template <class Early>
-__device__ __forceinline__ float2 warp_partial(const WT* __restrict__ W, size_t r0, size_t r1, bool active,
+__device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r0, size_t r1, bool active,
                                                const T* __restrict__ a, T* xs, int K, int ks,
-                                               const NormIn& nm, float& inv, const Early& early W8_PARAMS) {
+                                               const NormIn& nm, float& inv, const Early& early) {
     const int lane = threadIdx.x & 31;
-#if GEMV_W8
-    const int nvec = K >> 4;
-    const bool vec = (K & 15) == 0;
-    const float s0 = active ? __ldg(wscale + r0) : 0.0f, s1 = active ? __ldg(wscale + r1) : 0.0f;  // weights
-#else
     const int nvec = K >> 3;
     const bool vec = (K & 7) == 0;
-#endif
     const uint4* w0 = reinterpret_cast<const uint4*>(W + r0 * K);  // [nvec]
     const uint4* w1 = reinterpret_cast<const uint4*>(W + r1 * K);
     const int step = 32 * GEMV_UNROLL * GEMV_KSPLIT;
@@ -194,17 +132,6 @@ __device__ __forceinline__ float2 warp_partial(const WT* __restrict__ W, size_t 
             for (int u = 0; u < GEMV_UNROLL; ++u) {
                 int idx = base + u * 32 + lane;
                 if (idx < nvec) {
-#if GEMV_W8
-#pragma unroll
-                    for (int hh = 0; hh < 2; ++hh) {  // the vector's two halves of 8 weights (8 x registers)
-                        float xf[8];
-                        x8(xf, x4, 2 * idx + hh, wgain);
-                        const unsigned* p0 = reinterpret_cast<const unsigned*>(&b0[u]) + 2 * hh;
-                        const unsigned* p1 = reinterpret_cast<const unsigned*>(&b1[u]) + 2 * hh;
-                        acc0 = dot8_e4m3(p0[0], p0[1], xf, acc0);
-                        acc1 = dot8_e4m3(p1[0], p1[1], xf, acc1);
-                    }
-#else
 #if GEMV_XSMEM
                     uint4 xv = x4[idx];
 #else
@@ -212,43 +139,31 @@ __device__ __forceinline__ float2 warp_partial(const WT* __restrict__ W, size_t 
 #endif
                     acc0 = dot8(b0[u], xv, acc0);
                     acc1 = dot8(b1[u], xv, acc1);
-#endif
                 }
             }
         }
     } else if (active) {
-        const WT* p0 = W + r0 * K;
-        const WT* p1 = W + r1 * K;
+        const T* p0 = W + r0 * K;
+        const T* p1 = W + r1 * K;
         for (int k = ks * 32 + lane; k < K; k += 32 * GEMV_KSPLIT) {
-#if GEMV_W8
-            const float xv = to_f(xv_s[k]) * (wgain ? wgain[k] : 1.0f);
-            acc0 = fmaf(e4m3x2_f2(p0[k]).x, xv, acc0);
-            acc1 = fmaf(e4m3x2_f2(p1[k]).x, xv, acc1);
-#else
             float xv = to_f(xv_s[k]);
             acc0 = fmaf(to_f(p0[k]), xv, acc0);
             acc1 = fmaf(to_f(p1[k]), xv, acc1);
-#endif
         }
     }
-#if GEMV_W8
-    return make_float2(warp_sum(acc0) * s0, warp_sum(acc1) * s1);
-#else
     return make_float2(warp_sum(acc0), warp_sum(acc1));
-#endif
 }
 
 // y0 = W[r0, :] . a and y1 = W[r1, :] . a (times inv_rms when nm.ss), valid in split 0's warp (every lane).
 // All threads of the block call this (it may hold barriers); inactive warps pass active = false. early: see
 // warp_partial.
-template <class Early>
-__device__ __forceinline__ float2 gemv_pair(const WT* __restrict__ W, size_t r0, size_t r1, bool active,
+template <class Early = NoEarly>
+__device__ __forceinline__ float2 gemv_pair(const T* __restrict__ W, size_t r0, size_t r1, bool active,
                                             const T* __restrict__ a, T* xs, int K, const NormIn& nm,
-                                            const Early& early W8_PARAMS) {
+                                            const Early& early = Early{}) {
     const int ks = (threadIdx.x >> 5) % GEMV_KSPLIT;
     float inv = 1.0f;
-    float2 y = ksplit_sum<GEMV_KSPLIT, GEMV_WARPS>(
-        warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv, early W8_ARGS));
+    float2 y = ksplit_sum<GEMV_KSPLIT, GEMV_WARPS>(warp_partial(W, r0, r1, active, a, xs, K, ks, nm, inv, early));
     if (nm.ss) {
         y.x *= inv;
         y.y *= inv;
@@ -268,33 +183,33 @@ __device__ __forceinline__ float2 gemv_pair(const WT* __restrict__ W, size_t r0,
 
 // logits f32 [N] = W T [N, K] . a T [K]   (LM head). Warp gw: rows 2gw, 2gw+1.
 __device__ __forceinline__ void logits_body(float* __restrict__ out, const T* __restrict__ a,
-                                            const WT* __restrict__ W, int N, int K, const NormIn& nm W8_PARAMS) {
+                                            const T* __restrict__ W, int N, int K, const NormIn& nm) {
     GEMV_PROLOGUE
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
-    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, nm, NoEarly{} W8_ARGS);
+    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, nm);
     if (!active || !lead) return;
     if (lane == 0) out[r0] = y.x;
     if (lane == 1 && has1) out[r0 + 1] = y.y;
 }
 
 extern "C" __global__ void GEMV_BOUNDS
-gemv_logits(float* __restrict__ out, const T* __restrict__ a, const WT* __restrict__ W, int N, int K W8_PARAMS) {
-    logits_body(out, a, W, N, K, NO_NORM W8_ARGS);
+gemv_logits(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
+    logits_body(out, a, W, N, K, NO_NORM);
 }
 
 // Fused final norm: a = T(x) and ss as written by the producer of x; W has the norm gain folded in.
 extern "C" __global__ void GEMV_BOUNDS
-gemv_logits_norm(float* __restrict__ out, const T* __restrict__ a, const WT* __restrict__ W, int N, int K,
-                 const float* __restrict__ ss, int n_ss, float eps W8_PARAMS) {
-    logits_body(out, a, W, N, K, NormIn{ss, n_ss, eps} W8_ARGS);
+gemv_logits_norm(float* __restrict__ out, const T* __restrict__ a, const T* __restrict__ W, int N, int K,
+                 const float* __restrict__ ss, int n_ss, float eps) {
+    logits_body(out, a, W, N, K, NormIn{ss, n_ss, eps});
 }
 
 // x f32 [N] += W T [N, K] . a T [K]   (wo and w2 with the residual add). Warp gw: rows 2gw, 2gw+1.
 // With ss: also xh T [N] = T(new x) and ss[blockIdx.x] = sum of new x^2 over this block's 2 * GEMV_PAIRS rows
 // (pairs added in order), the input of the next fused norm.
 __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss,
-                                              const T* __restrict__ a, const WT* __restrict__ W, int N, int K W8_PARAMS) {
+                                              const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
     GEMV_PROLOGUE
     const size_t r0 = 2 * (size_t)gw;
     const bool active = r0 < (size_t)N, has1 = r0 + 1 < (size_t)N;
@@ -302,10 +217,10 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
     const bool store = active && lead && lane == 0;  // the one lane of a row pair that updates x
     float2 x0;  // old x[r0], x[r0 + 1]
     auto early = [&] { if (store) x0 = residual_pair_load(x, r0, has1); };
-    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM, early W8_ARGS);
+    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM, early);
     const float sq = store ? residual_pair_add(x, xh, ss != nullptr, r0, has1, x0, y) : 0.0f;
 #else
-    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM, NoEarly{} W8_ARGS);
+    float2 y = gemv_pair(W, r0, has1 ? r0 + 1 : r0, active, a, xs, K, NO_NORM);
     const float sq = active && lead && lane == 0 ? residual_pair(x, xh, ss != nullptr, r0, has1, y) : 0.0f;
 #endif
     if (ss) {
@@ -322,48 +237,48 @@ __device__ __forceinline__ void residual_body(float* __restrict__ x, T* __restri
 }
 
 extern "C" __global__ void GEMV_BOUNDS
-gemv_residual(float* __restrict__ x, const T* __restrict__ a, const WT* __restrict__ W, int N, int K W8_PARAMS) {
-    residual_body(x, nullptr, nullptr, a, W, N, K W8_ARGS);
+gemv_residual(float* __restrict__ x, const T* __restrict__ a, const T* __restrict__ W, int N, int K) {
+    residual_body(x, nullptr, nullptr, a, W, N, K);
 }
 
 extern "C" __global__ void GEMV_BOUNDS
 gemv_residual_ss(float* __restrict__ x, T* __restrict__ xh, float* __restrict__ ss, const T* __restrict__ a,
-                 const WT* __restrict__ W, int N, int K W8_PARAMS) {
-    residual_body(x, xh, ss, a, W, N, K W8_ARGS);
+                 const T* __restrict__ W, int N, int K) {
+    residual_body(x, xh, ss, a, W, N, K);
 }
 
 // h T [F] = silu(g) * u with g = w13[j] . a (gate rows 0..F-1) and u = w13[F + j] . a (up rows F..2F-1);
 // w13 T [2F, K]. Warp gw = j.
-__device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ a, const WT* __restrict__ W,
-                                          int F, int K, const NormIn& nm W8_PARAMS) {
+__device__ __forceinline__ void silu_body(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W,
+                                          int F, int K, const NormIn& nm) {
     GEMV_PROLOGUE
     const size_t j = gw;
     const bool active = j < (size_t)F;
-    float2 y = gemv_pair(W, j, j + F, active, a, xs, K, nm, NoEarly{} W8_ARGS);
+    float2 y = gemv_pair(W, j, j + F, active, a, xs, K, nm);
     if (!active || !lead || lane != 0) return;
     float g = y.x;
     h[j] = from_f(g / (1.0f + expf(-g)) * y.y);
 }
 
 extern "C" __global__ void GEMV_BOUNDS
-gemv_silu(T* __restrict__ h, const T* __restrict__ a, const WT* __restrict__ W, int F, int K W8_PARAMS) {
-    silu_body(h, a, W, F, K, NO_NORM W8_ARGS);
+gemv_silu(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K) {
+    silu_body(h, a, W, F, K, NO_NORM);
 }
 
 // Fused ffn norm: a = T(x), ss from the producer of x, w13 with ffn_norm folded in.
 extern "C" __global__ void GEMV_BOUNDS
-gemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, const WT* __restrict__ W, int F, int K,
-               const float* __restrict__ ss, int n_ss, float eps W8_PARAMS) {
-    silu_body(h, a, W, F, K, NormIn{ss, n_ss, eps} W8_ARGS);
+gemv_silu_norm(T* __restrict__ h, const T* __restrict__ a, const T* __restrict__ W, int F, int K,
+               const float* __restrict__ ss, int n_ss, float eps) {
+    silu_body(h, a, W, F, K, NormIn{ss, n_ss, eps});
 }
 
 // qkv = wqkv T [D + 2*KVD, K] . a T [K]; warp gw: rows j = 2gw, 2gw + 1 (one RoPE pair); RoPE, q and the K/V row
 // at pos[0] written as common.cuh qkv_pair_store describes.
 __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
-                                         const T* __restrict__ a, const WT* __restrict__ W,
+                                         const T* __restrict__ a, const T* __restrict__ W,
                                          const float* __restrict__ rope_cs, const int* __restrict__ pos,
                                          const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K,
-                                         const NormIn& nm W8_PARAMS) {
+                                         const NormIn& nm) {
     GEMV_PROLOGUE
     const int j = 2 * gw;
     const bool active = j < D + 2 * KVD;
@@ -371,10 +286,10 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
     const bool store = active && lead && lane == 0;  // the one lane of a row pair that stores
     QkvEpi e;
     auto early = [&] { if (store) e = qkv_pair_load(rope_cs, pos, n_tokens, D, KVD, hd, S, j); };
-    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm, early W8_ARGS);
+    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm, early);
     if (store) qkv_pair_rope_store(q, k_cache, v_cache, e, D, KVD, S, j, y);
 #else
-    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm, NoEarly{} W8_ARGS);
+    float2 y = gemv_pair(W, (size_t)j, (size_t)j + 1, active, a, xs, K, nm);
     if (!active || !lead || lane != 0) return;
     qkv_pair_store(q, k_cache, v_cache, rope_cs, pos, n_tokens, D, KVD, hd, S, j, y);
 #endif
@@ -382,16 +297,16 @@ __device__ __forceinline__ void qkv_body(T* __restrict__ q, T* __restrict__ k_ca
 
 extern "C" __global__ void GEMV_BOUNDS
 gemv_qkv_rope(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
-              const WT* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
-              const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K W8_PARAMS) {
-    qkv_body(q, k_cache, v_cache, a, W, rope_cs, pos, n_tokens, D, KVD, hd, S, K, NO_NORM W8_ARGS);
+              const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
+              const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K) {
+    qkv_body(q, k_cache, v_cache, a, W, rope_cs, pos, n_tokens, D, KVD, hd, S, K, NO_NORM);
 }
 
 // Fused attention norm: a = T(x), ss from the producer of x, wqkv with attention_norm folded in.
 extern "C" __global__ void GEMV_BOUNDS
 gemv_qkv_rope_norm(T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, const T* __restrict__ a,
-                   const WT* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
+                   const T* __restrict__ W, const float* __restrict__ rope_cs, const int* __restrict__ pos,
                    const int* __restrict__ n_tokens, int D, int KVD, int hd, int S, int K,
-                   const float* __restrict__ ss, int n_ss, float eps W8_PARAMS) {
-    qkv_body(q, k_cache, v_cache, a, W, rope_cs, pos, n_tokens, D, KVD, hd, S, K, NormIn{ss, n_ss, eps} W8_ARGS);
+                   const float* __restrict__ ss, int n_ss, float eps) {
+    qkv_body(q, k_cache, v_cache, a, W, rope_cs, pos, n_tokens, D, KVD, hd, S, K, NormIn{ss, n_ss, eps});
 }

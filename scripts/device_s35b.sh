@@ -1,4 +1,5 @@
 #!/bin/bash
+# A record: needs GEMV_W8 in kernels/gemv.cu (commit 9265006; removed after these runs).
 # Twenty-seventh session (nvidia-h200, ~2-3 min): scripts/w8_probe.py, the 7B fp8 decode GEMVs in gemv.cu's design
 # (GEMV_W8=1: no staging, the activation through L1, the gain in the loop) against the engine's, checked first.
 source scripts/device_lib.sh s35b

@@ -1,4 +1,5 @@
 #!/bin/bash
+# A record: needs GEMV_W8 in kernels/gemv.cu (commit 9265006; removed after these runs).
 # Twenty-seventh session (nvidia-h200, ~1 min): w8_probe without the norm gain (as if the producer of the activation
 # had applied it), on the norm consumers wqkv / w13, engine and W8 alike.
 source scripts/device_lib.sh s35c

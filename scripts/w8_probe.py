@@ -11,6 +11,11 @@ Both read the same weight copies (> 4x L2, so cold), with the same gain on the n
 W8 config's output is checked against the engine op's (same math in another order) and, for the LM-head kernel on
 an awkward shape and the real ones, against NumPy float64.
 
+A record: it needs gemv.cu's GEMV_W8 switch, removed after these runs (s35b / s35c, twenty-seventh session): run
+it at commit 9265006. There, no faster where it matters (s35b, s35c): with the gain in the loop wqkv / w13 took
+24.0 / 38.0 us at best against the engine's 15.96 / 25.26; without any gain 16.47 / 25.17 against 15.89 / 25.13;
+wo / w2 5.83 / 12.98 against 6.09 / 13.57. The fp8 GEMVs' gap to the bare read is not their staging.
+
 Usage: python3 -m scripts.w8_probe [--matrices wqkv+norm,wo+ss,w13+norm,w2+ss] [--out FILE.json]
 """
 from __future__ import annotations
