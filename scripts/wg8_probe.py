@@ -1,0 +1,113 @@
+"""Probe (issue #10, bench only): the 7B fp8 decode GEMVs with their products on the native fp8 tensor-core path.
+
+Today's fp8 GEMVs convert every weight on the CUDA cores (cvt e4m3x2 -> f16x2, then f32 FMAs) and run ~16% above a
+bare read of their bytes; the same design in gemv.cu's form was no faster (w8_probe, s35b / s35c), and the products
+alone took about as long as the loads (ring_probe, twenty-first session). scripts/wg8_probe_src.py feeds the weight
+bytes to wgmma m64n8k32 e4m3 as loaded and the activation as three e4m3 planes in B's columns (see there). Per
+matrix, in one process: the float64 check (the plain y of wg8_gemv against NumPy), then graph-timed us of wg8_gemv
+for WG in WGS, of the engine's fp8 op on the same weight copies (its fused epilogue included) and of the bare read.
+
+Usage: python3 -m scripts.wg8_probe [--matrices wqkv+norm,w13+norm,wo+ss,w2+ss] [--wgs 2,4,8] [--out FILE.json]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from scripts import bench_kernels as bk
+from scripts import bench_quant as bq
+from scripts.wg8_probe_src import SRC
+
+NULL = np.uint64(0)
+
+
+def kernel(wg: int):
+    cp = bk._cp()
+    return cp.RawModule(code=SRC, options=("-arch=sm_90a", "-std=c++17", f"-DWG={wg}")).get_function("wg8_gemv")
+
+
+def smem_bytes(K: int, wg: int) -> int:
+    return 8 * K + 16 * 128 * (wg - 1)  # B planes, then the other warpgroups' accumulators
+
+
+def launch(fn, wg: int, out, a, w, gain, ss, n_ss: int, eps: float):
+    from cugraphllm.gpu import pdl
+    N, K = w.shape
+    smem = smem_bytes(K, wg)
+    pdl.launch(fn, (N // 64,), (128 * wg,), (out, a, w.qweight, w.scales, NULL if gain is None else gain, ss,
+                                             np.int32(n_ss), np.float32(eps), np.int32(N), np.int32(K)), smem, pdl=True)
+
+
+def reference(w, a, gain, ss, n_ss: int, eps: float) -> np.ndarray:
+    """float64 y = scale * e4m3(W) @ (a * gain) * inv_rms."""
+    cp = bk._cp()
+    from cugraphllm.quant.formats import fp8_e4m3_decode
+    x = cp.asnumpy(a).astype(np.float64).ravel()
+    if gain is not None:
+        x = x * cp.asnumpy(gain).astype(np.float64)
+    K = x.size
+    inv = 1.0 / np.sqrt(cp.asnumpy(ss[:n_ss]).astype(np.float64).sum() / K + eps)
+    return (fp8_e4m3_decode(cp.asnumpy(w.qweight)) @ x) * cp.asnumpy(w.scales).astype(np.float64) * inv
+
+
+def probe(name: str, wgs, T) -> list[dict]:
+    import dataclasses
+
+    import cupy as cp
+    stream = cp.cuda.Stream(non_blocking=True)
+    op, N, K = bq.MATS[name]
+    ws, wbytes = bq.weight_copies("fp8", N, K, T, 128, name)
+    rng = np.random.default_rng(N + K)
+    gain = cp.asarray(rng.uniform(0.5, 1.5, K).astype(np.float32)) if name.endswith("+norm") else None
+    if gain is not None:
+        ws = [dataclasses.replace(w, gain=gain) for w in ws]
+    a = bk._rand((1, K), T, 99)
+    ss, n_ss, eps = cp.asarray(rng.uniform(0.5, 2.0, 64).astype(np.float32)), 64, 1e-5
+    ref = reference(ws[0], a, gain, ss, n_ss, eps)
+    fn_eng, _ = bq.case(op, N, K, ws, T)
+    rows = [{"matrix": name, "N": N, "K": K, "mb": wbytes / 1e6, "variant": "engine",
+             "us": bk.graph_us(stream, fn_eng, len(ws)), "read_us": bk.read_floor_us(stream, [w.qweight for w in ws])}]
+    out = cp.empty(N, cp.float32)
+    for wg in wgs:
+        if K % (128 * wg):
+            continue
+        fn = kernel(wg)
+        from cugraphllm.gpu import cuda_kernels as ck
+        ck.raise_smem_limit(fn, smem_bytes(K, wg))
+        out.fill(np.nan)
+        launch(fn, wg, out, a, ws[0], gain, ss, n_ss, eps)
+        got = cp.asnumpy(out).astype(np.float64)
+        err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+        ok = bool(np.isfinite(got).all() and err < 2e-3)
+        us = (bk.graph_us(stream, lambda i: launch(fn, wg, out, a, ws[i], gain, ss, n_ss, eps), len(ws))
+              if ok else None)
+        rows.append({"matrix": name, "variant": f"wg8 WG={wg}", "us": us, "max_err_rel": err, "ok": ok})
+    del ws
+    cp.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--matrices", default="wqkv+norm,w13+norm,wo+ss,w2+ss")
+    p.add_argument("--wgs", default="2,4,8", help="comma list of warpgroups a block (the K split)")
+    p.add_argument("--out", help="JSON file for the rows")
+    a = p.parse_args(argv)
+    unknown = sorted(set(a.matrices.split(",")) - set(bq.MATS))
+    if unknown:
+        p.error(f"--matrices: unknown {', '.join(unknown)} (known: {', '.join(bq.MATS)})")
+    if bk.gpu_missing("wg8_probe"):
+        return 2
+    from cugraphllm.bench_env import versions
+    doc = {"versions": versions("cuda"), "rows": []}
+    for name in a.matrices.split(","):
+        for r in probe(name, [int(v) for v in a.wgs.split(",")], bk._dtype("float16")):
+            bk.emit_row(doc, r)
+    bk.write_json(a.out, doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""CUDA source of scripts/wg8_probe.py (sm_90a): an fp8 (e4m3) decode GEMV whose products run on Hopper's native fp8
+tensor-core path (wgmma m64n8k32 e4m3, A from registers) instead of converting every weight on the CUDA cores.
+
+y[r] = wscale[r] * inv_rms * sum_k W[r, k] * x_k,  x_k = a[k] * gain[k] (gain optional), W e4m3 codes row-major.
+
+The activation as three e4m3 planes, B's first three columns: with v = x * 448 / max|x|, h = e4m3(v),
+m = e4m3(16 (v - h)), l = e4m3(16 (16 (v - h) - m)), v = h + m / 16 + l / 256 to ~2^-12 |v| (or 2^-18 absolute near
+the subnormal floor): the sums of the three columns, weighted 1, 1/16, 1/256, give the product at about fp16's
+precision, while every weight byte goes to the tensor core as loaded.
+
+Block: one 64-row tile (N % 64 == 0), WG warpgroups each taking K / WG of it (K % (128 WG) == 0), their partial
+accumulators added in shared memory in warpgroup order. Thread (warpgroup q, warp w, lane = 4 g + t) streams rows
+R = 64 tile + 16 w + g and R + 8: per 128-column chunk, bytes [32 t, 32 t + 32) of each row (two 16-byte loads a
+row). wgmma step s (0..3) of the chunk takes, as the m16n8k32 A fragment of this warp (a0 = row g, k 4t..4t+3;
+a1 = row g + 8, same k; a2 / a3 = k + 16), the row bytes [8 s, 8 s + 4) as a0 / a1 and [8 s + 4, 8 s + 8) as a2 / a3:
+so logical column (s, kl) of the chunk is physical byte 32 t + 8 s + j with kl = 4 t + j (j < 4) or 16 + 4 t + j - 4.
+B is staged in that permuted order: step S = 4 c + s at byte 256 S, K-major with no swizzle, two 8 x 16-byte core
+matrices (kl < 16, kl >= 16) 128 bytes apart, row n (plane; 3..7 zero) at 16 n.
+"""
+
+SRC = r"""
+#include <cuda_fp16.h>
+#ifndef WG
+#define WG 4            // warpgroups a block (K split)
+#endif
+#define NT (128 * WG)
+
+__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+// no-swizzle K-major descriptor: start >> 4, both byte offsets 128 (core matrices along K; one 8-row group along N)
+__device__ __forceinline__ unsigned long long bdesc(unsigned addr) {
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)(128 >> 4) << 16)
+           | ((unsigned long long)(128 >> 4) << 32);
+}
+
+__device__ __forceinline__ unsigned char e4m3(float v) {
+    unsigned short p;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(p) : "f"(0.0f), "f"(v));  // v -> low byte
+    return (unsigned char)(p & 0xFF);
+}
+__device__ __forceinline__ float e4m3_f(unsigned char b) {
+    unsigned h;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)b));
+    return __half2float(__ushort_as_half((unsigned short)(h & 0xFFFF)));
+}
+
+__device__ __forceinline__ void wg_mma(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                       unsigned long long db, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0,%1,%2,%3}, {%4,%5,%6,%7}, %8, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(acc));
+}
+
+// waits for this warpgroup's wgmmas; the chunk's registers are inputs so that they stay allocated until here
+__device__ __forceinline__ void wg_wait(const uint4 (&r)[4]) {
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n"
+                 :: "r"(r[0].x), "r"(r[0].y), "r"(r[0].z), "r"(r[0].w), "r"(r[1].x), "r"(r[1].y), "r"(r[1].z),
+                    "r"(r[1].w), "r"(r[2].x), "r"(r[2].y), "r"(r[2].z), "r"(r[2].w), "r"(r[3].x), "r"(r[3].y),
+                    "r"(r[3].z), "r"(r[3].w) : "memory");
+}
+
+// this thread's 32 bytes of rows R (r[0..1]) and R + 8 (r[2..3]) of chunk c
+__device__ __forceinline__ void load_chunk(uint4 (&r)[4], const unsigned char* w0, const unsigned char* w1, int c,
+                                           int t) {
+    const uint4* p0 = reinterpret_cast<const uint4*>(w0 + 128 * c + 32 * t);
+    const uint4* p1 = reinterpret_cast<const uint4*>(w1 + 128 * c + 32 * t);
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0].x), "=r"(r[0].y), "=r"(r[0].z), "=r"(r[0].w) : "l"(p0));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[1].x), "=r"(r[1].y), "=r"(r[1].z), "=r"(r[1].w) : "l"(p0 + 1));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[2].x), "=r"(r[2].y), "=r"(r[2].z), "=r"(r[2].w) : "l"(p1));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[3].x), "=r"(r[3].y), "=r"(r[3].z), "=r"(r[3].w) : "l"(p1 + 1));
+}
+
+__device__ __forceinline__ unsigned word(const uint4 (&r)[2], int i) {  // word i (0..7) of 32 bytes
+    const uint4 v = r[i >> 2];
+    const int j = i & 3;
+    return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
+
+// the four wgmma steps of one chunk (c: its index from the start of K)
+__device__ __forceinline__ void chunk_mma(float (&d)[4], const uint4 (&r)[4], unsigned bbase, int c, bool& first) {
+    const uint4 ra[2] = {r[0], r[1]}, rb[2] = {r[2], r[3]};
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+        wg_mma(d, word(ra, 2 * s), word(rb, 2 * s), word(ra, 2 * s + 1), word(rb, 2 * s + 1),
+               bdesc(bbase + 256 * (4 * c + s)), first ? 0 : 1);
+        first = false;
+    }
+}
+
+// byte offset in B of plane n, physical column i (see the module docstring)
+__device__ __forceinline__ int b_at(int i, int n) {
+    const int c = i >> 7, p = i & 127, t = p >> 5, s = (p & 31) >> 3, j = p & 7;
+    const int kl = j < 4 ? 4 * t + j : 16 + 4 * t + (j - 4);
+    return 256 * (4 * c + s) + 128 * (kl >> 4) + 16 * n + (kl & 15);
+}
+
+__device__ __forceinline__ float block_max(float v, float* red) {
+    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = (threadIdx.x & 31) < NT / 32 ? red[threadIdx.x & 31] : 0.0f;
+    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// grid N / 64, block NT threads, dynamic shared memory 8 K + 16 NT bytes
+extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
+        float* __restrict__ out, const __half* __restrict__ a, const unsigned char* __restrict__ W,
+        const float* __restrict__ wscale, const float* __restrict__ gain, const float* __restrict__ ss, int n_ss,
+        float eps, int N, int K) {
+    extern __shared__ __align__(128) unsigned char sm[];  // B planes [8 K], then partials [WG - 1][128][4] f32
+    __shared__ float red[32];
+    const int tid = threadIdx.x, q = tid >> 7, w = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const size_t R = 64 * (size_t)blockIdx.x + 16 * w + g;
+    const unsigned char* w0 = W + R * K;
+    const unsigned char* w1 = W + (R + 8) * K;
+    const int per = K / 128 / WG, c0 = q * per;
+    uint4 cur[4], nxt[4];
+    load_chunk(cur, w0, w1, c0, t);  // weights: before the wait
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    // stage: B zeroed, the max |x|, the three planes
+    uint4* b4 = reinterpret_cast<uint4*>(sm);
+    for (int i = tid; i < K / 2; i += NT) b4[i] = make_uint4(0u, 0u, 0u, 0u);
+    float mx = 0.0f;
+    for (int i = tid; i < K; i += NT) mx = fmaxf(mx, fabsf(__half2float(a[i]) * (gain ? gain[i] : 1.0f)));
+    mx = block_max(mx, red);  // its barrier also orders the zeroing before the plane stores
+    const float inv = mx > 0.0f ? 448.0f / mx : 1.0f, scale = mx > 0.0f ? mx / 448.0f : 1.0f;
+    for (int i = tid; i < K; i += NT) {
+        const float v = __half2float(a[i]) * (gain ? gain[i] : 1.0f) * inv;
+        const unsigned char h = e4m3(v);
+        const float r1 = 16.0f * (v - e4m3_f(h));
+        const unsigned char m = e4m3(r1);
+        const unsigned char l = e4m3(16.0f * (r1 - e4m3_f(m)));
+        sm[b_at(i, 0)] = h;
+        sm[b_at(i, 1)] = m;
+        sm[b_at(i, 2)] = l;
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // generic-proxy stores -> wgmma's reads
+    __syncthreads();
+    const unsigned bbase = sa(sm);
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    bool first = true;
+    for (int c = c0; c < c0 + per; ++c) {
+        if (c + 1 < c0 + per) load_chunk(nxt, w0, w1, c + 1, t);
+        chunk_mma(d, cur, bbase, c, first);
+        wg_wait(cur);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) cur[i] = nxt[i];
+    }
+    // warpgroups 1.. hand their accumulators to warpgroup 0, which adds them in order
+    float* part = reinterpret_cast<float*>(sm + 8 * (size_t)K);
+    if (q > 0) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) part[((q - 1) * 128 + (tid & 127)) * 4 + i] = d[i];
+    }
+    __syncthreads();
+    if (q > 0) return;
+    for (int p = 0; p < WG - 1; ++p) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) d[i] += part[(p * 128 + tid) * 4 + i];
+    }
+    // columns: t = 0 holds planes 0, 1 (d0, d1: row R; d2, d3: row R + 8), t = 1 holds plane 2 in d0 / d2
+    const float l0 = __shfl_down_sync(0xffffffffu, d[0], 1), l8 = __shfl_down_sync(0xffffffffu, d[2], 1);
+    float nsum = 0.0f;
+    for (int i = lane; i < n_ss; i += 32) nsum += ss[i];
+    for (int o = 16; o; o >>= 1) nsum += __shfl_xor_sync(0xffffffffu, nsum, o);
+    const float rms = ss ? rsqrtf(nsum / (float)K + eps) : 1.0f;
+    if (t == 0) {
+        out[R] = (d[0] + d[1] * 0.0625f + l0 * 0.00390625f) * scale * wscale[R] * rms;
+        out[R + 8] = (d[2] + d[3] * 0.0625f + l8 * 0.00390625f) * scale * wscale[R + 8] * rms;
+    }
+}
+"""
