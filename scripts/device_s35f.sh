@@ -4,6 +4,6 @@
 # beside the engine's fp8 ops and the bare read.
 source scripts/device_lib.sh s35f
 timeout ${WG8_SECS:-150} python3 -m scripts.wg8_probe --matrices ${WG8_MATS:-wqkv+norm,w13+norm,w2+ss,wo+ss} \
-  --wgs ${WG8_WGS:-2,4,8} --out $L/wg8.json > $L/wg8.log 2>&1
+  --wgs ${WG8_WGS:-2,4,8} --ko ${WG8_KO:-0} --out $L/wg8.json > $L/wg8.log 2>&1
 echo "wg8_probe rc $?"; grep -vE "Warning|warn" $L/wg8.log | tail -20
 snap

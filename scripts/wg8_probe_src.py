@@ -24,6 +24,9 @@ SRC = r"""
 #define WG 4            // warpgroups a block (K split)
 #endif
 #define NT (128 * WG)
+#ifndef KO
+#define KO 0            // bench only: 1 no planes (B stays zero), 2 no wgmma (the loaded words folded instead)
+#endif
 
 __device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
@@ -82,15 +85,20 @@ __device__ __forceinline__ unsigned word(const uint4 (&r)[2], int i) {  // word 
 }
 
 // the four wgmma steps of one chunk (c: its index from the start of K)
-__device__ __forceinline__ void chunk_mma(float (&d)[4], const uint4 (&r)[4], unsigned bbase, int c, bool& first) {
+// (a fresh accumulator a chunk: the fp8 path's accumulator keeps fewer bits than f32, so the chunks' sums are added
+// on the CUDA cores, as DeepSeek-V3 promotes its fp8 GEMM partials)
+__device__ __forceinline__ void chunk_mma(float (&d)[4], const uint4 (&r)[4], unsigned bbase, int c) {
     const uint4 ra[2] = {r[0], r[1]}, rb[2] = {r[2], r[3]};
+#if KO & 2
+    d[0] += __uint_as_float((ra[0].x ^ ra[1].y ^ rb[0].z ^ rb[1].w) & 0x3FFFFFu);
+    (void)bbase; (void)c;
+#else
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
-    for (int s = 0; s < 4; ++s) {
+    for (int s = 0; s < 4; ++s)
         wg_mma(d, word(ra, 2 * s), word(rb, 2 * s), word(ra, 2 * s + 1), word(rb, 2 * s + 1),
-               bdesc(bbase + 256 * (4 * c + s)), first ? 0 : 1);
-        first = false;
-    }
+               bdesc(bbase + 256 * (4 * c + s)), s);
+#endif
 }
 
 // byte offset in B of plane n, physical column i (see the module docstring)
@@ -131,7 +139,7 @@ extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
     for (int i = tid; i < K; i += NT) mx = fmaxf(mx, fabsf(__half2float(a[i]) * (gain ? gain[i] : 1.0f)));
     mx = block_max(mx, red);  // its barrier also orders the zeroing before the plane stores
     const float inv = mx > 0.0f ? 448.0f / mx : 1.0f, scale = mx > 0.0f ? mx / 448.0f : 1.0f;
-    for (int i = tid; i < K; i += NT) {
+    for (int i = tid; i < K && !(KO & 1); i += NT) {
         const float v = __half2float(a[i]) * (gain ? gain[i] : 1.0f) * inv;
         const unsigned char h = e4m3(v);
         const float r1 = 16.0f * (v - e4m3_f(h));
@@ -144,12 +152,13 @@ extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // generic-proxy stores -> wgmma's reads
     __syncthreads();
     const unsigned bbase = sa(sm);
-    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    bool first = true;
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, dc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int c = c0; c < c0 + per; ++c) {
         if (c + 1 < c0 + per) load_chunk(nxt, w0, w1, c + 1, t);
-        chunk_mma(d, cur, bbase, c, first);
+        chunk_mma(dc, cur, bbase, c);
         wg_wait(cur);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) d[i] += dc[i];
 #pragma unroll
         for (int i = 0; i < 4; ++i) cur[i] = nxt[i];
     }
