@@ -1,4 +1,5 @@
 #!/bin/bash
+# A record: ran as s35f / s35g at 2a5f126 (its --wgs option is gone: wg8_probe now takes --configs).
 # Twenty-seventh session (nvidia-h200, ~1-2 min): scripts/wg8_probe.py, the 7B fp8 decode GEMVs with their products
 # on wgmma m64n8k32 e4m3 (weights as loaded, the activation as three e4m3 planes), float64-checked, then timed
 # beside the engine's fp8 ops and the bare read.

@@ -5,9 +5,10 @@ bare read of their bytes; the same design in gemv.cu's form was no faster (w8_pr
 alone took about as long as the loads (ring_probe, twenty-first session). scripts/wg8_probe_src.py feeds the weight
 bytes to wgmma m64n8k32 e4m3 as loaded and the activation as three e4m3 planes in B's columns (see there). Per
 matrix, in one process: the float64 check (the plain y of wg8_gemv against NumPy), then graph-timed us of wg8_gemv
-for WG in WGS, of the engine's fp8 op on the same weight copies (its fused epilogue included) and of the bare read.
+for each (warpgroups, K split, depth) of CONFIGS, of the engine's fp8 op on the same weight copies (its fused epilogue included) and of the bare read.
 
-Usage: python3 -m scripts.wg8_probe [--matrices wqkv+norm,w13+norm,wo+ss,w2+ss] [--wgs 2,4,8] [--out FILE.json]
+Usage: python3 -m scripts.wg8_probe [--matrices wqkv+norm,w13+norm,wo+ss,w2+ss] [--configs "2,1,2;4,2,2"] [--ko 0,1,2]
+       [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -26,22 +27,33 @@ NULL = np.uint64(0)
 KO = 0  # bench only: wg8_probe_src's KO (--ko)
 
 
-def kernel(wg: int):
+# (warpgroups a block, K split over blocks, chunks in flight a thread)
+CONFIGS = [(2, 1, 2), (4, 1, 2), (2, 1, 4), (4, 1, 3), (2, 2, 3), (4, 2, 2), (2, 4, 3), (1, 4, 4), (2, 8, 2)]
+
+
+def kernel(wg: int, p: int):
     cp = bk._cp()
-    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DKO={KO}")
+    opts = ("-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DP={p}", f"-DKO={KO}")
     return cp.RawModule(code=SRC, options=opts).get_function("wg8_gemv")
 
 
-def smem_bytes(K: int, wg: int) -> int:
-    return 8 * K + 16 * 128 * (wg - 1)  # B planes, then the other warpgroups' accumulators
+def smem_bytes(K: int, cfg) -> int:
+    wg, ks, _ = cfg
+    return 8 * K // ks + 16 * 128 * (wg - 1)  # B planes of the block's columns, the other warpgroups' accumulators
 
 
-def launch(fn, wg: int, out, a, w, gain, ss, n_ss: int, eps: float):
+def fits(K: int, cfg) -> bool:
+    wg, ks, _ = cfg
+    return K % (128 * wg * ks) == 0 and smem_bytes(K, cfg) <= 200 * 1024
+
+
+def launch(fn, cfg, out, a, w, gain, ss, n_ss: int, eps: float, part, ctr):
     from cugraphllm.gpu import pdl
+    wg, ks, _ = cfg
     N, K = w.shape
-    smem = smem_bytes(K, wg)
-    pdl.launch(fn, (N // 64,), (128 * wg,), (out, a, w.qweight, w.scales, NULL if gain is None else gain, ss,
-                                             np.int32(n_ss), np.float32(eps), np.int32(N), np.int32(K)), smem, pdl=True)
+    args = (out, a, w.qweight, w.scales, NULL if gain is None else gain, ss, np.int32(n_ss), np.float32(eps),
+            np.int32(N), np.int32(K), part, ctr)
+    pdl.launch(fn, (N // 64, ks), (128 * wg,), args, smem_bytes(K, cfg), pdl=True)
 
 
 def reference(w, a, gain, ss, n_ss: int, eps: float) -> np.ndarray:
@@ -56,7 +68,7 @@ def reference(w, a, gain, ss, n_ss: int, eps: float) -> np.ndarray:
     return (fp8_e4m3_decode(cp.asnumpy(w.qweight)) @ x) * cp.asnumpy(w.scales).astype(np.float64) * inv
 
 
-def probe(name: str, wgs, T) -> list[dict]:
+def probe(name: str, configs, T) -> list[dict]:
     import dataclasses
 
     import cupy as cp
@@ -73,21 +85,20 @@ def probe(name: str, wgs, T) -> list[dict]:
     fn_eng, _ = bq.case(op, N, K, ws, T)
     rows = [{"matrix": name, "N": N, "K": K, "mb": wbytes / 1e6, "variant": "engine",
              "us": bk.graph_us(stream, fn_eng, len(ws)), "read_us": bk.read_floor_us(stream, [w.qweight for w in ws])}]
-    out = cp.empty(N, cp.float32)
-    for wg in wgs:
-        if K % (128 * wg):
-            continue
-        fn = kernel(wg)
-        from cugraphllm.gpu import cuda_kernels as ck
-        ck.raise_smem_limit(fn, smem_bytes(K, wg))
+    from cugraphllm.gpu import cuda_kernels as ck
+    out, ctr = cp.empty(N, cp.float32), cp.zeros(N // 64, cp.uint32)
+    for cfg in (c for c in configs if fits(K, c)):
+        fn = kernel(cfg[0], cfg[2])
+        ck.raise_smem_limit(fn, smem_bytes(K, cfg))
+        part = cp.full(cfg[1] * N, np.nan, cp.float32)
         out.fill(np.nan)
-        launch(fn, wg, out, a, ws[0], gain, ss, n_ss, eps)
+        launch(fn, cfg, out, a, ws[0], gain, ss, n_ss, eps, part, ctr)
         got = cp.asnumpy(out).astype(np.float64)
         err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
         ok = bool(np.isfinite(got).all() and (err < 2e-3 or KO))  # a knockout is wrong on purpose
-        us = (bk.graph_us(stream, lambda i: launch(fn, wg, out, a, ws[i], gain, ss, n_ss, eps), len(ws))
+        us = (bk.graph_us(stream, lambda i: launch(fn, cfg, out, a, ws[i], gain, ss, n_ss, eps, part, ctr), len(ws))
               if ok else None)
-        rows.append({"matrix": name, "variant": f"wg8 WG={wg} KO={KO}", "us": us, "max_err_rel": err, "ok": ok})
+        rows.append({"matrix": name, "variant": f"wg8 {cfg} KO={KO}", "config": list(cfg), "us": us, "max_err_rel": err, "ok": ok})
     del ws
     cp.get_default_memory_pool().free_all_blocks()
     return rows
@@ -96,7 +107,7 @@ def probe(name: str, wgs, T) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--matrices", default="wqkv+norm,w13+norm,wo+ss,w2+ss")
-    p.add_argument("--wgs", default="2,4,8", help="comma list of warpgroups a block (the K split)")
+    p.add_argument("--configs", help="semicolon list of warpgroups,ksplit,depth (default: CONFIGS)")
     p.add_argument("--ko", default="0", help="comma list of knockouts (wg8_probe_src KO: 1 no planes, 2 no wgmma)")
     p.add_argument("--out", help="JSON file for the rows")
     a = p.parse_args(argv)
@@ -111,7 +122,8 @@ def main(argv=None) -> int:
     for ko in [int(v) for v in a.ko.split(",")]:
         KO = ko
         for name in a.matrices.split(","):
-            for r in probe(name, [int(v) for v in a.wgs.split(",")], bk._dtype("float16")):
+            cfgs = CONFIGS if not a.configs else [tuple(int(v) for v in c.split(",")) for c in a.configs.split(";")]
+            for r in probe(name, cfgs, bk._dtype("float16")):
                 bk.emit_row(doc, r)
     bk.write_json(a.out, doc)
     return 0

@@ -8,8 +8,10 @@ m = e4m3(16 (v - h)), l = e4m3(16 (16 (v - h) - m)), v = h + m / 16 + l / 256 to
 the subnormal floor): the sums of the three columns, weighted 1, 1/16, 1/256, give the product at about fp16's
 precision, while every weight byte goes to the tensor core as loaded.
 
-Block: one 64-row tile (N % 64 == 0), WG warpgroups each taking K / WG of it (K % (128 WG) == 0), their partial
-accumulators added in shared memory in warpgroup order. Thread (warpgroup q, warp w, lane = 4 g + t) streams rows
+Block (tile, ks) of the grid (N / 64, KS): one 64-row tile (N % 64 == 0) over columns [ks K / KS, (ks + 1) K / KS),
+WG warpgroups each taking a WG-th of those (K % (128 WG KS) == 0), their accumulators added in shared memory in
+warpgroup order; with KS > 1 the last block of a tile to arrive adds the KS partial rows in order. Each block
+stages the planes of its own columns, with its own max. P chunks are in flight a thread. Thread (warpgroup q, warp w, lane = 4 g + t) streams rows
 R = 64 tile + 16 w + g and R + 8: per 128-column chunk, bytes [32 t, 32 t + 32) of each row (two 16-byte loads a
 row). wgmma step s (0..3) of the chunk takes, as the m16n8k32 A fragment of this warp (a0 = row g, k 4t..4t+3;
 a1 = row g + 8, same k; a2 / a3 = k + 16), the row bytes [8 s, 8 s + 4) as a0 / a1 and [8 s + 4, 8 s + 8) as a2 / a3:
@@ -24,6 +26,9 @@ SRC = r"""
 #define WG 4            // warpgroups a block (K split)
 #endif
 #define NT (128 * WG)
+#ifndef P
+#define P 2             // chunks (64 bytes a thread) in flight a thread
+#endif
 #ifndef KO
 #define KO 0            // bench only: 1 no planes (B stays zero), 2 no wgmma (the loaded words folded instead)
 #endif
@@ -117,72 +122,127 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return v;
 }
 
-// grid N / 64, block NT threads, dynamic shared memory 8 K + 16 NT bytes
+// the e4m3 planes (h, m, l) of 4 consecutive values v[0..3] (already times 448 / max), packed a byte each
+__device__ __forceinline__ void planes4(const float* v, unsigned& h4, unsigned& m4, unsigned& l4) {
+    h4 = m4 = l4 = 0u;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        const unsigned char h = e4m3(v[e]);
+        const float r1 = 16.0f * (v[e] - e4m3_f(h));
+        const unsigned char m = e4m3(r1);
+        const unsigned char l = e4m3(16.0f * (r1 - e4m3_f(m)));
+        h4 |= (unsigned)h << (8 * e);
+        m4 |= (unsigned)m << (8 * e);
+        l4 |= (unsigned)l << (8 * e);
+    }
+}
+
+// grid (N / 64, KS), block NT threads, dynamic shared memory 8 K / KS + 16 NT bytes; with KS > 1 also part f32
+// [KS, N] and ctr u32 [N / 64] (zero; the last block of a tile resets its counter)
 extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
         float* __restrict__ out, const __half* __restrict__ a, const unsigned char* __restrict__ W,
         const float* __restrict__ wscale, const float* __restrict__ gain, const float* __restrict__ ss, int n_ss,
-        float eps, int N, int K) {
-    extern __shared__ __align__(128) unsigned char sm[];  // B planes [8 K], then partials [WG - 1][128][4] f32
+        float eps, int N, int K, float* __restrict__ part, unsigned* __restrict__ ctr) {
+    extern __shared__ __align__(128) unsigned char sm[];  // B planes [8 K / KS], then accumulators [WG - 1][128][4]
     __shared__ float red[32];
+    __shared__ int last;
     const int tid = threadIdx.x, q = tid >> 7, w = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int KS = gridDim.y, Kb = K / KS, k0 = blockIdx.y * Kb;   // this block's columns [k0, k0 + Kb)
     const size_t R = 64 * (size_t)blockIdx.x + 16 * w + g;
-    const unsigned char* w0 = W + R * K;
-    const unsigned char* w1 = W + (R + 8) * K;
-    const int per = K / 128 / WG, c0 = q * per;
-    uint4 cur[4], nxt[4];
-    load_chunk(cur, w0, w1, c0, t);  // weights: before the wait
+    const unsigned char* w0 = W + R * K + k0;
+    const unsigned char* w1 = W + (R + 8) * K + k0;
+    const int per = Kb / 128 / WG, c0 = q * per, c1 = c0 + per;  // chunks (of the block's columns) of warpgroup q
+    uint4 buf[P][4];
+#pragma unroll
+    for (int j = 0; j < P; ++j)
+        if (c0 + j < c1) load_chunk(buf[j], w0, w1, c0 + j, t);  // weights: before the wait
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    // stage: B zeroed, the max |x|, the three planes
-    uint4* b4 = reinterpret_cast<uint4*>(sm);
-    for (int i = tid; i < K / 2; i += NT) b4[i] = make_uint4(0u, 0u, 0u, 0u);
+    // stage: the max |x| of the block's columns, their three planes (B's rows 3..7 are left as they are: the
+    // columns of D they give are never read)
+    const uint2* a4 = reinterpret_cast<const uint2*>(a + k0);
+    const float4* g4 = reinterpret_cast<const float4*>(gain + k0);
     float mx = 0.0f;
-    for (int i = tid; i < K; i += NT) mx = fmaxf(mx, fabsf(__half2float(a[i]) * (gain ? gain[i] : 1.0f)));
-    mx = block_max(mx, red);  // its barrier also orders the zeroing before the plane stores
+    for (int i = tid; i < Kb / 4; i += NT) {
+        const uint2 h = a4[i];
+        const float2 x01 = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
+        const float2 x23 = __half22float2(*reinterpret_cast<const __half2*>(&h.y));
+        const float4 gg = gain ? g4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(x01.x * gg.x), fabsf(x01.y * gg.y)), fmaxf(fabsf(x23.x * gg.z), fabsf(x23.y * gg.w))));
+    }
+    mx = block_max(mx, red);
     const float inv = mx > 0.0f ? 448.0f / mx : 1.0f, scale = mx > 0.0f ? mx / 448.0f : 1.0f;
-    for (int i = tid; i < K && !(KO & 1); i += NT) {
-        const float v = __half2float(a[i]) * (gain ? gain[i] : 1.0f) * inv;
-        const unsigned char h = e4m3(v);
-        const float r1 = 16.0f * (v - e4m3_f(h));
-        const unsigned char m = e4m3(r1);
-        const unsigned char l = e4m3(16.0f * (r1 - e4m3_f(m)));
-        sm[b_at(i, 0)] = h;
-        sm[b_at(i, 1)] = m;
-        sm[b_at(i, 2)] = l;
+    for (int i = tid; i < Kb / 4 && !(KO & 1); i += NT) {
+        const uint2 h = a4[i];
+        const float2 x01 = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
+        const float2 x23 = __half22float2(*reinterpret_cast<const __half2*>(&h.y));
+        const float4 gg = gain ? g4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+        const float v[4] = {x01.x * gg.x * inv, x01.y * gg.y * inv, x23.x * gg.z * inv, x23.y * gg.w * inv};
+        unsigned h4, m4, l4;
+        planes4(v, h4, m4, l4);
+        const int at = b_at(4 * i, 0);  // 4 consecutive columns: 4 consecutive bytes of each plane row
+        *reinterpret_cast<unsigned*>(sm + at) = h4;
+        *reinterpret_cast<unsigned*>(sm + at + 16) = m4;
+        *reinterpret_cast<unsigned*>(sm + at + 32) = l4;
     }
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // generic-proxy stores -> wgmma's reads
     __syncthreads();
     const unsigned bbase = sa(sm);
     float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, dc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int c = c0; c < c0 + per; ++c) {
-        if (c + 1 < c0 + per) load_chunk(nxt, w0, w1, c + 1, t);
-        chunk_mma(dc, cur, bbase, c);
-        wg_wait(cur);
+    for (int c = c0; c < c1; c += P) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) d[i] += dc[i];
+        for (int j = 0; j < P; ++j) {
+            if (c + j < c1) {  // warpgroup-uniform
+                chunk_mma(dc, buf[j], bbase, c + j);
+                wg_wait(buf[j]);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) cur[i] = nxt[i];
+                for (int i = 0; i < 4; ++i) d[i] += dc[i];
+                if (c + j + P < c1) load_chunk(buf[j], w0, w1, c + j + P, t);
+            }
+        }
     }
     // warpgroups 1.. hand their accumulators to warpgroup 0, which adds them in order
-    float* part = reinterpret_cast<float*>(sm + 8 * (size_t)K);
+    float* acc = reinterpret_cast<float*>(sm + 8 * (size_t)Kb);
     if (q > 0) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) part[((q - 1) * 128 + (tid & 127)) * 4 + i] = d[i];
+        for (int i = 0; i < 4; ++i) acc[((q - 1) * 128 + (tid & 127)) * 4 + i] = d[i];
     }
     __syncthreads();
-    if (q > 0) return;
-    for (int p = 0; p < WG - 1; ++p) {
+    if (q == 0) {
+        for (int p = 0; p < WG - 1; ++p) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) d[i] += part[(p * 128 + tid) * 4 + i];
+            for (int i = 0; i < 4; ++i) d[i] += acc[(p * 128 + tid) * 4 + i];
+        }
+        // columns: t = 0 holds planes 0, 1 (d0, d1: row R; d2, d3: row R + 8), t = 1 plane 2 in d0 / d2
+        const float l0 = __shfl_down_sync(0xffffffffu, d[0], 1), l8 = __shfl_down_sync(0xffffffffu, d[2], 1);
+        float nsum = 0.0f;
+        for (int i = lane; i < n_ss; i += 32) nsum += ss[i];
+        for (int o = 16; o; o >>= 1) nsum += __shfl_xor_sync(0xffffffffu, nsum, o);
+        const float f = scale * (ss ? rsqrtf(nsum / (float)K + eps) : 1.0f);
+        if (t == 0) {
+            const float y0 = (d[0] + d[1] * 0.0625f + l0 * 0.00390625f) * f * wscale[R];
+            const float y8 = (d[2] + d[3] * 0.0625f + l8 * 0.00390625f) * f * wscale[R + 8];
+            float* o = KS > 1 ? part + (size_t)blockIdx.y * N : out;
+            o[R] = y0;
+            o[R + 8] = y8;
+        }
     }
-    // columns: t = 0 holds planes 0, 1 (d0, d1: row R; d2, d3: row R + 8), t = 1 holds plane 2 in d0 / d2
-    const float l0 = __shfl_down_sync(0xffffffffu, d[0], 1), l8 = __shfl_down_sync(0xffffffffu, d[2], 1);
-    float nsum = 0.0f;
-    for (int i = lane; i < n_ss; i += 32) nsum += ss[i];
-    for (int o = 16; o; o >>= 1) nsum += __shfl_xor_sync(0xffffffffu, nsum, o);
-    const float rms = ss ? rsqrtf(nsum / (float)K + eps) : 1.0f;
-    if (t == 0) {
-        out[R] = (d[0] + d[1] * 0.0625f + l0 * 0.00390625f) * scale * wscale[R] * rms;
-        out[R + 8] = (d[2] + d[3] * 0.0625f + l8 * 0.00390625f) * scale * wscale[R + 8] * rms;
+    if (KS == 1) return;
+    // K split over blocks: the last block of the tile to arrive adds the KS partials in order
+    __syncthreads();
+    if (tid == 0) {
+        asm volatile("fence.acq_rel.gpu;" ::: "memory");
+        const unsigned old = atomicAdd(ctr + blockIdx.x, 1u);
+        last = old == (unsigned)KS - 1u;
+        if (last) {
+            asm volatile("fence.acq_rel.gpu;" ::: "memory");
+            ctr[blockIdx.x] = 0u;
+        }
     }
+    __syncthreads();
+    if (!last || tid >= 64) return;
+    const size_t r = 64 * (size_t)blockIdx.x + tid;
+    float y = 0.0f;
+    for (int k = 0; k < KS; ++k) y += __ldcg(part + (size_t)k * N + r);
+    out[r] = y;
 }
 """
