@@ -5,7 +5,7 @@
 source scripts/device_lib.sh next_wg8
 timeout 200 python3 -m scripts.wg8_probe --out $L/wg8.json > $L/wg8.log 2>&1
 echo "wg8_probe rc $?"; grep -vE "Warning|warn" $L/wg8.log | tail -40
-timeout 120 python3 -m scripts.wg8_probe --matrices wqkv+norm,wo+ss --configs "2,2,3;2,4,3;1,4,4" --ko 1,2 \
+timeout 120 python3 -m scripts.wg8_probe --matrices wqkv+norm,wo+ss --configs "1,4,2;1,8,2;2,1,2" --ko 1,2 \
   --out $L/wg8_ko.json > $L/wg8_ko.log 2>&1
 echo "wg8_probe ko rc $?"; grep -vE "Warning|warn" $L/wg8_ko.log | tail -16
 snap

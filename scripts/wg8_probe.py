@@ -27,8 +27,11 @@ NULL = np.uint64(0)
 KO = 0  # bench only: wg8_probe_src's KO (--ko)
 
 
-# (warpgroups a block, K split over blocks, chunks in flight a thread)
-CONFIGS = [(2, 1, 2), (4, 1, 2), (2, 1, 4), (4, 1, 3), (2, 2, 3), (4, 2, 2), (2, 4, 3), (1, 4, 4), (2, 8, 2)]
+# (warpgroups a block, K split over blocks, chunks in flight a thread). With one warpgroup a block (70 registers at
+# depth 2: 7 blocks an SM, 924 on the H200) the 7B grids fill one wave evenly: wqkv 192 tiles x 4 = 768, w13 344 x 2
+# = 688, wo 64 x 8 = 512; w2 64 x 43 = 2752 is three waves (its K / 128 = 86 = 2 x 43). s35f / s35g's 64-row blocks
+# of 2-4 warpgroups over all of K left 1.45 waves (wqkv) or 64 blocks (wo).
+CONFIGS = [(1, 4, 2), (1, 2, 2), (1, 8, 2), (1, 43, 2), (1, 4, 3), (1, 16, 1), (2, 1, 2), (2, 2, 2), (4, 1, 2)]
 
 
 def kernel(wg: int, p: int):
