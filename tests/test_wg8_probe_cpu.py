@@ -3,6 +3,7 @@ and B-staging layouts (fp8 bytes; int4 nibbles widened to bytes), emulated in Nu
 fragment (as mma.m16n8k32's A a warp) and the no-swizzle K-major descriptor, give exactly the dense product; the
 three e4m3 planes rebuild the activation to ~2^-12 of each value, the three int8 planes to 2^-15 of the max.
 (The layouts were confirmed on the H200 for fp8 in s35f.)"""
+import os
 import re
 import shutil
 import subprocess
@@ -29,36 +30,45 @@ def b_at(i, n):
     return 256 * (4 * c + s) + 128 * (kl >> 4) + 16 * n + (kl & 15)
 
 
-def emulate(W, P, swap=False):
-    """D [64, 8] of one warpgroup over all of K: W uint8-valued [64, K], P [3, K] planes (integers)."""
-    K = W.shape[1]
+def b_tile(smem, c, s):
+    """B [32, 8] of wgmma step s of chunk c as the no-swizzle K-major descriptor reads it: core matrices (kl < 16,
+    kl >= 16) 128 bytes apart, row n at 16 n"""
+    kl = np.arange(32)[:, None]
+    return smem[256 * (4 * c + s) + 128 * (kl >> 4) + 16 * np.arange(8)[None, :] + (kl & 15)]
+
+
+def warpgroup_d(K, P, place, regs_of, swap=False):
+    """D [64, 8] of one warpgroup over K columns: the planes P [3, K] staged at byte place(i, n) of B, and the A
+    registers a0..a3 (4 bytes each) regs_of(c, s, r0, r1, t) gives thread (g, t) of a warp for rows r0 / r1 = r0 + 8
+    at step s of chunk c, set into A by mma.m16n8k32's 8-bit layout (a0 row g k 4t.., a1 row g + 8, a2 / a3 the
+    same rows at k 16 + 4t..); swap exchanges a1 / a2 (a wrong layout the test must catch)."""
     smem = np.zeros(8 * K, np.int64)
-    i = np.arange(K)
     for n in range(3):
-        smem[b_at(i, n)] = P[n]
+        smem[place(np.arange(K), n)] = P[n]
     D = np.zeros((64, 8), np.int64)
-    kl = np.arange(32)
     for c in range(K // 128):
         for s in range(4):
-            base = 256 * (4 * c + s)
-            B = smem[base + 128 * (kl[:, None] >> 4) + 16 * np.arange(8)[None, :] + (kl[:, None] & 15)]  # [32, 8]
             A = np.zeros((64, 32), np.int64)
             for w in range(4):
                 for lane in range(32):
                     g, t = lane >> 2, lane & 3
                     r0, r1 = 16 * w + g, 16 * w + g + 8
-                    ra = W[r0, 128 * c + 32 * t: 128 * c + 32 * t + 32]  # the thread's 32 bytes of each row
-                    rb = W[r1, 128 * c + 32 * t: 128 * c + 32 * t + 32]
-                    words = [ra[8 * s: 8 * s + 4], rb[8 * s: 8 * s + 4], ra[8 * s + 4: 8 * s + 8], rb[8 * s + 4: 8 * s + 8]]
+                    a = regs_of(c, s, r0, r1, t)
                     if swap:
-                        words[1], words[2] = words[2], words[1]
-                    # mma.m16n8k32 8-bit A: a0 row g k 4t.., a1 row g + 8, a2 row g k 16 + 4t.., a3 row g + 8
-                    A[r0, 4 * t: 4 * t + 4] = words[0]
-                    A[r1, 4 * t: 4 * t + 4] = words[1]
-                    A[r0, 16 + 4 * t: 20 + 4 * t] = words[2]
-                    A[r1, 16 + 4 * t: 20 + 4 * t] = words[3]
-            D += A @ B
+                        a[1], a[2] = a[2], a[1]
+                    A[r0, 4 * t: 4 * t + 4], A[r1, 4 * t: 4 * t + 4] = a[0], a[1]
+                    A[r0, 16 + 4 * t: 20 + 4 * t], A[r1, 16 + 4 * t: 20 + 4 * t] = a[2], a[3]
+            D += A @ b_tile(smem, c, s)
     return D
+
+
+def fp8_regs(W):
+    """wg8_gemv: the thread's 32 bytes of each row a chunk; step s takes bytes [8s, 8s + 4) as a0 / a1, the next 4
+    as a2 / a3"""
+    def regs(c, s, r0, r1, t):
+        at = 128 * c + 32 * t + 8 * s
+        return [W[r0, at: at + 4], W[r1, at: at + 4], W[r0, at + 4: at + 8], W[r1, at + 4: at + 8]]
+    return regs
 
 
 def b4_at(i, n):
@@ -69,45 +79,20 @@ def b4_at(i, n):
     return 256 * (4 * c + s) + 128 * (kl >> 4) + 16 * n + (kl & 15)
 
 
-def emulate4(q, P, swap=False):
-    """D [64, 8] of one warpgroup: q nibble values [64, K] packed as the engine packs int4, P [3, K] planes."""
+def int4_regs(q):
+    """wg4_gemv: word s of the thread's 16 bytes of each row (packed as the engine packs int4), widened: a0 / a1 =
+    w & 0x0F0F0F0F, a2 / a3 = (w >> 4) & 0x0F0F0F0F"""
     from cugraphllm.quant.formats import pack_int4
-    K = q.shape[1]
-    words = pack_int4(q)  # [64, K / 8]
-    smem = np.zeros(8 * K, np.int64)
-    for n in range(3):
-        smem[b4_at(np.arange(K), n)] = P[n]
-    D = np.zeros((64, 8), np.int64)
-    kl = np.arange(32)
-    widen = lambda w: np.array([(int(w) >> (8 * b)) & 0xFF for b in range(4)])  # noqa: E731 - 4 bytes of a word
-    for c in range(K // 128):
-        for s in range(4):
-            base = 256 * (4 * c + s)
-            B = smem[base + 128 * (kl[:, None] >> 4) + 16 * np.arange(8)[None, :] + (kl[:, None] & 15)]
-            A = np.zeros((64, 32), np.int64)
-            for w in range(4):
-                for lane in range(32):
-                    g, t = lane >> 2, lane & 3
-                    r0, r1 = 16 * w + g, 16 * w + g + 8
-                    w0, w1 = words[r0, 16 * c + 4 * t + s], words[r1, 16 * c + 4 * t + s]  # word s of 16 bytes
-                    regs = [widen(w0 & 0x0F0F0F0F), widen(w1 & 0x0F0F0F0F), widen((w0 >> 4) & 0x0F0F0F0F),
-                            widen((w1 >> 4) & 0x0F0F0F0F)]
-                    if swap:
-                        regs[1], regs[2] = regs[2], regs[1]
-                    A[r0, 4 * t: 4 * t + 4], A[r1, 4 * t: 4 * t + 4] = regs[0], regs[1]
-                    A[r0, 16 + 4 * t: 20 + 4 * t], A[r1, 16 + 4 * t: 20 + 4 * t] = regs[2], regs[3]
-            D += A @ B
-    return D
+    words = pack_int4(q)
 
+    def widen(w):
+        return [(int(w) >> (8 * b)) & 0xFF for b in range(4)]
 
-def test_int4_layouts_give_the_dense_product():
-    rng = np.random.default_rng(2)
-    K = 256
-    q = rng.integers(0, 16, (64, K))
-    P = rng.integers(-127, 128, (3, K))
-    D = emulate4(q, P)
-    assert np.array_equal(D[:, :3], q @ P.T) and not D[:, 3:].any()
-    assert not np.array_equal(emulate4(q, P, swap=True)[:, :3], q @ P.T)
+    def regs(c, s, r0, r1, t):
+        w0, w1 = words[r0, 16 * c + 4 * t + s], words[r1, 16 * c + 4 * t + s]
+        return [widen(w0 & 0x0F0F0F0F), widen(w1 & 0x0F0F0F0F), widen((w0 >> 4) & 0x0F0F0F0F),
+                widen((w1 >> 4) & 0x0F0F0F0F)]
+    return regs
 
 
 def test_int8_planes_rebuild_the_activation():
@@ -123,14 +108,15 @@ def test_int8_planes_rebuild_the_activation():
     assert err.max() <= 2.0 ** -15 and np.abs(h - v).max() > 0.1
 
 
-def test_layouts_give_the_dense_product():
+@pytest.mark.parametrize("fmt", ["fp8", "int4"])
+def test_layouts_give_the_dense_product(fmt):
+    qmax, pmax, K, place, regs = (256, 200, 384, b_at, fp8_regs) if fmt == "fp8" else (16, 127, 256, b4_at, int4_regs)
     rng = np.random.default_rng(0)
-    K = 384
-    W = rng.integers(0, 256, (64, K))
-    P = rng.integers(-200, 200, (3, K))
-    D = emulate(W, P)
+    W = rng.integers(0, qmax, (64, K))
+    P = rng.integers(-pmax, pmax, (3, K))
+    D = warpgroup_d(K, P, place, regs(W))
     assert np.array_equal(D[:, :3], W @ P.T) and not D[:, 3:].any()
-    assert not np.array_equal(emulate(W, P, swap=True)[:, :3], W @ P.T)  # a moved word is caught
+    assert not np.array_equal(warpgroup_d(K, P, place, regs(W), swap=True)[:, :3], W @ P.T)  # a moved register
 
 
 def test_planes_rebuild_the_activation():
@@ -148,7 +134,7 @@ def test_planes_rebuild_the_activation():
     assert np.abs(h - v).max() > 1e-3  # one plane alone would not do
 
 
-@pytest.mark.skipif(not shutil.which("nvcc") and not shutil.os.path.exists(NVCC), reason="needs nvcc")
+@pytest.mark.skipif(not os.path.exists(NVCC), reason="needs nvcc")
 @pytest.mark.parametrize("wg,depth", [(1, 1), (1, 2), (1, 3), (2, 2), (4, 2)])  # the probe's CONFIGS
 def test_kernel_compiles_without_spills(tmp_path, wg, depth):
     from scripts.wg8_probe_src import SRC
