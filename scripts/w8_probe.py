@@ -81,7 +81,8 @@ def operands(name: str, N: int, K: int, T):
         return xh, reset, eng, _w8(kern, (x, xh, ss, a), (np.int32(N), np.int32(K)), N // 2)
     h = cp.full((1, N // 2), np.nan, T)
     eng = lambda w: ops.norm_matmul_silu(h, Residual(xs, a, ss), eps, w)  # noqa: E731
-    return h, lambda: h.fill(np.nan), eng, _w8(kern, (h, a), (np.int32(N // 2), np.int32(K), ss, n_ss, np.float32(eps)), N // 2)
+    tail = (np.int32(N // 2), np.int32(K), ss, n_ss, np.float32(eps))
+    return h, lambda: h.fill(np.nan), eng, _w8(kern, (h, a), tail, N // 2)
 
 
 def _w8(kernel, base, tail, n_pairs):
@@ -143,8 +144,8 @@ def probe(name: str, T, gain_on: bool = True) -> list[dict]:
         err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
         ok = bool(np.isfinite(got).all() and err < 1e-2)
         us = bk.graph_us(stream, lambda i: w8(ws[i], cfg), len(ws)) if ok else None
-        rows.append({"matrix": name, "gain": gain_on, "variant": "w8", "config": list(cfg), "us": us, "max_err_vs_engine": err,
-                     "ok": ok, "rows_a_block": 2 * cfg[0] // cfg[2]})
+        rows.append({"matrix": name, "gain": gain_on, "variant": "w8", "config": list(cfg), "us": us,
+                     "max_err_vs_engine": err, "ok": ok, "rows_a_block": 2 * cfg[0] // cfg[2]})
     del ws
     cp.get_default_memory_pool().free_all_blocks()
     return rows

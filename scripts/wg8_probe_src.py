@@ -1,29 +1,32 @@
-"""CUDA source of scripts/wg8_probe.py (sm_90a): an fp8 (e4m3) decode GEMV whose products run on Hopper's native fp8
-tensor-core path (wgmma m64n8k32 e4m3, A from registers) instead of converting every weight on the CUDA cores.
+"""CUDA source of scripts/wg8_probe.py (sm_90a): decode GEMVs whose products run on Hopper's 8-bit tensor-core path
+(wgmma m64n8k32, A from registers) with the weight bytes as loaded, instead of converting every weight on the CUDA
+cores. wg8_gemv: fp8, y[r] = wscale[r] * inv_rms * sum_k W[r, k] * x_k, x_k = a[k] * gain[k] (gain optional), W e4m3
+codes row-major. wg4_gemv: int4 in the engine's packing (its section below).
 
-y[r] = wscale[r] * inv_rms * sum_k W[r, k] * x_k,  x_k = a[k] * gain[k] (gain optional), W e4m3 codes row-major.
-
-The activation as three e4m3 planes, B's first three columns: with v = x * 448 / max|x|, h = e4m3(v),
+fp8's activation as three e4m3 planes, B's first three columns: with v = x * 448 / max|x|, h = e4m3(v),
 m = e4m3(16 (v - h)), l = e4m3(16 (16 (v - h) - m)), v = h + m / 16 + l / 256 to ~2^-12 |v| (or 2^-18 absolute near
 the subnormal floor): the sums of the three columns, weighted 1, 1/16, 1/256, give the product at about fp16's
-precision, while every weight byte goes to the tensor core as loaded.
+precision. The fp8 path's accumulator keeps fewer bits than f32 (s35f), so each 128-column chunk starts a fresh one
+and the chunks are added in f32.
 
 Block (tile, ks) of the grid (N / 64, KS): one 64-row tile (N % 64 == 0) over columns [ks K / KS, (ks + 1) K / KS),
-WG warpgroups each taking a WG-th of those (K % (128 WG KS) == 0), their accumulators added in shared memory in
-warpgroup order; with KS > 1 the last block of a tile to arrive adds the KS partial rows in order. Each block
-stages the planes of its own columns, with its own max. P chunks are in flight a thread. Thread (warpgroup q, warp w, lane = 4 g + t) streams rows
-R = 64 tile + 16 w + g and R + 8: per 128-column chunk, bytes [32 t, 32 t + 32) of each row (two 16-byte loads a
-row). wgmma step s (0..3) of the chunk takes, as the m16n8k32 A fragment of this warp (a0 = row g, k 4t..4t+3;
-a1 = row g + 8, same k; a2 / a3 = k + 16), the row bytes [8 s, 8 s + 4) as a0 / a1 and [8 s + 4, 8 s + 8) as a2 / a3:
-so logical column (s, kl) of the chunk is physical byte 32 t + 8 s + j with kl = 4 t + j (j < 4) or 16 + 4 t + j - 4.
-B is staged in that permuted order: step S = 4 c + s at byte 256 S, K-major with no swizzle, two 8 x 16-byte core
-matrices (kl < 16, kl >= 16) 128 bytes apart, row n (plane; 3..7 zero) at 16 n.
+WG warpgroups each taking a WG-th of those (K % (128 WG KS) == 0), their sums added in shared memory in warpgroup
+order; with KS > 1 the last block of a tile to arrive adds the KS partial rows in order. Each block stages the
+planes of its own columns, with its own max. P chunks are in flight a thread.
+
+Thread (warpgroup q, warp w, lane = 4 g + t) streams rows R = 64 tile + 16 w + g and R + 8: per 128-column chunk,
+bytes [32 t, 32 t + 32) of each row (fp8: two 16-byte loads a row). wgmma step s (0..3) of the chunk takes, as the
+m16n8k32 A fragment of this warp (a0 = row g, k 4t..4t+3; a1 = row g + 8, same k; a2 / a3 = k + 16), the row bytes
+[8 s, 8 s + 4) as a0 / a1 and [8 s + 4, 8 s + 8) as a2 / a3: so logical column (s, kl) of the chunk is physical
+byte 32 t + 8 s + j with kl = 4 t + j (j < 4) or 16 + 4 t + j - 4. B is staged in that permuted order: step
+S = 4 c + s at byte 256 S, K-major with no swizzle, two 8 x 16-byte core matrices (kl < 16, kl >= 16) 128 bytes
+apart, row n (plane n; rows 3..7 unused) at 16 n. The H200 confirmed these layouts for fp8 (s35f).
 """
 
 SRC = r"""
 #include <cuda_fp16.h>
 #ifndef WG
-#define WG 4            // warpgroups a block (K split)
+#define WG 1            // warpgroups a block (each a WG-th of the block's columns)
 #endif
 #define NT (128 * WG)
 #ifndef P

@@ -140,8 +140,8 @@ def test_kernel_compiles_without_spills(tmp_path, wg, depth):
     from scripts.wg8_probe_src import SRC
     src = tmp_path / "k.cu"
     src.write_text(SRC)
-    r = subprocess.run([NVCC, "-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DP={depth}", "-cubin", "-Xptxas", "-v", "-o",
-                        str(tmp_path / "k.cubin"), str(src)], capture_output=True, text=True)
+    r = subprocess.run([NVCC, "-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DP={depth}", "-cubin", "-Xptxas", "-v",
+                        "-o", str(tmp_path / "k.cubin"), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
     assert len(spills) == 2 and all(a == b == "0" for a, b in spills), r.stderr  # wg8_gemv and wg4_gemv
