@@ -1,5 +1,6 @@
-"""Probe (issue #10, bench only): the 7B fp8 / int4 decode GEMVs with their products on Hopper's 8-bit tensor-core
-path (wgmma m64n8k32: e4m3 x e4m3, or the int4 nibbles widened to u8 x s8), fed the weight bytes as loaded.
+"""Probe (issue #10, bench only): the 7B fp8 / int8 / int4 decode GEMVs with their products on Hopper's 8-bit
+tensor-core path (wgmma m64n8k32: e4m3 x e4m3, s8 x s8, or the int4 nibbles widened to u8 x s8), fed the weight
+bytes as loaded.
 
 Today's fp8 GEMVs convert every weight on the CUDA cores and run ~16% above a bare read of their bytes; in gemv.cu's
 form they were no faster (w8_probe, s35b / s35c). scripts/wg8_probe_src.py holds the kernels and their layouts (the
@@ -8,7 +9,7 @@ NumPy float64 (plain y, no epilogue), then graph-timed us of each config that pa
 weight copies (its layout and fused epilogue) and of a bare read of the packed weights. The gain of the norm
 consumers is off by default: quantized at load (the engine's 7B), it is folded into the weights.
 
-Usage: python3 -m scripts.wg8_probe [--formats fp8,int4] [--matrices wqkv+norm,w13+norm,wo+ss,w2+ss]
+Usage: python3 -m scripts.wg8_probe [--formats fp8,int8,int4] [--matrices wqkv+norm,w13+norm,wo+ss,w2+ss]
        [--configs "1,4,2;2,1,2"] [--ko 0,1,2] [--gain] [--out FILE.json]
 s35f / s35g ran the first fp8-only version (2a5f126: --wgs, one 64-row block over all of K).
 """
@@ -26,7 +27,7 @@ from scripts.wg8_probe_src import SRC
 
 NULL = np.uint64(0)
 KO = 0  # bench only: wg8_probe_src's KO (--ko)
-KERNEL = {"fp8": "wg8_gemv", "int4": "wg4_gemv"}
+KERNEL = {"fp8": "wg8_gemv", "int8": "wgi8_gemv", "int4": "wg4_gemv"}
 # (warpgroups a block, K split over blocks, chunks in flight a thread). With one warpgroup a block (~70 registers at
 # depth 2: 7 blocks an SM, 924 on the H200) the 7B grids fill one wave evenly: wqkv 192 tiles x 4 = 768, w13 344 x 2
 # = 688, wo 64 x 8 = 512; w2 64 x 43 = 2752 is three waves (its K / 128 = 86 = 2 x 43). s35f / s35g's 64-row blocks
@@ -56,7 +57,7 @@ def launch(fn, fmt: str, cfg, out, a, w, gain, ss, n_ss: int, eps: float, part, 
     wg, ks, _ = cfg
     N, K = w.shape
     g = NULL if gain is None else gain
-    wargs = (w.qweight, w.scales) if fmt == "fp8" else (w.qweight, w.scales, w.zeros)
+    wargs = (w.qweight, w.scales) if fmt != "int4" else (w.qweight, w.scales, w.zeros)
     args = (out, a) + wargs + (g, ss, np.int32(n_ss), np.float32(eps), np.int32(N), np.int32(K), part, ctr)
     pdl.launch(fn, (N // 64, ks), (128 * wg,), args, smem_bytes(K, cfg), pdl=True)
 
@@ -79,7 +80,7 @@ def probe(fmt: str, name: str, configs, T, with_gain: bool) -> list[dict]:
     stream = cp.cuda.Stream(non_blocking=True)
     op, N, K = bq.MATS[name]
     eng_ws, wbytes = bq.weight_copies(fmt, N, K, T, 128, name)  # the engine's layout (int4: tiles where it tiles)
-    ws = eng_ws if fmt == "fp8" else bq.weight_copies(fmt, N, K, T, 128)[0]  # row-major for the probe
+    ws = eng_ws if fmt != "int4" else bq.weight_copies(fmt, N, K, T, 128)[0]  # row-major for the probe
     rng = np.random.default_rng(N + K)
     gain = (cp.asarray(rng.uniform(0.5, 1.5, K).astype(np.float32)) if with_gain and name.endswith("+norm")
             else None)
@@ -114,7 +115,7 @@ def probe(fmt: str, name: str, configs, T, with_gain: bool) -> list[dict]:
 def main(argv=None) -> int:
     global KO
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--formats", default="fp8,int4", help="comma list of fp8 / int4")
+    p.add_argument("--formats", default="fp8,int8,int4", help="comma list of fp8 / int8 / int4")
     p.add_argument("--matrices", default="wqkv+norm,w13+norm,wo+ss,w2+ss")
     p.add_argument("--configs", help="semicolon list of warpgroups,ksplit,depth (default: CONFIGS)")
     p.add_argument("--ko", default="0", help="comma list of knockouts (wg8_probe_src KO: 1 no planes, 2 no wgmma)")

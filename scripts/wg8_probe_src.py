@@ -1,7 +1,8 @@
 """CUDA source of scripts/wg8_probe.py (sm_90a): decode GEMVs whose products run on Hopper's 8-bit tensor-core path
 (wgmma m64n8k32, A from registers) with the weight bytes as loaded, instead of converting every weight on the CUDA
 cores. wg8_gemv: fp8, y[r] = wscale[r] * inv_rms * sum_k W[r, k] * x_k, x_k = a[k] * gain[k] (gain optional), W e4m3
-codes row-major. wg4_gemv: int4 in the engine's packing (its section below).
+codes row-major; wgi8_gemv: the same for int8 rows (s8 x s8 planes, exact s32 sums); wg4_gemv: int4 in the
+engine's packing (its section below).
 
 fp8's activation as three e4m3 planes, B's first three columns: with v = x * 448 / max|x|, h = e4m3(v),
 m = e4m3(16 (v - h)), l = e4m3(16 (16 (v - h) - m)), v = h + m / 16 + l / 256 to ~2^-12 |v| (or 2^-18 absolute near
@@ -63,6 +64,15 @@ __device__ __forceinline__ void wg_mma(float (&d)[4], unsigned a0, unsigned a1, 
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(acc));
 }
 
+// int8 weights x int8 planes -> s32 (exact)
+__device__ __forceinline__ void wg_mma(int (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                       unsigned long long db, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k32.s32.s8.s8 {%0,%1,%2,%3}, {%4,%5,%6,%7}, %8, p;\n}\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(acc));
+}
+
 // waits for this warpgroup's wgmmas; the chunk's registers are inputs so that they stay allocated until here
 __device__ __forceinline__ void wg_wait(const uint4 (&r)[4]) {
     asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n"
@@ -95,10 +105,11 @@ __device__ __forceinline__ unsigned word(const uint4 (&r)[2], int i) {  // word 
 // the four wgmma steps of one chunk (c: its index from the start of K)
 // (a fresh accumulator a chunk: the fp8 path's accumulator keeps fewer bits than f32, so the chunks' sums are added
 // on the CUDA cores, as DeepSeek-V3 promotes its fp8 GEMM partials)
-__device__ __forceinline__ void chunk_mma(float (&d)[4], const uint4 (&r)[4], unsigned bbase, int c) {
+template <class Acc>
+__device__ __forceinline__ void chunk_mma(Acc (&d)[4], const uint4 (&r)[4], unsigned bbase, int c) {
     const uint4 ra[2] = {r[0], r[1]}, rb[2] = {r[2], r[3]};
 #if KO & 2
-    d[0] += __uint_as_float((ra[0].x ^ ra[1].y ^ rb[0].z ^ rb[1].w) & 0x3FFFFFu);
+    d[0] += (Acc)((ra[0].x ^ ra[1].y ^ rb[0].z ^ rb[1].w) & 0xFFu);
     (void)bbase; (void)c;
 #else
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
@@ -125,8 +136,30 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return v;
 }
 
-// the e4m3 planes (h, m, l) of 4 consecutive values v[0..3] (already times 448 / max), packed a byte each
+// the int8 planes of v (already times 127 / max); returns the rebuilt value
+__device__ __forceinline__ float planes_i8(float v, signed char& h, signed char& m, signed char& l) {
+    const float fh = rintf(v), r = 128.0f * (v - fh), fm = rintf(r), fl = rintf(128.0f * (r - fm));
+    h = (signed char)fh;
+    m = (signed char)fm;
+    l = (signed char)fl;
+    return fh + fm * 0.0078125f + fl * 0.00006103515625f;
+}
+
+// the planes (h, m, l) of 4 consecutive values v[0..3] (already times QMAX / max), packed a byte each: e4m3, or int8
+template <bool I8>
 __device__ __forceinline__ void planes4(const float* v, unsigned& h4, unsigned& m4, unsigned& l4) {
+    if constexpr (I8) {
+        h4 = m4 = l4 = 0u;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            signed char h, m, l;
+            planes_i8(v[e], h, m, l);
+            h4 |= (unsigned)(unsigned char)h << (8 * e);
+            m4 |= (unsigned)(unsigned char)m << (8 * e);
+            l4 |= (unsigned)(unsigned char)l << (8 * e);
+        }
+        return;
+    }
     h4 = m4 = l4 = 0u;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -198,12 +231,19 @@ __device__ __forceinline__ float rms_of(const float* __restrict__ ss, int n_ss, 
     return ss ? rsqrtf(nsum / (float)K + eps) : 1.0f;
 }
 
-// grid (N / 64, KS), block NT threads, dynamic shared memory 8 K / KS + 8 NT bytes; with KS > 1 also part f32
-// [KS, N] and ctr u32 [N / 64] (zero; the last block of a tile resets its counter)
-extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
+// fp8 (I8 false: e4m3 x e4m3 planes, f32 D) or int8 (s8 x s8 planes, exact s32 D) weights, one byte each with an
+// f32 row scale. grid (N / 64, KS), block NT threads, dynamic shared memory 8 K / KS + 8 NT bytes; with KS > 1 also
+// part f32 [KS, N] and ctr u32 [N / 64] (zero; the last block of a tile resets its counter)
+template <bool I8> struct AccOf { typedef float type; };  // NVRTC has no <type_traits>
+template <> struct AccOf<true> { typedef int type; };
+
+template <bool I8>
+__device__ __forceinline__ void w8_body(
         float* __restrict__ out, const __half* __restrict__ a, const unsigned char* __restrict__ W,
         const float* __restrict__ wscale, const float* __restrict__ gain, const float* __restrict__ ss, int n_ss,
         float eps, int N, int K, float* __restrict__ part, unsigned* __restrict__ ctr) {
+    constexpr float QMAX = I8 ? 127.0f : 448.0f, W1 = I8 ? 0.0078125f : 0.0625f, W2 = I8 ? 0.00006103515625f
+                                                                                         : 0.00390625f;
     extern __shared__ __align__(128) unsigned char sm[];  // B planes [8 K / KS], then accumulators
     __shared__ float red[32];
     const int tid = threadIdx.x, q = tid >> 7, w = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
@@ -231,7 +271,7 @@ extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
                              fmaxf(fabsf(x23.x * gg.z), fabsf(x23.y * gg.w))));
     }
     mx = block_max(mx, red);
-    const float inv = mx > 0.0f ? 448.0f / mx : 1.0f, scale = mx > 0.0f ? mx / 448.0f : 1.0f;
+    const float inv = mx > 0.0f ? QMAX / mx : 1.0f, scale = mx > 0.0f ? mx / QMAX : 1.0f;
     for (int i = tid; i < Kb / 4 && !(KO & 1); i += NT) {
         const uint2 h = a4[i];
         const float2 x01 = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
@@ -239,7 +279,7 @@ extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
         const float4 gg = gain ? g4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
         const float v[4] = {x01.x * gg.x * inv, x01.y * gg.y * inv, x23.x * gg.z * inv, x23.y * gg.w * inv};
         unsigned h4, m4, l4;
-        planes4(v, h4, m4, l4);
+        planes4<I8>(v, h4, m4, l4);
         const int at = b_at(4 * i, 0);  // 4 consecutive columns: 4 consecutive bytes of each plane row
         *reinterpret_cast<unsigned*>(sm + at) = h4;
         *reinterpret_cast<unsigned*>(sm + at + 16) = m4;
@@ -248,7 +288,9 @@ extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // generic-proxy stores -> wgmma's reads
     __syncthreads();
     const unsigned bbase = sa(sm);
-    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, dc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    using Acc = typename AccOf<I8>::type;
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    Acc dc[4] = {0, 0, 0, 0};
     for (int c = c0; c < c1; c += P) {
 #pragma unroll
         for (int j = 0; j < P; ++j) {
@@ -256,16 +298,23 @@ extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(
                 chunk_mma(dc, buf[j], bbase, c + j);
                 wg_wait(buf[j]);
 #pragma unroll
-                for (int i = 0; i < 4; ++i) d[i] += dc[i];
+                for (int i = 0; i < 4; ++i) d[i] += (float)dc[i];
                 if (c + j + P < c1) load_chunk(buf[j], w0, w1, c + j + P, t);
             }
         }
     }
-    // D's columns 2t, 2t + 1 in this thread (d0 / d1 row R, d2 / d3 row R + 8): planes 0, 1, 2 weigh 1, 1/16, 1/256
-    const float cw0 = t == 0 ? 1.0f : t == 1 ? 0.00390625f : 0.0f, cw1 = t == 0 ? 0.0625f : 0.0f;
+    // D's columns 2t, 2t + 1 in this thread (d0 / d1 row R, d2 / d3 row R + 8): planes 0, 1, 2 weigh 1, W1, W2
+    const float cw0 = t == 0 ? 1.0f : t == 1 ? W2 : 0.0f, cw1 = t == 0 ? W1 : 0.0f;
     finish(cw0 * d[0] + cw1 * d[1], cw0 * d[2] + cw1 * d[3], reinterpret_cast<float*>(sm + 8 * (size_t)Kb),
            scale * rms_of(ss, n_ss, eps, K), wscale, out, part, ctr, N);
 }
+
+#define W8_PARAMS float* __restrict__ out, const __half* __restrict__ a, const unsigned char* __restrict__ W, \
+    const float* __restrict__ wscale, const float* __restrict__ gain, const float* __restrict__ ss, int n_ss, \
+    float eps, int N, int K, float* __restrict__ part, unsigned* __restrict__ ctr
+#define W8_ARGS out, a, W, wscale, gain, ss, n_ss, eps, N, K, part, ctr
+extern "C" __global__ void __launch_bounds__(NT) wg8_gemv(W8_PARAMS) { w8_body<false>(W8_ARGS); }
+extern "C" __global__ void __launch_bounds__(NT) wgi8_gemv(W8_PARAMS) { w8_body<true>(W8_ARGS); }
 
 // ---- int4 (group 128 = one chunk): wgmma m64n8k32 u8 x s8 -> s32 --------------------------------------------
 // A: the nibbles widened to bytes, lo = w & 0x0F0F0F0F (nibbles 0, 2, 4, 6), hi = (w >> 4) & 0x0F0F0F0F (1, 3, 5, 7);
@@ -323,15 +372,6 @@ __device__ __forceinline__ void chunk_mma4(int (&d)[4], const Chunk4& k, unsigne
         wg_mma4(d, a[s] & 0x0F0F0F0Fu, b[s] & 0x0F0F0F0Fu, (a[s] >> 4) & 0x0F0F0F0Fu, (b[s] >> 4) & 0x0F0F0F0Fu,
                 bdesc(bbase + 256 * (4 * c + s)), s);
 #endif
-}
-
-// the int8 planes of v (already times 127 / max); returns the rebuilt value
-__device__ __forceinline__ float planes_i8(float v, signed char& h, signed char& m, signed char& l) {
-    const float fh = rintf(v), r = 128.0f * (v - fh), fm = rintf(r), fl = rintf(128.0f * (r - fm));
-    h = (signed char)fh;
-    m = (signed char)fm;
-    l = (signed char)fl;
-    return fh + fm * 0.0078125f + fl * 0.00006103515625f;
 }
 
 // grid (N / 64, KS), block NT threads, dynamic shared memory 8 K / KS + 4 K / KS / 128 + 8 NT bytes (B planes, the

@@ -1,5 +1,5 @@
 """scripts/wg8_probe (bench only) without a GPU: the kernels compile for sm_90a without spills; their weight-register
-and B-staging layouts (fp8 bytes; int4 nibbles widened to bytes), emulated in NumPy through wgmma's m64nNk32
+and B-staging layouts (fp8 / int8 bytes; int4 nibbles widened to bytes), emulated in NumPy through wgmma's m64nNk32
 fragment (as mma.m16n8k32's A a warp) and the no-swizzle K-major descriptor, give exactly the dense product; the
 three e4m3 planes rebuild the activation to ~2^-12 of each value, the three int8 planes to 2^-15 of the max.
 (The layouts were confirmed on the H200 for fp8 in s35f.)"""
@@ -144,5 +144,5 @@ def test_kernel_compiles_without_spills(tmp_path, wg, depth):
                         "-o", str(tmp_path / "k.cubin"), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
-    assert len(spills) == 2 and all(a == b == "0" for a, b in spills), r.stderr  # wg8_gemv and wg4_gemv
-    assert "m64n8k32.f32.e4m3.e4m3" in SRC and "m64n8k32.s32.u8.s8" in SRC
+    assert len(spills) == 3 and all(a == b == "0" for a, b in spills), r.stderr  # wg8, wgi8, wg4_gemv
+    assert all(f"m64n8k32.{t}" in SRC for t in ("f32.e4m3.e4m3", "s32.s8.s8", "s32.u8.s8"))
