@@ -24,7 +24,9 @@ S = 4 c + s at byte 256 S, K-major with no swizzle, two 8 x 16-byte core matrice
 apart, row n (plane n; rows 3..7 unused) at 16 n. The H200 confirmed these layouts for fp8 (s35f).
 """
 
-SRC = r"""
+# the head both probe sources share (scripts/wgh_probe_src.py too): launch-shape defines, shared-memory address, the
+# no-swizzle K-major descriptor, the load-keeping wait
+COMMON = r"""
 #include <cuda_fp16.h>
 #ifndef WG
 #define WG 1            // warpgroups a block (each a WG-th of the block's columns)
@@ -39,11 +41,29 @@ SRC = r"""
 
 __device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
-// no-swizzle K-major descriptor: start >> 4, both byte offsets 128 (core matrices along K; one 8-row group along N)
-__device__ __forceinline__ unsigned long long bdesc(unsigned addr) {
+// no-swizzle K-major descriptor: start >> 4, LBO (bits 16..29: between the core matrices along K) 128 bytes, SBO
+// (bits 32..45: between 8-row groups along N) sbo bytes
+__device__ __forceinline__ unsigned long long bdesc(unsigned addr, unsigned sbo = 128) {
     return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)(128 >> 4) << 16)
-           | ((unsigned long long)(128 >> 4) << 32);
+           | ((unsigned long long)(sbo >> 4) << 32);
 }
+
+// waits for this warpgroup's wgmmas; the chunk's registers are inputs so that they stay allocated until here
+__device__ __forceinline__ void wg_wait(const uint4 (&r)[4]) {
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n"
+                 :: "r"(r[0].x), "r"(r[0].y), "r"(r[0].z), "r"(r[0].w), "r"(r[1].x), "r"(r[1].y), "r"(r[1].z),
+                    "r"(r[1].w), "r"(r[2].x), "r"(r[2].y), "r"(r[2].z), "r"(r[2].w), "r"(r[3].x), "r"(r[3].y),
+                    "r"(r[3].z), "r"(r[3].w) : "memory");
+}
+
+__device__ __forceinline__ unsigned word(const uint4 (&r)[2], int i) {  // word i (0..7) of 32 bytes
+    const uint4 v = r[i >> 2];
+    const int j = i & 3;
+    return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
+"""
+
+SRC = COMMON + r"""
 
 __device__ __forceinline__ unsigned char e4m3(float v) {
     unsigned short p;
@@ -73,14 +93,6 @@ __device__ __forceinline__ void wg_mma(int (&d)[4], unsigned a0, unsigned a1, un
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(acc));
 }
 
-// waits for this warpgroup's wgmmas; the chunk's registers are inputs so that they stay allocated until here
-__device__ __forceinline__ void wg_wait(const uint4 (&r)[4]) {
-    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n"
-                 :: "r"(r[0].x), "r"(r[0].y), "r"(r[0].z), "r"(r[0].w), "r"(r[1].x), "r"(r[1].y), "r"(r[1].z),
-                    "r"(r[1].w), "r"(r[2].x), "r"(r[2].y), "r"(r[2].z), "r"(r[2].w), "r"(r[3].x), "r"(r[3].y),
-                    "r"(r[3].z), "r"(r[3].w) : "memory");
-}
-
 // this thread's 32 bytes of rows R (r[0..1]) and R + 8 (r[2..3]) of chunk c
 __device__ __forceinline__ void load_chunk(uint4 (&r)[4], const unsigned char* w0, const unsigned char* w1, int c,
                                            int t) {
@@ -94,12 +106,6 @@ __device__ __forceinline__ void load_chunk(uint4 (&r)[4], const unsigned char* w
                  : "=r"(r[2].x), "=r"(r[2].y), "=r"(r[2].z), "=r"(r[2].w) : "l"(p1));
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[3].x), "=r"(r[3].y), "=r"(r[3].z), "=r"(r[3].w) : "l"(p1 + 1));
-}
-
-__device__ __forceinline__ unsigned word(const uint4 (&r)[2], int i) {  // word i (0..7) of 32 bytes
-    const uint4 v = r[i >> 2];
-    const int j = i & 3;
-    return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
 }
 
 // the four wgmma steps of one chunk (c: its index from the start of K)
