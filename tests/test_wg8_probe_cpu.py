@@ -146,3 +146,31 @@ def test_kernel_compiles_without_spills(tmp_path, wg, depth):
     spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
     assert len(spills) == 3 and all(a == b == "0" for a, b in spills), r.stderr  # wg8, wgi8, wg4_gemv
     assert all(f"m64n8k32.{t}" in SRC for t in ("f32.e4m3.e4m3", "s32.s8.s8", "s32.u8.s8"))
+
+
+def test_int4_arithmetic_matches_float64():
+    """wg4_gemv's sums in NumPy: each group's exact integer products with the three int8 planes, weighted 1, 1/128,
+    1/16384, times its scale, less zero x the group's rebuilt activation sum; times max / 127 and inv_rms."""
+    from cugraphllm.quant.formats import dequantize, quantize
+    rng = np.random.default_rng(4)
+    N, K = 64, 512
+    ql = quantize(rng.standard_normal((N, K)).astype(np.float32), "int4", 128)
+    x = (rng.standard_normal(K) * np.exp(rng.uniform(-3, 2, K))).astype(np.float16).astype(np.float32)
+    mx = np.abs(x).max()
+    v = (x * np.float32(127.0 / mx)).astype(np.float32)
+    h = np.rint(v)
+    r = np.float32(128) * (v - h)
+    m = np.rint(r)
+    lo = np.rint(np.float32(128) * (r - m))
+    rebuilt = h + m / 128 + lo / 16384
+    from cugraphllm.quant.formats import unpack_int4
+    q = unpack_int4(ql.qweight).astype(np.int64)
+    y = np.zeros(N)
+    for gi in range(K // 128):
+        sl = slice(128 * gi, 128 * gi + 128)
+        D = q[:, sl] @ np.stack([h, m, lo])[:, sl].astype(np.int64).T  # [N, 3], exact
+        part = D[:, 0] + D[:, 1] / 128 + D[:, 2] / 16384 - ql.zeros[:, gi].astype(np.float64) * rebuilt[sl].sum()
+        y += ql.scales[:, gi].astype(np.float64) * part
+    y *= mx / 127
+    ref = dequantize(ql) @ x.astype(np.float64)
+    assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) < 1e-5
