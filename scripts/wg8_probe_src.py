@@ -56,6 +56,40 @@ __device__ __forceinline__ void wg_wait(const uint4 (&r)[4]) {
                     "r"(r[3].z), "r"(r[3].w) : "memory");
 }
 
+// K split over blocks: after this block's partial rows are stored, whether it is the last of its tile's gridDim.y
+// blocks to arrive (block-uniform); the last acquires the others' stores and resets the tile's counter ctr[tile]
+__device__ __forceinline__ bool last_of_tile(unsigned* ctr) {
+    __shared__ int last;
+    __syncthreads();  // every store of the block precedes thread 0's release (cooperative groups' grid-sync pattern)
+    if (threadIdx.x == 0) {
+        asm volatile("fence.acq_rel.gpu;" ::: "memory");
+        const unsigned old = atomicAdd(ctr + blockIdx.x, 1u);
+        last = old == gridDim.y - 1u;
+        if (last) {
+            asm volatile("fence.acq_rel.gpu;" ::: "memory");
+            ctr[blockIdx.x] = 0u;
+        }
+    }
+    __syncthreads();
+    return last;
+}
+
+// this thread's 32 bytes of rows R (r[0..1]) and R + 8 (r[2..3]) of 128-byte chunk c (w0 / w1: the rows' first
+// bytes of the block's columns)
+__device__ __forceinline__ void load_chunk(uint4 (&r)[4], const unsigned char* w0, const unsigned char* w1, int c,
+                                           int t) {
+    const uint4* p0 = reinterpret_cast<const uint4*>(w0 + 128 * c + 32 * t);
+    const uint4* p1 = reinterpret_cast<const uint4*>(w1 + 128 * c + 32 * t);
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0].x), "=r"(r[0].y), "=r"(r[0].z), "=r"(r[0].w) : "l"(p0));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[1].x), "=r"(r[1].y), "=r"(r[1].z), "=r"(r[1].w) : "l"(p0 + 1));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[2].x), "=r"(r[2].y), "=r"(r[2].z), "=r"(r[2].w) : "l"(p1));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[3].x), "=r"(r[3].y), "=r"(r[3].z), "=r"(r[3].w) : "l"(p1 + 1));
+}
+
 __device__ __forceinline__ unsigned word(const uint4 (&r)[2], int i) {  // word i (0..7) of 32 bytes
     const uint4 v = r[i >> 2];
     const int j = i & 3;
@@ -91,21 +125,6 @@ __device__ __forceinline__ void wg_mma(int (&d)[4], unsigned a0, unsigned a1, un
                  "wgmma.mma_async.sync.aligned.m64n8k32.s32.s8.s8 {%0,%1,%2,%3}, {%4,%5,%6,%7}, %8, p;\n}\n"
                  : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(acc));
-}
-
-// this thread's 32 bytes of rows R (r[0..1]) and R + 8 (r[2..3]) of chunk c
-__device__ __forceinline__ void load_chunk(uint4 (&r)[4], const unsigned char* w0, const unsigned char* w1, int c,
-                                           int t) {
-    const uint4* p0 = reinterpret_cast<const uint4*>(w0 + 128 * c + 32 * t);
-    const uint4* p1 = reinterpret_cast<const uint4*>(w1 + 128 * c + 32 * t);
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0].x), "=r"(r[0].y), "=r"(r[0].z), "=r"(r[0].w) : "l"(p0));
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[1].x), "=r"(r[1].y), "=r"(r[1].z), "=r"(r[1].w) : "l"(p0 + 1));
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[2].x), "=r"(r[2].y), "=r"(r[2].z), "=r"(r[2].w) : "l"(p1));
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[3].x), "=r"(r[3].y), "=r"(r[3].z), "=r"(r[3].w) : "l"(p1 + 1));
 }
 
 // the four wgmma steps of one chunk (c: its index from the start of K)
@@ -186,7 +205,6 @@ __device__ __forceinline__ void planes4(const float* v, unsigned& h4, unsigned& 
 __device__ __forceinline__ void finish(float yg, float yg8, float* acc, float f, const float* __restrict__ wscale,
                                        float* __restrict__ out, float* __restrict__ part, unsigned* __restrict__ ctr,
                                        int N) {
-    __shared__ int last;
     const int tid = threadIdx.x, q = tid >> 7, w = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int KS = gridDim.y;
     const size_t R = 64 * (size_t)blockIdx.x + 16 * w + g;
@@ -211,17 +229,7 @@ __device__ __forceinline__ void finish(float yg, float yg8, float* acc, float f,
         }
     }
     if (KS == 1) return;
-    __syncthreads();
-    if (tid == 0) {
-        asm volatile("fence.acq_rel.gpu;" ::: "memory");
-        const unsigned old = atomicAdd(ctr + blockIdx.x, 1u);
-        last = old == (unsigned)KS - 1u;
-        if (last) {
-            asm volatile("fence.acq_rel.gpu;" ::: "memory");
-            ctr[blockIdx.x] = 0u;
-        }
-    }
-    __syncthreads();
+    const bool last = last_of_tile(ctr);
     if (!last || tid >= 64) return;
     const size_t r = 64 * (size_t)blockIdx.x + tid;
     float y = 0.0f;

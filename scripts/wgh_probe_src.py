@@ -25,20 +25,6 @@ __device__ __forceinline__ void wgh_mma(float (&d)[8], unsigned a0, unsigned a1,
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(acc));
 }
 
-// this thread's 32 bytes of rows R (r[0..1]) and R + 8 (r[2..3]) of 64-column chunk c (w0 / w1: the rows' first half)
-__device__ __forceinline__ void load_h(uint4 (&r)[4], const __half* w0, const __half* w1, int c, int t) {
-    const uint4* p0 = reinterpret_cast<const uint4*>(w0 + 64 * c + 16 * t);
-    const uint4* p1 = reinterpret_cast<const uint4*>(w1 + 64 * c + 16 * t);
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0].x), "=r"(r[0].y), "=r"(r[0].z), "=r"(r[0].w) : "l"(p0));
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[1].x), "=r"(r[1].y), "=r"(r[1].z), "=r"(r[1].w) : "l"(p0 + 1));
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[2].x), "=r"(r[2].y), "=r"(r[2].z), "=r"(r[2].w) : "l"(p1));
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[3].x), "=r"(r[3].y), "=r"(r[3].z), "=r"(r[3].w) : "l"(p1 + 1));
-}
-
 // byte offset in B of token n, physical column i of the block's columns
 __device__ __forceinline__ int bh_at(int i, int n) {
     const int c = i >> 6, p = i & 63, t = p >> 4, s = (p & 15) >> 2, j = p & 3;
@@ -52,17 +38,16 @@ extern "C" __global__ void __launch_bounds__(NT) wgh_gemm(
         float* __restrict__ out, const __half* __restrict__ x, const __half* __restrict__ W, int M, int N, int K,
         float* __restrict__ part, unsigned* __restrict__ ctr) {
     extern __shared__ __align__(128) unsigned char sm[];
-    __shared__ int last;
     const int tid = threadIdx.x, q = tid >> 7, w = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int KS = gridDim.y, Kb = K / KS, k0 = blockIdx.y * Kb;
     const size_t R = 64 * (size_t)blockIdx.x + 16 * w + g;
-    const __half* w0 = W + R * K + k0;
-    const __half* w1 = W + (R + 8) * K + k0;
+    const unsigned char* w0 = reinterpret_cast<const unsigned char*>(W + R * K + k0);  // 64 columns = 128 bytes
+    const unsigned char* w1 = reinterpret_cast<const unsigned char*>(W + (R + 8) * K + k0);
     const int per = Kb / 64 / WG, c0 = q * per, c1 = c0 + per;
     uint4 buf[P][4];
 #pragma unroll
     for (int j = 0; j < P; ++j)
-        if (c0 + j < c1) load_h(buf[j], w0, w1, c0 + j, t);  // weights: before the wait
+        if (c0 + j < c1) load_chunk(buf[j], w0, w1, c0 + j, t);  // weights: before the wait
     asm volatile("griddepcontrol.wait;" ::: "memory");
     // stage the 16 tokens' columns (pairs of columns: 4 bytes, consecutive in B); tokens >= M zero
     for (int idx = tid; idx < 16 * (Kb / 2); idx += NT) {
@@ -87,7 +72,7 @@ extern "C" __global__ void __launch_bounds__(NT) wgh_gemm(
                             bdesc(bbase + 512 * (4 * (c + j) + s), 256), first && s == 0 ? 0 : 1);
                 first = false;
                 wg_wait(buf[j]);
-                if (c + j + P < c1) load_h(buf[j], w0, w1, c + j + P, t);
+                if (c + j + P < c1) load_chunk(buf[j], w0, w1, c + j + P, t);
             }
         }
     }
@@ -112,17 +97,7 @@ extern "C" __global__ void __launch_bounds__(NT) wgh_gemm(
         }
     }
     if (KS == 1) return;
-    __syncthreads();
-    if (tid == 0) {
-        asm volatile("fence.acq_rel.gpu;" ::: "memory");
-        const unsigned old = atomicAdd(ctr + blockIdx.x, 1u);
-        last = old == (unsigned)KS - 1u;
-        if (last) {
-            asm volatile("fence.acq_rel.gpu;" ::: "memory");
-            ctr[blockIdx.x] = 0u;
-        }
-    }
-    __syncthreads();
+    const bool last = last_of_tile(ctr);
     if (!last) return;
     for (int e = tid; e < 64 * M; e += NT) {  // (token, row) of the tile
         const int n = e >> 6;

@@ -134,17 +134,21 @@ def test_planes_rebuild_the_activation():
     assert np.abs(h - v).max() > 1e-3  # one plane alone would not do
 
 
+def spills(src, wg, depth, tmp_path):
+    """[(spill store, spill load bytes)] of each kernel of src built for sm_90a with WG / P (nvcc -Xptxas -v)"""
+    (tmp_path / "k.cu").write_text(src)
+    r = subprocess.run([NVCC, "-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DP={depth}", "-cubin", "-Xptxas", "-v",
+                        "-o", str(tmp_path / "k.cubin"), str(tmp_path / "k.cu")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
+
+
 @pytest.mark.skipif(not os.path.exists(NVCC), reason="needs nvcc")
 @pytest.mark.parametrize("wg,depth", [(1, 1), (1, 2), (1, 3), (2, 2), (4, 2)])  # the probe's CONFIGS
 def test_kernel_compiles_without_spills(tmp_path, wg, depth):
     from scripts.wg8_probe_src import SRC
-    src = tmp_path / "k.cu"
-    src.write_text(SRC)
-    r = subprocess.run([NVCC, "-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DP={depth}", "-cubin", "-Xptxas", "-v",
-                        "-o", str(tmp_path / "k.cubin"), str(src)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
-    assert len(spills) == 3 and all(a == b == "0" for a, b in spills), r.stderr  # wg8, wgi8, wg4_gemv
+    s = spills(SRC, wg, depth, tmp_path)
+    assert len(s) == 3 and all(a == b == "0" for a, b in s), s  # wg8, wgi8, wg4_gemv
     assert all(f"m64n8k32.{t}" in SRC for t in ("f32.e4m3.e4m3", "s32.s8.s8", "s32.u8.s8"))
 
 

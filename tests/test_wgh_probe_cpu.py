@@ -3,13 +3,10 @@ wgmma m64n16k16's A fragment (mma.m16n8k16's a warp) and the no-swizzle K-major 
 256 between the token groups), give exactly the dense product and catch a moved register; the kernel compiles for
 sm_90a without spills; the probe's configs fit the 7B shapes."""
 import os
-import re
-import subprocess
 
 import numpy as np
 import pytest
-
-NVCC = "/usr/local/cuda/bin/nvcc"
+from test_wg8_probe_cpu import NVCC, spills
 
 
 def bh_at(i, n):
@@ -67,10 +64,4 @@ def test_configs_fit_the_7b_shapes():
 @pytest.mark.parametrize("wg,depth", [(1, 2), (1, 3)])
 def test_kernel_compiles_without_spills(tmp_path, wg, depth):
     from scripts.wgh_probe_src import SRC
-    src = tmp_path / "k.cu"
-    src.write_text(SRC)
-    r = subprocess.run([NVCC, "-arch=sm_90a", "-std=c++17", f"-DWG={wg}", f"-DP={depth}", "-cubin", "-Xptxas", "-v",
-                        "-o", str(tmp_path / "k.cubin"), str(src)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
-    assert len(spills) == 1 and spills[0] == ("0", "0"), r.stderr
+    assert spills(SRC, wg, depth, tmp_path) == [("0", "0")]
