@@ -106,10 +106,10 @@ def pdl_late(raw: str | None = None) -> bool:
     return v.strip().lower() == "late"
 
 
-def env_bit(name: str, raw: str | None = None, default: str = "1") -> bool:
-    """A 0 / 1 switch, environment variable `name` now (or `raw`): 1 True, 0 False, unset / blank `default` (on
-    unless said otherwise), a one-line ConfigError otherwise."""
-    v = (os.environ.get(name, default) if raw is None else raw).strip() or default
+def env_bit(name: str, raw: str | None = None) -> bool:
+    """An on-by-default 0 / 1 switch, environment variable `name` now (or `raw`): 1 / unset / blank True, 0 False,
+    a one-line ConfigError otherwise."""
+    v = (os.environ.get(name, "1") if raw is None else raw).strip() or "1"
     if v not in ("0", "1"):
         raise ConfigError(f"{name}={v!r}: expected 0 or 1")
     return v == "1"
