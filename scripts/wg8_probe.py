@@ -62,15 +62,38 @@ def launch(fn, fmt: str, cfg, out, a, w, gain, ss, n_ss: int, eps: float, part, 
     pdl.launch(fn, (N // 64, ks), (128 * wg,), args, smem_bytes(K, cfg), pdl=True)
 
 
+def configs_arg(text: str) -> list[tuple]:
+    """--configs (both probes): "warpgroups,ksplit,depth;..." of positive integers."""
+    try:
+        cfgs = [tuple(int(v) for v in c.split(",")) for c in text.split(";")]
+    except ValueError:
+        cfgs = []
+    if not cfgs or any(len(c) != 3 or min(c) < 1 for c in cfgs):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected warpgroups,ksplit,depth;... (positive integers)")
+    return cfgs
+
+
+def checked_us(stream, out, ref, tol: float, run, n_copies: int):
+    """(error, ok, us) of one config (both probes): run(0) into the poisoned out against the float64 ref (max |diff|
+    / max |ref|); when finite and within tol, graph-timed us of run(i) over the weight copies, else None."""
+    cp = bk._cp()
+    out.fill(np.nan)
+    run(0)
+    got = cp.asnumpy(out).astype(np.float64)
+    err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+    ok = bool(np.isfinite(got).all() and err < tol)
+    return err, ok, bk.graph_us(stream, run, n_copies) if ok else None
+
+
 def reference(w, a, gain, ss, n_ss: int, eps: float) -> np.ndarray:
-    """float64 y = dequantize(w) @ (a * gain) * inv_rms."""
+    """float64 y = dequantize(w) @ (a * gain) * inv_rms; w carries no gain of its own (the probe's copies)."""
     cp = bk._cp()
     from cugraphllm.quant.formats import dequantize
     x = cp.asnumpy(a).astype(np.float64).ravel()
     if gain is not None:
         x = x * cp.asnumpy(gain).astype(np.float64)
     inv = 1.0 / np.sqrt(cp.asnumpy(ss[:n_ss]).astype(np.float64).sum() / x.size + eps)
-    return dequantize(dataclasses.replace(w.map(cp.asnumpy), gain=None)) @ x * inv
+    return dequantize(w.map(cp.asnumpy)) @ x * inv
 
 
 def probe(fmt: str, name: str, configs, T, with_gain: bool) -> list[dict]:
@@ -98,13 +121,8 @@ def probe(fmt: str, name: str, configs, T, with_gain: bool) -> list[dict]:
         fn = kernel(fmt, cfg[0], cfg[2])
         ck.raise_smem_limit(fn, smem_bytes(K, cfg))
         part = cp.full(cfg[1] * N, np.nan, cp.float32)
-        out.fill(np.nan)
-        launch(fn, fmt, cfg, out, a, ws[0], gain, ss, n_ss, eps, part, ctr)
-        got = cp.asnumpy(out).astype(np.float64)
-        err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
-        ok = bool(np.isfinite(got).all() and (err < 2e-3 or KO))  # a knockout is wrong on purpose
-        us = (bk.graph_us(stream, lambda i: launch(fn, fmt, cfg, out, a, ws[i], gain, ss, n_ss, eps, part, ctr),
-                          len(ws)) if ok else None)
+        err, ok, us = checked_us(stream, out, ref, np.inf if KO else 2e-3,  # a knockout is wrong on purpose
+                                 lambda i: launch(fn, fmt, cfg, out, a, ws[i], gain, ss, n_ss, eps, part, ctr), len(ws))
         rows.append({"format": fmt, "matrix": name, "variant": f"wg {cfg} KO={KO}", "config": list(cfg), "us": us,
                      "max_err_rel": err, "ok": ok})
     del ws, eng_ws
@@ -117,7 +135,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--formats", default="fp8,int8,int4", help="comma list of fp8 / int8 / int4")
     p.add_argument("--matrices", default="wqkv+norm,w13+norm,wo+ss,w2+ss")
-    p.add_argument("--configs", help="semicolon list of warpgroups,ksplit,depth (default: CONFIGS)")
+    p.add_argument("--configs", type=configs_arg, default=CONFIGS,
+                   help="semicolon list of warpgroups,ksplit,depth (default: CONFIGS)")
     p.add_argument("--ko", default="0", help="comma list of knockouts (wg8_probe_src KO: 1 no planes, 2 no wgmma)")
     p.add_argument("--gain", action="store_true", help="a norm gain on the +norm matrices (as GPTQ / AWQ carry)")
     p.add_argument("--out", help="JSON file for the rows")
@@ -125,7 +144,6 @@ def main(argv=None) -> int:
     unknown = sorted(set(a.matrices.split(",")) - set(bq.MATS)) + sorted(set(a.formats.split(",")) - set(KERNEL))
     if unknown:
         p.error(f"unknown --formats / --matrices: {', '.join(unknown)} (known: {', '.join([*KERNEL, *bq.MATS])})")
-    cfgs = CONFIGS if not a.configs else [tuple(int(v) for v in c.split(",")) for c in a.configs.split(";")]
     if bk.gpu_missing("wg8_probe"):
         return 2
     from cugraphllm.bench_env import versions
@@ -134,7 +152,7 @@ def main(argv=None) -> int:
         KO = ko
         for fmt in a.formats.split(","):
             for name in a.matrices.split(","):
-                for r in probe(fmt, name, cfgs, bk._dtype("float16"), a.gain):
+                for r in probe(fmt, name, a.configs, bk._dtype("float16"), a.gain):
                     bk.emit_row(doc, r)
     bk.write_json(a.out, doc)
     return 0

@@ -161,6 +161,18 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return v;
 }
 
+// v[0..3] = a[c..c+3] * gain[c..c+3] (gain nullptr: ones), c a multiple of 4: the activation the planes carry
+__device__ __forceinline__ void xg4(float* v, const __half* __restrict__ a, const float* __restrict__ gain, int c) {
+    const uint2 h = *reinterpret_cast<const uint2*>(a + c);
+    const float2 x01 = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
+    const float2 x23 = __half22float2(*reinterpret_cast<const __half2*>(&h.y));
+    const float4 g = gain ? *reinterpret_cast<const float4*>(gain + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    v[0] = x01.x * g.x;
+    v[1] = x01.y * g.y;
+    v[2] = x23.x * g.z;
+    v[3] = x23.y * g.w;
+}
+
 // the int8 planes of v (already times 127 / max); returns the rebuilt value
 __device__ __forceinline__ float planes_i8(float v, signed char& h, signed char& m, signed char& l) {
     const float fh = rintf(v), r = 128.0f * (v - fh), fm = rintf(r), fl = rintf(128.0f * (r - fm));
@@ -170,20 +182,22 @@ __device__ __forceinline__ float planes_i8(float v, signed char& h, signed char&
     return fh + fm * 0.0078125f + fl * 0.00006103515625f;
 }
 
-// the planes (h, m, l) of 4 consecutive values v[0..3] (already times QMAX / max), packed a byte each: e4m3, or int8
+// the planes (h, m, l) of 4 values v[0..3] (already times QMAX / max), packed a byte each: e4m3, or int8 (then
+// returns the sum of the rebuilt values, which the int4 kernel's zero term needs)
 template <bool I8>
-__device__ __forceinline__ void planes4(const float* v, unsigned& h4, unsigned& m4, unsigned& l4) {
+__device__ __forceinline__ float planes4(const float* v, unsigned& h4, unsigned& m4, unsigned& l4) {
     if constexpr (I8) {
         h4 = m4 = l4 = 0u;
+        float sum = 0.0f;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             signed char h, m, l;
-            planes_i8(v[e], h, m, l);
+            sum += planes_i8(v[e], h, m, l);
             h4 |= (unsigned)(unsigned char)h << (8 * e);
             m4 |= (unsigned)(unsigned char)m << (8 * e);
             l4 |= (unsigned)(unsigned char)l << (8 * e);
         }
-        return;
+        return sum;
     }
     h4 = m4 = l4 = 0u;
 #pragma unroll
@@ -196,6 +210,7 @@ __device__ __forceinline__ void planes4(const float* v, unsigned& h4, unsigned& 
         m4 |= (unsigned)m << (8 * e);
         l4 |= (unsigned)l << (8 * e);
     }
+    return 0.0f;
 }
 
 // The rest of every kernel, from this thread's sums yg / yg8 of rows R / R + 8 (its columns of D, weighted): the
@@ -273,25 +288,18 @@ __device__ __forceinline__ void w8_body(
     asm volatile("griddepcontrol.wait;" ::: "memory");
     // stage: the max |x| of the block's columns, their three planes (B's rows 3..7 are left as they are: the
     // columns of D they give are never read)
-    const uint2* a4 = reinterpret_cast<const uint2*>(a + k0);
-    const float4* g4 = reinterpret_cast<const float4*>(gain + k0);
-    float mx = 0.0f;
+    const float* gb = gain ? gain + k0 : nullptr;
+    float mx = 0.0f, v[4];
     for (int i = tid; i < Kb / 4; i += NT) {
-        const uint2 h = a4[i];
-        const float2 x01 = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
-        const float2 x23 = __half22float2(*reinterpret_cast<const __half2*>(&h.y));
-        const float4 gg = gain ? g4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(x01.x * gg.x), fabsf(x01.y * gg.y)),
-                             fmaxf(fabsf(x23.x * gg.z), fabsf(x23.y * gg.w))));
+        xg4(v, a + k0, gb, 4 * i);
+        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3]))));
     }
     mx = block_max(mx, red);
     const float inv = mx > 0.0f ? QMAX / mx : 1.0f, scale = mx > 0.0f ? mx / QMAX : 1.0f;
     for (int i = tid; i < Kb / 4 && !(KO & 1); i += NT) {
-        const uint2 h = a4[i];
-        const float2 x01 = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
-        const float2 x23 = __half22float2(*reinterpret_cast<const __half2*>(&h.y));
-        const float4 gg = gain ? g4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-        const float v[4] = {x01.x * gg.x * inv, x01.y * gg.y * inv, x23.x * gg.z * inv, x23.y * gg.w * inv};
+        xg4(v, a + k0, gb, 4 * i);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] *= inv;
         unsigned h4, m4, l4;
         planes4<I8>(v, h4, m4, l4);
         const int at = b_at(4 * i, 0);  // 4 consecutive columns: 4 consecutive bytes of each plane row
@@ -412,44 +420,28 @@ extern "C" __global__ void __launch_bounds__(NT) wg4_gemv(
     asm volatile("griddepcontrol.wait;" ::: "memory");
     // stage: max |x|, the planes (8 consecutive columns a thread: 2 x 4 bytes a plane), each group's rebuilt sum
     float* xsum = reinterpret_cast<float*>(sm + 8 * (size_t)Kb);  // [Kb / 128]
-    const uint4* a8 = reinterpret_cast<const uint4*>(a + k0);
-    const float4* g4 = reinterpret_cast<const float4*>(gain + k0);
-    float mx = 0.0f;
-    for (int i = tid; i < Kb / 8; i += NT) {
-        const uint4 h = a8[i];
-        const __half2* hp = reinterpret_cast<const __half2*>(&h);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const float2 x = __half22float2(hp[e]);
-            const float4 gg = gain ? g4[2 * i + (e >> 1)] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-            const float gx = (e & 1) ? gg.z : gg.x, gy = (e & 1) ? gg.w : gg.y;
-            mx = fmaxf(mx, fmaxf(fabsf(x.x * gx), fabsf(x.y * gy)));
-        }
+    const float* gb = gain ? gain + k0 : nullptr;
+    float mx = 0.0f, v[8];
+    for (int i = tid; i < Kb / 4; i += NT) {
+        xg4(v, a + k0, gb, 4 * i);
+        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3]))));
     }
     mx = block_max(mx, red);
     const float inv = mx > 0.0f ? 127.0f / mx : 1.0f, scale = mx > 0.0f ? mx / 127.0f : 1.0f;
     for (int i0 = tid - lane; i0 < Kb / 8; i0 += NT) {  // warp-uniform; a group = lanes 0-15 or 16-31 of a warp
         const int i = i0 + lane;
         const bool on = i < Kb / 8;  // Kb / 8 is a multiple of 16: a half-warp is all on or all off
-        const uint4 h = on ? a8[i] : make_uint4(0u, 0u, 0u, 0u);
-        const __half2* hp = reinterpret_cast<const __half2*>(&h);
-        unsigned ev[3] = {0u, 0u, 0u}, od[3] = {0u, 0u, 0u};  // planes of columns 8i + {0, 2, 4, 6} / {1, 3, 5, 7}
-        float sum = 0.0f;
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const float2 x = __half22float2(hp[e]);
-            const float4 gg = gain && on ? g4[2 * i + (e >> 1)] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-            const float gx = (e & 1) ? gg.z : gg.x, gy = (e & 1) ? gg.w : gg.y;
-            signed char ph, pm, pl;
-            sum += planes_i8(x.x * gx * inv, ph, pm, pl);
-            ev[0] |= (unsigned)(unsigned char)ph << (8 * e);
-            ev[1] |= (unsigned)(unsigned char)pm << (8 * e);
-            ev[2] |= (unsigned)(unsigned char)pl << (8 * e);
-            sum += planes_i8(x.y * gy * inv, ph, pm, pl);
-            od[0] |= (unsigned)(unsigned char)ph << (8 * e);
-            od[1] |= (unsigned)(unsigned char)pm << (8 * e);
-            od[2] |= (unsigned)(unsigned char)pl << (8 * e);
+        for (int e = 0; e < 8; ++e) v[e] = 0.0f;
+        if (on) {
+            xg4(v, a + k0, gb, 8 * i);
+            xg4(v + 4, a + k0, gb, 8 * i + 4);
         }
+        // the planes of columns 8i + {0, 2, 4, 6} (ev) and {1, 3, 5, 7} (od), and their rebuilt sum
+        const float ve[4] = {v[0] * inv, v[2] * inv, v[4] * inv, v[6] * inv};
+        const float vo[4] = {v[1] * inv, v[3] * inv, v[5] * inv, v[7] * inv};
+        unsigned ev[3], od[3];
+        float sum = planes4<true>(ve, ev[0], ev[1], ev[2]) + planes4<true>(vo, od[0], od[1], od[2]);
         if (on && !(KO & 1)) {
             const int ae = b4_at(8 * i, 0), ao = b4_at(8 * i + 1, 0);
 #pragma unroll

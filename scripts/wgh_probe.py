@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from scripts import bench_kernels as bk
+from scripts.wg8_probe import checked_us, configs_arg
 from scripts.wgh_probe_src import SRC
 
 MATS = {"wqkv": (12288, 4096), "wo": (4096, 4096), "w13": (22016, 4096), "w2": (4096, 11008)}  # LLaMA-2-7B
@@ -89,12 +90,7 @@ def probe(name: str, M: int, configs) -> list[dict]:
         fn = kernel(cfg[0], cfg[2])
         ck.raise_smem_limit(fn, smem_bytes(K, cfg))
         part = cp.full(cfg[1] * 16 * N, np.nan, cp.float32)
-        out.fill(np.nan)
-        launch(fn, cfg, out, x, ws[0], part, ctr)
-        got = cp.asnumpy(out).astype(np.float64)
-        err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
-        ok = bool(np.isfinite(got).all() and err < 1e-3)
-        us = bk.graph_us(stream, lambda i: launch(fn, cfg, out, x, ws[i], part, ctr), len(ws)) if ok else None
+        err, ok, us = checked_us(stream, out, ref, 1e-3, lambda i: launch(fn, cfg, out, x, ws[i], part, ctr), len(ws))
         rows.append({"matrix": name, "tokens": M, "variant": f"wgh {cfg}", "config": list(cfg), "us": us,
                      "max_err_rel": err, "ok": ok})
     del ws
@@ -102,25 +98,34 @@ def probe(name: str, M: int, configs) -> list[dict]:
     return rows
 
 
+def tokens_arg(text: str) -> list[int]:
+    try:
+        tokens = [int(v) for v in text.split(",")]
+    except ValueError:
+        tokens = []
+    if not tokens or not all(1 <= m <= 16 for m in tokens):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma list of prompt lengths 1..16")
+    return tokens
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--matrices", default="wqkv,wo,w13,w2")
-    p.add_argument("--tokens", default="10,16", help="comma list of prompt lengths (<= 16)")
-    p.add_argument("--configs", help="semicolon list of warpgroups,ksplit,depth (default: CONFIGS)")
+    p.add_argument("--tokens", type=tokens_arg, default=[10, 16], help="comma list of prompt lengths (<= 16)")
+    p.add_argument("--configs", type=configs_arg, default=CONFIGS,
+                   help="semicolon list of warpgroups,ksplit,depth (default: CONFIGS)")
     p.add_argument("--out", help="JSON file for the rows")
     a = p.parse_args(argv)
     unknown = sorted(set(a.matrices.split(",")) - set(MATS))
-    tokens = [int(v) for v in a.tokens.split(",")]
-    if unknown or not all(1 <= m <= 16 for m in tokens):
-        p.error(f"--matrices from {', '.join(MATS)}; --tokens 1..16")
-    cfgs = CONFIGS if not a.configs else [tuple(int(v) for v in c.split(",")) for c in a.configs.split(";")]
+    if unknown:
+        p.error(f"--matrices: unknown {', '.join(unknown)} (known: {', '.join(MATS)})")
     if bk.gpu_missing("wgh_probe"):
         return 2
     from cugraphllm.bench_env import versions
     doc = {"versions": versions("cuda"), "rows": []}
-    for M in tokens:
+    for M in a.tokens:
         for name in a.matrices.split(","):
-            for r in probe(name, M, cfgs):
+            for r in probe(name, M, a.configs):
                 bk.emit_row(doc, r)
     bk.write_json(a.out, doc)
     return 0
