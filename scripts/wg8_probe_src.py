@@ -173,6 +173,17 @@ __device__ __forceinline__ void xg4(float* v, const __half* __restrict__ a, cons
     v[3] = x23.y * g.w;
 }
 
+// max |a[c] gain[c]| over the block's n columns, in every thread (red: block_max's scratch)
+__device__ __forceinline__ float gained_max(const __half* __restrict__ a, const float* __restrict__ gain, int n,
+                                            float* red) {
+    float mx = 0.0f, v[4];
+    for (int i = threadIdx.x; i < n / 4; i += NT) {
+        xg4(v, a, gain, 4 * i);
+        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3]))));
+    }
+    return block_max(mx, red);
+}
+
 // the int8 planes of v (already times 127 / max); returns the rebuilt value
 __device__ __forceinline__ float planes_i8(float v, signed char& h, signed char& m, signed char& l) {
     const float fh = rintf(v), r = 128.0f * (v - fh), fm = rintf(r), fl = rintf(128.0f * (r - fm));
@@ -289,12 +300,8 @@ __device__ __forceinline__ void w8_body(
     // stage: the max |x| of the block's columns, their three planes (B's rows 3..7 are left as they are: the
     // columns of D they give are never read)
     const float* gb = gain ? gain + k0 : nullptr;
-    float mx = 0.0f, v[4];
-    for (int i = tid; i < Kb / 4; i += NT) {
-        xg4(v, a + k0, gb, 4 * i);
-        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3]))));
-    }
-    mx = block_max(mx, red);
+    const float mx = gained_max(a + k0, gb, Kb, red);
+    float v[4];
     const float inv = mx > 0.0f ? QMAX / mx : 1.0f, scale = mx > 0.0f ? mx / QMAX : 1.0f;
     for (int i = tid; i < Kb / 4 && !(KO & 1); i += NT) {
         xg4(v, a + k0, gb, 4 * i);
@@ -421,12 +428,8 @@ extern "C" __global__ void __launch_bounds__(NT) wg4_gemv(
     // stage: max |x|, the planes (8 consecutive columns a thread: 2 x 4 bytes a plane), each group's rebuilt sum
     float* xsum = reinterpret_cast<float*>(sm + 8 * (size_t)Kb);  // [Kb / 128]
     const float* gb = gain ? gain + k0 : nullptr;
-    float mx = 0.0f, v[8];
-    for (int i = tid; i < Kb / 4; i += NT) {
-        xg4(v, a + k0, gb, 4 * i);
-        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3]))));
-    }
-    mx = block_max(mx, red);
+    const float mx = gained_max(a + k0, gb, Kb, red);
+    float v[8];
     const float inv = mx > 0.0f ? 127.0f / mx : 1.0f, scale = mx > 0.0f ? mx / 127.0f : 1.0f;
     for (int i0 = tid - lane; i0 < Kb / 8; i0 += NT) {  // warp-uniform; a group = lanes 0-15 or 16-31 of a warp
         const int i = i0 + lane;
