@@ -199,11 +199,11 @@ def _n_sm(cp):
 @pytest.mark.parametrize("mode", ["graph", "hybrid"])
 def test_preflight_error_names_a_context_that_works(cp, monkeypatch, mode):
     from cugraphllm.errors import BackendError
-    from cugraphllm.gpu import engine, memory
+    from cugraphllm.gpu import engine, engine_load, memory
     rc = RuntimeConfig(backend="cuda", mode=mode, max_seq_len=4096)
-    wb = engine.model_weight_bytes(CFG, rc)  # the weight figure the engine's own pre-flight uses
+    wb = engine_load.model_weight_bytes(CFG, rc)  # the weight figure the engine's own pre-flight uses
     fake = memory.estimate(CFG, 1500, mode, weight_bytes=wb, n_sm=_n_sm(cp))["total"]  # as if only this were free
-    monkeypatch.setattr(engine, "_free_bytes", lambda: fake)
+    monkeypatch.setattr(engine_load, "free_bytes", lambda: fake)
     pool = cp.get_default_memory_pool()
     used = pool.used_bytes()
     with pytest.raises(BackendError, match=r"out of GPU memory: context 4096 needs") as err:
@@ -230,19 +230,19 @@ def test_preflight_error_names_a_context_that_works(cp, monkeypatch, mode):
 
 def test_preflight_when_nothing_fits(cp, monkeypatch):
     from cugraphllm.errors import BackendError
-    from cugraphllm.gpu import engine
-    monkeypatch.setattr(engine, "_free_bytes", lambda: 2 * CFG.n_params())  # the weights alone
+    from cugraphllm.gpu import engine, engine_load
+    monkeypatch.setattr(engine_load, "free_bytes", lambda: 2 * CFG.n_params())  # the weights alone
     with pytest.raises(BackendError, match="not even --max-seq-len 1 fits"):
         engine.CudaEngine.dummy(CFG, RuntimeConfig(backend="cuda"))
 
 
 def test_70b_fp16_runs_on_one_gpu_at_4096(cp):
     """Issue 11's target: dummy LLaMA-2-70B fp16, context 4096, on one H200 (skipped on smaller GPUs)."""
-    from cugraphllm.gpu import engine, memory
+    from cugraphllm.gpu import engine, engine_load, memory
     from cugraphllm.sampling import SamplingParams
     cfg = ModelConfig.from_preset("llama-2-70b")
     need = memory.estimate(cfg, 4096, "hybrid", n_sm=_n_sm(cp))["total"]
-    if engine._free_bytes() < need:
+    if engine_load.free_bytes() < need:
         pytest.skip(f"needs {need / 2**30:.1f} GiB free")
     e = engine.CudaEngine.dummy(cfg, RuntimeConfig(backend="cuda", mode="hybrid", max_seq_len=4096))
     try:

@@ -233,7 +233,7 @@ def test_estimate_counts_the_quant_buffers_at_the_largest_bucket(fmt):
 
 def test_layer_formats_of_runtime_and_packed_weights():
     from cugraphllm.gpu import gemm_quant
-    from cugraphllm.gpu.engine import layer_formats
+    from cugraphllm.gpu.engine_load import layer_formats
     from cugraphllm.loader import dummy_checkpoint
     from cugraphllm.quant.layers import QuantSpec, quantize_weights
     c = ModelConfig.from_preset("tiny")

@@ -109,7 +109,7 @@ def test_out_of_memory_past_the_estimate_is_a_backend_error(monkeypatch):
     import cupy as cp
     import cugraphllm.gpu.engine as engine_mod
     used0, _ = pool_state()
-    monkeypatch.setattr(engine_mod, "_check_gpu", lambda *a: None)  # as if the estimate had been too low
+    monkeypatch.setattr(engine_mod, "check_gpu", lambda *a: None)  # as if the estimate had been too low
     try:
         engine_mod.CudaEngine.dummy(too_big_config(), RuntimeConfig(backend="cuda"))
         raised = None

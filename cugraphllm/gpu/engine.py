@@ -12,98 +12,11 @@ import time
 import numpy as np
 
 from ..config import ModelConfig, RuntimeConfig
-from ..errors import BackendError, ContextLimitError
+from ..errors import ContextLimitError
 from ..sampling import SamplingParams
-from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, trim_pool, upload_weights
-
-
-def quant_settings(runtime: RuntimeConfig) -> tuple:
-    """(format or None, group size, quantize the LM head) of a RuntimeConfig (defaults before the CLI fields)."""
-    return (getattr(runtime, "quant", None), getattr(runtime, "group_size", 128),
-            bool(getattr(runtime, "quant_head", False)))
-
-
-def layer_formats(runtime: RuntimeConfig, weights=None) -> set:
-    """The quantized formats the prefill GEMMs will meet: packed host weights' own, else --quant's."""
-    from . import gemm_quant
-    from .quant_upload import is_packed
-    if weights is not None and is_packed(weights):
-        return gemm_quant.layer_formats(weights)
-    return {quant_settings(runtime)[0]} - {None}
-
-
-def upload(weights, dtype, runtime: RuntimeConfig, progress=None):
-    """Host weights (or one GPU's shard of them) to the current device: 16-bit, quantized at load (--quant), or
-    packed layers as they are."""
-    from .quant_upload import is_packed, upload_quant_weights
-    fmt, group, head = quant_settings(runtime)
-    if fmt is None and not is_packed(weights):
-        return upload_weights(weights, dtype, progress)
-    return upload_quant_weights(weights, dtype, fmt, group, head, progress)
-
-
-def model_weight_bytes(config: ModelConfig, runtime: RuntimeConfig, weights=None) -> int:
-    """Device bytes of the weights this engine will hold (already-packed host weights: their own size)."""
-    from .quant_upload import is_packed, weight_bytes
-    if weights is not None and is_packed(weights):
-        return int(weights.nbytes())
-    fmt, group, head = quant_settings(runtime)
-    return weight_bytes(config, fmt, group, head)[0]
-
-
-def _free_bytes() -> int:
-    """Free device memory once CuPy's cached blocks are given back (tests monkeypatch it)."""
-    import cupy as cp
-    trim_pool()
-    return cp.cuda.runtime.memGetInfo()[0]
-
-
-def _check_gpu(config: ModelConfig, runtime: RuntimeConfig, weight_bytes: int, staging: int = 0,
-               quant=()) -> None:
-    """Pre-flight: gpu/memory.py's estimate of everything the engine will allocate against the free memory; the
-    error names the largest --max-seq-len that fits."""
-    try:
-        import cupy as cp
-        ok = cp.cuda.is_available()
-    except Exception as exc:
-        raise BackendError(f"cuda backend: CuPy is not usable here ({exc}); use --backend numpy") from None
-    if not ok:
-        raise BackendError("cuda backend: no CUDA GPU is visible; use --backend numpy")
-    from . import memory
-    S = runtime.context(config)
-    kw = dict(mode=runtime.mode, weight_bytes=weight_bytes, staging=staging, prefill_rows=runtime.prefill_rows,
-              quant=tuple(quant), n_sm=cp.cuda.Device().attributes["MultiProcessorCount"])
-    need, free = memory.estimate(config, S, **kw), _free_bytes()
-    if need["total"] <= free:
-        return
-    fit = memory.largest_context(config, free, S, **kw)
-    hint = (f"the largest --max-seq-len that fits is {fit}" if fit else
-            "not even --max-seq-len 1 fits: use a smaller model or a GPU with more memory")
-    raise BackendError(f"cuda backend: out of GPU memory: context {S} needs {need['total'] / 2**30:.2f} GiB "
-                       f"({memory.describe(need)}) but {free / 2**30:.2f} GiB are free; {hint}")
-
-
-def _out_of_memory(fn) -> str:
-    """Run fn; return CuPy's out-of-memory message instead of raising it (so no traceback keeps the partial
-    allocations alive), or "" when it succeeded."""
-    import cupy as cp
-    try:
-        fn()
-    except cp.cuda.memory.OutOfMemoryError as exc:
-        return str(exc)
-    return ""
-
-
-def _release_and_raise(msg: str) -> None:
-    import gc
-
-    import cupy as cp
-    gc.collect()
-    cp.get_default_memory_pool().free_all_blocks()
-    free, total = cp.cuda.runtime.memGetInfo()
-    msg = " ".join(msg.split())  # CuPy's message spans lines; ours is one
-    raise BackendError(f"cuda backend: out of GPU memory while allocating the engine ({msg}); "
-                       f"{free / 2**30:.2f} of {total / 2**30:.2f} GiB free; try a smaller --max-seq-len or model")
+from .engine_load import (check_gpu, layer_formats, model_weight_bytes, out_of_memory, quant_settings,
+                          release_and_raise, upload)
+from .state import KVCache, Scratch, dummy_device_weights, storage_dtype, trim_pool
 
 
 class CudaEngine:
@@ -116,14 +29,14 @@ class CudaEngine:
         self.max_seq_len = self.runtime.context(config)
         if _device_weights is None:
             from .state import STAGE_BYTES
-            _check_gpu(config, self.runtime, model_weight_bytes(config, self.runtime, weights), 2 * STAGE_BYTES,
+            check_gpu(config, self.runtime, model_weight_bytes(config, self.runtime, weights), 2 * STAGE_BYTES,
                        layer_formats(self.runtime, weights))
         dtype = storage_dtype(self.runtime.dtype)
         self.stream = cp.cuda.Stream(non_blocking=True)
-        oom = _out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))
+        oom = out_of_memory(lambda: self._allocate(config, weights, _device_weights, dtype, progress))
         if oom:
             self.__dict__.clear()
-            _release_and_raise(oom)
+            release_and_raise(oom)
         # Weights made or uploaded on another stream (dummy() uses the legacy default stream, which our
         # non-blocking stream does not wait for) must be complete before the first step reads them.
         cp.cuda.Device().synchronize()
@@ -155,15 +68,15 @@ class CudaEngine:
     def dummy(cls, config: ModelConfig, runtime: RuntimeConfig | None = None, seed: int = 0):
         from .quant_upload import dummy_quant_weights
         runtime = runtime or RuntimeConfig(backend="cuda")
-        _check_gpu(config, runtime, model_weight_bytes(config, runtime), 0, layer_formats(runtime))
+        check_gpu(config, runtime, model_weight_bytes(config, runtime), 0, layer_formats(runtime))
         fmt, group, head = quant_settings(runtime)
         dtype = storage_dtype(runtime.dtype)
         make = ((lambda: dummy_device_weights(config, dtype, seed)) if fmt is None else
                 (lambda: dummy_quant_weights(config, dtype, fmt, group, head, seed)))
         box = []
-        oom = _out_of_memory(lambda: box.append(make()))
+        oom = out_of_memory(lambda: box.append(make()))
         if oom:
-            _release_and_raise(oom)
+            release_and_raise(oom)
         return cls(config, None, runtime, _device_weights=box.pop())
 
     # ---- start-up ---------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ import numpy as np
 from ..config import ModelConfig, RuntimeConfig
 from ..errors import BackendError, ConfigError
 from . import tp_shard
-from .engine import CudaEngine, quant_settings
+from .engine import CudaEngine
+from .engine_load import quant_settings
 from .state import storage_dtype, trim_pool
 from .tp_rank import Rank, gemm_config, local_config
 from .tp_runtime import AttnGroup, TPRuntime
@@ -130,7 +131,7 @@ class TPEngine(CudaEngine):
         full-width residual stream, the quantized prefill buffers and the Comm buffers) against its free memory."""
         import cupy as cp
         from . import gemm_quant, memory
-        from .engine import layer_formats
+        from .engine_load import layer_formats
         from .attention import make_buckets
         from .state import STAGE_BYTES
         c, S = self.config, self.max_seq_len

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..config import ModelConfig
 from ..weights import LayerWeights, Weights
 from . import tp_shard
-from .engine import quant_settings, upload
+from .engine_load import quant_settings, upload
 from .state import KVCache, Scratch, dummy_key, fill_normal, trim_pool
 
 
