@@ -78,6 +78,8 @@ def bench_length(engine, length: int, args, config: ModelConfig, itemsize: int, 
     ttft, itl_runs, gpu_prefill, gpu_step = [], [], [], []
     for r, prompt in enumerate(prompts_for(length, total, config.vocab_size, args.seed)):
         full = r < args.reps
+        if getattr(args, "idle_ms", 0.0):  # the idle time a user leaves between prompts (README: power management)
+            time.sleep(args.idle_ms / 1000)
         t, itl = time_generation(engine, prompt, args.new_tokens if full else 1, params)
         ttft.append(t)
         g = gpu_times(engine)
@@ -269,7 +271,8 @@ def run(args) -> tuple[dict, str]:
     model = _model_entry(args, config, name, backend, floor, itemsize)
     notes = [f"protocol: batch 1, random prompt ids (seed {args.seed}), greedy, forced length {args.new_tokens}, "
              f"{args.warmup} warm-up run(s) per length discarded, {args.reps} full runs and "
-             f"{max(args.reps, args.ttft_reps)} TTFT samples per length; host wall clock per yielded token"]
+             f"{max(args.reps, args.ttft_reps)} TTFT samples per length"
+             + (f", {args.idle_ms:g} ms idle before each" if args.idle_ms else "") + "; host wall clock per yielded token"]
     return br.make_doc(device, versions(backend), model, systems, notes), backend
 
 

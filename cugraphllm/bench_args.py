@@ -56,6 +56,9 @@ def _protocol_flags(p):
     p.add_argument("--reps", type=int, default=5, help="full-length runs per prompt length")
     p.add_argument("--ttft-reps", type=int, default=0, help="TTFT samples per length (at least --reps)")
     p.add_argument("--warmup", type=int, default=1, help="discarded full runs per length")
+    p.add_argument("--idle-ms", type=float, default=0.0, metavar="MS",
+                   help="idle time before each timed run (0: back to back; the GPU's power management slows "
+                        "long prefills run back to back, see the README)")
     p.add_argument("--paper", action="store_true", help="the paper's protocol: 100 TTFT repetitions per length")
     p.add_argument("--seed", type=int, default=0, help="seed of the random prompt ids")
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON, Markdown and PNG outputs (the stored "
@@ -81,7 +84,7 @@ def parse_args(argv):
                       (a.max_seq_len is not None and a.max_seq_len < max(a.prompt_lens or [1]) + a.new_tokens,
                        "--max-seq-len must hold the longest prompt plus --new-tokens"),
                       (any(m not in MODES for m in a.modes), f"--modes must be among {MODES}"),
-                      (a.tp < 1, "--tp must be >= 1")):
+                      (a.tp < 1, "--tp must be >= 1"), (not a.idle_ms >= 0, "--idle-ms must be >= 0")):
         if bad:
             p.error(what)
     return a

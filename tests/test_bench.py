@@ -112,6 +112,19 @@ def test_parse_args_protocols():
         bench.parse_args(["--prompt-lens", "0,5"])
 
 
+def test_idle_ms_sleeps_before_each_timed_run(monkeypatch):
+    slept = []
+    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    eng = FakeEngine()
+    args = bench.parse_args(["--reps", "2", "--ttft-reps", "5", "--new-tokens", "3", "--idle-ms", "250"])
+    from cugraphllm.config import ModelConfig
+    row = bench.bench_length(eng, 4, args, ModelConfig.from_preset("tiny"), 4, None)
+    assert slept == [0.25] * 5 and len(eng.prompts) == 5 and row["prompt_len"] == 4
+    assert bench.parse_args([]).idle_ms == 0
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--idle-ms", "-1"])
+
+
 def test_importing_bench_touches_no_gpu_library():
     code = ("import sys, cugraphllm.bench, cugraphllm.bench_report; "
             "print(sorted(m for m in ('cupy', 'numba', 'torch') if m in sys.modules))")
