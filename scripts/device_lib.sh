@@ -91,3 +91,12 @@ persist() {
   timeout "$1" python3 -m scripts.persist_probe --out $L/persist.json ${2:+--variants $2} > $L/persist.log 2>&1
   echo "=== persist rc $?"; tail -14 $L/persist.log; snap
 }
+# run_bench STEM SECS BENCH_ARGS..: one `cugraphllm bench` process with the caller's common arguments $B, logged to
+# $L/STEM.log; skipped, with a line, where it would pass LIMIT; echoes its hybrid rows (prompt | TTFT | p90 | TPOT)
+run_bench() {
+  local stem=$1 secs=$2; shift 2
+  fits $secs $stem || return
+  timeout $secs python3 -m cugraphllm bench $B --stem $stem "$@" > $L/$stem.log 2>&1
+  echo "=== $stem rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$stem.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '
+  echo; grep -E "Error|Traceback" $L/$stem.log | head -3
+}

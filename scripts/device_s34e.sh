@@ -6,13 +6,6 @@ source scripts/device_lib.sh s34e
 LIMIT=${LIMIT:-420}
 nvidia-smi -L
 B="--backend cuda --modes hybrid --warmup 1 --no-plot --out $L/bench"
-run_bench() {  # STEM SECS BENCH_ARGS..: one bench process, its hybrid rows (prompt | TTFT | p90 | TPOT)
-  local stem=$1 secs=$2; shift 2
-  fits $secs $stem || return
-  timeout $secs python3 -m cugraphllm bench $B --stem $stem "$@" > $L/$stem.log 2>&1
-  echo "=== $stem rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$stem.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '
-  echo; grep -E "Error|Traceback" $L/$stem.log | head -3
-}
 run_bench fp16_7b 150 --preset llama-2-7b --lengths 10,128,500,3900 --new-tokens 128 --reps 3 --ttft-reps 20; snap
 run_bench fp16_13b 90 --preset llama-2-13b --lengths 3900 --new-tokens 64 --reps 2 --ttft-reps 1; snap
 for q in fp8 int8; do

@@ -6,13 +6,6 @@ source scripts/device_lib.sh s37e
 LIMIT=${LIMIT:-400}
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv
 B="--backend cuda --modes hybrid --warmup 1 --no-plot --out $L/bench"
-run_bench() {  # STEM SECS BENCH_ARGS..: one bench process, its hybrid rows (prompt | TTFT | p90 | TPOT)
-  local stem=$1 secs=$2; shift 2
-  fits $secs $stem || return
-  timeout $secs python3 -m cugraphllm bench $B --stem $stem "$@" > $L/$stem.log 2>&1
-  echo "=== $stem rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$stem.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '
-  echo; grep -E "Error|Traceback" $L/$stem.log | head -3
-}
 run_bench fp16_7b 120 --preset llama-2-7b --lengths 10,128,500 --new-tokens 128 --reps 3 --ttft-reps 20; snap
 for q in int4 fp8 int8; do
   run_bench ${q}_7b 70 --preset llama-2-7b --quant $q --lengths 10,500 --new-tokens 64 --reps 2 --ttft-reps 5; done

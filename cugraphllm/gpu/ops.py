@@ -95,6 +95,28 @@ def _scalar(name, a, dtype="int32"):
     _check(name, a, shape=(1,), dtype=dtype)
 
 
+def _qkv_geometry(q, k_cache):
+    """(M, D, S, KVH, hd) of a qkv op: q T[M, D], k_cache T[S, KVH, hd]."""
+    M, D = _rows("q", q)
+    S, KVH, hd = _rows("k_cache", k_cache, 3)
+    return M, D, S, KVH, hd
+
+
+def _qkv_checks(q, k_cache, v_cache, rope_cs, pos, n_tokens, Mx: int, t) -> None:
+    """The checks the 16-bit and quantized qkv ops share, once xn's rows Mx and dtype t are known."""
+    (M, D), (S, KVH, hd) = q.shape, k_cache.shape
+    if Mx != M or D % hd or hd % 2:
+        raise ValueError(f"qkv_rope: xn rows {Mx} vs q rows {M}, dim {D}, head_dim {hd}")
+    _check("q", q, dtype=t)
+    _check("k_cache", k_cache, dtype=t)
+    _check("v_cache", v_cache, shape=(S, KVH, hd), dtype=t)
+    if rope_cs.ndim != 3 or rope_cs.shape[0] < S or tuple(rope_cs.shape[1:]) != (hd // 2, 2):
+        raise ValueError(f"rope_cs: expected float32 [>= {S}, {hd // 2}, 2], got {tuple(rope_cs.shape)}")
+    _check("rope_cs", rope_cs, dtype="float32")
+    _scalar("pos", pos)
+    _scalar("n_tokens", n_tokens)
+
+
 def _quant():
     """gpu/ops_quant.py: the launchers for QuantLinear weights (imported on first use; it imports this module)."""
     from . import ops_quant

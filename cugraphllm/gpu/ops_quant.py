@@ -168,22 +168,12 @@ def _launch(kernel, w, t, K, n_pairs, args, chunk=0):
 
 # ---- ops (same contracts as gpu/ops.py) ----------------------------------------------------------------------
 def _qkv(q, xn, wqkv, rope_cs, k_cache, v_cache, pos, n_tokens):
-    M, D = _ops._rows("q", q)
-    S, KVH, hd = _ops._rows("k_cache", k_cache, 3)
+    M, D, S, KVH, hd = _ops._qkv_geometry(q, k_cache)
     kvd = KVH * hd
     K = wqkv.shape[1]
     Mx, t = _act("xn", xn, K)
     wargs = weight_args("wqkv", wqkv, D + 2 * kvd, K)
-    if Mx != M or D % hd or hd % 2:
-        raise ValueError(f"qkv_rope: xn rows {Mx} vs q rows {M}, dim {D}, head_dim {hd}")
-    _ops._check("q", q, dtype=t)
-    _ops._check("k_cache", k_cache, dtype=t)
-    _ops._check("v_cache", v_cache, shape=(S, KVH, hd), dtype=t)
-    if rope_cs.ndim != 3 or rope_cs.shape[0] < S or tuple(rope_cs.shape[1:]) != (hd // 2, 2):
-        raise ValueError(f"rope_cs: expected float32 [>= {S}, {hd // 2}, 2], got {tuple(rope_cs.shape)}")
-    _ops._check("rope_cs", rope_cs, dtype="float32")
-    _ops._scalar("pos", pos)
-    _ops._scalar("n_tokens", n_tokens)
+    _ops._qkv_checks(q, k_cache, v_cache, rope_cs, pos, n_tokens, Mx, t)
     args = (q, k_cache, v_cache, xn, rope_cs, pos, n_tokens, np.int32(D), np.int32(kvd), np.int32(hd),
             np.int32(S)) + wargs
     return M, K, t, (D + 2 * kvd) // 2, args
