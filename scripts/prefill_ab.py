@@ -87,15 +87,28 @@ def apply(setting: str) -> None:
             raise SystemExit(f"unknown setting {item!r} in {setting!r}")
 
 
-def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None) -> float:
+def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None, gap_ms: float = 0.0) -> float:
     """ms per replay of the greedy prefill graph of `bucket` rows with n real tokens (default: all rows); prompt:
-    the ids in those rows (default: whatever the buffer holds, token 0 before any generate()). Each replay's sampler
-    advances pos, so successive replays attend ever more keys (up to reps x bucket): what position-dependent work
-    (the prefill attention) costs at a prompt's first step is timed by `bench` TTFT, at pos 0 every sample
-    (benchmarks/results/twentythird_2026-12-02/s31d)."""
+    the ids in those rows (default: whatever the buffer holds, token 0 before any generate()). Back to back (gap_ms
+    0), each replay's sampler advances pos, so successive replays attend ever more keys (up to reps x bucket): what
+    position-dependent work (the prefill attention) costs at a prompt's first step is timed by `bench` TTFT, at pos 0
+    every sample (benchmarks/results/twentythird_2026-12-02/s31d). gap_ms > 0: idle that long before each replay, each
+    one from pos 0 and timed alone (wall clock between syncs; the median), as a user's prompts come: back-to-back
+    long prefills slow down under the GPU's power management (twentyninth_2026-12-03/s37h)."""
     e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
     e.rt.step("prefill", bucket, True)  # warm replay
     e.sync()
+    if gap_ms:
+        t = []
+        for _ in range(reps):
+            e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
+            e.sync()
+            time.sleep(gap_ms / 1000)
+            t0 = time.perf_counter()
+            e.rt.step("prefill", bucket, True)
+            e.sync()
+            t.append(time.perf_counter() - t0)
+        return 1e3 * float(np.median(t))
     t0 = time.perf_counter()
     for _ in range(reps):
         e.rt.step("prefill", bucket, True)
@@ -128,12 +141,13 @@ def time_buckets(e, buckets, args) -> tuple[dict, dict]:
     part = {b: [] for b in buckets if args.partial and b > args.partial}
     for _ in range(args.rounds):
         for b in buckets:
-            ms[str(b)].append(graph_ms(e, b, args.reps, prompt=np.zeros(b, np.int32)))
+            ms[str(b)].append(graph_ms(e, b, args.reps, prompt=np.zeros(b, np.int32), gap_ms=args.gap_ms))
             if args.random:
                 ids = prompts_for(b, 1, e.config.vocab_size, 0)[0]
-                ms.setdefault(f"{b}r", []).append(graph_ms(e, b, args.reps, prompt=ids))
+                ms.setdefault(f"{b}r", []).append(graph_ms(e, b, args.reps, prompt=ids, gap_ms=args.gap_ms))
             if b in part:
-                part[b].append(graph_ms(e, b, args.reps, b - args.partial, prompt=np.zeros(b, np.int32)))
+                part[b].append(graph_ms(e, b, args.reps, b - args.partial, prompt=np.zeros(b, np.int32),
+                                        gap_ms=args.gap_ms))
     return ({k: round(float(np.median(v)), 3) for k, v in ms.items()},
             {f"{b}n{b - args.partial}": round(float(np.median(v)), 3) for b, v in part.items()})
 
@@ -173,6 +187,8 @@ def main():
     ap.add_argument("--order", default="tune0,tune1,tune0,tune1")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--gap-ms", type=float, default=0.0,
+                    help="idle time before each replay, each timed alone from pos 0 (default 0: back to back)")
     ap.add_argument("--partial", type=int, default=0, help="also time each bucket with this many padding rows")
     ap.add_argument("--random", action="store_true",
                     help="also replay each graph with random prompt ids in its rows (bench's prompts), interleaved")
@@ -187,7 +203,7 @@ def main():
             print("   ", json.dumps(t), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"preset": args.preset, "tp": args.tp, "quant": args.quant, "reps": args.reps}
+        meta = {"preset": args.preset, "tp": args.tp, "quant": args.quant, "reps": args.reps, "gap_ms": args.gap_ms}
         args.out.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 
