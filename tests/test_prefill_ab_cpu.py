@@ -1,0 +1,38 @@
+"""scripts/prefill_ab.graph_ms on a fake engine: back to back, one pos reset and reps + 1 replays; with gap_ms,
+every replay starts from pos 0 after the idle time and is timed alone."""
+import types
+
+from scripts import prefill_ab
+
+
+class FakeEngine:
+    def __init__(self):
+        self.calls = []
+        self.rt = types.SimpleNamespace(step=lambda kind, bucket, greedy: self.calls.append(("step", bucket)))
+
+    def _set_step(self, pos, n, prompt=None):
+        self.calls.append(("set", pos, n))
+
+    def sync(self):
+        self.calls.append(("sync",))
+
+
+def test_back_to_back(monkeypatch):
+    slept = []
+    monkeypatch.setattr(prefill_ab.time, "sleep", slept.append)
+    e = FakeEngine()
+    assert prefill_ab.graph_ms(e, 16, 3) >= 0
+    assert [c for c in e.calls if c[0] == "set"] == [("set", 0, 16)]
+    assert sum(c[0] == "step" for c in e.calls) == 4 and slept == []
+
+
+def test_gap_resets_pos_and_sleeps_before_each_replay(monkeypatch):
+    slept = []
+    monkeypatch.setattr(prefill_ab.time, "sleep", slept.append)
+    e = FakeEngine()
+    assert prefill_ab.graph_ms(e, 32, 3, n=20, gap_ms=50) >= 0
+    assert slept == [0.05] * 3
+    sets = [i for i, c in enumerate(e.calls) if c[0] == "set"]
+    steps = [i for i, c in enumerate(e.calls) if c[0] == "step"]
+    assert len(sets) == 4 and len(steps) == 4 and all(e.calls[i] == ("set", 0, 20) for i in sets)
+    assert all(s < t for s, t in zip(sets[1:], steps[1:]))  # each timed replay follows its own reset
