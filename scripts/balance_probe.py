@@ -1,7 +1,7 @@
 """Wave-balance probe of the short prefill's own GEMM (gemm.cu, M <= 16): does w13's grid of 688 blocks (5.21 a
 SM on 132 SMs) lose time to the SMs that run a sixth block? Times the own kernel of each op at output widths
-that give whole and fractional blocks a SM, beside a bare read of the same weight bytes (copy kernel, read side
-only), interleaved in rounds; prints us and GB/s of weight bytes for each.
+that give whole and fractional blocks a SM, beside a bare read of the same weight bytes (bench_kernels.read_floor),
+interleaved in rounds; prints us and GB/s of weight bytes for each.
 Usage: python3 -m scripts.balance_probe [--ms 10,16] [--out F.json]
 """
 from __future__ import annotations
@@ -9,44 +9,30 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 from scripts.bench_gemm import _graph, _interleaved_us, _op_call, _operands, environment
+from scripts.bench_kernels import read_floor_call
 
-# op, K, output widths N (silu: N = 2F; rows a block 16 for silu, 32 for qkv, 16 for residual at NT = 2; qkv's
-# (N - K) / 2 a whole number of 128-wide heads)
+# op, K, output widths N (silu: N = 2F; qkv's (N - K) / 2 a whole number of 128-wide heads)
 CASES = (("silu", 4096, (2 * 10560, 2 * 10816, 2 * 11008, 2 * 11264, 2 * 12672, 2 * 8448)),
          ("qkv", 4096, (12288, 12544, 8448)),
          ("residual", 4096, (4096, 4224, 2112, 6336)))
 
-_READ = r"""
-extern "C" __global__ void read_sum(const uint4* __restrict__ w, long n, unsigned* out) {
-    unsigned acc = 0;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        uint4 v = w[i];
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-    }
-    if (acc == 0x12345678u) out[0] = acc;   // keeps the loads
-}
-"""
+
+def _blocks(op, N, M):
+    """The own kernel's grid at M rows (as gemm._launch_own launches it)."""
+    from cugraphllm.gpu import gemm
+    rows = gemm.own_block_rows(op, gemm.own_config(op, (M + 7) // 8))
+    return -(-(N // 2 if op == "silu" else N) // rows)
 
 
-def _read_call(ws):
-    import cupy as cp
-    k = cp.RawKernel(_READ, "read_sum")
-    out = cp.zeros(1, cp.uint32)
-    sms = cp.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
-    return lambda i: k((sms * 8,), (256,), (ws[i], np.int64(ws[i].nbytes // 16), out))
-
-
-def case(op, K, N, M, stream):
+def case(op, K, N, M, stream, sms):
     d = _operands(op, M, K, N, "float16")
-    rows = 16 if op in ("silu", "residual") else 32
-    blocks = (N // 2 if op == "silu" else N) // rows
-    graphs = {"own": _graph(stream, _op_call(op, d, "own"), d["n"]), "read": _graph(stream, _read_call(d["ws"]), d["n"])}
+    blocks = _blocks(op, N, M)
+    graphs = {"own": _graph(stream, _op_call(op, d, "own"), d["n"]),
+              "read": _graph(stream, read_floor_call(d["ws"]), d["n"])}
     us = _interleaved_us(stream, graphs)
     gb = N * K * 2 / 1e3
-    row = {"op": op, "M": M, "K": K, "N": N, "blocks": blocks, "blocks_per_sm": round(blocks / 132, 3),
+    row = {"op": op, "M": M, "K": K, "N": N, "blocks": blocks, "blocks_per_sm": round(blocks / sms, 3),
            "own_us": round(us["own"], 2), "read_us": round(us["read"], 2),
            "own_gbps": round(gb / us["own"], 1), "read_gbps": round(gb / us["read"], 1),
            "own_over_read": round(us["own"] / us["read"], 4)}
@@ -62,10 +48,11 @@ def main():
     a = ap.parse_args()
     stream = cp.cuda.Stream(non_blocking=True)
     res = {"env": environment(), "rows": []}
+    sms = res["env"]["sms"]
     for M in map(int, a.ms.split(",")):
         for op, K, ns in CASES:
             for N in ns:
-                res["rows"].append(case(op, K, N, M, stream))
+                res["rows"].append(case(op, K, N, M, stream, sms))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)

@@ -61,15 +61,20 @@ extern "C" __global__ void read_floor(const uint4* __restrict__ w, unsigned* __r
 """
 
 
-def read_floor_us(stream, ws) -> float:
-    """Graph-timed bare read of each weight copy (same copies, same CALLS) in us per call."""
+def read_floor_call(ws):
+    """fn(i): one bare read of weight copy ws[i] (READ_SRC; 8 blocks of 256 threads an SM at most)."""
     cp = _cp()
     fn = cp.RawKernel(READ_SRC, "read_floor")
     sink = cp.zeros(1, cp.uint32)
     n = ws[0].nbytes // 16
     sms = cp.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]
     grid = (min(sms * 8, -(-n // 1024)),)
-    return graph_us(stream, lambda i: fn(grid, (256,), (ws[i], sink, np.int64(n))), len(ws))
+    return lambda i: fn(grid, (256,), (ws[i], sink, np.int64(n)))
+
+
+def read_floor_us(stream, ws) -> float:
+    """Graph-timed bare read of each weight copy (same copies, same CALLS) in us per call."""
+    return graph_us(stream, read_floor_call(ws), len(ws))
 
 
 def gpu_missing(name: str) -> bool:

@@ -95,13 +95,14 @@ def graph_ms(e, bucket: int, reps: int, n: int | None = None, prompt=None, gap_m
     every sample (benchmarks/results/twentythird_2026-12-02/s31d). gap_ms > 0: idle that long before each replay, each
     one from pos 0 and timed alone (wall clock between syncs; the median), as a user's prompts come: back-to-back
     long prefills slow down under the GPU's power management (twentyninth_2026-12-03/s37h)."""
-    e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
+    rows = bucket if n is None else n
+    e._set_step(pos=0, n=rows, prompt=prompt)
     e.rt.step("prefill", bucket, True)  # warm replay
     e.sync()
     if gap_ms:
         t = []
         for _ in range(reps):
-            e._set_step(pos=0, n=bucket if n is None else n, prompt=prompt)
+            e._set_step(pos=0, n=rows, prompt=prompt)
             e.sync()
             time.sleep(gap_ms / 1000)
             t0 = time.perf_counter()

@@ -75,6 +75,12 @@ def own_smem_bytes(cfg: tuple, nt: int) -> int:
         wm * wk * stages * rt * 2048 if ws else 0)
 
 
+def own_block_rows(op: str, cfg: tuple) -> int:
+    """Output rows one block of the own kernel covers at full config cfg (silu: its w1 and w3 tiles pair up)."""
+    wm, rt = cfg[0], cfg[3]
+    return 16 * (wm * rt // 2 if op == "silu" else wm * rt)
+
+
 def own_config_ok(op: str, cfg: tuple, nt: int) -> str:
     """'' if gemm.cu builds and launches the full config cfg for op at nt token tiles, else why not."""
     wm, wk, stages, rt, xs, _, ws, _ = cfg
@@ -124,10 +130,10 @@ def _launch_own(kernel: str, op: str, dtype, M: int, out_rows: int, args, smem: 
     cfg = own_config(op, nt)
     why = own_config_ok(op, cfg, nt)
     _check(not why, f"own config {cfg} for {op} at NT={nt}: {why}")
-    wm, wk, _, rt = cfg[:4]
-    rows_per_block = 16 * (wm * rt // 2 if op == "silu" else wm * rt)
+    rows_per_block = own_block_rows(op, cfg)
     grid = ((out_rows + rows_per_block - 1) // rows_per_block,)
-    _fn(kernel, dtype, nt, *cfg)(grid, (32 * wm * wk,), args, stream=cp.cuda.get_current_stream(), shared_mem=smem)
+    _fn(kernel, dtype, nt, *cfg)(grid, (32 * cfg[0] * cfg[1],), args, stream=cp.cuda.get_current_stream(),
+                                 shared_mem=smem)
 
 
 def _epi_launch(kernel: str, dtype, M: int, cols: int, args) -> None:
