@@ -38,8 +38,9 @@ _ATTR_SET: dict = {}
 
 def _knockouts() -> dict:
     """ko:NAME -> [(owner, attribute, replacement)]: prefill work (M > 1) replaced by nothing."""
-    from cugraphllm.gpu import allreduce, attention, gemm, gemm_tune, ops
-    nt, norm = gemm_tune.gemm_nt, ops.rmsnorm
+    # ops before ops_gemv: ops loads it (importing ops_gemv first meets the two modules' import cycle)
+    from cugraphllm.gpu import allreduce, attention, gemm, gemm_tune, ops, ops_gemv  # noqa: F401
+    nt, norm = gemm_tune.gemm_nt, ops_gemv.rmsnorm  # ops_gemv's own binding: the prefill norms call that name
 
     def gemm_nt(c, a, w, accumulate=False):
         if a.shape[0] == 1:
@@ -47,7 +48,7 @@ def _knockouts() -> dict:
     return {"allreduce": [(allreduce.CustomComm, "all_reduce_add", lambda self, p, x: True)],
             "gemm": [(gemm_tune, "gemm_nt", gemm_nt), (gemm, "_launch_own", lambda *a, **k: None)],
             "attn": [(attention.Attention, "prefill", lambda self, *a, **k: None)],
-            "norm": [(ops, "rmsnorm", lambda out, x, w, eps: norm(out, x, w, eps) if x.shape[0] == 1 else None)]}
+            "norm": [(ops_gemv, "rmsnorm", lambda out, x, w, eps: norm(out, x, w, eps) if x.shape[0] == 1 else None)]}
 
 
 def apply(setting: str) -> None:

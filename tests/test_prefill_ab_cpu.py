@@ -36,3 +36,16 @@ def test_gap_resets_pos_and_sleeps_before_each_replay(monkeypatch):
     steps = [i for i, c in enumerate(e.calls) if c[0] == "step"]
     assert len(sets) == 4 and len(steps) == 4 and all(e.calls[i] == ("set", 0, 20) for i in sets)
     assert all(s < t for s, t in zip(sets[1:], steps[1:]))  # each timed replay follows its own reset
+
+
+def test_norm_knockout_replaces_the_binding_the_prefill_norms_call(monkeypatch):
+    """ko:norm must patch the name norm_qkv_rope / norm_matmul_silu resolve (ops_gemv's import of rmsnorm): patching
+    ops.rmsnorm, as before the ops split, knocked out nothing."""
+    from cugraphllm.gpu import ops, ops_gemv  # noqa: F401 (ops first: it loads ops_gemv)
+    for owner, name, fn in prefill_ab._knockouts()["norm"]:
+        monkeypatch.setattr(owner, name, fn)
+    for op in (ops_gemv.norm_qkv_rope, ops_gemv.norm_matmul_silu):
+        assert op.__globals__["rmsnorm"] is fn
+    calls = []
+    x = types.SimpleNamespace(shape=(16, 64))
+    assert fn(calls, x, None, 1e-5) is None and calls == []  # M > 1: nothing runs
