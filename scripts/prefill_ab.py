@@ -7,7 +7,8 @@ are printed for tune1), or environment variables VAR=VALUE, or both joined by ';
 tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench
 only: the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual
 all-reduce and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill
-attention), ko:norm (the prefill RMSNorms before wqkv and w13). --quant fp8|int8|int4 quantizes the dummy
+attention), ko:norm (the prefill RMSNorms before wqkv and w13), ko:epi (the stand-alone epilogues after a cuBLAS
+GEMM: qkv RoPE and cache stores, SiLU * up). --quant fp8|int8|int4 quantizes the dummy
 weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
@@ -48,6 +49,7 @@ def _knockouts() -> dict:
     return {"allreduce": [(allreduce.CustomComm, "all_reduce_add", lambda self, p, x: True)],
             "gemm": [(gemm_tune, "gemm_nt", gemm_nt), (gemm, "_launch_own", lambda *a, **k: None)],
             "attn": [(attention.Attention, "prefill", lambda self, *a, **k: None)],
+            "epi": [(gemm, "_epi_launch", lambda *a, **k: None)],
             "norm": [(ops_gemv, "rmsnorm", lambda out, x, w, eps: norm(out, x, w, eps) if x.shape[0] == 1 else None)]}
 
 

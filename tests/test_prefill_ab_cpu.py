@@ -49,3 +49,13 @@ def test_norm_knockout_replaces_the_binding_the_prefill_norms_call(monkeypatch):
     calls = []
     x = types.SimpleNamespace(shape=(16, 64))
     assert fn(calls, x, None, 1e-5) is None and calls == []  # M > 1: nothing runs
+
+
+def test_epilogue_knockout_reaches_the_cublas_paths(monkeypatch):
+    """ko:epi replaces the stand-alone epilogue launcher that gemm.qkv_rope / matmul_silu call after cuBLAS."""
+    from cugraphllm.gpu import gemm
+    (owner, name, fn), = prefill_ab._knockouts()["epi"]
+    monkeypatch.setattr(owner, name, fn)
+    for op in (gemm.qkv_rope, gemm.matmul_silu):
+        assert op.__globals__["_epi_launch"] is fn
+    assert fn("silu_mul_rows", "float16", 512, 11008, ()) is None
