@@ -1,15 +1,15 @@
 #!/bin/bash
 # Thirtieth session, s38e (nvidia-h200, ~4 min): the RMSNorm row kernels with 4 float4 columns a thread in
-# registers (256 threads a 7B row, one wave at 512 rows) against the old 1024-thread blocks: their GPU tests (NumPy
-# float64, the fused fp8 norm's bit equality, prefill norms, engine), then the 7B fp16 prefill graphs at 128 / 512
-# rows from idle with random ids, one process a tree, alternating (bis/e7b52c7: the tree before the change).
+# registers (256 threads a 7B row, one wave at 512 rows) against the old 1024-thread blocks: the 7B fp16 prefill
+# graphs at 128 / 512 rows from idle with random ids, one process a tree (bis/e7b52c7: the tree before the change),
+# then the GPU tests (NumPy float64, the fused fp8 norm's bit equality, prefill norms, engine), then a second round.
 source scripts/device_lib.sh s38e
-t norm 150 -n 8 -rfE --tb=short tests/test_norm_gpu.py tests/test_fp8_actq_gpu.py tests/test_prefill_norm_gpu.py \
-  tests/test_engine_gpu.py; snap
 ab() {  # TREE STEM
   (cd $1 && timeout 80 python3 -m scripts.prefill_ab --preset llama-2-7b --buckets 128,512 --reps 10 --rounds 2 \
     --gap-ms 100 --random --order tune1 --out $L/$2.json > $L/$2.log 2>&1)
   echo "=== $2 rc $?: $(grep -E '"prefill_ms"' $L/$2.log | grep -o '"prefill_ms": {[^}]*}')"
 }
-for r in 1 2; do fits 80 new$r && ab . new$r; fits 80 old$r && ab bis/e7b52c7 old$r; done
-snap
+ab . new1; ab bis/e7b52c7 old1; snap
+fits 130 tests && t norm 130 -n 8 -rfE --tb=short tests/test_norm_gpu.py tests/test_fp8_actq_gpu.py tests/test_prefill_norm_gpu.py \
+  tests/test_engine_gpu.py; snap
+fits 70 new2 && ab . new2; fits 70 old2 && ab bis/e7b52c7 old2; snap
