@@ -3,8 +3,8 @@ setting, built in turn in this process (dummy weights, hybrid mode), each chosen
 replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
 median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
 rows: at 512 7B rows the GPU works at its power limit and token 0 in every row runs ~9% faster than random ids,
-benchmarks/results/thirtieth_2026-12-03/s38c; knockouts that leave a GEMM's input unwritten change its data too). Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices
-are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
+benchmarks/results/thirtieth_2026-12-03/s38c; knockouts that leave a GEMM's input unwritten change its data too).
+Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
 tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench
 only: the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual
 all-reduce and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill
