@@ -1,16 +1,16 @@
 """A/B of prefill settings by the time of the captured prefill graphs themselves (no host TTFT noise): one engine per
 setting, built in turn in this process (dummy weights, hybrid mode), each chosen bucket's greedy prefill graph
-replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the
-median per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its
-rows: at 512 7B rows the GPU works at its power limit and token 0 in every row runs ~9% faster than random ids,
+replayed --reps times back to back, wall clock around them after a sync, in --rounds interleaved rounds (the median
+per bucket; the rows hold token 0, and --random also times each graph with bench's random prompt ids in its rows: at
+512 7B rows the GPU works at its power limit and token 0 in every row runs ~9% faster than random ids,
 benchmarks/results/thirtieth_2026-12-03/s38c; knockouts that leave a GEMM's input unwritten change its data too).
-Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices are printed for tune1), or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
-tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench
-only: the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual
-all-reduce and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill
-attention), ko:norm (the prefill RMSNorms before wqkv and w13), ko:epi (the stand-alone epilogues after a cuBLAS
-GEMM: qkv RoPE and cache stores, SiLU * up). --quant fp8|int8|int4 quantizes the dummy
-weights at load.
+Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices are printed for tune1),
+or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench only:
+the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual all-reduce
+and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill attention),
+ko:norm (the prefill RMSNorms before wqkv and w13), ko:epi (the stand-alone epilogues after a cuBLAS GEMM: qkv RoPE
+and cache stores, SiLU * up). --quant fp8|int8|int4 quantizes the dummy weights at load.
 
     python3 -m scripts.prefill_ab --preset llama-2-70b --tp 2 --buckets 128,256,512 --order tune0,tune1,tune0,tune1
     python3 -m scripts.prefill_ab --quant fp8 --buckets 128,512 --partial 12 \
