@@ -78,7 +78,7 @@ def bench_length(engine, length: int, args, config: ModelConfig, itemsize: int, 
     ttft, itl_runs, gpu_prefill, gpu_step = [], [], [], []
     for r, prompt in enumerate(prompts_for(length, total, config.vocab_size, args.seed)):
         full = r < args.reps
-        if getattr(args, "idle_ms", 0.0):  # the idle time a user leaves between prompts (README: power management)
+        if args.idle_ms:  # the idle time a user leaves between prompts (README: power management)
             time.sleep(args.idle_ms / 1000)
         t, itl = time_generation(engine, prompt, args.new_tokens if full else 1, params)
         ttft.append(t)

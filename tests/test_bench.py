@@ -242,7 +242,7 @@ def test_gpu_event_times_reported(tmp_path):
     from cugraphllm.sampling import SamplingParams
     cfg = ModelConfig.from_preset("tiny").with_(n_layers=1, max_seq_len=64)
     eng = _TimedEngine(NumpyEngine(cfg, dummy_checkpoint(cfg, seed=1, dtype="float32").weights))
-    args = argparse.Namespace(reps=2, ttft_reps=3, new_tokens=5, seed=0)
+    args = argparse.Namespace(reps=2, ttft_reps=3, new_tokens=5, seed=0, idle_ms=0.0)
     row = bench.bench_length(eng, 7, args, cfg, 4, SamplingParams())
     assert row["gpu_prefill_ms"]["median"] == 4.0 and row["gpu_tpot_ms"] == 0.5
     doc = br.make_doc({"name": "cpu", "driver": "-", "copy_gbps": None}, {}, {"name": "tiny", "dtype": "float32",
