@@ -55,8 +55,12 @@ env_bench() {
   env "$setting" timeout "$secs" python3 -m cugraphllm bench --backend cuda --modes hybrid --new-tokens 32 --reps 2 \
     --warmup 1 --ttft-reps 5 --no-plot --out $L/bench --stem ${stem}_$(( $(date +%s) - T0 )) "$@" > $L/$log.log 2>&1
   echo "=== $log ($setting) rc $?"
-  grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$log.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '; echo
-  grep -E "Error|Traceback" $L/$log.log | head -3
+  bench_rows $L/$log.log
+}
+# bench_rows LOG: a bench log's hybrid rows on one line (prompt | TTFT | p90 | TPOT), then its first errors
+bench_rows() {
+  grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' "$1" | cut -d'|' -f3,5,6,7 | tr '\n' ' '; echo
+  grep -E "Error|Traceback" "$1" | head -3
 }
 # w4_one CONFIG: scripts/w4_wgmma_probe.py on one config in its own process (7B shapes at 512 rows, unsplit, 75 s:
 # a hang costs one process), logged to $L/w4_<CONFIG, ':' as '-'>.log / .json; echoes each shape's time
@@ -97,6 +101,5 @@ run_bench() {
   local stem=$1 secs=$2; shift 2
   fits $secs $stem || return
   timeout $secs python3 -m cugraphllm bench $B --stem $stem "$@" > $L/$stem.log 2>&1
-  echo "=== $stem rc $?"; grep -E '^\| cugraphllm-hybrid \| [0-9]+ \| [0-9]+' $L/$stem.log | cut -d'|' -f3,5,6,7 | tr '\n' ' '
-  echo; grep -E "Error|Traceback" $L/$stem.log | head -3
+  echo "=== $stem rc $?"; bench_rows $L/$stem.log
 }
