@@ -1,12 +1,24 @@
 // RMSNorm family (LLaMA): out[m, i] = T( x[m, i] / sqrt(mean_j x[m, j]^2 + eps) * w[i] ), math in fp32.
 //
 // Layout: residual stream x f32 [M, D] row-major, norm weight w f32 [D], normed output out T [M, D].
-// Grid: one block per row (blockIdx.x = m); blockDim.x is a multiple of 32 (<= 1024) chosen by the launcher.
-// Each thread owns the columns i = threadIdx.x + k * blockDim.x (float4 columns when D % 4 == 0), reads them
-// once for the sum of squares and once more (from L1/L2) to scale; the block sum has a fixed order, so the
-// result is bit-identical from run to run.
+// Grid: one block per row (blockIdx.x = m); blockDim.x is a multiple of 32 (<= 1024) chosen by the launcher
+// (ops._norm_threads: NORM_REGS float4 columns a thread). Each thread owns the columns i = threadIdx.x + k *
+// blockDim.x (float4 columns when D % 4 == 0). When they fit in NORM_REGS float4 registers (D % 4 == 0, D / 4 <=
+// NORM_REGS * blockDim.x) a thread loads all of them at once and keeps them for the scale; otherwise it reads them
+// once for the sum of squares and once more (from L1/L2) to scale. Either way the per-thread sum runs over its
+// columns in the same order (sumsq4) and the block sum has a fixed order, so the result is bit-identical from run
+// to run and between the two paths.
 #include "common.cuh"
 #include "fp8_codes.cuh"
+
+#define NORM_REGS 4  // float4 columns a thread keeps in registers (the launcher's block size assumes it)
+
+__device__ __forceinline__ float sumsq4(float ss, float4 v) {
+    return ss + (v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w);
+}
+
+// Whether a row's float4 columns fit in NORM_REGS registers a thread (regs_sumsq, norm_row).
+__device__ __forceinline__ bool row_in_regs(int D) { return (D & 3) == 0 && (D >> 2) <= NORM_REGS * (int)blockDim.x; }
 
 // sum of squares of one row (optionally adding r into x first, which writes the new x back).
 __device__ __forceinline__ float row_sumsq(float* x, const float* r, int D) {
@@ -21,7 +33,7 @@ __device__ __forceinline__ float row_sumsq(float* x, const float* r, int D) {
                 v.x += a.x; v.y += a.y; v.z += a.z; v.w += a.w;
                 x4[i] = v;
             }
-            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            ss = sumsq4(ss, v);
         }
     } else {
         for (int i = threadIdx.x; i < D; i += blockDim.x) {
@@ -33,27 +45,70 @@ __device__ __forceinline__ float row_sumsq(float* x, const float* r, int D) {
     return ss;
 }
 
+// out[i] = T(x[i] * inv * g[i]) for the float4 column i, v its x (row_scale's arithmetic).
+__device__ __forceinline__ void scale4(T* out, float4 v, const float4* w4, float inv, int i) {
+    const float4 g = w4 ? w4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    T2 lo, hi;
+    lo.x = from_f(v.x * inv * g.x); lo.y = from_f(v.y * inv * g.y);
+    hi.x = from_f(v.z * inv * g.z); hi.y = from_f(v.w * inv * g.w);
+    T2* o2 = reinterpret_cast<T2*>(out) + 2 * i;
+    o2[0] = lo;
+    o2[1] = hi;
+}
+
 // out[i] = T(x[i] * inv * w[i]) for one row; w == nullptr: unit gain (T(x[i] * inv), the same bits as w = 1).
 __device__ __forceinline__ void row_scale(T* out, const float* x, const float* w, float inv, int D) {
     if ((D & 3) == 0) {
         const float4* x4 = reinterpret_cast<const float4*>(x);
         const float4* w4 = reinterpret_cast<const float4*>(w);
-        for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) {
-            float4 v = x4[i], g = w4 ? w4[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-            T2 lo, hi;
-            lo.x = from_f(v.x * inv * g.x); lo.y = from_f(v.y * inv * g.y);
-            hi.x = from_f(v.z * inv * g.z); hi.y = from_f(v.w * inv * g.w);
-            T2* o2 = reinterpret_cast<T2*>(out) + 2 * i;
-            o2[0] = lo;
-            o2[1] = hi;
-        }
+        for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) scale4(out, x4[i], w4, inv, i);
     } else {
         for (int i = threadIdx.x; i < D; i += blockDim.x) out[i] = from_f(x[i] * inv * (w ? w[i] : 1.0f));
     }
 }
 
+// row_in_regs(D): the thread's columns (and r's) loaded at once into v, r added (x written back), their sum of
+// squares in row_sumsq's order.
+__device__ __forceinline__ float regs_sumsq(float4 (&v)[NORM_REGS], float* x, const float* r, int D) {
+    float4* x4 = reinterpret_cast<float4*>(x);
+    const float4* r4 = reinterpret_cast<const float4*>(r);
+    const int n4 = D >> 2;
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float4 a[NORM_REGS];
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {  // every load in flight before the first is used
+        const int i = threadIdx.x + k * blockDim.x;
+        v[k] = i < n4 ? x4[i] : zero;
+        a[k] = r4 && i < n4 ? r4[i] : zero;
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i >= n4) break;
+        if (r4) {
+            v[k].x += a[k].x; v[k].y += a[k].y; v[k].z += a[k].z; v[k].w += a[k].w;
+            x4[i] = v[k];
+        }
+        ss = sumsq4(ss, v[k]);
+    }
+    return ss;
+}
+
 __device__ __forceinline__ void norm_row(T* out, float* x, const float* r, const float* w, float eps, int D) {
     __shared__ float scratch[32];
+    if (row_in_regs(D)) {  // block-uniform
+        float4 v[NORM_REGS];
+        const float ss = block_sum(regs_sumsq(v, x, r, D), scratch);
+        const float inv = rsqrtf(ss / (float)D + eps);
+        const float4* w4 = reinterpret_cast<const float4*>(w);
+#pragma unroll
+        for (int k = 0; k < NORM_REGS; ++k) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < (D >> 2)) scale4(out, v[k], w4, inv, i);
+        }
+        return;
+    }
     float ss = block_sum(row_sumsq(x, r, D), scratch);
     float inv = rsqrtf(ss / (float)D + eps);
     row_scale(out, x, w, inv, D);
@@ -116,7 +171,8 @@ extern "C" __global__ void rmsnorm_unit_fp8(unsigned char* __restrict__ aq, floa
     __shared__ float scratch[32];
     const size_t row = blockIdx.x;
     float* xr = const_cast<float*>(x) + row * D;
-    const float ss = block_sum(row_sumsq(xr, nullptr, D), scratch);
+    float4 v[NORM_REGS];  // rmsnorm_unit's sum (either path: the same bits)
+    const float ss = block_sum(row_in_regs(D) ? regs_sumsq(v, xr, nullptr, D) : row_sumsq(xr, nullptr, D), scratch);
     const float inv = rsqrtf(ss / (float)D + eps);
     const float4* x4 = reinterpret_cast<const float4*>(xr);
     const float4* g4 = has_gain ? reinterpret_cast<const float4*>(gain) : nullptr;

@@ -124,7 +124,9 @@ def _quant():
 
 
 def _norm_threads(D: int) -> int:
-    per = (D + 3) // 4
+    """Block size of the row kernels of kernels/rmsnorm.cu: NORM_REGS (4) float4 columns a thread, so a row's loads
+    are all in flight at once and a 512-row prefill's blocks fit in one wave (7B: 256 threads)."""
+    per = (D + 15) // 16
     return max(32, min(1024, (per + 31) // 32 * 32))
 
 
