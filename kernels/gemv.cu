@@ -47,9 +47,6 @@
 #ifndef GEMV_EARLY
 #define GEMV_EARLY 1      // bits (1 residual, 2 qkv): epilogue inputs loaded right after pdl_enter (see above)
 #endif
-#ifndef GEMV_PFL2
-#define GEMV_PFL2 0       // 1: L2 bulk prefetch of the row pair before pdl_enter (see warp_partial)
-#endif
 #define GEMV_THREADS (GEMV_WARPS * 32)
 // Resident blocks per SM that ptxas must allow (a register cap): a GEMV hides memory latency with warps, so the
 // 16-warp configs get full occupancy (32 registers, no spills), and bf16's 8-warp config the 40 registers that
@@ -95,13 +92,6 @@ __device__ __forceinline__ void load_chunk(uint4 (&b0)[GEMV_UNROLL], uint4 (&b1)
     }
 }
 
-// Fire-and-forget request that L2 fetch bytes (a multiple of 16) at p (16-byte aligned); sm_90's bulk copy unit.
-__device__ __forceinline__ void prefetch_l2_bulk(const void* p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
 // The hook of a kernel that loads no epilogue input early (GEMV_EARLY 0, or nothing to load).
 struct NoEarly {
     __device__ __forceinline__ void operator()() const {}
@@ -122,12 +112,6 @@ __device__ __forceinline__ float2 warp_partial(const T* __restrict__ W, size_t r
     const int step = 32 * GEMV_UNROLL * GEMV_KSPLIT;
     uint4 b0[GEMV_UNROLL], b1[GEMV_UNROLL];
     if (vec && active) load_chunk(b0, b1, w0, w1, ks * 32 * GEMV_UNROLL, nvec);  // before any staging
-#if GEMV_PFL2
-    // A block that starts while the previous kernel runs (PDL) has only the loads above in flight (1-2 KB a
-    // warp) until that kernel ends; asking L2 for the pair's whole rows keeps DRAM busy through the boundary
-    // (the previous kernel's tail, the attention), and the loads below then hit L2. Split 0's lanes 0 / 1.
-    if (vec && active && ks == 0 && lane < 2) prefetch_l2_bulk(lane ? w1 : w0, (unsigned)K * sizeof(T));
-#endif
     pdl_enter();  // a and ss come from the previous kernel
     early();      // epilogue inputs: their round trips overlap the weight loads in flight
     if (nm.ss) inv = norm_inv(nm, K);  // L2 hits, shorter than the weight loads already in flight

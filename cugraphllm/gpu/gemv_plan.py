@@ -276,21 +276,3 @@ def gemv_early() -> int:
     if v not in ("0", "1", "2", "3"):
         raise BackendError(f"{EARLY_ENV}={v!r}: supported 0-3 (bits: 1 residual, 2 qkv epilogue loads early)")
     return int(v)
-
-
-PFL2_ENV = "CUGRAPHLLM_GEMV_PFL2"
-_PFL2_BITS = (("gemv_qkv", 4), ("gemv_silu", 8), ("gemv_logits", 16))
-
-
-def gemv_pfl2(kernel: str, K: int, n_pairs: int) -> int:
-    """kernels/gemv.cu GEMV_PFL2 (the L2 bulk prefetch of each row pair before pdl_enter) of one launch, from env
-    CUGRAPHLLM_GEMV_PFL2, bits by role: 1 wo (a residual GEMV with K <= its rows), 2 w2 (K > its rows), 4 qkv,
-    8 w13, 16 the LM head. Default 0 (an A/B switch). Read at each launch: part of ops._fn's cache key."""
-    v = os.environ.get(PFL2_ENV, "0").strip()
-    if not v.isdigit() or int(v) > 31:
-        raise BackendError(f"{PFL2_ENV}={v!r}: supported 0-31 (bits: 1 wo, 2 w2, 4 qkv, 8 w13, 16 LM head)")
-    if kernel.startswith("gemv_residual"):
-        bit = 1 if K <= 2 * n_pairs else 2
-    else:
-        bit = next((b for prefix, b in _PFL2_BITS if kernel.startswith(prefix)), 0)
-    return int(bool(int(v) & bit))

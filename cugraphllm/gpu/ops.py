@@ -169,9 +169,8 @@ def _gemv_fn(kernel: str, t: str, K: int, n_pairs: int):
     p = plan.plan_for("fp16")
     warps, unroll, ks = p.gemv_config(kernel, K, n_pairs)
     xsmem = p.xsmem
-    pf = {"GEMV_PFL2": 1} if plan.gemv_pfl2(kernel, K, n_pairs) else {}  # off: the default modules unchanged
     fn = _fn("gemv.cu", kernel, t, GEMV_WARPS=warps, GEMV_UNROLL=unroll, GEMV_KSPLIT=ks, GEMV_XSMEM=xsmem,
-             GEMV_EARLY=plan.gemv_early(), **pf)
+             GEMV_EARLY=plan.gemv_early())
     smem = (2 * K + 15) // 16 * 16 if xsmem else 0
     _need_smem(fn, smem)
     return fn, smem, -(-n_pairs // (warps // ks)), 32 * warps
