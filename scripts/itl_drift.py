@@ -113,12 +113,14 @@ def main():
         itl = np.diff(r)
         rows.append({"itl_p50_ms": round(1e3 * float(np.median(itl)), 4),
                      "itl_p99_ms": round(1e3 * float(np.percentile(itl, 99)), 4), "quarters": quarters(r, itl, clocks)})
+        print(json.dumps(rows[-1]), flush=True)
+        rows[-1]["itl_ms"] = [round(1e3 * float(v), 4) for v in itl]  # every interval, in the JSON only
         if burst is not None:  # the prefills' clock: samples from the burst's start to the run's first token
             c = [(mhz, w) for t, mhz, w in clocks if burst <= t <= r[0]]
             rows[-1]["prefills"] = {"seconds": round(r[0] - burst, 3), "clock_samples": len(c),
                                     "sm_mhz": float(np.median([m for m, _ in c])) if c else None,
                                     "power_w": float(np.median([w for _, w in c])) if c else None}
-        print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps({"prefills": rows[-1]["prefills"]}), flush=True)
     args.out.write_text(json.dumps({"date": datetime.datetime.now().isoformat(timespec="seconds"),
                                     "args": {k: str(v) for k, v in vars(args).items()}, "clock_samples": len(clocks),
                                     "runs": rows}, indent=1))
