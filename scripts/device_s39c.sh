@@ -15,3 +15,9 @@ B="--backend cuda --preset llama-2-7b --modes hybrid --no-plot --out $L/bench"
 run_bench paper 150 --paper --new-tokens 128 --reps 3; snap
 run_bench idle100 80 --lengths 10,128,500 --new-tokens 128 --reps 3 --ttft-reps 20 --idle-ms 100; snap
 for q in fp8 int8 int4; do run_bench $q 60 --quant $q --lengths 10,500 --new-tokens 64 --reps 2 --ttft-reps 5; done; snap
+# 5) the tensor-core prefill attention alone (graphs of 32 layer launches, keys past L2): 512 / 2048-row chunks at
+#    the positions of a 3900-token prompt, and the paper lengths' buckets from position 0
+fits 60 attn && { timeout 60 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,1024,1852,2048 \
+  --buckets 16,128,512,2048 --out $L/attn_prefill.json > $L/attn_prefill.log 2>&1
+  echo "=== attn prefill rc $?"; grep -o '"M": [0-9]*, "pos": [0-9]*, "ours_ms_32_layers": [0-9.]*\|"ours_TFLOPs": [0-9.]*' \
+    $L/attn_prefill.log | paste - - | cut -c1-120; snap; }
