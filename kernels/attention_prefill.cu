@@ -10,14 +10,12 @@
 // tiles with the most keys start first. Block: 4 warps; warp w owns query rows m0 + 16w .. m0 + 16w + 15.
 // Per KV tile of BN keys: S = Q K^T with mma.sync m16n8k16 (Q fragments stay in registers, K through ldmatrix),
 // online softmax in registers (scores in log2 units, exp2), then O += P V (P re-packed from the S accumulators
-// as the A operand, V through ldmatrix.trans). K/V tiles go through a ring of KV_STAGES slots in shared memory
-// (cp.async; KV_STAGES - 1 tiles in flight while one is multiplied: 2, double buffering, by default);
+// as the A operand, V through ldmatrix.trans). K/V tiles are double-buffered in shared memory with cp.async;
 // keys past the last one the block attends are zero-filled, never read (the cache may hold garbage there).
 // Shared tiles are [rows][HD] with the 16-byte chunk index XOR-swizzled by (row & 7): ldmatrix is conflict-free.
 //
-// Compile-time: HD (64 or 128), N_REP (query heads per KV head), KV_STAGES and BN (gpu/attention_prefill.py).
-// Storage dtype T from common.cuh (CG_BF16). Dynamic shared memory: (BM + 2 * KV_STAGES * BN) * HD * 2 bytes
-// (80 KiB at HD 128 by default: the launcher raises the 48 KiB limit).
+// Compile-time: HD (64 or 128), N_REP (query heads per KV head). Storage dtype T from common.cuh (CG_BF16).
+// Dynamic shared memory: (BM + 4*BN) * HD * 2 bytes (80 KiB at HD 128: the launcher raises the 48 KiB limit).
 #include "common.cuh"
 
 #ifndef HD
@@ -26,19 +24,14 @@
 #ifndef N_REP
 #define N_REP 1
 #endif
-#ifndef KV_STAGES
-#define KV_STAGES 2    // K/V tile slots in shared memory (>= 2)
-#endif
-#ifndef BN
-#define BN 64          // keys per K/V tile (a multiple of 16)
-#endif
 #define BM 64          // query rows per block (16 per warp)
+#define BN 64          // keys per K/V tile
 #define NTHREADS 128
 #define CH (HD / 8)    // 16-byte chunks per row
 #define NEG_INF __int_as_float(0xff800000)
 
-#if HD % 16 != 0 || HD > 256 || (BN * HD / 8) % NTHREADS != 0 || BN % 16 != 0 || KV_STAGES < 2
-#error "HD must be a multiple of 16, at most 256; BN a multiple of 16; KV_STAGES >= 2"
+#if HD % 16 != 0 || HD > 256 || (BN * HD / 8) % NTHREADS != 0
+#error "HD must be a multiple of 16, at most 256"
 #endif
 
 // element offset of chunk c of row r in a swizzled [rows][HD] tile
@@ -211,8 +204,8 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
                   int M, int S) {
     extern __shared__ __align__(16) unsigned char smem[];
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
-    T* sk = sq + BM * HD;                // [KV_STAGES][BN][HD]
-    T* sv = sk + KV_STAGES * BN * HD;    // [KV_STAGES][BN][HD]
+    T* sk = sq + BM * HD;                // [2][BN][HD]
+    T* sv = sk + 2 * BN * HD;            // [2][BN][HD]
     const int h = blockIdx.x, H = gridDim.x;
     const int qstride = H * HD, kvstride = (H / N_REP) * HD;
     const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
@@ -233,30 +226,22 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
             const int i = threadIdx.x + it * NTHREADS, r = i / CH, c = i % CH;
             cp_async16(sq + swz(r, c), q + (size_t)(r < nvalid ? r : 0) * qstride + c * 8, r < nvalid);
         }
-        // commit groups: tile p's loads are group p (group 0 also holds Q); tiles 0 .. KV_STAGES - 2 now
-#pragma unroll
-        for (int p = 0; p < KV_STAGES - 1; ++p) {
-            if (p < ntiles) {
-                load_kv_tile(sk + p * BN * HD, k, p * BN, kend, kvstride);
-                load_kv_tile(sv + p * BN * HD, v, p * BN, kend, kvstride);
-            }
-            cp_async_commit();  // possibly empty: keeps the group count uniform
-        }
+        load_kv_tile(sk, k, 0, kend, kvstride);
+        load_kv_tile(sv, v, 0, kend, kvstride);
+        cp_async_commit();
         st.m[0] = st.m[1] = NEG_INF;
         st.l[0] = st.l[1] = 0.0f;
 #pragma unroll
         for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
         for (int t = 0; t < ntiles; ++t) {
-            const int nxt = t + KV_STAGES - 1;  // into the slot that tile t - 1 left (the barrier below)
-            if (nxt < ntiles) {
-                const int slot = (nxt % KV_STAGES) * BN * HD;
-                load_kv_tile(sk + slot, k, nxt * BN, kend, kvstride);
-                load_kv_tile(sv + slot, v, nxt * BN, kend, kvstride);
+            const int buf = (t & 1) * BN * HD;
+            if (t + 1 < ntiles) {  // prefetch the next tile into the other buffer
+                load_kv_tile(sk + (BN * HD - buf), k, (t + 1) * BN, kend, kvstride);
+                load_kv_tile(sv + (BN * HD - buf), v, (t + 1) * BN, kend, kvstride);
             }
-            cp_async_commit();
-            cp_async_wait<KV_STAGES - 1>();  // groups 0 .. t complete
+            cp_async_commit();  // possibly empty: keeps "wait for all but the newest group" uniform
+            cp_async_wait<1>();
             __syncthreads();
-            const int buf = (t % KV_STAGES) * BN * HD;
             if (active) {
                 if (t == 0) {
 #pragma unroll

@@ -7,8 +7,6 @@ Head dims other than HEAD_DIMS stay on the Numba prefill kernel (gpu/attention.p
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import ConfigError
@@ -16,33 +14,17 @@ from .cuda_kernels import device_id, get_function, raise_smem_limit
 
 HEAD_DIMS = (64, 128)
 BM = 64          # query rows per block (kernel constant)
+BN = 64          # keys per K/V tile (kernel constant)
 NTHREADS = 128
-# K/V tile ring (kernel defines KV_STAGES, BN): (slots, keys a tile). Default (2, 64), double buffering; the env
-# CUGRAPHLLM_PREFILL_ATTN_RING="STAGES,BN" overrides it (an A/B switch, read when a kernel is built).
-RING = (2, 64)
-RING_ENV = "CUGRAPHLLM_PREFILL_ATTN_RING"
-
-
-def ring() -> tuple[int, int]:
-    """(KV_STAGES, BN) of the kernels built now: RING, or the env override."""
-    v = os.environ.get(RING_ENV, "").strip()
-    if not v:
-        return RING
-    try:
-        stages, bn = (int(x) for x in v.split(","))
-    except ValueError:
-        stages = bn = 0
-    _check(stages >= 2 and bn in (16, 32, 48, 64, 128), f"{RING_ENV}={v!r}: need STAGES >= 2, BN in 16-128")
-    return stages, bn
 
 
 def supported(head_dim: int) -> bool:
     return head_dim in HEAD_DIMS
 
 
-def smem_bytes(head_dim: int, stages: int = RING[0], bn: int = RING[1]) -> int:
-    """Q tile + the ring of K and V tiles, storage dtype (2 bytes)."""
-    return (BM + 2 * stages * bn) * head_dim * 2
+def smem_bytes(head_dim: int) -> int:
+    """Q tile + double-buffered K and V tiles, storage dtype (2 bytes)."""
+    return (BM + 4 * BN) * head_dim * 2
 
 
 def _check(cond: bool, what: str) -> None:
@@ -59,12 +41,9 @@ class PrefillKernel:
         _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.dtype, self.max_seq_len = dtype, int(max_seq_len)
-        stages, bn = ring()
-        defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads}
-        if (stages, bn) != RING:  # the default keeps its module (no extra defines)
-            defines.update(KV_STAGES=stages, BN=bn)
-        self.fn = get_function("attention_prefill.cu", "attention_prefill", defines, dtype=dtype)
-        self.smem = smem_bytes(head_dim, stages, bn)
+        self.fn = get_function("attention_prefill.cu", "attention_prefill",
+                               {"HD": head_dim, "N_REP": n_heads // n_kv_heads}, dtype=dtype)
+        self.smem = smem_bytes(head_dim)
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
