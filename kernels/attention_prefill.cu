@@ -14,6 +14,13 @@
 // keys past the last one the block attends are zero-filled, never read (the cache may hold garbage there).
 // Shared tiles are [rows][HD] with the 16-byte chunk index XOR-swizzled by (row & 7): ldmatrix is conflict-free.
 //
+// Key split (gridDim.z = n_split > 1, at most SPLIT_MAX; the launcher asks it for buckets of one or two query
+// tiles, whose H or 2H blocks alone leave most SMs idle over a long cached prefix, e.g. a chat turn's short prompt):
+// the key tiles a (head, query tile) attends are cut into ns contiguous ranges of at least SPLIT_MIN_TILES tiles,
+// one a block (z >= ns: nothing to do). ns == 1 (short prefixes, pos 0) runs as without a split. Otherwise each
+// block leaves its rows' unnormalized (o, m, l) in part and takes a ticket on cnt[tile, head]; the last of the ns
+// blocks resets the ticket, merges the ranges in split order (fixed order: bit-identical run to run) and stores.
+//
 // Compile-time: HD (64 or 128), N_REP (query heads per KV head). Storage dtype T from common.cuh (CG_BF16).
 // Dynamic shared memory: (BM + 4*BN) * HD * 2 bytes (80 KiB at HD 128: the launcher raises the 48 KiB limit).
 #include "common.cuh"
@@ -194,6 +201,90 @@ __device__ __forceinline__ void store_rows(T* att, T* sq, RowState& st, bool act
     }
 }
 
+// This block's partial of split z for its real rows: part[((tile * H + h) * n_split + z) * BM + row] holds
+// o[HD] (unnormalized), m (log2 units), l (the row sum): PSTRIDE floats a row.
+#define PSTRIDE (HD + 4)
+#ifndef SPLIT_MIN_TILES
+#define SPLIT_MIN_TILES 4   // key tiles a split walks at least: shorter prefixes take fewer splits, down to none
+#endif
+#define SPLIT_MAX 8         // most splits (the launcher's n_split); the merge keeps one register set a split
+__device__ __forceinline__ void store_partial(float* part, const RowState& st, bool active, int r0, int nvalid,
+                                              int lane) {
+    if (!active) return;
+    float l[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        l[i] = st.l[i] + __shfl_xor_sync(0xffffffffu, st.l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int r = r0 + (lane >> 2) + 8 * i;
+        if (r >= nvalid) continue;
+        float* row = part + (size_t)r * PSTRIDE;
+#pragma unroll
+        for (int d = 0; d < HD / 8; ++d)
+            *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane & 3)) = make_float2(st.o[d][2 * i], st.o[d][2 * i + 1]);
+        if ((lane & 3) == 0) {
+            row[HD] = st.m[i];
+            row[HD + 1] = l[i];
+        }
+    }
+}
+
+// The last block of a split (head, tile): every output row from the ns partials (split order). First one thread a
+// row turns the (m, l) of its ns partials into weights w_z = 2^(m_z - max m) / sum_z 2^(m_z - max m) l_z (into sc
+// [SPLIT_MAX][BM], shared memory), then 8 dims a thread: out = sum_z w_z o_z, every split's loads issued together.
+__device__ __forceinline__ void merge_partials(T* att, const float* part, float* sc, int ns, int nvalid, int nrows,
+                                               int m0, int stride) {
+    const int r = threadIdx.x;
+    if (r < nvalid) {
+        float m[SPLIT_MAX], l[SPLIT_MAX], mx = NEG_INF;
+#pragma unroll
+        for (int z = 0; z < SPLIT_MAX; ++z) {
+            const float* row = part + ((size_t)z * BM + r) * PSTRIDE;
+            m[z] = z < ns ? __ldcg(row + HD) : NEG_INF;
+            l[z] = z < ns ? __ldcg(row + HD + 1) : 0.0f;
+        }
+#pragma unroll
+        for (int z = 0; z < SPLIT_MAX; ++z) mx = fmaxf(mx, m[z]);
+        const float base = mx == NEG_INF ? 0.0f : mx;
+        float tot = 0.0f;
+#pragma unroll
+        for (int z = 0; z < SPLIT_MAX; ++z) {
+            m[z] = exp2f(m[z] - base);
+            tot += m[z] * l[z];
+        }
+        const float inv = tot > 0.0f ? 1.0f / tot : 0.0f;
+#pragma unroll
+        for (int z = 0; z < SPLIT_MAX; ++z) sc[z * BM + r] = m[z] * inv;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < nrows * CH; i += NTHREADS) {
+        const int rr = i / CH, c = i % CH;
+        uint4 out = make_uint4(0, 0, 0, 0);
+        if (rr < nvalid) {
+            float4 a[SPLIT_MAX], b[SPLIT_MAX];
+#pragma unroll
+            for (int z = 0; z < SPLIT_MAX; ++z) {
+                const float4* row = reinterpret_cast<const float4*>(part + ((size_t)z * BM + rr) * PSTRIDE + c * 8);
+                a[z] = z < ns ? __ldcg(row) : make_float4(0.f, 0.f, 0.f, 0.f);
+                b[z] = z < ns ? __ldcg(row + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+            float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int z = 0; z < SPLIT_MAX; ++z) {
+                if (z >= ns) break;
+                const float w = sc[z * BM + rr];
+                acc[0] += w * a[z].x; acc[1] += w * a[z].y; acc[2] += w * a[z].z; acc[3] += w * a[z].w;
+                acc[4] += w * b[z].x; acc[5] += w * b[z].y; acc[6] += w * b[z].z; acc[7] += w * b[z].w;
+            }
+            out = make_uint4(pack2(acc[0], acc[1]), pack2(acc[2], acc[3]), pack2(acc[4], acc[5]), pack2(acc[6], acc[7]));
+        }
+        *reinterpret_cast<uint4*>(att + (size_t)(m0 + rr) * stride + c * 8) = out;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
 attention_prefill(T* __restrict__ att,            // [M, H*HD] out
                   const T* __restrict__ q,        // [M, H*HD]
@@ -201,17 +292,26 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
                   const T* __restrict__ v,        // [S, KVH, HD]
                   const int* __restrict__ pos_p,  // [1] absolute position of query row 0
                   const int* __restrict__ ntok_p, // [1] real rows (<= M)
-                  int M, int S) {
+                  int M, int S,
+                  float* __restrict__ part,       // key split only: [tiles, H, n_split, BM, PSTRIDE]
+                  int* __restrict__ cnt) {        // key split only: [tiles, H] tickets, zero between launches
     extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ int last;
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
     T* sk = sq + BM * HD;                // [2][BN][HD]
     T* sv = sk + 2 * BN * HD;            // [2][BN][HD]
-    const int h = blockIdx.x, H = gridDim.x;
+    const int h = blockIdx.x, H = gridDim.x, z = blockIdx.z;
     const int qstride = H * HD, kvstride = (H / N_REP) * HD;
-    const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
+    const int tile = gridDim.y - 1 - blockIdx.y, m0 = tile * BM;
     const int pos = *pos_p, nrows = min(BM, M - m0);
     const int nvalid = max(0, min(nrows, min(*ntok_p, M) - m0));  // real rows in this tile
     const int lane = threadIdx.x & 31, r0 = (threadIdx.x >> 5) * 16;
+    // keys [0, kend) are visible to some real row; this block walks key tiles [t0, t1) of them
+    const int kend = nvalid > 0 ? min(pos + m0 + nvalid, S) : 0;
+    const int ntiles = (kend + BN - 1) / BN;
+    const int per = max(SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z), ns = max(1, (ntiles + per - 1) / per);
+    if (z >= ns) return;  // block-uniform: no keys for this split
+    const int t0 = z * per, t1 = min(ntiles, t0 + per);
     att += h * HD;
     RowState st;
     const bool active = r0 < nvalid;
@@ -219,23 +319,21 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
         q += (size_t)m0 * qstride + h * HD;
         k += (h / N_REP) * HD;
         v += (h / N_REP) * HD;
-        const int kend = min(pos + m0 + nvalid, S);  // keys [0, kend) are visible to some real row
-        const int ntiles = (kend + BN - 1) / BN;
 #pragma unroll
         for (int it = 0; it < BM * CH / NTHREADS; ++it) {
             const int i = threadIdx.x + it * NTHREADS, r = i / CH, c = i % CH;
             cp_async16(sq + swz(r, c), q + (size_t)(r < nvalid ? r : 0) * qstride + c * 8, r < nvalid);
         }
-        load_kv_tile(sk, k, 0, kend, kvstride);
-        load_kv_tile(sv, v, 0, kend, kvstride);
+        load_kv_tile(sk, k, t0 * BN, kend, kvstride);
+        load_kv_tile(sv, v, t0 * BN, kend, kvstride);
         cp_async_commit();
         st.m[0] = st.m[1] = NEG_INF;
         st.l[0] = st.l[1] = 0.0f;
 #pragma unroll
         for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
-        for (int t = 0; t < ntiles; ++t) {
-            const int buf = (t & 1) * BN * HD;
-            if (t + 1 < ntiles) {  // prefetch the next tile into the other buffer
+        for (int t = t0; t < t1; ++t) {
+            const int buf = ((t - t0) & 1) * BN * HD;
+            if (t + 1 < t1) {  // prefetch the next tile into the other buffer
                 load_kv_tile(sk + (BN * HD - buf), k, (t + 1) * BN, kend, kvstride);
                 load_kv_tile(sv + (BN * HD - buf), v, (t + 1) * BN, kend, kvstride);
             }
@@ -243,7 +341,7 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
             cp_async_wait<1>();
             __syncthreads();
             if (active) {
-                if (t == 0) {
+                if (t == t0) {
 #pragma unroll
                     for (int kk = 0; kk < HD / 16; ++kk)
                         ldsm4(st.qf[kk], sq + swz(r0 + (lane & 15), kk * 2 + (lane >> 4)));
@@ -257,5 +355,23 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
             __syncthreads();
         }
     }
-    store_rows(att, sq, st, active, r0, m0, nvalid, nrows, qstride, lane);
+    if (ns == 1) {
+        store_rows(att, sq, st, active, r0, m0, nvalid, nrows, qstride, lane);
+        return;
+    }
+    float* mine = part + ((size_t)(tile * H + h) * gridDim.z) * BM * PSTRIDE;  // split 0's rows of this pair
+    store_partial(mine + (size_t)z * BM * PSTRIDE, st, active, r0, nvalid, lane);
+    __syncthreads();
+    if (threadIdx.x == 0) {  // release this block's partial, take a ticket; the last block acquires them all
+        int* c = cnt + tile * H + h;
+        __threadfence();
+        const int old = atomicAdd(c, 1);
+        last = old == ns - 1;
+        if (last) {
+            *c = 0;  // zero between launches: the next graph replay starts from it
+            __threadfence();
+        }
+    }
+    __syncthreads();
+    if (last) merge_partials(att, mine, reinterpret_cast<float*>(sk), ns, nvalid, nrows, m0, qstride);
 }

@@ -16,15 +16,18 @@ from attention_helpers import assert_close, from_bits, to_bits  # tolerances: at
 
 pytestmark = pytest.mark.gpu
 NAN_BITS = {"float16": 0x7E00, "bfloat16": 0x7FC0}
-S = 1024  # cache rows: room for pos 300 + 512 queries
+S = 2048  # cache rows: room for pos 300 + 512 queries, and short buckets over ~1900 cached keys
 SHAPES = {  # name: (n_heads, n_kv_heads, head_dim)
     "7b": (32, 32, 128),
     "70b_gqa8": (64, 8, 128),
     "gqa4_hd64": (16, 4, 64),
     "mha_hd64": (8, 8, 64),
 }
-# (M bucket, n_tokens, pos): padding everywhere, pos 0 and pos > 0 with prior keys, a single token, a full bucket
-CASES = [(16, 13, 0), (16, 1, 300), (64, 61, 0), (64, 64, 300), (128, 100, 300), (512, 509, 0), (512, 437, 300)]
+# (M bucket, n_tokens, pos): padding everywhere, pos 0 and pos > 0 with prior keys, a single token, a full bucket;
+# buckets of <= 2 query tiles over long prefixes take the key split (attention_prefill.n_split): 2 to 8 key ranges
+# (7B: 16 rows at 1900 -> 8 ranges of 4 tiles, 64 at 1500 -> 7, 128 at 1700 -> 4 a query tile; 300 -> 2)
+CASES = [(16, 13, 0), (16, 1, 300), (64, 61, 0), (64, 64, 300), (128, 100, 300), (512, 509, 0), (512, 437, 300),
+         (16, 9, 1900), (64, 61, 1500), (128, 120, 1700), (16, 16, 1020)]
 
 
 class Case:
@@ -82,6 +85,21 @@ def test_prefill_matches_reference(name, dtype):
         case.check(pos, n_tokens, f"{name} {dtype} M={M} n={n_tokens} pos={pos}")
 
 
+@pytest.mark.parametrize("M,n_tokens,pos", [(16, 11, 1900), (128, 128, 1600)])
+def test_key_split_repeats_bit_for_bit(M, n_tokens, pos):
+    """The key split's tickets return to zero after every launch, and its fixed-order merge repeats exactly."""
+    kern = kernel("7b", "float16")
+    case = Case(SHAPES["7b"], "float16", M, seed=M + pos)
+    outs = []
+    for _ in range(3):
+        case.poison(pos, n_tokens)
+        kern.launch(case.att, case.qd, case.kd, case.vd, case.pos, case.ntok)
+        outs.append(case.att.get())
+        assert not kern.cnt.get().any(), "tickets must be zero between launches"
+    case.check(pos, n_tokens, f"split M={M} pos={pos}")
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
 def test_graph_replay_with_changed_pos_equals_eager():
     import cupy as cp
     kern = kernel("70b_gqa8", "float16")
@@ -94,7 +112,7 @@ def test_graph_replay_with_changed_pos_equals_eager():
         stream.begin_capture()
         kern.launch(case.att, case.qd, case.kd, case.vd, case.pos, case.ntok)
         graph = stream.end_capture()
-        for pos, n_tokens in ((0, 128), (300, 77), (57, 1), (896, 128)):
+        for pos, n_tokens in ((0, 128), (300, 77), (57, 1), (896, 128), (1900, 100), (300, 128)):
             case.poison(pos, n_tokens)
             graph.launch(stream)
             replay = case.att.get(stream=stream)

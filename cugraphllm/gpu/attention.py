@@ -218,4 +218,5 @@ class Attention:
         fn((rows // warps, self.config.n_kv_heads), (32 * warps,), (att, q, k, v, pos, n_tokens))
 
     def workspace_bytes(self) -> int:
-        return self._part.nbytes + self._cnt.nbytes
+        fast = self._fast_prefill.nbytes if self._fast_prefill is not None else 0  # its key-split scratch
+        return self._part.nbytes + self._cnt.nbytes + fast

@@ -16,6 +16,27 @@ HEAD_DIMS = (64, 128)
 BM = 64          # query rows per block (kernel constant)
 BN = 64          # keys per K/V tile (kernel constant)
 NTHREADS = 128
+# Key split (the kernel's gridDim.z) for buckets of at most SPLIT_TILES query tiles: enough splits that the grid
+# has about SPLIT_BLOCKS blocks, at most SPLIT_MAX (kernel constant). The kernel takes fewer where the cached prefix
+# is short (each split walks >= 4 key tiles), none at position 0.
+SPLIT_TILES = 2
+SPLIT_BLOCKS = 256
+SPLIT_MAX = 8
+PSTRIDE_EXTRA = 4  # floats after a partial row's o[head_dim]: m, l and padding
+
+
+def n_split(n_heads: int, q_tiles: int) -> int:
+    """Key splits of a launch over q_tiles query tiles (1: no split)."""
+    if q_tiles > SPLIT_TILES:
+        return 1
+    return max(1, min(SPLIT_MAX, -(-SPLIT_BLOCKS // (n_heads * q_tiles))))
+
+
+def split_scratch(n_heads: int, head_dim: int) -> tuple[int, int]:
+    """Elements of the key split's partials f32 [tiles, H, n_split, BM, head_dim + 4] at their largest and of its
+    tickets int32 [SPLIT_TILES, H]."""
+    rows = max(t * n_split(n_heads, t) for t in range(1, SPLIT_TILES + 1)) * BM
+    return n_heads * rows * (head_dim + PSTRIDE_EXTRA), SPLIT_TILES * n_heads
 
 
 def supported(head_dim: int) -> bool:
@@ -48,6 +69,14 @@ class PrefillKernel:
         raise_smem_limit(self.fn, self.smem)
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
         self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
+        import cupy as cp  # key-split scratch at fixed addresses (graphs capture them); tickets zero between launches
+        n_part, n_cnt = split_scratch(n_heads, head_dim)
+        self.part = cp.empty(n_part, dtype=cp.float32)
+        self.cnt = cp.zeros(n_cnt, dtype=cp.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return self.part.nbytes + self.cnt.nbytes
 
     @classmethod
     def for_config(cls, config, dtype: str, max_seq_len: int) -> "PrefillKernel":
@@ -57,7 +86,9 @@ class PrefillKernel:
         hit = self._q_shape.get(M)
         if hit is None:
             _check(M >= 1, f"no query rows (M = {M})")
-            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim), (self.n_heads, -(-M // BM)))
+            tiles = -(-M // BM)
+            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim),
+                                      (self.n_heads, tiles, n_split(self.n_heads, tiles)))
         return hit
 
     def launch(self, att, q, k, v, pos, n_tokens) -> None:
@@ -72,5 +103,5 @@ class PrefillKernel:
                and not ((q.data.ptr | att.data.ptr | k.data.ptr | v.data.ptr) & 15),
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
-        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len)),
-                shared_mem=self.smem)
+        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len), self.part,
+                                    self.cnt), shared_mem=self.smem)

@@ -37,11 +37,15 @@ def scratch_bytes(c: ModelConfig, S: int, rows: int, t: int = 2) -> int:
 
 
 def attention_bytes(c: ModelConfig, S: int, n_sm: int) -> int:
-    """The decode split-K partials and tickets of gpu/attention.py (largest n_split over the decode buckets)."""
+    """The decode split-K partials and tickets of gpu/attention.py (largest n_split over the decode buckets), and
+    the tensor-core prefill attention's key-split scratch where that kernel serves the head dim."""
+    from . import attention_prefill
     from .attention import make_buckets, plan_decode
     decode, _ = make_buckets(S)
     split = max(plan_decode(c, "float16", b, n_sm)["n_split"] for b in decode)
-    return _r(c.n_heads * split * (c.head_dim + 2) * 4) + _r(c.n_kv_heads * 4)
+    n_part, n_cnt = attention_prefill.split_scratch(c.n_heads, c.head_dim)
+    prefill = _r(n_part * 4) + _r(n_cnt * 4) if attention_prefill.supported(c.head_dim) else 0
+    return _r(c.n_heads * split * (c.head_dim + 2) * 4) + _r(c.n_kv_heads * 4) + prefill
 
 
 def graph_bytes(c: ModelConfig, S: int, mode: str, prefill_rows: int = PREFILL_ROWS_DEFAULT) -> int:

@@ -1,0 +1,50 @@
+"""The prefill attention's key split, host side (gpu/attention_prefill.py): how many splits a launch gets, the
+scratch it needs, and the kernel's own split rule (kernels/attention_prefill.cu, mirrored here) covering every key
+tile exactly once. No GPU."""
+import pytest
+
+from cugraphllm.gpu import attention_prefill as ap
+
+SPLIT_MIN_TILES = 4  # kernels/attention_prefill.cu
+
+
+def kernel_ranges(ntiles: int, grid_z: int) -> list[range]:
+    """The key-tile ranges of blocks z = 0 .. grid_z - 1, as the kernel computes them (empty ones dropped)."""
+    per = max(SPLIT_MIN_TILES, -(-ntiles // grid_z))
+    ns = max(1, -(-ntiles // per))
+    return [range(z * per, min(ntiles, z * per + per)) for z in range(min(ns, grid_z))]
+
+
+@pytest.mark.parametrize("heads,tiles,want", [(32, 1, 8), (32, 2, 4), (32, 3, 1), (64, 1, 4), (64, 2, 2),
+                                              (8, 1, 8), (40, 1, 7), (128, 2, 1)])
+def test_n_split(heads, tiles, want):
+    assert ap.n_split(heads, tiles) == want
+
+
+@pytest.mark.parametrize("heads,hd", [(32, 128), (64, 128), (8, 64), (40, 128), (16, 64)])
+def test_scratch_holds_every_launch(heads, hd):
+    n_part, n_cnt = ap.split_scratch(heads, hd)
+    assert n_cnt == ap.SPLIT_TILES * heads
+    for tiles in range(1, ap.SPLIT_TILES + 1):  # the kernel's largest row index: (tiles * H * n_split) * BM rows
+        assert tiles * heads * ap.n_split(heads, tiles) * ap.BM * (hd + 4) <= n_part
+    assert ap.n_split(heads, 1) <= ap.SPLIT_MAX
+
+
+@pytest.mark.parametrize("grid_z", [1, 2, 4, 7, 8])
+@pytest.mark.parametrize("ntiles", [0, 1, 3, 4, 5, 9, 17, 30, 31, 64])
+def test_kernel_ranges_cover_each_tile_once(ntiles, grid_z):
+    ranges = kernel_ranges(ntiles, grid_z)
+    covered = [t for r in ranges for t in r]
+    assert covered == list(range(ntiles))
+    assert all(len(r) > 0 for r in ranges) or ntiles == 0
+    if len(ranges) > 1:
+        assert all(len(r) >= SPLIT_MIN_TILES for r in ranges[:-1])
+    assert len(ranges) <= grid_z
+
+
+def test_memory_estimate_counts_the_split_scratch():
+    from cugraphllm.config import ModelConfig
+    from cugraphllm.gpu import memory
+    c = ModelConfig.from_preset("llama-2-7b")
+    n_part, _ = ap.split_scratch(c.n_heads, c.head_dim)
+    assert memory.attention_bytes(c, 4096, 132) >= n_part * 4
