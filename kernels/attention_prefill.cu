@@ -14,8 +14,8 @@
 // keys past the last one the block attends are zero-filled, never read (the cache may hold garbage there).
 // Shared tiles are [rows][HD] with the 16-byte chunk index XOR-swizzled by (row & 7): ldmatrix is conflict-free.
 //
-// Key split (gridDim.z = n_split > 1, at most SPLIT_MAX; the launcher asks it for buckets of one or two query
-// tiles, whose H or 2H blocks alone leave most SMs idle over a long cached prefix, e.g. a chat turn's short prompt):
+// Key split (entry attention_prefill_split, gridDim.z = n_split <= SPLIT_MAX; the launcher takes it for one or two
+// query tiles, whose H or 2H blocks alone leave most SMs idle over a long cached prefix, e.g. a chat turn's prompt):
 // the key tiles a (head, query tile) attends are cut into ns contiguous ranges of at least SPLIT_MIN_TILES tiles,
 // one a block (z >= ns: nothing to do). ns == 1 (short prefixes, pos 0) runs as without a split. Otherwise each
 // block leaves its rows' unnormalized (o, m, l) in part and takes a ticket on cnt[tile, head]; the last of the ns
@@ -205,7 +205,7 @@ __device__ __forceinline__ void store_rows(T* att, T* sq, RowState& st, bool act
 // o[HD] (unnormalized), m (log2 units), l (the row sum): PSTRIDE floats a row.
 #define PSTRIDE (HD + 4)
 #ifndef SPLIT_MIN_TILES
-#define SPLIT_MIN_TILES 4   // key tiles a split walks at least: shorter prefixes take fewer splits, down to none
+#define SPLIT_MIN_TILES 8   // key tiles a split walks at least: shorter prefixes take fewer splits, down to none
 #endif
 #define SPLIT_MAX 8         // most splits (the launcher's n_split); the merge keeps one register set a split
 __device__ __forceinline__ void store_partial(float* part, const RowState& st, bool active, int r0, int nvalid,
@@ -279,28 +279,45 @@ __device__ __forceinline__ void merge_partials(T* att, const float* part, float*
                 acc[0] += w * a[z].x; acc[1] += w * a[z].y; acc[2] += w * a[z].z; acc[3] += w * a[z].w;
                 acc[4] += w * b[z].x; acc[5] += w * b[z].y; acc[6] += w * b[z].z; acc[7] += w * b[z].w;
             }
-            out = make_uint4(pack2(acc[0], acc[1]), pack2(acc[2], acc[3]), pack2(acc[4], acc[5]), pack2(acc[6], acc[7]));
+            out = make_uint4(pack2(acc[0], acc[1]), pack2(acc[2], acc[3]), pack2(acc[4], acc[5]),
+                             pack2(acc[6], acc[7]));
         }
         *reinterpret_cast<uint4*>(att + (size_t)(m0 + rr) * stride + c * 8) = out;
     }
 }
 
-extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
-attention_prefill(T* __restrict__ att,            // [M, H*HD] out
-                  const T* __restrict__ q,        // [M, H*HD]
-                  const T* __restrict__ k,        // [S, KVH, HD]
-                  const T* __restrict__ v,        // [S, KVH, HD]
-                  const int* __restrict__ pos_p,  // [1] absolute position of query row 0
-                  const int* __restrict__ ntok_p, // [1] real rows (<= M)
-                  int M, int S,
-                  float* __restrict__ part,       // key split only: [tiles, H, n_split, BM, PSTRIDE]
-                  int* __restrict__ cnt) {        // key split only: [tiles, H] tickets, zero between launches
-    extern __shared__ __align__(16) unsigned char smem[];
+// The split's end (SPLIT kernel): leave this block's partial, take the ticket; the last block merges and stores.
+__device__ __forceinline__ void split_tail(T* att, float* part, int* cnt, const RowState& st, T* scratch, bool active,
+                                           int r0, int tile, int h, int H, int z, int ns, int nvalid, int nrows,
+                                           int m0, int stride, int lane) {
     __shared__ int last;
+    float* mine = part + ((size_t)(tile * H + h) * gridDim.z) * BM * PSTRIDE;  // split 0's rows of this pair
+    store_partial(mine + (size_t)z * BM * PSTRIDE, st, active, r0, nvalid, lane);
+    __syncthreads();
+    if (threadIdx.x == 0) {  // release this block's partial, take a ticket; the last block acquires them all
+        int* c = cnt + tile * H + h;
+        __threadfence();
+        const int old = atomicAdd(c, 1);
+        last = old == ns - 1;
+        if (last) {
+            *c = 0;  // zero between launches: the next graph replay starts from it
+            __threadfence();
+        }
+    }
+    __syncthreads();
+    if (last) merge_partials(att, mine, reinterpret_cast<float*>(scratch), ns, nvalid, nrows, m0, stride);
+}
+
+// One (head, query tile) block; SPLIT: blockIdx.z's range of the key tiles (header), else all of them.
+template <bool SPLIT>
+__device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
+                                              const T* __restrict__ v, const int* __restrict__ pos_p,
+                                              const int* __restrict__ ntok_p, int M, int S, float* part, int* cnt) {
+    extern __shared__ __align__(16) unsigned char smem[];
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
     T* sk = sq + BM * HD;                // [2][BN][HD]
     T* sv = sk + 2 * BN * HD;            // [2][BN][HD]
-    const int h = blockIdx.x, H = gridDim.x, z = blockIdx.z;
+    const int h = blockIdx.x, H = gridDim.x;
     const int qstride = H * HD, kvstride = (H / N_REP) * HD;
     const int tile = gridDim.y - 1 - blockIdx.y, m0 = tile * BM;
     const int pos = *pos_p, nrows = min(BM, M - m0);
@@ -309,9 +326,15 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
     // keys [0, kend) are visible to some real row; this block walks key tiles [t0, t1) of them
     const int kend = nvalid > 0 ? min(pos + m0 + nvalid, S) : 0;
     const int ntiles = (kend + BN - 1) / BN;
-    const int per = max(SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z), ns = max(1, (ntiles + per - 1) / per);
-    if (z >= ns) return;  // block-uniform: no keys for this split
-    const int t0 = z * per, t1 = min(ntiles, t0 + per);
+    int z = 0, ns = 1, t0 = 0, t1 = ntiles;
+    if constexpr (SPLIT) {
+        z = blockIdx.z;
+        const int per = max(SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z);
+        ns = max(1, (ntiles + per - 1) / per);
+        if (z >= ns) return;  // block-uniform: no keys for this split
+        t0 = z * per;
+        t1 = min(ntiles, t0 + per);
+    }
     att += h * HD;
     RowState st;
     const bool active = r0 < nvalid;
@@ -355,23 +378,26 @@ attention_prefill(T* __restrict__ att,            // [M, H*HD] out
             __syncthreads();
         }
     }
-    if (ns == 1) {
-        store_rows(att, sq, st, active, r0, m0, nvalid, nrows, qstride, lane);
+    if (SPLIT && ns > 1) {
+        split_tail(att, part, cnt, st, sk, active, r0, tile, h, H, z, ns, nvalid, nrows, m0, qstride, lane);
         return;
     }
-    float* mine = part + ((size_t)(tile * H + h) * gridDim.z) * BM * PSTRIDE;  // split 0's rows of this pair
-    store_partial(mine + (size_t)z * BM * PSTRIDE, st, active, r0, nvalid, lane);
-    __syncthreads();
-    if (threadIdx.x == 0) {  // release this block's partial, take a ticket; the last block acquires them all
-        int* c = cnt + tile * H + h;
-        __threadfence();
-        const int old = atomicAdd(c, 1);
-        last = old == ns - 1;
-        if (last) {
-            *c = 0;  // zero between launches: the next graph replay starts from it
-            __threadfence();
-        }
-    }
-    __syncthreads();
-    if (last) merge_partials(att, mine, reinterpret_cast<float*>(sk), ns, nvalid, nrows, m0, qstride);
+    store_rows(att, sq, st, active, r0, m0, nvalid, nrows, qstride, lane);
+}
+
+// q, att T [M, H*HD]; k, v T [S, KVH, HD]; pos, n_tokens int32 [1]: the absolute position of query row 0 and the
+// real rows (<= M). Grid (H, ceil(M / BM)).
+extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
+attention_prefill(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                  const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M, int S) {
+    prefill_block<false>(att, q, k, v, pos_p, ntok_p, M, S, nullptr, nullptr);
+}
+
+// The key split (header): grid (H, ceil(M / BM) <= 2, n_split <= SPLIT_MAX); part f32 [tiles, H, n_split, BM,
+// PSTRIDE], cnt int32 [tiles, H] tickets (zero between launches).
+extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
+attention_prefill_split(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
+                        const T* __restrict__ v, const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M,
+                        int S, float* __restrict__ part, int* __restrict__ cnt) {
+    prefill_block<true>(att, q, k, v, pos_p, ntok_p, M, S, part, cnt);
 }

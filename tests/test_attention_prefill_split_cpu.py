@@ -5,7 +5,7 @@ import pytest
 
 from cugraphllm.gpu import attention_prefill as ap
 
-SPLIT_MIN_TILES = 4  # kernels/attention_prefill.cu
+SPLIT_MIN_TILES = 8  # kernels/attention_prefill.cu
 
 
 def kernel_ranges(ntiles: int, grid_z: int) -> list[range]:

@@ -17,8 +17,9 @@ BM = 64          # query rows per block (kernel constant)
 BN = 64          # keys per K/V tile (kernel constant)
 NTHREADS = 128
 # Key split (the kernel's gridDim.z) for buckets of at most SPLIT_TILES query tiles: enough splits that the grid
-# has about SPLIT_BLOCKS blocks, at most SPLIT_MAX (kernel constant). The kernel takes fewer where the cached prefix
-# is short (each split walks >= 4 key tiles), none at position 0.
+# has about SPLIT_BLOCKS blocks, at most SPLIT_MAX (kernel constant), on the kernel's split entry; the other buckets
+# run the plain one. The split entry takes fewer splits where the cached prefix is short (each walks >= 8 key
+# tiles, 512 keys), none below 1024 keys.
 SPLIT_TILES = 2
 SPLIT_BLOCKS = 256
 SPLIT_MAX = 8
@@ -62,11 +63,13 @@ class PrefillKernel:
         _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.dtype, self.max_seq_len = dtype, int(max_seq_len)
-        self.fn = get_function("attention_prefill.cu", "attention_prefill",
-                               {"HD": head_dim, "N_REP": n_heads // n_kv_heads}, dtype=dtype)
+        defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads}
+        self.fn = get_function("attention_prefill.cu", "attention_prefill", defines, dtype=dtype)
+        self.fn_split = get_function("attention_prefill.cu", "attention_prefill_split", defines, dtype=dtype)
         self.smem = smem_bytes(head_dim)
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)
+        raise_smem_limit(self.fn_split, self.smem)
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
         self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
         import cupy as cp  # key-split scratch at fixed addresses (graphs capture them); tickets zero between launches
@@ -103,5 +106,8 @@ class PrefillKernel:
                and not ((q.data.ptr | att.data.ptr | k.data.ptr | v.data.ptr) & 15),
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
-        self.fn(grid, (NTHREADS,), (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len), self.part,
-                                    self.cnt), shared_mem=self.smem)
+        args = (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len))
+        if grid[2] > 1:
+            self.fn_split(grid, (NTHREADS,), args + (self.part, self.cnt), shared_mem=self.smem)
+        else:
+            self.fn(grid, (NTHREADS,), args, shared_mem=self.smem)
