@@ -182,3 +182,22 @@ def test_memory_report_and_no_growth():
         gpu.reset()
         list(gpu.generate([1, 2, 3 + i], SamplingParams(temperature=0.7 * (i % 2), seed=i), 200))
     assert (pool.used_bytes(), pool.total_bytes()) == before
+
+
+@pytest.mark.parametrize("mode", ["eager", "hybrid"])
+def test_chat_turns_over_a_long_history(mode):
+    """Turns of 12 and 70 tokens after 1100 tokens of history: the 16- and 128-row prefill buckets over > 1024
+    cached keys take the prefill attention's key split (attention_prefill.n_split); logits against the oracle."""
+    cfg = ModelConfig(dim=512, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=300, hidden_dim=1376,
+                      max_seq_len=1536)
+    w = _random_weights(cfg, seed=31)
+    gpu, ref = _engines(cfg, w, mode, max_seq_len=1536)
+    rng = np.random.default_rng(31)
+    history = rng.integers(0, cfg.vocab_size, 1100).tolist()
+    list(gpu.generate(history, GREEDY, 1))
+    ref_step(ref, history, first=True)
+    for n in (12, 70):
+        turn = rng.integers(0, cfg.vocab_size, n).tolist()
+        list(gpu.generate(turn, GREEDY, 1))
+        err = _rel(gpu.s.logits.get()[0], ref_step(ref, turn))
+        assert err < TOL["float16"], (mode, n, err)
