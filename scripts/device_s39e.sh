@@ -9,20 +9,7 @@
 LIMIT=${LIMIT:-560}
 source scripts/device_lib.sh s39e
 O=bis/d924c8e
-attn() {  # TREE STEM
-  fits 45 $2 || return
-  (cd $1 && timeout 45 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,300,1024,1852 \
-    --buckets 16,64,128,512 --out $L/$2.json > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; print(' '.join(f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\"
-    for r in json.load(open('$L/$2.json'))['prefill']))" 2>&1 | tail -1)"
-}
-turn() {  # TREE STEM
-  fits 70 $2 || return
-  (cd $1 && timeout 70 python3 -m scripts.turn_ttft --contexts 0,300,1000,1900,3800 --reps 20 --out $L/$2.json \
-    > $L/$2.log 2>&1)
-  echo "=== $2 rc $?"; grep '"context"' $L/$2.log | cut -c1-140
-}
-for r in 1 2; do attn . attn_new_r$r; attn $O attn_old_r$r; done; snap
-for r in 1 2; do turn . turn_new_r$r; turn $O turn_old_r$r; done; snap
+for r in 1 2; do attn_prefill_ab . attn_new_r$r 45; attn_prefill_ab $O attn_old_r$r 45; done; snap
+for r in 1 2; do turn_ab . turn_new_r$r 70; turn_ab $O turn_old_r$r 70; done; snap
 fits 200 tests && t tests 200 -n 8 -rfE --tb=short tests/test_attention_prefill_gpu.py tests/test_memory_gpu.py \
   tests/test_engine_gpu.py; snap
