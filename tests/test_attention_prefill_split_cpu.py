@@ -17,8 +17,16 @@ def kernel_ranges(ntiles: int, grid_z: int) -> list[range]:
 
 @pytest.mark.parametrize("heads,tiles,want", [(32, 1, 8), (32, 2, 4), (32, 3, 1), (64, 1, 4), (64, 2, 2),
                                               (8, 1, 8), (40, 1, 7), (128, 2, 1)])
-def test_n_split(heads, tiles, want):
+def test_n_split(heads, tiles, want, monkeypatch):
+    monkeypatch.delenv(ap.SPLIT_ENV, raising=False)
     assert ap.n_split(heads, tiles) == want
+
+
+def test_env_switch_turns_the_split_off(monkeypatch):
+    monkeypatch.setenv(ap.SPLIT_ENV, "0")
+    assert ap.n_split(32, 1) == 1 and ap.n_split(8, 2) == 1
+    monkeypatch.setenv(ap.SPLIT_ENV, "1")
+    assert ap.n_split(32, 1) == 8
 
 
 @pytest.mark.parametrize("heads,hd", [(32, 128), (64, 128), (8, 64), (40, 128), (16, 64)])

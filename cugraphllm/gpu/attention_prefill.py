@@ -7,6 +7,8 @@ Head dims other than HEAD_DIMS stay on the Numba prefill kernel (gpu/attention.p
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -26,9 +28,13 @@ SPLIT_MAX = 8
 PSTRIDE_EXTRA = 4  # floats after a partial row's o[head_dim]: m, l and padding
 
 
+# env "0": every launch on the plain kernel (an A/B switch; read when a bucket's grid is first made)
+SPLIT_ENV = "CUGRAPHLLM_PREFILL_SPLIT"
+
+
 def n_split(n_heads: int, q_tiles: int) -> int:
-    """Key splits of a launch over q_tiles query tiles (1: no split)."""
-    if q_tiles > SPLIT_TILES:
+    """Key splits of a launch over q_tiles query tiles (1: no split; env CUGRAPHLLM_PREFILL_SPLIT=0: never)."""
+    if q_tiles > SPLIT_TILES or os.environ.get(SPLIT_ENV, "1").strip() == "0":
         return 1
     return max(1, min(SPLIT_MAX, -(-SPLIT_BLOCKS // (n_heads * q_tiles))))
 
