@@ -22,16 +22,26 @@ def test_n_split(heads, tiles, want, monkeypatch):
     assert ap.n_split(heads, tiles) == want
 
 
-def test_env_switch_turns_the_split_off(monkeypatch):
-    monkeypatch.setenv(ap.SPLIT_ENV, "0")
-    assert ap.n_split(32, 1) == 1 and ap.n_split(8, 2) == 1
-    monkeypatch.setenv(ap.SPLIT_ENV, "1")
+def test_env_caps_the_splits(monkeypatch):
+    from cugraphllm.errors import ConfigError
+    for off in ("0", "1"):
+        monkeypatch.setenv(ap.SPLIT_ENV, off)
+        assert ap.n_split(32, 1) == 1 and ap.n_split(8, 2) == 1
+    monkeypatch.setenv(ap.SPLIT_ENV, "4")
+    assert ap.n_split(32, 1) == 4 and ap.n_split(32, 2) == 4 and ap.n_split(64, 2) == 2
+    monkeypatch.setenv(ap.SPLIT_ENV, "8")
     assert ap.n_split(32, 1) == 8
+    for bad in ("9", "x", "-1"):
+        monkeypatch.setenv(ap.SPLIT_ENV, bad)
+        with pytest.raises(ConfigError, match=ap.SPLIT_ENV):
+            ap.n_split(32, 1)
 
 
 @pytest.mark.parametrize("heads,hd", [(32, 128), (64, 128), (8, 64), (40, 128), (16, 64)])
-def test_scratch_holds_every_launch(heads, hd):
+def test_scratch_holds_every_launch(heads, hd, monkeypatch):
+    monkeypatch.setenv(ap.SPLIT_ENV, "2")  # the scratch is sized for SPLIT_MAX whatever the env says
     n_part, n_cnt = ap.split_scratch(heads, hd)
+    monkeypatch.delenv(ap.SPLIT_ENV)
     assert n_cnt == ap.SPLIT_TILES * heads
     for tiles in range(1, ap.SPLIT_TILES + 1):  # the kernel's largest row index: (tiles * H * n_split) * BM rows
         assert tiles * heads * ap.n_split(heads, tiles) * ap.BM * (hd + 4) <= n_part

@@ -28,21 +28,31 @@ SPLIT_MAX = 8
 PSTRIDE_EXTRA = 4  # floats after a partial row's o[head_dim]: m, l and padding
 
 
-# env "0": every launch on the plain kernel (an A/B switch; read when a bucket's grid is first made)
+# env: the most key splits a launch takes, 0 or 1 = every launch on the plain kernel (an A/B switch, at most
+# SPLIT_MAX; read when a bucket's grid is first made)
 SPLIT_ENV = "CUGRAPHLLM_PREFILL_SPLIT"
 
 
-def n_split(n_heads: int, q_tiles: int) -> int:
-    """Key splits of a launch over q_tiles query tiles (1: no split; env CUGRAPHLLM_PREFILL_SPLIT=0: never)."""
-    if q_tiles > SPLIT_TILES or os.environ.get(SPLIT_ENV, "1").strip() == "0":
+def _split_cap() -> int:
+    v = os.environ.get(SPLIT_ENV, "").strip()
+    if not v:
+        return SPLIT_MAX
+    _check(v.isdigit() and int(v) <= SPLIT_MAX, f"{SPLIT_ENV}={v!r}: supported 0-{SPLIT_MAX}")
+    return int(v)
+
+
+def n_split(n_heads: int, q_tiles: int, cap: int | None = None) -> int:
+    """Key splits of a launch over q_tiles query tiles (1: no split); at most cap (None: the env's cap)."""
+    if q_tiles > SPLIT_TILES:
         return 1
-    return max(1, min(SPLIT_MAX, -(-SPLIT_BLOCKS // (n_heads * q_tiles))))
+    cap = _split_cap() if cap is None else cap
+    return max(1, min(cap, -(-SPLIT_BLOCKS // (n_heads * q_tiles))))
 
 
 def split_scratch(n_heads: int, head_dim: int) -> tuple[int, int]:
     """Elements of the key split's partials f32 [tiles, H, n_split, BM, head_dim + 4] at their largest and of its
     tickets int32 [SPLIT_TILES, H]."""
-    rows = max(t * n_split(n_heads, t) for t in range(1, SPLIT_TILES + 1)) * BM
+    rows = max(t * n_split(n_heads, t, SPLIT_MAX) for t in range(1, SPLIT_TILES + 1)) * BM  # whatever the env
     return n_heads * rows * (head_dim + PSTRIDE_EXTRA), SPLIT_TILES * n_heads
 
 
