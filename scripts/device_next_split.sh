@@ -1,7 +1,8 @@
 #!/bin/bash
 # Prepared in the thirty-first session (nvidia-h200, ~5 min), not yet run: what the prefill attention's key split
 # costs where nothing is split, inside one tree (CUGRAPHLLM_PREFILL_SPLIT caps the splits: 8 the default, 4 fewer
-# empty blocks, 0 every launch on the plain kernel), and where decode's last tokens of a 128-token run lose time. 1) its GPU tests; 2) the 7B fp16 prefill graphs of
+# empty blocks, 0 every launch on the plain kernel), and where decode's last tokens of a 128-token run lose time.
+# 1) its GPU tests; 2) the 7B fp16 prefill graphs of
 # 16 / 64 / 128 rows from position 0 (prefill_ab, random ids, 100 ms idle), caps 8 / 4 / 0 alternating; 3) the
 # kernel alone and the chat-turn TTFT, caps 8 / 4 / 0, one process each; 4) itl_drift after a 120-token prompt
 # (positions 120-247 cross the 128-key bucket edge early; the s39c runs after 10 tokens took 3.36 ms in their last
