@@ -204,9 +204,7 @@ __device__ __forceinline__ void store_rows(T* att, T* sq, RowState& st, bool act
 // This block's partial of split z for its real rows: part[((tile * H + h) * n_split + z) * BM + row] holds
 // o[HD] (unnormalized), m (log2 units), l (the row sum): PSTRIDE floats a row.
 #define PSTRIDE (HD + 4)
-#ifndef SPLIT_MIN_TILES
 #define SPLIT_MIN_TILES 8   // key tiles a split walks at least: shorter prefixes take fewer splits, down to none
-#endif
 #define SPLIT_MAX 8         // most splits (the launcher's n_split); the merge keeps one register set a split
 __device__ __forceinline__ void store_partial(float* part, const RowState& st, bool active, int r0, int nvalid,
                                               int lane) {
