@@ -285,22 +285,17 @@ __device__ __forceinline__ void merge_partials(T* att, const float* part, float*
 }
 
 // The split's end (SPLIT kernel): leave this block's partial, take the ticket; the last block merges and stores.
-__device__ __forceinline__ void split_tail(T* att, float* part, int* cnt, const RowState& st, T* scratch, bool active,
-                                           int r0, int tile, int h, int H, int z, int ns, int nvalid, int nrows,
-                                           int m0, int stride, int lane) {
+__device__ __forceinline__ void split_tail(T* att, float* part, unsigned* cnt, const RowState& st, T* scratch,
+                                           bool active, int r0, int tile, int h, int H, int z, int ns, int nvalid,
+                                           int nrows, int m0, int stride, int lane) {
     __shared__ int last;
     float* mine = part + ((size_t)(tile * H + h) * gridDim.z) * BM * PSTRIDE;  // split 0's rows of this pair
     store_partial(mine + (size_t)z * BM * PSTRIDE, st, active, r0, nvalid, lane);
     __syncthreads();
     if (threadIdx.x == 0) {  // release this block's partial, take a ticket; the last block acquires them all
-        int* c = cnt + tile * H + h;
-        __threadfence();
-        const int old = atomicAdd(c, 1);
-        last = old == ns - 1;
-        if (last) {
-            *c = 0;  // zero between launches: the next graph replay starts from it
-            __threadfence();
-        }
+        unsigned* c = cnt + tile * H + h;
+        last = last_ticket(c, ns);
+        if (last) *c = 0u;  // zero between launches: the next launch (stream-ordered) starts from it
     }
     __syncthreads();
     if (last) merge_partials(att, mine, reinterpret_cast<float*>(scratch), ns, nvalid, nrows, m0, stride);
@@ -310,7 +305,8 @@ __device__ __forceinline__ void split_tail(T* att, float* part, int* cnt, const 
 template <bool SPLIT>
 __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
                                               const T* __restrict__ v, const int* __restrict__ pos_p,
-                                              const int* __restrict__ ntok_p, int M, int S, float* part, int* cnt) {
+                                              const int* __restrict__ ntok_p, int M, int S, float* part,
+                                              unsigned* cnt) {
     extern __shared__ __align__(16) unsigned char smem[];
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
     T* sk = sq + BM * HD;                // [2][BN][HD]
@@ -392,10 +388,10 @@ attention_prefill(T* __restrict__ att, const T* __restrict__ q, const T* __restr
 }
 
 // The key split (header): grid (H, ceil(M / BM) <= 2, n_split <= SPLIT_MAX); part f32 [tiles, H, n_split, BM,
-// PSTRIDE], cnt int32 [tiles, H] tickets (zero between launches).
+// PSTRIDE], cnt u32 [tiles, H] tickets (zero between launches).
 extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
 attention_prefill_split(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
                         const T* __restrict__ v, const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M,
-                        int S, float* __restrict__ part, int* __restrict__ cnt) {
+                        int S, float* __restrict__ part, unsigned* __restrict__ cnt) {
     prefill_block<true>(att, q, k, v, pos_p, ntok_p, M, S, part, cnt);
 }

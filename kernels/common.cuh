@@ -265,3 +265,16 @@ __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b
 #endif
 #endif
 }
+
+// A grid ticket (the v3 sampler's draw, the prefill attention's key split). Thread 0 of each block, after a
+// __syncthreads that follows all of the block's global writes: release them (the fence is cumulative over the
+// barrier, as in cooperative groups' grid sync), take a ticket; the last block's fence then acquires every block's
+// writes (its other threads see them after a __syncthreads). The caller resets *ctr for the next launch.
+__device__ __forceinline__ bool last_ticket(unsigned* ctr, unsigned G) {
+    unsigned old;
+    asm volatile("fence.acq_rel.gpu;" ::: "memory");
+    asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(ctr) : "memory");
+    const bool last = old == G - 1u;
+    if (last) asm volatile("fence.acq_rel.gpu;" ::: "memory");
+    return last;
+}

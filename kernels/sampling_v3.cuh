@@ -73,18 +73,6 @@ __device__ __forceinline__ unsigned count_and_rank(unsigned* c, int b, bool in) 
     return r;
 }
 
-// Thread 0 of each block, after a __syncthreads that follows all of the block's global writes: release them (the
-// fence is cumulative over the barrier, as in cooperative groups' grid sync), take a ticket; the last block's
-// fence then acquires every block's writes (its other threads see them after a __syncthreads).
-__device__ __forceinline__ bool last_ticket(unsigned* ctr, unsigned G) {
-    unsigned old;
-    asm volatile("fence.acq_rel.gpu;" ::: "memory");
-    asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(ctr) : "memory");
-    const bool last = old == G - 1u;
-    if (last) asm volatile("fence.acq_rel.gpu;" ::: "memory");
-    return last;
-}
-
 __device__ __forceinline__ float key_logit(u64 c) {  // the logit of comp_key(l, i): orderable() inverted
     const unsigned o = (unsigned)(c >> 32);
     return __uint_as_float((o & 0x80000000u) ? (o & 0x7FFFFFFFu) : ~o);

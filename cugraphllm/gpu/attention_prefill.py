@@ -51,7 +51,7 @@ def n_split(n_heads: int, q_tiles: int, cap: int | None = None) -> int:
 
 def split_scratch(n_heads: int, head_dim: int) -> tuple[int, int]:
     """Elements of the key split's partials f32 [tiles, H, n_split, BM, head_dim + 4] at their largest and of its
-    tickets int32 [SPLIT_TILES, H]."""
+    tickets uint32 [SPLIT_TILES, H]."""
     rows = max(t * n_split(n_heads, t, SPLIT_MAX) for t in range(1, SPLIT_TILES + 1)) * BM  # whatever the env
     return n_heads * rows * (head_dim + PSTRIDE_EXTRA), SPLIT_TILES * n_heads
 
@@ -91,7 +91,7 @@ class PrefillKernel:
         import cupy as cp  # key-split scratch at fixed addresses (graphs capture them); tickets zero between launches
         n_part, n_cnt = split_scratch(n_heads, head_dim)
         self.part = cp.empty(n_part, dtype=cp.float32)
-        self.cnt = cp.zeros(n_cnt, dtype=cp.int32)
+        self.cnt = cp.zeros(n_cnt, dtype=cp.uint32)
 
     @property
     def nbytes(self) -> int:
