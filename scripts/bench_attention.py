@@ -37,6 +37,9 @@ VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECO
     # bench-only knockouts (plan knob "ko"): the ticket combine skipped; the key walk skipped (no K/V read)
     "ko_combine": (None, {"ko": 1}), "ko_walk": (None, {"ko": 2}), "ko_both": (None, {"ko": 3}),
     "cluster_on": (None, {"cluster": 1}), "early_on": (None, {"early": 1}), "early_wave": (None, {"early": 2}),
+    # the 256-key bucket in one trip: a key split of two 128-key blocks (cluster combine, early loads), or 16 key
+    # steps a lane (early loads on or off)
+    "unroll16": (None, {"unroll": 16}), "unroll16_early": (None, {"unroll": 16, "early": 1}),
 }
 
 
