@@ -40,6 +40,7 @@ VARIANTS = {  # name: (blocks_per_sm, decode knobs); "default" is attention.DECO
     # the 256-key bucket in one trip: a key split of two 128-key blocks (cluster combine, early loads), or 16 key
     # steps a lane (early loads on or off)
     "unroll16": (None, {"unroll": 16}), "unroll16_early": (None, {"unroll": 16, "early": 1}),
+    "bps1": (1, {}),  # 7B's 1024-key bucket: 4 splits of 256 keys, cluster combine (not 8 of 128 with a ticket)
 }
 
 
