@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
+from .api_load import load_source as _load_source, tokenizer_for as _tokenizer_for
 from .config import PREFILL_ROWS_DEFAULT, ModelConfig, RuntimeConfig
 from .engines import _make_engine, _plan_context, resolve_backend  # noqa: F401 - also api's public names
 from .errors import ConfigError, ContextLimitError, TokenizerError
@@ -77,36 +78,6 @@ def _end_reason(ids: list, end_ids, max_new_tokens: int) -> str:
     if ids and ids[-1] in end_ids:
         return "eos"
     return "length" if len(ids) >= max_new_tokens else "context"
-
-
-def _tokenizer_for(path, vocab_size: int):
-    """The tokenizer, padded to the model's vocabulary (see tokenizer.py); refused when it cannot match."""
-    from .tokenizer import MAX_PADDING, Tokenizer
-    tok = Tokenizer.load(path)
-    if tok.vocab_size > vocab_size:
-        raise TokenizerError(f"tokenizer {path}: {tok.vocab_size} pieces, more than the model's "
-                             f"vocabulary of {vocab_size}")
-    if vocab_size - tok.vocab_size > MAX_PADDING:
-        raise TokenizerError(f"tokenizer {path}: {tok.vocab_size} pieces for a model vocabulary of {vocab_size} "
-                             f"(padding of at most {MAX_PADDING} ids is accepted): the wrong tokenizer?")
-    tok.pad_to(vocab_size)
-    return tok
-
-
-def _load_source(kind: str, arg: str, tokenizer, runtime: RuntimeConfig, progress: bool):
-    """(ModelConfig of a dummy preset or the loaded Checkpoint, tokenizer path or None)."""
-    from .loader import load_checkpoint
-    if kind == "dummy":
-        return ModelConfig.from_preset(arg), tokenizer
-    # numpy computes in float32; cuda float16 takes float16 host copies; bfloat16 converts from float32
-    # (a float16 detour would flush bf16 values below fp16's normal range)
-    storage = "float16" if runtime.backend == "cuda" and runtime.dtype == "float16" else "float32"
-    # cuda: matrices stream from the memory map straight into the upload (host RAM bounded by a chunk), and
-    # --quant is applied on the GPU there; numpy: quantized on the host as each layer is built
-    cuda = runtime.backend == "cuda"
-    source = load_checkpoint(arg, tokenizer=tokenizer, dtype=storage, progress=None if progress else False,
-                             lazy=cuda, quant=None if cuda else runtime.quant_spec())
-    return source, source.tokenizer_path
 
 
 def _finish(tokens, stats: GenerationStats, reason: str, on_done) -> None:

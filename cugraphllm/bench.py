@@ -21,7 +21,8 @@ import numpy as np
 from . import bench_report as br
 from .bench_args import DEFAULT_OUT, PAPER_LENS, parse_args  # noqa: F401 - the bench's public names
 from .bench_env import cuda_copy_gbps, device_info, free_memory, memory_bytes, versions  # noqa: F401
-from .config import PREFILL_ROWS_DEFAULT, ModelConfig, RuntimeConfig
+from .bench_model import model_entry as _model_entry, quant_gbps as _quant_gbps
+from .config import ModelConfig, RuntimeConfig
 from .errors import ConfigError, ContextLimitError, CugraphError
 
 DEFAULT_PRESET = {"cuda": "llama-2-7b", "numpy": "tiny"}
@@ -197,17 +198,6 @@ def _floor(config, args, backend: str) -> dict:
     return f
 
 
-def _quant_gbps(rows, config, floor: dict, itemsize: int, new: int) -> list[dict]:
-    """GB/s of quantized weights: the bytes their format reads per token (decode_floor) plus the KV cache."""
-    if floor["format"] == "16-bit":
-        return rows
-    for r in rows:
-        if r.get("tpot_ms"):
-            kv = 2 * config.n_layers * (r["prompt_len"] + new / 2) * config.kv_dim * itemsize
-            r["gbps"] = (floor["bytes_per_token"] + kv) / (r["tpot_ms"] * 1e-3) / 1e9
-    return rows
-
-
 def _context(args, source, config, backend: str) -> int:
     """The context to allocate (--max-seq-len, else the longest prompt + --new-tokens); the packaged model keeps
     only the paper lengths that fit it. A context the model or (numpy) the host cannot hold is one line."""
@@ -239,22 +229,6 @@ def _systems(args, source, config, backend: str, max_seq: int, floor: dict, item
         engine = None
         free_memory(backend)
     return systems
-
-
-def _model_entry(args, config, name: str, backend: str, floor: dict, itemsize: int) -> dict:
-    model = {"name": name, "dtype": args.dtype if backend == "cuda" else "float32",
-             "weight_bytes": config.n_params() * itemsize if floor["format"] == "16-bit" else floor["device_bytes"],
-             "decode_floor": floor,
-             "quant": None if args.quant is None else {"format": args.quant, "group_size": args.group_size,
-                                                       "quant_head": args.quant_head}}
-    if args.tp > 1:  # what each GPU streams per token: the floor of a TP step
-        from .gpu.tp_engine import check_split, local_config, shard_bytes
-        model["weight_bytes_per_gpu"] = shard_bytes(config, local_config(config, check_split(config, args.tp)[0]),
-                                                  itemsize, args.quant, args.group_size, args.quant_head)
-        model["tp"] = args.tp
-    if args.prefill_rows != PREFILL_ROWS_DEFAULT:  # the chunk of long prompts
-        model["prefill_rows"] = args.prefill_rows
-    return model
 
 
 def run(args) -> tuple[dict, str]:

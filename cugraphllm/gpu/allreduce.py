@@ -26,7 +26,7 @@ in the activation dtype (launch_packed: half f32's NVLink bytes); CUGRAPHLLM_ALL
 
 The layout (constants, chunks, slots, the lamport call rule) is pure Python in gpu/allreduce_layout.py, re-exported
 here (tests/test_allreduce_cpu.py and tests/lamport_model.py model-check the protocols with it); the kernels get the
-same constants as defines.
+same constants as defines. The knobs' names and parsing and the peer-access setup are in gpu/allreduce_setup.py.
 """
 from __future__ import annotations
 
@@ -41,10 +41,9 @@ from .allreduce_layout import (  # noqa: F401  (re-exported: the launchers' and 
     THREADS, CHUNK, MAX_BLOCKS, MAX_WORLD, CAP, GENERATIONS, SEQ_WRAP, EMPTY, WIDE_BLOCKS, SEQ_BLOCKS,
     WIDE_KERNEL, PROTOCOLS, blocks_for, peer_cap, lamport_chunks, slot_offset, lamport_call, flag_index,
     buffer_bytes)
+from .allreduce_setup import (  # noqa: F401  (re-exported: the knobs' names and parsers)
+    ENV, TIMEOUT_ENV, FUSE_ENV, WIDE_ENV, T16_ENV, enable_peers as _enable_peers, timeout_ns, wide_blocks)
 from .tp import Comm
-
-ENV, TIMEOUT_ENV, FUSE_ENV = "CUGRAPHLLM_ALLREDUCE", "CUGRAPHLLM_ALLREDUCE_TIMEOUT_MS", "CUGRAPHLLM_ALLREDUCE_FUSE"
-WIDE_ENV, T16_ENV = "CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS", "CUGRAPHLLM_ALLREDUCE_T16"
 _cache: dict = {}                      # (device, world, kernel, dtype) -> RawKernel
 
 
@@ -68,42 +67,6 @@ def choose(devices: list[int], env: str | None = None) -> str:
         raise BackendError(f"{ENV}={want}: GPUs {devices} do not all have peer access to each other (or more than "
                            f"{MAX_WORLD}); use nccl")
     return ("lamport" if want == "auto" else want) if ok else "nccl"
-
-
-def _env(name: str, default: str, cast, ok, what: str):
-    raw = os.environ.get(name, default)
-    try:
-        v = cast(raw)
-    except ValueError:
-        v = None
-    if v is None or not ok(v):
-        raise BackendError(f"{name}={raw!r}: expected {what}")
-    return v
-
-
-def timeout_ns() -> int:
-    return int(_env(TIMEOUT_ENV, "1000", float, lambda ms: ms > 0, "a positive number of milliseconds") * 1e6)
-
-
-def wide_blocks() -> int:
-    """ar_lamport_wide's grid: CUGRAPHLLM_ALLREDUCE_WIDE_BLOCKS (A/B), default WIDE_BLOCKS."""
-    return _env(WIDE_ENV, str(WIDE_BLOCKS), int, lambda v: MAX_BLOCKS <= v <= SEQ_BLOCKS,
-                f"a whole number of blocks from {MAX_BLOCKS} to {SEQ_BLOCKS}")
-
-
-def _enable_peers(devices: list[int]) -> None:
-    """Peer access from every device to every other (already enabled, e.g. by NCCL, is fine)."""
-    import cupy as cp
-    for a in devices:
-        with cp.cuda.Device(a):
-            for b in devices:
-                if a == b:
-                    continue
-                try:
-                    cp.cuda.runtime.deviceEnablePeerAccess(b)
-                except cp.cuda.runtime.CUDARuntimeError as exc:
-                    if exc.status != 704:  # cudaErrorPeerAccessAlreadyEnabled (CuPy clears the last error)
-                        raise BackendError(f"custom all-reduce: peer access {a} -> {b} failed: {exc}") from None
 
 
 def _kernel(world: int, protocol: str = "custom", fused: bool = False, tname: str = "float16", wide: bool = False,
