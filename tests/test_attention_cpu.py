@@ -29,8 +29,8 @@ def test_buckets_cover_context():
 @pytest.mark.parametrize("shape", [(32, 32, 128), (64, 8, 128), (16, 8, 64), (6, 3, 72), (4, 2, 6), (8, 8, 8),
                                    (32, 4, 256)])
 @pytest.mark.parametrize("lmax", [1, 63, 64, 200, 600, 4096])
-@pytest.mark.parametrize("knobs", [{}, {"short_iters": 0}, {"short_iters": 99}, {"unroll": 4, "n_warps": 4},
-                                   {"dsplit_keys": 0}])
+@pytest.mark.parametrize("knobs", [{}, {"short_iters": 0, "split_keys": 0}, {"short_iters": 99},
+                                   {"short_iters": 2, "split_keys": 0}, {"unroll": 4, "n_warps": 4}, {"dsplit_keys": 0}])
 def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
     c = cfg(*shape)
     p = A.plan_decode(c, "float16", lmax, **knobs)
@@ -47,11 +47,16 @@ def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
 
 
 def test_decode_plan_short_buckets_skip_the_combine():
-    c = cfg(32, 32, 128)  # 7B: up to 256 keys in <= 2 trips of one block -> 2 blocks per head, no key split
-    for lmax, d in ((64, 2), (128, 2), (256, 2)):
+    c = cfg(32, 32, 128)  # 7B: up to 128 keys in one trip of one block -> 2 blocks per head, no key split
+    for lmax, d in ((64, 2), (128, 2)):
         p = A.plan_decode(c, "float16", lmax)
         assert (p["n_split"], p["n_dsplit"], p["vec"]) == (1, d, 8)
+    p = A.plan_decode(c, "float16", 256)  # two trips: two one-trip blocks a head, combined in a cluster
+    assert (p["n_split"], p["n_dsplit"], p["chunk"], p["cluster"], p["early"]) == (2, 1, 128, 1, 1)
     assert A.plan_decode(c, "float16", 512)["n_split"] > 1
+    p = A.plan_decode(cfg(64, 8, 128), "float16", 64)  # 70B: two trips at 64 keys, below split_keys: dim split
+    assert (p["n_split"], p["n_dsplit"]) == (1, 2)
+    assert A.plan_decode(cfg(64, 8, 128), "float16", 64, split_keys=0)["n_split"] == 2
 
 
 def test_cache_key_depends_on_spec_and_cc():

@@ -126,12 +126,13 @@ def test_decode_bucket_edges(name, dtype, cache_dir, kw=None):
 
 # other plans of the same kernel on every bucket: split-K everywhere, dim split everywhere (no key split), both at
 # once, 8-byte words, other unroll/warp counts, other grid sizes
-PLANS = [{"blocks_per_sm": 2}, {"blocks_per_sm": 8}, {"decode_knobs": {"short_iters": 0}},
+PLANS = [{"blocks_per_sm": 2}, {"blocks_per_sm": 8}, {"decode_knobs": {"short_iters": 0, "split_keys": 0}},
          {"decode_knobs": {"short_iters": 99, "n_dsplit": 8}}, {"decode_knobs": {"n_split": 3, "n_dsplit": 2}},
          {"decode_knobs": {"wide": False, "unroll": 2}}, {"decode_knobs": {"n_warps": 4, "unroll": 8}},
          {"decode_knobs": {"cluster": 0, "early": 0}}, {"decode_knobs": {"cluster": 1, "early": 1}},
          {"decode_knobs": {"early": 1, "cluster": 0}}, {"blocks_per_sm": 8, "decode_knobs": {"cluster": 1}},
-         {"decode_knobs": {"early": 2}}, {"decode_knobs": {"n_split": 3, "n_dsplit": 2, "early": 3}}]
+         {"decode_knobs": {"early": 2}}, {"decode_knobs": {"n_split": 3, "n_dsplit": 2, "early": 3}},
+         {"decode_knobs": {"short_iters": 2}}]
 
 
 @pytest.mark.parametrize("kw", PLANS, ids=lambda kw: json.dumps(kw, sort_keys=True))

@@ -25,15 +25,20 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 
 
 # decode plan defaults (H100 sweeps, benchmarks/results/attention_2026-11-23_decode*.json): 8 warps, up to 8 key
-# steps in flight per lane, no key split while a block needs <= 2 loop trips; those short buckets use the dim split
+# steps in flight per lane, no key split while a block needs <= short_iters loop trips or the bucket has fewer than
+# split_keys keys; those short buckets use the dim split
 # instead (2 blocks per KV head beat 4 and 8 at 64-256 keys; no split below 32 keys per block)
 # early: a block loads its first trip's K/V rows below the current one before the PDL wait (they were written by
 # earlier steps), so the K/V read overlaps the qkv GEMV's tail instead of following it. cluster: a key split of at
 # most CLUSTER_MAX blocks a KV head is combined in a thread block cluster (decode_combine.py; sm_90). Each is 0
 # (off), 1 (on), 2 (on for key-split plans of one wave: at most one block an SM), 3 (on for key-split plans) or 4
 # (on for key-split plans and for buckets of at most EARLY_SHORT keys); see _switch
-DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 2, "max_dsplit": 2, "dsplit_keys": 32,
-                "n_split": None, "n_dsplit": None, "early": 4, "cluster": 2}
+# short_iters 1 / split_keys 256: from 256 keys a bucket of two trips is key-split (two one-trip blocks a KV head,
+# cluster combine, early loads), not dim-split over two trips: H200 s40b, 7B fp16 decode at prompt 130 / 200
+# 3.354 / 3.387 -> 3.325 / 3.362 ms a token (median of the first runs, 3 processes each, alternating), 13B 6.64 ->
+# 6.60; bench_attention at 256 keys 5.56 -> 3.84 us a launch. Below 256 keys (70B's 64-key bucket) not measured.
+DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 1, "split_keys": 256, "max_dsplit": 2,
+                "dsplit_keys": 32, "n_split": None, "n_dsplit": None, "early": 4, "cluster": 2}
 CLUSTER_MAX = 8  # the portable cluster size
 EARLY_SHORT = 128  # knob value 4: bench_attention s33b, early loads on the unsplit 64 / 128-key buckets 2.39 / 2.72
 #                    vs 2.89 / 3.72 us a launch, but 7.16 vs 5.56 at 256 keys
@@ -81,7 +86,8 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
         # about blocks_per_sm * n_sm blocks, rounded up: 13B (40 KV heads) at 4096 keys takes 7 splits, 280 blocks
         # on 264 slots; capping it at one wave (6 splits) was slower (H200, 13B fp16 at 3900 cached tokens, one
         # process each, alternating: 7.64 / 7.64 ms a token at 6 vs 7.58 / 7.57 at 7; twenty-sixth session s34b)
-        n_split = 1 if trips <= kn["short_iters"] else min(trips, -(-blocks_per_sm * n_sm // kvh))
+        short = trips <= kn["short_iters"] or lmax < kn["split_keys"]
+        n_split = 1 if short else min(trips, -(-blocks_per_sm * n_sm // kvh))
     chunk = -(-(-(-lmax // n_split)) // step) * step
     n_split = -(-lmax // chunk)
     limit = min(kn["max_dsplit"], max(1, lmax // kn["dsplit_keys"])) if kn["dsplit_keys"] else kn["max_dsplit"]
