@@ -301,22 +301,6 @@ __device__ __forceinline__ void split_tail(T* att, float* part, unsigned* cnt, c
     if (last) merge_partials(att, mine, reinterpret_cast<float*>(scratch), ns, nvalid, nrows, m0, stride);
 }
 
-// Key tiles a (head, query tile from row m0) block walks: keys [0, kend) are visible to some real row of the tile.
-__device__ __forceinline__ int key_tiles(int pos, int n_tokens, int M, int S, int m0, int nrows, int* nvalid) {
-    *nvalid = max(0, min(nrows, min(n_tokens, M) - m0));
-    const int kend = *nvalid > 0 ? min(pos + m0 + *nvalid, S) : 0;
-    return (kend + BN - 1) / BN;
-}
-
-// The key split's ranges: tiles a range walks (>= SPLIT_MIN_TILES), and how many ranges ns <= gridDim.z.
-__device__ __forceinline__ int split_per(int ntiles) {
-    return max(SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z);
-}
-__device__ __forceinline__ int split_ranges(int ntiles) {
-    const int per = split_per(ntiles);
-    return max(1, (ntiles + per - 1) / per);
-}
-
 // One (head, query tile) block; SPLIT: blockIdx.z's range of the key tiles (header), else all of them.
 template <bool SPLIT>
 __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
@@ -331,15 +315,16 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
     const int qstride = H * HD, kvstride = (H / N_REP) * HD;
     const int tile = gridDim.y - 1 - blockIdx.y, m0 = tile * BM;
     const int pos = *pos_p, nrows = min(BM, M - m0);
+    const int nvalid = max(0, min(nrows, min(*ntok_p, M) - m0));  // real rows in this tile
     const int lane = threadIdx.x & 31, r0 = (threadIdx.x >> 5) * 16;
-    int nvalid;  // real rows in this tile; keys [0, kend) are visible to some of them
-    const int ntiles = key_tiles(pos, *ntok_p, M, S, m0, nrows, &nvalid);
+    // keys [0, kend) are visible to some real row; this block walks key tiles [t0, t1) of them
     const int kend = nvalid > 0 ? min(pos + m0 + nvalid, S) : 0;
-    int z = 0, ns = 1, t0 = 0, t1 = ntiles;  // this block walks key tiles [t0, t1)
+    const int ntiles = (kend + BN - 1) / BN;
+    int z = 0, ns = 1, t0 = 0, t1 = ntiles;
     if constexpr (SPLIT) {
         z = blockIdx.z;
-        const int per = split_per(ntiles);
-        ns = split_ranges(ntiles);
+        const int per = max(SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z);
+        ns = max(1, (ntiles + per - 1) / per);
         if (z >= ns) return;  // block-uniform: no keys for this split
         t0 = z * per;
         t1 = min(ntiles, t0 + per);
@@ -408,14 +393,5 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
 attention_prefill_split(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
                         const T* __restrict__ v, const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M,
                         int S, float* __restrict__ part, unsigned* __restrict__ cnt) {
-    // A (head, tile) whose keys fit one range runs the plain block's code on split 0 (the other splits exit): the
-    // split block's loop took ~15% longer on the same keys whatever gridDim.z (s40f: 16 rows after 300 keys 0.332
-    // ms for 32 layers with 8 or 4 splits, 0.286 on the plain kernel).
-    const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
-    int nvalid;
-    if (split_ranges(key_tiles(*pos_p, *ntok_p, M, S, m0, min(BM, M - m0), &nvalid)) == 1) {
-        if (blockIdx.z == 0) prefill_block<false>(att, q, k, v, pos_p, ntok_p, M, S, nullptr, nullptr);
-        return;
-    }
     prefill_block<true>(att, q, k, v, pos_p, ntok_p, M, S, part, cnt);
 }
