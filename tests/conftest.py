@@ -28,6 +28,8 @@ def pinned_gpu(environ) -> str | None:
 _PINNED = pinned_gpu(os.environ)
 if _PINNED is not None:
     os.environ["CUDA_VISIBLE_DEVICES"] = _PINNED
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one attention compile process a worker (gpu/attention.py)
+    os.environ.setdefault("CUGRAPHLLM_COMPILE_JOBS", "1")
 
 
 def _gpu_available() -> bool:

@@ -220,3 +220,12 @@ def test_cache_key_covers_every_kernel_module():
                 todo += [f"{m}.py" for m in mods if (gpu / f"{m}.py").exists()]
     assert seen <= hashed, f"kernel modules missing from jit_cache._KERNEL_SOURCES: {sorted(seen - hashed)}"
     assert {"decode_combine.py", "numba_ptx.py"} <= seen
+
+
+def test_compile_jobs_env(monkeypatch):
+    from cugraphllm.gpu import attention
+    monkeypatch.setenv(attention.COMPILE_JOBS_ENV, "3")
+    assert attention._compile_jobs() == 3
+    for bad in ("", "0", "x"):  # unset, zero or not a number: half the CPUs, at least one
+        monkeypatch.setenv(attention.COMPILE_JOBS_ENV, bad)
+        assert attention._compile_jobs() == max(1, (os.cpu_count() or 2) // 2)

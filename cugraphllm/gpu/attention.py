@@ -23,6 +23,20 @@ from .attention_plan import (BLOCKS_PER_SM, CLUSTER_MAX, DECODE_KNOBS, EARLY_SHO
 # (the plan names stay importable from here: scripts and tests use attention.DECODE_KNOBS, plan_decode, ...)
 
 
+# env: the most compile processes one prepare_many starts (default half the CPUs). tests/conftest.py sets 1 under
+# pytest-xdist: 14 workers that each started 8 NVVM compiles hung test_attention_gpu.py on the 16-core GPU machine
+# (a worker died, s40c / s40d), the same tests passed serially (s40e).
+COMPILE_JOBS_ENV = "CUGRAPHLLM_COMPILE_JOBS"
+
+
+def _compile_jobs() -> int:
+    import os
+    v = os.environ.get(COMPILE_JOBS_ENV, "").strip()
+    if v.isdigit() and int(v) > 0:
+        return int(v)
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 class Attention:
     def __init__(self, config: ModelConfig, max_seq_len: int, dtype: str = "float16", cache_dir=None,
                  blocks_per_sm: int = BLOCKS_PER_SM, decode_knobs: dict | None = None,
@@ -106,7 +120,6 @@ class Attention:
 
     def prepare_many(self, items, background: bool = False, jobs: int | None = None) -> None:
         """prepare() for several (kind, bucket) at once, compiling the missing ones in up to `jobs` processes."""
-        import os
         items = self._prepare_fast_prefill(items)
         missing = {}
         for kind, bucket in items:
@@ -116,7 +129,7 @@ class Attention:
             if key not in self._pending:
                 missing[key] = self.spec(kind, bucket)
         if missing:
-            jobs = max(1, min(jobs or max(1, (os.cpu_count() or 2) // 2), len(missing)))
+            jobs = max(1, min(jobs or _compile_jobs(), len(missing)))
             keys = list(missing)
             for i in range(jobs):
                 part = keys[i::jobs]
