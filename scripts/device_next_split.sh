@@ -1,5 +1,6 @@
 #!/bin/bash
-# Prepared in the thirty-first session (nvidia-h200, ~5 min), not yet run: what the prefill attention's key split
+# Prepared in the thirty-first session (nvidia-h200, ~5 min); its kernel-alone and chat-turn parts ran in the
+# thirty-second session (s40f, one round; the decode edge in s40c), the rest not yet: what the key split
 # costs where nothing is split, inside one tree (CUGRAPHLLM_PREFILL_SPLIT caps the splits: 8 the default, 4 fewer
 # empty blocks, 0 every launch on the plain kernel), and where decode's last tokens of a 128-token run lose time.
 # 1) its GPU tests; 2) the 7B fp16 prefill graphs of
