@@ -154,7 +154,7 @@ def _plan(a, bucket):
     return {k: sp[k] for k in ("vec", "n_warps", "unroll", "chunk", "n_split", "n_dsplit")}
 
 
-def bench_kernels(attn, config, variants):
+def bench_kernels(attn, config, variants, lengths=LENGTHS):
     import cupy as cp
     S, KVH, hd = attn.max_seq_len, config.n_kv_heads, config.head_dim
     cache = cp.random.standard_normal((LAYERS, 2, S, KVH, hd), dtype=cp.float32).astype(cp.float16)
@@ -163,7 +163,7 @@ def bench_kernels(attn, config, variants):
     pos, ntok = cp.zeros(1, cp.int32), cp.zeros(1, cp.int32)
     stream = cp.cuda.Stream(non_blocking=True)
     rows = []
-    for length in LENGTHS:
+    for length in lengths:
         pos.fill(length - 1)
         bucket = attn.bucket_for(length, "decode")
         row = {"length": length, "kv_bytes": 2 * length * KVH * hd * 2, "plan": _plan(attn, bucket)}
@@ -212,6 +212,17 @@ def versions():
     return v
 
 
+def parse_lengths(text: str) -> list[int]:
+    """--lengths: comma-separated key counts in 1..4096 (the bench's context)."""
+    try:
+        out = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        out = []
+    if not out or any(not 1 <= v <= 4096 for v in out):
+        raise argparse.ArgumentTypeError(f"expected comma-separated key counts in 1..4096, got {text!r}")
+    return out
+
+
 def summary(path) -> None:
     """One line a decode bucket of a result file: keys, key splits, then us a launch per plan."""
     for r in json.loads(Path(path).read_text())["decode"]:
@@ -225,6 +236,9 @@ def main():
     ap.add_argument("--no-variants", action="store_true", help="time only the default plans")
     ap.add_argument("--variants", default="", help="comma-separated names of VARIANTS to time (default: all)")
     ap.add_argument("--summary", metavar="FILE", help="print one line a decode bucket of a result FILE and exit")
+    ap.add_argument("--lengths", type=parse_lengths, default=LENGTHS, metavar="N,N,..",
+                    help="key counts to time decode at, each in its bucket (default: the buckets' full lengths "
+                         f"{','.join(map(str, LENGTHS))}; at most 4096)")
     args = ap.parse_args()
     if args.summary:
         summary(args.summary)
@@ -249,7 +263,7 @@ def main():
     result["variants"] = {name: {"blocks_per_sm": VARIANTS[name][0] or attn_mod.BLOCKS_PER_SM, **VARIANTS[name][1]}
                           for name in names}
     variants = {} if args.no_variants else make_variants(config, cache_dir, names)
-    result["decode"], result["prefill"], result["launch_overhead"] = bench_kernels(attn, config, variants)
+    result["decode"], result["prefill"], result["launch_overhead"] = bench_kernels(attn, config, variants, args.lengths)
     result["decode_best"] = [min(((k[:-3], v) for k, v in r.items() if k.endswith("_us") and k != "generic_us"),
                                  key=lambda kv: kv[1]) for r in result["decode"]]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

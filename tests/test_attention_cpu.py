@@ -229,3 +229,12 @@ def test_compile_jobs_env(monkeypatch):
     for bad in ("", "0", "x"):  # unset, zero or not a number: half the CPUs, at least one
         monkeypatch.setenv(attention.COMPILE_JOBS_ENV, bad)
         assert attention._compile_jobs() == max(1, (os.cpu_count() or 2) // 2)
+
+
+def test_bench_attention_lengths_option():
+    import argparse
+    from scripts import bench_attention as ba
+    assert ba.parse_lengths("129, 520,4096") == [129, 520, 4096]
+    for bad in ("", "0", "x", "4097", "64,,-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            ba.parse_lengths(bad)

@@ -1,0 +1,14 @@
+#!/bin/bash
+# Prepared in the thirty-second session (nvidia-h200, ~3 min), not yet run: the decode attention's cost at the key
+# counts decode actually runs at, each in its bucket (bench_attention --lengths; until now only the buckets' full
+# lengths were timed). Decode after a 520-token prompt ran ~0.1 ms a token above 3.22 + its K/V reads (s40b, s40c),
+# the 1024-key bucket's 8 splits of 128 keys with a ticket combine holding 520-600 keys. Default plans beside
+# unroll16_early (one 256-key trip a block, early loads), unroll4 (more, shorter splits) and bps3 (more blocks).
+source scripts/device_lib.sh next_attn_lengths
+LIMIT=${LIMIT:-300}
+fits 240 attn && { timeout 240 python3 -m scripts.bench_attention --no-variants --lengths \
+  64,128,129,192,256,257,384,512,513,600,768,1024,1025,1500,2048,3900 --out $L/attn_default.json \
+  > $L/attn_default.log 2>&1; echo "=== default rc $?"; python3 -m scripts.bench_attention --summary $L/attn_default.json; snap; }
+fits 200 variants && { timeout 200 python3 -m scripts.bench_attention --variants unroll16_early,unroll4,bps3 \
+  --lengths 129,256,513,600,1025,2048,3900 --out $L/attn_var.json > $L/attn_var.log 2>&1
+  echo "=== variants rc $?"; python3 -m scripts.bench_attention --summary $L/attn_var.json; snap; }
