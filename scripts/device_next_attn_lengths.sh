@@ -8,7 +8,8 @@ source scripts/device_lib.sh next_attn_lengths
 LIMIT=${LIMIT:-300}
 fits 240 attn && { timeout 240 python3 -m scripts.bench_attention --no-variants --lengths \
   64,128,129,192,256,257,384,512,513,600,768,1024,1025,1500,2048,3900 --out $L/attn_default.json \
-  > $L/attn_default.log 2>&1; echo "=== default rc $?"; python3 -m scripts.bench_attention --summary $L/attn_default.json; snap; }
+  > $L/attn_default.log 2>&1; echo "=== default rc $?"
+  python3 -m scripts.bench_attention --summary $L/attn_default.json; snap; }
 fits 200 variants && { timeout 200 python3 -m scripts.bench_attention --variants unroll16_early,unroll4,bps3 \
   --lengths 129,256,513,600,1025,2048,3900 --out $L/attn_var.json > $L/attn_var.log 2>&1
   echo "=== variants rc $?"; python3 -m scripts.bench_attention --summary $L/attn_var.json; snap; }
