@@ -4,8 +4,11 @@
 # lengths were timed). Decode after a 520-token prompt ran ~0.1 ms a token above 3.22 + its K/V reads (s40b, s40c),
 # the 1024-key bucket's 8 splits of 128 keys with a ticket combine holding 520-600 keys. Default plans beside
 # unroll16_early (one 256-key trip a block, early loads), unroll4 (more, shorter splits) and bps3 (more blocks).
+# Then 7B decode at prompt 130 (64 new tokens: every step in the 256-key bucket, so the global knobs change only
+# that bucket's plan), the default (2-way key split, 3.84 us a launch in s40b) against unroll=16,early=1 (one trip,
+# 3.59 us), one process each, alternating, 2 rounds; compare the first runs' median intervals (bench JSON samples).
 source scripts/device_lib.sh next_attn_lengths
-LIMIT=${LIMIT:-300}
+LIMIT=${LIMIT:-420}
 fits 240 attn && { timeout 240 python3 -m scripts.bench_attention --no-variants --lengths \
   64,128,129,192,256,257,384,512,513,600,768,1024,1025,1500,2048,3900 --out $L/attn_default.json \
   > $L/attn_default.log 2>&1; echo "=== default rc $?"
@@ -13,3 +16,6 @@ fits 240 attn && { timeout 240 python3 -m scripts.bench_attention --no-variants 
 fits 200 variants && { timeout 200 python3 -m scripts.bench_attention --variants unroll16_early,unroll4,bps3 \
   --lengths 129,256,513,600,1025,2048,3900 --out $L/attn_var.json > $L/attn_var.log 2>&1
   echo "=== variants rc $?"; python3 -m scripts.bench_attention --summary $L/attn_var.json; snap; }
+E2E="--backend cuda --modes hybrid --new-tokens 64 --reps 3 --warmup 1 --ttft-reps 1 --no-plot --out $L/bench"
+for r in 1 2; do for v in "0 -" "0 unroll=16,early=1"; do
+  attn_bench b7_$(( $(date +%s) - T0 )) 50 $v $E2E --preset llama-2-7b --lengths 130; done; done; snap
