@@ -1,8 +1,8 @@
 #!/bin/bash
 # Prepared in the thirty-second session (nvidia-h200, ~3 min), not yet run: the decode attention's cost at the key
 # counts decode actually runs at, each in its bucket (bench_attention --lengths; until now only the buckets' full
-# lengths were timed). Decode after a 520-token prompt ran ~0.1 ms a token above 3.22 + its K/V reads (s40b, s40c),
-# the 1024-key bucket's 8 splits of 128 keys with a ticket combine holding 520-600 keys. Default plans beside
+# lengths were timed): after a 500-token prompt decode runs 520-600 keys in the 1024-key bucket (8 splits of 128
+# keys, ticket combine), a plan sized for 1024. Default plans beside
 # unroll16_early (one 256-key trip a block, early loads), unroll4 (more, shorter splits) and bps3 (more blocks).
 # Then 7B decode at prompt 130 (64 new tokens: every step in the 256-key bucket, so the global knobs change only
 # that bucket's plan), the default (2-way key split, 3.84 us a launch in s40b) against unroll=16,early=1 (one trip,
