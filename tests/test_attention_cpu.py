@@ -30,7 +30,8 @@ def test_buckets_cover_context():
                                    (32, 4, 256)])
 @pytest.mark.parametrize("lmax", [1, 63, 64, 200, 600, 4096])
 @pytest.mark.parametrize("knobs", [{}, {"short_iters": 0, "split_keys": 0}, {"short_iters": 99},
-                                   {"short_iters": 2, "split_keys": 0}, {"unroll": 4, "n_warps": 4}, {"dsplit_keys": 0}])
+                                   {"short_iters": 2, "split_keys": 0}, {"unroll": 4, "n_warps": 4}, {"dsplit_keys": 0},
+                                   {"one_trip": 0}, {"one_trip": 4096}])
 def test_decode_plan_covers_every_key_once(shape, lmax, knobs):
     c = cfg(*shape)
     p = A.plan_decode(c, "float16", lmax, **knobs)
@@ -51,8 +52,11 @@ def test_decode_plan_short_buckets_skip_the_combine():
     for lmax, d in ((64, 2), (128, 2)):
         p = A.plan_decode(c, "float16", lmax)
         assert (p["n_split"], p["n_dsplit"], p["vec"]) == (1, d, 8)
-    p = A.plan_decode(c, "float16", 256)  # two trips: two one-trip blocks a head, combined in a cluster
+    p = A.plan_decode(c, "float16", 256)  # one_trip: 16 key steps in flight a lane, one trip, early loads
+    assert (p["n_split"], p["n_dsplit"], p["chunk"], p["unroll"], p["cluster"], p["early"]) == (1, 2, 256, 16, 0, 1)
+    p = A.plan_decode(c, "float16", 256, one_trip=0)  # else two trips: two one-trip blocks a head, in a cluster
     assert (p["n_split"], p["n_dsplit"], p["chunk"], p["cluster"], p["early"]) == (2, 1, 128, 1, 1)
+    assert A.plan_decode(c, "float16", 512)["unroll"] == 8  # above one_trip the split plans keep 8
     assert A.plan_decode(c, "float16", 512)["n_split"] > 1
     p = A.plan_decode(cfg(64, 8, 128), "float16", 64)  # 70B: two trips at 64 keys, below split_keys: dim split
     assert (p["n_split"], p["n_dsplit"]) == (1, 2)
@@ -75,6 +79,7 @@ def test_import_touches_no_gpu_library():
 SPECS = [  # (config shape, dtype, lmax): fast paths 64/128, GQA, bf16, the 2-element word path, short + long plans
     ((32, 32, 128), "float16", 4096),
     ((32, 32, 128), "float16", 64),
+    ((32, 32, 128), "float16", 256),  # one_trip: 16 key steps in flight a lane
     ((32, 4, 128), "bfloat16", 512),
     ((16, 8, 64), "float16", 64),
     ((4, 2, 6), "bfloat16", 600),
@@ -136,13 +141,14 @@ def test_knockouts_drop_what_they_name(kernels, knobs):
 def test_key_split_plans_cover_each_bucket(shape):
     """A key-split plan's chunks cover its bucket with no empty split, and its grid is the wave of the split-K
     occupancy rounded up (13B at 4096 keys: 7 splits of 40 KV heads, 280 blocks, measured faster than 6 in s34b);
-    early loads on every key-split plan and on buckets of <= EARLY_SHORT keys."""
+    early loads on every key-split plan, on buckets of <= EARLY_SHORT keys and on one-trip plans of <= one_trip."""
     c = cfg(*shape)
     for lmax in [64 << i for i in range(7)]:
         s = A.plan_decode(c, "float16", lmax)
         assert s["n_split"] * s["chunk"] >= lmax and (s["n_split"] - 1) * s["chunk"] < lmax
         assert s["n_kv_heads"] * (s["n_split"] - 1) < A.BLOCKS_PER_SM * 132, (shape, lmax, s["n_split"])
-        assert s["early"] == int(s["n_split"] > 1 or lmax <= A.EARLY_SHORT), (shape, lmax)
+        one_trip = s["n_split"] == 1 and s["chunk"] == lmax <= A.DECODE_KNOBS["one_trip"]  # lmax: powers of 2
+        assert s["early"] == int(s["n_split"] > 1 or lmax <= A.EARLY_SHORT or one_trip), (shape, lmax)
     assert A.plan_decode(cfg(40, 40, 128), "float16", 4096)["n_split"] == 7
 
 

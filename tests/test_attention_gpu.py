@@ -132,7 +132,7 @@ PLANS = [{"blocks_per_sm": 2}, {"blocks_per_sm": 8}, {"decode_knobs": {"short_it
          {"decode_knobs": {"cluster": 0, "early": 0}}, {"decode_knobs": {"cluster": 1, "early": 1}},
          {"decode_knobs": {"early": 1, "cluster": 0}}, {"blocks_per_sm": 8, "decode_knobs": {"cluster": 1}},
          {"decode_knobs": {"early": 2}}, {"decode_knobs": {"n_split": 3, "n_dsplit": 2, "early": 3}},
-         {"decode_knobs": {"short_iters": 2}}]
+         {"decode_knobs": {"short_iters": 2}}, {"decode_knobs": {"one_trip": 0}}, {"decode_knobs": {"one_trip": 1024}}]
 
 
 @pytest.mark.parametrize("kw", PLANS, ids=lambda kw: json.dumps(kw, sort_keys=True))

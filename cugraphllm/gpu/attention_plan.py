@@ -37,8 +37,13 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # cluster combine, early loads), not dim-split over two trips: H200 s40b, 7B fp16 decode at prompt 130 / 200
 # 3.354 / 3.387 -> 3.325 / 3.362 ms a token (median of the first runs, 3 processes each, alternating), 13B 6.64 ->
 # 6.60; bench_attention at 256 keys 5.56 -> 3.84 us a launch. Below 256 keys (70B's 64-key bucket) not measured.
+# one_trip 256: a bucket of at most 256 keys raises unroll (as far as UNROLLED_FMAS allows) so that a block walks
+# it in one trip, unsplit, with early loads (7B / 13B: 16 key steps in flight a lane): thirty-third session,
+# bench_attention at 129 / 256 keys 3.63 / 3.58 vs 3.67 / 3.78 us a launch for the 2-way key split; 7B fp16 decode
+# at prompt 130 (every step in the 256-key bucket) 3.245-3.251 vs 3.283-3.288 ms a token (medians of each run,
+# 2 processes each, alternating). The same unroll on split plans lost (513-3900 keys: 10.0-21.7 vs 5.0-18.5 us).
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 1, "split_keys": 256, "max_dsplit": 2,
-                "dsplit_keys": 32, "n_split": None, "n_dsplit": None, "early": 4, "cluster": 2}
+                "dsplit_keys": 32, "n_split": None, "n_dsplit": None, "early": 4, "cluster": 2, "one_trip": 256}
 CLUSTER_MAX = 8  # the portable cluster size
 EARLY_SHORT = 128  # knob value 4: bench_attention s33b, early loads on the unsplit 64 / 128-key buckets 2.39 / 2.72
 #                    vs 2.89 / 3.72 us a launch, but 7.16 vs 5.56 at 256 keys
@@ -73,6 +78,8 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     words = hd // geo["vec"]
     while nw > 1 and nw * r * hd * 4 > 32768:  # per-warp partials in shared memory
         nw //= 2
+    if lmax <= kn["one_trip"]:  # enough key steps in flight for one trip, if the registers allow (below)
+        u = max(u, _pow2ceil(-(-lmax // (nw * kps))))
     while u > 1 and u * r * -(-words // geo["g"]) * geo["vec"] > UNROLLED_FMAS:
         u //= 2
     while u > 1 and nw * kps * u >= 2 * lmax:  # tiny buckets: do not load far past the end
@@ -94,29 +101,31 @@ def plan_decode(config: ModelConfig, dtype: str, lmax: int, n_sm: int = 132, blo
     d = kn["n_dsplit"] or (_dim_split(words, kvh, n_sm, limit) if n_split == 1 else 1)
     if words % d:
         raise ConfigError(f"n_dsplit {d} must divide the {words} words of a head")
+    one_trip = n_split == 1 and chunk == step and lmax <= kn["one_trip"]
     return {"kind": "decode", "head_dim": hd, "n_rep": r, "n_kv_heads": kvh, "dtype": dtype, "n_warps": nw,
             "unroll": u, "lmax": lmax, "chunk": chunk, "n_split": n_split, "n_dsplit": d,
-            "early": _switch(kn["early"], n_split, d, kvh, n_sm, lmax),
-            "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm, lmax) and 1 < n_split <= CLUSTER_MAX
+            "early": _switch(kn["early"], n_split, d, kvh, n_sm, lmax, one_trip),
+            "cluster": int(_switch(kn["cluster"], n_split, d, kvh, n_sm, lmax, False) and 1 < n_split <= CLUSTER_MAX
                            and d == 1),
             **geo, **({"ko": int(kn["ko"])} if kn.get("ko") else {})}  # knob ko: bench-only knockouts
     # (decode_kernels.py, decode_combine.py: 1 no ticket combine, 2 no key walk), in a plan only when set
 
 
-def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int, lmax: int) -> int:
+def _switch(knob: int, n_split: int, n_dsplit: int, n_kv_heads: int, n_sm: int, lmax: int, one_trip: bool) -> int:
     """A 0 / 1 / 2 / 3 / 4 knob of the plan. 2: on for key-split plans of one wave (one block an SM at most), cluster's
     default: the H200 A/B of 2026-11-30 gained there (7B TP2 at 512-1024 keys) and lost at 256 blocks (7B at 2048
     keys; the cluster alone costs 2.4-5.6 us a launch there, bench_attention s33b). 3: on for every key-split plan,
     early's default since s33c (7B at 2000 / 3900 keys 3.69 / 3.85-3.87 -> 3.66 / 3.79-3.80 ms a token with the
     ticket combine's loads batched and its fences by thread 0). 4: 3, and buckets of at most EARLY_SHORT keys, early's
     default since s34b (7B at prompt 10 3.40 / 3.41 / 3.41 -> 3.39 / 3.40 / 3.39 ms a token, alternating; 100 and
-    200 unchanged; 2 instead lost at 1000 / 3900 keys: 3.53 / 3.79-3.80 -> 3.55-3.56 / 3.83)."""
+    200 unchanged; 2 instead lost at 1000 / 3900 keys: 3.53 / 3.79-3.80 -> 3.55-3.56 / 3.83), and one_trip plans
+    (an unsplit bucket of at most DECODE_KNOBS' one_trip keys walked in one trip)."""
     if knob == 2:
         return int(n_split > 1 and n_kv_heads * n_split * n_dsplit <= n_sm)
     if knob == 3:
         return int(n_split > 1)
     if knob == 4:
-        return int(n_split > 1 or lmax <= EARLY_SHORT)
+        return int(n_split > 1 or lmax <= EARLY_SHORT or one_trip)
     return int(bool(knob))
 
 
