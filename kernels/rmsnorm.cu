@@ -153,9 +153,9 @@ extern "C" __global__ void rmsnorm_last_unit(T* __restrict__ out, const float* _
 // fp8 prefill (gpu/fp8_actq.py, CUGRAPHLLM_FP8_FUSE_ACTQ): rmsnorm_unit and gemm_quant.cu's quant_act_fp8 of its
 // output in one pass, the 16-bit xn never written. Per row m: xn_i = T(x_i * inv_rms) (rmsnorm_unit's bits: same
 // row_sumsq / block_sum at the launcher's same block size), v_i = xn_i * gain[i] (has_gain), sa[m] and the e4m3
-// codes aq[m, :] by fp8_codes.cuh's rule. D % 4 == 0; x re-read from L1 / L2 by the amax and code passes.
-__device__ __forceinline__ float4 xn_gain(const float4* x4, const float4* g4, float inv, int i) {
-    const float4 v = x4[i];
+// codes aq[m, :] by fp8_codes.cuh's rule. D % 4 == 0; the amax and code passes take x from the registers that
+// regs_sumsq filled where the row fits them (row_in_regs), else re-read it from L1 / L2.
+__device__ __forceinline__ float4 xn_gain(const float4 v, const float4* g4, float inv, int i) {
     float4 y = make_float4(to_f(from_f(v.x * inv * 1.0f)), to_f(from_f(v.y * inv * 1.0f)),
                            to_f(from_f(v.z * inv * 1.0f)), to_f(from_f(v.w * inv * 1.0f)));
     if (g4) {
@@ -172,18 +172,39 @@ extern "C" __global__ void rmsnorm_unit_fp8(unsigned char* __restrict__ aq, floa
     const size_t row = blockIdx.x;
     float* xr = const_cast<float*>(x) + row * D;
     float4 v[NORM_REGS];  // rmsnorm_unit's sum (either path: the same bits)
-    const float ss = block_sum(row_in_regs(D) ? regs_sumsq(v, xr, nullptr, D) : row_sumsq(xr, nullptr, D), scratch);
+    const bool regs = row_in_regs(D);
+    const float ss = block_sum(regs ? regs_sumsq(v, xr, nullptr, D) : row_sumsq(xr, nullptr, D), scratch);
     const float inv = rsqrtf(ss / (float)D + eps);
     const float4* x4 = reinterpret_cast<const float4*>(xr);
     const float4* g4 = has_gain ? reinterpret_cast<const float4*>(gain) : nullptr;
+    const int n4 = D >> 2;
     float amax = 0.f;
-    for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) {
-        const float4 y = xn_gain(x4, g4, inv, i);
-        amax = fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+    if (regs) {
+#pragma unroll
+        for (int k = 0; k < NORM_REGS; ++k) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i >= n4) break;
+            const float4 y = xn_gain(v[k], g4, inv, i);
+            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+        }
+    } else {
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+            const float4 y = xn_gain(x4[i], g4, inv, i);
+            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+        }
     }
     amax = block_amax(amax, scratch);
     if (threadIdx.x == 0) sa[row] = fp8_scale(amax);
     const float qinv = fp8_inv(amax);
     unsigned* dst = reinterpret_cast<unsigned*>(aq + row * D);
-    for (int i = threadIdx.x; i < (D >> 2); i += blockDim.x) dst[i] = e4m3x4(xn_gain(x4, g4, inv, i), qinv);
+    if (regs) {
+#pragma unroll
+        for (int k = 0; k < NORM_REGS; ++k) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i >= n4) break;
+            dst[i] = e4m3x4(xn_gain(v[k], g4, inv, i), qinv);
+        }
+    } else {
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) dst[i] = e4m3x4(xn_gain(x4[i], g4, inv, i), qinv);
+    }
 }
