@@ -5,8 +5,9 @@
 // - silu_mul_quant_rows:   gemm.cu silu_mul_rows (g T [M, 2F] = [gate | up], the scaled product) + the quantization
 //                          of h for w2; h T [M, F] written too when write_h (else never touched);
 // - w8a8_silu_quant_rows:  the same after gemm_quant.cu w8a8_silu_rows (d f32 [M, 2F] * sa[m] * sw[n], unscaled).
-// One block per token row m (grid (M,)); two passes over the row: the values and their amax, then the codes
-// (recomputed: same expressions, same bits; the row's second read comes from L1 / L2). F % 8 == 0, rows of g, d,
+// One block per token row m (grid (M,)); two passes over the row: the values and their amax, then the codes. A row
+// of at most KEEP 8-column pieces a thread (7B / 13B) keeps its values in registers between the passes; longer
+// rows recompute them (same expressions, same bits; the second read comes from L1 / L2). F % 8 == 0, rows of g, d,
 // a 16-byte aligned. aq [M, cols] uint8 codes, sa [M] f32 token scales; gain f32 [cols] optional (has_gain).
 // w8a8_silu_quant_rows may be given sa as both w13's token scales (in) and w2's (out): each block reads its
 // sa[m] before it writes it.
@@ -86,21 +87,44 @@ __device__ __forceinline__ void store8(unsigned char* dst, const float (&v)[8], 
                                                 e4m3x4(make_float4(v[4], v[5], v[6], v[7]), inv));
 }
 
+#define KEEP 4  // 8-column pieces a thread keeps in registers between passes (at 512 threads: F <= 16384)
+
 template <class Src>
 __device__ __forceinline__ void silu_quant_row(const Src& src, unsigned char* aq, float* sa, T* h, const float* gain,
                                                int F) {
     __shared__ float scratch[32];
     const int m = blockIdx.x;
     T* hrow = h ? h + (size_t)m * F : nullptr;
-    float amax = 0.f, v[8];
-    for (int f = 8 * threadIdx.x; f < F; f += 8 * blockDim.x) {
-        silu8(src, f, v, hrow);
-        apply_gain(v, gain, f);
-        amax = amax8(v, amax);
+    const bool keep = F <= 8 * KEEP * (int)blockDim.x;
+    float amax = 0.f, v[8], kv[KEEP][8];
+    if (keep) {
+#pragma unroll
+        for (int p = 0; p < KEEP; ++p) {
+            const int f = 8 * (threadIdx.x + p * blockDim.x);
+            if (f >= F) break;
+            silu8(src, f, kv[p], hrow);
+            apply_gain(kv[p], gain, f);
+            amax = amax8(kv[p], amax);
+        }
+    } else {
+        for (int f = 8 * threadIdx.x; f < F; f += 8 * blockDim.x) {
+            silu8(src, f, v, hrow);
+            apply_gain(v, gain, f);
+            amax = amax8(v, amax);
+        }
     }
     amax = block_amax(amax, scratch);  // its barriers also order every read of sa[m] before the write below
     if (threadIdx.x == 0) sa[m] = fp8_scale(amax);
     const float inv = fp8_inv(amax);
+    if (keep) {
+#pragma unroll
+        for (int p = 0; p < KEEP; ++p) {
+            const int f = 8 * (threadIdx.x + p * blockDim.x);
+            if (f >= F) break;
+            store8(aq + (size_t)m * F + f, kv[p], inv);
+        }
+        return;
+    }
     for (int f = 8 * threadIdx.x; f < F; f += 8 * blockDim.x) {
         silu8(src, f, v, nullptr);
         apply_gain(v, gain, f);
@@ -108,16 +132,18 @@ __device__ __forceinline__ void silu_quant_row(const Src& src, unsigned char* aq
     }
 }
 
-extern "C" __global__ void silu_mul_quant_rows(unsigned char* __restrict__ aq, float* __restrict__ sa, T* h,
-                                               const T* __restrict__ g, const float* __restrict__ gain, int F,
-                                               int has_gain, int write_h) {
+// __launch_bounds__: at least two blocks of the launcher's (at most) 512 threads an SM with the kept pieces (64
+// registers a thread; 38-44 and up to three blocks without them)
+extern "C" __global__ void __launch_bounds__(512, 2)
+silu_mul_quant_rows(unsigned char* __restrict__ aq, float* __restrict__ sa, T* h, const T* __restrict__ g,
+                    const float* __restrict__ gain, int F, int has_gain, int write_h) {
     const FromT src{g + (size_t)blockIdx.x * 2 * F, F};
     silu_quant_row(src, aq, sa, write_h ? h : nullptr, has_gain ? gain : nullptr, F);
 }
 
-extern "C" __global__ void w8a8_silu_quant_rows(unsigned char* __restrict__ aq, float* sa, T* h,
-                                                const float* __restrict__ d, const float* __restrict__ sw,
-                                                const float* __restrict__ gain, int F, int has_gain, int write_h) {
+extern "C" __global__ void __launch_bounds__(512, 2)
+w8a8_silu_quant_rows(unsigned char* __restrict__ aq, float* sa, T* h, const float* __restrict__ d,
+                     const float* __restrict__ sw, const float* __restrict__ gain, int F, int has_gain, int write_h) {
     const FromF32 src{d + (size_t)blockIdx.x * 2 * F, sw, sa[blockIdx.x], F};  // read before the block writes it
     silu_quant_row(src, aq, sa, write_h ? h : nullptr, has_gain ? gain : nullptr, F);
 }
@@ -140,15 +166,36 @@ extern "C" __global__ void quant_act_fp8_v(unsigned char* __restrict__ aq, float
     const int m = blockIdx.x;
     const T* row = a + (size_t)m * K;
     const float* gn = has_gain ? gain : nullptr;
-    float amax = 0.f, v[8];
-    for (int j = 8 * threadIdx.x; j < K; j += 8 * blockDim.x) {
-        act8(row, j, v);
-        apply_gain(v, gn, j);
-        amax = amax8(v, amax);
+    const bool keep = K <= 8 * KEEP * (int)blockDim.x;
+    float amax = 0.f, v[8], kv[KEEP][8];
+    if (keep) {
+#pragma unroll
+        for (int p = 0; p < KEEP; ++p) {
+            const int j = 8 * (threadIdx.x + p * blockDim.x);
+            if (j >= K) break;
+            act8(row, j, kv[p]);
+            apply_gain(kv[p], gn, j);
+            amax = amax8(kv[p], amax);
+        }
+    } else {
+        for (int j = 8 * threadIdx.x; j < K; j += 8 * blockDim.x) {
+            act8(row, j, v);
+            apply_gain(v, gn, j);
+            amax = amax8(v, amax);
+        }
     }
     amax = block_amax(amax, scratch);
     if (threadIdx.x == 0) sa[m] = fp8_scale(amax);
     const float inv = fp8_inv(amax);
+    if (keep) {
+#pragma unroll
+        for (int p = 0; p < KEEP; ++p) {
+            const int j = 8 * (threadIdx.x + p * blockDim.x);
+            if (j >= K) break;
+            store8(aq + (size_t)m * K + j, kv[p], inv);
+        }
+        return;
+    }
     for (int j = 8 * threadIdx.x; j < K; j += 8 * blockDim.x) {
         act8(row, j, v);
         apply_gain(v, gn, j);
