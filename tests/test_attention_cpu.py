@@ -229,12 +229,19 @@ def test_cache_key_covers_every_kernel_module():
 
 
 def test_compile_jobs_env(monkeypatch):
+    from cugraphllm.errors import ConfigError
     from cugraphllm.gpu import attention
-    monkeypatch.setenv(attention.COMPILE_JOBS_ENV, "3")
-    assert attention._compile_jobs() == 3
-    for bad in ("", "0", "x"):  # unset, zero or not a number: half the CPUs, at least one
+    default = max(1, (os.cpu_count() or 2) // 2)  # unset or blank: half the CPUs, at least one
+    for good, want in (("3", 3), (" 1 ", 1), ("", default), (None, default)):
+        if good is None:
+            monkeypatch.delenv(attention.COMPILE_JOBS_ENV, raising=False)
+        else:
+            monkeypatch.setenv(attention.COMPILE_JOBS_ENV, good)
+        assert attention._compile_jobs() == want, good
+    for bad in ("0", "-2", "x", "2.5"):  # used to fall back to the default silently
         monkeypatch.setenv(attention.COMPILE_JOBS_ENV, bad)
-        assert attention._compile_jobs() == max(1, (os.cpu_count() or 2) // 2)
+        with pytest.raises(ConfigError, match=f"{attention.COMPILE_JOBS_ENV}='{bad}': expected a whole number >= 1"):
+            attention._compile_jobs()
 
 
 def test_bench_attention_lengths_option():

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cugraphllm.errors import BackendError
+from cugraphllm.errors import BackendError, ConfigError
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def _arr(ptr, shape=(48, 1008), dtype="float16"):
     return SimpleNamespace(data=SimpleNamespace(ptr=ptr), shape=shape, dtype=SimpleNamespace(name=dtype))
 
 
-@pytest.mark.parametrize("value,want", [(None, 2), ("0", 0), ("1", 1), ("2", 2)])
+@pytest.mark.parametrize("value,want", [(None, 2), ("", 2), ("0", 0), ("1", 1), (" 1 ", 1), ("2", 2)])
 def test_switch_values(value, want, actq, monkeypatch):
     if value is None:
         monkeypatch.delenv("CUGRAPHLLM_FP8_FUSE_ACTQ", raising=False)
@@ -28,10 +28,10 @@ def test_switch_values(value, want, actq, monkeypatch):
     assert actq.mode() == want
 
 
-@pytest.mark.parametrize("value", ["yes", "3", ""])
+@pytest.mark.parametrize("value", ["yes", "3", "-1"])
 def test_bad_switch_is_one_line_error(value, actq, monkeypatch):
     monkeypatch.setenv("CUGRAPHLLM_FP8_FUSE_ACTQ", value)
-    with pytest.raises(BackendError, match="CUGRAPHLLM_FP8_FUSE_ACTQ") as e:
+    with pytest.raises(ConfigError, match="CUGRAPHLLM_FP8_FUSE_ACTQ") as e:
         actq.mode()
     assert "\n" not in str(e.value)
 

@@ -3,15 +3,21 @@ the cuBLASLt enum values of gpu/cublaslt.py against cublasLt.h where a copy of t
 import pytest
 from cublaslt_header import enum as header_enum, header_text
 
+from cugraphllm.errors import ConfigError
 
-@pytest.mark.parametrize("value,want", [(None, True), ("1", True), ("0", False), ("yes", True)])
+
+@pytest.mark.parametrize("value,want", [(None, True), ("", True), ("1", True), ("0", False), ("yes", None)])
 def test_outer_switch(value, want, monkeypatch):
     from cugraphllm.gpu import gemm_quant_lt
     if value is None:
         monkeypatch.delenv("CUGRAPHLLM_FP8_OUTER_SCALE", raising=False)
     else:
         monkeypatch.setenv("CUGRAPHLLM_FP8_OUTER_SCALE", value)
-    assert gemm_quant_lt.outer_enabled() is want
+    if want is None:  # not 0 / 1: a one-line error (it used to count as on)
+        with pytest.raises(ConfigError, match="CUGRAPHLLM_FP8_OUTER_SCALE='yes': expected 0 or 1"):
+            gemm_quant_lt.outer_enabled()
+    else:
+        assert gemm_quant_lt.outer_enabled() is want
 
 
 @pytest.mark.parametrize("M,floor,want", [(256, None, False), (255, "256", False), (128, "0", True)])

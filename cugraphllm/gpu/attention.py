@@ -21,6 +21,7 @@ from . import cuda_kernels as ck, jit_cache, pdl
 from .attention_plan import (BLOCKS_PER_SM, CLUSTER_MAX, DECODE_KNOBS, EARLY_SHORT, N_WARPS,  # noqa: F401
                              UNROLLED_FMAS, decode_geometry, lane_geometry, make_buckets, plan_decode, plan_prefill)
 # (the plan names stay importable from here: scripts and tests use attention.DECODE_KNOBS, plan_decode, ...)
+from .env import env_int
 
 
 # env: the most compile processes one prepare_many starts (default half the CPUs). tests/conftest.py sets 1 under
@@ -30,11 +31,10 @@ COMPILE_JOBS_ENV = "CUGRAPHLLM_COMPILE_JOBS"
 
 
 def _compile_jobs() -> int:
+    """CUGRAPHLLM_COMPILE_JOBS now: a whole number >= 1, unset / blank half the CPUs (at least one); a one-line
+    ConfigError otherwise (0 or a typo used to fall back to the default silently)."""
     import os
-    v = os.environ.get(COMPILE_JOBS_ENV, "").strip()
-    if v.isdigit() and int(v) > 0:
-        return int(v)
-    return max(1, (os.cpu_count() or 2) // 2)
+    return env_int(COMPILE_JOBS_ENV, max(1, (os.cpu_count() or 2) // 2), 1)
 
 
 class Attention:

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
+from .env import env_bit  # re-exported: quant_tiles, ops_quant and tests import it from here
 
 _CHECKOUT_KERNELS = Path(__file__).resolve().parents[2] / "kernels"
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -104,15 +105,6 @@ def pdl_late(raw: str | None = None) -> bool:
     if v.strip().lower() not in ("early", "late"):
         raise ConfigError(f"{PDL_ORDER_ENV}={v!r}: expected early or late")
     return v.strip().lower() == "late"
-
-
-def env_bit(name: str, raw: str | None = None) -> bool:
-    """An on-by-default 0 / 1 switch, environment variable `name` now (or `raw`): 1 / unset / blank True, 0 False,
-    a one-line ConfigError otherwise."""
-    v = (os.environ.get(name, "1") if raw is None else raw).strip() or "1"
-    if v not in ("0", "1"):
-        raise ConfigError(f"{name}={v!r}: expected 0 or 1")
-    return v == "1"
 
 
 def qg_ldcg(raw: str | None = None) -> bool:

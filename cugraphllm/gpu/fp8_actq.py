@@ -22,21 +22,19 @@ replays the same hand-offs. Shapes: M rows, D dim, F hidden_dim (this GPU's part
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import BackendError
+from .env import env_int
 
 _PENDING: dict = {}  # device -> (ptr, shape, dtype name, gain array or None, written)
 KERNELS = ("quant_act_fp8_v", "silu_mul_quant_rows", "w8a8_silu_quant_rows")  # kernels/fp8_actq.cu
 
 
 def mode() -> int:
-    v = os.environ.get("CUGRAPHLLM_FP8_FUSE_ACTQ", "2")
-    if v not in ("0", "1", "2"):
-        raise BackendError(f"CUGRAPHLLM_FP8_FUSE_ACTQ={v!r}: supported 0 (off), 1 (fused), 2 (fused, h unwritten)")
-    return int(v)
+    """CUGRAPHLLM_FP8_FUSE_ACTQ now: 0 off, 1 fused, 2 fused with h unwritten (default: unset / blank); a one-line
+    ConfigError otherwise."""
+    return env_int("CUGRAPHLLM_FP8_FUSE_ACTQ", 2, 0, 2)
 
 
 def _dev() -> int:

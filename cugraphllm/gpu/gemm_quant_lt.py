@@ -16,25 +16,27 @@ Buffers (aq, sa, d, g) are gemm_quant's workspace; shapes as there (M rows, N ou
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from .env import env_bit, env_int
 
 _THREADS = 256
 _REFUSED: set = set()  # (device, N, M, K, D type, accumulate) whose scaled cublasLtMatmul returned an error status
 
 
 def outer_enabled() -> bool:
-    """CUGRAPHLLM_FP8_OUTER_SCALE (read at each eager or captured call, so one process can A/B it): 0 = off."""
-    return os.environ.get("CUGRAPHLLM_FP8_OUTER_SCALE", "1") != "0"
+    """CUGRAPHLLM_FP8_OUTER_SCALE (read at each eager or captured call, so one process can A/B it): 1 / unset / blank
+    on, 0 off, a one-line ConfigError otherwise."""
+    return env_bit("CUGRAPHLLM_FP8_OUTER_SCALE")
 
 
 def outer_min_rows() -> int:
     """Fewest rows M that take the scaled product (CUGRAPHLLM_FP8_OUTER_MIN_ROWS, default 384). A 7B layer's four
     fp8 products on the H200, unscaled -> scaled (benchmarks/results/fp8call_2026-11-30/fp8_ab.json and
     samp_2026-11-30/fp8_ab_mid.json): 136 -> 148 us at M = 128, 163 -> 197 at 192, 179 -> 177 at 256, 231 -> 218
-    at 384, 292 -> 261 at 512 (at small M, wo / w2's beta = 1 accumulate into f32 and w13 lose)."""
-    return int(os.environ.get("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", "384"))
+    at 384, 292 -> 261 at 512 (at small M, wo / w2's beta = 1 accumulate into f32 and w13 lose). A whole number
+    >= 0 (0, as tests and scripts/bench_fp8_ab.py set: the scaled product at every M), else a one-line ConfigError."""
+    return env_int("CUGRAPHLLM_FP8_OUTER_MIN_ROWS", 384, 0)
 
 
 def scaled(out_dtype, accumulate: bool, w, sa, M: int) -> bool:

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 
 import numpy as np
 
 from . import gemm_quant_tc as tc
 from . import pdl, tma
-from ..errors import BackendError, ConfigError
-from .cuda_kernels import device_id, env_bit, get_function, raise_smem_limit
+from ..errors import BackendError
+from .cuda_kernels import device_id, get_function, raise_smem_limit
+from .env import env_bit, env_choice
 
 ENV = "CUGRAPHLLM_W4_WGMMA"
 SPLIT_TILES = 100           # "acc" grids of at most this many tiles split K in two
@@ -62,11 +62,10 @@ def group(w) -> int:
 
 def small(fmt: str) -> bool:
     """Whether fmt's prefill takes this path at <= gemm_quant.AUTO_OWN_MAX_M rows too (else the own mma.sync
-    kernel): CUGRAPHLLM_W4_SMALL unset int4 only, 1 both, 0 neither; a tile-contiguous weight always takes it.
+    kernel): CUGRAPHLLM_W4_SMALL unset / blank int4 only, 1 both, 0 neither; a tile-contiguous weight always takes it.
     H200, 7B TTFT at 10 tokens (16 rows), one process each (twentieth session, s28e): int4 5.83 -> 4.80 ms with it,
     int8 3.78 -> 4.55 (at 128 / 500 tokens both within noise)."""
-    v = os.environ.get(SMALL_ENV, "").strip()
-    return fmt == "int4" if not v else env_bit(SMALL_ENV, v)
+    return env_bit(SMALL_ENV, default=fmt == "int4")
 
 
 def usable() -> bool:
@@ -172,10 +171,7 @@ def split_sum() -> str:
     arrive adds their sum in split order) or "atomic" (each adds its own as it finishes: fastest, not
     bit-reproducible). Serial and park give the same bits. H200, 7B int4 at 512 rows: wo 34.0 / 41.4 / 29.3 us,
     w2 72.7 / 80.3 / 67.4 (serial / park / atomic; benchmarks/results/nineteenth_2026-12-01/s27a)."""
-    v = os.environ.get(SUM_ENV, "").strip() or "serial"
-    if v not in SUMS:
-        raise ConfigError(f"{SUM_ENV}={v!r}: expected one of {', '.join(SUMS)}")
-    return v
+    return env_choice(SUM_ENV, "serial", SUMS)
 
 
 def _split(mode: str, splits: int, tiles: int, tile_floats: int, ws, how: str) -> tuple:

@@ -14,10 +14,9 @@ benchmarks/results/gemv_sweep_*_2026-11-23.json.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
-from ..errors import BackendError
+from .env import env_int
 
 GEMV_WARPS = 8      # warps per block; each row pair is computed by GEMV_KSPLIT warps (see kernels/gemv.cu)
 GEMV_UNROLL = 2     # 16-byte weight loads in flight per row per lane
@@ -270,9 +269,6 @@ EARLY_ENV = "CUGRAPHLLM_GEMV_EARLY"
 def gemv_early() -> int:
     """kernels/gemv.cu GEMV_EARLY from env CUGRAPHLLM_GEMV_EARLY, bits: 1 the residual epilogues' input (old x),
     2 the qkv epilogue's (pos, n_tokens, RoPE cos/sin), loaded right after pdl_enter with the weight stream; a clear
-    bit loads them after it, as before. Default 1: residual only (H200 A/B in kernels/gemv.cu). Read at each
-    launch: part of ops._fn's cache key."""
-    v = os.environ.get(EARLY_ENV, "1").strip()
-    if v not in ("0", "1", "2", "3"):
-        raise BackendError(f"{EARLY_ENV}={v!r}: supported 0-3 (bits: 1 residual, 2 qkv epilogue loads early)")
-    return int(v)
+    bit loads them after it, as before. Default 1 (unset / blank): residual only (H200 A/B in kernels/gemv.cu);
+    anything but 0-3 a one-line ConfigError. Read at each launch: part of ops._fn's cache key."""
+    return env_int(EARLY_ENV, 1, 0, 3)
