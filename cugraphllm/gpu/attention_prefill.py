@@ -7,12 +7,11 @@ Head dims other than HEAD_DIMS stay on the Numba prefill kernel (gpu/attention.p
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import ConfigError
 from .cuda_kernels import device_id, get_function, raise_smem_limit
+from .env import env_int
 
 HEAD_DIMS = (64, 128)
 BM = 64          # query rows per block (kernel constant)
@@ -34,11 +33,7 @@ SPLIT_ENV = "CUGRAPHLLM_PREFILL_SPLIT"
 
 
 def _split_cap() -> int:
-    v = os.environ.get(SPLIT_ENV, "").strip()
-    if not v:
-        return SPLIT_MAX
-    _check(v.isdigit() and int(v) <= SPLIT_MAX, f"{SPLIT_ENV}={v!r}: supported 0-{SPLIT_MAX}")
-    return int(v)
+    return env_int(SPLIT_ENV, SPLIT_MAX, 0, SPLIT_MAX)
 
 
 def n_split(n_heads: int, q_tiles: int, cap: int | None = None) -> int:

@@ -8,7 +8,7 @@ CUGRAPHLLM_PDL (pdl.PDL), CUGRAPHLLM_GEMM_TUNE (gemm_tune.TUNE), CUGRAPHLLM_PREF
 CUGRAPHLLM_SAMPLER (ops_select.SAMPLER) and CUGRAPHLLM_PDL_ORDER (cuda_kernels.pdl_late) are also read at import
 and checked when used. Parsed elsewhere: the all-reduce knobs (allreduce_setup / allreduce.py: BackendError,
 a fractional timeout; CustomComm reads FUSE / T16 at construction, anything but "0" on), CUGRAPHLLM_TP_LAUNCH
-(tp_runtime), CUGRAPHLLM_PREFILL_SPLIT (attention_prefill) and the path CUGRAPHLLM_CACHE_DIR (jit_cache).
+(tp_runtime) and the path CUGRAPHLLM_CACHE_DIR (jit_cache).
 """
 from __future__ import annotations
 
