@@ -41,7 +41,9 @@ def lane_geometry(head_dim: int, n_rep: int) -> dict:
 # it in one trip, unsplit, with early loads (7B / 13B: 16 key steps in flight a lane): thirty-third session,
 # bench_attention at 129 / 256 keys 3.63 / 3.58 vs 3.67 / 3.78 us a launch for the 2-way key split; 7B fp16 decode
 # at prompt 130 (every step in the 256-key bucket) 3.245-3.251 vs 3.283-3.288 ms a token (medians of each run,
-# 2 processes each, alternating). The same unroll on split plans lost (513-3900 keys: 10.0-21.7 vs 5.0-18.5 us).
+# 2 processes each, alternating; 3.241-3.251 vs 3.279-3.289 in s41a), 13B 6.485 vs 6.567. The same unroll on split
+# plans lost (513-3900 keys: 10.0-21.7 vs 5.0-18.5 us). Small heads (stories260K), whose 256-key bucket was one trip
+# already, only gain the early loads there (not timed). 0 restores the two-trip plans.
 DECODE_KNOBS = {"n_warps": 8, "unroll": 8, "wide": True, "short_iters": 1, "split_keys": 256, "max_dsplit": 2,
                 "dsplit_keys": 32, "n_split": None, "n_dsplit": None, "early": 4, "cluster": 2, "one_trip": 256}
 CLUSTER_MAX = 8  # the portable cluster size
