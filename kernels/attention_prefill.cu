@@ -384,6 +384,9 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
 extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
 attention_prefill(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                   const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M, int S) {
+#ifdef PLAIN_Z_EXIT  // bench only (bench_attention_prefill --plain-z): this kernel on a split-shaped grid, z > 0 idle
+    if (blockIdx.z) return;
+#endif
     prefill_block<false>(att, q, k, v, pos_p, ntok_p, M, S, nullptr, nullptr);
 }
 

@@ -49,9 +49,25 @@ def versions():
     return v
 
 
-def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True):
+def plain_z_launch(config, ours, plain_z: int):
+    """The plain entry compiled with PLAIN_Z_EXIT, launched on a (H, tiles, plain_z) grid whose z > 0 blocks return
+    at once: what the split entry's empty blocks cost, apart from its code (a probe, not a path of the engine)."""
+    from cugraphllm.gpu.cuda_kernels import get_function, raise_smem_limit
+    defines = {"HD": config.head_dim, "N_REP": config.n_heads // config.n_kv_heads, "PLAIN_Z_EXIT": 1}
+    fn = get_function("attention_prefill.cu", "attention_prefill", defines, dtype="float16")
+    raise_smem_limit(fn, ours.smem)
+
+    def launch(att, q, k, v, pos, ntok):
+        m = q.shape[0]
+        grid = (config.n_heads, -(-m // 64), plain_z)  # 64: the kernel's BM
+        fn(grid, (128,), (att, q, k, v, pos, ntok, np.int32(m), np.int32(ours.max_seq_len)), shared_mem=ours.smem)
+    return launch
+
+
+def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, plain_z=0):
     import cupy as cp
     ours = PrefillKernel.for_config(config, "float16", ctx)
+    probe = plain_z_launch(config, ours, plain_z) if plain_z else None
     if numba_ref:
         numba = Attention(config, ctx, dtype="float16", cache_dir=tempfile.mkdtemp(prefix="attn_cache_"))
         numba.prefill_impl = "numba"
@@ -72,6 +88,9 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True):
             row = {"M": m, "pos": p}
             row["ours_ms_32_layers"] = graph_ms(
                 stream, lambda l: ours.launch(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
+            if probe:
+                row[f"plain_z{plain_z}_ms_32_layers"] = graph_ms(
+                    stream, lambda l: probe(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
             if numba_ref:
                 row["numba_ms_32_layers"] = graph_ms(
                     stream, lambda l: numba.prefill(ref[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok, m), reps)
@@ -90,14 +109,16 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True):
 
 
 def main():
-    import cupy as cp
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/attention_prefill_{datetime.date.today()}.json")
     ap.add_argument("--positions", default="0,1024", help="start positions (comma-separated)")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--buckets", default=",".join(map(str, BUCKETS)), help="query rows M (comma-separated)")
     ap.add_argument("--no-numba", action="store_true", help="time only the tensor-core kernel (no Numba reference)")
+    ap.add_argument("--plain-z", type=int, default=0, metavar="N",
+                    help="also time the plain kernel on a grid of N blocks a (head, tile), N-1 of them idle (probe)")
     args = ap.parse_args()
+    import cupy as cp
     config = ModelConfig.from_preset("llama-2-7b")
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "versions": versions(),
@@ -106,7 +127,8 @@ def main():
               "command": " ".join(sys.argv)}
     positions = [int(x) for x in args.positions.split(",")]
     buckets = tuple(int(x) for x in args.buckets.split(","))
-    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba)
+    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba,
+                                              args.plain_z)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "prefill"}, indent=1))
