@@ -31,6 +31,9 @@
 #ifndef N_REP
 #define N_REP 1
 #endif
+#ifndef SPLIT_PROBE  // bench only (bench_attention_prefill --split-probe): 1 the split entry without its tail (wrong
+#define SPLIT_PROBE 0  // where a split has more than one range), 2 its ticket broadcast by __syncthreads_or
+#endif
 #define BM 64          // query rows per block (16 per warp)
 #define BN 64          // keys per K/V tile
 #define NTHREADS 128
@@ -288,9 +291,19 @@ __device__ __forceinline__ void merge_partials(T* att, const float* part, float*
 __device__ __forceinline__ void split_tail(T* att, float* part, unsigned* cnt, const RowState& st, T* scratch,
                                            bool active, int r0, int tile, int h, int H, int z, int ns, int nvalid,
                                            int nrows, int m0, int stride, int lane) {
-    __shared__ int last;
     float* mine = part + ((size_t)(tile * H + h) * gridDim.z) * BM * PSTRIDE;  // split 0's rows of this pair
     store_partial(mine + (size_t)z * BM * PSTRIDE, st, active, r0, nvalid, lane);
+#if SPLIT_PROBE == 2  // bench only: the ticket broadcast by the barrier's reduction, no static shared memory
+    int mine_last = 0;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned* c = cnt + tile * H + h;
+        mine_last = last_ticket(c, ns);
+        if (mine_last) *c = 0u;
+    }
+    const int last = __syncthreads_or(mine_last);
+#else
+    __shared__ int last;
     __syncthreads();
     if (threadIdx.x == 0) {  // release this block's partial, take a ticket; the last block acquires them all
         unsigned* c = cnt + tile * H + h;
@@ -298,6 +311,7 @@ __device__ __forceinline__ void split_tail(T* att, float* part, unsigned* cnt, c
         if (last) *c = 0u;  // zero between launches: the next launch (stream-ordered) starts from it
     }
     __syncthreads();
+#endif
     if (last) merge_partials(att, mine, reinterpret_cast<float*>(scratch), ns, nvalid, nrows, m0, stride);
 }
 
@@ -372,7 +386,7 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
             __syncthreads();
         }
     }
-    if (SPLIT && ns > 1) {
+    if (SPLIT && ns > 1 && SPLIT_PROBE != 1) {
         split_tail(att, part, cnt, st, sk, active, r0, tile, h, H, z, ns, nvalid, nrows, m0, qstride, lane);
         return;
     }
