@@ -1,11 +1,11 @@
 """The prefill attention's key split, host side (gpu/attention_prefill.py): how many splits a launch gets, the
-scratch it needs, and the kernel's own split rule (kernels/attention_prefill.cu, mirrored here) covering every key
-tile exactly once. No GPU."""
+scratch it needs, and the kernel's own split rule (kernels/attention_prefill_split.cuh, mirrored here) covering
+every key tile exactly once. No GPU."""
 import pytest
 
 from cugraphllm.gpu import attention_prefill as ap
 
-SPLIT_MIN_TILES = 8  # kernels/attention_prefill.cu
+SPLIT_MIN_TILES = 8  # kernels/attention_prefill_split.cuh
 
 
 def kernel_ranges(ntiles: int, grid_z: int) -> list[range]:
