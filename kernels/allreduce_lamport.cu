@@ -69,6 +69,9 @@
 // the decode residual update, as allreduce.cu ar_residual) and ar_lamport_wide (all-reduce of a message above the
 // decode cap). Grid: ceil(n / AR_CHUNK) blocks of AR_THREADS threads (wide: min(wide, chunks)); a block waits only
 // for the same block of its peers, which pushed before they poll, so no block waits for one that cannot start.
+// Files: the buffers' element accesses (lp_value, the strong stores, lp_missing, lp_poll) are in
+// allreduce_lamport_io.cuh; ar_lamport_wide's defines AR_PACKED and AR_WIDE_U and its per-chunk helpers (lw_elem ..
+// lw_push, lw_add_packed) in allreduce_lamport_wide.cuh; lw_pull, lw_all and the kernels here.
 #include "allreduce_common.cuh"
 
 #define AR_GENS 3
@@ -77,54 +80,7 @@
 #define AR_QNAN 0x7FFFFFFFu
 static_assert(AR_SEQ_WRAP % AR_GENS == 0, "the generation must step by one across the wrap");
 
-__device__ __forceinline__ float lp_value(float v) {
-    return __float_as_uint(v) == AR_EMPTY ? __uint_as_float(AR_QNAN) : v;
-}
-__device__ __forceinline__ bool lp_empty(float v) { return __float_as_uint(v) == AR_EMPTY; }
-__device__ __forceinline__ void lp_store4(float* p, float a, float b, float c, float d) {
-    asm volatile("st.relaxed.sys.global.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
-                 : "memory");
-}
-__device__ __forceinline__ void lp_store(float* p, float v) {
-    asm volatile("st.relaxed.sys.global.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory");
-}
-
-// Spun longer than timeout_ns on element i from rank src: one line per block (the first thread), then trap. K: one
-// copy per kernel family (a non-inlined callee shared with ar_lamport_wide would change the decode kernels' code).
-template <int K = 0>
-__device__ __noinline__ void lp_missing(int* said, int rank, int src, unsigned s, long long i, long long timeout_ns) {
-    if (atomicExch(said, 1) == 0)
-        printf("cugraphllm all-reduce (lamport): rank %d block %d waited %lld ns for element %lld from rank %d (call "
-               "%u, generation %u): a peer GPU never reached this collective\n", rank, (int)blockIdx.x, timeout_ns,
-               i, src, s, s % AR_GENS);
-    __trap();
-}
-
-// Step 3 for one peer: its values of this thread's elements, once none is empty (vec: one float4).
-__device__ __forceinline__ void lp_poll(const float* slot, int n, int vec, const long long* idx, float* v, int* said,
-                                        int rank, int src, unsigned s, long long timeout_ns) {
-    u64 t0 = 0;
-    if (vec) {
-        if (idx[0] < n) {
-            for (;;) {
-                const float4 t = ar_load4(slot + idx[0]);
-                v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-                if (!(lp_empty(t.x) | lp_empty(t.y) | lp_empty(t.z) | lp_empty(t.w))) break;
-                if (t0 == 0) t0 = ar_clock();  // the clock only once a value is late
-                else if ((long long)(ar_clock() - t0) > timeout_ns) lp_missing(said, rank, src, s, idx[0], timeout_ns);
-            }
-        }
-    } else {
-#pragma unroll
-        for (int k = 0; k < AR_PER; ++k) {
-            if (idx[k] >= n) continue;
-            while (lp_empty(v[k] = ar_load(slot + idx[k]))) {
-                if (t0 == 0) t0 = ar_clock();
-                else if ((long long)(ar_clock() - t0) > timeout_ns) lp_missing(said, rank, src, s, idx[k], timeout_ns);
-            }
-        }
-    }
-}
+#include "allreduce_lamport_io.cuh"  // lp_value, lp_empty, lp_store4, lp_store, lp_missing, lp_poll
 
 // Steps 1-3: got[src][k] = rank src's value of this thread's element idx[k] (where < n), in rank order. Returns s.
 __device__ __forceinline__ unsigned lp_exchange(const float* in, const unsigned* seq, AR_PTRS(d), int n, int rank,
@@ -229,123 +185,7 @@ ar_lamport_residual(const float* p, float* x, T* xh, float* ss, unsigned* seq, A
 }
 
 // ---- ar_lamport_wide: messages above AR_CHUNK * AR_MAX_BLOCKS (see "Messages above" at the top) ----------------
-// AR_PACKED (1: compiled per storage dtype T): the message is n 32-bit words, each two T values (elements 2w, 2w + 1
-// of a T [2n] partial sum, as cuBLAS wrote it); the protocol moves words exactly as it moves f32 elements (same
-// chunks, slots, sentinel: a word of two 0xFFFF NaNs maps to 0x7FFFFFFF, two NaNs still), so half the NVLink bytes.
-// Only with add and vec: out f32 [2n] += (sum over ranks in rank order of the T values, in f32).
-#ifndef AR_PACKED
-#define AR_PACKED 0
-#endif
-#ifndef AR_WIDE_U
-#define AR_WIDE_U (AR_WORLD <= 2 ? 4 : AR_WORLD <= 4 ? 2 : 1)  // chunks per batch: ~8 float4 loads in flight a thread
-#endif
-
-// Element q of this thread in chunk c (VEC: 4 consecutive ones, else 4 strided by AR_THREADS), as ar_index. Loads
-// are unconditional, so that a batch's loads are all in flight before the first is used (a load under a branch
-// with a default value is waited for at the branch's end): a slot element of a covered chunk is below the cap
-// (whole chunks), an input element past n is read at 0 instead (in place, a read racing block 0's write: its value,
-// undefined then, is never used); values past n are never pushed, waited for or written.
-template <int VEC>
-__device__ __forceinline__ int lw_elem(int c, int q) {
-    return c * AR_CHUNK + (VEC ? AR_PER * (int)threadIdx.x + q : (int)threadIdx.x + q * AR_THREADS);
-}
-// This rank's addends of chunk c: in[], the sentinel's bits mapped (lp_value).
-template <int VEC>
-__device__ __forceinline__ void lw_mine(const float* in, int n, int c, float* v) {
-    if (VEC) {
-        const int i = lw_elem<1>(c, 0);
-        const float4 t = *reinterpret_cast<const float4*>(in + (i < n ? i : 0));
-        v[0] = lp_value(t.x), v[1] = lp_value(t.y), v[2] = lp_value(t.z), v[3] = lp_value(t.w);
-    } else {
-#pragma unroll
-        for (int q = 0; q < AR_PER; ++q) {
-            const int i = lw_elem<0>(c, q);
-            v[q] = lp_value(in[i < n ? i : 0]);
-        }
-    }
-}
-// One strong load of this thread's elements of chunk c from a slot.
-template <int VEC>
-__device__ __forceinline__ void lw_load(const float* slot, int c, float* v) {
-    if (VEC) {
-        const float4 t = ar_load4(slot + lw_elem<1>(c, 0));
-        v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-    } else {
-#pragma unroll
-        for (int q = 0; q < AR_PER; ++q) v[q] = ar_load(slot + lw_elem<0>(c, q));
-    }
-}
-// Whether an element of v below n is still empty.
-template <int VEC>
-__device__ __forceinline__ bool lw_empty(const float* v, int n, int c) {
-    bool e = false;
-#pragma unroll
-    for (int q = 0; q < AR_PER; ++q) e |= lp_empty(v[q]) & (lw_elem<VEC>(c, VEC ? 0 : q) < n);
-    return e;
-}
-// v into this thread's elements of chunk c below n (the push; AR_EMPTY: the reset after read).
-template <int VEC>
-__device__ __forceinline__ void lw_store(float* slot, int n, int c, const float* v) {
-    if (VEC) {
-        const int i = lw_elem<1>(c, 0);
-        if (i < n) lp_store4(slot + i, v[0], v[1], v[2], v[3]);
-    } else {
-#pragma unroll
-        for (int q = 0; q < AR_PER; ++q)
-            if (lw_elem<0>(c, q) < n) lp_store(slot + lw_elem<0>(c, q), v[q]);
-    }
-}
-
-// What every thread of a block needs for one call: the buffers, the call, and its chunks b, b + G, ... (m of them).
-struct LwCall {
-    const float* in;
-    float* out;
-    float* peer[AR_WORLD];  // slot [g][rank] of every peer's data (peer[rank] unused)
-    float* mine;            // this rank's slots of generation g: + src * cap
-    long long cap, timeout_ns;
-    int n, rank, b, G, m, add;  // add: out += the sum (the prefill residual update) instead of out = the sum
-    unsigned s;
-    int* said;
-};
-
-// Step 1 for NB chunks of the block from its j-th on (their input loads in flight together).
-template <int VEC, int NB>
-__device__ __forceinline__ void lw_push(const LwCall& k, int j) {
-    float v[NB][AR_PER];
-#pragma unroll
-    for (int u = 0; u < NB; ++u) lw_mine<VEC>(k.in, k.n, k.b + (j + u) * k.G, v[u]);
-#pragma unroll
-    for (int p = 0; p < AR_WORLD; ++p)
-#pragma unroll
-        for (int u = 0; u < NB; ++u)
-            if (p != k.rank) lw_store<VEC>(k.peer[p], k.n, k.b + (j + u) * k.G, v[u]);
-}
-
-#if AR_PACKED
-// Step 4 of a packed call for this thread's 4 words from word i (< n: vec, so all 4 or none): out[2i .. 2i + 7] +=
-// the T values of every rank's words, widened to f32 and summed in rank order (every rank the same bits).
-template <int NB>
-__device__ __forceinline__ void lw_add_packed(const LwCall& k, long long i, const float* mine,
-                                              const float (*got)[NB][AR_PER], int u) {
-    if (i >= k.n) return;
-    float acc[2 * AR_PER];
-#pragma unroll
-    for (int q = 0; q < AR_PER; ++q)
-#pragma unroll
-        for (int src = 0; src < AR_WORLD; ++src) {
-            const unsigned w = __float_as_uint(src == k.rank ? mine[q] : got[src][u][q]);
-            const float2 f = to_f2(*reinterpret_cast<const T2*>(&w));
-            acc[2 * q] = src == 0 ? f.x : acc[2 * q] + f.x;
-            acc[2 * q + 1] = src == 0 ? f.y : acc[2 * q + 1] + f.y;
-        }
-    float* o = k.out + 2 * i;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const float4 x = *reinterpret_cast<const float4*>(o + 4 * h);
-        ar_store4(o + 4 * h, x.x + acc[4 * h], x.y + acc[4 * h + 1], x.z + acc[4 * h + 2], x.w + acc[4 * h + 3]);
-    }
-}
-#endif
+#include "allreduce_lamport_wide.cuh"  // AR_PACKED, AR_WIDE_U; lw_elem .. lw_store, LwCall, lw_push, lw_add_packed
 
 // Steps 3-4 for NB chunks of the block from its j-th on: every load (this rank's addends from in, the peers' from
 // the slots) issued before any is waited for; the sum in lp_sum's rank order; then the reset after read (but of the
