@@ -193,6 +193,18 @@ __device__ __forceinline__ void merge_partials(const float* pmax, const int* par
     m = v; best = i; lo = mn;
 }
 
+// The v1 / v2 draw kernels' start: the sampling parameters, the G partials merged (global max m, its id best, the
+// least finite logit lo) and the greedy exit; true when the token is already committed (the block is done).
+__device__ __forceinline__ bool draw_begin(const float* params, const float* pmax, const int* parg, const float* pmin,
+                                           int V, int* token, int* hist, int* pos, const int* n_tokens, int hist_len,
+                                           float& temp, float& top_p, int& top_k, float& m, int& best, float& lo) {
+    temp = params[0];
+    top_p = params[1];
+    top_k = (int)params[3];
+    merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
+    return greedy_exit(temp, top_k, best, m, V, token, hist, pos, n_tokens, hist_len);
+}
+
 // f(l, i) for every i < V (per thread: not in id order), 4 float4 loads in flight per thread. s: 16-byte aligned.
 template <class F>
 __device__ __forceinline__ void for_each_logit(const float* s, int V, F f) {

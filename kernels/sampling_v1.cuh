@@ -171,12 +171,10 @@ sample_draw(int* __restrict__ token, int* __restrict__ hist, int* __restrict__ p
             const float* __restrict__ pmin, unsigned* __restrict__ bcnt, u64* __restrict__ bmass,
             unsigned* __restrict__ ctr) {
     __shared__ DrawShared sh;
-    const float temp = params[0], top_p = params[1];
-    const int top_k = (int)params[3];
-    float m, lo;
-    int best;
-    merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
-    if (greedy_exit(temp, top_k, best, m, V, token, hist, pos, n_tokens, hist_len)) return;
+    float temp, top_p, m, lo;
+    int top_k, best;
+    if (draw_begin(params, pmax, parg, pmin, V, token, hist, pos, n_tokens, hist_len, temp, top_p, top_k, m, best, lo))
+        return;
     const float scale = bin_scale(m, lo);
     const int base = blockIdx.x * SAMPLE_CHUNK;
     float lv[SAMPLE_PER_THREAD];

@@ -152,12 +152,10 @@ sample_draw_v2(int* __restrict__ token, int* __restrict__ hist, int* __restrict_
     const int t = threadIdx.x, i = blockIdx.x * S2_CHUNK + t;
     const bool in = i < V;
     const float l = in ? s[i] : NEG_INF;  // in flight while the partials are merged
-    const float temp = params[0], top_p = params[1];
-    const int top_k = (int)params[3];
-    float m, lo;
-    int best;
-    merge_partials(pmax, parg, pmin, gridDim.x, m, best, lo);
-    if (greedy_exit(temp, top_k, best, m, V, token, hist, pos, n_tokens, hist_len)) return;
+    float temp, top_p, m, lo;
+    int top_k, best;
+    if (draw_begin(params, pmax, parg, pmin, V, token, hist, pos, n_tokens, hist_len, temp, top_p, top_k, m, best, lo))
+        return;
     const float scale = bin_scale(m, lo);
     sh.h.c[t] = 0u;
     sh.h.c[t + SAMPLE_THREADS] = 0u;
