@@ -49,9 +49,9 @@ struct H2Slot {
     __device__ __forceinline__ int operator()(int i) const { return swz(i); }
 };
 
-// Whole block, after xpro_load(.., true, park_in(xh), H2Slot()) (gemv_quant.cuh): stage xh; returns (inv_rms (1
-// without a norm), 1 / xscale); xh is visible to the whole block on return. Two barriers: the (ss sum, |x| max)
-// reduction, the stores.
+// Whole block, after xpro_load(.., true, park_in(xh), H2Slot()) (gemv_quant_prologue.cuh): stage xh; returns
+// (inv_rms (1 without a norm), 1 / xscale); xh is visible to the whole block on return. Two barriers: the (ss sum,
+// |x| max) reduction, the stores.
 __device__ __forceinline__ float2 stage_h2(__half* xh, const XPro& p, const T* __restrict__ a, const QArgs& w,
                                            const NormIn& nm) {
     __shared__ float2 pscratch[32];

@@ -110,10 +110,10 @@ __device__ __forceinline__ void mma_store(__half* xh, float2* blk, const float* 
     if (i < nchunk && i % QM_CPB == 0) blk[i / QM_CPB] = make_float2(QM_OFF * tsum, xsum);
 }
 
-// Whole block, after xpro_load(.., true, xh as uint4, qm_slot) (gemv_quant.cuh; K a multiple of QM_COLS; chunks past
-// the kept ones parked in their own slots, read back here and overwritten by their staging): xh and blk [K / QM_COLS]
-// (float2: QM_OFF x the sum of the block's staged halves, the sum of its effective x), as described above;
-// returns (inv_rms (1 without a norm), 1 / xscale); xh and blk are visible to the whole block on return. Two
+// Whole block, after xpro_load(.., true, xh as uint4, qm_slot) (gemv_quant_prologue.cuh; K a multiple of QM_COLS;
+// chunks past the kept ones parked in their own slots, read back here and overwritten by their staging): xh and blk
+// [K / QM_COLS] (float2: QM_OFF x the sum of the block's staged halves, the sum of its effective x), as described
+// above; returns (inv_rms (1 without a norm), 1 / xscale); xh and blk are visible to the whole block on return. Two
 // barriers: the (ss sum, |x| max) reduction, the stores.
 __device__ __forceinline__ float2 stage_mma(__half* xh, float2* blk, const XPro& p, const T* __restrict__ a,
                                             const QArgs& w, const NormIn& nm) {

@@ -1,4 +1,4 @@
-"""The prologue of the quantized decode GEMVs (kernels/gemv_quant.cuh xpro_load, then stage / stage_h2 /
+"""The prologue of the quantized decode GEMVs (kernels/gemv_quant_prologue.cuh xpro_load, then stage / stage_h2 /
 stage_mma): the ss partial sums and the activation loaded in one round, one (ss sum, |x| max) block reduction,
 the first chunks kept in registers (QG_XREGS) and the rest loaded again. test_quant_gpu.py's fused-norm tests run
 with a perm on every layer; here the fused-norm LM head runs under every path and the default plan with the
