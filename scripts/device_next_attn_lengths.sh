@@ -1,5 +1,6 @@
 #!/bin/bash
-# Prepared in the thirty-second session (nvidia-h200, ~3 min), not yet run: the decode attention's cost at the key
+# Prepared in the thirty-second session, run in the thirty-third (thirtythird_2026-12-03/next_attn_lengths/): the
+# decode attention's cost at the key
 # counts decode actually runs at, each in its bucket (bench_attention --lengths; until now only the buckets' full
 # lengths were timed): after a 500-token prompt decode runs 520-600 keys in the 1024-key bucket (8 splits of 128
 # keys, ticket combine), a plan sized for 1024. Default plans beside

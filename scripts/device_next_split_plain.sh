@@ -1,5 +1,6 @@
 #!/bin/bash
-# Prepared in the thirty-second session (nvidia-h200, ~3 min), not yet run (the session's device time ran out):
+# Prepared in the thirty-second session, run in the thirty-third (results: thirtythird_2026-12-03/next_split_plain/;
+# the candidate was no faster than main, not taken):
 # the prefill attention's split entry running the plain block's code where one key range covers a (head, tile)
 # (7948173, reverted on main). s40f measured the split entry ~15% slower than the plain kernel on the same keys
 # whatever its z (16 / 64 / 128 rows after 300 keys: 0.332 / 0.390 / 0.438 ms for 32 layers, caps 8 and 4 alike,
