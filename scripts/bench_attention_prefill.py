@@ -21,7 +21,7 @@ import numpy as np
 
 from cugraphllm.config import ModelConfig
 from cugraphllm.gpu.attention import Attention
-from cugraphllm.gpu.attention_prefill import PrefillKernel
+from cugraphllm.gpu.attention_prefill import BM, NTHREADS, PrefillKernel
 
 try:  # one graph-timing harness for both; `python3 -m scripts.X` from the checkout, or the file itself
     from scripts.bench_attention import LAYERS, graph_time_us
@@ -49,32 +49,36 @@ def versions():
     return v
 
 
+def _probe_fn(config, ours, entry: str, **defines):
+    """One entry of attention_prefill.cu built with bench-only defines beside the launcher's own (a probe)."""
+    from cugraphllm.gpu.cuda_kernels import get_function, raise_smem_limit
+    defines = {"HD": config.head_dim, "N_REP": config.n_heads // config.n_kv_heads, **defines}
+    fn = get_function("attention_prefill.cu", entry, defines, dtype="float16")
+    raise_smem_limit(fn, ours.smem)
+    return fn
+
+
 def plain_z_launch(config, ours, plain_z: int):
     """The plain entry compiled with PLAIN_Z_EXIT, launched on a (H, tiles, plain_z) grid whose z > 0 blocks return
     at once: what the split entry's empty blocks cost, apart from its code (a probe, not a path of the engine)."""
-    from cugraphllm.gpu.cuda_kernels import get_function, raise_smem_limit
-    defines = {"HD": config.head_dim, "N_REP": config.n_heads // config.n_kv_heads, "PLAIN_Z_EXIT": 1}
-    fn = get_function("attention_prefill.cu", "attention_prefill", defines, dtype="float16")
-    raise_smem_limit(fn, ours.smem)
+    fn = _probe_fn(config, ours, "attention_prefill", PLAIN_Z_EXIT=1)
 
     def launch(att, q, k, v, pos, ntok):
         m = q.shape[0]
-        grid = (config.n_heads, -(-m // 64), plain_z)  # 64: the kernel's BM
-        fn(grid, (128,), (att, q, k, v, pos, ntok, np.int32(m), np.int32(ours.max_seq_len)), shared_mem=ours.smem)
+        grid = (config.n_heads, -(-m // BM), plain_z)
+        fn(grid, (NTHREADS,), (att, q, k, v, pos, ntok, np.int32(m), np.int32(ours.max_seq_len)),
+           shared_mem=ours.smem)
     return launch
 
 
 def split_probe_launch(config, ours, which: int):
     """The split entry compiled with SPLIT_PROBE=which (kernel header), on the launcher's own grid."""
-    from cugraphllm.gpu.cuda_kernels import get_function, raise_smem_limit
-    defines = {"HD": config.head_dim, "N_REP": config.n_heads // config.n_kv_heads, "SPLIT_PROBE": which}
-    fn = get_function("attention_prefill.cu", "attention_prefill_split", defines, dtype="float16")
-    raise_smem_limit(fn, ours.smem)
+    fn = _probe_fn(config, ours, "attention_prefill_split", SPLIT_PROBE=which)
 
     def launch(att, q, k, v, pos, ntok):
         _, grid = ours._shapes(q.shape[0])
-        fn(grid, (128,), (att, q, k, v, pos, ntok, np.int32(q.shape[0]), np.int32(ours.max_seq_len), ours.part,
-                          ours.cnt), shared_mem=ours.smem)
+        fn(grid, (NTHREADS,), (att, q, k, v, pos, ntok, np.int32(q.shape[0]), np.int32(ours.max_seq_len), ours.part,
+                               ours.cnt), shared_mem=ours.smem)
     return launch
 
 
