@@ -31,9 +31,7 @@
 #ifndef N_REP
 #define N_REP 1
 #endif
-#ifndef SPLIT_PROBE  // bench only (bench_attention_prefill --split-probe): 1 the split entry without its tail (wrong
-#define SPLIT_PROBE 0  // where a split has more than one range), 2 its ticket broadcast by __syncthreads_or
-#endif
+// BM, BN, NTHREADS (and the split header's SPLIT_MAX, PSTRIDE_EXTRA) are read by the launcher (kernel_int)
 #define BM 64          // query rows per block (16 per warp)
 #define BN 64          // keys per K/V tile
 #define NTHREADS 128
@@ -277,7 +275,7 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
             __syncthreads();
         }
     }
-    if (SPLIT && ns > 1 && SPLIT_PROBE != 1) {
+    if (SPLIT && ns > 1) {
         split_tail(att, part, cnt, st, sk, active, r0, tile, h, H, z, ns, nvalid, nrows, m0, qstride, lane);
         return;
     }
@@ -289,9 +287,6 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
 extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
 attention_prefill(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                   const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M, int S) {
-#ifdef PLAIN_Z_EXIT  // bench only (bench_attention_prefill --plain-z): this kernel on a split-shaped grid, z > 0 idle
-    if (blockIdx.z) return;
-#endif
     prefill_block<false>(att, q, k, v, pos_p, ntok_p, M, S, nullptr, nullptr);
 }
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from cugraphllm.config import ModelConfig
 from cugraphllm.gpu.attention import Attention
-from cugraphllm.gpu.attention_prefill import BM, NTHREADS, PrefillKernel
+from cugraphllm.gpu.attention_prefill import PrefillKernel
 
 try:  # one graph-timing harness for both; `python3 -m scripts.X` from the checkout, or the file itself
     from scripts.bench_attention import LAYERS, graph_time_us
@@ -49,44 +49,9 @@ def versions():
     return v
 
 
-def _probe_fn(config, ours, entry: str, **defines):
-    """One entry of attention_prefill.cu built with bench-only defines beside the launcher's own (a probe)."""
-    from cugraphllm.gpu.cuda_kernels import get_function, raise_smem_limit
-    defines = {"HD": config.head_dim, "N_REP": config.n_heads // config.n_kv_heads, **defines}
-    fn = get_function("attention_prefill.cu", entry, defines, dtype="float16")
-    raise_smem_limit(fn, ours.smem)
-    return fn
-
-
-def plain_z_launch(config, ours, plain_z: int):
-    """The plain entry compiled with PLAIN_Z_EXIT, launched on a (H, tiles, plain_z) grid whose z > 0 blocks return
-    at once: what the split entry's empty blocks cost, apart from its code (a probe, not a path of the engine)."""
-    fn = _probe_fn(config, ours, "attention_prefill", PLAIN_Z_EXIT=1)
-
-    def launch(att, q, k, v, pos, ntok):
-        m = q.shape[0]
-        grid = (config.n_heads, -(-m // BM), plain_z)
-        fn(grid, (NTHREADS,), (att, q, k, v, pos, ntok, np.int32(m), np.int32(ours.max_seq_len)),
-           shared_mem=ours.smem)
-    return launch
-
-
-def split_probe_launch(config, ours, which: int):
-    """The split entry compiled with SPLIT_PROBE=which (kernel header), on the launcher's own grid."""
-    fn = _probe_fn(config, ours, "attention_prefill_split", SPLIT_PROBE=which)
-
-    def launch(att, q, k, v, pos, ntok):
-        _, grid = ours._shapes(q.shape[0])
-        fn(grid, (NTHREADS,), (att, q, k, v, pos, ntok, np.int32(q.shape[0]), np.int32(ours.max_seq_len), ours.part,
-                               ours.cnt), shared_mem=ours.smem)
-    return launch
-
-
-def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, plain_z=0, split_probe=0):
+def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True):
     import cupy as cp
     ours = PrefillKernel.for_config(config, "float16", ctx)
-    probe = plain_z_launch(config, ours, plain_z) if plain_z else None
-    sprobe = split_probe_launch(config, ours, split_probe) if split_probe else None
     if numba_ref:
         numba = Attention(config, ctx, dtype="float16", cache_dir=tempfile.mkdtemp(prefix="attn_cache_"))
         numba.prefill_impl = "numba"
@@ -107,12 +72,6 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, plain_z=0
             row = {"M": m, "pos": p}
             row["ours_ms_32_layers"] = graph_ms(
                 stream, lambda l: ours.launch(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
-            if probe:
-                row[f"plain_z{plain_z}_ms_32_layers"] = graph_ms(
-                    stream, lambda l: probe(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
-            if sprobe:
-                row[f"split_probe{split_probe}_ms_32_layers"] = graph_ms(
-                    stream, lambda l: sprobe(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
             if numba_ref:
                 row["numba_ms_32_layers"] = graph_ms(
                     stream, lambda l: numba.prefill(ref[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok, m), reps)
@@ -137,10 +96,6 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--buckets", default=",".join(map(str, BUCKETS)), help="query rows M (comma-separated)")
     ap.add_argument("--no-numba", action="store_true", help="time only the tensor-core kernel (no Numba reference)")
-    ap.add_argument("--plain-z", type=int, default=0, metavar="N",
-                    help="also time the plain kernel on a grid of N blocks a (head, tile), N-1 of them idle (probe)")
-    ap.add_argument("--split-probe", type=int, default=0, choices=(0, 1, 2),
-                    help="also time the split entry built with SPLIT_PROBE=1 (no tail) or 2 (ticket by barrier)")
     args = ap.parse_args()
     import cupy as cp
     config = ModelConfig.from_preset("llama-2-7b")
@@ -151,8 +106,7 @@ def main():
               "command": " ".join(sys.argv)}
     positions = [int(x) for x in args.positions.split(",")]
     buckets = tuple(int(x) for x in args.buckets.split(","))
-    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba,
-                                              args.plain_z, args.split_probe)
+    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "prefill"}, indent=1))
