@@ -1,11 +1,14 @@
 """The prefill attention's key split, host side (gpu/attention_prefill.py): how many splits a launch gets, the
 scratch it needs, and the kernel's own split rule (kernels/attention_prefill_split.cuh, mirrored here) covering
 every key tile exactly once. No GPU."""
+import re
+
 import pytest
 
 from cugraphllm.gpu import attention_prefill as ap
+from cugraphllm.gpu.cuda_kernels import kernel_int
 
-SPLIT_MIN_TILES = 8  # kernels/attention_prefill_split.cuh
+SPLIT_MIN_TILES = kernel_int("attention_prefill.cu", "SPLIT_MIN_TILES")  # kernels/attention_prefill_split.cuh
 
 
 def kernel_ranges(ntiles: int, grid_z: int) -> list[range]:
@@ -66,3 +69,20 @@ def test_memory_estimate_counts_the_split_scratch():
     c = ModelConfig.from_preset("llama-2-7b")
     n_part, _ = ap.split_scratch(c.n_heads, c.head_dim)
     assert memory.attention_bytes(c, 4096, 132) >= n_part * 4
+
+
+def test_launcher_constants_come_from_the_kernel_source(tmp_path, monkeypatch):
+    """The launcher's tile constants are the kernel's #defines (kernel_int), and kernel_int refuses a macro that is
+    missing, not an integer, or defined twice with different values."""
+    from cugraphllm.errors import ConfigError
+    from cugraphllm.gpu import cuda_kernels as ck
+    src = ck.read_source("attention_prefill.cu")
+    for name in ("BM", "BN", "NTHREADS", "SPLIT_MAX", "PSTRIDE_EXTRA"):
+        assert re.search(rf"^#define {name} {getattr(ap, name)}\b", src, re.M), name
+    (tmp_path / "k.cu").write_text('#define A 7\n#define B (A + 1)\n#include "h.cuh"\n')
+    (tmp_path / "h.cuh").write_text("#define C 3\n#define C 4\n#define D 5\n#define D 5\n")
+    monkeypatch.setattr(ck, "kernel_dir", lambda: tmp_path)
+    assert ck.kernel_int("k.cu", "A") == 7 and ck.kernel_int("k.cu", "D") == 5
+    for bad in ("B", "C", "E"):
+        with pytest.raises(ConfigError, match=f"#define {bad}"):
+            ck.kernel_int("k.cu", bad)

@@ -10,21 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .cuda_kernels import device_id, get_function, raise_smem_limit
+from .cuda_kernels import device_id, get_function, kernel_int, raise_smem_limit
 from .env import env_int
 
 HEAD_DIMS = (64, 128)
-BM = 64          # query rows per block (kernel constant)
-BN = 64          # keys per K/V tile (kernel constant)
-NTHREADS = 128
+_SRC = "attention_prefill.cu"
+BM = kernel_int(_SRC, "BM")              # query rows per block
+BN = kernel_int(_SRC, "BN")              # keys per K/V tile
+NTHREADS = kernel_int(_SRC, "NTHREADS")
 # Key split (the kernel's gridDim.z) for buckets of at most SPLIT_TILES query tiles: enough splits that the grid
-# has about SPLIT_BLOCKS blocks, at most SPLIT_MAX (kernel constant), on the kernel's split entry; the other buckets
+# has about SPLIT_BLOCKS blocks, at most SPLIT_MAX, on the kernel's split entry; the other buckets
 # run the plain one. The split entry takes fewer splits where the cached prefix is short (each walks >= 8 key
 # tiles, 512 keys), none up to 512 keys.
 SPLIT_TILES = 2
 SPLIT_BLOCKS = 256
-SPLIT_MAX = 8
-PSTRIDE_EXTRA = 4  # floats after a partial row's o[head_dim]: m, l and padding
+SPLIT_MAX = kernel_int(_SRC, "SPLIT_MAX")
+PSTRIDE_EXTRA = kernel_int(_SRC, "PSTRIDE_EXTRA")  # floats after a partial row's o[head_dim]: m, l and padding
 
 
 # env: the most key splits a launch takes, 0 or 1 = every launch on the plain kernel (an A/B switch, at most
@@ -75,8 +76,8 @@ class PrefillKernel:
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.dtype, self.max_seq_len = dtype, int(max_seq_len)
         defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads}
-        self.fn = get_function("attention_prefill.cu", "attention_prefill", defines, dtype=dtype)
-        self.fn_split = get_function("attention_prefill.cu", "attention_prefill_split", defines, dtype=dtype)
+        self.fn = get_function(_SRC, "attention_prefill", defines, dtype=dtype)
+        self.fn_split = get_function(_SRC, "attention_prefill_split", defines, dtype=dtype)
         self.smem = smem_bytes(head_dim)
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)

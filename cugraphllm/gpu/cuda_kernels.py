@@ -65,6 +65,15 @@ def read_source(name: str, defines: dict | None = None) -> str:
     return head + inline(name)
 
 
+def kernel_int(name: str, macro: str) -> int:
+    """The integer of `#define MACRO <int>` in kernels/<name> (its includes inlined): launchers take a kernel's
+    compile-time constants from the source instead of restating them."""
+    found = re.findall(rf"^\s*#\s*define\s+{re.escape(macro)}\s+(\d+)\b", read_source(name), re.M)
+    if len(set(found)) != 1:
+        raise ConfigError(f"kernels/{name}: expected one integer #define {macro}, found {found or 'none'}")
+    return int(found[0])
+
+
 @functools.lru_cache(maxsize=None)
 def _module(name: str, defines: tuple, options: tuple):
     import cupy as cp
