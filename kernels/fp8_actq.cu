@@ -89,47 +89,64 @@ __device__ __forceinline__ void store8(unsigned char* dst, const float (&v)[8], 
 
 #define KEEP 4  // 8-column pieces a thread keeps in registers between passes (at 512 threads: F <= 16384)
 
-template <class Src>
-__device__ __forceinline__ void silu_quant_row(const Src& src, unsigned char* aq, float* sa, T* h, const float* gain,
-                                               int F) {
+// One token row of n columns to fp8: pass 1 the values and their amax, pass 2 the codes. piece(f, v, first) gives
+// the values of columns f..f+7 (gain applied); pass 2 asks again (first false) only where the row is too long to
+// keep (KEEP pieces a thread). The barriers of block_amax also order every read of *sa before its write.
+template <class Piece>
+__device__ __forceinline__ void quant_row(const Piece& piece, unsigned char* aq, float* sa, int n) {
     __shared__ float scratch[32];
-    const int m = blockIdx.x;
-    T* hrow = h ? h + (size_t)m * F : nullptr;
-    const bool keep = F <= 8 * KEEP * (int)blockDim.x;
+    const bool keep = n <= 8 * KEEP * (int)blockDim.x;
     float amax = 0.f, v[8], kv[KEEP][8];
     if (keep) {
 #pragma unroll
         for (int p = 0; p < KEEP; ++p) {
             const int f = 8 * (threadIdx.x + p * blockDim.x);
-            if (f >= F) break;
-            silu8(src, f, kv[p], hrow);
-            apply_gain(kv[p], gain, f);
+            if (f >= n) break;
+            piece(f, kv[p], true);
             amax = amax8(kv[p], amax);
         }
     } else {
-        for (int f = 8 * threadIdx.x; f < F; f += 8 * blockDim.x) {
-            silu8(src, f, v, hrow);
-            apply_gain(v, gain, f);
+        for (int f = 8 * threadIdx.x; f < n; f += 8 * blockDim.x) {
+            piece(f, v, true);
             amax = amax8(v, amax);
         }
     }
-    amax = block_amax(amax, scratch);  // its barriers also order every read of sa[m] before the write below
-    if (threadIdx.x == 0) sa[m] = fp8_scale(amax);
+    amax = block_amax(amax, scratch);
+    if (threadIdx.x == 0) *sa = fp8_scale(amax);
     const float inv = fp8_inv(amax);
     if (keep) {
 #pragma unroll
         for (int p = 0; p < KEEP; ++p) {
             const int f = 8 * (threadIdx.x + p * blockDim.x);
-            if (f >= F) break;
-            store8(aq + (size_t)m * F + f, kv[p], inv);
+            if (f >= n) break;
+            store8(aq + f, kv[p], inv);
         }
         return;
     }
-    for (int f = 8 * threadIdx.x; f < F; f += 8 * blockDim.x) {
-        silu8(src, f, v, nullptr);
-        apply_gain(v, gain, f);
-        store8(aq + (size_t)m * F + f, v, inv);
+    for (int f = 8 * threadIdx.x; f < n; f += 8 * blockDim.x) {
+        piece(f, v, false);
+        store8(aq + f, v, inv);
     }
+}
+
+// h's pieces (silu8, h stored in pass 1 only) times the gain
+template <class Src>
+struct SiluPiece {
+    Src src;
+    T* hrow;
+    const float* gain;
+    __device__ __forceinline__ void operator()(int f, float (&v)[8], bool first) const {
+        silu8(src, f, v, first ? hrow : nullptr);
+        apply_gain(v, gain, f);
+    }
+};
+
+template <class Src>
+__device__ __forceinline__ void silu_quant_row(const Src& src, unsigned char* aq, float* sa, T* h, const float* gain,
+                                               int F) {
+    const int m = blockIdx.x;
+    const SiluPiece<Src> piece{src, h ? h + (size_t)m * F : nullptr, gain};
+    quant_row(piece, aq + (size_t)m * F, sa + m, F);
 }
 
 // __launch_bounds__: at least two blocks of the launcher's (at most) 512 threads an SM with the kept pieces (64
@@ -159,46 +176,18 @@ __device__ __forceinline__ void act8(const T* row, int j, float (&v)[8]) {
     }
 }
 
+struct ActPiece {  // a row of a, times the gain
+    const T* row;
+    const float* gain;
+    __device__ __forceinline__ void operator()(int j, float (&v)[8], bool) const {
+        act8(row, j, v);
+        apply_gain(v, gain, j);
+    }
+};
+
 extern "C" __global__ void quant_act_fp8_v(unsigned char* __restrict__ aq, float* __restrict__ sa,
                                            const T* __restrict__ a, const float* __restrict__ gain, int K,
                                            int has_gain) {
-    __shared__ float scratch[32];
     const int m = blockIdx.x;
-    const T* row = a + (size_t)m * K;
-    const float* gn = has_gain ? gain : nullptr;
-    const bool keep = K <= 8 * KEEP * (int)blockDim.x;
-    float amax = 0.f, v[8], kv[KEEP][8];
-    if (keep) {
-#pragma unroll
-        for (int p = 0; p < KEEP; ++p) {
-            const int j = 8 * (threadIdx.x + p * blockDim.x);
-            if (j >= K) break;
-            act8(row, j, kv[p]);
-            apply_gain(kv[p], gn, j);
-            amax = amax8(kv[p], amax);
-        }
-    } else {
-        for (int j = 8 * threadIdx.x; j < K; j += 8 * blockDim.x) {
-            act8(row, j, v);
-            apply_gain(v, gn, j);
-            amax = amax8(v, amax);
-        }
-    }
-    amax = block_amax(amax, scratch);
-    if (threadIdx.x == 0) sa[m] = fp8_scale(amax);
-    const float inv = fp8_inv(amax);
-    if (keep) {
-#pragma unroll
-        for (int p = 0; p < KEEP; ++p) {
-            const int j = 8 * (threadIdx.x + p * blockDim.x);
-            if (j >= K) break;
-            store8(aq + (size_t)m * K + j, kv[p], inv);
-        }
-        return;
-    }
-    for (int j = 8 * threadIdx.x; j < K; j += 8 * blockDim.x) {
-        act8(row, j, v);
-        apply_gain(v, gn, j);
-        store8(aq + (size_t)m * K + j, v, inv);
-    }
+    quant_row(ActPiece{a + (size_t)m * K, has_gain ? gain : nullptr}, aq + (size_t)m * K, sa + m, K);
 }
