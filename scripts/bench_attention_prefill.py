@@ -49,26 +49,9 @@ def versions():
     return v
 
 
-def probe_launch(config, ours, defines: str):
-    """The plain entry built with bench-only defines ("NAME=VAL,..."), on the plain grid (H, tiles): a probe."""
-    from cugraphllm.gpu.attention_prefill import BM, NTHREADS
-    from cugraphllm.gpu.cuda_kernels import get_function, raise_smem_limit
-    extra = dict(d.split("=", 1) for d in defines.split(","))
-    fn = get_function("attention_prefill.cu", "attention_prefill",
-                      {"HD": config.head_dim, "N_REP": config.n_heads // config.n_kv_heads, **extra}, dtype="float16")
-    raise_smem_limit(fn, ours.smem)
-
-    def launch(att, q, k, v, pos, ntok):
-        m = q.shape[0]
-        fn((config.n_heads, -(-m // BM)), (NTHREADS,), (att, q, k, v, pos, ntok, np.int32(m),
-                                                         np.int32(ours.max_seq_len)), shared_mem=ours.smem)
-    return launch
-
-
-def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, probes=()):
+def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True):
     import cupy as cp
     ours = PrefillKernel.for_config(config, "float16", ctx)
-    probes = {d: probe_launch(config, ours, d) for d in probes}
     if numba_ref:
         numba = Attention(config, ctx, dtype="float16", cache_dir=tempfile.mkdtemp(prefix="attn_cache_"))
         numba.prefill_impl = "numba"
@@ -89,9 +72,6 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, probes=()
             row = {"M": m, "pos": p}
             row["ours_ms_32_layers"] = graph_ms(
                 stream, lambda l: ours.launch(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
-            for d, fn in probes.items():
-                row[f"probe[{d}]_ms_32_layers"] = graph_ms(
-                    stream, lambda l: fn(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
             if numba_ref:
                 row["numba_ms_32_layers"] = graph_ms(
                     stream, lambda l: numba.prefill(ref[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok, m), reps)
@@ -116,8 +96,6 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--buckets", default=",".join(map(str, BUCKETS)), help="query rows M (comma-separated)")
     ap.add_argument("--no-numba", action="store_true", help="time only the tensor-core kernel (no Numba reference)")
-    ap.add_argument("--probe", action="append", default=[], metavar="NAME=VAL,..",
-                    help="also time the plain entry built with these bench-only defines, on the plain grid (repeatable)")
     args = ap.parse_args()
     import cupy as cp
     config = ModelConfig.from_preset("llama-2-7b")
@@ -128,8 +106,7 @@ def main():
               "command": " ".join(sys.argv)}
     positions = [int(x) for x in args.positions.split(",")]
     buckets = tuple(int(x) for x in args.buckets.split(","))
-    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba,
-                                              args.probe)
+    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "prefill"}, indent=1))
