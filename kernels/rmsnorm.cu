@@ -165,6 +165,10 @@ __device__ __forceinline__ float4 xn_gain(const float4 v, const float4* g4, floa
     return y;
 }
 
+__device__ __forceinline__ float amax4(float amax, float4 y) {
+    return fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+}
+
 extern "C" __global__ void rmsnorm_unit_fp8(unsigned char* __restrict__ aq, float* __restrict__ sa,
                                             const float* __restrict__ x, const float* __restrict__ gain, float eps,
                                             int D, int has_gain) {
@@ -184,13 +188,11 @@ extern "C" __global__ void rmsnorm_unit_fp8(unsigned char* __restrict__ aq, floa
         for (int k = 0; k < NORM_REGS; ++k) {
             const int i = threadIdx.x + k * blockDim.x;
             if (i >= n4) break;
-            const float4 y = xn_gain(v[k], g4, inv, i);
-            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+            amax = amax4(amax, xn_gain(v[k], g4, inv, i));
         }
     } else {
         for (int i = threadIdx.x; i < n4; i += blockDim.x) {
-            const float4 y = xn_gain(x4[i], g4, inv, i);
-            amax = fmaxf(amax, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+            amax = amax4(amax, xn_gain(x4[i], g4, inv, i));
         }
     }
     amax = block_amax(amax, scratch);
