@@ -8,34 +8,19 @@ struct RowState {
     float m[2], l[2];         // running max (log2 units) and this thread's part of the row sum
 };
 
-// S = Q K^T for one tile (BNT keys) and each of the warp's MT row tiles: s[MT][BNT/8][4] C-fragments. The Q
-// A-fragments (one per 16-dim k-step) stay in registers at MT 1 (qf, loaded once), and at MT 2 are re-read from the
-// Q tile sq per k-step (registers: 2 x 64 accumulators a thread already).
-__device__ __forceinline__ void scores(float (*s)[BNT / 8][4], const unsigned (*qf)[4], const T* sq, int r0,
-                                       const T* kt, int lane) {
+// S = Q K^T for one tile (BN keys): s[BN/8][4] C-fragments; qf: this warp's Q A-fragments, one per 16-dim k-step
+__device__ __forceinline__ void scores(float (*s)[4], const unsigned (*qf)[4], const T* kt, int lane) {
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int n = 0; n < BNT / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
+    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
     const unsigned ka = row_addr(kt, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
-    const unsigned qa0 = MT > 1 ? row_addr(sq, r0 + (lane & 15), lane >> 4) : 0u;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
-        unsigned qa[MT][4];
-        if (MT > 1) {
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt) ldsm4(qa[mt], (qa0 ^ (kk << 5)) + mt * ROWS16);
-        }
-#pragma unroll
-        for (int n2 = 0; n2 < BNT / 16; ++n2) {
+        for (int n2 = 0; n2 < BN / 16; ++n2) {
             unsigned b[4];  // keys n2*16 + (0..7 | 8..15) x dims kk*16 + (0..7 | 8..15)
             ldsm4(b, (ka ^ (kk << 5)) + n2 * ROWS16);
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-                const unsigned* a = MT > 1 ? qa[mt] : qf[kk];
-                mma16816(s[mt][2 * n2], a, b[0], b[1]);
-                mma16816(s[mt][2 * n2 + 1], a, b[2], b[3]);
-            }
+            mma16816(s[2 * n2], qf[kk], b[0], b[1]);
+            mma16816(s[2 * n2 + 1], qf[kk], b[2], b[3]);
         }
     }
 }
@@ -46,7 +31,7 @@ __device__ __forceinline__ void softmax_step(float (*s)[4], RowState& st, int j0
     const float scale = 1.4426950408889634f * rsqrtf((float)HD);  // log2(e) / sqrt(HD)
     float mx[2] = {NEG_INF, NEG_INF};
 #pragma unroll
-    for (int n = 0; n < BNT / 8; ++n) {
+    for (int n = 0; n < BN / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             float x = s[n][e] * scale;
@@ -73,7 +58,7 @@ __device__ __forceinline__ void softmax_step(float (*s)[4], RowState& st, int j0
         mx[i] = base;
     }
 #pragma unroll
-    for (int n = 0; n < BNT / 8; ++n) {
+    for (int n = 0; n < BN / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const float p = exp2f(s[n][e] - mx[e >> 1]);
@@ -83,30 +68,19 @@ __device__ __forceinline__ void softmax_step(float (*s)[4], RowState& st, int j0
     }
 }
 
-// O += P V for one tile and each row tile; P from the score accumulators (C layout of 2 n-blocks == A layout of
-// one k-step)
-__device__ __forceinline__ void accumulate_pv(RowState* st, float (*s)[BNT / 8][4], const T* vt, int lane) {
+// O += P V for one tile; P from the score accumulators (C layout of 2 n-blocks == A layout of one k-step)
+__device__ __forceinline__ void accumulate_pv(RowState& st, float (*s)[4], const T* vt, int lane) {
     const unsigned va = row_addr(vt, (lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
 #pragma unroll
-    for (int k2 = 0; k2 < BNT / 16; ++k2) {
-        unsigned a[MT][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-            const float(*c)[4] = s[mt] + 2 * k2;
-            a[mt][0] = pack2(c[0][0], c[0][1]);
-            a[mt][1] = pack2(c[0][2], c[0][3]);
-            a[mt][2] = pack2(c[1][0], c[1][1]);
-            a[mt][3] = pack2(c[1][2], c[1][3]);
-        }
+    for (int k2 = 0; k2 < BN / 16; ++k2) {
+        const unsigned a[4] = {pack2(s[2 * k2][0], s[2 * k2][1]), pack2(s[2 * k2][2], s[2 * k2][3]),
+                               pack2(s[2 * k2 + 1][0], s[2 * k2 + 1][1]), pack2(s[2 * k2 + 1][2], s[2 * k2 + 1][3])};
 #pragma unroll
         for (int d2 = 0; d2 < HD / 16; ++d2) {
             unsigned b[4];  // keys k2*16 + (0..7 | 8..15) x dims d2*16 + (0..7 | 8..15), transposed
             ldsm4t(b, (va ^ (d2 << 5)) + k2 * ROWS16);
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-                mma16816(st[mt].o[2 * d2], a[mt], b[0], b[1]);
-                mma16816(st[mt].o[2 * d2 + 1], a[mt], b[2], b[3]);
-            }
+            mma16816(st.o[2 * d2], a, b[0], b[1]);
+            mma16816(st.o[2 * d2 + 1], a, b[2], b[3]);
         }
     }
 }

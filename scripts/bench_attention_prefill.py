@@ -5,16 +5,13 @@
 LLaMA-2-7B: 32 heads, 32 KV heads, head_dim 128, fp16, context 4096. For each query bucket M (n_tokens = M) and
 start position pos, a CUDA graph of 32 launches (one per layer, over 32 distinct layer views of a 2 GiB KV cache, so
 L2 does not hold the keys) is replayed and timed with events: `ms_32_layers` is one replay. Also reports the kernel's
-registers/local memory and the largest difference between the two kernels' outputs (same inputs). `--mt2` also
-times the kernel built with MT 2 (two 16-row tiles a warp) on every bucket, in the same process, with its largest
-difference from the MT 1 kernel's output.
+registers/local memory and the largest difference between the two kernels' outputs (same inputs).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -24,7 +21,7 @@ import numpy as np
 
 from cugraphllm.config import ModelConfig
 from cugraphllm.gpu.attention import Attention
-from cugraphllm.gpu.attention_prefill import MT2_ENV, PrefillKernel
+from cugraphllm.gpu.attention_prefill import PrefillKernel
 
 try:  # one graph-timing harness for both; `python3 -m scripts.X` from the checkout, or the file itself
     from scripts.bench_attention import LAYERS, graph_time_us
@@ -52,20 +49,9 @@ def versions():
     return v
 
 
-def kernel_with_mt2_from(config, ctx, rows: str):
-    """A PrefillKernel made under env MT2_ENV = rows ("1": every bucket on the MT 2 kernel, "0": none)."""
-    old = os.environ.get(MT2_ENV)
-    os.environ[MT2_ENV] = rows
-    try:
-        return PrefillKernel.for_config(config, "float16", ctx)
-    finally:
-        os.environ.pop(MT2_ENV) if old is None else os.environ.__setitem__(MT2_ENV, old)
-
-
-def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, mt2=False):
+def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True):
     import cupy as cp
-    ours = kernel_with_mt2_from(config, ctx, "0") if mt2 else PrefillKernel.for_config(config, "float16", ctx)
-    ours2 = kernel_with_mt2_from(config, ctx, "1") if mt2 else None
+    ours = PrefillKernel.for_config(config, "float16", ctx)
     if numba_ref:
         numba = Attention(config, ctx, dtype="float16", cache_dir=tempfile.mkdtemp(prefix="attn_cache_"))
         numba.prefill_impl = "numba"
@@ -73,7 +59,7 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, mt2=False
     S, KVH, hd = ctx, config.n_kv_heads, config.head_dim
     cache = cp.random.standard_normal((LAYERS, 2, S, KVH, hd), dtype=cp.float32).astype(cp.float16)
     q = cp.random.standard_normal((max(buckets), config.dim), dtype=cp.float32).astype(cp.float16)
-    att, ref, att2 = cp.empty_like(q), cp.empty_like(q), cp.empty_like(q)
+    att, ref = cp.empty_like(q), cp.empty_like(q)
     pos, ntok = cp.zeros(1, cp.int32), cp.zeros(1, cp.int32)
     stream = cp.cuda.Stream(non_blocking=True)
     rows = []
@@ -86,12 +72,6 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, mt2=False
             row = {"M": m, "pos": p}
             row["ours_ms_32_layers"] = graph_ms(
                 stream, lambda l: ours.launch(att[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
-            if ours2 is not None:
-                row["mt2_ms_32_layers"] = graph_ms(
-                    stream, lambda l: ours2.launch(att2[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok), reps)
-                ours.launch(att[:m], q[:m], cache[0, 0], cache[0, 1], pos, ntok)  # same layer for both
-                ours2.launch(att2[:m], q[:m], cache[0, 0], cache[0, 1], pos, ntok)
-                row["mt2_max_abs_diff"] = float(cp.abs(att[:m].astype(cp.float32) - att2[:m].astype(cp.float32)).max())
             if numba_ref:
                 row["numba_ms_32_layers"] = graph_ms(
                     stream, lambda l: numba.prefill(ref[:m], q[:m], cache[l, 0], cache[l, 1], pos, ntok, m), reps)
@@ -106,9 +86,6 @@ def run(config, ctx, positions, reps, buckets=BUCKETS, numba_ref=True, mt2=False
     attrs = ours.fn.attributes
     kernel = {"num_regs": attrs.get("num_regs"), "local_size_bytes": attrs.get("local_size_bytes"),
               "dynamic_smem_bytes": ours.smem}
-    if ours2 is not None:
-        a2 = ours2.fn2.attributes
-        kernel["mt2"] = {"num_regs": a2.get("num_regs"), "local_size_bytes": a2.get("local_size_bytes")}
     return rows, kernel
 
 
@@ -119,7 +96,6 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--buckets", default=",".join(map(str, BUCKETS)), help="query rows M (comma-separated)")
     ap.add_argument("--no-numba", action="store_true", help="time only the tensor-core kernel (no Numba reference)")
-    ap.add_argument("--mt2", action="store_true", help="also time the MT 2 build on every bucket (same process)")
     args = ap.parse_args()
     import cupy as cp
     config = ModelConfig.from_preset("llama-2-7b")
@@ -130,8 +106,7 @@ def main():
               "command": " ".join(sys.argv)}
     positions = [int(x) for x in args.positions.split(",")]
     buckets = tuple(int(x) for x in args.buckets.split(","))
-    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets,
-                                                not args.no_numba, args.mt2)
+    result["prefill"], result["kernel"] = run(config, 4096, positions, args.reps, buckets, not args.no_numba)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "prefill"}, indent=1))

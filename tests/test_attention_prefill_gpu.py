@@ -70,7 +70,7 @@ _KERNELS = {}
 def kernel(name, dtype):
     from cugraphllm.gpu.attention_prefill import PrefillKernel
     if (name, dtype) not in _KERNELS:
-        _KERNELS[(name, dtype)] = PrefillKernel(*SHAPES[name], dtype, S, max_rows=512)  # MT 1 buckets only
+        _KERNELS[(name, dtype)] = PrefillKernel(*SHAPES[name], dtype, S)
     return _KERNELS[(name, dtype)]
 
 
@@ -83,31 +83,6 @@ def test_prefill_matches_reference(name, dtype):
         case.poison(pos, n_tokens)
         kern.launch(case.att, case.qd, case.kd, case.vd, case.pos, case.ntok)
         case.check(pos, n_tokens, f"{name} {dtype} M={M} n={n_tokens} pos={pos}")
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("name", list(SHAPES))
-def test_prefill_mt2_matches_reference(name, dtype, monkeypatch):
-    """The MT 2 build (two 16-row tiles a warp, 128-row blocks, never split) on every case, and on 1024-row buckets,
-    where the engine takes it."""
-    from cugraphllm.gpu import attention_prefill as ap
-    monkeypatch.setenv(ap.MT2_ENV, "1")
-    kern = ap.PrefillKernel(*SHAPES[name], dtype, S)
-    assert kern.fn2 is not None and kern._shapes(16)[2] is kern.fn2
-    for i, (M, n_tokens, pos) in enumerate(CASES + [(1024, 1021, 0), (1024, 700, 1000), (192, 150, 37)]):
-        case = Case(SHAPES[name], dtype, M, seed=1000 * i + len(name) + 7 * len(dtype) + 5)
-        case.poison(pos, n_tokens)
-        kern.launch(case.att, case.qd, case.kd, case.vd, case.pos, case.ntok)
-        case.check(pos, n_tokens, f"MT 2 {name} {dtype} M={M} n={n_tokens} pos={pos}")
-
-
-def test_mt2_from_its_rows_and_only_where_a_bucket_reaches_them():
-    from cugraphllm.gpu import attention_prefill as ap
-    kern = ap.PrefillKernel(*SHAPES["7b"], "float16", S, max_rows=ap.MT2_ROWS)
-    assert kern.fn2 is not None and kern.mt2_rows == ap.MT2_ROWS == 2048
-    assert kern._shapes(2048)[2] is kern.fn2 and kern._shapes(2048)[1] == (32, 16, 1)
-    assert kern._shapes(1024)[2] is kern.fn and kern._shapes(16)[2] is kern.fn_split
-    assert ap.PrefillKernel(*SHAPES["7b"], "float16", S, max_rows=ap.MT2_ROWS - 1).fn2 is None
 
 
 @pytest.mark.parametrize("M,n_tokens,pos", [(16, 11, 1900), (128, 128, 1600)])

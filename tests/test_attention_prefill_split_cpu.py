@@ -77,7 +77,7 @@ def test_launcher_constants_come_from_the_kernel_source(tmp_path, monkeypatch):
     from cugraphllm.errors import ConfigError
     from cugraphllm.gpu import cuda_kernels as ck
     src = ck.read_source("attention_prefill.cu")
-    for name in ("BM", "BN", "BN2", "NTHREADS", "SPLIT_MAX", "PSTRIDE_EXTRA"):
+    for name in ("BM", "BN", "NTHREADS", "SPLIT_MAX", "PSTRIDE_EXTRA"):
         assert re.search(rf"^#define {name} {getattr(ap, name)}\b", src, re.M), name
     (tmp_path / "k.cu").write_text('#define A 7\n#define B (A + 1)\n#include "h.cuh"\n')
     (tmp_path / "h.cuh").write_text("#define C 3\n#define C 4\n#define D 5\n#define D 5\n")

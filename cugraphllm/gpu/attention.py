@@ -217,8 +217,7 @@ class Attention:
             import cupy as cp
             from .attention_prefill import PrefillKernel
             with cp.cuda.Device(self.device):  # its shared-memory limit is raised on the current device only
-                self._fast_prefill = PrefillKernel.for_config(self.config, self.dtype, self.max_seq_len,
-                                                              max(self.prefill_buckets))
+                self._fast_prefill = PrefillKernel.for_config(self.config, self.dtype, self.max_seq_len)
         return rest
 
     def prefill(self, att, q, k, v, pos, n_tokens, bucket=None) -> None:

@@ -15,17 +15,9 @@ from .env import env_int
 
 HEAD_DIMS = (64, 128)
 _SRC = "attention_prefill.cu"
-BM = kernel_int(_SRC, "BM")              # query rows per block at MT 1
-BN = kernel_int(_SRC, "BN")              # keys per K/V tile at MT 1
-BN2 = kernel_int(_SRC, "BN2")            # keys per K/V tile at MT 2
+BM = kernel_int(_SRC, "BM")              # query rows per block
+BN = kernel_int(_SRC, "BN")              # keys per K/V tile
 NTHREADS = kernel_int(_SRC, "NTHREADS")
-# Buckets of at least MT2_ROWS query rows run the kernel built with MT 2 (two 16-row tiles a warp, BM * 2 rows a
-# block: each K / V fragment feeds twice the rows); smaller ones keep twice the blocks. env MT2_ENV overrides it
-# (0: never), read when a PrefillKernel is made (which then builds the MT 2 kernel if a bucket can take it).
-MT2_ROWS = 2048  # 7B, kernel alone (thirty-fifth session, s43c): 2048 rows from 1852 / 1024 / 0 10.84-10.90 /
-#                  7.87-7.89 / 4.26-4.28 ms for 32 layers vs MT 1's 11.66-11.68 / 8.24-8.38 / 4.18-4.22; 1024 rows
-#                  from 0 1.42 vs 1.20, so smaller buckets keep MT 1
-MT2_ENV = "CUGRAPHLLM_PREFILL_MT2_ROWS"
 # Key split (the kernel's gridDim.z) for buckets of at most SPLIT_TILES query tiles: enough splits that the grid
 # has about SPLIT_BLOCKS blocks, at most SPLIT_MAX, on the kernel's split entry; the other buckets
 # run the plain one. The split entry takes fewer splits where the cached prefix is short (each walks >= 8 key
@@ -64,14 +56,9 @@ def supported(head_dim: int) -> bool:
     return head_dim in HEAD_DIMS
 
 
-def smem_bytes(head_dim: int, mt: int = 1) -> int:
-    """Q tile + double-buffered K and V tiles, storage dtype (2 bytes), of the kernel built with MT mt."""
-    return (BM * mt + 4 * (BN if mt == 1 else BN2)) * head_dim * 2
-
-
-def mt2_rows() -> int:
-    """Query rows from which a bucket runs the MT 2 kernel (MT2_ROWS, or the env's; 0: never)."""
-    return env_int(MT2_ENV, MT2_ROWS, 0)
+def smem_bytes(head_dim: int) -> int:
+    """Q tile + double-buffered K and V tiles, storage dtype (2 bytes)."""
+    return (BM + 4 * BN) * head_dim * 2
 
 
 def _check(cond: bool, what: str) -> None:
@@ -82,8 +69,7 @@ def _check(cond: bool, what: str) -> None:
 class PrefillKernel:
     """Compiled kernel for one (n_heads, n_kv_heads, head_dim, dtype, max_seq_len); call `launch` per layer."""
 
-    def __init__(self, n_heads: int, n_kv_heads: int, head_dim: int, dtype: str, max_seq_len: int,
-                 max_rows: int | None = None):
+    def __init__(self, n_heads: int, n_kv_heads: int, head_dim: int, dtype: str, max_seq_len: int):
         _check(supported(head_dim), f"head_dim must be one of {HEAD_DIMS}, got {head_dim}")
         _check(dtype in ("float16", "bfloat16"), f"dtype must be float16 or bfloat16, got {dtype!r}")
         _check(n_heads % n_kv_heads == 0, f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
@@ -96,11 +82,6 @@ class PrefillKernel:
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)
         raise_smem_limit(self.fn_split, self.smem)
-        self.mt2_rows = mt2_rows()  # built now (never while a graph is being captured) if a bucket can take it
-        self.fn2 = None
-        if 0 < self.mt2_rows <= (self.max_seq_len if max_rows is None else max_rows):
-            self.fn2 = get_function(_SRC, "attention_prefill", {**defines, "MT": 2}, dtype=dtype)
-            raise_smem_limit(self.fn2, smem_bytes(head_dim, 2))
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
         self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
         import cupy as cp  # key-split scratch at fixed addresses (graphs capture them); tickets zero between launches
@@ -113,29 +94,22 @@ class PrefillKernel:
         return self.part.nbytes + self.cnt.nbytes
 
     @classmethod
-    def for_config(cls, config, dtype: str, max_seq_len: int, max_rows: int | None = None) -> "PrefillKernel":
-        """max_rows: the largest query bucket (None: max_seq_len)."""
-        return cls(config.n_heads, config.n_kv_heads, config.head_dim, dtype, max_seq_len, max_rows)
+    def for_config(cls, config, dtype: str, max_seq_len: int) -> "PrefillKernel":
+        return cls(config.n_heads, config.n_kv_heads, config.head_dim, dtype, max_seq_len)
 
     def _shapes(self, M: int):
-        """(q shape, grid, kernel, shared bytes) of a bucket of M rows: MT 1 (plain or split entry) or MT 2."""
         hit = self._q_shape.get(M)
         if hit is None:
             _check(M >= 1, f"no query rows (M = {M})")
-            shape = (M, self.n_heads * self.head_dim)
-            if self.fn2 is not None and M >= self.mt2_rows:
-                hit = (shape, (self.n_heads, -(-M // (2 * BM)), 1), self.fn2, smem_bytes(self.head_dim, 2))
-            else:
-                tiles = -(-M // BM)
-                ns = n_split(self.n_heads, tiles)
-                hit = (shape, (self.n_heads, tiles, ns), self.fn_split if ns > 1 else self.fn, self.smem)
-            self._q_shape[M] = hit
+            tiles = -(-M // BM)
+            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim),
+                                      (self.n_heads, tiles, n_split(self.n_heads, tiles)))
         return hit
 
     def launch(self, att, q, k, v, pos, n_tokens) -> None:
         """att, q T[M, H*Dh]; k, v T[S, KVH, Dh] contiguous layer views; pos, n_tokens int32[1] on the device."""
         M = q.shape[0]
-        shape, grid, fn, smem = self._shapes(M)
+        shape, grid = self._shapes(M)
         _check(q.shape == shape and att.shape == shape, f"q/att must be [{M}, {shape[1]}], got {q.shape}/{att.shape}")
         _check(q.dtype.itemsize == 2 and att.dtype.itemsize == 2, "q/att must have a 2-byte storage dtype")
         _check(k.shape == self._kv_shape and v.shape == self._kv_shape and k.dtype.itemsize == 2
@@ -145,4 +119,7 @@ class PrefillKernel:
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
         args = (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len))
-        fn(grid, (NTHREADS,), args + ((self.part, self.cnt) if grid[2] > 1 else ()), shared_mem=smem)
+        if grid[2] > 1:
+            self.fn_split(grid, (NTHREADS,), args + (self.part, self.cnt), shared_mem=self.smem)
+        else:
+            self.fn(grid, (NTHREADS,), args, shared_mem=self.smem)
