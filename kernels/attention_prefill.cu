@@ -94,19 +94,14 @@ __device__ __forceinline__ unsigned pack2(float x, float y) {
     return *reinterpret_cast<unsigned*>(&h);
 }
 
-// keys [j0, j0+BN) of one KV head into a swizzled [BN][HD] tile; keys >= kend are zero-filled (their copies read
-// nothing and are handed src itself, never an address past the cache). src: T[S, KVH, HD] advanced to the KV head;
-// stride = KVH*HD. A thread copies chunk c of rows r0, r0 + NTHREADS / CH, ...: one pointer and one shared offset
-// stepped by constants (a 64-bit product a copy had kept 27 more registers live across the key loop).
+// keys [j0, j0+BN) of one KV head into a swizzled [BN][HD] tile; keys >= kend are zero-filled.
+// src: T[S, KVH, HD] advanced to the KV head; stride = KVH*HD.
 __device__ __forceinline__ void load_kv_tile(T* dst, const T* src, int j0, int kend, int stride) {
-    static_assert(NTHREADS % CH == 0 && (NTHREADS / CH) % 8 == 0, "rows r0 + k NTHREADS / CH share (r & 7)");
-    const int r0 = threadIdx.x / CH, c = threadIdx.x % CH;
-    const T* s0 = src + (size_t)(j0 + r0) * stride + c * 8;
-    T* d0 = dst + swz(r0, c);
 #pragma unroll
     for (int it = 0; it < BN * CH / NTHREADS; ++it) {
-        const bool ok = j0 + r0 + it * (NTHREADS / CH) < kend;
-        cp_async16(d0 + it * (NTHREADS / CH) * HD, ok ? s0 + (size_t)it * (NTHREADS / CH) * stride : src, ok);
+        const int i = threadIdx.x + it * NTHREADS, r = i / CH, c = i % CH, j = j0 + r;
+        const bool ok = j < kend;
+        cp_async16(dst + swz(r, c), src + (size_t)(ok ? j : 0) * stride + c * 8, ok);
     }
 }
 
