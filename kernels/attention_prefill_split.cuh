@@ -7,10 +7,6 @@
 #define PSTRIDE_EXTRA 4
 #define PSTRIDE (HD + PSTRIDE_EXTRA)
 #define SPLIT_MIN_TILES 8   // key tiles a split walks at least: shorter prefixes take fewer splits, down to none
-// ... and in a bucket of at most 16 rows (one busy warp a block, its latency the bound): a 10-token chat turn after
-// 1000 / 1900 / 3800 tokens 4.39 / 4.54 / 4.81 vs 4.65 / 4.75 / 4.88 ms with 8 (thirty-fifth session, s43i), while
-// 64 / 128 rows after 300 keys lost 25-45% with 2
-#define SPLIT_MIN_TILES_16 2
 #define SPLIT_MAX 8         // most splits (the launcher's n_split); the merge keeps one register set a split
 __device__ __forceinline__ void store_partial(float* part, const RowState& st, bool active, int r0, int nvalid,
                                               int lane) {
