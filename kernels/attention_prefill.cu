@@ -151,7 +151,7 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
     // (thirty-fourth session, s42c / s42d)
     extern __shared__ __align__(1024) unsigned char smem[];
     T* sq = reinterpret_cast<T*>(smem);  // [BM][HD] Q tile, later the output staging
-    T* sk = sq + BM * HD;               // [2][BN][HD]
+    T* sk = sq + BM * HD;                // [2][BN][HD]
     T* sv = sk + 2 * BN * HD;            // [2][BN][HD]
     const int h = blockIdx.x, H = gridDim.x;
     const int qstride = H * HD, kvstride = (H / N_REP) * HD;
