@@ -103,16 +103,21 @@ run_bench() {
   timeout $secs python3 -m cugraphllm bench $B --stem $stem "$@" > $L/$stem.log 2>&1
   echo "=== $stem rc $?"; bench_rows $L/$stem.log
 }
-# attn_prefill_ab TREE STEM SECS: scripts/bench_attention_prefill (the tensor-core kernel alone, 16 / 64 / 128 / 512
-# rows from positions 0 / 300 / 1024 / 1852) run in TREE (a checkout or a bis/ tree), to $L/STEM.json / .log;
-# skipped, with a line, where it would pass LIMIT; echoes "M@pos:ms" for each row
-attn_prefill_ab() {
-  fits $3 $2 || return
-  (cd $1 && timeout $3 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,300,1024,1852 \
-    --buckets 16,64,128,512 --out $L/$2.json > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; print(' '.join(f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\"
-    for r in json.load(open('$L/$2.json'))['prefill']))" 2>&1 | tail -1)"
+# prefill_ab TREE STEM SECS POSITIONS BUCKETS [BENCH_ARGS..]: scripts/bench_attention_prefill (the tensor-core kernel
+# alone) run in TREE (a checkout or a bis/ tree) at those comma-separated start positions and query buckets, to
+# $L/STEM.json / .log; skipped, with a line, where it would pass LIMIT; echoes "M@pos:ms" for each row (then "/ms" for
+# each other build the bench timed in the same process, e.g. `*_ms_32_layers` of a probe flag)
+prefill_ab() {
+  local tree=$1 stem=$2 secs=$3 positions=$4 buckets=$5; shift 5
+  fits $secs $stem || return
+  (cd $tree && timeout $secs python3 -m scripts.bench_attention_prefill --no-numba --positions $positions \
+    --buckets $buckets --out $L/$stem.json "$@" > $L/$stem.log 2>&1)
+  echo "=== $stem rc $?: $(python3 -c "import json; print(' '.join(f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\"
+    + ''.join(f'/{v:.3f}' for k, v in r.items() if k.endswith('_ms_32_layers') and not k.startswith('ours'))
+    for r in json.load(open('$L/$stem.json'))['prefill']))" 2>&1 | tail -1)"
 }
+# attn_prefill_ab TREE STEM SECS: prefill_ab at 16 / 64 / 128 / 512 rows from positions 0 / 300 / 1024 / 1852
+attn_prefill_ab() { prefill_ab $1 $2 $3 0,300,1024,1852 16,64,128,512; }
 # turn_ab TREE STEM SECS: scripts/turn_ttft (a 10-token turn after 0 / 300 / 1000 / 1900 / 3800 tokens of history,
 # 20 samples) run in TREE, to $L/STEM.json / .log; skipped where it would pass LIMIT; echoes its rows
 turn_ab() {

@@ -15,12 +15,6 @@ source scripts/device_lib.sh next_split16
 LIMIT=${LIMIT:-300}
 (cd bis/split16 && t split16_tests 150 -n 4 -rfE --tb=short tests/test_attention_prefill_gpu.py \
   tests/test_attention_prefill_split_cpu.py tests/test_engine_gpu.py); snap
-ab() {  # TREE STEM
-  fits 30 $2 || return
-  (cd $1 && timeout 30 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,300,1024,1852 \
-    --buckets 16,64,128 --out $L/$2.json > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; d=json.load(open('$L/$2.json')); print(' '.join(
-    f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\" for r in d['prefill']))" 2>&1 | tail -1)"
-}
+ab() { prefill_ab $1 $2 30 0,300,1024,1852 16,64,128; }  # TREE STEM
 for r in 1 2; do ab . main_$r; ab bis/split16 split16_$r; done; snap
 for r in 1 2; do turn_ab . turn_main_$r 45; turn_ab bis/split16 turn_split16_$r 45; done; snap

@@ -7,14 +7,7 @@
 source scripts/device_lib.sh s43b
 LIMIT=${LIMIT:-560}
 t prefill 170 -n 4 -rfE --tb=short tests/test_attention_prefill_gpu.py tests/test_engine_gpu.py; snap
-ab() {  # TREE STEM SECS [--mt2]
-  fits $3 $2 || return
-  (cd $1 && timeout $3 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,1024,1852 \
-    --buckets 512,1024,2048 --out $L/$2.json ${4:-} > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; d=json.load(open('$L/$2.json')); print(' '.join(
-    f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\" + (f\"/{r['mt2_ms_32_layers']:.3f}({r['mt2_max_abs_diff']:.1e})\"
-    if 'mt2_ms_32_layers' in r else '') for r in d['prefill']), d['kernel'])" 2>&1 | tail -1)"
-}
+ab() { prefill_ab $1 $2 $3 0,1024,1852 512,1024,2048 ${4:-}; }  # TREE STEM SECS [--mt2]
 ab . main_1 90 --mt2; ab bis/bn64 bn64_1 90 --mt2; ab . main_2 60 --mt2; snap
 long() {  # STEM MT2_ROWS
   env_bench $1 $1 110 CUGRAPHLLM_PREFILL_MT2_ROWS=$2 --preset llama-2-7b --lengths 1000,2000,3900 --new-tokens 16 \

@@ -7,14 +7,7 @@
 # off, this tree with MT 2 from 2048 rows, 2 rounds; 3) a 10-token chat turn after 0 / 300 / 1000 / 1900 / 3800 tokens.
 source scripts/device_lib.sh s43c
 LIMIT=${LIMIT:-540}
-ab() {  # TREE STEM SECS [--mt2]
-  fits $3 $2 || return
-  (cd $1 && timeout $3 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,300,1024,1852 \
-    --buckets 16,64,128,512,1024,2048 --out $L/$2.json ${4:-} > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; d=json.load(open('$L/$2.json')); print(' '.join(
-    f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\" + (f\"/{r['mt2_ms_32_layers']:.3f}\"
-    if 'mt2_ms_32_layers' in r else '') for r in d['prefill']), d['kernel'])" 2>&1 | tail -1)"
-}
+ab() { prefill_ab $1 $2 $3 0,300,1024,1852 16,64,128,512,1024,2048 ${4:-}; }  # TREE STEM SECS [--mt2]
 ab bis/head head_1 100; ab . main_1 100 --mt2; ab bis/head head_2 60; ab . main_2 60 --mt2; snap
 long() {  # TREE STEM MT2_ROWS
   fits 60 $2 || return

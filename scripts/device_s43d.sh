@@ -6,12 +6,5 @@
 source scripts/device_lib.sh s43d
 LIMIT=${LIMIT:-480}
 t prefill 170 -n 4 -rfE --tb=short tests/test_attention_prefill_gpu.py tests/test_engine_gpu.py; snap
-ab() {  # TREE STEM SECS [--mt2]
-  fits $3 $2 || return
-  (cd $1 && timeout $3 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,300,1024,1852 \
-    --buckets 16,64,128,512,1024,2048 --out $L/$2.json ${4:-} > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; d=json.load(open('$L/$2.json')); print(' '.join(
-    f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\" + (f\"/{r['mt2_ms_32_layers']:.3f}\"
-    if 'mt2_ms_32_layers' in r else '') for r in d['prefill']), d['kernel'])" 2>&1 | tail -1)"
-}
+ab() { prefill_ab $1 $2 $3 0,300,1024,1852 16,64,128,512,1024,2048 ${4:-}; }  # TREE STEM SECS [--mt2]
 for r in 1 2; do ab . main_$r 100 --mt2; ab bis/bn32m3 m3_$r 100; ab bis/bn32m2 m2_$r 100; snap; done

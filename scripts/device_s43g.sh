@@ -5,11 +5,5 @@
 # 6% faster than BN 64 at 2048 rows, s43e / s43f's 7-13% slower; MT 2 was faster on every machine it met (s43a-s43d).
 source scripts/device_lib.sh s43g
 LIMIT=${LIMIT:-150}
-ab() {  # TREE STEM [ARG]
-  (cd $1 && timeout 40 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,1852 \
-    --buckets 1024,2048 --out $L/$2.json ${3:-} > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; d=json.load(open('$L/$2.json')); print(' '.join(
-    f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\" + ''.join(f\"/{r[k]:.3f}\" for k in ('mt2_ms_32_layers',
-    'long_ms_32_layers') if k in r) for r in d['prefill']))" 2>&1 | tail -1)"
-}
+ab() { prefill_ab $1 $2 40 0,1852 1024,2048 ${3:-}; }  # TREE STEM [ARG]
 for r in 1 2; do ab bis/mt2 mt2_$r --mt2; ab . long_$r --long; ab bis/bn32all all_$r; done; snap

@@ -7,12 +7,6 @@
 source scripts/device_lib.sh s43i
 LIMIT=${LIMIT:-240}
 (cd bis/smt4 && t smt4_tests 60 -n 4 -rfE --tb=short tests/test_attention_prefill_gpu.py); snap
-ab() {  # TREE STEM
-  fits 30 $2 || return
-  (cd $1 && timeout 30 python3 -m scripts.bench_attention_prefill --no-numba --positions 0,300,1024,1852 \
-    --buckets 16,64,128 --out $L/$2.json > $L/$2.log 2>&1)
-  echo "=== $2 rc $?: $(python3 -c "import json; d=json.load(open('$L/$2.json')); print(' '.join(
-    f\"{r['M']}@{r['pos']}:{r['ours_ms_32_layers']:.3f}\" for r in d['prefill']))" 2>&1 | tail -1)"
-}
+ab() { prefill_ab $1 $2 30 0,300,1024,1852 16,64,128; }  # TREE STEM
 for r in 1 2; do ab . main_$r; ab bis/smt4 smt4_$r; ab bis/smt2 smt2_$r; done; snap
 turn_ab . turn_main 45; turn_ab bis/smt4 turn_smt4 45; turn_ab bis/smt2 turn_smt2 45; snap
