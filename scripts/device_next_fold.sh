@@ -1,4 +1,6 @@
 #!/bin/bash
+# Done in the thirty-fifth session as call s43a (scripts/device_s43a.sh): the landed form passed its GPU tests, folding
+# every grid lost at 1024 / 2048 rows; the 500-token TTFT from idle was not rerun (the fold moves 512 rows by ~0.05 ms).
 # Prepared in the thirty-fourth session (its device time was spent), for the next session with device time (~5 min):
 # the prefill attention's folded tile order (b978051) landed for grids of <= 8 query tiles after one kernel-alone
 # round (s42e) and 15 prefill attention GPU tests of the unguarded form; this call checks the landed form and what
