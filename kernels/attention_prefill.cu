@@ -26,8 +26,6 @@
 // one a block (z >= ns: nothing to do). ns == 1 (short prefixes, pos 0) runs as without a split. Otherwise each
 // block leaves its rows' unnormalized (o, m, l) in part and takes a ticket on cnt[tile, head]; the last of the ns
 // blocks resets the ticket, merges the ranges in split order (fixed order: bit-identical run to run) and stores.
-// Entry attention_prefill_w16 (buckets of <= 16 rows, the same grid): the block's four warps share its 16 rows and
-// each multiplies 16 keys of every tile, warp 0 merging the four states before the store or the split's partial.
 //
 // Compile-time: HD (64 or 128), N_REP (query heads per KV head). Storage dtype T from common.cuh (CG_BF16).
 // Dynamic shared memory: (BM + 4*BN) * HD * 2 bytes (80 KiB at HD 128: the launcher raises the 48 KiB limit).
@@ -111,13 +109,10 @@ __device__ __forceinline__ void load_kv_tile(T* dst, const T* src, int j0, int k
 #include "attention_prefill_split.cuh"  // store_partial, merge_partials, split_tail
 
 // Key tiles [t0, t1) of one block: K / V double-buffered through cp.async (the Q tile and tile t0 already issued
-// as one group), this warp's rows updated in st; W16: this warp's 16 keys of each tile only (keys 16 w .. 16 w + 15).
-// Keys that start past the warp's last row position are skipped: they would leave (o, m, l) exactly as they are.
-template <bool W16>
+// as one group), this warp's rows updated in st. A tile whose first key lies past the warp's last row position is
+// skipped: it would leave (o, m, l) exactly as they are (all its scores masked).
 __device__ __forceinline__ void walk_keys(RowState& st, const T* sq, T* sk, T* sv, const T* k, const T* v, int t0,
                                           int t1, int kend, int kvstride, bool active, int r0, int qpos0, int lane) {
-    constexpr int NK = W16 ? 16 : BN;                    // keys of a tile this warp multiplies
-    const int kw = W16 ? 16 * (threadIdx.x >> 5) : 0;  // their first row in the tile
     unsigned qf[HD / 16][4];  // this warp's Q A-fragments, loaded at the first tile
     for (int t = t0; t < t1; ++t) {
         const int buf = ((t - t0) & 1) * BN * HD;
@@ -134,22 +129,19 @@ __device__ __forceinline__ void walk_keys(RowState& st, const T* sq, T* sk, T* s
 #pragma unroll
                 for (int kk = 0; kk < HD / 16; ++kk) ldsm4(qf[kk], qa ^ (kk << 5));
             }
-            const int j0 = t * BN + kw;
-            if (j0 <= qpos0 + 15) {
-                float s[NK / 8][4];
-                scores<NK>(s, qf, sk + buf + kw * HD, lane);
-                softmax_step<NK>(s, st, j0, qpos0, j0 + NK - 1 > qpos0, lane);
-                accumulate_pv<NK>(st, s, sv + buf + kw * HD, lane);
+            if (t * BN <= qpos0 + 15) {
+                float s[BN / 8][4];
+                scores(s, qf, sk + buf, lane);
+                softmax_step(s, st, t * BN, qpos0, t * BN + BN - 1 > qpos0, lane);
+                accumulate_pv(st, s, sv + buf, lane);
             }
         }
         __syncthreads();
     }
 }
 
-// One (head, query tile) block; SPLIT: blockIdx.z's range of the key tiles (header), else all of them. W16 (buckets
-// of <= 16 rows, where one warp of four would hold all the rows): every warp takes rows 0-15 and a quarter of each
-// key tile, then warp 0 merges the four states (merge_warps) and alone stores or leaves the split's partial.
-template <bool SPLIT, bool W16 = false>
+// One (head, query tile) block; SPLIT: blockIdx.z's range of the key tiles (header), else all of them.
+template <bool SPLIT>
 __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k,
                                               const T* __restrict__ v, const int* __restrict__ pos_p,
                                               const int* __restrict__ ntok_p, int M, int S, float* part,
@@ -167,7 +159,7 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
     const int tile = Y <= FOLD_TILES && yb >= Y / 2 ? yb - Y / 2 : Y - 1 - yb, m0 = tile * BM;  // (header: Grid)
     const int pos = *pos_p, nrows = min(BM, M - m0);
     const int nvalid = max(0, min(nrows, min(*ntok_p, M) - m0));  // real rows in this tile
-    const int lane = threadIdx.x & 31, r0 = W16 ? 0 : (threadIdx.x >> 5) * 16;
+    const int lane = threadIdx.x & 31, r0 = (threadIdx.x >> 5) * 16;
     // keys [0, kend) are visible to some real row; this block walks key tiles [t0, t1) of them
     const int kend = nvalid > 0 ? min(pos + m0 + nvalid, S) : 0;
     const int ntiles = (kend + BN - 1) / BN;
@@ -198,15 +190,13 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
         st.l[0] = st.l[1] = 0.0f;
 #pragma unroll
         for (int d = 0; d < HD / 8; ++d) st.o[d][0] = st.o[d][1] = st.o[d][2] = st.o[d][3] = 0.0f;
-        walk_keys<W16>(st, sq, sk, sv, k, v, t0, t1, kend, kvstride, r0 < nvalid, r0, pos + m0 + r0, lane);
+        walk_keys(st, sq, sk, sv, k, v, t0, t1, kend, kvstride, r0 < nvalid, r0, pos + m0 + r0, lane);
     }
-    if (W16 && nvalid > 0) merge_warps(st, reinterpret_cast<float*>(sk), lane);  // block-uniform
-    const bool mine = r0 < nvalid && (!W16 || threadIdx.x < 32);  // W16: warp 0 holds the merged rows
     if (SPLIT && ns > 1) {
-        split_tail(att, part, cnt, st, sk, mine, r0, tile, h, H, z, ns, nvalid, nrows, m0, qstride, lane);
+        split_tail(att, part, cnt, st, sk, r0 < nvalid, r0, tile, h, H, z, ns, nvalid, nrows, m0, qstride, lane);
         return;
     }
-    if (!W16 || threadIdx.x < 32) store_rows(att, sq, st, mine, r0, m0, nvalid, nrows, qstride, lane);
+    store_rows(att, sq, st, r0 < nvalid, r0, m0, nvalid, nrows, qstride, lane);
 }
 
 // q, att T [M, H*HD]; k, v T [S, KVH, HD]; pos, n_tokens int32 [1]: the absolute position of query row 0 and the
@@ -224,12 +214,4 @@ attention_prefill_split(T* __restrict__ att, const T* __restrict__ q, const T* _
                         const T* __restrict__ v, const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M,
                         int S, float* __restrict__ part, unsigned* __restrict__ cnt) {
     prefill_block<true>(att, q, k, v, pos_p, ntok_p, M, S, part, cnt);
-}
-
-// Buckets of <= 16 rows (the launcher's; M <= 16): the key split's grid (H, 1, n_split), W16 inside each block.
-extern "C" __global__ void __launch_bounds__(NTHREADS, 2)
-attention_prefill_w16(T* __restrict__ att, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                      const int* __restrict__ pos_p, const int* __restrict__ ntok_p, int M, int S,
-                      float* __restrict__ part, unsigned* __restrict__ cnt) {
-    prefill_block<true, true>(att, q, k, v, pos_p, ntok_p, M, S, part, cnt);
 }

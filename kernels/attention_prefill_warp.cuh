@@ -8,17 +8,15 @@ struct RowState {
     float m[2], l[2];         // running max (log2 units) and this thread's part of the row sum
 };
 
-// S = Q K^T for NK keys (a tile, or a W16 warp's quarter of one) from kt: s[NK/8][4] C-fragments; qf: this warp's Q
-// A-fragments, one per 16-dim k-step
-template <int NK>
+// S = Q K^T for one tile (BN keys): s[BN/8][4] C-fragments; qf: this warp's Q A-fragments, one per 16-dim k-step
 __device__ __forceinline__ void scores(float (*s)[4], const unsigned (*qf)[4], const T* kt, int lane) {
 #pragma unroll
-    for (int n = 0; n < NK / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
     const unsigned ka = row_addr(kt, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
 #pragma unroll
-        for (int n2 = 0; n2 < NK / 16; ++n2) {
+        for (int n2 = 0; n2 < BN / 16; ++n2) {
             unsigned b[4];  // keys n2*16 + (0..7 | 8..15) x dims kk*16 + (0..7 | 8..15)
             ldsm4(b, (ka ^ (kk << 5)) + n2 * ROWS16);
             mma16816(s[2 * n2], qf[kk], b[0], b[1]);
@@ -27,14 +25,13 @@ __device__ __forceinline__ void scores(float (*s)[4], const unsigned (*qf)[4], c
     }
 }
 
-// Online softmax over NK keys from j0: scale, causal mask (key j visible to row r iff j <= pos + r), rescale o.
+// Online softmax over one tile: scale, causal mask (key j visible to row r iff j <= pos + r), rescale o.
 // On return s holds the unnormalized probabilities exp2(score - m).
-template <int NK>
 __device__ __forceinline__ void softmax_step(float (*s)[4], RowState& st, int j0, int qpos0, bool mask, int lane) {
     const float scale = 1.4426950408889634f * rsqrtf((float)HD);  // log2(e) / sqrt(HD)
     float mx[2] = {NEG_INF, NEG_INF};
 #pragma unroll
-    for (int n = 0; n < NK / 8; ++n) {
+    for (int n = 0; n < BN / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             float x = s[n][e] * scale;
@@ -61,7 +58,7 @@ __device__ __forceinline__ void softmax_step(float (*s)[4], RowState& st, int j0
         mx[i] = base;
     }
 #pragma unroll
-    for (int n = 0; n < NK / 8; ++n) {
+    for (int n = 0; n < BN / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const float p = exp2f(s[n][e] - mx[e >> 1]);
@@ -71,12 +68,11 @@ __device__ __forceinline__ void softmax_step(float (*s)[4], RowState& st, int j0
     }
 }
 
-// O += P V for NK keys from vt; P from the score accumulators (C layout of 2 n-blocks == A layout of one k-step)
-template <int NK>
+// O += P V for one tile; P from the score accumulators (C layout of 2 n-blocks == A layout of one k-step)
 __device__ __forceinline__ void accumulate_pv(RowState& st, float (*s)[4], const T* vt, int lane) {
     const unsigned va = row_addr(vt, (lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
 #pragma unroll
-    for (int k2 = 0; k2 < NK / 16; ++k2) {
+    for (int k2 = 0; k2 < BN / 16; ++k2) {
         const unsigned a[4] = {pack2(s[2 * k2][0], s[2 * k2][1]), pack2(s[2 * k2][2], s[2 * k2][3]),
                                pack2(s[2 * k2 + 1][0], s[2 * k2 + 1][1]), pack2(s[2 * k2 + 1][2], s[2 * k2 + 1][3])};
 #pragma unroll
@@ -118,54 +114,5 @@ __device__ __forceinline__ void store_rows(T* att, T* sq, RowState& st, bool act
         uint4 x = make_uint4(0, 0, 0, 0);
         if (r < nvalid) x = *reinterpret_cast<const uint4*>(sq + swz(r, c));
         *reinterpret_cast<uint4*>(att + (size_t)(m0 + r) * stride + c * 8) = x;
-    }
-}
-
-// W16 (a bucket of <= 16 rows: the four warps share rows 0-15 and each took 16 keys of every tile): warps 1-3 leave
-// (o, m, l) in scr, register order a lane ([warp - 1][value][lane], conflict-free), and warp 0 folds them into its
-// own, warps in order (fixed sums: the same bits run to run). Thread (g, t) holds the same rows and dims in every
-// warp, so no lane exchange is needed. scr: 3 * (HD / 2 + 4) * 32 floats (the idle K / V tiles).
-__device__ __forceinline__ void merge_warps(RowState& st, float* scr, int lane) {
-    constexpr int NV = HD / 2 + 4;  // o[HD / 8][4], m[2], l[2]
-    const int w = threadIdx.x >> 5;
-    __syncthreads();  // every warp is done with the K / V tiles that scr overlays
-    if (w > 0) {
-        float* mine = scr + (w - 1) * NV * 32 + lane;
-#pragma unroll
-        for (int d = 0; d < HD / 8; ++d)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) mine[(4 * d + e) * 32] = st.o[d][e];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            mine[(HD / 2 + i) * 32] = st.m[i];
-            mine[(HD / 2 + 2 + i) * 32] = st.l[i];
-        }
-    }
-    __syncthreads();
-    if (w > 0) return;
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        float mw[4], sc[4];
-        mw[0] = st.m[i];
-#pragma unroll
-        for (int u = 1; u < 4; ++u) mw[u] = scr[((u - 1) * NV + HD / 2 + i) * 32 + lane];
-        const float mx = fmaxf(fmaxf(mw[0], mw[1]), fmaxf(mw[2], mw[3]));
-        const float base = mx == NEG_INF ? 0.0f : mx;  // no key visible to this row in any warp: all stays zero
-#pragma unroll
-        for (int u = 0; u < 4; ++u) sc[u] = exp2f(mw[u] - base);
-        float l = st.l[i] * sc[0];
-#pragma unroll
-        for (int u = 1; u < 4; ++u) l += scr[((u - 1) * NV + HD / 2 + 2 + i) * 32 + lane] * sc[u];
-        st.l[i] = l;
-        st.m[i] = mx;
-#pragma unroll
-        for (int d = 0; d < HD / 8; ++d)
-#pragma unroll
-            for (int e = 2 * i; e < 2 * i + 2; ++e) {
-                float o = st.o[d][e] * sc[0];
-#pragma unroll
-                for (int u = 1; u < 4; ++u) o += scr[((u - 1) * NV + 4 * d + e) * 32 + lane] * sc[u];
-                st.o[d][e] = o;
-            }
     }
 }

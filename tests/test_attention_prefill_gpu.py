@@ -85,23 +85,6 @@ def test_prefill_matches_reference(name, dtype):
         case.check(pos, n_tokens, f"{name} {dtype} M={M} n={n_tokens} pos={pos}")
 
 
-def test_short_buckets_take_the_w16_entry_unless_the_env_says_0(monkeypatch):
-    """Buckets of <= 16 rows run attention_prefill_w16 (its own cases are CASES' 16-row ones); env 0 restores the
-    split / plain entries, and both agree with the reference on a long prefix."""
-    from cugraphllm.gpu import attention_prefill as ap
-    kern = ap.PrefillKernel(*SHAPES["7b"], "float16", S)
-    assert kern._shapes(16)[2] is kern.fn_w16 and kern._shapes(8)[2] is kern.fn_w16
-    assert kern._shapes(64)[2] is kern.fn_split and kern._shapes(512)[2] is kern.fn
-    monkeypatch.setenv(ap.W16_ENV, "0")
-    off = ap.PrefillKernel(*SHAPES["7b"], "float16", S)
-    assert off._shapes(16)[2] is off.fn_split
-    for kern_ in (kern, off):
-        case = Case(SHAPES["7b"], "float16", 16, seed=77)
-        case.poison(1500, 10)
-        kern_.launch(case.att, case.qd, case.kd, case.vd, case.pos, case.ntok)
-        case.check(1500, 10, "w16" if kern_ is kern else "split")
-
-
 @pytest.mark.parametrize("M,n_tokens,pos", [(16, 11, 1900), (128, 128, 1600)])
 def test_key_split_repeats_bit_for_bit(M, n_tokens, pos):
     """The key split's tickets return to zero after every launch, and its fixed-order merge repeats exactly."""

@@ -31,10 +31,6 @@ PSTRIDE_EXTRA = kernel_int(_SRC, "PSTRIDE_EXTRA")  # floats after a partial row'
 # env: the most key splits a launch takes, 0 or 1 = every launch on the plain kernel (an A/B switch, at most
 # SPLIT_MAX; read when a bucket's grid is first made)
 SPLIT_ENV = "CUGRAPHLLM_PREFILL_SPLIT"
-# Buckets of at most W16_ROWS rows run the W16 entry (the four warps of a block split each key tile instead of one
-# warp holding all the rows), with the key split's grid; env W16_ENV=0 keeps them on the other entries (A/B).
-W16_ROWS = 16
-W16_ENV = "CUGRAPHLLM_PREFILL_W16"
 
 
 def _split_cap() -> int:
@@ -82,12 +78,10 @@ class PrefillKernel:
         defines = {"HD": head_dim, "N_REP": n_heads // n_kv_heads}
         self.fn = get_function(_SRC, "attention_prefill", defines, dtype=dtype)
         self.fn_split = get_function(_SRC, "attention_prefill_split", defines, dtype=dtype)
-        self.fn_w16 = get_function(_SRC, "attention_prefill_w16", defines, dtype=dtype)
         self.smem = smem_bytes(head_dim)
         self.device = device_id()  # launches run here: the limit below is raised on this device only
         raise_smem_limit(self.fn, self.smem)
         raise_smem_limit(self.fn_split, self.smem)
-        raise_smem_limit(self.fn_w16, self.smem)
         self._q_shape = {}  # M -> (q/att shape, grid); launches stay cheap
         self._kv_shape = (self.max_seq_len, n_kv_heads, head_dim)
         import cupy as cp  # key-split scratch at fixed addresses (graphs capture them); tickets zero between launches
@@ -108,17 +102,14 @@ class PrefillKernel:
         if hit is None:
             _check(M >= 1, f"no query rows (M = {M})")
             tiles = -(-M // BM)
-            ns = n_split(self.n_heads, tiles)
-            fn = self.fn_split if ns > 1 else self.fn
-            if M <= W16_ROWS and env_int(W16_ENV, 1, 0, 1):
-                fn = self.fn_w16  # its grid may have one split: the entry then stores as the plain one
-            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim), (self.n_heads, tiles, ns), fn)
+            hit = self._q_shape[M] = ((M, self.n_heads * self.head_dim),
+                                      (self.n_heads, tiles, n_split(self.n_heads, tiles)))
         return hit
 
     def launch(self, att, q, k, v, pos, n_tokens) -> None:
         """att, q T[M, H*Dh]; k, v T[S, KVH, Dh] contiguous layer views; pos, n_tokens int32[1] on the device."""
         M = q.shape[0]
-        shape, grid, fn = self._shapes(M)
+        shape, grid = self._shapes(M)
         _check(q.shape == shape and att.shape == shape, f"q/att must be [{M}, {shape[1]}], got {q.shape}/{att.shape}")
         _check(q.dtype.itemsize == 2 and att.dtype.itemsize == 2, "q/att must have a 2-byte storage dtype")
         _check(k.shape == self._kv_shape and v.shape == self._kv_shape and k.dtype.itemsize == 2
@@ -128,4 +119,7 @@ class PrefillKernel:
                "q/att/k/v must be contiguous and 16-byte aligned")
         _check(pos.dtype == np.int32 and n_tokens.dtype == np.int32, "pos/n_tokens must be int32 device scalars")
         args = (att, q, k, v, pos, n_tokens, np.int32(M), np.int32(self.max_seq_len))
-        fn(grid, (NTHREADS,), args + ((self.part, self.cnt) if fn is not self.fn else ()), shared_mem=self.smem)
+        if grid[2] > 1:
+            self.fn_split(grid, (NTHREADS,), args + (self.part, self.cnt), shared_mem=self.smem)
+        else:
+            self.fn(grid, (NTHREADS,), args, shared_mem=self.smem)
