@@ -22,7 +22,8 @@
 //
 // Key split (entry attention_prefill_split, gridDim.z = n_split <= SPLIT_MAX; the launcher takes it for one or two
 // query tiles, whose H or 2H blocks alone leave most SMs idle over a long cached prefix, e.g. a chat turn's prompt):
-// the key tiles a (head, query tile) attends are cut into ns contiguous ranges of at least SPLIT_MIN_TILES tiles,
+// the key tiles a (head, query tile) attends are cut into ns contiguous ranges of at least SPLIT_MIN_TILES tiles
+// (SPLIT_MIN_TILES_16 in buckets of at most 16 rows),
 // one a block (z >= ns: nothing to do). ns == 1 (short prefixes, pos 0) runs as without a split. Otherwise each
 // block leaves its rows' unnormalized (o, m, l) in part and takes a ticket on cnt[tile, head]; the last of the ns
 // blocks resets the ticket, merges the ranges in split order (fixed order: bit-identical run to run) and stores.
@@ -166,7 +167,7 @@ __device__ __forceinline__ void prefill_block(T* __restrict__ att, const T* __re
     int z = 0, ns = 1, t0 = 0, t1 = ntiles;
     if constexpr (SPLIT) {
         z = blockIdx.z;
-        const int per = max(SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z);
+        const int per = max(M <= 16 ? SPLIT_MIN_TILES_16 : SPLIT_MIN_TILES, (ntiles + gridDim.z - 1) / gridDim.z);
         ns = max(1, (ntiles + per - 1) / per);
         if (z >= ns) return;  // block-uniform: no keys for this split
         t0 = z * per;

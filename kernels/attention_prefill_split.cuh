@@ -7,6 +7,11 @@
 #define PSTRIDE_EXTRA 4
 #define PSTRIDE (HD + PSTRIDE_EXTRA)
 #define SPLIT_MIN_TILES 8   // key tiles a split walks at least: shorter prefixes take fewer splits, down to none
+// ... and in a bucket of at most 16 rows (one busy warp a block, its latency the bound): 7B, 32 layers, 16 rows after
+// 300 / 1024 / 1852 keys 0.258-0.267 / 0.361-0.368 / 0.460-0.465 vs 0.283-0.284 / 0.458-0.460 / 0.486-0.488 ms with 8,
+// a 10-token chat turn after 1000 / 1900 tokens 4.32-4.40 / 4.48-4.61 vs 4.66-4.68 / 4.75-4.76 (thirty-sixth
+// session, next_split16/); 64 / 128 rows after 300 keys lost 25-45% with 2 (thirty-fifth session, s43i)
+#define SPLIT_MIN_TILES_16 2
 #define SPLIT_MAX 8         // most splits (the launcher's n_split); the merge keeps one register set a split
 __device__ __forceinline__ void store_partial(float* part, const RowState& st, bool active, int r0, int nvalid,
                                               int lane) {

@@ -25,7 +25,8 @@ SHAPES = {  # name: (n_heads, n_kv_heads, head_dim)
 }
 # (M bucket, n_tokens, pos): padding everywhere, pos 0 and pos > 0 with prior keys, a single token, a full bucket;
 # buckets of <= 2 query tiles over long prefixes take the key split (attention_prefill.n_split), ranges of >= 8 key
-# tiles (7B: 16 rows at 1900 -> 4 ranges, 64 at 1500 -> 4, 128 at 1700 -> 4 a query tile, 16 at 1020 -> 3)
+# tiles, >= 2 in buckets of <= 16 rows (7B: 16 rows at 1900 -> 8 ranges, 64 at 1500 -> 4, 128 at 1700 -> 4 a query
+# tile, 16 at 1020 -> 6, 16 at 300 -> 3)
 CASES = [(16, 13, 0), (16, 1, 300), (64, 61, 0), (64, 64, 300), (128, 100, 300), (512, 509, 0), (512, 437, 300),
          (16, 9, 1900), (64, 61, 1500), (128, 120, 1700), (16, 16, 1020)]
 

@@ -9,11 +9,13 @@ from cugraphllm.gpu import attention_prefill as ap
 from cugraphllm.gpu.cuda_kernels import kernel_int
 
 SPLIT_MIN_TILES = kernel_int("attention_prefill.cu", "SPLIT_MIN_TILES")  # kernels/attention_prefill_split.cuh
+SPLIT_MIN_TILES_16 = kernel_int("attention_prefill.cu", "SPLIT_MIN_TILES_16")  # buckets of <= 16 rows
 
 
-def kernel_ranges(ntiles: int, grid_z: int) -> list[range]:
-    """The key-tile ranges of blocks z = 0 .. grid_z - 1, as the kernel computes them (empty ones dropped)."""
-    per = max(SPLIT_MIN_TILES, -(-ntiles // grid_z))
+def kernel_ranges(ntiles: int, grid_z: int, rows: int = 64) -> list[range]:
+    """The key-tile ranges of blocks z = 0 .. grid_z - 1 in a bucket of `rows` query rows, as the kernel computes
+    them (empty ones dropped)."""
+    per = max(SPLIT_MIN_TILES_16 if rows <= 16 else SPLIT_MIN_TILES, -(-ntiles // grid_z))
     ns = max(1, -(-ntiles // per))
     return [range(z * per, min(ntiles, z * per + per)) for z in range(min(ns, grid_z))]
 
@@ -51,16 +53,23 @@ def test_scratch_holds_every_launch(heads, hd, monkeypatch):
     assert ap.n_split(heads, 1) <= ap.SPLIT_MAX
 
 
+@pytest.mark.parametrize("rows", [16, 64])
 @pytest.mark.parametrize("grid_z", [1, 2, 4, 7, 8])
 @pytest.mark.parametrize("ntiles", [0, 1, 3, 4, 5, 9, 17, 30, 31, 64])
-def test_kernel_ranges_cover_each_tile_once(ntiles, grid_z):
-    ranges = kernel_ranges(ntiles, grid_z)
+def test_kernel_ranges_cover_each_tile_once(ntiles, grid_z, rows):
+    ranges = kernel_ranges(ntiles, grid_z, rows)
     covered = [t for r in ranges for t in r]
     assert covered == list(range(ntiles))
     assert all(len(r) > 0 for r in ranges) or ntiles == 0
     if len(ranges) > 1:
-        assert all(len(r) >= SPLIT_MIN_TILES for r in ranges[:-1])
+        assert all(len(r) >= (SPLIT_MIN_TILES_16 if rows <= 16 else SPLIT_MIN_TILES) for r in ranges[:-1])
     assert len(ranges) <= grid_z
+
+
+def test_short_buckets_split_finer():
+    """7B, 16 rows over 1900 cached keys (30 key tiles, 8 splits): 8 ranges of 4 tiles; 64 rows: 4 of 8."""
+    assert [len(r) for r in kernel_ranges(30, 8, 16)] == [4, 4, 4, 4, 4, 4, 4, 2]
+    assert [len(r) for r in kernel_ranges(30, 8, 64)] == [8, 8, 8, 6]
 
 
 def test_memory_estimate_counts_the_split_scratch():
