@@ -1,0 +1,112 @@
+"""Probe (bench only, no library code): 16-token GEMMs with the weights streamed by bulk copies of whole row segments
+(scripts/m16_probe_src.py says why and how) beside the engine's own 16-row kernel (gemm.matmul_residual, impl "own",
+its OWN_CONFIG) and a bare read of the same bytes, on the 7B shapes, x f32 [16, N] += a [16, K] @ w [N, K].T.
+
+Each config is first checked against NumPy float64 (max |error| / sd of the product); timing is bench_kernels.graph_us
+(a graph of calls cycling over weight copies > 4x L2), in --rounds rounds.
+
+Usage: python3 -m scripts.m16_probe [--shapes wo,w2,wqkv,w13] [--configs 256:4:4,256:6:4] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from scripts import bench_kernels as bk
+from scripts.m16_probe_src import SRC
+
+SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
+CONFIGS = "256:4:4,256:6:4,256:3:4,256:4:2,256:4:8,128:8:4,512:3:4"  # KC:S:CW
+M = 16
+
+
+def parse_config(text: str) -> tuple[int, int, int]:
+    kc, s, cw = (int(v) for v in text.split(":"))
+    if kc % 16 or kc < 16 or s < 2 or cw < 1:
+        raise ValueError(f"bad config {text!r}: KC a multiple of 16, S >= 2, CW >= 1")
+    return kc, s, cw
+
+
+def smem_bytes(kc: int, s: int) -> int:
+    return s * 32 * (2 * kc + 16)
+
+
+def build(cp, kc: int, s: int, cw: int):
+    fn = cp.RawKernel(SRC, "m16_stream", options=("-std=c++17", f"-DKC={kc}", f"-DS={s}", f"-DCW={cw}"))
+    fn.max_dynamic_shared_size_bytes = smem_bytes(kc, s)
+    return lambda x, a, w, N, K: fn((N // 16,), (32 * (cw + 1),), (x, a, w, np.int32(N), np.int32(K)),
+                                    shared_mem=smem_bytes(kc, s))
+
+
+def check(cp, call, a, w, N, K) -> float:
+    """max |x_after - x_before - a @ w.T| / sd(a @ w.T), float64 on the host; x poisoned with random values first."""
+    x = cp.random.default_rng(7).standard_normal((M, N), dtype=cp.float32)
+    x0 = cp.asnumpy(x).astype(np.float64)
+    call(x, a, w, N, K)
+    ref = cp.asnumpy(a).astype(np.float64) @ cp.asnumpy(w).astype(np.float64).T
+    got = cp.asnumpy(x).astype(np.float64) - x0
+    return float(np.max(np.abs(got - ref)) / np.std(ref))
+
+
+def bench(shapes, configs, rounds: int) -> dict:
+    import cupy as cp
+    from cugraphllm.gpu import gemm
+    stream = cp.cuda.Stream(non_blocking=True)
+    out = {"env": bk.environment(), "m": M, "rows": []}
+    for name in shapes:
+        N, K = SHAPES[name]
+        ws = bk.weight_copies(N, K, cp.float16)
+        a = bk._rand((M, K), cp.float16, 99)
+        x = cp.random.default_rng(5).standard_normal((M, N), dtype=cp.float32)
+        row = {"shape": name, "N": N, "K": K, "mb": N * K * 2 / 1e6, "errors": {}, "us": {}}
+        calls = {"own": lambda i: gemm.matmul_residual(x, a, ws[i], impl="own"), "read": bk.read_floor_call(ws)}
+        for text in configs:
+            kc, s, cw = parse_config(text)
+            if K % kc:
+                continue
+            try:
+                f = build(cp, kc, s, cw)
+                row["errors"][text] = check(cp, f, a, ws[0], N, K)
+            except Exception as exc:  # noqa: BLE001 - a config that does not build or launch is reported, not fatal
+                row["errors"][text] = f"error: {exc}"[:160]
+                continue
+            calls[text] = (lambda f: lambda i: f(x, a, ws[i], N, K))(f)
+        own = lambda xx, aa, ww, n, k: gemm.matmul_residual(xx, aa, ww, impl="own")  # noqa: E731
+        row["errors"]["own"] = check(cp, own, a, ws[0], N, K)
+        for r in range(rounds):
+            for k, fn in calls.items():
+                row["us"].setdefault(k, []).append(round(bk.graph_us(stream, fn, len(ws)), 2))
+        print(json.dumps(row), flush=True)
+        out["rows"].append(row)
+        del ws
+        cp.get_default_memory_pool().free_all_blocks()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--configs", default=CONFIGS, help="KC:S:CW,.. (columns a stage, stages, consumer warps)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", help="JSON file")
+    args = ap.parse_args(argv)
+    shapes = args.shapes.split(",")
+    configs = args.configs.split(",")
+    for t in configs:
+        parse_config(t)
+    if any(s not in SHAPES for s in shapes):
+        print(f"m16_probe: error: shapes are {sorted(SHAPES)}", file=sys.stderr)
+        return 2
+    if bk.gpu_missing("m16_probe"):
+        return 2
+    doc = bench(shapes, configs, args.rounds)
+    if args.out:
+        bk.write_json(args.out, doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

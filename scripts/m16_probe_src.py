@@ -1,0 +1,122 @@
+"""CUDA source of scripts/m16_probe.py (bench only): a 16-token GEMM + residual, x f32 [16, N] += a [16, K] @ w [N, K].T,
+with the weights streamed into shared memory by bulk copies of whole 2*KC-byte row segments.
+
+Why: the engine's 16-row GEMM (kernels/gemm.cu) loads W straight into mma fragments, so each warp load touches 8 rows
+x 64 bytes; the twentieth session's pitch probe measured that pattern 15-20% slower than loads of 512 contiguous
+bytes (benchmarks/HISTORY.md, s28b), about the gap of the 16-row GEMMs to a bare read of their bytes.
+
+Block: one 16-row tile of W (grid N / 16), warp 0 the producer, warps 1..CW consumers. Stage s of an S-stage ring
+holds W rows [16, KC] and the 16 tokens' a [16, KC], each row one cp.async.bulk copy of 2*KC bytes (lane r < 16: W
+row r, lane 16 + r: token r), rows padded by 16 bytes so that ldmatrix's 8 row addresses fall in distinct banks;
+full[s] completes on the producer's expect_tx and the copies' bytes, empty[s] on one arrival a consumer warp.
+Consumer warp c takes the k16 steps j = c, c + CW, .. of each stage: ldmatrix.x4 for W (A of mma.m16n8k16, rows =
+output features) and for a (B of both n8 token tiles), two mma. The CW partial tiles are added in warp order through
+shared memory and x += their sum (fixed order: bit-identical run to run).
+"""
+
+SRC = r"""
+#include <cuda_fp16.h>
+#ifndef KC
+#define KC 256
+#endif
+#ifndef S
+#define S 4
+#endif
+#ifndef CW
+#define CW 4
+#endif
+#define PITCH (2 * KC + 16)          // bytes a row in the ring (16 of padding)
+#define STAGE_BYTES (32 * PITCH)     // 16 W rows + 16 token rows
+#define NTHREADS (32 * (CW + 1))
+
+__device__ __forceinline__ unsigned sa(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+    asm volatile("{\n.reg .pred p;\nW: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra W;\n}\n"
+                 :: "r"(bar), "r"(parity) : "memory");
+}
+
+__device__ __forceinline__ void ldsm4(unsigned addr, unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+
+__device__ __forceinline__ void mma(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                    unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// x f32 [16, N] += a f16 [16, K] @ w f16 [N, K].T; grid (N / 16,), block NTHREADS; K % KC == 0, N % 16 == 0
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __restrict__ w, int N, int K) {
+    extern __shared__ __align__(128) unsigned char ring[];            // S stages of STAGE_BYTES
+    __shared__ __align__(8) unsigned long long full[S], empty[S];
+    __shared__ float red[CW][16][17];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row0 = blockIdx.x * 16, nst = K / KC;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; ++s) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(sa(&empty[s])), "r"(CW) : "memory");
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (warp == 0) {  // producer: lane r < 16 copies W row r, lane 16 + r token r, a stage at a time
+        const char* src = lane < 16 ? (const char*)(w + (size_t)(row0 + lane) * K)
+                                    : (const char*)(a + (size_t)(lane - 16) * K);
+        for (int i = 0; i < nst; ++i) {
+            const int s = i % S;
+            if (i >= S) mbar_wait(sa(&empty[s]), ((i / S) - 1) & 1);
+            if (lane == 0)
+                asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                             :: "r"(sa(&full[s])), "r"(32 * 2 * KC) : "memory");
+            __syncwarp();
+            const unsigned dst = sa(ring + (size_t)s * STAGE_BYTES + lane * PITCH);
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                         :: "r"(dst), "l"(src + (size_t)i * 2 * KC), "r"(2 * KC), "r"(sa(&full[s])) : "memory");
+        }
+    } else {
+        const int c = warp - 1;
+        float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        // ldmatrix.x4 row addresses: A matrix q = lane / 8: rows (q & 1) * 8 + lane % 8, k (q >> 1) * 8;
+        // B matrix q: tokens (q >> 1) * 8 + lane % 8, k (q & 1) * 8
+        const int q = lane >> 3, r = lane & 7;
+        const unsigned aoff = ((q & 1) * 8 + r) * PITCH + (q >> 1) * 16;
+        const unsigned boff = (16 + (q >> 1) * 8 + r) * PITCH + (q & 1) * 16;
+        for (int i = 0; i < nst; ++i) {
+            const int s = i % S;
+            mbar_wait(sa(&full[s]), (i / S) & 1);
+            const unsigned base = sa(ring + (size_t)s * STAGE_BYTES);
+#pragma unroll
+            for (int j = c; j < KC / 16; j += CW) {
+                unsigned a0, a1, a2, a3, b0, b1, b2, b3;
+                ldsm4(base + aoff + j * 32, a0, a1, a2, a3);
+                ldsm4(base + boff + j * 32, b0, b1, b2, b3);
+                mma(acc[0], a0, a1, a2, a3, b0, b1);
+                mma(acc[1], a0, a1, a2, a3, b2, b3);
+            }
+            __syncwarp();
+            if (lane == 0) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(sa(&empty[s])) : "memory");
+        }
+        const int g = lane >> 2, t = lane & 3;  // C fragment: rows g / g + 8, tokens nt * 8 + 2t, + 1
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+            red[c][g][nt * 8 + 2 * t] = acc[nt][0];
+            red[c][g][nt * 8 + 2 * t + 1] = acc[nt][1];
+            red[c][g + 8][nt * 8 + 2 * t] = acc[nt][2];
+            red[c][g + 8][nt * 8 + 2 * t + 1] = acc[nt][3];
+        }
+    }
+    __syncthreads();
+    for (int o = threadIdx.x; o < 256; o += NTHREADS) {  // o = token * 16 + row: 64 contiguous bytes a token
+        const int tok = o >> 4, rr = o & 15;
+        float sum = red[0][rr][tok];
+#pragma unroll
+        for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];
+        x[(size_t)tok * N + row0 + rr] += sum;
+    }
+}
+"""
