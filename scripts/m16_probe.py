@@ -19,23 +19,24 @@ from scripts import bench_kernels as bk
 from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
-CONFIGS = "256:4:4,256:6:4,256:3:4,256:4:2,256:4:8,128:8:4,512:3:4"  # KC:S:CW
+CONFIGS = "256:4:4,256:6:4,256:4:8,512:3:4,256:4:4:0,256:4:4:3"  # KC:S:CW[:ROT]
 M = 16
 
 
-def parse_config(text: str) -> tuple[int, int, int]:
-    kc, s, cw = (int(v) for v in text.split(":"))
+def parse_config(text: str) -> tuple[int, int, int, int]:
+    kc, s, cw, rot = ([int(v) for v in text.split(":")] + [1])[:4]
     if kc % 16 or kc < 16 or s < 2 or cw < 1:
         raise ValueError(f"bad config {text!r}: KC a multiple of 16, S >= 2, CW >= 1")
-    return kc, s, cw
+    return kc, s, cw, rot
 
 
 def smem_bytes(kc: int, s: int) -> int:
     return s * 32 * (2 * kc + 16)
 
 
-def build(cp, kc: int, s: int, cw: int):
-    fn = cp.RawKernel(SRC, "m16_stream", options=("-std=c++17", f"-DKC={kc}", f"-DS={s}", f"-DCW={cw}"))
+def build(cp, kc: int, s: int, cw: int, rot: int):
+    opts = ("-std=c++17", f"-DKC={kc}", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}")
+    fn = cp.RawKernel(SRC, "m16_stream", options=opts)
     fn.max_dynamic_shared_size_bytes = smem_bytes(kc, s)
     return lambda x, a, w, N, K: fn((N // 16,), (32 * (cw + 1),), (x, a, w, np.int32(N), np.int32(K)),
                                     shared_mem=smem_bytes(kc, s))
@@ -64,11 +65,11 @@ def bench(shapes, configs, rounds: int) -> dict:
         row = {"shape": name, "N": N, "K": K, "mb": N * K * 2 / 1e6, "errors": {}, "us": {}}
         calls = {"own": lambda i: gemm.matmul_residual(x, a, ws[i], impl="own"), "read": bk.read_floor_call(ws)}
         for text in configs:
-            kc, s, cw = parse_config(text)
+            kc, s, cw, rot = parse_config(text)
             if K % kc:
                 continue
             try:
-                f = build(cp, kc, s, cw)
+                f = build(cp, kc, s, cw, rot)
                 row["errors"][text] = check(cp, f, a, ws[0], N, K)
             except Exception as exc:  # noqa: BLE001 - a config that does not build or launch is reported, not fatal
                 row["errors"][text] = f"error: {exc}"[:160]
@@ -89,7 +90,8 @@ def bench(shapes, configs, rounds: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--configs", default=CONFIGS, help="KC:S:CW,.. (columns a stage, stages, consumer warps)")
+    ap.add_argument("--configs", default=CONFIGS,
+                    help="KC:S:CW[:ROT],.. (columns a stage, stages, consumer warps, K-walk offset a block, default 1)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", help="JSON file")
     args = ap.parse_args(argv)

@@ -11,7 +11,8 @@ row r, lane 16 + r: token r), rows padded by 16 bytes so that ldmatrix's 8 row a
 full[s] completes on the producer's expect_tx and the copies' bytes, empty[s] on one arrival a consumer warp.
 Consumer warp c takes the k16 steps j = c, c + CW, .. of each stage: ldmatrix.x4 for W (A of mma.m16n8k16, rows =
 output features) and for a (B of both n8 token tiles), two mma. The CW partial tiles are added in warp order through
-shared memory and x += their sum (fixed order: bit-identical run to run).
+shared memory and x += their sum (fixed order: bit-identical run to run). Block b walks K from chunk b * ROT mod the
+chunk count (s44b: with every block in lockstep on the same a slice, each stage took ~1.2 us whatever the ring depth).
 """
 
 SRC = r"""
@@ -24,6 +25,9 @@ SRC = r"""
 #endif
 #ifndef CW
 #define CW 4
+#endif
+#ifndef ROT
+#define ROT 1     // blocks start their K walk ROT chunks apart: in lockstep every block would fetch the same a slice
 #endif
 #define PITCH (2 * KC + 16)          // bytes a row in the ring (16 of padding)
 #define STAGE_BYTES (32 * PITCH)     // 16 W rows + 16 token rows
@@ -56,6 +60,7 @@ m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __
     __shared__ __align__(8) unsigned long long full[S], empty[S];
     __shared__ float red[CW][16][17];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row0 = blockIdx.x * 16, nst = K / KC;
+    const int rot = ROT ? (blockIdx.x * ROT) % nst : 0;  // stage i reads K chunk (i + rot) % nst
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; ++s) {
             asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
@@ -76,7 +81,8 @@ m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __
             __syncwarp();
             const unsigned dst = sa(ring + (size_t)s * STAGE_BYTES + lane * PITCH);
             asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                         :: "r"(dst), "l"(src + (size_t)i * 2 * KC), "r"(2 * KC), "r"(sa(&full[s])) : "memory");
+                         :: "r"(dst), "l"(src + (size_t)((i + rot) % nst) * 2 * KC), "r"(2 * KC), "r"(sa(&full[s]))
+                         : "memory");
         }
     } else {
         const int c = warp - 1;
