@@ -1,0 +1,56 @@
+"""scripts/m16_probe.py without a GPU: its config parsing, the shared-memory layouts its ldmatrix reads (every
+8-row matrix of a k16 step lands in 32 distinct banks, and the swizzled tensor-map layout is a bijection), its
+one-line error without a GPU and, with nvcc, its kernel sources under the defines it launches."""
+import pytest
+
+from scripts import m16_probe as mp
+from scripts.m16_probe_src import SRC
+from test_probes_cpu import NVCC, _compile
+
+
+def test_parse_config():
+    assert mp.parse_config("256:4:4") == (256, 4, 4, 1)
+    assert mp.parse_config("512:3:8:0") == (512, 3, 8, 0)
+    assert mp.parse_config("tma:6:4") == (0, 6, 4, 1)
+    for bad in ("100:4:4", "256:1:4", "256:4:0"):
+        with pytest.raises(ValueError):
+            mp.parse_config(bad)
+
+
+def swz(r: int, k: int) -> int:  # m16_tma's byte offset of (row r, column k) in a [4][16][128 B] block
+    return (k >> 6) * 2048 + r * 128 + ((((k & 63) >> 3) ^ (r & 7)) << 4)
+
+
+def banks(addrs):
+    return sorted({(a // 4 + w) % 32 for a in addrs for w in range(4)})
+
+
+@pytest.mark.parametrize("j", range(16))
+@pytest.mark.parametrize("q", range(4))
+def test_ldmatrix_rows_hit_distinct_banks(q, j):
+    kc = 256
+    pitch = 2 * kc + 16
+    stream = [((q & 1) * 8 + r) * pitch + (q >> 1) * 16 + j * 32 for r in range(8)]
+    tma = [swz((q & 1) * 8 + r, j * 16 + (q >> 1) * 8) for r in range(8)]
+    assert banks(stream) == list(range(32)) and banks(tma) == list(range(32))
+
+
+def test_swizzled_block_is_a_bijection():
+    offs = {swz(r, k) for r in range(16) for k in range(0, 256, 8)}
+    assert offs == set(range(0, 8192, 16))
+
+
+def test_no_gpu_is_a_one_line_error(capsys, tmp_path):
+    from conftest import GPU
+    if GPU:
+        pytest.skip("a GPU is present: the probe would run")
+    out = tmp_path / "probe.json"
+    assert mp.main(["--out", str(out)]) == 2
+    assert capsys.readouterr().err == "m16_probe: error: needs CuPy and a CUDA GPU\n" and not out.exists()
+
+
+@pytest.mark.parametrize("defines", ["", "-DKC=512 -DS=3 -DCW=4", "-DS=6 -DCW=8 -DROT=0", "-DKC=128 -DS=8"])
+def test_kernel_compiles(defines):
+    if NVCC is None:
+        pytest.skip("nvcc not installed")
+    _compile(SRC, defines.split())
