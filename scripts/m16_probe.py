@@ -19,15 +19,21 @@ from scripts import bench_kernels as bk
 from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
-CONFIGS = "tma:4:4,tma:6:4,tma:8:4,tma:4:2,tma:6:8,tma:6:4:0,512:3:4"  # KC:S:CW[:ROT], tma:S:CW[:ROT]
+CONFIGS = "tma:4:4,tma:6:8,tma2:4:4,tma2:6:4,tma2:4:8,tma2:6:8,tma2:8:8"  # KC:S:CW[:ROT], tmaRT:S:CW[:ROT]
 M = 16
 
 
 def parse_config(text: str) -> tuple[int, int, int, int]:
-    """KC:S:CW[:ROT], or tma:S:CW[:ROT] (the tensor-map variant, KC 256 -> 0 here)."""
-    kc, s, cw, rot = ([0 if v == "tma" else int(v) for v in text.split(":")] + [1])[:4]
-    if kc == 0:
-        return 0, s, cw, rot
+    """KC:S:CW[:ROT], or tmaRT:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2; KC 256 -> -RT
+    here)."""
+    head, *rest = text.split(":")
+    if head.startswith("tma"):
+        rt = int(head[3:] or 1)
+        s, cw, rot = ([int(v) for v in rest] + [1])[:3]
+        if rt not in (1, 2) or s < 2 or cw < 1:
+            raise ValueError(f"bad config {text!r}: tma RT 1 or 2, S >= 2, CW >= 1")
+        return -rt, s, cw, rot
+    kc, s, cw, rot = ([int(v) for v in text.split(":")] + [1])[:4]
     if kc % 16 or kc < 16 or s < 2 or cw < 1:
         raise ValueError(f"bad config {text!r}: KC a multiple of 16, S >= 2, CW >= 1")
     return kc, s, cw, rot
@@ -37,19 +43,19 @@ def smem_bytes(kc: int, s: int) -> int:
     return s * 32 * (2 * kc + 16)
 
 
-def build_tma(cp, s: int, cw: int, rot: int, ws, a):
+def build_tma(cp, rt: int, s: int, cw: int, rot: int, ws, a):
     """fn(x, i): the m16_tma kernel on weight copy i (one tensor map a copy, made here, outside any capture)."""
     from cugraphllm.gpu import pdl, tma
-    opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}")
+    opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}")
     fn = cp.RawKernel(SRC, "m16_tma", options=opts)
-    smem = s * 16384 + 1024
+    smem = s * (rt + 1) * 8192 + 1024
     fn.max_dynamic_shared_size_bytes = smem
     K = a.shape[1]
 
-    def tmap(arr):  # (64 halves, rows, K / 64 column blocks), strides (2K, 128) bytes, boxes (64, 16, 4)
-        return tma._encode_nd(arr.data.ptr, "float16", (64, arr.shape[0], K // 64), (2 * K, 128), (64, 16, 4), 128)
-    ma, mws = tmap(a), [tmap(w) for w in ws]
-    return lambda x, i: pdl.launch(fn, (ws[i].shape[0] // 16,), (32 * (cw + 1),),
+    def tmap(arr, rows):  # (64 halves, rows, K / 64 column blocks), strides (2K, 128) bytes, boxes (64, rows, 4)
+        return tma._encode_nd(arr.data.ptr, "float16", (64, arr.shape[0], K // 64), (2 * K, 128), (64, rows, 4), 128)
+    ma, mws = tmap(a, 16), [tmap(w, 16 * rt) for w in ws]
+    return lambda x, i: pdl.launch(fn, (ws[i].shape[0] // (16 * rt),), (32 * (cw + 1),),
                                    (mws[i], ma, x, np.int32(ws[i].shape[0]), np.int32(K)), smem, driver=True)
 
 
@@ -85,14 +91,14 @@ def bench(shapes, configs, rounds: int) -> dict:
         calls = {"own": lambda i: gemm.matmul_residual(x, a, ws[i], impl="own"), "read": bk.read_floor_call(ws)}
         for text in configs:
             kc, s, cw, rot = parse_config(text)
-            if K % (kc or 256):
+            if K % max(kc, 256):
                 continue
             try:
-                if kc:
+                if kc > 0:
                     f = build(cp, kc, s, cw, rot)
                     calls[text] = (lambda f: lambda i: f(x, a, ws[i], N, K))(f)
                 else:
-                    t = build_tma(cp, s, cw, rot, ws, a)
+                    t = build_tma(cp, -kc, s, cw, rot, ws, a)
                     f = (lambda t: lambda xx, aa, ww, n, k: t(xx, 0))(t)
                     calls[text] = (lambda t: lambda i: t(x, i))(t)
                 row["errors"][text] = check(cp, f, a, ws[0], N, K)
@@ -115,7 +121,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--configs", default=CONFIGS,
-                    help="KC:S:CW[:ROT],.. (columns a stage, stages, consumer warps, K-walk offset a block, default 1)")
+                    help="KC:S:CW[:ROT],.. (columns a stage, stages, consumer warps, K-walk offset a block, default 1)"
+                         " or tmaRT:S:CW[:ROT] (tensor-map variant, RT row tiles a block)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", help="JSON file")
     args = ap.parse_args(argv)

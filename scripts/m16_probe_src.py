@@ -125,10 +125,16 @@ m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __
         x[(size_t)tok * N + row0 + rr] += sum;
     }
 }
-// ---- TMA variant (KC = 256): one 3-D tensor-map copy a stage for W and one for a, 8 KB each, 128-byte swizzle ----
+// ---- TMA variant (KC = 256): one 3-D tensor-map copy a stage for W and one for a, 128-byte swizzle ----
 // The maps view W [N, K] as (64 halves, N rows, K / 64 column blocks) with strides (2K, 128) bytes and boxes
-// (64, 16, 4), so a stage lands as [4 column blocks][16 rows][128 bytes] with each 16-byte chunk c of row r at
-// chunk c ^ (r & 7): ldmatrix's 8 row addresses fall in distinct banks. a [16, K] likewise.
+// (64, 16 RT, 4), so a stage lands as [4 column blocks][16 RT rows][128 bytes] with each 16-byte chunk c of row r at
+// chunk c ^ (r & 7): ldmatrix's 8 row addresses fall in distinct banks. a [16, K] likewise (boxes (64, 16, 4)).
+// RT row tiles of 16 a block share each a fragment: the activation bytes a block reads are 1 / RT of its W bytes.
+#ifndef RT
+#define RT 1
+#endif
+#define WBYTES (RT * 8192)
+#define TSTAGE (WBYTES + 8192)
 struct __align__(64) TMap { unsigned long long v[16]; };
 
 __device__ __forceinline__ void tma3d(unsigned dst, const TMap* m, int c0, int c1, int c2, unsigned bar) {
@@ -138,17 +144,17 @@ __device__ __forceinline__ void tma3d(unsigned dst, const TMap* m, int c0, int c
                  : "memory");
 }
 
-// byte offset of (row r, column k < 256) in a swizzled [4][16][128 B] block
-__device__ __forceinline__ unsigned swz(int r, int k) {
-    return (k >> 6) * 2048 + r * 128 + ((((k & 63) >> 3) ^ (r & 7)) << 4);
+// byte offset of (row r, column k < 256) in a swizzled [4][rows][128 B] block
+__device__ __forceinline__ unsigned swz(int r, int k, int rows) {
+    return (k >> 6) * (rows * 128) + r * 128 + ((((k & 63) >> 3) ^ (r & 7)) << 4);
 }
 
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float* __restrict__ x, int N, int K) {
-    extern __shared__ __align__(1024) unsigned char ring[];            // S stages of 16 KB: W block, a block
+    extern __shared__ __align__(1024) unsigned char ring[];            // S stages of TSTAGE: W block, a block
     __shared__ __align__(8) unsigned long long full[S], empty[S];
-    __shared__ float red[CW][16][17];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row0 = blockIdx.x * 16, nst = K / 256;
+    __shared__ float red[CW][16 * RT][17];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row0 = blockIdx.x * 16 * RT, nst = K / 256;
     const int rot = ROT ? (blockIdx.x * ROT) % nst : 0;
     const unsigned rbase = (sa(ring) + 1023) & ~1023u;               // swizzled boxes: 1024-byte aligned
     if (threadIdx.x == 0) {
@@ -165,41 +171,49 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
                 const int s = i % S, kb = ((i + rot) % nst) * 4;
                 if (i >= S) mbar_wait(sa(&empty[s]), ((i / S) - 1) & 1);
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
-                             :: "r"(sa(&full[s])), "r"(16384) : "memory");
-                tma3d(rbase + s * 16384, &mw, 0, row0, kb, sa(&full[s]));
-                tma3d(rbase + s * 16384 + 8192, &ma, 0, 0, kb, sa(&full[s]));
+                             :: "r"(sa(&full[s])), "r"(TSTAGE) : "memory");
+                tma3d(rbase + s * TSTAGE, &mw, 0, row0, kb, sa(&full[s]));
+                tma3d(rbase + s * TSTAGE + WBYTES, &ma, 0, 0, kb, sa(&full[s]));
             }
         }
     } else {
         const int c = warp - 1, q = lane >> 3, r = lane & 7;
-        float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        float acc[RT][2][4];
+#pragma unroll
+        for (int u = 0; u < RT * 8; ++u) acc[u / 8][(u / 4) & 1][u & 3] = 0.f;
         for (int i = 0; i < nst; ++i) {
             const int s = i % S;
             mbar_wait(sa(&full[s]), (i / S) & 1);
-            const unsigned base = rbase + s * 16384;
+            const unsigned base = rbase + s * TSTAGE;
 #pragma unroll
             for (int j = c; j < 16; j += CW) {
-                unsigned a0, a1, a2, a3, b0, b1, b2, b3;
-                ldsm4(base + swz((q & 1) * 8 + r, j * 16 + (q >> 1) * 8), a0, a1, a2, a3);
-                ldsm4(base + 8192 + swz((q >> 1) * 8 + r, j * 16 + (q & 1) * 8), b0, b1, b2, b3);
-                mma(acc[0], a0, a1, a2, a3, b0, b1);
-                mma(acc[1], a0, a1, a2, a3, b2, b3);
+                unsigned b0, b1, b2, b3;
+                ldsm4(base + WBYTES + swz((q >> 1) * 8 + r, j * 16 + (q & 1) * 8, 16), b0, b1, b2, b3);
+#pragma unroll
+                for (int tt = 0; tt < RT; ++tt) {
+                    unsigned a0, a1, a2, a3;
+                    ldsm4(base + swz(tt * 16 + (q & 1) * 8 + r, j * 16 + (q >> 1) * 8, 16 * RT), a0, a1, a2, a3);
+                    mma(acc[tt][0], a0, a1, a2, a3, b0, b1);
+                    mma(acc[tt][1], a0, a1, a2, a3, b2, b3);
+                }
             }
             __syncwarp();
             if (lane == 0) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(sa(&empty[s])) : "memory");
         }
         const int g = lane >> 2, t = lane & 3;
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-            red[c][g][nt * 8 + 2 * t] = acc[nt][0];
-            red[c][g][nt * 8 + 2 * t + 1] = acc[nt][1];
-            red[c][g + 8][nt * 8 + 2 * t] = acc[nt][2];
-            red[c][g + 8][nt * 8 + 2 * t + 1] = acc[nt][3];
-        }
+        for (int tt = 0; tt < RT; ++tt)
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt) {
+                red[c][tt * 16 + g][nt * 8 + 2 * t] = acc[tt][nt][0];
+                red[c][tt * 16 + g][nt * 8 + 2 * t + 1] = acc[tt][nt][1];
+                red[c][tt * 16 + g + 8][nt * 8 + 2 * t] = acc[tt][nt][2];
+                red[c][tt * 16 + g + 8][nt * 8 + 2 * t + 1] = acc[tt][nt][3];
+            }
     }
     __syncthreads();
-    for (int o = threadIdx.x; o < 256; o += NTHREADS) {
-        const int tok = o >> 4, rr = o & 15;
+    for (int o = threadIdx.x; o < 256 * RT; o += NTHREADS) {  // o = token * 16 RT + row
+        const int tok = o / (16 * RT), rr = o % (16 * RT);
         float sum = red[0][rr][tok];
 #pragma unroll
         for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];

@@ -11,14 +11,15 @@ from test_probes_cpu import NVCC, _compile
 def test_parse_config():
     assert mp.parse_config("256:4:4") == (256, 4, 4, 1)
     assert mp.parse_config("512:3:8:0") == (512, 3, 8, 0)
-    assert mp.parse_config("tma:6:4") == (0, 6, 4, 1)
-    for bad in ("100:4:4", "256:1:4", "256:4:0"):
+    assert mp.parse_config("tma:6:4") == (-1, 6, 4, 1)
+    assert mp.parse_config("tma2:4:8:0") == (-2, 4, 8, 0)
+    for bad in ("100:4:4", "256:1:4", "256:4:0", "tma3:4:4", "tma:1:4"):
         with pytest.raises(ValueError):
             mp.parse_config(bad)
 
 
-def swz(r: int, k: int) -> int:  # m16_tma's byte offset of (row r, column k) in a [4][16][128 B] block
-    return (k >> 6) * 2048 + r * 128 + ((((k & 63) >> 3) ^ (r & 7)) << 4)
+def swz(r: int, k: int, rows: int = 16) -> int:  # m16_tma's byte offset of (row r, column k), [4][rows][128 B]
+    return (k >> 6) * rows * 128 + r * 128 + ((((k & 63) >> 3) ^ (r & 7)) << 4)
 
 
 def banks(addrs):
@@ -35,9 +36,10 @@ def test_ldmatrix_rows_hit_distinct_banks(q, j):
     assert banks(stream) == list(range(32)) and banks(tma) == list(range(32))
 
 
-def test_swizzled_block_is_a_bijection():
-    offs = {swz(r, k) for r in range(16) for k in range(0, 256, 8)}
-    assert offs == set(range(0, 8192, 16))
+@pytest.mark.parametrize("rows", [16, 32])
+def test_swizzled_block_is_a_bijection(rows):
+    offs = {swz(r, k, rows) for r in range(rows) for k in range(0, 256, 8)}
+    assert offs == set(range(0, 512 * rows, 16))
 
 
 def test_no_gpu_is_a_one_line_error(capsys, tmp_path):
@@ -49,7 +51,8 @@ def test_no_gpu_is_a_one_line_error(capsys, tmp_path):
     assert capsys.readouterr().err == "m16_probe: error: needs CuPy and a CUDA GPU\n" and not out.exists()
 
 
-@pytest.mark.parametrize("defines", ["", "-DKC=512 -DS=3 -DCW=4", "-DS=6 -DCW=8 -DROT=0", "-DKC=128 -DS=8"])
+@pytest.mark.parametrize("defines", ["", "-DKC=512 -DS=3 -DCW=4", "-DS=6 -DCW=8 -DROT=0", "-DKC=128 -DS=8",
+                                     "-DRT=2 -DS=6 -DCW=8"])
 def test_kernel_compiles(defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
