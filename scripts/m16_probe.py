@@ -19,20 +19,22 @@ from scripts import bench_kernels as bk
 from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
-CONFIGS = "tma:4:4,tma:6:8,tma2:4:4,tma2:6:4,tma2:4:8,tma2:6:8,tma2:8:8"  # KC:S:CW[:ROT], tmaRT:S:CW[:ROT]
+# KC:S:CW[:ROT] (bulk-copy rows) or tmaRT[w]:S:CW[:ROT] (tensor-map boxes)
+CONFIGS = "tma:4:4,tma:6:8,tma2:4:4,tma2:4:8,tma1w:3:8,tma1w:4:8,tma2w:2:8,tma1w:3:4"
 M = 16
 
 
 def parse_config(text: str) -> tuple[int, int, int, int]:
-    """KC:S:CW[:ROT], or tmaRT:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2; KC 256 -> -RT
-    here)."""
+    """KC:S:CW[:ROT], or tmaRT[wWIDE]:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2, and
+    stages of 256 or, with w, 512 columns; returned as KC = -(RT + 4 WIDE))."""
     head, *rest = text.split(":")
     if head.startswith("tma"):
-        rt = int(head[3:] or 1)
+        wide = head.endswith("w")
+        rt = int(head[3:].rstrip("w") or 1)
         s, cw, rot = ([int(v) for v in rest] + [1])[:3]
         if rt not in (1, 2) or s < 2 or cw < 1:
             raise ValueError(f"bad config {text!r}: tma RT 1 or 2, S >= 2, CW >= 1")
-        return -rt, s, cw, rot
+        return -(rt + 4 * wide), s, cw, rot
     kc, s, cw, rot = ([int(v) for v in text.split(":")] + [1])[:4]
     if kc % 16 or kc < 16 or s < 2 or cw < 1:
         raise ValueError(f"bad config {text!r}: KC a multiple of 16, S >= 2, CW >= 1")
@@ -43,18 +45,21 @@ def smem_bytes(kc: int, s: int) -> int:
     return s * 32 * (2 * kc + 16)
 
 
-def build_tma(cp, rt: int, s: int, cw: int, rot: int, ws, a):
-    """fn(x, i): the m16_tma kernel on weight copy i (one tensor map a copy, made here, outside any capture)."""
+def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
+    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE) on weight copy i (one tensor map a copy, made here, outside
+    any capture)."""
     from cugraphllm.gpu import pdl, tma
-    opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}")
+    rt, tkc = code % 4, 512 if code >= 4 else 256
+    opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}", f"-DTKC={tkc}")
     fn = cp.RawKernel(SRC, "m16_tma", options=opts)
-    smem = s * (rt + 1) * 8192 + 1024
+    smem = s * (rt + 1) * 32 * tkc + 1024
     fn.max_dynamic_shared_size_bytes = smem
     K = a.shape[1]
 
-    def tmap(arr, rows):  # (64 halves, rows, K / 64 column blocks), strides (2K, 128) bytes, boxes (64, rows, 4)
-        return tma._encode_nd(arr.data.ptr, "float16", (64, arr.shape[0], K // 64), (2 * K, 128), (64, rows, 4), 128)
-    ma, mws = tmap(a, 16), [tmap(w, 16 * rt) for w in ws]
+    def tmap(arr, rows, blocks):  # (64 halves, rows, K / 64 column blocks), strides (2K, 128), boxes (64, rows, blocks)
+        return tma._encode_nd(arr.data.ptr, "float16", (64, arr.shape[0], K // 64), (2 * K, 128), (64, rows, blocks),
+                              128)
+    ma, mws = tmap(a, 16, tkc // 64), [tmap(w, 16 * rt, tkc // 64) for w in ws]
     return lambda x, i: pdl.launch(fn, (ws[i].shape[0] // (16 * rt),), (32 * (cw + 1),),
                                    (mws[i], ma, x, np.int32(ws[i].shape[0]), np.int32(K)), smem, driver=True)
 
@@ -91,7 +96,7 @@ def bench(shapes, configs, rounds: int) -> dict:
         calls = {"own": lambda i: gemm.matmul_residual(x, a, ws[i], impl="own"), "read": bk.read_floor_call(ws)}
         for text in configs:
             kc, s, cw, rot = parse_config(text)
-            if K % max(kc, 256):
+            if kc > 0 and K % kc:
                 continue
             try:
                 if kc > 0:

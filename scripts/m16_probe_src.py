@@ -1,5 +1,5 @@
-"""CUDA source of scripts/m16_probe.py (bench only): a 16-token GEMM + residual, x f32 [16, N] += a [16, K] @ w [N, K].T,
-with the weights streamed into shared memory by bulk copies of whole 2*KC-byte row segments.
+"""CUDA source of scripts/m16_probe.py (bench only): a 16-token GEMM + residual, x f32 [16, N] += a [16, K] @
+w [N, K].T, with the weights streamed into shared memory by bulk copies of whole 2*KC-byte row segments.
 
 Why: the engine's 16-row GEMM (kernels/gemm.cu) loads W straight into mma fragments, so each warp load touches 8 rows
 x 64 bytes; the twentieth session's pitch probe measured that pattern 15-20% slower than loads of 512 contiguous
@@ -133,8 +133,11 @@ m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __
 #ifndef RT
 #define RT 1
 #endif
-#define WBYTES (RT * 8192)
-#define TSTAGE (WBYTES + 8192)
+#ifndef TKC
+#define TKC 256   // columns a stage (boxes of TKC / 64 column blocks); the last stage's boxes may pass K (zero-filled)
+#endif
+#define WBYTES (RT * 32 * TKC)
+#define TSTAGE (WBYTES + 32 * TKC)
 struct __align__(64) TMap { unsigned long long v[16]; };
 
 __device__ __forceinline__ void tma3d(unsigned dst, const TMap* m, int c0, int c1, int c2, unsigned bar) {
@@ -144,7 +147,7 @@ __device__ __forceinline__ void tma3d(unsigned dst, const TMap* m, int c0, int c
                  : "memory");
 }
 
-// byte offset of (row r, column k < 256) in a swizzled [4][rows][128 B] block
+// byte offset of (row r, column k < TKC) in a swizzled [TKC / 64][rows][128 B] block
 __device__ __forceinline__ unsigned swz(int r, int k, int rows) {
     return (k >> 6) * (rows * 128) + r * 128 + ((((k & 63) >> 3) ^ (r & 7)) << 4);
 }
@@ -154,7 +157,8 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
     extern __shared__ __align__(1024) unsigned char ring[];            // S stages of TSTAGE: W block, a block
     __shared__ __align__(8) unsigned long long full[S], empty[S];
     __shared__ float red[CW][16 * RT][17];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row0 = blockIdx.x * 16 * RT, nst = K / 256;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, row0 = blockIdx.x * 16 * RT;
+    const int nst = (K + TKC - 1) / TKC;
     const int rot = ROT ? (blockIdx.x * ROT) % nst : 0;
     const unsigned rbase = (sa(ring) + 1023) & ~1023u;               // swizzled boxes: 1024-byte aligned
     if (threadIdx.x == 0) {
@@ -168,7 +172,7 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
     if (warp == 0) {
         if (lane == 0) {
             for (int i = 0; i < nst; ++i) {
-                const int s = i % S, kb = ((i + rot) % nst) * 4;
+                const int s = i % S, kb = ((i + rot) % nst) * (TKC / 64);
                 if (i >= S) mbar_wait(sa(&empty[s]), ((i / S) - 1) & 1);
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
                              :: "r"(sa(&full[s])), "r"(TSTAGE) : "memory");
@@ -186,7 +190,7 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
             mbar_wait(sa(&full[s]), (i / S) & 1);
             const unsigned base = rbase + s * TSTAGE;
 #pragma unroll
-            for (int j = c; j < 16; j += CW) {
+            for (int j = c; j < TKC / 16; j += CW) {
                 unsigned b0, b1, b2, b3;
                 ldsm4(base + WBYTES + swz((q >> 1) * 8 + r, j * 16 + (q & 1) * 8, 16), b0, b1, b2, b3);
 #pragma unroll
