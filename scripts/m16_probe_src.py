@@ -136,6 +136,9 @@ m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __
 #ifndef TKC
 #define TKC 256   // columns a stage (boxes of TKC / 64 column blocks); the last stage's boxes may pass K (zero-filled)
 #endif
+#ifndef XKO
+#define XKO 0     // bench-only knockout: 1 copies the activations in the first S stages only (later stages reuse them)
+#endif
 #define WBYTES (RT * 32 * TKC)
 #define TSTAGE (WBYTES + 32 * TKC)
 struct __align__(64) TMap { unsigned long long v[16]; };
@@ -174,10 +177,11 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
             for (int i = 0; i < nst; ++i) {
                 const int s = i % S, kb = ((i + rot) % nst) * (TKC / 64);
                 if (i >= S) mbar_wait(sa(&empty[s]), ((i / S) - 1) & 1);
+                const bool xcopy = !XKO || i < S;
                 asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
-                             :: "r"(sa(&full[s])), "r"(TSTAGE) : "memory");
+                             :: "r"(sa(&full[s])), "r"(xcopy ? TSTAGE : WBYTES) : "memory");
                 tma3d(rbase + s * TSTAGE, &mw, 0, row0, kb, sa(&full[s]));
-                tma3d(rbase + s * TSTAGE + WBYTES, &ma, 0, 0, kb, sa(&full[s]));
+                if (xcopy) tma3d(rbase + s * TSTAGE + WBYTES, &ma, 0, 0, kb, sa(&full[s]));
             }
         }
     } else {
