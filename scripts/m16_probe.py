@@ -20,16 +20,18 @@ from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
 # KC:S:CW[:ROT] (bulk-copy rows) or tmaRT[w]:S:CW[:ROT] (tensor-map boxes)
-CONFIGS = "tma:4:4,tmax:4:4:0,tma:6:8,tmax:6:8:0,tma2:4:4,tma2x:4:4:0,tma2:4:8,tma2x:4:8:0"
+CONFIGS = "tma:4:4,tmax:4:4:0,tmaxc:4:4:0,tma:8:4,tmaxc:8:4:0,tma2:4:4,tma2xc:4:4:0,tmawxc:3:4:0"
 M = 16
 
 
 def parse_config(text: str) -> tuple[int, int, int, int]:
-    """KC:S:CW[:ROT], or tmaRT[w][x]:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2, stages of
-    256 or, with w, 512 columns, and with x the activation copies knocked out after the first S stages (bench only:
-    wrong sums); returned as KC = -(RT + 4 WIDE + 8 XKO))."""
+    """KC:S:CW[:ROT], or tmaRT[w][x][c]:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2, stages of
+    256 or, with w, 512 columns, with x the activation copies knocked out after the first S stages and with c the
+    consumers' products too (bench-only knockouts: wrong sums); returned as KC = -(RT + 4 WIDE + 8 XKO + 16 CKO))."""
     head, *rest = text.split(":")
     if head.startswith("tma"):
+        cko = head.endswith("c")  # and with c the consumers' products too (the bare stream)
+        head = head.rstrip("c")
         xko = head.endswith("x")
         head = head.rstrip("x")
         wide = head.endswith("w")
@@ -37,7 +39,7 @@ def parse_config(text: str) -> tuple[int, int, int, int]:
         s, cw, rot = ([int(v) for v in rest] + [1])[:3]
         if rt not in (1, 2) or s < 2 or cw < 1:
             raise ValueError(f"bad config {text!r}: tma RT 1 or 2, S >= 2, CW >= 1")
-        return -(rt + 4 * wide + 8 * xko), s, cw, rot
+        return -(rt + 4 * wide + 8 * xko + 16 * cko), s, cw, rot
     kc, s, cw, rot = ([int(v) for v in text.split(":")] + [1])[:4]
     if kc % 16 or kc < 16 or s < 2 or cw < 1:
         raise ValueError(f"bad config {text!r}: KC a multiple of 16, S >= 2, CW >= 1")
@@ -49,11 +51,12 @@ def smem_bytes(kc: int, s: int) -> int:
 
 
 def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
-    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO) on weight copy i (one tensor map a copy, made here,
+    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO) on weight copy i (one tensor map a copy, made here,
     outside any capture)."""
     from cugraphllm.gpu import pdl, tma
-    rt, tkc, xko = code % 4, 512 if code & 4 else 256, code >> 3
-    opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}", f"-DTKC={tkc}", f"-DXKO={xko}")
+    rt, tkc, xko, cko = code % 4, 512 if code & 4 else 256, (code >> 3) & 1, code >> 4
+    opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}", f"-DTKC={tkc}", f"-DXKO={xko}",
+            f"-DCKO={cko}")
     fn = cp.RawKernel(SRC, "m16_tma", options=opts)
     smem = s * (rt + 1) * 32 * tkc + 1024
     fn.max_dynamic_shared_size_bytes = smem

@@ -139,6 +139,9 @@ m16_stream(float* __restrict__ x, const __half* __restrict__ a, const __half* __
 #ifndef XKO
 #define XKO 0     // bench-only knockout: 1 copies the activations in the first S stages only (later stages reuse them)
 #endif
+#ifndef CKO
+#define CKO 0     // bench-only knockout: 1 = the consumers only wait for each stage and free it (the bare stream)
+#endif
 #define WBYTES (RT * 32 * TKC)
 #define TSTAGE (WBYTES + 32 * TKC)
 struct __align__(64) TMap { unsigned long long v[16]; };
@@ -194,7 +197,7 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
             mbar_wait(sa(&full[s]), (i / S) & 1);
             const unsigned base = rbase + s * TSTAGE;
 #pragma unroll
-            for (int j = c; j < TKC / 16; j += CW) {
+            for (int j = c; j < (CKO ? 0 : TKC / 16); j += CW) {
                 unsigned b0, b1, b2, b3;
                 ldsm4(base + WBYTES + swz((q >> 1) * 8 + r, j * 16 + (q & 1) * 8, 16), b0, b1, b2, b3);
 #pragma unroll

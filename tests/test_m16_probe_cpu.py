@@ -15,6 +15,7 @@ def test_parse_config():
     assert mp.parse_config("tma2:4:8:0") == (-2, 4, 8, 0)
     assert mp.parse_config("tma1w:3:8") == (-5, 3, 8, 1)
     assert mp.parse_config("tma2wx:3:8:0") == (-14, 3, 8, 0)
+    assert mp.parse_config("tmaxc:4:4") == (-25, 4, 4, 1)
     for bad in ("100:4:4", "256:1:4", "256:4:0", "tma3:4:4", "tma:1:4"):
         with pytest.raises(ValueError):
             mp.parse_config(bad)
@@ -54,7 +55,7 @@ def test_no_gpu_is_a_one_line_error(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("defines", ["", "-DKC=512 -DS=3 -DCW=4", "-DS=6 -DCW=8 -DROT=0", "-DKC=128 -DS=8",
-                                     "-DRT=2 -DS=6 -DCW=8", "-DRT=2 -DTKC=512 -DS=2 -DCW=8", "-DXKO=1"])
+                                     "-DRT=2 -DS=6 -DCW=8", "-DRT=2 -DTKC=512 -DS=2 -DCW=8", "-DXKO=1 -DCKO=1"])
 def test_kernel_compiles(defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
