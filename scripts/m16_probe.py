@@ -51,8 +51,8 @@ def smem_bytes(kc: int, s: int) -> int:
 
 
 def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
-    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO) on weight copy i (one tensor map a copy, made here,
-    outside any capture)."""
+    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO) on weight copy i (one tensor map a copy,
+    made here, outside any capture)."""
     from cugraphllm.gpu import pdl, tma
     rt, tkc, xko, cko = code % 4, 512 if code & 4 else 256, (code >> 3) & 1, code >> 4
     opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}", f"-DTKC={tkc}", f"-DXKO={xko}",
