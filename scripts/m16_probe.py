@@ -20,7 +20,7 @@ from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
 # KC:S:CW[:ROT] (bulk-copy rows) or tmaRT[w]:S:CW[:ROT] (tensor-map boxes)
-CONFIGS = "tma:4:4,tmax:4:4:0,tmaxc:4:4:0,tma:8:4,tmaxc:8:4:0,tma2:4:4,tma2xc:4:4:0,tmawxc:3:4:0"
+CONFIGS = "tma:4:4,tmaxc:4:4,tma2:4:4,pst:4:4:3,pstxc:4:4:3,pst:8:4:1,pstxc:8:4:1,pst2:4:4:2,pst2xc:4:4:2,pst2:8:8:1"
 M = 16
 
 
@@ -29,6 +29,9 @@ def parse_config(text: str) -> tuple[int, int, int, int]:
     256 or, with w, 512 columns, with x the activation copies knocked out after the first S stages and with c the
     consumers' products too (bench-only knockouts: wrong sums); returned as KC = -(RT + 4 WIDE + 8 XKO + 16 CKO))."""
     head, *rest = text.split(":")
+    if head.startswith("pst"):  # the persistent variant: as tma, the fourth field blocks an SM (default 2)
+        code, s, cw, b = parse_config("tma" + head[3:] + ":" + ":".join(rest + ["2"] * (3 - len(rest))))
+        return code - 32, s, cw, b
     if head.startswith("tma"):
         cko = head.endswith("c")  # and with c the consumers' products too (the bare stream)
         head = head.rstrip("c")
@@ -51,13 +54,13 @@ def smem_bytes(kc: int, s: int) -> int:
 
 
 def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
-    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO) on weight copy i (one tensor map a copy,
-    made here, outside any capture)."""
+    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO; + 32: m16_persist with `rot` blocks an SM)
+    on weight copy i (one tensor map a copy, made here, outside any capture)."""
     from cugraphllm.gpu import pdl, tma
-    rt, tkc, xko, cko = code % 4, 512 if code & 4 else 256, (code >> 3) & 1, code >> 4
+    rt, tkc, xko, cko, pst = code % 4, 512 if code & 4 else 256, (code >> 3) & 1, (code >> 4) & 1, code >> 5
     opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}", f"-DTKC={tkc}", f"-DXKO={xko}",
             f"-DCKO={cko}")
-    fn = cp.RawKernel(SRC, "m16_tma", options=opts)
+    fn = cp.RawKernel(SRC, "m16_persist" if pst else "m16_tma", options=opts)
     smem = s * (rt + 1) * 32 * tkc + 1024
     fn.max_dynamic_shared_size_bytes = smem
     K = a.shape[1]
@@ -66,7 +69,9 @@ def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
         return tma._encode_nd(arr.data.ptr, "float16", (64, arr.shape[0], K // 64), (2 * K, 128), (64, rows, blocks),
                               128)
     ma, mws = tmap(a, 16, tkc // 64), [tmap(w, 16 * rt, tkc // 64) for w in ws]
-    return lambda x, i: pdl.launch(fn, (ws[i].shape[0] // (16 * rt),), (32 * (cw + 1),),
+    tiles = ws[0].shape[0] // (16 * rt)
+    grid = min(tiles, rot * cp.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]) if pst else tiles
+    return lambda x, i: pdl.launch(fn, (grid,), (32 * (cw + 1),),
                                    (mws[i], ma, x, np.int32(ws[i].shape[0]), np.int32(K)), smem, driver=True)
 
 

@@ -231,4 +231,85 @@ m16_tma(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float*
         x[(size_t)tok * N + row0 + rr] += sum;
     }
 }
+// ---- persistent variant (prepared in the thirty-sixth session): gridDim.x blocks take the 16 RT-row tiles
+// t = blockIdx.x, + gridDim.x, .. in turn, and the producer's ring runs on across tile boundaries (one stage counter g
+// over every (tile, stage) pair), so a block's weight stream never drains between its tiles. At a tile's end the
+// consumer warps add their partial tiles through `red` between two named barriers of theirs (barrier 1, CW warps) and
+// store x while the producer keeps copying. Same layout, defines and knockouts as m16_tma (ROT unused).
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+m16_persist(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float* __restrict__ x, int N, int K) {
+    extern __shared__ __align__(1024) unsigned char ring[];
+    __shared__ __align__(8) unsigned long long full[S], empty[S];
+    __shared__ float red[CW][16 * RT][17];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nst = (K + TKC - 1) / TKC, ntiles = N / (16 * RT);
+    const unsigned rbase = (sa(ring) + 1023) & ~1023u;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; ++s) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sa(&full[s])) : "memory");
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(sa(&empty[s])), "r"(CW) : "memory");
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (warp == 0) {
+        if (lane == 0) {
+            int g = 0;
+            for (int t = blockIdx.x; t < ntiles; t += gridDim.x)
+                for (int i = 0; i < nst; ++i, ++g) {
+                    const int s = g % S;
+                    if (g >= S) mbar_wait(sa(&empty[s]), ((g / S) - 1) & 1);
+                    const bool xcopy = !XKO || g < S;
+                    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                                 :: "r"(sa(&full[s])), "r"(xcopy ? TSTAGE : WBYTES) : "memory");
+                    tma3d(rbase + s * TSTAGE, &mw, 0, t * 16 * RT, i * (TKC / 64), sa(&full[s]));
+                    if (xcopy) tma3d(rbase + s * TSTAGE + WBYTES, &ma, 0, 0, i * (TKC / 64), sa(&full[s]));
+                }
+        }
+        return;  // the consumers' named barriers count their own warps only
+    }
+    const int c = warp - 1, q = lane >> 3, r = lane & 7, g4 = lane >> 2, t4 = lane & 3;
+    int g = 0;
+    for (int t = blockIdx.x; t < ntiles; t += gridDim.x) {
+        float acc[RT][2][4];
+#pragma unroll
+        for (int u = 0; u < RT * 8; ++u) acc[u / 8][(u / 4) & 1][u & 3] = 0.f;
+        for (int i = 0; i < nst; ++i, ++g) {
+            const int s = g % S;
+            mbar_wait(sa(&full[s]), (g / S) & 1);
+            const unsigned base = rbase + s * TSTAGE;
+#pragma unroll
+            for (int j = c; j < (CKO ? 0 : TKC / 16); j += CW) {
+                unsigned b0, b1, b2, b3;
+                ldsm4(base + WBYTES + swz((q >> 1) * 8 + r, j * 16 + (q & 1) * 8, 16), b0, b1, b2, b3);
+#pragma unroll
+                for (int tt = 0; tt < RT; ++tt) {
+                    unsigned a0, a1, a2, a3;
+                    ldsm4(base + swz(tt * 16 + (q & 1) * 8 + r, j * 16 + (q >> 1) * 8, 16 * RT), a0, a1, a2, a3);
+                    mma(acc[tt][0], a0, a1, a2, a3, b0, b1);
+                    mma(acc[tt][1], a0, a1, a2, a3, b2, b3);
+                }
+            }
+            __syncwarp();
+            if (lane == 0) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(sa(&empty[s])) : "memory");
+        }
+#pragma unroll
+        for (int tt = 0; tt < RT; ++tt)
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt) {
+                red[c][tt * 16 + g4][nt * 8 + 2 * t4] = acc[tt][nt][0];
+                red[c][tt * 16 + g4][nt * 8 + 2 * t4 + 1] = acc[tt][nt][1];
+                red[c][tt * 16 + g4 + 8][nt * 8 + 2 * t4] = acc[tt][nt][2];
+                red[c][tt * 16 + g4 + 8][nt * 8 + 2 * t4 + 1] = acc[tt][nt][3];
+            }
+        asm volatile("bar.sync 1, %0;" :: "r"(CW * 32) : "memory");
+        for (int o = threadIdx.x - 32; o < 256 * RT; o += CW * 32) {
+            const int tok = o / (16 * RT), rr = o % (16 * RT);
+            float sum = red[0][rr][tok];
+#pragma unroll
+            for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];
+            x[(size_t)tok * N + t * 16 * RT + rr] += sum;
+        }
+        asm volatile("bar.sync 1, %0;" :: "r"(CW * 32) : "memory");
+    }
+}
 """

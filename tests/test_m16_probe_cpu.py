@@ -16,6 +16,7 @@ def test_parse_config():
     assert mp.parse_config("tma1w:3:8") == (-5, 3, 8, 1)
     assert mp.parse_config("tma2wx:3:8:0") == (-14, 3, 8, 0)
     assert mp.parse_config("tmaxc:4:4") == (-25, 4, 4, 1)
+    assert mp.parse_config("pst2xc:8:8:1") == (-58, 8, 8, 1) and mp.parse_config("pst:4:4") == (-33, 4, 4, 2)
     for bad in ("100:4:4", "256:1:4", "256:4:0", "tma3:4:4", "tma:1:4"):
         with pytest.raises(ValueError):
             mp.parse_config(bad)
