@@ -1,11 +1,13 @@
-"""Probe (bench only, no library code): 16-token GEMMs with the weights streamed by bulk copies of whole row segments
-(scripts/m16_probe_src.py says why and how) beside the engine's own 16-row kernel (gemm.matmul_residual, impl "own",
-its OWN_CONFIG) and a bare read of the same bytes, on the 7B shapes, x f32 [16, N] += a [16, K] @ w [N, K].T.
+"""Probe (bench only, no library code): 16-token GEMMs with the weights streamed into shared memory (1-D bulk copies of
+row segments, tensor-map boxes, or persistent blocks on tensor-map boxes; scripts/m16_probe_src.py says why and how)
+beside the engine's own 16-row kernel (gemm.matmul_residual, impl "own", its OWN_CONFIG) and a bare read of the same
+bytes, on the 7B shapes, x f32 [16, N] += a [16, K] @ w [N, K].T.
 
-Each config is first checked against NumPy float64 (max |error| / sd of the product); timing is bench_kernels.graph_us
-(a graph of calls cycling over weight copies > 4x L2), in --rounds rounds.
+Each config is first checked against NumPy float64 (max |error| / sd of the product; the x / c knockouts compute
+wrong sums on purpose); timing is bench_kernels.graph_us (a graph of calls cycling over weight copies > 4x L2), in
+--rounds rounds. Findings: benchmarks/HISTORY.md, thirty-sixth session.
 
-Usage: python3 -m scripts.m16_probe [--shapes wo,w2,wqkv,w13] [--configs 256:4:4,256:6:4] [--out FILE]
+Usage: python3 -m scripts.m16_probe [--shapes wo,w2,wqkv,w13] [--configs tma:4:4,pst2:4:4:2] [--out FILE]
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from scripts import bench_kernels as bk
 from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
-# KC:S:CW[:ROT] (bulk-copy rows) or tmaRT[w]:S:CW[:ROT] (tensor-map boxes)
+# KC:S:CW[:ROT] (bulk-copy rows), tmaRT[w][x][c]:S:CW[:ROT] (tensor-map boxes), pstRT[w][x][c]:S:CW[:B] (persistent)
 CONFIGS = "tma:4:4,tmaxc:4:4,tma2:4:4,pst:4:4:3,pstxc:4:4:3,pst:8:4:1,pstxc:8:4:1,pst2:4:4:2,pst2xc:4:4:2,pst2:8:8:1"
 M = 16
 
@@ -27,7 +29,8 @@ M = 16
 def parse_config(text: str) -> tuple[int, int, int, int]:
     """KC:S:CW[:ROT], or tmaRT[w][x][c]:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2, stages of
     256 or, with w, 512 columns, with x the activation copies knocked out after the first S stages and with c the
-    consumers' products too (bench-only knockouts: wrong sums); returned as KC = -(RT + 4 WIDE + 8 XKO + 16 CKO))."""
+    consumers' products too (bench-only knockouts: wrong sums); returned as KC = -(RT + 4 WIDE + 8 XKO + 16 CKO)).
+    pst...:S:CW[:B]: the same for m16_persist with B blocks an SM (default 2), returned as KC - 32."""
     head, *rest = text.split(":")
     if head.startswith("pst"):  # the persistent variant: as tma, the fourth field blocks an SM (default 2)
         code, s, cw, b = parse_config("tma" + head[3:] + ":" + ":".join(rest + ["2"] * (3 - len(rest))))
