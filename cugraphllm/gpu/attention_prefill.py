@@ -21,7 +21,7 @@ NTHREADS = kernel_int(_SRC, "NTHREADS")
 # Key split (the kernel's gridDim.z) for buckets of at most SPLIT_TILES query tiles: enough splits that the grid
 # has about SPLIT_BLOCKS blocks, at most SPLIT_MAX, on the kernel's split entry; the other buckets
 # run the plain one. The split entry takes fewer splits where the cached prefix is short (each walks >= 8 key
-# tiles, 512 keys), none up to 512 keys.
+# tiles, 512 keys; >= 2 tiles in buckets of <= 16 rows: kernels/attention_prefill_split.cuh), none up to that.
 SPLIT_TILES = 2
 SPLIT_BLOCKS = 256
 SPLIT_MAX = kernel_int(_SRC, "SPLIT_MAX")
