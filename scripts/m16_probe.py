@@ -18,11 +18,14 @@ import sys
 import numpy as np
 
 from scripts import bench_kernels as bk
+from scripts.m16_probe_sk_src import SK_SRC
 from scripts.m16_probe_src import SRC
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
-# KC:S:CW[:ROT] (bulk-copy rows), tmaRT[w][x][c]:S:CW[:ROT] (tensor-map boxes), pstRT[w][x][c]:S:CW[:B] (persistent)
-CONFIGS = "tma:4:4,tmaxc:4:4,tma2:4:4,pst:4:4:3,pstxc:4:4:3,pst:8:4:1,pstxc:8:4:1,pst2:4:4:2,pst2xc:4:4:2,pst2:8:8:1"
+# KC:S:CW[:ROT] (bulk-copy rows), tmaRT[w][x][c]:S:CW[:ROT] (tensor-map boxes), pstRT[w][x][c]:S:CW[:B] (persistent),
+# skRT[w][x][c]:S:CW[:B] (stream-K)
+CONFIGS = ("tma:4:4,tmaxc:4:4,tma2:4:4,pst:4:4:3,pstxc:4:4:3,pst:8:4:1,pstxc:8:4:1,pst2:4:4:2,pst2xc:4:4:2,pst2:8:8:1,"
+           "sk:4:4:3,skxc:4:4:3,sk:8:4:1,sk2:4:4:2,sk2:8:8:1")
 M = 16
 
 
@@ -30,11 +33,13 @@ def parse_config(text: str) -> tuple[int, int, int, int]:
     """KC:S:CW[:ROT], or tmaRT[w][x][c]:S:CW[:ROT] (the tensor-map variant with RT row tiles a block, 1 or 2, stages of
     256 or, with w, 512 columns, with x the activation copies knocked out after the first S stages and with c the
     consumers' products too (bench-only knockouts: wrong sums); returned as KC = -(RT + 4 WIDE + 8 XKO + 16 CKO)).
-    pst...:S:CW[:B]: the same for m16_persist with B blocks an SM (default 2), returned as KC - 32."""
+    pst...:S:CW[:B] / sk...:S:CW[:B]: the same for m16_persist / m16_sk with B blocks an SM (default 2, fewer where
+    they do not fit), returned as KC - 32 / KC - 64."""
     head, *rest = text.split(":")
-    if head.startswith("pst"):  # the persistent variant: as tma, the fourth field blocks an SM (default 2)
-        code, s, cw, b = parse_config("tma" + head[3:] + ":" + ":".join(rest + ["2"] * (3 - len(rest))))
-        return code - 32, s, cw, b
+    for prefix, bit in (("pst", 32), ("sk", 64)):  # persistent / stream-K: as tma, the fourth field blocks an SM
+        if head.startswith(prefix):
+            code, s, cw, b = parse_config("tma" + head[len(prefix):] + ":" + ":".join(rest + ["2"] * (3 - len(rest))))
+            return code - bit, s, cw, b
     if head.startswith("tma"):
         cko = head.endswith("c")  # and with c the consumers' products too (the bare stream)
         head = head.rstrip("c")
@@ -57,13 +62,13 @@ def smem_bytes(kc: int, s: int) -> int:
 
 
 def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
-    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO; + 32: m16_persist with `rot` blocks an SM)
-    on weight copy i (one tensor map a copy, made here, outside any capture)."""
+    """fn(x, i): the m16_tma kernel (code = RT + 4 WIDE + 8 XKO + 16 CKO; + 32: m16_persist, + 64: m16_sk, with `rot`
+    blocks an SM) on weight copy i (one tensor map a copy, made here, outside any capture)."""
     from cugraphllm.gpu import pdl, tma
-    rt, tkc, xko, cko, pst = code % 4, 512 if code & 4 else 256, (code >> 3) & 1, (code >> 4) & 1, code >> 5
+    rt, tkc, xko, cko, kind = code % 4, 512 if code & 4 else 256, (code >> 3) & 1, (code >> 4) & 1, code >> 5
     opts = ("-std=c++17", f"-DS={s}", f"-DCW={cw}", f"-DROT={rot}", f"-DRT={rt}", f"-DTKC={tkc}", f"-DXKO={xko}",
             f"-DCKO={cko}")
-    fn = cp.RawKernel(SRC, "m16_persist" if pst else "m16_tma", options=opts)
+    fn = cp.RawKernel(SK_SRC if kind == 2 else SRC, ("m16_tma", "m16_persist", "m16_sk")[kind], options=opts)
     smem = s * (rt + 1) * 32 * tkc + 1024
     fn.max_dynamic_shared_size_bytes = smem
     K = a.shape[1]
@@ -73,9 +78,23 @@ def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
                               128)
     ma, mws = tmap(a, 16, tkc // 64), [tmap(w, 16 * rt, tkc // 64) for w in ws]
     tiles = ws[0].shape[0] // (16 * rt)
-    grid = min(tiles, rot * cp.cuda.runtime.getDeviceProperties(0)["multiProcessorCount"]) if pst else tiles
+    grid = min(tiles, resident(cp, fn, smem, 32 * (cw + 1), rot)) if kind else tiles
+    extra = ()
+    if kind == 2:  # m16_sk's partial tiles and flags (zero; the finishing blocks lower the flags again)
+        extra = (cp.zeros(tiles * 256 * rt, cp.float32), cp.zeros(tiles, cp.uint32))
     return lambda x, i: pdl.launch(fn, (grid,), (32 * (cw + 1),),
-                                   (mws[i], ma, x, np.int32(ws[i].shape[0]), np.int32(K)), smem, driver=True)
+                                   (mws[i], ma, x, np.int32(ws[i].shape[0]), np.int32(K)) + extra, smem, driver=True)
+
+
+def resident(cp, fn, smem: int, threads: int, want: int) -> int:
+    """Blocks of fn that fit on the GPU at once, at most `want` an SM (m16_sk's blocks wait on each other: all must
+    be resident); from its registers and static shared memory (compiled by the attribute read) and smem."""
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    attrs = fn.attributes
+    per_sm = min(want, props["sharedMemPerMultiprocessor"] // (smem + attrs["shared_size_bytes"] + 1024),
+                 props["regsPerMultiprocessor"] // (max(attrs["num_regs"], 1) * threads),
+                 props["maxThreadsPerMultiProcessor"] // threads)
+    return max(1, per_sm) * props["multiProcessorCount"]
 
 
 def build(cp, kc: int, s: int, cw: int, rot: int):

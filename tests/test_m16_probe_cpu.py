@@ -4,6 +4,7 @@ one-line error without a GPU and, with nvcc, its kernel sources under the define
 import pytest
 
 from scripts import m16_probe as mp
+from scripts.m16_probe_sk_src import SK_SRC
 from scripts.m16_probe_src import SRC
 from test_probes_cpu import NVCC, _compile
 
@@ -17,6 +18,7 @@ def test_parse_config():
     assert mp.parse_config("tma2wx:3:8:0") == (-14, 3, 8, 0)
     assert mp.parse_config("tmaxc:4:4") == (-25, 4, 4, 1)
     assert mp.parse_config("pst2xc:8:8:1") == (-58, 8, 8, 1) and mp.parse_config("pst:4:4") == (-33, 4, 4, 2)
+    assert mp.parse_config("sk2:4:4:2") == (-66, 4, 4, 2) and mp.parse_config("skxc:4:4") == (-89, 4, 4, 2)
     for bad in ("100:4:4", "256:1:4", "256:4:0", "tma3:4:4", "tma:1:4"):
         with pytest.raises(ValueError):
             mp.parse_config(bad)
@@ -61,3 +63,21 @@ def test_kernel_compiles(defines):
     if NVCC is None:
         pytest.skip("nvcc not installed")
     _compile(SRC, defines.split())
+    _compile(SK_SRC, defines.split())
+
+
+def sk_ranges(ntiles: int, nst: int, grid: int) -> list[range]:  # m16_sk's stage range of each block
+    total = ntiles * nst
+    return [range(total * b // grid, total * (b + 1) // grid) for b in range(grid)]
+
+
+@pytest.mark.parametrize("ntiles,nst,grid", [(256, 16, 132), (256, 43, 132), (768, 16, 264), (1376, 16, 396),
+                                             (256, 16, 256), (7, 5, 7), (9, 3, 4)])
+def test_stream_k_cuts_each_tile_at_most_once(ntiles, nst, grid):
+    """With grid <= ntiles (the host's rule) every range holds >= nst stages, so a tile has at most one cut, the head
+    block (first stage) is before the tail block, and every stage is in exactly one range."""
+    ranges = sk_ranges(ntiles, nst, min(grid, ntiles))
+    assert [g for r in ranges for g in r] == list(range(ntiles * nst))
+    for t in range(ntiles):
+        owners = [b for b, r in enumerate(ranges) if r.start < t * nst + nst and t * nst < r.stop]
+        assert 1 <= len(owners) <= 2 and (len(owners) == 1 or owners[1] == owners[0] + 1)
