@@ -88,13 +88,13 @@ def build_tma(cp, code: int, s: int, cw: int, rot: int, ws, a):
 
 def resident(cp, fn, smem: int, threads: int, want: int) -> int:
     """Blocks of fn that fit on the GPU at once, at most `want` an SM (m16_sk's blocks wait on each other: all must
-    be resident); from its registers and static shared memory (compiled by the attribute read) and smem."""
+    be resident): the driver's occupancy for this block size and smem (the attribute read compiles fn)."""
     props = cp.cuda.runtime.getDeviceProperties(0)
-    attrs = fn.attributes
-    per_sm = min(want, props["sharedMemPerMultiprocessor"] // (smem + attrs["shared_size_bytes"] + 1024),
-                 props["regsPerMultiprocessor"] // (max(attrs["num_regs"], 1) * threads),
-                 props["maxThreadsPerMultiProcessor"] // threads)
-    return max(1, per_sm) * props["multiProcessorCount"]
+    fn.attributes  # noqa: B018 - compiles and loads the kernel, so that fn.kernel exists
+    per_sm = cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(fn.kernel.ptr, threads, smem)
+    if per_sm < 1:
+        raise RuntimeError(f"{fn.name}: no block of {threads} threads and {smem} bytes of shared memory fits an SM")
+    return min(want, per_sm) * props["multiProcessorCount"]
 
 
 def build(cp, kc: int, s: int, cw: int, rot: int):

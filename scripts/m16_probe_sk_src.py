@@ -79,8 +79,8 @@ m16_sk(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float* 
         } else if (tail) {                 // the whole tile
             red_to_x<RT>(x, red, N, t * 16 * RT, first, CW * 32);
         } else {                           // its first stages: wait for the rest, add it after this block's sum
-            if (first == 0) {
-                while (ld_acquire(flag + t) == 0u) {
+            if (first == 0) {  // bounded: a lost flag gives a wrong sum (the float64 check says so), not a hang
+                for (long long spin = 0; ld_acquire(flag + t) == 0u && spin < (1ll << 24); ++spin) {
                 }
             }
             asm volatile("bar.sync 1, %0;" :: "r"(CW * 32) : "memory");
