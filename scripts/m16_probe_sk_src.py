@@ -20,17 +20,11 @@ __device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
     return v;
 }
 
-// consumer threads (first = threadIdx.x - 32, CW warps): this block's CW partial tiles, summed in warp order, as
-// 256 RT floats o = token * 16 RT + row into dst (part[t]), then the flag raised
+// consumer threads (first = threadIdx.x - 32, CW warps): this block's red_sum, 256 RT floats o = token * 16 RT + row,
+// into dst (part[t]), then the flag raised
 __device__ __forceinline__ void red_to_part(float* dst, unsigned* flag, const float (&red)[CW][16 * RT][17],
                                             int first) {
-    for (int o = first; o < 256 * RT; o += CW * 32) {
-        const int tok = o / (16 * RT), rr = o % (16 * RT);
-        float sum = red[0][rr][tok];
-#pragma unroll
-        for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];
-        dst[o] = sum;
-    }
+    for (int o = first; o < 256 * RT; o += CW * 32) dst[o] = red_sum<RT>(red, o);
     asm volatile("bar.sync 1, %0;" :: "r"(CW * 32) : "memory");
     if (first == 0) {
         __threadfence();
@@ -85,13 +79,8 @@ m16_sk(const __grid_constant__ TMap mw, const __grid_constant__ TMap ma, float* 
             }
             asm volatile("bar.sync 1, %0;" :: "r"(CW * 32) : "memory");
             const float* src = part + (size_t)t * 256 * RT;
-            for (int o = first; o < 256 * RT; o += CW * 32) {
-                const int tok = o / (16 * RT), rr = o % (16 * RT);
-                float sum = red[0][rr][tok];
-#pragma unroll
-                for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];
-                x[(size_t)tok * N + t * 16 * RT + rr] += sum + __ldcg(src + o);
-            }
+            for (int o = first; o < 256 * RT; o += CW * 32)
+                x[(size_t)(o / (16 * RT)) * N + t * 16 * RT + o % (16 * RT)] += red_sum<RT>(red, o) + __ldcg(src + o);
             if (first == 0) flag[t] = 0u;  // for the next launch (stream-ordered after this one)
         }
         asm volatile("bar.sync 1, %0;" :: "r"(CW * 32) : "memory");

@@ -110,18 +110,22 @@ __device__ __forceinline__ void acc_to_red(float (&red)[16 * TILES][17], const f
         }
 }
 
-// x [16, N] rows row0 .. += the CW partial tiles in warp order (fixed: bit-identical run to run); o = token * 16
-// TILES + row, so 16 TILES contiguous floats a token; threads first, first + step, ..
+// output o = token * 16 TILES + row of the CW partial tiles, added in warp order (fixed: bit-identical run to run)
+template <int TILES>
+__device__ __forceinline__ float red_sum(const float (&red)[CW][16 * TILES][17], int o) {
+    const int tok = o / (16 * TILES), rr = o % (16 * TILES);
+    float sum = red[0][rr][tok];
+#pragma unroll
+    for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];
+    return sum;
+}
+
+// x [16, N] rows row0 .. += red_sum (16 TILES contiguous floats a token); threads first, first + step, ..
 template <int TILES>
 __device__ __forceinline__ void red_to_x(float* x, const float (&red)[CW][16 * TILES][17], int N, int row0, int first,
                                          int step) {
-    for (int o = first; o < 256 * TILES; o += step) {
-        const int tok = o / (16 * TILES), rr = o % (16 * TILES);
-        float sum = red[0][rr][tok];
-#pragma unroll
-        for (int k = 1; k < CW; ++k) sum += red[k][rr][tok];
-        x[(size_t)tok * N + row0 + rr] += sum;
-    }
+    for (int o = first; o < 256 * TILES; o += step)
+        x[(size_t)(o / (16 * TILES)) * N + row0 + o % (16 * TILES)] += red_sum<TILES>(red, o);
 }
 
 // x f32 [16, N] += a f16 [16, K] @ w f16 [N, K].T; grid (N / 16,), block NTHREADS; K % KC == 0, N % 16 == 0
