@@ -21,6 +21,8 @@
 // (WS = 1) each warp copies its chunks into its own ring with cp.async, 4 whole 128-byte row segments per
 // instruction, and reads the fragments back (same swizzle); the rings cost no registers per stage in flight.
 // XS and WS share one cp.async pipeline of STAGES chunks; all of it is in static shared memory (<= 48 KiB).
+// WS >= 2 ("row loads", gemm_rowload.cuh): each warp load reads whole rows (2: 1 row x 512 bytes, 3: 2 x 256, 4:
+// 4 x 128) into registers, and the fragments come back through a per-warp shared-memory buffer; XS must be 0.
 //
 // Compile-time: NT (token tiles of 8, M <= 8*NT), WM, WK, STAGES, RT, XS, PF, WS (defaults below, the
 // launcher's gemm.OWN_CONFIG). Storage dtype T from common.cuh (CG_BF16).
@@ -48,7 +50,8 @@
 #define PF 0      // L2 prefetch size hint of the weight loads: 0 none, 1 128 bytes, 2 256 bytes
 #endif
 #ifndef WS
-#define WS 0      // 1: W chunks through a per-warp shared-memory ring (cp.async, whole 128-byte row segments)
+#define WS 0      // 1: W chunks through a per-warp shared-memory ring (cp.async, whole 128-byte row segments);
+                  // 2 / 3 / 4: row loads (1 / 2 / 4 rows a warp load) through a per-warp buffer
 #endif
 #ifndef PR
 #define PR 0      // 1: all WK partial sums stored at once (one barrier), added by the epilogue in the same order
@@ -67,13 +70,15 @@
 #define PF_OP ""
 #endif
 
-#if XS || WS
+#if XS || WS == 1
 static_assert(STAGES >= 2, "XS / WS need STAGES >= 2 (one chunk in flight)");
 #endif
 #if XS
 static_assert(WM == 1 || WK <= 15, "XS with WM > 1 uses named barriers 1..WK");
 #endif
-static_assert((XS ? STAGES * WK * NTOK * 128 : 0) + (WS ? WM * WK * STAGES * RT * 2048 : 0)
+static_assert(WS >= 0 && WS <= 4, "WS: 0 registers, 1 cp.async ring, 2 / 3 / 4 row loads");
+static_assert((XS ? STAGES * WK * NTOK * 128 : 0) + (WS == 1 ? WM * WK * STAGES * RT * 2048 : 0)
+              + (WS >= 2 ? WM * WK * RT * (8192 >> (WS - 2)) : 0)
               + RED_K * TILES * NTOK * 64 <= 48 * 1024, "XS / WS rings + Red over 48 KiB static smem");
 
 
@@ -192,6 +197,9 @@ __device__ __forceinline__ void reduce_acc(Red& red, const float (&acc)[RT][NT][
 #endif
 }
 
+#if WS >= 2
+#include "gemm_rowload.cuh"  // warp_gemm with row loads
+#else
 // Main loop of one warp: its RT row tiles (tr), all M tokens of x [M, K], chunks kk, kk+WK, ... of 64 columns,
 // STAGES of them in flight (registers, plus the XS / WS rings). Adds its partial sums into red.
 __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, const TileRows& tr, int M, int K) {
@@ -241,6 +249,7 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
     }
     reduce_acc(red, acc, tile, kk, g, t);
 }
+#endif
 
 #include "gemm_fused.cuh"  // the entry kernels: fused prefill norm, residual, SiLU*up, QKV + RoPE epilogues
 

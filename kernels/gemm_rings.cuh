@@ -6,7 +6,7 @@
 // A ring slot holds rows of 64 columns as 8 16-byte units; unit u of row r sits at r*8 + (u ^ (r & 7)), so
 // the fragment reads (row g or g+8, units t and 4+t, 32 lanes) and the copies (8 lanes per row) are
 // conflict-free.
-#if XS || WS
+#if XS || WS == 1
 __device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
 // 16 bytes global -> shared, bypassing L1; zero-filled without a global read when !valid.
@@ -22,7 +22,7 @@ struct Rings {
     const T* x;
     int M, gi;
 #endif
-#if WS
+#if WS == 1
     uint4 (*ws)[RT][128];  // the warp's ring; lane L copies unit L & 7 of rows q*4 + L/8 (q < 4) of each tile,
     const T* p[RT][4];     // so each copy instruction reads 4 whole 128-byte row segments; p: that row at
     bool ok[RT][4];        // column (L & 7) * 8, ok: the row exists; base: source of zero-filled copies
@@ -36,7 +36,7 @@ __device__ __forceinline__ Rings make_rings(uint4 (*xs)[NTOK * 8], uint4 (*ws)[R
 #if XS
     r.xs = xs; r.x = x; r.M = M; r.gi = gi;
 #endif
-#if WS
+#if WS == 1
     r.ws = ws;
 #pragma unroll
     for (int i = 0; i < RT; ++i) {
@@ -64,7 +64,7 @@ __device__ __forceinline__ void ring_fill(const Rings& r, int slot, int col, int
             cp_async16(&r.xs[slot][n * 8 + (u ^ (n & 7))], v ? r.x + (size_t)n * K + cc : r.x, v);
         }
 #endif
-#if WS
+#if WS == 1
         const int u = lane & 7;
 #pragma unroll
         for (int i = 0; i < RT; ++i)
@@ -94,7 +94,7 @@ __device__ __forceinline__ void ring_wait(int kk) {
 // The operands of thread (g, t) from slot (rows g and g+8, tokens j*8+g: all have row & 7 == g, units t and
 // 4+t), the others from the register stage c.
 __device__ __forceinline__ void ring_read(WFrag& w, XFrag& x, const Rings& r, int slot, const Chunk& c, int g, int t) {
-#if WS
+#if WS == 1
 #pragma unroll
     for (int i = 0; i < RT; ++i)
 #pragma unroll

@@ -150,7 +150,7 @@ def bench_shape(name, M, dtype, stream, tune):
 
 
 # own-kernel configs (WM, WK, STAGES[, RT, XS, PF, WS, PR]) that --tune times; named WMxWKxSTAGES, + "r<RT>",
-# "s" (XS), "p<PF>", "w" (WS), "q" (PR)
+# "s" (XS), "p<PF>", "w" (WS 1) or "w<WS>" (row loads), "q" (PR)
 TUNE_CONFIGS = ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2), (1, 16, 2), (2, 4, 3),
                 (2, 8, 3), (2, 2, 3), (4, 2, 3), (1, 8, 3), (2, 4, 4), (2, 16, 2),
                 # RT = 2 row tiles per warp (x loads per weight byte halved)
@@ -168,14 +168,19 @@ TUNE_CONFIGS = ((2, 4, 2), (2, 8, 2), (2, 2, 2), (4, 2, 2), (4, 4, 2), (1, 8, 2)
                 # PR: one barrier for the K-group reduction (the WK-turn reduction ends every block)
                 (2, 4, 2, 1, 0, 0, 0, 1), (2, 8, 2, 1, 0, 0, 0, 1), (2, 2, 2, 1, 0, 0, 0, 1),
                 (1, 8, 2, 1, 0, 0, 0, 1), (2, 16, 2, 1, 0, 0, 0, 1), (1, 16, 2, 1, 0, 0, 0, 1),
-                (1, 8, 2, 2, 0, 0, 0, 1), (2, 4, 2, 2, 0, 0, 0, 1), (2, 2, 3, 1, 1, 0, 1, 1), (2, 8, 2, 1, 0, 2, 0, 1))
+                (1, 8, 2, 2, 0, 0, 0, 1), (2, 4, 2, 2, 0, 0, 0, 1), (2, 2, 3, 1, 1, 0, 1, 1), (2, 8, 2, 1, 0, 2, 0, 1),
+                # WS 2 / 3 / 4: row loads (1 / 2 / 4 whole rows a warp load, kernels/gemm_rowload.cuh)
+                (1, 4, 2, 1, 0, 0, 2, 1), (2, 2, 2, 1, 0, 0, 2), (1, 5, 2, 1, 0, 0, 2, 1), (1, 4, 2, 1, 0, 2, 2, 1),
+                (1, 8, 2, 1, 0, 0, 3, 1), (2, 4, 2, 1, 0, 0, 3), (1, 8, 2, 1, 0, 2, 3, 1), (2, 4, 2, 1, 0, 1, 3),
+                (1, 10, 2, 1, 0, 0, 3), (1, 16, 2, 1, 0, 0, 4, 1), (2, 8, 2, 1, 0, 0, 4), (1, 16, 2, 1, 0, 0, 4),
+                (2, 4, 2, 1, 0, 0, 4))
 
 
 def _cfg_name(cfg):
     from cugraphllm.gpu.gemm import full_config
     wm, wk, st, rt, xs, pf, ws, pr = full_config(cfg)
     return (f"{wm}x{wk}x{st}" + (f"r{rt}" if rt != 1 else "") + ("s" if xs else "") + (f"p{pf}" if pf else "")
-            + ("w" if ws else "") + ("q" if pr else ""))
+            + ("w" if ws == 1 else f"w{ws}" if ws else "") + ("q" if pr else ""))
 
 
 def _tune(op, d, stream, M, K, N, out_bytes):

@@ -192,10 +192,13 @@ def check_qkv_rope(M, ntok, H, KVH, hd, S, pos, dtype, impl_list):
 # ---- own-kernel configs (gemm.cu's RT / XS / PF / WS / PR knobs, bench_gemm --tune) ------------------------
 # (WM, WK, STAGES, RT, XS[, PF, WS, PR]): RT = 2 row tiles per warp, XS = x ring in shared memory, both, deeper
 # rings, an odd WK, the L2 prefetch hint (PF, no effect on results), WS = W through per-warp rings, with XS,
-# PR = one-barrier K-group reduction (WK 3, 16 and 2).
+# PR = one-barrier K-group reduction (WK 3, 16 and 2), WS 2-4 = row loads.
 KNOB_CONFIGS = [(2, 4, 2, 2, 0), (1, 8, 2, 2, 0), (2, 4, 2, 1, 1), (4, 2, 3, 1, 1), (1, 8, 2, 2, 1), (2, 2, 3, 2, 1),
                 (1, 3, 2, 2, 1, 2, 0, 1), (2, 2, 3, 1, 0, 0, 1), (2, 2, 2, 1, 1, 0, 1, 1), (1, 2, 3, 2, 1, 2, 1),
-                (2, 16, 2, 1, 0, 0, 0, 1), (2, 4, 2, 1, 0, 1), (2, 2, 2, 1, 0, 2), (1, 8, 2, 1, 0, 0, 0, 1)]
+                (2, 16, 2, 1, 0, 0, 0, 1), (2, 4, 2, 1, 0, 1), (2, 2, 2, 1, 0, 2), (1, 8, 2, 1, 0, 0, 0, 1),
+                # row loads (WS 2 / 3 / 4: 1 / 2 / 4 whole rows a warp load), RT 2, PF; XS with them is refused
+                (1, 4, 2, 1, 0, 0, 2, 1), (2, 2, 2, 1, 0, 0, 2), (1, 8, 2, 1, 0, 2, 3, 1), (2, 2, 2, 2, 0, 0, 3),
+                (1, 16, 2, 1, 0, 0, 4, 1), (2, 4, 2, 1, 0, 1, 4), (2, 2, 2, 1, 1, 0, 3)]
 # per op: M from 2 to 64 (NT 1, 2, 5, 8), rows not a multiple of 16 * tiles, K not a multiple of 64 (and 11008 =
 # 172 chunks, uneven over WK), real 7B / 70B shapes at M = 16
 KNOB_CASES = {"residual": [(2, 100, 200), (16, 4096, 4096), (33, 72, 11008), (64, 130, 520)],

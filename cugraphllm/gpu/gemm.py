@@ -27,8 +27,9 @@ AUTO_RESIDUAL_MAX_K = 4096
 # (WM, WK, STAGES[, RT, XS, PF, WS, PR]): warps of row tiles per block, warps along K, pipeline depth, then
 # gemm.cu's optional knobs (_KNOBS defaults): row tiles of 16 per warp, x staged in shared memory (1) or read
 # through L1 (0), L2 prefetch hint of the weight loads (0 none, 1 128 B, 2 256 B), W through a per-warp
-# shared-memory ring (1) or straight into registers (0), K-group sums stored at once (1, one barrier) or added
-# turn by turn (0, WK barriers); (op, NT) keys override.
+# shared-memory ring (1) or straight into registers (0) or by row loads (2 / 3 / 4: 1 / 2 / 4 whole rows a warp
+# load, fragments through a per-warp shared-memory buffer, XS 0; kernels/gemm_rowload.cuh), K-group sums stored
+# at once (1, one barrier) or added turn by turn (0, WK barriers); (op, NT) keys override.
 # silu needs WM * RT even (w1 and w3 tiles pair up); XS / WS need STAGES >= 2, XS WK <= 15 when WM > 1, and
 # their smem (own_smem_bytes) must fit in 48 KiB.
 OWN_CONFIG = {"residual": (2, 8, 2), "silu": (2, 2, 2), "qkv": (2, 4, 2),
@@ -71,8 +72,8 @@ def own_config(op: str, nt: int) -> tuple:
 def own_smem_bytes(cfg: tuple, nt: int) -> int:
     """Static shared memory of gemm.cu at a full config: reduction buffer(s) + x ring (XS) + W rings (WS)."""
     wm, wk, stages, rt, xs, _, ws, pr = cfg
-    return (wk if pr else 1) * wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0) + (
-        wm * wk * stages * rt * 2048 if ws else 0)
+    rings = wm * wk * stages * rt * 2048 if ws == 1 else (wm * wk * rt * (8192 >> (ws - 2)) if ws >= 2 else 0)
+    return (wk if pr else 1) * wm * rt * 8 * nt * 16 * 4 + (stages * wk * 8 * nt * 128 if xs else 0) + rings
 
 
 def own_block_rows(op: str, cfg: tuple) -> int:
@@ -88,7 +89,11 @@ def own_config_ok(op: str, cfg: tuple, nt: int) -> str:
         return "matmul_silu needs an even WM * RT"
     if 32 * wm * wk > 1024:
         return "more than 1024 threads"
-    if (xs or ws) and stages < 2:
+    if not 0 <= ws <= 4:
+        return "WS must be 0-4"
+    if xs and ws >= 2:
+        return "row loads (WS >= 2) read x through L1: XS must be 0"
+    if (xs or ws == 1) and stages < 2:
         return "XS / WS need STAGES >= 2"
     if xs and wm > 1 and wk > 15:
         return "XS needs WK <= 15 when WM > 1 (named barriers)"
