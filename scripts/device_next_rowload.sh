@@ -24,4 +24,11 @@ for r in doc.get("rows", doc if isinstance(doc, list) else []):
     print("   row loads", sorted(rows.items(), key=lambda kv: kv[1])[:6])
 PY
 }
+# 4. the 16-row prefill graph (10-token TTFT) with row-load configs for all three ops vs the default, 2 rounds
+#    (edit RL to the tune's winners first when the tune above says otherwise)
+RL="gemm.OWN_CONFIG[('residual'|2)]=(1|8|2|1|0|0|3|1);gemm.OWN_CONFIG[('silu'|2)]=(2|2|2|1|0|2|2)"
+RL="$RL;gemm.OWN_CONFIG[('qkv'|2)]=(2|4|2|1|0|1|3)"
+fits 120 prefill_ab && { timeout 120 python3 -m scripts.prefill_ab --buckets 16 --reps 20 --rounds 2 \
+  --order "tune1,tune1;$RL,tune1,tune1;$RL" --out $L/ab16.json > $L/ab16.log 2>&1; echo "=== ab16 rc $?"
+  tail -6 $L/ab16.log | cut -c1-400; }
 snap

@@ -6,7 +6,8 @@ per bucket; the rows hold token 0, and --random also times each graph with bench
 benchmarks/results/thirtieth_2026-12-03/s38c; knockouts that leave a GEMM's input unwritten change its data too).
 Settings: tune0 / tune1 = the prefill GEMM tuning of gpu/gemm_tune.py off / on (its choices are printed for tune1),
 or environment variables VAR=VALUE, or both joined by ';' (e.g. CUGRAPHLLM_ALLREDUCE=nccl,
-tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008), or knockouts (bench only:
+tune0;CUGRAPHLLM_FP8_OUTER_SCALE=0), or module attributes (gemm.AUTO_RESIDUAL_MAX_K=11008) or entries of a dict
+attribute (gemm.OWN_CONFIG[('residual'|2)]=(1|8|2|1|0|0|3|1): '|' stands for ',' in these literals), or knockouts (bench only:
 the graph is captured without that work, so its rows compute nonsense): ko:allreduce (the prefill residual all-reduce
 and add of tensor parallelism), ko:gemm (every prefill GEMM, cuBLAS and our own), ko:attn (prefill attention),
 ko:norm (the prefill RMSNorms before wqkv and w13), ko:epi (the stand-alone epilogues after a cuBLAS GEMM: qkv RoPE
@@ -36,6 +37,8 @@ _ENV_SET: dict = {}
 
 
 _ATTR_SET: dict = {}
+_ITEM_SET: list = []  # (dict, key, old value or _MISSING) of module.NAME[KEY]=VALUE settings, undone in reverse
+_MISSING = object()
 
 
 def _knockouts() -> dict:
@@ -68,6 +71,9 @@ def apply(setting: str) -> None:
     for (mod, name), v in _ATTR_SET.items():
         setattr(mod, name, v)
     _ATTR_SET.clear()
+    for d, key, v in reversed(_ITEM_SET):
+        d.pop(key) if v is _MISSING else d.__setitem__(key, v)
+    _ITEM_SET.clear()
     for item in setting.split(";"):
         if item in ("tune0", "tune1"):
             gemm_tune.TUNE = item == "tune1"
@@ -77,12 +83,19 @@ def apply(setting: str) -> None:
                 setattr(owner, name, fn)
         elif "=" in item and "." in item.split("=", 1)[0]:
             path, v = item.split("=", 1)
+            path, _, key = path.partition("[")  # module.NAME[KEY]=VALUE sets one entry of a dict attribute
             mod = importlib.import_module("cugraphllm.gpu." + path.rsplit(".", 1)[0])
             name = path.rsplit(".", 1)[1]
             if not hasattr(mod, name):
                 raise SystemExit(f"{path}: no such attribute")
-            _ATTR_SET.setdefault((mod, name), getattr(mod, name))
-            setattr(mod, name, ast.literal_eval(v))
+            value = ast.literal_eval(v.replace("|", ","))  # '|' for the commas that --order splits on
+            if key:
+                d, k = getattr(mod, name), ast.literal_eval(key.rstrip("]").replace("|", ","))
+                _ITEM_SET.append((d, k, d.get(k, _MISSING)))
+                d[k] = value
+            else:
+                _ATTR_SET.setdefault((mod, name), getattr(mod, name))
+                setattr(mod, name, value)
         elif "=" in item:
             k, v = item.split("=", 1)
             _ENV_SET.setdefault(k, os.environ.get(k))

@@ -57,3 +57,19 @@ def test_epilogue_knockout_reaches_the_cublas_paths(monkeypatch):
     for op in (gemm.qkv_rope, gemm.matmul_silu):
         assert op.__globals__["_epi_launch"] is fn
     assert fn("silu_mul_rows", "float16", 512, 11008, ()) is None
+
+
+def test_apply_sets_and_undoes_dict_entries():
+    """module.NAME[KEY]=VALUE sets one entry of a dict attribute ('|' for ','); the next setting restores the entry
+    it replaced and drops the one it added."""
+    from cugraphllm.gpu import gemm
+    from scripts import prefill_ab as pa
+    before = dict(gemm.OWN_CONFIG)
+    pa.apply("gemm.OWN_CONFIG[('residual'|2)]=(1|8|2|1|0|0|3|1);gemm.OWN_CONFIG[('qkv'|9)]=(2|4|2)")
+    assert gemm.OWN_CONFIG[("residual", 2)] == (1, 8, 2, 1, 0, 0, 3, 1) and gemm.OWN_CONFIG[("qkv", 9)] == (2, 4, 2)
+    pa.apply("gemm.AUTO_RESIDUAL_MAX_K=11008")
+    assert gemm.OWN_CONFIG == before and gemm.AUTO_RESIDUAL_MAX_K == 11008
+    pa.apply("gemm.OWN_CONFIG[('silu'|2)]=(2|2|2|1|0|2|2)")
+    assert gemm.AUTO_RESIDUAL_MAX_K == 4096 and gemm.OWN_CONFIG[("silu", 2)] == (2, 2, 2, 1, 0, 2, 2)
+    pa.apply("gemm.AUTO_RESIDUAL_MAX_K=4096")
+    assert gemm.OWN_CONFIG == before
