@@ -8,7 +8,7 @@
 // swizzled by row parity: conflict-free stores and reads) and reads back the register path's fragments (row g and
 // g + 8, units t and 4 + t of each 64-column chunk; the same K permutation, so mma_regs is shared). The next
 // superstep's loads are issued before this one's stores, so two supersteps' weights are in flight a warp. x comes
-// through L1 as in the register path (XS = 0), every chunk of a superstep issued before its products.
+// through L1 as in the register path (XS = 0), a superstep's chunks issued before its W stores (they overlap).
 // Warp (tile, kk) takes supersteps kk, kk + WK, ... of SCOL columns; reduce_acc as in the other paths.
 #pragma once
 
@@ -50,11 +50,6 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
     if (col < K) rl_load(cur, tr, K, col, lane);
     for (; col < K; col += WK * SCOL) {
         if (col + WK * SCOL < K) rl_load(nxt, tr, K, col + WK * SCOL, lane);  // in flight during this superstep
-#pragma unroll
-        for (int i = 0; i < RT; ++i)
-#pragma unroll
-            for (int j = 0; j < NLD; ++j) buf[i][rl_slot(j * RLR + lane / CPR, lane % CPR)] = cur.v[i][j];
-        __syncwarp();
         XFrag xf[SCOL / 64];
 #pragma unroll
         for (int q = 0; q < SCOL / 64; ++q)
@@ -68,6 +63,11 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
                         ? __ldg(reinterpret_cast<const uint4*>(xt + (size_t)n * K + cc)) : make_uint4(0, 0, 0, 0);
                 }
             }
+#pragma unroll
+        for (int i = 0; i < RT; ++i)
+#pragma unroll
+            for (int j = 0; j < NLD; ++j) buf[i][rl_slot(j * RLR + lane / CPR, lane % CPR)] = cur.v[i][j];
+        __syncwarp();
 #pragma unroll
         for (int q = 0; q < SCOL / 64; ++q) {
             WFrag wf;
