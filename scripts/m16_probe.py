@@ -11,13 +11,11 @@ Usage: python3 -m scripts.m16_probe [--shapes wo,w2,wqkv,w13] [--configs tma:4:4
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import numpy as np
 
-from scripts import bench_kernels as bk
+from scripts import bench_kernels as bk, probe_cli
 from scripts.m16_probe_sk_src import SK_SRC
 from scripts.m16_probe_src import SRC
 
@@ -27,6 +25,8 @@ SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13":
 CONFIGS = ("tma:4:4,tmaxc:4:4,tma2:4:4,pst:4:4:3,pstxc:4:4:3,pst:8:4:1,pstxc:8:4:1,pst2:4:4:2,pst2xc:4:4:2,pst2:8:8:1,"
            "sk:4:4:3,skxc:4:4:3,sk:8:4:1,sk2:4:4:2,sk2:8:8:1")
 M = 16
+CONFIG_HELP = ("KC:S:CW[:ROT],.. (columns a stage, stages, consumer warps, K-walk offset a block, default 1), "
+               "tmaRT:S:CW[:ROT] (tensor-map variant, RT row tiles a block), pst.. / sk.. (persistent / stream-K)")
 
 
 def parse_config(text: str) -> tuple[int, int, int, int]:
@@ -145,38 +145,15 @@ def bench(shapes, configs, rounds: int) -> dict:
                 calls.pop(text, None)
         own = lambda xx, aa, ww, n, k: gemm.matmul_residual(xx, aa, ww, impl="own")  # noqa: E731
         row["errors"]["own"] = check(cp, own, a, ws[0], N, K)
-        for r in range(rounds):
-            for k, fn in calls.items():
-                row["us"].setdefault(k, []).append(round(bk.graph_us(stream, fn, len(ws)), 2))
-        print(json.dumps(row), flush=True)
-        out["rows"].append(row)
+        probe_cli.time_rounds(stream, calls, len(ws), rounds, row)
         del ws
-        cp.get_default_memory_pool().free_all_blocks()
+        probe_cli.emit(cp, out, row)
     return out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--configs", default=CONFIGS,
-                    help="KC:S:CW[:ROT],.. (columns a stage, stages, consumer warps, K-walk offset a block, default 1)"
-                         " or tmaRT:S:CW[:ROT] (tensor-map variant, RT row tiles a block)")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", help="JSON file")
-    args = ap.parse_args(argv)
-    shapes = args.shapes.split(",")
-    configs = args.configs.split(",")
-    for t in configs:
-        parse_config(t)
-    if any(s not in SHAPES for s in shapes):
-        print(f"m16_probe: error: shapes are {sorted(SHAPES)}", file=sys.stderr)
-        return 2
-    if bk.gpu_missing("m16_probe"):
-        return 2
-    doc = bench(shapes, configs, args.rounds)
-    if args.out:
-        bk.write_json(args.out, doc)
-    return 0
+    return probe_cli.main("m16_probe", __doc__.splitlines()[0], SHAPES, CONFIGS, CONFIG_HELP, parse_config,
+                          bench, argv)
 
 
 if __name__ == "__main__":

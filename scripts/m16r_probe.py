@@ -20,16 +20,16 @@ Usage: python3 -m scripts.m16r_probe [--shapes wo,w2,wqkv,w13] [--configs r:8,r:
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import numpy as np
 
-from scripts import bench_kernels as bk
+from scripts import bench_kernels as bk, probe_cli
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
 CONFIGS = "r:4,r:8,r:16,r:8:2,rk:8,rk:16"  # r[k]:NW[:U] (k: the KO 1 knockout)
+
+CONFIG_HELP = "r:NW[:U] / rk:NW[:U] (knockout), comma-separated"
 
 SRC = r"""
 // grid (N / 16,), block 32 * MNW, dynamic smem MNW * MU * 8 KB; K a multiple of 256
@@ -159,36 +159,15 @@ def bench(shapes, configs, rounds: int) -> dict:
                 row["errors"][text] = f"error: {exc}"[:160]
         own = lambda xx, aa, ww: gemm.matmul_residual(xx, aa, ww, impl="own")  # noqa: E731
         row["errors"]["own"] = check(cp, own, a, ws[0])
-        for _ in range(rounds):
-            for k, fn in calls.items():
-                row["us"].setdefault(k, []).append(round(bk.graph_us(stream, fn, len(ws)), 2))
-        print(json.dumps(row), flush=True)
-        out["rows"].append(row)
+        probe_cli.time_rounds(stream, calls, len(ws), rounds, row)
         del ws
-        cp.get_default_memory_pool().free_all_blocks()
+        probe_cli.emit(cp, out, row)
     return out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--configs", default=CONFIGS, help="r:NW[:U] / rk:NW[:U] (knockout), comma-separated")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", help="JSON file")
-    args = ap.parse_args(argv)
-    shapes, configs = args.shapes.split(","), args.configs.split(",")
-    try:
-        for t in configs:
-            parse_config(t)
-        if any(s not in SHAPES for s in shapes):
-            raise ValueError(f"shapes are {sorted(SHAPES)}")
-    except ValueError as exc:
-        print(f"m16r_probe: error: {exc}", file=sys.stderr)
-        return 2
-    if bk.gpu_missing("m16r_probe"):
-        return 2
-    bk.write_json(args.out, bench(shapes, configs, args.rounds))
-    return 0
+    return probe_cli.main("m16r_probe", __doc__.splitlines()[0], SHAPES, CONFIGS, CONFIG_HELP, parse_config,
+                          bench, argv)
 
 
 if __name__ == "__main__":

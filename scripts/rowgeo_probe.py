@@ -19,16 +19,16 @@ Usage: python3 -m scripts.rowgeo_probe [--shapes wo,w2,wqkv,w13] [--configs s8:4
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import numpy as np
 
-from scripts import bench_kernels as bk
+from scripts import bench_kernels as bk, probe_cli
 
 SHAPES = {"wo": (4096, 4096), "w2": (4096, 11008), "wqkv": (12288, 4096), "w13": (22016, 4096)}  # (N, K)
 CONFIGS = "s8:4,s4:4,s2:4,s1:4,t1:4,s8:8,s1:8,t1:8,s8:4:2,s1:4:2"
+
+CONFIG_HELP = "sR:NW[:U] / t1:NW[:U], comma-separated"
 
 SRC = r"""
 // grid (N / 16,), block GNW warps; w: N x K8 uint4 (K8 = K / 8); sink u32 [N / 16]
@@ -47,7 +47,8 @@ rowgeo(const uint4* __restrict__ w, unsigned* __restrict__ sink, int K8) {
             for (int j = 0; j < 16; ++j) {
                 size_t idx;
                 if (GTILED) idx = ((tile * nss + ss) * 16 + j) * 32 + lane;
-                else idx = (tile * 16 + (j % RG) * GR + lane / LPR) * (size_t)K8 + ss * 32 + (j / RG) * LPR + lane % LPR;
+                else idx = (tile * 16 + (j % RG) * GR + lane / LPR) * (size_t)K8
+                           + ss * 32 + (j / RG) * LPR + lane % LPR;
                 v[u][j] = make_uint4(0u, 0u, 0u, 0u);
                 if (ss < nss)  // volatile: issued in this order (ptxas still interleaves the sums: ~32 registers)
                     asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
@@ -120,36 +121,15 @@ def bench(shapes, configs, rounds: int) -> dict:
             f = build(cp, *parse_config(text))
             row["checks"][text] = check(cp, f, ws[0])
             calls[text] = (lambda f: lambda i: f(ws[i], sink))(f)
-        for _ in range(rounds):
-            for k, fn in calls.items():
-                row["us"].setdefault(k, []).append(round(bk.graph_us(stream, fn, len(ws)), 2))
-        print(json.dumps(row), flush=True)
-        out["rows"].append(row)
+        probe_cli.time_rounds(stream, calls, len(ws), rounds, row)
         del ws
-        cp.get_default_memory_pool().free_all_blocks()
+        probe_cli.emit(cp, out, row)
     return out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--configs", default=CONFIGS, help="sR:NW[:U] / t1:NW[:U], comma-separated")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", help="JSON file")
-    args = ap.parse_args(argv)
-    shapes, configs = args.shapes.split(","), args.configs.split(",")
-    try:
-        for t in configs:
-            parse_config(t)
-        if any(s not in SHAPES for s in shapes):
-            raise ValueError(f"shapes are {sorted(SHAPES)}")
-    except ValueError as exc:
-        print(f"rowgeo_probe: error: {exc}", file=sys.stderr)
-        return 2
-    if bk.gpu_missing("rowgeo_probe"):
-        return 2
-    bk.write_json(args.out, bench(shapes, configs, args.rounds))
-    return 0
+    return probe_cli.main("rowgeo_probe", __doc__.splitlines()[0], SHAPES, CONFIGS, CONFIG_HELP, parse_config,
+                          bench, argv)
 
 
 if __name__ == "__main__":

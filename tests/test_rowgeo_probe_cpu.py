@@ -38,4 +38,5 @@ def test_every_word_once(r, tiled):
 def test_source_formula_matches_mirror():
     """The kernel source indexes as word_index does (same expression text, so the CPU test checks the GPU's)."""
     assert "((tile * nss + ss) * 16 + j) * 32 + lane" in rp.SRC
-    assert "(tile * 16 + (j % RG) * GR + lane / LPR) * (size_t)K8 + ss * 32 + (j / RG) * LPR + lane % LPR" in rp.SRC
+    src = " ".join(rp.SRC.split())
+    assert "(tile * 16 + (j % RG) * GR + lane / LPR) * (size_t)K8 + ss * 32 + (j / RG) * LPR + lane % LPR" in src
