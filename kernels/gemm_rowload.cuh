@@ -45,7 +45,7 @@ __device__ __forceinline__ void warp_gemm(Red& red, const T* __restrict__ x, con
     uint4 (*buf)[16 * CPR] = ex[warp];
     const T* xt = x + t * 8;
     float acc[RT][NT][4] = {};
-    RowLoads cur, nxt;
+    RowLoads cur, nxt = {};  // nxt stays zero past the last superstep (never used there)
     int col = kk * SCOL;
     if (col < K) rl_load(cur, tr, K, col, lane);
     for (; col < K; col += WK * SCOL) {
