@@ -7,7 +7,7 @@ are), CUDA events around each replay, median / R. The variants of one shape are 
 minute to the next on the H100) falls on all of them alike and their ratio holds. cupy.matmul cannot be captured:
 it is timed eagerly (R calls between two events, median of the batches), so at small M it may include host
 launch overhead.
-Usage: python3 -m scripts.bench_gemm [--out benchmarks/results/gemm_<date>.json] [--tune]
+Usage: python3 -m scripts.bench_gemm [--out benchmarks/results/gemm_<date>.json] [--tune [--tune-only REGEX]]
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import argparse
 import datetime
 import json
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ def bench_shape(name, M, dtype, stream, tune):
     for k, us in _interleaved_us(stream, graphs).items():
         row[k] = _rates(us, M, K, N, M * N * 2 if k == "cublas_gemm" else out_bytes)
     if M <= gemm.OWN_MAX_M and tune:
-        row["own_configs"] = _tune(op, d, stream, M, K, N, out_bytes)
+        row["own_configs"] = _tune(op, d, stream, M, K, N, out_bytes, tune if isinstance(tune, str) else "")
     with stream:
         wt = [w.T for w in d["ws"]]
         cp.matmul(d["a"], wt[0], out=d["c"])
@@ -183,11 +184,14 @@ def _cfg_name(cfg):
             + ("w" if ws == 1 else f"w{ws}" if ws else "") + ("q" if pr else ""))
 
 
-def _tune(op, d, stream, M, K, N, out_bytes):
+def _tune(op, d, stream, M, K, N, out_bytes, only: str = ""):
+    """{config name: us} of TUNE_CONFIGS (those whose name matches the regular expression `only`, if given)."""
     from cugraphllm.gpu import gemm
     saved, out = dict(gemm.OWN_CONFIG), {}
     nt = (M + 7) // 8
     for cfg in TUNE_CONFIGS:
+        if only and not re.search(only, _cfg_name(cfg)):
+            continue
         if gemm.own_config_ok(op, gemm.full_config(cfg), nt):
             continue  # not buildable for this op / NT (odd tiles for silu, XS ring over 48 KiB)
         gemm.OWN_CONFIG[(op, nt)] = cfg
@@ -248,6 +252,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=f"benchmarks/results/gemm_{datetime.date.today().isoformat()}.json")
     ap.add_argument("--tune", action="store_true", help="also time other (WM, WK) configs of our kernel")
+    ap.add_argument("--tune-only", metavar="REGEX", default="",
+                    help="with --tune: only the configs whose name matches (e.g. 'w[234]' for the row loads)")
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--ms", default=",".join(map(str, MS)), help="comma list of row counts M")
     args = ap.parse_args()
@@ -257,7 +263,7 @@ def main():
     print(json.dumps(res["env"]), "copy GB/s", res["copy_gbps"], flush=True)
 
     def row_of(name, M):
-        row = bench_shape(name, M, args.dtype, stream, args.tune)
+        row = bench_shape(name, M, args.dtype, stream, (args.tune_only or True) if args.tune else False)
         cp.get_default_memory_pool().free_all_blocks()
         return row
 

@@ -5,14 +5,14 @@
 #   1. the own-kernel config GPU tests (test_gemm_gpu.py test_own_configs: the new WS 2-4 configs against float64,
 #      XS with them refused) and the bitwise-replay tests;
 #   2. scripts/m16r_probe.py (the same idea as a stand-alone probe, beside the own kernel and a bare read);
-#   3. bench_gemm --tune at 16 rows: every TUNE_CONFIGS entry (the WS 2-4 ones named w2 / w3 / w4) on the 7B shapes.
+#   3. bench_gemm --tune at 16 rows, the row-load configs (w2 / w3 / w4) beside the default, on the 7B shapes.
 # If a row-load config beats the default on a shape, put it in gemm.OWN_CONFIG[(op, 2)] and A/B the 10-token TTFT
 # (scripts/prefill_ab.py, the 16-row bucket) in the same call. Results in $OUT/next_rowload.tgz.
 source scripts/device_lib.sh ${1:-next_rowload}
 t gemm_own ${T1:-200} -n 4 -rfE --tb=short tests/test_gemm_gpu.py -k "own_configs or bitwise"
 fits 90 m16r && { timeout 90 python3 -m scripts.m16r_probe --rounds 2 --out $L/m16r.json > $L/m16r.log 2>&1
   echo "=== m16r rc $?"; tail -4 $L/m16r.log | cut -c1-600; }
-fits 200 tune && { timeout 200 python3 -m scripts.bench_gemm --tune --ms 16 --out $L/gemm_m16_tune.json > $L/tune.log 2>&1
+fits 200 tune && { timeout 200 python3 -m scripts.bench_gemm --tune --tune-only 'w[234]' --ms 16 --out $L/gemm_m16_tune.json > $L/tune.log 2>&1
   echo "=== tune rc $?"; python3 - <<PY
 import json
 doc = json.load(open("$L/gemm_m16_tune.json"))
