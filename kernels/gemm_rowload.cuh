@@ -9,7 +9,9 @@
 // g + 8, units t and 4 + t of each 64-column chunk; the same K permutation, so mma_regs is shared). The next
 // superstep's loads are issued before this one's stores, so two supersteps' weights are in flight a warp. x comes
 // through L1 as in the register path (XS = 0), a superstep's chunks issued before its W stores (they overlap).
-// Warp (tile, kk) takes supersteps kk, kk + WK, ... of SCOL columns; reduce_acc as in the other paths.
+// Warp (tile, kk) takes supersteps kk, kk + WK, ... of SCOL columns (so its partial sum covers other K chunks than
+// the register path's chunks kk, kk + WK, ...: a different fixed order, bitwise stable run to run); reduce_acc as in
+// the other paths.
 #pragma once
 
 static_assert(!XS, "WS >= 2 (row loads) reads x through L1: XS must be 0");
